@@ -1,0 +1,1 @@
+//! flexc's backends: the reference interpreter (the oracle), the Cranelift CPU JIT and FlexCiM.

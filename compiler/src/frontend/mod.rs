@@ -1,0 +1,1 @@
+//! Model importers: GGUF, safetensors and flexc's own `.fir` text.

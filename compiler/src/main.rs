@@ -1,0 +1,5 @@
+//! The `flexc` command-line tool.
+
+fn main() {
+    println!("flexc");
+}

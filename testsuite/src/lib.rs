@@ -1,0 +1,1 @@
+//! Shared helpers for flexc's file-driven tests.
