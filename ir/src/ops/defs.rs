@@ -1,0 +1,173 @@
+//! THE op table: every op of every dialect, declared once.
+//!
+//! Each entry reads `Name = "dialect.mnemonic" (operands) { attributes } => rule;`.
+//! Adding an op means adding an entry here, its rule in `rules.rs`, and its
+//! semantics in the reference interpreter (the compiler tells you where: every
+//! `match` over ops is exhaustive).
+//!
+//! Conventions: activations are row-major with the feature axis last; linear
+//! weights are `[out, in]` (ggml and PyTorch order) and used with
+//! `transpose_b`; attention tensors are `[seq, heads, head_dim]`; positions are
+//! a scalar `i32[]` start position `pos` (token i sits at `pos + i`).
+
+use super::attr::{Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
+use super::rules;
+use super::table::{arity, define_ops, field_default};
+use crate::types::Encoding;
+
+define_ops! {
+    // ---------------------------------------------------------------- tensor.
+    /// Reads an entry of the module's weight table: `tensor.weight @name : T`.
+    Weight = "tensor.weight" () {
+        /// The weight's symbol.
+        name: Symbol,
+    } => rules::declared;
+
+    /// A small constant written inline: `tensor.constant {value = dense<[...]>} : T`.
+    Constant = "tensor.constant" () {
+        /// The values, row-major.
+        value: Dense,
+    } => rules::constant;
+
+    /// Matrix product over the last two axes: `[..., m, k] x [k, n] -> [..., m, n]`
+    /// (`transpose_b`: the right operand is `[n, k]`); a rank-2 right operand is
+    /// shared by every leading index, a higher-rank one must match them.
+    Matmul = "tensor.matmul" (lhs, rhs) {
+        /// The right operand is stored `[n, k]` (linear-layer weight order).
+        transpose_b: bool = false,
+    } => rules::matmul;
+
+    /// Elementwise sum with numpy broadcasting.
+    Add = "tensor.add" (lhs, rhs) {} => rules::broadcast;
+    /// Elementwise difference with numpy broadcasting.
+    Sub = "tensor.sub" (lhs, rhs) {} => rules::broadcast;
+    /// Elementwise product with numpy broadcasting.
+    Mul = "tensor.mul" (lhs, rhs) {} => rules::broadcast;
+    /// Elementwise quotient with numpy broadcasting (integers: truncating; division by zero is an error).
+    Div = "tensor.div" (lhs, rhs) {} => rules::broadcast;
+
+    /// Elementwise negation.
+    Neg = "tensor.neg" (x) {} => rules::same;
+    /// Elementwise e^x.
+    Exp = "tensor.exp" (x) {} => rules::same_float;
+    /// Elementwise hyperbolic tangent.
+    Tanh = "tensor.tanh" (x) {} => rules::same_float;
+    /// Elementwise max(x, 0).
+    Relu = "tensor.relu" (x) {} => rules::same;
+    /// Elementwise x·sigmoid(x) (SwiGLU's gate).
+    Silu = "tensor.silu" (x) {} => rules::same_float;
+    /// Elementwise GELU, tanh approximation or exact erf form.
+    Gelu = "tensor.gelu" (x) {
+        /// Which formula.
+        approx: GeluApprox = GeluApprox::Tanh,
+    } => rules::same_float;
+
+    /// Softmax along one axis (numerically stable: subtracts the max).
+    Softmax = "tensor.softmax" (x) {
+        /// The axis; negative counts from the end.
+        axis: i64 = -1,
+    } => rules::softmax;
+
+    /// RMS normalisation over the last axis: `x / sqrt(mean(x²) + eps) * w`.
+    Rmsnorm = "tensor.rmsnorm" (x, weight) {
+        /// Added to the mean square.
+        eps: f64 = 1e-6,
+    } => rules::rmsnorm;
+
+    /// Layer normalisation over the last axis: `(x − mean) / sqrt(var + eps) * w + b`.
+    Layernorm = "tensor.layernorm" (x, weight, bias) {
+        /// Added to the variance.
+        eps: f64 = 1e-5,
+    } => rules::layernorm;
+
+    /// Rotary position embedding of `x: [seq, heads, head_dim]`; token i is at
+    /// position `pos + i` (`pos: i32[]`); the first `dims` dimensions rotate
+    /// with frequencies `base^(-2j/dims)`.
+    Rope = "tensor.rope" (x, pos) {
+        /// The frequency base θ.
+        base: f64 = 10000.0,
+        /// How dimensions are paired.
+        mode: RopeMode = RopeMode::Neox,
+        /// How many leading dimensions rotate (0: all of head_dim).
+        dims: i64 = 0,
+    } => rules::rope;
+
+    /// Rows of a table: `table: [vocab, d]`, `ids: i32[...]` → `[..., d]`. The
+    /// table may be encoded; only the gathered rows are decoded.
+    Gather = "tensor.gather" (table, ids) {} => rules::gather;
+
+    /// The same elements in another shape (the result type is written out).
+    Reshape = "tensor.reshape" (x) {} => rules::reshape;
+
+    /// Permutes axes: result axis i is input axis `perm[i]`.
+    Transpose = "tensor.transpose" (x) {
+        /// A permutation of the axes.
+        perm: Vec<i64>,
+    } => rules::transpose;
+
+    /// Joins tensors along one axis.
+    Concat = "tensor.concat" (..inputs) {
+        /// The axis; negative counts from the end.
+        axis: i64,
+    } => rules::concat;
+
+    /// The range `[start, end)` of one axis.
+    Slice = "tensor.slice" (x) {
+        /// The axis; negative counts from the end.
+        axis: i64,
+        /// First index kept.
+        start: i64,
+        /// One past the last index kept.
+        end: i64,
+    } => rules::slice;
+
+    /// Reduces one axis with sum, mean or max.
+    Reduce = "tensor.reduce" (x) {
+        /// Which reduction.
+        kind: ReduceKind,
+        /// The axis; negative counts from the end.
+        axis: i64 = -1,
+        /// Keep the reduced axis with size 1.
+        keepdim: bool = false,
+    } => rules::reduce;
+
+    /// Converts elements to another type (floats round to nearest even; float
+    /// to integer truncates toward zero and saturates; the result type is written out).
+    Cast = "tensor.cast" (x) {} => rules::cast;
+
+    /// Scaled dot-product attention. `q: [s, hq, d]`, `k: [t, hk, d]`,
+    /// `v: [t, hk, dv]`, `pos: i32[]` → `[s, hq, dv]`. Query i sits at `pos + i`
+    /// and sees keys j < pos + s; causal: j ≤ pos + i; window w > 0: also
+    /// pos + i − j < w. Query heads share key heads in groups of hq / hk (GQA).
+    Attention = "tensor.attention" (q, k, v, pos) {
+        /// Multiplies q·k before the softmax.
+        scale: f64,
+        /// Every query sees every valid key (encoders).
+        bidirectional: bool = false,
+        /// Sliding-window size, 0 for none.
+        window: i64 = 0,
+        /// Logit soft-capping `c·tanh(x/c)`, 0 for none.
+        softcap: f64 = 0.0,
+    } => rules::attention;
+
+    /// Writes `x: [s, ...]` into rows `[pos, pos + s)` of `cache: [capacity, ...]`
+    /// and returns the updated cache (a KV-cache append).
+    CacheWrite = "tensor.cache_write" (cache, x, pos) {} => rules::cache_write;
+
+    // ----------------------------------------------------------------- quant.
+    /// Quantizes a float tensor into an encoding (round-trip lossy).
+    Quantize = "quant.quantize" (x) {
+        /// The target encoding; it must match the result type's.
+        encoding: Encoding,
+    } => rules::quantize;
+
+    /// Decodes an encoded tensor into plain values of its element type.
+    Dequantize = "quant.dequantize" (x) {} => rules::dequantize;
+
+    /// Mixed-precision matrix product `x · dequantize(w)ᵀ` with an encoded right
+    /// operand, computed without materialising the dequantized weights.
+    Mpgemm = "quant.mpgemm" (x, w) {
+        /// The weight is stored `[n, k]`.
+        transpose_b: bool = true,
+    } => rules::mpgemm;
+}

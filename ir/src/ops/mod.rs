@@ -1,0 +1,30 @@
+//! Operations: the op table and everything generated from it.
+//!
+//! * [`defs`] declares every op once (dialect, mnemonic, operands, typed
+//!   attributes, result-type rule, doc line).
+//! * [`table`] is the macro that expands the declarations.
+//! * [`attr`] holds attribute literal and value types.
+//! * [`rules`] holds the result-type rules the verifier and builder apply.
+
+pub mod attr;
+mod defs;
+mod rules;
+pub use rules::check_dense as rules_check_dense;
+pub(crate) mod table;
+
+pub use attr::{AttrLit, AttrValue, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
+pub use defs::{attrs, OpAttrs, Opcode};
+pub use table::Arity;
+
+use crate::types::TensorType;
+
+/// What a result-type rule sees: the operand types, the op's typed
+/// attributes, and the result type written in the text, if any.
+pub struct RuleCx<'a, A> {
+    /// Operand types, in order.
+    pub args: &'a [&'a TensorType],
+    /// The op's attributes.
+    pub attrs: &'a A,
+    /// The declared result type (from text or the builder), if any.
+    pub declared: Option<&'a TensorType>,
+}

@@ -1,0 +1,404 @@
+//! Result-type rules, one function per op family, named in the op table.
+//!
+//! A rule checks its operands and attributes and returns the result type, or
+//! a one-line message saying what is wrong. Rules are pure: the verifier and
+//! the builder call the same ones. Symbolic dimensions compare by name.
+
+use super::attr::Dense;
+use super::attrs;
+use super::RuleCx;
+use crate::types::{Dim, ElemType, TensorType};
+
+type Rule = Result<TensorType, String>;
+
+fn norm_axis(axis: i64, rank: usize) -> Result<usize, String> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if (0..r).contains(&a) {
+        Ok(a as usize)
+    } else {
+        Err(format!("axis {axis} is out of range for rank {rank}"))
+    }
+}
+
+fn plain<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
+    match &t.encoding {
+        None => Ok(t),
+        Some(e) => Err(format!("{what} is encoded ({e}); decode it with quant.dequantize first")),
+    }
+}
+
+fn float<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
+    plain(t, what)?;
+    if t.elem.is_float() {
+        Ok(t)
+    } else {
+        Err(format!("{what} must have a float element type, got {t}"))
+    }
+}
+
+fn need_declared<'a, A>(cx: &RuleCx<'a, A>, op: &str) -> Result<&'a TensorType, String> {
+    cx.declared.ok_or_else(|| format!("'{op}' needs its result type written out"))
+}
+
+fn same_elem(a: &TensorType, b: &TensorType) -> Result<(), String> {
+    if a.elem == b.elem {
+        Ok(())
+    } else {
+        Err(format!("element types differ: {} vs {}", a.elem, b.elem))
+    }
+}
+
+fn rank_is(t: &TensorType, rank: usize, what: &str) -> Result<(), String> {
+    if t.rank() == rank {
+        Ok(())
+    } else {
+        Err(format!("{what} must have rank {rank}, got {t}"))
+    }
+}
+
+fn scalar_pos(t: &TensorType) -> Result<(), String> {
+    if t.rank() == 0 && t.elem == ElemType::I32 && t.encoding.is_none() {
+        Ok(())
+    } else {
+        Err(format!("pos must be a scalar i32[], got {t}"))
+    }
+}
+
+/// The result type is the declared one (`tensor.weight`).
+pub(super) fn declared(cx: &RuleCx<'_, attrs::Weight>) -> Rule {
+    Ok(need_declared(cx, "tensor.weight")?.clone())
+}
+
+pub(super) fn constant(cx: &RuleCx<'_, attrs::Constant>) -> Rule {
+    let ty = need_declared(cx, "tensor.constant")?;
+    check_dense(&cx.attrs.value, ty)?;
+    Ok(ty.clone())
+}
+
+/// Checks that inline data fits a type: the right kind of values and the
+/// right count (storage bytes for encoded types).
+pub fn check_dense(value: &Dense, ty: &TensorType) -> Result<(), String> {
+    let numel = ty.numel().ok_or_else(|| format!("inline data needs a fixed shape, got {ty}"))?;
+    let (kind_ok, expected, kind) = match (&ty.encoding, value) {
+        (Some(_), Dense::Bytes(_)) => (true, ty.storage_bytes().unwrap_or(u64::MAX), "bytes"),
+        (Some(e), _) => return Err(format!("encoded type ({e}) needs raw bytes: dense<\"0x...\">")),
+        (None, Dense::Float(_)) => (ty.elem.is_float(), numel, "values"),
+        (None, Dense::Int(_)) => (!ty.elem.is_float(), numel, "values"),
+        (None, Dense::Bytes(_)) => (false, numel, "values"),
+    };
+    if !kind_ok {
+        let want = if ty.elem.is_float() { "float values like 1.0" } else { "integer values" };
+        return Err(format!("data for {ty} must be {want}"));
+    }
+    if value.len() as u64 != expected {
+        return Err(format!("{ty} needs {expected} {kind}, got {}", value.len()));
+    }
+    if let (Dense::Int(v), Some((lo, hi))) = (value, ty.elem.int_range()) {
+        if let Some(x) = v.iter().find(|&&x| x < lo || x > hi) {
+            return Err(format!("value {x} does not fit {} ({lo}..={hi})", ty.elem));
+        }
+    }
+    Ok(())
+}
+
+/// Shapes of a matrix product's operands, shared by `tensor.matmul` and `quant.mpgemm`.
+fn matmul_shape(lhs: &TensorType, rhs: &TensorType, transpose_b: bool) -> Rule {
+    if lhs.rank() < 2 {
+        return Err(format!("lhs must have rank >= 2, got {lhs}"));
+    }
+    if rhs.rank() != 2 && rhs.rank() != lhs.rank() {
+        return Err(format!("rhs must have rank 2 or the rank of lhs ({}), got {rhs}", lhs.rank()));
+    }
+    let lr = lhs.rank();
+    let rr = rhs.rank();
+    let (rk, rn) = if transpose_b { (&rhs.shape[rr - 1], &rhs.shape[rr - 2]) } else { (&rhs.shape[rr - 2], &rhs.shape[rr - 1]) };
+    let k = &lhs.shape[lr - 1];
+    if k != rk {
+        return Err(format!("contraction sizes differ: lhs has {k}, rhs has {rk} (transpose_b = {transpose_b})"));
+    }
+    if rr == lr && lhs.shape[..lr - 2] != rhs.shape[..rr - 2] {
+        return Err(format!("batch dimensions differ: {lhs} vs {rhs}"));
+    }
+    let mut shape = lhs.shape[..lr - 1].to_vec();
+    shape.push(rn.clone());
+    Ok(TensorType { shape, elem: lhs.elem, encoding: None })
+}
+
+pub(super) fn matmul(cx: &RuleCx<'_, attrs::Matmul>) -> Rule {
+    let lhs = float(cx.args[0], "lhs")?;
+    let rhs = float(cx.args[1], "rhs")?;
+    same_elem(lhs, rhs)?;
+    matmul_shape(lhs, rhs, cx.attrs.transpose_b)
+}
+
+/// Numpy broadcasting of two shapes.
+pub(super) fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
+    let n = a.len().max(b.len());
+    let one = Dim::Fixed(1);
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let da = if i + a.len() >= n { &a[i + a.len() - n] } else { &one };
+        let db = if i + b.len() >= n { &b[i + b.len() - n] } else { &one };
+        out.push(if da == db || *db == one {
+            da.clone()
+        } else if *da == one {
+            db.clone()
+        } else {
+            return Err(format!("shapes do not broadcast: dimension {da} vs {db}"));
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn broadcast<A>(cx: &RuleCx<'_, A>) -> Rule {
+    let a = plain(cx.args[0], "lhs")?;
+    let b = plain(cx.args[1], "rhs")?;
+    same_elem(a, b)?;
+    Ok(a.with_shape(broadcast_shapes(&a.shape, &b.shape)?))
+}
+
+pub(super) fn same<A>(cx: &RuleCx<'_, A>) -> Rule {
+    Ok(plain(cx.args[0], "operand")?.clone())
+}
+
+pub(super) fn same_float<A>(cx: &RuleCx<'_, A>) -> Rule {
+    Ok(float(cx.args[0], "operand")?.clone())
+}
+
+pub(super) fn softmax(cx: &RuleCx<'_, attrs::Softmax>) -> Rule {
+    let x = float(cx.args[0], "operand")?;
+    norm_axis(cx.attrs.axis, x.rank())?;
+    Ok(x.clone())
+}
+
+fn norm_weight(x: &TensorType, w: &TensorType, what: &str) -> Result<(), String> {
+    float(w, what)?;
+    same_elem(x, w)?;
+    match (x.shape.last(), w.shape.as_slice()) {
+        (Some(d), [wd]) if d == wd => Ok(()),
+        (None, _) => Err("operand must have rank >= 1".into()),
+        _ => Err(format!("{what} must be [{}], got {w}", x.shape.last().map(ToString::to_string).unwrap_or_default())),
+    }
+}
+
+fn check_eps(eps: f64) -> Result<(), String> {
+    if eps.is_finite() && eps >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("eps must be finite and >= 0, got {eps}"))
+    }
+}
+
+pub(super) fn rmsnorm(cx: &RuleCx<'_, attrs::Rmsnorm>) -> Rule {
+    let x = float(cx.args[0], "operand")?;
+    norm_weight(x, cx.args[1], "weight")?;
+    check_eps(cx.attrs.eps)?;
+    Ok(x.clone())
+}
+
+pub(super) fn layernorm(cx: &RuleCx<'_, attrs::Layernorm>) -> Rule {
+    let x = float(cx.args[0], "operand")?;
+    norm_weight(x, cx.args[1], "weight")?;
+    norm_weight(x, cx.args[2], "bias")?;
+    check_eps(cx.attrs.eps)?;
+    Ok(x.clone())
+}
+
+pub(super) fn rope(cx: &RuleCx<'_, attrs::Rope>) -> Rule {
+    let x = float(cx.args[0], "operand")?;
+    rank_is(x, 3, "rope operand [seq, heads, head_dim]")?;
+    scalar_pos(cx.args[1])?;
+    let hd = x.shape[2].fixed().ok_or("head_dim must be a fixed size")?;
+    let dims = cx.attrs.dims;
+    if dims < 0 || dims as u64 > hd || dims % 2 != 0 || (dims == 0 && hd % 2 != 0) {
+        return Err(format!("rope dims must be even and within head_dim {hd}, got {dims}"));
+    }
+    if !(cx.attrs.base.is_finite() && cx.attrs.base > 0.0) {
+        return Err(format!("rope base must be > 0, got {}", cx.attrs.base));
+    }
+    Ok(x.clone())
+}
+
+pub(super) fn gather(cx: &RuleCx<'_, attrs::Gather>) -> Rule {
+    let table = cx.args[0];
+    let ids = plain(cx.args[1], "ids")?;
+    rank_is(table, 2, "table")?;
+    if !matches!(ids.elem, ElemType::I32 | ElemType::I64) {
+        return Err(format!("ids must be i32 or i64, got {ids}"));
+    }
+    let mut shape = ids.shape.clone();
+    shape.push(table.shape[1].clone());
+    Ok(TensorType { shape, elem: table.elem, encoding: None })
+}
+
+/// Checks that two shapes hold the same number of elements; symbolic
+/// dimensions must appear on both sides equally often.
+fn same_numel(a: &[Dim], b: &[Dim]) -> bool {
+    fn split(s: &[Dim]) -> (u128, Vec<&str>) {
+        let mut fixed = 1u128;
+        let mut syms: Vec<&str> = Vec::new();
+        for d in s {
+            match d {
+                Dim::Fixed(n) => fixed = fixed.saturating_mul(*n as u128),
+                Dim::Sym(name) => syms.push(name),
+            }
+        }
+        syms.sort_unstable();
+        (fixed, syms)
+    }
+    split(a) == split(b)
+}
+
+pub(super) fn reshape(cx: &RuleCx<'_, attrs::Reshape>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let ty = need_declared(cx, "tensor.reshape")?;
+    plain(ty, "result")?;
+    same_elem(x, ty)?;
+    if !same_numel(&x.shape, &ty.shape) {
+        return Err(format!("reshape changes the element count: {x} to {ty}"));
+    }
+    Ok(ty.clone())
+}
+
+pub(super) fn transpose(cx: &RuleCx<'_, attrs::Transpose>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let perm = &cx.attrs.perm;
+    let mut seen = vec![false; x.rank()];
+    if perm.len() != x.rank() {
+        return Err(format!("perm must have {} entries, got {}", x.rank(), perm.len()));
+    }
+    for &p in perm {
+        match usize::try_from(p).ok().filter(|&p| p < x.rank()) {
+            Some(p) if !seen[p] => seen[p] = true,
+            _ => return Err(format!("perm {perm:?} is not a permutation of 0..{}", x.rank())),
+        }
+    }
+    Ok(x.with_shape(perm.iter().map(|&p| x.shape[p as usize].clone()).collect()))
+}
+
+pub(super) fn concat(cx: &RuleCx<'_, attrs::Concat>) -> Rule {
+    let first = plain(cx.args[0], "operand")?;
+    let axis = norm_axis(cx.attrs.axis, first.rank())?;
+    let mut total = 0u64;
+    for (i, t) in cx.args.iter().enumerate() {
+        plain(t, "operand")?;
+        same_elem(first, t)?;
+        if t.rank() != first.rank() {
+            return Err(format!("operand {i} has rank {}, expected {}", t.rank(), first.rank()));
+        }
+        for (d, (a, b)) in first.shape.iter().zip(&t.shape).enumerate() {
+            if d != axis && a != b {
+                return Err(format!("operand {i} differs in dimension {d}: {b} vs {a}"));
+            }
+        }
+        total += t.shape[axis].fixed().ok_or("concat needs a fixed size along its axis")?;
+    }
+    let mut shape = first.shape.clone();
+    shape[axis] = Dim::Fixed(total);
+    Ok(first.with_shape(shape))
+}
+
+pub(super) fn slice(cx: &RuleCx<'_, attrs::Slice>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let axis = norm_axis(cx.attrs.axis, x.rank())?;
+    let (start, end) = (cx.attrs.start, cx.attrs.end);
+    let bound = x.shape[axis].fixed().map_or(i64::MAX, |n| n as i64);
+    if start < 0 || end < start || end > bound {
+        return Err(format!("slice [{start}, {end}) is out of range for dimension {}", x.shape[axis]));
+    }
+    let mut shape = x.shape.clone();
+    shape[axis] = Dim::Fixed((end - start) as u64);
+    Ok(x.with_shape(shape))
+}
+
+pub(super) fn reduce(cx: &RuleCx<'_, attrs::Reduce>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let axis = norm_axis(cx.attrs.axis, x.rank())?;
+    let mut shape = x.shape.clone();
+    if cx.attrs.keepdim {
+        shape[axis] = Dim::Fixed(1);
+    } else {
+        shape.remove(axis);
+    }
+    Ok(x.with_shape(shape))
+}
+
+pub(super) fn cast(cx: &RuleCx<'_, attrs::Cast>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let ty = need_declared(cx, "tensor.cast")?;
+    plain(ty, "result")?;
+    if ty.shape != x.shape {
+        return Err(format!("cast keeps the shape: {x} to {ty}"));
+    }
+    Ok(ty.clone())
+}
+
+pub(super) fn attention(cx: &RuleCx<'_, attrs::Attention>) -> Rule {
+    let (q, k, v) = (float(cx.args[0], "q")?, float(cx.args[1], "k")?, float(cx.args[2], "v")?);
+    rank_is(q, 3, "q [seq, heads, head_dim]")?;
+    rank_is(k, 3, "k [kv_len, kv_heads, head_dim]")?;
+    rank_is(v, 3, "v [kv_len, kv_heads, v_dim]")?;
+    scalar_pos(cx.args[3])?;
+    same_elem(q, k)?;
+    same_elem(q, v)?;
+    if q.shape[2] != k.shape[2] {
+        return Err(format!("q and k head sizes differ: {} vs {}", q.shape[2], k.shape[2]));
+    }
+    if k.shape[0] != v.shape[0] || k.shape[1] != v.shape[1] {
+        return Err(format!("k and v must agree in kv_len and kv_heads: {k} vs {v}"));
+    }
+    if let (Some(hq), Some(hk)) = (q.shape[1].fixed(), k.shape[1].fixed()) {
+        if hk == 0 || hq % hk != 0 {
+            return Err(format!("query heads ({hq}) must be a multiple of key heads ({hk})"));
+        }
+    }
+    let a = cx.attrs;
+    if a.window < 0 || !(a.softcap.is_finite() && a.softcap >= 0.0) || !a.scale.is_finite() {
+        return Err("window and softcap must be >= 0 and scale finite".into());
+    }
+    Ok(q.with_shape(vec![q.shape[0].clone(), q.shape[1].clone(), v.shape[2].clone()]))
+}
+
+pub(super) fn cache_write(cx: &RuleCx<'_, attrs::CacheWrite>) -> Rule {
+    let cache = plain(cx.args[0], "cache")?;
+    let x = plain(cx.args[1], "x")?;
+    scalar_pos(cx.args[2])?;
+    same_elem(cache, x)?;
+    if cache.rank() == 0 || cache.rank() != x.rank() || cache.shape[1..] != x.shape[1..] {
+        return Err(format!("x must be [n, ...] with the cache's trailing dimensions: {x} into {cache}"));
+    }
+    Ok(cache.clone())
+}
+
+pub(super) fn quantize(cx: &RuleCx<'_, attrs::Quantize>) -> Rule {
+    let x = float(cx.args[0], "operand")?;
+    let enc = cx.attrs.encoding;
+    let last = x.shape.last().and_then(Dim::fixed).ok_or("the last dimension must be fixed to quantize")?;
+    if last % enc.block_elems() != 0 {
+        return Err(format!("{enc} needs the last dimension to be a multiple of {}, got {last}", enc.block_elems()));
+    }
+    Ok(TensorType { shape: x.shape.clone(), elem: x.elem, encoding: Some(enc) })
+}
+
+pub(super) fn dequantize(cx: &RuleCx<'_, attrs::Dequantize>) -> Rule {
+    let x = cx.args[0];
+    if x.encoding.is_none() {
+        return Err(format!("operand is not encoded: {x}"));
+    }
+    Ok(x.decoded())
+}
+
+pub(super) fn mpgemm(cx: &RuleCx<'_, attrs::Mpgemm>) -> Rule {
+    let x = float(cx.args[0], "x")?;
+    let w = cx.args[1];
+    if w.encoding.is_none() {
+        return Err(format!("w must be encoded (use tensor.matmul for plain weights), got {w}"));
+    }
+    rank_is(w, 2, "w")?;
+    if !cx.attrs.transpose_b {
+        return Err("block encodings run along the contraction axis: w must be [n, k] (transpose_b)".into());
+    }
+    same_elem(x, w)?;
+    matmul_shape(x, w, true)
+}
