@@ -19,6 +19,7 @@ pub mod func;
 pub mod module;
 pub mod ops;
 pub mod quant;
+pub mod shape;
 pub mod text;
 pub mod types;
 pub mod verify;

@@ -1,1 +1,19 @@
 //! flexc's passes: the `Pass` trait, the pass manager, pipeline text and every transform.
+//!
+//! * [`manager`]: the trait, the manager and its instrumentation.
+//! * [`pipeline`]: pipeline text (`a,b{k=v},c`); [`options`]: typed options.
+//! * [`registry`]: every pass by name, and the named presets.
+//! * Transforms: [`canonicalize`], [`cse`], [`dce`].
+//! * [`rewrite`]: the one way passes replace values and delete ops.
+
+pub mod canonicalize;
+pub mod cse;
+pub mod dce;
+pub mod manager;
+pub mod options;
+pub mod pipeline;
+pub mod registry;
+pub mod rewrite;
+
+pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, RunReport};
+pub use registry::{lookup, presets, registry, PassInfo};

@@ -132,30 +132,11 @@ pub(super) fn matmul(cx: &RuleCx<'_, attrs::Matmul>) -> Rule {
     matmul_shape(lhs, rhs, cx.attrs.transpose_b)
 }
 
-/// Numpy broadcasting of two shapes.
-pub(super) fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
-    let n = a.len().max(b.len());
-    let one = Dim::Fixed(1);
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let da = if i + a.len() >= n { &a[i + a.len() - n] } else { &one };
-        let db = if i + b.len() >= n { &b[i + b.len() - n] } else { &one };
-        out.push(if da == db || *db == one {
-            da.clone()
-        } else if *da == one {
-            db.clone()
-        } else {
-            return Err(format!("shapes do not broadcast: dimension {da} vs {db}"));
-        });
-    }
-    Ok(out)
-}
-
 pub(super) fn broadcast<A>(cx: &RuleCx<'_, A>) -> Rule {
     let a = plain(cx.args[0], "lhs")?;
     let b = plain(cx.args[1], "rhs")?;
     same_elem(a, b)?;
-    Ok(a.with_shape(broadcast_shapes(&a.shape, &b.shape)?))
+    Ok(a.with_shape(crate::shape::broadcast_shapes(&a.shape, &b.shape)?))
 }
 
 pub(super) fn same<A>(cx: &RuleCx<'_, A>) -> Rule {

@@ -65,3 +65,13 @@ impl GgmlType {
         self.entry().3
     }
 }
+
+/// Placeholder until the codecs land: every call reports the missing codec.
+pub fn dequantize(ty: GgmlType, _bytes: &[u8], _out: &mut [f32]) -> Result<(), String> {
+    Err(format!("no {} decoder yet", ty.name()))
+}
+
+/// Placeholder until the codecs land: every call reports the missing codec.
+pub fn quantize(ty: GgmlType, _x: &[f32]) -> Result<Vec<u8>, String> {
+    Err(format!("no {} encoder yet", ty.name()))
+}

@@ -1,0 +1,61 @@
+//! The pass registry and named pipeline presets.
+//!
+//! Every pass is listed once here with its kebab-case name, a one-line
+//! summary, its typed options and a constructor; `flexc opt --list-passes`
+//! prints this table.
+
+use crate::manager::Pass;
+use crate::options::{OptDecl, Options};
+
+/// A registered pass.
+pub struct PassInfo {
+    /// The kebab-case name used in pipeline text.
+    pub name: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// Its options.
+    pub options: &'static [OptDecl],
+    /// Builds an instance from checked options.
+    pub make: fn(&Options) -> Result<Box<dyn Pass>, String>,
+}
+
+static REGISTRY: &[PassInfo] = &[
+    crate::canonicalize::INFO,
+    crate::cse::INFO,
+    crate::dce::INFO,
+];
+
+/// Every registered pass, in listing order.
+pub fn registry() -> &'static [PassInfo] {
+    REGISTRY
+}
+
+/// A registered pass by name.
+pub fn lookup(name: &str) -> Option<&'static PassInfo> {
+    REGISTRY.iter().find(|p| p.name == name)
+}
+
+/// A named pipeline: name, pipeline text, summary.
+pub struct Preset {
+    /// The name given to `--pipeline`.
+    pub name: &'static str,
+    /// What it expands to.
+    pub pipeline: &'static str,
+    /// One line saying what it is for.
+    pub summary: &'static str,
+}
+
+static PRESETS: &[Preset] = &[
+    Preset { name: "cleanup", pipeline: "canonicalize,cse,dce", summary: "simplify: fold constants and identities, merge duplicates, drop dead ops" },
+    Preset { name: "cpu", pipeline: "canonicalize,cse,dce", summary: "the CPU JIT pipeline (grows as the lowering passes land)" },
+];
+
+/// Every preset.
+pub fn presets() -> &'static [Preset] {
+    PRESETS
+}
+
+/// The pipeline text of a preset name, if it is one.
+pub fn expand_preset(name: &str) -> Option<&'static str> {
+    PRESETS.iter().find(|p| p.name == name).map(|p| p.pipeline)
+}
