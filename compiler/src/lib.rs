@@ -1,6 +1,10 @@
-//! The flexc driver: frontends (model importers), tokenizers, model fetching,
-//! and the session that runs import → pipeline → backend.
+//! The flexc driver: the command line, frontends (model importers),
+//! tokenizers, model fetching, and the session that runs import → pipeline →
+//! backend.
 
+pub mod cli;
 pub mod fetch;
 pub mod frontend;
+pub mod npy;
+pub mod output;
 pub mod tokenizer;

@@ -1,5 +1,5 @@
-//! The `flexc` command-line tool.
+//! The `flexc` command-line tool; everything lives in the library's `cli` module.
 
 fn main() {
-    println!("flexc");
+    std::process::exit(flexc::cli::main());
 }

@@ -1,0 +1,57 @@
+//! The `flexc` command line: one module per verb, a shared error type.
+
+pub mod error;
+pub mod exec;
+pub mod opt;
+pub mod source;
+
+use clap::{Parser, Subcommand};
+use error::{CliError, CliResult};
+
+/// flexc: a compiler for low-bit and N:M-sparse LLM inference.
+#[derive(Parser, Debug)]
+#[command(name = "flexc", version, about, long_about = "flexc compiles model graphs (GGUF, safetensors, ONNX or .fir text) through a tensor IR\nand lowering passes to a Cranelift JIT for CPUs or to instruction streams for a\nFlexCiM compute-in-memory macro.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a pass pipeline over .fir text and print the result.
+    Opt(opt::OptArgs),
+    /// Run a function of a .fir module on given inputs (reference interpreter).
+    Exec(exec::ExecArgs),
+}
+
+fn dispatch(cli: Cli) -> CliResult {
+    match cli.command {
+        Command::Opt(a) => opt::run(a),
+        Command::Exec(a) => exec::run(a),
+    }
+}
+
+/// Parses the command line, runs it, and returns the exit code. Errors are
+/// printed as one line (plus a source excerpt for located errors); panics
+/// are caught and reported as internal errors.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
+        let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        Err(CliError::internal(format!("internal error: {what} (this is a bug in flexc)")))
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `flexc opt`: run a pass pipeline over `.fir` text and print the result.
+
+use super::error::{CliError, CliResult};
+use super::source::{load_module, read_source};
+use crate::output::write_atomic;
+use clap::Args;
+use flexc_ir::text::print_module;
+use flexc_passes::{presets, registry, ManagerOptions, PassManager, PipelineError, PrintAfter};
+use std::path::PathBuf;
+
+/// Arguments of `flexc opt`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc opt model.fir --passes 'canonicalize,cse,dce' -o out.fir\n  flexc opt model.fir --pipeline cleanup --print-ir-after=all\n  cat model.fir | flexc opt - --passes dce\n  flexc opt --list-passes")]
+pub struct OptArgs {
+    /// The `.fir` file to read (`-` for stdin).
+    #[arg(required_unless_present = "list_passes")]
+    pub input: Option<PathBuf>,
+    /// A pipeline: comma-separated passes with options, e.g. `canonicalize,cse,dce`.
+    #[arg(long, conflicts_with = "pipeline")]
+    pub passes: Option<String>,
+    /// A named preset pipeline (see --list-passes), e.g. `cleanup` or `cpu`.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Write the result here instead of stdout (written atomically).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Verify the IR after every pass (always on in tests).
+    #[arg(long)]
+    pub verify_each: bool,
+    /// Print the IR to stderr after the named passes (comma-separated) or `all`.
+    #[arg(long, value_name = "PASS|all")]
+    pub print_ir_after: Option<String>,
+    /// Stop after the first pass with this name.
+    #[arg(long, value_name = "PASS")]
+    pub stop_after: Option<String>,
+    /// Print a table of time spent in each pass to stderr.
+    #[arg(long)]
+    pub time_passes: bool,
+    /// List every pass with its options, and the presets, then exit.
+    #[arg(long)]
+    pub list_passes: bool,
+}
+
+/// The `--list-passes` text.
+pub fn list_passes() -> String {
+    let mut s = String::from("Passes:\n");
+    for p in registry() {
+        s += &format!("  {:<16} {}\n", p.name, p.summary);
+        for o in p.options {
+            s += &format!("      {}={:<10} {} (default: {})\n", o.name, format!("<{:?}>", o.kind).to_lowercase(), o.help, o.default);
+        }
+    }
+    s += "\nPresets (--pipeline NAME):\n";
+    for p in presets() {
+        s += &format!("  {:<16} {}\n  {:<16} = {}\n", p.name, p.summary, "", p.pipeline);
+    }
+    s
+}
+
+fn pipeline_error(e: PipelineError) -> CliError {
+    match e {
+        PipelineError::Syntax(_) | PipelineError::UnknownPass { .. } | PipelineError::Options(_) | PipelineError::StopAfter(_) => {
+            CliError::usage(format!("error: {e}"))
+        }
+        PipelineError::PassFailed { .. } => CliError::input(format!("error: {e}")),
+        PipelineError::Verify { .. } => CliError::internal(format!("internal error: {e}")),
+    }
+}
+
+/// Runs `flexc opt`.
+pub fn run(args: OptArgs) -> CliResult {
+    if args.list_passes {
+        print!("{}", list_passes());
+        return Ok(());
+    }
+    let input = args.input.ok_or_else(|| CliError::usage("error: an input file is required"))?;
+    let text = args.passes.or(args.pipeline).unwrap_or_default();
+    let opts = ManagerOptions {
+        verify_each: args.verify_each || cfg!(debug_assertions),
+        print_ir_after: args.print_ir_after.as_deref().map(PrintAfter::parse).unwrap_or_default(),
+        stop_after: args.stop_after,
+        time_passes: args.time_passes,
+    };
+    let mut pm = PassManager::from_text(&text, opts).map_err(pipeline_error)?;
+    let src = read_source(&input)?;
+    let mut module = load_module(&src)?;
+    let report = pm
+        .run(&mut module, &mut |pass, m| eprint!("// -----// IR after {pass} //----- //\n{}", print_module(m)))
+        .map_err(pipeline_error)?;
+    if args.time_passes {
+        eprint!("{}", report.timing_table());
+    }
+    let out = print_module(&module);
+    match args.output {
+        Some(path) => write_atomic(&path, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    Ok(())
+}
