@@ -179,8 +179,7 @@ impl Encoding {
     /// Parses the name after `#`.
     pub fn from_name(s: &str) -> Option<Encoding> {
         let t = GgmlType::from_name(s)?;
-        let plain = matches!(t, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16);
-        (!plain).then_some(Encoding::Ggml(t))
+        crate::quant::GGML_ENCODINGS.contains(&t).then_some(Encoding::Ggml(t))
     }
 
     /// Elements per storage block along the last axis.

@@ -10,7 +10,6 @@ pub mod kernels;
 pub mod tensor;
 
 use flexc_ir::dfg::ValueDef;
-use flexc_ir::quant::ggml;
 use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
 use flexc_ir::{FuncId, Module, OpAttrs, Value, WeightId};
 use kernels::{Binary, Unary};
@@ -235,24 +234,17 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
     })
 }
 
-fn decode_rows(enc: Encoding, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
-    match enc {
-        Encoding::Ggml(t) => ggml::dequantize(t, bytes, out).map_err(|e| e.to_string()),
-    }
-}
 
 fn dequantize(t: &Tensor) -> Result<Tensor, String> {
     let Data::Encoded(enc, bytes) = &t.data else { return Err("operand is not encoded".into()) };
     let mut out = vec![0f32; t.numel()];
-    decode_rows(*enc, bytes, &mut out)?;
+    flexc_ir::quant::decode(*enc, bytes, &mut out)?;
     Ok(Tensor::float(t.elem, &t.shape, out))
 }
 
 fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
     let x = t.as_f32().ok_or("operand must be a plain float tensor")?;
-    let bytes = match enc {
-        Encoding::Ggml(g) => ggml::quantize(g, x).map_err(|e| e.to_string())?,
-    };
+    let bytes = flexc_ir::quant::encode(enc, x)?;
     Ok(Tensor { elem: t.elem, shape: t.shape.clone(), data: Data::Encoded(enc, bytes.into()) })
 }
 
@@ -266,7 +258,7 @@ fn gather(table: &Tensor, ids_t: &Tensor) -> Result<Tensor, String> {
             Data::F32(v) => row.copy_from_slice(&v[id * d..(id + 1) * d]),
             Data::Encoded(enc, bytes) => {
                 let rb = (d as u64 / enc.block_elems() * enc.block_bytes()) as usize;
-                decode_rows(*enc, &bytes[id * rb..(id + 1) * rb], row)?;
+                flexc_ir::quant::decode(*enc, &bytes[id * rb..(id + 1) * rb], row)?;
             }
             Data::Int(_) => return Err("table must hold floats".into()),
         }
