@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod import;
 pub mod opt;
 pub mod source;
 
@@ -22,12 +23,15 @@ enum Command {
     Opt(opt::OptArgs),
     /// Run a function of a .fir module on given inputs (reference interpreter).
     Exec(exec::ExecArgs),
+    /// Import a model file (GGUF) into .fir text.
+    Import(import::ImportArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
     match cli.command {
         Command::Opt(a) => opt::run(a),
         Command::Exec(a) => exec::run(a),
+        Command::Import(a) => import::run(a),
     }
 }
 

@@ -1,3 +1,4 @@
 //! Model importers: GGUF, safetensors and flexc's own `.fir` text.
 
+pub mod decoder;
 pub mod gguf;

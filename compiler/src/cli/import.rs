@@ -1,0 +1,48 @@
+//! `flexc import`: a model file into `.fir` text (weights referenced by path).
+
+use super::error::{CliError, CliResult};
+use crate::frontend::decoder::{import_gguf, ImportOptions};
+use crate::frontend::gguf::GgufFile;
+use crate::output::write_atomic;
+use clap::Args;
+use flexc_ir::text::print_module;
+use flexc_ir::verify::verify_module;
+use flexc_ir::Module;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `flexc import`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup")]
+pub struct ImportArgs {
+    /// The model file (.gguf).
+    pub model: PathBuf,
+    /// Write the IR here instead of stdout (written atomically).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// KV-cache capacity in tokens.
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: usize,
+}
+
+/// Opens a model file and imports it into a verified module.
+pub fn import_model(path: &Path, opts: &ImportOptions) -> CliResult<Module> {
+    let path = std::fs::canonicalize(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+    let g = GgufFile::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+    let m = import_gguf(&g, &path, opts).map_err(|e| CliError::input(e.to_string()))?;
+    verify_module(&m).map_err(|es| CliError::internal(format!("internal error: the imported module does not verify: {}", es[0])))?;
+    Ok(m)
+}
+
+/// Runs `flexc import`.
+pub fn run(args: ImportArgs) -> CliResult {
+    if args.ctx == 0 {
+        return Err(CliError::usage("error: --ctx must be at least 1"));
+    }
+    let m = import_model(&args.model, &ImportOptions { ctx: args.ctx })?;
+    let text = print_module(&m);
+    match args.output {
+        Some(p) => write_atomic(&p, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,339 @@
+//! Decoder-only transformers (llama, gemma3, qwen2) from GGUF into the tensor IR.
+//!
+//! One builder serves the whole family; an [`ArchSpec`] says how each
+//! architecture differs (RoPE pairing, activation, QK-norm, sandwich norms,
+//! embedding scale, QKV bias, sliding-window pattern). Facts llama.cpp
+//! hard-codes rather than storing in the file (Gemma 3's SWA pattern and
+//! local RoPE base, its embedding scale) are written here, with the source.
+//!
+//! The imported module has one function, `@forward(%tokens: i32[seq],
+//! %pos: i32[], caches...) -> (logits: f32[seq, vocab], caches...)`: `seq`
+//! tokens starting at position `pos` run against per-layer K/V caches of a
+//! fixed capacity, so the same function is prefill (seq = prompt length) and
+//! decode (seq = 1). Every weight is a `file<...>` reference into the model.
+
+use super::gguf::{GgufError, GgufFile, TensorInfo};
+use flexc_ir::attrs;
+use flexc_ir::ops::{Dense, GeluApprox, RopeMode, Symbol};
+use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
+use flexc_ir::weights::{WeightData, WeightSource};
+use flexc_ir::{Func, Module, Span, Value};
+use flexc_ir::quant::{GgmlType, GGML_ENCODINGS};
+use flexc_ir::ops::AttrLit;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How one architecture of the family differs from plain llama.
+#[derive(Clone, Debug)]
+pub struct ArchSpec {
+    /// The `general.architecture` value.
+    pub name: &'static str,
+    /// RoPE pairing.
+    pub rope: RopeMode,
+    /// GeGLU (gelu-tanh gate) instead of SwiGLU.
+    pub gelu_gate: bool,
+    /// RMSNorm of q and k per head before RoPE.
+    pub qk_norm: bool,
+    /// Norms after attention and after the FFN (Gemma's sandwich norms).
+    pub post_norms: bool,
+    /// Embeddings are multiplied by sqrt(embedding_length).
+    pub scale_embeddings: bool,
+    /// q/k/v projections have biases.
+    pub qkv_bias: bool,
+    /// Every `swa_period`-th layer (index % period == period − 1) is global;
+    /// the others use the sliding window. 0: all layers global.
+    pub swa_period: usize,
+    /// RoPE base of sliding-window layers (global layers use the file's).
+    pub swa_rope_base: f64,
+}
+
+/// The architectures this importer knows.
+pub const ARCHS: &[ArchSpec] = &[
+    ArchSpec { name: "llama", rope: RopeMode::Norm, gelu_gate: false, qk_norm: false, post_norms: false, scale_embeddings: false, qkv_bias: false, swa_period: 0, swa_rope_base: 0.0 },
+    ArchSpec { name: "qwen2", rope: RopeMode::Neox, gelu_gate: false, qk_norm: false, post_norms: false, scale_embeddings: false, qkv_bias: true, swa_period: 0, swa_rope_base: 0.0 },
+    // llama.cpp src/models/gemma3.cpp and llama-hparams.cpp: layers with il % 6 == 5
+    // are global; the others slide with RoPE base 10000 (rope_freq_base_train_swa).
+    ArchSpec { name: "gemma3", rope: RopeMode::Neox, gelu_gate: true, qk_norm: true, post_norms: true, scale_embeddings: true, qkv_bias: false, swa_period: 6, swa_rope_base: 10000.0 },
+];
+
+/// Hyperparameters read from the file.
+#[derive(Clone, Debug)]
+pub struct HParams {
+    /// Transformer blocks.
+    pub layers: usize,
+    /// Model width.
+    pub embd: usize,
+    /// FFN width.
+    pub ffn: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads.
+    pub kv_heads: usize,
+    /// Query/key head size.
+    pub head_dim: usize,
+    /// Value head size.
+    pub v_head_dim: usize,
+    /// RMSNorm epsilon.
+    pub eps: f64,
+    /// RoPE base of global layers.
+    pub rope_base: f64,
+    /// Rotated dimensions per head.
+    pub rope_dims: usize,
+    /// Sliding-window size (0: none).
+    pub window: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Training context length.
+    pub train_ctx: usize,
+}
+
+/// Import options.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// KV-cache capacity in tokens (the longest prompt + generation).
+    pub ctx: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions { ctx: 2048 }
+    }
+}
+
+/// Why a file could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file itself is malformed or lacks a key.
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    /// The architecture is not one flexc imports.
+    #[error("{file}: unsupported architecture '{arch}' (supported: {supported})")]
+    Arch {
+        /// The file.
+        file: String,
+        /// What it says.
+        arch: String,
+        /// What flexc supports.
+        supported: String,
+    },
+    /// A tensor is missing or has the wrong shape or type.
+    #[error("{file}: {message}")]
+    Tensor {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn hparams(g: &GgufFile, arch: &str) -> Result<HParams, ImportError> {
+    let k = |s: &str| format!("{arch}.{s}");
+    let u = |s: &str| g.meta_u64(&k(s)).map(|v| v as usize);
+    let heads = u("attention.head_count")?;
+    let embd = u("embedding_length")?;
+    let head_dim = u("attention.key_length").or_else(|_| if heads > 0 { Ok(embd / heads) } else { u("attention.key_length") })?;
+    let vocab = g.meta_array("tokenizer.ggml.tokens").map(|a| a.len()).or_else(|_| u("vocab_size"))?;
+    Ok(HParams {
+        layers: u("block_count")?,
+        embd,
+        ffn: u("feed_forward_length")?,
+        heads,
+        kv_heads: u("attention.head_count_kv").unwrap_or(heads),
+        head_dim,
+        v_head_dim: u("attention.value_length").unwrap_or(head_dim),
+        eps: g.meta_f32(&k("attention.layer_norm_rms_epsilon"))? as f64,
+        rope_base: g.meta_f32(&k("rope.freq_base")).map(f64::from).unwrap_or(10000.0),
+        rope_dims: u("rope.dimension_count").unwrap_or(head_dim),
+        window: u("attention.sliding_window").unwrap_or(0),
+        vocab,
+        train_ctx: u("context_length").unwrap_or(0),
+    })
+}
+
+/// Builds the ops of `@forward` into a function, tracking the module's weights.
+struct Builder<'a> {
+    g: &'a GgufFile,
+    path: &'a Path,
+    m: Module,
+    f: Func,
+}
+
+impl Builder<'_> {
+    fn err(&self, message: String) -> ImportError {
+        ImportError::Tensor { file: self.g.file_name().to_string(), message }
+    }
+
+    fn info(&self, name: &str) -> Result<&TensorInfo, ImportError> {
+        self.g.tensor(name).ok_or_else(|| self.err(format!("missing tensor '{name}'")))
+    }
+
+    /// Declares (once) and reads a weight, checking its IR shape `[rows, cols]` / `[n]`.
+    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Value, ImportError> {
+        let info = self.info(name)?.clone();
+        let ir_shape: Vec<u64> = info.dims.iter().rev().copied().collect();
+        if ir_shape != shape.iter().map(|&d| d as u64).collect::<Vec<_>>() {
+            return Err(self.err(format!("tensor '{name}' has shape {ir_shape:?} (outer first), expected {shape:?}")));
+        }
+        let (elem, encoding) = match info.ggml_type {
+            GgmlType::F32 => (ElemType::F32, None),
+            GgmlType::F16 => (ElemType::F16, None),
+            GgmlType::BF16 => (ElemType::BF16, None),
+            t if GGML_ENCODINGS.contains(&t) => (ElemType::F32, Some(Encoding::Ggml(t))),
+            t => return Err(self.err(format!("tensor '{name}' has ggml type {} which flexc does not decode", t.name()))),
+        };
+        let ty = TensorType { shape: ir_shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem, encoding };
+        if self.m.weights.lookup(name).is_none() {
+            let source = WeightSource::File { path: self.path.to_path_buf(), offset: info.offset, len: info.n_bytes };
+            self.m.weights.insert(WeightData { name: name.to_string(), ty: ty.clone(), source, span: Span::default() }).map_err(|e| self.err(e))?;
+        }
+        self.op(attrs::Weight { name: Symbol(name.to_string()) }, &[], Some(ty))
+    }
+
+    fn op(&mut self, a: impl Into<flexc_ir::OpAttrs>, args: &[Value], ty: Option<TensorType>) -> Result<Value, ImportError> {
+        let a = a.into();
+        let what = a.opcode().mnemonic();
+        self.f.append_typed(a, args, ty).map_err(|e| ImportError::Tensor { file: self.g.file_name().to_string(), message: format!("building {what}: {e}") })
+    }
+
+    /// A weight used as a float tensor: decoded if it is stored encoded.
+    fn plain(&mut self, name: &str, shape: &[usize]) -> Result<Value, ImportError> {
+        let w = self.weight(name, shape)?;
+        self.decoded(w)
+    }
+
+    fn decoded(&mut self, w: Value) -> Result<Value, ImportError> {
+        let ty = self.f.dfg.ty(w).clone();
+        match (ty.encoding, ty.elem) {
+            (Some(_), _) => self.op(attrs::Dequantize {}, &[w], None),
+            (None, ElemType::F32) => Ok(w),
+            (None, _) => self.op(attrs::Cast {}, &[w], Some(TensorType { elem: ElemType::F32, ..ty.decoded() })),
+        }
+    }
+
+    /// `x · Wᵀ (+ b)` for a linear weight `[out, in]`.
+    fn linear(&mut self, x: Value, name: &str, out: usize, inp: usize, bias: Option<&str>) -> Result<Value, ImportError> {
+        let w = self.plain(name, &[out, inp])?;
+        let y = self.op(attrs::Matmul { transpose_b: true }, &[x, w], None)?;
+        match bias {
+            Some(b) => {
+                let b = self.plain(b, &[out])?;
+                self.op(attrs::Add {}, &[y, b], None)
+            }
+            None => Ok(y),
+        }
+    }
+
+    fn rmsnorm(&mut self, x: Value, name: &str, dim: usize, eps: f64) -> Result<Value, ImportError> {
+        let w = self.plain(name, &[dim])?;
+        self.op(attrs::Rmsnorm { eps }, &[x, w], None)
+    }
+
+    fn reshape(&mut self, x: Value, shape: &[Dim]) -> Result<Value, ImportError> {
+        self.op(attrs::Reshape {}, &[x], Some(TensorType { shape: shape.to_vec(), elem: ElemType::F32, encoding: None }))
+    }
+
+    fn scalar(&mut self, v: f32) -> Result<Value, ImportError> {
+        self.op(attrs::Constant { value: Dense::Float(vec![v as f64]) }, &[], Some(TensorType::new(ElemType::F32, &[])))
+    }
+}
+
+/// Imports a GGUF decoder as a module with one `@forward` function.
+pub fn import_gguf(g: &GgufFile, path: &Path, opts: &ImportOptions) -> Result<Module, ImportError> {
+    let arch_name = g.meta_str("general.architecture")?;
+    let arch = ARCHS.iter().find(|a| a.name == arch_name).ok_or_else(|| ImportError::Arch {
+        file: g.file_name().to_string(),
+        arch: arch_name.to_string(),
+        supported: ARCHS.iter().map(|a| a.name).collect::<Vec<_>>().join(", "),
+    })?;
+    let hp = hparams(g, arch_name)?;
+    let ctx = opts.ctx;
+    let seq = Dim::Sym(Arc::from("seq"));
+    let fixed = |n: usize| Dim::Fixed(n as u64);
+    let f32t = |shape: Vec<Dim>| TensorType { shape, elem: ElemType::F32, encoding: None };
+    let kv_k = f32t(vec![fixed(ctx), fixed(hp.kv_heads), fixed(hp.head_dim)]);
+    let kv_v = f32t(vec![fixed(ctx), fixed(hp.kv_heads), fixed(hp.v_head_dim)]);
+
+    let mut params = vec![
+        (Some("tokens".to_string()), TensorType { shape: vec![seq.clone()], elem: ElemType::I32, encoding: None }),
+        (Some("pos".to_string()), TensorType::new(ElemType::I32, &[])),
+    ];
+    let mut results = vec![f32t(vec![seq.clone(), fixed(hp.vocab)])];
+    for l in 0..hp.layers {
+        params.push((Some(format!("k{l}")), kv_k.clone()));
+        params.push((Some(format!("v{l}")), kv_v.clone()));
+        results.push(kv_k.clone());
+        results.push(kv_v.clone());
+    }
+    let f = Func::new("forward", &params, results);
+    let (tokens, pos) = (f.params[0], f.params[1]);
+    let caches: Vec<Value> = f.params[2..].to_vec();
+    let mut b = Builder { g, path, m: Module::default(), f };
+
+    let emb = b.weight("token_embd.weight", &[hp.vocab, hp.embd])?;
+    let mut x = b.op(attrs::Gather {}, &[emb, tokens], None)?;
+    if arch.scale_embeddings {
+        let s = b.scalar((hp.embd as f32).sqrt())?;
+        x = b.op(attrs::Mul {}, &[x, s], None)?;
+    }
+    let (qd, kd, vd) = (hp.heads * hp.head_dim, hp.kv_heads * hp.head_dim, hp.kv_heads * hp.v_head_dim);
+    let mut new_caches = Vec::new();
+    for l in 0..hp.layers {
+        let p = |s: &str| format!("blk.{l}.{s}");
+        let sliding = arch.swa_period > 0 && hp.window > 0 && l % arch.swa_period != arch.swa_period - 1;
+        let rope_base = if sliding { arch.swa_rope_base } else { hp.rope_base };
+        let h = b.rmsnorm(x, &p("attn_norm.weight"), hp.embd, hp.eps)?;
+        let bias = |s: &str| arch.qkv_bias.then(|| p(s));
+        let q = b.linear(h, &p("attn_q.weight"), qd, hp.embd, bias("attn_q.bias").as_deref())?;
+        let k = b.linear(h, &p("attn_k.weight"), kd, hp.embd, bias("attn_k.bias").as_deref())?;
+        let v = b.linear(h, &p("attn_v.weight"), vd, hp.embd, bias("attn_v.bias").as_deref())?;
+        let mut q = b.reshape(q, &[seq.clone(), fixed(hp.heads), fixed(hp.head_dim)])?;
+        let mut k = b.reshape(k, &[seq.clone(), fixed(hp.kv_heads), fixed(hp.head_dim)])?;
+        let v = b.reshape(v, &[seq.clone(), fixed(hp.kv_heads), fixed(hp.v_head_dim)])?;
+        if arch.qk_norm {
+            q = b.rmsnorm(q, &p("attn_q_norm.weight"), hp.head_dim, hp.eps)?;
+            k = b.rmsnorm(k, &p("attn_k_norm.weight"), hp.head_dim, hp.eps)?;
+        }
+        let dims = if hp.rope_dims == hp.head_dim { 0 } else { hp.rope_dims as i64 };
+        let rope = attrs::Rope { base: rope_base, mode: arch.rope, dims };
+        let q = b.op(rope.clone(), &[q, pos], None)?;
+        let k = b.op(rope, &[k, pos], None)?;
+        let kc = b.op(attrs::CacheWrite {}, &[caches[2 * l], k, pos], None)?;
+        let vc = b.op(attrs::CacheWrite {}, &[caches[2 * l + 1], v, pos], None)?;
+        new_caches.extend([kc, vc]);
+        let window = if sliding { hp.window as i64 } else { 0 };
+        let scale = 1.0 / (hp.head_dim as f64).sqrt();
+        let att = b.op(attrs::Attention { scale, bidirectional: false, window, softcap: 0.0 }, &[q, kc, vc, pos], None)?;
+        let att = b.reshape(att, &[seq.clone(), fixed(hp.heads * hp.v_head_dim)])?;
+        let mut o = b.linear(att, &p("attn_output.weight"), hp.embd, hp.heads * hp.v_head_dim, None)?;
+        if arch.post_norms {
+            o = b.rmsnorm(o, &p("post_attention_norm.weight"), hp.embd, hp.eps)?;
+        }
+        x = b.op(attrs::Add {}, &[x, o], None)?;
+        let h = b.rmsnorm(x, &p("ffn_norm.weight"), hp.embd, hp.eps)?;
+        let gate = b.linear(h, &p("ffn_gate.weight"), hp.ffn, hp.embd, None)?;
+        let up = b.linear(h, &p("ffn_up.weight"), hp.ffn, hp.embd, None)?;
+        let act = if arch.gelu_gate { b.op(attrs::Gelu { approx: GeluApprox::Tanh }, &[gate], None)? } else { b.op(attrs::Silu {}, &[gate], None)? };
+        let hidden = b.op(attrs::Mul {}, &[act, up], None)?;
+        let mut down = b.linear(hidden, &p("ffn_down.weight"), hp.embd, hp.ffn, None)?;
+        if arch.post_norms {
+            down = b.rmsnorm(down, &p("post_ffw_norm.weight"), hp.embd, hp.eps)?;
+        }
+        x = b.op(attrs::Add {}, &[x, down], None)?;
+    }
+    let x = b.rmsnorm(x, "output_norm.weight", hp.embd, hp.eps)?;
+    let head = if g.tensor("output.weight").is_some() { "output.weight" } else { "token_embd.weight" };
+    let logits = b.linear(x, head, hp.vocab, hp.embd, None)?;
+    b.f.returns = std::iter::once(logits).chain(new_caches).collect();
+
+    let mut m = b.m;
+    m.name = Some(g.meta_str("general.name").unwrap_or(arch_name).chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect());
+    m.meta = vec![
+        ("arch".into(), AttrLit::Str(arch_name.into())),
+        ("source".into(), AttrLit::Str(path.display().to_string())),
+        ("ctx".into(), AttrLit::Int(ctx as i64)),
+        ("layers".into(), AttrLit::Int(hp.layers as i64)),
+        ("vocab".into(), AttrLit::Int(hp.vocab as i64)),
+    ];
+    m.funcs.push(b.f);
+    Ok(m)
+}
