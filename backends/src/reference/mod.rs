@@ -13,7 +13,7 @@ use flexc_ir::dfg::ValueDef;
 use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
 use flexc_ir::{FuncId, Module, OpAttrs, Value, WeightId};
 use kernels::{Binary, Unary};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 pub use tensor::{Data, Tensor};
 
@@ -30,15 +30,20 @@ pub struct ExecError {
 }
 
 /// Executes functions of one module.
+///
+/// Values computed only from weights and constants (a dequantized weight, a
+/// folded scale) do not depend on the inputs, so each is computed once and
+/// kept for every later run of the same function.
 pub struct Interpreter<'m> {
     module: &'m Module,
     weights: HashMap<WeightId, Arc<Tensor>>,
+    weight_only: HashMap<(FuncId, Value), Arc<Tensor>>,
 }
 
 impl<'m> Interpreter<'m> {
     /// An interpreter over a verified module.
     pub fn new(module: &'m Module) -> Interpreter<'m> {
-        Interpreter { module, weights: HashMap::new() }
+        Interpreter { module, weights: HashMap::new(), weight_only: HashMap::new() }
     }
 
     /// Runs a function by name on the given inputs.
@@ -74,8 +79,17 @@ impl<'m> Interpreter<'m> {
         for &r in &f.returns {
             last_use.insert(r, usize::MAX);
         }
+        let mut input_free: HashSet<Value> = HashSet::new();
         for (i, &op) in f.layout.iter().enumerate() {
             let data = &f.dfg.ops[op];
+            let weight_only = data.args.iter().all(|a| input_free.contains(a));
+            if weight_only {
+                input_free.insert(data.result);
+                if let Some(t) = self.weight_only.get(&(id, data.result)) {
+                    env.insert(data.result, t.clone());
+                    continue;
+                }
+            }
             let describe = || {
                 let name = f.dfg.values[data.result].name.clone().unwrap_or_else(|| data.result.to_string().trim_start_matches('%').to_string());
                 format!("%{name} = {}", data.attrs.opcode().mnemonic())
@@ -84,7 +98,11 @@ impl<'m> Interpreter<'m> {
             let declared = f.dfg.ty(data.result);
             let out = self.exec(&data.attrs, &args, declared, &syms).map_err(|m| fail(Some(describe()), m))?;
             check_type(&out, declared, &mut syms).map_err(|m| fail(Some(describe()), format!("result: {m}")))?;
-            env.insert(data.result, Arc::new(out));
+            let out = Arc::new(out);
+            if weight_only {
+                self.weight_only.insert((id, data.result), out.clone());
+            }
+            env.insert(data.result, out);
             for a in &data.args {
                 if last_use.get(a) == Some(&i) && !matches!(f.dfg.values[*a].def, ValueDef::Param(_)) {
                     env.remove(a);
