@@ -179,7 +179,7 @@ impl Encoding {
     /// Parses the name after `#`.
     pub fn from_name(s: &str) -> Option<Encoding> {
         let t = GgmlType::from_name(s)?;
-        crate::quant::GGML_ENCODINGS.contains(&t).then_some(Encoding::Ggml(t))
+        crate::quant::is_ggml_encoding(t).then_some(Encoding::Ggml(t))
     }
 
     /// Elements per storage block along the last axis.

@@ -18,7 +18,7 @@ use flexc_ir::ops::{Dense, GeluApprox, RopeMode, Symbol};
 use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{Func, Module, Span, Value};
-use flexc_ir::quant::{GgmlType, GGML_ENCODINGS};
+use flexc_ir::quant::{is_ggml_encoding, GgmlType};
 use flexc_ir::ops::AttrLit;
 use std::path::Path;
 use std::sync::Arc;
@@ -178,7 +178,7 @@ impl Builder<'_> {
             GgmlType::F32 => (ElemType::F32, None),
             GgmlType::F16 => (ElemType::F16, None),
             GgmlType::BF16 => (ElemType::BF16, None),
-            t if GGML_ENCODINGS.contains(&t) => (ElemType::F32, Some(Encoding::Ggml(t))),
+            t if is_ggml_encoding(t) => (ElemType::F32, Some(Encoding::Ggml(t))),
             t => return Err(self.err(format!("tensor '{name}' has ggml type {} which flexc does not decode", t.name()))),
         };
         let ty = TensorType { shape: ir_shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem, encoding };

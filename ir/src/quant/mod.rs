@@ -10,33 +10,22 @@ pub use ggml::{GgmlType, QuantError};
 
 use crate::types::Encoding;
 
-/// The ggml block formats flexc has codecs for, and so accepts as encodings.
-pub const GGML_ENCODINGS: &[GgmlType] = &[
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::Q8_K,
-    GgmlType::TQ1_0,
-    GgmlType::TQ2_0,
-];
+/// True for the ggml block formats flexc can decode, which it therefore
+/// accepts as encodings (plain f32/f16/bf16 are element types, not encodings).
+pub fn is_ggml_encoding(t: GgmlType) -> bool {
+    t.is_quantized() && ggml::can_dequantize(t)
+}
 
 /// Decodes storage bytes of an encoded tensor into `out.len()` f32 values.
 pub fn decode(enc: Encoding, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
     match enc {
-        Encoding::Ggml(t) => Err(format!("{} decoding arrives with the ggml codecs ({} bytes, {} values)", t.name(), bytes.len(), out.len())),
+        Encoding::Ggml(t) => ggml::dequantize(t, bytes, out).map_err(|e| e.to_string()),
     }
 }
 
 /// Encodes f32 values (a whole number of blocks) into an encoding's storage bytes.
 pub fn encode(enc: Encoding, values: &[f32]) -> Result<Vec<u8>, String> {
     match enc {
-        Encoding::Ggml(t) => Err(format!("{} encoding arrives with the ggml codecs ({} values)", t.name(), values.len())),
+        Encoding::Ggml(t) => ggml::quantize_to_vec(t, values).map_err(|e| e.to_string()),
     }
 }
