@@ -99,7 +99,11 @@ macro_rules! austen {
         Artifact {
             name: $name,
             kind: ArtifactKind::Text,
-            description: concat!("Jane Austen, ", $title, " (unwrapped paragraphs; Debian r-cran-janeaustenr)"),
+            description: concat!(
+                "Jane Austen, ",
+                $title,
+                " (unwrapped paragraphs; Debian r-cran-janeaustenr)"
+            ),
             license: TEXT_LICENSE,
             size_bytes: $usize,
             files: &[
@@ -347,13 +351,25 @@ mod tests {
             for f in a.files {
                 assert!(paths.insert(f.path), "two artifacts write {}", f.path);
                 assert_eq!(f.sha256.len(), 64, "{}", f.path);
-                assert!(f.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-                assert!(!f.path.starts_with('/') && !f.path.contains(".."), "{}", f.path);
+                assert!(
+                    f.sha256
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                );
+                assert!(
+                    !f.path.starts_with('/') && !f.path.contains(".."),
+                    "{}",
+                    f.path
+                );
             }
             match a.source {
                 Source::WheelConcat(parts) => assert!(!parts.is_empty()),
                 Source::WheelTree { dir, .. } => {
-                    assert!(a.files.iter().all(|f| f.path.starts_with(&format!("{dir}/"))));
+                    assert!(
+                        a.files
+                            .iter()
+                            .all(|f| f.path.starts_with(&format!("{dir}/")))
+                    );
                 }
                 Source::RText { .. } => assert_eq!(a.files.len(), 2),
             }

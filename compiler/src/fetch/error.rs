@@ -37,7 +37,9 @@ pub enum FetchError {
     },
 
     /// `pip download` exited unsuccessfully.
-    #[error("`pip download {package}` failed ({status}); last lines of pip's output:\n{stderr_tail}")]
+    #[error(
+        "`pip download {package}` failed ({status}); last lines of pip's output:\n{stderr_tail}"
+    )]
     Pip {
         package: String,
         status: String,
@@ -56,7 +58,9 @@ pub enum FetchError {
     AptUpdateNeeded { package: String },
 
     /// `apt-get download` or `apt-get update` exited unsuccessfully.
-    #[error("`apt-get {command}` for {package} failed ({status}); last lines of its output:\n{stderr_tail}")]
+    #[error(
+        "`apt-get {command}` for {package} failed ({status}); last lines of its output:\n{stderr_tail}"
+    )]
     Apt {
         command: &'static str,
         package: String,
@@ -139,8 +143,15 @@ pub enum FetchError {
 
 impl FetchError {
     /// Wraps an I/O error with what was being done to which path.
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| FetchError::Io { action, path, source }
+        move |source| FetchError::Io {
+            action,
+            path,
+            source,
+        }
     }
 }

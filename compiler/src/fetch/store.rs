@@ -61,7 +61,11 @@ pub fn hash_file(path: &Path, pb: &ProgressBar) -> Result<(u64, String), FetchEr
 
 /// Writes all of `r` to a new file `dest` (creating its folder), advancing
 /// `pb`; returns the size and sha256 of what was written.
-pub fn write_hashed(dest: &Path, r: &mut dyn Read, pb: &ProgressBar) -> Result<(u64, String), FetchError> {
+pub fn write_hashed(
+    dest: &Path,
+    r: &mut dyn Read,
+    pb: &ProgressBar,
+) -> Result<(u64, String), FetchError> {
     if let Some(dir) = dest.parent() {
         fs::create_dir_all(dir).map_err(FetchError::io("create the folder", dir))?;
     }
@@ -75,7 +79,8 @@ pub fn write_hashed(dest: &Path, r: &mut dyn Read, pb: &ProgressBar) -> Result<(
         if k == 0 {
             break;
         }
-        out.write_all(&buf[..k]).map_err(FetchError::io("write", dest))?;
+        out.write_all(&buf[..k])
+            .map_err(FetchError::io("write", dest))?;
         h.update(&buf[..k]);
         n += k as u64;
         pb.inc(k as u64);
@@ -90,7 +95,13 @@ pub fn write_hashed(dest: &Path, r: &mut dyn Read, pb: &ProgressBar) -> Result<(
 }
 
 /// Checks a size and hash against what they must be.
-pub fn check(path: &Path, size: u64, sha256: &str, expect_size: u64, expect_sha: &str) -> Result<(), FetchError> {
+pub fn check(
+    path: &Path,
+    size: u64,
+    sha256: &str,
+    expect_size: u64,
+    expect_sha: &str,
+) -> Result<(), FetchError> {
     if size != expect_size {
         return Err(FetchError::SizeMismatch {
             path: path.to_owned(),
@@ -160,11 +171,19 @@ impl PartialFile {
                 path: self.partial.clone(),
                 source: e.into_error(),
             })?;
-            file.sync_all().map_err(FetchError::io("sync", &self.partial))?;
+            file.sync_all()
+                .map_err(FetchError::io("sync", &self.partial))?;
         }
         let sha = hex(&std::mem::take(&mut self.hasher).finalize());
-        check(&self.final_path, self.written, &sha, expect_size, expect_sha)?;
-        fs::rename(&self.partial, &self.final_path).map_err(FetchError::io("rename into place", &self.final_path))?;
+        check(
+            &self.final_path,
+            self.written,
+            &sha,
+            expect_size,
+            expect_sha,
+        )?;
+        fs::rename(&self.partial, &self.final_path)
+            .map_err(FetchError::io("rename into place", &self.final_path))?;
         self.pb.finish_and_clear();
         Ok(self.final_path.clone())
     }
@@ -172,7 +191,10 @@ impl PartialFile {
 
 impl Write for PartialFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let out = self.out.as_mut().ok_or_else(|| io::Error::other("file already committed"))?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("file already committed"))?;
         let n = out.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.written += n as u64;
@@ -206,7 +228,8 @@ impl PartialDir {
     pub fn create(path: &Path) -> Result<Self, FetchError> {
         let partial = partial_name(path);
         if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(FetchError::io("remove the leftover", &partial))?;
+            fs::remove_dir_all(&partial)
+                .map_err(FetchError::io("remove the leftover", &partial))?;
         }
         fs::create_dir_all(&partial).map_err(FetchError::io("create the folder", &partial))?;
         Ok(PartialDir {
@@ -226,14 +249,19 @@ impl PartialDir {
     pub fn commit(mut self) -> Result<PathBuf, FetchError> {
         let old = self.final_path.with_file_name(format!(
             "{}.old-{}",
-            self.final_path.file_name().unwrap_or_default().to_string_lossy(),
+            self.final_path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy(),
             std::process::id()
         ));
         let had_old = self.final_path.exists();
         if had_old {
-            fs::rename(&self.final_path, &old).map_err(FetchError::io("move aside", &self.final_path))?;
+            fs::rename(&self.final_path, &old)
+                .map_err(FetchError::io("move aside", &self.final_path))?;
         }
-        fs::rename(&self.partial, &self.final_path).map_err(FetchError::io("rename into place", &self.final_path))?;
+        fs::rename(&self.partial, &self.final_path)
+            .map_err(FetchError::io("rename into place", &self.final_path))?;
         self.committed = true;
         if had_old {
             fs::remove_dir_all(&old).map_err(FetchError::io("remove", &old))?;
@@ -311,7 +339,9 @@ impl ScratchDir {
     pub fn create(root: &Path, name: &str) -> Result<Self, FetchError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = root.join(".tmp").join(format!("{name}-{}-{n}", std::process::id()));
+        let path = root
+            .join(".tmp")
+            .join(format!("{name}-{}-{n}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path).map_err(FetchError::io("remove the leftover", &path))?;
         }
@@ -368,8 +398,14 @@ mod tests {
         let held = PullLock::acquire(&root, "thing").unwrap();
         let err = PullLock::acquire(&root, "thing").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("another `flexc pull` of thing is running"), "{msg}");
-        assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
+        assert!(
+            msg.contains("another `flexc pull` of thing is running"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("pid {}", std::process::id())),
+            "{msg}"
+        );
         // Other artifacts are independent.
         let other = PullLock::acquire(&root, "other").unwrap();
         drop(held);

