@@ -227,10 +227,13 @@ impl Cache {
             }
             match self.verify(a, opts) {
                 Ok(()) => return Ok(p),
-                Err(e @ (FetchError::ShaMismatch { .. } | FetchError::SizeMismatch { .. })) => {
+                Err(
+                    FetchError::ShaMismatch { path, .. } | FetchError::SizeMismatch { path, .. },
+                ) => {
                     opts.note(format_args!(
-                        "{}: the cached copy is corrupt ({e}); fetching it again",
-                        a.name
+                        "{}: the cached {} is corrupt (sha256 differs); fetching it again",
+                        a.name,
+                        path.display()
                     ));
                 }
                 Err(e) => return Err(e),
