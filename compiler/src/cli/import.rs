@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup")]
 pub struct ImportArgs {
-    /// The model file (.gguf).
-    pub model: PathBuf,
+    /// A model file (.gguf) or a known model name (pulled if needed).
+    pub model: String,
     /// Write the IR here instead of stdout (written atomically).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -38,7 +38,8 @@ pub fn run(args: ImportArgs) -> CliResult {
     if args.ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
-    let m = import_model(&args.model, &ImportOptions { ctx: args.ctx })?;
+    let path = super::models::resolve(&args.model)?;
+    let m = import_model(&path, &ImportOptions { ctx: args.ctx })?;
     let text = print_module(&m);
     match args.output {
         Some(p) => write_atomic(&p, text.as_bytes())?,

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod exec;
 pub mod import;
+pub mod models;
 pub mod opt;
 pub mod source;
 
@@ -25,6 +26,12 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Import a model file (GGUF) into .fir text.
     Import(import::ImportArgs),
+    /// Fetch known models and texts into the cache (a no-op when cached).
+    Pull(models::PullArgs),
+    /// List the known models and texts.
+    Models(models::ModelsArgs),
+    /// Print a model file's metadata and tensor table.
+    Inspect(models::InspectArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -32,6 +39,9 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Opt(a) => opt::run(a),
         Command::Exec(a) => exec::run(a),
         Command::Import(a) => import::run(a),
+        Command::Pull(a) => models::pull(a),
+        Command::Models(a) => models::models(a),
+        Command::Inspect(a) => models::inspect(a),
     }
 }
 
@@ -49,6 +59,10 @@ pub fn main() -> i32 {
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
         let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
+        if what.contains("Broken pipe") {
+            // The reader of our stdout went away (`flexc ... | head`): not an error.
+            return Ok(());
+        }
         Err(CliError::internal(format!("internal error: {what} (this is a bug in flexc)")))
     });
     match result {

@@ -1,0 +1,142 @@
+//! `flexc pull`, `flexc models`, `flexc inspect`: getting and looking at models.
+
+use super::error::{CliError, CliResult};
+use crate::fetch::{self, ArtifactKind, PullOptions};
+use crate::frontend::gguf::GgufFile;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+/// The default model: small, real, and what the README's main command runs.
+pub const DEFAULT_MODEL: &str = "smollm2-135m";
+
+/// Arguments of `flexc pull`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc pull smollm2-135m\n  flexc pull gemma3-270m pride-and-prejudice --verify\n\nFiles go to $FLEXC_CACHE_DIR, else $XDG_CACHE_HOME/flexc, else ~/.cache/flexc.\nSee `flexc models` for the names.")]
+pub struct PullArgs {
+    /// Known model or text names.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Re-hash cached files and fetch again if one is corrupt.
+    #[arg(long)]
+    pub verify: bool,
+    /// No progress bars.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Arguments of `flexc models`.
+#[derive(Args, Debug)]
+pub struct ModelsArgs {}
+
+/// Output format.
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Arguments of `flexc inspect`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc inspect smollm2-135m\n  flexc inspect model.gguf --format json | jq '.tensors | length'")]
+pub struct InspectArgs {
+    /// A model file or a known model name (pulled if needed).
+    pub model: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+fn fetch_error(e: fetch::FetchError) -> CliError {
+    CliError::input(format!("error: {e}"))
+}
+
+/// Resolves a model argument (path or known name, pulling if needed).
+pub fn resolve(arg: &str) -> CliResult<PathBuf> {
+    fetch::resolve_model(arg, &PullOptions::default()).map_err(fetch_error)
+}
+
+/// Resolves a text argument (path or known text name, pulling if needed).
+pub fn resolve_text(arg: &str) -> CliResult<PathBuf> {
+    if std::path::Path::new(arg).exists() {
+        return Ok(PathBuf::from(arg));
+    }
+    match fetch::find(arg) {
+        Some(a) if a.kind == ArtifactKind::Text => fetch::pull(a, &PullOptions::default()).map_err(fetch_error),
+        _ => {
+            let texts: Vec<&str> = fetch::known().iter().filter(|a| a.kind == ArtifactKind::Text).map(|a| a.name).collect();
+            Err(CliError::input(format!("error: {arg}: no such file, and not a known text (known: {})", texts.join(", "))))
+        }
+    }
+}
+
+/// Runs `flexc pull`.
+pub fn pull(args: PullArgs) -> CliResult {
+    let opts = PullOptions { verify: args.verify, progress: !args.quiet, quiet: args.quiet };
+    for name in &args.names {
+        let a = fetch::find(name).ok_or_else(|| {
+            let names: Vec<&str> = fetch::known().iter().map(|a| a.name).collect();
+            CliError::usage(format!("error: unknown name '{name}' (known: {})", names.join(", ")))
+        })?;
+        let path = fetch::pull(a, &opts).map_err(fetch_error)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// Runs `flexc models`.
+pub fn models(_: ModelsArgs) -> CliResult {
+    println!("{:<22} {:<6} {:>10}  {:<7} description", "name", "kind", "size", "cached");
+    for a in fetch::known() {
+        let kind = if a.kind == ArtifactKind::Model { "model" } else { "text" };
+        let cached = if fetch::cached_path(a).is_some() { "yes" } else { "no" };
+        println!("{:<22} {kind:<6} {:>8.1} MB  {cached:<7} {}", a.name, a.size_bytes as f64 / 1e6, a.description);
+    }
+    Ok(())
+}
+
+/// Runs `flexc inspect`.
+pub fn inspect(args: InspectArgs) -> CliResult {
+    let path = resolve(&args.model)?;
+    let g = GgufFile::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+    match args.format {
+        Format::Json => {
+            let meta: serde_json::Map<String, serde_json::Value> = g
+                .metadata
+                .iter()
+                .map(|(k, v)| {
+                    let shown = match v.as_array() {
+                        Some(a) if a.len() > 16 => serde_json::json!({ "array_len": a.len(), "type": v.type_description() }),
+                        _ => serde_json::Value::String(v.to_string()),
+                    };
+                    (k.clone(), shown)
+                })
+                .collect();
+            let tensors: Vec<_> = g
+                .tensors
+                .iter()
+                .map(|t| serde_json::json!({ "name": t.name, "type": t.ggml_type.name(), "shape": t.dims.iter().rev().collect::<Vec<_>>(), "bytes": t.n_bytes, "offset": t.offset }))
+                .collect();
+            println!("{}", serde_json::json!({ "file": path.display().to_string(), "version": g.version, "metadata": meta, "tensors": tensors }));
+        }
+        Format::Text => {
+            println!("{}: GGUF v{}, {} metadata keys, {} tensors", path.display(), g.version, g.metadata.len(), g.tensors.len());
+            for (k, v) in &g.metadata {
+                let shown = match v.as_array() {
+                    Some(a) if a.len() > 8 => format!("[{} x {}]", a.len(), v.type_description()),
+                    _ => v.to_string(),
+                };
+                println!("  {k:<44} {shown}");
+            }
+            println!("\n  {:<36} {:<6} {:<16} {:>12}", "tensor", "type", "shape", "bytes");
+            for t in &g.tensors {
+                let shape: Vec<String> = t.dims.iter().rev().map(ToString::to_string).collect();
+                println!("  {:<36} {:<6} {:<16} {:>12}", t.name, t.ggml_type.name(), format!("[{}]", shape.join(", ")), t.n_bytes);
+            }
+            let counts: Vec<String> = g.type_counts().iter().map(|(t, n)| format!("{} {n}", t.name())).collect();
+            println!("\n  types: {}", counts.join(", "));
+        }
+    }
+    Ok(())
+}
