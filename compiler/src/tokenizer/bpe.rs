@@ -61,7 +61,7 @@ impl BpeModel {
         let mut joined = String::new();
         for (rank, m) in merges.iter().enumerate() {
             // As llama.cpp: split at the first space after the first byte.
-            let Some(pos) = m.get(1..).and_then(|t| t.find(' ')).map(|p| p + 1) else {
+            let Some(pos) = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1) else {
                 continue;
             };
             let (a, b) = (&m[..pos], &m[pos + 1..]);

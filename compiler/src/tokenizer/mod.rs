@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
+pub use gguf::{vocab_from_gguf, SUPPORTED_GGUF_MODELS};
 pub use pretok::PreTokenizer;
 
 /// Errors while building a tokenizer. Encoding and decoding never fail.
@@ -165,37 +166,89 @@ impl Hasher for FxHasher {
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
+/// text → id index over the token strings without copying them: an open-addressing
+/// table of ids (linear probing), compared against `tokens[id]`.
+struct StrIndex {
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+impl StrIndex {
+    const EMPTY: u32 = u32::MAX;
+
+    #[inline]
+    fn hash(text: &str) -> usize {
+        let mut h = FxHasher::default();
+        h.write(text.as_bytes());
+        // Final avalanche so that the low bits used for the slot are well mixed.
+        let x = h.finish();
+        (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) as usize
+    }
+
+    fn new(tokens: &[String]) -> StrIndex {
+        let cap = (tokens.len() * 2).next_power_of_two().max(16);
+        let mut idx = StrIndex { slots: vec![Self::EMPTY; cap], mask: cap - 1 };
+        for (i, t) in tokens.iter().enumerate() {
+            let mut s = Self::hash(t) & idx.mask;
+            loop {
+                let cur = idx.slots[s];
+                if cur == Self::EMPTY {
+                    idx.slots[s] = i as u32;
+                    break;
+                }
+                if tokens[cur as usize] == *t {
+                    // As llama.cpp: a duplicated text maps to its last id.
+                    idx.slots[s] = i as u32;
+                    break;
+                }
+                s = (s + 1) & idx.mask;
+            }
+        }
+        idx
+    }
+
+    #[inline]
+    fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
+        let mut s = Self::hash(text) & self.mask;
+        loop {
+            let cur = self.slots[s];
+            if cur == Self::EMPTY {
+                return None;
+            }
+            if tokens[cur as usize] == text {
+                return Some(cur);
+            }
+            s = (s + 1) & self.mask;
+        }
+    }
+}
+
 /// Token strings, scores, types and the text → id map shared by all algorithms.
 pub(crate) struct Vocabulary {
     tokens: Vec<String>,
     scores: Vec<f32>,
     types: Vec<TokenType>,
-    ids: FastMap<Box<str>, u32>,
+    ids: StrIndex,
     /// SPM byte fallback: the `<0xXX>` token of each byte (or its one-byte token, or unk).
     byte_tokens: [Option<u32>; 256],
 }
 
 impl Vocabulary {
     fn new(tokens: Vec<String>, scores: Vec<f32>, types: Vec<TokenType>, unk: Option<u32>) -> Vocabulary {
-        let mut ids: FastMap<Box<str>, u32> = FastMap::default();
-        ids.reserve(tokens.len());
-        for (i, t) in tokens.iter().enumerate() {
-            // As llama.cpp: a duplicated text maps to its last id.
-            ids.insert(t.as_str().into(), i as u32);
-        }
+        let ids = StrIndex::new(&tokens);
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
             let hex = format!("<0x{b:02X}>");
-            *slot = ids.get(hex.as_str()).copied().or_else(|| {
+            *slot = ids.get(&tokens, &hex).or_else(|| {
                 let one = [b as u8];
-                std::str::from_utf8(&one).ok().and_then(|s| ids.get(s).copied()).or(unk)
+                std::str::from_utf8(&one).ok().and_then(|s| ids.get(&tokens, s)).or(unk)
             });
         }
         Vocabulary { tokens, scores, types, ids, byte_tokens }
     }
     #[inline]
     pub(crate) fn token_id(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.ids.get(&self.tokens, text)
     }
     #[inline]
     pub(crate) fn score(&self, id: u32) -> f32 {

@@ -99,14 +99,6 @@ impl Flags {
     pub fn is_punctuation(self) -> bool {
         self.0 & Self::PUNCTUATION != 0
     }
-    #[inline]
-    pub fn is_accent_mark(self) -> bool {
-        self.0 & Self::ACCENT_MARK != 0
-    }
-    #[inline]
-    pub fn is_symbol(self) -> bool {
-        self.0 & Self::SYMBOL != 0
-    }
     /// Any flag at all (llama.cpp's `as_uint() != 0`): false only outside the fragment.
     #[inline]
     pub fn any(self) -> bool {
