@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod fetch;
 pub mod frontend;
+pub mod generate;
 pub mod npy;
 pub mod output;
 pub mod tokenizer;

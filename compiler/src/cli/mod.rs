@@ -5,6 +5,7 @@ pub mod exec;
 pub mod import;
 pub mod models;
 pub mod opt;
+pub mod run;
 pub mod source;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// Print a model file's metadata and tensor table.
     Inspect(models::InspectArgs),
+    /// Generate text from a model.
+    Run(run::RunArgs),
+    /// Print the token ids of a text.
+    Tokenize(run::TokenizeArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -42,6 +47,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Pull(a) => models::pull(a),
         Command::Models(a) => models::models(a),
         Command::Inspect(a) => models::inspect(a),
+        Command::Run(a) => run::run(a),
+        Command::Tokenize(a) => run::tokenize(a),
     }
 }
 

@@ -1,0 +1,160 @@
+//! `flexc run` (generate text) and `flexc tokenize` (show token ids).
+
+use super::error::{CliError, CliResult};
+use super::import::import_model;
+use super::models::{resolve, DEFAULT_MODEL};
+use crate::frontend::decoder::ImportOptions;
+use crate::frontend::gguf::GgufFile;
+use crate::generate::reference::ReferenceModel;
+use crate::generate::sampler::{Sampler, SamplerConfig};
+use crate::generate::{generate, LanguageModel};
+use crate::tokenizer::Tokenizer;
+use clap::{Args, ValueEnum};
+use flexc_passes::{ManagerOptions, PassManager};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Which engine runs the model.
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter: scalar and slow, the correctness oracle.
+    Reference,
+}
+
+/// Arguments of `flexc run`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc run -p \"The history of the printing press\"\n  flexc run gemma3-270m -p \"Once upon a time\" -n 64 --temp 0.8 --seed 1 --stats\n  flexc run model.gguf -f prompt.txt --backend reference\n\nThe continuation goes to stdout; stats and progress go to stderr.\nCtrl-C stops generation cleanly.")]
+pub struct RunArgs {
+    /// A model file or known name (default: smollm2-135m, pulled if needed).
+    pub model: Option<String>,
+    /// The prompt.
+    #[arg(short, long, conflicts_with = "file")]
+    pub prompt: Option<String>,
+    /// Read the prompt from a file.
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Tokens to generate at most.
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub tokens: usize,
+    /// Sampling temperature; 0 is greedy and deterministic.
+    #[arg(long = "temp", default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Sample among the k most likely tokens (0: all).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Sample among the most likely tokens whose probability reaches p.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Random seed for sampling.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// The engine.
+    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    pub backend: Backend,
+    /// KV-cache capacity in tokens (prompt + generation).
+    #[arg(long, default_value_t = 2048)]
+    pub ctx: usize,
+    /// A pass pipeline (or preset name) applied to the imported model first.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Print load, compile, prefill and decode times and tok/s to stderr.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// Arguments of `flexc tokenize`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc tokenize smollm2-135m -p \"Hello world\"\n  flexc tokenize gemma3-270m -f book.txt --count")]
+pub struct TokenizeArgs {
+    /// A model file or known name.
+    pub model: String,
+    /// Text to tokenize.
+    #[arg(short, long, conflicts_with = "file", required_unless_present = "file")]
+    pub prompt: Option<String>,
+    /// Read the text from a file.
+    #[arg(short, long)]
+    pub file: Option<PathBuf>,
+    /// Prepend the BOS token.
+    #[arg(long)]
+    pub bos: bool,
+    /// Print only the number of tokens.
+    #[arg(long)]
+    pub count: bool,
+}
+
+fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
+    match (prompt, file) {
+        (Some(p), _) => Ok(p),
+        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CliError::input(format!("{}: cannot read: {e}", f.display()))),
+        (None, None) => Err(CliError::usage("error: give the text with -p TEXT or -f FILE")),
+    }
+}
+
+/// Loads a model's tokenizer.
+pub fn load_tokenizer(path: &Path) -> CliResult<Tokenizer> {
+    let g = GgufFile::open(path).map_err(|e| CliError::input(e.to_string()))?;
+    Tokenizer::from_gguf(&g).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
+}
+
+/// Runs `flexc tokenize`.
+pub fn tokenize(args: TokenizeArgs) -> CliResult {
+    let path = resolve(&args.model)?;
+    let tok = load_tokenizer(&path)?;
+    let text = read_text(args.prompt, args.file.as_deref())?;
+    let ids = tok.encode(&text, args.bos);
+    if args.count {
+        println!("{}", ids.len());
+    } else {
+        println!("{}", ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
+    }
+    Ok(())
+}
+
+/// Runs `flexc run`.
+pub fn run(args: RunArgs) -> CliResult {
+    let text = read_text(args.prompt, args.file.as_deref())?;
+    if args.ctx == 0 {
+        return Err(CliError::usage("error: --ctx must be at least 1"));
+    }
+    let t0 = Instant::now();
+    let path = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
+    let tok = load_tokenizer(&path)?;
+    let mut module = import_model(&path, &ImportOptions { ctx: args.ctx })?;
+    let load = t0.elapsed();
+    let t1 = Instant::now();
+    if let Some(p) = &args.pipeline {
+        let mut pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
+        pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
+    }
+    let mut model: Box<dyn LanguageModel> = match args.backend {
+        Backend::Reference => Box::new(ReferenceModel::new(&module).map_err(|e| CliError::input(format!("error: {e}")))?),
+    };
+    let compile = t1.elapsed();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    // A second handler cannot be installed in one process (tests call run twice); that is fine.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    let mut sampler = Sampler::new(SamplerConfig { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed });
+    let mut stdout = std::io::stdout().lock();
+    let mut write_err = None;
+    let (_, stats) = generate(model.as_mut(), &tok, &text, args.tokens, &mut sampler, &mut |piece| {
+        if write_err.is_none() {
+            if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
+                write_err = Some(e);
+            }
+        }
+    }, &|| stop.load(Ordering::SeqCst))
+    .map_err(|e| CliError::input(format!("error: {e}")))?;
+    let _ = writeln!(stdout).and_then(|_| stdout.flush());
+    if args.stats {
+        let ps = stats.prefill.as_secs_f64();
+        let ds = stats.decode.as_secs_f64();
+        let decode_tokens = stats.generated.saturating_sub(1);
+        eprintln!("load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
+            load.as_secs_f64(), compile.as_secs_f64(), stats.prompt_tokens, stats.prompt_tokens as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
+    }
+    Ok(())
+}
