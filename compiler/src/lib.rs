@@ -3,6 +3,7 @@
 //! backend.
 
 pub mod cli;
+pub mod eval;
 pub mod fetch;
 pub mod frontend;
 pub mod generate;

@@ -5,6 +5,7 @@ pub mod exec;
 pub mod import;
 pub mod models;
 pub mod opt;
+pub mod perplexity;
 pub mod run;
 pub mod source;
 
@@ -37,6 +38,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the token ids of a text.
     Tokenize(run::TokenizeArgs),
+    /// Measure perplexity on a text (llama-perplexity's method).
+    Perplexity(perplexity::PerplexityArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -49,6 +52,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Inspect(a) => models::inspect(a),
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => run::tokenize(a),
+        Command::Perplexity(a) => perplexity::run(a),
     }
 }
 

@@ -113,34 +113,69 @@ pub fn tokenize(args: TokenizeArgs) -> CliResult {
     Ok(())
 }
 
-/// Runs `flexc run`.
-pub fn run(args: RunArgs) -> CliResult {
-    let text = read_text(args.prompt, args.file.as_deref())?;
-    if args.ctx == 0 {
+/// A model ready to run: its file, tokenizer and (optionally transformed) module.
+pub struct Prepared {
+    /// The model file.
+    pub path: PathBuf,
+    /// Its tokenizer.
+    pub tok: Tokenizer,
+    /// The imported module, after `--pipeline`.
+    pub module: flexc_ir::Module,
+    /// Time to resolve, read and import.
+    pub load: std::time::Duration,
+    /// Time to run the pipeline.
+    pub passes: std::time::Duration,
+}
+
+/// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
+pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>) -> CliResult<Prepared> {
+    if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
     let t0 = Instant::now();
-    let path = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
+    let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(&path, &ImportOptions { ctx: args.ctx })?;
+    let mut module = import_model(&path, &ImportOptions { ctx })?;
     let load = t0.elapsed();
     let t1 = Instant::now();
-    if let Some(p) = &args.pipeline {
+    if let Some(p) = pipeline {
         let mut pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
         pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
     }
-    let mut model: Box<dyn LanguageModel> = match args.backend {
-        Backend::Reference => Box::new(ReferenceModel::new(&module).map_err(|e| CliError::input(format!("error: {e}")))?),
-    };
-    let compile = t1.elapsed();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second handler cannot be installed in one process (tests call run twice); that is fine.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed() })
+}
+
+/// Builds the chosen backend's model over a prepared module.
+pub fn instantiate(p: &Prepared, backend: Backend) -> CliResult<Box<dyn LanguageModel + '_>> {
+    Ok(match backend {
+        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(|e| CliError::input(format!("error: {e}")))?),
+    })
+}
+
+/// A flag set by Ctrl-C (the first handler installed wins; later calls share it).
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
+}
+
+/// Runs `flexc run`.
+pub fn run(args: RunArgs) -> CliResult {
+    let text = read_text(args.prompt, args.file.as_deref())?;
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
+    let t1 = Instant::now();
+    let mut model = instantiate(&p, args.backend)?;
+    let compile = p.passes + t1.elapsed();
+    let stop = interrupt_flag();
     let mut sampler = Sampler::new(SamplerConfig { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed });
     let mut stdout = std::io::stdout().lock();
     let mut write_err = None;
-    let (_, stats) = generate(model.as_mut(), &tok, &text, args.tokens, &mut sampler, &mut |piece| {
+    let (_, stats) = generate(model.as_mut(), &p.tok, &text, args.tokens, &mut sampler, &mut |piece| {
         if write_err.is_none() {
             if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
                 write_err = Some(e);
@@ -154,7 +189,7 @@ pub fn run(args: RunArgs) -> CliResult {
         let ds = stats.decode.as_secs_f64();
         let decode_tokens = stats.generated.saturating_sub(1);
         eprintln!("load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
-            load.as_secs_f64(), compile.as_secs_f64(), stats.prompt_tokens, stats.prompt_tokens as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
+            p.load.as_secs_f64(), compile.as_secs_f64(), stats.prompt_tokens, stats.prompt_tokens as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
     }
     Ok(())
 }

@@ -1,0 +1,68 @@
+//! `flexc perplexity`: llama-perplexity's measurement over a text file.
+
+use super::error::{CliError, CliResult};
+use super::models::{resolve_text, Format};
+use super::run::{instantiate, interrupt_flag, prepare, Backend};
+use crate::eval::{perplexity, PplConfig};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::Ordering;
+
+/// Arguments of `flexc perplexity`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc perplexity smollm2-135m -f pride-and-prejudice --chunks 40\n  flexc perplexity gemma3-270m -f book.txt --ctx 512 --format json\n\nThe method is llama-perplexity's: consecutive chunks of --ctx tokens, BOS\nfirst, the second half of each chunk scored.")]
+pub struct PerplexityArgs {
+    /// A model file or known name (default: smollm2-135m).
+    pub model: Option<String>,
+    /// The text: a file or a known text name (e.g. pride-and-prejudice).
+    #[arg(short, long)]
+    pub file: String,
+    /// Tokens per chunk.
+    #[arg(long, default_value_t = 512)]
+    pub ctx: usize,
+    /// Evaluate at most this many chunks (0: the whole text).
+    #[arg(long, default_value_t = 0)]
+    pub chunks: usize,
+    /// The engine.
+    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    pub backend: Backend,
+    /// A pass pipeline (or preset name) applied to the imported model first.
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Runs `flexc perplexity`.
+pub fn run(args: PerplexityArgs) -> CliResult {
+    let text_path = resolve_text(&args.file)?;
+    let text = std::fs::read_to_string(&text_path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", text_path.display())))?;
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
+    let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
+    let tokens = p.tok.encode(&text, bos.is_some());
+    let mut model = instantiate(&p, args.backend)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} chunks  ppl {msg}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let stop = interrupt_flag();
+    let cfg = PplConfig { ctx: args.ctx, max_chunks: args.chunks };
+    let result = perplexity(model.as_mut(), &tokens, bos, &cfg, &mut |done, total, sums| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{:.4} ± {:.4}", sums.ppl(), sums.stderr()));
+        if stop.load(Ordering::SeqCst) {
+            bar.abandon_with_message("interrupted");
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| CliError::input(format!("error: {e}")))?;
+    bar.finish_and_clear();
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string(&result).map_err(|e| CliError::internal(e.to_string()))?),
+        Format::Text => println!(
+            "perplexity {:.4} ± {:.4} ({} tokens scored in {} chunks of {})",
+            result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
+        ),
+    }
+    Ok(())
+}
