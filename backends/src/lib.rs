@@ -1,1 +1,3 @@
 //! flexc's backends: the reference interpreter (the oracle), the Cranelift CPU JIT and FlexCiM.
+
+pub mod cpu;
