@@ -543,7 +543,11 @@ fn row_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Va
     let tile = spec.tile;
     let nblk = spec.cols / 256;
     let xstride = (nblk * Q8_K_RECORD) as i32;
-    let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32X4, k.zero_f32)).collect();
+    // Scalar accumulators: each block's integer sums are reduced to one
+    // exact i32 before scaling, so the f32 rounding is relative to the
+    // block's total, never to a lane holding an offset correction alone.
+    let fzero = cg.b.ins().f32const(0.0);
+    let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32, fzero)).collect();
     let wp_var = cg.var(I64, wrow);
     let xp_var = cg.var(I64, x);
     let wend = cg.b.ins().iadd_imm_s(wrow, (nblk * fmt.block_bytes()) as i64);
@@ -565,10 +569,12 @@ fn row_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Va
         let dx = cg.lda(F32, xp, t as i32 * xstride + q8_k_off::D);
         let mut a = cg.b.use_var(acc[t]);
         for (dw, sumi) in terms {
-            let sf = cg.b.ins().fcvt_from_sint(F32X4, sumi);
+            let h = cg.b.ins().iadd_pairwise(sumi, sumi);
+            let h = cg.b.ins().iadd_pairwise(h, h);
+            let tot = cg.b.ins().extractlane(h, 0);
+            let sf = cg.b.ins().fcvt_from_sint(F32, tot);
             let sc = cg.b.ins().fmul(dw, dx);
-            let scv = cg.b.ins().splat(F32X4, sc);
-            a = cg.fma(scv, sf, a);
+            a = cg.fma(sc, sf, a);
         }
         cg.b.def_var(acc[t], a);
     }
@@ -580,12 +586,7 @@ fn row_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Va
     cg.b.ins().brif(c, lp, &[], after, &[]);
 
     cg.b.switch_to_block(after);
-    (0..tile)
-        .map(|t| {
-            let a = cg.b.use_var(acc[t]);
-            cg.hsum(a)
-        })
-        .collect()
+    (0..tile).map(|t| cg.b.use_var(acc[t])).collect()
 }
 
 /// Broadcasts i16 lane `lane` of `v` to all 8 lanes (one `pshufb`).

@@ -7,6 +7,8 @@
 //! quantisation the format pairs with); the block semantics live in the code
 //! generator (`codegen.rs`) and, for reference, in `flexc_ir::quant::ggml`.
 
+use flexc_ir::quant::GgmlType;
+
 /// A weight storage format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(non_camel_case_types)]
@@ -122,6 +124,27 @@ impl WeightFormat {
             return Err(format!("{self:?}: cols = {cols} is not a positive multiple of {be}"));
         }
         Ok(())
+    }
+
+    /// The matching ggml tensor type.
+    pub fn ggml_type(self) -> GgmlType {
+        match self {
+            WeightFormat::F32 => GgmlType::F32,
+            WeightFormat::Q8_0 => GgmlType::Q8_0,
+            WeightFormat::Q4_0 => GgmlType::Q4_0,
+            WeightFormat::Q4_1 => GgmlType::Q4_1,
+            WeightFormat::Q5_0 => GgmlType::Q5_0,
+            WeightFormat::Q5_1 => GgmlType::Q5_1,
+            WeightFormat::Q4_K => GgmlType::Q4_K,
+            WeightFormat::Q6_K => GgmlType::Q6_K,
+            WeightFormat::Q2_K => GgmlType::Q2_K,
+            WeightFormat::TQ2_0 => GgmlType::TQ2_0,
+        }
+    }
+
+    /// The kernel format for a ggml tensor type, if the kernels support it.
+    pub fn from_ggml(ty: GgmlType) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.ggml_type() == ty)
     }
 
     /// ggml's type name (`q4_1`, `f32`, ...).
