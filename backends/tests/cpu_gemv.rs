@@ -238,7 +238,10 @@ fn every_format_matches_references_on_random_shapes() {
 }
 
 #[test]
-fn gemm_tiles_and_threads_are_bit_identical_to_gemv() {
+fn gemm_tiles_and_threads_match_gemv() {
+    // Tiles change the f32 accumulation order (the GEMV unrolls the block
+    // loop with two accumulators), so tile vs GEMV is checked through the
+    // exact reference; thread counts never change it: bit-identical.
     let session = JitSession::host().unwrap();
     let mut rng = Rng(42);
     for fmt in WeightFormat::ALL {
@@ -249,10 +252,11 @@ fn gemm_tiles_and_threads_are_bit_identical_to_gemv() {
         let gemv = GemvKernel::new(&session, fmt, rows, cols).unwrap();
         let gemm = GemvKernel::with_tile(&session, fmt, rows, cols, 4).unwrap();
         let y1 = run_and_check(&case, &gemv, 1);
-        let y4 = run_and_check(&case, &gemm, 2);
+        let y1t = run_and_check(&case, &gemv, 2);
+        let y4 = run_and_check(&case, &gemm, 1);
         let y4t = run_and_check(&case, &gemm, 3);
-        assert_eq!(y1, y4, "{fmt:?}: tile 4 / 2 threads differs from GEMV");
-        assert_eq!(y1, y4t, "{fmt:?}: 3 threads differs");
+        assert_eq!(y1, y1t, "{fmt:?}: GEMV on 2 threads differs from 1 thread");
+        assert_eq!(y4, y4t, "{fmt:?}: GEMM on 3 threads differs from 1 thread");
     }
 }
 

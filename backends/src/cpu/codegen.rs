@@ -23,6 +23,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};
 use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
+use std::sync::OnceLock;
 
 use super::act::{Q8_0_RECORD, Q8_K_RECORD, q8_0_off, q8_k_off};
 use super::format::WeightFormat;
@@ -83,12 +84,17 @@ struct Cg<'a, 'b> {
 
 impl<'a, 'b> Cg<'a, 'b> {
     /// Unaligned, non-trapping load (weights come from an mmapped file).
+    /// `readonly` is true for the kernel's duration (w and x never alias
+    /// y, which the safe wrapper guarantees through its borrows) and makes
+    /// (with `can_move`) the load pure for Cranelift's egraph: it is placed next to its use
+    /// instead of at the top of the block, which keeps the unrolled loop
+    /// within the 16 xmm registers.
     fn ld(&mut self, ty: Type, p: Value, off: i32) -> Value {
-        self.b.ins().load(ty, MemFlagsData::new().with_notrap(), p, off)
+        self.b.ins().load(ty, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off)
     }
-    /// Aligned, non-trapping load (activation records are 16-byte aligned).
+    /// Aligned, non-trapping, read-only load (activation records are 16-byte aligned).
     fn lda(&mut self, ty: Type, p: Value, off: i32) -> Value {
-        self.b.ins().load(ty, MemFlagsData::trusted(), p, off)
+        self.b.ins().load(ty, MemFlagsData::trusted().with_readonly().with_can_move(), p, off)
     }
     fn vconst(&mut self, bytes: [u8; 16]) -> Value {
         let c = self.b.func.dfg.constants.insert(ConstantData::from(&bytes[..]));
@@ -116,24 +122,14 @@ impl<'a, 'b> Cg<'a, 'b> {
         let s = self.b.ins().ishl_imm_u(w, n);
         self.cast(I8X16, s)
     }
-    /// f16 bits (zero-extended in an i32) to f32, exact for finite values
-    /// (normal and subnormal): shift the magnitude into f32 position and
-    /// rescale the exponent by 2^112, then put the sign back.
-    fn f16_to_f32(&mut self, h: Value) -> Value {
-        let mag = self.b.ins().band_imm_u(h, 0x7fff);
-        let mag = self.b.ins().ishl_imm_u(mag, 13);
-        let f = self.b.ins().bitcast(F32, le(), mag);
-        let k = self.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
-        let f = self.b.ins().fmul(f, k);
-        let sign = self.b.ins().band_imm_u(h, 0x8000);
-        let sign = self.b.ins().ishl_imm_u(sign, 16);
-        let fi = self.b.ins().bitcast(I32, le(), f);
-        let r = self.b.ins().bor(fi, sign);
-        self.b.ins().bitcast(F32, le(), r)
-    }
+    /// Loads an f16 and widens it to f32 through [`f16_table`] (Cranelift
+    /// has no F16C): two loads, exact for every f16 including inf/NaN.
     fn ld_f16(&mut self, p: Value, off: i32) -> Value {
-        let h = self.b.ins().uload16(I32, MemFlagsData::new().with_notrap(), p, off);
-        self.f16_to_f32(h)
+        let h = self.b.ins().uload16(I64, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off);
+        let idx = self.b.ins().ishl_imm_u(h, 2);
+        let base = self.b.ins().iconst(I64, f16_table().as_ptr() as i64);
+        let addr = self.b.ins().iadd(base, idx);
+        self.b.ins().load(F32, MemFlagsData::trusted().with_readonly().with_can_move(), addr, 0)
     }
     /// `pmaddwd`: i16x8 × i16x8, adjacent products summed to i32x4.
     fn madd16(&mut self, a: Value, c: Value) -> Value {
@@ -190,6 +186,14 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.b.def_var(v, init);
         v
     }
+}
+
+/// f16 → f32 for all 65536 bit patterns (256 KiB, built once, never freed:
+/// compiled kernels embed its address). Only the entries of the scales a
+/// model actually uses get cached.
+pub(crate) fn f16_table() -> &'static [f32] {
+    static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
+    TABLE.get_or_init(|| (0..=u16::MAX).map(|h| half::f16::from_bits(h).to_f32()).collect())
 }
 
 /// Builds the body of the kernel described by `spec` (already validated).
@@ -358,10 +362,10 @@ struct Block32 {
     signed: bool,
 }
 
-fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value) -> Block32 {
-    let d = cg.ld_f16(wp, 0);
+fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo: i32) -> Block32 {
+    let d = cg.ld_f16(wp, wo);
     let nibbles = |cg: &mut Cg<'_, '_>, off: i32| {
-        let v = cg.ld(I8X16, wp, off);
+        let v = cg.ld(I8X16, wp, wo + off);
         let lo = cg.b.ins().band(v, k.m0f);
         let sh = cg.shr_bytes_unmasked(v, 4);
         let hi = cg.b.ins().band(sh, k.m0f);
@@ -369,7 +373,7 @@ fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value) -> 
     };
     // Fifth bits: byte j of the result gets 0x10 if bit j (lo) / 16 + j (hi) of qh is set.
     let high_bits = |cg: &mut Cg<'_, '_>, off: i32| {
-        let qh = cg.ld(I32, wp, off);
+        let qh = cg.ld(I32, wp, wo + off);
         let v = cg.b.ins().splat(I32X4, qh);
         let v = cg.cast(I8X16, v);
         let mut sel_lo = [0u8; 16];
@@ -395,8 +399,8 @@ fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value) -> 
     };
     match fmt {
         WeightFormat::Q8_0 => {
-            let lo = cg.ld(I8X16, wp, 2);
-            let hi = cg.ld(I8X16, wp, 18);
+            let lo = cg.ld(I8X16, wp, wo + 2);
+            let hi = cg.ld(I8X16, wp, wo + 18);
             if cg.caps.vnni {
                 let lo = cg.b.ins().bxor(lo, k.m80);
                 let hi = cg.b.ins().bxor(hi, k.m80);
@@ -410,7 +414,7 @@ fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value) -> 
             Block32 { lo, hi, d, m: None, offset: 8, signed: false }
         }
         WeightFormat::Q4_1 => {
-            let m = cg.ld_f16(wp, 2);
+            let m = cg.ld_f16(wp, wo + 2);
             let (lo, hi) = nibbles(cg, 4);
             Block32 { lo, hi, d, m: Some(m), offset: 0, signed: false }
         }
@@ -422,7 +426,7 @@ fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value) -> 
             Block32 { lo, hi, d, m: None, offset: 16, signed: false }
         }
         WeightFormat::Q5_1 => {
-            let m = cg.ld_f16(wp, 2);
+            let m = cg.ld_f16(wp, wo + 2);
             let (hl, hh) = high_bits(cg, 4);
             let (lo, hi) = nibbles(cg, 8);
             let lo = cg.b.ins().bor(lo, hl);
@@ -477,62 +481,88 @@ fn dot_q32(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xb: Value, xoff: i32)
 }
 
 /// One weight row of a 32-element-block format against `tile` Q8_0 rows.
+/// For GEMV the block loop is unrolled ×2 with two accumulator sets (breaks
+/// the fma dependency chain, halves the loop overhead); an odd last block is
+/// handled straight-line after the loop.
 fn row_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Value) -> Vec<Value> {
     let fmt = spec.format;
     let tile = spec.tile;
+    let bb = fmt.block_bytes();
     let nblk = spec.cols / 32;
     let xstride = (nblk * Q8_0_RECORD) as i32;
     let has_min = matches!(fmt, WeightFormat::Q4_1 | WeightFormat::Q5_1);
-    let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32X4, k.zero_f32)).collect();
+    let unroll = if tile == 1 && nblk >= 2 { 2 } else { 1 };
+    let acc: Vec<Vec<Variable>> =
+        (0..tile).map(|_| (0..unroll).map(|_| cg.var(F32X4, k.zero_f32)).collect()).collect();
     let fzero = cg.b.ins().f32const(0.0);
-    let macc: Vec<Variable> =
-        if has_min { (0..tile).map(|_| cg.var(F32, fzero)).collect() } else { Vec::new() };
+    let macc: Vec<Vec<Variable>> = if has_min {
+        (0..tile).map(|_| (0..unroll).map(|_| cg.var(F32, fzero)).collect()).collect()
+    } else {
+        Vec::new()
+    };
+    let iters = nblk / unroll;
     let wp_var = cg.var(I64, wrow);
     let xp_var = cg.var(I64, x);
-    let wend = cg.b.ins().iadd_imm_s(wrow, (nblk * fmt.block_bytes()) as i64);
+    let wend = cg.b.ins().iadd_imm_s(wrow, (iters * unroll * bb) as i64);
     let lp = cg.b.create_block();
     let after = cg.b.create_block();
     cg.b.ins().jump(lp, &[]);
 
+    let step = |cg: &mut Cg<'_, '_>, wp: Value, xp: Value, u: usize| {
+        let blk = decode_q32(cg, k, fmt, wp, (u * bb) as i32);
+        for t in 0..tile {
+            let xoff = t as i32 * xstride + (u * Q8_0_RECORD) as i32;
+            let s = dot_q32(cg, k, &blk, xp, xoff);
+            let sf = cg.b.ins().fcvt_from_sint(F32X4, s);
+            let dx = cg.lda(F32, xp, xoff + q8_0_off::D);
+            let sc = cg.b.ins().fmul(blk.d, dx);
+            let scv = cg.b.ins().splat(F32X4, sc);
+            let a = cg.b.use_var(acc[t][u % unroll]);
+            let a = cg.fma(scv, sf, a);
+            cg.b.def_var(acc[t][u % unroll], a);
+            if let Some(m) = blk.m {
+                let sx = cg.lda(F32, xp, xoff + q8_0_off::S);
+                let ma = cg.b.use_var(macc[t][u % unroll]);
+                let ma = cg.fma(m, sx, ma);
+                cg.b.def_var(macc[t][u % unroll], ma);
+            }
+        }
+    };
+
     cg.b.switch_to_block(lp);
     let wp = cg.b.use_var(wp_var);
     let xp = cg.b.use_var(xp_var);
-    let blk = decode_q32(cg, k, fmt, wp);
-    for t in 0..tile {
-        let xoff = t as i32 * xstride;
-        let s = dot_q32(cg, k, &blk, xp, xoff);
-        let sf = cg.b.ins().fcvt_from_sint(F32X4, s);
-        let dx = cg.lda(F32, xp, xoff + q8_0_off::D);
-        let sc = cg.b.ins().fmul(blk.d, dx);
-        let scv = cg.b.ins().splat(F32X4, sc);
-        let a = cg.b.use_var(acc[t]);
-        let a = cg.fma(scv, sf, a);
-        cg.b.def_var(acc[t], a);
-        if let Some(m) = blk.m {
-            let sx = cg.lda(F32, xp, xoff + q8_0_off::S);
-            let ma = cg.b.use_var(macc[t]);
-            let ma = cg.fma(m, sx, ma);
-            cg.b.def_var(macc[t], ma);
-        }
+    for u in 0..unroll {
+        step(cg, wp, xp, u);
     }
-    let wp2 = cg.b.ins().iadd_imm_s(wp, fmt.block_bytes() as i64);
-    let xp2 = cg.b.ins().iadd_imm_s(xp, Q8_0_RECORD as i64);
+    let wp2 = cg.b.ins().iadd_imm_s(wp, (unroll * bb) as i64);
+    let xp2 = cg.b.ins().iadd_imm_s(xp, (unroll * Q8_0_RECORD) as i64);
     cg.b.def_var(wp_var, wp2);
     cg.b.def_var(xp_var, xp2);
     let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
     cg.b.ins().brif(c, lp, &[], after, &[]);
 
     cg.b.switch_to_block(after);
+    if nblk % unroll != 0 {
+        let wp = cg.b.use_var(wp_var);
+        let xp = cg.b.use_var(xp_var);
+        step(cg, wp, xp, 0);
+    }
     (0..tile)
         .map(|t| {
-            let a = cg.b.use_var(acc[t]);
-            let s = cg.hsum(a);
-            if has_min {
-                let m = cg.b.use_var(macc[t]);
-                cg.b.ins().fadd(s, m)
-            } else {
-                s
+            let mut a = cg.b.use_var(acc[t][0]);
+            for u in 1..unroll {
+                let o = cg.b.use_var(acc[t][u]);
+                a = cg.b.ins().fadd(a, o);
             }
+            let mut s = cg.hsum(a);
+            if has_min {
+                for u in 0..unroll {
+                    let m = cg.b.use_var(macc[t][u]);
+                    s = cg.b.ins().fadd(s, m);
+                }
+            }
+            s
         })
         .collect()
 }
