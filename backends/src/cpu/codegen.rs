@@ -1,7 +1,7 @@
 //! CLIF generation for the GEMV/GEMM kernels, specialised to shape and format.
 //!
 //! Every kernel has the entry ABI
-//! `extern "C" fn(w: *const u8, x: *const u8, y: *mut f32, row_begin: u64, row_end: u64)`
+//! `extern "C" fn(w: *const u8, x: *const u8, y: *mut f32, row_begin: u64, row_end: u64, f16_table: *const f32)`
 //! and computes, for `row` in `row_begin..row_end` and `t` in `0..tile`,
 //! `y[t·rows + row] = Σ_k W[row, k] · X[t, k]` — `W` in ggml's byte layout,
 //! `X` a tile of `tile` activation rows (f32 for f32 weights, otherwise the
@@ -80,6 +80,8 @@ fn le() -> MemFlagsData {
 struct Cg<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     caps: IsaCaps,
+    /// The `f16_table` kernel argument.
+    f16_table: Value,
 }
 
 impl<'a, 'b> Cg<'a, 'b> {
@@ -127,8 +129,7 @@ impl<'a, 'b> Cg<'a, 'b> {
     fn ld_f16(&mut self, p: Value, off: i32) -> Value {
         let h = self.b.ins().uload16(I64, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off);
         let idx = self.b.ins().ishl_imm_u(h, 2);
-        let base = self.b.ins().iconst(I64, f16_table().as_ptr() as i64);
-        let addr = self.b.ins().iadd(base, idx);
+        let addr = self.b.ins().iadd(self.f16_table, idx);
         self.b.ins().load(F32, MemFlagsData::trusted().with_readonly().with_can_move(), addr, 0)
     }
     /// `pmaddwd`: i16x8 × i16x8, adjacent products summed to i32x4.
@@ -188,9 +189,13 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
 }
 
-/// f16 → f32 for all 65536 bit patterns (256 KiB, built once, never freed:
-/// compiled kernels embed its address). Only the entries of the scales a
-/// model actually uses get cached.
+/// Number of kernel parameters (see the module docs).
+pub(crate) const KERNEL_PARAMS: usize = 6;
+
+/// f16 → f32 for all 65536 bit patterns (256 KiB, built once, never freed).
+/// It is passed to the kernels as an argument rather than embedded as an
+/// address, so the machine code is identical from process to process. Only
+/// the entries of the scales a model actually uses get cached.
 pub(crate) fn f16_table() -> &'static [f32] {
     static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
     TABLE.get_or_init(|| (0..=u16::MAX).map(|h| half::f16::from_bits(h).to_f32()).collect())
@@ -204,10 +209,13 @@ pub(crate) fn build_kernel(
     caps: IsaCaps,
 ) -> Result<(), JitError> {
     spec.validate()?;
-    if args.len() != 5 {
-        return Err(JitError::InvalidParams(format!("kernel ABI has 5 parameters, got {}", args.len())));
+    if args.len() != KERNEL_PARAMS {
+        return Err(JitError::InvalidParams(format!(
+            "kernel ABI has {KERNEL_PARAMS} parameters, got {}",
+            args.len()
+        )));
     }
-    let mut cg = Cg { b, caps };
+    let mut cg = Cg { b, caps, f16_table: args[5] };
     let (w, x, y, row_begin, row_end) = (args[0], args[1], args[2], args[3], args[4]);
     let row_bytes = spec.format.row_bytes(spec.cols) as i64;
 

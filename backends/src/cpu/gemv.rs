@@ -11,12 +11,12 @@
 use std::time::Duration;
 
 use super::act::ActivationQ8;
-use super::codegen::{KernelSpec, MAX_TILE, build_kernel};
+use super::codegen::{KERNEL_PARAMS, KernelSpec, MAX_TILE, build_kernel, f16_table};
 use super::format::{ActKind, WeightFormat};
 use super::jit::{CompiledFn, JitError, JitSession};
 
-/// The raw kernel entry: `(w, x, y, row_begin, row_end)`.
-pub type KernelFn = unsafe extern "C" fn(*const u8, *const u8, *mut f32, u64, u64);
+/// The raw kernel entry: `(w, x, y, row_begin, row_end, f16_table)`.
+pub type KernelFn = unsafe extern "C" fn(*const u8, *const u8, *mut f32, u64, u64, *const f32);
 
 /// A compiled GEMV (tile 1) or GEMM (tile > 1) kernel for one weight shape.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ impl GemvKernel {
             spec.validate()?;
             let caps = session.caps();
             let name = format!("gemv_{}_{rows}x{cols}_t{t}", format.name());
-            fns.push(session.compile(&name, 5, |b, args| build_kernel(b, args, &spec, caps))?);
+            fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
         }
         Ok(Self { format, rows, cols, fns })
     }
@@ -161,7 +161,7 @@ impl GemvKernel {
     /// elements concurrently. The session must be executable on this host.
     pub unsafe fn run_rows(&self, t: usize, w: *const u8, x: *const u8, y: *mut f32, row_begin: usize, row_end: usize) {
         let f: KernelFn = unsafe { std::mem::transmute(self.fns[t - 1].ptr()) };
-        unsafe { f(w, x, y, row_begin as u64, row_end as u64) };
+        unsafe { f(w, x, y, row_begin as u64, row_end as u64, f16_table().as_ptr()) };
     }
 
     /// # Safety
