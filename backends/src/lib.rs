@@ -1,3 +1,4 @@
 //! flexc's backends: the reference interpreter (the oracle), the Cranelift CPU JIT and FlexCiM.
 
+pub mod cpu;
 pub mod reference;

@@ -1,0 +1,165 @@
+//! Weight formats the CPU GEMV/GEMM kernels read, with ggml's block geometry.
+//!
+//! The kernels read weights in ggml's byte layout unchanged (row-major, each
+//! row a run of blocks), so a kernel can be pointed straight at a mmapped GGUF
+//! tensor. This file only records the geometry the code generator and the
+//! safe wrappers need (block size in elements and bytes, which activation
+//! quantisation the format pairs with); the block semantics live in the code
+//! generator (`codegen.rs`) and, for reference, in `flexc_ir::quant::ggml`.
+
+use flexc_ir::quant::GgmlType;
+
+/// A weight storage format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum WeightFormat {
+    /// Plain little-endian f32, row-major.
+    F32,
+    /// ggml Q8_0: f16 d, 32 × i8. 34 bytes / 32.
+    Q8_0,
+    /// ggml Q4_0: f16 d, 16 bytes of nibbles, value (q − 8)·d. 18 bytes / 32.
+    Q4_0,
+    /// ggml Q4_1: f16 d, f16 m, 16 bytes of nibbles, value q·d + m. 20 bytes / 32.
+    Q4_1,
+    /// ggml Q5_0: f16 d, u32 qh, 16 bytes of nibbles, value (q − 16)·d. 22 bytes / 32.
+    Q5_0,
+    /// ggml Q5_1: f16 d, f16 m, u32 qh, 16 bytes of nibbles, value q·d + m. 24 bytes / 32.
+    Q5_1,
+    /// ggml Q4_K: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles. 144 bytes / 256.
+    Q4_K,
+    /// ggml Q6_K: 128 bytes ql, 64 bytes qh, 16 × i8 scales, f16 d. 210 bytes / 256.
+    Q6_K,
+    /// ggml Q2_K: 16 bytes scales/mins, 64 bytes of 2-bit codes, f16 d, f16 dmin. 84 bytes / 256.
+    Q2_K,
+    /// ggml TQ2_0: 64 bytes of 2-bit ternary codes, f16 d. 66 bytes / 256.
+    TQ2_0,
+}
+
+/// How activations are prepared for a weight format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
+pub enum ActKind {
+    /// Unquantised f32.
+    F32,
+    /// 32-element blocks, f16 scale (ggml `quantize_row_q8_0_ref`).
+    Q8_0,
+    /// 256-element blocks, f32 scale, 16 i16 block sums (ggml `quantize_row_q8_K_ref`).
+    Q8_K,
+}
+
+impl ActKind {
+    /// Elements per activation block (1 for f32).
+    pub fn block_elems(self) -> usize {
+        match self {
+            ActKind::F32 => 1,
+            ActKind::Q8_0 => 32,
+            ActKind::Q8_K => 256,
+        }
+    }
+}
+
+impl WeightFormat {
+    /// All formats, in the order of the kernel generator's priority.
+    pub const ALL: [WeightFormat; 10] = [
+        WeightFormat::F32,
+        WeightFormat::Q8_0,
+        WeightFormat::Q4_1,
+        WeightFormat::Q5_0,
+        WeightFormat::Q4_K,
+        WeightFormat::Q6_K,
+        WeightFormat::Q4_0,
+        WeightFormat::Q5_1,
+        WeightFormat::Q2_K,
+        WeightFormat::TQ2_0,
+    ];
+
+    /// Elements per block.
+    pub fn block_elems(self) -> usize {
+        match self {
+            WeightFormat::F32 => 1,
+            WeightFormat::Q8_0
+            | WeightFormat::Q4_0
+            | WeightFormat::Q4_1
+            | WeightFormat::Q5_0
+            | WeightFormat::Q5_1 => 32,
+            WeightFormat::Q4_K | WeightFormat::Q6_K | WeightFormat::Q2_K | WeightFormat::TQ2_0 => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            WeightFormat::F32 => 4,
+            WeightFormat::Q8_0 => 34,
+            WeightFormat::Q4_0 => 18,
+            WeightFormat::Q4_1 => 20,
+            WeightFormat::Q5_0 => 22,
+            WeightFormat::Q5_1 => 24,
+            WeightFormat::Q4_K => 144,
+            WeightFormat::Q6_K => 210,
+            WeightFormat::Q2_K => 84,
+            WeightFormat::TQ2_0 => 66,
+        }
+    }
+
+    /// The activation quantisation the kernel consumes.
+    pub fn activation(self) -> ActKind {
+        match self.block_elems() {
+            1 => ActKind::F32,
+            32 => ActKind::Q8_0,
+            _ => ActKind::Q8_K,
+        }
+    }
+
+    /// Bytes of one weight row of `cols` elements (`cols` must be a multiple
+    /// of the block size; see [`WeightFormat::check_cols`]).
+    pub fn row_bytes(self, cols: usize) -> usize {
+        cols / self.block_elems() * self.block_bytes()
+    }
+
+    /// Checks that `cols` is a positive multiple of the block size.
+    pub fn check_cols(self, cols: usize) -> Result<(), String> {
+        let be = self.block_elems();
+        if cols == 0 || cols % be != 0 {
+            return Err(format!("{self:?}: cols = {cols} is not a positive multiple of {be}"));
+        }
+        Ok(())
+    }
+
+    /// The matching ggml tensor type.
+    pub fn ggml_type(self) -> GgmlType {
+        match self {
+            WeightFormat::F32 => GgmlType::F32,
+            WeightFormat::Q8_0 => GgmlType::Q8_0,
+            WeightFormat::Q4_0 => GgmlType::Q4_0,
+            WeightFormat::Q4_1 => GgmlType::Q4_1,
+            WeightFormat::Q5_0 => GgmlType::Q5_0,
+            WeightFormat::Q5_1 => GgmlType::Q5_1,
+            WeightFormat::Q4_K => GgmlType::Q4_K,
+            WeightFormat::Q6_K => GgmlType::Q6_K,
+            WeightFormat::Q2_K => GgmlType::Q2_K,
+            WeightFormat::TQ2_0 => GgmlType::TQ2_0,
+        }
+    }
+
+    /// The kernel format for a ggml tensor type, if the kernels support it.
+    pub fn from_ggml(ty: GgmlType) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.ggml_type() == ty)
+    }
+
+    /// ggml's type name (`q4_1`, `f32`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightFormat::F32 => "f32",
+            WeightFormat::Q8_0 => "q8_0",
+            WeightFormat::Q4_0 => "q4_0",
+            WeightFormat::Q4_1 => "q4_1",
+            WeightFormat::Q5_0 => "q5_0",
+            WeightFormat::Q5_1 => "q5_1",
+            WeightFormat::Q4_K => "q4_K",
+            WeightFormat::Q6_K => "q6_K",
+            WeightFormat::Q2_K => "q2_K",
+            WeightFormat::TQ2_0 => "tq2_0",
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Safe GEMV/GEMM kernels: compiled JIT code plus length-checked entry points.
+//!
+//! A [`GemvKernel`] is specialised on (format, rows, cols) and a batch tile
+//! `T`: it holds one compiled function per tile size `1..=T`, so any batch is
+//! processed as full tiles plus one remainder tile, each weight row streamed
+//! once per tile. [`GemvKernel::run`] checks every buffer length against the
+//! shape before the JIT code sees a pointer, then splits the rows over
+//! `threads` workers of rayon's pool (each worker runs all batch tiles for its
+//! row range, so the workers never touch the same `y` element).
+
+use std::time::Duration;
+
+use super::act::ActivationQ8;
+use super::codegen::{KERNEL_PARAMS, KernelSpec, MAX_TILE, build_kernel, f16_table};
+use super::format::{ActKind, WeightFormat};
+use super::jit::{CompiledFn, JitError, JitSession};
+
+/// The raw kernel entry: `(w, x, y, row_begin, row_end, f16_table)`.
+pub type KernelFn = unsafe extern "C" fn(*const u8, *const u8, *mut f32, u64, u64, *const f32);
+
+/// A compiled GEMV (tile 1) or GEMM (tile > 1) kernel for one weight shape.
+#[derive(Debug)]
+pub struct GemvKernel {
+    format: WeightFormat,
+    rows: usize,
+    cols: usize,
+    /// `fns[t - 1]` processes `t` activation rows per pass.
+    fns: Vec<CompiledFn>,
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(T);
+// SAFETY: used only to move buffer pointers into rayon workers that write
+// disjoint row ranges of `y` and only read `w`/`x`.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl GemvKernel {
+    /// A GEMV kernel (one activation row per pass; larger batches still work,
+    /// one row at a time).
+    pub fn new(session: &JitSession, format: WeightFormat, rows: usize, cols: usize) -> Result<Self, JitError> {
+        Self::with_tile(session, format, rows, cols, 1)
+    }
+
+    /// A GEMM kernel reusing each weight block for up to `tile` activation
+    /// rows (compiles tile sizes `1..=tile`).
+    pub fn with_tile(
+        session: &JitSession,
+        format: WeightFormat,
+        rows: usize,
+        cols: usize,
+        tile: usize,
+    ) -> Result<Self, JitError> {
+        if tile == 0 || tile > MAX_TILE {
+            return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
+        }
+        let mut fns = Vec::with_capacity(tile);
+        for t in 1..=tile {
+            let spec = KernelSpec { format, rows, cols, tile: t };
+            spec.validate()?;
+            let caps = session.caps();
+            let name = format!("gemv_{}_{rows}x{cols}_t{t}", format.name());
+            fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
+        }
+        Ok(Self { format, rows, cols, fns })
+    }
+
+    /// Weight format.
+    pub fn format(&self) -> WeightFormat {
+        self.format
+    }
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Input columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+    /// Largest batch tile.
+    pub fn tile(&self) -> usize {
+        self.fns.len()
+    }
+    /// Bytes of the whole weight matrix.
+    pub fn weight_bytes(&self) -> usize {
+        self.rows * self.format.row_bytes(self.cols)
+    }
+    /// Total JIT compile time of all tile variants.
+    pub fn compile_time(&self) -> Duration {
+        self.fns.iter().map(|f| f.compile_time()).sum()
+    }
+    /// The compiled function for tile size `t` (for VCode / code inspection).
+    pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
+        t.checked_sub(1).and_then(|i| self.fns.get(i))
+    }
+
+    /// `y[b·rows + r] = Σ_k W[r, k]·x[b, k]` for every activation row `b` of
+    /// `x`, with `W` in ggml's layout (`w.len() == rows · row_bytes(cols)`).
+    pub fn run(&self, w: &[u8], x: &ActivationQ8, y: &mut [f32], threads: usize) -> Result<(), JitError> {
+        let want = self.format.activation();
+        if want == ActKind::F32 {
+            return Err(JitError::InvalidParams("f32 weights take f32 activations: use run_f32".into()));
+        }
+        if x.kind() != want {
+            return Err(JitError::InvalidParams(format!(
+                "{:?} weights need {want:?} activations, got {:?}",
+                self.format,
+                x.kind()
+            )));
+        }
+        if x.cols() != self.cols {
+            return Err(JitError::Length(format!("activation cols {} != kernel cols {}", x.cols(), self.cols)));
+        }
+        self.check_wy(w, y, x.rows())?;
+        debug_assert_eq!(x.bytes().as_ptr() as usize % 16, 0);
+        // SAFETY: lengths checked above; records are 16-byte aligned.
+        unsafe { self.dispatch(w.as_ptr(), x.bytes().as_ptr(), x.row_stride(), x.rows(), y, threads) }
+    }
+
+    /// f32 weights (`w` is the raw little-endian bytes, possibly unaligned)
+    /// times f32 activations `x` (`x.len() = batch · cols`).
+    pub fn run_f32(&self, w: &[u8], x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
+        if self.format != WeightFormat::F32 {
+            return Err(JitError::InvalidParams(format!("{:?} weights need quantised activations: use run", self.format)));
+        }
+        if x.len() % self.cols != 0 || x.is_empty() {
+            return Err(JitError::Length(format!("x has {} values, not a positive multiple of cols {}", x.len(), self.cols)));
+        }
+        let batch = x.len() / self.cols;
+        self.check_wy(w, y, batch)?;
+        // SAFETY: lengths checked above; f32 loads in the kernel are unaligned.
+        unsafe { self.dispatch(w.as_ptr(), x.as_ptr().cast(), self.cols * 4, batch, y, threads) }
+    }
+
+    fn check_wy(&self, w: &[u8], y: &[f32], batch: usize) -> Result<(), JitError> {
+        if w.len() != self.weight_bytes() {
+            return Err(JitError::Length(format!(
+                "w has {} bytes, {:?} {}×{} needs {}",
+                w.len(),
+                self.format,
+                self.rows,
+                self.cols,
+                self.weight_bytes()
+            )));
+        }
+        if y.len() != batch * self.rows {
+            return Err(JitError::Length(format!("y has {} values, expected {batch} × {}", y.len(), self.rows)));
+        }
+        self.fns[0].executable()
+    }
+
+    /// Runs rows `row_begin..row_end` of one tile of `t` activation rows.
+    ///
+    /// # Safety
+    /// `1 <= t <= self.tile()`, `row_begin <= row_end <= self.rows()`; `w`
+    /// points to the whole weight matrix (`weight_bytes()` readable bytes);
+    /// `x` to `t` activation rows in the kernel's layout (16-byte aligned
+    /// Q8 records, or f32 values), consecutive with the stride implied by
+    /// `cols`; `y` to `t · rows()` writable f32 of which the kernel writes
+    /// `y[b·rows + r]` for `r` in the range; nothing else writes those
+    /// elements concurrently. The session must be executable on this host.
+    pub unsafe fn run_rows(&self, t: usize, w: *const u8, x: *const u8, y: *mut f32, row_begin: usize, row_end: usize) {
+        let f: KernelFn = unsafe { std::mem::transmute(self.fns[t - 1].ptr()) };
+        unsafe { f(w, x, y, row_begin as u64, row_end as u64, f16_table().as_ptr()) };
+    }
+
+    /// # Safety
+    /// Lengths of `w`, `x` (`batch · x_stride` bytes) and `y` checked by the caller.
+    unsafe fn dispatch(
+        &self,
+        w: *const u8,
+        x: *const u8,
+        x_stride: usize,
+        batch: usize,
+        y: &mut [f32],
+        threads: usize,
+    ) -> Result<(), JitError> {
+        let rows = self.rows;
+        let tile = self.tile();
+        let threads = threads.clamp(1, rows);
+        let yp = SendPtr(y.as_mut_ptr());
+        let (wp, xp) = (SendPtr(w), SendPtr(x));
+        let work = move |rb: usize, re: usize| {
+            let (w, x, y) = (wp, xp, yp);
+            let mut b0 = 0;
+            while b0 < batch {
+                let t = tile.min(batch - b0);
+                // SAFETY: the caller checked the buffers; [rb, re) ⊆ [0, rows),
+                // tiles stay inside the batch, and row ranges are disjoint.
+                unsafe { self.run_rows(t, w.0, x.0.add(b0 * x_stride), y.0.add(b0 * rows), rb, re) };
+                b0 += t;
+            }
+        };
+        if threads == 1 {
+            work(0, rows);
+            return Ok(());
+        }
+        let bounds: Vec<usize> = (0..=threads).map(|i| rows * i / threads).collect();
+        rayon::scope(|s| {
+            for i in 1..threads {
+                let (rb, re) = (bounds[i], bounds[i + 1]);
+                s.spawn(move |_| work(rb, re));
+            }
+            work(bounds[0], bounds[1]);
+        });
+        Ok(())
+    }
+}
