@@ -729,3 +729,159 @@ fn wordpiece_partition(text: &str, added: &[(String, u32, bool)]) -> Vec<Fragmen
     }
     frags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small SPM vocabulary: all byte tokens, a few pieces with scores, one
+    /// user-defined and one control token.
+    fn spm_vocab(add_space_prefix: bool) -> Vocab {
+        let mut tokens = vec!["<unk>".to_string(), "<s>".to_string(), "</s>".to_string()];
+        let mut types = vec![TokenType::Unknown, TokenType::Control, TokenType::Control];
+        let mut scores = vec![0.0, 0.0, 0.0];
+        for b in 0..256 {
+            tokens.push(format!("<0x{b:02X}>"));
+            types.push(TokenType::Byte);
+            scores.push(0.0);
+        }
+        for (t, s, ty) in [
+            ("a", -1.0, TokenType::Normal),
+            ("b", -1.0, TokenType::Normal),
+            ("c", -1.0, TokenType::Normal),
+            ("\u{2581}", -1.0, TokenType::Normal),
+            ("ab", -3.0, TokenType::Normal),
+            ("bc", -2.0, TokenType::Normal),
+            ("aa", -2.0, TokenType::Normal),
+            ("\u{2581}a", -2.5, TokenType::Normal),
+            ("<u>", 0.0, TokenType::UserDefined),
+            ("<c>", 0.0, TokenType::Control),
+        ] {
+            tokens.push(t.to_string());
+            types.push(ty);
+            scores.push(s);
+        }
+        Vocab {
+            model: VocabModel::Spm,
+            tokens,
+            scores,
+            types,
+            merges: Vec::new(),
+            bos: Some(1),
+            eos: Some(2),
+            unk: Some(0),
+            pad: None,
+            extra_eog: Vec::new(),
+            add_bos: true,
+            add_eos: false,
+            add_space_prefix,
+        }
+    }
+
+    fn texts(tok: &Tokenizer, ids: &[u32]) -> Vec<String> {
+        ids.iter().map(|&i| tok.token_text(i).unwrap_or("?").to_string()).collect()
+    }
+
+    #[test]
+    fn spm_merges_by_score_with_leftmost_ties() {
+        let tok = Tokenizer::from_vocab(spm_vocab(false)).expect("vocab");
+        // "bc" (-2) beats "ab" (-3).
+        assert_eq!(texts(&tok, &tok.encode("abc", false)), ["a", "bc"]);
+        // Equal scores: the leftmost pair merges first.
+        assert_eq!(texts(&tok, &tok.encode("aaa", false)), ["aa", "a"]);
+        assert_eq!(texts(&tok, &tok.encode(" a", false)), ["\u{2581}a"]);
+    }
+
+    #[test]
+    fn spm_byte_fallback_and_space_prefix() {
+        let tok = Tokenizer::from_vocab(spm_vocab(true)).expect("vocab");
+        assert_eq!(texts(&tok, &tok.encode("é", false)), ["\u{2581}", "<0xC3>", "<0xA9>"]);
+        let ids = tok.encode("a b", true);
+        assert_eq!(texts(&tok, &ids), ["<s>", "\u{2581}a", "\u{2581}", "b"]);
+        assert_eq!(tok.decode(&ids), "a b");
+        assert_eq!(tok.decode_piece(ids[1]), b" a");
+        assert!(tok.decode_piece(1).is_empty());
+    }
+
+    #[test]
+    fn special_tokens_user_defined_always_control_on_request() {
+        let tok = Tokenizer::from_vocab(spm_vocab(false)).expect("vocab");
+        let plain = texts(&tok, &tok.encode("a<u>b<c>", false));
+        assert_eq!(plain[..2], ["a", "<u>"]);
+        assert!(!plain.contains(&"<c>".to_string()));
+        assert_eq!(texts(&tok, &tok.encode_with_special("a<u>b<c>", false)), ["a", "<u>", "b", "<c>"]);
+        // The unknown token text is matched only with parse_special too.
+        assert_eq!(texts(&tok, &tok.encode_with_special("<unk>", false)), ["<unk>"]);
+    }
+
+    #[test]
+    fn partition_is_longest_token_first() {
+        let mut v = spm_vocab(false);
+        for t in ["x", "xy", "yxy"] {
+            v.tokens.push(t.to_string());
+            v.types.push(if t == "x" { TokenType::Normal } else { TokenType::UserDefined });
+            v.scores.push(0.0);
+        }
+        let tok = Tokenizer::from_vocab(v).expect("vocab");
+        // "yxy" (longer) is split out first although "xy" occurs further left.
+        assert_eq!(texts(&tok, &tok.encode("xyxy", false)), ["x", "yxy"]);
+        // Overlapping occurrences of one token: the first wins, as with repeated `find`.
+        assert_eq!(texts(&tok, &tok.encode("xyxyxy", false)), ["x", "yxy", "xy"]);
+    }
+
+    fn bpe_vocab(pre: &str) -> Vocab {
+        let tokens: Vec<String> = ["a", "b", "c", "Ġ", "ab", "abc", "Ġa", "1", "2", "<|end|>"].iter().map(|s| s.to_string()).collect();
+        let mut types = vec![TokenType::Normal; tokens.len()];
+        types[9] = TokenType::Control;
+        Vocab {
+            model: VocabModel::Bpe { pre: pre.to_string() },
+            tokens,
+            scores: Vec::new(),
+            types,
+            merges: ["a b", "ab c", "Ġ a"].iter().map(|s| s.to_string()).collect(),
+            bos: None,
+            eos: Some(9),
+            unk: None,
+            pad: None,
+            extra_eog: Vec::new(),
+            add_bos: false,
+            add_eos: false,
+            add_space_prefix: false,
+        }
+    }
+
+    #[test]
+    fn bpe_merges_by_rank() {
+        let tok = Tokenizer::from_vocab(bpe_vocab("gpt-2")).expect("vocab");
+        // " ab": "a b" (rank 0) wins over "Ġ a" (rank 2), and "Ġ ab" is no merge.
+        assert_eq!(texts(&tok, &tok.encode("abc ab", false)), ["abc", "Ġ", "ab"]);
+        assert_eq!(tok.decode(&tok.encode("abc ab", false)), "abc ab");
+        assert!(tok.is_eog(9));
+        // Characters without a token are dropped, as in llama.cpp.
+        assert_eq!(texts(&tok, &tok.encode("azb", false)), ["a", "b"]);
+        assert!(tok.encode("", true).is_empty());
+    }
+
+    #[test]
+    fn bpe_smollm_splits_digits() {
+        let tok = Tokenizer::from_vocab(bpe_vocab("smollm")).expect("vocab");
+        assert_eq!(texts(&tok, &tok.encode("12", false)), ["1", "2"]);
+    }
+
+    #[test]
+    fn construction_errors_name_the_problem() {
+        let err = Tokenizer::from_vocab(bpe_vocab("no-such-pre")).err().expect("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("no-such-pre") && msg.contains("smollm") && msg.contains("qwen2"), "{msg}");
+        let mut v = spm_vocab(false);
+        v.bos = Some(1_000_000);
+        let msg = Tokenizer::from_vocab(v).err().expect("must fail").to_string();
+        assert!(msg.contains("tokenizer.ggml.bos_token_id"), "{msg}");
+        let mut v = spm_vocab(false);
+        v.scores.pop();
+        let msg = Tokenizer::from_vocab(v).err().expect("must fail").to_string();
+        assert!(msg.contains("tokenizer.ggml.scores"), "{msg}");
+        assert!(Tokenizer::from_hf_json("{").is_err());
+        assert!(Tokenizer::from_hf_json(r#"{"model": {"type": "BPE", "vocab": {}}}"#).err().expect("must fail").to_string().contains("WordPiece"));
+    }
+}
