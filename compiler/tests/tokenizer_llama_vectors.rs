@@ -4,15 +4,25 @@
 //! at llama.cpp's `models/` folder (e.g. from the PyPI sdist `llama-cpp-python==0.3.36`,
 //! `vendor/llama.cpp/models/`) to run them; without it the test prints a note and passes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use flexc::frontend::gguf::GgufFile;
 use flexc::tokenizer::Tokenizer;
 
 /// Vocabularies whose `tokenizer.ggml.model`/`pre` this crate supports.
-const VOCABS: &[&str] = &["llama-spm", "phi-3", "gpt-2", "mpt", "llama-bpe", "qwen2", "starcoder", "refact", "command-r"];
+const VOCABS: &[&str] = &[
+    "llama-spm",
+    "phi-3",
+    "gpt-2",
+    "mpt",
+    "llama-bpe",
+    "qwen2",
+    "starcoder",
+    "refact",
+    "command-r",
+];
 
-fn read_vectors(dir: &PathBuf, name: &str) -> Option<Vec<(String, Vec<u32>)>> {
+fn read_vectors(dir: &Path, name: &str) -> Option<Vec<(String, Vec<u32>)>> {
     let inp = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.inp"))).ok()?;
     let out = std::fs::read_to_string(dir.join(format!("ggml-vocab-{name}.gguf.out"))).ok()?;
     let inputs: Vec<&str> = inp.split("\n__ggml_vocab_test__\n").collect();
@@ -22,7 +32,11 @@ fn read_vectors(dir: &PathBuf, name: &str) -> Option<Vec<(String, Vec<u32>)>> {
         if i + 1 == inputs.len() && text.is_empty() {
             break;
         }
-        let ids = outputs.get(i)?.split_whitespace().map(|t| t.parse().ok()).collect::<Option<Vec<u32>>>()?;
+        let ids = outputs
+            .get(i)?
+            .split_whitespace()
+            .map(|t| t.parse().ok())
+            .collect::<Option<Vec<u32>>>()?;
         v.push((text.to_string(), ids));
     }
     Some(v)
@@ -51,10 +65,17 @@ fn llama_cpp_vocab_vectors() {
             total += 1;
             let got = tok.encode(text, false);
             if &got != want {
-                failures.push(format!("{name}: {text:?}\n   want {want:?}\n    got {got:?}"));
+                failures.push(format!(
+                    "{name}: {text:?}\n   want {want:?}\n    got {got:?}"
+                ));
             }
         }
         eprintln!("{name}: {} vectors", vectors.len());
     }
-    assert!(failures.is_empty(), "{} of {total} vectors differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {total} vectors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -16,7 +16,9 @@ fn cached(rel: &str) -> Option<PathBuf> {
     } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
         PathBuf::from(d).join("flexc")
     } else {
-        PathBuf::from(std::env::var_os("HOME")?).join(".cache").join("flexc")
+        PathBuf::from(std::env::var_os("HOME")?)
+            .join(".cache")
+            .join("flexc")
     };
     let p = base.join(rel);
     if p.exists() {
@@ -41,7 +43,10 @@ fn gemma() -> Option<Tokenizer> {
 }
 
 fn minilm() -> Option<Tokenizer> {
-    Some(Tokenizer::from_hf_json_file(&cached("models/minilm-l6/tokenizer.json")?).expect("tokenizer.json"))
+    Some(
+        Tokenizer::from_hf_json_file(&cached("models/minilm-l6/tokenizer.json")?)
+            .expect("tokenizer.json"),
+    )
 }
 
 /// Strings exercising unicode, whitespace and punctuation.
@@ -72,10 +77,18 @@ fn smollm2_matches_hugging_face_tokenizers() {
     let Some(tok) = smollm() else { return };
     let fixture = include_str!("fixtures/smollm2_hf_ids.jsonl");
     let mut n = 0;
-    for line in fixture.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+    for line in fixture
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
         let v: serde_json::Value = serde_json::from_str(line).expect("fixture line");
         let text = v["text"].as_str().expect("text");
-        let want: Vec<u32> = v["ids"].as_array().expect("ids").iter().map(|x| x.as_u64().expect("id") as u32).collect();
+        let want: Vec<u32> = v["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|x| x.as_u64().expect("id") as u32)
+            .collect();
         // HF matches added (control) tokens in text: parse_special = true.
         assert_eq!(tok.encode_with_special(text, false), want, "text {text:?}");
         n += 1;
@@ -86,9 +99,15 @@ fn smollm2_matches_hugging_face_tokenizers() {
 #[test]
 fn smollm2_metadata_and_special_tokens() {
     let Some(tok) = smollm() else { return };
-    assert_eq!(tok.kind(), TokenizerKind::BytePairEncoding(PreTokenizer::Smollm));
+    assert_eq!(
+        tok.kind(),
+        TokenizerKind::BytePairEncoding(PreTokenizer::Smollm)
+    );
     assert_eq!(tok.vocab_size(), 49152);
-    assert_eq!((tok.bos(), tok.eos(), tok.unk()), (Some(1), Some(2), Some(0)));
+    assert_eq!(
+        (tok.bos(), tok.eos(), tok.unk()),
+        (Some(1), Some(2), Some(0))
+    );
     assert!(!tok.add_bos_by_default());
     let hi = tok.token_id("Hi").expect("Hi");
     assert_eq!(tok.encode("Hi", true), vec![1, hi]);
@@ -111,7 +130,10 @@ fn gemma3_metadata_and_special_tokens() {
     let Some(tok) = gemma() else { return };
     assert_eq!(tok.kind(), TokenizerKind::SentencePiece);
     assert_eq!(tok.vocab_size(), 262_144);
-    assert_eq!((tok.bos(), tok.eos(), tok.unk(), tok.pad()), (Some(2), Some(1), Some(3), Some(0)));
+    assert_eq!(
+        (tok.bos(), tok.eos(), tok.unk(), tok.pad()),
+        (Some(2), Some(1), Some(3), Some(0))
+    );
     assert!(tok.add_bos_by_default());
     assert!(tok.is_eog(1) && tok.is_eog(106) && !tok.is_eog(105) && !tok.is_eog(2));
     // User-defined "\n" (107) and "\n\n" (108) are always matched, longest first.
@@ -120,7 +142,10 @@ fn gemma3_metadata_and_special_tokens() {
     // Gemma also has "\n\n\n" (109): the longest user-defined token wins.
     assert_eq!(tok.encode("\n\n\n", false), vec![109]);
     // Runs of newlines: the longest newline-run token, then the rest.
-    let longest = (1..64).take_while(|&k| tok.token_id(&"\n".repeat(k)).is_some()).last().expect("newline tokens");
+    let longest = (1..64)
+        .take_while(|&k| tok.token_id(&"\n".repeat(k)).is_some())
+        .last()
+        .expect("newline tokens");
     let run_id = tok.token_id(&"\n".repeat(longest)).expect("run");
     let a = tok.token_id("a").expect("a");
     let text = format!("a{}a", "\n".repeat(longest + 1));
@@ -141,7 +166,10 @@ fn gemma3_metadata_and_special_tokens() {
 fn round_trips_and_empty_input() {
     for tok in [smollm(), gemma()].into_iter().flatten() {
         assert!(tok.encode("", false).is_empty());
-        assert_eq!(tok.encode("", true), tok.bos().into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            tok.encode("", true),
+            tok.bos().into_iter().collect::<Vec<_>>()
+        );
         for s in SAMPLES {
             let ids = tok.encode(s, false);
             assert_eq!(tok.decode(&ids), *s, "{:?}: ids {ids:?}", tok.kind());
@@ -170,10 +198,22 @@ fn minilm_wordpiece() {
     let Some(tok) = minilm() else { return };
     assert_eq!(tok.kind(), TokenizerKind::WordPiece);
     assert_eq!(tok.vocab_size(), 30522);
-    let ids = tok.encode("Hello, World! This is a test of WordPiece tokenization.", true);
-    assert_eq!(ids, vec![101, 7592, 1010, 2088, 999, 2023, 2003, 1037, 3231, 1997, 2773, 11198, 19204, 3989, 1012, 102]);
+    let ids = tok.encode(
+        "Hello, World! This is a test of WordPiece tokenization.",
+        true,
+    );
+    assert_eq!(
+        ids,
+        vec![
+            101, 7592, 1010, 2088, 999, 2023, 2003, 1037, 3231, 1997, 2773, 11198, 19204, 3989,
+            1012, 102
+        ]
+    );
     // Lowercasing + accent stripping: "naïve café résumé" → naive cafe resume.
-    assert_eq!(tok.encode("naïve café résumé", false), tok.encode("naive cafe resume", false));
+    assert_eq!(
+        tok.encode("naïve café résumé", false),
+        tok.encode("naive cafe resume", false)
+    );
     // CJK ideographs are split into single characters; [CLS] in text is the token.
     let cjk = tok.encode("中文", false);
     assert_eq!(cjk.len(), 2);
@@ -182,5 +222,8 @@ fn minilm_wordpiece() {
     assert_eq!(tok.encode(&"a".repeat(101), false), vec![100]);
     assert!(tok.encode("", false).is_empty());
     assert_eq!(tok.encode("", true), vec![101, 102]);
-    assert_eq!(tok.decode(&ids), "hello, world! this is a test of wordpiece tokenization.");
+    assert_eq!(
+        tok.decode(&ids),
+        "hello, world! this is a test of wordpiece tokenization."
+    );
 }
