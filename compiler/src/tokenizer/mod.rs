@@ -185,41 +185,43 @@ impl Hasher for FxHasher {
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// text → id index over the token strings without copying them: an open-addressing
-/// table of ids (linear probing), compared against `tokens[id]`.
+/// table (linear probing) of `(hash fingerprint << 32) | id`, so that probing past other
+/// entries rarely has to look at their strings.
 struct StrIndex {
-    slots: Vec<u32>,
+    slots: Vec<u64>,
     mask: usize,
 }
 
 impl StrIndex {
-    const EMPTY: u32 = u32::MAX;
+    const EMPTY: u64 = u64::MAX;
 
     #[inline]
-    fn hash(text: &str) -> usize {
+    fn hash(text: &str) -> u64 {
         let mut h = FxHasher::default();
         h.write(text.as_bytes());
-        // Final avalanche so that the low bits used for the slot are well mixed.
+        // Final avalanche so that both the slot bits and the fingerprint are well mixed.
         let x = h.finish();
-        (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) as usize
+        let x = (x ^ (x >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^ (x >> 29)
     }
 
     fn new(tokens: &[String]) -> StrIndex {
         let cap = (tokens.len() * 2).next_power_of_two().max(16);
-        let mut idx = StrIndex {
-            slots: vec![Self::EMPTY; cap],
-            mask: cap - 1,
-        };
+        let mut idx = StrIndex { slots: vec![Self::EMPTY; cap], mask: cap - 1 };
         for (i, t) in tokens.iter().enumerate() {
-            let mut s = Self::hash(t) & idx.mask;
+            let h = Self::hash(t);
+            let fp = h >> 32;
+            let entry = (fp << 32) | i as u64;
+            let mut s = h as usize & idx.mask;
             loop {
                 let cur = idx.slots[s];
                 if cur == Self::EMPTY {
-                    idx.slots[s] = i as u32;
+                    idx.slots[s] = entry;
                     break;
                 }
-                if tokens[cur as usize] == *t {
+                if cur >> 32 == fp && tokens[(cur & 0xFFFF_FFFF) as usize] == *t {
                     // As llama.cpp: a duplicated text maps to its last id.
-                    idx.slots[s] = i as u32;
+                    idx.slots[s] = entry;
                     break;
                 }
                 s = (s + 1) & idx.mask;
@@ -230,14 +232,19 @@ impl StrIndex {
 
     #[inline]
     fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
-        let mut s = Self::hash(text) & self.mask;
+        let h = Self::hash(text);
+        let fp = h >> 32;
+        let mut s = h as usize & self.mask;
         loop {
             let cur = self.slots[s];
             if cur == Self::EMPTY {
                 return None;
             }
-            if tokens[cur as usize] == text {
-                return Some(cur);
+            if cur >> 32 == fp {
+                let id = (cur & 0xFFFF_FFFF) as u32;
+                if tokens[id as usize] == text {
+                    return Some(id);
+                }
             }
             s = (s + 1) & self.mask;
         }
