@@ -12,8 +12,16 @@
 //!   `<start_of_turn>` (`parse_special = true`, for chat templates);
 //! * the remaining text goes through the model's algorithm (`spm.rs`, `bpe.rs`).
 //!
+//! `encode(text, add_bos = true)` adds BOS whatever the model's `add_bos_token` says (ask
+//! [`Tokenizer::add_bos_by_default`]), plus EOS when the model sets `add_eos_token`.
+//!
+//! Unicode categories come from a table generated from Python's `unicodedata` (Unicode
+//! 14.0, see `tools/gen_unicode_tables.py`); llama.cpp's own table is from a newer
+//! Unicode version, so characters assigned after 14.0 may be classified differently.
+//!
 //! Not implemented: the per-token `lstrip`/`rstrip` attributes llama.cpp sets for a few
-//! named models (phi-3, jina), UGM/RWKV/WPM-from-GGUF vocabularies.
+//! named models (phi-3, jina), UGM/RWKV/WPM-from-GGUF vocabularies, pre-tokenizers other
+//! than those listed in [`PreTokenizer::SUPPORTED`].
 
 mod bpe;
 mod gguf;
@@ -207,7 +215,10 @@ impl StrIndex {
 
     fn new(tokens: &[String]) -> StrIndex {
         let cap = (tokens.len() * 2).next_power_of_two().max(16);
-        let mut idx = StrIndex { slots: vec![Self::EMPTY; cap], mask: cap - 1 };
+        let mut idx = StrIndex {
+            slots: vec![Self::EMPTY; cap],
+            mask: cap - 1,
+        };
         for (i, t) in tokens.iter().enumerate() {
             let h = Self::hash(t);
             let fp = h >> 32;

@@ -79,6 +79,14 @@ impl WordPieceModel {
         }
         // Longest first: leftmost-longest matching.
         added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        // Ids index a dense table: refuse absurd ids instead of allocating for them.
+        if max_id as usize > 4 * (vocab.len() + added.len()) + 1024 {
+            return Err(TokenizerError::BadId {
+                key: "model.vocab".into(),
+                id: u64::from(max_id),
+                n_vocab: vocab.len(),
+            });
+        }
         let mut tokens = vec![String::new(); max_id as usize + 1];
         for (t, &id) in &vocab {
             tokens[id as usize] = t.clone();
