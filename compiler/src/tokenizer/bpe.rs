@@ -35,7 +35,12 @@ pub(super) struct BpeModel {
 }
 
 impl BpeModel {
-    pub(super) fn new(vocab: &Vocabulary, merges: &[String], pre: PreTokenizer, ignore_merges: bool) -> Result<BpeModel, TokenizerError> {
+    pub(super) fn new(
+        vocab: &Vocabulary,
+        merges: &[String],
+        pre: PreTokenizer,
+        ignore_merges: bool,
+    ) -> Result<BpeModel, TokenizerError> {
         let n_vocab = vocab.len() as u32;
         let byte_char = byte_to_unicode_table();
         let mut char_byte = HashMap::with_capacity(256);
@@ -74,16 +79,29 @@ impl BpeModel {
             joined.push_str(a);
             joined.push_str(b);
             let im = sym_id(&joined, &mut extra);
-            let rank = u32::try_from(rank).map_err(|_| TokenizerError::Invalid("too many merges".into()))?;
+            let rank = u32::try_from(rank)
+                .map_err(|_| TokenizerError::Invalid("too many merges".into()))?;
             map.entry((ia, ib)).or_insert((rank, im));
         }
         let mut byte_sym = [NO_ID; 256];
         let mut buf = [0u8; 4];
         for (b, sym) in byte_sym.iter_mut().enumerate() {
             let s = byte_char[b].encode_utf8(&mut buf);
-            *sym = vocab.token_id(s).or_else(|| extra_ids.get(s).copied()).unwrap_or(NO_ID);
+            *sym = vocab
+                .token_id(s)
+                .or_else(|| extra_ids.get(s).copied())
+                .unwrap_or(NO_ID);
         }
-        Ok(BpeModel { pre, ignore_merges, byte_sym, byte_char, char_byte, merges: map, extra, n_vocab })
+        Ok(BpeModel {
+            pre,
+            ignore_merges,
+            byte_sym,
+            byte_char,
+            char_byte,
+            merges: map,
+            extra,
+            n_vocab,
+        })
     }
 
     /// Encodes one raw-text fragment, appending ids to `out`.
@@ -100,7 +118,8 @@ impl BpeModel {
         }
         if self.ignore_merges {
             st.text.clear();
-            st.text.extend(word.iter().map(|&b| self.byte_char[b as usize]));
+            st.text
+                .extend(word.iter().map(|&b| self.byte_char[b as usize]));
             if let Some(id) = vocab.token_id(&st.text) {
                 out.push(id);
                 return;
@@ -156,7 +175,10 @@ impl BpeModel {
                 };
                 for &b in text.as_bytes() {
                     let one = [b];
-                    if let Some(id) = std::str::from_utf8(&one).ok().and_then(|t| vocab.token_id(t)) {
+                    if let Some(id) = std::str::from_utf8(&one)
+                        .ok()
+                        .and_then(|t| vocab.token_id(t))
+                    {
                         out.push(id);
                     }
                 }

@@ -19,33 +19,65 @@ pub const SUPPORTED_GGUF_MODELS: &str = "llama (SentencePiece-style), gpt2 (byte
 fn array<'a>(f: &'a GgufFile, key: &str) -> Result<Option<&'a [MetaValue]>, TokenizerError> {
     match f.meta(key) {
         None => Ok(None),
-        Some(v) => v.as_array().map(Some).ok_or_else(|| TokenizerError::WrongType { key: key.into(), expected: "array" }),
+        Some(v) => v
+            .as_array()
+            .map(Some)
+            .ok_or_else(|| TokenizerError::WrongType {
+                key: key.into(),
+                expected: "array",
+            }),
     }
 }
 
 fn strings(f: &GgufFile, key: &str) -> Result<Option<Vec<String>>, TokenizerError> {
-    let Some(a) = array(f, key)? else { return Ok(None) };
+    let Some(a) = array(f, key)? else {
+        return Ok(None);
+    };
     a.iter()
-        .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| TokenizerError::WrongType { key: key.into(), expected: "array of string" }))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| TokenizerError::WrongType {
+                    key: key.into(),
+                    expected: "array of string",
+                })
+        })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
 fn opt_id(f: &GgufFile, key: &str, default: Option<u32>) -> Result<Option<u32>, TokenizerError> {
-    let Some(v) = f.meta(key) else { return Ok(default) };
-    let i = v.as_integer().ok_or_else(|| TokenizerError::WrongType { key: key.into(), expected: "integer" })?;
+    let Some(v) = f.meta(key) else {
+        return Ok(default);
+    };
+    let i = v.as_integer().ok_or_else(|| TokenizerError::WrongType {
+        key: key.into(),
+        expected: "integer",
+    })?;
     // llama.cpp stores ids as int32; -1 (or any negative) means "none".
     if i < 0 {
         return Ok(None);
     }
-    u32::try_from(i).map(Some).map_err(|_| TokenizerError::BadId { key: key.into(), id: u64::MAX, n_vocab: 0 })
+    u32::try_from(i)
+        .map(Some)
+        .map_err(|_| TokenizerError::BadId {
+            key: key.into(),
+            id: u64::MAX,
+            n_vocab: 0,
+        })
 }
 
 fn opt_bool(f: &GgufFile, key: &str, default: bool) -> Result<bool, TokenizerError> {
     match f.meta(key) {
         None => Ok(default),
         Some(MetaValue::Bool(b)) => Ok(*b),
-        Some(v) => v.as_integer().map(|i| i != 0).ok_or_else(|| TokenizerError::WrongType { key: key.into(), expected: "bool" }),
+        Some(v) => v
+            .as_integer()
+            .map(|i| i != 0)
+            .ok_or_else(|| TokenizerError::WrongType {
+                key: key.into(),
+                expected: "bool",
+            }),
     }
 }
 
@@ -61,9 +93,15 @@ impl Tokenizer {
 
 /// Reads the vocabulary data of a GGUF file. `Ok(None)` if it has no `tokenizer.ggml.model`.
 pub fn vocab_from_gguf(f: &GgufFile) -> Result<Option<Vocab>, TokenizerError> {
-    let Some(model_v) = f.meta(KEY_MODEL) else { return Ok(None) };
-    let model_name = model_v.as_str().ok_or_else(|| TokenizerError::WrongType { key: KEY_MODEL.into(), expected: "string" })?;
-    let tokens = strings(f, KEY_TOKENS)?.ok_or_else(|| TokenizerError::MissingKey(KEY_TOKENS.into()))?;
+    let Some(model_v) = f.meta(KEY_MODEL) else {
+        return Ok(None);
+    };
+    let model_name = model_v.as_str().ok_or_else(|| TokenizerError::WrongType {
+        key: KEY_MODEL.into(),
+        expected: "string",
+    })?;
+    let tokens =
+        strings(f, KEY_TOKENS)?.ok_or_else(|| TokenizerError::MissingKey(KEY_TOKENS.into()))?;
     let n = tokens.len();
     let scores = match array(f, KEY_SCORES)? {
         None => Vec::new(),
@@ -72,7 +110,10 @@ pub fn vocab_from_gguf(f: &GgufFile) -> Result<Option<Vocab>, TokenizerError> {
             .map(|v| match v {
                 MetaValue::F32(x) => Ok(*x),
                 MetaValue::F64(x) => Ok(*x as f32),
-                _ => Err(TokenizerError::WrongType { key: KEY_SCORES.into(), expected: "array of f32" }),
+                _ => Err(TokenizerError::WrongType {
+                    key: KEY_SCORES.into(),
+                    expected: "array of f32",
+                }),
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
@@ -83,7 +124,10 @@ pub fn vocab_from_gguf(f: &GgufFile) -> Result<Option<Vocab>, TokenizerError> {
             .map(|v| {
                 v.as_integer()
                     .map(|i| TokenType::from_code(i64::try_from(i).unwrap_or(0)))
-                    .ok_or_else(|| TokenizerError::WrongType { key: KEY_TYPES.into(), expected: "array of integer" })
+                    .ok_or_else(|| TokenizerError::WrongType {
+                        key: KEY_TYPES.into(),
+                        expected: "array of integer",
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
@@ -92,20 +136,39 @@ pub fn vocab_from_gguf(f: &GgufFile) -> Result<Option<Vocab>, TokenizerError> {
         "gpt2" => {
             let pre = match f.meta(KEY_PRE) {
                 None => "default".to_string(),
-                Some(v) => v.as_str().ok_or_else(|| TokenizerError::WrongType { key: KEY_PRE.into(), expected: "string" })?.to_string(),
+                Some(v) => v
+                    .as_str()
+                    .ok_or_else(|| TokenizerError::WrongType {
+                        key: KEY_PRE.into(),
+                        expected: "string",
+                    })?
+                    .to_string(),
             };
             // llama.cpp turns add_bos on for the llama3 family.
-            let llama3 = matches!(super::PreTokenizer::from_name(&pre), Some(super::PreTokenizer::Llama3));
-            (VocabModel::Bpe { pre }, [Some(11), Some(11), None], llama3, false)
+            let llama3 = matches!(
+                super::PreTokenizer::from_name(&pre),
+                Some(super::PreTokenizer::Llama3)
+            );
+            (
+                VocabModel::Bpe { pre },
+                [Some(11), Some(11), None],
+                llama3,
+                false,
+            )
         }
         other => {
-            return Err(TokenizerError::UnsupportedModel { model: format!("`{other}` ({KEY_MODEL})"), supported: SUPPORTED_GGUF_MODELS });
+            return Err(TokenizerError::UnsupportedModel {
+                model: format!("`{other}` ({KEY_MODEL})"),
+                supported: SUPPORTED_GGUF_MODELS,
+            });
         }
     };
     // A default id that does not exist in this vocabulary means "none".
     let defaults = defaults.map(|d| d.filter(|&x| (x as usize) < n));
     let merges = match model {
-        VocabModel::Bpe { .. } => strings(f, KEY_MERGES)?.ok_or_else(|| TokenizerError::MissingKey(KEY_MERGES.into()))?,
+        VocabModel::Bpe { .. } => {
+            strings(f, KEY_MERGES)?.ok_or_else(|| TokenizerError::MissingKey(KEY_MERGES.into()))?
+        }
         VocabModel::Spm => Vec::new(),
     };
     let mut extra_eog = Vec::new();
@@ -129,6 +192,10 @@ pub fn vocab_from_gguf(f: &GgufFile) -> Result<Option<Vocab>, TokenizerError> {
         extra_eog,
         add_bos: opt_bool(f, "tokenizer.ggml.add_bos_token", add_bos_default)?,
         add_eos: opt_bool(f, "tokenizer.ggml.add_eos_token", false)?,
-        add_space_prefix: opt_bool(f, "tokenizer.ggml.add_space_prefix", add_space_prefix_default)?,
+        add_space_prefix: opt_bool(
+            f,
+            "tokenizer.ggml.add_space_prefix",
+            add_space_prefix_default,
+        )?,
     }))
 }

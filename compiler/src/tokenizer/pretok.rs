@@ -9,7 +9,7 @@
 //! patterns of some pre-types (`\p{N}`, `\p{N}+`, `[0-9][0-9][0-9]`, the punctuation class
 //! of `default`) are simple scans with the leftmost-match semantics of `std::regex`.
 
-use super::unicode::{flags, Flags};
+use super::unicode::{Flags, flags};
 
 /// The pre-tokenizer of a GPT-2 style BPE vocabulary (`tokenizer.ggml.pre`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,21 +31,21 @@ impl PreTokenizer {
     pub fn from_name(name: &str) -> Option<PreTokenizer> {
         Some(match name {
             "default" => PreTokenizer::Default,
-            "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v1-en" | "jina-v2-es"
-            | "jina-v2-de" | "a.x-4.0" | "mellum" | "mpt" | "olmo" | "jais" | "trillion" => PreTokenizer::Gpt2,
-            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
-                PreTokenizer::Smollm
-            }
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2" => {
-                PreTokenizer::Llama3
-            }
+            "gpt-2" | "gpt2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v1-en"
+            | "jina-v2-es" | "jina-v2-de" | "a.x-4.0" | "mellum" | "mpt" | "olmo" | "jais"
+            | "trillion" => PreTokenizer::Gpt2,
+            "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone"
+            | "minerva-7b" => PreTokenizer::Smollm,
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "stablelm2" | "hunyuan" => PreTokenizer::Qwen2,
             _ => return None,
         })
     }
 
     /// The `tokenizer.ggml.pre` names this module understands.
-    pub const SUPPORTED: &'static str = "default, gpt-2, smollm (starcoder, refact, command-r), llama3 (llama-bpe), qwen2";
+    pub const SUPPORTED: &'static str =
+        "default, gpt-2, smollm (starcoder, refact, command-r), llama3 (llama-bpe), qwen2";
 
     /// Splits `text` into words. Returns the byte ranges of the words, in order,
     /// covering the whole text.
@@ -53,7 +53,10 @@ impl PreTokenizer {
         let chars: Vec<char> = text.chars().collect();
         let fl: Vec<Flags> = chars.iter().map(|&c| flags(c)).collect();
         let mut frags = vec![chars.len()];
-        let s = Splitter { chars: &chars, flags: &fl };
+        let s = Splitter {
+            chars: &chars,
+            flags: &fl,
+        };
         match self {
             PreTokenizer::Default => {
                 frags = s.runs(&frags, |c, f| {
@@ -106,11 +109,19 @@ struct Frag<'a> {
 impl Frag<'_> {
     #[inline]
     fn cpt(&self, pos: usize) -> Option<char> {
-        if pos >= self.ini && pos < self.end { Some(self.chars[pos]) } else { None }
+        if pos >= self.ini && pos < self.end {
+            Some(self.chars[pos])
+        } else {
+            None
+        }
     }
     #[inline]
     fn fl(&self, pos: usize) -> Flags {
-        if pos >= self.ini && pos < self.end { self.flags[pos] } else { Flags::NONE }
+        if pos >= self.ini && pos < self.end {
+            self.flags[pos]
+        } else {
+            Flags::NONE
+        }
     }
     #[inline]
     fn add(&mut self, end: usize) -> usize {
@@ -128,7 +139,14 @@ impl<'a> Splitter<'a> {
         let mut out = Vec::with_capacity(frags.len() * 2);
         let mut start = 0;
         for &len in frags {
-            let mut frag = Frag { chars: self.chars, flags: self.flags, ini: start, end: start + len, prev_end: start, out: &mut out };
+            let mut frag = Frag {
+                chars: self.chars,
+                flags: self.flags,
+                ini: start,
+                end: start + len,
+                prev_end: start,
+                out: &mut out,
+            };
             f(&mut frag);
             start += len;
         }
@@ -200,7 +218,12 @@ impl<'a> Splitter<'a> {
                     }
                     if pos + 2 < fr.end {
                         let nn = fr.cpt(pos + 2);
-                        if matches!((next, nn), (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))) {
+                        if matches!(
+                            (next, nn),
+                            (Some('r'), Some('e'))
+                                | (Some('v'), Some('e'))
+                                | (Some('l'), Some('l'))
+                        ) {
                             pos += fr.add(pos + 3);
                             continue;
                         }
@@ -226,7 +249,8 @@ impl<'a> Splitter<'a> {
                     fr.add(pos);
                     continue;
                 }
-                let other = |f: Flags| !(f.is_whitespace() || f.is_letter() || f.is_number()) && f.any();
+                let other =
+                    |f: Flags| !(f.is_whitespace() || f.is_letter() || f.is_number()) && f.any();
                 if other(f2) {
                     pos += usize::from(is_space);
                     while other(f2) {
@@ -272,7 +296,12 @@ impl<'a> Splitter<'a> {
                     }
                     if pos + 2 < fr.end {
                         let nn = fr.cpt(pos + 2).map(|c| c.to_ascii_lowercase());
-                        if matches!((next, nn), (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l'))) {
+                        if matches!(
+                            (next, nn),
+                            (Some('r'), Some('e'))
+                                | (Some('v'), Some('e'))
+                                | (Some('l'), Some('l'))
+                        ) {
                             pos += fr.add(pos + 3);
                             continue;
                         }
@@ -280,7 +309,9 @@ impl<'a> Splitter<'a> {
                 }
                 let is_crlf = |c: Option<char>| matches!(c, Some('\r' | '\n'));
                 // [^\r\n\p{L}\p{N}]?\p{L}+
-                if !(is_crlf(cpt) || fl.is_number()) && (fl.is_letter() || fr.fl(pos + 1).is_letter()) {
+                if !(is_crlf(cpt) || fl.is_number())
+                    && (fl.is_letter() || fr.fl(pos + 1).is_letter())
+                {
                     pos += 1;
                     while fr.fl(pos).is_letter() {
                         pos += 1;
@@ -354,34 +385,50 @@ mod tests {
     use super::*;
 
     fn words(p: PreTokenizer, text: &str) -> Vec<&str> {
-        p.split(text).into_iter().map(|(a, b)| &text[a..b]).collect()
+        p.split(text)
+            .into_iter()
+            .map(|(a, b)| &text[a..b])
+            .collect()
     }
 
     #[test]
     fn gpt2_pattern() {
         assert_eq!(
             words(PreTokenizer::Gpt2, "Hello world, it's 2024!  ok\n"),
-            vec!["Hello", " world", ",", " it", "'s", " 2024", "!", " ", " ok", "\n"]
+            vec![
+                "Hello", " world", ",", " it", "'s", " 2024", "!", " ", " ok", "\n"
+            ]
         );
     }
 
     #[test]
     fn smollm_isolates_digits() {
-        assert_eq!(words(PreTokenizer::Smollm, "a 123b"), vec!["a", " ", "1", "2", "3", "b"]);
+        assert_eq!(
+            words(PreTokenizer::Smollm, "a 123b"),
+            vec!["a", " ", "1", "2", "3", "b"]
+        );
     }
 
     #[test]
     fn llama3_pattern() {
         assert_eq!(
             words(PreTokenizer::Llama3, "I'LL pay 1234567 now.\n\n  x"),
-            vec!["I", "'LL", " pay", " ", "123", "456", "7", " now", ".\n\n", " ", " x"]
+            vec![
+                "I", "'LL", " pay", " ", "123", "456", "7", " now", ".\n\n", " ", " x"
+            ]
         );
-        assert_eq!(words(PreTokenizer::Qwen2, "ab 12"), vec!["ab", " ", "1", "2"]);
+        assert_eq!(
+            words(PreTokenizer::Qwen2, "ab 12"),
+            vec!["ab", " ", "1", "2"]
+        );
     }
 
     #[test]
     fn default_pattern() {
-        assert_eq!(words(PreTokenizer::Default, "x+=12345;"), vec!["x", "+=", "123", "45", ";"]);
+        assert_eq!(
+            words(PreTokenizer::Default, "x+=12345;"),
+            vec!["x", "+=", "123", "45", ";"]
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// Max-heap order: higher score first, then smaller `left` first.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then_with(|| other.left.cmp(&self.left))
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
     }
 }
 
@@ -58,7 +60,11 @@ pub(super) fn encode_fragment(vocab: &Vocabulary, text: &str, out: &mut Vec<u32>
             start,
             n,
             prev: i as isize - 1,
-            next: if start + n == text.len() { -1 } else { i as isize + 1 },
+            next: if start + n == text.len() {
+                -1
+            } else {
+                i as isize + 1
+            },
         });
     }
     let mut heap = BinaryHeap::with_capacity(symbols.len());
@@ -69,7 +75,12 @@ pub(super) fn encode_fragment(vocab: &Vocabulary, text: &str, out: &mut Vec<u32>
         let (l, r) = (symbols[left as usize], symbols[right as usize]);
         let piece = &text[l.start..l.start + l.n + r.n];
         if let Some(id) = vocab.token_id(piece) {
-            heap.push(Bigram { score: vocab.score(id), left: left as usize, right: right as usize, size: piece.len() });
+            heap.push(Bigram {
+                score: vocab.score(id),
+                left: left as usize,
+                right: right as usize,
+                size: piece.len(),
+            });
         }
     };
     for i in 1..symbols.len() {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::unicode::{category, is_punctuation, push_nfd, GeneralCategory};
+use super::unicode::{GeneralCategory, category, is_punctuation, push_nfd};
 use super::{FastMap, TokenizerError};
 
 pub(super) struct WordPieceModel {
@@ -25,13 +25,17 @@ pub(super) struct WordPieceModel {
 }
 
 fn field<'a>(v: &'a Value, key: &str) -> Result<&'a Value, TokenizerError> {
-    v.get(key).ok_or_else(|| TokenizerError::MissingKey(key.to_string()))
+    v.get(key)
+        .ok_or_else(|| TokenizerError::MissingKey(key.to_string()))
 }
 
 fn as_id(v: &Value, key: &str) -> Result<u32, TokenizerError> {
     v.as_u64()
         .and_then(|x| u32::try_from(x).ok())
-        .ok_or_else(|| TokenizerError::WrongType { key: key.to_string(), expected: "u32" })
+        .ok_or_else(|| TokenizerError::WrongType {
+            key: key.to_string(),
+            expected: "u32",
+        })
 }
 
 impl WordPieceModel {
@@ -41,11 +45,18 @@ impl WordPieceModel {
         let model = field(root, "model")?;
         let ty = model.get("type").and_then(Value::as_str).unwrap_or("");
         if ty != "WordPiece" {
-            return Err(TokenizerError::UnsupportedModel { model: format!("tokenizer.json model.type {ty:?}"), supported: "WordPiece" });
+            return Err(TokenizerError::UnsupportedModel {
+                model: format!("tokenizer.json model.type {ty:?}"),
+                supported: "WordPiece",
+            });
         }
-        let vocab_obj = field(model, "vocab")?
-            .as_object()
-            .ok_or_else(|| TokenizerError::WrongType { key: "model.vocab".into(), expected: "object" })?;
+        let vocab_obj =
+            field(model, "vocab")?
+                .as_object()
+                .ok_or_else(|| TokenizerError::WrongType {
+                    key: "model.vocab".into(),
+                    expected: "object",
+                })?;
         let mut vocab: FastMap<String, u32> = FastMap::default();
         vocab.reserve(vocab_obj.len());
         let mut max_id = 0u32;
@@ -68,6 +79,14 @@ impl WordPieceModel {
         }
         // Longest first: leftmost-longest matching.
         added.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
+        // Ids index a dense table: refuse absurd ids instead of allocating for them.
+        if max_id as usize > 4 * (vocab.len() + added.len()) + 1024 {
+            return Err(TokenizerError::BadId {
+                key: "model.vocab".into(),
+                id: u64::from(max_id),
+                n_vocab: vocab.len(),
+            });
+        }
         let mut tokens = vec![String::new(); max_id as usize + 1];
         for (t, &id) in &vocab {
             tokens[id as usize] = t.clone();
@@ -75,13 +94,26 @@ impl WordPieceModel {
         for (t, id, _) in &added {
             tokens[*id as usize] = t.clone();
         }
-        let unk_str = model.get("unk_token").and_then(Value::as_str).unwrap_or("[UNK]");
-        let unk = *vocab.get(unk_str).ok_or_else(|| TokenizerError::MissingKey(format!("model.vocab[{unk_str:?}] (unk_token)")))?;
-        let prefix = model.get("continuing_subword_prefix").and_then(Value::as_str).unwrap_or("##").to_string();
-        let max_chars = model.get("max_input_chars_per_word").and_then(Value::as_u64).unwrap_or(100) as usize;
+        let unk_str = model
+            .get("unk_token")
+            .and_then(Value::as_str)
+            .unwrap_or("[UNK]");
+        let unk = *vocab.get(unk_str).ok_or_else(|| {
+            TokenizerError::MissingKey(format!("model.vocab[{unk_str:?}] (unk_token)"))
+        })?;
+        let prefix = model
+            .get("continuing_subword_prefix")
+            .and_then(Value::as_str)
+            .unwrap_or("##")
+            .to_string();
+        let max_chars = model
+            .get("max_input_chars_per_word")
+            .and_then(Value::as_u64)
+            .unwrap_or(100) as usize;
 
         let norm = root.get("normalizer").filter(|n| !n.is_null());
-        let (mut clean_text, mut handle_chinese_chars, mut strip_accents, mut lowercase) = (false, false, false, false);
+        let (mut clean_text, mut handle_chinese_chars, mut strip_accents, mut lowercase) =
+            (false, false, false, false);
         if let Some(n) = norm {
             match n.get("type").and_then(Value::as_str) {
                 Some("BertNormalizer") => {
@@ -90,7 +122,10 @@ impl WordPieceModel {
                     handle_chinese_chars = flag("handle_chinese_chars", true);
                     lowercase = flag("lowercase", true);
                     // `strip_accents: null` means "follow lowercase".
-                    strip_accents = n.get("strip_accents").and_then(Value::as_bool).unwrap_or(lowercase);
+                    strip_accents = n
+                        .get("strip_accents")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(lowercase);
                 }
                 other => {
                     return Err(TokenizerError::UnsupportedModel {
@@ -103,7 +138,10 @@ impl WordPieceModel {
         if let Some(p) = root.get("pre_tokenizer").filter(|n| !n.is_null()) {
             let ty = p.get("type").and_then(Value::as_str);
             if ty != Some("BertPreTokenizer") {
-                return Err(TokenizerError::UnsupportedModel { model: format!("tokenizer.json pre_tokenizer {ty:?}"), supported: "BertPreTokenizer" });
+                return Err(TokenizerError::UnsupportedModel {
+                    model: format!("tokenizer.json pre_tokenizer {ty:?}"),
+                    supported: "BertPreTokenizer",
+                });
             }
         }
         let (mut template_prefix, mut template_suffix) = (Vec::new(), Vec::new());
@@ -121,17 +159,30 @@ impl WordPieceModel {
                                 .and_then(|s| s.get(name))
                                 .and_then(|s| s.get("ids"))
                                 .and_then(Value::as_array)
-                                .ok_or_else(|| TokenizerError::MissingKey(format!("post_processor.special_tokens[{name:?}]")))?;
+                                .ok_or_else(|| {
+                                    TokenizerError::MissingKey(format!(
+                                        "post_processor.special_tokens[{name:?}]"
+                                    ))
+                                })?;
                             for id in ids {
                                 let id = as_id(id, "post_processor.special_tokens.ids")?;
-                                if seen_seq { template_suffix.push(id) } else { template_prefix.push(id) }
+                                if seen_seq {
+                                    template_suffix.push(id)
+                                } else {
+                                    template_prefix.push(id)
+                                }
                             }
                         }
                     }
                 }
                 Some("BertProcessing") => {
                     let pair_id = |k: &str| -> Result<u32, TokenizerError> {
-                        pp.get(k).and_then(|v| v.get(1)).ok_or_else(|| TokenizerError::MissingKey(format!("post_processor.{k}"))).and_then(|v| as_id(v, k))
+                        pp.get(k)
+                            .and_then(|v| v.get(1))
+                            .ok_or_else(|| {
+                                TokenizerError::MissingKey(format!("post_processor.{k}"))
+                            })
+                            .and_then(|v| as_id(v, k))
                     };
                     template_prefix.push(pair_id("cls")?);
                     template_suffix.push(pair_id("sep")?);
@@ -189,7 +240,10 @@ impl WordPieceModel {
             for c in s.chars() {
                 tmp.clear();
                 push_nfd(c, &mut tmp);
-                t.extend(tmp.chars().filter(|&d| category(d as u32) != GeneralCategory::Mn));
+                t.extend(
+                    tmp.chars()
+                        .filter(|&d| category(d as u32) != GeneralCategory::Mn),
+                );
             }
             s = t;
         }
@@ -244,7 +298,10 @@ impl WordPieceModel {
                     break;
                 }
                 // Step back one character.
-                end = word[..end].char_indices().next_back().map_or(start, |(i, _)| i);
+                end = word[..end]
+                    .char_indices()
+                    .next_back()
+                    .map_or(start, |(i, _)| i);
             }
             match found {
                 Some(id) => {
@@ -303,7 +360,14 @@ fn is_control(c: char) -> bool {
     if matches!(c, '\t' | '\n' | '\r') {
         return false;
     }
-    matches!(category(c as u32), GeneralCategory::Cc | GeneralCategory::Cf | GeneralCategory::Cn | GeneralCategory::Co | GeneralCategory::Cs)
+    matches!(
+        category(c as u32),
+        GeneralCategory::Cc
+            | GeneralCategory::Cf
+            | GeneralCategory::Cn
+            | GeneralCategory::Co
+            | GeneralCategory::Cs
+    )
 }
 
 fn is_chinese_char(c: char) -> bool {
