@@ -145,7 +145,11 @@ fn fold(f: &Func, a: &OpAttrs, args: &[Value], ty: &TensorType) -> Option<Simpli
     let value = match (a, consts.as_slice()) {
         (OpAttrs::Reshape(_), [c]) => (*c).clone(),
         (OpAttrs::Neg(_), [Dense::Float(x)]) => Dense::Float(x.iter().map(|&v| -(v as f32) as f64).collect()),
-        (OpAttrs::Neg(_), [Dense::Int(x)]) => Dense::Int(x.iter().map(|&v| v.checked_neg()).collect::<Option<_>>()?),
+        (OpAttrs::Neg(_), [Dense::Int(x)]) => {
+            // -(-128) does not fit i8: only fold when every result fits the type.
+            let (lo, hi) = ty.elem.int_range()?;
+            Dense::Int(x.iter().map(|&v| v.checked_neg().filter(|n| (lo..=hi).contains(n))).collect::<Option<_>>()?)
+        }
         (OpAttrs::Add(_) | OpAttrs::Sub(_) | OpAttrs::Mul(_) | OpAttrs::Div(_), [l, r]) => {
             let li = broadcast_indices(&shape(args[0])?, &out_shape);
             let ri = broadcast_indices(&shape(args[1])?, &out_shape);
