@@ -280,6 +280,17 @@ func @f() -> (i8[4], i64[2], u8[2]) {
 """, runs=[run("f", [], [[-128, -1, 0, 127], [-9007199254740992, 9007199254740992], [0, 255]])],
     notes=["Integer constants at the edges of their ranges (the i64 values compare as f64 in the harness)."])
 
+case("ops/constant.fir", """
+func @f() -> (f16[3], bf16[2]) {
+  %h = tensor.constant {value = dense<[2049.0000001, 2049.0, 0.1]>} : f16[3]
+  %b = tensor.constant {value = dense<[33685505.0, -1.00390625]>} : bf16[2]
+  return %h, %b
+}
+""", runs=[run("f", [], [[2050, 2048, 0.0999755859375], [33816576, -1.0]])],
+    notes=["f16/bf16 constants round once, to nearest even: 2049.0000001 is just past the halfway point",
+           "2049 between f16 neighbours 2048 and 2050, so it rounds up (2049.0 itself is a tie -> 2048);",
+           "33685505 = 2^25 + 2^17 + 1 -> 2^25 + 2^18 in bf16; -1.00390625 = -(1 + 2^-8) is a bf16 tie -> -1."])
+
 # ---------------------------------------------------------------- tensor.matmul
 B32 = np.array([[1.0, 2.0], [0.5, -1.0], [-2.0, 0.25]])
 case("ops/matmul.fir", """
@@ -620,6 +631,14 @@ func @f(%t: f32[4, 3], %ids: i32[seq]) -> f32[seq, 3] {
 }
 """, runs=[run("f", [("t", GT), ("ids", [2])], [GT[[2]]], shaped=("ids",))], notes=["Symbolic number of ids (seq = 1)."])
 
+IT = np.array([[1, -2], [300, 4], [-70000, 5]])
+case("ops/gather.fir", """
+func @f(%t: i32[3, 2], %ids: i32[2]) -> i32[2, 2] {
+  %y = tensor.gather %t, %ids : i32[2, 2]
+  return %y
+}
+""", runs=[run("f", [("t", IT), ("ids", [2, 0])], [IT[[2, 0]]])], notes=["An integer table (the rule allows any element type)."])
+
 # ---------------------------------------------------------------- reshape
 case("ops/reshape.fir", """
 func @f(%x: f32[2, 3]) -> (f32[3, 2], f32[6], f32[1, 6, 1]) {
@@ -770,6 +789,20 @@ func @f(%x: i32[2, 3]) -> (i32[3], i32[2, 1]) {
 }
 """, runs=[run("f", [("x", RI)], [RI.sum(0), RI.max(-1, keepdims=True)])], notes=["Integer sum and max."])
 
+case("ops/reduce.fir", """
+func @f() -> (i64[], i64[]) {
+  %x = tensor.constant {value = dense<[1, 9007199254740993]>} : i64[2]
+  %s = tensor.reduce %x {kind = sum} : i64[]
+  %m = tensor.reduce %x {kind = max} : i64[]
+  %c = tensor.constant {value = dense<[9007199254740992]>} : i64[]
+  %d = tensor.sub %s, %c : i64[]
+  %e = tensor.sub %m, %c : i64[]
+  return %d, %e
+}
+""", runs=[run("f", [], [[2], [1]])],
+    notes=["i64 reductions are exact beyond 2^53: sum - 2^53 = 2, max - 2^53 = 1 (the values are",
+           "constants and the results differences because the harness passes and compares numbers as f64)."])
+
 # ---------------------------------------------------------------- cast
 CX = np.array([1.9, -1.9, 2.5, -0.5, 0.0, 7.99])
 case("ops/cast.fir", """
@@ -808,6 +841,18 @@ func @f(%x: f32[6]) -> (f16[6], bf16[6]) {
 """, runs=[run("f", [("x", H)], [f16(f32(H)), bf16(H)])],
     notes=["f32 -> f16 rounds to nearest even: 65519 -> 65504, 65520 -> inf, 1e-8 -> 0, 3e-5 to a subnormal,",
            "-2.0009765625 (a tie) -> -2; f32 -> bf16 likewise (bf16 from the f32 bit pattern)."])
+
+case("ops/cast.fir", """
+func @f(%x: i32[3]) -> (bf16[3], f16[3]) {
+  %b = tensor.cast %x : bf16[3]
+  %h = tensor.cast %x : f16[3]
+  return %b, %h
+}
+""", runs=[run("f", [("x", [33685505, -2049, 65519])], [[33816576, -2048, 65536], [float("inf"), -2048, 65504]])],
+    notes=["Integer to bf16/f16 rounds once, to nearest even: 33685505 = 2^25 + 2^17 + 1 lies just above the",
+           "halfway point 2^25 + 2^17 between bf16 neighbours, so it rounds up to 2^25 + 2^18 = 33816576",
+           "(rounding through f32 first would land on the tie and give 2^25); -2049 -> -2048 (a tie in f16);",
+           "65519 -> 65536 in bf16 (spacing 256) but 65504 in f16 (below the overflow threshold 65520)."])
 
 case("ops/cast.fir", """
 func @f(%x: f16[3]) -> (f32[3], i16[3]) {
