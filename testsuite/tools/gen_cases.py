@@ -1000,7 +1000,9 @@ func @f() -> f32[2, 32] {
   %%y = quant.dequantize %%w : f32[2, 32]
   return %%y
 }
-""" % (Q8_BLOCK * 2), notes=[QNOTE, "A q8_0 weight of two rows (34 bytes per 32 elements), dequantized."])
+""" % (Q8_BLOCK * 2), notes=[QNOTE, "A q8_0 weight of two rows (34 bytes per 32 elements), dequantized.",
+           "Each block is d = 1.0 (f16 0x3c00, little-endian) and qs = 0..31, so once the q8_0 decoder",
+           "lands: @f => both rows 0.0, 1.0, ..., 31.0."])
 
 case("ops/quant.fir", """
 func @f(%x: f32[seq, 64]) -> (f32[seq, 64] #q4_0, f32[seq, 64]) {
@@ -1018,7 +1020,9 @@ func @f(%%x: f32[seq, 32]) -> f32[seq, 3] {
   %%y = quant.mpgemm %%x, %%w : f32[seq, 3]
   return %%y
 }
-""" % (Q4_BLOCK * 3), notes=["mpgemm with a q4_0 weight [n = 3, k = 32] (transpose_b is its default)."])
+""" % (Q4_BLOCK * 3), notes=["mpgemm with a q4_0 weight [n = 3, k = 32] (transpose_b is its default).",
+           "Each block is d = 0.5 (f16 0x3800) and qs bytes 0x10: elements 0..15 are (0 - 8) * 0.5 = -4.0,",
+           "elements 16..31 are (1 - 8) * 0.5 = -3.5; so y[i, n] = -4 * sum(x[i, :16]) - 3.5 * sum(x[i, 16:])."])
 
 case("ops/quant.fir", """
 weight @tok_embd : f32[4, 32] #q8_0 = dense<"0x%s">
