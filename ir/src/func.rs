@@ -44,6 +44,8 @@ pub struct Func {
     pub srclocs: SecondaryMap<Op, Span>,
     /// Where the function itself was written.
     pub span: Span,
+    /// Where its `return` was written (return-count and return-type errors point here).
+    pub return_span: Span,
 }
 
 impl Func {
@@ -60,6 +62,7 @@ impl Func {
             returns: Vec::new(),
             srclocs: SecondaryMap::new(),
             span: Span::default(),
+            return_span: Span::default(),
         }
     }
 

@@ -132,7 +132,8 @@ fn verify_func(m: &Module, f: &Func, errs: &mut Vec<VerifyError>) {
         }
         defined.insert(data.result);
     }
-    let err = |message: String| VerifyError { func: Some(f.name.clone()), span: Some(f.span), message };
+    let at = if f.return_span != Span::default() { f.return_span } else { f.span };
+    let err = |message: String| VerifyError { func: Some(f.name.clone()), span: Some(at), message };
     if f.returns.len() != f.results.len() {
         errs.push(err(format!("returns {} values, the signature says {}", f.returns.len(), f.results.len())));
         return;

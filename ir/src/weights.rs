@@ -196,6 +196,24 @@ impl WeightTable {
     }
 }
 
+/// Rounds an f64 to f32 with round-to-odd: a following round-to-nearest-even
+/// to f16 or bf16 (far narrower than f32) then gives exactly the correctly
+/// rounded result. `half`'s own `from_f64` rounds twice (through f32, or after
+/// dropping the low 32 mantissa bits), which misrounds values just past a
+/// halfway point (2049.0000001 to f16 gave 2048, not 2050).
+pub fn f64_to_f32_round_odd(x: f64) -> f32 {
+    let f = x as f32;
+    if !x.is_finite() || f as f64 == x {
+        return f;
+    }
+    // Truncate toward zero, then record the inexactness in the lowest bit.
+    let mut bits = f.to_bits();
+    if (f as f64).abs() > x.abs() {
+        bits -= 1;
+    }
+    f32::from_bits(bits | 1)
+}
+
 /// Encodes inline values into plain little-endian storage of `elem`.
 pub fn dense_bytes(d: &Dense, elem: ElemType) -> Vec<u8> {
     let mut out = Vec::with_capacity(d.len() * elem.storage_bytes());
@@ -204,8 +222,8 @@ pub fn dense_bytes(d: &Dense, elem: ElemType) -> Vec<u8> {
         Dense::Float(v) => {
             for &x in v {
                 match elem {
-                    ElemType::F16 => out.extend_from_slice(&half::f16::from_f64(x).to_le_bytes()),
-                    ElemType::BF16 => out.extend_from_slice(&half::bf16::from_f64(x).to_le_bytes()),
+                    ElemType::F16 => out.extend_from_slice(&half::f16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes()),
+                    ElemType::BF16 => out.extend_from_slice(&half::bf16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes()),
                     _ => out.extend_from_slice(&(x as f32).to_le_bytes()),
                 }
             }

@@ -1,7 +1,8 @@
 //! `canonicalize`: algebraic identities and folding of small constants.
 //!
 //! Rewrites (each replaces the op's result; dead ops are dropped after):
-//! * `x + 0 → x`, `0 + x → x`, `x − 0 → x`, `x · 1 → x`, `1 · x → x`, `x / 1 → x`
+//! * `x + (−0) → x`, `(−0) + x → x`, `x − (+0) → x` (exact for every x, even −0;
+//!   `x + (+0)` is not: it turns −0 into +0), integer `x ± 0 → x`, `x · 1 → x`, `1 · x → x`, `x / 1 → x`
 //!   (only when the result type equals x's, so broadcasting is preserved);
 //! * `−(−x) → x`;
 //! * `transpose(transpose(x, p), q) → transpose(x, p∘q)`, identity perm → x;
@@ -78,7 +79,8 @@ fn constant(f: &Func, v: Value) -> Option<&Dense> {
 
 fn is_splat(f: &Func, v: Value, x: f64) -> bool {
     match constant(f, v) {
-        Some(Dense::Float(vals)) => vals.iter().all(|&a| a == x),
+        // Bitwise, so +0.0 and -0.0 differ: only x + (-0.0) is exactly x.
+        Some(Dense::Float(vals)) => vals.iter().all(|&a| a.to_bits() == x.to_bits()),
         Some(Dense::Int(vals)) => vals.iter().all(|&a| a as f64 == x),
         _ => false,
     }
@@ -94,8 +96,8 @@ fn simplify(f: &Func, i: usize) -> Result<Option<Simplified>, String> {
         return Ok(Some(folded));
     }
     Ok(match &data.attrs {
-        OpAttrs::Add(_) if is_splat(f, arg(1), 0.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
-        OpAttrs::Add(_) if is_splat(f, arg(0), 0.0) && keeps_type(arg(1)) => Some(Simplified::Existing(arg(1))),
+        OpAttrs::Add(_) if is_splat(f, arg(1), -0.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
+        OpAttrs::Add(_) if is_splat(f, arg(0), -0.0) && keeps_type(arg(1)) => Some(Simplified::Existing(arg(1))),
         OpAttrs::Sub(_) if is_splat(f, arg(1), 0.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
         OpAttrs::Mul(_) if is_splat(f, arg(1), 1.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
         OpAttrs::Mul(_) if is_splat(f, arg(0), 1.0) && keeps_type(arg(1)) => Some(Simplified::Existing(arg(1))),
@@ -145,7 +147,11 @@ fn fold(f: &Func, a: &OpAttrs, args: &[Value], ty: &TensorType) -> Option<Simpli
     let value = match (a, consts.as_slice()) {
         (OpAttrs::Reshape(_), [c]) => (*c).clone(),
         (OpAttrs::Neg(_), [Dense::Float(x)]) => Dense::Float(x.iter().map(|&v| -(v as f32) as f64).collect()),
-        (OpAttrs::Neg(_), [Dense::Int(x)]) => Dense::Int(x.iter().map(|&v| v.checked_neg()).collect::<Option<_>>()?),
+        (OpAttrs::Neg(_), [Dense::Int(x)]) => {
+            // -(-128) does not fit i8: only fold when every result fits the type.
+            let (lo, hi) = ty.elem.int_range()?;
+            Dense::Int(x.iter().map(|&v| v.checked_neg().filter(|n| (lo..=hi).contains(n))).collect::<Option<_>>()?)
+        }
         (OpAttrs::Add(_) | OpAttrs::Sub(_) | OpAttrs::Mul(_) | OpAttrs::Div(_), [l, r]) => {
             let li = broadcast_indices(&shape(args[0])?, &out_shape);
             let ri = broadcast_indices(&shape(args[1])?, &out_shape);

@@ -350,6 +350,30 @@ pub fn slice(a: &Tensor, at: &attrs::Slice) -> KResult {
 pub fn reduce(a: &Tensor, at: &attrs::Reduce) -> KResult {
     let axis = norm_axis(at.axis, a.shape.len());
     let (outer, n, inner) = around(&a.shape, axis);
+    let mut shape = a.shape.clone();
+    if at.keepdim {
+        shape[axis] = 1;
+    } else {
+        shape.remove(axis);
+    }
+    // Integers reduce exactly (in i128): f64 would round i64 values above 2^53.
+    if let Data::Int(v) = &a.data {
+        if matches!(at.kind, ReduceKind::Mean) {
+            return Err("mean of integers is not exact; cast to a float type first".into());
+        }
+        let mut out = Vec::with_capacity(outer * inner);
+        for o in 0..outer {
+            for i in 0..inner {
+                let it = (0..n).map(|k| v[(o * n + k) * inner + i] as i128);
+                let r = match at.kind {
+                    ReduceKind::Max => it.max().unwrap_or(i64::MIN as i128),
+                    _ => it.sum::<i128>(),
+                };
+                out.push(i64::try_from(r).map_err(|_| format!("integer overflow: {r} does not fit {}", a.elem))?);
+            }
+        }
+        return Tensor::int(a.elem, &shape, out).map_err(|e| format!("integer overflow: {e}"));
+    }
     let vals = a.to_f64().ok_or("operand is encoded")?;
     let mut out = Vec::with_capacity(outer * inner);
     for o in 0..outer {
@@ -362,17 +386,7 @@ pub fn reduce(a: &Tensor, at: &attrs::Reduce) -> KResult {
             });
         }
     }
-    let mut shape = a.shape.clone();
-    if at.keepdim {
-        shape[axis] = 1;
-    } else {
-        shape.remove(axis);
-    }
-    match a.data {
-        Data::F32(_) => Ok(Tensor::float(a.elem, &shape, out.into_iter().map(|v| v as f32).collect())),
-        _ if matches!(at.kind, ReduceKind::Mean) => Err("mean of integers is not exact; cast to a float type first".into()),
-        _ => Tensor::int(a.elem, &shape, out.into_iter().map(|v| v as i64).collect()).map_err(|e| format!("integer overflow: {e}")),
-    }
+    Ok(Tensor::float(a.elem, &shape, out.into_iter().map(|v| v as f32).collect()))
 }
 
 pub fn cast(a: &Tensor, to: ElemType) -> KResult {
@@ -383,7 +397,12 @@ pub fn cast(a: &Tensor, to: ElemType) -> KResult {
             // `as` truncates toward zero and saturates; NaN becomes 0.
             Tensor::int(to, &a.shape, v.iter().map(|&x| (x as i64).clamp(lo, hi)).collect())
         }
-        Data::Int(v) if to.is_float() => Ok(Tensor::float(to, &a.shape, v.iter().map(|&x| x as f32).collect())),
+        // Round once, to the target type: rounding to f32 first double-rounds
+        // to bf16 above 2^24 (2^25 + 2^17 + 1 would become 2^25, not 2^25 + 2^18).
+        Data::Int(v) if to.is_float() => {
+            let round = |x: i64| if to == ElemType::F32 { x as f32 } else { flexc_ir::weights::f64_to_f32_round_odd(x as f64) };
+            Ok(Tensor::float(to, &a.shape, v.iter().map(|&x| round(x)).collect()))
+        }
         Data::Int(v) => {
             let (lo, hi) = to.int_range().ok_or("bad cast target")?;
             Tensor::int(to, &a.shape, v.iter().map(|&x| x.clamp(lo, hi)).collect())
@@ -410,7 +429,7 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, pos: &Tensor, at: &attrs::A
             let kh = h / group;
             let visible: Vec<usize> = (0..valid)
                 .filter(|&j| at.bidirectional || j <= p)
-                .filter(|&j| at.window <= 0 || at.bidirectional || p - j < at.window as usize)
+                .filter(|&j| at.window <= 0 || (p as i64 - j as i64) < at.window)
                 .collect();
             let scores: Vec<f64> = visible
                 .iter()

@@ -269,19 +269,30 @@ fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
 fn gather(table: &Tensor, ids_t: &Tensor) -> Result<Tensor, String> {
     let ids = ids_t.as_int().ok_or("ids must be integers")?;
     let (vocab, d) = (table.shape[0], table.shape[1]);
-    let mut out = vec![0f32; ids.len() * d];
-    for (row, &id) in out.chunks_mut(d.max(1)).zip(ids) {
-        let id = usize::try_from(id).ok().filter(|&i| i < vocab).ok_or_else(|| format!("id {id} is outside the table (0..{vocab})"))?;
-        match &table.data {
-            Data::F32(v) => row.copy_from_slice(&v[id * d..(id + 1) * d]),
-            Data::Encoded(enc, bytes) => {
-                let rb = (d as u64 / enc.block_elems() * enc.block_bytes()) as usize;
-                flexc_ir::quant::decode(*enc, &bytes[id * rb..(id + 1) * rb], row)?;
-            }
-            Data::Int(_) => return Err("table must hold floats".into()),
-        }
-    }
+    let row = |id: i64| usize::try_from(id).ok().filter(|&i| i < vocab).ok_or_else(|| format!("id {id} is outside the table (0..{vocab})"));
     let mut shape = ids_t.shape.clone();
     shape.push(d);
+    // The type rule accepts a table of any plain element type: integer rows
+    // are copied like float ones.
+    if let Data::Int(v) = &table.data {
+        let mut out = Vec::with_capacity(ids.len() * d);
+        for &id in ids {
+            let r = row(id)?;
+            out.extend_from_slice(&v[r * d..(r + 1) * d]);
+        }
+        return Tensor::int(table.elem, &shape, out);
+    }
+    let mut out = vec![0f32; ids.len() * d];
+    for (dst, &id) in out.chunks_mut(d.max(1)).zip(ids) {
+        let id = row(id)?;
+        match &table.data {
+            Data::F32(v) => dst.copy_from_slice(&v[id * d..(id + 1) * d]),
+            Data::Encoded(enc, bytes) => {
+                let rb = (d as u64 / enc.block_elems() * enc.block_bytes()) as usize;
+                flexc_ir::quant::decode(*enc, &bytes[id * rb..(id + 1) * rb], dst)?;
+            }
+            Data::Int(_) => unreachable!("integer tables are handled above"),
+        }
+    }
     Ok(Tensor::float(table.elem, &shape, out))
 }

@@ -167,7 +167,7 @@ fn check_eps(eps: f64) -> Result<(), String> {
     if eps.is_finite() && eps >= 0.0 {
         Ok(())
     } else {
-        Err(format!("eps must be finite and >= 0, got {eps}"))
+        Err(format!("eps must be finite and >= 0, got {eps:?}"))
     }
 }
 
@@ -196,7 +196,7 @@ pub(super) fn rope(cx: &RuleCx<'_, attrs::Rope>) -> Rule {
         return Err(format!("rope dims must be even and within head_dim {hd}, got {dims}"));
     }
     if !(cx.attrs.base.is_finite() && cx.attrs.base > 0.0) {
-        return Err(format!("rope base must be > 0, got {}", cx.attrs.base));
+        return Err(format!("rope base must be > 0, got {:?}", cx.attrs.base));
     }
     Ok(x.clone())
 }
@@ -335,8 +335,14 @@ pub(super) fn attention(cx: &RuleCx<'_, attrs::Attention>) -> Rule {
         }
     }
     let a = cx.attrs;
-    if a.window < 0 || !(a.softcap.is_finite() && a.softcap >= 0.0) || !a.scale.is_finite() {
-        return Err("window and softcap must be >= 0 and scale finite".into());
+    if a.window < 0 {
+        return Err(format!("attention window must be >= 0 (0 for none), got {}", a.window));
+    }
+    if !(a.softcap.is_finite() && a.softcap >= 0.0) {
+        return Err(format!("attention softcap must be finite and >= 0 (0 for none), got {:?}", a.softcap));
+    }
+    if !a.scale.is_finite() {
+        return Err(format!("attention scale must be finite, got {:?}", a.scale));
     }
     Ok(q.with_shape(vec![q.shape[0].clone(), q.shape[1].clone(), v.shape[2].clone()]))
 }

@@ -72,7 +72,9 @@ impl<'s> Parser<'s> {
     fn span(&self) -> Span {
         match self.toks.get(self.pos) {
             Some((_, s)) => *s,
-            None => Span::new(self.src.len(), self.src.len()),
+            // At the end of input, point just past the last token (on its
+            // line) rather than at a trailing newline or comment.
+            None => self.toks.last().map_or(Span::new(self.src.len(), self.src.len()), |(_, s)| Span { start: s.end, end: s.end }),
         }
     }
 
@@ -220,7 +222,7 @@ impl<'s> Parser<'s> {
             match self.peek() {
                 Some(Tok::Value) => self.op(&mut f, &mut names)?,
                 Some(Tok::Ident) if self.peek_text() == "return" => {
-                    self.bump();
+                    let (_, ret_span) = self.bump();
                     if self.peek() == Some(Tok::Value) {
                         loop {
                             let v = self.use_value(&names)?;
@@ -235,6 +237,7 @@ impl<'s> Parser<'s> {
                         return if self.peek().is_none() { Err(Diagnostic::new(close, format!("function @{} is not closed: expected '}}'", f.name))) } else { self.unexpected("'}' after return") };
                     }
                     f.span = Span { start: start.start, end: close.end };
+                    f.return_span = Span { start: ret_span.start, end: self.toks[self.pos - 2].1.end };
                     return Ok(f);
                 }
                 Some(Tok::RBrace) => return self.err(format!("function @{} has no 'return'", f.name)),
@@ -246,7 +249,16 @@ impl<'s> Parser<'s> {
 
     fn use_value(&mut self, names: &HashMap<String, crate::entity::Value>) -> PResult<crate::entity::Value> {
         let (v, span) = self.expect(Tok::Value)?;
-        names.get(&v[1..]).copied().ok_or_else(|| Diagnostic::new(span, format!("undefined value {v}")))
+        names.get(&v[1..]).copied().ok_or_else(|| {
+            // Say so when the value is defined later in the same function.
+            let later = self.toks[self.pos..]
+                .iter()
+                .take_while(|(t, s)| !(*t == Tok::Ident && &self.src[s.start as usize..s.end as usize] == "func"))
+                .zip(self.toks[self.pos..].iter().skip(1))
+                .any(|((t, s), (next, _))| *t == Tok::Value && &self.src[s.start as usize..s.end as usize] == v && *next == Tok::Eq);
+            let msg = if later { format!("value {v} is used before it is defined") } else { format!("undefined value {v}") };
+            Diagnostic::new(span, msg)
+        })
     }
 
     fn op(&mut self, f: &mut Func, names: &mut HashMap<String, crate::entity::Value>) -> PResult<()> {
@@ -430,6 +442,7 @@ impl<'s> Parser<'s> {
         let elem = ElemType::from_name(e).ok_or_else(|| Diagnostic::new(span, format!("unknown element type '{e}'")))?;
         self.expect(Tok::LBracket)?;
         let shape = self.list(Tok::RBracket, |p| match p.peek() {
+            Some(Tok::Int) if p.peek_text().starts_with('-') => p.err(format!("a dimension must be a non-negative size or a symbol, got {}", p.peek_text())),
             Some(Tok::Int) => Ok(Dim::Fixed(p.uint()?)),
             Some(Tok::Ident) => Ok(Dim::Sym(Arc::from(p.bump().0))),
             _ => p.unexpected("a dimension (a size or a symbol)"),
