@@ -6,10 +6,14 @@
 //! f32 values stored as Q4_K blocks: only ops that understand the encoding
 //! (`quant.dequantize`, `quant.mpgemm`, `tensor.gather`) may read it.
 //!
+//! Encodings print as `#name` or, with parameters, `#name<key = value, ...>`
+//! (angle brackets, so a type before a function body's `{` stays unambiguous).
+//!
 //! Dimensions are fixed sizes or named symbols (`f32[seq, 640]`): a symbol is
 //! bound to a size when a function runs, which is how one imported model
 //! function serves prefill (seq = 512) and decode (seq = 1).
 
+use crate::ops::AttrLit;
 use crate::quant::ggml::GgmlType;
 use std::fmt;
 use std::sync::Arc;
@@ -176,10 +180,29 @@ pub enum Encoding {
 }
 
 impl Encoding {
-    /// Parses the name after `#`.
-    pub fn from_name(s: &str) -> Option<Encoding> {
-        let t = GgmlType::from_name(s)?;
-        crate::quant::is_ggml_encoding(t).then_some(Encoding::Ggml(t))
+    /// Parses `#name` or `#name<key = value, ...>` (the part after `#`).
+    pub fn parse(name: &str, params: &[(String, AttrLit)]) -> Result<Encoding, String> {
+        if let Some(t) = GgmlType::from_name(name).filter(|&t| crate::quant::is_ggml_encoding(t)) {
+            return match params.first() {
+                None => Ok(Encoding::Ggml(t)),
+                Some((k, _)) => Err(format!("encoding #{name} takes no parameters, got '{k}'")),
+            };
+        }
+        Err(format!("unknown encoding #{name}"))
+    }
+
+    /// The name after `#`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Encoding::Ggml(t) => t.name(),
+        }
+    }
+
+    /// The parameters printed in `<...>` (none for the ggml formats).
+    pub fn params(&self) -> Vec<(&'static str, AttrLit)> {
+        match self {
+            Encoding::Ggml(_) => Vec::new(),
+        }
     }
 
     /// Elements per storage block along the last axis.
@@ -199,9 +222,19 @@ impl Encoding {
 
 impl fmt::Display for Encoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Encoding::Ggml(t) => write!(f, "#{}", t.name()),
+        write!(f, "#{}", self.name())?;
+        let params = self.params();
+        if !params.is_empty() {
+            f.write_str("<")?;
+            for (i, (k, v)) in params.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{k} = {v}")?;
+            }
+            f.write_str(">")?;
         }
+        Ok(())
     }
 }
 

@@ -431,7 +431,17 @@ impl<'s> Parser<'s> {
 
     fn encoding(&mut self) -> PResult<Encoding> {
         let (t, span) = self.expect(Tok::Hash)?;
-        Encoding::from_name(&t[1..]).ok_or_else(|| Diagnostic::new(span, format!("unknown encoding {t}")))
+        let params = if self.eat(Tok::Lt) {
+            self.list(Tok::Gt, |p| {
+                let (k, _) = p.expect(Tok::Ident)?;
+                let v = if p.eat(Tok::Eq) { p.lit()? } else { AttrLit::Bool(true) };
+                Ok((k.to_string(), v))
+            })?
+        } else {
+            Vec::new()
+        };
+        let end = self.toks[self.pos - 1].1.end;
+        Encoding::parse(&t[1..], &params).map_err(|m| Diagnostic::new(Span { start: span.start, end }, m))
     }
 
     fn ty(&mut self) -> PResult<TensorType> {
