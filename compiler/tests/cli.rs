@@ -1,0 +1,130 @@
+//! The `flexc` binary as users meet it: every testsuite case through
+//! `flexc opt` (valid cases round-trip byte for byte; invalid ones fail with
+//! one located error line and exit 1), usage errors (exit 2), `--help` on
+//! every verb, and output files that are never left half-written.
+
+use flexc_testsuite::{cases_in, Case};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn flexc(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flexc"))
+        .args(args)
+        .env("FLEXC_CACHE_DIR", std::env::temp_dir().join("flexc-cli-test-empty-cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the flexc binary runs");
+    if let Some(text) = stdin {
+        // flexc may exit before reading (usage errors): a broken pipe here is fine.
+        let _ = child.stdin.take().expect("stdin").write_all(text.as_bytes());
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("flexc finishes")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn assert_no_panic(c: &str, out: &Output) {
+    let err = text(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE") && out.status.code() != Some(3), "{c}: flexc crashed:\n{err}");
+}
+
+#[test]
+fn valid_cases_round_trip_through_the_cli() {
+    let cases: Vec<Case> = cases_in("").into_iter().filter(|c| c.errors.is_empty()).collect();
+    assert!(cases.len() >= 40);
+    for c in &cases {
+        let out = flexc(&["opt", "-"], Some(&c.text));
+        assert_no_panic(&c.name(), &out);
+        assert_eq!(out.status.code(), Some(0), "{}: {}", c.name(), text(&out.stderr));
+        assert_eq!(text(&out.stdout), c.canonical_text(), "{}: flexc opt does not reproduce the case", c.name());
+    }
+}
+
+#[test]
+fn invalid_cases_fail_cleanly_with_a_located_error() {
+    let cases: Vec<Case> = cases_in("").into_iter().filter(|c| !c.errors.is_empty()).collect();
+    assert!(cases.len() >= 20);
+    for c in &cases {
+        let out = flexc(&["opt", "-"], Some(&c.text));
+        assert_no_panic(&c.name(), &out);
+        assert_eq!(out.status.code(), Some(1), "{}: expected exit 1, stderr:\n{}", c.name(), text(&out.stderr));
+        let err = text(&out.stderr);
+        let first = err.lines().next().unwrap_or_default();
+        let (line, want) = &c.errors[0];
+        assert!(first.starts_with(&format!("<stdin>:{line}:")), "{}: first line does not locate the error at line {line}: {first}", c.name());
+        assert!(first.contains("error: ") && first.contains(want.as_str()), "{}: {first}", c.name());
+        assert!(out.stdout.is_empty(), "{}: output printed despite the error", c.name());
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for args in [
+        vec!["opt", "-", "--passes", "no-such-pass"],
+        vec!["opt", "-", "--passes", "dce{bogus=1}"],
+        vec!["opt", "-", "--passes", "dce,,cse"],
+        vec!["opt", "-", "--stop-after", "cse", "--passes", "dce"],
+        vec!["frobnicate"],
+        vec!["opt", "--no-such-flag"],
+        vec!["pull", "no-such-model"],
+    ] {
+        let out = flexc(&args, Some("func @f() {\n  return\n}\n"));
+        assert_no_panic(&format!("{args:?}"), &out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("error"), "{args:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn every_verb_explains_itself() {
+    let top = flexc(&["--help"], None);
+    assert_eq!(top.status.code(), Some(0));
+    let help = text(&top.stdout);
+    let verbs: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|v| v != "help")
+        .collect();
+    assert!(verbs.len() >= 8, "{help}");
+    for v in &verbs {
+        let out = flexc(&[v, "--help"], None);
+        assert_eq!(out.status.code(), Some(0), "{v} --help");
+        let h = text(&out.stdout);
+        assert!(h.contains("Usage: flexc"), "{v}: {h}");
+    }
+}
+
+#[test]
+fn failed_runs_leave_no_output_file() {
+    let dir = std::env::temp_dir().join(format!("flexc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out_path = dir.join("out.fir");
+    let bad = "func @f(%x: f32[2]) -> f32[2] {\n  %y = tensor.add %x, %x : f32[3]\n  return %y\n}\n";
+    let out = flexc(&["opt", "-", "-o", out_path.to_str().expect("utf-8 path")], Some(bad));
+    assert_eq!(out.status.code(), Some(1));
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).expect("read dir").flatten().map(|e| e.file_name()).collect();
+    assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
+    let good = "func @f(%x: f32[2]) -> f32[2] {\n  return %x\n}\n";
+    let out = flexc(&["opt", "-", "-o", out_path.to_str().expect("utf-8 path")], Some(good));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&out_path).expect("output written"), good);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exec_runs_a_function() {
+    let src = "func @add(%x: f32[3], %y: f32[3]) -> f32[3] {\n  %z = tensor.add %x, %y : f32[3]\n  return %z\n}\n";
+    let out = flexc(&["exec", "-", "--input", "x=1,2,3", "--input", "y=10,20,30"], Some(src));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "result 0: f32[3] = [11, 22, 33]\n");
+    let out = flexc(&["exec", "-", "--input", "x=1,2"], Some(src));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
