@@ -5,6 +5,10 @@
 //! `offset_of!` below, which ties the codecs to this one statement of the
 //! layout. fp16 fields are `u16` bit patterns (ggml's `ggml_half`).
 
+// Structs and fields carry ggml-common.h's names (`d`, `dmin`, `qs`, `qh`,
+// `scales`, `bsums`), documented there and in the module docs above.
+#![allow(missing_docs)]
+
 use core::mem::{offset_of, size_of};
 
 use super::QK_K;

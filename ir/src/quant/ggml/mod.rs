@@ -24,19 +24,44 @@ pub use types::{GgmlType, QK_K};
 /// Errors of the ggml codecs. Malformed input is reported, never panics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantError {
+    /// The element count is not a whole number of blocks.
     #[error("{ty}: {n} elements is not a multiple of the block size {block}")]
-    NotBlockMultiple { ty: GgmlType, n: u64, block: usize },
+    NotBlockMultiple {
+        /// The type.
+        ty: GgmlType,
+        /// The element count.
+        n: u64,
+        /// Its block size.
+        block: usize,
+    },
+    /// The byte size does not fit in 64 bits.
     #[error("{ty}: byte size of {n} elements overflows")]
-    Overflow { ty: GgmlType, n: u64 },
+    Overflow {
+        /// The type.
+        ty: GgmlType,
+        /// The element count.
+        n: u64,
+    },
+    /// The byte buffer does not hold exactly the packed size.
     #[error("{ty}: {n_elems} elements take {expected} bytes, got {got}")]
     LengthMismatch {
+        /// The type.
         ty: GgmlType,
+        /// The element count.
         n_elems: usize,
+        /// The packed size they need.
         expected: u64,
+        /// The bytes given.
         got: usize,
     },
+    /// No codec for this type and direction.
     #[error("{ty}: {op} is not supported for this type")]
-    Unsupported { ty: GgmlType, op: &'static str },
+    Unsupported {
+        /// The type.
+        ty: GgmlType,
+        /// `dequantize` or `quantize`.
+        op: &'static str,
+    },
 }
 
 /// An fp16 stored little-endian at `at`, widened exactly to f32

@@ -12,6 +12,7 @@ use super::QuantError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
 #[allow(non_camel_case_types)]
+#[allow(missing_docs)] // the variants are ggml's own type names, listed with their ids
 pub enum GgmlType {
     F32 = 0,
     F16 = 1,
