@@ -12,8 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
 use flexc::fetch::{
     self, Artifact, ArtifactKind, Cache, FetchError, FileSpec, PullOptions, Registry, Source, Wheel,
 };
@@ -536,39 +534,10 @@ fn wheel_tree_with_a_bad_file_keeps_the_old_folder() {
 
 // ---------------------------------------------------------------- R texts
 
-fn be(out: &mut Vec<u8>, v: i32) {
-    out.extend_from_slice(&v.to_be_bytes());
-}
-
 /// One `.rdb` record: length + zlib(XDR v3 STRSXP); `None` is NA, bytes
 /// with `utf8` false are Latin-1.
 fn rdb_record(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
-    let mut d = b"X\n".to_vec();
-    be(&mut d, 3);
-    be(&mut d, 0x0004_0201);
-    be(&mut d, 0x0003_0500);
-    be(&mut d, 5);
-    d.extend_from_slice(b"UTF-8");
-    be(&mut d, 16);
-    be(&mut d, elems.len() as i32);
-    for e in elems {
-        match e {
-            None => {
-                be(&mut d, 9);
-                be(&mut d, -1);
-            }
-            Some((utf8, s)) => {
-                be(&mut d, if *utf8 { 0x8009 } else { 9 });
-                be(&mut d, s.len() as i32);
-                d.extend_from_slice(s);
-            }
-        }
-    }
-    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
-    z.write_all(&d).unwrap();
-    let mut out = (d.len() as u32).to_be_bytes().to_vec();
-    out.extend(z.finish().unwrap());
-    out
+    flexc::fetch::rdata::write_record(&flexc::fetch::rdata::write_strsxp(elems)).expect("in-memory zlib")
 }
 
 const RDB: &str = "usr/lib/R/site-library/fakebooks/data/Rdata.rdb";

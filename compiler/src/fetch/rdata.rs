@@ -332,49 +332,63 @@ pub fn texts(blob: &[u8]) -> Result<Vec<(String, Vec<String>)>, RdataError> {
     Ok(out)
 }
 
+/// Serialises a character vector the way R's `saveRDS`/lazy-load does
+/// (XDR, format 3): `None` is `NA`, `(true, bytes)` a UTF-8 string,
+/// `(false, bytes)` a Latin-1 one. The inverse of the decoder, for tests and
+/// fixtures.
+pub fn write_strsxp(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
+    fn be(out: &mut Vec<u8>, v: i32) {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    let mut d = b"X\n".to_vec();
+    be(&mut d, 3);
+    be(&mut d, 0x0004_0201);
+    be(&mut d, 0x0003_0500);
+    be(&mut d, 5);
+    d.extend_from_slice(b"UTF-8");
+    be(&mut d, 16);
+    be(&mut d, elems.len() as i32);
+    for e in elems {
+        match e {
+            None => {
+                be(&mut d, 9);
+                be(&mut d, -1);
+            }
+            Some((utf8, s)) => {
+                be(&mut d, if *utf8 { 0x8009 } else { 0x0009 });
+                be(&mut d, s.len() as i32);
+                d.extend_from_slice(s);
+            }
+        }
+    }
+    d
+}
+
+/// One `.rdb` record: the 4-byte big-endian length, then the zlib stream.
+pub fn write_record(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use flate2::{write::ZlibEncoder, Compression};
+    use std::io::Write;
+    let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
+    z.write_all(data)?;
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    out.extend(z.finish()?);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::{Compression, write::ZlibEncoder};
-    use std::io::Write;
 
     fn be(out: &mut Vec<u8>, v: i32) {
         out.extend_from_slice(&v.to_be_bytes());
     }
 
-    /// An XDR version-3 serialization of a STRSXP; `None` is NA, `(true, s)`
-    /// a UTF-8 CHARSXP, `(false, bytes)` a native (Latin-1) one.
     fn strsxp(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
-        let mut d = b"X\n".to_vec();
-        be(&mut d, 3);
-        be(&mut d, 0x0004_0201);
-        be(&mut d, 0x0003_0500);
-        be(&mut d, 5);
-        d.extend_from_slice(b"UTF-8");
-        be(&mut d, 16);
-        be(&mut d, elems.len() as i32);
-        for e in elems {
-            match e {
-                None => {
-                    be(&mut d, 9);
-                    be(&mut d, -1);
-                }
-                Some((utf8, s)) => {
-                    be(&mut d, if *utf8 { 0x8009 } else { 0x0009 });
-                    be(&mut d, s.len() as i32);
-                    d.extend_from_slice(s);
-                }
-            }
-        }
-        d
+        write_strsxp(elems)
     }
 
     fn record(data: &[u8]) -> Vec<u8> {
-        let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
-        z.write_all(data).unwrap();
-        let mut out = (data.len() as u32).to_be_bytes().to_vec();
-        out.extend(z.finish().unwrap());
-        out
+        write_record(data).expect("in-memory zlib")
     }
 
     #[test]
