@@ -10,30 +10,7 @@ use flexc::frontend::gguf::{
     GgmlType, GgufError, GgufErrorKind, GgufFile, GgufWriter, MAX_ARRAY_LEN, MetaValue,
 };
 
-/// `$FLEXC_CACHE_DIR`, else `$XDG_CACHE_HOME/flexc`, else `$HOME/.cache/flexc`.
-fn cache_dir() -> Option<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    non_empty("FLEXC_CACHE_DIR")
-        .or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("flexc")))
-        .or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("flexc")))
-}
-
-fn model(rel: &str) -> Option<PathBuf> {
-    let p = cache_dir()?.join(rel);
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "note: {} not present, skipping real-model checks",
-            p.display()
-        );
-        None
-    }
-}
+use flexc_testsuite::cached as model;
 
 const GEMMA: &str = "models/gemma3-270m/gemma-3-270m-q4_k_m.gguf";
 const SMOLLM: &str = "models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";

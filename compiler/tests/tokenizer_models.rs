@@ -5,29 +5,12 @@
 //! Files come from the flexc cache (`$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or
 //! `$HOME/.cache/flexc`); each test prints a note and passes when they are absent.
 
-use std::path::PathBuf;
 
 use flexc::frontend::gguf::GgufFile;
 use flexc::tokenizer::{PreTokenizer, Tokenizer, TokenizerKind};
 
-fn cached(rel: &str) -> Option<PathBuf> {
-    let base = if let Some(d) = std::env::var_os("FLEXC_CACHE_DIR") {
-        PathBuf::from(d)
-    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(d).join("flexc")
-    } else {
-        PathBuf::from(std::env::var_os("HOME")?)
-            .join(".cache")
-            .join("flexc")
-    };
-    let p = base.join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found; skipping", p.display());
-        None
-    }
-}
+use flexc_testsuite::cached;
+
 
 fn gguf_tokenizer(rel: &str) -> Option<Tokenizer> {
     let f = GgufFile::open(&cached(rel)?).expect("open gguf");

@@ -4,34 +4,13 @@
 //! (`$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or `$HOME/.cache/flexc`); each test prints
 //! a note and passes when they are absent (CI fetches them first).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use flexc::frontend::gguf::GgufFile;
 use flexc::tokenizer::Tokenizer;
 
-fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("FLEXC_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("flexc"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flexc"))
-}
+use flexc_testsuite::cached;
 
-fn cached(rel: &str) -> Option<PathBuf> {
-    let p = cache_dir()?.join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "note: {} not found; skipping (run the model fetch first)",
-            p.display()
-        );
-        None
-    }
-}
 
 const SMOLLM: &str = "models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
 const GEMMA: &str = "models/gemma3-270m/gemma-3-270m-q4_k_m.gguf";

@@ -208,3 +208,16 @@ pub fn check_run(m: &Module, run: &str, tolerance: f64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A file in flexc's model cache (`models/...`, `texts/...`), or `None` with
+/// a printed note when it is absent, so real-model tests skip instead of
+/// failing on machines that have not run `flexc pull` (CI pulls first).
+pub fn cached(rel: &str) -> Option<PathBuf> {
+    let path = flexc::fetch::cache_dir().ok()?.join(rel);
+    if path.exists() {
+        Some(path)
+    } else {
+        println!("note: {} is not cached; skipping (run `flexc pull` first)", path.display());
+        None
+    }
+}
