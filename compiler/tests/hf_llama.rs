@@ -106,7 +106,7 @@ fn write_hf(dir: &Path, config: &serde_json::Value) -> PathBuf {
     path
 }
 
-fn write_gguf(dir: &Path) -> PathBuf {
+fn write_gguf(dir: &Path, permuted: bool) -> PathBuf {
     let mut w = GgufWriter::new(3);
     w.add_meta("general.architecture", MetaValue::Str("llama".into()))
         .add_meta("general.name", MetaValue::Str("tiny".into()))
@@ -119,7 +119,9 @@ fn write_gguf(dir: &Path) -> PathBuf {
         .add_meta("llama.rope.freq_base", MetaValue::F32(10000.0))
         .add_meta("llama.vocab_size", MetaValue::U32(VOCAB as u32));
     for (_, gg, shape, v) in tensors() {
-        let v = if gg.ends_with("attn_q.weight") {
+        let v = if !permuted {
+            v
+        } else if gg.ends_with("attn_q.weight") {
             permute(&v, HEADS, EMBD)
         } else if gg.ends_with("attn_k.weight") {
             permute(&v, KV_HEADS, EMBD)
@@ -129,7 +131,7 @@ fn write_gguf(dir: &Path) -> PathBuf {
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
         w.add_tensor(&gg, &dims, GgmlType::F32, le_bytes(&v)).expect("add tensor");
     }
-    let path = dir.join("tiny.gguf");
+    let path = dir.join(if permuted { "tiny.gguf" } else { "unpermuted.gguf" });
     std::fs::write(&path, w.to_bytes().expect("gguf bytes")).expect("write gguf");
     path
 }
@@ -152,7 +154,7 @@ fn logits(path: &Path, tokens: &[i64]) -> Vec<f32> {
 fn hf_llama_matches_gguf_llama() {
     let dir = temp_dir("llama");
     let hf = write_hf(&dir, &config());
-    let gg = write_gguf(&dir);
+    let gg = write_gguf(&dir, true);
     let tokens = [1, 7, 3, 22, 39, 0];
     let (a, b) = (logits(&hf, &tokens), logits(&gg, &tokens));
     assert_eq!(a.len(), tokens.len() * VOCAB);
@@ -160,7 +162,10 @@ fn hf_llama_matches_gguf_llama() {
     let spread = a.iter().fold(0f32, |m, x| m.max(x.abs()));
     assert!(spread > 0.1, "logits are degenerate ({spread})");
     assert!(max < 1e-5, "HF and GGUF logits differ by {max}");
-    // Without the permutation the two would disagree: the test has teeth.
+    // Without the permutation the two disagree: the comparison has teeth.
+    let c = logits(&write_gguf(&dir, false), &tokens);
+    let off = a.iter().zip(&c).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(off > 1e-3, "un-permuted GGUF should differ, max diff {off}");
     let folder = model_file(&dir).expect("folder resolves");
     assert_eq!(folder, hf);
     let _ = std::fs::remove_dir_all(&dir);

@@ -192,4 +192,9 @@ fn too_many_dimensions() {
 fn opening_a_missing_file_names_it() {
     let e = SafetensorsFile::open(std::path::Path::new("/nonexistent/x.safetensors")).expect_err("missing").to_string();
     assert!(e.starts_with("/nonexistent/x.safetensors: "), "{e}");
+    let empty = std::env::temp_dir().join(format!("flexc-empty-{}.safetensors", std::process::id()));
+    std::fs::write(&empty, b"").expect("write");
+    let e = SafetensorsFile::open(&empty).expect_err("empty").to_string();
+    let _ = std::fs::remove_file(&empty);
+    assert!(e.contains("byte 0: truncated file"), "{e}");
 }

@@ -15,7 +15,7 @@
 
 use super::builder::{TensorDesc, TensorSource};
 use flexc_ir::types::ElemType;
-use memmap2::Mmap;
+use super::gguf::Storage;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
@@ -149,20 +149,6 @@ pub enum SafetensorsError {
     },
 }
 
-enum Storage {
-    Mapped(Mmap),
-    Owned(Vec<u8>),
-}
-
-impl Storage {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Storage::Mapped(m) => m,
-            Storage::Owned(v) => v,
-        }
-    }
-}
-
 /// One parsed safetensors file.
 pub struct SafetensorsFile {
     file_name: String,
@@ -216,11 +202,8 @@ impl SafetensorsFile {
     pub fn open(path: &Path) -> Result<SafetensorsFile, SafetensorsError> {
         let file_name = path.display().to_string();
         let io = |source| SafetensorsError::Io { file: file_name.clone(), source };
-        let file = std::fs::File::open(path).map_err(io)?;
-        // SAFETY: read-only map; flexc never writes model files, and a file
-        // truncated underneath us is the hazard every mmap reader shares.
-        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        SafetensorsFile::parse(file_name, Storage::Mapped(map))
+        let storage = Storage::open(path).map_err(io)?;
+        SafetensorsFile::parse(file_name, storage)
     }
 
     /// Parses bytes held in memory; `name` is used in error messages.
