@@ -20,7 +20,7 @@ fn valid() -> Vec<u8> {
 /// A file with header `json` (padded to 8) and `data` bytes.
 fn raw(json: &str, data: &[u8]) -> Vec<u8> {
     let mut h = json.as_bytes().to_vec();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();

@@ -55,9 +55,9 @@ pub fn run(args: EmbedArgs) -> CliResult {
             }
             if out.len() > 1 {
                 println!("\ncosine similarity:");
-                for i in 0..out.len() {
-                    for j in i + 1..out.len() {
-                        println!("  [{i}] · [{j}] = {:+.6}", cos[i][j]);
+                for (i, row) in cos.iter().enumerate() {
+                    for (j, c) in row.iter().enumerate().skip(i + 1) {
+                        println!("  [{i}] · [{j}] = {c:+.6}");
                     }
                 }
             }

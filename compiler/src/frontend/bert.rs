@@ -182,6 +182,9 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     if na == 0.0 || nb == 0.0 { 0.0 } else { dot / (na * nb) }
 }
 
+/// One embedded text: its token ids and its L2-normalised embedding.
+pub type Embedded = (Vec<u32>, Vec<f32>);
+
 /// An imported sentence encoder with its tokenizer: text in, L2-normalised
 /// embeddings out (sentence-transformers' all-MiniLM-L6-v2 pipeline).
 pub struct SentenceEncoder {
@@ -232,7 +235,7 @@ impl SentenceEncoder {
     }
 
     /// Embeds each text; returns `(token ids, embedding)` per text.
-    pub fn embed(&self, texts: &[String]) -> Result<Vec<(Vec<u32>, Vec<f32>)>, String> {
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Embedded>, String> {
         let mut interp = Interpreter::new(&self.module);
         texts
             .iter()

@@ -176,12 +176,11 @@ pub fn hf_llama_name(gguf: &str) -> String {
         "output.weight" => return "lm_head.weight".into(),
         _ => {}
     }
-    if let Some((layer, rest)) = gguf.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
-        if let Some((_, hf)) = LLAMA_LAYER_NAMES.iter().find(|(g, _)| *g == rest) {
-            return format!("model.layers.{layer}.{hf}");
-        }
+    let layer = gguf.strip_prefix("blk.").and_then(|r| r.split_once('.'));
+    match layer.and_then(|(l, rest)| LLAMA_LAYER_NAMES.iter().find(|(g, _)| *g == rest).map(|(_, hf)| (l, hf))) {
+        Some((l, hf)) => format!("model.layers.{l}.{hf}"),
+        None => gguf.to_string(),
     }
-    gguf.to_string()
 }
 
 impl TensorSource for HfLlama<'_> {

@@ -374,7 +374,7 @@ pub fn write_safetensors(metadata: &[(&str, &str)], tensors: &[(&str, Dtype, &[u
         off = end;
     }
     let mut text = serde_json::Value::Object(header).to_string().into_bytes();
-    while text.len() % 8 != 0 {
+    while !text.len().is_multiple_of(8) {
         text.push(b' ');
     }
     let mut out = (text.len() as u64).to_le_bytes().to_vec();
