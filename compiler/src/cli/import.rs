@@ -1,8 +1,8 @@
 //! `flexc import`: a model file into `.fir` text (weights referenced by path).
 
 use super::error::{CliError, CliResult};
-use crate::frontend::decoder::{import_gguf, ImportOptions};
-use crate::frontend::gguf::GgufFile;
+use crate::frontend::decoder::ImportOptions;
+use crate::frontend::{model_file, Checkpoint};
 use crate::output::write_atomic;
 use clap::Args;
 use flexc_ir::text::print_module;
@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `flexc import`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup")]
+#[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup\n  flexc import minilm-l6 -o minilm.fir")]
 pub struct ImportArgs {
-    /// A model file (.gguf) or a known model name (pulled if needed).
+    /// A model file (.gguf, .safetensors with config.json beside it), a model
+    /// folder, or a known model name (pulled if needed).
     pub model: String,
     /// Write the IR here instead of stdout (written atomically).
     #[arg(short, long)]
@@ -27,8 +28,9 @@ pub struct ImportArgs {
 /// Opens a model file and imports it into a verified module.
 pub fn import_model(path: &Path, opts: &ImportOptions) -> CliResult<Module> {
     let path = std::fs::canonicalize(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
-    let g = GgufFile::open(&path).map_err(|e| CliError::input(e.to_string()))?;
-    let m = import_gguf(&g, &path, opts).map_err(|e| CliError::input(e.to_string()))?;
+    let path = model_file(&path).map_err(|e| CliError::input(e.to_string()))?;
+    let ck = Checkpoint::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+    let m = ck.import(&path, opts).map_err(|e| CliError::input(e.to_string()))?;
     verify_module(&m).map_err(|es| CliError::internal(format!("internal error: the imported module does not verify: {}", es[0])))?;
     Ok(m)
 }

@@ -1,5 +1,6 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod embed;
 pub mod error;
 pub mod exec;
 pub mod import;
@@ -26,7 +27,7 @@ enum Command {
     Opt(opt::OptArgs),
     /// Run a function of a .fir module on given inputs (reference interpreter).
     Exec(exec::ExecArgs),
-    /// Import a model file (GGUF) into .fir text.
+    /// Import a model file (GGUF or safetensors + config.json) into .fir text.
     Import(import::ImportArgs),
     /// Fetch known models and texts into the cache (a no-op when cached).
     Pull(models::PullArgs),
@@ -38,6 +39,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the token ids of a text.
     Tokenize(run::TokenizeArgs),
+    /// Print L2-normalised sentence embeddings and their cosine similarities.
+    Embed(embed::EmbedArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
 }
@@ -53,6 +56,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
+        Command::Embed(a) => embed::run(a),
     }
 }
 

@@ -3,6 +3,8 @@
 use super::error::{CliError, CliResult};
 use crate::fetch::{self, ArtifactKind, PullOptions};
 use crate::frontend::gguf::GgufFile;
+use crate::frontend::safetensors::SafetensorsFile;
+use crate::frontend::{model_file, Checkpoint};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -99,8 +101,51 @@ pub fn models(_: ModelsArgs) -> CliResult {
 /// Runs `flexc inspect`.
 pub fn inspect(args: InspectArgs) -> CliResult {
     let path = resolve(&args.model)?;
-    let g = GgufFile::open(&path).map_err(|e| CliError::input(e.to_string()))?;
-    match args.format {
+    let path = model_file(&path).map_err(|e| CliError::input(e.to_string()))?;
+    match Checkpoint::open(&path).map_err(|e| CliError::input(e.to_string()))? {
+        Checkpoint::Gguf(g) => inspect_gguf(&g, &path, args.format),
+        Checkpoint::Safetensors(st) => inspect_safetensors(&st, &path, args.format),
+    }
+}
+
+fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: Format) -> CliResult {
+    let config = std::fs::read_to_string(crate::frontend::hf::config_path(path)).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    match format {
+        Format::Json => {
+            let meta: serde_json::Map<String, serde_json::Value> = st.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
+            let tensors: Vec<_> = st.tensors.iter().map(|t| serde_json::json!({ "name": t.name, "type": t.dtype.name(), "shape": t.shape, "bytes": t.n_bytes, "offset": t.offset })).collect();
+            println!("{}", serde_json::json!({ "file": path.display().to_string(), "format": "safetensors", "header_bytes": st.data_offset - 8, "metadata": meta, "config": config, "tensors": tensors }));
+        }
+        Format::Text => {
+            println!("{}: safetensors, header {} bytes, {} tensors", path.display(), st.data_offset - 8, st.tensors.len());
+            for (k, v) in &st.metadata {
+                println!("  {k:<44} {v:?}");
+            }
+            if let Some(serde_json::Value::Object(c)) = &config {
+                println!("\n  config.json:");
+                for (k, v) in c {
+                    println!("  {k:<44} {v}");
+                }
+            }
+            println!("\n  {:<52} {:<6} {:<16} {:>12}", "tensor", "type", "shape", "bytes");
+            let mut counts: Vec<(&str, usize)> = Vec::new();
+            for t in &st.tensors {
+                let shape: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
+                println!("  {:<52} {:<6} {:<16} {:>12}", t.name, t.dtype.name(), format!("[{}]", shape.join(", ")), t.n_bytes);
+                match counts.iter_mut().find(|(n, _)| *n == t.dtype.name()) {
+                    Some(c) => c.1 += 1,
+                    None => counts.push((t.dtype.name(), 1)),
+                }
+            }
+            let counts: Vec<String> = counts.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            println!("\n  types: {}", counts.join(", "));
+        }
+    }
+    Ok(())
+}
+
+fn inspect_gguf(g: &GgufFile, path: &std::path::Path, format: Format) -> CliResult {
+    match format {
         Format::Json => {
             let meta: serde_json::Map<String, serde_json::Value> = g
                 .metadata

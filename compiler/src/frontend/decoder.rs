@@ -12,12 +12,13 @@
 //! fixed capacity, so the same function is prefill (seq = prompt length) and
 //! decode (seq = 1). Every weight is a `file<...>` reference into the model.
 
-use super::gguf::{GgufError, GgufFile, TensorInfo};
+pub use super::builder::ImportError;
+use super::builder::{Builder, TensorDesc, TensorSource};
+use super::gguf::GgufFile;
 use flexc_ir::attrs;
-use flexc_ir::ops::{Dense, GeluApprox, RopeMode, Symbol};
+use flexc_ir::ops::{GeluApprox, RopeMode};
 use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
-use flexc_ir::weights::{WeightData, WeightSource};
-use flexc_ir::{Func, Module, Span, Value};
+use flexc_ir::{Func, Module, Value};
 use flexc_ir::quant::{is_ggml_encoding, GgmlType};
 use flexc_ir::ops::AttrLit;
 use std::path::Path;
@@ -100,32 +101,6 @@ impl Default for ImportOptions {
     }
 }
 
-/// Why a file could not be imported.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// The file itself is malformed or lacks a key.
-    #[error(transparent)]
-    Gguf(#[from] GgufError),
-    /// The architecture is not one flexc imports.
-    #[error("{file}: unsupported architecture '{arch}' (supported: {supported})")]
-    Arch {
-        /// The file.
-        file: String,
-        /// What it says.
-        arch: String,
-        /// What flexc supports.
-        supported: String,
-    },
-    /// A tensor is missing or has the wrong shape or type.
-    #[error("{file}: {message}")]
-    Tensor {
-        /// The file.
-        file: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
 fn hparams(g: &GgufFile, arch: &str) -> Result<HParams, ImportError> {
     let k = |s: &str| format!("{arch}.{s}");
     let u = |s: &str| g.meta_u64(&k(s)).map(|v| v as usize);
@@ -150,90 +125,22 @@ fn hparams(g: &GgufFile, arch: &str) -> Result<HParams, ImportError> {
     })
 }
 
-/// Builds the ops of `@forward` into a function, tracking the module's weights.
-struct Builder<'a> {
-    g: &'a GgufFile,
-    path: &'a Path,
-    m: Module,
-    f: Func,
-}
-
-impl Builder<'_> {
-    fn err(&self, message: String) -> ImportError {
-        ImportError::Tensor { file: self.g.file_name().to_string(), message }
+impl TensorSource for GgufFile {
+    fn file_name(&self) -> &str {
+        GgufFile::file_name(self)
     }
 
-    fn info(&self, name: &str) -> Result<&TensorInfo, ImportError> {
-        self.g.tensor(name).ok_or_else(|| self.err(format!("missing tensor '{name}'")))
-    }
-
-    /// Declares (once) and reads a weight, checking its IR shape `[rows, cols]` / `[n]`.
-    fn weight(&mut self, name: &str, shape: &[usize]) -> Result<Value, ImportError> {
-        let info = self.info(name)?.clone();
-        let ir_shape: Vec<u64> = info.dims.iter().rev().copied().collect();
-        if ir_shape != shape.iter().map(|&d| d as u64).collect::<Vec<_>>() {
-            return Err(self.err(format!("tensor '{name}' has shape {ir_shape:?} (outer first), expected {shape:?}")));
-        }
+    fn describe(&self, name: &str) -> Option<Result<TensorDesc, String>> {
+        let info = self.tensor(name)?;
         let (elem, encoding) = match info.ggml_type {
             GgmlType::F32 => (ElemType::F32, None),
             GgmlType::F16 => (ElemType::F16, None),
             GgmlType::BF16 => (ElemType::BF16, None),
             t if is_ggml_encoding(t) => (ElemType::F32, Some(Encoding::Ggml(t))),
-            t => return Err(self.err(format!("tensor '{name}' has ggml type {} which flexc does not decode", t.name()))),
+            t => return Some(Err(format!("tensor '{name}' has ggml type {} which flexc does not decode", t.name()))),
         };
-        let ty = TensorType { shape: ir_shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem, encoding };
-        if self.m.weights.lookup(name).is_none() {
-            let source = WeightSource::File { path: self.path.to_path_buf(), offset: info.offset, len: info.n_bytes };
-            self.m.weights.insert(WeightData { name: name.to_string(), ty: ty.clone(), source, span: Span::default() }).map_err(|e| self.err(e))?;
-        }
-        self.op(attrs::Weight { name: Symbol(name.to_string()) }, &[], Some(ty))
-    }
-
-    fn op(&mut self, a: impl Into<flexc_ir::OpAttrs>, args: &[Value], ty: Option<TensorType>) -> Result<Value, ImportError> {
-        let a = a.into();
-        let what = a.opcode().mnemonic();
-        self.f.append_typed(a, args, ty).map_err(|e| ImportError::Tensor { file: self.g.file_name().to_string(), message: format!("building {what}: {e}") })
-    }
-
-    /// A weight used as a float tensor: decoded if it is stored encoded.
-    fn plain(&mut self, name: &str, shape: &[usize]) -> Result<Value, ImportError> {
-        let w = self.weight(name, shape)?;
-        self.decoded(w)
-    }
-
-    fn decoded(&mut self, w: Value) -> Result<Value, ImportError> {
-        let ty = self.f.dfg.ty(w).clone();
-        match (ty.encoding, ty.elem) {
-            (Some(_), _) => self.op(attrs::Dequantize {}, &[w], None),
-            (None, ElemType::F32) => Ok(w),
-            (None, _) => self.op(attrs::Cast {}, &[w], Some(TensorType { elem: ElemType::F32, ..ty.decoded() })),
-        }
-    }
-
-    /// `x · Wᵀ (+ b)` for a linear weight `[out, in]`.
-    fn linear(&mut self, x: Value, name: &str, out: usize, inp: usize, bias: Option<&str>) -> Result<Value, ImportError> {
-        let w = self.plain(name, &[out, inp])?;
-        let y = self.op(attrs::Matmul { transpose_b: true }, &[x, w], None)?;
-        match bias {
-            Some(b) => {
-                let b = self.plain(b, &[out])?;
-                self.op(attrs::Add {}, &[y, b], None)
-            }
-            None => Ok(y),
-        }
-    }
-
-    fn rmsnorm(&mut self, x: Value, name: &str, dim: usize, eps: f64) -> Result<Value, ImportError> {
-        let w = self.plain(name, &[dim])?;
-        self.op(attrs::Rmsnorm { eps }, &[x, w], None)
-    }
-
-    fn reshape(&mut self, x: Value, shape: &[Dim]) -> Result<Value, ImportError> {
-        self.op(attrs::Reshape {}, &[x], Some(TensorType { shape: shape.to_vec(), elem: ElemType::F32, encoding: None }))
-    }
-
-    fn scalar(&mut self, v: f32) -> Result<Value, ImportError> {
-        self.op(attrs::Constant { value: Dense::Float(vec![v as f64]) }, &[], Some(TensorType::new(ElemType::F32, &[])))
+        let shape = info.dims.iter().rev().copied().collect();
+        Some(Ok(TensorDesc { name: name.to_string(), shape, elem, encoding, offset: info.offset, len: info.n_bytes }))
     }
 }
 
@@ -246,6 +153,13 @@ pub fn import_gguf(g: &GgufFile, path: &Path, opts: &ImportOptions) -> Result<Mo
         supported: ARCHS.iter().map(|a| a.name).collect::<Vec<_>>().join(", "),
     })?;
     let hp = hparams(g, arch_name)?;
+    let name = g.meta_str("general.name").unwrap_or(arch_name);
+    build_decoder(g, path, arch, &hp, name, opts)
+}
+
+/// Builds `@forward` of a decoder from a checkpoint whose tensors go by GGUF
+/// names (`token_embd.weight`, `blk.N.attn_q.weight`, ...), as one module.
+pub fn build_decoder(src: &dyn TensorSource, path: &Path, arch: &ArchSpec, hp: &HParams, name: &str, opts: &ImportOptions) -> Result<Module, ImportError> {
     let ctx = opts.ctx;
     let seq = Dim::Sym(Arc::from("seq"));
     let fixed = |n: usize| Dim::Fixed(n as u64);
@@ -267,7 +181,7 @@ pub fn import_gguf(g: &GgufFile, path: &Path, opts: &ImportOptions) -> Result<Mo
     let f = Func::new("forward", &params, results);
     let (tokens, pos) = (f.params[0], f.params[1]);
     let caches: Vec<Value> = f.params[2..].to_vec();
-    let mut b = Builder { g, path, m: Module::default(), f };
+    let mut b = Builder::new(src, path, f);
 
     let emb = b.weight("token_embd.weight", &[hp.vocab, hp.embd])?;
     let mut x = b.op(attrs::Gather {}, &[emb, tokens], None)?;
@@ -321,19 +235,23 @@ pub fn import_gguf(g: &GgufFile, path: &Path, opts: &ImportOptions) -> Result<Mo
         x = b.op(attrs::Add {}, &[x, down], None)?;
     }
     let x = b.rmsnorm(x, "output_norm.weight", hp.embd, hp.eps)?;
-    let head = if g.tensor("output.weight").is_some() { "output.weight" } else { "token_embd.weight" };
+    let head = if b.has("output.weight") { "output.weight" } else { "token_embd.weight" };
     let logits = b.linear(x, head, hp.vocab, hp.embd, None)?;
     b.f.returns = std::iter::once(logits).chain(new_caches).collect();
 
-    let mut m = b.m;
-    m.name = Some(g.meta_str("general.name").unwrap_or(arch_name).chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect());
+    let mut m = b.finish();
+    m.name = Some(module_name(name));
     m.meta = vec![
-        ("arch".into(), AttrLit::Str(arch_name.into())),
+        ("arch".into(), AttrLit::Str(arch.name.into())),
         ("source".into(), AttrLit::Str(path.display().to_string())),
         ("ctx".into(), AttrLit::Int(ctx as i64)),
         ("layers".into(), AttrLit::Int(hp.layers as i64)),
         ("vocab".into(), AttrLit::Int(hp.vocab as i64)),
     ];
-    m.funcs.push(b.f);
     Ok(m)
+}
+
+/// A model name as a module name: lowercase ASCII alphanumerics, `_` elsewhere.
+pub fn module_name(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
 }

@@ -384,14 +384,30 @@ impl GgufError {
     }
 }
 
-/// Backing bytes of a loaded file.
-enum Storage {
+/// Backing bytes of a loaded model file (shared with the safetensors reader).
+pub(crate) enum Storage {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    /// Memory-maps the file at `path` (an empty file is held as no bytes).
+    pub(crate) fn open(path: &Path) -> std::io::Result<Storage> {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            // Mapping an empty file fails on some platforms; the parsers
+            // report the empty file as truncated instead.
+            return Ok(Storage::Owned(Vec::new()));
+        }
+        // SAFETY: the map is read-only and private to this process. As with
+        // every mmap-based model loader, the file must not be truncated or
+        // rewritten by another process while it is open; model files in
+        // flexc's cache are written once and never modified in place.
+        Ok(Storage::Mapped(unsafe { memmap2::Mmap::map(&file) }?))
+    }
+
+    /// The file's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
@@ -436,20 +452,7 @@ impl GgufFile {
             file: file_name.clone(),
             source,
         };
-        let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
-        let storage = if len == 0 {
-            // Mapping an empty file fails on some platforms; the parser
-            // reports the empty file as truncated instead.
-            Storage::Owned(Vec::new())
-        } else {
-            // SAFETY: the map is read-only and private to this process. As with
-            // every mmap-based model loader, the file must not be truncated or
-            // rewritten by another process while it is open; model files in
-            // flexc's cache are written once and never modified in place.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-            Storage::Mapped(map)
-        };
+        let storage = Storage::open(path).map_err(io)?;
         Self::parse(file_name, storage)
     }
 
