@@ -117,6 +117,14 @@ int main(int argc, char ** argv) {
     cp.n_threads = threads;
     cp.n_threads_batch = threads;
     cp.no_perf = true;
+    // Diagnosis only: LLAMACPP_REF_F32_KV=1 keeps the KV cache in f32 (default f16)
+    // and turns flash attention off, to see how much of a difference is KV rounding.
+    const bool f32_kv = getenv("LLAMACPP_REF_F32_KV") && atoi(getenv("LLAMACPP_REF_F32_KV")) == 1;
+    if (f32_kv) {
+        cp.type_k = GGML_TYPE_F32;
+        cp.type_v = GGML_TYPE_F32;
+        cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    }
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) {
         fprintf(stderr, "cannot create context\n");
@@ -176,7 +184,7 @@ int main(int argc, char ** argv) {
     pieces += "]";
     steps += "]";
 
-    std::string out = "{\"prompt\": " + json_str(prompt) + ", \"add_bos\": " + (add_bos ? "true" : "false") + ", \"prompt_ids\": [";
+    std::string out = "{\"prompt\": " + json_str(prompt) + (f32_kv ? ", \"kv\": \"f32\"" : "") + ", \"add_bos\": " + (add_bos ? "true" : "false") + ", \"prompt_ids\": [";
     for (int i = 0; i < n_prompt; i++) {
         out += (i ? ", " : "") + std::to_string(ids[i]);
     }

@@ -41,6 +41,14 @@ fn ids(v: &Value) -> Vec<u32> {
     v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
+/// A greedy divergence is accepted as a near-tie when both engines' top-2 margins are below
+/// this: llama.cpp's f32-KV run and flexc agree to a few hundredths of a logit...
+const TIE_F32_KV: f32 = 0.05;
+/// ...its default run rounds K and V to f16, which moves logits by up to ~0.5.
+const TIE_F16_KV: f32 = 0.3;
+/// The largest accepted |logit difference| over llama.cpp's top-20 ids of the first prompt.
+const MAX_LOGIT_DIFF: f32 = 1.0;
+
 fn heavy() -> bool {
     !cfg!(debug_assertions) || std::env::var("FLEXC_SLOW_TESTS").is_ok_and(|v| v == "1")
 }
@@ -105,17 +113,10 @@ fn check_model(name: &str, file: &str) {
         let t0 = Instant::now();
         let prompt = c["prompt"].as_str().expect("prompt");
         let prompt_ids = ids(&c["prompt_ids"]);
-        let want = ids(&c["generated_ids"]);
-        let steps = c["steps_top2"].as_array().expect("steps_top2");
         let mut model = ReferenceModel::new(&module).expect("reference model");
         let mut logits = model.forward(&prompt_ids, 0, false).expect("prefill");
-        let (max_diff, overlap) = compare_logits(name, prompt, &logits, &c["last_prompt_logits"]);
-        if ci == 0 {
-            let want_top = c["last_prompt_logits"]["top"][0][0].as_u64().expect("top id") as u32;
-            assert_eq!(argmax(&logits), want_top, "{name} {prompt:?}: last-prompt argmax differs from llama.cpp's");
-            assert!(overlap >= 4, "{name} {prompt:?}: only {overlap}/5 of llama.cpp's top-5 ids are in flexc's top 5");
-            assert!(max_diff.is_finite());
-        }
+        let first = logits.clone();
+        // flexc's greedy run, with its top-2 before each token.
         let mut got = Vec::new();
         let mut margins = Vec::new();
         let mut pos = prompt_ids.len();
@@ -134,29 +135,46 @@ fn check_model(name: &str, file: &str) {
             pos += 1;
         }
         eprintln!("{name} {prompt:?}: flexc {:?} in {:?}", tok.decode(&got), t0.elapsed());
-        if got != want {
+        // Against llama.cpp's default run (f16 KV cache) and its f32-KV run.
+        for (variant, key, tie) in [("f32 KV", "cases_f32_kv", TIE_F32_KV), ("default f16 KV", "cases", TIE_F16_KV)] {
+            let r = &fx[key][ci];
+            assert_eq!(r["prompt"].as_str(), Some(prompt), "fixture {key} out of order");
+            let (max_diff, overlap) = compare_logits(&format!("{name} [{variant}]"), prompt, &first, &r["last_prompt_logits"]);
+            if ci == 0 {
+                let want_top = r["last_prompt_logits"]["top"][0][0].as_u64().expect("top id") as u32;
+                assert_eq!(argmax(&first), want_top, "{name} {prompt:?} [{variant}]: last-prompt argmax differs from llama.cpp's");
+                assert!(overlap >= 4, "{name} {prompt:?} [{variant}]: only {overlap}/5 of llama.cpp's top-5 ids are in flexc's top 5");
+                assert!(max_diff < MAX_LOGIT_DIFF, "{name} {prompt:?} [{variant}]: a top-20 logit differs by {max_diff}");
+            }
+            let want = ids(&r["generated_ids"]);
+            let steps = r["steps_top2"].as_array().expect("steps_top2");
+            if got == want {
+                let text = r["generated_text"].as_str().expect("text");
+                assert_eq!(tok.decode(&got), text, "{name} {prompt:?}: same ids, but the decoded text differs from llama.cpp's");
+                let min_margin = margins.iter().take(got.len()).map(|m| m.1 - m.3).fold(f32::INFINITY, f32::min);
+                eprintln!("{name} {prompt:?} [{variant}]: {} greedy ids equal llama.cpp's (smallest flexc top-2 margin {min_margin:.4})", got.len());
+                continue;
+            }
             let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
             let (fa, fla, fb, flb) = margins[i];
             let s = &steps[i];
+            let (la, ll, lb, llb) = (s[0].as_u64().unwrap_or(0) as u32, s[1].as_f64().unwrap_or(0.0) as f32, s[2].as_u64().unwrap_or(0) as u32, s[3].as_f64().unwrap_or(0.0) as f32);
+            // A near-tie: the same two candidates in both engines, in swapped order, both margins small.
+            let near_tie = i < got.len().min(want.len()) && fa == lb && fb == la && fla - flb < tie && ll - llb < tie;
             let msg = format!(
-                "{name} {prompt:?}: greedy ids diverge at generated token {i}: flexc {:?} vs llama.cpp {:?}; \
-                 flexc top-2 there: {fa} ({fla:.4}) vs {fb} ({flb:.4}), margin {:.4}; llama.cpp top-2: {} ({}) vs {} ({}), margin {:.4}",
+                "{name} {prompt:?} [{variant}]: greedy ids equal up to generated token {i}, then flexc {:?} vs llama.cpp {:?}; \
+                 flexc top-2 there: {fa} ({fla:.4}) vs {fb} ({flb:.4}), margin {:.4}; llama.cpp top-2: {la} ({ll:.4}) vs {lb} ({llb:.4}), margin {:.4}",
                 &got[i..],
                 &want[i..],
                 fla - flb,
-                s[0],
-                s[1],
-                s[2],
-                s[3],
-                s[1].as_f64().unwrap_or(0.0) - s[3].as_f64().unwrap_or(0.0)
+                ll - llb
             );
-            eprintln!("MISMATCH: {msg}");
-            failures.push(msg);
-        } else {
-            let text = c["generated_text"].as_str().expect("text");
-            assert_eq!(tok.decode(&got), text, "{name} {prompt:?}: same ids, but the decoded text differs from llama.cpp's");
-            let min_margin = margins.iter().take(got.len()).map(|m| m.1 - m.3).fold(f32::INFINITY, f32::min);
-            eprintln!("{name} {prompt:?}: {} greedy ids equal llama.cpp's (smallest flexc top-2 margin {min_margin:.4})", got.len());
+            if near_tie {
+                eprintln!("near-tie (accepted, both margins < {tie}): {msg}");
+            } else {
+                eprintln!("MISMATCH: {msg}");
+                failures.push(msg);
+            }
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
