@@ -136,6 +136,7 @@ for m in "${MODELS[@]}"; do
     name="$(basename "$path" .gguf)"
     [ -f "$path" ] || { echo "missing model $path (run: flexc pull $m)" >&2; exit 1; }
     echo "== $name: llama-bench -t $THREADS" >&2
+    load_before=$(cut -d' ' -f1 /proc/loadavg)
     "$BIN/llama-bench" -m "$path" -p 512 -n 64 -r 3 -t "$THREADS" -o json >"$LOGS/$name.bench.json" 2>"$LOGS/$name.bench.err" ||
         { cat "$LOGS/$name.bench.err" >&2; exit 1; }
     pp=$(jq -r '.[] | select(.n_prompt == 512 and .n_gen == 0) | "\(.avg_ts) \(.stddev_ts)"' "$LOGS/$name.bench.json")
@@ -184,11 +185,12 @@ for m in "${MODELS[@]}"; do
     row "$name" "tg64 tok/s" "${tg%% *}" "$f_tg"
     row "$name" "ppl ($CHUNKS chunks of 512)" "${ppl%% *}" "$f_ppl"
     row "$name" "ppl wall s" "$ppl_s" "$f_ppl_s"
-    echo "$name pp512 ${pp} tg64 ${tg} ppl ${ppl} ppl_wall_s ${ppl_s}" >>"$LOGS/llama.txt"
+    echo "$name pp512 ${pp} tg64 ${tg} ppl ${ppl} ppl_wall_s ${ppl_s} loadavg1 ${load_before} $(cut -d' ' -f1 /proc/loadavg)" >>"$LOGS/llama.txt"
 done
 
 # ---------------------------------------------------------------- 4. table
 echo
+echo "load average (1 min) now: $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores: other work on the machine slows both engines"
 echo "threads $THREADS, text $(basename "$TEXT"), llama.cpp from llama-cpp-python $LCPP_VERSION (logs: $LOGS)"
 awk -F'\t' 'BEGIN { printf "%-28s %-26s %14s %14s %8s\n", "model", "metric", "llama.cpp", "flexc", "ratio" }
     {
@@ -206,6 +208,7 @@ if [ -n "$JSON_OUT" ]; then
             pp512_tok_s: (.[2] | tonumber), pp512_stddev: (.[3] | tonumber),
             tg64_tok_s: (.[5] | tonumber), tg64_stddev: (.[6] | tonumber),
             ppl: (.[8] | tonumber), ppl_err: (.[9] | tonumber), ppl_wall_s: (.[11] | tonumber),
+            loadavg1_before_after: [(.[13] | tonumber), (.[14] | tonumber)],
             threads: $threads, chunks: $chunks}]' <"$LOGS/llama.txt" >"$JSON_OUT"
     echo "wrote $JSON_OUT" >&2
 fi
