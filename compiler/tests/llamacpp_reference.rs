@@ -79,8 +79,8 @@ fn compare_logits(name: &str, prompt: &str, logits: &[f32], reference: &Value) -
     let mean = logits.iter().map(|&x| x as f64).sum::<f64>() / n;
     let std = (logits.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
     eprintln!(
-        "{name} {prompt:?}: last-prompt logits: max |diff| over llama.cpp's top-20 = {max_diff:.4}, top-5 overlap {overlap}/5; \
-         mean {mean:.4} (llama.cpp {:.4}), std {std:.4} (llama.cpp {:.4}); top-5 flexc {ours:?}, llama.cpp {:?}",
+        "{name} {prompt:?}: last-prompt logits: max |diff| over the reference's top-20 = {max_diff:.6}, top-5 overlap {overlap}/5; \
+         mean {mean:.4} (ref {:.4}), std {std:.4} (ref {:.4}); top-5 flexc {ours:?}, ref {:?}",
         reference["mean"].as_f64().unwrap_or(f64::NAN),
         reference["std"].as_f64().unwrap_or(f64::NAN),
         top[..5].iter().map(|p| p.0).collect::<Vec<_>>()
