@@ -49,8 +49,8 @@ const TIE_F32_KV: f32 = 0.3;
 const TIE_F16_KV: f32 = 0.3;
 /// The largest accepted |logit difference| over llama.cpp's top-20 ids of the first prompt.
 const MAX_LOGIT_DIFF: f32 = 1.0;
-/// The largest accepted |logit difference| from the float64 numpy reference (flexc computes in f32).
-const MAX_F64_DIFF: f32 = 0.01;
+/// The largest accepted |logit difference| from the float64 numpy reference (flexc computes in f32; measured: < 1e-5).
+const MAX_F64_DIFF: f32 = 1e-3;
 
 fn heavy() -> bool {
     !cfg!(debug_assertions) || std::env::var("FLEXC_SLOW_TESTS").is_ok_and(|v| v == "1")
