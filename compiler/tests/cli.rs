@@ -128,3 +128,21 @@ fn exec_runs_a_function() {
     let out = flexc(&["exec", "-", "--input", "x=1,2"], Some(src));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn imported_models_re_read_through_opt() {
+    for name in ["models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf", "models/gemma3-270m/gemma-3-270m-q4_k_m.gguf", "models/minilm-l6/model.safetensors"] {
+        let Some(path) = flexc_testsuite::cached(name) else { continue };
+        let dir = std::env::temp_dir().join(format!("flexc-import-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let fir = dir.join("model.fir");
+        let out = flexc(&["import", path.to_str().expect("utf-8 path"), "--ctx", "64", "-o", fir.to_str().expect("utf-8 path")], None);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let printed = std::fs::read_to_string(&fir).expect("import wrote the file");
+        let out = flexc(&["opt", fir.to_str().expect("utf-8 path"), "--pipeline", "cleanup"], None);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+        let again = flexc(&["opt", fir.to_str().expect("utf-8 path")], None);
+        assert_eq!(text(&again.stdout), printed, "{name}: the imported text does not round-trip");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
