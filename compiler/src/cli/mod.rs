@@ -15,7 +15,7 @@ use error::{CliError, CliResult};
 
 /// flexc: a compiler for low-bit and N:M-sparse LLM inference.
 #[derive(Parser, Debug)]
-#[command(name = "flexc", version, about, long_about = "flexc compiles model graphs (GGUF, safetensors, ONNX or .fir text) through a tensor IR\nand lowering passes to a Cranelift JIT for CPUs or to instruction streams for a\nFlexCiM compute-in-memory macro.")]
+#[command(name = "flexc", version, about, long_about = "flexc compiles model graphs (GGUF, safetensors + config.json, or .fir text) through a tensor IR\nand lowering passes to a Cranelift JIT for CPUs or to instruction streams for a\nFlexCiM compute-in-memory macro.")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
