@@ -345,7 +345,7 @@ impl Arch {
     pub fn baseline(&self, name: &str) -> Result<Arch, String> {
         let mut a = self.clone();
         a.name = format!("{} ({name})", self.name);
-        let dense: Vec<String> = ["4:4", "8:8"].iter().filter(|p| 8 <= 2 * self.distribution.fan_in || **p == "4:4").map(|s| s.to_string()).collect();
+        let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| Nm::parse(p).is_ok_and(|nm| nm.m <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
         if name == "dense" {
             a.distribution.stages = 0;
             a.array.meta_bits = 0;
