@@ -190,3 +190,22 @@ fn ir_function_lowers_and_checks_against_the_interpreter() {
     assert_eq!(ev.check, Check::Passed);
     assert_eq!(ev.flexcim.result.total.host_elems, 12);
 }
+
+/// Prints FlexCiM-like ratios at SmolLM2 shapes and the simulation speed
+/// (`cargo test -p flexc-backends --test flexcim -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn smollm2_shapes_ratios() {
+    let arch = Arch::default_flexcim();
+    let e = EnergyTable::default_table();
+    let bl: Vec<String> = ["dense", "fixed-2:4"].map(String::from).to_vec();
+    for aligned in [true, false] {
+        for nm in ["2:4", "4:8", "2:8", "1:2", "8:8"] {
+            let work: Vec<Workload> = [(576, 576), (1536, 576), (576, 1536)].iter().enumerate().map(|(i, &(o, k))| workload_tiled(nm, o, k, 16, aligned, 32, 11 + i as u64)).collect();
+            let ev = evaluate(&arch, &e, &work, &[], &bl).unwrap();
+            let t = &ev.flexcim.result.total;
+            let r: Vec<String> = ev.baselines.iter().map(|b| format!("{}: latency {:.3} energy {:.3}", b.name, t.total_cycles() as f64 / b.result.total.total_cycles() as f64, t.energy_pj(&e) / b.result.total.energy_pj(&e))).collect();
+            println!("aligned={aligned} {nm}: cycles {} energy {:.3e} pJ check {} speed {:.1} M MAC/s | {}", t.total_cycles(), t.energy_pj(&e), ev.check.label(), t.macs as f64 / ev.flexcim.sim_seconds / 1e6, r.join(" | "));
+        }
+    }
+}
