@@ -1,4 +1,5 @@
 //! flexc's backends: the reference interpreter (the oracle), the Cranelift CPU JIT and FlexCiM.
 
 pub mod cpu;
+pub mod flexcim;
 pub mod reference;

@@ -8,6 +8,7 @@ pub mod models;
 pub mod opt;
 pub mod perplexity;
 pub mod run;
+pub mod sim;
 pub mod source;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,10 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
+    /// Compile a .fir module for a target (flexcim: an instruction stream).
+    Compile(sim::CompileArgs),
+    /// Simulate a FlexCiM stream or .fir module (cycles, energy, baselines).
+    Sim(sim::SimArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -57,6 +62,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Embed(a) => embed::run(a),
+        Command::Compile(a) => sim::compile(a),
+        Command::Sim(a) => sim::sim(a),
     }
 }
 

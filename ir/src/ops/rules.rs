@@ -126,6 +126,17 @@ fn matmul_shape(lhs: &TensorType, rhs: &TensorType, transpose_b: bool) -> Rule {
 }
 
 pub(super) fn matmul(cx: &RuleCx<'_, attrs::Matmul>) -> Rule {
+    let (l, r) = (plain(cx.args[0], "lhs")?, plain(cx.args[1], "rhs")?);
+    if !l.elem.is_float() && !r.elem.is_float() {
+        // Integer operands (i8 x i8 for FlexCiM) accumulate exactly into i32,
+        // which the result type must say.
+        same_elem(l, r)?;
+        let t = matmul_shape(l, r, cx.attrs.transpose_b)?;
+        return match cx.declared {
+            Some(d) if d.elem == ElemType::I32 => Ok(TensorType { elem: ElemType::I32, ..t }),
+            _ => Err(format!("an integer matmul ({} operands) accumulates into i32: declare the result as i32[...]", l.elem)),
+        };
+    }
     let lhs = float(cx.args[0], "lhs")?;
     let rhs = float(cx.args[1], "rhs")?;
     same_elem(lhs, rhs)?;

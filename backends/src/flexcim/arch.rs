@@ -1,0 +1,406 @@
+//! The architecture and energy descriptions of the FlexCiM-like macro,
+//! loaded from TOML (`backends/flexcim/arch.toml`, `energy.toml`).
+//!
+//! Nothing about the macro is a constant in code: the lowering and the
+//! simulator read every size, depth, bandwidth and energy from these structs.
+//! The defaults are embedded copies of the two data files (so a binary works
+//! without them); `--arch`/`--energy` read others. Every error names the
+//! file, the key and the cause.
+
+use serde::Deserialize;
+use std::fmt;
+use std::path::Path;
+
+/// The default architecture file's text.
+pub const DEFAULT_ARCH: &str = include_str!("../../flexcim/arch.toml");
+/// The default energy table's text.
+pub const DEFAULT_ENERGY: &str = include_str!("../../flexcim/energy.toml");
+
+/// A failure to read, parse or validate an architecture or energy file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file (or `<default arch.toml>`).
+    pub file: String,
+    /// The key, when one is to blame (`macro.rows`).
+    pub key: Option<String>,
+    /// What is wrong (TOML syntax errors include line and column).
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key {
+            Some(k) => write!(f, "{}: key `{k}`: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message.trim_end()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// An N:M pattern: N kept of every M consecutive inputs (N = M is dense).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Nm {
+    /// Kept per group.
+    pub n: usize,
+    /// Group size.
+    pub m: usize,
+}
+
+impl Nm {
+    /// Parses `N:M`.
+    pub fn parse(s: &str) -> Result<Nm, String> {
+        let (a, b) = s.split_once(':').ok_or_else(|| format!("`{s}` is not an N:M pattern (like 2:4)"))?;
+        let n: usize = a.trim().parse().map_err(|_| format!("`{s}`: N is not a number"))?;
+        let m: usize = b.trim().parse().map_err(|_| format!("`{s}`: M is not a number"))?;
+        if n == 0 || m == 0 || n > m {
+            return Err(format!("`{s}`: need 0 < N <= M"));
+        }
+        if m % 2 != 0 {
+            return Err(format!("`{s}`: M must be even (activations travel in pairs)"));
+        }
+        Ok(Nm { n, m })
+    }
+
+    /// True when every input is kept.
+    pub fn is_dense(self) -> bool {
+        self.n == self.m
+    }
+
+    /// Kept fraction N/M.
+    pub fn density(self) -> f64 {
+        self.n as f64 / self.m as f64
+    }
+}
+
+impl fmt::Display for Nm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.n, self.m)
+    }
+}
+
+/// `[macro]`: the array.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MacroCfg {
+    /// Sub-macros P.
+    pub sub_macros: usize,
+    /// Rows per sub-macro (reduction axis).
+    pub rows: usize,
+    /// Columns per sub-macro (outputs).
+    pub columns: usize,
+    /// Weight bits per cell.
+    pub weight_bits: u32,
+    /// Metadata bits per cell (1: the cell picks one of its row's two activations).
+    pub meta_bits: u32,
+    /// Activation bits.
+    pub activation_bits: u32,
+}
+
+/// `[distribution]`: the per-row activation distribution network.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DistributionCfg {
+    /// Pairs per bus group (stage-1 mux fan-in).
+    pub fan_in: usize,
+    /// Mux pipeline stages (0: hard-wired, as in a dense DCiM).
+    pub stages: usize,
+}
+
+/// `[pipeline]`: depths.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineCfg {
+    /// Adder-tree pipeline stages per column.
+    pub adder_tree_stages: usize,
+    /// Merger stages.
+    pub merge_stages: usize,
+    /// Accumulator stages.
+    pub accumulate_stages: usize,
+    /// Psum FIFO entries between a sub-macro and the merger.
+    pub psum_fifo_depth: usize,
+}
+
+/// `[sparsity]`: what runs natively.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SparsityCfg {
+    /// Supported N:M patterns as text (`"2:4"`).
+    pub supported: Vec<String>,
+    /// Sub-macros the merger sums into one output.
+    pub aggregation: usize,
+}
+
+/// `[clock]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClockCfg {
+    /// Frequency in MHz (reports only).
+    pub mhz: f64,
+}
+
+/// `[buffers]`: capacities and bandwidths.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BufferCfg {
+    /// Activation buffer bytes.
+    pub activation_bytes: usize,
+    /// Activation buffer read bandwidth to the distribution bus.
+    pub activation_read_bytes_per_cycle: usize,
+    /// Output accumulator capacity in 32-bit words.
+    pub output_words: usize,
+    /// Accumulator words updated per cycle.
+    pub output_words_per_cycle: usize,
+    /// Weight (+ metadata) bits written into the array per cycle.
+    pub weight_load_bits_per_cycle: usize,
+    /// Off-macro port bytes per cycle.
+    pub offchip_bytes_per_cycle: usize,
+    /// Select-register bits written per cycle.
+    pub select_bits_per_cycle: usize,
+}
+
+/// A whole architecture file.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Arch {
+    /// A name for reports.
+    pub name: String,
+    /// `[macro]`.
+    #[serde(rename = "macro")]
+    pub array: MacroCfg,
+    /// `[distribution]`.
+    pub distribution: DistributionCfg,
+    /// `[pipeline]`.
+    pub pipeline: PipelineCfg,
+    /// `[sparsity]`.
+    pub sparsity: SparsityCfg,
+    /// `[clock]`.
+    pub clock: ClockCfg,
+    /// `[buffers]`.
+    pub buffers: BufferCfg,
+    /// Parsed `sparsity.supported` (filled by validation).
+    #[serde(skip)]
+    pub patterns: Vec<Nm>,
+}
+
+/// Energy per event in pJ (`[energy_pj]`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyTable {
+    /// One cell read (per active cell per vector).
+    pub cell_read: f64,
+    /// One in-cell multiply.
+    pub mac: f64,
+    /// One 2-input add in a column adder tree.
+    pub adder_add: f64,
+    /// One pair through one mux stage.
+    pub mux_hop: f64,
+    /// One add in the merger.
+    pub merge_add: f64,
+    /// One psum FIFO write.
+    pub psum_fifo_write: f64,
+    /// One psum FIFO read.
+    pub psum_fifo_read: f64,
+    /// One activation buffer byte read.
+    pub act_buffer_read: f64,
+    /// One activation buffer byte written.
+    pub act_buffer_write: f64,
+    /// One accumulator word read or written.
+    pub out_buffer_access: f64,
+    /// One cell written.
+    pub weight_write: f64,
+    /// One select-register bit written.
+    pub select_write: f64,
+    /// One byte over the off-macro port.
+    pub offchip_byte: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnergyFile {
+    energy_pj: EnergyTable,
+}
+
+fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError { file: file.to_string(), key: None, message: e.to_string() })
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError { file: path.display().to_string(), key: None, message: format!("cannot read: {e}") })
+}
+
+impl Arch {
+    /// Parses and validates architecture text; `file` names it in errors.
+    pub fn from_toml(file: &str, text: &str) -> Result<Arch, ConfigError> {
+        let mut a: Arch = parse_toml(file, text)?;
+        a.validate(file)?;
+        Ok(a)
+    }
+
+    /// Reads a file.
+    pub fn load(path: &Path) -> Result<Arch, ConfigError> {
+        Arch::from_toml(&path.display().to_string(), &read(path)?)
+    }
+
+    /// The embedded default (`backends/flexcim/arch.toml`).
+    pub fn default_flexcim() -> Arch {
+        // The embedded file is checked by a test; failing here is a build bug.
+        Arch::from_toml("<default arch.toml>", DEFAULT_ARCH).expect("the embedded arch.toml is valid")
+    }
+
+    /// Checks every value and fills `patterns`.
+    pub fn validate(&mut self, file: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| ConfigError { file: file.to_string(), key: Some(key.to_string()), message };
+        let positive: [(&str, usize); 13] = [
+            ("macro.sub_macros", self.array.sub_macros),
+            ("macro.rows", self.array.rows),
+            ("macro.columns", self.array.columns),
+            ("distribution.fan_in", self.distribution.fan_in),
+            ("pipeline.psum_fifo_depth", self.pipeline.psum_fifo_depth),
+            ("sparsity.aggregation", self.sparsity.aggregation),
+            ("buffers.activation_bytes", self.buffers.activation_bytes),
+            ("buffers.activation_read_bytes_per_cycle", self.buffers.activation_read_bytes_per_cycle),
+            ("buffers.output_words", self.buffers.output_words),
+            ("buffers.output_words_per_cycle", self.buffers.output_words_per_cycle),
+            ("buffers.weight_load_bits_per_cycle", self.buffers.weight_load_bits_per_cycle),
+            ("buffers.offchip_bytes_per_cycle", self.buffers.offchip_bytes_per_cycle),
+            ("buffers.select_bits_per_cycle", self.buffers.select_bits_per_cycle),
+        ];
+        for (k, v) in positive {
+            if v == 0 {
+                return Err(bad(k, "must be at least 1".into()));
+            }
+        }
+        let limits: [(&str, usize, usize); 4] =
+            [("macro.sub_macros", self.array.sub_macros, 64), ("macro.rows", self.array.rows, 4096), ("macro.columns", self.array.columns, 4096), ("distribution.fan_in", self.distribution.fan_in, 64)];
+        for (k, v, max) in limits {
+            if v > max {
+                return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
+            }
+        }
+        if self.array.weight_bits != 8 {
+            return Err(bad("macro.weight_bits", format!("only 8-bit weights are modelled, got {}", self.array.weight_bits)));
+        }
+        if self.array.activation_bits != 8 {
+            return Err(bad("macro.activation_bits", format!("only 8-bit activations are modelled, got {}", self.array.activation_bits)));
+        }
+        if self.array.meta_bits > 1 {
+            return Err(bad("macro.meta_bits", format!("a cell holds 0 or 1 metadata bits, got {}", self.array.meta_bits)));
+        }
+        if (1usize << self.pipeline.adder_tree_stages.min(31)) < self.array.rows {
+            return Err(bad("pipeline.adder_tree_stages", format!("{} binary levels cannot reduce {} rows", self.pipeline.adder_tree_stages, self.array.rows)));
+        }
+        if self.array.sub_macros % self.sparsity.aggregation != 0 {
+            return Err(bad("sparsity.aggregation", format!("{} does not divide macro.sub_macros = {}", self.sparsity.aggregation, self.array.sub_macros)));
+        }
+        if !(self.clock.mhz.is_finite() && self.clock.mhz > 0.0) {
+            return Err(bad("clock.mhz", format!("must be a positive number, got {}", self.clock.mhz)));
+        }
+        let mut patterns = Vec::new();
+        for s in &self.sparsity.supported {
+            let nm = Nm::parse(s).map_err(|m| bad("sparsity.supported", m))?;
+            if self.array.meta_bits == 0 && !nm.is_dense() {
+                return Err(bad("sparsity.supported", format!("{nm} needs the in-cell metadata bit (macro.meta_bits = 0)")));
+            }
+            if nm.m > 2 * self.distribution.fan_in {
+                return Err(bad("sparsity.supported", format!("{nm}: M = {} exceeds 2 x distribution.fan_in = {}", nm.m, 2 * self.distribution.fan_in)));
+            }
+            patterns.push(nm);
+        }
+        if patterns.is_empty() {
+            return Err(bad("sparsity.supported", "lists no pattern".into()));
+        }
+        self.patterns = patterns;
+        Ok(())
+    }
+
+    /// True if `nm` runs natively.
+    pub fn supports(&self, nm: Nm) -> bool {
+        self.patterns.contains(&nm)
+    }
+
+    /// Distribution select bits per row: stage 1 picks a pair in each bus
+    /// group, stage 2 picks a bus group for each sub-macro.
+    pub fn select_bits_per_row(&self) -> usize {
+        if self.distribution.stages == 0 {
+            return 0;
+        }
+        let bits = |n: usize| (usize::BITS - (n.max(1) - 1).leading_zeros()) as usize;
+        self.array.sub_macros * (bits(self.distribution.fan_in) + bits(self.array.sub_macros))
+    }
+
+    /// Cycles from a vector entering the mux to its psum reaching the FIFO.
+    pub fn front_latency(&self) -> u64 {
+        (self.distribution.stages + self.pipeline.adder_tree_stages) as u64
+    }
+
+    /// Cycles from the merger taking a psum to the accumulator holding it.
+    pub fn back_latency(&self) -> u64 {
+        (self.pipeline.merge_stages + self.pipeline.accumulate_stages) as u64
+    }
+
+    /// A baseline on the same array: `dense` (hard-wired rows, no metadata,
+    /// no distribution muxes), `fixed-N:M` (the same macro running only that
+    /// pattern natively, plus dense).
+    pub fn baseline(&self, name: &str) -> Result<Arch, String> {
+        let mut a = self.clone();
+        a.name = format!("{} ({name})", self.name);
+        let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| Nm::parse(p).is_ok_and(|nm| nm.m <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
+        if name == "dense" {
+            a.distribution.stages = 0;
+            a.array.meta_bits = 0;
+            a.sparsity.supported = dense;
+        } else if let Some(p) = name.strip_prefix("fixed-") {
+            let nm = Nm::parse(p)?;
+            a.sparsity.supported = dense;
+            a.sparsity.supported.push(nm.to_string());
+        } else {
+            return Err(format!("unknown baseline `{name}` (use dense or fixed-N:M, e.g. fixed-2:4)"));
+        }
+        a.validate("<baseline>").map_err(|e| e.to_string())?;
+        Ok(a)
+    }
+}
+
+impl EnergyTable {
+    /// Parses and validates an energy table.
+    pub fn from_toml(file: &str, text: &str) -> Result<EnergyTable, ConfigError> {
+        let e: EnergyFile = parse_toml(file, text)?;
+        let t = e.energy_pj;
+        for (k, v) in t.entries() {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ConfigError { file: file.to_string(), key: Some(format!("energy_pj.{k}")), message: format!("must be a finite number >= 0, got {v}") });
+            }
+        }
+        Ok(t)
+    }
+
+    /// Reads a file.
+    pub fn load(path: &Path) -> Result<EnergyTable, ConfigError> {
+        EnergyTable::from_toml(&path.display().to_string(), &read(path)?)
+    }
+
+    /// The embedded default (`backends/flexcim/energy.toml`).
+    pub fn default_table() -> EnergyTable {
+        EnergyTable::from_toml("<default energy.toml>", DEFAULT_ENERGY).expect("the embedded energy.toml is valid")
+    }
+
+    /// Every (key, pJ) pair in table order.
+    pub fn entries(&self) -> [(&'static str, f64); 13] {
+        [
+            ("cell_read", self.cell_read),
+            ("mac", self.mac),
+            ("adder_add", self.adder_add),
+            ("mux_hop", self.mux_hop),
+            ("merge_add", self.merge_add),
+            ("psum_fifo_write", self.psum_fifo_write),
+            ("psum_fifo_read", self.psum_fifo_read),
+            ("act_buffer_read", self.act_buffer_read),
+            ("act_buffer_write", self.act_buffer_write),
+            ("out_buffer_access", self.out_buffer_access),
+            ("weight_write", self.weight_write),
+            ("select_write", self.select_write),
+            ("offchip_byte", self.offchip_byte),
+        ]
+    }
+}

@@ -1,0 +1,139 @@
+//! FlexCiM backend: a FlexCiM-like N:M digital compute-in-memory macro.
+//!
+//! * [`arch`]: the architecture and energy files (TOML, nothing hard-coded);
+//! * [`isa`]: instructions, text assembly and binary encoding (`ISA.md`);
+//! * [`lower`]: int8 N:M layers to instruction streams;
+//! * [`fromir`]: IR functions to layers (matmuls with weights) plus host work;
+//! * [`sim`]: the functional, cycle- and energy-counting simulator;
+//! * [`report`]: JSON and HTML reports.
+//!
+//! [`evaluate`] ties them together: lower, simulate, check every result
+//! against a plain integer matmul, and run the baselines on the same layers.
+//! All results are of a "FlexCiM-like model" (papers.md §1.4).
+
+pub mod arch;
+pub mod fromir;
+pub mod isa;
+pub mod lower;
+pub mod report;
+pub mod sim;
+
+use arch::{Arch, EnergyTable};
+use isa::{Instr, Program};
+use lower::{lower_layer, reference_matmul, NmLayer, Plan};
+use sim::{simulate, SimResult};
+
+/// One layer to run: weights, activations `tokens × in`, and optionally a
+/// second oracle's int32 results (the reference interpreter's).
+#[derive(Clone, Debug)]
+pub struct Workload {
+    /// The layer.
+    pub layer: NmLayer,
+    /// Activations.
+    pub x: Vec<i8>,
+    /// Vectors.
+    pub tokens: usize,
+    /// Another oracle's results, `tokens × out`.
+    pub oracle: Option<Vec<i32>>,
+}
+
+/// Everything a run produced, for one architecture.
+#[derive(Clone, Debug)]
+pub struct ArchRun {
+    /// Label.
+    pub name: String,
+    /// The stream.
+    pub program: Program,
+    /// Per layer, how it was mapped.
+    pub plans: Vec<Plan>,
+    /// The simulation.
+    pub result: SimResult,
+    /// Seconds the simulation took.
+    pub sim_seconds: f64,
+}
+
+/// The outcome of the functional check.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// Every result equals the oracles'.
+    Passed,
+    /// The first mismatch.
+    Failed(String),
+    /// No oracle (a stream file alone).
+    Skipped,
+}
+
+impl Check {
+    /// `passed`, `failed` or `skipped`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Check::Passed => "passed",
+            Check::Failed(_) => "failed",
+            Check::Skipped => "skipped",
+        }
+    }
+}
+
+/// A FlexCiM run, its baselines and the check.
+#[derive(Clone, Debug)]
+pub struct Evaluation {
+    /// The FlexCiM-like macro.
+    pub flexcim: ArchRun,
+    /// Baselines on the same layers.
+    pub baselines: Vec<ArchRun>,
+    /// The functional check over FlexCiM and every baseline.
+    pub check: Check,
+    /// The energy table used.
+    pub energy: EnergyTable,
+    /// Clock (MHz) for reports.
+    pub mhz: f64,
+}
+
+/// Lowers every workload for `arch` (host work appended as `host`) and simulates.
+pub fn run_arch(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)]) -> Result<ArchRun, String> {
+    let mut program = Program::default();
+    let mut plans = Vec::new();
+    for w in work {
+        plans.push(lower_layer(arch, &w.layer, &w.x, w.tokens, &mut program)?);
+    }
+    program.instrs.extend(host.iter().map(|(op, elems)| Instr::Host { op: op.clone(), elems: *elems }));
+    run_program(arch, name, program, plans)
+}
+
+/// Simulates a ready stream.
+pub fn run_program(arch: &Arch, name: &str, program: Program, plans: Vec<Plan>) -> Result<ArchRun, String> {
+    let t = std::time::Instant::now();
+    let result = simulate(arch, &program).map_err(|e| e.to_string())?;
+    Ok(ArchRun { name: name.to_string(), program, plans, result, sim_seconds: t.elapsed().as_secs_f64() })
+}
+
+fn check_run(run: &ArchRun, work: &[Workload]) -> Result<Check, String> {
+    let outs: Vec<&Vec<i32>> = run.result.outputs.iter().zip(&run.result.layers).filter(|(_, l)| l.dense_macs > 0).map(|(o, _)| o).collect();
+    for (w, got) in work.iter().zip(outs) {
+        let want = reference_matmul(&w.layer, &w.x, w.tokens)?;
+        for (oracle, what) in [(Some(&want), "the integer matmul"), (w.oracle.as_ref(), "the reference interpreter")] {
+            let Some(o) = oracle else { continue };
+            if let Some(i) = (0..o.len()).find(|&i| got.get(i) != o.get(i)) {
+                return Ok(Check::Failed(format!("{}: layer {} result {i}: simulator {:?}, {what} {}", run.name, w.layer.name, got.get(i), o[i])));
+            }
+        }
+    }
+    Ok(Check::Passed)
+}
+
+/// Runs FlexCiM and the named baselines (`dense`, `fixed-N:M`) on the same
+/// layers and checks every result.
+pub fn evaluate(arch: &Arch, energy: &EnergyTable, work: &[Workload], host: &[(String, u64)], baselines: &[String]) -> Result<Evaluation, String> {
+    let flexcim = run_arch(arch, &format!("{} (FlexCiM-like)", arch.name), work, host)?;
+    let mut check = check_run(&flexcim, work)?;
+    let mut runs = Vec::new();
+    for b in baselines {
+        let barch = arch.baseline(b)?;
+        let r = run_arch(&barch, b, work, host)?;
+        if check == Check::Passed {
+            check = check_run(&r, work)?;
+        }
+        runs.push(r);
+    }
+    Ok(Evaluation { flexcim, baselines: runs, check, energy: energy.clone(), mhz: arch.clock.mhz })
+}

@@ -1,0 +1,388 @@
+//! The cycle-level simulator: executes a stream functionally (int32 results)
+//! while counting cycles and energy events, all derived from the [`Arch`].
+//!
+//! Timing model (in-order issue, one instruction at a time):
+//! * `mac` streams vectors with an initiation interval set by the activation
+//!   buffer bandwidth (distinct bytes the enabled rows read per vector); each
+//!   vector passes `distribution.stages` mux stages and `adder_tree_stages`
+//!   tree stages into the psum FIFOs; the merger takes one vector's psums
+//!   every ceil(words / output_words_per_cycle) cycles; when the FIFO
+//!   (`psum_fifo_depth`) is full, issue stalls. Back-to-back `mac`s overlap
+//!   in the pipeline.
+//! * `ldw`, `ldx`, `st`, `cfg` and `sync` wait for the pipeline to drain, then
+//!   take their transfer time (bits or bytes over the configured bandwidths).
+//! * `dsel` writes select registers (no drain: the mux is the first stage).
+//!
+//! Every malformed or out-of-range instruction is an error naming its index.
+
+use super::arch::{Arch, EnergyTable};
+use super::isa::{Instr, Program};
+
+/// Energy events, in the order of [`EnergyTable::entries`].
+pub const EVENTS: usize = 13;
+
+/// Cycle categories.
+pub const CYCLE_KINDS: [&str; 7] = ["compute", "stall", "pipeline_drain", "weight_load", "act_load", "writeback", "select"];
+
+/// Counts for one layer (or a whole run).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Layer name.
+    pub name: String,
+    /// Tokens × out × in of the layer (dense-equivalent MACs).
+    pub dense_macs: u64,
+    /// Cell multiplies performed (enabled cells × vectors).
+    pub macs: u64,
+    /// Cycles by kind ([`CYCLE_KINDS`]).
+    pub cycles: [u64; 7],
+    /// Event counts by kind ([`EnergyTable::entries`] order).
+    pub events: [u64; EVENTS],
+    /// Elements of host (non-GEMM) work.
+    pub host_elems: u64,
+    /// Array capacity in cell-cycles during compute (P·R·C × compute cycles).
+    pub cell_cycles: u64,
+}
+
+impl Stats {
+    /// Total cycles.
+    pub fn total_cycles(&self) -> u64 {
+        self.cycles.iter().sum()
+    }
+
+    /// Energy per event kind in pJ.
+    pub fn energy_by_event(&self, e: &EnergyTable) -> Vec<(&'static str, f64)> {
+        e.entries().iter().zip(self.events).map(|(&(k, pj), n)| (k, pj * n as f64)).collect()
+    }
+
+    /// Total energy in pJ.
+    pub fn energy_pj(&self, e: &EnergyTable) -> f64 {
+        self.energy_by_event(e).iter().map(|x| x.1).sum()
+    }
+
+    /// Enabled cells per array cell per compute cycle.
+    pub fn utilisation(&self) -> f64 {
+        if self.cell_cycles == 0 { 0.0 } else { self.macs as f64 / self.cell_cycles as f64 }
+    }
+
+    fn add(&mut self, o: &Stats) {
+        self.dense_macs += o.dense_macs;
+        self.macs += o.macs;
+        self.host_elems += o.host_elems;
+        self.cell_cycles += o.cell_cycles;
+        self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a += b);
+        self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a += b);
+    }
+}
+
+/// A simulation's result.
+#[derive(Clone, Debug, Default)]
+pub struct SimResult {
+    /// Per layer, in stream order.
+    pub layers: Vec<Stats>,
+    /// Per layer, its int32 results `tokens × out`.
+    pub outputs: Vec<Vec<i32>>,
+    /// Everything.
+    pub total: Stats,
+}
+
+/// A failing instruction.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("instruction {index} ({mnemonic}): {message}")]
+pub struct SimError {
+    /// Its 0-based index in the stream.
+    pub index: usize,
+    /// Its mnemonic.
+    pub mnemonic: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Clone)]
+struct RowSel {
+    bus: Vec<Option<u32>>,
+    s1: Vec<u8>,
+    s2: Vec<Option<u8>>,
+}
+
+struct Machine<'a> {
+    arch: &'a Arch,
+    w: Vec<i8>,
+    meta: Vec<u8>,
+    sel: Vec<RowSel>,
+    act: Vec<i8>,
+    acc: Vec<i64>,
+    cfg: Option<(usize, usize, usize)>,
+    now: u64,
+    drain_at: u64,
+    res: SimResult,
+    cur: Option<(usize, usize, usize)>,
+}
+
+fn ceil_div(a: u64, b: u64) -> u64 {
+    a.div_ceil(b.max(1))
+}
+
+impl<'a> Machine<'a> {
+    fn stats(&mut self) -> &mut Stats {
+        if self.res.layers.is_empty() {
+            self.res.layers.push(Stats { name: "(before any layer)".into(), ..Stats::default() });
+            self.res.outputs.push(Vec::new());
+        }
+        let i = self.res.layers.len() - 1;
+        &mut self.res.layers[i]
+    }
+
+    fn drain(&mut self) {
+        if self.drain_at > self.now {
+            let d = self.drain_at - self.now;
+            self.stats().cycles[2] += d;
+            self.now = self.drain_at;
+        }
+    }
+
+    fn busy(&mut self, kind: usize, c: u64) {
+        self.stats().cycles[kind] += c;
+        self.now += c;
+    }
+
+    fn exec(&mut self, ins: &Instr) -> Result<(), String> {
+        let a = self.arch;
+        let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
+        let cell_bits = (a.array.weight_bits + a.array.meta_bits) as u64;
+        match ins {
+            Instr::Layer { name, tokens, out, inp } => {
+                self.drain();
+                let n = (*tokens as usize).checked_mul(*out as usize).filter(|&n| n <= 1 << 31).ok_or("the layer's output is too large to simulate")?;
+                self.res.layers.push(Stats { name: name.clone(), dense_macs: *tokens as u64 * *out as u64 * *inp as u64, ..Stats::default() });
+                self.res.outputs.push(vec![0; n]);
+                self.cur = Some((*tokens as usize, *out as usize, *inp as usize));
+            }
+            Instr::Cfg { n, m, agg } => {
+                let (n, m, agg) = (*n as usize, *m as usize, *agg as usize);
+                if n == 0 || n > m || m % 2 != 0 || m > 2 * a.distribution.fan_in {
+                    return Err(format!("{n}:{m} is not a pattern this macro can configure (M even, <= {})", 2 * a.distribution.fan_in));
+                }
+                if agg == 0 || p % agg != 0 || agg > a.sparsity.aggregation {
+                    return Err(format!("agg = {agg} must divide {p} sub-macros and be <= {}", a.sparsity.aggregation));
+                }
+                self.drain();
+                self.busy(6, 1);
+                self.cfg = Some((n, m, agg));
+            }
+            Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
+                let (sm, row, col, rows, cols) = (*sm as usize, *row as usize, *col as usize, *rows as usize, *cols as usize);
+                if sm >= p || row + rows > r || col + cols > c {
+                    return Err(format!("region sub-macro {sm}, rows {row}..{}, cols {col}..{} is outside {p} × {r} × {c}", row + rows, col + cols));
+                }
+                if w.len() != rows * cols || meta.len() != rows * cols {
+                    return Err(format!("{} weights and {} metadata bits for {rows} × {cols} cells", w.len(), meta.len()));
+                }
+                if a.array.meta_bits == 0 && meta.iter().any(|&b| b != 0) {
+                    return Err("metadata bit set, but this macro's cells have none (macro.meta_bits = 0)".into());
+                }
+                for i in 0..rows {
+                    let at = (sm * r + row + i) * c + col;
+                    self.w[at..at + cols].copy_from_slice(&w[i * cols..(i + 1) * cols]);
+                    self.meta[at..at + cols].copy_from_slice(&meta[i * cols..(i + 1) * cols]);
+                }
+                self.drain();
+                let cells = (rows * cols) as u64;
+                let t = ceil_div(cells * cell_bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(ceil_div(cells * cell_bits, 8), a.buffers.offchip_bytes_per_cycle as u64));
+                self.busy(3, t);
+                let s = self.stats();
+                s.events[10] += cells;
+                s.events[12] += ceil_div(cells * cell_bits, 8);
+            }
+            Instr::Dsel { row, bus, s1, s2 } => {
+                let row = *row as usize;
+                if row >= r || bus.len() != p {
+                    return Err(format!("row {row} with {} bus groups; the macro has {r} rows and {p} sub-macros", bus.len()));
+                }
+                if let Some(&v) = s1.iter().find(|&&v| v as usize >= a.distribution.fan_in) {
+                    return Err(format!("stage-1 select {v} >= mux fan-in {}", a.distribution.fan_in));
+                }
+                if let Some(v) = s2.iter().flatten().find(|&&v| v as usize >= p || bus[v as usize].is_none()) {
+                    return Err(format!("stage-2 select {v} names an idle or missing bus group"));
+                }
+                if a.distribution.stages == 0 && s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s)) {
+                    return Err("this macro has no distribution muxes: stage-2 selects must be the identity".into());
+                }
+                self.sel[row] = RowSel { bus: bus.clone(), s1: s1.clone(), s2: s2.clone() };
+                let bits = a.select_bits_per_row() as u64 + 32 * p as u64;
+                self.busy(6, ceil_div(bits, a.buffers.select_bits_per_cycle as u64));
+                self.stats().events[11] += bits;
+            }
+            Instr::Ldx { addr, data } => {
+                let at = *addr as usize;
+                if at + data.len() > self.act.len() {
+                    return Err(format!("bytes {at}..{} outside the {}-byte activation buffer", at + data.len(), self.act.len()));
+                }
+                self.drain();
+                self.act[at..at + data.len()].copy_from_slice(data);
+                let n = data.len() as u64;
+                self.busy(4, ceil_div(n, a.buffers.offchip_bytes_per_cycle as u64));
+                let s = self.stats();
+                s.events[8] += n;
+                s.events[12] += n;
+            }
+            Instr::Mac { x, xstride, y, count, acc } => self.mac(*x as usize, *xstride as usize, *y as usize, *count as usize, *acc)?,
+            Instr::St { y, count, cols, dst, dstride } => {
+                let (tokens, out, _) = self.cur.ok_or("no layer started (st needs a `layer` before it)")?;
+                let (y, count, cols, dst, dstride) = (*y as usize, *count as usize, *cols as usize, *dst as usize, *dstride as usize);
+                let stride = self.cfg.map_or(c, |(_, _, agg)| p / agg * c);
+                if count > 0 && y + (count - 1) * stride + cols > self.acc.len() {
+                    return Err(format!("accumulator words beyond {}", self.acc.len()));
+                }
+                if count > 0 && dst + (count - 1) * dstride + cols > tokens * out {
+                    return Err(format!("writes beyond the layer output ({tokens} × {out})"));
+                }
+                self.drain();
+                let li = self.res.outputs.len() - 1;
+                for t in 0..count {
+                    for k in 0..cols {
+                        let v = self.acc[y + t * stride + k];
+                        self.res.outputs[li][dst + t * dstride + k] = i32::try_from(v).map_err(|_| format!("result {v} overflows int32"))?;
+                    }
+                }
+                let words = (count * cols) as u64;
+                self.busy(5, ceil_div(words * 4, a.buffers.offchip_bytes_per_cycle as u64));
+                let s = self.stats();
+                s.events[9] += words;
+                s.events[12] += words * 4;
+            }
+            Instr::Host { elems, .. } => self.stats().host_elems += elems,
+            Instr::Sync => self.drain(),
+        }
+        Ok(())
+    }
+
+    fn mac(&mut self, x: usize, xstride: usize, y: usize, count: usize, accumulate: bool) -> Result<(), String> {
+        let a = self.arch;
+        let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
+        let (_, m, agg) = self.cfg.ok_or("no cfg before mac")?;
+        let sets = p / agg;
+        // The enabled cells: (sub-macro, activation offset of the pair) and split weights.
+        let mut rel: Vec<(usize, usize)> = Vec::new();
+        let mut wsplit: Vec<i32> = Vec::new();
+        let mut sub_active = vec![false; p];
+        for row in 0..r {
+            let sel = &self.sel[row];
+            for s in 0..p {
+                let Some(b) = sel.s2[s] else { continue };
+                let b = b as usize;
+                let pair = sel.s1[b] as usize;
+                if 2 * pair >= m {
+                    return Err(format!("row {row}: sub-macro {s} selects pair {pair}, but M = {m} has {} pairs", m / 2));
+                }
+                let off = sel.bus[b].unwrap_or(0) as usize + 2 * pair;
+                rel.push((s / agg, off));
+                sub_active[s] = true;
+                let at = (s * r + row) * c;
+                for k in 0..c {
+                    let w = self.w[at + k] as i32;
+                    let bit = self.meta[at + k] != 0;
+                    wsplit.push(if bit { 0 } else { w });
+                    wsplit.push(if bit { w } else { 0 });
+                }
+            }
+        }
+        let max_off = rel.iter().map(|x| x.1 + 1).max().unwrap_or(0);
+        if count > 0 && !rel.is_empty() && x + (count - 1) * xstride + max_off >= self.act.len() {
+            return Err(format!("vectors read activation bytes beyond the {}-byte buffer", self.act.len()));
+        }
+        let words = sets * c;
+        if count > 0 && y + count * words > self.acc.len() {
+            return Err(format!("results {y}..{} beyond the {}-word accumulator", y + count * words, self.acc.len()));
+        }
+        // Functional execution.
+        let mut psum = vec![0i32; words];
+        for t in 0..count {
+            let base = x + t * xstride;
+            psum.iter_mut().for_each(|v| *v = 0);
+            for (i, &(e, off)) in rel.iter().enumerate() {
+                let (a0, a1) = (self.act[base + off] as i32, self.act[base + off + 1] as i32);
+                let ws = &wsplit[i * 2 * c..(i + 1) * 2 * c];
+                let ps = &mut psum[e * c..(e + 1) * c];
+                for (k, v) in ps.iter_mut().enumerate() {
+                    *v += ws[2 * k] * a0 + ws[2 * k + 1] * a1;
+                }
+            }
+            let out = &mut self.acc[y + t * words..y + (t + 1) * words];
+            if accumulate {
+                out.iter_mut().zip(&psum).for_each(|(o, &v)| *o += v as i64);
+            } else {
+                out.iter_mut().zip(&psum).for_each(|(o, &v)| *o = v as i64);
+            }
+        }
+        // Timing: initiation intervals and the psum FIFO.
+        let mut offs: Vec<usize> = rel.iter().flat_map(|x| [x.1, x.1 + 1]).collect();
+        offs.sort_unstable();
+        offs.dedup();
+        let bytes = offs.len() as u64;
+        let ii_in = ceil_div(bytes, a.buffers.activation_read_bytes_per_cycle as u64).max(1);
+        let ii_out = ceil_div(words as u64, a.buffers.output_words_per_cycle as u64).max(1);
+        let (front, back, depth) = (a.front_latency(), a.back_latency(), a.pipeline.psum_fifo_depth);
+        let (mut enter, mut merged): (Vec<u64>, Vec<u64>) = (Vec::with_capacity(count), Vec::with_capacity(count));
+        for t in 0..count {
+            let mut e = if t == 0 { 0 } else { enter[t - 1] + ii_in };
+            if t >= depth {
+                e = e.max(merged[t - depth].saturating_sub(front));
+            }
+            let mg = (e + front).max(if t == 0 { 0 } else { merged[t - 1] + ii_out });
+            enter.push(e);
+            merged.push(mg);
+        }
+        let issue = enter.last().map_or(0, |&e| e + ii_in);
+        let finish = merged.last().map_or(0, |&m| m + ii_out + back);
+        let ideal = count as u64 * ii_in;
+        let start = self.now;
+        self.busy(0, ideal);
+        self.busy(1, issue - ideal);
+        self.drain_at = self.drain_at.max(start + finish);
+        let n_sub = sub_active.iter().filter(|&&x| x).count() as u64;
+        let n_sets = (0..sets).filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x)).count() as u64;
+        let (cells, cnt, cu) = (rel.len() as u64 * c as u64, count as u64, c as u64);
+        let s = self.stats();
+        s.macs += cells * cnt;
+        s.cell_cycles += (p * r * c) as u64 * ideal;
+        let ev = &mut s.events;
+        ev[0] += cells * cnt;
+        ev[1] += cells * cnt;
+        ev[2] += n_sub * (r as u64 - 1) * cu * cnt;
+        ev[3] += rel.len() as u64 * a.distribution.stages as u64 * cnt;
+        ev[4] += n_sets * (agg as u64 - 1) * cu * cnt;
+        ev[5] += n_sub * cu * cnt;
+        ev[6] += n_sub * cu * cnt;
+        ev[7] += bytes * cnt;
+        ev[9] += words as u64 * cnt * if accumulate { 2 } else { 1 };
+        Ok(())
+    }
+}
+
+/// Runs a stream on an architecture.
+pub fn simulate(arch: &Arch, prog: &Program) -> Result<SimResult, SimError> {
+    let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
+    let idle = RowSel { bus: vec![None; p], s1: vec![0; p], s2: vec![None; p] };
+    let mut mach = Machine {
+        arch,
+        w: vec![0; p * r * c],
+        meta: vec![0; p * r * c],
+        sel: vec![idle; r],
+        act: vec![0; arch.buffers.activation_bytes],
+        acc: vec![0; arch.buffers.output_words],
+        cfg: None,
+        now: 0,
+        drain_at: 0,
+        res: SimResult::default(),
+        cur: None,
+    };
+    for (index, ins) in prog.instrs.iter().enumerate() {
+        mach.exec(ins).map_err(|message| SimError { index, mnemonic: ins.mnemonic(), message })?;
+    }
+    mach.drain();
+    let mut res = mach.res;
+    let mut total = Stats { name: "total".into(), ..Stats::default() };
+    res.layers.iter().for_each(|l| total.add(l));
+    res.total = total;
+    Ok(res)
+}

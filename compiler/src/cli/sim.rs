@@ -1,0 +1,148 @@
+//! `flexc compile --target flexcim` and `flexc sim`: FlexCiM instruction
+//! streams from `.fir` input, and their simulation with baselines and reports.
+//!
+//! `sim` takes a stream (text `.s` or binary) or a `.fir` file (lowered
+//! first, then checked against the integer matmul and the reference
+//! interpreter). A stream alone has no oracle and no layers to re-lower, so its
+//! functional check is `skipped` and it has no baselines.
+
+use super::error::{CliError, CliResult};
+use super::source::{load_module, read_source};
+use crate::output::write_atomic;
+use clap::Args;
+use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
+use flexc_backends::flexcim::fromir::from_ir;
+use flexc_backends::flexcim::isa::{encode, print_asm, read_stream};
+use flexc_backends::flexcim::lower::MagnitudePrune;
+use flexc_backends::flexcim::{evaluate, report, run_arch, run_program, Check, Evaluation};
+use std::path::{Path, PathBuf};
+
+/// Options shared by `compile --target flexcim` and `sim` for `.fir` input.
+#[derive(Args, Debug, Clone)]
+pub struct FlexcimOpts {
+    /// Architecture file (default: the embedded backends/flexcim/arch.toml).
+    #[arg(long)]
+    pub arch: Option<PathBuf>,
+    /// N:M pattern that dense IR weights are pruned to (magnitude rule), e.g. 2:4 or 8:8.
+    #[arg(long, default_value = "2:4")]
+    pub nm: String,
+    /// Value bound to symbolic dimensions (tokens per layer).
+    #[arg(long, default_value_t = 8)]
+    pub tokens: usize,
+    /// The function to lower (default: the first).
+    #[arg(long)]
+    pub func: Option<String>,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// Arguments of `flexc compile`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin")]
+pub struct CompileArgs {
+    /// The `.fir` file.
+    pub input: PathBuf,
+    /// The target (only `flexcim` here).
+    #[arg(long)]
+    pub target: String,
+    /// Output: `.bin` writes the binary encoding, anything else assembly text.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub opts: FlexcimOpts,
+}
+
+/// Arguments of `flexc sim`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html")]
+pub struct SimArgs {
+    /// A stream (`.s` text or binary) or a `.fir` file.
+    pub input: PathBuf,
+    /// Energy table (default: the embedded backends/flexcim/energy.toml).
+    #[arg(long)]
+    pub energy: Option<PathBuf>,
+    /// Baselines, comma-separated: dense, fixed-N:M.
+    #[arg(long, default_value = "dense,fixed-1:2,fixed-2:4")]
+    pub baseline: String,
+    /// `text` or `json`.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Write an HTML report here (atomically).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub opts: FlexcimOpts,
+}
+
+fn load_arch(opts: &FlexcimOpts) -> CliResult<Arch> {
+    match &opts.arch {
+        Some(p) => Arch::load(p).map_err(|e| CliError::input(format!("error: {e}"))),
+        None => Ok(Arch::default_flexcim()),
+    }
+}
+
+fn ir_work(path: &Path, opts: &FlexcimOpts) -> CliResult<flexc_backends::flexcim::fromir::IrWork> {
+    let nm = Nm::parse(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
+    let src = read_source(path)?;
+    let module = load_module(&src)?;
+    from_ir(&module, opts.func.as_deref(), opts.tokens, &MagnitudePrune(nm), opts.seed).map_err(|e| CliError::input(format!("{}: {e}", src.name)))
+}
+
+/// Runs `flexc compile`.
+pub fn compile(args: CompileArgs) -> CliResult {
+    if args.target != "flexcim" {
+        return Err(CliError::usage(format!("error: --target {}: this build's compile verb knows `flexcim`", args.target)));
+    }
+    let arch = load_arch(&args.opts)?;
+    let w = ir_work(&args.input, &args.opts)?;
+    let run = run_arch(&arch, "flexcim", &w.work, &w.host).map_err(|e| CliError::input(format!("error: {e}")))?;
+    let bytes = if args.output.extension().is_some_and(|e| e == "bin") { encode(&run.program) } else { print_asm(&run.program).into_bytes() };
+    write_atomic(&args.output, &bytes)?;
+    Ok(())
+}
+
+/// The evaluation `sim` prints, from either kind of input.
+pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
+    let arch = load_arch(&args.opts)?;
+    let energy = match &args.energy {
+        Some(p) => EnergyTable::load(p).map_err(|e| CliError::input(format!("error: {e}")))?,
+        None => EnergyTable::default_table(),
+    };
+    if args.input.extension().is_some_and(|e| e == "fir") {
+        let w = ir_work(&args.input, &args.opts)?;
+        let baselines: Vec<String> = args.baseline.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        return evaluate(&arch, &energy, &w.work, &w.host, &baselines).map_err(|e| CliError::input(format!("error: {e}")));
+    }
+    let bytes = std::fs::read(&args.input).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input.display())))?;
+    let prog = read_stream(&bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
+    let run = run_program(&arch, &format!("{} (FlexCiM-like)", arch.name), prog, Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
+    Ok(Evaluation { flexcim: run, baselines: Vec::new(), check: Check::Skipped, energy, mhz: arch.clock.mhz })
+}
+
+/// Runs `flexc sim`.
+pub fn sim(args: SimArgs) -> CliResult {
+    if args.format != "text" && args.format != "json" {
+        return Err(CliError::usage(format!("error: --format {}: use text or json", args.format)));
+    }
+    let ev = sim_eval(&args)?;
+    let macs = ev.flexcim.result.total.macs as f64;
+    let speed = (ev.flexcim.sim_seconds > 0.0).then(|| macs / ev.flexcim.sim_seconds);
+    if let Some(p) = &args.report {
+        write_atomic(p, report::html(&ev).as_bytes())?;
+    }
+    let j = report::json(&ev, speed);
+    if args.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
+    } else {
+        println!("FlexCiM-like model: {} cycles, {:.4e} pJ, {} cell MACs, functional check {}", j["cycles"], j["energy_pj"].as_f64().unwrap_or(0.0), j["macs"], j["functional_check"].as_str().unwrap_or(""));
+        for b in j["baselines"].as_array().into_iter().flatten() {
+            println!("  vs {}: {} cycles, {:.4e} pJ (latency ratio {:.3}, energy ratio {:.3})", b["name"].as_str().unwrap_or(""), b["cycles"], b["energy_pj"].as_f64().unwrap_or(0.0),
+                b["latency_ratio_flexcim_over_baseline"].as_f64().unwrap_or(0.0), b["energy_ratio_flexcim_over_baseline"].as_f64().unwrap_or(0.0));
+        }
+    }
+    if let Check::Failed(m) = &ev.check {
+        return Err(CliError::internal(format!("internal error: functional check failed: {m}")));
+    }
+    Ok(())
+}
