@@ -146,3 +146,40 @@ fn imported_models_re_read_through_opt() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A small dense linear layer as `.fir` text (weights from a fixed formula).
+fn linear_fir(out: usize, inp: usize) -> String {
+    let vals: Vec<String> = (0..out * inp).map(|i| format!("{:?}", ((i * 37 % 101) as f64 - 50.0) / 64.0)).collect();
+    format!(
+        "weight @w : f32[{out}, {inp}] = dense<[{}]>\n\nfunc @f(%x: f32[4, {inp}]) -> f32[4, {out}] {{\n  %w = tensor.weight @w : f32[{out}, {inp}]\n  %y = tensor.matmul %x, %w {{transpose_b}} : f32[4, {out}]\n  return %y\n}}\n",
+        vals.join(", ")
+    )
+}
+
+#[test]
+fn flexcim_compile_and_simulate() {
+    let dir = std::env::temp_dir().join(format!("flexc-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fir = dir.join("layer.fir");
+    std::fs::write(&fir, linear_fir(64, 64)).expect("write case");
+    let fir = fir.to_str().expect("utf-8 path");
+    let out = flexc(&["sim", fir, "--format", "json", "--baseline", "dense,fixed-2:4"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in ["cycles", "energy_pj", "macs", "functional_check", "baselines"] {
+        assert!(json.get(key).is_some(), "sim JSON lacks '{key}': {json}");
+    }
+    assert_eq!(json["functional_check"], "passed");
+    assert_eq!(json["baselines"].as_array().map(Vec::len), Some(2));
+    let stream = dir.join("layer.s");
+    let out = flexc(&["compile", fir, "--target", "flexcim", "-o", stream.to_str().expect("utf-8 path")], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = flexc(&["sim", stream.to_str().expect("utf-8 path"), "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    std::fs::write(&stream, "layer name=y tokens=4\nbogus 1 2 3\n").expect("write bad stream");
+    let out = flexc(&["sim", stream.to_str().expect("utf-8 path")], None);
+    assert_no_panic("bad stream", &out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).lines().count() == 1, "one line: {}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
