@@ -1,5 +1,6 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod bench;
 pub mod error;
 pub mod exec;
 pub mod import;
@@ -40,6 +41,8 @@ enum Command {
     Tokenize(run::TokenizeArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
+    /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
+    Bench(bench::BenchArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -53,6 +56,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

@@ -2,6 +2,7 @@
 //! position into logits (keeping its own KV cache); the loop here tokenizes
 //! the prompt, prefills, samples, and streams decoded text.
 
+pub mod cpu;
 pub mod reference;
 pub mod sampler;
 

@@ -1,0 +1,94 @@
+//! The CPU JIT model against the reference backend on the real models
+//! (SmolLM2-135M Q4_1 and Gemma 3 270M Q4_K_M) from the flexc cache: the
+//! greedy continuation of a fixed prompt must be identical for 8 tokens, and
+//! the last-position logits after the prompt must have the same top-5 with
+//! the max |Δ| reported. The reference interpreter is slow, so the check runs
+//! only in release builds or with FLEXC_SLOW_TESTS=1 (a note is printed
+//! otherwise); each model is skipped with a note when it is not cached.
+
+use std::path::PathBuf;
+
+use flexc::frontend::decoder::{import_gguf, ImportOptions};
+use flexc::frontend::gguf::GgufFile;
+use flexc::generate::cpu::CpuModel;
+use flexc::generate::reference::ReferenceModel;
+use flexc::generate::LanguageModel;
+use flexc::tokenizer::Tokenizer;
+
+fn cached(rel: &str) -> Option<PathBuf> {
+    let base = if let Some(d) = std::env::var_os("FLEXC_CACHE_DIR") {
+        PathBuf::from(d)
+    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        PathBuf::from(d).join("flexc")
+    } else {
+        PathBuf::from(std::env::var_os("HOME")?).join(".cache").join("flexc")
+    };
+    let p = base.join(rel);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("note: {} not found; skipping", p.display());
+        None
+    }
+}
+
+fn slow_enabled() -> bool {
+    let on = cfg!(not(debug_assertions)) || std::env::var_os("FLEXC_SLOW_TESTS").is_some_and(|v| v == "1");
+    if !on {
+        eprintln!("note: real-model CPU-vs-reference check runs only in release builds or with FLEXC_SLOW_TESTS=1");
+    }
+    on
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32
+}
+
+fn top5(v: &[f32]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    idx.truncate(5);
+    idx
+}
+
+fn greedy(m: &mut dyn LanguageModel, prompt: &[u32], n: usize) -> (Vec<f32>, Vec<u32>) {
+    let first = m.forward(prompt, 0, false).expect("prefill");
+    let mut out = vec![argmax(&first)];
+    let mut pos = prompt.len();
+    while out.len() < n {
+        let l = m.forward(&out[out.len() - 1..], pos, false).expect("decode");
+        out.push(argmax(&l));
+        pos += 1;
+    }
+    (first, out)
+}
+
+fn check(rel: &str) {
+    if !slow_enabled() {
+        return;
+    }
+    let Some(path) = cached(rel) else { return };
+    let g = GgufFile::open(&path).expect("open");
+    let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
+    let m = import_gguf(&g, &path, &ImportOptions { ctx: 64 }).expect("import");
+    let prompt = tok.encode("The capital of France is", tok.add_bos_by_default());
+    let mut cpu = CpuModel::new(&m, 2).expect("cpu model");
+    eprintln!("{rel}: JIT compile {:.3} s", cpu.compile_time().as_secs_f64());
+    let mut reference = ReferenceModel::new(&m).expect("reference model");
+    let (lc, gc) = greedy(&mut cpu, &prompt, 8);
+    let (lr, gr) = greedy(&mut reference, &prompt, 8);
+    let diff = lc.iter().zip(&lr).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    eprintln!("{rel}: last-position logits max |Δ| = {diff:.4}; cpu {gc:?}, reference {gr:?}");
+    assert_eq!(top5(&lc), top5(&lr), "top-5 of the prompt's last logits");
+    assert_eq!(gc, gr, "greedy continuation");
+}
+
+#[test]
+fn smollm2_cpu_matches_reference() {
+    check("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf");
+}
+
+#[test]
+fn gemma3_cpu_matches_reference() {
+    check("models/gemma3-270m/gemma-3-270m-q4_k_m.gguf");
+}
