@@ -1,8 +1,9 @@
 //! The CPU JIT model against the reference backend on the real models
 //! (SmolLM2-135M Q4_1 and Gemma 3 270M Q4_K_M) from the flexc cache: the
-//! greedy continuation of a fixed prompt must be identical for 8 tokens, and
-//! the last-position logits after the prompt must have the same top-5 with
-//! the max |Δ| reported. The reference interpreter is slow, so the check runs
+//! greedy continuation of a fixed prompt (teacher-forced with the reference's
+//! tokens) must pick the same token at each of 8 steps, except at most one
+//! near-tie (reference margin below the step's max |Δ|), and the last-position
+//! logits after the prompt must have the same top-5, max |Δ| reported. The reference interpreter is slow, so the check runs
 //! only in release builds or with FLEXC_SLOW_TESTS=1 (a note is printed
 //! otherwise); each model is skipped with a note when it is not cached.
 
@@ -51,16 +52,18 @@ fn top5(v: &[f32]) -> Vec<usize> {
     idx
 }
 
-fn greedy(m: &mut dyn LanguageModel, prompt: &[u32], n: usize) -> (Vec<f32>, Vec<u32>) {
-    let first = m.forward(prompt, 0, false).expect("prefill");
-    let mut out = vec![argmax(&first)];
+/// Greedy decoding of `n` tokens with the reference, feeding the same
+/// (reference-chosen) tokens to the CPU model: per step, the CPU's logits,
+/// the reference's, and the tokens.
+fn teacher_forced(cpu: &mut dyn LanguageModel, reference: &mut dyn LanguageModel, prompt: &[u32], n: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let mut steps = vec![(cpu.forward(prompt, 0, false).expect("prefill"), reference.forward(prompt, 0, false).expect("prefill"))];
     let mut pos = prompt.len();
-    while out.len() < n {
-        let l = m.forward(&out[out.len() - 1..], pos, false).expect("decode");
-        out.push(argmax(&l));
+    while steps.len() < n {
+        let next = argmax(&steps[steps.len() - 1].1);
+        steps.push((cpu.forward(&[next], pos, false).expect("decode"), reference.forward(&[next], pos, false).expect("decode")));
         pos += 1;
     }
-    (first, out)
+    steps
 }
 
 fn check(rel: &str) {
@@ -75,12 +78,29 @@ fn check(rel: &str) {
     let mut cpu = CpuModel::new(&m, 2).expect("cpu model");
     eprintln!("{rel}: JIT compile {:.3} s", cpu.compile_time().as_secs_f64());
     let mut reference = ReferenceModel::new(&m).expect("reference model");
-    let (lc, gc) = greedy(&mut cpu, &prompt, 8);
-    let (lr, gr) = greedy(&mut reference, &prompt, 8);
-    let diff = lc.iter().zip(&lr).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
-    eprintln!("{rel}: last-position logits max |Δ| = {diff:.4}; cpu {gc:?}, reference {gr:?}");
-    assert_eq!(top5(&lc), top5(&lr), "top-5 of the prompt's last logits");
-    assert_eq!(gc, gr, "greedy continuation");
+    let steps = teacher_forced(&mut cpu, &mut reference, &prompt, 8);
+    let (lc, lr) = &steps[0];
+    let diff = lc.iter().zip(lr).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    eprintln!("{rel}: prompt's last-position logits max |Δ| = {diff:.4}");
+    assert_eq!(top5(lc), top5(lr), "top-5 of the prompt's last logits");
+    let mut mismatches = Vec::new();
+    for (i, (c, r)) in steps.iter().enumerate() {
+        let (tc, tr) = (argmax(c), argmax(r));
+        let d = c.iter().zip(r).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        let margin = r[tr as usize] - r[tc as usize];
+        eprintln!("  step {i}: cpu {tc} reference {tr} (reference margin {margin:.4}), max |Δ| {d:.4}");
+        if tc != tr {
+            mismatches.push((i, margin, d));
+        }
+    }
+    // The greedy tokens must be identical, except at a near-tie: where the
+    // reference's own margin between the two candidates is below the step's
+    // max |Δ| (the CPU path quantises activations to Q8 like llama.cpp; the
+    // reference multiplies exact f32). SmolLM2 on this prompt has one such
+    // step (margin 0.22 < max |Δ| 0.72 at step 5).
+    let real: Vec<_> = mismatches.iter().filter(|(_, margin, d)| margin >= d).collect();
+    assert!(real.is_empty(), "greedy tokens differ beyond a near-tie at (step, reference margin, max |Δ|): {real:?}");
+    assert!(mismatches.len() <= 1, "more than one near-tie: {mismatches:?}");
 }
 
 #[test]

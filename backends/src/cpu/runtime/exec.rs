@@ -247,7 +247,6 @@ impl CpuRuntime {
                 if k.seq && pos != 0 {
                     return Err(invalid("attention over non-cache keys needs pos = 0"));
                 }
-                let threads = self.pool.threads();
                 for s in &mut self.scratch {
                     if s.len() < a.t {
                         s.resize(a.t, 0.0);
@@ -262,12 +261,9 @@ impl CpuRuntime {
                 let op = SendPtr(o.as_mut_ptr());
                 let sp = SendPtr(self.scratch.as_mut_ptr());
                 let (qs, ks, vs) = (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]);
-                let par = if items * a.t * a.d >= 1 << 14 { threads } else { 1 };
+                let par = if items * a.t * a.d >= 1 << 14 { self.scratch.len().min(items) } else { 1 };
                 let work = move |ti: usize| {
                     let (op, sp) = (op, sp);
-                    if ti >= par {
-                        return;
-                    }
                     let r = items * ti / par..items * (ti + 1) / par;
                     // SAFETY: each thread uses its own scratch vector (index
                     // ti < threads) and writes the disjoint output rows of `r`.
@@ -276,7 +272,7 @@ impl CpuRuntime {
                         ops::attention_items(qs, ks, vs, op.0, pos, seq, &a, r, scratch);
                     }
                 };
-                let res = if par == 1 { Ok(work(0)) } else { self.pool.run(&work) };
+                let res = if par == 1 { Ok(work(0)) } else { self.pool.run(par, &work) };
                 self.put(*out, o);
                 res.map_err(invalid)?;
             }
@@ -300,12 +296,10 @@ pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKer
     let tile = kernel.tile();
     let threads = threads.clamp(1, pool.threads().min(rows));
     let (wp, xp, yp) = (SendPtr(w), SendPtr(x), SendPtr(y));
-    let work = move |ti: usize| {
+    let chunks = if threads == 1 { 1 } else { (threads * 2).min(rows) };
+    let work = move |ci: usize| {
         let (w, x, y) = (wp, xp, yp);
-        if ti >= threads {
-            return;
-        }
-        let (rb, re) = (rows * ti / threads, rows * (ti + 1) / threads);
+        let (rb, re) = (rows * ci / chunks, rows * (ci + 1) / chunks);
         let mut b0 = 0;
         while b0 < batch {
             let t = tile.min(batch - b0);
@@ -314,11 +308,11 @@ pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKer
             b0 += t;
         }
     };
-    if threads == 1 {
+    if chunks == 1 {
         work(0);
         Ok(())
     } else {
-        pool.run(&work).map_err(invalid)
+        pool.run(chunks, &work).map_err(invalid)
     }
 }
 

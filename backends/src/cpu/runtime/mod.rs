@@ -164,7 +164,7 @@ impl CpuRuntime {
             last_only: false,
             rope_cos: vec![Vec::new(); n_tables],
             rope_sin: vec![Vec::new(); n_tables],
-            scratch: vec![Vec::new(); threads],
+            scratch: vec![Vec::new(); if threads > 1 { 4 * threads } else { 1 }],
             opts,
             compile_time: t0.elapsed(),
             profile: None,

@@ -55,7 +55,7 @@ pub fn gelu_tanh(x: f32) -> f32 {
 }
 
 /// Σ a·b with 16 independent accumulators (vectorises to SIMD).
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -79,7 +79,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// y += a·x.
-#[inline]
+#[inline(always)]
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
@@ -176,6 +176,47 @@ pub struct AttnShape {
 /// `items` are written (callers split items disjointly over threads).
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn attention_items(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: *mut f32,
+    pos: usize,
+    seq: usize,
+    a: &AttnShape,
+    items: std::ops::Range<usize>,
+    scores: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were just detected; the contract is ours.
+        return unsafe { attention_avx2(q, k, v, out, pos, seq, a, items, scores) };
+    }
+    // SAFETY: forwarded contract.
+    unsafe { attention_body(q, k, v, out, pos, seq, a, items, scores) }
+}
+
+/// [`attention_body`] compiled for AVX2 + FMA (chosen at run time).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_avx2(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: *mut f32,
+    pos: usize,
+    seq: usize,
+    a: &AttnShape,
+    items: std::ops::Range<usize>,
+    scores: &mut [f32],
+) {
+    // SAFETY: forwarded contract.
+    unsafe { attention_body(q, k, v, out, pos, seq, a, items, scores) }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn attention_body(
     q: &[f32],
     k: &[f32],
     v: &[f32],

@@ -2,11 +2,13 @@
 //!
 //! `rayon::scope` per GEMV costs a task handoff (tens of µs) per call, which
 //! is as long as a small decode GEMV itself. Here the N − 1 workers live for
-//! the whole runtime: [`Pool::run`] publishes a job under a new generation
-//! number, the workers spin briefly (then park) waiting for it, every thread
-//! including the caller runs `job(index)`, and the caller spins until all
-//! workers report done. A panicking job is caught in the worker and counted
-//! as done, so the caller never hangs; the panic is reported as an error.
+//! the whole runtime: [`Pool::run`] publishes a job of `chunks` pieces under
+//! a new generation number, the workers spin briefly (then park) waiting for
+//! it, and every thread including the caller *claims* chunks from a shared
+//! counter (tagged with the generation, so a late worker can never claim a
+//! chunk of a newer job). A worker the OS has not scheduled yet therefore
+//! costs nothing: the caller runs its chunks. The caller returns once every
+//! chunk is done. A panicking chunk is caught and reported as an error.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -17,7 +19,12 @@ type Job = *const (dyn Fn(usize) + Sync);
 
 struct Shared {
     generation: AtomicUsize,
+    /// `generation << 32 | next chunk` of the current job.
+    next: std::sync::atomic::AtomicU64,
+    /// Chunks of the current job finished.
     done: AtomicUsize,
+    /// Chunks of the current job.
+    chunks: AtomicUsize,
     panicked: AtomicBool,
     stop: AtomicBool,
     /// The current job; written by the caller before `generation` is bumped
@@ -51,7 +58,9 @@ impl Pool {
     pub fn new(threads: usize) -> Result<Self, String> {
         let shared = Arc::new(Shared {
             generation: AtomicUsize::new(0),
+            next: std::sync::atomic::AtomicU64::new(0),
             done: AtomicUsize::new(0),
+            chunks: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             job: std::sync::Mutex::new(None),
@@ -73,24 +82,28 @@ impl Pool {
         self.workers.len() + 1
     }
 
-    /// Runs `job(i)` for `i` in `0..threads()`, index 0 on the calling thread.
-    pub fn run(&self, job: &(dyn Fn(usize) + Sync)) -> Result<(), String> {
-        if self.workers.is_empty() {
-            return catch_unwind(AssertUnwindSafe(|| job(0))).map_err(|_| "a kernel panicked".to_string());
+    /// Runs `job(c)` for every chunk `c` in `0..chunks`, spread over the
+    /// pool's threads (the caller included) in any order.
+    pub fn run(&self, chunks: usize, job: &(dyn Fn(usize) + Sync)) -> Result<(), String> {
+        if self.workers.is_empty() || chunks <= 1 {
+            return catch_unwind(AssertUnwindSafe(|| (0..chunks).for_each(job))).map_err(|_| "a kernel panicked".to_string());
         }
-        // SAFETY: erase the lifetime; the pointer is only used until every
-        // worker has incremented `done`, which we wait for below.
+        // SAFETY: erase the lifetime; workers use the pointer only for chunks
+        // they claimed in this generation, and we wait for all of them below.
         let ptr: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(job) };
-        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(SendJob(ptr));
-        self.shared.done.store(0, Ordering::Relaxed);
-        self.shared.generation.fetch_add(1, Ordering::Release);
+        let sh = &self.shared;
+        let generation = sh.generation.load(Ordering::Relaxed).wrapping_add(1);
+        *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(SendJob(ptr));
+        sh.done.store(0, Ordering::Relaxed);
+        sh.chunks.store(chunks, Ordering::Relaxed);
+        sh.next.store(((generation as u64) & 0xffff_ffff) << 32, Ordering::Release);
+        sh.generation.store(generation, Ordering::Release);
         for (t, _) in &self.workers {
             t.unpark();
         }
-        let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let n = self.workers.len();
+        let ok = claim_loop(sh, generation, ptr);
         let mut spins = 0usize;
-        while self.shared.done.load(Ordering::Acquire) < n {
+        while sh.done.load(Ordering::Acquire) < chunks {
             spins += 1;
             if spins < SPIN {
                 std::hint::spin_loop();
@@ -98,26 +111,49 @@ impl Pool {
                 std::thread::yield_now();
             }
         }
-        *self.shared.job.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        if mine.is_err() || self.shared.panicked.swap(false, Ordering::Relaxed) {
+        if !ok || sh.panicked.swap(false, Ordering::Relaxed) {
             return Err("a kernel panicked".into());
         }
         Ok(())
     }
 }
 
-fn worker(sh: Arc<Shared>, index: usize) {
+/// Claims and runs chunks of generation `generation` until none is left.
+/// Returns false if a chunk panicked.
+fn claim_loop(sh: &Shared, generation: usize, job: Job) -> bool {
+    let tag = ((generation as u64) & 0xffff_ffff) << 32;
+    let chunks = sh.chunks.load(Ordering::Acquire) as u64;
+    let mut ok = true;
+    loop {
+        let cur = sh.next.load(Ordering::Acquire);
+        if cur & !0xffff_ffff != tag || (cur & 0xffff_ffff) >= chunks {
+            return ok;
+        }
+        if sh.next.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            continue;
+        }
+        let c = (cur & 0xffff_ffff) as usize;
+        // SAFETY: the chunk was claimed in `generation`, whose `Pool::run`
+        // keeps the job alive until every claimed chunk is done.
+        let f = unsafe { &*job };
+        if catch_unwind(AssertUnwindSafe(|| f(c))).is_err() {
+            ok = false;
+        }
+        sh.done.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn worker(sh: Arc<Shared>, _index: usize) {
     let mut seen = 0usize;
     loop {
         let mut spins = 0usize;
-        loop {
+        let g = loop {
             if sh.stop.load(Ordering::Acquire) {
                 return;
             }
             let g = sh.generation.load(Ordering::Acquire);
             if g != seen {
-                seen = g;
-                break;
+                break g;
             }
             spins += 1;
             if spins < SPIN {
@@ -125,17 +161,16 @@ fn worker(sh: Arc<Shared>, index: usize) {
             } else {
                 std::thread::park_timeout(std::time::Duration::from_millis(50));
             }
-        }
+        };
+        seen = g;
         let job = *sh.job.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(SendJob(ptr)) = job {
-            // SAFETY: see `Pool::run`: the caller keeps the job alive until
-            // `done` reaches the worker count.
-            let f = unsafe { &*ptr };
-            if catch_unwind(AssertUnwindSafe(|| f(index))).is_err() {
+            // The pointer is only dereferenced for chunks claimed under
+            // generation `g` (see `claim_loop`); a stale `g` claims none.
+            if !claim_loop(&sh, g, ptr) {
                 sh.panicked.store(true, Ordering::Relaxed);
             }
         }
-        sh.done.fetch_add(1, Ordering::Release);
     }
 }
 
