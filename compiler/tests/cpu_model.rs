@@ -17,14 +17,7 @@ use flexc::generate::LanguageModel;
 use flexc::tokenizer::Tokenizer;
 
 fn cached(rel: &str) -> Option<PathBuf> {
-    let base = if let Some(d) = std::env::var_os("FLEXC_CACHE_DIR") {
-        PathBuf::from(d)
-    } else if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        PathBuf::from(d).join("flexc")
-    } else {
-        PathBuf::from(std::env::var_os("HOME")?).join(".cache").join("flexc")
-    };
-    let p = base.join(rel);
+    let p = flexc::fetch::cache_dir().ok()?.join(rel);
     if p.exists() {
         Some(p)
     } else {

@@ -51,9 +51,7 @@ impl LanguageModel for CpuModel {
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError> {
-        if pos + tokens.len() > self.ctx {
-            return Err(ModelError(format!("context full: {} tokens at position {pos} exceed the KV cache of {}", tokens.len(), self.ctx)));
-        }
+        super::check_context(tokens.len(), pos, self.ctx)?;
         self.ids.clear();
         for &t in tokens {
             self.ids.push(i32::try_from(t).map_err(|_| ModelError(format!("token id {t} does not fit i32")))?);

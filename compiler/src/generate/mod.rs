@@ -26,6 +26,14 @@ pub trait LanguageModel {
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError>;
 }
 
+/// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.
+pub fn check_context(n: usize, pos: usize, ctx: usize) -> Result<(), ModelError> {
+    if pos.checked_add(n).is_none_or(|end| end > ctx) {
+        return Err(ModelError(format!("context full: {n} tokens at position {pos} exceed the KV cache of {ctx}")));
+    }
+    Ok(())
+}
+
 /// Timings of one generation.
 #[derive(Clone, Debug, Default)]
 pub struct GenStats {

@@ -269,7 +269,7 @@ impl CpuRuntime {
                     // ti < threads) and writes the disjoint output rows of `r`.
                     unsafe {
                         let scratch = &mut *sp.0.add(ti);
-                        ops::attention_items(qs, ks, vs, op.0, pos, seq, &a, r, scratch);
+                        ops::attention_items(&ops::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a }, r, scratch);
                     }
                 };
                 let res = if par == 1 { Ok(work(0)) } else { self.pool.run(par, &work) };
@@ -293,20 +293,14 @@ impl CpuRuntime {
 /// activation layout, `y` `batch · kernel.rows()` writable floats.
 pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKernel, w: *const u8, x: *const u8, stride: usize, batch: usize, y: *mut f32, threads: usize) -> Result<(), RuntimeError> {
     let rows = kernel.rows();
-    let tile = kernel.tile();
     let threads = threads.clamp(1, pool.threads().min(rows));
     let (wp, xp, yp) = (SendPtr(w), SendPtr(x), SendPtr(y));
     let chunks = if threads == 1 { 1 } else { (threads * 2).min(rows) };
     let work = move |ci: usize| {
         let (w, x, y) = (wp, xp, yp);
         let (rb, re) = (rows * ci / chunks, rows * (ci + 1) / chunks);
-        let mut b0 = 0;
-        while b0 < batch {
-            let t = tile.min(batch - b0);
-            // SAFETY: the caller's contract; row ranges are disjoint across threads.
-            unsafe { kernel.run_rows(t, w.0, x.0.add(b0 * stride), y.0.add(b0 * rows), rb, re) };
-            b0 += t;
-        }
+        // SAFETY: the caller's contract; row ranges are disjoint across chunks.
+        unsafe { kernel.run_batch_rows(w.0, x.0, stride, batch, y.0, rb, re) };
     };
     if chunks == 1 {
         work(0);

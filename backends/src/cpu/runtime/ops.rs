@@ -167,66 +167,53 @@ pub struct AttnShape {
     pub bidirectional: bool,
 }
 
-/// Attention for the (query row, head) pairs `items` (item = i·hq + h) of
-/// `q: [seq, hq, d]` against `k: [t, hk, d]`, `v: [t, hk, dv]`; writes
-/// `out[item·dv..]`. `scores` is scratch of at least `t` floats.
+/// The operands of one attention call: `q: [seq, hq, d]`, `k: [t, hk, d]`,
+/// `v: [t, hk, dv]`, the output `[seq, hq, dv]` and the start position.
+#[derive(Clone, Copy)]
+pub struct AttnCall<'a> {
+    /// Queries.
+    pub q: &'a [f32],
+    /// Keys.
+    pub k: &'a [f32],
+    /// Values.
+    pub v: &'a [f32],
+    /// Output (written per item).
+    pub out: *mut f32,
+    /// Position of query row 0.
+    pub pos: usize,
+    /// Query rows.
+    pub seq: usize,
+    /// Geometry and options.
+    pub a: &'a AttnShape,
+}
+
+/// Attention for the (query row, head) pairs `items` (item = i·hq + h);
+/// writes `out[item·dv..]`. `scores` is scratch of at least `t` floats.
 ///
 /// # Safety
-/// `out` must point to `seq·hq·dv` writable floats of which only the rows of
-/// `items` are written (callers split items disjointly over threads).
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn attention_items(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: *mut f32,
-    pos: usize,
-    seq: usize,
-    a: &AttnShape,
-    items: std::ops::Range<usize>,
-    scores: &mut [f32],
-) {
+/// `c.out` must point to `seq·hq·dv` writable floats of which only the rows
+/// of `items` are written (callers split items disjointly over threads).
+pub unsafe fn attention_items(c: &AttnCall<'_>, items: std::ops::Range<usize>, scores: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the features were just detected; the contract is ours.
-        return unsafe { attention_avx2(q, k, v, out, pos, seq, a, items, scores) };
+        return unsafe { attention_avx2(c, items, scores) };
     }
     // SAFETY: forwarded contract.
-    unsafe { attention_body(q, k, v, out, pos, seq, a, items, scores) }
+    unsafe { attention_body(c, items, scores) }
 }
 
 /// [`attention_body`] compiled for AVX2 + FMA (chosen at run time).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn attention_avx2(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: *mut f32,
-    pos: usize,
-    seq: usize,
-    a: &AttnShape,
-    items: std::ops::Range<usize>,
-    scores: &mut [f32],
-) {
+unsafe fn attention_avx2(c: &AttnCall<'_>, items: std::ops::Range<usize>, scores: &mut [f32]) {
     // SAFETY: forwarded contract.
-    unsafe { attention_body(q, k, v, out, pos, seq, a, items, scores) }
+    unsafe { attention_body(c, items, scores) }
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn attention_body(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: *mut f32,
-    pos: usize,
-    seq: usize,
-    a: &AttnShape,
-    items: std::ops::Range<usize>,
-    scores: &mut [f32],
-) {
+unsafe fn attention_body(c: &AttnCall<'_>, items: std::ops::Range<usize>, scores: &mut [f32]) {
+    let AttnCall { q, k, v, out, pos, seq, a } = *c;
     let group = (a.hq / a.hk).max(1);
     let valid = a.t.min(pos + seq);
     for item in items {
