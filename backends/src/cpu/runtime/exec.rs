@@ -83,8 +83,10 @@ impl CpuRuntime {
         self.seq = seq;
         self.last_only = last_only;
         if seq > self.rows_cap {
-            for (b, &(is_seq, row)) in self.bufs.iter_mut().zip(&self.plan.buf_shapes) {
-                if is_seq {
+            for (i, (b, &(is_seq, row))) in self.bufs.iter_mut().zip(&self.plan.buf_shapes).enumerate() {
+                // Last-row-capable outputs (the logits) grow on demand in
+                // their GEMV step: generation never needs seq × vocab floats.
+                if is_seq && !self.plan.outputs.iter().any(|o| o.last_only_ok && o.buf.buf == i) {
                     b.resize(seq * row, 0.0);
                 }
             }
@@ -177,6 +179,9 @@ impl CpuRuntime {
                 };
                 let need = batch * rows;
                 let y = &mut self.bufs[out.buf];
+                if *last_only_ok && y.len() < need {
+                    y.resize(need, 0.0);
+                }
                 if y.len() < need || batch == 0 {
                     return Err(invalid("internal: GEMV output buffer too small"));
                 }
