@@ -630,7 +630,19 @@ impl<'m> Builder<'m> {
                 GemvInput::Q(q)
             }
         };
-        let out = self.result_buf(r, op)?;
+        let out = if last_only_ok {
+            // A buffer of its own (never shared through the free list), so it
+            // can grow on demand (see `exec.rs`).
+            let (seq, row) = layout(f.dfg.ty(r), op)?;
+            self.plan.buf_shapes.push((seq, row));
+            self.refcount.push(0);
+            self.pinned.push(true);
+            let b = BufRef { buf: self.plan.buf_shapes.len() - 1, seq, row };
+            self.vk.insert(r, VK::Buf(b));
+            b
+        } else {
+            self.result_buf(r, op)?
+        };
         self.plan.steps.push(Step::Gemv { kernel, w, x: input, out, last_only_ok });
         Ok(())
     }
