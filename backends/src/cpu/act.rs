@@ -116,6 +116,39 @@ impl ActivationQ8 {
         Ok(Self { kind, rows, cols, data })
     }
 
+    /// An empty batch of `kind` activations (quantise into it with
+    /// [`ActivationQ8::quantize_into`]).
+    pub fn empty(kind: ActKind) -> Self {
+        Self { kind, rows: 0, cols: 0, data: AlignedBytes::zeroed(0) }
+    }
+
+    /// Re-quantises `rows` rows of `cols` values into this batch, reusing its
+    /// buffer (it only grows): no allocation once the largest batch was seen.
+    pub fn quantize_into(&mut self, x: &[f32], rows: usize, cols: usize) -> Result<(), String> {
+        let kind = self.kind;
+        let be = kind.block_elems();
+        if kind == ActKind::F32 || cols == 0 || cols % be != 0 || rows.checked_mul(cols) != Some(x.len()) {
+            return Err(format!("{kind:?}: cannot quantise {} values as {rows} × {cols}", x.len()));
+        }
+        let rec = Self::record_bytes(kind);
+        let need = rows * (cols / be) * rec;
+        if self.data.buf.len() * 16 < need {
+            self.data = AlignedBytes::zeroed(need);
+        }
+        self.data.len = need;
+        self.rows = rows;
+        self.cols = cols;
+        let out = self.data.bytes_mut();
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 was just detected.
+            unsafe { quantize_blocks_avx2(kind, x, out, be, rec) };
+            return Ok(());
+        }
+        quantize_blocks(kind, x, out, be, rec);
+        Ok(())
+    }
+
     /// Q8_0 activations (for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights).
     pub fn q8_0(x: &[f32], rows: usize, cols: usize) -> Result<Self, String> {
         Self::quantize(ActKind::Q8_0, x, rows, cols)
@@ -217,6 +250,25 @@ impl ActivationQ8 {
     }
 }
 
+#[inline(always)]
+fn quantize_blocks(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usize) {
+    for (xb, ob) in x.chunks_exact(be).zip(out.chunks_exact_mut(rec)) {
+        match kind {
+            ActKind::Q8_0 => quantize_block_q8_0(xb, ob),
+            _ => quantize_block_q8_k(xb, ob),
+        }
+    }
+}
+
+/// [`quantize_blocks`] compiled for AVX2 (same results: only the
+/// instruction selection changes, e.g. `roundf` becomes `vroundps`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_blocks_avx2(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usize) {
+    quantize_blocks(kind, x, out, be, rec)
+}
+
+#[inline(always)]
 fn quantize_block_q8_0(x: &[f32], out: &mut [u8]) {
     let mut amax = 0.0f32;
     for &v in x {
@@ -236,6 +288,7 @@ fn quantize_block_q8_0(x: &[f32], out: &mut [u8]) {
     out[40..44].copy_from_slice(&sum.to_le_bytes());
 }
 
+#[inline(always)]
 fn quantize_block_q8_k(x: &[f32], out: &mut [u8]) {
     let mut max = 0.0f32;
     let mut amax = 0.0f32;

@@ -164,6 +164,24 @@ impl GemvKernel {
         unsafe { f(w, x, y, row_begin as u64, row_end as u64, f16_table().as_ptr()) };
     }
 
+    /// Runs rows `row_begin..row_end` for all `batch` activation rows
+    /// (`x_stride` bytes apart), as full tiles plus one remainder tile.
+    ///
+    /// # Safety
+    /// As [`GemvKernel::run_rows`], with `x` holding `batch` rows and `y`
+    /// `batch · rows()` floats.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn run_batch_rows(&self, w: *const u8, x: *const u8, x_stride: usize, batch: usize, y: *mut f32, row_begin: usize, row_end: usize) {
+        let (tile, rows) = (self.tile(), self.rows);
+        let mut b0 = 0;
+        while b0 < batch {
+            let t = tile.min(batch - b0);
+            // SAFETY: the caller's contract; tiles stay inside the batch.
+            unsafe { self.run_rows(t, w, x.add(b0 * x_stride), y.add(b0 * rows), row_begin, row_end) };
+            b0 += t;
+        }
+    }
+
     /// # Safety
     /// Lengths of `w`, `x` (`batch · x_stride` bytes) and `y` checked by the caller.
     unsafe fn dispatch(
@@ -180,16 +198,12 @@ impl GemvKernel {
         let threads = threads.clamp(1, rows);
         let yp = SendPtr(y.as_mut_ptr());
         let (wp, xp) = (SendPtr(w), SendPtr(x));
+        let _ = tile;
         let work = move |rb: usize, re: usize| {
             let (w, x, y) = (wp, xp, yp);
-            let mut b0 = 0;
-            while b0 < batch {
-                let t = tile.min(batch - b0);
-                // SAFETY: the caller checked the buffers; [rb, re) ⊆ [0, rows),
-                // tiles stay inside the batch, and row ranges are disjoint.
-                unsafe { self.run_rows(t, w.0, x.0.add(b0 * x_stride), y.0.add(b0 * rows), rb, re) };
-                b0 += t;
-            }
+            // SAFETY: the caller checked the buffers; [rb, re) ⊆ [0, rows),
+            // and row ranges are disjoint.
+            unsafe { self.run_batch_rows(w.0, x.0, x_stride, batch, y.0, rb, re) };
         };
         if threads == 1 {
             work(0, rows);

@@ -6,13 +6,15 @@
 //! - [`format`]: weight formats and their block geometry;
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
-//! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper.
+//! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
+//! - [`runtime`]: whole IR functions compiled to a plan over these kernels.
 
 pub mod act;
 mod codegen;
 pub mod format;
 pub mod gemv;
 pub mod jit;
+pub mod runtime;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

@@ -1,6 +1,7 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
 pub mod embed;
+pub mod bench;
 pub mod error;
 pub mod exec;
 pub mod import;
@@ -48,6 +49,8 @@ enum Command {
     Compile(sim::CompileArgs),
     /// Simulate a FlexCiM stream or .fir module (cycles, energy, baselines).
     Sim(sim::SimArgs),
+    /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
+    Bench(bench::BenchArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -64,6 +67,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Embed(a) => embed::run(a),
         Command::Compile(a) => sim::compile(a),
         Command::Sim(a) => sim::sim(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

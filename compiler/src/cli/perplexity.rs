@@ -24,8 +24,11 @@ pub struct PerplexityArgs {
     #[arg(long, default_value_t = 0)]
     pub chunks: usize,
     /// The engine.
-    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Threads for the cpu backend (default: available cores, at most 2).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// A pass pipeline (or preset name) applied to the imported model first.
     #[arg(long)]
     pub pipeline: Option<String>,
@@ -41,7 +44,7 @@ pub fn run(args: PerplexityArgs) -> CliResult {
     let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
     let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(&text, bos.is_some());
-    let mut model = instantiate(&p, args.backend)?;
+    let mut model = instantiate(&p, args.backend, args.threads)?;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} chunks  ppl {msg}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let stop = interrupt_flag();

@@ -5,7 +5,9 @@ use super::import::import_model;
 use super::models::{resolve, DEFAULT_MODEL};
 use crate::frontend::decoder::ImportOptions;
 use crate::frontend::gguf::GgufFile;
+use crate::generate::cpu::CpuModel;
 use crate::generate::reference::ReferenceModel;
+use flexc_backends::cpu::runtime::default_threads;
 use crate::generate::sampler::{Sampler, SamplerConfig};
 use crate::generate::{generate, LanguageModel};
 use crate::tokenizer::Tokenizer;
@@ -20,6 +22,8 @@ use std::time::Instant;
 /// Which engine runs the model.
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Backend {
+    /// The Cranelift JIT runtime (the default).
+    Cpu,
     /// The reference interpreter: scalar and slow, the correctness oracle.
     Reference,
 }
@@ -52,8 +56,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// The engine.
-    #[arg(long, value_enum, default_value_t = Backend::Reference)]
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Threads for the cpu backend (default: available cores, at most 2).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// KV-cache capacity in tokens (prompt + generation).
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
@@ -146,8 +153,12 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>) -> CliRe
 }
 
 /// Builds the chosen backend's model over a prepared module.
-pub fn instantiate(p: &Prepared, backend: Backend) -> CliResult<Box<dyn LanguageModel + '_>> {
+pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> CliResult<Box<dyn LanguageModel + '_>> {
+    if threads == Some(0) {
+        return Err(CliError::usage("error: --threads must be at least 1"));
+    }
     Ok(match backend {
+        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?),
         Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(|e| CliError::input(format!("error: {e}")))?),
     })
 }
@@ -169,7 +180,7 @@ pub fn run(args: RunArgs) -> CliResult {
     let text = read_text(args.prompt, args.file.as_deref())?;
     let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
     let t1 = Instant::now();
-    let mut model = instantiate(&p, args.backend)?;
+    let mut model = instantiate(&p, args.backend, args.threads)?;
     let compile = p.passes + t1.elapsed();
     let stop = interrupt_flag();
     let mut sampler = Sampler::new(SamplerConfig { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed });

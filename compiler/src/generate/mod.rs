@@ -2,6 +2,7 @@
 //! position into logits (keeping its own KV cache); the loop here tokenizes
 //! the prompt, prefills, samples, and streams decoded text.
 
+pub mod cpu;
 pub mod reference;
 pub mod sampler;
 
@@ -23,6 +24,14 @@ pub trait LanguageModel {
     /// Runs `tokens` at positions `pos..`, appending to the cache. Returns the
     /// logits of every position (`all_logits`) or of the last one only.
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError>;
+}
+
+/// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.
+pub fn check_context(n: usize, pos: usize, ctx: usize) -> Result<(), ModelError> {
+    if pos.checked_add(n).is_none_or(|end| end > ctx) {
+        return Err(ModelError(format!("context full: {n} tokens at position {pos} exceed the KV cache of {ctx}")));
+    }
+    Ok(())
 }
 
 /// Timings of one generation.

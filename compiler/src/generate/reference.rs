@@ -42,9 +42,7 @@ impl LanguageModel for ReferenceModel<'_> {
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError> {
-        if pos + tokens.len() > self.ctx {
-            return Err(ModelError(format!("context full: {} tokens at position {pos} exceed the KV cache of {}", tokens.len(), self.ctx)));
-        }
+        super::check_context(tokens.len(), pos, self.ctx)?;
         let ids = Tensor::int(ElemType::I32, &[tokens.len()], tokens.iter().map(|&t| t as i64).collect()).map_err(ModelError)?;
         let mut inputs = vec![ids, Tensor::scalar_i32(pos as i32)];
         inputs.append(&mut self.caches);

@@ -1,0 +1,343 @@
+//! Executing a plan: input binding, buffer growth, and one dispatch per step.
+//!
+//! Buffers of `[seq, ...]` values grow only when a call has more rows than
+//! any before (the first prefill); decode calls allocate nothing. GEMVs are
+//! split by weight rows over the pool when they are large enough
+//! (`par_min_bytes`); attention is split by (query row, head) items.
+
+use std::time::Instant;
+
+use super::ops;
+use super::plan::{BinOp, BufRef, GemvInput, ParamKind, Step, UnOp};
+use super::{CpuRuntime, Input, RuntimeError};
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(T);
+// SAFETY: used to hand buffer pointers to pool workers that write disjoint
+// ranges and only read shared inputs.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+fn invalid(m: impl Into<String>) -> RuntimeError {
+    RuntimeError::Invalid(m.into())
+}
+
+fn step_name(s: &Step) -> &'static str {
+    match s {
+        Step::Gather { .. } => "gather",
+        Step::Quant { .. } => "quantize-act",
+        Step::Gemv { .. } => "gemv/gemm (jit)",
+        Step::Rmsnorm { .. } => "rmsnorm",
+        Step::Binary { .. } => "elementwise",
+        Step::Unary { .. } => "activation",
+        Step::Softmax { .. } => "softmax",
+        Step::Rope { .. } => "rope",
+        Step::CacheWrite { .. } => "cache_write",
+        Step::Attention { .. } => "attention",
+    }
+}
+
+impl CpuRuntime {
+    fn len(&self, b: BufRef) -> usize {
+        if b.seq { self.seq * b.row } else { b.row }
+    }
+
+    /// Runs the function on `inputs` (one per non-state parameter, in order).
+    /// With `last_only`, outputs that allow it (the logits) are computed for
+    /// the last row only.
+    pub fn run(&mut self, inputs: &[Input<'_>], last_only: bool) -> Result<(), RuntimeError> {
+        let n_inputs = self.plan.param_input.iter().flatten().count();
+        if inputs.len() != n_inputs {
+            return Err(invalid(format!("expected {n_inputs} inputs, got {}", inputs.len())));
+        }
+        // Bind seq and check every input.
+        let mut seq: Option<usize> = None;
+        let mut bind = |n: usize| -> Result<(), RuntimeError> {
+            match seq {
+                Some(s) if s != n => Err(invalid(format!("seq is {s} but an input has {n} rows"))),
+                _ => {
+                    seq = Some(n);
+                    Ok(())
+                }
+            }
+        };
+        for (p, kind) in self.plan.params.iter().enumerate() {
+            let Some(i) = self.plan.param_input[p] else { continue };
+            match (kind, inputs[i]) {
+                (ParamKind::Tokens, Input::I32(ids)) => bind(ids.len())?,
+                (ParamKind::Scalar, Input::Scalar(_)) => {}
+                (ParamKind::F32 { seq: true, row }, Input::F32(x)) if *row > 0 && x.len() % row == 0 => bind(x.len() / row)?,
+                (ParamKind::F32 { seq: false, row }, Input::F32(x)) if x.len() == *row => {}
+                (k, got) => return Err(invalid(format!("input {i}: expected {k:?}, got {got:?}"))),
+            }
+        }
+        let seq = seq.unwrap_or(1);
+        if seq == 0 {
+            return Err(invalid("empty input (seq = 0)"));
+        }
+        let pos = match self.plan.pos_input.map(|i| inputs[i]) {
+            Some(Input::Scalar(p)) if p >= 0 => p as usize,
+            Some(Input::Scalar(p)) => return Err(invalid(format!("position {p} is negative"))),
+            _ => 0,
+        };
+        self.seq = seq;
+        self.last_only = last_only;
+        if seq > self.rows_cap {
+            for (i, (b, &(is_seq, row))) in self.bufs.iter_mut().zip(&self.plan.buf_shapes).enumerate() {
+                // Last-row-capable outputs (the logits) grow on demand in
+                // their GEMV step: generation never needs seq × vocab floats.
+                if is_seq && !self.plan.outputs.iter().any(|o| o.last_only_ok && o.buf.buf == i) {
+                    b.resize(seq * row, 0.0);
+                }
+            }
+            self.rows_cap = seq;
+        }
+        // Copy f32 inputs.
+        for (p, kind) in self.plan.params.iter().enumerate() {
+            let Some(i) = self.plan.param_input[p] else { continue };
+            if let (ParamKind::F32 { .. }, Input::F32(x)) = (kind, inputs[i]) {
+                // The parameter's buffer is the p-th pinned one planned for it.
+                let b = self.param_buf(p).ok_or_else(|| invalid("internal: parameter buffer"))?;
+                self.bufs[b][..x.len()].copy_from_slice(x);
+            }
+        }
+        for (t, &(base, dims)) in self.plan.rope_tables.iter().enumerate() {
+            ops::rope_table(base, dims, pos, seq, &mut self.rope_cos[t], &mut self.rope_sin[t]);
+        }
+        let steps = std::mem::take(&mut self.plan.steps);
+        let mut result = Ok(());
+        for s in &steps {
+            let t0 = self.profile.is_some().then(Instant::now);
+            if let Err(e) = self.step(s, inputs, pos) {
+                result = Err(e);
+                break;
+            }
+            if let (Some(t0), Some(prof)) = (t0, self.profile.as_mut()) {
+                let name = step_name(s);
+                match prof.iter_mut().find(|(n, _)| *n == name) {
+                    Some(e) => e.1 += t0.elapsed(),
+                    None => prof.push((name, t0.elapsed())),
+                }
+            }
+        }
+        self.plan.steps = steps;
+        result
+    }
+
+    fn param_buf(&self, p: usize) -> Option<usize> {
+        self.plan.param_bufs.get(p).copied().flatten()
+    }
+
+    fn step(&mut self, s: &Step, inputs: &[Input<'_>], pos: usize) -> Result<(), RuntimeError> {
+        let seq = self.seq;
+        match s {
+            Step::Gather { table, enc, elem, vocab, d, ids, out } => {
+                let Input::I32(ids) = inputs[*ids] else { return Err(invalid("gather ids")) };
+                let bytes: &[u8] = &self.plan.weights[*table];
+                let rb = match enc {
+                    Some(e) => (*d as u64 / e.block_elems() * e.block_bytes()) as usize,
+                    None => d * elem.storage_bytes(),
+                };
+                let o = &mut self.bufs[out.buf];
+                for (i, &id) in ids.iter().enumerate() {
+                    let id = usize::try_from(id).ok().filter(|&x| x < *vocab).ok_or_else(|| invalid(format!("token id {id} is outside the vocabulary (0..{vocab})")))?;
+                    let src = &bytes[id * rb..(id + 1) * rb];
+                    let dst = &mut o[i * d..(i + 1) * d];
+                    match enc {
+                        Some(e) => flexc_ir::quant::decode(*e, src, dst).map_err(invalid)?,
+                        None => super::plan::decode_plain(src, *elem, dst).map_err(invalid)?,
+                    }
+                }
+            }
+            Step::Quant { src, q, cols, last_only_ok } => {
+                let n = self.len(*src);
+                let (x, rows) = if *last_only_ok && self.last_only && src.seq {
+                    (&self.bufs[src.buf][n - src.row..n], src.row / cols)
+                } else {
+                    (&self.bufs[src.buf][..n], n / cols)
+                };
+                self.qacts[*q].quantize_into(x, rows, *cols).map_err(invalid)?;
+            }
+            Step::Gemv { kernel, w, x, out, last_only_ok } => {
+                let wb: &[u8] = &self.plan.weights[*w];
+                if wb.len() != kernel.weight_bytes() {
+                    return Err(invalid("weight size does not match its kernel"));
+                }
+                let (rows, cols) = (kernel.rows(), kernel.cols());
+                let last = *last_only_ok && self.last_only;
+                let (xp, stride, batch): (*const u8, usize, usize) = match x {
+                    GemvInput::Q(q) => {
+                        let a = &self.qacts[*q];
+                        (a.bytes().as_ptr(), a.row_stride(), a.rows())
+                    }
+                    GemvInput::F32(b) => {
+                        let n = self.len(*b);
+                        let batch = if last { 1 } else { n / cols };
+                        let start = if last { n - cols } else { 0 };
+                        (self.bufs[b.buf][start..].as_ptr().cast(), cols * 4, batch)
+                    }
+                };
+                let need = batch * rows;
+                let y = &mut self.bufs[out.buf];
+                if *last_only_ok && y.len() < need {
+                    y.resize(need, 0.0);
+                }
+                if y.len() < need || batch == 0 {
+                    return Err(invalid("internal: GEMV output buffer too small"));
+                }
+                let threads = if wb.len() * batch >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
+                // SAFETY: lengths checked above.
+                unsafe { gemv_split(&self.pool, kernel, wb.as_ptr(), xp, stride, batch, y.as_mut_ptr(), threads) }?;
+            }
+            Step::Rmsnorm { x, w, out, d, eps } => {
+                let n = self.len(*x);
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                ops::rmsnorm(&self.bufs[x.buf][..n], &self.bufs[w.buf][..*d], &mut o[..n], *d, *eps);
+                self.put(*out, o);
+            }
+            Step::Binary { op, a, b, out } => {
+                let (na, nb, no) = (self.len(*a), self.len(*b), self.len(*out));
+                if (na != no && (na == 0 || no % na != 0)) || (nb != no && (nb == 0 || no % nb != 0)) {
+                    return Err(invalid("broadcast shape mismatch"));
+                }
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                binary(*op, &self.bufs[a.buf][..na], &self.bufs[b.buf][..nb], &mut o[..no]);
+                self.put(*out, o);
+            }
+            Step::Unary { op, x, out } => {
+                let n = self.len(*x);
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                let xs = &self.bufs[x.buf][..n];
+                let f: fn(f32) -> f32 = match op {
+                    UnOp::Neg => |v| -v,
+                    UnOp::Exp => ops::exp,
+                    UnOp::Tanh => ops::tanh,
+                    UnOp::Relu => |v| v.max(0.0),
+                    UnOp::Silu => ops::silu,
+                    UnOp::GeluTanh => ops::gelu_tanh,
+                    UnOp::GeluErf => |v| (0.5 * v as f64 * (1.0 + crate::reference::kernels::erf(v as f64 / std::f64::consts::SQRT_2))) as f32,
+                };
+                for (o, &v) in o[..n].iter_mut().zip(xs) {
+                    *o = f(v);
+                }
+                self.put(*out, o);
+            }
+            Step::Softmax { x, out, n } => {
+                let len = self.len(*x);
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                ops::softmax_rows(&self.bufs[x.buf][..len], &mut o[..len], *n);
+                self.put(*out, o);
+            }
+            Step::Rope { x, out, heads, d, dims, mode, table } => {
+                let n = self.len(*x);
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                ops::rope(&self.bufs[x.buf][..n], &mut o[..n], seq, *heads, *d, *dims, *mode, &self.rope_cos[*table], &self.rope_sin[*table]);
+                self.put(*out, o);
+            }
+            Step::CacheWrite { cache, x, cap } => {
+                if pos + seq > *cap {
+                    return Err(invalid(format!("cache write of {seq} rows at position {pos} overflows the capacity {cap}")));
+                }
+                let row = cache.row / cap;
+                let n = self.len(*x);
+                let mut c = std::mem::take(&mut self.bufs[cache.buf]);
+                c[pos * row..pos * row + n].copy_from_slice(&self.bufs[x.buf][..n]);
+                self.put(*cache, c);
+            }
+            Step::Attention { q, k, v, out, shape } => {
+                let mut a = *shape;
+                if k.seq {
+                    a.t = seq;
+                }
+                if k.seq && pos != 0 {
+                    return Err(invalid("attention over non-cache keys needs pos = 0"));
+                }
+                for s in &mut self.scratch {
+                    if s.len() < a.t {
+                        s.resize(a.t, 0.0);
+                    }
+                }
+                let items = seq * a.hq;
+                let (nq, nk, nv) = (self.len(*q), self.len(*k), self.len(*v));
+                if nq < items * a.d || nk < a.t * a.hk * a.d || nv < a.t * a.hk * a.dv || self.len(*out) < items * a.dv {
+                    return Err(invalid("attention operand sizes"));
+                }
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                let op = SendPtr(o.as_mut_ptr());
+                let sp = SendPtr(self.scratch.as_mut_ptr());
+                let (qs, ks, vs) = (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]);
+                let par = if items * a.t * a.d >= 1 << 14 { self.scratch.len().min(items) } else { 1 };
+                let work = move |ti: usize| {
+                    let (op, sp) = (op, sp);
+                    let r = items * ti / par..items * (ti + 1) / par;
+                    // SAFETY: each thread uses its own scratch vector (index
+                    // ti < threads) and writes the disjoint output rows of `r`.
+                    unsafe {
+                        let scratch = &mut *sp.0.add(ti);
+                        ops::attention_items(&ops::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a }, r, scratch);
+                    }
+                };
+                let res = if par == 1 { Ok(work(0)) } else { self.pool.run(par, &work) };
+                self.put(*out, o);
+                res.map_err(invalid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, out: BufRef, o: Vec<f32>) {
+        self.bufs[out.buf] = o;
+    }
+}
+
+/// Runs `batch` activation rows (`stride` bytes apart) through `kernel`,
+/// splitting the weight rows over `threads` pool threads.
+///
+/// # Safety
+/// `w` holds `kernel.weight_bytes()` bytes, `x` `batch` rows in the kernel's
+/// activation layout, `y` `batch · kernel.rows()` writable floats.
+pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKernel, w: *const u8, x: *const u8, stride: usize, batch: usize, y: *mut f32, threads: usize) -> Result<(), RuntimeError> {
+    let rows = kernel.rows();
+    let threads = threads.clamp(1, pool.threads().min(rows));
+    let (wp, xp, yp) = (SendPtr(w), SendPtr(x), SendPtr(y));
+    let chunks = if threads == 1 { 1 } else { (threads * 2).min(rows) };
+    let work = move |ci: usize| {
+        let (w, x, y) = (wp, xp, yp);
+        let (rb, re) = (rows * ci / chunks, rows * (ci + 1) / chunks);
+        // SAFETY: the caller's contract; row ranges are disjoint across chunks.
+        unsafe { kernel.run_batch_rows(w.0, x.0, stride, batch, y.0, rb, re) };
+    };
+    if chunks == 1 {
+        work(0);
+        Ok(())
+    } else {
+        pool.run(chunks, &work).map_err(invalid)
+    }
+}
+
+fn binary(op: BinOp, a: &[f32], b: &[f32], o: &mut [f32]) {
+    let f: fn(f32, f32) -> f32 = match op {
+        BinOp::Add => |x, y| x + y,
+        BinOp::Sub => |x, y| x - y,
+        BinOp::Mul => |x, y| x * y,
+        BinOp::Div => |x, y| x / y,
+    };
+    let n = o.len();
+    if a.len() == n && b.len() == n {
+        for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
+            *o = f(x, y);
+        }
+    } else if a.len() == n {
+        for (oc, ac) in o.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+            for ((o, &x), &y) in oc.iter_mut().zip(ac).zip(b) {
+                *o = f(x, y);
+            }
+        }
+    } else {
+        for (oc, bc) in o.chunks_exact_mut(a.len()).zip(b.chunks_exact(a.len())) {
+            for ((o, &x), &y) in oc.iter_mut().zip(a).zip(bc) {
+                *o = f(x, y);
+            }
+        }
+    }
+}
