@@ -64,6 +64,13 @@ def main():
         r = [round(rng.uniform(1.0, 12.0), 6) for _ in range(L)]
         li = [float("%.6e" % (1.0 / rng.uniform(1e3, 2e6))) for _ in range(L)]
         cases.append((name, S, r, li))
+    # A held-out batch (added after the tie rule was fitted on the first one).
+    rng = random.Random(7)
+    for name, L, S in [("h30_s051", 30, 0.51), ("h32_s062", 32, 0.62), ("h28_s047", 28, 0.47), ("h30_s070", 30, 0.7),
+                       ("h20_s033", 20, 0.33), ("h30_s058", 30, 0.58), ("h16_s045", 16, 0.45), ("h30_s050", 30, 0.5)]:
+        r = [round(rng.uniform(1.0, 12.0), 6) for _ in range(L)]
+        li = [float("%.6e" % (1.0 / rng.uniform(1e3, 2e6))) for _ in range(L)]
+        cases.append((name, S, r, li))
     for name, S, r, li in cases:
         status, out = solver_main(r, li, S)
         print(f"\ncase {name}")
