@@ -1,5 +1,6 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod calibrate;
 pub mod error;
 pub mod exec;
 pub mod import;
@@ -8,6 +9,7 @@ pub mod opt;
 pub mod perplexity;
 pub mod run;
 pub mod source;
+pub mod sparsity_report;
 
 use clap::{Parser, Subcommand};
 use error::{CliError, CliResult};
@@ -40,6 +42,10 @@ enum Command {
     Tokenize(run::TokenizeArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
+    /// Record per-channel activation statistics for FLOW/Wanda pruning.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Report a flow-nm selection per block (text, JSON, SVG).
+    SparsityReport(sparsity_report::ReportArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -53,6 +59,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
+        Command::SparsityReport(a) => sparsity_report::run(a),
     }
 }
 
