@@ -12,6 +12,7 @@
 //! * [`weights`]: the weight table; [`quant`]: storage codecs.
 #![warn(missing_docs)]
 
+pub mod calib;
 pub mod dfg;
 pub mod diag;
 pub mod entity;

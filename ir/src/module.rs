@@ -3,11 +3,13 @@
 //! Metadata holds facts the runtime needs that are not ops (the source
 //! architecture, tokenizer file, context length) as typed literals.
 
+use crate::calib::Calibration;
 use crate::entity::FuncId;
 use crate::func::Func;
 use crate::ops::AttrLit;
 use crate::weights::WeightTable;
 use cranelift_entity::PrimaryMap;
+use std::sync::Arc;
 
 /// A compilation unit.
 #[derive(Clone, Debug, Default)]
@@ -20,6 +22,9 @@ pub struct Module {
     pub weights: WeightTable,
     /// Functions, in order.
     pub funcs: PrimaryMap<FuncId, Func>,
+    /// Calibration statistics the driver attached (`--stats FILE`), read by
+    /// data-aware passes (`flow-nm`, `prune-nm`). Not part of the text form.
+    pub calibration: Option<Arc<Calibration>>,
 }
 
 impl Module {

@@ -177,6 +177,17 @@ pub enum Encoding {
     /// A ggml block format (`#q4_k`, `#q8_0`, …): rows along the last axis are
     /// runs of blocks laid out exactly as llama.cpp stores them.
     Ggml(GgmlType),
+    /// N:M structured sparsity (`#nm<n = 2, m = 4>`): in every run of `m`
+    /// consecutive elements along the last axis (for a weight `[out, in]`, a
+    /// group of input channels within one output row) at most `n` are kept
+    /// (**n kept of m**). Each group is one block: the `n` kept values as f32
+    /// then their in-group indices, packed; see [`crate::quant::nm`].
+    Nm {
+        /// Values kept per group.
+        n: u8,
+        /// Group size.
+        m: u8,
+    },
 }
 
 impl Encoding {
@@ -188,6 +199,22 @@ impl Encoding {
                 Some((k, _)) => Err(format!("encoding #{name} takes no parameters, got '{k}'")),
             };
         }
+        if name == "nm" {
+            let (mut n, mut m) = (None, None);
+            for (k, v) in params {
+                let AttrLit::Int(x) = v else { return Err(format!("encoding #nm: '{k}' must be an integer")) };
+                match k.as_str() {
+                    "n" => n = Some(*x),
+                    "m" => m = Some(*x),
+                    _ => return Err(format!("encoding #nm has no parameter '{k}' (it takes n, m)")),
+                }
+            }
+            let (Some(n), Some(m)) = (n, m) else { return Err("encoding #nm needs n and m (#nm<n = 2, m = 4>)".into()) };
+            if !(1..=crate::quant::nm::MAX_M as i64).contains(&m) || !(1..=m).contains(&n) {
+                return Err(format!("encoding #nm<n = {n}, m = {m}>: need 1 <= n <= m <= {}", crate::quant::nm::MAX_M));
+            }
+            return Ok(Encoding::Nm { n: n as u8, m: m as u8 });
+        }
         Err(format!("unknown encoding #{name}"))
     }
 
@@ -195,6 +222,7 @@ impl Encoding {
     pub fn name(&self) -> &'static str {
         match self {
             Encoding::Ggml(t) => t.name(),
+            Encoding::Nm { .. } => "nm",
         }
     }
 
@@ -202,6 +230,7 @@ impl Encoding {
     pub fn params(&self) -> Vec<(&'static str, AttrLit)> {
         match self {
             Encoding::Ggml(_) => Vec::new(),
+            Encoding::Nm { n, m } => vec![("n", AttrLit::Int(*n as i64)), ("m", AttrLit::Int(*m as i64))],
         }
     }
 
@@ -209,6 +238,7 @@ impl Encoding {
     pub fn block_elems(&self) -> u64 {
         match self {
             Encoding::Ggml(t) => t.block_size() as u64,
+            Encoding::Nm { m, .. } => *m as u64,
         }
     }
 
@@ -216,6 +246,7 @@ impl Encoding {
     pub fn block_bytes(&self) -> u64 {
         match self {
             Encoding::Ggml(t) => t.type_size() as u64,
+            Encoding::Nm { n, m } => crate::quant::nm::block_bytes(*n, *m) as u64,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! * [`manager`]: the trait, the manager and its instrumentation.
 //! * [`pipeline`]: pipeline text (`a,b{k=v},c`); [`options`]: typed options.
 //! * [`registry`]: every pass by name, and the named presets.
-//! * Transforms: [`canonicalize`], [`cse`], [`dce`].
+//! * Transforms: [`canonicalize`], [`cse`], [`dce`]; [`sparsity`]: `flow-nm`, `prune-nm`.
 //! * [`rewrite`]: the one way passes replace values and delete ops.
 
 pub mod canonicalize;
@@ -14,6 +14,7 @@ pub mod options;
 pub mod pipeline;
 pub mod registry;
 pub mod rewrite;
+pub mod sparsity;
 
 pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, RunReport};
 pub use registry::{lookup, presets, registry, PassInfo};

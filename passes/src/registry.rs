@@ -23,6 +23,8 @@ static REGISTRY: &[PassInfo] = &[
     crate::canonicalize::INFO,
     crate::cse::INFO,
     crate::dce::INFO,
+    crate::sparsity::flow_nm::INFO,
+    crate::sparsity::prune_nm::INFO,
 ];
 
 /// Every registered pass, in listing order.

@@ -38,12 +38,23 @@ pub struct Interpreter<'m> {
     module: &'m Module,
     weights: HashMap<WeightId, Arc<Tensor>>,
     weight_only: HashMap<(FuncId, Value), Arc<Tensor>>,
+    observer: Option<Box<Observer<'m>>>,
 }
+
+/// A hook called before each input-dependent op executes, with the function,
+/// the op and its operand values (calibration records activations this way).
+/// Ops computed only from weights and constants are not reported.
+pub type Observer<'m> = dyn FnMut(&flexc_ir::Func, flexc_ir::Op, &[Arc<Tensor>]) + 'm;
 
 impl<'m> Interpreter<'m> {
     /// An interpreter over a verified module.
     pub fn new(module: &'m Module) -> Interpreter<'m> {
-        Interpreter { module, weights: HashMap::new(), weight_only: HashMap::new() }
+        Interpreter { module, weights: HashMap::new(), weight_only: HashMap::new(), observer: None }
+    }
+
+    /// Installs (or removes) the operand observer.
+    pub fn set_observer(&mut self, observer: Option<Box<Observer<'m>>>) {
+        self.observer = observer;
     }
 
     /// Runs a function by name on the given inputs.
@@ -95,6 +106,11 @@ impl<'m> Interpreter<'m> {
                 format!("%{name} = {}", data.attrs.opcode().mnemonic())
             };
             let args: Vec<Arc<Tensor>> = data.args.iter().map(|a| env[a].clone()).collect();
+            if !weight_only {
+                if let Some(obs) = self.observer.as_mut() {
+                    obs(f, op, &args);
+                }
+            }
             let declared = f.dfg.ty(data.result);
             let out = self.exec(&data.attrs, &args, declared, &syms).map_err(|m| fail(Some(describe()), m))?;
             check_type(&out, declared, &mut syms).map_err(|m| fail(Some(describe()), format!("result: {m}")))?;

@@ -92,7 +92,7 @@ fn model(a: ModelArgs) -> CliResult {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
     let ctx = a.prompt_tokens.max(a.gen_tokens);
-    let p = prepare(a.model.as_deref(), ctx, None)?;
+    let p = prepare(a.model.as_deref(), ctx, None, None)?;
     let t0 = Instant::now();
     let mut m = CpuModel::new(&p.module, threads).map_err(|e| CliError::input(format!("error: {e}")))?;
     let compile = t0.elapsed().as_secs_f64();

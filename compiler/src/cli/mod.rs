@@ -2,6 +2,7 @@
 
 pub mod embed;
 pub mod bench;
+pub mod calibrate;
 pub mod error;
 pub mod exec;
 pub mod import;
@@ -11,6 +12,7 @@ pub mod perplexity;
 pub mod run;
 pub mod sim;
 pub mod source;
+pub mod sparsity_report;
 
 use clap::{Parser, Subcommand};
 use error::{CliError, CliResult};
@@ -51,6 +53,10 @@ enum Command {
     Sim(sim::SimArgs),
     /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
     Bench(bench::BenchArgs),
+    /// Record per-channel activation statistics for FLOW/Wanda pruning.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Report a flow-nm selection per block (text, JSON, SVG).
+    SparsityReport(sparsity_report::ReportArgs),
 }
 
 fn dispatch(cli: Cli) -> CliResult {
@@ -68,6 +74,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Compile(a) => sim::compile(a),
         Command::Sim(a) => sim::sim(a),
         Command::Bench(a) => bench::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
+        Command::SparsityReport(a) => sparsity_report::run(a),
     }
 }
 

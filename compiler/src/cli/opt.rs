@@ -36,6 +36,9 @@ pub struct OptArgs {
     /// Print a table of time spent in each pass to stderr.
     #[arg(long)]
     pub time_passes: bool,
+    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
+    #[arg(long)]
+    pub stats: Option<PathBuf>,
     /// List every pass with its options, and the presets, then exit.
     #[arg(long)]
     pub list_passes: bool,
@@ -84,6 +87,9 @@ pub fn run(args: OptArgs) -> CliResult {
     let mut pm = PassManager::from_text(&text, opts).map_err(pipeline_error)?;
     let src = read_source(&input)?;
     let mut module = load_module(&src)?;
+    if let Some(s) = &args.stats {
+        module.calibration = Some(std::sync::Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
+    }
     let report = pm
         .run(&mut module, &mut |pass, m| eprint!("// -----// IR after {pass} //----- //\n{}", print_module(m)))
         .map_err(pipeline_error)?;

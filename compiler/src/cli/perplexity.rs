@@ -32,6 +32,9 @@ pub struct PerplexityArgs {
     /// A pass pipeline (or preset name) applied to the imported model first.
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
+    #[arg(long)]
+    pub stats: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -41,7 +44,7 @@ pub struct PerplexityArgs {
 pub fn run(args: PerplexityArgs) -> CliResult {
     let text_path = resolve_text(&args.file)?;
     let text = std::fs::read_to_string(&text_path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", text_path.display())))?;
-    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats.as_deref())?;
     let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(&text, bos.is_some());
     let mut model = instantiate(&p, args.backend, args.threads)?;

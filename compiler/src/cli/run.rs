@@ -67,6 +67,9 @@ pub struct RunArgs {
     /// A pass pipeline (or preset name) applied to the imported model first.
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
     /// Print load, compile, prefill and decode times and tok/s to stderr.
     #[arg(long)]
     pub stats: bool,
@@ -135,7 +138,7 @@ pub struct Prepared {
 }
 
 /// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
-pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>) -> CliResult<Prepared> {
+pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>) -> CliResult<Prepared> {
     if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
@@ -143,6 +146,9 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>) -> CliRe
     let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
     let mut module = import_model(&path, &ImportOptions { ctx })?;
+    if let Some(s) = stats {
+        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
+    }
     let load = t0.elapsed();
     let t1 = Instant::now();
     if let Some(p) = pipeline {
@@ -178,7 +184,7 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Runs `flexc run`.
 pub fn run(args: RunArgs) -> CliResult {
     let text = read_text(args.prompt, args.file.as_deref())?;
-    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref())?;
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats_file.as_deref())?;
     let t1 = Instant::now();
     let mut model = instantiate(&p, args.backend, args.threads)?;
     let compile = p.passes + t1.elapsed();

@@ -5,6 +5,7 @@
 //! consumer (the interpreter, the JIT's packers, passes) goes through them.
 
 pub mod ggml;
+pub mod nm;
 
 pub use ggml::{GgmlType, QuantError};
 
@@ -20,6 +21,7 @@ pub fn is_ggml_encoding(t: GgmlType) -> bool {
 pub fn decode(enc: Encoding, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
     match enc {
         Encoding::Ggml(t) => ggml::dequantize(t, bytes, out).map_err(|e| e.to_string()),
+        Encoding::Nm { n, m } => nm::decode(n, m, bytes, out),
     }
 }
 
@@ -27,5 +29,6 @@ pub fn decode(enc: Encoding, bytes: &[u8], out: &mut [f32]) -> Result<(), String
 pub fn encode(enc: Encoding, values: &[f32]) -> Result<Vec<u8>, String> {
     match enc {
         Encoding::Ggml(t) => ggml::quantize_to_vec(t, values).map_err(|e| e.to_string()),
+        Encoding::Nm { n, m } => nm::encode(n, m, values),
     }
 }

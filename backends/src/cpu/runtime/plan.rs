@@ -203,7 +203,15 @@ impl<'m> Builder<'m> {
         if let Some(&i) = self.weight_idx.get(&id) {
             return Ok(i);
         }
-        let b = self.m.weights.bytes(id).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let mut b = self.m.weights.bytes(id).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let ty = &self.m.weights.get(id).ty;
+        if matches!(ty.encoding, Some(Encoding::Nm { .. })) {
+            // No N:M sparse CPU kernel yet: pruned weights are decoded once,
+            // here, and run through the dense f32 kernel (see `gemv_format`).
+            let n = ty.numel().unwrap_or(0) as usize;
+            let vals = decode_all(&b, ty, n).map_err(RuntimeError::Invalid)?;
+            b = WeightBytes::Owned(vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into());
+        }
         self.plan.weights.push(b);
         let i = self.plan.weights.len() - 1;
         self.weight_idx.insert(id, i);
@@ -599,6 +607,9 @@ impl<'m> Builder<'m> {
         let (n, k) = (dims[0], dims[1]);
         let fmt = match (src.encoding, src.elem) {
             (Some(Encoding::Ggml(t)), _) => WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?,
+            // Decoded to f32 when the weight was read (`weight_bytes`).
+            (Some(Encoding::Nm { .. }), ElemType::F32) => WeightFormat::F32,
+            (Some(e @ Encoding::Nm { .. }), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
             (None, ElemType::F32) => WeightFormat::F32,
             (None, e) => return Err(unsupported(op, format!("{e} weights"))),
         };

@@ -1,0 +1,217 @@
+//! The N:M sparse codec (`#nm<n = N, m = M>`): **N kept of M**.
+//!
+//! The last axis is cut into groups of `M` consecutive elements (for a linear
+//! weight `[out, in]`: `M` consecutive input channels of one output row, the
+//! direction FLOW, Wanda and OWL prune along). Each group is one storage block:
+//!
+//! ```text
+//! offset 0          : N values, f32 little-endian, in ascending index order
+//! offset 4·N        : N in-group indices, b = bits(M − 1) bits each (at least 1),
+//!                     packed LSB first (index k occupies bits k·b .. k·b+b−1
+//!                     of the little-endian bit stream), padded with 0 bits to
+//!                     ceil(N·b / 8) bytes
+//! ```
+//!
+//! So 2:4 is 8 + 1 = 9 bytes per 4 weights, 4:8 is 16 + 2 = 18 bytes per 8,
+//! 8:8 is 32 + 3 = 35 bytes. Indices are strictly increasing inside a group
+//! (decode rejects anything else), so every group has exactly `N` stored
+//! slots: a kept weight whose value is 0 still occupies a slot, and a group
+//! always reports exactly `N` kept positions ([`kept_positions`]).
+//!
+//! Values stay f32: pruning happens after dequantizing, and quantizing the
+//! kept values is a separate, later decision.
+
+/// The largest group size the codec accepts.
+pub const MAX_M: u8 = 16;
+
+/// Bits per stored index for group size `m`.
+pub fn index_bits(m: u8) -> u32 {
+    (u8::BITS - (m.max(2) - 1).leading_zeros()).max(1)
+}
+
+/// Bytes of one group (block).
+pub fn block_bytes(n: u8, m: u8) -> usize {
+    4 * n as usize + (n as usize * index_bits(m) as usize).div_ceil(8)
+}
+
+fn check(n: u8, m: u8) -> Result<(), String> {
+    if m == 0 || m > MAX_M || n == 0 || n > m {
+        return Err(format!("#nm<n = {n}, m = {m}>: need 1 <= n <= m <= {MAX_M}"));
+    }
+    Ok(())
+}
+
+/// The in-group indices stored in one block.
+fn read_indices(n: u8, m: u8, block: &[u8]) -> Vec<usize> {
+    let b = index_bits(m);
+    let meta = &block[4 * n as usize..];
+    (0..n as u32)
+        .map(|k| {
+            let mut idx = 0usize;
+            for bit in 0..b {
+                let pos = k * b + bit;
+                if meta[(pos / 8) as usize] >> (pos % 8) & 1 == 1 {
+                    idx |= 1 << bit;
+                }
+            }
+            idx
+        })
+        .collect()
+}
+
+/// Decodes whole groups into `out` (pruned positions are 0.0).
+pub fn decode(n: u8, m: u8, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+    check(n, m)?;
+    let (me, bb) = (m as usize, block_bytes(n, m));
+    if out.len() % me != 0 || bytes.len() != out.len() / me * bb {
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values need {} bytes, got {}", out.len(), out.len() / me * bb, bytes.len()));
+    }
+    for (g, (block, dst)) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(me)).enumerate() {
+        dst.fill(0.0);
+        let idx = read_indices(n, m, block);
+        for (k, &i) in idx.iter().enumerate() {
+            if i >= me || (k > 0 && i <= idx[k - 1]) {
+                return Err(format!("#nm<n = {n}, m = {m}>: group {g} has indices {idx:?} (need strictly increasing, below {m})"));
+            }
+            dst[i] = f32::from_le_bytes(block[4 * k..4 * k + 4].try_into().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// The kept positions of every group, as in-group indices (exactly `n` each).
+pub fn kept_positions(n: u8, m: u8, bytes: &[u8]) -> Result<Vec<Vec<usize>>, String> {
+    check(n, m)?;
+    let bb = block_bytes(n, m);
+    if bytes.len() % bb != 0 {
+        return Err(format!("#nm<n = {n}, m = {m}>: {} bytes is not a whole number of {bb}-byte groups", bytes.len()));
+    }
+    Ok(bytes.chunks_exact(bb).map(|b| read_indices(n, m, b)).collect())
+}
+
+/// Encodes values keeping exactly the positions `keep` marks: every group of
+/// `m` must mark exactly `n` (what a pruning pass hands over).
+pub fn encode_masked(n: u8, m: u8, values: &[f32], keep: &[bool]) -> Result<Vec<u8>, String> {
+    check(n, m)?;
+    let me = m as usize;
+    if values.len() % me != 0 || keep.len() != values.len() {
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values (mask {}) are not whole groups of {m}", values.len(), keep.len()));
+    }
+    let b = index_bits(m);
+    let mut out = Vec::with_capacity(values.len() / me * block_bytes(n, m));
+    for (g, (vals, mask)) in values.chunks_exact(me).zip(keep.chunks_exact(me)).enumerate() {
+        let idx: Vec<usize> = (0..me).filter(|&i| mask[i]).collect();
+        if idx.len() != n as usize {
+            return Err(format!("#nm<n = {n}, m = {m}>: group {g} keeps {} values, not {n}", idx.len()));
+        }
+        for &i in &idx {
+            out.extend_from_slice(&vals[i].to_le_bytes());
+        }
+        let mut meta = vec![0u8; (n as usize * b as usize).div_ceil(8)];
+        for (k, &i) in idx.iter().enumerate() {
+            for bit in 0..b {
+                if i >> bit & 1 == 1 {
+                    let pos = k as u32 * b + bit;
+                    meta[(pos / 8) as usize] |= 1 << (pos % 8);
+                }
+            }
+        }
+        out.extend_from_slice(&meta);
+    }
+    Ok(out)
+}
+
+/// Encodes plain values, keeping the `n` largest magnitudes of each group
+/// (ties: the lower index). Lossless whenever every group has at most `n`
+/// non-zeros; otherwise it is magnitude N:M pruning.
+pub fn encode(n: u8, m: u8, values: &[f32]) -> Result<Vec<u8>, String> {
+    check(n, m)?;
+    let me = m as usize;
+    if values.len() % me != 0 {
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values are not whole groups of {m}", values.len()));
+    }
+    let mut keep = vec![false; values.len()];
+    for (vals, mask) in values.chunks_exact(me).zip(keep.chunks_exact_mut(me)) {
+        for i in top_n(vals.iter().map(|v| v.abs()), n as usize) {
+            mask[i] = true;
+        }
+    }
+    encode_masked(n, m, values, &keep)
+}
+
+/// The positions of the `n` largest scores (ties: the lower index first;
+/// NaN counts as smallest). Returned in ascending position order.
+pub fn top_n(scores: impl Iterator<Item = f32>, n: usize) -> Vec<usize> {
+    let mut order: Vec<(usize, f32)> = scores.enumerate().collect();
+    order.sort_by(|a, b| {
+        let key = |x: f32| if x.is_nan() { f32::NEG_INFINITY } else { x };
+        key(b.1).total_cmp(&key(a.1)).then(a.0.cmp(&b.0))
+    });
+    let mut idx: Vec<usize> = order.into_iter().take(n).map(|(i, _)| i).collect();
+    idx.sort_unstable();
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Encoding;
+
+    #[test]
+    fn geometry() {
+        assert_eq!((index_bits(4), index_bits(8), index_bits(2), index_bits(16)), (2, 3, 1, 4));
+        assert_eq!(block_bytes(2, 4), 9);
+        assert_eq!(block_bytes(4, 8), 18);
+        assert_eq!(block_bytes(8, 8), 35);
+        assert_eq!(block_bytes(4, 4), 17);
+        let e = Encoding::Nm { n: 2, m: 8 };
+        assert_eq!((e.block_elems(), e.block_bytes()), (8, 9));
+        assert_eq!(e.to_string(), "#nm<n = 2, m = 8>");
+    }
+
+    #[test]
+    fn round_trip_and_exact_kept_count() {
+        let mut seed = 7u64;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+        };
+        for (n, m) in [(1u8, 2u8), (2, 4), (4, 4), (2, 8), (4, 8), (8, 8), (3, 16)] {
+            let vals: Vec<f32> = (0..m as usize * 12).map(|_| rnd()).collect();
+            let bytes = crate::quant::encode(Encoding::Nm { n, m }, &vals).unwrap();
+            assert_eq!(bytes.len(), 12 * block_bytes(n, m));
+            let mut out = vec![1.0; vals.len()];
+            crate::quant::decode(Encoding::Nm { n, m }, &bytes, &mut out).unwrap();
+            for (g, (src, dst)) in vals.chunks(m as usize).zip(out.chunks(m as usize)).enumerate() {
+                let kept: Vec<usize> = (0..m as usize).filter(|&i| dst[i] != 0.0).collect();
+                assert_eq!(kept.len(), n as usize, "group {g} of {n}:{m}");
+                // The kept ones are the n largest magnitudes, stored exactly.
+                let min_kept = kept.iter().map(|&i| src[i].abs()).fold(f32::INFINITY, f32::min);
+                for i in 0..m as usize {
+                    if kept.contains(&i) {
+                        assert_eq!(dst[i], src[i]);
+                    } else {
+                        assert!(src[i].abs() <= min_kept);
+                    }
+                }
+            }
+            // Re-encoding the decoded values gives the same bytes (lossless when pruned).
+            assert_eq!(crate::quant::encode(Encoding::Nm { n, m }, &out).unwrap(), bytes);
+            assert!(kept_positions(n, m, &bytes).unwrap().iter().all(|k| k.len() == n as usize));
+        }
+    }
+
+    #[test]
+    fn masked_zero_keeps_its_slot_and_bad_input_fails() {
+        let vals = [0.0, 5.0, 0.0, 0.0];
+        let bytes = encode_masked(2, 4, &vals, &[true, true, false, false]).unwrap();
+        assert_eq!(kept_positions(2, 4, &bytes).unwrap(), vec![vec![0, 1]]);
+        // Byte layout: 0.0f32, 5.0f32, then indices 0 (bits 0-1) and 1 (bits 2-3) = 0b0100.
+        assert_eq!(&bytes[8..], &[0b0100]);
+        assert!(encode_masked(2, 4, &vals, &[true, false, false, false]).is_err());
+        let mut bad = bytes.clone();
+        bad[8] = 0b0000; // indices 0, 0: not increasing
+        assert!(decode(2, 4, &bad, &mut [0.0; 4]).is_err());
+        assert!(Encoding::parse("nm", &[("n".into(), crate::ops::AttrLit::Int(5)), ("m".into(), crate::ops::AttrLit::Int(4))]).is_err());
+    }
+}

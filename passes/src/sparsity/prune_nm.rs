@@ -1,0 +1,186 @@
+//! `prune-nm`: apply the sparsity plan (`nm_plan`, from `flow-nm`) or one
+//! uniform pattern: per output row, in every group of M consecutive input
+//! channels, keep the N largest scores (Wanda `|W|·sqrt(scaler_row)` or
+//! magnitude), no weight update (Wanda/FLOW's `prune_flow`). Weights are
+//! dequantized to f32 first and stored as `#nm<n = N, m = M>` (values plus
+//! index metadata, see `flexc_ir::quant::nm`), read through one
+//! `quant.dequantize`. Unstructured entries (OWL) keep the lowest
+//! `fraction · in` scores of each row pruned, stored as plain f32.
+//!
+//! `block=K` prunes only block K: the driver's sequential mode calibrates,
+//! prunes block 0, re-calibrates on the pruned model, prunes block 1, …, so
+//! each block sees inputs from the already-pruned earlier blocks, as the
+//! reference does.
+
+use super::*;
+use crate::manager::{Changed, Pass, PassCx};
+use crate::options::{OptDecl, OptKind};
+use crate::registry::PassInfo;
+use crate::rewrite::{remove_dead_ops, replace_value};
+use flexc_ir::types::{Encoding, TensorType};
+use flexc_ir::weights::{WeightData, WeightSource};
+use flexc_ir::{attrs, Span};
+use std::sync::Arc;
+
+pub(crate) const INFO: PassInfo = PassInfo {
+    name: "prune-nm",
+    summary: "prune linears to their N:M pattern (N kept of M) by Wanda or magnitude score; store as #nm",
+    options: &[
+        OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude" },
+        OptDecl { name: "pattern", kind: OptKind::Str, default: "", help: "one N:M for every block linear instead of the attached nm_plan" },
+        OptDecl { name: "block", kind: OptKind::Int, default: "-1", help: "prune only this block (sequential calibration); -1: all" },
+    ],
+    make: |o| {
+        let pattern = match o.str("pattern") {
+            "" => None,
+            s => Some(Nm::parse(s).map_err(|e| format!("prune-nm: pattern: {e}"))?),
+        };
+        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok() }))
+    },
+};
+
+/// The pass.
+pub struct PruneNm {
+    /// The metric.
+    pub score: Score,
+    /// A uniform pattern overriding the plan.
+    pub pattern: Option<Nm>,
+    /// Only this block.
+    pub block: Option<usize>,
+}
+
+/// The keep mask of one weight `[out, in]` for an N:M pattern (exactly `n`
+/// per group; ties keep the lower index).
+pub fn nm_mask(scores: &[f32], inp: usize, nm: Nm) -> Vec<bool> {
+    let mut keep = vec![false; scores.len()];
+    for (row_s, row_k) in scores.chunks_exact(inp).zip(keep.chunks_exact_mut(inp)) {
+        for (gs, gk) in row_s.chunks_exact(nm.m as usize).zip(row_k.chunks_exact_mut(nm.m as usize)) {
+            for i in flexc_ir::quant::nm::top_n(gs.iter().copied(), nm.n as usize) {
+                gk[i] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// The keep mask for unstructured pruning: per row, the `floor(in·fraction)`
+/// lowest scores pruned (stable sort, as Wanda's `torch.sort(stable=True)`).
+pub fn unstructured_mask(scores: &[f32], inp: usize, fraction: f64) -> Vec<bool> {
+    let k = (inp as f64 * fraction) as usize;
+    let mut keep = vec![true; scores.len()];
+    for (row_s, row_k) in scores.chunks_exact(inp).zip(keep.chunks_exact_mut(inp)) {
+        let mut idx: Vec<usize> = (0..inp).collect();
+        idx.sort_by(|&a, &b| row_s[a].total_cmp(&row_s[b]));
+        for &i in &idx[..k] {
+            row_k[i] = false;
+        }
+    }
+    keep
+}
+
+/// Replaces weight `name` by new bytes of type `ty` and fixes every
+/// `tensor.weight` of it: encoded results feed one `quant.dequantize`; plain
+/// ones replace the dequantize that read the old encoding.
+pub fn retype_weight(m: &mut Module, name: &str, ty: TensorType, bytes: Vec<u8>) -> Result<(), String> {
+    m.weights.retain(|w| w.name != name);
+    m.weights.insert(WeightData { name: name.to_string(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span: Span::default() })?;
+    for (_, f) in m.funcs.iter_mut() {
+        let mut i = 0;
+        while i < f.layout.len() {
+            let op = f.layout[i];
+            let is_it = matches!(&f.dfg.ops[op].attrs, OpAttrs::Weight(w) if w.name.0 == name);
+            if !is_it {
+                i += 1;
+                continue;
+            }
+            let v = f.dfg.ops[op].result;
+            f.dfg.values[v].ty = ty.clone();
+            let users: Vec<(usize, flexc_ir::Op)> = f.layout.iter().enumerate().filter(|(_, o)| f.dfg.ops[**o].args.contains(&v)).map(|(k, o)| (k, *o)).collect();
+            if ty.encoding.is_some() {
+                if users.iter().any(|(_, o)| !matches!(f.dfg.ops[*o].attrs, OpAttrs::Dequantize(_))) {
+                    let d = f.insert_at(i + 1, attrs::Dequantize {}.into(), &[v], None)?;
+                    let others: Vec<flexc_ir::Op> = f.layout.iter().copied().filter(|&o| f.dfg.ops[o].result != d).collect();
+                    f.dfg.replace_uses_in(&others, v, d);
+                    for r in &mut f.returns {
+                        if *r == v {
+                            *r = d;
+                        }
+                    }
+                }
+            } else {
+                for (_, o) in users {
+                    if matches!(f.dfg.ops[o].attrs, OpAttrs::Dequantize(_)) {
+                        let res = f.dfg.ops[o].result;
+                        replace_value(f, res, v);
+                    }
+                }
+            }
+            i += 1;
+        }
+        remove_dead_ops(f);
+    }
+    Ok(())
+}
+
+impl Pass for PruneNm {
+    fn name(&self) -> &'static str {
+        "prune-nm"
+    }
+
+    fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
+        let lins = linears(m);
+        let plan: Plan = match (self.pattern, plan(m)?) {
+            (Some(p), _) => lins.iter().filter(|l| l.block.is_some()).map(|l| (l.weight.clone(), Target::Nm(p))).collect(),
+            (None, Some(p)) => p,
+            (None, None) => return Err("prune-nm: no nm_plan attached (run flow-nm first) and no pattern= given".into()),
+        };
+        let mut changed = false;
+        let (mut pruned, mut total) = (0usize, 0usize);
+        for (name, target) in &plan {
+            let Some(lin) = lins.iter().find(|l| &l.weight == name) else {
+                return Err(format!("prune-nm: the plan names @{name}, which is not a linear weight of this module"));
+            };
+            if self.block.is_some() && lin.block != self.block {
+                continue;
+            }
+            let id = m.weights.lookup(name).ok_or_else(|| format!("unknown weight @{name}"))?;
+            if matches!(m.weights.get(id).ty.encoding, Some(Encoding::Nm { .. })) {
+                continue; // already pruned (idempotent)
+            }
+            let n_el = lin.out * lin.inp;
+            total += n_el;
+            let (ty, bytes, kept) = match target {
+                Target::Nm(nm) if nm.n == nm.m => continue,
+                Target::Unstructured(s) if *s <= 0.0 => continue,
+                Target::Nm(nm) => {
+                    if lin.inp % nm.m as usize != 0 {
+                        return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m));
+                    }
+                    let s = scores(m, lin, self.score)?;
+                    let w = weight_f32(m, name)?;
+                    let keep = nm_mask(&s, lin.inp, *nm);
+                    let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
+                    let bytes = flexc_ir::quant::nm::encode_masked(nm.n as u8, nm.m as u8, &w, &keep)?;
+                    (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
+                }
+                Target::Unstructured(frac) => {
+                    let s = scores(m, lin, self.score)?;
+                    let mut w = weight_f32(m, name)?;
+                    let keep = unstructured_mask(&s, lin.inp, *frac);
+                    for (x, k) in w.iter_mut().zip(&keep) {
+                        if !k {
+                            *x = 0.0;
+                        }
+                    }
+                    let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    (TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]), bytes, keep.iter().filter(|&&k| k).count())
+                }
+            };
+            pruned += n_el - kept;
+            retype_weight(m, name, ty, bytes)?;
+            changed = true;
+        }
+        cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%)", 100.0 * pruned as f64 / total.max(1) as f64));
+        Ok(Changed::from(changed))
+    }
+}
