@@ -47,7 +47,7 @@ pub fn report_json(cfg: &FlowNm, sel: &Selection) -> serde_json::Value {
         "achieved_sparsity": sel.achieved,
         "param_sparsity": sel.param_sparsity,
         "mode": if cfg.nearest { "nearest" } else { "exact" },
-        "status": match sel.status { Some(Status::Optimal) => "optimal", Some(Status::Infeasible) => "infeasible", Some(Status::Nearest) => "nearest", None => "n/a" },
+        "status": status_name(sel.status),
         "solver_ms": sel.solve_time.as_secs_f64() * 1e3,
         "blocks": sel.units.iter().map(|u| serde_json::json!({
             "block": u.block, "outlier_ratio": u.outlier_ratio, "locality": u.locality,
@@ -108,8 +108,8 @@ pub fn run(args: ReportArgs) -> CliResult {
     match args.format {
         Format::Json => println!("{}", report_json(&cfg, &sel)),
         Format::Text => {
-            println!("target {:.4}  achieved {:.4} (mean over blocks)  params pruned {:.4}  mode {}  status {:?}  solver {:.3} ms",
-                cfg.sparsity, sel.achieved, sel.param_sparsity, if cfg.nearest { "nearest" } else { "exact" }, sel.status, sel.solve_time.as_secs_f64() * 1e3);
+            println!("target {:.4}  achieved {:.4} (mean over blocks)  params pruned {:.4}  mode {}  status {}  solver {:.3} ms",
+                cfg.sparsity, sel.achieved, sel.param_sparsity, if cfg.nearest { "nearest" } else { "exact" }, status_name(sel.status), sel.solve_time.as_secs_f64() * 1e3);
             println!("{:>5}  {:>10}  {:>12}  {:>6}  {:>8}", "block", "outliers%", "locality", "N:M", "sparsity");
             for u in &sel.units {
                 println!("{:>5}  {:>10.4}  {:>12.4e}  {:>6}  {:>8.4}", u.block, u.outlier_ratio, u.locality, u.nm.map_or("-".into(), |c| c.to_string()), u.sparsity);
@@ -117,4 +117,14 @@ pub fn run(args: ReportArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// How a selection's solver status is shown (text and JSON alike).
+fn status_name(s: Option<Status>) -> &'static str {
+    match s {
+        Some(Status::Optimal) => "optimal",
+        Some(Status::Infeasible) => "infeasible",
+        Some(Status::Nearest) => "nearest",
+        None => "n/a",
+    }
 }
