@@ -154,16 +154,11 @@ for m in "${MODELS[@]}"; do
     if [ "$RUN_FLEXC" = 1 ]; then
         if flexc_has bench; then
             echo "== $name: flexc bench model" >&2
-            if FLEXC_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS" "${FLEXC_CMD[@]}" bench model "$path" "${BACKEND_ARGS[@]}" --format json \
+            if "${FLEXC_CMD[@]}" bench model "$path" --threads "$THREADS" "${BACKEND_ARGS[@]}" --format json \
                 >"$LOGS/$name.flexc-bench.json" 2>"$LOGS/$name.flexc-bench.err"; then
-                # Accept llama-bench's layout (a list of {n_prompt, n_gen, avg_ts}) or flat
-                # fields whose names mention pp/prefill and tg/decode with a rate.
-                f_pp=$(jq -r '[.. | objects | (select(.n_prompt? > 0 and (.n_gen? // 0) == 0) | .avg_ts),
-                        (to_entries[] | select((.key | test("^(pp|prefill|prompt)"; "i")) and (.key | test("tok|ts|per_s|rate"; "i")) and (.value | type == "number")) | .value)] | first // "not available"' \
-                        "$LOGS/$name.flexc-bench.json" 2>/dev/null || echo "not available")
-                f_tg=$(jq -r '[.. | objects | (select(.n_gen? > 0 and (.n_prompt? // 0) == 0) | .avg_ts),
-                        (to_entries[] | select((.key | test("^(tg|decode|gen)"; "i")) and (.key | test("tok|ts|per_s|rate"; "i")) and (.value | type == "number")) | .value)] | first // "not available"' \
-                        "$LOGS/$name.flexc-bench.json" 2>/dev/null || echo "not available")
+                # flexc's documented contract: one object with prefill_tok_s and decode_tok_s.
+                f_pp=$(jq -r '.prefill_tok_s // "not available"' "$LOGS/$name.flexc-bench.json")
+                f_tg=$(jq -r '.decode_tok_s // "not available"' "$LOGS/$name.flexc-bench.json")
             else
                 echo "note: flexc bench failed (see $LOGS/$name.flexc-bench.err)" >&2
             fi
@@ -171,7 +166,7 @@ for m in "${MODELS[@]}"; do
         if flexc_has perplexity; then
             echo "== $name: flexc perplexity --chunks $CHUNKS" >&2
             t0=$(date +%s.%N)
-            if FLEXC_THREADS="$THREADS" RAYON_NUM_THREADS="$THREADS" "${FLEXC_CMD[@]}" perplexity "$path" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" \
+            if "${FLEXC_CMD[@]}" perplexity "$path" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" --threads "$THREADS" \
                 "${BACKEND_ARGS[@]}" --format json >"$LOGS/$name.flexc-ppl.json" 2>"$LOGS/$name.flexc-ppl.err"; then
                 t1=$(date +%s.%N)
                 f_ppl=$(jq -r '.ppl' "$LOGS/$name.flexc-ppl.json")
