@@ -256,65 +256,50 @@ pub fn rope(a: &Tensor, pos: &Tensor, at: &attrs::Rope) -> KResult {
     Ok(Tensor::float(a.elem, &a.shape, out))
 }
 
-/// Integer matrix product: exact i64 sums, each checked to fit i32.
-fn matmul_int(a: &Tensor, b: &Tensor, transpose_b: bool) -> KResult {
-    let (x, w) = match (a.as_int(), b.as_int()) {
-        (Some(x), Some(w)) => (x, w),
-        _ => return Err(format!("integer matmul needs plain integer operands, got {} and {}", a.elem, b.elem)),
-    };
-    let r = a.shape.len();
-    let (m, k) = (a.shape[r - 2], a.shape[r - 1]);
-    let br = b.shape.len();
-    let n = if transpose_b { b.shape[br - 2] } else { b.shape[br - 1] };
-    let batch: usize = a.shape[..r - 2].iter().product();
+/// For every output element of a (batched) matrix product, the flat indices
+/// of the lhs and rhs elements it sums over, in order: the one statement of
+/// the product's geometry, shared by the float and integer forms.
+fn matmul_terms(a: &[usize], b: &[usize], transpose_b: bool, mut element: impl FnMut(&mut dyn Iterator<Item = (usize, usize)>) -> Result<(), String>) -> Result<Vec<usize>, String> {
+    let r = a.len();
+    let (m, k) = (a[r - 2], a[r - 1]);
+    let br = b.len();
+    let n = if transpose_b { b[br - 2] } else { b[br - 1] };
+    let batch: usize = a[..r - 2].iter().product();
     let b_batched = br == r && br > 2;
-    let mut out = vec![0i64; batch * m * n];
     for bi in 0..batch {
         let (xo, wo) = (bi * m * k, if b_batched { bi * k * n } else { 0 });
         for i in 0..m {
             for j in 0..n {
-                let mut acc = 0i64;
-                for kk in 0..k {
-                    let wv = if transpose_b { w[wo + j * k + kk] } else { w[wo + kk * n + j] };
-                    acc = x[xo + i * k + kk].checked_mul(wv).and_then(|p| acc.checked_add(p)).ok_or("integer matmul overflows i64")?;
-                }
-                out[(bi * m + i) * n + j] = acc;
+                let mut terms = (0..k).map(|kk| (xo + i * k + kk, if transpose_b { wo + j * k + kk } else { wo + kk * n + j }));
+                element(&mut terms)?;
             }
         }
     }
-    let mut shape = a.shape[..r - 1].to_vec();
+    let mut shape = a[..r - 1].to_vec();
     shape.push(n);
-    Tensor::int(ElemType::I32, &shape, out).map_err(|e| format!("integer matmul result: {e}"))
+    Ok(shape)
 }
 
 pub fn matmul(a: &Tensor, b: &Tensor, transpose_b: bool) -> KResult {
-    if !a.elem.is_float() && !b.elem.is_float() {
-        return matmul_int(a, b, transpose_b);
+    if let (Some(x), Some(w)) = (a.as_int(), b.as_int()) {
+        // Integers: exact i64 sums, each checked to fit the i32 result.
+        let mut out = Vec::new();
+        let shape = matmul_terms(&a.shape, &b.shape, transpose_b, |terms| {
+            let mut acc = 0i64;
+            for (i, j) in terms {
+                acc = x[i].checked_mul(w[j]).and_then(|p| acc.checked_add(p)).ok_or("integer matmul overflows i64")?;
+            }
+            out.push(acc);
+            Ok(())
+        })?;
+        return Tensor::int(ElemType::I32, &shape, out).map_err(|e| format!("integer matmul result: {e}"));
     }
     let (x, w) = (floats(a)?, floats(b)?);
-    let r = a.shape.len();
-    let (m, k) = (a.shape[r - 2], a.shape[r - 1]);
-    let br = b.shape.len();
-    let n = if transpose_b { b.shape[br - 2] } else { b.shape[br - 1] };
-    let batch: usize = a.shape[..r - 2].iter().product();
-    let b_batched = br == r && br > 2;
-    let mut out = vec![0f32; batch * m * n];
-    for bi in 0..batch {
-        let xo = bi * m * k;
-        let wo = if b_batched { bi * k * n } else { 0 };
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = 0f64;
-                for kk in 0..k {
-                    let wv = if transpose_b { w[wo + j * k + kk] } else { w[wo + kk * n + j] };
-                    acc += x[xo + i * k + kk] as f64 * wv as f64;
-                }
-                out[(bi * m + i) * n + j] = acc as f32;
-            }
-        }
-    }
-    let mut shape = a.shape[..r - 1].to_vec();
-    shape.push(n);
+    let mut out = Vec::new();
+    let shape = matmul_terms(&a.shape, &b.shape, transpose_b, |terms| {
+        out.push(terms.map(|(i, j)| x[i] as f64 * w[j] as f64).sum::<f64>() as f32);
+        Ok(())
+    })?;
     Ok(Tensor::float(a.elem, &shape, out))
 }
 
