@@ -15,6 +15,7 @@
 
 use crate::ops::AttrLit;
 use crate::quant::ggml::GgmlType;
+use crate::quant::lowbit::{BcqParams, GqParams, TernaryParams};
 use std::fmt;
 use std::sync::Arc;
 
@@ -177,6 +178,12 @@ pub enum Encoding {
     /// A ggml block format (`#q4_k`, `#q8_0`, …): rows along the last axis are
     /// runs of blocks laid out exactly as llama.cpp stores them.
     Ggml(GgmlType),
+    /// Group-wise k-bit round-to-nearest (`#gq<bits, group, zero>`, see `quant::gq`).
+    Gq(GqParams),
+    /// BitNet b1.58 ternary, absmean scale (`#ternary<group>`, see `quant::ternary`).
+    Ternary(TernaryParams),
+    /// Binary-coding quantization (`#bcq<bits, group, pot, apot>`, see `quant::bcq`).
+    Bcq(BcqParams),
 }
 
 impl Encoding {
@@ -188,6 +195,9 @@ impl Encoding {
                 Some((k, _)) => Err(format!("encoding #{name} takes no parameters, got '{k}'")),
             };
         }
+        if let Some(r) = crate::quant::lowbit::parse(name, params) {
+            return r;
+        }
         Err(format!("unknown encoding #{name}"))
     }
 
@@ -195,6 +205,9 @@ impl Encoding {
     pub fn name(&self) -> &'static str {
         match self {
             Encoding::Ggml(t) => t.name(),
+            Encoding::Gq(_) => "gq",
+            Encoding::Ternary(_) => "ternary",
+            Encoding::Bcq(_) => "bcq",
         }
     }
 
@@ -202,6 +215,15 @@ impl Encoding {
     pub fn params(&self) -> Vec<(&'static str, AttrLit)> {
         match self {
             Encoding::Ggml(_) => Vec::new(),
+            Encoding::Gq(p) => vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("zero", AttrLit::Bool(p.zero))],
+            Encoding::Ternary(p) => vec![("group", AttrLit::Int(p.group.into()))],
+            Encoding::Bcq(p) => {
+                let mut v = vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("pot", AttrLit::Bool(p.pot))];
+                if p.pot {
+                    v.push(("apot", AttrLit::Int(p.apot.into())));
+                }
+                v
+            }
         }
     }
 
@@ -209,6 +231,9 @@ impl Encoding {
     pub fn block_elems(&self) -> u64 {
         match self {
             Encoding::Ggml(t) => t.block_size() as u64,
+            Encoding::Gq(p) => p.group.into(),
+            Encoding::Ternary(p) => p.block_elems() as u64,
+            Encoding::Bcq(p) => p.group.into(),
         }
     }
 
@@ -216,7 +241,24 @@ impl Encoding {
     pub fn block_bytes(&self) -> u64 {
         match self {
             Encoding::Ggml(t) => t.type_size() as u64,
+            Encoding::Gq(p) => p.block_bytes() as u64,
+            Encoding::Ternary(p) => p.block_bytes() as u64,
+            Encoding::Bcq(p) => p.block_bytes() as u64,
         }
+    }
+
+    /// Storage bytes of `numel` elements: whole blocks, plus a trailer for
+    /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks.
+    pub fn storage_bytes(&self, numel: u64) -> Option<u64> {
+        let be = self.block_elems();
+        if numel % be != 0 {
+            return None;
+        }
+        let trailer = match self {
+            Encoding::Ternary(p) => p.trailer_bytes() as u64,
+            _ => 0,
+        };
+        (numel / be).checked_mul(self.block_bytes())?.checked_add(trailer)
     }
 }
 
@@ -285,13 +327,7 @@ impl TensorType {
         let n = self.numel()?;
         match &self.encoding {
             None => n.checked_mul(self.elem.storage_bytes() as u64),
-            Some(enc) => {
-                let be = enc.block_elems();
-                if n % be != 0 {
-                    return None;
-                }
-                (n / be).checked_mul(enc.block_bytes())
-            }
+            Some(enc) => enc.storage_bytes(n),
         }
     }
 }

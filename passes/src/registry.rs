@@ -23,6 +23,8 @@ static REGISTRY: &[PassInfo] = &[
     crate::canonicalize::INFO,
     crate::cse::INFO,
     crate::dce::INFO,
+    crate::quant::quantize::INFO,
+    crate::quant::fuse_dequant::INFO,
 ];
 
 /// Every registered pass, in listing order.

@@ -13,6 +13,8 @@ mod codegen;
 pub mod format;
 pub mod gemv;
 pub mod jit;
+pub mod kernel_bench;
+pub mod lut;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
