@@ -2,6 +2,7 @@
 //! against the int-dot dequant baselines (llama.cpp-style `GemvKernel` with
 //! Q8 activations) at the same bits: Q4_0 for 4 bits, Q2_K for 2 bits, TQ2_0
 //! for ternary. 1 and 3 bits have no same-bits baseline and report `None`.
+//! `shiftadd` is the portable-Rust BCQ GEMV (2-bit, APoT α) of `shiftadd.rs`.
 //!
 //! Every timed call includes its activation preprocessing (LUT tables, or
 //! Q8_0/Q8_K quantization), as in a decode step. Weights rotate over enough
@@ -14,7 +15,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use flexc_ir::quant::{GqParams, TernaryParams};
+use flexc_ir::quant::{BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
 use super::act::ActivationQ8;
@@ -22,6 +23,7 @@ use super::format::WeightFormat;
 use super::gemv::GemvKernel;
 use super::jit::{JitError, JitSession};
 use super::lut::{LutKernel, LutWeights};
+use super::shiftadd::{bcq_gemv, BcqTables};
 
 /// One benchmark result.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,6 +180,22 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             r.speedup_vs_dequant = baseline.map(|b| b / t);
             out.push(r);
         }
+        // Shift-add BCQ (2 planes, α = 2^-8 + 2^-9 + 2^-10 as f16).
+        let p = BcqParams { bits: 2, group: BENCH_GROUP, pot: true, apot: 3 };
+        let enc = Encoding::Bcq(p);
+        let mut wb = lut_bytes(enc, m * k, &mut rng);
+        let a = half::f16::from_f32(0.006_835_937_5).to_le_bytes();
+        for blk in wb.chunks_exact_mut(p.block_bytes()) {
+            blk[2..4].copy_from_slice(&a);
+        }
+        let ws: Vec<Vec<u8>> = (0..copies_for(wb.len())).map(|_| wb.clone()).collect();
+        let t = median_time(ws.len(), budget, |i| {
+            let tables = BcqTables::build(&x)?;
+            bcq_gemv(p, black_box(&ws[i]), m, k, &tables, &mut y)
+        })?;
+        let mut r = row("shiftadd", "bcq2-apot".into(), 2, (m, k), 1, t, wb.len());
+        r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
+        out.push(r);
     }
     Ok(out)
 }

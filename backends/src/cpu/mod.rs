@@ -15,6 +15,7 @@ pub mod gemv;
 pub mod jit;
 pub mod kernel_bench;
 pub mod lut;
+pub mod shiftadd;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
