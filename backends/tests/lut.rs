@@ -93,7 +93,8 @@ fn gq_all_bits_match_the_interpreter() {
     let mut seed = 11;
     for bits in 1..=4u8 {
         for zero in [false, true] {
-            for (m, k, group, ag) in [(16, 128, 64, 32), (32, 256, 128, 64), (8, 64, 32, 8)] {
+            // 8320 columns: three K tiles (32 + 32 + 1 groups of 128).
+            for (m, k, group, ag) in [(16, 128, 64, 32), (32, 256, 128, 64), (8, 64, 32, 8), (8, 8320, 128, 32)] {
                 let enc = Encoding::Gq(GqParams { bits, group, zero });
                 let m = if bits > 2 { m / 2 } else { m }; // exercise 4-row blocks
                 check(&s, enc, m, k, ag, seed);
@@ -106,8 +107,9 @@ fn gq_all_bits_match_the_interpreter() {
 #[test]
 fn ternary_matches_the_interpreter() {
     let s = JitSession::host().unwrap();
-    for (group, m, k, ag) in [(0u32, 16, 256, 32), (64, 24, 192, 64), (32, 8, 96, 16)] {
-        check(&s, Encoding::Ternary(TernaryParams { group }), m, k, ag, 100 + group as u64);
+    // 8448 per-tensor: kernel groups of 768, tiles of 5 + 5 + 1 groups.
+    for (group, m, k, ag) in [(0u32, 16, 256, 32), (64, 24, 192, 64), (32, 8, 96, 16), (0, 16, 8448, 32)] {
+        check(&s, Encoding::Ternary(TernaryParams { group }), m, k, ag, 100 + group as u64 + k as u64);
     }
 }
 

@@ -137,8 +137,9 @@ fn row(primitive: &'static str, scheme: String, bits: u8, (m, k): (usize, usize)
 }
 
 /// Benchmarks every primitive on every `(m, k)` shape with `threads` workers,
+/// LUT activation group `act_group` ([`BENCH_ACT_GROUP`] is T-MAC's 32), and
 /// `budget` of timing per row. Shapes need `k % 256 == 0` (Q2_K) and `m % 8 == 0`.
-pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: usize, budget: Duration) -> Result<Vec<KernelBenchRow>, JitError> {
+pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: usize, act_group: usize, budget: Duration) -> Result<Vec<KernelBenchRow>, JitError> {
     let mut out = Vec::new();
     let mut rng = Xs(0x9e37_79b9_7f4a_7c15);
     for &(m, k) in shapes {
@@ -172,7 +173,7 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             .chain([(Encoding::Ternary(TernaryParams { group: 0 }), "ternary".to_string(), 2, base_of("tq2_0"))])
             .collect();
         for (enc, name, bits, baseline) in encs {
-            let packed = LutWeights::pack(enc, &lut_bytes(enc, m * k, &mut rng), m, k, BENCH_ACT_GROUP)?;
+            let packed = LutWeights::pack(enc, &lut_bytes(enc, m * k, &mut rng), m, k, act_group)?;
             let kernel = LutKernel::new(session, packed.spec())?;
             let ws: Vec<LutWeights> = (0..copies_for(packed.bytes().len())).map(|_| packed.clone()).collect();
             let t = median_time(ws.len(), budget, |i| kernel.run(black_box(&ws[i]), &x, &mut y, threads))?;

@@ -27,12 +27,16 @@
 //! then (asymmetric only) `R` f32 offsets `c`. Row blocks are contiguous, so
 //! a row-block range is one sequential weight stream.
 //!
-//! **Kernel.** Per row block: per activation group, i16 accumulation over its
-//! `A/4` groups, then to f32 with `λ/2` (the multipliers are `2·α_i`); per
-//! weight group `× d` (+ bias). The tables of a row block's pass (K·4 bytes)
-//! are re-read from L1/L2 for every row block rather than pinned in registers
-//! (16 xmm registers cannot hold them across a tile). 1 and 3 bits pay for
-//! the padding planes: they run at the cost of 2 and 4 bits.
+//! **Kernel.** K is cut into tiles of up to 4096 columns (whole weight
+//! groups; 16 KiB of tables, resident in L1d), and the packed weights are
+//! stored tile-major: `[tile][row block][group in tile]`, one sequential
+//! stream per tile. Per tile and row block: per activation group, i16
+//! accumulation over its `A/4` groups, then to f32 with `λ/2` (the
+//! multipliers are `2·α_i`); per weight group `× d` (+ bias); the tile's
+//! partial sums are added into `y`. The tables are re-read from L1 for every
+//! row block rather than pinned in registers (16 xmm registers cannot hold a
+//! tile's tables plus the accumulators). 1 and 3 bits pay for the padding
+//! planes: they run at the cost of 2 and 4 bits.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
@@ -73,8 +77,11 @@ pub struct LutSpec {
 }
 
 /// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end)`.
-const LUT_PARAMS: usize = 7;
-type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64);
+const LUT_PARAMS: usize = 8;
+type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64, u64);
+
+/// Columns per K tile (16 KiB of int8 tables).
+const K_TILE: usize = 4096;
 
 impl LutSpec {
     /// Lanes per row in a 16-byte vector (bit-planes incl. padding).
@@ -87,15 +94,26 @@ impl LutSpec {
         16 / self.planes()
     }
 
-    /// Bytes of one row block's packed weights.
-    pub fn block_bytes(&self) -> usize {
-        let per_group = 2 * self.group + 4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 };
-        self.cols / self.group * per_group
+    /// Bytes of one row block's packed weights for one group.
+    pub fn group_bytes(&self) -> usize {
+        2 * self.group + 4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
+    }
+
+    /// Weight groups per K tile: the tables of one tile (`4·cols` bytes)
+    /// stay within 16 KiB, half of L1d, while every row block streams by.
+    pub fn groups_per_tile(&self) -> usize {
+        (K_TILE / self.group).max(1)
+    }
+
+    /// The K tiles as group ranges.
+    pub fn tiles(&self) -> Vec<(usize, usize)> {
+        let (n, t) = (self.cols / self.group, self.groups_per_tile());
+        (0..n.div_ceil(t)).map(|i| (i * t, ((i + 1) * t).min(n))).collect()
     }
 
     /// Total packed bytes.
     pub fn weight_bytes(&self) -> usize {
-        self.rows / self.block_rows() * self.block_bytes()
+        self.rows / self.block_rows() * (self.cols / self.group) * self.group_bytes()
     }
 
     /// Checks the parameters before anything reaches Cranelift.
@@ -114,7 +132,7 @@ impl LutSpec {
         if self.rows == 0 || self.rows % self.block_rows() != 0 {
             return bad(format!("rows {} must be a positive multiple of {} for {} bits", self.rows, self.block_rows(), self.bits));
         }
-        if self.block_bytes() > i32::MAX as usize / 2 || self.cols > (1 << 28) {
+        if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
         if let LutBias::Const(c) = self.bias {
@@ -145,7 +163,7 @@ impl LutWeights {
         // Per row: codes and per-group (d, c).
         let (bits, group, bias, codes, scales): (u8, usize, LutBias, Vec<u8>, Vec<(f32, f32)>) = match enc {
             Encoding::Gq(p) => gq_codes(p, bytes, n)?,
-            Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols)?,
+            Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group)?,
             other => return Err(bad(format!("the LUT kernel takes #gq or #ternary weights, got {other}"))),
         };
         let spec = LutSpec { rows, cols, bits, group, act_group, bias };
@@ -153,8 +171,9 @@ impl LutWeights {
         let (r, p) = (spec.block_rows(), spec.planes());
         let ngroups = cols / group;
         let mut out = Vec::with_capacity(spec.weight_bytes());
-        for rb in 0..rows / r {
-            for g in 0..ngroups {
+        for (ga, gb) in spec.tiles() {
+          for rb in 0..rows / r {
+            for g in ga..gb {
                 // Code vectors: pairs of 4-groups along the group.
                 for pair in 0..group / 8 {
                     for lane in 0..16 {
@@ -182,6 +201,7 @@ impl LutWeights {
                     }
                 }
             }
+          }
         }
         debug_assert_eq!(out.len(), spec.weight_bytes());
         Ok(LutWeights { spec, bytes: out })
@@ -215,9 +235,13 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
     Ok((p.bits, g, bias, codes, scales))
 }
 
-fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize) -> Result<Unpacked, JitError> {
+/// Per-tensor ternary has one scale, so any split of K into kernel groups is
+/// exact: the largest divisor of `cols` that is a multiple of `act_group` and
+/// at most 1024 (so K tiles exist), else the whole row.
+fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize) -> Result<Unpacked, JitError> {
     let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
-    let g = if p.group == 0 { cols } else { p.group as usize };
+    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols % g == 0).unwrap_or(cols);
+    let g = if p.group == 0 { split } else { p.group as usize };
     let scales = if p.group == 0 { vec![(s[0], 0.0); n / g] } else { s.into_iter().map(|d| (d, 0.0)).collect() };
     Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))
 }
@@ -269,10 +293,13 @@ impl LutActivation {
         let (r, p) = (s.block_rows(), s.planes());
         let mult = |lane: usize| if lane % p < s.bits as usize { 1i32 << (lane % p) } else { 0 };
         let mut y = vec![0f32; s.rows];
-        for rb in 0..s.rows / r {
-            let blk = &w.bytes[rb * s.block_bytes()..][..s.block_bytes()];
+        let mut tile_base = 0;
+        for (ga, gb) in s.tiles() {
+          let tb = (gb - ga) * s.group_bytes();
+          for rb in 0..s.rows / r {
+            let blk = &w.bytes[tile_base + rb * tb..][..tb];
             let mut off = 0;
-            for g in 0..s.cols / s.group {
+            for g in ga..gb {
                 let mut gacc = vec![0f32; r];
                 for a in 0..s.group / s.act_group {
                     let mut acc = vec![0i32; r];
@@ -302,6 +329,8 @@ impl LutActivation {
                 }
                 off += 4 * r * if s.bias == LutBias::PerRow { 2 } else { 1 };
             }
+          }
+          tile_base += s.rows / r * tb;
         }
         y
     }
@@ -359,12 +388,20 @@ impl LutKernel {
         let nblocks = s.rows / s.block_rows();
         let (wp, tp, lp, sp, yp) = (SendPtr(w.bytes.as_ptr()), SendPtr(act.tables.as_ptr()), SendPtr(act.lambdas.as_ptr()), SendPtr(act.sums.as_ptr()), SendPtr(y.as_mut_ptr()));
         let f: LutFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        let work = move |b0: usize, b1: usize| {
+        y.fill(0.0);
+        let tiles = s.tiles();
+        let work = |b0: usize, b1: usize| {
             let (wp, tp, lp, sp, yp) = (wp, tp, lp, sp, yp);
-            // SAFETY: every buffer length was checked against the spec the
-            // kernel was compiled for; [b0, b1) ⊆ [0, nblocks) and workers
-            // get disjoint ranges, so the y rows written never overlap.
-            unsafe { f(wp.0, tp.0, lp.0, sp.0, yp.0, b0 as u64, b1 as u64) };
+            let mut wbase = 0;
+            for &(ga, gb) in &tiles {
+                let (k0, ng) = (ga * s.group, gb - ga);
+                // SAFETY: every buffer length was checked against the spec the
+                // kernel was compiled for; tile offsets stay inside them (tiles
+                // partition the groups); [b0, b1) ⊆ [0, nblocks) and workers get
+                // disjoint ranges, so the y rows read and written never overlap.
+                unsafe { f(wp.0.add(wbase), tp.0.add(k0 * 4), lp.0.add(k0 / s.act_group), sp.0.add(ga), yp.0, b0 as u64, b1 as u64, ng as u64) };
+                wbase += nblocks * ng * s.group_bytes();
+            }
         };
         let threads = threads.clamp(1, nblocks);
         if threads == 1 {
@@ -375,6 +412,7 @@ impl LutKernel {
         rayon::scope(|sc| {
             for i in 1..threads {
                 let (b0, b1) = (bounds[i], bounds[i + 1]);
+                let work = &work;
                 sc.spawn(move |_| work(b0, b1));
             }
             work(bounds[0], bounds[1]);
@@ -389,7 +427,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     if args.len() != LUT_PARAMS {
         return Err(JitError::InvalidParams(format!("LUT ABI has {LUT_PARAMS} parameters, got {}", args.len())));
     }
-    let (w, tables, lambdas, sums, y, b0, b1) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6]);
+    let (w, tables, lambdas, sums, y, b0, b1, ngroups) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
     let f0 = args[0]; // placeholder for Cg's unused f16 table
     let mut cg = Cg { b, caps, f16_table: f0 };
     let (r, p) = (s.block_rows(), s.planes());
@@ -417,14 +455,16 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
 
     cg.b.switch_to_block(body);
     let rb = cg.b.use_var(rb_var);
-    let woff = cg.b.ins().imul_imm_s(rb, s.block_bytes() as i64);
+    let bbytes = cg.b.ins().imul_imm_s(ngroups, s.group_bytes() as i64);
+    let woff = cg.b.ins().imul(rb, bbytes);
     let w0 = cg.b.ins().iadd(w, woff);
     let out: Vec<_> = (0..nvec).map(|_| cg.var(F32X4, zerof)).collect();
     let wp_var = cg.var(I64, w0);
     let tp_var = cg.var(I64, tables);
     let lp_var = cg.var(I64, lambdas);
     let sp_var = cg.var(I64, sums);
-    let tend = cg.b.ins().iadd_imm_s(tables, (s.cols * 4) as i64);
+    let tbytes = cg.b.ins().imul_imm_s(ngroups, (s.group * 4) as i64);
+    let tend = cg.b.ins().iadd(tables, tbytes);
 
     // Weight-group loop.
     let (glp, gafter) = (cg.b.create_block(), cg.b.create_block());
@@ -517,6 +557,8 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let yp = cg.b.ins().iadd(y, yoff);
     for (i, o) in out.iter().enumerate() {
         let v = cg.b.use_var(*o);
+        let prev = cg.b.ins().load(F32X4, MemFlagsData::new().with_notrap(), yp, (16 * i) as i32);
+        let v = cg.b.ins().fadd(prev, v);
         cg.b.ins().store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
     }
     let rb2 = cg.b.ins().iadd_imm_s(rb, 1);
