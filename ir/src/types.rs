@@ -251,7 +251,7 @@ impl Encoding {
     /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks.
     pub fn storage_bytes(&self, numel: u64) -> Option<u64> {
         let be = self.block_elems();
-        if numel % be != 0 {
+        if !numel.is_multiple_of(be) {
             return None;
         }
         let trailer = match self {

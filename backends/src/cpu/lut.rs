@@ -123,22 +123,22 @@ impl LutSpec {
             return bad(format!("bits = {} must be in 1..=4", self.bits));
         }
         let a = self.act_group;
-        if a == 0 || a % 8 != 0 || a > 64 {
+        if a == 0 || !a.is_multiple_of(8) || a > 64 {
             return bad(format!("act_group = {a} must be a positive multiple of 8, at most 64"));
         }
-        if self.group == 0 || self.group % a != 0 || self.cols == 0 || self.cols % self.group != 0 {
+        if self.group == 0 || !self.group.is_multiple_of(a) || self.cols == 0 || !self.cols.is_multiple_of(self.group) {
             return bad(format!("group {} must be a multiple of act_group {a} and divide cols {}", self.group, self.cols));
         }
-        if self.rows == 0 || self.rows % self.block_rows() != 0 {
+        if self.rows == 0 || !self.rows.is_multiple_of(self.block_rows()) {
             return bad(format!("rows {} must be a positive multiple of {} for {} bits", self.rows, self.block_rows(), self.bits));
         }
         if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
-        if let LutBias::Const(c) = self.bias {
-            if !c.is_finite() {
-                return bad("bias constant must be finite".into());
-            }
+        if let LutBias::Const(c) = self.bias
+            && !c.is_finite()
+        {
+            return bad("bias constant must be finite".into());
         }
         Ok(())
     }
@@ -240,7 +240,7 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
 /// at most 1024 (so K tiles exist), else the whole row.
 fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize) -> Result<Unpacked, JitError> {
     let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
-    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols % g == 0).unwrap_or(cols);
+    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols.is_multiple_of(g)).unwrap_or(cols);
     let g = if p.group == 0 { split } else { p.group as usize };
     let scales = if p.group == 0 { vec![(s[0], 0.0); n / g] } else { s.into_iter().map(|d| (d, 0.0)).collect() };
     Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))

@@ -32,7 +32,7 @@ pub struct BcqTables {
 impl BcqTables {
     /// Builds the tables of `x` (`x.len()` a multiple of 8).
     pub fn build(x: &[f32]) -> Result<BcqTables, JitError> {
-        if x.is_empty() || x.len() % 8 != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(8) {
             return Err(JitError::Length(format!("x has {} values, not a positive multiple of 8", x.len())));
         }
         let mut tables = vec![0f32; x.len() * 32];
@@ -80,7 +80,7 @@ fn shift(v: f32, e: i32) -> f32 {
 /// `y = W·x` for a `#bcq` weight `[rows, cols]` stored as `bytes`.
 pub fn bcq_gemv(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, t: &BcqTables, y: &mut [f32]) -> Result<(), JitError> {
     let g = p.group as usize;
-    if cols % g != 0 || g % 8 != 0 {
+    if !cols.is_multiple_of(g) || !g.is_multiple_of(8) {
         return Err(JitError::InvalidParams(format!("cols {cols} must be whole groups of {g}")));
     }
     let ngroups = cols / g;

@@ -162,7 +162,7 @@ pub(crate) fn check_len(enc: &str, n: usize, want: usize, got: usize) -> Result<
 
 /// Checks that `n` is a whole number of groups.
 pub(crate) fn check_groups(enc: &str, n: usize, group: usize) -> Result<usize, String> {
-    if group == 0 || n % group != 0 {
+    if group == 0 || !n.is_multiple_of(group) {
         return Err(format!("{enc}: {n} elements is not a multiple of the group size {group}"));
     }
     Ok(n / group)

@@ -106,10 +106,10 @@ impl Pass for Quantize {
         for (_, f) in m.funcs.iter() {
             for &op in &f.layout {
                 let d = &f.dfg.ops[op];
-                if let (OpAttrs::Gather(_), Some(t)) = (&d.attrs, d.args.first()) {
-                    if let Some(OpAttrs::Weight(w)) = f.dfg.def_op(*t).map(|o| &f.dfg.ops[o].attrs) {
-                        gathered.insert(w.name.0.clone());
-                    }
+                if let (OpAttrs::Gather(_), Some(t)) = (&d.attrs, d.args.first())
+                    && let Some(OpAttrs::Weight(w)) = f.dfg.def_op(*t).map(|o| &f.dfg.ops[o].attrs)
+                {
+                    gathered.insert(w.name.0.clone());
                 }
             }
         }
@@ -159,5 +159,28 @@ impl Pass for Quantize {
         }
         m.weights.retain(|w| !done.contains_key(&w.name));
         Ok(Changed::Yes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::options::Options;
+    use crate::pipeline::parse_pipeline;
+
+    fn make(text: &str) -> Result<(), String> {
+        let specs = parse_pipeline(text).map_err(|e| format!("{e:?}"))?;
+        let info = crate::registry::lookup(&specs[0].name).ok_or("not registered")?;
+        (info.make)(&Options::check(&specs[0], info.options)?).map(|_| ())
+    }
+
+    #[test]
+    fn options_are_checked_into_errors() {
+        assert!(make("quantize{scheme=rtn,bits=2,group=64,zero=false,layers=blk.*.ffn_*,lm-head=false,embeddings=false}").is_ok());
+        assert!(make("quantize{scheme=ternary,group=0}").is_ok());
+        assert!(make("quantize{scheme=rtn,bits=5}").unwrap_err().contains("'bits' must be in 1..=4"));
+        assert!(make("quantize{scheme=nope}").unwrap_err().contains("unknown scheme"));
+        assert!(make("quantize{scheme=bcq,group=12}").unwrap_err().contains("multiple of 8"));
+        assert!(make("quantize{scheme=shiftadd,apot=4}").unwrap_err().contains("apot"));
+        assert!(make("quantize{bits=two}").is_err());
     }
 }
