@@ -185,3 +185,22 @@ fn table_quantization_error_like_tmac() {
     // activation-quantization error, still far below the signal.
     assert!(mse_lut < var * 1e-3, "LUT MSE {mse_lut} vs signal {var}");
 }
+
+/// The 2-bit kernel's inner loop (the block with the lookups) has no stack
+/// traffic: accumulators, mask and multipliers stay in the 16 xmm registers.
+/// (Only the prologue touches the stack: arguments 7–8 arrive there.)
+#[test]
+fn two_bit_kernel_does_not_spill() {
+    let enc = Encoding::Gq(GqParams { bits: 2, group: 128, zero: false });
+    let bytes = encode(enc, &[0.1; 8 * 256]).unwrap();
+    let packed = LutWeights::pack(enc, &bytes, 8, 256, 32).unwrap();
+    let kernel = LutKernel::new(&JitSession::host().unwrap(), packed.spec()).unwrap();
+    let vcode = kernel.compiled().vcode().unwrap_or_default();
+    if std::env::var_os("FLEXC_PRINT_VCODE").is_some() {
+        println!("{vcode}");
+    }
+    let inner: Vec<&str> = vcode.split("\nblock").filter(|b| b.contains("pshufb")).collect();
+    assert_eq!(inner.len(), 1, "one lookup block expected:\n{vcode}");
+    assert!(!inner[0].contains("rsp") && !inner[0].contains("rbp"), "stack traffic in the inner loop:\n{}", inner[0]);
+    assert_eq!(inner[0].matches("pshufb").count(), 8, "two lookups per 16-byte vector, 4 vectors per act group of 32");
+}

@@ -49,21 +49,23 @@ impl BcqTables {
     }
 }
 
-/// The power-of-two terms of an APoT `α` (f16-exact): its set mantissa bits.
-fn pot_terms(a: f32) -> Vec<i32> {
+/// `acc·α` for an APoT `α` as a sum of shifts: one exponent add per set
+/// bit of `α` (its leading power of two and every set mantissa bit).
+#[inline]
+fn shift_mul(acc: f32, a: f32) -> f32 {
     if a == 0.0 {
-        return Vec::new();
+        return 0.0;
     }
     let bits = a.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
-    let mant = bits & 0x7f_ffff;
-    let mut t = vec![e];
-    for b in (0..23).rev() {
-        if mant >> b & 1 == 1 {
-            t.push(e - (23 - b));
-        }
+    let mut mant = bits & 0x7f_ffff;
+    let mut sum = shift(acc, e);
+    while mant != 0 {
+        let b = 31 - mant.leading_zeros() as i32;
+        sum += shift(acc, e - (23 - b));
+        mant &= !(1 << b);
     }
-    t
+    sum
 }
 
 /// `v·2^e` by adding `e` to the exponent field; a multiply when `v` or the
@@ -93,9 +95,10 @@ pub fn bcq_gemv(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, t: &BcqTab
         for gi in 0..ngroups {
             let blk = &bytes[(r * ngroups + gi) * bb..][..bb];
             let tab = &t.tables[gi * g * 32..][..g * 32];
-            for (i, a) in p.alphas(blk).into_iter().enumerate() {
+            for i in 0..p.bits as usize {
+                let a = half::f16::from_le_bytes([blk[2 * i], blk[2 * i + 1]]).to_f32();
                 let acc: f32 = p.plane(blk, i).iter().zip(tab.chunks_exact(256)).map(|(&byte, tc)| tc[byte as usize]).sum();
-                acc_row += if p.pot { pot_terms(a).into_iter().map(|e| shift(acc, e)).sum::<f32>() } else { a * acc };
+                acc_row += if p.pot { shift_mul(acc, a) } else { a * acc };
             }
         }
         *yr = acc_row;
@@ -119,7 +122,8 @@ mod tests {
 
     #[test]
     fn pot_terms_and_shifts_are_exact() {
-        assert_eq!(pot_terms(0.6875), vec![-1, -3, -4]);
+        assert_eq!(shift_mul(3.0, 0.6875), 3.0 * 0.6875);
+        assert_eq!(shift_mul(-1.5, 0.0), 0.0);
         assert_eq!(shift(3.0, -2), 0.75);
         assert_eq!(shift(0.0, 5), 0.0);
         assert_eq!(shift(f32::MIN_POSITIVE, -3), f32::MIN_POSITIVE / 8.0);
