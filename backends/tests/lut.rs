@@ -114,6 +114,21 @@ fn ternary_matches_the_interpreter() {
 }
 
 #[test]
+fn bcq_lut_matches_the_interpreter() {
+    let s = JitSession::host().unwrap();
+    let mut seed = 500;
+    for bits in 1..=4u8 {
+        for pot in [false, true] {
+            for (m, k, group, ag) in [(16, 128, 64, 32), (8, 8320, 128, 64)] {
+                let m = if bits > 2 { m / 2 } else { m };
+                check(&s, Encoding::Bcq(BcqParams { bits, group, pot, apot: 3 }), m, k, ag, seed);
+                seed += 1;
+            }
+        }
+    }
+}
+
+#[test]
 fn shiftadd_bcq_matches_the_interpreter() {
     let mut rng = Rng(77);
     for (bits, pot, m, k, group) in [(2u8, true, 8, 128, 64), (3, false, 5, 256, 128), (1, true, 3, 64, 8), (4, true, 4, 128, 32)] {

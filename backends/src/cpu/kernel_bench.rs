@@ -2,7 +2,9 @@
 //! against the int-dot dequant baselines (llama.cpp-style `GemvKernel` with
 //! Q8 activations) at the same bits: Q4_0 for 4 bits, Q2_K for 2 bits, TQ2_0
 //! for ternary. 1 and 3 bits have no same-bits baseline and report `None`.
-//! `shiftadd` is the portable-Rust BCQ GEMV (2-bit, APoT α) of `shiftadd.rs`.
+//! `shiftadd` rows are BCQ with APoT α (ShiftAddLLM) on the JIT LUT kernel
+//! (2 and 3 bits, vs Q2_K); `shiftadd-mu8` is the portable-Rust μ = 8 GEMV
+//! of `shiftadd.rs` (2 bits, single-threaded whatever `threads` says).
 //!
 //! Every timed call includes its activation preprocessing (LUT tables, or
 //! Q8_0/Q8_K quantization), as in a decode step. Weights rotate over enough
@@ -85,8 +87,12 @@ fn lut_bytes(enc: Encoding, n: usize, rng: &mut Xs) -> Vec<u8> {
             b[codes..].copy_from_slice(&0.01f32.to_le_bytes());
         }
         _ => {
+            // Every f16 scale at the head of a block (BCQ: one α per plane).
+            let scales = if let Encoding::Bcq(p) = enc { p.bits as usize } else { 1 };
             for blk in b.chunks_exact_mut(enc.block_bytes() as usize) {
-                blk[..2].copy_from_slice(&d);
+                for i in 0..scales {
+                    blk[2 * i..2 * i + 2].copy_from_slice(&d);
+                }
             }
         }
     }
@@ -194,9 +200,19 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             let tables = BcqTables::build(&x)?;
             bcq_gemv(p, black_box(&ws[i]), m, k, &tables, &mut y)
         })?;
-        let mut r = row("shiftadd", "bcq2-apot".into(), 2, (m, k), 1, t, wb.len());
+        let mut r = row("shiftadd-mu8", "bcq2-apot".into(), 2, (m, k), 1, t, wb.len());
         r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
         out.push(r);
+        for bits in [2u8, 3] {
+            let enc = Encoding::Bcq(BcqParams { bits, group: BENCH_GROUP, pot: true, apot: 3 });
+            let packed = LutWeights::pack(enc, &lut_bytes(enc, m * k, &mut rng), m, k, act_group)?;
+            let kernel = LutKernel::new(session, packed.spec())?;
+            let ws: Vec<LutWeights> = (0..copies_for(packed.bytes().len())).map(|_| packed.clone()).collect();
+            let t = median_time(ws.len(), budget, |i| kernel.run(black_box(&ws[i]), &x, &mut y, threads))?;
+            let mut r = row("shiftadd", format!("bcq{bits}-apot"), bits, (m, k), threads, t, packed.bytes().len());
+            r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
+            out.push(r);
+        }
     }
     Ok(out)
 }

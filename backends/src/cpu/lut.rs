@@ -1,5 +1,6 @@
 //! T-MAC-style LUT mixed-precision GEMV (`y = W·x`, W low-bit, x f32) as a
-//! Cranelift JIT kernel, for `#gq` (1–4 bits) and `#ternary` weights.
+//! Cranelift JIT kernel, for `#gq` (1–4 bits), `#ternary` and `#bcq`
+//! (LUT-GEMM / ShiftAddLLM binary-coding) weights.
 //!
 //! **Math.** A b-bit code `q = Σ_i 2^i·q_i` is read bit-serially with
 //! T-MAC's ±1 reinterpretation `s_i = 2q_i − 1`: `q − (2^b − 1)/2 = Σ_i 2^(i−1)·s_i`.
@@ -8,6 +9,15 @@
 //! `c = (2^b − 1)/2 − z`: 0 for symmetric `#gq` (mid-rise), `zc − z` per row
 //! for asymmetric `#gq`, and ½ for ternary (codes `t + 1` as 2-bit). The
 //! bias `c·Σx` uses exact f32 group sums of x rather than the quantized table.
+//!
+//! BCQ (`w = Σ_i α_i·b_i`, `b_i ∈ ±1`) uses the same ±1 tables: each plane's
+//! sign bits are the code bits, and each (row, group, plane) has its own `α`,
+//! so the planes are accumulated apart (two `pmaddubsw` with 0/1 multipliers
+//! over the even and the odd lanes) and scaled by `α` per lane at the end of
+//! the group; the lanes of a row are summed once per row block. APoT `α`
+//! (`pot = true`) are applied with the same FMA: on x86 a multiply by a power
+//! of two costs one FMA, less than exponent adds would; the shift-add form is
+//! in `shiftadd.rs`.
 //!
 //! **Tables** ([`LutActivation`]). Activations are split in groups of 4; each
 //! gets a 16-entry table `T[idx] = Σ_i (bit_i(idx) ? +x_i : −x_i)`. Only the 8
@@ -24,7 +34,8 @@
 //! constant multipliers `2^plane` (0 for padding) combines the planes of a row
 //! and widens to i16 (|sum| ≤ 16·127·12 < 2^15 for A ≤ 64). Per row block:
 //! for each weight group, its `G/8` code vectors, then `R` f32 scales `d`,
-//! then (asymmetric only) `R` f32 offsets `c`. Row blocks are contiguous, so
+//! then (asymmetric only) `R` f32 offsets `c`; for BCQ, 16 f32 `2·α` (one
+//! per lane, even lanes then odd lanes). Row blocks are contiguous, so
 //! a row-block range is one sequential weight stream.
 //!
 //! **Kernel.** K is cut into tiles of up to 4096 columns (whole weight
@@ -40,9 +51,9 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
-use flexc_ir::quant::{GqParams, TernaryParams};
+use flexc_ir::quant::{BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
 use super::codegen::Cg;
@@ -74,6 +85,9 @@ pub struct LutSpec {
     pub act_group: usize,
     /// Bias handling.
     pub bias: LutBias,
+    /// BCQ planes (`#bcq`): every (row, group, plane) has its own `α`, so the
+    /// planes are accumulated separately instead of combined by `2^plane`.
+    pub bcq: bool,
 }
 
 /// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end)`.
@@ -96,7 +110,17 @@ impl LutSpec {
 
     /// Bytes of one row block's packed weights for one group.
     pub fn group_bytes(&self) -> usize {
-        2 * self.group + 4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
+        2 * self.group + self.scale_bytes()
+    }
+
+    /// Bytes of one row block's scales per group: `R` f32 `d` (+ `R` f32 `c`),
+    /// or for BCQ 16 f32 `α` (one per lane: even lanes, then odd lanes).
+    pub fn scale_bytes(&self) -> usize {
+        if self.bcq {
+            64
+        } else {
+            4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
+        }
     }
 
     /// Weight groups per K tile: the tables of one tile (`4·cols` bytes)
@@ -135,6 +159,9 @@ impl LutSpec {
         if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
+        if self.bcq && self.bias != LutBias::None {
+            return bad("BCQ weights have no bias term".into());
+        }
         if let LutBias::Const(c) = self.bias
             && !c.is_finite()
         {
@@ -152,21 +179,22 @@ pub struct LutWeights {
 }
 
 impl LutWeights {
-    /// Packs an encoded `[rows, cols]` weight (`#gq` or `#ternary`) with
-    /// activation group `act_group`.
+    /// Packs an encoded `[rows, cols]` weight (`#gq`, `#ternary` or `#bcq`)
+    /// with activation group `act_group`.
     pub fn pack(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize) -> Result<LutWeights, JitError> {
         let bad = |m: String| JitError::InvalidParams(m);
         let n = rows.checked_mul(cols).ok_or_else(|| bad("shape overflows".into()))?;
         if enc.storage_bytes(n as u64) != Some(bytes.len() as u64) {
             return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {:?} bytes, got {}", enc.storage_bytes(n as u64), bytes.len())));
         }
-        // Per row: codes and per-group (d, c).
-        let (bits, group, bias, codes, scales): (u8, usize, LutBias, Vec<u8>, Vec<(f32, f32)>) = match enc {
+        // Per row: codes (bit i = plane i) and per-group scales ([d, c] or α).
+        let (bits, group, bias, codes, scales): Unpacked = match enc {
             Encoding::Gq(p) => gq_codes(p, bytes, n)?,
             Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group)?,
-            other => return Err(bad(format!("the LUT kernel takes #gq or #ternary weights, got {other}"))),
+            Encoding::Bcq(p) => bcq_codes(p, bytes, n)?,
+            other => return Err(bad(format!("the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"))),
         };
-        let spec = LutSpec { rows, cols, bits, group, act_group, bias };
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq: matches!(enc, Encoding::Bcq(_)) };
         spec.validate()?;
         let (r, p) = (spec.block_rows(), spec.planes());
         let ngroups = cols / group;
@@ -192,12 +220,22 @@ impl LutWeights {
                         out.push(byte);
                     }
                 }
-                for row in rb * r..(rb + 1) * r {
-                    out.extend_from_slice(&scales[row * ngroups + g].0.to_le_bytes());
-                }
-                if bias == LutBias::PerRow {
+                if spec.bcq {
+                    // α per byte lane: the even lanes, then the odd ones (the
+                    // i16 lanes of the two pmaddubsw accumulators).
+                    for lane in (0..16).step_by(2).chain((1..16).step_by(2)) {
+                        let (row, plane) = (rb * r + lane / p, lane % p);
+                        // Doubled: the tables' λ/2 assumes multipliers 2·α (module docs).
+                        out.extend_from_slice(&(2.0 * scales[row * ngroups + g][plane]).to_le_bytes());
+                    }
+                } else {
                     for row in rb * r..(rb + 1) * r {
-                        out.extend_from_slice(&scales[row * ngroups + g].1.to_le_bytes());
+                        out.extend_from_slice(&scales[row * ngroups + g][0].to_le_bytes());
+                    }
+                    if bias == LutBias::PerRow {
+                        for row in rb * r..(rb + 1) * r {
+                            out.extend_from_slice(&scales[row * ngroups + g][1].to_le_bytes());
+                        }
                     }
                 }
             }
@@ -218,7 +256,7 @@ impl LutWeights {
     }
 }
 
-type Unpacked = (u8, usize, LutBias, Vec<u8>, Vec<(f32, f32)>);
+type Unpacked = (u8, usize, LutBias, Vec<u8>, Vec<[f32; 4]>);
 
 fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
     let (g, bb) = (p.group as usize, p.block_bytes());
@@ -227,7 +265,7 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
     let mut scales = Vec::with_capacity(n / g);
     for blk in bytes.chunks_exact(bb) {
         let (d, z) = p.scale_zero(blk);
-        scales.push((d, zc - z));
+        scales.push([d, zc - z, 0.0, 0.0]);
         let c = p.codes(blk);
         codes.extend((0..g).map(|i| flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8));
     }
@@ -242,8 +280,27 @@ fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_grou
     let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
     let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols.is_multiple_of(g)).unwrap_or(cols);
     let g = if p.group == 0 { split } else { p.group as usize };
-    let scales = if p.group == 0 { vec![(s[0], 0.0); n / g] } else { s.into_iter().map(|d| (d, 0.0)).collect() };
+    let scales = if p.group == 0 { vec![[s[0], 0.0, 0.0, 0.0]; n / g] } else { s.into_iter().map(|d| [d, 0.0, 0.0, 0.0]).collect() };
     Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))
+}
+
+/// BCQ: the code's bit i is plane i's sign bit (1 = +1), so the ±1
+/// reinterpretation is the identity; scales are the plane `α`s.
+fn bcq_codes(p: BcqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
+    let (g, bb) = (p.group as usize, p.block_bytes());
+    let mut codes = vec![0u8; n];
+    let mut scales = Vec::with_capacity(n / g);
+    for (blk, dst) in bytes.chunks_exact(bb).zip(codes.chunks_exact_mut(g)) {
+        let mut a = [0f32; 4];
+        for (i, ai) in p.alphas(blk).into_iter().enumerate() {
+            a[i] = ai;
+            for (j, c) in p.plane(blk, i).iter().flat_map(|&byte| (0..8).map(move |b| byte >> b & 1)).zip(dst.iter_mut()) {
+                *c |= j << i;
+            }
+        }
+        scales.push(a);
+    }
+    Ok((p.bits, g, LutBias::None, codes, scales))
 }
 
 /// Activation-side precompute for one input vector: int8 tables, their scales
@@ -300,16 +357,19 @@ impl LutActivation {
             let blk = &w.bytes[tile_base + rb * tb..][..tb];
             let mut off = 0;
             for g in ga..gb {
-                let mut gacc = vec![0f32; r];
+                // Accumulators per row, or per lane for BCQ.
+                let nacc = if s.bcq { 16 } else { r };
+                let slot = |lane: usize| if s.bcq { lane } else { lane / p };
+                let mut gacc = vec![0f32; nacc];
                 for a in 0..s.group / s.act_group {
-                    let mut acc = vec![0i32; r];
+                    let mut acc = vec![0i32; nacc];
                     for pair in 0..s.act_group / 8 {
                         let j = (g * s.group + a * s.act_group) / 4 + 2 * pair;
                         for lane in 0..16 {
                             let byte = blk[off + pair * 16 + lane];
                             let lo = self.tables[j * 16 + (byte & 15) as usize] as i32;
                             let hi = self.tables[(j + 1) * 16 + (byte >> 4) as usize] as i32;
-                            acc[lane / p] += (lo + hi) * mult(lane);
+                            acc[slot(lane)] += (lo + hi) * if s.bcq { 1 } else { mult(lane) };
                         }
                     }
                     off += s.act_group / 8 * 16;
@@ -319,6 +379,14 @@ impl LutActivation {
                     }
                 }
                 let f = |o: usize| f32::from_le_bytes(blk[o..o + 4].try_into().expect("4 bytes"));
+                if s.bcq {
+                    // 2α per lane, even lanes first (see the packing).
+                    for (k, lane) in (0..16).step_by(2).chain((1..16).step_by(2)).enumerate() {
+                        y[rb * r + lane / p] += f(off + 4 * k) * gacc[lane];
+                    }
+                    off += s.scale_bytes();
+                    continue;
+                }
                 for (i, ga) in gacc.iter().enumerate() {
                     let c = match s.bias {
                         LutBias::None => 0.0,
@@ -433,11 +501,25 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let (r, p) = (s.block_rows(), s.planes());
     let nvec = r / 4; // f32x4 vectors per row block
     let pairs = s.act_group / 8;
-    let mut mult = [0u8; 16];
-    for (l, m) in mult.iter_mut().enumerate() {
-        *m = if l % p < s.bits as usize { 1 << (l % p) } else { 0 };
-    }
-    let mult = cg.vconst(mult);
+    // pmaddubsw multipliers. Scaled codes: one accumulator, `2^plane` per
+    // lane (0 for padding), so a row's planes are combined as they widen.
+    // BCQ: two accumulators, even lanes and odd lanes, each plane kept apart.
+    let mults: Vec<Value> = if s.bcq {
+        let (mut even, mut odd) = ([0u8; 16], [0u8; 16]);
+        for l in 0..16 {
+            let m = u8::from(l % p < s.bits as usize);
+            if l % 2 == 0 { even[l] = m } else { odd[l] = m }
+        }
+        vec![cg.vconst(even), cg.vconst(odd)]
+    } else {
+        let mut mult = [0u8; 16];
+        for (l, m) in mult.iter_mut().enumerate() {
+            *m = if l % p < s.bits as usize { 1 << (l % p) } else { 0 };
+        }
+        vec![cg.vconst(mult)]
+    };
+    // f32x4 accumulators: per group (BCQ: elo, ehi, olo, ohi lanes) and output.
+    let (ngacc, nout) = if s.bcq { (4, 2) } else { (nvec, nvec) };
     let m0f = cg.splat8(0x0f);
     let zero16 = cg.vconst_ty(I16X8, [0; 16]);
     let zerof = cg.vconst_ty(F32X4, [0; 16]);
@@ -458,7 +540,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let bbytes = cg.b.ins().imul_imm_s(ngroups, s.group_bytes() as i64);
     let woff = cg.b.ins().imul(rb, bbytes);
     let w0 = cg.b.ins().iadd(w, woff);
-    let out: Vec<_> = (0..nvec).map(|_| cg.var(F32X4, zerof)).collect();
+    let out: Vec<_> = (0..nout).map(|_| cg.var(F32X4, zerof)).collect();
     let wp_var = cg.var(I64, w0);
     let tp_var = cg.var(I64, tables);
     let lp_var = cg.var(I64, lambdas);
@@ -470,7 +552,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let (glp, gafter) = (cg.b.create_block(), cg.b.create_block());
     cg.b.ins().jump(glp, &[]);
     cg.b.switch_to_block(glp);
-    let gacc: Vec<_> = (0..nvec).map(|_| cg.var(F32X4, zerof)).collect();
+    let gacc: Vec<_> = (0..ngacc).map(|_| cg.var(F32X4, zerof)).collect();
     let tg = cg.b.use_var(tp_var);
     let tgend = cg.b.ins().iadd_imm_s(tg, (s.group * 4) as i64);
 
@@ -479,7 +561,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.ins().jump(alp, &[]);
     cg.b.switch_to_block(alp);
     let (wp, tp, lp) = (cg.b.use_var(wp_var), cg.b.use_var(tp_var), cg.b.use_var(lp_var));
-    let mut acc = zero16;
+    let mut accs = vec![zero16; mults.len()];
     for pr in 0..pairs {
         let wv = cg.ld(I8X16, wp, (pr * 16) as i32);
         let lo = cg.b.ins().band(wv, m0f);
@@ -489,16 +571,22 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         let t1 = cg.b.ins().load(I8X16, flags, tp, (pr * 32 + 16) as i32);
         let r0 = cg.b.ins().x86_pshufb(t0, lo);
         let r1 = cg.b.ins().x86_pshufb(t1, hi);
-        let m0 = cg.maddubs(r0, mult);
-        let m1 = cg.maddubs(r1, mult);
-        let m = cg.b.ins().iadd(m0, m1);
-        acc = cg.b.ins().iadd(acc, m);
+        for (acc, &mult) in accs.iter_mut().zip(&mults) {
+            let m0 = cg.maddubs(r0, mult);
+            let m1 = cg.maddubs(r1, mult);
+            let m = cg.b.ins().iadd(m0, m1);
+            *acc = cg.b.ins().iadd(*acc, m);
+        }
     }
     let lam = cg.b.ins().load(F32, flags, lp, 0);
     let lam = cg.b.ins().splat(F32X4, lam);
-    let ints: Vec<Value> = if p == 2 {
+    let ints: Vec<Value> = if s.bcq {
+        accs.iter().flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)]).collect()
+    } else if p == 2 {
+        let acc = accs[0];
         vec![cg.b.ins().swiden_low(acc), cg.b.ins().swiden_high(acc)]
     } else {
+        let acc = accs[0];
         let l = cg.b.ins().swiden_low(acc);
         let h = cg.b.ins().swiden_high(acc);
         vec![cg.b.ins().iadd_pairwise(l, h)]
@@ -523,7 +611,17 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let (wp, sp) = (cg.b.use_var(wp_var), cg.b.use_var(sp_var));
     let sx = cg.b.ins().load(F32, flags, sp, 0);
     let sx = cg.b.ins().splat(F32X4, sx);
-    for (i, (o, g)) in out.iter().zip(&gacc).enumerate() {
+    if s.bcq {
+        // out_lo += 2α_elo·gacc_elo + 2α_olo·gacc_olo, out_hi likewise.
+        for (i, g) in gacc.iter().enumerate() {
+            let a = cg.ld(F32X4, wp, (16 * i) as i32);
+            let ga = cg.b.use_var(*g);
+            let acc = cg.b.use_var(out[i % 2]);
+            let acc = cg.fma(a, ga, acc);
+            cg.b.def_var(out[i % 2], acc);
+        }
+    }
+    for (i, (o, g)) in out.iter().zip(&gacc).enumerate().filter(|_| !s.bcq) {
         let d = cg.ld(F32X4, wp, (16 * i) as i32);
         let mut ga = cg.b.use_var(*g);
         match s.bias {
@@ -542,8 +640,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         let acc = cg.fma(d, ga, acc);
         cg.b.def_var(*o, acc);
     }
-    let sbytes = 4 * r * if s.bias == LutBias::PerRow { 2 } else { 1 };
-    let wp2 = cg.b.ins().iadd_imm_s(wp, sbytes as i64);
+    let wp2 = cg.b.ins().iadd_imm_s(wp, s.scale_bytes() as i64);
     let sp2 = cg.b.ins().iadd_imm_s(sp, 4);
     cg.b.def_var(wp_var, wp2);
     cg.b.def_var(sp_var, sp2);
@@ -555,8 +652,24 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let rb = cg.b.use_var(rb_var);
     let yoff = cg.b.ins().imul_imm_s(rb, (r * 4) as i64);
     let yp = cg.b.ins().iadd(y, yoff);
-    for (i, o) in out.iter().enumerate() {
-        let v = cg.b.use_var(*o);
+    let mut vals: Vec<Value> = out.iter().map(|o| cg.b.use_var(*o)).collect();
+    if s.bcq && p == 4 {
+        // Lanes are rows [0, 0, 1, 1] and [2, 2, 3, 3] (two plane pairs each):
+        // rows = even lanes + odd lanes across both vectors.
+        let (a, b) = (cg.cast(I8X16, vals[0]), cg.cast(I8X16, vals[1]));
+        let pick = |cg: &mut Cg<'_, '_>, first: u8| {
+            let mut m = [0u8; 16];
+            for (i, v) in m.iter_mut().enumerate() {
+                *v = (i / 4) as u8 * 8 + first * 4 + (i % 4) as u8;
+            }
+            let imm = cg.b.func.dfg.immediates.push(ConstantData::from(&m[..]));
+            let v = cg.b.ins().shuffle(a, b, imm);
+            cg.cast(F32X4, v)
+        };
+        let (ev, od) = (pick(&mut cg, 0), pick(&mut cg, 1));
+        vals = vec![cg.b.ins().fadd(ev, od)];
+    }
+    for (i, v) in vals.into_iter().enumerate() {
         let prev = cg.b.ins().load(F32X4, MemFlagsData::new().with_notrap(), yp, (16 * i) as i32);
         let v = cg.b.ins().fadd(prev, v);
         cg.b.ins().store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
