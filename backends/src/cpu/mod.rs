@@ -7,6 +7,10 @@
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper.
+//! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
+//!   `#gq`, `#ternary` and `#bcq` weights, packed at compile time;
+//! - [`shiftadd`]: the portable μ = 8 shift-add BCQ GEMV (LUT-GEMM tables);
+//! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant).
 
 pub mod act;
 mod codegen;

@@ -169,6 +169,7 @@ pub(crate) fn sq_err(w: &[f32], alpha: &[f32], signs: &[u8]) -> f64 {
 
 /// Solves `BᵀB·α = Bᵀw` by Gaussian elimination with partial pivoting;
 /// `None` when `BᵀB` is singular (a plane equal to ± another).
+#[allow(clippy::needless_range_loop, reason = "row/column indices of a q×q matrix read clearer than iterators")]
 fn least_squares_alpha(w: &[f32], signs: &[u8], q: usize) -> Option<Vec<f64>> {
     let sgn = |s: u8, i: usize| if s >> i & 1 == 1 { 1.0 } else { -1.0 };
     let mut m = vec![vec![0f64; q + 1]; q];
