@@ -1,5 +1,5 @@
 //! The CPU runtime against the reference interpreter on small random graphs:
-//! a tiny two-layer decoder (q8_0 / q4_1 / q5_0 / f32 weights, both RoPE
+//! a tiny two-layer decoder (q8_0 / q4_1 / q5_0 / gq / ternary / f32 weights, both RoPE
 //! pairings, partial RoPE, GQA, sliding window, softcap, SiLU and GELU gates)
 //! run as a prefill and then decode steps, plus one graph of the remaining
 //! elementwise ops and an unsupported op.
@@ -50,13 +50,12 @@ impl G {
         self.f.append_typed(a, args, ty).expect("op builds")
     }
     /// A random weight `[rows, cols]` (or `[cols]` when rows == 0) stored in `enc`.
-    fn weight(&mut self, name: &str, rows: usize, cols: usize, enc: Option<GgmlType>, scale: f32) -> Value {
+    fn weight(&mut self, name: &str, rows: usize, cols: usize, enc: Option<Encoding>, scale: f32) -> Value {
         let shape: Vec<u64> = if rows == 0 { vec![cols as u64] } else { vec![rows as u64, cols as u64] };
         let n = rows.max(1) * cols;
         let vals = self.rng.vec(n, scale);
         let (ty, bytes) = match enc {
-            Some(t) => {
-                let e = Encoding::Ggml(t);
+            Some(e) => {
                 (TensorType { shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem: ElemType::F32, encoding: Some(e) }, flexc_ir::quant::encode(e, &vals).expect("encode"))
             }
             None => (TensorType::new(ElemType::F32, &shape), vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
@@ -65,10 +64,15 @@ impl G {
         let w = self.op(attrs::Weight { name: Symbol(name.into()) }, &[], Some(ty));
         if enc.is_some() { self.op(attrs::Dequantize {}, &[w], None) } else { w }
     }
-    fn linear(&mut self, x: Value, name: &str, out: usize, inp: usize, enc: Option<GgmlType>) -> Value {
+    fn linear(&mut self, x: Value, name: &str, out: usize, inp: usize, enc: Option<Encoding>) -> Value {
         let w = self.weight(name, out, inp, enc, 0.3);
         self.op(attrs::Matmul { transpose_b: true }, &[x, w], None)
     }
+}
+
+/// An encoding from its text form.
+fn lowbit(text: &str) -> Encoding {
+    flexc_ir::text::parse_type(&format!("f32[32] {text}")).expect("encoding parses").encoding.expect("an encoding")
 }
 
 const VOCAB: usize = 64;
@@ -110,9 +114,9 @@ fn tiny_decoder() -> Module {
     for l in 0..LAYERS {
         let nw = g.weight(&format!("n{l}"), 0, EMBD, None, 1.0);
         let h = g.op(attrs::Rmsnorm { eps: 1e-6 }, &[x, nw], None);
-        let q = g.linear(h, &format!("q{l}"), HEADS * HD, EMBD, Some(GgmlType::Q8_0));
-        let k = g.linear(h, &format!("k{l}"), KV * HD, EMBD, Some(GgmlType::Q4_1));
-        let v = g.linear(h, &format!("v{l}"), KV * HD, EMBD, Some(GgmlType::Q5_0));
+        let q = g.linear(h, &format!("q{l}"), HEADS * HD, EMBD, Some(Encoding::Ggml(GgmlType::Q8_0)));
+        let k = g.linear(h, &format!("k{l}"), KV * HD, EMBD, Some(Encoding::Ggml(GgmlType::Q4_1)));
+        let v = g.linear(h, &format!("v{l}"), KV * HD, EMBD, Some(Encoding::Ggml(GgmlType::Q5_0)));
         let q = g.op(attrs::Reshape {}, &[q], Some(seq_ty(&[HEADS as u64, HD as u64])));
         let k = g.op(attrs::Reshape {}, &[k], Some(seq_ty(&[KV as u64, HD as u64])));
         let v = g.op(attrs::Reshape {}, &[v], Some(seq_ty(&[KV as u64, HD as u64])));
@@ -125,13 +129,14 @@ fn tiny_decoder() -> Module {
         let (window, softcap) = if l == 1 { (3, 5.0) } else { (0, 0.0) };
         let att = g.op(attrs::Attention { scale: 1.0 / (HD as f64).sqrt(), bidirectional: false, window, softcap }, &[q, kc, vc, pos], None);
         let att = g.op(attrs::Reshape {}, &[att], Some(seq_ty(&[(HEADS * HD) as u64])));
-        let o = g.linear(att, &format!("o{l}"), EMBD, HEADS * HD, None);
+        // Layer 1 carries the low-bit encodings the LUT kernel runs.
+        let o = g.linear(att, &format!("o{l}"), EMBD, HEADS * HD, (l == 1).then(|| lowbit("#gq<bits = 4, group = 32, zero = false>")));
         x = g.op(attrs::Add {}, &[x, o], None);
-        let gate = g.linear(x, &format!("g{l}"), FFN, EMBD, Some(GgmlType::Q4_1));
-        let up = g.linear(x, &format!("u{l}"), FFN, EMBD, Some(GgmlType::Q5_0));
+        let gate = g.linear(x, &format!("g{l}"), FFN, EMBD, Some(Encoding::Ggml(GgmlType::Q4_1)));
+        let up = g.linear(x, &format!("u{l}"), FFN, EMBD, Some(Encoding::Ggml(GgmlType::Q5_0)));
         let act = if l == 0 { g.op(attrs::Silu {}, &[gate], None) } else { g.op(attrs::Gelu { approx: GeluApprox::Tanh }, &[gate], None) };
         let hidden = g.op(attrs::Mul {}, &[act, up], None);
-        let down = g.linear(hidden, &format!("d{l}"), EMBD, FFN, Some(GgmlType::Q8_0));
+        let down = g.linear(hidden, &format!("d{l}"), EMBD, FFN, Some(if l == 1 { lowbit("#ternary<group = 32>") } else { Encoding::Ggml(GgmlType::Q8_0) }));
         x = g.op(attrs::Add {}, &[x, down], None);
     }
     let nw = g.weight("nf", 0, EMBD, None, 1.0);

@@ -15,6 +15,7 @@
 
 use crate::ops::AttrLit;
 use crate::quant::ggml::GgmlType;
+use crate::quant::lowbit::{BcqParams, GqParams, TernaryParams};
 use std::fmt;
 use std::sync::Arc;
 
@@ -188,6 +189,12 @@ pub enum Encoding {
         /// Group size.
         m: u8,
     },
+    /// Group-wise k-bit round-to-nearest (`#gq<bits, group, zero>`, see `quant::gq`).
+    Gq(GqParams),
+    /// BitNet b1.58 ternary, absmean scale (`#ternary<group>`, see `quant::ternary`).
+    Ternary(TernaryParams),
+    /// Binary-coding quantization (`#bcq<bits, group, pot, apot>`, see `quant::bcq`).
+    Bcq(BcqParams),
 }
 
 impl Encoding {
@@ -215,6 +222,9 @@ impl Encoding {
             }
             return Ok(Encoding::Nm { n: n as u8, m: m as u8 });
         }
+        if let Some(r) = crate::quant::lowbit::parse(name, params) {
+            return r;
+        }
         Err(format!("unknown encoding #{name}"))
     }
 
@@ -223,6 +233,9 @@ impl Encoding {
         match self {
             Encoding::Ggml(t) => t.name(),
             Encoding::Nm { .. } => "nm",
+            Encoding::Gq(_) => "gq",
+            Encoding::Ternary(_) => "ternary",
+            Encoding::Bcq(_) => "bcq",
         }
     }
 
@@ -231,6 +244,15 @@ impl Encoding {
         match self {
             Encoding::Ggml(_) => Vec::new(),
             Encoding::Nm { n, m } => vec![("n", AttrLit::Int(*n as i64)), ("m", AttrLit::Int(*m as i64))],
+            Encoding::Gq(p) => vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("zero", AttrLit::Bool(p.zero))],
+            Encoding::Ternary(p) => vec![("group", AttrLit::Int(p.group.into()))],
+            Encoding::Bcq(p) => {
+                let mut v = vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("pot", AttrLit::Bool(p.pot))];
+                if p.pot {
+                    v.push(("apot", AttrLit::Int(p.apot.into())));
+                }
+                v
+            }
         }
     }
 
@@ -239,6 +261,9 @@ impl Encoding {
         match self {
             Encoding::Ggml(t) => t.block_size() as u64,
             Encoding::Nm { m, .. } => *m as u64,
+            Encoding::Gq(p) => p.group.into(),
+            Encoding::Ternary(p) => p.block_elems() as u64,
+            Encoding::Bcq(p) => p.group.into(),
         }
     }
 
@@ -247,7 +272,24 @@ impl Encoding {
         match self {
             Encoding::Ggml(t) => t.type_size() as u64,
             Encoding::Nm { n, m } => crate::quant::nm::block_bytes(*n, *m) as u64,
+            Encoding::Gq(p) => p.block_bytes() as u64,
+            Encoding::Ternary(p) => p.block_bytes() as u64,
+            Encoding::Bcq(p) => p.block_bytes() as u64,
         }
+    }
+
+    /// Storage bytes of `numel` elements: whole blocks, plus a trailer for
+    /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks.
+    pub fn storage_bytes(&self, numel: u64) -> Option<u64> {
+        let be = self.block_elems();
+        if !numel.is_multiple_of(be) {
+            return None;
+        }
+        let trailer = match self {
+            Encoding::Ternary(p) => p.trailer_bytes() as u64,
+            _ => 0,
+        };
+        (numel / be).checked_mul(self.block_bytes())?.checked_add(trailer)
     }
 }
 
@@ -316,13 +358,7 @@ impl TensorType {
         let n = self.numel()?;
         match &self.encoding {
             None => n.checked_mul(self.elem.storage_bytes() as u64),
-            Some(enc) => {
-                let be = enc.block_elems();
-                if n % be != 0 {
-                    return None;
-                }
-                (n / be).checked_mul(enc.block_bytes())
-            }
+            Some(enc) => enc.storage_bytes(n),
         }
     }
 }

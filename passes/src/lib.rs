@@ -12,6 +12,7 @@ pub mod dce;
 pub mod manager;
 pub mod options;
 pub mod pipeline;
+pub mod quant;
 pub mod registry;
 pub mod rewrite;
 pub mod sparsity;

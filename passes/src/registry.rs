@@ -25,6 +25,8 @@ static REGISTRY: &[PassInfo] = &[
     crate::dce::INFO,
     crate::sparsity::flow_nm::INFO,
     crate::sparsity::prune_nm::INFO,
+    crate::quant::quantize::INFO,
+    crate::quant::fuse_dequant::INFO,
 ];
 
 /// Every registered pass, in listing order.

@@ -76,12 +76,12 @@ fn le() -> MemFlagsData {
     MemFlagsData::new().with_endianness(Endianness::Little)
 }
 
-/// Small emission helpers over a `FunctionBuilder`.
-struct Cg<'a, 'b> {
-    b: &'a mut FunctionBuilder<'b>,
-    caps: IsaCaps,
+/// Small emission helpers over a `FunctionBuilder` (shared with the LUT kernels).
+pub(super) struct Cg<'a, 'b> {
+    pub(super) b: &'a mut FunctionBuilder<'b>,
+    pub(super) caps: IsaCaps,
     /// The `f16_table` kernel argument.
-    f16_table: Value,
+    pub(super) f16_table: Value,
 }
 
 impl<'a, 'b> Cg<'a, 'b> {
@@ -91,30 +91,30 @@ impl<'a, 'b> Cg<'a, 'b> {
     /// (with `can_move`) the load pure for Cranelift's egraph: it is placed next to its use
     /// instead of at the top of the block, which keeps the unrolled loop
     /// within the 16 xmm registers.
-    fn ld(&mut self, ty: Type, p: Value, off: i32) -> Value {
+    pub(super) fn ld(&mut self, ty: Type, p: Value, off: i32) -> Value {
         self.b.ins().load(ty, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off)
     }
     /// Aligned, non-trapping, read-only load (activation records are 16-byte aligned).
     fn lda(&mut self, ty: Type, p: Value, off: i32) -> Value {
         self.b.ins().load(ty, MemFlagsData::trusted().with_readonly().with_can_move(), p, off)
     }
-    fn vconst(&mut self, bytes: [u8; 16]) -> Value {
+    pub(super) fn vconst(&mut self, bytes: [u8; 16]) -> Value {
         let c = self.b.func.dfg.constants.insert(ConstantData::from(&bytes[..]));
         self.b.ins().vconst(I8X16, c)
     }
-    fn vconst_ty(&mut self, ty: Type, bytes: [u8; 16]) -> Value {
+    pub(super) fn vconst_ty(&mut self, ty: Type, bytes: [u8; 16]) -> Value {
         let c = self.b.func.dfg.constants.insert(ConstantData::from(&bytes[..]));
         self.b.ins().vconst(ty, c)
     }
-    fn splat8(&mut self, v: u8) -> Value {
+    pub(super) fn splat8(&mut self, v: u8) -> Value {
         self.vconst([v; 16])
     }
-    fn cast(&mut self, ty: Type, v: Value) -> Value {
+    pub(super) fn cast(&mut self, ty: Type, v: Value) -> Value {
         self.b.ins().bitcast(ty, le(), v)
     }
     /// Logical shift right of every byte by `n` (via a 16-bit shift; the
     /// caller masks away the bits shifted in from the neighbouring byte).
-    fn shr_bytes_unmasked(&mut self, v: Value, n: i64) -> Value {
+    pub(super) fn shr_bytes_unmasked(&mut self, v: Value, n: i64) -> Value {
         let w = self.cast(I16X8, v);
         let s = self.b.ins().ushr_imm_u(w, n);
         self.cast(I8X16, s)
@@ -144,7 +144,7 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
     /// `pmaddubsw`: signed i8 × unsigned u8, adjacent products summed to i16x8
     /// (saturating; callers keep |sums| < 2^15).
-    fn maddubs(&mut self, signed: Value, unsigned: Value) -> Value {
+    pub(super) fn maddubs(&mut self, signed: Value, unsigned: Value) -> Value {
         self.b.ins().x86_pmaddubsw(signed, unsigned)
     }
     /// `acc + Σ_4 signed·unsigned` per i32 lane, in the exact tree Cranelift
@@ -165,7 +165,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let p = self.b.ins().iadd_pairwise(pl, ph);
         self.b.ins().iadd(p, acc)
     }
-    fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
+    pub(super) fn fma(&mut self, a: Value, b: Value, c: Value) -> Value {
         if self.caps.fma {
             self.b.ins().fma(a, b, c)
         } else {
@@ -182,7 +182,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         let c = self.b.ins().fadd(l2, l3);
         self.b.ins().fadd(a, c)
     }
-    fn var(&mut self, ty: Type, init: Value) -> Variable {
+    pub(super) fn var(&mut self, ty: Type, init: Value) -> Variable {
         let v = self.b.declare_var(ty);
         self.b.def_var(v, init);
         v

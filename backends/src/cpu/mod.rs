@@ -7,7 +7,11 @@
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
-//! - [`runtime`]: whole IR functions compiled to a plan over these kernels.
+//! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
+//! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
+//!   `#gq`, `#ternary` and `#bcq` weights, packed at compile time;
+//! - [`shiftadd`]: the portable μ = 8 shift-add BCQ GEMV (LUT-GEMM tables);
+//! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant).
 
 pub mod act;
 mod codegen;
@@ -15,6 +19,9 @@ pub mod format;
 pub mod gemv;
 pub mod jit;
 pub mod runtime;
+pub mod kernel_bench;
+pub mod lut;
+pub mod shiftadd;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

@@ -4,10 +4,15 @@
 //! [`decode`] and [`encode`] are the one entry point per [`Encoding`]: every
 //! consumer (the interpreter, the JIT's packers, passes) goes through them.
 
+pub mod bcq;
 pub mod ggml;
 pub mod nm;
+pub mod gq;
+pub mod lowbit;
+pub mod ternary;
 
 pub use ggml::{GgmlType, QuantError};
+pub use lowbit::{BcqParams, GqParams, TernaryParams};
 
 use crate::types::Encoding;
 
@@ -22,6 +27,9 @@ pub fn decode(enc: Encoding, bytes: &[u8], out: &mut [f32]) -> Result<(), String
     match enc {
         Encoding::Ggml(t) => ggml::dequantize(t, bytes, out).map_err(|e| e.to_string()),
         Encoding::Nm { n, m } => nm::decode(n, m, bytes, out),
+        Encoding::Gq(p) => p.decode(bytes, out),
+        Encoding::Ternary(p) => p.decode(bytes, out),
+        Encoding::Bcq(p) => p.decode(bytes, out),
     }
 }
 
@@ -30,5 +38,8 @@ pub fn encode(enc: Encoding, values: &[f32]) -> Result<Vec<u8>, String> {
     match enc {
         Encoding::Ggml(t) => ggml::quantize_to_vec(t, values).map_err(|e| e.to_string()),
         Encoding::Nm { n, m } => nm::encode(n, m, values),
+        Encoding::Gq(p) => p.encode(values),
+        Encoding::Ternary(p) => p.encode(values),
+        Encoding::Bcq(p) => p.encode(values),
     }
 }

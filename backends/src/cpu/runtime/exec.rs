@@ -27,6 +27,7 @@ fn step_name(s: &Step) -> &'static str {
         Step::Gather { .. } => "gather",
         Step::Quant { .. } => "quantize-act",
         Step::Gemv { .. } => "gemv/gemm (jit)",
+        Step::Lut { .. } => "lut gemv (jit)",
         Step::Rmsnorm { .. } => "rmsnorm",
         Step::Binary { .. } => "elementwise",
         Step::Unary { .. } => "activation",
@@ -188,6 +189,21 @@ impl CpuRuntime {
                 let threads = if wb.len() * batch >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
                 // SAFETY: lengths checked above.
                 unsafe { gemv_split(&self.pool, kernel, wb.as_ptr(), xp, stride, batch, y.as_mut_ptr(), threads) }?;
+            }
+            Step::Lut { kernel, w, x, out } => {
+                let (rows, cols) = (kernel.spec().rows, kernel.spec().cols);
+                let batch = self.len(*x) / cols;
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                if o.len() < batch * rows {
+                    return Err(invalid("internal: LUT output buffer too small"));
+                }
+                let weights = &self.plan.lut_weights[*w];
+                let threads = if weights.bytes().len() >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
+                for b in 0..batch {
+                    let xr = &self.bufs[x.buf][b * cols..(b + 1) * cols];
+                    kernel.run(weights, xr, &mut o[b * rows..(b + 1) * rows], threads)?;
+                }
+                self.put(*out, o);
             }
             Step::Rmsnorm { x, w, out, d, eps } => {
                 let n = self.len(*x);

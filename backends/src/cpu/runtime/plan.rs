@@ -22,6 +22,7 @@ use flexc_ir::{Encoding, Func, Module, OpAttrs, Value, ValueDef};
 use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
+use super::super::lut::{LutKernel, LutWeights};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
 
@@ -60,6 +61,8 @@ pub(crate) enum Step {
     Gather { table: usize, enc: Option<Encoding>, elem: ElemType, vocab: usize, d: usize, ids: usize, out: BufRef },
     Quant { src: BufRef, q: usize, cols: usize, last_only_ok: bool },
     Gemv { kernel: Arc<GemvKernel>, w: usize, x: GemvInput, out: BufRef, last_only_ok: bool },
+    /// A table-lookup GEMV per activation row over `lut_weights[w]`.
+    Lut { kernel: Arc<LutKernel>, w: usize, x: BufRef, out: BufRef },
     Rmsnorm { x: BufRef, w: BufRef, out: BufRef, d: usize, eps: f32 },
     Binary { op: BinOp, a: BufRef, b: BufRef, out: BufRef },
     Unary { op: UnOp, x: BufRef, out: BufRef },
@@ -107,6 +110,8 @@ pub(crate) struct Plan {
     /// Initial contents of constant buffers.
     pub consts: Vec<(usize, Vec<f32>)>,
     pub weights: Vec<WeightBytes>,
+    /// Low-bit weights packed for the LUT kernel at compile time.
+    pub lut_weights: Vec<LutWeights>,
     pub qact_kinds: Vec<ActKind>,
     pub params: Vec<ParamKind>,
     /// The input index of each parameter that is passed on calls.
@@ -610,6 +615,7 @@ impl<'m> Builder<'m> {
             // Decoded to f32 when the weight was read (`weight_bytes`).
             (Some(Encoding::Nm { .. }), ElemType::F32) => WeightFormat::F32,
             (Some(e @ Encoding::Nm { .. }), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
+            (Some(enc @ (Encoding::Gq(_) | Encoding::Ternary(_) | Encoding::Bcq(_))), _) => return self.lut_matmul(op, enc, w, n, k, x, r),
             (None, ElemType::F32) => WeightFormat::F32,
             (None, e) => return Err(unsupported(op, format!("{e} weights"))),
         };
@@ -657,7 +663,26 @@ impl<'m> Builder<'m> {
         self.plan.steps.push(Step::Gemv { kernel, w, x: input, out, last_only_ok });
         Ok(())
     }
+
+    /// A matmul against low-bit weights (`#gq`, `#ternary`, `#bcq`): the
+    /// weights are packed into the T-MAC layout once, here, and each
+    /// activation row runs through the table-lookup kernel.
+    #[allow(clippy::too_many_arguments)]
+    fn lut_matmul(&mut self, op: &str, enc: Encoding, w: usize, n: usize, k: usize, x: BufRef, r: Value) -> Result<(), RuntimeError> {
+        if x.row != k {
+            return Err(unsupported(op, format!("LUT matmul needs activation rows of {k}, got {}", x.row)));
+        }
+        let packed = LutWeights::pack(enc, &self.plan.weights[w], n, k, LUT_ACT_GROUP).map_err(|e| unsupported(op, e.to_string()))?;
+        let kernel = Arc::new(LutKernel::new(self.session, packed.spec())?);
+        self.plan.lut_weights.push(packed);
+        let out = self.result_buf(r, op)?;
+        self.plan.steps.push(Step::Lut { kernel, w: self.plan.lut_weights.len() - 1, x, out });
+        Ok(())
+    }
 }
+
+/// Activations per int8-quantised table group of the LUT kernel (T-MAC's act_group).
+const LUT_ACT_GROUP: usize = 32;
 
 /// Decodes a whole weight (encoded, f32, f16 or bf16) to f32.
 fn decode_all(bytes: &[u8], ty: &flexc_ir::TensorType, n: usize) -> Result<Vec<f32>, String> {
@@ -702,6 +727,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
             buf_shapes: Vec::new(),
             consts: Vec::new(),
             weights: Vec::new(),
+            lut_weights: Vec::new(),
             qact_kinds: Vec::new(),
             params: Vec::new(),
             param_input: Vec::new(),

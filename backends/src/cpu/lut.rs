@@ -1,0 +1,684 @@
+//! T-MAC-style LUT mixed-precision GEMV (`y = W·x`, W low-bit, x f32) as a
+//! Cranelift JIT kernel, for `#gq` (1–4 bits), `#ternary` and `#bcq`
+//! (LUT-GEMM / ShiftAddLLM binary-coding) weights.
+//!
+//! **Math.** A b-bit code `q = Σ_i 2^i·q_i` is read bit-serially with
+//! T-MAC's ±1 reinterpretation `s_i = 2q_i − 1`: `q − (2^b − 1)/2 = Σ_i 2^(i−1)·s_i`.
+//! So for a group with scale `d` and offset `z`,
+//! `Σ_k (q_k − z)·d·x_k = d·(Σ_i 2^(i−1)·Σ_k s_{i,k}·x_k + c·Σ_k x_k)` with
+//! `c = (2^b − 1)/2 − z`: 0 for symmetric `#gq` (mid-rise), `zc − z` per row
+//! for asymmetric `#gq`, and ½ for ternary (codes `t + 1` as 2-bit). The
+//! bias `c·Σx` uses exact f32 group sums of x rather than the quantized table.
+//!
+//! BCQ (`w = Σ_i α_i·b_i`, `b_i ∈ ±1`) uses the same ±1 tables: each plane's
+//! sign bits are the code bits, and each (row, group, plane) has its own `α`,
+//! so the planes are accumulated apart (two `pmaddubsw` with 0/1 multipliers
+//! over the even and the odd lanes) and scaled by `α` per lane at the end of
+//! the group; the lanes of a row are summed once per row block. APoT `α`
+//! (`pot = true`) are applied with the same FMA: on x86 a multiply by a power
+//! of two costs one FMA, less than exponent adds would; the shift-add form is
+//! in `shiftadd.rs`.
+//!
+//! **Tables** ([`LutActivation`]). Activations are split in groups of 4; each
+//! gets a 16-entry table `T[idx] = Σ_i (bit_i(idx) ? +x_i : −x_i)`. Only the 8
+//! odd entries are computed; the even ones are mirrored (`T[15 − g] = −T[g]`).
+//! Tables are quantized to int8 per activation group of `A` values (`A/4`
+//! tables): `λ = max_4-groups(Σ|x|)/127`, entries `round(T/λ)` (ties to even).
+//!
+//! **Weight layout** ([`LutWeights`], packed once at compile time). A 16-byte
+//! vector holds `R = 16/P` rows × `P` bit-planes (lane `l` = row `l / P`,
+//! plane `l % P`; `P = 2` for 1–2 bits, 4 for 3–4 bits, unused planes are
+//! zero padding) for two consecutive 4-groups: the low nibble is the plane's
+//! 4-bit index for group `2p`, the high nibble for group `2p + 1`. One
+//! `x86_pshufb` per nibble looks up 16 values; one `x86_pmaddubsw` with the
+//! constant multipliers `2^plane` (0 for padding) combines the planes of a row
+//! and widens to i16 (|sum| ≤ 16·127·12 < 2^15 for A ≤ 64). Per row block:
+//! for each weight group, its `G/8` code vectors, then `R` f32 scales `d`,
+//! then (asymmetric only) `R` f32 offsets `c`; for BCQ, 16 f32 `2·α` (one
+//! per lane, even lanes then odd lanes). Row blocks are contiguous, so
+//! a row-block range is one sequential weight stream.
+//!
+//! **Kernel.** K is cut into tiles of up to 4096 columns (whole weight
+//! groups; 16 KiB of tables, resident in L1d), and the packed weights are
+//! stored tile-major: `[tile][row block][group in tile]`, one sequential
+//! stream per tile. Per tile and row block: per activation group, i16
+//! accumulation over its `A/4` groups, then to f32 with `λ/2` (the
+//! multipliers are `2·α_i`); per weight group `× d` (+ bias); the tile's
+//! partial sums are added into `y`. The tables are re-read from L1 for every
+//! row block rather than pinned in registers (16 xmm registers cannot hold a
+//! tile's tables plus the accumulators). 1 and 3 bits pay for the padding
+//! planes: they run at the cost of 2 and 4 bits.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
+use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::FunctionBuilder;
+use flexc_ir::quant::{BcqParams, GqParams, TernaryParams};
+use flexc_ir::Encoding;
+
+use super::codegen::Cg;
+use super::jit::{CompiledFn, JitError, JitSession};
+
+/// How a group's bias `c·Σx` enters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LutBias {
+    /// None (symmetric groups).
+    None,
+    /// One constant for every group (ternary: ½).
+    Const(f32),
+    /// Per row and group, stored after the scales (asymmetric groups).
+    PerRow,
+}
+
+/// What one LUT kernel is specialised on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LutSpec {
+    /// Output rows M.
+    pub rows: usize,
+    /// Input columns K.
+    pub cols: usize,
+    /// Code bits, 1..=4.
+    pub bits: u8,
+    /// Weight scale group G (elements along K).
+    pub group: usize,
+    /// Activation (table-quantization) group A: a multiple of 8, at most 64, dividing G.
+    pub act_group: usize,
+    /// Bias handling.
+    pub bias: LutBias,
+    /// BCQ planes (`#bcq`): every (row, group, plane) has its own `α`, so the
+    /// planes are accumulated separately instead of combined by `2^plane`.
+    pub bcq: bool,
+}
+
+/// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end)`.
+const LUT_PARAMS: usize = 8;
+type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64, u64);
+
+/// Columns per K tile (16 KiB of int8 tables).
+const K_TILE: usize = 4096;
+
+impl LutSpec {
+    /// Lanes per row in a 16-byte vector (bit-planes incl. padding).
+    pub fn planes(&self) -> usize {
+        if self.bits <= 2 { 2 } else { 4 }
+    }
+
+    /// Rows per row block (`16 / planes`).
+    pub fn block_rows(&self) -> usize {
+        16 / self.planes()
+    }
+
+    /// Bytes of one row block's packed weights for one group.
+    pub fn group_bytes(&self) -> usize {
+        2 * self.group + self.scale_bytes()
+    }
+
+    /// Bytes of one row block's scales per group: `R` f32 `d` (+ `R` f32 `c`),
+    /// or for BCQ 16 f32 `α` (one per lane: even lanes, then odd lanes).
+    pub fn scale_bytes(&self) -> usize {
+        if self.bcq {
+            64
+        } else {
+            4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
+        }
+    }
+
+    /// Weight groups per K tile: the tables of one tile (`4·cols` bytes)
+    /// stay within 16 KiB, half of L1d, while every row block streams by.
+    pub fn groups_per_tile(&self) -> usize {
+        (K_TILE / self.group).max(1)
+    }
+
+    /// The K tiles as group ranges.
+    pub fn tiles(&self) -> Vec<(usize, usize)> {
+        let (n, t) = (self.cols / self.group, self.groups_per_tile());
+        (0..n.div_ceil(t)).map(|i| (i * t, ((i + 1) * t).min(n))).collect()
+    }
+
+    /// Total packed bytes.
+    pub fn weight_bytes(&self) -> usize {
+        self.rows / self.block_rows() * (self.cols / self.group) * self.group_bytes()
+    }
+
+    /// Checks the parameters before anything reaches Cranelift.
+    pub fn validate(&self) -> Result<(), JitError> {
+        let bad = |m: String| Err(JitError::InvalidParams(m));
+        if !(1..=4).contains(&self.bits) {
+            return bad(format!("bits = {} must be in 1..=4", self.bits));
+        }
+        let a = self.act_group;
+        if a == 0 || !a.is_multiple_of(8) || a > 64 {
+            return bad(format!("act_group = {a} must be a positive multiple of 8, at most 64"));
+        }
+        if self.group == 0 || !self.group.is_multiple_of(a) || self.cols == 0 || !self.cols.is_multiple_of(self.group) {
+            return bad(format!("group {} must be a multiple of act_group {a} and divide cols {}", self.group, self.cols));
+        }
+        if self.rows == 0 || !self.rows.is_multiple_of(self.block_rows()) {
+            return bad(format!("rows {} must be a positive multiple of {} for {} bits", self.rows, self.block_rows(), self.bits));
+        }
+        if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
+            return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
+        }
+        if self.bcq && self.bias != LutBias::None {
+            return bad("BCQ weights have no bias term".into());
+        }
+        if let LutBias::Const(c) = self.bias
+            && !c.is_finite()
+        {
+            return bad("bias constant must be finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// Weights packed for a [`LutKernel`].
+#[derive(Clone, Debug)]
+pub struct LutWeights {
+    spec: LutSpec,
+    bytes: Vec<u8>,
+}
+
+impl LutWeights {
+    /// Packs an encoded `[rows, cols]` weight (`#gq`, `#ternary` or `#bcq`)
+    /// with activation group `act_group`.
+    pub fn pack(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize) -> Result<LutWeights, JitError> {
+        let bad = |m: String| JitError::InvalidParams(m);
+        let n = rows.checked_mul(cols).ok_or_else(|| bad("shape overflows".into()))?;
+        if enc.storage_bytes(n as u64) != Some(bytes.len() as u64) {
+            return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {:?} bytes, got {}", enc.storage_bytes(n as u64), bytes.len())));
+        }
+        // Per row: codes (bit i = plane i) and per-group scales ([d, c] or α).
+        let (bits, group, bias, codes, scales): Unpacked = match enc {
+            Encoding::Gq(p) => gq_codes(p, bytes, n)?,
+            Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group)?,
+            Encoding::Bcq(p) => bcq_codes(p, bytes, n)?,
+            other => return Err(bad(format!("the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"))),
+        };
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq: matches!(enc, Encoding::Bcq(_)) };
+        spec.validate()?;
+        let (r, p) = (spec.block_rows(), spec.planes());
+        let ngroups = cols / group;
+        let mut out = Vec::with_capacity(spec.weight_bytes());
+        for (ga, gb) in spec.tiles() {
+          for rb in 0..rows / r {
+            for g in ga..gb {
+                // Code vectors: pairs of 4-groups along the group.
+                for pair in 0..group / 8 {
+                    for lane in 0..16 {
+                        let (row, plane) = (rb * r + lane / p, lane % p);
+                        let mut byte = 0u8;
+                        for half in 0..2 {
+                            let k0 = g * group + pair * 8 + half * 4;
+                            let mut idx = 0u8;
+                            if plane < bits as usize {
+                                for i in 0..4 {
+                                    idx |= (codes[row * cols + k0 + i] >> plane & 1) << i;
+                                }
+                            }
+                            byte |= idx << (4 * half);
+                        }
+                        out.push(byte);
+                    }
+                }
+                if spec.bcq {
+                    // α per byte lane: the even lanes, then the odd ones (the
+                    // i16 lanes of the two pmaddubsw accumulators).
+                    for lane in (0..16).step_by(2).chain((1..16).step_by(2)) {
+                        let (row, plane) = (rb * r + lane / p, lane % p);
+                        // Doubled: the tables' λ/2 assumes multipliers 2·α (module docs).
+                        out.extend_from_slice(&(2.0 * scales[row * ngroups + g][plane]).to_le_bytes());
+                    }
+                } else {
+                    for row in rb * r..(rb + 1) * r {
+                        out.extend_from_slice(&scales[row * ngroups + g][0].to_le_bytes());
+                    }
+                    if bias == LutBias::PerRow {
+                        for row in rb * r..(rb + 1) * r {
+                            out.extend_from_slice(&scales[row * ngroups + g][1].to_le_bytes());
+                        }
+                    }
+                }
+            }
+          }
+        }
+        debug_assert_eq!(out.len(), spec.weight_bytes());
+        Ok(LutWeights { spec, bytes: out })
+    }
+
+    /// The kernel parameters these weights need.
+    pub fn spec(&self) -> LutSpec {
+        self.spec
+    }
+
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+type Unpacked = (u8, usize, LutBias, Vec<u8>, Vec<[f32; 4]>);
+
+fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
+    let (g, bb) = (p.group as usize, p.block_bytes());
+    let zc = p.max_code() as f32 / 2.0;
+    let mut codes = Vec::with_capacity(n);
+    let mut scales = Vec::with_capacity(n / g);
+    for blk in bytes.chunks_exact(bb) {
+        let (d, z) = p.scale_zero(blk);
+        scales.push([d, zc - z, 0.0, 0.0]);
+        let c = p.codes(blk);
+        codes.extend((0..g).map(|i| flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8));
+    }
+    let bias = if p.zero { LutBias::PerRow } else { LutBias::None };
+    Ok((p.bits, g, bias, codes, scales))
+}
+
+/// Per-tensor ternary has one scale, so any split of K into kernel groups is
+/// exact: the largest divisor of `cols` that is a multiple of `act_group` and
+/// at most 1024 (so K tiles exist), else the whole row.
+fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize) -> Result<Unpacked, JitError> {
+    let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
+    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols.is_multiple_of(g)).unwrap_or(cols);
+    let g = if p.group == 0 { split } else { p.group as usize };
+    let scales = if p.group == 0 { vec![[s[0], 0.0, 0.0, 0.0]; n / g] } else { s.into_iter().map(|d| [d, 0.0, 0.0, 0.0]).collect() };
+    Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))
+}
+
+/// BCQ: the code's bit i is plane i's sign bit (1 = +1), so the ±1
+/// reinterpretation is the identity; scales are the plane `α`s.
+fn bcq_codes(p: BcqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
+    let (g, bb) = (p.group as usize, p.block_bytes());
+    let mut codes = vec![0u8; n];
+    let mut scales = Vec::with_capacity(n / g);
+    for (blk, dst) in bytes.chunks_exact(bb).zip(codes.chunks_exact_mut(g)) {
+        let mut a = [0f32; 4];
+        for (i, ai) in p.alphas(blk).into_iter().enumerate() {
+            a[i] = ai;
+            for (j, c) in p.plane(blk, i).iter().flat_map(|&byte| (0..8).map(move |b| byte >> b & 1)).zip(dst.iter_mut()) {
+                *c |= j << i;
+            }
+        }
+        scales.push(a);
+    }
+    Ok((p.bits, g, LutBias::None, codes, scales))
+}
+
+/// Activation-side precompute for one input vector: int8 tables, their scales
+/// (`λ/2` per activation group) and exact f32 sums per weight group.
+#[derive(Clone, Debug)]
+pub struct LutActivation {
+    /// `cols/4` tables of 16 int8 entries.
+    pub tables: Vec<i8>,
+    /// `λ/2` per activation group.
+    pub lambdas: Vec<f32>,
+    /// `Σx` per weight group.
+    pub sums: Vec<f32>,
+}
+
+impl LutActivation {
+    /// Builds the tables of `x` (`x.len() == spec.cols`).
+    pub fn build(spec: &LutSpec, x: &[f32]) -> Result<LutActivation, JitError> {
+        if x.len() != spec.cols {
+            return Err(JitError::Length(format!("x has {} values, the kernel takes {}", x.len(), spec.cols)));
+        }
+        let mut tables = vec![0i8; spec.cols * 4];
+        let mut lambdas = Vec::with_capacity(spec.cols / spec.act_group);
+        for (a, xa) in x.chunks_exact(spec.act_group).enumerate() {
+            let amax = xa.chunks_exact(4).map(|q| q.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, f32::max);
+            let lambda = amax / 127.0;
+            let inv = if lambda > 0.0 { 1.0 / lambda } else { 0.0 };
+            lambdas.push(lambda / 2.0);
+            for (j, q) in xa.chunks_exact(4).enumerate() {
+                let t = &mut tables[(a * spec.act_group / 4 + j) * 16..][..16];
+                // The 8 odd entries (bit 0 set), then the mirror T[15 − g] = −T[g].
+                for idx in (1..16).step_by(2) {
+                    let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
+                    let e = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+                    t[idx] = e;
+                    t[15 - idx] = -e;
+                }
+            }
+        }
+        let sums = x.chunks_exact(spec.group).map(|g| g.iter().sum()).collect();
+        Ok(LutActivation { tables, lambdas, sums })
+    }
+
+    /// The kernel's result computed in scalar Rust with the same int8 tables
+    /// (the differential-test model; equal to the JIT up to f32 reassociation).
+    pub fn model(&self, w: &LutWeights) -> Vec<f32> {
+        let s = w.spec;
+        let (r, p) = (s.block_rows(), s.planes());
+        let mult = |lane: usize| if lane % p < s.bits as usize { 1i32 << (lane % p) } else { 0 };
+        let mut y = vec![0f32; s.rows];
+        let mut tile_base = 0;
+        for (ga, gb) in s.tiles() {
+          let tb = (gb - ga) * s.group_bytes();
+          for rb in 0..s.rows / r {
+            let blk = &w.bytes[tile_base + rb * tb..][..tb];
+            let mut off = 0;
+            for g in ga..gb {
+                // Accumulators per row, or per lane for BCQ.
+                let nacc = if s.bcq { 16 } else { r };
+                let slot = |lane: usize| if s.bcq { lane } else { lane / p };
+                let mut gacc = vec![0f32; nacc];
+                for a in 0..s.group / s.act_group {
+                    let mut acc = vec![0i32; nacc];
+                    for pair in 0..s.act_group / 8 {
+                        let j = (g * s.group + a * s.act_group) / 4 + 2 * pair;
+                        for lane in 0..16 {
+                            let byte = blk[off + pair * 16 + lane];
+                            let lo = self.tables[j * 16 + (byte & 15) as usize] as i32;
+                            let hi = self.tables[(j + 1) * 16 + (byte >> 4) as usize] as i32;
+                            acc[slot(lane)] += (lo + hi) * if s.bcq { 1 } else { mult(lane) };
+                        }
+                    }
+                    off += s.act_group / 8 * 16;
+                    let lam = self.lambdas[(g * s.group + a * s.act_group) / s.act_group];
+                    for (ga, &ac) in gacc.iter_mut().zip(&acc) {
+                        *ga += lam * ac as f32;
+                    }
+                }
+                let f = |o: usize| f32::from_le_bytes(blk[o..o + 4].try_into().expect("4 bytes"));
+                if s.bcq {
+                    // 2α per lane, even lanes first (see the packing).
+                    for (k, lane) in (0..16).step_by(2).chain((1..16).step_by(2)).enumerate() {
+                        y[rb * r + lane / p] += f(off + 4 * k) * gacc[lane];
+                    }
+                    off += s.scale_bytes();
+                    continue;
+                }
+                for (i, ga) in gacc.iter().enumerate() {
+                    let c = match s.bias {
+                        LutBias::None => 0.0,
+                        LutBias::Const(c) => c,
+                        LutBias::PerRow => f(off + 4 * r + 4 * i),
+                    };
+                    y[rb * r + i] += f(off + 4 * i) * (ga + c * self.sums[g]);
+                }
+                off += 4 * r * if s.bias == LutBias::PerRow { 2 } else { 1 };
+            }
+          }
+          tile_base += s.rows / r * tb;
+        }
+        y
+    }
+}
+
+/// A compiled LUT GEMV for one [`LutSpec`].
+#[derive(Debug)]
+pub struct LutKernel {
+    spec: LutSpec,
+    f: CompiledFn,
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(T);
+// SAFETY: moves buffer pointers into workers that write disjoint row blocks of y.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl LutKernel {
+    /// Compiles the kernel.
+    pub fn new(session: &JitSession, spec: LutSpec) -> Result<LutKernel, JitError> {
+        spec.validate()?;
+        let caps = session.caps();
+        let f = session.compile("lut_gemv", LUT_PARAMS, |b, args| build_lut(b, args, &spec, caps))?;
+        Ok(LutKernel { spec, f })
+    }
+
+    /// The parameters.
+    pub fn spec(&self) -> LutSpec {
+        self.spec
+    }
+
+    /// The compiled function (VCode, machine code, compile time).
+    pub fn compiled(&self) -> &CompiledFn {
+        &self.f
+    }
+
+    /// `y = W·x`: builds the tables, then runs on `threads` workers.
+    pub fn run(&self, w: &LutWeights, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
+        let act = LutActivation::build(&self.spec, x)?;
+        self.run_prepared(w, &act, y, threads)
+    }
+
+    /// `y = W·x` with tables already built.
+    pub fn run_prepared(&self, w: &LutWeights, act: &LutActivation, y: &mut [f32], threads: usize) -> Result<(), JitError> {
+        let s = self.spec;
+        if w.spec != s {
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
+        }
+        let lens = [(act.tables.len(), s.cols * 4), (act.lambdas.len(), s.cols / s.act_group), (act.sums.len(), s.cols / s.group), (y.len(), s.rows), (w.bytes.len(), s.weight_bytes())];
+        if let Some((got, want)) = lens.iter().find(|(g, w)| g != w) {
+            return Err(JitError::Length(format!("a LUT kernel buffer has {got} elements, expected {want}")));
+        }
+        self.f.executable()?;
+        let nblocks = s.rows / s.block_rows();
+        let (wp, tp, lp, sp, yp) = (SendPtr(w.bytes.as_ptr()), SendPtr(act.tables.as_ptr()), SendPtr(act.lambdas.as_ptr()), SendPtr(act.sums.as_ptr()), SendPtr(y.as_mut_ptr()));
+        let f: LutFn = unsafe { std::mem::transmute(self.f.ptr()) };
+        y.fill(0.0);
+        let tiles = s.tiles();
+        let work = |b0: usize, b1: usize| {
+            let (wp, tp, lp, sp, yp) = (wp, tp, lp, sp, yp);
+            let mut wbase = 0;
+            for &(ga, gb) in &tiles {
+                let (k0, ng) = (ga * s.group, gb - ga);
+                // SAFETY: every buffer length was checked against the spec the
+                // kernel was compiled for; tile offsets stay inside them (tiles
+                // partition the groups); [b0, b1) ⊆ [0, nblocks) and workers get
+                // disjoint ranges, so the y rows read and written never overlap.
+                unsafe { f(wp.0.add(wbase), tp.0.add(k0 * 4), lp.0.add(k0 / s.act_group), sp.0.add(ga), yp.0, b0 as u64, b1 as u64, ng as u64) };
+                wbase += nblocks * ng * s.group_bytes();
+            }
+        };
+        let threads = threads.clamp(1, nblocks);
+        if threads == 1 {
+            work(0, nblocks);
+            return Ok(());
+        }
+        let bounds: Vec<usize> = (0..=threads).map(|i| nblocks * i / threads).collect();
+        rayon::scope(|sc| {
+            for i in 1..threads {
+                let (b0, b1) = (bounds[i], bounds[i + 1]);
+                let work = &work;
+                sc.spawn(move |_| work(b0, b1));
+            }
+            work(bounds[0], bounds[1]);
+        });
+        Ok(())
+    }
+}
+
+/// Emits the kernel body (see the module docs for the layout).
+fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: super::jit::IsaCaps) -> Result<(), JitError> {
+    s.validate()?;
+    if args.len() != LUT_PARAMS {
+        return Err(JitError::InvalidParams(format!("LUT ABI has {LUT_PARAMS} parameters, got {}", args.len())));
+    }
+    let (w, tables, lambdas, sums, y, b0, b1, ngroups) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
+    let f0 = args[0]; // placeholder for Cg's unused f16 table
+    let mut cg = Cg { b, caps, f16_table: f0 };
+    let (r, p) = (s.block_rows(), s.planes());
+    let nvec = r / 4; // f32x4 vectors per row block
+    let pairs = s.act_group / 8;
+    // pmaddubsw multipliers. Scaled codes: one accumulator, `2^plane` per
+    // lane (0 for padding), so a row's planes are combined as they widen.
+    // BCQ: two accumulators, even lanes and odd lanes, each plane kept apart.
+    let mults: Vec<Value> = if s.bcq {
+        let (mut even, mut odd) = ([0u8; 16], [0u8; 16]);
+        for l in 0..16 {
+            let m = u8::from(l % p < s.bits as usize);
+            if l % 2 == 0 { even[l] = m } else { odd[l] = m }
+        }
+        vec![cg.vconst(even), cg.vconst(odd)]
+    } else {
+        let mut mult = [0u8; 16];
+        for (l, m) in mult.iter_mut().enumerate() {
+            *m = if l % p < s.bits as usize { 1 << (l % p) } else { 0 };
+        }
+        vec![cg.vconst(mult)]
+    };
+    // f32x4 accumulators: per group (BCQ: elo, ehi, olo, ohi lanes) and output.
+    let (ngacc, nout) = if s.bcq { (4, 2) } else { (nvec, nvec) };
+    let m0f = cg.splat8(0x0f);
+    let zero16 = cg.vconst_ty(I16X8, [0; 16]);
+    let zerof = cg.vconst_ty(F32X4, [0; 16]);
+    // Nothing here is 16-byte aligned (Vec<f32>/Vec<i8>): never claim alignment.
+    let flags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
+
+    // Row-block loop.
+    let rb_var = cg.var(I64, b0);
+    let (head, body, exit) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
+    cg.b.ins().jump(head, &[]);
+    cg.b.switch_to_block(head);
+    let rb = cg.b.use_var(rb_var);
+    let more = cg.b.ins().icmp(IntCC::UnsignedLessThan, rb, b1);
+    cg.b.ins().brif(more, body, &[], exit, &[]);
+
+    cg.b.switch_to_block(body);
+    let rb = cg.b.use_var(rb_var);
+    let bbytes = cg.b.ins().imul_imm_s(ngroups, s.group_bytes() as i64);
+    let woff = cg.b.ins().imul(rb, bbytes);
+    let w0 = cg.b.ins().iadd(w, woff);
+    let out: Vec<_> = (0..nout).map(|_| cg.var(F32X4, zerof)).collect();
+    let wp_var = cg.var(I64, w0);
+    let tp_var = cg.var(I64, tables);
+    let lp_var = cg.var(I64, lambdas);
+    let sp_var = cg.var(I64, sums);
+    let tbytes = cg.b.ins().imul_imm_s(ngroups, (s.group * 4) as i64);
+    let tend = cg.b.ins().iadd(tables, tbytes);
+
+    // Weight-group loop.
+    let (glp, gafter) = (cg.b.create_block(), cg.b.create_block());
+    cg.b.ins().jump(glp, &[]);
+    cg.b.switch_to_block(glp);
+    let gacc: Vec<_> = (0..ngacc).map(|_| cg.var(F32X4, zerof)).collect();
+    let tg = cg.b.use_var(tp_var);
+    let tgend = cg.b.ins().iadd_imm_s(tg, (s.group * 4) as i64);
+
+    // Activation-group loop inside the weight group.
+    let (alp, aafter) = (cg.b.create_block(), cg.b.create_block());
+    cg.b.ins().jump(alp, &[]);
+    cg.b.switch_to_block(alp);
+    let (wp, tp, lp) = (cg.b.use_var(wp_var), cg.b.use_var(tp_var), cg.b.use_var(lp_var));
+    let mut accs = vec![zero16; mults.len()];
+    for pr in 0..pairs {
+        let wv = cg.ld(I8X16, wp, (pr * 16) as i32);
+        let lo = cg.b.ins().band(wv, m0f);
+        let sh = cg.shr_bytes_unmasked(wv, 4);
+        let hi = cg.b.ins().band(sh, m0f);
+        let t0 = cg.b.ins().load(I8X16, flags, tp, (pr * 32) as i32);
+        let t1 = cg.b.ins().load(I8X16, flags, tp, (pr * 32 + 16) as i32);
+        let r0 = cg.b.ins().x86_pshufb(t0, lo);
+        let r1 = cg.b.ins().x86_pshufb(t1, hi);
+        for (acc, &mult) in accs.iter_mut().zip(&mults) {
+            let m0 = cg.maddubs(r0, mult);
+            let m1 = cg.maddubs(r1, mult);
+            let m = cg.b.ins().iadd(m0, m1);
+            *acc = cg.b.ins().iadd(*acc, m);
+        }
+    }
+    let lam = cg.b.ins().load(F32, flags, lp, 0);
+    let lam = cg.b.ins().splat(F32X4, lam);
+    let ints: Vec<Value> = if s.bcq {
+        accs.iter().flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)]).collect()
+    } else if p == 2 {
+        let acc = accs[0];
+        vec![cg.b.ins().swiden_low(acc), cg.b.ins().swiden_high(acc)]
+    } else {
+        let acc = accs[0];
+        let l = cg.b.ins().swiden_low(acc);
+        let h = cg.b.ins().swiden_high(acc);
+        vec![cg.b.ins().iadd_pairwise(l, h)]
+    };
+    for (v, i) in gacc.iter().zip(ints) {
+        let f = cg.b.ins().fcvt_from_sint(F32X4, i);
+        let a = cg.b.use_var(*v);
+        let a = cg.fma(lam, f, a);
+        cg.b.def_var(*v, a);
+    }
+    let wp2 = cg.b.ins().iadd_imm_s(wp, (pairs * 16) as i64);
+    let tp2 = cg.b.ins().iadd_imm_s(tp, (s.act_group * 4) as i64);
+    let lp2 = cg.b.ins().iadd_imm_s(lp, 4);
+    cg.b.def_var(wp_var, wp2);
+    cg.b.def_var(tp_var, tp2);
+    cg.b.def_var(lp_var, lp2);
+    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, tp2, tgend);
+    cg.b.ins().brif(c, alp, &[], aafter, &[]);
+
+    // End of a weight group: scales, bias, accumulate.
+    cg.b.switch_to_block(aafter);
+    let (wp, sp) = (cg.b.use_var(wp_var), cg.b.use_var(sp_var));
+    let sx = cg.b.ins().load(F32, flags, sp, 0);
+    let sx = cg.b.ins().splat(F32X4, sx);
+    if s.bcq {
+        // out_lo += 2α_elo·gacc_elo + 2α_olo·gacc_olo, out_hi likewise.
+        for (i, g) in gacc.iter().enumerate() {
+            let a = cg.ld(F32X4, wp, (16 * i) as i32);
+            let ga = cg.b.use_var(*g);
+            let acc = cg.b.use_var(out[i % 2]);
+            let acc = cg.fma(a, ga, acc);
+            cg.b.def_var(out[i % 2], acc);
+        }
+    }
+    for (i, (o, g)) in out.iter().zip(&gacc).enumerate().filter(|_| !s.bcq) {
+        let d = cg.ld(F32X4, wp, (16 * i) as i32);
+        let mut ga = cg.b.use_var(*g);
+        match s.bias {
+            LutBias::None => {}
+            LutBias::Const(cst) => {
+                let cs = cg.b.ins().f32const(cst);
+                let cs = cg.b.ins().splat(F32X4, cs);
+                ga = cg.fma(cs, sx, ga);
+            }
+            LutBias::PerRow => {
+                let cv = cg.ld(F32X4, wp, (4 * r + 16 * i) as i32);
+                ga = cg.fma(cv, sx, ga);
+            }
+        }
+        let acc = cg.b.use_var(*o);
+        let acc = cg.fma(d, ga, acc);
+        cg.b.def_var(*o, acc);
+    }
+    let wp2 = cg.b.ins().iadd_imm_s(wp, s.scale_bytes() as i64);
+    let sp2 = cg.b.ins().iadd_imm_s(sp, 4);
+    cg.b.def_var(wp_var, wp2);
+    cg.b.def_var(sp_var, sp2);
+    let tp = cg.b.use_var(tp_var);
+    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, tp, tend);
+    cg.b.ins().brif(c, glp, &[], gafter, &[]);
+
+    cg.b.switch_to_block(gafter);
+    let rb = cg.b.use_var(rb_var);
+    let yoff = cg.b.ins().imul_imm_s(rb, (r * 4) as i64);
+    let yp = cg.b.ins().iadd(y, yoff);
+    let mut vals: Vec<Value> = out.iter().map(|o| cg.b.use_var(*o)).collect();
+    if s.bcq && p == 4 {
+        // Lanes are rows [0, 0, 1, 1] and [2, 2, 3, 3] (two plane pairs each):
+        // rows = even lanes + odd lanes across both vectors.
+        let (a, b) = (cg.cast(I8X16, vals[0]), cg.cast(I8X16, vals[1]));
+        let pick = |cg: &mut Cg<'_, '_>, first: u8| {
+            let mut m = [0u8; 16];
+            for (i, v) in m.iter_mut().enumerate() {
+                *v = (i / 4) as u8 * 8 + first * 4 + (i % 4) as u8;
+            }
+            let imm = cg.b.func.dfg.immediates.push(ConstantData::from(&m[..]));
+            let v = cg.b.ins().shuffle(a, b, imm);
+            cg.cast(F32X4, v)
+        };
+        let (ev, od) = (pick(&mut cg, 0), pick(&mut cg, 1));
+        vals = vec![cg.b.ins().fadd(ev, od)];
+    }
+    for (i, v) in vals.into_iter().enumerate() {
+        let prev = cg.b.ins().load(F32X4, MemFlagsData::new().with_notrap(), yp, (16 * i) as i32);
+        let v = cg.b.ins().fadd(prev, v);
+        cg.b.ins().store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
+    }
+    let rb2 = cg.b.ins().iadd_imm_s(rb, 1);
+    cg.b.def_var(rb_var, rb2);
+    cg.b.ins().jump(head, &[]);
+
+    cg.b.switch_to_block(exit);
+    cg.b.ins().return_(&[]);
+    Ok(())
+}

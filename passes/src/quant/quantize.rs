@@ -1,0 +1,186 @@
+//! `quantize`: re-encodes matching weight-table entries in a low-bit scheme.
+//!
+//! For every `tensor.weight @w` whose name matches `layers` (comma-separated
+//! globs) and which is a rank-2 float weight `[n, k]` with `k` a multiple of
+//! the group, the weight's values (decoded to f32 first when it is already a
+//! ggml encoding) are encoded into a new derived entry `@w.<scheme><bits>`
+//! (`WeightSource::Derived`); the old entry is dropped. Uses are rewired:
+//!
+//! - a plain weight becomes `quant.dequantize(@w.<scheme>)`, so a following
+//!   `tensor.matmul` is unchanged (and `fuse-dequant` can turn it into `quant.mpgemm`);
+//! - an encoded weight's readers (`quant.dequantize`, `quant.mpgemm`,
+//!   `tensor.gather`) read the new entry directly, their result types unchanged.
+//!
+//! Embedding tables (read by `tensor.gather`, or named like `*token_embd*`,
+//! `*embed_tokens*`) are skipped unless `embeddings=true`; the LM head
+//! (`output.weight`, `*lm_head*`) unless `lm-head=true`. Weights whose shape
+//! does not fit the group are skipped with a remark.
+
+use super::glob_match;
+use crate::manager::{Changed, Pass, PassCx};
+use crate::options::{OptDecl, OptKind, Options};
+use crate::registry::PassInfo;
+use flexc_ir::ops::{AttrLit, Symbol};
+use flexc_ir::quant::{decode, encode, ggml};
+use flexc_ir::weights::{WeightData, WeightSource};
+use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(crate) const INFO: PassInfo = PassInfo {
+    name: "quantize",
+    summary: "re-encode matching weights as group-wise RTN, ternary, BCQ or shift-add (APoT BCQ)",
+    options: &[
+        OptDecl { name: "scheme", kind: OptKind::Str, default: "rtn", help: "rtn (#gq) | ternary (#ternary) | bcq (#bcq) | shiftadd (#bcq, pot = true)" },
+        OptDecl { name: "bits", kind: OptKind::Int, default: "4", help: "bits per weight, 1..4 (ignored by ternary)" },
+        OptDecl { name: "group", kind: OptKind::Int, default: "64", help: "elements per scale group, a multiple of 8 (ternary: 0 = per tensor)" },
+        OptDecl { name: "zero", kind: OptKind::Bool, default: "false", help: "rtn: asymmetric groups with an integer zero point" },
+        OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
+        OptDecl { name: "layers", kind: OptKind::Str, default: "*", help: "comma-separated globs over weight names" },
+        OptDecl { name: "lm-head", kind: OptKind::Bool, default: "false", help: "also quantize the output projection" },
+        OptDecl { name: "embeddings", kind: OptKind::Bool, default: "false", help: "also quantize embedding tables" },
+    ],
+    make: |o| Ok(Box::new(Quantize::from_options(o)?)),
+};
+
+struct Quantize {
+    enc: Encoding,
+    tag: String,
+    layers: Vec<String>,
+    lm_head: bool,
+    embeddings: bool,
+}
+
+impl Quantize {
+    fn from_options(o: &Options) -> Result<Quantize, String> {
+        let int = |k: &str| AttrLit::Int(o.int(k));
+        let (name, params): (&str, Vec<(&str, AttrLit)>) = match o.str("scheme") {
+            "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", AttrLit::Bool(o.bool("zero")))]),
+            "ternary" => ("ternary", vec![("group", int("group"))]),
+            "bcq" => ("bcq", vec![("bits", int("bits")), ("group", int("group"))]),
+            "shiftadd" => ("bcq", vec![("bits", int("bits")), ("group", int("group")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
+            s => return Err(format!("quantize: unknown scheme '{s}' (valid: rtn, ternary, bcq, shiftadd)")),
+        };
+        let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let enc = Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?;
+        let tag = match enc {
+            Encoding::Ternary(_) => "ternary".to_string(),
+            _ => format!("{}{}", o.str("scheme"), o.int("bits")),
+        };
+        let layers = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        Ok(Quantize { enc, tag, layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings") })
+    }
+
+    /// Whether the weight `name` (read by a gather when `gathered`) is selected.
+    fn selects(&self, name: &str, gathered: bool) -> bool {
+        let embedding = gathered || name.contains("token_embd") || name.contains("embed_tokens");
+        let lm_head = name == "output.weight" || name.contains("lm_head");
+        (self.embeddings || !embedding) && (self.lm_head || !lm_head) && self.layers.iter().any(|g| glob_match(g, name))
+    }
+}
+
+/// The f32 values of a weight in any storage (plain float or encoded).
+fn weight_values(m: &Module, id: flexc_ir::WeightId) -> Result<Vec<f32>, String> {
+    let w = m.weights.get(id);
+    let bytes = m.weights.bytes(id).map_err(|e| e.to_string())?;
+    let n = w.ty.numel().ok_or_else(|| format!("weight '{}' has no fixed size", w.name))? as usize;
+    let mut out = vec![0f32; n];
+    match (w.ty.encoding, w.ty.elem) {
+        (Some(enc), _) => decode(enc, &bytes, &mut out)?,
+        (None, ElemType::F32) => ggml::dequantize(ggml::GgmlType::F32, &bytes, &mut out).map_err(|e| e.to_string())?,
+        (None, ElemType::F16) => ggml::dequantize(ggml::GgmlType::F16, &bytes, &mut out).map_err(|e| e.to_string())?,
+        (None, ElemType::BF16) => ggml::dequantize(ggml::GgmlType::BF16, &bytes, &mut out).map_err(|e| e.to_string())?,
+        (None, e) => return Err(format!("weight '{}' has integer elements ({e})", w.name)),
+    }
+    Ok(out)
+}
+
+impl Pass for Quantize {
+    fn name(&self) -> &'static str {
+        "quantize"
+    }
+
+    fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
+        // Weights read by a gather are embedding tables.
+        let mut gathered = std::collections::HashSet::new();
+        for (_, f) in m.funcs.iter() {
+            for &op in &f.layout {
+                let d = &f.dfg.ops[op];
+                if let (OpAttrs::Gather(_), Some(t)) = (&d.attrs, d.args.first())
+                    && let Some(OpAttrs::Weight(w)) = f.dfg.def_op(*t).map(|o| &f.dfg.ops[o].attrs)
+                {
+                    gathered.insert(w.name.0.clone());
+                }
+            }
+        }
+        // Encode every selected weight once: old name -> new entry's type and name.
+        let mut done: HashMap<String, (String, TensorType)> = HashMap::new();
+        let names: Vec<String> = m.weights.iter().map(|(_, w)| w.name.clone()).collect();
+        for name in names {
+            let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
+            let w = m.weights.get(id);
+            if !self.selects(&name, gathered.contains(&name)) || !w.ty.elem.is_float() || w.ty.rank() != 2 || matches!(w.ty.encoding, Some(e) if e == self.enc) {
+                continue;
+            }
+            let ty = TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(self.enc) };
+            if ty.storage_bytes().is_none() || ty.fixed_shape().is_none_or(|s| s[1] % self.enc.block_elems() != 0) {
+                cx.remarks.push(format!("quantize: skipped @{name} ({}): its rows are not whole groups of {}", w.ty, self.enc));
+                continue;
+            }
+            let values = weight_values(m, id).map_err(|e| format!("quantize @{name}: {e}"))?;
+            let bytes = encode(self.enc, &values).map_err(|e| format!("quantize @{name}: {e}"))?;
+            let new_name = format!("{name}.{}", self.tag);
+            let span = w.span;
+            m.weights.insert(WeightData { name: new_name.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span })?;
+            done.insert(name, (new_name, ty));
+        }
+        if done.is_empty() {
+            return Ok(Changed::No);
+        }
+        for (_, f) in m.funcs.iter_mut() {
+            let mut i = 0;
+            while i < f.layout.len() {
+                let op = f.layout[i];
+                let (old_v, hit) = match &f.dfg.ops[op].attrs {
+                    OpAttrs::Weight(w) => (f.dfg.ops[op].result, done.get(&w.name.0).cloned()),
+                    _ => (f.dfg.ops[op].result, None),
+                };
+                let Some((new_name, ty)) = hit else {
+                    i += 1;
+                    continue;
+                };
+                let plain = f.dfg.ty(old_v).encoding.is_none();
+                let nw = f.insert_at(i + 1, OpAttrs::Weight(attrs::Weight { name: Symbol(new_name) }), &[], Some(ty))?;
+                let replacement = if plain { f.insert_at(i + 2, OpAttrs::Dequantize(attrs::Dequantize {}), &[nw], None)? } else { nw };
+                f.replace_all_uses(old_v, replacement);
+                i += if plain { 3 } else { 2 };
+            }
+            crate::rewrite::remove_dead_ops(f);
+        }
+        m.weights.retain(|w| !done.contains_key(&w.name));
+        Ok(Changed::Yes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::options::Options;
+    use crate::pipeline::parse_pipeline;
+
+    fn make(text: &str) -> Result<(), String> {
+        let specs = parse_pipeline(text).map_err(|e| format!("{e:?}"))?;
+        let info = crate::registry::lookup(&specs[0].name).ok_or("not registered")?;
+        (info.make)(&Options::check(&specs[0], info.options)?).map(|_| ())
+    }
+
+    #[test]
+    fn options_are_checked_into_errors() {
+        assert!(make("quantize{scheme=rtn,bits=2,group=64,zero=false,layers=blk.*.ffn_*,lm-head=false,embeddings=false}").is_ok());
+        assert!(make("quantize{scheme=ternary,group=0}").is_ok());
+        assert!(make("quantize{scheme=rtn,bits=5}").unwrap_err().contains("'bits' must be in 1..=4"));
+        assert!(make("quantize{scheme=nope}").unwrap_err().contains("unknown scheme"));
+        assert!(make("quantize{scheme=bcq,group=12}").unwrap_err().contains("multiple of 8"));
+        assert!(make("quantize{scheme=shiftadd,apot=4}").unwrap_err().contains("apot"));
+        assert!(make("quantize{bits=two}").is_err());
+    }
+}
