@@ -10,7 +10,7 @@
 //! * [`text`]: the `.fir` text format (grammar in its docs).
 //! * [`verify`]: the verifier (its docs list every invariant).
 //! * [`weights`]: the weight table; [`quant`]: storage codecs.
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 pub mod calib;
 pub mod dfg;
