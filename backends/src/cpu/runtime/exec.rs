@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::ops;
-use super::plan::{BinOp, BufRef, GemvInput, ParamKind, Step, UnOp};
+use super::plan::{BufRef, GemvInput, ParamKind, Step, UnOp};
 use super::{CpuRuntime, Input, RuntimeError};
 
 #[derive(Clone, Copy)]
@@ -28,8 +28,8 @@ fn step_name(s: &Step) -> &'static str {
         Step::Quant { .. } => "quantize-act",
         Step::Gemv { .. } => "gemv/gemm (jit)",
         Step::Lut { .. } => "lut gemv (jit)",
-        Step::Rmsnorm { .. } => "rmsnorm",
-        Step::Binary { .. } => "elementwise",
+        Step::Rmsnorm { .. } => "rmsnorm (jit)",
+        Step::Binary { .. } => "elementwise (jit)",
         Step::Unary { .. } => "activation",
         Step::Softmax { .. } => "softmax",
         Step::Rope { .. } => "rope",
@@ -205,20 +205,19 @@ impl CpuRuntime {
                 }
                 self.put(*out, o);
             }
-            Step::Rmsnorm { x, w, out, d, eps } => {
+            Step::Rmsnorm { kernel, x, w, out, d } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                ops::rmsnorm(&self.bufs[x.buf][..n], &self.bufs[w.buf][..*d], &mut o[..n], *d, *eps);
+                let r = kernel.run(&self.bufs[x.buf][..n], &self.bufs[w.buf][..*d], &mut o[..n]);
                 self.put(*out, o);
+                r?;
             }
-            Step::Binary { op, a, b, out } => {
+            Step::Binary { kernel, a, b, out } => {
                 let (na, nb, no) = (self.len(*a), self.len(*b), self.len(*out));
-                if (na != no && (na == 0 || no % na != 0)) || (nb != no && (nb == 0 || no % nb != 0)) {
-                    return Err(invalid("broadcast shape mismatch"));
-                }
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                binary(*op, &self.bufs[a.buf][..na], &self.bufs[b.buf][..nb], &mut o[..no]);
+                let r = kernel.run(&self.bufs[a.buf][..na], &self.bufs[b.buf][..nb], &mut o[..no]);
                 self.put(*out, o);
+                r?;
             }
             Step::Unary { op, x, out } => {
                 let n = self.len(*x);
@@ -328,32 +327,5 @@ pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKer
         Ok(())
     } else {
         pool.run(chunks, &work).map_err(invalid)
-    }
-}
-
-fn binary(op: BinOp, a: &[f32], b: &[f32], o: &mut [f32]) {
-    let f: fn(f32, f32) -> f32 = match op {
-        BinOp::Add => |x, y| x + y,
-        BinOp::Sub => |x, y| x - y,
-        BinOp::Mul => |x, y| x * y,
-        BinOp::Div => |x, y| x / y,
-    };
-    let n = o.len();
-    if a.len() == n && b.len() == n {
-        for ((o, &x), &y) in o.iter_mut().zip(a).zip(b) {
-            *o = f(x, y);
-        }
-    } else if a.len() == n {
-        for (oc, ac) in o.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
-            for ((o, &x), &y) in oc.iter_mut().zip(ac).zip(b) {
-                *o = f(x, y);
-            }
-        }
-    } else {
-        for (oc, bc) in o.chunks_exact_mut(a.len()).zip(b.chunks_exact(a.len())) {
-            for ((o, &x), &y) in oc.iter_mut().zip(a).zip(bc) {
-                *o = f(x, y);
-            }
-        }
     }
 }

@@ -3,16 +3,20 @@
 //! once and reused on every call.
 //!
 //! - [`plan`]: classification of ops and buffer planning;
-//! - [`ops`]: the non-GEMM kernels (plain Rust for now, see its header);
+//! - [`jitops`]: Cranelift rmsnorm and elementwise kernels, specialised to
+//!   their row width;
+//! - [`ops`]: the remaining non-GEMM kernels in plain Rust (see its header);
 //! - [`pool`]: the persistent worker pool the GEMV rows and attention heads
 //!   are split over.
 //!
 //! What is JIT-compiled: every matmul against a weight (all ten ggml formats
-//! and f32), specialised to its shape and batch tile, via [`GemvKernel`].
-//! Everything else (gather, rmsnorm, rope, attention, softmax, activations,
-//! elementwise) is Rust in [`ops`].
+//! and f32), specialised to its shape and batch tile, via [`GemvKernel`];
+//! rmsnorm and the elementwise add/sub/mul/div (with row broadcast), one
+//! kernel per distinct row width, via [`jitops`]. Everything else (gather,
+//! rope, attention, softmax, activations) is Rust in [`ops`].
 
 mod exec;
+mod jitops;
 mod ops;
 mod plan;
 mod pool;

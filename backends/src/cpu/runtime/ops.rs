@@ -1,4 +1,6 @@
-//! The runtime's non-GEMM kernels, in plain Rust (not yet Cranelift-generated).
+//! The runtime's remaining non-GEMM kernels, in plain Rust: rope, attention,
+//! softmax and the activations (rmsnorm and the elementwise ops are
+//! Cranelift-generated, see `jitops`; `rmsnorm` stays as their test oracle).
 //!
 //! These are written so that LLVM vectorises them (fixed-width accumulator
 //! arrays, branch-free polynomial exp); the GEMV/GEMM work goes through the
@@ -86,7 +88,9 @@ pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     }
 }
 
-/// RMS normalisation of each `d`-row of `x` into `out`.
+/// RMS normalisation of each `d`-row of `x` into `out`: the oracle of the
+/// JIT kernel (`jitops::RmsnormKernel`) in tests.
+#[cfg(test)]
 pub fn rmsnorm(x: &[f32], w: &[f32], out: &mut [f32], d: usize, eps: f32) {
     for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         let ms = dot(row, row) / d as f32;

@@ -23,11 +23,12 @@ use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
+use super::jitops::{Bcast, BinaryKernel, RmsnormKernel};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
 
 /// Elementwise binary ops.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum BinOp {
     Add,
     Sub,
@@ -63,8 +64,8 @@ pub(crate) enum Step {
     Gemv { kernel: Arc<GemvKernel>, w: usize, x: GemvInput, out: BufRef, last_only_ok: bool },
     /// A table-lookup GEMV per activation row over `lut_weights[w]`.
     Lut { kernel: Arc<LutKernel>, w: usize, x: BufRef, out: BufRef },
-    Rmsnorm { x: BufRef, w: BufRef, out: BufRef, d: usize, eps: f32 },
-    Binary { op: BinOp, a: BufRef, b: BufRef, out: BufRef },
+    Rmsnorm { kernel: Arc<RmsnormKernel>, x: BufRef, w: BufRef, out: BufRef, d: usize },
+    Binary { kernel: Arc<BinaryKernel>, a: BufRef, b: BufRef, out: BufRef },
     Unary { op: UnOp, x: BufRef, out: BufRef },
     Softmax { x: BufRef, out: BufRef, n: usize },
     Rope { x: BufRef, out: BufRef, heads: usize, d: usize, dims: usize, mode: RopeMode, table: usize },
@@ -145,6 +146,10 @@ struct Builder<'m> {
     vk: HashMap<Value, VK>,
     plan: Plan,
     kernels: HashMap<(WeightFormat, usize, usize), Arc<GemvKernel>>,
+    /// JIT rmsnorm kernels by (d, eps bits).
+    rmsnorms: HashMap<(usize, u32), Arc<RmsnormKernel>>,
+    /// JIT elementwise kernels by (op, row width, broadcast).
+    binaries: HashMap<(BinOp, usize, Bcast), Arc<BinaryKernel>>,
     /// Free buffers by (seq, row).
     free: HashMap<(bool, usize), Vec<usize>>,
     refcount: Vec<usize>,
@@ -467,8 +472,17 @@ impl<'m> Builder<'m> {
                 if d == 0 || w.row != d || w.seq {
                     return Err(unsupported(op, "rmsnorm weight must be [d]"));
                 }
+                let eps = n.eps as f32;
+                let kernel = match self.rmsnorms.get(&(d, eps.to_bits())) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = Arc::new(RmsnormKernel::new(self.session, d, eps)?);
+                        self.rmsnorms.insert((d, eps.to_bits()), k.clone());
+                        k
+                    }
+                };
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Rmsnorm { x, w, out, d, eps: n.eps as f32 });
+                self.plan.steps.push(Step::Rmsnorm { kernel, x, w, out, d });
             }
             OpAttrs::Add(_) | OpAttrs::Sub(_) | OpAttrs::Mul(_) | OpAttrs::Div(_) => {
                 let bop = match attrs {
@@ -493,7 +507,24 @@ impl<'m> Builder<'m> {
                     return Err(unsupported(op, format!("broadcast of {ta} and {tb}")));
                 }
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Binary { op: bop, a, b, out });
+                let full = |x: BufRef| x.seq == out.seq && x.row == out.row;
+                let row_of = |x: BufRef| (!x.seq && x.row > 0 && out.row % x.row == 0).then_some(x.row);
+                let (width, bcast) = match (full(a), full(b)) {
+                    (true, true) => (out.row, Bcast::None),
+                    (true, false) => (row_of(b).ok_or_else(|| unsupported(op, format!("broadcast of {tb}")))?, Bcast::B),
+                    (false, true) => (row_of(a).ok_or_else(|| unsupported(op, format!("broadcast of {ta}")))?, Bcast::A),
+                    (false, false) => return Err(unsupported(op, format!("broadcast of {ta} and {tb}"))),
+                };
+                let key = (bop, width, bcast);
+                let kernel = match self.binaries.get(&key) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = Arc::new(BinaryKernel::new(self.session, bop, width, bcast)?);
+                        self.binaries.insert(key, k.clone());
+                        k
+                    }
+                };
+                self.plan.steps.push(Step::Binary { kernel, a, b, out });
             }
             OpAttrs::Neg(_) | OpAttrs::Exp(_) | OpAttrs::Tanh(_) | OpAttrs::Relu(_) | OpAttrs::Silu(_) | OpAttrs::Gelu(_) => {
                 let uop = match attrs {
@@ -738,6 +769,8 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
             kernels: 0,
         },
         kernels: HashMap::new(),
+        rmsnorms: HashMap::new(),
+        binaries: HashMap::new(),
         free: HashMap::new(),
         refcount: Vec::new(),
         pinned: Vec::new(),
