@@ -159,6 +159,7 @@ fn compare(name: &str, got: &[f32], want: &[f32], rel: f32) -> f32 {
 fn tiny_decoder_prefill_then_decode_matches_reference() {
     let m = tiny_decoder();
     let mut rt = CpuRuntime::compile(&m, "forward", RuntimeOptions { threads: 2, tile: 4, par_min_bytes: 0 }).expect("compiles");
+    rt.enable_profile();
     let mut interp = Interpreter::new(&m);
     let mut caches: Vec<Tensor> = (0..2 * LAYERS).map(|_| Tensor::float(ElemType::F32, &[CTX, KV, HD], vec![0.0; CTX * KV * HD])).collect();
     let steps: Vec<Vec<i32>> = vec![vec![3, 17, 42, 5, 60, 1], vec![9], vec![33], vec![7, 8], vec![63]];
@@ -182,6 +183,13 @@ fn tiny_decoder_prefill_then_decode_matches_reference() {
         }
         pos += toks.len();
     }
+    // Both FFN activations (silu, gelu) ran fused with their product, and
+    // the norms and residual adds through the JIT kernels.
+    let names: Vec<&str> = rt.profile().iter().map(|p| p.0).collect();
+    for want in ["gated activation (jit)", "rmsnorm (jit)", "elementwise (jit)"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    assert!(!names.contains(&"activation"), "unfused activation in {names:?}");
     // Overflowing the cache is an error, not a panic.
     let too_many = vec![1i32; CTX];
     assert!(rt.run(&[Input::I32(&too_many), Input::Scalar(pos as i64)], false).is_err());

@@ -31,6 +31,7 @@ fn step_name(s: &Step) -> &'static str {
         Step::Rmsnorm { .. } => "rmsnorm (jit)",
         Step::Binary { .. } => "elementwise (jit)",
         Step::Unary { .. } => "activation",
+        Step::Glu { .. } => "gated activation (jit)",
         Step::Softmax { .. } => "softmax",
         Step::Rope { .. } => "rope",
         Step::CacheWrite { .. } => "cache_write",
@@ -216,6 +217,18 @@ impl CpuRuntime {
                 let (na, nb, no) = (self.len(*a), self.len(*b), self.len(*out));
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 let r = kernel.run(&self.bufs[a.buf][..na], &self.bufs[b.buf][..nb], &mut o[..no]);
+                self.put(*out, o);
+                r?;
+            }
+            Step::Glu { kernel, gate, up, out } => {
+                let n = self.len(*out);
+                let mut o = std::mem::take(&mut self.bufs[out.buf]);
+                let u = &self.bufs[up.buf][..n.min(self.bufs[up.buf].len())];
+                let r = if gate.buf == out.buf {
+                    kernel.run_in_place(&mut o[..n], u)
+                } else {
+                    kernel.run(&self.bufs[gate.buf][..n], u, &mut o[..n])
+                };
                 self.put(*out, o);
                 r?;
             }

@@ -23,7 +23,7 @@ use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
-use super::jitops::{Bcast, BinaryKernel, RmsnormKernel};
+use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
 
@@ -37,7 +37,7 @@ pub(crate) enum BinOp {
 }
 
 /// Elementwise unary ops.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum UnOp {
     Neg,
     Exp,
@@ -66,6 +66,9 @@ pub(crate) enum Step {
     Lut { kernel: Arc<LutKernel>, w: usize, x: BufRef, out: BufRef },
     Rmsnorm { kernel: Arc<RmsnormKernel>, x: BufRef, w: BufRef, out: BufRef, d: usize },
     Binary { kernel: Arc<BinaryKernel>, a: BufRef, b: BufRef, out: BufRef },
+    /// `act(gate) · up` fused (a silu/gelu whose only use is this product);
+    /// `out` may be `gate`'s buffer (in place).
+    Glu { kernel: Arc<GluKernel>, gate: BufRef, up: BufRef, out: BufRef },
     Unary { op: UnOp, x: BufRef, out: BufRef },
     Softmax { x: BufRef, out: BufRef, n: usize },
     Rope { x: BufRef, out: BufRef, heads: usize, d: usize, dims: usize, mode: RopeMode, table: usize },
@@ -150,6 +153,8 @@ struct Builder<'m> {
     rmsnorms: HashMap<(usize, u32), Arc<RmsnormKernel>>,
     /// JIT elementwise kernels by (op, row width, broadcast).
     binaries: HashMap<(BinOp, usize, Bcast), Arc<BinaryKernel>>,
+    /// JIT fused gated activations by (activation, row width).
+    glus: HashMap<(UnOp, usize), Arc<GluKernel>>,
     /// Free buffers by (seq, row).
     free: HashMap<(bool, usize), Vec<usize>>,
     refcount: Vec<usize>,
@@ -515,6 +520,9 @@ impl<'m> Builder<'m> {
                     (false, true) => (row_of(a).ok_or_else(|| unsupported(op, format!("broadcast of {ta}")))?, Bcast::A),
                     (false, false) => return Err(unsupported(op, format!("broadcast of {ta} and {tb}"))),
                 };
+                if bop == BinOp::Mul && bcast == Bcast::None && self.fuse_glu(args, a, b, out)? {
+                    return Ok(());
+                }
                 let key = (bop, width, bcast);
                 let kernel = match self.binaries.get(&key) {
                     Some(k) => k.clone(),
@@ -613,6 +621,38 @@ impl<'m> Builder<'m> {
             other => return Err(unsupported(op, format!("`{}` is not implemented by the CPU runtime", other.opcode().mnemonic()))),
         }
         Ok(())
+    }
+
+    /// Fuses `mul(act(gate), up)` (either operand order) into one
+    /// [`Step::Glu`] when the previous step is that silu/gelu(tanh) and this
+    /// product is its only use: the activation step is dropped and the gate
+    /// read directly. Returns whether it fused.
+    fn fuse_glu(&mut self, args: &[Value], a: BufRef, b: BufRef, out: BufRef) -> Result<bool, RuntimeError> {
+        let Some(&Step::Unary { op: act @ (UnOp::Silu | UnOp::GeluTanh), x: gate, out: act_out }) = self.plan.steps.last() else {
+            return Ok(false);
+        };
+        let single_use = |v: Value| self.uses.get(&v).is_some_and(|u| u.len() == 1);
+        let up = if act_out == a && single_use(args[0]) && args[0] != args[1] {
+            b
+        } else if act_out == b && single_use(args[1]) && args[0] != args[1] {
+            a
+        } else {
+            return Ok(false);
+        };
+        if gate.seq != out.seq || gate.row != out.row || up.buf == out.buf {
+            return Ok(false);
+        }
+        let kernel = match self.glus.get(&(act, out.row)) {
+            Some(k) => k.clone(),
+            None => {
+                let k = Arc::new(GluKernel::new(self.session, act, out.row)?);
+                self.glus.insert((act, out.row), k.clone());
+                k
+            }
+        };
+        self.plan.steps.pop();
+        self.plan.steps.push(Step::Glu { kernel, gate, up, out });
+        Ok(true)
     }
 
     fn pos_operand(&self, v: Value, op: &str) -> Result<(), RuntimeError> {
@@ -771,6 +811,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
         kernels: HashMap::new(),
         rmsnorms: HashMap::new(),
         binaries: HashMap::new(),
+        glus: HashMap::new(),
         free: HashMap::new(),
         refcount: Vec::new(),
         pinned: Vec::new(),
