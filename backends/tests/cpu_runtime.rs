@@ -184,9 +184,9 @@ fn tiny_decoder_prefill_then_decode_matches_reference() {
         pos += toks.len();
     }
     // Both FFN activations (silu, gelu) ran fused with their product, and
-    // the norms and residual adds through the JIT kernels.
+    // the norms, rope and residual adds through the JIT kernels.
     let names: Vec<&str> = rt.profile().iter().map(|p| p.0).collect();
-    for want in ["gated activation (jit)", "rmsnorm (jit)", "elementwise (jit)"] {
+    for want in ["gated activation (jit)", "rmsnorm (jit)", "elementwise (jit)", "rope (jit)"] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     assert!(!names.contains(&"activation"), "unfused activation in {names:?}");

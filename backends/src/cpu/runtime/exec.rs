@@ -33,7 +33,7 @@ fn step_name(s: &Step) -> &'static str {
         Step::Unary { .. } => "activation",
         Step::Glu { .. } => "gated activation (jit)",
         Step::Softmax { .. } => "softmax",
-        Step::Rope { .. } => "rope",
+        Step::Rope { .. } => "rope (jit)",
         Step::CacheWrite { .. } => "cache_write",
         Step::Attention { .. } => "attention",
     }
@@ -256,11 +256,12 @@ impl CpuRuntime {
                 ops::softmax_rows(&self.bufs[x.buf][..len], &mut o[..len], *n);
                 self.put(*out, o);
             }
-            Step::Rope { x, out, heads, d, dims, mode, table } => {
+            Step::Rope { kernel, x, out, table } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                ops::rope(&self.bufs[x.buf][..n], &mut o[..n], seq, *heads, *d, *dims, *mode, &self.rope_cos[*table], &self.rope_sin[*table]);
+                let r = kernel.run(&self.bufs[x.buf][..n], &self.rope_cos[*table], &self.rope_sin[*table], &mut o[..n]);
                 self.put(*out, o);
+                r?;
             }
             Step::CacheWrite { cache, x, cap } => {
                 if pos + seq > *cap {

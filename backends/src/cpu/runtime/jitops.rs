@@ -19,6 +19,12 @@
 //!   full length, or one of them a single row of `d` repeated over every row
 //!   (the broadcasts the planner accepts). IEEE operations in the same order
 //!   as the scalar definition: bit-exact;
+//! - [`RopeKernel`]: rotary embedding of `[seq, heads, d]` rows with the
+//!   per-call cos/sin tables (`ops::rope_table`), specialised to heads, d,
+//!   rotated dims and mode; NeoX halves are f32x4 lanes directly, the
+//!   interleaved (`norm`) pairs are split into even/odd lanes and re-joined
+//!   with byte shuffles. Same multiply/subtract order as `ops::rope`:
+//!   bit-exact;
 //! - [`GluKernel`]: the fused gated activation `out = act(gate) · up` with
 //!   act ∈ {silu, gelu(tanh)}, planned for a `tensor.silu`/`tensor.gelu`
 //!   whose only use is the `tensor.mul` right after it (the FFN). e^x is the
@@ -36,14 +42,13 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
-use cranelift_codegen::ir::{Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::types::I8X16;
+use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use flexc_ir::ops::RopeMode;
 use cranelift_frontend::FunctionBuilder;
 
 use super::super::jit::{CompiledFn, JitError, JitSession};
 use super::plan::{BinOp, UnOp};
-
-/// Kernel parameters: `p0`, `p1`, `out`, `rows`.
-const PARAMS: usize = 4;
 
 /// Largest row width: keeps every byte offset inside a row an `i32` immediate.
 const MAX_WIDTH: usize = (i32::MAX as usize) / 16;
@@ -112,13 +117,12 @@ fn fma(b: &mut FunctionBuilder<'_>, fused: bool, x: Value, y: Value, acc: Value)
     }
 }
 
-/// Compiles `body(b, p0, p1, out, rows)` and returns the finalized function.
-fn compile(session: &JitSession, name: &str, body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; PARAMS])) -> Result<CompiledFn, JitError> {
-    let f = session.compile(name, PARAMS, |b, args| {
-        let &[p0, p1, out, rows] = args else {
-            return Err(JitError::InvalidParams(format!("{name}: expected {PARAMS} parameters")));
-        };
-        body(b, [p0, p1, out, rows]);
+/// Compiles `body(b, params)` (`N` i64 parameters, no result) and returns
+/// the finalized function.
+fn compile<const N: usize>(session: &JitSession, name: &str, body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; N])) -> Result<CompiledFn, JitError> {
+    let f = session.compile(name, N, |b, args| {
+        let args: [Value; N] = args.try_into().map_err(|_| JitError::InvalidParams(format!("{name}: expected {N} parameters")))?;
+        body(b, args);
         b.ins().return_(&[]);
         Ok(())
     })?;
@@ -283,6 +287,117 @@ impl BinaryKernel {
         // each operand (row 0 only for the broadcast one) and writes `n` floats.
         let f: KernelFn = unsafe { std::mem::transmute(self.f.ptr()) };
         unsafe { f(a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), (n / w) as u64) };
+        Ok(())
+    }
+}
+
+/// Two f32x4 → f32x4 by 4-byte lane indices (0–3 from `a`, 4–7 from `c`).
+fn shuffle4(b: &mut FunctionBuilder<'_>, a: Value, c: Value, lanes: [u8; 4]) -> Value {
+    let le = MemFlagsData::new().with_endianness(Endianness::Little);
+    let mask: Vec<u8> = lanes.iter().flat_map(|&l| (0..4).map(move |k| 4 * l + k)).collect();
+    let imm = b.func.dfg.immediates.push(ConstantData::from(&mask[..]));
+    let (ab, cb) = (b.ins().bitcast(I8X16, le, a), b.ins().bitcast(I8X16, le, c));
+    let r = b.ins().shuffle(ab, cb, imm);
+    b.ins().bitcast(F32X4, le, r)
+}
+
+/// Rotated pair: `(x0·c − x1·s, x0·s + x1·c)`, as `ops::rope` computes it.
+fn rotate(b: &mut FunctionBuilder<'_>, x0: Value, x1: Value, c: Value, s: Value) -> (Value, Value) {
+    let (x0c, x1s) = (b.ins().fmul(x0, c), b.ins().fmul(x1, s));
+    let (x0s, x1c) = (b.ins().fmul(x0, s), b.ins().fmul(x1, c));
+    (b.ins().fsub(x0c, x1s), b.ins().fadd(x0s, x1c))
+}
+
+/// Rotary embedding of `[seq, heads, d]` rows (see the module docs).
+pub(crate) struct RopeKernel {
+    f: CompiledFn,
+    heads: usize,
+    d: usize,
+    dims: usize,
+}
+
+type RopeFn = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32, u64);
+
+impl RopeKernel {
+    /// Compiles rope over `heads` heads of `d`, rotating the first `dims` of each.
+    pub(crate) fn new(session: &JitSession, heads: usize, d: usize, dims: usize, mode: RopeMode) -> Result<Self, JitError> {
+        check_width("rope", heads.saturating_mul(d))?;
+        if dims == 0 || dims % 2 != 0 || dims > d {
+            return Err(JitError::InvalidParams(format!("rope dims {dims} must be even and in 1..={d}")));
+        }
+        let half = dims / 2;
+        let f = compile(session, &format!("rope_{heads}x{d}_{dims}_{mode:?}").to_lowercase(), |b, [x, cos, sin, out, seq]| {
+            counted(b, seq, |b, i| {
+                let tb = b.ins().imul_imm_s(i, (half * 4) as i64);
+                let (cp, sp) = (at(b, cos, tb), at(b, sin, tb));
+                let rb = b.ins().imul_imm_s(i, (heads * d * 4) as i64);
+                let (xr, or) = (at(b, x, rb), at(b, out, rb));
+                let nh = b.ins().iconst(I64, heads as i64);
+                counted(b, nh, |b, h| {
+                    let hb = b.ins().imul_imm_s(h, (d * 4) as i64);
+                    let (xp, op) = (at(b, xr, hb), at(b, or, hb));
+                    match mode {
+                        RopeMode::Neox => row_lanes(b, half, |b, ty, off| {
+                            let (pc, ps, px, po) = (at(b, cp, off), at(b, sp, off), at(b, xp, off), at(b, op, off));
+                            let x0 = b.ins().load(ty, flags(), px, 0);
+                            let x1 = b.ins().load(ty, flags(), px, (half * 4) as i32);
+                            let c = b.ins().load(ty, flags(), pc, 0);
+                            let s = b.ins().load(ty, flags(), ps, 0);
+                            let (o0, o1) = rotate(b, x0, x1, c, s);
+                            b.ins().store(flags(), o0, po, 0);
+                            b.ins().store(flags(), o1, po, (half * 4) as i32);
+                        }),
+                        RopeMode::Norm => row_lanes(b, half, |b, ty, off| {
+                            // `off` indexes the table; the pairs are at 2·off.
+                            let (pc, ps) = (at(b, cp, off), at(b, sp, off));
+                            let off2 = b.ins().ishl_imm_u(off, 1);
+                            let (px, po) = (at(b, xp, off2), at(b, op, off2));
+                            let c = b.ins().load(ty, flags(), pc, 0);
+                            let s = b.ins().load(ty, flags(), ps, 0);
+                            // Scalar pairs are 4 bytes apart, vector halves 16.
+                            let step = if ty == F32 { 4 } else { 16 };
+                            let (lo, hi) = (b.ins().load(ty, flags(), px, 0), b.ins().load(ty, flags(), px, step));
+                            if ty == F32 {
+                                let (o0, o1) = rotate(b, lo, hi, c, s);
+                                b.ins().store(flags(), o0, po, 0);
+                                b.ins().store(flags(), o1, po, 4);
+                            } else {
+                                let x0 = shuffle4(b, lo, hi, [0, 2, 4, 6]);
+                                let x1 = shuffle4(b, lo, hi, [1, 3, 5, 7]);
+                                let (o0, o1) = rotate(b, x0, x1, c, s);
+                                let r0 = shuffle4(b, o0, o1, [0, 4, 1, 5]);
+                                let r1 = shuffle4(b, o0, o1, [2, 6, 3, 7]);
+                                b.ins().store(flags(), r0, po, 0);
+                                b.ins().store(flags(), r1, po, 16);
+                            }
+                        }),
+                    }
+                    // Unrotated dims are copied.
+                    if dims < d {
+                        row_lanes(b, d - dims, |b, ty, off| {
+                            let (px, po) = (at(b, xp, off), at(b, op, off));
+                            let v = b.ins().load(ty, flags(), px, (dims * 4) as i32);
+                            b.ins().store(flags(), v, po, (dims * 4) as i32);
+                        });
+                    }
+                });
+            });
+        })?;
+        Ok(Self { f, heads, d, dims })
+    }
+
+    /// Rotates the `x.len() / (heads·d)` rows of `x` into `out` with the
+    /// tables of `ops::rope_table` (at least `rows · dims/2` entries each).
+    pub(crate) fn run(&self, x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) -> Result<(), JitError> {
+        let row = self.heads * self.d;
+        let rows = x.len() / row;
+        let need = rows * (self.dims / 2);
+        if x.len() % row != 0 || out.len() != x.len() || cos.len() < need || sin.len() < need {
+            return Err(JitError::Length(format!("rope over rows of {row}: x {}, out {}, tables {}/{} (need {need})", x.len(), out.len(), cos.len(), sin.len())));
+        }
+        // SAFETY: lengths checked above; unaligned accesses only.
+        let f: RopeFn = unsafe { std::mem::transmute(self.f.ptr()) };
+        unsafe { f(x.as_ptr(), cos.as_ptr(), sin.as_ptr(), out.as_mut_ptr(), rows as u64) };
         Ok(())
     }
 }
@@ -558,5 +673,29 @@ mod tests {
         let worst = xs.iter().zip(&ys).map(|(&x, &y)| ((y as f64 - (x as f64).exp()) / (x as f64).exp()).abs()).fold(0.0, f64::max);
         assert!(worst < 2.5e-7, "max relative error {worst:e}");
         assert!(xs.iter().zip(&ys).all(|(&x, &y)| y.to_bits() == super::super::ops::exp(x).to_bits()));
+    }
+
+    #[test]
+    fn rope_is_bit_exact_for_both_modes_and_partial_dims() {
+        use super::super::ops;
+        let s = JitSession::host().unwrap();
+        let mut seed = 5;
+        for mode in [RopeMode::Neox, RopeMode::Norm] {
+            for (heads, d, dims) in [(3, 64, 64), (2, 10, 6), (1, 6, 2), (2, 36, 18), (4, 20, 16)] {
+                let k = RopeKernel::new(&s, heads, d, dims, mode).unwrap();
+                for (pos, seq) in [(0, 1), (7, 3)] {
+                    let x = rand_vec(&mut seed, seq * heads * d);
+                    let (mut cos, mut sin) = (Vec::new(), Vec::new());
+                    ops::rope_table(10000.0, dims, pos, seq, &mut cos, &mut sin);
+                    let (mut got, mut want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                    k.run(&x, &cos, &sin, &mut got).unwrap();
+                    ops::rope(&x, &mut want, seq, heads, d, dims, mode, &cos, &sin);
+                    assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "{mode:?} {heads}x{d} dims {dims} seq {seq}");
+                }
+            }
+        }
+        assert!(matches!(RopeKernel::new(&s, 2, 8, 5, RopeMode::Neox), Err(JitError::InvalidParams(_))));
+        let k = RopeKernel::new(&s, 1, 8, 8, RopeMode::Norm).unwrap();
+        assert!(matches!(k.run(&[0.0; 16], &[0.0; 4], &[0.0; 8], &mut [0.0; 16]), Err(JitError::Length(_))));
     }
 }

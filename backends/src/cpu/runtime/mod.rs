@@ -3,17 +3,18 @@
 //! once and reused on every call.
 //!
 //! - [`plan`]: classification of ops and buffer planning;
-//! - [`jitops`]: Cranelift rmsnorm and elementwise kernels, specialised to
-//!   their row width;
+//! - [`jitops`]: Cranelift rmsnorm, rope, elementwise and fused gated
+//!   activation kernels, specialised to their static dims;
 //! - [`ops`]: the remaining non-GEMM kernels in plain Rust (see its header);
 //! - [`pool`]: the persistent worker pool the GEMV rows and attention heads
 //!   are split over.
 //!
 //! What is JIT-compiled: every matmul against a weight (all ten ggml formats
 //! and f32), specialised to its shape and batch tile, via [`GemvKernel`];
-//! rmsnorm and the elementwise add/sub/mul/div (with row broadcast), one
-//! kernel per distinct row width, via [`jitops`]. Everything else (gather,
-//! rope, attention, softmax, activations) is Rust in [`ops`].
+//! rmsnorm, rope, the elementwise add/sub/mul/div (with row broadcast) and
+//! silu/gelu(tanh)·up fused, one kernel per distinct shape, via [`jitops`].
+//! Everything else (gather, attention, softmax, unfused activations) is Rust
+//! in [`ops`].
 
 mod exec;
 mod jitops;

@@ -1,6 +1,8 @@
-//! The runtime's remaining non-GEMM kernels, in plain Rust: rope, attention,
-//! softmax and the activations (rmsnorm and the elementwise ops are
-//! Cranelift-generated, see `jitops`; `rmsnorm` stays as their test oracle).
+//! The runtime's remaining non-GEMM kernels, in plain Rust: the rope tables,
+//! attention, softmax and the unfused activations (rmsnorm, rope, the
+//! elementwise ops and the gated FFN activations are Cranelift-generated, see
+//! `jitops`; `rmsnorm`, `rope` and the scalar activations are their test
+//! oracles).
 //!
 //! These are written so that LLVM vectorises them (fixed-width accumulator
 //! arrays, branch-free polynomial exp); the GEMV/GEMM work goes through the
@@ -15,8 +17,6 @@
 //!   (tanh(x) = 1 − 2/(e^{2x} + 1), absolute error < 1e-6);
 //! - rmsnorm, attention dots and softmax sums accumulate in f32 (the
 //!   reference uses f64); rope angles are computed in f64 like the reference.
-
-use flexc_ir::ops::RopeMode;
 
 /// e^x in f32 (see the module docs for the error bound).
 #[inline(always)]
@@ -117,9 +117,12 @@ pub fn rope_table(base: f64, dims: usize, pos: usize, seq: usize, cos: &mut Vec<
     }
 }
 
-/// Rotary embedding of `x: [seq, heads, d]` into `out` with a [`rope_table`].
+/// Rotary embedding of `x: [seq, heads, d]` into `out` with a [`rope_table`]:
+/// the oracle of the JIT kernel (`jitops::RopeKernel`) in tests.
+#[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub fn rope(x: &[f32], out: &mut [f32], seq: usize, heads: usize, d: usize, dims: usize, mode: RopeMode, cos: &[f32], sin: &[f32]) {
+pub fn rope(x: &[f32], out: &mut [f32], seq: usize, heads: usize, d: usize, dims: usize, mode: flexc_ir::ops::RopeMode, cos: &[f32], sin: &[f32]) {
+    use flexc_ir::ops::RopeMode;
     let half = dims / 2;
     out[..x.len()].copy_from_slice(x);
     for i in 0..seq {

@@ -23,7 +23,7 @@ use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
-use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel};
+use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
 
@@ -71,7 +71,7 @@ pub(crate) enum Step {
     Glu { kernel: Arc<GluKernel>, gate: BufRef, up: BufRef, out: BufRef },
     Unary { op: UnOp, x: BufRef, out: BufRef },
     Softmax { x: BufRef, out: BufRef, n: usize },
-    Rope { x: BufRef, out: BufRef, heads: usize, d: usize, dims: usize, mode: RopeMode, table: usize },
+    Rope { kernel: Arc<RopeKernel>, x: BufRef, out: BufRef, table: usize },
     CacheWrite { cache: BufRef, x: BufRef, cap: usize },
     Attention { q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: AttnShape },
 }
@@ -155,6 +155,8 @@ struct Builder<'m> {
     binaries: HashMap<(BinOp, usize, Bcast), Arc<BinaryKernel>>,
     /// JIT fused gated activations by (activation, row width).
     glus: HashMap<(UnOp, usize), Arc<GluKernel>>,
+    /// JIT rope kernels by (heads, head size, rotated dims, NeoX mode).
+    ropes: HashMap<(usize, usize, usize, bool), Arc<RopeKernel>>,
     /// Free buffers by (seq, row).
     free: HashMap<(bool, usize), Vec<usize>>,
     refcount: Vec<usize>,
@@ -584,8 +586,17 @@ impl<'m> Builder<'m> {
                         self.plan.rope_tables.len() - 1
                     }
                 };
+                let key = (heads, d, rd, rp.mode == RopeMode::Neox);
+                let kernel = match self.ropes.get(&key) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = Arc::new(RopeKernel::new(self.session, heads, d, rd, rp.mode)?);
+                        self.ropes.insert(key, k.clone());
+                        k
+                    }
+                };
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Rope { x, out, heads, d, dims: rd, mode: rp.mode, table });
+                self.plan.steps.push(Step::Rope { kernel, x, out, table });
             }
             OpAttrs::CacheWrite(_) => {
                 let cache = self.buf(args[0], op)?;
@@ -812,6 +823,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
         rmsnorms: HashMap::new(),
         binaries: HashMap::new(),
         glus: HashMap::new(),
+        ropes: HashMap::new(),
         free: HashMap::new(),
         refcount: Vec::new(),
         pinned: Vec::new(),
