@@ -213,7 +213,7 @@ impl RmsnormKernel {
     /// `out = rmsnorm(x) · w` over the `x.len() / d` rows of `x`.
     pub(crate) fn run(&self, x: &[f32], w: &[f32], out: &mut [f32]) -> Result<(), JitError> {
         let d = self.d;
-        if x.len() % d != 0 || out.len() != x.len() || w.len() != d {
+        if !x.len().is_multiple_of(d) || out.len() != x.len() || w.len() != d {
             return Err(JitError::Length(format!("rmsnorm over rows of {d}: x {}, w {}, out {}", x.len(), w.len(), out.len())));
         }
         // SAFETY: the kernel reads x.len() and d floats and writes out.len()
@@ -275,7 +275,7 @@ impl BinaryKernel {
     pub(crate) fn run(&self, a: &[f32], b: &[f32], out: &mut [f32]) -> Result<(), JitError> {
         let (n, w) = (out.len(), self.width);
         let want = |bc: Bcast| if self.bcast == bc { w } else { n };
-        if n % w != 0 || a.len() != want(Bcast::A) || b.len() != want(Bcast::B) {
+        if !n.is_multiple_of(w) || a.len() != want(Bcast::A) || b.len() != want(Bcast::B) {
             return Err(JitError::Length(format!(
                 "elementwise over rows of {w} ({:?} broadcast): a {}, b {}, out {n}",
                 self.bcast,
@@ -322,7 +322,7 @@ impl RopeKernel {
     /// Compiles rope over `heads` heads of `d`, rotating the first `dims` of each.
     pub(crate) fn new(session: &JitSession, heads: usize, d: usize, dims: usize, mode: RopeMode) -> Result<Self, JitError> {
         check_width("rope", heads.saturating_mul(d))?;
-        if dims == 0 || dims % 2 != 0 || dims > d {
+        if dims == 0 || !dims.is_multiple_of(2) || dims > d {
             return Err(JitError::InvalidParams(format!("rope dims {dims} must be even and in 1..={d}")));
         }
         let half = dims / 2;
@@ -392,7 +392,7 @@ impl RopeKernel {
         let row = self.heads * self.d;
         let rows = x.len() / row;
         let need = rows * (self.dims / 2);
-        if x.len() % row != 0 || out.len() != x.len() || cos.len() < need || sin.len() < need {
+        if !x.len().is_multiple_of(row) || out.len() != x.len() || cos.len() < need || sin.len() < need {
             return Err(JitError::Length(format!("rope over rows of {row}: x {}, out {}, tables {}/{} (need {need})", x.len(), out.len(), cos.len(), sin.len())));
         }
         // SAFETY: lengths checked above; unaligned accesses only.
@@ -516,7 +516,7 @@ impl GluKernel {
     }
 
     fn call(&self, g: *const f32, u: &[f32], out: *mut f32, n: usize) -> Result<(), JitError> {
-        if n % self.width != 0 || u.len() != n {
+        if !n.is_multiple_of(self.width) || u.len() != n {
             return Err(JitError::Length(format!("gated activation over rows of {}: up {}, out {n}", self.width, u.len())));
         }
         // SAFETY: the callers pass `g` and `out` valid for `n` floats (they

@@ -515,7 +515,7 @@ impl<'m> Builder<'m> {
                 }
                 let out = self.result_buf(r, op)?;
                 let full = |x: BufRef| x.seq == out.seq && x.row == out.row;
-                let row_of = |x: BufRef| (!x.seq && x.row > 0 && out.row % x.row == 0).then_some(x.row);
+                let row_of = |x: BufRef| (!x.seq && x.row > 0 && out.row.is_multiple_of(x.row)).then_some(x.row);
                 let (width, bcast) = match (full(a), full(b)) {
                     (true, true) => (out.row, Bcast::None),
                     (true, false) => (row_of(b).ok_or_else(|| unsupported(op, format!("broadcast of {tb}")))?, Bcast::B),
