@@ -43,7 +43,7 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
 use cranelift_codegen::ir::types::I8X16;
-use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value};
 use flexc_ir::ops::RopeMode;
 use cranelift_frontend::FunctionBuilder;
 
@@ -102,6 +102,18 @@ fn row_lanes(b: &mut FunctionBuilder<'_>, d: usize, mut body: impl FnMut(&mut Fu
         let off = b.ins().iconst(I64, (t * 4) as i64);
         body(b, F32, off);
     }
+}
+
+/// `v` (a 16-byte value) forced to be computed here, before the loop that
+/// follows: a round trip through a stack slot. Cranelift's egraph otherwise
+/// sinks a pure chain into the first loop that uses it when that loop sits
+/// at the same depth as the chain's inputs (the rmsnorm scale `1/√…` was
+/// recomputed for every lane group, 3× slower than the Rust loop).
+fn pin(b: &mut FunctionBuilder<'_>, v: Value) -> Value {
+    let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
+    b.ins().stack_store(I64, v, slot, 0);
+    let ty = b.func.dfg.value_type(v);
+    b.ins().stack_load(I64, ty, slot, 0)
 }
 
 fn at(b: &mut FunctionBuilder<'_>, base: Value, off: Value) -> Value {
@@ -196,6 +208,8 @@ impl RmsnormKernel {
                 let one = b.ins().f32const(1.0);
                 let inv = b.ins().fdiv(one, sq);
                 let invv = b.ins().splat(F32X4, inv);
+                let invv = pin(b, invv);
+                let inv = b.ins().extractlane(invv, 0);
                 row_lanes(b, d, |b, ty, off| {
                     let (pa, pw, po) = (at(b, xp, off), at(b, w, off), at(b, op, off));
                     let v = b.ins().load(ty, flags(), pa, 0);
