@@ -104,11 +104,12 @@ fn row_lanes(b: &mut FunctionBuilder<'_>, d: usize, mut body: impl FnMut(&mut Fu
     }
 }
 
-/// `v` (a 16-byte value) forced to be computed here, before the loop that
+/// `v` (at most 16 bytes) forced to be computed here, before the loop that
 /// follows: a round trip through a stack slot. Cranelift's egraph otherwise
 /// sinks a pure chain into the first loop that uses it when that loop sits
 /// at the same depth as the chain's inputs (the rmsnorm scale `1/√…` was
-/// recomputed for every lane group, 3× slower than the Rust loop).
+/// recomputed for every lane group, 3× slower than the Rust loop, and the
+/// row addresses for every iteration).
 fn pin(b: &mut FunctionBuilder<'_>, v: Value) -> Value {
     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4));
     b.ins().stack_store(I64, v, slot, 0);
@@ -160,6 +161,7 @@ impl RmsnormKernel {
             counted(b, rows, |b, r| {
                 let rb = b.ins().imul_imm_s(r, (d * 4) as i64);
                 let (xp, op) = (at(b, x, rb), at(b, out, rb));
+                let (xp, op) = (pin(b, xp), pin(b, op));
                 // Σ x² with four independent f32x4 accumulators.
                 let zero = b.ins().f32const(0.0);
                 let zv = b.ins().splat(F32X4, zero);
