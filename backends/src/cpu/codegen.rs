@@ -772,17 +772,23 @@ fn block_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Va
     }
     (0..tile)
         .map(|t| {
-            let xo = t as i32 * xstride;
-            let bs0 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS);
-            let bs1 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS + 16);
-            let c0 = cg.madd16(sc_lo, bs0);
-            let c1 = cg.madd16(sc_hi, bs1);
-            let c = cg.b.ins().iadd(c0, c1);
+            let c = bsums_dot(cg, sc_lo, sc_hi, xp, t as i32 * xstride);
             let c = cg.b.ins().ishl_imm_u(c, 5);
             let s = cg.b.ins().isub(sumi[t].unwrap(), c);
             vec![(d, s)]
         })
         .collect()
+}
+
+/// `Σ_g w_g·bsum_g` over a Q8_K activation's 16 sub-block sums, with the 16
+/// per-sub-block i16 weights in `lo` (sub-blocks 0–7) and `hi` (8–15): the
+/// offset/min correction the K-quant kernels share (as i32x4 partial sums).
+fn bsums_dot(cg: &mut Cg<'_, '_>, lo: Value, hi: Value, xp: Value, xo: i32) -> Value {
+    let bs0 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS);
+    let bs1 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS + 16);
+    let c0 = cg.madd16(lo, bs0);
+    let c1 = cg.madd16(hi, bs1);
+    cg.b.ins().iadd(c0, c1)
 }
 
 /// Q2_K: 16 sub-blocks of 16, 4-bit scale and 4-bit min per sub-block:
@@ -816,12 +822,7 @@ fn block_q2_k(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Va
     let mn_hi = cg.b.ins().uwiden_high(mn);
     (0..tile)
         .map(|t| {
-            let xo = t as i32 * xstride;
-            let bs0 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS);
-            let bs1 = cg.lda(I16X8, xp, xo + q8_k_off::BSUMS + 16);
-            let c0 = cg.madd16(mn_lo, bs0);
-            let c1 = cg.madd16(mn_hi, bs1);
-            let mins = cg.b.ins().iadd(c0, c1);
+            let mins = bsums_dot(cg, mn_lo, mn_hi, xp, t as i32 * xstride);
             vec![(d, sumi[t].unwrap()), (dmin_neg, mins)]
         })
         .collect()
