@@ -16,8 +16,10 @@
 //! 5. **Weight references.** `tensor.weight @w` names a weight of the module
 //!    and has that weight's type.
 //! 6. **Phase order.** Encoded (quantized) tensors are read only by ops that
-//!    understand encodings (`quant.dequantize`, `quant.mpgemm`'s weight,
-//!    `tensor.gather`'s table); every other op rejects them through its rule,
+//!    understand encodings (`quant.dequantize`, the weight of `quant.mpgemm`
+//!    and of the `kern.*_gemm` ops, `kern.tile`, `tensor.gather`'s table;
+//!    each kern GEMM accepts only the encodings its primitive reads); every
+//!    other op rejects them through its rule,
 //!    so no quantized `tensor.matmul` can reach a backend.
 //! 7. **Returns.** The returned values match the signature in count and type.
 //!

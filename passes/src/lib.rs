@@ -4,6 +4,7 @@
 //! * [`pipeline`]: pipeline text (`a,b{k=v},c`); [`options`]: typed options.
 //! * [`registry`]: every pass by name, and the named presets.
 //! * Transforms: [`canonicalize`], [`cse`], [`dce`]; [`sparsity`]: `flow-nm`, `prune-nm`.
+//! * [`target`]: the cost-model trait targets implement for `select-gemm` and `tile-gemm`.
 //! * [`rewrite`]: the one way passes replace values and delete ops.
 
 pub mod canonicalize;
@@ -16,6 +17,7 @@ pub mod quant;
 pub mod registry;
 pub mod rewrite;
 pub mod sparsity;
+pub mod target;
 
 pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, RunReport};
 pub use registry::{lookup, presets, registry, PassInfo};

@@ -10,6 +10,8 @@ use crate::pipeline::{parse_pipeline, PassSpec, PipelineSyntaxError};
 use crate::registry::{lookup, registry, PassInfo};
 use flexc_ir::verify::{verify_module, VerifyError};
 use flexc_ir::Module;
+use crate::target::CostModel;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Whether a pass changed the module.
@@ -33,6 +35,15 @@ impl Changed {
 pub struct PassCx {
     /// Remarks passes make for the user (printed with `--time-passes` and in reports).
     pub remarks: Vec<String>,
+    /// Target cost models the driver provided (see [`crate::target`]).
+    pub cost_models: Vec<Arc<dyn CostModel>>,
+}
+
+impl PassCx {
+    /// The cost model of `target`, if the driver provided one.
+    pub fn cost_model(&self, target: &str) -> Option<Arc<dyn CostModel>> {
+        self.cost_models.iter().find(|m| m.target() == target).cloned()
+    }
 }
 
 /// A transformation of a module.
@@ -159,6 +170,7 @@ impl RunReport {
 pub struct PassManager {
     passes: Vec<(PassSpec, Box<dyn Pass>)>,
     opts: ManagerOptions,
+    cost_models: Vec<Arc<dyn CostModel>>,
 }
 
 impl PassManager {
@@ -181,7 +193,15 @@ impl PassManager {
                 return Err(PipelineError::StopAfter(stop.clone()));
             }
         }
-        Ok(PassManager { passes, opts })
+        Ok(PassManager { passes, opts, cost_models: Vec::new() })
+    }
+
+    /// Hands a target's cost model to the passes (replacing an earlier one
+    /// for the same target).
+    pub fn with_cost_model(mut self, model: Arc<dyn CostModel>) -> PassManager {
+        self.cost_models.retain(|m| m.target() != model.target());
+        self.cost_models.push(model);
+        self
     }
 
     /// The passes, as pipeline text.
@@ -193,7 +213,7 @@ impl PassManager {
     /// pass that `--print-ir-after` selects.
     pub fn run(&mut self, m: &mut Module, dump: &mut dyn FnMut(&str, &Module)) -> Result<RunReport, PipelineError> {
         let mut report = RunReport::default();
-        let mut cx = PassCx::default();
+        let mut cx = PassCx { cost_models: self.cost_models.clone(), ..PassCx::default() };
         for (spec, pass) in &mut self.passes {
             let t0 = Instant::now();
             let changed = pass.run(m, &mut cx).map_err(|message| PipelineError::PassFailed { pass: spec.name.clone(), message })?;

@@ -489,3 +489,34 @@ pub fn cache_write(cache: &Tensor, x: &Tensor, pos: &Tensor) -> KResult {
     }
     Ok(out)
 }
+
+/// `kern.lut_precompute`: per group of 4 values of the last axis, the 16
+/// sums `T[idx] = Σ_i (bit_i(idx) ? +x_i : −x_i)`, exact in f32.
+pub fn lut_tables(a: &Tensor) -> KResult {
+    let x = floats(a)?;
+    let k = *a.shape.last().ok_or("x has no axes")?;
+    if k % 4 != 0 {
+        return Err(format!("the last axis ({k}) is not a multiple of 4"));
+    }
+    let mut out = Vec::with_capacity(x.len() * 4);
+    for g in x.chunks_exact(4) {
+        out.extend((0..16).map(|idx| g.iter().enumerate().map(|(i, &v)| if idx >> i & 1 == 1 { v } else { -v }).sum::<f32>()));
+    }
+    let mut shape = a.shape[..a.shape.len() - 1].to_vec();
+    shape.extend([k / 4, 16]);
+    Ok(Tensor::f32(&shape, out))
+}
+
+/// The activations behind LUT tables: `x_i = (T[2^i] − T[0]) / 2`, the
+/// inverse of [`lut_tables`] (so a LUT GEMM's oracle is the plain product).
+pub fn lut_activations(t: &Tensor) -> KResult {
+    let v = floats(t)?;
+    let r = t.shape.len();
+    if r < 2 || t.shape[r - 1] != 16 {
+        return Err(format!("tables must be [..., k/4, 16], got {:?}", t.shape));
+    }
+    let x = v.chunks_exact(16).flat_map(|g| (0..4).map(move |i| (g[1 << i] - g[0]) / 2.0)).collect();
+    let mut shape = t.shape[..r - 2].to_vec();
+    shape.push(t.shape[r - 2] * 4);
+    Ok(Tensor::f32(&shape, x))
+}

@@ -179,6 +179,14 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Quantize(q) => quantize(a(0), q.encoding)?,
             OpAttrs::Dequantize(_) => dequantize(a(0))?,
             OpAttrs::Mpgemm(m) => kernels::matmul(a(0), &dequantize(a(1))?, m.transpose_b)?,
+            OpAttrs::LutPrecompute(_) => kernels::lut_tables(a(0))?,
+            OpAttrs::LutGemm(_) => kernels::matmul(&kernels::lut_activations(a(0))?, &dequantize(a(1))?, true)?,
+            OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) => kernels::matmul(a(0), &dequantize(a(1))?, true)?,
+            OpAttrs::DenseGemm(_) => match a(1).data {
+                Data::Encoded(..) => kernels::matmul(a(0), &dequantize(a(1))?, true)?,
+                _ => kernels::matmul(a(0), a(1), true)?,
+            },
+            OpAttrs::Tile(_) => a(0).clone(),
         })
     }
 }

@@ -170,4 +170,41 @@ define_ops! {
         /// The weight is stored `[n, k]`.
         transpose_b: bool = true,
     } => rules::mpgemm;
+
+    // ------------------------------------------------------------------ kern.
+    // The GEMM primitives `select-gemm` chooses between, and `tile-gemm`'s
+    // weight tiling. Every kern GEMM computes `x · dequantize(w)ᵀ` with
+    // `w: [n, k]`; they differ only in how a backend runs it.
+
+    /// LUT (T-MAC) activation tables: `x: [..., k]` is cut into groups of 4 and
+    /// each group gets the 16 sums `T[idx] = Σ_i (bit_i(idx) ? +x_i : −x_i)`,
+    /// giving `f32[..., k/4, 16]`. Shared by every LUT GEMM reading the same `x`.
+    LutPrecompute = "kern.lut_precompute" (x) {
+        /// Activations per int8 quantization group of the tables on the CPU
+        /// kernel (a multiple of 8, at most 64); exact f32 in the reference.
+        act_group: i64 = 32,
+    } => rules::lut_precompute;
+
+    /// Table-lookup GEMM over bit-serial weight planes (`#gq`, `#ternary`, `#bcq`):
+    /// `tables` from `kern.lut_precompute`, `w: [n, k]` → `[..., n]`.
+    LutGemm = "kern.lut_gemm" (tables, w) {} => rules::lut_gemm;
+
+    /// Shift-add GEMM (ShiftAddLLM) over binary-coded `#bcq` weights.
+    ShiftaddGemm = "kern.shiftadd_gemm" (x, w) {} => rules::shiftadd_gemm;
+
+    /// N:M sparse GEMM over `#nm` weights read compressed (kept values and indices).
+    SparseGemm = "kern.sparse_gemm" (x, w) {} => rules::sparse_gemm;
+
+    /// Dense GEMM: block-quantized (ggml) weights by integer dot products with
+    /// quantized activations, any other weight dequantized ahead of time.
+    DenseGemm = "kern.dense_gemm" (x, w) {} => rules::dense_gemm;
+
+    /// Weight tiling of a kern GEMM's `w: [n, k]`: tiles of `m` output rows by
+    /// `k` input columns, laid out tile by tile. Values are unchanged.
+    Tile = "kern.tile" (w) {
+        /// Output rows per tile.
+        m: i64,
+        /// Input columns per tile.
+        k: i64,
+    } => rules::tile;
 }

@@ -7,7 +7,7 @@
 use super::attr::Dense;
 use super::attrs;
 use super::RuleCx;
-use crate::types::{Dim, ElemType, TensorType};
+use crate::types::{Dim, ElemType, Encoding, TensorType};
 
 type Rule = Result<TensorType, String>;
 
@@ -399,4 +399,83 @@ pub(super) fn mpgemm(cx: &RuleCx<'_, attrs::Mpgemm>) -> Rule {
     }
     same_elem(x, w)?;
     matmul_shape(x, w, true)
+}
+
+// ------------------------------------------------------------------ kern.
+
+/// `w` of a kern GEMM: rank 2 `[n, k]`, the element type of `x`, and an
+/// encoding `accepts` allows (`what` names the family in the error).
+fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, accepts: fn(&Encoding) -> bool) -> Result<&'a TensorType, String> {
+    rank_is(w, 2, "w")?;
+    same_elem(x, w)?;
+    match &w.encoding {
+        Some(e) if accepts(e) => Ok(w),
+        _ => Err(format!("w must be {what}, got {w}")),
+    }
+}
+
+/// Weights a LUT GEMM reads as bit planes.
+pub fn lut_encoding(e: &Encoding) -> bool {
+    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_) | Encoding::Bcq(_))
+}
+
+pub(super) fn lut_precompute(cx: &RuleCx<'_, attrs::LutPrecompute>) -> Rule {
+    let x = float(cx.args[0], "x")?;
+    let g = cx.attrs.act_group;
+    if g < 8 || g > 64 || g % 8 != 0 {
+        return Err(format!("act_group must be a multiple of 8 in 8..=64, got {g}"));
+    }
+    let k = x.shape.last().and_then(Dim::fixed).ok_or("the last dimension of x must be fixed")?;
+    if k % 4 != 0 {
+        return Err(format!("the last dimension of x must be a multiple of 4, got {k}"));
+    }
+    let mut shape = x.shape[..x.rank() - 1].to_vec();
+    shape.extend([Dim::Fixed(k / 4), Dim::Fixed(16)]);
+    Ok(TensorType { shape, elem: ElemType::F32, encoding: None })
+}
+
+pub(super) fn lut_gemm(cx: &RuleCx<'_, attrs::LutGemm>) -> Rule {
+    let t = float(cx.args[0], "tables")?;
+    if t.rank() < 3 || t.shape[t.rank() - 1] != Dim::Fixed(16) {
+        return Err(format!("tables must be [..., k/4, 16] from kern.lut_precompute, got {t}"));
+    }
+    let groups = t.shape[t.rank() - 2].fixed().ok_or("tables need a fixed group count")?;
+    let x = TensorType { shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(), elem: t.elem, encoding: None };
+    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq", lut_encoding)?;
+    matmul_shape(&x, w, true)
+}
+
+pub(super) fn shiftadd_gemm(cx: &RuleCx<'_, attrs::ShiftaddGemm>) -> Rule {
+    let x = float(cx.args[0], "x")?;
+    let w = kern_weight(x, cx.args[1], "#bcq", |e| matches!(e, Encoding::Bcq(_)))?;
+    matmul_shape(x, w, true)
+}
+
+pub(super) fn sparse_gemm(cx: &RuleCx<'_, attrs::SparseGemm>) -> Rule {
+    let x = float(cx.args[0], "x")?;
+    let w = kern_weight(x, cx.args[1], "#nm", |e| matches!(e, Encoding::Nm { .. }))?;
+    matmul_shape(x, w, true)
+}
+
+pub(super) fn dense_gemm(cx: &RuleCx<'_, attrs::DenseGemm>) -> Rule {
+    let x = float(cx.args[0], "x")?;
+    let w = cx.args[1];
+    rank_is(w, 2, "w")?;
+    same_elem(x, w)?;
+    matmul_shape(x, w, true)
+}
+
+pub(super) fn tile(cx: &RuleCx<'_, attrs::Tile>) -> Rule {
+    let w = cx.args[0];
+    rank_is(w, 2, "w")?;
+    let (m, k) = (cx.attrs.m, cx.attrs.k);
+    if m < 1 || k < 1 {
+        return Err(format!("tile sizes must be positive, got m = {m}, k = {k}"));
+    }
+    if let Some(e) = &w.encoding
+        && k as u64 % e.block_elems() != 0
+    {
+        return Err(format!("k = {k} must cover whole {e} blocks of {}", e.block_elems()));
+    }
+    Ok(w.clone())
 }
