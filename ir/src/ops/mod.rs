@@ -10,6 +10,7 @@ pub mod attr;
 mod defs;
 mod rules;
 pub use rules::check_dense as rules_check_dense;
+pub use rules::lut_encoding;
 pub(crate) mod table;
 
 pub use attr::{AttrLit, AttrValue, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
