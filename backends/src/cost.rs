@@ -7,5 +7,5 @@ use std::sync::Arc;
 
 /// Every target's default cost model.
 pub fn cost_models() -> Vec<Arc<dyn CostModel>> {
-    Vec::new()
+    vec![Arc::new(crate::flexcim::cost::FlexcimCostModel::default())]
 }

@@ -1,0 +1,158 @@
+//! How a layer's weights are cut into the blocks the macro holds at once:
+//! the merger aggregation for a pattern, weight tiles (`kern.tile {m, k}`)
+//! and whether they fit, the token chunks the buffers allow, and the slot
+//! counts of a column tile. Shared by the lowering ([`super::lower`]) and the
+//! analytical model ([`super::analytic`]) so both walk the same loop nest.
+//!
+//! A tile of `m` output rows × `k` input channels is one residency of the
+//! macro ([INFERRED] mapping, ISA.md): its `m` rows are split into column
+//! tiles of at most C outputs, one per merger set (so `ceil(m / C) ≤ P/agg`),
+//! and each column tile's groups (`k / M` of them, N slots each when the mask
+//! is aligned) fill the `agg` sub-macros × R rows of its set (so
+//! `k / M · N ≤ agg · R`). Tiles along `k` accumulate into the same outputs.
+//! Without a tile the lowering uses `m = P/agg · C` and one `k` tile holding
+//! every group, cut into as many passes as its slots need.
+
+use super::arch::{Arch, Nm};
+use super::layer::NmLayer;
+use flexc_passes::target::Tile;
+use std::ops::Range;
+
+/// The merger set size for a pattern: the largest divisor of P not above
+/// min(N, the arch's aggregation).
+pub fn aggregation_for(arch: &Arch, nm: Nm) -> usize {
+    let p = arch.array.sub_macros;
+    (1..=nm.n.min(arch.sparsity.aggregation)).rev().find(|d| p % d == 0).unwrap_or(1)
+}
+
+/// The tile that fills the macro once for an aligned `nm` mask: every merger
+/// set's C columns and every row of its `agg` sub-macros.
+pub fn macro_tile(arch: &Arch, nm: Nm) -> Tile {
+    let agg = aggregation_for(arch, nm);
+    let sets = arch.array.sub_macros / agg;
+    let groups = (agg * arch.array.rows / nm.n).max(1);
+    Tile { m: (sets * arch.array.columns) as u64, k: (groups * nm.m) as u64 }
+}
+
+/// Checks that `tile` fits the macro for pattern `nm` (see the module doc),
+/// with a message naming the limit that fails.
+pub fn check_tile(arch: &Arch, nm: Nm, tile: Tile) -> Result<(), String> {
+    let (r, c) = (arch.array.rows as u64, arch.array.columns as u64);
+    let agg = aggregation_for(arch, nm) as u64;
+    let sets = arch.array.sub_macros as u64 / agg;
+    let (n, m) = (nm.n as u64, nm.m as u64);
+    let what = format!("kern.tile {{m = {}, k = {}}} does not fit the {} macro for {nm}", tile.m, tile.k, arch.name);
+    if tile.m == 0 || tile.k == 0 {
+        return Err(format!("{what}: tile sizes must be positive"));
+    }
+    if tile.k % m != 0 {
+        return Err(format!("{what}: k must be a multiple of M = {m} (a group cannot straddle two tiles)"));
+    }
+    if tile.m.div_ceil(c) > sets {
+        return Err(format!("{what}: m needs {} column tiles of {c}, but {nm} leaves {sets} merger set(s) of {agg} sub-macros (m <= {})", tile.m.div_ceil(c), sets * c));
+    }
+    let cells = tile.k / m * n;
+    if cells > agg * r {
+        return Err(format!("{what}: k needs {cells} cells per column ({} groups x {n} kept), a merger set holds {agg} sub-macros x {r} rows = {} (k <= {})", tile.k / m, agg * r, agg * r / n * m));
+    }
+    Ok(())
+}
+
+/// The loop nest of one layer on one architecture.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Mapping {
+    /// The pattern as run.
+    pub nm: Nm,
+    /// Sub-macros per merger set.
+    pub agg: usize,
+    /// Merger sets (P / agg): column tiles in flight at once.
+    pub sets: usize,
+    /// Slots one set holds per pass (agg × rows).
+    pub per_pass: usize,
+    /// Output rows per tile.
+    pub m: usize,
+    /// Input channels per tile (a multiple of M).
+    pub k: usize,
+    /// Whether a `kern.tile` fixed the tile (else the default).
+    pub explicit: bool,
+}
+
+impl Mapping {
+    /// The mapping of an `out × inp` layer in `nm` (the pattern as run), with
+    /// `tile` (clamped to the layer) or the default.
+    pub fn new(arch: &Arch, nm: Nm, out: usize, inp: usize, tile: Option<Tile>) -> Result<Mapping, String> {
+        let agg = aggregation_for(arch, nm);
+        let sets = arch.array.sub_macros / agg;
+        let per_pass = agg * arch.array.rows;
+        let (m, k) = match tile {
+            Some(t) => {
+                let eff = Tile { m: t.m.min(out as u64), k: t.k.min(inp as u64) };
+                check_tile(arch, nm, eff)?;
+                (eff.m as usize, eff.k as usize)
+            }
+            None => (sets * arch.array.columns, inp),
+        };
+        Ok(Mapping { nm, agg, sets, per_pass, m, k, explicit: tile.is_some() })
+    }
+
+    /// Output tiles of `m` rows, each as its column tiles (one per merger set).
+    pub fn bundles(&self, arch: &Arch, out: usize) -> Vec<Vec<Range<usize>>> {
+        let c = arch.array.columns;
+        (0..out)
+            .step_by(self.m.max(1))
+            .map(|o| {
+                let end = (o + self.m).min(out);
+                (o..end).step_by(c).map(|s| s..(s + c).min(end)).collect()
+            })
+            .collect()
+    }
+
+    /// Input tiles as group ranges.
+    pub fn ktiles(&self, inp: usize) -> Vec<Range<usize>> {
+        let (g, per) = (inp / self.nm.m, (self.k / self.nm.m).max(1));
+        (0..g).step_by(per).map(|s| s..(s + per).min(g)).collect()
+    }
+
+    /// Vectors per activation-buffer load: as many as the activation buffer
+    /// and the accumulator hold.
+    pub fn token_chunk(&self, arch: &Arch, inp: usize, tokens: usize) -> Result<usize, String> {
+        let words = self.sets * arch.array.columns;
+        let tc = tokens.min(arch.buffers.activation_bytes / inp.max(1)).min(arch.buffers.output_words / words);
+        if tc == 0 {
+            return Err(format!("one input vector ({inp} bytes) or one result ({words} words) does not fit the buffers"));
+        }
+        Ok(tc)
+    }
+}
+
+/// Slots and distinct (group, pair)s of one column tile over some groups.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlotCount {
+    /// Slots (cells per column) the tile needs.
+    pub slots: usize,
+    /// Distinct (group, pair)s they read (two activation bytes each).
+    pub pairs: usize,
+}
+
+/// The slot count of `cols` over `groups` of a real layer: per group and
+/// pair, the most any column keeps there (what the lowering allocates).
+pub fn count_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> SlotCount {
+    let Nm { n, m } = layer.nm;
+    let g_n = layer.groups();
+    let mut out = SlotCount::default();
+    let mut need = vec![0usize; m / 2];
+    let mut here = vec![0usize; m / 2];
+    for g in groups {
+        need.iter_mut().for_each(|v| *v = 0);
+        for o in cols.clone() {
+            here.iter_mut().for_each(|v| *v = 0);
+            for &i in &layer.idx[(o * g_n + g) * n..(o * g_n + g + 1) * n] {
+                here[i as usize / 2] += 1;
+            }
+            need.iter_mut().zip(&here).for_each(|(a, &b)| *a = (*a).max(b));
+        }
+        out.slots += need.iter().sum::<usize>();
+        out.pairs += need.iter().filter(|&&v| v > 0).count();
+    }
+    out
+}
