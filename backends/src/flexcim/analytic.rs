@@ -4,22 +4,26 @@
 //! It walks the lowering's loop nest ([`Mapping`]: token chunks, output
 //! tiles, input tiles, passes) with slot *counts* instead of slots and prices
 //! every instruction with the simulator's own rules ([`super::timing`]), so
-//! it agrees with the cycle-level simulator except where the stream depends
-//! on the mask in detail. Those places are estimated, and stated here:
-//! * distinct activation bytes a pass reads (two per distinct (group, pair)
-//!   across the merger sets): the union over sets is taken as the sum capped
-//!   by the pairs of the groups the pass covers;
-//! * `dsel` rewrites: every row used in a pass (or idled after one) is
-//!   rewritten, except a dense layer whose consecutive passes map the same
-//!   groups to the same rows (the stream then repeats the selects).
+//! it agrees with the cycle-level simulator.
 //!
-//! Slots come from a real layer's masks ([`Slots::Layer`], exact) or, when
-//! only the type is known (the cost model), from the pattern: N per group,
-//! as an aligned mask needs ([`Slots::Aligned`]).
+//! Slots come from a real layer's masks ([`Slots::Layer`]): then every pass's
+//! rows, `dsel` rewrites and distinct activation bytes are those of the
+//! stream, and the counts are the simulator's. When only the type is known
+//! (the cost model, [`Slots::Aligned`]) a group has N slots, as an aligned
+//! mask needs, and two mask-dependent quantities are expected values:
+//! * distinct activation bytes a pass reads (two per distinct (group, pair)
+//!   across the merger sets): a group reads its expected number of distinct
+//!   pairs, the union over sets is the sum capped by the pairs of the groups
+//!   the pass covers;
+//! * `dsel` rewrites: a row used in a pass (or idled after one) is rewritten,
+//!   except when consecutive passes map the same groups to the same rows:
+//!   then a row keeps its selects with the probability that two random masks
+//!   give its groups the same pair sequence (1 for dense).
 
 use super::arch::{Arch, Nm};
 use super::layer::{fit_pattern, NmLayer};
-use super::mapping::{count_slots, Mapping, SlotCount};
+use super::mapping::{slot_keys, Mapping, SlotKey};
+use std::collections::HashSet;
 use super::sim::Stats;
 use super::timing::{self, cy, MacShape};
 use flexc_passes::target::Tile;
@@ -67,15 +71,70 @@ pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
     cands.into_iter().find(|&p| inp % p.m == 0 && holds_any(nm, p))
 }
 
-/// Expected distinct pairs of a uniformly random `n`-of-`m` group:
-/// `m/2 · (1 − C(m−2, n) / C(m, n))`.
-fn expected_pairs(nm: Nm) -> f64 {
-    if nm.n + 2 > nm.m {
-        return (nm.m / 2) as f64;
+/// Over the uniformly random `n`-of-`m` masks of one group: the expected
+/// distinct pairs kept, and the probability that two masks keep the same
+/// number in every pair (the same slot sequence, so the same selects).
+fn mask_odds(nm: Nm) -> (f64, f64) {
+    let mut hist: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
+    let (mut total, mut pairs) = (0usize, 0usize);
+    for bits in 0u32..1 << nm.m {
+        if bits.count_ones() as usize != nm.n {
+            continue;
+        }
+        let v: Vec<u8> = (0..nm.m / 2).map(|p| (bits >> (2 * p) & 3).count_ones() as u8).collect();
+        pairs += v.iter().filter(|&&c| c > 0).count();
+        total += 1;
+        *hist.entry(v).or_default() += 1;
     }
-    // C(m-2, n) / C(m, n) = (m-n)(m-n-1) / (m(m-1))
-    let (n, m) = (nm.n as f64, nm.m as f64);
-    m / 2.0 * (1.0 - (m - n) * (m - n - 1.0) / (m * (m - 1.0)))
+    let t = total.max(1) as f64;
+    (pairs as f64 / t, hist.values().map(|&c| (c as f64 / t).powi(2)).sum())
+}
+
+/// One pass as the analytical model sees it.
+struct PassView {
+    /// Slots per merger set.
+    here: Vec<usize>,
+    /// `dsel` rewrites (expected, for nominal slots).
+    rows: f64,
+    /// Distinct activation bytes read per vector.
+    bytes: usize,
+}
+
+type RowSig = Vec<Option<(u32, u8)>>;
+
+/// The exact pass of real slots: the lowering's grid, selects and reads.
+fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &mut [Option<RowSig>]) -> PassView {
+    let (p, r) = (arch.array.sub_macros, arch.array.rows);
+    let wired = arch.array.meta_bits == 0;
+    let mut grid: Vec<Option<SlotKey>> = vec![None; p * r];
+    for (e, ks) in keys.iter().enumerate() {
+        for (q, k) in ks.iter().enumerate() {
+            grid[(q / agg) * p + e * agg + q % agg] = Some(*k);
+        }
+    }
+    let mut offs = HashSet::new();
+    let mut rows = 0;
+    for (row, state) in rowstate.iter_mut().enumerate() {
+        let sig: RowSig = grid[row * p..(row + 1) * p]
+            .iter()
+            .map(|g| {
+                g.map(|k| {
+                    let base = k.group * nm.m as u32;
+                    if wired { (base + 2 * k.pair as u32 + k.elem as u32, 0) } else { (base, k.pair) }
+                })
+            })
+            .collect();
+        for &(bus, s1) in sig.iter().flatten() {
+            let at = bus + 2 * s1 as u32;
+            offs.insert(at);
+            offs.insert(at + 1);
+        }
+        if state.as_ref() != Some(&sig) {
+            rows += 1;
+            *state = Some(sig);
+        }
+    }
+    PassView { here: keys.iter().map(|k| k.len()).collect(), rows: rows as f64, bytes: offs.len() }
 }
 
 /// The counted stream of one layer: cycles by kind, events, MACs.
@@ -97,27 +156,55 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let tc = map.token_chunk(arch, inp, tokens).map_err(|e| format!("layer {name}: {e}"))?;
     let bundles = map.bundles(arch, out);
     let ktiles = map.ktiles(inp);
-    let pairs_per_group = expected_pairs(nm);
-    let count = |cols: &std::ops::Range<usize>, g: &std::ops::Range<usize>| match &fitted {
-        Some(f) => count_slots(f, cols.clone(), g.clone()),
-        None => SlotCount { slots: g.len() * nm.n, pairs: (g.len() as f64 * pairs_per_group).round() as usize },
-    };
-    let counts: Vec<Vec<Vec<SlotCount>>> = bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| count(c, g)).collect()).collect()).collect();
     let (r, agg, pp) = (arch.array.rows, map.agg, map.per_pass);
     let wired = arch.array.meta_bits == 0;
+    let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m / 2) as f64, 1.0) } else { mask_odds(nm) };
+    // keys[bundle][k tile][set], for a real layer.
+    let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
+        fitted.as_ref().map(|f| bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| slot_keys(f, c.clone(), g.clone())).collect()).collect()).collect());
+    let slots_of = |b: usize, kt: usize, e: usize| keys.as_ref().map_or(ktiles[kt].len() * nm.n, |k| k[b][kt][e].len());
+    let mut rowstate: Vec<Option<RowSig>> = vec![None; r];
+    let (mut prev_rows, mut prev_sig): (Option<usize>, Option<(usize, usize, Vec<usize>)>) = (None, None);
     let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
     s.cycles[cy::SELECT] += timing::cfg(arch);
-    let (mut prev_rows, mut prev_sig): (Option<usize>, Option<(usize, usize, Vec<usize>)>) = (None, None);
+    let mut dsels = 0.0f64;
     for t0 in (0..tokens).step_by(tc) {
         let n_t = tc.min(tokens - t0);
         s.cycles[cy::ACT_LOAD] += timing::ldx(arch, &mut s, (n_t * inp) as u64);
         for (b, cols) in bundles.iter().enumerate() {
             let mut first = true;
-            for (kt, per_set) in counts[b].iter().enumerate() {
-                let passes = per_set.iter().map(|c| c.slots.div_ceil(pp)).max().unwrap_or(0);
+            for kt in 0..ktiles.len() {
+                let total: Vec<usize> = (0..cols.len()).map(|e| slots_of(b, kt, e)).collect();
+                let passes = total.iter().map(|t| t.div_ceil(pp)).max().unwrap_or(0);
                 for j in 0..passes {
-                    let here: Vec<usize> = per_set.iter().map(|c| c.slots.saturating_sub(j * pp).min(pp)).collect();
-                    for (e, &se) in here.iter().enumerate() {
+                    let view = match &keys {
+                        Some(k) => {
+                            let sl: Vec<&[SlotKey]> = k[b][kt].iter().map(|v| &v[(j * pp).min(v.len())..((j + 1) * pp).min(v.len())]).collect();
+                            exact_pass(arch, nm, agg, &sl, &mut rowstate)
+                        }
+                        None => {
+                            let here: Vec<usize> = total.iter().map(|t| t.saturating_sub(j * pp).min(pp)).collect();
+                            let rows_now = here.iter().copied().max().unwrap_or(0).div_ceil(agg);
+                            let sig = (kt, j, here.clone());
+                            let rows = match prev_rows {
+                                None => r as f64,
+                                Some(p) if prev_sig.as_ref() == Some(&sig) => rows_now as f64 * (1.0 - same_mask.powi(here.iter().filter(|&&h| h > 0).count() as i32)) + p.saturating_sub(rows_now) as f64,
+                                Some(p) => rows_now.max(p) as f64,
+                            };
+                            let bytes = if wired {
+                                here.iter().copied().max().map_or(0, |m| if m > 0 { m + 1 } else { 0 })
+                            } else {
+                                let groups = |h: usize| h as f64 / nm.n as f64;
+                                let pairs: f64 = here.iter().map(|&h| groups(h) * pairs_per_group).sum();
+                                let covered = here.iter().map(|&h| groups(h).ceil()).fold(0.0, f64::max);
+                                2 * pairs.min(covered * (nm.m / 2) as f64).round() as usize
+                            };
+                            prev_rows = Some(rows_now);
+                            prev_sig = Some(sig);
+                            PassView { here, rows, bytes }
+                        }
+                    };
+                    for (e, &se) in view.here.iter().enumerate() {
                         for i in 0..agg {
                             let used = (se + agg - 1 - i) / agg;
                             if used > 0 {
@@ -125,30 +212,13 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                             }
                         }
                     }
-                    let rows_now = here.iter().copied().max().unwrap_or(0).div_ceil(agg);
-                    let sig = (kt, j, here.clone());
-                    let rows = match prev_rows {
-                        None => r,
-                        Some(_) if nm.is_dense() && prev_sig.as_ref() == Some(&sig) => 0,
-                        Some(p) => rows_now.max(p),
-                    };
-                    for _ in 0..rows {
-                        s.cycles[cy::SELECT] += timing::dsel(arch, &mut s);
-                    }
-                    let bytes = if wired {
-                        here.iter().copied().max().map_or(0, |m| if m > 0 { m + 1 } else { 0 })
-                    } else {
-                        let share = |c: &SlotCount, se: usize, v: f64| if c.slots == 0 { 0.0 } else { v * se as f64 / c.slots as f64 };
-                        let pairs: f64 = per_set.iter().zip(&here).map(|(c, &se)| share(c, se, c.pairs as f64)).sum();
-                        let groups = per_set.iter().zip(&here).map(|(c, &se)| share(c, se, ktiles[kt].len() as f64)).fold(0.0, f64::max);
-                        2 * pairs.min(groups.ceil() * (nm.m / 2) as f64).round() as usize
-                    };
+                    dsels += view.rows;
                     let shape = MacShape {
                         count: n_t as u64,
-                        positions: here.iter().sum::<usize>() as u64,
-                        bytes: bytes as u64,
-                        active_subs: here.iter().map(|&se| se.min(agg)).sum::<usize>() as u64,
-                        active_sets: here.iter().filter(|&&se| se > 0).count() as u64,
+                        positions: view.here.iter().sum::<usize>() as u64,
+                        bytes: view.bytes as u64,
+                        active_subs: view.here.iter().map(|&se| se.min(agg)).sum::<usize>() as u64,
+                        active_sets: view.here.iter().filter(|&&se| se > 0).count() as u64,
                         agg: agg as u64,
                         sets: map.sets as u64,
                         accumulate: !first,
@@ -158,8 +228,6 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                     s.cycles[cy::STALL] += t.issue - t.ideal;
                     s.cycles[cy::DRAIN] += t.finish - t.issue;
                     first = false;
-                    prev_rows = Some(rows_now);
-                    prev_sig = Some(sig);
                 }
             }
             for t in cols {
@@ -167,5 +235,11 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
             }
         }
     }
+    // Every dsel costs the same: price one and scale (expected counts are fractional).
+    let mut one = Stats::default();
+    let per = timing::dsel(arch, &mut one);
+    let n = dsels.round() as u64;
+    s.cycles[cy::SELECT] += per * n;
+    s.events.iter_mut().zip(one.events).for_each(|(a, b)| *a += b * n);
     Ok(s)
 }

@@ -125,34 +125,47 @@ impl Mapping {
     }
 }
 
-/// Slots and distinct (group, pair)s of one column tile over some groups.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlotCount {
-    /// Slots (cells per column) the tile needs.
-    pub slots: usize,
-    /// Distinct (group, pair)s they read (two activation bytes each).
-    pub pairs: usize,
+/// What a slot's `dsel` and activation reads depend on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SlotKey {
+    /// The group.
+    pub group: u32,
+    /// The pair within the group.
+    pub pair: u8,
+    /// The element of the pair the first kept column uses.
+    pub elem: u8,
 }
 
-/// The slot count of `cols` over `groups` of a real layer: per group and
-/// pair, the most any column keeps there (what the lowering allocates).
-pub fn count_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> SlotCount {
+/// The slots of `cols` over `groups` of a real layer, in the lowering's
+/// order: per group and pair, as many as the most any column keeps there.
+pub fn slot_keys(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Vec<SlotKey> {
     let Nm { n, m } = layer.nm;
     let g_n = layer.groups();
-    let mut out = SlotCount::default();
-    let mut need = vec![0usize; m / 2];
+    let mut out = Vec::new();
+    // Per pair: (most kept by one column, elements of the first column keeping k of them).
+    let mut need: Vec<(usize, Vec<u8>)> = vec![(0, Vec::new()); m / 2];
     let mut here = vec![0usize; m / 2];
     for g in groups {
-        need.iter_mut().for_each(|v| *v = 0);
+        need.iter_mut().for_each(|v| *v = (0, Vec::new()));
         for o in cols.clone() {
             here.iter_mut().for_each(|v| *v = 0);
-            for &i in &layer.idx[(o * g_n + g) * n..(o * g_n + g + 1) * n] {
+            let idx = &layer.idx[(o * g_n + g) * n..(o * g_n + g + 1) * n];
+            for &i in idx {
                 here[i as usize / 2] += 1;
             }
-            need.iter_mut().zip(&here).for_each(|(a, &b)| *a = (*a).max(b));
+            for (p, &k) in here.iter().enumerate() {
+                let slot = &mut need[p];
+                while slot.1.len() < k {
+                    // The first column with a k-th kept weight in this pair names its element.
+                    let e = idx.iter().filter(|&&i| i as usize / 2 == p).nth(slot.1.len()).map_or(0, |&i| i % 2);
+                    slot.1.push(e);
+                }
+                slot.0 = slot.0.max(k);
+            }
         }
-        out.slots += need.iter().sum::<usize>();
-        out.pairs += need.iter().filter(|&&v| v > 0).count();
+        for (p, (_, elems)) in need.iter().enumerate() {
+            out.extend(elems.iter().map(|&e| SlotKey { group: g as u32, pair: p as u8, elem: e }));
+        }
     }
     out
 }
