@@ -50,9 +50,9 @@ fn holds_any(from: Nm, to: Nm) -> bool {
     if to.is_dense() {
         return true;
     }
-    if from.m % to.m == 0 {
+    if from.m.is_multiple_of(to.m) {
         from.n.min(to.m) <= to.n
-    } else if to.m % from.m == 0 {
+    } else if to.m.is_multiple_of(from.m) {
         from.n * (to.m / from.m) <= to.n
     } else {
         false
@@ -63,12 +63,12 @@ fn holds_any(from: Nm, to: Nm) -> bool {
 /// its own when supported, else the sparsest supported pattern holding any
 /// such mask (ties: larger M), as [`fit_pattern`] does for a real mask.
 pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
-    if arch.supports(nm) && inp % nm.m == 0 {
+    if arch.supports(nm) && inp.is_multiple_of(nm.m) {
         return Some(nm);
     }
     let mut cands = arch.patterns.clone();
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m.cmp(&a.m)));
-    cands.into_iter().find(|&p| inp % p.m == 0 && holds_any(nm, p))
+    cands.into_iter().find(|&p| inp.is_multiple_of(p.m) && holds_any(nm, p))
 }
 
 /// Over the uniformly random `n`-of-`m` masks of one group: the expected
@@ -101,6 +101,9 @@ struct PassView {
 }
 
 type RowSig = Vec<Option<(u32, u8)>>;
+
+/// A nominal pass's identity: (k tile, pass, slots per set).
+type PassSig = (usize, usize, Vec<usize>);
 
 /// The exact pass of real slots: the lowering's grid, selects and reads.
 fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &mut [Option<RowSig>]) -> PassView {
@@ -164,7 +167,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
         fitted.as_ref().map(|f| bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| slot_keys(f, c.clone(), g.clone())).collect()).collect()).collect());
     let slots_of = |b: usize, kt: usize, e: usize| keys.as_ref().map_or(ktiles[kt].len() * nm.n, |k| k[b][kt][e].len());
     let mut rowstate: Vec<Option<RowSig>> = vec![None; r];
-    let (mut prev_rows, mut prev_sig): (Option<usize>, Option<(usize, usize, Vec<usize>)>) = (None, None);
+    let (mut prev_rows, mut prev_sig): (Option<usize>, Option<PassSig>) = (None, None);
     let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
     s.cycles[cy::SELECT] += timing::cfg(arch);
     let mut dsels = 0.0f64;

@@ -212,8 +212,11 @@ pub fn quantize_row(v: &[f64]) -> Vec<i8> {
     v.iter().map(|&x| (x * 127.0 / max).round().clamp(-127.0, 127.0) as i8).collect()
 }
 
+/// Kept in-group positions per group of an `#nm` weight.
+type Mask = Vec<Vec<usize>>;
+
 /// A tensor's values as f64 (encoded ones decoded) and, for `#nm`, its mask.
-fn values_of(t: &Tensor) -> Result<(Vec<f64>, Option<Vec<Vec<usize>>>), String> {
+fn values_of(t: &Tensor) -> Result<(Vec<f64>, Option<Mask>), String> {
     match &t.data {
         Data::Encoded(enc, bytes) => {
             let mut out = vec![0f32; t.numel()];

@@ -56,14 +56,14 @@ impl NmLayer {
     /// the largest of 8, 4, 2 dividing it (the lowering converts it to a
     /// dense pattern the architecture supports).
     pub fn dense_pattern(inp: usize) -> Option<Nm> {
-        [8, 4, 2].into_iter().find(|m| inp % m == 0).map(|m| Nm { n: m, m })
+        [8, 4, 2].into_iter().find(|m| inp.is_multiple_of(*m)).map(|m| Nm { n: m, m })
     }
 
     /// The layout of an `out × in` int8 matrix `w` keeping exactly the given
     /// in-group positions (`positions[row · groups + g]`, N increasing each):
     /// an `#nm` weight's stored mask, kept even where a value quantized to 0.
     pub fn from_positions(name: &str, out: usize, inp: usize, nm: Nm, w: &[i8], positions: &[Vec<usize>]) -> Result<NmLayer, String> {
-        if w.len() != out * inp || inp % nm.m != 0 || positions.len() != out * (inp / nm.m) {
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m) || positions.len() != out * (inp / nm.m) {
             return Err(format!("layer {name}: {} weights and {} groups for {out}×{inp} in {nm}", w.len(), positions.len()));
         }
         let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m * nm.n), Vec::with_capacity(out * inp / nm.m * nm.n));
@@ -87,7 +87,7 @@ impl NmLayer {
     /// Checks sizes, positions and order.
     pub fn validate(&self) -> Result<(), String> {
         let Nm { n, m } = self.nm;
-        if self.out == 0 || self.inp == 0 || self.inp % m != 0 {
+        if self.out == 0 || self.inp == 0 || !self.inp.is_multiple_of(m) {
             return Err(format!("layer {}: in = {} must be a positive multiple of M = {m} (out = {})", self.name, self.inp, self.out));
         }
         let len = self.out * self.groups() * n;
@@ -104,7 +104,7 @@ impl NmLayer {
 
     /// Magnitude N:M pruning of a dense `out × in` int8 matrix.
     pub fn prune(name: &str, out: usize, inp: usize, w: &[i8], nm: Nm) -> Result<NmLayer, String> {
-        if w.len() != out * inp || inp % nm.m != 0 {
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m) {
             return Err(format!("layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}", w.len(), nm.m));
         }
         let (mut values, mut idx) = (Vec::new(), Vec::new());
@@ -134,7 +134,7 @@ impl NmLayer {
     /// The same matrix under pattern `to`, if every group of `to` holds at
     /// most `to.n` of this layer's kept positions (padding with zeros).
     pub fn as_pattern(&self, to: Nm) -> Option<NmLayer> {
-        if self.inp % to.m != 0 {
+        if !self.inp.is_multiple_of(to.m) {
             return None;
         }
         let n = self.nm.n;

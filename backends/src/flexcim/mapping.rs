@@ -22,7 +22,7 @@ use std::ops::Range;
 /// min(N, the arch's aggregation).
 pub fn aggregation_for(arch: &Arch, nm: Nm) -> usize {
     let p = arch.array.sub_macros;
-    (1..=nm.n.min(arch.sparsity.aggregation)).rev().find(|d| p % d == 0).unwrap_or(1)
+    (1..=nm.n.min(arch.sparsity.aggregation)).rev().find(|d| p.is_multiple_of(*d)).unwrap_or(1)
 }
 
 /// The tile that fills the macro once for an aligned `nm` mask: every merger
@@ -45,7 +45,7 @@ pub fn check_tile(arch: &Arch, nm: Nm, tile: Tile) -> Result<(), String> {
     if tile.m == 0 || tile.k == 0 {
         return Err(format!("{what}: tile sizes must be positive"));
     }
-    if tile.k % m != 0 {
+    if !tile.k.is_multiple_of(m) {
         return Err(format!("{what}: k must be a multiple of M = {m} (a group cannot straddle two tiles)"));
     }
     if tile.m.div_ceil(c) > sets {

@@ -254,8 +254,8 @@ impl<'a> Machine<'a> {
         let mut sub_active = vec![false; p];
         for row in 0..r {
             let sel = &self.sel[row];
-            for s in 0..p {
-                let Some(b) = sel.s2[s] else { continue };
+            for (s, sel2) in sel.s2.iter().enumerate().take(p) {
+                let Some(b) = *sel2 else { continue };
                 let b = b as usize;
                 let pair = sel.s1[b] as usize;
                 if 2 * pair >= m {
