@@ -11,6 +11,7 @@
 //! * [`sim`]: the functional, cycle- and energy-counting simulator;
 //! * [`analytic`]: the same counts without a stream (the cost model's engine);
 //! * [`cost`]: the `CostModel` `select-gemm`/`tile-gemm` ask;
+//! * [`model`]: whole-model runs (every block linear, one engine per phase);
 //! * [`report`]: JSON and HTML reports.
 //!
 //! [`evaluate`] ties them together: lower, simulate, check every result
@@ -25,6 +26,7 @@ pub mod isa;
 pub mod layer;
 pub mod lower;
 pub mod mapping;
+pub mod model;
 pub mod report;
 pub mod sim;
 pub mod timing;
