@@ -53,6 +53,9 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     if !(args.budget >= 0.0) {
         return Err(CliError::usage("error: --budget must be a number of seconds >= 0"));
     }
+    if !["auto", "cycle", "analytical"].contains(&args.engine.as_str()) {
+        return Err(CliError::usage(format!("error: --engine {}: use auto, cycle or analytical", args.engine)));
+    }
     let t0 = Instant::now();
     let path = resolve(&args.input)?;
     let mut module = import_model(&path, &ImportOptions { ctx: args.rows.max(1) })?;
