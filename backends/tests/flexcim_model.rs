@@ -6,7 +6,7 @@
 
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
 use flexc_backends::flexcim::lower::Rng;
-use flexc_backends::flexcim::model::{activations, block_layers, run_phase, Engine, PhaseResult};
+use flexc_backends::flexcim::model::{activations, block_layers, run_phase, Engine, Machines, PhaseResult};
 use flexc_backends::flexcim::Check;
 use flexc_passes::{ManagerOptions, PassManager};
 
@@ -45,7 +45,8 @@ fn phase(m: &flexc_ir::Module, rows: usize, engine: Engine) -> PhaseResult {
     assert_eq!(ml.skipped, vec![("output.weight".to_string(), 16, 256)]);
     let acts = (engine == Engine::Cycle).then(|| activations(m, None, &ml.layers, rows, 3).unwrap());
     let mut seen = 0;
-    let p = run_phase(&Arch::default_flexcim(), &EnergyTable::default_table(), &["dense".into(), "fixed-2:4".into()], &ml.layers, "t", rows, engine, acts.as_deref(), &mut |d| seen = d).unwrap();
+    let (arch, energy, baselines) = (Arch::default_flexcim(), EnergyTable::default_table(), ["dense".to_string(), "fixed-2:4".to_string()]);
+    let p = run_phase(Machines { arch: &arch, energy: &energy, baselines: &baselines }, &ml.layers, "t", rows, engine, acts.as_deref(), &mut |d| seen = d).unwrap();
     assert_eq!(seen, 4, "progress reaches every layer");
     p
 }

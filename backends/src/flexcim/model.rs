@@ -143,10 +143,21 @@ pub fn activations(module: &Module, func: Option<&str>, layers: &[ModelLayer], r
     evaluate_values(module, id, &xs, rows, seed)?.iter().map(activations_i8).collect()
 }
 
-/// Runs one phase. `archs[0]` is FlexCiM, the rest are `baselines` (names
-/// as `Arch::baseline` takes them); `acts` are needed for [`Engine::Cycle`].
-/// `progress(done)` is called after each layer.
-pub fn run_phase(arch: &Arch, energy: &EnergyTable, baselines: &[String], layers: &[ModelLayer], name: &str, rows: usize, engine: Engine, acts: Option<&[Vec<i8>]>, progress: &mut dyn FnMut(usize)) -> Result<PhaseResult, String> {
+/// The machines a phase runs on: FlexCiM and its baselines.
+#[derive(Copy, Clone, Debug)]
+pub struct Machines<'a> {
+    /// The FlexCiM architecture.
+    pub arch: &'a Arch,
+    /// The energy table.
+    pub energy: &'a EnergyTable,
+    /// Baseline names as `Arch::baseline` takes them (`dense`, `fixed-2:4`).
+    pub baselines: &'a [String],
+}
+
+/// Runs one phase on FlexCiM then each baseline; `acts` are needed for
+/// [`Engine::Cycle`]. `progress(done)` is called after each layer.
+pub fn run_phase(on: Machines<'_>, layers: &[ModelLayer], name: &str, rows: usize, engine: Engine, acts: Option<&[Vec<i8>]>, progress: &mut dyn FnMut(usize)) -> Result<PhaseResult, String> {
+    let Machines { arch, energy, baselines } = on;
     let t = std::time::Instant::now();
     let barchs = baselines.iter().map(|b| arch.baseline(b)).collect::<Result<Vec<_>, _>>()?;
     let mut out = PhaseResult { name: name.to_string(), rows, engine, layers: Vec::new(), totals: Vec::new(), check: if engine == Engine::Cycle { Check::Passed } else { Check::Skipped }, seconds: 0.0 };

@@ -74,7 +74,7 @@ fn count_vectors(pairs: usize, n: usize) -> Vec<Vec<u8>> {
 /// lower position (and the first count vector enumerated).
 pub fn aligned_mask(scores: &[f32], inp: usize, nm: Nm, align: Align) -> Result<Vec<bool>, String> {
     let (n, m) = (nm.n as usize, nm.m as usize);
-    if inp == 0 || inp % m != 0 || scores.len() % inp != 0 {
+    if inp == 0 || !inp.is_multiple_of(m) || !scores.len().is_multiple_of(inp) {
         return Err(format!("{} scores of rows of {inp} are not whole groups of {m}", scores.len()));
     }
     let rows = scores.len() / inp;
@@ -82,7 +82,7 @@ pub fn aligned_mask(scores: &[f32], inp: usize, nm: Nm, align: Align) -> Result<
         Align::None => 1,
         Align::Rows(r) | Align::Pairs(r) => r,
     };
-    if matches!(align, Align::Pairs(_)) && m % 2 != 0 {
+    if matches!(align, Align::Pairs(_)) && !m.is_multiple_of(2) {
         return Err(format!("align=pairs needs an even M, got {nm}"));
     }
     let vectors = if matches!(align, Align::Pairs(_)) { count_vectors(m / 2, n) } else { Vec::new() };

@@ -6,7 +6,7 @@
 //! from `--stats-file` when given, else magnitude scores, and the output
 //! says which). Each phase runs cycle-level when its projected simulation
 //! time (the analytical model's cell MACs at the rate measured on the first
-//! layer, plus the interpreter run for activations) fits `--budget`, else on
+//! block's layers, plus the interpreter run for activations) fits `--budget`, else on
 //! the analytical model, which counts the same events on the real masks.
 
 use super::super::error::{CliError, CliResult};
@@ -16,7 +16,7 @@ use super::out::{self, ModelRun};
 use super::SimArgs;
 use crate::frontend::decoder::ImportOptions;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
-use flexc_backends::flexcim::model::{activations, block_layers, cycle_work, run_phase, Engine, ModelLayers, PhaseResult};
+use flexc_backends::flexcim::model::{activations, block_layers, cycle_work, run_phase, Engine, Machines, ModelLayers, PhaseResult};
 use flexc_passes::{ManagerOptions, PassManager};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
@@ -77,7 +77,9 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     }
     let bar = ProgressBar::new((layers.len() * phases_wanted.len()) as u64);
     bar.set_style(ProgressStyle::with_template("{msg:>28} {bar:30} {pos}/{len} layers  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    // The cycle engine's rate, measured on the first layer (decode, all archs).
+    // The cycle engine's rate, measured on the first block's layers (decode, all archs).
+    let on = Machines { arch, energy, baselines };
+    let n_probe = layers.iter().take_while(|l| l.block == layers[0].block).count();
     let (mut acts1, mut interp1, mut rate) = (None, 0.0f64, 0.0f64);
     if args.engine != "analytical" {
         bar.set_message("interpreting 1 token");
@@ -85,7 +87,7 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
         acts1 = Some(activations(&module, func, &layers, 1, args.opts.seed).map_err(input)?);
         interp1 = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let probe = run_phase(arch, energy, baselines, &layers[..1], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input)?;
+        let probe = run_phase(on, &layers[..n_probe], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input)?;
         rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64 / t.elapsed().as_secs_f64().max(1e-6);
     }
     let mut phases: Vec<(PhaseResult, String)> = Vec::new();
@@ -103,7 +105,7 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
         };
         bar.set_message(format!("{name} ({})", engine.label()));
         let base = (i * layers.len()) as u64;
-        let ph = run_phase(arch, energy, baselines, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input)?;
+        let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input)?;
         phases.push((ph, why));
     }
     bar.finish_and_clear();
