@@ -34,42 +34,67 @@ pub use super::mapping::aggregation_for;
 use flexc_passes::target::Tile;
 use std::ops::Range;
 
-/// One slot: a pair of one group, with each column's weight and metadata bit.
+/// One slot: a pair of one group; its columns' weights and metadata bits
+/// are at `at · width` in its [`TileSlots`] buffers.
 struct Slot {
     group: usize,
     pair: usize,
     /// The element of the pair when every column uses the same one (dense).
     elem: u8,
+    at: usize,
+}
+
+/// The slots of one column tile over some groups, with their cell contents.
+struct TileSlots {
+    slots: Vec<Slot>,
     w: Vec<i8>,
     meta: Vec<u8>,
+    width: usize,
+}
+
+impl TileSlots {
+    fn w(&self, s: &Slot) -> &[i8] {
+        &self.w[s.at * self.width..(s.at + 1) * self.width]
+    }
+    fn meta(&self, s: &Slot) -> &[u8] {
+        &self.meta[s.at * self.width..(s.at + 1) * self.width]
+    }
 }
 
 /// The slots of one tile of output columns over `groups`, group by group.
-fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Vec<Slot> {
+fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> TileSlots {
     let Nm { n, m } = layer.nm;
-    let g_n = layer.groups();
-    let width = cols.len();
-    let mut slots = Vec::new();
+    let (g_n, pairs, width) = (layer.groups(), m / 2, cols.len());
+    let mut out = TileSlots { slots: Vec::new(), w: Vec::new(), meta: Vec::new(), width };
+    // Per column and pair: up to two kept (value, meta), in index order.
+    let mut kept = vec![[(0i8, 0u8); 2]; width * pairs];
+    let mut count = vec![0u8; width * pairs];
     for g in groups {
-        // per column, per pair: the kept (value, meta) in order
-        let mut per: Vec<Vec<Vec<(i8, u8)>>> = vec![vec![Vec::new(); m / 2]; width];
+        count.iter_mut().for_each(|c| *c = 0);
         for (c, o) in cols.clone().enumerate() {
             let base = (o * g_n + g) * n;
             for k in 0..n {
                 let i = layer.idx[base + k] as usize;
-                per[c][i / 2].push((layer.values[base + k], (i % 2) as u8));
+                let at = c * pairs + i / 2;
+                kept[at][count[at] as usize] = (layer.values[base + k], (i % 2) as u8);
+                count[at] += 1;
             }
         }
-        for p in 0..m / 2 {
-            let need = per.iter().map(|c| c[p].len()).max().unwrap_or(0);
+        for p in 0..pairs {
+            let need = (0..width).map(|c| count[c * pairs + p]).max().unwrap_or(0);
             for k in 0..need {
-                let (w, meta): (Vec<i8>, Vec<u8>) = per.iter().map(|c| c[p].get(k).copied().unwrap_or((0, 0))).unzip();
-                let elem = per.iter().find_map(|c| c[p].get(k).map(|x| x.1)).unwrap_or(0);
-                slots.push(Slot { group: g, pair: p, elem, w, meta });
+                let get = |c: usize| (count[c * pairs + p] > k).then(|| kept[c * pairs + p][k as usize]);
+                for c in 0..width {
+                    let (w, b) = get(c).unwrap_or((0, 0));
+                    out.w.push(w);
+                    out.meta.push(b);
+                }
+                let elem = (0..width).find_map(get).map_or(0, |x| x.1);
+                out.slots.push(Slot { group: g, pair: p, elem, at: out.slots.len() });
             }
         }
     }
-    slots
+    out
 }
 
 /// How the lowering used the macro for one layer.
@@ -111,10 +136,10 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
     let bundles = map.bundles(arch, layer.out);
     let ktiles = map.ktiles(layer.inp);
     // slots[bundle][k tile][set]
-    let slots: Vec<Vec<Vec<Vec<Slot>>>> = bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|t| tile_slots(layer, t.clone(), g.clone())).collect()).collect()).collect();
+    let slots: Vec<Vec<Vec<TileSlots>>> = bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|t| tile_slots(layer, t.clone(), g.clone())).collect()).collect()).collect();
     let col_tiles: usize = bundles.iter().map(Vec::len).sum();
     let mut plan = Plan { agg, tile: Some(Tile { m: map.m as u64, k: map.k as u64 }), ..Plan::default() };
-    plan.slots = slots.iter().flatten().flatten().map(Vec::len).sum();
+    plan.slots = slots.iter().flatten().flatten().map(|t| t.slots.len()).sum();
     plan.ideal_slots = col_tiles * layer.groups() * layer.nm.n;
     let mut rowstate: Vec<Option<Instr>> = vec![None; r];
     for t0 in (0..tokens).step_by(tc) {
@@ -123,14 +148,14 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
         for (b, cols) in bundles.iter().enumerate() {
             let mut first = true;
             for per_set in &slots[b] {
-                let passes = per_set.iter().map(|s| s.len().div_ceil(per_pass)).max().unwrap_or(0);
+                let passes = per_set.iter().map(|s| s.slots.len().div_ceil(per_pass)).max().unwrap_or(0);
                 for pass in 0..passes {
                     plan.passes += 1;
                     // Position q of set e: row q / agg, sub-macro e·agg + q % agg.
-                    let mut grid: Vec<Option<(&Slot, usize)>> = (0..p * r).map(|_| None).collect();
-                    for (e, set_slots) in per_set.iter().enumerate() {
-                        for (q, s) in set_slots.iter().skip(pass * per_pass).take(per_pass).enumerate() {
-                            grid[(q / agg) * p + e * agg + q % agg] = Some((s, cols[e].len()));
+                    let mut grid: Vec<Option<(&Slot, &TileSlots)>> = (0..p * r).map(|_| None).collect();
+                    for (e, ts) in per_set.iter().enumerate() {
+                        for (q, s) in ts.slots.iter().skip(pass * per_pass).take(per_pass).enumerate() {
+                            grid[(q / agg) * p + e * agg + q % agg] = Some((s, ts));
                         }
                     }
                     emit_pass(arch, layer, &grid, &mut rowstate, prog)?;
@@ -149,27 +174,27 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
 }
 
 /// The `ldw`s and changed `dsel`s of one pass over `grid` (row-major, P per row).
-fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, usize)>], rowstate: &mut [Option<Instr>], prog: &mut Program) -> Result<(), String> {
+fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>], rowstate: &mut [Option<Instr>], prog: &mut Program) -> Result<(), String> {
     let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
     for s in 0..p {
         let used = (0..r).rev().find(|&row| grid[row * p + s].is_some()).map_or(0, |row| row + 1);
         if used == 0 {
             continue;
         }
-        let width = (0..used).find_map(|row| grid[row * p + s].map(|g| g.1)).unwrap_or(c);
+        let width = (0..used).find_map(|row| grid[row * p + s].map(|g| g.1.width)).unwrap_or(c);
         let (mut w, mut meta) = (Vec::with_capacity(used * width), Vec::with_capacity(used * width));
         for row in 0..used {
             match grid[row * p + s] {
-                Some((sl, _)) if arch.array.meta_bits == 0 => {
-                    if sl.meta.iter().any(|&b| b != sl.elem) {
+                Some((sl, ts)) if arch.array.meta_bits == 0 => {
+                    if ts.meta(sl).iter().any(|&b| b != sl.elem) {
                         return Err(format!("layer {}: {} has no metadata bit, but a slot's columns use different elements of a pair", layer.name, arch.name));
                     }
-                    w.extend_from_slice(&sl.w);
+                    w.extend_from_slice(ts.w(sl));
                     meta.extend(std::iter::repeat_n(0, width));
                 }
-                Some((sl, _)) => {
-                    w.extend_from_slice(&sl.w);
-                    meta.extend_from_slice(&sl.meta);
+                Some((sl, ts)) => {
+                    w.extend_from_slice(ts.w(sl));
+                    meta.extend_from_slice(ts.meta(sl));
                 }
                 None => {
                     w.extend(std::iter::repeat_n(0, width));

@@ -140,31 +140,30 @@ pub struct SlotKey {
 /// order: per group and pair, as many as the most any column keeps there.
 pub fn slot_keys(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Vec<SlotKey> {
     let Nm { n, m } = layer.nm;
-    let g_n = layer.groups();
+    let (g_n, pairs) = (layer.groups(), m / 2);
     let mut out = Vec::new();
-    // Per pair: (most kept by one column, elements of the first column keeping k of them).
-    let mut need: Vec<(usize, Vec<u8>)> = vec![(0, Vec::new()); m / 2];
-    let mut here = vec![0usize; m / 2];
+    // Per pair: how many slots so far, and the element each slot's first column uses.
+    let mut need = vec![(0u8, [0u8; 2]); pairs];
+    let mut here = vec![(0u8, [0u8; 2]); pairs];
     for g in groups {
-        need.iter_mut().for_each(|v| *v = (0, Vec::new()));
+        need.iter_mut().for_each(|v| v.0 = 0);
         for o in cols.clone() {
-            here.iter_mut().for_each(|v| *v = 0);
-            let idx = &layer.idx[(o * g_n + g) * n..(o * g_n + g + 1) * n];
-            for &i in idx {
-                here[i as usize / 2] += 1;
+            here.iter_mut().for_each(|v| v.0 = 0);
+            for &i in &layer.idx[(o * g_n + g) * n..(o * g_n + g + 1) * n] {
+                let h = &mut here[i as usize / 2];
+                h.1[h.0 as usize] = i % 2;
+                h.0 += 1;
             }
-            for (p, &k) in here.iter().enumerate() {
-                let slot = &mut need[p];
-                while slot.1.len() < k {
-                    // The first column with a k-th kept weight in this pair names its element.
-                    let e = idx.iter().filter(|&&i| i as usize / 2 == p).nth(slot.1.len()).map_or(0, |&i| i % 2);
-                    slot.1.push(e);
+            // The first column with a k-th kept weight in a pair names that slot's element.
+            for (nd, h) in need.iter_mut().zip(&here) {
+                while nd.0 < h.0 {
+                    nd.1[nd.0 as usize] = h.1[nd.0 as usize];
+                    nd.0 += 1;
                 }
-                slot.0 = slot.0.max(k);
             }
         }
-        for (p, (_, elems)) in need.iter().enumerate() {
-            out.extend(elems.iter().map(|&e| SlotKey { group: g as u32, pair: p as u8, elem: e }));
+        for (p, nd) in need.iter().enumerate() {
+            out.extend(nd.1[..nd.0 as usize].iter().map(|&e| SlotKey { group: g as u32, pair: p as u8, elem: e }));
         }
     }
     out
