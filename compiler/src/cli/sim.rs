@@ -27,7 +27,7 @@ pub struct FlexcimOpts {
     /// Architecture file (default: the embedded backends/flexcim/arch.toml).
     #[arg(long)]
     pub arch: Option<PathBuf>,
-    /// N:M pattern that dense IR weights are pruned to (magnitude rule), e.g. 2:4 or 8:8.
+    /// N:M pattern plain `tensor.matmul` weights are pruned to (magnitude rule), e.g. 2:4 or 8:8 (dense); #nm weights keep their mask, kern.dense_gemm and other encodings run dense.
     #[arg(long, default_value = "2:4")]
     pub nm: String,
     /// Value bound to symbolic dimensions (tokens per layer).
