@@ -2,7 +2,9 @@
 //! totals and ratios against each baseline, one JSON object (`--format
 //! json`), and the HTML report (`--report`, the same page builder as for
 //! streams). Ratios are "× better": baseline cycles (or energy) over
-//! FlexCiM's, so above 1 means FlexCiM is faster (or spends less).
+//! FlexCiM's, so above 1 means FlexCiM is faster (or spends less); in the
+//! table `cyc x B` / `nrg x B` are those ratios against baseline B, and
+//! `slots/align` is the slots allocated over what aligned masks need.
 
 use super::super::error::{CliError, CliResult};
 use super::SimArgs;
@@ -92,10 +94,12 @@ fn text(run: &ModelRun<'_>) {
     for (p, why) in &run.phases {
         println!("\nphase {} ({} row{}): {} engine ({why}); functional check {}; {:.2} s", p.name, p.rows, if p.rows == 1 { "" } else { "s" }, p.engine.label(), p.check.label(), p.seconds);
         let heads: Vec<String> = run.baselines.iter().flat_map(|b| [format!("cyc x {b}"), format!("nrg x {b}")]).collect();
-        println!("{:<28} {:>5} {:>11} {:>9} {:>12} {:>6} {}", "layer", "N:M", "slots/align", "cycles", "energy (nJ)", "util", heads.iter().map(|h| format!("{h:>14}")).collect::<String>());
+        let widths: Vec<usize> = heads.iter().map(|h| h.len().max(8) + 2).collect();
+        println!("{:<28} {:>5} {:>11} {:>9} {:>12} {:>6} {}", "layer", "N:M", "slots/align", "cycles", "energy (nJ)", "util", heads.iter().zip(&widths).map(|(h, w)| format!("{h:>w$}")).collect::<String>());
         let row = |name: &str, nm: &str, slots: (usize, usize), st: &[Stats]| {
             let f = &st[0];
-            let r: String = st[1..].iter().map(|b| format!("{:>14.3}{:>14.3}", ratio(b.total_cycles() as f64, f.total_cycles() as f64), ratio(b.energy_pj(e), f.energy_pj(e)))).collect();
+            let vals: Vec<f64> = st[1..].iter().flat_map(|b| [ratio(b.total_cycles() as f64, f.total_cycles() as f64), ratio(b.energy_pj(e), f.energy_pj(e))]).collect();
+            let r: String = vals.iter().zip(&widths).map(|(v, w)| format!("{v:>w$.3}")).collect();
             println!("{name:<28} {nm:>5} {:>11.3} {:>9} {:>12.2} {:>6.3} {r}", slots.0 as f64 / slots.1.max(1) as f64, f.total_cycles(), f.energy_pj(e) / 1e3, f.utilisation());
         };
         for l in &p.layers {
