@@ -23,7 +23,6 @@
 use super::arch::{Arch, Nm};
 use super::layer::{fit_pattern, NmLayer};
 use super::mapping::{slot_keys, Mapping, SlotKey};
-use std::collections::HashSet;
 use super::sim::Stats;
 use super::timing::{self, cy, MacShape};
 use flexc_passes::target::Tile;
@@ -115,7 +114,7 @@ fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &m
             grid[(q / agg) * p + e * agg + q % agg] = Some(*k);
         }
     }
-    let mut offs = HashSet::new();
+    let mut offs: Vec<u32> = Vec::with_capacity(2 * p * r);
     let mut rows = 0;
     for (row, state) in rowstate.iter_mut().enumerate() {
         let sig: RowSig = grid[row * p..(row + 1) * p]
@@ -129,14 +128,15 @@ fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &m
             .collect();
         for &(bus, s1) in sig.iter().flatten() {
             let at = bus + 2 * s1 as u32;
-            offs.insert(at);
-            offs.insert(at + 1);
+            offs.extend([at, at + 1]);
         }
         if state.as_ref() != Some(&sig) {
             rows += 1;
             *state = Some(sig);
         }
     }
+    offs.sort_unstable();
+    offs.dedup();
     PassView { here: keys.iter().map(|k| k.len()).collect(), rows: rows as f64, bytes: offs.len() }
 }
 
