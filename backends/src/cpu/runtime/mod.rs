@@ -18,6 +18,7 @@
 
 mod exec;
 mod jitops;
+mod kexec;
 mod ops;
 mod plan;
 mod pool;
@@ -100,7 +101,7 @@ pub fn pooled_gemv(pool: &Pool, kernel: &GemvKernel, w: &[u8], x: GemvArg<'_>, y
         return Err(RuntimeError::Invalid("output length".into()));
     }
     // SAFETY: every length was checked above.
-    unsafe { exec::gemv_split(pool, kernel, w.as_ptr(), xp, stride, batch, y.as_mut_ptr(), threads) }
+    unsafe { exec::gemv_split(pool, kernel, w.as_ptr(), xp, stride, batch, y.as_mut_ptr(), (threads, 0)) }
 }
 
 /// An activation operand of [`pooled_gemv`].
@@ -117,6 +118,10 @@ pub struct CpuRuntime {
     plan: plan::Plan,
     bufs: Vec<Vec<f32>>,
     qacts: Vec<ActivationQ8>,
+    /// LUT tables per slot, one per activation row (`kern.lut_precompute`).
+    luts: Vec<Vec<super::lut::LutActivation>>,
+    /// Shift-add tables, one per activation row (reused by every shift-add step).
+    sa_tables: Vec<super::shiftadd::BcqTables>,
     pool: Pool,
     /// Rows the seq buffers currently hold.
     rows_cap: usize,
@@ -156,6 +161,7 @@ impl CpuRuntime {
             bufs[*b].clone_from(vals);
         }
         let qacts = plan.qact_kinds.iter().map(|&k| ActivationQ8::empty(k)).collect();
+        let luts = vec![Vec::new(); plan.lut_slots.len()];
         let pool = Pool::new(opts.threads.max(1)).map_err(RuntimeError::Invalid)?;
         let n_tables = plan.rope_tables.len();
         let threads = pool.threads();
@@ -163,6 +169,8 @@ impl CpuRuntime {
             plan,
             bufs,
             qacts,
+            luts,
+            sa_tables: Vec::new(),
             pool,
             rows_cap: 0,
             seq: 0,
