@@ -22,7 +22,7 @@ fn invalid(m: impl Into<String>) -> RuntimeError {
     RuntimeError::Invalid(m.into())
 }
 
-fn step_name(s: &Step) -> &'static str {
+pub(super) fn step_name(s: &Step) -> &'static str {
     match s {
         Step::Gather { .. } => "gather",
         Step::Quant { .. } => "quantize-act",

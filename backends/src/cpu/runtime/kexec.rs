@@ -44,11 +44,10 @@ fn each_mut<T: Send>(pool: &super::Pool, par: bool, items: &mut [T], f: &(dyn Fn
         let chunks = (pool.threads() * 4).min(n);
         let p = SendPtr(items.as_mut_ptr());
         let work = |c: usize| {
-            let p = p;
             let (a, b) = item_range(c, chunks, 0, n);
             for i in a..b {
                 // SAFETY: i < n and chunks cover disjoint index ranges.
-                failed.fetch_or(!f(i, unsafe { &mut *p.0.add(i) }), Ordering::Relaxed);
+                failed.fetch_or(!f(i, unsafe { &mut *{ p }.0.add(i) }), Ordering::Relaxed);
             }
         };
         pool.run(chunks, &work).map_err(invalid)?;

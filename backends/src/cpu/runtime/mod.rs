@@ -249,6 +249,12 @@ impl CpuRuntime {
         }
     }
 
+    /// The kind of every step of the plan, in order (`lut tables`,
+    /// `lut gemv/gemm (jit)`, `gemv/gemm (jit)`, ...; as in the profile).
+    pub fn step_kinds(&self) -> Vec<&'static str> {
+        self.plan.steps.iter().map(exec::step_name).collect()
+    }
+
     /// Kernel for tests and benchmarks: the GEMV kernels of the plan.
     pub fn kernels(&self) -> Vec<&GemvKernel> {
         let mut v: Vec<&GemvKernel> = Vec::new();

@@ -78,7 +78,7 @@ impl Builder<'_> {
                     return Err(unsupported(op, format!("shift-add needs #bcq weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
-                if x.row % kw.k != 0 {
+                if !x.row.is_multiple_of(kw.k) {
                     return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
                 }
                 let gemm = ShiftAddGemm::new(p, kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
@@ -108,7 +108,7 @@ impl Builder<'_> {
 
     /// Plans the LUT tables of `x` (rows of `k`) with `act_group` into a new slot.
     pub(super) fn lut_precompute_step(&mut self, x: BufRef, k: usize, act_group: usize, op: &str) -> Result<usize, RuntimeError> {
-        if k == 0 || x.row % k != 0 {
+        if k == 0 || !x.row.is_multiple_of(k) {
             return Err(unsupported(op, format!("activation rows of {} are not whole rows of {k}", x.row)));
         }
         if act_group == 0 || !act_group.is_multiple_of(8) || act_group > 64 || !k.is_multiple_of(act_group) {
