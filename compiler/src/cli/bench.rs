@@ -8,6 +8,7 @@ use crate::generate::cpu::CpuModel;
 use crate::generate::LanguageModel;
 use clap::{Args, Subcommand};
 use flexc_backends::cpu::runtime::{default_threads, pooled_gemv, GemvArg, Pool};
+use flexc_backends::cpu::cost_bench::{self, CostBenchOptions};
 use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, WeightFormat};
 use flexc_ir::quant::encode;
 use flexc_ir::Encoding;
@@ -56,10 +57,14 @@ struct ModelArgs {
 
 /// Arguments of `flexc bench kernels`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc bench kernels --threads 2\n  flexc bench kernels --write-costs costs.json\n\nWith --write-costs, measures the CPU cost table instead (about a minute): per\nGEMM primitive (lut, shiftadd, dense) and weight scheme, ns per weight at 1\nand 16 rows, the per-call overhead, LUT table precompute and measured tilings,\neach timed through the runtime path its kern op lowers to. select-gemm reads\nthat table when it is passed with --cost-table FILE or named by\nFLEXC_COST_TABLE; otherwise the table shipped with flexc is used.")]
 struct KernelArgs {
     /// Threads (default: available cores, at most 2).
     #[arg(long)]
     threads: Option<usize>,
+    /// Measure the CPU cost table on this machine and write it to FILE (JSON).
+    #[arg(long, value_name = "FILE")]
+    write_costs: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -164,6 +169,9 @@ fn bits(f: WeightFormat) -> f64 {
 
 fn kernels(a: KernelArgs) -> CliResult {
     let threads = threads_arg(a.threads)?;
+    if let Some(path) = &a.write_costs {
+        return write_costs(path, threads);
+    }
     let ierr = |e: String| CliError::internal(format!("error: {e}"));
     let session = JitSession::host().map_err(|e| ierr(e.to_string()))?;
     let pool = Pool::new(threads).map_err(ierr)?;
@@ -231,5 +239,15 @@ fn kernels(a: KernelArgs) -> CliResult {
             }
         }
     }
+    Ok(())
+}
+
+/// `flexc bench kernels --write-costs FILE`: measures the CPU cost table and
+/// writes it atomically.
+fn write_costs(path: &std::path::Path, threads: usize) -> CliResult {
+    let opts = CostBenchOptions { threads, ..Default::default() };
+    let table = cost_bench::measure(&opts, &mut |line| eprintln!("{line}")).map_err(|e| CliError::internal(format!("error: measuring the cost table: {e}")))?;
+    crate::output::write_atomic(path, table.to_json().as_bytes()).map_err(|e| CliError::input(format!("error: {e}")))?;
+    eprintln!("wrote {} ({} kernels, {} tiles)", path.display(), table.kernels.len(), table.tiles.len());
     Ok(())
 }

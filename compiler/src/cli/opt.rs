@@ -39,6 +39,11 @@ pub struct OptArgs {
     /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
     #[arg(long)]
     pub stats: Option<PathBuf>,
+    /// The CPU cost table select-gemm and tile-gemm read (`flexc bench
+    /// kernels --write-costs FILE` measures one; default: $FLEXC_COST_TABLE,
+    /// else the table shipped with flexc).
+    #[arg(long, value_name = "FILE")]
+    pub cost_table: Option<PathBuf>,
     /// List every pass with its options, and the presets, then exit.
     #[arg(long)]
     pub list_passes: bool,
@@ -85,6 +90,9 @@ pub fn run(args: OptArgs) -> CliResult {
         time_passes: args.time_passes,
     };
     let mut pm = PassManager::from_text(&text, opts).map_err(pipeline_error)?;
+    for model in flexc_backends::cost::cost_models_with(args.cost_table.as_deref()).map_err(|e| CliError::input(format!("error: {e}")))? {
+        pm = pm.with_cost_model(model);
+    }
     let src = read_source(&input)?;
     let mut module = load_module(&src)?;
     if let Some(s) = &args.stats {
