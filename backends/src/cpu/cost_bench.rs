@@ -268,7 +268,9 @@ fn round_table(t: &mut CostTable) {
 }
 
 /// Tile factors: LUT `gq2` on `[n, 2k]` (K tiles 1024..4096 × rows per item
-/// 64, 256) and dense `q4_0` on `[n, k]` (rows per item 32, 128).
+/// 64, 256) and dense `q4_0` on `[n, k]` (rows per item 32, 128). The tiled
+/// and untiled functions are compiled together and timed in turns, three
+/// rounds, so a change of machine load hits all of them alike.
 fn measure_tiles(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<TileCost>, String> {
     let (n, k) = o.shape;
     let rr = o.gemm_rows.max(2);
@@ -279,16 +281,31 @@ fn measure_tiles(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result
         (lut.0, lut.1, lut.2, [64u64, 256].iter().flat_map(|&m| [1024u64, 2048, 4096].map(|kt| (m, Some(kt)))).collect::<Vec<_>>()),
         (dense.0, dense.1, dense.2, vec![(32, None), (128, None)]),
     ] {
-        let c = copies(stored_bytes(enc, shape.0, shape.1), o.dram_bytes);
-        let t = |tile: Option<(usize, usize)>| -> Result<(f64, f64), String> {
-            let pr = time(&module(p, enc, shape, c, tile)?, shape.1, &[1, rr], o)?;
-            let g = |x: &Profile| x.get(gemm_kind(p)).copied().unwrap_or(0.0);
-            Ok((g(&pr[0]), g(&pr[1])))
-        };
-        let base = t(None)?;
-        for (m, kt) in grid {
-            let (a, b) = t(Some((m as usize, kt.map_or(shape.1, |x| x as usize))))?;
-            let (gemv_factor, gemm_factor) = (a / base.0.max(1e-9), b / base.1.max(1e-9));
+        let c = copies(stored_bytes(enc, shape.0, shape.1), o.dram_bytes / 2);
+        let mut tiles = vec![None];
+        tiles.extend(grid.iter().map(|&(m, kt)| Some((m as usize, kt.map_or(shape.1, |x| x as usize)))));
+        let mut rts = Vec::new();
+        for t in &tiles {
+            rts.push(CpuRuntime::compile(&module(p, enc, shape, c, *t)?, "f", RuntimeOptions { threads: o.threads, ..Default::default() }).map_err(|e| e.to_string())?);
+        }
+        let mut best = vec![[f64::INFINITY; 2]; rts.len()];
+        for (ri, r) in [1, rr].into_iter().enumerate() {
+            let x: Vec<f32> = (0..r * shape.1).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            for _round in 0..3 {
+                for (rt, b) in rts.iter_mut().zip(&mut best) {
+                    rt.enable_profile();
+                    let (t0, mut runs) = (Instant::now(), 0usize);
+                    while runs < 2 || t0.elapsed() < o.budget / 3 {
+                        rt.run(&[Input::F32(&x)], false).map_err(|e| e.to_string())?;
+                        runs += 1;
+                    }
+                    let ns = rt.profile().iter().find(|(kd, _)| *kd == gemm_kind(p)).map_or(0.0, |(_, d)| d.as_nanos() as f64) / runs as f64;
+                    b[ri] = b[ri].min(ns);
+                }
+            }
+        }
+        for ((m, kt), b) in grid.into_iter().zip(&best[1..]) {
+            let (gemv_factor, gemm_factor) = (b[0] / best[0][0].max(1e-9), b[1] / best[0][1].max(1e-9));
             progress(&format!("tile {:<5} m {m:>4} k {:>5}: ×{gemv_factor:.3} at 1 row, ×{gemm_factor:.3} at {rr} rows", p.name(), kt.map_or("row".to_string(), |x| x.to_string())));
             out.push(TileCost { primitive: p.name().into(), m, k: kt, gemv_factor, gemm_factor });
         }

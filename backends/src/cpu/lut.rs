@@ -371,12 +371,15 @@ impl LutActivation {
             self.sums.push(xa.iter().sum());
             for (j, q) in xa.chunks_exact(4).enumerate() {
                 let t = &mut self.tables[(a * ag / 4 + j) * 16..][..16];
-                // The 8 odd entries (bit 0 set), then the mirror T[15 − g] = −T[g].
-                for idx in (1..16).step_by(2) {
-                    let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
-                    let e = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-                    t[idx] = e;
-                    t[15 - idx] = -e;
+                // The 8 odd entries (bit 0 set; bit i of the index is the
+                // sign of x_i, summed left to right), then the mirror
+                // T[15 − g] = −T[g].
+                let (x0, x1, x2, x3) = (q[0], q[1], q[2], q[3]);
+                let odd = [x0 - x1 - x2 - x3, x0 + x1 - x2 - x3, x0 - x1 + x2 - x3, x0 + x1 + x2 - x3, x0 - x1 - x2 + x3, x0 + x1 - x2 + x3, x0 - x1 + x2 + x3, x0 + x1 + x2 + x3];
+                for (h, v) in odd.into_iter().enumerate() {
+                    let e = round_even(v * inv).clamp(-127.0, 127.0) as i8;
+                    t[2 * h + 1] = e;
+                    t[14 - 2 * h] = -e;
                 }
             }
         }
@@ -449,6 +452,16 @@ impl LutActivation {
         }
         y
     }
+}
+
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22` (table
+/// entries are within ±128): adding and removing 1.5·2^23 leaves no
+/// fraction bits, so the FPU's round-to-nearest-even does the rounding
+/// (`f32::round_ties_even` is a library call on baseline x86-64).
+#[inline]
+fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }
 
 /// A compiled LUT GEMV for one [`LutSpec`].
@@ -776,4 +789,27 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.switch_to_block(exit);
     cg.b.ins().return_(&[]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_the_rounded_signed_sums() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let mut a = LutActivation { act_group: 32, ..Default::default() };
+        a.fill(&x).unwrap();
+        for (g, q) in x.chunks_exact(4).enumerate() {
+            let lambda = 2.0 * a.lambdas[g / 8];
+            for idx in 0..16 {
+                let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
+                let want = if idx % 2 == 1 { (v / lambda).round_ties_even() } else { -(-v / lambda).round_ties_even() };
+                assert!((a.tables[g * 16 + idx] as f32 - want.clamp(-127.0, 127.0)).abs() <= 1.0, "group {g} entry {idx}");
+            }
+        }
+        for v in [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.49, 3.7] {
+            assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+        }
+    }
 }

@@ -18,8 +18,9 @@
 //! activation row (`kern.shiftadd_gemm` over a prefill): the runtime splits
 //! the rows over its threads (in `kern.tile`'s `m`-row items) and builds
 //! each activation row's tables once per call, shared by all items. Per
-//! item the loop is activation-row-major, so the item's weight rows stay in
-//! cache while the (larger) tables of one activation row are read.
+//! item the loop is activation-row-major (the item's weight rows stay in
+//! cache across activation rows) and, within a row, group-major: one
+//! group's tables stay in L1 while all the item's weight rows use them.
 //!
 //! This is portable Rust (the 256-entry tables do not fit a 16-byte
 //! `pshufb`; a JIT version would be scalar loads too). The lookups of a
@@ -142,21 +143,24 @@ impl ShiftAddGemm {
 
     /// `y[j] = W[r0 + j, :]·x` for `j < y.len()`, with `x`'s tables `t`
     /// (after [`ShiftAddGemm::check`]; panics on a range outside the weight).
+    /// Group-major: one group's tables (`group · 32` floats, 16 KiB at
+    /// group 128) stay in L1 while every row of the range reads them; each
+    /// row still adds its terms group by group, plane by plane.
     pub fn run_rows(&self, bytes: &[u8], t: &BcqTables, y: &mut [f32], r0: usize) {
         let p = self.p;
         let (g, bb) = (p.group as usize, p.block_bytes());
-        let ngroups = self.cols / g;
-        let wrows = &bytes[r0 * ngroups * bb..(r0 + y.len()) * ngroups * bb];
-        for (yr, wrow) in y.iter_mut().zip(wrows.chunks_exact(ngroups * bb)) {
-            let mut acc_row = 0f32;
-            for (blk, tab) in wrow.chunks_exact(bb).zip(t.tables.chunks_exact(g * 32)) {
+        let rowb = self.cols / g * bb;
+        let wrows = &bytes[r0 * rowb..(r0 + y.len()) * rowb];
+        y.fill(0.0);
+        for (gi, tab) in t.tables.chunks_exact(g * 32).enumerate() {
+            for (yr, wrow) in y.iter_mut().zip(wrows.chunks_exact(rowb)) {
+                let blk = &wrow[gi * bb..(gi + 1) * bb];
                 for i in 0..p.bits as usize {
                     let a = half::f16::from_le_bytes([blk[2 * i], blk[2 * i + 1]]).to_f32();
                     let acc = lookup_sum(p.plane(blk, i), tab);
-                    acc_row += if p.pot { shift_mul(acc, a) } else { a * acc };
+                    *yr += if p.pot { shift_mul(acc, a) } else { a * acc };
                 }
             }
-            *yr = acc_row;
         }
     }
 }
