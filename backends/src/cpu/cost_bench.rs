@@ -123,7 +123,7 @@ fn module(p: Primitive, enc: Option<Encoding>, (n, k): (usize, usize), copies: u
         let name = format!("w{i}");
         // A fresh allocation per copy, so no two GEMMs share cache lines.
         m.weights.insert(WeightData { name: name.clone(), ty: wty.clone(), source: WeightSource::Derived(bytes.to_vec().into()), span: Span::default() }).map_err(|e| e.to_string())?;
-        let mut w = f.append_typed(attrs::Weight { name: Symbol(name.into()) }, &[], Some(wty.clone()))?;
+        let mut w = f.append_typed(attrs::Weight { name: Symbol(name) }, &[], Some(wty.clone()))?;
         if let Some((tm, tk)) = tile {
             w = f.append_typed(attrs::Tile { m: tm as i64, k: tk as i64 }, &[w], None)?;
         }
