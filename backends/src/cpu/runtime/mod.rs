@@ -2,15 +2,19 @@
 //! GEMV/GEMM kernels plus Rust glue kernels, executed over buffers planned
 //! once and reused on every call.
 //!
-//! - [`plan`]: classification of ops and buffer planning;
+//! - [`plan`]: classification of ops and buffer planning (`plan/kern.rs`:
+//!   the `kern.` ops, each lowered to the primitive it names);
+//! - `kexec`: running the LUT precompute, LUT GEMM and shift-add steps;
 //! - [`jitops`]: Cranelift rmsnorm, rope, elementwise and fused gated
 //!   activation kernels, specialised to their static dims;
 //! - [`ops`]: the remaining non-GEMM kernels in plain Rust (see its header);
 //! - [`pool`]: the persistent worker pool the GEMV rows and attention heads
 //!   are split over.
 //!
-//! What is JIT-compiled: every matmul against a weight (all ten ggml formats
-//! and f32), specialised to its shape and batch tile, via [`GemvKernel`];
+//! What is JIT-compiled: every matmul / `kern.dense_gemm` against a weight
+//! (all ten ggml formats and f32), specialised to its shape and batch tile,
+//! via [`GemvKernel`]; every LUT GEMM (`#gq`/`#ternary`/`#bcq` matmuls and
+//! `kern.lut_gemm`) via the T-MAC kernel (`lut.rs`);
 //! rmsnorm, rope, the elementwise add/sub/mul/div (with row broadcast) and
 //! silu/gelu(tanh)·up fused, one kernel per distinct shape, via [`jitops`].
 //! Everything else (gather, attention, softmax, unfused activations) is Rust

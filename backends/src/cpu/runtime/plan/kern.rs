@@ -15,6 +15,9 @@
 //!   is marked below);
 //! - `kern.tile {m, k}` → recorded on the weight value: `m` is the weight
 //!   rows per parallel work item of every GEMM, `k` the LUT kernel's K tile.
+//!   The dense and shift-add kernels stream whole rows (no K tile yet), so
+//!   there `k` changes nothing (values are unchanged either way) and the
+//!   cost model offers them only whole-row tiles.
 
 use std::sync::Arc;
 
