@@ -19,7 +19,7 @@
 
 use crate::egraph::convert::weight_only;
 use crate::egraph::explain::{Explain, TileCandidate, TileExplain};
-use crate::egraph::{positive, target_option};
+use crate::egraph::{cost_model, positive, target_option};
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind};
 use crate::registry::PassInfo;
@@ -60,7 +60,7 @@ impl Pass for TileGemm {
     }
 
     fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
-        let model = cx.cost_model(&self.target).ok_or_else(|| format!("no cost model for target '{}'", self.target))?;
+        let model = cost_model(cx, &self.target)?;
         let mut tiled = Vec::new();
         for (_, f) in m.funcs.iter_mut() {
             tiled.extend(tile_func(f, model.as_ref(), self.rows)?);

@@ -112,6 +112,14 @@ impl SelectGemm {
     }
 }
 
+/// The driver-provided cost model of `target`, or an error naming what was provided.
+pub(crate) fn cost_model(cx: &PassCx, target: &str) -> Result<std::sync::Arc<dyn crate::target::CostModel>, String> {
+    cx.cost_model(target).ok_or_else(|| {
+        let have: Vec<&str> = cx.cost_models.iter().map(|m| m.target()).collect();
+        format!("no cost model for target '{target}' (the driver provided: {})", if have.is_empty() { "none".into() } else { have.join(", ") })
+    })
+}
+
 /// A value's name for explanations (`%q`, or `@f %q` when several functions have GEMMs).
 fn value_label(m: &Module, fid: FuncId, v: Value, qualify: bool) -> String {
     let f = &m.funcs[fid];
@@ -136,10 +144,7 @@ impl Pass for SelectGemm {
     }
 
     fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
-        let model = cx.cost_model(&self.target).ok_or_else(|| {
-            let have: Vec<String> = cx.cost_models.iter().map(|m| m.target().to_string()).collect();
-            format!("no cost model for target '{}' (the driver provided: {})", self.target, if have.is_empty() { "none".into() } else { have.join(", ") })
-        })?;
+        let model = cost_model(cx, &self.target)?;
         let region = convert::region(m);
         let (egraph, ids) = convert::load(&region);
         let runner: Runner<Gemm, GemmAnalysis> = Runner::new(GemmAnalysis::default())

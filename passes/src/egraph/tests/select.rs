@@ -177,3 +177,23 @@ tile-gemm:
 ";
     assert_eq!(report.explain.unwrap().text(), want);
 }
+
+#[test]
+fn chained_and_shared_values_rebuild_in_program_order() {
+    // %y1 is returned and feeds %y2; %d3 is read by an add and by a GEMM
+    // that comes later; the GEMM on %y3 reuses the tables of %x built for %y1.
+    let mut src = weight("w1", GQ2) + &weight("w2", GQ2) + &weight("w3", GQ2);
+    src += "\nfunc @f(%x: f32[seq, 64], %z: f32[64, 64]) -> (f32[seq, 64], f32[seq, 64], f32[64, 64], f32[seq, 64]) {\n";
+    src += &linear("y1", "x", "w1", GQ2);
+    src += &linear("y2", "y1", "w2", GQ2);
+    src += "  %w3 = tensor.weight @w3 : f32[64, 64] #gq<bits = 2, group = 32, zero = false>\n";
+    src += "  %d3 = quant.dequantize %w3 : f32[64, 64]\n";
+    src += "  %s = tensor.add %d3, %z : f32[64, 64]\n";
+    src += "  %y3 = tensor.matmul %x, %d3 {transpose_b} : f32[seq, 64]\n";
+    src += "  return %y1, %y2, %s, %y3\n}\n";
+    let (ir, _) = run(&src, "select-gemm");
+    assert_eq!(count(&ir, "kern.lut_gemm"), 3, "{ir}");
+    assert_eq!(count(&ir, "kern.lut_precompute"), 2, "tables of %x (shared by y1, y3) and of %y1\n{ir}");
+    assert!(ir.contains("%d3 = quant.dequantize %w3"), "the add still reads the decoded weight\n{ir}");
+    assert!(ir.contains("%y2 = kern.lut_gemm") && ir.contains("kern.lut_precompute %y1"), "{ir}");
+}

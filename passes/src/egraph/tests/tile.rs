@@ -1,6 +1,6 @@
 //! `tile-gemm`: the cheapest proposed tile goes between weight and GEMM.
 
-use super::model::{count, linear, run, weight};
+use super::model::{count, linear, run, run_with, weight, TestModel};
 
 const GQ2: &str = "f32[64, 64] #gq<bits = 2, group = 32, zero = false>";
 const NM: &str = "f32[64, 64] #nm<n = 2, m = 4>";
@@ -44,4 +44,11 @@ fn shared_weights_are_tiled_once_and_activations_never() {
     let t = ir.lines().find(|l| l.contains("kern.tile")).and_then(|l| l.split_whitespace().next()).unwrap();
     assert!(ir.contains(&format!("%y1 = kern.dense_gemm %x, {t}")) && ir.contains(&format!("%y2 = kern.dense_gemm %z, {t}")), "{ir}");
     assert!(ir.contains("%y3 = kern.dense_gemm %x, %p"), "{ir}");
+}
+
+#[test]
+fn a_target_without_a_cost_model_is_an_error() {
+    let src = weight("e", "f32[64, 64]") + "\nfunc @f(%x: f32[seq, 64]) -> f32[seq, 64] {\n  %e = tensor.weight @e : f32[64, 64]\n  %y = kern.dense_gemm %x, %e : f32[seq, 64]\n  return %y\n}\n";
+    let err = run_with(&src, "tile-gemm{target=flexcim}", TestModel::default()).unwrap_err();
+    assert!(err.contains("pass 'tile-gemm' failed: no cost model for target 'flexcim' (the driver provided: cpu)"), "{err}");
 }
