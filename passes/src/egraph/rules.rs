@@ -2,7 +2,8 @@
 //! mixed-precision GEMM `y = x · dequantize(w)ᵀ`.
 //!
 //! Each rule is one direction of an equivalence and has a precondition on
-//! the weight ([`Pre`]). On top of it, every rule checks that its right-hand
+//! the weight ([`Pre`]); each law has its one-line math comment above its two
+//! directions. On top of it, every rule checks that its right-hand
 //! side is well typed under the IR op table before adding it ([`WellTyped`],
 //! Tensat's `CheckApply`): that covers the shape details (LUT tables need
 //! `k` a multiple of 4, kern GEMMs need a rank-2 weight of `x`'s element
@@ -121,5 +122,20 @@ impl egg::Condition<Gemm, GemmAnalysis> for WellTyped {
 
     fn vars(&self) -> Vec<Var> {
         vec![var("?w")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flexc_ir::{attrs, OpAttrs, Opcode};
+
+    #[test]
+    fn tables_are_built_with_the_ops_default_act_group() {
+        let default = OpAttrs::from_entries(Opcode::LutPrecompute, Vec::new()).unwrap();
+        assert_eq!(default, OpAttrs::LutPrecompute(attrs::LutPrecompute { act_group: ACT_GROUP }));
+        let (_, _, rhs, _) = RULES.iter().find(|r| r.0 == "mpgemm-is-lut").unwrap();
+        assert!(rhs.contains(&format!("(lut-precompute ?x {ACT_GROUP})")));
+        assert_eq!(rules().len(), RULES.len());
     }
 }
