@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
+pub mod sparse;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
