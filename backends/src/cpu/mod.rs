@@ -23,6 +23,7 @@ pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
 pub mod sparse;
+pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

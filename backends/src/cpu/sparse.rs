@@ -22,19 +22,28 @@
 //! into row blocks of 4 (the last one padded with zero-valued rows). A
 //! *unit* is one slot of one kernel group for the 4 rows of a block: 4 f32
 //! values (one per row, the row's `s`-th kept weight of the group, in
-//! ascending index order) and 4 `b`-bit in-group indices. Two streams:
+//! ascending index order) and 4 `b`-bit in-group indices (`4b` bits, row `r`
+//! at bits `b·r`, LSB first). Units are stored in the order (row block,
+//! kernel group, slot), in *chunks* of the `U·Nk` units of one loop
+//! iteration (`U` kernel groups), each chunk being its metadata then its
+//! values, in one 16-byte aligned byte stream:
 //!
 //! ```text
-//! values: [row block][kernel group][slot][row in block]  f32           16 bytes / unit
-//! meta:   [row block] bit stream, unit u of the block at bits 4b·u,
-//!         row r of the unit at bits 4b·u + b·r (LSB first);
-//!         each row block's stream starts on a byte; 8 zero bytes at the end
+//! row block = [chunk]* [remainder chunk]     (the last G mod U groups)
+//! chunk     = meta: unit u of the chunk at bits 4b·u, zero-padded to 16 bytes
+//!             values: [unit][row in block] f32, 16 bytes per unit
 //! ```
 //!
-//! So the streamed bytes per kept weight are `4 + b/8`: 2:4 and 1:4 are
-//! 4.25 bytes per kept weight (the codec: 4.5 and 5, its index bytes are
-//! padded per group), 4:8 4.375 (codec 4.5), 8:16 4.5 (codec 4.5). Dense f32
-//! is `4·M/N` bytes per kept weight: 8 for 2:4 and 4:8, 16 for 1:4.
+//! `U·Nk` is chosen so that a full chunk's metadata is a whole number of
+//! 16-byte lines (16 units for `b = 2` and 4, 32 for `b = 3`): there is no
+//! padding except in the remainder chunk, and every value load is aligned.
+//! One stream matters: with the metadata in a separate array, its rare line
+//! misses (1 per 16 value lines) sat on the dependency path of every unit
+//! and cost a quarter of the DRAM throughput. The streamed bytes per kept
+//! weight are `4 + b/8` (plus the remainder chunk's padding): 2:4 and 1:4 are 4.25 bytes per kept weight (the
+//! codec: 4.5 and 5, its index bytes are padded per group), 4:8 4.375 (codec
+//! 4.5), 8:16 4.5 (codec 4.5). Dense f32 is `4·M/N` bytes per kept weight:
+//! 8 for 2:4 and 4:8, 16 for 1:4.
 //!
 //! **Gathering x without a gather.** Each unit needs the vector
 //! `[x[c₀], x[c₁], x[c₂], x[c₃]]`, where every row picks one of the `Xk`
@@ -44,31 +53,41 @@
 //!
 //! - `Xk = 4`: the 8 index bits of a unit address a 256 × 16-byte table
 //!   (4 KiB) whose entry holds, for row lane `r`, the bytes `4·c_r + 0..3`.
-//!   Per unit: a shift and an and on the metadata word, one `vpshufb` with
-//!   the table entry as memory operand, one `vfmadd` with the values as
-//!   memory operand.
+//!   Per unit: a rotate (`rorx`) and an and on the metadata word, one
+//!   `vpshufb` with the table entry as memory operand, one `vmulps` with the
+//!   values as memory operand and one `vaddps`.
 //! - `Xk ≥ 8`: the index bits of rows 0–1 and rows 2–3 (`2b` bits each) look
 //!   up two tables of `2^(2b)` entries (2 KiB for `b = 3`, 8 KiB for `b = 4`)
-//!   that are OR-ed into one mask `4·c_r + 0..3` (< 64). `pshufb` only uses
-//!   the low nibble of a mask byte when bit 7 is clear, so the same mask
-//!   selects element `c mod 4` from each of the `Xk/4` x vectors, and bits 4
-//!   and 5 of the mask (the vector number `c / 4`) choose among those
-//!   results: shifted left by 3 (resp. 2) with one 16-bit shift they become
-//!   the byte sign bits `pblendvb` (`blendv`) tests. `Xk = 8`: 2 `pshufb`,
-//!   1 shift, 1 blend; `Xk = 16`: 4 `pshufb`, 2 shifts, 3 blends.
+//!   that are OR-ed into one mask. `pshufb` only reads the low nibble of a
+//!   mask byte, or zeroes it when bit 7 is set. `Xk = 8`: the mask byte of an
+//!   element `c ≥ 4` is `4·(c − 4) + j` with bit 7 set, so `pshufb(x_lo, m) |
+//!   pshufb(x_hi, m ^ 0x80)` is the selection (2 `pshufb`, 1 xor, 1 or).
+//!   `Xk = 12, 16`: the mask byte is `4·c + j` (< 64), which selects element
+//!   `c mod 4` from each x vector; bits 4 and 5 (the vector number `c / 4`),
+//!   shifted left by 3 (resp. 2) with one 16-bit shift, become the byte sign
+//!   bits `pblendvb` (`blendv`) tests: 4 `pshufb`, 2 shifts, 3 blends.
 //!
-//! Metadata is read as unaligned u64 words (one per up to 64 bits of fields)
-//! and every field is extracted with constant shifts: the loop body covers
-//! `U` kernel groups (about 8 units, a whole number of metadata bytes), so
-//! every bit offset in it is a compile-time constant.
+//! All the selection work runs on the vector pipes, so the tables (load
+//! ports, scalar ALUs) are cheaper than computing masks with vector ops: a
+//! variant that expanded 4-bit fields with `pshufb` ran 25–35% slower.
+//!
+//! Metadata is read as unaligned u64 words (one per up to 64 bits of fields;
+//! a word may run into the chunk's values, never past them) and every field
+//! is extracted with constant rotates: within a chunk every bit offset is a
+//! compile-time constant.
 //!
 //! **Kernel.** Specialised on (`N`, `M`, rows, cols, tile `T`): for each row
-//! block in `[rb_begin, rb_end)`, the loop over kernel groups loads the
+//! block in `[rb_begin, rb_end)`, the loop over chunks loads each kernel
 //! group's x vectors of the `T` activation rows, and per unit computes the
-//! mask once and for each activation row one selection and one `fma` into
-//! f32x4 accumulators (4 per activation row at `T = 1`, rotating over units to
-//! hide the FMA latency). So every weight byte is read once per tile of `T`
+//! mask once and for each activation row one selection, one multiply and one
+//! add into f32x4 accumulators (4 per activation row at `T = 1`, each taking a
+//! contiguous quarter of the chunk's units, to hide the add latency). So every weight byte is read once per tile of `T`
 //! activation rows (prefill streams the weights `⌈rows_x/T⌉` times). The
+//! loop is tested at the top, so each accumulator result has a single use and
+//! Cranelift folds the value and table loads into `vmulps`/`vpshufb`. (The
+//! multiply and add are not fused: Cranelift elaborates an `fma` chain from
+//! its last addend backwards, which keeps every pending product live and
+//! spills; `fadd(acc, fmul(..))` elaborates in unit order.) The
 //! accumulators hold 4 output rows; they are summed and stored to
 //! `y[t·rows + row]` (lanes of a padded last block are dropped). Threads take
 //! disjoint row-block ranges (rayon in [`SparseKernel::run`], the runtime's
@@ -91,9 +110,12 @@ pub const BLOCK_ROWS: usize = 4;
 /// The tile [`SparseKernel::new`] compiles (activation rows per weight pass).
 pub const DEFAULT_TILE: usize = 4;
 
-/// Kernel ABI: `(values, meta, x, y, rb_begin, rb_end, tables)`.
-const SPARSE_PARAMS: usize = 7;
-type SparseFn = unsafe extern "C" fn(*const f32, *const u8, *const f32, *mut f32, u64, u64, *const u8);
+/// Kernel ABI: `(data, x, y, rb_begin, rb_end, tables)`.
+const SPARSE_PARAMS: usize = 6;
+type SparseFn = unsafe extern "C" fn(*const u8, *const f32, *mut f32, u64, u64, *const u8);
+
+/// Units per loop iteration at least (amortises the loop overhead).
+const MIN_CHUNK_UNITS: usize = 16;
 
 /// What a sparse weight (and the kernel for it) is: `#nm<n, m>` `[rows, cols]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -123,7 +145,7 @@ pub struct SparseLayout {
     pub groups: usize,
     /// Row blocks of [`BLOCK_ROWS`] rows.
     pub row_blocks: usize,
-    /// `U`: kernel groups per loop iteration.
+    /// `U`: kernel groups per loop iteration (one chunk).
     pub unroll: usize,
 }
 
@@ -136,24 +158,37 @@ impl SparseLayout {
     pub fn units(&self) -> usize {
         self.groups * self.slots
     }
-    /// Value bytes per row block.
-    pub fn block_value_bytes(&self) -> usize {
-        self.units() * 16
+    /// Units per full chunk.
+    pub fn chunk_units(&self) -> usize {
+        self.unroll * self.slots
     }
-    /// Metadata bytes per row block.
-    pub fn block_meta_bytes(&self) -> usize {
-        (self.units() * 4 * self.index_bits as usize).div_ceil(8)
+    /// Full chunks per row block.
+    pub fn chunks(&self) -> usize {
+        self.groups / self.unroll
+    }
+    /// Metadata bytes of a chunk of `units` units (padded to 16).
+    pub fn meta_bytes(&self, units: usize) -> usize {
+        (units * 4 * self.index_bits as usize).div_ceil(8).div_ceil(16) * 16
+    }
+    /// Bytes of a chunk of `units` units.
+    pub fn chunk_bytes(&self, units: usize) -> usize {
+        if units == 0 { 0 } else { self.meta_bytes(units) + 16 * units }
+    }
+    /// Bytes of one row block (a multiple of 16).
+    pub fn block_bytes(&self) -> usize {
+        self.chunks() * self.chunk_bytes(self.chunk_units()) + self.chunk_bytes(self.units() - self.chunks() * self.chunk_units())
     }
     /// Floats per (padded) activation row the kernel reads.
     pub fn x_stride(&self) -> usize {
         self.groups * self.x_group
     }
-    /// Bytes of the mask tables.
-    fn table_bytes(&self) -> usize {
-        match self.index_bits {
-            2 => 256 * 16,
-            b => 2 * (1 << (2 * b)) * 16,
-        }
+    /// Where unit `u` of a row block lives: (chunk start, meta bytes of the
+    /// chunk, index of the unit in the chunk), in bytes from the block start.
+    fn place(&self, u: usize) -> (usize, usize, usize) {
+        let cu = self.chunk_units();
+        let c = (u / cu).min(self.chunks());
+        let units = if c < self.chunks() { cu } else { self.units() - c * cu };
+        (c * self.chunk_bytes(cu), self.meta_bytes(units), u - c * cu)
     }
 }
 
@@ -189,9 +224,9 @@ impl SparseSpec {
             8 => 3,
             _ => 4,
         };
-        // About 8 units per iteration, and a whole number of metadata bytes.
-        let mut unroll = 8usize.div_ceil(slots);
-        while !(unroll * slots * 4 * index_bits as usize).is_multiple_of(8) {
+        // At least MIN_CHUNK_UNITS units, and metadata of whole 16-byte lines.
+        let mut unroll = MIN_CHUNK_UNITS.div_ceil(slots);
+        while !(unroll * slots * index_bits as usize).is_multiple_of(32) {
             unroll += 1;
         }
         Ok(SparseLayout {
@@ -216,9 +251,8 @@ impl SparseSpec {
 pub struct SparseWeights {
     spec: SparseSpec,
     layout: SparseLayout,
-    values: Vec<f32>,
-    /// Metadata streams plus 8 zero bytes (the kernel reads u64 words).
-    meta: Vec<u8>,
+    /// The byte stream, 16-byte aligned.
+    data: Vec<u128>,
 }
 
 impl SparseWeights {
@@ -233,11 +267,10 @@ impl SparseWeights {
         }
         let (nu, mu) = (n as usize, m as usize);
         let bb = nm::block_bytes(n, m);
-        let cb = nm::index_bits(m);
+        let cb = nm::index_bits(m) as usize;
         let per_kernel_group = l.group_cols / mu; // codec groups per kernel group
         let codec_groups = cols / mu;
-        let mut values = vec![0f32; l.row_blocks * l.units() * BLOCK_ROWS];
-        let mut meta = vec![0u8; l.row_blocks * l.block_meta_bytes() + 8];
+        let mut out = vec![0u8; l.row_blocks * l.block_bytes()];
         let b = l.index_bits as usize;
         for r in 0..rows {
             let (rb, lane) = (r / BLOCK_ROWS, r % BLOCK_ROWS);
@@ -246,29 +279,27 @@ impl SparseWeights {
                 let (kg, sub) = (cg / per_kernel_group, cg % per_kernel_group);
                 let mut prev: Option<usize> = None;
                 for k in 0..nu {
-                    let mut idx = 0usize;
-                    for bit in 0..cb as usize {
-                        let pos = k * cb as usize + bit;
-                        idx |= usize::from(blk[4 * nu + pos / 8] >> (pos % 8) & 1) << bit;
-                    }
+                    let idx = (0..cb).map(|bit| usize::from(blk[4 * nu + (k * cb + bit) / 8] >> ((k * cb + bit) % 8) & 1) << bit).sum::<usize>();
                     if idx >= mu || prev.is_some_and(|p| idx <= p) {
                         return Err(JitError::InvalidParams(format!(
                             "#nm<n = {n}, m = {m}>: row {r}, group {cg}: index {idx} after {prev:?} (need strictly increasing, below {m})"
                         )));
                     }
                     prev = Some(idx);
-                    let v = f32::from_le_bytes([blk[4 * k], blk[4 * k + 1], blk[4 * k + 2], blk[4 * k + 3]]);
                     let (slot, col) = (sub * nu + k, sub * mu + idx);
-                    let unit = kg * l.slots + slot;
-                    values[(rb * l.units() + unit) * BLOCK_ROWS + lane] = v;
-                    let bitpos = rb * l.block_meta_bytes() * 8 + (unit * BLOCK_ROWS + lane) * b;
-                    for i in 0..b {
-                        meta[(bitpos + i) / 8] |= u8::from(col >> i & 1 == 1) << ((bitpos + i) % 8);
+                    let (chunk, meta, i) = l.place(kg * l.slots + slot);
+                    let base = rb * l.block_bytes() + chunk;
+                    let v = base + meta + 16 * i + 4 * lane;
+                    out[v..v + 4].copy_from_slice(&blk[4 * k..4 * k + 4]);
+                    let bitpos = 8 * base + (4 * i + lane) * b;
+                    for j in 0..b {
+                        out[(bitpos + j) / 8] |= u8::from(col >> j & 1 == 1) << ((bitpos + j) % 8);
                     }
                 }
             }
         }
-        Ok(SparseWeights { spec, layout: l, values, meta })
+        let data = out.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+        Ok(SparseWeights { spec, layout: l, data })
     }
 
     /// The weight's parameters.
@@ -279,61 +310,69 @@ impl SparseWeights {
     pub fn layout(&self) -> SparseLayout {
         self.layout
     }
-    /// Packed values (`[row block][kernel group][slot][row]`).
-    pub fn values(&self) -> &[f32] {
-        &self.values
+    /// The packed byte stream (module docs).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: u128 has no padding and any bytes are valid u8; the length
+        // is the u128 count times 16.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.data.len() * 16) }
     }
-    /// Packed metadata streams (without the 8 trailing pad bytes).
-    pub fn meta(&self) -> &[u8] {
-        &self.meta[..self.meta.len() - 8]
-    }
-    /// Bytes a full pass over the weight streams (values + metadata).
+    /// Bytes a full pass over the weight streams.
     pub fn streamed_bytes(&self) -> usize {
-        self.values.len() * 4 + self.meta.len() - 8
+        self.data.len() * 16
     }
 
     /// Expands the packed form back to dense `[rows, cols]` f32 (tests and
     /// debugging; the kernel never does this).
     pub fn to_dense(&self) -> Vec<f32> {
-        let (s, l) = (self.spec, self.layout);
+        let (s, l, bytes) = (self.spec, self.layout, self.bytes());
         let b = l.index_bits as usize;
         let mut out = vec![0f32; s.rows * s.cols];
         for r in 0..s.rows {
             let (rb, lane) = (r / BLOCK_ROWS, r % BLOCK_ROWS);
             for unit in 0..l.units() {
-                let bitpos = rb * l.block_meta_bytes() * 8 + (unit * BLOCK_ROWS + lane) * b;
-                let idx = (0..b).map(|i| usize::from(self.meta[(bitpos + i) / 8] >> ((bitpos + i) % 8) & 1) << i).sum::<usize>();
+                let (chunk, meta, i) = l.place(unit);
+                let base = rb * l.block_bytes() + chunk;
+                let bitpos = 8 * base + (4 * i + lane) * b;
+                let idx = (0..b).map(|j| usize::from(bytes[(bitpos + j) / 8] >> ((bitpos + j) % 8) & 1) << j).sum::<usize>();
+                let v = base + meta + 16 * i + 4 * lane;
                 let col = unit / l.slots * l.group_cols + idx;
-                out[r * s.cols + col] += self.values[(rb * l.units() + unit) * BLOCK_ROWS + lane];
+                out[r * s.cols + col] += f32::from_le_bytes([bytes[v], bytes[v + 1], bytes[v + 2], bytes[v + 3]]);
             }
         }
         out
     }
 }
 
-/// The pshufb mask tables (module docs), 16-byte aligned.
+/// The pshufb mask tables (module docs), 16-byte aligned. `b = 2`: entry
+/// `f` holds, for row lane `r`, the bytes `4·c_r + 0..3` with
+/// `c_r = (f >> 2r) & 3`. `b ≥ 3`: two tables of `2^(2b)` entries for rows
+/// 0–1 and rows 2–3 (zeros in the other rows' bytes, so they OR together);
+/// for `Xk = 8` a byte selecting element `c ≥ 4` is `4·(c − 4) + j` with bit
+/// 7 set (`pshufb` zeroes it in x's low vector, and selects it in the high
+/// vector after flipping bit 7).
 fn mask_tables(l: &SparseLayout) -> Vec<u128> {
+    let b = l.index_bits as usize;
+    let byte = |c: usize, j: usize| -> u8 {
+        if l.x_group == 8 { (4 * (c % 4) + j) as u8 | if c >= 4 { 0x80 } else { 0 } } else { (4 * c + j) as u8 }
+    };
     let entry = |lanes: &[(usize, usize)]| -> u128 {
         let mut e = [0u8; 16];
         for &(r, c) in lanes {
-            for i in 0..4 {
-                e[4 * r + i] = (4 * c + i) as u8;
+            for j in 0..4 {
+                e[4 * r + j] = byte(c, j);
             }
         }
         u128::from_le_bytes(e)
     };
-    let b = l.index_bits as usize;
     let mask = (1usize << b) - 1;
-    let t: Vec<u128> = if b == 2 {
+    if b == 2 {
         (0..256usize).map(|f| entry(&(0..4).map(|r| (r, f >> (2 * r) & 3)).collect::<Vec<_>>())).collect()
     } else {
         let half = 1usize << (2 * b);
         let a = (0..half).map(|f| entry(&[(0, f & mask), (1, f >> b & mask)]));
         let bt = (0..half).map(|f| entry(&[(2, f & mask), (3, f >> b & mask)]));
         a.chain(bt).collect()
-    };
-    debug_assert_eq!(t.len() * 16, l.table_bytes());
-    t
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -402,6 +441,10 @@ impl SparseKernel {
     /// rows of `x`, on `threads` workers (rayon's pool).
     pub fn run(&self, w: &SparseWeights, x: &[f32], rows_x: usize, y: &mut [f32], threads: usize) -> Result<(), JitError> {
         self.dispatch(w, x, rows_x, y, threads, |chunks, job| {
+            if chunks == 1 {
+                job(0);
+                return Ok(());
+            }
             rayon::scope(|s| {
                 for c in 1..chunks {
                     s.spawn(move |_| job(c));
@@ -439,9 +482,8 @@ impl SparseKernel {
         if let Some((what, got, want)) = lens.iter().find(|(_, g, w)| Some(*g) != *w) {
             return Err(JitError::Length(format!("{what} has {got} values, {rows_x} rows need {want:?}")));
         }
-        let expect = (l.row_blocks * l.units() * BLOCK_ROWS, l.row_blocks * l.block_meta_bytes() + 8);
-        if (w.values.len(), w.meta.len()) != expect {
-            return Err(JitError::Length(format!("packed weights have {} values / {} meta bytes, expected {expect:?}", w.values.len(), w.meta.len())));
+        if w.streamed_bytes() != l.row_blocks * l.block_bytes() {
+            return Err(JitError::Length(format!("packed weights have {} bytes, expected {}", w.streamed_bytes(), l.row_blocks * l.block_bytes())));
         }
         self.fns[0].executable()?;
         if rows_x == 0 {
@@ -462,29 +504,28 @@ impl SparseKernel {
             x
         };
         let chunks = chunks.clamp(1, l.row_blocks);
-        let (vp, mp, xp, yp, tp) = (
-            SendPtr(w.values.as_ptr()),
-            SendPtr(w.meta.as_ptr()),
+        let (dp, xp, yp, tp) = (
+            SendPtr(w.data.as_ptr().cast::<u8>()),
             SendPtr(xk.as_ptr()),
             SendPtr(y.as_mut_ptr()),
             SendPtr(self.tables.as_ptr().cast::<u8>()),
         );
         let (tile, xs, rows, nb) = (self.tile(), l.x_stride(), s.rows, l.row_blocks);
         let job = move |c: usize| {
-            let (vp, mp, xp, yp, tp) = (vp, mp, xp, yp, tp);
+            let (dp, xp, yp, tp) = (dp, xp, yp, tp);
             let (b0, b1) = (nb * c / chunks, nb * (c + 1) / chunks);
             let mut i0 = 0;
             while i0 < rows_x {
                 let t = tile.min(rows_x - i0);
-                // SAFETY: the weights were packed for this spec (lengths
-                // checked above, meta padded for the u64 reads); x holds
-                // rows_x rows of x_stride floats and y rows_x rows of `rows`;
-                // the tile stays inside both; [b0, b1) ⊆ [0, row_blocks) and
-                // chunks write disjoint row blocks of y; the tables are the
-                // ones this layout's code indexes.
+                // SAFETY: the weights were packed for this spec (length
+                // checked above); x holds rows_x rows of x_stride floats and
+                // y rows_x rows of `rows`; the tile stays inside both;
+                // [b0, b1) ⊆ [0, row_blocks) and chunks write disjoint row
+                // blocks of y; the tables are the ones this layout's code
+                // indexes (every index is masked to the table size).
                 unsafe {
                     let f: SparseFn = std::mem::transmute(self.fns[t - 1].ptr());
-                    f(vp.0, mp.0, xp.0.add(i0 * xs), yp.0.add(i0 * rows), b0 as u64, b1 as u64, tp.0);
+                    f(dp.0, xp.0.add(i0 * xs), yp.0.add(i0 * rows), b0 as u64, b1 as u64, tp.0);
                 }
                 i0 += t;
             }
@@ -505,6 +546,7 @@ struct Gen {
 struct Emit {
     tables: Value,
     zero8: Value,
+    m80: Value,
     /// `[t][a]` f32x4 accumulators.
     accs: Vec<Vec<Variable>>,
 }
@@ -515,15 +557,15 @@ impl Gen {
             return Err(JitError::InvalidParams(format!("sparse ABI has {SPARSE_PARAMS} parameters, got {}", args.len())));
         }
         let l = self.l;
-        let (vals, meta, x, y, rb0, rb1, tables) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6]);
+        let (data, x, y, rb0, rb1, tables) = (args[0], args[1], args[2], args[3], args[4], args[5]);
         let mut cg = Cg { b, caps, f16_table: tables };
         let zero = cg.vconst_ty(F32X4, [0; 16]);
         let zero8 = cg.vconst([0; 16]);
+        let m80 = cg.splat8(0x80);
         let nacc = BLOCK_ROWS.div_ceil(self.tile);
-        let iter_units = l.unroll * l.slots;
-        let iter_meta = (iter_units * 4 * l.index_bits as usize) / 8;
-        let iters = l.groups / l.unroll;
-        let rem = l.groups % l.unroll;
+        let cu = l.chunk_units();
+        let chunk_bytes = l.chunk_bytes(cu);
+        let rem = l.groups - l.chunks() * l.unroll;
 
         let rb_var = cg.var(I64, rb0);
         let (head, body, exit) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
@@ -535,35 +577,37 @@ impl Gen {
 
         cg.b.switch_to_block(body);
         let rb = cg.b.use_var(rb_var);
-        let voff = cg.b.ins().imul_imm_s(rb, l.block_value_bytes() as i64);
-        let v0 = cg.b.ins().iadd(vals, voff);
-        let moff = cg.b.ins().imul_imm_s(rb, l.block_meta_bytes() as i64);
-        let m0 = cg.b.ins().iadd(meta, moff);
+        let off = cg.b.ins().imul_imm_s(rb, l.block_bytes() as i64);
+        let p0 = cg.b.ins().iadd(data, off);
         let accs: Vec<Vec<Variable>> = (0..self.tile).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
-        let mut e = Emit { tables, zero8, accs };
-        let vp_var = cg.var(I64, v0);
-        let mp_var = cg.var(I64, m0);
+        let mut e = Emit { tables, zero8, m80, accs };
+        let p_var = cg.var(I64, p0);
         let xp_var = cg.var(I64, x);
-        if iters > 0 {
-            let vend = cg.b.ins().iadd_imm_s(v0, (iters * iter_units * 16) as i64);
-            let (lp, after) = (cg.b.create_block(), cg.b.create_block());
-            cg.b.ins().jump(lp, &[]);
-            cg.b.switch_to_block(lp);
-            let (vp, mp, xp) = (cg.b.use_var(vp_var), cg.b.use_var(mp_var), cg.b.use_var(xp_var));
-            self.groups(&mut cg, &mut e, vp, mp, xp, l.unroll);
-            let vp2 = cg.b.ins().iadd_imm_s(vp, (iter_units * 16) as i64);
-            let mp2 = cg.b.ins().iadd_imm_s(mp, iter_meta as i64);
+        if l.chunks() > 0 {
+            // Tested at the top: the body's accumulator results then have a
+            // single use (the back edge), so Cranelift may fold their loads
+            // into `vfmadd`/`vpshufb` (a value passed to both targets of a
+            // bottom `brif` makes its whole operand tree multi-use).
+            let pend = cg.b.ins().iadd_imm_s(p0, (l.chunks() * chunk_bytes) as i64);
+            let (lhead, lbody, after) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
+            cg.b.ins().jump(lhead, &[]);
+            cg.b.switch_to_block(lhead);
+            let p = cg.b.use_var(p_var);
+            let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, p, pend);
+            cg.b.ins().brif(c, lbody, &[], after, &[]);
+            cg.b.switch_to_block(lbody);
+            let (p, xp) = (cg.b.use_var(p_var), cg.b.use_var(xp_var));
+            self.chunk(&mut cg, &mut e, p, xp, l.unroll);
+            let p2 = cg.b.ins().iadd_imm_s(p, chunk_bytes as i64);
             let xp2 = cg.b.ins().iadd_imm_s(xp, (l.unroll * l.x_group * 4) as i64);
-            cg.b.def_var(vp_var, vp2);
-            cg.b.def_var(mp_var, mp2);
+            cg.b.def_var(p_var, p2);
             cg.b.def_var(xp_var, xp2);
-            let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, vp2, vend);
-            cg.b.ins().brif(c, lp, &[], after, &[]);
+            cg.b.ins().jump(lhead, &[]);
             cg.b.switch_to_block(after);
         }
         if rem > 0 {
-            let (vp, mp, xp) = (cg.b.use_var(vp_var), cg.b.use_var(mp_var), cg.b.use_var(xp_var));
-            self.groups(&mut cg, &mut e, vp, mp, xp, rem);
+            let (p, xp) = (cg.b.use_var(p_var), cg.b.use_var(xp_var));
+            self.chunk(&mut cg, &mut e, p, xp, rem);
         }
 
         // Sum the accumulators and store the block's 4 rows per activation row.
@@ -617,75 +661,62 @@ impl Gen {
         Ok(())
     }
 
-    /// Emits `ng` kernel groups starting at the value / meta / x pointers
-    /// (the metadata starts on a byte boundary).
-    fn groups(&self, cg: &mut Cg<'_, '_>, e: &mut Emit, vp: Value, mp: Value, xp: Value, ng: usize) {
+    /// Emits one chunk of `ng` kernel groups at `p` (its metadata, then its
+    /// values) with the groups' x at `xp`.
+    fn chunk(&self, cg: &mut Cg<'_, '_>, e: &mut Emit, p: Value, xp: Value, ng: usize) {
         let l = self.l;
-        let b = l.index_bits as usize;
-        let fb = 4 * b; // field bits per unit
+        let units = ng * l.slots;
+        let vbase = l.meta_bytes(units);
         let xstride = (l.x_stride() * 4) as i32;
         let nacc = e.accs[0].len();
-        let mut word: Option<(usize, Value)> = None;
+        let mut meta = MetaReader::default();
         for g in 0..ng {
             let xr: Vec<Vec<Value>> = (0..self.tile)
                 .map(|t| (0..l.x_group / 4).map(|q| cg.ld(I8X16, xp, t as i32 * xstride + ((g * l.x_group + 4 * q) * 4) as i32)).collect())
                 .collect();
             for s in 0..l.slots {
                 let unit = g * l.slots + s;
-                let bit = unit * fb;
-                let (o, w) = match word {
-                    Some((o, w)) if bit + fb <= 8 * o + 64 => (o, w),
-                    _ => {
-                        let o = bit / 8;
-                        let w = cg.ld(I64, mp, o as i32);
-                        word = Some((o, w));
-                        (o, w)
-                    }
-                };
-                let sh = (bit - 8 * o) as i64;
-                let mask = if b == 2 {
-                    let idx = field(cg, w, sh - 4, 0xff0);
-                    let addr = cg.b.ins().iadd(e.tables, idx);
-                    cg.ld(I8X16, addr, 0)
-                } else {
-                    let fm = ((1i64 << (2 * b)) - 1) << 4;
-                    let ia = field(cg, w, sh - 4, fm);
-                    let ib = field(cg, w, sh + 2 * b as i64 - 4, fm);
-                    let aa = cg.b.ins().iadd(e.tables, ia);
-                    let ab = cg.b.ins().iadd(e.tables, ib);
-                    let ma = cg.ld(I8X16, aa, 0);
-                    let mb = cg.ld(I8X16, ab, (16usize << (2 * b)) as i32);
-                    cg.b.ins().bor(ma, mb)
-                };
-                // Sign-bit masks of the vector number's bits 0 and 1 (mask bits 4, 5).
+                let mask = meta.mask(cg, e, l.index_bits, p, unit);
+                // Sign-bit masks of the vector number's bits 0 and 1 (mask
+                // bits 4 and 5); `mask` stands in where there is no such bit.
                 let sel_bits = |cg: &mut Cg<'_, '_>, n: i64| {
                     let w16 = cg.cast(I16X8, mask);
                     let s = cg.b.ins().ishl_imm_u(w16, n);
                     cg.cast(I8X16, s)
                 };
-                // (Unused for the smaller x groups: `mask` stands in.)
-                let c4 = if l.x_group >= 8 { sel_bits(cg, 3) } else { mask };
+                let c4 = if l.x_group >= 12 { sel_bits(cg, 3) } else { mask };
                 let c5 = if l.x_group >= 12 { sel_bits(cg, 2) } else { mask };
-                let vals = cg.ld(F32X4, vp, (unit * 16) as i32);
+                // Xk = 8: the high vector's mask is the low one with bit 7 flipped.
+                let flip = if l.x_group == 8 { cg.b.ins().bxor(mask, e.m80) } else { mask };
+                let vals = cg.ld(F32X4, p, (vbase + unit * 16) as i32);
+                // Contiguous runs of units per accumulator: Cranelift elaborates
+                // an accumulator's whole chain before the next one, so this keeps
+                // only the current group's x vectors live.
+                let acc_i = unit * nacc / units;
                 for (t, xt) in xr.iter().enumerate() {
-                    let p: Vec<Value> = xt.iter().map(|&xv| cg.b.ins().x86_pshufb(xv, mask)).collect();
-                    let sel = match p.len() {
-                        1 => p[0],
-                        2 => self.blend(cg, e, c4, p[1], p[0]),
+                    let px: Vec<Value> = xt.iter().enumerate().map(|(q, &xv)| cg.b.ins().x86_pshufb(xv, if q == 1 && xt.len() == 2 { flip } else { mask })).collect();
+                    let sel = match px.len() {
+                        1 => px[0],
+                        2 => cg.b.ins().bor(px[0], px[1]),
                         3 => {
-                            let r01 = self.blend(cg, e, c4, p[1], p[0]);
-                            self.blend(cg, e, c5, p[2], r01)
+                            let r01 = self.blend(cg, e, c4, px[1], px[0]);
+                            self.blend(cg, e, c5, px[2], r01)
                         }
                         _ => {
-                            let r01 = self.blend(cg, e, c4, p[1], p[0]);
-                            let r23 = self.blend(cg, e, c4, p[3], p[2]);
+                            let r01 = self.blend(cg, e, c4, px[1], px[0]);
+                            let r23 = self.blend(cg, e, c4, px[3], px[2]);
                             self.blend(cg, e, c5, r23, r01)
                         }
                     };
                     let sel = cg.cast(F32X4, sel);
-                    let acc = e.accs[t][unit % nacc];
+                    let acc = e.accs[t][acc_i];
                     let a = cg.b.use_var(acc);
-                    let a = cg.fma(sel, vals, a);
+                    // `acc + sel·vals` as fadd(acc, fmul): with the accumulator
+                    // as the first operand Cranelift elaborates the chain in
+                    // unit order (an `fma` has it last, which elaborates the
+                    // chain backwards and keeps every pending product live).
+                    let prod = cg.b.ins().fmul(sel, vals);
+                    let a = cg.b.ins().fadd(a, prod);
                     cg.b.def_var(acc, a);
                 }
             }
@@ -703,12 +734,52 @@ impl Gen {
     }
 }
 
-/// `(w >> sh) & mask` for `sh ≥ 0`, `(w << −sh) & mask` otherwise.
+/// Produces the pshufb masks of a chunk's units from its metadata words.
+#[derive(Default)]
+struct MetaReader {
+    /// The u64 metadata word loaded at this byte offset of the chunk.
+    word: Option<(usize, Value)>,
+}
+
+impl MetaReader {
+    /// The mask of unit `unit` of the chunk at `p`: `4·c_r + 0..3` for lane
+    /// `r` (for `Xk = 8` with bit 7 set where `c_r ≥ 4`).
+    fn mask(&mut self, cg: &mut Cg<'_, '_>, e: &Emit, b: u32, p: Value, unit: usize) -> Value {
+        let fb = 4 * b as usize;
+        let bit = unit * fb;
+        let (o, w) = match self.word {
+            Some((o, w)) if bit + fb <= 8 * o + 64 => (o, w),
+            _ => {
+                let o = bit / 8;
+                let w = cg.ld(I64, p, o as i32);
+                self.word = Some((o, w));
+                (o, w)
+            }
+        };
+        let sh = (bit - 8 * o) as i64;
+        if b == 2 {
+            // 8 bits index one 256-entry table (the load folds into pshufb).
+            let idx = field(cg, w, sh - 4, 0xff0);
+            let addr = cg.b.ins().iadd(e.tables, idx);
+            return cg.ld(I8X16, addr, 0);
+        }
+        // Rows 0–1 and rows 2–3 (2b bits each) index two tables, OR-ed.
+        let fm = ((1i64 << (2 * b)) - 1) << 4;
+        let ia = field(cg, w, sh - 4, fm);
+        let ib = field(cg, w, sh + 2 * b as i64 - 4, fm);
+        let aa = cg.b.ins().iadd(e.tables, ia);
+        let ab = cg.b.ins().iadd(e.tables, ib);
+        let ma = cg.ld(I8X16, aa, 0);
+        let mb = cg.ld(I8X16, ab, (16usize << (2 * b)) as i32);
+        cg.b.ins().bor(ma, mb)
+    }
+}
+
+/// `w` rotated right by `sh` (so bit `sh + 4` lands on bit 4) and masked:
+/// the mask keeps only bits of the wanted field, which never wraps. One
+/// rotate (`rorx` with BMI2: non-destructive, no copy) and one and.
 fn field(cg: &mut Cg<'_, '_>, w: Value, sh: i64, mask: i64) -> Value {
-    let v = match sh {
-        0 => w,
-        s if s > 0 => cg.b.ins().ushr_imm_u(w, s),
-        s => cg.b.ins().ishl_imm_u(w, -s),
-    };
+    let r = sh.rem_euclid(64);
+    let v = if r == 0 { w } else { cg.b.ins().rotr_imm_u(w, r) };
     cg.b.ins().band_imm_u(v, mask)
 }
