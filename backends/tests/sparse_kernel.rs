@@ -1,4 +1,5 @@
-//! Differential tests of the N:M sparse JIT GEMV/GEMM (`cpu::sparse`)
+//! Differential tests of the N:M sparse JIT GEMV/GEMM (`cpu::sparse`: the
+//! row kernels for 1–3 activation rows and the transposed 4-row GEMM)
 //! against a plain reference: the `#nm` bytes decoded with
 //! `flexc_ir::quant::decode` and multiplied densely in f64.
 //!
@@ -175,11 +176,13 @@ fn older_isas_take_the_fallback_paths() {
             let bytes = weights(&mut rng, n, m, rows, cols);
             let w = dense(n, m, &bytes, rows, cols);
             let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
-            let kernel = SparseKernel::with_tile(&session, packed.spec(), 2).expect("compiles");
-            let x = rng.vec(3 * cols);
-            let mut y = vec![0f32; 3 * rows];
-            kernel.run(&packed, &x, 3, &mut y, 1).expect("runs");
-            check(&w, &x, &y, rows, cols, &format!("{isa:?} {n}:{m}"));
+            let kernel = SparseKernel::with_tile(&session, packed.spec(), 4).expect("compiles");
+            for rows_x in [3, 5] {
+                let x = rng.vec(rows_x * cols);
+                let mut y = vec![0f32; rows_x * rows];
+                kernel.run(&packed, &x, rows_x, &mut y, 1).expect("runs");
+                check(&w, &x, &y, rows, cols, &format!("{isa:?} {n}:{m} rows_x {rows_x}"));
+            }
         }
     }
 }
@@ -235,4 +238,11 @@ fn kernel_streams_compressed_weights_with_pshufb_gathers() {
     assert!(count("vpshufb") >= units && count("vpshufb") <= units + 2, "{} vpshufb for {units} units:\n{vcode}", count("vpshufb"));
     assert!(count("vmulps") >= units, "{} vmulps for {units} units:\n{vcode}", count("vmulps"));
     assert_eq!(count("vmovss") + count("vpinsr") + count("vinsertps"), 0, "no scalar gathers:\n{vcode}");
+    // The transposed GEMM: per kept weight one broadcast of the value and one
+    // multiply by the 4 activation rows' x at its column, no pshufb.
+    let kernel = SparseKernel::with_tile(&session, spec, 4).expect("compiles");
+    let vcode = kernel.compiled(4).and_then(|f| f.vcode()).expect("vcode");
+    let count = |op: &str| vcode.lines().filter(|l| l.trim_start().starts_with(op)).count();
+    assert!(count("vbroadcastss") >= 4 * units && count("vmulps") >= 4 * units, "{vcode}");
+    assert_eq!(count("vpshufb"), 0, "{vcode}");
 }

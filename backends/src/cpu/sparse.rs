@@ -76,26 +76,40 @@
 //! is extracted with constant rotates: within a chunk every bit offset is a
 //! compile-time constant.
 //!
-//! **Kernel.** Specialised on (`N`, `M`, rows, cols, tile `T`): for each row
-//! block in `[rb_begin, rb_end)`, the loop over chunks loads each kernel
-//! group's x vectors of the `T` activation rows, and per unit computes the
-//! mask once and for each activation row one selection, one multiply and one
-//! add into f32x4 accumulators (4 per activation row at `T = 1`, each taking a
-//! contiguous quarter of the chunk's units, to hide the add latency). So every weight byte is read once per tile of `T`
-//! activation rows (prefill streams the weights `⌈rows_x/T⌉` times). The
+//! **Row kernels** (decode, and the last `rows_x mod 4` rows). Specialised
+//! on (`N`, `M`, rows, cols, `T` = 1–3 activation rows): for each row block
+//! in `[rb_begin, rb_end)`, the loop over chunks loads each kernel group's x
+//! vectors of the `T` activation rows, and per unit computes the mask once
+//! and for each activation row one selection, one multiply and one add into
+//! f32x4 accumulators (4 per activation row at `T = 1`, each taking a
+//! contiguous quarter of the chunk's units, to hide the add latency). The
 //! loop is tested at the top, so each accumulator result has a single use and
 //! Cranelift folds the value and table loads into `vmulps`/`vpshufb`. (The
 //! multiply and add are not fused: Cranelift elaborates an `fma` chain from
 //! its last addend backwards, which keeps every pending product live and
-//! spills; `fadd(acc, fmul(..))` elaborates in unit order.) The
-//! accumulators hold 4 output rows; they are summed and stored to
-//! `y[t·rows + row]` (lanes of a padded last block are dropped). Threads take
+//! spills; `fadd(acc, fmul(..))` elaborates in unit order.) The accumulators
+//! hold 4 output rows; they are summed and stored to `y[t·rows + row]`
+//! (lanes of a padded last block are dropped).
+//!
+//! **Transposed GEMM** (prefill, 4 activation rows per weight pass). The
+//! per-row gather costs 1 (`Xk = 4`) to 9 (`Xk = 16`) vector ops per unit
+//! and activation row, more than a dense FMA. With 4 activation rows the
+//! wrapper transposes x per tile (`xt[g·Xk + c]` = the 4 rows' `x` at column
+//! `c` of group `g`, 16 bytes), and every kept weight costs the same whatever
+//! `M`: its value broadcast (`vbroadcastss` from the stream), its index field
+//! extracted pre-scaled by 16 (`rorx`, `and`), one `vmulps` with `xt` at that
+//! index as memory operand and one `vaddps` into its row's accumulator (a
+//! vector over the 4 activation rows; two per row for the add latency). At
+//! the end of a row block the 4 accumulators are transposed (8 shuffles) into
+//! the 4 rows of y.
+//!
+//! Every weight byte is read once per tile of activation rows. Threads take
 //! disjoint row-block ranges (rayon in [`SparseKernel::run`], the runtime's
 //! [`Pool`] in [`SparseKernel::run_pool`]).
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32X4, I16X8, I64, I8X16};
-use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
+use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use std::time::Duration;
 
@@ -107,7 +121,8 @@ use flexc_ir::quant::nm;
 /// Output rows per row block (f32 lanes of one accumulator).
 pub const BLOCK_ROWS: usize = 4;
 
-/// The tile [`SparseKernel::new`] compiles (activation rows per weight pass).
+/// The tile [`SparseKernel::new`] compiles: the row kernels for 1–3 rows and
+/// the transposed 4-row GEMM.
 pub const DEFAULT_TILE: usize = 4;
 
 /// Kernel ABI: `(data, x, y, rb_begin, rb_end, tables)`.
@@ -388,7 +403,11 @@ unsafe impl<T> Sync for SendPtr<T> {}
 pub struct SparseKernel {
     spec: SparseSpec,
     layout: SparseLayout,
+    tile: usize,
+    /// Row kernels: `fns[t − 1]` takes `t` activation rows (`t ≤ 3`).
     fns: Vec<CompiledFn>,
+    /// The transposed 4-row GEMM (when `tile ≥ 4`).
+    gemm: Option<CompiledFn>,
     tables: Vec<u128>,
 }
 
@@ -399,7 +418,10 @@ impl SparseKernel {
     }
 
     /// Compiles the kernel reusing each weight unit for up to `tile`
-    /// activation rows (`1..=MAX_TILE`; 1 is a pure GEMV).
+    /// activation rows (`1..=MAX_TILE`; 1 is a pure GEMV). Batches of fewer
+    /// than 4 rows run the row kernels (`x86_pshufb` gathers, compiled for
+    /// `1..=min(tile, 3)` rows); with `tile ≥ 4` every 4 rows run the
+    /// transposed GEMM (module docs), and larger tiles add nothing.
     pub fn with_tile(session: &JitSession, spec: SparseSpec, tile: usize) -> Result<SparseKernel, JitError> {
         if tile == 0 || tile > MAX_TILE {
             return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
@@ -407,13 +429,15 @@ impl SparseKernel {
         let layout = spec.layout()?;
         let caps = session.caps();
         let sse41 = session.isa_flags().split(' ').any(|f| f == "has_sse41");
-        let mut fns = Vec::with_capacity(tile);
-        for t in 1..=tile {
-            let name = format!("sparse_{}of{}_{}x{}_t{t}", spec.n, spec.m, spec.rows, spec.cols);
-            let g = Gen { l: layout, rows: spec.rows, tile: t, sse41 };
-            fns.push(session.compile(&name, SPARSE_PARAMS, |b, args| g.build(b, args, caps))?);
-        }
-        Ok(SparseKernel { spec, layout, fns, tables: mask_tables(&layout) })
+        let compile = |t: usize, transposed: bool| {
+            let kind = if transposed { "gemm" } else { "t" };
+            let name = format!("sparse_{}of{}_{}x{}_{kind}{t}", spec.n, spec.m, spec.rows, spec.cols);
+            let g = Gen { l: layout, rows: spec.rows, tile: t, sse41, transposed };
+            session.compile(&name, SPARSE_PARAMS, |b, args| g.build(b, args, caps))
+        };
+        let fns = (1..=tile.min(3)).map(|t| compile(t, false)).collect::<Result<Vec<_>, _>>()?;
+        let gemm = if tile >= 4 { Some(compile(4, true)?) } else { None };
+        Ok(SparseKernel { spec, layout, tile, fns, gemm, tables: mask_tables(&layout) })
     }
 
     /// The weight parameters this kernel takes.
@@ -426,15 +450,16 @@ impl SparseKernel {
     }
     /// Largest tile.
     pub fn tile(&self) -> usize {
-        self.fns.len()
+        self.tile
     }
-    /// The compiled function for tile `t` (VCode, machine code).
+    /// The compiled function for `t` activation rows (VCode, machine code):
+    /// the row kernels for 1–3, the transposed GEMM for 4.
     pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
-        t.checked_sub(1).and_then(|i| self.fns.get(i))
+        if t == 4 { self.gemm.as_ref() } else { t.checked_sub(1).and_then(|i| self.fns.get(i)) }
     }
-    /// Total JIT compile time of the tile variants.
+    /// Total JIT compile time of the compiled variants.
     pub fn compile_time(&self) -> Duration {
-        self.fns.iter().map(|f| f.compile_time()).sum()
+        self.fns.iter().chain(&self.gemm).map(|f| f.compile_time()).sum()
     }
 
     /// `y[i·rows + r] = Σ_k W[r, k]·x[i·cols + k]` for the `rows_x` activation
@@ -489,11 +514,26 @@ impl SparseKernel {
         if rows_x == 0 {
             return Ok(());
         }
+        // Rows [0, g4) run the transposed GEMM, 4 at a time, on x transposed
+        // per tile: xt[tile][g·Xk + c][t] (zeros at padded columns).
+        let g4 = if self.gemm.is_some() { rows_x / 4 * 4 } else { 0 };
+        let (m, xs) = (s.m as usize, l.x_stride());
+        let mut xt = vec![0f32; g4 * xs];
+        for (tile_x, dst) in x[..g4 * s.cols].chunks_exact(4 * s.cols).zip(xt.chunks_exact_mut(4 * xs)) {
+            for g in 0..l.groups {
+                for c in 0..l.group_cols {
+                    for t in 0..4 {
+                        dst[(g * l.x_group + c) * 4 + t] = tile_x[t * s.cols + g * l.group_cols + c];
+                    }
+                }
+            }
+        }
+        // The other rows run the row kernels on x (padded to Xk per group).
+        let rest = &x[g4 * s.cols..];
         let padded: Vec<f32>;
         let xk: &[f32] = if l.pads_x() {
-            let (m, xs) = (s.m as usize, l.x_stride());
-            let mut p = vec![0f32; rows_x * xs];
-            for (src, dst) in x.chunks_exact(s.cols).zip(p.chunks_exact_mut(xs)) {
+            let mut p = vec![0f32; (rows_x - g4) * xs];
+            for (src, dst) in rest.chunks_exact(s.cols).zip(p.chunks_exact_mut(xs)) {
                 for (sg, dg) in src.chunks_exact(m).zip(dst.chunks_exact_mut(l.x_group)) {
                     dg[..m].copy_from_slice(sg);
                 }
@@ -501,33 +541,45 @@ impl SparseKernel {
             padded = p;
             &padded
         } else {
-            x
+            rest
         };
         let chunks = chunks.clamp(1, l.row_blocks);
-        let (dp, xp, yp, tp) = (
+        let (dp, xp, xtp, yp, tp) = (
             SendPtr(w.data.as_ptr().cast::<u8>()),
             SendPtr(xk.as_ptr()),
+            SendPtr(xt.as_ptr()),
             SendPtr(y.as_mut_ptr()),
             SendPtr(self.tables.as_ptr().cast::<u8>()),
         );
-        let (tile, xs, rows, nb) = (self.tile(), l.x_stride(), s.rows, l.row_blocks);
+        let (rows, nb) = (s.rows, l.row_blocks);
         let job = move |c: usize| {
-            let (dp, xp, yp, tp) = (dp, xp, yp, tp);
+            let (dp, xp, xtp, yp, tp) = (dp, xp, xtp, yp, tp);
             let (b0, b1) = (nb * c / chunks, nb * (c + 1) / chunks);
-            let mut i0 = 0;
-            while i0 < rows_x {
-                let t = tile.min(rows_x - i0);
+            let call = |f: &CompiledFn, x: *const f32, y: *mut f32| {
                 // SAFETY: the weights were packed for this spec (length
-                // checked above); x holds rows_x rows of x_stride floats and
-                // y rows_x rows of `rows`; the tile stays inside both;
+                // checked above); `x` points to this call's rows of the
+                // padded x (x_stride floats each) or to one 4-row tile of
+                // xt; `y` to the matching rows of y (`rows` floats each);
                 // [b0, b1) ⊆ [0, row_blocks) and chunks write disjoint row
                 // blocks of y; the tables are the ones this layout's code
                 // indexes (every index is masked to the table size).
                 unsafe {
-                    let f: SparseFn = std::mem::transmute(self.fns[t - 1].ptr());
-                    f(dp.0, xp.0.add(i0 * xs), yp.0.add(i0 * rows), b0 as u64, b1 as u64, tp.0);
+                    let f: SparseFn = std::mem::transmute(f.ptr());
+                    f(dp.0, x, y, b0 as u64, b1 as u64, tp.0);
                 }
-                i0 += t;
+            };
+            if let Some(gemm) = &self.gemm {
+                for i in (0..g4).step_by(4) {
+                    // SAFETY: i + 4 ≤ g4 ≤ rows_x: inside xt and y.
+                    call(gemm, unsafe { xtp.0.add(i * xs) }, unsafe { yp.0.add(i * rows) });
+                }
+            }
+            let mut i = g4;
+            while i < rows_x {
+                let t = self.fns.len().min(rows_x - i);
+                // SAFETY: i + t ≤ rows_x: inside the padded x and y.
+                call(&self.fns[t - 1], unsafe { xp.0.add((i - g4) * xs) }, unsafe { yp.0.add(i * rows) });
+                i += t;
             }
         };
         exec(chunks, &job)
@@ -538,8 +590,11 @@ impl SparseKernel {
 struct Gen {
     l: SparseLayout,
     rows: usize,
+    /// Activation rows per call.
     tile: usize,
     sse41: bool,
+    /// The transposed GEMM (`tile` = 4, x as `xt[g·Xk + c][t]`).
+    transposed: bool,
 }
 
 /// Per-function values shared by the emitters.
@@ -562,7 +617,10 @@ impl Gen {
         let zero = cg.vconst_ty(F32X4, [0; 16]);
         let zero8 = cg.vconst([0; 16]);
         let m80 = cg.splat8(0x80);
-        let nacc = BLOCK_ROWS.div_ceil(self.tile);
+        // Row kernels: [t][a], `a` taking contiguous runs of units. The
+        // transposed GEMM: [row lane][unit parity], each a vector over t.
+        let (nsets, nacc) = if self.transposed { (BLOCK_ROWS, 2) } else { (self.tile, BLOCK_ROWS.div_ceil(self.tile)) };
+        let xcol = if self.transposed { 16 } else { 4 }; // bytes per x column
         let cu = l.chunk_units();
         let chunk_bytes = l.chunk_bytes(cu);
         let rem = l.groups - l.chunks() * l.unroll;
@@ -579,7 +637,7 @@ impl Gen {
         let rb = cg.b.use_var(rb_var);
         let off = cg.b.ins().imul_imm_s(rb, l.block_bytes() as i64);
         let p0 = cg.b.ins().iadd(data, off);
-        let accs: Vec<Vec<Variable>> = (0..self.tile).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
+        let accs: Vec<Vec<Variable>> = (0..nsets).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
         let mut e = Emit { tables, zero8, m80, accs };
         let p_var = cg.var(I64, p0);
         let xp_var = cg.var(I64, x);
@@ -599,7 +657,7 @@ impl Gen {
             let (p, xp) = (cg.b.use_var(p_var), cg.b.use_var(xp_var));
             self.chunk(&mut cg, &mut e, p, xp, l.unroll);
             let p2 = cg.b.ins().iadd_imm_s(p, chunk_bytes as i64);
-            let xp2 = cg.b.ins().iadd_imm_s(xp, (l.unroll * l.x_group * 4) as i64);
+            let xp2 = cg.b.ins().iadd_imm_s(xp, (l.unroll * l.x_group * xcol) as i64);
             cg.b.def_var(p_var, p2);
             cg.b.def_var(xp_var, xp2);
             cg.b.ins().jump(lhead, &[]);
@@ -613,7 +671,7 @@ impl Gen {
         // Sum the accumulators and store the block's 4 rows per activation row.
         let yoff = cg.b.ins().imul_imm_s(rb, (BLOCK_ROWS * 4) as i64);
         let yb = cg.b.ins().iadd(y, yoff);
-        let sums: Vec<Value> = e
+        let mut sums: Vec<Value> = e
             .accs
             .iter()
             .map(|a| {
@@ -625,6 +683,24 @@ impl Gen {
                 s
             })
             .collect();
+        if self.transposed {
+            // sums[r] is row r over t: transpose to y rows over r.
+            let s8: Vec<Value> = sums.iter().map(|&v| cg.cast(I8X16, v)).collect();
+            let sh = |cg: &mut Cg<'_, '_>, a: Value, b: Value, f: &dyn Fn(usize) -> usize| {
+                let lanes: [u8; 16] = std::array::from_fn(|i| (4 * f(i / 4) + i % 4) as u8);
+                let imm = cg.b.func.dfg.immediates.push(ConstantData::from(&lanes[..]));
+                cg.b.ins().shuffle(a, b, imm)
+            };
+            // unpack lo/hi of dwords, then move 64-bit halves.
+            let u0 = sh(&mut cg, s8[0], s8[1], &|i| [0, 4, 1, 5][i]);
+            let u1 = sh(&mut cg, s8[0], s8[1], &|i| [2, 6, 3, 7][i]);
+            let u2 = sh(&mut cg, s8[2], s8[3], &|i| [0, 4, 1, 5][i]);
+            let u3 = sh(&mut cg, s8[2], s8[3], &|i| [2, 6, 3, 7][i]);
+            let lo = |i: usize| [0, 1, 4, 5][i];
+            let hi = |i: usize| [2, 3, 6, 7][i];
+            let t = [sh(&mut cg, u0, u2, &lo), sh(&mut cg, u0, u2, &hi), sh(&mut cg, u1, u3, &lo), sh(&mut cg, u1, u3, &hi)];
+            sums = t.iter().map(|&v| cg.cast(F32X4, v)).collect();
+        }
         let store = MemFlagsData::new().with_notrap();
         let next = cg.b.create_block();
         let tail = self.rows % BLOCK_ROWS;
@@ -664,6 +740,55 @@ impl Gen {
     /// Emits one chunk of `ng` kernel groups at `p` (its metadata, then its
     /// values) with the groups' x at `xp`.
     fn chunk(&self, cg: &mut Cg<'_, '_>, e: &mut Emit, p: Value, xp: Value, ng: usize) {
+        if self.transposed {
+            self.chunk_transposed(cg, e, p, xp, ng);
+        } else {
+            self.chunk_rows(cg, e, p, xp, ng);
+        }
+    }
+
+    /// The transposed GEMM's chunk: per kept weight (unit `u`, row lane `r`)
+    /// the value broadcast to 4 lanes times the 4 activation rows' x at its
+    /// column, `xt[g·Xk + c]` (one 16-byte load at `xp + 16·c`, the index
+    /// field extracted pre-scaled by 16), added to row `r`'s accumulator.
+    fn chunk_transposed(&self, cg: &mut Cg<'_, '_>, e: &mut Emit, p: Value, xp: Value, ng: usize) {
+        let l = self.l;
+        let b = l.index_bits as usize;
+        let vbase = l.meta_bytes(ng * l.slots);
+        let mut word: Option<(usize, Value)> = None;
+        let fm = ((1i64 << b) - 1) << 4;
+        for g in 0..ng {
+            let xoff = (g * l.x_group * 16) as i32;
+            for s in 0..l.slots {
+                let unit = g * l.slots + s;
+                for r in 0..BLOCK_ROWS {
+                    let bit = (BLOCK_ROWS * unit + r) * b;
+                    let (o, w) = match word {
+                        Some((o, w)) if bit + b <= 8 * o + 64 => (o, w),
+                        _ => {
+                            let o = bit / 8;
+                            let w = cg.ld(I64, p, o as i32);
+                            word = Some((o, w));
+                            (o, w)
+                        }
+                    };
+                    let idx = field(cg, w, (bit - 8 * o) as i64 - 4, fm);
+                    let addr = cg.b.ins().iadd(xp, idx);
+                    let v = cg.ld(F32, p, (vbase + 16 * unit + 4 * r) as i32);
+                    let v = cg.b.ins().splat(F32X4, v);
+                    let xv = cg.ld(F32X4, addr, xoff);
+                    let prod = cg.b.ins().fmul(v, xv);
+                    let acc = e.accs[r][unit % 2];
+                    let a = cg.b.use_var(acc);
+                    let a = cg.b.ins().fadd(a, prod);
+                    cg.b.def_var(acc, a);
+                }
+            }
+        }
+    }
+
+    /// The row kernels' chunk (module docs).
+    fn chunk_rows(&self, cg: &mut Cg<'_, '_>, e: &mut Emit, p: Value, xp: Value, ng: usize) {
         let l = self.l;
         let units = ng * l.slots;
         let vbase = l.meta_bytes(units);
