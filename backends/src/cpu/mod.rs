@@ -26,6 +26,8 @@ pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
+pub mod sparse;
+pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

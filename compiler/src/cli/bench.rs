@@ -50,6 +50,13 @@ struct ModelArgs {
     /// Print time per step kind (gemv, attention, ...) after the runs.
     #[arg(long)]
     profile: bool,
+    /// A pass pipeline (or preset name) applied to the imported model first,
+    /// e.g. `cpu` or 'quantize{bits=2},fuse-dequant,select-gemm{target=cpu}'.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Calibration statistics (from `flexc calibrate`) for passes that need them.
+    #[arg(long)]
+    stats_file: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -97,7 +104,7 @@ fn model(a: ModelArgs) -> CliResult {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
     let ctx = a.prompt_tokens.max(a.gen_tokens);
-    let p = prepare(a.model.as_deref(), ctx, None, None)?;
+    let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats_file.as_deref())?;
     let t0 = Instant::now();
     let mut m = CpuModel::new(&p.module, threads).map_err(|e| CliError::input(format!("error: {e}")))?;
     let compile = t0.elapsed().as_secs_f64();
@@ -129,12 +136,13 @@ fn model(a: ModelArgs) -> CliResult {
             let v = serde_json::json!({
                 "model": name, "backend": "cpu", "threads": threads,
                 "prefill_tokens": a.prompt_tokens, "decode_tokens": a.gen_tokens, "repeats": a.repeats,
-                "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile,
+                "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
             });
             println!("{v}");
         }
         Format::Text => {
-            println!("model {name} | backend cpu | threads {threads} | compile {compile:.3} s");
+            let pipeline = a.pipeline.as_deref().unwrap_or("none");
+            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
         }
