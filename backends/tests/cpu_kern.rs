@@ -187,6 +187,22 @@ fn dense_gemm_matches_the_interpreter() {
     }
 }
 
+/// `quant.mpgemm` (what fuse-dequant emits) keeps its lowering: the int-dot
+/// kernel for ggml formats, the LUT kernel for low-bit ones.
+#[test]
+fn mpgemm_on_weights_matches_the_interpreter() {
+    let mut rng = Rng(37);
+    for (i, enc) in [Encoding::Ggml(GgmlType::Q4_0), Encoding::Gq(GqParams { bits: 2, group: 64, zero: false }), Encoding::Ternary(TernaryParams { group: 0 })].into_iter().enumerate() {
+        let (n, k) = (16, 256);
+        let e = ty_enc(Some(enc));
+        let src = weight(&mut rng, "w", n, k, Some(enc))
+            + &format!("func @f(%x: f32[seq, {k}]) -> f32[seq, {n}] {{\n  %w = tensor.weight @w : f32[{n}, {k}]{e}\n  %y = quant.mpgemm %x, %w : f32[seq, {n}]\n  return %y\n}}\n");
+        let rt = check(&src, k, 3, 0.02, 80 + i as u64);
+        let want = if i == 0 { "gemv/gemm (jit)" } else { "lut gemv/gemm (jit)" };
+        assert_eq!(rt.step_kinds().last(), Some(&want));
+    }
+}
+
 #[test]
 fn dense_gemm_takes_a_constant_weight() {
     let vals: Vec<String> = (0..32).map(|i| format!("{}.0", i % 5)).collect();

@@ -460,10 +460,11 @@ impl<'m> Builder<'m> {
             }
             OpAttrs::Matmul(m) => self.matmul(args[0], args[1], m.transpose_b, r, op)?,
             OpAttrs::Mpgemm(m) => {
-                let Some(VK::Weight(w)) = self.vk.get(&args[1]).cloned() else {
+                // The weight is read as stored (its own type is the encoded one;
+                // `VK::Fused` would look for a dequantize's operand).
+                let Some(VK::Weight(_)) = self.vk.get(&args[1]) else {
                     return Err(unsupported(op, "mpgemm of a computed weight"));
                 };
-                self.vk.insert(args[1], VK::Fused(w));
                 self.matmul(args[0], args[1], m.transpose_b, r, op)?;
             }
             OpAttrs::Tile(_) | OpAttrs::LutPrecompute(_) | OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) | OpAttrs::DenseGemm(_) => {
