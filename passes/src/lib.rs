@@ -5,11 +5,14 @@
 //! * [`registry`]: every pass by name, and the named presets.
 //! * Transforms: [`canonicalize`], [`cse`], [`dce`]; [`sparsity`]: `flow-nm`, `prune-nm`.
 //! * [`target`]: the cost-model trait targets implement for `select-gemm` and `tile-gemm`.
+//! * [`egraph`]: `select-gemm` (equality-saturation kernel selection) and its `--explain` data;
+//!   [`tile_gemm`]: `tile-gemm`.
 //! * [`rewrite`]: the one way passes replace values and delete ops.
 
 pub mod canonicalize;
 pub mod cse;
 pub mod dce;
+pub mod egraph;
 pub mod manager;
 pub mod options;
 pub mod pipeline;
@@ -18,6 +21,8 @@ pub mod registry;
 pub mod rewrite;
 pub mod sparsity;
 pub mod target;
+pub mod tile_gemm;
 
+pub use egraph::explain::Explain;
 pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, RunReport};
 pub use registry::{lookup, presets, registry, PassInfo};

@@ -10,6 +10,7 @@ use crate::pipeline::{parse_pipeline, PassSpec, PipelineSyntaxError};
 use crate::registry::{lookup, registry, PassInfo};
 use flexc_ir::verify::{verify_module, VerifyError};
 use flexc_ir::Module;
+use crate::egraph::explain::Explain;
 use crate::target::CostModel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,8 @@ pub struct PassCx {
     pub remarks: Vec<String>,
     /// Target cost models the driver provided (see [`crate::target`]).
     pub cost_models: Vec<Arc<dyn CostModel>>,
+    /// What `select-gemm` and `tile-gemm` decided and why (`--explain`).
+    pub explain: Option<Explain>,
 }
 
 impl PassCx {
@@ -150,6 +153,8 @@ pub struct RunReport {
     pub passes: Vec<PassTiming>,
     /// Remarks the passes made.
     pub remarks: Vec<String>,
+    /// The GEMM passes' explanation, if one ran (`flexc opt --explain`).
+    pub explain: Option<Explain>,
 }
 
 impl RunReport {
@@ -230,6 +235,7 @@ impl PassManager {
             }
         }
         report.remarks = cx.remarks;
+        report.explain = cx.explain;
         Ok(report)
     }
 }

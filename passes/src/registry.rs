@@ -27,6 +27,8 @@ static REGISTRY: &[PassInfo] = &[
     crate::sparsity::prune_nm::INFO,
     crate::quant::quantize::INFO,
     crate::quant::fuse_dequant::INFO,
+    crate::egraph::INFO,
+    crate::tile_gemm::INFO,
 ];
 
 /// Every registered pass, in listing order.

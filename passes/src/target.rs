@@ -13,7 +13,7 @@
 //! rows. Work that depends only on weights (packing, tiling, decoding ahead
 //! of time) is done offline and costs 0.
 
-use flexc_ir::TensorType;
+use flexc_ir::{Dim, TensorType};
 use std::fmt;
 
 /// The GEMM primitives a target may offer (the `kern.*_gemm` ops).
@@ -67,6 +67,18 @@ pub struct GemmQuery<'a> {
     pub k: u64,
     /// The weight's type: its encoding says what each primitive would read.
     pub weight: &'a TensorType,
+}
+
+impl<'a> GemmQuery<'a> {
+    /// The query for a GEMM over `weight: [n, k]` whose activation has the
+    /// leading dimensions `lead` (every axis but the feature axis). A
+    /// symbolic dimension (`seq`) counts as `symbolic_rows`: the pass option
+    /// `rows` says which workload to cost (1 = decode, 512 = a prefill chunk).
+    pub fn new(lead: &[Dim], weight: &'a TensorType, symbolic_rows: u64) -> GemmQuery<'a> {
+        let size = |d: &Dim| d.fixed().unwrap_or(symbolic_rows);
+        let dim = |i: usize| weight.shape.get(i).map_or(1, size);
+        GemmQuery { rows: lead.iter().map(size).product(), n: dim(0), k: dim(1), weight }
+    }
 }
 
 /// A weight tile: `m` output rows by `k` input columns.

@@ -163,3 +163,22 @@ impl WeightFormat {
         }
     }
 }
+
+/// What a dense GEMM (`kern.dense_gemm`) runs on a weight of type `ty`:
+/// `(format, decoded)`. ggml block formats with an int-dot kernel and plain
+/// f32 run on their stored bytes (`decoded = false`); every other weight
+/// that can be decoded (`#gq`, `#ternary`, `#bcq`, `#nm`, ggml formats
+/// without a kernel, f16/bf16) is decoded to f32 at compile time and runs
+/// the f32 kernel. `None`: not a weight a dense GEMM can read (integers).
+/// The runtime's lowering and the CPU cost model both ask this, so the
+/// price is always that of the kernel that runs.
+pub fn dense_format(ty: &flexc_ir::TensorType) -> Option<(WeightFormat, bool)> {
+    use flexc_ir::types::ElemType;
+    match (ty.encoding, ty.elem) {
+        (Some(flexc_ir::Encoding::Ggml(t)), _) => Some(WeightFormat::from_ggml(t).map_or((WeightFormat::F32, true), |f| (f, false))),
+        (Some(_), _) => Some((WeightFormat::F32, true)),
+        (None, ElemType::F32) => Some((WeightFormat::F32, false)),
+        (None, ElemType::F16 | ElemType::BF16) => Some((WeightFormat::F32, true)),
+        (None, _) => None,
+    }
+}

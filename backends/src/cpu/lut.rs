@@ -8,7 +8,8 @@
 //! `Σ_k (q_k − z)·d·x_k = d·(Σ_i 2^(i−1)·Σ_k s_{i,k}·x_k + c·Σ_k x_k)` with
 //! `c = (2^b − 1)/2 − z`: 0 for symmetric `#gq` (mid-rise), `zc − z` per row
 //! for asymmetric `#gq`, and ½ for ternary (codes `t + 1` as 2-bit). The
-//! bias `c·Σx` uses exact f32 group sums of x rather than the quantized table.
+//! bias `c·Σx` uses exact f32 sums of x rather than the quantized table
+//! (kept per activation group, so the tables never depend on the weight).
 //!
 //! BCQ (`w = Σ_i α_i·b_i`, `b_i ∈ ±1`) uses the same ±1 tables: each plane's
 //! sign bits are the code bits, and each (row, group, plane) has its own `α`,
@@ -38,8 +39,9 @@
 //! per lane, even lanes then odd lanes). Row blocks are contiguous, so
 //! a row-block range is one sequential weight stream.
 //!
-//! **Kernel.** K is cut into tiles of up to 4096 columns (whole weight
-//! groups; 16 KiB of tables, resident in L1d), and the packed weights are
+//! **Kernel.** K is cut into tiles of `k_tile` columns (whole weight groups;
+//! by default 4096, 16 KiB of tables, resident in L1d; `kern.tile`'s `k`
+//! sets it), and the packed weights are
 //! stored tile-major: `[tile][row block][group in tile]`, one sequential
 //! stream per tile. Per tile and row block: per activation group, i16
 //! accumulation over its `A/4` groups, then to f32 with `λ/2` (the
@@ -88,14 +90,19 @@ pub struct LutSpec {
     /// BCQ planes (`#bcq`): every (row, group, plane) has its own `α`, so the
     /// planes are accumulated separately instead of combined by `2^plane`.
     pub bcq: bool,
+    /// Columns per K tile (rounded down to whole weight groups, at least
+    /// one): the tables of one tile (`4·k_tile` bytes) are what every row
+    /// block re-reads from L1. [`DEFAULT_K_TILE`] unless `kern.tile` says.
+    pub k_tile: usize,
 }
 
-/// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end)`.
+/// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end,
+/// groups)`; `lambdas` and `sums` are per activation group.
 const LUT_PARAMS: usize = 8;
 type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64, u64);
 
-/// Columns per K tile (16 KiB of int8 tables).
-const K_TILE: usize = 4096;
+/// Columns per K tile by default (16 KiB of int8 tables, half of L1d).
+pub const DEFAULT_K_TILE: usize = 4096;
 
 impl LutSpec {
     /// Lanes per row in a 16-byte vector (bit-planes incl. padding).
@@ -123,10 +130,10 @@ impl LutSpec {
         }
     }
 
-    /// Weight groups per K tile: the tables of one tile (`4·cols` bytes)
-    /// stay within 16 KiB, half of L1d, while every row block streams by.
+    /// Weight groups per K tile: the tables of one tile (`4·k_tile` bytes)
+    /// stay in L1d while every row block streams by.
     pub fn groups_per_tile(&self) -> usize {
-        (K_TILE / self.group).max(1)
+        (self.k_tile / self.group).max(1)
     }
 
     /// The K tiles as group ranges.
@@ -159,6 +166,9 @@ impl LutSpec {
         if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
+        if self.k_tile == 0 {
+            return bad("k_tile must be positive".into());
+        }
         if self.bcq && self.bias != LutBias::None {
             return bad("BCQ weights have no bias term".into());
         }
@@ -180,8 +190,14 @@ pub struct LutWeights {
 
 impl LutWeights {
     /// Packs an encoded `[rows, cols]` weight (`#gq`, `#ternary` or `#bcq`)
-    /// with activation group `act_group`.
+    /// with activation group `act_group` and the default K tile.
     pub fn pack(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize) -> Result<LutWeights, JitError> {
+        Self::pack_tiled(enc, bytes, rows, cols, act_group, DEFAULT_K_TILE)
+    }
+
+    /// [`LutWeights::pack`] with K tiles of `k_tile` columns (whole weight
+    /// groups; `kern.tile`'s `k`).
+    pub fn pack_tiled(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize, k_tile: usize) -> Result<LutWeights, JitError> {
         let bad = |m: String| JitError::InvalidParams(m);
         let n = rows.checked_mul(cols).ok_or_else(|| bad("shape overflows".into()))?;
         if enc.storage_bytes(n as u64) != Some(bytes.len() as u64) {
@@ -190,11 +206,11 @@ impl LutWeights {
         // Per row: codes (bit i = plane i) and per-group scales ([d, c] or α).
         let (bits, group, bias, codes, scales): Unpacked = match enc {
             Encoding::Gq(p) => gq_codes(p, bytes, n)?,
-            Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group)?,
+            Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group, k_tile)?,
             Encoding::Bcq(p) => bcq_codes(p, bytes, n)?,
             other => return Err(bad(format!("the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"))),
         };
-        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq: matches!(enc, Encoding::Bcq(_)) };
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq: matches!(enc, Encoding::Bcq(_)), k_tile };
         spec.validate()?;
         let (r, p) = (spec.block_rows(), spec.planes());
         let ngroups = cols / group;
@@ -274,11 +290,13 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
 }
 
 /// Per-tensor ternary has one scale, so any split of K into kernel groups is
-/// exact: the largest divisor of `cols` that is a multiple of `act_group` and
-/// at most 1024 (so K tiles exist), else the whole row.
-fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize) -> Result<Unpacked, JitError> {
+/// exact: the largest divisor of `cols` (and of `k_tile` when that is
+/// smaller, so the K tiles are exactly `k_tile`) that is a multiple of
+/// `act_group` and at most 1024 (so K tiles exist), else the whole row.
+fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize, k_tile: usize) -> Result<Unpacked, JitError> {
     let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
-    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| g > 0 && cols.is_multiple_of(g)).unwrap_or(cols);
+    let fits = |g: usize| g > 0 && cols.is_multiple_of(g) && (k_tile >= cols || k_tile.is_multiple_of(g));
+    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| fits(g)).unwrap_or(cols);
     let g = if p.group == 0 { split } else { p.group as usize };
     let scales = if p.group == 0 { vec![[s[0], 0.0, 0.0, 0.0]; n / g] } else { s.into_iter().map(|d| [d, 0.0, 0.0, 0.0]).collect() };
     Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))
@@ -303,44 +321,76 @@ fn bcq_codes(p: BcqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError>
     Ok((p.bits, g, LutBias::None, codes, scales))
 }
 
-/// Activation-side precompute for one input vector: int8 tables, their scales
-/// (`λ/2` per activation group) and exact f32 sums per weight group.
-#[derive(Clone, Debug)]
+/// Activation-side precompute for one input vector (`kern.lut_precompute`):
+/// int8 tables, their scales (`λ/2` per activation group) and exact f32
+/// sums per activation group. It depends only on `x` and the activation
+/// group, never on a weight, so one serves every LUT GEMM reading `x`.
+#[derive(Clone, Debug, Default)]
 pub struct LutActivation {
+    /// Activations per table-quantization group.
+    pub act_group: usize,
     /// `cols/4` tables of 16 int8 entries.
     pub tables: Vec<i8>,
     /// `λ/2` per activation group.
     pub lambdas: Vec<f32>,
-    /// `Σx` per weight group.
+    /// `Σx` per activation group (the kernel adds up a weight group's).
     pub sums: Vec<f32>,
 }
 
 impl LutActivation {
-    /// Builds the tables of `x` (`x.len() == spec.cols`).
+    /// Builds the tables of `x` for a kernel (`x.len() == spec.cols`).
     pub fn build(spec: &LutSpec, x: &[f32]) -> Result<LutActivation, JitError> {
         if x.len() != spec.cols {
             return Err(JitError::Length(format!("x has {} values, the kernel takes {}", x.len(), spec.cols)));
         }
-        let mut tables = vec![0i8; spec.cols * 4];
-        let mut lambdas = Vec::with_capacity(spec.cols / spec.act_group);
-        for (a, xa) in x.chunks_exact(spec.act_group).enumerate() {
+        let mut a = LutActivation { act_group: spec.act_group, ..Default::default() };
+        a.fill(x)?;
+        Ok(a)
+    }
+
+    /// Columns these tables cover.
+    pub fn cols(&self) -> usize {
+        self.tables.len() / 4
+    }
+
+    /// Rebuilds the tables for `x` with activation group `self.act_group`,
+    /// reusing the allocations (a decode step allocates nothing).
+    pub fn fill(&mut self, x: &[f32]) -> Result<(), JitError> {
+        let ag = self.act_group;
+        if ag == 0 || !ag.is_multiple_of(8) || ag > 64 || x.is_empty() || !x.len().is_multiple_of(ag) {
+            return Err(JitError::Length(format!("{} activations are not whole groups of act_group {ag} (a multiple of 8, at most 64)", x.len())));
+        }
+        self.tables.resize(x.len() * 4, 0);
+        self.lambdas.clear();
+        self.sums.clear();
+        for (a, xa) in x.chunks_exact(ag).enumerate() {
             let amax = xa.chunks_exact(4).map(|q| q.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, f32::max);
             let lambda = amax / 127.0;
             let inv = if lambda > 0.0 { 1.0 / lambda } else { 0.0 };
-            lambdas.push(lambda / 2.0);
+            self.lambdas.push(lambda / 2.0);
+            self.sums.push(xa.iter().sum());
             for (j, q) in xa.chunks_exact(4).enumerate() {
-                let t = &mut tables[(a * spec.act_group / 4 + j) * 16..][..16];
-                // The 8 odd entries (bit 0 set), then the mirror T[15 − g] = −T[g].
-                for idx in (1..16).step_by(2) {
-                    let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
-                    let e = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
-                    t[idx] = e;
-                    t[15 - idx] = -e;
+                let t = &mut self.tables[(a * ag / 4 + j) * 16..][..16];
+                // The 8 odd entries (bit 0 set; bit i of the index is the
+                // sign of x_i, summed left to right), then the mirror
+                // T[15 − g] = −T[g].
+                let (x0, x1, x2, x3) = (q[0], q[1], q[2], q[3]);
+                let odd = [x0 - x1 - x2 - x3, x0 + x1 - x2 - x3, x0 - x1 + x2 - x3, x0 + x1 + x2 - x3, x0 - x1 - x2 + x3, x0 + x1 - x2 + x3, x0 - x1 + x2 + x3, x0 + x1 + x2 + x3];
+                for (h, v) in odd.into_iter().enumerate() {
+                    let e = round_even(v * inv).clamp(-127.0, 127.0) as i8;
+                    t[2 * h + 1] = e;
+                    t[14 - 2 * h] = -e;
                 }
             }
         }
-        let sums = x.chunks_exact(spec.group).map(|g| g.iter().sum()).collect();
-        Ok(LutActivation { tables, lambdas, sums })
+        Ok(())
+    }
+
+    /// `Σx` over weight group `g` of `group` columns, added up in the
+    /// kernel's order.
+    fn group_sum(&self, g: usize, group: usize) -> f32 {
+        let per = group / self.act_group;
+        self.sums[g * per..(g + 1) * per].iter().fold(0.0, |s, &v| s + v)
     }
 
     /// The kernel's result computed in scalar Rust with the same int8 tables
@@ -393,7 +443,7 @@ impl LutActivation {
                         LutBias::Const(c) => c,
                         LutBias::PerRow => f(off + 4 * r + 4 * i),
                     };
-                    y[rb * r + i] += f(off + 4 * i) * (ga + c * self.sums[g]);
+                    y[rb * r + i] += f(off + 4 * i) * (ga + c * self.group_sum(g, s.group));
                 }
                 off += 4 * r * if s.bias == LutBias::PerRow { 2 } else { 1 };
             }
@@ -402,6 +452,16 @@ impl LutActivation {
         }
         y
     }
+}
+
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2^22` (table
+/// entries are within ±128): adding and removing 1.5·2^23 leaves no
+/// fraction bits, so the FPU's round-to-nearest-even does the rounding
+/// (`f32::round_ties_even` is a library call on baseline x86-64).
+#[inline]
+fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }
 
 /// A compiled LUT GEMV for one [`LutSpec`].
@@ -444,33 +504,13 @@ impl LutKernel {
 
     /// `y = W·x` with tables already built.
     pub fn run_prepared(&self, w: &LutWeights, act: &LutActivation, y: &mut [f32], threads: usize) -> Result<(), JitError> {
-        let s = self.spec;
-        if w.spec != s {
-            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
-        }
-        let lens = [(act.tables.len(), s.cols * 4), (act.lambdas.len(), s.cols / s.act_group), (act.sums.len(), s.cols / s.group), (y.len(), s.rows), (w.bytes.len(), s.weight_bytes())];
-        if let Some((got, want)) = lens.iter().find(|(g, w)| g != w) {
-            return Err(JitError::Length(format!("a LUT kernel buffer has {got} elements, expected {want}")));
-        }
-        self.f.executable()?;
-        let nblocks = s.rows / s.block_rows();
-        let (wp, tp, lp, sp, yp) = (SendPtr(w.bytes.as_ptr()), SendPtr(act.tables.as_ptr()), SendPtr(act.lambdas.as_ptr()), SendPtr(act.sums.as_ptr()), SendPtr(y.as_mut_ptr()));
-        let f: LutFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        y.fill(0.0);
-        let tiles = s.tiles();
-        let work = |b0: usize, b1: usize| {
-            let (wp, tp, lp, sp, yp) = (wp, tp, lp, sp, yp);
-            let mut wbase = 0;
-            for &(ga, gb) in &tiles {
-                let (k0, ng) = (ga * s.group, gb - ga);
-                // SAFETY: every buffer length was checked against the spec the
-                // kernel was compiled for; tile offsets stay inside them (tiles
-                // partition the groups); [b0, b1) ⊆ [0, nblocks) and workers get
-                // disjoint ranges, so the y rows read and written never overlap.
-                unsafe { f(wp.0.add(wbase), tp.0.add(k0 * 4), lp.0.add(k0 / s.act_group), sp.0.add(ga), yp.0, b0 as u64, b1 as u64, ng as u64) };
-                wbase += nblocks * ng * s.group_bytes();
-            }
-        };
+        let acts = std::slice::from_ref(act);
+        self.check(w, acts, y.len())?;
+        let nblocks = self.blocks();
+        let yp = SendPtr(y.as_mut_ptr());
+        // SAFETY: `check` passed; [b0, b1) ⊆ [0, nblocks) and workers get
+        // disjoint ranges, so the y rows written never overlap.
+        let work = |b0: usize, b1: usize| unsafe { self.run_blocks(w, acts, { yp }.0, b0, b1) };
         let threads = threads.clamp(1, nblocks);
         if threads == 1 {
             work(0, nblocks);
@@ -486,6 +526,63 @@ impl LutKernel {
             work(bounds[0], bounds[1]);
         });
         Ok(())
+    }
+
+    /// Row blocks of the weights (`rows / block_rows`), the unit the rows are
+    /// split in over threads.
+    pub fn blocks(&self) -> usize {
+        self.spec.rows / self.spec.block_rows()
+    }
+
+    /// Checks `w`, the activation rows `acts` and an output of `y_len`
+    /// floats (`acts.len() × rows`) against the spec, and that the code can run.
+    pub fn check(&self, w: &LutWeights, acts: &[LutActivation], y_len: usize) -> Result<(), JitError> {
+        let s = self.spec;
+        if w.spec != s {
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
+        }
+        if let Some(a) = acts.iter().find(|a| a.act_group != s.act_group) {
+            return Err(JitError::InvalidParams(format!("tables of act_group {}, the kernel was packed for {}", a.act_group, s.act_group)));
+        }
+        let na = s.cols / s.act_group;
+        let mut lens = vec![(y_len, acts.len() * s.rows), (w.bytes.len(), s.weight_bytes())];
+        lens.extend(acts.iter().flat_map(|a| [(a.tables.len(), s.cols * 4), (a.lambdas.len(), na), (a.sums.len(), na)]));
+        if let Some((got, want)) = lens.iter().find(|(g, w)| g != w) {
+            return Err(JitError::Length(format!("a LUT kernel buffer has {got} elements, expected {want}")));
+        }
+        self.f.executable()
+    }
+
+    /// Computes row blocks `b0..b1` of `y[i·rows ..][..rows] = W·x_i` for
+    /// every activation row `i`. Per K tile, the block range's weights are
+    /// streamed once per activation row, so a small range (`kern.tile`'s
+    /// `m`) stays in cache across the rows of a prefill.
+    ///
+    /// # Safety
+    /// [`LutKernel::check`] passed for `w`, `acts` and `acts.len() · rows`
+    /// floats at `y`; `b0 ≤ b1 ≤ blocks()`; nothing else accesses the rows
+    /// of `y` in the range concurrently.
+    pub unsafe fn run_blocks(&self, w: &LutWeights, acts: &[LutActivation], y: *mut f32, b0: usize, b1: usize) {
+        let s = self.spec;
+        let (r, nblocks) = (s.block_rows(), self.blocks());
+        let f: LutFn = unsafe { std::mem::transmute(self.f.ptr()) };
+        for i in 0..acts.len() {
+            // SAFETY: rows b0·r..b1·r of activation row i are inside y (caller).
+            unsafe { std::slice::from_raw_parts_mut(y.add(i * s.rows + b0 * r), (b1 - b0) * r).fill(0.0) };
+        }
+        let mut wbase = 0;
+        for (ga, gb) in s.tiles() {
+            let (k0, ng) = (ga * s.group, gb - ga);
+            for (i, a) in acts.iter().enumerate() {
+                // SAFETY: every buffer length was checked against the spec the
+                // kernel was compiled for; tile offsets stay inside them (tiles
+                // partition the groups); the kernel writes rows of [b0, b1) only.
+                unsafe {
+                    f(w.bytes.as_ptr().add(wbase), a.tables.as_ptr().add(k0 * 4), a.lambdas.as_ptr().add(k0 / s.act_group), a.sums.as_ptr().add(k0 / s.act_group), y.add(i * s.rows), b0 as u64, b1 as u64, ng as u64)
+                };
+            }
+            wbase += nblocks * ng * s.group_bytes();
+        }
     }
 }
 
@@ -553,6 +650,10 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.ins().jump(glp, &[]);
     cg.b.switch_to_block(glp);
     let gacc: Vec<_> = (0..ngacc).map(|_| cg.var(F32X4, zerof)).collect();
+    // Σx of the weight group, from the per-activation-group sums (bias only).
+    let has_bias = s.bias != LutBias::None;
+    let fz = cg.b.ins().f32const(0.0);
+    let sx_var = cg.var(F32, fz);
     let tg = cg.b.use_var(tp_var);
     let tgend = cg.b.ins().iadd_imm_s(tg, (s.group * 4) as i64);
 
@@ -600,6 +701,15 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let wp2 = cg.b.ins().iadd_imm_s(wp, (pairs * 16) as i64);
     let tp2 = cg.b.ins().iadd_imm_s(tp, (s.act_group * 4) as i64);
     let lp2 = cg.b.ins().iadd_imm_s(lp, 4);
+    if has_bias {
+        let sp = cg.b.use_var(sp_var);
+        let sa = cg.b.ins().load(F32, flags, sp, 0);
+        let sx = cg.b.use_var(sx_var);
+        let sx = cg.b.ins().fadd(sx, sa);
+        cg.b.def_var(sx_var, sx);
+        let sp2 = cg.b.ins().iadd_imm_s(sp, 4);
+        cg.b.def_var(sp_var, sp2);
+    }
     cg.b.def_var(wp_var, wp2);
     cg.b.def_var(tp_var, tp2);
     cg.b.def_var(lp_var, lp2);
@@ -608,8 +718,8 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
 
     // End of a weight group: scales, bias, accumulate.
     cg.b.switch_to_block(aafter);
-    let (wp, sp) = (cg.b.use_var(wp_var), cg.b.use_var(sp_var));
-    let sx = cg.b.ins().load(F32, flags, sp, 0);
+    let wp = cg.b.use_var(wp_var);
+    let sx = cg.b.use_var(sx_var);
     let sx = cg.b.ins().splat(F32X4, sx);
     if s.bcq {
         // out_lo += 2α_elo·gacc_elo + 2α_olo·gacc_olo, out_hi likewise.
@@ -641,9 +751,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         cg.b.def_var(*o, acc);
     }
     let wp2 = cg.b.ins().iadd_imm_s(wp, s.scale_bytes() as i64);
-    let sp2 = cg.b.ins().iadd_imm_s(sp, 4);
     cg.b.def_var(wp_var, wp2);
-    cg.b.def_var(sp_var, sp2);
     let tp = cg.b.use_var(tp_var);
     let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, tp, tend);
     cg.b.ins().brif(c, glp, &[], gafter, &[]);
@@ -681,4 +789,27 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.switch_to_block(exit);
     cg.b.ins().return_(&[]);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_the_rounded_signed_sums() {
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let mut a = LutActivation { act_group: 32, ..Default::default() };
+        a.fill(&x).unwrap();
+        for (g, q) in x.chunks_exact(4).enumerate() {
+            let lambda = 2.0 * a.lambdas[g / 8];
+            for idx in 0..16 {
+                let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
+                let want = if idx % 2 == 1 { (v / lambda).round_ties_even() } else { -(-v / lambda).round_ties_even() };
+                assert!((a.tables[g * 16 + idx] as f32 - want.clamp(-127.0, 127.0)).abs() <= 1.0, "group {g} entry {idx}");
+            }
+        }
+        for v in [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.49, 3.7] {
+            assert_eq!(round_even(v), v.round_ties_even(), "{v}");
+        }
+    }
 }

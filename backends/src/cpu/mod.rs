@@ -11,10 +11,14 @@
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
 //!   `#gq`, `#ternary` and `#bcq` weights, packed at compile time;
 //! - [`shiftadd`]: the portable μ = 8 shift-add BCQ GEMV (LUT-GEMM tables);
-//! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant).
+//! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant);
+//! - [`cost`]: the CPU cost model (`CostModel` for target `cpu`) over a
+//!   measured table, and [`cost_bench`], which measures that table.
 
 pub mod act;
 mod codegen;
+pub mod cost;
+pub mod cost_bench;
 pub mod format;
 pub mod gemv;
 pub mod jit;
@@ -22,6 +26,8 @@ pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
+pub mod sparse;
+pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

@@ -14,16 +14,25 @@
 //! would leave the normal range falls back to a multiply, so the value is
 //! exactly `Σ_t acc·2^(e_t)` either way.
 //!
+//! **Work split.** [`ShiftAddGemm`] runs a range of weight rows for every
+//! activation row (`kern.shiftadd_gemm` over a prefill): the runtime splits
+//! the rows over its threads (in `kern.tile`'s `m`-row items) and builds
+//! each activation row's tables once per call, shared by all items. Per
+//! item the loop is activation-row-major (the item's weight rows stay in
+//! cache across activation rows) and, within a row, group-major: one
+//! group's tables stay in L1 while all the item's weight rows use them.
+//!
 //! This is portable Rust (the 256-entry tables do not fit a 16-byte
-//! `pshufb`; a JIT version would be scalar loads too). It is the semantic
-//! reference for a future vectorised kernel and runs in the benchmark.
+//! `pshufb`; a JIT version would be scalar loads too). The lookups of a
+//! plane go to four independent accumulators (the loads, not the adds,
+//! are the bottleneck).
 
 use flexc_ir::quant::BcqParams;
 
 use super::jit::JitError;
 
 /// Per-chunk 256-entry tables of one activation vector.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BcqTables {
     /// `cols / 8` tables of 256 f32.
     pub tables: Vec<f32>,
@@ -32,11 +41,18 @@ pub struct BcqTables {
 impl BcqTables {
     /// Builds the tables of `x` (`x.len()` a multiple of 8).
     pub fn build(x: &[f32]) -> Result<BcqTables, JitError> {
+        let mut t = BcqTables::default();
+        t.fill(x)?;
+        Ok(t)
+    }
+
+    /// Rebuilds the tables for `x` in place (reusing the allocation).
+    pub fn fill(&mut self, x: &[f32]) -> Result<(), JitError> {
         if x.is_empty() || !x.len().is_multiple_of(8) {
             return Err(JitError::Length(format!("x has {} values, not a positive multiple of 8", x.len())));
         }
-        let mut tables = vec![0f32; x.len() * 32];
-        for (xc, t) in x.chunks_exact(8).zip(tables.chunks_exact_mut(256)) {
+        self.tables.resize(x.len() * 32, 0.0);
+        for (xc, t) in x.chunks_exact(8).zip(self.tables.chunks_exact_mut(256)) {
             t[0] = -xc.iter().sum::<f32>();
             for (s, &xs) in xc.iter().enumerate() {
                 let step = 1 << s;
@@ -45,7 +61,7 @@ impl BcqTables {
                 }
             }
         }
-        Ok(BcqTables { tables })
+        Ok(())
     }
 }
 
@@ -81,29 +97,89 @@ fn shift(v: f32, e: i32) -> f32 {
 
 /// `y = W·x` for a `#bcq` weight `[rows, cols]` stored as `bytes`.
 pub fn bcq_gemv(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, t: &BcqTables, y: &mut [f32]) -> Result<(), JitError> {
-    let g = p.group as usize;
-    if !cols.is_multiple_of(g) || !g.is_multiple_of(8) {
-        return Err(JitError::InvalidParams(format!("cols {cols} must be whole groups of {g}")));
+    let g = ShiftAddGemm::new(p, rows, cols)?;
+    g.check(bytes, std::slice::from_ref(t), y.len())?;
+    g.run_rows(bytes, t, y, 0);
+    Ok(())
+}
+
+/// A shift-add GEMM over one `#bcq` weight shape.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ShiftAddGemm {
+    p: BcqParams,
+    rows: usize,
+    cols: usize,
+}
+
+impl ShiftAddGemm {
+    /// Checks the shape against the encoding.
+    pub fn new(p: BcqParams, rows: usize, cols: usize) -> Result<ShiftAddGemm, JitError> {
+        let g = p.group as usize;
+        if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) || rows == 0 || !(1..=4).contains(&p.bits) {
+            return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
+        }
+        Ok(ShiftAddGemm { p, rows, cols })
     }
-    let ngroups = cols / g;
-    let bb = p.block_bytes();
-    if bytes.len() != rows * ngroups * bb || t.tables.len() != cols * 32 || y.len() != rows {
-        return Err(JitError::Length(format!("#bcq {rows}×{cols}: {} weight bytes, {} table entries, {} outputs", bytes.len(), t.tables.len(), y.len())));
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
-    for (r, yr) in y.iter_mut().enumerate() {
-        let mut acc_row = 0f32;
-        for gi in 0..ngroups {
-            let blk = &bytes[(r * ngroups + gi) * bb..][..bb];
-            let tab = &t.tables[gi * g * 32..][..g * 32];
-            for i in 0..p.bits as usize {
-                let a = half::f16::from_le_bytes([blk[2 * i], blk[2 * i + 1]]).to_f32();
-                let acc: f32 = p.plane(blk, i).iter().zip(tab.chunks_exact(256)).map(|(&byte, tc)| tc[byte as usize]).sum();
-                acc_row += if p.pot { shift_mul(acc, a) } else { a * acc };
+
+    /// Input columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Checks the weight bytes, the tables of every activation row, and an
+    /// output of `y_len` floats (`tables.len() × rows`).
+    pub fn check(&self, bytes: &[u8], tables: &[BcqTables], y_len: usize) -> Result<(), JitError> {
+        let want = self.rows * self.cols / self.p.group as usize * self.p.block_bytes();
+        if bytes.len() != want || tables.iter().any(|t| t.tables.len() != self.cols * 32) || y_len != tables.len() * self.rows {
+            return Err(JitError::Length(format!("#bcq {}×{}: {} weight bytes (want {want}), {} activation rows, {y_len} outputs", self.rows, self.cols, bytes.len(), tables.len())));
+        }
+        Ok(())
+    }
+
+    /// `y[j] = W[r0 + j, :]·x` for `j < y.len()`, with `x`'s tables `t`
+    /// (after [`ShiftAddGemm::check`]; panics on a range outside the weight).
+    /// Group-major: one group's tables (`group · 32` floats, 16 KiB at
+    /// group 128) stay in L1 while every row of the range reads them; each
+    /// row still adds its terms group by group, plane by plane.
+    pub fn run_rows(&self, bytes: &[u8], t: &BcqTables, y: &mut [f32], r0: usize) {
+        let p = self.p;
+        let (g, bb) = (p.group as usize, p.block_bytes());
+        let rowb = self.cols / g * bb;
+        let wrows = &bytes[r0 * rowb..(r0 + y.len()) * rowb];
+        y.fill(0.0);
+        for (gi, tab) in t.tables.chunks_exact(g * 32).enumerate() {
+            for (yr, wrow) in y.iter_mut().zip(wrows.chunks_exact(rowb)) {
+                let blk = &wrow[gi * bb..(gi + 1) * bb];
+                for i in 0..p.bits as usize {
+                    let a = half::f16::from_le_bytes([blk[2 * i], blk[2 * i + 1]]).to_f32();
+                    let acc = lookup_sum(p.plane(blk, i), tab);
+                    *yr += if p.pot { shift_mul(acc, a) } else { a * acc };
+                }
             }
         }
-        *yr = acc_row;
     }
-    Ok(())
+}
+
+/// `Σ_c T_c[plane[c]]` over one group's plane bytes, four chains at a time.
+#[inline]
+fn lookup_sum(plane: &[u8], tab: &[f32]) -> f32 {
+    let mut acc = [0f32; 4];
+    let (bytes4, tabs4) = (plane.chunks_exact(4), tab.chunks_exact(1024));
+    let (rb, rt) = (bytes4.remainder(), &tab[plane.len() / 4 * 1024..]);
+    for (b, t) in bytes4.zip(tabs4) {
+        for j in 0..4 {
+            acc[j] += t[256 * j + b[j] as usize];
+        }
+    }
+    for (j, &b) in rb.iter().enumerate() {
+        acc[j] += rt[256 * j + b as usize];
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use crate::generate::cpu::CpuModel;
 use crate::generate::LanguageModel;
 use clap::{Args, Subcommand};
 use flexc_backends::cpu::runtime::{default_threads, pooled_gemv, GemvArg, Pool};
+use flexc_backends::cpu::cost_bench::{self, CostBenchOptions};
 use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, WeightFormat};
 use flexc_ir::quant::encode;
 use flexc_ir::Encoding;
@@ -49,6 +50,13 @@ struct ModelArgs {
     /// Print time per step kind (gemv, attention, ...) after the runs.
     #[arg(long)]
     profile: bool,
+    /// A pass pipeline (or preset name) applied to the imported model first,
+    /// e.g. `cpu` or 'quantize{bits=2},fuse-dequant,select-gemm{target=cpu}'.
+    #[arg(long)]
+    pipeline: Option<String>,
+    /// Calibration statistics (from `flexc calibrate`) for passes that need them.
+    #[arg(long)]
+    stats_file: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -56,10 +64,14 @@ struct ModelArgs {
 
 /// Arguments of `flexc bench kernels`.
 #[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  flexc bench kernels --threads 2\n  flexc bench kernels --write-costs costs.json\n\nWith --write-costs, measures the CPU cost table instead (about a minute): per\nGEMM primitive (lut, shiftadd, dense) and weight scheme, ns per weight at 1\nand 16 rows, the per-call overhead, LUT table precompute and measured tilings,\neach timed through the runtime path its kern op lowers to. select-gemm reads\nthat table when it is passed with --cost-table FILE or named by\nFLEXC_COST_TABLE; otherwise the table shipped with flexc is used.")]
 struct KernelArgs {
     /// Threads (default: available cores, at most 2).
     #[arg(long)]
     threads: Option<usize>,
+    /// Measure the CPU cost table on this machine and write it to FILE (JSON).
+    #[arg(long, value_name = "FILE")]
+    write_costs: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -92,7 +104,7 @@ fn model(a: ModelArgs) -> CliResult {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
     let ctx = a.prompt_tokens.max(a.gen_tokens);
-    let p = prepare(a.model.as_deref(), ctx, None, None)?;
+    let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats_file.as_deref())?;
     let t0 = Instant::now();
     let mut m = CpuModel::new(&p.module, threads).map_err(|e| CliError::input(format!("error: {e}")))?;
     let compile = t0.elapsed().as_secs_f64();
@@ -124,12 +136,13 @@ fn model(a: ModelArgs) -> CliResult {
             let v = serde_json::json!({
                 "model": name, "backend": "cpu", "threads": threads,
                 "prefill_tokens": a.prompt_tokens, "decode_tokens": a.gen_tokens, "repeats": a.repeats,
-                "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile,
+                "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
             });
             println!("{v}");
         }
         Format::Text => {
-            println!("model {name} | backend cpu | threads {threads} | compile {compile:.3} s");
+            let pipeline = a.pipeline.as_deref().unwrap_or("none");
+            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
         }
@@ -164,6 +177,9 @@ fn bits(f: WeightFormat) -> f64 {
 
 fn kernels(a: KernelArgs) -> CliResult {
     let threads = threads_arg(a.threads)?;
+    if let Some(path) = &a.write_costs {
+        return write_costs(path, threads);
+    }
     let ierr = |e: String| CliError::internal(format!("error: {e}"));
     let session = JitSession::host().map_err(|e| ierr(e.to_string()))?;
     let pool = Pool::new(threads).map_err(ierr)?;
@@ -231,5 +247,15 @@ fn kernels(a: KernelArgs) -> CliResult {
             }
         }
     }
+    Ok(())
+}
+
+/// `flexc bench kernels --write-costs FILE`: measures the CPU cost table and
+/// writes it atomically.
+fn write_costs(path: &std::path::Path, threads: usize) -> CliResult {
+    let opts = CostBenchOptions { threads, ..Default::default() };
+    let table = cost_bench::measure(&opts, &mut |line| eprintln!("{line}")).map_err(|e| CliError::internal(format!("error: measuring the cost table: {e}")))?;
+    crate::output::write_atomic(path, table.to_json().as_bytes()).map_err(|e| CliError::input(format!("error: {e}")))?;
+    eprintln!("wrote {} ({} kernels, {} tiles)", path.display(), table.kernels.len(), table.tiles.len());
     Ok(())
 }

@@ -1,16 +1,17 @@
 //! `flexc opt`: run a pass pipeline over `.fir` text and print the result.
 
 use super::error::{CliError, CliResult};
+use super::models::Format;
 use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
 use flexc_ir::text::print_module;
-use flexc_passes::{presets, registry, ManagerOptions, PassManager, PipelineError, PrintAfter};
+use flexc_passes::{presets, registry, Explain, ManagerOptions, PassManager, PipelineError, PrintAfter};
 use std::path::PathBuf;
 
 /// Arguments of `flexc opt`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc opt model.fir --passes 'canonicalize,cse,dce' -o out.fir\n  flexc opt model.fir --pipeline cleanup --print-ir-after=all\n  cat model.fir | flexc opt - --passes dce\n  flexc opt --list-passes")]
+#[command(after_help = "Examples:\n  flexc opt model.fir --passes 'canonicalize,cse,dce' -o out.fir\n  flexc opt model.fir --pipeline cleanup --print-ir-after=all\n  cat model.fir | flexc opt - --passes dce\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{target=cpu},tile-gemm' --explain -o out.fir\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{rows=512}' --explain --format json -o out.fir > plan.json\n  flexc opt --list-passes")]
 pub struct OptArgs {
     /// The `.fir` file to read (`-` for stdin).
     #[arg(required_unless_present = "list_passes")]
@@ -39,9 +40,24 @@ pub struct OptArgs {
     /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
     #[arg(long)]
     pub stats: Option<PathBuf>,
+    /// The CPU cost table select-gemm and tile-gemm read (`flexc bench
+    /// kernels --write-costs FILE` measures one; default: $FLEXC_COST_TABLE,
+    /// else the table shipped with flexc).
+    #[arg(long, value_name = "FILE")]
+    pub cost_table: Option<PathBuf>,
     /// List every pass with its options, and the presets, then exit.
     #[arg(long)]
     pub list_passes: bool,
+    /// Explain select-gemm and tile-gemm: per GEMM the candidate primitives with
+    /// their modelled costs and the choice, the shared LUT tables, the e-graph
+    /// runner's stop reason, iterations and size, and the tiles. Text goes to
+    /// stderr; with `--format json` one JSON object goes to stdout when `-o`
+    /// takes the IR, to stderr otherwise.
+    #[arg(long)]
+    pub explain: bool,
+    /// The format of `--explain`.
+    #[arg(long, value_enum, default_value = "text", requires = "explain")]
+    pub format: Format,
 }
 
 /// The `--list-passes` text.
@@ -85,6 +101,9 @@ pub fn run(args: OptArgs) -> CliResult {
         time_passes: args.time_passes,
     };
     let mut pm = PassManager::from_text(&text, opts).map_err(pipeline_error)?;
+    for model in flexc_backends::cost::cost_models_with(args.cost_table.as_deref()).map_err(|e| CliError::input(format!("error: {e}")))? {
+        pm = pm.with_cost_model(model);
+    }
     let src = read_source(&input)?;
     let mut module = load_module(&src)?;
     if let Some(s) = &args.stats {
@@ -97,9 +116,29 @@ pub fn run(args: OptArgs) -> CliResult {
         eprint!("{}", report.timing_table());
     }
     let out = print_module(&module);
+    let to_file = args.output.is_some();
     match args.output {
         Some(path) => write_atomic(&path, out.as_bytes())?,
         None => print!("{out}"),
+    }
+    if args.explain {
+        print_explain(report.explain.as_ref(), args.format, to_file)?;
+    }
+    Ok(())
+}
+
+/// Prints `--explain` (see its help for where each format goes).
+fn print_explain(explain: Option<&Explain>, format: Format, stdout: bool) -> CliResult {
+    let Some(e) = explain else {
+        eprintln!("note: --explain: the pipeline has neither select-gemm nor tile-gemm, nothing to explain");
+        return Ok(());
+    };
+    match format {
+        Format::Text => eprint!("{}", e.text()),
+        Format::Json => {
+            let json = serde_json::to_string_pretty(e).map_err(|err| CliError::internal(format!("internal error: --explain: {err}")))?;
+            if stdout { println!("{json}") } else { eprintln!("{json}") }
+        }
     }
     Ok(())
 }

@@ -152,7 +152,10 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     let load = t0.elapsed();
     let t1 = Instant::now();
     if let Some(p) = pipeline {
-        let mut pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
+        let pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
+        // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
+        let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;
+        let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);
         pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
     }
     Ok(Prepared { path, tok, module, load, passes: t1.elapsed() })

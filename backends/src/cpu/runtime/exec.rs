@@ -22,12 +22,14 @@ fn invalid(m: impl Into<String>) -> RuntimeError {
     RuntimeError::Invalid(m.into())
 }
 
-fn step_name(s: &Step) -> &'static str {
+pub(super) fn step_name(s: &Step) -> &'static str {
     match s {
         Step::Gather { .. } => "gather",
         Step::Quant { .. } => "quantize-act",
         Step::Gemv { .. } => "gemv/gemm (jit)",
-        Step::Lut { .. } => "lut gemv (jit)",
+        Step::LutPrecompute { .. } => "lut tables",
+        Step::LutGemm { .. } => "lut gemv/gemm (jit)",
+        Step::ShiftAdd { .. } => "shift-add gemm",
         Step::Rmsnorm { .. } => "rmsnorm (jit)",
         Step::Binary { .. } => "elementwise (jit)",
         Step::Unary { .. } => "activation",
@@ -40,7 +42,7 @@ fn step_name(s: &Step) -> &'static str {
 }
 
 impl CpuRuntime {
-    fn len(&self, b: BufRef) -> usize {
+    pub(super) fn len(&self, b: BufRef) -> usize {
         if b.seq { self.seq * b.row } else { b.row }
     }
 
@@ -160,7 +162,7 @@ impl CpuRuntime {
                 };
                 self.qacts[*q].quantize_into(x, rows, *cols).map_err(invalid)?;
             }
-            Step::Gemv { kernel, w, x, out, last_only_ok } => {
+            Step::Gemv { kernel, w, x, out, last_only_ok, m } => {
                 let wb: &[u8] = &self.plan.weights[*w];
                 if wb.len() != kernel.weight_bytes() {
                     return Err(invalid("weight size does not match its kernel"));
@@ -189,23 +191,11 @@ impl CpuRuntime {
                 }
                 let threads = if wb.len() * batch >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
                 // SAFETY: lengths checked above.
-                unsafe { gemv_split(&self.pool, kernel, wb.as_ptr(), xp, stride, batch, y.as_mut_ptr(), threads) }?;
+                unsafe { gemv_split(&self.pool, kernel, wb.as_ptr(), xp, stride, batch, y.as_mut_ptr(), (threads, *m)) }?;
             }
-            Step::Lut { kernel, w, x, out } => {
-                let (rows, cols) = (kernel.spec().rows, kernel.spec().cols);
-                let batch = self.len(*x) / cols;
-                let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                if o.len() < batch * rows {
-                    return Err(invalid("internal: LUT output buffer too small"));
-                }
-                let weights = &self.plan.lut_weights[*w];
-                let threads = if weights.bytes().len() >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
-                for b in 0..batch {
-                    let xr = &self.bufs[x.buf][b * cols..(b + 1) * cols];
-                    kernel.run(weights, xr, &mut o[b * rows..(b + 1) * rows], threads)?;
-                }
-                self.put(*out, o);
-            }
+            Step::LutPrecompute { x, slot, cols } => self.lut_precompute(*x, *slot, *cols)?,
+            Step::LutGemm { kernel, w, slot, out, m_blocks } => self.lut_gemm(kernel, *w, *slot, *out, *m_blocks)?,
+            Step::ShiftAdd { gemm, w, x, out, m } => self.shiftadd(gemm, *w, *x, *out, *m)?,
             Step::Rmsnorm { kernel, x, w, out, d } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
@@ -320,24 +310,26 @@ impl CpuRuntime {
 }
 
 /// Runs `batch` activation rows (`stride` bytes apart) through `kernel`,
-/// splitting the weight rows over `threads` pool threads.
+/// splitting the weight rows over `threads` pool threads: in items of `m`
+/// rows (`kern.tile`) when `m > 0`, else two per thread.
 ///
 /// # Safety
 /// `w` holds `kernel.weight_bytes()` bytes, `x` `batch` rows in the kernel's
 /// activation layout, `y` `batch · kernel.rows()` writable floats.
-pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKernel, w: *const u8, x: *const u8, stride: usize, batch: usize, y: *mut f32, threads: usize) -> Result<(), RuntimeError> {
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKernel, w: *const u8, x: *const u8, stride: usize, batch: usize, y: *mut f32, (threads, m): (usize, usize)) -> Result<(), RuntimeError> {
     let rows = kernel.rows();
     let threads = threads.clamp(1, pool.threads().min(rows));
     let (wp, xp, yp) = (SendPtr(w), SendPtr(x), SendPtr(y));
-    let chunks = if threads == 1 { 1 } else { (threads * 2).min(rows) };
+    let chunks = if m > 0 { rows.div_ceil(m) } else if threads == 1 { 1 } else { (threads * 2).min(rows) };
     let work = move |ci: usize| {
         let (w, x, y) = (wp, xp, yp);
-        let (rb, re) = (rows * ci / chunks, rows * (ci + 1) / chunks);
+        let (rb, re) = if m > 0 { (ci * m, ((ci + 1) * m).min(rows)) } else { (rows * ci / chunks, rows * (ci + 1) / chunks) };
         // SAFETY: the caller's contract; row ranges are disjoint across chunks.
         unsafe { kernel.run_batch_rows(w.0, x.0, stride, batch, y.0, rb, re) };
     };
-    if chunks == 1 {
-        work(0);
+    if threads == 1 || chunks == 1 {
+        (0..chunks).for_each(work);
         Ok(())
     } else {
         pool.run(chunks, &work).map_err(invalid)

@@ -2,15 +2,19 @@
 //! GEMV/GEMM kernels plus Rust glue kernels, executed over buffers planned
 //! once and reused on every call.
 //!
-//! - [`plan`]: classification of ops and buffer planning;
+//! - [`plan`]: classification of ops and buffer planning (`plan/kern.rs`:
+//!   the `kern.` ops, each lowered to the primitive it names);
+//! - `kexec`: running the LUT precompute, LUT GEMM and shift-add steps;
 //! - [`jitops`]: Cranelift rmsnorm, rope, elementwise and fused gated
 //!   activation kernels, specialised to their static dims;
 //! - [`ops`]: the remaining non-GEMM kernels in plain Rust (see its header);
 //! - [`pool`]: the persistent worker pool the GEMV rows and attention heads
 //!   are split over.
 //!
-//! What is JIT-compiled: every matmul against a weight (all ten ggml formats
-//! and f32), specialised to its shape and batch tile, via [`GemvKernel`];
+//! What is JIT-compiled: every matmul / `kern.dense_gemm` against a weight
+//! (all ten ggml formats and f32), specialised to its shape and batch tile,
+//! via [`GemvKernel`]; every LUT GEMM (`#gq`/`#ternary`/`#bcq` matmuls and
+//! `kern.lut_gemm`) via the T-MAC kernel (`lut.rs`);
 //! rmsnorm, rope, the elementwise add/sub/mul/div (with row broadcast) and
 //! silu/gelu(tanh)·up fused, one kernel per distinct shape, via [`jitops`].
 //! Everything else (gather, attention, softmax, unfused activations) is Rust
@@ -18,6 +22,7 @@
 
 mod exec;
 mod jitops;
+mod kexec;
 mod ops;
 mod plan;
 mod pool;
@@ -100,7 +105,7 @@ pub fn pooled_gemv(pool: &Pool, kernel: &GemvKernel, w: &[u8], x: GemvArg<'_>, y
         return Err(RuntimeError::Invalid("output length".into()));
     }
     // SAFETY: every length was checked above.
-    unsafe { exec::gemv_split(pool, kernel, w.as_ptr(), xp, stride, batch, y.as_mut_ptr(), threads) }
+    unsafe { exec::gemv_split(pool, kernel, w.as_ptr(), xp, stride, batch, y.as_mut_ptr(), (threads, 0)) }
 }
 
 /// An activation operand of [`pooled_gemv`].
@@ -117,6 +122,10 @@ pub struct CpuRuntime {
     plan: plan::Plan,
     bufs: Vec<Vec<f32>>,
     qacts: Vec<ActivationQ8>,
+    /// LUT tables per slot, one per activation row (`kern.lut_precompute`).
+    luts: Vec<Vec<super::lut::LutActivation>>,
+    /// Shift-add tables, one per activation row (reused by every shift-add step).
+    sa_tables: Vec<super::shiftadd::BcqTables>,
     pool: Pool,
     /// Rows the seq buffers currently hold.
     rows_cap: usize,
@@ -156,6 +165,7 @@ impl CpuRuntime {
             bufs[*b].clone_from(vals);
         }
         let qacts = plan.qact_kinds.iter().map(|&k| ActivationQ8::empty(k)).collect();
+        let luts = vec![Vec::new(); plan.lut_slots.len()];
         let pool = Pool::new(opts.threads.max(1)).map_err(RuntimeError::Invalid)?;
         let n_tables = plan.rope_tables.len();
         let threads = pool.threads();
@@ -163,6 +173,8 @@ impl CpuRuntime {
             plan,
             bufs,
             qacts,
+            luts,
+            sa_tables: Vec::new(),
             pool,
             rows_cap: 0,
             seq: 0,
@@ -239,6 +251,12 @@ impl CpuRuntime {
             ParamKind::State { buf } => self.bufs.get(*buf).map(Vec::as_slice),
             _ => None,
         }
+    }
+
+    /// The kind of every step of the plan, in order (`lut tables`,
+    /// `lut gemv/gemm (jit)`, `gemv/gemm (jit)`, ...; as in the profile).
+    pub fn step_kinds(&self) -> Vec<&'static str> {
+        self.plan.steps.iter().map(exec::step_name).collect()
     }
 
     /// Kernel for tests and benchmarks: the GEMV kernels of the plan.

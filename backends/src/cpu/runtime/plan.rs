@@ -8,8 +8,11 @@
 //! materialised) and the matmul becomes a JIT GEMV/GEMM on the encoded bytes;
 //! reshapes are views of their input's buffer; `tensor.cache_write` writes in
 //! place into the runtime-owned state buffer of its cache parameter.
-//! Buffers are reused by liveness (exact (seq, row) size class). Anything
-//! else is a [`RuntimeError::Unsupported`] naming the op.
+//! Buffers are reused by liveness (exact (seq, row) size class). The `kern.`
+//! ops run the primitive they name ([`kern`]). Anything else is a
+//! [`RuntimeError::Unsupported`] naming the op.
+
+mod kern;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
+use super::super::shiftadd::ShiftAddGemm;
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
@@ -61,9 +65,17 @@ pub(crate) struct BufRef {
 pub(crate) enum Step {
     Gather { table: usize, enc: Option<Encoding>, elem: ElemType, vocab: usize, d: usize, ids: usize, out: BufRef },
     Quant { src: BufRef, q: usize, cols: usize, last_only_ok: bool },
-    Gemv { kernel: Arc<GemvKernel>, w: usize, x: GemvInput, out: BufRef, last_only_ok: bool },
-    /// A table-lookup GEMV per activation row over `lut_weights[w]`.
-    Lut { kernel: Arc<LutKernel>, w: usize, x: BufRef, out: BufRef },
+    /// `m`: weight rows per parallel work item (`kern.tile`), 0 for the default split.
+    Gemv { kernel: Arc<GemvKernel>, w: usize, x: GemvInput, out: BufRef, last_only_ok: bool, m: usize },
+    /// `kern.lut_precompute`: the LUT tables of every row of `x` (rows of
+    /// `cols`) into `lut_slots[slot]`, read by the LUT GEMMs after it.
+    LutPrecompute { x: BufRef, slot: usize, cols: usize },
+    /// `kern.lut_gemm`: the T-MAC kernel over `lut_weights[w]` for every
+    /// table row of `slot`; `m_blocks`: row blocks per work item (0: default split).
+    LutGemm { kernel: Arc<LutKernel>, w: usize, slot: usize, out: BufRef, m_blocks: usize },
+    /// `kern.shiftadd_gemm`: the μ = 8 shift-add GEMM on `#bcq` bytes
+    /// `weights[w]`; `m`: weight rows per work item (0: default split).
+    ShiftAdd { gemm: ShiftAddGemm, w: usize, x: BufRef, out: BufRef, m: usize },
     Rmsnorm { kernel: Arc<RmsnormKernel>, x: BufRef, w: BufRef, out: BufRef, d: usize },
     Binary { kernel: Arc<BinaryKernel>, a: BufRef, b: BufRef, out: BufRef },
     /// `act(gate) · up` fused (a silu/gelu whose only use is this product);
@@ -116,6 +128,8 @@ pub(crate) struct Plan {
     pub weights: Vec<WeightBytes>,
     /// Low-bit weights packed for the LUT kernel at compile time.
     pub lut_weights: Vec<LutWeights>,
+    /// The activation group of each LUT table slot.
+    pub lut_slots: Vec<usize>,
     pub qact_kinds: Vec<ActKind>,
     pub params: Vec<ParamKind>,
     /// The input index of each parameter that is passed on calls.
@@ -139,6 +153,8 @@ enum VK {
     Weight(usize),
     /// A dequantize fused into its matmul users.
     Fused(usize),
+    /// LUT tables of `kern.lut_precompute` in `lut_slots[slot]`, over rows of `cols`.
+    Tables { slot: usize, cols: usize },
 }
 
 struct Builder<'m> {
@@ -168,6 +184,14 @@ struct Builder<'m> {
     weight_idx: HashMap<flexc_ir::WeightId, usize>,
     uses: HashMap<Value, Vec<(usize, usize)>>,
     logits_value: Option<Value>,
+    /// `weights` index of each weight decoded to f32 at compile time, by raw index.
+    decoded: HashMap<usize, usize>,
+    /// `kern.tile` (m, k) of a weight value.
+    tile_of: HashMap<Value, (usize, usize)>,
+    /// LUT-packed weights by (raw weight index, act_group, k_tile).
+    lut_packed: HashMap<(usize, usize, usize), usize>,
+    /// Compiled LUT kernels (one per distinct spec).
+    lut_kernels: Vec<Arc<LutKernel>>,
 }
 
 fn unsupported(op: &str, why: impl Into<String>) -> RuntimeError {
@@ -220,15 +244,7 @@ impl<'m> Builder<'m> {
         if let Some(&i) = self.weight_idx.get(&id) {
             return Ok(i);
         }
-        let mut b = self.m.weights.bytes(id).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
-        let ty = &self.m.weights.get(id).ty;
-        if matches!(ty.encoding, Some(Encoding::Nm { .. })) {
-            // No N:M sparse CPU kernel yet: pruned weights are decoded once,
-            // here, and run through the dense f32 kernel (see `gemv_format`).
-            let n = ty.numel().unwrap_or(0) as usize;
-            let vals = decode_all(&b, ty, n).map_err(RuntimeError::Invalid)?;
-            b = WeightBytes::Owned(vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into());
-        }
+        let b = self.m.weights.bytes(id).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         self.plan.weights.push(b);
         let i = self.plan.weights.len() - 1;
         self.weight_idx.insert(id, i);
@@ -258,6 +274,7 @@ impl<'m> Builder<'m> {
                 self.const_of.insert(v, b);
                 Ok(b)
             }
+            Some(VK::Tables { .. }) => Err(unsupported(op, format!("{} holds LUT tables, which only kern.lut_gemm reads on the CPU", self.name(v)))),
             _ => Err(unsupported(op, format!("operand {} is not an f32 tensor the CPU runtime can hold", self.name(v)))),
         }
     }
@@ -443,11 +460,15 @@ impl<'m> Builder<'m> {
             }
             OpAttrs::Matmul(m) => self.matmul(args[0], args[1], m.transpose_b, r, op)?,
             OpAttrs::Mpgemm(m) => {
-                let Some(VK::Weight(w)) = self.vk.get(&args[1]).cloned() else {
+                // The weight is read as stored (its own type is the encoded one;
+                // `VK::Fused` would look for a dequantize's operand).
+                let Some(VK::Weight(_)) = self.vk.get(&args[1]) else {
                     return Err(unsupported(op, "mpgemm of a computed weight"));
                 };
-                self.vk.insert(args[1], VK::Fused(w));
                 self.matmul(args[0], args[1], m.transpose_b, r, op)?;
+            }
+            OpAttrs::Tile(_) | OpAttrs::LutPrecompute(_) | OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) | OpAttrs::DenseGemm(_) => {
+                self.kern_op(attrs, args, r, op)?
             }
             OpAttrs::Gather(_) => {
                 let Some(VK::Weight(w)) = self.vk.get(&args[0]).cloned() else {
@@ -675,7 +696,6 @@ impl<'m> Builder<'m> {
 
     fn matmul(&mut self, lhs: Value, rhs: Value, transpose_b: bool, r: Value, op: &str) -> Result<(), RuntimeError> {
         let f = self.f;
-        let x = self.buf(lhs, op)?;
         let w = match self.vk.get(&rhs) {
             Some(VK::Fused(w)) | Some(VK::Weight(w)) => *w,
             _ => return Err(unsupported(op, "matmul with a computed right operand")),
@@ -692,17 +712,31 @@ impl<'m> Builder<'m> {
             return Err(unsupported(op, format!("right operand {src} must be rank 2")));
         }
         let (n, k) = (dims[0], dims[1]);
-        let fmt = match (src.encoding, src.elem) {
-            (Some(Encoding::Ggml(t)), _) => WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?,
-            // Decoded to f32 when the weight was read (`weight_bytes`).
-            (Some(Encoding::Nm { .. }), ElemType::F32) => WeightFormat::F32,
+        let (fmt, w) = match (src.encoding, src.elem) {
+            (Some(Encoding::Ggml(t)), _) => (WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?, w),
+            // A matmul names no sparse kernel: pruned weights are decoded
+            // once to f32 (`kern.sparse_gemm` is the op that reads them compressed).
+            (Some(Encoding::Nm { .. }), ElemType::F32) => (WeightFormat::F32, self.decoded_f32(w, &src, op)?),
             (Some(e @ Encoding::Nm { .. }), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
-            (Some(enc @ (Encoding::Gq(_) | Encoding::Ternary(_) | Encoding::Bcq(_))), _) => return self.lut_matmul(op, enc, w, n, k, x, r),
-            (None, ElemType::F32) => WeightFormat::F32,
+            (Some(enc @ (Encoding::Gq(_) | Encoding::Ternary(_) | Encoding::Bcq(_))), _) => {
+                // The T-MAC kernel, with tables of its own.
+                let x = self.buf(lhs, op)?;
+                let slot = self.lut_precompute_step(x, k, LUT_ACT_GROUP, op)?;
+                return self.lut_gemm_step(op, enc, w, (n, k), slot, r, None);
+            }
+            (None, ElemType::F32) => (WeightFormat::F32, w),
             (None, e) => return Err(unsupported(op, format!("{e} weights"))),
         };
+        self.gemv(lhs, (w, fmt), (n, k), r, op, 0)
+    }
+
+    /// A JIT GEMV/GEMM of `lhs` against `weights[w]` in `fmt` (`[n, k]`),
+    /// with `m` weight rows per work item (0: the default split).
+    fn gemv(&mut self, lhs: Value, (w, fmt): (usize, WeightFormat), (n, k): (usize, usize), r: Value, op: &str, m: usize) -> Result<(), RuntimeError> {
+        let f = self.f;
+        let x = self.buf(lhs, op)?;
         if k == 0 || x.row % k != 0 || fmt.check_cols(k).is_err() {
-            return Err(unsupported(op, format!("{} × {src}: inner size {k}", f.dfg.ty(lhs))));
+            return Err(unsupported(op, format!("{} × {} [{n}, {k}]: inner size {k}", f.dfg.ty(lhs), fmt.name())));
         }
         let kernel = self.gemv_kernel(fmt, n, k)?;
         let last_only_ok = Some(r) == self.logits_value && x.row == k && x.seq;
@@ -742,24 +776,22 @@ impl<'m> Builder<'m> {
         } else {
             self.result_buf(r, op)?
         };
-        self.plan.steps.push(Step::Gemv { kernel, w, x: input, out, last_only_ok });
+        self.plan.steps.push(Step::Gemv { kernel, w, x: input, out, last_only_ok, m });
         Ok(())
     }
 
-    /// A matmul against low-bit weights (`#gq`, `#ternary`, `#bcq`): the
-    /// weights are packed into the T-MAC layout once, here, and each
-    /// activation row runs through the table-lookup kernel.
-    #[allow(clippy::too_many_arguments)]
-    fn lut_matmul(&mut self, op: &str, enc: Encoding, w: usize, n: usize, k: usize, x: BufRef, r: Value) -> Result<(), RuntimeError> {
-        if x.row != k {
-            return Err(unsupported(op, format!("LUT matmul needs activation rows of {k}, got {}", x.row)));
+    /// The index of `weights[w]` (of type `ty`) decoded to f32, decoding
+    /// it once at compile time.
+    fn decoded_f32(&mut self, w: usize, ty: &flexc_ir::TensorType, op: &str) -> Result<usize, RuntimeError> {
+        if let Some(&d) = self.decoded.get(&w) {
+            return Ok(d);
         }
-        let packed = LutWeights::pack(enc, &self.plan.weights[w], n, k, LUT_ACT_GROUP).map_err(|e| unsupported(op, e.to_string()))?;
-        let kernel = Arc::new(LutKernel::new(self.session, packed.spec())?);
-        self.plan.lut_weights.push(packed);
-        let out = self.result_buf(r, op)?;
-        self.plan.steps.push(Step::Lut { kernel, w: self.plan.lut_weights.len() - 1, x, out });
-        Ok(())
+        let n = ty.numel().ok_or_else(|| unsupported(op, format!("weight {ty} without a fixed size")))? as usize;
+        let vals = decode_all(&self.plan.weights[w], ty, n).map_err(|e| unsupported(op, e))?;
+        self.plan.weights.push(WeightBytes::Owned(vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into()));
+        let d = self.plan.weights.len() - 1;
+        self.decoded.insert(w, d);
+        Ok(d)
     }
 }
 
@@ -810,6 +842,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
             consts: Vec::new(),
             weights: Vec::new(),
             lut_weights: Vec::new(),
+            lut_slots: Vec::new(),
             qact_kinds: Vec::new(),
             params: Vec::new(),
             param_input: Vec::new(),
@@ -832,6 +865,10 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
         weight_idx: HashMap::new(),
         uses: HashMap::new(),
         logits_value: None,
+        decoded: HashMap::new(),
+        tile_of: HashMap::new(),
+        lut_packed: HashMap::new(),
+        lut_kernels: Vec::new(),
     };
     b.run()?;
     Ok(b.plan)
