@@ -145,6 +145,8 @@ impl Pass for PruneNm {
         };
         let mut changed = false;
         let (mut pruned, mut total) = (0usize, 0usize);
+        // Scores kept by the aligned masks and by per-row masks (the alignment's cost).
+        let (mut kept_aligned, mut kept_per_row) = (0f64, 0f64);
         for (name, target) in &plan {
             let Some(lin) = lins.iter().find(|l| &l.weight == name) else {
                 return Err(format!("prune-nm: the plan names @{name}, which is not a linear weight of this module"));
@@ -169,7 +171,13 @@ impl Pass for PruneNm {
                     let w = weight_f32(m, name)?;
                     let keep = match self.align {
                         Align::None => nm_mask(&s, lin.inp, *nm),
-                        a => aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?,
+                        a => {
+                            let keep = aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                            let sum = |k: &[bool]| s.iter().zip(k).filter(|p| *p.1).map(|p| *p.0 as f64).sum::<f64>();
+                            kept_aligned += sum(&keep);
+                            kept_per_row += sum(&nm_mask(&s, lin.inp, *nm));
+                            keep
+                        }
                     };
                     let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
                     let bytes = flexc_ir::quant::nm::encode_masked(nm.n as u8, nm.m as u8, &w, &keep)?;
@@ -197,6 +205,7 @@ impl Pass for PruneNm {
             Align::Rows(r) => format!(", one pattern per {r} rows"),
             Align::Pairs(r) => format!(", one pair count per {r} rows"),
         };
+        let aligned = if kept_per_row > 0.0 { format!("{aligned} (keeping {:.2}% of the per-row masks' {} score)", 100.0 * kept_aligned / kept_per_row, if self.score == Score::Wanda { "Wanda" } else { "magnitude" }) } else { aligned };
         cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%){aligned}", 100.0 * pruned as f64 / total.max(1) as f64));
         Ok(Changed::from(changed))
     }
