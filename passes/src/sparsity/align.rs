@@ -15,6 +15,12 @@
 //!   is 1: what the hardware shares, so never less score than `Rows`.
 //!   The counts maximise `Σ_p F_p(c_p)` with `F_p(1) = Σ_rows max(a, b)`,
 //!   `F_p(2) = Σ_rows (a + b)`, by enumerating the count vectors.
+//!
+//! Measured on SmolLM2-135M, FLOW at 50% with Wanda scores, 32 rows: `pairs`
+//! keeps 93.4% of the per-row masks' summed score, `rows` 78.8%; perplexity
+//! (8 chunks of 512 tokens of Pride and Prejudice) dense 20.9, per-row 73.0,
+//! `pairs:32` 158, `rows:32` 820. Alignment buys the macro's speedup with
+//! accuracy; `pairs` is the one to use.
 
 use super::Nm;
 
