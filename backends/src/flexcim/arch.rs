@@ -278,6 +278,19 @@ impl Arch {
                 return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
             }
         }
+        // The simulator allocates the array, the activation buffer and the
+        // accumulator up front: bound them so a hostile file gets an error,
+        // not a multi-GiB allocation (the defaults are far below these).
+        let cells = self.array.sub_macros * self.array.rows * self.array.columns;
+        if cells > 1 << 24 {
+            return Err(bad("macro", format!("{cells} cells (sub_macros x rows x columns) is larger than the simulator supports ({})", 1 << 24)));
+        }
+        let sizes: [(&str, usize, usize); 2] = [("buffers.activation_bytes", self.buffers.activation_bytes, 1 << 30), ("buffers.output_words", self.buffers.output_words, 1 << 28)];
+        for (k, v, max) in sizes {
+            if v > max {
+                return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
+            }
+        }
         if self.array.weight_bits != 8 {
             return Err(bad("macro.weight_bits", format!("only 8-bit weights are modelled, got {}", self.array.weight_bits)));
         }
