@@ -222,7 +222,18 @@ struct EnergyFile {
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError { file: file.to_string(), key: None, message: e.to_string() })
+    // One line (`line L, column C: cause`): the toml crate's own Display
+    // draws a multi-line source excerpt, and CLI errors are one line.
+    toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|r| {
+            let before = &text[..r.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+            format!("line {line}, column {col}: ")
+        });
+        let message = format!("{}{}", at.unwrap_or_default(), e.message().trim_end().replace('\n', "; "));
+        ConfigError { file: file.to_string(), key: None, message }
+    })
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
