@@ -171,13 +171,32 @@ fn kquant_bytes(e: Encoding, vals: &[f32]) -> Vec<u8> {
     };
     let n = vals.len() / 256 * block;
     let mut b: Vec<u8> = (0..n).map(|i| (vals[i % vals.len()].to_bits() >> (i % 17)) as u8).collect();
-    let small = half::f16::from_f32(0.002).to_le_bytes();
+    // Weight ≈ d · sub-scale · code: sub-scales and codes average ~32 and
+    // ~16 (Q6_K) or ~32 and ~8 (Q4_K), so these d keep weights near 1/√k.
+    let d = half::f16::from_f32(if t == GgmlType::Q6_K { 6e-5 } else { 2e-4 }).to_le_bytes();
     for blk in b.chunks_mut(block) {
         for &at in d_at {
-            blk[at..at + 2].copy_from_slice(&small);
+            blk[at..at + 2].copy_from_slice(&d);
         }
     }
     b
+}
+
+#[test]
+fn kquant_matmuls_match_the_reference() {
+    // One linear per k-quant flexc cannot write, at two weight scales, no
+    // nonlinearity after it: the CPU kernels against the reference decoder.
+    for enc in [6usize, 7] {
+        for seed in 1..=8u64 {
+            let r = Recipe { d: 256, seq: 3, steps: vec![Step::Linear { out: 32, enc }], seed };
+            let b = build(&r);
+            let x: Vec<f32> = Rng(seed ^ 0x9e37_79b9).vec(r.seq * r.d, 1.0);
+            let want = reference(&b.module, &x, r.seq, r.d).expect("reference");
+            if let Err(e) = close("cpu vs reference", &cpu(&b.module, &x).expect("cpu"), &want, 0.02, 1e-4) {
+                panic!("{e}\n{}", print_module(&b.module).lines().filter(|l| !l.starts_with("weight")).collect::<Vec<_>>().join("\n"));
+            }
+        }
+    }
 }
 
 struct Built {
