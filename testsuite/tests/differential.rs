@@ -164,19 +164,20 @@ fn record(e: Encoding) {
 /// are set to small finite values so the weights stay in a sane range.
 fn kquant_bytes(e: Encoding, vals: &[f32]) -> Vec<u8> {
     let Encoding::Ggml(t) = e else { panic!("{e}: encode failed for a non-ggml encoding") };
-    let (block, d_at): (usize, &[usize]) = match t {
-        GgmlType::Q4_K => (144, &[0, 2]),
-        GgmlType::Q6_K => (210, &[208]),
+    // (offset, f16 value) of the super-block scales. Weight ≈ d · sub-scale
+    // · code (Q6_K codes centred, ~32 × ~16 on average) and d · sc · q −
+    // dmin · m (Q4_K, sc and m ~32, q ~7.5): these keep weights near 1/√k
+    // and Q4_K's mean near 0, as in a real checkpoint.
+    let (block, scales): (usize, &[(usize, f32)]) = match t {
+        GgmlType::Q4_K => (144, &[(0, 2e-4), (2, 1.5e-3)]),
+        GgmlType::Q6_K => (210, &[(208, 6e-5)]),
         _ => panic!("{}: flexc cannot quantize it and the test has no raw generator", t.name()),
     };
     let n = vals.len() / 256 * block;
     let mut b: Vec<u8> = (0..n).map(|i| (vals[i % vals.len()].to_bits() >> (i % 17)) as u8).collect();
-    // Weight ≈ d · sub-scale · code: sub-scales and codes average ~32 and
-    // ~16 (Q6_K) or ~32 and ~8 (Q4_K), so these d keep weights near 1/√k.
-    let d = half::f16::from_f32(if t == GgmlType::Q6_K { 6e-5 } else { 2e-4 }).to_le_bytes();
     for blk in b.chunks_mut(block) {
-        for &at in d_at {
-            blk[at..at + 2].copy_from_slice(&d);
+        for &(at, v) in scales {
+            blk[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
         }
     }
     b
@@ -318,7 +319,7 @@ fn check(r: &Recipe) -> Result<(), String> {
     let m = &b.module;
     let x: Vec<f32> = Rng(r.seed ^ 0x9e37_79b9).vec(r.seq * r.d, 1.0);
     let want = reference(m, &x, r.seq, r.d)?;
-    let budget = if b.matmuls == 0 { 1e-4 } else { (0.02 * b.matmuls as f64).min(0.08) };
+    let budget = if b.matmuls == 0 { 1e-4 } else { (0.03 * b.matmuls as f64).min(0.12) };
 
     let clean = run_pipeline(m, "cleanup")?;
     close("cleanup (reference)", &reference(&clean, &x, r.seq, r.d)?, &want, 1e-5, 1e-6)?;
