@@ -172,7 +172,7 @@ pub fn build_decoder(src: &dyn TensorSource, path: &Path, arch: &ArchSpec, hp: &
     }
     let last = format!("blk.{}.attn_norm.weight", hp.layers.saturating_sub(1));
     if hp.layers > 0 && !b_has(src, &last) {
-        return Err(ImportError::Tensor { file: src.file_name().to_string(), message: format!("the header claims {} blocks, but tensor '{}' is missing", hp.layers, src.stored_name(&last)) });
+        return Err(ImportError::Tensor { file: src.file_name().to_string(), message: format!("missing tensor '{}' (the header claims {} blocks)", src.stored_name(&last), hp.layers) });
     }
     let ctx = opts.ctx;
     let seq = Dim::Sym(Arc::from("seq"));

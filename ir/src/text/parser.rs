@@ -422,6 +422,11 @@ impl<'s> Parser<'s> {
                 Some('r') => out.push('\r'),
                 Some('\\') => out.push('\\'),
                 Some('"') => out.push('"'),
+                // The printer writes strings with Rust's `{:?}`, which escapes
+                // NUL as `\0` (and may escape `'`): accept both so printing
+                // then parsing stays the identity (found by fuzzing).
+                Some('0') => out.push('\0'),
+                Some('\'') => out.push('\''),
                 Some('u') => {
                     let rest: String = chars.clone().collect();
                     let close = rest.find('}').filter(|_| rest.starts_with('{'));
