@@ -30,12 +30,17 @@ printf '%-16s %10s %12s %8s %s\n' target seconds executions crashes corpus
 for t in "${targets[@]}"; do
     mkdir -p "artifacts/$t" "corpus/$t"
     before=$(ls "artifacts/$t" | wc -l)
+    # A crash stops libFuzzer: the summary line then reports the executions
+    # before it (from the last status line) and the artifact count.
     # -rss_limit_mb / -malloc_limit_mb: an input that makes flexc allocate
     # more than 2 GiB is a finding (resource limits), as is one taking 10 s.
     nice -n 19 cargo +nightly fuzz run -s none -a "$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 >"logs/$t.log" 2>&1 || true
-    execs=$(grep -o 'stat::number_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' | tail -1)
+    execs=$( (grep -o 'stat::number_executed_units: *[0-9]*' "logs/$t.log" || true) | grep -o '[0-9]*$' | tail -1 || true)
     after=$(ls "artifacts/$t" | wc -l)
+    if [ -z "${execs:-}" ]; then
+        execs=$( (grep -o '^#[0-9]*' "logs/$t.log" || true) | tail -1 | tr -d '#')
+    fi
     printf '%-16s %10s %12s %8s %s\n' "$t" "$secs" "${execs:-?}" "$((after - before))" "$(ls "corpus/$t" | wc -l)"
 done
