@@ -286,6 +286,19 @@ fn the_valid_neighbours_are_valid() {
 }
 
 #[test]
+fn fuzzer_findings_round_trip() {
+    // flexcim_bin: an empty `dsel` printed as `bus= s1= s2=` must parse back.
+    use flexc_backends::flexcim::isa::{encode, parse_asm, print_asm, Instr, Program};
+    let p = Program { instrs: vec![Instr::Dsel { row: 3, bus: Vec::new(), s1: Vec::new(), s2: Vec::new() }, Instr::Sync] };
+    assert_eq!(parse_asm(&print_asm(&p)), Ok(p.clone()));
+    assert_eq!(decode(&encode(&p)), Ok(p));
+    // fir: a string holding NUL prints as `\0` and must parse back.
+    let text = "weight @w : f32[2] = file<\"a\\0b\", 0, 8>\n";
+    let m = parse_module(text).expect("parses");
+    assert_eq!(flexc_ir::text::print_module(&m), text);
+}
+
+#[test]
 fn corpus_has_at_least_100_cases_across_every_format() {
     let cases = all_cases();
     assert!(cases.len() >= 100, "only {} cases", cases.len());

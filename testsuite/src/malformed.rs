@@ -316,6 +316,12 @@ pub fn binary_cases() -> Vec<Case> {
     let mut b = bin.clone();
     b[11..15].copy_from_slice(&u32::MAX.to_le_bytes());
     add("flexcim-bin/name-length-max".into(), Kind::FlexcimBin, b, true, Expect::Exit(1));
+    // Found by the flexcim_bin fuzzer: a `dsel` with zero bus groups decodes,
+    // printed as `bus= s1= s2=`, and its assembly did not parse back. The
+    // simulator must still reject it (the macro has 4 sub-macros).
+    let mut p = synth::flexcim_program();
+    p.instrs.insert(2, flexc_backends::flexcim::isa::Instr::Dsel { row: 0, bus: Vec::new(), s1: Vec::new(), s2: Vec::new() });
+    add("flexcim-bin/dsel-zero-groups".into(), Kind::FlexcimBin, encode(&p), false, Expect::Exit(1));
     for (i, pos) in [[12usize].as_slice(), &[30, 31], &[bin.len() / 3], &[bin.len() / 2], &[bin.len() - 3]].iter().enumerate() {
         add(format!("flexcim-bin/bitrot-{i}"), Kind::FlexcimBin, flip(&bin, pos), false, Expect::OkOrInput);
     }

@@ -201,6 +201,11 @@ impl<'a> Fields<'a> {
 
     fn list<T: std::str::FromStr>(&mut self, key: &str) -> Result<Vec<Option<T>>, StreamError> {
         let (v, col) = self.raw(key)?;
+        // The printer writes an empty list as `key=`: read it back as empty
+        // (a zero-group `dsel` decoded from binary did not round-trip; fuzzing).
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
         v.split(',')
             .map(|s| if s == "-" { Ok(None) } else { s.parse().map(Some).map_err(|_| self.err(col, format!("`{key}`: `{s}` is not a number or `-`"))) })
             .collect()
