@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
     nice -n 19 cargo +nightly fuzz run -s none -a "$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
         -print_final_stats=1 >"logs/$t.log" 2>&1 || true
-    execs=$( (grep -o 'stat::number_executed_units: *[0-9]*' "logs/$t.log" || true) | grep -o '[0-9]*$' | tail -1 || true)
+    execs=$( (grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" || true) | grep -o '[0-9]*$' | tail -1 || true)
     after=$(ls "artifacts/$t" | wc -l)
     if [ -z "${execs:-}" ]; then
         execs=$( (grep -o '^#[0-9]*' "logs/$t.log" || true) | tail -1 | tr -d '#')

@@ -138,7 +138,11 @@ pub fn llama_gguf(kind: Vocab) -> Vec<u8> {
             w.add_meta("tokenizer.ggml.model", MetaValue::Str("gpt2".into()))
                 .add_meta("tokenizer.ggml.pre", MetaValue::Str("smollm".into()))
                 .add_meta("tokenizer.ggml.merges", MetaValue::Array(merges.into_iter().map(MetaValue::Str).collect()))
-                .add_meta("tokenizer.ggml.eos_token_id", MetaValue::U32(n_vocab as u32 - 1));
+                .add_meta("tokenizer.ggml.eos_token_id", MetaValue::U32(n_vocab as u32 - 1))
+                // Explicit: llama.cpp's BPE default BOS id is 11, which in this
+                // vocabulary is the byte 0x0b, and decode drops a leading BOS
+                // (the tokenizer fuzzer's round-trip check tripped on it).
+                .add_meta("tokenizer.ggml.bos_token_id", MetaValue::U32(n_vocab as u32 - 1));
         }
         Vocab::Spm => {
             w.add_meta("tokenizer.ggml.model", MetaValue::Str("llama".into()))
