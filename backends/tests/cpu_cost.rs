@@ -157,6 +157,9 @@ fn tiles_are_the_measured_ones_that_fit() {
     assert!(close(cost(&m, Primitive::Lut, 1, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 1.5 * base));
     let base5 = cost(&m, Primitive::Lut, 5, &w, None).unwrap() - 1000.0;
     assert!(close(cost(&m, Primitive::Lut, 5, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 0.5 * base5));
+    // The factor is not extrapolated beyond gemm_rows (it would go negative).
+    let base50 = cost(&m, Primitive::Lut, 50, &w, None).unwrap() - 1000.0;
+    assert!(close(cost(&m, Primitive::Lut, 50, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 0.5 * base50));
     // A K tile as wide as the row is no K tiling.
     let narrow = weight(1024, 1024, gq(2));
     assert!(m.tiles(Primitive::Lut, &GemmQuery { rows: 5, n: 1024, k: 1024, weight: &narrow }).is_empty());

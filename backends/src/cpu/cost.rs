@@ -13,7 +13,8 @@
 //! `c(rows)` the measured ns per weight of a whole call, linear in `rows`
 //! through the GEMV (`rows = 1`) and GEMM (`rows = gemm_rows`) points and
 //! extrapolated beyond, `f_tile` the measured factor of a `kern.tile`
-//! against the default tiling (also linear in rows; only where the GEMM
+//! against the default tiling (linear in rows up to `gemm_rows`, constant
+//! beyond; only where the GEMM
 //! has no more work items than the measurement had; [`CostModel::tiles`]
 //! proposes only tiles measured faster than the default), and `q` the ns per
 //! value of the activation quantization an int-dot kernel needs (Q8_0 or
@@ -257,7 +258,8 @@ impl CpuCostModel {
     /// The measured factor of `tile` on `p` for this GEMM.
     fn tile_factor(&self, p: Primitive, q: &GemmQuery<'_>, tile: Tile) -> Option<f64> {
         let e = self.table.tiles.iter().find(|t| t.primitive == p.name() && t.m == tile.m && (t.k == Some(tile.k) || (t.k.is_none() && tile.k >= q.k)))?;
-        self.in_measured_regime(q, e.m).then(|| self.table.lerp(e.gemv_factor, e.gemm_factor, q.rows))
+        // A ratio is not extrapolated: beyond gemm_rows it stays the measured one.
+        self.in_measured_regime(q, e.m).then(|| self.table.lerp(e.gemv_factor, e.gemm_factor, q.rows.min(self.table.gemm_rows)))
     }
 
     /// Whether `m`-row work items on this GEMM are no more numerous than
