@@ -235,7 +235,8 @@ fn measuring_a_tiny_table_gives_a_complete_valid_table() {
     let mut lines = 0;
     let t = measure(&o, &mut |_| lines += 1).expect("measures");
     assert_eq!(lines, t.kernels.len());
-    assert_eq!(t.kernels.len(), 23);
+    assert_eq!(t.kernels.len(), 24);
+    assert!(t.kernels.iter().any(|e| e.primitive == "sparse" && e.scheme == "nm"));
     assert!(t.kernels.iter().all(|e| e.gemv_ns > 0.0 && e.gemm_ns > 0.0), "{t:?}");
     assert!(t.act_quant_ns_per_value.contains_key("q8_0") && t.act_quant_ns_per_value.contains_key("q8_k"));
     assert!(t.lut_precompute.ns_per_value > 0.0);
