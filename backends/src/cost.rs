@@ -5,8 +5,11 @@
 //! - `cpu`: [`CpuCostModel`] over a measured kernel-cost table: the file
 //!   given to [`cost_models_with`] (`--cost-table`), else the file named by
 //!   `FLEXC_COST_TABLE`, else the table shipped with flexc.
+//! - `flexcim`: [`FlexcimCostModel`], the simulator's analytical model over
+//!   the default architecture and energy files.
 
 use crate::cpu::cost::{CpuCostModel, COST_TABLE_ENV};
+use crate::flexcim::cost::FlexcimCostModel;
 use flexc_passes::target::CostModel;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use std::sync::Arc;
 /// read or parsed is an error naming the file.
 pub fn cost_models_with(cpu_table: Option<&Path>) -> Result<Vec<Arc<dyn CostModel>>, String> {
     let cpu: Arc<dyn CostModel> = Arc::new(CpuCostModel::select(cpu_table)?);
-    Ok(vec![cpu])
+    Ok(vec![cpu, Arc::new(FlexcimCostModel::default())])
 }
 
 /// Every target's cost model as [`cost_models_with`]`(None)`. This function
@@ -26,6 +29,8 @@ pub fn cost_models_with(cpu_table: Option<&Path>) -> Result<Vec<Arc<dyn CostMode
 pub fn cost_models() -> Vec<Arc<dyn CostModel>> {
     cost_models_with(None).unwrap_or_else(|e| {
         let fallback = CpuCostModel::default_table().map(|m| m.with_source(format!("built-in default ({COST_TABLE_ENV} ignored: {e})")));
-        fallback.map(|m| vec![Arc::new(m) as Arc<dyn CostModel>]).unwrap_or_default()
+        let mut models = fallback.map(|m| vec![Arc::new(m) as Arc<dyn CostModel>]).unwrap_or_default();
+        models.push(Arc::new(FlexcimCostModel::default()));
+        models
     })
 }

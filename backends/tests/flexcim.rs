@@ -24,7 +24,7 @@ fn workload_tiled(nm: &str, out: usize, inp: usize, tokens: usize, aligned: bool
     let mut rng = Rng(seed);
     let layer = synthetic_layer("l", out, inp, Nm::parse(nm).unwrap(), aligned, tile, &mut rng);
     let x = (0..tokens * inp).map(|_| rng.i8()).collect();
-    Workload { layer, x, tokens, oracle: None }
+    Workload { layer, x, tokens, oracle: None, tile: None }
 }
 
 fn program(arch: &Arch, w: &Workload) -> Program {

@@ -199,6 +199,6 @@ pub fn flexcim_program() -> Program {
     let layer = synthetic_layer("l0", 32, 64, Nm { n: 2, m: 4 }, true, 4, &mut rng);
     let tokens = 2;
     let x: Vec<i8> = (0..tokens * 64).map(|_| rng.i8()).collect();
-    let run = run_arch(&arch, "flexcim", &[Workload { layer, x, tokens, oracle: None }], &[("softmax".into(), 64)]).expect("the synthetic layer lowers");
+    let run = run_arch(&arch, "flexcim", &[Workload { layer, x, tokens, oracle: None, tile: None }], &[("softmax".into(), 64)]).expect("the synthetic layer lowers");
     run.program
 }

@@ -56,7 +56,7 @@ impl Nm {
         if n == 0 || m == 0 || n > m {
             return Err(format!("`{s}`: need 0 < N <= M"));
         }
-        if m % 2 != 0 {
+        if !m.is_multiple_of(2) {
             return Err(format!("`{s}`: M must be even (activations travel in pairs)"));
         }
         Ok(Nm { n, m })
@@ -314,7 +314,7 @@ impl Arch {
         if (1usize << self.pipeline.adder_tree_stages.min(31)) < self.array.rows {
             return Err(bad("pipeline.adder_tree_stages", format!("{} binary levels cannot reduce {} rows", self.pipeline.adder_tree_stages, self.array.rows)));
         }
-        if self.array.sub_macros % self.sparsity.aggregation != 0 {
+        if !self.array.sub_macros.is_multiple_of(self.sparsity.aggregation) {
             return Err(bad("sparsity.aggregation", format!("{} does not divide macro.sub_macros = {}", self.sparsity.aggregation, self.array.sub_macros)));
         }
         if !(self.clock.mhz.is_finite() && self.clock.mhz > 0.0) {

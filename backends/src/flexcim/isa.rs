@@ -223,7 +223,7 @@ fn parse_line(line: usize, text: &str) -> Result<Option<Instr>, StreamError> {
     let code = text.split(';').next().unwrap_or("");
     let mut toks = Vec::new();
     let mut pos = 0;
-    for t in code.split(|c: char| c == ' ' || c == '\t') {
+    for t in code.split([' ', '\t']) {
         if !t.is_empty() {
             toks.push((t, pos + 1));
         }

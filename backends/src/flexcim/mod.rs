@@ -2,25 +2,40 @@
 //!
 //! * [`arch`]: the architecture and energy files (TOML, nothing hard-coded);
 //! * [`isa`]: instructions, text assembly and binary encoding (`ISA.md`);
+//! * [`layer`]: int8 N:M layers (from masks, pruning or dense weights);
+//! * [`mapping`]: tiles, aggregation and the loop nest a layer runs as;
 //! * [`lower`]: int8 N:M layers to instruction streams;
-//! * [`fromir`]: IR functions to layers (matmuls with weights) plus host work;
+//! * [`fromir`]: IR functions to layers (matmuls and `kern.*_gemm`s with
+//!   weights) plus host work;
+//! * [`timing`]: per-instruction cycle and energy rules;
 //! * [`sim`]: the functional, cycle- and energy-counting simulator;
+//! * [`analytic`]: the same counts without a stream (the cost model's engine);
+//! * [`cost`]: the `CostModel` `select-gemm`/`tile-gemm` ask;
+//! * [`model`]: whole-model runs (every block linear, one engine per phase);
 //! * [`report`]: JSON and HTML reports.
 //!
 //! [`evaluate`] ties them together: lower, simulate, check every result
 //! against a plain integer matmul, and run the baselines on the same layers.
 //! All results are of a "FlexCiM-like model" (papers.md §1.4).
 
+pub mod analytic;
 pub mod arch;
+pub mod cost;
 pub mod fromir;
 pub mod isa;
+pub mod layer;
 pub mod lower;
+pub mod mapping;
+pub mod model;
 pub mod report;
 pub mod sim;
+pub mod timing;
 
 use arch::{Arch, EnergyTable};
+use flexc_passes::target::Tile;
 use isa::{Instr, Program};
-use lower::{lower_layer, reference_matmul, NmLayer, Plan};
+use layer::{fit_pattern, reference_matmul, NmLayer};
+use lower::{lower_layer_tiled, Plan};
 use sim::{simulate, SimResult};
 
 /// One layer to run: weights, activations `tokens × in`, and optionally a
@@ -35,6 +50,8 @@ pub struct Workload {
     pub tokens: usize,
     /// Another oracle's results, `tokens × out`.
     pub oracle: Option<Vec<i32>>,
+    /// The weight tile (`kern.tile`), if the IR fixed one.
+    pub tile: Option<Tile>,
 }
 
 /// Everything a run produced, for one architecture.
@@ -89,15 +106,36 @@ pub struct Evaluation {
     pub mhz: f64,
 }
 
-/// Lowers every workload for `arch` (host work appended as `host`) and simulates.
-pub fn run_arch(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)]) -> Result<ArchRun, String> {
+/// The tile a workload runs with on `arch`: its own when `strict` (a misfit
+/// is then the lowering's error), else its own only if it fits the pattern
+/// `arch` runs the layer as (a baseline keeps its default tiling otherwise).
+fn tile_for(arch: &Arch, w: &Workload, strict: bool) -> Result<Option<Tile>, String> {
+    let Some(t) = w.tile else { return Ok(None) };
+    if strict {
+        return Ok(Some(t));
+    }
+    let nm = fit_pattern(arch, &w.layer)?.nm;
+    let eff = Tile { m: t.m.min(w.layer.out as u64), k: t.k.min(w.layer.inp as u64) };
+    Ok(mapping::check_tile(arch, nm, eff).is_ok().then_some(t))
+}
+
+/// Lowers every workload for `arch` (host work appended as `host`) and
+/// simulates. `strict`: every `kern.tile` must fit (FlexCiM itself); else
+/// tiles that do not fit a baseline's pattern fall back to its default.
+pub fn run_arch_tiled(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)], strict: bool) -> Result<ArchRun, String> {
     let mut program = Program::default();
     let mut plans = Vec::new();
     for w in work {
-        plans.push(lower_layer(arch, &w.layer, &w.x, w.tokens, &mut program)?);
+        let tile = tile_for(arch, w, strict)?;
+        plans.push(lower_layer_tiled(arch, &w.layer, &w.x, w.tokens, tile, &mut program)?);
     }
     program.instrs.extend(host.iter().map(|(op, elems)| Instr::Host { op: op.clone(), elems: *elems }));
     run_program(arch, name, program, plans)
+}
+
+/// [`run_arch_tiled`], strict: every `kern.tile` must fit `arch`.
+pub fn run_arch(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)]) -> Result<ArchRun, String> {
+    run_arch_tiled(arch, name, work, host, true)
 }
 
 /// Simulates a ready stream.
@@ -129,7 +167,7 @@ pub fn evaluate(arch: &Arch, energy: &EnergyTable, work: &[Workload], host: &[(S
     let mut runs = Vec::new();
     for b in baselines {
         let barch = arch.baseline(b)?;
-        let r = run_arch(&barch, b, work, host)?;
+        let r = run_arch_tiled(&barch, b, work, host, false)?;
         if check == Check::Passed {
             check = check_run(&r, work)?;
         }

@@ -54,7 +54,8 @@ pub fn json(ev: &Evaluation, sim_macs_per_s: Option<f64>) -> Value {
     })
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
@@ -85,8 +86,10 @@ fn bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)], unit: &st
     s + "</svg>"
 }
 
-/// The HTML report.
-pub fn html(ev: &Evaluation) -> String {
+const STYLE: &str = "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style>";
+
+/// The per-layer table and the charts of one evaluation (no page around them).
+pub fn html_section(ev: &Evaluation) -> String {
     let e = &ev.energy;
     let runs: Vec<&ArchRun> = std::iter::once(&ev.flexcim).chain(&ev.baselines).collect();
     let fl: Vec<&Stats> = layers(&ev.flexcim).collect();
@@ -95,10 +98,7 @@ pub fn html(ev: &Evaluation) -> String {
         runs.iter().map(|r| (r.name.clone(), layers(r).map(f).chain(std::iter::once(f(&r.result.total))).collect())).collect()
     };
     let us = |l: &Stats| l.total_cycles() as f64 / ev.mhz;
-    let mut s = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>flexc sim: FlexCiM-like model</title><style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style></head><body>");
-    let _ = write!(s, "<h1>FlexCiM-like model: simulation report</h1><p>Architecture: {}. Functional check: <b>{}</b>{}. Energy: parametric table (energy.toml), not the paper's; figures are model outputs, not silicon.</p>",
-        esc(&ev.flexcim.name), ev.check.label(), match &ev.check { Check::Failed(m) => format!(" ({})", esc(m)), _ => String::new() });
-    s += "<h2>Per layer</h2><table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>latency ratio FlexCiM/this</th><th>energy ratio FlexCiM/this</th></tr>";
+    let mut s = String::from("<h2>Per layer</h2><table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>latency ratio FlexCiM/this</th><th>energy ratio FlexCiM/this</th></tr>");
     for r in &runs {
         for (l, f) in layers(r).chain(std::iter::once(&r.result.total)).zip(fl.iter().copied().chain(std::iter::once(&ev.flexcim.result.total))) {
             let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.4e}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
@@ -115,5 +115,21 @@ pub fn html(ev: &Evaluation) -> String {
     let ckinds: Vec<String> = CYCLE_KINDS.iter().map(|k| k.to_string()).collect();
     let cbreak: Vec<(String, Vec<f64>)> = runs.iter().map(|r| (r.name.clone(), r.result.total.cycles.iter().map(|&c| c as f64).collect())).collect();
     s += &bars("Cycle breakdown, total", &ckinds, &cbreak, "cycles");
+    s
+}
+
+/// A self-contained page: a heading, an introduction (HTML) and sections.
+pub fn html_page(title: &str, intro: &str, sections: &[(String, String)]) -> String {
+    let mut s = format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>flexc sim: {}</title>{STYLE}</head><body><h1>{}</h1>{intro}", esc(title), esc(title));
+    for (h, body) in sections {
+        let _ = write!(s, "<h2>{}</h2>{body}", esc(h));
+    }
     s + "</body></html>\n"
+}
+
+/// The HTML report.
+pub fn html(ev: &Evaluation) -> String {
+    let intro = format!("<p>Architecture: {}. Functional check: <b>{}</b>{}. Energy: parametric table (energy.toml), not the paper's; figures are model outputs, not silicon.</p>",
+        esc(&ev.flexcim.name), ev.check.label(), match &ev.check { Check::Failed(m) => format!(" ({})", esc(m)), _ => String::new() });
+    html_page("FlexCiM-like model: simulation report", &intro, &[(String::from("Results"), html_section(ev))])
 }

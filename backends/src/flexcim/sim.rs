@@ -17,6 +17,7 @@
 
 use super::arch::{Arch, EnergyTable};
 use super::isa::{Instr, Program};
+use super::timing::{self, cy, MacShape};
 
 /// The most int32 result words all layers of one stream may hold (1 GiB).
 pub const MAX_OUTPUT_WORDS: usize = 1 << 28;
@@ -69,7 +70,8 @@ impl Stats {
 
     // Saturating: a stream file can claim any counts (`host elems=2^64-1`
     // twice), and a total must not overflow into a panic.
-    fn add(&mut self, o: &Stats) {
+    /// Adds another's counts.
+    pub fn add(&mut self, o: &Stats) {
         self.dense_macs = self.dense_macs.saturating_add(o.dense_macs);
         self.macs = self.macs.saturating_add(o.macs);
         self.host_elems = self.host_elems.saturating_add(o.host_elems);
@@ -123,10 +125,6 @@ struct Machine<'a> {
     cur: Option<(usize, usize, usize)>,
 }
 
-fn ceil_div(a: u64, b: u64) -> u64 {
-    a.div_ceil(b.max(1))
-}
-
 impl<'a> Machine<'a> {
     fn stats(&mut self) -> &mut Stats {
         if self.res.layers.is_empty() {
@@ -140,7 +138,7 @@ impl<'a> Machine<'a> {
     fn drain(&mut self) {
         if self.drain_at > self.now {
             let d = self.drain_at - self.now;
-            self.stats().cycles[2] += d;
+            self.stats().cycles[cy::DRAIN] += d;
             self.now = self.drain_at;
         }
     }
@@ -153,7 +151,6 @@ impl<'a> Machine<'a> {
     fn exec(&mut self, ins: &Instr) -> Result<(), String> {
         let a = self.arch;
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
-        let cell_bits = (a.array.weight_bits + a.array.meta_bits) as u64;
         match ins {
             Instr::Layer { name, tokens, out, inp } => {
                 self.drain();
@@ -178,7 +175,8 @@ impl<'a> Machine<'a> {
                     return Err(format!("agg = {agg} must divide {p} sub-macros and be <= {}", a.sparsity.aggregation));
                 }
                 self.drain();
-                self.busy(6, 1);
+                let t = timing::cfg(a);
+                self.busy(cy::SELECT, t);
                 self.cfg = Some((n, m, agg));
             }
             Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
@@ -198,12 +196,8 @@ impl<'a> Machine<'a> {
                     self.meta[at..at + cols].copy_from_slice(&meta[i * cols..(i + 1) * cols]);
                 }
                 self.drain();
-                let cells = (rows * cols) as u64;
-                let t = ceil_div(cells * cell_bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(ceil_div(cells * cell_bits, 8), a.buffers.offchip_bytes_per_cycle as u64));
-                self.busy(3, t);
-                let s = self.stats();
-                s.events[10] += cells;
-                s.events[12] += ceil_div(cells * cell_bits, 8);
+                let t = timing::ldw(a, self.stats(), (rows * cols) as u64);
+                self.busy(cy::WEIGHT_LOAD, t);
             }
             Instr::Dsel { row, bus, s1, s2 } => {
                 let row = *row as usize;
@@ -220,9 +214,8 @@ impl<'a> Machine<'a> {
                     return Err("this macro has no distribution muxes: stage-2 selects must be the identity".into());
                 }
                 self.sel[row] = RowSel { bus: bus.clone(), s1: s1.clone(), s2: s2.clone() };
-                let bits = a.select_bits_per_row() as u64 + 32 * p as u64;
-                self.busy(6, ceil_div(bits, a.buffers.select_bits_per_cycle as u64));
-                self.stats().events[11] += bits;
+                let t = timing::dsel(a, self.stats());
+                self.busy(cy::SELECT, t);
             }
             Instr::Ldx { addr, data } => {
                 let at = *addr as usize;
@@ -231,11 +224,8 @@ impl<'a> Machine<'a> {
                 }
                 self.drain();
                 self.act[at..at + data.len()].copy_from_slice(data);
-                let n = data.len() as u64;
-                self.busy(4, ceil_div(n, a.buffers.offchip_bytes_per_cycle as u64));
-                let s = self.stats();
-                s.events[8] += n;
-                s.events[12] += n;
+                let t = timing::ldx(a, self.stats(), data.len() as u64);
+                self.busy(cy::ACT_LOAD, t);
             }
             Instr::Mac { x, xstride, y, count, acc } => self.mac(*x as usize, *xstride as usize, *y as usize, *count as usize, *acc)?,
             Instr::St { y, count, cols, dst, dstride } => {
@@ -256,11 +246,8 @@ impl<'a> Machine<'a> {
                         self.res.outputs[li][dst + t * dstride + k] = i32::try_from(v).map_err(|_| format!("result {v} overflows int32"))?;
                     }
                 }
-                let words = (count * cols) as u64;
-                self.busy(5, ceil_div(words * 4, a.buffers.offchip_bytes_per_cycle as u64));
-                let s = self.stats();
-                s.events[9] += words;
-                s.events[12] += words * 4;
+                let t = timing::st(a, self.stats(), (count * cols) as u64);
+                self.busy(cy::WRITEBACK, t);
             }
             Instr::Host { elems, .. } => {
                 let s = self.stats();
@@ -282,8 +269,8 @@ impl<'a> Machine<'a> {
         let mut sub_active = vec![false; p];
         for row in 0..r {
             let sel = &self.sel[row];
-            for s in 0..p {
-                let Some(b) = sel.s2[s] else { continue };
+            for (s, sel2) in sel.s2.iter().enumerate().take(p) {
+                let Some(b) = *sel2 else { continue };
                 let b = b as usize;
                 let pair = sel.s1[b] as usize;
                 if 2 * pair >= m {
@@ -329,47 +316,18 @@ impl<'a> Machine<'a> {
                 out.iter_mut().zip(&psum).for_each(|(o, &v)| *o = v as i64);
             }
         }
-        // Timing: initiation intervals and the psum FIFO.
+        // Timing and events: the shared rules (timing.rs).
         let mut offs: Vec<usize> = rel.iter().flat_map(|x| [x.1, x.1 + 1]).collect();
         offs.sort_unstable();
         offs.dedup();
-        let bytes = offs.len() as u64;
-        let ii_in = ceil_div(bytes, a.buffers.activation_read_bytes_per_cycle as u64).max(1);
-        let ii_out = ceil_div(words as u64, a.buffers.output_words_per_cycle as u64).max(1);
-        let (front, back, depth) = (a.front_latency(), a.back_latency(), a.pipeline.psum_fifo_depth);
-        let (mut enter, mut merged): (Vec<u64>, Vec<u64>) = (Vec::with_capacity(count), Vec::with_capacity(count));
-        for t in 0..count {
-            let mut e = if t == 0 { 0 } else { enter[t - 1] + ii_in };
-            if t >= depth {
-                e = e.max(merged[t - depth].saturating_sub(front));
-            }
-            let mg = (e + front).max(if t == 0 { 0 } else { merged[t - 1] + ii_out });
-            enter.push(e);
-            merged.push(mg);
-        }
-        let issue = enter.last().map_or(0, |&e| e + ii_in);
-        let finish = merged.last().map_or(0, |&m| m + ii_out + back);
-        let ideal = count as u64 * ii_in;
-        let start = self.now;
-        self.busy(0, ideal);
-        self.busy(1, issue - ideal);
-        self.drain_at = self.drain_at.max(start + finish);
         let n_sub = sub_active.iter().filter(|&&x| x).count() as u64;
         let n_sets = (0..sets).filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x)).count() as u64;
-        let (cells, cnt, cu) = (rel.len() as u64 * c as u64, count as u64, c as u64);
-        let s = self.stats();
-        s.macs += cells * cnt;
-        s.cell_cycles += (p * r * c) as u64 * ideal;
-        let ev = &mut s.events;
-        ev[0] += cells * cnt;
-        ev[1] += cells * cnt;
-        ev[2] += n_sub * (r as u64 - 1) * cu * cnt;
-        ev[3] += rel.len() as u64 * a.distribution.stages as u64 * cnt;
-        ev[4] += n_sets * (agg as u64 - 1) * cu * cnt;
-        ev[5] += n_sub * cu * cnt;
-        ev[6] += n_sub * cu * cnt;
-        ev[7] += bytes * cnt;
-        ev[9] += words as u64 * cnt * if accumulate { 2 } else { 1 };
+        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate };
+        let start = self.now;
+        let t = timing::mac(a, self.stats(), &shape);
+        self.busy(cy::COMPUTE, t.ideal);
+        self.busy(cy::STALL, t.issue - t.ideal);
+        self.drain_at = self.drain_at.max(start + t.finish);
         Ok(())
     }
 }

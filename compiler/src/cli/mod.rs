@@ -49,7 +49,7 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Compile a .fir module for a target (flexcim: an instruction stream).
     Compile(sim::CompileArgs),
-    /// Simulate a FlexCiM stream or .fir module (cycles, energy, baselines).
+    /// Simulate a FlexCiM stream, .fir module or whole model (cycles, energy, baselines).
     Sim(sim::SimArgs),
     /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
     Bench(bench::BenchArgs),

@@ -1,10 +1,14 @@
 //! `flexc compile --target flexcim` and `flexc sim`: FlexCiM instruction
 //! streams from `.fir` input, and their simulation with baselines and reports.
 //!
-//! `sim` takes a stream (text `.s` or binary) or a `.fir` file (lowered
+//! `sim` takes a stream (text `.s` or binary), a `.fir` file (lowered
 //! first, then checked against the integer matmul and the reference
-//! interpreter). A stream alone has no oracle and no layers to re-lower, so its
+//! interpreter), or a model (a known name, GGUF or safetensors; see
+//! [`model`]). A stream alone has no oracle and no layers to re-lower, so its
 //! functional check is `skipped` and it has no baselines.
+
+mod model;
+mod out;
 
 use super::error::{CliError, CliResult};
 use super::source::{load_module, read_source};
@@ -23,7 +27,7 @@ pub struct FlexcimOpts {
     /// Architecture file (default: the embedded backends/flexcim/arch.toml).
     #[arg(long)]
     pub arch: Option<PathBuf>,
-    /// N:M pattern that dense IR weights are pruned to (magnitude rule), e.g. 2:4 or 8:8.
+    /// N:M pattern plain `tensor.matmul` weights are pruned to (magnitude rule), e.g. 2:4 or 8:8 (dense); #nm weights keep their mask, kern.dense_gemm and other encodings run dense.
     #[arg(long, default_value = "2:4")]
     pub nm: String,
     /// Value bound to symbolic dimensions (tokens per layer).
@@ -59,24 +63,70 @@ pub struct CompileArgs {
 
 /// Arguments of `flexc sim`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html")]
+#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats-file stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=rows:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
 pub struct SimArgs {
-    /// A stream (`.s` text or binary) or a `.fir` file.
-    pub input: PathBuf,
+    /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors).
+    pub input: String,
     /// Energy table (default: the embedded backends/flexcim/energy.toml).
     #[arg(long)]
     pub energy: Option<PathBuf>,
-    /// Baselines, comma-separated: dense, fixed-N:M.
-    #[arg(long, default_value = "dense,fixed-1:2,fixed-2:4")]
-    pub baseline: String,
+    /// Baselines, comma-separated: dense, fixed-N:M (default: dense,fixed-1:2,fixed-2:4; for a model dense,fixed-2:4).
+    #[arg(long)]
+    pub baseline: Option<String>,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     pub format: String,
     /// Write an HTML report here (atomically).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm; magnitude scores without --stats-file).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
+    /// Model: prefill rows simulated after the decode token (0: decode only).
+    #[arg(long, default_value_t = 128)]
+    pub rows: usize,
+    /// Model: `auto` (cycle-level within --budget, else analytical), `cycle` or `analytical`.
+    #[arg(long, default_value = "auto")]
+    pub engine: String,
+    /// Model: seconds of cycle-level simulation a phase may take under --engine auto.
+    #[arg(long, default_value_t = 60.0)]
+    pub budget: f64,
     #[command(flatten)]
     pub opts: FlexcimOpts,
+}
+
+/// What `sim`'s input is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Input {
+    Stream,
+    Fir,
+    Model,
+}
+
+fn kind(input: &str) -> Input {
+    let p = Path::new(input);
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+    match (p.exists(), ext) {
+        (_, "fir") => Input::Fir,
+        (true, "gguf" | "safetensors") => Input::Model,
+        (true, _) if p.is_dir() => Input::Model,
+        (true, _) | (false, "s" | "bin" | "asm") => Input::Stream,
+        (false, _) => Input::Model,
+    }
+}
+
+fn baselines(args: &SimArgs, default: &str) -> Vec<String> {
+    args.baseline.as_deref().unwrap_or(default).split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn load_energy(args: &SimArgs) -> CliResult<EnergyTable> {
+    match &args.energy {
+        Some(p) => EnergyTable::load(p).map_err(|e| CliError::input(format!("error: {e}"))),
+        None => Ok(EnergyTable::default_table()),
+    }
 }
 
 fn load_arch(opts: &FlexcimOpts) -> CliResult<Arch> {
@@ -114,18 +164,14 @@ pub fn compile(args: CompileArgs) -> CliResult {
 /// The evaluation `sim` prints, from either kind of input.
 pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
     let arch = load_arch(&args.opts)?;
-    let energy = match &args.energy {
-        Some(p) => EnergyTable::load(p).map_err(|e| CliError::input(format!("error: {e}")))?,
-        None => EnergyTable::default_table(),
-    };
-    if args.input.extension().is_some_and(|e| e == "fir") {
-        let w = ir_work(&args.input, &args.opts)?;
-        let baselines: Vec<String> = args.baseline.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        return evaluate(&arch, &energy, &w.work, &w.host, &baselines).map_err(|e| CliError::input(format!("error: {e}")));
+    let energy = load_energy(args)?;
+    if kind(&args.input) == Input::Fir {
+        let w = ir_work(Path::new(&args.input), &args.opts)?;
+        return evaluate(&arch, &energy, &w.work, &w.host, &baselines(args, "dense,fixed-1:2,fixed-2:4")).map_err(|e| CliError::input(format!("error: {e}")));
     }
-    let bytes = std::fs::read(&args.input).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input.display())))?;
-    let prog = read_stream(&bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
-    let run = run_program(&arch, &format!("{} (FlexCiM-like)", arch.name), prog, Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input.display())))?;
+    let bytes = std::fs::read(&args.input).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input)))?;
+    let prog = read_stream(&bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
+    let run = run_program(&arch, &format!("{} (FlexCiM-like)", arch.name), prog, Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
     Ok(Evaluation { flexcim: run, baselines: Vec::new(), check: Check::Skipped, energy, mhz: arch.clock.mhz })
 }
 
@@ -133,6 +179,10 @@ pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
 pub fn sim(args: SimArgs) -> CliResult {
     if args.format != "text" && args.format != "json" {
         return Err(CliError::usage(format!("error: --format {}: use text or json", args.format)));
+    }
+    if kind(&args.input) == Input::Model {
+        let (arch, energy) = (load_arch(&args.opts)?, load_energy(&args)?);
+        return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4"));
     }
     let ev = sim_eval(&args)?;
     let macs = ev.flexcim.result.total.macs as f64;

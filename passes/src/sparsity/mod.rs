@@ -15,6 +15,7 @@
 //! * [`Plan`]: the chosen pattern per weight, stored in the module metadata
 //!   (`nm_plan`) so it survives `.fir` text and any pass can read it.
 
+pub mod align;
 pub mod flow_nm;
 pub mod prune_nm;
 

@@ -7,11 +7,16 @@
 //! `quant.dequantize`. Unstructured entries (OWL) keep the lowest
 //! `fraction · in` scores of each row pruned, stored as plain f32.
 //!
+//! `align=rows:R` / `align=pairs:R` align the masks of every R consecutive
+//! output rows (the rows a FlexCiM macro column tile holds) so the macro's
+//! shared pair selects realise the N:M speedup (see [`super::align`]).
+//!
 //! `block=K` prunes only block K: the driver's sequential mode calibrates,
 //! prunes block 0, re-calibrates on the pruned model, prunes block 1, …, so
 //! each block sees inputs from the already-pruned earlier blocks, as the
 //! reference does.
 
+use super::align::{aligned_mask, Align};
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind};
@@ -29,13 +34,15 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude" },
         OptDecl { name: "pattern", kind: OptKind::Str, default: "", help: "one N:M for every block linear instead of the attached nm_plan" },
         OptDecl { name: "block", kind: OptKind::Int, default: "-1", help: "prune only this block (sequential calibration); -1: all" },
+        OptDecl { name: "align", kind: OptKind::Str, default: "none", help: "none | rows:R (one N:M pattern per R output rows) | pairs:R (one kept count per pair per R rows); R = macro columns (FlexCiM: 32)" },
     ],
     make: |o| {
         let pattern = match o.str("pattern") {
             "" => None,
             s => Some(Nm::parse(s).map_err(|e| format!("prune-nm: pattern: {e}"))?),
         };
-        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok() }))
+        let align = Align::parse(o.str("align")).map_err(|e| format!("prune-nm: {e}"))?;
+        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok(), align }))
     },
 };
 
@@ -47,6 +54,8 @@ pub struct PruneNm {
     pub pattern: Option<Nm>,
     /// Only this block.
     pub block: Option<usize>,
+    /// Mask alignment across output rows.
+    pub align: Align,
 }
 
 /// The keep mask of one weight `[out, in]` for an N:M pattern (exactly `n`
@@ -136,6 +145,8 @@ impl Pass for PruneNm {
         };
         let mut changed = false;
         let (mut pruned, mut total) = (0usize, 0usize);
+        // Scores kept by the aligned masks and by per-row masks (the alignment's cost).
+        let (mut kept_aligned, mut kept_per_row) = (0f64, 0f64);
         for (name, target) in &plan {
             let Some(lin) = lins.iter().find(|l| &l.weight == name) else {
                 return Err(format!("prune-nm: the plan names @{name}, which is not a linear weight of this module"));
@@ -158,7 +169,16 @@ impl Pass for PruneNm {
                     }
                     let s = scores(m, lin, self.score)?;
                     let w = weight_f32(m, name)?;
-                    let keep = nm_mask(&s, lin.inp, *nm);
+                    let keep = match self.align {
+                        Align::None => nm_mask(&s, lin.inp, *nm),
+                        a => {
+                            let keep = aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                            let sum = |k: &[bool]| s.iter().zip(k).filter(|p| *p.1).map(|p| *p.0 as f64).sum::<f64>();
+                            kept_aligned += sum(&keep);
+                            kept_per_row += sum(&nm_mask(&s, lin.inp, *nm));
+                            keep
+                        }
+                    };
                     let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
                     let bytes = flexc_ir::quant::nm::encode_masked(nm.n as u8, nm.m as u8, &w, &keep)?;
                     (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
@@ -180,7 +200,13 @@ impl Pass for PruneNm {
             retype_weight(m, name, ty, bytes)?;
             changed = true;
         }
-        cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%)", 100.0 * pruned as f64 / total.max(1) as f64));
+        let aligned = match self.align {
+            Align::None => String::new(),
+            Align::Rows(r) => format!(", one pattern per {r} rows"),
+            Align::Pairs(r) => format!(", one pair count per {r} rows"),
+        };
+        let aligned = if kept_per_row > 0.0 { format!("{aligned} (keeping {:.2}% of the per-row masks' {} score)", 100.0 * kept_aligned / kept_per_row, if self.score == Score::Wanda { "Wanda" } else { "magnitude" }) } else { aligned };
+        cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%){aligned}", 100.0 * pruned as f64 / total.max(1) as f64));
         Ok(Changed::from(changed))
     }
 }

@@ -1,0 +1,114 @@
+//! `flexc sim MODEL`: a whole model (known name, GGUF or safetensors) through
+//! a sparsity pipeline, then every block linear on FlexCiM and its baselines
+//! for one decode token and a prefill of `--rows` rows.
+//!
+//! The default pipeline is FLOW N:M at 50% then `prune-nm` (Wanda scores
+//! from `--stats-file` when given, else magnitude scores, and the output
+//! says which). Each phase runs cycle-level when its projected simulation
+//! time (the analytical model's cell MACs at the rate measured on the first
+//! block's layers, plus the interpreter run for activations) fits `--budget`, else on
+//! the analytical model, which counts the same events on the real masks.
+
+use super::super::error::{CliError, CliResult};
+use super::super::import::import_model;
+use super::super::models::resolve;
+use super::out::{self, ModelRun};
+use super::SimArgs;
+use crate::frontend::decoder::ImportOptions;
+use flexc_backends::flexcim::arch::{Arch, EnergyTable};
+use flexc_backends::flexcim::model::{activations, block_layers, cycle_work, run_phase, Engine, Machines, ModelLayers, PhaseResult};
+use flexc_passes::{ManagerOptions, PassManager};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The pipeline `flexc sim MODEL` runs without `--pipeline`.
+pub fn default_pipeline(with_stats: bool) -> &'static str {
+    if with_stats {
+        "flow-nm{sparsity=0.5,mode=nearest},prune-nm"
+    } else {
+        "flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude}"
+    }
+}
+
+fn input(e: impl std::fmt::Display) -> CliError {
+    CliError::input(format!("error: {e}"))
+}
+
+/// Chooses a phase's engine: `--engine` unless `auto`; for `auto`, cycle
+/// level when the projection fits the budget. Returns it and why.
+fn choose(args: &SimArgs, work: u64, rate: f64, interp: f64) -> CliResult<(Engine, String)> {
+    let projected = work as f64 / rate.max(1.0) + interp;
+    match args.engine.as_str() {
+        "cycle" => Ok((Engine::Cycle, format!("--engine cycle (projected {projected:.1} s)"))),
+        "analytical" => Ok((Engine::Analytical, "--engine analytical".into())),
+        "auto" if projected <= args.budget => Ok((Engine::Cycle, format!("projected {projected:.1} s <= budget {} s", args.budget))),
+        "auto" => Ok((Engine::Analytical, format!("cycle-level projected {projected:.1} s > budget {} s ({:.2e} cell MACs at {:.1} M/s)", args.budget, work as f64, rate / 1e6))),
+        e => Err(CliError::usage(format!("error: --engine {e}: use auto, cycle or analytical"))),
+    }
+}
+
+/// Runs `flexc sim` on a model.
+pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &[String]) -> CliResult {
+    if !(args.budget >= 0.0) {
+        return Err(CliError::usage("error: --budget must be a number of seconds >= 0"));
+    }
+    if !["auto", "cycle", "analytical"].contains(&args.engine.as_str()) {
+        return Err(CliError::usage(format!("error: --engine {}: use auto, cycle or analytical", args.engine)));
+    }
+    let t0 = Instant::now();
+    let path = resolve(&args.input)?;
+    let mut module = import_model(&path, &ImportOptions { ctx: args.rows.max(1) })?;
+    if let Some(s) = &args.stats_file {
+        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input)?));
+    }
+    let pipeline = args.pipeline.clone().unwrap_or_else(|| default_pipeline(args.stats_file.is_some()).to_string());
+    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
+    let report = pm.run(&mut module, &mut |_, _| {}).map_err(input)?;
+    let func = args.opts.func.as_deref();
+    let ModelLayers { layers, skipped } = block_layers(&module, func).map_err(input)?;
+    if layers.is_empty() {
+        return Err(CliError::input(format!("error: {}: no linear layer inside a decoder block (blk.N.*) to simulate", path.display())));
+    }
+    let compile_s = t0.elapsed().as_secs_f64();
+    let mut phases_wanted = vec![("decode", 1usize)];
+    if args.rows > 0 {
+        phases_wanted.push(("prefill", args.rows));
+    }
+    let bar = ProgressBar::new((layers.len() * phases_wanted.len()) as u64);
+    bar.set_style(ProgressStyle::with_template("{msg:>28} {bar:30} {pos}/{len} layers  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    // The cycle engine's rate, measured on the first block's layers (decode, all archs).
+    let on = Machines { arch, energy, baselines };
+    let n_probe = layers.iter().take_while(|l| l.block == layers[0].block).count();
+    let (mut acts1, mut interp1, mut rate) = (None, 0.0f64, 0.0f64);
+    if args.engine != "analytical" {
+        bar.set_message("interpreting 1 token");
+        let t = Instant::now();
+        acts1 = Some(activations(&module, func, &layers, 1, args.opts.seed).map_err(input)?);
+        interp1 = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let probe = run_phase(on, &layers[..n_probe], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input)?;
+        rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64 / t.elapsed().as_secs_f64().max(1e-6);
+    }
+    let mut phases: Vec<(PhaseResult, String)> = Vec::new();
+    for (i, &(name, rows)) in phases_wanted.iter().enumerate() {
+        let work = cycle_work(arch, baselines, &layers, rows).map_err(input)?;
+        let interp = if rows == 1 { 0.0 } else { interp1 * rows as f64 };
+        let (engine, why) = choose(args, work, rate, interp)?;
+        let acts = match engine {
+            Engine::Cycle if rows == 1 => acts1.take(),
+            Engine::Cycle => {
+                bar.set_message(format!("interpreting {rows} tokens"));
+                Some(activations(&module, func, &layers, rows, args.opts.seed).map_err(input)?)
+            }
+            Engine::Analytical => None,
+        };
+        bar.set_message(format!("{name} ({})", engine.label()));
+        let base = (i * layers.len()) as u64;
+        let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input)?;
+        phases.push((ph, why));
+    }
+    bar.finish_and_clear();
+    let run = ModelRun { model: path.display().to_string(), pipeline, remarks: report.remarks, skipped, phases, arch, energy, baselines, compile_s };
+    out::emit(args, &run)
+}

@@ -1,0 +1,56 @@
+//! `flexc sim MODEL` on the cached SmolLM2-135M (skipped with a note when it
+//! is not cached): FLOW 50% + prune-nm with per-row and with tile-aligned
+//! masks, the analytical engine (fast), the JSON keys, the HTML report, and
+//! the alignment turning a slowdown against the dense DCiM into a speedup.
+
+use std::process::{Command, Output};
+
+fn flexc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_flexc")).args(args).output().expect("flexc runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const FLOW: &str = "flow-nm{sparsity=0.5,mode=nearest,score=magnitude}";
+
+fn run(model: &str, prune: &str, extra: &[&str]) -> serde_json::Value {
+    let pipeline = format!("{FLOW},{prune}");
+    let mut args = vec!["sim", model, "--pipeline", &pipeline, "--engine", "analytical", "--rows", "4", "--format", "json"];
+    args.extend_from_slice(extra);
+    let out = flexc(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+fn decode_speedup(j: &serde_json::Value) -> f64 {
+    j["phases"][0]["baselines"][0]["speedup"].as_f64().expect("speedup")
+}
+
+#[test]
+fn smollm2_aligned_masks_beat_dense_per_row_masks_do_not() {
+    let Some(path) = flexc_testsuite::cached("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let model = path.to_str().expect("utf-8 path");
+    let report = std::env::temp_dir().join(format!("flexc-sim-model-{}.html", std::process::id()));
+    let aligned = run(model, "prune-nm{score=magnitude,align=rows:32}", &["--report", report.to_str().expect("utf-8 path")]);
+    for key in ["cycles", "energy_pj", "macs", "functional_check", "baselines", "phases", "not_simulated"] {
+        assert!(aligned.get(key).is_some(), "sim JSON lacks '{key}'");
+    }
+    assert_eq!(aligned["functional_check"], "skipped", "the analytical engine has no values to check");
+    let phases = aligned["phases"].as_array().expect("phases");
+    assert_eq!(phases.iter().map(|p| (p["name"].as_str().unwrap_or(""), p["rows"].as_u64().unwrap_or(0))).collect::<Vec<_>>(), vec![("decode", 1), ("prefill", 4)]);
+    assert_eq!(phases[0]["layers"].as_array().map(Vec::len), Some(30 * 7), "every linear of every block");
+    assert_eq!(phases[0]["engine"], "analytical");
+    assert_eq!(aligned["baselines"].as_array().map(Vec::len), Some(2), "dense and fixed-2:4 by default");
+    assert_eq!(phases[0]["slots"], phases[0]["aligned_slots"]);
+    let html = std::fs::read_to_string(&report).expect("the report is written");
+    assert!(html.contains("<svg") && html.contains("decode (1 rows)") && html.contains("prefill (4 rows)"));
+    let _ = std::fs::remove_file(&report);
+    let per_row = run(model, "prune-nm{score=magnitude}", &[]);
+    let (a, p) = (decode_speedup(&aligned), decode_speedup(&per_row));
+    assert!(a > 1.3 && p < 1.0, "decode speedup vs dense: aligned {a}, per-row {p}");
+    // Usage errors are exit 2, before any work.
+    let out = flexc(&["sim", model, "--engine", "fast"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
