@@ -148,22 +148,37 @@ fn tiles_are_the_measured_ones_that_fit() {
     let m = model();
     let w = weight(1024, 4096, gq(2));
     let q = GemmQuery { rows: 1, n: 1024, k: 4096, weight: &w };
-    // m = 4096 > n is left out.
-    assert_eq!(m.tiles(Primitive::Lut, &q), vec![Tile { m: 256, k: 1024 }]);
+    // Measured slower than the default at one row (×1.5): not worth considering.
+    assert!(m.tiles(Primitive::Lut, &q).is_empty());
+    // Faster at 5 rows (×0.5); m = 4096 > n is left out.
+    let q5 = GemmQuery { rows: 5, n: 1024, k: 4096, weight: &w };
+    assert_eq!(m.tiles(Primitive::Lut, &q5), vec![Tile { m: 256, k: 1024 }]);
     let base = cost(&m, Primitive::Lut, 1, &w, None).unwrap() - 1000.0;
     assert!(close(cost(&m, Primitive::Lut, 1, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 1.5 * base));
     let base5 = cost(&m, Primitive::Lut, 5, &w, None).unwrap() - 1000.0;
     assert!(close(cost(&m, Primitive::Lut, 5, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 0.5 * base5));
+    // The factor is not extrapolated beyond gemm_rows (it would go negative).
+    let base50 = cost(&m, Primitive::Lut, 50, &w, None).unwrap() - 1000.0;
+    assert!(close(cost(&m, Primitive::Lut, 50, &w, Some(Tile { m: 256, k: 1024 })).unwrap() - 1000.0, 0.5 * base50));
     // A K tile as wide as the row is no K tiling.
     let narrow = weight(1024, 1024, gq(2));
-    assert!(m.tiles(Primitive::Lut, &GemmQuery { rows: 1, n: 1024, k: 1024, weight: &narrow }).is_empty());
-    // Dense has no K tile: whole-row tiles, k = K.
+    assert!(m.tiles(Primitive::Lut, &GemmQuery { rows: 5, n: 1024, k: 1024, weight: &narrow }).is_empty());
+    // Dense has no K tile: whole-row tiles, k = K; this one is measured
+    // slower (×2): priced, but not proposed.
     let q4 = weight(1024, 4096, Some(Encoding::Ggml(GgmlType::Q4_0)));
     let dq = GemmQuery { rows: 1, n: 1024, k: 4096, weight: &q4 };
-    assert_eq!(m.tiles(Primitive::Dense, &dq), vec![Tile { m: 32, k: 4096 }]);
+    assert!(m.tiles(Primitive::Dense, &dq).is_empty());
+    let faster = CpuCostModel::new(CostTable::from_json(&TABLE.replace("\"gemv_factor\": 2.0, \"gemm_factor\": 2.0", "\"gemv_factor\": 0.9, \"gemm_factor\": 0.9")).unwrap(), "t");
+    assert_eq!(faster.tiles(Primitive::Dense, &dq), vec![Tile { m: 32, k: 4096 }]);
     assert!(cost(&m, Primitive::Dense, 1, &q4, Some(Tile { m: 32, k: 4096 })).unwrap() > cost(&m, Primitive::Dense, 1, &q4, None).unwrap());
     // No tiles for a primitive that cannot run the weight.
-    assert!(m.tiles(Primitive::ShiftAdd, &q).is_empty());
+    assert!(m.tiles(Primitive::ShiftAdd, &q5).is_empty());
+    // Nor with more work items than measured (1024 rows): a 49152-row head in
+    // 32-row items is 1536 pool dispatches, not the measured 32.
+    let head = weight(49152, 4096, Some(Encoding::Ggml(GgmlType::Q4_0)));
+    let hq = GemmQuery { rows: 1, n: 49152, k: 4096, weight: &head };
+    assert!(faster.tiles(Primitive::Dense, &hq).is_empty());
+    assert_eq!(cost(&m, Primitive::Dense, 1, &head, Some(Tile { m: 32, k: 4096 })), None);
 }
 
 #[test]
@@ -220,7 +235,8 @@ fn measuring_a_tiny_table_gives_a_complete_valid_table() {
     let mut lines = 0;
     let t = measure(&o, &mut |_| lines += 1).expect("measures");
     assert_eq!(lines, t.kernels.len());
-    assert_eq!(t.kernels.len(), 23);
+    assert_eq!(t.kernels.len(), 24);
+    assert!(t.kernels.iter().any(|e| e.primitive == "sparse" && e.scheme == "nm"));
     assert!(t.kernels.iter().all(|e| e.gemv_ns > 0.0 && e.gemm_ns > 0.0), "{t:?}");
     assert!(t.act_quant_ns_per_value.contains_key("q8_0") && t.act_quant_ns_per_value.contains_key("q8_k"));
     assert!(t.lut_precompute.ns_per_value > 0.0);

@@ -2,7 +2,7 @@
 //! interpreter, on random shapes: every GEMM primitive runs the kernel it
 //! names (LUT tables shared by q/k/v, shift-add, dense int-dot and decoded
 //! f32), with and without `kern.tile`, for one and several activation rows,
-//! on one and two threads; `kern.sparse_gemm` is a clean error.
+//! on one and two threads, and the N:M sparse kernel for several patterns.
 //!
 //! Error budgets: the LUT kernel quantizes its tables to int8 per activation
 //! group and the ggml int-dot kernels quantize activations to Q8, so those
@@ -10,7 +10,7 @@
 //! max |Δ| ≤ 2% of max |y| (the reference is exact f64). The shift-add and
 //! f32 kernels read f32 activations: 1e-4 relative.
 
-use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeError, RuntimeOptions};
+use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeOptions};
 use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, TernaryParams};
 use flexc_ir::Encoding;
@@ -214,13 +214,17 @@ fn dense_gemm_takes_a_constant_weight() {
 }
 
 #[test]
-fn sparse_gemm_is_a_clean_error() {
+fn sparse_gemm_runs_the_nm_kernel() {
     let mut rng = Rng(41);
-    let enc = Some(Encoding::Nm { n: 2, m: 4 });
-    let src = weight(&mut rng, "w", 8, 64, enc) + "func @f(%x: f32[seq, 64]) -> f32[seq, 8] {\n  %w = tensor.weight @w : f32[8, 64] #nm<n = 2, m = 4>\n  %y = kern.sparse_gemm %x, %w : f32[seq, 8]\n  return %y\n}\n";
-    let module = flexc_ir::text::parse_module(&src).expect("parses");
-    let err = CpuRuntime::compile(&module, "f", RuntimeOptions::default()).expect_err("no sparse kernel yet");
-    assert!(matches!(&err, RuntimeError::Unsupported { why, .. } if why == "kern.sparse_gemm: no CPU kernel yet"), "{err}");
+    for (i, (n, m, rows_w, k)) in [(2u8, 4u8, 8usize, 64usize), (1, 4, 13, 96), (4, 8, 20, 128), (8, 16, 6, 64), (2, 3, 5, 48)].into_iter().enumerate() {
+        let enc = Encoding::Nm { n, m };
+        let src = weight(&mut rng, "w", rows_w, k, Some(enc))
+            + &format!("func @f(%x: f32[seq, {k}]) -> f32[seq, {rows_w}] {{\n  %w = tensor.weight @w : f32[{rows_w}, {k}] {enc}\n  %y = kern.sparse_gemm %x, %w : f32[seq, {rows_w}]\n  return %y\n}}\n");
+        for rows in [1, 5] {
+            let rt = check(&src, k, rows, 1e-4, 90 + i as u64);
+            assert_eq!(rt.step_kinds().last(), Some(&"n:m sparse gemv/gemm (jit)"));
+        }
+    }
 }
 
 #[test]

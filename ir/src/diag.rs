@@ -33,13 +33,33 @@ impl Diagnostic {
         let (line, col) = line_col(src, start);
         let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
-        let text = &src[line_start..line_end];
-        let width = (self.span.end as usize).clamp(start + 1, line_end.max(start + 1)) - start;
+        // A very long line (minified or hostile input) is cut to a window
+        // around the error, so the excerpt stays a few lines of terminal.
+        let (from, to) = if line_end - line_start > MAX_EXCERPT {
+            let from = floor_char(src, start.saturating_sub(MAX_EXCERPT / 2).max(line_start));
+            (from, floor_char(src, (from + MAX_EXCERPT).min(line_end)))
+        } else {
+            (line_start, line_end)
+        };
+        let (pre, post) = (if from > line_start { "…" } else { "" }, if to < line_end { "…" } else { "" });
+        let text = &src[from..to];
+        let width = (self.span.end as usize).clamp(start + 1, to.max(start + 1)) - start;
         let mut out = format!("{file}:{line}:{col}: error: {}\n", self.message);
-        let pad: String = text[..start - line_start].chars().map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
-        let _ = write!(out, "  {text}\n  {pad}^{}", "~".repeat(width.saturating_sub(1).min(200)));
+        let pad: String = pre.chars().chain(src[from..start].chars()).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let _ = write!(out, "  {pre}{text}{post}\n  {pad}^{}", "~".repeat(width.saturating_sub(1).min(200)));
         out
     }
+}
+
+/// Longest source excerpt (bytes) shown under a diagnostic.
+const MAX_EXCERPT: usize = 240;
+
+/// The largest char boundary of `s` at or before `i`.
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 /// The 1-based line and column (in characters) of a byte offset.

@@ -17,6 +17,7 @@ pub mod dfg;
 pub mod diag;
 pub mod entity;
 pub mod func;
+pub mod limits;
 pub mod module;
 pub mod ops;
 pub mod quant;

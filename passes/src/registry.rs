@@ -53,7 +53,8 @@ pub struct Preset {
 
 static PRESETS: &[Preset] = &[
     Preset { name: "cleanup", pipeline: "canonicalize,cse,dce", summary: "simplify: fold constants and identities, merge duplicates, drop dead ops" },
-    Preset { name: "cpu", pipeline: "canonicalize,cse,dce", summary: "the CPU JIT pipeline (grows as the lowering passes land)" },
+    Preset { name: "cpu", pipeline: "canonicalize,cse,dce,select-gemm{target=cpu},tile-gemm{target=cpu}", summary: "the CPU JIT pipeline: simplify, pick each GEMM's kernel by the measured cost model (egg), tile it" },
+    Preset { name: "flexcim", pipeline: "canonicalize,cse,dce,select-gemm{target=flexcim},tile-gemm{target=flexcim}", summary: "the FlexCiM pipeline: simplify, pick sparse or dense per GEMM by the analytical macro model (egg), tile to the macro" },
 ];
 
 /// Every preset.

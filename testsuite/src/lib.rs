@@ -15,6 +15,9 @@
 //! Every case without `// error:` must round-trip: printing the parsed module
 //! gives the case text back, byte for byte, once comment lines are removed.
 
+pub mod malformed;
+pub mod synth;
+
 use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::types::Dim;
 use flexc_ir::Module;

@@ -75,15 +75,21 @@ fn pipelines_snapshot() {
         let mut m = parse_ok(c);
         let pipeline = c.passes.as_deref().unwrap_or_default();
         let opts = ManagerOptions { verify_each: true, ..Default::default() };
-        let mut pm = PassManager::from_text(pipeline, opts).unwrap_or_else(|e| panic!("{}: {e}", c.name()));
-        pm.run(&mut m, &mut |_, _| {}).unwrap_or_else(|e| panic!("{}: {e}", c.name()));
+        let pm = PassManager::from_text(pipeline, opts).unwrap_or_else(|e| panic!("{}: {e}", c.name()));
+        // The shipped cost models (CI never sets FLEXC_COST_TABLE), so
+        // select-gemm's choices are the same on every machine.
+        let mut pm = flexc_backends::cost::cost_models_with(None).unwrap_or_else(|e| panic!("cost models: {e}")).into_iter().fold(pm, PassManager::with_cost_model);
+        let report = pm.run(&mut m, &mut |_, _| {}).unwrap_or_else(|e| panic!("{}: {e}", c.name()));
         // Run lines still hold after the pipeline: passes preserve semantics.
         for r in &c.runs {
             check_run(&m, r, c.tolerance).unwrap_or_else(|e| panic!("{} after {pipeline}: run {r}: {e}", c.name()));
         }
         let name = c.name().replace(['/', ':'], "__");
         insta::with_settings!({ description => format!("{}\npipeline: {pipeline}", c.name()), omit_expression => true, prepend_module_to_snapshot => false }, {
-            insta::assert_snapshot!(name, print_module(&m));
+            insta::assert_snapshot!(name.clone(), print_module(&m));
+            if let Some(explain) = &report.explain {
+                insta::assert_snapshot!(format!("{name}.explain"), explain.text());
+            }
         });
     }
 }

@@ -13,7 +13,10 @@
 //! `c(rows)` the measured ns per weight of a whole call, linear in `rows`
 //! through the GEMV (`rows = 1`) and GEMM (`rows = gemm_rows`) points and
 //! extrapolated beyond, `f_tile` the measured factor of a `kern.tile`
-//! against the default tiling (also linear in rows), and `q` the ns per
+//! against the default tiling (linear in rows up to `gemm_rows`, constant
+//! beyond; only where the GEMM
+//! has no more work items than the measurement had; [`CostModel::tiles`]
+//! proposes only tiles measured faster than the default), and `q` the ns per
 //! value of the activation quantization an int-dot kernel needs (Q8_0 or
 //! Q8_K). LUT tables are priced apart ([`CostModel::lut_precompute`]):
 //! `overhead + rows·k·ns_per_value`, once per activation.
@@ -95,7 +98,9 @@ pub struct KernelCost {
     pub gemm_ns: f64,
 }
 
-/// A `kern.tile` measured against the default tiling of its primitive.
+/// A `kern.tile` measured against the default tiling of its primitive, on
+/// weights of `shape[0]` rows; it is offered and priced only for GEMMs with
+/// no more `m`-row work items than that.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TileCost {
@@ -253,7 +258,15 @@ impl CpuCostModel {
     /// The measured factor of `tile` on `p` for this GEMM.
     fn tile_factor(&self, p: Primitive, q: &GemmQuery<'_>, tile: Tile) -> Option<f64> {
         let e = self.table.tiles.iter().find(|t| t.primitive == p.name() && t.m == tile.m && (t.k == Some(tile.k) || (t.k.is_none() && tile.k >= q.k)))?;
-        Some(self.table.lerp(e.gemv_factor, e.gemm_factor, q.rows))
+        // A ratio is not extrapolated: beyond gemm_rows it stays the measured one.
+        self.in_measured_regime(q, e.m).then(|| self.table.lerp(e.gemv_factor, e.gemm_factor, q.rows.min(self.table.gemm_rows)))
+    }
+
+    /// Whether `m`-row work items on this GEMM are no more numerous than
+    /// where the tile was measured (`shape[0]` rows): each item costs a pool
+    /// dispatch, so a factor measured on 16 items says nothing about 1500.
+    fn in_measured_regime(&self, q: &GemmQuery<'_>, m: u64) -> bool {
+        q.n.div_ceil(m) <= self.table.shape[0].div_ceil(m)
     }
 }
 
@@ -300,12 +313,14 @@ impl CostModel for CpuCostModel {
             .table
             .tiles
             .iter()
-            .filter(|t| t.primitive == p.name() && t.m <= q.n)
+            .filter(|t| t.primitive == p.name() && t.m <= q.n && self.in_measured_regime(q, t.m))
             .filter_map(|t| match t.k {
                 None => Some(Tile { m: t.m, k: q.k }),
                 Some(k) if k < q.k && k.is_multiple_of(block) => Some(Tile { m: t.m, k }),
                 Some(_) => None,
             })
+            // Worth considering only where the measurement beats the default.
+            .filter(|&t| self.tile_factor(p, q, t).is_some_and(|f| f < 1.0))
             .collect();
         out.dedup();
         out

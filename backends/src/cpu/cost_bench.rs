@@ -61,6 +61,9 @@ fn schemes() -> Vec<(Primitive, String, Option<Encoding>)> {
         v.push((Primitive::Lut, format!("gq{bits}"), Some(Encoding::Gq(GqParams { bits, group: 128, zero: false }))));
     }
     v.push((Primitive::Lut, "ternary".into(), Some(Encoding::Ternary(TernaryParams { group: 0 }))));
+    // N:M sparse, priced per stored value: one pattern stands for all (the
+    // kernel streams ~4.25–4.5 bytes per kept weight whatever N:M is).
+    v.push((Primitive::Sparse, "nm".into(), Some(Encoding::Nm { n: 2, m: 4 })));
     for p in [Primitive::Lut, Primitive::ShiftAdd] {
         for bits in 1..=4u8 {
             v.push((p, format!("bcq{bits}"), Some(Encoding::Bcq(BcqParams { bits, group: 128, pot: true, apot: 3 }))));
@@ -178,7 +181,8 @@ fn gemm_kind(p: Primitive) -> &'static str {
     match p {
         Primitive::Lut => "lut gemv/gemm (jit)",
         Primitive::ShiftAdd => "shift-add gemm",
-        _ => "gemv/gemm (jit)",
+        Primitive::Sparse => "n:m sparse gemv/gemm (jit)",
+        Primitive::Dense => "gemv/gemm (jit)",
     }
 }
 
@@ -209,7 +213,9 @@ pub fn measure(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<C
             c = c.min(4);
         }
         let prof = time(&module(p, enc, (n, k), c, None)?, k, &[1, rr], o)?;
-        let per = |pr: &Profile| pr.get(gemm_kind(p)).copied().unwrap_or(0.0) / c as f64 / (n * k) as f64;
+        // The model prices `#nm` per stored value (`n·k·N/M`), everything else per weight.
+        let values = (n * k) as f64 * if let Some(Encoding::Nm { n: kept, m }) = enc { kept as f64 / m as f64 } else { 1.0 };
+        let per = |pr: &Profile| pr.get(gemm_kind(p)).copied().unwrap_or(0.0) / c as f64 / values;
         let (gemv_ns, gemm_ns) = (per(&prof[0]), per(&prof[1]));
         let tiny = time(&module(p, enc, TINY, 8, None)?, TINY.1, &[1], o)?;
         let overhead_ns = tiny[0].get(gemm_kind(p)).copied().unwrap_or(0.0) / 8.0;

@@ -222,7 +222,18 @@ struct EnergyFile {
 }
 
 fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, ConfigError> {
-    toml::from_str(text).map_err(|e| ConfigError { file: file.to_string(), key: None, message: e.to_string() })
+    // One line (`line L, column C: cause`): the toml crate's own Display
+    // draws a multi-line source excerpt, and CLI errors are one line.
+    toml::from_str(text).map_err(|e| {
+        let at = e.span().map(|r| {
+            let before = &text[..r.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+            format!("line {line}, column {col}: ")
+        });
+        let message = format!("{}{}", at.unwrap_or_default(), e.message().trim_end().replace('\n', "; "));
+        ConfigError { file: file.to_string(), key: None, message }
+    })
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -274,6 +285,19 @@ impl Arch {
         let limits: [(&str, usize, usize); 4] =
             [("macro.sub_macros", self.array.sub_macros, 64), ("macro.rows", self.array.rows, 4096), ("macro.columns", self.array.columns, 4096), ("distribution.fan_in", self.distribution.fan_in, 64)];
         for (k, v, max) in limits {
+            if v > max {
+                return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
+            }
+        }
+        // The simulator allocates the array, the activation buffer and the
+        // accumulator up front: bound them so a hostile file gets an error,
+        // not a multi-GiB allocation (the defaults are far below these).
+        let cells = self.array.sub_macros * self.array.rows * self.array.columns;
+        if cells > 1 << 24 {
+            return Err(bad("macro", format!("{cells} cells (sub_macros x rows x columns) is larger than the simulator supports ({})", 1 << 24)));
+        }
+        let sizes: [(&str, usize, usize); 2] = [("buffers.activation_bytes", self.buffers.activation_bytes, 1 << 30), ("buffers.output_words", self.buffers.output_words, 1 << 28)];
+        for (k, v, max) in sizes {
             if v > max {
                 return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
             }

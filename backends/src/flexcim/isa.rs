@@ -186,6 +186,11 @@ impl<'a> Fields<'a> {
     fn bytes(&mut self, key: &str) -> Result<Vec<u8>, StreamError> {
         let (v, col) = self.raw(key)?;
         let h = v.strip_prefix("0x").ok_or_else(|| self.err(col, format!("`{key}`: hex data must start with 0x")))?;
+        // Check the digits before slicing pairs: a multi-byte character would
+        // otherwise put a slice boundary inside it (a panic, found by fuzzing).
+        if let Some((i, c)) = h.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+            return Err(self.err(col + 2 + i, format!("`{key}`: {c:?} is not a hex digit")));
+        }
         if h.len() % 2 != 0 {
             return Err(self.err(col, format!("`{key}`: odd number of hex digits ({})", h.len())));
         }
@@ -196,6 +201,11 @@ impl<'a> Fields<'a> {
 
     fn list<T: std::str::FromStr>(&mut self, key: &str) -> Result<Vec<Option<T>>, StreamError> {
         let (v, col) = self.raw(key)?;
+        // The printer writes an empty list as `key=`: read it back as empty
+        // (a zero-group `dsel` decoded from binary did not round-trip; fuzzing).
+        if v.is_empty() {
+            return Ok(Vec::new());
+        }
         v.split(',')
             .map(|s| if s == "-" { Ok(None) } else { s.parse().map(Some).map_err(|_| self.err(col, format!("`{key}`: `{s}` is not a number or `-`"))) })
             .collect()

@@ -19,6 +19,9 @@ use super::arch::{Arch, EnergyTable};
 use super::isa::{Instr, Program};
 use super::timing::{self, cy, MacShape};
 
+/// The most int32 result words all layers of one stream may hold (1 GiB).
+pub const MAX_OUTPUT_WORDS: usize = 1 << 28;
+
 /// Energy events, in the order of [`EnergyTable::entries`].
 pub const EVENTS: usize = 13;
 
@@ -65,14 +68,16 @@ impl Stats {
         if self.cell_cycles == 0 { 0.0 } else { self.macs as f64 / self.cell_cycles as f64 }
     }
 
+    // Saturating: a stream file can claim any counts (`host elems=2^64-1`
+    // twice), and a total must not overflow into a panic.
     /// Adds another's counts.
     pub fn add(&mut self, o: &Stats) {
-        self.dense_macs += o.dense_macs;
-        self.macs += o.macs;
-        self.host_elems += o.host_elems;
-        self.cell_cycles += o.cell_cycles;
-        self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a += b);
-        self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a += b);
+        self.dense_macs = self.dense_macs.saturating_add(o.dense_macs);
+        self.macs = self.macs.saturating_add(o.macs);
+        self.host_elems = self.host_elems.saturating_add(o.host_elems);
+        self.cell_cycles = self.cell_cycles.saturating_add(o.cell_cycles);
+        self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a = a.saturating_add(b));
+        self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a = a.saturating_add(b));
     }
 }
 
@@ -149,7 +154,14 @@ impl<'a> Machine<'a> {
         match ins {
             Instr::Layer { name, tokens, out, inp } => {
                 self.drain();
-                let n = (*tokens as usize).checked_mul(*out as usize).filter(|&n| n <= 1 << 31).ok_or("the layer's output is too large to simulate")?;
+                // Every layer's results are kept, so the budget is over the
+                // whole stream: a file cannot make the simulator allocate more
+                // than MAX_OUTPUT_WORDS int32s (1 GiB) however many layers it declares.
+                let held: usize = self.res.outputs.iter().map(Vec::len).sum();
+                let n = (*tokens as usize)
+                    .checked_mul(*out as usize)
+                    .filter(|&n| n <= MAX_OUTPUT_WORDS - held)
+                    .ok_or_else(|| format!("the stream's layer outputs exceed {MAX_OUTPUT_WORDS} int32 words (1 GiB), the simulator's limit"))?;
                 self.res.layers.push(Stats { name: name.clone(), dense_macs: *tokens as u64 * *out as u64 * *inp as u64, ..Stats::default() });
                 self.res.outputs.push(vec![0; n]);
                 self.cur = Some((*tokens as usize, *out as usize, *inp as usize));
@@ -237,7 +249,10 @@ impl<'a> Machine<'a> {
                 let t = timing::st(a, self.stats(), (count * cols) as u64);
                 self.busy(cy::WRITEBACK, t);
             }
-            Instr::Host { elems, .. } => self.stats().host_elems += elems,
+            Instr::Host { elems, .. } => {
+                let s = self.stats();
+                s.host_elems = s.host_elems.saturating_add(*elems);
+            }
             Instr::Sync => self.drain(),
         }
         Ok(())

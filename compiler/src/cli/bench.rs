@@ -51,8 +51,9 @@ struct ModelArgs {
     #[arg(long)]
     profile: bool,
     /// A pass pipeline (or preset name) applied to the imported model first,
-    /// e.g. `cpu` or 'quantize{bits=2},fuse-dequant,select-gemm{target=cpu}'.
-    #[arg(long)]
+    /// e.g. 'quantize{bits=2},select-gemm{target=cpu}'; `none` runs the
+    /// imported graph as is.
+    #[arg(long, default_value = "cpu")]
     pipeline: Option<String>,
     /// Calibration statistics (from `flexc calibrate`) for passes that need them.
     #[arg(long)]

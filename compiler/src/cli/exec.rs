@@ -7,7 +7,9 @@ use crate::npy;
 use crate::output::write_atomic;
 use clap::Args;
 use flexc_backends::reference::{Data, Interpreter, Tensor};
+use flexc_ir::limits::check_memory;
 use flexc_ir::types::Dim;
+use std::collections::HashMap;
 use flexc_ir::TensorType;
 use std::path::PathBuf;
 
@@ -26,6 +28,10 @@ pub struct ExecArgs {
     /// Write each result to `DIR/result<N>.npy` instead of printing it.
     #[arg(long)]
     pub output_dir: Option<PathBuf>,
+    /// Refuse to run when the function's tensors would need more than this
+    /// (from the types, before allocating): bytes, or with a K/M/G/T suffix.
+    #[arg(long, default_value = "8G", value_parser = flexc_ir::limits::parse_bytes)]
+    pub max_memory: u64,
 }
 
 fn parse_input(spec: &str, ty: &TensorType) -> CliResult<Tensor> {
@@ -43,7 +49,7 @@ fn parse_input(spec: &str, ty: &TensorType) -> CliResult<Tensor> {
         })
         .collect::<CliResult<_>>()?;
     let items: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let want: usize = shape.iter().product();
+    let want = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| CliError::input(format!("error: --input {spec}: {ty} has more elements than fit in memory")))?;
     if items.len() != want {
         return Err(CliError::usage(format!("error: --input {spec}: {ty} needs {want} values, got {}", items.len())));
     }
@@ -97,6 +103,8 @@ pub fn run(args: ExecArgs) -> CliResult {
         CliError::usage(format!("error: no function @{fname} in {} (it has: {})", src.name, names.join(", ")))
     })?;
     let f = &module.funcs[fid];
+    // Fixed shapes first, before any input is parsed or sized by them.
+    check_memory(f, &|_| None, args.max_memory).map_err(|e| CliError::input(format!("{}: error: {e}", src.name)))?;
     let mut inputs = Vec::new();
     for (i, &p) in f.params.iter().enumerate() {
         let name = f.dfg.values[p].name.clone().unwrap_or_else(|| i.to_string());
@@ -113,6 +121,16 @@ pub fn run(args: ExecArgs) -> CliResult {
             return Err(CliError::usage(format!("error: --input {s}: @{fname} has no parameter %{n}")));
         }
     }
+    // Then with the symbols the inputs bind (`seq` from a .npy file's shape).
+    let mut bound: HashMap<String, u64> = HashMap::new();
+    for (&p, t) in f.params.iter().zip(&inputs) {
+        for (d, &n) in f.dfg.ty(p).shape.iter().zip(&t.shape) {
+            if let Dim::Sym(s) = d {
+                bound.entry(s.to_string()).or_insert(n as u64);
+            }
+        }
+    }
+    check_memory(f, &|s| bound.get(s).copied(), args.max_memory).map_err(|e| CliError::input(format!("{}: error: {e}", src.name)))?;
     let outputs = Interpreter::new(&module).run_id(fid, inputs).map_err(|e| CliError::input(format!("{}: error: {e}", src.name)))?;
     for (i, t) in outputs.iter().enumerate() {
         match &args.output_dir {

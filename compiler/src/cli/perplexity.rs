@@ -30,7 +30,11 @@ pub struct PerplexityArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// A pass pipeline (or preset name) applied to the imported model first.
-    #[arg(long)]
+    /// The default `cpu` preset picks each GEMM's kernel with the cost model
+    /// (select-gemm) and tiles it; end your own pipeline with
+    /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
+    /// `none` to run the imported graph as is.
+    #[arg(long, default_value = "cpu")]
     pub pipeline: Option<String>,
     /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
     #[arg(long)]

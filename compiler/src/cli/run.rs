@@ -65,7 +65,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
     /// A pass pipeline (or preset name) applied to the imported model first.
-    #[arg(long)]
+    /// The default `cpu` preset picks each GEMM's kernel with the cost model
+    /// (select-gemm) and tiles it; end your own pipeline with
+    /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
+    /// `none` to run the imported graph as is.
+    #[arg(long, default_value = "cpu")]
     pub pipeline: Option<String>,
     /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
     #[arg(long)]
@@ -151,7 +155,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     }
     let load = t0.elapsed();
     let t1 = Instant::now();
-    if let Some(p) = pipeline {
+    if let Some(p) = pipeline.filter(|p| *p != "none") {
         let pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
         // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
         let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;

@@ -39,6 +39,10 @@ pub struct FlexcimOpts {
     /// Seed of the random inputs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Refuse `.fir` input whose tensors (symbolic dimensions = --tokens)
+    /// would need more than this to evaluate: bytes, or with a K/M/G/T suffix.
+    #[arg(long, default_value = "8G", value_parser = flexc_ir::limits::parse_bytes)]
+    pub max_memory: u64,
 }
 
 /// Arguments of `flexc compile`.
@@ -136,6 +140,11 @@ fn ir_work(path: &Path, opts: &FlexcimOpts) -> CliResult<flexc_backends::flexcim
     let nm = Nm::parse(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
     let src = read_source(path)?;
     let module = load_module(&src)?;
+    // from_ir runs the function on random inputs: size it from the types first.
+    let tokens = opts.tokens as u64;
+    for f in module.funcs.values().filter(|f| opts.func.as_deref().is_none_or(|n| n == f.name)) {
+        flexc_ir::limits::check_memory(f, &|_| Some(tokens), opts.max_memory).map_err(|e| CliError::input(format!("{}: error: {e}", src.name)))?;
+    }
     from_ir(&module, opts.func.as_deref(), opts.tokens, &MagnitudePrune(nm), opts.seed).map_err(|e| CliError::input(format!("{}: {e}", src.name)))
 }
 

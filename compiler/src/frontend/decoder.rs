@@ -160,6 +160,20 @@ pub fn import_gguf(g: &GgufFile, path: &Path, opts: &ImportOptions) -> Result<Mo
 /// Builds `@forward` of a decoder from a checkpoint whose tensors go by GGUF
 /// names (`token_embd.weight`, `blk.N.attn_q.weight`, ...), as one module.
 pub fn build_decoder(src: &dyn TensorSource, path: &Path, arch: &ArchSpec, hp: &HParams, name: &str, opts: &ImportOptions) -> Result<Module, ImportError> {
+    // Check the block count against the file before sizing anything by it:
+    // the signature below has two cache parameters per block, so a header
+    // claiming 2^40 blocks would otherwise allocate without bound.
+    // Sizes from a header are multiplied (heads x head size, ...): bound
+    // each so no product can overflow, whatever the file claims.
+    for (what, v) in [("embedding length", hp.embd), ("feed-forward length", hp.ffn), ("head count", hp.heads), ("KV head count", hp.kv_heads), ("head size", hp.head_dim), ("value head size", hp.v_head_dim), ("vocabulary size", hp.vocab), ("RoPE dimensions", hp.rope_dims), ("sliding window", hp.window)] {
+        if v > MAX_HPARAM {
+            return Err(ImportError::Tensor { file: src.file_name().to_string(), message: format!("{what} {v} is larger than flexc supports ({MAX_HPARAM})") });
+        }
+    }
+    let last = format!("blk.{}.attn_norm.weight", hp.layers.saturating_sub(1));
+    if hp.layers > 0 && !b_has(src, &last) {
+        return Err(ImportError::Tensor { file: src.file_name().to_string(), message: format!("missing tensor '{}' (the header claims {} blocks)", src.stored_name(&last), hp.layers) });
+    }
     let ctx = opts.ctx;
     let seq = Dim::Sym(Arc::from("seq"));
     let fixed = |n: usize| Dim::Fixed(n as u64);
@@ -249,6 +263,13 @@ pub fn build_decoder(src: &dyn TensorSource, path: &Path, arch: &ArchSpec, hp: &
         ("vocab".into(), AttrLit::Int(hp.vocab as i64)),
     ];
     Ok(m)
+}
+
+/// The largest size a model header may give (2^31): products of two fit in 64 bits.
+const MAX_HPARAM: usize = 1 << 31;
+
+fn b_has(src: &dyn TensorSource, name: &str) -> bool {
+    src.describe(name).is_some()
 }
 
 /// A model name as a module name: lowercase ASCII alphanumerics, `_` elsewhere.

@@ -37,7 +37,14 @@ struct Parser<'s> {
     src: &'s str,
     toks: Vec<(Tok, Span)>,
     pos: usize,
+    /// Nesting depth of attribute lists (`[[...]]`), bounded by
+    /// [`MAX_NESTING`] so hostile text cannot overflow the stack.
+    depth: usize,
 }
+
+/// The deepest attribute-list nesting accepted (`lit` recurses once per level;
+/// without a bound, `[[[[...` a few hundred thousand deep overflows the stack).
+pub const MAX_NESTING: usize = 64;
 
 impl<'s> Parser<'s> {
     fn new(src: &'s str) -> PResult<Parser<'s>> {
@@ -58,7 +65,7 @@ impl<'s> Parser<'s> {
                 }
             }
         }
-        Ok(Parser { src, toks, pos: 0 })
+        Ok(Parser { src, toks, pos: 0, depth: 0 })
     }
 
     fn peek(&self) -> Option<Tok> {
@@ -332,8 +339,14 @@ impl<'s> Parser<'s> {
             Some(Tok::Symbol) => AttrLit::Symbol(self.bump().0[1..].to_string()),
             Some(Tok::Hash) => AttrLit::Encoding(self.encoding()?),
             Some(Tok::LBracket) => {
+                if self.depth >= MAX_NESTING {
+                    return self.err(format!("attribute lists nest deeper than {MAX_NESTING} levels"));
+                }
                 self.bump();
-                AttrLit::List(self.list(Tok::RBracket, |p| p.lit())?)
+                self.depth += 1;
+                let items = self.list(Tok::RBracket, |p| p.lit());
+                self.depth -= 1;
+                AttrLit::List(items?)
             }
             Some(Tok::Ident) => match self.peek_text() {
                 "true" | "false" => AttrLit::Bool(self.bump().0 == "true"),
@@ -409,6 +422,11 @@ impl<'s> Parser<'s> {
                 Some('r') => out.push('\r'),
                 Some('\\') => out.push('\\'),
                 Some('"') => out.push('"'),
+                // The printer writes strings with Rust's `{:?}`, which escapes
+                // NUL as `\0` (and may escape `'`): accept both so printing
+                // then parsing stays the identity (found by fuzzing).
+                Some('0') => out.push('\0'),
+                Some('\'') => out.push('\''),
                 Some('u') => {
                     let rest: String = chars.clone().collect();
                     let close = rest.find('}').filter(|_| rest.starts_with('{'));

@@ -30,6 +30,7 @@ pub(super) fn step_name(s: &Step) -> &'static str {
         Step::LutPrecompute { .. } => "lut tables",
         Step::LutGemm { .. } => "lut gemv/gemm (jit)",
         Step::ShiftAdd { .. } => "shift-add gemm",
+        Step::Sparse { .. } => "n:m sparse gemv/gemm (jit)",
         Step::Rmsnorm { .. } => "rmsnorm (jit)",
         Step::Binary { .. } => "elementwise (jit)",
         Step::Unary { .. } => "activation",
@@ -196,6 +197,7 @@ impl CpuRuntime {
             Step::LutPrecompute { x, slot, cols } => self.lut_precompute(*x, *slot, *cols)?,
             Step::LutGemm { kernel, w, slot, out, m_blocks } => self.lut_gemm(kernel, *w, *slot, *out, *m_blocks)?,
             Step::ShiftAdd { gemm, w, x, out, m } => self.shiftadd(gemm, *w, *x, *out, *m)?,
+            Step::Sparse { kernel, w, x, out } => self.sparse(kernel, *w, *x, *out)?,
             Step::Rmsnorm { kernel, x, w, out, d } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);

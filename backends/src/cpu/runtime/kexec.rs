@@ -14,6 +14,7 @@ use super::plan::BufRef;
 use super::{CpuRuntime, RuntimeError};
 use crate::cpu::lut::{LutActivation, LutKernel};
 use crate::cpu::shiftadd::{BcqTables, ShiftAddGemm};
+use crate::cpu::sparse::SparseKernel;
 
 #[derive(Clone, Copy)]
 struct SendPtr<T>(T);
@@ -118,5 +119,21 @@ impl CpuRuntime {
             }
         };
         if par { self.pool.run(items, &work).map_err(invalid) } else { (0..items).for_each(work); Ok(()) }
+    }
+
+    /// `kern.sparse_gemm`: the N:M kernel over every activation row, split
+    /// by row blocks over the pool when the weight traffic is worth it.
+    pub(super) fn sparse(&mut self, kernel: &SparseKernel, w: usize, x: BufRef, out: BufRef) -> Result<(), RuntimeError> {
+        let packed = &self.plan.sparse_weights[w];
+        let spec = kernel.spec();
+        let batch = self.len(x) / spec.cols;
+        let threads = if packed.streamed_bytes() * batch >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
+        let mut o = std::mem::take(&mut self.bufs[out.buf]);
+        let r = match o.get_mut(..batch * spec.rows) {
+            Some(y) => kernel.run_pool(&self.pool, packed, &self.bufs[x.buf][..batch * spec.cols], batch, y, threads).map_err(|e| invalid(e.to_string())),
+            None => Err(invalid("internal: sparse output buffer too small")),
+        };
+        self.bufs[out.buf] = o;
+        r
     }
 }

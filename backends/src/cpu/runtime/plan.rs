@@ -27,6 +27,7 @@ use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
 use super::super::shiftadd::ShiftAddGemm;
+use super::super::sparse::{SparseKernel, SparseWeights};
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
 use super::ops::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
@@ -76,6 +77,9 @@ pub(crate) enum Step {
     /// `kern.shiftadd_gemm`: the μ = 8 shift-add GEMM on `#bcq` bytes
     /// `weights[w]`; `m`: weight rows per work item (0: default split).
     ShiftAdd { gemm: ShiftAddGemm, w: usize, x: BufRef, out: BufRef, m: usize },
+    /// `kern.sparse_gemm`: the N:M kernel over `sparse_weights[w]` (packed
+    /// from the compressed `#nm` bytes at compile time).
+    Sparse { kernel: Arc<SparseKernel>, w: usize, x: BufRef, out: BufRef },
     Rmsnorm { kernel: Arc<RmsnormKernel>, x: BufRef, w: BufRef, out: BufRef, d: usize },
     Binary { kernel: Arc<BinaryKernel>, a: BufRef, b: BufRef, out: BufRef },
     /// `act(gate) · up` fused (a silu/gelu whose only use is this product);
@@ -130,6 +134,8 @@ pub(crate) struct Plan {
     pub lut_weights: Vec<LutWeights>,
     /// The activation group of each LUT table slot.
     pub lut_slots: Vec<usize>,
+    /// `#nm` weights repacked for the N:M sparse kernel at compile time.
+    pub sparse_weights: Vec<SparseWeights>,
     pub qact_kinds: Vec<ActKind>,
     pub params: Vec<ParamKind>,
     /// The input index of each parameter that is passed on calls.
@@ -843,6 +849,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
             weights: Vec::new(),
             lut_weights: Vec::new(),
             lut_slots: Vec::new(),
+            sparse_weights: Vec::new(),
             qact_kinds: Vec::new(),
             params: Vec::new(),
             param_input: Vec::new(),

@@ -11,8 +11,8 @@
 //! - `kern.dense_gemm` → the int-dot GEMV/GEMM for ggml formats with a
 //!   kernel, the f32 one on weights decoded at compile time otherwise
 //!   ([`dense_format`]);
-//! - `kern.sparse_gemm` → an error until the N:M kernel is wired (the hook
-//!   is marked below);
+//! - `kern.sparse_gemm` → the N:M sparse kernel (`cpu/sparse.rs`) on the
+//!   `#nm` bytes repacked at compile time (never decoded to dense);
 //! - `kern.tile {m, k}` → recorded on the weight value: `m` is the weight
 //!   rows per parallel work item of every GEMM, `k` the LUT kernel's K tile.
 //!   The dense and shift-add kernels stream whole rows (no K tile yet), so
@@ -28,6 +28,7 @@ use crate::cpu::format::dense_format;
 use crate::cpu::lut::{LutKernel, LutWeights, DEFAULT_K_TILE};
 use crate::cpu::runtime::RuntimeError;
 use crate::cpu::shiftadd::ShiftAddGemm;
+use crate::cpu::sparse::{SparseKernel, SparseWeights};
 
 /// A kern GEMM's weight operand: `weights[w]` of type `ty` (`[n, k]`) and
 /// its `kern.tile` `(m, k)`, if any.
@@ -90,12 +91,19 @@ impl Builder<'_> {
                 self.plan.steps.push(Step::ShiftAdd { gemm, w: kw.w, x, out, m });
             }
             OpAttrs::SparseGemm(_) => {
-                // Hook for the N:M sparse kernel (`cpu/sparse.rs`): here
-                // `self.kern_weight(args[1], op)?` gives the compressed `#nm`
-                // bytes (`weights[w]`, never decoded), `n`, `k` and the tile;
-                // `self.buf(args[0], op)?` the activations; push a step like
-                // `Step::ShiftAdd` and run it in `exec.rs`.
-                return Err(unsupported(op, "kern.sparse_gemm: no CPU kernel yet"));
+                let kw = self.kern_weight(args[1], op)?;
+                let Some(Encoding::Nm { n, m }) = kw.ty.encoding else {
+                    return Err(unsupported(op, format!("sparse GEMM needs #nm weights, got {}", kw.ty)));
+                };
+                let x = self.buf(args[0], op)?;
+                if !x.row.is_multiple_of(kw.k) {
+                    return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
+                }
+                let packed = SparseWeights::pack(n, m, &self.plan.weights[kw.w], kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
+                let kernel = Arc::new(SparseKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
+                self.plan.sparse_weights.push(packed);
+                let out = self.result_buf(r, op)?;
+                self.plan.steps.push(Step::Sparse { kernel, w: self.plan.sparse_weights.len() - 1, x, out });
             }
             OpAttrs::DenseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;

@@ -1,0 +1,1 @@
+layer name=a=b tokens=1 out=4 in=4

@@ -1,0 +1,1 @@
+ldx addr=0 data=0x123

@@ -1,0 +1,1 @@
+layer name=ÿþ tokens=1 out=1 in=1

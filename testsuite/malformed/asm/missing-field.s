@@ -1,0 +1,1 @@
+layer name=a tokens=1 out=4

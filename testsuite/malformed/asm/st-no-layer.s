@@ -1,0 +1,1 @@
+st y=0 count=1 cols=1 dst=0 dstride=0

@@ -1,0 +1,1 @@
+sync bogus=1
