@@ -21,7 +21,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};
-use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{Block, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use std::sync::OnceLock;
 
@@ -187,6 +187,38 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.b.def_var(v, init);
         v
     }
+
+    /// Opens `for i in start..end` (unsigned, tested at the top) and leaves
+    /// the builder in the body; returns the loop and `i`. Close it with
+    /// [`CountedLoop::close`].
+    pub(super) fn counted_loop(&mut self, start: Value, end: Value) -> (CountedLoop, Value) {
+        let var = self.var(I64, start);
+        let (head, body, exit) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        self.b.ins().jump(head, &[]);
+        self.b.switch_to_block(head);
+        let i = self.b.use_var(var);
+        let more = self.b.ins().icmp(IntCC::UnsignedLessThan, i, end);
+        self.b.ins().brif(more, body, &[], exit, &[]);
+        self.b.switch_to_block(body);
+        (CountedLoop { var, head, exit }, self.b.use_var(var))
+    }
+}
+
+/// A loop opened by [`Cg::counted_loop`].
+pub(super) struct CountedLoop {
+    var: Variable,
+    head: Block,
+    exit: Block,
+}
+
+impl CountedLoop {
+    /// Ends the body (`i + 1`, back to the test) and leaves the builder after the loop.
+    pub(super) fn close(self, cg: &mut Cg, i: Value) {
+        let next = cg.b.ins().iadd_imm_s(i, 1);
+        cg.b.def_var(self.var, next);
+        cg.b.ins().jump(self.head, &[]);
+        cg.b.switch_to_block(self.exit);
+    }
 }
 
 /// Number of kernel parameters (see the module docs).
@@ -220,19 +252,7 @@ pub(crate) fn build_kernel(
     let row_bytes = spec.format.row_bytes(spec.cols) as i64;
 
     let consts = Consts::new(&mut cg);
-    let row_var = cg.var(I64, row_begin);
-    let head = cg.b.create_block();
-    let body = cg.b.create_block();
-    let exit = cg.b.create_block();
-    cg.b.ins().jump(head, &[]);
-
-    cg.b.switch_to_block(head);
-    let row = cg.b.use_var(row_var);
-    let more = cg.b.ins().icmp(IntCC::UnsignedLessThan, row, row_end);
-    cg.b.ins().brif(more, body, &[], exit, &[]);
-
-    cg.b.switch_to_block(body);
-    let row = cg.b.use_var(row_var);
+    let (rows, row) = cg.counted_loop(row_begin, row_end);
     let off = cg.b.ins().imul_imm_s(row, row_bytes);
     let wrow = cg.b.ins().iadd(w, off);
     let sums = match spec.format {
@@ -252,11 +272,7 @@ pub(crate) fn build_kernel(
         let off = (t * spec.rows * 4) as i32;
         cg.b.ins().store(MemFlagsData::trusted(), s, yrow, off);
     }
-    let next = cg.b.ins().iadd_imm_s(row, 1);
-    cg.b.def_var(row_var, next);
-    cg.b.ins().jump(head, &[]);
-
-    cg.b.switch_to_block(exit);
+    rows.close(&mut cg, row);
     cg.b.ins().return_(&[]);
     Ok(())
 }

@@ -624,16 +624,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let flags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
 
     // Row-block loop.
-    let rb_var = cg.var(I64, b0);
-    let (head, body, exit) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
-    cg.b.ins().jump(head, &[]);
-    cg.b.switch_to_block(head);
-    let rb = cg.b.use_var(rb_var);
-    let more = cg.b.ins().icmp(IntCC::UnsignedLessThan, rb, b1);
-    cg.b.ins().brif(more, body, &[], exit, &[]);
-
-    cg.b.switch_to_block(body);
-    let rb = cg.b.use_var(rb_var);
+    let (blocks, rb) = cg.counted_loop(b0, b1);
     let bbytes = cg.b.ins().imul_imm_s(ngroups, s.group_bytes() as i64);
     let woff = cg.b.ins().imul(rb, bbytes);
     let w0 = cg.b.ins().iadd(w, woff);
@@ -757,7 +748,6 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.ins().brif(c, glp, &[], gafter, &[]);
 
     cg.b.switch_to_block(gafter);
-    let rb = cg.b.use_var(rb_var);
     let yoff = cg.b.ins().imul_imm_s(rb, (r * 4) as i64);
     let yp = cg.b.ins().iadd(y, yoff);
     let mut vals: Vec<Value> = out.iter().map(|o| cg.b.use_var(*o)).collect();
@@ -782,11 +772,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         let v = cg.b.ins().fadd(prev, v);
         cg.b.ins().store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
     }
-    let rb2 = cg.b.ins().iadd_imm_s(rb, 1);
-    cg.b.def_var(rb_var, rb2);
-    cg.b.ins().jump(head, &[]);
-
-    cg.b.switch_to_block(exit);
+    blocks.close(&mut cg, rb);
     cg.b.ins().return_(&[]);
     Ok(())
 }

@@ -633,16 +633,7 @@ impl Gen {
         let chunk_bytes = l.chunk_bytes(cu);
         let rem = l.groups - l.chunks() * l.unroll;
 
-        let rb_var = cg.var(I64, rb0);
-        let (head, body, exit) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
-        cg.b.ins().jump(head, &[]);
-        cg.b.switch_to_block(head);
-        let rb = cg.b.use_var(rb_var);
-        let more = cg.b.ins().icmp(IntCC::UnsignedLessThan, rb, rb1);
-        cg.b.ins().brif(more, body, &[], exit, &[]);
-
-        cg.b.switch_to_block(body);
-        let rb = cg.b.use_var(rb_var);
+        let (blocks, rb) = cg.counted_loop(rb0, rb1);
         let off = cg.b.ins().imul_imm_s(rb, l.block_bytes() as i64);
         let p0 = cg.b.ins().iadd(data, off);
         let accs: Vec<Vec<Variable>> = (0..nsets).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
@@ -736,11 +727,7 @@ impl Gen {
             cg.b.ins().jump(next, &[]);
         }
         cg.b.switch_to_block(next);
-        let rb2 = cg.b.ins().iadd_imm_s(rb, 1);
-        cg.b.def_var(rb_var, rb2);
-        cg.b.ins().jump(head, &[]);
-
-        cg.b.switch_to_block(exit);
+        blocks.close(&mut cg, rb);
         cg.b.ins().return_(&[]);
         Ok(())
     }

@@ -11,16 +11,7 @@ use super::ops;
 use super::plan::{BufRef, GemvInput, ParamKind, Step, UnOp};
 use super::{CpuRuntime, Input, RuntimeError};
 
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: used to hand buffer pointers to pool workers that write disjoint
-// ranges and only read shared inputs.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-fn invalid(m: impl Into<String>) -> RuntimeError {
-    RuntimeError::Invalid(m.into())
-}
+use super::{invalid, SendPtr};
 
 pub(super) fn step_name(s: &Step) -> &'static str {
     match s {

@@ -16,16 +16,7 @@ use crate::cpu::lut::{LutActivation, LutKernel};
 use crate::cpu::shiftadd::{BcqTables, ShiftAddGemm};
 use crate::cpu::sparse::SparseKernel;
 
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: hands buffer pointers to pool workers that write disjoint
-// elements and only read shared inputs.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
-fn invalid(m: impl Into<String>) -> RuntimeError {
-    RuntimeError::Invalid(m.into())
-}
+use super::{invalid, SendPtr};
 
 /// `items` work items over `n` units: fixed items of `per` units, or `items` equal shares.
 fn item_range(i: usize, items: usize, per: usize, n: usize) -> (usize, usize) {
