@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = Rng(3);
     let layer = synthetic_layer("l", 8, 16, Nm { n: 2, m: 4 }, true, 4, &mut rng);
     let x: Vec<i8> = (0..2 * 16).map(|_| rng.i8()).collect();
-    let work = [Workload { layer, x, tokens: 2, oracle: None }];
+    let work = [Workload { layer, x, tokens: 2, oracle: None, tile: None }];
     if let Ok(ev) = evaluate(&arch, &EnergyTable::default_table(), &work, &[], &["dense".to_string()]) {
         assert!(!matches!(ev.check, flexc_backends::flexcim::Check::Failed(_)), "functional check failed on a valid arch: {:?}", ev.check);
     }
