@@ -76,7 +76,7 @@ pub fn list_passes() -> String {
     s
 }
 
-fn pipeline_error(e: PipelineError) -> CliError {
+pub(super) fn pipeline_error(e: PipelineError) -> CliError {
     match e {
         PipelineError::Syntax(_) | PipelineError::UnknownPass { .. } | PipelineError::Options(_) | PipelineError::StopAfter(_) => {
             CliError::usage(format!("error: {e}"))
@@ -128,7 +128,7 @@ pub fn run(args: OptArgs) -> CliResult {
 }
 
 /// Prints `--explain` (see its help for where each format goes).
-fn print_explain(explain: Option<&Explain>, format: Format, stdout: bool) -> CliResult {
+pub(super) fn print_explain(explain: Option<&Explain>, format: Format, stdout: bool) -> CliResult {
     let Some(e) = explain else {
         eprintln!("note: --explain: the pipeline has neither select-gemm nor tile-gemm, nothing to explain");
         return Ok(());

@@ -11,6 +11,9 @@ mod model;
 mod out;
 
 use super::error::{CliError, CliResult};
+use super::models::Format;
+use super::opt::{pipeline_error, print_explain};
+use flexc_passes::{ManagerOptions, PassManager};
 use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
@@ -57,6 +60,14 @@ pub struct CompileArgs {
     /// Output: `.bin` writes the binary encoding, anything else assembly text.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Passes run before lowering, e.g. `flexcim` (select-gemm and tile-gemm
+    /// on the analytical macro model); default: none (lower the IR as written).
+    #[arg(long)]
+    pub pipeline: Option<String>,
+    /// Print select-gemm's and tile-gemm's choices (candidates, modelled
+    /// costs, the e-graph runner) to stderr.
+    #[arg(long, requires = "pipeline")]
+    pub explain: bool,
     #[command(flatten)]
     pub opts: FlexcimOpts,
 }
@@ -136,10 +147,18 @@ fn load_arch(opts: &FlexcimOpts) -> CliResult<Arch> {
     }
 }
 
-fn ir_work(path: &Path, opts: &FlexcimOpts) -> CliResult<flexc_backends::flexcim::fromir::IrWork> {
+fn ir_work(path: &Path, opts: &FlexcimOpts, passes: Option<(&str, bool)>) -> CliResult<flexc_backends::flexcim::fromir::IrWork> {
     let nm = Nm::parse(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
     let src = read_source(path)?;
-    let module = load_module(&src)?;
+    let mut module = load_module(&src)?;
+    if let Some((pipeline, explain)) = passes {
+        let pm = PassManager::from_text(pipeline, ManagerOptions { verify_each: true, ..Default::default() }).map_err(pipeline_error)?;
+        let mut pm = flexc_backends::cost::cost_models().into_iter().fold(pm, PassManager::with_cost_model);
+        let report = pm.run(&mut module, &mut |_, _| {}).map_err(pipeline_error)?;
+        if explain {
+            print_explain(report.explain.as_ref(), Format::Text, false)?;
+        }
+    }
     // from_ir runs the function on random inputs: size it from the types first.
     let tokens = opts.tokens as u64;
     for f in module.funcs.values().filter(|f| opts.func.as_deref().is_none_or(|n| n == f.name)) {
@@ -154,7 +173,7 @@ pub fn compile(args: CompileArgs) -> CliResult {
         return Err(CliError::usage(format!("error: --target {}: this build's compile verb knows `flexcim`", args.target)));
     }
     let arch = load_arch(&args.opts)?;
-    let w = ir_work(&args.input, &args.opts)?;
+    let w = ir_work(&args.input, &args.opts, args.pipeline.as_deref().map(|p| (p, args.explain)))?;
     let run = run_arch(&arch, "flexcim", &w.work, &w.host).map_err(|e| CliError::input(format!("error: {e}")))?;
     let bytes = if args.output.extension().is_some_and(|e| e == "bin") { encode(&run.program) } else { print_asm(&run.program).into_bytes() };
     write_atomic(&args.output, &bytes)?;
@@ -166,7 +185,7 @@ pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
     let arch = load_arch(&args.opts)?;
     let energy = load_energy(args)?;
     if kind(&args.input) == Input::Fir {
-        let w = ir_work(Path::new(&args.input), &args.opts)?;
+        let w = ir_work(Path::new(&args.input), &args.opts, None)?;
         return evaluate(&arch, &energy, &w.work, &w.host, &baselines(args, "dense,fixed-1:2,fixed-2:4")).map_err(|e| CliError::input(format!("error: {e}")));
     }
     let bytes = std::fs::read(&args.input).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input)))?;
