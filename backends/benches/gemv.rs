@@ -16,15 +16,7 @@ use std::time::{Duration, Instant};
 
 use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, WeightFormat};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use flexc_backends::xorshift::XorShift as Rng;
 
 /// Random weight bytes with sane f16 scales (throughput does not depend on
 /// the values, but NaN/inf scales would be unrealistic).
@@ -33,7 +25,7 @@ fn weights(fmt: WeightFormat, rows: usize, cols: usize, seed: u64) -> Vec<u8> {
     let n = rows * fmt.row_bytes(cols);
     let mut w = Vec::with_capacity(n + 8);
     while w.len() < n {
-        w.extend_from_slice(&rng.next().to_le_bytes());
+        w.extend_from_slice(&rng.bits().to_le_bytes());
     }
     w.truncate(n);
     let scale = half::f16::from_f32(0.01).to_bits().to_le_bytes();

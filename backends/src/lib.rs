@@ -4,3 +4,4 @@ pub mod cost;
 pub mod cpu;
 pub mod flexcim;
 pub mod reference;
+pub mod xorshift;

@@ -15,24 +15,7 @@ use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f() * scale).collect()
-    }
-    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.next() as usize % xs.len()]
-    }
-}
+use flexc_backends::xorshift::XorShift as Rng;
 
 /// A weight declaration `@name : f32[n, k] enc` with random values.
 fn weight(rng: &mut Rng, name: &str, n: usize, k: usize, enc: Option<Encoding>) -> String {

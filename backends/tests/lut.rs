@@ -16,18 +16,7 @@ use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::quant::{encode, BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
-struct Rng(u64);
-impl Rng {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.f() * scale).collect()
-    }
-}
+use flexc_backends::xorshift::XorShift as Rng;
 
 /// `y = W·x` on the reference interpreter, through a parsed `.fir` module.
 fn interpreter(enc: Encoding, bytes: &[u8], m: usize, k: usize, x: &[f32]) -> Vec<f32> {

@@ -14,29 +14,12 @@ use flexc_backends::cpu::{IsaSpec, JitError, JitSession};
 use flexc_ir::quant::{decode, encode, nm};
 use flexc_ir::Encoding;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-}
+use flexc_backends::xorshift::XorShift as Rng;
 
 /// Random `#nm<n, m>` bytes of a `[rows, cols]` weight (magnitude pruning of
 /// random values, so the kept positions differ from group to group).
 fn weights(rng: &mut Rng, n: u8, m: u8, rows: usize, cols: usize) -> Vec<u8> {
-    encode(Encoding::Nm { n, m }, &rng.vec(rows * cols)).expect("encodes")
+    encode(Encoding::Nm { n, m }, &rng.vec(rows * cols, 1.0)).expect("encodes")
 }
 
 fn dense(n: u8, m: u8, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
@@ -124,7 +107,7 @@ fn kernel_matches_reference_on_random_shapes() {
         let tile = [1, 3, 4, 8][case % 4];
         let kernel = SparseKernel::with_tile(&session, packed.spec(), tile).expect("compiles");
         for rows_x in 1..=8 {
-            let x = rng.vec(rows_x * cols);
+            let x = rng.vec(rows_x * cols, 1.0);
             for threads in [1, 2] {
                 let mut y = vec![f32::NAN; rows_x * rows];
                 kernel.run(&packed, &x, rows_x, &mut y, threads).expect("runs");
@@ -147,7 +130,7 @@ fn flow_patterns_on_model_like_shapes() {
             let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
             let kernel = SparseKernel::new(&session, packed.spec()).expect("compiles");
             for rows_x in [1, 5] {
-                let x = rng.vec(rows_x * cols);
+                let x = rng.vec(rows_x * cols, 1.0);
                 let mut y = vec![0f32; rows_x * rows];
                 kernel.run_pool(&pool, &packed, &x, rows_x, &mut y, 2).expect("runs");
                 check(&w, &x, &y, rows, cols, &format!("{n}:{m} {rows}×{cols} pool rows_x {rows_x}"));
@@ -178,7 +161,7 @@ fn older_isas_take_the_fallback_paths() {
             let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
             let kernel = SparseKernel::with_tile(&session, packed.spec(), 4).expect("compiles");
             for rows_x in [3, 5] {
-                let x = rng.vec(rows_x * cols);
+                let x = rng.vec(rows_x * cols, 1.0);
                 let mut y = vec![0f32; rows_x * rows];
                 kernel.run(&packed, &x, rows_x, &mut y, 1).expect("runs");
                 check(&w, &x, &y, rows, cols, &format!("{isa:?} {n}:{m} rows_x {rows_x}"));
@@ -212,7 +195,7 @@ fn bad_input_is_an_error_not_a_panic() {
     let kernel = SparseKernel::new(&session, spec).expect("compiles");
     let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
     let other = SparseWeights::pack(1, 4, &weights(&mut rng, 1, 4, rows, cols), rows, cols).expect("packs");
-    let x = rng.vec(2 * cols);
+    let x = rng.vec(2 * cols, 1.0);
     let mut y = vec![0f32; 2 * rows];
     assert!(matches!(kernel.run(&other, &x, 2, &mut y, 1), Err(JitError::InvalidParams(_))));
     assert!(matches!(kernel.run(&packed, &x[1..], 2, &mut y, 1), Err(JitError::Length(_))));

@@ -25,6 +25,7 @@ use super::format::WeightFormat;
 use super::gemv::GemvKernel;
 use super::jit::{JitError, JitSession};
 use super::lut::{LutKernel, LutWeights};
+use crate::xorshift::XorShift as Xs;
 use super::shiftadd::{bcq_gemv, BcqTables};
 
 /// One benchmark result.
@@ -57,19 +58,6 @@ pub struct KernelBenchRow {
 pub const BENCH_GROUP: u32 = 128;
 /// See [`BENCH_GROUP`].
 pub const BENCH_ACT_GROUP: usize = 32;
-
-struct Xs(u64);
-impl Xs {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n.div_ceil(8)).flat_map(|_| self.next().to_le_bytes()).take(n).collect()
-    }
-}
 
 /// Random storage bytes of an encoding with sane scales (throughput does not
 /// depend on values, but NaN scales would be unrealistic).

@@ -24,6 +24,7 @@ use super::gemv::GemvKernel;
 use super::jit::{JitError, JitSession};
 use super::runtime::{pooled_gemv, GemvArg, Pool};
 use super::sparse::{SparseKernel, SparseWeights};
+use crate::xorshift::XorShift as Xs;
 
 /// The patterns the benchmark runs by default (the FLOW ones that prune).
 pub const BENCH_PATTERNS: [(u8, u8); 4] = [(2, 4), (4, 8), (1, 4), (8, 16)];
@@ -64,16 +65,6 @@ pub struct SparseBenchRow {
     pub speedup_vs_dense: f64,
     /// `weight_gb_s` over the DRAM read roofline.
     pub roofline_fraction: f64,
-}
-
-struct Xs(u64);
-impl Xs {
-    fn f(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
 }
 
 fn copies_for(bytes: usize) -> usize {
