@@ -22,16 +22,7 @@ use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{Func, Module, Span, Value};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
+use flexc_backends::xorshift::XorShift as Rng;
 
 fn seq_ty(rest: &[u64]) -> TensorType {
     let mut shape = vec![Dim::Sym(Arc::from("seq"))];
