@@ -82,7 +82,7 @@ fir_exec = {
     "exec-huge-outer-product": "func @f(%x: f32[65536, 1]) -> f32[65536, 65536] {\n  %y = tensor.matmul %x, %x {transpose_b} : f32[65536, 65536]\n  return %y\n}\n",
     "exec-weight-file-missing": 'weight @w : f32[2] = file<"/nonexistent/flexc/model.bin", 0, 8>\nfunc @f() -> f32[2] {\n  %w = tensor.weight @w : f32[2]\n  return %w\n}\n',
     "exec-weight-file-huge-offset": 'weight @w : f32[2] = file<"/dev/null", 18446744073709551607, 8>\nfunc @f() -> f32[2] {\n  %w = tensor.weight @w : f32[2]\n  return %w\n}\n',
-    "exec-weight-file-short": 'weight @w : f32[2] = file<"/dev/null", 0, 8>\nfunc @f() -> f32[2] {\n  %w = tensor.weight @w : f32[2]\n  return %w\n}\n',
+    "exec-weight-file-short": 'weight @w : f32[2] = file<"/dev/null", 1099511627776, 8>\nfunc @f() -> f32[2] {\n  %w = tensor.weight @w : f32[2]\n  return %w\n}\n',
 }
 
 asm = {
