@@ -154,7 +154,7 @@ pub fn from_json(text: &str) -> Result<Calibration, String> {
             .iter()
             .map(|x| x.as_f64().map(|x| x as f32).ok_or_else(|| format!("{k}: scaler_row holds a non-number")))
             .collect::<Result<Vec<f32>, String>>()?;
-        layers.insert(k.clone(), ChannelStats { nsamples, scaler_row: row });
+        layers.insert(k.clone(), ChannelStats { nsamples, scaler_row: row, hessian: None });
     }
     Ok(Calibration { source: v.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string(), layers })
 }
@@ -172,7 +172,7 @@ mod tests {
     #[test]
     fn file_round_trip_and_windows() {
         let mut c = Calibration { source: "t".into(), layers: BTreeMap::new() };
-        c.layers.insert("blk.0.attn_q.weight".into(), ChannelStats { nsamples: 3, scaler_row: vec![0.1, 3.4028235e38, 1e-45] });
+        c.layers.insert("blk.0.attn_q.weight".into(), ChannelStats { nsamples: 3, scaler_row: vec![0.1, 3.4028235e38, 1e-45], hessian: None });
         assert_eq!(from_json(&to_json(&c)).unwrap(), c);
         assert!(from_json("{}").is_err());
         let w = window_starts(1000, 100, 5, 42);

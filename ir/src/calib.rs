@@ -18,6 +18,11 @@ pub struct ChannelStats {
     pub nsamples: u64,
     /// Per input channel: mean over sequences of ‖X[:, j]‖² (`scaler_row`).
     pub scaler_row: Vec<f32>,
+    /// GPTQ/OPTQ's Hessian `H = (2/nsamples)·Σ_s X_sᵀX_s` (`channels ×
+    /// channels`, row-major; the sum runs over sequences s and their tokens),
+    /// when calibration recorded it (`flexc calibrate --hessian`). ShiftAddLLM's
+    /// error feedback and bit allocation read it; Wanda and FLOW do not.
+    pub hessian: Option<Vec<f32>>,
 }
 
 impl ChannelStats {
@@ -40,6 +45,29 @@ impl ChannelStats {
         }
         for (r, s) in self.scaler_row.iter_mut().zip(sq) {
             *r = *r * shrink + s as f32 / n;
+        }
+    }
+
+    /// Adds one sequence to the Hessian the way GPTQ's `add_batch` does
+    /// (`H *= n/(n+1); n += 1; H += (2/n)·XᵀX`), starting it if absent. Call
+    /// it before [`Self::add_sequence`] for the same sequence: it reads
+    /// `nsamples` as the count *before* this sequence.
+    pub fn add_sequence_hessian(&mut self, x: &[f32], channels: usize) {
+        let h = self.hessian.get_or_insert_with(|| vec![0.0; channels * channels]);
+        let n = self.nsamples as f32 + 1.0;
+        let shrink = self.nsamples as f32 / n;
+        let mut xtx = vec![0f64; channels * channels];
+        for row in x.chunks_exact(channels.max(1)) {
+            for (i, &a) in row.iter().enumerate() {
+                if a != 0.0 {
+                    for (acc, &b) in xtx[i * channels..(i + 1) * channels].iter_mut().zip(row) {
+                        *acc += a as f64 * b as f64;
+                    }
+                }
+            }
+        }
+        for (hv, s) in h.iter_mut().zip(xtx) {
+            *hv = *hv * shrink + (2.0 * s) as f32 / n;
         }
     }
 }
@@ -76,5 +104,16 @@ mod tests {
         assert_eq!(s.nsamples, 3);
         assert!((s.scaler_row[0] - 19.0 / 3.0).abs() < 1e-5);
         assert!((s.scaler_row[1] - 29.0 / 3.0).abs() < 1e-5);
+    }
+
+    #[test]
+    fn hessian_is_twice_the_mean_gram_matrix() {
+        let mut s = ChannelStats::default();
+        for q in [[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 1.0, 0.0]] {
+            s.add_sequence_hessian(&q, 2);
+            s.add_sequence(&q, 2);
+        }
+        // Σ XᵀX = [[1+9+0+1, 2+12+0+0], [., 4+16+1+0]] = [[11, 14], [14, 21]]; H = 2/2·that.
+        assert_eq!(s.hessian.as_deref(), Some(&[11.0, 14.0, 14.0, 21.0][..]));
     }
 }

@@ -50,7 +50,7 @@ fn prune_nm_with_wanda_runs_on_the_interpreter() {
     for l in linears(&m) {
         let mut row = vec![1.0f32; l.inp];
         row[0] = 1e6;
-        cal.layers.insert(l.weight.clone(), ChannelStats { nsamples: 1, scaler_row: row });
+        cal.layers.insert(l.weight.clone(), ChannelStats { nsamples: 1, scaler_row: row, hessian: None });
     }
     m.calibration = Some(Arc::new(cal));
     let dense = m.clone();
