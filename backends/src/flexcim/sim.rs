@@ -113,8 +113,11 @@ struct RowSel {
 
 struct Machine<'a> {
     arch: &'a Arch,
-    w: Vec<i8>,
-    meta: Vec<u8>,
+    /// Per cell, its weight as seen by the pair's two activation lines:
+    /// (`w0`, `w1`) = (w, 0) for metadata bit 0, (0, w) for bit 1; split when
+    /// written so a `mac` is two multiply-adds per cell over contiguous columns.
+    w0: Vec<i32>,
+    w1: Vec<i32>,
     sel: Vec<RowSel>,
     act: Vec<i8>,
     acc: Vec<i64>,
@@ -192,8 +195,10 @@ impl<'a> Machine<'a> {
                 }
                 for i in 0..rows {
                     let at = (sm * r + row + i) * c + col;
-                    self.w[at..at + cols].copy_from_slice(&w[i * cols..(i + 1) * cols]);
-                    self.meta[at..at + cols].copy_from_slice(&meta[i * cols..(i + 1) * cols]);
+                    let cells = w[i * cols..(i + 1) * cols].iter().zip(&meta[i * cols..(i + 1) * cols]);
+                    for ((d0, d1), (&v, &bit)) in self.w0[at..at + cols].iter_mut().zip(&mut self.w1[at..at + cols]).zip(cells) {
+                        (*d0, *d1) = if bit != 0 { (0, v as i32) } else { (v as i32, 0) };
+                    }
                 }
                 self.drain();
                 let t = timing::ldw(a, self.stats(), (rows * cols) as u64);
@@ -263,9 +268,8 @@ impl<'a> Machine<'a> {
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
         let (_, m, agg) = self.cfg.ok_or("no cfg before mac")?;
         let sets = p / agg;
-        // The enabled cells: (sub-macro, activation offset of the pair) and split weights.
-        let mut rel: Vec<(usize, usize)> = Vec::new();
-        let mut wsplit: Vec<i32> = Vec::new();
+        // The enabled positions: (merger set, activation offset of the pair, first cell).
+        let mut rel: Vec<(usize, usize, usize)> = Vec::with_capacity(p * r);
         let mut sub_active = vec![false; p];
         for row in 0..r {
             let sel = &self.sel[row];
@@ -277,15 +281,8 @@ impl<'a> Machine<'a> {
                     return Err(format!("row {row}: sub-macro {s} selects pair {pair}, but M = {m} has {} pairs", m / 2));
                 }
                 let off = sel.bus[b].unwrap_or(0) as usize + 2 * pair;
-                rel.push((s / agg, off));
+                rel.push((s / agg, off, (s * r + row) * c));
                 sub_active[s] = true;
-                let at = (s * r + row) * c;
-                for k in 0..c {
-                    let w = self.w[at + k] as i32;
-                    let bit = self.meta[at + k] != 0;
-                    wsplit.push(if bit { 0 } else { w });
-                    wsplit.push(if bit { w } else { 0 });
-                }
             }
         }
         let max_off = rel.iter().map(|x| x.1 + 1).max().unwrap_or(0);
@@ -301,12 +298,11 @@ impl<'a> Machine<'a> {
         for t in 0..count {
             let base = x + t * xstride;
             psum.iter_mut().for_each(|v| *v = 0);
-            for (i, &(e, off)) in rel.iter().enumerate() {
+            for &(e, off, at) in &rel {
                 let (a0, a1) = (self.act[base + off] as i32, self.act[base + off + 1] as i32);
-                let ws = &wsplit[i * 2 * c..(i + 1) * 2 * c];
                 let ps = &mut psum[e * c..(e + 1) * c];
-                for (k, v) in ps.iter_mut().enumerate() {
-                    *v += ws[2 * k] * a0 + ws[2 * k + 1] * a1;
+                for ((v, &w0), &w1) in ps.iter_mut().zip(&self.w0[at..at + c]).zip(&self.w1[at..at + c]) {
+                    *v += w0 * a0 + w1 * a1;
                 }
             }
             let out = &mut self.acc[y + t * words..y + (t + 1) * words];
@@ -338,8 +334,8 @@ pub fn simulate(arch: &Arch, prog: &Program) -> Result<SimResult, SimError> {
     let idle = RowSel { bus: vec![None; p], s1: vec![0; p], s2: vec![None; p] };
     let mut mach = Machine {
         arch,
-        w: vec![0; p * r * c],
-        meta: vec![0; p * r * c],
+        w0: vec![0; p * r * c],
+        w1: vec![0; p * r * c],
         sel: vec![idle; r],
         act: vec![0; arch.buffers.activation_bytes],
         acc: vec![0; arch.buffers.output_words],

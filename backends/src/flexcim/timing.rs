@@ -143,19 +143,23 @@ pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
     let ii_in = ceil_div(m.bytes, a.buffers.activation_read_bytes_per_cycle as u64).max(1);
     let ii_out = ceil_div(words, a.buffers.output_words_per_cycle as u64).max(1);
     let (front, back, depth) = (a.front_latency(), a.back_latency(), a.pipeline.psum_fifo_depth);
+    // Vector t enters at enter(t) and is merged at merged(t); only the last
+    // `depth` merge times matter (the FIFO), kept in a ring.
     let count = m.count as usize;
-    let (mut enter, mut merged): (Vec<u64>, Vec<u64>) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    let mut ring = vec![0u64; depth.clamp(1, count.max(1))];
+    let (mut enter, mut merged) = (0u64, 0u64);
     for t in 0..count {
-        let mut e = if t == 0 { 0 } else { enter[t - 1] + ii_in };
+        let mut e = if t == 0 { 0 } else { enter + ii_in };
         if t >= depth {
-            e = e.max(merged[t - depth].saturating_sub(front));
+            e = e.max(ring[t % ring.len()].saturating_sub(front));
         }
-        let mg = (e + front).max(if t == 0 { 0 } else { merged[t - 1] + ii_out });
-        enter.push(e);
-        merged.push(mg);
+        let mg = (e + front).max(if t == 0 { 0 } else { merged + ii_out });
+        (enter, merged) = (e, mg);
+        let len = ring.len();
+        ring[t % len] = mg;
     }
-    let issue = enter.last().map_or(0, |&e| e + ii_in);
-    let finish = merged.last().map_or(0, |&m| m + ii_out + back);
+    let issue = if count == 0 { 0 } else { enter + ii_in };
+    let finish = if count == 0 { 0 } else { merged + ii_out + back };
     let ideal = m.count * ii_in;
     let (cells, cnt) = (m.positions * c, m.count);
     s.macs += cells * cnt;
