@@ -1,12 +1,12 @@
 //! Whole-model FlexCiM runs on a small two-block module pruned by
-//! `prune-nm`: block linears found (the head left out), the cycle-level
+//! `prune-nm`: block linears and the head found (the head dense), the cycle-level
 //! engine's functional check, the analytical engine equal to it, and
 //! tile-aligned masks (`align=rows:32`, `align=pairs:32`) realising the N:M
 //! speedup that per-row masks lose.
 
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
 use flexc_backends::flexcim::lower::Rng;
-use flexc_backends::flexcim::model::{activations, block_layers, run_phase, Engine, Machines, PhaseResult};
+use flexc_backends::flexcim::model::{activations, model_layers, run_phase, Engine, Machines, PhaseResult};
 use flexc_backends::flexcim::Check;
 use flexc_passes::{ManagerOptions, PassManager};
 
@@ -40,14 +40,17 @@ fn module(prune: &str) -> flexc_ir::Module {
 }
 
 fn phase(m: &flexc_ir::Module, rows: usize, engine: Engine) -> PhaseResult {
-    let ml = block_layers(m, None).unwrap();
-    assert_eq!(ml.layers.len(), 4);
-    assert_eq!(ml.skipped, vec![("output.weight".to_string(), 16, 256)]);
+    let ml = model_layers(m, None, &mut |_, _| {}).unwrap();
+    assert_eq!(ml.layers.len(), 5);
+    assert!(ml.skipped.is_empty());
+    let head = &ml.layers[4];
+    assert_eq!((head.gemm.name.as_str(), head.block, head.layer.out, head.layer.nm.n, head.layer.nm.m), ("output.weight", None, 16, 8, 8), "the LM head runs, dense");
+    assert_eq!(ml.host.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), vec!["tensor.relu"; 2], "host work: the relus (weights are decoded offline)");
     let acts = (engine == Engine::Cycle).then(|| activations(m, None, &ml.layers, rows, 3).unwrap());
     let mut seen = 0;
     let (arch, energy, baselines) = (Arch::default_flexcim(), EnergyTable::default_table(), ["dense".to_string(), "fixed-2:4".to_string()]);
     let p = run_phase(Machines { arch: &arch, energy: &energy, baselines: &baselines }, &ml.layers, "t", rows, engine, acts.as_deref(), &mut |d| seen = d).unwrap();
-    assert_eq!(seen, 4, "progress reaches every layer");
+    assert_eq!(seen, 5, "progress reaches every layer");
     p
 }
 

@@ -13,7 +13,8 @@
 //! * `kern.lut_gemm`, `kern.shiftadd_gemm`, `kern.lut_precompute`: an error,
 //!   the macro has no such datapath.
 //!
-//! Every other op is host work, counted by its result's element count.
+//! Every other op is host work, counted by its result's element count,
+//! except ops computed from weights alone (decoded offline).
 //! Weights become int8 per output row (symmetric, scale = max|w| / 127,
 //! round half away from zero; integer weights must fit int8). Activations
 //! are the GEMM's left operand as the reference interpreter computes it on
@@ -137,7 +138,10 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
             if matches!(code, Opcode::SparseGemm | Opcode::DenseGemm) {
                 return Err(format!("{}: the weight operand must be computed from weights alone to be stored in the macro", code.mnemonic()));
             }
-            out.host.push((code.mnemonic().to_string(), f.dfg.ty(data.result).clone()));
+            // Ops on weights alone (dequantize, cast, tile) are done offline, not host work.
+            if !weight_only(f, data.result, &mut memo) {
+                out.host.push((code.mnemonic().to_string(), f.dfg.ty(data.result).clone()));
+            }
             continue;
         };
         // Walk below dequantize / cast / tile to the stored weight.

@@ -123,14 +123,23 @@ fn tile_for(arch: &Arch, w: &Workload, strict: bool) -> Result<Option<Tile>, Str
 /// simulates. `strict`: every `kern.tile` must fit (FlexCiM itself); else
 /// tiles that do not fit a baseline's pattern fall back to its default.
 pub fn run_arch_tiled(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)], strict: bool) -> Result<ArchRun, String> {
+    let (program, plans) = lower_program(arch, work, host, strict, &mut |_| {})?;
+    run_program(arch, name, program, plans)
+}
+
+/// One stream for every workload on `arch`, host work appended as `host`
+/// instructions (`strict` as in [`run_arch_tiled`]); `progress(done)` after
+/// each layer.
+pub fn lower_program(arch: &Arch, work: &[Workload], host: &[(String, u64)], strict: bool, progress: &mut dyn FnMut(usize)) -> Result<(Program, Vec<Plan>), String> {
     let mut program = Program::default();
     let mut plans = Vec::new();
-    for w in work {
+    for (i, w) in work.iter().enumerate() {
         let tile = tile_for(arch, w, strict)?;
         plans.push(lower_layer_tiled(arch, &w.layer, &w.x, w.tokens, tile, &mut program)?);
+        progress(i + 1);
     }
     program.instrs.extend(host.iter().map(|(op, elems)| Instr::Host { op: op.clone(), elems: *elems }));
-    run_program(arch, name, program, plans)
+    Ok((program, plans))
 }
 
 /// [`run_arch_tiled`], strict: every `kern.tile` must fit `arch`.

@@ -12,11 +12,13 @@
 //! Weights come straight from the weight table (decoded, int8 per row, the
 //! `#nm` mask kept); activations, when the cycle engine needs them, are the
 //! GEMM inputs the reference interpreter computes for the function on seeded
-//! random token ids. GEMMs outside the blocks (the LM head) are listed, not run.
+//! random token ids. GEMMs outside the blocks with a weight-table weight (the
+//! LM head, the output projection) run like block linears, dense unless the
+//! pipeline pruned them; the embedding lookup is host work (a gather).
 
 use super::analytic::{estimate, Slots};
 use super::arch::{Arch, EnergyTable};
-use super::fromir::{activations_i8, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm};
+use super::fromir::{activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm};
 use super::layer::{fit_pattern, DenseLayout, NmLayer};
 use super::mapping::{slot_keys, Mapping};
 use super::sim::Stats;
@@ -49,32 +51,39 @@ pub struct ModelLayer {
     pub gemm: Gemm,
     /// Its int8 layout.
     pub layer: NmLayer,
-    /// Its decoder block.
-    pub block: usize,
+    /// Its decoder block; `None` outside the blocks (the LM head).
+    pub block: Option<usize>,
 }
 
-/// The block linears of a function and the GEMMs left out.
+/// The linears of a function and the GEMMs left out.
 #[derive(Clone, Debug, Default)]
 pub struct ModelLayers {
-    /// Block linears in layout order.
+    /// Block linears and the LM head, in layout order.
     pub layers: Vec<ModelLayer>,
-    /// GEMMs outside the blocks: (name, out, in).
+    /// GEMMs outside the blocks whose weight is not a weight-table entry
+    /// (computed at run time): (name, out, in).
     pub skipped: Vec<(String, usize, usize)>,
+    /// Host ops of the function: (mnemonic, result type).
+    pub host: Vec<(String, flexc_ir::TensorType)>,
 }
 
-/// Reads every block linear of `func` (the first when `None`) from the weight table.
-pub fn block_layers(module: &Module, func: Option<&str>) -> Result<ModelLayers, String> {
+/// Reads every linear of `func` (the first when `None`) from the weight
+/// table: the block linears and the LM head; `progress(done, total)` per GEMM.
+pub fn model_layers(module: &Module, func: Option<&str>, progress: &mut dyn FnMut(usize, usize)) -> Result<ModelLayers, String> {
     let found = find_gemms(module, func)?;
-    let mut out = ModelLayers::default();
-    for g in found.gemms {
+    let mut out = ModelLayers { host: found.host, ..ModelLayers::default() };
+    let total = found.gemms.len();
+    for (i, g) in found.gemms.into_iter().enumerate() {
         let block = g.weight.as_deref().and_then(flexc_passes::sparsity::block_of);
-        let Some(block) = block else {
-            out.skipped.push((g.name.clone(), g.out, g.inp));
-            continue;
-        };
-        let w = weight_tensor(module, &g).ok_or_else(|| format!("{}: the weight is not a weight-table entry", g.name))??;
-        let layer = layer_of(&g, &w, &DenseLayout)?;
-        out.layers.push(ModelLayer { gemm: g, layer, block });
+        match weight_tensor(module, &g) {
+            Some(w) => {
+                let layer = layer_of(&g, &w?, &DenseLayout)?;
+                out.layers.push(ModelLayer { gemm: g, layer, block });
+            }
+            None if block.is_none() => out.skipped.push((g.name.clone(), g.out, g.inp)),
+            None => return Err(format!("{}: the weight is not a weight-table entry", g.name)),
+        }
+        progress(i + 1, total);
     }
     Ok(out)
 }
@@ -102,7 +111,7 @@ pub struct LayerResult {
     /// The weight name.
     pub name: String,
     /// Its block.
-    pub block: usize,
+    pub block: Option<usize>,
     /// The pattern as stored (`2:4`, `8:8` for dense).
     pub nm: String,
     /// `out × in`.
@@ -141,6 +150,18 @@ pub fn activations(module: &Module, func: Option<&str>, layers: &[ModelLayer], r
     };
     let xs: Vec<flexc_ir::Value> = layers.iter().map(|l| l.gemm.x).collect();
     evaluate_values(module, id, &xs, rows, seed)?.iter().map(activations_i8).collect()
+}
+
+/// One stream's workloads: every layer with its `rows` activation rows
+/// (from [`activations`]) and its tile, plus the function's host work for
+/// `rows` rows, as [`super::lower_program`] takes them.
+pub fn stream_work(layers: &ModelLayers, acts: Vec<Vec<i8>>, rows: usize) -> Result<(Vec<Workload>, Vec<(String, u64)>), String> {
+    if acts.len() != layers.layers.len() {
+        return Err(format!("{} activation sets for {} layers", acts.len(), layers.layers.len()));
+    }
+    let work = layers.layers.iter().zip(acts).map(|(ml, x)| Workload { layer: ml.layer.clone(), x, tokens: rows, oracle: None, tile: ml.gemm.tile }).collect();
+    let host = layers.host.iter().map(|(op, t)| (op.clone(), elems(t, rows))).collect();
+    Ok((work, host))
 }
 
 /// The machines a phase runs on: FlexCiM and its baselines.

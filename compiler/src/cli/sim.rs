@@ -1,5 +1,6 @@
 //! `flexc compile --target flexcim` and `flexc sim`: FlexCiM instruction
-//! streams from `.fir` input, and their simulation with baselines and reports.
+//! streams from `.fir` input or a whole model ([`compile`]), and their
+//! simulation with baselines and reports.
 //!
 //! `sim` takes a stream (text `.s` or binary), a `.fir` file (lowered
 //! first, then checked against the integer matmul and the reference
@@ -7,6 +8,7 @@
 //! [`model`]). A stream alone has no oracle and no layers to re-lower, so its
 //! functional check is `skipped` and it has no baselines.
 
+mod compile;
 mod model;
 mod out;
 
@@ -19,9 +21,9 @@ use crate::output::write_atomic;
 use clap::Args;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
 use flexc_backends::flexcim::fromir::from_ir;
-use flexc_backends::flexcim::isa::{encode, print_asm, read_stream};
+use flexc_backends::flexcim::isa::{encode, print_asm, read_stream, Program};
 use flexc_backends::flexcim::lower::MagnitudePrune;
-use flexc_backends::flexcim::{evaluate, report, run_arch, run_program, Check, Evaluation};
+use flexc_backends::flexcim::{evaluate, lower_program, report, run_program, Check, Evaluation};
 use std::path::{Path, PathBuf};
 
 /// Options shared by `compile --target flexcim` and `sim` for `.fir` input.
@@ -50,10 +52,10 @@ pub struct FlexcimOpts {
 
 /// Arguments of `flexc compile`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin")]
+#[command(after_help = "Examples:\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin\n  flexc compile smollm2-135m --target flexcim --tokens 1 -o smollm2.bin\n\nA model (known name, .gguf, .safetensors) runs the `flexc sim MODEL` pipeline (default: FLOW N:M\nat 50% then prune-nm), then every block linear and the LM head becomes one stream for --tokens\nrows of activations; the other ops are `host` instructions.")]
 pub struct CompileArgs {
-    /// The `.fir` file.
-    pub input: PathBuf,
+    /// A `.fir` file or a model (known name, .gguf, .safetensors).
+    pub input: String,
     /// The target (only `flexcim` here).
     #[arg(long)]
     pub target: String,
@@ -61,9 +63,13 @@ pub struct CompileArgs {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Passes run before lowering, e.g. `flexcim` (select-gemm and tile-gemm
-    /// on the analytical macro model); default: none (lower the IR as written).
+    /// on the analytical macro model); default for `.fir`: none (lower the IR
+    /// as written); for a model: the `flexc sim MODEL` default (FLOW N:M at 50% then prune-nm).
     #[arg(long)]
     pub pipeline: Option<String>,
+    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
     /// Print select-gemm's and tile-gemm's choices (candidates, modelled
     /// costs, the e-graph runner) to stderr.
     #[arg(long, requires = "pipeline")]
@@ -167,17 +173,27 @@ fn ir_work(path: &Path, opts: &FlexcimOpts, passes: Option<(&str, bool)>) -> Cli
     from_ir(&module, opts.func.as_deref(), opts.tokens, &MagnitudePrune(nm), opts.seed).map_err(|e| CliError::input(format!("{}: {e}", src.name)))
 }
 
+/// Writes a stream atomically: `.bin` as the binary encoding, else assembly text.
+fn write_stream(path: &Path, program: &Program) -> CliResult {
+    let bytes = if path.extension().is_some_and(|e| e == "bin") { encode(program) } else { print_asm(program).into_bytes() };
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
 /// Runs `flexc compile`.
 pub fn compile(args: CompileArgs) -> CliResult {
     if args.target != "flexcim" {
         return Err(CliError::usage(format!("error: --target {}: this build's compile verb knows `flexcim`", args.target)));
     }
+    match kind(&args.input) {
+        Input::Model => return compile::compile_model(&args),
+        Input::Stream => return Err(CliError::usage(format!("error: {}: already a FlexCiM stream (compile takes a .fir file or a model)", args.input))),
+        Input::Fir => {}
+    }
     let arch = load_arch(&args.opts)?;
-    let w = ir_work(&args.input, &args.opts, args.pipeline.as_deref().map(|p| (p, args.explain)))?;
-    let run = run_arch(&arch, "flexcim", &w.work, &w.host).map_err(|e| CliError::input(format!("error: {e}")))?;
-    let bytes = if args.output.extension().is_some_and(|e| e == "bin") { encode(&run.program) } else { print_asm(&run.program).into_bytes() };
-    write_atomic(&args.output, &bytes)?;
-    Ok(())
+    let w = ir_work(Path::new(&args.input), &args.opts, args.pipeline.as_deref().map(|p| (p, args.explain)))?;
+    let (program, _) = lower_program(&arch, &w.work, &w.host, true, &mut |_| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
+    write_stream(&args.output, &program)
 }
 
 /// The evaluation `sim` prints, from either kind of input.

@@ -1,6 +1,8 @@
 //! `flexc sim MODEL`: a whole model (known name, GGUF or safetensors) through
-//! a sparsity pipeline, then every block linear on FlexCiM and its baselines
-//! for one decode token and a prefill of `--rows` rows.
+//! a sparsity pipeline, then every block linear and the LM head on FlexCiM
+//! and its baselines for one decode token and a prefill of `--rows` rows.
+//! [`prepare`] (import, pipeline, read the linears) is shared with
+//! `flexc compile MODEL --target flexcim` ([`super::compile`]).
 //!
 //! The default pipeline is FLOW N:M at 50% then `prune-nm` (Wanda scores
 //! from `--stats-file` when given, else magnitude scores, and the output
@@ -16,9 +18,11 @@ use super::out::{self, ModelRun};
 use super::SimArgs;
 use crate::frontend::decoder::ImportOptions;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
-use flexc_backends::flexcim::model::{activations, block_layers, cycle_work, run_phase, Engine, Machines, ModelLayers, PhaseResult};
+use flexc_backends::flexcim::model::{activations, cycle_work, model_layers, run_phase, Engine, Machines, ModelLayers, PhaseResult};
+use flexc_ir::Module;
 use flexc_passes::{ManagerOptions, PassManager};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,8 +35,55 @@ pub fn default_pipeline(with_stats: bool) -> &'static str {
     }
 }
 
-fn input(e: impl std::fmt::Display) -> CliError {
+fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
+}
+
+/// A model imported, through its pipeline, with its linears read.
+pub struct Prepared {
+    /// The model file.
+    pub path: PathBuf,
+    /// The module after the pipeline.
+    pub module: Module,
+    /// The pipeline text run.
+    pub pipeline: String,
+    /// The passes' remarks.
+    pub remarks: Vec<String>,
+    /// The block linears, the LM head, and the host ops.
+    pub layers: ModelLayers,
+}
+
+/// A progress bar over `len` steps with a message (stderr; hidden when not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(ProgressStyle::with_template(&format!("{{msg:>28}} {{bar:30}} {{pos}}/{{len}} {what}  eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+/// Imports `input` (a known name, GGUF or safetensors) for `ctx` positions,
+/// runs `pipeline` (default: [`default_pipeline`]; Wanda scores from
+/// `stats` when given), and reads every linear of `func`.
+pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
+    bar.set_message("importing");
+    let path = resolve(input)?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
+    if let Some(s) = stats {
+        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
+    }
+    let pipeline = pipeline.map_or_else(|| default_pipeline(stats.is_some()).to_string(), str::to_string);
+    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
+    bar.set_message("running the pipeline");
+    let report = pm.run(&mut module, &mut |_, _| {}).map_err(input_err)?;
+    bar.set_message("reading the linears");
+    let layers = model_layers(&module, func, &mut |d, n| {
+        bar.set_length(n as u64);
+        bar.set_position(d as u64);
+    })
+    .map_err(input_err)?;
+    if layers.layers.is_empty() {
+        return Err(CliError::input(format!("error: {}: no linear layer with a weight-table weight to run", path.display())));
+    }
+    Ok(Prepared { path, module, pipeline, remarks: report.remarks, layers })
 }
 
 /// Chooses a phase's engine: `--engine` unless `auto`; for `auto`, cycle
@@ -57,26 +108,16 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
         return Err(CliError::usage(format!("error: --engine {}: use auto, cycle or analytical", args.engine)));
     }
     let t0 = Instant::now();
-    let path = resolve(&args.input)?;
-    let mut module = import_model(&path, &ImportOptions { ctx: args.rows.max(1) })?;
-    if let Some(s) = &args.stats_file {
-        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input)?));
-    }
-    let pipeline = args.pipeline.clone().unwrap_or_else(|| default_pipeline(args.stats_file.is_some()).to_string());
-    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
-    let report = pm.run(&mut module, &mut |_, _| {}).map_err(input)?;
     let func = args.opts.func.as_deref();
-    let ModelLayers { layers, skipped } = block_layers(&module, func).map_err(input)?;
-    if layers.is_empty() {
-        return Err(CliError::input(format!("error: {}: no linear layer inside a decoder block (blk.N.*) to simulate", path.display())));
-    }
+    let bar = progress_bar(0, "layers");
+    let Prepared { path, module, pipeline, remarks, layers: ModelLayers { layers, skipped, .. } } = prepare(&args.input, args.rows, args.pipeline.as_deref(), args.stats_file.as_deref(), func, &bar)?;
     let compile_s = t0.elapsed().as_secs_f64();
     let mut phases_wanted = vec![("decode", 1usize)];
     if args.rows > 0 {
         phases_wanted.push(("prefill", args.rows));
     }
-    let bar = ProgressBar::new((layers.len() * phases_wanted.len()) as u64);
-    bar.set_style(ProgressStyle::with_template("{msg:>28} {bar:30} {pos}/{len} layers  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_length((layers.len() * phases_wanted.len()) as u64);
+    bar.set_position(0);
     // The cycle engine's rate, measured on the first block's layers (decode, all archs).
     let on = Machines { arch, energy, baselines };
     let n_probe = layers.iter().take_while(|l| l.block == layers[0].block).count();
@@ -84,31 +125,31 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     if args.engine != "analytical" {
         bar.set_message("interpreting 1 token");
         let t = Instant::now();
-        acts1 = Some(activations(&module, func, &layers, 1, args.opts.seed).map_err(input)?);
+        acts1 = Some(activations(&module, func, &layers, 1, args.opts.seed).map_err(input_err)?);
         interp1 = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let probe = run_phase(on, &layers[..n_probe], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input)?;
+        let probe = run_phase(on, &layers[..n_probe], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input_err)?;
         rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64 / t.elapsed().as_secs_f64().max(1e-6);
     }
     let mut phases: Vec<(PhaseResult, String)> = Vec::new();
     for (i, &(name, rows)) in phases_wanted.iter().enumerate() {
-        let work = cycle_work(arch, baselines, &layers, rows).map_err(input)?;
+        let work = cycle_work(arch, baselines, &layers, rows).map_err(input_err)?;
         let interp = if rows == 1 { 0.0 } else { interp1 * rows as f64 };
         let (engine, why) = choose(args, work, rate, interp)?;
         let acts = match engine {
             Engine::Cycle if rows == 1 => acts1.take(),
             Engine::Cycle => {
                 bar.set_message(format!("interpreting {rows} tokens"));
-                Some(activations(&module, func, &layers, rows, args.opts.seed).map_err(input)?)
+                Some(activations(&module, func, &layers, rows, args.opts.seed).map_err(input_err)?)
             }
             Engine::Analytical => None,
         };
         bar.set_message(format!("{name} ({})", engine.label()));
         let base = (i * layers.len()) as u64;
-        let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input)?;
+        let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input_err)?;
         phases.push((ph, why));
     }
     bar.finish_and_clear();
-    let run = ModelRun { model: path.display().to_string(), pipeline, remarks: report.remarks, skipped, phases, arch, energy, baselines, compile_s };
+    let run = ModelRun { model: path.display().to_string(), pipeline, remarks, skipped, phases, arch, energy, baselines, compile_s };
     out::emit(args, &run)
 }

@@ -10,7 +10,7 @@ use super::super::error::{CliError, CliResult};
 use super::SimArgs;
 use crate::output::write_atomic;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
-use flexc_backends::flexcim::model::{phase_evaluation, PhaseResult};
+use flexc_backends::flexcim::model::{phase_evaluation, Engine, PhaseResult};
 use flexc_backends::flexcim::report::{esc, html_page, html_section};
 use flexc_backends::flexcim::sim::Stats;
 use flexc_backends::flexcim::Check;
@@ -64,7 +64,9 @@ pub fn json(run: &ModelRun<'_>) -> Value {
         "speedup": ratio(s.total_cycles() as f64, ours.total_cycles() as f64), "energy_saving": ratio(s.energy_pj(e), ours.energy_pj(e))});
     let phases: Vec<Value> = run.phases.iter().map(|(p, why)| {
         let f = &p.totals[0];
-        json!({"name": p.name, "rows": p.rows, "engine": p.engine.label(), "engine_reason": why, "functional_check": p.check.label(), "seconds": p.seconds,
+        // Cell MACs simulated (FlexCiM and every baseline) per wall-clock second of the phase.
+        let speed = (p.engine == Engine::Cycle && p.seconds > 0.0).then(|| p.totals.iter().map(|t| t.macs).sum::<u64>() as f64 / p.seconds);
+        json!({"name": p.name, "rows": p.rows, "engine": p.engine.label(), "engine_reason": why, "functional_check": p.check.label(), "seconds": p.seconds, "sim_macs_per_second": speed,
             "cycles": f.total_cycles(), "latency_us": f.total_cycles() as f64 / mhz, "energy_pj": f.energy_pj(e), "macs": f.macs, "dense_macs": f.dense_macs, "utilisation": f.utilisation(),
             "slots": p.layers.iter().map(|l| l.slots.0).sum::<usize>(), "aligned_slots": p.layers.iter().map(|l| l.slots.1).sum::<usize>(),
             "baselines": run.baselines.iter().enumerate().map(|(i, b)| base_json(&p.totals[i + 1], f, b)).collect::<Vec<_>>(),
@@ -78,18 +80,26 @@ pub fn json(run: &ModelRun<'_>) -> Value {
         "cycles": t.total_cycles(), "latency_us": t.total_cycles() as f64 / mhz, "energy_pj": t.energy_pj(e), "macs": t.macs, "utilisation": t.utilisation(),
         "functional_check": overall(run).label(),
         "baselines": run.baselines.iter().enumerate().map(|(i, b)| base_json(&sum(run, i + 1), &t, b)).collect::<Vec<_>>(),
-        "not_simulated": run.skipped.iter().map(|(n, o, i)| json!({"name": n, "out": o, "in": i, "why": "outside the decoder blocks"})).collect::<Vec<_>>(),
+        "outside_blocks": lm_heads(run), "not_simulated": run.skipped.iter().map(|(n, o, i)| json!({"name": n, "out": o, "in": i, "why": "outside the decoder blocks, weight computed at run time"})).collect::<Vec<_>>(),
         "compile_seconds": run.compile_s,
         "phases": phases,
     })
+}
+
+/// The linears run outside the decoder blocks (the LM head).
+fn lm_heads(run: &ModelRun<'_>) -> Vec<String> {
+    run.phases.first().map(|p| p.0.layers.iter().filter(|l| l.block.is_none()).map(|l| l.name.clone()).collect()).unwrap_or_default()
 }
 
 fn text(run: &ModelRun<'_>) {
     let e = run.energy;
     println!("FlexCiM-like model ({}; energy: energy.toml assumptions) on {}", run.arch.name, run.model);
     println!("pipeline: {}{}", run.pipeline, run.remarks.iter().map(|r| format!("\n  {r}")).collect::<String>());
+    for n in lm_heads(run) {
+        println!("included outside the decoder blocks (LM head): {n}");
+    }
     for (n, o, i) in &run.skipped {
-        println!("not simulated (outside the decoder blocks): {n} {o}x{i}");
+        println!("not simulated (outside the decoder blocks, weight computed at run time): {n} {o}x{i}");
     }
     for (p, why) in &run.phases {
         println!("\nphase {} ({} row{}): {} engine ({why}); functional check {}; {:.2} s", p.name, p.rows, if p.rows == 1 { "" } else { "s" }, p.engine.label(), p.check.label(), p.seconds);
@@ -122,8 +132,11 @@ pub fn html(run: &ModelRun<'_>) -> String {
     for r in &run.remarks {
         intro += &format!("<li>{}</li>", esc(r));
     }
+    for n in lm_heads(run) {
+        intro += &format!("<li>included outside the decoder blocks (LM head): {}</li>", esc(&n));
+    }
     for (n, o, i) in &run.skipped {
-        intro += &format!("<li>not simulated (outside the decoder blocks): {} {o}x{i}</li>", esc(n));
+        intro += &format!("<li>not simulated (outside the decoder blocks, weight computed at run time): {} {o}x{i}</li>", esc(n));
     }
     intro += "</ul>";
     let sections: Vec<(String, String)> = run.phases.iter().map(|(p, why)| {
