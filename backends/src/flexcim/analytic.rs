@@ -19,6 +19,16 @@
 //!   except when consecutive passes map the same groups to the same rows:
 //!   then a row keeps its selects with the probability that two random masks
 //!   give its groups the same pair sequence (1 for dense).
+//!
+//! Per-row masks from the type alone ([`Slots::PerRow`]): a column tile of
+//! w rows needs, per group and pair p, max over its rows of kept(p) slots.
+//! With a row's kept(p) in {0, 1, 2} at odds o (uniform masks, converted to
+//! the pattern run by the lowering's padding rule; [`pair_odds`]), the
+//! expected slots per group are Σ_p (1 − o₀ʷ) + (1 − (o₀ + o₁)ʷ), the
+//! distinct pairs Σ_p (1 − o₀ʷ), and the layer's slots the group count times
+//! that (rounded); the rest is priced as above. On random per-row layers this
+//! tracks the simulator within 0.2% in cycles (`flexcim_cost.rs`), where the
+//! aligned assumption is off by up to M/N.
 
 use super::arch::{Arch, Nm};
 use super::layer::{fit_pattern, NmLayer};
@@ -41,6 +51,78 @@ pub enum Slots<'a> {
         /// The pattern (N kept of M).
         nm: Nm,
     },
+    /// Only the shape and pattern, every output row's mask drawn on its own
+    /// (`prune-nm` without `align`): the expected slots of a column tile.
+    PerRow {
+        /// Output channels.
+        out: usize,
+        /// Input channels.
+        inp: usize,
+        /// The pattern (N kept of M).
+        nm: Nm,
+    },
+}
+
+/// Per-row masks as the lowering sees them: for each group position within a
+/// "super-group" of lcm(M_from, M_to) inputs and each pair of the pattern
+/// run (`to`), the probability that one row keeps 0, 1 or 2 of the pair,
+/// over uniformly random `from` masks converted by [`NmLayer::as_pattern`]'s
+/// rule (keep the kept positions, pad with the lowest free ones).
+fn pair_odds(from: Nm, to: Nm) -> Vec<Vec<[f64; 3]>> {
+    let lcm = from.m / gcd(from.m, to.m) * to.m;
+    let (q, tg) = (lcm / from.m, lcm / to.m);
+    let masks: Vec<u32> = (0u32..1 << from.m).filter(|b| b.count_ones() as usize == from.n).collect();
+    let mut odds = vec![vec![[0.0f64; 3]; to.m / 2]; tg];
+    let total = (masks.len() as f64).powi(q as i32);
+    // Every combination of q source masks, as one `lcm`-bit word.
+    let mut combo = vec![0usize; q];
+    loop {
+        let word: u64 = combo.iter().enumerate().map(|(i, &c)| (masks[c] as u64) << (i * from.m)).sum();
+        for (g, og) in odds.iter_mut().enumerate() {
+            let bits = (word >> (g * to.m)) & ((1u64 << to.m) - 1);
+            let mut pad = to.n.saturating_sub(bits.count_ones() as usize);
+            let mut keep = bits;
+            for i in 0..to.m {
+                if pad > 0 && keep >> i & 1 == 0 {
+                    keep |= 1 << i;
+                    pad -= 1;
+                }
+            }
+            for (p, o) in og.iter_mut().enumerate() {
+                o[(keep >> (2 * p) & 3).count_ones() as usize] += 1.0 / total;
+            }
+        }
+        let Some(i) = (0..q).find(|&i| combo[i] + 1 < masks.len()) else { break };
+        combo[i] += 1;
+        combo[..i].iter_mut().for_each(|c| *c = 0);
+    }
+    odds
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// Per-row masks over a column tile of `width` rows: (expected slots per
+/// group, expected distinct pairs per group, probability that two groups
+/// need the same slot sequence), averaged over a super-group's positions.
+/// A slot per pair and kept index: need(p) = max over the rows of kept(p).
+fn per_row_slots(odds: &[Vec<[f64; 3]>], width: usize) -> (f64, f64, f64) {
+    let w = width as i32;
+    let (mut slots, mut pairs, mut same) = (0.0, 0.0, 0.0);
+    for og in odds {
+        let mut sm = 1.0;
+        for o in og {
+            // P(need <= 0), P(need <= 1): every row keeps at most that many.
+            let (le0, le1) = (o[0].powi(w), (o[0] + o[1]).powi(w));
+            slots += (1.0 - le0) + (1.0 - le1);
+            pairs += 1.0 - le0;
+            sm *= le0 * le0 + (le1 - le0) * (le1 - le0) + (1.0 - le1) * (1.0 - le1);
+        }
+        same += sm;
+    }
+    let k = odds.len().max(1) as f64;
+    (slots / k, pairs / k, same / k)
 }
 
 /// Whether every `from` mask fits `to` (each `to` group holds at most `to.n`
@@ -150,10 +232,15 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
             let f = fit_pattern(arch, l)?;
             ((f.out, f.inp, f.nm), Some(f))
         }
-        Slots::Aligned { out, inp, nm } => {
+        Slots::Aligned { out, inp, nm } | Slots::PerRow { out, inp, nm } => {
             let eff = fit_nominal(arch, nm, inp).ok_or_else(|| format!("layer {name}: no supported pattern of {} holds {nm} with in = {inp}", arch.name))?;
             ((out, inp, eff), None)
         }
+    };
+    // Per-row masks: the kept-count odds of each pair of the pattern run.
+    let per_row = match slots {
+        Slots::PerRow { nm: from, .. } if !nm.is_dense() => Some(pair_odds(from, nm)),
+        _ => None,
     };
     let map = Mapping::new(arch, nm, out, inp, tile).map_err(|e| format!("layer {name}: {e}"))?;
     let tc = map.token_chunk(arch, inp, tokens).map_err(|e| format!("layer {name}: {e}"))?;
@@ -165,7 +252,15 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     // keys[bundle][k tile][set], for a real layer.
     let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
         fitted.as_ref().map(|f| bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| slot_keys(f, c.clone(), g.clone())).collect()).collect()).collect());
-    let slots_of = |b: usize, kt: usize, e: usize| keys.as_ref().map_or(ktiles[kt].len() * nm.n, |k| k[b][kt][e].len());
+    // Nominal slots of a column tile over a k tile, and per group: (slots, distinct pairs, P(same slots)).
+    let per_group = |width: usize| match &per_row {
+        Some(odds) => per_row_slots(odds, width),
+        None => (nm.n as f64, pairs_per_group, same_mask),
+    };
+    let slots_of = |b: usize, kt: usize, e: usize| match &keys {
+        Some(k) => k[b][kt][e].len(),
+        None => (ktiles[kt].len() as f64 * per_group(bundles[b][e].len()).0).round() as usize,
+    };
     let mut rowstate: Vec<Option<RowSig>> = vec![None; r];
     let (mut prev_rows, mut prev_sig): (Option<usize>, Option<PassSig>) = (None, None);
     let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
@@ -186,6 +281,8 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                             exact_pass(arch, nm, agg, &sl, &mut rowstate)
                         }
                         None => {
+                            // Widest column tile of the bundle stands for its sets (equal but for the last tile).
+                            let (spg, pairs_per_group, same_mask) = per_group(cols.iter().map(|c| c.len()).max().unwrap_or(0));
                             let here: Vec<usize> = total.iter().map(|t| t.saturating_sub(j * pp).min(pp)).collect();
                             let rows_now = here.iter().copied().max().unwrap_or(0).div_ceil(agg);
                             let sig = (kt, j, here.clone());
@@ -197,7 +294,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                             let bytes = if wired {
                                 here.iter().copied().max().map_or(0, |m| if m > 0 { m + 1 } else { 0 })
                             } else {
-                                let groups = |h: usize| h as f64 / nm.n as f64;
+                                let groups = |h: usize| h as f64 / spg.max(1e-9);
                                 let pairs: f64 = here.iter().map(|&h| groups(h) * pairs_per_group).sum();
                                 let covered = here.iter().map(|&h| groups(h).ceil()).fold(0.0, f64::max);
                                 2 * pairs.min(covered * (nm.m / 2) as f64).round() as usize

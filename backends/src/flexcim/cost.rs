@@ -6,8 +6,11 @@
 //!
 //! * `Sparse`: weights with an `#nm<n, m>` encoding, run in the macro's N:M
 //!   mode (an unsupported pattern as the sparsest supported one holding it);
-//!   the mask is assumed aligned across a tile's columns (N slots per group,
-//!   what `prune-nm{align=...}` produces), since a type does not say more.
+//!   a type does not say how the masks of neighbouring rows relate, so the
+//!   model assumes [`Masks`]: aligned across a tile's columns by default (N
+//!   slots per group, what `prune-nm{align=...}` produces), or per-row
+//!   ([`FlexcimCostModel::with_masks`]; `prune-nm` without `align`), priced
+//!   at the expected slots of a column tile, which costs up to M/N times more.
 //! * `Dense`: any weight, decoded offline, in a dense M:M mode.
 //! * `Lut`, `ShiftAdd`: the macro has no table-lookup or shift-add datapath: `None`.
 //!
@@ -23,12 +26,22 @@ use super::sim::Stats;
 use flexc_ir::types::Encoding;
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
 
+/// What the cost model assumes about `#nm` masks across output rows.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Masks {
+    /// The same pairs kept across a column tile (`prune-nm{align=...}`).
+    Aligned,
+    /// Every row's mask on its own (`prune-nm` without `align`).
+    PerRow,
+}
+
 /// The FlexCiM analytical cost model over one architecture and energy table.
 #[derive(Clone, Debug)]
 pub struct FlexcimCostModel {
     arch: Arch,
     energy: EnergyTable,
     source: String,
+    masks: Masks,
 }
 
 impl Default for FlexcimCostModel {
@@ -40,7 +53,12 @@ impl Default for FlexcimCostModel {
 impl FlexcimCostModel {
     /// A model of `arch` with `energy`; `source` names where they came from.
     pub fn new(arch: Arch, energy: EnergyTable, source: &str) -> Self {
-        FlexcimCostModel { arch, energy, source: source.to_string() }
+        FlexcimCostModel { arch, energy, source: source.to_string(), masks: Masks::Aligned }
+    }
+
+    /// The same model assuming `masks` for `#nm` weights.
+    pub fn with_masks(self, masks: Masks) -> Self {
+        FlexcimCostModel { masks, ..self }
     }
 
     /// The architecture.
@@ -66,7 +84,11 @@ impl FlexcimCostModel {
         let nm = self.pattern(p, q)?;
         let (out, inp) = (usize::try_from(q.n).ok()?, usize::try_from(q.k).ok()?);
         let rows = usize::try_from(q.rows.max(1)).ok()?;
-        estimate(&self.arch, "gemm", Slots::Aligned { out, inp, nm }, rows, tile).ok()
+        let slots = match self.masks {
+            Masks::Aligned => Slots::Aligned { out, inp, nm },
+            Masks::PerRow => Slots::PerRow { out, inp, nm },
+        };
+        estimate(&self.arch, "gemm", slots, rows, tile).ok()
     }
 
     /// Energy of one GEMM in pJ (the same counts priced by the energy table).
@@ -85,7 +107,11 @@ impl CostModel for FlexcimCostModel {
     }
 
     fn source(&self) -> String {
-        format!("analytical model of {} ({})", self.arch.name, self.source)
+        let masks = match self.masks {
+            Masks::Aligned => "#nm masks assumed aligned across column tiles",
+            Masks::PerRow => "#nm masks assumed per-row",
+        };
+        format!("analytical model of {} ({}; {masks})", self.arch.name, self.source)
     }
 
     fn gemm(&self, p: Primitive, q: &GemmQuery<'_>, tile: Option<Tile>) -> Option<f64> {
