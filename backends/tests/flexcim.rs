@@ -209,3 +209,43 @@ fn smollm2_shapes_ratios() {
         }
     }
 }
+
+/// `timing::mac` keeps only the last `psum_fifo_depth` merge times (a ring);
+/// this is the step-by-step recurrence over every vector it replaced
+/// (vector t enters at max(previous + II_in, merge(t − depth) − front), is
+/// merged at max(enter + front, previous merge + II_out)), compared on random
+/// shapes, FIFO depths and port widths, stalls included.
+#[test]
+fn mac_timing_equals_the_step_by_step_fifo_recurrence() {
+    use flexc_backends::flexcim::sim::Stats;
+    use flexc_backends::flexcim::timing::{ceil_div, mac, MacShape};
+    let mut rng = Rng(2024);
+    for case in 0..300 {
+        let depth = 1 + rng.below(5);
+        let port = [1, 8, 32, 128][rng.below(4)];
+        let bw = [4, 64, 1024][rng.below(3)];
+        let text = DEFAULT_ARCH
+            .replace("psum_fifo_depth = 3 ", &format!("psum_fifo_depth = {depth} "))
+            .replace("output_words_per_cycle = 128 ", &format!("output_words_per_cycle = {port} "))
+            .replace("activation_read_bytes_per_cycle = 1024 ", &format!("activation_read_bytes_per_cycle = {bw} "));
+        let a = Arch::from_toml("t", &text).unwrap();
+        let sets = [1u64, 2, 4][rng.below(3)];
+        let shape = MacShape { count: rng.below(40) as u64, positions: 1 + rng.below(128) as u64, bytes: 2 + rng.below(256) as u64, active_subs: 1 + rng.below(4) as u64, active_sets: 1, agg: 4 / sets, sets, accumulate: case % 2 == 0 };
+        let got = mac(&a, &mut Stats::default(), &shape);
+        let ii_in = ceil_div(shape.bytes, bw as u64).max(1);
+        let ii_out = ceil_div(sets * a.array.columns as u64, port as u64).max(1);
+        let (front, back) = (a.front_latency(), a.back_latency());
+        let (mut enter, mut merged): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+        for t in 0..shape.count as usize {
+            let mut e = if t == 0 { 0 } else { enter[t - 1] + ii_in };
+            if t >= depth {
+                e = e.max(merged[t - depth].saturating_sub(front));
+            }
+            merged.push((e + front).max(if t == 0 { 0 } else { merged[t - 1] + ii_out }));
+            enter.push(e);
+        }
+        let issue = enter.last().map_or(0, |&e| e + ii_in);
+        let finish = merged.last().map_or(0, |&m| m + ii_out + back);
+        assert_eq!((got.ideal, got.issue, got.finish), (shape.count * ii_in, issue, finish), "case {case}: {shape:?} depth {depth} port {port} bw {bw}");
+    }
+}

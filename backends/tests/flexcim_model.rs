@@ -63,6 +63,7 @@ fn cycle_engine_checks_and_the_analytical_engine_agrees() {
         let a = phase(&m, rows, Engine::Analytical);
         assert_eq!(a.check, Check::Skipped);
         for (lc, la) in c.layers.iter().zip(&a.layers) {
+            assert_eq!(lc.slots, la.slots, "{}: the lowering's slots = slot_use", lc.name);
             for (sc, sa) in lc.stats.iter().zip(&la.stats) {
                 assert_eq!((sc.cycles, sc.events, sc.macs), (sa.cycles, sa.events, sa.macs), "{}: analytical = cycle-level", lc.name);
             }

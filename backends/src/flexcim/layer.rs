@@ -107,7 +107,12 @@ impl NmLayer {
         if w.len() != out * inp || !inp.is_multiple_of(nm.m) {
             return Err(format!("layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}", w.len(), nm.m));
         }
-        let (mut values, mut idx) = (Vec::new(), Vec::new());
+        if nm.is_dense() {
+            // Every position kept: the weights as they are.
+            let idx = (0..out * inp).map(|i| (i % nm.m) as u8).collect();
+            return Ok(NmLayer { name: name.to_string(), out, inp, nm, values: w.to_vec(), idx });
+        }
+        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m * nm.n), Vec::with_capacity(out * inp / nm.m * nm.n));
         for g in w.chunks(nm.m) {
             let mut order: Vec<usize> = (0..nm.m).collect();
             order.sort_by_key(|&i| (std::cmp::Reverse((g[i] as i32).abs()), i));

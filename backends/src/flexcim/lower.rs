@@ -65,7 +65,8 @@ impl TileSlots {
 fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> TileSlots {
     let Nm { n, m } = layer.nm;
     let (g_n, pairs, width) = (layer.groups(), m / 2, cols.len());
-    let mut out = TileSlots { slots: Vec::new(), w: Vec::new(), meta: Vec::new(), width };
+    let cap = groups.len() * n * width;
+    let mut out = TileSlots { slots: Vec::with_capacity(groups.len() * n), w: Vec::with_capacity(cap), meta: Vec::with_capacity(cap), width };
     // Per column and pair: up to two kept (value, meta), in index order.
     let mut kept = vec![[(0i8, 0u8); 2]; width * pairs];
     let mut count = vec![0u8; width * pairs];
@@ -83,13 +84,11 @@ fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Tile
         for p in 0..pairs {
             let need = (0..width).map(|c| count[c * pairs + p]).max().unwrap_or(0);
             for k in 0..need {
-                let get = |c: usize| (count[c * pairs + p] > k).then(|| kept[c * pairs + p][k as usize]);
-                for c in 0..width {
-                    let (w, b) = get(c).unwrap_or((0, 0));
-                    out.w.push(w);
-                    out.meta.push(b);
-                }
-                let elem = (0..width).find_map(get).map_or(0, |x| x.1);
+                // Column c's k-th kept weight of pair p, or a zero pad.
+                let cell = |c: usize| if count[c * pairs + p] > k { kept[c * pairs + p][k as usize] } else { (0, 0) };
+                out.w.extend((0..width).map(|c| cell(c).0));
+                out.meta.extend((0..width).map(|c| cell(c).1));
+                let elem = (0..width).find(|&c| count[c * pairs + p] > k).map_or(0, |c| cell(c).1);
                 out.slots.push(Slot { group: g, pair: p, elem, at: out.slots.len() });
             }
         }

@@ -88,11 +88,12 @@ pub fn model_layers(module: &Module, func: Option<&str>, progress: &mut dyn FnMu
     Ok(out)
 }
 
-/// Slots the default mapping allocates for a layer on `arch`, and the
-/// slots an aligned mask would need (their ratio is what per-row masks cost).
-pub fn slot_use(arch: &Arch, layer: &NmLayer) -> Result<(usize, usize), String> {
+/// Slots the lowering allocates for a layer on `arch` with weight tile
+/// `tile` (`None`: the default), and the slots an aligned mask would need
+/// (their ratio is what per-row masks cost); [`super::lower::Plan`] has the same.
+pub fn slot_use(arch: &Arch, layer: &NmLayer, tile: Option<flexc_passes::target::Tile>) -> Result<(usize, usize), String> {
     let f = fit_pattern(arch, layer)?;
-    let map = Mapping::new(arch, f.nm, f.out, f.inp, None)?;
+    let map = Mapping::new(arch, f.nm, f.out, f.inp, tile)?;
     let (mut got, mut ideal) = (0, 0);
     for cols in map.bundles(arch, f.out) {
         for c in cols {
@@ -184,8 +185,9 @@ pub fn run_phase(on: Machines<'_>, layers: &[ModelLayer], name: &str, rows: usiz
     let mut out = PhaseResult { name: name.to_string(), rows, engine, layers: Vec::new(), totals: Vec::new(), check: if engine == Engine::Cycle { Check::Passed } else { Check::Skipped }, seconds: 0.0 };
     for (i, ml) in layers.iter().enumerate() {
         let l = &ml.layer;
-        let stats: Vec<Stats> = match engine {
-            Engine::Analytical => std::iter::once(arch).chain(&barchs).map(|a| estimate(a, &l.name, Slots::Layer(l), rows, ml.gemm.tile)).collect::<Result<_, _>>()?,
+        // Counts per machine, and FlexCiM's slots (allocated, aligned-mask need).
+        let (stats, slots): (Vec<Stats>, (usize, usize)) = match engine {
+            Engine::Analytical => (std::iter::once(arch).chain(&barchs).map(|a| estimate(a, &l.name, Slots::Layer(l), rows, ml.gemm.tile)).collect::<Result<_, _>>()?, slot_use(arch, l, ml.gemm.tile)?),
             Engine::Cycle => {
                 let x = acts.and_then(|a| a.get(i)).ok_or_else(|| format!("layer {}: no activations for the cycle-level engine", l.name))?.clone();
                 if x.len() != rows * l.inp {
@@ -199,10 +201,11 @@ pub fn run_phase(on: Machines<'_>, layers: &[ModelLayer], name: &str, rows: usiz
                     out.check = ev.check.clone();
                 }
                 let first = |r: &super::ArchRun| r.result.layers.iter().find(|s| s.dense_macs > 0).cloned().unwrap_or_default();
-                std::iter::once(&ev.flexcim).chain(&ev.baselines).map(first).collect()
+                let plan = ev.flexcim.plans.first().ok_or_else(|| format!("layer {}: no plan", l.name))?;
+                (std::iter::once(&ev.flexcim).chain(&ev.baselines).map(first).collect(), (plan.slots, plan.ideal_slots))
             }
         };
-        out.layers.push(LayerResult { name: l.name.clone(), block: ml.block, nm: l.nm.to_string(), shape: (l.out, l.inp), slots: slot_use(arch, l)?, stats });
+        out.layers.push(LayerResult { name: l.name.clone(), block: ml.block, nm: l.nm.to_string(), shape: (l.out, l.inp), slots, stats });
         progress(i + 1);
     }
     out.totals = (0..=barchs.len())
