@@ -8,6 +8,7 @@ use flexc::frontend::decoder::ImportOptions;
 use flexc::frontend::gguf::{GgmlType, GgufWriter, MetaValue};
 use flexc::frontend::Checkpoint;
 use flexc_backends::flexcim::arch::Arch;
+use flexc_backends::flexcim::fromir::IrWork;
 use flexc_backends::flexcim::isa::{decode, parse_asm};
 use flexc_backends::flexcim::lower::reference_matmul;
 use flexc_backends::flexcim::model::{activations, model_layers, stream_work};
@@ -89,7 +90,7 @@ fn a_compiled_model_stream_decodes_simulates_and_checks() {
     assert_eq!(layers.layers.len(), LAYERS * 7 + 1, "every block linear and the LM head");
     assert_eq!(layers.layers.last().map(|l| (l.block, l.layer.out)), Some((None, VOCAB)));
     let acts = activations(&m, None, &layers.layers, 3, 1).expect("activations");
-    let (work, host) = stream_work(&layers, acts, 3).expect("work");
+    let IrWork { work, host } = stream_work(&layers, acts, 3).expect("work");
     let r = simulate(&Arch::default_flexcim(), &prog).expect("the stream simulates");
     let outs: Vec<&Vec<i32>> = r.outputs.iter().zip(&r.layers).filter(|(_, s)| s.dense_macs > 0).map(|(o, _)| o).collect();
     assert_eq!(outs.len(), work.len());

@@ -18,7 +18,7 @@
 
 use super::analytic::{estimate, Slots};
 use super::arch::{Arch, EnergyTable};
-use super::fromir::{activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm};
+use super::fromir::{activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm, IrWork};
 use super::layer::{fit_pattern, DenseLayout, NmLayer};
 use super::mapping::{slot_keys, Mapping};
 use super::sim::Stats;
@@ -156,13 +156,13 @@ pub fn activations(module: &Module, func: Option<&str>, layers: &[ModelLayer], r
 /// One stream's workloads: every layer with its `rows` activation rows
 /// (from [`activations`]) and its tile, plus the function's host work for
 /// `rows` rows, as [`super::lower_program`] takes them.
-pub fn stream_work(layers: &ModelLayers, acts: Vec<Vec<i8>>, rows: usize) -> Result<(Vec<Workload>, Vec<(String, u64)>), String> {
+pub fn stream_work(layers: &ModelLayers, acts: Vec<Vec<i8>>, rows: usize) -> Result<IrWork, String> {
     if acts.len() != layers.layers.len() {
         return Err(format!("{} activation sets for {} layers", acts.len(), layers.layers.len()));
     }
     let work = layers.layers.iter().zip(acts).map(|(ml, x)| Workload { layer: ml.layer.clone(), x, tokens: rows, oracle: None, tile: ml.gemm.tile }).collect();
     let host = layers.host.iter().map(|(op, t)| (op.clone(), elems(t, rows))).collect();
-    Ok((work, host))
+    Ok(IrWork { work, host })
 }
 
 /// The machines a phase runs on: FlexCiM and its baselines.

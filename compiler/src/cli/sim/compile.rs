@@ -11,6 +11,7 @@
 use super::super::error::{CliError, CliResult};
 use super::model::{prepare, progress_bar, Prepared};
 use super::{load_arch, write_stream, CompileArgs};
+use flexc_backends::flexcim::fromir::IrWork;
 use flexc_backends::flexcim::lower_program;
 use flexc_backends::flexcim::model::{activations, stream_work};
 
@@ -32,7 +33,7 @@ pub fn compile_model(args: &CompileArgs) -> CliResult {
     let Prepared { layers, module, .. } = prepare(&args.input, rows, args.pipeline.as_deref(), args.stats_file.as_deref(), func, &bar)?;
     bar.set_message(format!("interpreting {rows} token{}", if rows == 1 { "" } else { "s" }));
     let acts = activations(&module, func, &layers.layers, rows, args.opts.seed).map_err(input_err)?;
-    let (work, host) = stream_work(&layers, acts, rows).map_err(input_err)?;
+    let IrWork { work, host } = stream_work(&layers, acts, rows).map_err(input_err)?;
     bar.set_message("lowering");
     bar.set_length(work.len() as u64);
     bar.set_position(0);
