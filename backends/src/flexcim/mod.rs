@@ -11,7 +11,7 @@
 //! * [`sim`]: the functional, cycle- and energy-counting simulator;
 //! * [`analytic`]: the same counts without a stream (the cost model's engine);
 //! * [`cost`]: the `CostModel` `select-gemm`/`tile-gemm` ask;
-//! * [`model`]: whole-model runs (every block linear, one engine per phase);
+//! * [`model`]: whole-model runs (every block linear and the LM head, one engine per phase);
 //! * [`report`]: JSON and HTML reports.
 //!
 //! [`evaluate`] ties them together: lower, simulate, check every result

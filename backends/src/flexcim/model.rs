@@ -1,4 +1,4 @@
-//! Whole-model FlexCiM runs: every linear layer of every decoder block of a
+//! Whole-model FlexCiM runs: every linear layer of every decoder block (and the LM head) of a
 //! module's function, for a phase of `rows` activation rows (one decode token
 //! is `rows = 1`, a prefill `rows = 128`), on FlexCiM and its baselines.
 //!
@@ -44,7 +44,7 @@ impl Engine {
     }
 }
 
-/// One block linear.
+/// One linear: a block linear or the LM head.
 #[derive(Clone, Debug)]
 pub struct ModelLayer {
     /// Where it is in the IR.

@@ -80,7 +80,7 @@ pub struct CompileArgs {
 
 /// Arguments of `flexc sim`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats-file stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
+#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats-file stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block and the LM head for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
 pub struct SimArgs {
     /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors).
     pub input: String,
