@@ -146,6 +146,11 @@ fn magnitude_prune_keeps_the_largest() {
     assert_eq!(l.idx, vec![1, 2, 1, 2]);
     assert_eq!(l.values, vec![-9, 3, 5, -5]);
     assert_eq!(reference_matmul(&l, &[1; 8], 1).unwrap(), vec![-6]);
+    // As a denser pattern: kept positions stay, the lowest free ones pad (with zeros).
+    let one = NmLayer::prune("p", 1, 8, &[0, 0, 7, 0, 0, -3, 0, 0], Nm { n: 1, m: 4 }).unwrap();
+    let two = one.as_pattern(Nm { n: 2, m: 4 }).unwrap();
+    assert_eq!((two.idx, two.values), (vec![0, 2, 0, 1], vec![0, 7, 0, -3]));
+    assert_eq!(l.as_pattern(Nm { n: 1, m: 4 }), None, "2 kept do not fit 1:4");
 }
 
 fn cycles(arch: &Arch, w: &Workload) -> (u64, u64) {

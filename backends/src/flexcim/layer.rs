@@ -148,16 +148,22 @@ impl NmLayer {
             ix.iter().for_each(|&i| kept[gi * self.nm.m + i as usize] = true);
         }
         let dense = self.dense();
-        let (mut values, mut idx) = (Vec::new(), Vec::new());
+        let len = self.out * self.inp / to.m * to.n;
+        let (mut values, mut idx) = (Vec::with_capacity(len), Vec::with_capacity(len));
         for (k, w) in kept.chunks(to.m).zip(dense.chunks(to.m)) {
-            let mut pos: Vec<usize> = (0..to.m).filter(|&i| k[i]).collect();
-            if pos.len() > to.n {
+            // Kept positions as bits (M <= 64), padded with the lowest free ones.
+            let mut bits: u64 = k.iter().enumerate().filter(|x| *x.1).map(|(i, _)| 1u64 << i).sum();
+            let count = bits.count_ones() as usize;
+            if count > to.n {
                 return None;
             }
-            pos.extend((0..to.m).filter(|&i| !k[i]).take(to.n - pos.len()));
-            pos.sort_unstable();
-            values.extend(pos.iter().map(|&i| w[i]));
-            idx.extend(pos.iter().map(|&i| i as u8));
+            for _ in count..to.n {
+                bits |= !bits & bits.wrapping_add(1); // the lowest zero bit
+            }
+            for i in (0..to.m).filter(|&i| bits >> i & 1 == 1) {
+                values.push(w[i]);
+                idx.push(i as u8);
+            }
         }
         Some(NmLayer { name: self.name.clone(), out: self.out, inp: self.inp, nm: to, values, idx })
     }
