@@ -26,6 +26,8 @@ pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
+#[doc(hidden)]
+pub mod shiftadd_old;
 pub mod sparse;
 pub mod sparse_bench;
 
