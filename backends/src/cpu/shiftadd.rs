@@ -83,7 +83,8 @@ impl BcqTables {
         if group == 0 || !group.is_multiple_of(8) || x.is_empty() || !x.len().is_multiple_of(group) {
             return Err(JitError::Length(format!("x has {} values, not whole groups of {group} (a multiple of 8)", x.len())));
         }
-        let l1 = x.chunks_exact(group).map(|g| g.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, f32::max);
+        // NaN-propagating max of the groups' L1 norms.
+        let l1 = x.chunks_exact(group).map(|g| g.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, |m, v| if v > m || v.is_nan() { v } else { m });
         if !l1.is_finite() {
             return Err(JitError::Length("the activation row has non-finite values".into()));
         }
