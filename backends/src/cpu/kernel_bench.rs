@@ -4,7 +4,7 @@
 //! for ternary. 1 and 3 bits have no same-bits baseline and report `None`.
 //! `shiftadd` rows are BCQ with APoT α (ShiftAddLLM) on the JIT shift-add
 //! kernel (μ = 8, 2 and 3 bits, vs Q2_K), next to `lut` rows on the same
-//! weights; `shiftadd-old` is the former portable-Rust GEMV (1 thread).
+//! weights.
 //!
 //! Every timed call includes its activation preprocessing (LUT tables, or
 //! Q8_0/Q8_K quantization), as in a decode step. Weights rotate over enough
@@ -27,7 +27,6 @@ use super::jit::{JitError, JitSession};
 use super::lut::{LutKernel, LutWeights};
 use crate::xorshift::XorShift as Xs;
 use super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
-use super::shiftadd_old as old;
 
 /// One benchmark result.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,8 +187,8 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             r.speedup_vs_dequant = baseline.map(|b| b / t);
             out.push(r);
         }
-        // BCQ with APoT α (ShiftAddLLM): the shift-add kernel, the old
-        // portable-Rust one, and the LUT kernel on the same weights.
+        // BCQ with APoT α (ShiftAddLLM): the shift-add kernel and the LUT
+        // kernel on the same weights.
         for bits in [2u8, 3] {
             let p = BcqParams { bits, group: BENCH_GROUP, pot: true, apot: 3 };
             let enc = Encoding::Bcq(p);
@@ -199,14 +198,6 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             let ws: Vec<ShiftAddWeights> = (0..copies_for(packed.bytes().len())).map(|_| packed.clone()).collect();
             let t = median_time(ws.len(), budget, |i| kernel.run(black_box(&ws[i]), &x, &mut y, threads))?;
             let mut r = row("shiftadd", scheme.clone(), bits, (m, k), threads, t, packed.bytes().len());
-            r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
-            out.push(r);
-            let ws: Vec<Vec<u8>> = (0..copies_for(wb.len())).map(|_| wb.clone()).collect();
-            let t = median_time(ws.len(), budget, |i| {
-                let tables = old::BcqTables::build(&x)?;
-                old::bcq_gemv(p, black_box(&ws[i]), m, k, &tables, &mut y)
-            })?;
-            let mut r = row("shiftadd-old", scheme.clone(), bits, (m, k), 1, t, wb.len());
             r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
             out.push(r);
             let packed = LutWeights::pack(enc, &wb, m, k, act_group)?;
