@@ -58,7 +58,7 @@ fn shiftadd_matches_the_interpreter_on_random_shapes() {
         let group = rng.pick(&[8u32, 16, 32, 64, 128, 192]);
         let k = group as usize * rng.pick(&[1usize, 2, 3, 5]);
         let m = rng.pick(&[1usize, 3, 4, 5, 16, 33]);
-        let k_tile = rng.pick(&[8usize, 24, 64, 128, 256]);
+        let k_tile = rng.pick(&[0usize, 8, 24, 64, 128, 256, 100_000]);
         let threads = rng.pick(&[1usize, 2]);
         let p = BcqParams { bits, group, pot, apot };
         let mut w = rng.vec(m * k, 0.05);

@@ -55,6 +55,9 @@ use super::jit::{CompiledFn, JitError, JitSession};
 pub const BLOCK_ROWS: usize = 4;
 /// Columns per K segment by default: 16 KiB of i32 tables, half of L1d.
 pub const DEFAULT_K_TILE: usize = 128;
+/// Longest K segment: the kernel unrolls a whole segment per row block,
+/// and longer segments' tables (`128` bytes per column) leave L1 anyway.
+pub const MAX_K_TILE: usize = 512;
 /// Most power-of-two terms per `α` applied by exponent adds (bytes of a scale word).
 pub const MAX_TERMS: u8 = 4;
 /// Which of each 8 sign bytes are loaded on their own (`movzx r, [mem]`)
@@ -193,8 +196,8 @@ impl ShiftAddSpec {
         if g == 0 || !g.is_multiple_of(8) || self.cols == 0 || !self.cols.is_multiple_of(g) || self.rows == 0 {
             return bad(format!("#bcq group {g} {}×{}: cols must be whole groups of a multiple of 8", self.rows, self.cols));
         }
-        if s == 0 || !s.is_multiple_of(8) || !self.cols.is_multiple_of(s) || !(s.is_multiple_of(g) || g.is_multiple_of(s)) || s > 4096 {
-            return bad(format!("segment of {s} columns must be whole groups of {g} or divide one, at most 4096"));
+        if s == 0 || !s.is_multiple_of(8) || !self.cols.is_multiple_of(s) || !(s.is_multiple_of(g) || g.is_multiple_of(s)) || s > MAX_K_TILE {
+            return bad(format!("segment of {s} columns must be whole groups of {g} or divide one, at most {MAX_K_TILE}"));
         }
         if self.weight_bytes() > isize::MAX as usize / 2 || self.seg_block_bytes() > 1 << 20 {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
@@ -234,13 +237,14 @@ pub struct ShiftAddWeights {
 impl ShiftAddWeights {
     /// Packs a `#bcq` weight `[rows, cols]` stored as `bytes`, with K
     /// segments of at most `k_tile` columns ([`DEFAULT_K_TILE`], or
-    /// `kern.tile`'s `k`). APoT `α`s (`pot`) of at most [`MAX_TERMS`] terms
+    /// `kern.tile`'s `k`; clamped to 8..=[`MAX_K_TILE`]). APoT `α`s (`pot`) of at most [`MAX_TERMS`] terms
     /// become exponent words, any others f32 multipliers.
     pub fn pack(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, k_tile: usize) -> Result<ShiftAddWeights, JitError> {
         let (g, bb, b) = (p.group as usize, p.block_bytes(), p.bits as usize);
-        if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) || k_tile < 8 {
-            return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols} (K tile {k_tile}): cols must be whole groups of a multiple of 8", p.bits)));
+        if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) {
+            return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
         }
+        let k_tile = k_tile.clamp(8, MAX_K_TILE);
         let ngroups = cols / g;
         let want = rows.checked_mul(ngroups).and_then(|n| n.checked_mul(bb));
         if want != Some(bytes.len()) {
