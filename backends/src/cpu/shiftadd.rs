@@ -450,8 +450,8 @@ fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec,
     let (bits, cpg) = (s.bits as usize, s.cpg());
     let nch = cpg / 8;
     let zero_i = cg.vconst_ty(I32X4, [0; 16]);
-    let m_ff = cg.vconst_ty(I32X4, bytemuck_words([0xff; 4]));
-    let unbias = cg.vconst_ty(I32X4, bytemuck_words([(-(EXP_BIAS << 23)) as u32; 4]));
+    let m_ff = cg.vconst_ty(I32X4, u32x4_bytes([0xff; 4]));
+    let unbias = cg.vconst_ty(I32X4, u32x4_bytes([(-(EXP_BIAS << 23)) as u32; 4]));
     // Tables and weights are read-only for the call; y is read and written.
     let tflags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
     let yflags = MemFlagsData::new().with_notrap();
@@ -548,7 +548,7 @@ fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec,
 }
 
 /// Four little-endian u32 lanes as vector-constant bytes.
-fn bytemuck_words(w: [u32; 4]) -> [u8; 16] {
+fn u32x4_bytes(w: [u32; 4]) -> [u8; 16] {
     let mut b = [0u8; 16];
     for (i, v) in w.iter().enumerate() {
         b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
