@@ -2,9 +2,9 @@
 //! against the int-dot dequant baselines (llama.cpp-style `GemvKernel` with
 //! Q8 activations) at the same bits: Q4_0 for 4 bits, Q2_K for 2 bits, TQ2_0
 //! for ternary. 1 and 3 bits have no same-bits baseline and report `None`.
-//! `shiftadd` rows are BCQ with APoT α (ShiftAddLLM) on the JIT LUT kernel
-//! (2 and 3 bits, vs Q2_K); `shiftadd-mu8` is the portable-Rust μ = 8 GEMV
-//! of `shiftadd.rs` (2 bits, single-threaded whatever `threads` says).
+//! `shiftadd` rows are BCQ with APoT α (ShiftAddLLM) on the JIT shift-add
+//! kernel (μ = 8, 2 and 3 bits, vs Q2_K), next to `lut` rows on the same
+//! weights.
 //!
 //! Every timed call includes its activation preprocessing (LUT tables, or
 //! Q8_0/Q8_K quantization), as in a decode step. Weights rotate over enough
@@ -26,7 +26,7 @@ use super::gemv::GemvKernel;
 use super::jit::{JitError, JitSession};
 use super::lut::{LutKernel, LutWeights};
 use crate::xorshift::XorShift as Xs;
-use super::shiftadd::{bcq_gemv, BcqTables};
+use super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 
 /// One benchmark result.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,6 +58,18 @@ pub struct KernelBenchRow {
 pub const BENCH_GROUP: u32 = 128;
 /// See [`BENCH_GROUP`].
 pub const BENCH_ACT_GROUP: usize = 32;
+
+/// Random `#bcq` bytes whose α are all `2^-8 + 2^-9 + 2^-10` (3 APoT terms).
+fn apot_bytes(p: BcqParams, n: usize, rng: &mut Xs) -> Vec<u8> {
+    let mut b = rng.bytes(n / p.group as usize * p.block_bytes());
+    let a = half::f16::from_f32(0.006_835_937_5).to_le_bytes();
+    for blk in b.chunks_exact_mut(p.block_bytes()) {
+        for i in 0..p.bits as usize {
+            blk[2 * i..2 * i + 2].copy_from_slice(&a);
+        }
+    }
+    b
+}
 
 /// Random storage bytes of an encoding with sane scales (throughput does not
 /// depend on values, but NaN scales would be unrealistic).
@@ -175,29 +187,24 @@ pub fn bench_kernels(session: &JitSession, shapes: &[(usize, usize)], threads: u
             r.speedup_vs_dequant = baseline.map(|b| b / t);
             out.push(r);
         }
-        // Shift-add BCQ (2 planes, α = 2^-8 + 2^-9 + 2^-10 as f16).
-        let p = BcqParams { bits: 2, group: BENCH_GROUP, pot: true, apot: 3 };
-        let enc = Encoding::Bcq(p);
-        let mut wb = lut_bytes(enc, m * k, &mut rng);
-        let a = half::f16::from_f32(0.006_835_937_5).to_le_bytes();
-        for blk in wb.chunks_exact_mut(p.block_bytes()) {
-            blk[2..4].copy_from_slice(&a);
-        }
-        let ws: Vec<Vec<u8>> = (0..copies_for(wb.len())).map(|_| wb.clone()).collect();
-        let t = median_time(ws.len(), budget, |i| {
-            let tables = BcqTables::build(&x)?;
-            bcq_gemv(p, black_box(&ws[i]), m, k, &tables, &mut y)
-        })?;
-        let mut r = row("shiftadd-mu8", "bcq2-apot".into(), 2, (m, k), 1, t, wb.len());
-        r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
-        out.push(r);
+        // BCQ with APoT α (ShiftAddLLM): the shift-add kernel and the LUT
+        // kernel on the same weights.
         for bits in [2u8, 3] {
-            let enc = Encoding::Bcq(BcqParams { bits, group: BENCH_GROUP, pot: true, apot: 3 });
-            let packed = LutWeights::pack(enc, &lut_bytes(enc, m * k, &mut rng), m, k, act_group)?;
+            let p = BcqParams { bits, group: BENCH_GROUP, pot: true, apot: 3 };
+            let enc = Encoding::Bcq(p);
+            let wb = apot_bytes(p, m * k, &mut rng);
+            let scheme = format!("bcq{bits}-apot");
+            let (kernel, packed) = ShiftAddKernel::for_weight(session, p, &wb, m, k)?;
+            let ws: Vec<ShiftAddWeights> = (0..copies_for(packed.bytes().len())).map(|_| packed.clone()).collect();
+            let t = median_time(ws.len(), budget, |i| kernel.run(black_box(&ws[i]), &x, &mut y, threads))?;
+            let mut r = row("shiftadd", scheme.clone(), bits, (m, k), threads, t, packed.bytes().len());
+            r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
+            out.push(r);
+            let packed = LutWeights::pack(enc, &wb, m, k, act_group)?;
             let kernel = LutKernel::new(session, packed.spec())?;
             let ws: Vec<LutWeights> = (0..copies_for(packed.bytes().len())).map(|_| packed.clone()).collect();
             let t = median_time(ws.len(), budget, |i| kernel.run(black_box(&ws[i]), &x, &mut y, threads))?;
-            let mut r = row("shiftadd", format!("bcq{bits}-apot"), bits, (m, k), threads, t, packed.bytes().len());
+            let mut r = row("lut", scheme, bits, (m, k), threads, t, packed.bytes().len());
             r.speedup_vs_dequant = base_of("q2_k").map(|b| b / t);
             out.push(r);
         }

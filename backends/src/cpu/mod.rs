@@ -10,7 +10,8 @@
 //! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
 //!   `#gq`, `#ternary` and `#bcq` weights, packed at compile time;
-//! - [`shiftadd`]: the portable μ = 8 shift-add BCQ GEMV (LUT-GEMM tables);
+//! - [`shiftadd`]: the μ = 8 shift-add BCQ GEMV/GEMM (LUT-GEMM 256-entry
+//!   tables, APoT scales as exponent adds), Cranelift-generated, packed at compile time;
 //! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant);
 //! - [`cost`]: the CPU cost model (`CostModel` for target `cpu`) over a
 //!   measured table, and [`cost_bench`], which measures that table.

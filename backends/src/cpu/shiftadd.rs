@@ -1,63 +1,117 @@
-//! Shift-add BCQ GEMV (LUT-GEMM / ShiftAddLLM) over `#bcq` weights, read in
-//! place: `y[m] = Σ_g Σ_i α_{m,g,i} · Σ_{c∈g} T_c[plane_i byte c]`.
+//! Shift-add BCQ GEMV/GEMM (LUT-GEMM / ShiftAddLLM) over `#bcq` weights as a
+//! Cranelift JIT kernel: `y[m] = Σ_g Σ_i α_{m,g,i} · Σ_{c∈g} T_c[plane_i byte c]`.
 //!
-//! **Tables.** Per chunk of μ = 8 activations a 256-entry f32 table
+//! **Tables** ([`BcqTables`], built in Rust per activation row; about 1/10
+//! of the kernel's work). Per chunk of μ = 8 activations a 256-entry table
 //! `T[byte] = Σ_j (bit_j(byte) ? +x_j : −x_j)`, built incrementally as
-//! LUT-GEMM's kernel does: `T[0] = −Σx`, then `T[i + 2^s] = T[i] + 2·x_s` for
-//! `i < 2^s` (255 adds per chunk instead of 8·256). One byte of a bit-plane
-//! (8 weights, LSB-first as in the `#bcq` layout) indexes one table.
+//! LUT-GEMM's kernel does: `T[0] = −Σx`, then `T[i + 2^s] = T[i] + 2·x_s`.
+//! The tables are **i32**: x is first scaled to integers `x̂ = round(x/λ)`
+//! with one `λ` per activation row chosen so that every weight group's
+//! `Σ|x̂| ≤ 2^30`; the table build and every lookup sum are then exact
+//! integer adds that cannot overflow, and the only error is x̂'s rounding
+//! (`≤ λ/2` per activation, relative 2^-31 of a group's L1 norm).
 //!
-//! **Scales.** `α` is applied once per (row, group, plane), after the
-//! lookups. With `pot = true` every `α` is a sum of at most `apot` powers of
-//! two, so `α·acc` is computed as exponent adds (`acc·2^e` by adding `e` to
-//! the f32 exponent field: a shift in floating point) and adds; a result that
-//! would leave the normal range falls back to a multiply, so the value is
-//! exactly `Σ_t acc·2^(e_t)` either way.
+//! **Scales.** `α` is applied once per (row, group, plane) to the plane's
+//! i32 lookup sum `s`, converted to f32 (`|s| ≥ 1`, so a normal number with
+//! a biased exponent in 127..=158). With `pot`, `α = Σ_t 2^(e_t)` (APoT) and
+//! `α·s` is computed as **exponent adds**: `bits(s) + (e_t << 23)` per term,
+//! which stays a normal float for every f16 `α`; zero sums and zero `α`s
+//! are masked out. An `α` that is not a sum of at most 4 powers of two (a
+//! `#bcq` without `pot`, or a hand-made one) is applied by a multiply
+//! instead: [`ShiftAddSpec::terms`] is 0 for such weights. `λ` is applied
+//! once per output row.
 //!
-//! **Work split.** [`ShiftAddGemm`] runs a range of weight rows for every
-//! activation row (`kern.shiftadd_gemm` over a prefill): the runtime splits
-//! the rows over its threads (in `kern.tile`'s `m`-row items) and builds
-//! each activation row's tables once per call, shared by all items. Per
-//! item the loop is activation-row-major (the item's weight rows stay in
-//! cache across activation rows) and, within a row, group-major: one
-//! group's tables stay in L1 while all the item's weight rows use them.
+//! **Weight layout** ([`ShiftAddWeights`], packed at compile time). Rows in
+//! blocks of 4 (padded with zero `α`); K in segments of `seg_cols` columns
+//! (whole groups, or a slice of one group when groups are longer than the
+//! K tile), so one segment's tables (`seg_cols · 128` bytes, 16 KiB at the
+//! default 128 columns) stay in L1 while every row block reads them.
+//! Segment-major `[segment][row block]`, and per (segment, row block), per
+//! group slice: `bits` i32x4 scale words (lane = row; APoT: byte `t` =
+//! `e_t + 128`, 0 when `α = 0`; otherwise the f32 `α`), then per plane per
+//! row its `cpg/8` sign bytes (bit j of byte c = sign of column `8c + j`).
 //!
-//! This is portable Rust (the 256-entry tables do not fit a 16-byte
-//! `pshufb`; a JIT version would be scalar loads too). The lookups of a
-//! plane go to four independent accumulators (the loads, not the adds,
-//! are the bottleneck).
+//! **Kernel.** One call runs one segment for row blocks `b0..b1`: per row
+//! block the f32x4 partial sums are loaded from `y`, and per group slice
+//! and plane the 4 rows' lookup sums run as 4 independent scalar i32 chains
+//! (each 8 sign bytes are one i64 load, a few bytes loaded alone; each
+//! lookup is a shift, a `movzx` and an `add r32, [table + 4·byte + 1024·c]`),
+//! are gathered into an i32x4
+//! and scaled as above; the sums go back to `y`. The table lookups, not
+//! the weight bytes, bound the speed: 256-entry tables cannot be `pshufb`ed.
 
+use std::sync::Arc;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32X4, I32, I32X4, I64, I8};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
+use cranelift_frontend::FunctionBuilder;
 use flexc_ir::quant::BcqParams;
 
-use super::jit::JitError;
+use super::codegen::Cg;
+use super::jit::{CompiledFn, JitError, JitSession};
 
-/// Per-chunk 256-entry tables of one activation vector.
+/// Rows per row block (the lanes of one f32x4).
+pub const BLOCK_ROWS: usize = 4;
+/// Columns per K segment by default: 16 KiB of i32 tables, half of L1d.
+pub const DEFAULT_K_TILE: usize = 128;
+/// Longest K segment: the kernel unrolls a whole segment per row block,
+/// and longer segments' tables (`128` bytes per column) leave L1 anyway.
+pub const MAX_K_TILE: usize = 512;
+/// Most power-of-two terms per `α` applied by exponent adds (bytes of a scale word).
+pub const MAX_TERMS: u8 = 4;
+/// Which of each 8 sign bytes are loaded on their own (`movzx r, [mem]`)
+/// rather than extracted from one i64 load (shift + `movzx`): a mix
+/// balances the load ports against the ALUs (3 of 8 measured 5–7% faster
+/// than none or half, and 25% faster than all, at 576×1536).
+const BYTE_LOADS: u8 = 0b0101_0100;
+/// Bias of the exponent bytes of an APoT scale word.
+const EXP_BIAS: i32 = 128;
+
+/// Per-chunk 256-entry i32 tables of one activation row, and their scale.
 #[derive(Clone, Debug, Default)]
 pub struct BcqTables {
-    /// `cols / 8` tables of 256 f32.
-    pub tables: Vec<f32>,
+    /// `cols / 8` tables of 256 entries.
+    pub tables: Vec<i32>,
+    /// `x ≈ λ·x̂`: the factor every output of this row is multiplied by.
+    pub lambda: f32,
+    /// Weight group the integer range was chosen for.
+    pub group: usize,
 }
 
 impl BcqTables {
-    /// Builds the tables of `x` (`x.len()` a multiple of 8).
-    pub fn build(x: &[f32]) -> Result<BcqTables, JitError> {
+    /// Builds the tables of `x` for weight groups of `group` columns.
+    pub fn build(x: &[f32], group: usize) -> Result<BcqTables, JitError> {
         let mut t = BcqTables::default();
-        t.fill(x)?;
+        t.fill(x, group)?;
         Ok(t)
     }
 
     /// Rebuilds the tables for `x` in place (reusing the allocation).
-    pub fn fill(&mut self, x: &[f32]) -> Result<(), JitError> {
-        if x.is_empty() || !x.len().is_multiple_of(8) {
-            return Err(JitError::Length(format!("x has {} values, not a positive multiple of 8", x.len())));
+    pub fn fill(&mut self, x: &[f32], group: usize) -> Result<(), JitError> {
+        if group == 0 || !group.is_multiple_of(8) || x.is_empty() || !x.len().is_multiple_of(group) {
+            return Err(JitError::Length(format!("x has {} values, not whole groups of {group} (a multiple of 8)", x.len())));
         }
-        self.tables.resize(x.len() * 32, 0.0);
+        // NaN-propagating max of the groups' L1 norms.
+        let l1 = x.chunks_exact(group).map(|g| g.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, |m, v| if v > m || v.is_nan() { v } else { m });
+        if !l1.is_finite() {
+            return Err(JitError::Length("the activation row has non-finite values".into()));
+        }
+        // Σ|x̂| ≤ 2^30 + group/2 per group (rounding), far below 2^31.
+        let lambda = l1 / (1u32 << 30) as f32;
+        let inv = if lambda > 0.0 { 1.0 / lambda } else { 0.0 };
+        self.lambda = lambda;
+        self.group = group;
+        self.tables.resize(x.len() * 32, 0);
         for (xc, t) in x.chunks_exact(8).zip(self.tables.chunks_exact_mut(256)) {
-            t[0] = -xc.iter().sum::<f32>();
-            for (s, &xs) in xc.iter().enumerate() {
-                let step = 1 << s;
-                for i in 0..step {
-                    t[i + step] = t[i] + 2.0 * xs;
+            let q: [i32; 8] = std::array::from_fn(|j| (xc[j] * inv).round() as i32);
+            // Intermediates (`2·x̂_s`) may wrap; every final entry is in range.
+            t[0] = q.iter().fold(0i32, |s, &v| s.wrapping_sub(v));
+            for (s, &qs) in q.iter().enumerate() {
+                let (step, d) = (1 << s, qs.wrapping_mul(2));
+                let (lo, hi) = t.split_at_mut(step);
+                for (h, &l) in hi[..step].iter_mut().zip(lo.iter()) {
+                    *h = l.wrapping_add(d);
                 }
             }
         }
@@ -65,121 +119,442 @@ impl BcqTables {
     }
 }
 
-/// `acc·α` for an APoT `α` as a sum of shifts: one exponent add per set
-/// bit of `α` (its leading power of two and every set mantissa bit).
-#[inline]
-fn shift_mul(acc: f32, a: f32) -> f32 {
-    if a == 0.0 {
-        return 0.0;
+/// What one shift-add kernel is specialised on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShiftAddSpec {
+    /// Output rows M (any positive number; padded to row blocks).
+    pub rows: usize,
+    /// Input columns K.
+    pub cols: usize,
+    /// BCQ planes, 1..=4.
+    pub bits: u8,
+    /// Columns per `α` group.
+    pub group: usize,
+    /// Power-of-two terms per `α` (exponent adds), 1..=[`MAX_TERMS`]; 0 = `α` multiplies.
+    pub terms: u8,
+    /// Columns per K segment (see the module docs).
+    pub seg_cols: usize,
+}
+
+impl ShiftAddSpec {
+    /// Columns of one group inside a segment.
+    pub fn cpg(&self) -> usize {
+        self.group.min(self.seg_cols)
+    }
+
+    /// Group slices per segment.
+    pub fn groups_per_seg(&self) -> usize {
+        self.seg_cols / self.cpg()
+    }
+
+    /// Segments along K.
+    pub fn segments(&self) -> usize {
+        self.cols / self.seg_cols
+    }
+
+    /// Row blocks (the last one may be partial).
+    pub fn blocks(&self) -> usize {
+        self.rows.div_ceil(BLOCK_ROWS)
+    }
+
+    /// Bytes of one group slice of one row block: scale words, then planes.
+    fn slice_bytes(&self) -> usize {
+        let b = self.bits as usize;
+        16 * b + b * BLOCK_ROWS * self.cpg() / 8
+    }
+
+    /// Bytes of one (segment, row block).
+    pub fn seg_block_bytes(&self) -> usize {
+        self.groups_per_seg() * self.slice_bytes()
+    }
+
+    /// Total packed bytes.
+    pub fn weight_bytes(&self) -> usize {
+        self.segments() * self.blocks() * self.seg_block_bytes()
+    }
+
+    /// The segment length for groups of `group` columns in rows of `cols`
+    /// and a K tile of `k_tile`: the most whole groups that fit the tile
+    /// and divide the row, or the longest multiple of 8 up to the tile that
+    /// divides a group longer than it.
+    pub fn seg_cols_for(group: usize, cols: usize, k_tile: usize) -> usize {
+        if group >= k_tile {
+            (1..=k_tile / 8).rev().map(|i| 8 * i).find(|s| group.is_multiple_of(*s)).unwrap_or(8)
+        } else {
+            let n = cols / group;
+            (1..=(k_tile / group).max(1)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1) * group
+        }
+    }
+
+    /// Checks the parameters before anything reaches Cranelift.
+    pub fn validate(&self) -> Result<(), JitError> {
+        let bad = |m: String| Err(JitError::InvalidParams(m));
+        let (g, s) = (self.group, self.seg_cols);
+        if !(1..=4).contains(&self.bits) || self.terms > MAX_TERMS {
+            return bad(format!("bits = {} must be in 1..=4 and terms = {} at most {MAX_TERMS}", self.bits, self.terms));
+        }
+        if g == 0 || !g.is_multiple_of(8) || self.cols == 0 || !self.cols.is_multiple_of(g) || self.rows == 0 {
+            return bad(format!("#bcq group {g} {}×{}: cols must be whole groups of a multiple of 8", self.rows, self.cols));
+        }
+        if s == 0 || !s.is_multiple_of(8) || !self.cols.is_multiple_of(s) || !(s.is_multiple_of(g) || g.is_multiple_of(s)) || s > MAX_K_TILE {
+            return bad(format!("segment of {s} columns must be whole groups of {g} or divide one, at most {MAX_K_TILE}"));
+        }
+        if self.weight_bytes() > isize::MAX as usize / 2 || self.seg_block_bytes() > 1 << 20 {
+            return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
+        }
+        Ok(())
+    }
+}
+
+/// `α` as exactly `n` powers of two (exponents), if it is a sum of at most
+/// `n` (splitting the smallest term `2^e = 2^(e−1) + 2^(e−1)` until there
+/// are `n`); `None` for `α ≤ 0` or more than `n` terms.
+fn pot_terms(a: f32, n: u8) -> Option<Vec<i32>> {
+    if a <= 0.0 || !a.is_finite() {
+        return None;
     }
     let bits = a.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
-    let mut mant = bits & 0x7f_ffff;
-    let mut sum = shift(acc, e);
-    while mant != 0 {
-        let b = 31 - mant.leading_zeros() as i32;
-        sum += shift(acc, e - (23 - b));
-        mant &= !(1 << b);
+    let mant = bits & 0x7f_ffff;
+    let mut t: Vec<i32> = std::iter::once(e).chain((0..23).rev().filter(|b| mant >> b & 1 == 1).map(|b| e - (23 - b))).collect();
+    if t.len() > n as usize {
+        return None;
     }
-    sum
-}
-
-/// `v·2^e` by adding `e` to the exponent field; a multiply when `v` or the
-/// result is not a normal number.
-#[inline]
-fn shift(v: f32, e: i32) -> f32 {
-    let ex = ((v.to_bits() >> 23) & 0xff) as i32;
-    if v == 0.0 || ex == 0 || ex + e <= 0 || ex + e >= 255 {
-        return v * 2f32.powi(e);
+    while t.len() < n as usize {
+        let last = t.pop()?;
+        t.extend([last - 1, last - 1]);
     }
-    f32::from_bits((v.to_bits() as i32 + (e << 23)) as u32)
+    Some(t)
 }
 
-/// `y = W·x` for a `#bcq` weight `[rows, cols]` stored as `bytes`.
-pub fn bcq_gemv(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, t: &BcqTables, y: &mut [f32]) -> Result<(), JitError> {
-    let g = ShiftAddGemm::new(p, rows, cols)?;
-    g.check(bytes, std::slice::from_ref(t), y.len())?;
-    g.run_rows(bytes, t, y, 0);
-    Ok(())
+/// `#bcq` weights packed for a [`ShiftAddKernel`].
+#[derive(Clone, Debug)]
+pub struct ShiftAddWeights {
+    spec: ShiftAddSpec,
+    bytes: Vec<u8>,
 }
 
-/// A shift-add GEMM over one `#bcq` weight shape.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ShiftAddGemm {
-    p: BcqParams,
-    rows: usize,
-    cols: usize,
-}
-
-impl ShiftAddGemm {
-    /// Checks the shape against the encoding.
-    pub fn new(p: BcqParams, rows: usize, cols: usize) -> Result<ShiftAddGemm, JitError> {
-        let g = p.group as usize;
-        if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) || rows == 0 || !(1..=4).contains(&p.bits) {
+impl ShiftAddWeights {
+    /// Packs a `#bcq` weight `[rows, cols]` stored as `bytes`, with K
+    /// segments of at most `k_tile` columns ([`DEFAULT_K_TILE`], or
+    /// `kern.tile`'s `k`; clamped to 8..=[`MAX_K_TILE`]). APoT `α`s (`pot`) of at most [`MAX_TERMS`] terms
+    /// become exponent words, any others f32 multipliers.
+    pub fn pack(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, k_tile: usize) -> Result<ShiftAddWeights, JitError> {
+        let (g, bb, b) = (p.group as usize, p.block_bytes(), p.bits as usize);
+        if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) {
             return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
         }
-        Ok(ShiftAddGemm { p, rows, cols })
-    }
-
-    /// Output rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Input columns.
-    pub fn cols(&self) -> usize {
-        self.cols
-    }
-
-    /// Checks the weight bytes, the tables of every activation row, and an
-    /// output of `y_len` floats (`tables.len() × rows`).
-    pub fn check(&self, bytes: &[u8], tables: &[BcqTables], y_len: usize) -> Result<(), JitError> {
-        let want = self.rows * self.cols / self.p.group as usize * self.p.block_bytes();
-        if bytes.len() != want || tables.iter().any(|t| t.tables.len() != self.cols * 32) || y_len != tables.len() * self.rows {
-            return Err(JitError::Length(format!("#bcq {}×{}: {} weight bytes (want {want}), {} activation rows, {y_len} outputs", self.rows, self.cols, bytes.len(), tables.len())));
+        let k_tile = k_tile.clamp(8, MAX_K_TILE);
+        let ngroups = cols / g;
+        let want = rows.checked_mul(ngroups).and_then(|n| n.checked_mul(bb));
+        if want != Some(bytes.len()) {
+            return Err(JitError::Length(format!("#bcq {rows}×{cols}: {} weight bytes, want {want:?}", bytes.len())));
         }
+        let blk = |r: usize, gi: usize| &bytes[(r * ngroups + gi) * bb..][..bb];
+        // The fewest terms that cover every α, or multiplies.
+        let mut terms = if p.pot { 1u8 } else { 0 };
+        'scan: for r in 0..rows {
+            for gi in 0..ngroups {
+                for a in p.alphas(blk(r, gi)) {
+                    while terms > 0 && a > 0.0 && pot_terms(a, terms).is_none() {
+                        terms += 1;
+                        if terms > MAX_TERMS {
+                            terms = 0;
+                            break 'scan;
+                        }
+                    }
+                }
+            }
+        }
+        let seg_cols = ShiftAddSpec::seg_cols_for(g, cols, k_tile);
+        let spec = ShiftAddSpec { rows, cols, bits: p.bits, group: g, terms, seg_cols };
+        spec.validate()?;
+        let cpg = spec.cpg();
+        let mut out = Vec::with_capacity(spec.weight_bytes());
+        for seg in 0..spec.segments() {
+            for rb in 0..spec.blocks() {
+                for sl in 0..spec.groups_per_seg() {
+                    let c0 = seg * seg_cols + sl * cpg;
+                    let (gi, in_g) = (c0 / g, c0 % g);
+                    let row = |lane: usize| Some(rb * BLOCK_ROWS + lane).filter(|&r| r < rows);
+                    for i in 0..b {
+                        for lane in 0..BLOCK_ROWS {
+                            let a = row(lane).map_or(0.0, |r| p.alphas(blk(r, gi))[i]);
+                            let word = if terms == 0 {
+                                a.to_bits()
+                            } else {
+                                pot_terms(a, terms).map_or(0, |t| t.iter().enumerate().fold(0u32, |w, (k, &e)| w | ((e + EXP_BIAS) as u32) << (8 * k)))
+                            };
+                            out.extend_from_slice(&word.to_le_bytes());
+                        }
+                    }
+                    for i in 0..b {
+                        for lane in 0..BLOCK_ROWS {
+                            match row(lane) {
+                                Some(r) => out.extend_from_slice(&p.plane(blk(r, gi), i)[in_g / 8..(in_g + cpg) / 8]),
+                                None => out.resize(out.len() + cpg / 8, 0),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(out.len(), spec.weight_bytes());
+        Ok(ShiftAddWeights { spec, bytes: out })
+    }
+
+    /// The kernel parameters these weights need.
+    pub fn spec(&self) -> ShiftAddSpec {
+        self.spec
+    }
+
+    /// The packed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// Kernel ABI: `(w, tables, y, block_begin, block_end)` for one segment.
+const SA_PARAMS: usize = 5;
+type SaFn = unsafe extern "C" fn(*const u8, *const i32, *mut f32, u64, u64);
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(T);
+// SAFETY: moves buffer pointers into workers that write disjoint row blocks of y.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// A compiled shift-add GEMV for one [`ShiftAddSpec`].
+#[derive(Debug)]
+pub struct ShiftAddKernel {
+    spec: ShiftAddSpec,
+    f: CompiledFn,
+}
+
+impl ShiftAddKernel {
+    /// Compiles the kernel.
+    pub fn new(session: &JitSession, spec: ShiftAddSpec) -> Result<ShiftAddKernel, JitError> {
+        spec.validate()?;
+        let caps = session.caps();
+        let f = session.compile("shiftadd_gemv", SA_PARAMS, |b, args| build_shiftadd(b, args, &spec, caps))?;
+        Ok(ShiftAddKernel { spec, f })
+    }
+
+    /// Packs and compiles in one go (benchmarks and tests).
+    pub fn for_weight(session: &JitSession, p: BcqParams, bytes: &[u8], rows: usize, cols: usize) -> Result<(Arc<ShiftAddKernel>, ShiftAddWeights), JitError> {
+        let w = ShiftAddWeights::pack(p, bytes, rows, cols, DEFAULT_K_TILE)?;
+        Ok((Arc::new(ShiftAddKernel::new(session, w.spec())?), w))
+    }
+
+    /// The parameters.
+    pub fn spec(&self) -> ShiftAddSpec {
+        self.spec
+    }
+
+    /// The compiled function (VCode, machine code, compile time).
+    pub fn compiled(&self) -> &CompiledFn {
+        &self.f
+    }
+
+    /// `y = W·x`: builds the tables, then runs on `threads` workers.
+    pub fn run(&self, w: &ShiftAddWeights, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
+        let t = BcqTables::build(x, self.spec.group)?;
+        let ts = std::slice::from_ref(&t);
+        self.check(w, ts, y.len())?;
+        let nb = self.spec.blocks();
+        let threads = threads.clamp(1, nb);
+        let yp = SendPtr(y.as_mut_ptr());
+        // SAFETY: `check` passed; workers get disjoint block ranges.
+        let work = |b0: usize, b1: usize| unsafe { self.run_blocks(w, ts, { yp }.0, b0, b1) };
+        if threads == 1 {
+            work(0, nb);
+            return Ok(());
+        }
+        let bounds: Vec<usize> = (0..=threads).map(|i| nb * i / threads).collect();
+        rayon::scope(|sc| {
+            for i in 1..threads {
+                let (b0, b1) = (bounds[i], bounds[i + 1]);
+                let work = &work;
+                sc.spawn(move |_| work(b0, b1));
+            }
+            work(bounds[0], bounds[1]);
+        });
         Ok(())
     }
 
-    /// `y[j] = W[r0 + j, :]·x` for `j < y.len()`, with `x`'s tables `t`
-    /// (after [`ShiftAddGemm::check`]; panics on a range outside the weight).
-    /// Group-major: one group's tables (`group · 32` floats, 16 KiB at
-    /// group 128) stay in L1 while every row of the range reads them; each
-    /// row still adds its terms group by group, plane by plane.
-    pub fn run_rows(&self, bytes: &[u8], t: &BcqTables, y: &mut [f32], r0: usize) {
-        let p = self.p;
-        let (g, bb) = (p.group as usize, p.block_bytes());
-        let rowb = self.cols / g * bb;
-        let wrows = &bytes[r0 * rowb..(r0 + y.len()) * rowb];
-        y.fill(0.0);
-        for (gi, tab) in t.tables.chunks_exact(g * 32).enumerate() {
-            for (yr, wrow) in y.iter_mut().zip(wrows.chunks_exact(rowb)) {
-                let blk = &wrow[gi * bb..(gi + 1) * bb];
-                for i in 0..p.bits as usize {
-                    let a = half::f16::from_le_bytes([blk[2 * i], blk[2 * i + 1]]).to_f32();
-                    let acc = lookup_sum(p.plane(blk, i), tab);
-                    *yr += if p.pot { shift_mul(acc, a) } else { a * acc };
+    /// Checks `w`, the tables of every activation row and an output of
+    /// `y_len` floats (`tables.len() × rows`), and that the code can run.
+    pub fn check(&self, w: &ShiftAddWeights, tables: &[BcqTables], y_len: usize) -> Result<(), JitError> {
+        let s = self.spec;
+        if w.spec != s {
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
+        }
+        let bad_t = tables.iter().any(|t| t.tables.len() != s.cols * 32 || t.group != s.group);
+        if bad_t || w.bytes.len() != s.weight_bytes() || y_len != tables.len() * s.rows {
+            return Err(JitError::Length(format!("shift-add {}×{}: {} weight bytes (want {}), {} activation rows, {y_len} outputs", s.rows, s.cols, w.bytes.len(), s.weight_bytes(), tables.len())));
+        }
+        self.f.executable()
+    }
+
+    /// Computes row blocks `b0..b1` of `y[i·rows ..][..rows] = W·x_i` for
+    /// every activation row `i` (tables `tables[i]`): segment by segment,
+    /// then `× λ`. A partial last block runs into a 4-float scratch.
+    ///
+    /// # Safety
+    /// [`ShiftAddKernel::check`] passed for `w`, `tables` and
+    /// `tables.len() · rows` floats at `y`; `b0 ≤ b1 ≤ blocks()`; nothing
+    /// else accesses the rows of `y` in the range concurrently.
+    pub unsafe fn run_blocks(&self, w: &ShiftAddWeights, tables: &[BcqTables], y: *mut f32, b0: usize, b1: usize) {
+        let s = self.spec;
+        let f: SaFn = unsafe { std::mem::transmute(self.f.ptr()) };
+        let full = b1.min(s.rows / BLOCK_ROWS);
+        let seg_w = s.blocks() * s.seg_block_bytes();
+        let seg_t = s.seg_cols * 32;
+        for (i, t) in tables.iter().enumerate() {
+            // SAFETY (all below): buffer lengths were checked against the
+            // spec the kernel was compiled for; segment offsets stay inside
+            // them; the kernel touches rows of blocks [b0, b1) only.
+            let yi = unsafe { y.add(i * s.rows) };
+            let mut scratch = [0f32; BLOCK_ROWS];
+            let run = |yb: *mut f32, c0: usize, c1: usize| {
+                for seg in 0..s.segments() {
+                    unsafe { f(w.bytes.as_ptr().add(seg * seg_w), t.tables.as_ptr().add(seg * seg_t), yb, c0 as u64, c1 as u64) };
+                }
+            };
+            if b0 < full {
+                let rows = unsafe { std::slice::from_raw_parts_mut(yi.add(b0 * BLOCK_ROWS), (full - b0) * BLOCK_ROWS) };
+                rows.fill(0.0);
+                run(yi, b0, full);
+                rows.iter_mut().for_each(|v| *v *= t.lambda);
+            }
+            if b1 > full {
+                // The kernel addresses `yb + 16·block`: point block `full` at the scratch.
+                let yb = scratch.as_mut_ptr().wrapping_sub(full * BLOCK_ROWS);
+                run(yb, full, full + 1);
+                for (r, v) in scratch.iter().enumerate().take(s.rows - full * BLOCK_ROWS) {
+                    unsafe { *yi.add(full * BLOCK_ROWS + r) = v * t.lambda };
                 }
             }
         }
     }
 }
 
-/// `Σ_c T_c[plane[c]]` over one group's plane bytes, four chains at a time.
-#[inline]
-fn lookup_sum(plane: &[u8], tab: &[f32]) -> f32 {
-    let mut acc = [0f32; 4];
-    let (bytes4, tabs4) = (plane.chunks_exact(4), tab.chunks_exact(1024));
-    let (rb, rt) = (bytes4.remainder(), &tab[plane.len() / 4 * 1024..]);
-    for (b, t) in bytes4.zip(tabs4) {
-        for j in 0..4 {
-            acc[j] += t[256 * j + b[j] as usize];
+/// Emits the kernel body (see the module docs for the layout).
+fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec, caps: super::jit::IsaCaps) -> Result<(), JitError> {
+    s.validate()?;
+    if args.len() != SA_PARAMS {
+        return Err(JitError::InvalidParams(format!("shift-add ABI has {SA_PARAMS} parameters, got {}", args.len())));
+    }
+    let (w, tables, y, b0, b1) = (args[0], args[1], args[2], args[3], args[4]);
+    // No f16 scales here: Cg's f16 table argument is a placeholder.
+    let mut cg = Cg { b, caps, f16_table: args[0] };
+    let (bits, cpg) = (s.bits as usize, s.cpg());
+    let nch = cpg / 8;
+    let zero_i = cg.vconst_ty(I32X4, [0; 16]);
+    let m_ff = cg.vconst_ty(I32X4, u32x4_bytes([0xff; 4]));
+    let unbias = cg.vconst_ty(I32X4, u32x4_bytes([(-(EXP_BIAS << 23)) as u32; 4]));
+    // Tables and weights are read-only for the call; y is read and written.
+    let tflags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
+    let yflags = MemFlagsData::new().with_notrap();
+
+    let (blocks, rb) = cg.counted_loop(b0, b1);
+    let woff = cg.b.ins().imul_imm_s(rb, s.seg_block_bytes() as i64);
+    let wp = cg.b.ins().iadd(w, woff);
+    let yoff = cg.b.ins().imul_imm_s(rb, (BLOCK_ROWS * 4) as i64);
+    let yp = cg.b.ins().iadd(y, yoff);
+    let mut out = cg.b.ins().load(F32X4, yflags, yp, 0);
+    let mut off = 0usize;
+    for sl in 0..s.groups_per_seg() {
+        let words = off;
+        off += 16 * bits;
+        for i in 0..bits {
+            // Four rows' lookup sums, interleaved so the chains are independent.
+            let fz = cg.b.ins().iconst(I32, 0);
+            let mut acc = [fz; BLOCK_ROWS];
+            let plane = |lane: usize| off + (i * BLOCK_ROWS + lane) * nch;
+            let mut c = 0;
+            while c < nch {
+                let n = (nch - c).min(8);
+                for (lane, a) in acc.iter_mut().enumerate() {
+                    let at = (plane(lane) + c) as i32;
+                    // 8 sign bytes as one i64 (bytes of BYTE_LOADS are loaded alone).
+                    let word = if n == 8 { Some(cg.ld(I64, wp, at)) } else { None };
+                    for j in 0..n {
+                        let idx = match word {
+                            Some(v) if BYTE_LOADS >> j & 1 == 0 => {
+                                let sh = if j == 0 { v } else { cg.b.ins().ushr_imm_u(v, 8 * j as i64) };
+                                let lo = cg.b.ins().ireduce(I8, sh);
+                                cg.b.ins().uextend(I64, lo)
+                            }
+                            _ => cg.b.ins().uload8(I64, tflags, wp, at + j as i32),
+                        };
+                        let sc = cg.b.ins().ishl_imm_u(idx, 2);
+                        let addr = cg.b.ins().iadd(tables, sc);
+                        let chunk = sl * nch + c + j;
+                        let v = cg.b.ins().load(I32, tflags, addr, (chunk * 1024) as i32);
+                        *a = if c + j + 1 == nch {
+                            // The last add of a chain has two results, which
+                            // makes it a root of Cranelift's use counting: the
+                            // sum's several uses below then do not stop the
+                            // table loads from folding into `add r32, [mem]`.
+                            cg.b.ins().uadd_overflow(*a, v).0
+                        } else {
+                            cg.b.ins().iadd(*a, v)
+                        };
+                    }
+                }
+                c += n;
+            }
+            let mut accv = cg.b.ins().scalar_to_vector(I32X4, acc[0]);
+            for (lane, &a) in acc.iter().enumerate().skip(1) {
+                accv = cg.b.ins().insertlane(accv, a, lane as u8);
+            }
+            let f = cg.b.ins().fcvt_from_sint(F32X4, accv);
+            let word = cg.ld(I32X4, wp, (words + 16 * i) as i32);
+            if s.terms == 0 {
+                let a = cg.cast(F32X4, word);
+                out = cg.fma(f, a, out);
+                continue;
+            }
+            // α·s = Σ_t bits(s) + (e_t << 23); masked where s = 0 or α = 0.
+            let fb = cg.cast(I32X4, f);
+            let base = cg.b.ins().iadd(fb, unbias);
+            let mut sum: Option<Value> = None;
+            for t in 0..s.terms as usize {
+                let e = if t == 0 { word } else { cg.b.ins().ushr_imm_u(word, 8 * t as i64) };
+                let e = if t + 1 == MAX_TERMS as usize { e } else { cg.b.ins().band(e, m_ff) };
+                let d = cg.b.ins().ishl_imm_u(e, 23);
+                let v = cg.b.ins().iadd(base, d);
+                let v = cg.cast(F32X4, v);
+                sum = Some(match sum {
+                    Some(acc) => cg.b.ins().fadd(acc, v),
+                    None => v,
+                });
+            }
+            let sum = cg.cast(I32X4, sum.expect("terms ≥ 1"));
+            let z0 = cg.b.ins().icmp(IntCC::Equal, accv, zero_i);
+            let z1 = cg.b.ins().icmp(IntCC::Equal, word, zero_i);
+            let drop = cg.b.ins().bor(z0, z1);
+            let kept = cg.b.ins().band_not(sum, drop);
+            let kept = cg.cast(F32X4, kept);
+            out = cg.b.ins().fadd(out, kept);
         }
+        off += bits * BLOCK_ROWS * nch;
     }
-    for (j, &b) in rb.iter().enumerate() {
-        acc[j] += rt[256 * j + b as usize];
+    debug_assert_eq!(off, s.seg_block_bytes());
+    cg.b.ins().store(yflags, out, yp, 0);
+    blocks.close(&mut cg, rb);
+    cg.b.ins().return_(&[]);
+    Ok(())
+}
+
+/// Four little-endian u32 lanes as vector-constant bytes.
+fn u32x4_bytes(w: [u32; 4]) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    for (i, v) in w.iter().enumerate() {
+        b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
     }
-    (acc[0] + acc[1]) + (acc[2] + acc[3])
+    b
 }
 
 #[cfg(test)]
@@ -188,20 +563,35 @@ mod tests {
 
     #[test]
     fn incremental_tables_are_the_signed_sums() {
-        let x: Vec<f32> = (0..8).map(|i| i as f32 * 0.5 - 1.0).collect();
-        let t = BcqTables::build(&x).unwrap();
+        let x: Vec<f32> = (0..16).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let t = BcqTables::build(&x, 16).unwrap();
         for byte in 0..256usize {
             let want: f32 = (0..8).map(|j| if byte >> j & 1 == 1 { x[j] } else { -x[j] }).sum();
-            assert_eq!(t.tables[byte], want);
+            assert!((t.tables[byte] as f32 * t.lambda - want).abs() <= 8.0 * t.lambda, "entry {byte}");
+        }
+        assert!(BcqTables::build(&x, 12).is_err());
+        assert!(BcqTables::build(&[f32::NAN; 8], 8).is_err());
+        assert_eq!(BcqTables::build(&[0.0; 8], 8).unwrap().tables, vec![0; 256]);
+    }
+
+    #[test]
+    fn pot_terms_split_to_exactly_n() {
+        assert_eq!(pot_terms(0.6875, 3), Some(vec![-1, -3, -4]));
+        assert_eq!(pot_terms(0.5, 3), Some(vec![-2, -3, -3]));
+        assert_eq!(pot_terms(0.6875, 2), None);
+        assert_eq!(pot_terms(0.0, 2), None);
+        for (a, n) in [(0.75f32, 4u8), (3.0, 2), (2f32.powi(-24), 3)] {
+            let t = pot_terms(a, n).unwrap();
+            assert_eq!(t.len(), n as usize);
+            assert_eq!(t.iter().map(|&e| 2f64.powi(e)).sum::<f64>(), a as f64);
         }
     }
 
     #[test]
-    fn pot_terms_and_shifts_are_exact() {
-        assert_eq!(shift_mul(3.0, 0.6875), 3.0 * 0.6875);
-        assert_eq!(shift_mul(-1.5, 0.0), 0.0);
-        assert_eq!(shift(3.0, -2), 0.75);
-        assert_eq!(shift(0.0, 5), 0.0);
-        assert_eq!(shift(f32::MIN_POSITIVE, -3), f32::MIN_POSITIVE / 8.0);
+    fn segments_are_whole_groups_or_slices() {
+        assert_eq!(ShiftAddSpec::seg_cols_for(64, 576, 128), 64);
+        assert_eq!(ShiftAddSpec::seg_cols_for(32, 256, 128), 128);
+        assert_eq!(ShiftAddSpec::seg_cols_for(576, 576, 128), 96);
+        assert_eq!(ShiftAddSpec::seg_cols_for(8, 8, 128), 8);
     }
 }

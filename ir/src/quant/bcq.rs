@@ -70,28 +70,35 @@ impl BcqParams {
 
     /// Encodes with `rounds` refinement rounds (0 = greedy only).
     pub fn encode_rounds(&self, values: &[f32], rounds: usize) -> Result<Vec<u8>, String> {
-        let (g, bb, q) = (self.group as usize, self.block_bytes(), self.bits as usize);
+        let (g, bb) = (self.group as usize, self.block_bytes());
         let n = check_groups("#bcq", values.len(), g)?;
         let mut out = vec![0u8; n * bb];
         for (w, blk) in values.chunks_exact(g).zip(out.chunks_exact_mut(bb)) {
             let (alpha, signs) = self.quantize_group(w, rounds);
-            for (i, &a) in alpha.iter().enumerate() {
-                put_f16(blk, 2 * i, a);
-            }
-            for (j, &s) in signs.iter().enumerate() {
-                for i in 0..q {
-                    if s >> i & 1 == 1 {
-                        blk[2 * q + i * self.plane_bytes() + j / 8] |= 1 << (j % 8);
-                    }
-                }
-            }
+            self.pack_group(&alpha, &signs, blk);
         }
         Ok(out)
     }
 
+    /// Writes one group's block: `alpha` (f16-exact) and per element a sign
+    /// mask (bit i set ⇔ `b_i = +1`), into a zeroed `blk`.
+    pub fn pack_group(&self, alpha: &[f32], signs: &[u8], blk: &mut [u8]) {
+        let q = self.bits as usize;
+        for (i, &a) in alpha.iter().enumerate() {
+            put_f16(blk, 2 * i, a);
+        }
+        for (j, &s) in signs.iter().enumerate() {
+            for i in 0..q {
+                if s >> i & 1 == 1 {
+                    blk[2 * q + i * self.plane_bytes() + j / 8] |= 1 << (j % 8);
+                }
+            }
+        }
+    }
+
     /// One group: `α` (f16-exact, descending) and per element a sign mask
-    /// (bit i set ⇔ `b_i = +1`).
-    fn quantize_group(&self, w: &[f32], rounds: usize) -> (Vec<f32>, Vec<u8>) {
+    /// (bit i set ⇔ `b_i = +1`), with `rounds` refinement rounds.
+    pub fn quantize_group(&self, w: &[f32], rounds: usize) -> (Vec<f32>, Vec<u8>) {
         let q = self.bits as usize;
         // Greedy init.
         let mut r: Vec<f64> = w.iter().map(|&v| v as f64).collect();
@@ -150,16 +157,25 @@ pub fn apot_round(v: f64, terms: u8) -> f64 {
     sum
 }
 
-fn value(alpha: &[f32], s: u8) -> f64 {
+/// `Σ_i ±α_i` for the sign mask `s` (bit i set ⇔ `+α_i`).
+pub fn value(alpha: &[f32], s: u8) -> f64 {
     alpha.iter().enumerate().map(|(i, &a)| if s >> i & 1 == 1 { a as f64 } else { -(a as f64) }).sum()
+}
+
+/// The 2^q sign masks of `alpha` with their values `Σ ±α_i`.
+pub fn combos(alpha: &[f32]) -> Vec<(u8, f64)> {
+    (0..1u16 << alpha.len()).map(|s| (s as u8, value(alpha, s as u8))).collect()
+}
+
+/// The combination (of [`combos`]) nearest to `v`.
+pub fn nearest(combos: &[(u8, f64)], v: f64) -> (u8, f64) {
+    combos.iter().copied().min_by(|a, b| (a.1 - v).abs().total_cmp(&(b.1 - v).abs())).unwrap_or((0, 0.0))
 }
 
 /// Each element's nearest sign combination.
 fn assign(w: &[f32], alpha: &[f32]) -> Vec<u8> {
-    let combos: Vec<(u8, f64)> = (0..1u16 << alpha.len()).map(|s| (s as u8, value(alpha, s as u8))).collect();
-    w.iter()
-        .map(|&v| combos.iter().min_by(|a, b| (a.1 - v as f64).abs().total_cmp(&(b.1 - v as f64).abs())).map(|c| c.0).unwrap_or(0))
-        .collect()
+    let c = combos(alpha);
+    w.iter().map(|&v| nearest(&c, v as f64).0).collect()
 }
 
 /// Σ (w − ŵ)².

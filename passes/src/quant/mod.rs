@@ -3,6 +3,7 @@
 //! becomes one `quant.mpgemm`).
 
 pub mod fuse_dequant;
+pub mod optq;
 pub mod quantize;
 
 /// Glob match with `*` (any run, dots included) and `?` (one character).

@@ -15,13 +15,22 @@
 //! `*embed_tokens*`) are skipped unless `embeddings=true`; the LM head
 //! (`output.weight`, `*lm_head*`) unless `lm-head=true`. Weights whose shape
 //! does not fit the group are skipped with a remark.
+//!
+//! ShiftAddLLM options (scheme `shiftadd` or `bcq`, see `optq.rs`):
+//! `hessian=true` quantizes with the OPTQ loop (Hessian error feedback, from
+//! the module's calibration, `flexc calibrate --hessian`); `mix-bits=r1,r2,…`
+//! (the shares of weights at 1, 2, … bits, e.g. `0.0,0.8,0.2`) overrides
+//! `bits` per weight by the sensitivity score, and each weight's bits and
+//! score are listed in the remarks. Both need a Hessian for every selected weight.
 
 use super::glob_match;
+use super::optq::{allocate_bits, optq_bcq, sensitivity, InverseHessian};
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind, Options};
 use crate::registry::PassInfo;
 use flexc_ir::ops::{AttrLit, Symbol};
-use flexc_ir::quant::{decode, encode, ggml};
+use flexc_ir::quant::bcq::REFINE_ROUNDS;
+use flexc_ir::quant::{decode, encode, ggml, BcqParams};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType};
 use std::collections::HashMap;
@@ -36,6 +45,8 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "group", kind: OptKind::Int, default: "64", help: "elements per scale group, a multiple of 8 (ternary: 0 = per tensor)" },
         OptDecl { name: "zero", kind: OptKind::Bool, default: "false", help: "rtn: asymmetric groups with an integer zero point" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
+        OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "shiftadd/bcq: OPTQ loop with Hessian error feedback (needs calibration Hessians)" },
+        OptDecl { name: "mix-bits", kind: OptKind::Str, default: "", help: "shiftadd/bcq: shares of weights at 1,2,… bits by sensitivity, e.g. 0.0,0.8,0.2 (needs Hessians)" },
         OptDecl { name: "layers", kind: OptKind::Str, default: "*", help: "comma-separated globs over weight names" },
         OptDecl { name: "lm-head", kind: OptKind::Bool, default: "false", help: "also quantize the output projection" },
         OptDecl { name: "embeddings", kind: OptKind::Bool, default: "false", help: "also quantize embedding tables" },
@@ -45,10 +56,13 @@ pub(crate) const INFO: PassInfo = PassInfo {
 
 struct Quantize {
     enc: Encoding,
-    tag: String,
+    scheme: String,
     layers: Vec<String>,
     lm_head: bool,
     embeddings: bool,
+    hessian: bool,
+    /// Shares of weights at 1, 2, … bits (`mix-bits`), empty when unset.
+    mix_bits: Vec<f64>,
 }
 
 impl Quantize {
@@ -63,12 +77,38 @@ impl Quantize {
         };
         let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let enc = Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?;
-        let tag = match enc {
-            Encoding::Ternary(_) => "ternary".to_string(),
-            _ => format!("{}{}", o.str("scheme"), o.int("bits")),
-        };
         let layers = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        Ok(Quantize { enc, tag, layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings") })
+        let mix = o.str("mix-bits").trim();
+        let mix_bits: Vec<f64> = if mix.is_empty() {
+            Vec::new()
+        } else {
+            mix.split(',').map(|r| r.trim().parse::<f64>().ok().filter(|v| (0.0..=1.0).contains(v))).collect::<Option<_>>().ok_or_else(|| format!("quantize: mix-bits '{mix}' must be comma-separated shares in [0, 1]"))?
+        };
+        if !mix_bits.is_empty() && (mix_bits.len() > 4 || (mix_bits.iter().sum::<f64>() - 1.0).abs() > 1e-6) {
+            return Err(format!("quantize: mix-bits '{mix}' must be at most 4 shares (1..4 bits) summing to 1"));
+        }
+        let hessian = o.bool("hessian");
+        if (hessian || !mix_bits.is_empty()) && !matches!(enc, Encoding::Bcq(_)) {
+            return Err("quantize: hessian and mix-bits apply to scheme=shiftadd or bcq".into());
+        }
+        Ok(Quantize { enc, scheme: o.str("scheme").to_string(), layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings"), hessian, mix_bits })
+    }
+
+    /// The entry-name suffix of a weight encoded as `enc`.
+    fn tag(&self, enc: Encoding) -> String {
+        match enc {
+            Encoding::Ternary(_) => "ternary".to_string(),
+            Encoding::Gq(p) => format!("{}{}", self.scheme, p.bits),
+            Encoding::Bcq(p) => format!("{}{}", self.scheme, p.bits),
+            e => format!("{}.{}", self.scheme, e.name()),
+        }
+    }
+
+    /// The inverse-Hessian factor of weight `name` (`k` input channels).
+    fn inverse_hessian(m: &Module, name: &str, k: usize) -> Result<InverseHessian, String> {
+        let cal = m.calibration.as_ref().ok_or("quantize: hessian/mix-bits need calibration Hessians: run `flexc calibrate --hessian` and pass --stats FILE")?;
+        let h = cal.get(name).and_then(|s| s.hessian.as_deref()).ok_or_else(|| format!("quantize: the calibration has no Hessian for @{name}"))?;
+        InverseHessian::new(h, k).map_err(|e| format!("quantize @{name}: {e}"))
     }
 
     /// Whether the weight `name` (read by a gather when `gathered`) is selected.
@@ -113,8 +153,8 @@ impl Pass for Quantize {
                 }
             }
         }
-        // Encode every selected weight once: old name -> new entry's type and name.
-        let mut done: HashMap<String, (String, TensorType)> = HashMap::new();
+        // Select: name, values, [n, k].
+        let mut picked: Vec<(String, Vec<f32>, usize, usize)> = Vec::new();
         let names: Vec<String> = m.weights.iter().map(|(_, w)| w.name.clone()).collect();
         for name in names {
             let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
@@ -123,14 +163,37 @@ impl Pass for Quantize {
                 continue;
             }
             let ty = TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(self.enc) };
-            if ty.storage_bytes().is_none() || ty.fixed_shape().is_none_or(|s| s[1] % self.enc.block_elems() != 0) {
+            let Some(shape) = ty.fixed_shape().filter(|s| ty.storage_bytes().is_some() && s[1] % self.enc.block_elems() == 0) else {
                 cx.remarks.push(format!("quantize: skipped @{name} ({}): its rows are not whole groups of {}", w.ty, self.enc));
                 continue;
-            }
+            };
             let values = weight_values(m, id).map_err(|e| format!("quantize @{name}: {e}"))?;
-            let bytes = encode(self.enc, &values).map_err(|e| format!("quantize @{name}: {e}"))?;
-            let new_name = format!("{name}.{}", self.tag);
-            let span = w.span;
+            picked.push((name, values, shape[0] as usize, shape[1] as usize));
+        }
+        // Per-weight encodings: mixed bits by sensitivity, or all `self.enc`.
+        let mut encs = vec![self.enc; picked.len()];
+        if let (Encoding::Bcq(p), false) = (self.enc, self.mix_bits.is_empty()) {
+            let mut scored = Vec::with_capacity(picked.len());
+            for (name, values, _, k) in &picked {
+                scored.push((sensitivity(values, *k, &Self::inverse_hessian(m, name, *k)?), values.len()));
+            }
+            let bits = allocate_bits(&scored, &self.mix_bits);
+            for (i, (name, ..)) in picked.iter().enumerate() {
+                encs[i] = Encoding::Bcq(BcqParams { bits: bits[i], ..p });
+                cx.remarks.push(format!("quantize: mix-bits: @{name} {} bits (score {:.4e})", bits[i], scored[i].0));
+            }
+        }
+        // Encode every selected weight once: old name -> new entry's type and name.
+        let mut done: HashMap<String, (String, TensorType)> = HashMap::new();
+        for ((name, values, n, k), enc) in picked.into_iter().zip(encs) {
+            let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
+            let w = m.weights.get(id);
+            let (ty, span) = (TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(enc) }, w.span);
+            let bytes = match enc {
+                Encoding::Bcq(p) if self.hessian => optq_bcq(p, &values, n, k, &Self::inverse_hessian(m, &name, k)?, REFINE_ROUNDS).map_err(|e| format!("quantize @{name}: {e}"))?,
+                _ => encode(enc, &values).map_err(|e| format!("quantize @{name}: {e}"))?,
+            };
+            let new_name = format!("{name}.{}", self.tag(enc));
             m.weights.insert(WeightData { name: new_name.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span })?;
             done.insert(name, (new_name, ty));
         }

@@ -187,7 +187,7 @@ impl CpuRuntime {
             }
             Step::LutPrecompute { x, slot, cols } => self.lut_precompute(*x, *slot, *cols)?,
             Step::LutGemm { kernel, w, slot, out, m_blocks } => self.lut_gemm(kernel, *w, *slot, *out, *m_blocks)?,
-            Step::ShiftAdd { gemm, w, x, out, m } => self.shiftadd(gemm, *w, *x, *out, *m)?,
+            Step::ShiftAdd { kernel, w, x, out, m_blocks } => self.shiftadd(kernel, *w, *x, *out, *m_blocks)?,
             Step::Sparse { kernel, w, x, out } => self.sparse(kernel, *w, *x, *out)?,
             Step::Rmsnorm { kernel, x, w, out, d } => {
                 let n = self.len(*x);

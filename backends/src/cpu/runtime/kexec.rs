@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::plan::BufRef;
 use super::{CpuRuntime, RuntimeError};
 use crate::cpu::lut::{LutActivation, LutKernel};
-use crate::cpu::shiftadd::{BcqTables, ShiftAddGemm};
+use crate::cpu::shiftadd::{BcqTables, ShiftAddKernel};
 use crate::cpu::sparse::SparseKernel;
 
 use super::{invalid, SendPtr};
@@ -83,31 +83,29 @@ impl CpuRuntime {
         if par { self.pool.run(items, &work).map_err(invalid) } else { (0..items).for_each(work); Ok(()) }
     }
 
-    /// `kern.shiftadd_gemm`: tables per activation row, then weight-row items.
-    pub(super) fn shiftadd(&mut self, gemm: &ShiftAddGemm, w: usize, x: BufRef, out: BufRef, m: usize) -> Result<(), RuntimeError> {
-        let (rows, cols) = (gemm.rows(), gemm.cols());
-        let n = self.len(x);
-        let batch = n / cols;
+    /// `kern.shiftadd_gemm`: tables per activation row, then row-block items.
+    pub(super) fn shiftadd(&mut self, kernel: &ShiftAddKernel, w: usize, x: BufRef, out: BufRef, m_blocks: usize) -> Result<(), RuntimeError> {
+        let s = kernel.spec();
+        let batch = self.len(x) / s.cols;
         if self.sa_tables.len() < batch {
             self.sa_tables.resize_with(batch, BcqTables::default);
         }
-        let xs = &self.bufs[x.buf][..batch * cols];
-        each_mut(&self.pool, batch > 1, &mut self.sa_tables[..batch], &|i, t: &mut BcqTables| t.fill(&xs[i * cols..(i + 1) * cols]).is_ok())?;
+        let xs = &self.bufs[x.buf][..batch * s.cols];
+        each_mut(&self.pool, batch > 1, &mut self.sa_tables[..batch], &|i, t: &mut BcqTables| t.fill(&xs[i * s.cols..(i + 1) * s.cols], s.group).is_ok())
+            .map_err(|_| invalid("shift-add: an activation row is not finite"))?;
         let tables = &self.sa_tables[..batch];
-        let wb: &[u8] = &self.plan.weights[w];
-        let o = self.bufs[out.buf].get_mut(..batch * rows).ok_or_else(|| invalid("internal: shift-add output buffer too small"))?;
-        gemm.check(wb, tables, o.len())?;
-        let par = self.pool.threads() > 1 && wb.len() * batch >= self.opts.par_min_bytes;
-        let items = if m > 0 { rows.div_ceil(m) } else if par { (2 * self.pool.threads()).min(rows) } else { 1 };
+        let weights = &self.plan.sa_weights[w];
+        let o = self.bufs[out.buf].get_mut(..batch * s.rows).ok_or_else(|| invalid("internal: shift-add output buffer too small"))?;
+        kernel.check(weights, tables, o.len())?;
+        let nblocks = s.blocks();
+        let par = self.pool.threads() > 1 && weights.bytes().len() * batch >= self.opts.par_min_bytes;
+        let items = if m_blocks > 0 { nblocks.div_ceil(m_blocks) } else if par { (2 * self.pool.threads()).min(nblocks) } else { 1 };
         let yp = SendPtr(o.as_mut_ptr());
         let work = |i: usize| {
-            let (r0, r1) = item_range(i, items, m, rows);
-            for (b, t) in tables.iter().enumerate() {
-                // SAFETY: `check` passed for `batch · rows` outputs; items
-                // cover disjoint row ranges of each activation row's output.
-                let y = unsafe { std::slice::from_raw_parts_mut({ yp }.0.add(b * rows + r0), r1 - r0) };
-                gemm.run_rows(wb, t, y, r0);
-            }
+            let (b0, b1) = item_range(i, items, m_blocks, nblocks);
+            // SAFETY: `check` passed for `batch · rows` outputs; items cover
+            // disjoint row-block ranges inside [0, nblocks).
+            unsafe { kernel.run_blocks(weights, tables, { yp }.0, b0, b1) };
         };
         if par { self.pool.run(items, &work).map_err(invalid) } else { (0..items).for_each(work); Ok(()) }
     }

@@ -26,7 +26,7 @@ use super::super::format::{ActKind, WeightFormat};
 use super::super::gemv::GemvKernel;
 use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
-use super::super::shiftadd::ShiftAddGemm;
+use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
 use super::ops::AttnShape;
@@ -74,9 +74,10 @@ pub(crate) enum Step {
     /// `kern.lut_gemm`: the T-MAC kernel over `lut_weights[w]` for every
     /// table row of `slot`; `m_blocks`: row blocks per work item (0: default split).
     LutGemm { kernel: Arc<LutKernel>, w: usize, slot: usize, out: BufRef, m_blocks: usize },
-    /// `kern.shiftadd_gemm`: the μ = 8 shift-add GEMM on `#bcq` bytes
-    /// `weights[w]`; `m`: weight rows per work item (0: default split).
-    ShiftAdd { gemm: ShiftAddGemm, w: usize, x: BufRef, out: BufRef, m: usize },
+    /// `kern.shiftadd_gemm`: the μ = 8 shift-add kernel over
+    /// `sa_weights[w]` (packed from the `#bcq` bytes at compile time);
+    /// `m_blocks`: row blocks per work item (0: default split).
+    ShiftAdd { kernel: Arc<ShiftAddKernel>, w: usize, x: BufRef, out: BufRef, m_blocks: usize },
     /// `kern.sparse_gemm`: the N:M kernel over `sparse_weights[w]` (packed
     /// from the compressed `#nm` bytes at compile time).
     Sparse { kernel: Arc<SparseKernel>, w: usize, x: BufRef, out: BufRef },
@@ -136,6 +137,8 @@ pub(crate) struct Plan {
     pub lut_slots: Vec<usize>,
     /// `#nm` weights repacked for the N:M sparse kernel at compile time.
     pub sparse_weights: Vec<SparseWeights>,
+    /// `#bcq` weights packed for the shift-add kernel at compile time.
+    pub sa_weights: Vec<ShiftAddWeights>,
     pub qact_kinds: Vec<ActKind>,
     pub params: Vec<ParamKind>,
     /// The input index of each parameter that is passed on calls.
@@ -850,6 +853,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
             lut_weights: Vec::new(),
             lut_slots: Vec::new(),
             sparse_weights: Vec::new(),
+            sa_weights: Vec::new(),
             qact_kinds: Vec::new(),
             params: Vec::new(),
             param_input: Vec::new(),

@@ -7,15 +7,16 @@
 //!   and gate/up share one precompute), for any number of rows;
 //! - `kern.lut_gemm` → the T-MAC kernel on weights packed at compile time
 //!   with the slot's activation group;
-//! - `kern.shiftadd_gemm` → the μ = 8 shift-add GEMM on the `#bcq` bytes;
+//! - `kern.shiftadd_gemm` → the μ = 8 shift-add kernel (`cpu/shiftadd.rs`)
+//!   on the `#bcq` bytes packed at compile time;
 //! - `kern.dense_gemm` → the int-dot GEMV/GEMM for ggml formats with a
 //!   kernel, the f32 one on weights decoded at compile time otherwise
 //!   ([`dense_format`]);
 //! - `kern.sparse_gemm` → the N:M sparse kernel (`cpu/sparse.rs`) on the
 //!   `#nm` bytes repacked at compile time (never decoded to dense);
 //! - `kern.tile {m, k}` → recorded on the weight value: `m` is the weight
-//!   rows per parallel work item of every GEMM, `k` the LUT kernel's K tile.
-//!   The dense and shift-add kernels stream whole rows (no K tile yet), so
+//!   rows per parallel work item of every GEMM, `k` the LUT and shift-add
+//!   kernels' K tile. The dense kernels stream whole rows (no K tile yet), so
 //!   there `k` changes nothing (values are unchanged either way) and the
 //!   cost model offers them only whole-row tiles.
 
@@ -27,7 +28,7 @@ use super::{fixed_dims, unsupported, BufRef, Builder, Step, VK};
 use crate::cpu::format::dense_format;
 use crate::cpu::lut::{LutKernel, LutWeights, DEFAULT_K_TILE};
 use crate::cpu::runtime::RuntimeError;
-use crate::cpu::shiftadd::ShiftAddGemm;
+use crate::cpu::shiftadd::{ShiftAddKernel, ShiftAddWeights, BLOCK_ROWS, DEFAULT_K_TILE as DEFAULT_SA_K_TILE};
 use crate::cpu::sparse::{SparseKernel, SparseWeights};
 
 /// A kern GEMM's weight operand: `weights[w]` of type `ty` (`[n, k]`) and
@@ -85,10 +86,13 @@ impl Builder<'_> {
                 if !x.row.is_multiple_of(kw.k) {
                     return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
                 }
-                let gemm = ShiftAddGemm::new(p, kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
+                let k_tile = kw.tile.map_or(DEFAULT_SA_K_TILE, |t| t.1);
+                let packed = ShiftAddWeights::pack(p, &self.plan.weights[kw.w], kw.n, kw.k, k_tile).map_err(|e| unsupported(op, e.to_string()))?;
+                let kernel = Arc::new(ShiftAddKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
+                self.plan.sa_weights.push(packed);
                 let out = self.result_buf(r, op)?;
-                let m = kw.tile.map_or(0, |t| t.0);
-                self.plan.steps.push(Step::ShiftAdd { gemm, w: kw.w, x, out, m });
+                let m_blocks = kw.tile.map_or(0, |t| t.0.div_ceil(BLOCK_ROWS));
+                self.plan.steps.push(Step::ShiftAdd { kernel, w: self.plan.sa_weights.len() - 1, x, out, m_blocks });
             }
             OpAttrs::SparseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;

@@ -1,0 +1,342 @@
+//! ShiftAddLLM's Hessian-aware BCQ-PoT quantizer (the OPTQ/GPTQ loop with
+//! error feedback) and its sensitivity score for mixed 2/3-bit allocation,
+//! on the `#bcq` layout (one `α` set per row and group of columns).
+//!
+//! **Inverse Hessian** ([`InverseHessian`]): `H = 2/n·Σ XᵀX` from the
+//! calibration; dead channels (`H_jj = 0`) get `H_jj = 1` and zero weights;
+//! `H += 1%·mean(diag H)·I`; `U = chol(H⁻¹)ᵀ` (upper, `H⁻¹ = UᵀU`), as GPTQ's
+//! `cholesky → cholesky_inverse → cholesky(upper)`.
+//!
+//! **Loop** ([`optq_bcq`]): columns left to right in blocks of 128. At the
+//! first column of each weight group, every row's `α` (BCQ greedy +
+//! refinement, APoT-rounded when `pot`) is fitted to that row's group on the
+//! weights as updated so far (ShiftAddLLM's "alpha at the block start, then
+//! B column by column"). Then each column is quantized on its own: each
+//! element takes the sign combination of its row's `α` nearest to the
+//! updated weight, and `(w − q)/U_cc` is fed back to the block's later
+//! columns (`× U_c,c+1..`), and at the block's end to all later columns
+//! (`Err · U_block,later`).
+//!
+//! ShiftAddLLM's "acc" mode shares one `α` set per column over all rows and
+//! its "lat" mode one per 8 columns × N/8 rows; `#bcq` stores `α` per row
+//! (the layout the LUT and shift-add kernels read), so neither sharing is
+//! representable: this loop is the per-row, group-wise variant (with
+//! `group = 8` it is the 8-column-block granularity of "lat").
+//!
+//! **Sensitivity** ([`sensitivity`]): ShiftAddLLM `opt_analysis.py`,
+//! `‖|W| / diag(U)‖_F · std(W / diag(U))²` (columns divided by `U_jj`;
+//! unbiased std). [`allocate_bits`] sorts layers by score and gives each
+//! the bits of its cumulative weight position among the ratio bins.
+
+use flexc_ir::quant::bcq::{combos, nearest};
+use flexc_ir::quant::BcqParams;
+
+/// Columns per lazy-update block (GPTQ's and ShiftAddLLM's `--blocksize`).
+pub const BLOCK: usize = 128;
+/// Dampening, as a fraction of the mean Hessian diagonal (`--percdamp`).
+pub const DAMP: f64 = 0.01;
+
+/// `U` with `H⁻¹ = UᵀU` for a damped Hessian, and its dead channels.
+pub struct InverseHessian {
+    /// Channels.
+    pub k: usize,
+    /// Upper-triangular `U`, `k × k` row-major.
+    pub u: Vec<f64>,
+    /// Channels with `H_jj = 0` (their weights are zeroed).
+    pub dead: Vec<bool>,
+}
+
+/// In-place Cholesky `A = L·Lᵀ` of a symmetric `k × k` matrix (lower
+/// triangle written, upper zeroed); `None` when it is not positive definite.
+fn cholesky(a: &mut [f64], k: usize) -> Option<()> {
+    for j in 0..k {
+        let mut d = a[j * k + j];
+        for p in 0..j {
+            d -= a[j * k + p] * a[j * k + p];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return None;
+        }
+        let d = d.sqrt();
+        a[j * k + j] = d;
+        for i in j + 1..k {
+            let mut s = a[i * k + j];
+            for p in 0..j {
+                s -= a[i * k + p] * a[j * k + p];
+            }
+            a[i * k + j] = s / d;
+        }
+        for i in 0..j {
+            a[i * k + j] = 0.0;
+        }
+    }
+    Some(())
+}
+
+impl InverseHessian {
+    /// From a calibration Hessian (`k × k` row-major f32).
+    pub fn new(h: &[f32], k: usize) -> Result<InverseHessian, String> {
+        if h.len() != k * k {
+            return Err(format!("the Hessian has {} entries, want {k}×{k}", h.len()));
+        }
+        let mut a: Vec<f64> = h.iter().map(|&v| v as f64).collect();
+        if a.iter().any(|v| !v.is_finite()) {
+            return Err("the Hessian has non-finite entries".into());
+        }
+        let dead: Vec<bool> = (0..k).map(|j| a[j * k + j] == 0.0).collect();
+        for (j, _) in dead.iter().enumerate().filter(|d| *d.1) {
+            a[j * k + j] = 1.0;
+        }
+        let damp = DAMP * (0..k).map(|j| a[j * k + j]).sum::<f64>() / k as f64;
+        for j in 0..k {
+            a[j * k + j] += damp;
+        }
+        cholesky(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
+        // L⁻¹ by forward substitution (lower), then H⁻¹ = L⁻ᵀL⁻¹.
+        let mut li = vec![0f64; k * k];
+        for c in 0..k {
+            li[c * k + c] = 1.0 / a[c * k + c];
+            for i in c + 1..k {
+                let s: f64 = (c..i).map(|p| a[i * k + p] * li[p * k + c]).sum();
+                li[i * k + c] = -s / a[i * k + i];
+            }
+        }
+        let mut inv = vec![0f64; k * k];
+        for i in 0..k {
+            for j in 0..=i {
+                let s: f64 = (i..k).map(|p| li[p * k + i] * li[p * k + j]).sum();
+                inv[i * k + j] = s;
+                inv[j * k + i] = s;
+            }
+        }
+        cholesky(&mut inv, k).ok_or("the inverse Hessian is not positive definite")?;
+        // U = Lᵀ of the inverse's factor.
+        let mut u = vec![0f64; k * k];
+        for i in 0..k {
+            for j in 0..=i {
+                u[j * k + i] = inv[i * k + j];
+            }
+        }
+        Ok(InverseHessian { k, u, dead })
+    }
+
+    fn at(&self, i: usize, j: usize) -> f64 {
+        self.u[i * self.k + j]
+    }
+}
+
+/// Quantizes `w` (`[n, k]` row-major) to `#bcq` bytes with error feedback
+/// through `hinv` (module docs).
+pub fn optq_bcq(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: &InverseHessian, rounds: usize) -> Result<Vec<u8>, String> {
+    let g = p.group as usize;
+    if g == 0 || !k.is_multiple_of(g) || w.len() != n * k || hinv.k != k {
+        return Err(format!("optq: a {n}×{k} weight ({} values) with groups of {g} and a {}-channel Hessian", w.len(), hinv.k));
+    }
+    let ng = k / g;
+    let mut wd: Vec<f64> = w.iter().map(|&v| v as f64).collect();
+    for row in wd.chunks_exact_mut(k) {
+        for (v, _) in row.iter_mut().zip(&hinv.dead).filter(|d| *d.1) {
+            *v = 0.0;
+        }
+    }
+    let bb = p.block_bytes();
+    let mut out = vec![0u8; n * ng * bb];
+    // Per row: the current group's α combinations and sign masks.
+    let mut combo: Vec<Vec<(u8, f64)>> = vec![Vec::new(); n];
+    let mut alpha: Vec<Vec<f32>> = vec![Vec::new(); n];
+    let mut signs = vec![0u8; n * g];
+    let mut err = vec![0f64; n * BLOCK];
+    for i1 in (0..k).step_by(BLOCK) {
+        let i2 = (i1 + BLOCK).min(k);
+        for c in i1..i2 {
+            let (gi, j) = (c / g, c % g);
+            if j == 0 {
+                for r in 0..n {
+                    let vals: Vec<f32> = wd[r * k + c..r * k + c + g].iter().map(|&v| v as f32).collect();
+                    alpha[r] = p.quantize_group(&vals, rounds).0;
+                    combo[r] = combos(&alpha[r]);
+                }
+            }
+            let d = hinv.at(c, c);
+            for r in 0..n {
+                let row = &mut wd[r * k..(r + 1) * k];
+                let (s, q) = nearest(&combo[r], row[c]);
+                signs[r * g + j] = s;
+                let e = (row[c] - q) / d;
+                err[r * BLOCK + (c - i1)] = e;
+                for (t, v) in row[c + 1..i2].iter_mut().enumerate() {
+                    *v -= e * hinv.at(c, c + 1 + t);
+                }
+            }
+            if j + 1 == g {
+                for r in 0..n {
+                    p.pack_group(&alpha[r], &signs[r * g..(r + 1) * g], &mut out[(r * ng + gi) * bb..][..bb]);
+                }
+            }
+        }
+        if i2 < k {
+            for r in 0..n {
+                let row = &mut wd[r * k..(r + 1) * k];
+                for b in 0..i2 - i1 {
+                    let e = err[r * BLOCK + b];
+                    if e != 0.0 {
+                        for (t, v) in row[i2..].iter_mut().enumerate() {
+                            *v -= e * hinv.at(i1 + b, i2 + t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// ShiftAddLLM's layer score `‖|W| / diag(U)‖_F · std(W / diag(U))²`.
+pub fn sensitivity(w: &[f32], k: usize, hinv: &InverseHessian) -> f64 {
+    let scaled: Vec<f64> = w.chunks_exact(k).flat_map(|row| row.iter().enumerate().map(|(j, &v)| v as f64 / hinv.at(j, j))).collect();
+    let n = scaled.len() as f64;
+    let norm = scaled.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let mean = scaled.iter().sum::<f64>() / n;
+    let var = scaled.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    norm * var
+}
+
+/// Bits per layer from `(score, weights)` and ratios (`ratios[b]` is the
+/// share of weights at `b + 1` bits, summing to 1): layers by ascending
+/// score, each at the bin of its last weight's position (ShiftAddLLM's
+/// `bisect(cumsum · L, i) + 1`, weighted by size as it weights `fc` 4×).
+pub fn allocate_bits(layers: &[(f64, usize)], ratios: &[f64]) -> Vec<u8> {
+    let total: usize = layers.iter().map(|l| l.1).sum();
+    let mut order: Vec<usize> = (0..layers.len()).collect();
+    order.sort_by(|&a, &b| layers[a].0.total_cmp(&layers[b].0));
+    let cum: Vec<f64> = ratios.iter().scan(0.0, |s, r| {
+        *s += r;
+        Some(*s * total as f64)
+    }).collect();
+    let mut bits = vec![0u8; layers.len()];
+    let mut pos = 0usize;
+    for i in order {
+        pos += layers[i].1;
+        let last = (pos - 1) as f64;
+        // 1e-9: the cumulative sums of decimal ratios are not exact.
+        bits[i] = cum.iter().filter(|&&c| c <= last + 1e-9 * total as f64).count().min(ratios.len() - 1) as u8 + 1;
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flexc_ir::quant::{decode, encode};
+    use flexc_ir::Encoding;
+
+    struct Rng(u64);
+    impl Rng {
+        fn f(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        }
+    }
+
+    /// `t` tokens of `k` correlated channels (a random mix of `k/4` sources
+    /// plus noise), and `H = 2/t·XᵀX` by the calibration's own accumulation.
+    fn activations(rng: &mut Rng, t: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+        let src = k / 4;
+        let mix: Vec<f64> = (0..src * k).map(|_| rng.f()).collect();
+        let mut x = vec![0f32; t * k];
+        for row in x.chunks_exact_mut(k) {
+            let z: Vec<f64> = (0..src).map(|_| rng.f()).collect();
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = ((0..src).map(|s| z[s] * mix[s * k + j]).sum::<f64>() + 0.1 * rng.f()) as f32;
+            }
+        }
+        let mut st = flexc_ir::calib::ChannelStats::default();
+        st.add_sequence_hessian(&x, k);
+        (x, st.hessian.expect("hessian"))
+    }
+
+    /// ‖X·(W − Ŵ)ᵀ‖_F.
+    fn out_err(x: &[f32], w: &[f32], wq: &[f32], k: usize) -> f64 {
+        let mut e = 0f64;
+        for xr in x.chunks_exact(k) {
+            for (wr, qr) in w.chunks_exact(k).zip(wq.chunks_exact(k)) {
+                let d: f64 = xr.iter().zip(wr.iter().zip(qr)).map(|(&a, (&b, &c))| a as f64 * (b as f64 - c as f64)).sum();
+                e += d * d;
+            }
+        }
+        e.sqrt()
+    }
+
+    #[test]
+    fn inverse_hessian_factor_reproduces_the_inverse() {
+        let mut rng = Rng(3);
+        let k = 24;
+        let (_, h) = activations(&mut rng, 64, k);
+        let ih = InverseHessian::new(&h, k).unwrap();
+        // (UᵀU)·(H + damp·I) = I.
+        let damp = DAMP * (0..k).map(|j| h[j * k + j] as f64).sum::<f64>() / k as f64;
+        for i in 0..k {
+            for j in 0..k {
+                let v: f64 = (0..k).map(|p| (0..k).map(|q| ih.at(q, i) * ih.at(q, p)).sum::<f64>() * (h[p * k + j] as f64 + if p == j { damp } else { 0.0 })).sum();
+                assert!((v - if i == j { 1.0 } else { 0.0 }).abs() < 1e-6, "({i}, {j}) = {v}");
+            }
+        }
+        assert!(InverseHessian::new(&h[1..], k).is_err());
+    }
+
+    #[test]
+    fn error_feedback_lowers_the_output_error() {
+        let mut rng = Rng(11);
+        let (n, k) = (24, 256);
+        let (x, h) = activations(&mut rng, 384, k);
+        let w: Vec<f32> = (0..n * k).map(|_| (rng.f() * 0.05) as f32).collect();
+        let ih = InverseHessian::new(&h, k).unwrap();
+        for (bits, group) in [(2u8, 64u32), (3, 128), (2, 8)] {
+            let p = BcqParams { bits, group, pot: true, apot: 3 };
+            let mut plain = vec![0f32; n * k];
+            decode(Encoding::Bcq(p), &encode(Encoding::Bcq(p), &w).unwrap(), &mut plain).unwrap();
+            let mut fb = vec![0f32; n * k];
+            decode(Encoding::Bcq(p), &optq_bcq(p, &w, n, k, &ih, 15).unwrap(), &mut fb).unwrap();
+            let (e0, e1) = (out_err(&x, &w, &plain, k), out_err(&x, &w, &fb, k));
+            assert!(e1 < 0.9 * e0, "bits {bits} group {group}: feedback {e1} vs plain {e0}");
+        }
+    }
+
+    #[test]
+    fn dead_channels_are_zeroed_and_shapes_checked() {
+        let k = 16;
+        let mut h = vec![0f32; k * k];
+        for j in 1..k {
+            h[j * k + j] = 1.0 + j as f32;
+        }
+        let ih = InverseHessian::new(&h, k).unwrap();
+        assert!(ih.dead[0] && !ih.dead[1]);
+        let p = BcqParams { bits: 1, group: 8, pot: true, apot: 2 };
+        let w: Vec<f32> = (0..2 * k).map(|i| if i % k == 0 { 5.0 } else { 0.5 }).collect();
+        let mut q = vec![0f32; 2 * k];
+        decode(Encoding::Bcq(p), &optq_bcq(p, &w, 2, k, &ih, 5).unwrap(), &mut q).unwrap();
+        assert!(q[0].abs() < 1.0, "dead channel weight {}", q[0]);
+        assert!(optq_bcq(p, &w, 2, 12, &ih, 5).is_err());
+    }
+
+    #[test]
+    fn bits_follow_the_ratio_bins() {
+        // Equal sizes: ascending scores 0.1 … 1.0, 80% at 2 bits, 20% at 3.
+        let layers: Vec<(f64, usize)> = (0..10).map(|i| ((10 - i) as f64 / 10.0, 100)).collect();
+        let b = allocate_bits(&layers, &[0.0, 0.8, 0.2]);
+        assert_eq!(b, vec![3, 3, 2, 2, 2, 2, 2, 2, 2, 2]);
+        // A layer 4× larger counts 4×: it alone is 4/7 of the weights.
+        let b = allocate_bits(&[(1.0, 100), (2.0, 100), (3.0, 400), (0.5, 100)], &[0.0, 0.5, 0.5]);
+        assert_eq!(b, vec![2, 2, 3, 2]);
+    }
+
+    #[test]
+    fn sensitivity_is_norm_times_variance() {
+        let ih = InverseHessian { k: 2, u: vec![0.5, 0.0, 0.0, 2.0], dead: vec![false; 2] };
+        // W / diag = [2, 1, -2, -1]: norm √10, mean 0, unbiased var 10/3.
+        let s = sensitivity(&[1.0, 2.0, -1.0, -2.0], 2, &ih);
+        assert!((s - 10f64.sqrt() * 10.0 / 3.0).abs() < 1e-12);
+    }
+}
