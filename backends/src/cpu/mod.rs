@@ -17,6 +17,7 @@
 
 pub mod act;
 mod codegen;
+mod rowgroup;
 pub mod cost;
 pub mod cost_bench;
 pub mod format;
@@ -31,6 +32,7 @@ pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
+pub use rowgroup::ROW_GROUP;
 pub use format::{ActKind, WeightFormat};
 pub use gemv::GemvKernel;
 pub use jit::{CompiledFn, IsaCaps, IsaSpec, JitError, JitSession};
