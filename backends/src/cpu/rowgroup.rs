@@ -59,6 +59,11 @@ fn unpack_mask(elem: usize, high: bool) -> [u8; 16] {
     m
 }
 
+/// The shuffle mask broadcasting 32-bit lane `j` (a single `pshufd`).
+fn bcast32_mask(j: usize) -> [u8; 16] {
+    std::array::from_fn(|i| (4 * j + i % 4) as u8)
+}
+
 /// 4×4 transpose of 32-bit groups: `out[g]` lane `r` = group `g` of `rows[r]`.
 fn transpose4(cg: &mut Cg<'_, '_>, rows: [Value; 4]) -> [Value; 4] {
     let [a, b, c, d] = rows;
@@ -106,29 +111,32 @@ pub(super) fn rows4_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow
     let groups: Vec<Value> = g_lo.into_iter().chain(g_hi).collect();
     for (t, &a) in acc.iter().enumerate() {
         let xoff = t as i32 * xstride;
-        // Two independent chains (elements 0..16 and 16..32).
+        // Two independent chains (elements 0..16 and 16..32); the first
+        // starts at −offset·Σx, which removes the code offset exactly for
+        // all four rows at once: Σ(q + offset)·x − offset·Σx.
         let mut sums = [k.zero_i32; 2];
-        for (g, &wg) in groups.iter().enumerate() {
-            let xg = cg.ld(I32, xp, xoff + q8_0_off::QS + 4 * g as i32);
-            let xg = cg.b.ins().splat(I32X4, xg);
-            let xg = cg.cast(I8X16, xg);
-            let s = &mut sums[g / 4];
-            *s = if cg.caps.vnni {
-                cg.dpbusd(*s, xg, wg)
-            } else {
-                let p = cg.maddubs(xg, wg);
-                let p = cg.madd16(p, k.ones16);
-                cg.b.ins().iadd(*s, p)
-            };
-        }
-        let mut sum = cg.b.ins().iadd(sums[0], sums[1]);
         if offset != 0 {
-            // Σ(q + offset)·x − offset·Σx, exactly, for all four rows at once.
             let xs = cg.ld(I32, xp, xoff + q8_0_off::SUM);
-            let c = cg.b.ins().imul_imm_s(xs, offset);
-            let c = cg.b.ins().splat(I32X4, c);
-            sum = cg.b.ins().isub(sum, c);
+            let c = cg.b.ins().imul_imm_s(xs, -offset);
+            sums[0] = cg.b.ins().splat(I32X4, c);
         }
+        for half in 0..2 {
+            // 16 activation bytes = 4 groups, each broadcast by one `pshufd`.
+            let xv = cg.ld(I8X16, xp, xoff + q8_0_off::QS + 16 * half as i32);
+            for j in 0..4 {
+                let xg = shuffle(cg, xv, xv, bcast32_mask(j));
+                let wg = groups[4 * half + j];
+                let s = &mut sums[half];
+                *s = if cg.caps.vnni {
+                    cg.dpbusd(*s, xg, wg)
+                } else {
+                    let p = cg.maddubs(xg, wg);
+                    let p = cg.madd16(p, k.ones16);
+                    cg.b.ins().iadd(*s, p)
+                };
+            }
+        }
+        let sum = cg.b.ins().iadd(sums[0], sums[1]);
         let sf = cg.b.ins().fcvt_from_sint(F32X4, sum);
         let dx = cg.ld(F32, xp, xoff + q8_0_off::D);
         let dx = cg.b.ins().splat(F32X4, dx);
