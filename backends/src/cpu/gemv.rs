@@ -30,8 +30,11 @@ pub struct GemvKernel {
     cols: usize,
     /// `fns[t - 1]` processes `t` activation rows per pass.
     fns: Vec<CompiledFn>,
-    /// `grouped[t - 1]`: the same for [`ROW_GROUP`] weight rows per pass
-    /// (empty when the format/shape has no row-group kernel).
+    /// `grouped[t - 2]`: the same for [`ROW_GROUP`] weight rows per pass,
+    /// tiles `2..=T` (empty when the format/shape has no row-group kernel).
+    /// A GEMV (tile 1) always takes the one-row kernel: with a single
+    /// activation row the row group only adds the transposes (measured
+    /// slower), while its gain is sharing them over activation rows.
     grouped: Vec<CompiledFn>,
 }
 
@@ -65,7 +68,7 @@ impl GemvKernel {
         let mut sets = Vec::with_capacity(2);
         for &row_group in groups {
             let mut fns = Vec::with_capacity(tile);
-            for t in 1..=tile {
+            for t in (if row_group == 1 { 1 } else { 2 })..=tile {
                 let spec = KernelSpec { format, rows, cols, tile: t, row_group };
                 spec.validate(session.caps())?;
                 let caps = session.caps();
@@ -74,7 +77,7 @@ impl GemvKernel {
             }
             sets.push(fns);
         }
-        let grouped = if sets.len() == 2 { sets.pop().unwrap() } else { Vec::new() };
+        let grouped = if sets.len() == 2 { sets.pop().unwrap_or_default() } else { Vec::new() };
         let fns = sets.pop().unwrap();
         Ok(Self { format, rows, cols, fns, grouped })
     }
@@ -104,6 +107,10 @@ impl GemvKernel {
     pub fn row_group(&self) -> usize {
         if self.grouped.is_empty() { 1 } else { ROW_GROUP }
     }
+    /// The row-group function for tile `t`, if there is one.
+    fn grouped_fn(&self, t: usize) -> Option<&CompiledFn> {
+        t.checked_sub(2).and_then(|i| self.grouped.get(i))
+    }
     /// Total JIT compile time of all tile variants.
     pub fn compile_time(&self) -> Duration {
         self.fns.iter().chain(&self.grouped).map(|f| f.compile_time()).sum()
@@ -111,8 +118,7 @@ impl GemvKernel {
     /// The compiled function for tile size `t` (for VCode / code inspection):
     /// the row-group variant where there is one.
     pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
-        let set = if self.grouped.is_empty() { &self.fns } else { &self.grouped };
-        t.checked_sub(1).and_then(|i| set.get(i))
+        self.grouped_fn(t).or_else(|| t.checked_sub(1).and_then(|i| self.fns.get(i)))
     }
 
     /// `y[b·rows + r] = Σ_k W[r, k]·x[b, k]` for every activation row `b` of
@@ -188,14 +194,14 @@ impl GemvKernel {
                 unsafe { f(w, x, y, rb as u64, re as u64, f16_table().as_ptr()) };
             }
         };
-        if self.grouped.is_empty() {
+        let Some(grouped) = self.grouped_fn(t) else {
             return call(&self.fns[t - 1], row_begin, row_end);
-        }
+        };
         // Whole groups on the row-group kernel, the ragged ends one row at a time.
         let gb = row_begin.next_multiple_of(ROW_GROUP).min(row_end);
         let ge = (row_end / ROW_GROUP * ROW_GROUP).max(gb);
         call(&self.fns[t - 1], row_begin, gb);
-        call(&self.grouped[t - 1], gb, ge);
+        call(grouped, gb, ge);
         call(&self.fns[t - 1], ge, row_end);
     }
 
