@@ -265,8 +265,8 @@ impl CpuRuntime {
                     return Err(invalid("attention over non-cache keys needs pos = 0"));
                 }
                 for s in &mut self.scratch {
-                    if s.len() < ops::ATTN_JOINT * a.t {
-                        s.resize(ops::ATTN_JOINT * a.t, 0.0);
+                    if s.len() < a.t {
+                        s.resize(a.t, 0.0);
                     }
                 }
                 let items = seq * a.hq;
