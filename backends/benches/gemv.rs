@@ -152,16 +152,21 @@ fn main() {
         let batch = 512;
         let w = weights(fmt, rows, cols, 5);
         let xf: Vec<f32> = (0..batch * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
-        let xq = ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap();
+        let xq = (fmt != WeightFormat::F32).then(|| ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap());
         let mut y = vec![0.0f32; batch * rows];
         for tile in [1, 4, MAX_TILE] {
             let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
             for threads in [1, 2] {
-                let d = time(|_| k.run(&w, &xq, &mut y, threads).unwrap(), 1, Duration::from_millis(300));
+                let mut call = |y: &mut [f32]| match &xq {
+                    Some(xq) => k.run(&w, xq, y, threads).unwrap(),
+                    None => k.run_f32(&w, &xf, y, threads).unwrap(),
+                };
+                let d = time(|_| call(&mut y), 1, Duration::from_millis(300));
                 let macs = (batch * rows * cols) as f64;
                 println!(
-                    "gemm {label} {} batch {batch} tile {tile} threads {threads}: {:.2} ms, {:.1} GMAC/s (jit {:.2} ms)",
+                    "gemm {label} {} batch {batch} tile {tile} (row group {}) threads {threads}: {:.2} ms, {:.1} GMAC/s (jit {:.2} ms)",
                     fmt.name(),
+                    k.row_group(),
                     d.as_secs_f64() * 1e3,
                     macs / d.as_secs_f64() / 1e9,
                     k.compile_time().as_secs_f64() * 1e3

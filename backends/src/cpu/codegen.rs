@@ -18,6 +18,10 @@
 //! Per block, the i32x4 partial sums are converted to f32 and accumulated with
 //! one `fma` by `d_w·d_x` into an f32x4 accumulator — no per-block horizontal
 //! reduction. Min terms (Q4_1, Q5_1, K-quants) use the activation block sums.
+//!
+//! For tiles ≥ 2 the 32-element block formats take the [`ROW_GROUP`]-row
+//! kernel of `rowgroup.rs` instead (`KernelSpec::row_group`), which shares
+//! every activation load and every scale/convert/fma over four weight rows.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};

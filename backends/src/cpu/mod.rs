@@ -6,6 +6,8 @@
 //! - [`format`]: weight formats and their block geometry;
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
+//! - `rowgroup`: the 4-weight-row × tile GEMM micro-kernel of the 32-element
+//!   block formats (prefill), transposed so lanes are rows;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
 //! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
