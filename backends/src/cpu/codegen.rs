@@ -60,7 +60,7 @@ impl KernelSpec {
     /// (Q8_0 needs VNNI there: without it its codes are signed, which
     /// `pmaddubsw` cannot take.)
     pub fn grouped(format: WeightFormat, rows: usize, caps: IsaCaps) -> bool {
-        format.block_elems() == 32 && rows % ROW_GROUP == 0 && (caps.vnni || format != WeightFormat::Q8_0)
+        format.block_elems() == 32 && rows.is_multiple_of(ROW_GROUP) && (caps.vnni || format != WeightFormat::Q8_0)
     }
 
     /// Checks the parameters before anything reaches Cranelift.
