@@ -14,7 +14,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, WeightFormat};
+use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, MAX_TILE, WeightFormat};
 
 use flexc_backends::xorshift::XorShift as Rng;
 
@@ -141,25 +141,34 @@ fn main() {
         }
     }
 
-    // Prefill GEMM: a batch of 16 activation rows, tile 4 vs tile 1.
-    for &(label, fmt, rows, cols) in &shapes[2..3] {
-        if !filters.is_empty() && !filters.iter().any(|f| f == "gemm") {
+    // Prefill GEMM: a batch of 512 activation rows (llama-bench's pp512) on
+    // the models' block shapes, per tile size, in GMAC/s (weight·activation
+    // multiply-adds per second) with the weights cache-resident.
+    let gemm_shapes: Vec<_> = shapes.iter().filter(|s| !s.0.contains("lm_head") && s.3 <= 2048).copied().collect();
+    for &(label, fmt, rows, cols) in &gemm_shapes {
+        if !filters.is_empty() && !filters.iter().any(|f| f == "gemm" || f == fmt.name() || label.contains(f.as_str())) {
             continue;
         }
-        let batch = 16;
+        let batch = 512;
         let w = weights(fmt, rows, cols, 5);
         let xf: Vec<f32> = (0..batch * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
-        let xq = ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap();
+        let xq = (fmt != WeightFormat::F32).then(|| ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap());
         let mut y = vec![0.0f32; batch * rows];
-        for tile in [1, 4] {
+        for tile in [1, 4, MAX_TILE] {
             let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
             for threads in [1, 2] {
-                let d = time(|_| k.run(&w, &xq, &mut y, threads).unwrap(), 1, Duration::from_millis(400));
+                let mut call = |y: &mut [f32]| match &xq {
+                    Some(xq) => k.run(&w, xq, y, threads).unwrap(),
+                    None => k.run_f32(&w, &xf, y, threads).unwrap(),
+                };
+                let d = time(|_| call(&mut y), 1, Duration::from_millis(300));
+                let macs = (batch * rows * cols) as f64;
                 println!(
-                    "gemm {label} {} batch {batch} tile {tile} threads {threads}: {:.1} us ({:.2} us/row, jit {:.2} ms)",
+                    "gemm {label} {} batch {batch} tile {tile} (row group {}) threads {threads}: {:.2} ms, {:.1} GMAC/s (jit {:.2} ms)",
                     fmt.name(),
-                    d.as_secs_f64() * 1e6,
-                    d.as_secs_f64() * 1e6 / batch as f64,
+                    k.row_group(),
+                    d.as_secs_f64() * 1e3,
+                    macs / d.as_secs_f64() / 1e9,
                     k.compile_time().as_secs_f64() * 1e3
                 );
             }

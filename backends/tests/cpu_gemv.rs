@@ -14,7 +14,7 @@
 //! (AVX2 without VNNI, SSE4.2) give the same answers, VNNI code really uses
 //! `vpdpbusd`, and bad parameters / lengths are rejected before Cranelift.
 
-use flexc_backends::cpu::{ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, WeightFormat};
+use flexc_backends::cpu::{ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, MAX_TILE, ROW_GROUP, WeightFormat};
 use flexc_ir::quant::ggml;
 use half::f16;
 
@@ -257,6 +257,70 @@ fn gemm_tiles_and_threads_match_gemv() {
         let y4t = run_and_check(&case, &gemm, 3);
         assert_eq!(y1, y1t, "{fmt:?}: GEMV on 2 threads differs from 1 thread");
         assert_eq!(y4, y4t, "{fmt:?}: GEMM on 3 threads differs from 1 thread");
+    }
+}
+
+#[test]
+fn row_group_kernels_match_references_on_every_tile_and_split() {
+    // The 32-element block formats run whole groups of ROW_GROUP weight rows
+    // on the register-blocked kernel and ragged range ends one row at a
+    // time: rows that are and are not multiples of the group, every tile
+    // size up to MAX_TILE, batches that leave remainder tiles, thread counts
+    // whose splits land inside groups; threads never change the result.
+    let mut rng = Rng(0x6e0u64 ^ 0x4c);
+    let host = JitSession::host().unwrap();
+    let avx2 = JitSession::new(IsaSpec::x86_64_avx2()).unwrap();
+    for session in [&host, &avx2] {
+        if session.executable().is_err() {
+            continue;
+        }
+        for fmt in WeightFormat::ALL.into_iter().filter(|f| f.block_elems() == 32) {
+            for rows in [ROW_GROUP, 4 * ROW_GROUP, 7 * ROW_GROUP, 4 * ROW_GROUP + 3, 1 + rng.below(80)] {
+                let cols = random_cols(&mut rng, fmt);
+                let tile = 1 + rng.below(MAX_TILE);
+                let batch = 1 + rng.below(2 * MAX_TILE + 1);
+                let case = make_case(&mut rng, fmt, rows, cols, batch);
+                let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
+                let grouped = tile > 1 && rows % ROW_GROUP == 0 && (session.caps().vnni || fmt != WeightFormat::Q8_0);
+                assert_eq!(k.row_group(), if grouped { ROW_GROUP } else { 1 }, "{fmt:?} {rows}");
+                let y1 = run_and_check(&case, &k, 1);
+                let y3 = run_and_check(&case, &k, 3);
+                assert_eq!(y1, y3, "{fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
+            }
+        }
+    }
+}
+
+#[test]
+fn row_group_kernel_runs_any_row_range() {
+    // run_rows on ranges that start and end inside groups writes exactly
+    // those rows, with the values of the whole-matrix run (up to f32
+    // accumulation order for the ragged rows).
+    let session = JitSession::host().unwrap();
+    let mut rng = Rng(7);
+    let (fmt, rows, cols, tile) = (WeightFormat::Q5_0, 6 * ROW_GROUP, 96, 3);
+    let case = make_case(&mut rng, fmt, rows, cols, tile);
+    let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
+    assert_eq!(k.row_group(), ROW_GROUP);
+    let full = run_and_check(&case, &k, 1);
+    let xq = ActivationQ8::quantize(fmt.activation(), &case.x_f32, tile, cols).unwrap();
+    for (rb, re) in [(1, 2), (1, 7), (3, 13), (4, 8), (0, rows), (5, rows - 1), (9, 9)] {
+        let mut y = vec![f32::NAN; tile * rows];
+        // SAFETY: w, x and y hold the whole matrix, tile rows and tile·rows floats.
+        unsafe { k.run_rows(tile, case.w.as_ptr(), xq.bytes().as_ptr(), y.as_mut_ptr(), rb, re) };
+        for (i, (&a, &b)) in y.iter().zip(&full).enumerate() {
+            let r = i % rows;
+            if (rb..re).contains(&r) {
+                // Rows of whole groups inside the range take the same kernel
+                // (bit-identical); ragged ones the one-row kernel, whose f32
+                // accumulation order differs.
+                let whole = r / ROW_GROUP * ROW_GROUP >= rb && (r / ROW_GROUP + 1) * ROW_GROUP <= re;
+                let tol = if whole { 0.0 } else { 1e-5 * b.abs().max(1e-3) };
+                assert!((a - b).abs() <= tol, "rows {rb}..{re}: y[{i}] = {a} vs {b}");
+            } else {
+                assert!(a.is_nan(), "rows {rb}..{re}: y[{i}] written");
+            }
+        }
     }
 }
 

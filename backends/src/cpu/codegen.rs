@@ -18,6 +18,10 @@
 //! Per block, the i32x4 partial sums are converted to f32 and accumulated with
 //! one `fma` by `d_w·d_x` into an f32x4 accumulator — no per-block horizontal
 //! reduction. Min terms (Q4_1, Q5_1, K-quants) use the activation block sums.
+//!
+//! For tiles ≥ 2 the 32-element block formats take the [`ROW_GROUP`]-row
+//! kernel of `rowgroup.rs` instead (`KernelSpec::row_group`), which shares
+//! every activation load and every scale/convert/fma over four weight rows.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};
@@ -28,6 +32,7 @@ use std::sync::OnceLock;
 use super::act::{Q8_0_RECORD, Q8_K_RECORD, q8_0_off, q8_k_off};
 use super::format::WeightFormat;
 use super::jit::{IsaCaps, JitError};
+use super::rowgroup::{ROW_GROUP, rows4_q32};
 
 /// Largest batch tile a GEMM kernel is specialised for.
 pub const MAX_TILE: usize = 8;
@@ -43,11 +48,23 @@ pub struct KernelSpec {
     pub cols: usize,
     /// Activation rows processed per pass over a weight row (1 = GEMV).
     pub tile: usize,
+    /// Weight rows per pass: 1, or [`ROW_GROUP`] for the register-blocked
+    /// kernel of the 32-element block formats (see [`KernelSpec::grouped`]);
+    /// then `row_begin`/`row_end` must be multiples of it.
+    pub row_group: usize,
 }
 
 impl KernelSpec {
+    /// Whether a `format` weight of `rows` rows gets the [`ROW_GROUP`]-row
+    /// kernel: the 32-element block formats, when the rows split evenly.
+    /// (Q8_0 needs VNNI there: without it its codes are signed, which
+    /// `pmaddubsw` cannot take.)
+    pub fn grouped(format: WeightFormat, rows: usize, caps: IsaCaps) -> bool {
+        format.block_elems() == 32 && rows.is_multiple_of(ROW_GROUP) && (caps.vnni || format != WeightFormat::Q8_0)
+    }
+
     /// Checks the parameters before anything reaches Cranelift.
-    pub fn validate(&self) -> Result<(), JitError> {
+    pub fn validate(&self, caps: IsaCaps) -> Result<(), JitError> {
         let bad = |m: String| Err(JitError::InvalidParams(m));
         if self.rows == 0 {
             return bad("rows must be positive".into());
@@ -55,6 +72,9 @@ impl KernelSpec {
         self.format.check_cols(self.cols).map_err(JitError::InvalidParams)?;
         if self.tile == 0 || self.tile > MAX_TILE {
             return bad(format!("tile = {} must be in 1..={MAX_TILE}", self.tile));
+        }
+        if self.row_group != 1 && !(self.row_group == ROW_GROUP && Self::grouped(self.format, self.rows, caps)) {
+            return bad(format!("row group {} is not available for {:?} with {} rows", self.row_group, self.format, self.rows));
         }
         // Offsets are i32 immediates; row addresses are computed in i64.
         let row_bytes = self.format.row_bytes(self.cols);
@@ -95,7 +115,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.b.ins().load(ty, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off)
     }
     /// Aligned, non-trapping, read-only load (activation records are 16-byte aligned).
-    fn lda(&mut self, ty: Type, p: Value, off: i32) -> Value {
+    pub(super) fn lda(&mut self, ty: Type, p: Value, off: i32) -> Value {
         self.b.ins().load(ty, MemFlagsData::trusted().with_readonly().with_can_move(), p, off)
     }
     pub(super) fn vconst(&mut self, bytes: [u8; 16]) -> Value {
@@ -133,7 +153,7 @@ impl<'a, 'b> Cg<'a, 'b> {
         self.b.ins().load(F32, MemFlagsData::trusted().with_readonly().with_can_move(), addr, 0)
     }
     /// `pmaddwd`: i16x8 × i16x8, adjacent products summed to i32x4.
-    fn madd16(&mut self, a: Value, c: Value) -> Value {
+    pub(super) fn madd16(&mut self, a: Value, c: Value) -> Value {
         let al = self.b.ins().swiden_low(a);
         let cl = self.b.ins().swiden_low(c);
         let ah = self.b.ins().swiden_high(a);
@@ -149,7 +169,7 @@ impl<'a, 'b> Cg<'a, 'b> {
     }
     /// `acc + Σ_4 signed·unsigned` per i32 lane, in the exact tree Cranelift
     /// folds to `vpdpbusd` (callers use it only when `caps.vnni`).
-    fn dpbusd(&mut self, acc: Value, signed: Value, unsigned: Value) -> Value {
+    pub(super) fn dpbusd(&mut self, acc: Value, signed: Value, unsigned: Value) -> Value {
         let sl = self.b.ins().swiden_low(signed);
         let ul = self.b.ins().uwiden_low(unsigned);
         let lo = self.b.ins().imul(sl, ul);
@@ -240,7 +260,7 @@ pub(crate) fn build_kernel(
     spec: &KernelSpec,
     caps: IsaCaps,
 ) -> Result<(), JitError> {
-    spec.validate()?;
+    spec.validate(caps)?;
     if args.len() != KERNEL_PARAMS {
         return Err(JitError::InvalidParams(format!(
             "kernel ABI has {KERNEL_PARAMS} parameters, got {}",
@@ -252,6 +272,25 @@ pub(crate) fn build_kernel(
     let row_bytes = spec.format.row_bytes(spec.cols) as i64;
 
     let consts = Consts::new(&mut cg);
+    if spec.row_group == ROW_GROUP {
+        // Loop over groups g = row / ROW_GROUP; lanes of each result are rows.
+        let shift = ROW_GROUP.trailing_zeros() as i64;
+        let gb = cg.b.ins().ushr_imm_u(row_begin, shift);
+        let ge = cg.b.ins().ushr_imm_u(row_end, shift);
+        let (groups, g) = cg.counted_loop(gb, ge);
+        let off = cg.b.ins().imul_imm_s(g, row_bytes * ROW_GROUP as i64);
+        let wrow = cg.b.ins().iadd(w, off);
+        let sums = rows4_q32(&mut cg, spec, &consts, wrow, x);
+        let yoff = cg.b.ins().imul_imm_s(g, 4 * ROW_GROUP as i64);
+        let yrow = cg.b.ins().iadd(y, yoff);
+        for (t, s) in sums.into_iter().enumerate() {
+            let off = (t * spec.rows * 4) as i32;
+            cg.b.ins().store(MemFlagsData::new().with_notrap(), s, yrow, off);
+        }
+        groups.close(&mut cg, g);
+        cg.b.ins().return_(&[]);
+        return Ok(());
+    }
     let (rows, row) = cg.counted_loop(row_begin, row_end);
     let off = cg.b.ins().imul_imm_s(row, row_bytes);
     let wrow = cg.b.ins().iadd(w, off);
@@ -278,12 +317,12 @@ pub(crate) fn build_kernel(
 }
 
 /// Vector constants created once in the entry block.
-struct Consts {
-    zero_i32: Value,
-    zero_f32: Value,
+pub(super) struct Consts {
+    pub(super) zero_i32: Value,
+    pub(super) zero_f32: Value,
     m0f: Value,
     m80: Value,
-    ones16: Value,
+    pub(super) ones16: Value,
 }
 
 impl Consts {
@@ -375,18 +414,18 @@ fn row_f32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, wrow: Value, x: Value) -> Vec
 
 /// A decoded 32-element weight block: unsigned bytes `q + offset` for
 /// elements 0..16 (`lo`) and 16..32 (`hi`), scale, optional min.
-struct Block32 {
-    lo: Value,
-    hi: Value,
-    d: Value,
-    m: Option<Value>,
+pub(super) struct Block32 {
+    pub(super) lo: Value,
+    pub(super) hi: Value,
+    pub(super) d: Value,
+    pub(super) m: Option<Value>,
     /// The integer subtracted from `lo`/`hi` to get the format's signed code.
-    offset: i64,
+    pub(super) offset: i64,
     /// `lo`/`hi` are signed i8 codes (non-VNNI Q8_0), not offset bytes.
-    signed: bool,
+    pub(super) signed: bool,
 }
 
-fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo: i32) -> Block32 {
+pub(super) fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo: i32) -> Block32 {
     let d = cg.ld_f16(wp, wo);
     let nibbles = |cg: &mut Cg<'_, '_>, off: i32| {
         let v = cg.ld(I8X16, wp, wo + off);
@@ -466,6 +505,20 @@ fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo:
 fn dot_q32(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xb: Value, xoff: i32) -> Value {
     let xlo = cg.lda(I8X16, xb, xoff + q8_0_off::QS);
     let xhi = cg.lda(I8X16, xb, xoff + q8_0_off::QS + 16);
+    let init = if blk.offset != 0 && !blk.signed {
+        let sum = cg.lda(I32, xb, xoff + q8_0_off::SUM);
+        let c = cg.b.ins().imul_imm_s(sum, -blk.offset);
+        cg.b.ins().scalar_to_vector(I32X4, c)
+    } else {
+        k.zero_i32
+    };
+    dot_q32_x(cg, k, blk, xlo, xhi, init)
+}
+
+/// `init + Σ lanes(code·x)` of one decoded block with the activation block's
+/// two 16-byte halves `xlo`/`xhi` (i32x4 lanes to be summed; no offset
+/// removal: the caller folds it into `init` or removes it later).
+pub(super) fn dot_q32_x(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xlo: Value, xhi: Value, init: Value) -> Value {
     if blk.signed {
         // i8 × i8 through sign extension to i16 and pmaddwd.
         let mut acc = None;
@@ -483,15 +536,9 @@ fn dot_q32(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xb: Value, xoff: i32)
                 });
             }
         }
-        return acc.unwrap();
+        let acc = acc.unwrap();
+        return if init == k.zero_i32 { acc } else { cg.b.ins().iadd(acc, init) };
     }
-    let init = if blk.offset != 0 {
-        let sum = cg.lda(I32, xb, xoff + q8_0_off::SUM);
-        let c = cg.b.ins().imul_imm_s(sum, -blk.offset);
-        cg.b.ins().scalar_to_vector(I32X4, c)
-    } else {
-        k.zero_i32
-    };
     if cg.caps.vnni {
         let s = cg.dpbusd(init, xlo, blk.lo);
         cg.dpbusd(s, xhi, blk.hi)

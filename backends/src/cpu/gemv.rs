@@ -3,7 +3,10 @@
 //! A [`GemvKernel`] is specialised on (format, rows, cols) and a batch tile
 //! `T`: it holds one compiled function per tile size `1..=T`, so any batch is
 //! processed as full tiles plus one remainder tile, each weight row streamed
-//! once per tile. [`GemvKernel::run`] checks every buffer length against the
+//! once per tile. For the 32-element block formats it also holds the
+//! [`ROW_GROUP`]-row register-blocked variants (`rowgroup.rs`), which run
+//! every aligned group of rows; the one-row functions take the rows of a
+//! range that do not fill a group. [`GemvKernel::run`] checks every buffer length against the
 //! shape before the JIT code sees a pointer, then splits the rows over
 //! `threads` workers of rayon's pool (each worker runs all batch tiles for its
 //! row range, so the workers never touch the same `y` element).
@@ -12,6 +15,7 @@ use std::time::Duration;
 
 use super::act::ActivationQ8;
 use super::codegen::{KERNEL_PARAMS, KernelSpec, MAX_TILE, build_kernel, f16_table};
+use super::rowgroup::ROW_GROUP;
 use super::format::{ActKind, WeightFormat};
 use super::jit::{CompiledFn, JitError, JitSession};
 
@@ -26,6 +30,12 @@ pub struct GemvKernel {
     cols: usize,
     /// `fns[t - 1]` processes `t` activation rows per pass.
     fns: Vec<CompiledFn>,
+    /// `grouped[t - 2]`: the same for [`ROW_GROUP`] weight rows per pass,
+    /// tiles `2..=T` (empty when the format/shape has no row-group kernel).
+    /// A GEMV (tile 1) always takes the one-row kernel: with a single
+    /// activation row the row group only adds the transposes (measured
+    /// slower), while its gain is sharing them over activation rows.
+    grouped: Vec<CompiledFn>,
 }
 
 #[derive(Clone, Copy)]
@@ -54,15 +64,22 @@ impl GemvKernel {
         if tile == 0 || tile > MAX_TILE {
             return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
         }
-        let mut fns = Vec::with_capacity(tile);
-        for t in 1..=tile {
-            let spec = KernelSpec { format, rows, cols, tile: t };
-            spec.validate()?;
-            let caps = session.caps();
-            let name = format!("gemv_{}_{rows}x{cols}_t{t}", format.name());
-            fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
+        let groups: &[usize] = if KernelSpec::grouped(format, rows, session.caps()) { &[1, ROW_GROUP] } else { &[1] };
+        let mut sets = Vec::with_capacity(2);
+        for &row_group in groups {
+            let mut fns = Vec::with_capacity(tile);
+            for t in (if row_group == 1 { 1 } else { 2 })..=tile {
+                let spec = KernelSpec { format, rows, cols, tile: t, row_group };
+                spec.validate(session.caps())?;
+                let caps = session.caps();
+                let name = format!("gemv_{}_{rows}x{cols}_t{t}_r{row_group}", format.name());
+                fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
+            }
+            sets.push(fns);
         }
-        Ok(Self { format, rows, cols, fns })
+        let grouped = if sets.len() == 2 { sets.pop().unwrap_or_default() } else { Vec::new() };
+        let fns = sets.pop().unwrap();
+        Ok(Self { format, rows, cols, fns, grouped })
     }
 
     /// Weight format.
@@ -85,13 +102,23 @@ impl GemvKernel {
     pub fn weight_bytes(&self) -> usize {
         self.rows * self.format.row_bytes(self.cols)
     }
+    /// Weight rows per pass of the main kernels (1 or [`ROW_GROUP`]): row
+    /// ranges aligned to it run entirely on the row-group kernels.
+    pub fn row_group(&self) -> usize {
+        if self.grouped.is_empty() { 1 } else { ROW_GROUP }
+    }
+    /// The row-group function for tile `t`, if there is one.
+    fn grouped_fn(&self, t: usize) -> Option<&CompiledFn> {
+        t.checked_sub(2).and_then(|i| self.grouped.get(i))
+    }
     /// Total JIT compile time of all tile variants.
     pub fn compile_time(&self) -> Duration {
-        self.fns.iter().map(|f| f.compile_time()).sum()
+        self.fns.iter().chain(&self.grouped).map(|f| f.compile_time()).sum()
     }
-    /// The compiled function for tile size `t` (for VCode / code inspection).
+    /// The compiled function for tile size `t` (for VCode / code inspection):
+    /// the row-group variant where there is one.
     pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
-        t.checked_sub(1).and_then(|i| self.fns.get(i))
+        self.grouped_fn(t).or_else(|| t.checked_sub(1).and_then(|i| self.fns.get(i)))
     }
 
     /// `y[b·rows + r] = Σ_k W[r, k]·x[b, k]` for every activation row `b` of
@@ -160,8 +187,22 @@ impl GemvKernel {
     /// `y[b·rows + r]` for `r` in the range; nothing else writes those
     /// elements concurrently. The session must be executable on this host.
     pub unsafe fn run_rows(&self, t: usize, w: *const u8, x: *const u8, y: *mut f32, row_begin: usize, row_end: usize) {
-        let f: KernelFn = unsafe { std::mem::transmute(self.fns[t - 1].ptr()) };
-        unsafe { f(w, x, y, row_begin as u64, row_end as u64, f16_table().as_ptr()) };
+        let call = |f: &CompiledFn, rb: usize, re: usize| {
+            if rb < re {
+                let f: KernelFn = unsafe { std::mem::transmute(f.ptr()) };
+                // SAFETY: the caller's contract, for a sub-range of its rows.
+                unsafe { f(w, x, y, rb as u64, re as u64, f16_table().as_ptr()) };
+            }
+        };
+        let Some(grouped) = self.grouped_fn(t) else {
+            return call(&self.fns[t - 1], row_begin, row_end);
+        };
+        // Whole groups on the row-group kernel, the ragged ends one row at a time.
+        let gb = row_begin.next_multiple_of(ROW_GROUP).min(row_end);
+        let ge = (row_end / ROW_GROUP * ROW_GROUP).max(gb);
+        call(&self.fns[t - 1], row_begin, gb);
+        call(grouped, gb, ge);
+        call(&self.fns[t - 1], ge, row_end);
     }
 
     /// Runs rows `row_begin..row_end` for all `batch` activation rows
@@ -209,7 +250,8 @@ impl GemvKernel {
             work(0, rows);
             return Ok(());
         }
-        let bounds: Vec<usize> = (0..=threads).map(|i| rows * i / threads).collect();
+        let g = self.row_group();
+        let bounds: Vec<usize> = (0..=threads).map(|i| (rows / g * i / threads * g).max(if i == threads { rows } else { 0 })).collect();
         rayon::scope(|s| {
             for i in 1..threads {
                 let (rb, re) = (bounds[i], bounds[i + 1]);

@@ -6,6 +6,8 @@
 //! - [`format`]: weight formats and their block geometry;
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
+//! - `rowgroup`: the 4-weight-row × tile GEMM micro-kernel of the 32-element
+//!   block formats (prefill), transposed so lanes are rows;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
 //! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
@@ -18,6 +20,7 @@
 
 pub mod act;
 mod codegen;
+mod rowgroup;
 pub mod cost;
 pub mod cost_bench;
 pub mod format;
@@ -32,6 +35,7 @@ pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
+pub use rowgroup::ROW_GROUP;
 pub use format::{ActKind, WeightFormat};
 pub use gemv::GemvKernel;
 pub use jit::{CompiledFn, IsaCaps, IsaSpec, JitError, JitSession};

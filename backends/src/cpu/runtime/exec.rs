@@ -317,7 +317,10 @@ pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKer
     let chunks = if m > 0 { rows.div_ceil(m) } else if threads == 1 { 1 } else { (threads * 2).min(rows) };
     let work = move |ci: usize| {
         let (w, x, y) = (wp, xp, yp);
-        let (rb, re) = if m > 0 { (ci * m, ((ci + 1) * m).min(rows)) } else { (rows * ci / chunks, rows * (ci + 1) / chunks) };
+        // Default split: chunk bounds on whole row groups (the last takes the rest).
+        let g = kernel.row_group();
+        let at = |c: usize| if c == chunks { rows } else { rows / g * c / chunks * g };
+        let (rb, re) = if m > 0 { (ci * m, ((ci + 1) * m).min(rows)) } else { (at(ci), at(ci + 1)) };
         // SAFETY: the caller's contract; row ranges are disjoint across chunks.
         unsafe { kernel.run_batch_rows(w.0, x.0, stride, batch, y.0, rb, re) };
     };

@@ -82,7 +82,7 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self { threads: default_threads(), tile: 4, par_min_bytes: 48 * 1024 }
+        Self { threads: default_threads(), tile: super::MAX_TILE, par_min_bytes: 48 * 1024 }
     }
 }
 
