@@ -104,6 +104,9 @@ fn sequential_pruning_is_reproducible_and_differs_from_one_shot() {
         run(&mut hand, &format!("prune-nm{{block={k}}}"));
     }
     assert_eq!(block_weights(&hand), block_weights(&pruned));
+    let (by_reference, seq_ref) = prune_sequential(&m, &dense, pipeline, &windows(), &CalibOptions { engine: Backend::Reference, threads: 1, blocks: None }, &mut |_, _| {}).expect("sequential");
+    assert_eq!(block_weights(&by_reference), block_weights(&pruned), "the reference engine's sequential run prunes the same way");
+    assert_eq!(seq_ref.sequential.keys().collect::<Vec<_>>(), seq.sequential.keys().collect::<Vec<_>>());
 
     // The file reproduces it through the ordinary pipeline.
     let mut again = m.clone();

@@ -7,10 +7,8 @@
 //! `flow-nm{…}`) choose the plan once, from the dense model's statistics
 //! (as FLOW and OWL do). Then, for every block k in order: block k's
 //! linears are calibrated on the current model (blocks < k pruned, block k
-//! and later dense; the instrumented forward stops after block k), and
-//! `prune-nm{…,block=k}` prunes block k with those statistics. The first
-//! block sees the dense model, so its dense statistics are reused (no
-//! forward).
+//! dense), and `prune-nm{…,block=k}` prunes block k with those statistics.
+//! The first block sees the dense model, so its dense statistics are reused.
 //!
 //! The result carries both sets: `layers` (dense) and `sequential` (per
 //! block linear, what block k was pruned with). Since `prune-nm` scores with
@@ -18,13 +16,14 @@
 //! `--stats FILE --pipeline PIPELINE` on the dense model reproduces the
 //! sequentially pruned model exactly.
 
-use super::{calibrate, CalibOptions};
-use flexc_ir::calib::Calibration;
+use super::jit::{by_weight, instrument, Cut, Runner};
+use super::{block_linear_ops, calibrate, Backend, CalibOptions};
+use flexc_ir::calib::{Calibration, ChannelStats};
 use flexc_ir::Module;
 use flexc_passes::pipeline::{parse_pipeline, PassSpec};
 use flexc_passes::sparsity::linears;
 use flexc_passes::{ManagerOptions, PassManager};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// The pipeline split into the plan passes (run once) and the final
@@ -58,8 +57,13 @@ pub fn blocks(m: &Module) -> Vec<usize> {
 
 /// Prunes `m` sequentially with `pipeline` (see the module header) and
 /// returns the pruned module and the statistics (`dense` plus the
-/// sequential ones). `progress(block, window)` is called after each window
-/// of each recalibrated block.
+/// sequential ones). `progress(done, blocks)` is called after each block.
+///
+/// With the cpu engine each block runs on its own: the residual stream
+/// entering block k is kept per window, block k's linears are recorded
+/// from it, block k is pruned, and the pruned block maps it to block k+1's
+/// input (two block passes per block, as the reference). The reference
+/// engine reruns a forward truncated after block k instead.
 pub fn prune_sequential(
     m: &Module,
     dense: &Calibration,
@@ -73,25 +77,55 @@ pub fn prune_sequential(
     work.calibration = Some(Arc::new(dense.clone()));
     run_passes(&mut work, &plan_passes)?;
     let mut stats = Calibration { source: format!("{} sequential={pipeline}", dense.source), layers: dense.layers.clone(), sequential: Default::default() };
-    let mut pruned_any = false; // whether an earlier block went through prune-nm
-    for k in blocks(&work) {
-        let names: Vec<String> = linears(&work).into_iter().filter(|l| l.block == Some(k)).map(|l| l.weight).collect();
-        if pruned_any {
-            let o = CalibOptions { blocks: Some(vec![k]), ..opts.clone() };
-            let c = calibrate(&work, windows, String::new(), &o, &mut |w| progress(k, w))?;
-            stats.sequential.extend(c.layers);
-        } else {
-            for n in &names {
-                if let Some(s) = dense.layers.get(n) {
-                    stats.sequential.insert(n.clone(), s.clone());
+    let bs = blocks(&work);
+    let threads = opts.threads;
+    let cpu = opts.engine == Backend::Cpu;
+    // Residual stream entering the current block, per window (cpu engine).
+    let mut hs: Vec<Vec<f32>> = Vec::new();
+    if cpu && !bs.is_empty() {
+        let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: None, then: Some(bs[0]) })?;
+        let mut r = Runner::new(&inst, threads)?;
+        for w in windows {
+            r.run(w, None)?;
+            hs.push(r.output(0)?.to_vec());
+        }
+    }
+    for (i, &k) in bs.iter().enumerate() {
+        if i == 0 {
+            // The first block sees the dense model.
+            for l in linears(&work).into_iter().filter(|l| l.block == Some(k)) {
+                if let Some(s) = dense.layers.get(&l.weight) {
+                    stats.sequential.insert(l.weight, s.clone());
                 }
             }
+        } else if cpu {
+            let ops = block_linear_ops(&work, Some(&[k]));
+            let (inst, groups) = instrument(&work, &ops, Cut { from: Some(k), then: None })?;
+            let mut r = Runner::new(&inst, threads)?;
+            let mut st = vec![ChannelStats::default(); groups.len()];
+            for (w, h) in windows.iter().zip(&hs) {
+                r.run(w, Some(h))?;
+                r.accumulate(0, &groups, w.len(), &mut st)?;
+            }
+            stats.sequential.extend(by_weight(groups, st));
+        } else {
+            let o = CalibOptions { blocks: Some(vec![k]), ..opts.clone() };
+            stats.sequential.extend(calibrate(&work, windows, String::new(), &o, &mut |_| {})?.layers);
         }
         work.calibration = Some(Arc::new(stats.clone()));
         let mut p = prune.clone();
         p.options.push(("block".into(), k.to_string()));
         run_passes(&mut work, &[p])?;
-        pruned_any = true;
+        if let (true, Some(&next)) = (cpu, bs.get(i + 1)) {
+            let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: Some(k), then: Some(next) })?;
+            let mut r = Runner::new(&inst, threads)?;
+            for (w, h) in windows.iter().zip(hs.iter_mut()) {
+                r.run(w, Some(h))?;
+                h.clear();
+                h.extend_from_slice(r.output(0)?);
+            }
+        }
+        progress(i + 1, bs.len());
     }
     Ok((work, stats))
 }

@@ -91,10 +91,9 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     b.finish_and_clear();
     let dense_time = t0.elapsed();
     if let Some(p) = &args.sequential {
-        let n = blocks(&module).len().saturating_sub(1);
-        let b = bar(n * wins.len(), "sequential");
-        let first = blocks(&module).first().copied().unwrap_or(0);
-        let (_, seq) = prune_sequential(&module, &stats, p, &wins, &opts, &mut |k, w| b.set_position(((k - first - 1) * wins.len() + w) as u64)).map_err(err)?;
+        let b = ProgressBar::new(blocks(&module).len() as u64);
+        b.set_style(ProgressStyle::with_template("pruning sequentially {bar:30} {pos}/{len} blocks  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        let (_, seq) = prune_sequential(&module, &stats, p, &wins, &opts, &mut |done, _| b.set_position(done as u64)).map_err(err)?;
         b.finish_and_clear();
         stats = seq;
     }

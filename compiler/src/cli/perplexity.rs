@@ -36,8 +36,10 @@ pub struct PerplexityArgs {
     /// `none` to run the imported graph as is.
     #[arg(long, default_value = "cpu")]
     pub pipeline: Option<String>,
-    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
-    #[arg(long)]
+    /// Calibration statistics (`flexc calibrate`) for data-aware passes
+    /// (flow-nm, prune-nm). Without it, a pipeline that needs statistics uses
+    /// the default ones (the default calibration text, computed once and cached).
+    #[arg(long, alias = "stats-file")]
     pub stats: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -48,7 +50,8 @@ pub struct PerplexityArgs {
 pub fn run(args: PerplexityArgs) -> CliResult {
     let text_path = resolve_text(&args.file)?;
     let text = std::fs::read_to_string(&text_path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", text_path.display())))?;
-    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats.as_deref())?;
+    let stats = super::calibrate::stats_or_default(args.model.as_deref(), args.pipeline.as_deref(), args.stats.as_deref())?;
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), stats.as_deref())?;
     let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(&text, bos.is_some());
     let mut model = instantiate(&p, args.backend, args.threads)?;

@@ -74,7 +74,7 @@ pub struct CompileArgs {
 
 /// Arguments of `flexc sim`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats-file stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
+#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
 pub struct SimArgs {
     /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors).
     pub input: String,
@@ -90,12 +90,14 @@ pub struct SimArgs {
     /// Write an HTML report here (atomically).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm; magnitude scores without --stats-file).
+    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm, Wanda scores).
     #[arg(long)]
     pub pipeline: Option<String>,
-    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
-    #[arg(long)]
-    pub stats_file: Option<PathBuf>,
+    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in
+    /// flow-nm / prune-nm (default: statistics on the default calibration
+    /// text, computed once and cached).
+    #[arg(long, alias = "stats-file")]
+    pub stats: Option<PathBuf>,
     /// Model: prefill rows simulated after the decode token (0: decode only).
     #[arg(long, default_value_t = 128)]
     pub rows: usize,
@@ -195,12 +197,14 @@ pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
 }
 
 /// Runs `flexc sim`.
-pub fn sim(args: SimArgs) -> CliResult {
+pub fn sim(mut args: SimArgs) -> CliResult {
     if args.format != "text" && args.format != "json" {
         return Err(CliError::usage(format!("error: --format {}: use text or json", args.format)));
     }
     if kind(&args.input) == Input::Model {
         let (arch, energy) = (load_arch(&args.opts)?, load_energy(&args)?);
+        let pipeline = args.pipeline.as_deref().unwrap_or(model::default_pipeline(true));
+        args.stats = super::calibrate::stats_or_default(Some(&args.input), Some(pipeline), args.stats.as_deref())?;
         return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4"));
     }
     let ev = sim_eval(&args)?;

@@ -3,8 +3,8 @@
 //! for one decode token and a prefill of `--rows` rows.
 //!
 //! The default pipeline is FLOW N:M at 50% then `prune-nm` (Wanda scores
-//! from `--stats-file` when given, else magnitude scores, and the output
-//! says which). Each phase runs cycle-level when its projected simulation
+//! from `--stats`, which defaults to the cached default statistics; magnitude
+//! scores when there are none, and the output says which). Each phase runs cycle-level when its projected simulation
 //! time (the analytical model's cell MACs at the rate measured on the first
 //! block's layers, plus the interpreter run for activations) fits `--budget`, else on
 //! the analytical model, which counts the same events on the real masks.
@@ -59,10 +59,10 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     let t0 = Instant::now();
     let path = resolve(&args.input)?;
     let mut module = import_model(&path, &ImportOptions { ctx: args.rows.max(1) })?;
-    if let Some(s) = &args.stats_file {
+    if let Some(s) = &args.stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input)?));
     }
-    let pipeline = args.pipeline.clone().unwrap_or_else(|| default_pipeline(args.stats_file.is_some()).to_string());
+    let pipeline = args.pipeline.clone().unwrap_or_else(|| default_pipeline(args.stats.is_some()).to_string());
     let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input)?;
     let func = args.opts.func.as_deref();
