@@ -27,11 +27,16 @@ pub struct Settings {
 pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42 };
 
 /// Whether a pipeline (text or preset) needs calibration statistics: it runs
-/// `flow-nm` or `prune-nm` without `score=magnitude`.
+/// `prune-nm`, or `flow-nm` with a data-aware method, without `score=magnitude`.
 pub fn needs_stats(pipeline: &str) -> bool {
     let text = flexc_passes::registry::expand_preset(pipeline).unwrap_or(pipeline);
+    let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
     parse_pipeline(text).is_ok_and(|specs| {
-        specs.iter().any(|s| (s.name == "flow-nm" || s.name == "prune-nm") && !s.options.iter().any(|(k, v)| k == "score" && v == "magnitude"))
+        specs.iter().any(|s| match s.name.as_str() {
+            "prune-nm" => !has(s, "score", "magnitude"),
+            "flow-nm" => !has(s, "score", "magnitude") && !has(s, "method", "uniform"),
+            _ => false,
+        })
     })
 }
 
@@ -71,6 +76,7 @@ mod tests {
         assert!(needs_stats("canonicalize,prune-nm{pattern=2:4}"));
         assert!(!needs_stats("flow-nm{score=magnitude},prune-nm{score=magnitude}"));
         assert!(needs_stats("flow-nm{score=magnitude},prune-nm"));
+        assert!(!needs_stats("flow-nm{method=uniform,pattern=2:4}"));
         assert!(!needs_stats("cpu"));
         assert!(!needs_stats("none"));
     }

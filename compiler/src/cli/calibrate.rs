@@ -42,6 +42,11 @@ pub struct CalibrateArgs {
     /// the statistics each block was pruned with.
     #[arg(long, value_name = "PIPELINE")]
     pub sequential: Option<String>,
+    /// With --sequential: reuse the dense statistics of this file (written
+    /// by `flexc calibrate` with the same model, text, samples, seqlen and
+    /// seed) instead of computing them again.
+    #[arg(long, value_name = "STATS", requires = "sequential")]
+    pub dense: Option<PathBuf>,
     /// Output statistics file (written atomically).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -86,9 +91,21 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None };
     let source = format!("model={} text={} samples={} seqlen={} seed={}", model.display(), args.file, args.samples, args.seqlen, args.seed);
     let t0 = std::time::Instant::now();
-    let b = bar(wins.len(), "calibrating");
-    let mut stats = calibrate(&module, &wins, source, &opts, &mut |d| b.set_position(d as u64)).map_err(err)?;
-    b.finish_and_clear();
+    let mut stats = match &args.dense {
+        Some(d) => {
+            let c = crate::calib::load(d).map_err(err)?;
+            if c.source != source || !c.sequential.is_empty() {
+                return Err(CliError::input(format!("error: {}: these are not dense statistics of {source} (they are of {})", d.display(), c.source)));
+            }
+            c
+        }
+        None => {
+            let b = bar(wins.len(), "calibrating");
+            let c = calibrate(&module, &wins, source, &opts, &mut |d| b.set_position(d as u64)).map_err(err)?;
+            b.finish_and_clear();
+            c
+        }
+    };
     let dense_time = t0.elapsed();
     if let Some(p) = &args.sequential {
         let b = ProgressBar::new(blocks(&module).len() as u64);
