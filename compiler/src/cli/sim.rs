@@ -197,14 +197,12 @@ pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
 }
 
 /// Runs `flexc sim`.
-pub fn sim(mut args: SimArgs) -> CliResult {
+pub fn sim(args: SimArgs) -> CliResult {
     if args.format != "text" && args.format != "json" {
         return Err(CliError::usage(format!("error: --format {}: use text or json", args.format)));
     }
     if kind(&args.input) == Input::Model {
         let (arch, energy) = (load_arch(&args.opts)?, load_energy(&args)?);
-        let pipeline = args.pipeline.as_deref().unwrap_or(model::default_pipeline(true));
-        args.stats = super::calibrate::stats_or_default(Some(&args.input), Some(pipeline), args.stats.as_deref())?;
         return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4"));
     }
     let ev = sim_eval(&args)?;

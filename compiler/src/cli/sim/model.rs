@@ -2,9 +2,8 @@
 //! a sparsity pipeline, then every block linear on FlexCiM and its baselines
 //! for one decode token and a prefill of `--rows` rows.
 //!
-//! The default pipeline is FLOW N:M at 50% then `prune-nm` (Wanda scores
-//! from `--stats`, which defaults to the cached default statistics; magnitude
-//! scores when there are none, and the output says which). Each phase runs cycle-level when its projected simulation
+//! The default pipeline is FLOW N:M at 50% then `prune-nm` with Wanda scores
+//! from `--stats`, which defaults to the cached default statistics. Each phase runs cycle-level when its projected simulation
 //! time (the analytical model's cell MACs at the rate measured on the first
 //! block's layers, plus the interpreter run for activations) fits `--budget`, else on
 //! the analytical model, which counts the same events on the real masks.
@@ -22,14 +21,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The pipeline `flexc sim MODEL` runs without `--pipeline`.
-pub fn default_pipeline(with_stats: bool) -> &'static str {
-    if with_stats {
-        "flow-nm{sparsity=0.5,mode=nearest},prune-nm"
-    } else {
-        "flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude}"
-    }
-}
+/// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
+/// from `--stats` or the cached default statistics).
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest},prune-nm";
 
 fn input(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
@@ -58,12 +52,14 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     }
     let t0 = Instant::now();
     let path = resolve(&args.input)?;
+    let pipeline = args.pipeline.clone().unwrap_or_else(|| DEFAULT_PIPELINE.to_string());
+    // Checked before any (default) statistics are computed.
+    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
+    let stats = super::super::calibrate::stats_or_default(Some(&args.input), Some(&pipeline), args.stats.as_deref())?;
     let mut module = import_model(&path, &ImportOptions { ctx: args.rows.max(1) })?;
-    if let Some(s) = &args.stats {
+    if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input)?));
     }
-    let pipeline = args.pipeline.clone().unwrap_or_else(|| default_pipeline(args.stats.is_some()).to_string());
-    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input)?;
     let func = args.opts.func.as_deref();
     let ModelLayers { layers, skipped } = block_layers(&module, func).map_err(input)?;
