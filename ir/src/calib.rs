@@ -77,14 +77,26 @@ impl ChannelStats {
 pub struct Calibration {
     /// Where they came from (model, text, samples, seqlen, seed), free text.
     pub source: String,
-    /// Per weight name.
+    /// Per weight name, recorded on the dense model.
     pub layers: BTreeMap<String, ChannelStats>,
+    /// Sequential pruning (`flexc calibrate --sequential`): per weight name,
+    /// the statistics recorded on the model whose earlier blocks were already
+    /// pruned (block k's linears see the outputs of pruned blocks 0..k), as
+    /// the reference's sequential loop records them. Empty otherwise.
+    pub sequential: BTreeMap<String, ChannelStats>,
 }
 
 impl Calibration {
-    /// The statistics of the linear whose weight is `name`.
+    /// The dense-model statistics of the linear whose weight is `name` (what
+    /// a selection such as FLOW's or OWL's reads).
     pub fn get(&self, name: &str) -> Option<&ChannelStats> {
         self.layers.get(name)
+    }
+
+    /// The statistics the pruning step scores `name` with: the sequential
+    /// ones when recorded, else the dense ones.
+    pub fn get_for_pruning(&self, name: &str) -> Option<&ChannelStats> {
+        self.sequential.get(name).or_else(|| self.layers.get(name))
     }
 }
 

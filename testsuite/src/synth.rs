@@ -103,8 +103,21 @@ fn le(v: &[f32]) -> Vec<u8> {
 
 /// The tiny llama's tensors by GGUF name, PyTorch-order shape `[rows, cols]`.
 pub fn llama_tensors(vocab: usize) -> Vec<(String, Vec<usize>)> {
+    llama_tensors_blocks(vocab, 1)
+}
+
+/// The tensors of a tiny llama with `blocks` decoder blocks.
+pub fn llama_tensors_blocks(vocab: usize, blocks: usize) -> Vec<(String, Vec<usize>)> {
     let mut t = vec![("token_embd.weight".to_string(), vec![vocab, EMBD])];
-    let p = |s: &str| format!("blk.0.{s}");
+    for b in 0..blocks {
+        block_tensors(&mut t, b);
+    }
+    t.push(("output_norm.weight".into(), vec![EMBD]));
+    t
+}
+
+fn block_tensors(t: &mut Vec<(String, Vec<usize>)>, b: usize) {
+    let p = |s: &str| format!("blk.{b}.{s}");
     t.push((p("attn_norm.weight"), vec![EMBD]));
     t.push((p("attn_q.weight"), vec![HEADS * HEAD_DIM, EMBD]));
     t.push((p("attn_k.weight"), vec![KV_HEADS * HEAD_DIM, EMBD]));
@@ -114,18 +127,22 @@ pub fn llama_tensors(vocab: usize) -> Vec<(String, Vec<usize>)> {
     t.push((p("ffn_gate.weight"), vec![FFN, EMBD]));
     t.push((p("ffn_up.weight"), vec![FFN, EMBD]));
     t.push((p("ffn_down.weight"), vec![EMBD, FFN]));
-    t.push(("output_norm.weight".into(), vec![EMBD]));
-    t
 }
 
 /// A one-block llama GGUF (v3, f32 weights) with a tokenizer.
 pub fn llama_gguf(kind: Vocab) -> Vec<u8> {
+    llama_gguf_blocks(kind, 1)
+}
+
+/// A tiny llama GGUF with `blocks` decoder blocks (calibration and
+/// sequential-pruning tests need more than one).
+pub fn llama_gguf_blocks(kind: Vocab, blocks: usize) -> Vec<u8> {
     let (tokens, scores, types, merges) = vocab(kind);
     let n_vocab = tokens.len();
     let mut w = GgufWriter::new(3);
     w.add_meta("general.architecture", MetaValue::Str("llama".into()))
         .add_meta("general.name", MetaValue::Str("tiny".into()))
-        .add_meta("llama.block_count", MetaValue::U32(1))
+        .add_meta("llama.block_count", MetaValue::U32(blocks as u32))
         .add_meta("llama.context_length", MetaValue::U32(64))
         .add_meta("llama.embedding_length", MetaValue::U32(EMBD as u32))
         .add_meta("llama.feed_forward_length", MetaValue::U32(FFN as u32))
@@ -151,7 +168,7 @@ pub fn llama_gguf(kind: Vocab) -> Vec<u8> {
     }
     w.add_meta("tokenizer.ggml.tokens", MetaValue::Array(tokens.into_iter().map(MetaValue::Str).collect()))
         .add_meta("tokenizer.ggml.token_type", MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()));
-    for (i, (name, shape)) in llama_tensors(n_vocab).into_iter().enumerate() {
+    for (i, (name, shape)) in llama_tensors_blocks(n_vocab, blocks).into_iter().enumerate() {
         let n: usize = shape.iter().product();
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
         let v: Vec<f32> = values(i as u64 + 1, n).into_iter().map(|x| if shape.len() == 1 { 1.0 + x * 0.1 } else { x }).collect();

@@ -97,19 +97,19 @@ fn calibration_records_the_reference_running_mean() {
     let ops = flexc::calib::linear_ops(&m);
     assert_eq!(ops.len(), 4);
     let seqs: Vec<Vec<f32>> = vec![(0..32).map(|i| i as f32 / 10.0).collect(), (0..48).map(|i| (i % 5) as f32 - 2.0).collect()];
-    let rec = std::rc::Rc::new(std::cell::RefCell::new(flexc::calib::Recorder::default()));
+    let rec = std::rc::Rc::new(std::cell::RefCell::new(std::collections::BTreeMap::<String, ChannelStats>::new()));
     let mut interp = Interpreter::new(&m);
     let r2 = rec.clone();
     interp.set_observer(Some(Box::new(move |_f, op, args: &[Arc<Tensor>]| {
         if let Some(name) = ops.get(&op) {
-            r2.borrow_mut().add(name, args[0].as_f32().unwrap(), *args[0].shape.last().unwrap());
+            r2.borrow_mut().entry(name.clone()).or_default().add_sequence(args[0].as_f32().unwrap(), *args[0].shape.last().unwrap());
         }
     })));
     for s in &seqs {
         interp.run("forward", vec![Tensor::f32(&[s.len() / 16, 16], s.clone())]).unwrap();
     }
     drop(interp);
-    let st = rec.borrow().layers["blk.0.attn_q.weight"].clone();
+    let st = rec.borrow()["blk.0.attn_q.weight"].clone();
     assert_eq!(st.nsamples, 2);
     for j in 0..16 {
         let norm = |s: &Vec<f32>| s.chunks(16).map(|r| (r[j] as f64).powi(2)).sum::<f64>();

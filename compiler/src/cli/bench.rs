@@ -55,9 +55,10 @@ struct ModelArgs {
     /// imported graph as is.
     #[arg(long, default_value = "cpu")]
     pipeline: Option<String>,
-    /// Calibration statistics (from `flexc calibrate`) for passes that need them.
-    #[arg(long)]
-    stats_file: Option<std::path::PathBuf>,
+    /// Calibration statistics (from `flexc calibrate`) for passes that need
+    /// them (default: the cached default statistics when the pipeline needs some).
+    #[arg(long, alias = "stats-file")]
+    stats: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -105,7 +106,7 @@ fn model(a: ModelArgs) -> CliResult {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
     let ctx = a.prompt_tokens.max(a.gen_tokens);
-    let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats_file.as_deref())?;
+    let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats.as_deref())?;
     let t0 = Instant::now();
     let mut m = CpuModel::new(&p.module, threads).map_err(|e| CliError::input(format!("error: {e}")))?;
     let compile = t0.elapsed().as_secs_f64();

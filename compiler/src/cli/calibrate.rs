@@ -1,19 +1,22 @@
-//! `flexc calibrate`: record Wanda/FLOW activation statistics for a model.
+//! `flexc calibrate`: record Wanda/FLOW activation statistics for a model,
+//! optionally pruning it sequentially; and the cached default statistics the
+//! other commands fall back on.
 
 use super::error::{CliError, CliResult};
 use super::import::import_model;
 use super::models::{resolve, resolve_text, DEFAULT_MODEL};
-use super::run::load_tokenizer;
-use crate::calib::{calibrate, to_json, window_starts};
+use super::run::{load_tokenizer, Backend};
+use crate::calib::sequential::{blocks, prune_sequential, split_pipeline};
+use crate::calib::{cache, calibrate, to_json, window_starts, CalibOptions};
 use crate::frontend::decoder::ImportOptions;
 use crate::output::write_atomic;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `flexc calibrate`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n\nRuns the model (reference interpreter) on --samples random windows of --seqlen\ntokens and records, per linear layer in a decoder block, the running mean over\nwindows of each input channel's squared L2 norm (Wanda's scaler_row). The\nfile format is described in compiler/src/calib.rs.")]
+#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n  flexc calibrate smollm2-135m --samples 128 --seqlen 512 \\\n      --sequential 'flow-nm{sparsity=0.5,mode=nearest},prune-nm' -o seq.json\n  flexc perplexity smollm2-135m -f pride-and-prejudice --stats seq.json \\\n      --pipeline 'flow-nm{sparsity=0.5,mode=nearest},prune-nm'\n\nRuns the model (the CPU JIT by default, or the reference interpreter) on --samples\nrandom windows of --seqlen tokens and records, per linear layer in a decoder block,\nthe running mean over windows of each input channel's squared L2 norm (Wanda's\nscaler_row).\n\n--sequential PIPELINE (ending in prune-nm) also prunes block by block as the\nreference does: the passes before prune-nm choose the plan once from the dense\nstatistics, then block k is recalibrated on the model with blocks < k already\npruned and pruned with those statistics. The file then holds both sets (dense\nand sequential), so `--stats FILE --pipeline PIPELINE` reproduces the\nsequentially pruned model. The file format is described in\ncompiler/src/calib/file.rs.")]
 pub struct CalibrateArgs {
     /// A model file or known name (default: smollm2-135m).
     pub model: Option<String>,
@@ -29,13 +32,28 @@ pub struct CalibrateArgs {
     /// Seed for the window positions.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The engine that runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// Threads for the cpu backend (default: available cores, at most 2).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Prune sequentially with this pipeline (ending in prune-nm) and record
+    /// the statistics each block was pruned with.
+    #[arg(long, value_name = "PIPELINE")]
+    pub sequential: Option<String>,
+    /// With --sequential: reuse the dense statistics of this file (written
+    /// by `flexc calibrate` with the same model, text, samples, seqlen and
+    /// seed) instead of computing them again.
+    #[arg(long, value_name = "STATS", requires = "sequential")]
+    pub dense: Option<PathBuf>,
     /// Output statistics file (written atomically).
     #[arg(short, long)]
     pub output: PathBuf,
 }
 
 /// Tokenizes a text and cuts calibration windows.
-pub fn windows(model: &std::path::Path, text: &str, samples: usize, seqlen: usize, seed: u64) -> CliResult<Vec<Vec<u32>>> {
+pub fn windows(model: &Path, text: &str, samples: usize, seqlen: usize, seed: u64) -> CliResult<Vec<Vec<u32>>> {
     let tok = load_tokenizer(model)?;
     let text = std::fs::read_to_string(text).map_err(|e| CliError::input(format!("{text}: cannot read: {e}")))?;
     let ids = tok.encode(&text, false);
@@ -45,21 +63,99 @@ pub fn windows(model: &std::path::Path, text: &str, samples: usize, seqlen: usiz
     Ok(window_starts(ids.len(), seqlen, samples, seed).into_iter().map(|s| ids[s..s + seqlen].to_vec()).collect())
 }
 
+fn bar(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} windows  eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
+fn err(e: String) -> CliError {
+    CliError::input(format!("error: {e}"))
+}
+
 /// Runs `flexc calibrate`.
 pub fn run(args: CalibrateArgs) -> CliResult {
     if args.samples == 0 || args.seqlen == 0 {
         return Err(CliError::usage("error: --samples and --seqlen must be at least 1"));
     }
+    if args.threads == Some(0) {
+        return Err(CliError::usage("error: --threads must be at least 1"));
+    }
+    if let Some(p) = &args.sequential {
+        split_pipeline(p).map_err(|e| CliError::usage(format!("error: {e}")))?;
+    }
     let model = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
     let text = resolve_text(&args.file)?;
     let wins = windows(&model, &text.to_string_lossy(), args.samples, args.seqlen, args.seed)?;
     let module = import_model(&model, &ImportOptions { ctx: args.seqlen })?;
-    let bar = ProgressBar::new(wins.len() as u64);
-    bar.set_style(ProgressStyle::with_template("calibrating {bar:30} {pos}/{len} windows  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None };
     let source = format!("model={} text={} samples={} seqlen={} seed={}", model.display(), args.file, args.samples, args.seqlen, args.seed);
-    let stats = calibrate(&module, &wins, source, &mut |d| bar.set_position(d as u64)).map_err(|e| CliError::input(format!("error: {e}")))?;
-    bar.finish_and_clear();
+    let t0 = std::time::Instant::now();
+    let mut stats = match &args.dense {
+        Some(d) => {
+            let c = crate::calib::load(d).map_err(err)?;
+            if c.source != source || !c.sequential.is_empty() {
+                return Err(CliError::input(format!("error: {}: these are not dense statistics of {source} (they are of {})", d.display(), c.source)));
+            }
+            c
+        }
+        None => {
+            let b = bar(wins.len(), "calibrating");
+            let c = calibrate(&module, &wins, source, &opts, &mut |d| b.set_position(d as u64)).map_err(err)?;
+            b.finish_and_clear();
+            c
+        }
+    };
+    let dense_time = t0.elapsed();
+    if let Some(p) = &args.sequential {
+        let b = ProgressBar::new(blocks(&module).len() as u64);
+        b.set_style(ProgressStyle::with_template("pruning sequentially {bar:30} {pos}/{len} blocks  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        let (_, seq) = prune_sequential(&module, &stats, p, &wins, &opts, &mut |done, _| b.set_position(done as u64)).map_err(err)?;
+        b.finish_and_clear();
+        stats = seq;
+    }
     write_atomic(&args.output, to_json(&stats).as_bytes())?;
-    eprintln!("wrote statistics of {} linear layers ({} windows of {} tokens) to {}", stats.layers.len(), wins.len(), args.seqlen, args.output.display());
+    eprintln!(
+        "wrote statistics of {} linear layers ({} windows of {} tokens{}) to {} in {:.1} s (dense pass {:.1} s)",
+        stats.layers.len(),
+        wins.len(),
+        args.seqlen,
+        if stats.sequential.is_empty() { String::new() } else { ", sequential".into() },
+        args.output.display(),
+        t0.elapsed().as_secs_f64(),
+        dense_time.as_secs_f64()
+    );
     Ok(())
+}
+
+/// The statistics file a command should load: `given` when set; else, when
+/// `pipeline` needs statistics, the cached default statistics of `model`
+/// (computed now, with a progress bar, when not cached); else none.
+pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Option<&Path>) -> CliResult<Option<PathBuf>> {
+    if let Some(g) = given {
+        return Ok(Some(g.to_path_buf()));
+    }
+    if !pipeline.is_some_and(cache::needs_stats) {
+        return Ok(None);
+    }
+    let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
+    let s = cache::DEFAULT;
+    let root = crate::fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
+    let path = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("{}: {e}", model.display())))?;
+    if path.exists() {
+        return Ok(Some(path));
+    }
+    eprintln!("computing default calibration statistics ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
+    let text = resolve_text(s.text)?;
+    let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed)?;
+    let module = import_model(&model, &ImportOptions { ctx: s.seqlen })?;
+    let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
+    let b = bar(wins.len(), "calibrating");
+    let stats = calibrate(&module, &wins, source, &CalibOptions::default(), &mut |d| b.set_position(d as u64)).map_err(err)?;
+    b.finish_and_clear();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;
+    }
+    write_atomic(&path, to_json(&stats).as_bytes())?;
+    Ok(Some(path))
 }

@@ -36,8 +36,10 @@ pub struct PerplexityArgs {
     /// `none` to run the imported graph as is.
     #[arg(long, default_value = "cpu")]
     pub pipeline: Option<String>,
-    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
-    #[arg(long)]
+    /// Calibration statistics (`flexc calibrate`) for data-aware passes
+    /// (flow-nm, prune-nm). Without it, a pipeline that needs statistics uses
+    /// the default ones (the default calibration text, computed once and cached).
+    #[arg(long, alias = "stats-file")]
     pub stats: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]

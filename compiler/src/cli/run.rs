@@ -146,17 +146,22 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
+    let pipeline = pipeline.filter(|p| *p != "none");
+    // The pipeline is checked before any (default) statistics are computed.
+    let pm = pipeline
+        .map(|p| PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}"))))
+        .transpose()?;
+    let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
     let t0 = Instant::now();
     let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
     let mut module = import_model(&path, &ImportOptions { ctx })?;
-    if let Some(s) = stats {
+    if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
     let load = t0.elapsed();
     let t1 = Instant::now();
-    if let Some(p) = pipeline.filter(|p| *p != "none") {
-        let pm = PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}")))?;
+    if let Some(pm) = pm {
         // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
         let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;
         let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);

@@ -68,8 +68,8 @@ pub struct CompileArgs {
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
-    #[arg(long)]
-    pub stats_file: Option<PathBuf>,
+    #[arg(long, alias = "stats-file")]
+    pub stats: Option<PathBuf>,
     /// Print select-gemm's and tile-gemm's choices (candidates, modelled
     /// costs, the e-graph runner) to stderr.
     #[arg(long, requires = "pipeline")]
@@ -80,7 +80,7 @@ pub struct CompileArgs {
 
 /// Arguments of `flexc sim`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats-file stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block and the LM head for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
+#[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block and the LM head for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
 pub struct SimArgs {
     /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors).
     pub input: String,
@@ -96,12 +96,14 @@ pub struct SimArgs {
     /// Write an HTML report here (atomically).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm; magnitude scores without --stats-file).
+    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm, Wanda scores).
     #[arg(long)]
     pub pipeline: Option<String>,
-    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
-    #[arg(long)]
-    pub stats_file: Option<PathBuf>,
+    /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in
+    /// flow-nm / prune-nm (default: statistics on the default calibration
+    /// text, computed once and cached).
+    #[arg(long, alias = "stats-file")]
+    pub stats: Option<PathBuf>,
     /// Model: prefill rows simulated after the decode token (0: decode only).
     #[arg(long, default_value_t = 128)]
     pub rows: usize,

@@ -18,9 +18,10 @@ use std::sync::Arc;
 pub struct ReportArgs {
     /// A model file or known name (default: smollm2-135m).
     pub model: Option<String>,
-    /// Calibration statistics (`flexc calibrate`).
-    #[arg(long)]
-    pub stats: PathBuf,
+    /// Calibration statistics (`flexc calibrate`; default: the cached default
+    /// statistics, computed on first use).
+    #[arg(long, alias = "stats-file")]
+    pub stats: Option<PathBuf>,
     /// The flow-nm invocation whose selection is reported.
     #[arg(long, default_value = "flow-nm")]
     pub pipeline: String,
@@ -99,8 +100,12 @@ pub fn report_svg(cfg: &FlowNm, sel: &Selection) -> String {
 pub fn run(args: ReportArgs) -> CliResult {
     let cfg = selection_of(&args.pipeline)?;
     let path = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
+    // The report needs statistics unless every score is magnitude.
+    let stats = super::calibrate::stats_or_default(args.model.as_deref(), Some(&args.pipeline), args.stats.as_deref())?;
     let mut module = import_model(&path, &ImportOptions { ctx: 1 })?;
-    module.calibration = Some(Arc::new(crate::calib::load(&args.stats).map_err(|e| CliError::input(format!("error: {e}")))?));
+    if let Some(s) = stats {
+        module.calibration = Some(Arc::new(crate::calib::load(&s).map_err(|e| CliError::input(format!("error: {e}")))?));
+    }
     let sel = cfg.select(&module).map_err(|e| CliError::input(format!("error: {e}")))?;
     if let Some(svg) = &args.svg {
         write_atomic(svg, report_svg(&cfg, &sel).as_bytes())?;

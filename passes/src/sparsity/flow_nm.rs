@@ -180,7 +180,7 @@ impl FlowNm {
             for (k, u) in units.iter().enumerate() {
                 let mut a: Vec<f32> = Vec::new();
                 for &i in u {
-                    a.extend(scores(m, &lins[i], self.score)?);
+                    a.extend(scores(m, &lins[i], self.score, StatsOf::Dense)?);
                 }
                 r[k] = outlier_ratio(&a, self.hyper_m);
                 li[k] = locality(&outlier_positions(&a, self.hyper_m, 10_000));

@@ -129,8 +129,17 @@ impl Score {
     }
 }
 
+/// Which statistics a Wanda score reads.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StatsOf {
+    /// The dense model's (selection: flow-nm, OWL).
+    Dense,
+    /// The sequential ones when the file has them (pruning: prune-nm).
+    Pruning,
+}
+
 /// The score matrix `[out, in]` of one linear.
-pub fn scores(m: &Module, lin: &Linear, score: Score) -> Result<Vec<f32>, String> {
+pub fn scores(m: &Module, lin: &Linear, score: Score, which: StatsOf) -> Result<Vec<f32>, String> {
     let w = weight_f32(m, &lin.weight)?;
     Ok(match score {
         Score::Magnitude => w.iter().map(|x| x.abs()).collect(),
@@ -139,7 +148,11 @@ pub fn scores(m: &Module, lin: &Linear, score: Score) -> Result<Vec<f32>, String
                 .calibration
                 .as_ref()
                 .ok_or("score=wanda needs calibration statistics: run `flexc calibrate` and pass --stats FILE (or use score=magnitude)")?;
-            let s = stats.get(&lin.weight).ok_or_else(|| format!("the calibration statistics have no entry for @{}", lin.weight))?;
+            let s = match which {
+                StatsOf::Dense => stats.get(&lin.weight),
+                StatsOf::Pruning => stats.get_for_pruning(&lin.weight),
+            };
+            let s = s.ok_or_else(|| format!("the calibration statistics have no entry for @{}", lin.weight))?;
             if s.scaler_row.len() != lin.inp {
                 return Err(format!("statistics of @{} have {} channels, the weight has {}", lin.weight, s.scaler_row.len(), lin.inp));
             }

@@ -167,7 +167,7 @@ impl Pass for PruneNm {
                     if lin.inp % nm.m as usize != 0 {
                         return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m));
                     }
-                    let s = scores(m, lin, self.score)?;
+                    let s = scores(m, lin, self.score, StatsOf::Pruning)?;
                     let w = weight_f32(m, name)?;
                     let keep = match self.align {
                         Align::None => nm_mask(&s, lin.inp, *nm),
@@ -184,7 +184,7 @@ impl Pass for PruneNm {
                     (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
                 }
                 Target::Unstructured(frac) => {
-                    let s = scores(m, lin, self.score)?;
+                    let s = scores(m, lin, self.score, StatsOf::Pruning)?;
                     let mut w = weight_f32(m, name)?;
                     let keep = unstructured_mask(&s, lin.inp, *frac);
                     for (x, k) in w.iter_mut().zip(&keep) {

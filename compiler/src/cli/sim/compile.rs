@@ -30,7 +30,7 @@ pub fn compile_model(args: &CompileArgs) -> CliResult {
     let arch = load_arch(&args.opts)?;
     let (rows, func) = (args.opts.tokens, args.opts.func.as_deref());
     let bar = progress_bar(0, "steps");
-    let Prepared { layers, module, .. } = prepare(&args.input, rows, args.pipeline.as_deref(), args.stats_file.as_deref(), func, &bar)?;
+    let Prepared { layers, module, .. } = prepare(&args.input, rows, args.pipeline.as_deref(), args.stats.as_deref(), func, &bar)?;
     bar.set_message(format!("interpreting {rows} token{}", if rows == 1 { "" } else { "s" }));
     let acts = activations(&module, func, &layers.layers, rows, args.opts.seed).map_err(input_err)?;
     let IrWork { work, host } = stream_work(&layers, acts, rows).map_err(input_err)?;

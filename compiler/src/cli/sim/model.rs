@@ -4,9 +4,8 @@
 //! [`prepare`] (import, pipeline, read the linears) is shared with
 //! `flexc compile MODEL --target flexcim` ([`super::compile`]).
 //!
-//! The default pipeline is FLOW N:M at 50% then `prune-nm` (Wanda scores
-//! from `--stats-file` when given, else magnitude scores, and the output
-//! says which). Each phase runs cycle-level when its projected simulation
+//! The default pipeline is FLOW N:M at 50% then `prune-nm` with Wanda scores
+//! from `--stats`, which defaults to the cached default statistics. Each phase runs cycle-level when its projected simulation
 //! time (the analytical model's cell MACs at the rate measured on the first
 //! block's layers, plus the interpreter run for activations) fits `--budget`, else on
 //! the analytical model, which counts the same events on the real masks.
@@ -26,14 +25,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The pipeline `flexc sim MODEL` runs without `--pipeline`.
-pub fn default_pipeline(with_stats: bool) -> &'static str {
-    if with_stats {
-        "flow-nm{sparsity=0.5,mode=nearest},prune-nm"
-    } else {
-        "flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude}"
-    }
-}
+/// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
+/// from `--stats` or the cached default statistics).
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest},prune-nm";
 
 fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
@@ -61,17 +55,20 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Imports `input` (a known name, GGUF or safetensors) for `ctx` positions,
-/// runs `pipeline` (default: [`default_pipeline`]; Wanda scores from
-/// `stats` when given), and reads every linear of `func`.
+/// runs `pipeline` (default: [`DEFAULT_PIPELINE`]; Wanda scores from `stats`,
+/// else from the cached default statistics when the pipeline needs them), and
+/// reads every linear of `func`.
 pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
+    let pipeline = pipeline.unwrap_or(DEFAULT_PIPELINE).to_string();
+    // Checked before any (default) statistics are computed.
+    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
+    let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
     let path = resolve(input)?;
     let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
-    if let Some(s) = stats {
+    if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
-    let pipeline = pipeline.map_or_else(|| default_pipeline(stats.is_some()).to_string(), str::to_string);
-    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     bar.set_message("running the pipeline");
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input_err)?;
     bar.set_message("reading the linears");
@@ -110,7 +107,7 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     let t0 = Instant::now();
     let func = args.opts.func.as_deref();
     let bar = progress_bar(0, "layers");
-    let Prepared { path, module, pipeline, remarks, layers: ModelLayers { layers, skipped, .. } } = prepare(&args.input, args.rows, args.pipeline.as_deref(), args.stats_file.as_deref(), func, &bar)?;
+    let Prepared { path, module, pipeline, remarks, layers: ModelLayers { layers, skipped, .. } } = prepare(&args.input, args.rows, args.pipeline.as_deref(), args.stats.as_deref(), func, &bar)?;
     let compile_s = t0.elapsed().as_secs_f64();
     let mut phases_wanted = vec![("decode", 1usize)];
     if args.rows > 0 {

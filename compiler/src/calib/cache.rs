@@ -1,0 +1,98 @@
+//! Cached default statistics: when a pipeline needs calibration statistics
+//! (`flow-nm`/`prune-nm` with Wanda scores) and no `--stats` is given, the
+//! commands use statistics computed on the default calibration text with
+//! [`DEFAULT`] settings, cached under `<cache>/stats/` and keyed by the
+//! model file (path, size, modification time) and the settings. The file is
+//! the ordinary statistics file ([`super::file`]), written atomically.
+
+use flexc_passes::pipeline::parse_pipeline;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+
+/// Calibration settings of the cached default statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Known text name.
+    pub text: &'static str,
+    /// Windows.
+    pub samples: usize,
+    /// Tokens per window.
+    pub seqlen: usize,
+    /// Window seed.
+    pub seed: u64,
+}
+
+/// The defaults: small enough to take about a minute for SmolLM2-135M on
+/// two cores.
+pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42 };
+
+/// Whether a pipeline (text or preset) needs calibration statistics: it runs
+/// `prune-nm`, or `flow-nm` with a data-aware method, without `score=magnitude`.
+pub fn needs_stats(pipeline: &str) -> bool {
+    let text = flexc_passes::registry::expand_preset(pipeline).unwrap_or(pipeline);
+    let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
+    parse_pipeline(text).is_ok_and(|specs| {
+        specs.iter().any(|s| match s.name.as_str() {
+            "prune-nm" => !has(s, "score", "magnitude"),
+            "flow-nm" => !has(s, "score", "magnitude") && !has(s, "method", "uniform"),
+            _ => false,
+        })
+    })
+}
+
+/// The cache file of `model`'s default statistics under `root`.
+pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf> {
+    let canon = std::fs::canonicalize(model)?;
+    let meta = std::fs::metadata(&canon)?;
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    // FNV-1a over the key text: stable across runs and Rust versions.
+    let key = format!("{}|{}|{mtime}|{}|{}|{}|{}", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed);
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    h.write(key.as_bytes());
+    let stem = canon.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(root.join("stats").join(format!("{stem}-{}x{}-{:016x}.json", s.samples, s.seqlen, h.finish())))
+}
+
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_pipelines_need_stats() {
+        assert!(needs_stats("flow-nm{sparsity=0.5},prune-nm"));
+        assert!(needs_stats("canonicalize,prune-nm{pattern=2:4}"));
+        assert!(!needs_stats("flow-nm{score=magnitude},prune-nm{score=magnitude}"));
+        assert!(needs_stats("flow-nm{score=magnitude},prune-nm"));
+        assert!(!needs_stats("flow-nm{method=uniform,pattern=2:4}"));
+        assert!(!needs_stats("cpu"));
+        assert!(!needs_stats("none"));
+    }
+
+    #[test]
+    fn the_key_follows_the_file_and_the_settings() {
+        let dir = std::env::temp_dir().join(format!("flexc-stats-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("m.gguf");
+        std::fs::write(&f, b"abc").unwrap();
+        let a = path(&dir, &f, &DEFAULT).unwrap();
+        assert_eq!(a, path(&dir, &f, &DEFAULT).unwrap());
+        assert!(a.starts_with(dir.join("stats")));
+        assert_ne!(a, path(&dir, &f, &Settings { samples: 3, ..DEFAULT }).unwrap());
+        std::fs::write(&f, b"abcd").unwrap();
+        assert_ne!(a, path(&dir, &f, &DEFAULT).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
