@@ -157,7 +157,7 @@ fn main() {
         for tile in [1, 4, MAX_TILE] {
             let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
             for threads in [1, 2] {
-                let mut call = |y: &mut [f32]| match &xq {
+                let call = |y: &mut [f32]| match &xq {
                     Some(xq) => k.run(&w, xq, y, threads).unwrap(),
                     None => k.run_f32(&w, &xf, y, threads).unwrap(),
                 };

@@ -9,24 +9,14 @@
 //! `|err| ≤ Σ_g |d_g|·(2^b − 1)/2·Σ_{a∈g} (A/4)·λ_a/2` (+ f32 rounding slack).
 //! Against the scalar model the only difference is f32 summation order.
 
+mod common;
+use common::interpreter;
 use flexc_backends::cpu::lut::{LutActivation, LutKernel, LutWeights};
 use flexc_backends::cpu::JitSession;
-use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::quant::{encode, BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
 use flexc_backends::xorshift::XorShift as Rng;
-
-/// `y = W·x` on the reference interpreter, through a parsed `.fir` module.
-fn interpreter(enc: Encoding, bytes: &[u8], m: usize, k: usize, x: &[f32]) -> Vec<f32> {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let src = format!(
-        "weight @w : f32[{m}, {k}] {enc} = dense<\"0x{hex}\">\n\nfunc @f(%x: f32[1, {k}]) -> f32[1, {m}] {{\n  %w = tensor.weight @w : f32[{m}, {k}] {enc}\n  %y = quant.mpgemm %x, %w : f32[1, {m}]\n  return %y\n}}\n"
-    );
-    let module = flexc_ir::text::parse_module(&src).expect("module parses");
-    let out = Interpreter::new(&module).run("f", vec![Tensor::f32(&[1, k], x.to_vec())]).expect("interpreter runs");
-    out[0].as_f32().expect("f32 result").to_vec()
-}
 
 /// The per-row error budget of the table quantization (module docs).
 fn budget(w: &LutWeights, act: &LutActivation, wabs: &[f32]) -> Vec<f32> {

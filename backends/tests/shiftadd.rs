@@ -7,23 +7,13 @@
 //! `Σ_k |ŵ_k|·λ/2`; the `α` exponent adds are exact, and the f32 sums add
 //! rounding of a few ulp of `Σ_k |ŵ_k·x_k|`.
 
+mod common;
+use common::interpreter;
 use flexc_backends::cpu::shiftadd::{BcqTables, ShiftAddKernel, ShiftAddWeights};
 use flexc_backends::cpu::JitSession;
-use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_backends::xorshift::XorShift as Rng;
 use flexc_ir::quant::{decode, encode, BcqParams};
 use flexc_ir::Encoding;
-
-/// `y = W·x` on the reference interpreter, through a parsed `.fir` module.
-fn interpreter(enc: Encoding, bytes: &[u8], m: usize, k: usize, x: &[f32]) -> Vec<f32> {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let src = format!(
-        "weight @w : f32[{m}, {k}] {enc} = dense<\"0x{hex}\">\n\nfunc @f(%x: f32[1, {k}]) -> f32[1, {m}] {{\n  %w = tensor.weight @w : f32[{m}, {k}] {enc}\n  %y = quant.mpgemm %x, %w : f32[1, {m}]\n  return %y\n}}\n"
-    );
-    let module = flexc_ir::text::parse_module(&src).expect("module parses");
-    let out = Interpreter::new(&module).run("f", vec![Tensor::f32(&[1, k], x.to_vec())]).expect("interpreter runs");
-    out[0].as_f32().expect("f32 result").to_vec()
-}
 
 /// Runs the kernel on `bytes` and checks every row against the interpreter
 /// within the budget of the module docs; returns the packed spec's terms.

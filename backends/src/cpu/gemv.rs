@@ -11,6 +11,7 @@
 //! `threads` workers of rayon's pool (each worker runs all batch tiles for its
 //! row range, so the workers never touch the same `y` element).
 
+use super::SendPtr;
 use std::time::Duration;
 
 use super::act::ActivationQ8;
@@ -37,13 +38,6 @@ pub struct GemvKernel {
     /// slower), while its gain is sharing them over activation rows.
     grouped: Vec<CompiledFn>,
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: used only to move buffer pointers into rayon workers that write
-// disjoint row ranges of `y` and only read `w`/`x`.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 impl GemvKernel {
     /// A GEMV kernel (one activation row per pass; larger batches still work,

@@ -51,6 +51,7 @@
 //! tile's tables plus the accumulators). 1 and 3 bits pay for the padding
 //! planes: they run at the cost of 2 and 4 bits.
 
+use super::SendPtr;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
@@ -470,12 +471,6 @@ pub struct LutKernel {
     spec: LutSpec,
     f: CompiledFn,
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: moves buffer pointers into workers that write disjoint row blocks of y.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 impl LutKernel {
     /// Compiles the kernel.

@@ -39,3 +39,13 @@ pub use rowgroup::ROW_GROUP;
 pub use format::{ActKind, WeightFormat};
 pub use gemv::GemvKernel;
 pub use jit::{CompiledFn, IsaCaps, IsaSpec, JitError, JitSession};
+
+/// A raw pointer moved into pool workers, which write disjoint parts of the
+/// output (row blocks of `y`, elements of a planned buffer) and only read
+/// the shared inputs (weights, activations, tables).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr<T>(pub(crate) T);
+// SAFETY: every user hands workers pointers to disjoint output ranges and to
+// inputs no worker writes; see the kernels' run loops.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}

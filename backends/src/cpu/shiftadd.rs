@@ -40,6 +40,7 @@
 //! and scaled as above; the sums go back to `y`. The table lookups, not
 //! the weight bytes, bound the speed: 256-entry tables cannot be `pshufb`ed.
 
+use super::SendPtr;
 use std::sync::Arc;
 
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -317,12 +318,6 @@ impl ShiftAddWeights {
 /// Kernel ABI: `(w, tables, y, block_begin, block_end)` for one segment.
 const SA_PARAMS: usize = 5;
 type SaFn = unsafe extern "C" fn(*const u8, *const i32, *mut f32, u64, u64);
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: moves buffer pointers into workers that write disjoint row blocks of y.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// A compiled shift-add GEMV for one [`ShiftAddSpec`].
 #[derive(Debug)]

@@ -115,6 +115,7 @@
 //! 8:16, 3.1–3.7× for 1:4. A pattern with `n = m` stores no zeros, so the
 //! dense kernels are the better choice for it.
 
+use super::SendPtr;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
@@ -397,13 +398,6 @@ fn mask_tables(l: &SparseLayout) -> Vec<u128> {
         a.chain(bt).collect()
     }
 }
-
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: moves buffer pointers into workers that only read the weights, x
-// and the tables, and write disjoint row blocks of y.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
 
 /// A compiled N:M sparse GEMV/GEMM for one [`SparseSpec`], with one function
 /// per tile size `1..=tile`.

@@ -29,19 +29,12 @@ mod pool;
 
 pub use plan::ParamKind;
 
-/// A raw pointer handed to pool workers.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(T);
-// SAFETY: the runtime hands buffer pointers to pool workers that write
-// disjoint elements and only read shared inputs.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
 fn invalid(m: impl Into<String>) -> RuntimeError {
     RuntimeError::Invalid(m.into())
 }
 pub use pool::Pool;
 
+use super::SendPtr;
 use std::time::{Duration, Instant};
 
 use super::act::ActivationQ8;
