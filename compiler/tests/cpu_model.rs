@@ -45,6 +45,19 @@ fn top5(v: &[f32]) -> Vec<usize> {
     idx
 }
 
+/// The CPU's and the reference's top-5 tokens are the same set, except
+/// for near-ties at the boundary: a token in one top-5 only must have a
+/// reference logit within `tol` (the step's max |Δ|) of the reference's
+/// 5th-best. (The order inside the top-5 and such swaps depend on float
+/// summation order, e.g. the GEMM's row-group kernel vs the one-row one.)
+fn assert_top5_agree(cpu: &[f32], reference: &[f32], tol: f32) {
+    let (tc, tr) = (top5(cpu), top5(reference));
+    let fifth = reference[tr[4]];
+    let far: Vec<(usize, f32)> =
+        tc.iter().chain(&tr).filter(|t| !(tc.contains(t) && tr.contains(t))).map(|&t| (t, reference[t] - fifth)).filter(|&(_, d)| d.abs() > tol).collect();
+    assert!(far.is_empty(), "top-5 of the prompt's last logits differ beyond a near-tie: cpu {tc:?}, reference {tr:?}; (token, reference logit − 5th) {far:?}, tolerance {tol}");
+}
+
 /// Greedy decoding of `n` tokens with the reference, feeding the same
 /// (reference-chosen) tokens to the CPU model: per step, the CPU's logits,
 /// the reference's, and the tokens.
@@ -75,7 +88,7 @@ fn check(rel: &str) {
     let (lc, lr) = &steps[0];
     let diff = lc.iter().zip(lr).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
     eprintln!("{rel}: prompt's last-position logits max |Δ| = {diff:.4}");
-    assert_eq!(top5(lc), top5(lr), "top-5 of the prompt's last logits");
+    assert_top5_agree(lc, lr, diff);
     let mut mismatches = Vec::new();
     for (i, (c, r)) in steps.iter().enumerate() {
         let (tc, tr) = (argmax(c), argmax(r));
