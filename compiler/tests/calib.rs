@@ -156,11 +156,12 @@ fn hessians_match_the_reference_and_drive_shiftadd_optq() {
         let mut q = m.clone();
         q.calibration = Some(Arc::new(loaded.clone()));
         run(&mut q, pipeline);
-        q.weights.iter().filter(|w| w.name.starts_with("blk.")).map(|w| format!("{}:{:?}", w.name, w.source)).collect::<Vec<_>>()
+        q.weights.iter().map(|(_, w)| w).filter(|w| w.name.starts_with("blk.") && w.ty.shape.len() == 2).map(|w| (w.name.clone(), format!("{:?}", w.source))).collect::<Vec<_>>()
     };
     let optq = quantized("quantize{scheme=shiftadd,bits=2,group=8,layers=blk.*,hessian=true}");
     let rtn = quantized("quantize{scheme=shiftadd,bits=2,group=8,layers=blk.*}");
-    assert_eq!(optq.len(), rtn.len());
-    assert!(optq.iter().all(|w| w.contains("shiftadd")), "{optq:?}");
+    assert_eq!(optq.len(), BLOCKS * 7);
+    assert_eq!(optq.iter().map(|w| &w.0).collect::<Vec<_>>(), rtn.iter().map(|w| &w.0).collect::<Vec<_>>());
+    assert!(optq.iter().all(|w| w.0.ends_with(".weight.shiftadd2")), "every block linear is quantized");
     assert_ne!(optq, rtn, "Hessian error feedback changes the quantized weights");
 }
