@@ -2,10 +2,12 @@
 //!
 //! JSON, one object:
 //! ```text
-//! {"format": "flexc-calibration", "version": 2,
+//! {"format": "flexc-calibration", "version": 3,
 //!  "source": "model=… text=… samples=… seqlen=… seed=…",
-//!  "layers": {"blk.0.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …]}, …},
-//!  "sequential": {"blk.1.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …]}, …}}
+//!  "layers": {"blk.0.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …],
+//!                                     "hessian": {"offset": 0, "channels": 576}}, …},
+//!  "sequential": {"blk.1.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …]}, …},
+//!  "hessian_file": "STATS.hessian.bin"}
 //! ```
 //! `scaler_row[j]` is the running mean over sequences of ‖X[:, j]‖² (the
 //! squared L2 norm of input channel j over that sequence's tokens); f32 values
@@ -17,7 +19,8 @@
 //! recorded on the model whose earlier blocks were already pruned by that
 //! pipeline; `prune-nm` scores with them (falling back to `layers`), so
 //! `--stats STATS --pipeline PIPELINE` reproduces the sequentially pruned
-//! model. Version 1 files (no `sequential`) are read as before.
+//! model. Version 1 files (no `sequential`) and version 2 files (no Hessians)
+//! are read as before.
 //!
 //! Hessians (`flexc calibrate --hessian`, version 3): millions of floats per
 //! layer are too many for JSON, so they live in a binary sidecar beside the
@@ -214,6 +217,7 @@ mod tests {
         let old = from_json(v1).unwrap();
         assert_eq!(old.layers["w"].scaler_row, vec![1.5]);
         assert!(old.sequential.is_empty());
+        assert_eq!(from_json(&v1.replace("\"version\":1", "\"version\":2")).unwrap(), old);
         assert!(from_json(&v1.replace("\"version\":1", "\"version\":4")).unwrap_err().contains("version"));
     }
 
