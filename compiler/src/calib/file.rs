@@ -43,7 +43,7 @@ const VERSION: u64 = 3;
 /// The first bytes of a Hessian sidecar.
 const MAGIC: &[u8; 8] = b"FLEXCHES";
 
-/// The Hessian sidecar being built: its floats and, per content hash, the
+/// The Hessian sidecar being built: its floats and, per sampled-content key, the
 /// offsets of the matrices already in it.
 #[derive(Default)]
 struct Sidecar {
@@ -54,9 +54,11 @@ struct Sidecar {
 impl Sidecar {
     /// The offset of `h` in the sidecar, appending it unless an equal matrix is there.
     fn offset(&mut self, h: &[f32]) -> usize {
+        // A key from the length and ~64 sampled values (cheap for millions
+        // of floats); equal keys are confirmed by a full comparison.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         hasher.write_usize(h.len());
-        for v in h {
+        for v in h.iter().step_by(h.len() / 64 + 1) {
             hasher.write_u32(v.to_bits());
         }
         let same = self.offsets.entry(hasher.finish()).or_default();
