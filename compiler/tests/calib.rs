@@ -42,7 +42,7 @@ fn windows() -> Vec<Vec<u32>> {
 }
 
 fn stats(m: &Module, engine: Backend, blocks: Option<Vec<usize>>) -> Calibration {
-    let o = CalibOptions { engine, threads: 2, blocks };
+    let o = CalibOptions { engine, threads: 2, blocks, hessian: false };
     calibrate(m, &windows(), "test".into(), &o, &mut |_| {}).expect("calibrates")
 }
 
@@ -104,13 +104,13 @@ fn sequential_pruning_is_reproducible_and_differs_from_one_shot() {
         run(&mut hand, &format!("prune-nm{{block={k}}}"));
     }
     assert_eq!(block_weights(&hand), block_weights(&pruned));
-    let (by_reference, seq_ref) = prune_sequential(&m, &dense, pipeline, &windows(), &CalibOptions { engine: Backend::Reference, threads: 1, blocks: None }, &mut |_, _| {}).expect("sequential");
+    let (by_reference, seq_ref) = prune_sequential(&m, &dense, pipeline, &windows(), &CalibOptions { engine: Backend::Reference, threads: 1, blocks: None, hessian: false }, &mut |_, _| {}).expect("sequential");
     assert_eq!(block_weights(&by_reference), block_weights(&pruned), "the reference engine's sequential run prunes the same way");
     assert_eq!(seq_ref.sequential.keys().collect::<Vec<_>>(), seq.sequential.keys().collect::<Vec<_>>());
 
     // The file reproduces it through the ordinary pipeline.
     let mut again = m.clone();
-    again.calibration = Some(Arc::new(from_json(&to_json(&seq)).unwrap()));
+    again.calibration = Some(Arc::new(from_json(&to_json(&seq).unwrap()).unwrap()));
     run(&mut again, pipeline);
     assert_eq!(block_weights(&again), block_weights(&pruned));
 
@@ -121,4 +121,47 @@ fn sequential_pruning_is_reproducible_and_differs_from_one_shot() {
     assert_ne!(block_weights(&oneshot), block_weights(&pruned));
     let w0 = |m: &Module| block_weights(m).into_iter().filter(|(n, _)| n.starts_with("blk.0.")).collect::<Vec<_>>();
     assert_eq!(w0(&oneshot), w0(&pruned), "block 0 is pruned the same way in both");
+}
+
+#[test]
+fn hessians_match_the_reference_and_drive_shiftadd_optq() {
+    let (m, dir) = tiny();
+    let hess = |engine| calibrate(&m, &windows(), "test".into(), &CalibOptions { engine, threads: 2, blocks: None, hessian: true }, &mut |_| {}).expect("calibrates");
+    let jit = hess(Backend::Cpu);
+    let reference = hess(Backend::Reference);
+    let plain = stats(&m, Backend::Cpu, None);
+    for (name, j) in &jit.layers {
+        assert_eq!(j.scaler_row, plain.layers[name].scaler_row, "{name}: recording Hessians leaves scaler_row alone");
+        let (h, r) = (j.hessian.as_ref().expect("a Hessian"), reference.layers[name].hessian.as_ref().expect("a Hessian"));
+        let c = j.scaler_row.len();
+        assert_eq!(h.len(), c * c, "{name}");
+        let scale = r.iter().fold(0f32, |a, v| a.max(v.abs()));
+        for (a, b) in h.iter().zip(r) {
+            assert!((a - b).abs() <= 1e-4 * scale, "{name}: jit {a} vs reference {b}");
+        }
+        // The diagonal is twice the mean squared norm (scaler_row).
+        for (i, s) in j.scaler_row.iter().enumerate() {
+            assert!((h[i * c + i] - 2.0 * s).abs() <= 1e-4 * s.abs().max(1e-3), "{name}: H[{i},{i}]");
+        }
+    }
+
+    // Through the statistics file and its sidecar.
+    let path = dir.0.join("h.json");
+    flexc::calib::save(&path, &jit).unwrap();
+    assert!(flexc::calib::file::sidecar_path(&path).exists());
+    let loaded = flexc::calib::load(&path).unwrap();
+    assert_eq!(loaded, jit);
+
+    let quantized = |pipeline: &str| {
+        let mut q = m.clone();
+        q.calibration = Some(Arc::new(loaded.clone()));
+        run(&mut q, pipeline);
+        q.weights.iter().map(|(_, w)| w).filter(|w| w.name.starts_with("blk.") && w.ty.shape.len() == 2).map(|w| (w.name.clone(), format!("{:?}", w.source))).collect::<Vec<_>>()
+    };
+    let optq = quantized("quantize{scheme=shiftadd,bits=2,group=8,layers=blk.*,hessian=true}");
+    let rtn = quantized("quantize{scheme=shiftadd,bits=2,group=8,layers=blk.*}");
+    assert_eq!(optq.len(), BLOCKS * 7);
+    assert_eq!(optq.iter().map(|w| &w.0).collect::<Vec<_>>(), rtn.iter().map(|w| &w.0).collect::<Vec<_>>());
+    assert!(optq.iter().all(|w| w.0.ends_with(".weight.shiftadd2")), "every block linear is quantized");
+    assert_ne!(optq, rtn, "Hessian error feedback changes the quantized weights");
 }

@@ -8,7 +8,8 @@
 //! each window and the driver adds each returned `[tokens, channels]`
 //! activation to the running mean with [`ChannelStats::add_sequence`], once
 //! per distinct input; the linears that share it get copies of the same
-//! statistics.
+//! statistics. With Hessians asked for, each distinct input's `XᵀX` is
+//! computed once ([`super::hessian::xtx`]) and shared the same way.
 //!
 //! A [`Cut`] can also make the residual stream entering a block a parameter
 //! (so the function starts there) and return the residual stream entering a
@@ -115,6 +116,7 @@ pub struct Runner {
     kinds: Vec<ParamKind>,
     zeros: Vec<Vec<f32>>,
     ids: Vec<i32>,
+    threads: usize,
 }
 
 impl Runner {
@@ -125,7 +127,7 @@ impl Runner {
         let kinds: Vec<ParamKind> = rt.params().to_vec();
         // Cache parameters a truncated forward no longer writes are plain inputs: zeros.
         let zeros = kinds.iter().map(|p| if let ParamKind::F32 { seq: false, row } = p { vec![0.0; *row] } else { Vec::new() }).collect();
-        Ok(Runner { rt, kinds, zeros, ids: Vec::new() })
+        Ok(Runner { rt, kinds, zeros, ids: Vec::new(), threads: threads.max(1) })
     }
 
     /// Runs one window from position 0 with empty caches; `residual` feeds
@@ -154,12 +156,16 @@ impl Runner {
         self.rt.output(i).ok_or_else(|| format!("the instrumented function has no result {i}"))
     }
 
-    /// Adds result `first + g` of the last run (`tokens` rows) to `stats[g]` for every group.
-    pub fn accumulate(&self, first: usize, groups: &[Group], tokens: usize, stats: &mut [ChannelStats]) -> Result<(), String> {
+    /// Adds result `first + g` of the last run (`tokens` rows) to `stats[g]`
+    /// for every group, and with `hessian` its `XᵀX` to the Hessian.
+    pub fn accumulate(&self, first: usize, groups: &[Group], tokens: usize, hessian: bool, stats: &mut [ChannelStats]) -> Result<(), String> {
         for (g, (group, s)) in groups.iter().zip(stats).enumerate() {
             let x = self.output(first + g)?;
             if x.len() != tokens * group.channels {
                 return Err(format!("the input of @{} has {} values, expected {tokens} tokens × {} channels", group.weights[0], x.len(), group.channels));
+            }
+            if hessian {
+                super::hessian::add_xtx(s, &super::hessian::xtx(x, group.channels, self.threads), group.channels);
             }
             s.add_sequence(x, group.channels);
         }
@@ -179,14 +185,15 @@ pub fn by_weight(groups: Vec<Group>, stats: Vec<ChannelStats>) -> BTreeMap<Strin
 }
 
 /// Runs the instrumented `@forward` on every window with `threads` threads
-/// and returns the statistics of the linears `ops` by weight name.
-pub fn calibrate(m: &Module, ops: &HashMap<Op, String>, windows: &[Vec<u32>], threads: usize, progress: &mut dyn FnMut(usize)) -> Result<BTreeMap<String, ChannelStats>, String> {
+/// and returns the statistics (with `hessian`, also the Hessians) of the
+/// linears `ops` by weight name.
+pub fn calibrate(m: &Module, ops: &HashMap<Op, String>, windows: &[Vec<u32>], threads: usize, hessian: bool, progress: &mut dyn FnMut(usize)) -> Result<BTreeMap<String, ChannelStats>, String> {
     let (inst, groups) = instrument(m, ops, Cut::default())?;
     let mut runner = Runner::new(&inst, threads)?;
     let mut stats = vec![ChannelStats::default(); groups.len()];
     for (i, w) in windows.iter().enumerate() {
         runner.run(w, None)?;
-        runner.accumulate(0, &groups, w.len(), &mut stats)?;
+        runner.accumulate(0, &groups, w.len(), hessian, &mut stats)?;
         progress(i + 1);
     }
     Ok(by_weight(groups, stats))

@@ -1,6 +1,7 @@
 //! Calibration: run a model on windows of a text and record, for every linear
 //! layer inside a decoder block, Wanda's per-input-channel statistics
-//! ([`flexc_ir::calib::ChannelStats`]); the statistics file format
+//! ([`flexc_ir::calib::ChannelStats`]), and with `--hessian` GPTQ's Hessian
+//! `2/n·Σ XᵀX` ([`hessian`]); the statistics file format
 //! ([`file`]); sequential pruning ([`sequential`]); the cached default
 //! statistics ([`cache`]).
 //!
@@ -19,11 +20,12 @@
 
 pub mod cache;
 pub mod file;
+pub mod hessian;
 pub mod jit;
 pub mod reference;
 pub mod sequential;
 
-pub use file::{from_json, load, to_json};
+pub use file::{from_json, load, save, to_json};
 
 use flexc_ir::calib::Calibration;
 use flexc_ir::{Module, Op, OpAttrs};
@@ -41,11 +43,13 @@ pub struct CalibOptions {
     /// Record only the linears of these blocks (all when `None`); the JIT
     /// engine then also skips every later block.
     pub blocks: Option<Vec<usize>>,
+    /// Also record GPTQ/OPTQ Hessians ([`hessian`]; `flexc calibrate --hessian`).
+    pub hessian: bool,
 }
 
 impl Default for CalibOptions {
     fn default() -> Self {
-        Self { engine: Backend::Cpu, threads: flexc_backends::cpu::runtime::default_threads(), blocks: None }
+        Self { engine: Backend::Cpu, threads: flexc_backends::cpu::runtime::default_threads(), blocks: None, hessian: false }
     }
 }
 
@@ -124,8 +128,8 @@ pub fn calibrate(m: &Module, windows: &[Vec<u32>], source: String, opts: &CalibO
         }
     }
     let layers = match opts.engine {
-        Backend::Cpu => jit::calibrate(m, &ops, windows, opts.threads, progress)?,
-        Backend::Reference => reference::calibrate(m, ops, windows, progress)?,
+        Backend::Cpu => jit::calibrate(m, &ops, windows, opts.threads, opts.hessian, progress)?,
+        Backend::Reference => reference::calibrate(m, ops, windows, opts.hessian, progress)?,
     };
     Ok(Calibration { source, layers, ..Default::default() })
 }

@@ -11,8 +11,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// Runs `@forward` on every window with an observer on the linears `ops`
-/// (matmul op → weight name) and returns their statistics by weight name.
-pub fn calibrate(m: &Module, ops: HashMap<Op, String>, windows: &[Vec<u32>], progress: &mut dyn FnMut(usize)) -> Result<BTreeMap<String, ChannelStats>, String> {
+/// (matmul op → weight name) and returns their statistics by weight name;
+/// with `hessian`, also their Hessians by the reference formula
+/// ([`ChannelStats::add_sequence_hessian`]).
+pub fn calibrate(m: &Module, ops: HashMap<Op, String>, windows: &[Vec<u32>], hessian: bool, progress: &mut dyn FnMut(usize)) -> Result<BTreeMap<String, ChannelStats>, String> {
     let id = m.func("forward").ok_or("the module has no @forward function")?;
     let f = &m.funcs[id];
     let layers = Rc::new(RefCell::new(BTreeMap::<String, ChannelStats>::new()));
@@ -21,7 +23,12 @@ pub fn calibrate(m: &Module, ops: HashMap<Op, String>, windows: &[Vec<u32>], pro
     interp.set_observer(Some(Box::new(move |_f, op, args: &[std::sync::Arc<Tensor>]| {
         if let (Some(name), Some(x)) = (ops.get(&op), args[0].as_f32()) {
             let ch = *args[0].shape.last().unwrap_or(&1);
-            sink.borrow_mut().entry(name.clone()).or_default().add_sequence(x, ch);
+            let mut layers = sink.borrow_mut();
+            let s = layers.entry(name.clone()).or_default();
+            if hessian {
+                s.add_sequence_hessian(x, ch);
+            }
+            s.add_sequence(x, ch);
         }
     })));
     for (i, w) in windows.iter().enumerate() {

@@ -105,7 +105,7 @@ pub fn prune_sequential(
             let mut st = vec![ChannelStats::default(); groups.len()];
             for (w, h) in windows.iter().zip(&hs) {
                 r.run(w, Some(h))?;
-                r.accumulate(0, &groups, w.len(), &mut st)?;
+                r.accumulate(0, &groups, w.len(), opts.hessian, &mut st)?;
             }
             stats.sequential.extend(by_weight(groups, st));
         } else {

@@ -7,16 +7,15 @@ use super::import::import_model;
 use super::models::{resolve, resolve_text, DEFAULT_MODEL};
 use super::run::{load_tokenizer, Backend};
 use crate::calib::sequential::{blocks, prune_sequential, split_pipeline};
-use crate::calib::{cache, calibrate, to_json, window_starts, CalibOptions};
+use crate::calib::{cache, calibrate, save, window_starts, CalibOptions};
 use crate::frontend::decoder::ImportOptions;
-use crate::output::write_atomic;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `flexc calibrate`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n  flexc calibrate smollm2-135m --samples 128 --seqlen 512 \\\n      --sequential 'flow-nm{sparsity=0.5,mode=nearest},prune-nm' -o seq.json\n  flexc perplexity smollm2-135m -f pride-and-prejudice --stats seq.json \\\n      --pipeline 'flow-nm{sparsity=0.5,mode=nearest},prune-nm'\n\nRuns the model (the CPU JIT by default, or the reference interpreter) on --samples\nrandom windows of --seqlen tokens and records, per linear layer in a decoder block,\nthe running mean over windows of each input channel's squared L2 norm (Wanda's\nscaler_row).\n\n--sequential PIPELINE (ending in prune-nm) also prunes block by block as the\nreference does: the passes before prune-nm choose the plan once from the dense\nstatistics, then block k is recalibrated on the model with blocks < k already\npruned and pruned with those statistics. The file then holds both sets (dense\nand sequential), so `--stats FILE --pipeline PIPELINE` reproduces the\nsequentially pruned model. The file format is described in\ncompiler/src/calib/file.rs.")]
+#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n  flexc calibrate smollm2-135m --samples 128 --seqlen 512 \\\n      --sequential 'flow-nm{sparsity=0.5,mode=nearest},prune-nm' -o seq.json\n  flexc perplexity smollm2-135m -f pride-and-prejudice --stats seq.json \\\n      --pipeline 'flow-nm{sparsity=0.5,mode=nearest},prune-nm'\n\nRuns the model (the CPU JIT by default, or the reference interpreter) on --samples\nrandom windows of --seqlen tokens and records, per linear layer in a decoder block,\nthe running mean over windows of each input channel's squared L2 norm (Wanda's\nscaler_row).\n\n--hessian also records GPTQ's Hessian 2/n·Σ XᵀX per linear (read by\nquantize{scheme=shiftadd,hessian=true}) into the sidecar file STATS.hessian.bin\n(next to STATS.json; keep the two together).\n\n--sequential PIPELINE (ending in prune-nm) also prunes block by block as the\nreference does: the passes before prune-nm choose the plan once from the dense\nstatistics, then block k is recalibrated on the model with blocks < k already\npruned and pruned with those statistics. The file then holds both sets (dense\nand sequential), so `--stats FILE --pipeline PIPELINE` reproduces the\nsequentially pruned model. The file format is described in\ncompiler/src/calib/file.rs.")]
 pub struct CalibrateArgs {
     /// A model file or known name (default: smollm2-135m).
     pub model: Option<String>,
@@ -47,6 +46,11 @@ pub struct CalibrateArgs {
     /// seed) instead of computing them again.
     #[arg(long, value_name = "STATS", requires = "sequential")]
     pub dense: Option<PathBuf>,
+    /// Also record GPTQ/OPTQ Hessians (2/n·Σ XᵀX per linear, for
+    /// `quantize{scheme=shiftadd,hessian=true}`), stored in the binary
+    /// sidecar OUTPUT's stem + `.hessian.bin`.
+    #[arg(long)]
+    pub hessian: bool,
     /// Output statistics file (written atomically).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -88,12 +92,15 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     let text = resolve_text(&args.file)?;
     let wins = windows(&model, &text.to_string_lossy(), args.samples, args.seqlen, args.seed)?;
     let module = import_model(&model, &ImportOptions { ctx: args.seqlen })?;
-    let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None };
+    let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None, hessian: args.hessian };
     let source = format!("model={} text={} samples={} seqlen={} seed={}", model.display(), args.file, args.samples, args.seqlen, args.seed);
     let t0 = std::time::Instant::now();
     let mut stats = match &args.dense {
         Some(d) => {
             let c = crate::calib::load(d).map_err(err)?;
+            if args.hessian && c.layers.values().any(|s| s.hessian.is_none()) {
+                return Err(CliError::input(format!("error: {}: these dense statistics have no Hessians; record them with --hessian", d.display())));
+            }
             if c.source != source || !c.sequential.is_empty() {
                 return Err(CliError::input(format!("error: {}: these are not dense statistics of {source} (they are of {})", d.display(), c.source)));
             }
@@ -114,9 +121,10 @@ pub fn run(args: CalibrateArgs) -> CliResult {
         b.finish_and_clear();
         stats = seq;
     }
-    write_atomic(&args.output, to_json(&stats).as_bytes())?;
+    save(&args.output, &stats).map_err(err)?;
     eprintln!(
-        "wrote statistics of {} linear layers ({} windows of {} tokens{}) to {} in {:.1} s (dense pass {:.1} s)",
+        "wrote statistics{} of {} linear layers ({} windows of {} tokens{}) to {} in {:.1} s (dense pass {:.1} s)",
+        if args.hessian { " and Hessians" } else { "" },
         stats.layers.len(),
         wins.len(),
         args.seqlen,
@@ -156,6 +164,6 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;
     }
-    write_atomic(&path, to_json(&stats).as_bytes())?;
+    save(&path, &stats).map_err(err)?;
     Ok(Some(path))
 }
