@@ -3,6 +3,7 @@
 //! permuted the way convert_hf_to_gguf.py does, interleaved RoPE) — must give
 //! the same logits on the reference interpreter. Also: config.json errors.
 
+use flexc_testsuite::synth::values;
 use flexc::frontend::decoder::ImportOptions;
 use flexc::frontend::gguf::{GgmlType, GgufWriter, MetaValue};
 use flexc::frontend::safetensors::{write_safetensors, Dtype};
@@ -18,17 +19,6 @@ const KV_HEADS: usize = 2;
 const HEAD_DIM: usize = 4;
 const FFN: usize = 24;
 const LAYERS: usize = 2;
-
-/// Deterministic pseudo-random values in [-0.5, 0.5).
-fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
-        })
-        .collect()
-}
 
 /// `(HF name, GGUF name, [rows, cols] or [n], values)`; norms near 1.
 fn tensors() -> Vec<(String, String, Vec<usize>, Vec<f32>)> {
