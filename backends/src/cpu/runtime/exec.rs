@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use super::ops;
+use super::{attention, ops};
 use super::plan::{BufRef, GemvInput, ParamKind, Step, UnOp};
 use super::{CpuRuntime, Input, RuntimeError};
 
@@ -264,29 +264,34 @@ impl CpuRuntime {
                 if k.seq && pos != 0 {
                     return Err(invalid("attention over non-cache keys needs pos = 0"));
                 }
-                for s in &mut self.scratch {
-                    if s.len() < a.t {
-                        s.resize(a.t, 0.0);
-                    }
-                }
                 let items = seq * a.hq;
                 let (nq, nk, nv) = (self.len(*q), self.len(*k), self.len(*v));
                 if nq < items * a.d || nk < a.t * a.hk * a.d || nv < a.t * a.hk * a.dv || self.len(*out) < items * a.dv {
                     return Err(invalid("attention operand sizes"));
                 }
+                let tiles = attention::Tiles::new(&a, seq, self.pool.threads());
+                for s in &mut self.scratch {
+                    if s.len() < tiles.scratch_len(a.t) {
+                        s.resize(tiles.scratch_len(a.t), 0.0);
+                    }
+                }
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 let op = SendPtr(o.as_mut_ptr());
                 let sp = SendPtr(self.scratch.as_mut_ptr());
                 let (qs, ks, vs) = (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]);
-                let par = if items * a.t * a.d >= 1 << 14 { self.scratch.len().min(items) } else { 1 };
-                let work = move |ti: usize| {
+                let par = if items * a.t * a.d >= 1 << 14 { self.scratch.len().min(tiles.count()) } else { 1 };
+                let work = move |chunk: usize| {
                     let (op, sp) = (op, sp);
-                    let r = items * ti / par..items * (ti + 1) / par;
-                    // SAFETY: each thread uses its own scratch vector (index
-                    // ti < threads) and writes the disjoint output rows of `r`.
+                    let call = attention::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a };
+                    // SAFETY: each chunk uses its own scratch vector (index
+                    // chunk < scratch.len()) and computes the disjoint tiles
+                    // chunk, chunk + par, ... (interleaved: causal tiles grow
+                    // with the position, so this balances the chunks).
                     unsafe {
-                        let scratch = &mut *sp.0.add(ti);
-                        ops::attention_items(&ops::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a }, r, scratch);
+                        let scratch = &mut *sp.0.add(chunk);
+                        for t in (chunk..tiles.count()).step_by(par) {
+                            attention::attention_tile(&call, &tiles, t, scratch);
+                        }
                     }
                 };
                 let res = if par == 1 { Ok(work(0)) } else { self.pool.run(par, &work) };

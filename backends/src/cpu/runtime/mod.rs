@@ -20,6 +20,7 @@
 //! Everything else (gather, attention, softmax, unfused activations) is Rust
 //! in [`ops`].
 
+mod attention;
 mod exec;
 mod jitops;
 mod kexec;

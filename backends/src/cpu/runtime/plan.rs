@@ -29,7 +29,7 @@ use super::super::lut::{LutKernel, LutWeights};
 use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
-use super::ops::AttnShape;
+use super::attention::AttnShape;
 use super::{RuntimeError, RuntimeOptions};
 
 /// Elementwise binary ops.
