@@ -223,6 +223,27 @@ fn activation_quantization_is_bit_exact_with_ggml() {
 }
 
 #[test]
+fn chunked_activation_quantization_gives_the_same_bytes() {
+    // Any chunk count (the runtime splits large batches over its threads),
+    // run in reverse order, reproduces the one-chunk bytes.
+    let mut rng = Rng(17);
+    for kind in [ActKind::Q8_0, ActKind::Q8_K] {
+        let be = if kind == ActKind::Q8_0 { 32 } else { 256 };
+        for chunks in [1, 2, 3, 7, 1000] {
+            let (rows, cols) = (1 + rng.below(5), be * (1 + rng.below(4)));
+            let x: Vec<f32> = (0..rows * cols).map(|_| rng.gauss()).collect();
+            let whole = ActivationQ8::quantize(kind, &x, rows, cols).unwrap();
+            let mut split = ActivationQ8::empty(kind);
+            split.quantize_into_chunks(&x, rows, cols, chunks, &|n, job| {
+                (0..n).rev().for_each(job);
+                Ok(())
+            }).unwrap();
+            assert_eq!(split.bytes(), whole.bytes(), "{kind:?} {rows}x{cols} in {chunks} chunks");
+        }
+    }
+}
+
+#[test]
 fn every_format_matches_references_on_random_shapes() {
     let session = JitSession::host().unwrap();
     let mut rng = Rng(0x5eed);

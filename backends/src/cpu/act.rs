@@ -17,6 +17,10 @@
 use super::format::ActKind;
 use half::f16;
 
+/// Runs a job for every chunk index in `0..chunks` (any order, any threads):
+/// the shape of the runtime pool's `run`.
+pub type ChunkRunner<'a> = dyn Fn(usize, &(dyn Fn(usize) + Sync)) -> Result<(), String> + 'a;
+
 /// Record size of one Q8_0 activation block.
 pub const Q8_0_RECORD: usize = 48;
 /// Record size of one Q8_K activation block.
@@ -101,19 +105,9 @@ impl ActivationQ8 {
         if rows.checked_mul(cols) != Some(x.len()) {
             return Err(format!("{kind:?}: x has {} values, expected {rows} × {cols}", x.len()));
         }
-        let rec = Self::record_bytes(kind);
-        let nb = cols / be;
-        let mut data = AlignedBytes::zeroed(rows * nb * rec);
-        let out = data.bytes_mut();
-        for (bi, (xb, ob)) in x.chunks_exact(be).zip(out.chunks_exact_mut(rec)).enumerate() {
-            let _ = bi;
-            match kind {
-                ActKind::Q8_0 => quantize_block_q8_0(xb, ob),
-                ActKind::Q8_K => quantize_block_q8_k(xb, ob),
-                ActKind::F32 => unreachable!(),
-            }
-        }
-        Ok(Self { kind, rows, cols, data })
+        let mut a = Self::empty(kind);
+        a.quantize_into(x, rows, cols)?;
+        Ok(a)
     }
 
     /// An empty batch of `kind` activations (quantise into it with
@@ -125,28 +119,40 @@ impl ActivationQ8 {
     /// Re-quantises `rows` rows of `cols` values into this batch, reusing its
     /// buffer (it only grows): no allocation once the largest batch was seen.
     pub fn quantize_into(&mut self, x: &[f32], rows: usize, cols: usize) -> Result<(), String> {
+        self.quantize_into_chunks(x, rows, cols, 1, &|n, job| {
+            (0..n).for_each(job);
+            Ok(())
+        })
+    }
+
+    /// [`ActivationQ8::quantize_into`] with the blocks cut into `chunks`
+    /// contiguous ranges handed to `run` (which calls the job once per chunk
+    /// index, on any threads: a pool's `run`). Same bytes for any `chunks`.
+    pub fn quantize_into_chunks(&mut self, x: &[f32], rows: usize, cols: usize, chunks: usize, run: &ChunkRunner<'_>) -> Result<(), String> {
         let kind = self.kind;
         let be = kind.block_elems();
         if kind == ActKind::F32 || cols == 0 || cols % be != 0 || rows.checked_mul(cols) != Some(x.len()) {
             return Err(format!("{kind:?}: cannot quantise {} values as {rows} × {cols}", x.len()));
         }
         let rec = Self::record_bytes(kind);
-        let need = rows * (cols / be) * rec;
+        let blocks = rows * (cols / be);
+        let need = blocks * rec;
         if self.data.buf.len() * 16 < need {
             self.data = AlignedBytes::zeroed(need);
         }
         self.data.len = need;
         self.rows = rows;
         self.cols = cols;
-        let out = self.data.bytes_mut();
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was just detected.
-            unsafe { quantize_blocks_avx2(kind, x, out, be, rec) };
-            return Ok(());
-        }
-        quantize_blocks(kind, x, out, be, rec);
-        Ok(())
+        let out = super::SendPtr(self.data.bytes_mut().as_mut_ptr());
+        let chunks = chunks.clamp(1, blocks.max(1));
+        run(chunks, &|c| {
+            let r = blocks * c / chunks..blocks * (c + 1) / chunks;
+            let out = &out;
+            // SAFETY: the chunks' block ranges are disjoint and inside the
+            // `need` bytes just sized.
+            let o = unsafe { std::slice::from_raw_parts_mut(out.0.add(r.start * rec), r.len() * rec) };
+            quantize_blocks(kind, &x[r.start * be..r.end * be], o, be, rec);
+        })
     }
 
     /// Q8_0 activations (for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights).
@@ -250,8 +256,18 @@ impl ActivationQ8 {
     }
 }
 
-#[inline(always)]
+/// Quantises whole blocks of `x` into `out` (AVX2 code when present).
 fn quantize_blocks(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 was just detected.
+        return unsafe { quantize_blocks_avx2(kind, x, out, be, rec) };
+    }
+    quantize_blocks_body(kind, x, out, be, rec)
+}
+
+#[inline(always)]
+fn quantize_blocks_body(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usize) {
     for (xb, ob) in x.chunks_exact(be).zip(out.chunks_exact_mut(rec)) {
         match kind {
             ActKind::Q8_0 => quantize_block_q8_0(xb, ob),
@@ -260,12 +276,12 @@ fn quantize_blocks(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usi
     }
 }
 
-/// [`quantize_blocks`] compiled for AVX2 (same results: only the
+/// [`quantize_blocks_body`] compiled for AVX2 (same results: only the
 /// instruction selection changes, e.g. `roundf` becomes `vroundps`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn quantize_blocks_avx2(kind: ActKind, x: &[f32], out: &mut [u8], be: usize, rec: usize) {
-    quantize_blocks(kind, x, out, be, rec)
+    quantize_blocks_body(kind, x, out, be, rec)
 }
 
 #[inline(always)]

@@ -3,7 +3,8 @@
 //! Buffers of `[seq, ...]` values grow only when a call has more rows than
 //! any before (the first prefill); decode calls allocate nothing. GEMVs are
 //! split by weight rows over the pool when they are large enough
-//! (`par_min_bytes`); attention is split by (query row, head) items.
+//! (`par_min_bytes`); attention by tiles of query rows (see `attention`);
+//! activation quantisation and gated activations by rows when large.
 
 use std::time::Instant;
 
@@ -12,6 +13,10 @@ use super::plan::{BufRef, GemvInput, ParamKind, Step, UnOp};
 use super::{CpuRuntime, Input, RuntimeError};
 
 use super::{invalid, SendPtr};
+
+/// Elementwise steps (activation quantisation, gated activations) with at
+/// least this many elements are split over the pool's threads.
+const PAR_MIN_ELEMS: usize = 1 << 15;
 
 pub(super) fn step_name(s: &Step) -> &'static str {
     match s {
@@ -152,7 +157,9 @@ impl CpuRuntime {
                 } else {
                     (&self.bufs[src.buf][..n], n / cols)
                 };
-                self.qacts[*q].quantize_into(x, rows, *cols).map_err(invalid)?;
+                let chunks = if x.len() >= PAR_MIN_ELEMS { self.pool.threads() } else { 1 };
+                let pool = &self.pool;
+                self.qacts[*q].quantize_into_chunks(x, rows, *cols, chunks, &|n, job| pool.run(n, job)).map_err(invalid)?;
             }
             Step::Gemv { kernel, w, x, out, last_only_ok, m } => {
                 let wb: &[u8] = &self.plan.weights[*w];
@@ -205,15 +212,26 @@ impl CpuRuntime {
             }
             Step::Glu { kernel, gate, up, out } => {
                 let n = self.len(*out);
+                let width = kernel.width();
+                if self.bufs[up.buf].len() < n || self.bufs[gate.buf].len() < n || !n.is_multiple_of(width) {
+                    return Err(invalid("gated activation operand sizes"));
+                }
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                let u = &self.bufs[up.buf][..n.min(self.bufs[up.buf].len())];
-                let r = if gate.buf == out.buf {
-                    kernel.run_in_place(&mut o[..n], u)
-                } else {
-                    kernel.run(&self.bufs[gate.buf][..n], u, &mut o[..n])
-                };
+                // In place when gate and out are one buffer: each element is
+                // read before it is written at the same offset.
+                let g = SendPtr(if gate.buf == out.buf { o.as_ptr() } else { self.bufs[gate.buf].as_ptr() });
+                let (u, op) = (SendPtr(self.bufs[up.buf].as_ptr()), SendPtr(o.as_mut_ptr()));
+                let rows = n / width;
+                let chunks = if n >= PAR_MIN_ELEMS { self.pool.threads().min(rows) } else { 1 };
+                let r = self.pool.run(chunks, &|c| {
+                    let (g, u, op) = (&g, &u, &op);
+                    let at = rows * c / chunks * width;
+                    let len = rows * (c + 1) / chunks * width - at;
+                    // SAFETY: sizes checked above; chunks write disjoint rows.
+                    unsafe { kernel.call(g.0.add(at), u.0.add(at), op.0.add(at), len) };
+                });
                 self.put(*out, o);
-                r?;
+                r.map_err(invalid)?;
             }
             Step::Unary { op, x, out } => {
                 let n = self.len(*x);

@@ -531,30 +531,33 @@ impl GluKernel {
         Ok(Self { f, width })
     }
 
-    fn call(&self, g: *const f32, u: &[f32], out: *mut f32, n: usize) -> Result<(), JitError> {
-        if !n.is_multiple_of(self.width) || u.len() != n {
-            return Err(JitError::Length(format!("gated activation over rows of {}: up {}, out {n}", self.width, u.len())));
-        }
-        // SAFETY: the callers pass `g` and `out` valid for `n` floats (they
-        // may be the same buffer: each element is read before it is written
-        // at the same offset); `u` holds `n` floats (checked above).
+    /// Row width (the kernel's rows of `width` floats).
+    pub(crate) fn width(&self) -> usize {
+        self.width
+    }
+
+    /// `out[..n] = act(g[..n]) · u[..n]`, `n` a multiple of the width.
+    ///
+    /// # Safety
+    /// `g`, `u` and `out` must be valid for `n` floats (`g` and `out` may be
+    /// the same buffer: each element is read before it is written at the
+    /// same offset).
+    pub(crate) unsafe fn call(&self, g: *const f32, u: *const f32, out: *mut f32, n: usize) {
+        debug_assert!(n.is_multiple_of(self.width));
+        // SAFETY: the signature the kernel was compiled with; the caller's contract.
         let f: KernelFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        unsafe { f(g, u.as_ptr(), out, (n / self.width) as u64) };
-        Ok(())
+        unsafe { f(g, u, out, (n / self.width) as u64) };
     }
 
-    /// `out = act(gate) · up`.
-    pub(crate) fn run(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), JitError> {
-        if gate.len() != out.len() {
-            return Err(JitError::Length(format!("gated activation: gate {}, out {}", gate.len(), out.len())));
+    /// `out = act(gate) · up` (lengths checked).
+    #[cfg(test)]
+    fn run(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), JitError> {
+        if gate.len() != out.len() || up.len() != out.len() || !out.len().is_multiple_of(self.width) {
+            return Err(JitError::Length(format!("gated activation over rows of {}: gate {}, up {}, out {}", self.width, gate.len(), up.len(), out.len())));
         }
-        self.call(gate.as_ptr(), up, out.as_mut_ptr(), out.len())
-    }
-
-    /// `gate_out = act(gate_out) · up`, in place.
-    pub(crate) fn run_in_place(&self, gate_out: &mut [f32], up: &[f32]) -> Result<(), JitError> {
-        let p = gate_out.as_mut_ptr();
-        self.call(p, up, p, gate_out.len())
+        // SAFETY: lengths checked above.
+        unsafe { self.call(gate.as_ptr(), up.as_ptr(), out.as_mut_ptr(), out.len()) };
+        Ok(())
     }
 }
 
@@ -656,7 +659,9 @@ mod tests {
                 let mut got = vec![0.0; n];
                 k.run(&g, &u, &mut got).unwrap();
                 let mut inplace = g.clone();
-                k.run_in_place(&mut inplace, &u).unwrap();
+                let p = inplace.as_mut_ptr();
+                // SAFETY: gate and out are the same n floats (in place); u holds n.
+                unsafe { k.call(p, u.as_ptr(), p, n) };
                 for i in 0..n {
                     let want = f(g[i]) * u[i];
                     assert_eq!(got[i].to_bits(), want.to_bits(), "{act:?} w={w} gate {}", g[i]);
