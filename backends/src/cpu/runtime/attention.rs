@@ -21,7 +21,7 @@
 //! tiling or the thread split. Dots and sums accumulate in f32 (the reference
 //! interpreter uses f64); the tests bound the difference.
 
-use super::ops::{axpy, dot, exp, tanh};
+use super::ops::{axpy, dot, softmax_in_place, tanh};
 
 /// Attention geometry and options.
 #[derive(Clone, Copy, Debug)]
@@ -55,11 +55,15 @@ impl AttnShape {
         (lo, hi)
     }
 
-    /// The score of raw dot product `x`: scaled, then soft-capped.
+    /// Raw dot products to scores in place: scaled, then soft-capped.
     #[inline(always)]
-    fn score(&self, x: f32) -> f32 {
-        let x = x * self.scale;
-        if self.softcap > 0.0 { self.softcap * tanh(x / self.softcap) } else { x }
+    fn scores(&self, xs: &mut [f32]) {
+        if self.softcap > 0.0 {
+            let (cap, inv) = (self.softcap, self.scale / self.softcap);
+            xs.iter_mut().for_each(|x| *x = cap * tanh(*x * inv));
+        } else {
+            xs.iter_mut().for_each(|x| *x *= self.scale);
+        }
     }
 }
 
@@ -175,23 +179,13 @@ unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
     if lo >= hi {
         return;
     }
-    let mut max = f32::NEG_INFINITY;
     for j in lo..hi {
-        let x = a.score(dot(qrow, &k[(j * a.hk + kh) * a.d..][..a.d]));
-        scores[j] = x;
-        max = max.max(x);
+        scores[j] = dot(qrow, &k[(j * a.hk + kh) * a.d..][..a.d]);
     }
-    let mut sum = 0f32;
-    for s in &mut scores[lo..hi] {
-        *s = exp(*s - max);
-        sum += *s;
-    }
+    a.scores(&mut scores[lo..hi]);
+    softmax_in_place(&mut scores[lo..hi]);
     for j in lo..hi {
         axpy(o, scores[j], &v[(j * a.hk + kh) * a.dv..][..a.dv]);
-    }
-    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-    for x in o.iter_mut() {
-        *x *= inv;
     }
 }
 
@@ -199,7 +193,7 @@ unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
 mod avx2 {
     //! The tiled path (see the module docs), AVX2 + FMA intrinsics.
 
-    use super::{AttnCall, exp};
+    use super::{AttnCall, softmax_in_place};
     use std::arch::x86_64::*;
 
     /// Rows per register block.
@@ -274,20 +268,8 @@ mod avx2 {
             let row = &mut scores[r * n..][..n];
             let start = rl.clamp(lo, hi);
             let own = start - lo..rh.clamp(start, hi) - lo;
-            let mut max = f32::NEG_INFINITY;
-            for x in &mut row[own.clone()] {
-                *x = a.score(*x);
-                max = max.max(*x);
-            }
-            let mut sum = 0f32;
-            for x in &mut row[own.clone()] {
-                *x = exp(*x - max);
-                sum += *x;
-            }
-            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-            for x in &mut row[own.clone()] {
-                *x *= inv;
-            }
+            a.scores(&mut row[own.clone()]);
+            softmax_in_place(&mut row[own.clone()]);
             row[..own.start].fill(0.0);
             row[own.end..].fill(0.0);
         }

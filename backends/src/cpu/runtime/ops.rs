@@ -154,15 +154,39 @@ pub fn rope(x: &[f32], out: &mut [f32], seq: usize, heads: usize, d: usize, dims
 /// Softmax of each `n`-row.
 pub fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
     for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0f32;
-        for (o, &v) in o.iter_mut().zip(row) {
-            *o = exp(v - max);
-            sum += *o;
-        }
-        let inv = 1.0 / sum;
-        for o in o.iter_mut() {
-            *o *= inv;
+        o.copy_from_slice(row);
+        softmax_in_place(o);
+    }
+}
+
+/// Softmax of `x` in place (an empty slice stays empty). The max and the
+/// sum run in eight independent lanes so that they vectorise (a strict
+/// left-to-right f32 sum cannot).
+#[inline(always)]
+pub fn softmax_in_place(x: &mut [f32]) {
+    const L: usize = 8;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let mut chunks = x.chunks_exact(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
         }
     }
+    let max = chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let mut sums = [0f32; L];
+    let mut chunks = x.chunks_exact_mut(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            c[i] = exp(c[i] - max);
+            sums[i] += c[i];
+        }
+    }
+    let mut sum = 0f32;
+    for v in chunks.into_remainder() {
+        *v = exp(*v - max);
+        sum += *v;
+    }
+    let sum = sum + ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7]));
+    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+    x.iter_mut().for_each(|v| *v *= inv);
 }
