@@ -6,21 +6,22 @@
 //! the query heads that share that kv head. Within a tile, rows (query
 //! position × head) are taken four at a time, so every key and value row is
 //! read once per four query rows instead of once per row (the per-row loop
-//! was bound by L2 bandwidth: Gemma 3's 256-wide heads reread 0.5 MiB of
-//! keys and values per query row at 512 tokens). Per tile:
+//! was bound by cache bandwidth: Gemma 3's 256-wide heads reread 0.5 MiB of
+//! keys and values per query row at 512 tokens). Per block of four rows, the
+//! Cranelift kernels of `jitattn` compute, over the union of the rows' key
+//! ranges:
 //!
-//! 1. S = Q·Kᵀ over the union of the rows' key ranges, in 4 rows × 2 keys
-//!    register blocks of f32x8 FMAs;
-//! 2. per row: scale, soft-cap, mask to the row's own range (causal limit,
-//!    sliding window), softmax normalised in place;
-//! 3. O = P·V, 4 rows × 16 (or 8) output columns per register block.
+//! 1. S = Q·Kᵀ, stored transposed (one f32x4 of four rows per key);
+//! 2. per row (lane): scale, soft-cap, mask to the row's own range (causal
+//!    limit, sliding window), softmax normalised in place;
+//! 3. O = P·V.
 //!
-//! That path needs AVX2 + FMA (detected at run time) and head sizes that are
-//! multiples of 8; otherwise each row goes through the portable per-row loop
+//! Head sizes that are not multiples of 4 take the portable per-row loop
 //! ([`attention_row`]). Either way a row's result does not depend on the
 //! tiling or the thread split. Dots and sums accumulate in f32 (the reference
 //! interpreter uses f64); the tests bound the difference.
 
+use super::jitattn::{AttnKernels, ROWS};
 use super::ops::{axpy, dot, softmax_in_place, tanh};
 
 /// Attention geometry and options.
@@ -124,9 +125,10 @@ impl Tiles {
         self.blocks * self.hk * self.splits
     }
 
-    /// Floats of scratch one tile needs with `t` key rows.
-    pub fn scratch_len(&self, t: usize) -> usize {
-        self.positions * self.group.div_ceil(self.splits) * t
+    /// Floats of scratch one tile needs: transposed scores of four rows
+    /// over `t` keys and one spare output row (the row loop needs `t`).
+    pub fn scratch_len(a: &AttnShape) -> usize {
+        ROWS * a.t + a.dv
     }
 
     /// Tile `index`'s query positions, its kv head and its query heads.
@@ -140,19 +142,19 @@ impl Tiles {
     }
 }
 
-/// Computes tile `index` of `tiles`, writing its rows of `c.out`. `scratch`
-/// holds at least `tiles.scratch_len(c.a.t)` floats.
+/// Computes tile `index` of `tiles`, writing its rows of `c.out`, through
+/// the JIT kernels when given (compiled for `c.a`), else row by row.
+/// `scratch` holds at least [`Tiles::scratch_len`] floats.
 ///
 /// # Safety
 /// `c.out` must point to `seq·hq·dv` writable floats of which only this
 /// tile's rows are written (callers hand each tile to one thread).
-pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, scratch: &mut [f32]) {
+pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, kernels: Option<&AttnKernels>, scratch: &mut [f32]) {
     let (positions, kh, heads) = tiles.tile(index);
     let positions = positions.start..positions.end.min(c.seq);
-    #[cfg(target_arch = "x86_64")]
-    if c.a.d % 8 == 0 && c.a.dv % 8 == 0 && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected; the contract is ours.
-        return unsafe { avx2::tile(c, positions, kh, heads, scratch) };
+    if let Some(kern) = kernels {
+        // SAFETY: forwarded contract.
+        return unsafe { jit_tile(c, kern, positions, kh, heads, scratch) };
     }
     for i in positions {
         for h in heads.clone() {
@@ -189,143 +191,51 @@ unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    //! The tiled path (see the module docs), AVX2 + FMA intrinsics.
-
-    use super::{AttnCall, softmax_in_place};
-    use std::arch::x86_64::*;
-
-    /// Rows per register block.
-    const R: usize = 4;
-
-    /// Horizontal sum of eight lanes.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    unsafe fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+/// The JIT path of [`attention_tile`]: blocks of four rows through the
+/// [`AttnKernels`] (scores, masked softmax, P·V over the tile's key range).
+///
+/// # Safety
+/// As [`attention_tile`]; `scratch` holds `4·t + dv` floats.
+unsafe fn jit_tile(c: &AttnCall<'_>, kern: &AttnKernels, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
+    let AttnCall { q, k, v, out, pos, seq, a } = *c;
+    let nh = heads.len();
+    let rows = positions.len() * nh;
+    if rows == 0 {
+        return;
     }
-
-    /// See [`super::attention_tile`]; `d` and `dv` are multiples of 8.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile(c: &AttnCall<'_>, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
-        let AttnCall { q, k, v, out, pos, seq, a } = *c;
-        let nh = heads.len();
-        let rows = positions.len() * nh;
-        if rows == 0 {
-            return;
-        }
-        let valid = a.t.min(pos + seq);
-        let item = |r: usize| (positions.start + r / nh) * a.hq + heads.start + r % nh;
-        let range = |r: usize| a.keys(pos + positions.start + r / nh, valid);
-        let (lo, hi) = (0..rows).map(range).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
-        let n = hi.saturating_sub(lo);
+    let valid = a.t.min(pos + seq);
+    let item = |r: usize| (positions.start + r / nh) * a.hq + heads.start + r % nh;
+    let range = |r: usize| a.keys(pos + positions.start + r / nh, valid);
+    let (lo, hi) = (0..rows).map(range).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+    let n = hi.saturating_sub(lo);
+    let (st, spare) = scratch.split_at_mut(ROWS * a.t);
+    for r0 in (0..rows).step_by(ROWS) {
+        // Rows past the tile repeat its last row; their output goes to `spare`.
+        let row = |i: usize| (r0 + i).min(rows - 1);
+        // SAFETY: the caller guarantees the tile's rows are ours to write.
+        let outs: [*mut f32; ROWS] = std::array::from_fn(|i| if r0 + i < rows { unsafe { out.add(item(r0 + i) * a.dv) } } else { spare.as_mut_ptr() });
         if n == 0 {
-            for r in 0..rows {
-                // SAFETY: the caller guarantees the tile's rows are ours.
-                unsafe { std::slice::from_raw_parts_mut(out.add(item(r) * a.dv), a.dv) }.fill(0.0);
+            for &o in outs.iter().take(rows - r0) {
+                // SAFETY: as above.
+                unsafe { std::slice::from_raw_parts_mut(o, a.dv) }.fill(0.0);
             }
-            return;
+            continue;
         }
-        let scores = &mut scratch[..rows * n];
-        let (qp, kp, vp) = (q.as_ptr(), k.as_ptr(), v.as_ptr());
-        let krow = |j: usize| (j * a.hk + kh) * a.d;
-        let vrow = |j: usize| (j * a.hk + kh) * a.dv;
-        // 1. S = Q·Kᵀ, R rows × 2 keys per block (missing rows repeat the last).
-        for r0 in (0..rows).step_by(R) {
-            let qr: [*const f32; R] = std::array::from_fn(|i| unsafe { qp.add(item((r0 + i).min(rows - 1)) * a.d) });
-            let mut j = lo;
-            while j < hi {
-                let j1 = (j + 1).min(hi - 1);
-                let (k0, k1) = unsafe { (kp.add(krow(j)), kp.add(krow(j1))) };
-                let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                for cc in (0..a.d).step_by(8) {
-                    // SAFETY: cc + 8 ≤ d; the rows lie inside q and k (sizes checked by the caller).
-                    unsafe {
-                        let (x0, x1) = (_mm256_loadu_ps(k0.add(cc)), _mm256_loadu_ps(k1.add(cc)));
-                        for i in 0..R {
-                            let y = _mm256_loadu_ps(qr[i].add(cc));
-                            acc[i][0] = _mm256_fmadd_ps(y, x0, acc[i][0]);
-                            acc[i][1] = _mm256_fmadd_ps(y, x1, acc[i][1]);
-                        }
-                    }
-                }
-                for (i, acc) in acc.iter().enumerate().take(rows - r0) {
-                    let row = &mut scores[(r0 + i) * n..][..n];
-                    row[j - lo] = unsafe { hsum(acc[0]) };
-                    if j1 > j {
-                        row[j1 - lo] = unsafe { hsum(acc[1]) };
-                    }
-                }
-                j += 2;
-            }
-        }
-        // 2. Per row: score, mask to the row's own keys, normalised softmax.
-        for r in 0..rows {
-            let (rl, rh) = range(r);
-            let row = &mut scores[r * n..][..n];
+        let qs: [*const f32; ROWS] = std::array::from_fn(|i| q[item(row(i)) * a.d..].as_ptr());
+        let mut ranges = [0i32; 2 * ROWS];
+        for i in 0..ROWS {
+            let (rl, rh) = range(row(i));
             let start = rl.clamp(lo, hi);
-            let own = start - lo..rh.clamp(start, hi) - lo;
-            a.scores(&mut row[own.clone()]);
-            softmax_in_place(&mut row[own.clone()]);
-            row[..own.start].fill(0.0);
-            row[own.end..].fill(0.0);
+            ranges[i] = (start - lo) as i32;
+            ranges[ROWS + i] = (rh.clamp(start, hi) - lo) as i32;
         }
-        // 3. O = P·V, R rows × W vectors of columns per block.
-        for r0 in (0..rows).step_by(R) {
-            let pr: [usize; R] = std::array::from_fn(|i| (r0 + i).min(rows - 1) * n);
-            let mut cc = 0;
-            while cc < a.dv {
-                if a.dv - cc >= 16 {
-                    unsafe { pv_block::<2>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
-                    cc += 16;
-                } else {
-                    unsafe { pv_block::<1>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
-                    cc += 8;
-                }
-            }
-        }
-    }
-
-    /// One register block of O = P·V: rows `pr` (offsets of their scores),
-    /// columns `cc..cc + 8·W`, the first `live` rows stored through `dst`.
-    #[target_feature(enable = "avx2,fma")]
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn pv_block<const W: usize>(
-        scores: &[f32],
-        pr: [usize; R],
-        n: usize,
-        vp: *const f32,
-        lo: usize,
-        cc: usize,
-        vrow: &impl Fn(usize) -> usize,
-        dst: impl Fn(usize) -> *mut f32,
-        live: usize,
-    ) {
-        let sp = scores.as_ptr();
-        let mut acc = [[_mm256_setzero_ps(); W]; R];
-        for jj in 0..n {
-            // SAFETY: jj < n, so every score index is inside the tile's rows;
-            // the value row and columns lie inside v.
-            unsafe {
-                let vr = vp.add(vrow(lo + jj) + cc);
-                let x: [__m256; W] = std::array::from_fn(|w| _mm256_loadu_ps(vr.add(8 * w)));
-                for i in 0..R {
-                    let p = _mm256_broadcast_ss(&*sp.add(pr[i] + jj));
-                    for w in 0..W {
-                        acc[i][w] = _mm256_fmadd_ps(p, x[w], acc[i][w]);
-                    }
-                }
-            }
-        }
-        for (i, acc) in acc.iter().enumerate().take(live.min(R)) {
-            for (w, acc) in acc.iter().enumerate() {
-                // SAFETY: the caller's row and columns, inside out.
-                unsafe { _mm256_storeu_ps(dst(i).add(8 * w), *acc) };
-            }
+        let (kp, vp) = (k[(lo * a.hk + kh) * a.d..].as_ptr(), v[(lo * a.hk + kh) * a.dv..].as_ptr());
+        // SAFETY: keys lo..hi lie in the cache (hi ≤ t, sizes checked by the
+        // caller), st holds 4·t ≥ 4·n floats, spare dv floats.
+        unsafe {
+            kern.scores(qs, kp, n, st.as_mut_ptr());
+            kern.softmax(st.as_mut_ptr(), n, &ranges);
+            kern.pv(st.as_ptr(), vp, n, outs);
         }
     }
 }
@@ -364,14 +274,14 @@ mod tests {
 
     /// Runs every tile of a `threads`-thread tiling (in reverse order, as a
     /// thread split may).
-    fn run(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, threads: usize) -> Vec<f32> {
+    fn run(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, threads: usize, kernels: Option<&AttnKernels>) -> Vec<f32> {
         let mut out = vec![f32::NAN; seq * a.hq * a.dv];
         let tiles = Tiles::new(a, seq, threads);
-        let mut scratch = vec![0f32; tiles.scratch_len(a.t)];
+        let mut scratch = vec![0f32; Tiles::scratch_len(a)];
         let c = AttnCall { q, k, v, out: out.as_mut_ptr(), pos, seq, a };
         for t in (0..tiles.count()).rev() {
             // SAFETY: out holds seq·hq·dv floats; tiles are disjoint.
-            unsafe { attention_tile(&c, &tiles, t, &mut scratch) };
+            unsafe { attention_tile(&c, &tiles, t, kernels, &mut scratch) };
         }
         out
     }
@@ -398,16 +308,18 @@ mod tests {
     #[test]
     fn attention_matches_the_f64_oracle_on_random_shapes() {
         // Random shapes: GQA groups 1..8, head sizes up to Gemma's 256 (and
-        // sizes off the 8-multiple, which take the portable path), sliding
-        // windows, soft-caps, prefill at position 0 and continuation chunks.
-        // Any thread count gives the same bits, and the f64 oracle within 1e-4.
+        // sizes off the 4-multiple, which only the portable path takes),
+        // sliding windows, soft-caps, prefill at position 0 and continuation
+        // chunks. Any thread count gives the same bits, and both paths the
+        // f64 oracle within 1e-4.
+        let session = crate::cpu::JitSession::host().unwrap();
         let mut rng = XorShift(0xa77e);
         for trial in 0..80 {
             let hk = 1 + rng.below(2);
             let group = 1 + rng.below(8);
             let hq = hk * group;
-            let d = rng.pick(&[8usize, 16, 20, 64, 256]);
-            let dv = rng.pick(&[8usize, 16, 24, 64, 12]);
+            let d = rng.pick(&[8usize, 16, 20, 64, 256, 6]);
+            let dv = rng.pick(&[8usize, 16, 24, 64, 12, 10]);
             let seq = 1 + rng.below(20);
             let pos = if rng.below(2) == 0 { 0 } else { rng.below(10) };
             let t = pos + seq + rng.below(4);
@@ -417,14 +329,18 @@ mod tests {
             let q = rng.vec(seq * hq * d, 1.0);
             let k = rng.vec(t * hk * d, 1.0);
             let v = rng.vec(t * hk * dv, 1.0);
-            let one = run(&q, &k, &v, pos, seq, &a, 1);
-            let two = run(&q, &k, &v, pos, seq, &a, 2 + rng.below(7));
-            assert_eq!(one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), two.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "trial {trial}: {a:?}");
+            let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
+            let jit = run(&q, &k, &v, pos, seq, &a, 1, kernels.as_ref());
+            let split = run(&q, &k, &v, pos, seq, &a, 2 + rng.below(7), kernels.as_ref());
+            assert_eq!(jit.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), split.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "trial {trial}: {a:?}");
+            let rows = run(&q, &k, &v, pos, seq, &a, 1, None);
             for item in 0..seq * hq {
                 let want = naive(&q, &k, &v, pos, seq, &a, item);
                 for c in 0..dv {
-                    let got = one[item * dv + c] as f64;
-                    assert!((got - want[c]).abs() <= 1e-4 * (1.0 + want[c].abs()), "trial {trial} item {item}[{c}]: {got} vs {}; {a:?}", want[c]);
+                    for (path, got) in [("jit", jit[item * dv + c]), ("rows", rows[item * dv + c])] {
+                        let got = got as f64;
+                        assert!((got - want[c]).abs() <= 1e-4 * (1.0 + want[c].abs()), "trial {trial} {path} item {item}[{c}]: {got} vs {}; {a:?}", want[c]);
+                    }
                 }
             }
         }

@@ -274,7 +274,7 @@ impl CpuRuntime {
                 c[pos * row..pos * row + n].copy_from_slice(&self.bufs[x.buf][..n]);
                 self.put(*cache, c);
             }
-            Step::Attention { q, k, v, out, shape } => {
+            Step::Attention { q, k, v, out, shape, kernels } => {
                 let mut a = *shape;
                 if k.seq {
                     a.t = seq;
@@ -289,10 +289,11 @@ impl CpuRuntime {
                 }
                 let tiles = attention::Tiles::new(&a, seq, self.pool.threads());
                 for s in &mut self.scratch {
-                    if s.len() < tiles.scratch_len(a.t) {
-                        s.resize(tiles.scratch_len(a.t), 0.0);
+                    if s.len() < attention::Tiles::scratch_len(&a) {
+                        s.resize(attention::Tiles::scratch_len(&a), 0.0);
                     }
                 }
+                let kernels = kernels.as_deref();
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 let op = SendPtr(o.as_mut_ptr());
                 let sp = SendPtr(self.scratch.as_mut_ptr());
@@ -308,7 +309,7 @@ impl CpuRuntime {
                     unsafe {
                         let scratch = &mut *sp.0.add(chunk);
                         for t in (chunk..tiles.count()).step_by(par) {
-                            attention::attention_tile(&call, &tiles, t, scratch);
+                            attention::attention_tile(&call, &tiles, t, kernels, scratch);
                         }
                     }
                 };

@@ -67,7 +67,7 @@ fn check_width(what: &str, d: usize) -> Result<(), JitError> {
 }
 
 /// Emits `for i in 0..n { body(i) }` with `n` an `i64` value (zero trips allowed).
-fn counted(b: &mut FunctionBuilder<'_>, n: Value, body: impl FnOnce(&mut FunctionBuilder<'_>, Value)) {
+pub(super) fn counted(b: &mut FunctionBuilder<'_>, n: Value, body: impl FnOnce(&mut FunctionBuilder<'_>, Value)) {
     let i = b.declare_var(I64);
     let zero = b.ins().iconst(I64, 0);
     b.def_var(i, zero);
@@ -121,7 +121,7 @@ fn at(b: &mut FunctionBuilder<'_>, base: Value, off: Value) -> Value {
     b.ins().iadd(base, off)
 }
 
-fn fma(b: &mut FunctionBuilder<'_>, fused: bool, x: Value, y: Value, acc: Value) -> Value {
+pub(super) fn fma(b: &mut FunctionBuilder<'_>, fused: bool, x: Value, y: Value, acc: Value) -> Value {
     if fused {
         b.ins().fma(x, y, acc)
     } else {
@@ -132,7 +132,7 @@ fn fma(b: &mut FunctionBuilder<'_>, fused: bool, x: Value, y: Value, acc: Value)
 
 /// Compiles `body(b, params)` (`N` i64 parameters, no result) and returns
 /// the finalized function.
-fn compile<const N: usize>(session: &JitSession, name: &str, body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; N])) -> Result<CompiledFn, JitError> {
+pub(super) fn compile<const N: usize>(session: &JitSession, name: &str, body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; N])) -> Result<CompiledFn, JitError> {
     let f = session.compile(name, N, |b, args| {
         let args: [Value; N] = args.try_into().map_err(|_| JitError::InvalidParams(format!("{name}: expected {N} parameters")))?;
         body(b, args);
@@ -308,7 +308,7 @@ impl BinaryKernel {
 }
 
 /// Two f32x4 → f32x4 by 4-byte lane indices (0–3 from `a`, 4–7 from `c`).
-fn shuffle4(b: &mut FunctionBuilder<'_>, a: Value, c: Value, lanes: [u8; 4]) -> Value {
+pub(super) fn shuffle4(b: &mut FunctionBuilder<'_>, a: Value, c: Value, lanes: [u8; 4]) -> Value {
     let le = MemFlagsData::new().with_endianness(Endianness::Little);
     let mask: Vec<u8> = lanes.iter().flat_map(|&l| (0..4).map(move |k| 4 * l + k)).collect();
     let imm = b.func.dfg.immediates.push(ConstantData::from(&mask[..]));
@@ -419,20 +419,20 @@ impl RopeKernel {
 }
 
 /// `splat(F32X4, c)`.
-fn fsplat(b: &mut FunctionBuilder<'_>, c: f32) -> Value {
+pub(super) fn fsplat(b: &mut FunctionBuilder<'_>, c: f32) -> Value {
     let s = b.ins().f32const(c);
     b.ins().splat(F32X4, s)
 }
 
 /// `min(max(x, lo), hi)` on f32x4 (Rust's `clamp` for non-NaN lanes).
-fn clamp4(b: &mut FunctionBuilder<'_>, x: Value, lo: f32, hi: f32) -> Value {
+pub(super) fn clamp4(b: &mut FunctionBuilder<'_>, x: Value, lo: f32, hi: f32) -> Value {
     let (l, h) = (fsplat(b, lo), fsplat(b, hi));
     let m = b.ins().fmax(x, l);
     b.ins().fmin(m, h)
 }
 
 /// `ops::exp` on f32x4, operation for operation (see the module docs).
-fn exp4(b: &mut FunctionBuilder<'_>, x: Value) -> Value {
+pub(super) fn exp4(b: &mut FunctionBuilder<'_>, x: Value) -> Value {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -468,6 +468,17 @@ fn exp4(b: &mut FunctionBuilder<'_>, x: Value) -> Value {
     b.ins().fmul(p, scale)
 }
 
+/// `ops::tanh` on f32x4: 1 − 2/(e^{2y} + 1), y clamped to ±15.
+pub(super) fn tanh4(b: &mut FunctionBuilder<'_>, y: Value) -> Value {
+    let (one, two) = (fsplat(b, 1.0), fsplat(b, 2.0));
+    let y = clamp4(b, y, -15.0, 15.0);
+    let y2 = b.ins().fmul(two, y);
+    let e = exp4(b, y2);
+    let e1 = b.ins().fadd(e, one);
+    let q = b.ins().fdiv(two, e1);
+    b.ins().fsub(one, q)
+}
+
 /// `op(x)` on f32x4 for the gated activations, as `ops::silu` / `ops::gelu_tanh`.
 fn act4(b: &mut FunctionBuilder<'_>, op: UnOp, x: Value) -> Value {
     let one = fsplat(b, 1.0);
@@ -480,18 +491,13 @@ fn act4(b: &mut FunctionBuilder<'_>, op: UnOp, x: Value) -> Value {
         }
         _ => {
             // 0.5·x·(1 + tanh(c·(x + 0.044715·x³))), tanh(y) = 1 − 2/(e^{2y} + 1).
-            let (k, c, half, two) = (fsplat(b, 0.044715), fsplat(b, (2.0f32 / std::f32::consts::PI).sqrt()), fsplat(b, 0.5), fsplat(b, 2.0));
+            let (k, c, half) = (fsplat(b, 0.044715), fsplat(b, (2.0f32 / std::f32::consts::PI).sqrt()), fsplat(b, 0.5));
             let kx = b.ins().fmul(k, x);
             let kxx = b.ins().fmul(kx, x);
             let cube = b.ins().fmul(kxx, x);
             let inner = b.ins().fadd(x, cube);
             let y = b.ins().fmul(c, inner);
-            let y = clamp4(b, y, -15.0, 15.0);
-            let y2 = b.ins().fmul(two, y);
-            let e = exp4(b, y2);
-            let e1 = b.ins().fadd(e, one);
-            let q = b.ins().fdiv(two, e1);
-            let th = b.ins().fsub(one, q);
+            let th = tanh4(b, y);
             let hx = b.ins().fmul(half, x);
             let s = b.ins().fadd(one, th);
             b.ins().fmul(hx, s)

@@ -22,6 +22,7 @@
 
 mod attention;
 mod exec;
+mod jitattn;
 mod jitops;
 mod kexec;
 mod ops;

@@ -30,6 +30,7 @@ use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
 use super::attention::AttnShape;
+use super::jitattn::AttnKernels;
 use super::{RuntimeError, RuntimeOptions};
 
 /// Elementwise binary ops.
@@ -90,7 +91,7 @@ pub(crate) enum Step {
     Softmax { x: BufRef, out: BufRef, n: usize },
     Rope { kernel: Arc<RopeKernel>, x: BufRef, out: BufRef, table: usize },
     CacheWrite { cache: BufRef, x: BufRef, cap: usize },
-    Attention { q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: AttnShape },
+    Attention { q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: AttnShape, kernels: Option<Arc<AttnKernels>> },
 }
 
 /// The activation a GEMV reads.
@@ -180,6 +181,8 @@ struct Builder<'m> {
     binaries: HashMap<(BinOp, usize, Bcast), Arc<BinaryKernel>>,
     /// JIT fused gated activations by (activation, row width).
     glus: HashMap<(UnOp, usize), Arc<GluKernel>>,
+    /// Attention kernels by (hk, d, dv, scale bits, soft-cap bits).
+    attns: HashMap<(usize, usize, usize, u32, u32), Arc<AttnKernels>>,
     /// JIT rope kernels by (heads, head size, rotated dims, NeoX mode).
     ropes: HashMap<(usize, usize, usize, bool), Arc<RopeKernel>>,
     /// Free buffers by (seq, row).
@@ -657,7 +660,18 @@ impl<'m> Builder<'m> {
                 let t = if k.seq { 0 } else { kd[0] };
                 let shape = AttnShape { hq, hk, d, dv, t, scale: at.scale as f32, window: at.window, softcap: at.softcap as f32, bidirectional: at.bidirectional };
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Attention { q, k, v, out, shape });
+                // The kernels depend on the shape but not on the window or the cache length.
+                let key = (hk, d, dv, shape.scale.to_bits(), shape.softcap.to_bits());
+                let kernels = match self.attns.get(&key) {
+                    Some(k) => Some(k.clone()),
+                    None if AttnKernels::supports(&shape) => {
+                        let k = Arc::new(AttnKernels::new(self.session, &shape)?);
+                        self.attns.insert(key, k.clone());
+                        Some(k)
+                    }
+                    None => None,
+                };
+                self.plan.steps.push(Step::Attention { q, k, v, out, shape, kernels });
             }
             other => return Err(unsupported(op, format!("`{}` is not implemented by the CPU runtime", other.opcode().mnemonic()))),
         }
@@ -867,6 +881,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
         rmsnorms: HashMap::new(),
         binaries: HashMap::new(),
         glus: HashMap::new(),
+        attns: HashMap::new(),
         ropes: HashMap::new(),
         free: HashMap::new(),
         refcount: Vec::new(),
