@@ -7,19 +7,24 @@
 //! position × head) are taken four at a time, so every key and value row is
 //! read once per four query rows instead of once per row (the per-row loop
 //! was bound by cache bandwidth: Gemma 3's 256-wide heads reread 0.5 MiB of
-//! keys and values per query row at 512 tokens). Per block of four rows, the
-//! Cranelift kernels of `jitattn` compute, over the union of the rows' key
-//! ranges:
+//! keys and values per query row at 512 tokens). Per block of four rows,
+//! over the union of the rows' key ranges:
 //!
-//! 1. S = Q·Kᵀ, stored transposed (one f32x4 of four rows per key);
-//! 2. per row (lane): scale, soft-cap, mask to the row's own range (causal
-//!    limit, sliding window), softmax normalised in place;
+//! 1. S = Q·Kᵀ;
+//! 2. per row: scale, soft-cap, mask to the row's own range (causal limit,
+//!    sliding window), softmax normalised in place;
 //! 3. O = P·V.
 //!
-//! Head sizes that are not multiples of 4 take the portable per-row loop
-//! ([`attention_row`]). Either way a row's result does not depend on the
-//! tiling or the thread split. Dots and sums accumulate in f32 (the reference
-//! interpreter uses f64); the tests bound the difference.
+//! Two tiers, chosen per shape at run time ([`AttnPath`], as stack.md §7
+//! recommends): on x86-64 with AVX2 + FMA, 256-bit intrinsics (`avx2`,
+//! head sizes multiples of 8); elsewhere the Cranelift kernels of `jitattn`
+//! (128-bit vectors; head sizes multiples of 4). Cranelift has no 256-bit
+//! vector types on x86-64, and side by side the JIT tier is 2.3× (Gemma 3,
+//! pp512) to 2.5× (SmolLM2, 2048-token windows) slower than the AVX2 tier,
+//! which is why the latter exists. Other head sizes take the portable
+//! per-row loop ([`attention_row`]). On every path a row's result does not
+//! depend on the tiling or the thread split. Dots and sums accumulate in f32
+//! (the reference interpreter uses f64); the tests bound the difference.
 
 use super::jitattn::{AttnKernels, ROWS};
 use super::ops::{axpy, dot, softmax_in_place, tanh};
@@ -125,10 +130,11 @@ impl Tiles {
         self.blocks * self.hk * self.splits
     }
 
-    /// Floats of scratch one tile needs: transposed scores of four rows
-    /// over `t` keys and one spare output row (the row loop needs `t`).
-    pub fn scratch_len(a: &AttnShape) -> usize {
-        ROWS * a.t + a.dv
+    /// Floats of scratch one tile needs on any path: the AVX2 path keeps
+    /// the scores of all its rows over `t` keys, the JIT path transposed
+    /// scores of four rows and one spare output row, the row loop `t`.
+    pub fn scratch_len(&self, a: &AttnShape) -> usize {
+        (self.positions * self.group.div_ceil(self.splits) * a.t).max(ROWS * a.t + a.dv)
     }
 
     /// Tile `index`'s query positions, its kv head and its query heads.
@@ -142,19 +148,57 @@ impl Tiles {
     }
 }
 
-/// Computes tile `index` of `tiles`, writing its rows of `c.out`, through
-/// the JIT kernels when given (compiled for `c.a`), else row by row.
-/// `scratch` holds at least [`Tiles::scratch_len`] floats.
+/// Which code computes the tiles of one attention shape: the run-time
+/// choice of the two-tier backend (see the module docs).
+#[derive(Clone, Copy)]
+pub enum AttnPath<'k> {
+    /// AVX2 + FMA intrinsics, 256-bit (x86-64 hosts that have them).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// The Cranelift kernels compiled for the shape (128-bit vectors).
+    Jit(&'k AttnKernels),
+    /// The portable row-by-row loop.
+    Rows,
+}
+
+impl AttnPath<'_> {
+    /// Whether the host can take the AVX2 path for `a` (head sizes multiples of 8).
+    pub fn avx2_for(a: &AttnShape) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if a.d % 8 == 0 && a.dv % 8 == 0 {
+            return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
+        }
+        let _ = a;
+        false
+    }
+
+    /// The fastest path for `a` given the JIT kernels compiled for it, if any.
+    pub fn choose<'k>(a: &AttnShape, kernels: Option<&'k AttnKernels>) -> AttnPath<'k> {
+        #[cfg(target_arch = "x86_64")]
+        if Self::avx2_for(a) {
+            return AttnPath::Avx2;
+        }
+        kernels.map_or(AttnPath::Rows, AttnPath::Jit)
+    }
+}
+
+/// Computes tile `index` of `tiles`, writing its rows of `c.out`, by `path`
+/// (kernels compiled for `c.a`). `scratch` holds at least
+/// [`Tiles::scratch_len`] floats.
 ///
 /// # Safety
 /// `c.out` must point to `seq·hq·dv` writable floats of which only this
 /// tile's rows are written (callers hand each tile to one thread).
-pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, kernels: Option<&AttnKernels>, scratch: &mut [f32]) {
+pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, path: AttnPath<'_>, scratch: &mut [f32]) {
     let (positions, kh, heads) = tiles.tile(index);
     let positions = positions.start..positions.end.min(c.seq);
-    if let Some(kern) = kernels {
+    match path {
+        // SAFETY: `Avx2` is only chosen when the features are present; forwarded contract.
+        #[cfg(target_arch = "x86_64")]
+        AttnPath::Avx2 => return unsafe { avx2::tile(c, positions, kh, heads, scratch) },
         // SAFETY: forwarded contract.
-        return unsafe { jit_tile(c, kern, positions, kh, heads, scratch) };
+        AttnPath::Jit(kern) => return unsafe { jit_tile(c, kern, positions, kh, heads, scratch) },
+        _ => {}
     }
     for i in positions {
         for h in heads.clone() {
@@ -188,6 +232,147 @@ unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
     softmax_in_place(&mut scores[lo..hi]);
     for j in lo..hi {
         axpy(o, scores[j], &v[(j * a.hk + kh) * a.dv..][..a.dv]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The tiled path (see the module docs), AVX2 + FMA intrinsics.
+
+    use super::{AttnCall, softmax_in_place};
+    use std::arch::x86_64::*;
+
+    /// Rows per register block.
+    const R: usize = 4;
+
+    /// Horizontal sum of eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// See [`super::attention_tile`]; `d` and `dv` are multiples of 8.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile(c: &AttnCall<'_>, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
+        let AttnCall { q, k, v, out, pos, seq, a } = *c;
+        let nh = heads.len();
+        let rows = positions.len() * nh;
+        if rows == 0 {
+            return;
+        }
+        let valid = a.t.min(pos + seq);
+        let item = |r: usize| (positions.start + r / nh) * a.hq + heads.start + r % nh;
+        let range = |r: usize| a.keys(pos + positions.start + r / nh, valid);
+        let (lo, hi) = (0..rows).map(range).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+        let n = hi.saturating_sub(lo);
+        if n == 0 {
+            for r in 0..rows {
+                // SAFETY: the caller guarantees the tile's rows are ours.
+                unsafe { std::slice::from_raw_parts_mut(out.add(item(r) * a.dv), a.dv) }.fill(0.0);
+            }
+            return;
+        }
+        let scores = &mut scratch[..rows * n];
+        let (qp, kp, vp) = (q.as_ptr(), k.as_ptr(), v.as_ptr());
+        let krow = |j: usize| (j * a.hk + kh) * a.d;
+        let vrow = |j: usize| (j * a.hk + kh) * a.dv;
+        // 1. S = Q·Kᵀ, R rows × 2 keys per block (missing rows repeat the last).
+        for r0 in (0..rows).step_by(R) {
+            let qr: [*const f32; R] = std::array::from_fn(|i| unsafe { qp.add(item((r0 + i).min(rows - 1)) * a.d) });
+            let mut j = lo;
+            while j < hi {
+                let j1 = (j + 1).min(hi - 1);
+                let (k0, k1) = unsafe { (kp.add(krow(j)), kp.add(krow(j1))) };
+                let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                for cc in (0..a.d).step_by(8) {
+                    // SAFETY: cc + 8 ≤ d; the rows lie inside q and k (sizes checked by the caller).
+                    unsafe {
+                        let (x0, x1) = (_mm256_loadu_ps(k0.add(cc)), _mm256_loadu_ps(k1.add(cc)));
+                        for i in 0..R {
+                            let y = _mm256_loadu_ps(qr[i].add(cc));
+                            acc[i][0] = _mm256_fmadd_ps(y, x0, acc[i][0]);
+                            acc[i][1] = _mm256_fmadd_ps(y, x1, acc[i][1]);
+                        }
+                    }
+                }
+                for (i, acc) in acc.iter().enumerate().take(rows - r0) {
+                    let row = &mut scores[(r0 + i) * n..][..n];
+                    row[j - lo] = unsafe { hsum(acc[0]) };
+                    if j1 > j {
+                        row[j1 - lo] = unsafe { hsum(acc[1]) };
+                    }
+                }
+                j += 2;
+            }
+        }
+        // 2. Per row: score, mask to the row's own keys, normalised softmax.
+        for r in 0..rows {
+            let (rl, rh) = range(r);
+            let row = &mut scores[r * n..][..n];
+            let start = rl.clamp(lo, hi);
+            let own = start - lo..rh.clamp(start, hi) - lo;
+            a.scores(&mut row[own.clone()]);
+            softmax_in_place(&mut row[own.clone()]);
+            row[..own.start].fill(0.0);
+            row[own.end..].fill(0.0);
+        }
+        // 3. O = P·V, R rows × W vectors of columns per block.
+        for r0 in (0..rows).step_by(R) {
+            let pr: [usize; R] = std::array::from_fn(|i| (r0 + i).min(rows - 1) * n);
+            let mut cc = 0;
+            while cc < a.dv {
+                if a.dv - cc >= 16 {
+                    unsafe { pv_block::<2>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
+                    cc += 16;
+                } else {
+                    unsafe { pv_block::<1>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
+                    cc += 8;
+                }
+            }
+        }
+    }
+
+    /// One register block of O = P·V: rows `pr` (offsets of their scores),
+    /// columns `cc..cc + 8·W`, the first `live` rows stored through `dst`.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pv_block<const W: usize>(
+        scores: &[f32],
+        pr: [usize; R],
+        n: usize,
+        vp: *const f32,
+        lo: usize,
+        cc: usize,
+        vrow: &impl Fn(usize) -> usize,
+        dst: impl Fn(usize) -> *mut f32,
+        live: usize,
+    ) {
+        let sp = scores.as_ptr();
+        let mut acc = [[_mm256_setzero_ps(); W]; R];
+        for jj in 0..n {
+            // SAFETY: jj < n, so every score index is inside the tile's rows;
+            // the value row and columns lie inside v.
+            unsafe {
+                let vr = vp.add(vrow(lo + jj) + cc);
+                let x: [__m256; W] = std::array::from_fn(|w| _mm256_loadu_ps(vr.add(8 * w)));
+                for i in 0..R {
+                    let p = _mm256_broadcast_ss(&*sp.add(pr[i] + jj));
+                    for w in 0..W {
+                        acc[i][w] = _mm256_fmadd_ps(p, x[w], acc[i][w]);
+                    }
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate().take(live.min(R)) {
+            for (w, acc) in acc.iter().enumerate() {
+                // SAFETY: the caller's row and columns, inside out.
+                unsafe { _mm256_storeu_ps(dst(i).add(8 * w), *acc) };
+            }
+        }
     }
 }
 
@@ -274,14 +459,14 @@ mod tests {
 
     /// Runs every tile of a `threads`-thread tiling (in reverse order, as a
     /// thread split may).
-    fn run(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, threads: usize, kernels: Option<&AttnKernels>) -> Vec<f32> {
+    fn run(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, threads: usize, path: AttnPath<'_>) -> Vec<f32> {
         let mut out = vec![f32::NAN; seq * a.hq * a.dv];
         let tiles = Tiles::new(a, seq, threads);
-        let mut scratch = vec![0f32; Tiles::scratch_len(a)];
+        let mut scratch = vec![0f32; tiles.scratch_len(a)];
         let c = AttnCall { q, k, v, out: out.as_mut_ptr(), pos, seq, a };
         for t in (0..tiles.count()).rev() {
             // SAFETY: out holds seq·hq·dv floats; tiles are disjoint.
-            unsafe { attention_tile(&c, &tiles, t, kernels, &mut scratch) };
+            unsafe { attention_tile(&c, &tiles, t, path, &mut scratch) };
         }
         out
     }
@@ -330,15 +515,28 @@ mod tests {
             let k = rng.vec(t * hk * d, 1.0);
             let v = rng.vec(t * hk * dv, 1.0);
             let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
-            let jit = run(&q, &k, &v, pos, seq, &a, 1, kernels.as_ref());
-            let split = run(&q, &k, &v, pos, seq, &a, 2 + rng.below(7), kernels.as_ref());
-            assert_eq!(jit.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), split.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "trial {trial}: {a:?}");
-            let rows = run(&q, &k, &v, pos, seq, &a, 1, None);
+            let mut paths = vec![("rows", AttnPath::Rows)];
+            if let Some(k) = &kernels {
+                paths.push(("jit", AttnPath::Jit(k)));
+            }
+            #[cfg(target_arch = "x86_64")]
+            if AttnPath::avx2_for(&a) {
+                paths.push(("avx2", AttnPath::Avx2));
+            }
+            let outs: Vec<(&str, Vec<f32>)> = paths
+                .iter()
+                .map(|&(name, path)| {
+                    let one = run(&q, &k, &v, pos, seq, &a, 1, path);
+                    let split = run(&q, &k, &v, pos, seq, &a, 2 + rng.below(7), path);
+                    assert_eq!(one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), split.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "trial {trial} {name}: {a:?}");
+                    (name, one)
+                })
+                .collect();
             for item in 0..seq * hq {
                 let want = naive(&q, &k, &v, pos, seq, &a, item);
                 for c in 0..dv {
-                    for (path, got) in [("jit", jit[item * dv + c]), ("rows", rows[item * dv + c])] {
-                        let got = got as f64;
+                    for (path, out) in &outs {
+                        let got = out[item * dv + c] as f64;
                         assert!((got - want[c]).abs() <= 1e-4 * (1.0 + want[c].abs()), "trial {trial} {path} item {item}[{c}]: {got} vs {}; {a:?}", want[c]);
                     }
                 }

@@ -289,11 +289,11 @@ impl CpuRuntime {
                 }
                 let tiles = attention::Tiles::new(&a, seq, self.pool.threads());
                 for s in &mut self.scratch {
-                    if s.len() < attention::Tiles::scratch_len(&a) {
-                        s.resize(attention::Tiles::scratch_len(&a), 0.0);
+                    if s.len() < tiles.scratch_len(&a) {
+                        s.resize(tiles.scratch_len(&a), 0.0);
                     }
                 }
-                let kernels = kernels.as_deref();
+                let path = attention::AttnPath::choose(&a, kernels.as_deref());
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 let op = SendPtr(o.as_mut_ptr());
                 let sp = SendPtr(self.scratch.as_mut_ptr());
@@ -309,7 +309,7 @@ impl CpuRuntime {
                     unsafe {
                         let scratch = &mut *sp.0.add(chunk);
                         for t in (chunk..tiles.count()).step_by(par) {
-                            attention::attention_tile(&call, &tiles, t, kernels, scratch);
+                            attention::attention_tile(&call, &tiles, t, path, scratch);
                         }
                     }
                 };

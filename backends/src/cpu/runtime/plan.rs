@@ -29,7 +29,7 @@ use super::super::lut::{LutKernel, LutWeights};
 use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
 use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
-use super::attention::AttnShape;
+use super::attention::{AttnPath, AttnShape};
 use super::jitattn::AttnKernels;
 use super::{RuntimeError, RuntimeOptions};
 
@@ -660,11 +660,13 @@ impl<'m> Builder<'m> {
                 let t = if k.seq { 0 } else { kd[0] };
                 let shape = AttnShape { hq, hk, d, dv, t, scale: at.scale as f32, window: at.window, softcap: at.softcap as f32, bidirectional: at.bidirectional };
                 let out = self.result_buf(r, op)?;
-                // The kernels depend on the shape but not on the window or the cache length.
+                // The JIT tier, for hosts without the AVX2 one (see
+                // `attention`); the kernels depend on the shape but not on
+                // the window or the cache length.
                 let key = (hk, d, dv, shape.scale.to_bits(), shape.softcap.to_bits());
                 let kernels = match self.attns.get(&key) {
                     Some(k) => Some(k.clone()),
-                    None if AttnKernels::supports(&shape) => {
+                    None if AttnKernels::supports(&shape) && !AttnPath::avx2_for(&shape) => {
                         let k = Arc::new(AttnKernels::new(self.session, &shape)?);
                         self.attns.insert(key, k.clone());
                         Some(k)
