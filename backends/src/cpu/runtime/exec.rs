@@ -251,11 +251,12 @@ impl CpuRuntime {
                 }
                 self.put(*out, o);
             }
-            Step::Softmax { x, out, n } => {
+            Step::Softmax { kernel, x, out } => {
                 let len = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                ops::softmax_rows(&self.bufs[x.buf][..len], &mut o[..len], *n);
+                let r = kernel.run(&self.bufs[x.buf][..len], &mut o[..len]);
                 self.put(*out, o);
+                r?;
             }
             Step::Rope { kernel, x, out, table } => {
                 let n = self.len(*x);

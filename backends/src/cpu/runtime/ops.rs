@@ -1,8 +1,8 @@
 //! The runtime's remaining non-GEMM kernels, in plain Rust: the rope tables,
-//! softmax and the unfused activations (rmsnorm, rope, the
-//! elementwise ops and the gated FFN activations are Cranelift-generated, see
-//! `jitops`; `rmsnorm`, `rope` and the scalar activations are their test
-//! oracles).
+//! the softmax of the row-by-row attention and the unfused activations
+//! (rmsnorm, rope, softmax, the elementwise ops and the gated FFN
+//! activations are Cranelift-generated, see `jitops`; `rmsnorm`, `rope` and
+//! the scalar activations are their test oracles).
 //!
 //! These are written so that LLVM vectorises them (fixed-width accumulator
 //! arrays, branch-free polynomial exp); the GEMV/GEMM work goes through the
@@ -148,14 +148,6 @@ pub fn rope(x: &[f32], out: &mut [f32], seq: usize, heads: usize, d: usize, dims
                 }
             }
         }
-    }
-}
-
-/// Softmax of each `n`-row.
-pub fn softmax_rows(x: &[f32], out: &mut [f32], n: usize) {
-    for (row, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        o.copy_from_slice(row);
-        softmax_in_place(o);
     }
 }
 

@@ -28,7 +28,7 @@ use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
 use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
-use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel};
+use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel, SoftmaxKernel};
 use super::attention::{AttnPath, AttnShape};
 use super::jitattn::AttnKernels;
 use super::{RuntimeError, RuntimeOptions};
@@ -88,7 +88,7 @@ pub(crate) enum Step {
     /// `out` may be `gate`'s buffer (in place).
     Glu { kernel: Arc<GluKernel>, gate: BufRef, up: BufRef, out: BufRef },
     Unary { op: UnOp, x: BufRef, out: BufRef },
-    Softmax { x: BufRef, out: BufRef, n: usize },
+    Softmax { kernel: Arc<SoftmaxKernel>, x: BufRef, out: BufRef },
     Rope { kernel: Arc<RopeKernel>, x: BufRef, out: BufRef, table: usize },
     CacheWrite { cache: BufRef, x: BufRef, cap: usize },
     Attention { q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: AttnShape, kernels: Option<Arc<AttnKernels>> },
@@ -181,6 +181,7 @@ struct Builder<'m> {
     binaries: HashMap<(BinOp, usize, Bcast), Arc<BinaryKernel>>,
     /// JIT fused gated activations by (activation, row width).
     glus: HashMap<(UnOp, usize), Arc<GluKernel>>,
+    softmaxes: HashMap<usize, Arc<SoftmaxKernel>>,
     /// Attention kernels by (hk, d, dv, scale bits, soft-cap bits).
     attns: HashMap<(usize, usize, usize, u32, u32), Arc<AttnKernels>>,
     /// JIT rope kernels by (heads, head size, rotated dims, NeoX mode).
@@ -597,7 +598,15 @@ impl<'m> Builder<'m> {
                     return Err(unsupported(op, "softmax over the seq axis"));
                 }
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Softmax { x, out, n });
+                let kernel = match self.softmaxes.get(&n) {
+                    Some(k) => k.clone(),
+                    None => {
+                        let k = Arc::new(SoftmaxKernel::new(self.session, n)?);
+                        self.softmaxes.insert(n, k.clone());
+                        k
+                    }
+                };
+                self.plan.steps.push(Step::Softmax { kernel, x, out });
             }
             OpAttrs::Rope(rp) => {
                 let dims = fixed_dims(&ty);
@@ -883,6 +892,7 @@ pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &Runtime
         rmsnorms: HashMap::new(),
         binaries: HashMap::new(),
         glus: HashMap::new(),
+        softmaxes: HashMap::new(),
         attns: HashMap::new(),
         ropes: HashMap::new(),
         free: HashMap::new(),
