@@ -76,7 +76,8 @@ Rows: primitive (lut: #gq 1-4 bits and ternary on the T-MAC kernel; shiftadd:
 #bcq 1-4 bits with APoT scales; sparse: N:M 2:4, 4:8, 2:8 on f32 values, bits =
 streamed bits per dense weight incl. indices; dequant: the int-dot Q4_0, Q2_K,
 TQ2_0, Q8_0 kernels; dense: f32) x bits x shape x threads, with seconds per
-call (activation preprocessing included), weight GB/s, the speedup over the
+call (activation preprocessing included; the fastest sample, the median next
+to it in JSON), weight GB/s, the speedup over the
 dequant baseline at the same bits (4: Q4_0, 2 and 3: Q2_K, 1 and ternary:
 TQ2_0, sparse and dense: Q8_0; Q4_0 where k is not a multiple of 256), over
 dense f32, t(b)/t(1) for lut and shiftadd, and the fraction of the memory
@@ -99,8 +100,8 @@ struct KernelArgs {
     /// llama7b (4096x4096, 11008x4096, 4096x11008), all, or a comma list of MxK.
     #[arg(long, default_value = "all")]
     shapes: String,
-    /// Timing per row, in milliseconds.
-    #[arg(long, default_value_t = 60)]
+    /// Timing per row, in milliseconds (the default run takes about 2–3 minutes).
+    #[arg(long, default_value_t = 200)]
     budget_ms: u64,
     /// Only these primitives (comma list of lut, shiftadd, sparse, dequant,
     /// dense); the baselines they are compared with are measured too.

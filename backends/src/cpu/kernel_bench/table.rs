@@ -10,7 +10,7 @@ pub fn row_json(r: &KernelBenchRow) -> serde_json::Value {
     serde_json::json!({
         "shape": r.shape, "primitive": r.primitive, "scheme": r.scheme, "bits": r.bits,
         "bits_per_weight": r.bits_per_weight, "m": r.m, "k": r.k, "batch": r.batch, "threads": r.threads,
-        "seconds": r.seconds, "weight_bytes": r.weight_bytes, "weight_gb_s": r.weight_gb_s,
+        "seconds": r.seconds, "median_seconds": r.median_seconds, "weight_bytes": r.weight_bytes, "weight_gb_s": r.weight_gb_s,
         "baseline": r.baseline, "speedup_vs_dequant": r.speedup_vs_dequant, "speedup_vs_dense": r.speedup_vs_dense,
         "t_over_t1": r.t_over_t1, "roofline_gb_s": r.roofline_gb_s, "roofline_fraction": r.roofline_fraction,
     })
