@@ -107,8 +107,8 @@ struct KernelArgs {
     /// dense); the baselines they are compared with are measured too.
     #[arg(long, value_name = "LIST")]
     only: Option<String>,
-    /// The memory-bandwidth roofline in GB/s (default: measured at the start
-    /// with a summing read of 256 MiB, per thread count).
+    /// The memory-bandwidth roofline in GB/s (default: measured per thread
+    /// count at the start and the end, by a summing read from DRAM).
     #[arg(long, value_name = "GB/S")]
     bandwidth: Option<f64>,
     /// Measure the CPU cost table on this machine and write it to FILE (JSON).

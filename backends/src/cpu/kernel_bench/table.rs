@@ -30,7 +30,7 @@ fn ratio(v: Option<f64>) -> String {
 pub fn text_table(rep: &KernelBenchReport) -> String {
     let mut s = String::new();
     for r in &rep.rooflines {
-        let how = if r.measured { "measured: best of 10 summing reads of 256 MiB, at the start and the end" } else { "given" };
+        let how = if r.measured { "measured: fastest summing read of 32 MiB from DRAM, at the start and the end" } else { "given" };
         let _ = writeln!(s, "roofline {} thread(s): {:.1} GB/s ({how})", r.threads, r.gb_s);
     }
     let mut shape: Option<(&str, usize, usize)> = None;
