@@ -95,7 +95,7 @@ fn text_table_groups_by_shape_and_measures_only_what_is_asked() {
 
 #[test]
 fn bad_options_are_usage_errors() {
-    for args in [["--only", "lut,bogus"], ["--shapes", "12x"], ["--budget-ms", "0"], ["--bandwidth", "0"], ["--bandwidth", "nan"]] {
+    for args in [["--only", "lut,bogus"], ["--shapes", "12x"], ["--shapes", "llama7b,0x8"], ["--budget-ms", "0"], ["--bandwidth", "0"], ["--bandwidth", "nan"]] {
         let out = flexc(&[&["bench", "kernels"][..], &args[..]].concat());
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out.stderr));
         let err = text(&out.stderr);

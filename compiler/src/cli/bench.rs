@@ -67,23 +67,23 @@ struct ModelArgs {
 /// Arguments of `flexc bench kernels`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
-  flexc bench kernels                                   # every primitive, real + Llama-7B shapes, 1 and 2 threads
+  flexc bench kernels               # every primitive, real + Llama-7B shapes, 1 and 2 threads
   flexc bench kernels --shapes llama7b --threads 1 --only lut --budget-ms 500
-  flexc bench kernels --shapes 4096x4096,576x1536 --format json > rows.json
+  flexc bench kernels --shapes llama7b,576x1536 --format json > rows.json
   flexc bench kernels --write-costs costs.json
 
 Rows: primitive (lut: #gq 1-4 bits and ternary on the T-MAC kernel; shiftadd:
 #bcq 1-4 bits with APoT scales; sparse: N:M 2:4, 4:8, 2:8 on f32 values, bits =
 streamed bits per dense weight incl. indices; dequant: the int-dot Q4_0, Q2_K,
-TQ2_0, Q8_0 kernels; dense: f32) x bits x shape x threads, with seconds per
-call (activation preprocessing included; the fastest sample, the median next
-to it in JSON), weight GB/s, the speedup over the
-dequant baseline at the same bits (4: Q4_0, 2 and 3: Q2_K, 1 and ternary:
-TQ2_0, sparse and dense: Q8_0; Q4_0 where k is not a multiple of 256), over
-dense f32, t(b)/t(1) for lut and shiftadd, and the fraction of the memory
-bandwidth roofline (measured at the start unless --bandwidth is given). The
-rows of a shape run round-robin so load drift hits them alike; compare ratios
-within one run. --format json prints a JSON array of the rows.
+TQ2_0, Q8_0 kernels; dense: f32) x bits x shape x threads. Per row: seconds per
+call (activation preprocessing included; the fastest sample, its median in
+JSON), weight GB/s, the speedup over the dequant baseline at the same bits (4:
+Q4_0, 2 and 3: Q2_K, 1 and ternary: TQ2_0, sparse and dense: Q8_0; Q4_0 where
+k is not a multiple of 256), over dense f32, t(b)/t(1) for lut and shiftadd,
+and the fraction of the memory-bandwidth roofline (measured at the start and
+the end unless --bandwidth is given). The rows of a shape run round-robin so
+load drift hits them alike; compare ratios within one run. --format json
+prints a JSON array of the rows.
 
 With --write-costs, measures the CPU cost table instead (about a minute): per
 GEMM primitive (lut, shiftadd, dense) and weight scheme, ns per weight at 1
@@ -96,8 +96,9 @@ struct KernelArgs {
     /// --write-costs: available cores, at most 2).
     #[arg(long)]
     threads: Option<usize>,
-    /// Shapes: real (SmolLM2-135M and Gemma 3 270M q/k/v/o/gate/up/down/head),
-    /// llama7b (4096x4096, 11008x4096, 4096x11008), all, or a comma list of MxK.
+    /// Shapes, a comma list of: real (SmolLM2-135M and Gemma 3 270M
+    /// q/k/v/o/gate/up/down/head), llama7b (4096x4096, 11008x4096,
+    /// 4096x11008), all, and MxK.
     #[arg(long, default_value = "all")]
     shapes: String,
     /// Timing per row, in milliseconds (the default run takes about 2–3 minutes).
@@ -199,24 +200,22 @@ fn model(a: ModelArgs) -> CliResult {
     Ok(())
 }
 
-/// The shapes `--shapes` names: `real`, `llama7b`, `all`, or `MxK,MxK,...`.
+/// The shapes of `--shapes`: a comma list of `real`, `llama7b`, `all` and `MxK`.
 fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
     let named = |list: &[(&str, usize, usize)]| list.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).collect::<Vec<_>>();
-    match spec {
-        "real" => Ok(named(&REAL_SHAPES)),
-        "llama7b" => Ok(named(&LLAMA7B_SHAPES)),
-        "all" => Ok(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES)).collect()),
-        list => list
-            .split(',')
-            .map(|s| {
-                let dims = s.split_once('x').and_then(|(m, k)| Some((m.trim().parse::<usize>().ok()?, k.trim().parse::<usize>().ok()?)));
-                match dims {
-                    Some((m, k)) if m > 0 && k > 0 => Ok(BenchShape::new(s.trim(), m, k)),
-                    _ => Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
-                }
-            })
-            .collect(),
+    let mut out = Vec::new();
+    for s in spec.split(',').map(str::trim) {
+        match s {
+            "real" => out.extend(named(&REAL_SHAPES)),
+            "llama7b" => out.extend(named(&LLAMA7B_SHAPES)),
+            "all" => out.extend(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES))),
+            _ => match s.split_once('x').and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?))) {
+                Some((m, k)) if m > 0 && k > 0 => out.push(BenchShape::new(s, m, k)),
+                _ => return Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
+            },
+        }
     }
+    Ok(out)
 }
 
 fn kernels(a: KernelArgs) -> CliResult {
