@@ -14,7 +14,8 @@
 //!   `#gq`, `#ternary` and `#bcq` weights, packed at compile time;
 //! - [`shiftadd`]: the μ = 8 shift-add BCQ GEMV/GEMM (LUT-GEMM 256-entry
 //!   tables, APoT scales as exponent adds), Cranelift-generated, packed at compile time;
-//! - [`kernel_bench`]: low-bit GEMV benchmark rows (LUT / shift-add vs dequant);
+//! - [`kernel_bench`]: the primitive benchmark (LUT, shift-add, N:M sparse,
+//!   dequant, dense) behind `flexc bench kernels`;
 //! - [`cost`]: the CPU cost model (`CostModel` for target `cpu`) over a
 //!   measured table, and [`cost_bench`], which measures that table.
 
@@ -31,7 +32,6 @@ pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
 pub mod sparse;
-pub mod sparse_bench;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};

@@ -109,7 +109,7 @@
 //!
 //! **Performance** (`cargo bench -p flexc-backends --bench sparse`, ratios
 //! against the same weights decoded to dense f32 on the f32 `GemvKernel`,
-//! one run, 1 thread, from DRAM; see `sparse_bench`). Decode: 2:4 1.6–1.75×,
+//! one run, 1 thread, from DRAM; see `kernel_bench`). Decode: 2:4 1.6–1.75×,
 //! 4:8 1.4–1.55×, 1:4 3.2–3.4×, 8:16 1.06× (its 4-vector gather is
 //! compute-bound at ~18 GB/s). 8 activation rows: 1.5–1.9× for 2:4, 4:8 and
 //! 8:16, 3.1–3.7× for 1:4. A pattern with `n = m` stores no zeros, so the

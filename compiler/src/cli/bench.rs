@@ -1,5 +1,6 @@
 //! `flexc bench`: llama-bench-style model throughput (prefill and decode
-//! tok/s, median of repeats) and per-kernel GEMV bandwidth.
+//! tok/s, median of repeats) and the GEMV primitive table
+//! ([`flexc_backends::cpu::kernel_bench`]).
 
 use super::error::{CliError, CliResult};
 use super::models::Format;
@@ -7,11 +8,10 @@ use super::run::prepare;
 use crate::generate::cpu::CpuModel;
 use crate::generate::LanguageModel;
 use clap::{Args, Subcommand};
-use flexc_backends::cpu::runtime::{default_threads, pooled_gemv, GemvArg, Pool};
 use flexc_backends::cpu::cost_bench::{self, CostBenchOptions};
-use flexc_backends::cpu::{ActivationQ8, GemvKernel, JitSession, WeightFormat};
-use flexc_ir::quant::encode;
-use flexc_ir::Encoding;
+use flexc_backends::cpu::kernel_bench::{self, load_average, BenchPrimitive, BenchShape, KernelBenchOptions, LLAMA7B_SHAPES, REAL_SHAPES};
+use flexc_backends::cpu::runtime::default_threads;
+use flexc_backends::cpu::JitSession;
 use std::time::Instant;
 
 /// Arguments of `flexc bench`.
@@ -25,7 +25,7 @@ pub struct BenchArgs {
 enum BenchWhat {
     /// Prefill and decode throughput of a model on the cpu backend.
     Model(ModelArgs),
-    /// GB/s of the JIT GEMV kernels on the real models' shapes.
+    /// Every GEMV primitive (LUT, shift-add, N:M sparse, dequant, dense) per bits, shape and threads.
     Kernels(KernelArgs),
 }
 
@@ -66,11 +66,52 @@ struct ModelArgs {
 
 /// Arguments of `flexc bench kernels`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc bench kernels --threads 2\n  flexc bench kernels --write-costs costs.json\n\nWith --write-costs, measures the CPU cost table instead (about a minute): per\nGEMM primitive (lut, shiftadd, dense) and weight scheme, ns per weight at 1\nand 16 rows, the per-call overhead, LUT table precompute and measured tilings,\neach timed through the runtime path its kern op lowers to. select-gemm reads\nthat table when it is passed with --cost-table FILE or named by\nFLEXC_COST_TABLE; otherwise the table shipped with flexc is used.")]
+#[command(after_help = "Examples:
+  flexc bench kernels               # every primitive, real + Llama-7B shapes, 1 and 2 threads
+  flexc bench kernels --shapes llama7b --threads 1 --only lut --budget-ms 500
+  flexc bench kernels --shapes llama7b,576x1536 --format json > rows.json
+  flexc bench kernels --write-costs costs.json
+
+Rows: primitive (lut: #gq 1-4 bits and ternary on the T-MAC kernel; shiftadd:
+#bcq 1-4 bits with APoT scales; sparse: N:M 2:4, 4:8, 2:8 on f32 values, bits =
+streamed bits per dense weight incl. indices; dequant: the int-dot Q4_0, Q2_K,
+TQ2_0, Q8_0 kernels; dense: f32) x bits x shape x threads. Per row: seconds per
+call (activation preprocessing included; the fastest sample, its median in
+JSON), weight GB/s, the speedup over the dequant baseline at the same bits (4:
+Q4_0, 2 and 3: Q2_K, 1 and ternary: TQ2_0, sparse and dense: Q8_0; Q4_0 where
+k is not a multiple of 256), over dense f32, t(b)/t(1) for lut and shiftadd,
+and the fraction of the memory-bandwidth roofline (measured at the start and
+the end unless --bandwidth is given). The rows of a shape run round-robin so
+load drift hits them alike; compare ratios within one run. --format json
+prints a JSON array of the rows.
+
+With --write-costs, measures the CPU cost table instead (about a minute): per
+GEMM primitive (lut, shiftadd, dense) and weight scheme, ns per weight at 1
+and 16 rows, the per-call overhead, LUT table precompute and measured tilings,
+each timed through the runtime path its kern op lowers to. select-gemm reads
+that table when it is passed with --cost-table FILE or named by
+FLEXC_COST_TABLE; otherwise the table shipped with flexc is used.")]
 struct KernelArgs {
-    /// Threads (default: available cores, at most 2).
+    /// Threads: run at N only (default: 1 and 2, or 1 on a one-core machine;
+    /// --write-costs: available cores, at most 2).
     #[arg(long)]
     threads: Option<usize>,
+    /// Shapes, a comma list of: real (SmolLM2-135M and Gemma 3 270M
+    /// q/k/v/o/gate/up/down/head), llama7b (4096x4096, 11008x4096,
+    /// 4096x11008), all, and MxK.
+    #[arg(long, default_value = "all")]
+    shapes: String,
+    /// Timing per row, in milliseconds (the default run takes about 2–3 minutes).
+    #[arg(long, default_value_t = 200)]
+    budget_ms: u64,
+    /// Only these primitives (comma list of lut, shiftadd, sparse, dequant,
+    /// dense); the baselines they are compared with are measured too.
+    #[arg(long, value_name = "LIST")]
+    only: Option<String>,
+    /// The memory-bandwidth roofline in GB/s (default: measured per thread
+    /// count at the start and the end, by a summing read from DRAM).
+    #[arg(long, value_name = "GB/S")]
+    bandwidth: Option<f64>,
     /// Measure the CPU cost table on this machine and write it to FILE (JSON).
     #[arg(long, value_name = "FILE")]
     write_costs: Option<std::path::PathBuf>,
@@ -159,95 +200,63 @@ fn model(a: ModelArgs) -> CliResult {
     Ok(())
 }
 
-/// The GEMV shapes of the two real models (rows m = out, cols k = in).
-const SHAPES: &[(&str, WeightFormat, usize, usize)] = &[
-    ("smollm2 q/o", WeightFormat::Q4_1, 576, 576),
-    ("smollm2 k/v", WeightFormat::Q4_1, 192, 576),
-    ("smollm2 gate/up", WeightFormat::Q4_1, 1536, 576),
-    ("smollm2 down", WeightFormat::Q4_1, 576, 1536),
-    ("smollm2 head", WeightFormat::Q8_0, 49152, 576),
-    ("gemma3 q", WeightFormat::Q5_0, 1024, 640),
-    ("gemma3 gate/up", WeightFormat::Q5_0, 2048, 640),
-    ("gemma3 down", WeightFormat::Q6_K, 640, 2048),
-    ("gemma3 head", WeightFormat::Q8_0, 262144, 640),
-    ("dense f32", WeightFormat::F32, 1536, 576),
-];
-
-fn bits(f: WeightFormat) -> f64 {
-    f.block_bytes() as f64 * 8.0 / f.block_elems() as f64
+/// The shapes of `--shapes`: a comma list of `real`, `llama7b`, `all` and `MxK`.
+fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
+    let named = |list: &[(&str, usize, usize)]| list.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for s in spec.split(',').map(str::trim) {
+        match s {
+            "real" => out.extend(named(&REAL_SHAPES)),
+            "llama7b" => out.extend(named(&LLAMA7B_SHAPES)),
+            "all" => out.extend(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES))),
+            _ => match s.split_once('x').and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?))) {
+                Some((m, k)) if m > 0 && k > 0 => out.push(BenchShape::new(s, m, k)),
+                _ => return Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
+            },
+        }
+    }
+    Ok(out)
 }
 
 fn kernels(a: KernelArgs) -> CliResult {
-    let threads = threads_arg(a.threads)?;
     if let Some(path) = &a.write_costs {
-        return write_costs(path, threads);
+        return write_costs(path, threads_arg(a.threads)?);
     }
+    let threads = match a.threads {
+        Some(_) => vec![threads_arg(a.threads)?],
+        None => (1..=default_threads()).collect(),
+    };
+    let primitives = match &a.only {
+        None => BenchPrimitive::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|p| BenchPrimitive::parse(p.trim()).ok_or_else(|| CliError::usage(format!("error: --only: unknown primitive `{p}` (lut, shiftadd, sparse, dequant, dense)"))))
+            .collect::<CliResult<_>>()?,
+    };
+    if a.budget_ms == 0 {
+        return Err(CliError::usage("error: --budget-ms must be at least 1"));
+    }
+    if let Some(b) = a.bandwidth
+        && !(b.is_finite() && b > 0.0)
+    {
+        return Err(CliError::usage("error: --bandwidth must be a positive number of GB/s"));
+    }
+    let opts = KernelBenchOptions {
+        shapes: bench_shapes(&a.shapes)?,
+        threads,
+        primitives,
+        budget: std::time::Duration::from_millis(a.budget_ms),
+        bandwidth: a.bandwidth,
+        ..Default::default()
+    };
     let ierr = |e: String| CliError::internal(format!("error: {e}"));
     let session = JitSession::host().map_err(|e| ierr(e.to_string()))?;
-    let pool = Pool::new(threads).map_err(ierr)?;
-    let mut rows = Vec::new();
-    for &(label, fmt, m, k) in SHAPES {
-        let kernel = GemvKernel::new(&session, fmt, m, k).map_err(|e| ierr(e.to_string()))?;
-        // One encoded random row, repeated: real scales, quick to build.
-        let row: Vec<f32> = (0..k).map(|i| (((i * 7919 + 17) % 1000) as f32 / 500.0 - 1.0) * 0.05).collect();
-        let row_bytes = match fmt {
-            WeightFormat::F32 => row.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            f => match encode(Encoding::Ggml(f.ggml_type()), &row) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("note: skipping {label} ({}): {e}", f.name());
-                    continue;
-                }
-            },
-        };
-        let w: Vec<u8> = row_bytes.iter().copied().cycle().take(row_bytes.len() * m).collect();
-        let x: Vec<f32> = (0..k).map(|i| ((i % 13) as f32 - 6.0) / 6.0).collect();
-        let q = match fmt.activation() {
-            flexc_backends::cpu::ActKind::F32 => None,
-            kind => Some(ActivationQ8::quantize(kind, &x, 1, k).map_err(ierr)?),
-        };
-        let mut y = vec![0f32; m];
-        let arg = match &q {
-            Some(q) => GemvArg::Q(q),
-            None => GemvArg::F32(&x),
-        };
-        let mut call = || pooled_gemv(&pool, &kernel, &w, arg, &mut y, threads).map_err(|e| ierr(e.to_string()));
-        call()?;
-        // Enough iterations for ~0.2 s.
-        let t = Instant::now();
-        call()?;
-        let once = t.elapsed().as_secs_f64().max(1e-7);
-        let iters = ((0.2 / once) as usize).clamp(3, 100_000);
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            for _ in 0..iters {
-                call()?;
-            }
-            best = best.min(t.elapsed().as_secs_f64() / iters as f64);
-        }
-        let gbs = w.len() as f64 / best / 1e9;
-        rows.push(serde_json::json!({
-            "shape": label,
-            "primitive": if fmt == WeightFormat::F32 { "dense" } else { "dequant" },
-            "format": fmt.name(), "bits": bits(fmt), "m": m, "k": k, "threads": threads,
-            "seconds": best, "weight_gb_s": gbs, "gflop_s": 2.0 * (m * k) as f64 / best / 1e9,
-            "roofline_fraction": gbs / (30.0 * threads as f64),
-        }));
-    }
+    eprintln!("load average before: {}", load_average());
+    let report = kernel_bench::run(&session, &opts, &mut |line| eprintln!("{line}")).map_err(|e| ierr(e.to_string()))?;
+    eprintln!("load average after: {}", load_average());
     match a.format {
-        Format::Json => println!("{}", serde_json::Value::Array(rows)),
-        Format::Text => {
-            println!("{:<16} {:<8} {:>6} {:>7} {:>6} {:>3} {:>10} {:>8} {:>8} {:>6}", "shape", "prim", "format", "m", "k", "thr", "µs", "GB/s", "GFLOP/s", "roof");
-            for r in &rows {
-                println!(
-                    "{:<16} {:<8} {:>6} {:>7} {:>6} {:>3} {:>10.1} {:>8.2} {:>8.2} {:>6.2}",
-                    r["shape"].as_str().unwrap_or(""), r["primitive"].as_str().unwrap_or(""), r["format"].as_str().unwrap_or(""),
-                    r["m"], r["k"], r["threads"], r["seconds"].as_f64().unwrap_or(0.0) * 1e6,
-                    r["weight_gb_s"].as_f64().unwrap_or(0.0), r["gflop_s"].as_f64().unwrap_or(0.0), r["roofline_fraction"].as_f64().unwrap_or(0.0)
-                );
-            }
-        }
+        Format::Json => println!("{}", kernel_bench::rows_json(&report.rows)),
+        Format::Text => print!("{}", kernel_bench::text_table(&report)),
     }
     Ok(())
 }
