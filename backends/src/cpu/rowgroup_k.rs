@@ -46,9 +46,9 @@ use super::rowgroup::{bcast32_mask, block_loop, pack4, shuffle, transpose4};
 
 /// The four rows' super-block header, in the layout the integer pass takes.
 struct Header {
-    /// Per sub-block, the four rows' scales: i32x4 (VNNI: multiplied after
-    /// the dot) or i16 pairs `(sc_r, sc_r)` (the `pmaddwd` operand).
-    scales: Vec<Value>,
+    /// The rows' sub-block scale bytes, transposed (lane `r` = row `r`), in
+    /// the order the steps consume them (see [`Geometry::rotate`]).
+    scale_src: Vec<Value>,
     /// Per two sub-blocks `2k, 2k + 1`, i16 pairs `(w_2k, w_2k+1)` of row
     /// `r` in 32-bit lane `r`: the weights of the activation sub-block sums
     /// in the min (Q4_K: the mins) or offset (Q6_K: 32·scales) term.
@@ -60,10 +60,17 @@ struct Header {
     dcorr: Option<Value>,
 }
 
-/// The per-format geometry of the integer pass.
+/// The per-format geometry of the integer pass. A super-block is walked in
+/// `steps` equal steps (a loop, not unrolled: it keeps the kernel small and
+/// its JIT compile time low) of `subs` sub-blocks each; the weight pointer
+/// advances `wstep` bytes and the activation pointer `xstep` bytes a step.
 struct Geometry {
     /// Elements per sub-block (a multiple of 16).
     sub: usize,
+    steps: usize,
+    subs: usize,
+    wstep: usize,
+    xstep: usize,
     /// Activation sub-block sums the correction uses (i16, one per `corr` pair half).
     corr_sums: i32,
     /// Groups of 4 whose `pmaddubsw` pairs can be summed in i16 (no VNNI).
@@ -72,9 +79,57 @@ struct Geometry {
 
 fn geometry(fmt: WeightFormat) -> Geometry {
     match fmt {
-        WeightFormat::Q4_K => Geometry { sub: 32, corr_sums: q8_k_off::SUMS32, i16_chain: 8 },
-        WeightFormat::Q6_K => Geometry { sub: 16, corr_sums: q8_k_off::BSUMS, i16_chain: 2 },
+        // Step j: the 32 code bytes of sub-blocks 2j (low nibbles), 2j + 1 (high).
+        WeightFormat::Q4_K => {
+            Geometry { sub: 32, steps: 4, subs: 2, wstep: 32, xstep: 64, corr_sums: q8_k_off::SUMS32, i16_chain: 8 }
+        }
+        // Step l: sub-blocks 8n + 2p + l (n < 2, p < 4): the 16 bytes at l·16
+        // of each ql/qh run.
+        WeightFormat::Q6_K => {
+            Geometry { sub: 16, steps: 2, subs: 8, wstep: 16, xstep: 16, corr_sums: q8_k_off::BSUMS, i16_chain: 2 }
+        }
         _ => unreachable!("rows4_qk called for {fmt:?}"),
+    }
+}
+
+impl Geometry {
+    /// Scale vector and activation offset (from the step's `xp`) of sub-block
+    /// `i` of a step.
+    fn sub_scale(&self, cg: &mut Cg<'_, '_>, fmt: WeightFormat, src: &[Value], i: usize) -> (Value, i32) {
+        match fmt {
+            WeightFormat::Q4_K => (scale_of(cg, src[0], i, false), 32 * i as i32),
+            _ => {
+                let (n, p) = (i / 4, i % 4);
+                (scale_of(cg, src[2 * n + p / 2], 2 * (p % 2), true), (128 * n + 32 * p) as i32)
+            }
+        }
+    }
+
+    /// Row codes (at row offset `ro` from the step's `wp`) of sub-block `i`
+    /// of a step, elements `16·half ..`.
+    fn sub_codes(&self, cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, ro: i32, i: usize, half: usize) -> Value {
+        match fmt {
+            WeightFormat::Q4_K => codes_q4_k(cg, k, wp, ro + 16 + 16 * half as i32, i == 1),
+            _ => codes_q6_k(cg, k, wp, ro, i / 4, i % 4),
+        }
+    }
+
+    /// The scale sources of the next step: Q4_K's two vectors hold bytes
+    /// `sc_0..3`, `sc_4..7` per lane and move down by two sub-blocks; Q6_K's
+    /// four hold `sc_4k..4k+3` and move down by one byte (the next `l`).
+    fn rotate(&self, cg: &mut Cg<'_, '_>, fmt: WeightFormat, src: &[Value]) -> Vec<Value> {
+        let w: Vec<Value> = src.iter().map(|&v| cg.cast(I32X4, v)).collect();
+        let out: Vec<Value> = match fmt {
+            WeightFormat::Q4_K => {
+                let a = cg.b.ins().ushr_imm_u(w[0], 16);
+                let b = cg.b.ins().ishl_imm_u(w[1], 16);
+                let lo = cg.b.ins().bor(a, b);
+                let hi = cg.b.ins().ushr_imm_u(w[1], 16);
+                vec![lo, hi]
+            }
+            _ => w.iter().map(|&v| cg.b.ins().ushr_imm_u(v, 8)).collect(),
+        };
+        out.into_iter().map(|v| cg.cast(I8X16, v)).collect()
     }
 }
 
@@ -85,7 +140,7 @@ fn lane_bytes(cg: &mut Cg<'_, '_>, v: Value, sel: [Option<usize>; 4]) -> Value {
     cg.b.ins().x86_pshufb(v, m)
 }
 
-/// The scale vector of sub-block byte `j` of `v` (lane `r` holds row `r`'s
+/// The scale vector of byte `j` of `v`'s lanes (lane `r` holds row `r`'s
 /// scale bytes): i32 (VNNI) or an i16 pair, zero- or sign-extended.
 fn scale_of(cg: &mut Cg<'_, '_>, v: Value, j: usize, signed: bool) -> Value {
     match (cg.caps.vnni, signed) {
@@ -138,7 +193,6 @@ fn header_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32) -> Header {
     let a = cg.b.ins().band(a, k.m0f);
     let b = high2(cg, u1);
     let mn_hi = cg.b.ins().bor(a, b);
-    let scales = (0..8).map(|s| scale_of(cg, [sc_lo, sc_hi][s / 4], s % 4, false)).collect();
     let corr = (0..4)
         .map(|p| {
             let j = 2 * (p % 2);
@@ -149,15 +203,13 @@ fn header_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32) -> Header {
     let d = f16x4(cg, wp, rb, 0);
     let dmin = f16x4(cg, wp, rb, 2);
     let dmin_neg = cg.b.ins().fneg(dmin);
-    Header { scales, corr, d, dcorr: Some(dmin_neg) }
+    Header { scale_src: vec![sc_lo, sc_hi], corr, d, dcorr: Some(dmin_neg) }
 }
 
-/// Row `r`'s codes `q` (unsigned nibbles) of Q4_K sub-block `s`, elements
-/// `16·half ..` of it: sub-blocks `2j`, `2j + 1` are the low and high nibbles
-/// of the same 32 bytes.
-fn codes_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, ro: i32, s: usize, half: usize) -> Value {
-    let v = cg.ld(I8X16, wp, ro + (16 + 32 * (s / 2) + 16 * half) as i32);
-    let v = if s % 2 == 1 { cg.shr_bytes_unmasked(v, 4) } else { v };
+/// A row's 16 codes `q` (unsigned nibbles, low or `high`) at byte `off`.
+fn codes_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, off: i32, high: bool) -> Value {
+    let v = cg.ld(I8X16, wp, off);
+    let v = if high { cg.shr_bytes_unmasked(v, 4) } else { v };
     cg.b.ins().band(v, k.m0f)
 }
 
@@ -166,7 +218,6 @@ fn codes_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, ro: i32, s: usize, hal
 fn header_q6_k(cg: &mut Cg<'_, '_>, wp: Value, rb: i32) -> Header {
     let sc = [0, 1, 2, 3].map(|r| cg.ld(I8X16, wp, r * rb + 192));
     let t = transpose4(cg, sc);
-    let scales = (0..16).map(|g| scale_of(cg, t[g / 4], g % 4, true)).collect();
     let corr = (0..8)
         .map(|p| {
             let j = 2 * (p % 2);
@@ -177,18 +228,18 @@ fn header_q6_k(cg: &mut Cg<'_, '_>, wp: Value, rb: i32) -> Header {
         })
         .collect();
     let d = f16x4(cg, wp, rb, 208);
-    Header { scales, corr, d, dcorr: None }
+    Header { scale_src: t.to_vec(), corr, d, dcorr: None }
 }
 
-/// Row `r`'s codes `q` (0..64) of Q6_K sub-block `g` (16 elements), decoded
-/// as in `block_q6_k`: element `128n + 32p + l` is nibble `p / 2` of
-/// `ql[64n + 32(p % 2) + l]` with bits `2p` of `qh[32n + l]` above it.
-fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, ro: i32, g: usize) -> Value {
-    let (n, p, l) = (g / 8, (g % 8) / 2, g % 2);
-    let ql = cg.ld(I8X16, wp, ro + (64 * n + 32 * (p % 2) + 16 * l) as i32);
+/// A row's 16 codes `q` (0..64) of Q6_K element run `p` of half `n`, at the
+/// step's `l` (folded into `wp`), decoded as in `block_q6_k`: element
+/// `128n + 32p + l` is nibble `p / 2` of `ql[64n + 32(p % 2) + l]` with bits
+/// `2p` of `qh[32n + l]` above it.
+fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, ro: i32, n: usize, p: usize) -> Value {
+    let ql = cg.ld(I8X16, wp, ro + (64 * n + 32 * (p % 2)) as i32);
     let nib = if p >= 2 { cg.shr_bytes_unmasked(ql, 4) } else { ql };
     let nib = cg.b.ins().band(nib, k.m0f);
-    let h = cg.ld(I8X16, wp, ro + (128 + 32 * n + 16 * l) as i32);
+    let h = cg.ld(I8X16, wp, ro + (128 + 32 * n) as i32);
     let h = match p {
         0 => cg.shl_bytes_unmasked(h, 4),
         1 => cg.shl_bytes_unmasked(h, 2),
@@ -246,23 +297,32 @@ pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow:
             WeightFormat::Q4_K => header_q4_k(cg, k, wp, rb),
             _ => header_q6_k(cg, wp, rb),
         };
-        // Exact per-row i32 sums Σ_s sc_s·Σ(q·x)_s, one per tile row.
-        let mut sumi: Vec<Option<Value>> = vec![None; tile];
-        for s in 0..256 / geo.sub {
-            let mut groups = Vec::with_capacity(geo.sub / 4);
-            for half in 0..geo.sub / 16 {
-                let rows = [0, 1, 2, 3].map(|r| match fmt {
-                    WeightFormat::Q4_K => codes_q4_k(cg, k, wp, r * rb, s, half),
-                    _ => codes_q6_k(cg, k, wp, r * rb, s),
-                });
-                groups.extend(transpose4(cg, rows));
+        // Exact per-row i32 sums Σ_s sc_s·Σ(q·x)_s, one per tile row,
+        // over the steps of the super-block.
+        let sumi: Vec<Variable> = (0..tile).map(|_| cg.var(I32X4, k.zero_i32)).collect();
+        let src: Vec<Variable> = head.scale_src.iter().map(|&v| cg.var(I8X16, v)).collect();
+        block_loop(cg, wp, xp, geo.steps * geo.wstep, geo.wstep, geo.xstep, |cg, ws, xs| {
+            let cur: Vec<Value> = src.iter().map(|&v| cg.b.use_var(v)).collect();
+            for i in 0..geo.subs {
+                let (scale, xsub) = geo.sub_scale(cg, fmt, &cur, i);
+                let mut groups = Vec::with_capacity(geo.sub / 4);
+                for half in 0..geo.sub / 16 {
+                    let rows = [0, 1, 2, 3].map(|r| geo.sub_codes(cg, k, fmt, ws, r * rb, i, half));
+                    groups.extend(transpose4(cg, rows));
+                }
+                for (t, &acc_t) in sumi.iter().enumerate() {
+                    let xo = t as i32 * xstride + xsub;
+                    let p = scaled_sub_dot(cg, k, &groups, scale, geo.i16_chain, xs, xo);
+                    let a = cg.b.use_var(acc_t);
+                    let a = cg.b.ins().iadd(a, p);
+                    cg.b.def_var(acc_t, a);
+                }
             }
-            for (t, acc_t) in sumi.iter_mut().enumerate() {
-                let xo = t as i32 * xstride + (geo.sub * s) as i32;
-                let p = scaled_sub_dot(cg, k, &groups, head.scales[s], geo.i16_chain, xp, xo);
-                *acc_t = Some(acc_t.map_or(p, |a| cg.b.ins().iadd(a, p)));
+            let next = geo.rotate(cg, fmt, &cur);
+            for (&v, n) in src.iter().zip(next) {
+                cg.b.def_var(v, n);
             }
-        }
+        });
         for (t, &a) in acc.iter().enumerate() {
             let xo = t as i32 * xstride;
             // Σ_s w_s·sum_s of the activation's sub-block sums, pairs at a time.
@@ -277,7 +337,7 @@ pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow:
             let corr = corr.unwrap();
             let dx = cg.lda(F32, xp, xo + q8_k_off::D);
             let dx = cg.b.ins().splat(F32X4, dx);
-            let sumi = sumi[t].unwrap();
+            let sumi = cg.b.use_var(sumi[t]);
             let mut v = cg.b.use_var(a);
             let sumi = if head.dcorr.is_some() { sumi } else { cg.b.ins().isub(sumi, corr) };
             let sf = cg.b.ins().fcvt_from_sint(F32X4, sumi);
