@@ -42,8 +42,15 @@ pub(super) fn pack4(cg: &mut Cg<'_, '_>, v: [Value; 4]) -> Value {
 }
 
 /// Byte shuffle of two i8x16 values (`mask[i]` < 16 picks `a`, else `b`).
+/// Equal masks share one immediate, so the egraph can merge equal shuffles
+/// of equal inputs (the K-quant kernel transposes shared bytes once).
 pub(super) fn shuffle(cg: &mut Cg<'_, '_>, a: Value, b: Value, mask: [u8; 16]) -> Value {
-    let m = cg.b.func.dfg.immediates.push(ConstantData::from(&mask[..]));
+    let data = ConstantData::from(&mask[..]);
+    let imms = &mut cg.b.func.dfg.immediates;
+    let m = match imms.iter().find(|(_, d)| **d == data) {
+        Some((m, _)) => m,
+        None => imms.push(data),
+    };
     cg.b.ins().shuffle(a, b, m)
 }
 

@@ -105,12 +105,30 @@ impl Geometry {
         }
     }
 
-    /// Row codes (at row offset `ro` from the step's `wp`) of sub-block `i`
-    /// of a step, elements `16·half ..`.
-    fn sub_codes(&self, cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, ro: i32, i: usize, half: usize) -> Value {
+    /// The four transposed code groups (lane `r` = row `r`) of sub-block
+    /// `i` of a step (rows `rb` bytes apart from the step's `wp`), elements
+    /// `16·half ..`. The decode is bytewise, so it commutes with the
+    /// transpose: Q4_K transposes the packed bytes once for the two
+    /// sub-blocks of a step (the egraph merges the equal loads and shuffles)
+    /// and splits the nibbles after; Q6_K decodes each row first, since
+    /// sharing its packed bytes over four sub-blocks made the register
+    /// allocator spill more than it saved in shuffles.
+    fn sub_groups(&self, cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, rb: i32, i: usize, half: usize) -> [Value; 4] {
+        let row = |cg: &mut Cg<'_, '_>, r: i32, off: usize| cg.ld(I8X16, wp, r * rb + off as i32);
         match fmt {
-            WeightFormat::Q4_K => codes_q4_k(cg, k, wp, ro + 16 + 16 * half as i32, i == 1),
-            _ => codes_q6_k(cg, k, wp, ro, i / 4, i % 4),
+            WeightFormat::Q4_K => {
+                let v = [0, 1, 2, 3].map(|r| row(cg, r, 16 + 16 * half));
+                transpose4(cg, v).map(|g| codes_q4_k(cg, k, g, i == 1))
+            }
+            _ => {
+                let (n, p) = (i / 4, i % 4);
+                let v = [0, 1, 2, 3].map(|r| {
+                    let ql = row(cg, r, 64 * n + 32 * (p % 2));
+                    let qh = row(cg, r, 128 + 32 * n);
+                    codes_q6_k(cg, k, ql, qh, p)
+                });
+                transpose4(cg, v)
+            }
         }
     }
 
@@ -206,9 +224,8 @@ fn header_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32) -> Header {
     Header { scale_src: vec![sc_lo, sc_hi], corr, d, dcorr: Some(dmin_neg) }
 }
 
-/// A row's 16 codes `q` (unsigned nibbles, low or `high`) at byte `off`.
-fn codes_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, off: i32, high: bool) -> Value {
-    let v = cg.ld(I8X16, wp, off);
+/// Codes `q` (unsigned nibbles, low or `high`) of 16 packed Q4_K bytes.
+fn codes_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, v: Value, high: bool) -> Value {
     let v = if high { cg.shr_bytes_unmasked(v, 4) } else { v };
     cg.b.ins().band(v, k.m0f)
 }
@@ -231,15 +248,12 @@ fn header_q6_k(cg: &mut Cg<'_, '_>, wp: Value, rb: i32) -> Header {
     Header { scale_src: t.to_vec(), corr, d, dcorr: None }
 }
 
-/// A row's 16 codes `q` (0..64) of Q6_K element run `p` of half `n`, at the
-/// step's `l` (folded into `wp`), decoded as in `block_q6_k`: element
-/// `128n + 32p + l` is nibble `p / 2` of `ql[64n + 32(p % 2) + l]` with bits
-/// `2p` of `qh[32n + l]` above it.
-fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, ro: i32, n: usize, p: usize) -> Value {
-    let ql = cg.ld(I8X16, wp, ro + (64 * n + 32 * (p % 2)) as i32);
+/// Codes `q` (0..64) of Q6_K element run `p`, decoded bytewise as in
+/// `block_q6_k`: element `128n + 32p + l` is nibble `p / 2` of
+/// `ql[64n + 32(p % 2) + l]` with bits `2p` of `qh[32n + l]` above it.
+fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, ql: Value, h: Value, p: usize) -> Value {
     let nib = if p >= 2 { cg.shr_bytes_unmasked(ql, 4) } else { ql };
     let nib = cg.b.ins().band(nib, k.m0f);
-    let h = cg.ld(I8X16, wp, ro + (128 + 32 * n) as i32);
     let h = match p {
         0 => cg.shl_bytes_unmasked(h, 4),
         1 => cg.shl_bytes_unmasked(h, 2),
@@ -307,8 +321,7 @@ pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow:
                 let (scale, xsub) = geo.sub_scale(cg, fmt, &cur, i);
                 let mut groups = Vec::with_capacity(geo.sub / 4);
                 for half in 0..geo.sub / 16 {
-                    let rows = [0, 1, 2, 3].map(|r| geo.sub_codes(cg, k, fmt, ws, r * rb, i, half));
-                    groups.extend(transpose4(cg, rows));
+                    groups.extend(geo.sub_groups(cg, k, fmt, ws, rb, i, half));
                 }
                 for (t, &acc_t) in sumi.iter().enumerate() {
                     let xo = t as i32 * xstride + xsub;
