@@ -51,7 +51,7 @@ pub struct KernelSpec {
     /// Activation rows processed per pass over a weight row (1 = GEMV).
     pub tile: usize,
     /// Weight rows per pass: 1, or [`ROW_GROUP`] for the register-blocked
-    /// kernel of the 32-element block formats (see [`KernelSpec::grouped`]);
+    /// kernel of the 32-element block formats, Q4_K and Q6_K (see [`KernelSpec::grouped`]);
     /// then `row_begin`/`row_end` must be multiples of it.
     pub row_group: usize,
 }

@@ -22,7 +22,9 @@
 //!   scales (`pmulld`, one per sub-block and tile row; on this Zen 4 a single
 //!   µop) and added to the super-block's i32 accumulator: 8 (Q4_K) or 4
 //!   (Q6_K) dot instructions per multiply. Scaling before the dot instead
-//!   would need the codes times scales in bytes, which overflows u8;
+//!   would need the codes times scales in bytes, which overflows u8, and
+//!   scaling in f32 per sub-block would cost a conversion, a multiply and
+//!   an fma where this costs one `pmulld` (and would round per sub-block);
 //! - without VNNI, `pmaddubsw` pairs are summed in i16 for as many groups as
 //!   cannot overflow (all 8 of a Q4_K sub-block: 8·2·15·127 < 2^15; 2 for
 //!   Q6_K: 2·2·63·127 < 2^15), and the `pmaddwd` that widens them to i32
@@ -30,6 +32,12 @@
 //!   nothing extra (llama.cpp's AVX2 order).
 //! The min/offset terms use `pmaddwd` of the rows' transposed scale pairs
 //! with the broadcast activation sub-block sums: lane `r` is row `r`'s term.
+//!
+//!
+//! Each super-block is walked in a short loop of steps (`Geometry`), not
+//! unrolled: the fully unrolled tile-8 body was 2–4× larger and took several
+//! times longer to JIT. The rows' scale bytes are rotated down a step at a
+//! time, so each step picks its sub-blocks' scales from fixed bytes.
 //!
 //! Every integer is the one-row kernel's, and the f32 operations (`d_r·d_x`,
 //! conversion, fma, super-blocks in order from 0) are the same, so the
