@@ -30,6 +30,7 @@
 //!   Q6_K: 2·2·63·127 < 2^15), and the `pmaddwd` that widens them to i32
 //!   takes the i16 pair `(sc_r, sc_r)` instead of ones, so the scale costs
 //!   nothing extra (llama.cpp's AVX2 order).
+//!
 //! The min/offset terms use `pmaddwd` of the rows' transposed scale pairs
 //! with the broadcast activation sub-block sums: lane `r` is row `r`'s term.
 //!
@@ -73,6 +74,7 @@ struct Header {
 /// its JIT compile time low) of `subs` sub-blocks each; the weight pointer
 /// advances `wstep` bytes and the activation pointer `xstep` bytes a step.
 struct Geometry {
+    fmt: WeightFormat,
     /// Elements per sub-block (a multiple of 16).
     sub: usize,
     steps: usize,
@@ -89,12 +91,12 @@ fn geometry(fmt: WeightFormat) -> Geometry {
     match fmt {
         // Step j: the 32 code bytes of sub-blocks 2j (low nibbles), 2j + 1 (high).
         WeightFormat::Q4_K => {
-            Geometry { sub: 32, steps: 4, subs: 2, wstep: 32, xstep: 64, corr_sums: q8_k_off::SUMS32, i16_chain: 8 }
+            Geometry { fmt, sub: 32, steps: 4, subs: 2, wstep: 32, xstep: 64, corr_sums: q8_k_off::SUMS32, i16_chain: 8 }
         }
         // Step l: sub-blocks 8n + 2p + l (n < 2, p < 4): the 16 bytes at l·16
         // of each ql/qh run.
         WeightFormat::Q6_K => {
-            Geometry { sub: 16, steps: 2, subs: 8, wstep: 16, xstep: 16, corr_sums: q8_k_off::BSUMS, i16_chain: 2 }
+            Geometry { fmt, sub: 16, steps: 2, subs: 8, wstep: 16, xstep: 16, corr_sums: q8_k_off::BSUMS, i16_chain: 2 }
         }
         _ => unreachable!("rows4_qk called for {fmt:?}"),
     }
@@ -103,8 +105,8 @@ fn geometry(fmt: WeightFormat) -> Geometry {
 impl Geometry {
     /// Scale vector and activation offset (from the step's `xp`) of sub-block
     /// `i` of a step.
-    fn sub_scale(&self, cg: &mut Cg<'_, '_>, fmt: WeightFormat, src: &[Value], i: usize) -> (Value, i32) {
-        match fmt {
+    fn sub_scale(&self, cg: &mut Cg<'_, '_>, src: &[Value], i: usize) -> (Value, i32) {
+        match self.fmt {
             WeightFormat::Q4_K => (scale_of(cg, src[0], i, false), 32 * i as i32),
             _ => {
                 let (n, p) = (i / 4, i % 4);
@@ -121,9 +123,9 @@ impl Geometry {
     /// and splits the nibbles after; Q6_K decodes each row first, since
     /// sharing its packed bytes over four sub-blocks made the register
     /// allocator spill more than it saved in shuffles.
-    fn sub_groups(&self, cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, rb: i32, i: usize, half: usize) -> [Value; 4] {
+    fn sub_groups(&self, cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32, i: usize, half: usize) -> [Value; 4] {
         let row = |cg: &mut Cg<'_, '_>, r: i32, off: usize| cg.ld(I8X16, wp, r * rb + off as i32);
-        match fmt {
+        match self.fmt {
             WeightFormat::Q4_K => {
                 let v = [0, 1, 2, 3].map(|r| row(cg, r, 16 + 16 * half));
                 transpose4(cg, v).map(|g| codes_q4_k(cg, k, g, i == 1))
@@ -143,9 +145,9 @@ impl Geometry {
     /// The scale sources of the next step: Q4_K's two vectors hold bytes
     /// `sc_0..3`, `sc_4..7` per lane and move down by two sub-blocks; Q6_K's
     /// four hold `sc_4k..4k+3` and move down by one byte (the next `l`).
-    fn rotate(&self, cg: &mut Cg<'_, '_>, fmt: WeightFormat, src: &[Value]) -> Vec<Value> {
+    fn rotate(&self, cg: &mut Cg<'_, '_>, src: &[Value]) -> Vec<Value> {
         let w: Vec<Value> = src.iter().map(|&v| cg.cast(I32X4, v)).collect();
-        let out: Vec<Value> = match fmt {
+        let out: Vec<Value> = match self.fmt {
             WeightFormat::Q4_K => {
                 let a = cg.b.ins().ushr_imm_u(w[0], 16);
                 let b = cg.b.ins().ishl_imm_u(w[1], 16);
@@ -326,10 +328,10 @@ pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow:
         block_loop(cg, wp, xp, geo.steps * geo.wstep, geo.wstep, geo.xstep, |cg, ws, xs| {
             let cur: Vec<Value> = src.iter().map(|&v| cg.b.use_var(v)).collect();
             for i in 0..geo.subs {
-                let (scale, xsub) = geo.sub_scale(cg, fmt, &cur, i);
+                let (scale, xsub) = geo.sub_scale(cg, &cur, i);
                 let mut groups = Vec::with_capacity(geo.sub / 4);
                 for half in 0..geo.sub / 16 {
-                    groups.extend(geo.sub_groups(cg, k, fmt, ws, rb, i, half));
+                    groups.extend(geo.sub_groups(cg, k, ws, rb, i, half));
                 }
                 for (t, &acc_t) in sumi.iter().enumerate() {
                     let xo = t as i32 * xstride + xsub;
@@ -339,7 +341,7 @@ pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow:
                     cg.b.def_var(acc_t, a);
                 }
             }
-            let next = geo.rotate(cg, fmt, &cur);
+            let next = geo.rotate(cg, &cur);
             for (&v, n) in src.iter().zip(next) {
                 cg.b.def_var(v, n);
             }
