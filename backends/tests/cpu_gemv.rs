@@ -283,22 +283,28 @@ fn gemm_tiles_and_threads_match_gemv() {
 
 #[test]
 fn row_group_kernels_match_references_on_every_tile_and_split() {
-    // The 32-element block formats run whole groups of ROW_GROUP weight rows
-    // on the register-blocked kernel and ragged range ends one row at a
-    // time: rows that are and are not multiples of the group, every tile
-    // size up to MAX_TILE, batches that leave remainder tiles, thread counts
-    // whose splits land inside groups; threads never change the result.
+    // The 32-element block formats, Q4_K and Q6_K run whole groups of
+    // ROW_GROUP weight rows on the register-blocked kernels and ragged range
+    // ends one row at a time: rows that are and are not multiples of the
+    // group, every tile size up to MAX_TILE, batches that leave remainder
+    // tiles, thread counts whose splits land inside groups; threads never
+    // change the result. The K-quant row-group kernel does the one-row
+    // kernel's integer and f32 operations in the same order, so it is also
+    // bit-identical to the GEMV.
     let mut rng = Rng(0x6e0u64 ^ 0x4c);
     let host = JitSession::host().unwrap();
     let avx2 = JitSession::new(IsaSpec::x86_64_avx2()).unwrap();
+    let kquant = |f: WeightFormat| matches!(f, WeightFormat::Q4_K | WeightFormat::Q6_K);
     for session in [&host, &avx2] {
         if session.executable().is_err() {
             continue;
         }
-        for fmt in WeightFormat::ALL.into_iter().filter(|f| f.block_elems() == 32) {
-            for rows in [ROW_GROUP, 4 * ROW_GROUP, 7 * ROW_GROUP, 4 * ROW_GROUP + 3, 1 + rng.below(80)] {
+        for fmt in WeightFormat::ALL.into_iter().filter(|&f| f.block_elems() == 32 || kquant(f)) {
+            let tiles: Vec<usize> = if kquant(fmt) { (1..=MAX_TILE).collect() } else { vec![1 + rng.below(MAX_TILE); 5] };
+            let shapes = [ROW_GROUP, 4 * ROW_GROUP, 7 * ROW_GROUP, 4 * ROW_GROUP + 3, 1 + rng.below(80)];
+            for (i, tile) in tiles.into_iter().enumerate() {
+                let rows = shapes[i % shapes.len()];
                 let cols = random_cols(&mut rng, fmt);
-                let tile = 1 + rng.below(MAX_TILE);
                 let batch = 1 + rng.below(2 * MAX_TILE + 1);
                 let case = make_case(&mut rng, fmt, rows, cols, batch);
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
@@ -307,6 +313,11 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
                 let y1 = run_and_check(&case, &k, 1);
                 let y3 = run_and_check(&case, &k, 3);
                 assert_eq!(y1, y3, "{fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
+                if kquant(fmt) {
+                    let gemv = GemvKernel::new(session, fmt, rows, cols).unwrap();
+                    let y = run_and_check(&case, &gemv, 2);
+                    assert_eq!(y1, y, "{fmt:?} {rows}x{cols} tile {tile}: differs from the one-row GEMV");
+                }
             }
         }
     }
@@ -316,12 +327,18 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
 fn row_group_kernel_runs_any_row_range() {
     // run_rows on ranges that start and end inside groups writes exactly
     // those rows, with the values of the whole-matrix run (up to f32
-    // accumulation order for the ragged rows).
+    // accumulation order for the ragged rows of the 32-element formats;
+    // the K-quant kernels are bit-identical to their one-row kernels).
     let session = JitSession::host().unwrap();
     let mut rng = Rng(7);
-    let (fmt, rows, cols, tile) = (WeightFormat::Q5_0, 6 * ROW_GROUP, 96, 3);
-    let case = make_case(&mut rng, fmt, rows, cols, tile);
-    let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
+    for (fmt, cols, tile) in [(WeightFormat::Q5_0, 96, 3), (WeightFormat::Q4_K, 512, 3), (WeightFormat::Q6_K, 768, 5)] {
+        run_row_ranges(&session, &mut rng, fmt, 6 * ROW_GROUP, cols, tile);
+    }
+}
+
+fn run_row_ranges(session: &JitSession, rng: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize, tile: usize) {
+    let case = make_case(rng, fmt, rows, cols, tile);
+    let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
     assert_eq!(k.row_group(), ROW_GROUP);
     let full = run_and_check(&case, &k, 1);
     let xq = ActivationQ8::quantize(fmt.activation(), &case.x_f32, tile, cols).unwrap();
@@ -336,10 +353,11 @@ fn row_group_kernel_runs_any_row_range() {
                 // (bit-identical); ragged ones the one-row kernel, whose f32
                 // accumulation order differs.
                 let whole = r / ROW_GROUP * ROW_GROUP >= rb && (r / ROW_GROUP + 1) * ROW_GROUP <= re;
-                let tol = if whole { 0.0 } else { 1e-5 * b.abs().max(1e-3) };
-                assert!((a - b).abs() <= tol, "rows {rb}..{re}: y[{i}] = {a} vs {b}");
+                let exact = whole || fmt.block_elems() == 256;
+                let tol = if exact { 0.0 } else { 1e-5 * b.abs().max(1e-3) };
+                assert!((a - b).abs() <= tol, "{fmt:?} rows {rb}..{re}: y[{i}] = {a} vs {b}");
             } else {
-                assert!(a.is_nan(), "rows {rb}..{re}: y[{i}] written");
+                assert!(a.is_nan(), "{fmt:?} rows {rb}..{re}: y[{i}] written");
             }
         }
     }

@@ -21,7 +21,8 @@
 //!
 //! For tiles ≥ 2 the 32-element block formats take the [`ROW_GROUP`]-row
 //! kernel of `rowgroup.rs` instead (`KernelSpec::row_group`), which shares
-//! every activation load and every scale/convert/fma over four weight rows.
+//! every activation load and every scale/convert/fma over four weight rows;
+//! Q4_K and Q6_K take its K-quant counterpart in `rowgroup_k.rs`.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};
@@ -33,6 +34,7 @@ use super::act::{Q8_0_RECORD, Q8_K_RECORD, q8_0_off, q8_k_off};
 use super::format::WeightFormat;
 use super::jit::{IsaCaps, JitError};
 use super::rowgroup::{ROW_GROUP, rows4_q32};
+use super::rowgroup_k::rows4_qk;
 
 /// Largest batch tile a GEMM kernel is specialised for.
 pub const MAX_TILE: usize = 8;
@@ -49,18 +51,23 @@ pub struct KernelSpec {
     /// Activation rows processed per pass over a weight row (1 = GEMV).
     pub tile: usize,
     /// Weight rows per pass: 1, or [`ROW_GROUP`] for the register-blocked
-    /// kernel of the 32-element block formats (see [`KernelSpec::grouped`]);
+    /// kernel of the 32-element block formats, Q4_K and Q6_K (see [`KernelSpec::grouped`]);
     /// then `row_begin`/`row_end` must be multiples of it.
     pub row_group: usize,
 }
 
 impl KernelSpec {
     /// Whether a `format` weight of `rows` rows gets the [`ROW_GROUP`]-row
-    /// kernel: the 32-element block formats, when the rows split evenly.
-    /// (Q8_0 needs VNNI there: without it its codes are signed, which
-    /// `pmaddubsw` cannot take.)
+    /// kernel: the 32-element block formats (`rowgroup.rs`) and Q4_K/Q6_K
+    /// (`rowgroup_k.rs`), when the rows split evenly. (Q8_0 needs VNNI
+    /// there: without it its codes are signed, which `pmaddubsw` cannot take.)
     pub fn grouped(format: WeightFormat, rows: usize, caps: IsaCaps) -> bool {
-        format.block_elems() == 32 && rows.is_multiple_of(ROW_GROUP) && (caps.vnni || format != WeightFormat::Q8_0)
+        let kernel = match format {
+            WeightFormat::Q8_0 => caps.vnni,
+            WeightFormat::Q4_K | WeightFormat::Q6_K => true,
+            f => f.block_elems() == 32,
+        };
+        kernel && rows.is_multiple_of(ROW_GROUP)
     }
 
     /// Checks the parameters before anything reaches Cranelift.
@@ -139,14 +146,14 @@ impl<'a, 'b> Cg<'a, 'b> {
         let s = self.b.ins().ushr_imm_u(w, n);
         self.cast(I8X16, s)
     }
-    fn shl_bytes_unmasked(&mut self, v: Value, n: i64) -> Value {
+    pub(super) fn shl_bytes_unmasked(&mut self, v: Value, n: i64) -> Value {
         let w = self.cast(I16X8, v);
         let s = self.b.ins().ishl_imm_u(w, n);
         self.cast(I8X16, s)
     }
     /// Loads an f16 and widens it to f32 through [`f16_table`] (Cranelift
     /// has no F16C): two loads, exact for every f16 including inf/NaN.
-    fn ld_f16(&mut self, p: Value, off: i32) -> Value {
+    pub(super) fn ld_f16(&mut self, p: Value, off: i32) -> Value {
         let h = self.b.ins().uload16(I64, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off);
         let idx = self.b.ins().ishl_imm_u(h, 2);
         let addr = self.b.ins().iadd(self.f16_table, idx);
@@ -280,7 +287,10 @@ pub(crate) fn build_kernel(
         let (groups, g) = cg.counted_loop(gb, ge);
         let off = cg.b.ins().imul_imm_s(g, row_bytes * ROW_GROUP as i64);
         let wrow = cg.b.ins().iadd(w, off);
-        let sums = rows4_q32(&mut cg, spec, &consts, wrow, x);
+        let sums = match spec.format {
+            WeightFormat::Q4_K | WeightFormat::Q6_K => rows4_qk(&mut cg, spec, &consts, wrow, x),
+            _ => rows4_q32(&mut cg, spec, &consts, wrow, x),
+        };
         let yoff = cg.b.ins().imul_imm_s(g, 4 * ROW_GROUP as i64);
         let yrow = cg.b.ins().iadd(y, yoff);
         for (t, s) in sums.into_iter().enumerate() {
@@ -320,7 +330,7 @@ pub(crate) fn build_kernel(
 pub(super) struct Consts {
     pub(super) zero_i32: Value,
     pub(super) zero_f32: Value,
-    m0f: Value,
+    pub(super) m0f: Value,
     m80: Value,
     pub(super) ones16: Value,
 }

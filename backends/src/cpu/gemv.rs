@@ -3,8 +3,8 @@
 //! A [`GemvKernel`] is specialised on (format, rows, cols) and a batch tile
 //! `T`: it holds one compiled function per tile size `1..=T`, so any batch is
 //! processed as full tiles plus one remainder tile, each weight row streamed
-//! once per tile. For the 32-element block formats it also holds the
-//! [`ROW_GROUP`]-row register-blocked variants (`rowgroup.rs`), which run
+//! once per tile. For the 32-element block formats, Q4_K and Q6_K it also holds the
+//! [`ROW_GROUP`]-row register-blocked variants (`rowgroup.rs`, `rowgroup_k.rs`), which run
 //! every aligned group of rows; the one-row functions take the rows of a
 //! range that do not fill a group. [`GemvKernel::run`] checks every buffer length against the
 //! shape before the JIT code sees a pointer, then splits the rows over

@@ -7,7 +7,8 @@
 //! - [`act`]: bit-exact Q8_0 / Q8_K activation quantisation;
 //! - `codegen`: the CLIF generators, specialised to shape, format and tile;
 //! - `rowgroup`: the 4-weight-row × tile GEMM micro-kernel of the 32-element
-//!   block formats (prefill), transposed so lanes are rows;
+//!   block formats (prefill), transposed so lanes are rows; `rowgroup_k`:
+//!   the same for Q4_K and Q6_K;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
 //! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
@@ -22,6 +23,7 @@
 pub mod act;
 mod codegen;
 mod rowgroup;
+mod rowgroup_k;
 pub mod cost;
 pub mod cost_bench;
 pub mod format;

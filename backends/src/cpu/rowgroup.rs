@@ -33,7 +33,7 @@ use super::codegen::{Cg, Consts, KernelSpec, decode_q32};
 pub const ROW_GROUP: usize = 4;
 
 /// Packs four f32 scalars into one f32x4 (lane `i` = `v[i]`).
-fn pack4(cg: &mut Cg<'_, '_>, v: [Value; 4]) -> Value {
+pub(super) fn pack4(cg: &mut Cg<'_, '_>, v: [Value; 4]) -> Value {
     let mut p = cg.b.ins().scalar_to_vector(F32X4, v[0]);
     for (i, &s) in v.iter().enumerate().skip(1) {
         p = cg.b.ins().insertlane(p, s, i as u8);
@@ -42,8 +42,15 @@ fn pack4(cg: &mut Cg<'_, '_>, v: [Value; 4]) -> Value {
 }
 
 /// Byte shuffle of two i8x16 values (`mask[i]` < 16 picks `a`, else `b`).
-fn shuffle(cg: &mut Cg<'_, '_>, a: Value, b: Value, mask: [u8; 16]) -> Value {
-    let m = cg.b.func.dfg.immediates.push(ConstantData::from(&mask[..]));
+/// Equal masks share one immediate, so the egraph can merge equal shuffles
+/// of equal inputs (the K-quant kernel transposes shared bytes once).
+pub(super) fn shuffle(cg: &mut Cg<'_, '_>, a: Value, b: Value, mask: [u8; 16]) -> Value {
+    let data = ConstantData::from(&mask[..]);
+    let imms = &mut cg.b.func.dfg.immediates;
+    let m = match imms.iter().find(|(_, d)| **d == data) {
+        Some((m, _)) => m,
+        None => imms.push(data),
+    };
     cg.b.ins().shuffle(a, b, m)
 }
 
@@ -60,12 +67,12 @@ fn unpack_mask(elem: usize, high: bool) -> [u8; 16] {
 }
 
 /// The shuffle mask broadcasting 32-bit lane `j` (a single `pshufd`).
-fn bcast32_mask(j: usize) -> [u8; 16] {
+pub(super) fn bcast32_mask(j: usize) -> [u8; 16] {
     std::array::from_fn(|i| (4 * j + i % 4) as u8)
 }
 
 /// 4×4 transpose of 32-bit groups: `out[g]` lane `r` = group `g` of `rows[r]`.
-fn transpose4(cg: &mut Cg<'_, '_>, rows: [Value; 4]) -> [Value; 4] {
+pub(super) fn transpose4(cg: &mut Cg<'_, '_>, rows: [Value; 4]) -> [Value; 4] {
     let [a, b, c, d] = rows;
     let (lo32, hi32) = (unpack_mask(4, false), unpack_mask(4, true));
     let (lo64, hi64) = (unpack_mask(8, false), unpack_mask(8, true));
@@ -91,9 +98,76 @@ pub(super) fn rows4_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow
     let nblk = spec.cols / 32;
     let xstride = (nblk * Q8_0_RECORD) as i32;
     let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32X4, k.zero_f32)).collect();
+    block_loop(cg, wrow, x, nblk * bb, bb, Q8_0_RECORD, |cg, wp, xp| {
+        let blks: Vec<_> = (0..ROW_GROUP).map(|r| decode_q32(cg, k, fmt, wp, (r * row_bytes) as i32)).collect();
+        let (offset, signed) = (blks[0].offset, blks[0].signed);
+        debug_assert!(!signed, "signed codes are not grouped (KernelSpec::grouped)");
+        let dw = pack4(cg, [0, 1, 2, 3].map(|r| blks[r].d));
+        let mins = blks[0].m.map(|_| pack4(cg, [0, 1, 2, 3].map(|r| blks[r].m.unwrap())));
+        let g_lo = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].lo));
+        let g_hi = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].hi));
+        let groups: Vec<Value> = g_lo.into_iter().chain(g_hi).collect();
+        for (t, &a) in acc.iter().enumerate() {
+            let xoff = t as i32 * xstride;
+            // Two independent chains (elements 0..16 and 16..32); the first
+            // starts at −offset·Σx, which removes the code offset exactly for
+            // all four rows at once: Σ(q + offset)·x − offset·Σx.
+            let mut sums = [k.zero_i32; 2];
+            if offset != 0 {
+                let xs = cg.ld(I32, xp, xoff + q8_0_off::SUM);
+                let c = cg.b.ins().imul_imm_s(xs, -offset);
+                sums[0] = cg.b.ins().splat(I32X4, c);
+            }
+            for half in 0..2 {
+                // 16 activation bytes = 4 groups, each broadcast by one `pshufd`.
+                let xv = cg.ld(I8X16, xp, xoff + q8_0_off::QS + 16 * half as i32);
+                for j in 0..4 {
+                    let xg = shuffle(cg, xv, xv, bcast32_mask(j));
+                    let wg = groups[4 * half + j];
+                    let s = &mut sums[half];
+                    *s = if cg.caps.vnni {
+                        cg.dpbusd(*s, xg, wg)
+                    } else {
+                        let p = cg.maddubs(xg, wg);
+                        let p = cg.madd16(p, k.ones16);
+                        cg.b.ins().iadd(*s, p)
+                    };
+                }
+            }
+            let sum = cg.b.ins().iadd(sums[0], sums[1]);
+            let sf = cg.b.ins().fcvt_from_sint(F32X4, sum);
+            let dx = cg.ld(F32, xp, xoff + q8_0_off::D);
+            let dx = cg.b.ins().splat(F32X4, dx);
+            let sc = cg.b.ins().fmul(dw, dx);
+            let mut v = cg.b.use_var(a);
+            v = cg.fma(sc, sf, v);
+            if let Some(m) = mins {
+                let sx = cg.ld(F32, xp, xoff + q8_0_off::S);
+                let sx = cg.b.ins().splat(F32X4, sx);
+                v = cg.fma(m, sx, v);
+            }
+            cg.b.def_var(a, v);
+        }
+    });
+    acc.iter().map(|&a| cg.b.use_var(a)).collect()
+}
+
+/// The block loop of the row-group kernels: `body(cg, wp, xp)` once per
+/// weight block (`wp` from `wrow`, `wstep` bytes apart, `wbytes` in all,
+/// at least one block) with its activation records (`xp` from `x`, `xstep`
+/// bytes apart); the builder is left after the loop.
+pub(super) fn block_loop(
+    cg: &mut Cg<'_, '_>,
+    wrow: Value,
+    x: Value,
+    wbytes: usize,
+    wstep: usize,
+    xstep: usize,
+    body: impl FnOnce(&mut Cg<'_, '_>, Value, Value),
+) {
     let wp_var = cg.var(I64, wrow);
     let xp_var = cg.var(I64, x);
-    let wend = cg.b.ins().iadd_imm_s(wrow, (nblk * bb) as i64);
+    let wend = cg.b.ins().iadd_imm_s(wrow, wbytes as i64);
     let lp = cg.b.create_block();
     let after = cg.b.create_block();
     cg.b.ins().jump(lp, &[]);
@@ -101,62 +175,12 @@ pub(super) fn rows4_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow
     cg.b.switch_to_block(lp);
     let wp = cg.b.use_var(wp_var);
     let xp = cg.b.use_var(xp_var);
-    let blks: Vec<_> = (0..ROW_GROUP).map(|r| decode_q32(cg, k, fmt, wp, (r * row_bytes) as i32)).collect();
-    let (offset, signed) = (blks[0].offset, blks[0].signed);
-    debug_assert!(!signed, "signed codes are not grouped (KernelSpec::grouped)");
-    let dw = pack4(cg, [0, 1, 2, 3].map(|r| blks[r].d));
-    let mins = blks[0].m.map(|_| pack4(cg, [0, 1, 2, 3].map(|r| blks[r].m.unwrap())));
-    let g_lo = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].lo));
-    let g_hi = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].hi));
-    let groups: Vec<Value> = g_lo.into_iter().chain(g_hi).collect();
-    for (t, &a) in acc.iter().enumerate() {
-        let xoff = t as i32 * xstride;
-        // Two independent chains (elements 0..16 and 16..32); the first
-        // starts at −offset·Σx, which removes the code offset exactly for
-        // all four rows at once: Σ(q + offset)·x − offset·Σx.
-        let mut sums = [k.zero_i32; 2];
-        if offset != 0 {
-            let xs = cg.ld(I32, xp, xoff + q8_0_off::SUM);
-            let c = cg.b.ins().imul_imm_s(xs, -offset);
-            sums[0] = cg.b.ins().splat(I32X4, c);
-        }
-        for half in 0..2 {
-            // 16 activation bytes = 4 groups, each broadcast by one `pshufd`.
-            let xv = cg.ld(I8X16, xp, xoff + q8_0_off::QS + 16 * half as i32);
-            for j in 0..4 {
-                let xg = shuffle(cg, xv, xv, bcast32_mask(j));
-                let wg = groups[4 * half + j];
-                let s = &mut sums[half];
-                *s = if cg.caps.vnni {
-                    cg.dpbusd(*s, xg, wg)
-                } else {
-                    let p = cg.maddubs(xg, wg);
-                    let p = cg.madd16(p, k.ones16);
-                    cg.b.ins().iadd(*s, p)
-                };
-            }
-        }
-        let sum = cg.b.ins().iadd(sums[0], sums[1]);
-        let sf = cg.b.ins().fcvt_from_sint(F32X4, sum);
-        let dx = cg.ld(F32, xp, xoff + q8_0_off::D);
-        let dx = cg.b.ins().splat(F32X4, dx);
-        let sc = cg.b.ins().fmul(dw, dx);
-        let mut v = cg.b.use_var(a);
-        v = cg.fma(sc, sf, v);
-        if let Some(m) = mins {
-            let sx = cg.ld(F32, xp, xoff + q8_0_off::S);
-            let sx = cg.b.ins().splat(F32X4, sx);
-            v = cg.fma(m, sx, v);
-        }
-        cg.b.def_var(a, v);
-    }
-    let wp2 = cg.b.ins().iadd_imm_s(wp, bb as i64);
-    let xp2 = cg.b.ins().iadd_imm_s(xp, Q8_0_RECORD as i64);
+    body(cg, wp, xp);
+    let wp2 = cg.b.ins().iadd_imm_s(wp, wstep as i64);
+    let xp2 = cg.b.ins().iadd_imm_s(xp, xstep as i64);
     cg.b.def_var(wp_var, wp2);
     cg.b.def_var(xp_var, xp2);
     let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
     cg.b.ins().brif(c, lp, &[], after, &[]);
-
     cg.b.switch_to_block(after);
-    acc.iter().map(|&a| cg.b.use_var(a)).collect()
 }
