@@ -501,7 +501,7 @@ impl<'m> Builder<'m> {
             OpAttrs::Reshape(_) => {
                 let x = self.buf(args[0], op)?;
                 let (seq, row) = layout(&ty, op)?;
-                if seq != x.seq || (!seq && row != x.row) || (seq && row != x.row) {
+                if seq != x.seq || row != x.row {
                     return Err(unsupported(op, format!("reshape that moves the seq dimension ({} to {ty})", f.dfg.ty(args[0]))));
                 }
                 self.vk.insert(r, VK::Buf(BufRef { buf: x.buf, seq, row }));
