@@ -193,10 +193,10 @@ impl PassManager {
             let pass = (info.make)(&options).map_err(PipelineError::Options)?;
             passes.push((spec, pass));
         }
-        if let Some(stop) = &opts.stop_after {
-            if !passes.iter().any(|(s, _)| s.name == *stop) {
-                return Err(PipelineError::StopAfter(stop.clone()));
-            }
+        if let Some(stop) = &opts.stop_after
+            && !passes.iter().any(|(s, _)| s.name == *stop)
+        {
+            return Err(PipelineError::StopAfter(stop.clone()));
         }
         Ok(PassManager { passes, opts, cost_models: Vec::new() })
     }

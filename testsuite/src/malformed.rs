@@ -254,7 +254,7 @@ pub fn binary_cases() -> Vec<Case> {
     add("safetensors/trailing-bytes".into(), Kind::Safetensors, with_tail, true, Expect::Exit(1));
     let header = |json: &str, data: &[u8]| {
         let mut h = json.as_bytes().to_vec();
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut b = (h.len() as u64).to_le_bytes().to_vec();

@@ -99,7 +99,7 @@ impl ActivationQ8 {
         if kind == ActKind::F32 {
             return Err("ActivationQ8 holds Q8_0 or Q8_K activations, not f32".into());
         }
-        if cols == 0 || cols % be != 0 {
+        if cols == 0 || !cols.is_multiple_of(be) {
             return Err(format!("{kind:?}: cols = {cols} is not a positive multiple of {be}"));
         }
         if rows.checked_mul(cols) != Some(x.len()) {
@@ -131,7 +131,7 @@ impl ActivationQ8 {
     pub fn quantize_into_chunks(&mut self, x: &[f32], rows: usize, cols: usize, chunks: usize, run: &ChunkRunner<'_>) -> Result<(), String> {
         let kind = self.kind;
         let be = kind.block_elems();
-        if kind == ActKind::F32 || cols == 0 || cols % be != 0 || rows.checked_mul(cols) != Some(x.len()) {
+        if kind == ActKind::F32 || cols == 0 || !cols.is_multiple_of(be) || rows.checked_mul(cols) != Some(x.len()) {
             return Err(format!("{kind:?}: cannot quantise {} values as {rows} × {cols}", x.len()));
         }
         let rec = Self::record_bytes(kind);

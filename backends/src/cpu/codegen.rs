@@ -624,7 +624,7 @@ fn row_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: V
     cg.b.ins().brif(c, lp, &[], after, &[]);
 
     cg.b.switch_to_block(after);
-    if nblk % unroll != 0 {
+    if !nblk.is_multiple_of(unroll) {
         let wp = cg.b.use_var(wp_var);
         let xp = cg.b.use_var(xp_var);
         step(cg, wp, xp, 0);

@@ -120,7 +120,7 @@ impl WeightFormat {
     /// Checks that `cols` is a positive multiple of the block size.
     pub fn check_cols(self, cols: usize) -> Result<(), String> {
         let be = self.block_elems();
-        if cols == 0 || cols % be != 0 {
+        if cols == 0 || !cols.is_multiple_of(be) {
             return Err(format!("{self:?}: cols = {cols} is not a positive multiple of {be}"));
         }
         Ok(())

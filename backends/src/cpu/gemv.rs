@@ -144,7 +144,7 @@ impl GemvKernel {
         if self.format != WeightFormat::F32 {
             return Err(JitError::InvalidParams(format!("{:?} weights need quantised activations: use run", self.format)));
         }
-        if x.len() % self.cols != 0 || x.is_empty() {
+        if !x.len().is_multiple_of(self.cols) || x.is_empty() {
             return Err(JitError::Length(format!("x has {} values, not a positive multiple of cols {}", x.len(), self.cols)));
         }
         let batch = x.len() / self.cols;

@@ -121,10 +121,10 @@ pub fn calibrate(m: &Module, windows: &[Vec<u32>], source: String, opts: &CalibO
     // Every cache parameter must hold a whole window.
     for &p in f.params.iter().skip(2) {
         let cap = f.dfg.ty(p).shape.first().and_then(|d| d.fixed());
-        if let (Some(cap), Some(w)) = (cap, windows.iter().map(Vec::len).max()) {
-            if (cap as usize) < w {
-                return Err(format!("a window of {w} tokens does not fit the KV cache of {cap}"));
-            }
+        if let (Some(cap), Some(w)) = (cap, windows.iter().map(Vec::len).max())
+            && (cap as usize) < w
+        {
+            return Err(format!("a window of {w} tokens does not fit the KV cache of {cap}"));
         }
     }
     let layers = match opts.engine {

@@ -205,10 +205,10 @@ pub fn run(args: RunArgs) -> CliResult {
     let mut stdout = std::io::stdout().lock();
     let mut write_err = None;
     let (_, stats) = generate(model.as_mut(), &p.tok, &text, args.tokens, &mut sampler, &mut |piece| {
-        if write_err.is_none() {
-            if let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()) {
-                write_err = Some(e);
-            }
+        if write_err.is_none()
+            && let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush())
+        {
+            write_err = Some(e);
         }
     }, &|| stop.load(Ordering::SeqCst))
     .map_err(|e| CliError::input(format!("error: {e}")))?;

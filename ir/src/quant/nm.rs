@@ -63,7 +63,7 @@ fn read_indices(n: u8, m: u8, block: &[u8]) -> Vec<usize> {
 pub fn decode(n: u8, m: u8, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
     check(n, m)?;
     let (me, bb) = (m as usize, block_bytes(n, m));
-    if out.len() % me != 0 || bytes.len() != out.len() / me * bb {
+    if !out.len().is_multiple_of(me) || bytes.len() != out.len() / me * bb {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values need {} bytes, got {}", out.len(), out.len() / me * bb, bytes.len()));
     }
     for (g, (block, dst)) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(me)).enumerate() {
@@ -83,7 +83,7 @@ pub fn decode(n: u8, m: u8, bytes: &[u8], out: &mut [f32]) -> Result<(), String>
 pub fn kept_positions(n: u8, m: u8, bytes: &[u8]) -> Result<Vec<Vec<usize>>, String> {
     check(n, m)?;
     let bb = block_bytes(n, m);
-    if bytes.len() % bb != 0 {
+    if !bytes.len().is_multiple_of(bb) {
         return Err(format!("#nm<n = {n}, m = {m}>: {} bytes is not a whole number of {bb}-byte groups", bytes.len()));
     }
     Ok(bytes.chunks_exact(bb).map(|b| read_indices(n, m, b)).collect())
@@ -94,7 +94,7 @@ pub fn kept_positions(n: u8, m: u8, bytes: &[u8]) -> Result<Vec<Vec<usize>>, Str
 pub fn encode_masked(n: u8, m: u8, values: &[f32], keep: &[bool]) -> Result<Vec<u8>, String> {
     check(n, m)?;
     let me = m as usize;
-    if values.len() % me != 0 || keep.len() != values.len() {
+    if !values.len().is_multiple_of(me) || keep.len() != values.len() {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values (mask {}) are not whole groups of {m}", values.len(), keep.len()));
     }
     let b = index_bits(m);
@@ -127,7 +127,7 @@ pub fn encode_masked(n: u8, m: u8, values: &[f32], keep: &[bool]) -> Result<Vec<
 pub fn encode(n: u8, m: u8, values: &[f32]) -> Result<Vec<u8>, String> {
     check(n, m)?;
     let me = m as usize;
-    if values.len() % me != 0 {
+    if !values.len().is_multiple_of(me) {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values are not whole groups of {m}", values.len()));
     }
     let mut keep = vec![false; values.len()];

@@ -115,7 +115,7 @@ impl Tiles {
     /// tiles than twice the threads (decode).
     pub fn new(a: &AttnShape, seq: usize, threads: usize) -> Tiles {
         let group = (a.hq / a.hk).max(1);
-        let mut positions = (1..=4).find(|p| p * group % 4 == 0).unwrap_or(4);
+        let mut positions = (1..=4).find(|p| (p * group).is_multiple_of(4)).unwrap_or(4);
         while positions * group < 8 {
             positions *= 2;
         }
@@ -165,7 +165,7 @@ impl AttnPath<'_> {
     /// Whether the host can take the AVX2 path for `a` (head sizes multiples of 8).
     pub fn avx2_for(a: &AttnShape) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if a.d % 8 == 0 && a.dv % 8 == 0 {
+        if a.d.is_multiple_of(8) && a.dv.is_multiple_of(8) {
             return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
         }
         let _ = a;

@@ -314,7 +314,12 @@ impl CpuRuntime {
                         }
                     }
                 };
-                let res = if par == 1 { Ok(work(0)) } else { self.pool.run(par, &work) };
+                let res = if par == 1 {
+                    work(0);
+                    Ok(())
+                } else {
+                    self.pool.run(par, &work)
+                };
                 self.put(*out, o);
                 res.map_err(invalid)?;
             }

@@ -66,7 +66,7 @@ impl AttnKernels {
     /// that fit an immediate).
     pub(crate) fn supports(a: &AttnShape) -> bool {
         let fits = |x: usize| x.checked_mul(a.hk.max(1) * 64).is_some_and(|b| b <= i32::MAX as usize);
-        a.d > 0 && a.dv > 0 && a.d % 4 == 0 && a.dv % 4 == 0 && fits(a.d) && fits(a.dv)
+        a.d > 0 && a.dv > 0 && a.d.is_multiple_of(4) && a.dv.is_multiple_of(4) && fits(a.d) && fits(a.dv)
     }
 
     /// Compiles the three kernels for `a` (see [`AttnKernels::supports`]).

@@ -270,10 +270,10 @@ impl CpuRuntime {
     pub fn kernels(&self) -> Vec<&GemvKernel> {
         let mut v: Vec<&GemvKernel> = Vec::new();
         for s in &self.plan.steps {
-            if let plan::Step::Gemv { kernel, .. } = s {
-                if !v.iter().any(|k| std::ptr::eq(*k, kernel.as_ref())) {
-                    v.push(kernel);
-                }
+            if let plan::Step::Gemv { kernel, .. } = s
+                && !v.iter().any(|k| std::ptr::eq(*k, kernel.as_ref()))
+            {
+                v.push(kernel);
             }
         }
         v
