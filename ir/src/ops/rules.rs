@@ -432,9 +432,10 @@ fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, accepts: fn(&E
     }
 }
 
-/// Weights a LUT GEMM reads as bit planes.
+/// Weights a LUT GEMM reads as bit planes (`#bcq` with per-row scales:
+/// the shared-scale layouts are the shift-add kernel's).
 pub fn lut_encoding(e: &Encoding) -> bool {
-    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_) | Encoding::Bcq(_))
+    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_)) || matches!(e, Encoding::Bcq(p) if p.scales() == crate::quant::BcqScales::Row)
 }
 
 pub(super) fn lut_precompute(cx: &RuleCx<'_, attrs::LutPrecompute>) -> Rule {
@@ -459,7 +460,7 @@ pub(super) fn lut_gemm(cx: &RuleCx<'_, attrs::LutGemm>) -> Rule {
     }
     let groups = t.shape[t.rank() - 2].fixed().ok_or("tables need a fixed group count")?;
     let x = TensorType { shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(), elem: t.elem, encoding: None };
-    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq", lut_encoding)?;
+    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq with per-row scales", lut_encoding)?;
     matmul_shape(&x, w, true)
 }
 
