@@ -215,6 +215,24 @@ mod tests {
     }
 
     #[test]
+    fn text_spelling_round_trips() {
+        use crate::ops::AttrLit;
+        use crate::types::Encoding;
+        for name in ["acc", "lat"] {
+            let given = [("bits".to_string(), AttrLit::Int(3)), ("pot".to_string(), AttrLit::Bool(true)), ("scales".to_string(), AttrLit::Ident(name.into()))];
+            let e = Encoding::parse("bcq", &given).unwrap();
+            assert_eq!(e.to_string(), format!("#bcq<bits = 3, pot = true, apot = 3, scales = {name}>"));
+            let params: Vec<(String, AttrLit)> = e.params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            assert_eq!(Encoding::parse("bcq", &params).unwrap(), e);
+            assert_eq!(e.block_elems(), 8);
+            assert_eq!(e.storage_bytes(64), None);
+        }
+        let row = Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("group".to_string(), AttrLit::Int(64)), ("scales".to_string(), AttrLit::Ident("row".into()))]).unwrap();
+        assert_eq!(row.to_string(), "#bcq<bits = 2, group = 64, pot = false>");
+        assert!(Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("scales".to_string(), AttrLit::Ident("diag".into()))]).is_err());
+    }
+
+    #[test]
     fn bad_lengths_are_errors() {
         let p = BcqParams::shared(3, true, 3, BcqScales::Lat);
         let bytes = p.encode_shared(&vals(1, 64), 8, 8, 2).unwrap();
