@@ -12,7 +12,7 @@
 
 use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeOptions};
 use flexc_backends::reference::{Interpreter, Tensor};
-use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, TernaryParams};
+use flexc_ir::quant::{encode_shaped, BcqParams, BcqScales, GgmlType, GqParams, TernaryParams};
 use flexc_ir::Encoding;
 
 use flexc_backends::xorshift::XorShift as Rng;
@@ -21,7 +21,7 @@ use flexc_backends::xorshift::XorShift as Rng;
 fn weight(rng: &mut Rng, name: &str, n: usize, k: usize, enc: Option<Encoding>) -> String {
     let vals = rng.vec(n * k, 0.1);
     let data = match enc {
-        Some(e) => format!("\"0x{}\"", encode(e, &vals).expect("encodes").iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Some(e) => format!("\"0x{}\"", encode_shaped(e, &vals, &[n, k]).expect("encodes").iter().map(|b| format!("{b:02x}")).collect::<String>()),
         None => format!("[{}]", vals.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(", ")),
     };
     format!("weight @{name} : f32[{n}, {k}]{} = dense<{data}>\n", ty_enc(enc))
@@ -138,6 +138,24 @@ fn shiftadd_gemm_matches_the_interpreter() {
             let rt = check(&src, k, rows, 1e-4, 40 + bits as u64);
             assert_eq!(rt.step_kinds(), ["shift-add gemm"]);
         }
+    }
+}
+
+/// ShiftAddLLM's shared-scale layouts (α on the activations) through the
+/// runtime: several activation rows, `kern.tile` row items crossing the
+/// lat scale blocks, one and two threads.
+#[test]
+fn shiftadd_gemm_on_shared_scales_matches_the_interpreter() {
+    let mut rng = Rng(29);
+    for (i, scales) in [BcqScales::Acc, BcqScales::Lat, BcqScales::Acc, BcqScales::Lat].into_iter().enumerate() {
+        let enc = Encoding::Bcq(BcqParams::shared(1 + i as u8, true, 3, scales));
+        let n = if scales == BcqScales::Lat { 64 } else { rng.pick(&[5usize, 33]) };
+        let (k, rows) = (8 * rng.pick(&[24usize, 40]), rng.pick(&[1usize, 3]));
+        let e = ty_enc(Some(enc));
+        let src = weight(&mut rng, "w", n, k, Some(enc))
+            + &format!("func @f(%x: f32[seq, {k}]) -> f32[seq, {n}] {{\n  %w = tensor.weight @w : f32[{n}, {k}]{e}\n  %wt = kern.tile %w {{m = 12, k = 64}} : f32[{n}, {k}]{e}\n  %y = kern.shiftadd_gemm %x, %wt : f32[seq, {n}]\n  return %y\n}}\n");
+        let rt = check(&src, k, rows, 1e-4, 60 + i as u64);
+        assert_eq!(rt.step_kinds(), ["shift-add gemm"]);
     }
 }
 

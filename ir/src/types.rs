@@ -247,9 +247,17 @@ impl Encoding {
             Encoding::Gq(p) => vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("zero", AttrLit::Bool(p.zero))],
             Encoding::Ternary(p) => vec![("group", AttrLit::Int(p.group.into()))],
             Encoding::Bcq(p) => {
-                let mut v = vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("pot", AttrLit::Bool(p.pot))];
+                let shared = p.scales() != crate::quant::BcqScales::Row;
+                let mut v = vec![("bits", AttrLit::Int(p.bits.into()))];
+                if !shared {
+                    v.push(("group", AttrLit::Int(p.group.into())));
+                }
+                v.push(("pot", AttrLit::Bool(p.pot)));
                 if p.pot {
                     v.push(("apot", AttrLit::Int(p.apot.into())));
+                }
+                if shared {
+                    v.push(("scales", AttrLit::Ident(p.scales().name().to_string())));
                 }
                 v
             }
@@ -263,7 +271,7 @@ impl Encoding {
             Encoding::Nm { m, .. } => *m as u64,
             Encoding::Gq(p) => p.group.into(),
             Encoding::Ternary(p) => p.block_elems() as u64,
-            Encoding::Bcq(p) => p.group.into(),
+            Encoding::Bcq(p) => p.row_block_elems() as u64,
         }
     }
 
@@ -279,8 +287,13 @@ impl Encoding {
     }
 
     /// Storage bytes of `numel` elements: whole blocks, plus a trailer for
-    /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks.
+    /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks,
+    /// and for layouts whose size depends on the shape (`#bcq` with shared
+    /// scales: [`TensorType::storage_bytes`]).
     pub fn storage_bytes(&self, numel: u64) -> Option<u64> {
+        if matches!(self, Encoding::Bcq(p) if p.scales() != crate::quant::BcqScales::Row) {
+            return None;
+        }
         let be = self.block_elems();
         if !numel.is_multiple_of(be) {
             return None;
@@ -358,6 +371,10 @@ impl TensorType {
         let n = self.numel()?;
         match &self.encoding {
             None => n.checked_mul(self.elem.storage_bytes() as u64),
+            Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row => {
+                let [rows, cols] = self.fixed_shape()?[..] else { return None };
+                p.shared_bytes(rows, cols).ok()
+            }
             Some(enc) => enc.storage_bytes(n),
         }
     }

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use flexc_ir::ops::lut_encoding;
+use flexc_ir::quant::BcqScales;
 use flexc_ir::{Encoding, TensorType};
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
 use serde::{Deserialize, Serialize};
@@ -189,7 +190,10 @@ fn scheme(p: Primitive, ty: &TensorType, n: u64) -> Option<(String, f64, ActKind
             (n.is_multiple_of(block_rows) && group_ok).then_some((name, 1.0, ActKind::F32))
         }
         Primitive::ShiftAdd => match enc? {
-            Encoding::Bcq(b) if b.group.is_multiple_of(8) => Some((format!("bcq{}", b.bits), 1.0, ActKind::F32)),
+            // Shared-scale lat weights need rows in whole 4-row blocks per scale block.
+            Encoding::Bcq(b) if b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) => {
+                Some((format!("bcq{}", b.bits), 1.0, ActKind::F32))
+            }
             _ => None,
         },
         Primitive::Sparse => match enc? {

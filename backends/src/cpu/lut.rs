@@ -205,6 +205,9 @@ impl LutWeights {
     pub fn pack_tiled(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize, k_tile: usize) -> Result<LutWeights, JitError> {
         let bad = |m: String| JitError::InvalidParams(m);
         let n = rows.checked_mul(cols).ok_or_else(|| bad("shape overflows".into()))?;
+        if !flexc_ir::ops::lut_encoding(&enc) {
+            return Err(bad(format!("the LUT kernel takes #gq (1-4 bits), #ternary or #bcq with per-row scales, got {enc}")));
+        }
         if enc.storage_bytes(n as u64) != Some(bytes.len() as u64) {
             return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {:?} bytes, got {}", enc.storage_bytes(n as u64), bytes.len())));
         }

@@ -33,6 +33,7 @@ pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod shiftadd;
+pub mod shiftadd_shared;
 pub mod sparse;
 
 pub use act::ActivationQ8;

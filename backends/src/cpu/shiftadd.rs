@@ -39,6 +39,11 @@
 //! are gathered into an i32x4
 //! and scaled as above; the sums go back to `y`. The table lookups, not
 //! the weight bytes, bound the speed: 256-entry tables cannot be `pshufb`ed.
+//!
+//! **Shared scales** (`#bcq<…, scales = acc|lat>`, ShiftAddLLM's "Acc." and
+//! "Lat."): `α` scales the activations instead, per-plane tables of
+//! `α_i·x` are looked up and summed with no scale words and no per-row
+//! scale (`shiftadd_shared.rs`); the same generator, the same packing order.
 
 use super::SendPtr;
 use std::sync::Arc;
@@ -47,7 +52,10 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32X4, I32, I32X4, I64, I8};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
-use flexc_ir::quant::BcqParams;
+use flexc_ir::quant::{BcqParams, BcqScales};
+use std::sync::Mutex;
+
+use super::shiftadd_shared::{pack_shared, scale_blocks, ScaledTables};
 
 use super::codegen::Cg;
 use super::jit::{CompiledFn, JitError, JitSession};
@@ -69,8 +77,10 @@ const BYTE_LOADS: u8 = 0b0101_0100;
 /// Bias of the exponent bytes of an APoT scale word.
 const EXP_BIAS: i32 = 128;
 
-/// Per-chunk 256-entry i32 tables of one activation row, and their scale.
-#[derive(Clone, Debug, Default)]
+/// Per-chunk 256-entry i32 tables of one activation row, and their scale;
+/// for shared-scale weights also the row itself and, built on first use by
+/// a kernel call, its `α`-scaled tables for that weight.
+#[derive(Debug, Default)]
 pub struct BcqTables {
     /// `cols / 8` tables of 256 entries.
     pub tables: Vec<i32>,
@@ -78,6 +88,30 @@ pub struct BcqTables {
     pub lambda: f32,
     /// Weight group the integer range was chosen for.
     pub group: usize,
+    /// The activation row.
+    x: Vec<f32>,
+    /// The `α`-scaled tables of the last shared-scale weight run on this row.
+    scaled: Mutex<Option<Arc<ScaledTables>>>,
+}
+
+impl Clone for BcqTables {
+    fn clone(&self) -> BcqTables {
+        BcqTables { tables: self.tables.clone(), lambda: self.lambda, group: self.group, x: self.x.clone(), scaled: Mutex::new(None) }
+    }
+}
+
+/// Fills one 256-entry table from 8 integer activations incrementally
+/// (LUT-GEMM): `T[0] = −Σx̂`, `T[i + 2^s] = T[i] + 2·x̂_s`. Intermediates
+/// may wrap; every final entry is in range when `Σ|x̂| < 2^31`.
+pub(super) fn build_table(q: [i32; 8], t: &mut [i32]) {
+    t[0] = q.iter().fold(0i32, |s, &v| s.wrapping_sub(v));
+    for (s, &qs) in q.iter().enumerate() {
+        let (step, d) = (1 << s, qs.wrapping_mul(2));
+        let (lo, hi) = t.split_at_mut(step);
+        for (h, &l) in hi[..step].iter_mut().zip(lo.iter()) {
+            *h = l.wrapping_add(d);
+        }
+    }
 }
 
 impl BcqTables {
@@ -105,18 +139,27 @@ impl BcqTables {
         self.group = group;
         self.tables.resize(x.len() * 32, 0);
         for (xc, t) in x.chunks_exact(8).zip(self.tables.chunks_exact_mut(256)) {
-            let q: [i32; 8] = std::array::from_fn(|j| (xc[j] * inv).round() as i32);
-            // Intermediates (`2·x̂_s`) may wrap; every final entry is in range.
-            t[0] = q.iter().fold(0i32, |s, &v| s.wrapping_sub(v));
-            for (s, &qs) in q.iter().enumerate() {
-                let (step, d) = (1 << s, qs.wrapping_mul(2));
-                let (lo, hi) = t.split_at_mut(step);
-                for (h, &l) in hi[..step].iter_mut().zip(lo.iter()) {
-                    *h = l.wrapping_add(d);
-                }
+            build_table(std::array::from_fn(|j| (xc[j] * inv).round() as i32), t);
+        }
+        self.x.clear();
+        self.x.extend_from_slice(x);
+        *self.scaled.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+        Ok(())
+    }
+
+    /// The `α`-scaled tables of this row for the shared-scale weights `w`,
+    /// built by the first caller and shared by every later one.
+    fn scaled_for(&self, w: &ShiftAddWeights) -> Arc<ScaledTables> {
+        let key = w.id;
+        let mut slot = self.scaled.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(t) if t.key == key => t.clone(),
+            _ => {
+                let t = Arc::new(ScaledTables::build(&w.spec, &w.alphas, &self.x, key));
+                *slot = Some(t.clone());
+                t
             }
         }
-        Ok(())
     }
 }
 
@@ -135,6 +178,10 @@ pub struct ShiftAddSpec {
     pub terms: u8,
     /// Columns per K segment (see the module docs).
     pub seg_cols: usize,
+    /// Where the `α` live: per (row, group) (`Row`, applied to the row's
+    /// lookup sums), or shared (`Acc`, `Lat`: applied to the activations,
+    /// `shiftadd_shared.rs`; then `group = seg_cols` and `terms = 0`).
+    pub scales: BcqScales,
 }
 
 impl ShiftAddSpec {
@@ -161,7 +208,8 @@ impl ShiftAddSpec {
     /// Bytes of one group slice of one row block: scale words, then planes.
     fn slice_bytes(&self) -> usize {
         let b = self.bits as usize;
-        16 * b + b * BLOCK_ROWS * self.cpg() / 8
+        let words = if self.scales == BcqScales::Row { 16 * b } else { 0 };
+        words + b * BLOCK_ROWS * self.cpg() / 8
     }
 
     /// Bytes of one (segment, row block).
@@ -200,6 +248,10 @@ impl ShiftAddSpec {
         if s == 0 || !s.is_multiple_of(8) || !self.cols.is_multiple_of(s) || !(s.is_multiple_of(g) || g.is_multiple_of(s)) || s > MAX_K_TILE {
             return bad(format!("segment of {s} columns must be whole groups of {g} or divide one, at most {MAX_K_TILE}"));
         }
+        let shared = self.scales != BcqScales::Row;
+        if shared && (g != s || self.terms != 0 || (self.scales == BcqScales::Lat && !self.rows.is_multiple_of(8 * BLOCK_ROWS))) {
+            return bad(format!("shared-scale ({}) {}×{}: one group per segment, no terms, and lat rows a multiple of {}", self.scales.name(), self.rows, self.cols, 8 * BLOCK_ROWS));
+        }
         if self.weight_bytes() > isize::MAX as usize / 2 || self.seg_block_bytes() > 1 << 20 {
             return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
@@ -233,14 +285,29 @@ fn pot_terms(a: f32, n: u8) -> Option<Vec<i32>> {
 pub struct ShiftAddWeights {
     spec: ShiftAddSpec,
     bytes: Vec<u8>,
+    /// Shared-scale layouts: the `α` table (`cols · bits`, set-major); empty otherwise.
+    alphas: Vec<f32>,
+    /// Unique per packing (clones share it: same contents), the key of
+    /// the `α`-scaled tables cached in [`BcqTables`].
+    id: u64,
 }
 
+/// The next [`ShiftAddWeights::id`].
+static NEXT_WEIGHTS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl ShiftAddWeights {
+    pub(super) fn new(spec: ShiftAddSpec, bytes: Vec<u8>, alphas: Vec<f32>) -> ShiftAddWeights {
+        ShiftAddWeights { spec, bytes, alphas, id: NEXT_WEIGHTS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
+    }
+
     /// Packs a `#bcq` weight `[rows, cols]` stored as `bytes`, with K
     /// segments of at most `k_tile` columns ([`DEFAULT_K_TILE`], or
     /// `kern.tile`'s `k`; clamped to 8..=[`MAX_K_TILE`]). APoT `α`s (`pot`) of at most [`MAX_TERMS`] terms
     /// become exponent words, any others f32 multipliers.
     pub fn pack(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, k_tile: usize) -> Result<ShiftAddWeights, JitError> {
+        if p.scales() != BcqScales::Row {
+            return pack_shared(p, bytes, rows, cols, k_tile);
+        }
         let (g, bb, b) = (p.group as usize, p.block_bytes(), p.bits as usize);
         if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) {
             return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
@@ -268,7 +335,7 @@ impl ShiftAddWeights {
             }
         }
         let seg_cols = ShiftAddSpec::seg_cols_for(g, cols, k_tile);
-        let spec = ShiftAddSpec { rows, cols, bits: p.bits, group: g, terms, seg_cols };
+        let spec = ShiftAddSpec { rows, cols, bits: p.bits, group: g, terms, seg_cols, scales: BcqScales::Row };
         spec.validate()?;
         let cpg = spec.cpg();
         let mut out = Vec::with_capacity(spec.weight_bytes());
@@ -301,7 +368,7 @@ impl ShiftAddWeights {
             }
         }
         debug_assert_eq!(out.len(), spec.weight_bytes());
-        Ok(ShiftAddWeights { spec, bytes: out })
+        Ok(ShiftAddWeights::new(spec, out, Vec::new()))
     }
 
     /// The kernel parameters these weights need.
@@ -384,7 +451,7 @@ impl ShiftAddKernel {
         if w.spec != s {
             return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
         }
-        let bad_t = tables.iter().any(|t| t.tables.len() != s.cols * 32 || t.group != s.group);
+        let bad_t = tables.iter().any(|t| t.tables.len() != s.cols * 32 || t.group != s.group || t.x.len() != s.cols);
         if bad_t || w.bytes.len() != s.weight_bytes() || y_len != tables.len() * s.rows {
             return Err(JitError::Length(format!("shift-add {}×{}: {} weight bytes (want {}), {} activation rows, {y_len} outputs", s.rows, s.cols, w.bytes.len(), s.weight_bytes(), tables.len())));
         }
@@ -404,30 +471,44 @@ impl ShiftAddKernel {
         let f: SaFn = unsafe { std::mem::transmute(self.f.ptr()) };
         let full = b1.min(s.rows / BLOCK_ROWS);
         let seg_w = s.blocks() * s.seg_block_bytes();
-        let seg_t = s.seg_cols * 32;
+        // Row layout: `cols/8` tables; shared: per scale block, per segment, `bits` planes of them.
+        let shared = s.scales != BcqScales::Row;
+        let seg_t = if shared { ScaledTables::segment_entries(&s) } else { s.seg_cols * 32 };
+        // Kernel row blocks per scale block (lat: rows are a multiple of 32).
+        let per_sb = if shared { s.blocks() / scale_blocks(s.scales) } else { usize::MAX };
         for (i, t) in tables.iter().enumerate() {
             // SAFETY (all below): buffer lengths were checked against the
             // spec the kernel was compiled for; segment offsets stay inside
             // them; the kernel touches rows of blocks [b0, b1) only.
             let yi = unsafe { y.add(i * s.rows) };
             let mut scratch = [0f32; BLOCK_ROWS];
+            let sc = if shared { Some(t.scaled_for(w)) } else { None };
+            let (tab, lambda) = sc.as_ref().map_or((t.tables.as_ptr(), t.lambda), |sc| (sc.tables.as_ptr(), sc.lambda));
             let run = |yb: *mut f32, c0: usize, c1: usize| {
-                for seg in 0..s.segments() {
-                    unsafe { f(w.bytes.as_ptr().add(seg * seg_w), t.tables.as_ptr().add(seg * seg_t), yb, c0 as u64, c1 as u64) };
+                let mut lo = c0;
+                while lo < c1 {
+                    // One scale block's row blocks at a time (the whole range for `Row`).
+                    let sb = lo / per_sb;
+                    let hi = c1.min(sb.saturating_add(1).saturating_mul(per_sb));
+                    for seg in 0..s.segments() {
+                        let tp = unsafe { tab.add((sb * s.segments() + seg) * seg_t) };
+                        unsafe { f(w.bytes.as_ptr().add(seg * seg_w), tp, yb, lo as u64, hi as u64) };
+                    }
+                    lo = hi;
                 }
             };
             if b0 < full {
                 let rows = unsafe { std::slice::from_raw_parts_mut(yi.add(b0 * BLOCK_ROWS), (full - b0) * BLOCK_ROWS) };
                 rows.fill(0.0);
                 run(yi, b0, full);
-                rows.iter_mut().for_each(|v| *v *= t.lambda);
+                rows.iter_mut().for_each(|v| *v *= lambda);
             }
             if b1 > full {
                 // The kernel addresses `yb + 16·block`: point block `full` at the scratch.
                 let yb = scratch.as_mut_ptr().wrapping_sub(full * BLOCK_ROWS);
                 run(yb, full, full + 1);
                 for (r, v) in scratch.iter().enumerate().take(s.rows - full * BLOCK_ROWS) {
-                    unsafe { *yi.add(full * BLOCK_ROWS + r) = v * t.lambda };
+                    unsafe { *yi.add(full * BLOCK_ROWS + r) = v * lambda };
                 }
             }
         }
@@ -458,10 +539,13 @@ fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec,
     let yoff = cg.b.ins().imul_imm_s(rb, (BLOCK_ROWS * 4) as i64);
     let yp = cg.b.ins().iadd(y, yoff);
     let mut out = cg.b.ins().load(F32X4, yflags, yp, 0);
+    let shared = s.scales != BcqScales::Row;
     let mut off = 0usize;
     for sl in 0..s.groups_per_seg() {
         let words = off;
-        off += 16 * bits;
+        if !shared {
+            off += 16 * bits;
+        }
         for i in 0..bits {
             // Four rows' lookup sums, interleaved so the chains are independent.
             let fz = cg.b.ins().iconst(I32, 0);
@@ -485,7 +569,8 @@ fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec,
                         };
                         let sc = cg.b.ins().ishl_imm_u(idx, 2);
                         let addr = cg.b.ins().iadd(tables, sc);
-                        let chunk = sl * nch + c + j;
+                        // Shared scales: plane i has tables of its own.
+                        let chunk = if shared { i * nch + c + j } else { sl * nch + c + j };
                         let v = cg.b.ins().load(I32, tflags, addr, (chunk * 1024) as i32);
                         *a = if c + j + 1 == nch {
                             // The last add of a chain has two results, which
@@ -505,6 +590,10 @@ fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec,
                 accv = cg.b.ins().insertlane(accv, a, lane as u8);
             }
             let f = cg.b.ins().fcvt_from_sint(F32X4, accv);
+            if shared {
+                out = cg.b.ins().fadd(out, f);
+                continue;
+            }
             let word = cg.ld(I32X4, wp, (words + 16 * i) as i32);
             if s.terms == 0 {
                 let a = cg.cast(F32X4, word);

@@ -286,7 +286,7 @@ fn dequantize(t: &Tensor) -> Result<Tensor, String> {
 
 fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
     let x = t.as_f32().ok_or("operand must be a plain float tensor")?;
-    let bytes = flexc_ir::quant::encode(enc, x)?;
+    let bytes = flexc_ir::quant::encode_shaped(enc, x, &t.shape)?;
     Ok(Tensor { elem: t.elem, shape: t.shape.clone(), data: Data::Encoded(enc, bytes.into()) })
 }
 

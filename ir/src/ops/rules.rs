@@ -216,6 +216,9 @@ pub(super) fn gather(cx: &RuleCx<'_, attrs::Gather>) -> Rule {
     let table = cx.args[0];
     let ids = plain(cx.args[1], "ids")?;
     rank_is(table, 2, "table")?;
+    if matches!(table.encoding, Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row) {
+        return Err(format!("table {table} shares its scales across rows: it cannot be gathered row by row"));
+    }
     if !matches!(ids.elem, ElemType::I32 | ElemType::I64) {
         return Err(format!("ids must be i32 or i64, got {ids}"));
     }
@@ -376,7 +379,21 @@ pub(super) fn quantize(cx: &RuleCx<'_, attrs::Quantize>) -> Rule {
     if last % enc.block_elems() != 0 {
         return Err(format!("{enc} needs the last dimension to be a multiple of {}, got {last}", enc.block_elems()));
     }
-    Ok(TensorType { shape: x.shape.clone(), elem: x.elem, encoding: Some(enc) })
+    let ty = TensorType { shape: x.shape.clone(), elem: x.elem, encoding: Some(enc) };
+    shared_scales_shape(&ty)?;
+    Ok(ty)
+}
+
+/// `#bcq` with scales shared across rows (`scales = acc|lat`) is a fixed
+/// `[rows, cols]` matrix (lat: rows a multiple of 8) and cannot be read row by row.
+fn shared_scales_shape(t: &TensorType) -> Result<(), String> {
+    match t.encoding {
+        Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row => match t.fixed_shape().as_deref() {
+            Some(&[rows, cols]) => p.shared_bytes(rows, cols).map(|_| ()),
+            _ => Err(format!("{t}: scales = {} needs a fixed rank-2 shape", p.scales().name())),
+        },
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn dequantize(cx: &RuleCx<'_, attrs::Dequantize>) -> Rule {
@@ -384,6 +401,7 @@ pub(super) fn dequantize(cx: &RuleCx<'_, attrs::Dequantize>) -> Rule {
     if x.encoding.is_none() {
         return Err(format!("operand is not encoded: {x}"));
     }
+    shared_scales_shape(x)?;
     Ok(x.decoded())
 }
 
@@ -414,9 +432,10 @@ fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, accepts: fn(&E
     }
 }
 
-/// Weights a LUT GEMM reads as bit planes.
+/// Weights a LUT GEMM reads as bit planes (`#bcq` with per-row scales:
+/// the shared-scale layouts are the shift-add kernel's).
 pub fn lut_encoding(e: &Encoding) -> bool {
-    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_) | Encoding::Bcq(_))
+    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_)) || matches!(e, Encoding::Bcq(p) if p.scales() == crate::quant::BcqScales::Row)
 }
 
 pub(super) fn lut_precompute(cx: &RuleCx<'_, attrs::LutPrecompute>) -> Rule {
@@ -441,7 +460,7 @@ pub(super) fn lut_gemm(cx: &RuleCx<'_, attrs::LutGemm>) -> Rule {
     }
     let groups = t.shape[t.rank() - 2].fixed().ok_or("tables need a fixed group count")?;
     let x = TensorType { shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(), elem: t.elem, encoding: None };
-    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq", lut_encoding)?;
+    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq with per-row scales", lut_encoding)?;
     matmul_shape(&x, w, true)
 }
 

@@ -19,20 +19,33 @@
 //! The best (α, B) seen is kept, so refinement never increases the error.
 
 use super::ggml::{f16_at, put_f16};
-use super::lowbit::{check_groups, check_len, BcqParams};
+use super::lowbit::{check_groups, check_len, BcqParams, BcqScales};
 
 /// Alternating refinement rounds of [`BcqParams::encode`] (LUT-GEMM's default).
 pub const REFINE_ROUNDS: usize = 15;
 
 impl BcqParams {
-    /// Bytes of one group's block.
+    /// Elements per storage block along a row: the group, or 8 for the
+    /// shared-scale layouts (one byte per plane, `quant::bcq_shared`).
+    pub fn row_block_elems(&self) -> usize {
+        match self.scales() {
+            BcqScales::Row => self.group as usize,
+            _ => 8,
+        }
+    }
+
+    /// Bytes of one group's block (shared-scale layouts: one row's 8
+    /// columns of sign bytes, the `α` table aside).
     pub fn block_bytes(&self) -> usize {
-        2 * self.bits as usize + self.plane_bytes() * self.bits as usize
+        match self.scales() {
+            BcqScales::Row => 2 * self.bits as usize + self.plane_bytes() * self.bits as usize,
+            _ => self.bits as usize,
+        }
     }
 
     /// Bytes of one plane of one group.
     pub fn plane_bytes(&self) -> usize {
-        self.group as usize / 8
+        self.row_block_elems() / 8
     }
 
     /// The `α`s of one block.
@@ -48,6 +61,9 @@ impl BcqParams {
 
     /// Decodes `out.len()` values.
     pub fn decode(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+        if self.scales() != BcqScales::Row {
+            return self.decode_shared(bytes, out);
+        }
         let (g, bb) = (self.group as usize, self.block_bytes());
         let n = check_groups("#bcq", out.len(), g)?;
         check_len("#bcq", out.len(), n * bb, bytes.len())?;
@@ -68,8 +84,12 @@ impl BcqParams {
         self.encode_rounds(values, REFINE_ROUNDS)
     }
 
-    /// Encodes with `rounds` refinement rounds (0 = greedy only).
+    /// Encodes with `rounds` refinement rounds (0 = greedy only); the
+    /// shared-scale layouts need the shape ([`BcqParams::encode_shared`]).
     pub fn encode_rounds(&self, values: &[f32], rounds: usize) -> Result<Vec<u8>, String> {
+        if self.scales() != BcqScales::Row {
+            return Err(format!("#bcq scales = {} shares α across rows: encoding needs the weight's [rows, cols]", self.scales().name()));
+        }
         let (g, bb) = (self.group as usize, self.block_bytes());
         let n = check_groups("#bcq", values.len(), g)?;
         let mut out = vec![0u8; n * bb];

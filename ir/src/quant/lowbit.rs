@@ -31,17 +31,69 @@ pub struct TernaryParams {
 }
 
 /// Binary-coding quantization `W ≈ Σ_i α_i·b_i`, `b_i ∈ {±1}`:
-/// `#bcq<bits = 1..4, group = G, pot = true|false[, apot = 1..3]>`.
+/// `#bcq<bits = 1..4, group = G, pot = true|false[, apot = 1..3]>` (α per
+/// row and group), or ShiftAddLLM's shared-scale layouts
+/// `#bcq<bits = 1..4, pot = …[, apot = …], scales = acc|lat>` (see
+/// [`BcqScales`] and `quant::bcq_shared`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct BcqParams {
     /// Number of binary planes, 1..=4.
     pub bits: u8,
-    /// Elements per α group (a multiple of 8).
+    /// Elements per α group along a row (a multiple of 8), or
+    /// [`BCQ_GROUP_ACC`] / [`BCQ_GROUP_LAT`] for the shared-scale layouts
+    /// (read it through [`BcqParams::scales`]). The layout lives in this
+    /// field, not a field of its own, so that the struct keeps the four
+    /// fields other crates spell out; neither marker is a multiple of 8, so
+    /// code that takes `group` for a length rejects them.
     pub group: u32,
     /// ShiftAddLLM: every α is a sum of at most `apot` powers of two.
     pub pot: bool,
     /// Powers of two per α when `pot` (ShiftAddLLM's `apot_nums`, default 3).
     pub apot: u8,
+}
+
+/// `BcqParams::group` of the "acc" layout ([`BcqScales::Acc`]).
+pub const BCQ_GROUP_ACC: u32 = u32::MAX;
+/// `BcqParams::group` of the "lat" layout ([`BcqScales::Lat`]).
+pub const BCQ_GROUP_LAT: u32 = u32::MAX - 1;
+
+/// Where a `#bcq` weight's `α` sets live (ShiftAddLLM's three layouts).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum BcqScales {
+    /// One set per (output row, group of `group` input columns).
+    Row,
+    /// "Acc.": one set per input column, shared by every output row.
+    Acc,
+    /// "Lat.": one set per (block of 8 input columns, block of rows/8 output rows).
+    Lat,
+}
+
+impl BcqScales {
+    /// The text spelling (`scales = row|acc|lat`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BcqScales::Row => "row",
+            BcqScales::Acc => "acc",
+            BcqScales::Lat => "lat",
+        }
+    }
+}
+
+impl BcqParams {
+    /// The scale layout.
+    pub fn scales(&self) -> BcqScales {
+        match self.group {
+            BCQ_GROUP_ACC => BcqScales::Acc,
+            BCQ_GROUP_LAT => BcqScales::Lat,
+            _ => BcqScales::Row,
+        }
+    }
+
+    /// A shared-scale layout's parameters (`scales` is `Acc` or `Lat`; `Row` needs a group).
+    pub fn shared(bits: u8, pot: bool, apot: u8, scales: BcqScales) -> BcqParams {
+        let group = if scales == BcqScales::Acc { BCQ_GROUP_ACC } else { BCQ_GROUP_LAT };
+        BcqParams { bits, group, pot, apot }
+    }
 }
 
 /// Checked `key = value` parameters of one encoding spelling.
@@ -110,13 +162,27 @@ pub(crate) fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<cr
             Ok(Encoding::Ternary(TernaryParams { group: p.group(true)? }))
         })(),
         "bcq" => (|| {
-            p.check_keys(&["bits", "group", "pot", "apot"])?;
+            p.check_keys(&["bits", "group", "pot", "apot", "scales"])?;
             let pot = p.boolean("pot", false)?;
             let apot = p.int("apot", Some(3), (1, 3))? as u8;
             if !pot && p.get("apot").is_some() {
                 return Err("#bcq: 'apot' needs pot = true".to_string());
             }
-            Ok(Encoding::Bcq(BcqParams { bits: p.int("bits", None, (1, 4))? as u8, group: p.group(false)?, pot, apot }))
+            let bits = p.int("bits", None, (1, 4))? as u8;
+            let scales = match p.get("scales") {
+                None => BcqScales::Row,
+                Some(AttrLit::Ident(s)) if s == "row" => BcqScales::Row,
+                Some(AttrLit::Ident(s)) if s == "acc" => BcqScales::Acc,
+                Some(AttrLit::Ident(s)) if s == "lat" => BcqScales::Lat,
+                Some(other) => return Err(format!("#bcq: 'scales' must be row, acc or lat, got {other}")),
+            };
+            if scales == BcqScales::Row {
+                return Ok(Encoding::Bcq(BcqParams { bits, group: p.group(false)?, pot, apot }));
+            }
+            if p.get("group").is_some() {
+                return Err(format!("#bcq: scales = {} shares α across rows and takes no 'group'", scales.name()));
+            }
+            Ok(Encoding::Bcq(BcqParams::shared(bits, pot, apot, scales)))
         })(),
         _ => return None,
     };

@@ -5,6 +5,7 @@
 //! consumer (the interpreter, the JIT's packers, passes) goes through them.
 
 pub mod bcq;
+pub mod bcq_shared;
 pub mod ggml;
 pub mod nm;
 pub mod gq;
@@ -12,7 +13,7 @@ pub mod lowbit;
 pub mod ternary;
 
 pub use ggml::{GgmlType, QuantError};
-pub use lowbit::{BcqParams, GqParams, TernaryParams};
+pub use lowbit::{BcqParams, BcqScales, GqParams, TernaryParams, BCQ_GROUP_ACC, BCQ_GROUP_LAT};
 
 use crate::types::Encoding;
 
@@ -41,5 +42,16 @@ pub fn encode(enc: Encoding, values: &[f32]) -> Result<Vec<u8>, String> {
         Encoding::Gq(p) => p.encode(values),
         Encoding::Ternary(p) => p.encode(values),
         Encoding::Bcq(p) => p.encode(values),
+    }
+}
+
+/// Encodes the values of a tensor of `shape`: [`encode`], except that the
+/// shared-scale `#bcq` layouts (`scales = acc|lat`) quantize a `[rows, cols]`
+/// matrix as a whole ([`BcqParams::encode_shared`]).
+pub fn encode_shaped(enc: Encoding, values: &[f32], shape: &[usize]) -> Result<Vec<u8>, String> {
+    match (enc, shape) {
+        (Encoding::Bcq(p), &[rows, cols]) if p.scales() != BcqScales::Row => p.encode_shared(values, rows, cols, bcq::REFINE_ROUNDS),
+        (Encoding::Bcq(p), _) if p.scales() != BcqScales::Row => Err(format!("{enc} needs a [rows, cols] tensor, got {} dimensions", shape.len())),
+        _ => encode(enc, values),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod fuse_dequant;
 pub mod optq;
+pub mod optq_shared;
 pub mod quantize;
 
 /// Glob match with `*` (any run, dots included) and `?` (one character).

@@ -17,11 +17,9 @@
 //! columns (`× U_c,c+1..`), and at the block's end to all later columns
 //! (`Err · U_block,later`).
 //!
-//! ShiftAddLLM's "acc" mode shares one `α` set per column over all rows and
-//! its "lat" mode one per 8 columns × N/8 rows; `#bcq` stores `α` per row
-//! (the layout the LUT and shift-add kernels read), so neither sharing is
-//! representable: this loop is the per-row, group-wise variant (with
-//! `group = 8` it is the 8-column-block granularity of "lat").
+//! This loop is the per-row, group-wise layout (`scales = row`);
+//! ShiftAddLLM's "acc" (one `α` set per column over all rows) and "lat" (one
+//! per 8 columns × N/8 rows) layouts run the same loop in `optq_shared.rs`.
 //!
 //! **Sensitivity** ([`sensitivity`]): ShiftAddLLM `opt_analysis.py`,
 //! `‖|W| / diag(U)‖_F · std(W / diag(U))²` (columns divided by `U_jj`;
@@ -120,7 +118,8 @@ impl InverseHessian {
         Ok(InverseHessian { k, u, dead })
     }
 
-    fn at(&self, i: usize, j: usize) -> f64 {
+    /// `U_ij`.
+    pub(crate) fn at(&self, i: usize, j: usize) -> f64 {
         self.u[i * self.k + j]
     }
 }
@@ -224,15 +223,12 @@ pub fn allocate_bits(layers: &[(f64, usize)], ratios: &[f64]) -> Vec<u8> {
     bits
 }
 
+/// Calibration-like activations and the output error, for the OPTQ tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use flexc_ir::quant::{decode, encode};
-    use flexc_ir::Encoding;
-
-    struct Rng(u64);
+pub(crate) mod test_support {
+    pub(crate) struct Rng(pub u64);
     impl Rng {
-        fn f(&mut self) -> f64 {
+        pub(crate) fn f(&mut self) -> f64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
@@ -242,7 +238,7 @@ mod tests {
 
     /// `t` tokens of `k` correlated channels (a random mix of `k/4` sources
     /// plus noise), and `H = 2/t·XᵀX` by the calibration's own accumulation.
-    fn activations(rng: &mut Rng, t: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn activations(rng: &mut Rng, t: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
         let src = k / 4;
         let mix: Vec<f64> = (0..src * k).map(|_| rng.f()).collect();
         let mut x = vec![0f32; t * k];
@@ -258,7 +254,7 @@ mod tests {
     }
 
     /// ‖X·(W − Ŵ)ᵀ‖_F.
-    fn out_err(x: &[f32], w: &[f32], wq: &[f32], k: usize) -> f64 {
+    pub(crate) fn out_err(x: &[f32], w: &[f32], wq: &[f32], k: usize) -> f64 {
         let mut e = 0f64;
         for xr in x.chunks_exact(k) {
             for (wr, qr) in w.chunks_exact(k).zip(wq.chunks_exact(k)) {
@@ -268,6 +264,14 @@ mod tests {
         }
         e.sqrt()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{activations, out_err, Rng};
+    use super::*;
+    use flexc_ir::quant::{decode, encode};
+    use flexc_ir::Encoding;
 
     #[test]
     fn inverse_hessian_factor_reproduces_the_inverse() {

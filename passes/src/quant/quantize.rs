@@ -22,6 +22,11 @@
 //! (the shares of weights at 1, 2, … bits, e.g. `0.0,0.8,0.2`) overrides
 //! `bits` per weight by the sensitivity score, and each weight's bits and
 //! score are listed in the remarks. Both need a Hessian for every selected weight.
+//! `mode` picks the `α` layout: `row` (per row and `group`, the default),
+//! `acc` (one set per input column shared by all rows) or `lat` (one per 8
+//! columns × rows/8 rows), ShiftAddLLM's "Acc." and "Lat." (`#bcq<…,
+//! scales = acc|lat>`, `group` unused; `optq_shared.rs`). Shared-scale
+//! weights cannot be gathered, so embedding tables are skipped in those modes.
 
 use super::glob_match;
 use super::optq::{allocate_bits, optq_bcq, sensitivity, InverseHessian};
@@ -30,7 +35,8 @@ use crate::options::{OptDecl, OptKind, Options};
 use crate::registry::PassInfo;
 use flexc_ir::ops::{AttrLit, Symbol};
 use flexc_ir::quant::bcq::REFINE_ROUNDS;
-use flexc_ir::quant::{decode, encode, ggml, BcqParams};
+use super::optq_shared::quantize_shared;
+use flexc_ir::quant::{decode, encode, ggml, BcqParams, BcqScales};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType};
 use std::collections::HashMap;
@@ -45,6 +51,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "group", kind: OptKind::Int, default: "64", help: "elements per scale group, a multiple of 8 (ternary: 0 = per tensor)" },
         OptDecl { name: "zero", kind: OptKind::Bool, default: "false", help: "rtn: asymmetric groups with an integer zero point" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
+        OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
         OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "shiftadd/bcq: OPTQ loop with Hessian error feedback (needs calibration Hessians)" },
         OptDecl { name: "mix-bits", kind: OptKind::Str, default: "", help: "shiftadd/bcq: shares of weights at 1,2,… bits by sensitivity, e.g. 0.0,0.8,0.2 (needs Hessians)" },
         OptDecl { name: "layers", kind: OptKind::Str, default: "*", help: "comma-separated globs over weight names" },
@@ -71,10 +78,18 @@ impl Quantize {
         let (name, params): (&str, Vec<(&str, AttrLit)>) = match o.str("scheme") {
             "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", AttrLit::Bool(o.bool("zero")))]),
             "ternary" => ("ternary", vec![("group", int("group"))]),
-            "bcq" => ("bcq", vec![("bits", int("bits")), ("group", int("group"))]),
-            "shiftadd" => ("bcq", vec![("bits", int("bits")), ("group", int("group")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
+            "bcq" => ("bcq", vec![("bits", int("bits"))]),
+            "shiftadd" => ("bcq", vec![("bits", int("bits")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
             s => return Err(format!("quantize: unknown scheme '{s}' (valid: rtn, ternary, bcq, shiftadd)")),
         };
+        let mut params = params;
+        match (name, o.str("mode")) {
+            ("bcq", "row") => params.push(("group", int("group"))),
+            ("bcq", m @ ("acc" | "lat")) => params.push(("scales", AttrLit::Ident(m.to_string()))),
+            ("bcq", m) => return Err(format!("quantize: unknown mode '{m}' (valid: row, acc, lat)")),
+            (_, "row") => {}
+            (_, m) => return Err(format!("quantize: mode={m} applies to scheme=shiftadd or bcq")),
+        }
         let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let enc = Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?;
         let layers = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
@@ -99,6 +114,7 @@ impl Quantize {
         match enc {
             Encoding::Ternary(_) => "ternary".to_string(),
             Encoding::Gq(p) => format!("{}{}", self.scheme, p.bits),
+            Encoding::Bcq(p) if p.scales() != BcqScales::Row => format!("{}{}.{}", self.scheme, p.bits, p.scales().name()),
             Encoding::Bcq(p) => format!("{}{}", self.scheme, p.bits),
             e => format!("{}.{}", self.scheme, e.name()),
         }
@@ -159,7 +175,8 @@ impl Pass for Quantize {
         for name in names {
             let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
             let w = m.weights.get(id);
-            if !self.selects(&name, gathered.contains(&name)) || !w.ty.elem.is_float() || w.ty.rank() != 2 || matches!(w.ty.encoding, Some(e) if e == self.enc) {
+            let shared = matches!(self.enc, Encoding::Bcq(p) if p.scales() != BcqScales::Row);
+            if !self.selects(&name, gathered.contains(&name)) || (shared && gathered.contains(&name)) || !w.ty.elem.is_float() || w.ty.rank() != 2 || matches!(w.ty.encoding, Some(e) if e == self.enc) {
                 continue;
             }
             let ty = TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(self.enc) };
@@ -190,6 +207,10 @@ impl Pass for Quantize {
             let w = m.weights.get(id);
             let (ty, span) = (TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(enc) }, w.span);
             let bytes = match enc {
+                Encoding::Bcq(p) if p.scales() != BcqScales::Row => {
+                    let ih = if self.hessian { Some(Self::inverse_hessian(m, &name, k)?) } else { None };
+                    quantize_shared(p, &values, n, k, ih.as_ref(), REFINE_ROUNDS).map_err(|e| format!("quantize @{name}: {e}"))?
+                }
                 Encoding::Bcq(p) if self.hessian => optq_bcq(p, &values, n, k, &Self::inverse_hessian(m, &name, k)?, REFINE_ROUNDS).map_err(|e| format!("quantize @{name}: {e}"))?,
                 _ => encode(enc, &values).map_err(|e| format!("quantize @{name}: {e}"))?,
             };
@@ -245,5 +266,9 @@ mod tests {
         assert!(make("quantize{scheme=bcq,group=12}").unwrap_err().contains("multiple of 8"));
         assert!(make("quantize{scheme=shiftadd,apot=4}").unwrap_err().contains("apot"));
         assert!(make("quantize{bits=two}").is_err());
+        assert!(make("quantize{scheme=shiftadd,bits=3,mode=lat,hessian=true}").is_ok());
+        assert!(make("quantize{scheme=bcq,mode=acc}").is_ok());
+        assert!(make("quantize{scheme=shiftadd,mode=diag}").unwrap_err().contains("unknown mode"));
+        assert!(make("quantize{scheme=rtn,mode=acc}").unwrap_err().contains("applies to scheme=shiftadd"));
     }
 }
