@@ -204,6 +204,23 @@ fn mpgemm_on_weights_matches_the_interpreter() {
     }
 }
 
+/// A matmul (here `quant.mpgemm`) on shared-scale `#bcq` weights, with no
+/// `select-gemm` before it, takes the shift-add kernel: the only one that
+/// reads acc/lat scales.
+#[test]
+fn mpgemm_on_shared_scale_bcq_takes_the_shiftadd_kernel() {
+    let mut rng = Rng(41);
+    for (i, scales) in [BcqScales::Acc, BcqScales::Lat].into_iter().enumerate() {
+        let enc = Encoding::Bcq(BcqParams::shared(3, true, 3, scales));
+        let (n, k) = (64, 256);
+        let e = ty_enc(Some(enc));
+        let src = weight(&mut rng, "w", n, k, Some(enc))
+            + &format!("func @f(%x: f32[seq, {k}]) -> f32[seq, {n}] {{\n  %w = tensor.weight @w : f32[{n}, {k}]{e}\n  %y = quant.mpgemm %x, %w : f32[seq, {n}]\n  return %y\n}}\n");
+        let rt = check(&src, k, 3, 1e-4, 90 + i as u64);
+        assert_eq!(rt.step_kinds(), ["shift-add gemm"]);
+    }
+}
+
 #[test]
 fn dense_gemm_takes_a_constant_weight() {
     let vals: Vec<String> = (0..32).map(|i| format!("{}.0", i % 5)).collect();

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flexc_ir::ops::{GeluApprox, RopeMode};
+use flexc_ir::quant::BcqScales;
 use flexc_ir::types::{Dim, ElemType};
 use flexc_ir::weights::WeightBytes;
 use flexc_ir::{Encoding, Func, Module, OpAttrs, Value, ValueDef};
@@ -752,6 +753,11 @@ impl<'m> Builder<'m> {
             // once to f32 (`kern.sparse_gemm` is the op that reads them compressed).
             (Some(Encoding::Nm { .. }), ElemType::F32) => (WeightFormat::F32, self.decoded_f32(w, &src, op)?),
             (Some(e @ Encoding::Nm { .. }), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
+            // Shared-scale #bcq (ShiftAddLLM's acc/lat): only the shift-add kernel reads it.
+            (Some(Encoding::Bcq(p)), _) if p.scales() != BcqScales::Row => {
+                let x = self.buf(lhs, op)?;
+                return self.shiftadd_step(op, p, w, (n, k), x, r, None);
+            }
             (Some(enc @ (Encoding::Gq(_) | Encoding::Ternary(_) | Encoding::Bcq(_))), _) => {
                 // The T-MAC kernel, with tables of its own.
                 let x = self.buf(lhs, op)?;

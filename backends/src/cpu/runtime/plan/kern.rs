@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+use flexc_ir::quant::BcqParams;
 use flexc_ir::{Encoding, OpAttrs, TensorType, Value};
 
 use super::{fixed_dims, unsupported, BufRef, Builder, Step, VK};
@@ -83,16 +84,7 @@ impl Builder<'_> {
                     return Err(unsupported(op, format!("shift-add needs #bcq weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
-                if !x.row.is_multiple_of(kw.k) {
-                    return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
-                }
-                let k_tile = kw.tile.map_or(DEFAULT_SA_K_TILE, |t| t.1);
-                let packed = ShiftAddWeights::pack(p, &self.plan.weights[kw.w], kw.n, kw.k, k_tile).map_err(|e| unsupported(op, e.to_string()))?;
-                let kernel = Arc::new(ShiftAddKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
-                self.plan.sa_weights.push(packed);
-                let out = self.result_buf(r, op)?;
-                let m_blocks = kw.tile.map_or(0, |t| t.0.div_ceil(BLOCK_ROWS));
-                self.plan.steps.push(Step::ShiftAdd { kernel, w: self.plan.sa_weights.len() - 1, x, out, m_blocks });
+                self.shiftadd_step(op, p, kw.w, (kw.n, kw.k), x, r, kw.tile)?;
             }
             OpAttrs::SparseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
@@ -203,5 +195,24 @@ impl Builder<'_> {
     fn last_dim(&self, v: Value, op: &str) -> Result<usize, RuntimeError> {
         let ty = self.f.dfg.ty(v);
         ty.shape.last().and_then(|d| d.fixed()).map(|d| d as usize).ok_or_else(|| unsupported(op, format!("{ty} needs a fixed last dimension")))
+    }
+}
+
+impl Builder<'_> {
+    /// A shift-add GEMM step of `x` against the `#bcq` weight `weights[w]`
+    /// (`[n, k]`), packed now with the tile's K width (or the default).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn shiftadd_step(&mut self, op: &str, p: BcqParams, w: usize, (n, k): (usize, usize), x: BufRef, r: Value, tile: Option<(usize, usize)>) -> Result<(), RuntimeError> {
+        if !x.row.is_multiple_of(k) {
+            return Err(unsupported(op, format!("activation rows of {} for a weight of {k} columns", x.row)));
+        }
+        let k_tile = tile.map_or(DEFAULT_SA_K_TILE, |t| t.1);
+        let packed = ShiftAddWeights::pack(p, &self.plan.weights[w], n, k, k_tile).map_err(|e| unsupported(op, e.to_string()))?;
+        let kernel = Arc::new(ShiftAddKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
+        self.plan.sa_weights.push(packed);
+        let out = self.result_buf(r, op)?;
+        let m_blocks = tile.map_or(0, |t| t.0.div_ceil(BLOCK_ROWS));
+        self.plan.steps.push(Step::ShiftAdd { kernel, w: self.plan.sa_weights.len() - 1, x, out, m_blocks });
+        Ok(())
     }
 }
