@@ -54,6 +54,7 @@ OWL-NM base 6:8 (lamda=2,hyper-m=6)|0.25|method=owl-nm,pattern=6:8,lamda=2,hyper
 OWL unstructured (lamda=0.08,hyper-m=5)|0.25|method=owl,sparsity=0.25,lamda=0.08,hyper-m=5,dense-ends=false|
 uniform 3:4|0.25|method=uniform,pattern=3:4,dense-ends=false|
 FLOW nearest, blocks 0 and L-1 dense|0.5|sparsity=0.5,mode=nearest|
+FLOW exact|0.25|sparsity=0.25,mode=exact,dense-ends=false|
 EOF2
 )
 
