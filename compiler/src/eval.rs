@@ -66,9 +66,23 @@ impl NllSums {
 
 /// −log softmax(logits)[target], computed stably in f64.
 pub fn nll(logits: &[f32], target: u32) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = max + logits.iter().map(|&x| (x as f64 - max).exp()).sum::<f64>().ln();
-    lse - logits[target as usize] as f64
+    // llama-perplexity's log-softmax: f32 exponentials, an f64 sum.
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&x| (x - max).exp() as f64).sum();
+    (max as f64 + sum.ln()) - logits[target as usize] as f64
+}
+
+/// [`nll`] of each `vocab`-row of `logits` against its target, over two
+/// threads (a 262K-word vocabulary costs 67 M exponentials per window).
+fn nll_rows(logits: &[f32], vocab: usize, targets: &[u32]) -> Vec<f64> {
+    let rows: Vec<(&[f32], u32)> = logits.chunks_exact(vocab).zip(targets.iter().copied()).collect();
+    let half = rows.len() / 2;
+    std::thread::scope(|s| {
+        let second = s.spawn(|| rows[half..].iter().map(|&(l, t)| nll(l, t)).collect::<Vec<f64>>());
+        let mut out: Vec<f64> = rows[..half].iter().map(|&(l, t)| nll(l, t)).collect();
+        out.extend(second.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        out
+    })
 }
 
 /// The chunks of a token stream (each `ctx` long, BOS at position 0 if given).
@@ -110,9 +124,13 @@ pub fn perplexity(
     for (i, c) in chunks.iter().enumerate() {
         // Position 0 again: earlier chunks' cache entries are overwritten or
         // never visible (attention reads only positions < pos + seq).
-        let logits = model.forward(c, 0, true)?;
-        for p in first..cfg.ctx - 1 {
-            sums.add(nll(&logits[p * vocab..(p + 1) * vocab], c[p + 1]));
+        // Logits of the scored positions first..ctx only (as llama-perplexity
+        // asks for): the LM head of the unscored half is never computed.
+        let logits = model.forward(c, 0, cfg.ctx - first)?;
+        // Row r (position first + r) predicts token first + r + 1.
+        let scored = (cfg.ctx - 1 - first) * vocab;
+        for x in nll_rows(&logits[..scored], vocab, &c[first + 1..]) {
+            sums.add(x);
         }
         progress(i + 1, chunks.len(), &sums);
     }

@@ -62,11 +62,11 @@ fn assert_top5_agree(cpu: &[f32], reference: &[f32], tol: f32) {
 /// (reference-chosen) tokens to the CPU model: per step, the CPU's logits,
 /// the reference's, and the tokens.
 fn teacher_forced(cpu: &mut dyn LanguageModel, reference: &mut dyn LanguageModel, prompt: &[u32], n: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
-    let mut steps = vec![(cpu.forward(prompt, 0, false).expect("prefill"), reference.forward(prompt, 0, false).expect("prefill"))];
+    let mut steps = vec![(cpu.forward(prompt, 0, 1).expect("prefill"), reference.forward(prompt, 0, 1).expect("prefill"))];
     let mut pos = prompt.len();
     while steps.len() < n {
         let next = argmax(&steps[steps.len() - 1].1);
-        steps.push((cpu.forward(&[next], pos, false).expect("decode"), reference.forward(&[next], pos, false).expect("decode")));
+        steps.push((cpu.forward(&[next], pos, 1).expect("decode"), reference.forward(&[next], pos, 1).expect("decode")));
         pos += 1;
     }
     steps

@@ -119,7 +119,7 @@ fn check_model(name: &str, file: &str) {
         let prompt = c["prompt"].as_str().expect("prompt");
         let prompt_ids = ids(&c["prompt_ids"]);
         let mut model = ReferenceModel::new(&module).expect("reference model");
-        let mut logits = model.forward(&prompt_ids, 0, false).expect("prefill");
+        let mut logits = model.forward(&prompt_ids, 0, 1).expect("prefill");
         let first = logits.clone();
         // flexc's greedy run, with its top-2 before each token.
         let mut got = Vec::new();
@@ -136,7 +136,7 @@ fn check_model(name: &str, file: &str) {
             if got.len() == 16 {
                 break;
             }
-            logits = model.forward(&[next], pos, false).expect("decode");
+            logits = model.forward(&[next], pos, 1).expect("decode");
             pos += 1;
         }
         eprintln!("{name} {prompt:?}: flexc {:?} in {:?}", tok.decode(&got), t0.elapsed());

@@ -156,7 +156,7 @@ fn model(a: ModelArgs) -> CliResult {
     // Deterministic pseudo-random tokens, like llama-bench's random prompt.
     let tokens: Vec<u32> = (0..a.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + 12_345) % vocab.max(1)) as u32).collect();
     // Warm-up (page in the weights, size the buffers).
-    m.forward(&tokens, 0, false).map_err(err)?;
+    m.forward(&tokens, 0, 1).map_err(err)?;
     if a.profile {
         m.runtime_mut().enable_profile();
     }
@@ -164,11 +164,11 @@ fn model(a: ModelArgs) -> CliResult {
     let mut tg = Vec::new();
     for _ in 0..a.repeats {
         let t = Instant::now();
-        m.forward(&tokens, 0, false).map_err(err)?;
+        m.forward(&tokens, 0, 1).map_err(err)?;
         pp.push(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
         let t = Instant::now();
         for i in 0..a.gen_tokens {
-            m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, false).map_err(err)?;
+            m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, 1).map_err(err)?;
         }
         tg.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }

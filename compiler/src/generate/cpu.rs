@@ -50,17 +50,19 @@ impl LanguageModel for CpuModel {
         self.ctx
     }
 
-    fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError> {
+    fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError> {
         super::check_context(tokens.len(), pos, self.ctx)?;
         self.ids.clear();
         for &t in tokens {
             self.ids.push(i32::try_from(t).map_err(|_| ModelError(format!("token id {t} does not fit i32")))?);
         }
         let ids = std::mem::take(&mut self.ids);
-        let r = self.rt.run(&[Input::I32(&ids), Input::Scalar(pos as i64)], !all_logits);
+        let rows = rows.clamp(1, tokens.len().max(1));
+        let r = self.rt.run_tail(&[Input::I32(&ids), Input::Scalar(pos as i64)], Some(rows));
         self.ids = ids;
         r.map_err(|e| ModelError(e.to_string()))?;
         let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
-        Ok(if all_logits || logits.len() == self.vocab { logits.to_vec() } else { logits[logits.len().saturating_sub(self.vocab)..].to_vec() })
+        // Outputs without a tail computation hold every row: keep the last ones.
+        Ok(logits[logits.len().saturating_sub(rows * self.vocab)..].to_vec())
     }
 }

@@ -22,8 +22,9 @@ pub trait LanguageModel {
     /// KV-cache capacity in tokens.
     fn context(&self) -> usize;
     /// Runs `tokens` at positions `pos..`, appending to the cache. Returns the
-    /// logits of every position (`all_logits`) or of the last one only.
-    fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError>;
+    /// logits of the last `rows` positions (clamped to `1..=tokens.len()`),
+    /// row after row: 1 for generation, the scored half for perplexity.
+    fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError>;
 }
 
 /// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.
@@ -65,7 +66,7 @@ pub fn generate(
     }
     let mut stats = GenStats { prompt_tokens: ids.len(), ..Default::default() };
     let t0 = Instant::now();
-    let mut logits = model.forward(&ids, 0, false)?;
+    let mut logits = model.forward(&ids, 0, 1)?;
     stats.prefill = t0.elapsed();
     let mut out = Vec::new();
     let mut pending: Vec<u8> = Vec::new();
@@ -90,7 +91,7 @@ pub fn generate(
         if i + 1 == n || stop() || pos + 1 > model.context() {
             break;
         }
-        logits = model.forward(&[next], pos, false)?;
+        logits = model.forward(&[next], pos, 1)?;
         pos += 1;
     }
     if !pending.is_empty() {

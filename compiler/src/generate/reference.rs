@@ -41,7 +41,7 @@ impl LanguageModel for ReferenceModel<'_> {
         self.ctx
     }
 
-    fn forward(&mut self, tokens: &[u32], pos: usize, all_logits: bool) -> Result<Vec<f32>, ModelError> {
+    fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError> {
         super::check_context(tokens.len(), pos, self.ctx)?;
         let ids = Tensor::int(ElemType::I32, &[tokens.len()], tokens.iter().map(|&t| t as i64).collect()).map_err(ModelError)?;
         let mut inputs = vec![ids, Tensor::scalar_i32(pos as i32)];
@@ -49,6 +49,7 @@ impl LanguageModel for ReferenceModel<'_> {
         let mut out = self.interp.run("forward", inputs).map_err(|e| ModelError(e.to_string()))?;
         self.caches = out.split_off(1);
         let logits = out.pop().and_then(|t| t.as_f32().map(<[f32]>::to_vec)).ok_or_else(|| ModelError("logits are not floats".into()))?;
-        Ok(if all_logits { logits } else { logits[logits.len() - self.vocab..].to_vec() })
+        let rows = rows.clamp(1, tokens.len().max(1));
+        Ok(logits[logits.len().saturating_sub(rows * self.vocab)..].to_vec())
     }
 }

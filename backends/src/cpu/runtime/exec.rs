@@ -47,6 +47,13 @@ impl CpuRuntime {
     /// With `last_only`, outputs that allow it (the logits) are computed for
     /// the last row only.
     pub fn run(&mut self, inputs: &[Input<'_>], last_only: bool) -> Result<(), RuntimeError> {
+        self.run_tail(inputs, last_only.then_some(1))
+    }
+
+    /// [`CpuRuntime::run`], with outputs that allow it (the logits) computed
+    /// for the last `tail` rows only (`None`: every row; `tail` is clamped to
+    /// `1..=seq`).
+    pub fn run_tail(&mut self, inputs: &[Input<'_>], tail: Option<usize>) -> Result<(), RuntimeError> {
         let n_inputs = self.plan.param_input.iter().flatten().count();
         if inputs.len() != n_inputs {
             return Err(invalid(format!("expected {n_inputs} inputs, got {}", inputs.len())));
@@ -82,7 +89,7 @@ impl CpuRuntime {
             _ => 0,
         };
         self.seq = seq;
-        self.last_only = last_only;
+        self.tail = tail.map(|t| t.clamp(1, seq));
         if seq > self.rows_cap {
             for (i, (b, &(is_seq, row))) in self.bufs.iter_mut().zip(&self.plan.buf_shapes).enumerate() {
                 // Last-row-capable outputs (the logits) grow on demand in
@@ -152,8 +159,8 @@ impl CpuRuntime {
             }
             Step::Quant { src, q, cols, last_only_ok } => {
                 let n = self.len(*src);
-                let (x, rows) = if *last_only_ok && self.last_only && src.seq {
-                    (&self.bufs[src.buf][n - src.row..n], src.row / cols)
+                let (x, rows) = if let Some(t) = self.tail.filter(|_| *last_only_ok && src.seq) {
+                    (&self.bufs[src.buf][n - t * src.row..n], t * src.row / cols)
                 } else {
                     (&self.bufs[src.buf][..n], n / cols)
                 };
@@ -167,7 +174,7 @@ impl CpuRuntime {
                     return Err(invalid("weight size does not match its kernel"));
                 }
                 let (rows, cols) = (kernel.rows(), kernel.cols());
-                let last = *last_only_ok && self.last_only;
+                let tail = self.tail.filter(|_| *last_only_ok);
                 let (xp, stride, batch): (*const u8, usize, usize) = match x {
                     GemvInput::Q(q) => {
                         let a = &self.qacts[*q];
@@ -175,8 +182,8 @@ impl CpuRuntime {
                     }
                     GemvInput::F32(b) => {
                         let n = self.len(*b);
-                        let batch = if last { 1 } else { n / cols };
-                        let start = if last { n - cols } else { 0 };
+                        let batch = tail.unwrap_or(n / cols);
+                        let start = n - batch * cols;
                         (self.bufs[b.buf][start..].as_ptr().cast(), cols * 4, batch)
                     }
                 };

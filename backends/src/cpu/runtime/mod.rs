@@ -136,9 +136,10 @@ pub struct CpuRuntime {
     pool: Pool,
     /// Rows the seq buffers currently hold.
     rows_cap: usize,
-    /// The last call's seq, position, and whether it computed only the last logits row.
+    /// The last call's seq.
     seq: usize,
-    last_only: bool,
+    /// Rows computed of the outputs that allow it in the current call (`None`: all).
+    tail: Option<usize>,
     rope_cos: Vec<Vec<f32>>,
     rope_sin: Vec<Vec<f32>>,
     scratch: Vec<Vec<f32>>,
@@ -185,7 +186,7 @@ impl CpuRuntime {
             pool,
             rows_cap: 0,
             seq: 0,
-            last_only: false,
+            tail: None,
             rope_cos: vec![Vec::new(); n_tables],
             rope_sin: vec![Vec::new(); n_tables],
             scratch: vec![Vec::new(); if threads > 1 { 4 * threads } else { 1 }],
@@ -235,12 +236,12 @@ impl CpuRuntime {
     }
 
     /// The `i`-th result of the last call: for a `[seq, ...]` result
-    /// `seq × row` values (only the last row when the call asked for
-    /// `last_only` and this result supports it), for a fixed one all of it.
+    /// `seq × row` values (only the last rows when the call asked for a
+    /// tail and this result supports it), for a fixed one all of it.
     pub fn output(&self, i: usize) -> Option<&[f32]> {
         let o = self.plan.outputs.get(i)?;
         let n = if o.buf.seq {
-            if self.last_only && o.last_only_ok { o.buf.row } else { self.seq * o.buf.row }
+            self.tail.filter(|_| o.last_only_ok).unwrap_or(self.seq) * o.buf.row
         } else {
             o.buf.row
         };
