@@ -173,21 +173,30 @@ pub fn optq_bcq(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: &InverseHessi
                 }
             }
         }
-        if i2 < k {
-            for r in 0..n {
-                let row = &mut wd[r * k..(r + 1) * k];
-                for b in 0..i2 - i1 {
-                    let e = err[r * BLOCK + b];
-                    if e != 0.0 {
-                        for (t, v) in row[i2..].iter_mut().enumerate() {
-                            *v -= e * hinv.at(i1 + b, i2 + t);
-                        }
-                    }
+        propagate_block_error(&mut wd, &err, hinv, (n, k), i1..i2);
+    }
+    Ok(out)
+}
+
+/// GPTQ's lazy batch update: the quantisation errors `err` (`n` rows of
+/// [`BLOCK`], already divided by `[H⁻¹]_cc`) of columns `cols` are fed
+/// forward into the columns after the block, `w[r, j] −= Σ_b e[r, b]·H⁻¹[b, j]`.
+pub(super) fn propagate_block_error(wd: &mut [f64], err: &[f64], hinv: &InverseHessian, (n, k): (usize, usize), cols: std::ops::Range<usize>) {
+    let (i1, i2) = (cols.start, cols.end);
+    if i2 >= k {
+        return;
+    }
+    for r in 0..n {
+        let row = &mut wd[r * k..(r + 1) * k];
+        for b in 0..i2 - i1 {
+            let e = err[r * BLOCK + b];
+            if e != 0.0 {
+                for (t, v) in row[i2..].iter_mut().enumerate() {
+                    *v -= e * hinv.at(i1 + b, i2 + t);
                 }
             }
         }
     }
-    Ok(out)
 }
 
 /// ShiftAddLLM's layer score `‖|W| / diag(U)‖_F · std(W / diag(U))²`.

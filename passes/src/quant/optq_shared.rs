@@ -18,7 +18,7 @@
 //! `optq_bcq`. Without a Hessian ([`quantize_shared`] with `None`), every
 //! set is fitted once to the original weights (`BcqParams::encode_shared`).
 
-use super::optq::{InverseHessian, BLOCK};
+use super::optq::{propagate_block_error, InverseHessian, BLOCK};
 use flexc_ir::quant::bcq::{combos, nearest};
 use flexc_ir::quant::{BcqParams, BcqScales};
 
@@ -75,19 +75,7 @@ pub fn quantize_shared(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: Option
                 }
             }
         }
-        if i2 < k {
-            for r in 0..n {
-                let row = &mut wd[r * k..(r + 1) * k];
-                for b in 0..i2 - i1 {
-                    let e = err[r * BLOCK + b];
-                    if e != 0.0 {
-                        for (t, x) in row[i2..].iter_mut().enumerate() {
-                            *x -= e * hinv.at(i1 + b, i2 + t);
-                        }
-                    }
-                }
-            }
-        }
+        propagate_block_error(&mut wd, &err, hinv, (n, k), i1..i2);
     }
     Ok(p.pack_shared(n, k, &alpha, &signs))
 }

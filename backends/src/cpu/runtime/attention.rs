@@ -182,6 +182,40 @@ impl AttnPath<'_> {
     }
 }
 
+/// The rows of one tile, row `r` = (query position `p0 + r / nh`, head
+/// `h0 + r % nh`), and the union `[lo, hi)` of their key ranges.
+struct TileRows {
+    a: AttnShape,
+    /// Absolute position of query row 0 of the call.
+    pos: usize,
+    p0: usize,
+    h0: usize,
+    nh: usize,
+    rows: usize,
+    valid: usize,
+    lo: usize,
+    hi: usize,
+}
+
+impl TileRows {
+    fn new(c: &AttnCall<'_>, positions: std::ops::Range<usize>, heads: std::ops::Range<usize>) -> TileRows {
+        let (nh, a) = (heads.len(), *c.a);
+        let mut t = TileRows { a, pos: c.pos, p0: positions.start, h0: heads.start, nh, rows: positions.len() * nh, valid: a.t.min(c.pos + c.seq), lo: 0, hi: 0 };
+        (t.lo, t.hi) = (0..t.rows).map(|r| t.range(r)).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+        t
+    }
+
+    /// Row `r`'s item (`position · hq + head`).
+    fn item(&self, r: usize) -> usize {
+        (self.p0 + r / self.nh) * self.a.hq + self.h0 + r % self.nh
+    }
+
+    /// Row `r`'s key range.
+    fn range(&self, r: usize) -> (usize, usize) {
+        self.a.keys(self.pos + self.p0 + r / self.nh, self.valid)
+    }
+}
+
 /// Computes tile `index` of `tiles`, writing its rows of `c.out`, by `path`
 /// (kernels compiled for `c.a`). `scratch` holds at least
 /// [`Tiles::scratch_len`] floats.
@@ -239,7 +273,7 @@ unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
 mod avx2 {
     //! The tiled path (see the module docs), AVX2 + FMA intrinsics.
 
-    use super::{AttnCall, softmax_in_place};
+    use super::{AttnCall, TileRows, softmax_in_place};
     use std::arch::x86_64::*;
 
     /// Rows per register block.
@@ -257,16 +291,14 @@ mod avx2 {
     /// See [`super::attention_tile`]; `d` and `dv` are multiples of 8.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile(c: &AttnCall<'_>, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
-        let AttnCall { q, k, v, out, pos, seq, a } = *c;
-        let nh = heads.len();
-        let rows = positions.len() * nh;
+        let AttnCall { q, k, v, out, a, .. } = *c;
+        let tr = TileRows::new(c, positions, heads);
+        let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
         if rows == 0 {
             return;
         }
-        let valid = a.t.min(pos + seq);
-        let item = |r: usize| (positions.start + r / nh) * a.hq + heads.start + r % nh;
-        let range = |r: usize| a.keys(pos + positions.start + r / nh, valid);
-        let (lo, hi) = (0..rows).map(range).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+        let item = |r: usize| tr.item(r);
+        let range = |r: usize| tr.range(r);
         let n = hi.saturating_sub(lo);
         if n == 0 {
             for r in 0..rows {
@@ -382,16 +414,14 @@ mod avx2 {
 /// # Safety
 /// As [`attention_tile`]; `scratch` holds `4·t + dv` floats.
 unsafe fn jit_tile(c: &AttnCall<'_>, kern: &AttnKernels, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
-    let AttnCall { q, k, v, out, pos, seq, a } = *c;
-    let nh = heads.len();
-    let rows = positions.len() * nh;
+    let AttnCall { q, k, v, out, a, .. } = *c;
+    let tr = TileRows::new(c, positions, heads);
+    let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
     if rows == 0 {
         return;
     }
-    let valid = a.t.min(pos + seq);
-    let item = |r: usize| (positions.start + r / nh) * a.hq + heads.start + r % nh;
-    let range = |r: usize| a.keys(pos + positions.start + r / nh, valid);
-    let (lo, hi) = (0..rows).map(range).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+    let item = |r: usize| tr.item(r);
+    let range = |r: usize| tr.range(r);
     let n = hi.saturating_sub(lo);
     let (st, spare) = scratch.split_at_mut(ROWS * a.t);
     for r0 in (0..rows).step_by(ROWS) {
