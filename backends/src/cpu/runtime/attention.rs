@@ -226,12 +226,16 @@ impl TileRows {
 pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, path: AttnPath<'_>, scratch: &mut [f32]) {
     let (positions, kh, heads) = tiles.tile(index);
     let positions = positions.start..positions.end.min(c.seq);
+    let tr = TileRows::new(c, positions.clone(), heads.clone());
+    if tr.rows == 0 {
+        return;
+    }
     match path {
         // SAFETY: `Avx2` is only chosen when the features are present; forwarded contract.
         #[cfg(target_arch = "x86_64")]
-        AttnPath::Avx2 => return unsafe { avx2::tile(c, positions, kh, heads, scratch) },
+        AttnPath::Avx2 => return unsafe { avx2::tile(c, &tr, kh, scratch) },
         // SAFETY: forwarded contract.
-        AttnPath::Jit(kern) => return unsafe { jit_tile(c, kern, positions, kh, heads, scratch) },
+        AttnPath::Jit(kern) => return unsafe { jit_tile(c, kern, &tr, kh, scratch) },
         _ => {}
     }
     for i in positions {
@@ -290,13 +294,9 @@ mod avx2 {
 
     /// See [`super::attention_tile`]; `d` and `dv` are multiples of 8.
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile(c: &AttnCall<'_>, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
+    pub(super) unsafe fn tile(c: &AttnCall<'_>, tr: &TileRows, kh: usize, scratch: &mut [f32]) {
         let AttnCall { q, k, v, out, a, .. } = *c;
-        let tr = TileRows::new(c, positions, heads);
         let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
-        if rows == 0 {
-            return;
-        }
         let item = |r: usize| tr.item(r);
         let range = |r: usize| tr.range(r);
         let n = hi.saturating_sub(lo);
@@ -413,13 +413,9 @@ mod avx2 {
 ///
 /// # Safety
 /// As [`attention_tile`]; `scratch` holds `4·t + dv` floats.
-unsafe fn jit_tile(c: &AttnCall<'_>, kern: &AttnKernels, positions: std::ops::Range<usize>, kh: usize, heads: std::ops::Range<usize>, scratch: &mut [f32]) {
+unsafe fn jit_tile(c: &AttnCall<'_>, kern: &AttnKernels, tr: &TileRows, kh: usize, scratch: &mut [f32]) {
     let AttnCall { q, k, v, out, a, .. } = *c;
-    let tr = TileRows::new(c, positions, heads);
     let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
-    if rows == 0 {
-        return;
-    }
     let item = |r: usize| tr.item(r);
     let range = |r: usize| tr.range(r);
     let n = hi.saturating_sub(lo);
