@@ -512,21 +512,7 @@ impl LutKernel {
         let yp = SendPtr(y.as_mut_ptr());
         // SAFETY: `check` passed; [b0, b1) ⊆ [0, nblocks) and workers get
         // disjoint ranges, so the y rows written never overlap.
-        let work = |b0: usize, b1: usize| unsafe { self.run_blocks(w, acts, { yp }.0, b0, b1) };
-        let threads = threads.clamp(1, nblocks);
-        if threads == 1 {
-            work(0, nblocks);
-            return Ok(());
-        }
-        let bounds: Vec<usize> = (0..=threads).map(|i| nblocks * i / threads).collect();
-        rayon::scope(|sc| {
-            for i in 1..threads {
-                let (b0, b1) = (bounds[i], bounds[i + 1]);
-                let work = &work;
-                sc.spawn(move |_| work(b0, b1));
-            }
-            work(bounds[0], bounds[1]);
-        });
+        super::split_ranges(nblocks, threads, |b0, b1| unsafe { self.run_blocks(w, acts, { yp }.0, b0, b1) });
         Ok(())
     }
 

@@ -52,3 +52,22 @@ pub(crate) struct SendPtr<T>(pub(crate) T);
 // inputs no worker writes; see the kernels' run loops.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
+
+/// Runs `work(b0, b1)` over `0..n` cut into `threads` contiguous ranges
+/// (rayon for all but the first, which runs on the caller): the thread
+/// split of the stand-alone kernel entry points (the runtime uses its pool).
+pub(crate) fn split_ranges(n: usize, threads: usize, work: impl Fn(usize, usize) + Sync) {
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        work(0, n);
+        return;
+    }
+    let bounds: Vec<usize> = (0..=threads).map(|i| n * i / threads).collect();
+    rayon::scope(|sc| {
+        for i in 1..threads {
+            let (b0, b1, work) = (bounds[i], bounds[i + 1], &work);
+            sc.spawn(move |_| work(b0, b1));
+        }
+        work(bounds[0], bounds[1]);
+    });
+}

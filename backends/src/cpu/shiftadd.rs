@@ -423,24 +423,9 @@ impl ShiftAddKernel {
         let t = BcqTables::build(x, self.spec.group)?;
         let ts = std::slice::from_ref(&t);
         self.check(w, ts, y.len())?;
-        let nb = self.spec.blocks();
-        let threads = threads.clamp(1, nb);
         let yp = SendPtr(y.as_mut_ptr());
         // SAFETY: `check` passed; workers get disjoint block ranges.
-        let work = |b0: usize, b1: usize| unsafe { self.run_blocks(w, ts, { yp }.0, b0, b1) };
-        if threads == 1 {
-            work(0, nb);
-            return Ok(());
-        }
-        let bounds: Vec<usize> = (0..=threads).map(|i| nb * i / threads).collect();
-        rayon::scope(|sc| {
-            for i in 1..threads {
-                let (b0, b1) = (bounds[i], bounds[i + 1]);
-                let work = &work;
-                sc.spawn(move |_| work(b0, b1));
-            }
-            work(bounds[0], bounds[1]);
-        });
+        super::split_ranges(self.spec.blocks(), threads, |b0, b1| unsafe { self.run_blocks(w, ts, { yp }.0, b0, b1) });
         Ok(())
     }
 
