@@ -364,37 +364,23 @@ fn row_f32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, wrow: Value, x: Value) -> Vec
     let zero = cg.vconst_ty(F32X4, [0; 16]);
     let acc: Vec<Vec<Variable>> =
         (0..tile).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
-    let wp_var = cg.var(I64, wrow);
-    let xp_var = cg.var(I64, x);
-    if iters > 0 {
-        let wend = cg.b.ins().iadd_imm_s(wrow, (iters * chunk * 4) as i64);
-        let lp = cg.b.create_block();
-        let after = cg.b.create_block();
-        cg.b.ins().jump(lp, &[]);
-        cg.b.switch_to_block(lp);
-        let wp = cg.b.use_var(wp_var);
-        let xp = cg.b.use_var(xp_var);
-        for u in 0..nacc {
-            let wv = cg.ld(F32X4, wp, (16 * u) as i32);
-            for t in 0..tile {
-                let xv = cg.ld(F32X4, xp, t as i32 * xstride + (16 * u) as i32);
-                let a = cg.b.use_var(acc[t][u]);
-                let a = cg.fma(wv, xv, a);
-                cg.b.def_var(acc[t][u], a);
+    let (wp, xp) = if iters == 0 {
+        (wrow, x)
+    } else {
+        block_loop(cg, wrow, x, iters * chunk * 4, chunk * 4, chunk * 4, |cg, wp, xp| {
+            for u in 0..nacc {
+                let wv = cg.ld(F32X4, wp, (16 * u) as i32);
+                for t in 0..tile {
+                    let xv = cg.ld(F32X4, xp, t as i32 * xstride + (16 * u) as i32);
+                    let a = cg.b.use_var(acc[t][u]);
+                    let a = cg.fma(wv, xv, a);
+                    cg.b.def_var(acc[t][u], a);
+                }
             }
-        }
-        let wp2 = cg.b.ins().iadd_imm_s(wp, (chunk * 4) as i64);
-        let xp2 = cg.b.ins().iadd_imm_s(xp, (chunk * 4) as i64);
-        cg.b.def_var(wp_var, wp2);
-        cg.b.def_var(xp_var, xp2);
-        let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
-        cg.b.ins().brif(c, lp, &[], after, &[]);
-        cg.b.switch_to_block(after);
-    }
+        })
+    };
     // Straight-line tail: whole vectors, then scalars.
     let rem = spec.cols - iters * chunk;
-    let wp = cg.b.use_var(wp_var);
-    let xp = cg.b.use_var(xp_var);
     for v in 0..rem / 4 {
         let wv = cg.ld(F32X4, wp, (16 * v) as i32);
         for t in 0..tile {
@@ -433,6 +419,41 @@ pub(super) struct Block32 {
     pub(super) offset: i64,
     /// `lo`/`hi` are signed i8 codes (non-VNNI Q8_0), not offset bytes.
     pub(super) signed: bool,
+}
+
+/// The block loop of the GEMV/GEMM kernels: `body(cg, wp, xp)` once per
+/// weight block (`wp` from `wrow`, `wstep` bytes apart, `wbytes` in all,
+/// at least one block) with its activation records (`xp` from `x`, `xstep`
+/// bytes apart); the builder is left after the loop, and the pointers just
+/// past the last block are returned (for a tail).
+pub(super) fn block_loop(
+    cg: &mut Cg<'_, '_>,
+    wrow: Value,
+    x: Value,
+    wbytes: usize,
+    wstep: usize,
+    xstep: usize,
+    body: impl FnOnce(&mut Cg<'_, '_>, Value, Value),
+) -> (Value, Value) {
+    let wp_var = cg.var(I64, wrow);
+    let xp_var = cg.var(I64, x);
+    let wend = cg.b.ins().iadd_imm_s(wrow, wbytes as i64);
+    let lp = cg.b.create_block();
+    let after = cg.b.create_block();
+    cg.b.ins().jump(lp, &[]);
+
+    cg.b.switch_to_block(lp);
+    let wp = cg.b.use_var(wp_var);
+    let xp = cg.b.use_var(xp_var);
+    body(cg, wp, xp);
+    let wp2 = cg.b.ins().iadd_imm_s(wp, wstep as i64);
+    let xp2 = cg.b.ins().iadd_imm_s(xp, xstep as i64);
+    cg.b.def_var(wp_var, wp2);
+    cg.b.def_var(xp_var, xp2);
+    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
+    cg.b.ins().brif(c, lp, &[], after, &[]);
+    cg.b.switch_to_block(after);
+    (cg.b.use_var(wp_var), cg.b.use_var(xp_var))
 }
 
 pub(super) fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo: i32) -> Block32 {
@@ -582,12 +603,6 @@ fn row_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: V
         Vec::new()
     };
     let iters = nblk / unroll;
-    let wp_var = cg.var(I64, wrow);
-    let xp_var = cg.var(I64, x);
-    let wend = cg.b.ins().iadd_imm_s(wrow, (iters * unroll * bb) as i64);
-    let lp = cg.b.create_block();
-    let after = cg.b.create_block();
-    cg.b.ins().jump(lp, &[]);
 
     let step = |cg: &mut Cg<'_, '_>, wp: Value, xp: Value, u: usize| {
         let blk = decode_q32(cg, k, fmt, wp, (u * bb) as i32);
@@ -610,23 +625,12 @@ fn row_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: V
         }
     };
 
-    cg.b.switch_to_block(lp);
-    let wp = cg.b.use_var(wp_var);
-    let xp = cg.b.use_var(xp_var);
-    for u in 0..unroll {
-        step(cg, wp, xp, u);
-    }
-    let wp2 = cg.b.ins().iadd_imm_s(wp, (unroll * bb) as i64);
-    let xp2 = cg.b.ins().iadd_imm_s(xp, (unroll * Q8_0_RECORD) as i64);
-    cg.b.def_var(wp_var, wp2);
-    cg.b.def_var(xp_var, xp2);
-    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
-    cg.b.ins().brif(c, lp, &[], after, &[]);
-
-    cg.b.switch_to_block(after);
+    let (wp, xp) = block_loop(cg, wrow, x, iters * unroll * bb, unroll * bb, unroll * Q8_0_RECORD, |cg, wp, xp| {
+        for u in 0..unroll {
+            step(cg, wp, xp, u);
+        }
+    });
     if !nblk.is_multiple_of(unroll) {
-        let wp = cg.b.use_var(wp_var);
-        let xp = cg.b.use_var(xp_var);
         step(cg, wp, xp, 0);
     }
     (0..tile)
@@ -659,44 +663,28 @@ fn row_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Va
     // block's total, never to a lane holding an offset correction alone.
     let fzero = cg.b.ins().f32const(0.0);
     let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32, fzero)).collect();
-    let wp_var = cg.var(I64, wrow);
-    let xp_var = cg.var(I64, x);
-    let wend = cg.b.ins().iadd_imm_s(wrow, (nblk * fmt.block_bytes()) as i64);
-    let lp = cg.b.create_block();
-    let after = cg.b.create_block();
-    cg.b.ins().jump(lp, &[]);
-
-    cg.b.switch_to_block(lp);
-    let wp = cg.b.use_var(wp_var);
-    let xp = cg.b.use_var(xp_var);
-    let parts = match fmt {
-        WeightFormat::Q4_K => block_q4_k(cg, k, tile, xstride, wp, xp),
-        WeightFormat::Q6_K => block_q6_k(cg, k, tile, xstride, wp, xp),
-        WeightFormat::Q2_K => block_q2_k(cg, k, tile, xstride, wp, xp),
-        WeightFormat::TQ2_0 => block_tq2_0(cg, k, tile, xstride, wp, xp),
-        _ => unreachable!("row_qk called for {fmt:?}"),
-    };
-    for (t, terms) in parts.into_iter().enumerate() {
-        let dx = cg.lda(F32, xp, t as i32 * xstride + q8_k_off::D);
-        let mut a = cg.b.use_var(acc[t]);
-        for (dw, sumi) in terms {
-            let h = cg.b.ins().iadd_pairwise(sumi, sumi);
-            let h = cg.b.ins().iadd_pairwise(h, h);
-            let tot = cg.b.ins().extractlane(h, 0);
-            let sf = cg.b.ins().fcvt_from_sint(F32, tot);
-            let sc = cg.b.ins().fmul(dw, dx);
-            a = cg.fma(sc, sf, a);
+    block_loop(cg, wrow, x, nblk * fmt.block_bytes(), fmt.block_bytes(), Q8_K_RECORD, |cg, wp, xp| {
+        let parts = match fmt {
+            WeightFormat::Q4_K => block_q4_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::Q6_K => block_q6_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::Q2_K => block_q2_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::TQ2_0 => block_tq2_0(cg, k, tile, xstride, wp, xp),
+            _ => unreachable!("row_qk called for {fmt:?}"),
+        };
+        for (t, terms) in parts.into_iter().enumerate() {
+            let dx = cg.lda(F32, xp, t as i32 * xstride + q8_k_off::D);
+            let mut a = cg.b.use_var(acc[t]);
+            for (dw, sumi) in terms {
+                let h = cg.b.ins().iadd_pairwise(sumi, sumi);
+                let h = cg.b.ins().iadd_pairwise(h, h);
+                let tot = cg.b.ins().extractlane(h, 0);
+                let sf = cg.b.ins().fcvt_from_sint(F32, tot);
+                let sc = cg.b.ins().fmul(dw, dx);
+                a = cg.fma(sc, sf, a);
+            }
+            cg.b.def_var(acc[t], a);
         }
-        cg.b.def_var(acc[t], a);
-    }
-    let wp2 = cg.b.ins().iadd_imm_s(wp, fmt.block_bytes() as i64);
-    let xp2 = cg.b.ins().iadd_imm_s(xp, Q8_K_RECORD as i64);
-    cg.b.def_var(wp_var, wp2);
-    cg.b.def_var(xp_var, xp2);
-    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
-    cg.b.ins().brif(c, lp, &[], after, &[]);
-
-    cg.b.switch_to_block(after);
+    });
     (0..tile).map(|t| cg.b.use_var(acc[t])).collect()
 }
 

@@ -21,13 +21,12 @@
 //! for all four rows), min terms (Q4_1/Q5_1) through the activation block's
 //! `d_x·Σx`.
 
-use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I32, I32X4, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I32, I32X4};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::act::{Q8_0_RECORD, q8_0_off};
-use super::codegen::{Cg, Consts, KernelSpec, decode_q32};
+use super::codegen::{block_loop, Cg, Consts, KernelSpec, decode_q32};
 
 /// Weight rows per pass of the row-group kernels.
 pub const ROW_GROUP: usize = 4;
@@ -150,37 +149,4 @@ pub(super) fn rows4_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow
         }
     });
     acc.iter().map(|&a| cg.b.use_var(a)).collect()
-}
-
-/// The block loop of the row-group kernels: `body(cg, wp, xp)` once per
-/// weight block (`wp` from `wrow`, `wstep` bytes apart, `wbytes` in all,
-/// at least one block) with its activation records (`xp` from `x`, `xstep`
-/// bytes apart); the builder is left after the loop.
-pub(super) fn block_loop(
-    cg: &mut Cg<'_, '_>,
-    wrow: Value,
-    x: Value,
-    wbytes: usize,
-    wstep: usize,
-    xstep: usize,
-    body: impl FnOnce(&mut Cg<'_, '_>, Value, Value),
-) {
-    let wp_var = cg.var(I64, wrow);
-    let xp_var = cg.var(I64, x);
-    let wend = cg.b.ins().iadd_imm_s(wrow, wbytes as i64);
-    let lp = cg.b.create_block();
-    let after = cg.b.create_block();
-    cg.b.ins().jump(lp, &[]);
-
-    cg.b.switch_to_block(lp);
-    let wp = cg.b.use_var(wp_var);
-    let xp = cg.b.use_var(xp_var);
-    body(cg, wp, xp);
-    let wp2 = cg.b.ins().iadd_imm_s(wp, wstep as i64);
-    let xp2 = cg.b.ins().iadd_imm_s(xp, xstep as i64);
-    cg.b.def_var(wp_var, wp2);
-    cg.b.def_var(xp_var, xp2);
-    let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, wp2, wend);
-    cg.b.ins().brif(c, lp, &[], after, &[]);
-    cg.b.switch_to_block(after);
 }

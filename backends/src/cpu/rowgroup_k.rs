@@ -51,7 +51,8 @@ use cranelift_frontend::Variable;
 use super::act::{Q8_K_RECORD, q8_k_off};
 use super::codegen::{Cg, Consts, KernelSpec};
 use super::format::WeightFormat;
-use super::rowgroup::{bcast32_mask, block_loop, pack4, shuffle, transpose4};
+use super::codegen::block_loop;
+use super::rowgroup::{bcast32_mask, pack4, shuffle, transpose4};
 
 /// The four rows' super-block header, in the layout the integer pass takes.
 struct Header {
