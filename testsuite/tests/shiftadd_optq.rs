@@ -85,7 +85,7 @@ fn hessian_feedback_lowers_the_output_error_and_the_kernel_reads_it() {
     let x = activations(&mut rng, 256);
     m.calibration = Some(Arc::new(calibration(&x)));
     let want = forward(&m, &x);
-    let (plain, _) = run_pipeline(&m, "quantize{scheme=shiftadd,bits=2,group=32}").unwrap();
+    let (plain, _) = run_pipeline(&m, "quantize{scheme=shiftadd,bits=2,group=32,method=rtn}").unwrap();
     let (fb, _) = run_pipeline(&m, "quantize{scheme=shiftadd,bits=2,group=32,hessian=true}").unwrap();
     let (e0, e1) = (dist(&forward(&plain, &x), &want), dist(&forward(&fb, &x), &want));
     assert!(e1 < 0.9 * e0, "feedback {e1} vs plain {e0}");
@@ -136,7 +136,7 @@ fn missing_hessians_and_bad_options_are_errors() {
     m2.calibration = Some(Arc::new(cal));
     let e = run_pipeline(&m2, "quantize{scheme=shiftadd,mix-bits=0.0,0.8,0.2}").unwrap_err();
     assert!(e.contains("no Hessian for @blk.1.ffn_up.weight"), "{e}");
-    for bad in ["quantize{scheme=shiftadd,mix-bits=0.5,0.6}", "quantize{scheme=shiftadd,mix-bits=a,b}", "quantize{scheme=rtn,hessian=true}"] {
+    for bad in ["quantize{scheme=shiftadd,mix-bits=0.5,0.6}", "quantize{scheme=shiftadd,mix-bits=a,b}", "quantize{scheme=rtn,hessian=true}", "quantize{scheme=rtn,method=rtn,hessian=true}"] {
         assert!(run_pipeline(&m, bad).is_err(), "{bad}");
     }
 }

@@ -20,24 +20,49 @@ pub struct Settings {
     pub seqlen: usize,
     /// Window seed.
     pub seed: u64,
+    /// Also GPTQ Hessians.
+    pub hessian: bool,
 }
 
 /// The defaults: small enough to take about a minute for SmolLM2-135M on
-/// two cores.
-pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42 };
+/// two cores (two with Hessians).
+pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false };
 
-/// Whether a pipeline (text or preset) needs calibration statistics: it runs
-/// `prune-nm`, or `flow-nm` with a data-aware method, without `score=magnitude`.
-pub fn needs_stats(pipeline: &str) -> bool {
+/// What calibration data a pipeline needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Need {
+    /// None.
+    Nothing,
+    /// Activation statistics (Wanda/FLOW scores, quantization importances).
+    Stats,
+    /// Statistics and GPTQ Hessians.
+    Hessians,
+}
+
+/// What a pipeline (text or preset) needs: `prune-nm`, or `flow-nm` with a
+/// data-aware method, without `score=magnitude`, need statistics;
+/// `quantize` needs Hessians (GPTQ, the default method, and `bpw=`) or,
+/// with `method=rtn`, statistics for its importance-weighted scales.
+pub fn need(pipeline: &str) -> Need {
     let text = flexc_passes::registry::expand_preset(pipeline).unwrap_or(pipeline);
     let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
-    parse_pipeline(text).is_ok_and(|specs| {
-        specs.iter().any(|s| match s.name.as_str() {
-            "prune-nm" => !has(s, "score", "magnitude"),
-            "flow-nm" => !has(s, "score", "magnitude") && !has(s, "method", "uniform"),
-            _ => false,
+    let Ok(specs) = parse_pipeline(text) else { return Need::Nothing };
+    specs
+        .iter()
+        .map(|s| match s.name.as_str() {
+            "prune-nm" if !has(s, "score", "magnitude") => Need::Stats,
+            "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => Need::Stats,
+            "quantize" if has(s, "method", "rtn") => Need::Stats,
+            "quantize" => Need::Hessians,
+            _ => Need::Nothing,
         })
-    })
+        .max()
+        .unwrap_or(Need::Nothing)
+}
+
+/// Whether a pipeline needs any calibration data ([`need`]).
+pub fn needs_stats(pipeline: &str) -> bool {
+    need(pipeline) != Need::Nothing
 }
 
 /// The cache file of `model`'s default statistics under `root`.
@@ -46,7 +71,8 @@ pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf>
     let meta = std::fs::metadata(&canon)?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     // FNV-1a over the key text: stable across runs and Rust versions.
-    let key = format!("{}|{}|{mtime}|{}|{}|{}|{}", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed);
+    let hessian = if s.hessian { "|hessian" } else { "" };
+    let key = format!("{}|{}|{mtime}|{}|{}|{}|{}{hessian}|head", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed);
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     h.write(key.as_bytes());
     let stem = canon.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -79,6 +105,9 @@ mod tests {
         assert!(!needs_stats("flow-nm{method=uniform,pattern=2:4}"));
         assert!(!needs_stats("cpu"));
         assert!(!needs_stats("none"));
+        assert_eq!(need("quantize{bits=3}"), Need::Hessians);
+        assert_eq!(need("quantize{bits=3,method=rtn},select-gemm{target=cpu}"), Need::Stats);
+        assert_eq!(need("prune-nm,quantize{bpw=3.0}"), Need::Hessians);
     }
 
     #[test]
@@ -91,6 +120,7 @@ mod tests {
         assert_eq!(a, path(&dir, &f, &DEFAULT).unwrap());
         assert!(a.starts_with(dir.join("stats")));
         assert_ne!(a, path(&dir, &f, &Settings { samples: 3, ..DEFAULT }).unwrap());
+        assert_ne!(a, path(&dir, &f, &Settings { hessian: true, ..DEFAULT }).unwrap());
         std::fs::write(&f, b"abcd").unwrap();
         assert_ne!(a, path(&dir, &f, &DEFAULT).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

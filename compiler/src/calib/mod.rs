@@ -53,8 +53,8 @@ impl Default for CalibOptions {
     }
 }
 
-/// Block linears of `@forward` (of the blocks `blocks`, all when `None`):
-/// matmul op → weight name.
+/// Linears of `@forward` (of the blocks `blocks` only, or all of them and
+/// the LM head when `None`): matmul op → weight name.
 pub fn block_linear_ops(m: &Module, blocks: Option<&[usize]>) -> HashMap<Op, String> {
     let mut ops = linear_ops(m);
     if let Some(bs) = blocks {
@@ -63,7 +63,9 @@ pub fn block_linear_ops(m: &Module, blocks: Option<&[usize]>) -> HashMap<Op, Str
     ops
 }
 
-/// Block linears of `@forward`: matmul op → weight name.
+/// Linears of `@forward` whose statistics calibration records: every block
+/// linear and the LM head (`output.weight`, or a tied embedding table a
+/// matmul reads): matmul op → weight name.
 pub fn linear_ops(m: &Module) -> HashMap<Op, String> {
     let mut out = HashMap::new();
     let Some(id) = m.func("forward") else { return out };
@@ -79,7 +81,7 @@ pub fn linear_ops(m: &Module) -> HashMap<Op, String> {
             match &f.dfg.ops[def].attrs {
                 OpAttrs::Dequantize(_) | OpAttrs::Cast(_) => v = f.dfg.ops[def].args[0],
                 OpAttrs::Weight(w) => {
-                    if flexc_passes::sparsity::block_of(&w.name.0).is_some() {
+                    if flexc_passes::sparsity::block_of(&w.name.0).is_some() || is_head(&w.name.0) {
                         out.insert(op, w.name.0.clone());
                     }
                     break;
@@ -89,6 +91,11 @@ pub fn linear_ops(m: &Module) -> HashMap<Op, String> {
         }
     }
     out
+}
+
+/// Whether a weight read by a matmul outside the blocks is the LM head.
+fn is_head(name: &str) -> bool {
+    name == "output.weight" || name.contains("lm_head") || name.contains("token_embd") || name.contains("embed_tokens")
 }
 
 /// Deterministic window starts: the reference's `randint(0, len − seqlen − 1)`

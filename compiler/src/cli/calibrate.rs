@@ -143,23 +143,25 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
     if let Some(g) = given {
         return Ok(Some(g.to_path_buf()));
     }
-    if !pipeline.is_some_and(cache::needs_stats) {
+    let need = pipeline.map_or(cache::Need::Nothing, cache::need);
+    if need == cache::Need::Nothing {
         return Ok(None);
     }
     let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
-    let s = cache::DEFAULT;
+    let s = cache::Settings { hessian: need == cache::Need::Hessians, ..cache::DEFAULT };
     let root = crate::fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
     let path = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("{}: {e}", model.display())))?;
     if path.exists() {
         return Ok(Some(path));
     }
-    eprintln!("computing default calibration statistics ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
+    let what = if s.hessian { "statistics and Hessians" } else { "statistics" };
+    eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
     let text = resolve_text(s.text)?;
     let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed)?;
     let module = import_model(&model, &ImportOptions { ctx: s.seqlen })?;
     let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
     let b = bar(wins.len(), "calibrating");
-    let stats = calibrate(&module, &wins, source, &CalibOptions::default(), &mut |d| b.set_position(d as u64)).map_err(err)?;
+    let stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64)).map_err(err)?;
     b.finish_and_clear();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;

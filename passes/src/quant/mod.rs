@@ -2,7 +2,13 @@
 //! scheme) and `fuse-dequant` (`quant.dequantize` feeding a linear layer
 //! becomes one `quant.mpgemm`).
 
+pub mod encode;
+pub mod formats;
 pub mod fuse_dequant;
+pub mod gptq;
+pub mod grid;
+pub mod hessian;
+pub mod mixed;
 pub mod optq;
 pub mod optq_shared;
 pub mod quantize;

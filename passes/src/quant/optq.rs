@@ -2,10 +2,8 @@
 //! error feedback) and its sensitivity score for mixed 2/3-bit allocation,
 //! on the `#bcq` layout (one `α` set per row and group of columns).
 //!
-//! **Inverse Hessian** ([`InverseHessian`]): `H = 2/n·Σ XᵀX` from the
-//! calibration; dead channels (`H_jj = 0`) get `H_jj = 1` and zero weights;
-//! `H += 1%·mean(diag H)·I`; `U = chol(H⁻¹)ᵀ` (upper, `H⁻¹ = UᵀU`), as GPTQ's
-//! `cholesky → cholesky_inverse → cholesky(upper)`.
+//! **Inverse Hessian**: [`InverseHessian`] (`super::hessian`), GPTQ's damped
+//! `U` with `H⁻¹ = UᵀU`; dead channels get zero weights.
 //!
 //! **Loop** ([`optq_bcq`]): columns left to right in blocks of 128. At the
 //! first column of each weight group, every row's `α` (BCQ greedy +
@@ -31,98 +29,8 @@ use flexc_ir::quant::BcqParams;
 
 /// Columns per lazy-update block (GPTQ's and ShiftAddLLM's `--blocksize`).
 pub const BLOCK: usize = 128;
-/// Dampening, as a fraction of the mean Hessian diagonal (`--percdamp`).
-pub const DAMP: f64 = 0.01;
 
-/// `U` with `H⁻¹ = UᵀU` for a damped Hessian, and its dead channels.
-pub struct InverseHessian {
-    /// Channels.
-    pub k: usize,
-    /// Upper-triangular `U`, `k × k` row-major.
-    pub u: Vec<f64>,
-    /// Channels with `H_jj = 0` (their weights are zeroed).
-    pub dead: Vec<bool>,
-}
-
-/// In-place Cholesky `A = L·Lᵀ` of a symmetric `k × k` matrix (lower
-/// triangle written, upper zeroed); `None` when it is not positive definite.
-fn cholesky(a: &mut [f64], k: usize) -> Option<()> {
-    for j in 0..k {
-        let mut d = a[j * k + j];
-        for p in 0..j {
-            d -= a[j * k + p] * a[j * k + p];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return None;
-        }
-        let d = d.sqrt();
-        a[j * k + j] = d;
-        for i in j + 1..k {
-            let mut s = a[i * k + j];
-            for p in 0..j {
-                s -= a[i * k + p] * a[j * k + p];
-            }
-            a[i * k + j] = s / d;
-        }
-        for i in 0..j {
-            a[i * k + j] = 0.0;
-        }
-    }
-    Some(())
-}
-
-impl InverseHessian {
-    /// From a calibration Hessian (`k × k` row-major f32).
-    pub fn new(h: &[f32], k: usize) -> Result<InverseHessian, String> {
-        if h.len() != k * k {
-            return Err(format!("the Hessian has {} entries, want {k}×{k}", h.len()));
-        }
-        let mut a: Vec<f64> = h.iter().map(|&v| v as f64).collect();
-        if a.iter().any(|v| !v.is_finite()) {
-            return Err("the Hessian has non-finite entries".into());
-        }
-        let dead: Vec<bool> = (0..k).map(|j| a[j * k + j] == 0.0).collect();
-        for (j, _) in dead.iter().enumerate().filter(|d| *d.1) {
-            a[j * k + j] = 1.0;
-        }
-        let damp = DAMP * (0..k).map(|j| a[j * k + j]).sum::<f64>() / k as f64;
-        for j in 0..k {
-            a[j * k + j] += damp;
-        }
-        cholesky(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
-        // L⁻¹ by forward substitution (lower), then H⁻¹ = L⁻ᵀL⁻¹.
-        let mut li = vec![0f64; k * k];
-        for c in 0..k {
-            li[c * k + c] = 1.0 / a[c * k + c];
-            for i in c + 1..k {
-                let s: f64 = (c..i).map(|p| a[i * k + p] * li[p * k + c]).sum();
-                li[i * k + c] = -s / a[i * k + i];
-            }
-        }
-        let mut inv = vec![0f64; k * k];
-        for i in 0..k {
-            for j in 0..=i {
-                let s: f64 = (i..k).map(|p| li[p * k + i] * li[p * k + j]).sum();
-                inv[i * k + j] = s;
-                inv[j * k + i] = s;
-            }
-        }
-        cholesky(&mut inv, k).ok_or("the inverse Hessian is not positive definite")?;
-        // U = Lᵀ of the inverse's factor.
-        let mut u = vec![0f64; k * k];
-        for i in 0..k {
-            for j in 0..=i {
-                u[j * k + i] = inv[i * k + j];
-            }
-        }
-        Ok(InverseHessian { k, u, dead })
-    }
-
-    /// `U_ij`.
-    pub(crate) fn at(&self, i: usize, j: usize) -> f64 {
-        self.u[i * self.k + j]
-    }
-}
+pub use super::hessian::InverseHessian;
 
 /// Quantizes `w` (`[n, k]` row-major) to `#bcq` bytes with error feedback
 /// through `hinv` (module docs).
@@ -281,23 +189,6 @@ mod tests {
     use super::*;
     use flexc_ir::quant::{decode, encode};
     use flexc_ir::Encoding;
-
-    #[test]
-    fn inverse_hessian_factor_reproduces_the_inverse() {
-        let mut rng = Rng(3);
-        let k = 24;
-        let (_, h) = activations(&mut rng, 64, k);
-        let ih = InverseHessian::new(&h, k).unwrap();
-        // (UᵀU)·(H + damp·I) = I.
-        let damp = DAMP * (0..k).map(|j| h[j * k + j] as f64).sum::<f64>() / k as f64;
-        for i in 0..k {
-            for j in 0..k {
-                let v: f64 = (0..k).map(|p| (0..k).map(|q| ih.at(q, i) * ih.at(q, p)).sum::<f64>() * (h[p * k + j] as f64 + if p == j { damp } else { 0.0 })).sum();
-                assert!((v - if i == j { 1.0 } else { 0.0 }).abs() < 1e-6, "({i}, {j}) = {v}");
-            }
-        }
-        assert!(InverseHessian::new(&h[1..], k).is_err());
-    }
 
     #[test]
     fn error_feedback_lowers_the_output_error() {

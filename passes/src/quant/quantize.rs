@@ -1,65 +1,90 @@
-//! `quantize`: re-encodes matching weight-table entries in a low-bit scheme.
+//! `quantize`: re-encodes matching weight-table entries in a low-bit scheme,
+//! with the best quantizer the calibration data allows, optionally choosing
+//! the format per weight under a bits-per-weight budget.
 //!
 //! For every `tensor.weight @w` whose name matches `layers` (comma-separated
 //! globs) and which is a rank-2 float weight `[n, k]` with `k` a multiple of
-//! the group, the weight's values (decoded to f32 first when it is already a
-//! ggml encoding) are encoded into a new derived entry `@w.<scheme><bits>`
-//! (`WeightSource::Derived`); the old entry is dropped. Uses are rewired:
+//! the group, the weight's values (decoded to f32 first when it is already
+//! an encoding) are encoded into a new derived entry `@w.<tag>`
+//! (`WeightSource::Derived`); the old entry is dropped when nothing reads
+//! it any more. Uses are rewired:
 //!
-//! - a plain weight becomes `quant.dequantize(@w.<scheme>)`, so a following
+//! - a plain weight becomes `quant.dequantize(@w.<tag>)`, so a following
 //!   `tensor.matmul` is unchanged (and `fuse-dequant` can turn it into `quant.mpgemm`);
 //! - an encoded weight's readers (`quant.dequantize`, `quant.mpgemm`,
 //!   `tensor.gather`) read the new entry directly, their result types unchanged.
 //!
-//! Embedding tables (read by `tensor.gather`, or named like `*token_embd*`,
-//! `*embed_tokens*`) are skipped unless `embeddings=true`; the LM head
-//! (`output.weight`, `*lm_head*`) unless `lm-head=true`. Weights whose shape
-//! does not fit the group are skipped with a remark.
+//! **Which weights.** Embedding tables (read by `tensor.gather`, or named
+//! like `*token_embd*`, `*embed_tokens*`) are skipped unless
+//! `embeddings=true`; the LM head (`output.weight`, `*lm_head*`, or an
+//! embedding table a matmul also reads — a tied head) unless `lm-head=true`.
+//! A tied head quantized without `embeddings=true` is *untied*: the matmul
+//! reads a new quantized copy, the gather keeps the original table (which a
+//! decoded token reads one row of). Weights whose shape does not fit the
+//! group are skipped with a remark.
 //!
-//! ShiftAddLLM options (scheme `shiftadd` or `bcq`, see `optq.rs`):
-//! `hessian=true` quantizes with the OPTQ loop (Hessian error feedback, from
-//! the module's calibration, `flexc calibrate --hessian`); `mix-bits=r1,r2,…`
-//! (the shares of weights at 1, 2, … bits, e.g. `0.0,0.8,0.2`) overrides
-//! `bits` per weight by the sensitivity score, and each weight's bits and
-//! score are listed in the remarks. Both need a Hessian for every selected weight.
-//! `mode` picks the `α` layout: `row` (per row and `group`, the default),
-//! `acc` (one set per input column shared by all rows) or `lat` (one per 8
-//! columns × rows/8 rows), ShiftAddLLM's "Acc." and "Lat." (`#bcq<…,
-//! scales = acc|lat>`, `group` unused; `optq_shared.rs`). Shared-scale
-//! weights cannot be gathered, so embedding tables are skipped in those modes.
+//! **Which quantizer** (`encode.rs`): `method=gptq` (the default) runs GPTQ
+//! with the layer's calibration Hessian (act-order with static groups when
+//! `act-order=true`); without a Hessian, RTN with importance-weighted
+//! scales from the recorded activation statistics; without statistics,
+//! plain RTN — each fallback is named in a remark. `method=rtn` never uses
+//! Hessians. `#bcq` options as ShiftAddLLM (`optq.rs`, `optq_shared.rs`):
+//! `hessian=true` insists on Hessians; `mix-bits=r1,r2,…` sets bits per
+//! weight by ShiftAddLLM's sensitivity; `mode=row|acc|lat` the `α` layout.
+//!
+//! **Mixed precision** (`bpw=B`, `mixed.rs`): every selected weight is
+//! quantized in each `candidates` format (default: `#gq` 2/3/4 bits at
+//! groups 32/64/128 with zero points, and Q8_0), each result's output
+//! error `Σ δᵀHδ` on the calibration data is measured relative to the
+//! layer's output energy `Σ wᵀHw` (without Hessians: the
+//! importance-weighted squared error relative to the weighted norm), and
+//! the per-weight formats minimising the summed relative error such that
+//! the bytes of every weight read per decoded token, divided by the
+//! model's parameters, stay within `B` bits are found exactly. The
+//! choice per tensor (format, bytes, relative error) is listed in the remarks.
 
+use super::encode::{encode_weight, Encoded, LayerData, Method};
+use super::formats::QuantFormat;
+use super::gptq::{output_error, GptqOptions};
 use super::glob_match;
-use super::optq::{allocate_bits, optq_bcq, sensitivity, InverseHessian};
+use super::mixed::{allocate, Choice};
+use super::optq::{allocate_bits, sensitivity, InverseHessian};
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind, Options};
 use crate::registry::PassInfo;
 use flexc_ir::ops::{AttrLit, Symbol};
-use flexc_ir::quant::bcq::REFINE_ROUNDS;
-use super::optq_shared::quantize_shared;
-use flexc_ir::quant::{decode, encode, ggml, BcqParams, BcqScales};
+use flexc_ir::calib::Calibration;
+use flexc_ir::quant::{decode, ggml, BcqParams, BcqScales};
 use flexc_ir::weights::{WeightData, WeightSource};
-use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType};
-use std::collections::HashMap;
+use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType, WeightId};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 pub(crate) const INFO: PassInfo = PassInfo {
     name: "quantize",
-    summary: "re-encode matching weights as group-wise RTN, ternary, BCQ or shift-add (APoT BCQ)",
+    summary: "re-encode weights (GPTQ / importance-weighted RTN) as #gq, ternary, BCQ, shift-add or ggml blocks; bpw= picks formats per weight under a budget",
     options: &[
-        OptDecl { name: "scheme", kind: OptKind::Str, default: "rtn", help: "rtn (#gq) | ternary (#ternary) | bcq (#bcq) | shiftadd (#bcq, pot = true)" },
-        OptDecl { name: "bits", kind: OptKind::Int, default: "4", help: "bits per weight, 1..4 (ignored by ternary)" },
+        OptDecl { name: "scheme", kind: OptKind::Str, default: "rtn", help: "rtn (#gq) | ternary (#ternary) | bcq (#bcq) | shiftadd (#bcq, pot = true) | q4_0 | q4_1 | q5_0 | q5_1 | q8_0 (ggml blocks)" },
+        OptDecl { name: "bits", kind: OptKind::Int, default: "4", help: "bits per weight, 1..4 (rtn, bcq, shiftadd)" },
         OptDecl { name: "group", kind: OptKind::Int, default: "64", help: "elements per scale group, a multiple of 8 (ternary: 0 = per tensor)" },
-        OptDecl { name: "zero", kind: OptKind::Bool, default: "false", help: "rtn: asymmetric groups with an integer zero point" },
+        OptDecl { name: "zero", kind: OptKind::Bool, default: "true", help: "rtn: an integer zero point per group (false: symmetric levels ±d/2, ±3d/2, … with no zero)" },
+        OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
+        OptDecl { name: "act-order", kind: OptKind::Bool, default: "false", help: "gptq: quantize columns in descending Hessian diagonal (with static groups)" },
+        OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2-4 × g32/64/128, q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
-        OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "shiftadd/bcq: OPTQ loop with Hessian error feedback (needs calibration Hessians)" },
+        OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "require calibration Hessians for every selected weight (an error instead of the RTN fallback)" },
         OptDecl { name: "mix-bits", kind: OptKind::Str, default: "", help: "shiftadd/bcq: shares of weights at 1,2,… bits by sensitivity, e.g. 0.0,0.8,0.2 (needs Hessians)" },
         OptDecl { name: "layers", kind: OptKind::Str, default: "*", help: "comma-separated globs over weight names" },
-        OptDecl { name: "lm-head", kind: OptKind::Bool, default: "false", help: "also quantize the output projection" },
+        OptDecl { name: "lm-head", kind: OptKind::Bool, default: "false", help: "also quantize the output projection (a tied head is untied unless embeddings=true)" },
         OptDecl { name: "embeddings", kind: OptKind::Bool, default: "false", help: "also quantize embedding tables" },
     ],
     make: |o| Ok(Box::new(Quantize::from_options(o)?)),
 };
+
+/// The default `bpw` candidates.
+const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq2g128,gq3g32,gq3g64,gq3g128,gq4g32,gq4g64,gq4g128,q8_0";
 
 struct Quantize {
     enc: Encoding,
@@ -67,31 +92,63 @@ struct Quantize {
     layers: Vec<String>,
     lm_head: bool,
     embeddings: bool,
-    hessian: bool,
+    method: Method,
+    gptq: GptqOptions,
+    require_hessian: bool,
     /// Shares of weights at 1, 2, … bits (`mix-bits`), empty when unset.
     mix_bits: Vec<f64>,
+    /// Mixed precision: the budget and the candidates.
+    bpw: Option<(f64, Vec<Encoding>)>,
+}
+
+/// A candidate spelling: `gq<bits>g<group>[s]` or a ggml type name.
+fn parse_candidate(s: &str) -> Result<Encoding, String> {
+    let bad = || format!("quantize: candidate '{s}' is not gq<bits>g<group>[s] (e.g. gq3g64) or a ggml type (q4_0, q8_0, …)");
+    if let Some(rest) = s.strip_prefix("gq") {
+        let (rest, zero) = match rest.strip_suffix('s') {
+            Some(r) => (r, false),
+            None => (rest, true),
+        };
+        let (bits, group) = rest.split_once('g').ok_or_else(bad)?;
+        let p = [("bits", bits), ("group", group)].map(|(k, v)| v.parse::<i64>().map(|v| (k.to_string(), AttrLit::Int(v))));
+        let mut params: Vec<(String, AttrLit)> = p.into_iter().collect::<Result<_, _>>().map_err(|_| bad())?;
+        params.push(("zero".into(), AttrLit::Bool(zero)));
+        return Encoding::parse("gq", &params).map_err(|e| format!("quantize: candidate '{s}': {e}"));
+    }
+    ggml_scheme(s).ok_or_else(bad)
+}
+
+/// A ggml block type the quantizer can write, by its lower-case name.
+fn ggml_scheme(s: &str) -> Option<Encoding> {
+    let t = ggml::GgmlType::from_name(&s.to_ascii_uppercase())?;
+    let enc = Encoding::Ggml(t);
+    (QuantFormat::of(enc).is_some() || (flexc_ir::quant::is_ggml_encoding(t) && ggml::can_quantize(t))).then_some(enc)
 }
 
 impl Quantize {
     fn from_options(o: &Options) -> Result<Quantize, String> {
         let int = |k: &str| AttrLit::Int(o.int(k));
-        let (name, params): (&str, Vec<(&str, AttrLit)>) = match o.str("scheme") {
-            "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", AttrLit::Bool(o.bool("zero")))]),
-            "ternary" => ("ternary", vec![("group", int("group"))]),
-            "bcq" => ("bcq", vec![("bits", int("bits"))]),
-            "shiftadd" => ("bcq", vec![("bits", int("bits")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
-            s => return Err(format!("quantize: unknown scheme '{s}' (valid: rtn, ternary, bcq, shiftadd)")),
+        let scheme = o.str("scheme");
+        let enc = if let Some(enc) = ggml_scheme(scheme).filter(|_| scheme.starts_with('q')) {
+            enc
+        } else {
+            let (name, mut params): (&str, Vec<(&str, AttrLit)>) = match scheme {
+                "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", AttrLit::Bool(o.bool("zero")))]),
+                "ternary" => ("ternary", vec![("group", int("group"))]),
+                "bcq" => ("bcq", vec![("bits", int("bits"))]),
+                "shiftadd" => ("bcq", vec![("bits", int("bits")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
+                s => return Err(format!("quantize: unknown scheme '{s}' (valid: rtn, ternary, bcq, shiftadd, q4_0, q4_1, q5_0, q5_1, q8_0)")),
+            };
+            match (name, o.str("mode")) {
+                ("bcq", "row") => params.push(("group", int("group"))),
+                ("bcq", m @ ("acc" | "lat")) => params.push(("scales", AttrLit::Ident(m.to_string()))),
+                ("bcq", m) => return Err(format!("quantize: unknown mode '{m}' (valid: row, acc, lat)")),
+                (_, "row") => {}
+                (_, m) => return Err(format!("quantize: mode={m} applies to scheme=shiftadd or bcq")),
+            }
+            let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?
         };
-        let mut params = params;
-        match (name, o.str("mode")) {
-            ("bcq", "row") => params.push(("group", int("group"))),
-            ("bcq", m @ ("acc" | "lat")) => params.push(("scales", AttrLit::Ident(m.to_string()))),
-            ("bcq", m) => return Err(format!("quantize: unknown mode '{m}' (valid: row, acc, lat)")),
-            (_, "row") => {}
-            (_, m) => return Err(format!("quantize: mode={m} applies to scheme=shiftadd or bcq")),
-        }
-        let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-        let enc = Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?;
         let layers = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
         let mix = o.str("mix-bits").trim();
         let mix_bits: Vec<f64> = if mix.is_empty() {
@@ -102,41 +159,62 @@ impl Quantize {
         if !mix_bits.is_empty() && (mix_bits.len() > 4 || (mix_bits.iter().sum::<f64>() - 1.0).abs() > 1e-6) {
             return Err(format!("quantize: mix-bits '{mix}' must be at most 4 shares (1..4 bits) summing to 1"));
         }
-        let hessian = o.bool("hessian");
-        if (hessian || !mix_bits.is_empty()) && !matches!(enc, Encoding::Bcq(_)) {
-            return Err("quantize: hessian and mix-bits apply to scheme=shiftadd or bcq".into());
+        if !mix_bits.is_empty() && !matches!(enc, Encoding::Bcq(_)) {
+            return Err("quantize: mix-bits applies to scheme=shiftadd or bcq".into());
         }
-        Ok(Quantize { enc, scheme: o.str("scheme").to_string(), layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings"), hessian, mix_bits })
+        let method = match o.str("method") {
+            "gptq" => Method::Gptq,
+            "rtn" => Method::Rtn,
+            m => return Err(format!("quantize: unknown method '{m}' (valid: gptq, rtn)")),
+        };
+        let require_hessian = o.bool("hessian");
+        if require_hessian && method == Method::Rtn {
+            return Err("quantize: hessian=true needs method=gptq".into());
+        }
+        let bpw = o.float("bpw");
+        let bpw = if bpw == 0.0 {
+            if !o.str("candidates").is_empty() {
+                return Err("quantize: candidates= applies with bpw=".into());
+            }
+            None
+        } else {
+            if !(0.5..=32.0).contains(&bpw) {
+                return Err(format!("quantize: bpw must be in 0.5..=32 (or 0 for off), got {bpw}"));
+            }
+            if !mix_bits.is_empty() {
+                return Err("quantize: bpw= and mix-bits= are two ways to mix bits; give one".into());
+            }
+            let list = if o.str("candidates").is_empty() { DEFAULT_CANDIDATES } else { o.str("candidates") };
+            let cands: Vec<Encoding> = list.split(',').map(|c| parse_candidate(c.trim())).collect::<Result<_, _>>()?;
+            Some((bpw, cands))
+        };
+        let gptq = GptqOptions { act_order: o.bool("act-order"), static_groups: false };
+        Ok(Quantize { enc, scheme: scheme.to_string(), layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings"), method, gptq, require_hessian, mix_bits, bpw })
     }
 
     /// The entry-name suffix of a weight encoded as `enc`.
     fn tag(&self, enc: Encoding) -> String {
         match enc {
             Encoding::Ternary(_) => "ternary".to_string(),
-            Encoding::Gq(p) => format!("{}{}", self.scheme, p.bits),
+            Encoding::Gq(p) => format!("gq{}g{}{}", p.bits, p.group, if p.zero { "" } else { "s" }),
             Encoding::Bcq(p) if p.scales() != BcqScales::Row => format!("{}{}.{}", self.scheme, p.bits, p.scales().name()),
             Encoding::Bcq(p) => format!("{}{}", self.scheme, p.bits),
-            e => format!("{}.{}", self.scheme, e.name()),
+            e => e.name().to_string(),
         }
     }
 
-    /// The inverse-Hessian factor of weight `name` (`k` input channels).
-    fn inverse_hessian(m: &Module, name: &str, k: usize) -> Result<InverseHessian, String> {
-        let cal = m.calibration.as_ref().ok_or("quantize: hessian/mix-bits need calibration Hessians: run `flexc calibrate --hessian` and pass --stats FILE")?;
-        let h = cal.get(name).and_then(|s| s.hessian.as_deref()).ok_or_else(|| format!("quantize: the calibration has no Hessian for @{name}"))?;
-        InverseHessian::new(h, k).map_err(|e| format!("quantize @{name}: {e}"))
-    }
-
-    /// Whether the weight `name` (read by a gather when `gathered`) is selected.
-    fn selects(&self, name: &str, gathered: bool) -> bool {
-        let embedding = gathered || name.contains("token_embd") || name.contains("embed_tokens");
-        let lm_head = name == "output.weight" || name.contains("lm_head");
-        (self.embeddings || !embedding) && (self.lm_head || !lm_head) && self.layers.iter().any(|g| glob_match(g, name))
+    /// Whether the weight `name` is selected: `embedding` (read by a gather
+    /// or named so) and `head` (the output projection) need their flags.
+    fn selects(&self, name: &str, embedding: bool, head: bool) -> bool {
+        let embedding = embedding || name.contains("token_embd") || name.contains("embed_tokens");
+        let head = head || name == "output.weight" || name.contains("lm_head");
+        let allowed = if head && embedding { self.lm_head } else { (self.embeddings || !embedding) && (self.lm_head || !head) };
+        allowed && self.layers.iter().any(|g| glob_match(g, name))
     }
 }
 
 /// The f32 values of a weight in any storage (plain float or encoded).
-fn weight_values(m: &Module, id: flexc_ir::WeightId) -> Result<Vec<f32>, String> {
+fn weight_values(m: &Module, id: WeightId) -> Result<Vec<f32>, String> {
     let w = m.weights.get(id);
     let bytes = m.weights.bytes(id).map_err(|e| e.to_string())?;
     let n = w.ty.numel().ok_or_else(|| format!("weight '{}' has no fixed size", w.name))? as usize;
@@ -151,99 +229,278 @@ fn weight_values(m: &Module, id: flexc_ir::WeightId) -> Result<Vec<f32>, String>
     Ok(out)
 }
 
+/// How the module reads each weight: by a gather (an embedding table), by
+/// anything else (a matmul's operand, possibly through a dequantize).
+#[derive(Default)]
+struct Readers {
+    gathered: HashSet<String>,
+    other: HashSet<String>,
+}
+
+fn readers(m: &Module) -> Readers {
+    let mut r = Readers::default();
+    for (_, f) in m.funcs.iter() {
+        for &op in &f.layout {
+            let d = &f.dfg.ops[op];
+            for (i, &a) in d.args.iter().enumerate() {
+                if let Some(OpAttrs::Weight(w)) = f.dfg.def_op(a).map(|o| &f.dfg.ops[o].attrs) {
+                    let set = if matches!(d.attrs, OpAttrs::Gather(_)) && i == 0 { &mut r.gathered } else { &mut r.other };
+                    set.insert(w.name.0.clone());
+                }
+            }
+        }
+    }
+    r
+}
+
+/// A weight picked for quantization.
+struct Picked {
+    name: String,
+    values: Vec<f32>,
+    n: usize,
+    k: usize,
+    /// A tied head: only its non-gather readers move to the new entry.
+    untie: bool,
+}
+
 impl Pass for Quantize {
     fn name(&self) -> &'static str {
         "quantize"
     }
 
     fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
-        // Weights read by a gather are embedding tables.
-        let mut gathered = std::collections::HashSet::new();
-        for (_, f) in m.funcs.iter() {
-            for &op in &f.layout {
-                let d = &f.dfg.ops[op];
-                if let (OpAttrs::Gather(_), Some(t)) = (&d.attrs, d.args.first())
-                    && let Some(OpAttrs::Weight(w)) = f.dfg.def_op(*t).map(|o| &f.dfg.ops[o].attrs)
-                {
-                    gathered.insert(w.name.0.clone());
-                }
-            }
-        }
-        // Select: name, values, [n, k].
-        let mut picked: Vec<(String, Vec<f32>, usize, usize)> = Vec::new();
+        let reads = readers(m);
+        let mut picked: Vec<Picked> = Vec::new();
         let names: Vec<String> = m.weights.iter().map(|(_, w)| w.name.clone()).collect();
+        let shared = matches!(self.enc, Encoding::Bcq(p) if p.scales() != BcqScales::Row);
         for name in names {
             let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
             let w = m.weights.get(id);
-            let shared = matches!(self.enc, Encoding::Bcq(p) if p.scales() != BcqScales::Row);
-            if !self.selects(&name, gathered.contains(&name)) || (shared && gathered.contains(&name)) || !w.ty.elem.is_float() || w.ty.rank() != 2 || matches!(w.ty.encoding, Some(e) if e == self.enc) {
+            let (gathered, matmul) = (reads.gathered.contains(&name), reads.other.contains(&name));
+            let tied_head = gathered && matmul;
+            if !self.selects(&name, gathered, tied_head) || !w.ty.elem.is_float() || w.ty.rank() != 2 || (self.bpw.is_none() && matches!(w.ty.encoding, Some(e) if e == self.enc)) {
                 continue;
             }
+            let untie = tied_head && !self.embeddings;
+            if shared && gathered && !untie {
+                continue;
+            }
+            let block = self.bpw.as_ref().map_or(self.enc.block_elems(), |(_, c)| c.iter().map(|e| e.block_elems()).min().unwrap_or(1));
             let ty = TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(self.enc) };
-            let Some(shape) = ty.fixed_shape().filter(|s| ty.storage_bytes().is_some() && s[1] % self.enc.block_elems() == 0) else {
+            let Some(shape) = ty.fixed_shape().filter(|s| (self.bpw.is_some() || ty.storage_bytes().is_some()) && s[1] % block == 0) else {
                 cx.remarks.push(format!("quantize: skipped @{name} ({}): its rows are not whole groups of {}", w.ty, self.enc));
                 continue;
             };
             let values = weight_values(m, id).map_err(|e| format!("quantize @{name}: {e}"))?;
-            picked.push((name, values, shape[0] as usize, shape[1] as usize));
+            picked.push(Picked { name, values, n: shape[0] as usize, k: shape[1] as usize, untie });
         }
-        // Per-weight encodings: mixed bits by sensitivity, or all `self.enc`.
-        let mut encs = vec![self.enc; picked.len()];
-        if let (Encoding::Bcq(p), false) = (self.enc, self.mix_bits.is_empty()) {
-            let mut scored = Vec::with_capacity(picked.len());
-            for (name, values, _, k) in &picked {
-                scored.push((sensitivity(values, *k, &Self::inverse_hessian(m, name, *k)?), values.len()));
+        if picked.is_empty() {
+            return Ok(Changed::No);
+        }
+        let cal_arc = m.calibration.clone();
+        let cal = cal_arc.as_deref();
+        let data = |name: &str| layer_data(cal, name);
+        if self.require_hessian {
+            if cal.is_none() {
+                return Err("quantize: hessian=true needs calibration Hessians: run `flexc calibrate --hessian` and pass --stats FILE".into());
             }
-            let bits = allocate_bits(&scored, &self.mix_bits);
-            for (i, (name, ..)) in picked.iter().enumerate() {
-                encs[i] = Encoding::Bcq(BcqParams { bits: bits[i], ..p });
-                cx.remarks.push(format!("quantize: mix-bits: @{name} {} bits (score {:.4e})", bits[i], scored[i].0));
+            if let Some(p) = picked.iter().find(|p| data(&p.name).hessian.is_none()) {
+                return Err(format!("quantize: the calibration has no Hessian for @{}", p.name));
             }
         }
-        // Encode every selected weight once: old name -> new entry's type and name.
-        let mut done: HashMap<String, (String, TensorType)> = HashMap::new();
-        for ((name, values, n, k), enc) in picked.into_iter().zip(encs) {
-            let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
+        // Encode every selected weight: per-weight encodings, then the bytes.
+        let encoded: Vec<(Encoding, Encoded)> = match &self.bpw {
+            Some((bpw, cands)) => self.mixed(m, &picked, *bpw, cands, cal, cx)?,
+            None => {
+                let encs = self.uniform_encodings(&picked, cal, cx)?;
+                let mut out = Vec::with_capacity(picked.len());
+                for (p, enc) in picked.iter().zip(encs) {
+                    let e = encode_weight(enc, &p.values, (p.n, p.k), layer_data(cal, &p.name), self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
+                    out.push((enc, e));
+                }
+                out
+            }
+        };
+        report_quantizers(&picked, &encoded, cx);
+        self.rewire(m, &picked, encoded)?;
+        Ok(Changed::Yes)
+    }
+}
+
+/// What the calibration knows about the linear whose weight is `name`
+/// (the sequential statistics when recorded, else the dense ones).
+fn layer_data<'a>(cal: Option<&'a Calibration>, name: &str) -> LayerData<'a> {
+    let s = cal.and_then(|c| c.get_for_pruning(name));
+    LayerData { hessian: s.and_then(|s| s.hessian.as_deref()), importance: s.map(|s| s.scaler_row.as_slice()).filter(|r| !r.is_empty()) }
+}
+
+/// One remark per quantizer that ran, naming the weights that fell back.
+fn report_quantizers(picked: &[Picked], encoded: &[(Encoding, Encoded)], cx: &mut PassCx) {
+    let mut by: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
+    for (p, (_, e)) in picked.iter().zip(encoded) {
+        by.entry(e.how.name()).or_default().push(&p.name);
+    }
+    for (how, names) in by {
+        let note = match how {
+            "rtn" => " (no calibration statistics: pass --stats FILE from `flexc calibrate --hessian` for GPTQ)",
+            "rtn+importance" => " (no Hessians in the calibration: record them with `flexc calibrate --hessian` for GPTQ)",
+            _ => "",
+        };
+        let shown: Vec<&str> = names.iter().take(3).copied().collect();
+        let more = if names.len() > 3 { format!(" and {} more", names.len() - 3) } else { String::new() };
+        cx.remarks.push(format!("quantize: {how} for {} weight(s): @{}{more}{note}", names.len(), shown.join(", @")));
+    }
+}
+
+impl Quantize {
+    /// Per-weight encodings without a budget: `self.enc`, or ShiftAddLLM's
+    /// sensitivity-ranked bits (`mix-bits`).
+    fn uniform_encodings(&self, picked: &[Picked], cal: Option<&Calibration>, cx: &mut PassCx) -> Result<Vec<Encoding>, String> {
+        let Encoding::Bcq(p) = self.enc else { return Ok(vec![self.enc; picked.len()]) };
+        if self.mix_bits.is_empty() {
+            return Ok(vec![self.enc; picked.len()]);
+        }
+        let mut scored = Vec::with_capacity(picked.len());
+        for w in picked {
+            let h = layer_data(cal, &w.name).hessian.ok_or_else(|| format!("quantize: mix-bits needs Hessians: the calibration has no Hessian for @{}", w.name))?;
+            let ih = InverseHessian::new(h, w.k).map_err(|e| format!("quantize @{}: {e}", w.name))?;
+            scored.push((sensitivity(&w.values, w.k, &ih), w.values.len()));
+        }
+        let bits = allocate_bits(&scored, &self.mix_bits);
+        for ((w, b), (score, _)) in picked.iter().zip(&bits).zip(&scored) {
+            cx.remarks.push(format!("quantize: mix-bits: @{} {b} bits (score {score:.4e})", w.name));
+        }
+        Ok(bits.into_iter().map(|b| Encoding::Bcq(BcqParams { bits: b, ..p })).collect())
+    }
+
+    /// Mixed precision under `bpw` (module docs): every candidate of every
+    /// weight quantized and measured, then the exact allocation.
+    fn mixed(&self, m: &Module, picked: &[Picked], bpw: f64, cands: &[Encoding], cal: Option<&Calibration>, cx: &mut PassCx) -> Result<Vec<(Encoding, Encoded)>, String> {
+        let picked_names: HashSet<&str> = picked.iter().map(|p| p.name.as_str()).collect();
+        let untied: HashSet<&str> = picked.iter().filter(|p| p.untie).map(|p| p.name.as_str()).collect();
+        let (params, fixed) = read_per_token(m, &picked_names, &untied);
+        let budget = (bpw * params as f64 / 8.0).floor() - fixed as f64;
+        if budget <= 0.0 {
+            return Err(format!("quantize: bpw={bpw}: the weights not quantized already take {fixed} bytes of the {:.0} allowed", bpw * params as f64 / 8.0));
+        }
+        let mut layers: Vec<Vec<Choice>> = Vec::with_capacity(picked.len());
+        let mut results: Vec<Vec<(Encoding, Encoded)>> = Vec::with_capacity(picked.len());
+        for p in picked {
+            let d = layer_data(cal, &p.name);
+            let zeros = vec![0f32; p.values.len()];
+            let energy = relative_base(&p.values, &zeros, p.k, d);
+            let mut choices = Vec::new();
+            let mut res = Vec::new();
+            for &enc in cands.iter().filter(|e| (p.k as u64).is_multiple_of(e.block_elems())) {
+                let ty = TensorType { shape: vec![(p.n as u64).into(), (p.k as u64).into()], elem: ElemType::F32, encoding: Some(enc) };
+                let Some(bytes) = ty.storage_bytes() else { continue };
+                let e = encode_weight(enc, &p.values, (p.n, p.k), d, self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
+                let values = match &e.values {
+                    Some(v) => v.clone(),
+                    None => {
+                        let mut v = vec![0f32; p.values.len()];
+                        decode(enc, &e.bytes, &mut v)?;
+                        v
+                    }
+                };
+                let err = relative_base(&p.values, &values, p.k, d) / energy.max(f64::MIN_POSITIVE);
+                choices.push(Choice { bytes, error: err });
+                res.push((enc, e));
+            }
+            if choices.is_empty() {
+                return Err(format!("quantize: no candidate format fits @{} ({}×{})", p.name, p.n, p.k));
+            }
+            layers.push(choices);
+            results.push(res);
+        }
+        let pick = allocate(&layers, budget as u64).map_err(|e| format!("quantize: bpw={bpw}: {e}"))?;
+        let used: u64 = pick.iter().zip(&layers).map(|(&j, c)| c[j].bytes).sum();
+        cx.remarks.push(format!(
+            "quantize: bpw={bpw}: {:.3} bits per weight read per token ({} quantized bytes + {fixed} other, {params} parameters)",
+            (used + fixed) as f64 * 8.0 / params as f64,
+            used
+        ));
+        let mut out = Vec::with_capacity(picked.len());
+        for ((p, j), (mut res, choices)) in picked.iter().zip(pick).zip(results.into_iter().zip(&layers)) {
+            let (enc, e) = res.swap_remove(j);
+            cx.remarks.push(format!("quantize: @{} → {enc}: {} bytes, relative output error {:.3e}", p.name, choices[j].bytes, choices[j].error));
+            out.push((enc, e));
+        }
+        Ok(out)
+    }
+
+    /// Writes the new entries and moves the readers onto them.
+    fn rewire(&self, m: &mut Module, picked: &[Picked], encoded: Vec<(Encoding, Encoded)>) -> Result<(), String> {
+        // Old name -> new entry's name and type, and whether only non-gather readers move.
+        let mut done: HashMap<String, (String, TensorType, bool)> = HashMap::new();
+        for (p, (enc, e)) in picked.iter().zip(encoded) {
+            let id = m.weights.lookup(&p.name).ok_or("weight table changed underneath")?;
             let w = m.weights.get(id);
             let (ty, span) = (TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(enc) }, w.span);
-            let bytes = match enc {
-                Encoding::Bcq(p) if p.scales() != BcqScales::Row => {
-                    let ih = if self.hessian { Some(Self::inverse_hessian(m, &name, k)?) } else { None };
-                    quantize_shared(p, &values, n, k, ih.as_ref(), REFINE_ROUNDS).map_err(|e| format!("quantize @{name}: {e}"))?
-                }
-                Encoding::Bcq(p) if self.hessian => optq_bcq(p, &values, n, k, &Self::inverse_hessian(m, &name, k)?, REFINE_ROUNDS).map_err(|e| format!("quantize @{name}: {e}"))?,
-                _ => encode(enc, &values).map_err(|e| format!("quantize @{name}: {e}"))?,
-            };
-            let new_name = format!("{name}.{}", self.tag(enc));
-            m.weights.insert(WeightData { name: new_name.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span })?;
-            done.insert(name, (new_name, ty));
-        }
-        if done.is_empty() {
-            return Ok(Changed::No);
+            let new_name = format!("{}.{}{}", p.name, if p.untie { "head." } else { "" }, self.tag(enc));
+            m.weights.insert(WeightData { name: new_name.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(e.bytes)), span })?;
+            done.insert(p.name.clone(), (new_name, ty, p.untie));
         }
         for (_, f) in m.funcs.iter_mut() {
             let mut i = 0;
             while i < f.layout.len() {
                 let op = f.layout[i];
-                let (old_v, hit) = match &f.dfg.ops[op].attrs {
-                    OpAttrs::Weight(w) => (f.dfg.ops[op].result, done.get(&w.name.0).cloned()),
-                    _ => (f.dfg.ops[op].result, None),
+                let hit = match &f.dfg.ops[op].attrs {
+                    OpAttrs::Weight(w) => done.get(&w.name.0).cloned(),
+                    _ => None,
                 };
-                let Some((new_name, ty)) = hit else {
+                let Some((new_name, ty, untie)) = hit else {
                     i += 1;
                     continue;
                 };
+                let old_v = f.dfg.ops[op].result;
                 let plain = f.dfg.ty(old_v).encoding.is_none();
                 let nw = f.insert_at(i + 1, OpAttrs::Weight(attrs::Weight { name: Symbol(new_name) }), &[], Some(ty))?;
                 let replacement = if plain { f.insert_at(i + 2, OpAttrs::Dequantize(attrs::Dequantize {}), &[nw], None)? } else { nw };
-                f.replace_all_uses(old_v, replacement);
+                if untie {
+                    // Only the non-gather readers move to the quantized head.
+                    let layout = f.layout.clone();
+                    let readers: Vec<_> = layout.iter().copied().filter(|&o| {
+                        let d = &f.dfg.ops[o];
+                        o != op && d.args.contains(&old_v) && !matches!(d.attrs, OpAttrs::Gather(_)) && d.result != replacement && d.result != nw
+                    }).collect();
+                    f.dfg.replace_uses_in(&readers, old_v, replacement);
+                } else {
+                    f.replace_all_uses(old_v, replacement);
+                }
                 i += if plain { 3 } else { 2 };
             }
             crate::rewrite::remove_dead_ops(f);
         }
-        m.weights.retain(|w| !done.contains_key(&w.name));
-        Ok(Changed::Yes)
+        let still_read = readers(m);
+        m.weights.retain(|w| !done.contains_key(&w.name) || still_read.gathered.contains(&w.name) || still_read.other.contains(&w.name));
+        Ok(())
     }
+}
+
+/// The layer's output error `Σ δᵀHδ` for `δ = w − q` with a Hessian; else the
+/// importance-weighted (or plain) squared error.
+fn relative_base(w: &[f32], q: &[f32], k: usize, d: LayerData<'_>) -> f64 {
+    match (d.hessian, d.importance) {
+        (Some(h), _) => output_error(w, q, k, h),
+        (None, imp) => w.iter().zip(q).enumerate().map(|(i, (&a, &b))| imp.map_or(1.0, |v| v[i % k] as f64) * ((a - b) as f64).powi(2)).sum(),
+    }
+}
+
+/// The model's parameter count and the bytes of the weights read per decoded
+/// token that are not being quantized (`picked` are; a tied head that is
+/// untied stays as a gather-only table, which a token reads one row of).
+fn read_per_token(m: &Module, picked: &HashSet<&str>, untied: &HashSet<&str>) -> (u64, u64) {
+    let reads = readers(m);
+    let (mut params, mut fixed) = (0u64, 0u64);
+    for (_, w) in m.weights.iter() {
+        params += w.ty.numel().unwrap_or(0);
+        let per_token = reads.other.contains(&w.name) && !untied.contains(w.name.as_str());
+        if per_token && !picked.contains(w.name.as_str()) {
+            fixed += w.ty.storage_bytes().unwrap_or(0);
+        }
+    }
+    (params, fixed)
 }
 
 #[cfg(test)]
@@ -270,5 +527,16 @@ mod tests {
         assert!(make("quantize{scheme=bcq,mode=acc}").is_ok());
         assert!(make("quantize{scheme=shiftadd,mode=diag}").unwrap_err().contains("unknown mode"));
         assert!(make("quantize{scheme=rtn,mode=acc}").unwrap_err().contains("applies to scheme=shiftadd"));
+        assert!(make("quantize{scheme=q4_0}").is_ok());
+        assert!(make("quantize{scheme=q5_1,method=rtn}").is_ok());
+        assert!(make("quantize{method=awq}").unwrap_err().contains("unknown method"));
+        assert!(make("quantize{method=rtn,hessian=true}").unwrap_err().contains("needs method=gptq"));
+        assert!(make("quantize{bpw=3.0}").is_ok());
+        assert!(make("quantize{bpw=3.0,candidates=gq2g64,gq4g32s,q8_0}").is_ok());
+        assert!(make("quantize{bpw=3.0,candidates=gq9g64}").unwrap_err().contains("'bits' must be in 1..=4"));
+        assert!(make("quantize{bpw=3.0,candidates=zz}").unwrap_err().contains("not gq<bits>g<group>"));
+        assert!(make("quantize{bpw=0.1}").unwrap_err().contains("bpw must be in"));
+        assert!(make("quantize{candidates=q8_0}").unwrap_err().contains("applies with bpw"));
+        assert!(make("quantize{scheme=rtn,mix-bits=0.5,0.5}").unwrap_err().contains("applies to scheme=shiftadd"));
     }
 }
