@@ -3,7 +3,7 @@
 # model file, the same text and the same thread count.
 #
 # What it does:
-#   1. Builds llama.cpp's llama-bench, llama-perplexity and llama-tokenize from
+#   1. Builds llama.cpp's llama-bench, llama-perplexity, llama-quantize and llama-imatrix from
 #      the llama.cpp tree vendored in the PyPI sdist llama-cpp-python==0.3.36
 #      (static, -march=native, CPU only) into
 #      ${FLEXC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flexc}/llama.cpp.
@@ -72,7 +72,7 @@ LOGS="$(mktemp -d "${TMPDIR:-/tmp}/compare-llama-cpp.XXXXXX")"
 
 # ---------------------------------------------------------------- 1. build
 build_llama_cpp() {
-    if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ] && [ -x "$BIN/llama-tokenize" ]; then
+    if [ -x "$BIN/llama-bench" ] && [ -x "$BIN/llama-perplexity" ] && [ -x "$BIN/llama-quantize" ] && [ -x "$BIN/llama-imatrix" ]; then
         return 0
     fi
     echo "== building llama.cpp (llama-cpp-python $LCPP_VERSION sdist) into $LC; this takes 7-13 min" >&2
@@ -90,7 +90,7 @@ build_llama_cpp() {
     PATH="$LC/venv/bin:$PATH" cmake -S "$SRC" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
         -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF >"$LOGS/cmake.log" 2>&1 || { cat "$LOGS/cmake.log" >&2; exit 1; }
-    PATH="$LC/venv/bin:$PATH" cmake --build "$BUILD" -j2 --target llama-perplexity llama-bench llama-tokenize llama-simple \
+    PATH="$LC/venv/bin:$PATH" cmake --build "$BUILD" -j2 --target llama-perplexity llama-bench llama-quantize llama-imatrix \
         >"$LOGS/build.log" 2>&1 || { tail -50 "$LOGS/build.log" >&2; exit 1; }
     echo "== llama.cpp built in $((SECONDS - t0)) s" >&2
 }

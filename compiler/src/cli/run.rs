@@ -139,6 +139,18 @@ pub struct Prepared {
     pub load: std::time::Duration,
     /// Time to run the pipeline.
     pub passes: std::time::Duration,
+    /// Parameters of the imported model before the pipeline (elements of
+    /// every weight tensor): the denominator of bits per weight.
+    pub params: u64,
+}
+
+impl Prepared {
+    /// Bits per parameter the model reads per decoded token (llama.cpp's
+    /// frontier measure: all weight bytes read per token × 8 / parameters).
+    pub fn bits_per_weight(&self, model: &dyn LanguageModel) -> Option<f64> {
+        let bytes = model.weight_bytes_per_token()?;
+        (self.params > 0).then(|| bytes as f64 * 8.0 / self.params as f64)
+    }
 }
 
 /// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
@@ -160,6 +172,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
     let load = t0.elapsed();
+    let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();
     if let Some(pm) = pm {
         // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
@@ -167,7 +180,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
         let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);
         pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
     }
-    Ok(Prepared { path, tok, module, load, passes: t1.elapsed() })
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), params })
 }
 
 /// Builds the chosen backend's model over a prepared module.
