@@ -163,13 +163,14 @@ def markdown(model, rows, a, cmdline):
     lines = [f"# Size / quality / speed frontier: {model}", "",
              f"Perplexity: Pride and Prejudice, ctx 512, {a.chunks} chunks; speed: prefill 512 / decode 64 tokens at {a.threads} threads, "
              "both engines in one run on this machine (shared; compare within the table).", "",
-             f"Command: `{cmdline}`", "",
+             f"Command: `{cmdline}`", ""] + [f"Rows marked * come from an earlier run: `{c}`" for c in sorted({r["run"] for r in rows if "run" in r})] + ["",
              "| engine | config | bits per weight | perplexity | decode tok/s | prefill tok/s |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["engine"], r.get("bpw") or 99)):
         if "error" in r:
-            lines.append(f"| {r['engine']} | {r['config']} | – | {r['error'][:120]} | – | – |")
+            lines.append(f"| {r['engine']} | {r['config']}{'*' if 'run' in r else ''} | – | {r['error'][:120]} | – | – |")
         else:
-            lines.append(f"| {r['engine']} | {r['config']} | {fmt(r['bpw'], '.3f')} | {fmt(r['ppl'], '.2f')} | {fmt(r['decode'], '.1f')} | {fmt(r['prefill'], '.1f')} |")
+            star = "*" if "run" in r else ""
+            lines.append(f"| {r['engine']} | {r['config']}{star} | {fmt(r['bpw'], '.3f')} | {fmt(r['ppl'], '.2f')} | {fmt(r['decode'], '.1f')} | {fmt(r['prefill'], '.1f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +223,8 @@ def main():
     ap.add_argument("--no-flexc", action="store_true")
     ap.add_argument("--no-speed", action="store_true", help="perplexity and size only")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--include", action="append", default=[], metavar="JSON",
+                    help="also list the rows of an earlier run's frontier-<model>.json (same model), e.g. to combine runs made one engine at a time")
     a = ap.parse_args()
     cmdline = "bench/quality-frontier.py " + " ".join(sys.argv[1:])
     flexc = Path(os.environ.get("FLEXC", REPO / "target" / "release" / "flexc"))
@@ -259,6 +262,10 @@ def main():
             work = CACHE / "frontier" / model
             work.mkdir(parents=True, exist_ok=True)
             rows += llama_rows(model, src, params, work, a)
+        for inc in a.include:
+            j = json.loads(Path(inc).read_text())
+            if j.get("model") == model:
+                rows += [dict(r, run=j.get("command", inc)) for r in j["rows"]]
         stem = out / f"frontier-{model}"
         Path(f"{stem}.json").write_text(json.dumps({"model": model, "chunks": a.chunks, "threads": a.threads, "command": cmdline, "rows": rows}, indent=1) + "\n")
         Path(f"{stem}.md").write_text(markdown(model, rows, a, cmdline))

@@ -609,8 +609,8 @@ fn load_scales(cg: &mut Cg<'_, '_>, s: &LutSpec, wp: Value, first: usize) -> Val
     let mag_mask = cg.b.ins().splat(I32X4, mag_mask);
     let mag = cg.b.ins().band(h, mag_mask);
     let sign = cg.b.ins().bxor(h, mag);
-    let mag = cg.b.ins().ishl_imm(mag, 13);
-    let sign = cg.b.ins().ishl_imm(sign, 16);
+    let mag = cg.b.ins().ishl_imm_u(mag, 13);
+    let sign = cg.b.ins().ishl_imm_u(sign, 16);
     let mag = cg.cast(F32X4, mag);
     let rebase = cg.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
     let rebase = cg.b.ins().splat(F32X4, rebase);
