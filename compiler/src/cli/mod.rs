@@ -1,5 +1,6 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod artifact;
 pub mod embed;
 pub mod bench;
 pub mod calibrate;
@@ -47,7 +48,7 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
-    /// Compile a .fir module for a target (flexcim: an instruction stream).
+    /// Compile a model for a target (cpu: a .flexc artifact; flexcim: an instruction stream).
     Compile(sim::CompileArgs),
     /// Simulate a FlexCiM stream, .fir module or whole model (cycles, energy, baselines).
     Sim(sim::SimArgs),
