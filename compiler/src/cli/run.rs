@@ -214,9 +214,10 @@ pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> Cl
     if threads == Some(0) {
         return Err(CliError::usage("error: --threads must be at least 1"));
     }
+    let err = |e: crate::generate::ModelError| CliError::input(format!("{}: error: {e}", p.path.display()));
     Ok(match backend {
-        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?),
-        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(|e| CliError::input(format!("error: {e}")))?),
+        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(err)?),
+        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(err)?),
     })
 }
 
