@@ -6,6 +6,7 @@ pub mod bench;
 pub mod calibrate;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod import;
 pub mod models;
 pub mod opt;
@@ -50,6 +51,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Compile a model for a target (cpu: a .flexc artifact; flexcim: an instruction stream).
     Compile(sim::CompileArgs),
+    /// Write a model (after a pipeline) or a .flexc as a GGUF file llama.cpp runs (ggml-typed weights only).
+    Export(export::ExportArgs),
     /// Simulate a FlexCiM stream, .fir module or whole model (cycles, energy, baselines).
     Sim(sim::SimArgs),
     /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
@@ -73,6 +76,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Perplexity(a) => perplexity::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Compile(a) => sim::compile(a),
+        Command::Export(a) => export::run(a),
         Command::Sim(a) => sim::sim(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),
