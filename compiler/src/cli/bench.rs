@@ -33,7 +33,7 @@ enum BenchWhat {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc bench model smollm2-135m --threads 2\n  flexc bench model gemma3-270m --format json\n  flexc bench model smollm2-135m --pipeline 'quantize{bpw=4.0},cpu' --ppl-file pride-and-prejudice\n\nLike llama-bench: the prefill runs --prompt-tokens tokens in one call, the\ndecode runs --gen-tokens single-token calls from an empty cache.")]
 struct ModelArgs {
-    /// A model file or known name (default: smollm2-135m).
+    /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     model: Option<String>,
     /// Threads (default: available cores, at most 2).
     #[arg(long)]
@@ -53,7 +53,8 @@ struct ModelArgs {
     /// A pass pipeline (or preset name) applied to the imported model first,
     /// e.g. 'quantize{bits=2},select-gemm{target=cpu}'; `none` runs the
     /// imported graph as is.
-    #[arg(long, default_value = "cpu")]
+    /// (Default: `cpu`; not allowed with a `.flexc`, which keeps its own.)
+    #[arg(long)]
     pipeline: Option<String>,
     /// Calibration statistics (from `flexc calibrate`) for passes that need
     /// them (default: the cached default statistics when the pipeline needs some).

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc perplexity smollm2-135m -f pride-and-prejudice --chunks 40\n  flexc perplexity gemma3-270m -f book.txt --ctx 512 --format json\n\nThe method is llama-perplexity's: consecutive chunks of --ctx tokens, BOS\nfirst, the second half of each chunk scored.")]
 pub struct PerplexityArgs {
-    /// A model file or known name (default: smollm2-135m).
+    /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     pub model: Option<String>,
     /// The text: a file or a known text name (e.g. pride-and-prejudice).
     #[arg(short, long)]
@@ -34,7 +34,8 @@ pub struct PerplexityArgs {
     /// (select-gemm) and tiles it; end your own pipeline with
     /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
     /// `none` to run the imported graph as is.
-    #[arg(long, default_value = "cpu")]
+    /// (Default: `cpu`; not allowed with a `.flexc`, which keeps its own.)
+    #[arg(long)]
     pub pipeline: Option<String>,
     /// Calibration statistics (`flexc calibrate`) for data-aware passes
     /// (flow-nm, prune-nm). Without it, a pipeline that needs statistics uses
