@@ -155,7 +155,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     let t0 = Instant::now();
     let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(&path, &ImportOptions { ctx })?;
+    let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }

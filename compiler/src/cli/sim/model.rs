@@ -65,7 +65,7 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
     let path = resolve(input)?;
-    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
