@@ -205,7 +205,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
         .transpose()?;
     let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(&path, &ImportOptions { ctx })?;
+    let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }

@@ -70,7 +70,7 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
-    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
