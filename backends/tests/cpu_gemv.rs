@@ -308,7 +308,7 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
                 let batch = 1 + rng.below(2 * MAX_TILE + 1);
                 let case = make_case(&mut rng, fmt, rows, cols, batch);
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
-                let wide = tile > 1 && rows >= 8 && session.caps().wide.is_some() && matches!(fmt, WeightFormat::Q4_0 | WeightFormat::Q4_1);
+                let wide = tile > 1 && rows >= 8 && wide_expected(session, fmt);
                 let grouped = tile > 1 && rows.is_multiple_of(ROW_GROUP) && (session.caps().vnni || fmt != WeightFormat::Q8_0);
                 let want = if wide { 8 } else if grouped { ROW_GROUP } else { 1 };
                 assert_eq!(k.row_group(), want, "{fmt:?} {rows}");
@@ -331,7 +331,9 @@ fn row_group_kernel_runs_any_row_range() {
     // those rows, with the values of the whole-matrix run (up to f32
     // accumulation order for the ragged rows of the 32-element formats;
     // the K-quant kernels are bit-identical to their one-row kernels).
-    let session = JitSession::host().unwrap();
+    // Cranelift's 4-row kernels: the wide tier is off (its own test is
+    // wide_int_dot_kernel_runs_any_row_range).
+    let session = JitSession::with_wide_cap(IsaSpec::Host, None).unwrap();
     let mut rng = Rng(7);
     for (fmt, cols, tile) in [(WeightFormat::Q5_0, 96, 3), (WeightFormat::Q4_K, 512, 3), (WeightFormat::Q6_K, 768, 5)] {
         run_row_ranges(&session, &mut rng, fmt, 6 * ROW_GROUP, cols, tile);
@@ -492,6 +494,22 @@ fn session_outlives_nothing_it_must_not() {
     assert_eq!(y, [20.0, 3.75]);
 }
 
+/// Whether `session` runs `fmt`'s GEMM tiles on a generated wide kernel:
+/// Q4_0/Q4_1 on every wide tier, Q8_0 and (with BITALG) Q5_0/Q5_1 on AVX-512.
+fn wide_expected(session: &JitSession, fmt: WeightFormat) -> bool {
+    use WeightFormat::*;
+    match session.caps().wide {
+        None => false,
+        Some(WideTier::Avx2) => matches!(fmt, Q4_0 | Q4_1),
+        Some(WideTier::Avx512Vnni) => match fmt {
+            Q4_0 | Q4_1 | Q8_0 => true,
+            #[cfg(target_arch = "x86_64")]
+            Q5_0 | Q5_1 => std::arch::is_x86_feature_detected!("avx512bitalg"),
+            _ => false,
+        },
+    }
+}
+
 /// Sessions for every kernel tier this host supports: the best generated
 /// (wide) tier, the AVX2 wide tier, and Cranelift's 128-bit kernels only.
 fn tier_sessions() -> Vec<(String, JitSession)> {
@@ -515,7 +533,7 @@ fn wide_int_dot_kernels_match_references_on_every_tier() {
     // Cranelift's 128-bit kernels.
     let tiers = tier_sessions();
     let mut rng = Rng(0x31de);
-    for fmt in [WeightFormat::Q4_0, WeightFormat::Q4_1] {
+    for fmt in [WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q5_0, WeightFormat::Q5_1, WeightFormat::Q8_0] {
         for trial in 0..8 {
             let rows = [8, 16, 8 * (1 + rng.below(12)), 9 + rng.below(90)][trial % 4];
             let cols = random_cols(&mut rng, fmt);
@@ -524,8 +542,7 @@ fn wide_int_dot_kernels_match_references_on_every_tier() {
             let case = make_case(&mut rng, fmt, rows, cols, batch);
             for (name, session) in &tiers {
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
-                let wide = session.caps().wide.is_some();
-                assert_eq!(k.wide_fn(tile).is_some(), wide, "{name} {fmt:?}");
+                assert_eq!(k.wide_fn(tile).is_some(), wide_expected(session, fmt), "{name} {fmt:?}");
                 if let (Some(f), Some(w)) = (k.wide_fn(tile), session.caps().wide) {
                     let listing = f.listing();
                     assert!(listing.contains("ymm"), "{name}: no ymm in\n{listing}");
