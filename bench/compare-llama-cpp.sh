@@ -34,12 +34,14 @@
 # ~15 s per engine (Gemma 3's 262k vocabulary makes it ~3x that).
 #
 # Usage: bench/compare-llama-cpp.sh [--threads N] [--chunks K] [--rounds R]
-#          [--model NAME|PATH]... [--no-flexc] [--no-ik] [--build-only] [--json OUT]
+#          [--model NAME|PATH]... [--no-flexc] [--no-ik] [--flexc-128] [--build-only] [--json OUT]
 #   --threads N   threads for every engine (default 2)
 #   --chunks K    perplexity chunks of 512 tokens (default 8)
 #   --rounds R    alternating speed rounds (default 2)
 #   --model M     smollm2-135m, gemma3-270m, or a .gguf path; repeatable (default: both)
 #   --no-flexc    no flexc rows;  --no-ik  no ik_llama.cpp rows
+#   --flexc-128   also flexc with FLEXC_WIDE=off (Cranelift's 128-bit kernels
+#                 only, no generated wide kernels) as engine "flexc-128"
 #   --build-only  build both engines' tools and stop
 #   --json OUT    also write every raw figure as JSON lines to OUT
 # Environment: FLEXC=path/to/flexc (default: cargo build --release -p flexc in
@@ -54,6 +56,7 @@ ROUNDS=2
 MODELS=()
 RUN_FLEXC=1
 RUN_IK=1
+RUN_128=0
 JSON_OUT=""
 BUILD_ONLY=0
 while [ $# -gt 0 ]; do
@@ -64,6 +67,7 @@ while [ $# -gt 0 ]; do
         --model) MODELS+=("$2"); shift 2 ;;
         --no-flexc) RUN_FLEXC=0; shift ;;
         --no-ik) RUN_IK=0; shift ;;
+        --flexc-128) RUN_128=1; shift ;;
         --json) JSON_OUT="$2"; shift 2 ;;
         --build-only) BUILD_ONLY=1; shift ;;
         -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -169,6 +173,9 @@ fi
 ENGINES=(llama.cpp)
 [ "$RUN_IK" = 1 ] && ENGINES+=(ik_llama.cpp)
 [ "$RUN_FLEXC" = 1 ] && ENGINES+=(flexc)
+[ "$RUN_FLEXC" = 1 ] && [ "$RUN_128" = 1 ] && ENGINES+=(flexc-128)
+# flexc_env ENGINE: the environment an engine's flexc runs with.
+flexc_env() { if [ "$1" = flexc-128 ]; then echo FLEXC_WIDE=off; else echo FLEXC_WIDE=; fi; }
 engine_bin() { case "$1" in llama.cpp) echo "$LC_BIN" ;; ik_llama.cpp) echo "$IK_BIN" ;; esac; }
 
 RAW="$LOGS/raw.tsv"   # model \t engine \t metric \t value
@@ -178,8 +185,8 @@ raw() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
 # ppl ENGINE PATH NAME: the engine's perplexity (or "failed").
 ppl() {
     local e="$1" path="$2" name="$3" out="$LOGS/$name.$1.ppl"
-    if [ "$e" = flexc ]; then
-        "${FLEXC_CMD[@]}" perplexity "$path" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" --threads "$THREADS" \
+    if [ "${e%-128}" = flexc ]; then
+        env "$(flexc_env "$e")" "${FLEXC_CMD[@]}" perplexity "$path" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" --threads "$THREADS" \
             "${FLEXC_EXTRA[@]}" --format json >"$out" 2>"$out.err" && jq -r '.ppl' "$out" && return 0
     else
         "$(engine_bin "$e")/llama-perplexity" -m "$path" -c 512 -b 512 --chunks "$CHUNKS" -t "$THREADS" -f "$TEXT" \
@@ -193,8 +200,8 @@ ppl() {
 # speed ENGINE PATH NAME ROUND: appends pp512 and tg64 tok/s to RAW.
 speed() {
     local e="$1" path="$2" name="$3" out="$LOGS/$name.$1.bench$4.json"
-    if [ "$e" = flexc ]; then
-        if "${FLEXC_CMD[@]}" bench model "$path" --threads "$THREADS" --repeats 3 "${FLEXC_EXTRA[@]}" --format json \
+    if [ "${e%-128}" = flexc ]; then
+        if env "$(flexc_env "$e")" "${FLEXC_CMD[@]}" bench model "$path" --threads "$THREADS" --repeats 3 "${FLEXC_EXTRA[@]}" --format json \
             >"$out" 2>"$out.err"; then
             raw "$name" "$e" pp "$(jq -r '.prefill_tok_s' "$out")"
             raw "$name" "$e" tg "$(jq -r '.decode_tok_s' "$out")"
