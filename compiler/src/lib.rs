@@ -3,6 +3,7 @@
 //! backend.
 
 pub mod calib;
+pub mod chat;
 pub mod cli;
 pub mod eval;
 pub mod fetch;
@@ -10,4 +11,5 @@ pub mod frontend;
 pub mod generate;
 pub mod npy;
 pub mod output;
+pub mod server;
 pub mod tokenizer;
