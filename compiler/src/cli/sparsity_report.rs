@@ -130,6 +130,7 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::Optimal) => "optimal",
         Some(Status::Infeasible) => "infeasible",
         Some(Status::Nearest) => "nearest",
+        Some(Status::Measured) => "measured",
         None => "n/a",
     }
 }

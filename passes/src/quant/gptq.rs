@@ -228,7 +228,7 @@ impl Loop<'_> {
 
 /// `y −= a·x` elementwise (each element rounds the product, then the
 /// difference, so every vector width gives the same bits).
-fn axpy_neg(y: &mut [f32], a: f32, x: &[f32]) {
+pub(crate) fn axpy_neg(y: &mut [f32], a: f32, x: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports the feature `axpy_avx2` is compiled for.

@@ -26,8 +26,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
-/// from `--stats` or the cached default statistics).
-pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest},prune-nm";
+/// from `--stats` or the cached default statistics): N:M per block by
+/// measured sensitivity over the ratios the macro runs natively (2:8, 4:8,
+/// dense), with tile-aligned masks (one kept count per pair per 32 rows, the
+/// macro's column tile), so an N:M layer takes N slots per group.
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,candidates=2:8,4:8,8:8},prune-nm{align=pairs:32}";
 
 fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
