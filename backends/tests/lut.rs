@@ -112,7 +112,7 @@ fn bcq_lut_matches_the_interpreter() {
         for pot in [false, true] {
             for (m, k, group, ag) in [(16, 128, 64, 32), (8, 8320, 128, 64)] {
                 let m = if bits > 2 { m / 2 } else { m };
-                check(&s, Encoding::Bcq(BcqParams { bits, group, pot, apot: 3 }), m, k, ag, seed);
+                check(&s, Encoding::Bcq(BcqParams::row(bits, group, pot, 3)), m, k, ag, seed);
                 seed += 1;
             }
         }

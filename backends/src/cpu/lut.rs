@@ -221,8 +221,9 @@ impl LutWeights {
         if !flexc_ir::ops::lut_encoding(&enc) {
             return Err(bad(format!("the LUT kernel takes #gq (1-4 bits), #ternary or #bcq with per-row scales, got {enc}")));
         }
-        if enc.storage_bytes(n as u64) != Some(bytes.len() as u64) {
-            return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {:?} bytes, got {}", enc.storage_bytes(n as u64), bytes.len())));
+        let want = enc.storage(&[rows as u64, cols as u64]).map_err(bad)?;
+        if want != bytes.len() as u64 {
+            return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {want} bytes, got {}", bytes.len())));
         }
         // Per row: codes (bit i = plane i) and per-group scales ([d, c] or α).
         let (bits, group, bias, codes, scales): Unpacked = match enc {
@@ -332,7 +333,7 @@ fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_grou
 /// BCQ: the code's bit i is plane i's sign bit (1 = +1), so the ±1
 /// reinterpretation is the identity; scales are the plane `α`s.
 fn bcq_codes(p: BcqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
-    let (g, bb) = (p.group as usize, p.block_bytes());
+    let (g, bb) = (p.row_block_elems(), p.block_bytes());
     let mut codes = vec![0u8; n];
     let mut scales = Vec::with_capacity(n / g);
     for (blk, dst) in bytes.chunks_exact(bb).zip(codes.chunks_exact_mut(g)) {

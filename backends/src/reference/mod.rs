@@ -304,13 +304,13 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
 fn dequantize(t: &Tensor) -> Result<Tensor, String> {
     let Data::Encoded(enc, bytes) = &t.data else { return Err("operand is not encoded".into()) };
     let mut out = vec![0f32; t.numel()];
-    flexc_ir::quant::decode(*enc, bytes, &mut out)?;
+    enc.decode(&t.shape, bytes, &mut out)?;
     Ok(Tensor::float(t.elem, &t.shape, out))
 }
 
 fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
     let x = t.as_f32().ok_or("operand must be a plain float tensor")?;
-    let bytes = flexc_ir::quant::encode_shaped(enc, x, &t.shape)?;
+    let bytes = enc.encode(&t.shape, x)?;
     Ok(Tensor { elem: t.elem, shape: t.shape.clone(), data: Data::Encoded(enc, bytes.into()) })
 }
 
@@ -336,7 +336,7 @@ fn gather(table: &Tensor, ids_t: &Tensor) -> Result<Tensor, String> {
         match &table.data {
             Data::F32(v) => dst.copy_from_slice(&v[id * d..(id + 1) * d]),
             Data::Encoded(enc, bytes) => {
-                let rb = (d as u64 / enc.block_elems() * enc.block_bytes()) as usize;
+                let rb = enc.storage(&[d as u64])? as usize;
                 flexc_ir::quant::decode(*enc, &bytes[id * rb..(id + 1) * rb], dst)?;
             }
             Data::Int(_) => unreachable!("integer tables are handled above"),

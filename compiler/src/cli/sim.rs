@@ -19,7 +19,7 @@ use flexc_passes::{ManagerOptions, PassManager};
 use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
-use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
+use flexc_backends::flexcim::arch::{parse_pattern, Arch, EnergyTable};
 use flexc_backends::flexcim::fromir::from_ir;
 use flexc_backends::flexcim::isa::{encode, print_asm, read_stream, Program};
 use flexc_backends::flexcim::lower::MagnitudePrune;
@@ -160,7 +160,7 @@ fn load_arch(opts: &FlexcimOpts) -> CliResult<Arch> {
 }
 
 fn ir_work(path: &Path, opts: &FlexcimOpts, passes: Option<(&str, bool)>) -> CliResult<flexc_backends::flexcim::fromir::IrWork> {
-    let nm = Nm::parse(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
+    let nm = parse_pattern(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
     let src = read_source(path)?;
     let mut module = load_module(&src)?;
     if let Some((pipeline, explain)) = passes {
