@@ -15,7 +15,7 @@
 //! own file); encodings that are not affine group grids (`#bcq`, `#nm`,
 //! per-tensor `#ternary`, the K-quants) have their own quantizers or none.
 
-use super::grid::{Affine, Levels};
+use super::grid::{Affine, Levels, Offset};
 use flexc_ir::quant::AffineFit;
 use flexc_ir::Encoding;
 
@@ -49,17 +49,20 @@ impl QuantFormat {
     }
 
     /// Bytes the CPU kernel streams per decoded token for an `[n, k]` weight
-    /// in this format: the ggml blocks as stored; `#gq` and `#ternary` in
-    /// the LUT kernel's layout (`backends/src/cpu/lut.rs`), where 1 and 3
-    /// bits pay for a padding plane (2 and 4 planes) and each group's
-    /// scale (and offset) is an f16 per row.
+    /// in this format: the blocks as stored, except for the encodings the
+    /// LUT kernel runs (`#gq`, `#ternary`), which it streams in its own
+    /// layout (`backends/src/cpu/lut.rs`): 1 and 3 bits pay for a padding
+    /// plane (2 and 4 planes), and each group's scale (and integer zero
+    /// point, as an offset) is an f16 per row.
     pub fn streamed_bytes(&self, n: usize, k: usize) -> u64 {
         let groups = (n * (k / self.group)) as u64;
-        let codes = |planes: u64| (n * k) as u64 * planes / 8;
-        match self.layout {
-            Layout::Gq { bits, zero } => codes(if bits <= 2 { 2 } else { 4 }) + groups * 2 * (1 + zero as u64),
-            Layout::Ternary => codes(2) + groups * 2,
-            _ => groups * self.block_bytes() as u64,
+        match self.enc.lut_planes() {
+            Some(p) => {
+                let planes = if p <= 2 { 2 } else { 4 };
+                let offsets = u64::from(matches!(self.levels.offset, Offset::IntZero));
+                (n * k) as u64 * planes / 8 + groups * 2 * (1 + offsets)
+            }
+            None => groups * self.block_bytes() as u64,
         }
     }
 

@@ -90,7 +90,7 @@ pub fn pruned_mass(s: &[f32], inp: usize, cands: &[Nm]) -> Vec<f64> {
         .collect();
     for c in cands {
         let p = &per_m.iter().find(|(m, _)| *m == c.m).expect("every M tabulated").1;
-        out.push(if total > 0.0 { p[c.n as usize] / total } else { 0.0 });
+        out.push(if total > 0.0 { p[c.n()] / total } else { 0.0 });
     }
     out
 }
@@ -132,8 +132,8 @@ pub fn allocate_units(costs: &[Vec<f64>], sizes: &[u64], cands: &[Nm], target: f
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| fixed.get(i).copied().flatten().is_none_or(|f| f == **c))
-                .filter(|(_, c)| (size * c.n as u64).is_multiple_of(c.m as u64))
-                .map(|(j, c)| (j, Choice { bytes: size * c.n as u64 / c.m as u64, error: row[j] }))
+                .filter(|(_, c)| (size * (c.n() as u64)).is_multiple_of(c.m() as u64))
+                .map(|(j, c)| (j, Choice { bytes: size * (c.n() as u64) / (c.m() as u64), error: row[j] }))
                 .collect()
         })
         .collect();
@@ -154,8 +154,8 @@ mod tests {
     use super::super::{cost, select_exact, Status, FLOW_CANDIDATES};
     use super::*;
 
-    fn nm(n: u32, m: u32) -> Nm {
-        Nm { n, m }
+    fn nm(n: u8, m: u8) -> Nm {
+        Nm::of(n, m)
     }
 
     #[test]
