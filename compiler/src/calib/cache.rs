@@ -5,7 +5,6 @@
 //! model file (path, size, modification time) and the settings. The file is
 //! the ordinary statistics file ([`super::file`]), written atomically.
 
-use flexc_passes::pipeline::parse_pipeline;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
@@ -45,9 +44,8 @@ pub enum Need {
 /// `quantize` needs Hessians (GPTQ, the default method, and `bpw=`) or,
 /// with `method=rtn`, statistics for its importance-weighted scales.
 pub fn need(pipeline: &str) -> Need {
-    let text = flexc_passes::registry::expand_preset(pipeline).unwrap_or(pipeline);
     let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
-    let Ok(specs) = parse_pipeline(text) else { return Need::Nothing };
+    let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else { return Need::Nothing };
     specs
         .iter()
         .map(|s| match s.name.as_str() {

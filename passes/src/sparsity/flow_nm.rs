@@ -242,7 +242,7 @@ impl FlowNm {
             Method::Owl => owl_unstructured(&r, self.sparsity, self.lamda)
                 .into_iter()
                 .enumerate()
-                .map(|(k, s)| Target::Unstructured(if is_end(k) { 0.0 } else { s }))
+                .map(|(k, s)| Target::Unstructured(if is_end(k) { 0.0 } else { s.clamp(0.0, 1.0) }))
                 .collect(),
             Method::OwlNm => owl_nm(&r, self.pattern, self.lamda)
                 .into_iter()
@@ -301,7 +301,7 @@ impl Pass for FlowNm {
             .units
             .iter()
             .map(|u| {
-                let (n, mm) = u.nm.map_or((0, 0), |c| (c.n as i64, c.m as i64));
+                let (n, mm) = u.nm.map_or((0, 0), |c| (c.n() as i64, c.m() as i64));
                 let mut e = vec![AttrLit::Int(u.unit as i64), AttrLit::Float(u.outlier_ratio), AttrLit::Float(u.locality), AttrLit::Int(n), AttrLit::Int(mm)];
                 if u.nm.is_none() {
                     e.push(AttrLit::Float(u.sparsity));

@@ -30,6 +30,7 @@ use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind};
 use crate::registry::PassInfo;
 use crate::rewrite::{remove_dead_ops, replace_value};
+use flexc_ir::quant::Primitive;
 use flexc_ir::types::{Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, Span};
@@ -79,8 +80,8 @@ pub struct PruneNm {
 pub fn nm_mask(scores: &[f32], inp: usize, nm: Nm) -> Vec<bool> {
     let mut keep = vec![false; scores.len()];
     for (row_s, row_k) in scores.chunks_exact(inp).zip(keep.chunks_exact_mut(inp)) {
-        for (gs, gk) in row_s.chunks_exact(nm.m as usize).zip(row_k.chunks_exact_mut(nm.m as usize)) {
-            for i in flexc_ir::quant::nm::top_n(gs.iter().copied(), nm.n as usize) {
+        for (gs, gk) in row_s.chunks_exact(nm.m() as usize).zip(row_k.chunks_exact_mut(nm.m() as usize)) {
+            for i in flexc_ir::quant::nm::top_n(gs.iter().copied(), nm.n() as usize) {
                 gk[i] = true;
             }
         }
@@ -183,17 +184,17 @@ impl Pass for PruneNm {
                 continue;
             }
             let id = m.weights.lookup(name).ok_or_else(|| format!("unknown weight @{name}"))?;
-            if matches!(m.weights.get(id).ty.encoding, Some(Encoding::Nm { .. })) {
+            if m.weights.get(id).ty.encoding.is_some_and(|e| e.admits(Primitive::Sparse)) {
                 continue; // already pruned (idempotent)
             }
             let n_el = lin.out * lin.inp;
             total += n_el;
             let (ty, bytes, kept) = match target {
-                Target::Nm(nm) if nm.n == nm.m => continue,
+                Target::Nm(nm) if nm.is_dense() => continue,
                 Target::Unstructured(s) if *s <= 0.0 => continue,
                 Target::Nm(nm) => {
-                    if lin.inp % nm.m as usize != 0 {
-                        return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m));
+                    if lin.inp % nm.m() != 0 {
+                        return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m()));
                     }
                     let w = weight_f32(m, name)?;
                     let (values, keep) = if self.sparsegpt {
@@ -215,8 +216,8 @@ impl Pass for PruneNm {
                         };
                         (w, keep)
                     };
-                    let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
-                    let bytes = flexc_ir::quant::nm::encode_masked(nm.n as u8, nm.m as u8, &values, &keep)?;
+                    let enc = Encoding::Nm(*nm);
+                    let bytes = flexc_ir::quant::nm::encode_masked(*nm, &values, &keep)?;
                     (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
                 }
                 Target::Unstructured(_) if self.sparsegpt => {
