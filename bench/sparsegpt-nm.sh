@@ -43,6 +43,8 @@ uniform 4:8, Wanda|method=uniform,pattern=4:8,dense-ends=false|
 uniform 4:8, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt
 measured 60%, Wanda|sparsity=0.6,dense-ends=false|
 measured 60%, SparseGPT|sparsity=0.6,dense-ends=false|update=sparsegpt
+measured 60% of 3:8/4:8, Wanda|sparsity=0.6,candidates=3:8,4:8,dense-ends=false|
+measured 60% of 3:8/4:8, SparseGPT|sparsity=0.6,candidates=3:8,4:8,dense-ends=false|update=sparsegpt
 uniform 3:8, Wanda|method=uniform,pattern=3:8,dense-ends=false|
 uniform 3:8, SparseGPT|method=uniform,pattern=3:8,dense-ends=false|update=sparsegpt
 measured 50%, Wanda|sparsity=0.5,dense-ends=false|
