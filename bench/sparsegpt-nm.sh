@@ -88,6 +88,8 @@ done <<<"$ROWS"
 # With `align=pairs:32` every N:M group takes exactly N macro slots, so the
 # simulated cost depends on the per-layer patterns only, not on which weights
 # are kept: Wanda masks stand in for the SparseGPT ones of the same plan.
+# Per-row (unaligned) masks need as many slots as the rows of a tile
+# disagree on, so that row runs SparseGPT's own masks.
 #   flexc sim MODEL --stats STATS --pipeline PIPE --engine analytical --rows 128 \
 #       --baseline dense,fixed-2:4 --format json
 [ "${SIM:-1}" = 0 ] && exit 0
@@ -95,6 +97,7 @@ SIMS=$(cat <<'EOF2'
 uniform 4:8|flow-nm{method=uniform,pattern=4:8,dense-ends=false},prune-nm{align=pairs:32}
 uniform 2:4|flow-nm{method=uniform,pattern=2:4,dense-ends=false},prune-nm{align=pairs:32}
 measured 60% of 2:8/4:8/8:8|flow-nm{sparsity=0.6,candidates=2:8,4:8,8:8,dense-ends=false},prune-nm{align=pairs:32}
+uniform 4:8 per-row masks (SparseGPT's own)|flow-nm{method=uniform,pattern=4:8,dense-ends=false},prune-nm{update=sparsegpt}
 EOF2
 )
 echo
