@@ -50,6 +50,7 @@ uniform 3:8, SparseGPT|method=uniform,pattern=3:8,dense-ends=false|update=sparse
 measured 50%, Wanda|sparsity=0.5,dense-ends=false|
 measured 50%, SparseGPT|sparsity=0.5,dense-ends=false|update=sparsegpt
 uniform 4:8 pairs:32, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt,align=pairs:32
+uniform 2:4, SparseGPT|method=uniform,pattern=2:4,dense-ends=false|update=sparsegpt
 uniform 2:4 pairs:32, SparseGPT|method=uniform,pattern=2:4,dense-ends=false|update=sparsegpt,align=pairs:32
 measured 60% of 2:8/4:8/8:8 pairs:32, SparseGPT|sparsity=0.6,candidates=2:8,4:8,8:8,dense-ends=false|update=sparsegpt,align=pairs:32
 FLOW-reference 60% nearest, Wanda|method=flow-reference,sparsity=0.6,mode=nearest,dense-ends=false|
