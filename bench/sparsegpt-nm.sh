@@ -43,13 +43,16 @@ uniform 4:8, Wanda|method=uniform,pattern=4:8,dense-ends=false|
 uniform 4:8, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt
 measured 60%, Wanda|sparsity=0.6,dense-ends=false|
 measured 60%, SparseGPT|sparsity=0.6,dense-ends=false|update=sparsegpt
+measured 60% of 3:8/4:8, Wanda|sparsity=0.6,candidates=3:8,4:8,dense-ends=false|
+measured 60% of 3:8/4:8, SparseGPT|sparsity=0.6,candidates=3:8,4:8,dense-ends=false|update=sparsegpt
 uniform 3:8, Wanda|method=uniform,pattern=3:8,dense-ends=false|
 uniform 3:8, SparseGPT|method=uniform,pattern=3:8,dense-ends=false|update=sparsegpt
 measured 50%, Wanda|sparsity=0.5,dense-ends=false|
 measured 50%, SparseGPT|sparsity=0.5,dense-ends=false|update=sparsegpt
 uniform 4:8 pairs:32, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt,align=pairs:32
 uniform 2:4, SparseGPT|method=uniform,pattern=2:4,dense-ends=false|update=sparsegpt
-measured 60% pairs:32, SparseGPT|sparsity=0.6,dense-ends=false|update=sparsegpt,align=pairs:32
+uniform 2:4 pairs:32, SparseGPT|method=uniform,pattern=2:4,dense-ends=false|update=sparsegpt,align=pairs:32
+measured 60% of 2:8/4:8/8:8 pairs:32, SparseGPT|sparsity=0.6,candidates=2:8,4:8,8:8,dense-ends=false|update=sparsegpt,align=pairs:32
 FLOW-reference 60% nearest, Wanda|method=flow-reference,sparsity=0.6,mode=nearest,dense-ends=false|
 dense|-|
 EOF2
@@ -77,7 +80,33 @@ while IFS='|' read -r label fopts popts; do
     echo "| $label | \`$pipe\` | $achieved | $patterns | failed (exit $rc: $(tail -1 "$OUT_DIR/$tag.err")) | $dt |"
     continue
   fi
-  jq -c --arg label "$label" --arg pipe "$pipe" --arg patterns "$patterns" --arg achieved "$achieved" --arg dt "$dt" \
-    '{label: $label, pipeline: $pipe, achieved: $achieved, patterns: $patterns, ppl, stderr, seconds: ($dt|tonumber)}' <<<"$out" >>"$OUT_DIR/$tag.jsonl"
+  jq -c --arg lab "$label" --arg pipe "$pipe" --arg patterns "$patterns" --arg achieved "$achieved" --arg dt "$dt" \
+    '{label: $lab, pipeline: $pipe, achieved: $achieved, patterns: $patterns, ppl, stderr, seconds: ($dt|tonumber)}' <<<"$out" >>"$OUT_DIR/$tag.jsonl"
   echo "| $label | \`$pipe\` | $achieved | $patterns | $(jq -r '"\(.ppl*1000|round/1000) ± \(.stderr*1000|round/1000)"' <<<"$out") | $dt |"
 done <<<"$ROWS"
+
+# FlexCiM-like simulator on the same plans with tile-aligned masks (SIM=0 skips).
+# With `align=pairs:32` every N:M group takes exactly N macro slots, so the
+# simulated cost depends on the per-layer patterns only, not on which weights
+# are kept: Wanda masks stand in for the SparseGPT ones of the same plan.
+# Per-row (unaligned) masks need as many slots as the rows of a tile
+# disagree on, so that row runs SparseGPT's own masks.
+#   flexc sim MODEL --stats STATS --pipeline PIPE --engine analytical --rows 128 \
+#       --baseline dense,fixed-2:4 --format json
+[ "${SIM:-1}" = 0 ] && exit 0
+SIMS=$(cat <<'EOF2'
+uniform 4:8|flow-nm{method=uniform,pattern=4:8,dense-ends=false},prune-nm{align=pairs:32}
+uniform 2:4|flow-nm{method=uniform,pattern=2:4,dense-ends=false},prune-nm{align=pairs:32}
+measured 60% of 2:8/4:8/8:8|flow-nm{sparsity=0.6,candidates=2:8,4:8,8:8,dense-ends=false},prune-nm{align=pairs:32}
+uniform 4:8 per-row masks (SparseGPT's own)|flow-nm{method=uniform,pattern=4:8,dense-ends=false},prune-nm{update=sparsegpt}
+EOF2
+)
+echo
+echo "| plan (pairs:32) | phase | FlexCiM cycles | FlexCiM energy (µJ) | dense DCiM cycles | dense DCiM energy (µJ) | fixed-2:4 DCiM cycles | fixed-2:4 DCiM energy (µJ) |"
+echo "|---|---|---|---|---|---|---|---|"
+while IFS='|' read -r label pipe; do
+  [ -n "$ONLY" ] && ! grep -Eq "$ONLY" <<<"sim $label" && continue
+  out=$(nice -n 10 "$FLEXC" sim "$MODEL" --stats "$STATS" --pipeline "$pipe" --engine analytical --rows 128 --baseline dense,fixed-2:4 --format json 2>"$OUT_DIR/$tag.sim.err") || { echo "| $label | failed: $(tail -1 "$OUT_DIR/$tag.sim.err") |"; continue; }
+  jq -c --arg lab "$label" '{label: $lab, pipeline, phases: [.phases[] | {name, rows, cycles, energy_pj, baselines: [.baselines[] | {name, cycles, energy_pj}]}]}' <<<"$out" >>"$OUT_DIR/$tag.sim.jsonl"
+  jq -r --arg lab "$label" '.phases[] | "| \($lab) | \(.name) (\(.rows) rows) | \(.cycles) | \(.energy_pj/1e6*10|round/10) | \(.baselines[0].cycles) | \(.baselines[0].energy_pj/1e6*10|round/10) | \(.baselines[1].cycles) | \(.baselines[1].energy_pj/1e6*10|round/10) |"' <<<"$out"
+done <<<"$SIMS"

@@ -2,8 +2,10 @@
 //! FLOW's outlier-aware selection, or a baseline allocation, and attach it to
 //! the module as the `nm_plan` metadata that `prune-nm` applies.
 //!
-//! `method=flow` (the default) allocates by *measured* sensitivity, solved
-//! exactly, each ratio realised with the largest M ([`super::measured`]);
+//! `method=flow` (the default) allocates by a sensitivity measured on the
+//! calibration data (a per-layer proxy that misranks blocks on SmolLM2, see
+//! [`super::measured`]), solved exactly, each ratio realised with the
+//! largest M;
 //! FLOW's outlier ratio and locality are still computed and recorded as
 //! features. `method=flow-reference` is FLOW's own formulation.
 //!

@@ -19,6 +19,14 @@
 //! Summed over the unit's linears. It is measured on the calibration data
 //! for every candidate (no interpolation: one sort per group gives every N).
 //!
+//! **Known failure** (`bench/results/sparsegpt-nm-smollm2.md`): this is a
+//! per-layer proxy, and it does not rank *blocks* by their effect on the
+//! loss. On SmolLM2-135M at 60% it finds block 0 cheapest and gives it 2:8;
+//! the plan scores perplexity 2,230 against 299 for uniform 3:8 (62.5%,
+//! Wanda masks, 20 chunks). Costs measured as each block's ΔNLL on
+//! calibration windows (in the driver) should replace it; the knapsack
+//! below takes any additive cost.
+//!
 //! **Allocation**: one candidate per unit minimising the summed cost with
 //! the parameter-weighted average sparsity at least the target — the
 //! multiple-choice knapsack over kept weights, solved by
