@@ -191,7 +191,7 @@ ppl() {
     else
         "$(engine_bin "$e")/llama-perplexity" -m "$path" -c 512 -b 512 --chunks "$CHUNKS" -t "$THREADS" -f "$TEXT" \
             >"$out" 2>"$out.err" &&
-            cat "$out" "$out.err" | sed -n 's/.*Final estimate: PPL = \([0-9.]*\) .*/\1/p' | tail -1 && return 0
+            cat "$out" "$out.err" | sed -n 's/.*Final estimate: PPL.* = \([0-9.]*\) .*/\1/p' | tail -1 && return 0
     fi
     echo "note: $e perplexity failed on $name (see $out.err)" >&2
     echo failed
