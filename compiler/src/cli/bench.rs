@@ -174,10 +174,12 @@ fn model(a: ModelArgs) -> CliResult {
     }
     let (pp, tg) = (median(pp), median(tg));
     let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // The GEMM kernel tier this process's sessions get (FLEXC_WIDE caps it).
+    let kernels = JitSession::host().ok().and_then(|s| s.caps().wide).map_or("cranelift-128", |w| w.name());
     match a.format {
         Format::Json => {
             let v = serde_json::json!({
-                "model": name, "backend": "cpu", "threads": threads,
+                "model": name, "backend": "cpu", "threads": threads, "kernels": kernels,
                 "prefill_tokens": a.prompt_tokens, "decode_tokens": a.gen_tokens, "repeats": a.repeats,
                 "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
             });
@@ -185,7 +187,7 @@ fn model(a: ModelArgs) -> CliResult {
         }
         Format::Text => {
             let pipeline = a.pipeline.as_deref().unwrap_or("none");
-            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s");
+            println!("model {name} | backend cpu | threads {threads} | kernels {kernels} | pipeline {pipeline} | compile {compile:.3} s");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
         }
