@@ -3,7 +3,7 @@
 # same model file, the same text and the same thread count, in one run.
 #
 # What it does:
-#   1. Builds llama-bench, llama-perplexity and llama-quantize of two engines
+#   1. Builds llama-bench, llama-perplexity, llama-quantize and llama-imatrix of two engines
 #      (static, -march=native, CPU only) under
 #      ${FLEXC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/flexc}:
 #        llama.cpp     from the tree vendored in the PyPI sdist llama-cpp-python==0.3.36
@@ -113,7 +113,7 @@ fetch_sdist() {
 build_engine() {
     local name="$1" src="$2" dir="$3"; shift 3
     local bin="$dir/build/bin"
-    if [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-perplexity" ] && [ -x "$bin/llama-quantize" ]; then
+    if [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-perplexity" ] && [ -x "$bin/llama-quantize" ] && [ -x "$bin/llama-imatrix" ]; then
         return 0
     fi
     echo "== building $name into $dir (see the header for how long)" >&2
@@ -124,7 +124,7 @@ build_engine() {
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
         -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF "$@" >"$dir/logs/cmake.log" 2>&1 ||
         { cat "$dir/logs/cmake.log" >&2; exit 1; }
-    PATH="$VENV/bin:$PATH" nice -n 10 cmake --build "$dir/build" -j"$(nproc)" --target llama-perplexity llama-bench llama-quantize \
+    PATH="$VENV/bin:$PATH" nice -n 10 cmake --build "$dir/build" -j"$(nproc)" --target llama-perplexity llama-bench llama-quantize llama-imatrix \
         >"$dir/logs/build.log" 2>&1 || { grep -m20 -B2 -A5 'error' "$dir/logs/build.log" >&2; exit 1; }
     echo "== $name built in $((SECONDS - t0)) s" >&2
 }
