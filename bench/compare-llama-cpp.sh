@@ -160,7 +160,7 @@ model_path() {
 FLEXC_CMD=()
 if [ "$RUN_FLEXC" = 1 ]; then
     if [ -n "${FLEXC:-}" ]; then
-        FLEXC_CMD=("$FLEXC")
+        FLEXC_CMD=("$(realpath "$(command -v "$FLEXC")")")
     elif (cd "$REPO" && nice -n 10 cargo build --release -q -p flexc >"$LOGS/cargo.log" 2>&1); then
         FLEXC_CMD=("${CARGO_TARGET_DIR:-$REPO/target}/release/flexc")
     else
@@ -191,7 +191,7 @@ ppl() {
     else
         "$(engine_bin "$e")/llama-perplexity" -m "$path" -c 512 -b 512 --chunks "$CHUNKS" -t "$THREADS" -f "$TEXT" \
             >"$out" 2>"$out.err" &&
-            cat "$out" "$out.err" | sed -n 's/.*Final estimate: PPL = \([0-9.]*\) .*/\1/p' | tail -1 && return 0
+            cat "$out" "$out.err" | sed -n 's/.*Final estimate: PPL.* = \([0-9.]*\) .*/\1/p' | tail -1 && return 0
     fi
     echo "note: $e perplexity failed on $name (see $out.err)" >&2
     echo failed
@@ -216,6 +216,7 @@ speed() {
 }
 
 # ---------------------------------------------------------------- 2 + 3. runs
+cd "$LOGS"   # ik_llama.cpp writes llama.log into the working directory
 LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 START=$(date -u +%H:%M)
 for m in "${MODELS[@]}"; do

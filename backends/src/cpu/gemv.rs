@@ -5,8 +5,10 @@
 //! processed as full tiles plus one remainder tile, each weight row streamed
 //! once per tile. For the 32-element block formats, Q4_K and Q6_K it also holds the
 //! [`ROW_GROUP`]-row register-blocked variants (`rowgroup.rs`, `rowgroup_k.rs`), which run
-//! every aligned group of rows; the one-row functions take the rows of a
-//! range that do not fill a group. [`GemvKernel::run`] checks every buffer length against the
+//! every aligned group of rows; on sessions with a wide tier the 32-element
+//! formats the generated kernels cover take [`WIDE_ROWS`]-row kernels from
+//! `wide/` instead (every tile, GEMV included). The one-row functions take
+//! the rows of a range that do not fill a group. [`GemvKernel::run`] checks every buffer length against the
 //! shape before the JIT code sees a pointer, then splits the rows over
 //! `threads` workers of rayon's pool (each worker runs all batch tiles for its
 //! row range, so the workers never touch the same `y` element).
@@ -34,11 +36,11 @@ pub struct GemvKernel {
     fns: Vec<CompiledFn>,
     /// `grouped[t - 2]`: the same for [`ROW_GROUP`] weight rows per pass,
     /// tiles `2..=T` (empty when the format/shape has no row-group kernel).
-    /// A GEMV (tile 1) always takes the one-row kernel: with a single
-    /// activation row the row group only adds the transposes (measured
-    /// slower), while its gain is sharing them over activation rows.
+    /// A GEMV (tile 1) takes the one-row kernel here: with a single
+    /// activation row the 4-row xmm group only adds the transposes
+    /// (measured slower), while its gain is sharing them over activation rows.
     grouped: Vec<CompiledFn>,
-    /// `wide[t - 2]`: the generated [`WIDE_ROWS`]-row kernel for tile `t`
+    /// `wide[t - 1]`: the generated [`WIDE_ROWS`]-row kernel for tile `t`
     /// (`wide/int_dot.rs`); when present it replaces `grouped`.
     wide: Vec<WideFn>,
 }
@@ -63,10 +65,12 @@ impl GemvKernel {
             return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
         }
         let caps = session.caps();
-        // Tiles ≥ 2 of the formats the wide generator covers run on its
-        // 8-row kernels when the session has a wide tier; the Cranelift
-        // row-group kernels are then not needed.
-        let wide_tier = caps.wide.filter(|&w| tile >= 2 && rows >= WIDE_ROWS && wide_int_dot_supported(format, w));
+        // Every tile of the formats the wide generator covers runs on its
+        // 8-row kernels when the session has a wide tier (the GEMV too: at
+        // these sizes decode is not bandwidth-bound); the Cranelift
+        // row-group kernels are then not needed, the one-row kernels take
+        // the rows that do not fill a group.
+        let wide_tier = caps.wide.filter(|&w| rows >= WIDE_ROWS && wide_int_dot_supported(format, w));
         let groups: &[usize] =
             if wide_tier.is_none() && KernelSpec::grouped(format, rows, caps) { &[1, ROW_GROUP] } else { &[1] };
         let mut sets = Vec::with_capacity(2);
@@ -84,7 +88,7 @@ impl GemvKernel {
         let fns = sets.pop().unwrap();
         let mut wide = Vec::new();
         if let Some(w) = wide_tier {
-            for t in 2..=tile {
+            for t in 1..=tile {
                 let spec = KernelSpec { format, rows, cols, tile: t, row_group: 1 };
                 wide.push(build_int_dot(&spec, w)?);
             }
@@ -129,7 +133,7 @@ impl GemvKernel {
     }
     /// The generated wide kernel for tile `t`, if there is one.
     pub fn wide_fn(&self, t: usize) -> Option<&WideFn> {
-        t.checked_sub(2).and_then(|i| self.wide.get(i))
+        t.checked_sub(1).and_then(|i| self.wide.get(i))
     }
     /// Total JIT compile time of all tile variants.
     pub fn compile_time(&self) -> Duration {

@@ -208,6 +208,8 @@ fn model(a: ModelArgs) -> CliResult {
     }
     let (pp, tg) = (median(pp), median(tg));
     let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    // The GEMM kernel tier this process's sessions get (FLEXC_WIDE caps it).
+    let kernels = JitSession::host().ok().and_then(|s| s.caps().wide).map_or("cranelift-128", |w| w.name());
     let bpw = p.bits_per_weight(&m);
     let ppl = match &ppl_text {
         Some(text) => Some(bench_perplexity(&p, &mut m, text, a.ppl_ctx, a.ppl_chunks)?),
@@ -216,7 +218,7 @@ fn model(a: ModelArgs) -> CliResult {
     match a.format {
         Format::Json => {
             let v = serde_json::json!({
-                "model": name, "backend": "cpu", "threads": threads,
+                "model": name, "backend": "cpu", "threads": threads, "kernels": kernels,
                 "prefill_tokens": a.prompt_tokens, "decode_tokens": a.gen_tokens, "repeats": a.repeats,
                 "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
                 "parameters": p.params, "weight_bytes_per_token": m.weight_bytes_per_token(), "bits_per_weight": bpw,
@@ -228,7 +230,7 @@ fn model(a: ModelArgs) -> CliResult {
         Format::Text => {
             let pipeline = a.pipeline.as_deref().unwrap_or("none");
             let bpw = bpw.map_or(String::new(), |b| format!(" | {b:.3} bits per weight"));
-            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s{bpw}");
+            println!("model {name} | backend cpu | threads {threads} | kernels {kernels} | pipeline {pipeline} | compile {compile:.3} s{bpw}");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
             if let Some(r) = &ppl {

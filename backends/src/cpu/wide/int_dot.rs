@@ -298,14 +298,8 @@ fn transpose_nibbles(a: &mut CodeAssembler, rb: i32, lay: &BlockLayout) -> Resul
         a.vmovdqu(xmm_of(reg), xmmword_ptr(rax + (r * rb + lay.qs)))?;
         a.vinserti128(reg, reg, xmmword_ptr(rax + ((r + 4) * rb + lay.qs)), 1)?;
     }
-    a.vpunpckldq(ymm6, ymm2, ymm3)?;
-    a.vpunpckhdq(ymm2, ymm2, ymm3)?;
-    a.vpunpckldq(ymm3, ymm4, ymm5)?;
-    a.vpunpckhdq(ymm4, ymm4, ymm5)?;
-    a.vpunpcklqdq(ymm5, ymm6, ymm3)?;
-    a.vpunpckhqdq(ymm6, ymm6, ymm3)?;
-    a.vpunpcklqdq(ymm3, ymm2, ymm4)?;
-    a.vpunpckhqdq(ymm2, ymm2, ymm4)?;
+    unpack(a, false, &[(ymm6, ymm2, ymm2, ymm3), (ymm3, ymm4, ymm4, ymm5)])?;
+    unpack(a, true, &[(ymm5, ymm6, ymm6, ymm3), (ymm3, ymm2, ymm2, ymm4)])?;
     if let Some(qh) = lay.qh {
         for (half, x) in [(0, xmm7), (4, xmm4)] {
             a.vmovd(x, dword_ptr(rax + (half * rb + qh)))?;
@@ -327,19 +321,9 @@ fn transpose_bytes(a: &mut CodeAssembler, rb: i32, qs: i32) -> Result<Groups, ic
         a.vmovdqu(Y[2 + r], ymmword_ptr(rax + (r as i32 * rb + qs)))?;
     }
     // t0..t7 = ymm10, 2, 11, 4, 12, 6, 13, 8
-    for (lo, hi, src_a, src_b) in [(ymm10, ymm2, ymm2, ymm3), (ymm11, ymm4, ymm4, ymm5), (ymm12, ymm6, ymm6, ymm7), (ymm13, ymm8, ymm8, ymm9)] {
-        a.vpunpckldq(lo, src_a, src_b)?;
-        a.vpunpckhdq(hi, src_a, src_b)?;
-    }
+    unpack(a, false, &[(ymm10, ymm2, ymm2, ymm3), (ymm11, ymm4, ymm4, ymm5), (ymm12, ymm6, ymm6, ymm7), (ymm13, ymm8, ymm8, ymm9)])?;
     // u0..u7 = ymm3, 5, 7, 9, 10, 11, 2, 4
-    a.vpunpcklqdq(ymm3, ymm10, ymm11)?;
-    a.vpunpckhqdq(ymm5, ymm10, ymm11)?;
-    a.vpunpcklqdq(ymm7, ymm2, ymm4)?;
-    a.vpunpckhqdq(ymm9, ymm2, ymm4)?;
-    a.vpunpcklqdq(ymm10, ymm12, ymm13)?;
-    a.vpunpckhqdq(ymm11, ymm12, ymm13)?;
-    a.vpunpcklqdq(ymm2, ymm6, ymm8)?;
-    a.vpunpckhqdq(ymm4, ymm6, ymm8)?;
+    unpack(a, true, &[(ymm3, ymm5, ymm10, ymm11), (ymm7, ymm9, ymm2, ymm4), (ymm10, ymm11, ymm12, ymm13), (ymm2, ymm4, ymm6, ymm8)])?;
     // G_g = [u_g.lo | u_{g+4}.lo], G_{g+4} = [u_g.hi | u_{g+4}.hi]
     let out = [ymm12, ymm6, ymm14, ymm3, ymm13, ymm8, ymm15, ymm5];
     for (g, (u, v)) in [(ymm3, ymm10), (ymm5, ymm11), (ymm7, ymm2), (ymm9, ymm4)].into_iter().enumerate() {
@@ -350,4 +334,21 @@ fn transpose_bytes(a: &mut CodeAssembler, rb: i32, qs: i32) -> Result<Groups, ic
         a.vpxor(g, g, ymm0)?;
     }
     Ok(Groups::Bytes(out))
+}
+
+/// Per `(lo, hi, x, y)`: `lo = unpack-low(x, y)`, then `hi = unpack-high(x, y)`
+/// of 32-bit (`vpunpck{l,h}dq`) or 64-bit (`vpunpck{l,h}qdq`) elements inside
+/// each 128-bit half; `lo` must not be `x` or `y` (`hi` may).
+fn unpack(a: &mut CodeAssembler, qword: bool, pairs: &[(AsmRegisterYmm, AsmRegisterYmm, AsmRegisterYmm, AsmRegisterYmm)]) -> Result<(), iced_x86::IcedError> {
+    for &(lo, hi, x, y) in pairs {
+        debug_assert!(lo != x && lo != y);
+        if qword {
+            a.vpunpcklqdq(lo, x, y)?;
+            a.vpunpckhqdq(hi, x, y)?;
+        } else {
+            a.vpunpckldq(lo, x, y)?;
+            a.vpunpckhdq(hi, x, y)?;
+        }
+    }
+    Ok(())
 }
