@@ -5,7 +5,10 @@ use super::error::{CliError, CliResult};
 use super::run::{instantiate, prepare, Backend, Prepared};
 use crate::chat::ChatTemplate;
 use crate::generate::sampler::SamplerConfig;
+use crate::generate::batch::{BatchModel, OneSlot};
+use crate::generate::cpu::CpuModel;
 use crate::generate::Session;
+use flexc_backends::cpu::runtime::default_threads;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -48,6 +51,21 @@ impl ModelArgs {
     /// A session (empty KV cache) over the prepared model.
     pub fn session<'p>(&self, p: &'p Prepared) -> CliResult<Session<'p>> {
         Ok(Session::new(instantiate(p, self.backend, self.threads)?))
+    }
+
+    /// A model with `slots` KV caches decoded in batches (the cpu backend;
+    /// the reference interpreter runs one sequence at a time).
+    pub fn batch_model<'p>(&self, p: &'p Prepared, slots: usize) -> CliResult<Box<dyn BatchModel + 'p>> {
+        Ok(match self.backend {
+            Backend::Cpu => {
+                if self.threads == Some(0) {
+                    return Err(CliError::usage("error: --threads must be at least 1"));
+                }
+                let m = CpuModel::new(&p.module, self.threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?;
+                Box::new(m.with_slots(slots))
+            }
+            Backend::Reference => Box::new(OneSlot(instantiate(p, self.backend, self.threads)?)),
+        })
     }
 
     /// The chat template for the prepared model.

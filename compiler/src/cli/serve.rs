@@ -22,6 +22,9 @@ pub struct ServeArgs {
     /// The model name in responses (default: the model argument or file name).
     #[arg(long)]
     pub alias: Option<String>,
+    /// Sequences decoded together (KV-cache slots; --ctx tokens each).
+    #[arg(long = "parallel", visible_alias = "np", default_value_t = 4)]
+    pub parallel: usize,
     /// Requests admitted at once, running or queued; more get HTTP 503.
     #[arg(long, default_value_t = 64)]
     pub queue: usize,
@@ -33,8 +36,8 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> CliResult {
     let defaults = args.sampling.config()?;
     let default_limit = args.sampling.limit()?;
-    if args.queue == 0 {
-        return Err(CliError::usage("error: --queue must be at least 1"));
+    if args.queue == 0 || args.parallel == 0 {
+        return Err(CliError::usage("error: --queue and --parallel must be at least 1"));
     }
     let p = args.model.prepare()?;
     let template = args.model.template(&p).map_err(|e| e.to_string());
@@ -46,10 +49,10 @@ pub fn run(args: ServeArgs) -> CliResult {
         eprintln!("flexc serve: warning: {} (only /v1/completions will work)", e.trim_start_matches("error: "));
     }
     let cfg = ServeConfig { addr: SocketAddr::new(args.host, args.port), model: name, defaults, default_limit, queue: args.queue };
-    let model = args.model.clone();
+    let (model, parallel) = (args.model.clone(), args.parallel);
     let open: crate::server::Opener = Box::new(move |body| {
-        let mut session = model.session(&p).map_err(|e| e.to_string())?;
-        body(&mut session, &p.tok);
+        let mut m = model.batch_model(&p, parallel).map_err(|e| e.to_string())?;
+        body(m.as_mut(), &p.tok);
         Ok(())
     });
     serve(cfg, tok, template, open, &|addr| eprintln!("flexc serve: listening on http://{addr}")).map_err(|e| CliError::input(format!("error: {}", e.trim_start_matches("error: "))))

@@ -4,6 +4,7 @@
 //! only prefills what is new; a [`Decoding`] samples one sequence and turns
 //! its tokens into text, honouring the token limit and stop strings.
 
+pub mod batch;
 pub mod cpu;
 pub mod reference;
 pub mod sampler;

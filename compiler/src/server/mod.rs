@@ -1,5 +1,5 @@
 //! `flexc serve`: an OpenAI-compatible HTTP server. The model runs on its
-//! own thread ([`worker`]); axum on a small tokio runtime takes requests
+//! own thread ([`worker`]), decoding concurrent requests in batches; axum on a small tokio runtime takes requests
 //! ([`http`]), speaks the OpenAI wire format ([`api`]), and stops
 //! gracefully on SIGINT or SIGTERM (no new connections; requests in flight
 //! finish; the model thread drains its queue and exits).
@@ -10,7 +10,7 @@ pub mod worker;
 
 use crate::chat::ChatTemplate;
 use crate::generate::sampler::SamplerConfig;
-use crate::generate::Session;
+use crate::generate::batch::BatchModel;
 use crate::tokenizer::Tokenizer;
 use http::AppState;
 use std::net::SocketAddr;
@@ -31,9 +31,9 @@ pub struct ServeConfig {
     pub queue: usize,
 }
 
-/// Builds the session on the model thread (the model is compiled there and
-/// never leaves it) and hands it, with its tokenizer, to the given body.
-pub type Opener = Box<dyn FnOnce(&mut dyn FnMut(&mut Session<'_>, &Tokenizer)) -> Result<(), String> + Send>;
+/// Builds the model on the model thread (it is compiled there and never
+/// leaves it) and hands it, with its tokenizer, to the given body.
+pub type Opener = Box<dyn FnOnce(&mut dyn FnMut(&mut dyn BatchModel, &Tokenizer)) -> Result<(), String> + Send>;
 
 /// Serves until SIGINT/SIGTERM. `open` runs on the model thread; `tok` and
 /// `template` are the HTTP side's copies. `ready` is called with the bound
@@ -50,9 +50,9 @@ pub fn serve(
     let model_thread = std::thread::Builder::new()
         .name("flexc-model".into())
         .spawn(move || {
-            let r = open(&mut |session, tok| {
-                let _ = ready_tx.send(Ok(session.model.context()));
-                worker::serve_jobs(session, tok, &jobs_rx);
+            let r = open(&mut |model, tok| {
+                let _ = ready_tx.send(Ok(model.context()));
+                worker::serve_jobs(model, tok, &jobs_rx);
             });
             if let Err(e) = r {
                 let _ = ready_tx.send(Err(e));
