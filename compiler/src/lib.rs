@@ -2,6 +2,7 @@
 //! tokenizers, model fetching, and the session that runs import → pipeline →
 //! backend.
 
+pub mod artifact;
 pub mod calib;
 pub mod chat;
 pub mod cli;

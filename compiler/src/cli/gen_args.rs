@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// The model and the engine that runs it.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A model file or known name (default: smollm2-135m, pulled if needed).
+    /// A model file, compiled `.flexc`, or known name (default: smollm2-135m, pulled if needed).
     pub model: Option<String>,
     /// The engine.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
@@ -31,7 +31,8 @@ pub struct ModelArgs {
     /// (select-gemm) and tiles it; end your own pipeline with
     /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
     /// `none` to run the imported graph as is.
-    #[arg(long, default_value = "cpu")]
+    /// (Default: `cpu`; not allowed with a `.flexc`, which keeps its own.)
+    #[arg(long)]
     pub pipeline: Option<String>,
     /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
     #[arg(long)]

@@ -1,11 +1,13 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod artifact;
 pub mod embed;
 pub mod bench;
 pub mod calibrate;
 pub mod chat;
 pub mod error;
 pub mod exec;
+pub mod export;
 pub mod gen_args;
 pub mod import;
 pub mod models;
@@ -54,8 +56,10 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
-    /// Compile a .fir module for a target (flexcim: an instruction stream).
+    /// Compile a model for a target (cpu: a .flexc artifact; flexcim: an instruction stream).
     Compile(sim::CompileArgs),
+    /// Write a model (after a pipeline) or a .flexc as a GGUF file llama.cpp runs (ggml-typed weights only).
+    Export(export::ExportArgs),
     /// Simulate a FlexCiM stream, .fir module or whole model (cycles, energy, baselines).
     Sim(sim::SimArgs),
     /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
@@ -81,6 +85,7 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Perplexity(a) => perplexity::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Compile(a) => sim::compile(a),
+        Command::Export(a) => export::run(a),
         Command::Sim(a) => sim::sim(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),

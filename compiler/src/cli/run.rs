@@ -3,6 +3,7 @@
 use super::error::{CliError, CliResult};
 use super::import::import_model;
 use super::models::{resolve, DEFAULT_MODEL};
+use crate::artifact;
 use crate::frontend::decoder::ImportOptions;
 use crate::frontend::gguf::GgufFile;
 use crate::generate::cpu::CpuModel;
@@ -59,7 +60,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc tokenize smollm2-135m -p \"Hello world\"\n  flexc tokenize gemma3-270m -f book.txt --count")]
 pub struct TokenizeArgs {
-    /// A model file or known name.
+    /// A model file, compiled `.flexc`, or known name.
     pub model: String,
     /// Text to tokenize.
     #[arg(short, long, conflicts_with = "file", required_unless_present = "file")]
@@ -83,9 +84,13 @@ fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
     }
 }
 
-/// Loads a model's tokenizer.
+/// Loads a model's tokenizer (from a GGUF file or a `.flexc` artifact's metadata).
 pub fn load_tokenizer(path: &Path) -> CliResult<Tokenizer> {
-    let g = GgufFile::open(path).map_err(|e| CliError::input(e.to_string()))?;
+    let g = if artifact::is_artifact(path) {
+        artifact::open_meta(path).map_err(|e| CliError::input(e.to_string()))?
+    } else {
+        GgufFile::open(path).map_err(|e| CliError::input(e.to_string()))?
+    };
     Tokenizer::from_gguf(&g).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
 }
 
@@ -115,6 +120,46 @@ pub struct Prepared {
     pub load: std::time::Duration,
     /// Time to run the pipeline.
     pub passes: std::time::Duration,
+    /// Parameters of the imported model before the pipeline (elements of
+    /// every weight tensor): the denominator of bits per weight.
+    pub params: u64,
+    /// The calibration statistics the pipeline read, if any.
+    pub stats: Option<PathBuf>,
+    /// Where the CPU cost table came from, when a pipeline ran.
+    pub cost_table: Option<String>,
+    /// The pipeline text run (`none` when none ran).
+    pub pipeline: String,
+    /// How the artifact was made, when the model is a `.flexc` file.
+    pub provenance: Option<artifact::Provenance>,
+}
+
+/// The pipeline `run`, `perplexity`, `bench model` and `compile --target cpu`
+/// apply to a model without `--pipeline`.
+pub const DEFAULT_PIPELINE: &str = "cpu";
+
+/// Loads a compiled `.flexc` for `run`, `perplexity` and `bench`: no import
+/// and no pass (a pipeline or statistics are a usage error: they were fixed
+/// at compile time).
+fn prepare_artifact(path: PathBuf, pipeline: Option<&str>, stats: Option<&Path>) -> CliResult<Prepared> {
+    if pipeline.is_some() || stats.is_some() {
+        let flag = if pipeline.is_some() { "--pipeline" } else { "--stats" };
+        return Err(CliError::usage(format!("error: {}: a compiled .flexc keeps the pipeline it was compiled with; {flag} applies only to model files", path.display())));
+    }
+    let t0 = Instant::now();
+    let a = artifact::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+    let tok = Tokenizer::from_gguf(&a.meta).map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
+    let pipeline = a.provenance.pipeline.clone();
+    let params = a.provenance.parameters;
+    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params })
+}
+
+impl Prepared {
+    /// Bits per parameter the model reads per decoded token (llama.cpp's
+    /// frontier measure: all weight bytes read per token × 8 / parameters).
+    pub fn bits_per_weight(&self, model: &dyn LanguageModel) -> Option<f64> {
+        let bytes = model.weight_bytes_per_token()?;
+        (self.params > 0).then(|| bytes as f64 * 8.0 / self.params as f64)
+    }
 }
 
 /// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
@@ -122,28 +167,35 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
-    let pipeline = pipeline.filter(|p| *p != "none");
+    let t0 = Instant::now();
+    let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
+    if artifact::is_artifact(&path) {
+        return prepare_artifact(path, pipeline, stats);
+    }
+    let pipeline_text = pipeline.unwrap_or(DEFAULT_PIPELINE).to_string();
+    let pipeline = Some(pipeline_text.as_str()).filter(|p| *p != "none");
     // The pipeline is checked before any (default) statistics are computed.
     let pm = pipeline
         .map(|p| PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}"))))
         .transpose()?;
     let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
-    let t0 = Instant::now();
-    let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(&path, &ImportOptions { ctx })?;
+    let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
     let load = t0.elapsed();
+    let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();
+    let mut cost_table = None;
     if let Some(pm) = pm {
         // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
         let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;
+        cost_table = models.iter().find(|m| m.target() == "cpu").map(|m| m.source());
         let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);
         pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
     }
-    Ok(Prepared { path, tok, module, load, passes: t1.elapsed() })
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params })
 }
 
 /// Builds the chosen backend's model over a prepared module.
@@ -151,9 +203,10 @@ pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> Cl
     if threads == Some(0) {
         return Err(CliError::usage("error: --threads must be at least 1"));
     }
+    let err = |e: crate::generate::ModelError| CliError::input(format!("{}: error: {e}", p.path.display()));
     Ok(match backend {
-        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?),
-        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(|e| CliError::input(format!("error: {e}")))?),
+        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(err)?),
+        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(err)?),
     })
 }
 

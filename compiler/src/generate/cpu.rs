@@ -63,6 +63,10 @@ impl LanguageModel for CpuModel {
         self.vocab
     }
 
+    fn weight_bytes_per_token(&self) -> Option<u64> {
+        Some(self.rt.weight_bytes_per_token())
+    }
+
     fn context(&self) -> usize {
         self.ctx
     }

@@ -30,6 +30,11 @@ pub trait LanguageModel {
     /// logits of the last `rows` positions (clamped to `1..=tokens.len()`),
     /// row after row: 1 for generation, the scored half for perplexity.
     fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError>;
+    /// Bytes of weights one decoded token reads, in the layout the engine
+    /// streams them (None when the engine does not say).
+    fn weight_bytes_per_token(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.

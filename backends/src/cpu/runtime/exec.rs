@@ -156,7 +156,7 @@ impl CpuRuntime {
                 let Input::I32(ids) = inputs[*ids] else { return Err(invalid("gather ids")) };
                 let bytes: &[u8] = &self.plan.weights[*table];
                 let rb = match enc {
-                    Some(e) => (*d as u64 / e.block_elems() * e.block_bytes()) as usize,
+                    Some(e) => e.storage(&[*d as u64]).map_err(invalid)? as usize,
                     None => d * elem.storage_bytes(),
                 };
                 let o = &mut self.bufs[out.buf];

@@ -203,6 +203,11 @@ impl CpuRuntime {
         })
     }
 
+    /// Bytes of weights read per decoded token ([`plan::Plan::weight_bytes_per_token`]).
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        self.plan.weight_bytes_per_token()
+    }
+
     /// Wall time of [`CpuRuntime::compile`] (verification, planning, JIT).
     pub fn compile_time(&self) -> Duration {
         self.compile_time
