@@ -15,8 +15,11 @@ REQS=${3:-2}
 MAXTOK=${4:-64}
 CLIENTS=1,2,4,8
 OUT=bench/results/serve-smollm2.md
-cargo build --release -p flexc >/dev/null
-FLEXC=${CARGO_TARGET_DIR:-target}/release/flexc
+# FLEXC=path/to/flexc uses that binary (say, a debug build) instead of a release build.
+if [ -z "${FLEXC:-}" ]; then
+  cargo build --release -p flexc >/dev/null
+  FLEXC=${CARGO_TARGET_DIR:-target}/release/flexc
+fi
 LLAMA_SERVER=$CACHE/llama.cpp/build/bin/llama-server
 PORT_F=18431
 PORT_L=18432
@@ -41,16 +44,16 @@ if [ -x "$LLAMA_SERVER" ]; then
   kill $LPID; wait $LPID 2>/dev/null || true
 fi
 
-python3 - "$FLEXC_ROWS" "$LLAMA_ROWS" "$RUN_STATS" "$MODEL" "$THREADS" "$REQS" "$MAXTOK" > "$OUT" <<'PY'
+python3 - "$FLEXC_ROWS" "$LLAMA_ROWS" "$RUN_STATS" "$MODEL" "$THREADS" "$REQS" "$MAXTOK" "$FLEXC" "$(uptime)" > "$OUT" <<'PY'
 import json, sys
-f, l, run, model, threads, reqs, maxtok = sys.argv[1:]
+f, l, run, model, threads, reqs, maxtok, binary, load = sys.argv[1:]
 fr = [json.loads(x) for x in f.splitlines() if x.strip()]
 lr = {r["clients"]: r for r in (json.loads(x) for x in l.splitlines() if x.strip())}
 print(f"# Serving throughput: {model.split('/')[-1]}, {threads} threads\n")
 print(f"Greedy streamed `/v1/completions`, {maxtok} tokens per request, {reqs} requests per client, "
       "clients 1/2/4/8 at once; aggregate tok/s = generated tokens / wall time; TTFT from request to first text chunk. "
       "flexc: `flexc serve --parallel 8 --ctx 512` (continuous batching); llama-server: `-np 8 -c 4096` (same model file, same threads).\n")
-print("Command: `bench/serve.sh " + f"{model} {threads} {reqs} {maxtok}`\n")
+print("Command: `bench/serve.sh " + f"{model} {threads} {reqs} {maxtok}`" + f" with flexc binary `{binary}`; machine load at the end: `{load.strip()}`\n")
 base = fr[0]["aggregate_tok_s"] if fr else 1
 print("| clients | flexc tok/s | × 1 client | flexc TTFT median (s) | llama-server tok/s | llama-server TTFT median (s) |")
 print("|---|---|---|---|---|---|")

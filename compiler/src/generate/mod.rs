@@ -59,6 +59,11 @@ pub fn prompt_ids(tok: &Tokenizer, text: &str) -> Vec<u32> {
     ids
 }
 
+/// The length of the longest common prefix of two token lists.
+pub fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 /// Why a generation ended.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Finish {
@@ -189,7 +194,7 @@ impl<'m> Session<'m> {
             return Err(ModelError("the prompt is empty and the model adds no BOS token".into()));
         }
         check_context(ids.len(), 0, self.model.context())?;
-        let same = self.fed.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        let same = common_prefix(&self.fed, ids).min(ids.len() - 1);
         self.fed.truncate(same);
         let logits = self.model.forward(&ids[same..], same, 1);
         if logits.is_err() {
@@ -217,7 +222,7 @@ impl<'m> Session<'m> {
     pub fn generate(&mut self, tok: &Tokenizer, ids: &[u32], dec: &mut Decoding, emit: &mut dyn FnMut(&str), cancel: &dyn Fn() -> bool) -> Result<GenStats, ModelError> {
         let mut stats = GenStats { prompt_tokens: ids.len(), ..Default::default() };
         let t0 = Instant::now();
-        let before = self.fed.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len().saturating_sub(1));
+        let before = common_prefix(&self.fed, ids).min(ids.len().saturating_sub(1));
         let mut logits = self.prefill(ids)?;
         stats.prefilled = ids.len() - before;
         stats.prefill = t0.elapsed();

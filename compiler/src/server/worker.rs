@@ -9,7 +9,7 @@
 use super::api::{GenParams, Usage};
 use crate::generate::batch::BatchModel;
 use crate::generate::sampler::Sampler;
-use crate::generate::{Decoding, Finish};
+use crate::generate::{common_prefix, Decoding, Finish};
 use crate::tokenizer::Tokenizer;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -41,11 +41,6 @@ struct Active {
     dec: Decoding,
     prompt: usize,
     next: u32,
-}
-
-/// The longest common prefix of two token lists.
-fn common(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 /// Samples `a`'s next token from `logits` and reports it; false when the
@@ -93,9 +88,9 @@ pub fn serve_jobs(model: &mut dyn BatchModel, tok: &Tokenizer, jobs: &Receiver<J
             if job.events.is_closed() {
                 continue;
             }
-            let slot = (0..n).filter(|&s| active[s].is_none()).max_by_key(|&s| common(&fed[s], &job.ids)).unwrap_or(0);
+            let slot = (0..n).filter(|&s| active[s].is_none()).max_by_key(|&s| common_prefix(&fed[s], &job.ids)).unwrap_or(0);
             let ids = &job.ids;
-            let same = common(&fed[slot], ids).min(ids.len().saturating_sub(1));
+            let same = common_prefix(&fed[slot], ids).min(ids.len().saturating_sub(1));
             fed[slot].truncate(same);
             let logits = match model.prefill(slot, &ids[same..], same) {
                 Ok(l) => l,
