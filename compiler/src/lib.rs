@@ -4,6 +4,7 @@
 
 pub mod artifact;
 pub mod calib;
+pub mod chat;
 pub mod cli;
 pub mod eval;
 pub mod fetch;
@@ -11,4 +12,5 @@ pub mod frontend;
 pub mod generate;
 pub mod npy;
 pub mod output;
+pub mod server;
 pub mod tokenizer;

@@ -213,7 +213,7 @@ pub fn linear_fir(out: usize, inp: usize, tokens: usize) -> String {
 pub fn flexcim_program() -> Program {
     let arch = Arch::default_flexcim();
     let mut rng = Rng(7);
-    let layer = synthetic_layer("l0", 32, 64, Nm { n: 2, m: 4 }, true, 4, &mut rng);
+    let layer = synthetic_layer("l0", 32, 64, Nm::of(2, 4), true, 4, &mut rng);
     let tokens = 2;
     let x: Vec<i8> = (0..tokens * 64).map(|_| rng.i8()).collect();
     let run = run_arch(&arch, "flexcim", &[Workload { layer, x, tokens, oracle: None, tile: None }], &[("softmax".into(), 64)]).expect("the synthetic layer lowers");

@@ -34,4 +34,8 @@ pub struct Provenance {
     pub cost_table: String,
     /// The KV-cache capacity in tokens the model was imported with.
     pub ctx: usize,
+    /// Parameters of the source model (before the pipeline): the
+    /// denominator of bits per weight. 0 in files written before it was recorded.
+    #[serde(default)]
+    pub parameters: u64,
 }

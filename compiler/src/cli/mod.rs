@@ -4,14 +4,17 @@ pub mod artifact;
 pub mod embed;
 pub mod bench;
 pub mod calibrate;
+pub mod chat;
 pub mod error;
 pub mod exec;
 pub mod export;
+pub mod gen_args;
 pub mod import;
 pub mod models;
 pub mod opt;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod source;
 pub mod sparsity_report;
@@ -43,6 +46,10 @@ enum Command {
     Inspect(models::InspectArgs),
     /// Generate text from a model.
     Run(run::RunArgs),
+    /// Talk to a model: interactive, multi-turn, streaming, with its chat template.
+    Chat(chat::ChatArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// Print the token ids of a text.
     Tokenize(run::TokenizeArgs),
     /// Print L2-normalised sentence embeddings and their cosine similarities.
@@ -72,6 +79,8 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Models(a) => models::models(a),
         Command::Inspect(a) => models::inspect(a),
         Command::Run(a) => run::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Embed(a) => embed::run(a),

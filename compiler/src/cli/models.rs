@@ -109,7 +109,39 @@ pub fn inspect(args: InspectArgs) -> CliResult {
     match Checkpoint::open(&path).map_err(|e| CliError::input(e.to_string()))? {
         Checkpoint::Gguf(g) => inspect_gguf(&g, &path, args.format),
         Checkpoint::Safetensors(st) => inspect_safetensors(&st, &path, args.format),
+        Checkpoint::Onnx(o) => inspect_onnx(&o, args.format),
     }
+}
+
+fn inspect_onnx(o: &crate::frontend::onnx::OnnxFile, format: Format) -> CliResult {
+    let m = &o.model;
+    let g = m.graph.as_ref().ok_or_else(|| CliError::input(format!("{}: the model has no graph", o.path.display())))?;
+    let opsets: Vec<(String, i64)> = m.opset_import.iter().map(|x| (x.domain.clone().unwrap_or_default(), x.version.unwrap_or(0))).collect();
+    let mut ops: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for n in &g.node {
+        let d = n.domain.clone().unwrap_or_default();
+        *ops.entry(if d.is_empty() { n.op_type.clone().unwrap_or_default() } else { format!("{d}.{}", n.op_type.clone().unwrap_or_default()) }).or_default() += 1;
+    }
+    let names = |v: &[crate::frontend::onnx::proto::ValueInfoProto]| v.iter().map(|x| x.name.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let producer = format!("{} {}", m.producer_name.clone().unwrap_or_default(), m.producer_version.clone().unwrap_or_default());
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({ "file": o.path.display().to_string(), "format": "onnx", "ir_version": m.ir_version, "producer": producer.trim(), "opsets": opsets, "inputs": names(&g.input), "outputs": names(&g.output), "initializers": g.initializer.len(), "nodes": g.node.len(), "ops": ops })
+        ),
+        Format::Text => {
+            println!("{}: onnx, IR version {}, producer {}", o.path.display(), m.ir_version.unwrap_or(0), producer.trim());
+            let os: Vec<String> = opsets.iter().map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d })).collect();
+            println!("  opsets: {}", os.join(", "));
+            println!("  inputs: {}", names(&g.input).join(", "));
+            println!("  outputs: {}", names(&g.output).join(", "));
+            println!("  {} initializers, {} nodes", g.initializer.len(), g.node.len());
+            for (op, n) in &ops {
+                println!("  {op:<40} {n}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: Format) -> CliResult {

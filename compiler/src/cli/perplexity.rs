@@ -47,6 +47,25 @@ pub struct PerplexityArgs {
     pub format: Format,
 }
 
+/// How big the evaluated model is, measured as the engine reads it.
+#[derive(serde::Serialize, Clone, Copy)]
+pub struct ModelSize {
+    /// Parameters of the imported model (before the pipeline).
+    pub parameters: u64,
+    /// Weight bytes read per decoded token, in the engine's packed layout.
+    pub weight_bytes_per_token: Option<u64>,
+    /// `weight_bytes_per_token × 8 / parameters`.
+    pub bits_per_weight: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    result: &'a crate::eval::PplResult,
+    #[serde(flatten)]
+    size: ModelSize,
+}
+
 /// Runs `flexc perplexity`.
 pub fn run(args: PerplexityArgs) -> CliResult {
     let text_path = resolve_text(&args.file)?;
@@ -70,12 +89,21 @@ pub fn run(args: PerplexityArgs) -> CliResult {
     })
     .map_err(|e| CliError::input(format!("error: {e}")))?;
     bar.finish_and_clear();
+    let size = ModelSize { parameters: p.params, weight_bytes_per_token: model.weight_bytes_per_token(), bits_per_weight: p.bits_per_weight(model.as_ref()) };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string(&result).map_err(|e| CliError::internal(e.to_string()))?),
-        Format::Text => println!(
-            "perplexity {:.4} ± {:.4} ({} tokens scored in {} chunks of {})",
-            result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
-        ),
+        Format::Json => {
+            let report = Report { result: &result, size };
+            println!("{}", serde_json::to_string(&report).map_err(|e| CliError::internal(e.to_string()))?)
+        }
+        Format::Text => {
+            println!(
+                "perplexity {:.4} ± {:.4} ({} tokens scored in {} chunks of {})",
+                result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
+            );
+            if let Some(bpw) = size.bits_per_weight {
+                println!("{bpw:.3} bits per weight ({} weight bytes read per token, {} parameters)", size.weight_bytes_per_token.unwrap_or(0), size.parameters);
+            }
+        }
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use flexc_passes::{ManagerOptions, PassManager};
 use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
-use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
+use flexc_backends::flexcim::arch::{parse_pattern, Arch, EnergyTable};
 use flexc_backends::flexcim::fromir::from_ir;
 use flexc_backends::flexcim::isa::{encode, print_asm, read_stream, Program};
 use flexc_backends::flexcim::lower::MagnitudePrune;
@@ -52,7 +52,7 @@ pub struct FlexcimOpts {
 
 /// Arguments of `flexc compile`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc compile smollm2-135m --target cpu --pipeline 'quantize{bits=4,group=64,method=rtn},select-gemm{target=cpu},tile-gemm{target=cpu}' -o smollm2-q4.flexc\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin\n  flexc compile smollm2-135m --target flexcim --tokens 1 -o smollm2.bin\n\nA model (known name, .gguf, .safetensors) runs the `flexc sim MODEL` pipeline (default: FLOW N:M\nat 50% then prune-nm), then every block linear and the LM head becomes one stream for --tokens\nrows of activations; the other ops are `host` instructions.")]
+#[command(after_help = "Examples:\n  flexc compile smollm2-135m --target cpu --pipeline 'quantize{bits=4,group=64,method=rtn},cpu' -o smollm2-q4.flexc\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin\n  flexc compile smollm2-135m --target flexcim --tokens 1 -o smollm2.bin\n\nA model (known name, .gguf, .safetensors) runs the `flexc sim MODEL` pipeline (default: measured N:M\nat 50% over 2:8, 4:8 and dense, then prune-nm with tile-aligned masks), then every block linear and the LM head becomes one stream for --tokens\nrows of activations; the other ops are `host` instructions.")]
 pub struct CompileArgs {
     /// A `.fir` file or a model (known name, .gguf, .safetensors).
     pub input: String,
@@ -64,7 +64,7 @@ pub struct CompileArgs {
     pub output: PathBuf,
     /// Passes run before lowering, e.g. `flexcim` (select-gemm and tile-gemm
     /// on the analytical macro model); default for `.fir`: none (lower the IR
-    /// as written); for a model: the `flexc sim MODEL` default (FLOW N:M at 50% then prune-nm).
+    /// as written); for a model: the `flexc sim MODEL` default (measured N:M at 50%, tile-aligned prune-nm).
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
@@ -99,7 +99,7 @@ pub struct SimArgs {
     /// Write an HTML report here (atomically).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm, Wanda scores).
+    /// Model: the pass pipeline (default: measured N:M at 50% over 2:8, 4:8, dense, then prune-nm{align=pairs:32}, Wanda scores).
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in
@@ -160,7 +160,7 @@ fn load_arch(opts: &FlexcimOpts) -> CliResult<Arch> {
 }
 
 fn ir_work(path: &Path, opts: &FlexcimOpts, passes: Option<(&str, bool)>) -> CliResult<flexc_backends::flexcim::fromir::IrWork> {
-    let nm = Nm::parse(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
+    let nm = parse_pattern(&opts.nm).map_err(|e| CliError::usage(format!("error: --nm: {e}")))?;
     let src = read_source(path)?;
     let mut module = load_module(&src)?;
     if let Some((pipeline, explain)) = passes {

@@ -26,8 +26,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
-/// from `--stats` or the cached default statistics).
-pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest},prune-nm";
+/// from `--stats` or the cached default statistics): N:M per block by
+/// measured sensitivity over the ratios the macro runs natively (2:8, 4:8,
+/// dense), with tile-aligned masks (one kept count per pair per 32 rows, the
+/// macro's column tile), so an N:M layer takes N slots per group.
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,candidates=2:8,4:8,8:8},prune-nm{align=pairs:32}";
 
 fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
@@ -70,7 +73,7 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
-    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
