@@ -91,17 +91,17 @@ fn check(model: &Path, pipeline: &str, text: &Path, dir: &Path, cli_compile: boo
     same_logits(&from_gguf.module, &from_art.module, &prompt, 8);
     drop(from_art);
     // The verbs on the artifact, through the binary, against the GGUF path's module in-process.
-    let mut model = CpuModel::new(&from_gguf.module, default_threads()).expect("model from the GGUF");
+    let mut lm = CpuModel::new(&from_gguf.module, default_threads()).expect("model from the GGUF");
     let mut sampler = Sampler::new(SamplerConfig { temperature: 0.0, top_k: 40, top_p: 0.95, seed: 42 });
     let mut expected = String::new();
-    generate(&mut model, &from_gguf.tok, "Once upon a time", 8, &mut sampler, &mut |p| expected.push_str(p), &|| false).expect("generate");
+    generate(&mut lm, &from_gguf.tok, "Once upon a time", 8, &mut sampler, &mut |p| expected.push_str(p), &|| false).expect("generate");
     let got = ok(&["run", a, "-p", "Once upon a time", "-n", "8"]);
     assert_eq!(got, format!("{expected}\n"), "{pipeline}: run text");
-    let mut model = CpuModel::new(&from_gguf.module, default_threads()).expect("model from the GGUF");
+    let mut lm = CpuModel::new(&from_gguf.module, default_threads()).expect("model from the GGUF");
     let book = std::fs::read_to_string(text).expect("text");
     let bos = if from_gguf.tok.add_bos_by_default() { from_gguf.tok.bos() } else { None };
     let tokens = from_gguf.tok.encode(&book, bos.is_some());
-    let r = perplexity(&mut model, &tokens, bos, &PplConfig { ctx: 64, max_chunks: 2 }, &mut |_, _, _| {}).expect("perplexity");
+    let r = perplexity(&mut lm, &tokens, bos, &PplConfig { ctx: 64, max_chunks: 2 }, &mut |_, _, _| {}).expect("perplexity");
     let got = ok(&["perplexity", a, "-f", t, "--ctx", "64", "--chunks", "2", "--format", "json"]);
     assert_eq!(got.trim(), serde_json::to_string(&r).expect("json"), "{pipeline}: perplexity");
     let ids: Vec<String> = from_gguf.tok.encode("Hello world, naïve 中文", false).iter().map(ToString::to_string).collect();

@@ -248,6 +248,7 @@ pub fn llama_flexc() -> Vec<u8> {
         calibration_source: None,
         cost_table: "none (no pass ran)".into(),
         ctx: 16,
+        parameters: 0,
     };
     flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov).expect("the tiny artifact serialises")
 }
