@@ -172,6 +172,7 @@ fn run_case(case: &Case, shared: &Shared) {
         Kind::Gguf => "gguf",
         Kind::Safetensors => "safetensors",
         Kind::FlexcimBin => "bin",
+        Kind::Onnx => "onnx",
     };
     let file = dir.join(format!("case.{ext}"));
     std::fs::write(&file, &case.bytes).expect("write case");
@@ -222,6 +223,7 @@ fn run_case(case: &Case, shared: &Shared) {
             check(case, "import", &flexc(&["import", s(&dir), "--ctx", "16", "-o", s(&o("m.fir"))]), e, &["model.safetensors", "config.json"], &out);
         }
         Kind::FlexcimBin => check(case, "sim", &flexc(&["sim", f, "--report", s(&o("r.html"))]), e, &["case.bin"], &out),
+        Kind::Onnx => check(case, "import", &flexc(&["import", f, "-o", s(&o("out.fir"))]), e, &["case.onnx"], &out),
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -280,6 +282,10 @@ fn the_valid_neighbours_are_valid() {
     std::fs::write(dir.join("config.json"), &sh.config).expect("config");
     let r = flexc(&["import", s(&dir), "--ctx", "16"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let onnx = sh.dir.join("tiny.onnx");
+    std::fs::write(&onnx, flexc_testsuite::onnx_synth::bytes()).expect("onnx");
+    let r = flexc(&["import", s(&onnx)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let r = flexc(&["sim", s(&sh.good_fir), "--arch", "../backends/flexcim/arch.toml", "--energy", "../backends/flexcim/energy.toml"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let _ = std::fs::remove_dir_all(&sh.dir);
@@ -302,7 +308,7 @@ fn fuzzer_findings_round_trip() {
 fn corpus_has_at_least_100_cases_across_every_format() {
     let cases = all_cases();
     assert!(cases.len() >= 100, "only {} cases", cases.len());
-    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin] {
+    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin, Kind::Onnx] {
         assert!(cases.iter().any(|c| c.kind == k), "no {k:?} case");
     }
 }
@@ -325,6 +331,11 @@ fn malformed_flexcim_streams() {
 #[test]
 fn malformed_gguf() {
     assert!(run_kinds("gguf", &[Kind::Gguf]) >= 50);
+}
+
+#[test]
+fn malformed_onnx() {
+    assert!(run_kinds("onnx", &[Kind::Onnx]) >= 40);
 }
 
 #[test]

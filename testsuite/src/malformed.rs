@@ -39,6 +39,8 @@ pub enum Kind {
     Safetensors,
     /// A FlexCiM binary stream (`flexc sim`).
     FlexcimBin,
+    /// An ONNX model (`flexc import`).
+    Onnx,
 }
 
 /// What a command must do with a case.
@@ -324,6 +326,29 @@ pub fn binary_cases() -> Vec<Case> {
     add("flexcim-bin/dsel-zero-groups".into(), Kind::FlexcimBin, encode(&p), false, Expect::Exit(1));
     for (i, pos) in [[12usize].as_slice(), &[30, 31], &[bin.len() / 3], &[bin.len() / 2], &[bin.len() - 3]].iter().enumerate() {
         add(format!("flexcim-bin/bitrot-{i}"), Kind::FlexcimBin, flip(&bin, pos), false, Expect::OkOrInput);
+    }
+
+    // ONNX: truncations (protobuf errors, or a prefix missing the graph),
+    // wrong wire types, and graph-level faults.
+    let ox = crate::onnx_synth::bytes();
+    for cut in [1, 2, 5, ox.len() / 4, ox.len() / 2, ox.len() * 3 / 4, ox.len() - 7, ox.len() - 1] {
+        add(format!("onnx/truncated-at-{cut}"), Kind::Onnx, ox[..cut].to_vec(), false, Expect::Exit(1));
+    }
+    for (name, tag) in [("graph-as-varint", 0x38u8), ("graph-as-fixed64", 0x39), ("graph-as-group", 0x3b)] {
+        // Field 7 (graph) re-tagged with another wire type.
+        let mut b = ox.clone();
+        if let Some(i) = b.iter().position(|&x| x == 0x3a) {
+            b[i] = tag;
+        }
+        add(format!("onnx/{name}"), Kind::Onnx, b, false, Expect::Exit(1));
+    }
+    add("onnx/empty".into(), Kind::Onnx, Vec::new(), false, Expect::Exit(1));
+    add("onnx/not-protobuf".into(), Kind::Onnx, b"this is not a model".to_vec(), false, Expect::Exit(1));
+    for (name, b) in crate::onnx_synth::semantic_cases() {
+        add(format!("onnx/{name}"), Kind::Onnx, b, false, Expect::Exit(1));
+    }
+    for (i, pos) in [[3usize].as_slice(), &[ox.len() / 3], &[ox.len() / 2, ox.len() / 2 + 1], &[ox.len() - 5], &[40, 41, 42]].iter().enumerate() {
+        add(format!("onnx/bitrot-{i}"), Kind::Onnx, flip(&ox, pos), false, Expect::OkOrInput);
     }
     out
 }

@@ -84,8 +84,13 @@ impl OnnxFile {
         // SAFETY: mapped read-only; the file must not change while in use
         // (the same contract as every weight file flexc maps).
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| err(e.to_string()))?;
-        let bytes = Bytes::from_owner(map);
-        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| err(format!("not a valid ONNX model (protobuf): {e}")))?;
+        Self::from_bytes(path, Bytes::from_owner(map))
+    }
+
+    /// Decodes a model held in memory; `path` names it in errors and is
+    /// where external data is looked for.
+    pub fn from_bytes(path: &Path, bytes: Bytes) -> Result<OnnxFile, ImportError> {
+        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| ImportError::Onnx { file: path.display().to_string(), message: format!("not a valid ONNX model (protobuf): {e}") })?;
         Ok(OnnxFile { path: path.to_path_buf(), bytes, model })
     }
 
@@ -168,6 +173,9 @@ impl OnnxFile {
             }
         }
         // Results.
+        if g.output.is_empty() {
+            return Err(self.err("the graph has no outputs".into()));
+        }
         let mut results = Vec::new();
         for vo in &g.output {
             let name = vo.name.clone().unwrap_or_default();
