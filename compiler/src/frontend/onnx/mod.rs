@@ -42,21 +42,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tensor::FileCx;
 
-/// The oldest default-domain opset flexc imports.
-pub const MIN_OPSET: i64 = 13;
-/// The newest default-domain opset flexc knows (ONNX 1.20's).
-pub const MAX_OPSET: i64 = 25;
+/// The oldest default-domain opset flexc imports. Models declare the
+/// opset their ops last changed in, so graphs of ops unchanged since opset
+/// 7 are read as they are; the ops whose meaning changed since (Softmax
+/// before 13, Slice before 10) are refused by their translators.
+pub const MIN_OPSET: i64 = 7;
+/// The newest default-domain opset flexc knows (onnx 1.23's).
+pub const MAX_OPSET: i64 = 28;
 
 /// How to import an ONNX graph.
 #[derive(Clone, Debug)]
 pub struct OnnxOptions {
     /// The size bound to a symbolic leading (batch) dimension of the inputs; 0 keeps it symbolic.
     pub batch: u64,
+    /// Graph inputs given fixed values at import (they become constants and
+    /// are no longer parameters), e.g. a shape or axes fed as an input.
+    pub bind: Vec<(String, tensor::Const)>,
 }
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { batch: 1 }
+        OnnxOptions { batch: 1, bind: Vec::new() }
     }
 }
 
@@ -129,6 +135,9 @@ impl OnnxFile {
             if inits.insert(name.clone(), v).is_some() {
                 return Err(self.err(format!("initializer '{name}' is defined twice")));
             }
+        }
+        for (name, c) in &opts.bind {
+            inits.insert(name.clone(), Val::C(Arc::new(c.clone())));
         }
         // Parameters: graph inputs that are not initializers.
         let mut params = Vec::new();

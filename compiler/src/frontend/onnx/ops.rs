@@ -217,11 +217,28 @@ fn layernorm(cx: &mut Cx, nd: &Node, rms: bool) -> R<Vec<Val>> {
     let x = nd.input(0)?;
     let ty = cx.ty(&x);
     let axis = norm(nd.int("axis", -1), ty.rank())?;
-    if axis != ty.rank() - 1 {
-        return Err(format!("normalisation over axes {axis}.. (not only the last) is not supported"));
-    }
     if nd.outputs() > 1 {
         return Err("the mean / inverse-std-dev outputs are not supported".into());
+    }
+    if axis != ty.rank() - 1 {
+        // Normalising over axes axis.. = over the last axis of x flattened to
+        // [x[..axis], Π x[axis..]], with scale and bias broadcast to x[axis..].
+        let trail = ty.shape[axis..].to_vec();
+        let mut flat = ty.shape[..axis].to_vec();
+        flat.push(shape::product(&trail)?);
+        let xf = shape::reshape(cx, &x, flat)?;
+        let full = |cx: &mut Cx, v: Val| -> R<Val> {
+            let e = shape::expand(cx, &v, &trail.iter().map(SymInt::of_dim).collect::<Vec<_>>())?;
+            let n = shape::product(&trail)?;
+            shape::reshape(cx, &e, vec![n])
+        };
+        let mut ins = vec![Some(xf), Some(full(cx, nd.input(1)?)?)];
+        if let Some(b) = nd.opt(2) {
+            ins.push(Some(full(cx, b)?));
+        }
+        let sub = Node { n: nd.n, ins, opset: nd.opset, fx: nd.fx };
+        let y = layernorm(cx, &sub, rms)?.remove(0);
+        return Ok(vec![shape::reshape(cx, &y, ty.shape.clone())?]);
     }
     let d = ty.shape[axis].clone();
     let vec_of = |cx: &mut Cx, v: Val| -> R<Val> {
@@ -254,6 +271,7 @@ fn split(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
     let k = nd.n.output.len() as i64;
     let sizes = match nd.opt(1) {
         Some(s) => ints(cx, &s, "split")?,
+        None if nd.ints("split").is_some() => nd.ints("split").unwrap_or_default(),
         None => {
             let parts = if nd.has("num_outputs") { nd.int("num_outputs", k) } else { k };
             let each = (n + parts - 1) / parts.max(1);
@@ -369,6 +387,9 @@ pub fn translate(cx: &mut Cx, domain: &str, nd: &Node) -> R<Vec<Val>> {
         "MatMul" => Ok(vec![matmul(cx, &nd.input(0)?, &nd.input(1)?)?]),
         "Gemm" => Ok(vec![gemm(cx, nd)?]),
         "Softmax" => {
+            if nd.opset < 13 {
+                return Err("Softmax before opset 13 (2-D coercion at the axis) is not supported".into());
+            }
             let x = nd.input(0)?;
             Ok(vec![cx.emit(attrs::Softmax { axis: nd.int("axis", -1) }, &[x], None)?])
         }
@@ -432,6 +453,7 @@ pub fn translate(cx: &mut Cx, domain: &str, nd: &Node) -> R<Vec<Val>> {
             let vs: Vec<Val> = (0..nd.ins.len()).map(|i| nd.input(i)).collect::<R<_>>()?;
             Ok(vec![shape::concat(cx, &vs, nd.int("axis", 0))?])
         }
+        "Slice" if nd.opset < 10 => Err("Slice before opset 10 (bounds as attributes) is not supported".into()),
         "Slice" => Ok(vec![shape::slice(cx, nd)?]),
         "Split" => split(cx, nd),
         "Gather" => Ok(vec![shape::gather(cx, &nd.input(0)?, &nd.input(1)?, nd.int("axis", 0))?]),
