@@ -153,6 +153,10 @@ fn import_bound(path: &Path, cs: &[Case]) -> Result<(flexc_ir::Module, Vec<bool>
                 bind.push((n.clone(), Const::ints(t.elem, t.shape.clone(), v.clone())));
                 keep.push(false);
             }
+            (Data::F32(v), true) if t.shape.is_empty() => {
+                bind.push((n.clone(), Const { elem: t.elem, shape: vec![], data: flexc::frontend::onnx::tensor::CData::F(vec![v[0] as f64]) }));
+                keep.push(false);
+            }
             _ => keep.push(true),
         }
     }

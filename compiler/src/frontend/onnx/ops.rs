@@ -218,7 +218,25 @@ fn layernorm(cx: &mut Cx, nd: &Node, rms: bool) -> R<Vec<Val>> {
     let ty = cx.ty(&x);
     let axis = norm(nd.int("axis", -1), ty.rank())?;
     if nd.outputs() > 1 {
-        return Err("the mean / inverse-std-dev outputs are not supported".into());
+        // Y, then Mean and InvStdDev over axes axis.. (kept as size-1 axes).
+        let y = layernorm(cx, &Node { n: &strip_outputs(nd.n), ins: nd.ins.clone(), opset: nd.opset, fx: nd.fx }, rms)?.remove(0);
+        let trail = ty.shape[axis..].to_vec();
+        let mut flat = ty.shape[..axis].to_vec();
+        flat.push(shape::product(&trail)?);
+        let xf = shape::reshape(cx, &x, flat)?;
+        let mean = cx.emit(attrs::Reduce { kind: ReduceKind::Mean, axis: -1, keepdim: true }, &[xf.clone()], None)?;
+        let c = if rms { xf } else { cx.emit(attrs::Sub {}, &[xf, mean.clone()], None)? };
+        let sq = cx.emit(attrs::Mul {}, &[c.clone(), c], None)?;
+        let var = cx.emit(attrs::Reduce { kind: ReduceKind::Mean, axis: -1, keepdim: true }, &[sq], None)?;
+        let e = Val::C(Arc::new(Const { elem: ty.elem, shape: vec![], data: CData::F(vec![nd.float("epsilon", 1e-5)]) }));
+        let var = cx.emit(attrs::Add {}, &[var, e], None)?;
+        let sd = cx.emit(attrs::Sqrt {}, &[var], None)?;
+        let inv = cx.emit(attrs::Reciprocal {}, &[sd], None)?;
+        let mut kept = ty.shape[..axis].to_vec();
+        kept.extend(std::iter::repeat_n(Dim::Fixed(1), ty.rank() - axis));
+        let mean = shape::reshape(cx, &mean, kept.clone())?;
+        let inv = shape::reshape(cx, &inv, kept)?;
+        return Ok(if rms { vec![y, inv] } else { vec![y, mean, inv] });
     }
     if axis != ty.rank() - 1 {
         // Normalising over axes axis.. = over the last axis of x flattened to
@@ -261,6 +279,11 @@ fn layernorm(cx: &mut Cx, nd: &Node, rms: bool) -> R<Vec<Val>> {
         }
     };
     Ok(vec![cx.emit(attrs::Layernorm { eps }, &[x, w, b], None)?])
+}
+
+/// The node with only its first output (for translating the main result alone).
+fn strip_outputs(n: &super::proto::NodeProto) -> super::proto::NodeProto {
+    super::proto::NodeProto { output: n.output.iter().take(1).cloned().collect(), ..n.clone() }
 }
 
 fn split(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {

@@ -283,7 +283,7 @@ fn typed_bytes(t: &proto::TensorProto, elem: ElemType, n: usize) -> Result<Bytes
             t.int32_data.iter().for_each(|v| out.push(*v as u8));
         }
         Ok(D::Int4 | D::Uint4) => {
-            count(t.int32_data.len() * 2)?;
+            count(if t.int32_data.len() == n.div_ceil(2) { n } else { t.int32_data.len() * 2 })?;
             t.int32_data.iter().for_each(|v| out.push(*v as u8));
         }
         _ => return Err(format!("{elem} values in typed fields are not supported")),
