@@ -87,7 +87,7 @@ pub fn semantic_cases() -> Vec<(&'static str, Vec<u8>)> {
     vec![
         ("no-graph", edit(|m| m.graph = None)),
         ("no-opset", edit(|m| m.opset_import.clear())),
-        ("opset-7", edit(|m| m.opset_import[0].version = Some(7))),
+        ("opset-5", edit(|m| m.opset_import[0].version = Some(5))),
         ("opset-huge", edit(|m| m.opset_import[0].version = Some(i64::MAX))),
         ("unknown-domain", edit(|m| g(m).node[2].domain = Some("org.example".into()))),
         ("unknown-op", edit(|m| g(m).node[2].op_type = Some("FrobnicateV9".into()))),
