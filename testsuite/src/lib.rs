@@ -16,6 +16,7 @@
 //! gives the case text back, byte for byte, once comment lines are removed.
 
 pub mod malformed;
+pub mod onnx_synth;
 pub mod synth;
 
 use flexc_backends::reference::{Interpreter, Tensor};

@@ -41,6 +41,8 @@ pub enum Kind {
     FlexcimBin,
     /// A compiled `.flexc` artifact (`flexc inspect`, `flexc tokenize`, `flexc run`).
     Artifact,
+    /// An ONNX model (`flexc import`).
+    Onnx,
 }
 
 /// What a command must do with a case.
@@ -328,6 +330,29 @@ pub fn binary_cases() -> Vec<Case> {
         add(format!("flexcim-bin/bitrot-{i}"), Kind::FlexcimBin, flip(&bin, pos), false, Expect::OkOrInput);
     }
     artifact_cases(&mut add);
+
+    // ONNX: truncations (protobuf errors, or a prefix missing the graph),
+    // wrong wire types, and graph-level faults.
+    let ox = crate::onnx_synth::bytes();
+    for cut in [1, 2, 5, ox.len() / 4, ox.len() / 2, ox.len() * 3 / 4, ox.len() - 7, ox.len() - 1] {
+        add(format!("onnx/truncated-at-{cut}"), Kind::Onnx, ox[..cut].to_vec(), false, Expect::Exit(1));
+    }
+    for (name, tag) in [("graph-as-varint", 0x38u8), ("graph-as-fixed64", 0x39), ("graph-as-group", 0x3b)] {
+        // Field 7 (graph) re-tagged with another wire type.
+        let mut b = ox.clone();
+        if let Some(i) = b.iter().position(|&x| x == 0x3a) {
+            b[i] = tag;
+        }
+        add(format!("onnx/{name}"), Kind::Onnx, b, false, Expect::Exit(1));
+    }
+    add("onnx/empty".into(), Kind::Onnx, Vec::new(), false, Expect::Exit(1));
+    add("onnx/not-protobuf".into(), Kind::Onnx, b"this is not a model".to_vec(), false, Expect::Exit(1));
+    for (name, b) in crate::onnx_synth::semantic_cases() {
+        add(format!("onnx/{name}"), Kind::Onnx, b, false, Expect::Exit(1));
+    }
+    for (i, pos) in [[3usize].as_slice(), &[ox.len() / 3], &[ox.len() / 2, ox.len() / 2 + 1], &[ox.len() - 5], &[40, 41, 42]].iter().enumerate() {
+        add(format!("onnx/bitrot-{i}"), Kind::Onnx, flip(&ox, pos), false, Expect::OkOrInput);
+    }
     out
 }
 

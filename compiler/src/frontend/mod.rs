@@ -80,7 +80,7 @@ impl Checkpoint {
         match self {
             Checkpoint::Gguf(g) => decoder::import_gguf(g, path, opts),
             Checkpoint::Safetensors(st) => hf::import_safetensors(st, path, opts),
-            Checkpoint::Onnx(o) => o.import(&onnx::OnnxOptions { batch: opts.batch }),
+            Checkpoint::Onnx(o) => o.import(&onnx::OnnxOptions { batch: opts.batch, ..Default::default() }),
         }
     }
 }

@@ -12,7 +12,8 @@ Sources (all from PyPI or flexc's cache, nothing else):
 - dynamic int8: `onnxruntime.quantization.quantize_dynamic` of the fp32 file
   (MatMulInteger + DynamicQuantizeLinear);
 - 4-bit: `onnxruntime.quantization.matmul_nbits_quantizer` of the fp32 file
-  (com.microsoft MatMulNBits, block 32).
+  (com.microsoft MatMulNBits, block 32), and the same with every scale
+  rounded to an f16 value (which flexc reads as `#gq` weights).
 
 ONNX Runtime (CPU, fp32) runs each on the token ids of the fixture's
 sentences (attention mask 1, token types 0); `OUT_DIR/ort-<model>-<i>.npy`
@@ -103,6 +104,18 @@ q = MatMulNBitsQuantizer(onnx.load(paths["fp32"]), block_size=32, is_symmetric=F
 q.process()
 paths["nbits4"] = os.path.join(out, "minilm-nbits4.onnx")
 q.model.save_model_to_file(paths["nbits4"])
+
+# The same 4-bit model with every scale rounded to an f16 value (stored as
+# f32): flexc maps these MatMulNBits weights onto #gq exactly.
+m4 = onnx.load(paths["nbits4"])
+inits4 = {i.name: i for i in m4.graph.initializer}
+for n in m4.graph.node:
+    if n.op_type == "MatMulNBits":
+        t = inits4[n.input[2]]
+        a = numpy_helper.to_array(t).astype(np.float16).astype(np.float32)
+        t.CopyFrom(numpy_helper.from_array(a, t.name))
+paths["nbits4f16"] = os.path.join(out, "minilm-nbits4-f16scales.onnx")
+onnx.save(m4, paths["nbits4f16"])
 
 sents = json.load(open(fixture))["sentences"]
 opts = ort.SessionOptions()

@@ -42,21 +42,27 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tensor::FileCx;
 
-/// The oldest default-domain opset flexc imports.
-pub const MIN_OPSET: i64 = 13;
-/// The newest default-domain opset flexc knows (ONNX 1.20's).
-pub const MAX_OPSET: i64 = 25;
+/// The oldest default-domain opset flexc imports. Models declare the
+/// opset their ops last changed in, so graphs of ops unchanged since opset
+/// 7 are read as they are; the ops whose meaning changed since (Softmax
+/// before 13, Slice before 10) are refused by their translators.
+pub const MIN_OPSET: i64 = 7;
+/// The newest default-domain opset flexc knows (onnx 1.23's).
+pub const MAX_OPSET: i64 = 28;
 
 /// How to import an ONNX graph.
 #[derive(Clone, Debug)]
 pub struct OnnxOptions {
     /// The size bound to a symbolic leading (batch) dimension of the inputs; 0 keeps it symbolic.
     pub batch: u64,
+    /// Graph inputs given fixed values at import (they become constants and
+    /// are no longer parameters), e.g. a shape or axes fed as an input.
+    pub bind: Vec<(String, tensor::Const)>,
 }
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions { batch: 1 }
+        OnnxOptions { batch: 1, bind: Vec::new() }
     }
 }
 
@@ -84,8 +90,13 @@ impl OnnxFile {
         // SAFETY: mapped read-only; the file must not change while in use
         // (the same contract as every weight file flexc maps).
         let map = unsafe { memmap2::Mmap::map(&f) }.map_err(|e| err(e.to_string()))?;
-        let bytes = Bytes::from_owner(map);
-        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| err(format!("not a valid ONNX model (protobuf): {e}")))?;
+        Self::from_bytes(path, Bytes::from_owner(map))
+    }
+
+    /// Decodes a model held in memory; `path` names it in errors and is
+    /// where external data is looked for.
+    pub fn from_bytes(path: &Path, bytes: Bytes) -> Result<OnnxFile, ImportError> {
+        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| ImportError::Onnx { file: path.display().to_string(), message: format!("not a valid ONNX model (protobuf): {e}") })?;
         Ok(OnnxFile { path: path.to_path_buf(), bytes, model })
     }
 
@@ -124,6 +135,9 @@ impl OnnxFile {
             if inits.insert(name.clone(), v).is_some() {
                 return Err(self.err(format!("initializer '{name}' is defined twice")));
             }
+        }
+        for (name, c) in &opts.bind {
+            inits.insert(name.clone(), Val::C(Arc::new(c.clone())));
         }
         // Parameters: graph inputs that are not initializers.
         let mut params = Vec::new();
@@ -168,6 +182,9 @@ impl OnnxFile {
             }
         }
         // Results.
+        if g.output.is_empty() {
+            return Err(self.err("the graph has no outputs".into()));
+        }
         let mut results = Vec::new();
         for vo in &g.output {
             let name = vo.name.clone().unwrap_or_default();

@@ -217,11 +217,46 @@ fn layernorm(cx: &mut Cx, nd: &Node, rms: bool) -> R<Vec<Val>> {
     let x = nd.input(0)?;
     let ty = cx.ty(&x);
     let axis = norm(nd.int("axis", -1), ty.rank())?;
-    if axis != ty.rank() - 1 {
-        return Err(format!("normalisation over axes {axis}.. (not only the last) is not supported"));
-    }
     if nd.outputs() > 1 {
-        return Err("the mean / inverse-std-dev outputs are not supported".into());
+        // Y, then Mean and InvStdDev over axes axis.. (kept as size-1 axes).
+        let y = layernorm(cx, &Node { n: &strip_outputs(nd.n), ins: nd.ins.clone(), opset: nd.opset, fx: nd.fx }, rms)?.remove(0);
+        let trail = ty.shape[axis..].to_vec();
+        let mut flat = ty.shape[..axis].to_vec();
+        flat.push(shape::product(&trail)?);
+        let xf = shape::reshape(cx, &x, flat)?;
+        let mean = cx.emit(attrs::Reduce { kind: ReduceKind::Mean, axis: -1, keepdim: true }, &[xf.clone()], None)?;
+        let c = if rms { xf } else { cx.emit(attrs::Sub {}, &[xf, mean.clone()], None)? };
+        let sq = cx.emit(attrs::Mul {}, &[c.clone(), c], None)?;
+        let var = cx.emit(attrs::Reduce { kind: ReduceKind::Mean, axis: -1, keepdim: true }, &[sq], None)?;
+        let e = Val::C(Arc::new(Const { elem: ty.elem, shape: vec![], data: CData::F(vec![nd.float("epsilon", 1e-5)]) }));
+        let var = cx.emit(attrs::Add {}, &[var, e], None)?;
+        let sd = cx.emit(attrs::Sqrt {}, &[var], None)?;
+        let inv = cx.emit(attrs::Reciprocal {}, &[sd], None)?;
+        let mut kept = ty.shape[..axis].to_vec();
+        kept.extend(std::iter::repeat_n(Dim::Fixed(1), ty.rank() - axis));
+        let mean = shape::reshape(cx, &mean, kept.clone())?;
+        let inv = shape::reshape(cx, &inv, kept)?;
+        return Ok(if rms { vec![y, inv] } else { vec![y, mean, inv] });
+    }
+    if axis != ty.rank() - 1 {
+        // Normalising over axes axis.. = over the last axis of x flattened to
+        // [x[..axis], Π x[axis..]], with scale and bias broadcast to x[axis..].
+        let trail = ty.shape[axis..].to_vec();
+        let mut flat = ty.shape[..axis].to_vec();
+        flat.push(shape::product(&trail)?);
+        let xf = shape::reshape(cx, &x, flat)?;
+        let full = |cx: &mut Cx, v: Val| -> R<Val> {
+            let e = shape::expand(cx, &v, &trail.iter().map(SymInt::of_dim).collect::<Vec<_>>())?;
+            let n = shape::product(&trail)?;
+            shape::reshape(cx, &e, vec![n])
+        };
+        let mut ins = vec![Some(xf), Some(full(cx, nd.input(1)?)?)];
+        if let Some(b) = nd.opt(2) {
+            ins.push(Some(full(cx, b)?));
+        }
+        let sub = Node { n: nd.n, ins, opset: nd.opset, fx: nd.fx };
+        let y = layernorm(cx, &sub, rms)?.remove(0);
+        return Ok(vec![shape::reshape(cx, &y, ty.shape.clone())?]);
     }
     let d = ty.shape[axis].clone();
     let vec_of = |cx: &mut Cx, v: Val| -> R<Val> {
@@ -246,6 +281,11 @@ fn layernorm(cx: &mut Cx, nd: &Node, rms: bool) -> R<Vec<Val>> {
     Ok(vec![cx.emit(attrs::Layernorm { eps }, &[x, w, b], None)?])
 }
 
+/// The node with only its first output (for translating the main result alone).
+fn strip_outputs(n: &super::proto::NodeProto) -> super::proto::NodeProto {
+    super::proto::NodeProto { output: n.output.iter().take(1).cloned().collect(), ..n.clone() }
+}
+
 fn split(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
     let x = nd.input(0)?;
     let ty = cx.ty(&x);
@@ -254,6 +294,7 @@ fn split(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
     let k = nd.n.output.len() as i64;
     let sizes = match nd.opt(1) {
         Some(s) => ints(cx, &s, "split")?,
+        None if nd.ints("split").is_some() => nd.ints("split").unwrap_or_default(),
         None => {
             let parts = if nd.has("num_outputs") { nd.int("num_outputs", k) } else { k };
             let each = (n + parts - 1) / parts.max(1);
@@ -369,6 +410,9 @@ pub fn translate(cx: &mut Cx, domain: &str, nd: &Node) -> R<Vec<Val>> {
         "MatMul" => Ok(vec![matmul(cx, &nd.input(0)?, &nd.input(1)?)?]),
         "Gemm" => Ok(vec![gemm(cx, nd)?]),
         "Softmax" => {
+            if nd.opset < 13 {
+                return Err("Softmax before opset 13 (2-D coercion at the axis) is not supported".into());
+            }
             let x = nd.input(0)?;
             Ok(vec![cx.emit(attrs::Softmax { axis: nd.int("axis", -1) }, &[x], None)?])
         }
@@ -432,6 +476,7 @@ pub fn translate(cx: &mut Cx, domain: &str, nd: &Node) -> R<Vec<Val>> {
             let vs: Vec<Val> = (0..nd.ins.len()).map(|i| nd.input(i)).collect::<R<_>>()?;
             Ok(vec![shape::concat(cx, &vs, nd.int("axis", 0))?])
         }
+        "Slice" if nd.opset < 10 => Err("Slice before opset 10 (bounds as attributes) is not supported".into()),
         "Slice" => Ok(vec![shape::slice(cx, nd)?]),
         "Split" => split(cx, nd),
         "Gather" => Ok(vec![shape::gather(cx, &nd.input(0)?, &nd.input(1)?, nd.int("axis", 0))?]),

@@ -142,6 +142,8 @@ pub fn elem_of(dt: i32) -> Result<ElemType, String> {
         Ok(D::Int16) => ElemType::I16,
         Ok(D::Int8) => ElemType::I8,
         Ok(D::Uint8) => ElemType::U8,
+        Ok(D::Uint16) => ElemType::I32,
+        Ok(D::Uint32) => ElemType::I64,
         Ok(D::Bool) => ElemType::I1,
         Ok(D::Int4) => ElemType::I4,
         Ok(D::Uint4) => ElemType::U4,
@@ -154,7 +156,7 @@ pub fn elem_of(dt: i32) -> Result<ElemType, String> {
 /// packed 4-bit): their values are converted while reading.
 fn converted(dt: i32) -> bool {
     use proto::tensor_proto::DataType as D;
-    matches!(D::try_from(dt), Ok(D::Double | D::Int4 | D::Uint4))
+    matches!(D::try_from(dt), Ok(D::Double | D::Int4 | D::Uint4 | D::Uint16 | D::Uint32))
 }
 
 /// Where an initializer's bytes are, checked against the file they are in.
@@ -194,6 +196,8 @@ pub fn read(t: &proto::TensorProto, fx: &FileCx<'_>) -> Result<(ElemType, Vec<us
     let stored_width = match proto::tensor_proto::DataType::try_from(dt) {
         Ok(proto::tensor_proto::DataType::Double) => 8,
         Ok(proto::tensor_proto::DataType::Int4 | proto::tensor_proto::DataType::Uint4) => 0,
+        Ok(proto::tensor_proto::DataType::Uint16) => 2,
+        Ok(proto::tensor_proto::DataType::Uint32) => 4,
         _ => elem.storage_bytes(),
     };
     let want = if stored_width == 0 { n.div_ceil(2) } else { n * stored_width };
@@ -262,7 +266,11 @@ fn typed_bytes(t: &proto::TensorProto, elem: ElemType, n: usize) -> Result<Bytes
             count(t.int64_data.len())?;
             t.int64_data.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
         }
-        Ok(D::Float16 | D::Bfloat16 | D::Int16) => {
+        Ok(D::Uint32) => {
+            count(t.uint64_data.len())?;
+            t.uint64_data.iter().for_each(|v| out.extend_from_slice(&(*v as u32).to_le_bytes()));
+        }
+        Ok(D::Float16 | D::Bfloat16 | D::Int16 | D::Uint16) => {
             count(t.int32_data.len())?;
             t.int32_data.iter().for_each(|v| out.extend_from_slice(&(*v as u16).to_le_bytes()));
         }
@@ -275,7 +283,7 @@ fn typed_bytes(t: &proto::TensorProto, elem: ElemType, n: usize) -> Result<Bytes
             t.int32_data.iter().for_each(|v| out.push(*v as u8));
         }
         Ok(D::Int4 | D::Uint4) => {
-            count(t.int32_data.len() * 2)?;
+            count(if t.int32_data.len() == n.div_ceil(2) { n } else { t.int32_data.len() * 2 })?;
             t.int32_data.iter().for_each(|v| out.push(*v as u8));
         }
         _ => return Err(format!("{elem} values in typed fields are not supported")),
@@ -289,6 +297,9 @@ fn convert(dt: i32, b: &[u8], n: usize) -> Bytes {
     let mut out = Vec::new();
     match D::try_from(dt) {
         Ok(D::Double) => b.chunks_exact(8).for_each(|c| out.extend_from_slice(&(f64::from_le_bytes(c.try_into().unwrap_or_default()) as f32).to_le_bytes())),
+        // Unsigned 16/32-bit values widen into i32/i64.
+        Ok(D::Uint16) => b.chunks_exact(2).for_each(|c| out.extend_from_slice(&(u16::from_le_bytes([c[0], c[1]]) as i32).to_le_bytes())),
+        Ok(D::Uint32) => b.chunks_exact(4).for_each(|c| out.extend_from_slice(&(u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64).to_le_bytes())),
         Ok(D::Int4) => (0..n).for_each(|i| {
             let nib = (b[i / 2] >> (4 * (i % 2))) & 15;
             out.push(((nib << 4) as i8 >> 4) as u8);
