@@ -342,6 +342,13 @@ pub enum GgufErrorKind {
         end: u64,
         file_len: u64,
     },
+    #[error("tensor '{name}' data at {start} overlaps tensor '{other}' (which ends at {other_end})")]
+    TensorsOverlap {
+        name: String,
+        other: String,
+        start: u64,
+        other_end: u64,
+    },
     #[error("duplicate tensor name '{0}'")]
     DuplicateTensor(String),
     #[error("data section starts at {offset} past end of file ({file_len})")]
