@@ -10,4 +10,5 @@ pub mod frontend;
 pub mod generate;
 pub mod npy;
 pub mod output;
+pub mod signals;
 pub mod tokenizer;

@@ -91,6 +91,7 @@ pub fn main() -> i32 {
         }
     };
     std::panic::set_hook(Box::new(|_| {}));
+    crate::signals::install();
     let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
         let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
         if what.contains("Broken pipe") {

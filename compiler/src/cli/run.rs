@@ -181,16 +181,9 @@ pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> Cl
     })
 }
 
-/// A flag set by Ctrl-C (the first handler installed wins; later calls share it).
+/// A flag set by the first Ctrl-C or SIGTERM ([`crate::signals::stop_flag`]).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
-        flag
-    })
-    .clone()
+    crate::signals::stop_flag()
 }
 
 /// Runs `flexc run`.
