@@ -200,6 +200,9 @@ fn model(a: ModelArgs) -> CliResult {
     Ok(())
 }
 
+/// The largest `MxK` (weights) `bench kernels --shapes` accepts: 2^30.
+const MAX_BENCH_WEIGHTS: usize = 1 << 30;
+
 /// The shapes of `--shapes`: a comma list of `real`, `llama7b`, `all` and `MxK`.
 fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
     let named = |list: &[(&str, usize, usize)]| list.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).collect::<Vec<_>>();
@@ -210,7 +213,12 @@ fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
             "llama7b" => out.extend(named(&LLAMA7B_SHAPES)),
             "all" => out.extend(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES))),
             _ => match s.split_once('x').and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?))) {
-                Some((m, k)) if m > 0 && k > 0 => out.push(BenchShape::new(s, m, k)),
+                // Each primitive holds the f32 weights plus its packed copy:
+                // bound the matrix so a typo is an error, not an OOM abort.
+                Some((m, k)) if m > 0 && k > 0 && m.checked_mul(k).is_some_and(|n| n <= MAX_BENCH_WEIGHTS) => out.push(BenchShape::new(s, m, k)),
+                Some((m, k)) if m > 0 && k > 0 => {
+                    return Err(CliError::usage(format!("error: --shapes: `{s}` has {} weights, more than bench kernels measures ({MAX_BENCH_WEIGHTS}, a 4 GiB f32 matrix)", (m as u128) * (k as u128))));
+                }
                 _ => return Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
             },
         }
