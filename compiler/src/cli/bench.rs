@@ -141,10 +141,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The most prompt or decode tokens `bench model` runs (llama-bench's
+/// defaults are 512 and 128).
+const MAX_BENCH_TOKENS: usize = 1 << 15;
+
 fn model(a: ModelArgs) -> CliResult {
     let threads = threads_arg(a.threads)?;
     if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.repeats == 0 {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
+    }
+    if a.prompt_tokens.max(a.gen_tokens) > MAX_BENCH_TOKENS {
+        return Err(CliError::usage(format!("error: --prompt-tokens and --gen-tokens may be at most {MAX_BENCH_TOKENS} (a longer run measures attention, not the model, and takes hours)")));
     }
     let ctx = a.prompt_tokens.max(a.gen_tokens);
     let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats.as_deref())?;
@@ -162,16 +169,24 @@ fn model(a: ModelArgs) -> CliResult {
     }
     let mut pp = Vec::new();
     let mut tg = Vec::new();
-    for _ in 0..a.repeats {
+    // Progress on a terminal (indicatif draws nothing when stderr is not one).
+    let bar = indicatif::ProgressBar::new((a.repeats * (a.prompt_tokens + a.gen_tokens)) as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg:>24} {bar:30} {pos}/{len} tokens  eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    for r in 0..a.repeats {
+        bar.set_message(format!("repeat {}/{}: prefill", r + 1, a.repeats));
         let t = Instant::now();
         m.forward(&tokens, 0, 1).map_err(err)?;
         pp.push(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        bar.inc(a.prompt_tokens as u64);
+        bar.set_message(format!("repeat {}/{}: decode", r + 1, a.repeats));
         let t = Instant::now();
         for i in 0..a.gen_tokens {
             m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, 1).map_err(err)?;
+            bar.inc(1);
         }
         tg.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }
+    bar.finish_and_clear();
     let (pp, tg) = (median(pp), median(tg));
     let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     match a.format {

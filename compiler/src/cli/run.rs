@@ -102,7 +102,7 @@ pub struct TokenizeArgs {
 fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
     match (prompt, file) {
         (Some(p), _) => Ok(p),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CliError::input(format!("{}: cannot read: {e}", f.display()))),
+        (None, Some(f)) => super::source::read_text_file(f),
         (None, None) => Err(CliError::usage("error: give the text with -p TEXT or -f FILE")),
     }
 }

@@ -92,15 +92,31 @@ impl FlowNm {
             "owl-nm" => Method::OwlNm,
             s => return Err(format!("flow-nm: method must be flow, uniform, owl or owl-nm, got '{s}'")),
         };
+        let unused: &[&str] = match method {
+            Method::Flow => &["pattern", "lamda"],
+            Method::Uniform => &["sparsity", "candidates", "mode", "hyper-m", "lamda", "score"],
+            Method::Owl => &["candidates", "mode", "pattern"],
+            Method::OwlNm => &["sparsity", "candidates", "mode"],
+        };
+        o.reject_unused(unused, &format!("method={}", o.str("method")))?;
         let sparsity = o.float("sparsity");
         if !(0.0..1.0).contains(&sparsity) {
             return Err(format!("flow-nm: sparsity must be in [0, 1), got {sparsity}"));
         }
+        // hyper-m scales the block's mean score into the outlier threshold;
+        // lamda spreads sparsity (owl) or N (owl-nm) around the target.
+        let (hyper_m, lamda) = (o.float("hyper-m"), o.float("lamda"));
+        if !(hyper_m > 0.0 && hyper_m <= 1e6) {
+            return Err(format!("flow-nm: hyper-m must be in (0, 1e6], got {hyper_m}"));
+        }
+        if !(0.0..=64.0).contains(&lamda) {
+            return Err(format!("flow-nm: lamda must be in [0, 64], got {lamda}"));
+        }
         Ok(FlowNm {
             method,
             sparsity,
-            hyper_m: o.float("hyper-m"),
-            lamda: o.float("lamda"),
+            hyper_m,
+            lamda,
             candidates: Nm::parse_list(o.str("candidates")).map_err(|e| format!("flow-nm: candidates: {e}"))?,
             pattern: Nm::parse(o.str("pattern")).map_err(|e| format!("flow-nm: pattern: {e}"))?,
             nearest: match o.str("mode") {
@@ -195,9 +211,9 @@ impl FlowNm {
                 let chosen = if self.nearest {
                     let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
                     status = Some(Status::Nearest);
-                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed)?
+                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed).map_err(|e| format!("flow-nm: {e}"))?
                 } else {
-                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates);
+                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates).map_err(|e| format!("flow-nm: {e}"))?;
                     status = Some(s);
                     c
                 };

@@ -400,7 +400,7 @@ pub(crate) enum Storage {
 impl Storage {
     /// Memory-maps the file at `path` (an empty file is held as no bytes).
     pub(crate) fn open(path: &Path) -> std::io::Result<Storage> {
-        let file = std::fs::File::open(path)?;
+        let file = flexc_ir::limits::open_regular(path)?;
         if file.metadata()?.len() == 0 {
             // Mapping an empty file fails on some platforms; the parsers
             // report the empty file as truncated instead.
