@@ -9,9 +9,10 @@
 //! positions; both min-max normalised (the reference's Lamda rescaling and
 //! mean-centring are affine, so min-max undoes them: no option); cost
 //! `|N − 8·O| + 4·|M − 8·(1 − D)|` over the candidates; the average sparsity
-//! constraint either `exact` (the reference's equality, including its
-//! infeasible outcome) or `nearest` (the closest reachable average, exactly,
-//! by DP, with the dense ends counted); then blocks 0 and L−1 forced to 8:8
+//! constraint either `nearest` (the default: the closest reachable average,
+//! exactly, by DP, with the dense ends counted) or, opt-in, `reference` (the
+//! reference's equality, reproducing its solver's infeasible outcome, which
+//! is fitted to recorded outputs); then blocks 0 and L−1 forced to 8:8
 //! (`dense-ends`). The record of every block is kept in `nm_blocks`.
 //!
 //! Baselines (`method=`): `uniform` (`pattern` everywhere: with
@@ -36,7 +37,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "lamda", kind: OptKind::Float, default: "0.08", help: "OWL's λ (owl: sparsity spread ±λ; owl-nm: the README uses 2)" },
         OptDecl { name: "candidates", kind: OptKind::Str, default: "2:4,4:4,2:8,4:8,8:8", help: "FLOW's candidate patterns, N kept of M" },
         OptDecl { name: "pattern", kind: OptKind::Str, default: "2:4", help: "uniform's pattern; owl-nm's base pattern (M fixed)" },
-        OptDecl { name: "mode", kind: OptKind::Str, default: "exact", help: "exact (the reference's equality, incl. its infeasible case) | nearest (closest reachable average)" },
+        OptDecl { name: "mode", kind: OptKind::Str, default: "nearest", help: "nearest (the minimum-cost choice at the closest reachable average) | reference (the reference solver's equality, bug-compatible in its infeasible case)" },
         OptDecl { name: "dense-ends", kind: OptKind::Bool, default: "true", help: "force the first and last block to 8:8 (dense), as the reference does" },
         OptDecl { name: "granularity", kind: OptKind::Str, default: "block", help: "block (one pattern per decoder block, the reference) | layer (one per linear)" },
         OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude: the metric outliers are found in" },
@@ -120,9 +121,10 @@ impl FlowNm {
             candidates: Nm::parse_list(o.str("candidates")).map_err(|e| format!("flow-nm: candidates: {e}"))?,
             pattern: Nm::parse(o.str("pattern")).map_err(|e| format!("flow-nm: pattern: {e}"))?,
             nearest: match o.str("mode") {
-                "exact" => false,
+                "reference" => false,
                 "nearest" => true,
-                s => return Err(format!("flow-nm: mode must be exact or nearest, got '{s}'")),
+                "exact" => return Err("flow-nm: mode=exact is now mode=reference (the reference solver's emulation, opt-in); the default is nearest".into()),
+                s => return Err(format!("flow-nm: mode must be nearest or reference, got '{s}'")),
             },
             dense_ends: o.bool("dense-ends"),
             per_layer: match o.str("granularity") {
@@ -266,7 +268,7 @@ impl FlowNm {
     }
 
     fn mode_name(&self) -> &'static str {
-        if self.nearest { "nearest" } else { "exact" }
+        if self.nearest { "nearest" } else { "reference" }
     }
 }
 
