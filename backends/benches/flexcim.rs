@@ -54,7 +54,7 @@ fn main() {
                 let work: Vec<_> = SHAPES
                     .iter()
                     .map(|&(o, k)| {
-                        let l = synthetic_layer("l", o, k, Nm { n: 2, m: 4 }, aligned, 32, &mut rng);
+                        let l = synthetic_layer("l", o, k, Nm::of(2, 4), aligned, 32, &mut rng);
                         let x: Vec<i8> = (0..rows * k).map(|_| rng.i8()).collect();
                         (l, x)
                     })

@@ -11,7 +11,7 @@ use std::time::Duration;
 use flexc_backends::cost::{cost_models, cost_models_with};
 use flexc_backends::cpu::cost::{CostTable, CpuCostModel};
 use flexc_backends::cpu::cost_bench::{measure, CostBenchOptions};
-use flexc_ir::quant::{BcqParams, GgmlType, GqParams, TernaryParams};
+use flexc_ir::quant::{BcqParams, GgmlType, GqParams, Nm, TernaryParams};
 use flexc_ir::types::{Dim, ElemType};
 use flexc_ir::{Encoding, TensorType};
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
@@ -104,7 +104,7 @@ fn what_the_runtime_cannot_run_or_the_table_lacks_is_none() {
     assert_eq!(cost(&m, Primitive::Lut, 1, &weight(1024, 4096, gq(3)), None), None, "gq3 is not in the table");
     assert_eq!(cost(&m, Primitive::Lut, 1, &weight(1020, 4096, gq(2)), None), None, "rows not whole row blocks");
     assert_eq!(cost(&m, Primitive::Dense, 1, &weight(64, 64, None).clone_with_elem(ElemType::I8), None), None, "integer weights");
-    let bcq = weight(1024, 4096, Some(Encoding::Bcq(BcqParams { bits: 3, group: 128, pot: true, apot: 2 })));
+    let bcq = weight(1024, 4096, Some(Encoding::Bcq(BcqParams::row(3, 128, true, 2))));
     assert_eq!(cost(&m, Primitive::ShiftAdd, 1, &bcq, None), None, "bcq3 is not in the table");
     // An unmeasured tile is not guessed.
     assert_eq!(cost(&m, Primitive::Lut, 1, &weight(1024, 4096, gq(2)), Some(Tile { m: 64, k: 1024 })), None);
@@ -126,7 +126,7 @@ impl WithElem for TensorType {
 #[test]
 fn nm_is_priced_per_stored_value_and_decoded_weights_as_f32() {
     let m = model();
-    let nm = |n: u8, mm: u8| cost(&m, Primitive::Sparse, 1, &weight(1024, 4096, Some(Encoding::Nm { n, m: mm })), None).unwrap();
+    let nm = |n: u8, mm: u8| cost(&m, Primitive::Sparse, 1, &weight(1024, 4096, Some(Encoding::Nm(Nm::of(n, mm)))), None).unwrap();
     let nk = 1024.0 * 4096.0;
     assert!(close(nm(2, 4), nk * 0.5 * 0.2));
     assert!(close(nm(2, 8), nk * 0.25 * 0.2));
@@ -134,7 +134,7 @@ fn nm_is_priced_per_stored_value_and_decoded_weights_as_f32() {
     // The dense primitive decodes #nm, #gq, ternary and f16 to f32 at compile time.
     let f32_cost = cost(&m, Primitive::Dense, 1, &weight(1024, 4096, None), None).unwrap();
     for w in [
-        weight(1024, 4096, Some(Encoding::Nm { n: 2, m: 4 })),
+        weight(1024, 4096, Some(Encoding::Nm(Nm::of(2, 4)))),
         weight(1024, 4096, gq(2)),
         weight(1024, 4096, Some(Encoding::Ternary(TernaryParams { group: 0 }))),
         weight(1024, 4096, None).clone_with_elem(ElemType::F16),

@@ -12,7 +12,7 @@
 
 use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeOptions};
 use flexc_backends::reference::{Interpreter, Tensor};
-use flexc_ir::quant::{encode_shaped, BcqParams, BcqScales, GgmlType, GqParams, TernaryParams};
+use flexc_ir::quant::{BcqParams, BcqScales, GgmlType, GqParams, Nm, TernaryParams};
 use flexc_ir::Encoding;
 
 use flexc_backends::xorshift::XorShift as Rng;
@@ -21,7 +21,7 @@ use flexc_backends::xorshift::XorShift as Rng;
 fn weight(rng: &mut Rng, name: &str, n: usize, k: usize, enc: Option<Encoding>) -> String {
     let vals = rng.vec(n * k, 0.1);
     let data = match enc {
-        Some(e) => format!("\"0x{}\"", encode_shaped(e, &vals, &[n, k]).expect("encodes").iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Some(e) => format!("\"0x{}\"", e.encode(&[n, k], &vals).expect("encodes").iter().map(|b| format!("{b:02x}")).collect::<String>()),
         None => format!("[{}]", vals.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(", ")),
     };
     format!("weight @{name} : f32[{n}, {k}]{} = dense<{data}>\n", ty_enc(enc))
@@ -65,7 +65,7 @@ fn lut_encodings() -> Vec<Encoding> {
     let mut v: Vec<Encoding> = (1..=4u8).map(|bits| Encoding::Gq(GqParams { bits, group: 64, zero: bits % 2 == 0 })).collect();
     v.push(Encoding::Ternary(TernaryParams { group: 0 }));
     v.push(Encoding::Ternary(TernaryParams { group: 64 }));
-    v.extend([2u8, 3].map(|bits| Encoding::Bcq(BcqParams { bits, group: 64, pot: true, apot: 3 })));
+    v.extend([2u8, 3].map(|bits| Encoding::Bcq(BcqParams::row(bits, 64, true, 3))));
     v
 }
 
@@ -129,7 +129,7 @@ fn shiftadd_gemm_matches_the_interpreter() {
     let mut rng = Rng(23);
     for bits in 1..=4u8 {
         for pot in [true, false] {
-            let enc = Encoding::Bcq(BcqParams { bits, group: rng.pick(&[32u32, 64, 128]), pot, apot: 2 });
+            let enc = Encoding::Bcq(BcqParams::row(bits, rng.pick(&[32u32, 64, 128]), pot, 2));
             let (n, k, rows) = (rng.pick(&[5usize, 16, 33]), 128 * rng.pick(&[1usize, 2, 3]), rng.pick(&[1usize, 4]));
             let e = ty_enc(Some(enc));
             let (wt, wv) = if pot { (format!("  %wt = kern.tile %w {{m = 4, k = 128}} : f32[{n}, {k}]{e}\n"), "%wt") } else { (String::new(), "%w") };
@@ -172,8 +172,8 @@ fn dense_gemm_matches_the_interpreter() {
         // No int-dot kernel for TQ1_0: decoded at compile time.
         (Some(Encoding::Ggml(GgmlType::TQ1_0)), 1e-4),
         (Some(Encoding::Gq(GqParams { bits: 3, group: 64, zero: true })), 1e-4),
-        (Some(Encoding::Bcq(BcqParams { bits: 2, group: 64, pot: false, apot: 2 })), 1e-4),
-        (Some(Encoding::Nm { n: 2, m: 4 }), 1e-4),
+        (Some(Encoding::Bcq(BcqParams::row(2, 64, false, 2))), 1e-4),
+        (Some(Encoding::Nm(Nm::of(2, 4))), 1e-4),
         (None, 1e-4),
     ];
     for (i, (enc, tol)) in cases.into_iter().enumerate() {
@@ -235,7 +235,7 @@ fn dense_gemm_takes_a_constant_weight() {
 fn sparse_gemm_runs_the_nm_kernel() {
     let mut rng = Rng(41);
     for (i, (n, m, rows_w, k)) in [(2u8, 4u8, 8usize, 64usize), (1, 4, 13, 96), (4, 8, 20, 128), (8, 16, 6, 64), (2, 3, 5, 48)].into_iter().enumerate() {
-        let enc = Encoding::Nm { n, m };
+        let enc = Encoding::Nm(Nm::of(n, m));
         let src = weight(&mut rng, "w", rows_w, k, Some(enc))
             + &format!("func @f(%x: f32[seq, {k}]) -> f32[seq, {rows_w}] {{\n  %w = tensor.weight @w : f32[{rows_w}, {k}] {enc}\n  %y = kern.sparse_gemm %x, %w : f32[seq, {rows_w}]\n  return %y\n}}\n");
         for rows in [1, 5] {

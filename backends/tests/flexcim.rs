@@ -126,7 +126,7 @@ fn random_layers_are_bit_exact_for_every_pattern() {
     let mut rng = Rng(12345);
     for nm in PATTERNS {
         for case in 0..4 {
-            let m = Nm::parse(nm).unwrap().m;
+            let m = Nm::parse(nm).unwrap().m();
             let (out, inp, tokens) = (1 + rng.below(20), m * (1 + rng.below(12)), 1 + rng.below(40));
             let w = workload(nm, out, inp, tokens, case % 2 == 0, rng.next_u64());
             let ev = evaluate(&arch, &EnergyTable::default_table(), std::slice::from_ref(&w), &[], &baselines).unwrap();
@@ -142,15 +142,15 @@ fn random_layers_are_bit_exact_for_every_pattern() {
 
 #[test]
 fn magnitude_prune_keeps_the_largest() {
-    let l = NmLayer::prune("p", 1, 8, &[1, -9, 3, 2, 0, 5, -5, 4], Nm { n: 2, m: 4 }).unwrap();
+    let l = NmLayer::prune("p", 1, 8, &[1, -9, 3, 2, 0, 5, -5, 4], Nm::of(2, 4)).unwrap();
     assert_eq!(l.idx, vec![1, 2, 1, 2]);
     assert_eq!(l.values, vec![-9, 3, 5, -5]);
     assert_eq!(reference_matmul(&l, &[1; 8], 1).unwrap(), vec![-6]);
     // As a denser pattern: kept positions stay, the lowest free ones pad (with zeros).
-    let one = NmLayer::prune("p", 1, 8, &[0, 0, 7, 0, 0, -3, 0, 0], Nm { n: 1, m: 4 }).unwrap();
-    let two = one.as_pattern(Nm { n: 2, m: 4 }).unwrap();
+    let one = NmLayer::prune("p", 1, 8, &[0, 0, 7, 0, 0, -3, 0, 0], Nm::of(1, 4)).unwrap();
+    let two = one.as_pattern(Nm::of(2, 4)).unwrap();
     assert_eq!((two.idx, two.values), (vec![0, 2, 0, 1], vec![0, 7, 0, -3]));
-    assert_eq!(l.as_pattern(Nm { n: 1, m: 4 }), None, "2 kept do not fit 1:4");
+    assert_eq!(l.as_pattern(Nm::of(1, 4)), None, "2 kept do not fit 1:4");
 }
 
 fn cycles(arch: &Arch, w: &Workload) -> (u64, u64) {
@@ -187,7 +187,7 @@ fn cycle_counts_are_sane() {
 fn ir_function_lowers_and_checks_against_the_interpreter() {
     let text = "weight @w : f32[4, 8] = dense<[0.5, -1.0, 2.0, 1.5, 0.25, -3.0, 1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]>\n\nfunc @f(%x: f32[seq, 8]) -> f32[seq, 4] {\n  %w = tensor.weight @w : f32[4, 8]\n  %y = tensor.matmul %x, %w {transpose_b} : f32[seq, 4]\n  %z = tensor.relu %y : f32[seq, 4]\n  return %z\n}\n";
     let m = flexc_ir::text::parse_module(text).unwrap();
-    let w = fromir::from_ir(&m, None, 3, &MagnitudePrune(Nm { n: 2, m: 4 }), 5).unwrap();
+    let w = fromir::from_ir(&m, None, 3, &MagnitudePrune(Nm::of(2, 4)), 5).unwrap();
     assert_eq!(w.work.len(), 1);
     assert_eq!(w.host, vec![("tensor.relu".to_string(), 12)]);
     assert_eq!(w.work[0].tokens, 3);

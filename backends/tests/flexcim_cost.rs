@@ -48,7 +48,7 @@ fn analytical_cycles_agree_with_the_simulator() {
     for arch in &archs {
         for p in ["2:4", "2:8", "4:8", "1:2", "8:8"] {
             let nm = Nm::parse(p).unwrap();
-            for (out, inp, tokens) in [(576, 576, 1), (200, 384, 9), (100, 200 / nm.m * nm.m, 3)] {
+            for (out, inp, tokens) in [(576, 576, 1), (200, 384, 9), (100, 200 / nm.m() * nm.m(), 3)] {
                 for aligned in [true, false] {
                     let l = synthetic_layer("l", out, inp, nm, aligned, 32, &mut rng);
                     let s = sim(arch, &l, tokens, None, &mut rng);
@@ -84,7 +84,7 @@ fn cost_model_prices_sparse_and_dense_and_refuses_the_rest() {
     let cm = FlexcimCostModel::default();
     assert_eq!((cm.target(), cm.unit()), ("flexcim", "cycles"));
     assert!(cm.source().contains("analytical"));
-    let nm24 = ty(1536, 576, Some(Encoding::Nm { n: 2, m: 4 }));
+    let nm24 = ty(1536, 576, Some(Encoding::Nm(Nm::of(2, 4))));
     let q4 = ty(1536, 576, Some(Encoding::parse("q4_1", &[]).unwrap()));
     let sparse = GemmQuery { rows: 1, n: 1536, k: 576, weight: &nm24 };
     let dense = GemmQuery { rows: 1, n: 1536, k: 576, weight: &q4 };
@@ -102,7 +102,7 @@ fn cost_model_prices_sparse_and_dense_and_refuses_the_rest() {
     assert!(cm.energy_pj(Primitive::Sparse, &sparse, None).unwrap() < cm.energy_pj(Primitive::Dense, &dense, None).unwrap());
     // The same numbers as the analytical model on an aligned layer, which agree with the simulator.
     let arch = Arch::default_flexcim();
-    let l = synthetic_layer("l", 1536, 576, Nm { n: 2, m: 4 }, true, 32, &mut Rng(3));
+    let l = synthetic_layer("l", 1536, 576, Nm::of(2, 4), true, 32, &mut Rng(3));
     let simulated = sim(&arch, &l, 1, None, &mut Rng(4)).total_cycles() as f64;
     assert!((s / simulated - 1.0).abs() <= CYCLE_TOL, "cost {s} vs simulated {simulated}");
     // More rows cost more.
@@ -114,10 +114,10 @@ fn cost_model_tiles_match_the_macro_and_are_priced() {
     let cm = FlexcimCostModel::default();
     let arch = cm.arch().clone();
     for (n, m) in [(2u8, 4u8), (2, 8), (4, 8), (1, 2)] {
-        let t = ty(1536, 576, Some(Encoding::Nm { n, m }));
+        let t = ty(1536, 576, Some(Encoding::Nm(Nm::of(n, m))));
         let q = GemmQuery { rows: 8, n: 1536, k: 576, weight: &t };
         let tiles = cm.tiles(Primitive::Sparse, &q);
-        let nm = Nm { n: n as usize, m: m as usize };
+        let nm = Nm::of(n, m);
         assert_eq!(tiles[0], macro_tile(&arch, nm), "{nm}: the full macro comes first");
         // rows × columns × sub-macros for this N:M: k/M·N cells fill agg × rows, m fills sets × columns.
         let agg = flexc_backends::flexcim::mapping::aggregation_for(&arch, nm) as u64;
@@ -175,8 +175,8 @@ fn per_row_masks_are_priced_from_the_type() {
     use flexc_backends::flexcim::cost::Masks;
     let cm = FlexcimCostModel::default().with_masks(Masks::PerRow);
     assert!(cm.source().contains("per-row"));
-    let l = synthetic_layer("l", 1536, 576, Nm { n: 2, m: 8 }, false, 32, &mut rng);
-    let t = ty(1536, 576, Some(Encoding::Nm { n: 2, m: 8 }));
+    let l = synthetic_layer("l", 1536, 576, Nm::of(2, 8), false, 32, &mut rng);
+    let t = ty(1536, 576, Some(Encoding::Nm(Nm::of(2, 8))));
     let q = GemmQuery { rows: 4, n: 1536, k: 576, weight: &t };
     let (est, simulated) = (cm.gemm(Primitive::Sparse, &q, None).unwrap(), sim(&base, &l, 4, None, &mut rng).total_cycles() as f64);
     assert!((est / simulated - 1.0).abs() <= CYCLE_TOL, "per-row cost {est} vs simulated {simulated}");

@@ -32,7 +32,7 @@ fn weight_decl(rng: &mut Rng, out: usize, inp: usize, enc: Option<Encoding>) -> 
 /// quantization error bound of the interpreter's f32 result.
 fn check_module(text: &str, tokens: usize, seed: u64) -> flexc_backends::flexcim::Evaluation {
     let m = flexc_ir::text::parse_module(text).unwrap_or_else(|d| panic!("{}\n{text}", d.message));
-    let w = from_ir(&m, None, tokens, &MagnitudePrune(Nm { n: 2, m: 4 }), seed).unwrap();
+    let w = from_ir(&m, None, tokens, &MagnitudePrune(Nm::of(2, 4)), seed).unwrap();
     let ev = evaluate(&Arch::default_flexcim(), &EnergyTable::default_table(), &w.work, &w.host, &["dense".into(), "fixed-2:4".into()]).unwrap();
     assert_eq!(ev.check, Check::Passed, "{text}");
     // The f32 result of the kern op, on the same seeded inputs.
@@ -86,8 +86,8 @@ fn sparse_gemm_matches_the_interpreter_on_random_shapes_and_patterns() {
     let pats = ["1:2", "2:4", "2:8", "4:8", "4:4", "8:8", "1:4", "3:8"];
     for (i, p) in pats.iter().enumerate() {
         let nm = Nm::parse(p).unwrap();
-        let (out, inp, tokens) = (1 + rng.below(70), nm.m * (1 + rng.below(24)), 1 + rng.below(6));
-        let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
+        let (out, inp, tokens) = (1 + rng.below(70), nm.m() * (1 + rng.below(24)), 1 + rng.below(6));
+        let enc = Encoding::Nm(nm);
         let (ty, init) = weight_decl(&mut rng, out, inp, Some(enc));
         // Half the cases store the weight in the table, half quantize a constant in the function.
         let text = if i % 2 == 0 {
@@ -132,7 +132,7 @@ fn dense_gemm_and_encoded_matmul_run_dense() {
 }
 
 fn tiled_text(rng: &mut Rng, nm: Nm, out: usize, inp: usize, tm: u64, tk: u64) -> String {
-    let enc = Encoding::Nm { n: nm.n as u8, m: nm.m as u8 };
+    let enc = Encoding::Nm(nm);
     let (ty, init) = weight_decl(rng, out, inp, Some(enc));
     format!("weight @w : {ty} = {init}\n\nfunc @f(%x: f32[seq, {inp}]) -> f32[seq, {out}] {{\n  %w = tensor.weight @w : {ty}\n  %t = kern.tile %w {{m = {tm}, k = {tk}}} : {ty}\n  %y = kern.sparse_gemm %x, %t : f32[seq, {out}]\n  return %y\n}}\n")
 }
@@ -144,20 +144,20 @@ fn kern_tile_maps_onto_the_macro() {
     for p in ["2:4", "2:8", "4:8", "1:2", "8:8"] {
         let nm = Nm::parse(p).unwrap();
         let full = macro_tile(&arch, nm);
-        for (tm, tk) in [(full.m, full.k), (32, full.k), (full.m, full.k / 2 / nm.m as u64 * nm.m as u64)] {
+        for (tm, tk) in [(full.m, full.k), (32, full.k), (full.m, full.k / 2 / nm.m() as u64 * nm.m() as u64)] {
             if tk == 0 {
                 continue;
             }
-            let (out, inp) = (70 + rng.below(60), 2 * full.k as usize + nm.m * rng.below(8));
+            let (out, inp) = (70 + rng.below(60), 2 * full.k as usize + nm.m() * rng.below(8));
             let text = tiled_text(&mut rng, nm, out, inp, tm, tk);
             let ev = check_module(&text, 3, 11);
             let plan = &ev.flexcim.plans[0];
             assert_eq!(plan.tile, Some(flexc_passes::target::Tile { m: tm.min(out as u64), k: tk.min(inp as u64) }), "{p}");
             // Passes = output tiles × input tiles when every tile fits one residency (aligned or not, per tile).
             let otiles = out.div_ceil(tm as usize);
-            let ktiles = (inp / nm.m).div_ceil(tk as usize / nm.m);
+            let ktiles = (inp / nm.m()).div_ceil(tk as usize / nm.m());
             // Per-row (unaligned) masks may need up to M/N times the slots of an aligned one, never more.
-            let most = otiles * ktiles * nm.m.div_ceil(nm.n);
+            let most = otiles * ktiles * nm.m().div_ceil(nm.n());
             assert!(plan.passes >= otiles * ktiles && plan.passes <= most, "{p} {tm}x{tk}: {} passes, {otiles} x {ktiles} tiles", plan.passes);
         }
     }

@@ -44,7 +44,7 @@ fn phase(m: &flexc_ir::Module, rows: usize, engine: Engine) -> PhaseResult {
     assert_eq!(ml.layers.len(), 5);
     assert!(ml.skipped.is_empty());
     let head = &ml.layers[4];
-    assert_eq!((head.gemm.name.as_str(), head.block, head.layer.out, head.layer.nm.n, head.layer.nm.m), ("output.weight", None, 16, 8, 8), "the LM head runs, dense");
+    assert_eq!((head.gemm.name.as_str(), head.block, head.layer.out, head.layer.nm.n(), head.layer.nm.m()), ("output.weight", None, 16, 8, 8), "the LM head runs, dense");
     assert_eq!(ml.host.iter().map(|h| h.0.as_str()).collect::<Vec<_>>(), vec!["tensor.relu"; 2], "host work: the relus (weights are decoded offline)");
     let acts = (engine == Engine::Cycle).then(|| activations(m, None, &ml.layers, rows, 3).unwrap());
     let mut seen = 0;
@@ -102,14 +102,14 @@ fn select_and_tile_gemm_for_flexcim_lower_and_match_the_cost_model() {
     assert_eq!(text.matches("kern.sparse_gemm").count(), 4, "the block linears run sparse:\n{text}");
     assert!(text.contains("kern.tile"), "tile-gemm placed the macro tiles");
     // The stream runs, checks, and costs what the cost model said.
-    let w = from_ir(&m, None, 1, &MagnitudePrune(flexc_backends::flexcim::arch::Nm { n: 2, m: 4 }), 5).unwrap();
+    let w = from_ir(&m, None, 1, &MagnitudePrune(flexc_backends::flexcim::arch::Nm::of(2, 4)), 5).unwrap();
     let arch = Arch::default_flexcim();
     let ev = evaluate(&arch, &EnergyTable::default_table(), &w.work, &w.host, &["dense".into()]).unwrap();
     assert_eq!(ev.check, Check::Passed);
     for (wk, st) in w.work.iter().zip(ev.flexcim.result.layers.iter().filter(|l| l.dense_macs > 0)) {
-        let ty = flexc_ir::TensorType { encoding: Some(flexc_ir::types::Encoding::Nm { n: 2, m: 8 }), ..flexc_ir::TensorType::new(flexc_ir::ElemType::F32, &[wk.layer.out as u64, wk.layer.inp as u64]) };
+        let ty = flexc_ir::TensorType { encoding: Some(flexc_ir::types::Encoding::Nm(flexc_ir::quant::Nm::of(2, 8))), ..flexc_ir::TensorType::new(flexc_ir::ElemType::F32, &[wk.layer.out as u64, wk.layer.inp as u64]) };
         let q = GemmQuery { rows: 1, n: wk.layer.out as u64, k: wk.layer.inp as u64, weight: &ty };
-        if wk.layer.nm.n == 2 {
+        if wk.layer.nm.n() == 2 {
             // From the type alone the dsels a pass can keep are expected values: within 2% (flexcim_cost.rs).
             let est = cm.gemm(Primitive::Sparse, &q, wk.tile).unwrap();
             let sim = st.total_cycles() as f64;

@@ -26,7 +26,7 @@ fn check(s: &JitSession, p: BcqParams, bytes: &[u8], m: usize, k: usize, k_tile:
     let want = interpreter(enc, bytes, m, k, x);
     let mut wd = vec![0f32; m * k];
     decode(enc, bytes, &mut wd).unwrap();
-    let lambda = BcqTables::build(x, p.group as usize).unwrap().lambda;
+    let lambda = BcqTables::build(x, p.row_block_elems()).unwrap().lambda;
     for r in 0..m {
         let row = &wd[r * k..(r + 1) * k];
         let l1: f32 = row.iter().map(|v| v.abs()).sum();
@@ -50,7 +50,7 @@ fn shiftadd_matches_the_interpreter_on_random_shapes() {
         let m = rng.pick(&[1usize, 3, 4, 5, 16, 33]);
         let k_tile = rng.pick(&[0usize, 8, 24, 64, 128, 256, 100_000]);
         let threads = rng.pick(&[1usize, 2]);
-        let p = BcqParams { bits, group, pot, apot };
+        let p = BcqParams::row(bits, group, pot, apot);
         let mut w = rng.vec(m * k, 0.05);
         // An all-zero row gives α = 0 groups (masked in the exponent path).
         if m > 2 {
@@ -72,7 +72,7 @@ fn hand_made_alphas_use_the_right_path() {
     let mut rng = Rng(9);
     let (m, k) = (6, 64);
     let x = rng.vec(k, 2.0);
-    let p = BcqParams { bits: 2, group: 32, pot: true, apot: 3 };
+    let p = BcqParams::row(2, 32, true, 3);
     for (a, terms) in [(0.1f32, 0u8), (0.5 + 0.125 + 0.03125 + 0.0078125, 4), (0.25, 1)] {
         let mut bytes = rng.bytes(m * k / 32 * p.block_bytes());
         let h = half::f16::from_f32(a).to_le_bytes();
@@ -89,7 +89,7 @@ fn activations_with_outliers_stay_in_budget() {
     let s = JitSession::host().unwrap();
     let mut rng = Rng(5);
     let (m, k) = (8, 4096);
-    let p = BcqParams { bits: 3, group: 4096, pot: true, apot: 3 };
+    let p = BcqParams::row(3, 4096, true, 3);
     let mut x = rng.vec(k, 1.0);
     x[17] = 3000.0;
     x[900] = -1e-7;
@@ -100,7 +100,7 @@ fn activations_with_outliers_stay_in_budget() {
 #[test]
 fn bad_inputs_are_errors() {
     let s = JitSession::host().unwrap();
-    let p = BcqParams { bits: 2, group: 32, pot: true, apot: 2 };
+    let p = BcqParams::row(2, 32, true, 2);
     let bytes = encode(Encoding::Bcq(p), &[0.1; 4 * 64]).unwrap();
     assert!(ShiftAddWeights::pack(p, &bytes[1..], 4, 64, 128).is_err());
     assert!(ShiftAddWeights::pack(p, &bytes, 4, 60, 128).is_err());

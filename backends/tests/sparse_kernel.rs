@@ -11,7 +11,7 @@
 use flexc_backends::cpu::runtime::Pool;
 use flexc_backends::cpu::sparse::{SparseKernel, SparseSpec, SparseWeights};
 use flexc_backends::cpu::{IsaSpec, JitError, JitSession};
-use flexc_ir::quant::{decode, encode, nm};
+use flexc_ir::quant::{decode, encode, nm, Nm};
 use flexc_ir::Encoding;
 
 use flexc_backends::xorshift::XorShift as Rng;
@@ -19,12 +19,12 @@ use flexc_backends::xorshift::XorShift as Rng;
 /// Random `#nm<n, m>` bytes of a `[rows, cols]` weight (magnitude pruning of
 /// random values, so the kept positions differ from group to group).
 fn weights(rng: &mut Rng, n: u8, m: u8, rows: usize, cols: usize) -> Vec<u8> {
-    encode(Encoding::Nm { n, m }, &rng.vec(rows * cols, 1.0)).expect("encodes")
+    encode(Encoding::Nm(Nm::of(n, m)), &rng.vec(rows * cols, 1.0)).expect("encodes")
 }
 
 fn dense(n: u8, m: u8, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
     let mut w = vec![0f32; rows * cols];
-    decode(Encoding::Nm { n, m }, bytes, &mut w).expect("decodes");
+    decode(Encoding::Nm(Nm::of(n, m)), bytes, &mut w).expect("decodes");
     w
 }
 
@@ -62,7 +62,7 @@ fn packing_round_trips_to_the_decoded_weight() {
         for (rows, groups) in [(1, 1), (5, 3), (8, 7), (13, 9)] {
             let cols = m as usize * groups;
             let b = weights(&mut rng, n, m, rows, cols);
-            let p = SparseWeights::pack(n, m, &b, rows, cols).expect("packs");
+            let p = SparseWeights::pack(Nm::of(n, m), &b, rows, cols).expect("packs");
             assert_eq!(p.to_dense(), dense(n, m, &b, rows, cols), "{n}:{m} {rows}×{cols}");
             // Only the kept weights are stored: per row block one unit (4
             // values) per kept weight of a row, plus each chunk's metadata.
@@ -81,7 +81,7 @@ fn streamed_bytes_stay_at_the_compressed_size() {
     let (rows, cols) = (64, 1536);
     for &(n, m) in &[(2u8, 4u8), (1, 4), (4, 8), (2, 8), (8, 16)] {
         let b = weights(&mut rng, n, m, rows, cols);
-        let p = SparseWeights::pack(n, m, &b, rows, cols).expect("packs");
+        let p = SparseWeights::pack(Nm::of(n, m), &b, rows, cols).expect("packs");
         let kept = (rows * cols / m as usize * n as usize) as f64;
         let per_kept = p.streamed_bytes() as f64 / kept;
         // 4 bytes of value plus b/8 of index (module docs): 1536 columns make
@@ -103,7 +103,7 @@ fn kernel_matches_reference_on_random_shapes() {
         let cols = m as usize * groups;
         let bytes = weights(&mut rng, n, m, rows, cols);
         let w = dense(n, m, &bytes, rows, cols);
-        let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
+        let packed = SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols).expect("packs");
         let tile = [1, 3, 4, 8][case % 4];
         let kernel = SparseKernel::with_tile(&session, packed.spec(), tile).expect("compiles");
         for rows_x in 1..=8 {
@@ -127,7 +127,7 @@ fn flow_patterns_on_model_like_shapes() {
         for (rows, cols) in [(90, 576), (64, 1040)] {
             let bytes = weights(&mut rng, n, m, rows, cols);
             let w = dense(n, m, &bytes, rows, cols);
-            let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
+            let packed = SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols).expect("packs");
             let kernel = SparseKernel::new(&session, packed.spec()).expect("compiles");
             for rows_x in [1, 5] {
                 let x = rng.vec(rows_x * cols, 1.0);
@@ -158,7 +158,7 @@ fn older_isas_take_the_fallback_paths() {
             let (rows, cols) = (10, m as usize * 11);
             let bytes = weights(&mut rng, n, m, rows, cols);
             let w = dense(n, m, &bytes, rows, cols);
-            let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
+            let packed = SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols).expect("packs");
             let kernel = SparseKernel::with_tile(&session, packed.spec(), 4).expect("compiles");
             for rows_x in [3, 5] {
                 let x = rng.vec(rows_x * cols, 1.0);
@@ -177,24 +177,28 @@ fn bad_input_is_an_error_not_a_panic() {
     let (n, m, rows, cols) = (2u8, 4u8, 6usize, 32usize);
     let bytes = weights(&mut rng, n, m, rows, cols);
     // Bad patterns and shapes.
-    for (n, m, rows, cols) in [(0u8, 4u8, 6, 32), (5, 4, 6, 32), (1, 17, 6, 34), (2, 4, 6, 30), (2, 4, 0, 32), (2, 4, 6, 0)] {
-        assert!(matches!(SparseWeights::pack(n, m, &bytes, rows, cols), Err(JitError::InvalidParams(_))), "{n}:{m} {rows}×{cols}");
-        assert!(SparseKernel::new(&session, SparseSpec { n, m, rows, cols }).is_err());
+    // Bad patterns cannot be built (the IR's `Nm` is valid by construction).
+    for (n, m) in [(0i64, 4i64), (5, 4), (1, 17)] {
+        assert!(Nm::new(n, m).is_err(), "{n}:{m}");
+    }
+    for (n, m, rows, cols) in [(2u8, 4u8, 6, 30), (2, 4, 0, 32), (2, 4, 6, 0)] {
+        assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols), Err(JitError::InvalidParams(_))), "{n}:{m} {rows}×{cols}");
+        assert!(SparseKernel::new(&session, SparseSpec { nm: Nm::of(n, m), rows, cols }).is_err());
     }
     // Wrong byte count.
-    assert!(matches!(SparseWeights::pack(n, m, &bytes[1..], rows, cols), Err(JitError::Length(_))));
+    assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bytes[1..], rows, cols), Err(JitError::Length(_))));
     // Indices not strictly increasing: group 0 of row 0 gets indices 1, 1.
     let mut bad = bytes.clone();
     bad[8] = 0b0101;
-    assert!(matches!(SparseWeights::pack(n, m, &bad, rows, cols), Err(JitError::InvalidParams(_))));
-    assert!(nm::decode(n, m, &bad, &mut vec![0f32; rows * cols]).is_err());
+    assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bad, rows, cols), Err(JitError::InvalidParams(_))));
+    assert!(nm::decode(Nm::of(n, m), &bad, &mut vec![0f32; rows * cols]).is_err());
     // A bad tile, mismatched weights, wrong x / y lengths.
-    let spec = SparseSpec { n, m, rows, cols };
+    let spec = SparseSpec { nm: Nm::of(n, m), rows, cols };
     assert!(SparseKernel::with_tile(&session, spec, 0).is_err());
     assert!(SparseKernel::with_tile(&session, spec, 9).is_err());
     let kernel = SparseKernel::new(&session, spec).expect("compiles");
-    let packed = SparseWeights::pack(n, m, &bytes, rows, cols).expect("packs");
-    let other = SparseWeights::pack(1, 4, &weights(&mut rng, 1, 4, rows, cols), rows, cols).expect("packs");
+    let packed = SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols).expect("packs");
+    let other = SparseWeights::pack(Nm::of(1, 4), &weights(&mut rng, 1, 4, rows, cols), rows, cols).expect("packs");
     let x = rng.vec(2 * cols, 1.0);
     let mut y = vec![0f32; 2 * rows];
     assert!(matches!(kernel.run(&other, &x, 2, &mut y, 1), Err(JitError::InvalidParams(_))));
@@ -213,7 +217,7 @@ fn kernel_streams_compressed_weights_with_pshufb_gathers() {
     // The machine code reads the mask tables through pshufb, not a scalar
     // gather per weight: per unit one pshufb (M = 4) and one fma.
     let session = JitSession::new(IsaSpec::x86_64_avx2()).expect("avx2 session");
-    let spec = SparseSpec { n: 2, m: 4, rows: 64, cols: 256 };
+    let spec = SparseSpec { nm: Nm::TWO_FOUR, rows: 64, cols: 256 };
     let kernel = SparseKernel::with_tile(&session, spec, 1).expect("compiles");
     let vcode = kernel.compiled(1).and_then(|f| f.vcode()).expect("vcode");
     let count = |op: &str| vcode.lines().filter(|l| l.trim_start().starts_with(op)).count();

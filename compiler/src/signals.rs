@@ -10,7 +10,10 @@
 //! have; a second signal exits at once. Exit code 130 either way.
 //!
 //! The handler runs on the `ctrlc` crate's own thread (not in signal
-//! context), so it may lock, delete files and exit.
+//! context), so it may lock, delete files and exit. It is installed on first
+//! need (the first temporary written, or a [`stop_flag`]), not at start-up,
+//! so a verb with its own handling (`serve`'s graceful shutdown on tokio's
+//! signals) keeps it.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -171,8 +171,9 @@ fn sigterm_leaves_no_partial_file() {
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let status = child.wait().expect("wait");
-        // Exit 130 once the handler is installed (a signal before `main`
-        // starts kills the process, harmlessly: nothing is written yet).
+        // Exit 130 once the handler is installed (with the first temporary
+        // file); a signal before that kills the process, harmlessly: nothing
+        // has been written yet.
         assert!(matches!(status.code(), Some(0 | 130) | None), "delay {delay_ms} ms: {status:?}");
         let left: Vec<String> = std::fs::read_dir(&d).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
         assert!(left.is_empty(), "delay {delay_ms} ms: left {left:?}");

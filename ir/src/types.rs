@@ -2,7 +2,8 @@
 //!
 //! The element type is the *logical* type of each entry (what arithmetic sees);
 //! the optional [`Encoding`] names the *storage* scheme (ggml block formats,
-//! later N:M, LUT and BCQ layouts). An encoded `f32[4096, 4096] #q4_k` holds
+//! N:M, group-wise, ternary and BCQ layouts; one registry entry each, see
+//! [`crate::quant::encoding`]). An encoded `f32[4096, 4096] #q4_k` holds
 //! f32 values stored as Q4_K blocks: only ops that understand the encoding
 //! (`quant.dequantize`, `quant.mpgemm`, `tensor.gather`) may read it.
 //!
@@ -13,9 +14,7 @@
 //! bound to a size when a function runs, which is how one imported model
 //! function serves prefill (seq = 512) and decode (seq = 1).
 
-use crate::ops::AttrLit;
-use crate::quant::ggml::GgmlType;
-use crate::quant::lowbit::{BcqParams, GqParams, TernaryParams};
+pub use crate::quant::encoding::Encoding;
 use std::fmt;
 use std::sync::Arc;
 
@@ -172,158 +171,6 @@ impl fmt::Display for Dim {
     }
 }
 
-/// The storage scheme of an encoded tensor.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub enum Encoding {
-    /// A ggml block format (`#q4_k`, `#q8_0`, …): rows along the last axis are
-    /// runs of blocks laid out exactly as llama.cpp stores them.
-    Ggml(GgmlType),
-    /// N:M structured sparsity (`#nm<n = 2, m = 4>`): in every run of `m`
-    /// consecutive elements along the last axis (for a weight `[out, in]`, a
-    /// group of input channels within one output row) at most `n` are kept
-    /// (**n kept of m**). Each group is one block: the `n` kept values as f32
-    /// then their in-group indices, packed; see [`crate::quant::nm`].
-    Nm {
-        /// Values kept per group.
-        n: u8,
-        /// Group size.
-        m: u8,
-    },
-    /// Group-wise k-bit round-to-nearest (`#gq<bits, group, zero>`, see `quant::gq`).
-    Gq(GqParams),
-    /// BitNet b1.58 ternary, absmean scale (`#ternary<group>`, see `quant::ternary`).
-    Ternary(TernaryParams),
-    /// Binary-coding quantization (`#bcq<bits, group, pot, apot>`, see `quant::bcq`).
-    Bcq(BcqParams),
-}
-
-impl Encoding {
-    /// Parses `#name` or `#name<key = value, ...>` (the part after `#`).
-    pub fn parse(name: &str, params: &[(String, AttrLit)]) -> Result<Encoding, String> {
-        if let Some(t) = GgmlType::from_name(name).filter(|&t| crate::quant::is_ggml_encoding(t)) {
-            return match params.first() {
-                None => Ok(Encoding::Ggml(t)),
-                Some((k, _)) => Err(format!("encoding #{name} takes no parameters, got '{k}'")),
-            };
-        }
-        if name == "nm" {
-            let (mut n, mut m) = (None, None);
-            for (k, v) in params {
-                let AttrLit::Int(x) = v else { return Err(format!("encoding #nm: '{k}' must be an integer")) };
-                match k.as_str() {
-                    "n" => n = Some(*x),
-                    "m" => m = Some(*x),
-                    _ => return Err(format!("encoding #nm has no parameter '{k}' (it takes n, m)")),
-                }
-            }
-            let (Some(n), Some(m)) = (n, m) else { return Err("encoding #nm needs n and m (#nm<n = 2, m = 4>)".into()) };
-            if !(1..=crate::quant::nm::MAX_M as i64).contains(&m) || !(1..=m).contains(&n) {
-                return Err(format!("encoding #nm<n = {n}, m = {m}>: need 1 <= n <= m <= {}", crate::quant::nm::MAX_M));
-            }
-            return Ok(Encoding::Nm { n: n as u8, m: m as u8 });
-        }
-        if let Some(r) = crate::quant::lowbit::parse(name, params) {
-            return r;
-        }
-        Err(format!("unknown encoding #{name}"))
-    }
-
-    /// The name after `#`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Encoding::Ggml(t) => t.name(),
-            Encoding::Nm { .. } => "nm",
-            Encoding::Gq(_) => "gq",
-            Encoding::Ternary(_) => "ternary",
-            Encoding::Bcq(_) => "bcq",
-        }
-    }
-
-    /// The parameters printed in `<...>` (none for the ggml formats).
-    pub fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        match self {
-            Encoding::Ggml(_) => Vec::new(),
-            Encoding::Nm { n, m } => vec![("n", AttrLit::Int(*n as i64)), ("m", AttrLit::Int(*m as i64))],
-            Encoding::Gq(p) => vec![("bits", AttrLit::Int(p.bits.into())), ("group", AttrLit::Int(p.group.into())), ("zero", AttrLit::Bool(p.zero))],
-            Encoding::Ternary(p) => vec![("group", AttrLit::Int(p.group.into()))],
-            Encoding::Bcq(p) => {
-                let shared = p.scales() != crate::quant::BcqScales::Row;
-                let mut v = vec![("bits", AttrLit::Int(p.bits.into()))];
-                if !shared {
-                    v.push(("group", AttrLit::Int(p.group.into())));
-                }
-                v.push(("pot", AttrLit::Bool(p.pot)));
-                if p.pot {
-                    v.push(("apot", AttrLit::Int(p.apot.into())));
-                }
-                if shared {
-                    v.push(("scales", AttrLit::Ident(p.scales().name().to_string())));
-                }
-                v
-            }
-        }
-    }
-
-    /// Elements per storage block along the last axis.
-    pub fn block_elems(&self) -> u64 {
-        match self {
-            Encoding::Ggml(t) => t.block_size() as u64,
-            Encoding::Nm { m, .. } => *m as u64,
-            Encoding::Gq(p) => p.group.into(),
-            Encoding::Ternary(p) => p.block_elems() as u64,
-            Encoding::Bcq(p) => p.row_block_elems() as u64,
-        }
-    }
-
-    /// Bytes per storage block.
-    pub fn block_bytes(&self) -> u64 {
-        match self {
-            Encoding::Ggml(t) => t.type_size() as u64,
-            Encoding::Nm { n, m } => crate::quant::nm::block_bytes(*n, *m) as u64,
-            Encoding::Gq(p) => p.block_bytes() as u64,
-            Encoding::Ternary(p) => p.block_bytes() as u64,
-            Encoding::Bcq(p) => p.block_bytes() as u64,
-        }
-    }
-
-    /// Storage bytes of `numel` elements: whole blocks, plus a trailer for
-    /// per-tensor scales (`#ternary<group = 0>`); `None` if not whole blocks,
-    /// and for layouts whose size depends on the shape (`#bcq` with shared
-    /// scales: [`TensorType::storage_bytes`]).
-    pub fn storage_bytes(&self, numel: u64) -> Option<u64> {
-        if matches!(self, Encoding::Bcq(p) if p.scales() != crate::quant::BcqScales::Row) {
-            return None;
-        }
-        let be = self.block_elems();
-        if !numel.is_multiple_of(be) {
-            return None;
-        }
-        let trailer = match self {
-            Encoding::Ternary(p) => p.trailer_bytes() as u64,
-            _ => 0,
-        };
-        (numel / be).checked_mul(self.block_bytes())?.checked_add(trailer)
-    }
-}
-
-impl fmt::Display for Encoding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}", self.name())?;
-        let params = self.params();
-        if !params.is_empty() {
-            f.write_str("<")?;
-            for (i, (k, v)) in params.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(", ")?;
-                }
-                write!(f, "{k} = {v}")?;
-            }
-            f.write_str(">")?;
-        }
-        Ok(())
-    }
-}
-
 /// The type of every IR value: a tensor (rank 0 for scalars).
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct TensorType {
@@ -368,14 +215,9 @@ impl TensorType {
 
     /// The storage size in bytes when every dimension is fixed.
     pub fn storage_bytes(&self) -> Option<u64> {
-        let n = self.numel()?;
         match &self.encoding {
-            None => n.checked_mul(self.elem.storage_bytes() as u64),
-            Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row => {
-                let [rows, cols] = self.fixed_shape()?[..] else { return None };
-                p.shared_bytes(rows, cols).ok()
-            }
-            Some(enc) => enc.storage_bytes(n),
+            None => self.numel()?.checked_mul(self.elem.storage_bytes() as u64),
+            Some(enc) => enc.storage(&self.fixed_shape()?).ok(),
         }
     }
 }

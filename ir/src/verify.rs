@@ -22,6 +22,8 @@
 //!    other op rejects them through its rule,
 //!    so no quantized `tensor.matmul` can reach a backend.
 //! 7. **Returns.** The returned values match the signature in count and type.
+//! 8. **Typed module attributes.** Attributes with a typed reader (the
+//!    sparsity plan `nm_plan`, `quant::plan`) hold valid values.
 //!
 //! Errors carry the span of the offending op when the function came from text.
 
@@ -91,6 +93,11 @@ pub fn verify_module(m: &Module) -> Result<(), Vec<VerifyError>> {
             WeightSource::File { len, .. } if *len != bytes => err(format!("{} takes {bytes} bytes, the file range has {len}", w.ty)),
             WeightSource::Derived(b) if b.len() as u64 != bytes => err(format!("{} takes {bytes} bytes, the data has {}", w.ty, b.len())),
             _ => {}
+        }
+    }
+    for (k, v) in &m.meta {
+        if let Err(e) = crate::quant::plan::check_module_attr(k, v) {
+            errs.push(VerifyError { func: None, span: None, message: format!("module attribute {k}: {e}") });
         }
     }
     for (_, f) in m.funcs.iter() {

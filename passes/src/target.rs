@@ -14,47 +14,10 @@
 //! of time) is done offline and costs 0.
 
 use flexc_ir::{Dim, TensorType};
-use std::fmt;
 
-/// The GEMM primitives a target may offer (the `kern.*_gemm` ops).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Primitive {
-    /// Table lookup over bit-serial weight planes (T-MAC / LUT-GEMM): `kern.lut_gemm`.
-    Lut,
-    /// Binary-coded weights with power-of-two scales (ShiftAddLLM): `kern.shiftadd_gemm`.
-    ShiftAdd,
-    /// N:M sparse weights read compressed: `kern.sparse_gemm`.
-    Sparse,
-    /// Dense: integer dot products on block-quantized weights, or weights
-    /// dequantized ahead of time: `kern.dense_gemm`.
-    Dense,
-}
-
-impl Primitive {
-    /// Every primitive, in listing order.
-    pub const ALL: [Primitive; 4] = [Primitive::Lut, Primitive::ShiftAdd, Primitive::Sparse, Primitive::Dense];
-
-    /// The name used in options, reports and cost tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            Primitive::Lut => "lut",
-            Primitive::ShiftAdd => "shiftadd",
-            Primitive::Sparse => "sparse",
-            Primitive::Dense => "dense",
-        }
-    }
-
-    /// The primitive with this [`Primitive::name`].
-    pub fn from_name(s: &str) -> Option<Primitive> {
-        Primitive::ALL.into_iter().find(|p| p.name() == s)
-    }
-}
-
-impl fmt::Display for Primitive {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The GEMM primitives a target may offer (the `kern.*_gemm` ops); declared
+/// with the encodings that admit them (`flexc_ir::quant::encoding`).
+pub use flexc_ir::quant::Primitive;
 
 /// One GEMM as a cost model sees it: `y[rows, n] = x[rows, k] · wᵀ`.
 #[derive(Clone, Debug, PartialEq)]

@@ -341,7 +341,7 @@ fn check(r: &Recipe) -> Result<(), String> {
     }
 
     if b.first_is_f32_linear {
-        let w = from_ir(m, Some("f"), r.seq, &MagnitudePrune(Nm { n: 2, m: 4 }), r.seed).map_err(|e| format!("flexcim from_ir: {e}"))?;
+        let w = from_ir(m, Some("f"), r.seq, &MagnitudePrune(Nm::of(2, 4)), r.seed).map_err(|e| format!("flexcim from_ir: {e}"))?;
         if !w.work.is_empty() {
             let ev = evaluate(&Arch::default_flexcim(), &EnergyTable::default_table(), &w.work, &w.host, &["dense".to_string()]).map_err(|e| format!("flexcim: {e}"))?;
             if let Check::Failed(why) = ev.check {

@@ -62,14 +62,15 @@ fn prune_nm_with_wanda_runs_on_the_interpreter() {
     for l in linears(&dense) {
         let id = m.weights.lookup(&l.weight).unwrap();
         let ty = &m.weights.get(id).ty;
-        let Some(Encoding::Nm { n, m: mm }) = ty.encoding else { continue };
+        let Some(Encoding::Nm(pattern)) = ty.encoding else { continue };
+        let (n, mm) = (pattern.n(), pattern.m());
         pruned_any = true;
         let w = weight_f32(&m, &l.weight).unwrap();
         let orig = weight_f32(&dense, &l.weight).unwrap();
         for (r, row) in w.chunks(l.inp).enumerate() {
-            for (g, grp) in row.chunks(mm as usize).enumerate() {
+            for (g, grp) in row.chunks(mm).enumerate() {
                 let kept = grp.iter().filter(|x| **x != 0.0).count();
-                assert_eq!(kept, n as usize, "{} row {r} group {g}", l.weight);
+                assert_eq!(kept, n, "{} row {r} group {g}", l.weight);
                 if g == 0 {
                     assert_ne!(grp[0], 0.0, "Wanda keeps the high-norm channel 0 ({})", l.weight);
                 }

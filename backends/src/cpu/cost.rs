@@ -31,7 +31,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use flexc_ir::ops::lut_encoding;
 use flexc_ir::quant::BcqScales;
 use flexc_ir::{Encoding, TensorType};
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
@@ -177,29 +176,20 @@ fn scheme(p: Primitive, ty: &TensorType, n: u64) -> Option<(String, f64, ActKind
     let enc = ty.encoding;
     match p {
         Primitive::Lut => {
-            let e = enc.filter(lut_encoding)?;
+            let e = enc.filter(|e| e.admits(p))?;
             // Kernel geometry: row blocks of 8 rows (≤ 2 planes) or 4, groups of whole 8-activation pairs.
-            let (name, planes) = match e {
-                Encoding::Gq(g) => (format!("gq{}", g.bits), g.bits),
-                Encoding::Ternary(_) => ("ternary".into(), 2),
-                Encoding::Bcq(b) => (format!("bcq{}", b.bits), b.bits),
-                _ => return None,
-            };
-            let block_rows = if planes <= 2 { 8 } else { 4 };
-            let group_ok = matches!(e, Encoding::Ternary(t) if t.group == 0) || e.block_elems().is_multiple_of(8);
-            (n.is_multiple_of(block_rows) && group_ok).then_some((name, 1.0, ActKind::F32))
+            let block_rows = if e.lut_planes()? <= 2 { 8 } else { 4 };
+            let group_ok = !e.row_local() || e.block_elems().is_multiple_of(8);
+            (n.is_multiple_of(block_rows) && group_ok).then_some((e.cost_key(), 1.0, ActKind::F32))
         }
-        Primitive::ShiftAdd => match enc? {
+        Primitive::ShiftAdd => match enc.filter(|e| e.admits(p))? {
             // Shared-scale lat weights need rows in whole 4-row blocks per scale block.
-            Encoding::Bcq(b) if b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) => {
-                Some((format!("bcq{}", b.bits), 1.0, ActKind::F32))
+            e @ Encoding::Bcq(b) if b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) => {
+                Some((e.cost_key(), 1.0, ActKind::F32))
             }
             _ => None,
         },
-        Primitive::Sparse => match enc? {
-            Encoding::Nm { n: kept, m } => Some(("nm".into(), kept as f64 / m as f64, ActKind::F32)),
-            _ => None,
-        },
+        Primitive::Sparse => enc.filter(|e| e.admits(p)).map(|e| (e.cost_key(), e.density(), ActKind::F32)),
         Primitive::Dense => {
             let (fmt, decoded) = dense_format(ty)?;
             let name = if decoded { "f32".to_string() } else { fmt.name().to_lowercase() };

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use flexc_ir::ops::Symbol;
-use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, TernaryParams};
+use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, Nm, TernaryParams};
 use flexc_ir::types::{Dim, ElemType};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, Encoding, Func, Module, Span, TensorType, Value};
@@ -63,10 +63,10 @@ fn schemes() -> Vec<(Primitive, String, Option<Encoding>)> {
     v.push((Primitive::Lut, "ternary".into(), Some(Encoding::Ternary(TernaryParams { group: 0 }))));
     // N:M sparse, priced per stored value: one pattern stands for all (the
     // kernel streams ~4.25–4.5 bytes per kept weight whatever N:M is).
-    v.push((Primitive::Sparse, "nm".into(), Some(Encoding::Nm { n: 2, m: 4 })));
+    v.push((Primitive::Sparse, "nm".into(), Some(Encoding::Nm(Nm::of(2, 4)))));
     for p in [Primitive::Lut, Primitive::ShiftAdd] {
         for bits in 1..=4u8 {
-            v.push((p, format!("bcq{bits}"), Some(Encoding::Bcq(BcqParams { bits, group: 128, pot: true, apot: 3 }))));
+            v.push((p, format!("bcq{bits}"), Some(Encoding::Bcq(BcqParams::row(bits, 128, true, 3)))));
         }
     }
     v
@@ -196,7 +196,7 @@ fn copies(bytes: usize, dram: usize) -> usize {
 }
 
 fn stored_bytes(enc: Option<Encoding>, n: usize, k: usize) -> usize {
-    enc.and_then(|e| e.storage_bytes((n * k) as u64)).map_or(n * k * 4, |b| b as usize)
+    enc.and_then(|e| e.storage(&[n as u64, k as u64]).ok()).map_or(n * k * 4, |b| b as usize)
 }
 
 /// Measures the whole table; `progress` gets one line per measurement.
@@ -214,7 +214,7 @@ pub fn measure(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<C
         }
         let prof = time(&module(p, enc, (n, k), c, None)?, k, &[1, rr], o)?;
         // The model prices `#nm` per stored value (`n·k·N/M`), everything else per weight.
-        let values = (n * k) as f64 * if let Some(Encoding::Nm { n: kept, m }) = enc { kept as f64 / m as f64 } else { 1.0 };
+        let values = (n * k) as f64 * enc.map_or(1.0, |e| e.density());
         let per = |pr: &Profile| pr.get(gemm_kind(p)).copied().unwrap_or(0.0) / c as f64 / values;
         let (gemv_ns, gemm_ns) = (per(&prof[0]), per(&prof[1]));
         let tiny = time(&module(p, enc, TINY, 8, None)?, TINY.1, &[1], o)?;

@@ -308,7 +308,7 @@ impl ShiftAddWeights {
         if p.scales() != BcqScales::Row {
             return pack_shared(p, bytes, rows, cols, k_tile);
         }
-        let (g, bb, b) = (p.group as usize, p.block_bytes(), p.bits as usize);
+        let (g, bb, b) = (p.row_block_elems(), p.block_bytes(), p.bits as usize);
         if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) {
             return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
         }

@@ -125,7 +125,7 @@ use std::time::Duration;
 use super::codegen::{Cg, MAX_TILE};
 use super::jit::{CompiledFn, IsaCaps, JitError, JitSession};
 use super::runtime::Pool;
-use flexc_ir::quant::nm;
+use flexc_ir::quant::{nm, Nm};
 
 /// Output rows per row block (f32 lanes of one accumulator).
 pub const BLOCK_ROWS: usize = 4;
@@ -144,10 +144,8 @@ const MIN_CHUNK_UNITS: usize = 16;
 /// What a sparse weight (and the kernel for it) is: `#nm<n, m>` `[rows, cols]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SparseSpec {
-    /// Kept weights per group, `1 ..= m`.
-    pub n: u8,
-    /// Group size along the input dimension, `1 ..= 16`.
-    pub m: u8,
+    /// The pattern: `n` kept of every `m` input columns (valid by construction).
+    pub nm: Nm,
     /// Output rows (`n_out`).
     pub rows: usize,
     /// Input columns (`k`), a multiple of `m`.
@@ -220,11 +218,8 @@ impl SparseSpec {
     /// Checks the parameters before anything is packed or compiled.
     pub fn validate(&self) -> Result<(), JitError> {
         let bad = |m: String| Err(JitError::InvalidParams(m));
-        let (n, m) = (self.n, self.m);
-        if m == 0 || m > nm::MAX_M || n == 0 || n > m {
-            return bad(format!("#nm<n = {n}, m = {m}>: need 1 <= n <= m <= {}", nm::MAX_M));
-        }
-        if self.rows == 0 || self.cols == 0 || !self.cols.is_multiple_of(m as usize) {
+        let m = self.nm.m();
+        if self.rows == 0 || self.cols == 0 || !self.cols.is_multiple_of(m) {
             return bad(format!("shape {}×{}: need positive sizes and cols a multiple of m = {m}", self.rows, self.cols));
         }
         // Immediates are i32: y offsets t·rows·4 and x offsets t·stride·4.
@@ -237,7 +232,7 @@ impl SparseSpec {
     /// The kernel geometry (module docs).
     pub fn layout(&self) -> Result<SparseLayout, JitError> {
         self.validate()?;
-        let (n, m) = (self.n as usize, self.m as usize);
+        let (n, m) = (self.nm.n(), self.nm.m());
         let (group_cols, slots, x_group) = if m <= 2 && self.cols.is_multiple_of(4) {
             (4, n * 4 / m, 4)
         } else {
@@ -266,7 +261,7 @@ impl SparseSpec {
 
     /// Bytes of the weight in the `#nm` codec.
     pub fn codec_bytes(&self) -> usize {
-        self.rows * (self.cols / self.m as usize) * nm::block_bytes(self.n, self.m)
+        self.rows * (self.cols / self.nm.m()) * nm::block_bytes(self.nm)
     }
 }
 
@@ -283,15 +278,15 @@ impl SparseWeights {
     /// Packs an `#nm<n = n, m = m>` weight `[rows, cols]` in the codec's bytes
     /// (`flexc_ir::quant::nm`). Fails on bad parameters, a wrong byte count,
     /// or indices that are not strictly increasing below `m`.
-    pub fn pack(n: u8, m: u8, bytes: &[u8], rows: usize, cols: usize) -> Result<SparseWeights, JitError> {
-        let spec = SparseSpec { n, m, rows, cols };
+    pub fn pack(pattern: Nm, bytes: &[u8], rows: usize, cols: usize) -> Result<SparseWeights, JitError> {
+        let spec = SparseSpec { nm: pattern, rows, cols };
         let l = spec.layout()?;
         if bytes.len() != spec.codec_bytes() {
-            return Err(JitError::Length(format!("#nm<n = {n}, m = {m}> {rows}×{cols} needs {} bytes, got {}", spec.codec_bytes(), bytes.len())));
+            return Err(JitError::Length(format!("#nm {pattern} {rows}×{cols} needs {} bytes, got {}", spec.codec_bytes(), bytes.len())));
         }
-        let (nu, mu) = (n as usize, m as usize);
-        let bb = nm::block_bytes(n, m);
-        let cb = nm::index_bits(m) as usize;
+        let (nu, mu) = (pattern.n(), pattern.m());
+        let bb = nm::block_bytes(pattern);
+        let cb = nm::index_bits(mu) as usize;
         let per_kernel_group = l.group_cols / mu; // codec groups per kernel group
         let codec_groups = cols / mu;
         let mut out = vec![0u8; l.row_blocks * l.block_bytes()];
@@ -306,7 +301,7 @@ impl SparseWeights {
                     let idx = (0..cb).map(|bit| usize::from(blk[4 * nu + (k * cb + bit) / 8] >> ((k * cb + bit) % 8) & 1) << bit).sum::<usize>();
                     if idx >= mu || prev.is_some_and(|p| idx <= p) {
                         return Err(JitError::InvalidParams(format!(
-                            "#nm<n = {n}, m = {m}>: row {r}, group {cg}: index {idx} after {prev:?} (need strictly increasing, below {m})"
+                            "#nm {pattern}: row {r}, group {cg}: index {idx} after {prev:?} (need strictly increasing, below {mu})"
                         )));
                     }
                     prev = Some(idx);
@@ -433,7 +428,7 @@ impl SparseKernel {
         let sse41 = session.isa_flags().split(' ').any(|f| f == "has_sse41");
         let compile = |t: usize, transposed: bool| {
             let kind = if transposed { "gemm" } else { "t" };
-            let name = format!("sparse_{}of{}_{}x{}_{kind}{t}", spec.n, spec.m, spec.rows, spec.cols);
+            let name = format!("sparse_{}of{}_{}x{}_{kind}{t}", spec.nm.n(), spec.nm.m(), spec.rows, spec.cols);
             let g = Gen { l: layout, rows: spec.rows, tile: t, sse41, transposed };
             session.compile(&name, SPARSE_PARAMS, |b, args| g.build(b, args, caps))
         };
@@ -519,7 +514,7 @@ impl SparseKernel {
         // Rows [0, g4) run the transposed GEMM, 4 at a time, on x transposed
         // per tile: xt[tile][g·Xk + c][t] (zeros at padded columns).
         let g4 = if self.gemm.is_some() { rows_x / 4 * 4 } else { 0 };
-        let (m, xs) = (s.m as usize, l.x_stride());
+        let (m, xs) = (s.nm.m(), l.x_stride());
         let mut xt = vec![0f32; g4 * xs];
         for (tile_x, dst) in x[..g4 * s.cols].chunks_exact(4 * s.cols).zip(xt.chunks_exact_mut(4 * xs)) {
             for g in 0..l.groups {

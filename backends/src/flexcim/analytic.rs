@@ -69,20 +69,20 @@ pub enum Slots<'a> {
 /// over uniformly random `from` masks converted by [`NmLayer::as_pattern`]'s
 /// rule (keep the kept positions, pad with the lowest free ones).
 fn pair_odds(from: Nm, to: Nm) -> Vec<Vec<[f64; 3]>> {
-    let lcm = from.m / gcd(from.m, to.m) * to.m;
-    let (q, tg) = (lcm / from.m, lcm / to.m);
-    let masks: Vec<u32> = (0u32..1 << from.m).filter(|b| b.count_ones() as usize == from.n).collect();
-    let mut odds = vec![vec![[0.0f64; 3]; to.m / 2]; tg];
+    let lcm = from.m() / gcd(from.m(), to.m()) * to.m();
+    let (q, tg) = (lcm / from.m(), lcm / to.m());
+    let masks: Vec<u32> = (0u32..1 << from.m()).filter(|b| b.count_ones() as usize == from.n()).collect();
+    let mut odds = vec![vec![[0.0f64; 3]; to.m() / 2]; tg];
     let total = (masks.len() as f64).powi(q as i32);
     // Every combination of q source masks, as one `lcm`-bit word.
     let mut combo = vec![0usize; q];
     loop {
-        let word: u64 = combo.iter().enumerate().map(|(i, &c)| (masks[c] as u64) << (i * from.m)).sum();
+        let word: u64 = combo.iter().enumerate().map(|(i, &c)| (masks[c] as u64) << (i * from.m())).sum();
         for (g, og) in odds.iter_mut().enumerate() {
-            let bits = (word >> (g * to.m)) & ((1u64 << to.m) - 1);
-            let mut pad = to.n.saturating_sub(bits.count_ones() as usize);
+            let bits = (word >> (g * to.m())) & ((1u64 << to.m()) - 1);
+            let mut pad = to.n().saturating_sub(bits.count_ones() as usize);
             let mut keep = bits;
-            for i in 0..to.m {
+            for i in 0..to.m() {
                 if pad > 0 && keep >> i & 1 == 0 {
                     keep |= 1 << i;
                     pad -= 1;
@@ -131,10 +131,10 @@ fn holds_any(from: Nm, to: Nm) -> bool {
     if to.is_dense() {
         return true;
     }
-    if from.m.is_multiple_of(to.m) {
-        from.n.min(to.m) <= to.n
-    } else if to.m.is_multiple_of(from.m) {
-        from.n * (to.m / from.m) <= to.n
+    if from.m().is_multiple_of(to.m()) {
+        from.n().min(to.m()) <= to.n()
+    } else if to.m().is_multiple_of(from.m()) {
+        from.n() * (to.m() / from.m()) <= to.n()
     } else {
         false
     }
@@ -144,12 +144,12 @@ fn holds_any(from: Nm, to: Nm) -> bool {
 /// its own when supported, else the sparsest supported pattern holding any
 /// such mask (ties: larger M), as [`fit_pattern`] does for a real mask.
 pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
-    if arch.supports(nm) && inp.is_multiple_of(nm.m) {
+    if arch.supports(nm) && inp.is_multiple_of(nm.m()) {
         return Some(nm);
     }
     let mut cands = arch.patterns.clone();
-    cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m.cmp(&a.m)));
-    cands.into_iter().find(|&p| inp.is_multiple_of(p.m) && holds_any(nm, p))
+    cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
+    cands.into_iter().find(|&p| inp.is_multiple_of(p.m()) && holds_any(nm, p))
 }
 
 /// Over the uniformly random `n`-of-`m` masks of one group: the expected
@@ -158,11 +158,11 @@ pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
 fn mask_odds(nm: Nm) -> (f64, f64) {
     let mut hist: std::collections::HashMap<Vec<u8>, usize> = std::collections::HashMap::new();
     let (mut total, mut pairs) = (0usize, 0usize);
-    for bits in 0u32..1 << nm.m {
-        if bits.count_ones() as usize != nm.n {
+    for bits in 0u32..1 << nm.m() {
+        if bits.count_ones() as usize != nm.n() {
             continue;
         }
-        let v: Vec<u8> = (0..nm.m / 2).map(|p| (bits >> (2 * p) & 3).count_ones() as u8).collect();
+        let v: Vec<u8> = (0..nm.m() / 2).map(|p| (bits >> (2 * p) & 3).count_ones() as u8).collect();
         pairs += v.iter().filter(|&&c| c > 0).count();
         total += 1;
         *hist.entry(v).or_default() += 1;
@@ -203,7 +203,7 @@ fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &m
             .iter()
             .map(|g| {
                 g.map(|k| {
-                    let base = k.group * nm.m as u32;
+                    let base = k.group * nm.m() as u32;
                     if wired { (base + 2 * k.pair as u32 + k.elem as u32, 0) } else { (base, k.pair) }
                 })
             })
@@ -248,14 +248,14 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let ktiles = map.ktiles(inp);
     let (r, agg, pp) = (arch.array.rows, map.agg, map.per_pass);
     let wired = arch.array.meta_bits == 0;
-    let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m / 2) as f64, 1.0) } else { mask_odds(nm) };
+    let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m() / 2) as f64, 1.0) } else { mask_odds(nm) };
     // keys[bundle][k tile][set], for a real layer.
     let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
         fitted.as_ref().map(|f| bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| slot_keys(f, c.clone(), g.clone())).collect()).collect()).collect());
     // Nominal slots of a column tile over a k tile, and per group: (slots, distinct pairs, P(same slots)).
     let per_group = |width: usize| match &per_row {
         Some(odds) => per_row_slots(odds, width),
-        None => (nm.n as f64, pairs_per_group, same_mask),
+        None => (nm.n() as f64, pairs_per_group, same_mask),
     };
     let slots_of = |b: usize, kt: usize, e: usize| match &keys {
         Some(k) => k[b][kt][e].len(),
@@ -297,7 +297,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                                 let groups = |h: usize| h as f64 / spg.max(1e-9);
                                 let pairs: f64 = here.iter().map(|&h| groups(h) * pairs_per_group).sum();
                                 let covered = here.iter().map(|&h| groups(h).ceil()).fold(0.0, f64::max);
-                                2 * pairs.min(covered * (nm.m / 2) as f64).round() as usize
+                                2 * pairs.min(covered * (nm.m() / 2) as f64).round() as usize
                             };
                             prev_rows = Some(rows_now);
                             prev_sig = Some(sig);

@@ -38,45 +38,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// An N:M pattern: N kept of every M consecutive inputs (N = M is dense).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Nm {
-    /// Kept per group.
-    pub n: usize,
-    /// Group size.
-    pub m: usize,
-}
+/// An N:M pattern: N kept of every M consecutive inputs (N = M is dense);
+/// the IR's one N:M type.
+pub use flexc_ir::quant::Nm;
 
-impl Nm {
-    /// Parses `N:M`.
-    pub fn parse(s: &str) -> Result<Nm, String> {
-        let (a, b) = s.split_once(':').ok_or_else(|| format!("`{s}` is not an N:M pattern (like 2:4)"))?;
-        let n: usize = a.trim().parse().map_err(|_| format!("`{s}`: N is not a number"))?;
-        let m: usize = b.trim().parse().map_err(|_| format!("`{s}`: M is not a number"))?;
-        if n == 0 || m == 0 || n > m {
-            return Err(format!("`{s}`: need 0 < N <= M"));
-        }
-        if !m.is_multiple_of(2) {
-            return Err(format!("`{s}`: M must be even (activations travel in pairs)"));
-        }
-        Ok(Nm { n, m })
+/// Parses an `N:M` pattern FlexCiM can hold: a valid [`Nm`] whose M is even
+/// (activations travel in pairs).
+pub fn parse_pattern(s: &str) -> Result<Nm, String> {
+    let nm = Nm::parse(s)?;
+    if !nm.m().is_multiple_of(2) {
+        return Err(format!("`{s}`: M must be even (activations travel in pairs)"));
     }
-
-    /// True when every input is kept.
-    pub fn is_dense(self) -> bool {
-        self.n == self.m
-    }
-
-    /// Kept fraction N/M.
-    pub fn density(self) -> f64 {
-        self.n as f64 / self.m as f64
-    }
-}
-
-impl fmt::Display for Nm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.n, self.m)
-    }
+    Ok(nm)
 }
 
 /// `[macro]`: the array.
@@ -322,12 +295,12 @@ impl Arch {
         }
         let mut patterns = Vec::new();
         for s in &self.sparsity.supported {
-            let nm = Nm::parse(s).map_err(|m| bad("sparsity.supported", m))?;
+            let nm = parse_pattern(s).map_err(|m| bad("sparsity.supported", m))?;
             if self.array.meta_bits == 0 && !nm.is_dense() {
                 return Err(bad("sparsity.supported", format!("{nm} needs the in-cell metadata bit (macro.meta_bits = 0)")));
             }
-            if nm.m > 2 * self.distribution.fan_in {
-                return Err(bad("sparsity.supported", format!("{nm}: M = {} exceeds 2 x distribution.fan_in = {}", nm.m, 2 * self.distribution.fan_in)));
+            if nm.m() > 2 * self.distribution.fan_in {
+                return Err(bad("sparsity.supported", format!("{nm}: M = {} exceeds 2 x distribution.fan_in = {}", nm.m(), 2 * self.distribution.fan_in)));
             }
             patterns.push(nm);
         }
@@ -369,13 +342,13 @@ impl Arch {
     pub fn baseline(&self, name: &str) -> Result<Arch, String> {
         let mut a = self.clone();
         a.name = format!("{} ({name})", self.name);
-        let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| Nm::parse(p).is_ok_and(|nm| nm.m <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
+        let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| parse_pattern(p).is_ok_and(|nm| nm.m() <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
         if name == "dense" {
             a.distribution.stages = 0;
             a.array.meta_bits = 0;
             a.sparsity.supported = dense;
         } else if let Some(p) = name.strip_prefix("fixed-") {
-            let nm = Nm::parse(p)?;
+            let nm = parse_pattern(p)?;
             a.sparsity.supported = dense;
             a.sparsity.supported.push(nm.to_string());
         } else {

@@ -71,7 +71,7 @@ impl FlexcimCostModel {
         match p {
             Primitive::Lut | Primitive::ShiftAdd => None,
             Primitive::Sparse => match q.weight.encoding {
-                Some(Encoding::Nm { n, m }) => Some(Nm { n: n as usize, m: m as usize }),
+                Some(Encoding::Nm(nm)) => Some(nm),
                 _ => None,
             },
             Primitive::Dense => NmLayer::dense_pattern(q.k as usize),
@@ -128,7 +128,7 @@ impl CostModel for FlexcimCostModel {
         let c = self.arch.array.columns as u64;
         let clamp = |t: Tile| Tile { m: t.m.min(q.n.max(1)), k: t.k.min(q.k.max(1)) };
         let mut out: Vec<Tile> = Vec::new();
-        let half_k = full.k / 2 / nm.m as u64 * nm.m as u64;
+        let half_k = full.k / 2 / nm.m() as u64 * nm.m() as u64;
         for t in [full, Tile { m: c, k: full.k }, Tile { m: full.m, k: half_k }] {
             let t = clamp(t);
             if t.m > 0 && t.k > 0 && check_tile(&self.arch, nm, t).is_ok() && !out.contains(&t) {

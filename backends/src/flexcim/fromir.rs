@@ -159,7 +159,7 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
         let rty = f.dfg.ty(root);
         let shape = f.dfg.ty(w).fixed_shape().ok_or_else(|| format!("{}: the weight needs a fixed shape", code.mnemonic()))?;
         let nm = match rty.encoding {
-            Some(Encoding::Nm { n, m }) => Some(Nm { n: n as usize, m: m as usize }),
+            Some(Encoding::Nm(nm)) => Some(nm),
             _ => None,
         };
         let mode = match (code, nm, &rty.encoding) {
@@ -224,9 +224,9 @@ fn values_of(t: &Tensor) -> Result<(Vec<f64>, Option<Mask>), String> {
     match &t.data {
         Data::Encoded(enc, bytes) => {
             let mut out = vec![0f32; t.numel()];
-            flexc_ir::quant::decode(*enc, bytes, &mut out)?;
+            enc.decode(&t.shape, bytes, &mut out)?;
             let mask = match enc {
-                Encoding::Nm { n, m } => Some(flexc_ir::quant::nm::kept_positions(*n, *m, bytes)?),
+                Encoding::Nm(nm) => Some(flexc_ir::quant::nm::kept_positions(*nm, bytes)?),
                 _ => None,
             };
             Ok((out.into_iter().map(f64::from).collect(), mask))

@@ -56,22 +56,22 @@ impl NmLayer {
     /// the largest of 8, 4, 2 dividing it (the lowering converts it to a
     /// dense pattern the architecture supports).
     pub fn dense_pattern(inp: usize) -> Option<Nm> {
-        [8, 4, 2].into_iter().find(|m| inp.is_multiple_of(*m)).map(|m| Nm { n: m, m })
+        [8u8, 4, 2].into_iter().find(|&m| inp.is_multiple_of(m as usize)).map(|m| Nm::of(m, m))
     }
 
     /// The layout of an `out × in` int8 matrix `w` keeping exactly the given
     /// in-group positions (`positions[row · groups + g]`, N increasing each):
     /// an `#nm` weight's stored mask, kept even where a value quantized to 0.
     pub fn from_positions(name: &str, out: usize, inp: usize, nm: Nm, w: &[i8], positions: &[Vec<usize>]) -> Result<NmLayer, String> {
-        if w.len() != out * inp || !inp.is_multiple_of(nm.m) || positions.len() != out * (inp / nm.m) {
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m()) || positions.len() != out * (inp / nm.m()) {
             return Err(format!("layer {name}: {} weights and {} groups for {out}×{inp} in {nm}", w.len(), positions.len()));
         }
-        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m * nm.n), Vec::with_capacity(out * inp / nm.m * nm.n));
+        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m() * nm.n()), Vec::with_capacity(out * inp / nm.m() * nm.n()));
         for (g, pos) in positions.iter().enumerate() {
-            if pos.len() != nm.n {
-                return Err(format!("layer {name}: group {g} keeps {} positions, {nm} keeps {}", pos.len(), nm.n));
+            if pos.len() != nm.n() {
+                return Err(format!("layer {name}: group {g} keeps {} positions, {nm} keeps {}", pos.len(), nm.n()));
             }
-            values.extend(pos.iter().map(|&i| w[g * nm.m + i.min(nm.m - 1)]));
+            values.extend(pos.iter().map(|&i| w[g * nm.m() + i.min(nm.m() - 1)]));
             idx.extend(pos.iter().map(|&i| i as u8));
         }
         let l = NmLayer { name: name.to_string(), out, inp, nm, values, idx };
@@ -81,12 +81,12 @@ impl NmLayer {
 
     /// Groups per output row.
     pub fn groups(&self) -> usize {
-        self.inp / self.nm.m
+        self.inp / self.nm.m()
     }
 
     /// Checks sizes, positions and order.
     pub fn validate(&self) -> Result<(), String> {
-        let Nm { n, m } = self.nm;
+        let (n, m) = (self.nm.n(), self.nm.m());
         if self.out == 0 || self.inp == 0 || !self.inp.is_multiple_of(m) {
             return Err(format!("layer {}: in = {} must be a positive multiple of M = {m} (out = {})", self.name, self.inp, self.out));
         }
@@ -104,19 +104,19 @@ impl NmLayer {
 
     /// Magnitude N:M pruning of a dense `out × in` int8 matrix.
     pub fn prune(name: &str, out: usize, inp: usize, w: &[i8], nm: Nm) -> Result<NmLayer, String> {
-        if w.len() != out * inp || !inp.is_multiple_of(nm.m) {
-            return Err(format!("layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}", w.len(), nm.m));
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m()) {
+            return Err(format!("layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}", w.len(), nm.m()));
         }
         if nm.is_dense() {
             // Every position kept: the weights as they are.
-            let idx = (0..out * inp).map(|i| (i % nm.m) as u8).collect();
+            let idx = (0..out * inp).map(|i| (i % nm.m()) as u8).collect();
             return Ok(NmLayer { name: name.to_string(), out, inp, nm, values: w.to_vec(), idx });
         }
-        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m * nm.n), Vec::with_capacity(out * inp / nm.m * nm.n));
-        for g in w.chunks(nm.m) {
-            let mut order: Vec<usize> = (0..nm.m).collect();
+        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m() * nm.n()), Vec::with_capacity(out * inp / nm.m() * nm.n()));
+        for g in w.chunks(nm.m()) {
+            let mut order: Vec<usize> = (0..nm.m()).collect();
             order.sort_by_key(|&i| (std::cmp::Reverse((g[i] as i32).abs()), i));
-            let mut keep = order[..nm.n].to_vec();
+            let mut keep = order[..nm.n()].to_vec();
             keep.sort_unstable();
             values.extend(keep.iter().map(|&i| g[i]));
             idx.extend(keep.iter().map(|&i| i as u8));
@@ -127,10 +127,10 @@ impl NmLayer {
     /// The dense `out × in` matrix (pruned entries 0).
     pub fn dense(&self) -> Vec<i8> {
         let mut w = vec![0i8; self.out * self.inp];
-        let n = self.nm.n;
+        let n = self.nm.n();
         for (gi, (v, ix)) in self.values.chunks(n).zip(self.idx.chunks(n)).enumerate() {
             for (&val, &i) in v.iter().zip(ix) {
-                w[gi * self.nm.m + i as usize] = val;
+                w[gi * self.nm.m() + i as usize] = val;
             }
         }
         w
@@ -139,28 +139,28 @@ impl NmLayer {
     /// The same matrix under pattern `to`, if every group of `to` holds at
     /// most `to.n` of this layer's kept positions (padding with zeros).
     pub fn as_pattern(&self, to: Nm) -> Option<NmLayer> {
-        if !self.inp.is_multiple_of(to.m) {
+        if !self.inp.is_multiple_of(to.m()) {
             return None;
         }
-        let n = self.nm.n;
+        let n = self.nm.n();
         let mut kept = vec![false; self.out * self.inp];
         for (gi, ix) in self.idx.chunks(n).enumerate() {
-            ix.iter().for_each(|&i| kept[gi * self.nm.m + i as usize] = true);
+            ix.iter().for_each(|&i| kept[gi * self.nm.m() + i as usize] = true);
         }
         let dense = self.dense();
-        let len = self.out * self.inp / to.m * to.n;
+        let len = self.out * self.inp / to.m() * to.n();
         let (mut values, mut idx) = (Vec::with_capacity(len), Vec::with_capacity(len));
-        for (k, w) in kept.chunks(to.m).zip(dense.chunks(to.m)) {
+        for (k, w) in kept.chunks(to.m()).zip(dense.chunks(to.m())) {
             // Kept positions as bits (M <= 64), padded with the lowest free ones.
             let mut bits: u64 = k.iter().enumerate().filter(|x| *x.1).map(|(i, _)| 1u64 << i).sum();
             let count = bits.count_ones() as usize;
-            if count > to.n {
+            if count > to.n() {
                 return None;
             }
-            for _ in count..to.n {
+            for _ in count..to.n() {
                 bits |= !bits & bits.wrapping_add(1); // the lowest zero bit
             }
-            for i in (0..to.m).filter(|&i| bits >> i & 1 == 1) {
+            for i in (0..to.m()).filter(|&i| bits >> i & 1 == 1) {
                 values.push(w[i]);
                 idx.push(i as u8);
             }
@@ -181,7 +181,7 @@ pub fn fit_pattern(arch: &Arch, layer: &NmLayer) -> Result<NmLayer, String> {
         return Ok(layer.clone());
     }
     let mut cands = arch.patterns.clone();
-    cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m.cmp(&a.m)));
+    cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
     cands
         .into_iter()
         .find_map(|p| layer.as_pattern(p))
@@ -229,7 +229,7 @@ impl Rng {
 /// the same pairs per group (the mask the macro runs without padding slots),
 /// else each row's positions are drawn independently.
 pub fn synthetic_layer(name: &str, out: usize, inp: usize, nm: Nm, aligned: bool, tile: usize, rng: &mut Rng) -> NmLayer {
-    let groups = inp / nm.m;
+    let groups = inp / nm.m();
     let (mut values, mut idx) = (Vec::new(), Vec::new());
     let mut tile_choice: Vec<Vec<usize>> = Vec::new();
     for o in 0..out {
@@ -248,12 +248,12 @@ pub fn synthetic_layer(name: &str, out: usize, inp: usize, nm: Nm, aligned: bool
 }
 
 fn pick(nm: Nm, rng: &mut Rng) -> Vec<usize> {
-    let mut pos: Vec<usize> = (0..nm.m).collect();
-    for i in 0..nm.n {
-        let j = i + rng.below(nm.m - i);
+    let mut pos: Vec<usize> = (0..nm.m()).collect();
+    for i in 0..nm.n() {
+        let j = i + rng.below(nm.m() - i);
         pos.swap(i, j);
     }
-    let mut keep = pos[..nm.n].to_vec();
+    let mut keep = pos[..nm.n()].to_vec();
     keep.sort_unstable();
     keep
 }

@@ -26,7 +26,7 @@
 //! The loop nest (token chunks, output tiles, input tiles, passes) comes
 //! from [`super::mapping`], which a `kern.tile` parameterises.
 
-use super::arch::{Arch, Nm};
+use super::arch::Arch;
 use super::isa::{Instr, Program};
 use super::mapping::Mapping;
 pub use super::layer::{fit_pattern, reference_matmul, synthetic_layer, DenseLayout, MagnitudePrune, NmLayer, NmSource, Rng};
@@ -63,7 +63,7 @@ impl TileSlots {
 
 /// The slots of one tile of output columns over `groups`, group by group.
 fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> TileSlots {
-    let Nm { n, m } = layer.nm;
+    let (n, m) = (layer.nm.n(), layer.nm.m());
     let (g_n, pairs, width) = (layer.groups(), m / 2, cols.len());
     let cap = groups.len() * n * width;
     let mut out = TileSlots { slots: Vec::with_capacity(groups.len() * n), w: Vec::with_capacity(cap), meta: Vec::with_capacity(cap), width };
@@ -131,7 +131,7 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
     let tc = map.token_chunk(arch, layer.inp, tokens).map_err(|e| format!("layer {}: {e}", layer.name))?;
     let u32of = |v: usize, what: &str| u32::try_from(v).map_err(|_| format!("layer {}: {what} = {v} does not fit the ISA's 32 bits", layer.name));
     prog.instrs.push(Instr::Layer { name: layer.name.clone(), tokens: u32of(tokens, "tokens")?, out: u32of(layer.out, "out")?, inp: u32of(layer.inp, "in")? });
-    prog.instrs.push(Instr::Cfg { n: layer.nm.n as u8, m: layer.nm.m as u8, agg: agg as u8 });
+    prog.instrs.push(Instr::Cfg { n: layer.nm.n() as u8, m: layer.nm.m() as u8, agg: agg as u8 });
     let bundles = map.bundles(arch, layer.out);
     let ktiles = map.ktiles(layer.inp);
     // slots[bundle][k tile][set]
@@ -139,7 +139,7 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
     let col_tiles: usize = bundles.iter().map(Vec::len).sum();
     let mut plan = Plan { agg, tile: Some(Tile { m: map.m as u64, k: map.k as u64 }), ..Plan::default() };
     plan.slots = slots.iter().flatten().flatten().map(|t| t.slots.len()).sum();
-    plan.ideal_slots = col_tiles * layer.groups() * layer.nm.n;
+    plan.ideal_slots = col_tiles * layer.groups() * layer.nm.n();
     let mut rowstate: Vec<Option<Instr>> = vec![None; r];
     for t0 in (0..tokens).step_by(tc) {
         let n_t = tc.min(tokens - t0);
@@ -208,7 +208,7 @@ fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>],
         // Without a metadata bit (a dense DCiM) a row is wired to one
         // activation: the bus points at the element, the pair select is 0.
         let wired = arch.array.meta_bits == 0;
-        let bus = cells.iter().map(|g| g.map(|(sl, _)| (sl.group * layer.nm.m + if wired { 2 * sl.pair + sl.elem as usize } else { 0 }) as u32)).collect();
+        let bus = cells.iter().map(|g| g.map(|(sl, _)| (sl.group * layer.nm.m() + if wired { 2 * sl.pair + sl.elem as usize } else { 0 }) as u32)).collect();
         let s1 = cells.iter().map(|g| g.map_or(0, |(sl, _)| if wired { 0 } else { sl.pair as u8 })).collect();
         let s2 = cells.iter().enumerate().map(|(s, g)| g.map(|_| s as u8)).collect();
         let d = Instr::Dsel { row: row as u16, bus, s1, s2 };

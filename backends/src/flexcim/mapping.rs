@@ -22,7 +22,7 @@ use std::ops::Range;
 /// min(N, the arch's aggregation).
 pub fn aggregation_for(arch: &Arch, nm: Nm) -> usize {
     let p = arch.array.sub_macros;
-    (1..=nm.n.min(arch.sparsity.aggregation)).rev().find(|d| p.is_multiple_of(*d)).unwrap_or(1)
+    (1..=nm.n().min(arch.sparsity.aggregation)).rev().find(|d| p.is_multiple_of(*d)).unwrap_or(1)
 }
 
 /// The tile that fills the macro once for an aligned `nm` mask: every merger
@@ -30,8 +30,8 @@ pub fn aggregation_for(arch: &Arch, nm: Nm) -> usize {
 pub fn macro_tile(arch: &Arch, nm: Nm) -> Tile {
     let agg = aggregation_for(arch, nm);
     let sets = arch.array.sub_macros / agg;
-    let groups = (agg * arch.array.rows / nm.n).max(1);
-    Tile { m: (sets * arch.array.columns) as u64, k: (groups * nm.m) as u64 }
+    let groups = (agg * arch.array.rows / nm.n()).max(1);
+    Tile { m: (sets * arch.array.columns) as u64, k: (groups * nm.m()) as u64 }
 }
 
 /// Checks that `tile` fits the macro for pattern `nm` (see the module doc),
@@ -40,7 +40,7 @@ pub fn check_tile(arch: &Arch, nm: Nm, tile: Tile) -> Result<(), String> {
     let (r, c) = (arch.array.rows as u64, arch.array.columns as u64);
     let agg = aggregation_for(arch, nm) as u64;
     let sets = arch.array.sub_macros as u64 / agg;
-    let (n, m) = (nm.n as u64, nm.m as u64);
+    let (n, m) = (nm.n() as u64, nm.m() as u64);
     let what = format!("kern.tile {{m = {}, k = {}}} does not fit the {} macro for {nm}", tile.m, tile.k, arch.name);
     if tile.m == 0 || tile.k == 0 {
         return Err(format!("{what}: tile sizes must be positive"));
@@ -109,7 +109,7 @@ impl Mapping {
 
     /// Input tiles as group ranges.
     pub fn ktiles(&self, inp: usize) -> Vec<Range<usize>> {
-        let (g, per) = (inp / self.nm.m, (self.k / self.nm.m).max(1));
+        let (g, per) = (inp / self.nm.m(), (self.k / self.nm.m()).max(1));
         (0..g).step_by(per).map(|s| s..(s + per).min(g)).collect()
     }
 
@@ -139,7 +139,7 @@ pub struct SlotKey {
 /// The slots of `cols` over `groups` of a real layer, in the lowering's
 /// order: per group and pair, as many as the most any column keeps there.
 pub fn slot_keys(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Vec<SlotKey> {
-    let Nm { n, m } = layer.nm;
+    let (n, m) = (layer.nm.n(), layer.nm.m());
     let (g_n, pairs) = (layer.groups(), m / 2);
     let mut out = Vec::new();
     // Per pair: how many slots so far, and the element each slot's first column uses.

@@ -99,7 +99,7 @@ pub fn slot_use(arch: &Arch, layer: &NmLayer, tile: Option<flexc_passes::target:
         for c in cols {
             for g in map.ktiles(f.inp) {
                 got += slot_keys(&f, c.clone(), g.clone()).len();
-                ideal += g.len() * f.nm.n;
+                ideal += g.len() * f.nm.n();
             }
         }
     }

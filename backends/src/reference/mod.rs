@@ -7,6 +7,7 @@
 //! Weights are read from the module's weight table once and shared.
 
 pub mod kernels;
+pub mod logic;
 pub mod tensor;
 
 use flexc_ir::dfg::ValueDef;
@@ -93,7 +94,9 @@ impl<'m> Interpreter<'m> {
         let mut input_free: HashSet<Value> = HashSet::new();
         for (i, &op) in f.layout.iter().enumerate() {
             let data = &f.dfg.ops[op];
-            let weight_only = data.args.iter().all(|a| input_free.contains(a));
+            // A result whose type has a symbolic dimension depends on the
+            // call's bindings (`tensor.iota : i64[seq]`), so it is never cached.
+            let weight_only = data.args.iter().all(|a| input_free.contains(a)) && f.dfg.ty(data.result).shape.iter().all(|d| matches!(d, Dim::Fixed(_)));
             if weight_only {
                 input_free.insert(data.result);
                 if let Some(t) = self.weight_only.get(&(id, data.result)) {
@@ -160,6 +163,27 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Relu(_) => kernels::unary(Unary::Relu, a(0))?,
             OpAttrs::Silu(_) => kernels::unary(Unary::Silu, a(0))?,
             OpAttrs::Gelu(g) => kernels::unary(Unary::Gelu(g.approx), a(0))?,
+            OpAttrs::Sqrt(_) => kernels::unary(Unary::Sqrt, a(0))?,
+            OpAttrs::Reciprocal(_) => kernels::unary(Unary::Reciprocal, a(0))?,
+            OpAttrs::Erf(_) => kernels::unary(Unary::Erf, a(0))?,
+            OpAttrs::Sigmoid(_) => kernels::unary(Unary::Sigmoid, a(0))?,
+            OpAttrs::Abs(_) => kernels::unary(Unary::Abs, a(0))?,
+            OpAttrs::Round(_) => kernels::unary(Unary::Round, a(0))?,
+            OpAttrs::Pow(_) => kernels::binary(Binary::Pow, a(0), a(1))?,
+            OpAttrs::Max(_) => kernels::binary(Binary::Max, a(0), a(1))?,
+            OpAttrs::Min(_) => kernels::binary(Binary::Min, a(0), a(1))?,
+            OpAttrs::Compare(c) => logic::compare(c.pred, a(0), a(1))?,
+            OpAttrs::And(_) => logic::logic(logic::Logic::And, a(0), a(1))?,
+            OpAttrs::Or(_) => logic::logic(logic::Logic::Or, a(0), a(1))?,
+            OpAttrs::Not(_) => logic::not(a(0))?,
+            OpAttrs::Isnan(_) => logic::isnan(a(0))?,
+            OpAttrs::Where(_) => logic::select(a(0), a(1), a(2))?,
+            OpAttrs::Iota(io) => {
+                let shape = concrete(declared, syms)?;
+                let axis = if io.axis < 0 { io.axis + shape.len() as i64 } else { io.axis } as usize;
+                logic::iota(declared.elem, &shape, axis)?
+            }
+            OpAttrs::Expand(_) => logic::expand(a(0), &concrete(declared, syms)?)?,
             OpAttrs::Softmax(s) => kernels::softmax(a(0), s)?,
             OpAttrs::Rmsnorm(r) => kernels::rmsnorm(a(0), a(1), r.eps)?,
             OpAttrs::Layernorm(l) => kernels::layernorm(a(0), a(1), a(2), l.eps)?,
@@ -280,13 +304,13 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
 fn dequantize(t: &Tensor) -> Result<Tensor, String> {
     let Data::Encoded(enc, bytes) = &t.data else { return Err("operand is not encoded".into()) };
     let mut out = vec![0f32; t.numel()];
-    flexc_ir::quant::decode(*enc, bytes, &mut out)?;
+    enc.decode(&t.shape, bytes, &mut out)?;
     Ok(Tensor::float(t.elem, &t.shape, out))
 }
 
 fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
     let x = t.as_f32().ok_or("operand must be a plain float tensor")?;
-    let bytes = flexc_ir::quant::encode_shaped(enc, x, &t.shape)?;
+    let bytes = enc.encode(&t.shape, x)?;
     Ok(Tensor { elem: t.elem, shape: t.shape.clone(), data: Data::Encoded(enc, bytes.into()) })
 }
 
@@ -312,7 +336,7 @@ fn gather(table: &Tensor, ids_t: &Tensor) -> Result<Tensor, String> {
         match &table.data {
             Data::F32(v) => dst.copy_from_slice(&v[id * d..(id + 1) * d]),
             Data::Encoded(enc, bytes) => {
-                let rb = (d as u64 / enc.block_elems() * enc.block_bytes()) as usize;
+                let rb = enc.storage(&[d as u64])? as usize;
                 flexc_ir::quant::decode(*enc, &bytes[id * rb..(id + 1) * rb], dst)?;
             }
             Data::Int(_) => unreachable!("integer tables are handled above"),

@@ -52,7 +52,7 @@ pub fn report_json(cfg: &FlowNm, sel: &Selection) -> serde_json::Value {
         "solver_ms": sel.solve_time.as_secs_f64() * 1e3,
         "blocks": sel.units.iter().map(|u| serde_json::json!({
             "block": u.block, "outlier_ratio": u.outlier_ratio, "locality": u.locality,
-            "n": u.nm.map(|c| c.n), "m": u.nm.map(|c| c.m), "sparsity": u.sparsity,
+            "n": u.nm.map(|c| c.n()), "m": u.nm.map(|c| c.m()), "sparsity": u.sparsity,
         })).collect::<Vec<_>>(),
     })
 }
@@ -77,7 +77,7 @@ pub fn report_svg(cfg: &FlowNm, sel: &Selection) -> String {
     for (i, u) in sel.units.iter().enumerate() {
         let x = left + 28.0 * i as f64;
         let bh = plot_h * u.outlier_ratio / rmax;
-        let color = match u.nm.map(|c| (c.n, c.m)) {
+        let color = match u.nm.map(|c| (c.n(), c.m())) {
             Some((a, b)) if a == b => "#999999",
             Some((_, 4)) => "#d62728",
             Some((2, 8)) => "#1f77b4",
@@ -102,7 +102,7 @@ pub fn run(args: ReportArgs) -> CliResult {
     let path = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
     // The report needs statistics unless every score is magnitude.
     let stats = super::calibrate::stats_or_default(args.model.as_deref(), Some(&args.pipeline), args.stats.as_deref())?;
-    let mut module = import_model(&path, &ImportOptions { ctx: 1 })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: 1, ..Default::default() })?;
     if let Some(s) = stats {
         module.calibration = Some(Arc::new(crate::calib::load(&s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
@@ -130,6 +130,7 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::Optimal) => "optimal",
         Some(Status::Infeasible) => "infeasible",
         Some(Status::Nearest) => "nearest",
+        Some(Status::Measured) => "measured",
         None => "n/a",
     }
 }

@@ -7,6 +7,7 @@
 use super::attr::Dense;
 use super::attrs;
 use super::RuleCx;
+use crate::quant::Primitive;
 use crate::types::{Dim, ElemType, Encoding, TensorType};
 
 type Rule = Result<TensorType, String>;
@@ -150,6 +151,64 @@ pub(super) fn broadcast<A>(cx: &RuleCx<'_, A>) -> Rule {
     Ok(a.with_shape(crate::shape::broadcast_shapes(&a.shape, &b.shape)?))
 }
 
+pub(super) fn broadcast_float<A>(cx: &RuleCx<'_, A>) -> Rule {
+    float(cx.args[0], "lhs")?;
+    float(cx.args[1], "rhs")?;
+    broadcast(cx)
+}
+
+pub(super) fn compare(cx: &RuleCx<'_, attrs::Compare>) -> Rule {
+    Ok(TensorType { elem: ElemType::I1, ..broadcast(cx)? })
+}
+
+fn boolean<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
+    plain(t, what)?;
+    if t.elem == ElemType::I1 { Ok(t) } else { Err(format!("{what} must be i1 (boolean), got {t}")) }
+}
+
+pub(super) fn logical<A>(cx: &RuleCx<'_, A>) -> Rule {
+    boolean(cx.args[0], "lhs")?;
+    boolean(cx.args[1], "rhs")?;
+    broadcast(cx)
+}
+
+pub(super) fn logical_not(cx: &RuleCx<'_, attrs::Not>) -> Rule {
+    Ok(boolean(cx.args[0], "operand")?.clone())
+}
+
+pub(super) fn isnan(cx: &RuleCx<'_, attrs::Isnan>) -> Rule {
+    Ok(TensorType { elem: ElemType::I1, ..float(cx.args[0], "operand")?.clone() })
+}
+
+pub(super) fn select(cx: &RuleCx<'_, attrs::Where>) -> Rule {
+    let c = boolean(cx.args[0], "cond")?;
+    let (a, b) = (plain(cx.args[1], "a")?, plain(cx.args[2], "b")?);
+    same_elem(a, b)?;
+    let ab = crate::shape::broadcast_shapes(&a.shape, &b.shape)?;
+    Ok(a.with_shape(crate::shape::broadcast_shapes(&c.shape, &ab)?))
+}
+
+pub(super) fn iota(cx: &RuleCx<'_, attrs::Iota>) -> Rule {
+    let ty = need_declared(cx, "tensor.iota")?;
+    plain(ty, "result")?;
+    if ty.elem == ElemType::Ternary {
+        return Err(format!("tensor.iota cannot produce {ty}"));
+    }
+    norm_axis(cx.attrs.axis, ty.rank())?;
+    Ok(ty.clone())
+}
+
+pub(super) fn expand(cx: &RuleCx<'_, attrs::Expand>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let ty = need_declared(cx, "tensor.expand")?;
+    plain(ty, "result")?;
+    same_elem(x, ty)?;
+    match crate::shape::broadcast_shapes(&x.shape, &ty.shape) {
+        Ok(s) if s == ty.shape => Ok(ty.clone()),
+        _ => Err(format!("{x} does not broadcast to {ty}")),
+    }
+}
+
 pub(super) fn same<A>(cx: &RuleCx<'_, A>) -> Rule {
     Ok(plain(cx.args[0], "operand")?.clone())
 }
@@ -216,7 +275,7 @@ pub(super) fn gather(cx: &RuleCx<'_, attrs::Gather>) -> Rule {
     let table = cx.args[0];
     let ids = plain(cx.args[1], "ids")?;
     rank_is(table, 2, "table")?;
-    if matches!(table.encoding, Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row) {
+    if table.encoding.is_some_and(|e| !e.row_local()) {
         return Err(format!("table {table} shares its scales across rows: it cannot be gathered row by row"));
     }
     if !matches!(ids.elem, ElemType::I32 | ElemType::I64) {
@@ -375,24 +434,26 @@ pub(super) fn cache_write(cx: &RuleCx<'_, attrs::CacheWrite>) -> Rule {
 pub(super) fn quantize(cx: &RuleCx<'_, attrs::Quantize>) -> Rule {
     let x = float(cx.args[0], "operand")?;
     let enc = cx.attrs.encoding;
-    let last = x.shape.last().and_then(Dim::fixed).ok_or("the last dimension must be fixed to quantize")?;
-    if last % enc.block_elems() != 0 {
-        return Err(format!("{enc} needs the last dimension to be a multiple of {}, got {last}", enc.block_elems()));
-    }
+    x.shape.last().and_then(Dim::fixed).ok_or("the last dimension must be fixed to quantize")?;
     let ty = TensorType { shape: x.shape.clone(), elem: x.elem, encoding: Some(enc) };
-    shared_scales_shape(&ty)?;
+    encoded_shape(&ty)?;
     Ok(ty)
 }
 
-/// `#bcq` with scales shared across rows (`scales = acc|lat`) is a fixed
-/// `[rows, cols]` matrix (lat: rows a multiple of 8) and cannot be read row by row.
-fn shared_scales_shape(t: &TensorType) -> Result<(), String> {
-    match t.encoding {
-        Some(Encoding::Bcq(p)) if p.scales() != crate::quant::BcqScales::Row => match t.fixed_shape().as_deref() {
-            Some(&[rows, cols]) => p.shared_bytes(rows, cols).map(|_| ()),
-            _ => Err(format!("{t}: scales = {} needs a fixed rank-2 shape", p.scales().name())),
-        },
-        _ => Ok(()),
+/// Checks an encoded type's shape with its scheme: the whole shape when it
+/// is fixed; otherwise the last dimension, and encodings that are not
+/// row-local (`#bcq` with shared scales) need a fixed shape.
+fn encoded_shape(t: &TensorType) -> Result<(), String> {
+    let Some(enc) = t.encoding else { return Ok(()) };
+    if let Some(shape) = t.fixed_shape() {
+        return enc.verify(&shape);
+    }
+    if !enc.row_local() {
+        return Err(format!("{t}: {enc} is not stored row by row and needs a fixed shape"));
+    }
+    match t.shape.last().and_then(Dim::fixed) {
+        Some(last) => enc.verify(&[last]),
+        None => Ok(()),
     }
 }
 
@@ -401,7 +462,7 @@ pub(super) fn dequantize(cx: &RuleCx<'_, attrs::Dequantize>) -> Rule {
     if x.encoding.is_none() {
         return Err(format!("operand is not encoded: {x}"));
     }
-    shared_scales_shape(x)?;
+    encoded_shape(x)?;
     Ok(x.decoded())
 }
 
@@ -422,20 +483,20 @@ pub(super) fn mpgemm(cx: &RuleCx<'_, attrs::Mpgemm>) -> Rule {
 // ------------------------------------------------------------------ kern.
 
 /// `w` of a kern GEMM: rank 2 `[n, k]`, the element type of `x`, and an
-/// encoding `accepts` allows (`what` names the family in the error).
-fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, accepts: fn(&Encoding) -> bool) -> Result<&'a TensorType, String> {
+/// encoding that admits primitive `p` (`what` names the family in the error).
+fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, p: Primitive) -> Result<&'a TensorType, String> {
     rank_is(w, 2, "w")?;
     same_elem(x, w)?;
     match &w.encoding {
-        Some(e) if accepts(e) => Ok(w),
+        Some(e) if e.admits(p) => Ok(w),
         _ => Err(format!("w must be {what}, got {w}")),
     }
 }
 
-/// Weights a LUT GEMM reads as bit planes (`#bcq` with per-row scales:
-/// the shared-scale layouts are the shift-add kernel's).
+/// Weights a LUT GEMM reads as bit planes (`#gq`, `#ternary`, `#bcq` with
+/// per-row scales: the encodings that admit [`Primitive::Lut`]).
 pub fn lut_encoding(e: &Encoding) -> bool {
-    matches!(e, Encoding::Gq(p) if p.bits <= 4) || matches!(e, Encoding::Ternary(_)) || matches!(e, Encoding::Bcq(p) if p.scales() == crate::quant::BcqScales::Row)
+    e.admits(Primitive::Lut)
 }
 
 pub(super) fn lut_precompute(cx: &RuleCx<'_, attrs::LutPrecompute>) -> Rule {
@@ -460,19 +521,19 @@ pub(super) fn lut_gemm(cx: &RuleCx<'_, attrs::LutGemm>) -> Rule {
     }
     let groups = t.shape[t.rank() - 2].fixed().ok_or("tables need a fixed group count")?;
     let x = TensorType { shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(), elem: t.elem, encoding: None };
-    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq with per-row scales", lut_encoding)?;
+    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq with per-row scales", Primitive::Lut)?;
     matmul_shape(&x, w, true)
 }
 
 pub(super) fn shiftadd_gemm(cx: &RuleCx<'_, attrs::ShiftaddGemm>) -> Rule {
     let x = float(cx.args[0], "x")?;
-    let w = kern_weight(x, cx.args[1], "#bcq", |e| matches!(e, Encoding::Bcq(_)))?;
+    let w = kern_weight(x, cx.args[1], "#bcq", Primitive::ShiftAdd)?;
     matmul_shape(x, w, true)
 }
 
 pub(super) fn sparse_gemm(cx: &RuleCx<'_, attrs::SparseGemm>) -> Rule {
     let x = float(cx.args[0], "x")?;
-    let w = kern_weight(x, cx.args[1], "#nm", |e| matches!(e, Encoding::Nm { .. }))?;
+    let w = kern_weight(x, cx.args[1], "#nm", Primitive::Sparse)?;
     matmul_shape(x, w, true)
 }
 

@@ -19,7 +19,9 @@
 //! The best (α, B) seen is kept, so refinement never increases the error.
 
 use super::ggml::{f16_at, put_f16};
+use super::encoding::{Params, ParseScheme, Primitive, Scheme};
 use super::lowbit::{check_groups, check_len, BcqParams, BcqScales};
+use crate::ops::AttrLit;
 
 /// Alternating refinement rounds of [`BcqParams::encode`] (LUT-GEMM's default).
 pub const REFINE_ROUNDS: usize = 15;
@@ -28,10 +30,7 @@ impl BcqParams {
     /// Elements per storage block along a row: the group, or 8 for the
     /// shared-scale layouts (one byte per plane, `quant::bcq_shared`).
     pub fn row_block_elems(&self) -> usize {
-        match self.scales() {
-            BcqScales::Row => self.group as usize,
-            _ => 8,
-        }
+        self.group().map_or(8, |g| g as usize)
     }
 
     /// Bytes of one group's block (shared-scale layouts: one row's 8
@@ -59,12 +58,14 @@ impl BcqParams {
         &block[at..at + self.plane_bytes()]
     }
 
-    /// Decodes `out.len()` values.
+    /// Decodes `out.len()` values of the per-row layout; the shared-scale
+    /// layouts need the shape ([`BcqParams::decode_shared`], or
+    /// [`crate::quant::Encoding::decode`]).
     pub fn decode(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
-        if self.scales() != BcqScales::Row {
-            return self.decode_shared(bytes, out);
-        }
-        let (g, bb) = (self.group as usize, self.block_bytes());
+        let Some(g) = self.group() else {
+            return Err(format!("#bcq scales = {} shares α across rows: decoding needs the weight's [rows, cols]", self.scales().name()));
+        };
+        let (g, bb) = (g as usize, self.block_bytes());
         let n = check_groups("#bcq", out.len(), g)?;
         check_len("#bcq", out.len(), n * bb, bytes.len())?;
         for (blk, dst) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(g)) {
@@ -87,10 +88,10 @@ impl BcqParams {
     /// Encodes with `rounds` refinement rounds (0 = greedy only); the
     /// shared-scale layouts need the shape ([`BcqParams::encode_shared`]).
     pub fn encode_rounds(&self, values: &[f32], rounds: usize) -> Result<Vec<u8>, String> {
-        if self.scales() != BcqScales::Row {
+        let Some(g) = self.group() else {
             return Err(format!("#bcq scales = {} shares α across rows: encoding needs the weight's [rows, cols]", self.scales().name()));
-        }
-        let (g, bb) = (self.group as usize, self.block_bytes());
+        };
+        let (g, bb) = (g as usize, self.block_bytes());
         let n = check_groups("#bcq", values.len(), g)?;
         let mut out = vec![0u8; n * bb];
         for (w, blk) in values.chunks_exact(g).zip(out.chunks_exact_mut(bb)) {
@@ -235,6 +236,115 @@ fn least_squares_alpha(w: &[f32], signs: &[u8], q: usize) -> Option<Vec<f64>> {
     Some((0..q).map(|i| m[i][q] / m[i][i]).collect())
 }
 
+impl ParseScheme for BcqParams {
+    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<BcqParams, String>> {
+        (name == "bcq").then(|| {
+            let p = Params { name, given };
+            p.check_keys(&["bits", "group", "pot", "apot", "scales"])?;
+            let pot = p.boolean("pot", false)?;
+            let apot = p.int("apot", Some(3), (1, 3))? as u8;
+            if !pot && p.get("apot").is_some() {
+                return Err("#bcq: 'apot' needs pot = true".to_string());
+            }
+            let bits = p.int("bits", None, (1, 4))? as u8;
+            let scales = match p.get("scales") {
+                None => BcqScales::Row,
+                Some(AttrLit::Ident(s)) if s == "row" => BcqScales::Row,
+                Some(AttrLit::Ident(s)) if s == "acc" => BcqScales::Acc,
+                Some(AttrLit::Ident(s)) if s == "lat" => BcqScales::Lat,
+                Some(other) => return Err(format!("#bcq: 'scales' must be row, acc or lat, got {other}")),
+            };
+            if scales == BcqScales::Row {
+                return Ok(BcqParams::row(bits, p.group(false)?, pot, apot));
+            }
+            if p.get("group").is_some() {
+                return Err(format!("#bcq: scales = {} shares α across rows and takes no 'group'", scales.name()));
+            }
+            Ok(BcqParams::shared(bits, pot, apot, scales))
+        })
+    }
+}
+
+impl Scheme for BcqParams {
+    fn name(&self) -> &'static str {
+        "bcq"
+    }
+
+    fn params(&self) -> Vec<(&'static str, AttrLit)> {
+        let mut v = vec![("bits", AttrLit::Int(self.bits.into()))];
+        if let Some(g) = self.group() {
+            v.push(("group", AttrLit::Int(g.into())));
+        }
+        v.push(("pot", AttrLit::Bool(self.pot)));
+        if self.pot {
+            v.push(("apot", AttrLit::Int(self.apot.into())));
+        }
+        if self.group().is_none() {
+            v.push(("scales", AttrLit::Ident(self.scales().name().to_string())));
+        }
+        v
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.row_block_elems() as u64
+    }
+
+    fn block_bytes(&self) -> u64 {
+        BcqParams::block_bytes(self) as u64
+    }
+
+    fn row_local(&self) -> bool {
+        self.group().is_some()
+    }
+
+    fn verify(&self, shape: &[u64]) -> Result<(), String> {
+        match (self.group(), shape) {
+            (Some(g), [.., last]) if last.is_multiple_of(g as u64) => Ok(()),
+            (Some(g), [.., last]) => Err(format!("{} needs the last dimension to be a multiple of {g}, got {last}", self.spelling())),
+            (Some(_), []) => Err(format!("{} needs at least one dimension", self.spelling())),
+            (None, &[rows, cols]) => self.shared_bytes(rows, cols).map(|_| ()),
+            (None, _) => Err(format!("{} shares α across rows: it needs a [rows, cols] tensor, got {} dimensions", self.spelling(), shape.len())),
+        }
+    }
+
+    fn storage(&self, shape: &[u64]) -> Result<u64, String> {
+        self.verify(shape)?;
+        match shape {
+            &[rows, cols] if self.group().is_none() => self.shared_bytes(rows, cols),
+            _ => {
+                let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
+                (numel / Scheme::block_elems(self)).checked_mul(Scheme::block_bytes(self)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
+            }
+        }
+    }
+
+    fn decode(&self, shape: &[usize], bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+        match (self.group(), shape) {
+            (None, &[rows, cols]) => self.decode_shared(bytes, rows, cols, out),
+            _ => BcqParams::decode(self, bytes, out),
+        }
+    }
+
+    fn encode(&self, shape: &[usize], values: &[f32]) -> Result<Vec<u8>, String> {
+        match (self.group(), shape) {
+            (None, &[rows, cols]) => self.encode_shared(values, rows, cols, REFINE_ROUNDS),
+            _ => BcqParams::encode(self, values),
+        }
+    }
+
+    fn primitives(&self) -> &'static [Primitive] {
+        if self.group().is_some() { &[Primitive::Lut, Primitive::ShiftAdd] } else { &[Primitive::ShiftAdd] }
+    }
+
+    fn cost_key(&self) -> String {
+        format!("bcq{}", self.bits)
+    }
+
+    fn lut_planes(&self) -> Option<u8> {
+        Some(self.bits)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +374,7 @@ mod tests {
         let x = gauss(3, 128 * 32);
         for bits in 2..=4u8 {
             for pot in [false, true] {
-                let p = BcqParams { bits, group: 128, pot, apot: 3 };
+                let p = BcqParams::row(bits, 128, pot, 3);
                 let (g, r) = (rel_err(&p, &x, 0), rel_err(&p, &x, REFINE_ROUNDS));
                 assert!(r < g, "bits {bits} pot {pot}: refined {r} vs greedy {g}");
             }
@@ -273,7 +383,7 @@ mod tests {
 
     #[test]
     fn representable_values_round_trip_exactly() {
-        let p = BcqParams { bits: 2, group: 16, pot: false, apot: 3 };
+        let p = BcqParams::row(2, 16, false, 3);
         let (a0, a1) = (0.5f32, 0.125f32);
         let x: Vec<f32> = (0..16).map(|j| if j % 2 == 0 { a0 } else { -a0 } + if j % 3 == 0 { a1 } else { -a1 }).collect();
         let bytes = p.encode(&x).unwrap();
@@ -287,7 +397,7 @@ mod tests {
     fn pot_alphas_are_sums_of_few_powers_of_two() {
         let x = gauss(5, 64 * 4);
         for apot in 1..=3u8 {
-            let p = BcqParams { bits: 3, group: 64, pot: true, apot };
+            let p = BcqParams::row(3, 64, true, apot);
             let bytes = p.encode(&x).unwrap();
             for blk in bytes.chunks(p.block_bytes()) {
                 for a in p.alphas(blk) {

@@ -17,8 +17,8 @@
 //! | rows·cols·bits/8 | signs, row-major: row `r`, 8-column chunk `j`, plane `i` is byte `(r·cols/8 + j)·bits + i`, bit `t` (LSB-first) set ⇔ `B_i[r, 8j + t] = +1` |
 //! | 2·cols·bits | `α`: set `s`, plane `i` is f16 `s·bits + i`; each set non-negative, descending |
 //!
-//! The byte count fixes `cols` (`(len − rows·cols·bits/8) / (2·bits)`), so
-//! [`BcqParams::decode`] needs only the element count. The plain quantizer
+//! Decoding and encoding take the `[rows, cols]` shape (the registry's
+//! [`crate::quant::Encoding::decode`] passes it). The plain quantizer
 //! ([`BcqParams::encode_shared`]) fits each set to its elements with the
 //! row layout's group quantizer (greedy init, alternating least-squares
 //! refinement, APoT rounding); `passes::quant::optq` adds Hessian feedback.
@@ -114,16 +114,14 @@ impl BcqParams {
         Ok(self.pack_shared(rows, cols, &alpha, &signs))
     }
 
-    /// Decodes `out.len()` values (the shape follows from the byte count).
-    pub(crate) fn decode_shared(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
-        let (q, n) = (self.bits as usize, out.len());
+    /// Decodes a `[rows, cols]` weight into `out` (`rows·cols` values).
+    pub fn decode_shared(&self, bytes: &[u8], rows: usize, cols: usize, out: &mut [f32]) -> Result<(), String> {
+        let q = self.bits as usize;
         let name = self.scales().name();
-        let planes = n * q / 8;
-        let cols = if n.is_multiple_of(8) && bytes.len() > planes && (bytes.len() - planes).is_multiple_of(2 * q) { (bytes.len() - planes) / (2 * q) } else { 0 };
-        if cols == 0 || !n.is_multiple_of(cols) || self.shared_bytes((n / cols) as u64, cols as u64) != Ok(bytes.len() as u64) {
-            return Err(format!("#bcq scales = {name}: {} bytes do not hold {n} elements of any [rows, cols] weight", bytes.len()));
+        let want = self.shared_bytes(rows as u64, cols as u64)?;
+        if self.group().is_some() || rows.checked_mul(cols) != Some(out.len()) || want != bytes.len() as u64 {
+            return Err(format!("#bcq scales = {name}: a [{rows}, {cols}] weight takes {want} bytes and {} values, got {} and {}", rows * cols, bytes.len(), out.len()));
         }
-        let rows = n / cols;
         let alpha = self.shared_alphas(bytes, rows, cols);
         for (e, o) in out.iter_mut().enumerate() {
             let (r, c) = (e / cols, e % cols);
@@ -153,7 +151,7 @@ mod tests {
 
     fn rel_err(p: BcqParams, w: &[f32], rows: usize, cols: usize, rounds: usize) -> f64 {
         let mut y = vec![0f32; w.len()];
-        p.decode(&p.encode_shared(w, rows, cols, rounds).unwrap(), &mut y).unwrap();
+        p.decode_shared(&p.encode_shared(w, rows, cols, rounds).unwrap(), rows, cols, &mut y).unwrap();
         let num: f64 = w.iter().zip(&y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
         (num / w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>()).sqrt()
     }
@@ -168,7 +166,7 @@ mod tests {
                 let bytes = p.encode_shared(&w, rows, cols, 5).unwrap();
                 assert_eq!(bytes.len() as u64, p.shared_bytes(rows as u64, cols as u64).unwrap());
                 let mut y = vec![0f32; w.len()];
-                p.decode(&bytes, &mut y).unwrap();
+                p.decode_shared(&bytes, rows, cols, &mut y).unwrap();
                 let alpha = p.shared_alphas(&bytes, rows, cols);
                 for (e, &v) in y.iter().enumerate() {
                     let (r, c) = (e / cols, e % cols);
@@ -225,7 +223,8 @@ mod tests {
             let params: Vec<(String, AttrLit)> = e.params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Encoding::parse("bcq", &params).unwrap(), e);
             assert_eq!(e.block_elems(), 8);
-            assert_eq!(e.storage_bytes(64), None);
+            assert!(e.storage(&[64]).is_err());
+            assert_eq!(e.storage(&[8, 8]).unwrap(), 8 * 8 * 3 / 8 + 2 * 8 * 3);
         }
         let row = Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("group".to_string(), AttrLit::Int(64)), ("scales".to_string(), AttrLit::Ident("row".into()))]).unwrap();
         assert_eq!(row.to_string(), "#bcq<bits = 2, group = 64, pot = false>");
@@ -237,8 +236,12 @@ mod tests {
         let p = BcqParams::shared(3, true, 3, BcqScales::Lat);
         let bytes = p.encode_shared(&vals(1, 64), 8, 8, 2).unwrap();
         let mut y = vec![0f32; 64];
-        assert!(p.decode(&bytes[1..], &mut y).is_err());
-        assert!(p.decode(&bytes, &mut y[..56]).is_err());
+        assert!(p.decode_shared(&bytes[1..], 8, 8, &mut y).is_err());
+        assert!(p.decode_shared(&bytes, 8, 8, &mut y[..56]).is_err());
+        assert!(p.decode(&bytes, &mut y).is_err());
+        let e = crate::quant::Encoding::Bcq(p);
+        assert!(e.decode(&[64], &bytes, &mut y).is_err());
+        e.decode(&[8, 8], &bytes, &mut y).unwrap();
         assert!(p.encode_rounds(&vals(1, 64), 2).is_err());
     }
 }

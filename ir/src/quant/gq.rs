@@ -21,7 +21,9 @@
 //! f16-exact `d` (attaining an extreme level) round-trips exactly.
 
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, GqParams};
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
+use crate::ops::AttrLit;
 
 impl GqParams {
     /// Bytes of one group's block.
@@ -93,6 +95,78 @@ impl GqParams {
             }
         }
         Ok(out)
+    }
+}
+
+impl ParseScheme for GqParams {
+    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<GqParams, String>> {
+        (name == "gq").then(|| {
+            let p = Params { name, given };
+            p.check_keys(&["bits", "group", "zero"])?;
+            Ok(GqParams { bits: p.int("bits", None, (1, 4))? as u8, group: p.group(false)?, zero: p.boolean("zero", false)? })
+        })
+    }
+}
+
+impl Scheme for GqParams {
+    fn name(&self) -> &'static str {
+        "gq"
+    }
+
+    fn params(&self) -> Vec<(&'static str, AttrLit)> {
+        vec![("bits", AttrLit::Int(self.bits.into())), ("group", AttrLit::Int(self.group.into())), ("zero", AttrLit::Bool(self.zero))]
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.group.into()
+    }
+
+    fn block_bytes(&self) -> u64 {
+        GqParams::block_bytes(self) as u64
+    }
+
+    fn decode(&self, _shape: &[usize], bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+        GqParams::decode(self, bytes, out)
+    }
+
+    fn encode(&self, _shape: &[usize], values: &[f32]) -> Result<Vec<u8>, String> {
+        GqParams::encode(self, values)
+    }
+
+    fn primitives(&self) -> &'static [Primitive] {
+        &[Primitive::Lut]
+    }
+
+    fn cost_key(&self) -> String {
+        format!("gq{}", self.bits)
+    }
+
+    fn lut_planes(&self) -> Option<u8> {
+        Some(self.bits)
+    }
+
+    fn affine(&self) -> Option<&dyn AffineScheme> {
+        Some(self)
+    }
+}
+
+impl AffineScheme for GqParams {
+    fn grid(&self) -> AffineGrid {
+        let qmax = self.max_code();
+        let offset = if self.zero { GridOffset::IntZero } else { GridOffset::Fixed(qmax as f32 / 2.0) };
+        AffineGrid { group: self.group as usize, qmax, offset }
+    }
+
+    fn pack(&self, fit: &AffineFit, codes: &[u32], out: &mut [u8]) {
+        out.fill(0);
+        put_f16(out, 0, fit.d);
+        if self.zero {
+            out[2] = fit.c as u8;
+        }
+        let at = 2 + self.zero as usize;
+        for (i, &q) in codes.iter().enumerate() {
+            put_code(&mut out[at..], i, self.bits as u32, q);
+        }
     }
 }
 

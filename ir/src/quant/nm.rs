@@ -20,30 +20,154 @@
 //!
 //! Values stay f32: pruning happens after dequantizing, and quantizing the
 //! kept values is a separate, later decision.
+//!
+//! [`Nm`] is the one N:M pattern type of flexc (the encoding's parameters,
+//! the sparsity passes' candidates and plans, FlexCiM's layers): it is valid
+//! by construction (`1 <= n <= m <=` [`MAX_M`]), checked once in [`Nm::new`].
+
+use super::encoding::{Params, ParseScheme, Primitive, Scheme};
+use crate::ops::AttrLit;
+use std::fmt;
 
 /// The largest group size the codec accepts.
 pub const MAX_M: u8 = 16;
 
-/// Bits per stored index for group size `m`.
-pub fn index_bits(m: u8) -> u32 {
-    (u8::BITS - (m.max(2) - 1).leading_zeros()).max(1)
+/// An N:M pattern: `n` kept of every `m` consecutive elements along the
+/// last axis (`n == m` is dense). Valid by construction.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct Nm {
+    n: u8,
+    m: u8,
+}
+
+impl Nm {
+    /// Dense 8:8.
+    pub const DENSE: Nm = Nm { n: 8, m: 8 };
+    /// 2:4, the pattern sparse tensor cores run.
+    pub const TWO_FOUR: Nm = Nm { n: 2, m: 4 };
+
+    /// The pattern `n` kept of `m`: `1 <= n <= m <= MAX_M`.
+    pub fn new(n: i64, m: i64) -> Result<Nm, String> {
+        if !(1..=MAX_M as i64).contains(&m) || !(1..=m).contains(&n) {
+            return Err(format!("N:M pattern {n}:{m}: need 1 <= N <= M <= {MAX_M}"));
+        }
+        Ok(Nm { n: n as u8, m: m as u8 })
+    }
+
+    /// A pattern known valid at compile time (`Nm::of(2, 4)`); a constant
+    /// with bad numbers fails to compile.
+    pub const fn of(n: u8, m: u8) -> Nm {
+        assert!(n >= 1 && n <= m && m <= MAX_M, "N:M constant out of range");
+        Nm { n, m }
+    }
+
+    /// Parses `N:M` (N kept of M).
+    pub fn parse(s: &str) -> Result<Nm, String> {
+        let (n, m) = s.trim().split_once(':').ok_or_else(|| format!("expected N:M (N kept of M), got '{s}'"))?;
+        let n: i64 = n.trim().parse().map_err(|_| format!("bad N in '{s}'"))?;
+        let m: i64 = m.trim().parse().map_err(|_| format!("bad M in '{s}'"))?;
+        Nm::new(n, m).map_err(|e| format!("'{s}': {e}"))
+    }
+
+    /// Parses a comma-separated list of `N:M`.
+    pub fn parse_list(s: &str) -> Result<Vec<Nm>, String> {
+        s.split(',').map(Nm::parse).collect()
+    }
+
+    /// Kept per group.
+    pub fn n(self) -> usize {
+        self.n as usize
+    }
+
+    /// Group size.
+    pub fn m(self) -> usize {
+        self.m as usize
+    }
+
+    /// True when every element is kept.
+    pub fn is_dense(self) -> bool {
+        self.n == self.m
+    }
+
+    /// Kept fraction `n/m`.
+    pub fn density(self) -> f64 {
+        self.n as f64 / self.m as f64
+    }
+
+    /// Pruned fraction `(m − n)/m`.
+    pub fn sparsity(self) -> f64 {
+        1.0 - self.density()
+    }
+}
+
+impl fmt::Display for Nm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.n, self.m)
+    }
+}
+
+impl ParseScheme for Nm {
+    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<Nm, String>> {
+        (name == "nm").then(|| {
+            let p = Params { name, given };
+            p.check_keys(&["n", "m"])?;
+            let (n, m) = (p.int("n", None, (i64::MIN, i64::MAX))?, p.int("m", None, (i64::MIN, i64::MAX))?);
+            Nm::new(n, m).map_err(|_| format!("encoding #nm<n = {n}, m = {m}>: need 1 <= n <= m <= {MAX_M}"))
+        })
+    }
+}
+
+impl Scheme for Nm {
+    fn name(&self) -> &'static str {
+        "nm"
+    }
+
+    fn params(&self) -> Vec<(&'static str, AttrLit)> {
+        vec![("n", AttrLit::Int(self.n.into())), ("m", AttrLit::Int(self.m.into()))]
+    }
+
+    fn block_elems(&self) -> u64 {
+        self.m.into()
+    }
+
+    fn block_bytes(&self) -> u64 {
+        block_bytes(*self) as u64
+    }
+
+    fn decode(&self, _shape: &[usize], bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+        decode(*self, bytes, out)
+    }
+
+    fn encode(&self, _shape: &[usize], values: &[f32]) -> Result<Vec<u8>, String> {
+        encode(*self, values)
+    }
+
+    fn primitives(&self) -> &'static [Primitive] {
+        &[Primitive::Sparse]
+    }
+
+    fn cost_key(&self) -> String {
+        "nm".into()
+    }
+
+    fn density(&self) -> f64 {
+        Nm::density(*self)
+    }
+}
+
+/// Bits per stored index for group size `m` (1..=MAX_M).
+pub fn index_bits(m: usize) -> u32 {
+    (usize::BITS - (m.max(2) - 1).leading_zeros()).max(1)
 }
 
 /// Bytes of one group (block).
-pub fn block_bytes(n: u8, m: u8) -> usize {
-    4 * n as usize + (n as usize * index_bits(m) as usize).div_ceil(8)
-}
-
-fn check(n: u8, m: u8) -> Result<(), String> {
-    if m == 0 || m > MAX_M || n == 0 || n > m {
-        return Err(format!("#nm<n = {n}, m = {m}>: need 1 <= n <= m <= {MAX_M}"));
-    }
-    Ok(())
+pub fn block_bytes(nm: Nm) -> usize {
+    4 * nm.n() + (nm.n() * index_bits(nm.m()) as usize).div_ceil(8)
 }
 
 /// The in-group indices stored in one block.
-fn read_indices(n: u8, m: u8, block: &[u8]) -> Vec<usize> {
-    let b = index_bits(m);
+fn read_indices(nm: Nm, block: &[u8]) -> Vec<usize> {
+    let (n, b) = (nm.n, index_bits(nm.m()));
     let meta = &block[4 * n as usize..];
     (0..n as u32)
         .map(|k| {
@@ -60,15 +184,15 @@ fn read_indices(n: u8, m: u8, block: &[u8]) -> Vec<usize> {
 }
 
 /// Decodes whole groups into `out` (pruned positions are 0.0).
-pub fn decode(n: u8, m: u8, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
-    check(n, m)?;
-    let (me, bb) = (m as usize, block_bytes(n, m));
+pub fn decode(nm: Nm, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+    let (n, m) = (nm.n, nm.m);
+    let (me, bb) = (nm.m(), block_bytes(nm));
     if !out.len().is_multiple_of(me) || bytes.len() != out.len() / me * bb {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values need {} bytes, got {}", out.len(), out.len() / me * bb, bytes.len()));
     }
     for (g, (block, dst)) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(me)).enumerate() {
         dst.fill(0.0);
-        let idx = read_indices(n, m, block);
+        let idx = read_indices(nm, block);
         for (k, &i) in idx.iter().enumerate() {
             if i >= me || (k > 0 && i <= idx[k - 1]) {
                 return Err(format!("#nm<n = {n}, m = {m}>: group {g} has indices {idx:?} (need strictly increasing, below {m})"));
@@ -80,25 +204,25 @@ pub fn decode(n: u8, m: u8, bytes: &[u8], out: &mut [f32]) -> Result<(), String>
 }
 
 /// The kept positions of every group, as in-group indices (exactly `n` each).
-pub fn kept_positions(n: u8, m: u8, bytes: &[u8]) -> Result<Vec<Vec<usize>>, String> {
-    check(n, m)?;
-    let bb = block_bytes(n, m);
+pub fn kept_positions(nm: Nm, bytes: &[u8]) -> Result<Vec<Vec<usize>>, String> {
+    let (n, m) = (nm.n, nm.m);
+    let bb = block_bytes(nm);
     if !bytes.len().is_multiple_of(bb) {
         return Err(format!("#nm<n = {n}, m = {m}>: {} bytes is not a whole number of {bb}-byte groups", bytes.len()));
     }
-    Ok(bytes.chunks_exact(bb).map(|b| read_indices(n, m, b)).collect())
+    Ok(bytes.chunks_exact(bb).map(|b| read_indices(nm, b)).collect())
 }
 
 /// Encodes values keeping exactly the positions `keep` marks: every group of
 /// `m` must mark exactly `n` (what a pruning pass hands over).
-pub fn encode_masked(n: u8, m: u8, values: &[f32], keep: &[bool]) -> Result<Vec<u8>, String> {
-    check(n, m)?;
-    let me = m as usize;
+pub fn encode_masked(nm: Nm, values: &[f32], keep: &[bool]) -> Result<Vec<u8>, String> {
+    let (n, m) = (nm.n, nm.m);
+    let me = nm.m();
     if !values.len().is_multiple_of(me) || keep.len() != values.len() {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values (mask {}) are not whole groups of {m}", values.len(), keep.len()));
     }
-    let b = index_bits(m);
-    let mut out = Vec::with_capacity(values.len() / me * block_bytes(n, m));
+    let b = index_bits(me);
+    let mut out = Vec::with_capacity(values.len() / me * block_bytes(nm));
     for (g, (vals, mask)) in values.chunks_exact(me).zip(keep.chunks_exact(me)).enumerate() {
         let idx: Vec<usize> = (0..me).filter(|&i| mask[i]).collect();
         if idx.len() != n as usize {
@@ -124,9 +248,9 @@ pub fn encode_masked(n: u8, m: u8, values: &[f32], keep: &[bool]) -> Result<Vec<
 /// Encodes plain values, keeping the `n` largest magnitudes of each group
 /// (ties: the lower index). Lossless whenever every group has at most `n`
 /// non-zeros; otherwise it is magnitude N:M pruning.
-pub fn encode(n: u8, m: u8, values: &[f32]) -> Result<Vec<u8>, String> {
-    check(n, m)?;
-    let me = m as usize;
+pub fn encode(nm: Nm, values: &[f32]) -> Result<Vec<u8>, String> {
+    let (n, m) = (nm.n, nm.m);
+    let me = nm.m();
     if !values.len().is_multiple_of(me) {
         return Err(format!("#nm<n = {n}, m = {m}>: {} values are not whole groups of {m}", values.len()));
     }
@@ -136,7 +260,7 @@ pub fn encode(n: u8, m: u8, values: &[f32]) -> Result<Vec<u8>, String> {
             mask[i] = true;
         }
     }
-    encode_masked(n, m, values, &keep)
+    encode_masked(nm, values, &keep)
 }
 
 /// The positions of the `n` largest scores (ties: the lower index first;
@@ -160,11 +284,11 @@ mod tests {
     #[test]
     fn geometry() {
         assert_eq!((index_bits(4), index_bits(8), index_bits(2), index_bits(16)), (2, 3, 1, 4));
-        assert_eq!(block_bytes(2, 4), 9);
-        assert_eq!(block_bytes(4, 8), 18);
-        assert_eq!(block_bytes(8, 8), 35);
-        assert_eq!(block_bytes(4, 4), 17);
-        let e = Encoding::Nm { n: 2, m: 8 };
+        assert_eq!(block_bytes(Nm::of(2, 4)), 9);
+        assert_eq!(block_bytes(Nm::of(4, 8)), 18);
+        assert_eq!(block_bytes(Nm::DENSE), 35);
+        assert_eq!(block_bytes(Nm::of(4, 4)), 17);
+        let e = Encoding::Nm(Nm::of(2, 8));
         assert_eq!((e.block_elems(), e.block_bytes()), (8, 9));
         assert_eq!(e.to_string(), "#nm<n = 2, m = 8>");
     }
@@ -178,10 +302,10 @@ mod tests {
         };
         for (n, m) in [(1u8, 2u8), (2, 4), (4, 4), (2, 8), (4, 8), (8, 8), (3, 16)] {
             let vals: Vec<f32> = (0..m as usize * 12).map(|_| rnd()).collect();
-            let bytes = crate::quant::encode(Encoding::Nm { n, m }, &vals).unwrap();
-            assert_eq!(bytes.len(), 12 * block_bytes(n, m));
+            let bytes = crate::quant::encode(Encoding::Nm(Nm::of(n, m)), &vals).unwrap();
+            assert_eq!(bytes.len(), 12 * block_bytes(Nm::of(n, m)));
             let mut out = vec![1.0; vals.len()];
-            crate::quant::decode(Encoding::Nm { n, m }, &bytes, &mut out).unwrap();
+            crate::quant::decode(Encoding::Nm(Nm::of(n, m)), &bytes, &mut out).unwrap();
             for (g, (src, dst)) in vals.chunks(m as usize).zip(out.chunks(m as usize)).enumerate() {
                 let kept: Vec<usize> = (0..m as usize).filter(|&i| dst[i] != 0.0).collect();
                 assert_eq!(kept.len(), n as usize, "group {g} of {n}:{m}");
@@ -196,22 +320,28 @@ mod tests {
                 }
             }
             // Re-encoding the decoded values gives the same bytes (lossless when pruned).
-            assert_eq!(crate::quant::encode(Encoding::Nm { n, m }, &out).unwrap(), bytes);
-            assert!(kept_positions(n, m, &bytes).unwrap().iter().all(|k| k.len() == n as usize));
+            assert_eq!(crate::quant::encode(Encoding::Nm(Nm::of(n, m)), &out).unwrap(), bytes);
+            assert!(kept_positions(Nm::of(n, m), &bytes).unwrap().iter().all(|k| k.len() == n as usize));
         }
     }
 
     #[test]
     fn masked_zero_keeps_its_slot_and_bad_input_fails() {
         let vals = [0.0, 5.0, 0.0, 0.0];
-        let bytes = encode_masked(2, 4, &vals, &[true, true, false, false]).unwrap();
-        assert_eq!(kept_positions(2, 4, &bytes).unwrap(), vec![vec![0, 1]]);
+        let nm = Nm::TWO_FOUR;
+        let bytes = encode_masked(nm, &vals, &[true, true, false, false]).unwrap();
+        assert_eq!(kept_positions(nm, &bytes).unwrap(), vec![vec![0, 1]]);
         // Byte layout: 0.0f32, 5.0f32, then indices 0 (bits 0-1) and 1 (bits 2-3) = 0b0100.
         assert_eq!(&bytes[8..], &[0b0100]);
-        assert!(encode_masked(2, 4, &vals, &[true, false, false, false]).is_err());
+        assert!(encode_masked(nm, &vals, &[true, false, false, false]).is_err());
         let mut bad = bytes.clone();
         bad[8] = 0b0000; // indices 0, 0: not increasing
-        assert!(decode(2, 4, &bad, &mut [0.0; 4]).is_err());
+        assert!(decode(nm, &bad, &mut [0.0; 4]).is_err());
+        for (n, m) in [(0, 4), (5, 4), (1, 17), (1, 4294967296), (4294967298, 4294967300), (-1, 4)] {
+            assert!(Nm::new(n, m).is_err(), "{n}:{m}");
+        }
+        assert_eq!(Nm::parse("2:4").unwrap(), Nm::TWO_FOUR);
+        assert!(Nm::parse("4294967298:4294967300").is_err());
         assert!(Encoding::parse("nm", &[("n".into(), crate::ops::AttrLit::Int(5)), ("m".into(), crate::ops::AttrLit::Int(4))]).is_err());
     }
 }

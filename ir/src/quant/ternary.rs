@@ -13,7 +13,9 @@
 //! values are all `±γ` (no zeros) round-trips exactly; with zeros present the
 //! absmean is smaller than the magnitude, which is BitNet's definition.
 
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
+use crate::ops::AttrLit;
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, TernaryParams};
 
 impl TernaryParams {
@@ -97,6 +99,87 @@ impl TernaryParams {
             }
         }
         Ok(out)
+    }
+}
+
+impl ParseScheme for TernaryParams {
+    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<TernaryParams, String>> {
+        (name == "ternary").then(|| {
+            let p = Params { name, given };
+            p.check_keys(&["group"])?;
+            Ok(TernaryParams { group: p.group(true)? })
+        })
+    }
+}
+
+impl Scheme for TernaryParams {
+    fn name(&self) -> &'static str {
+        "ternary"
+    }
+
+    fn params(&self) -> Vec<(&'static str, AttrLit)> {
+        vec![("group", AttrLit::Int(self.group.into()))]
+    }
+
+    fn block_elems(&self) -> u64 {
+        TernaryParams::block_elems(self) as u64
+    }
+
+    fn block_bytes(&self) -> u64 {
+        TernaryParams::block_bytes(self) as u64
+    }
+
+    /// Per-tensor scales (`group = 0`) trail the whole tensor's codes.
+    fn row_local(&self) -> bool {
+        self.group != 0
+    }
+
+    fn storage(&self, shape: &[u64]) -> Result<u64, String> {
+        self.verify(shape)?;
+        let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
+        (numel / Scheme::block_elems(self))
+            .checked_mul(Scheme::block_bytes(self))
+            .and_then(|b| b.checked_add(self.trailer_bytes() as u64))
+            .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
+    }
+
+    fn decode(&self, _shape: &[usize], bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
+        TernaryParams::decode(self, bytes, out)
+    }
+
+    fn encode(&self, _shape: &[usize], values: &[f32]) -> Result<Vec<u8>, String> {
+        TernaryParams::encode(self, values)
+    }
+
+    fn primitives(&self) -> &'static [Primitive] {
+        &[Primitive::Lut]
+    }
+
+    fn cost_key(&self) -> String {
+        "ternary".into()
+    }
+
+    fn lut_planes(&self) -> Option<u8> {
+        Some(2)
+    }
+
+    /// Per-group ternary is the grid `{−1, 0, 1}·γ`; per-tensor is not a group grid.
+    fn affine(&self) -> Option<&dyn AffineScheme> {
+        (self.group > 0).then_some(self as &dyn AffineScheme)
+    }
+}
+
+impl AffineScheme for TernaryParams {
+    fn grid(&self) -> AffineGrid {
+        AffineGrid { group: self.group as usize, qmax: 2, offset: GridOffset::Fixed(1.0) }
+    }
+
+    fn pack(&self, fit: &AffineFit, codes: &[u32], out: &mut [u8]) {
+        out.fill(0);
+        put_f16(out, 0, fit.d);
+        for (i, &q) in codes.iter().enumerate() {
+            put_code(&mut out[2..], i, 2, q);
+        }
     }
 }
 

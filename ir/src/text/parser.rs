@@ -156,7 +156,10 @@ impl<'s> Parser<'s> {
                 m.name = Some(self.bump().0[1..].to_string());
             }
             if self.eat(Tok::LBrace) {
-                m.meta = self.attr_entries()?.into_iter().map(|(k, _, v)| (k, v)).collect();
+                for (k, kspan, v) in self.attr_entries()? {
+                    crate::quant::plan::check_module_attr(&k, &v).map_err(|e| Diagnostic::new(kspan, e))?;
+                    m.meta.push((k, v));
+                }
             }
         }
         while let Some(t) = self.peek() {

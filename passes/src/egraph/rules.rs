@@ -16,7 +16,7 @@
 use super::analysis::{infer, GemmAnalysis, Meta};
 use super::lang::Gemm;
 use egg::{ConditionalApplier, EGraph, ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Subst, Var};
-use flexc_ir::Encoding;
+use flexc_ir::quant::Primitive;
 
 /// Activations per quantization group of the LUT tables the rules build.
 pub const ACT_GROUP: i64 = 32;
@@ -30,10 +30,10 @@ pub enum Pre {
     Encoded,
     /// `?w` is a LUT weight: `#gq` of at most 4 bits, `#ternary` or `#bcq` ([`flexc_ir::ops::lut_encoding`]).
     Lut,
-    /// `?w` is binary-coded (`#bcq`).
-    Bcq,
-    /// `?w` is N:M sparse (`#nm`).
-    Nm,
+    /// `?w` admits the shift-add GEMM (`#bcq`).
+    ShiftAdd,
+    /// `?w` admits the sparse GEMM (`#nm`).
+    Sparse,
     /// `?w` is a plain (not encoded) tensor computed from weights only.
     PlainWeight,
 }
@@ -44,9 +44,9 @@ impl Pre {
         match self {
             Pre::Always => true,
             Pre::Encoded => enc.is_some(),
-            Pre::Lut => enc.as_ref().is_some_and(flexc_ir::ops::lut_encoding),
-            Pre::Bcq => matches!(enc, Some(Encoding::Bcq(_))),
-            Pre::Nm => matches!(enc, Some(Encoding::Nm { .. })),
+            Pre::Lut => enc.is_some_and(|e| e.admits(Primitive::Lut)),
+            Pre::ShiftAdd => enc.is_some_and(|e| e.admits(Primitive::ShiftAdd)),
+            Pre::Sparse => enc.is_some_and(|e| e.admits(Primitive::Sparse)),
             Pre::PlainWeight => enc.is_none() && w.weight_only,
         }
     }
@@ -62,11 +62,11 @@ const RULES: &[(&str, &str, &str, Pre)] = &[
     ("mpgemm-is-lut",      "(mpgemm ?x ?w)",                    "(lut-gemm (lut-precompute ?x 32) ?w)",  Pre::Lut),
     ("lut-is-mpgemm",      "(lut-gemm (lut-precompute ?x ?g) ?w)", "(mpgemm ?x ?w)",                     Pre::Lut),
     // x·wᵀ = Σ_b α_b·(x·b_bᵀ) with α_b powers of two: shifts and adds (ShiftAddLLM).
-    ("mpgemm-is-shiftadd", "(mpgemm ?x ?w)",                    "(shiftadd-gemm ?x ?w)",                 Pre::Bcq),
-    ("shiftadd-is-mpgemm", "(shiftadd-gemm ?x ?w)",             "(mpgemm ?x ?w)",                        Pre::Bcq),
+    ("mpgemm-is-shiftadd", "(mpgemm ?x ?w)",                    "(shiftadd-gemm ?x ?w)",                 Pre::ShiftAdd),
+    ("shiftadd-is-mpgemm", "(shiftadd-gemm ?x ?w)",             "(mpgemm ?x ?w)",                        Pre::ShiftAdd),
     // x·wᵀ = Σ_{kept j} x_j·w_j: only the n kept of every m weights are read.
-    ("mpgemm-is-sparse",   "(mpgemm ?x ?w)",                    "(sparse-gemm ?x ?w)",                   Pre::Nm),
-    ("sparse-is-mpgemm",   "(sparse-gemm ?x ?w)",               "(mpgemm ?x ?w)",                        Pre::Nm),
+    ("mpgemm-is-sparse",   "(mpgemm ?x ?w)",                    "(sparse-gemm ?x ?w)",                   Pre::Sparse),
+    ("sparse-is-mpgemm",   "(sparse-gemm ?x ?w)",               "(mpgemm ?x ?w)",                        Pre::Sparse),
     // x·wᵀ = dense dot products on the stored blocks (or on w decoded ahead of time).
     ("mpgemm-is-dense",    "(mpgemm ?x ?w)",                    "(dense-gemm ?x ?w)",                    Pre::Encoded),
     ("dense-is-mpgemm",    "(dense-gemm ?x ?w)",                "(mpgemm ?x ?w)",                        Pre::Encoded),

@@ -19,7 +19,7 @@ use super::gptq::{gptq, rtn, GptqOptions};
 use super::optq::{optq_bcq, InverseHessian};
 use super::optq_shared::quantize_shared;
 use flexc_ir::quant::bcq::REFINE_ROUNDS;
-use flexc_ir::quant::{encode_shaped, BcqScales};
+use flexc_ir::quant::BcqScales;
 use flexc_ir::Encoding;
 
 /// The quantizer to use when the data allows it.
@@ -97,9 +97,9 @@ pub fn encode_weight(enc: Encoding, w: &[f32], (n, k): (usize, usize), data: Lay
         } else if let Some(ih) = &ih {
             optq_bcq(p, w, n, k, ih, REFINE_ROUNDS)?
         } else {
-            encode_shaped(enc, w, &[n, k])?
+            enc.encode(&[n, k], w)?
         };
         return Ok(Encoded { bytes, values: None, how });
     }
-    Ok(Encoded { bytes: encode_shaped(enc, w, &[n, k])?, values: None, how: Quantizer::Reference })
+    Ok(Encoded { bytes: enc.encode(&[n, k], w)?, values: None, how: Quantizer::Reference })
 }

@@ -29,16 +29,9 @@
 
 use half::f16;
 
-/// Where a group's zero level comes from (module table).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Offset {
-    /// `value = (q − c)·d` for a fixed `c`.
-    Fixed(f32),
-    /// `value = (q − z)·d` with a stored integer zero point `z ∈ [0, qmax]`.
-    IntZero,
-    /// `value = q·d + m` with a stored fp16 `m`.
-    FloatMin,
-}
+/// Where a group's zero level comes from (module table); declared with the
+/// encodings' affine grids (`flexc_ir::quant::encoding`).
+pub use flexc_ir::quant::GridOffset as Offset;
 
 /// A format's integer code range and offset kind.
 #[derive(Clone, Copy, Debug, PartialEq)]

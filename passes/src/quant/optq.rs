@@ -35,7 +35,9 @@ pub use super::hessian::InverseHessian;
 /// Quantizes `w` (`[n, k]` row-major) to `#bcq` bytes with error feedback
 /// through `hinv` (module docs).
 pub fn optq_bcq(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: &InverseHessian, rounds: usize) -> Result<Vec<u8>, String> {
-    let g = p.group as usize;
+    let Some(g) = p.group().map(|g| g as usize) else {
+        return Err(format!("optq: #bcq scales = {} shares α across rows (use the shared-scale quantizer)", p.scales().name()));
+    };
     if g == 0 || !k.is_multiple_of(g) || w.len() != n * k || hinv.k != k {
         return Err(format!("optq: a {n}×{k} weight ({} values) with groups of {g} and a {}-channel Hessian", w.len(), hinv.k));
     }
@@ -198,7 +200,7 @@ mod tests {
         let w: Vec<f32> = (0..n * k).map(|_| (rng.f() * 0.05) as f32).collect();
         let ih = InverseHessian::new(&h, k).unwrap();
         for (bits, group) in [(2u8, 64u32), (3, 128), (2, 8)] {
-            let p = BcqParams { bits, group, pot: true, apot: 3 };
+            let p = BcqParams::row(bits, group, true, 3);
             let mut plain = vec![0f32; n * k];
             decode(Encoding::Bcq(p), &encode(Encoding::Bcq(p), &w).unwrap(), &mut plain).unwrap();
             let mut fb = vec![0f32; n * k];
@@ -217,7 +219,7 @@ mod tests {
         }
         let ih = InverseHessian::new(&h, k).unwrap();
         assert!(ih.dead[0] && !ih.dead[1]);
-        let p = BcqParams { bits: 1, group: 8, pot: true, apot: 2 };
+        let p = BcqParams::row(1, 8, true, 2);
         let w: Vec<f32> = (0..2 * k).map(|i| if i % k == 0 { 5.0 } else { 0.5 }).collect();
         let mut q = vec![0f32; 2 * k];
         decode(Encoding::Bcq(p), &optq_bcq(p, &w, 2, k, &ih, 5).unwrap(), &mut q).unwrap();

@@ -122,6 +122,6 @@ mod tests {
         }
         assert!(quantize_shared(p, &w[..n * k - 8], n, k, Some(&ih), 5).is_err());
         assert!(quantize_shared(p, &w[..12 * k], 12, k, Some(&ih), 5).is_err());
-        assert!(quantize_shared(BcqParams { bits: 2, group: 8, pot: true, apot: 3 }, &w, n, k, Some(&ih), 5).is_err());
+        assert!(quantize_shared(BcqParams::row(2, 8, true, 3), &w, n, k, Some(&ih), 5).is_err());
     }
 }

@@ -79,7 +79,7 @@ fn count_vectors(pairs: usize, n: usize) -> Vec<Vec<u8>> {
 /// as `align` says; exactly N kept per group of every row. Ties keep the
 /// lower position (and the first count vector enumerated).
 pub fn aligned_mask(scores: &[f32], inp: usize, nm: Nm, align: Align) -> Result<Vec<bool>, String> {
-    let (n, m) = (nm.n as usize, nm.m as usize);
+    let (n, m) = (nm.n() as usize, nm.m() as usize);
     if inp == 0 || !inp.is_multiple_of(m) || !scores.len().is_multiple_of(inp) {
         return Err(format!("{} scores of rows of {inp} are not whole groups of {m}", scores.len()));
     }
@@ -152,10 +152,10 @@ mod tests {
 
     /// Every N-subset of 0..M as a bit mask.
     fn subsets(nm: Nm) -> Vec<u32> {
-        (0u32..1 << nm.m).filter(|b| b.count_ones() == nm.n).collect()
+        (0u32..1 << nm.m()).filter(|b| b.count_ones() as usize == nm.n()).collect()
     }
 
-    fn pair_counts(bits: u32, m: u32) -> Vec<u32> {
+    fn pair_counts(bits: u32, m: usize) -> Vec<u32> {
         (0..m / 2).map(|p| (bits >> (2 * p) & 3).count_ones()).collect()
     }
 
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn rows_share_exactly_one_pattern_per_band() {
-        let (rows, inp, nm) = (10, 16, Nm { n: 2, m: 4 });
+        let (rows, inp, nm) = (10, 16, Nm::of(2, 4));
         let s = rand_scores(rows * inp, 1);
         let keep = aligned_mask(&s, inp, nm, Align::Rows(4)).unwrap();
         for r in 0..rows {
@@ -190,7 +190,7 @@ mod tests {
         // one kept per pair, so pairs-alignment keeps both (score 34), while one
         // shared pattern must give up half (column sums tie at 9: {0,1}, score 18).
         let s = [9.0f32, 0.0, 1.0, 8.0, 0.0, 9.0, 8.0, 1.0];
-        let nm = Nm { n: 2, m: 4 };
+        let nm = Nm::of(2, 4);
         let pairs = aligned_mask(&s, 4, nm, Align::Pairs(2)).unwrap();
         assert_eq!(pairs, vec![true, false, false, true, false, true, true, false]);
         let rows = aligned_mask(&s, 4, nm, Align::Rows(2)).unwrap();
@@ -200,8 +200,8 @@ mod tests {
 
     #[test]
     fn both_alignments_are_score_optimal_by_brute_force() {
-        for (nm, seed) in [(Nm { n: 2, m: 4 }, 3), (Nm { n: 2, m: 8 }, 4), (Nm { n: 4, m: 8 }, 5), (Nm { n: 1, m: 4 }, 6)] {
-            let (rows, inp) = (3, nm.m as usize);
+        for (nm, seed) in [(Nm::of(2, 4), 3), (Nm::of(2, 8), 4), (Nm::of(4, 8), 5), (Nm::of(1, 4), 6)] {
+            let (rows, inp) = (3, nm.m() as usize);
             let s = rand_scores(rows * inp, seed);
             let subs = subsets(nm);
             let row_score = |r: usize, b: u32| (0..inp).filter(|&i| b >> i & 1 == 1).map(|i| s[r * inp + i] as f64).sum::<f64>();
@@ -210,8 +210,8 @@ mod tests {
             // pairs: the best per-row masks whose pair counts agree.
             let mut best_pairs = f64::MIN;
             for &a in &subs {
-                for &b in subs.iter().filter(|&&b| pair_counts(b, nm.m) == pair_counts(a, nm.m)) {
-                    for &c in subs.iter().filter(|&&c| pair_counts(c, nm.m) == pair_counts(a, nm.m)) {
+                for &b in subs.iter().filter(|&&b| pair_counts(b, nm.m()) == pair_counts(a, nm.m())) {
+                    for &c in subs.iter().filter(|&&c| pair_counts(c, nm.m()) == pair_counts(a, nm.m())) {
                         best_pairs = best_pairs.max(row_score(0, a) + row_score(1, b) + row_score(2, c));
                     }
                 }
@@ -222,13 +222,13 @@ mod tests {
             assert!((score(&s, &kp) - best_pairs).abs() < 1e-4, "{nm}: pairs {} vs brute force {best_pairs}", score(&s, &kp));
             // The chosen pairs masks do agree on pair counts, and never score below rows.
             let bits = |r: usize| (0..inp).filter(|&i| kp[r * inp + i]).fold(0u32, |acc, i| acc | 1 << i);
-            assert!((0..rows).all(|r| pair_counts(bits(r), nm.m) == pair_counts(bits(0), nm.m) && bits(r).count_ones() == nm.n));
+            assert!((0..rows).all(|r| pair_counts(bits(r), nm.m()) == pair_counts(bits(0), nm.m()) && bits(r).count_ones() as usize == nm.n()));
             assert!(score(&s, &kp) >= score(&s, &kr) - 1e-6);
         }
     }
 
     #[test]
     fn ragged_input_is_an_error() {
-        assert!(aligned_mask(&[1.0; 6], 6, Nm { n: 2, m: 4 }, Align::Rows(2)).is_err());
+        assert!(aligned_mask(&[1.0; 6], 6, Nm::of(2, 4), Align::Rows(2)).is_err());
     }
 }

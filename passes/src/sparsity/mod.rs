@@ -17,7 +17,9 @@
 
 pub mod align;
 pub mod flow_nm;
+pub mod measured;
 pub mod prune_nm;
+pub mod sparsegpt;
 
 use flexc_ir::ops::AttrLit;
 use flexc_ir::types::ElemType;
@@ -207,54 +209,17 @@ pub fn normalise(x: &[f64]) -> Vec<f64> {
     x.iter().map(|v| (v - lo) / (hi - lo)).collect()
 }
 
-/// An N:M pattern: `n` kept of every `m`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Nm {
-    /// Kept per group.
-    pub n: u32,
-    /// Group size.
-    pub m: u32,
-}
-
-impl Nm {
-    /// Dense (`8:8`, what the reference forces on the end blocks).
-    pub const DENSE: Nm = Nm { n: 8, m: 8 };
-
-    /// The fraction pruned, `(m − n)/m`.
-    pub fn sparsity(self) -> f64 {
-        (self.m - self.n) as f64 / self.m as f64
-    }
-
-    /// Parses `N:M`.
-    pub fn parse(s: &str) -> Result<Nm, String> {
-        let (n, m) = s.trim().split_once(':').ok_or_else(|| format!("expected N:M (N kept of M), got '{s}'"))?;
-        let (n, m): (u32, u32) = (n.parse().map_err(|_| format!("bad N in '{s}'"))?, m.parse().map_err(|_| format!("bad M in '{s}'"))?);
-        if n == 0 || n > m || m > flexc_ir::quant::nm::MAX_M as u32 {
-            return Err(format!("'{s}': need 1 <= N <= M <= {}", flexc_ir::quant::nm::MAX_M));
-        }
-        Ok(Nm { n, m })
-    }
-
-    /// Parses a comma-separated list.
-    pub fn parse_list(s: &str) -> Result<Vec<Nm>, String> {
-        s.split(',').map(Nm::parse).collect()
-    }
-}
-
-impl std::fmt::Display for Nm {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.n, self.m)
-    }
-}
+/// An N:M pattern: `n` kept of every `m` (the IR's one N:M type, valid by construction).
+pub use flexc_ir::quant::Nm;
 
 /// FLOW's candidates in the order the reference's loops create them
 /// (`for n in [4, 2, 8]: for m in [8, 4]: if n <= m`).
-pub const FLOW_CANDIDATES: [Nm; 5] = [Nm { n: 4, m: 8 }, Nm { n: 4, m: 4 }, Nm { n: 2, m: 8 }, Nm { n: 2, m: 4 }, Nm { n: 8, m: 8 }];
+pub const FLOW_CANDIDATES: [Nm; 5] = [Nm::of(4, 8), Nm::of(4, 4), Nm::of(2, 8), Nm::of(2, 4), Nm::of(8, 8)];
 
 /// FLOW's per-block cost: `1·|N − 8·O| + 4·|M − 8·(1 − D)|` (8 = the largest
 /// N and M of the reference's candidate set).
 pub fn cost(c: Nm, o: f64, d: f64) -> f64 {
-    (c.n as f64 - 8.0 * o).abs() + 4.0 * (c.m as f64 - 8.0 * (1.0 - d)).abs()
+    (c.n() as f64 - 8.0 * o).abs() + 4.0 * (c.m() as f64 - 8.0 * (1.0 - d)).abs()
 }
 
 /// How a selection came out.
@@ -267,13 +232,15 @@ pub enum Status {
     Infeasible,
     /// `nearest`: the closest reachable average, at minimum cost.
     Nearest,
+    /// `method=flow`: the measured-cost knapsack's optimum.
+    Measured,
 }
 
 /// Sparsity in quarter steps, when every candidate's sparsity is a multiple
 /// of 1/`steps` (the DP's unit).
 fn steps_of(cands: &[Nm]) -> (u32, Vec<u32>) {
-    let lcm = cands.iter().fold(1u32, |a, c| a / gcd(a, c.m) * c.m);
-    (lcm, cands.iter().map(|c| (c.m - c.n) * (lcm / c.m)).collect())
+    let lcm = cands.iter().fold(1u32, |a, c| a / gcd(a, c.m() as u32) * c.m() as u32);
+    (lcm, cands.iter().map(|c| (c.m() - c.n()) as u32 * (lcm / c.m() as u32)).collect())
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -386,7 +353,7 @@ pub fn select_exact(o: &[f64], d: &[f64], target: f64, cands: &[Nm]) -> Result<(
             out.push(cands[*c]);
         }
     }
-    let pad = cands.iter().copied().find(|c| *c == Nm { n: 4, m: 8 }).unwrap_or(Nm { n: 4, m: 8 });
+    let pad = cands.iter().copied().find(|c| *c == Nm::of(4, 8)).unwrap_or(Nm::of(4, 8));
     while out.len() < l {
         out.push(pad);
     }
@@ -534,32 +501,29 @@ pub fn owl_unstructured(lod: &[f64], target: f64, lamda: f64) -> Vec<f64> {
 pub fn owl_nm(lod: &[f64], base: Nm, lamda: f64) -> Vec<Nm> {
     let ratio: Vec<f64> = normalise(lod).iter().map(|r| r * lamda).collect();
     let mean = ratio.iter().sum::<f64>() / ratio.len().max(1) as f64;
-    let pruned = (base.m - base.n) as i64;
+    let pruned = (base.m() - base.n()) as i64;
     ratio
         .iter()
         .map(|r| {
-            let p = (pruned - (r - mean).round() as i64).clamp(0, base.m as i64 - 1);
-            Nm { n: base.m - p as u32, m: base.m }
+            let p = (pruned - (r - mean).round() as i64).clamp(0, base.m() as i64 - 1);
+            // 1 <= m − p <= m: always a valid pattern.
+            Nm::new(base.m() as i64 - p, base.m() as i64).unwrap_or(base)
         })
         .collect()
 }
 
-/// One linear's entry in the plan.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Target {
-    /// N:M (n == m: leave dense).
-    Nm(Nm),
-    /// Unstructured, per output row, this fraction pruned (OWL).
-    Unstructured(f64),
-}
+/// One linear's entry in the plan: N:M or an unstructured fraction (the
+/// IR's typed plan entry).
+pub use flexc_ir::quant::plan::PlanTarget as Target;
 
-/// The per-weight sparsity plan, as stored in the module metadata:
+/// The per-weight sparsity plan, as stored in the module attribute
 /// `nm_plan = [[@weight, N, M], [@weight, 0.55], ...]` (N kept of M, or an
-/// unstructured fraction pruned).
+/// unstructured fraction pruned); typed and verified by the IR
+/// (`flexc_ir::quant::plan`).
 pub type Plan = Vec<(String, Target)>;
 
 /// Metadata key of the plan.
-pub const PLAN_KEY: &str = "nm_plan";
+pub use flexc_ir::quant::plan::PLAN_KEY;
 /// Metadata key of the per-block selection record
 /// `[[block, outlier_ratio, locality, N, M], ...]`.
 pub const BLOCKS_KEY: &str = "nm_blocks";
@@ -568,18 +532,7 @@ pub const SUMMARY_KEY: &str = "nm_select";
 
 /// Writes the plan into the module metadata (replacing an earlier one).
 pub fn set_plan(m: &mut Module, plan: &Plan) {
-    let list = plan
-        .iter()
-        .map(|(w, t)| {
-            let mut e = vec![AttrLit::Symbol(w.clone())];
-            match t {
-                Target::Nm(nm) => e.extend([AttrLit::Int(nm.n as i64), AttrLit::Int(nm.m as i64)]),
-                Target::Unstructured(s) => e.push(AttrLit::Float(*s)),
-            }
-            AttrLit::List(e)
-        })
-        .collect();
-    set_meta(m, PLAN_KEY, AttrLit::List(list));
+    set_meta(m, PLAN_KEY, flexc_ir::quant::plan::SparsityPlan(plan.clone()).to_attr());
 }
 
 /// Sets a metadata entry, replacing an earlier one.
@@ -590,23 +543,11 @@ pub fn set_meta(m: &mut Module, key: &str, v: AttrLit) {
     }
 }
 
-/// Reads the plan from the module metadata, if any.
+/// Reads the plan from the module metadata, if any (checked: see
+/// `flexc_ir::quant::plan`).
 pub fn plan(m: &Module) -> Result<Option<Plan>, String> {
     let Some(v) = m.meta(PLAN_KEY) else { return Ok(None) };
-    let bad = || format!("metadata {PLAN_KEY} must be a list of [@weight, N, M] or [@weight, fraction]");
-    let AttrLit::List(items) = v else { return Err(bad()) };
-    items
-        .iter()
-        .map(|e| match e {
-            AttrLit::List(e) => match e.as_slice() {
-                [AttrLit::Symbol(w), AttrLit::Int(n), AttrLit::Int(mm)] if *n >= 1 && n <= mm => Ok((w.clone(), Target::Nm(Nm { n: *n as u32, m: *mm as u32 }))),
-                [AttrLit::Symbol(w), AttrLit::Float(s)] => Ok((w.clone(), Target::Unstructured(*s))),
-                _ => Err(bad()),
-            },
-            _ => Err(bad()),
-        })
-        .collect::<Result<_, _>>()
-        .map(Some)
+    flexc_ir::quant::plan::SparsityPlan::from_attr(v).map(|p| Some(p.0))
 }
 
 #[cfg(test)]
@@ -678,9 +619,9 @@ mod tests {
         assert!((hi - lo - 0.16).abs() < 1e-12);
         // More outliers, lower sparsity.
         assert!(s[4] < s[2]);
-        let nm = owl_nm(&lod, Nm { n: 4, m: 8 }, 2.0);
-        assert!(nm.iter().all(|c| c.m == 8 && (3..=5).contains(&c.n)));
-        assert!(nm[4].n >= nm[2].n);
+        let nm = owl_nm(&lod, Nm::of(4, 8), 2.0);
+        assert!(nm.iter().all(|c| c.m() == 8 && (3..=5).contains(&c.n())));
+        assert!(nm[4].n() >= nm[2].n());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use flexc_ir::quant::{encode, BcqParams, GqParams, TernaryParams};
+use flexc_ir::quant::{encode, BcqParams, GqParams, Nm, TernaryParams};
 use flexc_ir::Encoding;
 
 use super::{split_blocks, BenchPrimitive, BenchShape, KernelBenchOptions};
@@ -131,7 +131,7 @@ fn group_for(k: usize) -> u32 {
 /// every block's f16 scales set to 0.01 (BCQ: `2^-8 + 2^-9 + 2^-10`, an APoT
 /// `α` of 3 terms, per plane).
 fn lowbit_row(enc: Encoding, len: usize, rng: &mut Xs) -> Vec<u8> {
-    let mut b = rng.bytes(enc.storage_bytes(len as u64).unwrap_or(0) as usize);
+    let mut b = rng.bytes(enc.storage(&[len as u64]).unwrap_or(0) as usize);
     let (scales, v) = match enc {
         Encoding::Bcq(p) => (p.bits as usize, 0.006_835_937_5),
         _ => (1, 0.01),
@@ -224,7 +224,7 @@ impl Builder<'_> {
 
     fn shiftadd(&mut self, bits: u8) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
-        let p = BcqParams { bits, group: group_for(k), pot: true, apot: 3 };
+        let p = BcqParams::row(bits, group_for(k), true, 3);
         let raw = lowbit_row(Encoding::Bcq(p), k, &mut self.rng).repeat(m);
         let (kernel, packed) = ShiftAddKernel::for_weight(self.session, p, &raw, m, k)?;
         let tables = (0..self.batch).map(|_| BcqTables::default()).collect();
@@ -234,8 +234,9 @@ impl Builder<'_> {
     fn sparse(&mut self, n: u8, mm: u8) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
         let row = self.rng.vec(k, 1.0);
-        let codec = encode(Encoding::Nm { n, m: mm }, &row).map_err(JitError::InvalidParams)?.repeat(m);
-        let packed = SparseWeights::pack(n, mm, &codec, m, k)?;
+        let pattern = Nm::new(n.into(), mm.into()).map_err(JitError::InvalidParams)?;
+        let codec = encode(Encoding::Nm(pattern), &row).map_err(JitError::InvalidParams)?.repeat(m);
+        let packed = SparseWeights::pack(pattern, &codec, m, k)?;
         let kernel = SparseKernel::with_tile(self.session, packed.spec(), self.batch.min(MAX_TILE))?;
         let bytes = packed.streamed_bytes();
         // `bits` of a sparse row is its effective bits per dense weight (set by the caller from `bytes`).

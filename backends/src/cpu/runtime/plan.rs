@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flexc_ir::ops::{GeluApprox, RopeMode};
-use flexc_ir::quant::BcqScales;
+use flexc_ir::quant::Primitive;
 use flexc_ir::types::{Dim, ElemType};
 use flexc_ir::weights::WeightBytes;
 use flexc_ir::{Encoding, Func, Module, OpAttrs, Value, ValueDef};
@@ -153,6 +153,30 @@ pub(crate) struct Plan {
     /// Which input index holds the position, if any.
     pub pos_input: Option<usize>,
     pub kernels: usize,
+}
+
+impl Plan {
+    /// Bytes of weights one decoded token reads: every GEMM's packed weight
+    /// in the layout its kernel streams (LUT padding planes and scale records
+    /// included), one row of each gathered table, and the f32 constants
+    /// (norm weights). Divided by the parameter count this is the
+    /// bits-per-weight figure llama.cpp's frontier is quoted in.
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        let gemms: usize = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Gemv { w, .. } => self.weights[*w].len(),
+                Step::LutGemm { w, .. } => self.lut_weights[*w].bytes().len(),
+                Step::ShiftAdd { w, .. } => self.sa_weights[*w].bytes().len(),
+                Step::Sparse { w, .. } => self.sparse_weights[*w].bytes().len(),
+                Step::Gather { table, vocab, .. } => self.weights[*table].len() / (*vocab).max(1),
+                _ => 0,
+            })
+            .sum();
+        let consts: usize = self.consts.iter().map(|(_, v)| 4 * v.len()).sum();
+        (gemms + consts) as u64
+    }
 }
 
 #[derive(Clone)]
@@ -749,21 +773,22 @@ impl<'m> Builder<'m> {
         let (n, k) = (dims[0], dims[1]);
         let (fmt, w) = match (src.encoding, src.elem) {
             (Some(Encoding::Ggml(t)), _) => (WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?, w),
-            // A matmul names no sparse kernel: pruned weights are decoded
-            // once to f32 (`kern.sparse_gemm` is the op that reads them compressed).
-            (Some(Encoding::Nm { .. }), ElemType::F32) => (WeightFormat::F32, self.decoded_f32(w, &src, op)?),
-            (Some(e @ Encoding::Nm { .. }), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
-            // Shared-scale #bcq (ShiftAddLLM's acc/lat): only the shift-add kernel reads it.
-            (Some(Encoding::Bcq(p)), _) if p.scales() != BcqScales::Row => {
-                let x = self.buf(lhs, op)?;
-                return self.shiftadd_step(op, p, w, (n, k), x, r, None);
-            }
-            (Some(enc @ (Encoding::Gq(_) | Encoding::Ternary(_) | Encoding::Bcq(_))), _) => {
+            (Some(enc), _) if enc.admits(Primitive::Lut) => {
                 // The T-MAC kernel, with tables of its own.
                 let x = self.buf(lhs, op)?;
                 let slot = self.lut_precompute_step(x, k, LUT_ACT_GROUP, op)?;
                 return self.lut_gemm_step(op, enc, w, (n, k), slot, r, None);
             }
+            // Shared-scale #bcq (ShiftAddLLM's acc/lat): only the shift-add kernel reads it.
+            (Some(Encoding::Bcq(p)), _) => {
+                let x = self.buf(lhs, op)?;
+                return self.shiftadd_step(op, p, w, (n, k), x, r, None);
+            }
+            // A matmul names no sparse kernel: other encodings (pruned
+            // weights) are decoded once to f32 (`kern.sparse_gemm` is the op
+            // that reads them compressed).
+            (Some(_), ElemType::F32) => (WeightFormat::F32, self.decoded_f32(w, &src, op)?),
+            (Some(e), el) => return Err(unsupported(op, format!("{el} weights in {e}"))),
             (None, ElemType::F32) => (WeightFormat::F32, w),
             (None, e) => return Err(unsupported(op, format!("{e} weights"))),
         };
@@ -842,7 +867,7 @@ const LUT_ACT_GROUP: usize = 32;
 fn decode_all(bytes: &[u8], ty: &flexc_ir::TensorType, n: usize) -> Result<Vec<f32>, String> {
     let mut out = vec![0f32; n];
     match (ty.encoding, ty.elem) {
-        (Some(enc), _) => flexc_ir::quant::decode(enc, bytes, &mut out)?,
+        (Some(enc), _) => enc.decode(&fixed_dims(ty), bytes, &mut out)?,
         (None, ElemType::F32) => decode_plain(bytes, ElemType::F32, &mut out)?,
         (None, e @ (ElemType::F16 | ElemType::BF16)) => decode_plain(bytes, e, &mut out)?,
         (None, e) => return Err(format!("{e} weights")),

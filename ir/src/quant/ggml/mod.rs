@@ -17,6 +17,7 @@
 pub mod blocks;
 mod dequant;
 mod quantize;
+mod scheme;
 mod types;
 
 pub use types::{GgmlType, QK_K};
@@ -89,57 +90,14 @@ pub(crate) fn nearest_int(v: f32) -> i32 {
     (bits & 0x007f_ffff) - 0x0040_0000
 }
 
-type DequantFn = fn(&[u8], &mut [f32]);
-type QuantFn = fn(&[f32], &mut [u8]);
-
-fn dequant_fn(ty: GgmlType) -> Option<DequantFn> {
-    Some(match ty {
-        GgmlType::F32 => dequant::f32_block,
-        GgmlType::F16 => dequant::f16_block,
-        GgmlType::BF16 => dequant::bf16_block,
-        GgmlType::Q4_0 => dequant::q4_0,
-        GgmlType::Q4_1 => dequant::q4_1,
-        GgmlType::Q5_0 => dequant::q5_0,
-        GgmlType::Q5_1 => dequant::q5_1,
-        GgmlType::Q8_0 => dequant::q8_0,
-        GgmlType::Q2_K => dequant::q2_k,
-        GgmlType::Q3_K => dequant::q3_k,
-        GgmlType::Q4_K => dequant::q4_k,
-        GgmlType::Q5_K => dequant::q5_k,
-        GgmlType::Q6_K => dequant::q6_k,
-        GgmlType::Q8_K => dequant::q8_k,
-        GgmlType::TQ1_0 => dequant::tq1_0,
-        GgmlType::TQ2_0 => dequant::tq2_0,
-        _ => return None,
-    })
-}
-
-fn quant_fn(ty: GgmlType) -> Option<QuantFn> {
-    Some(match ty {
-        GgmlType::F32 => quantize::f32_block,
-        GgmlType::F16 => quantize::f16_block,
-        GgmlType::BF16 => quantize::bf16_block,
-        GgmlType::Q4_0 => quantize::q4_0,
-        GgmlType::Q4_1 => quantize::q4_1,
-        GgmlType::Q5_0 => quantize::q5_0,
-        GgmlType::Q5_1 => quantize::q5_1,
-        GgmlType::Q8_0 => quantize::q8_0,
-        GgmlType::Q8_K => quantize::q8_k,
-        GgmlType::Q2_K => quantize::q2_k,
-        GgmlType::TQ1_0 => quantize::tq1_0,
-        GgmlType::TQ2_0 => quantize::tq2_0,
-        _ => return None,
-    })
-}
-
 /// Whether [`dequantize`] handles `ty`.
 pub fn can_dequantize(ty: GgmlType) -> bool {
-    dequant_fn(ty).is_some()
+    ty.dequant_fn().is_some()
 }
 
 /// Whether [`quantize`] handles `ty`.
 pub fn can_quantize(ty: GgmlType) -> bool {
-    quant_fn(ty).is_some()
+    ty.quant_fn().is_some()
 }
 
 /// Check that `n_elems` values of `ty` occupy exactly `n_bytes` bytes.
@@ -160,7 +118,7 @@ fn check_lengths(ty: GgmlType, n_elems: usize, n_bytes: usize) -> Result<(), Qua
 /// `bytes.len()` must be exactly the packed size of `out.len()` values).
 /// Bit-exact with ggml's `dequantize_row_*`.
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), QuantError> {
-    let f = dequant_fn(ty).ok_or(QuantError::Unsupported {
+    let f = ty.dequant_fn().ok_or(QuantError::Unsupported {
         ty,
         op: "dequantize",
     })?;
@@ -181,7 +139,7 @@ pub fn dequantize_to_vec(
     n_elems: usize,
 ) -> Result<Vec<f32>, QuantError> {
     // Check before allocating: `n_elems` may come from an untrusted header.
-    dequant_fn(ty).ok_or(QuantError::Unsupported {
+    ty.dequant_fn().ok_or(QuantError::Unsupported {
         ty,
         op: "dequantize",
     })?;
@@ -195,7 +153,7 @@ pub fn dequantize_to_vec(
 /// exactly the packed size. Bit-exact with ggml's `quantize_row_*_ref` for
 /// finite inputs.
 pub fn quantize(ty: GgmlType, input: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
-    let f = quant_fn(ty).ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    let f = ty.quant_fn().ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
     check_lengths(ty, input.len(), out.len())?;
     for (src, dst) in input
         .chunks_exact(ty.block_size())
@@ -208,7 +166,7 @@ pub fn quantize(ty: GgmlType, input: &[f32], out: &mut [u8]) -> Result<(), Quant
 
 /// [`quantize`] into a new byte vector.
 pub fn quantize_to_vec(ty: GgmlType, input: &[f32]) -> Result<Vec<u8>, QuantError> {
-    quant_fn(ty).ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    ty.quant_fn().ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
     let n = ty.row_bytes(input.len() as u64)?;
     let n = usize::try_from(n).map_err(|_| QuantError::Overflow {
         ty,
@@ -293,7 +251,7 @@ mod tests {
 
     #[test]
     fn names_and_ids_round_trip() {
-        for ty in GgmlType::ALL {
+        for &ty in GgmlType::ALL {
             assert_eq!(GgmlType::from_u32(ty.id()), Some(ty));
             assert_eq!(GgmlType::from_name(ty.name()), Some(ty));
         }

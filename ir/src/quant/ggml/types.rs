@@ -1,95 +1,122 @@
 //! `GgmlType`: ggml's tensor element types with their on-disk numeric ids
 //! (checked against `enum ggml_type` in llama.cpp's `ggml/include/ggml.h`),
-//! lowercase names, block geometry and row sizes.
+//! lowercase names, block geometry, row sizes and codecs.
 //!
 //! Every id ggml currently defines is listed, including the ones flexc cannot
 //! decode (IQ*, integer, MXFP4…), so a GGUF reader can describe any file and
 //! only the codec refuses what it does not support.
+//!
+//! The types are one table ([`ggml_types!`]'s invocation below): a row gives
+//! the id, the name, the block geometry and the block codecs, so a new ggml
+//! type is its codec file plus one row.
 
-use super::QuantError;
-
-/// ggml's `enum ggml_type`. The discriminant is the id stored in GGUF files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-#[allow(non_camel_case_types)]
-#[allow(missing_docs)] // the variants are ggml's own type names, listed with their ids
-pub enum GgmlType {
-    F32 = 0,
-    F16 = 1,
-    Q4_0 = 2,
-    Q4_1 = 3,
-    Q5_0 = 6,
-    Q5_1 = 7,
-    Q8_0 = 8,
-    Q8_1 = 9,
-    Q2_K = 10,
-    Q3_K = 11,
-    Q4_K = 12,
-    Q5_K = 13,
-    Q6_K = 14,
-    Q8_K = 15,
-    IQ2_XXS = 16,
-    IQ2_XS = 17,
-    IQ3_XXS = 18,
-    IQ1_S = 19,
-    IQ4_NL = 20,
-    IQ3_S = 21,
-    IQ2_S = 22,
-    IQ4_XS = 23,
-    I8 = 24,
-    I16 = 25,
-    I32 = 26,
-    I64 = 27,
-    F64 = 28,
-    IQ1_M = 29,
-    BF16 = 30,
-    TQ1_0 = 34,
-    TQ2_0 = 35,
-    MXFP4 = 39,
-}
+use super::{dequant, quantize, QuantError};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).
 pub const QK_K: usize = 256;
 
-impl GgmlType {
-    /// Every type, in id order.
-    pub const ALL: [GgmlType; 32] = [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q8_1,
-        GgmlType::Q2_K,
-        GgmlType::Q3_K,
-        GgmlType::Q4_K,
-        GgmlType::Q5_K,
-        GgmlType::Q6_K,
-        GgmlType::Q8_K,
-        GgmlType::IQ2_XXS,
-        GgmlType::IQ2_XS,
-        GgmlType::IQ3_XXS,
-        GgmlType::IQ1_S,
-        GgmlType::IQ4_NL,
-        GgmlType::IQ3_S,
-        GgmlType::IQ2_S,
-        GgmlType::IQ4_XS,
-        GgmlType::I8,
-        GgmlType::I16,
-        GgmlType::I32,
-        GgmlType::I64,
-        GgmlType::F64,
-        GgmlType::IQ1_M,
-        GgmlType::BF16,
-        GgmlType::TQ1_0,
-        GgmlType::TQ2_0,
-        GgmlType::MXFP4,
-    ];
+/// Decodes one block (`src.len() == type_size`, `dst.len() == block_size`).
+pub(super) type DequantFn = fn(&[u8], &mut [f32]);
+/// Encodes one block (`x.len() == block_size`, `y.len() == type_size`).
+pub(super) type QuantFn = fn(&[f32], &mut [u8]);
 
+/// Declares [`GgmlType`] and its per-type facts from one table.
+macro_rules! ggml_types {
+    ($($v:ident = $id:literal, $name:literal, $block:expr, $bytes:expr, $deq:expr, $q:expr;)*) => {
+        /// ggml's `enum ggml_type`. The discriminant is the id stored in GGUF files.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u32)]
+        #[allow(non_camel_case_types)]
+        #[allow(missing_docs)] // the variants are ggml's own type names, listed with their ids
+        pub enum GgmlType {
+            $($v = $id,)*
+        }
+
+        impl GgmlType {
+            /// Every type, in id order.
+            pub const ALL: &[GgmlType] = &[$(GgmlType::$v,)*];
+
+            /// Lowercase name as ggml's `ggml_type_name` prints it ("q4_k", "bf16").
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(GgmlType::$v => $name,)*
+                }
+            }
+
+            /// Elements per block (1 for the plain scalar types).
+            pub fn block_size(self) -> usize {
+                match self {
+                    $(GgmlType::$v => $block,)*
+                }
+            }
+
+            /// Bytes per block (ggml's `type_size`), as laid out in `ggml-common.h`.
+            pub fn type_size(self) -> usize {
+                match self {
+                    $(GgmlType::$v => $bytes,)*
+                }
+            }
+
+            /// The block decoder, `None` where flexc has none.
+            pub(super) fn dequant_fn(self) -> Option<DequantFn> {
+                match self {
+                    $(GgmlType::$v => $deq,)*
+                }
+            }
+
+            /// The block encoder, `None` where flexc has none.
+            pub(super) fn quant_fn(self) -> Option<QuantFn> {
+                match self {
+                    $(GgmlType::$v => $q,)*
+                }
+            }
+        }
+    };
+}
+
+/// Shorthand for [`QK_K`] in the table.
+const K: usize = QK_K;
+
+#[rustfmt::skip]
+ggml_types! {
+    // variant = id, name,    elements per block, bytes per block,          decoder,                     encoder
+    F32     = 0,  "f32",     1,   4,                                       Some(dequant::f32_block),    Some(quantize::f32_block);
+    F16     = 1,  "f16",     1,   2,                                       Some(dequant::f16_block),    Some(quantize::f16_block);
+    Q4_0    = 2,  "q4_0",    32,  2 + 16,                                  Some(dequant::q4_0),         Some(quantize::q4_0);
+    Q4_1    = 3,  "q4_1",    32,  2 + 2 + 16,                              Some(dequant::q4_1),         Some(quantize::q4_1);
+    Q5_0    = 6,  "q5_0",    32,  2 + 4 + 16,                              Some(dequant::q5_0),         Some(quantize::q5_0);
+    Q5_1    = 7,  "q5_1",    32,  2 + 2 + 4 + 16,                          Some(dequant::q5_1),         Some(quantize::q5_1);
+    Q8_0    = 8,  "q8_0",    32,  2 + 32,                                  Some(dequant::q8_0),         Some(quantize::q8_0);
+    Q8_1    = 9,  "q8_1",    32,  2 + 2 + 32,                              None,                        None;
+    Q2_K    = 10, "q2_k",    K,   2 + 2 + K / 16 + K / 4,                  Some(dequant::q2_k),         Some(quantize::q2_k);
+    Q3_K    = 11, "q3_k",    K,   2 + K / 4 + K / 8 + 12,                  Some(dequant::q3_k),         None;
+    Q4_K    = 12, "q4_k",    K,   2 + 2 + K / 2 + 12,                      Some(dequant::q4_k),         None;
+    Q5_K    = 13, "q5_k",    K,   2 + 2 + K / 2 + K / 8 + 12,              Some(dequant::q5_k),         None;
+    Q6_K    = 14, "q6_k",    K,   2 + K / 2 + K / 4 + K / 16,              Some(dequant::q6_k),         None;
+    Q8_K    = 15, "q8_k",    K,   4 + K + K / 8,                           Some(dequant::q8_k),         Some(quantize::q8_k);
+    IQ2_XXS = 16, "iq2_xxs", K,   2 + K / 4,                               None,                        None;
+    IQ2_XS  = 17, "iq2_xs",  K,   2 + K / 4 + K / 32,                      None,                        None;
+    IQ3_XXS = 18, "iq3_xxs", K,   2 + K / 4 + K / 8,                       None,                        None;
+    IQ1_S   = 19, "iq1_s",   K,   2 + K / 8 + K / 16,                      None,                        None;
+    IQ4_NL  = 20, "iq4_nl",  32,  2 + 16,                                  None,                        None;
+    IQ3_S   = 21, "iq3_s",   K,   2 + K / 4 + K / 8 + K / 32 + 4,          None,                        None;
+    IQ2_S   = 22, "iq2_s",   K,   2 + K / 4 + K / 16,                      None,                        None;
+    IQ4_XS  = 23, "iq4_xs",  K,   2 + 2 + K / 2 + K / 64,                  None,                        None;
+    I8      = 24, "i8",      1,   1,                                       None,                        None;
+    I16     = 25, "i16",     1,   2,                                       None,                        None;
+    I32     = 26, "i32",     1,   4,                                       None,                        None;
+    I64     = 27, "i64",     1,   8,                                       None,                        None;
+    F64     = 28, "f64",     1,   8,                                       None,                        None;
+    IQ1_M   = 29, "iq1_m",   K,   K / 8 + K / 16 + K / 32,                 None,                        None;
+    BF16    = 30, "bf16",    1,   2,                                       Some(dequant::bf16_block),   Some(quantize::bf16_block);
+    TQ1_0   = 34, "tq1_0",   K,   2 + 4 * 13,                              Some(dequant::tq1_0),        Some(quantize::tq1_0);
+    TQ2_0   = 35, "tq2_0",   K,   2 + 64,                                  Some(dequant::tq2_0),        Some(quantize::tq2_0);
+    MXFP4   = 39, "mxfp4",   32,  1 + 16,                                  None,                        None;
+}
+
+impl GgmlType {
     /// The type with ggml id `id`, or `None` for ids ggml does not define
-    /// (4, 5, 31–33 and 36–38 were removed from ggml).
+    /// (4, 5, 31–33 and 36–38 were removed from ggml) or flexc does not list.
     pub fn from_u32(id: u32) -> Option<GgmlType> {
         Self::ALL.iter().copied().find(|t| *t as u32 == id)
     }
@@ -99,127 +126,9 @@ impl GgmlType {
         self as u32
     }
 
-    /// Lowercase name as ggml's `ggml_type_name` prints it ("q4_k", "bf16").
-    pub fn name(self) -> &'static str {
-        match self {
-            GgmlType::F32 => "f32",
-            GgmlType::F16 => "f16",
-            GgmlType::Q4_0 => "q4_0",
-            GgmlType::Q4_1 => "q4_1",
-            GgmlType::Q5_0 => "q5_0",
-            GgmlType::Q5_1 => "q5_1",
-            GgmlType::Q8_0 => "q8_0",
-            GgmlType::Q8_1 => "q8_1",
-            GgmlType::Q2_K => "q2_k",
-            GgmlType::Q3_K => "q3_k",
-            GgmlType::Q4_K => "q4_k",
-            GgmlType::Q5_K => "q5_k",
-            GgmlType::Q6_K => "q6_k",
-            GgmlType::Q8_K => "q8_k",
-            GgmlType::IQ2_XXS => "iq2_xxs",
-            GgmlType::IQ2_XS => "iq2_xs",
-            GgmlType::IQ3_XXS => "iq3_xxs",
-            GgmlType::IQ1_S => "iq1_s",
-            GgmlType::IQ4_NL => "iq4_nl",
-            GgmlType::IQ3_S => "iq3_s",
-            GgmlType::IQ2_S => "iq2_s",
-            GgmlType::IQ4_XS => "iq4_xs",
-            GgmlType::I8 => "i8",
-            GgmlType::I16 => "i16",
-            GgmlType::I32 => "i32",
-            GgmlType::I64 => "i64",
-            GgmlType::F64 => "f64",
-            GgmlType::IQ1_M => "iq1_m",
-            GgmlType::BF16 => "bf16",
-            GgmlType::TQ1_0 => "tq1_0",
-            GgmlType::TQ2_0 => "tq2_0",
-            GgmlType::MXFP4 => "mxfp4",
-        }
-    }
-
     /// Inverse of [`GgmlType::name`]; case-insensitive ("Q4_K" works too).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
-    }
-
-    /// Elements per block (1 for the plain scalar types).
-    pub fn block_size(self) -> usize {
-        match self {
-            GgmlType::F32
-            | GgmlType::F16
-            | GgmlType::BF16
-            | GgmlType::I8
-            | GgmlType::I16
-            | GgmlType::I32
-            | GgmlType::I64
-            | GgmlType::F64 => 1,
-            GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q8_1
-            | GgmlType::IQ4_NL
-            | GgmlType::MXFP4 => 32,
-            GgmlType::Q2_K
-            | GgmlType::Q3_K
-            | GgmlType::Q4_K
-            | GgmlType::Q5_K
-            | GgmlType::Q6_K
-            | GgmlType::Q8_K
-            | GgmlType::IQ2_XXS
-            | GgmlType::IQ2_XS
-            | GgmlType::IQ3_XXS
-            | GgmlType::IQ1_S
-            | GgmlType::IQ3_S
-            | GgmlType::IQ2_S
-            | GgmlType::IQ4_XS
-            | GgmlType::IQ1_M
-            | GgmlType::TQ1_0
-            | GgmlType::TQ2_0 => QK_K,
-        }
-    }
-
-    /// Bytes per block (ggml's `type_size`), as laid out in `ggml-common.h`.
-    pub fn type_size(self) -> usize {
-        const K: usize = QK_K;
-        match self {
-            GgmlType::F32 => 4,
-            GgmlType::F16 => 2,
-            GgmlType::BF16 => 2,
-            GgmlType::I8 => 1,
-            GgmlType::I16 => 2,
-            GgmlType::I32 => 4,
-            GgmlType::I64 => 8,
-            GgmlType::F64 => 8,
-            GgmlType::Q4_0 => 2 + 16,
-            GgmlType::Q4_1 => 2 + 2 + 16,
-            GgmlType::Q5_0 => 2 + 4 + 16,
-            GgmlType::Q5_1 => 2 + 2 + 4 + 16,
-            GgmlType::Q8_0 => 2 + 32,
-            GgmlType::Q8_1 => 2 + 2 + 32,
-            GgmlType::Q2_K => 2 + 2 + K / 16 + K / 4,
-            GgmlType::Q3_K => 2 + K / 4 + K / 8 + 12,
-            GgmlType::Q4_K => 2 + 2 + K / 2 + 12,
-            GgmlType::Q5_K => 2 + 2 + K / 2 + K / 8 + 12,
-            GgmlType::Q6_K => 2 + K / 2 + K / 4 + K / 16,
-            GgmlType::Q8_K => 4 + K + K / 8,
-            GgmlType::IQ2_XXS => 2 + K / 4,
-            GgmlType::IQ2_XS => 2 + K / 4 + K / 32,
-            GgmlType::IQ3_XXS => 2 + K / 4 + K / 8,
-            GgmlType::IQ1_S => 2 + K / 8 + K / 16,
-            GgmlType::IQ4_NL => 2 + 16,
-            GgmlType::IQ3_S => 2 + K / 4 + K / 8 + K / 32 + 4,
-            GgmlType::IQ2_S => 2 + K / 4 + K / 16,
-            GgmlType::IQ4_XS => 2 + 2 + K / 2 + K / 64,
-            GgmlType::IQ1_M => K / 8 + K / 16 + K / 32,
-            GgmlType::TQ1_0 => 2 + 4 * 13,
-            GgmlType::TQ2_0 => 2 + 64,
-            GgmlType::MXFP4 => 1 + 16,
-        }
+        Self::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     /// Whether the type is a block-quantized format (block size > 1).

@@ -88,14 +88,14 @@ impl Builder<'_> {
             }
             OpAttrs::SparseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
-                let Some(Encoding::Nm { n, m }) = kw.ty.encoding else {
+                let Some(Encoding::Nm(nm)) = kw.ty.encoding else {
                     return Err(unsupported(op, format!("sparse GEMM needs #nm weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
                 if !x.row.is_multiple_of(kw.k) {
                     return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
                 }
-                let packed = SparseWeights::pack(n, m, &self.plan.weights[kw.w], kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
+                let packed = SparseWeights::pack(nm, &self.plan.weights[kw.w], kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
                 let kernel = Arc::new(SparseKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
                 self.plan.sparse_weights.push(packed);
                 let out = self.result_buf(r, op)?;
