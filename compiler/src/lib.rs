@@ -13,4 +13,5 @@ pub mod generate;
 pub mod npy;
 pub mod output;
 pub mod server;
+pub mod signals;
 pub mod tokenizer;

@@ -22,7 +22,7 @@ fn flow_prunes_smollm2_and_generates() {
     assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
     let v: serde_json::Value = serde_json::from_slice(&rep.stdout).expect("json");
     assert_eq!(v["blocks"].as_array().map(|b| b.len()), Some(30));
-    assert_eq!(v["mode"], "exact");
+    assert_eq!(v["mode"], "nearest");
     let run = Command::new(exe)
         .args(["run", "smollm2-135m", "-p", "The capital of France is", "-n", "4", "--ctx", "32", "--pipeline", "flow-nm{sparsity=0.5},prune-nm", "--stats-file"])
         .arg(&stats)

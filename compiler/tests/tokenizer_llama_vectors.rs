@@ -1,8 +1,11 @@
 //! llama.cpp's own tokenizer test vectors (`models/ggml-vocab-*.gguf` with `.inp`/`.out`,
 //! as run by llama.cpp's `test-tokenizer-0`: no special tokens added, `parse_special =
-//! false`). The vocab files are not part of the repository: point `FLEXC_LLAMA_VOCAB_DIR`
-//! at llama.cpp's `models/` folder (e.g. from the PyPI sdist `llama-cpp-python==0.3.36`,
-//! `vendor/llama.cpp/models/`) to run them; without it the test prints a note and passes.
+//! false`). The vocab files are not part of the repository: they are read from
+//! `FLEXC_LLAMA_VOCAB_DIR`, else `<cache>/llama.cpp-vocab` (`FLEXC_CACHE_DIR` or
+//! `~/.cache/flexc`), filled from llama.cpp's `models/` folder (e.g. the PyPI sdist
+//! `llama-cpp-python==0.3.36`, `vendor/llama.cpp/models/`). Without the folder the test
+//! says SKIPPED on the test's real stderr (not libtest's captured output); a folder
+//! with zero vectors in it is a failure, not a pass.
 
 use std::path::{Path, PathBuf};
 
@@ -42,10 +45,25 @@ fn read_vectors(dir: &Path, name: &str) -> Option<Vec<(String, Vec<u32>)>> {
     Some(v)
 }
 
+/// The vocab folder: `FLEXC_LLAMA_VOCAB_DIR`, else the cache's `llama.cpp-vocab`.
+fn vocab_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("FLEXC_LLAMA_VOCAB_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    let cache = std::env::var_os("FLEXC_CACHE_DIR").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/flexc")))?;
+    Some(cache.join("llama.cpp-vocab")).filter(|d| d.is_dir())
+}
+
+/// A line on the process's stderr that libtest does not capture.
+fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
 #[test]
 fn llama_cpp_vocab_vectors() {
-    let Some(dir) = std::env::var_os("FLEXC_LLAMA_VOCAB_DIR").map(PathBuf::from) else {
-        eprintln!("note: FLEXC_LLAMA_VOCAB_DIR not set; skipping llama.cpp vocab vectors");
+    let Some(dir) = vocab_dir() else {
+        say("SKIPPED llama_cpp_vocab_vectors: no FLEXC_LLAMA_VOCAB_DIR and no <cache>/llama.cpp-vocab");
         return;
     };
     let mut failures = Vec::new();
@@ -72,6 +90,7 @@ fn llama_cpp_vocab_vectors() {
         }
         eprintln!("{name}: {} vectors", vectors.len());
     }
+    assert!(total > 0, "{}: no vocab vectors found (want ggml-vocab-NAME.gguf with .inp/.out)", dir.display());
     assert!(
         failures.is_empty(),
         "{} of {total} vectors differ:\n{}",

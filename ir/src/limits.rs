@@ -10,8 +10,66 @@
 //! dimensions bound by the caller, in checked arithmetic, and refuses the run
 //! with an error naming the largest value when the total exceeds a budget.
 
+//!
+//! Input files get the same treatment: [`open_regular`] refuses anything
+//! that is not a regular file before opening it (a FIFO would block the
+//! open forever, `/dev/urandom` would be read without end), and
+//! [`read_bounded`] reads at most a given number of bytes.
+
 use crate::func::Func;
 use crate::types::{Dim, TensorType};
+use std::io::Read;
+use std::path::Path;
+
+/// The most bytes a text input (`.fir`, assembly, a prompt file) may have: 1 GiB.
+pub const MAX_TEXT_BYTES: u64 = 1 << 30;
+
+/// Opens `path` for reading if it is a regular file (after following
+/// symlinks); a FIFO, device, socket or directory is an `InvalidInput` error
+/// saying what it is, returned without opening it.
+pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { special_kind(&meta) };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")));
+    }
+    std::fs::File::open(path)
+}
+
+#[cfg(unix)]
+fn special_kind(m: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::Metadata) -> &'static str {
+    "a special file"
+}
+
+/// Reads all of `r`, failing once it passes `max` bytes.
+pub fn read_bounded(r: impl Read, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    r.take(max.saturating_add(1)).read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("longer than the limit of {} bytes", max)));
+    }
+    Ok(out)
+}
+
+/// A regular file's bytes, at most `max` of them ([`open_regular`], [`read_bounded`]).
+pub fn read_regular(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    read_bounded(open_regular(path)?, max)
+}
 
 /// Bytes an executor may need per element: the reference interpreter holds
 /// floats as f32 and integers as i64, so 8 is the worst case.

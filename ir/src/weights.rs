@@ -187,7 +187,7 @@ impl WeightTable {
         if let Some(m) = maps.get(path) {
             return Ok(m.clone());
         }
-        let file = std::fs::File::open(path)?;
+        let file = crate::limits::open_regular(path)?;
         // SAFETY: the map is read-only; flexc never writes model files, and a
         // file truncated underneath us is the same hazard every mmap reader has.
         let map = Arc::new(unsafe { Mmap::map(&file)? });

@@ -15,7 +15,7 @@
 
 use crate::manager::{Changed, Pass, PassCx};
 use crate::registry::PassInfo;
-use crate::rewrite::{remove_dead_ops, replace_value};
+use crate::rewrite::{remove_dead_ops, Renames};
 use flexc_ir::attrs;
 use flexc_ir::ops::Dense;
 use flexc_ir::shape::broadcast_indices;
@@ -41,24 +41,33 @@ impl Pass for Canonicalize {
     fn run(&mut self, m: &mut Module, _cx: &mut PassCx) -> Result<Changed, String> {
         let mut changed = false;
         for (_, f) in m.funcs.iter_mut() {
-            let mut i = 0;
-            while i < f.layout.len() {
-                let result = f.dfg.ops[f.layout[i]].result;
-                match simplify(f, i)? {
+            // One forward walk, linear in the ops: operands are redirected as
+            // each op is reached (earlier rewrites are already known), new ops
+            // go into a fresh layout just before the op they replace.
+            let old = std::mem::take(&mut f.layout);
+            let mut layout = Vec::with_capacity(old.len());
+            let mut renames = Renames::default();
+            for &op in &old {
+                renames.apply_to_op(f, op);
+                let result = f.dfg.ops[op].result;
+                match simplify(f, op)? {
                     Some(Simplified::Existing(v)) => {
-                        replace_value(f, result, v);
+                        renames.record(result, v);
                         changed = true;
                     }
                     Some(Simplified::New(attrs, args, ty)) => {
-                        let v = f.insert_at(i, attrs, &args, Some(ty))?;
-                        replace_value(f, result, v);
+                        let ty = attrs.infer(&f.dfg.arg_types_of(&args), Some(&ty))?;
+                        let (new_op, v) = f.dfg.make_op(attrs, &args, ty, None);
+                        layout.push(new_op);
+                        renames.record(result, v);
                         changed = true;
-                        i += 1;
                     }
                     None => {}
                 }
-                i += 1;
+                layout.push(op);
             }
+            f.layout = layout;
+            renames.apply(f);
             remove_dead_ops(f);
         }
         Ok(Changed::from(changed))
@@ -86,8 +95,7 @@ fn is_splat(f: &Func, v: Value, x: f64) -> bool {
     }
 }
 
-fn simplify(f: &Func, i: usize) -> Result<Option<Simplified>, String> {
-    let op = f.layout[i];
+fn simplify(f: &Func, op: flexc_ir::Op) -> Result<Option<Simplified>, String> {
     let data = &f.dfg.ops[op];
     let ty = f.dfg.ty(data.result);
     let arg = |k: usize| data.args[k];

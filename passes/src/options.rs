@@ -37,6 +37,7 @@ pub struct OptDecl {
 pub struct Options {
     pass: String,
     values: Vec<(&'static str, String)>,
+    given: Vec<&'static str>,
 }
 
 impl Options {
@@ -44,6 +45,7 @@ impl Options {
     /// ill-typed values are errors); missing keys take their defaults.
     pub fn check(spec: &PassSpec, decls: &'static [OptDecl]) -> Result<Options, String> {
         let mut values: Vec<(&'static str, String)> = decls.iter().map(|d| (d.name, d.default.to_string())).collect();
+        let mut given = Vec::new();
         for (k, v) in &spec.options {
             let Some(d) = decls.iter().find(|d| d.name == k) else {
                 let valid: Vec<_> = decls.iter().map(|d| d.name).collect();
@@ -65,8 +67,9 @@ impl Options {
             if let Some(slot) = values.iter_mut().find(|(n, _)| *n == d.name) {
                 slot.1 = v.clone();
             }
+            given.push(d.name);
         }
-        Ok(Options { pass: spec.name.clone(), values })
+        Ok(Options { pass: spec.name.clone(), values, given })
     }
 
     fn raw(&self, key: &str) -> &str {
@@ -91,6 +94,21 @@ impl Options {
     /// A text option.
     pub fn str(&self, key: &str) -> &str {
         self.raw(key)
+    }
+
+    /// Whether `key` was written in the pipeline (not left at its default).
+    pub fn given(&self, key: &str) -> bool {
+        self.given.contains(&key)
+    }
+
+    /// Refuses options that were written but have no effect in this
+    /// configuration (`what`, e.g. `method=uniform`): a silent no-op hides
+    /// a mistake.
+    pub fn reject_unused(&self, keys: &[&str], what: &str) -> Result<(), String> {
+        match keys.iter().find(|k| self.given(k)) {
+            Some(k) => Err(format!("{}: option '{k}' has no effect with {what}", self.pass)),
+            None => Ok(()),
+        }
     }
 
     /// The pass these options are for.

@@ -121,10 +121,10 @@ mod tests {
 
     #[test]
     fn lists_continue_values() {
-        let p = parse_pipeline("canonicalize, flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=exact},dce").unwrap();
+        let p = parse_pipeline("canonicalize, flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference},dce").unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(p[1].options, vec![("sparsity".into(), "0.5".into()), ("candidates".into(), "2:4,4:8".into()), ("mode".into(), "exact".into())]);
-        assert_eq!(p[1].to_string(), "flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=exact}");
+        assert_eq!(p[1].options, vec![("sparsity".into(), "0.5".into()), ("candidates".into(), "2:4,4:8".into()), ("mode".into(), "reference".into())]);
+        assert_eq!(p[1].to_string(), "flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ fn exact_matches_the_reference_solver() {
     let (mut infeasible, mut identical) = (0, 0);
     for c in &cs {
         let (o, d) = (normalise(&c.r), normalise(&c.li));
-        let (got, status) = select_exact(&o, &d, c.target, &FLOW_CANDIDATES);
+        let (got, status) = select_exact(&o, &d, c.target, &FLOW_CANDIDATES).unwrap();
         let want_status = if c.status == "Optimal" { Status::Optimal } else { Status::Infeasible };
         assert_eq!(status, want_status, "{}", c.name);
         let show = |v: &[Nm]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");

@@ -69,7 +69,7 @@ fn main() {
         "quantize{scheme=ternary,group=0},fuse-dequant",
         "quantize{scheme=bcq,bits=2,group=8},fuse-dequant,cse",
         "quantize{scheme=shiftadd,bits=3,apot=2,group=16}",
-        "flow-nm{method=uniform,pattern=2:4,score=magnitude},prune-nm",
+        "flow-nm{method=uniform,pattern=2:4},prune-nm{score=magnitude}",
         "flow-nm{sparsity=0.5,mode=nearest,candidates=2:4,4:8,8:8,score=magnitude},prune-nm{score=magnitude}",
         "prune-nm{pattern=2:4,score=magnitude}",
     ];

@@ -167,6 +167,20 @@ fn gguf_tensor(name: &str, dims: Option<&[u64]>) -> Vec<u8> {
     w.to_bytes().expect("serialises")
 }
 
+/// The tiny llama GGUF with its second tensor's data offset set to the
+/// first one's, so the two share bytes (llama.cpp rejects this).
+fn gguf_overlap(g: &[u8]) -> Vec<u8> {
+    let good = flexc::frontend::gguf::GgufFile::from_bytes_named("tiny.gguf", g.to_vec()).expect("synthetic gguf parses");
+    let t = &good.tensors[1];
+    // Tensor info: u64 name length, name, u32 rank, rank × u64 dims, u32 type, u64 offset.
+    let name = t.name.as_bytes();
+    let at = g.windows(name.len() + 8).position(|w| w[..8] == (name.len() as u64).to_le_bytes() && &w[8..] == name).expect("tensor info present");
+    let off = at + 8 + name.len() + 4 + 8 * t.dims.len() + 4;
+    let mut b = g.to_vec();
+    put_u64(&mut b, off, good.tensors[0].offset - good.data_offset());
+    b
+}
+
 /// The generated binary cases.
 pub fn binary_cases() -> Vec<Case> {
     let mut out = Vec::new();
@@ -190,6 +204,7 @@ pub fn binary_cases() -> Vec<Case> {
         put_u64(&mut b, at, v);
         add(format!("gguf/{name}"), Kind::Gguf, b, true, Expect::Exit(1));
     }
+    add("gguf/tensors-overlap".into(), Kind::Gguf, gguf_overlap(&g), true, Expect::Exit(1));
     // GGUF: parses, but importing must fail cleanly (no huge allocation, no panic).
     let semantic: Vec<(&str, Vec<u8>)> = vec![
         ("block-count-2^40", gguf_with("llama.block_count", Some(MetaValue::U64(1 << 40)))),

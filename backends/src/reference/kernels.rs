@@ -500,7 +500,8 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, pos: &Tensor, at: &attrs::A
             let sum: f64 = weights.iter().sum();
             for c in 0..dv {
                 let acc: f64 = visible.iter().zip(&weights).map(|(&j, &w)| w * vd[(j * hk + kh) * dv + c] as f64).sum();
-                out[(i * hq + h) * dv + c] = if sum > 0.0 { (acc / sum) as f32 } else { 0.0 };
+                // No visible key gives 0; NaN anywhere (a score, a value) stays NaN.
+                out[(i * hq + h) * dv + c] = if sum == 0.0 { 0.0 } else { (acc / sum) as f32 };
             }
         }
     }

@@ -152,9 +152,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// The most prompt or decode tokens `bench model` runs (llama-bench's
+/// defaults are 512 and 128).
+const MAX_BENCH_TOKENS: usize = 1 << 15;
+
 fn read_ppl_text(name: &str) -> CliResult<String> {
     let path = super::models::resolve_text(name)?;
-    std::fs::read_to_string(&path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))
+    super::source::read_text_file(&path)
 }
 
 /// Perplexity of the compiled model on `text` (llama-perplexity's method, as `flexc perplexity`).
@@ -179,6 +183,9 @@ fn model(a: ModelArgs) -> CliResult {
     if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.repeats == 0 {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
+    if a.prompt_tokens.max(a.gen_tokens) > MAX_BENCH_TOKENS {
+        return Err(CliError::usage(format!("error: --prompt-tokens and --gen-tokens may be at most {MAX_BENCH_TOKENS} (a longer run measures attention, not the model, and takes hours)")));
+    }
     let ppl_text = a.ppl_file.as_deref().map(read_ppl_text).transpose()?;
     let ctx = a.prompt_tokens.max(a.gen_tokens).max(if ppl_text.is_some() { a.ppl_ctx } else { 0 });
     let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats.as_deref())?;
@@ -196,16 +203,24 @@ fn model(a: ModelArgs) -> CliResult {
     }
     let mut pp = Vec::new();
     let mut tg = Vec::new();
-    for _ in 0..a.repeats {
+    // Progress on a terminal (indicatif draws nothing when stderr is not one).
+    let bar = indicatif::ProgressBar::new((a.repeats * (a.prompt_tokens + a.gen_tokens)) as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg:>24} {bar:30} {pos}/{len} tokens  eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    for r in 0..a.repeats {
+        bar.set_message(format!("repeat {}/{}: prefill", r + 1, a.repeats));
         let t = Instant::now();
         m.forward(&tokens, 0, 1).map_err(err)?;
         pp.push(a.prompt_tokens as f64 / t.elapsed().as_secs_f64());
+        bar.inc(a.prompt_tokens as u64);
+        bar.set_message(format!("repeat {}/{}: decode", r + 1, a.repeats));
         let t = Instant::now();
         for i in 0..a.gen_tokens {
             m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, 1).map_err(err)?;
+            bar.inc(1);
         }
         tg.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }
+    bar.finish_and_clear();
     let (pp, tg) = (median(pp), median(tg));
     let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     // The GEMM kernel tier this process's sessions get (FLEXC_WIDE caps it).
@@ -248,6 +263,9 @@ fn model(a: ModelArgs) -> CliResult {
     Ok(())
 }
 
+/// The largest `MxK` (weights) `bench kernels --shapes` accepts: 2^30.
+const MAX_BENCH_WEIGHTS: usize = 1 << 30;
+
 /// The shapes of `--shapes`: a comma list of `real`, `llama7b`, `all` and `MxK`.
 fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
     let named = |list: &[(&str, usize, usize)]| list.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).collect::<Vec<_>>();
@@ -258,7 +276,12 @@ fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
             "llama7b" => out.extend(named(&LLAMA7B_SHAPES)),
             "all" => out.extend(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES))),
             _ => match s.split_once('x').and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?))) {
-                Some((m, k)) if m > 0 && k > 0 => out.push(BenchShape::new(s, m, k)),
+                // Each primitive holds the f32 weights plus its packed copy:
+                // bound the matrix so a typo is an error, not an OOM abort.
+                Some((m, k)) if m > 0 && k > 0 && m.checked_mul(k).is_some_and(|n| n <= MAX_BENCH_WEIGHTS) => out.push(BenchShape::new(s, m, k)),
+                Some((m, k)) if m > 0 && k > 0 => {
+                    return Err(CliError::usage(format!("error: --shapes: `{s}` has {} weights, more than bench kernels measures ({MAX_BENCH_WEIGHTS}, a 4 GiB f32 matrix)", (m as u128) * (k as u128))));
+                }
                 _ => return Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
             },
         }

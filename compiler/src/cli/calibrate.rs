@@ -59,7 +59,7 @@ pub struct CalibrateArgs {
 /// Tokenizes a text and cuts calibration windows.
 pub fn windows(model: &Path, text: &str, samples: usize, seqlen: usize, seed: u64) -> CliResult<Vec<Vec<u32>>> {
     let tok = load_tokenizer(model)?;
-    let text = std::fs::read_to_string(text).map_err(|e| CliError::input(format!("{text}: cannot read: {e}")))?;
+    let text = super::source::read_text_file(Path::new(text))?;
     let ids = tok.encode(&text, false);
     if ids.len() <= seqlen {
         return Err(CliError::input(format!("error: the text has {} tokens, fewer than --seqlen {seqlen}", ids.len())));

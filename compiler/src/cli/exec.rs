@@ -37,7 +37,7 @@ pub struct ExecArgs {
 fn parse_input(spec: &str, ty: &TensorType) -> CliResult<Tensor> {
     let (_, value) = spec.split_once('=').unwrap_or(("", spec));
     if value.ends_with(".npy") {
-        let bytes = std::fs::read(value).map_err(|e| CliError::input(format!("{value}: cannot read: {e}")))?;
+        let bytes = flexc_ir::limits::read_regular(std::path::Path::new(value), flexc_ir::limits::DEFAULT_MAX_MEMORY).map_err(|e| CliError::input(format!("{value}: cannot read: {e}")))?;
         return npy::read(&bytes).map_err(|e| CliError::input(format!("{value}: {e}")));
     }
     let shape: Vec<usize> = ty

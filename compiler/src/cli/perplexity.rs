@@ -69,7 +69,7 @@ struct Report<'a> {
 /// Runs `flexc perplexity`.
 pub fn run(args: PerplexityArgs) -> CliResult {
     let text_path = resolve_text(&args.file)?;
-    let text = std::fs::read_to_string(&text_path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", text_path.display())))?;
+    let text = super::source::read_text_file(&text_path)?;
     let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats.as_deref())?;
     let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(&text, bos.is_some());

@@ -79,7 +79,7 @@ pub struct TokenizeArgs {
 fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
     match (prompt, file) {
         (Some(p), _) => Ok(p),
-        (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| CliError::input(format!("{}: cannot read: {e}", f.display()))),
+        (None, Some(f)) => super::source::read_text_file(f),
         (None, None) => Err(CliError::usage("error: give the text with -p TEXT or -f FILE")),
     }
 }
@@ -210,16 +210,9 @@ pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> Cl
     })
 }
 
-/// A flag set by Ctrl-C (the first handler installed wins; later calls share it).
+/// A flag set by the first Ctrl-C or SIGTERM ([`crate::signals::stop_flag`]).
 pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = flag.clone();
-        let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
-        flag
-    })
-    .clone()
+    crate::signals::stop_flag()
 }
 
 /// Runs `flexc run`.

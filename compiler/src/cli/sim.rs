@@ -213,7 +213,7 @@ pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
         let w = ir_work(Path::new(&args.input), &args.opts, None)?;
         return evaluate(&arch, &energy, &w.work, &w.host, &baselines(args, "dense,fixed-1:2,fixed-2:4")).map_err(|e| CliError::input(format!("error: {e}")));
     }
-    let bytes = std::fs::read(&args.input).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input)))?;
+    let bytes = flexc_ir::limits::read_regular(Path::new(&args.input), flexc_ir::limits::MAX_TEXT_BYTES).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input)))?;
     let prog = read_stream(&bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
     let run = run_program(&arch, &format!("{} (FlexCiM-like)", arch.name), prog, Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
     Ok(Evaluation { flexcim: run, baselines: Vec::new(), check: Check::Skipped, energy, mhz: arch.clock.mhz })

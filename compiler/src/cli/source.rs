@@ -5,7 +5,7 @@ use super::error::{CliError, CliResult};
 use flexc_ir::text::parse_module;
 use flexc_ir::verify::verify_module;
 use flexc_ir::Module;
-use std::io::Read;
+use flexc_ir::limits::{read_bounded, read_regular, MAX_TEXT_BYTES};
 use std::path::Path;
 
 /// Source text and the name to report it under.
@@ -19,16 +19,23 @@ pub struct Source {
 /// Reads a file, or stdin when the path is `-`.
 pub fn read_source(path: &Path) -> CliResult<Source> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| CliError::input(format!("<stdin>: cannot read: {e}")))?;
+        let bytes = read_bounded(std::io::stdin().lock(), MAX_TEXT_BYTES).map_err(|e| CliError::input(format!("<stdin>: cannot read: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| CliError::input(format!("<stdin>: byte {}: the input is not UTF-8 text", e.utf8_error().valid_up_to())))?;
         return Ok(Source { name: "<stdin>".into(), text });
     }
-    let bytes = std::fs::read(path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    let bytes = read_regular(path, MAX_TEXT_BYTES).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         CliError::input(format!("{}: byte {at}: the file is not UTF-8 text", path.display()))
     })?;
     Ok(Source { name: path.display().to_string(), text })
+}
+
+/// Reads a text file (a prompt, a book), refusing FIFOs and devices and
+/// anything over [`MAX_TEXT_BYTES`].
+pub fn read_text_file(path: &Path) -> CliResult<String> {
+    let bytes = read_regular(path, MAX_TEXT_BYTES).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))?;
+    String::from_utf8(bytes).map_err(|e| CliError::input(format!("{}: byte {}: the file is not UTF-8 text", path.display(), e.utf8_error().valid_up_to())))
 }
 
 /// Parses and verifies a source into a module.

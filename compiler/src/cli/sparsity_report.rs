@@ -47,7 +47,7 @@ pub fn report_json(cfg: &FlowNm, sel: &Selection) -> serde_json::Value {
         "target_sparsity": cfg.sparsity,
         "achieved_sparsity": sel.achieved,
         "param_sparsity": sel.param_sparsity,
-        "mode": if cfg.nearest { "nearest" } else { "exact" },
+        "mode": if cfg.nearest { "nearest" } else { "reference" },
         "status": status_name(sel.status),
         "solver_ms": sel.solve_time.as_secs_f64() * 1e3,
         "blocks": sel.units.iter().map(|u| serde_json::json!({
@@ -71,7 +71,7 @@ pub fn report_svg(cfg: &FlowNm, sel: &Selection) -> String {
     let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"10\">\n");
     s += &format!("<text x=\"{left}\" y=\"18\" font-size=\"13\">{}</text>\n", esc(&format!(
         "flow-nm: target {:.3}, achieved {:.3} ({} mode); bars: outlier ratio (max {:.2}%), line: locality (max {:.3e})",
-        cfg.sparsity, sel.achieved, if cfg.nearest { "nearest" } else { "exact" }, rmax, lmax)));
+        cfg.sparsity, sel.achieved, if cfg.nearest { "nearest" } else { "reference" }, rmax, lmax)));
     s += &format!("<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", top + plot_h, w - 10.0, top + plot_h);
     let mut pts = Vec::new();
     for (i, u) in sel.units.iter().enumerate() {
@@ -114,7 +114,7 @@ pub fn run(args: ReportArgs) -> CliResult {
         Format::Json => println!("{}", report_json(&cfg, &sel)),
         Format::Text => {
             println!("target {:.4}  achieved {:.4} (mean over blocks)  params pruned {:.4}  mode {}  status {}  solver {:.3} ms",
-                cfg.sparsity, sel.achieved, sel.param_sparsity, if cfg.nearest { "nearest" } else { "exact" }, status_name(sel.status), sel.solve_time.as_secs_f64() * 1e3);
+                cfg.sparsity, sel.achieved, sel.param_sparsity, if cfg.nearest { "nearest" } else { "reference" }, status_name(sel.status), sel.solve_time.as_secs_f64() * 1e3);
             println!("{:>5}  {:>10}  {:>12}  {:>6}  {:>8}", "block", "outliers%", "locality", "N:M", "sparsity");
             for u in &sel.units {
                 println!("{:>5}  {:>10.4}  {:>12.4e}  {:>6}  {:>8.4}", u.block, u.outlier_ratio, u.locality, u.nm.map_or("-".into(), |c| c.to_string()), u.sparsity);

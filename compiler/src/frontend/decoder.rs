@@ -178,6 +178,18 @@ pub fn build_decoder(src: &dyn TensorSource, path: &Path, arch: &ArchSpec, hp: &
         return Err(ImportError::Tensor { file: src.file_name().to_string(), message: format!("missing tensor '{}' (the header claims {} blocks)", src.stored_name(&last), hp.layers) });
     }
     let ctx = opts.ctx;
+    // The KV cache (a K and a V tensor per block, f32) is sized by `ctx`, a
+    // flag: refuse what no machine flexc targets holds before anything is
+    // allocated (`--ctx 1099511627776` used to abort on allocation failure).
+    let per_token = (hp.kv_heads as u128) * ((hp.head_dim + hp.v_head_dim) as u128) * 4 * (hp.layers as u128);
+    let kv_bytes = per_token * ctx as u128;
+    if kv_bytes > flexc_ir::limits::DEFAULT_MAX_MEMORY as u128 {
+        let max_ctx = flexc_ir::limits::DEFAULT_MAX_MEMORY as u128 / per_token.max(1);
+        return Err(ImportError::Tensor {
+            file: src.file_name().to_string(),
+            message: format!("a context of {ctx} tokens needs a {:.1} GiB KV cache, more than the limit of 8 GiB (at most --ctx {max_ctx} for this model)", kv_bytes as f64 / (1u64 << 30) as f64),
+        });
+    }
     let seq = Dim::Sym(Arc::from("seq"));
     let fixed = |n: usize| Dim::Fixed(n as u64);
     let f32t = |shape: Vec<Dim>| TensorType { shape, elem: ElemType::F32, encoding: None };

@@ -151,7 +151,13 @@ impl Quantize {
             let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?
         };
-        let layers = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        let layers: Vec<String> = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        if layers.is_empty() {
+            return Err("quantize: layers is empty (give comma-separated globs, e.g. blk.*.ffn_*; * is every weight)".into());
+        }
+        if let Some(g) = layers.iter().find(|g| g.contains(['[', ']', '{', '}'])) {
+            return Err(format!("quantize: layers glob '{g}': only * and ? are wildcards (no [...] or {{...}})"));
+        }
         let mix = o.str("mix-bits").trim();
         let mix_bits: Vec<f64> = if mix.is_empty() {
             Vec::new()
@@ -295,6 +301,11 @@ impl Pass for Quantize {
             };
             let values = weight_values(m, id).map_err(|e| format!("quantize @{name}: {e}"))?;
             picked.push(Picked { name, values, n: shape[0] as usize, k: shape[1] as usize, untie });
+        }
+        // A glob that names no weight at all is a typo, not a choice: say so
+        // instead of quantizing nothing (`quantize{layers=[}` used to pass).
+        if let Some(g) = self.layers.iter().find(|g| !m.weights.iter().any(|(_, w)| glob_match(g, &w.name))) {
+            return Err(format!("quantize: layers glob '{g}' matches no weight of the module (globs use * and ?, e.g. blk.*.ffn_*)"));
         }
         if picked.is_empty() {
             return Ok(Changed::No);

@@ -16,9 +16,10 @@
 //! positions; both min-max normalised (the reference's Lamda rescaling and
 //! mean-centring are affine, so min-max undoes them: no option); cost
 //! `|N − 8·O| + 4·|M − 8·(1 − D)|` over the candidates; the average sparsity
-//! constraint either `exact` (the reference's equality, including its
-//! infeasible outcome) or `nearest` (the closest reachable average, exactly,
-//! by DP, with the dense ends counted); then blocks 0 and L−1 forced to 8:8
+//! constraint either `nearest` (the default: the closest reachable average,
+//! exactly, by DP, with the dense ends counted) or, opt-in, `reference` (the
+//! reference's equality, reproducing its solver's infeasible outcome, which
+//! is fitted to recorded outputs); then blocks 0 and L−1 forced to 8:8
 //! (`dense-ends`). The record of every block is kept in `nm_blocks`.
 //!
 //! Baselines (`method=`): `uniform` (`pattern` everywhere: with
@@ -47,7 +48,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "lamda", kind: OptKind::Float, default: "0.08", help: "OWL's λ (owl: sparsity spread ±λ; owl-nm: the README uses 2)" },
         OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "candidate patterns, N kept of M (flow: default {1..8}:8,{1..4}:4,1:2, each ratio realised with its largest M; flow-reference: 2:4,4:4,2:8,4:8,8:8)" },
         OptDecl { name: "pattern", kind: OptKind::Str, default: "2:4", help: "uniform's pattern; owl-nm's base pattern (M fixed)" },
-        OptDecl { name: "mode", kind: OptKind::Str, default: "exact", help: "exact (the reference's equality, incl. its infeasible case) | nearest (closest reachable average)" },
+        OptDecl { name: "mode", kind: OptKind::Str, default: "nearest", help: "nearest (the minimum-cost choice at the closest reachable average) | reference (the reference solver's equality, bug-compatible in its infeasible case)" },
         OptDecl { name: "dense-ends", kind: OptKind::Bool, default: "true", help: "force the first and last block to 8:8 (dense), as the reference does" },
         OptDecl { name: "granularity", kind: OptKind::Str, default: "block", help: "block (one pattern per decoder block, the reference) | layer (one per linear)" },
         OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude: the metric outliers are found in" },
@@ -106,15 +107,34 @@ impl FlowNm {
             "owl-nm" => Method::OwlNm,
             s => return Err(format!("flow-nm: method must be flow, flow-reference, uniform, owl or owl-nm, got '{s}'")),
         };
+        let unused: &[&str] = match method {
+            // `mode` only steers flow-reference's solver; pipelines written
+            // before method=flow became the measured allocation pass it, so
+            // it stays accepted there.
+            Method::Flow | Method::FlowReference => &["pattern", "lamda"],
+            Method::Uniform => &["sparsity", "candidates", "mode", "hyper-m", "lamda", "score"],
+            Method::Owl => &["candidates", "mode", "pattern"],
+            Method::OwlNm => &["sparsity", "candidates", "mode"],
+        };
+        o.reject_unused(unused, &format!("method={}", o.str("method")))?;
         let sparsity = o.float("sparsity");
         if !(0.0..1.0).contains(&sparsity) {
             return Err(format!("flow-nm: sparsity must be in [0, 1), got {sparsity}"));
         }
+        // hyper-m scales the block's mean score into the outlier threshold;
+        // lamda spreads sparsity (owl) or N (owl-nm) around the target.
+        let (hyper_m, lamda) = (o.float("hyper-m"), o.float("lamda"));
+        if !(hyper_m > 0.0 && hyper_m <= 1e6) {
+            return Err(format!("flow-nm: hyper-m must be in (0, 1e6], got {hyper_m}"));
+        }
+        if !(0.0..=64.0).contains(&lamda) {
+            return Err(format!("flow-nm: lamda must be in [0, 64], got {lamda}"));
+        }
         Ok(FlowNm {
             method,
             sparsity,
-            hyper_m: o.float("hyper-m"),
-            lamda: o.float("lamda"),
+            hyper_m,
+            lamda,
             candidates: match (o.str("candidates"), method) {
                 ("", Method::Flow) => Nm::parse_list(MEASURED_CANDIDATES).expect("valid default"),
                 ("", _) => FLOW_CANDIDATES.to_vec(),
@@ -122,9 +142,10 @@ impl FlowNm {
             },
             pattern: Nm::parse(o.str("pattern")).map_err(|e| format!("flow-nm: pattern: {e}"))?,
             nearest: match o.str("mode") {
-                "exact" => false,
+                "reference" => false,
                 "nearest" => true,
-                s => return Err(format!("flow-nm: mode must be exact or nearest, got '{s}'")),
+                "exact" => return Err("flow-nm: mode=exact is now mode=reference (the reference solver's emulation, opt-in); the default is nearest".into()),
+                s => return Err(format!("flow-nm: mode must be nearest or reference, got '{s}'")),
             },
             dense_ends: o.bool("dense-ends"),
             per_layer: match o.str("granularity") {
@@ -232,9 +253,9 @@ impl FlowNm {
                 let chosen = if self.nearest {
                     let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
                     status = Some(Status::Nearest);
-                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed)?
+                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed).map_err(|e| format!("flow-nm: {e}"))?
                 } else {
-                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates);
+                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates).map_err(|e| format!("flow-nm: {e}"))?;
                     status = Some(s);
                     c
                 };
@@ -287,7 +308,7 @@ impl FlowNm {
     }
 
     fn mode_name(&self) -> &'static str {
-        if self.nearest { "nearest" } else { "exact" }
+        if self.nearest { "nearest" } else { "reference" }
     }
 }
 

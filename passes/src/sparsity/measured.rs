@@ -230,7 +230,7 @@ mod tests {
     fn flow_reference_objective_has_tied_optima() {
         let o = [0.9, 0.8, 0.95, 0.7, 1.0, 0.85];
         let d = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        let (pick, st) = select_exact(&o, &d, 0.5, &FLOW_CANDIDATES);
+        let (pick, st) = select_exact(&o, &d, 0.5, &FLOW_CANDIDATES).unwrap();
         assert_eq!(st, Status::Optimal);
         let value = |v: &[Nm]| v.iter().enumerate().map(|(i, &c)| cost(c, o[i], d[i])).sum::<f64>();
         let best = value(&pick);

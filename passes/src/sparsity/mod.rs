@@ -247,18 +247,61 @@ fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 
-/// Minimum-cost choice with Σ steps == `total` per reachable total: a DP over
-/// (block, cumulative steps). `allowed[i]` restricts a block's candidates.
-/// Returns, for every reachable total, the optimal cost and its choice.
-fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Vec<Option<(f64, Vec<usize>)>> {
-    let max = steps.iter().copied().max().unwrap_or(0) as usize * costs.len();
-    // best[t] = (cost, back-pointers per block).
+/// The most DP cells (blocks × reachable step totals) a selection may use:
+/// 2^27 one-byte back pointers (128 MiB). Candidates whose M values have a
+/// large least common multiple (1:16, 1:15, 1:13, ...: 720720) make the step
+/// unit tiny and the table huge; such a list is refused, not allocated.
+const MAX_DP_CELLS: usize = 1 << 27;
+
+/// The minimum-cost choice with Σ steps == `total`, for every reachable
+/// total: a DP over (block, cumulative steps). Holds one back pointer byte
+/// per cell; a choice is rebuilt only for the total asked for.
+struct DpTable {
+    /// Per total: the optimal cost, when reachable.
+    best: Vec<Option<f64>>,
+    /// Per block and total: the candidate chosen (`u8::MAX`: unreachable).
+    back: Vec<Vec<u8>>,
+    steps: Vec<u32>,
+}
+
+impl DpTable {
+    /// The choice per block for `total` (`None` when unreachable).
+    fn choice(&self, total: usize) -> Option<Vec<usize>> {
+        self.best.get(total).copied().flatten()?;
+        let mut choice = vec![0; self.back.len()];
+        let mut cur = total;
+        for i in (0..self.back.len()).rev() {
+            let c = self.back[i][cur];
+            if c == u8::MAX {
+                return None;
+            }
+            choice[i] = c as usize;
+            cur -= self.steps[c as usize] as usize;
+        }
+        Some(choice)
+    }
+}
+
+/// Runs the DP; `allowed[i]` restricts a block's candidates. Errors when the
+/// table would exceed [`MAX_DP_CELLS`] or there are more than 255 candidates.
+fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Result<DpTable, String> {
+    if steps.len() >= u8::MAX as usize {
+        return Err(format!("{} candidate patterns; at most 254", steps.len()));
+    }
+    let max = (steps.iter().copied().max().unwrap_or(0) as usize).checked_mul(costs.len()).ok_or("the sparsity table overflows")?;
+    let cells = (max + 1).saturating_mul(costs.len().max(1));
+    if cells > MAX_DP_CELLS {
+        return Err(format!(
+            "the solver's table for {} units and these candidates would have {cells} cells (limit {MAX_DP_CELLS}): M values with a large common multiple (1:16,1:15,1:13: 720720) make the sparsity step tiny; use fewer distinct M",
+            costs.len()
+        ));
+    }
     let mut best: Vec<Option<f64>> = vec![None; max + 1];
     best[0] = Some(0.0);
-    let mut back: Vec<Vec<Option<(usize, usize)>>> = Vec::with_capacity(costs.len());
+    let mut back: Vec<Vec<u8>> = Vec::with_capacity(costs.len());
     for (i, row) in costs.iter().enumerate() {
         let mut next: Vec<Option<f64>> = vec![None; max + 1];
-        let mut bp: Vec<Option<(usize, usize)>> = vec![None; max + 1];
+        let mut bp: Vec<u8> = vec![u8::MAX; max + 1];
         for (t, b) in best.iter().enumerate() {
             let Some(b) = b else { continue };
             for (c, &cc) in row.iter().enumerate() {
@@ -270,26 +313,14 @@ fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Vec<Option<(f
                 // Strictly better only: ties keep the earlier candidate / total.
                 if next[t2].is_none_or(|x| v < x - 1e-12) {
                     next[t2] = Some(v);
-                    bp[t2] = Some((t, c));
+                    bp[t2] = c as u8;
                 }
             }
         }
         best = next;
         back.push(bp);
     }
-    (0..=max)
-        .map(|t| {
-            let cost = best[t]?;
-            let mut choice = vec![0; costs.len()];
-            let mut cur = t;
-            for i in (0..costs.len()).rev() {
-                let (prev, c) = back[i][cur]?;
-                choice[i] = c;
-                cur = prev;
-            }
-            Some((cost, choice))
-        })
-        .collect()
+    Ok(DpTable { best, back, steps: steps.to_vec() })
 }
 
 /// FLOW's `exact` selection, reproducing `ilp_solver` + PuLP/CBC:
@@ -301,15 +332,15 @@ fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Vec<Option<(f
 /// integral but one, which is split between two neighbouring hull points; the
 /// reference reads only `varValue == 1`, so that block gets nothing and the
 /// list is padded with 4:8 **at the end** (shifting later blocks up by one).
-pub fn select_exact(o: &[f64], d: &[f64], target: f64, cands: &[Nm]) -> (Vec<Nm>, Status) {
+pub fn select_exact(o: &[f64], d: &[f64], target: f64, cands: &[Nm]) -> Result<(Vec<Nm>, Status), String> {
     let l = o.len();
     let costs: Vec<Vec<f64>> = (0..l).map(|i| cands.iter().map(|&c| cost(c, o[i], d[i])).collect()).collect();
     let (unit, steps) = steps_of(cands);
     let want = target * unit as f64 * l as f64;
     if (want - want.round()).abs() < 1e-6 && want.round() >= 0.0 {
-        let all = dp(&costs, &steps, &vec![vec![true; cands.len()]; l]);
-        if let Some(Some((_, choice))) = all.get(want.round() as usize) {
-            return (choice.iter().map(|&c| cands[c]).collect(), Status::Optimal);
+        let all = dp(&costs, &steps, &vec![vec![true; cands.len()]; l])?;
+        if let Some(choice) = all.choice(want.round() as usize) {
+            return Ok((choice.iter().map(|&c| cands[c]).collect(), Status::Optimal));
         }
     }
     // Infeasible: the LP relaxation (a multiple-choice knapsack LP), solved
@@ -326,7 +357,7 @@ pub fn select_exact(o: &[f64], d: &[f64], target: f64, cands: &[Nm]) -> (Vec<Nm>
     while out.len() < l {
         out.push(pad);
     }
-    (out, Status::Infeasible)
+    Ok((out, Status::Infeasible))
 }
 
 /// The LP relaxation's solution per block: `Some(candidate)` when integral,
@@ -442,14 +473,16 @@ pub fn select_nearest(o: &[f64], d: &[f64], target: f64, cands: &[Nm], fixed: &[
         .collect();
     let (unit, steps) = steps_of(&all);
     let want = target * unit as f64 * l as f64;
-    let table = dp(&costs, &steps, &allowed);
+    let table = dp(&costs, &steps, &allowed)?;
     let best = table
+        .best
         .iter()
         .enumerate()
-        .filter_map(|(t, v)| v.as_ref().map(|(c, ch)| (t, *c, ch)))
+        .filter_map(|(t, v)| v.map(|c| (t, c)))
         .min_by(|a, b| ((a.0 as f64 - want).abs(), a.1).partial_cmp(&((b.0 as f64 - want).abs(), b.1)).unwrap_or(std::cmp::Ordering::Equal))
         .ok_or("no candidate assignment exists")?;
-    Ok(best.2.iter().map(|&c| all[c]).collect())
+    let choice = table.choice(best.0).ok_or("no candidate assignment exists")?;
+    Ok(choice.iter().map(|&c| all[c]).collect())
 }
 
 /// OWL's unstructured allocation (`prune_wanda_outlier`): sparsity per block
@@ -522,6 +555,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_distinct_m_candidates_are_bounded_not_quadratic() {
+        // 1:16,1:15,...,1:5 have lcm(M) = 720720: the old solver kept a
+        // choice vector per reachable total (1.27 GB at 8 blocks). Now one
+        // byte per cell, and a table past MAX_DP_CELLS is an error.
+        let cands = Nm::parse_list("1:16,1:15,1:13,1:11,1:9,1:7,1:5").unwrap();
+        let (o, d) = (vec![0.3; 4], vec![0.6; 4]);
+        let got = select_nearest(&o, &d, 0.9, &cands, &[None; 4]).unwrap();
+        assert_eq!(got.len(), 4);
+        let (o, d) = (vec![0.3; 30], vec![0.6; 30]);
+        let e = select_nearest(&o, &d, 0.9, &cands, &[None; 30]).unwrap_err();
+        assert!(e.contains("limit") && e.contains("distinct M"), "{e}");
+        let e = select_exact(&o, &d, 0.9, &cands).unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+    }
+
+    #[test]
     fn locality_matches_brute_force() {
         let mut seed = 3u64;
         for k in [0usize, 1, 2, 3, 10, 257] {
@@ -583,7 +632,7 @@ mod tests {
             let ch = select_nearest(&o, &d, target, &FLOW_CANDIDATES, &[None; 10]).unwrap();
             let avg = ch.iter().map(|c| c.sparsity()).sum::<f64>() / 10.0;
             assert!((avg - target).abs() <= 0.25 / 10.0 / 2.0 + 1e-12, "target {target}: {avg}");
-            let (ex, st) = select_exact(&o, &d, target, &FLOW_CANDIDATES);
+            let (ex, st) = select_exact(&o, &d, target, &FLOW_CANDIDATES).unwrap();
             if st == Status::Optimal {
                 let ex_avg = ex.iter().map(|c| c.sparsity()).sum::<f64>() / 10.0;
                 assert!((ex_avg - target).abs() < 1e-9);

@@ -52,6 +52,10 @@ pub(crate) const INFO: PassInfo = PassInfo {
             s => Some(Nm::parse(s).map_err(|e| format!("prune-nm: pattern: {e}"))?),
         };
         let align = Align::parse(o.str("align")).map_err(|e| format!("prune-nm: {e}"))?;
+        let block = o.int("block");
+        if block < -1 {
+            return Err(format!("prune-nm: block must be a block index (0, 1, ...) or -1 for all, got {block}"));
+        }
         let sparsegpt = match o.str("update") {
             "none" => false,
             "sparsegpt" => true,
@@ -170,6 +174,12 @@ impl Pass for PruneNm {
             (None, Some(p)) => p,
             (None, None) => return Err("prune-nm: no nm_plan attached (run flow-nm first) and no pattern= given".into()),
         };
+        if let Some(b) = self.block
+            && !lins.iter().any(|l| l.block == Some(b))
+        {
+            let last = lins.iter().filter_map(|l| l.block).max();
+            return Err(format!("prune-nm: block={b}, but the module's blocks are {}", last.map_or("none".to_string(), |l| format!("0..={l}"))));
+        }
         let mut changed = false;
         let (mut pruned, mut total) = (0usize, 0usize);
         // Scores kept by the aligned masks and by per-row masks (the alignment's cost).

@@ -569,4 +569,38 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn nan_propagates_on_every_path() {
+        // A NaN score (from q or k) or value must make the rows that see it
+        // NaN, never 0 or a finite mix (issue 19 B5); rows that cannot see it
+        // stay finite.
+        let session = crate::cpu::JitSession::host().unwrap();
+        let (hq, hk, d, dv, seq) = (4, 1, 8, 8, 3);
+        let a = AttnShape { hq, hk, d, dv, t: seq, scale: 0.5, window: 0, softcap: 0.0, bidirectional: false };
+        let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
+        let mut paths = vec![("rows", AttnPath::Rows)];
+        if let Some(k) = &kernels {
+            paths.push(("jit", AttnPath::Jit(k)));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if AttnPath::avx2_for(&a) {
+            paths.push(("avx2", AttnPath::Avx2));
+        }
+        let mut rng = XorShift(7);
+        let (q, k, v) = (rng.vec(seq * hq * d, 1.0), rng.vec(seq * hk * d, 1.0), rng.vec(seq * hk * dv, 1.0));
+        for (name, path) in paths {
+            // A NaN key at position 1: positions 1 and 2 see it, position 0 does not.
+            let mut kn = k.clone();
+            kn[hk * d + 3] = f32::NAN;
+            let out = run(&q, &kn, &v, 0, seq, &a, 1, path);
+            assert!(out[..hq * dv].iter().all(|x| x.is_finite()), "{name}: position 0 cannot see the NaN key");
+            assert!(out[hq * dv..].iter().all(|x| x.is_nan()), "{name}: {out:?}");
+            // A NaN value at position 0 reaches every row.
+            let mut vn = v.clone();
+            vn[2] = f32::NAN;
+            let out = run(&q, &k, &vn, 0, seq, &a, 1, path);
+            assert!((0..seq * hq).all(|item| out[item * dv + 2].is_nan()), "{name}: {out:?}");
+        }
+    }
 }

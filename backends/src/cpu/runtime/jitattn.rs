@@ -257,11 +257,12 @@ fn emit_softmax(b: &mut FunctionBuilder<'_>, a: &AttnShape, st: Value, n: Value,
         let s = b.ins().fadd(s, e);
         b.def_var(sum, s);
     });
-    // 3. Normalise (a lane without keys has sum 0 and stays 0).
+    // 3. Normalise (a lane without keys has sum 0 and stays 0; a NaN sum,
+    // from a NaN score, makes the lane NaN: `NotEqual` is true when unordered).
     let s = b.use_var(sum);
     let one = fsplat(b, 1.0);
     let inv = b.ins().fdiv(one, s);
-    let pos = b.ins().fcmp(FloatCC::GreaterThan, s, zero);
+    let pos = b.ins().fcmp(FloatCC::NotEqual, s, zero);
     let le = MemFlagsData::new().with_endianness(Endianness::Little);
     let pos = b.ins().bitcast(F32X4, le, pos);
     let inv = b.ins().bitselect(pos, inv, zero);

@@ -179,6 +179,7 @@ pub fn softmax_in_place(x: &mut [f32]) {
         sum += *v;
     }
     let sum = sum + ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7]));
-    let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+    // Zero only for an all-masked row; a NaN score makes the row NaN.
+    let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     x.iter_mut().for_each(|v| *v *= inv);
 }

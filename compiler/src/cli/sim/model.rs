@@ -50,7 +50,11 @@ pub struct Prepared {
     pub layers: ModelLayers,
 }
 
+/// The most prefill rows `sim MODEL --rows` simulates (SmolLM2's context is 8192).
+pub const MAX_ROWS: usize = 1 << 15;
+
 /// A progress bar over `len` steps with a message (stderr; hidden when not a terminal).
+
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(ProgressStyle::with_template(&format!("{{msg:>28}} {{bar:30}} {{pos}}/{{len}} {what}  eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
@@ -115,6 +119,9 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     }
     if !["auto", "cycle", "analytical"].contains(&args.engine.as_str()) {
         return Err(CliError::usage(format!("error: --engine {}: use auto, cycle or analytical", args.engine)));
+    }
+    if args.rows > MAX_ROWS {
+        return Err(CliError::usage(format!("error: --rows {}: at most {MAX_ROWS} prefill rows (each is interpreted to make the activations)", args.rows)));
     }
     let t0 = Instant::now();
     let func = args.opts.func.as_deref();

@@ -344,6 +344,13 @@ pub enum GgufErrorKind {
         end: u64,
         file_len: u64,
     },
+    #[error("tensor '{name}' data at {start} overlaps tensor '{other}' (which ends at {other_end})")]
+    TensorsOverlap {
+        name: String,
+        other: String,
+        start: u64,
+        other_end: u64,
+    },
     #[error("duplicate tensor name '{0}'")]
     DuplicateTensor(String),
     #[error("data section starts at {offset} past end of file ({file_len})")]
@@ -395,7 +402,7 @@ pub(crate) enum Storage {
 impl Storage {
     /// Memory-maps the file at `path` (an empty file is held as no bytes).
     pub(crate) fn open(path: &Path) -> std::io::Result<Storage> {
-        let file = std::fs::File::open(path)?;
+        let file = flexc_ir::limits::open_regular(path)?;
         if file.metadata()?.len() == 0 {
             // Mapping an empty file fails on some platforms; the parsers
             // report the empty file as truncated instead.

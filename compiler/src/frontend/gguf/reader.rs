@@ -406,7 +406,9 @@ pub(super) fn parse(file: &str, buf: &[u8]) -> Result<Parsed, GgufError> {
     }
 
     let mut tensors = Vec::with_capacity(raws.len());
+    let mut ats = Vec::with_capacity(raws.len());
     for raw in raws {
+        ats.push(raw.at);
         let end = data_offset
             .checked_add(raw.rel_offset)
             .and_then(|start| start.checked_add(raw.n_bytes).map(|end| (start, end)));
@@ -431,6 +433,26 @@ pub(super) fn parse(file: &str, buf: &[u8]) -> Result<Parsed, GgufError> {
                     },
                 ));
             }
+        }
+    }
+
+    // Two tensors may not share bytes (llama.cpp rejects such files too):
+    // a write through one would change the other, and an importer that
+    // dequantizes both would silently read aliased weights.
+    let mut order: Vec<usize> = (0..tensors.len()).filter(|&i| tensors[i].n_bytes > 0).collect();
+    order.sort_by_key(|&i| tensors[i].offset);
+    for w in order.windows(2) {
+        let (a, b) = (&tensors[w[0]], &tensors[w[1]]);
+        if a.offset + a.n_bytes > b.offset {
+            return Err(c.err_at(
+                ats[w[1]],
+                GgufErrorKind::TensorsOverlap {
+                    name: esc(&b.name),
+                    other: esc(&a.name),
+                    start: b.offset,
+                    other_end: a.offset + a.n_bytes,
+                },
+            ));
         }
     }
 
