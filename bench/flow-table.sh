@@ -42,19 +42,19 @@ tag=$(basename "$MODEL" | tr -c 'a-zA-Z0-9.\n-' _)
 # Rows in priority order. label | target | flow-nm options ("-" = dense) | prune-nm options
 ROWS=$(cat <<'EOF2'
 dense|0|-|
-FLOW nearest|0.5|sparsity=0.5,mode=nearest,dense-ends=false|
+FLOW nearest|0.5|method=flow-reference,sparsity=0.5,mode=nearest,dense-ends=false|
 uniform 4:8|0.5|method=uniform,pattern=4:8,dense-ends=false|
 OWL-NM base 4:8 (lamda=2,hyper-m=6)|0.5|method=owl-nm,pattern=4:8,lamda=2,hyper-m=6,dense-ends=false|
 uniform 2:4|0.5|method=uniform,pattern=2:4,dense-ends=false|
-FLOW exact|0.5|sparsity=0.5,mode=exact,dense-ends=false|
+FLOW exact|0.5|method=flow-reference,sparsity=0.5,mode=exact,dense-ends=false|
 OWL unstructured (lamda=0.08,hyper-m=5)|0.5|method=owl,sparsity=0.5,lamda=0.08,hyper-m=5,dense-ends=false|
-FLOW nearest|0.25|sparsity=0.25,mode=nearest,dense-ends=false|
+FLOW nearest|0.25|method=flow-reference,sparsity=0.25,mode=nearest,dense-ends=false|
 uniform 6:8|0.25|method=uniform,pattern=6:8,dense-ends=false|
 OWL-NM base 6:8 (lamda=2,hyper-m=6)|0.25|method=owl-nm,pattern=6:8,lamda=2,hyper-m=6,dense-ends=false|
 OWL unstructured (lamda=0.08,hyper-m=5)|0.25|method=owl,sparsity=0.25,lamda=0.08,hyper-m=5,dense-ends=false|
 uniform 3:4|0.25|method=uniform,pattern=3:4,dense-ends=false|
-FLOW nearest, blocks 0 and L-1 dense|0.5|sparsity=0.5,mode=nearest|
-FLOW exact|0.25|sparsity=0.25,mode=exact,dense-ends=false|
+FLOW nearest, blocks 0 and L-1 dense|0.5|method=flow-reference,sparsity=0.5,mode=nearest|
+FLOW exact|0.25|method=flow-reference,sparsity=0.25,mode=exact,dense-ends=false|
 EOF2
 )
 

@@ -14,7 +14,7 @@
 //! (AVX2 without VNNI, SSE4.2) give the same answers, VNNI code really uses
 //! `vpdpbusd`, and bad parameters / lengths are rejected before Cranelift.
 
-use flexc_backends::cpu::{ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, MAX_TILE, ROW_GROUP, WeightFormat};
+use flexc_backends::cpu::{ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, MAX_TILE, ROW_GROUP, WeightFormat, WideTier};
 use flexc_ir::quant::ggml;
 use half::f16;
 
@@ -308,8 +308,10 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
                 let batch = 1 + rng.below(2 * MAX_TILE + 1);
                 let case = make_case(&mut rng, fmt, rows, cols, batch);
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
+                let wide = tile > 1 && rows >= 8 && wide_expected(session, fmt);
                 let grouped = tile > 1 && rows.is_multiple_of(ROW_GROUP) && (session.caps().vnni || fmt != WeightFormat::Q8_0);
-                assert_eq!(k.row_group(), if grouped { ROW_GROUP } else { 1 }, "{fmt:?} {rows}");
+                let want = if wide { 8 } else if grouped { ROW_GROUP } else { 1 };
+                assert_eq!(k.row_group(), want, "{fmt:?} {rows}");
                 let y1 = run_and_check(&case, &k, 1);
                 let y3 = run_and_check(&case, &k, 3);
                 assert_eq!(y1, y3, "{fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
@@ -329,7 +331,9 @@ fn row_group_kernel_runs_any_row_range() {
     // those rows, with the values of the whole-matrix run (up to f32
     // accumulation order for the ragged rows of the 32-element formats;
     // the K-quant kernels are bit-identical to their one-row kernels).
-    let session = JitSession::host().unwrap();
+    // Cranelift's 4-row kernels: the wide tier is off (its own test is
+    // wide_int_dot_kernel_runs_any_row_range).
+    let session = JitSession::with_wide_cap(IsaSpec::Host, None).unwrap();
     let mut rng = Rng(7);
     for (fmt, cols, tile) in [(WeightFormat::Q5_0, 96, 3), (WeightFormat::Q4_K, 512, 3), (WeightFormat::Q6_K, 768, 5)] {
         run_row_ranges(&session, &mut rng, fmt, 6 * ROW_GROUP, cols, tile);
@@ -488,4 +492,116 @@ fn session_outlives_nothing_it_must_not() {
     let mut y = [0.0; 2];
     k.run_f32(&w, &[1.0, 1.0, 1.0, 1.0, 2.0], &mut y, 1).unwrap();
     assert_eq!(y, [20.0, 3.75]);
+}
+
+/// Whether `session` runs `fmt`'s GEMM tiles on a generated wide kernel:
+/// Q4_0/Q4_1 on every wide tier, Q8_0 and (with BITALG) Q5_0/Q5_1 on AVX-512.
+fn wide_expected(session: &JitSession, fmt: WeightFormat) -> bool {
+    use WeightFormat::*;
+    match session.caps().wide {
+        None => false,
+        Some(WideTier::Avx2) => matches!(fmt, Q4_0 | Q4_1),
+        Some(WideTier::Avx512Vnni) => match fmt {
+            Q4_0 | Q4_1 | Q8_0 => true,
+            #[cfg(target_arch = "x86_64")]
+            Q5_0 | Q5_1 => std::arch::is_x86_feature_detected!("avx512bitalg"),
+            _ => false,
+        },
+    }
+}
+
+/// Sessions for every kernel tier this host supports: the best generated
+/// (wide) tier, the AVX2 wide tier, and Cranelift's 128-bit kernels only.
+fn tier_sessions() -> Vec<(String, JitSession)> {
+    let mut v = Vec::new();
+    for cap in [Some(WideTier::Avx512Vnni), Some(WideTier::Avx2), None] {
+        let s = JitSession::with_wide_cap(IsaSpec::Host, cap).unwrap();
+        if v.iter().all(|(_, o): &(String, JitSession)| o.caps().wide != s.caps().wide) {
+            v.push((s.caps().wide.map_or("cranelift".into(), |w| w.name().to_string()), s));
+        }
+    }
+    v
+}
+
+#[test]
+fn wide_int_dot_kernels_match_references_on_every_tier() {
+    // The generated 8-row kernels (Q4_0, Q4_1, tiles 2..=8) on every tier
+    // the host has, with rows that do and do not fill groups of 8 (ragged
+    // rows take the one-row Cranelift kernel), batches with remainder tiles,
+    // and thread splits: every result within the exact reference's budget,
+    // threads bit-identical, and the same answers (up to f32 order) as
+    // Cranelift's 128-bit kernels.
+    let tiers = tier_sessions();
+    let mut rng = Rng(0x31de);
+    for fmt in [WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q5_0, WeightFormat::Q5_1, WeightFormat::Q8_0] {
+        for trial in 0..8 {
+            let rows = [8, 16, 8 * (1 + rng.below(12)), 9 + rng.below(90)][trial % 4];
+            let cols = random_cols(&mut rng, fmt);
+            let tile = 2 + rng.below(MAX_TILE - 1);
+            let batch = 1 + rng.below(2 * MAX_TILE + 1);
+            let case = make_case(&mut rng, fmt, rows, cols, batch);
+            for (name, session) in &tiers {
+                let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
+                assert_eq!(k.wide_fn(tile).is_some(), wide_expected(session, fmt), "{name} {fmt:?}");
+                if let (Some(f), Some(w)) = (k.wide_fn(tile), session.caps().wide) {
+                    let listing = f.listing();
+                    assert!(listing.contains("ymm"), "{name}: no ymm in\n{listing}");
+                    let dot = if w == WideTier::Avx512Vnni { "vpdpbusd" } else { "vpmaddubsw" };
+                    assert!(listing.contains(dot), "{name}: no {dot} in\n{listing}");
+                }
+                let y1 = run_and_check(&case, &k, 1);
+                let y3 = run_and_check(&case, &k, 3);
+                assert_eq!(y1, y3, "{name} {fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
+            }
+        }
+    }
+    // CI runs on hosts of this kind: at least the AVX2 tier and Cranelift.
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        assert!(tiers.len() >= 2, "expected a wide tier and the Cranelift tier, got {:?}", tiers.iter().map(|t| &t.0).collect::<Vec<_>>());
+        let avx512 = ["avx512f", "avx512vl", "avx512bw", "avx512vnni"].map(|f| match f {
+            "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
+            "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),
+            "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
+            _ => std::arch::is_x86_feature_detected!("avx512vnni"),
+        });
+        if avx512.iter().all(|&b| b) {
+            assert_eq!(tiers.len(), 3, "an AVX-512 VNNI host has three tiers");
+            assert_eq!(tiers[0].1.caps().wide, Some(WideTier::Avx512Vnni));
+        }
+    }
+}
+
+#[test]
+fn wide_int_dot_kernel_runs_any_row_range() {
+    // run_rows on ranges starting and ending inside groups of 8 writes
+    // exactly those rows: whole groups bit-identical to the whole-matrix run,
+    // ragged rows (one-row kernel) equal up to f32 order.
+    let mut rng = Rng(8);
+    for (name, session) in tier_sessions() {
+        if session.caps().wide.is_none() {
+            continue;
+        }
+        let (fmt, rows, cols, tile) = (WeightFormat::Q4_1, 48, 160, 5);
+        let case = make_case(&mut rng, fmt, rows, cols, tile);
+        let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();
+        assert_eq!(k.row_group(), 8, "{name}");
+        let full = run_and_check(&case, &k, 1);
+        let xq = ActivationQ8::quantize(fmt.activation(), &case.x_f32, tile, cols).unwrap();
+        for (rb, re) in [(1, 2), (1, 7), (3, 19), (8, 16), (0, rows), (5, rows - 1), (9, 9)] {
+            let mut y = vec![f32::NAN; tile * rows];
+            // SAFETY: w, x and y hold the whole matrix, tile rows and tile·rows floats.
+            unsafe { k.run_rows(tile, case.w.as_ptr(), xq.bytes().as_ptr(), y.as_mut_ptr(), rb, re) };
+            for (i, (&a, &b)) in y.iter().zip(&full).enumerate() {
+                let r = i % rows;
+                if (rb..re).contains(&r) {
+                    let whole = r / 8 * 8 >= rb && (r / 8 + 1) * 8 <= re;
+                    let tol = if whole { 0.0 } else { 1e-5 * (b.abs() + 1.0) };
+                    assert!((a - b).abs() <= tol, "{name} rows {rb}..{re}: y[{i}] = {a} vs {b}");
+                } else {
+                    assert!(a.is_nan(), "{name} rows {rb}..{re}: y[{i}] written");
+                }
+            }
+        }
+    }
 }

@@ -84,6 +84,11 @@ fn gq_all_bits(s: &JitSession) {
                 let enc = Encoding::Gq(GqParams { bits, group, zero });
                 let m = if bits > 2 { m / 2 } else { m }; // exercise 4-row blocks
                 check(s, enc, m, k, ag, seed);
+                // #gq scales are f16 and offsets half-integers: stored as f16.
+                let spec = LutWeights::pack(enc, &encode(enc, &vec![0.01; m * k]).unwrap(), m, k, ag).unwrap().spec();
+                assert!(spec.half_scales, "{enc}: f16 scales expected");
+                let planes = if bits <= 2 { 2 } else { 4 };
+                assert_eq!(spec.weight_bytes(), m * k * planes / 8 + m * (k / group as usize) * 2 * (1 + zero as usize));
                 seed += 1;
             }
         }

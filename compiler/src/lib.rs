@@ -2,7 +2,9 @@
 //! tokenizers, model fetching, and the session that runs import → pipeline →
 //! backend.
 
+pub mod artifact;
 pub mod calib;
+pub mod chat;
 pub mod cli;
 pub mod eval;
 pub mod fetch;
@@ -10,4 +12,5 @@ pub mod frontend;
 pub mod generate;
 pub mod npy;
 pub mod output;
+pub mod server;
 pub mod tokenizer;

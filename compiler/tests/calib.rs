@@ -32,7 +32,7 @@ fn tiny() -> (Module, TempDir) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("tiny3.gguf");
     std::fs::write(&path, synth::llama_gguf_blocks(synth::Vocab::Bpe, BLOCKS)).unwrap();
-    let m = import_model(&path, &ImportOptions { ctx: SEQLEN }).expect("the tiny model imports");
+    let m = import_model(&path, &ImportOptions { ctx: SEQLEN, ..Default::default() }).expect("the tiny model imports");
     (m, TempDir(dir))
 }
 

@@ -72,6 +72,16 @@ fn usage_errors_exit_2_with_one_line() {
         vec!["frobnicate"],
         vec!["opt", "--no-such-flag"],
         vec!["pull", "no-such-model"],
+        vec!["run", "-p", "x", "--temp", "nan"],
+        vec!["run", "-p", "x", "--top-p", "2"],
+        vec!["run", "-p", "x", "--min-p", "-0.5"],
+        vec!["run", "-p", "x", "--repeat-penalty", "0"],
+        vec!["run", "-p", "x", "--presence-penalty", "3"],
+        vec!["run", "-p", "x", "-n", "-2"],
+        vec!["run", "-p", "x", "--system", "s"],
+        vec!["chat", "--frequency-penalty", "inf"],
+        vec!["serve", "--top-p", "1.5"],
+        vec!["serve", "--queue", "0"],
     ] {
         let out = flexc(&args, Some("func @f() {\n  return\n}\n"));
         assert_no_panic(&format!("{args:?}"), &out);

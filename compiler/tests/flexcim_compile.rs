@@ -22,7 +22,7 @@ const EMBD: usize = 32;
 const FFN: usize = 64;
 const VOCAB: usize = 48;
 const LAYERS: usize = 2;
-const PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude}";
+const PIPELINE: &str = "flow-nm{method=flow-reference,sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude}";
 const TOKENS: &str = "3";
 
 /// A two-block llama GGUF (4 heads of 8, 2 KV heads) with an untied LM head.

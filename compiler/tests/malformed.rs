@@ -142,6 +142,7 @@ fn check_library(case: &Case, good_fir: &str) {
             Kind::Gguf if case.reader_rejects => GgufFile::from_bytes_named("case.gguf", b.clone()).is_err(),
             Kind::Safetensors if case.reader_rejects => SafetensorsFile::from_bytes_named("case.safetensors", b.clone()).is_err(),
             Kind::FlexcimBin if case.reader_rejects => decode(b).is_err(),
+            Kind::Artifact if case.reader_rejects => flexc::artifact::read::load("case.flexc", PathBuf::from("case.flexc"), b).is_err(),
             _ => return None,
         })
     });
@@ -172,6 +173,7 @@ fn run_case(case: &Case, shared: &Shared) {
         Kind::Gguf => "gguf",
         Kind::Safetensors => "safetensors",
         Kind::FlexcimBin => "bin",
+        Kind::Artifact => "flexc",
     };
     let file = dir.join(format!("case.{ext}"));
     std::fs::write(&file, &case.bytes).expect("write case");
@@ -222,6 +224,15 @@ fn run_case(case: &Case, shared: &Shared) {
             check(case, "import", &flexc(&["import", s(&dir), "--ctx", "16", "-o", s(&o("m.fir"))]), e, &["model.safetensors", "config.json"], &out);
         }
         Kind::FlexcimBin => check(case, "sim", &flexc(&["sim", f, "--report", s(&o("r.html"))]), e, &["case.bin"], &out),
+        Kind::Artifact => {
+            // `tokenize` reads only the header, the table and the meta section;
+            // `inspect` reads everything but does not build the tokenizer.
+            let meta_ok = ["flexc/ir-", "flexc/prov-", "flexc/bitrot-ir", "flexc/bitrot-prov", "flexc/bitrot-weights", "flexc/missing-weights", "flexc/duplicate-ir"].iter().any(|p| case.name.starts_with(p));
+            let inspect = if case.reader_rejects { e } else { Expect::OkOrInput };
+            check(case, "inspect", &flexc(&["inspect", f]), inspect, &["case.flexc"], &out);
+            check(case, "tokenize", &flexc(&["tokenize", f, "-p", "Hello the world"]), if meta_ok { Expect::OkOrInput } else { e }, &["case.flexc"], &out);
+            check(case, "run", &flexc(&["run", f, "-p", "Hello", "-n", "2", "--threads", "1"]), e, &["case.flexc"], &out);
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -282,6 +293,12 @@ fn the_valid_neighbours_are_valid() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let r = flexc(&["sim", s(&sh.good_fir), "--arch", "../backends/flexcim/arch.toml", "--energy", "../backends/flexcim/energy.toml"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let art = sh.dir.join("tiny.flexc");
+    std::fs::write(&art, synth::llama_flexc()).expect("tiny.flexc");
+    for args in [&["inspect", s(&art)][..], &["tokenize", s(&art), "-p", "Hello the world"], &["run", s(&art), "-p", "Hello", "-n", "2", "--threads", "1"]] {
+        let r = flexc(args);
+        assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
+    }
     let _ = std::fs::remove_dir_all(&sh.dir);
 }
 
@@ -302,7 +319,7 @@ fn fuzzer_findings_round_trip() {
 fn corpus_has_at_least_100_cases_across_every_format() {
     let cases = all_cases();
     assert!(cases.len() >= 100, "only {} cases", cases.len());
-    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin] {
+    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin, Kind::Artifact] {
         assert!(cases.iter().any(|c| c.kind == k), "no {k:?} case");
     }
 }
@@ -325,6 +342,11 @@ fn malformed_flexcim_streams() {
 #[test]
 fn malformed_gguf() {
     assert!(run_kinds("gguf", &[Kind::Gguf]) >= 50);
+}
+
+#[test]
+fn malformed_artifacts() {
+    assert!(run_kinds("flexc", &[Kind::Artifact]) >= 40);
 }
 
 #[test]

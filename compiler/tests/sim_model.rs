@@ -13,7 +13,7 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-const FLOW: &str = "flow-nm{sparsity=0.5,mode=nearest,score=magnitude}";
+const FLOW: &str = "flow-nm{method=flow-reference,sparsity=0.5,mode=nearest,score=magnitude}";
 
 fn run(model: &str, prune: &str, extra: &[&str]) -> serde_json::Value {
     let pipeline = format!("{FLOW},{prune}");

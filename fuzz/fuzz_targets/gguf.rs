@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         let ids = tok.encode("Hello the world, naïve 中文 🦙 <s>", true);
         let _ = tok.decode(&ids);
     }
-    if let Ok(m) = import_gguf(&g, Path::new("fuzz.gguf"), &ImportOptions { ctx: 16 }) {
+    if let Ok(m) = import_gguf(&g, Path::new("fuzz.gguf"), &ImportOptions { ctx: 16, ..Default::default() }) {
         if let Err(e) = flexc_ir::verify::verify_module(&m) {
             panic!("imported module does not verify: {}", e[0]);
         }

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(st.tensor_bytes(t).len() as u64, t.n_bytes);
         assert!(st.tensor(&t.name).is_some());
     }
-    if let Ok(m) = import_safetensors(&st, model_path(), &ImportOptions { ctx: 16 }) {
+    if let Ok(m) = import_safetensors(&st, model_path(), &ImportOptions { ctx: 16, ..Default::default() }) {
         if let Err(e) = flexc_ir::verify::verify_module(&m) {
             panic!("imported module does not verify: {}", e[0]);
         }

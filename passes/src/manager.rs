@@ -6,7 +6,7 @@
 //! named pass, and time each pass.
 
 use crate::options::Options;
-use crate::pipeline::{parse_pipeline, PassSpec, PipelineSyntaxError};
+use crate::pipeline::{PassSpec, PipelineSyntaxError};
 use crate::registry::{lookup, registry, PassInfo};
 use flexc_ir::verify::{verify_module, VerifyError};
 use flexc_ir::Module;
@@ -182,9 +182,8 @@ impl PassManager {
     /// Builds a pipeline from text (or a preset name), checking every pass
     /// name and option before anything runs.
     pub fn from_text(text: &str, opts: ManagerOptions) -> Result<PassManager, PipelineError> {
-        let text = crate::registry::expand_preset(text).unwrap_or(text);
         let mut passes = Vec::new();
-        for spec in parse_pipeline(text)? {
+        for spec in crate::registry::parse_with_presets(text)? {
             let info: &PassInfo = lookup(&spec.name).ok_or_else(|| PipelineError::UnknownPass {
                 name: spec.name.clone(),
                 known: registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", "),

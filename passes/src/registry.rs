@@ -62,7 +62,36 @@ pub fn presets() -> &'static [Preset] {
     PRESETS
 }
 
+/// Parses a pipeline in which a preset name may stand for its passes
+/// (`quantize{bpw=4},cpu`); the whole text may also be a preset name.
+pub fn parse_with_presets(text: &str) -> Result<Vec<crate::pipeline::PassSpec>, crate::pipeline::PipelineSyntaxError> {
+    let text = expand_preset(text).unwrap_or(text);
+    let mut out = Vec::new();
+    for spec in crate::pipeline::parse_pipeline(text)? {
+        match expand_preset(&spec.name).filter(|_| spec.options.is_empty() && lookup(&spec.name).is_none()) {
+            Some(p) => out.extend(crate::pipeline::parse_pipeline(p)?),
+            None => out.push(spec),
+        }
+    }
+    Ok(out)
+}
+
 /// The pipeline text of a preset name, if it is one.
 pub fn expand_preset(name: &str) -> Option<&'static str> {
     PRESETS.iter().find(|p| p.name == name).map(|p| p.pipeline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_with_presets;
+
+    #[test]
+    fn presets_expand_inside_a_pipeline() {
+        let names = |t: &str| parse_with_presets(t).unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(names("cpu"), ["canonicalize", "cse", "dce", "select-gemm", "tile-gemm"]);
+        assert_eq!(names("quantize{bits=4},cpu"), ["quantize", "canonicalize", "cse", "dce", "select-gemm", "tile-gemm"]);
+        assert_eq!(names("cleanup,dce"), ["canonicalize", "cse", "dce", "dce"]);
+        // A preset name with options is not a preset (and not a pass either).
+        assert_eq!(names("cpu{x=1}"), ["cpu"]);
+    }
 }

@@ -43,6 +43,13 @@ fn main() {
     put(&dir, "safetensors", "llama.safetensors", &st);
     put(&dir, "safetensors", "config.json", config.as_bytes());
     put(&dir, "fir", "linear.fir", synth::linear_fir(8, 16, 2).as_bytes());
+    // The artifact target reads whole files, and `meta\n--\nprov\n--\nir\n--\nweights` section contents.
+    let art = synth::llama_flexc();
+    put(&dir, "artifact", "tiny.flexc", &art);
+    if let Ok(c) = flexc::artifact::container::parse("tiny.flexc", &art) {
+        let parts: Vec<&[u8]> = c.sections.iter().map(|s| &art[s.offset as usize..(s.offset + s.len) as usize]).collect();
+        put(&dir, "artifact", "sections", &parts.join(&b"\n--\n"[..]));
+    }
     let prog = synth::flexcim_program();
     put(&dir, "flexcim_bin", "layer.bin", &encode(&prog));
     put(&dir, "flexcim_asm", "layer.s", print_asm(&prog).as_bytes());

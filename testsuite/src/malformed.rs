@@ -39,6 +39,8 @@ pub enum Kind {
     Safetensors,
     /// A FlexCiM binary stream (`flexc sim`).
     FlexcimBin,
+    /// A compiled `.flexc` artifact (`flexc inspect`, `flexc tokenize`, `flexc run`).
+    Artifact,
 }
 
 /// What a command must do with a case.
@@ -325,7 +327,78 @@ pub fn binary_cases() -> Vec<Case> {
     for (i, pos) in [[12usize].as_slice(), &[30, 31], &[bin.len() / 3], &[bin.len() / 2], &[bin.len() - 3]].iter().enumerate() {
         add(format!("flexcim-bin/bitrot-{i}"), Kind::FlexcimBin, flip(&bin, pos), false, Expect::OkOrInput);
     }
+    artifact_cases(&mut add);
     out
+}
+
+/// `.flexc` cases: damage to the container (the reader must reject them) and
+/// well-formed containers with bad contents (checksums recomputed).
+fn artifact_cases(add: &mut dyn FnMut(String, Kind, Vec<u8>, bool, Expect)) {
+    use flexc::artifact::container::{build, parse, FORMAT_VERSION};
+    let a = synth::llama_flexc();
+    let c = parse("tiny.flexc", &a).expect("the tiny artifact parses");
+    let sec = |tag: &str| c.sections.iter().find(|s| s.tag == tag).expect("section").clone();
+    let (meta, prov, ir, weights) = (sec("meta"), sec("prov"), sec("ir"), sec("weights"));
+    let mut cuts = vec![0, 7, 8, 31, 32, 60, 160, a.len() - 1];
+    cuts.extend([&meta, &prov, &ir, &weights].iter().map(|s| (s.offset + s.len / 2) as usize));
+    for cut in cuts {
+        add(format!("flexc/truncated-at-{cut}"), Kind::Artifact, a[..cut].to_vec(), true, Expect::Exit(1));
+    }
+    let mut tail = a.clone();
+    tail.extend_from_slice(b"tail");
+    add("flexc/trailing-bytes".into(), Kind::Artifact, tail, true, Expect::Exit(1));
+    let patch = |at: usize, v: &[u8]| {
+        let mut b = a.clone();
+        b[at..at + v.len()].copy_from_slice(v);
+        b
+    };
+    add("flexc/bad-magic".into(), Kind::Artifact, patch(1, b"G"), true, Expect::Exit(1));
+    add("flexc/version-0".into(), Kind::Artifact, patch(8, &0u32.to_le_bytes()), true, Expect::Exit(1));
+    add(format!("flexc/version-{}", FORMAT_VERSION + 1), Kind::Artifact, patch(8, &(FORMAT_VERSION + 1).to_le_bytes()), true, Expect::Exit(1));
+    add("flexc/version-max".into(), Kind::Artifact, patch(8, &u32::MAX.to_le_bytes()), true, Expect::Exit(1));
+    for (name, v) in [("sections-0", 0u32), ("sections-max", u32::MAX), ("sections-65", 65)] {
+        add(format!("flexc/{name}"), Kind::Artifact, patch(12, &v.to_le_bytes()), true, Expect::Exit(1));
+    }
+    for (name, v) in [("file-len-max", u64::MAX), ("file-len-short", a.len() as u64 - 1)] {
+        add(format!("flexc/{name}"), Kind::Artifact, patch(16, &v.to_le_bytes()), true, Expect::Exit(1));
+    }
+    add("flexc/table-checksum".into(), Kind::Artifact, patch(24, &[0, 0, 0, 0]), true, Expect::Exit(1));
+    add("flexc/reserved".into(), Kind::Artifact, patch(28, &[1]), true, Expect::Exit(1));
+    for s in [&meta, &prov, &ir, &weights] {
+        add(format!("flexc/bitrot-{}", s.tag), Kind::Artifact, flip(&a, &[(s.offset + s.len / 3) as usize]), true, Expect::Exit(1));
+    }
+    // Well-formed containers whose contents are wrong.
+    let body = |s: &flexc::artifact::container::Section| a[s.offset as usize..(s.offset + s.len) as usize].to_vec();
+    let (m, p, i, w) = (body(&meta), body(&prov), body(&ir), body(&weights));
+    let text = String::from_utf8(i.clone()).expect("the IR is text");
+    let first_weight = text.find("file<\"flexc:weights\", 0,").expect("a weight at offset 0");
+    let with_ir = |t: String| build(&[("meta", 8, &m), ("prov", 8, &p), ("ir", 8, t.as_bytes()), ("weights", 4096, &w)]);
+    let variants: Vec<(&str, Vec<u8>)> = vec![
+        ("missing-weights", build(&[("meta", 8, &m), ("prov", 8, &p), ("ir", 8, &i)])),
+        ("missing-meta", build(&[("prov", 8, &p), ("ir", 8, &i), ("weights", 4096, &w)])),
+        ("duplicate-ir", build(&[("meta", 8, &m), ("prov", 8, &p), ("ir", 8, &i), ("ir", 8, &i), ("weights", 4096, &w)])),
+        ("prov-not-json", build(&[("meta", 8, &m), ("prov", 8, b"{not json"), ("ir", 8, &i), ("weights", 4096, &w)])),
+        ("meta-not-gguf", build(&[("meta", 8, b"GGUF\x03"), ("prov", 8, &p), ("ir", 8, &i), ("weights", 4096, &w)])),
+        ("ir-not-utf8", build(&[("meta", 8, &m), ("prov", 8, &p), ("ir", 8, &[&[0xffu8][..], &i].concat()), ("weights", 4096, &w)])),
+        ("ir-syntax", with_ir(text.replacen("func", "fnuc", 1))),
+        ("ir-outside-file", with_ir(text.replacen("file<\"flexc:weights\", 0,", "file<\"/etc/passwd\", 0,", 1))),
+        ("ir-past-section", with_ir(format!("{}file<\"flexc:weights\", {},{}", &text[..first_weight], w.len() - 64, &text[first_weight + "file<\"flexc:weights\", 0,".len()..]))),
+        ("ir-offset-max", with_ir(format!("{}file<\"flexc:weights\", 18446744073709551552,{}", &text[..first_weight], &text[first_weight + "file<\"flexc:weights\", 0,".len()..]))),
+        ("ir-misaligned", with_ir(format!("{}file<\"flexc:weights\", 4,{}", &text[..first_weight], &text[first_weight + "file<\"flexc:weights\", 0,".len()..]))),
+        ("ir-no-forward", with_ir(text.replacen("func @forward", "func @backward", 1))),
+    ];
+    for (name, b) in variants {
+        // ir-no-forward is a valid artifact of a module `run` cannot use.
+        add(format!("flexc/{name}"), Kind::Artifact, b, name != "ir-no-forward", Expect::Exit(1));
+    }
+    // A tokenizer the artifact's metadata cannot build: the reader accepts it; tokenize and run refuse.
+    let g = flexc::frontend::gguf::GgufFile::from_bytes_named("meta", m.clone()).expect("the meta section is a GGUF");
+    let mut gw = GgufWriter::new(3);
+    for (k, v) in g.metadata.iter().filter(|(k, _)| k != "tokenizer.ggml.tokens") {
+        gw.add_meta(k, v.clone());
+    }
+    let m2 = gw.to_bytes().expect("serialises");
+    add("flexc/tokenizer-tokens-missing".into(), Kind::Artifact, build(&[("meta", 8, &m2), ("prov", 8, &p), ("ir", 8, &i), ("weights", 4096, &w)]), false, Expect::Exit(1));
 }
 
 /// Every case: the checked-in text corpus and the generated binary cases.

@@ -219,3 +219,35 @@ pub fn flexcim_program() -> Program {
     let run = run_arch(&arch, "flexcim", &[Workload { layer, x, tokens, oracle: None, tile: None }], &[("softmax".into(), 64)]).expect("the synthetic layer lowers");
     run.program
 }
+
+/// The tiny llama ([`llama_gguf`], byte-level BPE) compiled for the CPU with
+/// no pass and a KV cache of 16 tokens, as the bytes of a `.flexc` artifact.
+pub fn llama_flexc() -> Vec<u8> {
+    use flexc_ir::weights::{WeightData, WeightSource, WeightTable};
+    let bytes = llama_gguf(Vocab::Bpe);
+    let g = flexc::frontend::gguf::GgufFile::from_bytes_named("tiny.gguf", bytes.clone()).expect("synthetic gguf parses");
+    let opts = flexc::frontend::decoder::ImportOptions { ctx: 16 };
+    let mut m = flexc::frontend::decoder::import_gguf(&g, std::path::Path::new("tiny.gguf"), &opts).expect("the tiny llama imports");
+    // Its weights live in `bytes`, not in a file: hand them over as derived bytes.
+    let mut t = WeightTable::default();
+    for (_, w) in m.weights.iter() {
+        let source = match &w.source {
+            WeightSource::File { offset, len, .. } => WeightSource::Derived(bytes[*offset as usize..(*offset + *len) as usize].into()),
+            s => s.clone(),
+        };
+        t.insert(WeightData { source, ..w.clone() }).expect("unique weight names");
+    }
+    m.weights = t;
+    let source = flexc::artifact::FileRecord { path: "tiny.gguf".into(), bytes: bytes.len() as u64, sha256: "0".repeat(64) };
+    let prov = flexc::artifact::Provenance {
+        flexc_version: env!("CARGO_PKG_VERSION").into(),
+        target: "cpu".into(),
+        source,
+        pipeline: "none".into(),
+        calibration: None,
+        calibration_source: None,
+        cost_table: "none (no pass ran)".into(),
+        ctx: 16,
+    };
+    flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov).expect("the tiny artifact serialises")
+}

@@ -19,6 +19,7 @@ use super::codegen::{KERNEL_PARAMS, KernelSpec, MAX_TILE, build_kernel, f16_tabl
 use super::rowgroup::ROW_GROUP;
 use super::format::{ActKind, WeightFormat};
 use super::jit::{CompiledFn, JitError, JitSession};
+use super::wide::{WideFn, WIDE_ROWS, build_int_dot, wide_int_dot_supported};
 
 /// The raw kernel entry: `(w, x, y, row_begin, row_end, f16_table)`.
 pub type KernelFn = unsafe extern "C" fn(*const u8, *const u8, *mut f32, u64, u64, *const f32);
@@ -37,6 +38,9 @@ pub struct GemvKernel {
     /// activation row the row group only adds the transposes (measured
     /// slower), while its gain is sharing them over activation rows.
     grouped: Vec<CompiledFn>,
+    /// `wide[t - 2]`: the generated [`WIDE_ROWS`]-row kernel for tile `t`
+    /// (`wide/int_dot.rs`); when present it replaces `grouped`.
+    wide: Vec<WideFn>,
 }
 
 impl GemvKernel {
@@ -58,14 +62,19 @@ impl GemvKernel {
         if tile == 0 || tile > MAX_TILE {
             return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
         }
-        let groups: &[usize] = if KernelSpec::grouped(format, rows, session.caps()) { &[1, ROW_GROUP] } else { &[1] };
+        let caps = session.caps();
+        // Tiles ≥ 2 of the formats the wide generator covers run on its
+        // 8-row kernels when the session has a wide tier; the Cranelift
+        // row-group kernels are then not needed.
+        let wide_tier = caps.wide.filter(|&w| tile >= 2 && rows >= WIDE_ROWS && wide_int_dot_supported(format, w));
+        let groups: &[usize] =
+            if wide_tier.is_none() && KernelSpec::grouped(format, rows, caps) { &[1, ROW_GROUP] } else { &[1] };
         let mut sets = Vec::with_capacity(2);
         for &row_group in groups {
             let mut fns = Vec::with_capacity(tile);
             for t in (if row_group == 1 { 1 } else { 2 })..=tile {
                 let spec = KernelSpec { format, rows, cols, tile: t, row_group };
-                spec.validate(session.caps())?;
-                let caps = session.caps();
+                spec.validate(caps)?;
                 let name = format!("gemv_{}_{rows}x{cols}_t{t}_r{row_group}", format.name());
                 fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
             }
@@ -73,7 +82,14 @@ impl GemvKernel {
         }
         let grouped = if sets.len() == 2 { sets.pop().unwrap_or_default() } else { Vec::new() };
         let fns = sets.pop().unwrap();
-        Ok(Self { format, rows, cols, fns, grouped })
+        let mut wide = Vec::new();
+        if let Some(w) = wide_tier {
+            for t in 2..=tile {
+                let spec = KernelSpec { format, rows, cols, tile: t, row_group: 1 };
+                wide.push(build_int_dot(&spec, w)?);
+            }
+        }
+        Ok(Self { format, rows, cols, fns, grouped, wide })
     }
 
     /// Weight format.
@@ -99,11 +115,21 @@ impl GemvKernel {
     /// Weight rows per pass of the main kernels (1 or [`ROW_GROUP`]): row
     /// ranges aligned to it run entirely on the row-group kernels.
     pub fn row_group(&self) -> usize {
-        if self.grouped.is_empty() { 1 } else { ROW_GROUP }
+        if !self.wide.is_empty() {
+            WIDE_ROWS
+        } else if !self.grouped.is_empty() {
+            ROW_GROUP
+        } else {
+            1
+        }
     }
     /// The row-group function for tile `t`, if there is one.
     fn grouped_fn(&self, t: usize) -> Option<&CompiledFn> {
         t.checked_sub(2).and_then(|i| self.grouped.get(i))
+    }
+    /// The generated wide kernel for tile `t`, if there is one.
+    pub fn wide_fn(&self, t: usize) -> Option<&WideFn> {
+        t.checked_sub(2).and_then(|i| self.wide.get(i))
     }
     /// Total JIT compile time of all tile variants.
     pub fn compile_time(&self) -> Duration {
@@ -181,22 +207,25 @@ impl GemvKernel {
     /// `y[b·rows + r]` for `r` in the range; nothing else writes those
     /// elements concurrently. The session must be executable on this host.
     pub unsafe fn run_rows(&self, t: usize, w: *const u8, x: *const u8, y: *mut f32, row_begin: usize, row_end: usize) {
-        let call = |f: &CompiledFn, rb: usize, re: usize| {
+        let call = |f: *const u8, rb: usize, re: usize| {
             if rb < re {
-                let f: KernelFn = unsafe { std::mem::transmute(f.ptr()) };
+                // SAFETY: every entry (Cranelift's or generated) has the KernelFn ABI.
+                let f: KernelFn = unsafe { std::mem::transmute(f) };
                 // SAFETY: the caller's contract, for a sub-range of its rows.
                 unsafe { f(w, x, y, rb as u64, re as u64, f16_table().as_ptr()) };
             }
         };
-        let Some(grouped) = self.grouped_fn(t) else {
-            return call(&self.fns[t - 1], row_begin, row_end);
+        let one = self.fns[t - 1].ptr();
+        let Some(grouped) = self.wide_fn(t).map(WideFn::ptr).or_else(|| self.grouped_fn(t).map(CompiledFn::ptr)) else {
+            return call(one, row_begin, row_end);
         };
         // Whole groups on the row-group kernel, the ragged ends one row at a time.
-        let gb = row_begin.next_multiple_of(ROW_GROUP).min(row_end);
-        let ge = (row_end / ROW_GROUP * ROW_GROUP).max(gb);
-        call(&self.fns[t - 1], row_begin, gb);
+        let g = self.row_group();
+        let gb = row_begin.next_multiple_of(g).min(row_end);
+        let ge = (row_end / g * g).max(gb);
+        call(one, row_begin, gb);
         call(grouped, gb, ge);
-        call(&self.fns[t - 1], ge, row_end);
+        call(one, ge, row_end);
     }
 
     /// Runs rows `row_begin..row_end` for all `batch` activation rows

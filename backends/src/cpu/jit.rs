@@ -27,6 +27,8 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module, default_libcall_names};
 
+use super::wide::WideTier;
+
 /// Errors of the JIT layer: bad kernel parameters, refused or crashed codegen.
 #[derive(Debug, thiserror::Error)]
 pub enum JitError {
@@ -103,6 +105,9 @@ pub struct IsaCaps {
     pub vnni: bool,
     /// `fma` is a single instruction (otherwise kernels use mul + add).
     pub fma: bool,
+    /// The tier of the generated wide micro-kernels (`None`: Cranelift's
+    /// 128-bit kernels only); see [`super::wide`].
+    pub wide: Option<WideTier>,
 }
 
 struct ModuleCell(Option<JITModule>);
@@ -184,8 +189,16 @@ impl JitSession {
         Self::new(IsaSpec::Host)
     }
 
-    /// A session for the given ISA. Always `opt_level=speed`, non-PIC.
+    /// A session for the given ISA. Always `opt_level=speed`, non-PIC. The
+    /// wide-kernel tier is the best the ISA flags and the host allow, capped
+    /// by `FLEXC_WIDE` (`off`, `avx2`, `avx512`).
     pub fn new(spec: IsaSpec) -> Result<Self, JitError> {
+        Self::with_wide_cap(spec, WideTier::env_cap()?)
+    }
+
+    /// [`JitSession::new`] with the wide-kernel tier capped at `cap`
+    /// (`None`: Cranelift's 128-bit kernels only, whatever the host has).
+    pub fn with_wide_cap(spec: IsaSpec, cap: Option<WideTier>) -> Result<Self, JitError> {
         let mut fb = settings::builder();
         for (k, v) in [("opt_level", "speed"), ("is_pic", "false"), ("use_colocated_libcalls", "false")] {
             fb.set(k, v).map_err(|e| JitError::Isa(format!("{k}={v}: {e}")))?;
@@ -221,6 +234,7 @@ impl JitSession {
             ssse3: on("has_ssse3"),
             vnni: (on("has_avx512vnni") && on("has_avx512vl")) || (on("has_avx_vnni") && on("has_avx")),
             fma: on("has_fma") && on("has_avx"),
+            wide: WideTier::detect(&on, cap),
         };
         if !caps.ssse3 {
             return Err(JitError::Isa("the CPU kernels need at least SSSE3 (has_ssse3)".into()));

@@ -38,8 +38,9 @@
 //! combines all 4 planes of a row straight into i32 instead (4 accumulators
 //! in turn, summed per activation group): 7 instead of 9 vector ops per code
 //! vector, +5–10% on 3–4-bit GEMVs (`bench/results/lowbit-kernels.md`). Per row block:
-//! for each weight group, its `G/8` code vectors, then `R` f32 scales `d`,
-//! then (asymmetric only) `R` f32 offsets `c`; for BCQ, 16 f32 `2·α` (one
+//! for each weight group, its `G/8` code vectors, then `R` scales `d`,
+//! then (asymmetric only) `R` offsets `c` (both f16 when every one is an exact
+//! f16, as for `#gq`, else f32); for BCQ, 16 f32 `2·α` (one
 //! per lane, even lanes then odd lanes). Row blocks are contiguous, so
 //! a row-block range is one sequential weight stream.
 //!
@@ -99,6 +100,10 @@ pub struct LutSpec {
     /// one): the tables of one tile (`4·k_tile` bytes) are what every row
     /// block re-reads from L1. [`DEFAULT_K_TILE`] unless `kern.tile` says.
     pub k_tile: usize,
+    /// Scales `d` and offsets `c` stored as f16 (not BCQ): chosen by the
+    /// packer when every one of them is exactly an f16 (always for `#gq`,
+    /// whose `d` is an f16 and `c` a half-integer), which halves their bytes.
+    pub half_scales: bool,
 }
 
 /// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end,
@@ -125,14 +130,19 @@ impl LutSpec {
         2 * self.group + self.scale_bytes()
     }
 
-    /// Bytes of one row block's scales per group: `R` f32 `d` (+ `R` f32 `c`),
-    /// or for BCQ 16 f32 `α` (one per lane: even lanes, then odd lanes).
+    /// Bytes of one row block's scales per group: `R` f32 or f16 `d` (+ `R`
+    /// `c`), or for BCQ 16 f32 `α` (one per lane: even lanes, then odd lanes).
     pub fn scale_bytes(&self) -> usize {
         if self.bcq {
             64
         } else {
-            4 * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
+            self.scale_width() * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
         }
+    }
+
+    /// Bytes of one stored `d` or `c`.
+    pub fn scale_width(&self) -> usize {
+        if self.half_scales { 2 } else { 4 }
     }
 
     /// Weight groups per K tile: the tables of one tile (`4·k_tile` bytes)
@@ -177,6 +187,9 @@ impl LutSpec {
         if self.bcq && self.bias != LutBias::None {
             return bad("BCQ weights have no bias term".into());
         }
+        if self.bcq && self.half_scales {
+            return bad("BCQ plane scales are stored as f32".into());
+        }
         if let LutBias::Const(c) = self.bias
             && !c.is_finite()
         {
@@ -219,7 +232,10 @@ impl LutWeights {
             Encoding::Bcq(p) => bcq_codes(p, bytes, n)?,
             other => return Err(bad(format!("the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"))),
         };
-        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq: matches!(enc, Encoding::Bcq(_)), k_tile };
+        let bcq = matches!(enc, Encoding::Bcq(_));
+        let f16_exact = |x: f32| half::f16::from_f32(x).to_f32() == x;
+        let half_scales = !bcq && scales.iter().all(|s| f16_exact(s[0]) && f16_exact(s[1]));
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq, k_tile, half_scales };
         spec.validate()?;
         let (r, p) = (spec.block_rows(), spec.planes());
         let ngroups = cols / group;
@@ -254,12 +270,15 @@ impl LutWeights {
                         out.extend_from_slice(&(2.0 * scales[row * ngroups + g][plane]).to_le_bytes());
                     }
                 } else {
-                    for row in rb * r..(rb + 1) * r {
-                        out.extend_from_slice(&scales[row * ngroups + g][0].to_le_bytes());
-                    }
-                    if bias == LutBias::PerRow {
+                    let fields = if bias == LutBias::PerRow { 2 } else { 1 };
+                    for field in 0..fields {
                         for row in rb * r..(rb + 1) * r {
-                            out.extend_from_slice(&scales[row * ngroups + g][1].to_le_bytes());
+                            let v = scales[row * ngroups + g][field];
+                            if half_scales {
+                                out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                            } else {
+                                out.extend_from_slice(&v.to_le_bytes());
+                            }
                         }
                     }
                 }
@@ -438,6 +457,8 @@ impl LutActivation {
                     }
                 }
                 let f = |o: usize| f32::from_le_bytes(blk[o..o + 4].try_into().expect("4 bytes"));
+                let sw = s.scale_width();
+                let sc = |o: usize| if s.half_scales { half::f16::from_le_bytes([blk[o], blk[o + 1]]).to_f32() } else { f(o) };
                 if s.bcq {
                     // 2α per lane, even lanes first (see the packing).
                     for (k, lane) in (0..16).step_by(2).chain((1..16).step_by(2)).enumerate() {
@@ -450,11 +471,11 @@ impl LutActivation {
                     let c = match s.bias {
                         LutBias::None => 0.0,
                         LutBias::Const(c) => c,
-                        LutBias::PerRow => f(off + 4 * r + 4 * i),
+                        LutBias::PerRow => sc(off + sw * (r + i)),
                     };
-                    y[rb * r + i] += f(off + 4 * i) * (ga + c * self.group_sum(g, s.group));
+                    y[rb * r + i] += sc(off + sw * i) * (ga + c * self.group_sum(g, s.group));
                 }
-                off += 4 * r * if s.bias == LutBias::PerRow { 2 } else { 1 };
+                off += s.scale_bytes();
             }
           }
           tile_base += s.rows / r * tb;
@@ -573,6 +594,31 @@ impl LutKernel {
             wbase += nblocks * ng * s.group_bytes();
         }
     }
+}
+
+/// Loads the 4 f32 `d` or `c` from entry `first` of a row block's scale
+/// record: f32 directly, or f16 widened exactly with integer ops (the
+/// magnitude's bits moved to f32's position, rebased by ×2^112, which is
+/// exact for normal and subnormal halves, and the sign ORed back).
+fn load_scales(cg: &mut Cg<'_, '_>, s: &LutSpec, wp: Value, first: usize) -> Value {
+    if !s.half_scales {
+        return cg.ld(F32X4, wp, (4 * first) as i32);
+    }
+    let flags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
+    let h = cg.b.ins().uload16x4(flags, wp, (2 * first) as i32);
+    let mag_mask = cg.b.ins().iconst(cranelift_codegen::ir::types::I32, 0x7fff);
+    let mag_mask = cg.b.ins().splat(I32X4, mag_mask);
+    let mag = cg.b.ins().band(h, mag_mask);
+    let sign = cg.b.ins().bxor(h, mag);
+    let mag = cg.b.ins().ishl_imm_u(mag, 13);
+    let sign = cg.b.ins().ishl_imm_u(sign, 16);
+    let mag = cg.cast(F32X4, mag);
+    let rebase = cg.b.ins().f32const(f32::from_bits(0x7780_0000)); // 2^112
+    let rebase = cg.b.ins().splat(F32X4, rebase);
+    let mag = cg.b.ins().fmul(mag, rebase);
+    let mag = cg.cast(I32X4, mag);
+    let v = cg.b.ins().bor(mag, sign);
+    cg.cast(F32X4, v)
 }
 
 /// Emits the kernel body (see the module docs for the layout).
@@ -729,7 +775,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         }
     }
     for (i, (o, g)) in out.iter().zip(&gacc).enumerate().filter(|_| !s.bcq) {
-        let d = cg.ld(F32X4, wp, (16 * i) as i32);
+        let d = load_scales(&mut cg, s, wp, 4 * i);
         let mut ga = cg.b.use_var(*g);
         match s.bias {
             LutBias::None => {}
@@ -739,7 +785,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
                 ga = cg.fma(cs, sx, ga);
             }
             LutBias::PerRow => {
-                let cv = cg.ld(F32X4, wp, (4 * r + 16 * i) as i32);
+                let cv = load_scales(&mut cg, s, wp, r + 4 * i);
                 ga = cg.fma(cv, sx, ga);
             }
         }

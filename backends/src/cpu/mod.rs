@@ -9,6 +9,8 @@
 //! - `rowgroup`: the 4-weight-row × tile GEMM micro-kernel of the 32-element
 //!   block formats (prefill), transposed so lanes are rows; `rowgroup_k`:
 //!   the same for Q4_K and Q6_K;
+//! - [`wide`]: the second generator: AVX2 / AVX-512 micro-kernels assembled
+//!   at run time with `iced-x86` (the prefill int-dot GEMM), same ABI;
 //! - [`gemv`]: the safe, length-checked, multi-threaded kernel wrapper;
 //! - [`runtime`]: whole IR functions compiled to a plan over these kernels;
 //! - [`lut`]: the T-MAC LUT mpGEMV (bit-plane int8 tables, `pshufb`) for
@@ -35,6 +37,7 @@ pub mod lut;
 pub mod shiftadd;
 pub mod shiftadd_shared;
 pub mod sparse;
+pub mod wide;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
@@ -42,6 +45,7 @@ pub use rowgroup::ROW_GROUP;
 pub use format::{ActKind, WeightFormat};
 pub use gemv::GemvKernel;
 pub use jit::{CompiledFn, IsaCaps, IsaSpec, JitError, JitSession};
+pub use wide::{WideFn, WideTier};
 
 /// A raw pointer moved into pool workers, which write disjoint parts of the
 /// output (row blocks of `y`, elements of a planned buffer) and only read

@@ -28,7 +28,7 @@ fn scalar(t: &Tensor) -> Result<i64, String> {
 }
 
 /// The broadcast result shape of two concrete shapes.
-fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
+pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
@@ -56,6 +56,12 @@ pub enum Binary {
     Mul,
     /// ÷
     Div,
+    /// xʸ (floats only)
+    Pow,
+    /// max (NaN propagates)
+    Max,
+    /// min (NaN propagates)
+    Min,
 }
 
 pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> KResult {
@@ -72,6 +78,11 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> KResult {
                     Binary::Sub => x[i] - y[j],
                     Binary::Mul => x[i] * y[j],
                     Binary::Div => x[i] / y[j],
+                    Binary::Pow => x[i].powf(y[j]),
+                    Binary::Max if x[i].is_nan() || y[j].is_nan() => f32::NAN,
+                    Binary::Max => x[i].max(y[j]),
+                    Binary::Min if x[i].is_nan() || y[j].is_nan() => f32::NAN,
+                    Binary::Min => x[i].min(y[j]),
                 })
                 .collect();
             Ok(Tensor::float(a.elem, &shape, out))
@@ -88,8 +99,15 @@ pub fn binary(op: Binary, a: &Tensor, b: &Tensor) -> KResult {
                         Binary::Mul => p.checked_mul(q),
                         Binary::Div if q == 0 => None,
                         Binary::Div => p.checked_div(q),
+                        Binary::Max => Some(p.max(q)),
+                        Binary::Min => Some(p.min(q)),
+                        Binary::Pow => None,
                     }
-                    .ok_or_else(|| if matches!(op, Binary::Div) && y[j] == 0 { "integer division by zero".to_string() } else { "integer overflow".to_string() })
+                    .ok_or_else(|| match op {
+                        Binary::Div if y[j] == 0 => "integer division by zero".to_string(),
+                        Binary::Pow => "pow needs float operands".to_string(),
+                        _ => "integer overflow".to_string(),
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Tensor::int(a.elem, &shape, out).map_err(|e| format!("integer overflow: {e}"))
@@ -113,6 +131,18 @@ pub enum Unary {
     Silu,
     /// GELU
     Gelu(GeluApprox),
+    /// √x
+    Sqrt,
+    /// 1/x
+    Reciprocal,
+    /// erf
+    Erf,
+    /// σ(x) = 1/(1 + e^−x)
+    Sigmoid,
+    /// |x|
+    Abs,
+    /// nearest integer, ties to even
+    Round,
 }
 
 /// erf(x) to about 1e-15 relative error, from the Maclaurin series for
@@ -151,6 +181,7 @@ pub fn unary(op: Unary, a: &Tensor) -> KResult {
                 .map(|&x| match op {
                     Unary::Neg => x.checked_neg().ok_or("integer overflow"),
                     Unary::Relu => Ok(x.max(0)),
+                    Unary::Abs => x.checked_abs().ok_or("integer overflow"),
                     _ => Err("this op needs a float operand"),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -170,6 +201,12 @@ pub fn unary(op: Unary, a: &Tensor) -> KResult {
                         0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
                     }
                     Unary::Gelu(GeluApprox::Erf) => (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32,
+                    Unary::Sqrt => x.sqrt(),
+                    Unary::Reciprocal => 1.0 / x,
+                    Unary::Erf => erf(x as f64) as f32,
+                    Unary::Sigmoid => (1.0 / (1.0 + (-(x as f64)).exp())) as f32,
+                    Unary::Abs => x.abs(),
+                    Unary::Round => x.round_ties_even(),
                 })
                 .collect();
             Ok(Tensor::float(a.elem, &a.shape, out))

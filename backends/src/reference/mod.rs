@@ -7,6 +7,7 @@
 //! Weights are read from the module's weight table once and shared.
 
 pub mod kernels;
+pub mod logic;
 pub mod tensor;
 
 use flexc_ir::dfg::ValueDef;
@@ -93,7 +94,9 @@ impl<'m> Interpreter<'m> {
         let mut input_free: HashSet<Value> = HashSet::new();
         for (i, &op) in f.layout.iter().enumerate() {
             let data = &f.dfg.ops[op];
-            let weight_only = data.args.iter().all(|a| input_free.contains(a));
+            // A result whose type has a symbolic dimension depends on the
+            // call's bindings (`tensor.iota : i64[seq]`), so it is never cached.
+            let weight_only = data.args.iter().all(|a| input_free.contains(a)) && f.dfg.ty(data.result).shape.iter().all(|d| matches!(d, Dim::Fixed(_)));
             if weight_only {
                 input_free.insert(data.result);
                 if let Some(t) = self.weight_only.get(&(id, data.result)) {
@@ -160,6 +163,27 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Relu(_) => kernels::unary(Unary::Relu, a(0))?,
             OpAttrs::Silu(_) => kernels::unary(Unary::Silu, a(0))?,
             OpAttrs::Gelu(g) => kernels::unary(Unary::Gelu(g.approx), a(0))?,
+            OpAttrs::Sqrt(_) => kernels::unary(Unary::Sqrt, a(0))?,
+            OpAttrs::Reciprocal(_) => kernels::unary(Unary::Reciprocal, a(0))?,
+            OpAttrs::Erf(_) => kernels::unary(Unary::Erf, a(0))?,
+            OpAttrs::Sigmoid(_) => kernels::unary(Unary::Sigmoid, a(0))?,
+            OpAttrs::Abs(_) => kernels::unary(Unary::Abs, a(0))?,
+            OpAttrs::Round(_) => kernels::unary(Unary::Round, a(0))?,
+            OpAttrs::Pow(_) => kernels::binary(Binary::Pow, a(0), a(1))?,
+            OpAttrs::Max(_) => kernels::binary(Binary::Max, a(0), a(1))?,
+            OpAttrs::Min(_) => kernels::binary(Binary::Min, a(0), a(1))?,
+            OpAttrs::Compare(c) => logic::compare(c.pred, a(0), a(1))?,
+            OpAttrs::And(_) => logic::logic(logic::Logic::And, a(0), a(1))?,
+            OpAttrs::Or(_) => logic::logic(logic::Logic::Or, a(0), a(1))?,
+            OpAttrs::Not(_) => logic::not(a(0))?,
+            OpAttrs::Isnan(_) => logic::isnan(a(0))?,
+            OpAttrs::Where(_) => logic::select(a(0), a(1), a(2))?,
+            OpAttrs::Iota(io) => {
+                let shape = concrete(declared, syms)?;
+                let axis = if io.axis < 0 { io.axis + shape.len() as i64 } else { io.axis } as usize;
+                logic::iota(declared.elem, &shape, axis)?
+            }
+            OpAttrs::Expand(_) => logic::expand(a(0), &concrete(declared, syms)?)?,
             OpAttrs::Softmax(s) => kernels::softmax(a(0), s)?,
             OpAttrs::Rmsnorm(r) => kernels::rmsnorm(a(0), a(1), r.eps)?,
             OpAttrs::Layernorm(l) => kernels::layernorm(a(0), a(1), a(2), l.eps)?,

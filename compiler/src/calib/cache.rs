@@ -5,7 +5,6 @@
 //! model file (path, size, modification time) and the settings. The file is
 //! the ordinary statistics file ([`super::file`]), written atomically.
 
-use flexc_passes::pipeline::parse_pipeline;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
@@ -39,17 +38,18 @@ pub enum Need {
     Hessians,
 }
 
-/// What a pipeline (text or preset) needs: `prune-nm`, or `flow-nm` with a
-/// data-aware method, without `score=magnitude`, need statistics;
+/// What a pipeline (text or preset) needs: `prune-nm{update=sparsegpt}`
+/// needs Hessians; `prune-nm`, or `flow-nm` with a data-aware method,
+/// without `score=magnitude`, need statistics;
 /// `quantize` needs Hessians (GPTQ, the default method, and `bpw=`) or,
 /// with `method=rtn`, statistics for its importance-weighted scales.
 pub fn need(pipeline: &str) -> Need {
-    let text = flexc_passes::registry::expand_preset(pipeline).unwrap_or(pipeline);
     let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
-    let Ok(specs) = parse_pipeline(text) else { return Need::Nothing };
+    let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else { return Need::Nothing };
     specs
         .iter()
         .map(|s| match s.name.as_str() {
+            "prune-nm" if has(s, "update", "sparsegpt") => Need::Hessians,
             "prune-nm" if !has(s, "score", "magnitude") => Need::Stats,
             "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => Need::Stats,
             "quantize" if has(s, "method", "rtn") => Need::Stats,
@@ -108,6 +108,8 @@ mod tests {
         assert_eq!(need("quantize{bits=3}"), Need::Hessians);
         assert_eq!(need("quantize{bits=3,method=rtn},select-gemm{target=cpu}"), Need::Stats);
         assert_eq!(need("prune-nm,quantize{bpw=3.0}"), Need::Hessians);
+        assert_eq!(need("prune-nm{pattern=4:8,update=sparsegpt}"), Need::Hessians);
+        assert_eq!(need("prune-nm{pattern=4:8,score=magnitude,update=sparsegpt}"), Need::Hessians);
     }
 
     #[test]

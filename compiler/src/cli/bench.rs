@@ -31,9 +31,9 @@ enum BenchWhat {
 
 /// Arguments of `flexc bench model`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc bench model smollm2-135m --threads 2\n  flexc bench model gemma3-270m --format json\n\nLike llama-bench: the prefill runs --prompt-tokens tokens in one call, the\ndecode runs --gen-tokens single-token calls from an empty cache.")]
+#[command(after_help = "Examples:\n  flexc bench model smollm2-135m --threads 2\n  flexc bench model gemma3-270m --format json\n  flexc bench model smollm2-135m --pipeline 'quantize{bpw=4.0},cpu' --ppl-file pride-and-prejudice\n\nLike llama-bench: the prefill runs --prompt-tokens tokens in one call, the\ndecode runs --gen-tokens single-token calls from an empty cache.")]
 struct ModelArgs {
-    /// A model file or known name (default: smollm2-135m).
+    /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     model: Option<String>,
     /// Threads (default: available cores, at most 2).
     #[arg(long)]
@@ -53,12 +53,23 @@ struct ModelArgs {
     /// A pass pipeline (or preset name) applied to the imported model first,
     /// e.g. 'quantize{bits=2},select-gemm{target=cpu}'; `none` runs the
     /// imported graph as is.
-    #[arg(long, default_value = "cpu")]
+    /// (Default: `cpu`; not allowed with a `.flexc`, which keeps its own.)
+    #[arg(long)]
     pipeline: Option<String>,
     /// Calibration statistics (from `flexc calibrate`) for passes that need
     /// them (default: the cached default statistics when the pipeline needs some).
     #[arg(long, alias = "stats-file")]
     stats: Option<std::path::PathBuf>,
+    /// Also measure perplexity on this text (a file or known text name) with
+    /// the same compiled model, so the speed is reported with its quality.
+    #[arg(long, value_name = "TEXT")]
+    ppl_file: Option<String>,
+    /// Chunks of --ppl-ctx tokens scored for --ppl-file (0: the whole text).
+    #[arg(long, default_value_t = 20)]
+    ppl_chunks: usize,
+    /// Tokens per perplexity chunk.
+    #[arg(long, default_value_t = 512)]
+    ppl_ctx: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -141,12 +152,35 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+fn read_ppl_text(name: &str) -> CliResult<String> {
+    let path = super::models::resolve_text(name)?;
+    std::fs::read_to_string(&path).map_err(|e| CliError::input(format!("{}: cannot read: {e}", path.display())))
+}
+
+/// Perplexity of the compiled model on `text` (llama-perplexity's method, as `flexc perplexity`).
+fn bench_perplexity(p: &super::run::Prepared, m: &mut CpuModel, text: &str, ctx: usize, chunks: usize) -> CliResult<crate::eval::PplResult> {
+    let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
+    let tokens = p.tok.encode(text, bos.is_some());
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template("perplexity {bar:30} {pos}/{len} chunks  ppl {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let cfg = crate::eval::PplConfig { ctx, max_chunks: chunks };
+    let r = crate::eval::perplexity(m, &tokens, bos, &cfg, &mut |done, total, sums| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{:.4}", sums.ppl()));
+    })
+    .map_err(|e| CliError::input(format!("error: {e}")))?;
+    bar.finish_and_clear();
+    Ok(r)
+}
+
 fn model(a: ModelArgs) -> CliResult {
     let threads = threads_arg(a.threads)?;
     if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.repeats == 0 {
         return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
-    let ctx = a.prompt_tokens.max(a.gen_tokens);
+    let ppl_text = a.ppl_file.as_deref().map(read_ppl_text).transpose()?;
+    let ctx = a.prompt_tokens.max(a.gen_tokens).max(if ppl_text.is_some() { a.ppl_ctx } else { 0 });
     let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats.as_deref())?;
     let t0 = Instant::now();
     let mut m = CpuModel::new(&p.module, threads).map_err(|e| CliError::input(format!("error: {e}")))?;
@@ -174,20 +208,32 @@ fn model(a: ModelArgs) -> CliResult {
     }
     let (pp, tg) = (median(pp), median(tg));
     let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let bpw = p.bits_per_weight(&m);
+    let ppl = match &ppl_text {
+        Some(text) => Some(bench_perplexity(&p, &mut m, text, a.ppl_ctx, a.ppl_chunks)?),
+        None => None,
+    };
     match a.format {
         Format::Json => {
             let v = serde_json::json!({
                 "model": name, "backend": "cpu", "threads": threads,
                 "prefill_tokens": a.prompt_tokens, "decode_tokens": a.gen_tokens, "repeats": a.repeats,
                 "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
+                "parameters": p.params, "weight_bytes_per_token": m.weight_bytes_per_token(), "bits_per_weight": bpw,
+                "perplexity": ppl.as_ref().map(|r| r.ppl), "perplexity_stderr": ppl.as_ref().map(|r| r.stderr),
+                "perplexity_file": a.ppl_file, "perplexity_chunks": ppl.as_ref().map(|r| r.chunks), "perplexity_ctx": ppl.as_ref().map(|r| r.ctx),
             });
             println!("{v}");
         }
         Format::Text => {
             let pipeline = a.pipeline.as_deref().unwrap_or("none");
-            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s");
+            let bpw = bpw.map_or(String::new(), |b| format!(" | {b:.3} bits per weight"));
+            println!("model {name} | backend cpu | threads {threads} | pipeline {pipeline} | compile {compile:.3} s{bpw}");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
+            if let Some(r) = &ppl {
+                println!("perplexity {:.4} ± {:.4} ({} chunks of {})", r.ppl, r.stderr, r.chunks, r.ctx);
+            }
         }
     }
     if a.profile {

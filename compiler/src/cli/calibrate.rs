@@ -91,14 +91,16 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     let model = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
     let text = resolve_text(&args.file)?;
     let wins = windows(&model, &text.to_string_lossy(), args.samples, args.seqlen, args.seed)?;
-    let module = import_model(&model, &ImportOptions { ctx: args.seqlen })?;
-    let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None, hessian: args.hessian };
+    let module = import_model(&model, &ImportOptions { ctx: args.seqlen, ..Default::default() })?;
+    // A sequential pipeline that reconstructs weights (prune-nm{update=sparsegpt}) needs Hessians.
+    let hessian = args.hessian || args.sequential.as_deref().is_some_and(|p| cache::need(p) == cache::Need::Hessians);
+    let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None, hessian };
     let source = format!("model={} text={} samples={} seqlen={} seed={}", model.display(), args.file, args.samples, args.seqlen, args.seed);
     let t0 = std::time::Instant::now();
     let mut stats = match &args.dense {
         Some(d) => {
             let c = crate::calib::load(d).map_err(err)?;
-            if args.hessian && c.layers.values().any(|s| s.hessian.is_none()) {
+            if hessian && c.layers.values().any(|s| s.hessian.is_none()) {
                 return Err(CliError::input(format!("error: {}: these dense statistics have no Hessians; record them with --hessian", d.display())));
             }
             if c.source != source || !c.sequential.is_empty() {
@@ -124,7 +126,7 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     save(&args.output, &stats).map_err(err)?;
     eprintln!(
         "wrote statistics{} of {} linear layers ({} windows of {} tokens{}) to {} in {:.1} s (dense pass {:.1} s)",
-        if args.hessian { " and Hessians" } else { "" },
+        if hessian { " and Hessians" } else { "" },
         stats.layers.len(),
         wins.len(),
         args.seqlen,
@@ -158,7 +160,7 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
     eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
     let text = resolve_text(s.text)?;
     let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed)?;
-    let module = import_model(&model, &ImportOptions { ctx: s.seqlen })?;
+    let module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() })?;
     let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
     let b = bar(wins.len(), "calibrating");
     let stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64)).map_err(err)?;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `flexc import`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup\n  flexc import minilm-l6 -o minilm.fir")]
+#[command(after_help = "Examples:\n  flexc import ~/.cache/flexc/models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf -o smollm2.fir\n  flexc import model.gguf --ctx 512 | flexc opt - --pipeline cleanup\n  flexc import minilm-l6 -o minilm.fir\n  flexc import model.onnx -o model.fir")]
 pub struct ImportArgs {
-    /// A model file (.gguf, .safetensors with config.json beside it), a model
+    /// A model file (.gguf, .safetensors with config.json beside it, .onnx), a model
     /// folder, or a known model name (pulled if needed).
     pub model: String,
     /// Write the IR here instead of stdout (written atomically).
@@ -23,6 +23,10 @@ pub struct ImportArgs {
     /// KV-cache capacity in tokens.
     #[arg(long, default_value_t = 2048)]
     pub ctx: usize,
+    /// ONNX graphs: the size bound to a symbolic leading (batch) dimension
+    /// of the inputs (0 keeps it symbolic).
+    #[arg(long, default_value_t = 1)]
+    pub batch: u64,
 }
 
 /// Opens a model file and imports it into a verified module.
@@ -41,7 +45,7 @@ pub fn run(args: ImportArgs) -> CliResult {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
     let path = super::models::resolve(&args.model)?;
-    let m = import_model(&path, &ImportOptions { ctx: args.ctx })?;
+    let m = import_model(&path, &ImportOptions { ctx: args.ctx, batch: args.batch })?;
     let text = print_module(&m);
     match args.output {
         Some(p) => write_atomic(&p, text.as_bytes())?,

@@ -1,15 +1,20 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
+pub mod artifact;
 pub mod embed;
 pub mod bench;
 pub mod calibrate;
+pub mod chat;
 pub mod error;
 pub mod exec;
+pub mod export;
+pub mod gen_args;
 pub mod import;
 pub mod models;
 pub mod opt;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod sim;
 pub mod source;
 pub mod sparsity_report;
@@ -41,14 +46,20 @@ enum Command {
     Inspect(models::InspectArgs),
     /// Generate text from a model.
     Run(run::RunArgs),
+    /// Talk to a model: interactive, multi-turn, streaming, with its chat template.
+    Chat(chat::ChatArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// Print the token ids of a text.
     Tokenize(run::TokenizeArgs),
     /// Print L2-normalised sentence embeddings and their cosine similarities.
     Embed(embed::EmbedArgs),
     /// Measure perplexity on a text (llama-perplexity's method).
     Perplexity(perplexity::PerplexityArgs),
-    /// Compile a .fir module for a target (flexcim: an instruction stream).
+    /// Compile a model for a target (cpu: a .flexc artifact; flexcim: an instruction stream).
     Compile(sim::CompileArgs),
+    /// Write a model (after a pipeline) or a .flexc as a GGUF file llama.cpp runs (ggml-typed weights only).
+    Export(export::ExportArgs),
     /// Simulate a FlexCiM stream, .fir module or whole model (cycles, energy, baselines).
     Sim(sim::SimArgs),
     /// Benchmark a model (prefill/decode tok/s) or the GEMV kernels (GB/s).
@@ -68,10 +79,13 @@ fn dispatch(cli: Cli) -> CliResult {
         Command::Models(a) => models::models(a),
         Command::Inspect(a) => models::inspect(a),
         Command::Run(a) => run::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Tokenize(a) => run::tokenize(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Compile(a) => sim::compile(a),
+        Command::Export(a) => export::run(a),
         Command::Sim(a) => sim::sim(a),
         Command::Bench(a) => bench::run(a),
         Command::Calibrate(a) => calibrate::run(a),

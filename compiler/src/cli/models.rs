@@ -43,7 +43,7 @@ pub enum Format {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc inspect smollm2-135m\n  flexc inspect model.gguf --format json | jq '.tensors | length'")]
 pub struct InspectArgs {
-    /// A model file or a known model name (pulled if needed).
+    /// A model file, compiled `.flexc`, or a known model name (pulled if needed).
     pub model: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -102,10 +102,46 @@ pub fn models(_: ModelsArgs) -> CliResult {
 pub fn inspect(args: InspectArgs) -> CliResult {
     let path = resolve(&args.model)?;
     let path = model_file(&path).map_err(|e| CliError::input(e.to_string()))?;
+    if crate::artifact::is_artifact(&path) {
+        let a = crate::artifact::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+        return inspect_artifact(&a, args.format);
+    }
     match Checkpoint::open(&path).map_err(|e| CliError::input(e.to_string()))? {
         Checkpoint::Gguf(g) => inspect_gguf(&g, &path, args.format),
         Checkpoint::Safetensors(st) => inspect_safetensors(&st, &path, args.format),
+        Checkpoint::Onnx(o) => inspect_onnx(&o, args.format),
     }
+}
+
+fn inspect_onnx(o: &crate::frontend::onnx::OnnxFile, format: Format) -> CliResult {
+    let m = &o.model;
+    let g = m.graph.as_ref().ok_or_else(|| CliError::input(format!("{}: the model has no graph", o.path.display())))?;
+    let opsets: Vec<(String, i64)> = m.opset_import.iter().map(|x| (x.domain.clone().unwrap_or_default(), x.version.unwrap_or(0))).collect();
+    let mut ops: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for n in &g.node {
+        let d = n.domain.clone().unwrap_or_default();
+        *ops.entry(if d.is_empty() { n.op_type.clone().unwrap_or_default() } else { format!("{d}.{}", n.op_type.clone().unwrap_or_default()) }).or_default() += 1;
+    }
+    let names = |v: &[crate::frontend::onnx::proto::ValueInfoProto]| v.iter().map(|x| x.name.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let producer = format!("{} {}", m.producer_name.clone().unwrap_or_default(), m.producer_version.clone().unwrap_or_default());
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::json!({ "file": o.path.display().to_string(), "format": "onnx", "ir_version": m.ir_version, "producer": producer.trim(), "opsets": opsets, "inputs": names(&g.input), "outputs": names(&g.output), "initializers": g.initializer.len(), "nodes": g.node.len(), "ops": ops })
+        ),
+        Format::Text => {
+            println!("{}: onnx, IR version {}, producer {}", o.path.display(), m.ir_version.unwrap_or(0), producer.trim());
+            let os: Vec<String> = opsets.iter().map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d })).collect();
+            println!("  opsets: {}", os.join(", "));
+            println!("  inputs: {}", names(&g.input).join(", "));
+            println!("  outputs: {}", names(&g.output).join(", "));
+            println!("  {} initializers, {} nodes", g.initializer.len(), g.node.len());
+            for (op, n) in &ops {
+                println!("  {op:<40} {n}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: Format) -> CliResult {
@@ -144,20 +180,65 @@ fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: For
     Ok(())
 }
 
+/// GGUF metadata as JSON (long arrays summarised by length and type).
+fn meta_json(g: &GgufFile) -> serde_json::Map<String, serde_json::Value> {
+    g.metadata
+        .iter()
+        .map(|(k, v)| {
+            let shown = match v.as_array() {
+                Some(a) if a.len() > 16 => serde_json::json!({ "array_len": a.len(), "type": v.type_description() }),
+                _ => serde_json::Value::String(v.to_string()),
+            };
+            (k.clone(), shown)
+        })
+        .collect()
+}
+
+/// GGUF metadata as text lines (long arrays summarised by length and type).
+fn print_meta_text(g: &GgufFile) {
+    for (k, v) in &g.metadata {
+        let shown = match v.as_array() {
+            Some(a) if a.len() > 8 => format!("[{} x {}]", a.len(), v.type_description()),
+            _ => v.to_string(),
+        };
+        println!("  {k:<44} {shown}");
+    }
+}
+
+fn inspect_artifact(a: &crate::artifact::Artifact, format: Format) -> CliResult {
+    let sections: Vec<_> = a.sections.iter().map(|s| serde_json::json!({ "tag": s.tag, "offset": s.offset, "bytes": s.len, "crc32": format!("{:08x}", s.crc) })).collect();
+    let weights: Vec<(String, String, u64)> = a.module.weights.iter().map(|(_, w)| (w.name.clone(), w.ty.to_string(), w.ty.storage_bytes().unwrap_or(0))).collect();
+    match format {
+        Format::Json => {
+            let tensors: Vec<_> = weights.iter().map(|(n, t, b)| serde_json::json!({ "name": n, "type": t, "bytes": b })).collect();
+            println!("{}", serde_json::json!({ "file": a.path.display().to_string(), "format": "flexc", "version": a.version, "sections": sections, "provenance": a.provenance, "metadata": meta_json(&a.meta), "tensors": tensors }));
+        }
+        Format::Text => {
+            let p = &a.provenance;
+            println!("{}: flexc artifact v{} for {}, {} weights", a.path.display(), a.version, p.target, weights.len());
+            for s in &a.sections {
+                println!("  section {:<8} at {:>10}  {:>12} bytes  crc32 {:08x}", s.tag, s.offset, s.len, s.crc);
+            }
+            println!("\n  compiled by flexc {} from {} ({} bytes, sha256 {})", p.flexc_version, p.source.path, p.source.bytes, p.source.sha256);
+            println!("  pipeline    {}", p.pipeline);
+            if let Some(c) = &p.calibration {
+                println!("  calibration {} (sha256 {}){}", c.path, c.sha256, p.calibration_source.as_deref().map(|s| format!(": {s}")).unwrap_or_default());
+            }
+            println!("  cost table  {}\n  ctx         {}\n", p.cost_table, p.ctx);
+            print_meta_text(&a.meta);
+            println!("\n  {:<36} {:<40} {:>12}", "weight", "type", "bytes");
+            for (n, t, b) in &weights {
+                println!("  {n:<36} {t:<40} {b:>12}");
+            }
+        }
+    }
+    Ok(())
+}
+
 fn inspect_gguf(g: &GgufFile, path: &std::path::Path, format: Format) -> CliResult {
     match format {
         Format::Json => {
-            let meta: serde_json::Map<String, serde_json::Value> = g
-                .metadata
-                .iter()
-                .map(|(k, v)| {
-                    let shown = match v.as_array() {
-                        Some(a) if a.len() > 16 => serde_json::json!({ "array_len": a.len(), "type": v.type_description() }),
-                        _ => serde_json::Value::String(v.to_string()),
-                    };
-                    (k.clone(), shown)
-                })
-                .collect();
+            let meta = meta_json(g);
             let tensors: Vec<_> = g
                 .tensors
                 .iter()
@@ -167,13 +248,7 @@ fn inspect_gguf(g: &GgufFile, path: &std::path::Path, format: Format) -> CliResu
         }
         Format::Text => {
             println!("{}: GGUF v{}, {} metadata keys, {} tensors", path.display(), g.version, g.metadata.len(), g.tensors.len());
-            for (k, v) in &g.metadata {
-                let shown = match v.as_array() {
-                    Some(a) if a.len() > 8 => format!("[{} x {}]", a.len(), v.type_description()),
-                    _ => v.to_string(),
-                };
-                println!("  {k:<44} {shown}");
-            }
+            print_meta_text(g);
             println!("\n  {:<36} {:<6} {:<16} {:>12}", "tensor", "type", "shape", "bytes");
             for t in &g.tensors {
                 let shape: Vec<String> = t.dims.iter().rev().map(ToString::to_string).collect();

@@ -52,7 +52,8 @@ pub struct OptArgs {
     /// their modelled costs and the choice, the shared LUT tables, the e-graph
     /// runner's stop reason, iterations and size, and the tiles. Text goes to
     /// stderr; with `--format json` one JSON object goes to stdout when `-o`
-    /// takes the IR, to stderr otherwise.
+    /// takes the IR, to stderr otherwise. The passes' remarks (e.g. quantize's
+    /// format, bytes and output error per tensor) go to stderr first.
     #[arg(long)]
     pub explain: bool,
     /// The format of `--explain`.
@@ -122,7 +123,13 @@ pub fn run(args: OptArgs) -> CliResult {
         None => print!("{out}"),
     }
     if args.explain {
-        print_explain(report.explain.as_ref(), args.format, to_file)?;
+        // The passes' remarks (quantize's format, bytes and error per tensor, ...).
+        for r in &report.remarks {
+            eprintln!("remark: {r}");
+        }
+        if report.explain.is_some() || report.remarks.is_empty() {
+            print_explain(report.explain.as_ref(), args.format, to_file)?;
+        }
     }
     Ok(())
 }

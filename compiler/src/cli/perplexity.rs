@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc perplexity smollm2-135m -f pride-and-prejudice --chunks 40\n  flexc perplexity gemma3-270m -f book.txt --ctx 512 --format json\n\nThe method is llama-perplexity's: consecutive chunks of --ctx tokens, BOS\nfirst, the second half of each chunk scored.")]
 pub struct PerplexityArgs {
-    /// A model file or known name (default: smollm2-135m).
+    /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     pub model: Option<String>,
     /// The text: a file or a known text name (e.g. pride-and-prejudice).
     #[arg(short, long)]
@@ -34,7 +34,8 @@ pub struct PerplexityArgs {
     /// (select-gemm) and tiles it; end your own pipeline with
     /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
     /// `none` to run the imported graph as is.
-    #[arg(long, default_value = "cpu")]
+    /// (Default: `cpu`; not allowed with a `.flexc`, which keeps its own.)
+    #[arg(long)]
     pub pipeline: Option<String>,
     /// Calibration statistics (`flexc calibrate`) for data-aware passes
     /// (flow-nm, prune-nm). Without it, a pipeline that needs statistics uses
@@ -44,6 +45,25 @@ pub struct PerplexityArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// How big the evaluated model is, measured as the engine reads it.
+#[derive(serde::Serialize, Clone, Copy)]
+pub struct ModelSize {
+    /// Parameters of the imported model (before the pipeline).
+    pub parameters: u64,
+    /// Weight bytes read per decoded token, in the engine's packed layout.
+    pub weight_bytes_per_token: Option<u64>,
+    /// `weight_bytes_per_token × 8 / parameters`.
+    pub bits_per_weight: Option<f64>,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    #[serde(flatten)]
+    result: &'a crate::eval::PplResult,
+    #[serde(flatten)]
+    size: ModelSize,
 }
 
 /// Runs `flexc perplexity`.
@@ -69,12 +89,21 @@ pub fn run(args: PerplexityArgs) -> CliResult {
     })
     .map_err(|e| CliError::input(format!("error: {e}")))?;
     bar.finish_and_clear();
+    let size = ModelSize { parameters: p.params, weight_bytes_per_token: model.weight_bytes_per_token(), bits_per_weight: p.bits_per_weight(model.as_ref()) };
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string(&result).map_err(|e| CliError::internal(e.to_string()))?),
-        Format::Text => println!(
-            "perplexity {:.4} ± {:.4} ({} tokens scored in {} chunks of {})",
-            result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
-        ),
+        Format::Json => {
+            let report = Report { result: &result, size };
+            println!("{}", serde_json::to_string(&report).map_err(|e| CliError::internal(e.to_string()))?)
+        }
+        Format::Text => {
+            println!(
+                "perplexity {:.4} ± {:.4} ({} tokens scored in {} chunks of {})",
+                result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
+            );
+            if let Some(bpw) = size.bits_per_weight {
+                println!("{bpw:.3} bits per weight ({} weight bytes read per token, {} parameters)", size.weight_bytes_per_token.unwrap_or(0), size.parameters);
+            }
+        }
     }
     Ok(())
 }

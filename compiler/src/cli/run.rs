@@ -3,13 +3,16 @@
 use super::error::{CliError, CliResult};
 use super::import::import_model;
 use super::models::{resolve, DEFAULT_MODEL};
+use crate::artifact;
 use crate::frontend::decoder::ImportOptions;
 use crate::frontend::gguf::GgufFile;
 use crate::generate::cpu::CpuModel;
 use crate::generate::reference::ReferenceModel;
 use flexc_backends::cpu::runtime::default_threads;
-use crate::generate::sampler::{Sampler, SamplerConfig};
-use crate::generate::{generate, LanguageModel};
+use super::gen_args::{ModelArgs, SamplingArgs};
+use crate::chat::Message;
+use crate::generate::sampler::Sampler;
+use crate::generate::{prompt_ids, Decoding, GenStats, LanguageModel};
 use crate::tokenizer::Tokenizer;
 use clap::{Args, ValueEnum};
 use flexc_passes::{ManagerOptions, PassManager};
@@ -17,7 +20,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Which engine runs the model.
 #[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
@@ -30,50 +33,24 @@ pub enum Backend {
 
 /// Arguments of `flexc run`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc run -p \"The history of the printing press\"\n  flexc run gemma3-270m -p \"Once upon a time\" -n 64 --temp 0.8 --seed 1 --stats\n  flexc run model.gguf -f prompt.txt --backend reference\n\nThe continuation goes to stdout; stats and progress go to stderr.\nCtrl-C stops generation cleanly.")]
+#[command(after_help = "Examples:\n  flexc run -p \"The history of the printing press\"\n  flexc run --chat -p \"What is the capital of France?\"\n  flexc run gemma3-270m -p \"Once upon a time\" -n 64 --temp 0.8 --seed 1 --stats\n  flexc run model.gguf -f prompt.txt --backend reference\n\nThe continuation goes to stdout; stats and progress go to stderr.\nCtrl-C stops generation cleanly.")]
 pub struct RunArgs {
-    /// A model file or known name (default: smollm2-135m, pulled if needed).
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub model: ModelArgs,
     /// The prompt.
     #[arg(short, long, conflicts_with = "file")]
     pub prompt: Option<String>,
     /// Read the prompt from a file.
     #[arg(short, long)]
     pub file: Option<PathBuf>,
-    /// Tokens to generate at most.
-    #[arg(short = 'n', long, default_value_t = 128)]
-    pub tokens: usize,
-    /// Sampling temperature; 0 is greedy and deterministic.
-    #[arg(long = "temp", default_value_t = 0.0)]
-    pub temperature: f32,
-    /// Sample among the k most likely tokens (0: all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Sample among the most likely tokens whose probability reaches p.
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Random seed for sampling.
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    /// The engine.
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    pub backend: Backend,
-    /// Threads for the cpu backend (default: available cores, at most 2).
+    /// Treat the prompt as a user message: render it with the chat template.
     #[arg(long)]
-    pub threads: Option<usize>,
-    /// KV-cache capacity in tokens (prompt + generation).
-    #[arg(long, default_value_t = 2048)]
-    pub ctx: usize,
-    /// A pass pipeline (or preset name) applied to the imported model first.
-    /// The default `cpu` preset picks each GEMM's kernel with the cost model
-    /// (select-gemm) and tiles it; end your own pipeline with
-    /// `select-gemm{target=cpu},tile-gemm{target=cpu}` to keep that, or give
-    /// `none` to run the imported graph as is.
-    #[arg(long, default_value = "cpu")]
-    pub pipeline: Option<String>,
-    /// Calibration statistics (`flexc calibrate`) for data-aware passes (flow-nm, prune-nm).
-    #[arg(long)]
-    pub stats_file: Option<PathBuf>,
+    pub chat: bool,
+    /// A system message before the prompt (with --chat).
+    #[arg(long, requires = "chat")]
+    pub system: Option<String>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Print load, compile, prefill and decode times and tok/s to stderr.
     #[arg(long)]
     pub stats: bool,
@@ -83,7 +60,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc tokenize smollm2-135m -p \"Hello world\"\n  flexc tokenize gemma3-270m -f book.txt --count")]
 pub struct TokenizeArgs {
-    /// A model file or known name.
+    /// A model file, compiled `.flexc`, or known name.
     pub model: String,
     /// Text to tokenize.
     #[arg(short, long, conflicts_with = "file", required_unless_present = "file")]
@@ -107,9 +84,13 @@ fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
     }
 }
 
-/// Loads a model's tokenizer.
+/// Loads a model's tokenizer (from a GGUF file or a `.flexc` artifact's metadata).
 pub fn load_tokenizer(path: &Path) -> CliResult<Tokenizer> {
-    let g = GgufFile::open(path).map_err(|e| CliError::input(e.to_string()))?;
+    let g = if artifact::is_artifact(path) {
+        artifact::open_meta(path).map_err(|e| CliError::input(e.to_string()))?
+    } else {
+        GgufFile::open(path).map_err(|e| CliError::input(e.to_string()))?
+    };
     Tokenizer::from_gguf(&g).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
 }
 
@@ -139,6 +120,46 @@ pub struct Prepared {
     pub load: std::time::Duration,
     /// Time to run the pipeline.
     pub passes: std::time::Duration,
+    /// Parameters of the imported model before the pipeline (elements of
+    /// every weight tensor): the denominator of bits per weight.
+    pub params: u64,
+    /// The calibration statistics the pipeline read, if any.
+    pub stats: Option<PathBuf>,
+    /// Where the CPU cost table came from, when a pipeline ran.
+    pub cost_table: Option<String>,
+    /// The pipeline text run (`none` when none ran).
+    pub pipeline: String,
+    /// How the artifact was made, when the model is a `.flexc` file.
+    pub provenance: Option<artifact::Provenance>,
+}
+
+/// The pipeline `run`, `perplexity`, `bench model` and `compile --target cpu`
+/// apply to a model without `--pipeline`.
+pub const DEFAULT_PIPELINE: &str = "cpu";
+
+/// Loads a compiled `.flexc` for `run`, `perplexity` and `bench`: no import
+/// and no pass (a pipeline or statistics are a usage error: they were fixed
+/// at compile time).
+fn prepare_artifact(path: PathBuf, pipeline: Option<&str>, stats: Option<&Path>) -> CliResult<Prepared> {
+    if pipeline.is_some() || stats.is_some() {
+        let flag = if pipeline.is_some() { "--pipeline" } else { "--stats" };
+        return Err(CliError::usage(format!("error: {}: a compiled .flexc keeps the pipeline it was compiled with; {flag} applies only to model files", path.display())));
+    }
+    let t0 = Instant::now();
+    let a = artifact::open(&path).map_err(|e| CliError::input(e.to_string()))?;
+    let tok = Tokenizer::from_gguf(&a.meta).map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
+    let pipeline = a.provenance.pipeline.clone();
+    let params = a.provenance.parameters;
+    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params })
+}
+
+impl Prepared {
+    /// Bits per parameter the model reads per decoded token (llama.cpp's
+    /// frontier measure: all weight bytes read per token × 8 / parameters).
+    pub fn bits_per_weight(&self, model: &dyn LanguageModel) -> Option<f64> {
+        let bytes = model.weight_bytes_per_token()?;
+        (self.params > 0).then(|| bytes as f64 * 8.0 / self.params as f64)
+    }
 }
 
 /// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
@@ -146,28 +167,35 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
-    let pipeline = pipeline.filter(|p| *p != "none");
+    let t0 = Instant::now();
+    let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
+    if artifact::is_artifact(&path) {
+        return prepare_artifact(path, pipeline, stats);
+    }
+    let pipeline_text = pipeline.unwrap_or(DEFAULT_PIPELINE).to_string();
+    let pipeline = Some(pipeline_text.as_str()).filter(|p| *p != "none");
     // The pipeline is checked before any (default) statistics are computed.
     let pm = pipeline
         .map(|p| PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}"))))
         .transpose()?;
     let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
-    let t0 = Instant::now();
-    let path = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(&path, &ImportOptions { ctx })?;
+    let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
     let load = t0.elapsed();
+    let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();
+    let mut cost_table = None;
     if let Some(pm) = pm {
         // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
         let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;
+        cost_table = models.iter().find(|m| m.target() == "cpu").map(|m| m.source());
         let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);
         pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
     }
-    Ok(Prepared { path, tok, module, load, passes: t1.elapsed() })
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params })
 }
 
 /// Builds the chosen backend's model over a prepared module.
@@ -175,9 +203,10 @@ pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> Cl
     if threads == Some(0) {
         return Err(CliError::usage("error: --threads must be at least 1"));
     }
+    let err = |e: crate::generate::ModelError| CliError::input(format!("{}: error: {e}", p.path.display()));
     Ok(match backend {
-        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?),
-        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(|e| CliError::input(format!("error: {e}")))?),
+        Backend::Cpu => Box::new(CpuModel::new(&p.module, threads.unwrap_or_else(default_threads)).map_err(err)?),
+        Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(err)?),
     })
 }
 
@@ -196,29 +225,43 @@ pub fn interrupt_flag() -> Arc<AtomicBool> {
 /// Runs `flexc run`.
 pub fn run(args: RunArgs) -> CliResult {
     let text = read_text(args.prompt, args.file.as_deref())?;
-    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats_file.as_deref())?;
+    let cfg = args.sampling.config()?;
+    let limit = args.sampling.limit()?;
+    let p = args.model.prepare()?;
+    let prompt = if args.chat {
+        let messages: Vec<Message> = args.system.iter().map(|s| Message::new("system", s)).chain([Message::new("user", &text)]).collect();
+        args.model.template(&p)?.render(&messages, true).map_err(|e| CliError::input(format!("error: {e}")))?
+    } else {
+        text
+    };
     let t1 = Instant::now();
-    let mut model = instantiate(&p, args.backend, args.threads)?;
+    let mut session = args.model.session(&p)?;
     let compile = p.passes + t1.elapsed();
     let stop = interrupt_flag();
-    let mut sampler = Sampler::new(SamplerConfig { temperature: args.temperature, top_k: args.top_k, top_p: args.top_p, seed: args.seed });
+    let mut dec = Decoding::new(Sampler::new(cfg), args.sampling.stop.clone(), limit);
     let mut stdout = std::io::stdout().lock();
     let mut write_err = None;
-    let (_, stats) = generate(model.as_mut(), &p.tok, &text, args.tokens, &mut sampler, &mut |piece| {
-        if write_err.is_none()
-            && let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush())
-        {
-            write_err = Some(e);
-        }
-    }, &|| stop.load(Ordering::SeqCst))
-    .map_err(|e| CliError::input(format!("error: {e}")))?;
+    let stats = session
+        .generate(&p.tok, &prompt_ids(&p.tok, &prompt), &mut dec, &mut |piece| {
+            if write_err.is_none()
+                && let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush())
+            {
+                write_err = Some(e);
+            }
+        }, &|| stop.load(Ordering::SeqCst))
+        .map_err(|e| CliError::input(format!("error: {e}")))?;
     let _ = writeln!(stdout).and_then(|_| stdout.flush());
     if args.stats {
-        let ps = stats.prefill.as_secs_f64();
-        let ds = stats.decode.as_secs_f64();
-        let decode_tokens = stats.generated.saturating_sub(1);
-        eprintln!("load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
-            p.load.as_secs_f64(), compile.as_secs_f64(), stats.prompt_tokens, stats.prompt_tokens as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
+        print_stats(&stats, p.load, compile);
     }
     Ok(())
+}
+
+/// Prints a generation's timings to stderr.
+pub fn print_stats(stats: &GenStats, load: Duration, compile: Duration) {
+    let ps = stats.prefill.as_secs_f64();
+    let ds = stats.decode.as_secs_f64();
+    let decode_tokens = stats.generated.saturating_sub(1);
+    eprintln!("load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
+        load.as_secs_f64(), compile.as_secs_f64(), stats.prefilled, stats.prefilled as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
 }

@@ -52,19 +52,19 @@ pub struct FlexcimOpts {
 
 /// Arguments of `flexc compile`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin\n  flexc compile smollm2-135m --target flexcim --tokens 1 -o smollm2.bin\n\nA model (known name, .gguf, .safetensors) runs the `flexc sim MODEL` pipeline (default: FLOW N:M\nat 50% then prune-nm), then every block linear and the LM head becomes one stream for --tokens\nrows of activations; the other ops are `host` instructions.")]
+#[command(after_help = "Examples:\n  flexc compile smollm2-135m --target cpu --pipeline 'quantize{bits=4,group=64,method=rtn},cpu' -o smollm2-q4.flexc\n  flexc compile model.fir --target flexcim -o model.s\n  flexc compile model.fir --target flexcim --nm 2:8 -o model.bin\n  flexc compile smollm2-135m --target flexcim --tokens 1 -o smollm2.bin\n\nA model (known name, .gguf, .safetensors) runs the `flexc sim MODEL` pipeline (default: measured N:M\nat 50% over 2:8, 4:8 and dense, then prune-nm with tile-aligned masks), then every block linear and the LM head becomes one stream for --tokens\nrows of activations; the other ops are `host` instructions.")]
 pub struct CompileArgs {
     /// A `.fir` file or a model (known name, .gguf, .safetensors).
     pub input: String,
-    /// The target (only `flexcim` here).
+    /// The target: `cpu` (a `.flexc` artifact, see `flexc run model.flexc`) or `flexcim`.
     #[arg(long)]
     pub target: String,
-    /// Output: `.bin` writes the binary encoding, anything else assembly text.
+    /// Output: for `cpu` the `.flexc` file; for `flexcim`, `.bin` writes the binary encoding, anything else assembly text.
     #[arg(short, long)]
     pub output: PathBuf,
     /// Passes run before lowering, e.g. `flexcim` (select-gemm and tile-gemm
     /// on the analytical macro model); default for `.fir`: none (lower the IR
-    /// as written); for a model: the `flexc sim MODEL` default (FLOW N:M at 50% then prune-nm).
+    /// as written); for a model: the `flexc sim MODEL` default (measured N:M at 50%, tile-aligned prune-nm).
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in flow-nm / prune-nm.
@@ -74,6 +74,9 @@ pub struct CompileArgs {
     /// costs, the e-graph runner) to stderr.
     #[arg(long, requires = "pipeline")]
     pub explain: bool,
+    /// cpu: KV-cache capacity in tokens compiled into the artifact (default 2048).
+    #[arg(long)]
+    pub ctx: Option<usize>,
     #[command(flatten)]
     pub opts: FlexcimOpts,
 }
@@ -82,7 +85,7 @@ pub struct CompileArgs {
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:\n  flexc sim smollm2-135m --stats stats.json --report sim.html\n  flexc sim smollm2-135m --pipeline 'flow-nm{sparsity=0.5,mode=nearest,score=magnitude},prune-nm{score=magnitude,align=pairs:32}' --format json\n  flexc sim model.fir --baseline dense,fixed-2:4 --format json\n  flexc sim model.s --report out.html\n\nA model runs every linear layer of every decoder block and the LM head for one decode token and a\nprefill of --rows rows, each phase cycle-level or, past --budget, on the analytical model.")]
 pub struct SimArgs {
-    /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors).
+    /// A stream (`.s` text or binary), a `.fir` file, or a model (known name, .gguf, .safetensors, a compiled .flexc).
     pub input: String,
     /// Energy table (default: the embedded backends/flexcim/energy.toml).
     #[arg(long)]
@@ -96,7 +99,7 @@ pub struct SimArgs {
     /// Write an HTML report here (atomically).
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Model: the pass pipeline (default: FLOW N:M at 50% then prune-nm, Wanda scores).
+    /// Model: the pass pipeline (default: measured N:M at 50% over 2:8, 4:8, dense, then prune-nm{align=pairs:32}, Wanda scores).
     #[arg(long)]
     pub pipeline: Option<String>,
     /// Model: calibration statistics (`flexc calibrate`) for Wanda scores in
@@ -131,6 +134,7 @@ fn kind(input: &str) -> Input {
     match (p.exists(), ext) {
         (_, "fir") => Input::Fir,
         (true, "gguf" | "safetensors") => Input::Model,
+        (true, _) if crate::artifact::is_artifact(p) => Input::Model,
         (true, _) if p.is_dir() => Input::Model,
         (true, _) | (false, "s" | "bin" | "asm") => Input::Stream,
         (false, _) => Input::Model,
@@ -184,8 +188,11 @@ fn write_stream(path: &Path, program: &Program) -> CliResult {
 
 /// Runs `flexc compile`.
 pub fn compile(args: CompileArgs) -> CliResult {
-    if args.target != "flexcim" {
-        return Err(CliError::usage(format!("error: --target {}: this build's compile verb knows `flexcim`", args.target)));
+    match args.target.as_str() {
+        "cpu" => return super::artifact::compile_cpu(&args),
+        "flexcim" if args.ctx.is_some() => return Err(CliError::usage("error: --ctx applies to --target cpu")),
+        "flexcim" => {}
+        t => return Err(CliError::usage(format!("error: --target {t}: use cpu (a .flexc artifact) or flexcim (an instruction stream)"))),
     }
     match kind(&args.input) {
         Input::Model => return compile::compile_model(&args),

@@ -102,7 +102,7 @@ pub fn run(args: ReportArgs) -> CliResult {
     let path = resolve(args.model.as_deref().unwrap_or(DEFAULT_MODEL))?;
     // The report needs statistics unless every score is magnitude.
     let stats = super::calibrate::stats_or_default(args.model.as_deref(), Some(&args.pipeline), args.stats.as_deref())?;
-    let mut module = import_model(&path, &ImportOptions { ctx: 1 })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: 1, ..Default::default() })?;
     if let Some(s) = stats {
         module.calibration = Some(Arc::new(crate::calib::load(&s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
@@ -130,6 +130,7 @@ fn status_name(s: Option<Status>) -> &'static str {
         Some(Status::Optimal) => "optimal",
         Some(Status::Infeasible) => "infeasible",
         Some(Status::Nearest) => "nearest",
+        Some(Status::Measured) => "measured",
         None => "n/a",
     }
 }

@@ -43,6 +43,14 @@ pub enum ImportError {
         /// What flexc supports.
         supported: String,
     },
+    /// An ONNX graph is malformed or uses something flexc does not import.
+    #[error("{file}: {message}")]
+    Onnx {
+        /// The file.
+        file: String,
+        /// What is wrong (naming the node, its op type and opset).
+        message: String,
+    },
     /// A configuration file (`config.json`) is missing, malformed or lacks a key.
     #[error("{file}: {message}")]
     Config {

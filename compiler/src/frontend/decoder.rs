@@ -93,11 +93,14 @@ pub struct HParams {
 pub struct ImportOptions {
     /// KV-cache capacity in tokens (the longest prompt + generation).
     pub ctx: usize,
+    /// ONNX graphs: the size bound to a symbolic leading (batch) input
+    /// dimension (0 keeps it symbolic).
+    pub batch: u64,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
-        ImportOptions { ctx: 2048 }
+        ImportOptions { ctx: 2048, batch: 1 }
     }
 }
 

@@ -1,5 +1,5 @@
-//! Model importers: GGUF, safetensors (with a Hugging Face `config.json`)
-//! and flexc's own `.fir` text.
+//! Model importers: GGUF, safetensors (with a Hugging Face `config.json`),
+//! ONNX graphs and flexc's own `.fir` text.
 //!
 //! [`Checkpoint::open`] is the one place that decides a model file's format
 //! (by magic bytes, then extension); [`Checkpoint::import`] dispatches to the
@@ -10,6 +10,7 @@ pub mod builder;
 pub mod decoder;
 pub mod gguf;
 pub mod hf;
+pub mod onnx;
 pub mod safetensors;
 
 use builder::ImportError;
@@ -27,6 +28,8 @@ pub enum Checkpoint {
     Gguf(GgufFile),
     /// A safetensors file (with `config.json` next to it).
     Safetensors(SafetensorsFile),
+    /// An ONNX model graph.
+    Onnx(onnx::OnnxFile),
 }
 
 /// The model file a path names: itself, or for a folder its
@@ -63,10 +66,12 @@ impl Checkpoint {
             Ok(Checkpoint::Gguf(GgufFile::open(path)?))
         } else if looks_like_safetensors(&head) || ext == "safetensors" {
             Ok(Checkpoint::Safetensors(SafetensorsFile::open(path)?))
+        } else if ext == "onnx" {
+            Ok(Checkpoint::Onnx(onnx::OnnxFile::open(path)?))
         } else if ext == "gguf" {
             Ok(Checkpoint::Gguf(GgufFile::open(path)?))
         } else {
-            Err(open("neither a GGUF file (magic \"GGUF\") nor a safetensors file (u64 header length, then '{')".into()))
+            Err(open("neither a GGUF file (magic \"GGUF\") nor a safetensors file (u64 header length, then '{') nor a .onnx file".into()))
         }
     }
 
@@ -75,6 +80,7 @@ impl Checkpoint {
         match self {
             Checkpoint::Gguf(g) => decoder::import_gguf(g, path, opts),
             Checkpoint::Safetensors(st) => hf::import_safetensors(st, path, opts),
+            Checkpoint::Onnx(o) => o.import(&onnx::OnnxOptions { batch: opts.batch }),
         }
     }
 }

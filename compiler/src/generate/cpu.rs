@@ -1,6 +1,7 @@
 //! A language model run by the CPU JIT runtime: the imported `@forward`
 //! compiled once, its KV caches owned by the runtime and updated in place.
 
+use super::batch::{check_rows, BatchModel};
 use super::{LanguageModel, ModelError};
 use flexc_backends::cpu::runtime::{CpuRuntime, Input, ParamKind, RuntimeOptions};
 use flexc_ir::types::Dim;
@@ -35,6 +36,22 @@ impl CpuModel {
         self.rt.compile_time()
     }
 
+    /// Gives the model `n` KV-cache slots for [`BatchModel`] use (and one
+    /// more, the padding row's: see [`BatchModel::decode`] below).
+    pub fn with_slots(mut self, n: usize) -> CpuModel {
+        self.rt.ensure_slots(n.max(1) + 1);
+        self
+    }
+
+    fn ids(&mut self, tokens: &[u32]) -> Result<Vec<i32>, ModelError> {
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        for &t in tokens {
+            ids.push(i32::try_from(t).map_err(|_| ModelError(format!("token id {t} does not fit i32")))?);
+        }
+        Ok(ids)
+    }
+
     /// The runtime (for profiling).
     pub fn runtime_mut(&mut self) -> &mut CpuRuntime {
         &mut self.rt
@@ -46,17 +63,17 @@ impl LanguageModel for CpuModel {
         self.vocab
     }
 
+    fn weight_bytes_per_token(&self) -> Option<u64> {
+        Some(self.rt.weight_bytes_per_token())
+    }
+
     fn context(&self) -> usize {
         self.ctx
     }
 
     fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError> {
         super::check_context(tokens.len(), pos, self.ctx)?;
-        self.ids.clear();
-        for &t in tokens {
-            self.ids.push(i32::try_from(t).map_err(|_| ModelError(format!("token id {t} does not fit i32")))?);
-        }
-        let ids = std::mem::take(&mut self.ids);
+        let ids = self.ids(tokens)?;
         let rows = rows.clamp(1, tokens.len().max(1));
         let r = self.rt.run_tail(&[Input::I32(&ids), Input::Scalar(pos as i64)], Some(rows));
         self.ids = ids;
@@ -64,5 +81,61 @@ impl LanguageModel for CpuModel {
         let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
         // Outputs without a tail computation hold every row: keep the last ones.
         Ok(logits[logits.len().saturating_sub(rows * self.vocab)..].to_vec())
+    }
+}
+
+impl BatchModel for CpuModel {
+    fn vocab(&self) -> usize {
+        self.vocab
+    }
+
+    fn context(&self) -> usize {
+        self.ctx
+    }
+
+    fn slots(&self) -> usize {
+        self.rt.slots().saturating_sub(1).max(1)
+    }
+
+    fn prefill(&mut self, slot: usize, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ModelError> {
+        super::check_context(tokens.len(), pos, self.ctx)?;
+        let ids = self.ids(tokens)?;
+        let r = self.rt.run_slot(slot, &[Input::I32(&ids), Input::Scalar(pos as i64)], Some(1));
+        self.ids = ids;
+        r.map_err(|e| ModelError(e.to_string()))?;
+        let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
+        Ok(logits[logits.len().saturating_sub(self.vocab)..].to_vec())
+    }
+
+    /// A lone row is padded with a second one (token 0 at position 0 of the
+    /// padding slot): the JIT's one-row GEMV accumulates in another order
+    /// than its multi-row GEMMs, whose rows all agree, so padding makes a
+    /// sequence's greedy tokens independent of what it is batched with.
+    fn decode(&mut self, rows: &[(usize, u32, usize)]) -> Result<Vec<f32>, ModelError> {
+        check_rows(rows, self.ctx)?;
+        if rows.iter().any(|r| r.0 >= BatchModel::slots(self)) {
+            return Err(ModelError(format!("slot out of range ({} slots)", BatchModel::slots(self))));
+        }
+        let padded;
+        let rows = if rows.len() == 1 && self.rt.slots() > 1 {
+            padded = [rows[0], (self.rt.slots() - 1, 0, 0)];
+            &padded[..]
+        } else {
+            rows
+        };
+        let tokens: Vec<u32> = rows.iter().map(|r| r.1).collect();
+        let ids = self.ids(&tokens)?;
+        let pos: Vec<usize> = rows.iter().map(|r| r.2).collect();
+        let slots: Vec<usize> = rows.iter().map(|r| r.0).collect();
+        let r = self.rt.run_batch(&ids, &pos, &slots);
+        self.ids = ids;
+        r.map_err(|e| ModelError(e.to_string()))?;
+        let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
+        let n = rows.len() * self.vocab;
+        if logits.len() < n {
+            return Err(ModelError("batched logits are short".into()));
+        }
+        let real = if rows.len() == 2 && rows[1].0 == self.rt.slots() - 1 { 1 } else { rows.len() };
+        Ok(logits[logits.len() - n..][..real * self.vocab].to_vec())
     }
 }

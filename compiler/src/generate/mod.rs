@@ -1,14 +1,19 @@
 //! Text generation over any backend: a [`LanguageModel`] turns tokens at a
-//! position into logits (keeping its own KV cache); the loop here tokenizes
-//! the prompt, prefills, samples, and streams decoded text.
+//! position into logits (keeping its own KV cache); a [`Session`] remembers
+//! which tokens the cache holds so a follow-up prompt (the next chat turn)
+//! only prefills what is new; a [`Decoding`] samples one sequence and turns
+//! its tokens into text, honouring the token limit and stop strings.
 
+pub mod batch;
 pub mod cpu;
 pub mod reference;
 pub mod sampler;
+pub mod text;
 
 use crate::tokenizer::Tokenizer;
 use sampler::Sampler;
 use std::time::{Duration, Instant};
+use text::TextStream;
 
 /// A failure inside a model run.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +30,11 @@ pub trait LanguageModel {
     /// logits of the last `rows` positions (clamped to `1..=tokens.len()`),
     /// row after row: 1 for generation, the scored half for perplexity.
     fn forward(&mut self, tokens: &[u32], pos: usize, rows: usize) -> Result<Vec<f32>, ModelError>;
+    /// Bytes of weights one decoded token reads, in the layout the engine
+    /// streams them (None when the engine does not say).
+    fn weight_bytes_per_token(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.
@@ -35,11 +45,52 @@ pub fn check_context(n: usize, pos: usize, ctx: usize) -> Result<(), ModelError>
     Ok(())
 }
 
+/// The token ids of a prompt: control tokens written in the text are matched
+/// (a rendered chat template spells them out), and BOS is added when the
+/// model asks for it unless the text already starts with it.
+pub fn prompt_ids(tok: &Tokenizer, text: &str) -> Vec<u32> {
+    let mut ids = tok.encode_with_special(text, false);
+    if tok.add_bos_by_default()
+        && let Some(bos) = tok.bos()
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+    }
+    ids
+}
+
+/// Why a generation ended.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Finish {
+    /// The model produced an end-of-generation token.
+    Eog,
+    /// A stop string appeared (it is not part of the text).
+    StopString,
+    /// The token limit was reached.
+    Length,
+    /// The KV cache is full.
+    Context,
+    /// The caller cancelled (Ctrl-C, a client went away).
+    Cancelled,
+}
+
+impl Finish {
+    /// The OpenAI `finish_reason`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Finish::Eog | Finish::StopString | Finish::Cancelled => "stop",
+            Finish::Length | Finish::Context => "length",
+        }
+    }
+}
+
 /// Timings of one generation.
 #[derive(Clone, Debug, Default)]
 pub struct GenStats {
     /// Prompt tokens (BOS included).
     pub prompt_tokens: usize,
+    /// Prompt tokens actually run (the rest were already in the KV cache).
+    pub prefilled: usize,
     /// Generated tokens.
     pub generated: usize,
     /// Time to run the prompt.
@@ -48,56 +99,148 @@ pub struct GenStats {
     pub decode: Duration,
 }
 
-/// Generates up to `n` tokens after `prompt`, calling `emit` with each
-/// decoded piece as soon as it is complete UTF-8, and stopping early at an
-/// end-of-generation token or when `stop()` says so.
-pub fn generate(
-    model: &mut dyn LanguageModel,
-    tok: &Tokenizer,
-    prompt: &str,
-    n: usize,
-    sampler: &mut Sampler,
-    emit: &mut dyn FnMut(&str),
-    stop: &dyn Fn() -> bool,
-) -> Result<(Vec<u32>, GenStats), ModelError> {
-    let ids = tok.encode_with_special(prompt, tok.add_bos_by_default());
-    if ids.is_empty() {
-        return Err(ModelError("the prompt is empty and the model adds no BOS token".into()));
+/// One sequence being sampled: the sampler, the text decoder with its stop
+/// strings, the token limit, and what has been generated.
+pub struct Decoding {
+    sampler: Sampler,
+    text: TextStream,
+    limit: Option<usize>,
+    /// The generated tokens (end-of-generation tokens excluded).
+    pub tokens: Vec<u32>,
+    /// Set once the sequence has ended.
+    pub finish: Option<Finish>,
+}
+
+impl Decoding {
+    /// A fresh sequence: at most `limit` tokens (`None`: until EOG or the
+    /// context ends), cut at the first of `stop`.
+    pub fn new(sampler: Sampler, stop: Vec<String>, limit: Option<usize>) -> Decoding {
+        Decoding { sampler, text: TextStream::new(stop), limit, tokens: Vec::new(), finish: None }
     }
-    let mut stats = GenStats { prompt_tokens: ids.len(), ..Default::default() };
-    let t0 = Instant::now();
-    let mut logits = model.forward(&ids, 0, 1)?;
-    stats.prefill = t0.elapsed();
-    let mut out = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut pos = ids.len();
-    let t1 = Instant::now();
-    for i in 0..n {
-        let next = sampler.sample(&logits);
+
+    /// Lets the penalties see the prompt.
+    pub fn accept_prompt(&mut self, ids: &[u32]) {
+        ids.iter().for_each(|&t| self.sampler.accept(t));
+    }
+
+    /// Samples the next token from `logits`, appends its text to `out`, and
+    /// returns the token to feed next, or `None` when the sequence has ended
+    /// (`room`: whether the KV cache can take one more token).
+    pub fn step(&mut self, tok: &Tokenizer, logits: &[f32], room: bool, out: &mut String) -> Option<u32> {
+        if self.finish.is_some() {
+            return None;
+        }
+        if self.limit == Some(0) {
+            return self.end(Finish::Length, out);
+        }
+        let next = self.sampler.sample(logits);
         if tok.is_eog(next) {
-            break;
+            return self.end(Finish::Eog, out);
         }
-        out.push(next);
-        pending.extend(tok.decode_piece(next));
-        // Emit the longest valid UTF-8 prefix; keep a split character for later.
-        let valid = match std::str::from_utf8(&pending) {
-            Ok(s) => s.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        if valid > 0 {
-            emit(&String::from_utf8_lossy(&pending[..valid]));
-            pending.drain(..valid);
+        self.tokens.push(next);
+        self.sampler.accept(next);
+        if self.text.push(&tok.decode_piece(next), out) {
+            self.finish = Some(Finish::StopString);
+            return None;
         }
-        if i + 1 == n || stop() || pos + 1 > model.context() {
-            break;
+        if self.limit.is_some_and(|n| self.tokens.len() >= n) {
+            return self.end(Finish::Length, out);
         }
-        logits = model.forward(&[next], pos, 1)?;
-        pos += 1;
+        if !room {
+            return self.end(Finish::Context, out);
+        }
+        Some(next)
     }
-    if !pending.is_empty() {
-        emit(&String::from_utf8_lossy(&pending));
+
+    /// Ends the sequence for `why`, flushing held-back text into `out`.
+    pub fn end(&mut self, why: Finish, out: &mut String) -> Option<u32> {
+        if self.finish.is_none() {
+            self.text.flush(out);
+            self.finish = Some(why);
+        }
+        None
     }
-    stats.generated = out.len();
-    stats.decode = t1.elapsed();
-    Ok((out, stats))
+}
+
+/// A model and the tokens its KV cache holds, positions `0..fed.len()`.
+pub struct Session<'m> {
+    /// The model.
+    pub model: Box<dyn LanguageModel + 'm>,
+    fed: Vec<u32>,
+}
+
+impl<'m> Session<'m> {
+    /// A session over an empty cache.
+    pub fn new(model: Box<dyn LanguageModel + 'm>) -> Session<'m> {
+        Session { model, fed: Vec::new() }
+    }
+
+    /// The tokens in the cache.
+    pub fn cached(&self) -> &[u32] {
+        &self.fed
+    }
+
+    /// Makes the cache hold exactly `ids` and returns the logits after the
+    /// last one, running only what follows the longest prefix already cached
+    /// (the last token is always run, for its logits). Entries past the new
+    /// end are stale but unread: attention stops at the query's position.
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        if ids.is_empty() {
+            return Err(ModelError("the prompt is empty and the model adds no BOS token".into()));
+        }
+        check_context(ids.len(), 0, self.model.context())?;
+        let same = self.fed.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len() - 1);
+        self.fed.truncate(same);
+        let logits = self.model.forward(&ids[same..], same, 1);
+        if logits.is_err() {
+            self.fed.clear();
+        } else {
+            self.fed.extend_from_slice(&ids[same..]);
+        }
+        logits
+    }
+
+    /// Runs one token after the cached ones.
+    pub fn feed(&mut self, token: u32) -> Result<Vec<f32>, ModelError> {
+        let logits = self.model.forward(&[token], self.fed.len(), 1);
+        if logits.is_err() {
+            self.fed.clear();
+        } else {
+            self.fed.push(token);
+        }
+        logits
+    }
+
+    /// Generates after prompt `ids` (reusing the cached prefix), calling
+    /// `emit` with text as soon as it is complete UTF-8 and clear of stop
+    /// strings, until `dec` finishes or `cancel()` says so.
+    pub fn generate(&mut self, tok: &Tokenizer, ids: &[u32], dec: &mut Decoding, emit: &mut dyn FnMut(&str), cancel: &dyn Fn() -> bool) -> Result<GenStats, ModelError> {
+        let mut stats = GenStats { prompt_tokens: ids.len(), ..Default::default() };
+        let t0 = Instant::now();
+        let before = self.fed.iter().zip(ids).take_while(|(a, b)| a == b).count().min(ids.len().saturating_sub(1));
+        let mut logits = self.prefill(ids)?;
+        stats.prefilled = ids.len() - before;
+        stats.prefill = t0.elapsed();
+        dec.accept_prompt(ids);
+        let t1 = Instant::now();
+        let mut out = String::new();
+        loop {
+            out.clear();
+            let room = self.fed.len() < self.model.context();
+            let next = dec.step(tok, &logits, room, &mut out);
+            if next.is_some() && cancel() {
+                dec.end(Finish::Cancelled, &mut out);
+            }
+            if !out.is_empty() {
+                emit(&out);
+            }
+            match next {
+                Some(t) if dec.finish.is_none() => logits = self.feed(t)?,
+                _ => break,
+            }
+        }
+        stats.generated = dec.tokens.len();
+        stats.decode = t1.elapsed();
+        Ok(stats)
+    }
 }

@@ -292,3 +292,21 @@ attr_enum! {
         Max = "max",
     }
 }
+
+attr_enum! {
+    /// Which comparison `tensor.compare` makes.
+    CmpPred {
+        /// a = b.
+        Eq = "eq",
+        /// a ≠ b.
+        Ne = "ne",
+        /// a < b.
+        Lt = "lt",
+        /// a ≤ b.
+        Le = "le",
+        /// a > b.
+        Gt = "gt",
+        /// a ≥ b.
+        Ge = "ge",
+    }
+}

@@ -10,7 +10,7 @@
 //! `transpose_b`; attention tensors are `[seq, heads, head_dim]`; positions are
 //! a scalar `i32[]` start position `pos` (token i sits at `pos + i`).
 
-use super::attr::{Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
+use super::attr::{CmpPred, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
 use super::rules;
 use super::table::{arity, define_ops, field_default};
 use crate::types::Encoding;
@@ -61,6 +61,48 @@ define_ops! {
         /// Which formula.
         approx: GeluApprox = GeluApprox::Tanh,
     } => rules::same_float;
+
+    /// Elementwise square root.
+    Sqrt = "tensor.sqrt" (x) {} => rules::same_float;
+    /// Elementwise 1/x.
+    Reciprocal = "tensor.reciprocal" (x) {} => rules::same_float;
+    /// Elementwise error function erf(x).
+    Erf = "tensor.erf" (x) {} => rules::same_float;
+    /// Elementwise logistic sigmoid 1/(1 + e^−x).
+    Sigmoid = "tensor.sigmoid" (x) {} => rules::same_float;
+    /// Elementwise |x|.
+    Abs = "tensor.abs" (x) {} => rules::same;
+    /// Elementwise rounding to the nearest integer, ties to even.
+    Round = "tensor.round" (x) {} => rules::same_float;
+    /// Elementwise x^y with numpy broadcasting (floats).
+    Pow = "tensor.pow" (lhs, rhs) {} => rules::broadcast_float;
+    /// Elementwise maximum with numpy broadcasting (NaN propagates).
+    Max = "tensor.max" (lhs, rhs) {} => rules::broadcast;
+    /// Elementwise minimum with numpy broadcasting (NaN propagates).
+    Min = "tensor.min" (lhs, rhs) {} => rules::broadcast;
+    /// Elementwise comparison with numpy broadcasting; the result is `i1`.
+    Compare = "tensor.compare" (lhs, rhs) {
+        /// The predicate.
+        pred: CmpPred,
+    } => rules::compare;
+    /// Elementwise logical and of two `i1` tensors (numpy broadcasting).
+    And = "tensor.and" (lhs, rhs) {} => rules::logical;
+    /// Elementwise logical or of two `i1` tensors (numpy broadcasting).
+    Or = "tensor.or" (lhs, rhs) {} => rules::logical;
+    /// Elementwise logical not of an `i1` tensor.
+    Not = "tensor.not" (x) {} => rules::logical_not;
+    /// Elementwise "is NaN" of a float tensor; the result is `i1`.
+    Isnan = "tensor.isnan" (x) {} => rules::isnan;
+    /// `cond ? a : b` elementwise with numpy broadcasting of all three (`cond: i1`).
+    Where = "tensor.where" (cond, a, b) {} => rules::select;
+    /// The index along one axis of the (written-out) result type, cast to its
+    /// element type: `tensor.iota {axis = 0} : i64[seq]` is 0, 1, …, seq − 1.
+    Iota = "tensor.iota" () {
+        /// The axis whose index is the value.
+        axis: i64 = 0,
+    } => rules::iota;
+    /// Broadcasts `x` (numpy rules) to the written-out result shape.
+    Expand = "tensor.expand" (x) {} => rules::expand;
 
     /// Softmax along one axis (numerically stable: subtracts the max).
     Softmax = "tensor.softmax" (x) {

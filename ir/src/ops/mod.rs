@@ -13,7 +13,7 @@ pub use rules::check_dense as rules_check_dense;
 pub use rules::lut_encoding;
 pub(crate) mod table;
 
-pub use attr::{AttrLit, AttrValue, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
+pub use attr::{AttrLit, AttrValue, CmpPred, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
 pub use defs::{attrs, OpAttrs, Opcode};
 pub use table::Arity;
 

@@ -151,6 +151,64 @@ pub(super) fn broadcast<A>(cx: &RuleCx<'_, A>) -> Rule {
     Ok(a.with_shape(crate::shape::broadcast_shapes(&a.shape, &b.shape)?))
 }
 
+pub(super) fn broadcast_float<A>(cx: &RuleCx<'_, A>) -> Rule {
+    float(cx.args[0], "lhs")?;
+    float(cx.args[1], "rhs")?;
+    broadcast(cx)
+}
+
+pub(super) fn compare(cx: &RuleCx<'_, attrs::Compare>) -> Rule {
+    Ok(TensorType { elem: ElemType::I1, ..broadcast(cx)? })
+}
+
+fn boolean<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
+    plain(t, what)?;
+    if t.elem == ElemType::I1 { Ok(t) } else { Err(format!("{what} must be i1 (boolean), got {t}")) }
+}
+
+pub(super) fn logical<A>(cx: &RuleCx<'_, A>) -> Rule {
+    boolean(cx.args[0], "lhs")?;
+    boolean(cx.args[1], "rhs")?;
+    broadcast(cx)
+}
+
+pub(super) fn logical_not(cx: &RuleCx<'_, attrs::Not>) -> Rule {
+    Ok(boolean(cx.args[0], "operand")?.clone())
+}
+
+pub(super) fn isnan(cx: &RuleCx<'_, attrs::Isnan>) -> Rule {
+    Ok(TensorType { elem: ElemType::I1, ..float(cx.args[0], "operand")?.clone() })
+}
+
+pub(super) fn select(cx: &RuleCx<'_, attrs::Where>) -> Rule {
+    let c = boolean(cx.args[0], "cond")?;
+    let (a, b) = (plain(cx.args[1], "a")?, plain(cx.args[2], "b")?);
+    same_elem(a, b)?;
+    let ab = crate::shape::broadcast_shapes(&a.shape, &b.shape)?;
+    Ok(a.with_shape(crate::shape::broadcast_shapes(&c.shape, &ab)?))
+}
+
+pub(super) fn iota(cx: &RuleCx<'_, attrs::Iota>) -> Rule {
+    let ty = need_declared(cx, "tensor.iota")?;
+    plain(ty, "result")?;
+    if ty.elem == ElemType::Ternary {
+        return Err(format!("tensor.iota cannot produce {ty}"));
+    }
+    norm_axis(cx.attrs.axis, ty.rank())?;
+    Ok(ty.clone())
+}
+
+pub(super) fn expand(cx: &RuleCx<'_, attrs::Expand>) -> Rule {
+    let x = plain(cx.args[0], "operand")?;
+    let ty = need_declared(cx, "tensor.expand")?;
+    plain(ty, "result")?;
+    same_elem(x, ty)?;
+    match crate::shape::broadcast_shapes(&x.shape, &ty.shape) {
+        Ok(s) if s == ty.shape => Ok(ty.clone()),
+        _ => Err(format!("{x} does not broadcast to {ty}")),
+    }
+}
+
 pub(super) fn same<A>(cx: &RuleCx<'_, A>) -> Rule {
     Ok(plain(cx.args[0], "operand")?.clone())
 }

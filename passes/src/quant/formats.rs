@@ -48,6 +48,21 @@ impl QuantFormat {
         self.block_bytes() as f64 * 8.0 / self.group as f64
     }
 
+    /// Bytes the CPU kernel streams per decoded token for an `[n, k]` weight
+    /// in this format: the ggml blocks as stored; `#gq` and `#ternary` in
+    /// the LUT kernel's layout (`backends/src/cpu/lut.rs`), where 1 and 3
+    /// bits pay for a padding plane (2 and 4 planes) and each group's
+    /// scale (and offset) is an f16 per row.
+    pub fn streamed_bytes(&self, n: usize, k: usize) -> u64 {
+        let groups = (n * (k / self.group)) as u64;
+        let codes = |planes: u64| (n * k) as u64 * planes / 8;
+        match self.layout {
+            Layout::Gq { bits, zero } => codes(if bits <= 2 { 2 } else { 4 }) + groups * 2 * (1 + zero as u64),
+            Layout::Ternary => codes(2) + groups * 2,
+            _ => groups * self.block_bytes() as u64,
+        }
+    }
+
     /// Writes one block from a group's parameters and codes (`codes.len() == group`).
     pub fn pack(&self, p: &Affine, codes: &[u32], out: &mut [u8]) {
         debug_assert_eq!(codes.len(), self.group);

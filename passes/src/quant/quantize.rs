@@ -33,13 +33,15 @@
 //! weight by ShiftAddLLM's sensitivity; `mode=row|acc|lat` the `α` layout.
 //!
 //! **Mixed precision** (`bpw=B`, `mixed.rs`): every selected weight is
-//! quantized in each `candidates` format (default: `#gq` 2/3/4 bits at
-//! groups 32/64/128 with zero points, and Q8_0), each result's output
+//! quantized in each `candidates` format (default: `#gq` 2 bits at groups
+//! 32/64 and 4 bits at groups 64/128, with zero points, Q5_0 and Q8_0; 3
+//! bits is left out because the LUT kernel streams it as 4), each result's output
 //! error `Σ δᵀHδ` on the calibration data is measured relative to the
 //! layer's output energy `Σ wᵀHw` (without Hessians: the
 //! importance-weighted squared error relative to the weighted norm), and
 //! the per-weight formats minimising the summed relative error such that
-//! the bytes of every weight read per decoded token, divided by the
+//! the bytes of every weight read per decoded token (in the layout the
+//! CPU kernel streams: `QuantFormat::streamed_bytes`), divided by the
 //! model's parameters, stay within `B` bits are found exactly. The
 //! choice per tensor (format, bytes, relative error) is listed in the remarks.
 
@@ -71,7 +73,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
         OptDecl { name: "act-order", kind: OptKind::Bool, default: "false", help: "gptq: quantize columns in descending Hessian diagonal (with static groups)" },
         OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
-        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2-4 × g32/64/128, q8_0" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
         OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "require calibration Hessians for every selected weight (an error instead of the RTN fallback)" },
@@ -84,7 +86,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
 };
 
 /// The default `bpw` candidates.
-const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq2g128,gq3g32,gq3g64,gq3g128,gq4g32,gq4g64,gq4g128,q8_0";
+const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0";
 
 struct Quantize {
     enc: Encoding,
@@ -393,7 +395,7 @@ impl Quantize {
             let mut res = Vec::new();
             for &enc in cands.iter().filter(|e| (p.k as u64).is_multiple_of(e.block_elems())) {
                 let ty = TensorType { shape: vec![(p.n as u64).into(), (p.k as u64).into()], elem: ElemType::F32, encoding: Some(enc) };
-                let Some(bytes) = ty.storage_bytes() else { continue };
+                let Some(bytes) = QuantFormat::of(enc).map(|f| f.streamed_bytes(p.n, p.k)).or_else(|| ty.storage_bytes()) else { continue };
                 let e = encode_weight(enc, &p.values, (p.n, p.k), d, self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
                 let values = match &e.values {
                     Some(v) => v.clone(),

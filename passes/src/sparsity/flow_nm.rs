@@ -2,7 +2,12 @@
 //! FLOW's outlier-aware selection, or a baseline allocation, and attach it to
 //! the module as the `nm_plan` metadata that `prune-nm` applies.
 //!
-//! FLOW, as its code does it (reference/papers.md §1.3): per block, the Wanda
+//! `method=flow` (the default) allocates by *measured* sensitivity, solved
+//! exactly, each ratio realised with the largest M ([`super::measured`]);
+//! FLOW's outlier ratio and locality are still computed and recorded as
+//! features. `method=flow-reference` is FLOW's own formulation.
+//!
+//! FLOW-reference, as its code does it (reference/papers.md §1.3): per block, the Wanda
 //! scores of every linear concatenated in module order (q, k, v, o, gate, up,
 //! down); outlier ratio r = OWL's LOD with threshold `hyper-m × mean`;
 //! locality li = 1 / mean pairwise distance of the first ≤ 10,000 outlier
@@ -20,21 +25,25 @@
 //! use `hyper-m=5`), `owl-nm` (OWL's N-only variant: M of `pattern` fixed,
 //! N moved by the rounded outlier ratio; the README uses `lamda=2 hyper-m=6`).
 
+use super::measured::{allocate_units, realisations, unit_costs};
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind, Options};
 use crate::registry::PassInfo;
 use std::time::Instant;
 
+/// `method=flow`'s default candidates: every N:M the kernels and the macro run.
+pub const MEASURED_CANDIDATES: &str = "1:8,2:8,3:8,4:8,5:8,6:8,7:8,8:8,1:4,2:4,3:4,4:4,1:2";
+
 pub(crate) const INFO: PassInfo = PassInfo {
     name: "flow-nm",
     summary: "choose N:M (N kept of M) per block: FLOW's outlier-aware selection or a baseline; attaches nm_plan",
     options: &[
-        OptDecl { name: "method", kind: OptKind::Str, default: "flow", help: "flow | uniform | owl | owl-nm" },
+        OptDecl { name: "method", kind: OptKind::Str, default: "flow", help: "flow (measured sensitivity, exact knapsack) | flow-reference (FLOW's ILP) | uniform | owl | owl-nm" },
         OptDecl { name: "sparsity", kind: OptKind::Float, default: "0.5", help: "target average sparsity over the blocks" },
         OptDecl { name: "hyper-m", kind: OptKind::Float, default: "0.5", help: "outlier threshold, a multiple of the block's mean score (FLOW solver 0.5; OWL 5, OWL N:M 6)" },
         OptDecl { name: "lamda", kind: OptKind::Float, default: "0.08", help: "OWL's λ (owl: sparsity spread ±λ; owl-nm: the README uses 2)" },
-        OptDecl { name: "candidates", kind: OptKind::Str, default: "2:4,4:4,2:8,4:8,8:8", help: "FLOW's candidate patterns, N kept of M" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "candidate patterns, N kept of M (flow: default {1..8}:8,{1..4}:4,1:2, each ratio realised with its largest M; flow-reference: 2:4,4:4,2:8,4:8,8:8)" },
         OptDecl { name: "pattern", kind: OptKind::Str, default: "2:4", help: "uniform's pattern; owl-nm's base pattern (M fixed)" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "exact", help: "exact (the reference's equality, incl. its infeasible case) | nearest (closest reachable average)" },
         OptDecl { name: "dense-ends", kind: OptKind::Bool, default: "true", help: "force the first and last block to 8:8 (dense), as the reference does" },
@@ -47,8 +56,10 @@ pub(crate) const INFO: PassInfo = PassInfo {
 /// Which allocation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// FLOW.
+    /// Measured sensitivity, exact knapsack.
     Flow,
+    /// FLOW's own ILP.
+    FlowReference,
     /// One pattern everywhere.
     Uniform,
     /// OWL, unstructured.
@@ -87,10 +98,11 @@ impl FlowNm {
     pub fn from_options(o: &Options) -> Result<FlowNm, String> {
         let method = match o.str("method") {
             "flow" => Method::Flow,
+            "flow-reference" => Method::FlowReference,
             "uniform" => Method::Uniform,
             "owl" => Method::Owl,
             "owl-nm" => Method::OwlNm,
-            s => return Err(format!("flow-nm: method must be flow, uniform, owl or owl-nm, got '{s}'")),
+            s => return Err(format!("flow-nm: method must be flow, flow-reference, uniform, owl or owl-nm, got '{s}'")),
         };
         let sparsity = o.float("sparsity");
         if !(0.0..1.0).contains(&sparsity) {
@@ -101,7 +113,11 @@ impl FlowNm {
             sparsity,
             hyper_m: o.float("hyper-m"),
             lamda: o.float("lamda"),
-            candidates: Nm::parse_list(o.str("candidates")).map_err(|e| format!("flow-nm: candidates: {e}"))?,
+            candidates: match (o.str("candidates"), method) {
+                ("", Method::Flow) => Nm::parse_list(MEASURED_CANDIDATES).expect("valid default"),
+                ("", _) => FLOW_CANDIDATES.to_vec(),
+                (s, _) => Nm::parse_list(s).map_err(|e| format!("flow-nm: candidates: {e}"))?,
+            },
             pattern: Nm::parse(o.str("pattern")).map_err(|e| format!("flow-nm: pattern: {e}"))?,
             nearest: match o.str("mode") {
                 "exact" => false,
@@ -191,6 +207,25 @@ impl FlowNm {
         let mut status = None;
         let targets: Vec<Target> = match self.method {
             Method::Flow => {
+                let cands = realisations(&self.candidates);
+                let mut all = cands.clone();
+                if !all.contains(&Nm::DENSE) {
+                    all.push(Nm::DENSE);
+                }
+                let costs = unit_costs(m, &lins, &units, &all, self.score)?;
+                let sizes: Vec<u64> = units.iter().map(|u| u.iter().map(|&i| (lins[i].out * lins[i].inp) as u64).sum()).collect();
+                // Dense only where held fixed, unless a candidate.
+                let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
+                let costs: Vec<Vec<f64>> = costs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, row)| row.into_iter().enumerate().map(|(j, c)| if j >= cands.len() && fixed[k].is_none() { f64::INFINITY } else { c }).collect())
+                    .collect();
+                let pick = allocate_units(&costs, &sizes, &all, self.sparsity, &fixed).map_err(|e| format!("flow-nm: {e}"))?;
+                status = Some(Status::Measured);
+                pick.into_iter().map(|j| Target::Nm(all[j])).collect()
+            }
+            Method::FlowReference => {
                 let (o, d) = (normalise(&r), normalise(&li));
                 let chosen = if self.nearest {
                     let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
@@ -277,6 +312,7 @@ impl Pass for FlowNm {
         set_meta(m, BLOCKS_KEY, AttrLit::List(blocks));
         let method = match self.method {
             Method::Flow => "flow",
+            Method::FlowReference => "flow-reference",
             Method::Uniform => "uniform",
             Method::Owl => "owl",
             Method::OwlNm => "owl-nm",
@@ -285,6 +321,7 @@ impl Pass for FlowNm {
             Some(Status::Optimal) => "optimal",
             Some(Status::Infeasible) => "infeasible",
             Some(Status::Nearest) => "nearest",
+            Some(Status::Measured) => "measured",
             None => "n/a",
         };
         let summary = format!(

@@ -17,7 +17,9 @@
 
 pub mod align;
 pub mod flow_nm;
+pub mod measured;
 pub mod prune_nm;
+pub mod sparsegpt;
 
 use flexc_ir::ops::AttrLit;
 use flexc_ir::types::ElemType;
@@ -230,6 +232,8 @@ pub enum Status {
     Infeasible,
     /// `nearest`: the closest reachable average, at minimum cost.
     Nearest,
+    /// `method=flow`: the measured-cost knapsack's optimum.
+    Measured,
 }
 
 /// Sparsity in quarter steps, when every candidate's sparsity is a multiple

@@ -11,12 +11,20 @@
 //! output rows (the rows a FlexCiM macro column tile holds) so the macro's
 //! shared pair selects realise the N:M speedup (see [`super::align`]).
 //!
+//! `update=sparsegpt` reconstructs the kept weights instead (SparseGPT's
+//! OBS update through the calibration Hessian, [`super::sparsegpt`]); the
+//! masks are then chosen by the OBS saliency `w²/[H⁻¹]_jj²` on the updated
+//! weights (`score` is not read), aligned the same way. It needs Hessians
+//! (`flexc calibrate --hessian`; the commands compute the default ones when
+//! a pipeline asks for them) and applies to N:M entries only.
+//!
 //! `block=K` prunes only block K: the driver's sequential mode calibrates,
 //! prunes block 0, re-calibrates on the pruned model, prunes block 1, …, so
 //! each block sees inputs from the already-pruned earlier blocks, as the
 //! reference does.
 
 use super::align::{aligned_mask, Align};
+use super::sparsegpt::sparsegpt;
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind};
@@ -35,6 +43,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude" },
         OptDecl { name: "pattern", kind: OptKind::Str, default: "", help: "one N:M for every block linear instead of the attached nm_plan" },
         OptDecl { name: "block", kind: OptKind::Int, default: "-1", help: "prune only this block (sequential calibration); -1: all" },
+        OptDecl { name: "update", kind: OptKind::Str, default: "none", help: "none (masking only, Wanda/FLOW) | sparsegpt (OBS reconstruction through the calibration Hessians; masks by OBS saliency)" },
         OptDecl { name: "align", kind: OptKind::Str, default: "none", help: "none | rows:R (one N:M pattern per R output rows) | pairs:R (one kept count per pair per R rows); R = macro columns (FlexCiM: 32)" },
     ],
     make: |o| {
@@ -43,7 +52,12 @@ pub(crate) const INFO: PassInfo = PassInfo {
             s => Some(Nm::parse(s).map_err(|e| format!("prune-nm: pattern: {e}"))?),
         };
         let align = Align::parse(o.str("align")).map_err(|e| format!("prune-nm: {e}"))?;
-        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok(), align }))
+        let sparsegpt = match o.str("update") {
+            "none" => false,
+            "sparsegpt" => true,
+            s => return Err(format!("prune-nm: update must be none or sparsegpt, got '{s}'")),
+        };
+        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok(), align, sparsegpt }))
     },
 };
 
@@ -57,6 +71,8 @@ pub struct PruneNm {
     pub block: Option<usize>,
     /// Mask alignment across output rows.
     pub align: Align,
+    /// SparseGPT's reconstruction instead of plain masking.
+    pub sparsegpt: bool,
 }
 
 /// The keep mask of one weight `[out, in]` for an N:M pattern (exactly `n`
@@ -132,6 +148,16 @@ pub fn retype_weight(m: &mut Module, name: &str, ty: TensorType, bytes: Vec<u8>)
     Ok(())
 }
 
+/// The Hessian `prune-nm{update=sparsegpt}` reconstructs `name` with: the
+/// sequential one when recorded, else the dense one.
+fn hessian<'a>(m: &'a Module, name: &str) -> Result<&'a [f32], String> {
+    let stats = m.calibration.as_ref().ok_or("prune-nm: update=sparsegpt needs calibration Hessians: run `flexc calibrate --hessian` and pass --stats FILE")?;
+    stats
+        .get_for_pruning(name)
+        .and_then(|s| s.hessian.as_deref())
+        .ok_or_else(|| format!("prune-nm: update=sparsegpt needs a calibration Hessian for @{name}: record them with `flexc calibrate --hessian`"))
+}
+
 impl Pass for PruneNm {
     fn name(&self) -> &'static str {
         "prune-nm"
@@ -148,6 +174,8 @@ impl Pass for PruneNm {
         let (mut pruned, mut total) = (0usize, 0usize);
         // Scores kept by the aligned masks and by per-row masks (the alignment's cost).
         let (mut kept_aligned, mut kept_per_row) = (0f64, 0f64);
+        // SparseGPT's summed loss estimate (Σ δ²/U_cc²).
+        let mut sgpt_loss = 0f64;
         for (name, target) in &plan {
             let Some(lin) = lins.iter().find(|l| &l.weight == name) else {
                 return Err(format!("prune-nm: the plan names @{name}, which is not a linear weight of this module"));
@@ -168,21 +196,32 @@ impl Pass for PruneNm {
                     if lin.inp % nm.m() != 0 {
                         return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m()));
                     }
-                    let s = scores(m, lin, self.score, StatsOf::Pruning)?;
                     let w = weight_f32(m, name)?;
-                    let keep = match self.align {
-                        Align::None => nm_mask(&s, lin.inp, *nm),
-                        a => {
-                            let keep = aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
-                            let sum = |k: &[bool]| s.iter().zip(k).filter(|p| *p.1).map(|p| *p.0 as f64).sum::<f64>();
-                            kept_aligned += sum(&keep);
-                            kept_per_row += sum(&nm_mask(&s, lin.inp, *nm));
-                            keep
-                        }
+                    let (values, keep) = if self.sparsegpt {
+                        let h = hessian(m, name)?;
+                        let p = sparsegpt(&w, lin.out, lin.inp, h, *nm, self.align).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                        sgpt_loss += p.loss;
+                        (p.values, p.keep)
+                    } else {
+                        let s = scores(m, lin, self.score, StatsOf::Pruning)?;
+                        let keep = match self.align {
+                            Align::None => nm_mask(&s, lin.inp, *nm),
+                            a => {
+                                let keep = aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                                let sum = |k: &[bool]| s.iter().zip(k).filter(|p| *p.1).map(|p| *p.0 as f64).sum::<f64>();
+                                kept_aligned += sum(&keep);
+                                kept_per_row += sum(&nm_mask(&s, lin.inp, *nm));
+                                keep
+                            }
+                        };
+                        (w, keep)
                     };
                     let enc = Encoding::Nm(*nm);
-                    let bytes = flexc_ir::quant::nm::encode_masked(*nm, &w, &keep)?;
+                    let bytes = flexc_ir::quant::nm::encode_masked(*nm, &values, &keep)?;
                     (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
+                }
+                Target::Unstructured(_) if self.sparsegpt => {
+                    return Err(format!("prune-nm: update=sparsegpt prunes N:M entries only; the plan gives @{name} an unstructured fraction (OWL)"));
                 }
                 Target::Unstructured(frac) => {
                     let s = scores(m, lin, self.score, StatsOf::Pruning)?;
@@ -206,6 +245,7 @@ impl Pass for PruneNm {
             Align::Rows(r) => format!(", one pattern per {r} rows"),
             Align::Pairs(r) => format!(", one pair count per {r} rows"),
         };
+        let aligned = if self.sparsegpt { format!("{aligned}, SparseGPT reconstruction (summed loss {sgpt_loss:.4e})") } else { aligned };
         let aligned = if kept_per_row > 0.0 { format!("{aligned} (keeping {:.2}% of the per-row masks' {} score)", 100.0 * kept_aligned / kept_per_row, if self.score == Score::Wanda { "Wanda" } else { "magnitude" }) } else { aligned };
         cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%){aligned}", 100.0 * pruned as f64 / total.max(1) as f64));
         Ok(Changed::from(changed))

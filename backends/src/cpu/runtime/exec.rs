@@ -110,7 +110,20 @@ impl CpuRuntime {
             }
         }
         for (t, &(base, dims)) in self.plan.rope_tables.iter().enumerate() {
-            ops::rope_table(base, dims, pos, seq, &mut self.rope_cos[t], &mut self.rope_sin[t]);
+            match &self.batch {
+                // One position per row: the rows' tables one after another.
+                Some(b) => {
+                    let (mut c, mut s) = (Vec::new(), Vec::new());
+                    self.rope_cos[t].clear();
+                    self.rope_sin[t].clear();
+                    for &p in &b.pos {
+                        ops::rope_table(base, dims, p, 1, &mut c, &mut s);
+                        self.rope_cos[t].extend_from_slice(&c);
+                        self.rope_sin[t].extend_from_slice(&s);
+                    }
+                }
+                None => ops::rope_table(base, dims, pos, seq, &mut self.rope_cos[t], &mut self.rope_sin[t]),
+            }
         }
         let steps = std::mem::take(&mut self.plan.steps);
         let mut result = Ok(());
@@ -272,6 +285,10 @@ impl CpuRuntime {
                 self.put(*out, o);
                 r?;
             }
+            Step::CacheWrite { cache, x, cap } if self.batch.is_some() => self.batch_cache_write(*cache, *x, *cap)?,
+            Step::Attention { q, k, v, out, shape, kernels } if self.batch.is_some() && !k.seq => {
+                self.batch_attention(*q, *k, *v, *out, shape, kernels.as_deref())?
+            }
             Step::CacheWrite { cache, x, cap } => {
                 if pos + seq > *cap {
                     return Err(invalid(format!("cache write of {seq} rows at position {pos} overflows the capacity {cap}")));
@@ -295,38 +312,8 @@ impl CpuRuntime {
                 if nq < items * a.d || nk < a.t * a.hk * a.d || nv < a.t * a.hk * a.dv || self.len(*out) < items * a.dv {
                     return Err(invalid("attention operand sizes"));
                 }
-                let tiles = attention::Tiles::new(&a, seq, self.pool.threads());
-                for s in &mut self.scratch {
-                    if s.len() < tiles.scratch_len(&a) {
-                        s.resize(tiles.scratch_len(&a), 0.0);
-                    }
-                }
-                let path = attention::AttnPath::choose(&a, kernels.as_deref());
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                let op = SendPtr(o.as_mut_ptr());
-                let sp = SendPtr(self.scratch.as_mut_ptr());
-                let (qs, ks, vs) = (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]);
-                let par = if items * a.t * a.d >= 1 << 14 { self.scratch.len().min(tiles.count()) } else { 1 };
-                let work = move |chunk: usize| {
-                    let (op, sp) = (op, sp);
-                    let call = attention::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a };
-                    // SAFETY: each chunk uses its own scratch vector (index
-                    // chunk < scratch.len()) and computes the disjoint tiles
-                    // chunk, chunk + par, ... (interleaved: causal tiles grow
-                    // with the position, so this balances the chunks).
-                    unsafe {
-                        let scratch = &mut *sp.0.add(chunk);
-                        for t in (chunk..tiles.count()).step_by(par) {
-                            attention::attention_tile(&call, &tiles, t, path, scratch);
-                        }
-                    }
-                };
-                let res = if par == 1 {
-                    work(0);
-                    Ok(())
-                } else {
-                    self.pool.run(par, &work)
-                };
+                let res = attend(&self.pool, &mut self.scratch, &a, kernels.as_deref(), (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]), &mut o, pos, seq);
                 self.put(*out, o);
                 res.map_err(invalid)?;
             }
@@ -336,6 +323,45 @@ impl CpuRuntime {
 
     fn put(&mut self, out: BufRef, o: Vec<f32>) {
         self.bufs[out.buf] = o;
+    }
+}
+
+/// Attention of `seq` query rows starting at position `pos` over keys and
+/// values `kv.1`, `kv.2` (queries `kv.0`), into `o`, split into tiles over the pool.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn attend(pool: &super::pool::Pool, scratch: &mut [Vec<f32>], a: &attention::AttnShape, kernels: Option<&super::jitattn::AttnKernels>, kv: (&[f32], &[f32], &[f32]), o: &mut [f32], pos: usize, seq: usize) -> Result<(), String> {
+    let (qs, ks, vs) = kv;
+    let a = *a;
+    let items = seq * a.hq;
+    let tiles = attention::Tiles::new(&a, seq, pool.threads());
+    for s in scratch.iter_mut() {
+        if s.len() < tiles.scratch_len(&a) {
+            s.resize(tiles.scratch_len(&a), 0.0);
+        }
+    }
+    let path = attention::AttnPath::choose(&a, kernels);
+    let op = SendPtr(o.as_mut_ptr());
+    let sp = SendPtr(scratch.as_mut_ptr());
+    let par = if items * a.t * a.d >= 1 << 14 { scratch.len().min(tiles.count()) } else { 1 };
+    let work = move |chunk: usize| {
+        let (op, sp) = (op, sp);
+        let call = attention::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a };
+        // SAFETY: each chunk uses its own scratch vector (index
+        // chunk < scratch.len()) and computes the disjoint tiles
+        // chunk, chunk + par, ... (interleaved: causal tiles grow
+        // with the position, so this balances the chunks).
+        unsafe {
+            let scratch = &mut *sp.0.add(chunk);
+            for t in (chunk..tiles.count()).step_by(par) {
+                attention::attention_tile(&call, &tiles, t, path, scratch);
+            }
+        }
+    };
+    if par == 1 {
+        work(0);
+        Ok(())
+    } else {
+        pool.run(par, &work)
     }
 }
 

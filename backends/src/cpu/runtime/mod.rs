@@ -28,6 +28,7 @@ mod kexec;
 mod ops;
 mod plan;
 mod pool;
+mod slots;
 
 pub use plan::ParamKind;
 
@@ -147,6 +148,10 @@ pub struct CpuRuntime {
     compile_time: Duration,
     /// Accumulated time per step kind when profiling is on.
     profile: Option<Vec<(&'static str, Duration)>>,
+    /// KV state of sequence slots 1.. (slot 0 is the state buffers themselves).
+    slot_states: Vec<Vec<Vec<f32>>>,
+    /// Set during a batched decode call (see `slots`).
+    batch: Option<slots::Batch>,
 }
 
 impl std::fmt::Debug for CpuRuntime {
@@ -193,7 +198,14 @@ impl CpuRuntime {
             opts,
             compile_time: t0.elapsed(),
             profile: None,
+            slot_states: Vec::new(),
+            batch: None,
         })
+    }
+
+    /// Bytes of weights read per decoded token ([`plan::Plan::weight_bytes_per_token`]).
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        self.plan.weight_bytes_per_token()
     }
 
     /// Wall time of [`CpuRuntime::compile`] (verification, planning, JIT).

@@ -155,6 +155,30 @@ pub(crate) struct Plan {
     pub kernels: usize,
 }
 
+impl Plan {
+    /// Bytes of weights one decoded token reads: every GEMM's packed weight
+    /// in the layout its kernel streams (LUT padding planes and scale records
+    /// included), one row of each gathered table, and the f32 constants
+    /// (norm weights). Divided by the parameter count this is the
+    /// bits-per-weight figure llama.cpp's frontier is quoted in.
+    pub fn weight_bytes_per_token(&self) -> u64 {
+        let gemms: usize = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Gemv { w, .. } => self.weights[*w].len(),
+                Step::LutGemm { w, .. } => self.lut_weights[*w].bytes().len(),
+                Step::ShiftAdd { w, .. } => self.sa_weights[*w].bytes().len(),
+                Step::Sparse { w, .. } => self.sparse_weights[*w].bytes().len(),
+                Step::Gather { table, vocab, .. } => self.weights[*table].len() / (*vocab).max(1),
+                _ => 0,
+            })
+            .sum();
+        let consts: usize = self.consts.iter().map(|(_, v)| 4 * v.len()).sum();
+        (gemms + consts) as u64
+    }
+}
+
 #[derive(Clone)]
 enum VK {
     Buf(BufRef),

@@ -26,8 +26,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
-/// from `--stats` or the cached default statistics).
-pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,mode=nearest},prune-nm";
+/// from `--stats` or the cached default statistics): N:M per block by
+/// measured sensitivity over the ratios the macro runs natively (2:8, 4:8,
+/// dense), with tile-aligned masks (one kept count per pair per 32 rows, the
+/// macro's column tile), so an N:M layer takes N slots per group.
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,candidates=2:8,4:8,8:8},prune-nm{align=pairs:32}";
 
 fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
@@ -59,18 +62,27 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
 /// else from the cached default statistics when the pipeline needs them), and
 /// reads every linear of `func`.
 pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
+    let path = resolve(input)?;
+    if crate::artifact::is_artifact(&path) {
+        // A compiled .flexc: its module as compiled, no pass.
+        let p = super::super::run::prepare(Some(input), ctx.max(1), pipeline, stats)?;
+        return read_layers(p.path, p.module, p.pipeline, Vec::new(), func, bar);
+    }
     let pipeline = pipeline.unwrap_or(DEFAULT_PIPELINE).to_string();
     // Checked before any (default) statistics are computed.
     let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
-    let path = resolve(input)?;
-    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1) })?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
     bar.set_message("running the pipeline");
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input_err)?;
+    read_layers(path, module, pipeline, report.remarks, func, bar)
+}
+
+fn read_layers(path: PathBuf, module: Module, pipeline: String, remarks: Vec<String>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
     bar.set_message("reading the linears");
     let layers = model_layers(&module, func, &mut |d, n| {
         bar.set_length(n as u64);
@@ -80,7 +92,7 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     if layers.layers.is_empty() {
         return Err(CliError::input(format!("error: {}: no linear layer with a weight-table weight to run", path.display())));
     }
-    Ok(Prepared { path, module, pipeline, remarks: report.remarks, layers })
+    Ok(Prepared { path, module, pipeline, remarks, layers })
 }
 
 /// Chooses a phase's engine: `--engine` unless `auto`; for `auto`, cycle

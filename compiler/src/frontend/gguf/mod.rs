@@ -8,12 +8,14 @@
 //!   length and offset is checked against the bytes that are actually there
 //!   before anything is allocated or sliced, and every failure is a
 //!   [`GgufError`] naming the file, the byte offset and the cause;
-//! - `writer.rs`: [`GgufWriter`], a small in-memory writer for tests and
-//!   importer fixtures.
+//! - `writer.rs`: [`GgufWriter`], an in-memory writer (tests, importer
+//!   fixtures, the `.flexc` metadata section, GGUF export);
+//! - `export.rs`: a module's ggml-typed weights as a GGUF file (`flexc export`).
 //!
 //! GGUF versions 2 and 3 are read (they share one little-endian layout; v1 used
 //! 32-bit counts and is rejected, as are big-endian files).
 
+pub mod export;
 mod reader;
 mod writer;
 
