@@ -79,7 +79,7 @@ fn check(rel: &str) {
     let Some(path) = cached(rel) else { return };
     let g = GgufFile::open(&path).expect("open");
     let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
-    let m = import_gguf(&g, &path, &ImportOptions { ctx: 64 }).expect("import");
+    let m = import_gguf(&g, &path, &ImportOptions { ctx: 64, batch: 1 }).expect("import");
     let prompt = tok.encode("The capital of France is", tok.add_bos_by_default());
     let mut cpu = CpuModel::new(&m, 2).expect("cpu model");
     eprintln!("{rel}: JIT compile {:.3} s", cpu.compile_time().as_secs_f64());

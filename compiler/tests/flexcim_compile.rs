@@ -84,7 +84,7 @@ fn a_compiled_model_stream_decodes_simulates_and_checks() {
 
     // The same layers and activations in-process, and their integer matmuls.
     let ck = Checkpoint::open(&model).expect("open");
-    let mut m = ck.import(&model, &ImportOptions { ctx: 3 }).expect("import");
+    let mut m = ck.import(&model, &ImportOptions { ctx: 3, batch: 1 }).expect("import");
     PassManager::from_text(PIPELINE, ManagerOptions::default()).expect("pipeline").run(&mut m, &mut |_, _| {}).expect("pipeline runs");
     let layers = model_layers(&m, None, &mut |_, _| {}).expect("layers");
     assert_eq!(layers.layers.len(), LAYERS * 7 + 1, "every block linear and the LM head");

@@ -128,7 +128,7 @@ fn write_gguf(dir: &Path, permuted: bool) -> PathBuf {
 
 fn logits(path: &Path, tokens: &[i64]) -> Vec<f32> {
     let ck = Checkpoint::open(path).expect("open");
-    let m = ck.import(path, &ImportOptions { ctx: 16 }).expect("import");
+    let m = ck.import(path, &ImportOptions { ctx: 16, batch: 1 }).expect("import");
     verify_module(&m).expect("verifies");
     let f = &m.funcs[m.func("forward").expect("@forward")];
     let mut inputs = vec![Tensor::int(flexc_ir::types::ElemType::I32, &[tokens.len()], tokens.to_vec()).expect("ids"), Tensor::scalar_i32(0)];
@@ -179,7 +179,7 @@ fn tied_embeddings_use_the_token_table() {
 fn import_err(config: serde_json::Value) -> String {
     let dir = temp_dir(&format!("cfg{}", config.to_string().len()));
     let path = write_hf(&dir, &config);
-    let err = Checkpoint::open(&path).expect("open").import(&path, &ImportOptions { ctx: 16 }).expect_err("must fail").to_string();
+    let err = Checkpoint::open(&path).expect("open").import(&path, &ImportOptions { ctx: 16, batch: 1 }).expect_err("must fail").to_string();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(!err.contains('\n'), "one line: {err}");
     err

@@ -109,7 +109,7 @@ fn check_model(name: &str, file: &str) {
     }
 
     let t0 = Instant::now();
-    let module = flexc::cli::import::import_model(&path, &ImportOptions { ctx: 256 }).expect("import");
+    let module = flexc::cli::import::import_model(&path, &ImportOptions { ctx: 256, batch: 1 }).expect("import");
     eprintln!("{name}: imported in {:?}", t0.elapsed());
     let f64_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../testsuite/fixtures/llamacpp/{name}.f64.json"));
     let f64_ref: Option<Value> = f64_path.exists().then(|| fixture(&format!("{name}.f64")));

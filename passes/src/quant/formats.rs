@@ -16,7 +16,7 @@
 //! per-tensor `#ternary`, the K-quants) have their own quantizers or none.
 
 use super::grid::{Affine, Levels};
-use flexc_ir::quant::AffineFit;
+use flexc_ir::quant::{AffineFit, GridOffset};
 use flexc_ir::Encoding;
 
 /// An encoding the affine quantizers can write (module docs).
@@ -56,10 +56,11 @@ impl QuantFormat {
     pub fn streamed_bytes(&self, n: usize, k: usize) -> u64 {
         let groups = (n * (k / self.group)) as u64;
         let codes = |planes: u64| (n * k) as u64 * planes / 8;
-        match self.layout {
-            Layout::Gq { bits, zero } => codes(if bits <= 2 { 2 } else { 4 }) + groups * 2 * (1 + zero as u64),
-            Layout::Ternary => codes(2) + groups * 2,
-            _ => groups * self.block_bytes() as u64,
+        match self.enc.lut_planes() {
+            // The LUT formats (`#gq`, `#ternary`): a scale per group, and an
+            // offset with an integer zero point.
+            Some(bits) => codes(if bits <= 2 { 2 } else { 4 }) + groups * 2 * (1 + (self.levels.offset == GridOffset::IntZero) as u64),
+            None => groups * self.block_bytes() as u64,
         }
     }
 

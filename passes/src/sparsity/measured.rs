@@ -45,13 +45,13 @@ use flexc_ir::Module;
 pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
     let mut out: Vec<Nm> = Vec::new();
     for &c in cands {
-        match out.iter_mut().find(|o| o.n * c.m == c.n * o.m) {
-            Some(o) if c.m > o.m => *o = c,
+        match out.iter_mut().find(|o| o.n() * c.m() == c.n() * o.m()) {
+            Some(o) if c.m() > o.m() => *o = c,
             Some(_) => {}
             None => out.push(c),
         }
     }
-    out.sort_by(|a, b| a.sparsity().total_cmp(&b.sparsity()).then(b.m.cmp(&a.m)));
+    out.sort_by(|a, b| a.sparsity().total_cmp(&b.sparsity()).then(b.m().cmp(&a.m())));
     out
 }
 
@@ -60,14 +60,14 @@ pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
 pub fn pruned_mass(s: &[f32], inp: usize, cands: &[Nm]) -> Vec<f64> {
     let total: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
     let mut out = Vec::with_capacity(cands.len());
-    let mut ms: Vec<u32> = cands.iter().map(|c| c.m).collect();
+    let mut ms: Vec<usize> = cands.iter().map(|c| c.m()).collect();
     ms.sort_unstable();
     ms.dedup();
     // Per M: pruned[n] = Σ over groups of the (M − n) smallest squares.
-    let per_m: Vec<(u32, Vec<f64>)> = ms
+    let per_m: Vec<(usize, Vec<f64>)> = ms
         .iter()
         .map(|&m| {
-            let mu = m as usize;
+            let mu = m;
             let mut pruned = vec![0f64; mu + 1];
             if inp % mu != 0 {
                 return (m, vec![f64::INFINITY; mu + 1]);
@@ -89,8 +89,8 @@ pub fn pruned_mass(s: &[f32], inp: usize, cands: &[Nm]) -> Vec<f64> {
         })
         .collect();
     for c in cands {
-        let p = &per_m.iter().find(|(m, _)| *m == c.m).expect("every M tabulated").1;
-        out.push(if total > 0.0 { p[c.n as usize] / total } else { 0.0 });
+        let p = &per_m.iter().find(|(m, _)| *m == c.m()).expect("every M tabulated").1;
+        out.push(if total > 0.0 { p[c.n() as usize] / total } else { 0.0 });
     }
     out
 }
@@ -132,8 +132,8 @@ pub fn allocate_units(costs: &[Vec<f64>], sizes: &[u64], cands: &[Nm], target: f
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| fixed.get(i).copied().flatten().is_none_or(|f| f == **c))
-                .filter(|(_, c)| (size * c.n as u64).is_multiple_of(c.m as u64))
-                .map(|(j, c)| (j, Choice { bytes: size * c.n as u64 / c.m as u64, error: row[j] }))
+                .filter(|(_, c)| (size * c.n() as u64).is_multiple_of(c.m() as u64))
+                .map(|(j, c)| (j, Choice { bytes: size * c.n() as u64 / c.m() as u64, error: row[j] }))
                 .collect()
         })
         .collect();
@@ -154,8 +154,8 @@ mod tests {
     use super::super::{cost, select_exact, Status, FLOW_CANDIDATES};
     use super::*;
 
-    fn nm(n: u32, m: u32) -> Nm {
-        Nm { n, m }
+    fn nm(n: u8, m: u8) -> Nm {
+        Nm::of(n, m)
     }
 
     #[test]

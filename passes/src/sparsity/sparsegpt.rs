@@ -45,7 +45,7 @@ pub struct Pruned {
 /// Prunes `w` (`[n, k]`) to `nm` with OBS reconstruction through the
 /// calibration Hessian `h` (`k × k`), masks aligned as `align` says.
 pub fn sparsegpt(w: &[f32], n: usize, k: usize, h: &[f32], nm: Nm, align: Align) -> Result<Pruned, String> {
-    let m = nm.m as usize;
+    let m = nm.m() as usize;
     if w.len() != n * k {
         return Err(format!("{} values for a {n}×{k} weight", w.len()));
     }
@@ -86,7 +86,7 @@ struct Loop<'a> {
 impl Loop<'_> {
     /// Prunes one band of rows; returns its loss.
     fn band(&self, rows: &[f32], values: &mut [f32], keep: &mut [bool]) -> Result<f64, String> {
-        let (k, m) = (self.k, self.nm.m as usize);
+        let (k, m) = (self.k, self.nm.m() as usize);
         let t = rows.len() / k;
         let mut work: Vec<f32> = rows.iter().enumerate().map(|(i, &x)| if self.dead[i % k] { 0.0 } else { x }).collect();
         let mut loss = 0f64;
@@ -137,7 +137,7 @@ mod tests {
     /// SparseGPT's `fasterprune` transcribed in f64 with a Gauss–Jordan
     /// inverse and a textbook upper Cholesky (independent of
     /// [`InverseHessian`]), per-row masks.
-    fn reference(w: &[f32], n: usize, k: usize, h: &[f32], nm: Nm) -> Vec<f64> {
+    fn reference(w: &[f32], _n: usize, k: usize, h: &[f32], nm: Nm) -> Vec<f64> {
         let mut hd: Vec<f64> = h.iter().map(|&x| x as f64).collect();
         let damp = DAMP * (0..k).map(|j| hd[j * k + j]).sum::<f64>() / k as f64;
         (0..k).for_each(|j| hd[j * k + j] += damp);
@@ -174,7 +174,7 @@ mod tests {
             }
         }
         let mut out: Vec<f64> = w.iter().map(|&x| x as f64).collect();
-        let m = nm.m as usize;
+        let m = nm.m() as usize;
         for row in out.chunks_exact_mut(k) {
             let mut mask = vec![false; k];
             for i in 0..k {
@@ -182,7 +182,7 @@ mod tests {
                     // The M − N smallest of w²/U_jj² are pruned (topk(largest=False)).
                     let mut idx: Vec<usize> = (i..i + m).collect();
                     idx.sort_by(|&a, &b| (row[a].powi(2) / u[a * k + a].powi(2)).total_cmp(&(row[b].powi(2) / u[b * k + b].powi(2))).then(b.cmp(&a)));
-                    idx[..m - nm.n as usize].iter().for_each(|&j| mask[j] = true);
+                    idx[..m - nm.n() as usize].iter().for_each(|&j| mask[j] = true);
                 }
                 let q = if mask[i] { 0.0 } else { row[i] };
                 let err = (row[i] - q) / u[i * k + i];
@@ -202,7 +202,7 @@ mod tests {
     #[test]
     fn matches_the_transcribed_reference() {
         let mut rng = Rng(3);
-        for (nm, k) in [(Nm { n: 2, m: 4 }, 32), (Nm { n: 4, m: 8 }, 48), (Nm { n: 1, m: 2 }, 16), (Nm { n: 3, m: 8 }, 64)] {
+        for (nm, k) in [(Nm::of(2, 4), 32), (Nm::of(4, 8), 48), (Nm::of(1, 2), 16), (Nm::of(3, 8), 64)] {
             let n = 11;
             let (_, h) = activations(&mut rng, 3 * k, k);
             let w = weights(&mut rng, n, k);
@@ -224,7 +224,7 @@ mod tests {
         let masked = |keep: &[bool]| -> Vec<f32> { w.iter().zip(keep).map(|(&x, &kp)| if kp { x } else { 0.0 }).collect() };
         let wanda: Vec<f32> = w.chunks_exact(k).flat_map(|r| r.iter().enumerate().map(|(j, x)| x.abs() * (h[j * k + j]).sqrt())).collect();
         let magnitude: Vec<f32> = w.iter().map(|x| x.abs()).collect();
-        for nm in [Nm { n: 2, m: 4 }, Nm { n: 4, m: 8 }, Nm { n: 2, m: 8 }, Nm { n: 6, m: 8 }, Nm { n: 1, m: 4 }] {
+        for nm in [Nm::of(2, 4), Nm::of(4, 8), Nm::of(2, 8), Nm::of(6, 8), Nm::of(1, 4)] {
             for align in [Align::None, Align::Pairs(8), Align::Rows(8)] {
                 let p = sparsegpt(&w, n, k, &h, nm, align).unwrap();
                 let e = output_error(&w, &p.values, k, &h);
@@ -240,8 +240,8 @@ mod tests {
                 // Exactly N of every M kept, zeros where pruned, and aligned
                 // bands share what the hardware shares.
                 for (row, kr) in p.values.chunks_exact(k).zip(p.keep.chunks_exact(k)) {
-                    for (gv, gk) in row.chunks_exact(nm.m as usize).zip(kr.chunks_exact(nm.m as usize)) {
-                        assert_eq!(gk.iter().filter(|&&x| x).count(), nm.n as usize);
+                    for (gv, gk) in row.chunks_exact(nm.m() as usize).zip(kr.chunks_exact(nm.m() as usize)) {
+                        assert_eq!(gk.iter().filter(|&&x| x).count(), nm.n() as usize);
                         assert!(gv.iter().zip(gk).all(|(&v, &kp)| kp || v == 0.0));
                     }
                 }
@@ -273,10 +273,10 @@ mod tests {
             h[5 * k + j] = 0.0;
         }
         let w = weights(&mut rng, n, k);
-        let p = sparsegpt(&w, n, k, &h, Nm { n: 4, m: 8 }, Align::None).unwrap();
+        let p = sparsegpt(&w, n, k, &h, Nm::of(4, 8), Align::None).unwrap();
         assert!((0..n).all(|r| p.values[r * k + 5] == 0.0));
-        assert!(sparsegpt(&w, n, k, &h, Nm { n: 2, m: 3 }, Align::None).is_err());
-        assert!(sparsegpt(&w, n, k, &h[1..], Nm { n: 2, m: 4 }, Align::None).is_err());
-        assert!(sparsegpt(&w[1..], n, k, &h, Nm { n: 2, m: 4 }, Align::None).is_err());
+        assert!(sparsegpt(&w, n, k, &h, Nm::of(2, 3), Align::None).is_err());
+        assert!(sparsegpt(&w, n, k, &h[1..], Nm::of(2, 4), Align::None).is_err());
+        assert!(sparsegpt(&w[1..], n, k, &h, Nm::of(2, 4), Align::None).is_err());
     }
 }
