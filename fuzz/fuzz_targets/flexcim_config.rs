@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let Ok(arch) = Arch::from_toml("fuzz.toml", text) else { return };
     let mut rng = Rng(3);
-    let layer = synthetic_layer("l", 8, 16, Nm { n: 2, m: 4 }, true, 4, &mut rng);
+    let layer = synthetic_layer("l", 8, 16, Nm::of(2, 4), true, 4, &mut rng);
     let x: Vec<i8> = (0..2 * 16).map(|_| rng.i8()).collect();
     let work = [Workload { layer, x, tokens: 2, oracle: None, tile: None }];
     if let Ok(ev) = evaluate(&arch, &EnergyTable::default_table(), &work, &[], &["dense".to_string()]) {

@@ -226,7 +226,7 @@ pub fn llama_flexc() -> Vec<u8> {
     use flexc_ir::weights::{WeightData, WeightSource, WeightTable};
     let bytes = llama_gguf(Vocab::Bpe);
     let g = flexc::frontend::gguf::GgufFile::from_bytes_named("tiny.gguf", bytes.clone()).expect("synthetic gguf parses");
-    let opts = flexc::frontend::decoder::ImportOptions { ctx: 16 };
+    let opts = flexc::frontend::decoder::ImportOptions { ctx: 16, batch: 1 };
     let mut m = flexc::frontend::decoder::import_gguf(&g, std::path::Path::new("tiny.gguf"), &opts).expect("the tiny llama imports");
     // Its weights live in `bytes`, not in a file: hand them over as derived bytes.
     let mut t = WeightTable::default();
@@ -248,7 +248,7 @@ pub fn llama_flexc() -> Vec<u8> {
         calibration_source: None,
         cost_table: "none (no pass ran)".into(),
         ctx: 16,
-        parameters: 0,
+        parameters: m.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum(),
     };
     flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov).expect("the tiny artifact serialises")
 }

@@ -16,6 +16,8 @@
 
 pub mod blocks;
 mod dequant;
+mod q1_0;
+mod q2_0;
 mod quantize;
 mod scheme;
 mod types;

@@ -112,6 +112,8 @@ ggml_types! {
     TQ1_0   = 34, "tq1_0",   K,   2 + 4 * 13,                              Some(dequant::tq1_0),        Some(quantize::tq1_0);
     TQ2_0   = 35, "tq2_0",   K,   2 + 64,                                  Some(dequant::tq2_0),        Some(quantize::tq2_0);
     MXFP4   = 39, "mxfp4",   32,  1 + 16,                                  None,                        None;
+    Q1_0    = 41, "q1_0",    super::q1_0::QK, super::q1_0::BYTES,          Some(super::q1_0::dequant),  Some(super::q1_0::quantize);
+    Q2_0    = 42, "q2_0",    super::q2_0::QK, super::q2_0::BYTES,          Some(super::q2_0::dequant),  Some(super::q2_0::quantize);
 }
 
 impl GgmlType {
