@@ -19,14 +19,6 @@
 //! Summed over the unit's linears. It is measured on the calibration data
 //! for every candidate (no interpolation: one sort per group gives every N).
 //!
-//! **Known failure** (`bench/results/sparsegpt-nm-smollm2.md`): this is a
-//! per-layer proxy, and it does not rank *blocks* by their effect on the
-//! loss. On SmolLM2-135M at 60% it finds block 0 cheapest and gives it 2:8;
-//! the plan scores perplexity 2,230 against 299 for uniform 3:8 (62.5%,
-//! Wanda masks, 20 chunks). Costs measured as each block's ΔNLL on
-//! calibration windows (in the driver) should replace it; the knapsack
-//! below takes any additive cost.
-//!
 //! **Allocation**: one candidate per unit minimising the summed cost with
 //! the parameter-weighted average sparsity at least the target — the
 //! multiple-choice knapsack over kept weights, solved by
@@ -53,13 +45,13 @@ use flexc_ir::Module;
 pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
     let mut out: Vec<Nm> = Vec::new();
     for &c in cands {
-        match out.iter_mut().find(|o| o.n * c.m == c.n * o.m) {
-            Some(o) if c.m > o.m => *o = c,
+        match out.iter_mut().find(|o| o.n() * c.m() == c.n() * o.m()) {
+            Some(o) if c.m() > o.m() => *o = c,
             Some(_) => {}
             None => out.push(c),
         }
     }
-    out.sort_by(|a, b| a.sparsity().total_cmp(&b.sparsity()).then(b.m.cmp(&a.m)));
+    out.sort_by(|a, b| a.sparsity().total_cmp(&b.sparsity()).then(b.m().cmp(&a.m())));
     out
 }
 
@@ -68,14 +60,14 @@ pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
 pub fn pruned_mass(s: &[f32], inp: usize, cands: &[Nm]) -> Vec<f64> {
     let total: f64 = s.iter().map(|&x| (x as f64).powi(2)).sum();
     let mut out = Vec::with_capacity(cands.len());
-    let mut ms: Vec<u32> = cands.iter().map(|c| c.m).collect();
+    let mut ms: Vec<usize> = cands.iter().map(|c| c.m()).collect();
     ms.sort_unstable();
     ms.dedup();
     // Per M: pruned[n] = Σ over groups of the (M − n) smallest squares.
-    let per_m: Vec<(u32, Vec<f64>)> = ms
+    let per_m: Vec<(usize, Vec<f64>)> = ms
         .iter()
         .map(|&m| {
-            let mu = m as usize;
+            let mu = m;
             let mut pruned = vec![0f64; mu + 1];
             if inp % mu != 0 {
                 return (m, vec![f64::INFINITY; mu + 1]);
@@ -97,8 +89,8 @@ pub fn pruned_mass(s: &[f32], inp: usize, cands: &[Nm]) -> Vec<f64> {
         })
         .collect();
     for c in cands {
-        let p = &per_m.iter().find(|(m, _)| *m == c.m).expect("every M tabulated").1;
-        out.push(if total > 0.0 { p[c.n()] / total } else { 0.0 });
+        let p = &per_m.iter().find(|(m, _)| *m == c.m()).expect("every M tabulated").1;
+        out.push(if total > 0.0 { p[c.n() as usize] / total } else { 0.0 });
     }
     out
 }
@@ -140,8 +132,8 @@ pub fn allocate_units(costs: &[Vec<f64>], sizes: &[u64], cands: &[Nm], target: f
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| fixed.get(i).copied().flatten().is_none_or(|f| f == **c))
-                .filter(|(_, c)| (size * (c.n() as u64)).is_multiple_of(c.m() as u64))
-                .map(|(j, c)| (j, Choice { bytes: size * (c.n() as u64) / (c.m() as u64), error: row[j] }))
+                .filter(|(_, c)| (size * c.n() as u64).is_multiple_of(c.m() as u64))
+                .map(|(j, c)| (j, Choice { bytes: size * c.n() as u64 / c.m() as u64, error: row[j] }))
                 .collect()
         })
         .collect();
@@ -230,7 +222,7 @@ mod tests {
     fn flow_reference_objective_has_tied_optima() {
         let o = [0.9, 0.8, 0.95, 0.7, 1.0, 0.85];
         let d = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-        let (pick, st) = select_exact(&o, &d, 0.5, &FLOW_CANDIDATES).unwrap();
+        let (pick, st) = select_exact(&o, &d, 0.5, &FLOW_CANDIDATES).expect("a small table");
         assert_eq!(st, Status::Optimal);
         let value = |v: &[Nm]| v.iter().enumerate().map(|(i, &c)| cost(c, o[i], d[i])).sum::<f64>();
         let best = value(&pick);

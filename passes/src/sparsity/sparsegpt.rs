@@ -45,7 +45,7 @@ pub struct Pruned {
 /// Prunes `w` (`[n, k]`) to `nm` with OBS reconstruction through the
 /// calibration Hessian `h` (`k × k`), masks aligned as `align` says.
 pub fn sparsegpt(w: &[f32], n: usize, k: usize, h: &[f32], nm: Nm, align: Align) -> Result<Pruned, String> {
-    let m = nm.m();
+    let m = nm.m() as usize;
     if w.len() != n * k {
         return Err(format!("{} values for a {n}×{k} weight", w.len()));
     }
@@ -86,7 +86,7 @@ struct Loop<'a> {
 impl Loop<'_> {
     /// Prunes one band of rows; returns its loss.
     fn band(&self, rows: &[f32], values: &mut [f32], keep: &mut [bool]) -> Result<f64, String> {
-        let (k, m) = (self.k, self.nm.m());
+        let (k, m) = (self.k, self.nm.m() as usize);
         let t = rows.len() / k;
         let mut work: Vec<f32> = rows.iter().enumerate().map(|(i, &x)| if self.dead[i % k] { 0.0 } else { x }).collect();
         let mut loss = 0f64;
@@ -137,7 +137,7 @@ mod tests {
     /// SparseGPT's `fasterprune` transcribed in f64 with a Gauss–Jordan
     /// inverse and a textbook upper Cholesky (independent of
     /// [`InverseHessian`]), per-row masks.
-    fn reference(w: &[f32], n: usize, k: usize, h: &[f32], nm: Nm) -> Vec<f64> {
+    fn reference(w: &[f32], _n: usize, k: usize, h: &[f32], nm: Nm) -> Vec<f64> {
         let mut hd: Vec<f64> = h.iter().map(|&x| x as f64).collect();
         let damp = DAMP * (0..k).map(|j| hd[j * k + j]).sum::<f64>() / k as f64;
         (0..k).for_each(|j| hd[j * k + j] += damp);
@@ -174,7 +174,7 @@ mod tests {
             }
         }
         let mut out: Vec<f64> = w.iter().map(|&x| x as f64).collect();
-        let m = nm.m();
+        let m = nm.m() as usize;
         for row in out.chunks_exact_mut(k) {
             let mut mask = vec![false; k];
             for i in 0..k {
@@ -182,7 +182,7 @@ mod tests {
                     // The M − N smallest of w²/U_jj² are pruned (topk(largest=False)).
                     let mut idx: Vec<usize> = (i..i + m).collect();
                     idx.sort_by(|&a, &b| (row[a].powi(2) / u[a * k + a].powi(2)).total_cmp(&(row[b].powi(2) / u[b * k + b].powi(2))).then(b.cmp(&a)));
-                    idx[..m - nm.n()].iter().for_each(|&j| mask[j] = true);
+                    idx[..m - nm.n() as usize].iter().for_each(|&j| mask[j] = true);
                 }
                 let q = if mask[i] { 0.0 } else { row[i] };
                 let err = (row[i] - q) / u[i * k + i];
@@ -240,8 +240,8 @@ mod tests {
                 // Exactly N of every M kept, zeros where pruned, and aligned
                 // bands share what the hardware shares.
                 for (row, kr) in p.values.chunks_exact(k).zip(p.keep.chunks_exact(k)) {
-                    for (gv, gk) in row.chunks_exact(nm.m()).zip(kr.chunks_exact(nm.m())) {
-                        assert_eq!(gk.iter().filter(|&&x| x).count(), nm.n());
+                    for (gv, gk) in row.chunks_exact(nm.m() as usize).zip(kr.chunks_exact(nm.m() as usize)) {
+                        assert_eq!(gk.iter().filter(|&&x| x).count(), nm.n() as usize);
                         assert!(gv.iter().zip(gk).all(|(&v, &kp)| kp || v == 0.0));
                     }
                 }
