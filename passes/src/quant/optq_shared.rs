@@ -84,7 +84,6 @@ pub fn quantize_shared(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: Option
 mod tests {
     use super::super::optq::test_support::{activations, out_err, Rng};
     use super::*;
-    use flexc_ir::quant::decode;
     use flexc_ir::Encoding;
 
     #[test]
@@ -98,9 +97,9 @@ mod tests {
             for bits in [2u8, 3] {
                 let p = BcqParams::shared(bits, true, 3, scales);
                 let mut plain = vec![0f32; n * k];
-                decode(Encoding::Bcq(p), &quantize_shared(p, &w, n, k, None, 15).unwrap(), &mut plain).unwrap();
+                Encoding::Bcq(p).decode(&[n, k], &quantize_shared(p, &w, n, k, None, 15).unwrap(), &mut plain).unwrap();
                 let mut fb = vec![0f32; n * k];
-                decode(Encoding::Bcq(p), &quantize_shared(p, &w, n, k, Some(&ih), 15).unwrap(), &mut fb).unwrap();
+                Encoding::Bcq(p).decode(&[n, k], &quantize_shared(p, &w, n, k, Some(&ih), 15).unwrap(), &mut fb).unwrap();
                 let (e0, e1) = (out_err(&x, &w, &plain, k), out_err(&x, &w, &fb, k));
                 assert!(e1 < 0.9 * e0, "{scales:?} bits {bits}: feedback {e1} vs plain {e0}");
             }
