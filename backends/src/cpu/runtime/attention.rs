@@ -541,14 +541,7 @@ mod tests {
             let k = rng.vec(t * hk * d, 1.0);
             let v = rng.vec(t * hk * dv, 1.0);
             let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
-            let mut paths = vec![("rows", AttnPath::Rows)];
-            if let Some(k) = &kernels {
-                paths.push(("jit", AttnPath::Jit(k)));
-            }
-            #[cfg(target_arch = "x86_64")]
-            if AttnPath::avx2_for(&a) {
-                paths.push(("avx2", AttnPath::Avx2));
-            }
+            let paths = every_path(&kernels, &a);
             let outs: Vec<(&str, Vec<f32>)> = paths
                 .iter()
                 .map(|&(name, path)| {
@@ -570,6 +563,19 @@ mod tests {
         }
     }
 
+    /// The attention paths the host runs for `a`: rows, the JIT kernels when built, AVX2 when it applies.
+    fn every_path<'k>(kernels: &'k Option<AttnKernels>, a: &AttnShape) -> Vec<(&'static str, AttnPath<'k>)> {
+        let mut paths = vec![("rows", AttnPath::Rows)];
+        if let Some(k) = kernels {
+            paths.push(("jit", AttnPath::Jit(k)));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if AttnPath::avx2_for(a) {
+            paths.push(("avx2", AttnPath::Avx2));
+        }
+        paths
+    }
+
     #[test]
     fn nan_propagates_on_every_path() {
         // A NaN score (from q or k) or value must make the rows that see it
@@ -579,14 +585,7 @@ mod tests {
         let (hq, hk, d, dv, seq) = (4, 1, 8, 8, 3);
         let a = AttnShape { hq, hk, d, dv, t: seq, scale: 0.5, window: 0, softcap: 0.0, bidirectional: false };
         let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
-        let mut paths = vec![("rows", AttnPath::Rows)];
-        if let Some(k) = &kernels {
-            paths.push(("jit", AttnPath::Jit(k)));
-        }
-        #[cfg(target_arch = "x86_64")]
-        if AttnPath::avx2_for(&a) {
-            paths.push(("avx2", AttnPath::Avx2));
-        }
+        let paths = every_path(&kernels, &a);
         let mut rng = XorShift(7);
         let (q, k, v) = (rng.vec(seq * hq * d, 1.0), rng.vec(seq * hk * d, 1.0), rng.vec(seq * hk * dv, 1.0));
         for (name, path) in paths {
