@@ -13,14 +13,14 @@ use common::interpreter;
 use flexc_backends::cpu::shiftadd::{BcqTables, ShiftAddKernel, ShiftAddWeights};
 use flexc_backends::cpu::JitSession;
 use flexc_backends::xorshift::XorShift as Rng;
-use flexc_ir::quant::{decode, BcqParams, BcqScales};
+use flexc_ir::quant::{BcqParams, BcqScales};
 use flexc_ir::Encoding;
 
 /// Checks `y` (rows of `m`) against the interpreter for activation rows `xs`.
 fn check_rows(p: BcqParams, bytes: &[u8], m: usize, k: usize, xs: &[f32], y: &[f32], what: &str) {
     let enc = Encoding::Bcq(p);
     let mut wd = vec![0f32; m * k];
-    decode(enc, bytes, &mut wd).unwrap();
+    enc.decode(&[m, k], bytes, &mut wd).unwrap();
     let amax = p.shared_alphas(bytes, m, k).into_iter().fold(0f32, f32::max);
     for (x, yr) in xs.chunks_exact(k).zip(y.chunks_exact(m)) {
         let want = interpreter(enc, bytes, m, k, x);
