@@ -5,6 +5,10 @@
 
 use std::process::Command;
 
+/// The measured allocation with few, short probes (the test checks the
+/// plumbing, not the plan).
+const SMALL: &str = "flow-nm{sparsity=0.5,probes=2:8,4:8,probe-samples=1,probe-seqlen=16},prune-nm";
+
 #[test]
 fn flow_prunes_smollm2_and_generates() {
     if cfg!(debug_assertions) && std::env::var_os("FLEXC_SLOW_TESTS").is_none() {
@@ -18,13 +22,13 @@ fn flow_prunes_smollm2_and_generates() {
         eprintln!("skipped: calibration failed (model or text not available?): {}", String::from_utf8_lossy(&cal.stderr));
         return;
     }
-    let rep = Command::new(exe).args(["sparsity-report", "smollm2-135m", "--format", "json", "--stats"]).arg(&stats).output().expect("runs");
+    let rep = Command::new(exe).args(["sparsity-report", "smollm2-135m", "--format", "json", "--pipeline", SMALL, "--stats"]).arg(&stats).output().expect("runs");
     assert!(rep.status.success(), "{}", String::from_utf8_lossy(&rep.stderr));
     let v: serde_json::Value = serde_json::from_slice(&rep.stdout).expect("json");
     assert_eq!(v["blocks"].as_array().map(|b| b.len()), Some(30));
     assert_eq!(v["mode"], "nearest");
     let run = Command::new(exe)
-        .args(["run", "smollm2-135m", "-p", "The capital of France is", "-n", "4", "--ctx", "32", "--pipeline", "flow-nm{sparsity=0.5},prune-nm", "--stats-file"])
+        .args(["run", "smollm2-135m", "-p", "The capital of France is", "-n", "4", "--ctx", "32", "--pipeline", SMALL, "--stats-file"])
         .arg(&stats)
         .output()
         .expect("runs");

@@ -137,6 +137,12 @@ pub fn llama_gguf(kind: Vocab) -> Vec<u8> {
 /// A tiny llama GGUF with `blocks` decoder blocks (calibration and
 /// sequential-pruning tests need more than one).
 pub fn llama_gguf_blocks(kind: Vocab, blocks: usize) -> Vec<u8> {
+    llama_gguf_scaled(kind, blocks, &|_| 1.0)
+}
+
+/// [`llama_gguf_blocks`] with every matrix `name` multiplied by
+/// `scale(name)` (e.g. to make one block matter more than the others).
+pub fn llama_gguf_scaled(kind: Vocab, blocks: usize, scale: &dyn Fn(&str) -> f32) -> Vec<u8> {
     let (tokens, scores, types, merges) = vocab(kind);
     let n_vocab = tokens.len();
     let mut w = GgufWriter::new(3);
@@ -171,7 +177,8 @@ pub fn llama_gguf_blocks(kind: Vocab, blocks: usize) -> Vec<u8> {
     for (i, (name, shape)) in llama_tensors_blocks(n_vocab, blocks).into_iter().enumerate() {
         let n: usize = shape.iter().product();
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
-        let v: Vec<f32> = values(i as u64 + 1, n).into_iter().map(|x| if shape.len() == 1 { 1.0 + x * 0.1 } else { x }).collect();
+        let k = scale(&name);
+        let v: Vec<f32> = values(i as u64 + 1, n).into_iter().map(|x| if shape.len() == 1 { 1.0 + x * 0.1 } else { x * k }).collect();
         w.add_tensor(&name, &dims, GgmlType::F32, le(&v)).expect("tiny tensor sizes are consistent");
     }
     w.to_bytes().expect("the tiny GGUF serialises")

@@ -54,7 +54,7 @@ fn prune_nm_with_wanda_runs_on_the_interpreter() {
     }
     m.calibration = Some(Arc::new(cal));
     let dense = m.clone();
-    let mut pm = PassManager::from_text("flow-nm{sparsity=0.5,mode=nearest,dense-ends=false},prune-nm", ManagerOptions { verify_each: true, ..Default::default() }).unwrap();
+    let mut pm = PassManager::from_text("flow-nm{method=flow-reference,sparsity=0.5,mode=nearest,dense-ends=false},prune-nm", ManagerOptions { verify_each: true, ..Default::default() }).unwrap();
     pm.run(&mut m, &mut |_, _| {}).expect("pipeline runs");
     verify_module(&m).expect("verifies after pruning");
     let mut masked = dense.clone();

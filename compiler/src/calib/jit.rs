@@ -40,11 +40,14 @@ pub struct Cut {
     pub from: Option<usize>,
     /// Also return (first) the residual stream entering block `j`.
     pub then: Option<usize>,
+    /// Keep `@forward`'s own results (the logits) first, before everything
+    /// else: a forward that starts at block `from` and ends in the logits.
+    pub logits: bool,
 }
 
 /// The residual stream entering block `k`: the first operand of the first
 /// op that reads one of the block's weights (its input norm).
-fn block_input(f: &Func, k: usize) -> Result<Value, String> {
+pub(crate) fn block_input(f: &Func, k: usize) -> Result<Value, String> {
     let is_block_weight = |v: Value| {
         f.dfg.def_op(v).is_some_and(|d| matches!(&f.dfg.ops[d].attrs, OpAttrs::Weight(w) if block_of(&w.name.0) == Some(k)))
     };
@@ -80,7 +83,8 @@ pub fn instrument(m: &Module, ops: &HashMap<Op, String>, cut: Cut) -> Result<(Mo
             .push(name.clone());
     }
     let next = cut.then.map(|j| block_input(f, j)).transpose()?;
-    let mut returns: Vec<Value> = next.into_iter().chain(order.iter().copied()).collect();
+    let own: Vec<Value> = if cut.logits { f.returns.clone() } else { Vec::new() };
+    let mut returns: Vec<Value> = own.into_iter().chain(next).chain(order.iter().copied()).collect();
     if let Some(k) = cut.from {
         let h = block_input(f, k)?;
         let p = f.dfg.make_param(f.params.len() as u32, f.dfg.ty(h).clone(), Some("residual".into()));
@@ -133,6 +137,12 @@ impl Runner {
     /// Runs one window from position 0 with empty caches; `residual` feeds
     /// the `[seq, d]` parameter of a cut function.
     pub fn run(&mut self, window: &[u32], residual: Option<&[f32]>) -> Result<(), String> {
+        self.run_tail(window, residual, None)
+    }
+
+    /// [`Runner::run`], with the logits (of a [`Cut::logits`] function)
+    /// computed for the last `tail` rows only (`None`: every row).
+    pub fn run_tail(&mut self, window: &[u32], residual: Option<&[f32]>, tail: Option<usize>) -> Result<(), String> {
         self.ids.clear();
         for &t in window {
             self.ids.push(i32::try_from(t).map_err(|_| format!("token id {t} does not fit i32"))?);
@@ -148,7 +158,7 @@ impl Runner {
             }
         }
         self.rt.reset_state();
-        self.rt.run(&inputs, false).map_err(|e| e.to_string())
+        self.rt.run_tail(&inputs, tail).map_err(|e| e.to_string())
     }
 
     /// Result `i` of the last run.

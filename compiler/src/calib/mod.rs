@@ -23,6 +23,7 @@ pub mod file;
 pub mod hessian;
 pub mod jit;
 pub mod reference;
+pub mod sensitivity;
 pub mod sequential;
 
 pub use file::{from_json, load, save, to_json};

@@ -83,7 +83,7 @@ pub fn prune_sequential(
     // Residual stream entering the current block, per window (cpu engine).
     let mut hs: Vec<Vec<f32>> = Vec::new();
     if cpu && !bs.is_empty() {
-        let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: None, then: Some(bs[0]) })?;
+        let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: None, then: Some(bs[0]), ..Cut::default() })?;
         let mut r = Runner::new(&inst, threads)?;
         for w in windows {
             r.run(w, None)?;
@@ -100,7 +100,7 @@ pub fn prune_sequential(
             }
         } else if cpu {
             let ops = block_linear_ops(&work, Some(&[k]));
-            let (inst, groups) = instrument(&work, &ops, Cut { from: Some(k), then: None })?;
+            let (inst, groups) = instrument(&work, &ops, Cut { from: Some(k), ..Cut::default() })?;
             let mut r = Runner::new(&inst, threads)?;
             let mut st = vec![ChannelStats::default(); groups.len()];
             for (w, h) in windows.iter().zip(&hs) {
@@ -117,7 +117,7 @@ pub fn prune_sequential(
         p.options.push(("block".into(), k.to_string()));
         run_passes(&mut work, &[p])?;
         if let (true, Some(&next)) = (cpu, bs.get(i + 1)) {
-            let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: Some(k), then: Some(next) })?;
+            let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: Some(k), then: Some(next), ..Cut::default() })?;
             let mut r = Runner::new(&inst, threads)?;
             for (w, h) in windows.iter().zip(hs.iter_mut()) {
                 r.run(w, Some(h))?;

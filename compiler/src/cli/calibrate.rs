@@ -67,6 +67,31 @@ pub fn windows(model: &Path, text: &str, samples: usize, seqlen: usize, seed: u6
     Ok(window_starts(ids.len(), seqlen, samples, seed).into_iter().map(|s| ids[s..s + seqlen].to_vec()).collect())
 }
 
+/// Attaches the measured block costs `pipeline`'s `flow-nm{method=flow}`
+/// needs (measured with its `prune-nm`, or read from the cache; see
+/// [`crate::calib::sensitivity`]) to `module`, imported from `model`; a
+/// no-op for other pipelines. Probe windows come from the default
+/// calibration text, BOS first when the model adds one.
+pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline: &str, stats: Option<&Path>) -> CliResult<()> {
+    let err = |e: String| CliError::input(format!("error: {e}"));
+    if crate::calib::sensitivity::wants(pipeline).map_err(err)?.is_none() {
+        return Ok(());
+    }
+    let root = crate::fetch::cache_dir().ok();
+    let mut wins = |samples: usize, seqlen: usize, seed: u64| -> Result<Vec<Vec<u32>>, String> {
+        let text = resolve_text(cache::DEFAULT.text).map_err(|e| e.message.trim_start_matches("error: ").to_string())?;
+        let tok = load_tokenizer(model).map_err(|e| e.message.trim_start_matches("error: ").to_string())?;
+        let bos = if tok.add_bos_by_default() { tok.bos() } else { None };
+        let mut w = windows(model, &text.to_string_lossy(), samples, seqlen, seed).map_err(|e| e.message.trim_start_matches("error: ").to_string())?;
+        if let Some(b) = bos {
+            w.iter_mut().for_each(|w| w[0] = b);
+        }
+        Ok(w)
+    };
+    let mut fresh = |ctx: usize| import_model(model, &ImportOptions { ctx, ..Default::default() }).map_err(|e| e.message.trim_start_matches("error: ").to_string());
+    crate::calib::sensitivity::attach(module, pipeline, model, stats, root.as_deref(), &mut wins, &mut fresh).map_err(err)
+}
+
 fn bar(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(ProgressStyle::with_template(&format!("{what} {{bar:30}} {{pos}}/{{len}} windows  eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
@@ -119,7 +144,11 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     if let Some(p) = &args.sequential {
         let b = ProgressBar::new(blocks(&module).len() as u64);
         b.set_style(ProgressStyle::with_template("pruning sequentially {bar:30} {pos}/{len} blocks  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-        let (_, seq) = prune_sequential(&module, &stats, p, &wins, &opts, &mut |done, _| b.set_position(done as u64)).map_err(err)?;
+        // flow-nm{method=flow} measures its block costs on the dense model first.
+        let mut dense = module.clone();
+        dense.calibration = Some(std::sync::Arc::new(stats.clone()));
+        attach_sensitivity(&mut dense, &model, p, args.dense.as_deref())?;
+        let (_, seq) = prune_sequential(&dense, &stats, p, &wins, &opts, &mut |done, _| b.set_position(done as u64)).map_err(err)?;
         b.finish_and_clear();
         stats = seq;
     }

@@ -184,6 +184,9 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
+    if let Some(p) = pipeline {
+        super::calibrate::attach_sensitivity(&mut module, &path, p, stats.as_deref())?;
+    }
     let load = t0.elapsed();
     let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// Arguments of `flexc sparsity-report`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc sparsity-report smollm2-135m --stats s.json\n  flexc sparsity-report smollm2-135m --stats s.json --pipeline 'flow-nm{sparsity=0.6,mode=nearest}' --format json --svg flow.svg")]
+#[command(after_help = "Examples:\n  flexc sparsity-report smollm2-135m --stats s.json\n  flexc sparsity-report smollm2-135m --stats s.json --pipeline 'flow-nm{sparsity=0.6},prune-nm{update=sparsegpt}' --format json --svg flow.svg\n\nflow-nm{method=flow} (the default) measures each block's cost with the pipeline's prune-nm\n(cached under <cache>/sensitivity/); other methods need no prune-nm.")]
 pub struct ReportArgs {
     /// A model file or known name (default: smollm2-135m).
     pub model: Option<String>,
@@ -23,7 +23,7 @@ pub struct ReportArgs {
     #[arg(long, alias = "stats-file")]
     pub stats: Option<PathBuf>,
     /// The flow-nm invocation whose selection is reported.
-    #[arg(long, default_value = "flow-nm")]
+    #[arg(long, default_value = "flow-nm,prune-nm")]
     pub pipeline: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -103,9 +103,10 @@ pub fn run(args: ReportArgs) -> CliResult {
     // The report needs statistics unless every score is magnitude.
     let stats = super::calibrate::stats_or_default(args.model.as_deref(), Some(&args.pipeline), args.stats.as_deref())?;
     let mut module = import_model(&path, &ImportOptions { ctx: 1, ..Default::default() })?;
-    if let Some(s) = stats {
-        module.calibration = Some(Arc::new(crate::calib::load(&s).map_err(|e| CliError::input(format!("error: {e}")))?));
+    if let Some(s) = &stats {
+        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
+    super::calibrate::attach_sensitivity(&mut module, &path, &args.pipeline, stats.as_deref())?;
     let sel = cfg.select(&module).map_err(|e| CliError::input(format!("error: {e}")))?;
     if let Some(svg) = &args.svg {
         write_atomic(svg, report_svg(&cfg, &sel).as_bytes())?;

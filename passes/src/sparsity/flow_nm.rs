@@ -2,8 +2,9 @@
 //! FLOW's outlier-aware selection, or a baseline allocation, and attach it to
 //! the module as the `nm_plan` metadata that `prune-nm` applies.
 //!
-//! `method=flow` (the default) allocates by a sensitivity measured on the
-//! calibration data (a per-layer proxy that misranks blocks on SmolLM2, see
+//! `method=flow` (the default) allocates by each block's measured cost (the
+//! ΔNLL on calibration windows of pruning that block alone with the
+//! pipeline's own `prune-nm`, at a few probe patterns, interpolated; see
 //! [`super::measured`]), solved exactly, each ratio realised with the
 //! largest M;
 //! FLOW's outlier ratio and locality are still computed and recorded as
@@ -28,7 +29,7 @@
 //! use `hyper-m=5`), `owl-nm` (OWL's N-only variant: M of `pattern` fixed,
 //! N moved by the rounded outlier ratio; the README uses `lamda=2 hyper-m=6`).
 
-use super::measured::{allocate_units, realisations, unit_costs};
+use super::measured::{allocate_units, measured_table, realisations, unit_costs, ProbeSettings};
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind, Options};
@@ -52,6 +53,9 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "dense-ends", kind: OptKind::Bool, default: "true", help: "force the first and last block to 8:8 (dense), as the reference does" },
         OptDecl { name: "granularity", kind: OptKind::Str, default: "block", help: "block (one pattern per decoder block, the reference) | layer (one per linear)" },
         OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude: the metric outliers are found in" },
+        OptDecl { name: "probes", kind: OptKind::Str, default: "1:8,2:8,3:8,4:8,6:8", help: "flow: the patterns each block's ΔNLL is measured at (the driver measures; costs between probes interpolated)" },
+        OptDecl { name: "probe-samples", kind: OptKind::Int, default: "4", help: "flow: calibration windows the probes are measured on" },
+        OptDecl { name: "probe-seqlen", kind: OptKind::Int, default: "160", help: "flow: tokens per probe window (the last three quarters scored)" },
     ],
     make: |o| Ok(Box::new(FlowNm::from_options(o)?)),
 };
@@ -111,11 +115,23 @@ impl FlowNm {
             // `mode` only steers flow-reference's solver; pipelines written
             // before method=flow became the measured allocation pass it, so
             // it stays accepted there.
-            Method::Flow | Method::FlowReference => &["pattern", "lamda"],
-            Method::Uniform => &["sparsity", "candidates", "mode", "hyper-m", "lamda", "score"],
-            Method::Owl => &["candidates", "mode", "pattern"],
-            Method::OwlNm => &["sparsity", "candidates", "mode"],
+            Method::Flow => &["pattern", "lamda"],
+            Method::FlowReference => &["pattern", "lamda", "probes", "probe-samples", "probe-seqlen"],
+            Method::Uniform => &["sparsity", "candidates", "mode", "hyper-m", "lamda", "score", "probes", "probe-samples", "probe-seqlen"],
+            Method::Owl => &["candidates", "mode", "pattern", "probes", "probe-samples", "probe-seqlen"],
+            Method::OwlNm => &["sparsity", "candidates", "mode", "probes", "probe-samples", "probe-seqlen"],
         };
+        if method == Method::Flow {
+            // Checked here so that a bad value fails before any measurement.
+            let spec = crate::pipeline::PassSpec {
+                name: "flow-nm".into(),
+                options: ["probes", "probe-samples", "probe-seqlen"].iter().map(|k| (k.to_string(), o.str(k).to_string())).collect(),
+            };
+            ProbeSettings::from_spec(&spec)?;
+            if o.str("granularity") == "layer" {
+                return Err("flow-nm: method=flow measures whole blocks; granularity=layer is for flow-reference and the baselines".into());
+            }
+        }
         o.reject_unused(unused, &format!("method={}", o.str("method")))?;
         let sparsity = o.float("sparsity");
         if !(0.0..1.0).contains(&sparsity) {
@@ -235,7 +251,8 @@ impl FlowNm {
                 if !all.contains(&Nm::DENSE) {
                     all.push(Nm::DENSE);
                 }
-                let costs = unit_costs(m, &lins, &units, &all, self.score)?;
+                let table = measured_table(m)?.ok_or("flow-nm: method=flow needs each block's measured cost (the nm_sensitivity metadata), which the flexc commands measure with the pipeline's prune-nm when they run it (perplexity, run, compile, sim, sparsity-report); a bare pass pipeline must use method=flow-reference, uniform, owl or owl-nm")?;
+                let costs = unit_costs(&table, &unit_block, &all)?;
                 let sizes: Vec<u64> = units.iter().map(|u| u.iter().map(|&i| (lins[i].out * lins[i].inp) as u64).sum()).collect();
                 // Dense only where held fixed, unless a candidate.
                 let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();

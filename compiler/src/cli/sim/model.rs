@@ -81,6 +81,8 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     if let Some(s) = &stats {
         module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
     }
+    bar.set_message("measuring block costs");
+    super::super::calibrate::attach_sensitivity(&mut module, &path, &pipeline, stats.as_deref())?;
     bar.set_message("running the pipeline");
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input_err)?;
     read_layers(path, module, pipeline, report.remarks, func, bar)
