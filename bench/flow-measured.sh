@@ -37,26 +37,26 @@ if [ ! -f "$STATS" ]; then
   nice -n 10 "$FLEXC" calibrate "$MODEL" --samples 32 --seqlen 512 --hessian -o "$STATS" || exit 1
 fi
 
-# label | flow-nm options | prune-nm options
+# label | flow-nm options | prune-nm options (in the order they were run)
 ROWS=$(cat <<'EOF2'
-50% measured, Wanda|sparsity=0.5,dense-ends=false|
-50% uniform 4:8, Wanda|method=uniform,pattern=4:8,dense-ends=false|
-50% OWL-NM 4:8, Wanda|method=owl-nm,pattern=4:8,lamda=2,hyper-m=6,dense-ends=false|
-50% measured, SparseGPT|sparsity=0.5,dense-ends=false|update=sparsegpt
-50% uniform 4:8, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt
-50% OWL-NM 4:8, SparseGPT|method=owl-nm,pattern=4:8,lamda=2,hyper-m=6,dense-ends=false|update=sparsegpt
 60% measured, Wanda|sparsity=0.6,dense-ends=false|
-60% uniform 3:8, Wanda|method=uniform,pattern=3:8,dense-ends=false|
-60% OWL-NM 3:8, Wanda|method=owl-nm,pattern=3:8,lamda=2,hyper-m=6,dense-ends=false|
-60% measured, SparseGPT|sparsity=0.6,dense-ends=false|update=sparsegpt
-60% uniform 3:8, SparseGPT|method=uniform,pattern=3:8,dense-ends=false|update=sparsegpt
-60% OWL-NM 3:8, SparseGPT|method=owl-nm,pattern=3:8,lamda=2,hyper-m=6,dense-ends=false|update=sparsegpt
+50% measured, Wanda|sparsity=0.5,dense-ends=false|
 70% measured, Wanda|sparsity=0.7,dense-ends=false|
 70% uniform 2:8, Wanda|method=uniform,pattern=2:8,dense-ends=false|
-70% OWL-NM 2:8, Wanda|method=owl-nm,pattern=2:8,lamda=2,hyper-m=6,dense-ends=false|
+60% measured, SparseGPT|sparsity=0.6,dense-ends=false|update=sparsegpt
+50% measured, SparseGPT|sparsity=0.5,dense-ends=false|update=sparsegpt
 70% measured, SparseGPT|sparsity=0.7,dense-ends=false|update=sparsegpt
 70% uniform 2:8, SparseGPT|method=uniform,pattern=2:8,dense-ends=false|update=sparsegpt
+60% OWL-NM 3:8, Wanda|method=owl-nm,pattern=3:8,lamda=2,hyper-m=6,dense-ends=false|
+70% OWL-NM 2:8, Wanda|method=owl-nm,pattern=2:8,lamda=2,hyper-m=6,dense-ends=false|
+60% OWL-NM 3:8, SparseGPT|method=owl-nm,pattern=3:8,lamda=2,hyper-m=6,dense-ends=false|update=sparsegpt
 70% OWL-NM 2:8, SparseGPT|method=owl-nm,pattern=2:8,lamda=2,hyper-m=6,dense-ends=false|update=sparsegpt
+50% OWL-NM 4:8, SparseGPT|method=owl-nm,pattern=4:8,lamda=2,hyper-m=6,dense-ends=false|update=sparsegpt
+50% uniform 4:8, Wanda|method=uniform,pattern=4:8,dense-ends=false|
+50% OWL-NM 4:8, Wanda|method=owl-nm,pattern=4:8,lamda=2,hyper-m=6,dense-ends=false|
+50% uniform 4:8, SparseGPT|method=uniform,pattern=4:8,dense-ends=false|update=sparsegpt
+60% uniform 3:8, Wanda|method=uniform,pattern=3:8,dense-ends=false|
+60% uniform 3:8, SparseGPT|method=uniform,pattern=3:8,dense-ends=false|update=sparsegpt
 62.5% measured, Wanda|sparsity=0.625,dense-ends=false|
 62.5% measured, SparseGPT|sparsity=0.625,dense-ends=false|update=sparsegpt
 75% measured, Wanda|sparsity=0.75,dense-ends=false|
