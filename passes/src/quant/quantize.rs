@@ -42,13 +42,17 @@
 //! the per-weight formats minimising the summed relative error such that
 //! the bytes of every weight read per decoded token (in the layout the
 //! CPU kernel streams: `QuantFormat::streamed_bytes`), divided by the
-//! model's parameters, stay within `B` bits are found exactly. The
-//! choice per tensor (format, bytes, relative error) is listed in the remarks.
+//! model's parameters, stay within `B` bits are found exactly. When the
+//! calibration holds loss probes (`flexc calibrate --sensitivity`), each
+//! layer's relative errors are first scaled into estimated nats of loss
+//! (`loss.rs`), so the search minimises the estimated ΔNLL instead. The
+//! choice per tensor (format, bytes, error) is listed in the remarks.
 
 use super::encode::{encode_weight, Encoded, LayerData, Method};
 use super::formats::QuantFormat;
 use super::gptq::{output_error, GptqOptions};
 use super::glob_match;
+use super::loss;
 use super::mixed::{allocate, Choice};
 use super::optq::{allocate_bits, sensitivity, InverseHessian};
 use crate::manager::{Changed, Pass, PassCx};
@@ -426,6 +430,7 @@ impl Quantize {
             layers.push(choices);
             results.push(res);
         }
+        self.weigh_by_loss(picked, &mut layers, cal, cx)?;
         let pick = allocate(&layers, budget as u64).map_err(|e| format!("quantize: bpw={bpw}: {e}"))?;
         let used: u64 = pick.iter().zip(&layers).map(|(&j, c)| c[j].bytes).sum();
         cx.remarks.push(format!(
@@ -436,10 +441,45 @@ impl Quantize {
         let mut out = Vec::with_capacity(picked.len());
         for ((p, j), (mut res, choices)) in picked.iter().zip(pick).zip(results.into_iter().zip(&layers)) {
             let (enc, e) = res.swap_remove(j);
-            cx.remarks.push(format!("quantize: @{} → {enc}: {} bytes, relative output error {:.3e}", p.name, choices[j].bytes, choices[j].error));
+            cx.remarks.push(format!("quantize: @{} → {enc}: {} bytes, {} {:.3e}", p.name, choices[j].bytes, self.error_name(cal), choices[j].error));
             out.push((enc, e));
         }
         Ok(out)
+    }
+
+    /// With loss probes in the calibration (`loss.rs`), scales each layer's
+    /// relative errors into estimated nats; otherwise leaves them and says so.
+    fn weigh_by_loss(&self, picked: &[Picked], layers: &mut [Vec<Choice>], cal: Option<&Calibration>, cx: &mut PassCx) -> Result<(), String> {
+        let probes = cal.map_or(&[][..], |c| c.probes.as_slice());
+        let mut probe_error: HashMap<&str, f64> = HashMap::new();
+        if !probes.is_empty() {
+            for p in picked {
+                let Some(enc) = loss::probe_encoding(p.k) else { continue };
+                let d = layer_data(cal, &p.name);
+                let e = encode_weight(enc, &p.values, (p.n, p.k), d, Method::Rtn, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
+                let mut q = vec![0f32; p.values.len()];
+                decode(enc, &e.bytes, &mut q)?;
+                let zeros = vec![0f32; p.values.len()];
+                let energy = relative_base(&p.values, &zeros, p.k, d).max(f64::MIN_POSITIVE);
+                probe_error.insert(&p.name, relative_base(&p.values, &q, p.k, d) / energy);
+            }
+        }
+        match loss::loss_factors(probes, &probe_error) {
+            Ok(f) if probe_error.len() == picked.len() => {
+                for (p, choices) in picked.iter().zip(layers.iter_mut()) {
+                    choices.iter_mut().for_each(|c| c.error *= f[&p.name]);
+                }
+                cx.remarks.push(format!("quantize: errors weighted by {} loss probes (estimated ΔNLL per layer)", probes.len()));
+            }
+            Ok(_) => cx.remarks.push("quantize: some weights cannot take the probe format: relative output errors, unweighted".into()),
+            Err(e) => cx.remarks.push(format!("quantize: {e}: relative output errors, unweighted")),
+        }
+        Ok(())
+    }
+
+    /// What the mixed-precision remarks call a layer's error.
+    fn error_name(&self, cal: Option<&Calibration>) -> &'static str {
+        if cal.is_some_and(|c| !c.probes.is_empty()) { "estimated ΔNLL" } else { "relative output error" }
     }
 
     /// Writes the new entries and moves the readers onto them.
