@@ -242,7 +242,7 @@ impl LutSpec {
         if self.bcq && self.half_scales {
             return bad("BCQ plane scales are stored as f32".into());
         }
-        if self.split && (self.bcq || self.bits % 2 == 0) {
+        if self.split && (self.bcq || self.bits.is_multiple_of(2)) {
             return bad("only 1- and 3-bit codes with row scales have the split layout".into());
         }
         if let LutBias::Const(c) = self.bias
