@@ -33,9 +33,9 @@
 //! weight by ShiftAddLLM's sensitivity; `mode=row|acc|lat` the `α` layout.
 //!
 //! **Mixed precision** (`bpw=B`, `mixed.rs`): every selected weight is
-//! quantized in each `candidates` format (default: `#gq` 2 bits at groups
-//! 32/64 and 4 bits at groups 64/128, with zero points, Q5_0 and Q8_0; 3
-//! bits is left out because the LUT kernel streams it as 4), each result's output
+//! quantized in each `candidates` format (default: `#gq` with zero points,
+//! 2 bits at group 64, 3 and 4 bits at groups 64/128, then Q5_0 and Q8_0:
+//! the LUT kernel streams 3-bit codes at 3 bits), each result's output
 //! error `Σ δᵀHδ` on the calibration data is measured relative to the
 //! layer's output energy `Σ wᵀHw` (without Hessians: the
 //! importance-weighted squared error relative to the weighted norm), and
@@ -77,7 +77,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
         OptDecl { name: "act-order", kind: OptKind::Bool, default: "false", help: "gptq: quantize columns in descending Hessian diagonal (with static groups)" },
         OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
-        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
         OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "require calibration Hessians for every selected weight (an error instead of the RTN fallback)" },
@@ -90,7 +90,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
 };
 
 /// The default `bpw` candidates.
-const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0";
+const DEFAULT_CANDIDATES: &str = "gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0";
 
 struct Quantize {
     enc: Encoding,
