@@ -63,6 +63,8 @@ fn check(src: &str, k: usize, rows: usize, tol: f32, seed: u64) -> CpuRuntime {
 
 fn lut_encodings() -> Vec<Encoding> {
     let mut v: Vec<Encoding> = (1..=4u8).map(|bits| Encoding::Gq(GqParams { bits, group: 64, zero: bits % 2 == 0 })).collect();
+    // 1 and 3 bits also with a zero point (split layout on 16-row multiples).
+    v.extend([1u8, 3].map(|bits| Encoding::Gq(GqParams { bits, group: 64, zero: true })));
     v.push(Encoding::Ternary(TernaryParams { group: 0 }));
     v.push(Encoding::Ternary(TernaryParams { group: 64 }));
     v.extend([2u8, 3].map(|bits| Encoding::Bcq(BcqParams::row(bits, 64, true, 3))));
@@ -73,12 +75,13 @@ fn lut_encodings() -> Vec<Encoding> {
 fn lut_gemm_matches_the_interpreter() {
     let mut rng = Rng(7);
     for (i, enc) in lut_encodings().into_iter().enumerate() {
-        let n = 8 * rng.pick(&[1usize, 3, 6]);
         let k = 64 * rng.pick(&[2usize, 3, 8]);
         let rows = rng.pick(&[1usize, 3]);
         let ag = rng.pick(&[16usize, 32, 64]);
-        // Untiled, then tiled in m-row items and K tiles of 128 columns.
-        for tile in [None, Some((12, 128))] {
+        // Rows in 8-row blocks, and in 16-row blocks (the split layout of 1
+        // and 3 bits); untiled, then tiled in m-row items and K tiles of 128 columns.
+        let ns = [8 * rng.pick(&[1usize, 3]), 16 * rng.pick(&[1usize, 3])];
+        for (n, tile) in ns.into_iter().flat_map(|n| [(n, None), (n, Some((12, 128)))]) {
             let mut src = weight(&mut rng, "w", n, k, Some(enc));
             let wt = match tile {
                 Some((m, kt)) => format!("  %wt = kern.tile %w {{m = {m}, k = {kt}}} : f32[{n}, {k}]{e}\n", e = ty_enc(Some(enc))),

@@ -15,6 +15,7 @@ use flexc_backends::cpu::lut::{LutActivation, LutKernel, LutWeights};
 use flexc_backends::cpu::{IsaSpec, JitSession};
 use flexc_ir::quant::{encode, BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
+use flexc_passes::quant::formats::QuantFormat;
 
 use flexc_backends::xorshift::XorShift as Rng;
 
@@ -39,13 +40,20 @@ fn budget(w: &LutWeights, act: &LutActivation, wabs: &[f32]) -> Vec<f32> {
 }
 
 fn check(session: &JitSession, enc: Encoding, m: usize, k: usize, act_group: usize, seed: u64) {
+    check_tiled(session, enc, (m, k), act_group, flexc_backends::cpu::lut::DEFAULT_K_TILE, seed);
+}
+
+/// [`check`] with K tiles of `k_tile` columns; then a batch of 3 activation
+/// rows through [`LutKernel::run_blocks`] in two row-block ranges (as the
+/// runtime splits a prefill), which must reproduce the single-row results.
+fn check_tiled(session: &JitSession, enc: Encoding, (m, k): (usize, usize), act_group: usize, k_tile: usize, seed: u64) {
     let mut rng = Rng(seed);
     let w = rng.vec(m * k, 0.05);
     let x = rng.vec(k, 1.0);
     let bytes = encode(enc, &w).unwrap();
     let mut deq = vec![0f32; m * k];
     flexc_ir::quant::decode(enc, &bytes, &mut deq).unwrap();
-    let packed = LutWeights::pack(enc, &bytes, m, k, act_group).unwrap();
+    let packed = LutWeights::pack_tiled(enc, &bytes, m, k, act_group, k_tile).unwrap();
     let kernel = LutKernel::new(session, packed.spec()).unwrap();
     let act = LutActivation::build(&packed.spec(), &x).unwrap();
     let mut y = vec![0f32; m];
@@ -63,6 +71,25 @@ fn check(session: &JitSession, enc: Encoding, m: usize, k: usize, act_group: usi
     let mut y2 = vec![0f32; m];
     kernel.run_prepared(&packed, &act, &mut y2, 2).unwrap();
     assert_eq!(y, y2);
+    // A batch: rows x2, x, x3; each row's result is the single-row one.
+    let xs = [rng.vec(k, 1.0), x.clone(), rng.vec(k, 0.3)];
+    let acts: Vec<LutActivation> = xs.iter().map(|x| LutActivation::build(&packed.spec(), x).unwrap()).collect();
+    let mut yb = vec![f32::NAN; 3 * m];
+    kernel.check(&packed, &acts, yb.len()).unwrap();
+    let (nb, half) = (kernel.blocks(), kernel.blocks() / 2);
+    // SAFETY: `check` passed; the two ranges partition the row blocks.
+    unsafe {
+        kernel.run_blocks(&packed, &acts, yb.as_mut_ptr(), half, nb);
+        kernel.run_blocks(&packed, &acts, yb.as_mut_ptr(), 0, half);
+    }
+    for (i, (xi, a)) in xs.iter().zip(&acts).enumerate() {
+        let mut yi = vec![0f32; m];
+        kernel.run(&packed, xi, &mut yi, 1).unwrap();
+        assert_eq!(yb[i * m..][..m], yi[..], "{enc} {m}×{k}: batch row {i}");
+        let model = a.model(&packed);
+        let scale: f32 = yi.iter().map(|v| v.abs()).fold(0.0, f32::max) + 1e-6;
+        assert!(yi.iter().zip(&model).all(|(a, b)| (a - b).abs() <= 1e-5 * scale), "{enc} {m}×{k}: batch row {i} vs model");
+    }
 }
 
 #[test]
@@ -77,18 +104,41 @@ fn gq_all_bits_match_the_interpreter() {
 
 fn gq_all_bits(s: &JitSession) {
     let mut seed = 11;
+    let mut rng = Rng(77);
     for bits in 1..=4u8 {
         for zero in [false, true] {
-            // 8320 columns: three K tiles (32 + 32 + 1 groups of 128).
-            for (m, k, group, ag) in [(16, 128, 64, 32), (32, 256, 128, 64), (8, 64, 32, 8), (8, 8320, 128, 32)] {
+            // 8320 columns: three K tiles (32 + 32 + 1 groups of 128). Rows in
+            // 16-row blocks run 1 and 3 bits in the split layout, 8 and 4
+            // rows in the padded one (4-row blocks for 3–4 bits).
+            let fixed = [(16, 128, 64, 32), (32, 256, 128, 64), (8, 64, 32, 8), (8, 8320, 128, 32), (32, 8320, 128, 64), (48, 192, 64, 16)];
+            for (m, k, group, ag) in fixed {
                 let enc = Encoding::Gq(GqParams { bits, group, zero });
-                let m = if bits > 2 { m / 2 } else { m }; // exercise 4-row blocks
+                let m = if bits > 2 && m < 32 { m / 2 } else { m };
                 check(s, enc, m, k, ag, seed);
                 // #gq scales are f16 and offsets half-integers: stored as f16.
                 let spec = LutWeights::pack(enc, &encode(enc, &vec![0.01; m * k]).unwrap(), m, k, ag).unwrap().spec();
                 assert!(spec.half_scales, "{enc}: f16 scales expected");
-                let planes = if bits <= 2 { 2 } else { 4 };
-                assert_eq!(spec.weight_bytes(), m * k * planes / 8 + m * (k / group as usize) * 2 * (1 + zero as usize));
+                assert_eq!(spec.split, bits % 2 == 1 && m % 16 == 0, "{enc} {m} rows");
+                let planes = match bits {
+                    1 | 3 if m % 16 == 0 => bits as usize,
+                    1 | 2 => 2,
+                    _ => 4,
+                };
+                let want = m * k * planes / 8 + m * (k / group as usize) * 2 * (1 + zero as usize);
+                assert_eq!(spec.weight_bytes(), want, "{enc} {m}×{k}");
+                // What the mixed-precision pass prices is what the kernel streams.
+                assert_eq!(QuantFormat::of(enc).unwrap().streamed_bytes(m, k), want as u64, "{enc} {m}×{k}");
+                seed += 1;
+            }
+            // Random shapes and K tiles.
+            for _ in 0..3 {
+                let group = rng.pick(&[32u32, 64, 128]);
+                let ag = rng.pick(&[8usize, 16, 32, 64].map(|a| a.min(group as usize)));
+                let m = rng.pick(&[4usize, 8, 16, 24, 32, 64, 80]);
+                let m = if bits <= 2 { m.next_multiple_of(8) } else { m };
+                let k = group as usize * (1 + rng.below(40));
+                let k_tile = rng.pick(&[group as usize, 3 * group as usize, 4096]);
+                check_tiled(s, Encoding::Gq(GqParams { bits, group, zero }), (m, k), ag, k_tile, seed);
                 seed += 1;
             }
         }
@@ -173,21 +223,31 @@ fn table_quantization_error_like_tmac() {
     assert!(mse_lut < var * 1e-3, "LUT MSE {mse_lut} vs signal {var}");
 }
 
-/// The 2-bit kernel's inner loop (the block with the lookups) has no stack
-/// traffic: accumulators, mask and multipliers stay in the 16 xmm registers.
-/// (Only the prologue touches the stack: arguments 7–8 arrive there.)
+/// The 1-, 2- and 3-bit kernels' inner loops (the block with the lookups)
+/// have no stack traffic: accumulators, mask and multipliers stay in the 16
+/// xmm registers. (Only the prologue touches the stack: arguments 7–8
+/// arrive there.) The split layout (1 and 3 bits on 16-row blocks) loops
+/// over pairs and interleaves its single plane with `punpck[lh]bw`, not a
+/// general shuffle.
 #[test]
-fn two_bit_kernel_does_not_spill() {
-    let enc = Encoding::Gq(GqParams { bits: 2, group: 128, zero: false });
-    let bytes = encode(enc, &[0.1; 8 * 256]).unwrap();
-    let packed = LutWeights::pack(enc, &bytes, 8, 256, 32).unwrap();
-    let kernel = LutKernel::new(&JitSession::host().unwrap(), packed.spec()).unwrap();
-    let vcode = kernel.compiled().vcode().unwrap_or_default();
-    if std::env::var_os("FLEXC_PRINT_VCODE").is_some() {
-        println!("{vcode}");
+fn low_bit_kernels_do_not_spill() {
+    // (bits, rows, pshufb per lookup block: 2-bit 4 pairs × 2 per activation
+    // group of 32, split one pair × vectors × 2).
+    for (bits, m, lookups) in [(3u8, 16, 6), (2, 8, 8), (1, 16, 2)] {
+        let enc = Encoding::Gq(GqParams { bits, group: 128, zero: false });
+        let bytes = encode(enc, &vec![0.1; m * 256]).unwrap();
+        let packed = LutWeights::pack(enc, &bytes, m, 256, 32).unwrap();
+        let kernel = LutKernel::new(&JitSession::host().unwrap(), packed.spec()).unwrap();
+        let vcode = kernel.compiled().vcode().unwrap_or_default();
+        if std::env::var_os("FLEXC_PRINT_VCODE").is_some() {
+            println!("{vcode}");
+        }
+        let inner: Vec<&str> = vcode.split("\nblock").filter(|b| b.contains("pshufb")).collect();
+        assert_eq!(inner.len(), 1, "{bits} bits: one lookup block expected:\n{vcode}");
+        assert!(!inner[0].contains("rsp") && !inner[0].contains("rbp"), "{bits} bits: stack traffic in the inner loop:\n{}", inner[0]);
+        assert_eq!(inner[0].matches("pshufb").count(), lookups, "{bits} bits: lookups per block");
+        if bits % 2 == 1 {
+            assert_eq!((inner[0].matches("punpcklbw").count(), inner[0].matches("punpckhbw").count()), (1, 1), "{bits} bits:\n{}", inner[0]);
+        }
     }
-    let inner: Vec<&str> = vcode.split("\nblock").filter(|b| b.contains("pshufb")).collect();
-    assert_eq!(inner.len(), 1, "one lookup block expected:\n{vcode}");
-    assert!(!inner[0].contains("rsp") && !inner[0].contains("rbp"), "stack traffic in the inner loop:\n{}", inner[0]);
-    assert_eq!(inner[0].matches("pshufb").count(), 8, "two lookups per 16-byte vector, 4 vectors per act group of 32");
 }

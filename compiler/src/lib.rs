@@ -12,6 +12,7 @@ pub mod frontend;
 pub mod generate;
 pub mod npy;
 pub mod output;
+pub mod pipeline;
 pub mod server;
 pub mod signals;
 pub mod tokenizer;

@@ -165,3 +165,46 @@ fn hessians_match_the_reference_and_drive_shiftadd_optq() {
     assert!(optq.iter().all(|w| w.0.ends_with(".weight.shiftadd2")), "every block linear is quantized");
     assert_ne!(optq, rtn, "Hessian error feedback changes the quantized weights");
 }
+
+#[test]
+fn loss_probes_match_the_reference_interpreter_and_weigh_mixed_precision() {
+    use flexc::calib::sensitivity::{probe_groups, probe_losses};
+    use flexc::eval::{perplexity, PplConfig};
+    use flexc::generate::reference::ReferenceModel;
+    let (m, _dir) = tiny();
+    let mut cal = calibrate(&m, &windows(), "test".into(), &CalibOptions { engine: Backend::Cpu, threads: 2, blocks: None, hessian: true }, &mut |_| {}).expect("calibrates");
+    let probes = probe_losses(&m, &cal, &windows(), None, 2, &mut |_, _| {}).expect("probes");
+    // One probe per block and one for the head, covering every linear once.
+    assert_eq!(probes.len(), BLOCKS + 1);
+    let covered: Vec<String> = probes.iter().flat_map(|p| p.weights.clone()).collect();
+    assert_eq!(covered.len(), linears(&m).len());
+    assert_eq!(probe_groups(&m).len(), probes.len());
+    // Independently: the reference interpreter's NLL with and without the probe.
+    let nll = |pipeline: &str| {
+        let mut q = m.clone();
+        q.calibration = Some(Arc::new(cal.clone()));
+        run(&mut q, pipeline);
+        let mut model = ReferenceModel::new(&q).unwrap();
+        let tokens: Vec<u32> = windows().concat();
+        perplexity(&mut model, &tokens, None, &PplConfig { ctx: SEQLEN, max_chunks: 0 }, &mut |_, _, _| {}).unwrap().ppl.ln()
+    };
+    let base = nll("canonicalize");
+    for p in &probes {
+        let head = p.weights.iter().all(|w| flexc_passes::sparsity::block_of(w).is_none());
+        // ffn_down reads FFN = 16 channels (group 16), the rest EMBD = 8.
+        let (down, rest): (Vec<&String>, Vec<&String>) = p.weights.iter().partition(|w| w.contains("ffn_down"));
+        let pass = |g: usize, ws: &[&String]| format!("quantize{{method=rtn,bits=3,group={g},zero=true,lm-head={head},layers={}}}", ws.iter().map(|w| w.as_str()).collect::<Vec<_>>().join(","));
+        let passes: Vec<String> = [(16, down), (8, rest)].iter().filter(|(_, ws)| !ws.is_empty()).map(|(g, ws)| pass(*g, ws)).collect();
+        let want = nll(&passes.join(",")) - base;
+        assert!((p.delta_nll - want).abs() <= 1e-3 * (1.0 + want.abs()), "{:?}: {} vs reference {want}", p.weights, p.delta_nll);
+    }
+    assert!(probes.iter().any(|p| p.delta_nll.abs() > 1e-6), "3-bit probes move the loss: {probes:?}");
+    // Mixed precision reads them.
+    cal.probes = probes;
+    let mut q = m.clone();
+    q.calibration = Some(Arc::new(cal));
+    let mut pm = PassManager::from_text("quantize{bpw=12,lm-head=true,candidates=gq2g8,gq4g8,q8_0}", ManagerOptions { verify_each: true, ..Default::default() }).unwrap();
+    let report = pm.run(&mut q, &mut |_, _| {}).expect("mixed precision runs");
+    assert!(report.remarks.iter().any(|r| r.contains(&format!("weighted by {} loss probes", BLOCKS + 1))), "{:?}", report.remarks);
+    assert!(report.remarks.iter().any(|r| r.contains("estimated ΔNLL")), "{:?}", report.remarks);
+}

@@ -6,7 +6,7 @@
 //! never worse than uniform 4:8's at the same parameter sparsity, for both
 //! updates (Wanda masks and SparseGPT reconstruction).
 
-use flexc::calib::sensitivity::{measure, to_attr};
+use flexc::calib::nm_sensitivity::{measure, to_attr};
 use flexc::calib::{calibrate, CalibOptions};
 use flexc::cli::import::import_model;
 use flexc::frontend::decoder::ImportOptions;
@@ -131,7 +131,7 @@ fn method_flow_without_a_measured_table_is_an_error() {
     let mut pm = PassManager::from_text("flow-nm{sparsity=0.5,score=magnitude},prune-nm{score=magnitude}", ManagerOptions::default()).unwrap();
     let e = pm.run(&mut w, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("measured cost") && e.contains("flow-reference"), "{e}");
-    assert!(flexc::calib::sensitivity::wants("flow-nm{sparsity=0.5}").is_err());
-    assert!(flexc::calib::sensitivity::wants("flow-nm{method=uniform},prune-nm").unwrap().is_none());
-    assert!(flexc::calib::sensitivity::wants("flow-nm{sparsity=0.6},prune-nm{update=sparsegpt}").unwrap().is_some());
+    assert!(flexc::calib::nm_sensitivity::wants("flow-nm{sparsity=0.5}").is_err());
+    assert!(flexc::calib::nm_sensitivity::wants("flow-nm{method=uniform},prune-nm").unwrap().is_none());
+    assert!(flexc::calib::nm_sensitivity::wants("flow-nm{sparsity=0.6},prune-nm{update=sparsegpt}").unwrap().is_some());
 }

@@ -84,6 +84,23 @@ pub struct Calibration {
     /// pruned (block k's linears see the outputs of pruned blocks 0..k), as
     /// the reference's sequential loop records them. Empty otherwise.
     pub sequential: BTreeMap<String, ChannelStats>,
+    /// Loss probes (`flexc calibrate --sensitivity`): how much the model's
+    /// loss grows when a group of weights alone is quantized with the probe
+    /// format. Mixed precision (`quantize{bpw=…}`) turns each group's output
+    /// errors into loss with them. Empty when not measured.
+    pub probes: Vec<LossProbe>,
+}
+
+/// One loss probe: the weights quantized together (a decoder block's
+/// linears, or the LM head) and the mean negative log-likelihood the model
+/// gained on calibration text (nats per token).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LossProbe {
+    /// The probed weights' names.
+    pub weights: Vec<String>,
+    /// Mean NLL with the probe minus the mean NLL without (may be ≤ 0 when
+    /// the probe is harmless).
+    pub delta_nll: f64,
 }
 
 impl Calibration {

@@ -27,18 +27,39 @@
 //! tables): `λ = max_4-groups(Σ|x|)/127`, entries `round(T/λ)` (ties to even).
 //!
 //! **Weight layout** ([`LutWeights`], packed once at compile time). A 16-byte
-//! vector holds `R = 16/P` rows × `P` bit-planes (lane `l` = row `l / P`,
-//! plane `l % P`; `P = 2` for 1–2 bits, 4 for 3–4 bits, unused planes are
-//! zero padding) for two consecutive 4-groups: the low nibble is the plane's
-//! 4-bit index for group `2p`, the high nibble for group `2p + 1`. One
-//! `x86_pshufb` per nibble looks up 16 values; one `x86_pmaddubsw` with the
-//! constant multipliers `2^plane` (0 for padding) combines the planes of a row
-//! and widens to i16 (|sum| ≤ 16·127·12 < 2^15 for A ≤ 64). With 4 lanes
-//! per row (3–4 bits) and VNNI, one `vpdpbusd` with the same multipliers
-//! combines all 4 planes of a row straight into i32 instead (4 accumulators
-//! in turn, summed per activation group): 7 instead of 9 vector ops per code
-//! vector, +5–10% on 3–4-bit GEMVs (`bench/results/lowbit-kernels.md`). Per row block:
-//! for each weight group, its `G/8` code vectors, then `R` scales `d`,
+//! code vector covers two consecutive 4-groups of some rows: the low nibble
+//! of a byte lane is one row's bit-plane index (bit i = that plane's bit of
+//! column i) for group `2p`, the high nibble for group `2p + 1`. One
+//! `x86_pshufb` per nibble looks up 16 values (two tables per pair, shared by
+//! all of the pair's vectors). Two layouts:
+//! - *Padded* (2 and 4 bits, `#bcq`, ternary; 1 and 3 bits when the rows are
+//!   not whole 16-row blocks): one vector holds `R = 16/P` rows × `P`
+//!   bit-planes (lane `l` = row `l / P`, plane `l % P`; `P = 2` for 1–2
+//!   bits, 4 for 3–4 bits, unused planes are zero padding). One
+//!   `x86_pmaddubsw` with the constant multipliers `2^plane` (0 for
+//!   padding) combines the planes of a row and widens to i16. With 4 lanes
+//!   per row (3–4 bits) and VNNI, one `vpdpbusd` with the same multipliers
+//!   combines all 4 planes of a row straight into i32 instead (4
+//!   accumulators in turn, summed per activation group): 7 instead of 9
+//!   vector ops per code vector, +5–10% on 4-bit GEMVs
+//!   (`bench/results/lowbit-kernels.md`).
+//! - *Split* (`#gq` 1 and 3 bits, rows in blocks of `R = 16`; [`LutSpec::split`]):
+//!   no padding, so 1 and 3 bits stream 1 and 3 bits per weight. Per pair,
+//!   3-bit codes have three vectors: planes 0–1 of rows 0–7 and of rows
+//!   8–15 (the 2-bit layout, `pmaddubsw` with multipliers 1, 2, one i16
+//!   accumulator per 8 rows), then plane 2 of rows 0–15 (lane = row). The
+//!   single-plane vector's two lookups are interleaved per row
+//!   (`punpcklbw`/`punpckhbw`: rows 0–7, 8–15) and one `pmaddubsw` with
+//!   multiplier 4 sums and scales them into the same two accumulators.
+//!   1-bit codes have only the single-plane vector (multiplier 1).
+//!
+//! i16 bound: a row gets one lookup (|T| ≤ 127) per 4-group and plane,
+//! weighted `2^plane`, so per activation group of `A ≤ 64` (16 4-groups)
+//! `|sum| ≤ 16·127·(2^b − 1) ≤ 16·127·15 < 2^15` when a row's planes share an
+//! accumulator (padded 4-bit `pmaddubsw`: planes 0–1 and 2–3 in separate
+//! i16 lanes, ≤ 16·127·12; split 3-bit ≤ 16·127·7); a single `pmaddubsw`
+//! sum (two products) is at most 127·12 and never saturates. Per row block:
+//! for each weight group, its `G/8` pairs of code vectors (1 or 3 each), then `R` scales `d`,
 //! then (asymmetric only) `R` offsets `c` (both f16 when every one is an exact
 //! f16, as for `#gq`, else f32); for BCQ, 16 f32 `2·α` (one
 //! per lane, even lanes then odd lanes). Row blocks are contiguous, so
@@ -53,8 +74,9 @@
 //! multipliers are `2·α_i`); per weight group `× d` (+ bias); the tile's
 //! partial sums are added into `y`. The tables are re-read from L1 for every
 //! row block rather than pinned in registers (16 xmm registers cannot hold a
-//! tile's tables plus the accumulators). 1 and 3 bits pay for the padding
-//! planes: they run at the cost of 2 and 4 bits.
+//! tile's tables plus the accumulators). In the padded layout 1 and 3 bits
+//! pay for the padding planes (the cost of 2 and 4 bits); the split layout
+//! streams their true size (`bench/results/lut-3bit.md`).
 
 use super::SendPtr;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -104,6 +126,11 @@ pub struct LutSpec {
     /// packer when every one of them is exactly an f16 (always for `#gq`,
     /// whose `d` is an f16 and `c` a half-integer), which halves their bytes.
     pub half_scales: bool,
+    /// 1- or 3-bit codes streamed without padding planes (the split layout
+    /// of the module docs; 16-row blocks): chosen by the packer for `#gq`
+    /// when the rows are whole 16-row blocks
+    /// ([`flexc_ir::Encoding::lut_stream_planes`]).
+    pub split: bool,
 }
 
 /// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end,
@@ -115,19 +142,44 @@ type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, 
 pub const DEFAULT_K_TILE: usize = 4096;
 
 impl LutSpec {
-    /// Lanes per row in a 16-byte vector (bit-planes incl. padding).
+    /// Lanes per row in a 16-byte vector of the padded layout (bit-planes
+    /// incl. padding: 2 for 1–2 bits, 4 for 3–4).
     pub fn planes(&self) -> usize {
         if self.bits <= 2 { 2 } else { 4 }
     }
 
-    /// Rows per row block (`16 / planes`).
+    /// Bit planes streamed per weight, padding included: `bits` in the split
+    /// layout, else [`LutSpec::planes`].
+    pub fn stream_planes(&self) -> usize {
+        if self.split { self.bits.into() } else { self.planes() }
+    }
+
+    /// Rows per row block (16 in the split layout, else `16 / planes`).
     pub fn block_rows(&self) -> usize {
-        16 / self.planes()
+        if self.split { 16 } else { 16 / self.planes() }
+    }
+
+    /// 16-byte code vectors per pair of 4-groups and row block (1, or 3 for
+    /// split 3-bit codes).
+    pub fn pair_vectors(&self) -> usize {
+        self.block_rows() * self.stream_planes() / 16
+    }
+
+    /// The (row in the row block, bit plane) of byte lane `lane` of code
+    /// vector `v` of a pair (module docs); a plane `≥ bits` is padding.
+    pub fn lane(&self, v: usize, lane: usize) -> (usize, usize) {
+        if !self.split {
+            (lane / self.planes(), lane % self.planes())
+        } else if v + 1 < self.pair_vectors() {
+            (8 * v + lane / 2, lane % 2)
+        } else {
+            (lane, usize::from(self.bits) - 1)
+        }
     }
 
     /// Bytes of one row block's packed weights for one group.
     pub fn group_bytes(&self) -> usize {
-        2 * self.group + self.scale_bytes()
+        2 * self.group * self.pair_vectors() + self.scale_bytes()
     }
 
     /// Bytes of one row block's scales per group: `R` f32 or f16 `d` (+ `R`
@@ -190,6 +242,9 @@ impl LutSpec {
         if self.bcq && self.half_scales {
             return bad("BCQ plane scales are stored as f32".into());
         }
+        if self.split && (self.bcq || self.bits.is_multiple_of(2)) {
+            return bad("only 1- and 3-bit codes with row scales have the split layout".into());
+        }
         if let LutBias::Const(c) = self.bias
             && !c.is_finite()
         {
@@ -235,18 +290,20 @@ impl LutWeights {
         let bcq = matches!(enc, Encoding::Bcq(_));
         let f16_exact = |x: f32| half::f16::from_f32(x).to_f32() == x;
         let half_scales = !bcq && scales.iter().all(|s| f16_exact(s[0]) && f16_exact(s[1]));
-        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq, k_tile, half_scales };
+        let split = bits % 2 == 1 && enc.lut_stream_planes(rows as u64) == Some(bits);
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq, k_tile, half_scales, split };
         spec.validate()?;
-        let (r, p) = (spec.block_rows(), spec.planes());
+        let r = spec.block_rows();
         let ngroups = cols / group;
         let mut out = Vec::with_capacity(spec.weight_bytes());
         for (ga, gb) in spec.tiles() {
           for rb in 0..rows / r {
             for g in ga..gb {
                 // Code vectors: pairs of 4-groups along the group.
-                for pair in 0..group / 8 {
+                for (pair, v) in (0..group / 8).flat_map(|pair| (0..spec.pair_vectors()).map(move |v| (pair, v))) {
                     for lane in 0..16 {
-                        let (row, plane) = (rb * r + lane / p, lane % p);
+                        let (row, plane) = spec.lane(v, lane);
+                        let row = rb * r + row;
                         let mut byte = 0u8;
                         for half in 0..2 {
                             let k0 = g * group + pair * 8 + half * 4;
@@ -265,7 +322,8 @@ impl LutWeights {
                     // α per byte lane: the even lanes, then the odd ones (the
                     // i16 lanes of the two pmaddubsw accumulators).
                     for lane in (0..16).step_by(2).chain((1..16).step_by(2)) {
-                        let (row, plane) = (rb * r + lane / p, lane % p);
+                        let (row, plane) = spec.lane(0, lane);
+                        let row = rb * r + row;
                         // Doubled: the tables' λ/2 assumes multipliers 2·α (module docs).
                         out.extend_from_slice(&(2.0 * scales[row * ngroups + g][plane]).to_le_bytes());
                     }
@@ -425,8 +483,7 @@ impl LutActivation {
     /// (the differential-test model; equal to the JIT up to f32 reassociation).
     pub fn model(&self, w: &LutWeights) -> Vec<f32> {
         let s = w.spec;
-        let (r, p) = (s.block_rows(), s.planes());
-        let mult = |lane: usize| if lane % p < s.bits as usize { 1i32 << (lane % p) } else { 0 };
+        let (r, p, nv) = (s.block_rows(), s.planes(), s.pair_vectors());
         let mut y = vec![0f32; s.rows];
         let mut tile_base = 0;
         for (ga, gb) in s.tiles() {
@@ -437,20 +494,25 @@ impl LutActivation {
             for g in ga..gb {
                 // Accumulators per row, or per lane for BCQ.
                 let nacc = if s.bcq { 16 } else { r };
-                let slot = |lane: usize| if s.bcq { lane } else { lane / p };
                 let mut gacc = vec![0f32; nacc];
                 for a in 0..s.group / s.act_group {
                     let mut acc = vec![0i32; nacc];
                     for pair in 0..s.act_group / 8 {
                         let j = (g * s.group + a * s.act_group) / 4 + 2 * pair;
-                        for lane in 0..16 {
-                            let byte = blk[off + pair * 16 + lane];
+                        for (v, lane) in (0..nv).flat_map(|v| (0..16).map(move |l| (v, l))) {
+                            let byte = blk[off + (pair * nv + v) * 16 + lane];
                             let lo = self.tables[j * 16 + (byte & 15) as usize] as i32;
                             let hi = self.tables[(j + 1) * 16 + (byte >> 4) as usize] as i32;
-                            acc[slot(lane)] += (lo + hi) * if s.bcq { 1 } else { mult(lane) };
+                            let (row, plane) = s.lane(v, lane);
+                            let (slot, mult) = match () {
+                                _ if s.bcq => (lane, 1),
+                                _ if plane < s.bits as usize => (row, 1i32 << plane),
+                                _ => (row, 0),
+                            };
+                            acc[slot] += (lo + hi) * mult;
                         }
                     }
-                    off += s.act_group / 8 * 16;
+                    off += s.act_group / 8 * nv * 16;
                     let lam = self.lambdas[(g * s.group + a * s.act_group) / s.act_group];
                     for (ga, &ac) in gacc.iter_mut().zip(&acc) {
                         *ga += lam * ac as f32;
@@ -630,13 +692,22 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     let (w, tables, lambdas, sums, y, b0, b1, ngroups) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
     let f0 = args[0]; // placeholder for Cg's unused f16 table
     let mut cg = Cg { b, caps, f16_table: f0 };
-    let (r, p) = (s.block_rows(), s.planes());
+    let (r, p, nv) = (s.block_rows(), s.planes(), s.pair_vectors());
     let nvec = r / 4; // f32x4 vectors per row block
     let pairs = s.act_group / 8;
     // pmaddubsw multipliers. Scaled codes: one accumulator, `2^plane` per
     // lane (0 for padding), so a row's planes are combined as they widen.
     // BCQ: two accumulators, even lanes and odd lanes, each plane kept apart.
-    let mults: Vec<Value> = if s.bcq {
+    // Split: two accumulators (rows 0–7, 8–15); `1, 2` for the paired planes
+    // 0–1 of 3-bit codes, then `2^(bits−1)` for the single plane.
+    let mults: Vec<Value> = if s.split {
+        let mut m = Vec::new();
+        if s.bits == 3 {
+            m.push(cg.vconst(std::array::from_fn(|l| 1 << (l % 2))));
+        }
+        m.push(cg.splat8(1 << (s.bits - 1)));
+        m
+    } else if s.bcq {
         let (mut even, mut odd) = ([0u8; 16], [0u8; 16]);
         for l in 0..16 {
             let m = u8::from(l % p < s.bits as usize);
@@ -657,7 +728,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     // 4 lanes per row (3–4 bits): with VNNI, one `vpdpbusd` per lookup
     // vector combines a row's planes (× 2^plane) straight into i32, instead
     // of `pmaddubsw` + `paddw` now and `pmaddwd` per activation group.
-    let dot4 = caps.vnni && !s.bcq && p == 4;
+    let dot4 = caps.vnni && !s.bcq && !s.split && p == 4;
     let zero32 = cg.vconst_ty(I32X4, [0; 16]);
     let zerof = cg.vconst_ty(F32X4, [0; 16]);
     // Nothing here is 16-byte aligned (Vec<f32>/Vec<i8>): never claim alignment.
@@ -693,9 +764,66 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
     cg.b.ins().jump(alp, &[]);
     cg.b.switch_to_block(alp);
     let (wp, tp, lp) = (cg.b.use_var(wp_var), cg.b.use_var(tp_var), cg.b.use_var(lp_var));
-    let mut accs = vec![zero16; mults.len()];
+    let mut accs = vec![zero16; if s.split { 2 } else { mults.len() }];
     let mut dots = [zero32; 4];
-    for pr in 0..pairs {
+    // Byte interleaves of two lookup vectors (`punpcklbw`, `punpckhbw`).
+    let zip = |cg: &mut Cg<'_, '_>, a: Value, b: Value, half: usize| {
+        let m: [u8; 16] = std::array::from_fn(|i| (8 * half + i / 2 + 16 * (i % 2)) as u8);
+        let imm = cg.b.func.dfg.immediates.push(ConstantData::from(&m[..]));
+        cg.b.ins().shuffle(a, b, imm)
+    };
+    if s.split {
+        // One pair per iteration: the two i16 accumulators (rows 0–7, 8–15)
+        // both read every vector of a pair, so an unrolled body would keep
+        // all of its pairs' tables and lookups live at once (spills).
+        let pw_var = cg.var(I64, wp);
+        let pt_var = cg.var(I64, tp);
+        let acc_vars: Vec<_> = accs.iter().map(|&a| cg.var(I16X8, a)).collect();
+        let pend = cg.b.ins().iadd_imm_s(tp, (s.act_group * 4) as i64);
+        let (plp, pafter) = (cg.b.create_block(), cg.b.create_block());
+        cg.b.ins().jump(plp, &[]);
+        cg.b.switch_to_block(plp);
+        let (pw, pt) = (cg.b.use_var(pw_var), cg.b.use_var(pt_var));
+        let t0 = cg.b.ins().load(I8X16, flags, pt, 0);
+        let t1 = cg.b.ins().load(I8X16, flags, pt, 16);
+        let mut a: Vec<Value> = acc_vars.iter().map(|&v| cg.b.use_var(v)).collect();
+        for v in 0..nv {
+            let wv = cg.ld(I8X16, pw, (v * 16) as i32);
+            let lo = cg.b.ins().band(wv, m0f);
+            let sh = cg.shr_bytes_unmasked(wv, 4);
+            let hi = cg.b.ins().band(sh, m0f);
+            let r0 = cg.b.ins().x86_pshufb(t0, lo);
+            let r1 = cg.b.ins().x86_pshufb(t1, hi);
+            if v + 1 == nv {
+                // One plane of 16 rows: the two lookups of row i side by
+                // side (rows 0–7, then 8–15), summed and scaled by one pmaddubsw.
+                let m = mults[mults.len() - 1];
+                for (h, acc) in a.iter_mut().enumerate() {
+                    let z = zip(&mut cg, r0, r1, h);
+                    let z = cg.maddubs(z, m);
+                    *acc = cg.b.ins().iadd(*acc, z);
+                }
+            } else {
+                // Planes 0–1 of rows 8v..8v + 8, as for 2-bit codes.
+                let m0 = cg.maddubs(r0, mults[0]);
+                let m1 = cg.maddubs(r1, mults[0]);
+                let m = cg.b.ins().iadd(m0, m1);
+                a[v] = cg.b.ins().iadd(a[v], m);
+            }
+        }
+        for (&var, &val) in acc_vars.iter().zip(&a) {
+            cg.b.def_var(var, val);
+        }
+        let pw2 = cg.b.ins().iadd_imm_s(pw, (nv * 16) as i64);
+        let pt2 = cg.b.ins().iadd_imm_s(pt, 32);
+        cg.b.def_var(pw_var, pw2);
+        cg.b.def_var(pt_var, pt2);
+        let c = cg.b.ins().icmp(IntCC::UnsignedLessThan, pt2, pend);
+        cg.b.ins().brif(c, plp, &[], pafter, &[]);
+        cg.b.switch_to_block(pafter);
+        accs = acc_vars.iter().map(|&v| cg.b.use_var(v)).collect();
+    }
+    for pr in (0..pairs).filter(|_| !s.split) {
         let wv = cg.ld(I8X16, wp, (pr * 16) as i32);
         let lo = cg.b.ins().band(wv, m0f);
         let sh = cg.shr_bytes_unmasked(wv, 4);
@@ -724,16 +852,14 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         let d01 = cg.b.ins().iadd(dots[0], dots[1]);
         let d23 = cg.b.ins().iadd(dots[2], dots[3]);
         vec![cg.b.ins().iadd(d01, d23)]
-    } else if s.bcq {
-        accs.iter().flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)]).collect()
-    } else if p == 2 {
-        let acc = accs[0];
-        vec![cg.b.ins().swiden_low(acc), cg.b.ins().swiden_high(acc)]
-    } else {
+    } else if p == 4 && !s.bcq && !s.split {
         let acc = accs[0];
         let l = cg.b.ins().swiden_low(acc);
         let h = cg.b.ins().swiden_high(acc);
         vec![cg.b.ins().iadd_pairwise(l, h)]
+    } else {
+        // One i16 lane per row (BCQ: per even or odd lane), in order.
+        accs.iter().flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)]).collect()
     };
     for (v, i) in gacc.iter().zip(ints) {
         let f = cg.b.ins().fcvt_from_sint(F32X4, i);
@@ -741,7 +867,7 @@ fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: sup
         let a = cg.fma(lam, f, a);
         cg.b.def_var(*v, a);
     }
-    let wp2 = cg.b.ins().iadd_imm_s(wp, (pairs * 16) as i64);
+    let wp2 = cg.b.ins().iadd_imm_s(wp, (pairs * nv * 16) as i64);
     let tp2 = cg.b.ins().iadd_imm_s(tp, (s.act_group * 4) as i64);
     let lp2 = cg.b.ins().iadd_imm_s(lp, 4);
     if has_bias {

@@ -21,11 +21,13 @@ pub struct Settings {
     pub seed: u64,
     /// Also GPTQ Hessians.
     pub hessian: bool,
+    /// Also loss probes (`super::sensitivity`; implies Hessians).
+    pub probes: bool,
 }
 
 /// The defaults: small enough to take about a minute for SmolLM2-135M on
 /// two cores (two with Hessians).
-pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false };
+pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false, probes: false };
 
 /// What calibration data a pipeline needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -36,13 +38,16 @@ pub enum Need {
     Stats,
     /// Statistics and GPTQ Hessians.
     Hessians,
+    /// Statistics, Hessians and loss probes (mixed precision, `bpw=`).
+    Probes,
 }
 
 /// What a pipeline (text or preset) needs: `prune-nm{update=sparsegpt}`
 /// needs Hessians; `prune-nm`, or `flow-nm` with a data-aware method,
 /// without `score=magnitude`, need statistics;
 /// `quantize` needs Hessians (GPTQ, the default method, and `bpw=`) or,
-/// with `method=rtn`, statistics for its importance-weighted scales.
+/// with `method=rtn`, statistics for its importance-weighted scales; with
+/// `bpw=` (mixed precision) also loss probes.
 pub fn need(pipeline: &str) -> Need {
     let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
     let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else { return Need::Nothing };
@@ -52,6 +57,7 @@ pub fn need(pipeline: &str) -> Need {
             "prune-nm" if has(s, "update", "sparsegpt") => Need::Hessians,
             "prune-nm" if !has(s, "score", "magnitude") => Need::Stats,
             "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => Need::Stats,
+            "quantize" if s.options.iter().any(|(k, v)| k == "bpw" && v.parse::<f64>().is_ok_and(|b| b != 0.0)) => Need::Probes,
             "quantize" if has(s, "method", "rtn") => Need::Stats,
             "quantize" => Need::Hessians,
             _ => Need::Nothing,
@@ -71,7 +77,11 @@ pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf>
     let meta = std::fs::metadata(&canon)?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     // FNV-1a over the key text: stable across runs and Rust versions.
-    let hessian = if s.hessian { "|hessian" } else { "" };
+    let hessian = match (s.hessian || s.probes, s.probes) {
+        (_, true) => "|hessian|probes",
+        (true, false) => "|hessian",
+        (false, false) => "",
+    };
     let key = format!("{}|{}|{mtime}|{}|{}|{}|{}{hessian}|head", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed);
     let mut h = Fnv(0xcbf2_9ce4_8422_2325);
     h.write(key.as_bytes());
@@ -107,7 +117,8 @@ mod tests {
         assert!(!needs_stats("none"));
         assert_eq!(need("quantize{bits=3}"), Need::Hessians);
         assert_eq!(need("quantize{bits=3,method=rtn},select-gemm{target=cpu}"), Need::Stats);
-        assert_eq!(need("prune-nm,quantize{bpw=3.0}"), Need::Hessians);
+        assert_eq!(need("prune-nm,quantize{bpw=3.0}"), Need::Probes);
+        assert_eq!(need("quantize{bpw=0}"), Need::Hessians);
         assert_eq!(need("prune-nm{pattern=4:8,update=sparsegpt}"), Need::Hessians);
         assert_eq!(need("prune-nm{pattern=4:8,score=magnitude,update=sparsegpt}"), Need::Hessians);
     }
@@ -122,7 +133,9 @@ mod tests {
         assert_eq!(a, path(&dir, &f, &DEFAULT).unwrap());
         assert!(a.starts_with(dir.join("stats")));
         assert_ne!(a, path(&dir, &f, &Settings { samples: 3, ..DEFAULT }).unwrap());
-        assert_ne!(a, path(&dir, &f, &Settings { hessian: true, ..DEFAULT }).unwrap());
+        let h = path(&dir, &f, &Settings { hessian: true, ..DEFAULT }).unwrap();
+        assert_ne!(a, h);
+        assert_ne!(h, path(&dir, &f, &Settings { hessian: true, probes: true, ..DEFAULT }).unwrap());
         std::fs::write(&f, b"abcd").unwrap();
         assert_ne!(a, path(&dir, &f, &DEFAULT).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -7,7 +7,8 @@
 //!  "layers": {"blk.0.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …],
 //!                                     "hessian": {"offset": 0, "channels": 576}}, …},
 //!  "sequential": {"blk.1.attn_q.weight": {"nsamples": 128, "scaler_row": [f32, …]}, …},
-//!  "hessian_file": "STATS.hessian.bin"}
+//!  "hessian_file": "STATS.hessian.bin",
+//!  "probes": [{"weights": ["blk.0.attn_q.weight", …], "delta_nll": 0.0123}, …]}
 //! ```
 //! `scaler_row[j]` is the running mean over sequences of ‖X[:, j]‖² (the
 //! squared L2 norm of input channel j over that sequence's tokens); f32 values
@@ -32,8 +33,12 @@
 //! linears sharing an input (q/k/v, gate/up) share one matrix. [`save`]
 //! writes the sidecar, then the JSON, each atomically; [`load`] reads both.
 //! [`to_json`]/[`from_json`] handle the JSON alone (files without Hessians).
+//!
+//! `probes` (`flexc calibrate --sensitivity`, optional) lists loss probes
+//! ([`flexc_ir::calib::LossProbe`]): the weights quantized together with the
+//! probe format and the mean NLL per token the model gained.
 
-use flexc_ir::calib::{Calibration, ChannelStats};
+use flexc_ir::calib::{Calibration, ChannelStats, LossProbe};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -93,6 +98,9 @@ fn encode(c: &Calibration, sidecar_name: &str) -> (String, Option<Vec<u8>>) {
     let mut v = serde_json::json!({ "format": "flexc-calibration", "version": VERSION, "source": c.source, "layers": layers_json(&c.layers, &mut side) });
     if !c.sequential.is_empty() {
         v["sequential"] = layers_json(&c.sequential, &mut side);
+    }
+    if !c.probes.is_empty() {
+        v["probes"] = c.probes.iter().map(|p| serde_json::json!({ "weights": p.weights, "delta_nll": p.delta_nll })).collect();
     }
     let bytes = (!side.offsets.is_empty()).then(|| {
         v["hessian_file"] = sidecar_name.into();
@@ -193,7 +201,26 @@ fn decode(text: &str, dir: Option<&Path>) -> Result<Calibration, String> {
         Some(s) => parse_layers(s, "sequential", side)?,
         None => BTreeMap::new(),
     };
-    Ok(Calibration { source: v.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string(), layers, sequential })
+    let probes = match v.get("probes") {
+        Some(p) => parse_probes(p)?,
+        None => Vec::new(),
+    };
+    Ok(Calibration { source: v.get("source").and_then(|s| s.as_str()).unwrap_or_default().to_string(), layers, sequential, probes })
+}
+
+/// Parses `"probes"`: an array of `{"weights": [names], "delta_nll": number}`.
+fn parse_probes(v: &serde_json::Value) -> Result<Vec<LossProbe>, String> {
+    let arr = v.as_array().ok_or("\"probes\" must be an array")?;
+    arr.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let bad = |what: &str| format!("\"probes\"[{i}]: {what}");
+            let weights = p.get("weights").and_then(|w| w.as_array()).ok_or_else(|| bad("\"weights\" must be an array of names"))?;
+            let weights = weights.iter().map(|w| w.as_str().map(str::to_string).ok_or_else(|| bad("\"weights\" must be an array of names"))).collect::<Result<Vec<_>, _>>()?;
+            let delta_nll = p.get("delta_nll").and_then(|d| d.as_f64()).filter(|d| d.is_finite()).ok_or_else(|| bad("\"delta_nll\" must be a finite number"))?;
+            Ok(LossProbe { weights, delta_nll })
+        })
+        .collect()
 }
 
 /// Reads a statistics file (and its Hessian sidecar, if it names one).
@@ -221,6 +248,18 @@ mod tests {
         assert!(old.sequential.is_empty());
         assert_eq!(from_json(&v1.replace("\"version\":1", "\"version\":2")).unwrap(), old);
         assert!(from_json(&v1.replace("\"version\":1", "\"version\":4")).unwrap_err().contains("version"));
+    }
+
+    #[test]
+    fn loss_probes_round_trip_and_bad_ones_are_named() {
+        let mut c = Calibration { source: "t".into(), ..Default::default() };
+        c.probes.push(LossProbe { weights: vec!["blk.0.attn_q.weight".into(), "blk.0.ffn_up.weight".into()], delta_nll: 0.012_5 });
+        c.probes.push(LossProbe { weights: vec!["output.weight".into()], delta_nll: -1e-4 });
+        assert_eq!(from_json(&to_json(&c).unwrap()).unwrap(), c);
+        let base = r#"{"format":"flexc-calibration","version":3,"source":"s","layers":{},"probes":PROBES}"#;
+        assert!(from_json(&base.replace("PROBES", r#"[{"weights":["w"],"delta_nll":"x"}]"#)).unwrap_err().contains("\"probes\"[0]: \"delta_nll\""));
+        assert!(from_json(&base.replace("PROBES", r#"[{"weights":[1],"delta_nll":0.1}]"#)).unwrap_err().contains("\"weights\""));
+        assert!(from_json(&base.replace("PROBES", "{}")).unwrap_err().contains("must be an array"));
     }
 
     fn temp(name: &str) -> PathBuf {

@@ -2,8 +2,9 @@
 //! layer inside a decoder block, Wanda's per-input-channel statistics
 //! ([`flexc_ir::calib::ChannelStats`]), and with `--hessian` GPTQ's Hessian
 //! `2/n·Σ XᵀX` ([`hessian`]); the statistics file format
-//! ([`file`]); sequential pruning ([`sequential`]); the cached default
-//! statistics ([`cache`]).
+//! ([`file`]); sequential pruning ([`sequential`]); loss probes for mixed
+//! precision ([`sensitivity`]); measured N:M block costs for `flow-nm`
+//! ([`nm_sensitivity`]); the cached default statistics ([`cache`]).
 //!
 //! Two engines compute the same statistics ([`Backend`]):
 //! - [`jit`] (default): `@forward` is rewritten so that it returns the input
@@ -22,6 +23,7 @@ pub mod cache;
 pub mod file;
 pub mod hessian;
 pub mod jit;
+pub mod nm_sensitivity;
 pub mod reference;
 pub mod sensitivity;
 pub mod sequential;

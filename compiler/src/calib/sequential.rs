@@ -76,7 +76,7 @@ pub fn prune_sequential(
     let mut work = m.clone();
     work.calibration = Some(Arc::new(dense.clone()));
     run_passes(&mut work, &plan_passes)?;
-    let mut stats = Calibration { source: format!("{} sequential={pipeline}", dense.source), layers: dense.layers.clone(), sequential: Default::default() };
+    let mut stats = Calibration { source: format!("{} sequential={pipeline}", dense.source), layers: dense.layers.clone(), ..Default::default() };
     let bs = blocks(&work);
     let threads = opts.threads;
     let cpu = opts.engine == Backend::Cpu;

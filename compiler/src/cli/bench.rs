@@ -238,6 +238,7 @@ fn model(a: ModelArgs) -> CliResult {
                 "prefill_tok_s": pp, "decode_tok_s": tg, "compile_s": compile, "pipeline": a.pipeline,
                 "parameters": p.params, "weight_bytes_per_token": m.weight_bytes_per_token(), "bits_per_weight": bpw,
                 "perplexity": ppl.as_ref().map(|r| r.ppl), "perplexity_stderr": ppl.as_ref().map(|r| r.stderr),
+                "remarks": p.remarks,
                 "perplexity_file": a.ppl_file, "perplexity_chunks": ppl.as_ref().map(|r| r.chunks), "perplexity_ctx": ppl.as_ref().map(|r| r.ctx),
             });
             println!("{v}");

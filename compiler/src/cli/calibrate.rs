@@ -7,7 +7,7 @@ use super::import::import_model;
 use super::models::{resolve, resolve_text, DEFAULT_MODEL};
 use super::run::{load_tokenizer, Backend};
 use crate::calib::sequential::{blocks, prune_sequential, split_pipeline};
-use crate::calib::{cache, calibrate, save, window_starts, CalibOptions};
+use crate::calib::{cache, calibrate, save, sensitivity, window_starts, CalibOptions};
 use crate::frontend::decoder::ImportOptions;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `flexc calibrate`.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n  flexc calibrate smollm2-135m --samples 128 --seqlen 512 \\\n      --sequential 'flow-nm{sparsity=0.5,mode=nearest},prune-nm' -o seq.json\n  flexc perplexity smollm2-135m -f pride-and-prejudice --stats seq.json \\\n      --pipeline 'flow-nm{sparsity=0.5,mode=nearest},prune-nm'\n\nRuns the model (the CPU JIT by default, or the reference interpreter) on --samples\nrandom windows of --seqlen tokens and records, per linear layer in a decoder block,\nthe running mean over windows of each input channel's squared L2 norm (Wanda's\nscaler_row).\n\n--hessian also records GPTQ's Hessian 2/n·Σ XᵀX per linear (read by\nquantize{scheme=shiftadd,hessian=true}) into the sidecar file STATS.hessian.bin\n(next to STATS.json; keep the two together).\n\n--sequential PIPELINE (ending in prune-nm) also prunes block by block as the\nreference does: the passes before prune-nm choose the plan once from the dense\nstatistics, then block k is recalibrated on the model with blocks < k already\npruned and pruned with those statistics. The file then holds both sets (dense\nand sequential), so `--stats FILE --pipeline PIPELINE` reproduces the\nsequentially pruned model. The file format is described in\ncompiler/src/calib/file.rs.")]
+#[command(after_help = "Examples:\n  flexc calibrate smollm2-135m -o smollm2.stats.json\n  flexc calibrate smollm2-135m -f pride-and-prejudice --samples 8 --seqlen 128 -o s.json\n  flexc calibrate smollm2-135m --samples 128 --seqlen 512 \\\n      --sequential 'flow-nm{sparsity=0.5,mode=nearest},prune-nm' -o seq.json\n  flexc perplexity smollm2-135m -f pride-and-prejudice --stats seq.json \\\n      --pipeline 'flow-nm{sparsity=0.5,mode=nearest},prune-nm'\n\nRuns the model (the CPU JIT by default, or the reference interpreter) on --samples\nrandom windows of --seqlen tokens and records, per linear layer in a decoder block,\nthe running mean over windows of each input channel's squared L2 norm (Wanda's\nscaler_row).\n\n--hessian also records GPTQ's Hessian 2/n·Σ XᵀX per linear (read by\nquantize{scheme=shiftadd,hessian=true}) into the sidecar file STATS.hessian.bin\n(next to STATS.json; keep the two together).\n\n--sensitivity also measures loss probes: per decoder block and for the LM head, the\nloss the model gains when that group alone is quantized to 3 bits. quantize{bpw=...}\nweighs each layer's error by them (without them it sums relative errors).\n\n--sequential PIPELINE (ending in prune-nm) also prunes block by block as the\nreference does: the passes before prune-nm choose the plan once from the dense\nstatistics, then block k is recalibrated on the model with blocks < k already\npruned and pruned with those statistics. The file then holds both sets (dense\nand sequential), so `--stats FILE --pipeline PIPELINE` reproduces the\nsequentially pruned model. The file format is described in\ncompiler/src/calib/file.rs.")]
 pub struct CalibrateArgs {
     /// A model file or known name (default: smollm2-135m).
     pub model: Option<String>,
@@ -51,6 +51,12 @@ pub struct CalibrateArgs {
     /// sidecar OUTPUT's stem + `.hessian.bin`.
     #[arg(long)]
     pub hessian: bool,
+    /// Also measure loss probes (implies --hessian): per decoder block and
+    /// for the LM head, the loss the model gains when that group alone is
+    /// quantized to 3 bits, on the first 8 windows (512 tokens each).
+    /// `quantize{bpw=…}` weighs each layer's error by them.
+    #[arg(long)]
+    pub sensitivity: bool,
     /// Output statistics file (written atomically).
     #[arg(short, long)]
     pub output: PathBuf,
@@ -69,12 +75,12 @@ pub fn windows(model: &Path, text: &str, samples: usize, seqlen: usize, seed: u6
 
 /// Attaches the measured block costs `pipeline`'s `flow-nm{method=flow}`
 /// needs (measured with its `prune-nm`, or read from the cache; see
-/// [`crate::calib::sensitivity`]) to `module`, imported from `model`; a
+/// [`crate::calib::nm_sensitivity`]) to `module`, imported from `model`; a
 /// no-op for other pipelines. Probe windows come from the default
 /// calibration text, BOS first when the model adds one.
 pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline: &str, stats: Option<&Path>) -> CliResult<()> {
     let err = |e: String| CliError::input(format!("error: {e}"));
-    if crate::calib::sensitivity::wants(pipeline).map_err(err)?.is_none() {
+    if crate::calib::nm_sensitivity::wants(pipeline).map_err(err)?.is_none() {
         return Ok(());
     }
     let root = crate::fetch::cache_dir().ok();
@@ -89,7 +95,7 @@ pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline:
         Ok(w)
     };
     let mut fresh = |ctx: usize| import_model(model, &ImportOptions { ctx, ..Default::default() }).map_err(|e| e.message.trim_start_matches("error: ").to_string());
-    crate::calib::sensitivity::attach(module, pipeline, model, stats, root.as_deref(), &mut wins, &mut fresh).map_err(err)
+    crate::calib::nm_sensitivity::attach(module, pipeline, model, stats, root.as_deref(), &mut wins, &mut fresh).map_err(err)
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -118,7 +124,7 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     let wins = windows(&model, &text.to_string_lossy(), args.samples, args.seqlen, args.seed)?;
     let module = import_model(&model, &ImportOptions { ctx: args.seqlen, ..Default::default() })?;
     // A sequential pipeline that reconstructs weights (prune-nm{update=sparsegpt}) needs Hessians.
-    let hessian = args.hessian || args.sequential.as_deref().is_some_and(|p| cache::need(p) == cache::Need::Hessians);
+    let hessian = args.hessian || args.sensitivity || args.sequential.as_deref().is_some_and(|p| cache::need(p) >= cache::Need::Hessians);
     let opts = CalibOptions { engine: args.backend, threads: args.threads.unwrap_or_else(flexc_backends::cpu::runtime::default_threads), blocks: None, hessian };
     let source = format!("model={} text={} samples={} seqlen={} seed={}", model.display(), args.file, args.samples, args.seqlen, args.seed);
     let t0 = std::time::Instant::now();
@@ -152,6 +158,9 @@ pub fn run(args: CalibrateArgs) -> CliResult {
         b.finish_and_clear();
         stats = seq;
     }
+    if args.sensitivity {
+        add_probes(&model, &module, &mut stats, &wins, opts.threads)?;
+    }
     save(&args.output, &stats).map_err(err)?;
     eprintln!(
         "wrote statistics{} of {} linear layers ({} windows of {} tokens{}) to {} in {:.1} s (dense pass {:.1} s)",
@@ -167,6 +176,21 @@ pub fn run(args: CalibrateArgs) -> CliResult {
     Ok(())
 }
 
+/// Measures the loss probes of `module` on the first calibration windows
+/// (`calib::sensitivity`) into `stats`, with a progress bar.
+fn add_probes(model: &Path, module: &flexc_ir::Module, stats: &mut flexc_ir::calib::Calibration, wins: &[Vec<u32>], threads: usize) -> CliResult {
+    let tok = load_tokenizer(model)?;
+    let bos = if tok.add_bos_by_default() { tok.bos() } else { None };
+    let probe = sensitivity::probe_windows(wins);
+    let b = ProgressBar::new(sensitivity::probe_groups(module).len() as u64 + 1);
+    b.set_style(ProgressStyle::with_template("loss probes {bar:30} {pos}/{len}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let t0 = std::time::Instant::now();
+    stats.probes = sensitivity::probe_losses(module, stats, &probe, bos, threads, &mut |d, _| b.set_position(d as u64)).map_err(err)?;
+    b.finish_and_clear();
+    eprintln!("measured {} loss probes on {} windows of {} tokens in {:.1} s", stats.probes.len(), probe.len(), probe.first().map_or(0, Vec::len), t0.elapsed().as_secs_f64());
+    Ok(())
+}
+
 /// The statistics file a command should load: `given` when set; else, when
 /// `pipeline` needs statistics, the cached default statistics of `model`
 /// (computed now, with a progress bar, when not cached); else none.
@@ -179,21 +203,34 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
         return Ok(None);
     }
     let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
-    let s = cache::Settings { hessian: need == cache::Need::Hessians, ..cache::DEFAULT };
+    let s = cache::Settings { hessian: need >= cache::Need::Hessians, probes: need == cache::Need::Probes, ..cache::DEFAULT };
     let root = crate::fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
-    let path = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("{}: {e}", model.display())))?;
+    let key = |s: &cache::Settings| cache::path(&root, &model, s).map_err(|e| CliError::input(format!("{}: {e}", model.display())));
+    let path = key(&s)?;
     if path.exists() {
         return Ok(Some(path));
     }
-    let what = if s.hessian { "statistics and Hessians" } else { "statistics" };
-    eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
     let text = resolve_text(s.text)?;
     let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed)?;
     let module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() })?;
+    // Loss probes on top of cached Hessians: only the probes are new.
+    let with_hessians = key(&cache::Settings { probes: false, ..s })?;
+    if s.probes && with_hessians.exists() {
+        let mut stats = crate::calib::load(&with_hessians).map_err(err)?;
+        eprintln!("measuring loss probes for mixed precision (once; cached in {})", path.display());
+        add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads())?;
+        save(&path, &stats).map_err(err)?;
+        return Ok(Some(path));
+    }
+    let what = if s.probes { "statistics, Hessians and loss probes" } else if s.hessian { "statistics and Hessians" } else { "statistics" };
+    eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
     let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
     let b = bar(wins.len(), "calibrating");
-    let stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64)).map_err(err)?;
+    let mut stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64)).map_err(err)?;
     b.finish_and_clear();
+    if s.probes {
+        add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads())?;
+    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;
     }

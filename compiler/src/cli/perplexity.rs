@@ -64,6 +64,8 @@ struct Report<'a> {
     result: &'a crate::eval::PplResult,
     #[serde(flatten)]
     size: ModelSize,
+    /// The passes' remarks (e.g. quantize's choice per tensor).
+    remarks: &'a [String],
 }
 
 /// Runs `flexc perplexity`.
@@ -92,7 +94,7 @@ pub fn run(args: PerplexityArgs) -> CliResult {
     let size = ModelSize { parameters: p.params, weight_bytes_per_token: model.weight_bytes_per_token(), bits_per_weight: p.bits_per_weight(model.as_ref()) };
     match args.format {
         Format::Json => {
-            let report = Report { result: &result, size };
+            let report = Report { result: &result, size, remarks: &p.remarks };
             println!("{}", serde_json::to_string(&report).map_err(|e| CliError::internal(e.to_string()))?)
         }
         Format::Text => {

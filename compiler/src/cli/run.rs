@@ -131,6 +131,9 @@ pub struct Prepared {
     pub pipeline: String,
     /// How the artifact was made, when the model is a `.flexc` file.
     pub provenance: Option<artifact::Provenance>,
+    /// The passes' remarks (quantize's format, bytes and error per tensor,
+    /// fallbacks, ...): reported in the JSON of `perplexity` and `bench model`.
+    pub remarks: Vec<String>,
 }
 
 /// The pipeline `run`, `perplexity`, `bench model` and `compile --target cpu`
@@ -150,7 +153,7 @@ fn prepare_artifact(path: PathBuf, pipeline: Option<&str>, stats: Option<&Path>)
     let tok = Tokenizer::from_gguf(&a.meta).map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
     let pipeline = a.provenance.pipeline.clone();
     let params = a.provenance.parameters;
-    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params })
+    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params, remarks: Vec::new() })
 }
 
 impl Prepared {
@@ -191,14 +194,13 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();
     let mut cost_table = None;
+    let mut remarks = Vec::new();
     if let Some(pm) = pm {
-        // Cost models for select-gemm/tile-gemm: $FLEXC_COST_TABLE or the shipped table.
-        let models = flexc_backends::cost::cost_models_with(None).map_err(|e| CliError::input(format!("error: {e}")))?;
-        cost_table = models.iter().find(|m| m.target() == "cpu").map(|m| m.source());
-        let mut pm = models.into_iter().fold(pm, PassManager::with_cost_model);
-        pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?;
+        let (mut pm, table) = crate::pipeline::with_cost_models(pm).map_err(|e| CliError::input(format!("error: {e}")))?;
+        cost_table = table;
+        remarks = pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?.remarks;
     }
-    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params })
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params, remarks })
 }
 
 /// Builds the chosen backend's model over a prepared module.

@@ -326,6 +326,20 @@ impl Encoding {
         self.scheme().lut_planes()
     }
 
+    /// Bit planes the CPU LUT kernel streams per weight of a `[rows, _]`
+    /// matrix, padding included (`backends/src/cpu/lut.rs`): `#gq` codes as
+    /// they are (1 and 3 bits need rows in whole 16-row blocks, otherwise
+    /// they are padded to 2 and 4 planes); `#bcq` (every plane has its own
+    /// `α`) padded to 2 or 4; ternary 2.
+    pub fn lut_stream_planes(&self, rows: u64) -> Option<u8> {
+        let planes = self.lut_planes()?;
+        Some(match planes {
+            1 | 3 if matches!(self, Encoding::Gq(_)) && rows.is_multiple_of(16) => planes,
+            0..=2 => 2,
+            _ => 4,
+        })
+    }
+
     /// Storage bits per logical weight of a `[rows, cols]` matrix.
     pub fn bits_per_weight(&self, rows: u64, cols: u64) -> Result<f64, String> {
         Ok(self.storage(&[rows, cols])? as f64 * 8.0 / (rows * cols).max(1) as f64)

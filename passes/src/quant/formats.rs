@@ -51,16 +51,16 @@ impl QuantFormat {
     /// Bytes the CPU kernel streams per decoded token for an `[n, k]` weight
     /// in this format: the blocks as stored, except for the encodings the
     /// LUT kernel runs (`#gq`, `#ternary`), which it streams in its own
-    /// layout (`backends/src/cpu/lut.rs`): 1 and 3 bits pay for a padding
-    /// plane (2 and 4 planes), and each group's scale (and integer zero
-    /// point, as an offset) is an f16 per row.
+    /// layout (`backends/src/cpu/lut.rs`): [`Encoding::lut_stream_planes`]
+    /// bit planes per weight (`#gq` 1–4 bits as they are when `n` is a
+    /// multiple of 16, ternary 2), and each group's scale (and integer zero
+    /// point, as an offset) as an f16 per row.
     pub fn streamed_bytes(&self, n: usize, k: usize) -> u64 {
         let groups = (n * (k / self.group)) as u64;
-        match self.enc.lut_planes() {
-            Some(p) => {
-                let planes = if p <= 2 { 2 } else { 4 };
+        match self.enc.lut_stream_planes(n as u64) {
+            Some(planes) => {
                 let offsets = u64::from(matches!(self.levels.offset, Offset::IntZero));
-                (n * k) as u64 * planes / 8 + groups * 2 * (1 + offsets)
+                (n * k) as u64 * u64::from(planes) / 8 + groups * 2 * (1 + offsets)
             }
             None => groups * self.block_bytes() as u64,
         }

@@ -8,6 +8,7 @@ pub mod fuse_dequant;
 pub mod gptq;
 pub mod grid;
 pub mod hessian;
+pub mod loss;
 pub mod mixed;
 pub mod optq;
 pub mod optq_shared;

@@ -33,22 +33,26 @@
 //! weight by ShiftAddLLM's sensitivity; `mode=row|acc|lat` the `α` layout.
 //!
 //! **Mixed precision** (`bpw=B`, `mixed.rs`): every selected weight is
-//! quantized in each `candidates` format (default: `#gq` 2 bits at groups
-//! 32/64 and 4 bits at groups 64/128, with zero points, Q5_0 and Q8_0; 3
-//! bits is left out because the LUT kernel streams it as 4), each result's output
+//! quantized in each `candidates` format (default: `#gq` with zero points,
+//! 2 bits at group 64, 3 and 4 bits at groups 64/128, then Q5_0 and Q8_0:
+//! the LUT kernel streams 3-bit codes at 3 bits), each result's output
 //! error `Σ δᵀHδ` on the calibration data is measured relative to the
 //! layer's output energy `Σ wᵀHw` (without Hessians: the
 //! importance-weighted squared error relative to the weighted norm), and
 //! the per-weight formats minimising the summed relative error such that
 //! the bytes of every weight read per decoded token (in the layout the
 //! CPU kernel streams: `QuantFormat::streamed_bytes`), divided by the
-//! model's parameters, stay within `B` bits are found exactly. The
-//! choice per tensor (format, bytes, relative error) is listed in the remarks.
+//! model's parameters, stay within `B` bits are found exactly. When the
+//! calibration holds loss probes (`flexc calibrate --sensitivity`), each
+//! layer's relative errors are first scaled into estimated nats of loss
+//! (`loss.rs`), so the search minimises the estimated ΔNLL instead. The
+//! choice per tensor (format, bytes, error) is listed in the remarks.
 
 use super::encode::{encode_weight, Encoded, LayerData, Method};
 use super::formats::QuantFormat;
 use super::gptq::{output_error, GptqOptions};
 use super::glob_match;
+use super::loss;
 use super::mixed::{allocate, Choice};
 use super::optq::{allocate_bits, sensitivity, InverseHessian};
 use crate::manager::{Changed, Pass, PassCx};
@@ -73,7 +77,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
         OptDecl { name: "act-order", kind: OptKind::Bool, default: "false", help: "gptq: quantize columns in descending Hessian diagonal (with static groups)" },
         OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
-        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
         OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "require calibration Hessians for every selected weight (an error instead of the RTN fallback)" },
@@ -86,7 +90,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
 };
 
 /// The default `bpw` candidates.
-const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq4g64,gq4g128,q5_0,q8_0";
+const DEFAULT_CANDIDATES: &str = "gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0";
 
 struct Quantize {
     enc: Encoding,
@@ -426,6 +430,7 @@ impl Quantize {
             layers.push(choices);
             results.push(res);
         }
+        self.weigh_by_loss(picked, &mut layers, cal, cx)?;
         let pick = allocate(&layers, budget as u64).map_err(|e| format!("quantize: bpw={bpw}: {e}"))?;
         let used: u64 = pick.iter().zip(&layers).map(|(&j, c)| c[j].bytes).sum();
         cx.remarks.push(format!(
@@ -436,10 +441,45 @@ impl Quantize {
         let mut out = Vec::with_capacity(picked.len());
         for ((p, j), (mut res, choices)) in picked.iter().zip(pick).zip(results.into_iter().zip(&layers)) {
             let (enc, e) = res.swap_remove(j);
-            cx.remarks.push(format!("quantize: @{} → {enc}: {} bytes, relative output error {:.3e}", p.name, choices[j].bytes, choices[j].error));
+            cx.remarks.push(format!("quantize: @{} → {enc}: {} bytes, {} {:.3e}", p.name, choices[j].bytes, self.error_name(cal), choices[j].error));
             out.push((enc, e));
         }
         Ok(out)
+    }
+
+    /// With loss probes in the calibration (`loss.rs`), scales each layer's
+    /// relative errors into estimated nats; otherwise leaves them and says so.
+    fn weigh_by_loss(&self, picked: &[Picked], layers: &mut [Vec<Choice>], cal: Option<&Calibration>, cx: &mut PassCx) -> Result<(), String> {
+        let probes = cal.map_or(&[][..], |c| c.probes.as_slice());
+        let mut probe_error: HashMap<&str, f64> = HashMap::new();
+        if !probes.is_empty() {
+            for p in picked {
+                let Some(enc) = loss::probe_encoding(p.k) else { continue };
+                let d = layer_data(cal, &p.name);
+                let e = encode_weight(enc, &p.values, (p.n, p.k), d, Method::Rtn, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
+                let mut q = vec![0f32; p.values.len()];
+                decode(enc, &e.bytes, &mut q)?;
+                let zeros = vec![0f32; p.values.len()];
+                let energy = relative_base(&p.values, &zeros, p.k, d).max(f64::MIN_POSITIVE);
+                probe_error.insert(&p.name, relative_base(&p.values, &q, p.k, d) / energy);
+            }
+        }
+        match loss::loss_factors(probes, &probe_error) {
+            Ok(f) if probe_error.len() == picked.len() => {
+                for (p, choices) in picked.iter().zip(layers.iter_mut()) {
+                    choices.iter_mut().for_each(|c| c.error *= f[&p.name]);
+                }
+                cx.remarks.push(format!("quantize: errors weighted by {} loss probes (estimated ΔNLL per layer)", probes.len()));
+            }
+            Ok(_) => cx.remarks.push("quantize: some weights cannot take the probe format: relative output errors, unweighted".into()),
+            Err(e) => cx.remarks.push(format!("quantize: {e}: relative output errors, unweighted")),
+        }
+        Ok(())
+    }
+
+    /// What the mixed-precision remarks call a layer's error.
+    fn error_name(&self, cal: Option<&Calibration>) -> &'static str {
+        if cal.is_some_and(|c| !c.probes.is_empty()) { "estimated ΔNLL" } else { "relative output error" }
     }
 
     /// Writes the new entries and moves the readers onto them.

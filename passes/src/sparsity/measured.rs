@@ -11,7 +11,7 @@
 //! not done: on FlexCiM's slot rule, equal-ratio patterns cost the same.)
 //!
 //! **Cost of a candidate** ([`unit_costs`]): what it really costs, measured
-//! by the driver (`flexc_compiler::calib::sensitivity`) and attached as the
+//! by the driver (`flexc_compiler::calib::nm_sensitivity`) and attached as the
 //! `nm_sensitivity` metadata: for each block and each probe pattern
 //! (`probes`, default 1:8, 2:8, 3:8, 4:8, 6:8), the increase of the mean
 //! next-token NLL on calibration windows when that block alone is pruned by
@@ -67,7 +67,7 @@ pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
 }
 
 /// Metadata key of the measured table `[[block, N, M, dnll], ...]` (the
-/// driver attaches it: `flexc_compiler::calib::sensitivity`).
+/// driver attaches it: `flexc_compiler::calib::nm_sensitivity`).
 pub const SENSITIVITY_KEY: &str = "nm_sensitivity";
 /// Metadata key of the `prune-nm{…}` the table was measured with.
 pub const SENSITIVITY_UPDATE_KEY: &str = "nm_sensitivity_update";
