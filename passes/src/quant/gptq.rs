@@ -252,21 +252,44 @@ fn axpy_generic(y: &mut [f32], a: f32, x: &[f32]) {
 
 /// `Σ_rows δᵀ·H·δ` for `δ = w − q` (`[n, k]` each, `H` `k × k`): the
 /// layer's summed squared output error on the calibration data (×2/n).
+///
+/// Computed per tile of [`TILE`] rows as `y = Σ_j δ_j·H[j, :]` (row j of
+/// `H` streamed once for the whole tile; only the quadratic form is read,
+/// so `H` need not be symmetric) then `Σ δ·y`, in f64.
 pub fn output_error(w: &[f32], q: &[f32], k: usize, h: &[f32]) -> f64 {
-    w.par_chunks(k)
-        .zip(q.par_chunks(k))
-        .map(|(wr, qr)| {
-            let d: Vec<f64> = wr.iter().zip(qr).map(|(&a, &b)| a as f64 - b as f64).collect();
-            let mut s = 0f64;
-            for (i, &di) in d.iter().enumerate() {
-                if di != 0.0 {
-                    let hr = &h[i * k..(i + 1) * k];
-                    s += di * hr.iter().zip(&d).map(|(&hv, &dj)| hv as f64 * dj).sum::<f64>();
+    w.par_chunks(k * TILE).zip(q.par_chunks(k * TILE)).map(|(wt, qt)| quadratic_tile(wt, qt, k, h)).sum()
+}
+
+fn quadratic_tile(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features `quadratic_tile_avx2` is compiled for.
+        return unsafe { quadratic_tile_avx2(wt, qt, k, h) };
+    }
+    quadratic_tile_generic(wt, qt, k, h)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quadratic_tile_avx2(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
+    quadratic_tile_generic(wt, qt, k, h)
+}
+
+#[inline(always)]
+fn quadratic_tile_generic(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
+    let d: Vec<f64> = wt.iter().zip(qt).map(|(&a, &b)| a as f64 - b as f64).collect();
+    let mut y = vec![0f64; d.len()];
+    for (j, hr) in h.chunks_exact(k).enumerate() {
+        for (dr, yr) in d.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
+            let dj = dr[j];
+            if dj != 0.0 {
+                for (yv, &hv) in yr.iter_mut().zip(hr) {
+                    *yv = dj.mul_add(hv as f64, *yv);
                 }
             }
-            s
-        })
-        .sum()
+        }
+    }
+    d.iter().zip(&y).map(|(a, b)| a * b).sum()
 }
 
 #[cfg(test)]
@@ -353,6 +376,23 @@ mod tests {
         let (want_err, rtn_err) = (j["output_error"].as_f64().unwrap(), j["rtn_output_error"].as_f64().unwrap());
         assert!((err - want_err).abs() <= 0.02 * want_err, "output error {err} vs numpy {want_err}");
         assert!(err < rtn_err, "GPTQ {err} must beat RTN {rtn_err} on the same grids");
+    }
+
+    #[test]
+    fn output_error_is_the_quadratic_form_row_by_row() {
+        let mut rng = Rng(11);
+        let (n, k) = (13, 24);
+        let w: Vec<f32> = (0..n * k).map(|_| rng.f() as f32).collect();
+        let q: Vec<f32> = (0..n * k).map(|i| if i % 5 == 0 { w[i] } else { rng.f() as f32 }).collect();
+        let h: Vec<f32> = (0..k * k).map(|_| rng.f() as f32).collect();
+        let brute: f64 = (0..n)
+            .map(|r| {
+                let d = |i: usize| w[r * k + i] as f64 - q[r * k + i] as f64;
+                (0..k).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| d(i) * h[i * k + j] as f64 * d(j)).sum::<f64>()
+            })
+            .sum();
+        let got = output_error(&w, &q, k, &h);
+        assert!((got - brute).abs() <= 1e-9 * (1.0 + brute.abs()), "{got} vs {brute}");
     }
 
     #[test]
