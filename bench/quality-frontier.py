@@ -105,7 +105,18 @@ def flexc_row(flexc, model, name, pipeline, a):
         "engine": "flexc", "config": name, "pipeline": pipeline, "bpw": j["bits_per_weight"], "ppl": j["perplexity"],
         "ppl_stderr": j["perplexity_stderr"], "decode": None if a.no_speed else j["decode_tok_s"],
         "prefill": None if a.no_speed else j["prefill_tok_s"], "parameters": j["parameters"], "wall_s": round(time.time() - t0, 1),
+        "formats": chosen_formats(j.get("remarks", [])),
     }
+
+
+def chosen_formats(remarks):
+    """Tensors per format from quantize's remarks ('quantize: @name → #gq<...>: N bytes, ...')."""
+    counts = {}
+    for r in remarks:
+        if r.startswith("quantize: @") and " → " in r:
+            fmt_ = r.split(" → ", 1)[1].rsplit(": ", 1)[0].split(": ")[0]
+            counts[fmt_] = counts.get(fmt_, 0) + 1
+    return counts
 
 
 def llama_ppl(path, a):
