@@ -5,7 +5,6 @@
 //! model file (path, size, modification time) and the settings. The file is
 //! the ordinary statistics file ([`super::file`]), written atomically.
 
-use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 /// Calibration settings of the cached default statistics.
@@ -76,30 +75,20 @@ pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf>
     let canon = std::fs::canonicalize(model)?;
     let meta = std::fs::metadata(&canon)?;
     let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-    // FNV-1a over the key text: stable across runs and Rust versions.
     let hessian = match (s.hessian || s.probes, s.probes) {
         (_, true) => "|hessian|probes",
         (true, false) => "|hessian",
         (false, false) => "",
     };
     let key = format!("{}|{}|{mtime}|{}|{}|{}|{}{hessian}|head", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed);
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    h.write(key.as_bytes());
     let stem = canon.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(root.join("stats").join(format!("{stem}-{}x{}-{:016x}.json", s.samples, s.seqlen, h.finish())))
+    Ok(root.join("stats").join(format!("{stem}-{}x{}-{:016x}.json", s.samples, s.seqlen, key_hash(&key))))
 }
 
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+/// FNV-1a of a cache key's text: stable across runs and Rust versions
+/// (the cache file names of statistics and probe tables).
+pub fn key_hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -29,7 +29,6 @@ use flexc_passes::sparsity::measured::{ProbeSettings, SENSITIVITY_KEY, SENSITIVI
 use flexc_passes::sparsity::{linears, set_meta, set_plan, Nm, Target};
 use flexc_passes::{ManagerOptions, PassManager};
 use std::collections::HashMap;
-use std::hash::Hasher;
 use std::path::Path;
 
 /// One measured probe: block, pattern, ΔNLL per scored token.
@@ -139,19 +138,6 @@ pub fn wants(pipeline: &str) -> Result<Option<(PassSpec, PassSpec)>, String> {
     Ok(Some((specs[i].clone(), prune.clone())))
 }
 
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-}
-
 fn stamp(p: &Path) -> String {
     let meta = std::fs::metadata(p).ok();
     let mtime = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
@@ -180,10 +166,8 @@ pub fn attach(
     let probes_text = settings.probes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let source = m.calibration.as_ref().map_or(String::new(), |c| c.source.clone());
     let key = format!("{}|{}|{source}|{update}|{probes_text}|{}|{}|{}|v2", stamp(model), stats.map(stamp).unwrap_or_default(), settings.samples, settings.seqlen, settings.seed);
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    h.write(key.as_bytes());
     let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let file = cache_root.map(|r| r.join("sensitivity").join(format!("{stem}-{:016x}.json", h.finish())));
+    let file = cache_root.map(|r| r.join("sensitivity").join(format!("{stem}-{:016x}.json", super::cache::key_hash(&key))));
     let cached: Option<Vec<Probe>> = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).and_then(|s| serde_json::from_str::<Vec<(usize, usize, usize, f64)>>(&s).ok()).map(|v| v.into_iter().filter_map(|(k, n, mm, d)| Some((k, Nm::new(n as i64, mm as i64).ok()?, d))).collect());
     let table = match cached {
         Some(t) => t,
