@@ -331,7 +331,8 @@ impl Pass for Quantize {
             None => {
                 let encs = self.uniform_encodings(&picked, cal, cx)?;
                 let mut out = Vec::with_capacity(picked.len());
-                for (p, enc) in picked.iter().zip(encs) {
+                for (i, (p, enc)) in picked.iter().zip(encs).enumerate() {
+                    cx.progress.step("quantize: weight", i, picked.len());
                     let e = encode_weight(enc, &p.values, (p.n, p.k), layer_data(cal, &p.name), self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
                     out.push((enc, e));
                 }
@@ -402,7 +403,8 @@ impl Quantize {
         }
         let mut layers: Vec<Vec<Choice>> = Vec::with_capacity(picked.len());
         let mut results: Vec<Vec<(Encoding, Encoded)>> = Vec::with_capacity(picked.len());
-        for p in picked {
+        for (i, p) in picked.iter().enumerate() {
+            cx.progress.step("quantize: candidate formats of weight", i, picked.len());
             let d = layer_data(cal, &p.name);
             let zeros = vec![0f32; p.values.len()];
             let energy = relative_base(&p.values, &zeros, p.k, d);
@@ -430,6 +432,7 @@ impl Quantize {
             layers.push(choices);
             results.push(res);
         }
+        cx.progress.step("quantize: candidate formats of weight", picked.len(), picked.len());
         self.weigh_by_loss(picked, &mut layers, cal, cx)?;
         let pick = allocate(&layers, budget as u64).map_err(|e| format!("quantize: bpw={bpw}: {e}"))?;
         let used: u64 = pick.iter().zip(&layers).map(|(&j, c)| c[j].bytes).sum();
