@@ -2,10 +2,10 @@
 //! as run by llama.cpp's `test-tokenizer-0`: no special tokens added, `parse_special =
 //! false`). The vocab files are not part of the repository: they are read from
 //! `FLEXC_LLAMA_VOCAB_DIR`, else `<cache>/llama.cpp-vocab` (`FLEXC_CACHE_DIR` or
-//! `~/.cache/flexc`), filled from llama.cpp's `models/` folder (e.g. the PyPI sdist
-//! `llama-cpp-python==0.3.36`, `vendor/llama.cpp/models/`). Without the folder the test
-//! says SKIPPED on the test's real stderr, and fails in CI (`flexc_testsuite::gate`;
-//! nothing in `.ci/run` fetches the folder yet). A folder with zero vectors in it is a
+//! `~/.cache/flexc`), filled from llama.cpp's `models/` folder by `.ci/llama-vocab.py`
+//! (from the PyPI sdist `llama-cpp-python==0.3.36`, `vendor/llama.cpp/models/`), which
+//! `.ci/run` runs. Without the folder the test says SKIPPED on the test's real stderr,
+//! and fails in CI (`flexc_testsuite::gate`). A folder with zero vectors in it is a
 //! failure, not a pass.
 
 use std::path::{Path, PathBuf};
