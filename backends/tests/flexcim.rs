@@ -67,7 +67,7 @@ fn malformed_streams_give_located_errors() {
             other => panic!("{text}: {other:?}"),
         }
     }
-    let good = encode(&Program { instrs: vec![Instr::Cfg { n: 2, m: 4, agg: 2 }, Instr::Sync] });
+    let good = encode(&Program { instrs: vec![Instr::Cfg { n: 2, m: 4, agg: 2, bypass: false }, Instr::Sync] });
     let mut bad_magic = good.clone();
     bad_magic[0] = b'X';
     let mut bad_op = good.clone();
@@ -75,7 +75,7 @@ fn malformed_streams_give_located_errors() {
     let mut trailing = good.clone();
     trailing.push(0);
     let bin_cases: [(Vec<u8>, usize, &str); 4] =
-        [(bad_magic, 0, "magic"), (good[..good.len() - 2].to_vec(), 13, "truncated"), (bad_op, 10, "unknown opcode 77"), (trailing, good.len(), "trailing")];
+        [(bad_magic, 0, "magic"), (good[..good.len() - 2].to_vec(), 14, "truncated"), (bad_op, 10, "unknown opcode 77"), (trailing, good.len(), "trailing")];
     for (bytes, off, want) in bin_cases {
         match decode(&bytes) {
             Err(StreamError::Bin { offset, message }) => assert!(offset == off && message.contains(want), "{offset}: {message}"),
@@ -235,7 +235,7 @@ fn mac_timing_equals_the_step_by_step_fifo_recurrence() {
             .replace("activation_read_bytes_per_cycle = 1024 ", &format!("activation_read_bytes_per_cycle = {bw} "));
         let a = Arch::from_toml("t", &text).unwrap();
         let sets = [1u64, 2, 4][rng.below(3)];
-        let shape = MacShape { count: rng.below(40) as u64, positions: 1 + rng.below(128) as u64, bytes: 2 + rng.below(256) as u64, active_subs: 1 + rng.below(4) as u64, active_sets: 1, agg: 4 / sets, sets, accumulate: case % 2 == 0 };
+        let shape = MacShape { count: rng.below(40) as u64, positions: 1 + rng.below(128) as u64, bytes: 2 + rng.below(256) as u64, active_subs: 1 + rng.below(4) as u64, active_sets: 1, agg: 4 / sets, sets, accumulate: case % 2 == 0, bypass: false };
         let got = mac(&a, &mut Stats::default(), &shape);
         let ii_in = ceil_div(shape.bytes, bw as u64).max(1);
         let ii_out = ceil_div(sets * a.array.columns as u64, port as u64).max(1);
@@ -252,5 +252,66 @@ fn mac_timing_equals_the_step_by_step_fifo_recurrence() {
         let issue = enter.last().map_or(0, |&e| e + ii_in);
         let finish = merged.last().map_or(0, |&m| m + ii_out + back);
         assert_eq!((got.ideal, got.issue, got.finish), (shape.count * ii_in, issue, finish), "case {case}: {shape:?} depth {depth} port {port} bw {bw}");
+    }
+}
+
+/// The dense bypass (`distribution.dense_bypass`): a dense layer on the
+/// flexible macro costs what it costs on the dense DCiM (same cycles, same
+/// energy), its stream says `cfg ... bypass=1`, results stay exact; without
+/// the bypass it pays the mux stages, the pair selects and 9-bit cells.
+#[test]
+fn dense_layers_take_the_bypass() {
+    let arch = Arch::default_flexcim();
+    assert!(arch.distribution.dense_bypass);
+    let e = EnergyTable::default_table();
+    let no_bypass = Arch::from_toml("nb", &DEFAULT_ARCH.replace("dense_bypass = true", "dense_bypass = false")).unwrap();
+    for (nm, out, inp, tokens) in [("8:8", 576, 576, 1), ("8:8", 96, 256, 16), ("4:4", 64, 200, 3)] {
+        let w = workload(nm, out, inp, tokens, false, 5);
+        let p = program(&arch, &w);
+        assert!(p.instrs.iter().any(|i| matches!(i, Instr::Cfg { bypass: true, .. })), "{nm}");
+        let ev = evaluate(&arch, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        assert_eq!(ev.check, Check::Passed, "{nm}");
+        let (f, d) = (&ev.flexcim.result.total, &ev.baselines[0].result.total);
+        assert_eq!((f.total_cycles(), f.events), (d.total_cycles(), d.events), "{nm} {out}x{inp}: FlexCiM in bypass = dense DCiM");
+        let slow = evaluate(&no_bypass, &e, std::slice::from_ref(&w), &[], &[]).unwrap();
+        assert_eq!(slow.check, Check::Passed);
+        assert!(slow.flexcim.result.total.total_cycles() > f.total_cycles(), "{nm}: the sparse datapath costs more on a dense layer");
+    }
+    // The measured case of issue 15: a dense 576×576 decode token was 15,418 cycles against 11,710.
+    let w = workload("8:8", 576, 576, 1, false, 5);
+    assert_eq!(simulate(&no_bypass, &program(&no_bypass, &w)).unwrap().total.total_cycles(), 15_418);
+    assert_eq!(simulate(&arch, &program(&arch, &w)).unwrap().total.total_cycles(), 11_710);
+    // Sparse layers never take it.
+    assert!(program(&arch, &workload("2:4", 32, 64, 1, true, 2)).instrs.iter().all(|i| !matches!(i, Instr::Cfg { bypass: true, .. })));
+    // Streams that misuse it fail in the simulator, by index.
+    for (text, want) in [
+        ("cfg n=2 m=4 agg=2 bypass=1", "dense bypass takes a dense"),
+        ("cfg n=8 m=8 agg=4 bypass=1\nldw sm=0 row=0 col=0 rows=1 cols=1 w=0x01 meta=0x01", "metadata bit set in the dense bypass"),
+        ("cfg n=8 m=8 agg=4 bypass=1\ndsel row=0 bus=0,0,0,0 s1=1,0,0,0 s2=0,1,2,3", "s1 must be 0"),
+    ] {
+        let err = simulate(&arch, &parse_asm(text).unwrap()).unwrap_err();
+        assert!(err.message.contains(want), "{text}: {err}");
+    }
+    assert!(simulate(&no_bypass, &parse_asm("cfg n=8 m=8 agg=4 bypass=1").unwrap()).is_err());
+    match parse_asm("cfg n=8 m=8 agg=4 bypass=2") {
+        Err(StreamError::Asm { message, .. }) => assert!(message.contains("0 or 1"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Version 1 binary streams (no `cfg` flags byte) still decode, without bypass;
+/// version 2 writes the flags byte and rejects undefined bits.
+#[test]
+fn binary_version_1_streams_still_decode() {
+    let v1 = [b"FXCM".as_slice(), &1u16.to_le_bytes(), &2u32.to_le_bytes(), &[1, 8, 8, 4], &[8]].concat();
+    assert_eq!(decode(&v1).unwrap().instrs, vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: false }, Instr::Sync]);
+    let v2 = encode(&Program { instrs: vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: true }] });
+    assert_eq!(&v2[4..6], &2u16.to_le_bytes());
+    assert_eq!(decode(&v2).unwrap().instrs, vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: true }]);
+    let mut bad = v2.clone();
+    *bad.last_mut().unwrap() = 6;
+    match decode(&bad) {
+        Err(StreamError::Bin { offset, message }) => assert!(offset == bad.len() - 1 && message.contains("flags"), "{offset} {message}"),
+        other => panic!("{other:?}"),
     }
 }

@@ -97,7 +97,9 @@ fn cost_model_prices_sparse_and_dense_and_refuses_the_rest() {
     let (s, d) = (cm.gemm(Primitive::Sparse, &sparse, None).unwrap(), cm.gemm(Primitive::Dense, &dense, None).unwrap());
     let d2 = cm.gemm(Primitive::Dense, &sparse, None).unwrap();
     assert_eq!(d, d2, "dense ignores the encoding (decoded offline)");
-    assert!(s < 0.6 * d, "2:4 sparse {s} vs dense {d} cycles");
+    // A decode row is weight-load bound: 2:4 moves half the cells at 9 bits
+    // against 8 for dense in the bypass (0.5625), plus its pair selects.
+    assert!(s < 0.7 * d, "2:4 sparse {s} vs dense {d} cycles");
     // Energy is exposed for explain/report, and is lower for the sparse run too.
     assert!(cm.energy_pj(Primitive::Sparse, &sparse, None).unwrap() < cm.energy_pj(Primitive::Dense, &dense, None).unwrap());
     // The same numbers as the analytical model on an aligned layer, which agree with the simulator.

@@ -189,7 +189,7 @@ type PassSig = (usize, usize, Vec<usize>);
 /// The exact pass of real slots: the lowering's grid, selects and reads.
 fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &mut [Option<RowSig>]) -> PassView {
     let (p, r) = (arch.array.sub_macros, arch.array.rows);
-    let wired = arch.array.meta_bits == 0;
+    let wired = arch.wired_for(nm);
     let mut grid: Vec<Option<SlotKey>> = vec![None; p * r];
     for (e, ks) in keys.iter().enumerate() {
         for (q, k) in ks.iter().enumerate() {
@@ -247,7 +247,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let bundles = map.bundles(arch, out);
     let ktiles = map.ktiles(inp);
     let (r, agg, pp) = (arch.array.rows, map.agg, map.per_pass);
-    let wired = arch.array.meta_bits == 0;
+    let (wired, bypass) = (arch.wired_for(nm), arch.bypasses(nm));
     let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m() / 2) as f64, 1.0) } else { mask_odds(nm) };
     // keys[bundle][k tile][set], for a real layer.
     let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
@@ -308,7 +308,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                         for i in 0..agg {
                             let used = (se + agg - 1 - i) / agg;
                             if used > 0 {
-                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(arch, &mut s, (used * cols[e].len()) as u64);
+                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(arch, &mut s, (used * cols[e].len()) as u64, bypass);
                             }
                         }
                     }
@@ -322,6 +322,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                         agg: agg as u64,
                         sets: map.sets as u64,
                         accumulate: !first,
+                        bypass,
                     };
                     let t = timing::mac(arch, &mut s, &shape);
                     s.cycles[cy::COMPUTE] += t.ideal;
@@ -337,7 +338,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     }
     // Every dsel costs the same: price one and scale (expected counts are fractional).
     let mut one = Stats::default();
-    let per = timing::dsel(arch, &mut one);
+    let per = timing::dsel(arch, &mut one, bypass);
     let n = dsels.round() as u64;
     s.cycles[cy::SELECT] += per * n;
     s.events.iter_mut().zip(one.events).for_each(|(a, b)| *a += b * n);

@@ -78,6 +78,10 @@ pub struct DistributionCfg {
     pub fan_in: usize,
     /// Mux pipeline stages (0: hard-wired, as in a dense DCiM).
     pub stages: usize,
+    /// Dense (M:M) layers skip the network: rows wired to one activation,
+    /// no pair selects, no metadata bits written (`cfg bypass=1`). Absent: false.
+    #[serde(default)]
+    pub dense_bypass: bool,
 }
 
 /// `[pipeline]`: depths.
@@ -314,6 +318,24 @@ impl Arch {
     /// True if `nm` runs natively.
     pub fn supports(&self, nm: Nm) -> bool {
         self.patterns.contains(&nm)
+    }
+
+    /// True if the macro has no distribution network or metadata (a dense
+    /// DCiM): every row is hard-wired to one activation.
+    pub fn hard_wired(&self) -> bool {
+        self.array.meta_bits == 0
+    }
+
+    /// True if a layer run as `nm` takes the dense bypass (`cfg bypass=1`):
+    /// a dense pattern on a flexible macro with `distribution.dense_bypass`.
+    pub fn bypasses(&self, nm: Nm) -> bool {
+        nm.is_dense() && self.distribution.dense_bypass && !self.hard_wired()
+    }
+
+    /// Whether rows are wired to one activation (no pair select, metadata 0)
+    /// for a layer run as `nm`: a dense DCiM always, a flexible macro in bypass.
+    pub fn wired_for(&self, nm: Nm) -> bool {
+        self.hard_wired() || self.bypasses(nm)
     }
 
     /// Distribution select bits per row: stage 1 picks a pair in each bus

@@ -121,7 +121,8 @@ struct Machine<'a> {
     sel: Vec<RowSel>,
     act: Vec<i8>,
     acc: Vec<i64>,
-    cfg: Option<(usize, usize, usize)>,
+    /// The current `cfg`: (N, M, agg, bypass).
+    cfg: Option<(usize, usize, usize, bool)>,
     now: u64,
     drain_at: u64,
     res: SimResult,
@@ -136,6 +137,11 @@ impl<'a> Machine<'a> {
         }
         let i = self.res.layers.len() - 1;
         &mut self.res.layers[i]
+    }
+
+    /// Whether the current `cfg` takes the dense bypass.
+    fn bypass(&self) -> bool {
+        self.cfg.is_some_and(|c| c.3)
     }
 
     fn drain(&mut self) {
@@ -169,18 +175,21 @@ impl<'a> Machine<'a> {
                 self.res.outputs.push(vec![0; n]);
                 self.cur = Some((*tokens as usize, *out as usize, *inp as usize));
             }
-            Instr::Cfg { n, m, agg } => {
-                let (n, m, agg) = (*n as usize, *m as usize, *agg as usize);
+            Instr::Cfg { n, m, agg, bypass } => {
+                let (n, m, agg, bypass) = (*n as usize, *m as usize, *agg as usize, *bypass);
                 if n == 0 || n > m || m % 2 != 0 || m > 2 * a.distribution.fan_in {
                     return Err(format!("{n}:{m} is not a pattern this macro can configure (M even, <= {})", 2 * a.distribution.fan_in));
                 }
                 if agg == 0 || p % agg != 0 || agg > a.sparsity.aggregation {
                     return Err(format!("agg = {agg} must divide {p} sub-macros and be <= {}", a.sparsity.aggregation));
                 }
+                if bypass && !(n == m && a.distribution.dense_bypass && !a.hard_wired()) {
+                    return Err(format!("bypass with {n}:{m}: the dense bypass takes a dense (M:M) pattern on a macro with distribution.dense_bypass = true"));
+                }
                 self.drain();
                 let t = timing::cfg(a);
                 self.busy(cy::SELECT, t);
-                self.cfg = Some((n, m, agg));
+                self.cfg = Some((n, m, agg, bypass));
             }
             Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
                 let (sm, row, col, rows, cols) = (*sm as usize, *row as usize, *col as usize, *rows as usize, *cols as usize);
@@ -193,6 +202,10 @@ impl<'a> Machine<'a> {
                 if a.array.meta_bits == 0 && meta.iter().any(|&b| b != 0) {
                     return Err("metadata bit set, but this macro's cells have none (macro.meta_bits = 0)".into());
                 }
+                let bypass = self.bypass();
+                if bypass && meta.iter().any(|&b| b != 0) {
+                    return Err("metadata bit set in the dense bypass (the metadata column is not written)".into());
+                }
                 for i in 0..rows {
                     let at = (sm * r + row + i) * c + col;
                     let cells = w[i * cols..(i + 1) * cols].iter().zip(&meta[i * cols..(i + 1) * cols]);
@@ -201,7 +214,7 @@ impl<'a> Machine<'a> {
                     }
                 }
                 self.drain();
-                let t = timing::ldw(a, self.stats(), (rows * cols) as u64);
+                let t = timing::ldw(a, self.stats(), (rows * cols) as u64, bypass);
                 self.busy(cy::WEIGHT_LOAD, t);
             }
             Instr::Dsel { row, bus, s1, s2 } => {
@@ -218,8 +231,12 @@ impl<'a> Machine<'a> {
                 if a.distribution.stages == 0 && s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s)) {
                     return Err("this macro has no distribution muxes: stage-2 selects must be the identity".into());
                 }
+                let bypass = self.bypass();
+                if bypass && (s1.iter().any(|&v| v != 0) || s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s))) {
+                    return Err("in the dense bypass a row is wired to its bus offset: s1 must be 0 and s2 the identity".into());
+                }
                 self.sel[row] = RowSel { bus: bus.clone(), s1: s1.clone(), s2: s2.clone() };
-                let t = timing::dsel(a, self.stats());
+                let t = timing::dsel(a, self.stats(), bypass);
                 self.busy(cy::SELECT, t);
             }
             Instr::Ldx { addr, data } => {
@@ -236,7 +253,7 @@ impl<'a> Machine<'a> {
             Instr::St { y, count, cols, dst, dstride } => {
                 let (tokens, out, _) = self.cur.ok_or("no layer started (st needs a `layer` before it)")?;
                 let (y, count, cols, dst, dstride) = (*y as usize, *count as usize, *cols as usize, *dst as usize, *dstride as usize);
-                let stride = self.cfg.map_or(c, |(_, _, agg)| p / agg * c);
+                let stride = self.cfg.map_or(c, |(_, _, agg, _)| p / agg * c);
                 if count > 0 && y + (count - 1) * stride + cols > self.acc.len() {
                     return Err(format!("accumulator words beyond {}", self.acc.len()));
                 }
@@ -266,7 +283,7 @@ impl<'a> Machine<'a> {
     fn mac(&mut self, x: usize, xstride: usize, y: usize, count: usize, accumulate: bool) -> Result<(), String> {
         let a = self.arch;
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
-        let (_, m, agg) = self.cfg.ok_or("no cfg before mac")?;
+        let (_, m, agg, bypass) = self.cfg.ok_or("no cfg before mac")?;
         let sets = p / agg;
         // The enabled positions: (merger set, activation offset of the pair, first cell).
         let mut rel: Vec<(usize, usize, usize)> = Vec::with_capacity(p * r);
@@ -318,7 +335,7 @@ impl<'a> Machine<'a> {
         offs.dedup();
         let n_sub = sub_active.iter().filter(|&&x| x).count() as u64;
         let n_sets = (0..sets).filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x)).count() as u64;
-        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate };
+        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate, bypass };
         let start = self.now;
         let t = timing::mac(a, self.stats(), &shape);
         self.busy(cy::COMPUTE, t.ideal);
