@@ -315,3 +315,37 @@ fn binary_version_1_streams_still_decode() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The resident regime (`[memory] regime = "resident"`): the same stream,
+/// the same results, no weight-load or select cycles or energy per run (the
+/// cells are counted as preloaded), passes back to back; fewer cycles than
+/// streamed, and N:M saves compute against dense there.
+#[test]
+fn resident_weights_cost_no_load() {
+    use flexc_backends::flexcim::arch::Regime;
+    use flexc_backends::flexcim::timing::{cy, ev};
+    let streamed = Arch::default_flexcim();
+    assert_eq!(streamed.memory.regime, Regime::Streamed, "the default file prices streamed weights");
+    let resident = streamed.with_regime(Regime::Resident);
+    let e = EnergyTable::default_table();
+    for (nm, aligned) in [("2:4", true), ("4:8", false), ("8:8", true), ("2:8", true)] {
+        let w = workload_tiled(nm, 256, 512, 4, aligned, 32, 9);
+        let ev_r = evaluate(&resident, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        let ev_s = evaluate(&streamed, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        assert_eq!((&ev_r.check, &ev_r.flexcim.program), (&Check::Passed, &ev_s.flexcim.program), "{nm}: one stream, both regimes");
+        let (r, s) = (&ev_r.flexcim.result.total, &ev_s.flexcim.result.total);
+        assert_eq!((r.cycles[cy::WEIGHT_LOAD], r.events[ev::WEIGHT_WRITE], r.weight_offchip_bytes, r.events[ev::SELECT_WRITE]), (0, 0, 0, 0), "{nm}");
+        assert_eq!(r.preloaded_cells, s.events[ev::WEIGHT_WRITE], "{nm}: the cells streamed are the cells preloaded");
+        assert_eq!((r.macs, r.cycles[cy::COMPUTE]), (s.macs, s.cycles[cy::COMPUTE]), "{nm}");
+        assert!(r.total_cycles() < s.total_cycles() && r.energy_pj(&e) < s.energy_pj(&e), "{nm}");
+        if nm != "8:8" && aligned {
+            let d = &ev_r.baselines[0].result.total;
+            // Half the compute or less; activations in and results out are the same.
+            assert!((d.total_cycles() as f64) > 1.3 * r.total_cycles() as f64, "{nm}: resident N:M vs dense {} vs {}", d.total_cycles(), r.total_cycles());
+            assert!(d.cycles[cy::COMPUTE] >= 2 * r.cycles[cy::COMPUTE], "{nm}");
+        }
+    }
+    // The regime key is checked.
+    let bad = DEFAULT_ARCH.replace("regime = \"streamed\"", "regime = \"cached\"");
+    assert!(Arch::from_toml("bad", &bad).unwrap_err().to_string().contains("unknown variant"));
+}

@@ -266,6 +266,9 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
     s.cycles[cy::SELECT] += timing::cfg(arch);
     let mut dsels = 0.0f64;
+    // Resident: passes are not separated by a draining `ldw`, so they overlap
+    // in the pipeline until the bundle's `st` (a clock within the bundle).
+    let (mut clock, mut drain_at) = (0u64, 0u64);
     for t0 in (0..tokens).step_by(tc) {
         let n_t = tc.min(tokens - t0);
         s.cycles[cy::ACT_LOAD] += timing::ldx(arch, &mut s, (n_t * inp) as u64);
@@ -327,10 +330,17 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                     let t = timing::mac(arch, &mut s, &shape);
                     s.cycles[cy::COMPUTE] += t.ideal;
                     s.cycles[cy::STALL] += t.issue - t.ideal;
-                    s.cycles[cy::DRAIN] += t.finish - t.issue;
+                    if arch.resident() {
+                        drain_at = drain_at.max(clock + t.finish);
+                        clock += t.issue;
+                    } else {
+                        s.cycles[cy::DRAIN] += t.finish - t.issue;
+                    }
                     first = false;
                 }
             }
+            s.cycles[cy::DRAIN] += drain_at.saturating_sub(clock);
+            (clock, drain_at) = (0, 0);
             for t in cols {
                 s.cycles[cy::WRITEBACK] += timing::st(arch, &mut s, (n_t * t.len()) as u64);
             }

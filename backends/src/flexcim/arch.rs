@@ -136,6 +136,47 @@ pub struct BufferCfg {
     pub select_bits_per_cycle: usize,
 }
 
+/// Where the weights live between tokens (`[memory] regime`).
+#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Regime {
+    /// Every weight and its select registers are already in a macro (the
+    /// FlexCiM paper's assumption: all parameters on chip): `ldw` and `dsel`
+    /// are a one-off preload, free per token, and passes run back to back.
+    Resident,
+    /// Weights stream into the macro per tile, every run (`ldw` over the
+    /// off-macro port, then `dsel`), each load waiting for the pipeline to drain.
+    #[default]
+    Streamed,
+}
+
+impl Regime {
+    /// Both, in report order.
+    pub const ALL: [Regime; 2] = [Regime::Resident, Regime::Streamed];
+
+    /// `resident` / `streamed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Regime::Resident => "resident",
+            Regime::Streamed => "streamed",
+        }
+    }
+
+    /// Parses `resident` or `streamed`.
+    pub fn parse(s: &str) -> Result<Regime, String> {
+        Regime::ALL.into_iter().find(|r| r.label() == s).ok_or_else(|| format!("unknown regime `{s}` (use resident or streamed)"))
+    }
+}
+
+/// `[memory]`: the weight regime the simulator and the cost model price.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCfg {
+    /// `resident` or `streamed` (absent: streamed).
+    #[serde(default)]
+    pub regime: Regime,
+}
+
 /// A whole architecture file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -155,6 +196,9 @@ pub struct Arch {
     pub clock: ClockCfg,
     /// `[buffers]`.
     pub buffers: BufferCfg,
+    /// `[memory]` (absent: streamed).
+    #[serde(default)]
+    pub memory: MemoryCfg,
     /// Parsed `sparsity.supported` (filled by validation).
     #[serde(skip)]
     pub patterns: Vec<Nm>,
@@ -346,6 +390,18 @@ impl Arch {
         }
         let bits = |n: usize| (usize::BITS - (n.max(1) - 1).leading_zeros()) as usize;
         self.array.sub_macros * (bits(self.distribution.fan_in) + bits(self.array.sub_macros))
+    }
+
+    /// The same architecture under another weight regime.
+    pub fn with_regime(&self, regime: Regime) -> Arch {
+        let mut a = self.clone();
+        a.memory.regime = regime;
+        a
+    }
+
+    /// True under the resident regime.
+    pub fn resident(&self) -> bool {
+        self.memory.regime == Regime::Resident
     }
 
     /// Cycles from a vector entering the mux to its psum reaching the FIFO.

@@ -11,6 +11,10 @@
 //!   in the pipeline.
 //! * `ldw`, `ldx`, `st`, `cfg` and `sync` wait for the pipeline to drain, then
 //!   take their transfer time (bits or bytes over the configured bandwidths).
+//!   Under the resident regime (`[memory] regime`) `ldw` and `dsel` are a
+//!   preload: no wait, no cycles, no energy (the cells are counted).
+//! * `cfg bypass=1` (a dense layer): no mux stages, 8-bit cell writes, bus
+//!   offsets only in `dsel` (the dense DCiM's costs).
 //! * `dsel` writes select registers (no drain: the mux is the first stage).
 //!
 //! Every malformed or out-of-range instruction is an error naming its index.
@@ -45,6 +49,10 @@ pub struct Stats {
     pub host_elems: u64,
     /// Array capacity in cell-cycles during compute (P·R·C × compute cycles).
     pub cell_cycles: u64,
+    /// Bytes of `events[OFFCHIP]` that carried weights (the rest: activations and results).
+    pub weight_offchip_bytes: u64,
+    /// Cells written before the run under the resident regime (not in cycles or energy).
+    pub preloaded_cells: u64,
 }
 
 impl Stats {
@@ -76,6 +84,8 @@ impl Stats {
         self.macs = self.macs.saturating_add(o.macs);
         self.host_elems = self.host_elems.saturating_add(o.host_elems);
         self.cell_cycles = self.cell_cycles.saturating_add(o.cell_cycles);
+        self.weight_offchip_bytes = self.weight_offchip_bytes.saturating_add(o.weight_offchip_bytes);
+        self.preloaded_cells = self.preloaded_cells.saturating_add(o.preloaded_cells);
         self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a = a.saturating_add(b));
         self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a = a.saturating_add(b));
     }
@@ -213,7 +223,10 @@ impl<'a> Machine<'a> {
                         (*d0, *d1) = if bit != 0 { (0, v as i32) } else { (v as i32, 0) };
                     }
                 }
-                self.drain();
+                // Resident: the tile is already in its own macro, no wait.
+                if !a.resident() {
+                    self.drain();
+                }
                 let t = timing::ldw(a, self.stats(), (rows * cols) as u64, bypass);
                 self.busy(cy::WEIGHT_LOAD, t);
             }

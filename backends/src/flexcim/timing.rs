@@ -5,7 +5,8 @@
 //! Each function adds its energy events (and MACs) to a [`Stats`] and returns
 //! the cycles its instruction occupies; the caller keeps the clock (the
 //! simulator drains the pipeline before `ldw`/`ldx`/`st`/`cfg`/`sync`, the
-//! analytical model adds a `mac`'s whole latency for the same reason).
+//! analytical model adds a `mac`'s whole latency for the same reason; under
+//! the resident regime `ldw` neither drains nor costs, so passes overlap).
 //! Every size, depth and bandwidth comes from the [`Arch`].
 
 use super::arch::Arch;
@@ -75,17 +76,28 @@ pub fn cfg(_a: &Arch) -> u64 {
     1
 }
 
-/// `ldw` of `cells` cells: the slower of the array write port and the off-macro port.
+/// `ldw` of `cells` cells: the slower of the array write port and the
+/// off-macro port; under the resident regime a preload (no cycles, no
+/// energy, counted in `preloaded_cells`).
 pub fn ldw(a: &Arch, s: &mut Stats, cells: u64, bypass: bool) -> u64 {
+    if a.resident() {
+        s.preloaded_cells += cells;
+        return 0;
+    }
     let bits = cells * cell_bits(a, bypass);
+    s.weight_offchip_bytes += ceil_div(bits, 8);
     s.events[ev::WEIGHT_WRITE] += cells;
     s.events[ev::OFFCHIP] += ceil_div(bits, 8);
     ceil_div(bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(ceil_div(bits, 8), a.buffers.offchip_bytes_per_cycle as u64))
 }
 
 /// `dsel` of one row: the row's select bits (none in the dense bypass) plus
-/// a 32-bit bus offset per sub-macro.
+/// a 32-bit bus offset per sub-macro; under the resident regime preloaded
+/// with the weights (free).
 pub fn dsel(a: &Arch, s: &mut Stats, bypass: bool) -> u64 {
+    if a.resident() {
+        return 0;
+    }
     let sel = if bypass { 0 } else { a.select_bits_per_row() as u64 };
     let bits = sel + 32 * a.array.sub_macros as u64;
     s.events[ev::SELECT_WRITE] += bits;
