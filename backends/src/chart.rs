@@ -127,7 +127,7 @@ fn legend(s: &mut String, x: f64, y: f64, names: &[String]) {
 pub fn grouped_bars(title: &str, x_label: &str, categories: &[String], below: &[String], y_label: &str, series: &[(String, Vec<f64>)]) -> String {
     let n = categories.len().max(1);
     let per = (series.len().max(1) as f64 * 10.0 + 8.0).max(22.0);
-    let (left, right, top, bottom) = (80.0, 200.0, 40.0, 76.0);
+    let (left, right, top, bottom) = (80.0, 250.0, 40.0, 76.0);
     let (pw, ph) = (per * n as f64, 260.0);
     let (w, h) = (left + pw + right, top + ph + bottom);
     let (y0, y1) = range(series.iter().flat_map(|s| s.1.iter().copied()), true);

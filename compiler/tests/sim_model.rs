@@ -1,7 +1,8 @@
 //! `flexc sim MODEL` on the cached SmolLM2-135M (skipped with a note when it
 //! is not cached): FLOW 50% + prune-nm with per-row and with tile-aligned
 //! masks, the analytical engine (fast), the JSON keys, the HTML report, and
-//! the alignment turning a slowdown against the dense DCiM into a speedup.
+//! the alignment turning a slowdown against the dense DCiM into a speedup;
+//! both weight regimes and the report order; the sparsity-report SVG.
 
 use std::process::{Command, Output};
 
@@ -68,4 +69,19 @@ fn smollm2_aligned_masks_beat_dense_per_row_masks_do_not() {
     // Usage errors are exit 2, before any work.
     let out = flexc(&["sim", model, "--engine", "fast"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// `sparsity-report --svg`: the model's name in the title, both axes
+/// labelled with units, a legend, and each block's N:M under it.
+#[test]
+fn sparsity_report_svg_has_axes_legend_and_model() {
+    let Some(_) = flexc_testsuite::cached("models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let svg = std::env::temp_dir().join(format!("flexc-sr-{}.svg", std::process::id()));
+    let out = flexc(&["sparsity-report", "smollm2-135m", "--pipeline", FLOW, "--svg", svg.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = std::fs::read_to_string(&svg).expect("the SVG is written");
+    for want in ["smollm2-135m: flow-nm target 0.500", "decoder block (N:M chosen below)", "percent (%)", ">legend<", "sparsity chosen (%)", "outlier ratio (% of weights)", ">2:4<"] {
+        assert!(s.contains(want), "the SVG lacks {want}");
+    }
+    let _ = std::fs::remove_file(&svg);
 }
