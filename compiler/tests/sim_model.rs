@@ -53,7 +53,8 @@ fn smollm2_aligned_masks_beat_dense_per_row_masks_do_not() {
     assert_eq!(phases[0]["layers"].as_array().map(Vec::len), Some(30 * 7 + 1), "every linear of every block and the LM head");
     assert_eq!(aligned["outside_blocks"], serde_json::json!(["token_embd.weight"]), "the tied LM head runs");
     assert_eq!(phases[0]["engine"], "analytical");
-    assert_eq!(phases[0]["baselines"].as_array().map(Vec::len), Some(2), "dense and fixed-2:4 by default");
+    let names: Vec<&str> = phases[0]["baselines"].as_array().expect("baselines").iter().map(|b| b["name"].as_str().unwrap_or("")).collect();
+    assert_eq!(names, ["dense", "fixed-2:4", "fixed-2:4-reprune", "vegeta"], "the paper's baselines by default");
     assert_eq!(phases[0]["slots"], phases[0]["aligned_slots"]);
     let html = std::fs::read_to_string(&report).expect("the report is written");
     assert!(html.contains("<svg") && html.contains("decode (1 row)") && html.contains("prefill (4 rows)"));

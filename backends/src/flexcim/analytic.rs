@@ -31,7 +31,7 @@
 //! aligned assumption is off by up to M/N.
 
 use super::arch::{Arch, Nm};
-use super::layer::{fit_pattern, NmLayer};
+use super::layer::{fit_pattern, reprune_target, NmLayer};
 use super::mapping::{slot_keys, Mapping, SlotKey};
 use super::sim::Stats;
 use super::timing::{self, cy, MacShape};
@@ -142,14 +142,19 @@ fn holds_any(from: Nm, to: Nm) -> bool {
 
 /// The pattern an architecture runs an aligned `nm` layer of `inp` inputs as:
 /// its own when supported, else the sparsest supported pattern holding any
-/// such mask (ties: larger M), as [`fit_pattern`] does for a real mask.
+/// such mask (ties: larger M), as [`fit_pattern`] does for a real mask (and
+/// its re-pruning target under `sparsity.reprune`).
 pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
     if arch.supports(nm) && inp.is_multiple_of(nm.m()) {
         return Some(nm);
     }
     let mut cands = arch.patterns.clone();
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
-    cands.into_iter().find(|&p| inp.is_multiple_of(p.m()) && holds_any(nm, p))
+    let fits = |p: &Nm| inp.is_multiple_of(p.m()) && holds_any(nm, *p);
+    match reprune_target(arch, nm, inp) {
+        Some(to) => Some(cands.iter().copied().filter(|p| !p.is_dense()).find(fits).unwrap_or(to)),
+        None => cands.into_iter().find(fits),
+    }
 }
 
 /// Over the uniformly random `n`-of-`m` masks of one group: the expected

@@ -106,6 +106,13 @@ pub struct SparsityCfg {
     pub supported: Vec<String>,
     /// Sub-macros the merger sums into one output.
     pub aggregation: usize,
+    /// A sparse layer whose mask no supported sparse pattern holds is
+    /// re-pruned (magnitude within its kept weights, one mask per column
+    /// tile) to the densest
+    /// supported sparse pattern not denser than it, instead of running dense
+    /// (the `fixed-N:M-reprune` baselines; changes the layer's results).
+    #[serde(default)]
+    pub reprune: bool,
 }
 
 /// `[clock]`.
@@ -414,23 +421,42 @@ impl Arch {
         (self.pipeline.merge_stages + self.pipeline.accumulate_stages) as u64
     }
 
-    /// A baseline on the same array: `dense` (hard-wired rows, no metadata,
-    /// no distribution muxes), `fixed-N:M` (the same macro running only that
-    /// pattern natively, plus dense).
+    /// A baseline on the same array (same sizes, buffers, regime, energy):
+    /// * `dense`: a dense DCiM (hard-wired rows, no metadata, no muxes);
+    /// * `fixed-N:M`: the macro running only that pattern natively, plus
+    ///   dense; a layer whose mask it does not hold runs dense;
+    /// * `fixed-N:M-reprune`: the same, but such a sparse layer is re-pruned
+    ///   to N:M, tile-aligned (its results change: the accuracy is not this
+    ///   model's; `bench/flexcim-iso.sh` measures it);
+    /// * `vegeta`: a VEGETA-like flexible engine (Jeong et al., HPCA 2023:
+    ///   N:4 for N in {1, 2, 4}, row-wise; published speed-ups over its dense
+    ///   engine 1.09/2.20/3.74 for 4:4/2:4/1:4) [ASSUMED here: this array
+    ///   with its selects and bypass, patterns 1:4, 2:4 and dense; its own
+    ///   per-MAC area and energy overheads are not published in a form the
+    ///   energy table can take, so they are this macro's].
     pub fn baseline(&self, name: &str) -> Result<Arch, String> {
         let mut a = self.clone();
         a.name = format!("{} ({name})", self.name);
         let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| parse_pattern(p).is_ok_and(|nm| nm.m() <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
+        a.sparsity.reprune = false;
         if name == "dense" {
             a.distribution.stages = 0;
             a.array.meta_bits = 0;
             a.sparsity.supported = dense;
+        } else if name == "vegeta" {
+            a.sparsity.supported = dense;
+            a.sparsity.supported.extend(["1:4", "2:4"].map(String::from));
         } else if let Some(p) = name.strip_prefix("fixed-") {
+            let (p, reprune) = match p.strip_suffix("-reprune") {
+                Some(q) => (q, true),
+                None => (p, false),
+            };
             let nm = parse_pattern(p)?;
             a.sparsity.supported = dense;
             a.sparsity.supported.push(nm.to_string());
+            a.sparsity.reprune = reprune;
         } else {
-            return Err(format!("unknown baseline `{name}` (use dense or fixed-N:M, e.g. fixed-2:4)"));
+            return Err(format!("unknown baseline `{name}` (use dense, fixed-N:M, fixed-N:M-reprune or vegeta, e.g. fixed-2:4)"));
         }
         a.validate("<baseline>").map_err(|e| e.to_string())?;
         Ok(a)

@@ -90,7 +90,11 @@ pub struct SimArgs {
     /// Energy table (default: the embedded backends/flexcim/energy.toml).
     #[arg(long)]
     pub energy: Option<PathBuf>,
-    /// Baselines, comma-separated: dense, fixed-N:M (default: dense,fixed-1:2,fixed-2:4; for a model dense,fixed-2:4).
+    /// Baselines, comma-separated: dense (a dense DCiM), fixed-N:M (that
+    /// pattern and dense; other masks run dense), fixed-N:M-reprune (other
+    /// sparse masks re-pruned to N:M, tile-aligned), vegeta (a VEGETA-like
+    /// N:4 engine: 1:4, 2:4, dense) (default: dense,fixed-1:2,fixed-2:4; for
+    /// a model dense,fixed-2:4,fixed-2:4-reprune,vegeta).
     #[arg(long)]
     pub baseline: Option<String>,
     /// `text` or `json`.
@@ -251,7 +255,7 @@ pub fn sim(args: SimArgs) -> CliResult {
     regimes(&args)?;
     if kind(&args.input) == Input::Model {
         let (arch, energy) = (load_arch(&args.opts)?, load_energy(&args)?);
-        return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4"));
+        return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4,fixed-2:4-reprune,vegeta"));
     }
     let (evs, rows) = sim_eval(&args)?;
     let Some((_, first)) = evs.first() else { return Err(CliError::internal("internal error: no regime evaluated")) };
