@@ -18,9 +18,12 @@ and writes bench/results/frontier-<model>.{md,json,svg}:
 * flexc: each configuration of --configs (default: the source file as
   shipped, RTN and GPTQ at 4 bits, and the mixed-precision search at
   --bpw targets, LM head included) compiled once by
-  `flexc bench model --pipeline P --ppl-file TEXT`, which measures speed and
-  perplexity on the same compiled model; bits per weight = the bytes the
-  kernels stream per decoded token x 8 / parameters (measured by the runtime).
+  `flexc compile MODEL --target cpu --pipeline P` into a .flexc (cached under
+  CACHE/frontier/<model>/flexc/ by model and pipeline, with its compile time;
+  --recompile rebuilds), then measured by `flexc bench model X.flexc
+  --ppl-file TEXT`: speed and perplexity on the same compiled model; bits per
+  weight = the bytes the kernels stream per decoded token x 8 / parameters
+  (measured by the runtime).
 
 Perplexity: Pride and Prejudice, ctx 512, --chunks chunks (llama-perplexity's
 method in both engines). Threads: --threads for both engines.
@@ -36,6 +39,7 @@ Only the Python standard library is needed.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -90,8 +94,32 @@ def read_configs(path):
     return out
 
 
+def artifact(flexc, model, name, pipeline, a):
+    """The config compiled once into a .flexc (cached by model and pipeline under
+    CACHE/frontier/<model>/flexc/; --recompile rebuilds), so measuring again is
+    cheap. Returns (path, compile seconds, error)."""
+    key = hashlib.sha256(f"{model}\n{pipeline}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^A-Za-z0-9.=-]+", "_", name)
+    work = CACHE / "frontier" / model / "flexc"
+    work.mkdir(parents=True, exist_ok=True)
+    path, meta = work / f"{slug}-{key}.flexc", work / f"{slug}-{key}.json"
+    if path.exists() and meta.exists() and not a.recompile:
+        return path, json.loads(meta.read_text()).get("compile_s"), None
+    t0 = time.time()
+    r = run([flexc, "compile", model, "--target", "cpu", "--pipeline", pipeline, "-o", path])
+    if r.returncode != 0:
+        return None, None, r.stderr.strip()[-300:]
+    compile_s = round(time.time() - t0, 1)
+    meta.write_text(json.dumps({"model": model, "pipeline": pipeline, "compile_s": compile_s}) + "\n")
+    return path, compile_s, None
+
+
 def flexc_row(flexc, model, name, pipeline, a):
-    cmd = [flexc, "bench", "model", model, "--pipeline", pipeline, "--threads", a.threads, "--format", "json",
+    path, compile_s, err = artifact(flexc, model, name, pipeline, a)
+    if err:
+        log(f"flexc compile failed on {name}: {err.splitlines()[-1:]}")
+        return {"engine": "flexc", "config": name, "pipeline": pipeline, "error": err}
+    cmd = [flexc, "bench", "model", path, "--threads", a.threads, "--format", "json",
            "--ppl-file", TEXT, "--ppl-chunks", a.chunks, "--ppl-ctx", 512]
     if a.no_speed:
         cmd += ["--repeats", 1, "--prompt-tokens", 16, "--gen-tokens", 4]
@@ -104,7 +132,8 @@ def flexc_row(flexc, model, name, pipeline, a):
     return {
         "engine": "flexc", "config": name, "pipeline": pipeline, "bpw": j["bits_per_weight"], "ppl": j["perplexity"],
         "ppl_stderr": j["perplexity_stderr"], "decode": None if a.no_speed else j["decode_tok_s"],
-        "prefill": None if a.no_speed else j["prefill_tok_s"], "parameters": j["parameters"], "wall_s": round(time.time() - t0, 1),
+        "prefill": None if a.no_speed else j["prefill_tok_s"], "parameters": j["parameters"],
+        "compile_s": compile_s, "measure_s": round(time.time() - t0, 1),
         "formats": chosen_formats(j.get("remarks", [])),
     }
 
@@ -182,7 +211,30 @@ def markdown(model, rows, a, cmdline):
         else:
             star = "*" if "run" in r else ""
             lines.append(f"| {r['engine']} | {r['config']}{star} | {fmt(r['bpw'], '.3f')} | {fmt(r['ppl'], '.2f')} | {fmt(r['decode'], '.1f')} | {fmt(r['prefill'], '.1f')} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [""] + targets(rows)) + "\n"
+
+
+def targets(rows):
+    """The issue's frontier targets read off the rows: dominance, and the
+    decode speed of the fastest flexc config at least as good as llama.cpp's
+    Q4_0 + imatrix against llama.cpp's plain Q4_0."""
+    ok = [r for r in rows if "error" not in r and r.get("ppl") is not None and r.get("bpw") is not None]
+    flexc = [r for r in ok if r["engine"] == "flexc"]
+    llama = {r["config"]: r for r in ok if r["engine"] == "llama.cpp"}
+    out = ["## Targets, as measured in this table", ""]
+    missed = [c for c, r in llama.items() if c != "source" and not any(f["bpw"] <= r["bpw"] and f["ppl"] <= r["ppl"] for f in flexc)]
+    out.append(f"- Dominance (a flexc point with no more bits per weight and no higher perplexity than each llama.cpp file): "
+               + ("held for all " + str(len(llama) - ("source" in llama)) + " files" if not missed else "missed for " + ", ".join(missed)))
+    ref, base = llama.get("Q4_0 + imatrix"), llama.get("Q4_0")
+    if ref and base and base.get("decode"):
+        good = [f for f in flexc if f["ppl"] <= ref["ppl"] and f.get("decode")]
+        if good:
+            best = max(good, key=lambda f: f["decode"])
+            out.append(f"- Speed at equal quality: `{best['config']}` ({best['ppl']:.2f} ≤ {ref['ppl']:.2f}, Q4_0 + imatrix) decodes at "
+                       f"{best['decode']:.1f} tok/s = **{best['decode'] / base['decode']:.2f}×** llama.cpp Q4_0's {base['decode']:.1f}")
+        else:
+            out.append(f"- Speed at equal quality: no flexc config with speed reaches Q4_0 + imatrix's perplexity {ref['ppl']:.2f}")
+    return out
 
 
 def svg(model, rows):
@@ -233,6 +285,7 @@ def main():
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--no-flexc", action="store_true")
     ap.add_argument("--no-speed", action="store_true", help="perplexity and size only")
+    ap.add_argument("--recompile", action="store_true", help="compile every flexc config again instead of reusing its cached .flexc")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--include", action="append", default=[], metavar="JSON",
                     help="also list the rows of an earlier run's frontier-<model>.json (same model), e.g. to combine runs made one engine at a time")

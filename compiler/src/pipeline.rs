@@ -3,7 +3,8 @@
 //! (`$FLEXC_COST_TABLE` or the shipped CPU table) for select-gemm/tile-gemm.
 
 use flexc_ir::Module;
-use flexc_passes::{ManagerOptions, PassManager, RunReport};
+use flexc_passes::{ManagerOptions, PassManager, Progress, RunReport};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// A parsed pipeline with the cost models attached, and where the CPU cost
 /// table came from.
@@ -23,4 +24,18 @@ pub fn with_cost_models(pm: PassManager) -> Result<(PassManager, Option<String>)
 pub fn run(m: &mut Module, pipeline: &str) -> Result<RunReport, String> {
     let (mut pm, _) = manager(pipeline)?;
     pm.run(m, &mut |_, _| {}).map_err(|e| e.to_string())
+}
+
+/// A progress bar on stderr (hidden when it is not a terminal) that long
+/// passes advance, e.g. `quantize` once per weight; clear it after the run.
+pub fn progress_bar() -> (ProgressBar, Progress) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{msg} {pos}/{len} {bar:30} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let b = bar.clone();
+    let progress = Progress::new(move |what, done, total| {
+        b.set_length(total as u64);
+        b.set_position(done as u64);
+        b.set_message(what.to_string());
+    });
+    (bar, progress)
 }

@@ -79,7 +79,7 @@ fn check(model: &Path, pipeline: &str, text: &Path, dir: &Path, cli_compile: boo
     } else {
         let g = flexc::frontend::gguf::GgufFile::open(model).expect("gguf");
         let rec = flexc::artifact::FileRecord { path: m.into(), bytes: 0, sha256: "0".repeat(64) };
-        let prov = flexc::artifact::Provenance { flexc_version: "test".into(), target: "cpu".into(), source: rec, pipeline: pipeline.into(), calibration: None, calibration_source: None, cost_table: "test".into(), ctx: 128, parameters: 0 };
+        let prov = flexc::artifact::Provenance { flexc_version: "test".into(), target: "cpu".into(), source: rec, pipeline: pipeline.into(), calibration: None, calibration_source: None, cost_table: "test".into(), ctx: 128, parameters: 0, remarks: Vec::new() };
         let bytes = flexc::artifact::write::to_bytes(a, &from_gguf.module, &g.metadata, &prov).expect("serialises");
         std::fs::write(&art, bytes).expect("write the artifact");
     }

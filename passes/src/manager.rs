@@ -31,9 +31,31 @@ impl Changed {
     }
 }
 
+/// Where long passes report how far they are: `(what, done, total)` calls,
+/// e.g. `quantize` once per weight it encodes. The driver shows it (a
+/// progress bar); without one, reports go nowhere.
+#[derive(Clone, Default)]
+pub struct Progress(Option<Arc<dyn Fn(&str, usize, usize) + Send + Sync>>);
+
+impl Progress {
+    /// Reports to `f`.
+    pub fn new(f: impl Fn(&str, usize, usize) + Send + Sync + 'static) -> Progress {
+        Progress(Some(Arc::new(f)))
+    }
+
+    /// Says that `done` of `total` steps of `what` are finished.
+    pub fn step(&self, what: &str, done: usize, total: usize) {
+        if let Some(f) = &self.0 {
+            f(what, done, total);
+        }
+    }
+}
+
 /// What a pass may consult besides the module.
 #[derive(Default)]
 pub struct PassCx {
+    /// Where to report progress of long work.
+    pub progress: Progress,
     /// Remarks passes make for the user (printed with `--time-passes` and in reports).
     pub remarks: Vec<String>,
     /// Target cost models the driver provided (see [`crate::target`]).
@@ -176,6 +198,7 @@ pub struct PassManager {
     passes: Vec<(PassSpec, Box<dyn Pass>)>,
     opts: ManagerOptions,
     cost_models: Vec<Arc<dyn CostModel>>,
+    progress: Progress,
 }
 
 impl PassManager {
@@ -197,7 +220,13 @@ impl PassManager {
         {
             return Err(PipelineError::StopAfter(stop.clone()));
         }
-        Ok(PassManager { passes, opts, cost_models: Vec::new() })
+        Ok(PassManager { passes, opts, cost_models: Vec::new(), progress: Progress::default() })
+    }
+
+    /// Passes report their progress to `progress`.
+    pub fn with_progress(mut self, progress: Progress) -> PassManager {
+        self.progress = progress;
+        self
     }
 
     /// Hands a target's cost model to the passes (replacing an earlier one
@@ -217,7 +246,7 @@ impl PassManager {
     /// pass that `--print-ir-after` selects.
     pub fn run(&mut self, m: &mut Module, dump: &mut dyn FnMut(&str, &Module)) -> Result<RunReport, PipelineError> {
         let mut report = RunReport::default();
-        let mut cx = PassCx { cost_models: self.cost_models.clone(), ..PassCx::default() };
+        let mut cx = PassCx { cost_models: self.cost_models.clone(), progress: self.progress.clone(), ..PassCx::default() };
         for (spec, pass) in &mut self.passes {
             let t0 = Instant::now();
             let changed = pass.run(m, &mut cx).map_err(|message| PipelineError::PassFailed { pass: spec.name.clone(), message })?;

@@ -256,6 +256,7 @@ pub fn llama_flexc() -> Vec<u8> {
         cost_table: "none (no pass ran)".into(),
         ctx: 16,
         parameters: m.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum(),
+        remarks: Vec::new(),
     };
     flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov).expect("the tiny artifact serialises")
 }

@@ -38,4 +38,9 @@ pub struct Provenance {
     /// denominator of bits per weight. 0 in files written before it was recorded.
     #[serde(default)]
     pub parameters: u64,
+    /// The passes' remarks (e.g. `quantize`'s format, bytes and error per
+    /// tensor), so a benchmark of the artifact reports what was chosen.
+    /// Empty in files written before they were recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remarks: Vec<String>,
 }

@@ -50,6 +50,7 @@ pub fn compile_cpu(args: &CompileArgs) -> CliResult {
         cost_table: p.cost_table.clone().unwrap_or_else(|| "none (no pass ran)".into()),
         ctx,
         parameters: p.params,
+        remarks: p.remarks.clone(),
     };
     let out = args.output.display().to_string();
     let bytes = artifact::write::to_bytes(&out, &p.module, &g.metadata, &prov).map_err(|e| CliError::input(e.to_string()))?;

@@ -224,7 +224,11 @@ fn inspect_artifact(a: &crate::artifact::Artifact, format: Format) -> CliResult 
             if let Some(c) = &p.calibration {
                 println!("  calibration {} (sha256 {}){}", c.path, c.sha256, p.calibration_source.as_deref().map(|s| format!(": {s}")).unwrap_or_default());
             }
-            println!("  cost table  {}\n  ctx         {}\n", p.cost_table, p.ctx);
+            println!("  cost table  {}\n  ctx         {}", p.cost_table, p.ctx);
+            for r in &p.remarks {
+                println!("  remark      {r}");
+            }
+            println!();
             print_meta_text(&a.meta);
             println!("\n  {:<36} {:<40} {:>12}", "weight", "type", "bytes");
             for (n, t, b) in &weights {

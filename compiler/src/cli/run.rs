@@ -153,7 +153,8 @@ fn prepare_artifact(path: PathBuf, pipeline: Option<&str>, stats: Option<&Path>)
     let tok = Tokenizer::from_gguf(&a.meta).map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
     let pipeline = a.provenance.pipeline.clone();
     let params = a.provenance.parameters;
-    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params, remarks: Vec::new() })
+    let remarks = a.provenance.remarks.clone();
+    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params, remarks })
 }
 
 impl Prepared {
@@ -196,9 +197,12 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     let mut cost_table = None;
     let mut remarks = Vec::new();
     if let Some(pm) = pm {
-        let (mut pm, table) = crate::pipeline::with_cost_models(pm).map_err(|e| CliError::input(format!("error: {e}")))?;
+        let (pm, table) = crate::pipeline::with_cost_models(pm).map_err(|e| CliError::input(format!("error: {e}")))?;
         cost_table = table;
-        remarks = pm.run(&mut module, &mut |_, _| {}).map_err(|e| CliError::input(format!("error: {e}")))?.remarks;
+        let (bar, progress) = crate::pipeline::progress_bar();
+        let ran = pm.with_progress(progress).run(&mut module, &mut |_, _| {});
+        bar.finish_and_clear();
+        remarks = ran.map_err(|e| CliError::input(format!("error: {e}")))?.remarks;
     }
     Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params, remarks })
 }

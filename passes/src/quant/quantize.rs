@@ -24,8 +24,9 @@
 //! group are skipped with a remark.
 //!
 //! **Which quantizer** (`encode.rs`): `method=gptq` (the default) runs GPTQ
-//! with the layer's calibration Hessian (act-order with static groups when
-//! `act-order=true`); without a Hessian, RTN with importance-weighted
+//! with the layer's calibration Hessian (act-order with static groups by
+//! default: on SmolLM2, 20 chunks, 3-bit g64 32.44 → 30.25 and 4-bit g64
+//! 25.80 → 25.20; `act-order=false` for column order); without a Hessian, RTN with importance-weighted
 //! scales from the recorded activation statistics; without statistics,
 //! plain RTN — each fallback is named in a remark. `method=rtn` never uses
 //! Hessians. `#bcq` options as ShiftAddLLM (`optq.rs`, `optq_shared.rs`):
@@ -75,7 +76,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "group", kind: OptKind::Int, default: "64", help: "elements per scale group, a multiple of 8 (ternary: 0 = per tensor)" },
         OptDecl { name: "zero", kind: OptKind::Bool, default: "true", help: "rtn: an integer zero point per group (false: symmetric levels ±d/2, ±3d/2, … with no zero)" },
         OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
-        OptDecl { name: "act-order", kind: OptKind::Bool, default: "false", help: "gptq: quantize columns in descending Hessian diagonal (with static groups)" },
+        OptDecl { name: "act-order", kind: OptKind::Bool, default: "true", help: "gptq: quantize columns in descending Hessian diagonal, with static groups (false: in column order, dynamic groups)" },
         OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
         OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
@@ -331,7 +332,8 @@ impl Pass for Quantize {
             None => {
                 let encs = self.uniform_encodings(&picked, cal, cx)?;
                 let mut out = Vec::with_capacity(picked.len());
-                for (p, enc) in picked.iter().zip(encs) {
+                for (i, (p, enc)) in picked.iter().zip(encs).enumerate() {
+                    cx.progress.step("quantize: weight", i, picked.len());
                     let e = encode_weight(enc, &p.values, (p.n, p.k), layer_data(cal, &p.name), self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
                     out.push((enc, e));
                 }
@@ -402,7 +404,8 @@ impl Quantize {
         }
         let mut layers: Vec<Vec<Choice>> = Vec::with_capacity(picked.len());
         let mut results: Vec<Vec<(Encoding, Encoded)>> = Vec::with_capacity(picked.len());
-        for p in picked {
+        for (i, p) in picked.iter().enumerate() {
+            cx.progress.step("quantize: candidate formats of weight", i, picked.len());
             let d = layer_data(cal, &p.name);
             let zeros = vec![0f32; p.values.len()];
             let energy = relative_base(&p.values, &zeros, p.k, d);
@@ -430,6 +433,7 @@ impl Quantize {
             layers.push(choices);
             results.push(res);
         }
+        cx.progress.step("quantize: candidate formats of weight", picked.len(), picked.len());
         self.weigh_by_loss(picked, &mut layers, cal, cx)?;
         let pick = allocate(&layers, budget as u64).map_err(|e| format!("quantize: bpw={bpw}: {e}"))?;
         let used: u64 = pick.iter().zip(&layers).map(|(&j, c)| c[j].bytes).sum();
