@@ -57,21 +57,38 @@ vegeta|70% FLOW, N:4 set|sparsity=0.7,candidates=1:4,2:4,4:4,dense-ends=false
 EOF2
 )
 
+i=0
 while IFS='|' read -r acc label fopts; do
+  i=$((i + 1))
   [ -n "$ONLY" ] && ! grep -Eq "$ONLY" <<<"$label" && continue
   if [ "$fopts" = "-" ]; then pipe=cpu; simpipe="flow-nm{method=uniform,pattern=8:8},prune-nm"; else pipe="flow-nm{$fopts},prune-nm{$PRUNE}"; simpipe=$pipe; fi
+  # Raw outputs per row; an existing one (same pipeline) is reused, not re-measured.
+  key=$(printf '%s|%s|%s' "$pipe" "$CHUNKS" "$TEXT" | sha1sum | cut -c1-12)
+  pf="$OUT_DIR/$tag.$key.ppl.json"; sf="$OUT_DIR/$tag.$key.sim.json"
   echo "== $acc: $label: $pipe" >&2
-  t0=$(date +%s)
-  ppl=$(nice -n 10 "$FLEXC" perplexity "$MODEL" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" --format json --pipeline "$pipe" 2>>"$OUT_DIR/$tag.err") || { echo "perplexity failed: $label" >&2; continue; }
-  t1=$(date +%s)
-  sim=$(nice -n 10 "$FLEXC" sim "$MODEL" --pipeline "$simpipe" --engine analytical --rows 128 --baseline dense,fixed-2:4,vegeta --format json 2>>"$OUT_DIR/$tag.err") || { echo "sim failed: $label" >&2; continue; }
-  t2=$(date +%s)
-  jq -c -n --arg acc "$acc" --arg label "$label" --arg pipe "$pipe" --argjson ppl "$ppl" --argjson sim "$sim" --argjson pt "$((t1 - t0))" --argjson st "$((t2 - t1))" '
-    {accelerator: $acc, label: $label, pipeline: $pipe, ppl: $ppl.ppl, stderr: $ppl.stderr, chunks: $ppl.chunks, ppl_seconds: $pt, sim_seconds: $st,
-     remarks: $sim.remarks,
-     hw: [$sim.headline[] | {regime, phase, rows,
+  if [ ! -s "$pf" ]; then
+    t0=$(date +%s)
+    nice -n 10 "$FLEXC" perplexity "$MODEL" -f "$TEXT" --ctx 512 --chunks "$CHUNKS" --format json --pipeline "$pipe" >"$pf.tmp" 2>>"$OUT_DIR/$tag.err" || { echo "perplexity failed: $label" >&2; continue; }
+    jq --argjson s "$(( $(date +%s) - t0 ))" '. + {wall_seconds: $s}' "$pf.tmp" >"$pf" && rm -f "$pf.tmp"
+  fi
+  if [ ! -s "$sf" ]; then
+    # Only the headline and the remarks (the whole report is large).
+    nice -n 10 "$FLEXC" sim "$MODEL" --pipeline "$simpipe" --engine analytical --rows 128 --baseline dense,fixed-2:4,vegeta --format json 2>>"$OUT_DIR/$tag.err" | jq -c '{remarks, headline}' >"$sf.tmp" && [ -s "$sf.tmp" ] && mv "$sf.tmp" "$sf" || { echo "sim failed: $label" >&2; continue; }
+  fi
+  echo "   ppl $(jq -r .ppl "$pf")" >&2
+done <<<"$ROWS"
+# One JSON line per row that has both, in ROWS order.
+: >"$out"
+while IFS='|' read -r acc label fopts; do
+  if [ "$fopts" = "-" ]; then pipe=cpu; else pipe="flow-nm{$fopts},prune-nm{$PRUNE}"; fi
+  key=$(printf '%s|%s|%s' "$pipe" "$CHUNKS" "$TEXT" | sha1sum | cut -c1-12)
+  pf="$OUT_DIR/$tag.$key.ppl.json"; sf="$OUT_DIR/$tag.$key.sim.json"
+  [ -s "$pf" ] && [ -s "$sf" ] || continue
+  jq -c -n --arg acc "$acc" --arg lab "$label" --arg pipe "$pipe" --slurpfile p "$pf" --slurpfile s "$sf" '
+    {accelerator: $acc, label: $lab, pipeline: $pipe, ppl: $p[0].ppl, stderr: $p[0].stderr, chunks: $p[0].chunks, ppl_wall_seconds: $p[0].wall_seconds,
+     remarks: $s[0].remarks,
+     hw: [$s[0].headline[] | {regime, phase, rows,
            flexcim: .flexcim, dense: (.baselines[] | select(.name == "dense")),
            "fixed-2:4": (.baselines[] | select(.name == "fixed-2:4")), vegeta: (.baselines[] | select(.name == "vegeta"))}]}' >>"$out"
-  echo "   ppl $(jq -r .ppl <<<"$ppl") (${pt:-?}s)" >&2
 done <<<"$ROWS"
 python3 "$(dirname "$0")/flexcim-iso.py" "$out" "bench/results/flexcim-iso-$tag"
