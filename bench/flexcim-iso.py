@@ -6,7 +6,8 @@ each accelerator at the perplexity of uniform 4:8: the best measured point
 whose perplexity is at most that (the paper's "best configuration that
 reaches a given perplexity").
 
-usage: bench/flexcim-iso.py ROWS.jsonl OUT_PREFIX  (standard library only)
+usage: bench/flexcim-iso.py ROWS.jsonl OUT_PREFIX [LABEL=PPL ...]  (standard library only)
+  LABEL=PPL: further perplexities to read off at (e.g. another run's uniform 4:8)
 """
 import json
 import math
@@ -105,10 +106,14 @@ def main():
         for r in sorted(pts[a], key=lambda r: r["ppl"]):
             vals = [v for g in REGIMES for p in ("decode", "prefill") for v in hw(r, a, g, p)]
             md.append(f"| {NAMES[a]} | {r['label']} | {r['ppl']:.2f} ± {r['stderr']:.2f} | " + " | ".join(f"{v:.3f}" for v in vals) + " |")
-    readoff = {}
-    if ref is not None:
+    # References: this sweep's uniform 4:8 (same masks as every point), then any given as LABEL=PPL.
+    refs = ([("uniform 4:8, this sweep's masks", ref)] if ref is not None else []) + [tuple(a.split("=", 1)) for a in sys.argv[3:]]
+    readoffs = []
+    for rlabel, rppl in refs:
+        rppl = float(rppl)
+        readoff = {}
         for a in ACCS:
-            ok = [r for r in pts[a] if r["ppl"] <= ref * (1 + 1e-9)]
+            ok = [r for r in pts[a] if r["ppl"] <= rppl * (1 + 1e-9)]
             if not ok:
                 readoff[a] = None
                 continue
@@ -119,9 +124,9 @@ def main():
                     lat, en = hw(r, a, g, p)
                     best[f"{g} {p}"] = {"label": r["label"], "ppl": r["ppl"], "latency_us": lat, "energy_uj": en}
             readoff[a] = best
-    md.append("")
-    if ref is not None:
-        md.append(f"Read-off at the perplexity of uniform 4:8 ({ref:.2f}): each accelerator's best measured plan with perplexity ≤ that; ratios are other ÷ FlexCiM (× better).")
+        readoffs.append({"reference": rlabel, "ppl": rppl, "accelerators": readoff})
+        md.append("")
+        md.append(f"Read-off at the perplexity of {rlabel} ({rppl:.2f}): each accelerator's best measured plan with perplexity ≤ that; ratios are that accelerator ÷ FlexCiM (above 1 FlexCiM is better).")
         md.append("")
         md.append("| regime, phase | accelerator | plan | ppl | latency (µs/token) | energy (µJ/token) | FlexCiM × faster than it | FlexCiM × less energy than it |")
         md.append("|---|---|---|---|---|---|---|---|")
@@ -130,12 +135,12 @@ def main():
             for a in ACCS:
                 b = readoff.get(a) and readoff[a][key]
                 if not b:
-                    md.append(f"| {key} | {NAMES[a]} | no measured plan reaches {ref:.2f} | | | | | |")
+                    md.append(f"| {key} | {NAMES[a]} | no measured plan reaches {rppl:.2f} | | | | | |")
                     continue
-                ratio = (f"{b['latency_us'] / f['latency_us']:.3f}", f"{b['energy_uj'] / f['energy_uj']:.3f}") if f else ("", "")
+                ratio = (f"{b['latency_us'] / f['latency_us']:.3f}", f"{b['energy_uj'] / f['energy_uj']:.3f}") if f else ("n/a", "n/a")
                 md.append(f"| {key} | {NAMES[a]} | {b['label']} | {b['ppl']:.2f} | {b['latency_us']:.3f} | {b['energy_uj']:.4f} | {ratio[0]} | {ratio[1]} |")
     open(prefix + ".md", "w").write("\n".join(md) + "\n")
-    json.dump({"reference_ppl": ref, "rows": rows, "readoff": readoff}, open(prefix + ".json", "w"), indent=1)
+    json.dump({"reference_ppl": ref, "rows": rows, "readoffs": readoffs}, open(prefix + ".json", "w"), indent=1)
     for g in REGIMES:
         open(f"{prefix}-pareto-{g}.svg", "w").write(svg(pts, g, model, ref))
     print("\n".join(md))

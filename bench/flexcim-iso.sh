@@ -13,7 +13,7 @@
 # env: FLEXC (default ./target/release/flexc), TEXT (pride-and-prejudice),
 #      PRUNE (prune-nm options, default align=pairs:32: tile-aligned Wanda masks,
 #      what the macros need; update=sparsegpt,align=pairs:32 for SparseGPT),
-#      OUT_DIR (bench/results/flexcim-iso-raw).
+#      OUT_DIR (bench/results/flexcim-iso-raw), REFS (one more LABEL=PPL to read off at).
 #
 # Pattern sets (flow-nm candidates; each block gets one, the DP measures):
 #   flexcim    {1..8}:8, {1..4}:4, 1:2 (flow-nm's default; the macro runs
@@ -91,4 +91,5 @@ while IFS='|' read -r acc label fopts; do
            flexcim: .flexcim, dense: (.baselines[] | select(.name == "dense")),
            "fixed-2:4": (.baselines[] | select(.name == "fixed-2:4")), vegeta: (.baselines[] | select(.name == "vegeta"))}]}' >>"$out"
 done <<<"$ROWS"
-python3 "$(dirname "$0")/flexcim-iso.py" "$out" "bench/results/flexcim-iso-$tag"
+# REFS: further LABEL=PPL read-offs (e.g. the per-row uniform 4:8 of flow-measured-smollm2.md).
+python3 "$(dirname "$0")/flexcim-iso.py" "$out" "bench/results/flexcim-iso-$tag" ${REFS:+"$REFS"}
