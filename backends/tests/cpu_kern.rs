@@ -4,11 +4,15 @@
 //! f32), with and without `kern.tile`, for one and several activation rows,
 //! on one and two threads, and the N:M sparse kernel for several patterns.
 //!
-//! Error budgets: the LUT kernel quantizes its tables to int8 per activation
-//! group and the ggml int-dot kernels quantize activations to Q8, so those
-//! outputs may differ by about 1/127 of the largest partial sums per group:
-//! max |Δ| ≤ 2% of max |y| (the reference is exact f64). The shift-add and
-//! f32 kernels read f32 activations: 1e-4 relative.
+//! Error budgets, per activation row (each row of a result against that
+//! row's own largest |y|, so a small row cannot hide behind a large one): the
+//! LUT kernel quantizes its tables to int8 per activation group and the ggml
+//! int-dot kernels quantize activations to Q8, so those outputs may differ by
+//! about 1/127 of the largest partial sums per group: max |Δ| ≤ 2% of the
+//! row's max |y| (the reference is exact f64). The shift-add and f32 kernels
+//! read f32 activations: 1e-4 relative. A row off by 2× (as a 2-bit kernel
+//! with a wrong scale would be) fails every budget
+//! (`a_row_off_by_2x_fails_the_budget`).
 
 use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeOptions};
 use flexc_backends::reference::{Interpreter, Tensor};
@@ -31,9 +35,40 @@ fn ty_enc(enc: Option<Encoding>) -> String {
     enc.map(|e| format!(" {e}")).unwrap_or_default()
 }
 
+/// Per activation row of `[rows, n]` results: max |got − want| within `tol`
+/// of that row's max |want| (at least 1e-3).
+fn rows_close(got: &[f32], want: &[f32], rows: usize, tol: f32) -> Result<(), String> {
+    if got.len() != want.len() || rows == 0 || want.len() % rows != 0 {
+        return Err(format!("{} values, want {} in {rows} rows", got.len(), want.len()));
+    }
+    let n = want.len() / rows;
+    for (r, (g, w)) in got.chunks(n).zip(want.chunks(n)).enumerate() {
+        let scale = w.iter().fold(0f32, |a, v| a.max(v.abs())).max(1e-3);
+        let err = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, |a, e| if a.is_nan() || e.is_nan() { f32::NAN } else { a.max(e) });
+        if !(err <= tol * scale) {
+            return Err(format!("row {r}: max |Δ| {err} > {tol} × {scale} (the row's max |y|)"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_row_off_by_2x_fails_the_budget() {
+    // Row 0 is large, row 1 small: a global budget (2% of 100) would let row 1 be off by 2×.
+    let want = [100.0, -50.0, 1.0, -0.5];
+    assert!(rows_close(&want, &want, 2, 0.02).is_ok());
+    for f in [2.0, 0.5] {
+        let got = [100.0, -50.0, f, -0.5 * f];
+        assert!(rows_close(&got, &want, 2, 0.02).is_err(), "row 1 ×{f} passed");
+        let got = [100.0 * f, -50.0 * f, 1.0, -0.5];
+        assert!(rows_close(&got, &want, 2, 0.02).is_err(), "row 0 ×{f} passed");
+    }
+    assert!(rows_close(&[100.0, -50.0, f32::NAN, -0.5], &want, 2, 0.02).is_err(), "NaN passed");
+}
+
 /// Runs `@f` on the interpreter and on the JIT (1 and 2 threads, every call
 /// split over the pool) with `rows` random activation rows of `k`; checks
-/// every result within `tol` of the largest reference value.
+/// every result row within `tol` of its largest reference value.
 fn check(src: &str, k: usize, rows: usize, tol: f32, seed: u64) -> CpuRuntime {
     // The function, without the weight data.
     let func = &src[src.find("func").unwrap_or(0)..];
@@ -52,9 +87,9 @@ fn check(src: &str, k: usize, rows: usize, tol: f32, seed: u64) -> CpuRuntime {
             let w = w.as_f32().expect("f32");
             let got = rt.output(i).expect("output");
             assert_eq!(got.len(), w.len(), "result {i}");
-            let scale = w.iter().fold(0f32, |a, v| a.max(v.abs())).max(1e-3);
-            let err = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(err <= tol * scale, "result {i}, {threads} threads: max |Δ| {err} > {tol} × {scale}\n{func}");
+            if let Err(e) = rows_close(got, w, rows, tol) {
+                panic!("result {i}, {threads} threads: {e}\n{func}");
+            }
         }
         last = Some(rt);
     }

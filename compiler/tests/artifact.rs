@@ -40,15 +40,7 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-fn cached(rel: &str) -> Option<PathBuf> {
-    let p = flexc::fetch::cache_dir().ok()?.join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    assert!(std::env::var_os("CI").is_none(), "{} is missing in CI (run `flexc pull` first)", p.display());
-    eprintln!("note: {} not found; skipping", p.display());
-    None
-}
+use flexc_testsuite::cached;
 
 /// Greedy decoding from both modules in lock step: logits must be equal bit for bit.
 fn same_logits(a: &flexc_ir::Module, b: &flexc_ir::Module, prompt: &[u32], steps: usize) {

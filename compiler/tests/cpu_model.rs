@@ -4,10 +4,9 @@
 //! tokens) must pick the same token at each of 8 steps, except at most one
 //! near-tie (reference margin below the step's max |Δ|), and the last-position
 //! logits after the prompt must have the same top-5, max |Δ| reported. The reference interpreter is slow, so the check runs
-//! only in release builds or with FLEXC_SLOW_TESTS=1 (a note is printed
-//! otherwise); each model is skipped with a note when it is not cached.
-
-use std::path::PathBuf;
+//! only in release builds, with FLEXC_SLOW_TESTS=1 or in CI; a skip (slow, or
+//! the model not cached) says SKIPPED on stderr, and fails in CI
+//! (`flexc_testsuite::gate`).
 
 use flexc::frontend::decoder::{import_gguf, ImportOptions};
 use flexc::frontend::gguf::GgufFile;
@@ -15,24 +14,7 @@ use flexc::generate::cpu::CpuModel;
 use flexc::generate::reference::ReferenceModel;
 use flexc::generate::LanguageModel;
 use flexc::tokenizer::Tokenizer;
-
-fn cached(rel: &str) -> Option<PathBuf> {
-    let p = flexc::fetch::cache_dir().ok()?.join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!("note: {} not found; skipping", p.display());
-        None
-    }
-}
-
-fn slow_enabled() -> bool {
-    let on = cfg!(not(debug_assertions)) || std::env::var_os("FLEXC_SLOW_TESTS").is_some_and(|v| v == "1");
-    if !on {
-        eprintln!("note: real-model CPU-vs-reference check runs only in release builds or with FLEXC_SLOW_TESTS=1");
-    }
-    on
-}
+use flexc_testsuite::gate;
 
 fn argmax(v: &[f32]) -> u32 {
     v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32
@@ -73,10 +55,10 @@ fn teacher_forced(cpu: &mut dyn LanguageModel, reference: &mut dyn LanguageModel
 }
 
 fn check(rel: &str) {
-    if !slow_enabled() {
+    if !gate::slow("the real-model CPU-vs-reference check") {
         return;
     }
-    let Some(path) = cached(rel) else { return };
+    let Some(path) = gate::cached(rel) else { return };
     let g = GgufFile::open(&path).expect("open");
     let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
     let m = import_gguf(&g, &path, &ImportOptions { ctx: 64, ..Default::default() }).expect("import");

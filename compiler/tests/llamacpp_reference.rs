@@ -11,7 +11,8 @@
 //! engines' top-2 margins there, so a near-tie can be told from an importer bug.
 //!
 //! Models come from the flexc cache (`$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or
-//! `~/.cache/flexc`); a missing model is a printed note, not a failure.
+//! `~/.cache/flexc`); a missing model, or the heavy part in a debug build, says
+//! SKIPPED on stderr, and in CI fails instead (`flexc_testsuite::gate`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,16 +22,6 @@ use flexc::generate::reference::ReferenceModel;
 use flexc::generate::sampler::argmax;
 use flexc::generate::LanguageModel;
 use serde_json::Value;
-
-fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("FLEXC_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("flexc"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("flexc"))
-}
 
 fn fixture(name: &str) -> Value {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testsuite/fixtures/llamacpp").join(format!("{name}.json"));
@@ -51,10 +42,6 @@ const TIE_F16_KV: f32 = 0.3;
 const MAX_LOGIT_DIFF: f32 = 1.0;
 /// The largest accepted |logit difference| from the float64 numpy reference (flexc computes in f32; measured: < 1e-5).
 const MAX_F64_DIFF: f32 = 1e-3;
-
-fn heavy() -> bool {
-    !cfg!(debug_assertions) || std::env::var("FLEXC_SLOW_TESTS").is_ok_and(|v| v == "1")
-}
 
 /// Indices of the `k` largest values, descending (smaller id first on ties, as the fixture).
 fn top_k(l: &[f32], k: usize) -> Vec<u32> {
@@ -90,10 +77,7 @@ fn compare_logits(name: &str, prompt: &str, logits: &[f32], reference: &Value) -
 }
 
 fn check_model(name: &str, file: &str) {
-    let Some(path) = cache_dir().map(|d| d.join("models").join(name).join(file)).filter(|p| p.exists()) else {
-        eprintln!("note: model {name}/{file} not in the flexc cache; skipping (run `flexc pull {name}`)");
-        return;
-    };
+    let Some(path) = flexc_testsuite::cached(&format!("models/{name}/{file}")) else { return };
     let fx = fixture(name);
     let cases = fx["cases"].as_array().expect("cases");
     let tok = flexc::cli::run::load_tokenizer(&path).expect("tokenizer");
@@ -103,8 +87,7 @@ fn check_model(name: &str, file: &str) {
         assert_eq!(got, ids(&c["prompt_ids"]), "{name} {prompt:?}: prompt ids differ from llama.cpp's");
     }
     eprintln!("{name}: prompt ids of {} prompts equal llama.cpp's", cases.len());
-    if !heavy() {
-        eprintln!("note: {name}: greedy generation vs llama.cpp skipped in a debug build (run `cargo test --release` or set FLEXC_SLOW_TESTS=1)");
+    if !flexc_testsuite::gate::slow(&format!("{name}: greedy generation vs llama.cpp")) {
         return;
     }
 

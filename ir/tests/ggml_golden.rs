@@ -164,16 +164,11 @@ fn q8_k_bsums_are_the_block_sums() {
 // ---------------------------------------------------------------------------
 // Real models.
 
-fn cache_dir() -> Option<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    non_empty("FLEXC_CACHE_DIR")
-        .or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("flexc")))
-        .or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("flexc")))
-}
+/// The skip gate shared by every cache-gated test (`flexc_testsuite::gate`;
+/// included by path: the suite crate depends on this one).
+#[path = "../../testsuite/src/gate.rs"]
+#[allow(dead_code)]
+mod gate;
 
 fn fnv1a64(values: &[f32]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -192,8 +187,8 @@ fn real_model_tensors_match_gguf_py() {
         serde_json::from_slice(&fixture("real_tensors.json")).expect("real_tensors.json parses");
     let entries = entries.as_array().expect("array");
     assert!(!entries.is_empty());
-    let Some(cache) = cache_dir() else {
-        println!("note: no cache directory, skipping real-tensor checks");
+    let Some(cache) = gate::cache_root() else {
+        gate::skip("no cache folder (FLEXC_CACHE_DIR, XDG_CACHE_HOME and HOME unset)");
         return;
     };
     let mut checked = std::collections::BTreeSet::new();
@@ -206,7 +201,7 @@ fn real_model_tensors_match_gguf_py() {
         let u = |k: &str| e[k].as_u64().unwrap_or_else(|| panic!("field {k}"));
         let path = cache.join(s("file"));
         if !path.is_file() {
-            println!("note: {} absent, skipping {}", path.display(), s("tensor"));
+            gate::skip(&format!("{} is not cached (run `flexc pull`); tensor {} not checked", path.display(), s("tensor")));
             continue;
         }
         let ty = GgmlType::from_name(&s("type")).expect("known type");

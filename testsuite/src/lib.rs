@@ -15,6 +15,7 @@
 //! Every case without `// error:` must round-trip: printing the parsed module
 //! gives the case text back, byte for byte, once comment lines are removed.
 
+pub mod gate;
 pub mod malformed;
 pub mod onnx_synth;
 pub mod synth;
@@ -213,15 +214,4 @@ pub fn check_run(m: &Module, run: &str, tolerance: f64) -> Result<(), String> {
     Ok(())
 }
 
-/// A file in flexc's model cache (`models/...`, `texts/...`), or `None` with
-/// a printed note when it is absent, so real-model tests skip instead of
-/// failing on machines that have not run `flexc pull` (CI pulls first).
-pub fn cached(rel: &str) -> Option<PathBuf> {
-    let path = flexc::fetch::cache_dir().ok()?.join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("note: {} is not cached; skipping (run `flexc pull` first)", path.display());
-        None
-    }
-}
+pub use gate::cached;

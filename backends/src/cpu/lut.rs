@@ -85,6 +85,7 @@ use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 use flexc_ir::quant::{BcqParams, GqParams, TernaryParams};
 use flexc_ir::Encoding;
+use rayon::prelude::*;
 
 use super::codegen::Cg;
 use super::jit::{CompiledFn, JitError, JitSession};
@@ -293,56 +294,26 @@ impl LutWeights {
         let split = bits % 2 == 1 && enc.lut_stream_planes(rows as u64) == Some(bits);
         let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq, k_tile, half_scales, split };
         spec.validate()?;
+        // The packed stream is a sequence of (K tile, row block) segments of
+        // whole groups; they are independent, so they are written in parallel.
         let r = spec.block_rows();
-        let ngroups = cols / group;
-        let mut out = Vec::with_capacity(spec.weight_bytes());
-        for (ga, gb) in spec.tiles() {
-          for rb in 0..rows / r {
-            for g in ga..gb {
-                // Code vectors: pairs of 4-groups along the group.
-                for (pair, v) in (0..group / 8).flat_map(|pair| (0..spec.pair_vectors()).map(move |v| (pair, v))) {
-                    for lane in 0..16 {
-                        let (row, plane) = spec.lane(v, lane);
-                        let row = rb * r + row;
-                        let mut byte = 0u8;
-                        for half in 0..2 {
-                            let k0 = g * group + pair * 8 + half * 4;
-                            let mut idx = 0u8;
-                            if plane < bits as usize {
-                                for i in 0..4 {
-                                    idx |= (codes[row * cols + k0 + i] >> plane & 1) << i;
-                                }
-                            }
-                            byte |= idx << (4 * half);
-                        }
-                        out.push(byte);
-                    }
-                }
-                if spec.bcq {
-                    // α per byte lane: the even lanes, then the odd ones (the
-                    // i16 lanes of the two pmaddubsw accumulators).
-                    for lane in (0..16).step_by(2).chain((1..16).step_by(2)) {
-                        let (row, plane) = spec.lane(0, lane);
-                        let row = rb * r + row;
-                        // Doubled: the tables' λ/2 assumes multipliers 2·α (module docs).
-                        out.extend_from_slice(&(2.0 * scales[row * ngroups + g][plane]).to_le_bytes());
-                    }
-                } else {
-                    let fields = if bias == LutBias::PerRow { 2 } else { 1 };
-                    for field in 0..fields {
-                        for row in rb * r..(rb + 1) * r {
-                            let v = scales[row * ngroups + g][field];
-                            if half_scales {
-                                out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
-                            } else {
-                                out.extend_from_slice(&v.to_le_bytes());
-                            }
-                        }
-                    }
-                }
-            }
-          }
+        let gbytes = spec.group_bytes();
+        let segments: Vec<(usize, usize, usize)> = spec.tiles().into_iter().flat_map(|(ga, gb)| (0..rows / r).map(move |rb| (ga, gb, rb))).collect();
+        let mut out = vec![0u8; spec.weight_bytes()];
+        let mut dsts: Vec<&mut [u8]> = Vec::with_capacity(segments.len());
+        let mut rest = out.as_mut_slice();
+        for &(ga, gb, _) in &segments {
+            let (dst, tail) = rest.split_at_mut((gb - ga) * gbytes);
+            dsts.push(dst);
+            rest = tail;
         }
+        let lanes: Vec<[(usize, usize); 16]> = (0..spec.pair_vectors()).map(|v| std::array::from_fn(|lane| spec.lane(v, lane))).collect();
+        let cx = Packer { spec: &spec, codes: &codes, scales: &scales, lanes: &lanes };
+        dsts.into_par_iter().zip(segments.par_iter()).for_each(|(dst, &(ga, gb, rb))| {
+            for (g, dst) in (ga..gb).zip(dst.chunks_exact_mut(gbytes)) {
+                cx.group(rb, g, dst);
+            }
+        });
         debug_assert_eq!(out.len(), spec.weight_bytes());
         Ok(LutWeights { spec, bytes: out })
     }
@@ -358,19 +329,87 @@ impl LutWeights {
     }
 }
 
+/// What [`LutWeights::pack_tiled`] writes one group of one row block from.
+struct Packer<'a> {
+    spec: &'a LutSpec,
+    /// One code per weight (bit i = plane i), row-major.
+    codes: &'a [u8],
+    /// Per (row, group): `[d, c]` or the plane `α`s.
+    scales: &'a [[f32; 4]],
+    /// [`LutSpec::lane`] of every byte lane of every code vector of a pair.
+    lanes: &'a [[(usize, usize); 16]],
+}
+
+impl Packer<'_> {
+    /// Writes group `g` of row block `rb` (`spec.group_bytes()` bytes):
+    /// its code vectors, then its scales.
+    fn group(&self, rb: usize, g: usize, dst: &mut [u8]) {
+        let spec = self.spec;
+        let (r, cols, group) = (spec.block_rows(), spec.cols, spec.group);
+        let ngroups = cols / group;
+        let mut at = 0;
+        // Code vectors: pairs of 4-groups along the group.
+        for pair in 0..group / 8 {
+            for lanes in self.lanes {
+                for &(row, plane) in lanes {
+                    let row = rb * r + row;
+                    let mut byte = 0u8;
+                    if plane < usize::from(spec.bits) {
+                        let k0 = row * cols + g * group + pair * 8;
+                        for (i, &c) in self.codes[k0..k0 + 8].iter().enumerate() {
+                            byte |= (c >> plane & 1) << i;
+                        }
+                    }
+                    dst[at] = byte;
+                    at += 1;
+                }
+            }
+        }
+        let mut put = |b: &[u8]| {
+            dst[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        };
+        if spec.bcq {
+            // α per byte lane: the even lanes, then the odd ones (the
+            // i16 lanes of the two pmaddubsw accumulators).
+            for lane in (0..16).step_by(2).chain((1..16).step_by(2)) {
+                let (row, plane) = spec.lane(0, lane);
+                let row = rb * r + row;
+                // Doubled: the tables' λ/2 assumes multipliers 2·α (module docs).
+                put(&(2.0 * self.scales[row * ngroups + g][plane]).to_le_bytes());
+            }
+        } else {
+            let fields = if spec.bias == LutBias::PerRow { 2 } else { 1 };
+            for field in 0..fields {
+                for row in rb * r..(rb + 1) * r {
+                    let v = self.scales[row * ngroups + g][field];
+                    if spec.half_scales {
+                        put(&half::f16::from_f32(v).to_le_bytes());
+                    } else {
+                        put(&v.to_le_bytes());
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(at, dst.len());
+    }
+}
+
 type Unpacked = (u8, usize, LutBias, Vec<u8>, Vec<[f32; 4]>);
 
 fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
     let (g, bb) = (p.group as usize, p.block_bytes());
     let zc = p.max_code() as f32 / 2.0;
-    let mut codes = Vec::with_capacity(n);
-    let mut scales = Vec::with_capacity(n / g);
-    for blk in bytes.chunks_exact(bb) {
+    let mut codes = vec![0u8; n];
+    let mut scales = vec![[0f32; 4]; n / g];
+    bytes.par_chunks_exact(bb).zip(codes.par_chunks_exact_mut(g)).zip(scales.par_iter_mut()).with_min_len(256).for_each(|((blk, dst), sc)| {
         let (d, z) = p.scale_zero(blk);
-        scales.push([d, zc - z, 0.0, 0.0]);
+        *sc = [d, zc - z, 0.0, 0.0];
         let c = p.codes(blk);
-        codes.extend((0..g).map(|i| flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8));
-    }
+        for (i, q) in dst.iter_mut().enumerate() {
+            *q = flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8;
+        }
+    });
     let bias = if p.zero { LutBias::PerRow } else { LutBias::None };
     Ok((p.bits, g, bias, codes, scales))
 }

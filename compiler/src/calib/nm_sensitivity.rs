@@ -16,9 +16,12 @@
 //! The table is attached to the module as the `nm_sensitivity` metadata
 //! (`[[block, N, M, dnll], ...]`, with the prune-nm options in
 //! `nm_sensitivity_update`) by [`attach`], which every command that runs a
-//! pipeline on an imported model calls; results are cached per model,
-//! statistics file, prune-nm options and probe settings under
-//! `<cache>/sensitivity/`.
+//! pipeline on an imported model calls; results are cached per model
+//! content, statistics, prune-nm options and probe settings under
+//! `<cache>/sensitivity/` (content keys as for the default statistics, see
+//! [`super::cache`]: a moved model or cache still hits; a table an older
+//! flexc keyed by the model's and statistics' paths is adopted by a hard
+//! link under the new name, the old file stays).
 
 use super::jit::{instrument, Cut, Runner};
 use super::sequential::blocks;
@@ -138,24 +141,40 @@ pub fn wants(pipeline: &str) -> Result<Option<(PassSpec, PassSpec)>, String> {
     Ok(Some((specs[i].clone(), prune.clone())))
 }
 
-fn stamp(p: &Path) -> String {
+/// The (canonical path, size, mtime) stamp older flexc keyed tables by.
+fn legacy_stamp(p: &Path) -> String {
     let meta = std::fs::metadata(p).ok();
     let mtime = meta.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     format!("{}|{}|{mtime}", std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()).display(), meta.map_or(0, |m| m.len()))
 }
 
+/// What the statistics a table is measured with are, for its cache key.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StatsKey<'a> {
+    /// Their identity: the default statistics' cache key
+    /// ([`super::cache::key`]) or a `--stats` file's ([`super::cache::file_id`]).
+    pub id: &'a str,
+    /// The statistics file older flexc keyed the table by, if it exists.
+    pub legacy: Option<&'a Path>,
+}
+
+fn read_table(f: &Path) -> Option<Vec<Probe>> {
+    let rows = serde_json::from_str::<Vec<(usize, usize, usize, f64)>>(&std::fs::read_to_string(f).ok()?).ok()?;
+    Some(rows.into_iter().filter_map(|(k, n, mm, d)| Some((k, Nm::new(n as i64, mm as i64).ok()?, d))).collect())
+}
+
 /// Measures (or reads from the cache) the table `pipeline`'s
 /// `flow-nm{method=flow}` needs and attaches it to `m` (a no-op for other
 /// pipelines). `windows(samples, seqlen, seed)` gives calibration windows;
-/// `cache_root` is flexc's cache directory; `stats` the statistics file.
-/// `fresh(seqlen)` imports the model again with a KV cache of `seqlen`
-/// positions (the caller's module may have a smaller one); the
-/// measurement runs on it with `m`'s calibration.
+/// `cache_root` is flexc's cache directory; `stats` identifies the
+/// statistics `m` carries. `fresh(seqlen)` imports the model again with a
+/// KV cache of `seqlen` positions (the caller's module may have a smaller
+/// one); the measurement runs on it with `m`'s calibration.
 pub fn attach(
     m: &mut Module,
     pipeline: &str,
     model: &Path,
-    stats: Option<&Path>,
+    stats: StatsKey<'_>,
     cache_root: Option<&Path>,
     windows: &mut dyn FnMut(usize, usize, u64) -> Result<Vec<Vec<u32>>, String>,
     fresh: &mut dyn FnMut(usize) -> Result<Module, String>,
@@ -165,10 +184,25 @@ pub fn attach(
     let update = prune.options.iter().filter(|(a, _)| a != "pattern" && a != "block").map(|(a, b)| format!("{a}={b}")).collect::<Vec<_>>().join(",");
     let probes_text = settings.probes.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let source = m.calibration.as_ref().map_or(String::new(), |c| c.source.clone());
-    let key = format!("{}|{}|{source}|{update}|{probes_text}|{}|{}|{}|v2", stamp(model), stats.map(stamp).unwrap_or_default(), settings.samples, settings.seqlen, settings.seed);
+    let rest = format!("{source}|{update}|{probes_text}|{}|{}|{}", settings.samples, settings.seqlen, settings.seed);
+    let content = super::cache::fingerprint(cache_root, model).map_err(|e| format!("{}: {e}", model.display()))?;
+    let key = format!("content|{content}|{}|{rest}|v3", stats.id);
     let stem = model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let file = cache_root.map(|r| r.join("sensitivity").join(format!("{stem}-{:016x}.json", super::cache::key_hash(&key))));
-    let cached: Option<Vec<Probe>> = file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()).and_then(|s| serde_json::from_str::<Vec<(usize, usize, usize, f64)>>(&s).ok()).map(|v| v.into_iter().filter_map(|(k, n, mm, d)| Some((k, Nm::new(n as i64, mm as i64).ok()?, d))).collect());
+    let suffix = format!("{:016x}.json", super::cache::key_hash(&key));
+    let dir = cache_root.map(|r| r.join("sensitivity"));
+    let file = dir.as_ref().map(|d| d.join(format!("{stem}-{suffix}")));
+    let mut cached = dir.as_ref().zip(file.as_ref()).and_then(|(d, f)| super::cache::find_named(d, f, &suffix)).and_then(|f| read_table(&f));
+    if cached.is_none()
+        && let (Some(d), Some(f)) = (&dir, &file)
+    {
+        // Migration: the file an older flexc keyed by paths.
+        let old_key = format!("{}|{}|{rest}|v2", legacy_stamp(model), stats.legacy.map(legacy_stamp).unwrap_or_default());
+        let old = d.join(format!("{stem}-{:016x}.json", super::cache::key_hash(&old_key)));
+        cached = read_table(&old);
+        if cached.is_some() {
+            let _ = super::cache::link_or_copy(&old, f);
+        }
+    }
     let table = match cached {
         Some(t) => t,
         None => {
@@ -185,10 +219,8 @@ pub fn attach(
                 if let Some(dir) = f.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                let tmp = f.with_extension("json.tmp");
-                if std::fs::write(&tmp, serde_json::to_string(&rows).unwrap_or_default()).is_ok() {
-                    let _ = std::fs::rename(&tmp, f);
-                }
+                // Best effort: a read-only cache measures again next time.
+                let _ = crate::output::write_atomic(f, serde_json::to_string(&rows).unwrap_or_default().as_bytes());
             }
             t
         }
@@ -196,4 +228,43 @@ pub fn attach(
     set_meta(m, SENSITIVITY_KEY, to_attr(&table));
     set_meta(m, SENSITIVITY_UPDATE_KEY, AttrLit::Str(format!("prune-nm{{{update}}}")));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_keyed_tables_are_adopted_and_a_moved_model_still_hits() {
+        let dir = std::env::temp_dir().join(format!("flexc-nm-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (root, model, stats) = (dir.join("cache"), dir.join("m.gguf"), dir.join("s.json"));
+        std::fs::create_dir_all(root.join("sensitivity")).unwrap();
+        std::fs::write(&model, b"model bytes").unwrap();
+        std::fs::write(&stats, b"{}").unwrap();
+        let pipeline = "flow-nm{sparsity=0.5,probes=2:4},prune-nm{score=magnitude}";
+        // The name flexc before content keys gave this table (frozen here:
+        // paths, sizes and mtimes of the model and the statistics file).
+        let old_key = format!("{}|{}||score=magnitude|2:4|4|160|42|v2", legacy_stamp(&model), legacy_stamp(&stats));
+        let old = root.join("sensitivity").join(format!("m-{:016x}.json", super::super::cache::key_hash(&old_key)));
+        std::fs::write(&old, "[[0,2,4,0.25],[1,2,4,0.5]]").unwrap();
+        let no_windows = &mut |_: usize, _: usize, _: u64| -> Result<Vec<Vec<u32>>, String> { Err("measured instead of reading the cache".into()) };
+        let no_import = &mut |_: usize| -> Result<Module, String> { Err("measured instead of reading the cache".into()) };
+        let key = StatsKey { id: "file|2:abc|", legacy: Some(&stats) };
+        let mut m = Module::default();
+        attach(&mut m, pipeline, &model, key, Some(&root), no_windows, no_import).unwrap();
+        assert!(m.meta(SENSITIVITY_KEY).is_some());
+        let files: Vec<_> = std::fs::read_dir(root.join("sensitivity")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 2, "adopted under the new name, the old file kept: {files:?}");
+        // The model moved and renamed, the statistics' legacy file gone: the content key hits.
+        let moved = dir.join("renamed.gguf");
+        std::fs::rename(&model, &moved).unwrap();
+        let mut m = Module::default();
+        attach(&mut m, pipeline, &moved, StatsKey { legacy: None, ..key }, Some(&root), no_windows, no_import).unwrap();
+        assert!(m.meta(SENSITIVITY_KEY).is_some());
+        // Other statistics are another key: it would measure.
+        let err = attach(&mut Module::default(), pipeline, &moved, StatsKey { id: "other", legacy: None }, Some(&root), no_windows, no_import).unwrap_err();
+        assert!(err.contains("measured instead"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -11,7 +11,9 @@ use crate::calib::{cache, calibrate, save, sensitivity, window_starts, CalibOpti
 use crate::frontend::decoder::ImportOptions;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use flexc_ir::calib::Calibration;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Arguments of `flexc calibrate`.
 #[derive(Args, Debug)]
@@ -73,17 +75,54 @@ pub fn windows(model: &Path, text: &str, samples: usize, seqlen: usize, seed: u6
     Ok(window_starts(ids.len(), seqlen, samples, seed).into_iter().map(|s| ids[s..s + seqlen].to_vec()).collect())
 }
 
+/// Statistics a command runs with ([`stats_or_default`]).
+#[derive(Debug)]
+pub struct Stats {
+    /// The statistics.
+    pub calibration: Arc<Calibration>,
+    /// Their file; `None` when they were computed in memory because the
+    /// cache could not be written.
+    pub file: Option<PathBuf>,
+    /// Where they come from.
+    pub origin: Origin,
+}
+
+/// Where statistics come from (the N:M probe cache keys by it).
+#[derive(Debug)]
+pub enum Origin {
+    /// A file the user gave (`--stats`, `--dense`).
+    Given,
+    /// The cached default statistics: their cache key, and the file an
+    /// older flexc kept them in, if it exists.
+    Default { key: String, legacy: Option<PathBuf> },
+}
+
+impl Stats {
+    /// Statistics read from a file the user gave.
+    pub fn given(path: &Path) -> CliResult<Stats> {
+        let calibration = Arc::new(crate::calib::load(path).map_err(err)?);
+        Ok(Stats { calibration, file: Some(path.to_path_buf()), origin: Origin::Given })
+    }
+}
+
 /// Attaches the measured block costs `pipeline`'s `flow-nm{method=flow}`
 /// needs (measured with its `prune-nm`, or read from the cache; see
 /// [`crate::calib::nm_sensitivity`]) to `module`, imported from `model`; a
 /// no-op for other pipelines. Probe windows come from the default
 /// calibration text, BOS first when the model adds one.
-pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline: &str, stats: Option<&Path>) -> CliResult<()> {
+pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline: &str, stats: Option<&Stats>) -> CliResult<()> {
     let err = |e: String| CliError::input(format!("error: {e}"));
     if crate::calib::nm_sensitivity::wants(pipeline).map_err(err)?.is_none() {
         return Ok(());
     }
     let root = crate::fetch::cache_dir().ok();
+    let (id, legacy) = match stats {
+        None => (String::new(), None),
+        Some(Stats { file: Some(f), origin: Origin::Given, .. }) => (cache::file_id(root.as_deref(), f).map_err(|e| err(format!("{}: {e}", f.display())))?, Some(f.as_path())),
+        Some(Stats { origin: Origin::Given, .. }) => (String::new(), None),
+        Some(Stats { origin: Origin::Default { key, legacy }, .. }) => (key.clone(), legacy.as_deref()),
+    };
+    let key = crate::calib::nm_sensitivity::StatsKey { id: &id, legacy };
     let mut wins = |samples: usize, seqlen: usize, seed: u64| -> Result<Vec<Vec<u32>>, String> {
         let text = resolve_text(cache::DEFAULT.text).map_err(|e| e.message.trim_start_matches("error: ").to_string())?;
         let tok = load_tokenizer(model).map_err(|e| e.message.trim_start_matches("error: ").to_string())?;
@@ -95,7 +134,7 @@ pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline:
         Ok(w)
     };
     let mut fresh = |ctx: usize| import_model(model, &ImportOptions { ctx, ..Default::default() }).map_err(|e| e.message.trim_start_matches("error: ").to_string());
-    crate::calib::nm_sensitivity::attach(module, pipeline, model, stats, root.as_deref(), &mut wins, &mut fresh).map_err(err)
+    crate::calib::nm_sensitivity::attach(module, pipeline, model, key, root.as_deref(), &mut wins, &mut fresh).map_err(err)
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -152,8 +191,9 @@ pub fn run(args: CalibrateArgs) -> CliResult {
         b.set_style(ProgressStyle::with_template("pruning sequentially {bar:30} {pos}/{len} blocks  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
         // flow-nm{method=flow} measures its block costs on the dense model first.
         let mut dense = module.clone();
-        dense.calibration = Some(std::sync::Arc::new(stats.clone()));
-        attach_sensitivity(&mut dense, &model, p, args.dense.as_deref())?;
+        dense.calibration = Some(Arc::new(stats.clone()));
+        let given = args.dense.as_deref().map(|d| Stats { calibration: Arc::new(Calibration::default()), file: Some(d.to_path_buf()), origin: Origin::Given });
+        attach_sensitivity(&mut dense, &model, p, given.as_ref())?;
         let (_, seq) = prune_sequential(&dense, &stats, p, &wins, &opts, &mut |done, _| b.set_position(done as u64)).map_err(err)?;
         b.finish_and_clear();
         stats = seq;
@@ -191,12 +231,13 @@ fn add_probes(model: &Path, module: &flexc_ir::Module, stats: &mut flexc_ir::cal
     Ok(())
 }
 
-/// The statistics file a command should load: `given` when set; else, when
+/// The statistics a command should run with: `given` when set; else, when
 /// `pipeline` needs statistics, the cached default statistics of `model`
-/// (computed now, with a progress bar, when not cached); else none.
-pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Option<&Path>) -> CliResult<Option<PathBuf>> {
+/// (computed now, with a progress bar, when not cached; see
+/// [`crate::calib::cache`]); else none.
+pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Option<&Path>) -> CliResult<Option<Stats>> {
     if let Some(g) = given {
-        return Ok(Some(g.to_path_buf()));
+        return Stats::given(g).map(Some);
     }
     let need = pipeline.map_or(cache::Need::Nothing, cache::need);
     if need == cache::Need::Nothing {
@@ -205,35 +246,38 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
     let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let s = cache::Settings { hessian: need >= cache::Need::Hessians, probes: need == cache::Need::Probes, ..cache::DEFAULT };
     let root = crate::fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
-    let key = |s: &cache::Settings| cache::path(&root, &model, s).map_err(|e| CliError::input(format!("{}: {e}", model.display())));
-    let path = key(&s)?;
-    if path.exists() {
-        return Ok(Some(path));
-    }
-    let text = resolve_text(s.text)?;
-    let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed)?;
-    let module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() })?;
-    // Loss probes on top of cached Hessians: only the probes are new.
-    let with_hessians = key(&cache::Settings { probes: false, ..s })?;
-    if s.probes && with_hessians.exists() {
-        let mut stats = crate::calib::load(&with_hessians).map_err(err)?;
-        eprintln!("measuring loss probes for mixed precision (once; cached in {})", path.display());
-        add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads())?;
-        save(&path, &stats).map_err(err)?;
-        return Ok(Some(path));
-    }
-    let what = if s.probes { "statistics, Hessians and loss probes" } else if s.hessian { "statistics and Hessians" } else { "statistics" };
-    eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, path.display());
-    let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
-    let b = bar(wins.len(), "calibrating");
-    let mut stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64)).map_err(err)?;
-    b.finish_and_clear();
-    if s.probes {
-        add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads())?;
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| CliError::input(format!("{}: {e}", dir.display())))?;
-    }
-    save(&path, &stats).map_err(err)?;
-    Ok(Some(path))
+    let target = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("error: {}: {e}", model.display())))?;
+    let mut compute = || -> Result<Calibration, String> {
+        let plain = |e: CliError| e.message.trim_start_matches("error: ").to_string();
+        let text = resolve_text(s.text).map_err(plain)?;
+        let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed).map_err(plain)?;
+        let module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() }).map_err(plain)?;
+        // Loss probes on top of cached Hessians: only the probes are new.
+        let with_hessians = cache::find(&root, &model, &cache::Settings { probes: false, ..s }).map_err(|e| format!("{}: {e}", model.display()))?;
+        if s.probes
+            && let Some(h) = with_hessians
+        {
+            let mut stats = crate::calib::load(&h)?;
+            eprintln!("measuring loss probes for mixed precision (once; cached in {})", target.display());
+            add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads()).map_err(plain)?;
+            return Ok(stats);
+        }
+        let what = if s.probes { "statistics, Hessians and loss probes" } else if s.hessian { "statistics and Hessians" } else { "statistics" };
+        eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, target.display());
+        let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
+        let b = bar(wins.len(), "calibrating");
+        let mut stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64))?;
+        b.finish_and_clear();
+        if s.probes {
+            add_probes(&model, &module, &mut stats, &wins, flexc_backends::cpu::runtime::default_threads()).map_err(plain)?;
+        }
+        Ok(stats)
+    };
+    let mut wait = |pid: Option<&str>| eprintln!("waiting for {} to finish computing the same default statistics", pid.map_or("another flexc".to_string(), |p| format!("flexc (pid {p})")));
+    let got = cache::get_or_compute(&root, &model, &s, &mut compute, &mut wait, &mut |w| eprintln!("{w}")).map_err(err)?;
+    let (calibration, file) = match got.stats {
+        cache::Held::Memory(c) => (c, None),
+        cache::Held::File(f) => (crate::calib::load(&f).map_err(err)?, Some(f)),
+    };
+    Ok(Some(Stats { calibration: Arc::new(calibration), file, origin: Origin::Default { key: got.key, legacy: got.legacy } }))
 }

@@ -185,12 +185,11 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
     let tok = load_tokenizer(&path)?;
     let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
-    if let Some(s) = &stats {
-        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
-    }
+    module.calibration = stats.as_ref().map(|s| s.calibration.clone());
     if let Some(p) = pipeline {
-        super::calibrate::attach_sensitivity(&mut module, &path, p, stats.as_deref())?;
+        super::calibrate::attach_sensitivity(&mut module, &path, p, stats.as_ref())?;
     }
+    let stats = stats.and_then(|s| s.file);
     let load = t0.elapsed();
     let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();

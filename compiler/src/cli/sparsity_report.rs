@@ -10,7 +10,6 @@ use clap::Args;
 use flexc_passes::sparsity::flow_nm::{FlowNm, Selection};
 use flexc_passes::sparsity::Status;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Arguments of `flexc sparsity-report`.
 #[derive(Args, Debug)]
@@ -81,10 +80,8 @@ pub fn run(args: ReportArgs) -> CliResult {
     // The report needs statistics unless every score is magnitude.
     let stats = super::calibrate::stats_or_default(args.model.as_deref(), Some(&args.pipeline), args.stats.as_deref())?;
     let mut module = import_model(&path, &ImportOptions { ctx: 1, ..Default::default() })?;
-    if let Some(s) = &stats {
-        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
-    }
-    super::calibrate::attach_sensitivity(&mut module, &path, &args.pipeline, stats.as_deref())?;
+    module.calibration = stats.as_ref().map(|s| s.calibration.clone());
+    super::calibrate::attach_sensitivity(&mut module, &path, &args.pipeline, stats.as_ref())?;
     let sel = cfg.select(&module).map_err(|e| CliError::input(format!("error: {e}")))?;
     if let Some(svg) = &args.svg {
         let name = args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());

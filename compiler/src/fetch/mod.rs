@@ -37,9 +37,9 @@ use std::time::Instant;
 pub use catalog::{Artifact, ArtifactKind, FileSpec, Source, Wheel, find, known};
 pub use error::FetchError;
 pub use registry::{Registry, SystemRegistry};
-pub use store::hash_file;
+pub use store::{hash_file, PullLock};
 
-use store::{PartialDir, PartialFile, PullLock, ScratchDir};
+use store::{PartialDir, PartialFile, ScratchDir};
 
 /// How [`pull`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -331,35 +331,66 @@ impl PullLock {
     /// process (or another handle in this one) holds it, fails with
     /// [`FetchError::Locked`] naming the holder's pid.
     pub fn acquire(root: &Path, name: &str) -> Result<Self, FetchError> {
+        let (mut file, path) = Self::open(root, name)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(FetchError::Locked {
+                    name: name.to_owned(),
+                    lock: path,
+                    holder: Self::holder(&mut file),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(FetchError::io("lock", &path)(e)),
+        }
+        Ok(Self::hold(file))
+    }
+
+    /// Takes the same lock, waiting while another process holds it (for work
+    /// a second process should not repeat but read once it is done, such as
+    /// the cached default statistics); `on_wait(holder pid)` is called once,
+    /// before waiting.
+    pub fn wait(root: &Path, name: &str, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<Self, FetchError> {
+        let (mut file, path) = Self::open(root, name)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                on_wait(Self::holder(&mut file).as_deref());
+                file.lock().map_err(FetchError::io("lock", &path))?;
+            }
+            Err(TryLockError::Error(e)) => return Err(FetchError::io("lock", &path)(e)),
+        }
+        Ok(Self::hold(file))
+    }
+
+    fn open(root: &Path, name: &str) -> Result<(File, PathBuf), FetchError> {
         let dir = root.join(".locks");
         fs::create_dir_all(&dir).map_err(FetchError::io("create the folder", &dir))?;
         let path = dir.join(format!("{name}.lock"));
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(FetchError::io("open the lock file", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(FetchError::Locked {
-                    name: name.to_owned(),
-                    lock: path,
-                    holder: (!holder.is_empty()).then(|| holder.to_owned()),
-                });
-            }
-            Err(TryLockError::Error(e)) => return Err(FetchError::io("lock", &path)(e)),
-        }
-        // Record who holds it, for the message another pull will print.
+        Ok((file, path))
+    }
+
+    /// The pid the holder recorded, if any.
+    fn holder(file: &mut File) -> Option<String> {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        (!holder.is_empty()).then(|| holder.to_owned())
+    }
+
+    /// Records who holds it, for the message another process will print.
+    fn hold(mut file: File) -> Self {
         let _ = file.set_len(0);
         let _ = file.write_all(std::process::id().to_string().as_bytes());
         let _ = file.flush();
-        Ok(PullLock { file })
+        PullLock { file }
     }
 }
 
@@ -452,6 +483,28 @@ mod tests {
         drop(held);
         drop(other);
         PullLock::acquire(&root, "thing").unwrap();
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn wait_blocks_until_the_holder_releases() {
+        let root = scratch("lock-wait");
+        let held = PullLock::acquire(&root, "stats").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let r = root.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut waited = None;
+            let lock = PullLock::wait(&r, "stats", &mut |pid| waited = Some(pid.map(str::to_owned))).unwrap();
+            tx.send(()).unwrap();
+            drop(lock);
+            waited
+        });
+        // The waiter cannot get it while we hold it.
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err());
+        drop(held);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the waiter gets the lock once it is released");
+        let waited = waiter.join().unwrap();
+        assert_eq!(waited, Some(Some(std::process::id().to_string())), "on_wait names the holder");
         fs::remove_dir_all(&root).unwrap();
     }
 }

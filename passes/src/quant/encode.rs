@@ -15,7 +15,7 @@
 //! report fallbacks, and carries the decoded values when they were computed.
 
 use super::formats::QuantFormat;
-use super::gptq::{gptq, rtn, GptqOptions};
+use super::gptq::{gptq, gptq_planned, rtn, GptqOptions, GptqPlan};
 use super::optq::{optq_bcq, InverseHessian};
 use super::optq_shared::quantize_shared;
 use flexc_ir::quant::bcq::REFINE_ROUNDS;
@@ -57,12 +57,15 @@ impl Quantizer {
 }
 
 /// What the calibration knows about one linear's input.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct LayerData<'a> {
     /// `H = 2/n·Σ XᵀX` (`k × k`).
     pub hessian: Option<&'a [f32]>,
     /// Per input column importance (mean squared activation).
     pub importance: Option<&'a [f32]>,
+    /// `hessian` already factored for GPTQ with the options in use (a
+    /// weight tried in several formats factors it once).
+    pub plan: Option<&'a GptqPlan>,
 }
 
 /// An encoded weight.
@@ -83,7 +86,10 @@ pub fn encode_weight(enc: Encoding, w: &[f32], (n, k): (usize, usize), data: Lay
         let diag: Option<Vec<f32>> = data.hessian.map(|h| (0..k).map(|j| h[j * k + j]).collect());
         let importance = diag.as_deref().or(data.importance);
         let (q, how) = match (hessian, importance) {
-            (Some(h), _) => (gptq(&f, w, n, k, h, opts)?, Quantizer::Gptq),
+            (Some(h), _) => match data.plan {
+                Some(plan) => (gptq_planned(&f, w, n, k, plan)?, Quantizer::Gptq),
+                None => (gptq(&f, w, n, k, h, opts)?, Quantizer::Gptq),
+            },
             (None, Some(imp)) => (rtn(&f, w, n, k, Some(imp))?, Quantizer::RtnImportance),
             (None, None) => (rtn(&f, w, n, k, None)?, Quantizer::Rtn),
         };

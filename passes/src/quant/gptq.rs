@@ -105,37 +105,66 @@ pub fn rtn(f: &QuantFormat, w: &[f32], n: usize, k: usize, imp: Option<&[f32]>) 
     Ok(Quantized { bytes, values, loss })
 }
 
+/// The Hessian side of a GPTQ run: the quantization order, `U` in that
+/// order, the diagonal and the dead channels. It depends only on `H` and
+/// the options, so a weight tried in several formats (mixed precision)
+/// factors its Hessian once.
+pub struct GptqPlan {
+    k: usize,
+    /// `U` in the quantization order, row-major f32.
+    u: Vec<f32>,
+    /// `order[c]` = the original column quantized at step `c`.
+    order: Vec<usize>,
+    diag: Vec<f32>,
+    dead: Vec<bool>,
+    static_groups: bool,
+}
+
+impl GptqPlan {
+    /// Factors the damped (act-order: permuted) Hessian `h` (`k × k`).
+    pub fn new(h: &[f32], k: usize, opts: GptqOptions) -> Result<GptqPlan, String> {
+        if h.len() != k * k {
+            return Err(format!("a {}-entry Hessian for {k} columns", h.len()));
+        }
+        let diag: Vec<f32> = (0..k).map(|j| h[j * k + j]).collect();
+        let perm: Option<Vec<usize>> = opts.act_order.then(|| {
+            let mut p: Vec<usize> = (0..k).collect();
+            p.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]));
+            p
+        });
+        let ih = InverseHessian::permuted(h, k, perm.as_deref())?;
+        let u: Vec<f32> = ih.u.iter().map(|&v| v as f32).collect();
+        let order: Vec<usize> = perm.unwrap_or_else(|| (0..k).collect());
+        Ok(GptqPlan { k, u, order, diag, dead: ih.dead, static_groups: opts.static_groups || opts.act_order })
+    }
+}
+
 /// GPTQ with error feedback through the calibration Hessian `h` (`k × k`),
 /// module docs.
 pub fn gptq(f: &QuantFormat, w: &[f32], n: usize, k: usize, h: &[f32], opts: GptqOptions) -> Result<Quantized, String> {
-    gptq_on_grids(f, w, n, k, h, opts, None)
+    gptq_planned(f, w, n, k, &GptqPlan::new(h, k, opts)?)
 }
 
-/// [`gptq`], with every `(row, group)` grid given (`n × groups`, static)
-/// instead of fitted: the error-feedback loop alone, for tests against an
-/// independent implementation.
-fn gptq_on_grids(f: &QuantFormat, w: &[f32], n: usize, k: usize, h: &[f32], opts: GptqOptions, grids: Option<&[Affine]>) -> Result<Quantized, String> {
+/// [`gptq`] with the Hessian already factored ([`GptqPlan`]).
+pub fn gptq_planned(f: &QuantFormat, w: &[f32], n: usize, k: usize, plan: &GptqPlan) -> Result<Quantized, String> {
+    gptq_on_grids(f, w, n, k, plan, None)
+}
+
+/// [`gptq_planned`], with every `(row, group)` grid given (`n × groups`,
+/// static) instead of fitted: the error-feedback loop alone, for tests
+/// against an independent implementation.
+fn gptq_on_grids(f: &QuantFormat, w: &[f32], n: usize, k: usize, plan: &GptqPlan, grids: Option<&[Affine]>) -> Result<Quantized, String> {
     let ng = check(f, w, n, k)?;
     if grids.is_some_and(|g| g.len() != n * ng) {
         return Err(format!("{} grids for {n} rows of {ng} groups", grids.map_or(0, <[Affine]>::len)));
     }
-    if h.len() != k * k {
-        return Err(format!("a {}-entry Hessian for {k} columns", h.len()));
+    if plan.k != k {
+        return Err(format!("a Hessian for {} columns and a weight of {k}", plan.k));
     }
-    let diag: Vec<f32> = (0..k).map(|j| h[j * k + j]).collect();
-    let perm: Option<Vec<usize>> = opts.act_order.then(|| {
-        let mut p: Vec<usize> = (0..k).collect();
-        p.sort_by(|&a, &b| diag[b].total_cmp(&diag[a]));
-        p
-    });
-    let ih = InverseHessian::permuted(h, k, perm.as_deref())?;
-    let u: Vec<f32> = ih.u.iter().map(|&v| v as f32).collect();
-    let order: Vec<usize> = perm.unwrap_or_else(|| (0..k).collect());
-    let static_groups = opts.static_groups || opts.act_order;
     let (g, bb) = (f.group, f.block_bytes());
     let mut bytes = vec![0u8; n * ng * bb];
     let mut values = vec![0f32; n * k];
-    let cx = Loop { f, k, g, ng, u: &u, order: &order, diag: &diag, dead: &ih.dead, static_groups, grids };
+    let cx = Loop { f, k, g, ng, u: &plan.u, order: &plan.order, diag: &plan.diag, dead: &plan.dead, static_groups: plan.static_groups, grids };
     let loss: f64 = bytes
         .par_chunks_mut(TILE * ng * bb)
         .zip(values.par_chunks_mut(TILE * k))
@@ -365,7 +394,7 @@ mod tests {
             .flat_map(|row| row.as_array().unwrap().iter())
             .map(|g| Affine { d: g[0].as_f64().unwrap() as f32, c: g[1].as_f64().unwrap() as f32, m: 0.0, float_min: false, qmax: (1 << bits) - 1 })
             .collect();
-        let q = gptq_on_grids(&f, &w, n, k, &h, GptqOptions::default(), Some(&grids)).unwrap();
+        let q = gptq_on_grids(&f, &w, n, k, &GptqPlan::new(&h, k, GptqOptions::default()).unwrap(), Some(&grids)).unwrap();
         let want: Vec<u32> = j["codes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
         let got: Vec<u32> = (0..n * k).map(|i| grids[(i / k) * (k / group) + (i % k) / group].nearest(q.values[i]).0).collect();
         let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();

@@ -28,8 +28,28 @@ pub struct InverseHessian {
     pub dead: Vec<bool>,
 }
 
+/// `L⁻¹` of the Cholesky factor of `a` (which becomes `L`), the
+/// O(k³) part of building an [`InverseHessian`]: AVX2 when the CPU has it
+/// (the same arithmetic in the same order, 4 lanes instead of 2).
+fn factor_and_invert(a: &mut [f64], k: usize) -> Option<Vec<f64>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports the feature `factor_and_invert_avx2` is compiled for.
+        return unsafe { factor_and_invert_avx2(a, k) };
+    }
+    cholesky(a, k)?;
+    Some(lower_inverse(a, k))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn factor_and_invert_avx2(a: &mut [f64], k: usize) -> Option<Vec<f64>> {
+    cholesky(a, k)?;
+    Some(lower_inverse(a, k))
+}
+
 /// `Σ a_i·b_i` with eight partial sums, so the loop vectorises.
-#[inline]
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0f64; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -48,6 +68,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 
 /// In-place Cholesky `A = L·Lᵀ` of a symmetric `k × k` row-major matrix
 /// (lower triangle written, upper zeroed); `None` when not positive definite.
+#[inline(always)]
 fn cholesky(a: &mut [f64], k: usize) -> Option<()> {
     for i in 0..k {
         for j in 0..=i {
@@ -70,6 +91,7 @@ fn cholesky(a: &mut [f64], k: usize) -> Option<()> {
 /// `L⁻¹` of a lower-triangular `k × k` matrix with positive diagonal,
 /// row by row from `X·L = I` (`X[i][j] = −Σ_{p>j} X[i][p]·L[p][j] / L[j][j]`),
 /// reading `L`'s columns as the rows of `Lᵀ`.
+#[inline(always)]
 fn lower_inverse(l: &[f64], k: usize) -> Vec<f64> {
     let mut lt = vec![0f64; k * k];
     for i in 0..k {
@@ -128,8 +150,7 @@ impl InverseHessian {
         for j in 0..k {
             a[j * k + j] += damp;
         }
-        cholesky(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
-        let x = lower_inverse(&a, k);
+        let x = factor_and_invert(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
         // U = P_rev · L⁻¹ · P_rev (upper).
         let mut u = vec![0f64; k * k];
         for i in 0..k {

@@ -35,7 +35,7 @@
 //!
 //! **Mixed precision** (`bpw=B`, `mixed.rs`): every selected weight is
 //! quantized in each `candidates` format (default: `#gq` with zero points,
-//! 2 bits at group 64, 3 and 4 bits at groups 64/128, then Q5_0 and Q8_0:
+//! 2 bits at groups 32/64, 3 bits at 32/64/128, 4 bits at 64/128, then Q5_0 and Q8_0:
 //! the LUT kernel streams 3-bit codes at 3 bits), each result's output
 //! error `Σ δᵀHδ` on the calibration data is measured relative to the
 //! layer's output energy `Σ wᵀHw` (without Hessians: the
@@ -51,7 +51,7 @@
 
 use super::encode::{encode_weight, Encoded, LayerData, Method};
 use super::formats::QuantFormat;
-use super::gptq::{output_error, GptqOptions};
+use super::gptq::{output_error, GptqOptions, GptqPlan};
 use super::glob_match;
 use super::loss;
 use super::mixed::{allocate, Choice};
@@ -78,7 +78,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
         OptDecl { name: "method", kind: OptKind::Str, default: "gptq", help: "gptq (Hessian error feedback; falls back to rtn without Hessians) | rtn (importance-weighted scales when statistics exist)" },
         OptDecl { name: "act-order", kind: OptKind::Bool, default: "true", help: "gptq: quantize columns in descending Hessian diagonal, with static groups (false: in column order, dynamic groups)" },
         OptDecl { name: "bpw", kind: OptKind::Float, default: "0", help: "mixed precision: average bits per weight read per token (all weights, head and embeddings included); 0 = off" },
-        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "bpw: formats to choose from, e.g. gq2g64,gq3g64,gq4g32,q8_0 (gq<bits>g<group>, s suffix = symmetric; ggml names); default gq2g32,gq2g64,gq3g32,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0" },
         OptDecl { name: "apot", kind: OptKind::Int, default: "3", help: "shiftadd: powers of two per scale, 1..3" },
         OptDecl { name: "mode", kind: OptKind::Str, default: "row", help: "shiftadd/bcq α layout: row (per row and group) | acc (per column) | lat (per 8 columns × rows/8)" },
         OptDecl { name: "hessian", kind: OptKind::Bool, default: "false", help: "require calibration Hessians for every selected weight (an error instead of the RTN fallback)" },
@@ -91,7 +91,7 @@ pub(crate) const INFO: PassInfo = PassInfo {
 };
 
 /// The default `bpw` candidates.
-const DEFAULT_CANDIDATES: &str = "gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0";
+const DEFAULT_CANDIDATES: &str = "gq2g32,gq2g64,gq3g32,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0";
 
 struct Quantize {
     enc: Encoding,
@@ -350,7 +350,7 @@ impl Pass for Quantize {
 /// (the sequential statistics when recorded, else the dense ones).
 fn layer_data<'a>(cal: Option<&'a Calibration>, name: &str) -> LayerData<'a> {
     let s = cal.and_then(|c| c.get_for_pruning(name));
-    LayerData { hessian: s.and_then(|s| s.hessian.as_deref()), importance: s.map(|s| s.scaler_row.as_slice()).filter(|r| !r.is_empty()) }
+    LayerData { hessian: s.and_then(|s| s.hessian.as_deref()), importance: s.map(|s| s.scaler_row.as_slice()).filter(|r| !r.is_empty()), plan: None }
 }
 
 /// One remark per quantizer that ran, naming the weights that fell back.
@@ -407,6 +407,12 @@ impl Quantize {
         for (i, p) in picked.iter().enumerate() {
             cx.progress.step("quantize: candidate formats of weight", i, picked.len());
             let d = layer_data(cal, &p.name);
+            // Every candidate's GPTQ shares one factored Hessian.
+            let plan = match d.hessian.filter(|_| self.method == Method::Gptq) {
+                Some(h) => Some(GptqPlan::new(h, p.k, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?),
+                None => None,
+            };
+            let d = LayerData { plan: plan.as_ref(), ..d };
             let zeros = vec![0f32; p.values.len()];
             let energy = relative_base(&p.values, &zeros, p.k, d);
             let mut choices = Vec::new();

@@ -22,7 +22,6 @@ use flexc_ir::Module;
 use flexc_passes::{ManagerOptions, PassManager};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The pipeline `flexc sim MODEL` runs without `--pipeline` (Wanda scores
@@ -78,11 +77,9 @@ pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&P
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
     let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
-    if let Some(s) = &stats {
-        module.calibration = Some(Arc::new(crate::calib::load(s).map_err(input_err)?));
-    }
+    module.calibration = stats.as_ref().map(|s| s.calibration.clone());
     bar.set_message("measuring block costs");
-    super::super::calibrate::attach_sensitivity(&mut module, &path, &pipeline, stats.as_deref())?;
+    super::super::calibrate::attach_sensitivity(&mut module, &path, &pipeline, stats.as_ref())?;
     bar.set_message("running the pipeline");
     let report = pm.run(&mut module, &mut |_, _| {}).map_err(input_err)?;
     read_layers(path, module, pipeline, report.remarks, func, bar)
