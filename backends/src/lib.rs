@@ -1,5 +1,6 @@
 //! flexc's backends: the reference interpreter (the oracle), the Cranelift CPU JIT and FlexCiM.
 
+pub mod chart;
 pub mod cost;
 pub mod cpu;
 pub mod flexcim;

@@ -67,7 +67,7 @@ fn malformed_streams_give_located_errors() {
             other => panic!("{text}: {other:?}"),
         }
     }
-    let good = encode(&Program { instrs: vec![Instr::Cfg { n: 2, m: 4, agg: 2 }, Instr::Sync] });
+    let good = encode(&Program { instrs: vec![Instr::Cfg { n: 2, m: 4, agg: 2, bypass: false }, Instr::Sync] });
     let mut bad_magic = good.clone();
     bad_magic[0] = b'X';
     let mut bad_op = good.clone();
@@ -75,7 +75,7 @@ fn malformed_streams_give_located_errors() {
     let mut trailing = good.clone();
     trailing.push(0);
     let bin_cases: [(Vec<u8>, usize, &str); 4] =
-        [(bad_magic, 0, "magic"), (good[..good.len() - 2].to_vec(), 13, "truncated"), (bad_op, 10, "unknown opcode 77"), (trailing, good.len(), "trailing")];
+        [(bad_magic, 0, "magic"), (good[..good.len() - 2].to_vec(), 14, "truncated"), (bad_op, 10, "unknown opcode 77"), (trailing, good.len(), "trailing")];
     for (bytes, off, want) in bin_cases {
         match decode(&bytes) {
             Err(StreamError::Bin { offset, message }) => assert!(offset == off && message.contains(want), "{offset}: {message}"),
@@ -235,7 +235,7 @@ fn mac_timing_equals_the_step_by_step_fifo_recurrence() {
             .replace("activation_read_bytes_per_cycle = 1024 ", &format!("activation_read_bytes_per_cycle = {bw} "));
         let a = Arch::from_toml("t", &text).unwrap();
         let sets = [1u64, 2, 4][rng.below(3)];
-        let shape = MacShape { count: rng.below(40) as u64, positions: 1 + rng.below(128) as u64, bytes: 2 + rng.below(256) as u64, active_subs: 1 + rng.below(4) as u64, active_sets: 1, agg: 4 / sets, sets, accumulate: case % 2 == 0 };
+        let shape = MacShape { count: rng.below(40) as u64, positions: 1 + rng.below(128) as u64, bytes: 2 + rng.below(256) as u64, active_subs: 1 + rng.below(4) as u64, active_sets: 1, agg: 4 / sets, sets, accumulate: case % 2 == 0, bypass: false };
         let got = mac(&a, &mut Stats::default(), &shape);
         let ii_in = ceil_div(shape.bytes, bw as u64).max(1);
         let ii_out = ceil_div(sets * a.array.columns as u64, port as u64).max(1);
@@ -253,4 +253,125 @@ fn mac_timing_equals_the_step_by_step_fifo_recurrence() {
         let finish = merged.last().map_or(0, |&m| m + ii_out + back);
         assert_eq!((got.ideal, got.issue, got.finish), (shape.count * ii_in, issue, finish), "case {case}: {shape:?} depth {depth} port {port} bw {bw}");
     }
+}
+
+/// The dense bypass (`distribution.dense_bypass`): a dense layer on the
+/// flexible macro costs what it costs on the dense DCiM (same cycles, same
+/// energy), its stream says `cfg ... bypass=1`, results stay exact; without
+/// the bypass it pays the mux stages, the pair selects and 9-bit cells.
+#[test]
+fn dense_layers_take_the_bypass() {
+    let arch = Arch::default_flexcim();
+    assert!(arch.distribution.dense_bypass);
+    let e = EnergyTable::default_table();
+    let no_bypass = Arch::from_toml("nb", &DEFAULT_ARCH.replace("dense_bypass = true", "dense_bypass = false")).unwrap();
+    for (nm, out, inp, tokens) in [("8:8", 576, 576, 1), ("8:8", 96, 256, 16), ("4:4", 64, 200, 3)] {
+        let w = workload(nm, out, inp, tokens, false, 5);
+        let p = program(&arch, &w);
+        assert!(p.instrs.iter().any(|i| matches!(i, Instr::Cfg { bypass: true, .. })), "{nm}");
+        let ev = evaluate(&arch, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        assert_eq!(ev.check, Check::Passed, "{nm}");
+        let (f, d) = (&ev.flexcim.result.total, &ev.baselines[0].result.total);
+        assert_eq!((f.total_cycles(), f.events), (d.total_cycles(), d.events), "{nm} {out}x{inp}: FlexCiM in bypass = dense DCiM");
+        let slow = evaluate(&no_bypass, &e, std::slice::from_ref(&w), &[], &[]).unwrap();
+        assert_eq!(slow.check, Check::Passed);
+        assert!(slow.flexcim.result.total.total_cycles() > f.total_cycles(), "{nm}: the sparse datapath costs more on a dense layer");
+    }
+    // The measured case of issue 15: a dense 576×576 decode token was 15,418 cycles against 11,710.
+    let w = workload("8:8", 576, 576, 1, false, 5);
+    assert_eq!(simulate(&no_bypass, &program(&no_bypass, &w)).unwrap().total.total_cycles(), 15_418);
+    assert_eq!(simulate(&arch, &program(&arch, &w)).unwrap().total.total_cycles(), 11_710);
+    // Sparse layers never take it.
+    assert!(program(&arch, &workload("2:4", 32, 64, 1, true, 2)).instrs.iter().all(|i| !matches!(i, Instr::Cfg { bypass: true, .. })));
+    // Streams that misuse it fail in the simulator, by index.
+    for (text, want) in [
+        ("cfg n=2 m=4 agg=2 bypass=1", "dense bypass takes a dense"),
+        ("cfg n=8 m=8 agg=4 bypass=1\nldw sm=0 row=0 col=0 rows=1 cols=1 w=0x01 meta=0x01", "metadata bit set in the dense bypass"),
+        ("cfg n=8 m=8 agg=4 bypass=1\ndsel row=0 bus=0,0,0,0 s1=1,0,0,0 s2=0,1,2,3", "s1 must be 0"),
+    ] {
+        let err = simulate(&arch, &parse_asm(text).unwrap()).unwrap_err();
+        assert!(err.message.contains(want), "{text}: {err}");
+    }
+    assert!(simulate(&no_bypass, &parse_asm("cfg n=8 m=8 agg=4 bypass=1").unwrap()).is_err());
+    match parse_asm("cfg n=8 m=8 agg=4 bypass=2") {
+        Err(StreamError::Asm { message, .. }) => assert!(message.contains("0 or 1"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Version 1 binary streams (no `cfg` flags byte) still decode, without bypass;
+/// version 2 writes the flags byte and rejects undefined bits.
+#[test]
+fn binary_version_1_streams_still_decode() {
+    let v1 = [b"FXCM".as_slice(), &1u16.to_le_bytes(), &2u32.to_le_bytes(), &[1, 8, 8, 4], &[8]].concat();
+    assert_eq!(decode(&v1).unwrap().instrs, vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: false }, Instr::Sync]);
+    let v2 = encode(&Program { instrs: vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: true }] });
+    assert_eq!(&v2[4..6], &2u16.to_le_bytes());
+    assert_eq!(decode(&v2).unwrap().instrs, vec![Instr::Cfg { n: 8, m: 8, agg: 4, bypass: true }]);
+    let mut bad = v2.clone();
+    *bad.last_mut().unwrap() = 6;
+    match decode(&bad) {
+        Err(StreamError::Bin { offset, message }) => assert!(offset == bad.len() - 1 && message.contains("flags"), "{offset} {message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The resident regime (`[memory] regime = "resident"`): the same stream,
+/// the same results, no weight-load or select cycles or energy per run (the
+/// cells are counted as preloaded), passes back to back; fewer cycles than
+/// streamed, and N:M saves compute against dense there.
+#[test]
+fn resident_weights_cost_no_load() {
+    use flexc_backends::flexcim::arch::Regime;
+    use flexc_backends::flexcim::timing::{cy, ev};
+    let streamed = Arch::default_flexcim();
+    assert_eq!(streamed.memory.regime, Regime::Streamed, "the default file prices streamed weights");
+    let resident = streamed.with_regime(Regime::Resident);
+    let e = EnergyTable::default_table();
+    for (nm, aligned) in [("2:4", true), ("4:8", false), ("8:8", true), ("2:8", true)] {
+        let w = workload_tiled(nm, 256, 512, 4, aligned, 32, 9);
+        let ev_r = evaluate(&resident, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        let ev_s = evaluate(&streamed, &e, std::slice::from_ref(&w), &[], &["dense".into()]).unwrap();
+        assert_eq!((&ev_r.check, &ev_r.flexcim.program), (&Check::Passed, &ev_s.flexcim.program), "{nm}: one stream, both regimes");
+        let (r, s) = (&ev_r.flexcim.result.total, &ev_s.flexcim.result.total);
+        assert_eq!((r.cycles[cy::WEIGHT_LOAD], r.events[ev::WEIGHT_WRITE], r.weight_offchip_bytes, r.events[ev::SELECT_WRITE]), (0, 0, 0, 0), "{nm}");
+        assert_eq!(r.preloaded_cells, s.events[ev::WEIGHT_WRITE], "{nm}: the cells streamed are the cells preloaded");
+        assert_eq!((r.macs, r.cycles[cy::COMPUTE]), (s.macs, s.cycles[cy::COMPUTE]), "{nm}");
+        assert!(r.total_cycles() < s.total_cycles() && r.energy_pj(&e) < s.energy_pj(&e), "{nm}");
+        if nm != "8:8" && aligned {
+            let d = &ev_r.baselines[0].result.total;
+            // Half the compute or less; activations in and results out are the same.
+            assert!((d.total_cycles() as f64) > 1.3 * r.total_cycles() as f64, "{nm}: resident N:M vs dense {} vs {}", d.total_cycles(), r.total_cycles());
+            assert!(d.cycles[cy::COMPUTE] >= 2 * r.cycles[cy::COMPUTE], "{nm}");
+        }
+    }
+    // The regime key is checked.
+    let bad = DEFAULT_ARCH.replace("regime = \"streamed\"", "regime = \"cached\"");
+    assert!(Arch::from_toml("bad", &bad).unwrap_err().to_string().contains("unknown variant"));
+}
+
+/// The paper's baselines: fixed-2:4 runs a 4:8 layer dense (its mask does
+/// not fit 2:4) or, as `fixed-2:4-reprune`, re-prunes it to 2:4 (checked
+/// against that layer's own matmul); the VEGETA-like engine runs N:4 only
+/// (1:4 and 2:4 natively, a 2:8 mask as 2:4, a 4:8 mask dense).
+#[test]
+fn baselines_as_the_paper_frames_them() {
+    use flexc_backends::flexcim::layer::fit_pattern;
+    let arch = Arch::default_flexcim();
+    let e = EnergyTable::default_table();
+    let w48 = workload_tiled("4:8", 128, 512, 2, false, 32, 4);
+    let run_as = |b: &str, w: &Workload| fit_pattern(&arch.baseline(b).unwrap(), &w.layer).unwrap().nm.to_string();
+    assert_eq!(run_as("fixed-2:4", &w48), "8:8");
+    assert_eq!(run_as("fixed-2:4-reprune", &w48), "2:4");
+    assert_eq!(run_as("vegeta", &w48), "8:8");
+    assert_eq!(run_as("vegeta", &workload_tiled("2:8", 64, 256, 1, false, 32, 5)), "2:4");
+    assert_eq!(run_as("vegeta", &workload_tiled("1:4", 64, 256, 1, false, 32, 6)), "1:4");
+    assert_eq!(run_as("fixed-2:4-reprune", &workload_tiled("8:8", 64, 256, 1, false, 32, 6)), "8:8", "dense layers are not re-pruned");
+    let names: Vec<String> = ["dense", "fixed-2:4", "fixed-2:4-reprune", "vegeta"].map(String::from).to_vec();
+    let ev = evaluate(&arch, &e, std::slice::from_ref(&w48), &[], &names).unwrap();
+    assert_eq!(ev.check, Check::Passed, "every baseline checked, the re-pruned one against its own layer");
+    let c: Vec<u64> = ev.baselines.iter().map(|b| b.result.total.cycles[0]).collect();
+    assert_eq!(c[0], c[1], "fixed-2:4 runs the 4:8 layer dense");
+    assert!(c[2] < c[1], "re-pruned to 2:4 it computes less");
+    assert!(arch.baseline("fixed-3:5").is_err() && arch.baseline("systolic").unwrap_err().contains("vegeta"));
 }

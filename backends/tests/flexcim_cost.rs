@@ -8,7 +8,7 @@
 //! can skip (cycles) are expected values there.
 
 use flexc_backends::flexcim::analytic::{estimate, Slots};
-use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
+use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm, Regime};
 use flexc_backends::flexcim::cost::FlexcimCostModel;
 use flexc_backends::flexcim::isa::Program;
 use flexc_backends::flexcim::lower::{lower_layer_tiled, synthetic_layer, Rng};
@@ -43,7 +43,14 @@ fn close(what: &str, a: &Stats, s: &Stats, e: &EnergyTable, exact: bool) {
 fn analytical_cycles_agree_with_the_simulator() {
     let e = EnergyTable::default_table();
     let base = Arch::default_flexcim();
-    let archs = [base.clone(), base.baseline("dense").unwrap(), base.baseline("fixed-2:4").unwrap()];
+    // Both weight regimes: resident passes overlap in the pipeline (no draining ldw).
+    let archs: Vec<Arch> = Regime::ALL
+        .iter()
+        .flat_map(|&r| {
+            let b = base.with_regime(r);
+            [b.clone(), b.baseline("dense").unwrap(), b.baseline("fixed-2:4").unwrap()]
+        })
+        .collect();
     let mut rng = Rng(41);
     for arch in &archs {
         for p in ["2:4", "2:8", "4:8", "1:2", "8:8"] {
@@ -52,7 +59,7 @@ fn analytical_cycles_agree_with_the_simulator() {
                 for aligned in [true, false] {
                     let l = synthetic_layer("l", out, inp, nm, aligned, 32, &mut rng);
                     let s = sim(arch, &l, tokens, None, &mut rng);
-                    let what = format!("{} {p} aligned={aligned} {out}x{inp} t{tokens}", arch.name);
+                    let what = format!("{} {:?} {p} aligned={aligned} {out}x{inp} t{tokens}", arch.name, arch.memory.regime);
                     close(&what, &estimate(arch, "l", Slots::Layer(&l), tokens, None).unwrap(), &s, &e, true);
                     if aligned {
                         // From the type alone (aligned masks assumed): the same.
@@ -63,14 +70,13 @@ fn analytical_cycles_agree_with_the_simulator() {
         }
     }
     // With explicit tiles too.
-    let arch = &archs[0];
-    for p in ["2:4", "2:8", "4:8"] {
+    for (arch, p) in [&archs[0], &archs[3]].into_iter().flat_map(|a| ["2:4", "2:8", "4:8"].map(|p| (a, p))) {
         let nm = Nm::parse(p).unwrap();
         let full = macro_tile(arch, nm);
         for tile in [full, Tile { m: 32, k: full.k }, Tile { m: full.m, k: full.k / 2 }] {
             let l = synthetic_layer("l", 300, 512, nm, true, 32, &mut rng);
             let s = sim(arch, &l, 5, Some(tile), &mut rng);
-            close(&format!("{p} tile {tile:?}"), &estimate(arch, "l", Slots::Layer(&l), 5, Some(tile)).unwrap(), &s, &e, true);
+            close(&format!("{:?} {p} tile {tile:?}", arch.memory.regime), &estimate(arch, "l", Slots::Layer(&l), 5, Some(tile)).unwrap(), &s, &e, true);
         }
     }
 }
@@ -97,7 +103,9 @@ fn cost_model_prices_sparse_and_dense_and_refuses_the_rest() {
     let (s, d) = (cm.gemm(Primitive::Sparse, &sparse, None).unwrap(), cm.gemm(Primitive::Dense, &dense, None).unwrap());
     let d2 = cm.gemm(Primitive::Dense, &sparse, None).unwrap();
     assert_eq!(d, d2, "dense ignores the encoding (decoded offline)");
-    assert!(s < 0.6 * d, "2:4 sparse {s} vs dense {d} cycles");
+    // A decode row is weight-load bound: 2:4 moves half the cells at 9 bits
+    // against 8 for dense in the bypass (0.5625), plus its pair selects.
+    assert!(s < 0.7 * d, "2:4 sparse {s} vs dense {d} cycles");
     // Energy is exposed for explain/report, and is lower for the sparse run too.
     assert!(cm.energy_pj(Primitive::Sparse, &sparse, None).unwrap() < cm.energy_pj(Primitive::Dense, &dense, None).unwrap());
     // The same numbers as the analytical model on an aligned layer, which agree with the simulator.

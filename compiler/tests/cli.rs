@@ -178,11 +178,30 @@ fn flexcim_compile_and_simulate() {
     let out = flexc(&["sim", fir, "--format", "json", "--baseline", "dense,fixed-2:4"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    for key in ["cycles", "energy_pj", "macs", "functional_check", "baselines"] {
-        assert!(json.get(key).is_some(), "sim JSON lacks '{key}': {json}");
-    }
     assert_eq!(json["functional_check"], "passed");
-    assert_eq!(json["baselines"].as_array().map(Vec::len), Some(2));
+    // Both weight regimes by default, resident first, each with its baselines.
+    let regimes = json["regimes"].as_array().expect("regimes");
+    assert_eq!(regimes.iter().map(|r| r["regime"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["resident", "streamed"]);
+    for r in regimes {
+        for key in ["cycles", "energy_pj", "macs", "functional_check", "baselines", "breakdown", "preloaded_cells"] {
+            assert!(r.get(key).is_some(), "sim JSON lacks '{key}': {r}");
+        }
+        assert_eq!(r["baselines"].as_array().map(Vec::len), Some(2));
+    }
+    assert_eq!(regimes[0]["breakdown"]["cycles"]["weight load"], 0.0, "resident weights load nothing per run");
+    let head = json["headline"].as_array().expect("headline");
+    assert_eq!(head.len(), 2);
+    let (b, f) = (&head[1]["baselines"][0], &head[1]["flexcim"]);
+    let speedup = b["cycles"].as_f64().expect("cycles") / f["cycles"].as_f64().expect("cycles");
+    assert!((b["speedup"].as_f64().expect("speedup") - speedup).abs() < 1e-9, "speedup = baseline / FlexCiM");
+    let out = flexc(&["sim", fir, "--regime", "streamed", "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let one: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(one["regimes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(one["regimes"][0]["cycles"], regimes[1]["cycles"], "--regime streamed is the streamed half of both");
+    let out = flexc(&["sim", fir, "--regime", "cached"], None);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--regime"), "{}", text(&out.stderr));
     let stream = dir.join("layer.s");
     let out = flexc(&["compile", fir, "--target", "flexcim", "-o", stream.to_str().expect("utf-8 path")], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));

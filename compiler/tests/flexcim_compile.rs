@@ -104,7 +104,8 @@ fn a_compiled_model_stream_decodes_simulates_and_checks() {
     let o = flexc(&["sim", bin.to_str().expect("utf-8"), "--format", "json"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    assert_eq!(j["cycles"].as_u64(), Some(r.total.total_cycles()));
+    assert_eq!(j["regimes"][1]["regime"], "streamed");
+    assert_eq!(j["regimes"][1]["cycles"].as_u64(), Some(r.total.total_cycles()), "the default arch file prices streamed weights");
     assert_eq!(j["functional_check"], "skipped", "a stream alone has no oracle");
 
     // A stream is not compile input; a failed compile leaves no file.

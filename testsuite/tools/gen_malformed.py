@@ -124,7 +124,7 @@ asm = {
     "binary-garbage": bytes((i * 7 + 3) % 256 for i in range(300)),
     "magic-then-garbage": b"FXCM\x01\x00\xff\xff\xff\xff\x09",
     "magic-truncated": b"FXCM\x01",
-    "magic-bad-version": b"FXCM\x02\x00\x00\x00\x00\x00",
+    "magic-bad-version": b"FXCM\x09\x00\x00\x00\x00\x00",
 }
 
 # One pipeline per file; the prefix says the documented exit code

@@ -31,7 +31,7 @@
 //! aligned assumption is off by up to M/N.
 
 use super::arch::{Arch, Nm};
-use super::layer::{fit_pattern, NmLayer};
+use super::layer::{fit_pattern, reprune_target, NmLayer};
 use super::mapping::{slot_keys, Mapping, SlotKey};
 use super::sim::Stats;
 use super::timing::{self, cy, MacShape};
@@ -142,14 +142,19 @@ fn holds_any(from: Nm, to: Nm) -> bool {
 
 /// The pattern an architecture runs an aligned `nm` layer of `inp` inputs as:
 /// its own when supported, else the sparsest supported pattern holding any
-/// such mask (ties: larger M), as [`fit_pattern`] does for a real mask.
+/// such mask (ties: larger M), as [`fit_pattern`] does for a real mask (and
+/// its re-pruning target under `sparsity.reprune`).
 pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
     if arch.supports(nm) && inp.is_multiple_of(nm.m()) {
         return Some(nm);
     }
     let mut cands = arch.patterns.clone();
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
-    cands.into_iter().find(|&p| inp.is_multiple_of(p.m()) && holds_any(nm, p))
+    let fits = |p: &Nm| inp.is_multiple_of(p.m()) && holds_any(nm, *p);
+    match reprune_target(arch, nm, inp) {
+        Some(to) => Some(cands.iter().copied().filter(|p| !p.is_dense()).find(fits).unwrap_or(to)),
+        None => cands.into_iter().find(fits),
+    }
 }
 
 /// Over the uniformly random `n`-of-`m` masks of one group: the expected
@@ -189,7 +194,7 @@ type PassSig = (usize, usize, Vec<usize>);
 /// The exact pass of real slots: the lowering's grid, selects and reads.
 fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &mut [Option<RowSig>]) -> PassView {
     let (p, r) = (arch.array.sub_macros, arch.array.rows);
-    let wired = arch.array.meta_bits == 0;
+    let wired = arch.wired_for(nm);
     let mut grid: Vec<Option<SlotKey>> = vec![None; p * r];
     for (e, ks) in keys.iter().enumerate() {
         for (q, k) in ks.iter().enumerate() {
@@ -247,7 +252,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let bundles = map.bundles(arch, out);
     let ktiles = map.ktiles(inp);
     let (r, agg, pp) = (arch.array.rows, map.agg, map.per_pass);
-    let wired = arch.array.meta_bits == 0;
+    let (wired, bypass) = (arch.wired_for(nm), arch.bypasses(nm));
     let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m() / 2) as f64, 1.0) } else { mask_odds(nm) };
     // keys[bundle][k tile][set], for a real layer.
     let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
@@ -266,6 +271,9 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
     s.cycles[cy::SELECT] += timing::cfg(arch);
     let mut dsels = 0.0f64;
+    // Resident: passes are not separated by a draining `ldw`, so they overlap
+    // in the pipeline until the bundle's `st` (a clock within the bundle).
+    let (mut clock, mut drain_at) = (0u64, 0u64);
     for t0 in (0..tokens).step_by(tc) {
         let n_t = tc.min(tokens - t0);
         s.cycles[cy::ACT_LOAD] += timing::ldx(arch, &mut s, (n_t * inp) as u64);
@@ -308,7 +316,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                         for i in 0..agg {
                             let used = (se + agg - 1 - i) / agg;
                             if used > 0 {
-                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(arch, &mut s, (used * cols[e].len()) as u64);
+                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(arch, &mut s, (used * cols[e].len()) as u64, bypass);
                             }
                         }
                     }
@@ -322,14 +330,22 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
                         agg: agg as u64,
                         sets: map.sets as u64,
                         accumulate: !first,
+                        bypass,
                     };
                     let t = timing::mac(arch, &mut s, &shape);
                     s.cycles[cy::COMPUTE] += t.ideal;
                     s.cycles[cy::STALL] += t.issue - t.ideal;
-                    s.cycles[cy::DRAIN] += t.finish - t.issue;
+                    if arch.resident() {
+                        drain_at = drain_at.max(clock + t.finish);
+                        clock += t.issue;
+                    } else {
+                        s.cycles[cy::DRAIN] += t.finish - t.issue;
+                    }
                     first = false;
                 }
             }
+            s.cycles[cy::DRAIN] += drain_at.saturating_sub(clock);
+            (clock, drain_at) = (0, 0);
             for t in cols {
                 s.cycles[cy::WRITEBACK] += timing::st(arch, &mut s, (n_t * t.len()) as u64);
             }
@@ -337,7 +353,7 @@ pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: 
     }
     // Every dsel costs the same: price one and scale (expected counts are fractional).
     let mut one = Stats::default();
-    let per = timing::dsel(arch, &mut one);
+    let per = timing::dsel(arch, &mut one, bypass);
     let n = dsels.round() as u64;
     s.cycles[cy::SELECT] += per * n;
     s.events.iter_mut().zip(one.events).for_each(|(a, b)| *a += b * n);

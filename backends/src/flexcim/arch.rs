@@ -78,6 +78,10 @@ pub struct DistributionCfg {
     pub fan_in: usize,
     /// Mux pipeline stages (0: hard-wired, as in a dense DCiM).
     pub stages: usize,
+    /// Dense (M:M) layers skip the network: rows wired to one activation,
+    /// no pair selects, no metadata bits written (`cfg bypass=1`). Absent: false.
+    #[serde(default)]
+    pub dense_bypass: bool,
 }
 
 /// `[pipeline]`: depths.
@@ -102,6 +106,13 @@ pub struct SparsityCfg {
     pub supported: Vec<String>,
     /// Sub-macros the merger sums into one output.
     pub aggregation: usize,
+    /// A sparse layer whose mask no supported sparse pattern holds is
+    /// re-pruned (magnitude within its kept weights, one mask per column
+    /// tile) to the densest
+    /// supported sparse pattern not denser than it, instead of running dense
+    /// (the `fixed-N:M-reprune` baselines; changes the layer's results).
+    #[serde(default)]
+    pub reprune: bool,
 }
 
 /// `[clock]`.
@@ -132,6 +143,47 @@ pub struct BufferCfg {
     pub select_bits_per_cycle: usize,
 }
 
+/// Where the weights live between tokens (`[memory] regime`).
+#[derive(Copy, Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Regime {
+    /// Every weight and its select registers are already in a macro (the
+    /// FlexCiM paper's assumption: all parameters on chip): `ldw` and `dsel`
+    /// are a one-off preload, free per token, and passes run back to back.
+    Resident,
+    /// Weights stream into the macro per tile, every run (`ldw` over the
+    /// off-macro port, then `dsel`), each load waiting for the pipeline to drain.
+    #[default]
+    Streamed,
+}
+
+impl Regime {
+    /// Both, in report order.
+    pub const ALL: [Regime; 2] = [Regime::Resident, Regime::Streamed];
+
+    /// `resident` / `streamed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Regime::Resident => "resident",
+            Regime::Streamed => "streamed",
+        }
+    }
+
+    /// Parses `resident` or `streamed`.
+    pub fn parse(s: &str) -> Result<Regime, String> {
+        Regime::ALL.into_iter().find(|r| r.label() == s).ok_or_else(|| format!("unknown regime `{s}` (use resident or streamed)"))
+    }
+}
+
+/// `[memory]`: the weight regime the simulator and the cost model price.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCfg {
+    /// `resident` or `streamed` (absent: streamed).
+    #[serde(default)]
+    pub regime: Regime,
+}
+
 /// A whole architecture file.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -151,6 +203,9 @@ pub struct Arch {
     pub clock: ClockCfg,
     /// `[buffers]`.
     pub buffers: BufferCfg,
+    /// `[memory]` (absent: streamed).
+    #[serde(default)]
+    pub memory: MemoryCfg,
     /// Parsed `sparsity.supported` (filled by validation).
     #[serde(skip)]
     pub patterns: Vec<Nm>,
@@ -316,6 +371,24 @@ impl Arch {
         self.patterns.contains(&nm)
     }
 
+    /// True if the macro has no distribution network or metadata (a dense
+    /// DCiM): every row is hard-wired to one activation.
+    pub fn hard_wired(&self) -> bool {
+        self.array.meta_bits == 0
+    }
+
+    /// True if a layer run as `nm` takes the dense bypass (`cfg bypass=1`):
+    /// a dense pattern on a flexible macro with `distribution.dense_bypass`.
+    pub fn bypasses(&self, nm: Nm) -> bool {
+        nm.is_dense() && self.distribution.dense_bypass && !self.hard_wired()
+    }
+
+    /// Whether rows are wired to one activation (no pair select, metadata 0)
+    /// for a layer run as `nm`: a dense DCiM always, a flexible macro in bypass.
+    pub fn wired_for(&self, nm: Nm) -> bool {
+        self.hard_wired() || self.bypasses(nm)
+    }
+
     /// Distribution select bits per row: stage 1 picks a pair in each bus
     /// group, stage 2 picks a bus group for each sub-macro.
     pub fn select_bits_per_row(&self) -> usize {
@@ -324,6 +397,18 @@ impl Arch {
         }
         let bits = |n: usize| (usize::BITS - (n.max(1) - 1).leading_zeros()) as usize;
         self.array.sub_macros * (bits(self.distribution.fan_in) + bits(self.array.sub_macros))
+    }
+
+    /// The same architecture under another weight regime.
+    pub fn with_regime(&self, regime: Regime) -> Arch {
+        let mut a = self.clone();
+        a.memory.regime = regime;
+        a
+    }
+
+    /// True under the resident regime.
+    pub fn resident(&self) -> bool {
+        self.memory.regime == Regime::Resident
     }
 
     /// Cycles from a vector entering the mux to its psum reaching the FIFO.
@@ -336,23 +421,42 @@ impl Arch {
         (self.pipeline.merge_stages + self.pipeline.accumulate_stages) as u64
     }
 
-    /// A baseline on the same array: `dense` (hard-wired rows, no metadata,
-    /// no distribution muxes), `fixed-N:M` (the same macro running only that
-    /// pattern natively, plus dense).
+    /// A baseline on the same array (same sizes, buffers, regime, energy):
+    /// * `dense`: a dense DCiM (hard-wired rows, no metadata, no muxes);
+    /// * `fixed-N:M`: the macro running only that pattern natively, plus
+    ///   dense; a layer whose mask it does not hold runs dense;
+    /// * `fixed-N:M-reprune`: the same, but such a sparse layer is re-pruned
+    ///   to N:M, tile-aligned (its results change: the accuracy is not this
+    ///   model's; `bench/flexcim-iso.sh` measures it);
+    /// * `vegeta`: a VEGETA-like flexible engine (Jeong et al., HPCA 2023:
+    ///   N:4 for N in {1, 2, 4}, row-wise; published speed-ups over its dense
+    ///   engine 1.09/2.20/3.74 for 4:4/2:4/1:4) [ASSUMED here: this array
+    ///   with its selects and bypass, patterns 1:4, 2:4 and dense; its own
+    ///   per-MAC area and energy overheads are not published in a form the
+    ///   energy table can take, so they are this macro's].
     pub fn baseline(&self, name: &str) -> Result<Arch, String> {
         let mut a = self.clone();
         a.name = format!("{} ({name})", self.name);
         let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| parse_pattern(p).is_ok_and(|nm| nm.m() <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
+        a.sparsity.reprune = false;
         if name == "dense" {
             a.distribution.stages = 0;
             a.array.meta_bits = 0;
             a.sparsity.supported = dense;
+        } else if name == "vegeta" {
+            a.sparsity.supported = dense;
+            a.sparsity.supported.extend(["1:4", "2:4"].map(String::from));
         } else if let Some(p) = name.strip_prefix("fixed-") {
+            let (p, reprune) = match p.strip_suffix("-reprune") {
+                Some(q) => (q, true),
+                None => (p, false),
+            };
             let nm = parse_pattern(p)?;
             a.sparsity.supported = dense;
             a.sparsity.supported.push(nm.to_string());
+            a.sparsity.reprune = reprune;
         } else {
-            return Err(format!("unknown baseline `{name}` (use dense or fixed-N:M, e.g. fixed-2:4)"));
+            return Err(format!("unknown baseline `{name}` (use dense, fixed-N:M, fixed-N:M-reprune or vegeta, e.g. fixed-2:4)"));
         }
         a.validate("<baseline>").map_err(|e| e.to_string())?;
         Ok(a)

@@ -16,8 +16,10 @@ use std::fmt::{self, Write as _};
 pub enum Instr {
     /// Starts a layer: results `tokens × out` int32, inputs `in` wide.
     Layer { name: String, tokens: u32, out: u32, inp: u32 },
-    /// Configures the pattern (N kept of M) and the merger's aggregation (sub-macros per output).
-    Cfg { n: u8, m: u8, agg: u8 },
+    /// Configures the pattern (N kept of M), the merger's aggregation
+    /// (sub-macros per output) and, for a dense pattern on a macro with the
+    /// dense bypass, whether rows skip the distribution network.
+    Cfg { n: u8, m: u8, agg: u8, bypass: bool },
     /// Writes weights and metadata bits into rows × cols cells of sub-macro `sm` at (row, col), row-major.
     Ldw { sm: u8, row: u16, col: u16, rows: u16, cols: u16, w: Vec<i8>, meta: Vec<u8> },
     /// Sets one row's distribution network: bus group b carries activations from
@@ -69,8 +71,9 @@ impl std::error::Error for StreamError {}
 
 /// The binary magic and version.
 pub const MAGIC: &[u8; 4] = b"FXCM";
-/// The binary format version.
-pub const VERSION: u16 = 1;
+/// The binary format version written (2: `cfg` has a flags byte); version 1
+/// streams (no flags byte, no bypass) are still read.
+pub const VERSION: u16 = 2;
 
 const OPS: [&str; 9] = ["layer", "cfg", "ldw", "dsel", "ldx", "mac", "st", "host", "sync"];
 
@@ -132,7 +135,7 @@ impl fmt::Display for Instr {
         let m = self.mnemonic();
         match self {
             Instr::Layer { name, tokens, out, inp } => write!(f, "{m} name={name} tokens={tokens} out={out} in={inp}"),
-            Instr::Cfg { n, m: mm, agg } => write!(f, "{m} n={n} m={mm} agg={agg}"),
+            Instr::Cfg { n, m: mm, agg, bypass } => write!(f, "{m} n={n} m={mm} agg={agg}{}", if *bypass { " bypass=1" } else { "" }),
             Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
                 write!(f, "{m} sm={sm} row={row} col={col} rows={rows} cols={cols} w={} meta={}", hex(w.iter().map(|&x| x as u8)), hex(pack_bits(meta).into_iter()))
             }
@@ -239,7 +242,14 @@ fn parse_line(line: usize, text: &str) -> Result<Option<Instr>, StreamError> {
     }
     let i = match mn {
         "layer" => Instr::Layer { name: f.name("name")?, tokens: f.num("tokens")?, out: f.num("out")?, inp: f.num("in")? },
-        "cfg" => Instr::Cfg { n: f.num("n")?, m: f.num("m")?, agg: f.num("agg")? },
+        "cfg" => {
+            let (n, m, agg) = (f.num("n")?, f.num("m")?, f.num("agg")?);
+            let bypass: u8 = if f.map.contains_key("bypass") { f.num("bypass")? } else { 0 };
+            if bypass > 1 {
+                return Err(f.err(mcol, format!("`bypass` is 0 or 1, got {bypass}")));
+            }
+            Instr::Cfg { n, m, agg, bypass: bypass == 1 }
+        }
         "ldw" => {
             let (sm, row, col, rows, cols): (u8, u16, u16, u16, u16) = (f.num("sm")?, f.num("row")?, f.num("col")?, f.num("rows")?, f.num("cols")?);
             let cells = rows as usize * cols as usize;
@@ -328,7 +338,7 @@ pub fn encode(p: &Program) -> Vec<u8> {
                 e.blob(name.as_bytes());
                 [*tokens, *out, *inp].into_iter().for_each(|v| e.u32(v));
             }
-            Instr::Cfg { n, m, agg } => [*n, *m, *agg].into_iter().for_each(|v| e.u8(v)),
+            Instr::Cfg { n, m, agg, bypass } => [*n, *m, *agg, *bypass as u8].into_iter().for_each(|v| e.u8(v)),
             Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
                 e.u8(*sm);
                 [*row, *col, *rows, *cols].into_iter().for_each(|v| e.u16(v));
@@ -415,8 +425,8 @@ pub fn decode(bytes: &[u8]) -> Result<Program, StreamError> {
         return Err(d.err(0, "not a flexcim stream (magic is not FXCM)".into()));
     }
     let v = d.u16("version")?;
-    if v != VERSION {
-        return Err(d.err(4, format!("unsupported version {v} (this flexc reads {VERSION})")));
+    if !(1..=VERSION).contains(&v) {
+        return Err(d.err(4, format!("unsupported version {v} (this flexc reads 1 to {VERSION})")));
     }
     let count = d.u32("instruction count")?;
     let mut instrs = Vec::new();
@@ -425,7 +435,16 @@ pub fn decode(bytes: &[u8]) -> Result<Program, StreamError> {
         let op = d.u8("opcode")?;
         let i = match op {
             0 => Instr::Layer { name: d.text("layer name")?, tokens: d.u32("tokens")?, out: d.u32("out")?, inp: d.u32("in")? },
-            1 => Instr::Cfg { n: d.u8("n")?, m: d.u8("m")?, agg: d.u8("agg")? },
+            1 => {
+                let (n, m, agg) = (d.u8("n")?, d.u8("m")?, d.u8("agg")?);
+                let fat = d.at;
+                let bypass = match if v >= 2 { d.u8("cfg flags")? } else { 0 } {
+                    0 => false,
+                    1 => true,
+                    f => return Err(d.err(fat, format!("cfg: flags {f:#04x}, only bit 0 (bypass) is defined"))),
+                };
+                Instr::Cfg { n, m, agg, bypass }
+            }
             2 => {
                 let (sm, row, col, rows, cols) = (d.u8("sm")?, d.u16("row")?, d.u16("col")?, d.u16("rows")?, d.u16("cols")?);
                 let cells = rows as usize * cols as usize;

@@ -124,6 +124,34 @@ impl NmLayer {
         Ok(NmLayer { name: name.to_string(), out, inp, nm, values, idx })
     }
 
+    /// N:M pruning with one mask per tile of `tile` output rows (the
+    /// macro's column tile, so every slot is shared: N per group): in each
+    /// group the N positions of largest Σ|w| over the tile's rows.
+    pub fn prune_aligned(name: &str, out: usize, inp: usize, w: &[i8], nm: Nm, tile: usize) -> Result<NmLayer, String> {
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m()) || nm.is_dense() {
+            return NmLayer::prune(name, out, inp, w, nm);
+        }
+        let (g_n, m, n) = (inp / nm.m(), nm.m(), nm.n());
+        let (mut values, mut idx) = (vec![0i8; out * g_n * n], vec![0u8; out * g_n * n]);
+        for t0 in (0..out).step_by(tile.max(1)) {
+            let rows = t0..(t0 + tile.max(1)).min(out);
+            for g in 0..g_n {
+                let score = |i: usize| rows.clone().map(|o| (w[o * inp + g * m + i] as i32).abs()).sum::<i32>();
+                let mut order: Vec<usize> = (0..m).collect();
+                order.sort_by_key(|&i| (std::cmp::Reverse(score(i)), i));
+                let mut keep = order[..n].to_vec();
+                keep.sort_unstable();
+                for o in rows.clone() {
+                    for (k, &i) in keep.iter().enumerate() {
+                        values[(o * g_n + g) * n + k] = w[o * inp + g * m + i];
+                        idx[(o * g_n + g) * n + k] = i as u8;
+                    }
+                }
+            }
+        }
+        Ok(NmLayer { name: name.to_string(), out, inp, nm, values, idx })
+    }
+
     /// The dense `out × in` matrix (pruned entries 0).
     pub fn dense(&self) -> Vec<i8> {
         let mut w = vec![0i8; self.out * self.inp];
@@ -175,17 +203,38 @@ impl NmLayer {
 }
 
 /// The layer as the architecture runs it: its own pattern when supported,
-/// else the sparsest supported pattern holding its mask (ties: larger M).
+/// else the sparsest supported pattern holding its mask (ties: larger M);
+/// with `sparsity.reprune`, a sparse layer no sparse pattern holds is
+/// re-pruned instead ([`reprune_target`]).
 pub fn fit_pattern(arch: &Arch, layer: &NmLayer) -> Result<NmLayer, String> {
     if arch.supports(layer.nm) {
         return Ok(layer.clone());
     }
     let mut cands = arch.patterns.clone();
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
+    if let Some(to) = reprune_target(arch, layer.nm, layer.inp) {
+        if let Some(l) = cands.iter().filter(|p| !p.is_dense()).find_map(|&p| layer.as_pattern(p)) {
+            return Ok(l);
+        }
+        return NmLayer::prune_aligned(&layer.name, layer.out, layer.inp, &layer.dense(), to, arch.array.columns);
+    }
     cands
         .into_iter()
         .find_map(|p| layer.as_pattern(p))
         .ok_or_else(|| format!("layer {}: no supported pattern of {} holds its {} mask (in = {})", layer.name, arch.name, layer.nm, layer.inp))
+}
+
+/// Under `sparsity.reprune`, the pattern a sparse `nm` layer of `inp` inputs
+/// is re-pruned to when no supported sparse pattern holds it: the densest
+/// supported sparse pattern not denser than `nm` (ties: larger M); the
+/// re-pruned mask is aligned over each column tile, as `prune-nm{align}` makes FlexCiM's.
+pub fn reprune_target(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
+    if !arch.sparsity.reprune || nm.is_dense() {
+        return None;
+    }
+    let mut c: Vec<Nm> = arch.patterns.iter().copied().filter(|p| !p.is_dense() && p.density() <= nm.density() && inp.is_multiple_of(p.m())).collect();
+    c.sort_by(|a, b| b.density().total_cmp(&a.density()).then(b.m().cmp(&a.m())));
+    c.first().copied()
 }
 
 /// Plain integer matmul `x [tokens × in] · wᵀ`, the functional oracle

@@ -131,7 +131,7 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
     let tc = map.token_chunk(arch, layer.inp, tokens).map_err(|e| format!("layer {}: {e}", layer.name))?;
     let u32of = |v: usize, what: &str| u32::try_from(v).map_err(|_| format!("layer {}: {what} = {v} does not fit the ISA's 32 bits", layer.name));
     prog.instrs.push(Instr::Layer { name: layer.name.clone(), tokens: u32of(tokens, "tokens")?, out: u32of(layer.out, "out")?, inp: u32of(layer.inp, "in")? });
-    prog.instrs.push(Instr::Cfg { n: layer.nm.n() as u8, m: layer.nm.m() as u8, agg: agg as u8 });
+    prog.instrs.push(Instr::Cfg { n: layer.nm.n() as u8, m: layer.nm.m() as u8, agg: agg as u8, bypass: arch.bypasses(layer.nm) });
     let bundles = map.bundles(arch, layer.out);
     let ktiles = map.ktiles(layer.inp);
     // slots[bundle][k tile][set]
@@ -175,6 +175,10 @@ pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, 
 /// The `ldw`s and changed `dsel`s of one pass over `grid` (row-major, P per row).
 fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>], rowstate: &mut [Option<Instr>], prog: &mut Program) -> Result<(), String> {
     let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
+    // A dense DCiM (no metadata bit) or the dense bypass: each row is wired
+    // to one activation (the bus points at the element, the pair select is 0,
+    // the metadata bits are 0).
+    let wired = arch.wired_for(layer.nm);
     for s in 0..p {
         let used = (0..r).rev().find(|&row| grid[row * p + s].is_some()).map_or(0, |row| row + 1);
         if used == 0 {
@@ -184,9 +188,9 @@ fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>],
         let (mut w, mut meta) = (Vec::with_capacity(used * width), Vec::with_capacity(used * width));
         for row in 0..used {
             match grid[row * p + s] {
-                Some((sl, ts)) if arch.array.meta_bits == 0 => {
+                Some((sl, ts)) if wired => {
                     if ts.meta(sl).iter().any(|&b| b != sl.elem) {
-                        return Err(format!("layer {}: {} has no metadata bit, but a slot's columns use different elements of a pair", layer.name, arch.name));
+                        return Err(format!("layer {}: {} wires each row to one activation, but a slot's columns use different elements of a pair", layer.name, arch.name));
                     }
                     w.extend_from_slice(ts.w(sl));
                     meta.extend(std::iter::repeat_n(0, width));
@@ -205,9 +209,6 @@ fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>],
     }
     for (row, state) in rowstate.iter_mut().enumerate() {
         let cells = &grid[row * p..(row + 1) * p];
-        // Without a metadata bit (a dense DCiM) a row is wired to one
-        // activation: the bus points at the element, the pair select is 0.
-        let wired = arch.array.meta_bits == 0;
         let bus = cells.iter().map(|g| g.map(|(sl, _)| (sl.group * layer.nm.m() + if wired { 2 * sl.pair + sl.elem as usize } else { 0 }) as u32)).collect();
         let s1 = cells.iter().map(|g| g.map_or(0, |(sl, _)| if wired { 0 } else { sl.pair as u8 })).collect();
         let s2 = cells.iter().enumerate().map(|(s, g)| g.map(|_| s as u8)).collect();

@@ -17,7 +17,7 @@
 //! pipeline pruned them; the embedding lookup is host work (a gather).
 
 use super::analytic::{estimate, Slots};
-use super::arch::{Arch, EnergyTable};
+use super::arch::{Arch, EnergyTable, Regime};
 use super::fromir::{activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm, IrWork};
 use super::layer::{fit_pattern, DenseLayout, NmLayer};
 use super::mapping::{slot_keys, Mapping};
@@ -132,6 +132,8 @@ pub struct PhaseResult {
     pub rows: usize,
     /// The engine used.
     pub engine: Engine,
+    /// The weight regime (the FlexCiM arch's `[memory] regime`, shared by the baselines).
+    pub regime: Regime,
     /// Per layer.
     pub layers: Vec<LayerResult>,
     /// Totals on FlexCiM, then each baseline.
@@ -182,7 +184,7 @@ pub fn run_phase(on: Machines<'_>, layers: &[ModelLayer], name: &str, rows: usiz
     let Machines { arch, energy, baselines } = on;
     let t = std::time::Instant::now();
     let barchs = baselines.iter().map(|b| arch.baseline(b)).collect::<Result<Vec<_>, _>>()?;
-    let mut out = PhaseResult { name: name.to_string(), rows, engine, layers: Vec::new(), totals: Vec::new(), check: if engine == Engine::Cycle { Check::Passed } else { Check::Skipped }, seconds: 0.0 };
+    let mut out = PhaseResult { name: name.to_string(), rows, engine, regime: arch.memory.regime, layers: Vec::new(), totals: Vec::new(), check: if engine == Engine::Cycle { Check::Passed } else { Check::Skipped }, seconds: 0.0 };
     for (i, ml) in layers.iter().enumerate() {
         let l = &ml.layer;
         // Counts per machine, and FlexCiM's slots (allocated, aligned-mask need).

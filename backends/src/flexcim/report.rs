@@ -1,21 +1,174 @@
-//! Reports of an [`Evaluation`]: a JSON object and a self-contained HTML page
-//! (hand-written HTML with inline SVG bar charts, no dependencies).
+//! Reports of FlexCiM runs: the headline (latency and energy against each
+//! baseline, per weight regime and phase), a latency–energy Pareto plot, the
+//! breakdown (weight load, select, compute, off-chip), then per-layer detail;
+//! as JSON and as a self-contained HTML page (SVG from [`crate::chart`]).
 //!
-//! Every figure is labelled "FlexCiM-like model": the energy table is an
-//! assumption set (energy.toml), not the paper's.
+//! Every ratio has one direction everywhere: baseline ÷ FlexCiM, written
+//! "× faster than" (cycles) and "× less energy than" (pJ); above 1 FlexCiM
+//! is better, below 1 worse. Every figure is of a "FlexCiM-like model": the
+//! energy table is an assumption set (energy.toml), not the paper's.
 
+use super::arch::{EnergyTable, Regime};
 use super::sim::{Stats, CYCLE_KINDS};
+use super::timing::{cy, ev};
 use super::{ArchRun, Check, Evaluation};
+pub use crate::chart::esc;
+use crate::chart::{self, Series};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
+
+/// Where cycles and energy go, in [`breakdown`] order.
+pub const PARTS: [&str; 4] = ["weight load", "select", "compute", "off-chip (activations, results)"];
+
+/// Cycles and pJ by [`PARTS`]: weight load (`ldw`: array writes and the
+/// weights' off-macro bytes), select (`dsel`, `cfg`, mux hops), compute
+/// (issue, stalls, pipeline drain; cells, adders, FIFOs, buffers), off-chip
+/// (activations in, results out).
+pub fn breakdown(s: &Stats, e: &EnergyTable) -> ([f64; 4], [f64; 4]) {
+    let c = &s.cycles;
+    let cycles = [c[cy::WEIGHT_LOAD], c[cy::SELECT], c[cy::COMPUTE] + c[cy::STALL] + c[cy::DRAIN], c[cy::ACT_LOAD] + c[cy::WRITEBACK]].map(|v| v as f64);
+    let n = |i: usize| s.events[i] as f64;
+    let weight = e.weight_write * n(ev::WEIGHT_WRITE) + e.offchip_byte * s.weight_offchip_bytes as f64;
+    let select = e.select_write * n(ev::SELECT_WRITE) + e.mux_hop * n(ev::MUX_HOP);
+    let offchip = e.offchip_byte * (n(ev::OFFCHIP) - s.weight_offchip_bytes as f64) + e.act_buffer_write * n(ev::ACT_WRITE);
+    let compute = s.energy_pj(e) - weight - select - offchip;
+    (cycles, [weight, select, compute, offchip])
+}
+
+/// `base / ours`: how many times better FlexCiM is (0 when `ours` is 0).
+pub fn times(base: f64, ours: f64) -> f64 {
+    if ours > 0.0 { base / ours } else { 0.0 }
+}
+
+/// One headline row: FlexCiM and each baseline under one regime and phase.
+#[derive(Clone, Debug)]
+pub struct Headline<'a> {
+    /// The weight regime.
+    pub regime: Regime,
+    /// `decode`, `prefill`, or `run` (a `.fir` file or stream).
+    pub phase: String,
+    /// Activation rows.
+    pub rows: usize,
+    /// FlexCiM's totals.
+    pub flexcim: &'a Stats,
+    /// Each baseline's name and totals.
+    pub baselines: Vec<(&'a str, &'a Stats)>,
+}
+
+impl Headline<'_> {
+    fn what(&self) -> String {
+        format!("{} weights, {} ({} row{})", self.regime.label(), self.phase, self.rows, if self.rows == 1 { "" } else { "s" })
+    }
+}
+
+/// The headline as JSON: per row, FlexCiM's latency and energy and, per
+/// baseline, `speedup` ("× faster than") and `energy_saving` ("× less energy than").
+pub fn headline_json(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> Value {
+    let acc = |s: &Stats| json!({"cycles": s.total_cycles(), "latency_us": s.total_cycles() as f64 / mhz, "energy_pj": s.energy_pj(e)});
+    Value::Array(
+        h.iter()
+            .map(|r| {
+                let f = r.flexcim;
+                json!({"regime": r.regime.label(), "phase": r.phase, "rows": r.rows, "flexcim": acc(f),
+                   "baselines": r.baselines.iter().map(|(n, b)| {
+                       let mut v = acc(b);
+                       v["name"] = json!(n);
+                       v["speedup"] = json!(times(b.total_cycles() as f64, f.total_cycles() as f64));
+                       v["energy_saving"] = json!(times(b.energy_pj(e), f.energy_pj(e)));
+                       v
+                   }).collect::<Vec<_>>()})
+            })
+            .collect(),
+    )
+}
+
+/// The headline as text lines.
+pub fn headline_text(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
+    let mut s = String::from("headline (ratios are baseline / FlexCiM, \"x faster than\" and \"x less energy than\": above 1 FlexCiM is better):\n");
+    for r in h {
+        let f = r.flexcim;
+        let _ = write!(s, "  {:<38} FlexCiM {:>10.3} us {:>10.4} uJ", r.what(), f.total_cycles() as f64 / mhz, f.energy_pj(e) / 1e6);
+        for (n, b) in &r.baselines {
+            let _ = write!(s, " | {:.3}x faster, {:.3}x less energy than {n}", times(b.total_cycles() as f64, f.total_cycles() as f64), times(b.energy_pj(e), f.energy_pj(e)));
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// The headline table (HTML).
+pub fn headline_html(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
+    let names: Vec<&str> = h.first().map(|r| r.baselines.iter().map(|b| b.0).collect()).unwrap_or_default();
+    let mut s = String::from("<p>Ratios are baseline ÷ FlexCiM: above 1 FlexCiM is better (× faster than, × less energy than), below 1 worse.</p><table><tr><th>regime, phase</th><th>FlexCiM latency (µs)</th><th>FlexCiM energy (µJ)</th>");
+    for n in &names {
+        let _ = write!(s, "<th>× faster than {0}</th><th>× less energy than {0}</th>", esc(n));
+    }
+    s += "</tr>";
+    for r in h {
+        let f = r.flexcim;
+        let _ = write!(s, "<tr><td>{}</td><td>{:.3}</td><td>{:.4}</td>", esc(&r.what()), f.total_cycles() as f64 / mhz, f.energy_pj(e) / 1e6);
+        for (_, b) in &r.baselines {
+            let (sp, en) = (times(b.total_cycles() as f64, f.total_cycles() as f64), times(b.energy_pj(e), f.energy_pj(e)));
+            let cell = |v: f64| format!("<td style=\"background:{}\">{v:.3}×</td>", if v >= 1.0 { "#e3f4e3" } else { "#f8e0e0" });
+            s += &cell(sp);
+            s += &cell(en);
+        }
+        s += "</tr>";
+    }
+    s + "</table>"
+}
+
+/// Per regime and phase, latency against energy: one point per accelerator
+/// (lower left is better; a point no other beats in both is on the front).
+pub fn pareto_html(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
+    let mut s = String::from("<div style=\"display:flex;flex-wrap:wrap;gap:12px\">");
+    for r in h {
+        let series: Vec<Series> = std::iter::once(("FlexCiM", r.flexcim))
+            .chain(r.baselines.iter().copied())
+            .map(|(n, st)| Series { name: n.to_string(), points: vec![(st.total_cycles() as f64 / mhz, st.energy_pj(e) / 1e6, n.to_string())], line: false })
+            .collect();
+        s += &chart::xy(&format!("{}: latency vs energy (lower left is better)", r.what()), "latency (µs)", "energy (µJ)", &series);
+    }
+    s + "</div>"
+}
+
+/// Per phase, two stacked-bar charts (cycles, energy) by [`PARTS`]: one bar
+/// per regime and accelerator.
+pub fn breakdown_html(h: &[Headline<'_>], e: &EnergyTable) -> String {
+    let mut phases: Vec<(&str, usize)> = h.iter().map(|r| (r.phase.as_str(), r.rows)).collect();
+    phases.dedup();
+    let mut s = String::new();
+    for (phase, rows) in phases {
+        let (mut labels, mut cyc, mut nrg) = (Vec::new(), Vec::new(), Vec::new());
+        for r in h.iter().filter(|r| r.phase == phase && r.rows == rows) {
+            for (n, st) in std::iter::once(("FlexCiM", r.flexcim)).chain(r.baselines.iter().copied()) {
+                let (c, en) = breakdown(st, e);
+                labels.push(format!("{}: {n}", r.regime.label()));
+                cyc.push(c.to_vec());
+                nrg.push(en.iter().map(|v| v / 1e6).collect());
+            }
+        }
+        let what = format!("{phase} ({rows} row{})", if rows == 1 { "" } else { "s" });
+        s += &chart::stacked_bars(&format!("{what}: cycles by part"), &labels, &PARTS, &cyc, "cycles");
+        s += &chart::stacked_bars(&format!("{what}: energy by part"), &labels, &PARTS, &nrg, "energy (µJ)");
+    }
+    s
+}
+
+/// The breakdown as JSON (`{"cycles": {part: n}, "energy_pj": {part: pJ}}`).
+pub fn breakdown_json(s: &Stats, e: &EnergyTable) -> Value {
+    let (c, en) = breakdown(s, e);
+    let map = |v: [f64; 4]| PARTS.iter().zip(v).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>();
+    json!({"cycles": map(c), "energy_pj": map(en)})
+}
 
 fn layers(run: &ArchRun) -> impl Iterator<Item = &Stats> {
     run.result.layers.iter().filter(|l| l.dense_macs > 0 || l.host_elems > 0)
 }
 
-/// The JSON report: `cycles`, `energy_pj`, `macs`, `functional_check`,
-/// `baselines: [{name, cycles, energy_pj}]`, plus per-layer detail.
-pub fn json(ev: &Evaluation, sim_macs_per_s: Option<f64>) -> Value {
+/// One evaluation (one regime) as JSON: totals, the functional check,
+/// `baselines: [{name, cycles, energy_pj, speedup, energy_saving}]`, per-layer detail.
+pub fn json(ev: &Evaluation, regime: Regime, sim_macs_per_s: Option<f64>) -> Value {
     let e = &ev.energy;
     let t = &ev.flexcim.result.total;
     let layer_json = |run: &ArchRun| -> Vec<Value> {
@@ -29,7 +182,7 @@ pub fn json(ev: &Evaluation, sim_macs_per_s: Option<f64>) -> Value {
             .collect()
     };
     json!({
-        "model": "FlexCiM-like model (parametric; energy table = backends/flexcim/energy.toml assumptions)",
+        "regime": regime.label(),
         "arch": ev.flexcim.name,
         "cycles": t.total_cycles(),
         "latency_us": t.total_cycles() as f64 / ev.mhz,
@@ -38,6 +191,8 @@ pub fn json(ev: &Evaluation, sim_macs_per_s: Option<f64>) -> Value {
         "dense_macs": t.dense_macs,
         "utilisation": t.utilisation(),
         "host_elems": t.host_elems,
+        "preloaded_cells": t.preloaded_cells,
+        "breakdown": breakdown_json(t, e),
         "instructions": ev.flexcim.program.instrs.len(),
         "functional_check": ev.check.label(),
         "functional_check_detail": match &ev.check { Check::Failed(m) => json!(m), _ => Value::Null },
@@ -47,19 +202,13 @@ pub fn json(ev: &Evaluation, sim_macs_per_s: Option<f64>) -> Value {
         "baselines": ev.baselines.iter().map(|b| {
             let bt = &b.result.total;
             json!({"name": b.name, "cycles": bt.total_cycles(), "energy_pj": bt.energy_pj(e), "macs": bt.macs,
-                   "latency_ratio_flexcim_over_baseline": t.total_cycles() as f64 / bt.total_cycles().max(1) as f64,
-                   "energy_ratio_flexcim_over_baseline": t.energy_pj(e) / bt.energy_pj(e).max(f64::MIN_POSITIVE),
+                   "speedup": times(bt.total_cycles() as f64, t.total_cycles() as f64),
+                   "energy_saving": times(bt.energy_pj(e), t.energy_pj(e)),
+                   "breakdown": breakdown_json(bt, e),
                    "layers": layer_json(b)})
         }).collect::<Vec<_>>(),
     })
 }
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-const COLORS: [&str; 13] = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#1f77b4", "#8c564b", "#17becf"];
 
 /// A grouped horizontal bar chart: one group per label, one bar per series.
 fn bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)], unit: &str) -> String {
@@ -75,20 +224,20 @@ fn bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)], unit: &st
             let v = vals.get(li).copied().unwrap_or(0.0);
             let w = 560.0 * v / max;
             let y = y0 + si as f64 * bar_h;
-            let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{v:.4e} {unit}</text>", bar_h - 2.0, COLORS[si % COLORS.len()], 184.0 + w, y + bar_h - 4.0);
+            let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{v:.4e} {unit}</text>", bar_h - 2.0, chart::COLORS[si % chart::COLORS.len()], 184.0 + w, y + bar_h - 4.0);
         }
     }
     let ly = 30.0 + group_h * labels.len() as f64;
     for (si, (name, _)) in series.iter().enumerate() {
         let y = ly + si as f64 * 20.0;
-        let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"198\" y=\"{}\">{}</text>", COLORS[si % COLORS.len()], y + 10.0, esc(name));
+        let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"198\" y=\"{}\">{}</text>", chart::COLORS[si % chart::COLORS.len()], y + 10.0, esc(name));
     }
     s + "</svg>"
 }
 
-const STYLE: &str = "<style>body{font-family:sans-serif;margin:20px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}</style>";
+const STYLE: &str = "<style>body{font-family:sans-serif;margin:20px;max-width:1200px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}svg{display:block;margin:8px 0}</style>";
 
-/// The per-layer table and the charts of one evaluation (no page around them).
+/// The per-layer table and charts of one evaluation (no page around them).
 pub fn html_section(ev: &Evaluation) -> String {
     let e = &ev.energy;
     let runs: Vec<&ArchRun> = std::iter::once(&ev.flexcim).chain(&ev.baselines).collect();
@@ -98,23 +247,17 @@ pub fn html_section(ev: &Evaluation) -> String {
         runs.iter().map(|r| (r.name.clone(), layers(r).map(f).chain(std::iter::once(f(&r.result.total))).collect())).collect()
     };
     let us = |l: &Stats| l.total_cycles() as f64 / ev.mhz;
-    let mut s = String::from("<h2>Per layer</h2><table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>latency ratio FlexCiM/this</th><th>energy ratio FlexCiM/this</th></tr>");
+    let mut s = String::from("<table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>FlexCiM × faster than this</th><th>FlexCiM × less energy than this</th></tr>");
     for r in &runs {
         for (l, f) in layers(r).chain(std::iter::once(&r.result.total)).zip(fl.iter().copied().chain(std::iter::once(&ev.flexcim.result.total))) {
             let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.4e}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
                 esc(&l.name), esc(&r.name), l.total_cycles(), us(l), l.energy_pj(e), l.macs, l.utilisation(),
-                f.total_cycles() as f64 / l.total_cycles().max(1) as f64, f.energy_pj(e) / l.energy_pj(e).max(f64::MIN_POSITIVE));
+                times(l.total_cycles() as f64, f.total_cycles() as f64), times(l.energy_pj(e), f.energy_pj(e)));
         }
     }
     s += "</table>";
     s += &bars("Latency per layer (µs)", &labels, &per(&us), "µs");
     s += &bars("Energy per layer (pJ)", &labels, &per(&|l: &Stats| l.energy_pj(e)), "pJ");
-    let kinds: Vec<String> = e.entries().iter().map(|x| x.0.to_string()).collect();
-    let ebreak: Vec<(String, Vec<f64>)> = runs.iter().map(|r| (r.name.clone(), r.result.total.energy_by_event(e).iter().map(|x| x.1).collect())).collect();
-    s += &bars("Energy breakdown by event, total (pJ)", &kinds, &ebreak, "pJ");
-    let ckinds: Vec<String> = CYCLE_KINDS.iter().map(|k| k.to_string()).collect();
-    let cbreak: Vec<(String, Vec<f64>)> = runs.iter().map(|r| (r.name.clone(), r.result.total.cycles.iter().map(|&c| c as f64).collect())).collect();
-    s += &bars("Cycle breakdown, total", &ckinds, &cbreak, "cycles");
     s
 }
 
@@ -127,9 +270,30 @@ pub fn html_page(title: &str, intro: &str, sections: &[(String, String)]) -> Str
     s + "</body></html>\n"
 }
 
-/// The HTML report.
-pub fn html(ev: &Evaluation) -> String {
+/// The sections every report opens with: headline, Pareto plot, breakdown.
+pub fn summary_sections(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> Vec<(String, String)> {
+    vec![
+        ("Headline: FlexCiM against each baseline".to_string(), headline_html(h, e, mhz)),
+        ("Pareto plot: latency and energy".to_string(), pareto_html(h, e, mhz)),
+        ("Breakdown: weight load, select, compute, off-chip".to_string(), breakdown_html(h, e)),
+    ]
+}
+
+/// The headline rows of evaluations of a `.fir` file or stream (phase `run`).
+pub fn headlines(evs: &[(Regime, Evaluation)], rows: usize) -> Vec<Headline<'_>> {
+    evs.iter()
+        .map(|(r, ev)| Headline { regime: *r, phase: "run".into(), rows, flexcim: &ev.flexcim.result.total, baselines: ev.baselines.iter().map(|b| (b.name.as_str(), &b.result.total)).collect() })
+        .collect()
+}
+
+/// The HTML report of a `.fir` file or stream, one evaluation per regime:
+/// headline, Pareto plot, breakdown, then the per-layer detail of each regime.
+pub fn html(title: &str, evs: &[(Regime, Evaluation)], rows: usize) -> String {
+    let Some((_, first)) = evs.first() else { return html_page(title, "<p>No run.</p>", &[]) };
     let intro = format!("<p>Architecture: {}. Functional check: <b>{}</b>{}. Energy: parametric table (energy.toml), not the paper's; figures are model outputs, not silicon.</p>",
-        esc(&ev.flexcim.name), ev.check.label(), match &ev.check { Check::Failed(m) => format!(" ({})", esc(m)), _ => String::new() });
-    html_page("FlexCiM-like model: simulation report", &intro, &[(String::from("Results"), html_section(ev))])
+        esc(&first.flexcim.name), first.check.label(), match &first.check { Check::Failed(m) => format!(" ({})", esc(m)), _ => String::new() });
+    let h = headlines(evs, rows);
+    let mut sections = summary_sections(&h, &first.energy, first.mhz);
+    sections.extend(evs.iter().map(|(r, ev)| (format!("Per layer, {} weights", r.label()), html_section(ev))));
+    html_page(title, &intro, &sections)
 }

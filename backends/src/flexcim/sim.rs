@@ -11,6 +11,10 @@
 //!   in the pipeline.
 //! * `ldw`, `ldx`, `st`, `cfg` and `sync` wait for the pipeline to drain, then
 //!   take their transfer time (bits or bytes over the configured bandwidths).
+//!   Under the resident regime (`[memory] regime`) `ldw` and `dsel` are a
+//!   preload: no wait, no cycles, no energy (the cells are counted).
+//! * `cfg bypass=1` (a dense layer): no mux stages, 8-bit cell writes, bus
+//!   offsets only in `dsel` (the dense DCiM's costs).
 //! * `dsel` writes select registers (no drain: the mux is the first stage).
 //!
 //! Every malformed or out-of-range instruction is an error naming its index.
@@ -45,6 +49,10 @@ pub struct Stats {
     pub host_elems: u64,
     /// Array capacity in cell-cycles during compute (P·R·C × compute cycles).
     pub cell_cycles: u64,
+    /// Bytes of `events[OFFCHIP]` that carried weights (the rest: activations and results).
+    pub weight_offchip_bytes: u64,
+    /// Cells written before the run under the resident regime (not in cycles or energy).
+    pub preloaded_cells: u64,
 }
 
 impl Stats {
@@ -76,6 +84,8 @@ impl Stats {
         self.macs = self.macs.saturating_add(o.macs);
         self.host_elems = self.host_elems.saturating_add(o.host_elems);
         self.cell_cycles = self.cell_cycles.saturating_add(o.cell_cycles);
+        self.weight_offchip_bytes = self.weight_offchip_bytes.saturating_add(o.weight_offchip_bytes);
+        self.preloaded_cells = self.preloaded_cells.saturating_add(o.preloaded_cells);
         self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a = a.saturating_add(b));
         self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a = a.saturating_add(b));
     }
@@ -121,7 +131,8 @@ struct Machine<'a> {
     sel: Vec<RowSel>,
     act: Vec<i8>,
     acc: Vec<i64>,
-    cfg: Option<(usize, usize, usize)>,
+    /// The current `cfg`: (N, M, agg, bypass).
+    cfg: Option<(usize, usize, usize, bool)>,
     now: u64,
     drain_at: u64,
     res: SimResult,
@@ -136,6 +147,11 @@ impl<'a> Machine<'a> {
         }
         let i = self.res.layers.len() - 1;
         &mut self.res.layers[i]
+    }
+
+    /// Whether the current `cfg` takes the dense bypass.
+    fn bypass(&self) -> bool {
+        self.cfg.is_some_and(|c| c.3)
     }
 
     fn drain(&mut self) {
@@ -169,18 +185,21 @@ impl<'a> Machine<'a> {
                 self.res.outputs.push(vec![0; n]);
                 self.cur = Some((*tokens as usize, *out as usize, *inp as usize));
             }
-            Instr::Cfg { n, m, agg } => {
-                let (n, m, agg) = (*n as usize, *m as usize, *agg as usize);
+            Instr::Cfg { n, m, agg, bypass } => {
+                let (n, m, agg, bypass) = (*n as usize, *m as usize, *agg as usize, *bypass);
                 if n == 0 || n > m || m % 2 != 0 || m > 2 * a.distribution.fan_in {
                     return Err(format!("{n}:{m} is not a pattern this macro can configure (M even, <= {})", 2 * a.distribution.fan_in));
                 }
                 if agg == 0 || p % agg != 0 || agg > a.sparsity.aggregation {
                     return Err(format!("agg = {agg} must divide {p} sub-macros and be <= {}", a.sparsity.aggregation));
                 }
+                if bypass && !(n == m && a.distribution.dense_bypass && !a.hard_wired()) {
+                    return Err(format!("bypass with {n}:{m}: the dense bypass takes a dense (M:M) pattern on a macro with distribution.dense_bypass = true"));
+                }
                 self.drain();
                 let t = timing::cfg(a);
                 self.busy(cy::SELECT, t);
-                self.cfg = Some((n, m, agg));
+                self.cfg = Some((n, m, agg, bypass));
             }
             Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
                 let (sm, row, col, rows, cols) = (*sm as usize, *row as usize, *col as usize, *rows as usize, *cols as usize);
@@ -193,6 +212,10 @@ impl<'a> Machine<'a> {
                 if a.array.meta_bits == 0 && meta.iter().any(|&b| b != 0) {
                     return Err("metadata bit set, but this macro's cells have none (macro.meta_bits = 0)".into());
                 }
+                let bypass = self.bypass();
+                if bypass && meta.iter().any(|&b| b != 0) {
+                    return Err("metadata bit set in the dense bypass (the metadata column is not written)".into());
+                }
                 for i in 0..rows {
                     let at = (sm * r + row + i) * c + col;
                     let cells = w[i * cols..(i + 1) * cols].iter().zip(&meta[i * cols..(i + 1) * cols]);
@@ -200,8 +223,11 @@ impl<'a> Machine<'a> {
                         (*d0, *d1) = if bit != 0 { (0, v as i32) } else { (v as i32, 0) };
                     }
                 }
-                self.drain();
-                let t = timing::ldw(a, self.stats(), (rows * cols) as u64);
+                // Resident: the tile is already in its own macro, no wait.
+                if !a.resident() {
+                    self.drain();
+                }
+                let t = timing::ldw(a, self.stats(), (rows * cols) as u64, bypass);
                 self.busy(cy::WEIGHT_LOAD, t);
             }
             Instr::Dsel { row, bus, s1, s2 } => {
@@ -218,8 +244,12 @@ impl<'a> Machine<'a> {
                 if a.distribution.stages == 0 && s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s)) {
                     return Err("this macro has no distribution muxes: stage-2 selects must be the identity".into());
                 }
+                let bypass = self.bypass();
+                if bypass && (s1.iter().any(|&v| v != 0) || s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s))) {
+                    return Err("in the dense bypass a row is wired to its bus offset: s1 must be 0 and s2 the identity".into());
+                }
                 self.sel[row] = RowSel { bus: bus.clone(), s1: s1.clone(), s2: s2.clone() };
-                let t = timing::dsel(a, self.stats());
+                let t = timing::dsel(a, self.stats(), bypass);
                 self.busy(cy::SELECT, t);
             }
             Instr::Ldx { addr, data } => {
@@ -236,7 +266,7 @@ impl<'a> Machine<'a> {
             Instr::St { y, count, cols, dst, dstride } => {
                 let (tokens, out, _) = self.cur.ok_or("no layer started (st needs a `layer` before it)")?;
                 let (y, count, cols, dst, dstride) = (*y as usize, *count as usize, *cols as usize, *dst as usize, *dstride as usize);
-                let stride = self.cfg.map_or(c, |(_, _, agg)| p / agg * c);
+                let stride = self.cfg.map_or(c, |(_, _, agg, _)| p / agg * c);
                 if count > 0 && y + (count - 1) * stride + cols > self.acc.len() {
                     return Err(format!("accumulator words beyond {}", self.acc.len()));
                 }
@@ -266,7 +296,7 @@ impl<'a> Machine<'a> {
     fn mac(&mut self, x: usize, xstride: usize, y: usize, count: usize, accumulate: bool) -> Result<(), String> {
         let a = self.arch;
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
-        let (_, m, agg) = self.cfg.ok_or("no cfg before mac")?;
+        let (_, m, agg, bypass) = self.cfg.ok_or("no cfg before mac")?;
         let sets = p / agg;
         // The enabled positions: (merger set, activation offset of the pair, first cell).
         let mut rel: Vec<(usize, usize, usize)> = Vec::with_capacity(p * r);
@@ -318,7 +348,7 @@ impl<'a> Machine<'a> {
         offs.dedup();
         let n_sub = sub_active.iter().filter(|&&x| x).count() as u64;
         let n_sets = (0..sets).filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x)).count() as u64;
-        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate };
+        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate, bypass };
         let start = self.now;
         let t = timing::mac(a, self.stats(), &shape);
         self.busy(cy::COMPUTE, t.ideal);

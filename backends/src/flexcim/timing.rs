@@ -5,7 +5,8 @@
 //! Each function adds its energy events (and MACs) to a [`Stats`] and returns
 //! the cycles its instruction occupies; the caller keeps the clock (the
 //! simulator drains the pipeline before `ldw`/`ldx`/`st`/`cfg`/`sync`, the
-//! analytical model adds a `mac`'s whole latency for the same reason).
+//! analytical model adds a `mac`'s whole latency for the same reason; under
+//! the resident regime `ldw` neither drains nor costs, so passes overlap).
 //! Every size, depth and bandwidth comes from the [`Arch`].
 
 use super::arch::Arch;
@@ -64,9 +65,10 @@ pub fn ceil_div(a: u64, b: u64) -> u64 {
     a.div_ceil(b.max(1))
 }
 
-/// Bits one cell stores (weight + metadata).
-pub fn cell_bits(a: &Arch) -> u64 {
-    (a.array.weight_bits + a.array.meta_bits) as u64
+/// Bits written per cell: weight + metadata, or the weight alone in the
+/// dense bypass (the metadata column is write-masked).
+pub fn cell_bits(a: &Arch, bypass: bool) -> u64 {
+    (a.array.weight_bits + if bypass { 0 } else { a.array.meta_bits }) as u64
 }
 
 /// `cfg`: one select cycle.
@@ -74,17 +76,30 @@ pub fn cfg(_a: &Arch) -> u64 {
     1
 }
 
-/// `ldw` of `cells` cells: the slower of the array write port and the off-macro port.
-pub fn ldw(a: &Arch, s: &mut Stats, cells: u64) -> u64 {
-    let bits = cells * cell_bits(a);
+/// `ldw` of `cells` cells: the slower of the array write port and the
+/// off-macro port; under the resident regime a preload (no cycles, no
+/// energy, counted in `preloaded_cells`).
+pub fn ldw(a: &Arch, s: &mut Stats, cells: u64, bypass: bool) -> u64 {
+    if a.resident() {
+        s.preloaded_cells += cells;
+        return 0;
+    }
+    let bits = cells * cell_bits(a, bypass);
+    s.weight_offchip_bytes += ceil_div(bits, 8);
     s.events[ev::WEIGHT_WRITE] += cells;
     s.events[ev::OFFCHIP] += ceil_div(bits, 8);
     ceil_div(bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(ceil_div(bits, 8), a.buffers.offchip_bytes_per_cycle as u64))
 }
 
-/// `dsel` of one row: the row's select bits plus a 32-bit bus offset per sub-macro.
-pub fn dsel(a: &Arch, s: &mut Stats) -> u64 {
-    let bits = a.select_bits_per_row() as u64 + 32 * a.array.sub_macros as u64;
+/// `dsel` of one row: the row's select bits (none in the dense bypass) plus
+/// a 32-bit bus offset per sub-macro; under the resident regime preloaded
+/// with the weights (free).
+pub fn dsel(a: &Arch, s: &mut Stats, bypass: bool) -> u64 {
+    if a.resident() {
+        return 0;
+    }
+    let sel = if bypass { 0 } else { a.select_bits_per_row() as u64 };
+    let bits = sel + 32 * a.array.sub_macros as u64;
     s.events[ev::SELECT_WRITE] += bits;
     ceil_div(bits, a.buffers.select_bits_per_cycle as u64)
 }
@@ -122,6 +137,8 @@ pub struct MacShape {
     pub sets: u64,
     /// Added to the accumulator (read-modify-write) rather than written.
     pub accumulate: bool,
+    /// In the dense bypass: no mux stages (latency or energy).
+    pub bypass: bool,
 }
 
 /// When a `mac` issues and finishes, relative to its start.
@@ -142,7 +159,8 @@ pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
     let words = m.sets * c;
     let ii_in = ceil_div(m.bytes, a.buffers.activation_read_bytes_per_cycle as u64).max(1);
     let ii_out = ceil_div(words, a.buffers.output_words_per_cycle as u64).max(1);
-    let (front, back, depth) = (a.front_latency(), a.back_latency(), a.pipeline.psum_fifo_depth);
+    let mux_stages = if m.bypass { 0 } else { a.distribution.stages as u64 };
+    let (front, back, depth) = (a.front_latency() - a.distribution.stages as u64 + mux_stages, a.back_latency(), a.pipeline.psum_fifo_depth);
     // Vector t enters at enter(t) and is merged at merged(t); only the last
     // `depth` merge times matter (the FIFO), kept in a ring.
     let count = m.count as usize;
@@ -168,7 +186,7 @@ pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
     e[ev::CELL_READ] += cells * cnt;
     e[ev::MAC] += cells * cnt;
     e[ev::ADDER_ADD] += m.active_subs * (r - 1) * c * cnt;
-    e[ev::MUX_HOP] += m.positions * a.distribution.stages as u64 * cnt;
+    e[ev::MUX_HOP] += m.positions * mux_stages * cnt;
     e[ev::MERGE_ADD] += m.active_sets * (m.agg - 1) * c * cnt;
     e[ev::FIFO_WRITE] += m.active_subs * c * cnt;
     e[ev::FIFO_READ] += m.active_subs * c * cnt;

@@ -19,7 +19,7 @@ use flexc_passes::{ManagerOptions, PassManager};
 use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
-use flexc_backends::flexcim::arch::{parse_pattern, Arch, EnergyTable};
+use flexc_backends::flexcim::arch::{parse_pattern, Arch, EnergyTable, Regime};
 use flexc_backends::flexcim::fromir::from_ir;
 use flexc_backends::flexcim::isa::{encode, print_asm, read_stream, Program};
 use flexc_backends::flexcim::lower::MagnitudePrune;
@@ -90,7 +90,11 @@ pub struct SimArgs {
     /// Energy table (default: the embedded backends/flexcim/energy.toml).
     #[arg(long)]
     pub energy: Option<PathBuf>,
-    /// Baselines, comma-separated: dense, fixed-N:M (default: dense,fixed-1:2,fixed-2:4; for a model dense,fixed-2:4).
+    /// Baselines, comma-separated: dense (a dense DCiM), fixed-N:M (that
+    /// pattern and dense; other masks run dense), fixed-N:M-reprune (other
+    /// sparse masks re-pruned to N:M, tile-aligned), vegeta (a VEGETA-like
+    /// N:4 engine: 1:4, 2:4, dense) (default: dense,fixed-1:2,fixed-2:4; for
+    /// a model dense,fixed-2:4,fixed-2:4-reprune,vegeta).
     #[arg(long)]
     pub baseline: Option<String>,
     /// `text` or `json`.
@@ -116,6 +120,12 @@ pub struct SimArgs {
     /// Model: seconds of cycle-level simulation a phase may take under --engine auto.
     #[arg(long, default_value_t = 60.0)]
     pub budget: f64,
+    /// Weight regime(s) reported: `resident` (weights and selects preloaded in
+    /// the macros, the FlexCiM paper's assumption), `streamed` (loaded per
+    /// tile, every run) or `both` (the default, resident first); see the
+    /// `[memory]` section of arch.toml.
+    #[arg(long, default_value = "both")]
+    pub regime: String,
     #[command(flatten)]
     pub opts: FlexcimOpts,
 }
@@ -205,18 +215,36 @@ pub fn compile(args: CompileArgs) -> CliResult {
     write_stream(&args.output, &program)
 }
 
-/// The evaluation `sim` prints, from either kind of input.
-pub fn sim_eval(args: &SimArgs) -> CliResult<Evaluation> {
+/// The regimes `--regime` asks for, in report order.
+pub fn regimes(args: &SimArgs) -> CliResult<Vec<Regime>> {
+    match args.regime.as_str() {
+        "both" => Ok(Regime::ALL.to_vec()),
+        r => Regime::parse(r).map(|r| vec![r]).map_err(|e| CliError::usage(format!("error: --regime: {e}, or both"))),
+    }
+}
+
+/// The evaluations `sim` prints, one per regime, from a `.fir` file or a
+/// stream, and the rows (tokens) of a layer.
+pub fn sim_eval(args: &SimArgs) -> CliResult<(Vec<(Regime, Evaluation)>, usize)> {
     let arch = load_arch(&args.opts)?;
     let energy = load_energy(args)?;
+    let regimes = regimes(args)?;
     if kind(&args.input) == Input::Fir {
         let w = ir_work(Path::new(&args.input), &args.opts, None)?;
-        return evaluate(&arch, &energy, &w.work, &w.host, &baselines(args, "dense,fixed-1:2,fixed-2:4")).map_err(|e| CliError::input(format!("error: {e}")));
+        let bl = baselines(args, "dense,fixed-1:2,fixed-2:4");
+        let evs = regimes.iter().map(|&r| evaluate(&arch.with_regime(r), &energy, &w.work, &w.host, &bl).map(|e| (r, e))).collect::<Result<Vec<_>, _>>();
+        return evs.map(|e| (e, args.opts.tokens)).map_err(|e| CliError::input(format!("error: {e}")));
     }
     let bytes = flexc_ir::limits::read_regular(Path::new(&args.input), flexc_ir::limits::MAX_TEXT_BYTES).map_err(|e| CliError::input(format!("{}: cannot read: {e}", args.input)))?;
     let prog = read_stream(&bytes).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
-    let run = run_program(&arch, &format!("{} (FlexCiM-like)", arch.name), prog, Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
-    Ok(Evaluation { flexcim: run, baselines: Vec::new(), check: Check::Skipped, energy, mhz: arch.clock.mhz })
+    let rows = prog.instrs.iter().find_map(|i| match i { flexc_backends::flexcim::isa::Instr::Layer { tokens, .. } => Some(*tokens as usize), _ => None }).unwrap_or(0);
+    let mut out = Vec::new();
+    for r in regimes {
+        let a = arch.with_regime(r);
+        let run = run_program(&a, &format!("{} (FlexCiM-like)", a.name), prog.clone(), Vec::new()).map_err(|e| CliError::input(format!("{}: {e}", args.input)))?;
+        out.push((r, Evaluation { flexcim: run, baselines: Vec::new(), check: Check::Skipped, energy: energy.clone(), mhz: a.clock.mhz }));
+    }
+    Ok((out, rows))
 }
 
 /// Runs `flexc sim`.
@@ -224,27 +252,37 @@ pub fn sim(args: SimArgs) -> CliResult {
     if args.format != "text" && args.format != "json" {
         return Err(CliError::usage(format!("error: --format {}: use text or json", args.format)));
     }
+    regimes(&args)?;
     if kind(&args.input) == Input::Model {
         let (arch, energy) = (load_arch(&args.opts)?, load_energy(&args)?);
-        return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4"));
+        return model::sim_model(&args, &arch, &energy, &baselines(&args, "dense,fixed-2:4,fixed-2:4-reprune,vegeta"));
     }
-    let ev = sim_eval(&args)?;
-    let macs = ev.flexcim.result.total.macs as f64;
-    let speed = (ev.flexcim.sim_seconds > 0.0).then(|| macs / ev.flexcim.sim_seconds);
+    let (evs, rows) = sim_eval(&args)?;
+    let Some((_, first)) = evs.first() else { return Err(CliError::internal("internal error: no regime evaluated")) };
+    let check = evs.iter().map(|e| &e.1.check).find(|c| matches!(c, Check::Failed(_))).unwrap_or(&first.check).clone();
     if let Some(p) = &args.report {
-        write_atomic(p, report::html(&ev).as_bytes())?;
+        write_atomic(p, report::html(&format!("FlexCiM-like model: {}", args.input), &evs, rows).as_bytes())?;
     }
-    let j = report::json(&ev, speed);
+    let h = report::headlines(&evs, rows);
     if args.format == "json" {
+        let per: Vec<serde_json::Value> = evs.iter().map(|(r, ev)| {
+            let speed = (ev.flexcim.sim_seconds > 0.0).then(|| ev.flexcim.result.total.macs as f64 / ev.flexcim.sim_seconds);
+            report::json(ev, *r, speed)
+        }).collect();
+        let j = serde_json::json!({"input": args.input, "model": "FlexCiM-like model (parametric; energy table = backends/flexcim/energy.toml assumptions)", "arch": first.flexcim.name,
+            "functional_check": check.label(), "headline": report::headline_json(&h, &first.energy, first.mhz), "regimes": per});
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
     } else {
-        println!("FlexCiM-like model: {} cycles, {:.4e} pJ, {} cell MACs, functional check {}", j["cycles"], j["energy_pj"].as_f64().unwrap_or(0.0), j["macs"], j["functional_check"].as_str().unwrap_or(""));
-        for b in j["baselines"].as_array().into_iter().flatten() {
-            println!("  vs {}: {} cycles, {:.4e} pJ (latency ratio {:.3}, energy ratio {:.3})", b["name"].as_str().unwrap_or(""), b["cycles"], b["energy_pj"].as_f64().unwrap_or(0.0),
-                b["latency_ratio_flexcim_over_baseline"].as_f64().unwrap_or(0.0), b["energy_ratio_flexcim_over_baseline"].as_f64().unwrap_or(0.0));
+        println!("FlexCiM-like model ({}; energy: energy.toml assumptions) on {}; functional check {}", first.flexcim.name, args.input, check.label());
+        print!("{}", report::headline_text(&h, &first.energy, first.mhz));
+        for (r, ev) in &evs {
+            let t = &ev.flexcim.result.total;
+            let (c, e) = report::breakdown(t, &ev.energy);
+            println!("{}: FlexCiM {} cycles, {:.4e} pJ, {} cell MACs; cycles / pJ by part: {}", r.label(), t.total_cycles(), t.energy_pj(&ev.energy), t.macs,
+                report::PARTS.iter().zip(c.iter().zip(e)).map(|(p, (c, e))| format!("{p} {c} / {e:.4e}")).collect::<Vec<_>>().join(", "));
         }
     }
-    if let Check::Failed(m) = &ev.check {
+    if let Check::Failed(m) = &check {
         return Err(CliError::internal(format!("internal error: functional check failed: {m}")));
     }
     Ok(())

@@ -56,43 +56,21 @@ pub fn report_json(cfg: &FlowNm, sel: &Selection) -> serde_json::Value {
     })
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
-}
-
-/// A hand-written SVG: outlier ratio (bars) and normalised locality (line)
-/// per block, with the chosen N:M written under each bar.
-pub fn report_svg(cfg: &FlowNm, sel: &Selection) -> String {
-    let n = sel.units.len().max(1);
-    let (w, h, left, top, plot_h) = (60.0 + 28.0 * n as f64, 340.0, 50.0, 40.0, 220.0);
-    let rmax = sel.units.iter().map(|u| u.outlier_ratio).fold(0.0, f64::max).max(1e-12);
+/// The SVG: per block (x axis, the chosen N:M under each), three bars in
+/// percent: the sparsity chosen, the outlier ratio, and the locality as a
+/// percentage of the largest block's; the title names the model, the
+/// pipeline's target and what was achieved.
+pub fn report_svg(model: &str, cfg: &FlowNm, sel: &Selection) -> String {
+    let blocks: Vec<String> = sel.units.iter().map(|u| u.block.to_string()).collect();
+    let nm: Vec<String> = sel.units.iter().map(|u| u.nm.map_or("-".into(), |c| c.to_string())).collect();
     let lmax = sel.units.iter().map(|u| u.locality).fold(0.0, f64::max).max(1e-300);
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w:.0}\" height=\"{h:.0}\" font-family=\"sans-serif\" font-size=\"10\">\n");
-    s += &format!("<text x=\"{left}\" y=\"18\" font-size=\"13\">{}</text>\n", esc(&format!(
-        "flow-nm: target {:.3}, achieved {:.3} ({} mode); bars: outlier ratio (max {:.2}%), line: locality (max {:.3e})",
-        cfg.sparsity, sel.achieved, if cfg.nearest { "nearest" } else { "reference" }, rmax, lmax)));
-    s += &format!("<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n", top + plot_h, w - 10.0, top + plot_h);
-    let mut pts = Vec::new();
-    for (i, u) in sel.units.iter().enumerate() {
-        let x = left + 28.0 * i as f64;
-        let bh = plot_h * u.outlier_ratio / rmax;
-        let color = match u.nm.map(|c| (c.n(), c.m())) {
-            Some((a, b)) if a == b => "#999999",
-            Some((_, 4)) => "#d62728",
-            Some((2, 8)) => "#1f77b4",
-            Some(_) => "#2ca02c",
-            None => "#9467bd",
-        };
-        s += &format!("<rect x=\"{:.1}\" y=\"{:.1}\" width=\"20\" height=\"{bh:.1}\" fill=\"{color}\"><title>block {}: r = {:.3}%, li = {:.3e}</title></rect>\n", x, top + plot_h - bh, u.block, u.outlier_ratio, u.locality);
-        let label = u.nm.map_or(format!("{:.2}", u.sparsity), |c| c.to_string());
-        s += &format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n", x + 10.0, top + plot_h + 14.0, esc(&label));
-        s += &format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#666\">{}</text>\n", x + 10.0, top + plot_h + 28.0, u.block);
-        pts.push(format!("{:.1},{:.1}", x + 10.0, top + plot_h - plot_h * u.locality / lmax));
-    }
-    s += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"#ff7f0e\" stroke-width=\"2\"/>\n", pts.join(" "));
-    s += &format!("<text x=\"{left}\" y=\"{}\">colour: grey dense (N = M), red M = 4, blue 2:8, green other M = 8; label: N:M (N kept of M); below: block</text>\n", h - 12.0);
-    s += "</svg>\n";
-    s
+    let series = vec![
+        ("sparsity chosen (%)".to_string(), sel.units.iter().map(|u| 100.0 * u.sparsity).collect()),
+        ("outlier ratio (% of weights)".to_string(), sel.units.iter().map(|u| u.outlier_ratio).collect()),
+        (format!("locality (% of the largest, {lmax:.3e})"), sel.units.iter().map(|u| 100.0 * u.locality / lmax).collect()),
+    ];
+    let title = format!("{model}: flow-nm target {:.3}, achieved {:.3} ({} mode)", cfg.sparsity, sel.achieved, if cfg.nearest { "nearest" } else { "reference" });
+    flexc_backends::chart::grouped_bars(&title, "decoder block (N:M chosen below)", &blocks, &nm, "percent (%)", &series) + "\n"
 }
 
 /// Runs `flexc sparsity-report`.
@@ -106,7 +84,8 @@ pub fn run(args: ReportArgs) -> CliResult {
     super::calibrate::attach_sensitivity(&mut module, &path, &args.pipeline, stats.as_ref())?;
     let sel = cfg.select(&module).map_err(|e| CliError::input(format!("error: {e}")))?;
     if let Some(svg) = &args.svg {
-        write_atomic(svg, report_svg(&cfg, &sel).as_bytes())?;
+        let name = args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.to_string());
+        write_atomic(svg, report_svg(&name, &cfg, &sel).as_bytes())?;
     }
     match args.format {
         Format::Json => println!("{}", report_json(&cfg, &sel)),

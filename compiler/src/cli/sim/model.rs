@@ -122,6 +122,7 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     if args.rows > MAX_ROWS {
         return Err(CliError::usage(format!("error: --rows {}: at most {MAX_ROWS} prefill rows (each is interpreted to make the activations)", args.rows)));
     }
+    let regimes = super::regimes(args)?;
     let t0 = Instant::now();
     let func = args.opts.func.as_deref();
     let bar = progress_bar(0, "layers");
@@ -131,7 +132,7 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
     if args.rows > 0 {
         phases_wanted.push(("prefill", args.rows));
     }
-    bar.set_length((layers.len() * phases_wanted.len()) as u64);
+    bar.set_length((layers.len() * phases_wanted.len() * regimes.len()) as u64);
     bar.set_position(0);
     // The cycle engine's rate, measured on the first block's layers (decode, all archs).
     let on = Machines { arch, energy, baselines };
@@ -147,8 +148,10 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
         rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64 / t.elapsed().as_secs_f64().max(1e-6);
     }
     let mut phases: Vec<(PhaseResult, String)> = Vec::new();
-    for (i, &(name, rows)) in phases_wanted.iter().enumerate() {
-        let work = cycle_work(arch, baselines, &layers, rows).map_err(input_err)?;
+    let mut done = 0u64;
+    for &(name, rows) in &phases_wanted {
+        // Every regime simulates the phase again (the same stream, other timing).
+        let work = cycle_work(arch, baselines, &layers, rows).map_err(input_err)? * regimes.len() as u64;
         let interp = if rows == 1 { 0.0 } else { interp1 * rows as f64 };
         let (engine, why) = choose(args, work, rate, interp)?;
         let acts = match engine {
@@ -159,12 +162,18 @@ pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &
             }
             Engine::Analytical => None,
         };
-        bar.set_message(format!("{name} ({})", engine.label()));
-        let base = (i * layers.len()) as u64;
-        let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(base + d as u64)).map_err(input_err)?;
-        phases.push((ph, why));
+        for &r in &regimes {
+            bar.set_message(format!("{name}, {} ({})", r.label(), engine.label()));
+            let a = arch.with_regime(r);
+            let on = Machines { arch: &a, energy, baselines };
+            let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(done + d as u64)).map_err(input_err)?;
+            done += layers.len() as u64;
+            phases.push((ph, why.clone()));
+        }
     }
     bar.finish_and_clear();
+    // Report order: by regime (resident first), then phase.
+    phases.sort_by_key(|p| regimes.iter().position(|&r| r == p.0.regime));
     let run = ModelRun { model: path.display().to_string(), pipeline, remarks, skipped, phases, arch, energy, baselines, compile_s };
     out::emit(args, &run)
 }

@@ -1,7 +1,9 @@
-//! Output of `flexc sim MODEL`: a per-layer text table per phase with
-//! totals and ratios against each baseline, one JSON object (`--format
-//! json`), and the HTML report (`--report`, the same page builder as for
-//! streams). Ratios are "× better": baseline cycles (or energy) over
+//! Output of `flexc sim MODEL`: the headline (per weight regime and phase,
+//! FlexCiM against each baseline), the breakdown (weight load, select,
+//! compute, off-chip), then a per-layer text table per phase; one JSON
+//! object (`--format json`); and the HTML report (`--report`, the same
+//! builders as for streams: headline, Pareto plot, breakdown, per-layer
+//! detail). Ratios are "× better": baseline cycles (or energy) over
 //! FlexCiM's, so above 1 means FlexCiM is faster (or spends less); in the
 //! table `cyc x B` / `nrg x B` are those ratios against baseline B, and
 //! `slots/align` is the slots allocated over what aligned masks need.
@@ -11,7 +13,7 @@ use super::SimArgs;
 use crate::output::write_atomic;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
 use flexc_backends::flexcim::model::{phase_evaluation, Engine, PhaseResult};
-use flexc_backends::flexcim::report::{esc, html_page, html_section};
+use flexc_backends::flexcim::report::{breakdown, breakdown_json, esc, headline_json, headline_text, html_page, html_section, summary_sections, Headline, PARTS};
 use flexc_backends::flexcim::sim::Stats;
 use flexc_backends::flexcim::Check;
 use serde_json::{json, Value};
@@ -49,25 +51,35 @@ fn overall(run: &ModelRun<'_>) -> Check {
     checks.iter().find(|c| matches!(c, Check::Failed(_))).map(|c| (*c).clone()).unwrap_or(if checks.contains(&&Check::Passed) { Check::Passed } else { Check::Skipped })
 }
 
-fn sum(run: &ModelRun<'_>, a: usize) -> Stats {
-    let mut s = Stats::default();
-    run.phases.iter().for_each(|p| s.add(&p.0.totals[a]));
-    s
+/// The headline rows: one per phase (already in report order).
+fn headlines<'a>(run: &'a ModelRun<'_>) -> Vec<Headline<'a>> {
+    run.phases
+        .iter()
+        .map(|(p, _)| Headline { regime: p.regime, phase: p.name.clone(), rows: p.rows, flexcim: &p.totals[0], baselines: run.baselines.iter().enumerate().map(|(i, b)| (b.as_str(), &p.totals[i + 1])).collect() })
+        .collect()
 }
 
-/// The JSON object.
+/// Macros (P × R × C cells each) the preloaded cells fill, for the resident regime.
+fn macros(run: &ModelRun<'_>, s: &Stats) -> u64 {
+    let a = &run.arch.array;
+    s.preloaded_cells.div_ceil((a.sub_macros * a.rows * a.columns) as u64)
+}
+
+/// The JSON object: `headline` (per regime and phase, each baseline's
+/// `speedup` and `energy_saving`, baseline ÷ FlexCiM), then `phases` in detail.
 pub fn json(run: &ModelRun<'_>) -> Value {
     let e = run.energy;
     let mhz = run.arch.clock.mhz;
-    let t = sum(run, 0);
     let base_json = |s: &Stats, ours: &Stats, name: &str| json!({"name": name, "cycles": s.total_cycles(), "energy_pj": s.energy_pj(e),
-        "speedup": ratio(s.total_cycles() as f64, ours.total_cycles() as f64), "energy_saving": ratio(s.energy_pj(e), ours.energy_pj(e))});
+        "speedup": ratio(s.total_cycles() as f64, ours.total_cycles() as f64), "energy_saving": ratio(s.energy_pj(e), ours.energy_pj(e)),
+        "breakdown": breakdown_json(s, e), "preloaded_cells": s.preloaded_cells, "resident_macros": macros(run, s)});
     let phases: Vec<Value> = run.phases.iter().map(|(p, why)| {
         let f = &p.totals[0];
         // Cell MACs simulated (FlexCiM and every baseline) per wall-clock second of the phase.
         let speed = (p.engine == Engine::Cycle && p.seconds > 0.0).then(|| p.totals.iter().map(|t| t.macs).sum::<u64>() as f64 / p.seconds);
-        json!({"name": p.name, "rows": p.rows, "engine": p.engine.label(), "engine_reason": why, "functional_check": p.check.label(), "seconds": p.seconds, "sim_macs_per_second": speed,
+        json!({"name": p.name, "rows": p.rows, "regime": p.regime.label(), "engine": p.engine.label(), "engine_reason": why, "functional_check": p.check.label(), "seconds": p.seconds, "sim_macs_per_second": speed,
             "cycles": f.total_cycles(), "latency_us": f.total_cycles() as f64 / mhz, "energy_pj": f.energy_pj(e), "macs": f.macs, "dense_macs": f.dense_macs, "utilisation": f.utilisation(),
+            "breakdown": breakdown_json(f, e), "preloaded_cells": f.preloaded_cells, "resident_macros": macros(run, f),
             "slots": p.layers.iter().map(|l| l.slots.0).sum::<usize>(), "aligned_slots": p.layers.iter().map(|l| l.slots.1).sum::<usize>(),
             "baselines": run.baselines.iter().enumerate().map(|(i, b)| base_json(&p.totals[i + 1], f, b)).collect::<Vec<_>>(),
             "layers": p.layers.iter().map(|l| json!({"name": l.name, "block": l.block, "nm": l.nm, "out": l.shape.0, "in": l.shape.1, "slots": l.slots.0, "aligned_slots": l.slots.1,
@@ -77,9 +89,9 @@ pub fn json(run: &ModelRun<'_>) -> Value {
     json!({
         "model": run.model, "pipeline": run.pipeline, "remarks": run.remarks,
         "arch": run.arch.name, "energy_model": "FlexCiM-like model (parametric; energy table = backends/flexcim/energy.toml assumptions)",
-        "cycles": t.total_cycles(), "latency_us": t.total_cycles() as f64 / mhz, "energy_pj": t.energy_pj(e), "macs": t.macs, "utilisation": t.utilisation(),
+        "ratios": "baseline / FlexCiM: speedup = x faster than, energy_saving = x less energy than (above 1 FlexCiM is better)",
+        "headline": headline_json(&headlines(run), e, mhz),
         "functional_check": overall(run).label(),
-        "baselines": run.baselines.iter().enumerate().map(|(i, b)| base_json(&sum(run, i + 1), &t, b)).collect::<Vec<_>>(),
         "outside_blocks": lm_heads(run), "not_simulated": run.skipped.iter().map(|(n, o, i)| json!({"name": n, "out": o, "in": i, "why": "outside the decoder blocks, weight computed at run time"})).collect::<Vec<_>>(),
         "compile_seconds": run.compile_s,
         "phases": phases,
@@ -101,8 +113,16 @@ fn text(run: &ModelRun<'_>) {
     for (n, o, i) in &run.skipped {
         println!("not simulated (outside the decoder blocks, weight computed at run time): {n} {o}x{i}");
     }
+    print!("\n{}", headline_text(&headlines(run), e, run.arch.clock.mhz));
+    println!("\nbreakdown (cycles / energy in nJ) by part: {}", PARTS.join(", "));
+    for (p, _) in &run.phases {
+        for (n, st) in std::iter::once(("FlexCiM", &p.totals[0])).chain(run.baselines.iter().map(String::as_str).zip(&p.totals[1..])) {
+            let (c, en) = breakdown(st, e);
+            println!("  {:<9} {:<8} {:<12} {}", p.regime.label(), p.name, n, c.iter().zip(en).map(|(c, en)| format!("{c:>10} / {:>10.2}", en / 1e3)).collect::<Vec<_>>().join("  "));
+        }
+    }
     for (p, why) in &run.phases {
-        println!("\nphase {} ({} row{}): {} engine ({why}); functional check {}; {:.2} s", p.name, p.rows, if p.rows == 1 { "" } else { "s" }, p.engine.label(), p.check.label(), p.seconds);
+        println!("\nphase {}, {} weights ({} row{}): {} engine ({why}); functional check {}; {:.2} s", p.name, p.regime.label(), p.rows, if p.rows == 1 { "" } else { "s" }, p.engine.label(), p.check.label(), p.seconds);
         let heads: Vec<String> = run.baselines.iter().flat_map(|b| [format!("cyc x {b}"), format!("nrg x {b}")]).collect();
         let widths: Vec<usize> = heads.iter().map(|h| h.len().max(8) + 2).collect();
         println!("{:<28} {:>5} {:>11} {:>9} {:>12} {:>6} {}", "layer", "N:M", "slots/align", "cycles", "energy (nJ)", "util", heads.iter().zip(&widths).map(|(h, w)| format!("{h:>w$}")).collect::<String>());
@@ -117,11 +137,6 @@ fn text(run: &ModelRun<'_>) {
         }
         let slots = (p.layers.iter().map(|l| l.slots.0).sum(), p.layers.iter().map(|l| l.slots.1).sum());
         row("total", "", slots, &p.totals);
-        let f = &p.totals[0];
-        for (i, b) in run.baselines.iter().enumerate() {
-            let s = &p.totals[i + 1];
-            println!("  {} vs {b}: {:.3}x fewer cycles ({} vs {}), {:.3}x less energy ({:.4e} vs {:.4e} pJ)", p.name, ratio(s.total_cycles() as f64, f.total_cycles() as f64), f.total_cycles(), s.total_cycles(), ratio(s.energy_pj(e), f.energy_pj(e)), f.energy_pj(e), s.energy_pj(e));
-        }
     }
 }
 
@@ -139,10 +154,11 @@ pub fn html(run: &ModelRun<'_>) -> String {
         intro += &format!("<li>not simulated (outside the decoder blocks, weight computed at run time): {} {o}x{i}</li>", esc(n));
     }
     intro += "</ul>";
-    let sections: Vec<(String, String)> = run.phases.iter().map(|(p, why)| {
+    let mut sections = summary_sections(&headlines(run), run.energy, run.arch.clock.mhz);
+    sections.extend(run.phases.iter().map(|(p, why)| {
         let ev = phase_evaluation(p, &format!("{} (FlexCiM-like)", run.arch.name), run.baselines, run.energy, run.arch.clock.mhz);
-        (format!("{} ({} rows): {} engine", p.name, p.rows, p.engine.label()), format!("<p>{}; functional check {}.</p>{}", esc(why), p.check.label(), html_section(&ev)))
-    }).collect();
+        (format!("Per layer: {} ({} rows), {} weights, {} engine", p.name, p.rows, p.regime.label(), p.engine.label()), format!("<p>{}; functional check {}.</p>{}", esc(why), p.check.label(), html_section(&ev)))
+    }));
     html_page(&format!("FlexCiM-like model: {}", run.model), &intro, &sections)
 }
 
