@@ -30,7 +30,11 @@ method in both engines). Threads: --threads for both engines.
 
 Usage: bench/quality-frontier.py [--model NAME]... [--chunks 20] [--threads 2]
          [--bpw 3.0,3.5,4.0,4.5,5.0] [--configs FILE] [--no-llama] [--no-flexc]
-         [--no-speed] [--out bench/results]
+         [--no-speed | --speed-only EARLIER.json] [--recompile] [--out bench/results]
+Quality and speed can be measured apart (perplexity does not depend on the
+machine's load, speed does): a --no-speed run at any time, then a
+--speed-only run on a quiet machine, which reuses the compiled .flexc files
+and llama.cpp's quantized files and takes the perplexities from the first.
 A configs file has one `name<TAB>pipeline` per line (# comments).
 Environment: FLEXC (default: target/release/flexc, built if missing),
 FLEXC_CACHE_DIR (default ~/.cache/flexc). llama.cpp's tools are built by
@@ -119,8 +123,9 @@ def flexc_row(flexc, model, name, pipeline, a):
     if err:
         log(f"flexc compile failed on {name}: {err.splitlines()[-1:]}")
         return {"engine": "flexc", "config": name, "pipeline": pipeline, "error": err}
-    cmd = [flexc, "bench", "model", path, "--threads", a.threads, "--format", "json",
-           "--ppl-file", TEXT, "--ppl-chunks", a.chunks, "--ppl-ctx", 512]
+    cmd = [flexc, "bench", "model", path, "--threads", a.threads, "--format", "json"]
+    if not a.speed_only:
+        cmd += ["--ppl-file", TEXT, "--ppl-chunks", a.chunks, "--ppl-ctx", 512]
     if a.no_speed:
         cmd += ["--repeats", 1, "--prompt-tokens", 16, "--gen-tokens", 4]
     t0 = time.time()
@@ -130,8 +135,8 @@ def flexc_row(flexc, model, name, pipeline, a):
         return {"engine": "flexc", "config": name, "pipeline": pipeline, "error": r.stderr.strip()[-300:]}
     j = json.loads(r.stdout)
     return {
-        "engine": "flexc", "config": name, "pipeline": pipeline, "bpw": j["bits_per_weight"], "ppl": j["perplexity"],
-        "ppl_stderr": j["perplexity_stderr"], "decode": None if a.no_speed else j["decode_tok_s"],
+        "engine": "flexc", "config": name, "pipeline": pipeline, "bpw": j["bits_per_weight"], "ppl": j.get("perplexity"),
+        "ppl_stderr": j.get("perplexity_stderr"), "decode": None if a.no_speed else j["decode_tok_s"],
         "prefill": None if a.no_speed else j["prefill_tok_s"], "parameters": j["parameters"],
         "compile_s": compile_s, "measure_s": round(time.time() - t0, 1),
         "formats": chosen_formats(j.get("remarks", [])),
@@ -179,6 +184,9 @@ def llama_rows(model, src, params, work, a):
     for t in LLAMA_TYPES:
         for im in (False, True):
             out = work / f"{t}{'-imatrix' if im else ''}.gguf"
+            if a.speed_only and out.exists():
+                files.append((f"{t}{' + imatrix' if im else ''}", im, out))
+                continue
             cmd = [BIN / "llama-quantize", "--allow-requantize"] + (["--imatrix", imatrix] if im else []) + [src, out, t, a.threads]
             r = run(cmd)
             label = f"{t}{' + imatrix' if im else ''}"
@@ -188,11 +196,29 @@ def llama_rows(model, src, params, work, a):
                 continue
             files.append((label, im, out))
     for label, im, path in files:
-        ppl, err = llama_ppl(path, a)
+        ppl, err = (None, None) if a.speed_only else llama_ppl(path, a)
         pp, tg = llama_speed(path, a)
         rows.append({"engine": "llama.cpp", "config": label, "bpw": path.stat().st_size * 8 / params, "ppl": ppl, "ppl_stderr": err,
                      "decode": tg, "prefill": pp, "file_bytes": path.stat().st_size})
     return rows
+
+
+def with_earlier_quality(rows, path, model):
+    """Speed rows completed with the perplexity (and what else only the
+    quality run knows) of the same engine and config in an earlier run."""
+    j = json.loads(path.read_text())
+    if j.get("model") != model:
+        sys.exit(f"{path}: a frontier of {j.get('model')}, not {model}")
+    earlier = {(r["engine"], r["config"]): r for r in j["rows"] if "error" not in r}
+    out = []
+    for r in rows:
+        e = earlier.get((r["engine"], r["config"]))
+        if "error" in r or e is None:
+            out.append(r)
+            continue
+        out.append(dict(r, ppl=e.get("ppl"), ppl_stderr=e.get("ppl_stderr"), ppl_from=str(path),
+                        **{k: e[k] for k in ("formats", "compile_s") if r.get(k) in (None, {}) and k in e}))
+    return out
 
 
 def fmt(v, spec):
@@ -203,7 +229,8 @@ def markdown(model, rows, a, cmdline):
     lines = [f"# Size / quality / speed frontier: {model}", "",
              f"Perplexity: Pride and Prejudice, ctx 512, {a.chunks} chunks; speed: prefill 512 / decode 64 tokens at {a.threads} threads, "
              "both engines in one run on this machine (shared; compare within the table).", "",
-             f"Command: `{cmdline}`", ""] + [f"Rows marked * come from an earlier run: `{c}`" for c in sorted({r["run"] for r in rows if "run" in r})] + ["",
+             f"Command: `{cmdline}`", ""] + [f"Rows marked * come from an earlier run: `{c}`" for c in sorted({r["run"] for r in rows if "run" in r})] + [
+             f"Perplexities (and formats, compile times) of this speed-only run are those of the same configs in `{c}`" for c in sorted({r["ppl_from"] for r in rows if "ppl_from" in r})] + ["",
              "| engine | config | bits per weight | perplexity | decode tok/s | prefill tok/s |", "|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["engine"], r.get("bpw") or 99)):
         if "error" in r:
@@ -285,6 +312,8 @@ def main():
     ap.add_argument("--no-llama", action="store_true")
     ap.add_argument("--no-flexc", action="store_true")
     ap.add_argument("--no-speed", action="store_true", help="perplexity and size only")
+    ap.add_argument("--speed-only", metavar="JSON",
+                    help="measure speed only; perplexities (and formats, compile times) come from this earlier frontier-<model>.json, matched by engine and config")
     ap.add_argument("--recompile", action="store_true", help="compile every flexc config again instead of reusing its cached .flexc")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--include", action="append", default=[], metavar="JSON",
@@ -326,6 +355,8 @@ def main():
             work = CACHE / "frontier" / model
             work.mkdir(parents=True, exist_ok=True)
             rows += llama_rows(model, src, params, work, a)
+        if a.speed_only:
+            rows = with_earlier_quality(rows, Path(a.speed_only), model)
         for inc in a.include:
             j = json.loads(Path(inc).read_text())
             if j.get("model") == model:
