@@ -52,8 +52,12 @@ pub fn probe_pass(weights: &[(String, usize)], head: bool) -> String {
         .join(",")
 }
 
-/// The floor of a probe's ΔNLL, as a share of the median probe's.
-const FLOOR_OF_MEDIAN: f64 = 0.05;
+/// The floor of a probe's ΔNLL, as a share of the median probe's: a probe
+/// at the noise level says "small", not "free". Measured on SmolLM2 at
+/// `bpw=4.0` (20 chunks): with a floor of 5%, the search put 25 tensors of
+/// the quietest blocks at 2 bits and got 29.43; at 50%, 28.56 (without 2-bit
+/// candidates at all, 28.40).
+const FLOOR_OF_MEDIAN: f64 = 0.5;
 
 /// Per weight name, its loss factor `λ` (nats per unit of relative output
 /// error), from the probes and each weight's relative error in the probe
@@ -98,8 +102,8 @@ mod tests {
         let f = loss_factors(&probes, &errs).unwrap();
         assert!((f["a"] - 1.0).abs() < 1e-12 && (f["b"] - 1.0).abs() < 1e-12);
         assert!((f["h"] - 2.0).abs() < 1e-12);
-        // Below the floor (5% of the median ΔNLL, 0.1): 0.005 / 0.5.
-        assert!((f["c"] - 0.01).abs() < 1e-12);
+        // Below the floor (half the median ΔNLL, 0.1): 0.05 / 0.5.
+        assert!((f["c"] - 0.1).abs() < 1e-12);
         // The estimate reproduces each probe's ΔNLL at the probe's errors.
         assert!((f["a"] * 0.1 + f["b"] * 0.2 - 0.3).abs() < 1e-12);
     }

@@ -422,9 +422,11 @@ impl Quantize {
             for &enc in cands.iter().filter(|e| (p.k as u64).is_multiple_of(e.block_elems())) {
                 let ty = TensorType { shape: vec![(p.n as u64).into(), (p.k as u64).into()], elem: ElemType::F32, encoding: Some(enc) };
                 let Some(bytes) = QuantFormat::of(enc).map(|f| f.streamed_bytes(p.n, p.k)).or_else(|| ty.storage_bytes()) else { continue };
-                let e = encode_weight(enc, &p.values, (p.n, p.k), d, self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
-                let values = match &e.values {
-                    Some(v) => v.clone(),
+                let mut e = encode_weight(enc, &p.values, (p.n, p.k), d, self.method, self.gptq).map_err(|e| format!("quantize @{}: {e}", p.name))?;
+                // Only the bytes are kept: decoded values of every candidate of
+                // every weight would be 4 bytes per weight per format.
+                let values = match e.values.take() {
+                    Some(v) => v,
                     None => {
                         let mut v = vec![0f32; p.values.len()];
                         decode(enc, &e.bytes, &mut v)?;
