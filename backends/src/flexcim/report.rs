@@ -210,31 +210,6 @@ pub fn json(ev: &Evaluation, regime: Regime, sim_macs_per_s: Option<f64>) -> Val
     })
 }
 
-/// A grouped horizontal bar chart: one group per label, one bar per series.
-fn bars(title: &str, labels: &[String], series: &[(String, Vec<f64>)], unit: &str) -> String {
-    let max = series.iter().flat_map(|s| s.1.iter().copied()).fold(0.0f64, f64::max).max(f64::MIN_POSITIVE);
-    let bar_h = 14.0;
-    let group_h = bar_h * series.len() as f64 + 10.0;
-    let h = 40.0 + group_h * labels.len() as f64 + 20.0 * series.len() as f64;
-    let mut s = format!("<h3>{}</h3><svg width=\"860\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"11\">", esc(title));
-    for (li, l) in labels.iter().enumerate() {
-        let y0 = 20.0 + li as f64 * group_h;
-        let _ = write!(s, "<text x=\"0\" y=\"{}\">{}</text>", y0 + bar_h, esc(l));
-        for (si, (_, vals)) in series.iter().enumerate() {
-            let v = vals.get(li).copied().unwrap_or(0.0);
-            let w = 560.0 * v / max;
-            let y = y0 + si as f64 * bar_h;
-            let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{v:.4e} {unit}</text>", bar_h - 2.0, chart::COLORS[si % chart::COLORS.len()], 184.0 + w, y + bar_h - 4.0);
-        }
-    }
-    let ly = 30.0 + group_h * labels.len() as f64;
-    for (si, (name, _)) in series.iter().enumerate() {
-        let y = ly + si as f64 * 20.0;
-        let _ = write!(s, "<rect x=\"180\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"{}\"/><text x=\"198\" y=\"{}\">{}</text>", chart::COLORS[si % chart::COLORS.len()], y + 10.0, esc(name));
-    }
-    s + "</svg>"
-}
-
 const STYLE: &str = "<style>body{font-family:sans-serif;margin:20px;max-width:1200px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}svg{display:block;margin:8px 0}</style>";
 
 /// The per-layer table and charts of one evaluation (no page around them).
@@ -256,8 +231,8 @@ pub fn html_section(ev: &Evaluation) -> String {
         }
     }
     s += "</table>";
-    s += &bars("Latency per layer (µs)", &labels, &per(&us), "µs");
-    s += &bars("Energy per layer (pJ)", &labels, &per(&|l: &Stats| l.energy_pj(e)), "pJ");
+    s += &chart::horizontal_bars("Latency per layer (µs)", &labels, &per(&us), "µs");
+    s += &chart::horizontal_bars("Energy per layer (pJ)", &labels, &per(&|l: &Stats| l.energy_pj(e)), "pJ");
     s
 }
 
