@@ -107,14 +107,19 @@ def artifact(flexc, model, name, pipeline, a):
     work = CACHE / "frontier" / model / "flexc"
     work.mkdir(parents=True, exist_ok=True)
     path, meta = work / f"{slug}-{key}.flexc", work / f"{slug}-{key}.json"
+    st = Path(flexc).stat()
+    build = f"{st.st_size}-{st.st_mtime_ns}"
     if path.exists() and meta.exists() and not a.recompile:
-        return path, json.loads(meta.read_text()).get("compile_s"), None
+        m = json.loads(meta.read_text())
+        if m.get("flexc_build") != build:
+            log(f"note: {path.name} was compiled by another flexc build than {flexc}; --recompile if the quantizer changed since")
+        return path, m.get("compile_s"), None
     t0 = time.time()
     r = run([flexc, "compile", model, "--target", "cpu", "--pipeline", pipeline, "-o", path])
     if r.returncode != 0:
         return None, None, r.stderr.strip()[-300:]
     compile_s = round(time.time() - t0, 1)
-    meta.write_text(json.dumps({"model": model, "pipeline": pipeline, "compile_s": compile_s}) + "\n")
+    meta.write_text(json.dumps({"model": model, "pipeline": pipeline, "compile_s": compile_s, "flexc_build": build}) + "\n")
     return path, compile_s, None
 
 
