@@ -105,32 +105,34 @@ fetch_sdist() {
     stem="$(echo "$pkg" | tr - _)-$ver"
     [ -d "$dir/$stem/$sub" ] && return 0
     mkdir -p "$dir"
-    [ -f "$dir/$stem.tar.gz" ] || python3 -m pip download -q --no-deps --no-binary :all: -d "$dir" "$pkg==$ver" >&2
+    python3 "$REPO/bench/pypi_sdist.py" "$pkg" "$ver" "$dir" >/dev/null
     tar xzf "$dir/$stem.tar.gz" -C "$dir" "$stem/$sub"
 }
 
-# build_engine NAME SRC DIR EXTRA_CMAKE_ARGS...
+# build_engine NAME SRC DIR TARGETS EXTRA_CMAKE_ARGS...  (TARGETS: space-separated)
 build_engine() {
-    local name="$1" src="$2" dir="$3"; shift 3
-    local bin="$dir/build/bin"
-    if [ -x "$bin/llama-bench" ] && [ -x "$bin/llama-perplexity" ] && [ -x "$bin/llama-quantize" ] && [ -x "$bin/llama-imatrix" ]; then
-        return 0
-    fi
+    local name="$1" src="$2" dir="$3" targets="$4"; shift 4
+    local bin="$dir/build/bin" t missing=0
+    for t in $targets; do [ -x "$bin/$t" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
     echo "== building $name into $dir (see the header for how long)" >&2
     ensure_tools
     mkdir -p "$dir/logs"
     local t0=$SECONDS
     PATH="$VENV/bin:$PATH" cmake -S "$src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
         -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON \
-        -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=OFF "$@" >"$dir/logs/cmake.log" 2>&1 ||
+        -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF "$@" >"$dir/logs/cmake.log" 2>&1 ||
         { cat "$dir/logs/cmake.log" >&2; exit 1; }
-    PATH="$VENV/bin:$PATH" nice -n 10 cmake --build "$dir/build" -j"$(nproc)" --target llama-perplexity llama-bench llama-quantize llama-imatrix \
+    PATH="$VENV/bin:$PATH" nice -n 10 cmake --build "$dir/build" -j"$(nproc)" --target $targets \
         >"$dir/logs/build.log" 2>&1 || { grep -m20 -B2 -A5 'error' "$dir/logs/build.log" >&2; exit 1; }
     echo "== $name built in $((SECONDS - t0)) s" >&2
 }
 
 fetch_sdist "$LC_DIR" llama-cpp-python 0.3.36 vendor/llama.cpp
-build_engine llama.cpp "$LC_SRC" "$LC_DIR"
+# mainline also builds llama-server and llama-simple, the references of
+# bench/serve.sh and bench/artifact-startup.sh.
+TOOLS="llama-perplexity llama-bench llama-quantize llama-imatrix"
+build_engine llama.cpp "$LC_SRC" "$LC_DIR" "$TOOLS llama-server llama-simple"
 if [ "$RUN_IK" = 1 ]; then
     fetch_sdist "$IK_DIR" ik-llama-cpp-python 0.1.5 vendor/ik_llama.cpp
     # The sdist ships build-info.cpp.in but not the file its git step generates.
@@ -144,7 +146,7 @@ EOF
     fi
     mkdir -p "$IK_SRC/common/cmake"
     [ -f "$IK_SRC/common/cmake/build-info-gen-cpp.cmake" ] || : >"$IK_SRC/common/cmake/build-info-gen-cpp.cmake"
-    build_engine ik_llama.cpp "$IK_SRC" "$IK_DIR" -DGGML_IQK_FA_ALL_QUANTS=OFF
+    build_engine ik_llama.cpp "$IK_SRC" "$IK_DIR" "$TOOLS" -DGGML_IQK_FA_ALL_QUANTS=OFF
 fi
 [ "$BUILD_ONLY" = 1 ] && { echo "$LC_BIN"; [ "$RUN_IK" = 1 ] && echo "$IK_BIN"; exit 0; }
 
