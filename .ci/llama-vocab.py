@@ -8,14 +8,14 @@ step runs. A no-op when the folder is already filled. Standard library only.
 Cache: FLEXC_CACHE_DIR, else $XDG_CACHE_HOME/flexc, else ~/.cache/flexc.
 """
 
-import hashlib
-import json
 import os
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import pypi_sdist  # noqa: E402
 
 PACKAGE, VERSION = "llama-cpp-python", "0.3.36"
 PREFIX = "vendor/llama.cpp/models/ggml-vocab-"
@@ -31,21 +31,9 @@ def main():
     dest = cache_root() / "llama.cpp-vocab"
     if dest.is_dir() and any(dest.glob("ggml-vocab-*.gguf.out")):
         return
-    # PyPI's simple index (JSON form, PEP 691): what pip itself reads.
-    req = urllib.request.Request(f"https://pypi.org/simple/{PACKAGE}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    files = json.load(urllib.request.urlopen(req, timeout=60))["files"]
-    want = f"{PACKAGE.replace('-', '_')}-{VERSION}.tar.gz"
-    sdist = next((f for f in files if f["filename"] == want), None)
-    if sdist is None:
-        sys.exit(f"llama-vocab.py: PyPI lists no {want}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        archive = Path(tmp) / sdist["filename"]
-        print(f"llama-vocab.py: downloading {sdist['url']} ({sdist.get('size', 0) / 1e6:.0f} MB)", file=sys.stderr)
-        urllib.request.urlretrieve(sdist["url"], archive)
-        want_sha = sdist.get("hashes", {}).get("sha256")
-        if want_sha and hashlib.sha256(archive.read_bytes()).hexdigest() != want_sha:
-            sys.exit(f"llama-vocab.py: {sdist['filename']}: sha256 differs from PyPI's")
+        archive = pypi_sdist.download(PACKAGE, VERSION, Path(tmp))
         out = Path(tmp) / "llama.cpp-vocab"
         out.mkdir()
         n = 0
@@ -57,7 +45,7 @@ def main():
                     (out / Path(name).name).write_bytes(src.read())
                     n += 1
         if n == 0:
-            sys.exit(f"llama-vocab.py: no {PREFIX}* files in {sdist['filename']}")
+            sys.exit(f"llama-vocab.py: no {PREFIX}* files in {archive.name}")
         if dest.exists():
             sys.exit(f"llama-vocab.py: {dest} exists without vectors; remove it and run again")
         out.rename(dest)

@@ -2,8 +2,10 @@
 # artifact-startup.sh: start-up time and file size of a compiled `.flexc`
 # against running the same pipeline from the GGUF, and llama.cpp's model load.
 #
-# For each pipeline (default: none, cpu, and a 4-bit RTN quantization ending
-# in the cpu preset's kernel selection) on MODEL (default smollm2-135m):
+# For each pipeline (default: none, cpu, a 4-bit RTN quantization ending in
+# the cpu preset's kernel selection, and the 3-bit GPTQ mixed-precision model
+# of the README, `quantize{bpw=3.0,lm-head=true},cpu`) on MODEL (default
+# smollm2-135m):
 #   1. flexc compile MODEL --target cpu --pipeline P -o OUT.flexc   (time, size)
 #   2. flexc run MODEL --pipeline P -p PROMPT -n 1 --stats          (GGUF + pipeline)
 #   3. flexc run OUT.flexc -p PROMPT -n 1 --stats                   (artifact)
@@ -23,7 +25,7 @@ MODEL=smollm2-135m
 REPEATS=5
 THREADS=2
 OUT=""
-PIPELINES=("none" "cpu" "quantize{bits=4,group=64,method=rtn},select-gemm{target=cpu},tile-gemm{target=cpu}")
+PIPELINES=("none" "cpu" "quantize{bits=4,group=64,method=rtn},select-gemm{target=cpu},tile-gemm{target=cpu}" "quantize{bpw=3.0,lm-head=true},cpu")
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) MODEL="$2"; shift 2 ;;

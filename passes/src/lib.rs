@@ -24,5 +24,8 @@ pub mod target;
 pub mod tile_gemm;
 
 pub use egraph::explain::Explain;
-pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, Progress, RunReport};
-pub use registry::{lookup, presets, registry, PassInfo};
+pub use manager::{
+    Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, Progress,
+    RunReport,
+};
+pub use registry::{PassInfo, lookup, presets, registry};

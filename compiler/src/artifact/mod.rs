@@ -11,7 +11,13 @@
 //!   `weights` section; encodings in their `.fir` spelling);
 //! - `weights`: every weight's bytes in its type's storage layout (the
 //!   encoding's blocks, planes or values), page-aligned section, each tensor
-//!   at a 64-byte boundary, so the runtime reads them in place from the map.
+//!   at a 64-byte boundary, so the runtime reads them in place from the map;
+//! - `lutidx` + `lutpack` (optional): every LUT kernel stream the CPU
+//!   runtime would pack at load, packed at compile time
+//!   ([`flexc_backends::cpu::prepack`]): JSON records (weight, activation
+//!   group, K tile, kernel spec, range) and the page-aligned streams, used in
+//!   place, so a low-bit artifact loads with no packing. An artifact without
+//!   them still loads (its weights are packed at load).
 //!
 //! [`write::to_bytes`] builds one; [`read::open`] checks and loads one.
 
@@ -21,7 +27,12 @@ pub mod read;
 pub mod write;
 
 pub use provenance::{FileRecord, Provenance};
-pub use read::{is_artifact, open, open_meta, Artifact};
+pub use read::{Artifact, is_artifact, open, open_meta};
+
+/// The section of packed-stream records.
+pub const PACK_INDEX: &str = "lutidx";
+/// The section of packed streams.
+pub const PACK_DATA: &str = "lutpack";
 
 /// The file name weights of an artifact's IR refer to: the artifact's own
 /// `weights` section.
@@ -47,6 +58,10 @@ pub struct ArtifactError {
 impl ArtifactError {
     /// An error in `file` (and `section`, if given).
     pub fn new(file: &str, section: Option<&str>, message: String) -> ArtifactError {
-        ArtifactError { file: file.to_string(), section: section.map(str::to_string), message }
+        ArtifactError {
+            file: file.to_string(),
+            section: section.map(str::to_string),
+            message,
+        }
     }
 }

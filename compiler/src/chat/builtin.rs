@@ -23,5 +23,9 @@ pub const BUILTIN: &[(&str, &str)] = &[("chatml", CHATML), ("gemma", GEMMA)];
 
 /// The names, comma-separated.
 pub fn names() -> String {
-    BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    BUILTIN
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
