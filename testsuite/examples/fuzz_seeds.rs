@@ -74,6 +74,14 @@ fn main() {
             .map(|s| &art[s.offset as usize..(s.offset + s.len) as usize])
             .collect();
         put(&dir, "artifact", "sections", &parts.join(&b"\n--\n"[..]));
+        // The same with one packed LUT stream (an index record and its bytes).
+        let spec = flexc_backends::cpu::lut::LutSpec { rows: 16, cols: 64, bits: 2, group: 64, act_group: 32, bias: flexc_backends::cpu::lut::LutBias::None, bcq: false, k_tile: 4096, half_scales: true, split: false };
+        let rec = serde_json::json!([{"weight": "blk.0.attn_q.weight", "act_group": 32, "k_tile": 4096, "spec": spec, "offset": 0, "len": spec.weight_bytes()}]);
+        let idx = serde_json::to_vec(&rec).expect("json");
+        let blob = vec![0x5au8; spec.weight_bytes()];
+        let mut packed = parts.clone();
+        packed.extend([idx.as_slice(), blob.as_slice()]);
+        put(&dir, "artifact", "sections-packed", &packed.join(&b"\n--\n"[..]));
     }
     let prog = synth::flexcim_program();
     put(&dir, "flexcim_bin", "layer.bin", &encode(&prog));
