@@ -13,15 +13,13 @@ use std::time::{Duration, Instant};
 
 use flexc_backends::flexcim::arch::{Arch, Nm};
 use flexc_backends::flexcim::isa::Program;
-use flexc_backends::flexcim::lower::{Rng, lower_layer, synthetic_layer};
+use flexc_backends::flexcim::lower::{lower_layer, synthetic_layer, Rng};
 use flexc_backends::flexcim::sim::simulate;
 
 const SHAPES: [(usize, usize); 3] = [(576, 576), (1536, 576), (576, 1536)];
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// Runs `f` until `budget` has passed (at least once); returns seconds per call.
@@ -36,10 +34,7 @@ fn time(budget: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let budget = Duration::from_millis(args.first().and_then(|a| a.parse().ok()).unwrap_or(1000));
     let flexcim = Arch::default_flexcim();
     let dense = match flexcim.baseline("dense") {
@@ -50,10 +45,7 @@ fn main() {
         }
     };
     println!("load average before: {}", load());
-    println!(
-        "{:<10} {:<8} {:>5}  {:>12}  {:>14}  {:>18}",
-        "arch", "mask", "rows", "cell MACs", "sim M MAC/s", "lower+sim M MAC/s"
-    );
+    println!("{:<10} {:<8} {:>5}  {:>12}  {:>14}  {:>18}", "arch", "mask", "rows", "cell MACs", "sim M MAC/s", "lower+sim M MAC/s");
     let (mut all_macs, mut all_sim) = (0u64, 0.0f64);
     for (arch, label) in [(&flexcim, "flexcim"), (&dense, "dense")] {
         for (mask, aligned) in [("aligned", true), ("per-row", false)] {
@@ -93,17 +85,10 @@ fn main() {
                 });
                 all_macs += macs;
                 all_sim += sim;
-                println!(
-                    "{label:<10} {mask:<8} {rows:>5}  {macs:>12}  {:>14.1}  {:>18.1}",
-                    macs as f64 / sim / 1e6,
-                    macs as f64 / both / 1e6
-                );
+                println!("{label:<10} {mask:<8} {rows:>5}  {macs:>12}  {:>14.1}  {:>18.1}", macs as f64 / sim / 1e6, macs as f64 / both / 1e6);
             }
         }
     }
-    println!(
-        "overall sim: {:.1} M simulated MAC/s",
-        all_macs as f64 / all_sim / 1e6
-    );
+    println!("overall sim: {:.1} M simulated MAC/s", all_macs as f64 / all_sim / 1e6);
     println!("load average after: {}", load());
 }

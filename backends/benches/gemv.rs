@@ -75,10 +75,7 @@ fn time(mut f: impl FnMut(usize), copies: usize, budget: Duration) -> Duration {
 }
 
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let session = JitSession::host().expect("host JIT session");
     println!("ISA: {}", session.isa_flags());
     println!("caps: {:?}", session.caps());
@@ -93,12 +90,7 @@ fn main() {
         ("gemma3 down 2048->640", WeightFormat::Q6_K, 640, 2048),
         ("gemma3 o 1024->640", WeightFormat::Q4_K, 640, 1024),
         ("smollm2 lm_head 576->49152", WeightFormat::Q8_0, 49152, 576),
-        (
-            "gemma3 lm_head 640->262144",
-            WeightFormat::Q8_0,
-            262144,
-            640,
-        ),
+        ("gemma3 lm_head 640->262144", WeightFormat::Q8_0, 262144, 640),
         ("f32 576->1536", WeightFormat::F32, 1536, 576),
         ("q4_0 576->1536", WeightFormat::Q4_0, 1536, 576),
         ("q5_1 576->1536", WeightFormat::Q5_1, 1536, 576),
@@ -111,11 +103,7 @@ fn main() {
         "shape", "fmt", "MB", "jit ms", "thr", "cold us", "GB/s", "%bw", "hot us", "GB/s"
     );
     for &(label, fmt, rows, cols) in shapes {
-        if !filters.is_empty()
-            && !filters
-                .iter()
-                .any(|f| label.contains(f.as_str()) || fmt.name() == f)
-        {
+        if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str()) || fmt.name() == f) {
             continue;
         }
         let kernel = GemvKernel::new(&session, fmt, rows, cols).expect("compile");
@@ -123,14 +111,9 @@ fn main() {
         let bytes = kernel.weight_bytes();
         let copies = ((128usize << 20) / bytes).clamp(1, 64) + 1;
         let copies = if bytes > 64 << 20 { 2 } else { copies };
-        let ws: Vec<Vec<u8>> = (0..copies)
-            .map(|i| weights(fmt, rows, cols, 17 + i as u64))
-            .collect();
-        let xf: Vec<f32> = (0..cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
-            .collect();
-        let xq = (fmt != WeightFormat::F32)
-            .then(|| ActivationQ8::quantize(fmt.activation(), &xf, 1, cols).unwrap());
+        let ws: Vec<Vec<u8>> = (0..copies).map(|i| weights(fmt, rows, cols, 17 + i as u64)).collect();
+        let xf: Vec<f32> = (0..cols).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let xq = (fmt != WeightFormat::F32).then(|| ActivationQ8::quantize(fmt.activation(), &xf, 1, cols).unwrap());
         let mut y = vec![0.0f32; rows];
         for threads in [1, 2] {
             let mut call = |i: usize| match &xq {
@@ -161,26 +144,15 @@ fn main() {
     // Prefill GEMM: a batch of 512 activation rows (llama-bench's pp512) on
     // the models' block shapes, per tile size, in GMAC/s (weight·activation
     // multiply-adds per second) with the weights cache-resident.
-    let gemm_shapes: Vec<_> = shapes
-        .iter()
-        .filter(|s| !s.0.contains("lm_head") && s.3 <= 2048)
-        .copied()
-        .collect();
+    let gemm_shapes: Vec<_> = shapes.iter().filter(|s| !s.0.contains("lm_head") && s.3 <= 2048).copied().collect();
     for &(label, fmt, rows, cols) in &gemm_shapes {
-        if !filters.is_empty()
-            && !filters
-                .iter()
-                .any(|f| f == "gemm" || f == fmt.name() || label.contains(f.as_str()))
-        {
+        if !filters.is_empty() && !filters.iter().any(|f| f == "gemm" || f == fmt.name() || label.contains(f.as_str())) {
             continue;
         }
         let batch = 512;
         let w = weights(fmt, rows, cols, 5);
-        let xf: Vec<f32> = (0..batch * cols)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
-            .collect();
-        let xq = (fmt != WeightFormat::F32)
-            .then(|| ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap());
+        let xf: Vec<f32> = (0..batch * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let xq = (fmt != WeightFormat::F32).then(|| ActivationQ8::quantize(fmt.activation(), &xf, batch, cols).unwrap());
         let mut y = vec![0.0f32; batch * rows];
         for tile in [1, 4, MAX_TILE] {
             let k = GemvKernel::with_tile(&session, fmt, rows, cols, tile).unwrap();

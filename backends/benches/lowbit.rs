@@ -9,47 +9,21 @@
 
 use std::time::Duration;
 
+use flexc_backends::cpu::kernel_bench::{load_average, run, text_table, BenchPrimitive, BenchShape, KernelBenchOptions, LLAMA7B_SHAPES};
 use flexc_backends::cpu::JitSession;
-use flexc_backends::cpu::kernel_bench::{
-    BenchPrimitive, BenchShape, KernelBenchOptions, LLAMA7B_SHAPES, load_average, run, text_table,
-};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let mut o = KernelBenchOptions {
         threads: vec![args.first().and_then(|a| a.parse().ok()).unwrap_or(1)],
         budget: Duration::from_millis(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1000)),
         primitives: vec![BenchPrimitive::Lut, BenchPrimitive::ShiftAdd],
         ..Default::default()
     };
-    o.act_group = args
-        .get(2)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(o.act_group);
-    o.shapes = args
-        .iter()
-        .skip(3)
-        .filter_map(|s| s.split_once('x'))
-        .filter_map(|(m, k)| {
-            Some(BenchShape::new(
-                &format!("{m}x{k}"),
-                m.parse().ok()?,
-                k.parse().ok()?,
-            ))
-        })
-        .collect();
+    o.act_group = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(o.act_group);
+    o.shapes = args.iter().skip(3).filter_map(|s| s.split_once('x')).filter_map(|(m, k)| Some(BenchShape::new(&format!("{m}x{k}"), m.parse().ok()?, k.parse().ok()?))).collect();
     if o.shapes.is_empty() {
-        o.shapes = LLAMA7B_SHAPES
-            .iter()
-            .map(|&(l, m, k)| BenchShape::new(l, m, k))
-            .chain([
-                BenchShape::new("gemma3 down", 640, 2048),
-                BenchShape::new("smollm2 gate/up", 1536, 576),
-            ])
-            .collect();
+        o.shapes = LLAMA7B_SHAPES.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).chain([BenchShape::new("gemma3 down", 640, 2048), BenchShape::new("smollm2 gate/up", 1536, 576)]).collect();
     }
     let session = JitSession::host().unwrap_or_else(|e| {
         eprintln!("no JIT session: {e}");

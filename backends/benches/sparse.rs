@@ -10,16 +10,11 @@
 
 use std::time::Duration;
 
+use flexc_backends::cpu::kernel_bench::{load_average, run, text_table, BenchPrimitive, BenchShape, KernelBenchOptions};
 use flexc_backends::cpu::JitSession;
-use flexc_backends::cpu::kernel_bench::{
-    BenchPrimitive, BenchShape, KernelBenchOptions, load_average, run, text_table,
-};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let mut o = KernelBenchOptions {
         threads: vec![args.first().and_then(|a| a.parse().ok()).unwrap_or(1)],
         batch: args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1),
@@ -29,30 +24,11 @@ fn main() {
         ..Default::default()
     };
     if let Some(p) = args.get(3) {
-        o.patterns = p
-            .split(',')
-            .filter_map(|s| s.split_once(':'))
-            .filter_map(|(n, m)| Some((n.parse().ok()?, m.parse().ok()?)))
-            .collect();
+        o.patterns = p.split(',').filter_map(|s| s.split_once(':')).filter_map(|(n, m)| Some((n.parse().ok()?, m.parse().ok()?))).collect();
     }
-    o.shapes = args
-        .iter()
-        .skip(4)
-        .filter_map(|s| s.split_once('x'))
-        .filter_map(|(m, k)| {
-            Some(BenchShape::new(
-                &format!("{m}x{k}"),
-                m.parse().ok()?,
-                k.parse().ok()?,
-            ))
-        })
-        .collect();
+    o.shapes = args.iter().skip(4).filter_map(|s| s.split_once('x')).filter_map(|(m, k)| Some(BenchShape::new(&format!("{m}x{k}"), m.parse().ok()?, k.parse().ok()?))).collect();
     if o.shapes.is_empty() {
-        o.shapes = vec![
-            BenchShape::new("smollm2 down", 576, 1536),
-            BenchShape::new("smollm2 gate/up", 1536, 576),
-            BenchShape::new("gemma3 down", 640, 2048),
-        ];
+        o.shapes = vec![BenchShape::new("smollm2 down", 576, 1536), BenchShape::new("smollm2 gate/up", 1536, 576), BenchShape::new("gemma3 down", 640, 2048)];
     }
     let session = JitSession::host().unwrap_or_else(|e| {
         eprintln!("no JIT session: {e}");

@@ -15,11 +15,6 @@ fn main() {
     let s = JitSession::host().expect("session");
     let k = GemvKernel::with_tile(&s, fmt, rows, cols, tile).expect("compile");
     let f = k.compiled(tile).expect("tile");
-    println!(
-        "; {} compile {:?}, {} bytes",
-        f.name(),
-        f.compile_time(),
-        f.code().len()
-    );
+    println!("; {} compile {:?}, {} bytes", f.name(), f.compile_time(), f.code().len());
     println!("{}", f.vcode().unwrap_or("(no vcode)"));
 }

@@ -8,7 +8,7 @@
 //! - `flexcim`: [`FlexcimCostModel`], the simulator's analytical model over
 //!   the default architecture and energy files.
 
-use crate::cpu::cost::{COST_TABLE_ENV, CpuCostModel};
+use crate::cpu::cost::{CpuCostModel, COST_TABLE_ENV};
 use crate::flexcim::cost::FlexcimCostModel;
 use flexc_passes::target::CostModel;
 use std::path::Path;
@@ -28,11 +28,8 @@ pub fn cost_models_with(cpu_table: Option<&Path>) -> Result<Vec<Arc<dyn CostMode
 /// report errors use [`cost_models_with`]).
 pub fn cost_models() -> Vec<Arc<dyn CostModel>> {
     cost_models_with(None).unwrap_or_else(|e| {
-        let fallback = CpuCostModel::default_table()
-            .map(|m| m.with_source(format!("built-in default ({COST_TABLE_ENV} ignored: {e})")));
-        let mut models = fallback
-            .map(|m| vec![Arc::new(m) as Arc<dyn CostModel>])
-            .unwrap_or_default();
+        let fallback = CpuCostModel::default_table().map(|m| m.with_source(format!("built-in default ({COST_TABLE_ENV} ignored: {e})")));
+        let mut models = fallback.map(|m| vec![Arc::new(m) as Arc<dyn CostModel>]).unwrap_or_default();
         models.push(Arc::new(FlexcimCostModel::default()));
         models
     })

@@ -32,10 +32,7 @@ impl XorShift {
 
     /// `n` random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n.div_ceil(8))
-            .flat_map(|_| self.bits().to_le_bytes())
-            .take(n)
-            .collect()
+        (0..n.div_ceil(8)).flat_map(|_| self.bits().to_le_bytes()).take(n).collect()
     }
 
     /// One element of `xs` (non-empty).

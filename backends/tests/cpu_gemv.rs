@@ -14,10 +14,7 @@
 //! (AVX2 without VNNI, SSE4.2) give the same answers, VNNI code really uses
 //! `vpdpbusd`, and bad parameters / lengths are rejected before Cranelift.
 
-use flexc_backends::cpu::{
-    ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, MAX_TILE, ROW_GROUP,
-    WeightFormat, WideTier,
-};
+use flexc_backends::cpu::{ActKind, ActivationQ8, GemvKernel, IsaSpec, JitError, JitSession, MAX_TILE, ROW_GROUP, WeightFormat, WideTier};
 use flexc_ir::quant::ggml;
 use half::f16;
 
@@ -51,12 +48,7 @@ fn f16_bytes(v: f32) -> [u8; 2] {
 
 /// Random weights in `fmt`'s byte layout, plus the f32 values they were
 /// quantised from (when ggml has a quantiser for the format).
-fn random_weights(
-    rng: &mut Rng,
-    fmt: WeightFormat,
-    rows: usize,
-    cols: usize,
-) -> (Vec<u8>, Option<Vec<f32>>) {
+fn random_weights(rng: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize) -> (Vec<u8>, Option<Vec<f32>>) {
     let ty = fmt.ggml_type();
     if fmt == WeightFormat::F32 {
         let w: Vec<f32> = (0..rows * cols).map(|_| rng.gauss()).collect();
@@ -152,32 +144,15 @@ fn make_case(rng: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize, batch: 
     let w_deq = dequant(fmt, &w, rows * cols);
     let w_f32 = orig.unwrap_or_else(|| w_deq.clone());
     let x_f32: Vec<f32> = (0..batch * cols).map(|_| rng.gauss()).collect();
-    Case {
-        fmt,
-        rows,
-        cols,
-        batch,
-        w,
-        w_f32,
-        w_deq,
-        x_f32,
-    }
+    Case { fmt, rows, cols, batch, w, w_f32, w_deq, x_f32 }
 }
 
 /// Runs `kernel` on the case and checks both references; returns y.
 fn run_and_check(case: &Case, kernel: &GemvKernel, threads: usize) -> Vec<f32> {
-    let Case {
-        fmt,
-        rows,
-        cols,
-        batch,
-        ..
-    } = *case;
+    let Case { fmt, rows, cols, batch, .. } = *case;
     let mut y = vec![f32::NAN; batch * rows];
     let x_deq: Vec<Vec<f32>> = if fmt == WeightFormat::F32 {
-        kernel
-            .run_f32(&case.w, &case.x_f32, &mut y, threads)
-            .unwrap();
+        kernel.run_f32(&case.w, &case.x_f32, &mut y, threads).unwrap();
         case.x_f32.chunks(cols).map(|c| c.to_vec()).collect()
     } else {
         let xq = ActivationQ8::quantize(fmt.activation(), &case.x_f32, batch, cols).unwrap();
@@ -230,19 +205,13 @@ fn format_geometry_matches_ggml() {
 #[test]
 fn activation_quantization_is_bit_exact_with_ggml() {
     let mut rng = Rng(7);
-    for (kind, ty, be) in [
-        (ActKind::Q8_0, ggml::GgmlType::Q8_0, 32),
-        (ActKind::Q8_K, ggml::GgmlType::Q8_K, 256),
-    ] {
+    for (kind, ty, be) in [(ActKind::Q8_0, ggml::GgmlType::Q8_0, 32), (ActKind::Q8_K, ggml::GgmlType::Q8_K, 256)] {
         for trial in 0..40 {
             let cols = be * (1 + rng.below(6));
             let mut x: Vec<f32> = (0..cols).map(|_| rng.gauss() * 3.0).collect();
             match trial % 4 {
                 // Exact ties after scaling: multiples of amax/254 and amax/(2·127).
-                0 => x
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(i, v)| *v = (i % 9) as f32 * 0.5 - 2.0),
+                0 => x.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 9) as f32 * 0.5 - 2.0),
                 1 => x[..be].fill(0.0), // an all-zero block
                 _ => {}
             }
@@ -265,17 +234,11 @@ fn chunked_activation_quantization_gives_the_same_bytes() {
             let x: Vec<f32> = (0..rows * cols).map(|_| rng.gauss()).collect();
             let whole = ActivationQ8::quantize(kind, &x, rows, cols).unwrap();
             let mut split = ActivationQ8::empty(kind);
-            split
-                .quantize_into_chunks(&x, rows, cols, chunks, &|n, job| {
-                    (0..n).rev().for_each(job);
-                    Ok(())
-                })
-                .unwrap();
-            assert_eq!(
-                split.bytes(),
-                whole.bytes(),
-                "{kind:?} {rows}x{cols} in {chunks} chunks"
-            );
+            split.quantize_into_chunks(&x, rows, cols, chunks, &|n, job| {
+                (0..n).rev().for_each(job);
+                Ok(())
+            }).unwrap();
+            assert_eq!(split.bytes(), whole.bytes(), "{kind:?} {rows}x{cols} in {chunks} chunks");
         }
     }
 }
@@ -336,22 +299,9 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
         if session.executable().is_err() {
             continue;
         }
-        for fmt in WeightFormat::ALL
-            .into_iter()
-            .filter(|&f| f.block_elems() == 32 || kquant(f))
-        {
-            let tiles: Vec<usize> = if kquant(fmt) {
-                (1..=MAX_TILE).collect()
-            } else {
-                vec![1 + rng.below(MAX_TILE); 5]
-            };
-            let shapes = [
-                ROW_GROUP,
-                4 * ROW_GROUP,
-                7 * ROW_GROUP,
-                4 * ROW_GROUP + 3,
-                1 + rng.below(80),
-            ];
+        for fmt in WeightFormat::ALL.into_iter().filter(|&f| f.block_elems() == 32 || kquant(f)) {
+            let tiles: Vec<usize> = if kquant(fmt) { (1..=MAX_TILE).collect() } else { vec![1 + rng.below(MAX_TILE); 5] };
+            let shapes = [ROW_GROUP, 4 * ROW_GROUP, 7 * ROW_GROUP, 4 * ROW_GROUP + 3, 1 + rng.below(80)];
             for (i, tile) in tiles.into_iter().enumerate() {
                 let rows = shapes[i % shapes.len()];
                 let cols = random_cols(&mut rng, fmt);
@@ -359,30 +309,16 @@ fn row_group_kernels_match_references_on_every_tile_and_split() {
                 let case = make_case(&mut rng, fmt, rows, cols, batch);
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
                 let wide = rows >= 8 && wide_expected(session, fmt);
-                let grouped = tile > 1
-                    && rows.is_multiple_of(ROW_GROUP)
-                    && (session.caps().vnni || fmt != WeightFormat::Q8_0);
-                let want = if wide {
-                    8
-                } else if grouped {
-                    ROW_GROUP
-                } else {
-                    1
-                };
+                let grouped = tile > 1 && rows.is_multiple_of(ROW_GROUP) && (session.caps().vnni || fmt != WeightFormat::Q8_0);
+                let want = if wide { 8 } else if grouped { ROW_GROUP } else { 1 };
                 assert_eq!(k.row_group(), want, "{fmt:?} {rows}");
                 let y1 = run_and_check(&case, &k, 1);
                 let y3 = run_and_check(&case, &k, 3);
-                assert_eq!(
-                    y1, y3,
-                    "{fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1"
-                );
+                assert_eq!(y1, y3, "{fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
                 if kquant(fmt) {
                     let gemv = GemvKernel::new(session, fmt, rows, cols).unwrap();
                     let y = run_and_check(&case, &gemv, 2);
-                    assert_eq!(
-                        y1, y,
-                        "{fmt:?} {rows}x{cols} tile {tile}: differs from the one-row GEMV"
-                    );
+                    assert_eq!(y1, y, "{fmt:?} {rows}x{cols} tile {tile}: differs from the one-row GEMV");
                 }
             }
         }
@@ -399,62 +335,23 @@ fn row_group_kernel_runs_any_row_range() {
     // wide_int_dot_kernel_runs_any_row_range).
     let session = JitSession::with_wide_cap(IsaSpec::Host, None).unwrap();
     let mut rng = Rng(7);
-    for (fmt, cols, tile) in [
-        (WeightFormat::Q5_0, 96, 3),
-        (WeightFormat::Q4_K, 512, 3),
-        (WeightFormat::Q6_K, 768, 5),
-    ] {
-        run_row_ranges(
-            &session,
-            &mut rng,
-            fmt,
-            6 * ROW_GROUP,
-            cols,
-            tile,
-            ROW_GROUP,
-        );
+    for (fmt, cols, tile) in [(WeightFormat::Q5_0, 96, 3), (WeightFormat::Q4_K, 512, 3), (WeightFormat::Q6_K, 768, 5)] {
+        run_row_ranges(&session, &mut rng, fmt, 6 * ROW_GROUP, cols, tile, ROW_GROUP);
     }
 }
 
 /// `run_rows` of a kernel whose whole groups are `group` rows, on ranges
 /// that start and end inside groups.
-fn run_row_ranges(
-    session: &JitSession,
-    rng: &mut Rng,
-    fmt: WeightFormat,
-    rows: usize,
-    cols: usize,
-    tile: usize,
-    group: usize,
-) {
+fn run_row_ranges(session: &JitSession, rng: &mut Rng, fmt: WeightFormat, rows: usize, cols: usize, tile: usize, group: usize) {
     let case = make_case(rng, fmt, rows, cols, tile);
     let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
     assert_eq!(k.row_group(), group);
     let full = run_and_check(&case, &k, 1);
     let xq = ActivationQ8::quantize(fmt.activation(), &case.x_f32, tile, cols).unwrap();
-    for (rb, re) in [
-        (1, 2),
-        (1, 7),
-        (3, 13),
-        (3, 19),
-        (4, 8),
-        (8, 16),
-        (0, rows),
-        (5, rows - 1),
-        (9, 9),
-    ] {
+    for (rb, re) in [(1, 2), (1, 7), (3, 13), (3, 19), (4, 8), (8, 16), (0, rows), (5, rows - 1), (9, 9)] {
         let mut y = vec![f32::NAN; tile * rows];
         // SAFETY: w, x and y hold the whole matrix, tile rows and tile·rows floats.
-        unsafe {
-            k.run_rows(
-                tile,
-                case.w.as_ptr(),
-                xq.bytes().as_ptr(),
-                y.as_mut_ptr(),
-                rb,
-                re,
-            )
-        };
+        unsafe { k.run_rows(tile, case.w.as_ptr(), xq.bytes().as_ptr(), y.as_mut_ptr(), rb, re) };
         for (i, (&a, &b)) in y.iter().zip(&full).enumerate() {
             let r = i % rows;
             if (rb..re).contains(&r) {
@@ -464,10 +361,7 @@ fn run_row_ranges(
                 let whole = r / group * group >= rb && (r / group + 1) * group <= re;
                 let exact = whole || fmt.block_elems() == 256;
                 let tol = if exact { 0.0 } else { 1e-5 * (b.abs() + 1.0) };
-                assert!(
-                    (a - b).abs() <= tol,
-                    "{fmt:?} rows {rb}..{re}: y[{i}] = {a} vs {b}"
-                );
+                assert!((a - b).abs() <= tol, "{fmt:?} rows {rb}..{re}: y[{i}] = {a} vs {b}");
             } else {
                 assert!(a.is_nan(), "{fmt:?} rows {rb}..{re}: y[{i}] written");
             }
@@ -491,10 +385,7 @@ fn fallback_isas_give_the_same_results() {
             let case = make_case(&mut rng, fmt, rows, cols, 3);
             let k = GemvKernel::with_tile(&session, fmt, rows, cols, 2).unwrap();
             let code = k.compiled(1).unwrap().vcode().unwrap();
-            assert!(
-                !code.contains("dpbusd"),
-                "{spec:?} {fmt:?} used vpdpbusd without VNNI"
-            );
+            assert!(!code.contains("dpbusd"), "{spec:?} {fmt:?} used vpdpbusd without VNNI");
             let y = run_and_check(&case, &k, 1);
             if fmt != WeightFormat::F32 && host.caps().fma == session.caps().fma {
                 // Integer sums are exact on every path; only f32 rounding of
@@ -518,10 +409,7 @@ fn vnni_hosts_use_vpdpbusd_and_pmaddubsw() {
     // The K-quant path always uses pmaddubsw + pmaddwd with the scales.
     let k = GemvKernel::new(&session, WeightFormat::Q6_K, 8, 256).unwrap();
     let vcode = k.compiled(1).unwrap().vcode().unwrap();
-    assert!(
-        vcode.contains("pmaddubsw") && vcode.contains("pmaddwd"),
-        "{vcode}"
-    );
+    assert!(vcode.contains("pmaddubsw") && vcode.contains("pmaddwd"), "{vcode}");
     // Only xmm registers: the backend has no 256-bit vectors.
     assert!(!vcode.contains("ymm") && !vcode.contains("zmm"));
 }
@@ -547,19 +435,8 @@ fn bad_parameters_are_rejected_before_cranelift() {
     assert!(inv(GemvKernel::new(&s, WeightFormat::Q8_0, 0, 32)));
     assert!(inv(GemvKernel::new(&s, WeightFormat::F32, 4, 0)));
     assert!(inv(GemvKernel::with_tile(&s, WeightFormat::Q8_0, 4, 32, 0)));
-    assert!(inv(GemvKernel::with_tile(
-        &s,
-        WeightFormat::Q8_0,
-        4,
-        32,
-        99
-    )));
-    assert!(inv(GemvKernel::new(
-        &s,
-        WeightFormat::Q8_0,
-        1 << 30,
-        1 << 20
-    )));
+    assert!(inv(GemvKernel::with_tile(&s, WeightFormat::Q8_0, 4, 32, 99)));
+    assert!(inv(GemvKernel::new(&s, WeightFormat::Q8_0, 1 << 30, 1 << 20)));
     assert!(JitSession::new(IsaSpec::Explicit(vec!["has_no_such_flag".into()])).is_err());
 }
 
@@ -571,28 +448,13 @@ fn buffer_lengths_and_kinds_are_checked() {
     let x = ActivationQ8::q8_0(&[0.5; 128], 2, 64).unwrap();
     let mut y = vec![0.0; 6];
     k.run(&w, &x, &mut y, 2).unwrap();
-    assert!(matches!(
-        k.run(&w[1..], &x, &mut y, 1),
-        Err(JitError::Length(_))
-    ));
-    assert!(matches!(
-        k.run(&w, &x, &mut y[1..], 1),
-        Err(JitError::Length(_))
-    ));
+    assert!(matches!(k.run(&w[1..], &x, &mut y, 1), Err(JitError::Length(_))));
+    assert!(matches!(k.run(&w, &x, &mut y[1..], 1), Err(JitError::Length(_))));
     let xk = ActivationQ8::q8_k(&[0.5; 256], 1, 256).unwrap();
-    assert!(matches!(
-        k.run(&w, &xk, &mut y[..3], 1),
-        Err(JitError::InvalidParams(_))
-    ));
+    assert!(matches!(k.run(&w, &xk, &mut y[..3], 1), Err(JitError::InvalidParams(_))));
     let x_wrong_cols = ActivationQ8::q8_0(&[0.5; 96], 1, 96).unwrap();
-    assert!(matches!(
-        k.run(&w, &x_wrong_cols, &mut y[..3], 1),
-        Err(JitError::Length(_))
-    ));
-    assert!(matches!(
-        k.run_f32(&w, &[0.0; 64], &mut y[..3], 1),
-        Err(JitError::InvalidParams(_))
-    ));
+    assert!(matches!(k.run(&w, &x_wrong_cols, &mut y[..3], 1), Err(JitError::Length(_))));
+    assert!(matches!(k.run_f32(&w, &[0.0; 64], &mut y[..3], 1), Err(JitError::InvalidParams(_))));
     assert!(ActivationQ8::q8_0(&[0.0; 40], 1, 40).is_err());
     assert!(ActivationQ8::q8_0(&[0.0; 64], 1, 32).is_err());
 }
@@ -614,18 +476,11 @@ fn kernels_compiled_for_missing_features_refuse_to_run() {
     }) else {
         return; // this host has every candidate flag
     };
-    let s = JitSession::new(IsaSpec::Explicit(vec![
-        "has_ssse3".into(),
-        flag.to_string(),
-    ]))
-    .unwrap();
+    let s = JitSession::new(IsaSpec::Explicit(vec!["has_ssse3".into(), flag.to_string()])).unwrap();
     let k = GemvKernel::new(&s, WeightFormat::Q8_0, 1, 32).unwrap();
     let x = ActivationQ8::q8_0(&[1.0; 32], 1, 32).unwrap();
     let mut y = [0.0];
-    assert!(matches!(
-        k.run(&[0; 34], &x, &mut y, 1),
-        Err(JitError::NotExecutable(_))
-    ));
+    assert!(matches!(k.run(&[0; 34], &x, &mut y, 1), Err(JitError::NotExecutable(_))));
 }
 
 #[test]
@@ -635,13 +490,9 @@ fn session_outlives_nothing_it_must_not() {
         let s = JitSession::host().unwrap();
         GemvKernel::new(&s, WeightFormat::F32, 2, 5).unwrap()
     };
-    let w: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, -1.0, 0.5, 0.25, 2.0, 1.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
+    let w: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, -1.0, 0.5, 0.25, 2.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut y = [0.0; 2];
-    k.run_f32(&w, &[1.0, 1.0, 1.0, 1.0, 2.0], &mut y, 1)
-        .unwrap();
+    k.run_f32(&w, &[1.0, 1.0, 1.0, 1.0, 2.0], &mut y, 1).unwrap();
     assert_eq!(y, [20.0, 3.75]);
 }
 
@@ -667,15 +518,8 @@ fn tier_sessions() -> Vec<(String, JitSession)> {
     let mut v = Vec::new();
     for cap in [Some(WideTier::Avx512Vnni), Some(WideTier::Avx2), None] {
         let s = JitSession::with_wide_cap(IsaSpec::Host, cap).unwrap();
-        if v.iter()
-            .all(|(_, o): &(String, JitSession)| o.caps().wide != s.caps().wide)
-        {
-            v.push((
-                s.caps()
-                    .wide
-                    .map_or("cranelift".into(), |w| w.name().to_string()),
-                s,
-            ));
+        if v.iter().all(|(_, o): &(String, JitSession)| o.caps().wide != s.caps().wide) {
+            v.push((s.caps().wide.map_or("cranelift".into(), |w| w.name().to_string()), s));
         }
     }
     v
@@ -691,13 +535,7 @@ fn wide_int_dot_kernels_match_references_on_every_tier() {
     // Cranelift's 128-bit kernels.
     let tiers = tier_sessions();
     let mut rng = Rng(0x31de);
-    for fmt in [
-        WeightFormat::Q4_0,
-        WeightFormat::Q4_1,
-        WeightFormat::Q5_0,
-        WeightFormat::Q5_1,
-        WeightFormat::Q8_0,
-    ] {
+    for fmt in [WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q5_0, WeightFormat::Q5_1, WeightFormat::Q8_0] {
         for trial in 0..8 {
             let rows = [8, 16, 8 * (1 + rng.below(12)), 9 + rng.below(90)][trial % 4];
             let cols = random_cols(&mut rng, fmt);
@@ -706,38 +544,23 @@ fn wide_int_dot_kernels_match_references_on_every_tier() {
             let case = make_case(&mut rng, fmt, rows, cols, batch);
             for (name, session) in &tiers {
                 let k = GemvKernel::with_tile(session, fmt, rows, cols, tile).unwrap();
-                assert_eq!(
-                    k.wide_fn(tile).is_some(),
-                    wide_expected(session, fmt),
-                    "{name} {fmt:?}"
-                );
+                assert_eq!(k.wide_fn(tile).is_some(), wide_expected(session, fmt), "{name} {fmt:?}");
                 if let (Some(f), Some(w)) = (k.wide_fn(tile), session.caps().wide) {
                     let listing = f.listing();
                     assert!(listing.contains("ymm"), "{name}: no ymm in\n{listing}");
-                    let dot = if w == WideTier::Avx512Vnni {
-                        "vpdpbusd"
-                    } else {
-                        "vpmaddubsw"
-                    };
+                    let dot = if w == WideTier::Avx512Vnni { "vpdpbusd" } else { "vpmaddubsw" };
                     assert!(listing.contains(dot), "{name}: no {dot} in\n{listing}");
                 }
                 let y1 = run_and_check(&case, &k, 1);
                 let y3 = run_and_check(&case, &k, 3);
-                assert_eq!(
-                    y1, y3,
-                    "{name} {fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1"
-                );
+                assert_eq!(y1, y3, "{name} {fmt:?} {rows}x{cols} tile {tile}: 3 threads differ from 1");
             }
         }
     }
     // CI runs on hosts of this kind: at least the AVX2 tier and Cranelift.
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        assert!(
-            tiers.len() >= 2,
-            "expected a wide tier and the Cranelift tier, got {:?}",
-            tiers.iter().map(|t| &t.0).collect::<Vec<_>>()
-        );
+        assert!(tiers.len() >= 2, "expected a wide tier and the Cranelift tier, got {:?}", tiers.iter().map(|t| &t.0).collect::<Vec<_>>());
         let avx512 = ["avx512f", "avx512vl", "avx512bw", "avx512vnni"].map(|f| match f {
             "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
             "avx512vl" => std::arch::is_x86_feature_detected!("avx512vl"),

@@ -9,24 +9,15 @@
 
 mod common;
 use common::interpreter;
-use flexc_backends::cpu::JitSession;
 use flexc_backends::cpu::shiftadd::{BcqTables, ShiftAddKernel, ShiftAddWeights};
+use flexc_backends::cpu::JitSession;
 use flexc_backends::xorshift::XorShift as Rng;
+use flexc_ir::quant::{decode, encode, BcqParams};
 use flexc_ir::Encoding;
-use flexc_ir::quant::{BcqParams, decode, encode};
 
 /// Runs the kernel on `bytes` and checks every row against the interpreter
 /// within the budget of the module docs; returns the packed spec's terms.
-fn check(
-    s: &JitSession,
-    p: BcqParams,
-    bytes: &[u8],
-    m: usize,
-    k: usize,
-    k_tile: usize,
-    threads: usize,
-    x: &[f32],
-) -> u8 {
+fn check(s: &JitSession, p: BcqParams, bytes: &[u8], m: usize, k: usize, k_tile: usize, threads: usize, x: &[f32]) -> u8 {
     let enc = Encoding::Bcq(p);
     let w = ShiftAddWeights::pack(p, bytes, m, k, k_tile).unwrap();
     let kernel = ShiftAddKernel::new(s, w.spec()).unwrap();
@@ -41,12 +32,7 @@ fn check(
         let l1: f32 = row.iter().map(|v| v.abs()).sum();
         let mag: f32 = row.iter().zip(x).map(|(w, x)| (w * x).abs()).sum();
         let tol = l1 * lambda / 2.0 + 4e-6 * mag + 1e-30;
-        assert!(
-            (y[r] - want[r]).abs() <= tol,
-            "{enc} {m}×{k} tile {k_tile} row {r}: {} vs {} (tol {tol})",
-            y[r],
-            want[r]
-        );
+        assert!((y[r] - want[r]).abs() <= tol, "{enc} {m}×{k} tile {k_tile} row {r}: {} vs {} (tol {tol})", y[r], want[r]);
     }
     w.spec().terms
 }
@@ -87,11 +73,7 @@ fn hand_made_alphas_use_the_right_path() {
     let (m, k) = (6, 64);
     let x = rng.vec(k, 2.0);
     let p = BcqParams::row(2, 32, true, 3);
-    for (a, terms) in [
-        (0.1f32, 0u8),
-        (0.5 + 0.125 + 0.03125 + 0.0078125, 4),
-        (0.25, 1),
-    ] {
+    for (a, terms) in [(0.1f32, 0u8), (0.5 + 0.125 + 0.03125 + 0.0078125, 4), (0.25, 1)] {
         let mut bytes = rng.bytes(m * k / 32 * p.block_bytes());
         let h = half::f16::from_f32(a).to_le_bytes();
         for blk in bytes.chunks_exact_mut(p.block_bytes()) {
@@ -126,11 +108,7 @@ fn bad_inputs_are_errors() {
     let kernel = ShiftAddKernel::new(&s, w.spec()).unwrap();
     assert!(kernel.run(&w, &[0.0; 63], &mut [0.0; 4], 1).is_err());
     assert!(kernel.run(&w, &[0.0; 64], &mut [0.0; 3], 1).is_err());
-    assert!(
-        kernel
-            .run(&w, &[f32::INFINITY; 64], &mut [0.0; 4], 1)
-            .is_err()
-    );
+    assert!(kernel.run(&w, &[f32::INFINITY; 64], &mut [0.0; 4], 1).is_err());
     let other = ShiftAddWeights::pack(p, &bytes, 4, 64, 32).unwrap();
     assert!(kernel.run(&other, &[0.0; 64], &mut [0.0; 4], 1).is_err());
 }

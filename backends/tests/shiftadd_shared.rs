@@ -10,38 +10,25 @@
 
 mod common;
 use common::interpreter;
-use flexc_backends::cpu::JitSession;
 use flexc_backends::cpu::shiftadd::{BcqTables, ShiftAddKernel, ShiftAddWeights};
+use flexc_backends::cpu::JitSession;
 use flexc_backends::xorshift::XorShift as Rng;
-use flexc_ir::Encoding;
 use flexc_ir::quant::{BcqParams, BcqScales};
+use flexc_ir::Encoding;
 
 /// Checks `y` (rows of `m`) against the interpreter for activation rows `xs`.
 fn check_rows(p: BcqParams, bytes: &[u8], m: usize, k: usize, xs: &[f32], y: &[f32], what: &str) {
     let enc = Encoding::Bcq(p);
     let mut wd = vec![0f32; m * k];
     enc.decode(&[m, k], bytes, &mut wd).unwrap();
-    let amax = p
-        .shared_alphas(bytes, m, k)
-        .into_iter()
-        .fold(0f32, f32::max);
+    let amax = p.shared_alphas(bytes, m, k).into_iter().fold(0f32, f32::max);
     for (x, yr) in xs.chunks_exact(k).zip(y.chunks_exact(m)) {
         let want = interpreter(enc, bytes, m, k, x);
         let l1x: f32 = x.iter().map(|v| v.abs()).sum();
         for r in 0..m {
-            let mag: f32 = wd[r * k..(r + 1) * k]
-                .iter()
-                .zip(x)
-                .map(|(w, x)| (w * x).abs())
-                .sum();
-            let tol =
-                4e-6 * mag + 2e-7 * p.bits as f32 * amax * l1x * (k as f32 / 8.0).sqrt() + 1e-30;
-            assert!(
-                (yr[r] - want[r]).abs() <= tol,
-                "{what} {enc} {m}×{k} row {r}: {} vs {} (tol {tol})",
-                yr[r],
-                want[r]
-            );
+            let mag: f32 = wd[r * k..(r + 1) * k].iter().zip(x).map(|(w, x)| (w * x).abs()).sum();
+            let tol = 4e-6 * mag + 2e-7 * p.bits as f32 * amax * l1x * (k as f32 / 8.0).sqrt() + 1e-30;
+            assert!((yr[r] - want[r]).abs() <= tol, "{what} {enc} {m}×{k} row {r}: {} vs {} (tol {tol})", yr[r], want[r]);
         }
     }
 }
@@ -58,19 +45,11 @@ fn shared_scales_match_the_interpreter_on_random_shapes() {
     let s = JitSession::host().unwrap();
     let mut rng = Rng(31);
     for case in 0..32 {
-        let scales = if case % 2 == 0 {
-            BcqScales::Acc
-        } else {
-            BcqScales::Lat
-        };
+        let scales = if case % 2 == 0 { BcqScales::Acc } else { BcqScales::Lat };
         let bits = 1 + (case / 2 % 4) as u8;
         let (pot, apot) = (case % 7 != 0, 1 + (case % 3) as u8);
         let p = BcqParams::shared(bits, pot, if pot { apot } else { 3 }, scales);
-        let m = if scales == BcqScales::Lat {
-            rng.pick(&[32usize, 64, 96])
-        } else {
-            rng.pick(&[1usize, 3, 4, 5, 16, 33])
-        };
+        let m = if scales == BcqScales::Lat { rng.pick(&[32usize, 64, 96]) } else { rng.pick(&[1usize, 3, 4, 5, 16, 33]) };
         let k = 8 * rng.pick(&[1usize, 3, 8, 17, 32]);
         let k_tile = rng.pick(&[0usize, 8, 24, 64, 128, 100_000]);
         let threads = rng.pick(&[1usize, 2]);
@@ -80,15 +59,7 @@ fn shared_scales_match_the_interpreter_on_random_shapes() {
         let x = rng.vec(k, 1.0);
         let mut y = vec![f32::NAN; m];
         kernel.run(&w, &x, &mut y, threads).unwrap();
-        check_rows(
-            p,
-            &bytes,
-            m,
-            k,
-            &x,
-            &y,
-            &format!("case {case} tile {k_tile} threads {threads}"),
-        );
+        check_rows(p, &bytes, m, k, &x, &y, &format!("case {case} tile {k_tile} threads {threads}"));
     }
 }
 

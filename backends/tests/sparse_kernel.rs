@@ -11,8 +11,8 @@
 use flexc_backends::cpu::runtime::Pool;
 use flexc_backends::cpu::sparse::{SparseKernel, SparseSpec, SparseWeights};
 use flexc_backends::cpu::{IsaSpec, JitError, JitSession};
+use flexc_ir::quant::{decode, encode, nm, Nm};
 use flexc_ir::Encoding;
-use flexc_ir::quant::{Nm, decode, encode, nm};
 
 use flexc_backends::xorshift::XorShift as Rng;
 
@@ -42,10 +42,7 @@ fn check(w: &[f32], x: &[f32], y: &[f32], rows: usize, cols: usize, what: &str) 
             }
             let got = y[i * rows + r] as f64;
             let tol = 4.0 * f32::EPSILON as f64 * a + 1e-30;
-            assert!(
-                (got - s).abs() <= tol,
-                "{what}: y[{i}, {r}] = {got}, reference {s} (|Σ|wx|| = {a}, tolerance {tol})"
-            );
+            assert!((got - s).abs() <= tol, "{what}: y[{i}, {r}] = {got}, reference {s} (|Σ|wx|| = {a}, tolerance {tol})");
         }
     }
 }
@@ -54,27 +51,8 @@ fn check(w: &[f32], x: &[f32], y: &[f32], rows: usize, cols: usize, what: &str) 
 /// (including M that are not multiples of 4, which pad x, and M ≤ 2, which
 /// fuse groups).
 const PATTERNS: &[(u8, u8)] = &[
-    (1, 4),
-    (2, 4),
-    (3, 4),
-    (4, 4),
-    (2, 8),
-    (4, 8),
-    (8, 8),
-    (1, 8),
-    (8, 16),
-    (4, 16),
-    (1, 16),
-    (16, 16),
-    (1, 2),
-    (2, 2),
-    (1, 1),
-    (2, 3),
-    (3, 5),
-    (5, 7),
-    (6, 12),
-    (7, 13),
-    (3, 6),
+    (1, 4), (2, 4), (3, 4), (4, 4), (2, 8), (4, 8), (8, 8), (1, 8), (8, 16), (4, 16), (1, 16), (16, 16),
+    (1, 2), (2, 2), (1, 1), (2, 3), (3, 5), (5, 7), (6, 12), (7, 13), (3, 6),
 ];
 
 #[test]
@@ -85,23 +63,14 @@ fn packing_round_trips_to_the_decoded_weight() {
             let cols = m as usize * groups;
             let b = weights(&mut rng, n, m, rows, cols);
             let p = SparseWeights::pack(Nm::of(n, m), &b, rows, cols).expect("packs");
-            assert_eq!(
-                p.to_dense(),
-                dense(n, m, &b, rows, cols),
-                "{n}:{m} {rows}×{cols}"
-            );
+            assert_eq!(p.to_dense(), dense(n, m, &b, rows, cols), "{n}:{m} {rows}×{cols}");
             // Only the kept weights are stored: per row block one unit (4
             // values) per kept weight of a row, plus each chunk's metadata.
             let l = p.layout();
             assert_eq!(l.units(), cols / m as usize * n as usize, "{n}:{m}");
             let tail = l.units() - l.chunks() * l.chunk_units();
-            let meta = l.chunks() * l.meta_bytes(l.chunk_units())
-                + if tail > 0 { l.meta_bytes(tail) } else { 0 };
-            assert_eq!(
-                p.streamed_bytes(),
-                l.row_blocks * (16 * l.units() + meta),
-                "{n}:{m} {rows}×{cols}"
-            );
+            let meta = l.chunks() * l.meta_bytes(l.chunk_units()) + if tail > 0 { l.meta_bytes(tail) } else { 0 };
+            assert_eq!(p.streamed_bytes(), l.row_blocks * (16 * l.units() + meta), "{n}:{m} {rows}×{cols}");
         }
     }
 }
@@ -118,16 +87,8 @@ fn streamed_bytes_stay_at_the_compressed_size() {
         // 4 bytes of value plus b/8 of index (module docs): 1536 columns make
         // whole chunks for these patterns, so nothing is padded. Never above the codec.
         let b_bits = p.layout().index_bits as f64;
-        assert!(
-            (per_kept - (4.0 + b_bits / 8.0)).abs() < 1e-9,
-            "{n}:{m}: {per_kept} bytes per kept weight"
-        );
-        assert!(
-            p.streamed_bytes() <= b.len(),
-            "{n}:{m}: {} streamed > {} codec",
-            p.streamed_bytes(),
-            b.len()
-        );
+        assert!((per_kept - (4.0 + b_bits / 8.0)).abs() < 1e-9, "{n}:{m}: {per_kept} bytes per kept weight");
+        assert!(p.streamed_bytes() <= b.len(), "{n}:{m}: {} streamed > {} codec", p.streamed_bytes(), b.len());
     }
 }
 
@@ -149,17 +110,8 @@ fn kernel_matches_reference_on_random_shapes() {
             let x = rng.vec(rows_x * cols, 1.0);
             for threads in [1, 2] {
                 let mut y = vec![f32::NAN; rows_x * rows];
-                kernel
-                    .run(&packed, &x, rows_x, &mut y, threads)
-                    .expect("runs");
-                check(
-                    &w,
-                    &x,
-                    &y,
-                    rows,
-                    cols,
-                    &format!("{n}:{m} {rows}×{cols} rows_x {rows_x} tile {tile} threads {threads}"),
-                );
+                kernel.run(&packed, &x, rows_x, &mut y, threads).expect("runs");
+                check(&w, &x, &y, rows, cols, &format!("{n}:{m} {rows}×{cols} rows_x {rows_x} tile {tile} threads {threads}"));
             }
         }
     }
@@ -180,24 +132,12 @@ fn flow_patterns_on_model_like_shapes() {
             for rows_x in [1, 5] {
                 let x = rng.vec(rows_x * cols, 1.0);
                 let mut y = vec![0f32; rows_x * rows];
-                kernel
-                    .run_pool(&pool, &packed, &x, rows_x, &mut y, 2)
-                    .expect("runs");
-                check(
-                    &w,
-                    &x,
-                    &y,
-                    rows,
-                    cols,
-                    &format!("{n}:{m} {rows}×{cols} pool rows_x {rows_x}"),
-                );
+                kernel.run_pool(&pool, &packed, &x, rows_x, &mut y, 2).expect("runs");
+                check(&w, &x, &y, rows, cols, &format!("{n}:{m} {rows}×{cols} pool rows_x {rows_x}"));
                 let mut y1 = vec![0f32; rows_x * rows];
                 kernel.run(&packed, &x, rows_x, &mut y1, 1).expect("runs");
                 // Same code on disjoint row blocks: identical bits whatever the split.
-                assert_eq!(
-                    y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
+                assert_eq!(y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
             }
         }
     }
@@ -207,15 +147,10 @@ fn flow_patterns_on_model_like_shapes() {
 fn older_isas_take_the_fallback_paths() {
     // SSE4.2 without AVX/FMA (mul + add, legacy pblendvb), and SSSE3 alone
     // (no blendv: compare + bitselect).
-    let isas = [
-        IsaSpec::x86_64_sse42(),
-        IsaSpec::Explicit(vec!["has_sse3".into(), "has_ssse3".into()]),
-    ];
+    let isas = [IsaSpec::x86_64_sse42(), IsaSpec::Explicit(vec!["has_sse3".into(), "has_ssse3".into()])];
     let mut rng = Rng(5);
     for isa in isas {
-        let Ok(session) = JitSession::new(isa.clone()) else {
-            continue;
-        };
+        let Ok(session) = JitSession::new(isa.clone()) else { continue };
         if session.executable().is_err() {
             continue;
         }
@@ -229,14 +164,7 @@ fn older_isas_take_the_fallback_paths() {
                 let x = rng.vec(rows_x * cols, 1.0);
                 let mut y = vec![0f32; rows_x * rows];
                 kernel.run(&packed, &x, rows_x, &mut y, 1).expect("runs");
-                check(
-                    &w,
-                    &x,
-                    &y,
-                    rows,
-                    cols,
-                    &format!("{isa:?} {n}:{m} rows_x {rows_x}"),
-                );
+                check(&w, &x, &y, rows, cols, &format!("{isa:?} {n}:{m} rows_x {rows_x}"));
             }
         }
     }
@@ -254,92 +182,34 @@ fn bad_input_is_an_error_not_a_panic() {
         assert!(Nm::new(n, m).is_err(), "{n}:{m}");
     }
     for (n, m, rows, cols) in [(2u8, 4u8, 6, 30), (2, 4, 0, 32), (2, 4, 6, 0)] {
-        assert!(
-            matches!(
-                SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols),
-                Err(JitError::InvalidParams(_))
-            ),
-            "{n}:{m} {rows}×{cols}"
-        );
-        assert!(
-            SparseKernel::new(
-                &session,
-                SparseSpec {
-                    nm: Nm::of(n, m),
-                    rows,
-                    cols
-                }
-            )
-            .is_err()
-        );
+        assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols), Err(JitError::InvalidParams(_))), "{n}:{m} {rows}×{cols}");
+        assert!(SparseKernel::new(&session, SparseSpec { nm: Nm::of(n, m), rows, cols }).is_err());
     }
     // Wrong byte count.
-    assert!(matches!(
-        SparseWeights::pack(Nm::of(n, m), &bytes[1..], rows, cols),
-        Err(JitError::Length(_))
-    ));
+    assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bytes[1..], rows, cols), Err(JitError::Length(_))));
     // Indices not strictly increasing: group 0 of row 0 gets indices 1, 1.
     let mut bad = bytes.clone();
     bad[8] = 0b0101;
-    assert!(matches!(
-        SparseWeights::pack(Nm::of(n, m), &bad, rows, cols),
-        Err(JitError::InvalidParams(_))
-    ));
+    assert!(matches!(SparseWeights::pack(Nm::of(n, m), &bad, rows, cols), Err(JitError::InvalidParams(_))));
     assert!(nm::decode(Nm::of(n, m), &bad, &mut vec![0f32; rows * cols]).is_err());
     // A bad tile, mismatched weights, wrong x / y lengths.
-    let spec = SparseSpec {
-        nm: Nm::of(n, m),
-        rows,
-        cols,
-    };
+    let spec = SparseSpec { nm: Nm::of(n, m), rows, cols };
     assert!(SparseKernel::with_tile(&session, spec, 0).is_err());
     assert!(SparseKernel::with_tile(&session, spec, 9).is_err());
     let kernel = SparseKernel::new(&session, spec).expect("compiles");
     let packed = SparseWeights::pack(Nm::of(n, m), &bytes, rows, cols).expect("packs");
-    let other = SparseWeights::pack(
-        Nm::of(1, 4),
-        &weights(&mut rng, 1, 4, rows, cols),
-        rows,
-        cols,
-    )
-    .expect("packs");
+    let other = SparseWeights::pack(Nm::of(1, 4), &weights(&mut rng, 1, 4, rows, cols), rows, cols).expect("packs");
     let x = rng.vec(2 * cols, 1.0);
     let mut y = vec![0f32; 2 * rows];
-    assert!(matches!(
-        kernel.run(&other, &x, 2, &mut y, 1),
-        Err(JitError::InvalidParams(_))
-    ));
-    assert!(matches!(
-        kernel.run(&packed, &x[1..], 2, &mut y, 1),
-        Err(JitError::Length(_))
-    ));
-    assert!(matches!(
-        kernel.run(&packed, &x, 2, &mut y[1..], 1),
-        Err(JitError::Length(_))
-    ));
-    assert!(matches!(
-        kernel.run(&packed, &x, 3, &mut y, 1),
-        Err(JitError::Length(_))
-    ));
-    assert!(matches!(
-        kernel.run(&packed, &x, usize::MAX, &mut y, 1),
-        Err(JitError::Length(_))
-    ));
+    assert!(matches!(kernel.run(&other, &x, 2, &mut y, 1), Err(JitError::InvalidParams(_))));
+    assert!(matches!(kernel.run(&packed, &x[1..], 2, &mut y, 1), Err(JitError::Length(_))));
+    assert!(matches!(kernel.run(&packed, &x, 2, &mut y[1..], 1), Err(JitError::Length(_))));
+    assert!(matches!(kernel.run(&packed, &x, 3, &mut y, 1), Err(JitError::Length(_))));
+    assert!(matches!(kernel.run(&packed, &x, usize::MAX, &mut y, 1), Err(JitError::Length(_))));
     // Zero activation rows is a valid empty call; oversize thread counts are clamped.
-    kernel
-        .run(&packed, &[], 0, &mut [], 4)
-        .expect("empty batch");
-    kernel
-        .run(&packed, &x, 2, &mut y, 64)
-        .expect("threads clamp to the row blocks");
-    check(
-        &dense(n, m, &bytes, rows, cols),
-        &x,
-        &y,
-        rows,
-        cols,
-        "clamped threads",
-    );
+    kernel.run(&packed, &[], 0, &mut [], 4).expect("empty batch");
+    kernel.run(&packed, &x, 2, &mut y, 64).expect("threads clamp to the row blocks");
+    check(&dense(n, m, &bytes, rows, cols), &x, &y, rows, cols, "clamped threads");
 }
 
 #[test]
@@ -347,48 +217,19 @@ fn kernel_streams_compressed_weights_with_pshufb_gathers() {
     // The machine code reads the mask tables through pshufb, not a scalar
     // gather per weight: per unit one pshufb (M = 4) and one fma.
     let session = JitSession::new(IsaSpec::x86_64_avx2()).expect("avx2 session");
-    let spec = SparseSpec {
-        nm: Nm::TWO_FOUR,
-        rows: 64,
-        cols: 256,
-    };
+    let spec = SparseSpec { nm: Nm::TWO_FOUR, rows: 64, cols: 256 };
     let kernel = SparseKernel::with_tile(&session, spec, 1).expect("compiles");
     let vcode = kernel.compiled(1).and_then(|f| f.vcode()).expect("vcode");
-    let count = |op: &str| {
-        vcode
-            .lines()
-            .filter(|l| l.trim_start().starts_with(op))
-            .count()
-    };
+    let count = |op: &str| vcode.lines().filter(|l| l.trim_start().starts_with(op)).count();
     let units = spec.layout().map(|l| l.unroll * l.slots).expect("layout");
-    assert!(
-        count("vpshufb") >= units && count("vpshufb") <= units + 2,
-        "{} vpshufb for {units} units:\n{vcode}",
-        count("vpshufb")
-    );
-    assert!(
-        count("vmulps") >= units,
-        "{} vmulps for {units} units:\n{vcode}",
-        count("vmulps")
-    );
-    assert_eq!(
-        count("vmovss") + count("vpinsr") + count("vinsertps"),
-        0,
-        "no scalar gathers:\n{vcode}"
-    );
+    assert!(count("vpshufb") >= units && count("vpshufb") <= units + 2, "{} vpshufb for {units} units:\n{vcode}", count("vpshufb"));
+    assert!(count("vmulps") >= units, "{} vmulps for {units} units:\n{vcode}", count("vmulps"));
+    assert_eq!(count("vmovss") + count("vpinsr") + count("vinsertps"), 0, "no scalar gathers:\n{vcode}");
     // The transposed GEMM: per kept weight one broadcast of the value and one
     // multiply by the 4 activation rows' x at its column, no pshufb.
     let kernel = SparseKernel::with_tile(&session, spec, 4).expect("compiles");
     let vcode = kernel.compiled(4).and_then(|f| f.vcode()).expect("vcode");
-    let count = |op: &str| {
-        vcode
-            .lines()
-            .filter(|l| l.trim_start().starts_with(op))
-            .count()
-    };
-    assert!(
-        count("vbroadcastss") >= 4 * units && count("vmulps") >= 4 * units,
-        "{vcode}"
-    );
+    let count = |op: &str| vcode.lines().filter(|l| l.trim_start().starts_with(op)).count();
+    assert!(count("vbroadcastss") >= 4 * units && count("vmulps") >= 4 * units, "{vcode}");
     assert_eq!(count("vpshufb"), 0, "{vcode}");
 }

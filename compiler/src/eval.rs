@@ -60,11 +60,7 @@ impl NllSums {
         let n = self.count as f64;
         let mean = self.sum / n;
         let var = self.sum2 / n - mean * mean;
-        if var > 0.0 {
-            (var / (n - 1.0)).sqrt() * self.ppl()
-        } else {
-            0.0
-        }
+        if var > 0.0 { (var / (n - 1.0)).sqrt() * self.ppl() } else { 0.0 }
     }
 }
 
@@ -79,24 +75,12 @@ pub fn nll(logits: &[f32], target: u32) -> f64 {
 /// [`nll`] of each `vocab`-row of `logits` against its target, over two
 /// threads (a 262K-word vocabulary costs 67 M exponentials per window).
 fn nll_rows(logits: &[f32], vocab: usize, targets: &[u32]) -> Vec<f64> {
-    let rows: Vec<(&[f32], u32)> = logits
-        .chunks_exact(vocab)
-        .zip(targets.iter().copied())
-        .collect();
+    let rows: Vec<(&[f32], u32)> = logits.chunks_exact(vocab).zip(targets.iter().copied()).collect();
     let half = rows.len() / 2;
     std::thread::scope(|s| {
-        let second = s.spawn(|| {
-            rows[half..]
-                .iter()
-                .map(|&(l, t)| nll(l, t))
-                .collect::<Vec<f64>>()
-        });
+        let second = s.spawn(|| rows[half..].iter().map(|&(l, t)| nll(l, t)).collect::<Vec<f64>>());
         let mut out: Vec<f64> = rows[..half].iter().map(|&(l, t)| nll(l, t)).collect();
-        out.extend(
-            second
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-        );
+        out.extend(second.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         out
     })
 }
@@ -128,19 +112,11 @@ pub fn perplexity(
         return Err(ModelError("--ctx must be at least 4".into()));
     }
     if cfg.ctx > model.context() {
-        return Err(ModelError(format!(
-            "--ctx {} exceeds the model's KV cache ({})",
-            cfg.ctx,
-            model.context()
-        )));
+        return Err(ModelError(format!("--ctx {} exceeds the model's KV cache ({})", cfg.ctx, model.context())));
     }
     let chunks = chunks(tokens, cfg.ctx, bos, cfg.max_chunks);
     if chunks.is_empty() {
-        return Err(ModelError(format!(
-            "the text has {} tokens, fewer than one chunk of {}",
-            tokens.len(),
-            cfg.ctx
-        )));
+        return Err(ModelError(format!("the text has {} tokens, fewer than one chunk of {}", tokens.len(), cfg.ctx)));
     }
     let vocab = model.vocab();
     let first = cfg.ctx / 2;
@@ -158,13 +134,7 @@ pub fn perplexity(
         }
         progress(i + 1, chunks.len(), &sums);
     }
-    Ok(PplResult {
-        ppl: sums.ppl(),
-        stderr: sums.stderr(),
-        tokens_scored: sums.count,
-        chunks: chunks.len(),
-        ctx: cfg.ctx,
-    })
+    Ok(PplResult { ppl: sums.ppl(), stderr: sums.stderr(), tokens_scored: sums.count, chunks: chunks.len(), ctx: cfg.ctx })
 }
 
 #[cfg(test)]

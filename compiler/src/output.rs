@@ -27,18 +27,14 @@ use crate::signals::Partial;
 
 /// The temporary name used while `dest` is being written.
 pub fn temp_path(dest: &Path) -> PathBuf {
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     dest.with_file_name(format!(".{name}.partial-{}", std::process::id()))
 }
 
 /// Writes `bytes` to `dest` (see the module doc for what `dest` may be).
 /// The error names `dest`.
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_resolved(dest, bytes)
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: cannot write: {e}", dest.display())))
+    write_resolved(dest, bytes).map_err(|e| io::Error::new(e.kind(), format!("{}: cannot write: {e}", dest.display())))
 }
 
 fn write_resolved(dest: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -50,23 +46,14 @@ fn write_resolved(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     };
     if let Some(m) = &meta {
         if m.is_dir() {
-            return Err(io::Error::new(
-                io::ErrorKind::IsADirectory,
-                "is a directory",
-            ));
+            return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
         }
         if !m.is_file() {
             // A device, FIFO or socket: write to it, as `cat > path` would.
-            return OpenOptions::new()
-                .write(true)
-                .open(&target)?
-                .write_all(bytes);
+            return OpenOptions::new().write(true).open(&target)?.write_all(bytes);
         }
         if hard_links(m) > 1 {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .truncate(true)
-                .open(&target)?;
+            let mut f = OpenOptions::new().write(true).truncate(true).open(&target)?;
             f.write_all(bytes)?;
             return f.sync_all();
         }
@@ -128,19 +115,12 @@ pub fn sweep_stale_partials(target: &Path) {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(entries) = fs::read_dir(dir) else { return };
     let me = std::process::id();
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = stale_pid(&name.to_string_lossy()) else {
-            continue;
-        };
-        if pid != me
-            && !Path::new(&format!("/proc/{pid}")).exists()
-            && e.file_type().is_ok_and(|t| t.is_file())
-        {
+        let Some(pid) = stale_pid(&name.to_string_lossy()) else { continue };
+        if pid != me && !Path::new(&format!("/proc/{pid}")).exists() && e.file_type().is_ok_and(|t| t.is_file()) {
             let _ = fs::remove_file(e.path());
         }
     }
@@ -178,7 +158,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn symlinks_are_followed_and_the_mode_is_kept() {
-        use std::os::unix::fs::{PermissionsExt, symlink};
+        use std::os::unix::fs::{symlink, PermissionsExt};
         let d = dir("link");
         let real = d.join("real.txt");
         fs::write(&real, "old").unwrap();
@@ -186,18 +166,9 @@ mod tests {
         let link = d.join("link.txt");
         symlink("real.txt", &link).unwrap();
         write_atomic(&link, b"new").unwrap();
-        assert!(
-            fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink(),
-            "the link stays a link"
-        );
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
         assert_eq!(fs::read(&real).unwrap(), b"new");
-        assert_eq!(
-            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
+        assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o640);
         // A dangling link creates its target.
         let dangling = d.join("dangling.txt");
         symlink("made.txt", &dangling).unwrap();
@@ -214,11 +185,7 @@ mod tests {
         fs::write(&a, "old").unwrap();
         fs::hard_link(&a, d.join("b.txt")).unwrap();
         write_atomic(&a, b"new").unwrap();
-        assert_eq!(
-            fs::read(d.join("b.txt")).unwrap(),
-            b"new",
-            "both links see the new content"
-        );
+        assert_eq!(fs::read(d.join("b.txt")).unwrap(), b"new", "both links see the new content");
         fs::remove_dir_all(&d).unwrap();
     }
 
@@ -226,10 +193,7 @@ mod tests {
     fn special_files_are_written_through_and_directories_refused() {
         if Path::new("/dev/null").exists() {
             write_atomic(Path::new("/dev/null"), b"x").unwrap();
-            assert!(
-                !fs::metadata("/dev/null").unwrap().is_file(),
-                "/dev/null stays a device"
-            );
+            assert!(!fs::metadata("/dev/null").unwrap().is_file(), "/dev/null stays a device");
         }
         let d = dir("dir");
         let e = write_atomic(&d, b"x").unwrap_err();

@@ -75,10 +75,7 @@ impl Partial {
     /// Registers `path` (installs the handler).
     pub fn track(path: PathBuf) -> Partial {
         install();
-        PARTIALS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(path.clone());
+        PARTIALS.lock().unwrap_or_else(|p| p.into_inner()).push(path.clone());
         Partial { path }
     }
 }

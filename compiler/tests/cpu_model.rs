@@ -8,22 +8,16 @@
 //! the model not cached) says SKIPPED on stderr, and fails in CI
 //! (`flexc_testsuite::gate`).
 
-use flexc::frontend::decoder::{ImportOptions, import_gguf};
+use flexc::frontend::decoder::{import_gguf, ImportOptions};
 use flexc::frontend::gguf::GgufFile;
-use flexc::generate::LanguageModel;
 use flexc::generate::cpu::CpuModel;
 use flexc::generate::reference::ReferenceModel;
+use flexc::generate::LanguageModel;
 use flexc::tokenizer::Tokenizer;
 use flexc_testsuite::gate;
 
 fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold(
-            (0, f32::NEG_INFINITY),
-            |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-        )
-        .0 as u32
+    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0 as u32
 }
 
 fn top5(v: &[f32]) -> Vec<usize> {
@@ -41,39 +35,20 @@ fn top5(v: &[f32]) -> Vec<usize> {
 fn assert_top5_agree(cpu: &[f32], reference: &[f32], tol: f32) {
     let (tc, tr) = (top5(cpu), top5(reference));
     let fifth = reference[tr[4]];
-    let far: Vec<(usize, f32)> = tc
-        .iter()
-        .chain(&tr)
-        .filter(|t| !(tc.contains(t) && tr.contains(t)))
-        .map(|&t| (t, reference[t] - fifth))
-        .filter(|&(_, d)| d.abs() > tol)
-        .collect();
-    assert!(
-        far.is_empty(),
-        "top-5 of the prompt's last logits differ beyond a near-tie: cpu {tc:?}, reference {tr:?}; (token, reference logit − 5th) {far:?}, tolerance {tol}"
-    );
+    let far: Vec<(usize, f32)> =
+        tc.iter().chain(&tr).filter(|t| !(tc.contains(t) && tr.contains(t))).map(|&t| (t, reference[t] - fifth)).filter(|&(_, d)| d.abs() > tol).collect();
+    assert!(far.is_empty(), "top-5 of the prompt's last logits differ beyond a near-tie: cpu {tc:?}, reference {tr:?}; (token, reference logit − 5th) {far:?}, tolerance {tol}");
 }
 
 /// Greedy decoding of `n` tokens with the reference, feeding the same
 /// (reference-chosen) tokens to the CPU model: per step, the CPU's logits,
 /// the reference's, and the tokens.
-fn teacher_forced(
-    cpu: &mut dyn LanguageModel,
-    reference: &mut dyn LanguageModel,
-    prompt: &[u32],
-    n: usize,
-) -> Vec<(Vec<f32>, Vec<f32>)> {
-    let mut steps = vec![(
-        cpu.forward(prompt, 0, 1).expect("prefill"),
-        reference.forward(prompt, 0, 1).expect("prefill"),
-    )];
+fn teacher_forced(cpu: &mut dyn LanguageModel, reference: &mut dyn LanguageModel, prompt: &[u32], n: usize) -> Vec<(Vec<f32>, Vec<f32>)> {
+    let mut steps = vec![(cpu.forward(prompt, 0, 1).expect("prefill"), reference.forward(prompt, 0, 1).expect("prefill"))];
     let mut pos = prompt.len();
     while steps.len() < n {
         let next = argmax(&steps[steps.len() - 1].1);
-        steps.push((
-            cpu.forward(&[next], pos, 1).expect("decode"),
-            reference.forward(&[next], pos, 1).expect("decode"),
-        ));
+        steps.push((cpu.forward(&[next], pos, 1).expect("decode"), reference.forward(&[next], pos, 1).expect("decode")));
         pos += 1;
     }
     steps
@@ -83,33 +58,17 @@ fn check(rel: &str) {
     if !gate::slow("the real-model CPU-vs-reference check") {
         return;
     }
-    let Some(path) = gate::cached(rel) else {
-        return;
-    };
+    let Some(path) = gate::cached(rel) else { return };
     let g = GgufFile::open(&path).expect("open");
     let tok = Tokenizer::from_gguf(&g).expect("tokenizer");
-    let m = import_gguf(
-        &g,
-        &path,
-        &ImportOptions {
-            ctx: 64,
-            ..Default::default()
-        },
-    )
-    .expect("import");
+    let m = import_gguf(&g, &path, &ImportOptions { ctx: 64, ..Default::default() }).expect("import");
     let prompt = tok.encode("The capital of France is", tok.add_bos_by_default());
     let mut cpu = CpuModel::new(&m, 2).expect("cpu model");
-    eprintln!(
-        "{rel}: JIT compile {:.3} s",
-        cpu.compile_time().as_secs_f64()
-    );
+    eprintln!("{rel}: JIT compile {:.3} s", cpu.compile_time().as_secs_f64());
     let mut reference = ReferenceModel::new(&m).expect("reference model");
     let steps = teacher_forced(&mut cpu, &mut reference, &prompt, 8);
     let (lc, lr) = &steps[0];
-    let diff = lc
-        .iter()
-        .zip(lr)
-        .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+    let diff = lc.iter().zip(lr).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
     eprintln!("{rel}: prompt's last-position logits max |Δ| = {diff:.4}");
     assert_top5_agree(lc, lr, diff);
     let mut mismatches = Vec::new();
@@ -117,9 +76,7 @@ fn check(rel: &str) {
         let (tc, tr) = (argmax(c), argmax(r));
         let d = c.iter().zip(r).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
         let margin = r[tr as usize] - r[tc as usize];
-        eprintln!(
-            "  step {i}: cpu {tc} reference {tr} (reference margin {margin:.4}), max |Δ| {d:.4}"
-        );
+        eprintln!("  step {i}: cpu {tc} reference {tr} (reference margin {margin:.4}), max |Δ| {d:.4}");
         if tc != tr {
             mismatches.push((i, margin, d));
         }
@@ -129,18 +86,9 @@ fn check(rel: &str) {
     // max |Δ| (the CPU path quantises activations to Q8 like llama.cpp; the
     // reference multiplies exact f32). SmolLM2 on this prompt has one such
     // step (margin 0.22 < max |Δ| 0.72 at step 5).
-    let real: Vec<_> = mismatches
-        .iter()
-        .filter(|(_, margin, d)| margin >= d)
-        .collect();
-    assert!(
-        real.is_empty(),
-        "greedy tokens differ beyond a near-tie at (step, reference margin, max |Δ|): {real:?}"
-    );
-    assert!(
-        mismatches.len() <= 1,
-        "more than one near-tie: {mismatches:?}"
-    );
+    let real: Vec<_> = mismatches.iter().filter(|(_, margin, d)| margin >= d).collect();
+    assert!(real.is_empty(), "greedy tokens differ beyond a near-tie at (step, reference margin, max |Δ|): {real:?}");
+    assert!(mismatches.len() <= 1, "more than one near-tie: {mismatches:?}");
 }
 
 #[test]

@@ -537,8 +537,7 @@ fn wheel_tree_with_a_bad_file_keeps_the_old_folder() {
 /// One `.rdb` record: length + zlib(XDR v3 STRSXP); `None` is NA, bytes
 /// with `utf8` false are Latin-1.
 fn rdb_record(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
-    flexc::fetch::rdata::write_record(&flexc::fetch::rdata::write_strsxp(elems))
-        .expect("in-memory zlib")
+    flexc::fetch::rdata::write_record(&flexc::fetch::rdata::write_strsxp(elems)).expect("in-memory zlib")
 }
 
 const RDB: &str = "usr/lib/R/site-library/fakebooks/data/Rdata.rdb";

@@ -4,9 +4,9 @@
 //! simulated int32 results equal the integer matmul of the same layer and
 //! activations, rebuilt in-process through the same import and pipeline.
 
-use flexc::frontend::Checkpoint;
 use flexc::frontend::decoder::ImportOptions;
 use flexc::frontend::gguf::{GgmlType, GgufWriter, MetaValue};
+use flexc::frontend::Checkpoint;
 use flexc_backends::flexcim::arch::Arch;
 use flexc_backends::flexcim::fromir::IrWork;
 use flexc_backends::flexcim::isa::{decode, parse_asm};
@@ -29,24 +29,13 @@ const TOKENS: &str = "3";
 fn write_model(dir: &Path) -> PathBuf {
     let mut rng = XorShift(0x5eed);
     let mut w = GgufWriter::new(3);
-    for (k, v) in [
-        ("block_count", LAYERS),
-        ("embedding_length", EMBD),
-        ("feed_forward_length", FFN),
-        ("attention.head_count", 4),
-        ("attention.head_count_kv", 2),
-        ("vocab_size", VOCAB),
-    ] {
+    for (k, v) in [("block_count", LAYERS), ("embedding_length", EMBD), ("feed_forward_length", FFN), ("attention.head_count", 4), ("attention.head_count_kv", 2), ("vocab_size", VOCAB)] {
         w.add_meta(&format!("llama.{k}"), MetaValue::U32(v as u32));
     }
     w.add_meta("general.architecture", MetaValue::Str("llama".into()))
-        .add_meta(
-            "llama.attention.layer_norm_rms_epsilon",
-            MetaValue::F32(1e-5),
-        )
+        .add_meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-5))
         .add_meta("llama.rope.freq_base", MetaValue::F32(10000.0));
-    let mut names: Vec<(String, Vec<usize>)> =
-        vec![("token_embd.weight".into(), vec![VOCAB, EMBD])];
+    let mut names: Vec<(String, Vec<usize>)> = vec![("token_embd.weight".into(), vec![VOCAB, EMBD])];
     for l in 0..LAYERS {
         for (n, shape) in [
             ("attn_norm", vec![EMBD]),
@@ -66,14 +55,9 @@ fn write_model(dir: &Path) -> PathBuf {
     names.push(("output.weight".into(), vec![VOCAB, EMBD]));
     for (name, shape) in &names {
         let norm = shape.len() == 1;
-        let bytes: Vec<u8> = rng
-            .vec(shape.iter().product(), 0.5)
-            .iter()
-            .flat_map(|x| (if norm { 1.0 + x * 0.2 } else { *x }).to_le_bytes())
-            .collect();
+        let bytes: Vec<u8> = rng.vec(shape.iter().product(), 0.5).iter().flat_map(|x| (if norm { 1.0 + x * 0.2 } else { *x }).to_le_bytes()).collect();
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
-        w.add_tensor(name, &dims, GgmlType::F32, bytes)
-            .expect("add tensor");
+        w.add_tensor(name, &dims, GgmlType::F32, bytes).expect("add tensor");
     }
     let path = dir.join("tiny.gguf");
     std::fs::write(&path, w.to_bytes().expect("gguf bytes")).expect("write gguf");
@@ -81,10 +65,7 @@ fn write_model(dir: &Path) -> PathBuf {
 }
 
 fn flexc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_flexc"))
-        .args(args)
-        .output()
-        .expect("flexc runs")
+    Command::new(env!("CARGO_BIN_EXE_flexc")).args(args).output().expect("flexc runs")
 }
 
 #[test]
@@ -95,127 +76,43 @@ fn a_compiled_model_stream_decodes_simulates_and_checks() {
     let model = write_model(&dir);
     let (bin, asm) = (dir.join("m.bin"), dir.join("m.s"));
     for out in [&bin, &asm] {
-        let o = flexc(&[
-            "compile",
-            model.to_str().expect("utf-8"),
-            "--target",
-            "flexcim",
-            "--pipeline",
-            PIPELINE,
-            "--tokens",
-            TOKENS,
-            "-o",
-            out.to_str().expect("utf-8"),
-        ]);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let o = flexc(&["compile", model.to_str().expect("utf-8"), "--target", "flexcim", "--pipeline", PIPELINE, "--tokens", TOKENS, "-o", out.to_str().expect("utf-8")]);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let prog = decode(&std::fs::read(&bin).expect("read .bin")).expect("the .bin decodes");
-    assert_eq!(
-        parse_asm(&std::fs::read_to_string(&asm).expect("read .s")).expect("the .s parses"),
-        prog,
-        "text and binary hold the same stream"
-    );
+    assert_eq!(parse_asm(&std::fs::read_to_string(&asm).expect("read .s")).expect("the .s parses"), prog, "text and binary hold the same stream");
 
     // The same layers and activations in-process, and their integer matmuls.
     let ck = Checkpoint::open(&model).expect("open");
-    let mut m = ck
-        .import(
-            &model,
-            &ImportOptions {
-                ctx: 3,
-                ..Default::default()
-            },
-        )
-        .expect("import");
-    PassManager::from_text(PIPELINE, ManagerOptions::default())
-        .expect("pipeline")
-        .run(&mut m, &mut |_, _| {})
-        .expect("pipeline runs");
+    let mut m = ck.import(&model, &ImportOptions { ctx: 3, ..Default::default() }).expect("import");
+    PassManager::from_text(PIPELINE, ManagerOptions::default()).expect("pipeline").run(&mut m, &mut |_, _| {}).expect("pipeline runs");
     let layers = model_layers(&m, None, &mut |_, _| {}).expect("layers");
-    assert_eq!(
-        layers.layers.len(),
-        LAYERS * 7 + 1,
-        "every block linear and the LM head"
-    );
-    assert_eq!(
-        layers.layers.last().map(|l| (l.block, l.layer.out)),
-        Some((None, VOCAB))
-    );
+    assert_eq!(layers.layers.len(), LAYERS * 7 + 1, "every block linear and the LM head");
+    assert_eq!(layers.layers.last().map(|l| (l.block, l.layer.out)), Some((None, VOCAB)));
     let acts = activations(&m, None, &layers.layers, 3, 1).expect("activations");
     let IrWork { work, host } = stream_work(&layers, acts, 3).expect("work");
     let r = simulate(&Arch::default_flexcim(), &prog).expect("the stream simulates");
-    let outs: Vec<&Vec<i32>> = r
-        .outputs
-        .iter()
-        .zip(&r.layers)
-        .filter(|(_, s)| s.dense_macs > 0)
-        .map(|(o, _)| o)
-        .collect();
+    let outs: Vec<&Vec<i32>> = r.outputs.iter().zip(&r.layers).filter(|(_, s)| s.dense_macs > 0).map(|(o, _)| o).collect();
     assert_eq!(outs.len(), work.len());
     for (w, got) in work.iter().zip(outs) {
-        assert_eq!(
-            got,
-            &reference_matmul(&w.layer, &w.x, w.tokens).expect("oracle"),
-            "{}: simulated = integer matmul",
-            w.layer.name
-        );
+        assert_eq!(got, &reference_matmul(&w.layer, &w.x, w.tokens).expect("oracle"), "{}: simulated = integer matmul", w.layer.name);
     }
-    assert_eq!(
-        r.total.host_elems,
-        host.iter().map(|h| h.1).sum::<u64>(),
-        "host work is in the stream"
-    );
-    assert!(
-        host.iter().any(|h| h.0 == "tensor.gather"),
-        "the embedding lookup stays host work: {host:?}"
-    );
+    assert_eq!(r.total.host_elems, host.iter().map(|h| h.1).sum::<u64>(), "host work is in the stream");
+    assert!(host.iter().any(|h| h.0 == "tensor.gather"), "the embedding lookup stays host work: {host:?}");
 
     // `flexc sim OUT` runs the written stream.
     let o = flexc(&["sim", bin.to_str().expect("utf-8"), "--format", "json"]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
     assert_eq!(j["regimes"][1]["regime"], "streamed");
-    assert_eq!(
-        j["regimes"][1]["cycles"].as_u64(),
-        Some(r.total.total_cycles()),
-        "the default arch file prices streamed weights"
-    );
-    assert_eq!(
-        j["functional_check"], "skipped",
-        "a stream alone has no oracle"
-    );
+    assert_eq!(j["regimes"][1]["cycles"].as_u64(), Some(r.total.total_cycles()), "the default arch file prices streamed weights");
+    assert_eq!(j["functional_check"], "skipped", "a stream alone has no oracle");
 
     // A stream is not compile input; a failed compile leaves no file.
-    let o = flexc(&[
-        "compile",
-        bin.to_str().expect("utf-8"),
-        "--target",
-        "flexcim",
-        "-o",
-        dir.join("x.s").to_str().expect("utf-8"),
-    ]);
+    let o = flexc(&["compile", bin.to_str().expect("utf-8"), "--target", "flexcim", "-o", dir.join("x.s").to_str().expect("utf-8")]);
     assert_eq!(o.status.code(), Some(2));
     let bad = dir.join("bad.bin");
-    let o = flexc(&[
-        "compile",
-        model.to_str().expect("utf-8"),
-        "--target",
-        "flexcim",
-        "--pipeline",
-        "no-such-pass",
-        "-o",
-        bad.to_str().expect("utf-8"),
-    ]);
+    let o = flexc(&["compile", model.to_str().expect("utf-8"), "--target", "flexcim", "--pipeline", "no-such-pass", "-o", bad.to_str().expect("utf-8")]);
     assert_ne!(o.status.code(), Some(0));
     assert!(!bad.exists(), "no partial output");
     let _ = std::fs::remove_dir_all(&dir);

@@ -18,27 +18,18 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use flexc::frontend::decoder::ImportOptions;
-use flexc::generate::LanguageModel;
 use flexc::generate::reference::ReferenceModel;
 use flexc::generate::sampler::argmax;
+use flexc::generate::LanguageModel;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testsuite/fixtures/llamacpp")
-        .join(format!("{name}.json"));
-    serde_json::from_str(
-        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-    )
-    .expect("fixture JSON")
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testsuite/fixtures/llamacpp").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("fixture JSON")
 }
 
 fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .expect("id list")
-        .iter()
-        .map(|x| x.as_u64().expect("id") as u32)
-        .collect()
+    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
 }
 
 /// A greedy divergence is accepted as a near-tie when both engines pick between the same two
@@ -66,27 +57,14 @@ fn compare_logits(name: &str, prompt: &str, logits: &[f32], reference: &Value) -
         .as_array()
         .expect("top")
         .iter()
-        .map(|p| {
-            (
-                p[0].as_u64().expect("id") as u32,
-                p[1].as_f64().expect("logit") as f32,
-            )
-        })
+        .map(|p| (p[0].as_u64().expect("id") as u32, p[1].as_f64().expect("logit") as f32))
         .collect();
-    let max_diff = top
-        .iter()
-        .map(|&(id, l)| (logits[id as usize] - l).abs())
-        .fold(0.0f32, f32::max);
+    let max_diff = top.iter().map(|&(id, l)| (logits[id as usize] - l).abs()).fold(0.0f32, f32::max);
     let ours = top_k(logits, 5);
     let overlap = top[..5].iter().filter(|(id, _)| ours.contains(id)).count();
     let n = logits.len() as f64;
     let mean = logits.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let std = (logits
-        .iter()
-        .map(|&x| (x as f64 - mean).powi(2))
-        .sum::<f64>()
-        / n)
-        .sqrt();
+    let std = (logits.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
     eprintln!(
         "{name} {prompt:?}: last-prompt logits: max |diff| over the reference's top-20 = {max_diff:.6}, top-5 overlap {overlap}/5; \
          mean {mean:.4} (ref {:.4}), std {std:.4} (ref {:.4}); top-5 flexc {ours:?}, ref {:?}",
@@ -94,50 +72,29 @@ fn compare_logits(name: &str, prompt: &str, logits: &[f32], reference: &Value) -
         reference["std"].as_f64().unwrap_or(f64::NAN),
         top[..5].iter().map(|p| p.0).collect::<Vec<_>>()
     );
-    assert_eq!(
-        logits.len() as u64,
-        reference["n_vocab"].as_u64().expect("n_vocab"),
-        "{name}: vocabulary size"
-    );
+    assert_eq!(logits.len() as u64, reference["n_vocab"].as_u64().expect("n_vocab"), "{name}: vocabulary size");
     (max_diff, overlap)
 }
 
 fn check_model(name: &str, file: &str) {
-    let Some(path) = flexc_testsuite::cached(&format!("models/{name}/{file}")) else {
-        return;
-    };
+    let Some(path) = flexc_testsuite::cached(&format!("models/{name}/{file}")) else { return };
     let fx = fixture(name);
     let cases = fx["cases"].as_array().expect("cases");
     let tok = flexc::cli::run::load_tokenizer(&path).expect("tokenizer");
     for c in cases {
         let prompt = c["prompt"].as_str().expect("prompt");
         let got = tok.encode_with_special(prompt, tok.add_bos_by_default());
-        assert_eq!(
-            got,
-            ids(&c["prompt_ids"]),
-            "{name} {prompt:?}: prompt ids differ from llama.cpp's"
-        );
+        assert_eq!(got, ids(&c["prompt_ids"]), "{name} {prompt:?}: prompt ids differ from llama.cpp's");
     }
-    eprintln!(
-        "{name}: prompt ids of {} prompts equal llama.cpp's",
-        cases.len()
-    );
+    eprintln!("{name}: prompt ids of {} prompts equal llama.cpp's", cases.len());
     if !flexc_testsuite::gate::slow(&format!("{name}: greedy generation vs llama.cpp")) {
         return;
     }
 
     let t0 = Instant::now();
-    let module = flexc::cli::import::import_model(
-        &path,
-        &ImportOptions {
-            ctx: 256,
-            ..Default::default()
-        },
-    )
-    .expect("import");
+    let module = flexc::cli::import::import_model(&path, &ImportOptions { ctx: 256, ..Default::default() }).expect("import");
     eprintln!("{name}: imported in {:?}", t0.elapsed());
-    let f64_path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../testsuite/fixtures/llamacpp/{name}.f64.json"));
+    let f64_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../testsuite/fixtures/llamacpp/{name}.f64.json"));
     let f64_ref: Option<Value> = f64_path.exists().then(|| fixture(&format!("{name}.f64")));
     let mut failures = Vec::new();
     for (ci, c) in cases.iter().enumerate() {
@@ -165,110 +122,43 @@ fn check_model(name: &str, file: &str) {
             logits = model.forward(&[next], pos, 1).expect("decode");
             pos += 1;
         }
-        eprintln!(
-            "{name} {prompt:?}: flexc {:?} in {:?}",
-            tok.decode(&got),
-            t0.elapsed()
-        );
+        eprintln!("{name} {prompt:?}: flexc {:?} in {:?}", tok.decode(&got), t0.elapsed());
         // Against the float64 numpy forward (bench/gguf-f64-ref.py): flexc should be far
         // closer to it than llama.cpp, whose matmuls quantize activations to 8 bits.
         if let Some(r) = f64_ref.as_ref().map(|f| &f["cases"][ci]) {
-            assert_eq!(
-                r["prompt"].as_str(),
-                Some(prompt),
-                "f64 fixture out of order"
-            );
+            assert_eq!(r["prompt"].as_str(), Some(prompt), "f64 fixture out of order");
             let lp = &r["last_prompt_logits"];
-            let (max_diff, overlap) =
-                compare_logits(&format!("{name} [numpy f64]"), prompt, &first, lp);
-            assert_eq!(
-                argmax(&first) as u64,
-                lp["top"][0][0].as_u64().expect("id"),
-                "{name} {prompt:?}: argmax differs from the f64 reference"
-            );
-            assert_eq!(
-                overlap, 5,
-                "{name} {prompt:?}: top-5 differs from the f64 reference"
-            );
-            assert!(
-                max_diff < MAX_F64_DIFF,
-                "{name} {prompt:?}: a top-20 logit differs from the f64 reference by {max_diff}"
-            );
+            let (max_diff, overlap) = compare_logits(&format!("{name} [numpy f64]"), prompt, &first, lp);
+            assert_eq!(argmax(&first) as u64, lp["top"][0][0].as_u64().expect("id"), "{name} {prompt:?}: argmax differs from the f64 reference");
+            assert_eq!(overlap, 5, "{name} {prompt:?}: top-5 differs from the f64 reference");
+            assert!(max_diff < MAX_F64_DIFF, "{name} {prompt:?}: a top-20 logit differs from the f64 reference by {max_diff}");
         }
         // Against llama.cpp's default run (f16 KV cache) and its f32-KV run.
-        for (variant, key, tie) in [
-            ("f32 KV", "cases_f32_kv", TIE_F32_KV),
-            ("default f16 KV", "cases", TIE_F16_KV),
-        ] {
+        for (variant, key, tie) in [("f32 KV", "cases_f32_kv", TIE_F32_KV), ("default f16 KV", "cases", TIE_F16_KV)] {
             let r = &fx[key][ci];
-            assert_eq!(
-                r["prompt"].as_str(),
-                Some(prompt),
-                "fixture {key} out of order"
-            );
-            let (max_diff, overlap) = compare_logits(
-                &format!("{name} [{variant}]"),
-                prompt,
-                &first,
-                &r["last_prompt_logits"],
-            );
+            assert_eq!(r["prompt"].as_str(), Some(prompt), "fixture {key} out of order");
+            let (max_diff, overlap) = compare_logits(&format!("{name} [{variant}]"), prompt, &first, &r["last_prompt_logits"]);
             if ci == 0 {
-                let want_top = r["last_prompt_logits"]["top"][0][0]
-                    .as_u64()
-                    .expect("top id") as u32;
-                assert_eq!(
-                    argmax(&first),
-                    want_top,
-                    "{name} {prompt:?} [{variant}]: last-prompt argmax differs from llama.cpp's"
-                );
-                assert!(
-                    overlap >= 4,
-                    "{name} {prompt:?} [{variant}]: only {overlap}/5 of llama.cpp's top-5 ids are in flexc's top 5"
-                );
-                assert!(
-                    max_diff < MAX_LOGIT_DIFF,
-                    "{name} {prompt:?} [{variant}]: a top-20 logit differs by {max_diff}"
-                );
+                let want_top = r["last_prompt_logits"]["top"][0][0].as_u64().expect("top id") as u32;
+                assert_eq!(argmax(&first), want_top, "{name} {prompt:?} [{variant}]: last-prompt argmax differs from llama.cpp's");
+                assert!(overlap >= 4, "{name} {prompt:?} [{variant}]: only {overlap}/5 of llama.cpp's top-5 ids are in flexc's top 5");
+                assert!(max_diff < MAX_LOGIT_DIFF, "{name} {prompt:?} [{variant}]: a top-20 logit differs by {max_diff}");
             }
             let want = ids(&r["generated_ids"]);
             let steps = r["steps_top2"].as_array().expect("steps_top2");
             if got == want {
                 let text = r["generated_text"].as_str().expect("text");
-                assert_eq!(
-                    tok.decode(&got),
-                    text,
-                    "{name} {prompt:?}: same ids, but the decoded text differs from llama.cpp's"
-                );
-                let min_margin = margins
-                    .iter()
-                    .take(got.len())
-                    .map(|m| m.1 - m.3)
-                    .fold(f32::INFINITY, f32::min);
-                eprintln!(
-                    "{name} {prompt:?} [{variant}]: {} greedy ids equal llama.cpp's (smallest flexc top-2 margin {min_margin:.4})",
-                    got.len()
-                );
+                assert_eq!(tok.decode(&got), text, "{name} {prompt:?}: same ids, but the decoded text differs from llama.cpp's");
+                let min_margin = margins.iter().take(got.len()).map(|m| m.1 - m.3).fold(f32::INFINITY, f32::min);
+                eprintln!("{name} {prompt:?} [{variant}]: {} greedy ids equal llama.cpp's (smallest flexc top-2 margin {min_margin:.4})", got.len());
                 continue;
             }
-            let i = got
-                .iter()
-                .zip(&want)
-                .position(|(a, b)| a != b)
-                .unwrap_or(got.len().min(want.len()));
+            let i = got.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
             let (fa, fla, fb, flb) = margins[i];
             let s = &steps[i];
-            let (la, ll, lb, llb) = (
-                s[0].as_u64().unwrap_or(0) as u32,
-                s[1].as_f64().unwrap_or(0.0) as f32,
-                s[2].as_u64().unwrap_or(0) as u32,
-                s[3].as_f64().unwrap_or(0.0) as f32,
-            );
+            let (la, ll, lb, llb) = (s[0].as_u64().unwrap_or(0) as u32, s[1].as_f64().unwrap_or(0.0) as f32, s[2].as_u64().unwrap_or(0) as u32, s[3].as_f64().unwrap_or(0.0) as f32);
             // A near-tie: the same two candidates in both engines, in swapped order, both margins small.
-            let near_tie = i < got.len().min(want.len())
-                && fa == lb
-                && fb == la
-                && fla - flb < tie
-                && ll - llb < tie;
+            let near_tie = i < got.len().min(want.len()) && fa == lb && fb == la && fla - flb < tie && ll - llb < tie;
             let msg = format!(
                 "{name} {prompt:?} [{variant}]: greedy ids equal up to generated token {i}, then flexc {:?} vs llama.cpp {:?}; \
                  flexc top-2 there: {fa} ({fla:.4}) vs {fb} ({flb:.4}), margin {:.4}; llama.cpp top-2: {la} ({ll:.4}) vs {lb} ({llb:.4}), margin {:.4}",

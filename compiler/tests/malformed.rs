@@ -14,7 +14,7 @@ use flexc_backends::flexcim::sim::simulate;
 use flexc_ir::text::parse_module;
 use flexc_ir::verify::verify_module;
 use flexc_passes::{ManagerOptions, PassManager};
-use flexc_testsuite::malformed::{Case, Expect, Kind, all_cases};
+use flexc_testsuite::malformed::{all_cases, Case, Expect, Kind};
 use flexc_testsuite::synth;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,10 +30,7 @@ struct Run {
 fn flexc(args: &[&str]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_flexc"))
         .args(args)
-        .env(
-            "FLEXC_CACHE_DIR",
-            std::env::temp_dir().join("flexc-malformed-empty-cache"),
-        )
+        .env("FLEXC_CACHE_DIR", std::env::temp_dir().join("flexc-malformed-empty-cache"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -64,20 +61,12 @@ fn flexc(args: &[&str]) -> Run {
         std::thread::sleep(Duration::from_millis(5));
     };
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    Run {
-        code: status.code(),
-        stdout: text(to.join().expect("stdout thread")),
-        stderr: text(te.join().expect("stderr thread")),
-    }
+    Run { code: status.code(), stdout: text(to.join().expect("stdout thread")), stderr: text(te.join().expect("stderr thread")) }
 }
 
 /// A scratch folder per case (removed on success).
 fn scratch(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "flexc-malformed-{}-{}",
-        std::process::id(),
-        tag.replace(['/', '.'], "_")
-    ));
+    let d = std::env::temp_dir().join(format!("flexc-malformed-{}-{}", std::process::id(), tag.replace(['/', '.'], "_")));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("scratch dir");
     d
@@ -92,63 +81,26 @@ fn s(p: &Path) -> &str {
 fn check(case: &Case, what: &str, run: &Run, expect: Expect, names: &[&str], out_dir: &Path) {
     let ctx = format!("{} ({what})", case.name);
     let err = &run.stderr;
-    for bad in [
-        "panicked",
-        "RUST_BACKTRACE",
-        "stack backtrace",
-        "internal error",
-        "overflowed its stack",
-        "memory allocation of",
-    ] {
-        assert!(
-            !err.contains(bad),
-            "{ctx}: '{bad}' in stderr:\n{}",
-            clip(err)
-        );
+    for bad in ["panicked", "RUST_BACKTRACE", "stack backtrace", "internal error", "overflowed its stack", "memory allocation of"] {
+        assert!(!err.contains(bad), "{ctx}: '{bad}' in stderr:\n{}", clip(err));
     }
     let code = run.code;
     match expect {
         Expect::Exit(c) => assert_eq!(code, Some(c), "{ctx}: exit code; stderr:\n{}", clip(err)),
-        Expect::OkOrInput => assert!(
-            matches!(code, Some(0 | 1)),
-            "{ctx}: exit {code:?}; stderr:\n{}",
-            clip(err)
-        ),
+        Expect::OkOrInput => assert!(matches!(code, Some(0 | 1)), "{ctx}: exit {code:?}; stderr:\n{}", clip(err)),
     }
     if code != Some(0) {
         let first = err.lines().next().unwrap_or_default();
         assert!(!first.trim().is_empty(), "{ctx}: no error message");
-        assert!(
-            names.iter().any(|n| first.contains(n)),
-            "{ctx}: the first line names neither of {names:?}: {}",
-            clip(first)
-        );
+        assert!(names.iter().any(|n| first.contains(n)), "{ctx}: the first line names neither of {names:?}: {}", clip(first));
         // One line, plus at most a source excerpt and caret for located
         // `.fir` diagnostics and a few more verifier findings.
         let lines = err.lines().count();
-        let limit = if matches!(case.kind, Kind::Fir | Kind::FirExec) {
-            31
-        } else {
-            1
-        };
-        assert!(
-            lines <= limit,
-            "{ctx}: {lines} lines of stderr:\n{}",
-            clip(err)
-        );
-        assert!(
-            err.lines().all(|l| l.chars().count() <= 600),
-            "{ctx}: an overlong stderr line:\n{}",
-            clip(err)
-        );
-        assert!(
-            run.stdout.is_empty(),
-            "{ctx}: output printed despite the error: {}",
-            clip(&run.stdout)
-        );
-        let left: Vec<_> = std::fs::read_dir(out_dir)
-            .map(|d| d.flatten().map(|e| e.file_name()).collect())
-            .unwrap_or_default();
+        let limit = if matches!(case.kind, Kind::Fir | Kind::FirExec) { 31 } else { 1 };
+        assert!(lines <= limit, "{ctx}: {lines} lines of stderr:\n{}", clip(err));
+        assert!(err.lines().all(|l| l.chars().count() <= 600), "{ctx}: an overlong stderr line:\n{}", clip(err));
+        assert!(run.stdout.is_empty(), "{ctx}: output printed despite the error: {}", clip(&run.stdout));
+        let left: Vec<_> = std::fs::read_dir(out_dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
         assert!(left.is_empty(), "{ctx}: files left behind: {left:?}");
     }
     // A successful command's output is not the next command's leftover.
@@ -158,11 +110,7 @@ fn check(case: &Case, what: &str, run: &Run, expect: Expect, names: &[&str], out
 }
 
 fn clip(s: &str) -> String {
-    if s.len() > 1500 {
-        format!("{}…", &s[..s.floor_char_boundary(1500)])
-    } else {
-        s.to_string()
-    }
+    if s.len() > 1500 { format!("{}…", &s[..s.floor_char_boundary(1500)]) } else { s.to_string() }
 }
 
 /// Library-level check: the reader (and what runs after it) returns an
@@ -178,29 +126,11 @@ fn check_library(case: &Case, good_fir: &str) {
                 // These verify: running them is what must fail (too large, or unreadable weights).
                 let m = parse_module(text?).expect("fir-exec cases parse");
                 verify_module(&m).expect("fir-exec cases verify");
-                let too_big = m.funcs.values().any(|f| {
-                    flexc_ir::limits::check_memory(
-                        f,
-                        &|_| Some(8),
-                        flexc_ir::limits::DEFAULT_MAX_MEMORY,
-                    )
-                    .is_err()
-                });
-                too_big
-                    || flexc_backends::reference::Interpreter::new(&m)
-                        .run("f", Vec::new())
-                        .is_err()
+                let too_big = m.funcs.values().any(|f| flexc_ir::limits::check_memory(f, &|_| Some(8), flexc_ir::limits::DEFAULT_MAX_MEMORY).is_err());
+                too_big || flexc_backends::reference::Interpreter::new(&m).run("f", Vec::new()).is_err()
             }
-            Kind::Asm => {
-                read_stream(b).map_or(true, |p| simulate(&Arch::default_flexcim(), &p).is_err())
-            }
-            Kind::Pipeline => match PassManager::from_text(
-                text?,
-                ManagerOptions {
-                    verify_each: true,
-                    ..Default::default()
-                },
-            ) {
+            Kind::Asm => read_stream(b).map_or(true, |p| simulate(&Arch::default_flexcim(), &p).is_err()),
+            Kind::Pipeline => match PassManager::from_text(text?, ManagerOptions { verify_each: true, ..Default::default() }) {
                 Err(_) => true,
                 Ok(mut pm) => {
                     let mut m = parse_module(good_fir).expect("good module");
@@ -209,16 +139,10 @@ fn check_library(case: &Case, good_fir: &str) {
             },
             Kind::Arch => Arch::from_toml("case.toml", text?).is_err(),
             Kind::Energy => EnergyTable::from_toml("case.toml", text?).is_err(),
-            Kind::Gguf if case.reader_rejects => {
-                GgufFile::from_bytes_named("case.gguf", b.clone()).is_err()
-            }
-            Kind::Safetensors if case.reader_rejects => {
-                SafetensorsFile::from_bytes_named("case.safetensors", b.clone()).is_err()
-            }
+            Kind::Gguf if case.reader_rejects => GgufFile::from_bytes_named("case.gguf", b.clone()).is_err(),
+            Kind::Safetensors if case.reader_rejects => SafetensorsFile::from_bytes_named("case.safetensors", b.clone()).is_err(),
             Kind::FlexcimBin if case.reader_rejects => decode(b).is_err(),
-            Kind::Artifact if case.reader_rejects => {
-                flexc::artifact::read::load("case.flexc", PathBuf::from("case.flexc"), b).is_err()
-            }
+            Kind::Artifact if case.reader_rejects => flexc::artifact::read::load("case.flexc", PathBuf::from("case.flexc"), b).is_err(),
             _ => return None,
         })
     });
@@ -231,9 +155,7 @@ fn check_library(case: &Case, good_fir: &str) {
 
 /// The module pipeline cases run on (a dense linear layer named like a block linear).
 fn good_fir() -> String {
-    synth::linear_fir(16, 64, 4)
-        .replace("@w ", "@blk.0.ffn_up.weight ")
-        .replace("@w :", "@blk.0.ffn_up.weight :")
+    synth::linear_fir(16, 64, 4).replace("@w ", "@blk.0.ffn_up.weight ").replace("@w :", "@blk.0.ffn_up.weight :")
 }
 
 fn run_case(case: &Case, shared: &Shared) {
@@ -261,224 +183,58 @@ fn run_case(case: &Case, shared: &Shared) {
     let good = s(&shared.good_fir);
     let e = case.expect;
     match case.kind {
-        Kind::Fir => check(
-            case,
-            "opt",
-            &flexc(&["opt", f, "-o", s(&o("out.fir"))]),
-            e,
-            &["case.fir"],
-            &out,
-        ),
+        Kind::Fir => check(case, "opt", &flexc(&["opt", f, "-o", s(&o("out.fir"))]), e, &["case.fir"], &out),
         Kind::FirExec => {
-            let args: &[&str] = if case.bytes.windows(3).any(|w| w == b"%x:") {
-                &["exec", f, "--input", "x=1"]
-            } else {
-                &["exec", f]
-            };
+            let args: &[&str] = if case.bytes.windows(3).any(|w| w == b"%x:") { &["exec", f, "--input", "x=1"] } else { &["exec", f] };
             check(case, "exec", &flexc(args), e, &["case.fir"], &out);
             // The FlexCiM front end reads weights only of matmuls: a lone bad weight may pass.
-            let sim = if case.name.contains("weight-file") {
-                Expect::OkOrInput
-            } else {
-                e
-            };
-            check(
-                case,
-                "sim",
-                &flexc(&["sim", f, "--report", s(&o("r.html"))]),
-                sim,
-                &["case.fir"],
-                &out,
-            );
-            check(
-                case,
-                "compile",
-                &flexc(&["compile", f, "--target", "flexcim", "-o", s(&o("out.s"))]),
-                sim,
-                &["case.fir"],
-                &out,
-            );
+            let sim = if case.name.contains("weight-file") { Expect::OkOrInput } else { e };
+            check(case, "sim", &flexc(&["sim", f, "--report", s(&o("r.html"))]), sim, &["case.fir"], &out);
+            check(case, "compile", &flexc(&["compile", f, "--target", "flexcim", "-o", s(&o("out.s"))]), sim, &["case.fir"], &out);
         }
-        Kind::Asm => check(
-            case,
-            "sim",
-            &flexc(&["sim", f, "--report", s(&o("r.html"))]),
-            e,
-            &["case.s"],
-            &out,
-        ),
+        Kind::Asm => check(case, "sim", &flexc(&["sim", f, "--report", s(&o("r.html"))]), e, &["case.s"], &out),
         Kind::Pipeline => {
             let text = String::from_utf8_lossy(&case.bytes).into_owned();
-            check(
-                case,
-                "opt --pipeline",
-                &flexc(&["opt", good, "--pipeline", &text, "-o", s(&o("out.fir"))]),
-                e,
-                &[
-                    "pipeline", "pass", "option", "quantize", "flow-nm", "prune-nm",
-                ],
-                &out,
-            );
+            check(case, "opt --pipeline", &flexc(&["opt", good, "--pipeline", &text, "-o", s(&o("out.fir"))]), e, &["pipeline", "pass", "option", "quantize", "flow-nm", "prune-nm"], &out);
         }
-        Kind::Arch => check(
-            case,
-            "sim --arch",
-            &flexc(&["sim", good, "--arch", f, "--report", s(&o("r.html"))]),
-            e,
-            &["case.toml"],
-            &out,
-        ),
-        Kind::Energy => check(
-            case,
-            "sim --energy",
-            &flexc(&["sim", good, "--energy", f, "--report", s(&o("r.html"))]),
-            e,
-            &["case.toml"],
-            &out,
-        ),
+        Kind::Arch => check(case, "sim --arch", &flexc(&["sim", good, "--arch", f, "--report", s(&o("r.html"))]), e, &["case.toml"], &out),
+        Kind::Energy => check(case, "sim --energy", &flexc(&["sim", good, "--energy", f, "--report", s(&o("r.html"))]), e, &["case.toml"], &out),
         Kind::Config => {
             let model = dir.join("model.safetensors");
             std::fs::write(&model, &shared.safetensors).expect("write model");
             std::fs::rename(&file, dir.join("config.json")).expect("config.json");
-            check(
-                case,
-                "import",
-                &flexc(&["import", s(&dir), "-o", s(&o("m.fir"))]),
-                e,
-                &["config.json", "model.safetensors"],
-                &out,
-            );
+            check(case, "import", &flexc(&["import", s(&dir), "-o", s(&o("m.fir"))]), e, &["config.json", "model.safetensors"], &out);
         }
-        Kind::TokenizerText => check(
-            case,
-            "tokenize",
-            &flexc(&["tokenize", s(&shared.tiny_gguf), "-f", f]),
-            e,
-            &["case.txt"],
-            &out,
-        ),
+        Kind::TokenizerText => check(case, "tokenize", &flexc(&["tokenize", s(&shared.tiny_gguf), "-f", f]), e, &["case.txt"], &out),
         Kind::Gguf => {
             let import_only = case.name.starts_with("gguf/import-");
             let tok_only = case.name.starts_with("gguf/tokenizer-");
-            let inspect = if case.reader_rejects {
-                e
-            } else {
-                Expect::OkOrInput
-            };
-            check(
-                case,
-                "inspect",
-                &flexc(&["inspect", f]),
-                inspect,
-                &["case.gguf"],
-                &out,
-            );
+            let inspect = if case.reader_rejects { e } else { Expect::OkOrInput };
+            check(case, "inspect", &flexc(&["inspect", f]), inspect, &["case.gguf"], &out);
             let import = if tok_only { Expect::OkOrInput } else { e };
-            check(
-                case,
-                "import",
-                &flexc(&["import", f, "--ctx", "16", "-o", s(&o("m.fir"))]),
-                import,
-                &["case.gguf"],
-                &out,
-            );
+            check(case, "import", &flexc(&["import", f, "--ctx", "16", "-o", s(&o("m.fir"))]), import, &["case.gguf"], &out);
             let tok = if import_only { Expect::OkOrInput } else { e };
-            check(
-                case,
-                "tokenize",
-                &flexc(&["tokenize", f, "-p", "Hello the world"]),
-                tok,
-                &["case.gguf"],
-                &out,
-            );
+            check(case, "tokenize", &flexc(&["tokenize", f, "-p", "Hello the world"]), tok, &["case.gguf"], &out);
         }
         Kind::Safetensors => {
             let model = dir.join("model.safetensors");
             std::fs::rename(&file, &model).expect("model.safetensors");
             std::fs::write(dir.join("config.json"), &shared.config).expect("config.json");
-            let inspect = if case.reader_rejects {
-                e
-            } else {
-                Expect::OkOrInput
-            };
-            check(
-                case,
-                "inspect",
-                &flexc(&["inspect", s(&model)]),
-                inspect,
-                &["model.safetensors"],
-                &out,
-            );
-            check(
-                case,
-                "import",
-                &flexc(&["import", s(&dir), "--ctx", "16", "-o", s(&o("m.fir"))]),
-                e,
-                &["model.safetensors", "config.json"],
-                &out,
-            );
+            let inspect = if case.reader_rejects { e } else { Expect::OkOrInput };
+            check(case, "inspect", &flexc(&["inspect", s(&model)]), inspect, &["model.safetensors"], &out);
+            check(case, "import", &flexc(&["import", s(&dir), "--ctx", "16", "-o", s(&o("m.fir"))]), e, &["model.safetensors", "config.json"], &out);
         }
-        Kind::FlexcimBin => check(
-            case,
-            "sim",
-            &flexc(&["sim", f, "--report", s(&o("r.html"))]),
-            e,
-            &["case.bin"],
-            &out,
-        ),
+        Kind::FlexcimBin => check(case, "sim", &flexc(&["sim", f, "--report", s(&o("r.html"))]), e, &["case.bin"], &out),
         Kind::Artifact => {
             // `tokenize` reads only the header, the table and the meta section;
             // `inspect` reads everything but does not build the tokenizer.
-            let meta_ok = [
-                "flexc/ir-",
-                "flexc/prov-",
-                "flexc/bitrot-ir",
-                "flexc/bitrot-prov",
-                "flexc/bitrot-weights",
-                "flexc/missing-weights",
-                "flexc/duplicate-ir",
-                "flexc/lutidx-",
-            ]
-            .iter()
-            .any(|p| case.name.starts_with(p));
-            let inspect = if case.reader_rejects {
-                e
-            } else {
-                Expect::OkOrInput
-            };
-            check(
-                case,
-                "inspect",
-                &flexc(&["inspect", f]),
-                inspect,
-                &["case.flexc"],
-                &out,
-            );
-            check(
-                case,
-                "tokenize",
-                &flexc(&["tokenize", f, "-p", "Hello the world"]),
-                if meta_ok { Expect::OkOrInput } else { e },
-                &["case.flexc"],
-                &out,
-            );
-            check(
-                case,
-                "run",
-                &flexc(&["run", f, "-p", "Hello", "-n", "2", "--threads", "1"]),
-                e,
-                &["case.flexc"],
-                &out,
-            );
+            let meta_ok = ["flexc/ir-", "flexc/prov-", "flexc/bitrot-ir", "flexc/bitrot-prov", "flexc/bitrot-weights", "flexc/missing-weights", "flexc/duplicate-ir", "flexc/lutidx-"].iter().any(|p| case.name.starts_with(p));
+            let inspect = if case.reader_rejects { e } else { Expect::OkOrInput };
+            check(case, "inspect", &flexc(&["inspect", f]), inspect, &["case.flexc"], &out);
+            check(case, "tokenize", &flexc(&["tokenize", f, "-p", "Hello the world"]), if meta_ok { Expect::OkOrInput } else { e }, &["case.flexc"], &out);
+            check(case, "run", &flexc(&["run", f, "-p", "Hello", "-n", "2", "--threads", "1"]), e, &["case.flexc"], &out);
         }
-        Kind::Onnx => check(
-            case,
-            "import",
-            &flexc(&["import", f, "-o", s(&o("out.fir"))]),
-            e,
-            &["case.onnx"],
-            &out,
-        ),
+        Kind::Onnx => check(case, "import", &flexc(&["import", f, "-o", s(&o("out.fir"))]), e, &["case.onnx"], &out),
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -501,43 +257,22 @@ fn shared(tag: &str) -> Shared {
     let tiny = dir.join("tiny.gguf");
     std::fs::write(&tiny, synth::llama_gguf(synth::Vocab::Bpe)).expect("write tiny.gguf");
     let (safetensors, config) = synth::llama_safetensors();
-    Shared {
-        dir,
-        good_fir: good,
-        good_fir_text,
-        tiny_gguf: tiny,
-        safetensors,
-        config,
-    }
+    Shared { dir, good_fir: good, good_fir_text, tiny_gguf: tiny, safetensors, config }
 }
 
 /// Runs every case of `kinds`, collecting failures so one run reports them all.
 fn run_kinds(tag: &str, kinds: &[Kind]) -> usize {
     let sh = shared(tag);
-    let cases: Vec<Case> = all_cases()
-        .into_iter()
-        .filter(|c| kinds.contains(&c.kind))
-        .collect();
+    let cases: Vec<Case> = all_cases().into_iter().filter(|c| kinds.contains(&c.kind)).collect();
     let mut failures = Vec::new();
     for c in &cases {
-        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(c, &sh)))
-        {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+        if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_case(c, &sh))) {
+            let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
             failures.push(msg);
         }
     }
     let _ = std::fs::remove_dir_all(&sh.dir);
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), cases.len(), failures.join("\n\n"));
     cases.len()
 }
 
@@ -562,22 +297,11 @@ fn the_valid_neighbours_are_valid() {
     std::fs::write(&onnx, flexc_testsuite::onnx_synth::bytes()).expect("onnx");
     let r = flexc(&["import", s(&onnx)]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let r = flexc(&[
-        "sim",
-        s(&sh.good_fir),
-        "--arch",
-        "../backends/flexcim/arch.toml",
-        "--energy",
-        "../backends/flexcim/energy.toml",
-    ]);
+    let r = flexc(&["sim", s(&sh.good_fir), "--arch", "../backends/flexcim/arch.toml", "--energy", "../backends/flexcim/energy.toml"]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let art = sh.dir.join("tiny.flexc");
     std::fs::write(&art, synth::llama_flexc()).expect("tiny.flexc");
-    for args in [
-        &["inspect", s(&art)][..],
-        &["tokenize", s(&art), "-p", "Hello the world"],
-        &["run", s(&art), "-p", "Hello", "-n", "2", "--threads", "1"],
-    ] {
+    for args in [&["inspect", s(&art)][..], &["tokenize", s(&art), "-p", "Hello the world"], &["run", s(&art), "-p", "Hello", "-n", "2", "--threads", "1"]] {
         let r = flexc(args);
         assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
     }
@@ -587,18 +311,8 @@ fn the_valid_neighbours_are_valid() {
 #[test]
 fn fuzzer_findings_round_trip() {
     // flexcim_bin: an empty `dsel` printed as `bus= s1= s2=` must parse back.
-    use flexc_backends::flexcim::isa::{Instr, Program, encode, parse_asm, print_asm};
-    let p = Program {
-        instrs: vec![
-            Instr::Dsel {
-                row: 3,
-                bus: Vec::new(),
-                s1: Vec::new(),
-                s2: Vec::new(),
-            },
-            Instr::Sync,
-        ],
-    };
+    use flexc_backends::flexcim::isa::{encode, parse_asm, print_asm, Instr, Program};
+    let p = Program { instrs: vec![Instr::Dsel { row: 3, bus: Vec::new(), s1: Vec::new(), s2: Vec::new() }, Instr::Sync] };
     assert_eq!(parse_asm(&print_asm(&p)), Ok(p.clone()));
     assert_eq!(decode(&encode(&p)), Ok(p));
     // fir: a string holding NUL prints as `\0` and must parse back.
@@ -611,21 +325,7 @@ fn fuzzer_findings_round_trip() {
 fn corpus_has_at_least_100_cases_across_every_format() {
     let cases = all_cases();
     assert!(cases.len() >= 100, "only {} cases", cases.len());
-    for k in [
-        Kind::Fir,
-        Kind::FirExec,
-        Kind::Asm,
-        Kind::Pipeline,
-        Kind::Arch,
-        Kind::Energy,
-        Kind::Config,
-        Kind::TokenizerText,
-        Kind::Gguf,
-        Kind::Safetensors,
-        Kind::FlexcimBin,
-        Kind::Artifact,
-        Kind::Onnx,
-    ] {
+    for k in [Kind::Fir, Kind::FirExec, Kind::Asm, Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText, Kind::Gguf, Kind::Safetensors, Kind::FlexcimBin, Kind::Artifact, Kind::Onnx] {
         assert!(cases.iter().any(|c| c.kind == k), "no {k:?} case");
     }
 }
@@ -637,18 +337,7 @@ fn malformed_ir_text() {
 
 #[test]
 fn malformed_pipelines_and_configs() {
-    assert!(
-        run_kinds(
-            "cfg",
-            &[
-                Kind::Pipeline,
-                Kind::Arch,
-                Kind::Energy,
-                Kind::Config,
-                Kind::TokenizerText
-            ]
-        ) >= 60
-    );
+    assert!(run_kinds("cfg", &[Kind::Pipeline, Kind::Arch, Kind::Energy, Kind::Config, Kind::TokenizerText]) >= 60);
 }
 
 #[test]

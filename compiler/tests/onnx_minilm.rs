@@ -11,57 +11,28 @@
 
 mod onnx_env;
 
-use flexc::frontend::Checkpoint;
 use flexc::frontend::bert::positions;
 use flexc::frontend::decoder::ImportOptions;
+use flexc::frontend::Checkpoint;
 use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::types::ElemType;
 use flexc_ir::verify::verify_module;
 use std::path::Path;
 
 fn ids_of(manifest: &serde_json::Value) -> Vec<Vec<i64>> {
-    manifest["sentences"]
-        .as_array()
-        .expect("sentences")
-        .iter()
-        .map(|s| {
-            s.as_array()
-                .expect("ids")
-                .iter()
-                .map(|v| v.as_i64().expect("id"))
-                .collect()
-        })
-        .collect()
+    manifest["sentences"].as_array().expect("sentences").iter().map(|s| s.as_array().expect("ids").iter().map(|v| v.as_i64().expect("id")).collect()).collect()
 }
 
 fn ort(dir: &Path, model: &str, i: usize) -> Vec<f32> {
-    let t =
-        flexc::npy::read(&std::fs::read(dir.join(format!("ort-{model}-{i}.npy"))).expect("npy"))
-            .expect("npy parses");
+    let t = flexc::npy::read(&std::fs::read(dir.join(format!("ort-{model}-{i}.npy"))).expect("npy")).expect("npy parses");
     t.as_f32().expect("f32").to_vec()
 }
 
 /// `@forward(input_ids, attention_mask, token_type_ids)` of an imported ONNX encoder.
 fn run_onnx(path: &Path, sents: &[Vec<i64>]) -> Vec<Vec<f32>> {
-    let m = Checkpoint::open(path)
-        .expect("opens")
-        .import(path, &ImportOptions::default())
-        .expect("imports");
+    let m = Checkpoint::open(path).expect("opens").import(path, &ImportOptions::default()).expect("imports");
     verify_module(&m).expect("verifies");
-    let names: Vec<String> = m
-        .funcs
-        .values()
-        .next()
-        .expect("a function")
-        .params
-        .iter()
-        .map(|&p| {
-            m.funcs.values().next().expect("f").dfg.values[p]
-                .name
-                .clone()
-                .unwrap_or_default()
-        })
-        .collect();
+    let names: Vec<String> = m.funcs.values().next().expect("a function").params.iter().map(|&p| m.funcs.values().next().expect("f").dfg.values[p].name.clone().unwrap_or_default()).collect();
     let mut interp = Interpreter::new(&m);
     sents
         .iter()
@@ -87,9 +58,7 @@ fn run_onnx(path: &Path, sents: &[Vec<i64>]) -> Vec<Vec<f32>> {
 
 fn mean_pool(h: &[f32]) -> Vec<f64> {
     let rows = h.len() / 384;
-    (0..384)
-        .map(|j| (0..rows).map(|i| h[i * 384 + j] as f64).sum::<f64>() / rows as f64)
-        .collect()
+    (0..384).map(|j| (0..rows).map(|i| h[i * 384 + j] as f64).sum::<f64>() / rows as f64).collect()
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -100,28 +69,19 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
 fn max_rel(got: &[f32], want: &[f32]) -> (f64, f64) {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0f64, |m, &x| m.max((x as f64).abs()));
-    let d = got
-        .iter()
-        .zip(want)
-        .fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
+    let d = got.iter().zip(want).fold(0f64, |m, (&a, &b)| m.max((a as f64 - b as f64).abs()));
     (d, d / scale)
 }
 
 #[test]
 fn minilm_fp32_matches_onnxruntime_and_safetensors() {
     let dir = onnx_env::minilm_onnx();
-    let man: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let man: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest")).expect("json");
     let sents = ids_of(&man);
     let got = run_onnx(&dir.join("minilm-fp32.onnx"), &sents);
     // flexc's own BERT importer on the safetensors the ONNX weights came from.
     let st = onnx_env::minilm_dir().join("model.safetensors");
-    let sm = Checkpoint::open(&st)
-        .expect("opens")
-        .import(&st, &ImportOptions::default())
-        .expect("imports");
+    let sm = Checkpoint::open(&st).expect("opens").import(&st, &ImportOptions::default()).expect("imports");
     let mut interp = Interpreter::new(&sm);
     for (i, ids) in sents.iter().enumerate() {
         let want = ort(&dir, "fp32", i);
@@ -131,32 +91,18 @@ fn minilm_fp32_matches_onnxruntime_and_safetensors() {
         let n = ids.len();
         let idt = Tensor::int(ElemType::I32, &[n], ids.clone()).expect("ids");
         let zeros = Tensor::int(ElemType::I32, &[n], vec![0; n]).expect("zeros");
-        let h = interp
-            .run("forward", vec![idt, zeros, positions(n)])
-            .expect("runs");
+        let h = interp.run("forward", vec![idt, zeros, positions(n)]).expect("runs");
         let (abs, rel) = max_rel(&got[i], h[0].as_f32().expect("f32"));
-        println!(
-            "sentence {i}: flexc(onnx) vs flexc(safetensors): max |Δ| {abs:.3e}, relative {rel:.3e}"
-        );
-        assert!(
-            rel <= 1e-4,
-            "sentence {i}: onnx vs safetensors import relative |Δ| {rel:.3e}"
-        );
+        println!("sentence {i}: flexc(onnx) vs flexc(safetensors): max |Δ| {abs:.3e}, relative {rel:.3e}");
+        assert!(rel <= 1e-4, "sentence {i}: onnx vs safetensors import relative |Δ| {rel:.3e}");
     }
 }
 
 fn quantized(model: &str, file: &str) {
     let dir = onnx_env::minilm_onnx();
-    let man: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest"),
-    )
-    .expect("json");
+    let man: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).expect("manifest")).expect("json");
     let sents = ids_of(&man);
-    let path = if file.is_empty() {
-        std::path::PathBuf::from(man["models"][model].as_str().expect("path"))
-    } else {
-        dir.join(file)
-    };
+    let path = if file.is_empty() { std::path::PathBuf::from(man["models"][model].as_str().expect("path")) } else { dir.join(file) };
     let got = run_onnx(&path, &sents);
     for (i, h) in got.iter().enumerate() {
         let c = cosine(&mean_pool(h), &mean_pool(&ort(&dir, model, i)));
@@ -186,15 +132,8 @@ fn minilm_matmulnbits_as_gq_matches_onnxruntime() {
     // f16-exact scales: every MatMulNBits weight becomes a #gq weight.
     let dir = onnx_env::minilm_onnx();
     let path = dir.join("minilm-nbits4-f16scales.onnx");
-    let m = Checkpoint::open(&path)
-        .expect("opens")
-        .import(&path, &ImportOptions::default())
-        .expect("imports");
-    let gq = m
-        .weights
-        .iter()
-        .filter(|(_, w)| matches!(w.ty.encoding, Some(flexc_ir::types::Encoding::Gq(_))))
-        .count();
+    let m = Checkpoint::open(&path).expect("opens").import(&path, &ImportOptions::default()).expect("imports");
+    let gq = m.weights.iter().filter(|(_, w)| matches!(w.ty.encoding, Some(flexc_ir::types::Encoding::Gq(_)))).count();
     assert_eq!(gq, 36, "MatMulNBits weights imported as #gq");
     quantized("nbits4f16", "minilm-nbits4-f16scales.onnx");
 }

@@ -12,13 +12,8 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flexc"));
-    c.env(
-        "FLEXC_CACHE_DIR",
-        std::env::temp_dir().join("flexc-robustness-empty-cache"),
-    );
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.env("FLEXC_CACHE_DIR", std::env::temp_dir().join("flexc-robustness-empty-cache"));
+    c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
@@ -52,10 +47,7 @@ fn fails(out: &Output, code: i32, needles: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "stderr:\n{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace"),
-        "{err}"
-    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
     for n in needles {
         assert!(err.contains(n), "'{n}' not in: {err}");
     }
@@ -69,11 +61,7 @@ fn write_fir(dir: &Path) -> PathBuf {
 
 #[cfg(unix)]
 fn mkfifo(p: &Path) {
-    let ok = Command::new("mkfifo")
-        .arg(p)
-        .status()
-        .expect("mkfifo runs")
-        .success();
+    let ok = Command::new("mkfifo").arg(p).status().expect("mkfifo runs").success();
     assert!(ok, "mkfifo {}", p.display());
 }
 
@@ -82,16 +70,8 @@ fn output_to_dev_null_keeps_the_device() {
     let d = scratch("devnull");
     let fir = write_fir(&d);
     let out = flexc(&["opt", s(&fir), "-o", "/dev/null"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !std::fs::metadata("/dev/null").expect("/dev/null").is_file(),
-        "/dev/null must stay a device"
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!std::fs::metadata("/dev/null").expect("/dev/null").is_file(), "/dev/null must stay a device");
 }
 
 #[cfg(unix)]
@@ -106,32 +86,17 @@ fn output_to_a_fifo_is_written_through() {
         std::thread::spawn(move || std::fs::read_to_string(fifo).expect("read the fifo"))
     };
     let out = flexc(&["opt", s(&fir), "-o", s(&fifo)]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(reader.join().expect("reader").contains("tensor.matmul"));
     use std::os::unix::fs::FileTypeExt;
-    assert!(
-        std::fs::metadata(&fifo)
-            .expect("fifo")
-            .file_type()
-            .is_fifo(),
-        "the FIFO stays a FIFO"
-    );
+    assert!(std::fs::metadata(&fifo).expect("fifo").file_type().is_fifo(), "the FIFO stays a FIFO");
 }
 
 #[test]
 fn output_to_a_directory_is_refused() {
     let d = scratch("dir-out");
     let fir = write_fir(&d);
-    fails(
-        &flexc(&["opt", s(&fir), "-o", s(&d)]),
-        1,
-        &["is a directory"],
-    );
+    fails(&flexc(&["opt", s(&fir), "-o", s(&d)]), 1, &["is a directory"]);
 }
 
 #[test]
@@ -139,35 +104,10 @@ fn huge_sizes_from_flags_are_refused_before_allocating() {
     let d = scratch("huge");
     let model = d.join("tiny.gguf");
     std::fs::write(&model, synth::llama_gguf(synth::Vocab::Bpe)).expect("write");
-    fails(
-        &flexc(&[
-            "run",
-            s(&model),
-            "--ctx",
-            "1099511627776",
-            "-p",
-            "hi",
-            "-n",
-            "1",
-        ]),
-        1,
-        &["tiny.gguf", "KV cache", "--ctx"],
-    );
-    fails(
-        &flexc(&["bench", "kernels", "--shapes", "99999999x99999999"]),
-        2,
-        &["--shapes", "99999999x99999999"],
-    );
-    fails(
-        &flexc(&["bench", "model", s(&model), "--prompt-tokens", "100000"]),
-        2,
-        &["--prompt-tokens"],
-    );
-    fails(
-        &flexc(&["sim", s(&model), "--rows", "1000000000"]),
-        2,
-        &["--rows"],
-    );
+    fails(&flexc(&["run", s(&model), "--ctx", "1099511627776", "-p", "hi", "-n", "1"]), 1, &["tiny.gguf", "KV cache", "--ctx"]);
+    fails(&flexc(&["bench", "kernels", "--shapes", "99999999x99999999"]), 2, &["--shapes", "99999999x99999999"]);
+    fails(&flexc(&["bench", "model", s(&model), "--prompt-tokens", "100000"]), 2, &["--prompt-tokens"]);
+    fails(&flexc(&["sim", s(&model), "--rows", "1000000000"]), 2, &["--rows"]);
 }
 
 #[cfg(unix)]
@@ -177,11 +117,7 @@ fn fifos_and_devices_are_refused_as_inputs() {
     let fifo = d.join("in.fir");
     mkfifo(&fifo);
     fails(&flexc(&["opt", s(&fifo)]), 1, &["in.fir", "FIFO"]);
-    fails(
-        &flexc(&["opt", "/dev/urandom"]),
-        1,
-        &["/dev/urandom", "device"],
-    );
+    fails(&flexc(&["opt", "/dev/urandom"]), 1, &["/dev/urandom", "device"]);
     // A weight file that is a FIFO: opening it would block forever.
     let wfifo = d.join("w.bin");
     mkfifo(&wfifo);
@@ -196,9 +132,7 @@ fn fifos_and_devices_are_refused_as_inputs() {
 
 /// A module of `n` chained adds of `x + (-0)`: every op simplifies.
 fn chain_fir(n: usize) -> String {
-    let mut t = String::from(
-        "func @f(%x: f32[4]) -> f32[4] {\n  %z = tensor.constant {value = dense<[-0.0, -0.0, -0.0, -0.0]>} : f32[4]\n",
-    );
+    let mut t = String::from("func @f(%x: f32[4]) -> f32[4] {\n  %z = tensor.constant {value = dense<[-0.0, -0.0, -0.0, -0.0]>} : f32[4]\n");
     let mut prev = "%x".to_string();
     for i in 0..n {
         t.push_str(&format!("  %a{i} = tensor.add {prev}, %z : f32[4]\n"));
@@ -217,18 +151,9 @@ fn canonicalize_is_linear_on_a_100k_op_chain() {
     let fir = d.join("chain.fir");
     std::fs::write(&fir, chain_fir(100_000)).expect("write");
     let out = flexc(&["opt", s(&fir), "--pipeline", "canonicalize"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("tensor.add") && text.contains("return %x"),
-        "every add folds away:\n{}",
-        &text[..text.len().min(400)]
-    );
+    assert!(!text.contains("tensor.add") && text.contains("return %x"), "every add folds away:\n{}", &text[..text.len().min(400)]);
 }
 
 #[cfg(unix)]
@@ -242,28 +167,15 @@ fn sigterm_leaves_no_partial_file() {
     std::fs::write(&fir, chain_fir(60_000)).expect("write");
     for delay_ms in [50u64, 150, 300, 600, 1000, 1500] {
         let out = d.join("out.fir");
-        let mut child = bin()
-            .args(["opt", s(&fir), "--pipeline", "cse", "-o", s(&out)])
-            .spawn()
-            .expect("flexc runs");
+        let mut child = bin().args(["opt", s(&fir), "--pipeline", "cse", "-o", s(&out)]).spawn().expect("flexc runs");
         std::thread::sleep(Duration::from_millis(delay_ms));
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let status = child.wait().expect("wait");
         // Exit 130 once the handler is installed (with the first temporary
         // file); a signal before that kills the process, harmlessly: nothing
         // has been written yet.
-        assert!(
-            matches!(status.code(), Some(0 | 130) | None),
-            "delay {delay_ms} ms: {status:?}"
-        );
-        let left: Vec<String> = std::fs::read_dir(&d)
-            .expect("dir")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".partial-"))
-            .collect();
+        assert!(matches!(status.code(), Some(0 | 130) | None), "delay {delay_ms} ms: {status:?}");
+        let left: Vec<String> = std::fs::read_dir(&d).expect("dir").flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
         assert!(left.is_empty(), "delay {delay_ms} ms: left {left:?}");
         let _ = std::fs::remove_file(&out);
     }

@@ -3,9 +3,7 @@
 //! with a one-line error naming the file, the byte offset or tensor, and the
 //! cause, never panic.
 
-use flexc::frontend::safetensors::{
-    Dtype, MAX_HEADER_LEN, SafetensorsError, SafetensorsFile, write_safetensors,
-};
+use flexc::frontend::safetensors::{write_safetensors, Dtype, SafetensorsError, SafetensorsFile, MAX_HEADER_LEN};
 
 const NAME: &str = "bad.safetensors";
 
@@ -16,13 +14,7 @@ fn f32s(v: &[f32]) -> Vec<u8> {
 fn valid() -> Vec<u8> {
     let a = f32s(&[1.0, 2.0, 3.0, 4.0]);
     let b = [7u8, 0, 0, 0, 0, 0, 0, 0];
-    write_safetensors(
-        &[("format", "pt")],
-        &[
-            ("a", Dtype::F32, &[2, 2], &a),
-            ("b.ids", Dtype::I64, &[1], &b),
-        ],
-    )
+    write_safetensors(&[("format", "pt")], &[("a", Dtype::F32, &[2, 2], &a), ("b.ids", Dtype::I64, &[1], &b)])
 }
 
 /// A file with header `json` (padded to 8) and `data` bytes.
@@ -56,25 +48,15 @@ fn valid_file_round_trips() {
     assert_eq!(st.metadata, vec![("format".to_string(), "pt".to_string())]);
     assert_eq!(st.tensors.len(), 2);
     let a = st.tensor("a").expect("a");
-    assert_eq!(
-        (a.dtype, a.shape.clone(), a.n_bytes),
-        (Dtype::F32, vec![2, 2], 16)
-    );
+    assert_eq!((a.dtype, a.shape.clone(), a.n_bytes), (Dtype::F32, vec![2, 2], 16));
     assert_eq!(st.tensor_bytes(a), f32s(&[1.0, 2.0, 3.0, 4.0]).as_slice());
     let b = st.tensor("b.ids").expect("b");
     assert_eq!(st.tensor_bytes(b)[0], 7);
     assert_eq!(a.offset, st.data_offset);
     // No metadata and zero-sized tensors are fine too.
-    let st = parse(raw(
-        r#"{"e":{"dtype":"F16","shape":[0,3],"data_offsets":[0,0]}}"#,
-        &[],
-    ))
-    .expect("empty tensor");
+    let st = parse(raw(r#"{"e":{"dtype":"F16","shape":[0,3],"data_offsets":[0,0]}}"#, &[])).expect("empty tensor");
     assert_eq!(st.tensors[0].n_bytes, 0);
-    for d in [
-        "BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "BF16", "F32", "F64",
-        "F8_E4M3", "F8_E5M2",
-    ] {
+    for d in ["BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2"] {
         assert_eq!(Dtype::from_name(d).map(Dtype::name), Some(d));
     }
 }
@@ -87,10 +69,7 @@ fn empty_and_tiny_files() {
 
 #[test]
 fn header_length_over_the_cap() {
-    fails(
-        (MAX_HEADER_LEN + 1).to_le_bytes().to_vec(),
-        "exceeds the limit of 104857600 bytes",
-    );
+    fails((MAX_HEADER_LEN + 1).to_le_bytes().to_vec(), "exceeds the limit of 104857600 bytes");
     fails(u64::MAX.to_le_bytes().to_vec(), "exceeds the limit");
 }
 
@@ -105,9 +84,7 @@ fn header_length_past_eof() {
 fn truncated_at_every_byte() {
     let v = valid();
     for n in 0..v.len() {
-        let e = parse(v[..n].to_vec())
-            .expect_err("truncated must fail")
-            .to_string();
+        let e = parse(v[..n].to_vec()).expect_err("truncated must fail").to_string();
         assert!(e.starts_with(NAME) && !e.contains('\n'), "{n}: {e}");
     }
 }
@@ -138,73 +115,34 @@ fn duplicate_tensor_names() {
 
 #[test]
 fn duplicate_metadata() {
-    fails(
-        raw(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]),
-        "duplicate '__metadata__'",
-    );
+    fails(raw(r#"{"__metadata__":{},"__metadata__":{}}"#, &[]), "duplicate '__metadata__'");
 }
 
 #[test]
 fn metadata_values_must_be_strings() {
-    fails(
-        raw(r#"{"__metadata__":{"format":1}}"#, &[]),
-        "'__metadata__' value of 'format' must be a string",
-    );
-    fails(
-        raw(r#"{"__metadata__":"pt"}"#, &[]),
-        "'__metadata__' must be an object",
-    );
+    fails(raw(r#"{"__metadata__":{"format":1}}"#, &[]), "'__metadata__' value of 'format' must be a string");
+    fails(raw(r#"{"__metadata__":"pt"}"#, &[]), "'__metadata__' must be an object");
 }
 
 #[test]
 fn unknown_dtype() {
-    fails(
-        raw(
-            r#"{"w":{"dtype":"F12","shape":[1],"data_offsets":[0,2]}}"#,
-            &[0, 0],
-        ),
-        "tensor 'w': unknown dtype 'F12'",
-    );
+    fails(raw(r#"{"w":{"dtype":"F12","shape":[1],"data_offsets":[0,2]}}"#, &[0, 0]), "tensor 'w': unknown dtype 'F12'");
 }
 
 #[test]
 fn byte_count_disagrees_with_shape_and_dtype() {
-    fails(
-        raw(
-            r#"{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}}"#,
-            &[0; 12],
-        ),
-        "F32 [2, 2] needs 16 bytes but data_offsets [0, 12] hold 12",
-    );
+    fails(raw(r#"{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}}"#, &[0; 12]), "F32 [2, 2] needs 16 bytes but data_offsets [0, 12] hold 12");
 }
 
 #[test]
 fn offsets_past_the_end_of_file() {
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}"#,
-            &[0; 4],
-        ),
-        "end past the data section (4 bytes",
-    );
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551615,18446744073709551616]}}"#,
-            &[0],
-        ),
-        "non-negative integers",
-    );
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}}"#, &[0; 4]), "end past the data section (4 bytes");
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[18446744073709551615,18446744073709551616]}}"#, &[0]), "non-negative integers");
 }
 
 #[test]
 fn offsets_reversed() {
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}}"#,
-            &[0; 4],
-        ),
-        "end before they begin",
-    );
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[0],"data_offsets":[4,0]}}"#, &[0; 4]), "end before they begin");
 }
 
 #[test]
@@ -221,55 +159,19 @@ fn hole_in_the_data_section() {
 
 #[test]
 fn trailing_bytes_after_the_data() {
-    let e = fails(
-        raw(
-            r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#,
-            &[0; 5],
-        ),
-        "3 bytes after the last tensor's data",
-    );
+    let e = fails(raw(r#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#, &[0; 5]), "3 bytes after the last tensor's data");
     assert!(e.contains("byte "), "{e}");
 }
 
 #[test]
 fn malformed_entries() {
-    fails(
-        raw(r#"{"w":{"dtype":"U8","shape":[1]}}"#, &[0]),
-        "tensor 'w': missing 'data_offsets'",
-    );
-    fails(
-        raw(r#"{"w":{"shape":[1],"data_offsets":[0,1]}}"#, &[0]),
-        "missing 'dtype'",
-    );
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#,
-            &[0],
-        ),
-        "shape entry -1 is not a non-negative integer",
-    );
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":"1","data_offsets":[0,1]}}"#,
-            &[0],
-        ),
-        "'shape' must be an array",
-    );
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0]}}"#,
-            &[0],
-        ),
-        "must be [begin, end], got 1 values",
-    );
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[1]}}"#, &[0]), "tensor 'w': missing 'data_offsets'");
+    fails(raw(r#"{"w":{"shape":[1],"data_offsets":[0,1]}}"#, &[0]), "missing 'dtype'");
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#, &[0]), "shape entry -1 is not a non-negative integer");
+    fails(raw(r#"{"w":{"dtype":"U8","shape":"1","data_offsets":[0,1]}}"#, &[0]), "'shape' must be an array");
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0]}}"#, &[0]), "must be [begin, end], got 1 values");
     fails(raw(r#"{"w":[1,2]}"#, &[]), "entry must be an object");
-    fails(
-        raw(
-            r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":0}}"#,
-            &[0],
-        ),
-        "unknown key 'extra'",
-    );
+    fails(raw(r#"{"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":0}}"#, &[0]), "unknown key 'extra'");
 }
 
 #[test]
@@ -282,23 +184,17 @@ fn element_count_overflow() {
 
 #[test]
 fn too_many_dimensions() {
-    let h =
-        r#"{"w":{"dtype":"U8","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,1]}}"#;
+    let h = r#"{"w":{"dtype":"U8","shape":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,1]}}"#;
     fails(raw(h, &[0]), "17 dimensions exceed the limit of 16");
 }
 
 #[test]
 fn opening_a_missing_file_names_it() {
-    let e = SafetensorsFile::open(std::path::Path::new("/nonexistent/x.safetensors"))
-        .expect_err("missing")
-        .to_string();
+    let e = SafetensorsFile::open(std::path::Path::new("/nonexistent/x.safetensors")).expect_err("missing").to_string();
     assert!(e.starts_with("/nonexistent/x.safetensors: "), "{e}");
-    let empty =
-        std::env::temp_dir().join(format!("flexc-empty-{}.safetensors", std::process::id()));
+    let empty = std::env::temp_dir().join(format!("flexc-empty-{}.safetensors", std::process::id()));
     std::fs::write(&empty, b"").expect("write");
-    let e = SafetensorsFile::open(&empty)
-        .expect_err("empty")
-        .to_string();
+    let e = SafetensorsFile::open(&empty).expect_err("empty").to_string();
     let _ = std::fs::remove_file(&empty);
     assert!(e.contains("byte 0: truncated file"), "{e}");
 }

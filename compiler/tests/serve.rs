@@ -39,10 +39,7 @@ fn start(model: &Path, extra: &[&str]) -> Server {
         .expect("flexc serve starts");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let url = loop {
-        let line = lines
-            .next()
-            .expect("flexc serve printed its address before exiting")
-            .expect("read stderr");
+        let line = lines.next().expect("flexc serve printed its address before exiting").expect("read stderr");
         eprintln!("server: {line}");
         if let Some(u) = line.strip_prefix("flexc serve: listening on ") {
             break u.to_string();
@@ -59,32 +56,11 @@ fn python() -> PathBuf {
     PY.get_or_init(|| {
         let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openai-venv");
         let py = venv.join("bin/python");
-        let has = |py: &Path| {
-            Command::new(py)
-                .args(["-c", "import openai"])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
+        let has = |py: &Path| Command::new(py).args(["-c", "import openai"]).status().is_ok_and(|s| s.success());
         if !has(&py) {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3 runs")
-                .success();
+            let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 runs").success();
             assert!(ok, "python3 -m venv {} failed", venv.display());
-            let ok = Command::new(&py)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    OPENAI,
-                ])
-                .status()
-                .expect("pip runs")
-                .success();
+            let ok = Command::new(&py).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", OPENAI]).status().expect("pip runs").success();
             assert!(ok, "pip install {OPENAI} failed");
         }
         py
@@ -94,20 +70,12 @@ fn python() -> PathBuf {
 
 fn client_script(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve/openai_client.py");
-    let status = Command::new(python())
-        .arg(script)
-        .args(args)
-        .status()
-        .expect("python runs");
+    let status = Command::new(python()).arg(script).args(args).status().expect("python runs");
     assert!(status.success(), "openai client checks failed: {args:?}");
 }
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "300", "-w", "\n%{http_code}"])
-        .args(args)
-        .output()
-        .expect("curl is installed (apt-get install curl)");
+    let out = Command::new("curl").args(["-sS", "--max-time", "300", "-w", "\n%{http_code}"]).args(args).output().expect("curl is installed (apt-get install curl)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
     (body.to_string(), code.to_string())
@@ -120,19 +88,10 @@ fn openai_client_and_curl() {
     client_script(&["clients", &s.url]);
 
     let (body, code) = curl(&[&format!("{}/health", s.url)]);
-    assert_eq!(
-        (body.as_str(), code.as_str()),
-        (r#"{"status":"ok"}"#, "200")
-    );
+    assert_eq!((body.as_str(), code.as_str()), (r#"{"status":"ok"}"#, "200"));
     let chat = format!("{}/v1/chat/completions", s.url);
     let hdr = "Content-Type: application/json";
-    let (body, code) = curl(&[
-        "-H",
-        hdr,
-        "-d",
-        r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}"#,
-        &chat,
-    ]);
+    let (body, code) = curl(&["-H", hdr, "-d", r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0}"#, &chat]);
     assert_eq!(code, "200", "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["object"], "chat.completion");
@@ -140,65 +99,27 @@ fn openai_client_and_curl() {
     assert_eq!(v["usage"]["completion_tokens"], 4, "{body}");
     assert_eq!(v["choices"][0]["finish_reason"], "length");
     // Streaming: data lines of chunks, then [DONE].
-    let (body, code) = curl(&[
-        "-N",
-        "-H",
-        hdr,
-        "-d",
-        r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stream":true}"#,
-        &chat,
-    ]);
+    let (body, code) = curl(&["-N", "-H", hdr, "-d", r#"{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stream":true}"#, &chat]);
     assert_eq!(code, "200");
-    let data: Vec<&str> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .collect();
+    let data: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
     assert_eq!(data.last(), Some(&"[DONE]"), "{body}");
-    let chunks: Vec<serde_json::Value> = data[..data.len() - 1]
-        .iter()
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
-    assert!(
-        chunks
-            .iter()
-            .all(|c| c["object"] == "chat.completion.chunk")
-    );
-    let streamed: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(
-        streamed,
-        v["choices"][0]["message"]["content"].as_str().unwrap()
-    );
+    let chunks: Vec<serde_json::Value> = data[..data.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, v["choices"][0]["message"]["content"].as_str().unwrap());
     // Errors: OpenAI-shaped bodies and statuses.
     for (req, status, what) in [
         ("{not json", "400", "invalid request body"),
         (r#"{"messages":[]}"#, "400", "at least one message"),
-        (
-            r#"{"messages":[{"role":"user","content":"Hi"}],"top_p":2}"#,
-            "400",
-            "top_p must be",
-        ),
-        (
-            r#"{"messages":[{"role":"user","content":"Hi"}],"stop":["a","b","c","d","e"]}"#,
-            "400",
-            "at most 4",
-        ),
-        (
-            r#"{"messages":[{"role":"user","content":"Hi"}],"temperature":"hot"}"#,
-            "400",
-            "invalid request body",
-        ),
+        (r#"{"messages":[{"role":"user","content":"Hi"}],"top_p":2}"#, "400", "top_p must be"),
+        (r#"{"messages":[{"role":"user","content":"Hi"}],"stop":["a","b","c","d","e"]}"#, "400", "at most 4"),
+        (r#"{"messages":[{"role":"user","content":"Hi"}],"temperature":"hot"}"#, "400", "invalid request body"),
     ] {
         let (body, code) = curl(&["-H", hdr, "-d", req, &chat]);
         assert_eq!(code, status, "{req}: {body}");
         let v: serde_json::Value = serde_json::from_str(&body).expect("error bodies are JSON");
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(what),
-            "{req}: {body}"
-        );
+        assert!(v["error"]["message"].as_str().unwrap().contains(what), "{req}: {body}");
     }
     let long = format!(r#"{{"prompt":"{}"}}"#, "word ".repeat(1100));
     let (body, code) = curl(&["-H", hdr, "-d", &long, &format!("{}/v1/completions", s.url)]);
@@ -222,28 +143,14 @@ fn sigterm_finishes_the_stream_in_flight() {
     let mut s = start(&model, &[]);
     let chat = format!("{}/v1/chat/completions", s.url);
     let streaming = std::thread::spawn(move || {
-        curl(&[
-            "-N",
-            "-H",
-            "Content-Type: application/json",
-            "-d",
-            r#"{"messages":[{"role":"user","content":"Count to twenty."}],"max_tokens":40,"temperature":0,"stream":true}"#,
-            &chat,
-        ])
+        curl(&["-N", "-H", "Content-Type: application/json", "-d", r#"{"messages":[{"role":"user","content":"Count to twenty."}],"max_tokens":40,"temperature":0,"stream":true}"#, &chat])
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let ok = Command::new("kill")
-        .args(["-TERM", &s.child.id().to_string()])
-        .status()
-        .expect("kill runs")
-        .success();
+    let ok = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().expect("kill runs").success();
     assert!(ok);
     let (body, code) = streaming.join().unwrap();
     assert_eq!(code, "200");
-    assert!(
-        body.trim_end().ends_with("data: [DONE]"),
-        "the stream in flight completes: {body}"
-    );
+    assert!(body.trim_end().ends_with("data: [DONE]"), "the stream in flight completes: {body}");
     let status = s.child.wait().expect("the server exits");
     assert!(status.success(), "graceful shutdown exits 0: {status:?}");
 }

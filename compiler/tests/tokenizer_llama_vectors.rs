@@ -85,11 +85,7 @@ fn llama_cpp_vocab_vectors() {
         }
         eprintln!("{name}: {} vectors", vectors.len());
     }
-    assert!(
-        total > 0,
-        "{}: no vocab vectors found (want ggml-vocab-NAME.gguf with .inp/.out)",
-        dir.display()
-    );
+    assert!(total > 0, "{}: no vocab vectors found (want ggml-vocab-NAME.gguf with .inp/.out)", dir.display());
     assert!(
         failures.is_empty(),
         "{} of {total} vectors differ:\n{}",

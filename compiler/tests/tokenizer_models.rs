@@ -5,10 +5,12 @@
 //! Files come from the flexc cache (`$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or
 //! `$HOME/.cache/flexc`); each test prints a note and passes when they are absent.
 
+
 use flexc::frontend::gguf::GgufFile;
 use flexc::tokenizer::{PreTokenizer, Tokenizer, TokenizerKind};
 
 use flexc_testsuite::cached;
+
 
 fn gguf_tokenizer(rel: &str) -> Option<Tokenizer> {
     let f = GgufFile::open(&cached(rel)?).expect("open gguf");

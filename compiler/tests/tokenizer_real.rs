@@ -11,6 +11,7 @@ use flexc::tokenizer::Tokenizer;
 
 use flexc_testsuite::cached;
 
+
 const SMOLLM: &str = "models/smollm2-135m/SmolLM2-135M-Instruct.Q4_1.gguf";
 const GEMMA: &str = "models/gemma3-270m/gemma-3-270m-q4_k_m.gguf";
 const PRIDE: &str = "texts/pride_and_prejudice.unwrapped.txt";

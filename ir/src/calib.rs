@@ -53,9 +53,7 @@ impl ChannelStats {
     /// it before [`Self::add_sequence`] for the same sequence: it reads
     /// `nsamples` as the count *before* this sequence.
     pub fn add_sequence_hessian(&mut self, x: &[f32], channels: usize) {
-        let h = self
-            .hessian
-            .get_or_insert_with(|| vec![0.0; channels * channels]);
+        let h = self.hessian.get_or_insert_with(|| vec![0.0; channels * channels]);
         let n = self.nsamples as f32 + 1.0;
         let shrink = self.nsamples as f32 / n;
         let mut xtx = vec![0f64; channels * channels];
@@ -127,11 +125,7 @@ mod tests {
     fn running_mean_matches_the_plain_mean() {
         let mut s = ChannelStats::default();
         // Three sequences of 2 tokens × 2 channels.
-        let seqs = [
-            [1.0, 2.0, 3.0, 4.0],
-            [0.0, 1.0, 1.0, 0.0],
-            [2.0, 2.0, 2.0, 2.0],
-        ];
+        let seqs = [[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 1.0, 0.0], [2.0, 2.0, 2.0, 2.0]];
         for q in &seqs {
             s.add_sequence(q, 2);
         }

@@ -54,32 +54,14 @@ pub struct DataFlowGraph {
 impl DataFlowGraph {
     /// Adds a parameter value.
     pub fn make_param(&mut self, index: u32, ty: TensorType, name: Option<String>) -> Value {
-        self.values.push(ValueData {
-            ty,
-            def: ValueDef::Param(index),
-            name,
-        })
+        self.values.push(ValueData { ty, def: ValueDef::Param(index), name })
     }
 
     /// Adds an op with its result value (not yet placed in a layout).
-    pub fn make_op(
-        &mut self,
-        attrs: OpAttrs,
-        args: &[Value],
-        ty: TensorType,
-        name: Option<String>,
-    ) -> (Op, Value) {
+    pub fn make_op(&mut self, attrs: OpAttrs, args: &[Value], ty: TensorType, name: Option<String>) -> (Op, Value) {
         let op = self.ops.next_key();
-        let result = self.values.push(ValueData {
-            ty,
-            def: ValueDef::Result(op),
-            name,
-        });
-        let op2 = self.ops.push(OpData {
-            attrs,
-            args: args.into(),
-            result,
-        });
+        let result = self.values.push(ValueData { ty, def: ValueDef::Result(op), name });
+        let op2 = self.ops.push(OpData { attrs, args: args.into(), result });
         debug_assert_eq!(op, op2);
         (op, result)
     }

@@ -19,10 +19,7 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at a span.
     pub fn new(span: Span, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            span,
-            message: message.into(),
-        }
+        Diagnostic { span, message: message.into() }
     }
 
     /// The 1-based line and column of the span's start.
@@ -44,23 +41,12 @@ impl Diagnostic {
         } else {
             (line_start, line_end)
         };
-        let (pre, post) = (
-            if from > line_start { "…" } else { "" },
-            if to < line_end { "…" } else { "" },
-        );
+        let (pre, post) = (if from > line_start { "…" } else { "" }, if to < line_end { "…" } else { "" });
         let text = &src[from..to];
         let width = (self.span.end as usize).clamp(start + 1, to.max(start + 1)) - start;
         let mut out = format!("{file}:{line}:{col}: error: {}\n", self.message);
-        let pad: String = pre
-            .chars()
-            .chain(src[from..start].chars())
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        let _ = write!(
-            out,
-            "  {pre}{text}{post}\n  {pad}^{}",
-            "~".repeat(width.saturating_sub(1).min(200))
-        );
+        let pad: String = pre.chars().chain(src[from..start].chars()).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let _ = write!(out, "  {pre}{text}{post}\n  {pad}^{}", "~".repeat(width.saturating_sub(1).min(200)));
         out
     }
 }
@@ -81,9 +67,6 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = &src[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-        .chars()
-        .count()
-        + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
     (line, col)
 }

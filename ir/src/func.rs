@@ -21,10 +21,7 @@ pub struct Span {
 impl Span {
     /// A span from byte offsets.
     pub fn new(start: usize, end: usize) -> Span {
-        Span {
-            start: start as u32,
-            end: end as u32,
-        }
+        Span { start: start as u32, end: end as u32 }
     }
 }
 
@@ -53,17 +50,9 @@ pub struct Func {
 
 impl Func {
     /// An empty function with the given parameters and result types.
-    pub fn new(
-        name: impl Into<String>,
-        params: &[(Option<String>, TensorType)],
-        results: Vec<TensorType>,
-    ) -> Func {
+    pub fn new(name: impl Into<String>, params: &[(Option<String>, TensorType)], results: Vec<TensorType>) -> Func {
         let mut dfg = DataFlowGraph::default();
-        let params = params
-            .iter()
-            .enumerate()
-            .map(|(i, (n, t))| dfg.make_param(i as u32, t.clone(), n.clone()))
-            .collect();
+        let params = params.iter().enumerate().map(|(i, (n, t))| dfg.make_param(i as u32, t.clone(), n.clone())).collect();
         Func {
             name: name.into(),
             params,
@@ -84,12 +73,7 @@ impl Func {
 
     /// Appends an op, giving its result type where the op needs it written out
     /// (`tensor.weight`, `tensor.reshape`, `tensor.cast`, `tensor.constant`).
-    pub fn append_typed(
-        &mut self,
-        attrs: impl Into<OpAttrs>,
-        args: &[Value],
-        declared: Option<TensorType>,
-    ) -> Result<Value, String> {
+    pub fn append_typed(&mut self, attrs: impl Into<OpAttrs>, args: &[Value], declared: Option<TensorType>) -> Result<Value, String> {
         let attrs = attrs.into();
         let ty = attrs.infer(&self.dfg.arg_types_of(args), declared.as_ref())?;
         let (op, v) = self.dfg.make_op(attrs, args, ty, None);
@@ -98,13 +82,7 @@ impl Func {
     }
 
     /// Inserts an op before layout position `at`, returning its result.
-    pub fn insert_at(
-        &mut self,
-        at: usize,
-        attrs: OpAttrs,
-        args: &[Value],
-        declared: Option<TensorType>,
-    ) -> Result<Value, String> {
+    pub fn insert_at(&mut self, at: usize, attrs: OpAttrs, args: &[Value], declared: Option<TensorType>) -> Result<Value, String> {
         let ty = attrs.infer(&self.dfg.arg_types_of(args), declared.as_ref())?;
         let (op, v) = self.dfg.make_op(attrs, args, ty, None);
         self.layout.insert(at, op);

@@ -32,5 +32,5 @@ pub use diag::Diagnostic;
 pub use entity::{FuncId, Op, Value, WeightId};
 pub use func::{Func, Span};
 pub use module::Module;
-pub use ops::{OpAttrs, Opcode, attrs};
+pub use ops::{attrs, OpAttrs, Opcode};
 pub use types::{Dim, ElemType, Encoding, TensorType};

@@ -30,15 +30,8 @@ pub const MAX_TEXT_BYTES: u64 = 1 << 30;
 pub fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
-        let what = if meta.is_dir() {
-            "a directory"
-        } else {
-            special_kind(&meta)
-        };
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("is {what}, not a regular file"),
-        ));
+        let what = if meta.is_dir() { "a directory" } else { special_kind(&meta) };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("is {what}, not a regular file")));
     }
     std::fs::File::open(path)
 }
@@ -68,10 +61,7 @@ pub fn read_bounded(r: impl Read, max: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     r.take(max.saturating_add(1)).read_to_end(&mut out)?;
     if out.len() as u64 > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("longer than the limit of {} bytes", max),
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("longer than the limit of {} bytes", max)));
     }
     Ok(out)
 }
@@ -104,31 +94,16 @@ pub fn numel_bound(ty: &TensorType, bind: &dyn Fn(&str) -> Option<u64>) -> Optio
 /// parameter and op result at once, the interpreter's worst case). Values
 /// with an unbound symbol are skipped; an element count that overflows is an
 /// error. The error names the largest value.
-pub fn check_memory(
-    f: &Func,
-    bind: &dyn Fn(&str) -> Option<u64>,
-    max_bytes: u64,
-) -> Result<u64, String> {
-    let values = f
-        .params
-        .iter()
-        .copied()
-        .chain(f.layout.iter().map(|&op| f.dfg.ops[op].result));
+pub fn check_memory(f: &Func, bind: &dyn Fn(&str) -> Option<u64>, max_bytes: u64) -> Result<u64, String> {
+    let values = f.params.iter().copied().chain(f.layout.iter().map(|&op| f.dfg.ops[op].result));
     let mut total: u64 = 0;
     let mut largest: Option<(u64, crate::entity::Value)> = None;
     for v in values {
         let ty = f.dfg.ty(v);
         let bytes = match numel_bound(ty, bind).and_then(|n| n.checked_mul(BYTES_PER_ELEMENT)) {
             Some(b) => b,
-            None if ty.shape.iter().all(|d| {
-                matches!(d, Dim::Fixed(_)) || matches!(d, Dim::Sym(s) if bind(s).is_some())
-            }) =>
-            {
-                return Err(format!(
-                    "@{}: value {} of type {ty} has more elements than fit in 64 bits",
-                    f.name,
-                    name(f, v)
-                ));
+            None if ty.shape.iter().all(|d| matches!(d, Dim::Fixed(_)) || matches!(d, Dim::Sym(s) if bind(s).is_some())) => {
+                return Err(format!("@{}: value {} of type {ty} has more elements than fit in 64 bits", f.name, name(f, v)));
             }
             None => continue,
         };
@@ -153,10 +128,7 @@ pub fn check_memory(
 }
 
 fn name(f: &Func, v: crate::entity::Value) -> String {
-    f.dfg.values[v]
-        .name
-        .as_ref()
-        .map_or_else(|| format!("{v}"), |n| format!("%{n}"))
+    f.dfg.values[v].name.as_ref().map_or_else(|| format!("{v}"), |n| format!("%{n}"))
 }
 
 /// Bytes as `12.0 GiB` style text.
@@ -168,11 +140,7 @@ pub fn human(b: u64) -> String {
         x /= 1024.0;
         u += 1;
     }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{x:.1} {}", UNITS[u])
-    }
+    if u == 0 { format!("{b} B") } else { format!("{x:.1} {}", UNITS[u]) }
 }
 
 /// Parses a byte count with an optional binary suffix (`512M`, `8G`, `1T`, `4096`).
@@ -185,22 +153,14 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
                 'M' => 20,
                 'G' => 30,
                 'T' => 40,
-                _ => {
-                    return Err(format!(
-                        "'{s}': unknown size suffix '{c}' (use K, M, G or T)"
-                    ));
-                }
+                _ => return Err(format!("'{s}': unknown size suffix '{c}' (use K, M, G or T)")),
             };
             (&t[..i], shift)
         }
         _ => (t, 0),
     };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a byte count like 512M or 8G"))?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("'{s}' does not fit in 64 bits"))
+    let n: u64 = num.trim().parse().map_err(|_| format!("'{s}' is not a byte count like 512M or 8G"))?;
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("'{s}' does not fit in 64 bits"))
 }
 
 #[cfg(test)]
@@ -223,28 +183,13 @@ mod tests {
         let m = parse_module("func @f(%x: f32[100000, 100000]) -> f32[100000, 100000] {\n  %y = tensor.add %x, %x : f32[100000, 100000]\n  return %y\n}\n").expect("parses");
         let f = &m.funcs[m.func("f").expect("f")];
         let e = check_memory(f, &|_| None, DEFAULT_MAX_MEMORY).expect_err("160 GB is over 8 GiB");
-        assert!(
-            e.contains("%x") && e.contains("149.0 GiB") && e.contains("--max-memory"),
-            "{e}"
-        );
+        assert!(e.contains("%x") && e.contains("149.0 GiB") && e.contains("--max-memory"), "{e}");
         let m = parse_module("func @f(%x: f32[4294967296, 4294967296, 4]) -> f32[4294967296, 4294967296, 4] {\n  return %x\n}\n").expect("parses");
         let f = &m.funcs[m.func("f").expect("f")];
-        assert!(
-            check_memory(f, &|_| None, u64::MAX)
-                .expect_err("overflows")
-                .contains("64 bits")
-        );
-        let m = parse_module("func @f(%x: f32[seq, 4]) -> f32[seq, 4] {\n  return %x\n}\n")
-            .expect("parses");
+        assert!(check_memory(f, &|_| None, u64::MAX).expect_err("overflows").contains("64 bits"));
+        let m = parse_module("func @f(%x: f32[seq, 4]) -> f32[seq, 4] {\n  return %x\n}\n").expect("parses");
         let f = &m.funcs[m.func("f").expect("f")];
-        assert_eq!(
-            check_memory(f, &|_| None, 1),
-            Ok(0),
-            "unbound symbols are skipped"
-        );
-        assert_eq!(
-            check_memory(f, &|s| (s == "seq").then_some(2), 1 << 10),
-            Ok(64)
-        );
+        assert_eq!(check_memory(f, &|_| None, 1), Ok(0), "unbound symbols are skipped");
+        assert_eq!(check_memory(f, &|s| (s == "seq").then_some(2), 1 << 10), Ok(64));
     }
 }

@@ -30,10 +30,7 @@ pub struct Module {
 impl Module {
     /// Looks a function up by name.
     pub fn func(&self, name: &str) -> Option<FuncId> {
-        self.funcs
-            .iter()
-            .find(|(_, f)| f.name == name)
-            .map(|(id, _)| id)
+        self.funcs.iter().find(|(_, f)| f.name == name).map(|(id, _)| id)
     }
 
     /// A metadata value.

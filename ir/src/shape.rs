@@ -9,16 +9,8 @@ pub fn broadcast_shapes(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, String> {
     let one = Dim::Fixed(1);
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let da = if i + a.len() >= n {
-            &a[i + a.len() - n]
-        } else {
-            &one
-        };
-        let db = if i + b.len() >= n {
-            &b[i + b.len() - n]
-        } else {
-            &one
-        };
+        let da = if i + a.len() >= n { &a[i + a.len() - n] } else { &one };
+        let db = if i + b.len() >= n { &b[i + b.len() - n] } else { &one };
         out.push(if da == db || *db == one {
             da.clone()
         } else if *da == one {
@@ -47,13 +39,7 @@ pub fn broadcast_indices(input: &[usize], out: &[usize]) -> Vec<usize> {
     let in_strides = strides(input);
     // An operand dimension of size 1 repeats: its stride is 0.
     let eff: Vec<usize> = (0..out.len())
-        .map(|d| {
-            if d < pad || input[d - pad] == 1 {
-                0
-            } else {
-                in_strides[d - pad]
-            }
-        })
+        .map(|d| if d < pad || input[d - pad] == 1 { 0 } else { in_strides[d - pad] })
         .collect();
     let mut idx = vec![0usize; out.len()];
     let mut flat = 0usize;

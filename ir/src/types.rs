@@ -185,29 +185,17 @@ pub struct TensorType {
 impl TensorType {
     /// A plain tensor type with fixed dimensions.
     pub fn new(elem: ElemType, shape: &[u64]) -> TensorType {
-        TensorType {
-            shape: shape.iter().map(|&n| Dim::Fixed(n)).collect(),
-            elem,
-            encoding: None,
-        }
+        TensorType { shape: shape.iter().map(|&n| Dim::Fixed(n)).collect(), elem, encoding: None }
     }
 
     /// The same type with another shape.
     pub fn with_shape(&self, shape: Vec<Dim>) -> TensorType {
-        TensorType {
-            shape,
-            elem: self.elem,
-            encoding: self.encoding,
-        }
+        TensorType { shape, elem: self.elem, encoding: self.encoding }
     }
 
     /// The same type without an encoding (what dequantization produces).
     pub fn decoded(&self) -> TensorType {
-        TensorType {
-            shape: self.shape.clone(),
-            elem: self.elem,
-            encoding: None,
-        }
+        TensorType { shape: self.shape.clone(), elem: self.elem, encoding: None }
     }
 
     /// The rank.
@@ -222,9 +210,7 @@ impl TensorType {
 
     /// The element count when every dimension is fixed.
     pub fn numel(&self) -> Option<u64> {
-        self.shape
-            .iter()
-            .try_fold(1u64, |acc, d| acc.checked_mul(d.fixed()?))
+        self.shape.iter().try_fold(1u64, |acc, d| acc.checked_mul(d.fixed()?))
     }
 
     /// The storage size in bytes when every dimension is fixed.

@@ -51,9 +51,7 @@ impl VerifyError {
     /// Renders as `file:line:col: error: ...` when located, else `file: error: in @f: ...`.
     pub fn render(&self, file: &str, src: &str) -> String {
         match self.span {
-            Some(span) if span != Span::default() => {
-                Diagnostic::new(span, self.message.clone()).render(file, src)
-            }
+            Some(span) if span != Span::default() => Diagnostic::new(span, self.message.clone()).render(file, src),
             _ => match &self.func {
                 Some(f) => format!("{file}: error: in @{f}: {}", self.message),
                 None => format!("{file}: error: {}", self.message),
@@ -77,26 +75,13 @@ pub fn verify_module(m: &Module) -> Result<(), Vec<VerifyError>> {
     let mut names = HashSet::new();
     for (_, f) in m.funcs.iter() {
         if !names.insert(f.name.as_str()) {
-            errs.push(VerifyError {
-                func: None,
-                span: Some(f.span),
-                message: format!("function @{} is defined twice", f.name),
-            });
+            errs.push(VerifyError { func: None, span: Some(f.span), message: format!("function @{} is defined twice", f.name) });
         }
     }
     for (_, w) in m.weights.iter() {
-        let mut err = |message: String| {
-            errs.push(VerifyError {
-                func: None,
-                span: Some(w.span),
-                message: format!("weight @{}: {message}", w.name),
-            })
-        };
+        let mut err = |message: String| errs.push(VerifyError { func: None, span: Some(w.span), message: format!("weight @{}: {message}", w.name) });
         let Some(bytes) = w.ty.storage_bytes() else {
-            err(format!(
-                "type {} needs a fixed shape (and whole blocks for its encoding)",
-                w.ty
-            ));
+            err(format!("type {} needs a fixed shape (and whole blocks for its encoding)", w.ty));
             continue;
         };
         match &w.source {
@@ -105,25 +90,14 @@ pub fn verify_module(m: &Module) -> Result<(), Vec<VerifyError>> {
                     err(e);
                 }
             }
-            WeightSource::File { len, .. } if *len != bytes => err(format!(
-                "{} takes {bytes} bytes, the file range has {len}",
-                w.ty
-            )),
-            WeightSource::Derived(b) if b.len() as u64 != bytes => err(format!(
-                "{} takes {bytes} bytes, the data has {}",
-                w.ty,
-                b.len()
-            )),
+            WeightSource::File { len, .. } if *len != bytes => err(format!("{} takes {bytes} bytes, the file range has {len}", w.ty)),
+            WeightSource::Derived(b) if b.len() as u64 != bytes => err(format!("{} takes {bytes} bytes, the data has {}", w.ty, b.len())),
             _ => {}
         }
     }
     for (k, v) in &m.meta {
         if let Err(e) = crate::quant::plan::check_module_attr(k, v) {
-            errs.push(VerifyError {
-                func: None,
-                span: None,
-                message: format!("module attribute {k}: {e}"),
-            });
+            errs.push(VerifyError { func: None, span: None, message: format!("module attribute {k}: {e}") });
         }
     }
     for (_, f) in m.funcs.iter() {
@@ -140,13 +114,7 @@ fn verify_func(m: &Module, f: &Func, errs: &mut Vec<VerifyError>) {
     let mut placed = HashSet::new();
     for &op in &f.layout {
         let span = Some(f.srclocs[op]);
-        let mut err = |message: String| {
-            errs.push(VerifyError {
-                func: Some(f.name.clone()),
-                span,
-                message,
-            })
-        };
+        let mut err = |message: String| errs.push(VerifyError { func: Some(f.name.clone()), span, message });
         if !placed.insert(op) {
             err(format!("{op} appears twice in the layout"));
             continue;
@@ -159,51 +127,31 @@ fn verify_func(m: &Module, f: &Func, errs: &mut Vec<VerifyError>) {
         let declared = f.dfg.ty(data.result);
         match data.attrs.infer(&f.dfg.arg_types(op), Some(declared)) {
             Ok(t) if t == *declared => {}
-            Ok(t) => err(format!(
-                "result type {declared} does not match '{}', which gives {t}",
-                data.attrs.opcode().mnemonic()
-            )),
+            Ok(t) => err(format!("result type {declared} does not match '{}', which gives {t}", data.attrs.opcode().mnemonic())),
             Err(e) => err(e),
         }
         if let OpAttrs::Weight(w) = &data.attrs {
             match m.weights.lookup(&w.name.0) {
                 None => err(format!("unknown weight @{}", w.name.0)),
-                Some(id) if m.weights.get(id).ty != *declared => err(format!(
-                    "weight @{} has type {}, not {declared}",
-                    w.name.0,
-                    m.weights.get(id).ty
-                )),
+                Some(id) if m.weights.get(id).ty != *declared => {
+                    err(format!("weight @{} has type {}, not {declared}", w.name.0, m.weights.get(id).ty))
+                }
                 Some(_) => {}
             }
         }
         defined.insert(data.result);
     }
-    let at = if f.return_span != Span::default() {
-        f.return_span
-    } else {
-        f.span
-    };
-    let err = |message: String| VerifyError {
-        func: Some(f.name.clone()),
-        span: Some(at),
-        message,
-    };
+    let at = if f.return_span != Span::default() { f.return_span } else { f.span };
+    let err = |message: String| VerifyError { func: Some(f.name.clone()), span: Some(at), message };
     if f.returns.len() != f.results.len() {
-        errs.push(err(format!(
-            "returns {} values, the signature says {}",
-            f.returns.len(),
-            f.results.len()
-        )));
+        errs.push(err(format!("returns {} values, the signature says {}", f.returns.len(), f.results.len())));
         return;
     }
     for (i, (&r, t)) in f.returns.iter().zip(&f.results).enumerate() {
         if !defined.contains(r) {
             errs.push(err(format!("returned value {r} is not defined")));
         } else if f.dfg.ty(r) != t {
-            errs.push(err(format!(
-                "result {i} has type {}, the signature says {t}",
-                f.dfg.ty(r)
-            )));
+            errs.push(err(format!("result {i} has type {}, the signature says {t}", f.dfg.ty(r))));
         }
     }
 }

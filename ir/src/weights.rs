@@ -100,19 +100,13 @@ pub struct WeightTable {
 
 impl Clone for WeightTable {
     fn clone(&self) -> Self {
-        WeightTable {
-            entries: self.entries.clone(),
-            by_name: self.by_name.clone(),
-            maps: Mutex::default(),
-        }
+        WeightTable { entries: self.entries.clone(), by_name: self.by_name.clone(), maps: Mutex::default() }
     }
 }
 
 impl std::fmt::Debug for WeightTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.entries.values().map(|w| &w.name))
-            .finish()
+        f.debug_list().entries(self.entries.values().map(|w| &w.name)).finish()
     }
 }
 
@@ -169,41 +163,21 @@ impl WeightTable {
     /// Reads an entry's bytes in its storage layout, checking their size.
     pub fn bytes(&self, id: WeightId) -> Result<WeightBytes, WeightError> {
         let w = &self.entries[id];
-        let layout = |message: String| WeightError::Layout {
-            name: w.name.clone(),
-            message,
-        };
-        let want =
-            w.ty.storage_bytes()
-                .ok_or_else(|| layout(format!("type {} has no fixed storage size", w.ty)))?;
+        let layout = |message: String| WeightError::Layout { name: w.name.clone(), message };
+        let want = w.ty.storage_bytes().ok_or_else(|| layout(format!("type {} has no fixed storage size", w.ty)))?;
         let bytes = match &w.source {
             WeightSource::Inline(d) => WeightBytes::Owned(dense_bytes(d, w.ty.elem).into()),
             WeightSource::Derived(b) => WeightBytes::Owned(b.clone()),
             WeightSource::File { path, offset, len } => {
-                let map = self.map(path).map_err(|source| WeightError::Io {
-                    path: path.clone(),
-                    name: w.name.clone(),
-                    source,
+                let map = self.map(path).map_err(|source| WeightError::Io { path: path.clone(), name: w.name.clone(), source })?;
+                let end = offset.checked_add(*len).filter(|&e| e <= map.len() as u64).ok_or_else(|| {
+                    layout(format!("bytes {offset}..{offset}+{len} lie outside {} ({} bytes)", path.display(), map.len()))
                 })?;
-                let end = offset
-                    .checked_add(*len)
-                    .filter(|&e| e <= map.len() as u64)
-                    .ok_or_else(|| {
-                        layout(format!(
-                            "bytes {offset}..{offset}+{len} lie outside {} ({} bytes)",
-                            path.display(),
-                            map.len()
-                        ))
-                    })?;
                 WeightBytes::Mapped(map, *offset as usize..end as usize)
             }
         };
         if bytes.len() as u64 != want {
-            return Err(layout(format!(
-                "{} needs {want} bytes, the source has {}",
-                w.ty,
-                bytes.len()
-            )));
+            return Err(layout(format!("{} needs {want} bytes, the source has {}", w.ty, bytes.len())));
         }
         Ok(bytes)
     }
@@ -248,12 +222,8 @@ pub fn dense_bytes(d: &Dense, elem: ElemType) -> Vec<u8> {
         Dense::Float(v) => {
             for &x in v {
                 match elem {
-                    ElemType::F16 => out.extend_from_slice(
-                        &half::f16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes(),
-                    ),
-                    ElemType::BF16 => out.extend_from_slice(
-                        &half::bf16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes(),
-                    ),
+                    ElemType::F16 => out.extend_from_slice(&half::f16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes()),
+                    ElemType::BF16 => out.extend_from_slice(&half::bf16::from_f32(f64_to_f32_round_odd(x)).to_le_bytes()),
                     _ => out.extend_from_slice(&(x as f32).to_le_bytes()),
                 }
             }

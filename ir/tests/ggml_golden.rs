@@ -201,11 +201,7 @@ fn real_model_tensors_match_gguf_py() {
         let u = |k: &str| e[k].as_u64().unwrap_or_else(|| panic!("field {k}"));
         let path = cache.join(s("file"));
         if !path.is_file() {
-            gate::skip(&format!(
-                "{} is not cached (run `flexc pull`); tensor {} not checked",
-                path.display(),
-                s("tensor")
-            ));
+            gate::skip(&format!("{} is not cached (run `flexc pull`); tensor {} not checked", path.display(), s("tensor")));
             continue;
         }
         let ty = GgmlType::from_name(&s("type")).expect("known type");

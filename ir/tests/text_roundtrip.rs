@@ -31,16 +31,10 @@ fn print_parse_is_identity() {
 
 #[test]
 fn errors_are_located() {
-    let src =
-        "func @f(%x: f32[2]) -> f32[2] {\n  %y = tensor.add %x, %nope : f32[2]\n  return %y\n}\n";
+    let src = "func @f(%x: f32[2]) -> f32[2] {\n  %y = tensor.add %x, %nope : f32[2]\n  return %y\n}\n";
     let e = parse_module(src).unwrap_err();
     assert_eq!(e.line_col(src), (2, 23));
-    assert!(
-        e.render("t.fir", src)
-            .starts_with("t.fir:2:23: error: undefined value %nope"),
-        "{}",
-        e.render("t.fir", src)
-    );
+    assert!(e.render("t.fir", src).starts_with("t.fir:2:23: error: undefined value %nope"), "{}", e.render("t.fir", src));
 }
 
 #[test]

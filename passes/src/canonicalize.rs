@@ -15,7 +15,7 @@
 
 use crate::manager::{Changed, Pass, PassCx};
 use crate::registry::PassInfo;
-use crate::rewrite::{Renames, remove_dead_ops};
+use crate::rewrite::{remove_dead_ops, Renames};
 use flexc_ir::attrs;
 use flexc_ir::ops::Dense;
 use flexc_ir::shape::broadcast_indices;
@@ -104,28 +104,14 @@ fn simplify(f: &Func, op: flexc_ir::Op) -> Result<Option<Simplified>, String> {
         return Ok(Some(folded));
     }
     Ok(match &data.attrs {
-        OpAttrs::Add(_) if is_splat(f, arg(1), -0.0) && keeps_type(arg(0)) => {
-            Some(Simplified::Existing(arg(0)))
-        }
-        OpAttrs::Add(_) if is_splat(f, arg(0), -0.0) && keeps_type(arg(1)) => {
-            Some(Simplified::Existing(arg(1)))
-        }
-        OpAttrs::Sub(_) if is_splat(f, arg(1), 0.0) && keeps_type(arg(0)) => {
-            Some(Simplified::Existing(arg(0)))
-        }
-        OpAttrs::Mul(_) if is_splat(f, arg(1), 1.0) && keeps_type(arg(0)) => {
-            Some(Simplified::Existing(arg(0)))
-        }
-        OpAttrs::Mul(_) if is_splat(f, arg(0), 1.0) && keeps_type(arg(1)) => {
-            Some(Simplified::Existing(arg(1)))
-        }
-        OpAttrs::Div(_) if is_splat(f, arg(1), 1.0) && keeps_type(arg(0)) => {
-            Some(Simplified::Existing(arg(0)))
-        }
+        OpAttrs::Add(_) if is_splat(f, arg(1), -0.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
+        OpAttrs::Add(_) if is_splat(f, arg(0), -0.0) && keeps_type(arg(1)) => Some(Simplified::Existing(arg(1))),
+        OpAttrs::Sub(_) if is_splat(f, arg(1), 0.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
+        OpAttrs::Mul(_) if is_splat(f, arg(1), 1.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
+        OpAttrs::Mul(_) if is_splat(f, arg(0), 1.0) && keeps_type(arg(1)) => Some(Simplified::Existing(arg(1))),
+        OpAttrs::Div(_) if is_splat(f, arg(1), 1.0) && keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
         OpAttrs::Neg(_) => match f.dfg.def_op(arg(0)).map(|o| &f.dfg.ops[o]) {
-            Some(inner) if matches!(inner.attrs, OpAttrs::Neg(_)) => {
-                Some(Simplified::Existing(inner.args[0]))
-            }
+            Some(inner) if matches!(inner.attrs, OpAttrs::Neg(_)) => Some(Simplified::Existing(inner.args[0])),
             _ => None,
         },
         OpAttrs::Transpose(t) => {
@@ -139,11 +125,7 @@ fn simplify(f: &Func, op: flexc_ir::Op) -> Result<Option<Simplified>, String> {
                         if perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
                             Some(Simplified::Existing(inner.args[0]))
                         } else {
-                            Some(Simplified::New(
-                                attrs::Transpose { perm }.into(),
-                                vec![inner.args[0]],
-                                ty.clone(),
-                            ))
+                            Some(Simplified::New(attrs::Transpose { perm }.into(), vec![inner.args[0]], ty.clone()))
                         }
                     }
                     _ => None,
@@ -151,15 +133,11 @@ fn simplify(f: &Func, op: flexc_ir::Op) -> Result<Option<Simplified>, String> {
                 None => None,
             }
         }
-        OpAttrs::Reshape(_) | OpAttrs::Cast(_) if keeps_type(arg(0)) => {
-            Some(Simplified::Existing(arg(0)))
-        }
+        OpAttrs::Reshape(_) | OpAttrs::Cast(_) if keeps_type(arg(0)) => Some(Simplified::Existing(arg(0))),
         OpAttrs::Reshape(_) => match f.dfg.def_op(arg(0)).map(|o| &f.dfg.ops[o]) {
-            Some(inner) if matches!(inner.attrs, OpAttrs::Reshape(_)) => Some(Simplified::New(
-                attrs::Reshape {}.into(),
-                vec![inner.args[0]],
-                ty.clone(),
-            )),
+            Some(inner) if matches!(inner.attrs, OpAttrs::Reshape(_)) => {
+                Some(Simplified::New(attrs::Reshape {}.into(), vec![inner.args[0]], ty.clone()))
+            }
             _ => None,
         },
         _ => None,
@@ -168,36 +146,19 @@ fn simplify(f: &Func, op: flexc_ir::Op) -> Result<Option<Simplified>, String> {
 
 /// Folds an op whose operands are all small constants.
 fn fold(f: &Func, a: &OpAttrs, args: &[Value], ty: &TensorType) -> Option<Simplified> {
-    if !matches!(ty.elem, ElemType::F32) && ty.elem.is_float()
-        || ty.encoding.is_some()
-        || ty.numel()? > FOLD_LIMIT
-    {
+    if !matches!(ty.elem, ElemType::F32) && ty.elem.is_float() || ty.encoding.is_some() || ty.numel()? > FOLD_LIMIT {
         return None;
     }
-    let consts: Vec<&Dense> = args
-        .iter()
-        .map(|&v| constant(f, v))
-        .collect::<Option<_>>()?;
-    let shape = |v: Value| -> Option<Vec<usize>> {
-        f.dfg
-            .ty(v)
-            .fixed_shape()
-            .map(|s| s.iter().map(|&d| d as usize).collect())
-    };
+    let consts: Vec<&Dense> = args.iter().map(|&v| constant(f, v)).collect::<Option<_>>()?;
+    let shape = |v: Value| -> Option<Vec<usize>> { f.dfg.ty(v).fixed_shape().map(|s| s.iter().map(|&d| d as usize).collect()) };
     let out_shape: Vec<usize> = ty.fixed_shape()?.iter().map(|&d| d as usize).collect();
     let value = match (a, consts.as_slice()) {
         (OpAttrs::Reshape(_), [c]) => (*c).clone(),
-        (OpAttrs::Neg(_), [Dense::Float(x)]) => {
-            Dense::Float(x.iter().map(|&v| -(v as f32) as f64).collect())
-        }
+        (OpAttrs::Neg(_), [Dense::Float(x)]) => Dense::Float(x.iter().map(|&v| -(v as f32) as f64).collect()),
         (OpAttrs::Neg(_), [Dense::Int(x)]) => {
             // -(-128) does not fit i8: only fold when every result fits the type.
             let (lo, hi) = ty.elem.int_range()?;
-            Dense::Int(
-                x.iter()
-                    .map(|&v| v.checked_neg().filter(|n| (lo..=hi).contains(n)))
-                    .collect::<Option<_>>()?,
-            )
+            Dense::Int(x.iter().map(|&v| v.checked_neg().filter(|n| (lo..=hi).contains(n))).collect::<Option<_>>()?)
         }
         (OpAttrs::Add(_) | OpAttrs::Sub(_) | OpAttrs::Mul(_) | OpAttrs::Div(_), [l, r]) => {
             let li = broadcast_indices(&shape(args[0])?, &out_shape);
@@ -240,9 +201,5 @@ fn fold(f: &Func, a: &OpAttrs, args: &[Value], ty: &TensorType) -> Option<Simpli
         }
         _ => return None,
     };
-    Some(Simplified::New(
-        attrs::Constant { value }.into(),
-        vec![],
-        ty.clone(),
-    ))
+    Some(Simplified::New(attrs::Constant { value }.into(), vec![], ty.clone()))
 }

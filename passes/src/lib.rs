@@ -24,8 +24,5 @@ pub mod target;
 pub mod tile_gemm;
 
 pub use egraph::explain::Explain;
-pub use manager::{
-    Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, Progress,
-    RunReport,
-};
-pub use registry::{PassInfo, lookup, presets, registry};
+pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, Progress, RunReport};
+pub use registry::{lookup, presets, registry, PassInfo};

@@ -5,13 +5,13 @@
 //! verify after each pass, print the IR after some or all passes, stop after a
 //! named pass, and time each pass.
 
-use crate::egraph::explain::Explain;
 use crate::options::Options;
 use crate::pipeline::{PassSpec, PipelineSyntaxError};
-use crate::registry::{PassInfo, lookup, registry};
-use crate::target::CostModel;
+use crate::registry::{lookup, registry, PassInfo};
+use flexc_ir::verify::{verify_module, VerifyError};
 use flexc_ir::Module;
-use flexc_ir::verify::{VerifyError, verify_module};
+use crate::egraph::explain::Explain;
+use crate::target::CostModel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,10 +67,7 @@ pub struct PassCx {
 impl PassCx {
     /// The cost model of `target`, if the driver provided one.
     pub fn cost_model(&self, target: &str) -> Option<Arc<dyn CostModel>> {
-        self.cost_models
-            .iter()
-            .find(|m| m.target() == target)
-            .cloned()
+        self.cost_models.iter().find(|m| m.target() == target).cloned()
     }
 }
 
@@ -97,11 +94,7 @@ pub enum PrintAfter {
 impl PrintAfter {
     /// Parses `all` or a comma-separated list of pass names.
     pub fn parse(s: &str) -> PrintAfter {
-        if s == "all" {
-            PrintAfter::All
-        } else {
-            PrintAfter::Passes(s.split(',').map(|p| p.trim().to_string()).collect())
-        }
+        if s == "all" { PrintAfter::All } else { PrintAfter::Passes(s.split(',').map(|p| p.trim().to_string()).collect()) }
     }
 
     fn wants(&self, pass: &str) -> bool {
@@ -192,21 +185,8 @@ impl RunReport {
         let total: Duration = self.passes.iter().map(|p| p.time).sum();
         let mut s = String::from("===-- pass execution timing --===\n");
         for p in &self.passes {
-            let pct = if total.is_zero() {
-                0.0
-            } else {
-                100.0 * p.time.as_secs_f64() / total.as_secs_f64()
-            };
-            s += &format!(
-                "  {:>10.3} ms  {pct:5.1}%  {}{}\n",
-                p.time.as_secs_f64() * 1e3,
-                p.spec,
-                if p.changed == Changed::No {
-                    "  (no change)"
-                } else {
-                    ""
-                }
-            );
+            let pct = if total.is_zero() { 0.0 } else { 100.0 * p.time.as_secs_f64() / total.as_secs_f64() };
+            s += &format!("  {:>10.3} ms  {pct:5.1}%  {}{}\n", p.time.as_secs_f64() * 1e3, p.spec, if p.changed == Changed::No { "  (no change)" } else { "" });
         }
         s += &format!("  {:>10.3} ms  100.0%  total\n", total.as_secs_f64() * 1e3);
         s
@@ -229,11 +209,7 @@ impl PassManager {
         for spec in crate::registry::parse_with_presets(text)? {
             let info: &PassInfo = lookup(&spec.name).ok_or_else(|| PipelineError::UnknownPass {
                 name: spec.name.clone(),
-                known: registry()
-                    .iter()
-                    .map(|p| p.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
             })?;
             let options = Options::check(&spec, info.options).map_err(PipelineError::Options)?;
             let pass = (info.make)(&options).map_err(PipelineError::Options)?;
@@ -244,12 +220,7 @@ impl PassManager {
         {
             return Err(PipelineError::StopAfter(stop.clone()));
         }
-        Ok(PassManager {
-            passes,
-            opts,
-            cost_models: Vec::new(),
-            progress: Progress::default(),
-        })
+        Ok(PassManager { passes, opts, cost_models: Vec::new(), progress: Progress::default() })
     }
 
     /// Passes report their progress to `progress`.
@@ -268,45 +239,21 @@ impl PassManager {
 
     /// The passes, as pipeline text.
     pub fn pipeline_text(&self) -> String {
-        self.passes
-            .iter()
-            .map(|(s, _)| s.to_string())
-            .collect::<Vec<_>>()
-            .join(",")
+        self.passes.iter().map(|(s, _)| s.to_string()).collect::<Vec<_>>().join(",")
     }
 
     /// Runs every pass in order. `dump` receives `(pass, module)` after each
     /// pass that `--print-ir-after` selects.
-    pub fn run(
-        &mut self,
-        m: &mut Module,
-        dump: &mut dyn FnMut(&str, &Module),
-    ) -> Result<RunReport, PipelineError> {
+    pub fn run(&mut self, m: &mut Module, dump: &mut dyn FnMut(&str, &Module)) -> Result<RunReport, PipelineError> {
         let mut report = RunReport::default();
-        let mut cx = PassCx {
-            cost_models: self.cost_models.clone(),
-            progress: self.progress.clone(),
-            ..PassCx::default()
-        };
+        let mut cx = PassCx { cost_models: self.cost_models.clone(), progress: self.progress.clone(), ..PassCx::default() };
         for (spec, pass) in &mut self.passes {
             let t0 = Instant::now();
-            let changed = pass
-                .run(m, &mut cx)
-                .map_err(|message| PipelineError::PassFailed {
-                    pass: spec.name.clone(),
-                    message,
-                })?;
+            let changed = pass.run(m, &mut cx).map_err(|message| PipelineError::PassFailed { pass: spec.name.clone(), message })?;
             let time = t0.elapsed();
-            report.passes.push(PassTiming {
-                spec: spec.to_string(),
-                time,
-                changed,
-            });
+            report.passes.push(PassTiming { spec: spec.to_string(), time, changed });
             if self.opts.verify_each {
-                verify_module(m).map_err(|errors| PipelineError::Verify {
-                    pass: spec.name.clone(),
-                    errors,
-                })?;
+                verify_module(m).map_err(|errors| PipelineError::Verify { pass: spec.name.clone(), errors })?;
             }
             if self.opts.print_ir_after.wants(&spec.name) {
                 dump(&spec.name, m);

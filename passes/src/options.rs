@@ -44,10 +44,7 @@ impl Options {
     /// Checks a spec's options against the declarations (unknown keys and
     /// ill-typed values are errors); missing keys take their defaults.
     pub fn check(spec: &PassSpec, decls: &'static [OptDecl]) -> Result<Options, String> {
-        let mut values: Vec<(&'static str, String)> = decls
-            .iter()
-            .map(|d| (d.name, d.default.to_string()))
-            .collect();
+        let mut values: Vec<(&'static str, String)> = decls.iter().map(|d| (d.name, d.default.to_string())).collect();
         let mut given = Vec::new();
         for (k, v) in &spec.options {
             let Some(d) = decls.iter().find(|d| d.name == k) else {
@@ -55,11 +52,7 @@ impl Options {
                 return Err(if valid.is_empty() {
                     format!("pass '{}' takes no options, got '{k}'", spec.name)
                 } else {
-                    format!(
-                        "unknown option '{k}' for pass '{}' (valid: {})",
-                        spec.name,
-                        valid.join(", ")
-                    )
+                    format!("unknown option '{k}' for pass '{}' (valid: {})", spec.name, valid.join(", "))
                 });
             };
             let ok = match d.kind {
@@ -69,29 +62,18 @@ impl Options {
                 OptKind::Str => true,
             };
             if !ok {
-                return Err(format!(
-                    "option '{k}' of pass '{}' must be {:?}, got '{v}'",
-                    spec.name, d.kind
-                ));
+                return Err(format!("option '{k}' of pass '{}' must be {:?}, got '{v}'", spec.name, d.kind));
             }
             if let Some(slot) = values.iter_mut().find(|(n, _)| *n == d.name) {
                 slot.1 = v.clone();
             }
             given.push(d.name);
         }
-        Ok(Options {
-            pass: spec.name.clone(),
-            values,
-            given,
-        })
+        Ok(Options { pass: spec.name.clone(), values, given })
     }
 
     fn raw(&self, key: &str) -> &str {
-        self.values
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
+        self.values.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str()).unwrap_or("")
     }
 
     /// A boolean option.
@@ -124,10 +106,7 @@ impl Options {
     /// a mistake.
     pub fn reject_unused(&self, keys: &[&str], what: &str) -> Result<(), String> {
         match keys.iter().find(|k| self.given(k)) {
-            Some(k) => Err(format!(
-                "{}: option '{k}' has no effect with {what}",
-                self.pass
-            )),
+            Some(k) => Err(format!("{}: option '{k}' has no effect with {what}", self.pass)),
             None => Ok(()),
         }
     }

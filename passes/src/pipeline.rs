@@ -69,10 +69,7 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> 
             i += 1;
         }
         if i == start {
-            let found = text[i..]
-                .chars()
-                .next()
-                .map_or("end of text".to_string(), |c| format!("'{c}'"));
+            let found = text[i..].chars().next().map_or("end of text".to_string(), |c| format!("'{c}'"));
             return Err(err(i, format!("expected a pass name, found {found}")));
         }
         let name = text[start..i].to_string();
@@ -80,10 +77,7 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> 
         skip_ws(&mut i);
         if i < bytes.len() && bytes[i] == b'{' {
             let open = i;
-            let close = text[i..]
-                .find('}')
-                .map(|k| i + k)
-                .ok_or_else(|| err(open, format!("'{{' of pass '{name}' is not closed")))?;
+            let close = text[i..].find('}').map(|k| i + k).ok_or_else(|| err(open, format!("'{{' of pass '{name}' is not closed")))?;
             let body = &text[i + 1..close];
             let mut offset = i + 1;
             for part in body.split(',') {
@@ -92,10 +86,7 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> 
                     Some((k, v)) if !k.trim().is_empty() && k.trim().chars().all(is_name_char) => {
                         let k = k.trim().to_string();
                         if options.iter().any(|(k2, _)| *k2 == k) {
-                            return Err(err(
-                                offset,
-                                format!("option '{k}' of pass '{name}' is given twice"),
-                            ));
+                            return Err(err(offset, format!("option '{k}' of pass '{name}' is given twice")));
                         }
                         options.push((k, v.trim().to_string()));
                     }
@@ -105,14 +96,7 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> 
                         last.1.push_str(trimmed);
                     }
                     _ if body.trim().is_empty() => {}
-                    _ => {
-                        return Err(err(
-                            offset,
-                            format!(
-                                "expected key=value in the options of '{name}', found '{trimmed}'"
-                            ),
-                        ));
-                    }
+                    _ => return Err(err(offset, format!("expected key=value in the options of '{name}', found '{trimmed}'"))),
                 }
                 offset += part.len() + 1;
             }
@@ -125,10 +109,7 @@ pub fn parse_pipeline(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> 
         }
         if bytes[i] != b',' {
             let found = text[i..].chars().next().unwrap_or(' ');
-            return Err(err(
-                i,
-                format!("expected ',' between passes, found '{found}'"),
-            ));
+            return Err(err(i, format!("expected ',' between passes, found '{found}'")));
         }
         i += 1;
     }
@@ -140,23 +121,10 @@ mod tests {
 
     #[test]
     fn lists_continue_values() {
-        let p = parse_pipeline(
-            "canonicalize, flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference},dce",
-        )
-        .unwrap();
+        let p = parse_pipeline("canonicalize, flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference},dce").unwrap();
         assert_eq!(p.len(), 3);
-        assert_eq!(
-            p[1].options,
-            vec![
-                ("sparsity".into(), "0.5".into()),
-                ("candidates".into(), "2:4,4:8".into()),
-                ("mode".into(), "reference".into())
-            ]
-        );
-        assert_eq!(
-            p[1].to_string(),
-            "flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference}"
-        );
+        assert_eq!(p[1].options, vec![("sparsity".into(), "0.5".into()), ("candidates".into(), "2:4,4:8".into()), ("mode".into(), "reference".into())]);
+        assert_eq!(p[1].to_string(), "flow-nm{sparsity=0.5,candidates=2:4,4:8,mode=reference}");
     }
 
     #[test]

@@ -52,21 +52,9 @@ pub struct Preset {
 }
 
 static PRESETS: &[Preset] = &[
-    Preset {
-        name: "cleanup",
-        pipeline: "canonicalize,cse,dce",
-        summary: "simplify: fold constants and identities, merge duplicates, drop dead ops",
-    },
-    Preset {
-        name: "cpu",
-        pipeline: "canonicalize,cse,dce,select-gemm{target=cpu},tile-gemm{target=cpu}",
-        summary: "the CPU JIT pipeline: simplify, pick each GEMM's kernel by the measured cost model (egg), tile it",
-    },
-    Preset {
-        name: "flexcim",
-        pipeline: "canonicalize,cse,dce,select-gemm{target=flexcim},tile-gemm{target=flexcim}",
-        summary: "the FlexCiM pipeline: simplify, pick sparse or dense per GEMM by the analytical macro model (egg), tile to the macro",
-    },
+    Preset { name: "cleanup", pipeline: "canonicalize,cse,dce", summary: "simplify: fold constants and identities, merge duplicates, drop dead ops" },
+    Preset { name: "cpu", pipeline: "canonicalize,cse,dce,select-gemm{target=cpu},tile-gemm{target=cpu}", summary: "the CPU JIT pipeline: simplify, pick each GEMM's kernel by the measured cost model (egg), tile it" },
+    Preset { name: "flexcim", pipeline: "canonicalize,cse,dce,select-gemm{target=flexcim},tile-gemm{target=flexcim}", summary: "the FlexCiM pipeline: simplify, pick sparse or dense per GEMM by the analytical macro model (egg), tile to the macro" },
 ];
 
 /// Every preset.
@@ -76,15 +64,11 @@ pub fn presets() -> &'static [Preset] {
 
 /// Parses a pipeline in which a preset name may stand for its passes
 /// (`quantize{bpw=4},cpu`); the whole text may also be a preset name.
-pub fn parse_with_presets(
-    text: &str,
-) -> Result<Vec<crate::pipeline::PassSpec>, crate::pipeline::PipelineSyntaxError> {
+pub fn parse_with_presets(text: &str) -> Result<Vec<crate::pipeline::PassSpec>, crate::pipeline::PipelineSyntaxError> {
     let text = expand_preset(text).unwrap_or(text);
     let mut out = Vec::new();
     for spec in crate::pipeline::parse_pipeline(text)? {
-        match expand_preset(&spec.name)
-            .filter(|_| spec.options.is_empty() && lookup(&spec.name).is_none())
-        {
+        match expand_preset(&spec.name).filter(|_| spec.options.is_empty() && lookup(&spec.name).is_none()) {
             Some(p) => out.extend(crate::pipeline::parse_pipeline(p)?),
             None => out.push(spec),
         }
@@ -103,28 +87,9 @@ mod tests {
 
     #[test]
     fn presets_expand_inside_a_pipeline() {
-        let names = |t: &str| {
-            parse_with_presets(t)
-                .unwrap()
-                .into_iter()
-                .map(|s| s.name)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            names("cpu"),
-            ["canonicalize", "cse", "dce", "select-gemm", "tile-gemm"]
-        );
-        assert_eq!(
-            names("quantize{bits=4},cpu"),
-            [
-                "quantize",
-                "canonicalize",
-                "cse",
-                "dce",
-                "select-gemm",
-                "tile-gemm"
-            ]
-        );
+        let names = |t: &str| parse_with_presets(t).unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+        assert_eq!(names("cpu"), ["canonicalize", "cse", "dce", "select-gemm", "tile-gemm"]);
+        assert_eq!(names("quantize{bits=4},cpu"), ["quantize", "canonicalize", "cse", "dce", "select-gemm", "tile-gemm"]);
         assert_eq!(names("cleanup,dce"), ["canonicalize", "cse", "dce", "dce"]);
         // A preset name with options is not a preset (and not a pass either).
         assert_eq!(names("cpu{x=1}"), ["cpu"]);

@@ -40,12 +40,7 @@ impl<'a> GemmQuery<'a> {
     pub fn new(lead: &[Dim], weight: &'a TensorType, symbolic_rows: u64) -> GemmQuery<'a> {
         let size = |d: &Dim| d.fixed().unwrap_or(symbolic_rows);
         let dim = |i: usize| weight.shape.get(i).map_or(1, size);
-        GemmQuery {
-            rows: lead.iter().map(size).product(),
-            n: dim(0),
-            k: dim(1),
-            weight,
-        }
+        GemmQuery { rows: lead.iter().map(size).product(), n: dim(0), k: dim(1), weight }
     }
 }
 

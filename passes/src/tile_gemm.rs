@@ -25,32 +25,17 @@ use crate::options::{OptDecl, OptKind};
 use crate::registry::PassInfo;
 use crate::rewrite::{remove_dead_ops, replace_value};
 use crate::target::{CostModel, GemmQuery, Primitive, Tile};
-use flexc_ir::{Func, Module, OpAttrs, Value, attrs};
+use flexc_ir::{attrs, Func, Module, OpAttrs, Value};
 use std::collections::HashMap;
 
 pub(crate) const INFO: PassInfo = PassInfo {
     name: "tile-gemm",
     summary: "insert the target's cheapest kern.tile before each kern GEMM's weight (run after select-gemm)",
     options: &[
-        OptDecl {
-            name: "target",
-            kind: OptKind::Str,
-            default: "cpu",
-            help: "whose cost model decides: cpu | flexcim",
-        },
-        OptDecl {
-            name: "rows",
-            kind: OptKind::Int,
-            default: "1",
-            help: "activation rows a symbolic dim (seq) counts as when costing: 1 = decode, 512 = prefill chunk",
-        },
+        OptDecl { name: "target", kind: OptKind::Str, default: "cpu", help: "whose cost model decides: cpu | flexcim" },
+        OptDecl { name: "rows", kind: OptKind::Int, default: "1", help: "activation rows a symbolic dim (seq) counts as when costing: 1 = decode, 512 = prefill chunk" },
     ],
-    make: |o| {
-        Ok(Box::new(TileGemm {
-            target: target_option(o)?,
-            rows: positive(o, "rows")?,
-        }))
-    },
+    make: |o| Ok(Box::new(TileGemm { target: target_option(o)?, rows: positive(o, "rows")? })),
 };
 
 struct TileGemm {
@@ -89,12 +74,7 @@ impl Pass for TileGemm {
 /// Tiles the weights of `f`'s kern GEMMs; returns what it chose.
 fn tile_func(f: &mut Func, model: &dyn CostModel, rows: u64) -> Result<Vec<TileExplain>, String> {
     let wo = weight_only(f);
-    let gemms: Vec<flexc_ir::Op> = f
-        .layout
-        .iter()
-        .copied()
-        .filter(|&o| kern_primitive(&f.dfg.ops[o].attrs).is_some())
-        .collect();
+    let gemms: Vec<flexc_ir::Op> = f.layout.iter().copied().filter(|&o| kern_primitive(&f.dfg.ops[o].attrs).is_some()).collect();
     let mut tiles: HashMap<(Value, Tile), Value> = HashMap::new();
     let mut replaced: Vec<(Value, Value)> = Vec::new();
     let mut out = Vec::new();
@@ -102,10 +82,7 @@ fn tile_func(f: &mut Func, model: &dyn CostModel, rows: u64) -> Result<Vec<TileE
         let d = f.dfg.ops[op].clone();
         let p = kern_primitive(&d.attrs).expect("a kern GEMM");
         let w = d.args[1];
-        let w_is_tiled = f
-            .dfg
-            .def_op(w)
-            .is_some_and(|o| matches!(f.dfg.ops[o].attrs, OpAttrs::Tile(_)));
+        let w_is_tiled = f.dfg.def_op(w).is_some_and(|o| matches!(f.dfg.ops[o].attrs, OpAttrs::Tile(_)));
         if !wo.contains(&w) || w_is_tiled {
             continue;
         }
@@ -115,39 +92,13 @@ fn tile_func(f: &mut Func, model: &dyn CostModel, rows: u64) -> Result<Vec<TileE
             .tiles(p, &q)
             .into_iter()
             .filter(|t| tile_attrs(*t).infer(&[&wty], None).is_ok())
-            .filter_map(|t| {
-                model
-                    .gemm(p, &q, Some(t))
-                    .filter(|c| c.is_finite())
-                    .map(|cost| TileCandidate {
-                        m: t.m,
-                        k: t.k,
-                        cost,
-                    })
-            })
+            .filter_map(|t| model.gemm(p, &q, Some(t)).filter(|c| c.is_finite()).map(|cost| TileCandidate { m: t.m, k: t.k, cost }))
             .collect();
-        let Some(best) = candidates
-            .iter()
-            .fold(None::<&TileCandidate>, |b, c| {
-                if b.is_some_and(|b| b.cost <= c.cost) {
-                    b
-                } else {
-                    Some(c)
-                }
-            })
-            .cloned()
-        else {
+        let Some(best) = candidates.iter().fold(None::<&TileCandidate>, |b, c| if b.is_some_and(|b| b.cost <= c.cost) { b } else { Some(c) }).cloned() else {
             continue;
         };
-        let at = f
-            .layout
-            .iter()
-            .position(|&o| o == op)
-            .ok_or("a GEMM left the layout")?;
-        let tile = Tile {
-            m: best.m,
-            k: best.k,
-        };
+        let at = f.layout.iter().position(|&o| o == op).ok_or("a GEMM left the layout")?;
+        let tile = Tile { m: best.m, k: best.k };
         let (wt, at) = match tiles.get(&(w, tile)) {
             Some(&wt) => (wt, at),
             None => {
@@ -161,16 +112,8 @@ fn tile_func(f: &mut Func, model: &dyn CostModel, rows: u64) -> Result<Vec<TileE
         let new = f.insert_at(at, d.attrs.clone(), &args, None)?;
         replace_value(f, d.result, new);
         replaced.push((d.result, new));
-        let op_name = f.dfg.values[d.result]
-            .name
-            .as_ref()
-            .map_or_else(|| d.result.to_string(), |n| format!("%{n}"));
-        out.push(TileExplain {
-            op: op_name,
-            primitive: p.name().into(),
-            candidates,
-            chosen: best,
-        });
+        let op_name = f.dfg.values[d.result].name.as_ref().map_or_else(|| d.result.to_string(), |n| format!("%{n}"));
+        out.push(TileExplain { op: op_name, primitive: p.name().into(), candidates, chosen: best });
     }
     remove_dead_ops(f);
     for (old, new) in replaced {
@@ -180,9 +123,5 @@ fn tile_func(f: &mut Func, model: &dyn CostModel, rows: u64) -> Result<Vec<TileE
 }
 
 fn tile_attrs(t: Tile) -> OpAttrs {
-    attrs::Tile {
-        m: t.m as i64,
-        k: t.k as i64,
-    }
-    .into()
+    attrs::Tile { m: t.m as i64, k: t.k as i64 }.into()
 }

@@ -3,7 +3,7 @@
 //! `passes/tools/flow_ilp_reference.py`), including infeasible targets, and
 //! the selection's speed on a realistic size.
 
-use flexc_passes::sparsity::{FLOW_CANDIDATES, Nm, Status, cost, normalise, select_exact};
+use flexc_passes::sparsity::{cost, normalise, select_exact, Nm, Status, FLOW_CANDIDATES};
 
 struct Case {
     name: String,
@@ -17,35 +17,16 @@ struct Case {
 fn cases() -> Vec<Case> {
     let text = include_str!("fixtures/flow_ilp_reference.txt");
     let mut out: Vec<Case> = Vec::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let (key, rest) = line.split_once(' ').expect("key value");
-        let floats = || {
-            rest.split_whitespace()
-                .map(|x| x.parse::<f64>().expect("number"))
-                .collect::<Vec<_>>()
-        };
+        let floats = || rest.split_whitespace().map(|x| x.parse::<f64>().expect("number")).collect::<Vec<_>>();
         match key {
-            "case" => out.push(Case {
-                name: rest.into(),
-                target: 0.0,
-                r: vec![],
-                li: vec![],
-                status: String::new(),
-                result: vec![],
-            }),
+            "case" => out.push(Case { name: rest.into(), target: 0.0, r: vec![], li: vec![], status: String::new(), result: vec![] }),
             "target" => out.last_mut().unwrap().target = rest.parse().unwrap(),
             "r" => out.last_mut().unwrap().r = floats(),
             "li" => out.last_mut().unwrap().li = floats(),
             "status" => out.last_mut().unwrap().status = rest.into(),
-            "result" => {
-                out.last_mut().unwrap().result = rest
-                    .split_whitespace()
-                    .map(|s| Nm::parse(s).unwrap())
-                    .collect()
-            }
+            "result" => out.last_mut().unwrap().result = rest.split_whitespace().map(|s| Nm::parse(s).unwrap()).collect(),
             _ => panic!("unknown line {line}"),
         }
     }
@@ -60,18 +41,9 @@ fn exact_matches_the_reference_solver() {
     for c in &cs {
         let (o, d) = (normalise(&c.r), normalise(&c.li));
         let (got, status) = select_exact(&o, &d, c.target, &FLOW_CANDIDATES).unwrap();
-        let want_status = if c.status == "Optimal" {
-            Status::Optimal
-        } else {
-            Status::Infeasible
-        };
+        let want_status = if c.status == "Optimal" { Status::Optimal } else { Status::Infeasible };
         assert_eq!(status, want_status, "{}", c.name);
-        let show = |v: &[Nm]| {
-            v.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let show = |v: &[Nm]| v.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
         if show(&got) == show(&c.result) {
             identical += 1;
         }
@@ -83,25 +55,10 @@ fn exact_matches_the_reference_solver() {
             // Feasible: the ILP optimum. Equal-cost optima exist (N moves by 2 at a
             // cost of 8 per unit of sparsity in many blocks) and CBC's pick among
             // them is its own, so compare cost and average, not the assignment.
-            let cost_of = |v: &[Nm]| {
-                v.iter()
-                    .enumerate()
-                    .map(|(i, &k)| cost(k, o[i], d[i]))
-                    .sum::<f64>()
-            };
+            let cost_of = |v: &[Nm]| v.iter().enumerate().map(|(i, &k)| cost(k, o[i], d[i])).sum::<f64>();
             let avg = |v: &[Nm]| v.iter().map(|k| k.sparsity()).sum::<f64>() / v.len() as f64;
-            assert!(
-                (cost_of(&got) - cost_of(&c.result)).abs() < 1e-9,
-                "{}: cost {} vs {}",
-                c.name,
-                cost_of(&got),
-                cost_of(&c.result)
-            );
-            assert!(
-                (avg(&got) - c.target).abs() < 1e-9 && (avg(&c.result) - c.target).abs() < 1e-9,
-                "{}",
-                c.name
-            );
+            assert!((cost_of(&got) - cost_of(&c.result)).abs() < 1e-9, "{}: cost {} vs {}", c.name, cost_of(&got), cost_of(&c.result));
+            assert!((avg(&got) - c.target).abs() < 1e-9 && (avg(&c.result) - c.target).abs() < 1e-9, "{}", c.name);
         }
     }
     assert!(infeasible >= 6, "{infeasible}");

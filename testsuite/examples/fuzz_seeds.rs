@@ -22,9 +22,7 @@ fn put(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -36,43 +34,20 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let dir = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "fuzz/corpus".into()),
-    );
+    let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
 
-    put(
-        &dir,
-        "gguf",
-        "llama-bpe.gguf",
-        &synth::llama_gguf(synth::Vocab::Bpe),
-    );
-    put(
-        &dir,
-        "gguf",
-        "llama-spm.gguf",
-        &synth::llama_gguf(synth::Vocab::Spm),
-    );
+    put(&dir, "gguf", "llama-bpe.gguf", &synth::llama_gguf(synth::Vocab::Bpe));
+    put(&dir, "gguf", "llama-spm.gguf", &synth::llama_gguf(synth::Vocab::Spm));
     let (st, config) = synth::llama_safetensors();
     put(&dir, "safetensors", "llama.safetensors", &st);
     put(&dir, "safetensors", "config.json", config.as_bytes());
-    put(
-        &dir,
-        "fir",
-        "linear.fir",
-        synth::linear_fir(8, 16, 2).as_bytes(),
-    );
+    put(&dir, "fir", "linear.fir", synth::linear_fir(8, 16, 2).as_bytes());
     // The artifact target reads whole files, and `meta\n--\nprov\n--\nir\n--\nweights` section contents.
     let art = synth::llama_flexc();
     put(&dir, "artifact", "tiny.flexc", &art);
     if let Ok(c) = flexc::artifact::container::parse("tiny.flexc", &art) {
-        let parts: Vec<&[u8]> = c
-            .sections
-            .iter()
-            .map(|s| &art[s.offset as usize..(s.offset + s.len) as usize])
-            .collect();
+        let parts: Vec<&[u8]> = c.sections.iter().map(|s| &art[s.offset as usize..(s.offset + s.len) as usize]).collect();
         put(&dir, "artifact", "sections", &parts.join(&b"\n--\n"[..]));
         // The same with one packed LUT stream (an index record and its bytes).
         let spec = flexc_backends::cpu::lut::LutSpec { rows: 16, cols: 64, bits: 2, group: 64, act_group: 32, bias: flexc_backends::cpu::lut::LutBias::None, bcq: false, k_tile: 4096, half_scales: true, split: false };
@@ -86,48 +61,14 @@ fn main() {
     let prog = synth::flexcim_program();
     put(&dir, "flexcim_bin", "layer.bin", &encode(&prog));
     put(&dir, "flexcim_asm", "layer.s", print_asm(&prog).as_bytes());
-    put(
-        &dir,
-        "flexcim_config",
-        "arch.toml",
-        format!("\x00{DEFAULT_ARCH}").as_bytes(),
-    );
-    put(
-        &dir,
-        "flexcim_config",
-        "energy.toml",
-        format!("\x01{DEFAULT_ENERGY}").as_bytes(),
-    );
+    put(&dir, "flexcim_config", "arch.toml", format!("\x00{DEFAULT_ARCH}").as_bytes());
+    put(&dir, "flexcim_config", "energy.toml", format!("\x01{DEFAULT_ENERGY}").as_bytes());
     // Tokenizer seeds: the first byte picks the tokenizer (0 BPE, 1 SPM, 2 tokenizer.json).
-    for (i, text) in [
-        "Hello the world",
-        " the  in\ta\n",
-        "naïve café 中文 🦙",
-        "<|endoftext|> <s> </s>",
-        "",
-    ]
-    .iter()
-    .enumerate()
-    {
-        put(
-            &dir,
-            "tokenizer",
-            &format!("bpe-{i}"),
-            &[&[0u8][..], text.as_bytes()].concat(),
-        );
-        put(
-            &dir,
-            "tokenizer",
-            &format!("spm-{i}"),
-            &[&[1u8][..], text.as_bytes()].concat(),
-        );
+    for (i, text) in ["Hello the world", " the  in\ta\n", "naïve café 中文 🦙", "<|endoftext|> <s> </s>", ""].iter().enumerate() {
+        put(&dir, "tokenizer", &format!("bpe-{i}"), &[&[0u8][..], text.as_bytes()].concat());
+        put(&dir, "tokenizer", &format!("spm-{i}"), &[&[1u8][..], text.as_bytes()].concat());
     }
-    put(
-        &dir,
-        "tokenizer",
-        "wordpiece.json",
-        &[&[2u8][..], WORDPIECE_JSON.as_bytes()].concat(),
-    );
+    put(&dir, "tokenizer", "wordpiece.json", &[&[2u8][..], WORDPIECE_JSON.as_bytes()].concat());
     let pipelines = [
         "cleanup",
         "cpu",
@@ -156,10 +97,7 @@ fn main() {
     files(&root.join("malformed"), &mut bad);
     for p in &bad {
         let Ok(b) = std::fs::read(p) else { continue };
-        let name = p
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let target = match p.extension().and_then(|e| e.to_str()).unwrap_or("") {
             "fir" => "fir",
             "s" => "flexcim_asm",

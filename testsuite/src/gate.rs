@@ -20,10 +20,7 @@ pub fn in_ci() -> bool {
 
 /// The running test's name (libtest names each test's thread after it).
 pub fn test_name() -> String {
-    std::thread::current()
-        .name()
-        .unwrap_or("<test>")
-        .to_string()
+    std::thread::current().name().unwrap_or("<test>").to_string()
 }
 
 /// A line on the process's stderr that libtest does not capture.
@@ -37,10 +34,7 @@ pub fn say(msg: &str) {
 #[track_caller]
 pub fn skip(why: &str) {
     if in_ci() {
-        panic!(
-            "{}: {why} (CI=true: a test that cannot run fails instead of skipping)",
-            test_name()
-        );
+        panic!("{}: {why} (CI=true: a test that cannot run fails instead of skipping)", test_name());
     }
     say(&format!("SKIPPED {}: {why}", test_name()));
 }
@@ -48,14 +42,8 @@ pub fn skip(why: &str) {
 /// flexc's cache folder: `$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or
 /// `~/.cache/flexc`, as `flexc::fetch::cache_dir` (a test checks they agree).
 pub fn cache_root() -> Option<PathBuf> {
-    let non_empty = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    non_empty("FLEXC_CACHE_DIR")
-        .or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("flexc")))
-        .or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("flexc")))
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    non_empty("FLEXC_CACHE_DIR").or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("flexc"))).or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("flexc")))
 }
 
 /// A file or folder of flexc's cache (`models/...`, `texts/...`), or `None`
@@ -63,19 +51,14 @@ pub fn cache_root() -> Option<PathBuf> {
 #[track_caller]
 pub fn cached(rel: &str) -> Option<PathBuf> {
     let Some(root) = cache_root() else {
-        skip(&format!(
-            "no cache folder for {rel} (FLEXC_CACHE_DIR, XDG_CACHE_HOME and HOME unset)"
-        ));
+        skip(&format!("no cache folder for {rel} (FLEXC_CACHE_DIR, XDG_CACHE_HOME and HOME unset)"));
         return None;
     };
     let path = root.join(rel);
     if path.exists() {
         return Some(path);
     }
-    skip(&format!(
-        "{} is not cached (run `flexc pull` first)",
-        path.display()
-    ));
+    skip(&format!("{} is not cached (run `flexc pull` first)", path.display()));
     None
 }
 
@@ -83,14 +66,9 @@ pub fn cached(rel: &str) -> Option<PathBuf> {
 /// and always in CI; otherwise it is skipped with a note saying how to run it.
 #[track_caller]
 pub fn slow(what: &str) -> bool {
-    if !cfg!(debug_assertions)
-        || std::env::var("FLEXC_SLOW_TESTS").is_ok_and(|v| v == "1")
-        || in_ci()
-    {
+    if !cfg!(debug_assertions) || std::env::var("FLEXC_SLOW_TESTS").is_ok_and(|v| v == "1") || in_ci() {
         return true;
     }
-    skip(&format!(
-        "{what} is slow in a debug build (set FLEXC_SLOW_TESTS=1 or use --release)"
-    ));
+    skip(&format!("{what} is slow in a debug build (set FLEXC_SLOW_TESTS=1 or use --release)"));
     false
 }

@@ -21,8 +21,8 @@ pub mod onnx_synth;
 pub mod synth;
 
 use flexc_backends::reference::{Interpreter, Tensor};
-use flexc_ir::Module;
 use flexc_ir::types::Dim;
+use flexc_ir::Module;
 use std::path::{Path, PathBuf};
 
 /// One case of a case file.
@@ -75,9 +75,7 @@ pub fn fir_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {
@@ -116,15 +114,7 @@ pub fn load_cases(file: &Path) -> Vec<Case> {
 }
 
 fn parse_case(file: &Path, line_offset: usize, text: &str) -> Case {
-    let mut case = Case {
-        file: file.to_path_buf(),
-        line_offset,
-        text: format!("{text}\n"),
-        passes: None,
-        errors: Vec::new(),
-        runs: Vec::new(),
-        tolerance: 1e-5,
-    };
+    let mut case = Case { file: file.to_path_buf(), line_offset, text: format!("{text}\n"), passes: None, errors: Vec::new(), runs: Vec::new(), tolerance: 1e-5 };
     for (i, line) in text.lines().enumerate() {
         let Some(at) = line.find("//") else { continue };
         let comment = line[at + 2..].trim();
@@ -135,10 +125,7 @@ fn parse_case(file: &Path, line_offset: usize, text: &str) -> Case {
         } else if let Some(r) = comment.strip_prefix("run:") {
             case.runs.push(r.trim().to_string());
         } else if let Some(t) = comment.strip_prefix("tolerance:") {
-            case.tolerance = t
-                .trim()
-                .parse()
-                .unwrap_or_else(|_| panic!("{}: bad tolerance", file.display()));
+            case.tolerance = t.trim().parse().unwrap_or_else(|_| panic!("{}: bad tolerance", file.display()));
         }
     }
     case
@@ -146,17 +133,12 @@ fn parse_case(file: &Path, line_offset: usize, text: &str) -> Case {
 
 /// Every case of every file below `cases/<sub>`.
 pub fn cases_in(sub: &str) -> Vec<Case> {
-    fir_files(&cases_dir().join(sub))
-        .iter()
-        .flat_map(|f| load_cases(f))
-        .collect()
+    fir_files(&cases_dir().join(sub)).iter().flat_map(|f| load_cases(f)).collect()
 }
 
 fn parse_list(s: &str) -> Result<(Vec<f64>, &str), String> {
     let s = s.trim_start();
-    let body = s
-        .strip_prefix('[')
-        .ok_or_else(|| format!("expected '[' at '{s}'"))?;
+    let body = s.strip_prefix('[').ok_or_else(|| format!("expected '[' at '{s}'"))?;
     let end = body.find(']').ok_or("unclosed '['")?;
     let vals = body[..end]
         .split(',')
@@ -176,31 +158,17 @@ fn parse_list(s: &str) -> Result<(Vec<f64>, &str), String> {
 pub fn check_run(m: &Module, run: &str, tolerance: f64) -> Result<(), String> {
     let (call, expect) = run.split_once("=>").ok_or("a run line needs '=>'")?;
     let call = call.trim();
-    let fname = call
-        .split_whitespace()
-        .next()
-        .and_then(|f| f.strip_prefix('@'))
-        .ok_or("a run line starts with @func")?;
-    let fid = m
-        .func(fname)
-        .ok_or_else(|| format!("no function @{fname}"))?;
+    let fname = call.split_whitespace().next().and_then(|f| f.strip_prefix('@')).ok_or("a run line starts with @func")?;
+    let fid = m.func(fname).ok_or_else(|| format!("no function @{fname}"))?;
     let f = &m.funcs[fid];
     let mut rest = call[fname.len() + 1..].trim_start();
     let mut given: Vec<(String, Option<Vec<usize>>, Vec<f64>)> = Vec::new();
     while !rest.is_empty() {
-        let eq = rest
-            .find('=')
-            .ok_or_else(|| format!("expected name=[...] at '{rest}'"))?;
+        let eq = rest.find('=').ok_or_else(|| format!("expected name=[...] at '{rest}'"))?;
         let head = rest[..eq].trim();
         let (name, shape) = match head.split_once('[') {
             Some((n, s)) => {
-                let dims = s
-                    .trim_end_matches(']')
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty())
-                    .map(|d| d.parse::<usize>().map_err(|_| format!("bad dim '{d}'")))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let dims = s.trim_end_matches(']').split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse::<usize>().map_err(|_| format!("bad dim '{d}'"))).collect::<Result<Vec<_>, _>>()?;
                 (n.to_string(), Some(dims))
             }
             None => (head.to_string(), None),
@@ -212,23 +180,11 @@ pub fn check_run(m: &Module, run: &str, tolerance: f64) -> Result<(), String> {
     let mut inputs = Vec::new();
     for &p in &f.params {
         let pname = f.dfg.values[p].name.clone().unwrap_or_default();
-        let (_, shape, vals) = given
-            .iter()
-            .find(|(n, _, _)| *n == pname)
-            .ok_or_else(|| format!("no value for %{pname}"))?;
+        let (_, shape, vals) = given.iter().find(|(n, _, _)| *n == pname).ok_or_else(|| format!("no value for %{pname}"))?;
         let ty = f.dfg.ty(p);
         let shape = match shape {
             Some(s) => s.clone(),
-            None => ty
-                .shape
-                .iter()
-                .map(|d| match d {
-                    Dim::Fixed(n) => Ok(*n as usize),
-                    Dim::Sym(s) => Err(format!(
-                        "%{pname} has symbolic dim {s}: give a shape, {pname}[..]=[..]"
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
+            None => ty.shape.iter().map(|d| match d { Dim::Fixed(n) => Ok(*n as usize), Dim::Sym(s) => Err(format!("%{pname} has symbolic dim {s}: give a shape, {pname}[..]=[..]")) }).collect::<Result<_, _>>()?,
         };
         inputs.push(if ty.elem.is_float() {
             Tensor::float(ty.elem, &shape, vals.iter().map(|&v| v as f32).collect())
@@ -236,40 +192,24 @@ pub fn check_run(m: &Module, run: &str, tolerance: f64) -> Result<(), String> {
             Tensor::int(ty.elem, &shape, vals.iter().map(|&v| v as i64).collect())?
         });
     }
-    let outputs = Interpreter::new(m)
-        .run_id(fid, inputs)
-        .map_err(|e| e.to_string())?;
+    let outputs = Interpreter::new(m).run_id(fid, inputs).map_err(|e| e.to_string())?;
     let mut rest = expect.trim();
     for (i, out) in outputs.iter().enumerate() {
         let (want, r) = parse_list(rest)?;
         rest = r.trim_start().trim_start_matches(',');
         let got = out.to_f64().ok_or("result is encoded")?;
         if got.len() != want.len() {
-            return Err(format!(
-                "result {i}: {} values, expected {}",
-                got.len(),
-                want.len()
-            ));
+            return Err(format!("result {i}: {} values, expected {}", got.len(), want.len()));
         }
         for (k, (&g, &w)) in got.iter().zip(&want).enumerate() {
-            let ok = if w.is_nan() {
-                g.is_nan()
-            } else if w.is_infinite() {
-                g == w
-            } else {
-                (g - w).abs() <= tolerance * w.abs().max(1.0)
-            };
+            let ok = if w.is_nan() { g.is_nan() } else if w.is_infinite() { g == w } else { (g - w).abs() <= tolerance * w.abs().max(1.0) };
             if !ok {
-                return Err(format!(
-                    "result {i}[{k}] = {g}, expected {w} (tolerance {tolerance}); all: {got:?}"
-                ));
+                return Err(format!("result {i}[{k}] = {g}, expected {w} (tolerance {tolerance}); all: {got:?}"));
             }
         }
     }
     if !rest.trim().is_empty() {
-        return Err(format!(
-            "more expected results than the function returns: '{rest}'"
-        ));
+        return Err(format!("more expected results than the function returns: '{rest}'"));
     }
     Ok(())
 }

@@ -10,11 +10,11 @@
 //! `.fir`, and a FlexCiM stream lowered from a small N:M layer.
 
 use flexc::frontend::gguf::{GgmlType, GgufWriter, MetaValue};
-use flexc::frontend::safetensors::{Dtype, write_safetensors};
+use flexc::frontend::safetensors::{write_safetensors, Dtype};
 use flexc_backends::flexcim::arch::{Arch, Nm};
 use flexc_backends::flexcim::isa::Program;
-use flexc_backends::flexcim::lower::{Rng, synthetic_layer};
-use flexc_backends::flexcim::{Workload, run_arch};
+use flexc_backends::flexcim::lower::{synthetic_layer, Rng};
+use flexc_backends::flexcim::{run_arch, Workload};
 
 /// Model sizes of the tiny llama (vocabulary size depends on the tokenizer).
 pub const EMBD: usize = 8;
@@ -41,8 +41,7 @@ fn byte_chars() -> Vec<char> {
     let mut table = vec!['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable =
-            (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+        let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).unwrap_or('?')
         } else {
@@ -58,10 +57,7 @@ pub fn vocab(kind: Vocab) -> (Vec<String>, Vec<f32>, Vec<i32>, Vec<String>) {
     match kind {
         Vocab::Bpe => {
             let mut tokens: Vec<String> = byte_chars().into_iter().map(String::from).collect();
-            let merges: Vec<String> = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let merges: Vec<String> = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s"].iter().map(|s| s.to_string()).collect();
             for m in &merges {
                 tokens.push(m.replace(' ', ""));
             }
@@ -80,12 +76,7 @@ pub fn vocab(kind: Vocab) -> (Vec<String>, Vec<f32>, Vec<i32>, Vec<String>) {
                 types.push(6);
                 scores.push(0.0);
             }
-            for (i, w) in [
-                "▁", "▁t", "▁the", "he", "e", "t", "h", "▁a", "a", "in", "▁in",
-            ]
-            .iter()
-            .enumerate()
-            {
+            for (i, w) in ["▁", "▁t", "▁the", "he", "e", "t", "h", "▁a", "a", "in", "▁in"].iter().enumerate() {
                 tokens.push(w.to_string());
                 types.push(1);
                 scores.push(-(i as f32));
@@ -97,14 +88,10 @@ pub fn vocab(kind: Vocab) -> (Vec<String>, Vec<f32>, Vec<i32>, Vec<String>) {
 
 /// Deterministic values in [-0.5, 0.5).
 pub fn values(seed: u64, n: usize) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
         })
         .collect()
@@ -166,70 +153,33 @@ pub fn llama_gguf_scaled(kind: Vocab, blocks: usize, scale: &dyn Fn(&str) -> f32
         .add_meta("llama.embedding_length", MetaValue::U32(EMBD as u32))
         .add_meta("llama.feed_forward_length", MetaValue::U32(FFN as u32))
         .add_meta("llama.attention.head_count", MetaValue::U32(HEADS as u32))
-        .add_meta(
-            "llama.attention.head_count_kv",
-            MetaValue::U32(KV_HEADS as u32),
-        )
-        .add_meta(
-            "llama.attention.layer_norm_rms_epsilon",
-            MetaValue::F32(1e-5),
-        )
+        .add_meta("llama.attention.head_count_kv", MetaValue::U32(KV_HEADS as u32))
+        .add_meta("llama.attention.layer_norm_rms_epsilon", MetaValue::F32(1e-5))
         .add_meta("llama.rope.freq_base", MetaValue::F32(10000.0));
     match kind {
         Vocab::Bpe => {
             w.add_meta("tokenizer.ggml.model", MetaValue::Str("gpt2".into()))
                 .add_meta("tokenizer.ggml.pre", MetaValue::Str("smollm".into()))
-                .add_meta(
-                    "tokenizer.ggml.merges",
-                    MetaValue::Array(merges.into_iter().map(MetaValue::Str).collect()),
-                )
-                .add_meta(
-                    "tokenizer.ggml.eos_token_id",
-                    MetaValue::U32(n_vocab as u32 - 1),
-                )
+                .add_meta("tokenizer.ggml.merges", MetaValue::Array(merges.into_iter().map(MetaValue::Str).collect()))
+                .add_meta("tokenizer.ggml.eos_token_id", MetaValue::U32(n_vocab as u32 - 1))
                 // Explicit: llama.cpp's BPE default BOS id is 11, which in this
                 // vocabulary is the byte 0x0b, and decode drops a leading BOS
                 // (the tokenizer fuzzer's round-trip check tripped on it).
-                .add_meta(
-                    "tokenizer.ggml.bos_token_id",
-                    MetaValue::U32(n_vocab as u32 - 1),
-                );
+                .add_meta("tokenizer.ggml.bos_token_id", MetaValue::U32(n_vocab as u32 - 1));
         }
         Vocab::Spm => {
             w.add_meta("tokenizer.ggml.model", MetaValue::Str("llama".into()))
-                .add_meta(
-                    "tokenizer.ggml.scores",
-                    MetaValue::Array(scores.into_iter().map(MetaValue::F32).collect()),
-                );
+                .add_meta("tokenizer.ggml.scores", MetaValue::Array(scores.into_iter().map(MetaValue::F32).collect()));
         }
     }
-    w.add_meta(
-        "tokenizer.ggml.tokens",
-        MetaValue::Array(tokens.into_iter().map(MetaValue::Str).collect()),
-    )
-    .add_meta(
-        "tokenizer.ggml.token_type",
-        MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()),
-    );
-    for (i, (name, shape)) in llama_tensors_blocks(n_vocab, blocks)
-        .into_iter()
-        .enumerate()
-    {
+    w.add_meta("tokenizer.ggml.tokens", MetaValue::Array(tokens.into_iter().map(MetaValue::Str).collect()))
+        .add_meta("tokenizer.ggml.token_type", MetaValue::Array(types.into_iter().map(MetaValue::I32).collect()));
+    for (i, (name, shape)) in llama_tensors_blocks(n_vocab, blocks).into_iter().enumerate() {
         let n: usize = shape.iter().product();
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
         let k = scale(&name);
-        let v: Vec<f32> = values(i as u64 + 1, n)
-            .into_iter()
-            .map(|x| {
-                if shape.len() == 1 {
-                    1.0 + x * 0.1
-                } else {
-                    x * k
-                }
-            })
-            .collect();
-        w.add_tensor(&name, &dims, GgmlType::F32, le(&v))
-            .expect("tiny tensor sizes are consistent");
+        let v: Vec<f32> = values(i as u64 + 1, n).into_iter().map(|x| if shape.len() == 1 { 1.0 + x * 0.1 } else { x * k }).collect();
+        w.add_tensor(&name, &dims, GgmlType::F32, le(&v)).expect("tiny tensor sizes are consistent");
     }
     w.to_bytes().expect("the tiny GGUF serialises")
 }
@@ -244,43 +194,22 @@ pub fn llama_safetensors() -> (Vec<u8>, String) {
     let vocab = 32;
     let ts = llama_tensors(vocab);
     let names: Vec<String> = ts.iter().map(|(n, _)| hf_name(n)).collect();
-    let shapes: Vec<Vec<u64>> = ts
-        .iter()
-        .map(|(_, s)| s.iter().map(|&d| d as u64).collect())
-        .collect();
-    let data: Vec<Vec<u8>> = ts
-        .iter()
-        .enumerate()
-        .map(|(i, (_, s))| le(&values(i as u64 + 7, s.iter().product())))
-        .collect();
-    let entries: Vec<(&str, Dtype, &[u64], &[u8])> = (0..ts.len())
-        .map(|i| {
-            (
-                names[i].as_str(),
-                Dtype::F32,
-                shapes[i].as_slice(),
-                data[i].as_slice(),
-            )
-        })
-        .collect();
+    let shapes: Vec<Vec<u64>> = ts.iter().map(|(_, s)| s.iter().map(|&d| d as u64).collect()).collect();
+    let data: Vec<Vec<u8>> = ts.iter().enumerate().map(|(i, (_, s))| le(&values(i as u64 + 7, s.iter().product()))).collect();
+    let entries: Vec<(&str, Dtype, &[u64], &[u8])> = (0..ts.len()).map(|i| (names[i].as_str(), Dtype::F32, shapes[i].as_slice(), data[i].as_slice())).collect();
     let config = serde_json::json!({
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": EMBD,
         "intermediate_size": FFN, "num_attention_heads": HEADS, "num_key_value_heads": KV_HEADS,
         "num_hidden_layers": 1, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": vocab,
         "hidden_act": "silu", "max_position_embeddings": 64, "tie_word_embeddings": true
     });
-    (
-        write_safetensors(&[("format", "pt")], &entries),
-        config.to_string(),
-    )
+    (write_safetensors(&[("format", "pt")], &entries), config.to_string())
 }
 
 /// A dense linear layer `f32[tokens, inp] -> f32[tokens, out]` as `.fir` text
 /// (inline weights from a fixed formula).
 pub fn linear_fir(out: usize, inp: usize, tokens: usize) -> String {
-    let vals: Vec<String> = (0..out * inp)
-        .map(|i| format!("{:?}", ((i * 37 % 101) as f64 - 50.0) / 64.0))
-        .collect();
+    let vals: Vec<String> = (0..out * inp).map(|i| format!("{:?}", ((i * 37 % 101) as f64 - 50.0) / 64.0)).collect();
     format!(
         "weight @w : f32[{out}, {inp}] = dense<[{}]>\n\nfunc @f(%x: f32[{tokens}, {inp}]) -> f32[{tokens}, {out}] {{\n  %w = tensor.weight @w : f32[{out}, {inp}]\n  %y = tensor.matmul %x, %w {{transpose_b}} : f32[{tokens}, {out}]\n  return %y\n}}\n",
         vals.join(", ")
@@ -294,19 +223,7 @@ pub fn flexcim_program() -> Program {
     let layer = synthetic_layer("l0", 32, 64, Nm::of(2, 4), true, 4, &mut rng);
     let tokens = 2;
     let x: Vec<i8> = (0..tokens * 64).map(|_| rng.i8()).collect();
-    let run = run_arch(
-        &arch,
-        "flexcim",
-        &[Workload {
-            layer,
-            x,
-            tokens,
-            oracle: None,
-            tile: None,
-        }],
-        &[("softmax".into(), 64)],
-    )
-    .expect("the synthetic layer lowers");
+    let run = run_arch(&arch, "flexcim", &[Workload { layer, x, tokens, oracle: None, tile: None }], &[("softmax".into(), 64)]).expect("the synthetic layer lowers");
     run.program
 }
 
@@ -315,32 +232,20 @@ pub fn flexcim_program() -> Program {
 pub fn llama_flexc() -> Vec<u8> {
     use flexc_ir::weights::{WeightData, WeightSource, WeightTable};
     let bytes = llama_gguf(Vocab::Bpe);
-    let g = flexc::frontend::gguf::GgufFile::from_bytes_named("tiny.gguf", bytes.clone())
-        .expect("synthetic gguf parses");
+    let g = flexc::frontend::gguf::GgufFile::from_bytes_named("tiny.gguf", bytes.clone()).expect("synthetic gguf parses");
     let opts = flexc::frontend::decoder::ImportOptions { ctx: 16, batch: 1 };
-    let mut m = flexc::frontend::decoder::import_gguf(&g, std::path::Path::new("tiny.gguf"), &opts)
-        .expect("the tiny llama imports");
+    let mut m = flexc::frontend::decoder::import_gguf(&g, std::path::Path::new("tiny.gguf"), &opts).expect("the tiny llama imports");
     // Its weights live in `bytes`, not in a file: hand them over as derived bytes.
     let mut t = WeightTable::default();
     for (_, w) in m.weights.iter() {
         let source = match &w.source {
-            WeightSource::File { offset, len, .. } => {
-                WeightSource::Derived(bytes[*offset as usize..(*offset + *len) as usize].into())
-            }
+            WeightSource::File { offset, len, .. } => WeightSource::Derived(bytes[*offset as usize..(*offset + *len) as usize].into()),
             s => s.clone(),
         };
-        t.insert(WeightData {
-            source,
-            ..w.clone()
-        })
-        .expect("unique weight names");
+        t.insert(WeightData { source, ..w.clone() }).expect("unique weight names");
     }
     m.weights = t;
-    let source = flexc::artifact::FileRecord {
-        path: "tiny.gguf".into(),
-        bytes: bytes.len() as u64,
-        sha256: "0".repeat(64),
-    };
+    let source = flexc::artifact::FileRecord { path: "tiny.gguf".into(), bytes: bytes.len() as u64, sha256: "0".repeat(64) };
     let prov = flexc::artifact::Provenance {
         flexc_version: env!("CARGO_PKG_VERSION").into(),
         target: "cpu".into(),
@@ -353,6 +258,5 @@ pub fn llama_flexc() -> Vec<u8> {
         parameters: m.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum(),
         remarks: Vec::new(),
     };
-    flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov, None)
-        .expect("the tiny artifact serialises")
+    flexc::artifact::write::to_bytes("tiny.flexc", &m, &g.metadata, &prov, None).expect("the tiny artifact serialises")
 }

@@ -41,7 +41,7 @@ use flexc_backends::cpu::runtime::{CpuRuntime, Input, RuntimeOptions};
 use flexc_backends::flexcim::arch::{Arch, EnergyTable, Nm};
 use flexc_backends::flexcim::fromir::from_ir;
 use flexc_backends::flexcim::lower::MagnitudePrune;
-use flexc_backends::flexcim::{Check, evaluate};
+use flexc_backends::flexcim::{evaluate, Check};
 use flexc_backends::reference::{Interpreter, Tensor};
 use flexc_ir::attrs;
 use flexc_ir::ops::{GeluApprox, Symbol};
@@ -88,10 +88,7 @@ const ENCODINGS: &[Enc] = &[
 #[derive(Clone, Debug)]
 enum Step {
     /// A linear layer to `out` features with weights in `ENCODINGS[enc]`.
-    Linear {
-        out: usize,
-        enc: usize,
-    },
+    Linear { out: usize, enc: usize },
     /// `+ b` with a weight vector.
     AddBias,
     /// `* s` with a weight vector.
@@ -127,18 +124,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn recipe() -> impl Strategy<Value = Recipe> {
-    (
-        prop::sample::select(vec![32usize, 64, 256]),
-        1usize..=5,
-        prop::collection::vec(step(), 1..=6),
-        any::<u64>(),
-    )
-        .prop_map(|(d, seq, steps, seed)| Recipe {
-            d,
-            seq,
-            steps,
-            seed,
-        })
+    (prop::sample::select(vec![32usize, 64, 256]), 1usize..=5, prop::collection::vec(step(), 1..=6), any::<u64>()).prop_map(|(d, seq, steps, seed)| Recipe { d, seq, steps, seed })
 }
 
 use flexc_backends::xorshift::XorShift as Rng;
@@ -149,16 +135,9 @@ fn encoding_for(enc: Enc, k: usize) -> Option<Encoding> {
     let e = match enc {
         Enc::F32 => return None,
         Enc::Ggml(t) => Encoding::Ggml(t),
-        Enc::Lowbit(text) => parse_type(&format!("f32[1, 256] {text}"))
-            .expect("encoding parses")
-            .encoding
-            .expect("an encoding"),
+        Enc::Lowbit(text) => parse_type(&format!("f32[1, 256] {text}")).expect("encoding parses").encoding.expect("an encoding"),
     };
-    if (k as u64).is_multiple_of(e.block_elems()) {
-        Some(e)
-    } else {
-        Some(Encoding::Ggml(GgmlType::Q8_0))
-    }
+    if (k as u64).is_multiple_of(e.block_elems()) { Some(e) } else { Some(Encoding::Ggml(GgmlType::Q8_0)) }
 }
 
 /// Encodings the generated graphs actually used (printed after the run).
@@ -178,9 +157,7 @@ fn record(e: Encoding) {
 /// bits (every byte pattern is a valid code), and the f16 super-block scales
 /// are set to small finite values so the weights stay in a sane range.
 fn kquant_bytes(e: Encoding, vals: &[f32]) -> Vec<u8> {
-    let Encoding::Ggml(t) = e else {
-        panic!("{e}: encode failed for a non-ggml encoding")
-    };
+    let Encoding::Ggml(t) = e else { panic!("{e}: encode failed for a non-ggml encoding") };
     // (offset, f16 value) of the super-block scales. Weight ≈ d · sub-scale
     // · code (Q6_K codes centred, ~32 × ~16 on average) and d · sc · q −
     // dmin · m (Q4_K, sc and m ~32, q ~7.5): these keep weights near 1/√k
@@ -188,15 +165,10 @@ fn kquant_bytes(e: Encoding, vals: &[f32]) -> Vec<u8> {
     let (block, scales): (usize, &[(usize, f32)]) = match t {
         GgmlType::Q4_K => (144, &[(0, 2e-4), (2, 1.5e-3)]),
         GgmlType::Q6_K => (210, &[(208, 6e-5)]),
-        _ => panic!(
-            "{}: flexc cannot quantize it and the test has no raw generator",
-            t.name()
-        ),
+        _ => panic!("{}: flexc cannot quantize it and the test has no raw generator", t.name()),
     };
     let n = vals.len() / 256 * block;
-    let mut b: Vec<u8> = (0..n)
-        .map(|i| (vals[i % vals.len()].to_bits() >> (i % 17)) as u8)
-        .collect();
+    let mut b: Vec<u8> = (0..n).map(|i| (vals[i % vals.len()].to_bits() >> (i % 17)) as u8).collect();
     for blk in b.chunks_mut(block) {
         for &(at, v) in scales {
             blk[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
@@ -211,30 +183,12 @@ fn kquant_matmuls_match_the_reference() {
     // nonlinearity after it: the CPU kernels against the reference decoder.
     for enc in [6usize, 7] {
         for seed in 1..=8u64 {
-            let r = Recipe {
-                d: 256,
-                seq: 3,
-                steps: vec![Step::Linear { out: 32, enc }],
-                seed,
-            };
+            let r = Recipe { d: 256, seq: 3, steps: vec![Step::Linear { out: 32, enc }], seed };
             let b = build(&r);
             let x: Vec<f32> = Rng((seed ^ 0x9e37_79b9) | 1).vec(r.seq * r.d, 1.0);
             let want = reference(&b.module, &x, r.seq, r.d).expect("reference");
-            if let Err(e) = close(
-                "cpu vs reference",
-                &cpu(&b.module, &x).expect("cpu"),
-                &want,
-                0.02,
-                1e-4,
-            ) {
-                panic!(
-                    "{e}\n{}",
-                    print_module(&b.module)
-                        .lines()
-                        .filter(|l| !l.starts_with("weight"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                );
+            if let Err(e) = close("cpu vs reference", &cpu(&b.module, &x).expect("cpu"), &want, 0.02, 1e-4) {
+                panic!("{e}\n{}", print_module(&b.module).lines().filter(|l| !l.starts_with("weight")).collect::<Vec<_>>().join("\n"));
             }
         }
     }
@@ -249,11 +203,7 @@ struct Built {
 
 fn build(r: &Recipe) -> Built {
     let seq = Dim::Sym(Arc::from("seq"));
-    let ty = |w: usize| TensorType {
-        shape: vec![seq.clone(), Dim::Fixed(w as u64)],
-        elem: ElemType::F32,
-        encoding: None,
-    };
+    let ty = |w: usize| TensorType { shape: vec![seq.clone(), Dim::Fixed(w as u64)], elem: ElemType::F32, encoding: None };
     let mut f = Func::new("f", &[(Some("x".into()), ty(r.d))], vec![]);
     let x = f.params[0];
     let mut m = Module::default();
@@ -261,44 +211,14 @@ fn build(r: &Recipe) -> Built {
     let (mut cur, mut width) = (x, r.d);
     let (mut matmuls, mut f32_linears) = (0, 0);
     let first_is_f32_linear = matches!(r.steps.first(), Some(Step::Linear { enc: 0, .. }));
-    let weight = |m: &mut Module,
-                  f: &mut Func,
-                  name: String,
-                  shape: Vec<u64>,
-                  enc: Option<Encoding>,
-                  vals: Vec<f32>|
-     -> Value {
+    let weight = |m: &mut Module, f: &mut Func, name: String, shape: Vec<u64>, enc: Option<Encoding>, vals: Vec<f32>| -> Value {
         let (ty, bytes) = match enc {
-            Some(e) => (
-                TensorType {
-                    shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-                    elem: ElemType::F32,
-                    encoding: Some(e),
-                },
-                flexc_ir::quant::encode(e, &vals).unwrap_or_else(|_| kquant_bytes(e, &vals)),
-            ),
-            None => (
-                TensorType::new(ElemType::F32, &shape),
-                vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ),
+            Some(e) => (TensorType { shape: shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem: ElemType::F32, encoding: Some(e) }, flexc_ir::quant::encode(e, &vals).unwrap_or_else(|_| kquant_bytes(e, &vals))),
+            None => (TensorType::new(ElemType::F32, &shape), vals.iter().flat_map(|v| v.to_le_bytes()).collect()),
         };
-        m.weights
-            .insert(WeightData {
-                name: name.clone(),
-                ty: ty.clone(),
-                source: WeightSource::Derived(bytes.into()),
-                span: Span::default(),
-            })
-            .expect("insert weight");
-        let w = f
-            .append_typed(attrs::Weight { name: Symbol(name) }, &[], Some(ty))
-            .expect("weight op");
-        if enc.is_some() {
-            f.append_typed(attrs::Dequantize {}, &[w], None)
-                .expect("dequantize")
-        } else {
-            w
-        }
+        m.weights.insert(WeightData { name: name.clone(), ty: ty.clone(), source: WeightSource::Derived(bytes.into()), span: Span::default() }).expect("insert weight");
+        let w = f.append_typed(attrs::Weight { name: Symbol(name) }, &[], Some(ty)).expect("weight op");
+        if enc.is_some() { f.append_typed(attrs::Dequantize {}, &[w], None).expect("dequantize") } else { w }
     };
     for (i, s) in r.steps.iter().enumerate() {
         // Names shaped like a decoder's, so quantize's default globs apply.
@@ -314,117 +234,45 @@ fn build(r: &Recipe) -> Built {
                 if let Some(e) = e {
                     record(e);
                 }
-                let w = weight(
-                    &mut m,
-                    &mut f,
-                    name("ffn_up"),
-                    vec![out as u64, width as u64],
-                    e,
-                    vals,
-                );
+                let w = weight(&mut m, &mut f, name("ffn_up"), vec![out as u64, width as u64], e, vals);
                 width = out;
-                f.append_typed(attrs::Matmul { transpose_b: true }, &[cur, w], None)
-                    .expect("matmul")
+                f.append_typed(attrs::Matmul { transpose_b: true }, &[cur, w], None).expect("matmul")
             }
             Step::AddBias => {
-                let b = weight(
-                    &mut m,
-                    &mut f,
-                    name("bias"),
-                    vec![width as u64],
-                    None,
-                    rng.vec(width, 0.5),
-                );
+                let b = weight(&mut m, &mut f, name("bias"), vec![width as u64], None, rng.vec(width, 0.5));
                 f.append_typed(attrs::Add {}, &[cur, b], None).expect("add")
             }
             Step::Scale => {
-                let s = weight(
-                    &mut m,
-                    &mut f,
-                    name("scale"),
-                    vec![width as u64],
-                    None,
-                    rng.vec(width, 1.0).iter().map(|v| 1.0 + 0.5 * v).collect(),
-                );
+                let s = weight(&mut m, &mut f, name("scale"), vec![width as u64], None, rng.vec(width, 1.0).iter().map(|v| 1.0 + 0.5 * v).collect());
                 f.append_typed(attrs::Mul {}, &[cur, s], None).expect("mul")
             }
-            Step::Residual if width == r.d => f
-                .append_typed(attrs::Add {}, &[cur, x], None)
-                .expect("residual"),
+            Step::Residual if width == r.d => f.append_typed(attrs::Add {}, &[cur, x], None).expect("residual"),
             Step::Residual => cur,
             Step::RmsNorm => {
-                let g = weight(
-                    &mut m,
-                    &mut f,
-                    name("norm"),
-                    vec![width as u64],
-                    None,
-                    rng.vec(width, 0.2).iter().map(|v| 1.0 + v).collect(),
-                );
-                f.append_typed(attrs::Rmsnorm { eps: 1e-5 }, &[cur, g], None)
-                    .expect("rmsnorm")
+                let g = weight(&mut m, &mut f, name("norm"), vec![width as u64], None, rng.vec(width, 0.2).iter().map(|v| 1.0 + v).collect());
+                f.append_typed(attrs::Rmsnorm { eps: 1e-5 }, &[cur, g], None).expect("rmsnorm")
             }
             Step::Silu => f.append_typed(attrs::Silu {}, &[cur], None).expect("silu"),
-            Step::Gelu => f
-                .append_typed(
-                    attrs::Gelu {
-                        approx: GeluApprox::Tanh,
-                    },
-                    &[cur],
-                    None,
-                )
-                .expect("gelu"),
-            Step::Softmax => f
-                .append_typed(attrs::Softmax { axis: -1 }, &[cur], None)
-                .expect("softmax"),
+            Step::Gelu => f.append_typed(attrs::Gelu { approx: GeluApprox::Tanh }, &[cur], None).expect("gelu"),
+            Step::Softmax => f.append_typed(attrs::Softmax { axis: -1 }, &[cur], None).expect("softmax"),
         };
     }
     f.results = vec![f.dfg.ty(cur).clone()];
     f.returns = vec![cur];
     m.funcs.push(f);
-    verify_module(&m).unwrap_or_else(|e| {
-        panic!(
-            "the generator built an invalid module: {}\n{}",
-            e[0],
-            print_module(&m)
-        )
-    });
-    Built {
-        module: m,
-        matmuls,
-        f32_linears,
-        first_is_f32_linear,
-    }
+    verify_module(&m).unwrap_or_else(|e| panic!("the generator built an invalid module: {}\n{}", e[0], print_module(&m)));
+    Built { module: m, matmuls, f32_linears, first_is_f32_linear }
 }
 
 fn reference(m: &Module, x: &[f32], seq: usize, d: usize) -> Result<Vec<f32>, String> {
-    let out = Interpreter::new(m)
-        .run(
-            "f",
-            vec![Tensor::float(ElemType::F32, &[seq, d], x.to_vec())],
-        )
-        .map_err(|e| format!("reference: {e}"))?;
-    out[0]
-        .as_f32()
-        .map(<[f32]>::to_vec)
-        .ok_or_else(|| "reference: result is not f32".into())
+    let out = Interpreter::new(m).run("f", vec![Tensor::float(ElemType::F32, &[seq, d], x.to_vec())]).map_err(|e| format!("reference: {e}"))?;
+    out[0].as_f32().map(<[f32]>::to_vec).ok_or_else(|| "reference: result is not f32".into())
 }
 
 fn cpu(m: &Module, x: &[f32]) -> Result<Vec<f32>, String> {
-    let mut rt = CpuRuntime::compile(
-        m,
-        "f",
-        RuntimeOptions {
-            threads: 1,
-            ..RuntimeOptions::default()
-        },
-    )
-    .map_err(|e| format!("cpu compile: {e}"))?;
-    rt.run(&[Input::F32(x)], false)
-        .map_err(|e| format!("cpu run: {e}"))?;
-    rt.output(0)
-        .map(<[f32]>::to_vec)
-        .ok_or_else(|| "cpu: no output".into())
+    let mut rt = CpuRuntime::compile(m, "f", RuntimeOptions { threads: 1, ..RuntimeOptions::default() }).map_err(|e| format!("cpu compile: {e}"))?;
+    rt.run(&[Input::F32(x)], false).map_err(|e| format!("cpu run: {e}"))?;
+    rt.output(0).map(<[f32]>::to_vec).ok_or_else(|| "cpu: no output".into())
 }
 
 /// max |a - b| <= rel · max |want| + abs, and every value finite where the oracle's is.
@@ -437,9 +285,7 @@ fn close(what: &str, got: &[f32], want: &[f32], rel: f64, abs: f64) -> Result<()
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g as f64 - w as f64).abs();
         if !(err <= tol) && !(g.is_nan() && w.is_nan()) {
-            return Err(format!(
-                "{what}: value {i}: got {g}, want {w} (|Δ| {err:.3e} > budget {tol:.3e} = {rel} × {scale:.3e} + {abs})"
-            ));
+            return Err(format!("{what}: value {i}: got {g}, want {w} (|Δ| {err:.3e} > budget {tol:.3e} = {rel} × {scale:.3e} + {abs})"));
         }
     }
     Ok(())
@@ -447,16 +293,8 @@ fn close(what: &str, got: &[f32], want: &[f32], rel: f64, abs: f64) -> Result<()
 
 fn run_pipeline(m: &Module, text: &str) -> Result<Module, String> {
     let mut out = m.clone();
-    let mut pm = PassManager::from_text(
-        text,
-        ManagerOptions {
-            verify_each: true,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| format!("{text}: {e}"))?;
-    pm.run(&mut out, &mut |_, _| {})
-        .map_err(|e| format!("{text}: {e}"))?;
+    let mut pm = PassManager::from_text(text, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| format!("{text}: {e}"))?;
+    pm.run(&mut out, &mut |_, _| {}).map_err(|e| format!("{text}: {e}"))?;
     Ok(out)
 }
 
@@ -464,17 +302,11 @@ fn run_pipeline(m: &Module, text: &str) -> Result<Module, String> {
 /// error of the first linear's output ([`quant_close`]).
 const SCHEMES: &[(&str, f64)] = &[
     ("quantize{scheme=rtn,bits=4,group=32},fuse-dequant", 0.3),
-    (
-        "quantize{scheme=rtn,bits=3,group=32,zero=true},fuse-dequant",
-        0.45,
-    ),
+    ("quantize{scheme=rtn,bits=3,group=32,zero=true},fuse-dequant", 0.45),
     ("quantize{scheme=rtn,bits=2,group=64},fuse-dequant", 0.8),
     ("quantize{scheme=ternary,group=32},fuse-dequant", 0.8),
     ("quantize{scheme=bcq,bits=2,group=32},fuse-dequant", 0.8),
-    (
-        "quantize{scheme=shiftadd,bits=3,apot=2,group=32},fuse-dequant",
-        0.8,
-    ),
+    ("quantize{scheme=shiftadd,bits=3,apot=2,group=32},fuse-dequant", 0.8),
 ];
 
 /// The least-squares gain of a quantised result: a correct quantiser keeps
@@ -497,25 +329,14 @@ fn quant_close(what: &str, got: &[f32], want: &[f32], rel_l2: f64) -> Result<(f6
         ee += (g - w) * (g - w);
     }
     if ww == 0.0 {
-        return if ee == 0.0 {
-            Ok((1.0, 0.0))
-        } else {
-            Err(format!(
-                "{what}: the unquantised result is 0 and the quantised one is not"
-            ))
-        };
+        return if ee == 0.0 { Ok((1.0, 0.0)) } else { Err(format!("{what}: the unquantised result is 0 and the quantised one is not")) };
     }
     let (gain, rel) = (gw / ww, (ee / ww).sqrt());
     if !(GAIN.0..=GAIN.1).contains(&gain) {
-        return Err(format!(
-            "{what}: gain ⟨q,w⟩/⟨w,w⟩ = {gain:.3} outside [{}, {}] (a wrong scale)",
-            GAIN.0, GAIN.1
-        ));
+        return Err(format!("{what}: gain ⟨q,w⟩/⟨w,w⟩ = {gain:.3} outside [{}, {}] (a wrong scale)", GAIN.0, GAIN.1));
     }
     if !(rel <= rel_l2) {
-        return Err(format!(
-            "{what}: relative L2 error {rel:.3} > budget {rel_l2}"
-        ));
+        return Err(format!("{what}: relative L2 error {rel:.3} > budget {rel_l2}"));
     }
     Ok((gain, rel))
 }
@@ -528,20 +349,10 @@ fn check(r: &Recipe) -> Result<(), String> {
     let m = &b.module;
     let x: Vec<f32> = Rng((r.seed ^ 0x9e37_79b9) | 1).vec(r.seq * r.d, 1.0);
     let want = reference(m, &x, r.seq, r.d)?;
-    let budget = if b.matmuls == 0 {
-        1e-4
-    } else {
-        (0.03 * b.matmuls as f64).min(0.12)
-    };
+    let budget = if b.matmuls == 0 { 1e-4 } else { (0.03 * b.matmuls as f64).min(0.12) };
 
     let clean = run_pipeline(m, "cleanup")?;
-    close(
-        "cleanup (reference)",
-        &reference(&clean, &x, r.seq, r.d)?,
-        &want,
-        1e-5,
-        1e-6,
-    )?;
+    close("cleanup (reference)", &reference(&clean, &x, r.seq, r.d)?, &want, 1e-5, 1e-6)?;
     close("cpu vs reference", &cpu(&clean, &x)?, &want, budget, 1e-4)?;
 
     if b.f32_linears > 0 {
@@ -552,21 +363,10 @@ fn check(r: &Recipe) -> Result<(), String> {
             // The quantisation error, measured where it is well defined: on
             // the first linear alone (unit-scale input; later layers can
             // cancel terms and make any relative bound meaningless).
-            let one = Recipe {
-                steps: r.steps[..1].to_vec(),
-                ..r.clone()
-            };
+            let one = Recipe { steps: r.steps[..1].to_vec(), ..r.clone() };
             let m1 = build(&one).module;
-            let (w1, q1) = (
-                reference(&m1, &x, r.seq, r.d)?,
-                reference(&run_pipeline(&m1, scheme)?, &x, r.seq, r.d)?,
-            );
-            let (gain, rel) = quant_close(
-                &format!("{scheme} vs unquantised (first linear)"),
-                &q1,
-                &w1,
-                enc_budget,
-            )?;
+            let (w1, q1) = (reference(&m1, &x, r.seq, r.d)?, reference(&run_pipeline(&m1, scheme)?, &x, r.seq, r.d)?);
+            let (gain, rel) = quant_close(&format!("{scheme} vs unquantised (first linear)"), &q1, &w1, enc_budget)?;
             let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
             seen.resize(SCHEMES.len(), (f64::INFINITY, 0.0, 0.0));
             let e = &mut seen[(r.seed % SCHEMES.len() as u64) as usize];
@@ -576,43 +376,17 @@ fn check(r: &Recipe) -> Result<(), String> {
         // reference result must not move.
         let unfused = run_pipeline(m, scheme.trim_end_matches(",fuse-dequant"))?;
         let uwant = reference(&unfused, &x, r.seq, r.d)?;
-        close(
-            &format!("{scheme}: fused vs unfused (reference)"),
-            &qwant,
-            &uwant,
-            1e-5,
-            1e-6,
-        )?;
+        close(&format!("{scheme}: fused vs unfused (reference)"), &qwant, &uwant, 1e-5, 1e-6)?;
         // The CPU runtime on both forms: the fused one runs quant.mpgemm's
         // kernels (int-dot, LUT or shift-add), the unfused one dequantizes.
-        close(
-            &format!("cpu vs reference after {scheme} (fused quant.mpgemm)"),
-            &cpu(&q, &x)?,
-            &qwant,
-            budget,
-            1e-4,
-        )?;
-        close(
-            &format!("cpu vs reference after {scheme} (unfused)"),
-            &cpu(&unfused, &x)?,
-            &uwant,
-            budget,
-            1e-4,
-        )?;
+        close(&format!("cpu vs reference after {scheme} (fused quant.mpgemm)"), &cpu(&q, &x)?, &qwant, budget, 1e-4)?;
+        close(&format!("cpu vs reference after {scheme} (unfused)"), &cpu(&unfused, &x)?, &uwant, budget, 1e-4)?;
     }
 
     if b.first_is_f32_linear {
-        let w = from_ir(m, Some("f"), r.seq, &MagnitudePrune(Nm::of(2, 4)), r.seed)
-            .map_err(|e| format!("flexcim from_ir: {e}"))?;
+        let w = from_ir(m, Some("f"), r.seq, &MagnitudePrune(Nm::of(2, 4)), r.seed).map_err(|e| format!("flexcim from_ir: {e}"))?;
         if !w.work.is_empty() {
-            let ev = evaluate(
-                &Arch::default_flexcim(),
-                &EnergyTable::default_table(),
-                &w.work,
-                &w.host,
-                &["dense".to_string()],
-            )
-            .map_err(|e| format!("flexcim: {e}"))?;
+            let ev = evaluate(&Arch::default_flexcim(), &EnergyTable::default_table(), &w.work, &w.host, &["dense".to_string()]).map_err(|e| format!("flexcim: {e}"))?;
             if let Check::Failed(why) = ev.check {
                 return Err(format!("flexcim simulator vs reference: {why}"));
             }
@@ -623,48 +397,27 @@ fn check(r: &Recipe) -> Result<(), String> {
 
 #[test]
 fn random_graphs_agree_across_backends_and_pipelines() {
-    let cases: u32 = std::env::var("FLEXC_DIFF_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
+    let cases: u32 = std::env::var("FLEXC_DIFF_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(64);
     // Deterministic by default (the same graphs in every CI run); set
     // FLEXC_DIFF_SEED to explore others.
-    let seed: u64 = std::env::var("FLEXC_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let seed: u64 = std::env::var("FLEXC_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
     let mut key = [0u8; 32];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &key);
-    let mut runner = TestRunner::new_with_rng(
-        Config {
-            cases,
-            failure_persistence: None,
-            max_shrink_iters: 2000,
-            ..Config::default()
-        },
-        rng,
-    );
+    let mut runner = TestRunner::new_with_rng(Config { cases, failure_persistence: None, max_shrink_iters: 2000, ..Config::default() }, rng);
     let t0 = std::time::Instant::now();
-    let result = runner.run(&recipe(), |r| {
-        check(&r).map_err(|e| {
-            let fir = print_module(&build(&r).module);
-            TestCaseError::fail(format!("{e}\nrecipe: {r:?}\nminimal module:\n{fir}"))
-        })
-    });
+    let result = runner.run(&recipe(), |r| check(&r).map_err(|e| {
+        let fir = print_module(&build(&r).module);
+        TestCaseError::fail(format!("{e}\nrecipe: {r:?}\nminimal module:\n{fir}"))
+    }));
     if let Err(e) = result {
         panic!("{e}");
     }
     let used = USED.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    eprintln!(
-        "differential: {cases} random graphs agree (seed {seed}, {:.1} s); weight encodings used: {used:?}",
-        t0.elapsed().as_secs_f64()
-    );
+    eprintln!("differential: {cases} random graphs agree (seed {seed}, {:.1} s); weight encodings used: {used:?}", t0.elapsed().as_secs_f64());
     let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for ((scheme, budget), (lo, hi, rel)) in SCHEMES.iter().zip(seen) {
-        eprintln!(
-            "  {scheme}: gain {lo:.3}..{hi:.3}, relative L2 error up to {rel:.3} (budget {budget})"
-        );
+        eprintln!("  {scheme}: gain {lo:.3}..{hi:.3}, relative L2 error up to {rel:.3} (budget {budget})");
     }
 }
 
@@ -674,33 +427,18 @@ fn random_graphs_agree_across_backends_and_pipelines() {
 #[test]
 fn a_result_off_by_2x_fails_every_budget() {
     for (i, (scheme, budget)) in SCHEMES.iter().enumerate() {
-        let r = Recipe {
-            d: 64,
-            seq: 4,
-            steps: vec![Step::Linear { out: 64, enc: 0 }],
-            seed: i as u64,
-        };
+        let r = Recipe { d: 64, seq: 4, steps: vec![Step::Linear { out: 64, enc: 0 }], seed: i as u64 };
         let m = build(&r).module;
         let x: Vec<f32> = Rng((r.seed ^ 0x9e37_79b9) | 1).vec(r.seq * r.d, 1.0);
         let w = reference(&m, &x, r.seq, r.d).unwrap();
         let q = reference(&run_pipeline(&m, scheme).unwrap(), &x, r.seq, r.d).unwrap();
-        let (_, rel) = quant_close(scheme, &q, &w, *budget)
-            .unwrap_or_else(|e| panic!("the real result must pass: {e}"));
+        let (_, rel) = quant_close(scheme, &q, &w, *budget).unwrap_or_else(|e| panic!("the real result must pass: {e}"));
         // The 64-wide layer is whole groups for every scheme: it was quantised.
-        assert!(
-            rel > 0.0,
-            "{scheme}: the layer was left unquantised, so this case checks nothing"
-        );
+        assert!(rel > 0.0, "{scheme}: the layer was left unquantised, so this case checks nothing");
         for f in [2.0f32, 0.5] {
             let off: Vec<f32> = q.iter().map(|v| v * f).collect();
-            assert!(
-                quant_close(scheme, &off, &w, *budget).is_err(),
-                "{scheme}: a result ×{f} passed"
-            );
-            assert!(
-                close("cpu", &off, &q, 0.03, 1e-4).is_err(),
-                "{scheme}: a kernel ×{f} passed the cpu budget"
-            );
+            assert!(quant_close(scheme, &off, &w, *budget).is_err(), "{scheme}: a result ×{f} passed");
+            assert!(close("cpu", &off, &q, 0.03, 1e-4).is_err(), "{scheme}: a kernel ×{f} passed the cpu budget");
         }
     }
 }

@@ -15,8 +15,7 @@ fn child_needs_a_missing_model() {
 
 fn child(ci: Option<&str>) -> std::process::Output {
     let mut c = Command::new(std::env::current_exe().expect("test binary"));
-    c.args(["--exact", "child_needs_a_missing_model", "--test-threads=1"])
-        .env("FLEXC_GATE_CHILD", "1");
+    c.args(["--exact", "child_needs_a_missing_model", "--test-threads=1"]).env("FLEXC_GATE_CHILD", "1");
     match ci {
         Some(v) => c.env("CI", v),
         None => c.env_remove("CI"),
@@ -29,30 +28,16 @@ fn a_missing_model_fails_in_ci_and_says_skipped_elsewhere() {
     let out = child(None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "outside CI a skip passes: {err}");
-    assert!(
-        err.contains("SKIPPED child_needs_a_missing_model: ")
-            && err.contains("not-a-model/none.gguf is not cached"),
-        "the skip is on stderr: {err}"
-    );
+    assert!(err.contains("SKIPPED child_needs_a_missing_model: ") && err.contains("not-a-model/none.gguf is not cached"), "the skip is on stderr: {err}");
     for ci in ["true", "1"] {
         let out = child(Some(ci));
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success(),
-            "CI={ci}: a missing model must fail: {text}"
-        );
-        assert!(
-            text.contains("CI=true: a test that cannot run fails"),
-            "{text}"
-        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "CI={ci}: a missing model must fail: {text}");
+        assert!(text.contains("CI=true: a test that cannot run fails"), "{text}");
     }
 }
 
 #[test]
 fn the_gate_and_flexc_agree_on_the_cache_folder() {
-    assert_eq!(
-        flexc_testsuite::gate::cache_root(),
-        flexc::fetch::cache_dir().ok()
-    );
+    assert_eq!(flexc_testsuite::gate::cache_root(), flexc::fetch::cache_dir().ok());
 }

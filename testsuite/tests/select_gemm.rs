@@ -50,9 +50,7 @@ impl CostModel for Table {
 fn values(n: usize, seed: &mut u64) -> String {
     let v: Vec<String> = (0..n)
         .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             format!("{:?}", (((*seed >> 33) % 2001) as f64 - 1000.0) / 500.0)
         })
         .collect();
@@ -73,10 +71,7 @@ fn block() -> Module {
     ];
     let mut text = String::new();
     for (n, rows, cols, _) in encs {
-        text += &format!(
-            "weight @{n} : f32[{rows}, {cols}] = dense<[{}]>\n",
-            values(rows * cols, &mut seed)
-        );
+        text += &format!("weight @{n} : f32[{rows}, {cols}] = dense<[{}]>\n", values(rows * cols, &mut seed));
     }
     text += "\nfunc @block(%x: f32[seq, 32], %norm: f32[32]) -> f32[seq, 32] {\n  %h = tensor.rmsnorm %x, %norm : f32[seq, 32]\n";
     let lin = |out: &str, x: &str, (n, rows, cols, enc): (&str, usize, usize, &str)| {
@@ -84,17 +79,14 @@ fn block() -> Module {
         let rhs = if enc.is_empty() {
             format!("%{n}.w")
         } else {
-            s += &format!(
-                "  %{n}.q = quant.quantize %{n}.w {{encoding = {enc}}} : f32[{rows}, {cols}] {enc}\n"
-            );
+            s += &format!("  %{n}.q = quant.quantize %{n}.w {{encoding = {enc}}} : f32[{rows}, {cols}] {enc}\n");
             s += &format!("  %{n}.d = quant.dequantize %{n}.q : f32[{rows}, {cols}]\n");
             format!("%{n}.d")
         };
         s + &format!("  %{out} = tensor.matmul %{x}, {rhs} {{transpose_b}} : f32[seq, {rows}]\n")
     };
     text += &(lin("yq", "h", encs[0]) + &lin("yk", "h", encs[1]) + &lin("yv", "h", encs[2]));
-    text +=
-        "  %kv = tensor.mul %yk, %yv : f32[seq, 16]\n  %a = tensor.add %yq, %kv : f32[seq, 16]\n";
+    text += "  %kv = tensor.mul %yk, %yv : f32[seq, 16]\n  %a = tensor.add %yq, %kv : f32[seq, 16]\n";
     text += &lin("yo", "a", encs[3]);
     text += "  %r = tensor.add %x, %yo : f32[seq, 32]\n  %g = tensor.rmsnorm %r, %norm : f32[seq, 32]\n";
     text += &(lin("ygate", "g", encs[4]) + &lin("yup", "g", encs[5]));
@@ -106,32 +98,18 @@ fn block() -> Module {
 
 fn run(m: &Module) -> Vec<f64> {
     let mut seed = 3;
-    let x: Vec<f32> = values(3 * 32, &mut seed)
-        .split(", ")
-        .map(|v| v.parse().unwrap())
-        .collect();
+    let x: Vec<f32> = values(3 * 32, &mut seed).split(", ").map(|v| v.parse().unwrap()).collect();
     let norm: Vec<f32> = (0..32).map(|i| 0.5 + i as f32 / 32.0).collect();
-    let inputs = vec![
-        Tensor::float(ElemType::F32, &[3, 32], x),
-        Tensor::float(ElemType::F32, &[32], norm),
-    ];
-    let out = Interpreter::new(m)
-        .run_id(m.func("block").unwrap(), inputs)
-        .expect("the block runs");
+    let inputs = vec![Tensor::float(ElemType::F32, &[3, 32], x), Tensor::float(ElemType::F32, &[32], norm)];
+    let out = Interpreter::new(m).run_id(m.func("block").unwrap(), inputs).expect("the block runs");
     out[0].to_f64().unwrap()
 }
 
 fn compile(pipeline: &str) -> Module {
     let mut m = block();
-    let opts = ManagerOptions {
-        verify_each: true,
-        ..ManagerOptions::default()
-    };
-    let mut pm = PassManager::from_text(pipeline, opts)
-        .unwrap()
-        .with_cost_model(Arc::new(Table));
-    pm.run(&mut m, &mut |_, _| {})
-        .unwrap_or_else(|e| panic!("{pipeline}: {e}"));
+    let opts = ManagerOptions { verify_each: true, ..ManagerOptions::default() };
+    let mut pm = PassManager::from_text(pipeline, opts).unwrap().with_cost_model(Arc::new(Table));
+    pm.run(&mut m, &mut |_, _| {}).unwrap_or_else(|e| panic!("{pipeline}: {e}"));
     verify_module(&m).unwrap();
     m
 }
@@ -140,49 +118,21 @@ fn compile(pipeline: &str) -> Module {
 fn every_plan_computes_what_the_program_did() {
     let want = run(&block());
     for (pipeline, ops) in [
-        (
-            "select-gemm,tile-gemm",
-            &[
-                "kern.lut_precompute",
-                "kern.lut_gemm",
-                "kern.sparse_gemm",
-                "kern.shiftadd_gemm",
-                "kern.dense_gemm",
-                "kern.tile",
-            ][..],
-        ),
-        (
-            "select-gemm{only=lut},tile-gemm",
-            &["kern.lut_gemm", "kern.dense_gemm"][..],
-        ),
-        (
-            "select-gemm{only=shiftadd}",
-            &["kern.shiftadd_gemm", "kern.dense_gemm"][..],
-        ),
-        (
-            "select-gemm{only=sparse}",
-            &["kern.sparse_gemm", "kern.dense_gemm"][..],
-        ),
-        (
-            "select-gemm{only=dense},tile-gemm",
-            &["kern.dense_gemm", "kern.tile"][..],
-        ),
+        ("select-gemm,tile-gemm", &["kern.lut_precompute", "kern.lut_gemm", "kern.sparse_gemm", "kern.shiftadd_gemm", "kern.dense_gemm", "kern.tile"][..]),
+        ("select-gemm{only=lut},tile-gemm", &["kern.lut_gemm", "kern.dense_gemm"][..]),
+        ("select-gemm{only=shiftadd}", &["kern.shiftadd_gemm", "kern.dense_gemm"][..]),
+        ("select-gemm{only=sparse}", &["kern.sparse_gemm", "kern.dense_gemm"][..]),
+        ("select-gemm{only=dense},tile-gemm", &["kern.dense_gemm", "kern.tile"][..]),
     ] {
         let m = compile(pipeline);
         let ir = print_module(&m);
         for op in ops {
             assert!(ir.contains(op), "{pipeline}: no {op} in\n{ir}");
         }
-        assert!(
-            !ir.contains("quant.mpgemm") && !ir.contains("tensor.matmul"),
-            "{pipeline}: a GEMM was left undecided\n{ir}"
-        );
+        assert!(!ir.contains("quant.mpgemm") && !ir.contains("tensor.matmul"), "{pipeline}: a GEMM was left undecided\n{ir}");
         let got = run(&m);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert!(
-                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                "{pipeline}: out[{i}] = {g}, expected {w}"
-            );
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{pipeline}: out[{i}] = {g}, expected {w}");
         }
     }
 }

@@ -52,10 +52,7 @@ pub(crate) struct AlignedBytes {
 
 impl AlignedBytes {
     pub(crate) fn zeroed(len: usize) -> Self {
-        Self {
-            buf: vec![A16::default(); len.div_ceil(16)],
-            len,
-        }
+        Self { buf: vec![A16::default(); len.div_ceil(16)], len }
     }
     pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: A16 is 16 plain bytes with no padding; len <= 16 * buf.len().
@@ -103,15 +100,10 @@ impl ActivationQ8 {
             return Err("ActivationQ8 holds Q8_0 or Q8_K activations, not f32".into());
         }
         if cols == 0 || !cols.is_multiple_of(be) {
-            return Err(format!(
-                "{kind:?}: cols = {cols} is not a positive multiple of {be}"
-            ));
+            return Err(format!("{kind:?}: cols = {cols} is not a positive multiple of {be}"));
         }
         if rows.checked_mul(cols) != Some(x.len()) {
-            return Err(format!(
-                "{kind:?}: x has {} values, expected {rows} × {cols}",
-                x.len()
-            ));
+            return Err(format!("{kind:?}: x has {} values, expected {rows} × {cols}", x.len()));
         }
         let mut a = Self::empty(kind);
         a.quantize_into(x, rows, cols)?;
@@ -121,12 +113,7 @@ impl ActivationQ8 {
     /// An empty batch of `kind` activations (quantise into it with
     /// [`ActivationQ8::quantize_into`]).
     pub fn empty(kind: ActKind) -> Self {
-        Self {
-            kind,
-            rows: 0,
-            cols: 0,
-            data: AlignedBytes::zeroed(0),
-        }
+        Self { kind, rows: 0, cols: 0, data: AlignedBytes::zeroed(0) }
     }
 
     /// Re-quantises `rows` rows of `cols` values into this batch, reusing its
@@ -141,25 +128,11 @@ impl ActivationQ8 {
     /// [`ActivationQ8::quantize_into`] with the blocks cut into `chunks`
     /// contiguous ranges handed to `run` (which calls the job once per chunk
     /// index, on any threads: a pool's `run`). Same bytes for any `chunks`.
-    pub fn quantize_into_chunks(
-        &mut self,
-        x: &[f32],
-        rows: usize,
-        cols: usize,
-        chunks: usize,
-        run: &ChunkRunner<'_>,
-    ) -> Result<(), String> {
+    pub fn quantize_into_chunks(&mut self, x: &[f32], rows: usize, cols: usize, chunks: usize, run: &ChunkRunner<'_>) -> Result<(), String> {
         let kind = self.kind;
         let be = kind.block_elems();
-        if kind == ActKind::F32
-            || cols == 0
-            || !cols.is_multiple_of(be)
-            || rows.checked_mul(cols) != Some(x.len())
-        {
-            return Err(format!(
-                "{kind:?}: cannot quantise {} values as {rows} × {cols}",
-                x.len()
-            ));
+        if kind == ActKind::F32 || cols == 0 || !cols.is_multiple_of(be) || rows.checked_mul(cols) != Some(x.len()) {
+            return Err(format!("{kind:?}: cannot quantise {} values as {rows} × {cols}", x.len()));
         }
         let rec = Self::record_bytes(kind);
         let blocks = rows * (cols / be);
@@ -177,8 +150,7 @@ impl ActivationQ8 {
             let out = &out;
             // SAFETY: the chunks' block ranges are disjoint and inside the
             // `need` bytes just sized.
-            let o =
-                unsafe { std::slice::from_raw_parts_mut(out.0.add(r.start * rec), r.len() * rec) };
+            let o = unsafe { std::slice::from_raw_parts_mut(out.0.add(r.start * rec), r.len() * rec) };
             quantize_blocks(kind, &x[r.start * be..r.end * be], o, be, rec);
         })
     }
@@ -233,12 +205,7 @@ impl ActivationQ8 {
     pub fn row_qs(&self, row: usize) -> Vec<i8> {
         let be = self.kind.block_elems();
         (0..self.cols / be)
-            .flat_map(|b| {
-                self.record(row, b)[..be]
-                    .iter()
-                    .map(|&v| v as i8)
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|b| self.record(row, b)[..be].iter().map(|&v| v as i8).collect::<Vec<_>>())
             .collect()
     }
 
@@ -261,11 +228,7 @@ impl ActivationQ8 {
     pub fn dequantize_row(&self, row: usize) -> Vec<f32> {
         let be = self.kind.block_elems();
         let d = self.row_scales(row);
-        self.row_qs(row)
-            .iter()
-            .enumerate()
-            .map(|(i, &q)| d[i / be] * q as f32)
-            .collect()
+        self.row_qs(row).iter().enumerate().map(|(i, &q)| d[i / be] * q as f32).collect()
     }
 
     /// The row in ggml's block layout (`block_q8_0`: f16 d + 32 i8;
@@ -362,18 +325,12 @@ fn quantize_block_q8_k(x: &[f32], out: &mut [u8]) {
     }
     let mut total = 0i32;
     for j in 0..16 {
-        let s: i32 = out[16 * j..16 * j + 16]
-            .iter()
-            .map(|&q| q as i8 as i32)
-            .sum();
+        let s: i32 = out[16 * j..16 * j + 16].iter().map(|&q| q as i8 as i32).sum();
         total += s;
         out[256 + 2 * j..258 + 2 * j].copy_from_slice(&(s as i16).to_le_bytes());
     }
     for j in 0..8 {
-        let s: i32 = out[32 * j..32 * j + 32]
-            .iter()
-            .map(|&q| q as i8 as i32)
-            .sum();
+        let s: i32 = out[32 * j..32 * j + 32].iter().map(|&q| q as i8 as i32).sum();
         out[288 + 2 * j..290 + 2 * j].copy_from_slice(&(s as i16).to_le_bytes());
     }
     out[304..308].copy_from_slice(&(1.0 / iscale).to_le_bytes());

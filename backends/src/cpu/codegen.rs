@@ -26,9 +26,7 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32, I32X4, I64};
-use cranelift_codegen::ir::{
-    Block, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value,
-};
+use cranelift_codegen::ir::{Block, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use std::sync::OnceLock;
 
@@ -78,34 +76,22 @@ impl KernelSpec {
         if self.rows == 0 {
             return bad("rows must be positive".into());
         }
-        self.format
-            .check_cols(self.cols)
-            .map_err(JitError::InvalidParams)?;
+        self.format.check_cols(self.cols).map_err(JitError::InvalidParams)?;
         if self.tile == 0 || self.tile > MAX_TILE {
             return bad(format!("tile = {} must be in 1..={MAX_TILE}", self.tile));
         }
-        if self.row_group != 1
-            && !(self.row_group == ROW_GROUP && Self::grouped(self.format, self.rows, caps))
-        {
-            return bad(format!(
-                "row group {} is not available for {:?} with {} rows",
-                self.row_group, self.format, self.rows
-            ));
+        if self.row_group != 1 && !(self.row_group == ROW_GROUP && Self::grouped(self.format, self.rows, caps)) {
+            return bad(format!("row group {} is not available for {:?} with {} rows", self.row_group, self.format, self.rows));
         }
         // Offsets are i32 immediates; row addresses are computed in i64.
         let row_bytes = self.format.row_bytes(self.cols);
         let act_stride = match self.format {
             WeightFormat::F32 => self.cols * 4,
-            f => {
-                self.cols / f.block_elems() * super::act::ActivationQ8::record_bytes(f.activation())
-            }
+            f => self.cols / f.block_elems() * super::act::ActivationQ8::record_bytes(f.activation()),
         };
         let lim = i32::MAX as usize / 2;
         if row_bytes > lim || act_stride * self.tile > lim || self.rows * self.tile > lim / 4 {
-            return bad(format!(
-                "shape {}×{} (tile {}) too large",
-                self.rows, self.cols, self.tile
-            ));
+            return bad(format!("shape {}×{} (tile {}) too large", self.rows, self.cols, self.tile));
         }
         // K-quant scaled integer sums stay far inside i32 for any cols (they
         // are converted per block), so no further bound is needed.
@@ -133,41 +119,18 @@ impl<'a, 'b> Cg<'a, 'b> {
     /// instead of at the top of the block, which keeps the unrolled loop
     /// within the 16 xmm registers.
     pub(super) fn ld(&mut self, ty: Type, p: Value, off: i32) -> Value {
-        self.b.ins().load(
-            ty,
-            MemFlagsData::new()
-                .with_notrap()
-                .with_readonly()
-                .with_can_move(),
-            p,
-            off,
-        )
+        self.b.ins().load(ty, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off)
     }
     /// Aligned, non-trapping, read-only load (activation records are 16-byte aligned).
     pub(super) fn lda(&mut self, ty: Type, p: Value, off: i32) -> Value {
-        self.b.ins().load(
-            ty,
-            MemFlagsData::trusted().with_readonly().with_can_move(),
-            p,
-            off,
-        )
+        self.b.ins().load(ty, MemFlagsData::trusted().with_readonly().with_can_move(), p, off)
     }
     pub(super) fn vconst(&mut self, bytes: [u8; 16]) -> Value {
-        let c = self
-            .b
-            .func
-            .dfg
-            .constants
-            .insert(ConstantData::from(&bytes[..]));
+        let c = self.b.func.dfg.constants.insert(ConstantData::from(&bytes[..]));
         self.b.ins().vconst(I8X16, c)
     }
     pub(super) fn vconst_ty(&mut self, ty: Type, bytes: [u8; 16]) -> Value {
-        let c = self
-            .b
-            .func
-            .dfg
-            .constants
-            .insert(ConstantData::from(&bytes[..]));
+        let c = self.b.func.dfg.constants.insert(ConstantData::from(&bytes[..]));
         self.b.ins().vconst(ty, c)
     }
     pub(super) fn splat8(&mut self, v: u8) -> Value {
@@ -191,23 +154,10 @@ impl<'a, 'b> Cg<'a, 'b> {
     /// Loads an f16 and widens it to f32 through [`f16_table`] (Cranelift
     /// has no F16C): two loads, exact for every f16 including inf/NaN.
     pub(super) fn ld_f16(&mut self, p: Value, off: i32) -> Value {
-        let h = self.b.ins().uload16(
-            I64,
-            MemFlagsData::new()
-                .with_notrap()
-                .with_readonly()
-                .with_can_move(),
-            p,
-            off,
-        );
+        let h = self.b.ins().uload16(I64, MemFlagsData::new().with_notrap().with_readonly().with_can_move(), p, off);
         let idx = self.b.ins().ishl_imm_u(h, 2);
         let addr = self.b.ins().iadd(self.f16_table, idx);
-        self.b.ins().load(
-            F32,
-            MemFlagsData::trusted().with_readonly().with_can_move(),
-            addr,
-            0,
-        )
+        self.b.ins().load(F32, MemFlagsData::trusted().with_readonly().with_can_move(), addr, 0)
     }
     /// `pmaddwd`: i16x8 × i16x8, adjacent products summed to i32x4.
     pub(super) fn madd16(&mut self, a: Value, c: Value) -> Value {
@@ -270,11 +220,7 @@ impl<'a, 'b> Cg<'a, 'b> {
     /// [`CountedLoop::close`].
     pub(super) fn counted_loop(&mut self, start: Value, end: Value) -> (CountedLoop, Value) {
         let var = self.var(I64, start);
-        let (head, body, exit) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
+        let (head, body, exit) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
         self.b.ins().jump(head, &[]);
         self.b.switch_to_block(head);
         let i = self.b.use_var(var);
@@ -311,11 +257,7 @@ pub(crate) const KERNEL_PARAMS: usize = 6;
 /// the entries of the scales a model actually uses get cached.
 pub(crate) fn f16_table() -> &'static [f32] {
     static TABLE: OnceLock<Box<[f32]>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        (0..=u16::MAX)
-            .map(|h| half::f16::from_bits(h).to_f32())
-            .collect()
-    })
+    TABLE.get_or_init(|| (0..=u16::MAX).map(|h| half::f16::from_bits(h).to_f32()).collect())
 }
 
 /// Builds the body of the kernel described by `spec` (already validated).
@@ -332,11 +274,7 @@ pub(crate) fn build_kernel(
             args.len()
         )));
     }
-    let mut cg = Cg {
-        b,
-        caps,
-        f16_table: args[5],
-    };
+    let mut cg = Cg { b, caps, f16_table: args[5] };
     let (w, x, y, row_begin, row_end) = (args[0], args[1], args[2], args[3], args[4]);
     let row_bytes = spec.format.row_bytes(spec.cols) as i64;
 
@@ -357,8 +295,7 @@ pub(crate) fn build_kernel(
         let yrow = cg.b.ins().iadd(y, yoff);
         for (t, s) in sums.into_iter().enumerate() {
             let off = (t * spec.rows * 4) as i32;
-            cg.b.ins()
-                .store(MemFlagsData::new().with_notrap(), s, yrow, off);
+            cg.b.ins().store(MemFlagsData::new().with_notrap(), s, yrow, off);
         }
         groups.close(&mut cg, g);
         cg.b.ins().return_(&[]);
@@ -409,13 +346,7 @@ impl Consts {
             ones[2 * i] = 1;
         }
         let ones16 = cg.vconst_ty(I16X8, ones);
-        Self {
-            zero_i32,
-            zero_f32,
-            m0f,
-            m80,
-            ones16,
-        }
+        Self { zero_i32, zero_f32, m0f, m80, ones16 }
     }
 }
 
@@ -431,31 +362,22 @@ fn row_f32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, wrow: Value, x: Value) -> Vec
     let chunk = 4 * nacc;
     let iters = spec.cols / chunk;
     let zero = cg.vconst_ty(F32X4, [0; 16]);
-    let acc: Vec<Vec<Variable>> = (0..tile)
-        .map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect())
-        .collect();
+    let acc: Vec<Vec<Variable>> =
+        (0..tile).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
     let (wp, xp) = if iters == 0 {
         (wrow, x)
     } else {
-        block_loop(
-            cg,
-            wrow,
-            x,
-            iters * chunk * 4,
-            chunk * 4,
-            chunk * 4,
-            |cg, wp, xp| {
-                for u in 0..nacc {
-                    let wv = cg.ld(F32X4, wp, (16 * u) as i32);
-                    for t in 0..tile {
-                        let xv = cg.ld(F32X4, xp, t as i32 * xstride + (16 * u) as i32);
-                        let a = cg.b.use_var(acc[t][u]);
-                        let a = cg.fma(wv, xv, a);
-                        cg.b.def_var(acc[t][u], a);
-                    }
+        block_loop(cg, wrow, x, iters * chunk * 4, chunk * 4, chunk * 4, |cg, wp, xp| {
+            for u in 0..nacc {
+                let wv = cg.ld(F32X4, wp, (16 * u) as i32);
+                for t in 0..tile {
+                    let xv = cg.ld(F32X4, xp, t as i32 * xstride + (16 * u) as i32);
+                    let a = cg.b.use_var(acc[t][u]);
+                    let a = cg.fma(wv, xv, a);
+                    cg.b.def_var(acc[t][u], a);
                 }
-            },
-        )
+            }
+        })
     };
     // Straight-line tail: whole vectors, then scalars.
     let rem = spec.cols - iters * chunk;
@@ -534,13 +456,7 @@ pub(super) fn block_loop(
     (cg.b.use_var(wp_var), cg.b.use_var(xp_var))
 }
 
-pub(super) fn decode_q32(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    fmt: WeightFormat,
-    wp: Value,
-    wo: i32,
-) -> Block32 {
+pub(super) fn decode_q32(cg: &mut Cg<'_, '_>, k: &Consts, fmt: WeightFormat, wp: Value, wo: i32) -> Block32 {
     let d = cg.ld_f16(wp, wo);
     let nibbles = |cg: &mut Cg<'_, '_>, off: i32| {
         let v = cg.ld(I8X16, wp, wo + off);
@@ -582,61 +498,26 @@ pub(super) fn decode_q32(
             if cg.caps.vnni {
                 let lo = cg.b.ins().bxor(lo, k.m80);
                 let hi = cg.b.ins().bxor(hi, k.m80);
-                Block32 {
-                    lo,
-                    hi,
-                    d,
-                    m: None,
-                    offset: 128,
-                    signed: false,
-                }
+                Block32 { lo, hi, d, m: None, offset: 128, signed: false }
             } else {
-                Block32 {
-                    lo,
-                    hi,
-                    d,
-                    m: None,
-                    offset: 0,
-                    signed: true,
-                }
+                Block32 { lo, hi, d, m: None, offset: 0, signed: true }
             }
         }
         WeightFormat::Q4_0 => {
             let (lo, hi) = nibbles(cg, 2);
-            Block32 {
-                lo,
-                hi,
-                d,
-                m: None,
-                offset: 8,
-                signed: false,
-            }
+            Block32 { lo, hi, d, m: None, offset: 8, signed: false }
         }
         WeightFormat::Q4_1 => {
             let m = cg.ld_f16(wp, wo + 2);
             let (lo, hi) = nibbles(cg, 4);
-            Block32 {
-                lo,
-                hi,
-                d,
-                m: Some(m),
-                offset: 0,
-                signed: false,
-            }
+            Block32 { lo, hi, d, m: Some(m), offset: 0, signed: false }
         }
         WeightFormat::Q5_0 => {
             let (hl, hh) = high_bits(cg, 2);
             let (lo, hi) = nibbles(cg, 6);
             let lo = cg.b.ins().bor(lo, hl);
             let hi = cg.b.ins().bor(hi, hh);
-            Block32 {
-                lo,
-                hi,
-                d,
-                m: None,
-                offset: 16,
-                signed: false,
-            }
+            Block32 { lo, hi, d, m: None, offset: 16, signed: false }
         }
         WeightFormat::Q5_1 => {
             let m = cg.ld_f16(wp, wo + 2);
@@ -644,14 +525,7 @@ pub(super) fn decode_q32(
             let (lo, hi) = nibbles(cg, 8);
             let lo = cg.b.ins().bor(lo, hl);
             let hi = cg.b.ins().bor(hi, hh);
-            Block32 {
-                lo,
-                hi,
-                d,
-                m: Some(m),
-                offset: 0,
-                signed: false,
-            }
+            Block32 { lo, hi, d, m: Some(m), offset: 0, signed: false }
         }
         _ => unreachable!("decode_q32 called for {fmt:?}"),
     }
@@ -675,14 +549,7 @@ fn dot_q32(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xb: Value, xoff: i32)
 /// `init + Σ lanes(code·x)` of one decoded block with the activation block's
 /// two 16-byte halves `xlo`/`xhi` (i32x4 lanes to be summed; no offset
 /// removal: the caller folds it into `init` or removes it later).
-pub(super) fn dot_q32_x(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    blk: &Block32,
-    xlo: Value,
-    xhi: Value,
-    init: Value,
-) -> Value {
+pub(super) fn dot_q32_x(cg: &mut Cg<'_, '_>, k: &Consts, blk: &Block32, xlo: Value, xhi: Value, init: Value) -> Value {
     if blk.signed {
         // i8 × i8 through sign extension to i16 and pmaddwd.
         let mut acc = None;
@@ -701,11 +568,7 @@ pub(super) fn dot_q32_x(
             }
         }
         let acc = acc.unwrap();
-        return if init == k.zero_i32 {
-            acc
-        } else {
-            cg.b.ins().iadd(acc, init)
-        };
+        return if init == k.zero_i32 { acc } else { cg.b.ins().iadd(acc, init) };
     }
     if cg.caps.vnni {
         let s = cg.dpbusd(init, xlo, blk.lo);
@@ -723,13 +586,7 @@ pub(super) fn dot_q32_x(
 /// For GEMV the block loop is unrolled ×2 with two accumulator sets (breaks
 /// the fma dependency chain, halves the loop overhead); an odd last block is
 /// handled straight-line after the loop.
-fn row_q32(
-    cg: &mut Cg<'_, '_>,
-    spec: &KernelSpec,
-    k: &Consts,
-    wrow: Value,
-    x: Value,
-) -> Vec<Value> {
+fn row_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Value) -> Vec<Value> {
     let fmt = spec.format;
     let tile = spec.tile;
     let bb = fmt.block_bytes();
@@ -737,14 +594,11 @@ fn row_q32(
     let xstride = (nblk * Q8_0_RECORD) as i32;
     let has_min = matches!(fmt, WeightFormat::Q4_1 | WeightFormat::Q5_1);
     let unroll = if tile == 1 && nblk >= 2 { 2 } else { 1 };
-    let acc: Vec<Vec<Variable>> = (0..tile)
-        .map(|_| (0..unroll).map(|_| cg.var(F32X4, k.zero_f32)).collect())
-        .collect();
+    let acc: Vec<Vec<Variable>> =
+        (0..tile).map(|_| (0..unroll).map(|_| cg.var(F32X4, k.zero_f32)).collect()).collect();
     let fzero = cg.b.ins().f32const(0.0);
     let macc: Vec<Vec<Variable>> = if has_min {
-        (0..tile)
-            .map(|_| (0..unroll).map(|_| cg.var(F32, fzero)).collect())
-            .collect()
+        (0..tile).map(|_| (0..unroll).map(|_| cg.var(F32, fzero)).collect()).collect()
     } else {
         Vec::new()
     };
@@ -771,19 +625,11 @@ fn row_q32(
         }
     };
 
-    let (wp, xp) = block_loop(
-        cg,
-        wrow,
-        x,
-        iters * unroll * bb,
-        unroll * bb,
-        unroll * Q8_0_RECORD,
-        |cg, wp, xp| {
-            for u in 0..unroll {
-                step(cg, wp, xp, u);
-            }
-        },
-    );
+    let (wp, xp) = block_loop(cg, wrow, x, iters * unroll * bb, unroll * bb, unroll * Q8_0_RECORD, |cg, wp, xp| {
+        for u in 0..unroll {
+            step(cg, wp, xp, u);
+        }
+    });
     if !nblk.is_multiple_of(unroll) {
         step(cg, wp, xp, 0);
     }
@@ -817,36 +663,28 @@ fn row_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Va
     // block's total, never to a lane holding an offset correction alone.
     let fzero = cg.b.ins().f32const(0.0);
     let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32, fzero)).collect();
-    block_loop(
-        cg,
-        wrow,
-        x,
-        nblk * fmt.block_bytes(),
-        fmt.block_bytes(),
-        Q8_K_RECORD,
-        |cg, wp, xp| {
-            let parts = match fmt {
-                WeightFormat::Q4_K => block_q4_k(cg, k, tile, xstride, wp, xp),
-                WeightFormat::Q6_K => block_q6_k(cg, k, tile, xstride, wp, xp),
-                WeightFormat::Q2_K => block_q2_k(cg, k, tile, xstride, wp, xp),
-                WeightFormat::TQ2_0 => block_tq2_0(cg, k, tile, xstride, wp, xp),
-                _ => unreachable!("row_qk called for {fmt:?}"),
-            };
-            for (t, terms) in parts.into_iter().enumerate() {
-                let dx = cg.lda(F32, xp, t as i32 * xstride + q8_k_off::D);
-                let mut a = cg.b.use_var(acc[t]);
-                for (dw, sumi) in terms {
-                    let h = cg.b.ins().iadd_pairwise(sumi, sumi);
-                    let h = cg.b.ins().iadd_pairwise(h, h);
-                    let tot = cg.b.ins().extractlane(h, 0);
-                    let sf = cg.b.ins().fcvt_from_sint(F32, tot);
-                    let sc = cg.b.ins().fmul(dw, dx);
-                    a = cg.fma(sc, sf, a);
-                }
-                cg.b.def_var(acc[t], a);
+    block_loop(cg, wrow, x, nblk * fmt.block_bytes(), fmt.block_bytes(), Q8_K_RECORD, |cg, wp, xp| {
+        let parts = match fmt {
+            WeightFormat::Q4_K => block_q4_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::Q6_K => block_q6_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::Q2_K => block_q2_k(cg, k, tile, xstride, wp, xp),
+            WeightFormat::TQ2_0 => block_tq2_0(cg, k, tile, xstride, wp, xp),
+            _ => unreachable!("row_qk called for {fmt:?}"),
+        };
+        for (t, terms) in parts.into_iter().enumerate() {
+            let dx = cg.lda(F32, xp, t as i32 * xstride + q8_k_off::D);
+            let mut a = cg.b.use_var(acc[t]);
+            for (dw, sumi) in terms {
+                let h = cg.b.ins().iadd_pairwise(sumi, sumi);
+                let h = cg.b.ins().iadd_pairwise(h, h);
+                let tot = cg.b.ins().extractlane(h, 0);
+                let sf = cg.b.ins().fcvt_from_sint(F32, tot);
+                let sc = cg.b.ins().fmul(dw, dx);
+                a = cg.fma(sc, sf, a);
             }
-        },
-    );
+            cg.b.def_var(acc[t], a);
+        }
+    });
     (0..tile).map(|t| cg.b.use_var(acc[t])).collect()
 }
 
@@ -906,14 +744,7 @@ fn acc_group(
 
 /// Q4_K: 8 sub-blocks of 32 with 6-bit scales `sc` and mins `m`:
 /// `Σ = d·Σ_s sc_s·Σ(q·x)_s − dmin·Σ_s m_s·Σx_s`.
-fn block_q4_k(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    tile: usize,
-    xstride: i32,
-    wp: Value,
-    xp: Value,
-) -> QkTerms {
+fn block_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Value, xp: Value) -> QkTerms {
     let d = cg.ld_f16(wp, 0);
     let dmin = cg.ld_f16(wp, 2);
     let dmin_neg = cg.b.ins().fneg(dmin);
@@ -955,16 +786,7 @@ fn block_q4_k(
             let hi = cg.b.ins().band(hi, k.m0f);
             for (s, code) in [(2 * j, lo), (2 * j + 1, hi)] {
                 let sc = bcast16(cg, scales16, s as usize);
-                acc_group(
-                    cg,
-                    k,
-                    &mut sumi,
-                    code,
-                    Some(sc),
-                    xp,
-                    32 * s + 16 * half,
-                    xstride,
-                );
+                acc_group(cg, k, &mut sumi, code, Some(sc), xp, 32 * s + 16 * half, xstride);
             }
         }
     }
@@ -979,14 +801,7 @@ fn block_q4_k(
 
 /// Q6_K: 16 sub-blocks of 16 with i8 scales; codes `q − 32`, q 6-bit:
 /// `Σ = d·(Σ_g sc_g·Σ(q·x)_g − 32·Σ_g sc_g·bsum_g)`.
-fn block_q6_k(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    tile: usize,
-    xstride: i32,
-    wp: Value,
-    xp: Value,
-) -> QkTerms {
+fn block_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Value, xp: Value) -> QkTerms {
     let d = cg.ld_f16(wp, 208);
     let scv = cg.ld(I8X16, wp, 192);
     let sc_lo = cg.b.ins().swiden_low(scv);
@@ -1004,27 +819,14 @@ fn block_q6_k(
             let h0 = cg.shl_bytes_unmasked(h, 4);
             let h1 = cg.shl_bytes_unmasked(h, 2);
             let h3 = cg.shr_bytes_unmasked(h, 2);
-            let parts = [
-                (a, h0, false, 0),
-                (bq, h1, false, 2),
-                (a, h, true, 4),
-                (bq, h3, true, 6),
-            ];
+            let parts = [(a, h0, false, 0), (bq, h1, false, 2), (a, h, true, 4), (bq, h3, true, 6)];
             for (src, hb, high_nib, gi) in parts {
-                let nib = if high_nib {
-                    cg.shr_bytes_unmasked(src, 4)
-                } else {
-                    src
-                };
+                let nib = if high_nib { cg.shr_bytes_unmasked(src, 4) } else { src };
                 let nib = cg.b.ins().band(nib, k.m0f);
                 let hb = cg.b.ins().band(hb, m30);
                 let code = cg.b.ins().bor(nib, hb);
                 let g = (8 * n + gi + l) as usize;
-                let sc = if g < 8 {
-                    bcast16(cg, sc_lo, g)
-                } else {
-                    bcast16(cg, sc_hi, g - 8)
-                };
+                let sc = if g < 8 { bcast16(cg, sc_lo, g) } else { bcast16(cg, sc_hi, g - 8) };
                 acc_group(cg, k, &mut sumi, code, Some(sc), xp, 16 * g as i32, xstride);
             }
         }
@@ -1052,14 +854,7 @@ fn bsums_dot(cg: &mut Cg<'_, '_>, lo: Value, hi: Value, xp: Value, xo: i32) -> V
 
 /// Q2_K: 16 sub-blocks of 16, 4-bit scale and 4-bit min per sub-block:
 /// `Σ = d·Σ_g sc_g·Σ(q·x)_g − dmin·Σ_g m_g·bsum_g`.
-fn block_q2_k(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    tile: usize,
-    xstride: i32,
-    wp: Value,
-    xp: Value,
-) -> QkTerms {
+fn block_q2_k(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Value, xp: Value) -> QkTerms {
     let d = cg.ld_f16(wp, 80);
     let dmin = cg.ld_f16(wp, 82);
     let dmin_neg = cg.b.ins().fneg(dmin);
@@ -1076,28 +871,11 @@ fn block_q2_k(
         for l in 0..2i32 {
             let v = cg.ld(I8X16, wp, 16 + 32 * h + 16 * l);
             for s in 0..4i32 {
-                let sh = if s == 0 {
-                    v
-                } else {
-                    cg.shr_bytes_unmasked(v, 2 * s as i64)
-                };
+                let sh = if s == 0 { v } else { cg.shr_bytes_unmasked(v, 2 * s as i64) };
                 let code = cg.b.ins().band(sh, m03);
                 let g = (8 * h + 2 * s + l) as usize;
-                let scb = if g < 8 {
-                    bcast16(cg, sc_lo, g)
-                } else {
-                    bcast16(cg, sc_hi, g - 8)
-                };
-                acc_group(
-                    cg,
-                    k,
-                    &mut sumi,
-                    code,
-                    Some(scb),
-                    xp,
-                    16 * g as i32,
-                    xstride,
-                );
+                let scb = if g < 8 { bcast16(cg, sc_lo, g) } else { bcast16(cg, sc_hi, g - 8) };
+                acc_group(cg, k, &mut sumi, code, Some(scb), xp, 16 * g as i32, xstride);
             }
         }
     }
@@ -1113,14 +891,7 @@ fn block_q2_k(
 
 /// TQ2_0: ternary codes `q − 1`, q 2-bit, element `128j + 32l + m` at bits 2l
 /// of byte `32j + m`: `Σ = d·(Σ q·x − Σx)`.
-fn block_tq2_0(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    tile: usize,
-    xstride: i32,
-    wp: Value,
-    xp: Value,
-) -> QkTerms {
+fn block_tq2_0(cg: &mut Cg<'_, '_>, k: &Consts, tile: usize, xstride: i32, wp: Value, xp: Value) -> QkTerms {
     let d = cg.ld_f16(wp, 64);
     let m03 = cg.splat8(0x03);
     // Start each tile row's sum at −Σx (the −1 offset), exactly in integers.
@@ -1135,11 +906,7 @@ fn block_tq2_0(
         for half in 0..2i32 {
             let v = cg.ld(I8X16, wp, 32 * j + 16 * half);
             for l in 0..4i32 {
-                let sh = if l == 0 {
-                    v
-                } else {
-                    cg.shr_bytes_unmasked(v, 2 * l as i64)
-                };
+                let sh = if l == 0 { v } else { cg.shr_bytes_unmasked(v, 2 * l as i64) };
                 let code = cg.b.ins().band(sh, m03);
                 let g = 8 * j + 2 * l + half;
                 acc_group(cg, k, &mut sumi, code, None, xp, 16 * g, xstride);

@@ -36,7 +36,7 @@ use flexc_ir::{Encoding, TensorType};
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
 use serde::{Deserialize, Serialize};
 
-use super::format::{ActKind, dense_format};
+use super::format::{dense_format, ActKind};
 
 /// The table shipped with flexc, measured on the project machine.
 pub const DEFAULT_TABLE: &str = include_str!("costs.default.json");
@@ -119,8 +119,7 @@ pub struct TileCost {
 impl CostTable {
     /// Parses and checks a table.
     pub fn from_json(text: &str) -> Result<CostTable, String> {
-        let t: CostTable =
-            serde_json::from_str(text).map_err(|e| format!("not a cost table: {e}"))?;
+        let t: CostTable = serde_json::from_str(text).map_err(|e| format!("not a cost table: {e}"))?;
         t.check()?;
         Ok(t)
     }
@@ -135,36 +134,18 @@ impl CostTable {
     /// Checks version, names and that every number is finite and in range.
     pub fn check(&self) -> Result<(), String> {
         if self.version != TABLE_VERSION {
-            return Err(format!(
-                "cost table version {} (this flexc reads version {TABLE_VERSION})",
-                self.version
-            ));
+            return Err(format!("cost table version {} (this flexc reads version {TABLE_VERSION})", self.version));
         }
         if self.gemm_rows < 2 {
             return Err(format!("gemm_rows = {} must be at least 2", self.gemm_rows));
         }
-        let ok = |what: &str, v: f64| {
-            if v.is_finite() && v >= 0.0 {
-                Ok(())
-            } else {
-                Err(format!("{what} = {v} must be a finite non-negative number"))
-            }
-        };
-        ok(
-            "lut_precompute.overhead_ns",
-            self.lut_precompute.overhead_ns,
-        )?;
-        ok(
-            "lut_precompute.ns_per_value",
-            self.lut_precompute.ns_per_value,
-        )?;
+        let ok = |what: &str, v: f64| if v.is_finite() && v >= 0.0 { Ok(()) } else { Err(format!("{what} = {v} must be a finite non-negative number")) };
+        ok("lut_precompute.overhead_ns", self.lut_precompute.overhead_ns)?;
+        ok("lut_precompute.ns_per_value", self.lut_precompute.ns_per_value)?;
         for (k, v) in &self.act_quant_ns_per_value {
             ok(&format!("act_quant_ns_per_value.{k}"), *v)?;
         }
-        let prim = |p: &str| {
-            Primitive::from_name(p)
-                .ok_or_else(|| format!("unknown primitive '{p}' (lut, shiftadd, sparse, dense)"))
-        };
+        let prim = |p: &str| Primitive::from_name(p).ok_or_else(|| format!("unknown primitive '{p}' (lut, shiftadd, sparse, dense)"));
         for e in &self.kernels {
             prim(&e.primitive)?;
             let at = format!("{}/{}", e.primitive, e.scheme);
@@ -174,17 +155,8 @@ impl CostTable {
         }
         for t in &self.tiles {
             prim(&t.primitive)?;
-            if t.m == 0
-                || t.k == Some(0)
-                || !(t.gemv_factor > 0.0
-                    && t.gemv_factor.is_finite()
-                    && t.gemm_factor > 0.0
-                    && t.gemm_factor.is_finite())
-            {
-                return Err(format!(
-                    "tile {} m = {} k = {:?}: sizes and factors must be positive",
-                    t.primitive, t.m, t.k
-                ));
+            if t.m == 0 || t.k == Some(0) || !(t.gemv_factor > 0.0 && t.gemv_factor.is_finite() && t.gemm_factor > 0.0 && t.gemm_factor.is_finite()) {
+                return Err(format!("tile {} m = {} k = {:?}: sizes and factors must be positive", t.primitive, t.m, t.k));
             }
         }
         Ok(())
@@ -212,24 +184,15 @@ fn scheme(p: Primitive, ty: &TensorType, n: u64) -> Option<(String, f64, ActKind
         }
         Primitive::ShiftAdd => match enc.filter(|e| e.admits(p))? {
             // Shared-scale lat weights need rows in whole 4-row blocks per scale block.
-            e @ Encoding::Bcq(b)
-                if b.row_block_elems().is_multiple_of(8)
-                    && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) =>
-            {
+            e @ Encoding::Bcq(b) if b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) => {
                 Some((e.cost_key(), 1.0, ActKind::F32))
             }
             _ => None,
         },
-        Primitive::Sparse => enc
-            .filter(|e| e.admits(p))
-            .map(|e| (e.cost_key(), e.density(), ActKind::F32)),
+        Primitive::Sparse => enc.filter(|e| e.admits(p)).map(|e| (e.cost_key(), e.density(), ActKind::F32)),
         Primitive::Dense => {
             let (fmt, decoded) = dense_format(ty)?;
-            let name = if decoded {
-                "f32".to_string()
-            } else {
-                fmt.name().to_lowercase()
-            };
+            let name = if decoded { "f32".to_string() } else { fmt.name().to_lowercase() };
             Some((name, 1.0, fmt.activation()))
         }
     }
@@ -245,24 +208,17 @@ pub struct CpuCostModel {
 impl CpuCostModel {
     /// A model over `table`; `source` says where it came from.
     pub fn new(table: CostTable, source: impl Into<String>) -> CpuCostModel {
-        CpuCostModel {
-            table,
-            source: source.into(),
-        }
+        CpuCostModel { table, source: source.into() }
     }
 
     /// The shipped default table.
     pub fn default_table() -> Result<CpuCostModel, String> {
-        Ok(Self::new(
-            CostTable::from_json(DEFAULT_TABLE).map_err(|e| format!("built-in cost table: {e}"))?,
-            "built-in default",
-        ))
+        Ok(Self::new(CostTable::from_json(DEFAULT_TABLE).map_err(|e| format!("built-in cost table: {e}"))?, "built-in default"))
     }
 
     /// A table file.
     pub fn load(path: &Path) -> Result<CpuCostModel, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let table = CostTable::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Self::new(table, path.display().to_string()))
     }
@@ -273,9 +229,7 @@ impl CpuCostModel {
         match path {
             Some(p) => Self::load(p),
             None => match std::env::var_os(COST_TABLE_ENV).filter(|v| !v.is_empty()) {
-                Some(p) => {
-                    Self::load(Path::new(&p)).map_err(|e| format!("{e} (from {COST_TABLE_ENV})"))
-                }
+                Some(p) => Self::load(Path::new(&p)).map_err(|e| format!("{e} (from {COST_TABLE_ENV})")),
                 None => Self::default_table(),
             },
         }
@@ -283,10 +237,7 @@ impl CpuCostModel {
 
     /// The same model with another [`CostModel::source`] text.
     pub fn with_source(self, source: impl Into<String>) -> CpuCostModel {
-        CpuCostModel {
-            source: source.into(),
-            ..self
-        }
+        CpuCostModel { source: source.into(), ..self }
     }
 
     /// The table.
@@ -295,27 +246,14 @@ impl CpuCostModel {
     }
 
     fn kernel(&self, p: Primitive, scheme: &str) -> Option<&KernelCost> {
-        self.table
-            .kernels
-            .iter()
-            .find(|e| e.primitive == p.name() && e.scheme == scheme)
+        self.table.kernels.iter().find(|e| e.primitive == p.name() && e.scheme == scheme)
     }
 
     /// The measured factor of `tile` on `p` for this GEMM.
     fn tile_factor(&self, p: Primitive, q: &GemmQuery<'_>, tile: Tile) -> Option<f64> {
-        let e = self.table.tiles.iter().find(|t| {
-            t.primitive == p.name()
-                && t.m == tile.m
-                && (t.k == Some(tile.k) || (t.k.is_none() && tile.k >= q.k))
-        })?;
+        let e = self.table.tiles.iter().find(|t| t.primitive == p.name() && t.m == tile.m && (t.k == Some(tile.k) || (t.k.is_none() && tile.k >= q.k)))?;
         // A ratio is not extrapolated: beyond gemm_rows it stays the measured one.
-        self.in_measured_regime(q, e.m).then(|| {
-            self.table.lerp(
-                e.gemv_factor,
-                e.gemm_factor,
-                q.rows.min(self.table.gemm_rows),
-            )
-        })
+        self.in_measured_regime(q, e.m).then(|| self.table.lerp(e.gemv_factor, e.gemm_factor, q.rows.min(self.table.gemm_rows)))
     }
 
     /// Whether `m`-row work items on this GEMM are no more numerous than
@@ -336,10 +274,7 @@ impl CostModel for CpuCostModel {
     }
 
     fn source(&self) -> String {
-        format!(
-            "{} ({}, {} threads)",
-            self.source, self.table.machine, self.table.threads
-        )
+        format!("{} ({}, {} threads)", self.source, self.table.machine, self.table.threads)
     }
 
     fn gemm(&self, p: Primitive, q: &GemmQuery<'_>, tile: Option<Tile>) -> Option<f64> {
@@ -355,11 +290,7 @@ impl CostModel for CpuCostModel {
             ActKind::Q8_0 => *self.table.act_quant_ns_per_value.get("q8_0")?,
             ActKind::Q8_K => *self.table.act_quant_ns_per_value.get("q8_k")?,
         };
-        Some(
-            e.overhead_ns
-                + (q.n * q.k) as f64 * fraction * per * factor
-                + (q.rows.max(1) * q.k) as f64 * quant,
-        )
+        Some(e.overhead_ns + (q.n * q.k) as f64 * fraction * per * factor + (q.rows.max(1) * q.k) as f64 * quant)
     }
 
     fn lut_precompute(&self, rows: u64, k: u64) -> Option<f64> {

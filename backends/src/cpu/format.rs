@@ -82,9 +82,7 @@ impl WeightFormat {
             | WeightFormat::Q4_1
             | WeightFormat::Q5_0
             | WeightFormat::Q5_1 => 32,
-            WeightFormat::Q4_K | WeightFormat::Q6_K | WeightFormat::Q2_K | WeightFormat::TQ2_0 => {
-                256
-            }
+            WeightFormat::Q4_K | WeightFormat::Q6_K | WeightFormat::Q2_K | WeightFormat::TQ2_0 => 256,
         }
     }
 
@@ -123,9 +121,7 @@ impl WeightFormat {
     pub fn check_cols(self, cols: usize) -> Result<(), String> {
         let be = self.block_elems();
         if cols == 0 || !cols.is_multiple_of(be) {
-            return Err(format!(
-                "{self:?}: cols = {cols} is not a positive multiple of {be}"
-            ));
+            return Err(format!("{self:?}: cols = {cols} is not a positive multiple of {be}"));
         }
         Ok(())
     }
@@ -179,9 +175,7 @@ impl WeightFormat {
 pub fn dense_format(ty: &flexc_ir::TensorType) -> Option<(WeightFormat, bool)> {
     use flexc_ir::types::ElemType;
     match (ty.encoding, ty.elem) {
-        (Some(flexc_ir::Encoding::Ggml(t)), _) => {
-            Some(WeightFormat::from_ggml(t).map_or((WeightFormat::F32, true), |f| (f, false)))
-        }
+        (Some(flexc_ir::Encoding::Ggml(t)), _) => Some(WeightFormat::from_ggml(t).map_or((WeightFormat::F32, true), |f| (f, false))),
         (Some(_), _) => Some((WeightFormat::F32, true)),
         (None, ElemType::F32) => Some((WeightFormat::F32, false)),
         (None, ElemType::F16 | ElemType::BF16) => Some((WeightFormat::F32, true)),

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use super::act::ActivationQ8;
 use super::codegen::{KERNEL_PARAMS, KernelSpec, MAX_TILE, build_kernel, f16_table};
+use super::rowgroup::ROW_GROUP;
 use super::format::{ActKind, WeightFormat};
 use super::jit::{CompiledFn, JitError, JitSession};
-use super::rowgroup::ROW_GROUP;
-use super::wide::{WIDE_ROWS, WideFn, build_int_dot, wide_int_dot_supported};
+use super::wide::{WideFn, WIDE_ROWS, build_int_dot, wide_int_dot_supported};
 
 /// The raw kernel entry: `(w, x, y, row_begin, row_end, f16_table)`.
 pub type KernelFn = unsafe extern "C" fn(*const u8, *const u8, *mut f32, u64, u64, *const f32);
@@ -48,12 +48,7 @@ pub struct GemvKernel {
 impl GemvKernel {
     /// A GEMV kernel (one activation row per pass; larger batches still work,
     /// one row at a time).
-    pub fn new(
-        session: &JitSession,
-        format: WeightFormat,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Self, JitError> {
+    pub fn new(session: &JitSession, format: WeightFormat, rows: usize, cols: usize) -> Result<Self, JitError> {
         Self::with_tile(session, format, rows, cols, 1)
     }
 
@@ -67,9 +62,7 @@ impl GemvKernel {
         tile: usize,
     ) -> Result<Self, JitError> {
         if tile == 0 || tile > MAX_TILE {
-            return Err(JitError::InvalidParams(format!(
-                "tile = {tile} must be in 1..={MAX_TILE}"
-            )));
+            return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
         }
         let caps = session.caps();
         // Every tile of the formats the wide generator covers runs on its
@@ -77,60 +70,30 @@ impl GemvKernel {
         // these sizes decode is not bandwidth-bound); the Cranelift
         // row-group kernels are then not needed, the one-row kernels take
         // the rows that do not fill a group.
-        let wide_tier = caps
-            .wide
-            .filter(|&w| rows >= WIDE_ROWS && wide_int_dot_supported(format, w));
-        let groups: &[usize] = if wide_tier.is_none() && KernelSpec::grouped(format, rows, caps) {
-            &[1, ROW_GROUP]
-        } else {
-            &[1]
-        };
+        let wide_tier = caps.wide.filter(|&w| rows >= WIDE_ROWS && wide_int_dot_supported(format, w));
+        let groups: &[usize] =
+            if wide_tier.is_none() && KernelSpec::grouped(format, rows, caps) { &[1, ROW_GROUP] } else { &[1] };
         let mut sets = Vec::with_capacity(2);
         for &row_group in groups {
             let mut fns = Vec::with_capacity(tile);
             for t in (if row_group == 1 { 1 } else { 2 })..=tile {
-                let spec = KernelSpec {
-                    format,
-                    rows,
-                    cols,
-                    tile: t,
-                    row_group,
-                };
+                let spec = KernelSpec { format, rows, cols, tile: t, row_group };
                 spec.validate(caps)?;
                 let name = format!("gemv_{}_{rows}x{cols}_t{t}_r{row_group}", format.name());
-                fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| {
-                    build_kernel(b, args, &spec, caps)
-                })?);
+                fns.push(session.compile(&name, KERNEL_PARAMS, |b, args| build_kernel(b, args, &spec, caps))?);
             }
             sets.push(fns);
         }
-        let grouped = if sets.len() == 2 {
-            sets.pop().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
+        let grouped = if sets.len() == 2 { sets.pop().unwrap_or_default() } else { Vec::new() };
         let fns = sets.pop().unwrap();
         let mut wide = Vec::new();
         if let Some(w) = wide_tier {
             for t in 1..=tile {
-                let spec = KernelSpec {
-                    format,
-                    rows,
-                    cols,
-                    tile: t,
-                    row_group: 1,
-                };
+                let spec = KernelSpec { format, rows, cols, tile: t, row_group: 1 };
                 wide.push(build_int_dot(&spec, w)?);
             }
         }
-        Ok(Self {
-            format,
-            rows,
-            cols,
-            fns,
-            grouped,
-            wide,
-        })
+        Ok(Self { format, rows, cols, fns, grouped, wide })
     }
 
     /// Weight format.
@@ -174,33 +137,20 @@ impl GemvKernel {
     }
     /// Total JIT compile time of all tile variants.
     pub fn compile_time(&self) -> Duration {
-        self.fns
-            .iter()
-            .chain(&self.grouped)
-            .map(|f| f.compile_time())
-            .sum()
+        self.fns.iter().chain(&self.grouped).map(|f| f.compile_time()).sum()
     }
     /// The compiled function for tile size `t` (for VCode / code inspection):
     /// the row-group variant where there is one.
     pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
-        self.grouped_fn(t)
-            .or_else(|| t.checked_sub(1).and_then(|i| self.fns.get(i)))
+        self.grouped_fn(t).or_else(|| t.checked_sub(1).and_then(|i| self.fns.get(i)))
     }
 
     /// `y[b·rows + r] = Σ_k W[r, k]·x[b, k]` for every activation row `b` of
     /// `x`, with `W` in ggml's layout (`w.len() == rows · row_bytes(cols)`).
-    pub fn run(
-        &self,
-        w: &[u8],
-        x: &ActivationQ8,
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run(&self, w: &[u8], x: &ActivationQ8, y: &mut [f32], threads: usize) -> Result<(), JitError> {
         let want = self.format.activation();
         if want == ActKind::F32 {
-            return Err(JitError::InvalidParams(
-                "f32 weights take f32 activations: use run_f32".into(),
-            ));
+            return Err(JitError::InvalidParams("f32 weights take f32 activations: use run_f32".into()));
         }
         if x.kind() != want {
             return Err(JitError::InvalidParams(format!(
@@ -210,62 +160,27 @@ impl GemvKernel {
             )));
         }
         if x.cols() != self.cols {
-            return Err(JitError::Length(format!(
-                "activation cols {} != kernel cols {}",
-                x.cols(),
-                self.cols
-            )));
+            return Err(JitError::Length(format!("activation cols {} != kernel cols {}", x.cols(), self.cols)));
         }
         self.check_wy(w, y, x.rows())?;
         debug_assert_eq!(x.bytes().as_ptr() as usize % 16, 0);
         // SAFETY: lengths checked above; records are 16-byte aligned.
-        unsafe {
-            self.dispatch(
-                w.as_ptr(),
-                x.bytes().as_ptr(),
-                x.row_stride(),
-                x.rows(),
-                y,
-                threads,
-            )
-        }
+        unsafe { self.dispatch(w.as_ptr(), x.bytes().as_ptr(), x.row_stride(), x.rows(), y, threads) }
     }
 
     /// f32 weights (`w` is the raw little-endian bytes, possibly unaligned)
     /// times f32 activations `x` (`x.len() = batch · cols`).
-    pub fn run_f32(
-        &self,
-        w: &[u8],
-        x: &[f32],
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run_f32(&self, w: &[u8], x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
         if self.format != WeightFormat::F32 {
-            return Err(JitError::InvalidParams(format!(
-                "{:?} weights need quantised activations: use run",
-                self.format
-            )));
+            return Err(JitError::InvalidParams(format!("{:?} weights need quantised activations: use run", self.format)));
         }
         if !x.len().is_multiple_of(self.cols) || x.is_empty() {
-            return Err(JitError::Length(format!(
-                "x has {} values, not a positive multiple of cols {}",
-                x.len(),
-                self.cols
-            )));
+            return Err(JitError::Length(format!("x has {} values, not a positive multiple of cols {}", x.len(), self.cols)));
         }
         let batch = x.len() / self.cols;
         self.check_wy(w, y, batch)?;
         // SAFETY: lengths checked above; f32 loads in the kernel are unaligned.
-        unsafe {
-            self.dispatch(
-                w.as_ptr(),
-                x.as_ptr().cast(),
-                self.cols * 4,
-                batch,
-                y,
-                threads,
-            )
-        }
+        unsafe { self.dispatch(w.as_ptr(), x.as_ptr().cast(), self.cols * 4, batch, y, threads) }
     }
 
     fn check_wy(&self, w: &[u8], y: &[f32], batch: usize) -> Result<(), JitError> {
@@ -280,11 +195,7 @@ impl GemvKernel {
             )));
         }
         if y.len() != batch * self.rows {
-            return Err(JitError::Length(format!(
-                "y has {} values, expected {batch} × {}",
-                y.len(),
-                self.rows
-            )));
+            return Err(JitError::Length(format!("y has {} values, expected {batch} × {}", y.len(), self.rows)));
         }
         self.fns[0].executable()
     }
@@ -299,15 +210,7 @@ impl GemvKernel {
     /// `cols`; `y` to `t · rows()` writable f32 of which the kernel writes
     /// `y[b·rows + r]` for `r` in the range; nothing else writes those
     /// elements concurrently. The session must be executable on this host.
-    pub unsafe fn run_rows(
-        &self,
-        t: usize,
-        w: *const u8,
-        x: *const u8,
-        y: *mut f32,
-        row_begin: usize,
-        row_end: usize,
-    ) {
+    pub unsafe fn run_rows(&self, t: usize, w: *const u8, x: *const u8, y: *mut f32, row_begin: usize, row_end: usize) {
         let call = |f: *const u8, rb: usize, re: usize| {
             if rb < re {
                 // SAFETY: every entry (Cranelift's or generated) has the KernelFn ABI.
@@ -317,11 +220,7 @@ impl GemvKernel {
             }
         };
         let one = self.fns[t - 1].ptr();
-        let Some(grouped) = self
-            .wide_fn(t)
-            .map(WideFn::ptr)
-            .or_else(|| self.grouped_fn(t).map(CompiledFn::ptr))
-        else {
+        let Some(grouped) = self.wide_fn(t).map(WideFn::ptr).or_else(|| self.grouped_fn(t).map(CompiledFn::ptr)) else {
             return call(one, row_begin, row_end);
         };
         // Whole groups on the row-group kernel, the ragged ends one row at a time.
@@ -340,31 +239,13 @@ impl GemvKernel {
     /// As [`GemvKernel::run_rows`], with `x` holding `batch` rows and `y`
     /// `batch · rows()` floats.
     #[allow(clippy::too_many_arguments)]
-    pub unsafe fn run_batch_rows(
-        &self,
-        w: *const u8,
-        x: *const u8,
-        x_stride: usize,
-        batch: usize,
-        y: *mut f32,
-        row_begin: usize,
-        row_end: usize,
-    ) {
+    pub unsafe fn run_batch_rows(&self, w: *const u8, x: *const u8, x_stride: usize, batch: usize, y: *mut f32, row_begin: usize, row_end: usize) {
         let (tile, rows) = (self.tile(), self.rows);
         let mut b0 = 0;
         while b0 < batch {
             let t = tile.min(batch - b0);
             // SAFETY: the caller's contract; tiles stay inside the batch.
-            unsafe {
-                self.run_rows(
-                    t,
-                    w,
-                    x.add(b0 * x_stride),
-                    y.add(b0 * rows),
-                    row_begin,
-                    row_end,
-                )
-            };
+            unsafe { self.run_rows(t, w, x.add(b0 * x_stride), y.add(b0 * rows), row_begin, row_end) };
             b0 += t;
         }
     }
@@ -397,9 +278,7 @@ impl GemvKernel {
             return Ok(());
         }
         let g = self.row_group();
-        let bounds: Vec<usize> = (0..=threads)
-            .map(|i| (rows / g * i / threads * g).max(if i == threads { rows } else { 0 }))
-            .collect();
+        let bounds: Vec<usize> = (0..=threads).map(|i| (rows / g * i / threads * g).max(if i == threads { rows } else { 0 })).collect();
         rayon::scope(|s| {
             for i in 1..threads {
                 let (rb, re) = (bounds[i], bounds[i + 1]);

@@ -73,49 +73,22 @@ pub enum IsaSpec {
 impl IsaSpec {
     /// SSE4.2-class x86-64 (no AVX): the slowest path the kernels support.
     pub fn x86_64_sse42() -> Self {
-        Self::explicit(&[
-            "has_sse3",
-            "has_ssse3",
-            "has_sse41",
-            "has_sse42",
-            "has_popcnt",
-        ])
+        Self::explicit(&["has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt"])
     }
     /// AVX2 + FMA, no AVX-512 and no VNNI (int8 dots through `pmaddubsw`).
     pub fn x86_64_avx2() -> Self {
         Self::explicit(&[
-            "has_sse3",
-            "has_ssse3",
-            "has_sse41",
-            "has_sse42",
-            "has_popcnt",
-            "has_avx",
-            "has_avx2",
-            "has_fma",
-            "has_bmi1",
-            "has_bmi2",
-            "has_lzcnt",
+            "has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt", "has_avx",
+            "has_avx2", "has_fma", "has_bmi1", "has_bmi2", "has_lzcnt",
         ])
     }
     /// AVX2 + FMA + AVX-512 VL/VNNI (int8 dots through EVEX `vpdpbusd` on xmm),
     /// which is what the project's Zen 4 machines report.
     pub fn x86_64_avx512vnni() -> Self {
         Self::explicit(&[
-            "has_sse3",
-            "has_ssse3",
-            "has_sse41",
-            "has_sse42",
-            "has_popcnt",
-            "has_avx",
-            "has_avx2",
-            "has_fma",
-            "has_bmi1",
-            "has_bmi2",
-            "has_lzcnt",
-            "has_avx512f",
-            "has_avx512vl",
-            "has_avx512dq",
-            "has_avx512vnni",
+            "has_sse3", "has_ssse3", "has_sse41", "has_sse42", "has_popcnt", "has_avx",
+            "has_avx2", "has_fma", "has_bmi1", "has_bmi2", "has_lzcnt", "has_avx512f",
+            "has_avx512vl", "has_avx512dq", "has_avx512vnni",
         ])
     }
     fn explicit(flags: &[&str]) -> Self {
@@ -170,9 +143,7 @@ pub struct JitSession {
 
 impl std::fmt::Debug for JitSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JitSession")
-            .field("caps", &self.inner.caps)
-            .finish_non_exhaustive()
+        f.debug_struct("JitSession").field("caps", &self.inner.caps).finish_non_exhaustive()
     }
 }
 
@@ -229,25 +200,17 @@ impl JitSession {
     /// (`None`: Cranelift's 128-bit kernels only, whatever the host has).
     pub fn with_wide_cap(spec: IsaSpec, cap: Option<WideTier>) -> Result<Self, JitError> {
         let mut fb = settings::builder();
-        for (k, v) in [
-            ("opt_level", "speed"),
-            ("is_pic", "false"),
-            ("use_colocated_libcalls", "false"),
-        ] {
-            fb.set(k, v)
-                .map_err(|e| JitError::Isa(format!("{k}={v}: {e}")))?;
+        for (k, v) in [("opt_level", "speed"), ("is_pic", "false"), ("use_colocated_libcalls", "false")] {
+            fb.set(k, v).map_err(|e| JitError::Isa(format!("{k}={v}: {e}")))?;
         }
         let mut missing = Vec::new();
         let mut ib = match &spec {
-            IsaSpec::Host => {
-                cranelift_native::builder().map_err(|e| JitError::Isa(e.to_string()))?
-            }
+            IsaSpec::Host => cranelift_native::builder().map_err(|e| JitError::Isa(e.to_string()))?,
             IsaSpec::Explicit(flags) => {
                 let mut ib = cranelift_native::builder_with_options(false)
                     .map_err(|e| JitError::Isa(e.to_string()))?;
                 for f in flags {
-                    ib.enable(f)
-                        .map_err(|e| JitError::Isa(format!("flag `{f}`: {e}")))?;
+                    ib.enable(f).map_err(|e| JitError::Isa(format!("flag `{f}`: {e}")))?;
                     if host_has(f) != Some(true) {
                         missing.push(f.clone());
                     }
@@ -269,15 +232,12 @@ impl JitSession {
         let on = |n: &str| enabled.iter().any(|e| e == n);
         let caps = IsaCaps {
             ssse3: on("has_ssse3"),
-            vnni: (on("has_avx512vnni") && on("has_avx512vl"))
-                || (on("has_avx_vnni") && on("has_avx")),
+            vnni: (on("has_avx512vnni") && on("has_avx512vl")) || (on("has_avx_vnni") && on("has_avx")),
             fma: on("has_fma") && on("has_avx"),
             wide: WideTier::detect(&on, cap),
         };
         if !caps.ssse3 {
-            return Err(JitError::Isa(
-                "the CPU kernels need at least SSSE3 (has_ssse3)".into(),
-            ));
+            return Err(JitError::Isa("the CPU kernels need at least SSSE3 (has_ssse3)".into()));
         }
         let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
         Ok(Self {
@@ -321,10 +281,7 @@ impl JitSession {
     ) -> Result<CompiledFn, JitError> {
         let start = Instant::now();
         let mut guard = self.inner.module.lock().unwrap_or_else(|p| p.into_inner());
-        let module = guard
-            .0
-            .as_mut()
-            .ok_or_else(|| JitError::Codegen("module already freed".into()))?;
+        let module = guard.0.as_mut().ok_or_else(|| JitError::Codegen("module already freed".into()))?;
         let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
         let sym = format!("{name}__{n}");
 
@@ -349,12 +306,7 @@ impl JitSession {
         }));
         match built {
             Ok(r) => r?,
-            Err(p) => {
-                return Err(JitError::Panic {
-                    name: sym,
-                    message: panic_text(p),
-                });
-            }
+            Err(p) => return Err(JitError::Panic { name: sym, message: panic_text(p) }),
         }
         check_types(&ctx.func)?;
         cranelift_codegen::verify_function(&ctx.func, module.isa())
@@ -379,16 +331,11 @@ impl JitSession {
             }
             Err(p) => {
                 module.clear_context(&mut ctx);
-                return Err(JitError::Panic {
-                    name: sym,
-                    message: panic_text(p),
-                });
+                return Err(JitError::Panic { name: sym, message: panic_text(p) });
             }
         };
         module.clear_context(&mut ctx);
-        module
-            .finalize_definitions()
-            .map_err(|e| JitError::Codegen(e.to_string()))?;
+        module.finalize_definitions().map_err(|e| JitError::Codegen(e.to_string()))?;
         let ptr = module.get_finalized_function(id);
         drop(guard);
         Ok(CompiledFn {

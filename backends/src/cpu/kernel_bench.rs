@@ -64,7 +64,7 @@ use std::time::{Duration, Instant};
 
 use super::jit::{JitError, JitSession};
 use super::runtime::Pool;
-use cases::{Case, baseline_for};
+use cases::{baseline_for, Case};
 pub use table::{row_json, rows_json, text_table};
 
 /// A GEMV shape: output rows `m`, input columns `k`, and a label.
@@ -81,11 +81,7 @@ pub struct BenchShape {
 impl BenchShape {
     /// A shape with a label.
     pub fn new(label: &str, m: usize, k: usize) -> Self {
-        BenchShape {
-            label: label.to_string(),
-            m,
-            k,
-        }
+        BenchShape { label: label.to_string(), m, k }
     }
 }
 
@@ -107,11 +103,7 @@ pub const REAL_SHAPES: [(&str, usize, usize); 11] = [
 ];
 
 /// Llama-7B's q/k/v/o, gate/up and down shapes.
-pub const LLAMA7B_SHAPES: [(&str, usize, usize); 3] = [
-    ("llama7b q/k/v/o", 4096, 4096),
-    ("llama7b gate/up", 11008, 4096),
-    ("llama7b down", 4096, 11008),
-];
+pub const LLAMA7B_SHAPES: [(&str, usize, usize); 3] = [("llama7b q/k/v/o", 4096, 4096), ("llama7b gate/up", 11008, 4096), ("llama7b down", 4096, 11008)];
 
 /// A primitive family (the `primitive` field of a row).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,13 +122,7 @@ pub enum BenchPrimitive {
 
 impl BenchPrimitive {
     /// Every primitive, in table order.
-    pub const ALL: [BenchPrimitive; 5] = [
-        BenchPrimitive::Lut,
-        BenchPrimitive::ShiftAdd,
-        BenchPrimitive::Sparse,
-        BenchPrimitive::Dequant,
-        BenchPrimitive::Dense,
-    ];
+    pub const ALL: [BenchPrimitive; 5] = [BenchPrimitive::Lut, BenchPrimitive::ShiftAdd, BenchPrimitive::Sparse, BenchPrimitive::Dequant, BenchPrimitive::Dense];
 
     /// The row's `primitive` string.
     pub fn name(self) -> &'static str {
@@ -180,11 +166,7 @@ pub struct KernelBenchOptions {
 impl Default for KernelBenchOptions {
     fn default() -> Self {
         KernelBenchOptions {
-            shapes: REAL_SHAPES
-                .iter()
-                .chain(&LLAMA7B_SHAPES)
-                .map(|&(l, m, k)| BenchShape::new(l, m, k))
-                .collect(),
+            shapes: REAL_SHAPES.iter().chain(&LLAMA7B_SHAPES).map(|&(l, m, k)| BenchShape::new(l, m, k)).collect(),
             threads: vec![1, 2],
             primitives: BenchPrimitive::ALL.to_vec(),
             patterns: vec![(2, 4), (4, 8), (2, 8)],
@@ -292,9 +274,7 @@ fn read_streams<const S: usize>(part: &[u64]) -> u64 {
 pub fn measure_bandwidth(pool: &Pool, threads: usize) -> Result<f64, JitError> {
     const SLICE_WORDS: usize = (32 << 20) / 8;
     const SLICES: usize = 8;
-    let buf: Vec<u64> = (0..(SLICE_WORDS * SLICES) as u64)
-        .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .collect();
+    let buf: Vec<u64> = (0..(SLICE_WORDS * SLICES) as u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
     let chunks = if threads <= 1 { 1 } else { 2 * threads };
     let sums: Vec<std::sync::atomic::AtomicU64> = (0..chunks).map(|_| Default::default()).collect();
     let mut best = 0f64;
@@ -302,11 +282,7 @@ pub fn measure_bandwidth(pool: &Pool, threads: usize) -> Result<f64, JitError> {
         let slice = &buf[pass % SLICES * SLICE_WORDS..][..SLICE_WORDS];
         let read = |c: usize| {
             let part = &slice[SLICE_WORDS * c / chunks..SLICE_WORDS * (c + 1) / chunks];
-            let v = if pass % 2 == 0 {
-                read_streams::<1>(part)
-            } else {
-                read_streams::<2>(part)
-            };
+            let v = if pass % 2 == 0 { read_streams::<1>(part) } else { read_streams::<2>(part) };
             sums[c].store(v, std::sync::atomic::Ordering::Relaxed);
         };
         let t = Instant::now();
@@ -320,40 +296,19 @@ pub fn measure_bandwidth(pool: &Pool, threads: usize) -> Result<f64, JitError> {
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`), empty where
 /// unavailable: benchmark output states the machine's load next to ratios.
 pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
 /// Splits `blocks` row blocks over `threads` threads of `pool` in `2·threads`
 /// chunks (one chunk on the caller for 1 thread); `f(b0, b1)` runs a range.
-pub(crate) fn split_blocks(
-    pool: &Pool,
-    threads: usize,
-    blocks: usize,
-    f: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(), JitError> {
-    let chunks = if threads <= 1 || pool.threads() == 1 {
-        1
-    } else {
-        (2 * threads).min(blocks).max(1)
-    };
-    pool.run(chunks, &|c| {
-        f(blocks * c / chunks, blocks * (c + 1) / chunks)
-    })
-    .map_err(JitError::InvalidParams)
+pub(crate) fn split_blocks(pool: &Pool, threads: usize, blocks: usize, f: &(dyn Fn(usize, usize) + Sync)) -> Result<(), JitError> {
+    let chunks = if threads <= 1 || pool.threads() == 1 { 1 } else { (2 * threads).min(blocks).max(1) };
+    pool.run(chunks, &|c| f(blocks * c / chunks, blocks * (c + 1) / chunks)).map_err(JitError::InvalidParams)
 }
 
 /// Runs every case round-robin (see the module docs) and returns each one's
 /// fastest and median seconds per call.
-fn time_round_robin(
-    cases: &mut [Case],
-    pool: &Pool,
-    threads: usize,
-    copies: usize,
-    budget: Duration,
-    y: &mut [f32],
-) -> Result<Vec<(f64, f64)>, JitError> {
+fn time_round_robin(cases: &mut [Case], pool: &Pool, threads: usize, copies: usize, budget: Duration, y: &mut [f32]) -> Result<Vec<(f64, f64)>, JitError> {
     for i in 0..copies.max(2) {
         for c in cases.iter_mut() {
             c.run(pool, threads, i % copies, y)?;
@@ -385,22 +340,11 @@ fn time_round_robin(
 }
 
 /// Runs the benchmark; `progress` gets one line per shape and thread count.
-pub fn run(
-    session: &JitSession,
-    o: &KernelBenchOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<KernelBenchReport, JitError> {
+pub fn run(session: &JitSession, o: &KernelBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<KernelBenchReport, JitError> {
     if o.threads.is_empty() || o.threads.contains(&0) || o.batch == 0 || o.primitives.is_empty() {
-        return Err(JitError::InvalidParams(
-            "threads, batch and primitives must be non-empty and positive".into(),
-        ));
+        return Err(JitError::InvalidParams("threads, batch and primitives must be non-empty and positive".into()));
     }
-    let pools: Vec<(usize, Pool)> = o
-        .threads
-        .iter()
-        .map(|&t| Pool::new(t).map(|p| (t, p)))
-        .collect::<Result<_, _>>()
-        .map_err(JitError::InvalidParams)?;
+    let pools: Vec<(usize, Pool)> = o.threads.iter().map(|&t| Pool::new(t).map(|p| (t, p))).collect::<Result<_, _>>().map_err(JitError::InvalidParams)?;
     // The roofline: given, or the best read bandwidth at the start and at the end.
     let read_all = |best: &mut Vec<f64>| -> Result<(), JitError> {
         for (i, (t, pool)) in pools.iter().enumerate() {
@@ -429,30 +373,14 @@ pub fn run(
         for (t, pool) in &pools {
             let started = Instant::now();
             let secs = time_round_robin(&mut cases, pool, *t, copies, o.budget, &mut y)?;
-            progress(&format!(
-                "{} {}x{}: {} rows, {} threads, setup {setup:.1} s, timing {:.1} s",
-                shape.label,
-                shape.m,
-                shape.k,
-                cases.len(),
-                t,
-                started.elapsed().as_secs_f64()
-            ));
+            progress(&format!("{} {}x{}: {} rows, {} threads, setup {setup:.1} s, timing {:.1} s", shape.label, shape.m, shape.k, cases.len(), t, started.elapsed().as_secs_f64()));
             rows.extend(rows_of(shape, o.batch, *t, &cases, &secs));
         }
     }
     if o.bandwidth.is_none() {
         read_all(&mut best)?;
     }
-    let rooflines: Vec<Roofline> = pools
-        .iter()
-        .zip(&best)
-        .map(|((t, _), &b)| Roofline {
-            threads: *t,
-            gb_s: o.bandwidth.unwrap_or(b),
-            measured: o.bandwidth.is_none(),
-        })
-        .collect();
+    let rooflines: Vec<Roofline> = pools.iter().zip(&best).map(|((t, _), &b)| Roofline { threads: *t, gb_s: o.bandwidth.unwrap_or(b), measured: o.bandwidth.is_none() }).collect();
     for r in &mut rows {
         if let Some(roof) = rooflines.iter().find(|x| x.threads == r.threads) {
             r.roofline_gb_s = roof.gb_s;
@@ -463,28 +391,15 @@ pub fn run(
 }
 
 /// The rows of one shape and thread count, with the ratios filled in.
-fn rows_of(
-    shape: &BenchShape,
-    batch: usize,
-    threads: usize,
-    cases: &[Case],
-    secs: &[(f64, f64)],
-) -> Vec<KernelBenchRow> {
-    let find = |p: BenchPrimitive, scheme: &str| {
-        cases
-            .iter()
-            .zip(secs)
-            .find(|(c, _)| c.primitive == p && c.scheme == scheme)
-            .map(|(_, s)| s.0)
-    };
+fn rows_of(shape: &BenchShape, batch: usize, threads: usize, cases: &[Case], secs: &[(f64, f64)]) -> Vec<KernelBenchRow> {
+    let find = |p: BenchPrimitive, scheme: &str| cases.iter().zip(secs).find(|(c, _)| c.primitive == p && c.scheme == scheme).map(|(_, s)| s.0);
     let dense = find(BenchPrimitive::Dense, "f32");
     let mut rows: Vec<KernelBenchRow> = cases
         .iter()
         .zip(secs)
         .map(|(c, &(s, median))| {
             let gb_s = c.bytes as f64 / s / 1e9;
-            let baseline = baseline_for(c.primitive, c.nominal_bits, shape.k)
-                .filter(|b| find(BenchPrimitive::Dequant, b.name()).is_some());
+            let baseline = baseline_for(c.primitive, c.nominal_bits, shape.k).filter(|b| find(BenchPrimitive::Dequant, b.name()).is_some());
             let one_bit = match c.primitive {
                 BenchPrimitive::Lut => find(c.primitive, "gq1"),
                 BenchPrimitive::ShiftAdd => find(c.primitive, "bcq1-apot"),
@@ -494,11 +409,7 @@ fn rows_of(
                 shape: shape.label.clone(),
                 primitive: c.primitive.name(),
                 scheme: c.scheme.clone(),
-                bits: if c.primitive == BenchPrimitive::Sparse {
-                    c.bytes as f64 * 8.0 / (shape.m * shape.k) as f64
-                } else {
-                    c.nominal_bits
-                },
+                bits: if c.primitive == BenchPrimitive::Sparse { c.bytes as f64 * 8.0 / (shape.m * shape.k) as f64 } else { c.nominal_bits },
                 bits_per_weight: c.bytes as f64 * 8.0 / (shape.m * shape.k) as f64,
                 m: shape.m,
                 k: shape.k,
@@ -509,12 +420,8 @@ fn rows_of(
                 weight_bytes: c.bytes,
                 weight_gb_s: gb_s,
                 baseline: baseline.map(|b| b.name().to_string()),
-                speedup_vs_dequant: baseline
-                    .and_then(|b| find(BenchPrimitive::Dequant, b.name()))
-                    .map(|b| b / s),
-                speedup_vs_dense: dense
-                    .filter(|_| c.primitive != BenchPrimitive::Dense)
-                    .map(|d| d / s),
+                speedup_vs_dequant: baseline.and_then(|b| find(BenchPrimitive::Dequant, b.name())).map(|b| b / s),
+                speedup_vs_dense: dense.filter(|_| c.primitive != BenchPrimitive::Dense).map(|d| d / s),
                 t_over_t1: one_bit.map(|t1| s / t1),
                 // Filled in by `run` once the roofline is known.
                 roofline_gb_s: f64::NAN,
@@ -522,10 +429,6 @@ fn rows_of(
             }
         })
         .collect();
-    rows.sort_by(|a, b| {
-        (BenchPrimitive::parse(a.primitive), a.bits, &a.scheme)
-            .partial_cmp(&(BenchPrimitive::parse(b.primitive), b.bits, &b.scheme))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    rows.sort_by(|a, b| (BenchPrimitive::parse(a.primitive), a.bits, &a.scheme).partial_cmp(&(BenchPrimitive::parse(b.primitive), b.bits, &b.scheme)).unwrap_or(std::cmp::Ordering::Equal));
     rows
 }

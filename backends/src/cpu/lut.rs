@@ -80,12 +80,12 @@
 
 use super::SendPtr;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I32X4, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I32X4, I64, I8X16};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
-use flexc_ir::Encoding;
 use flexc_ir::quant::{BcqParams, GqParams, TernaryParams};
 use flexc_ir::weights::WeightBytes;
+use flexc_ir::Encoding;
 use rayon::prelude::*;
 
 use super::codegen::Cg;
@@ -138,8 +138,7 @@ pub struct LutSpec {
 /// Kernel ABI: `(w, tables, lambdas, sums, y, block_begin, block_end,
 /// groups)`; `lambdas` and `sums` are per activation group.
 const LUT_PARAMS: usize = 8;
-type LutFn =
-    unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64, u64);
+type LutFn = unsafe extern "C" fn(*const u8, *const i8, *const f32, *const f32, *mut f32, u64, u64, u64);
 
 /// Columns per K tile by default (16 KiB of int8 tables, half of L1d).
 pub const DEFAULT_K_TILE: usize = 4096;
@@ -154,11 +153,7 @@ impl LutSpec {
     /// Bit planes streamed per weight, padding included: `bits` in the split
     /// layout, else [`LutSpec::planes`].
     pub fn stream_planes(&self) -> usize {
-        if self.split {
-            self.bits.into()
-        } else {
-            self.planes()
-        }
+        if self.split { self.bits.into() } else { self.planes() }
     }
 
     /// Rows per row block (16 in the split layout, else `16 / planes`).
@@ -195,9 +190,7 @@ impl LutSpec {
         if self.bcq {
             64
         } else {
-            self.scale_width()
-                * self.block_rows()
-                * if self.bias == LutBias::PerRow { 2 } else { 1 }
+            self.scale_width() * self.block_rows() * if self.bias == LutBias::PerRow { 2 } else { 1 }
         }
     }
 
@@ -215,9 +208,7 @@ impl LutSpec {
     /// The K tiles as group ranges.
     pub fn tiles(&self) -> Vec<(usize, usize)> {
         let (n, t) = (self.cols / self.group, self.groups_per_tile());
-        (0..n.div_ceil(t))
-            .map(|i| (i * t, ((i + 1) * t).min(n)))
-            .collect()
+        (0..n.div_ceil(t)).map(|i| (i * t, ((i + 1) * t).min(n))).collect()
     }
 
     /// Total packed bytes.
@@ -233,33 +224,16 @@ impl LutSpec {
         }
         let a = self.act_group;
         if a == 0 || !a.is_multiple_of(8) || a > 64 {
-            return bad(format!(
-                "act_group = {a} must be a positive multiple of 8, at most 64"
-            ));
+            return bad(format!("act_group = {a} must be a positive multiple of 8, at most 64"));
         }
-        if self.group == 0
-            || !self.group.is_multiple_of(a)
-            || self.cols == 0
-            || !self.cols.is_multiple_of(self.group)
-        {
-            return bad(format!(
-                "group {} must be a multiple of act_group {a} and divide cols {}",
-                self.group, self.cols
-            ));
+        if self.group == 0 || !self.group.is_multiple_of(a) || self.cols == 0 || !self.cols.is_multiple_of(self.group) {
+            return bad(format!("group {} must be a multiple of act_group {a} and divide cols {}", self.group, self.cols));
         }
         if self.rows == 0 || !self.rows.is_multiple_of(self.block_rows()) {
-            return bad(format!(
-                "rows {} must be a positive multiple of {} for {} bits",
-                self.rows,
-                self.block_rows(),
-                self.bits
-            ));
+            return bad(format!("rows {} must be a positive multiple of {} for {} bits", self.rows, self.block_rows(), self.bits));
         }
         if self.weight_bytes() > isize::MAX as usize / 2 || self.cols > (1 << 28) {
-            return bad(format!(
-                "{}×{} is too large for one kernel",
-                self.rows, self.cols
-            ));
+            return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
         if self.k_tile == 0 {
             return bad("k_tile must be positive".into());
@@ -309,79 +283,40 @@ impl std::fmt::Debug for PackedBytes {
 impl LutWeights {
     /// Packs an encoded `[rows, cols]` weight (`#gq`, `#ternary` or `#bcq`)
     /// with activation group `act_group` and the default K tile.
-    pub fn pack(
-        enc: Encoding,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-        act_group: usize,
-    ) -> Result<LutWeights, JitError> {
+    pub fn pack(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize) -> Result<LutWeights, JitError> {
         Self::pack_tiled(enc, bytes, rows, cols, act_group, DEFAULT_K_TILE)
     }
 
     /// [`LutWeights::pack`] with K tiles of `k_tile` columns (whole weight
     /// groups; `kern.tile`'s `k`).
-    pub fn pack_tiled(
-        enc: Encoding,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-        act_group: usize,
-        k_tile: usize,
-    ) -> Result<LutWeights, JitError> {
+    pub fn pack_tiled(enc: Encoding, bytes: &[u8], rows: usize, cols: usize, act_group: usize, k_tile: usize) -> Result<LutWeights, JitError> {
         let bad = |m: String| JitError::InvalidParams(m);
-        let n = rows
-            .checked_mul(cols)
-            .ok_or_else(|| bad("shape overflows".into()))?;
+        let n = rows.checked_mul(cols).ok_or_else(|| bad("shape overflows".into()))?;
         if !flexc_ir::ops::lut_encoding(&enc) {
-            return Err(bad(format!(
-                "the LUT kernel takes #gq (1-4 bits), #ternary or #bcq with per-row scales, got {enc}"
-            )));
+            return Err(bad(format!("the LUT kernel takes #gq (1-4 bits), #ternary or #bcq with per-row scales, got {enc}")));
         }
         let want = enc.storage(&[rows as u64, cols as u64]).map_err(bad)?;
         if want != bytes.len() as u64 {
-            return Err(JitError::Length(format!(
-                "{enc} {rows}×{cols} needs {want} bytes, got {}",
-                bytes.len()
-            )));
+            return Err(JitError::Length(format!("{enc} {rows}×{cols} needs {want} bytes, got {}", bytes.len())));
         }
         // Per row: codes (bit i = plane i) and per-group scales ([d, c] or α).
         let (bits, group, bias, codes, scales): Unpacked = match enc {
             Encoding::Gq(p) => gq_codes(p, bytes, n)?,
             Encoding::Ternary(p) => ternary_codes(p, bytes, n, cols, act_group, k_tile)?,
             Encoding::Bcq(p) => bcq_codes(p, bytes, n)?,
-            other => {
-                return Err(bad(format!(
-                    "the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"
-                )));
-            }
+            other => return Err(bad(format!("the LUT kernel takes #gq, #ternary or #bcq weights, got {other}"))),
         };
         let bcq = matches!(enc, Encoding::Bcq(_));
         let f16_exact = |x: f32| half::f16::from_f32(x).to_f32() == x;
         let half_scales = !bcq && scales.iter().all(|s| f16_exact(s[0]) && f16_exact(s[1]));
         let split = bits % 2 == 1 && enc.lut_stream_planes(rows as u64) == Some(bits);
-        let spec = LutSpec {
-            rows,
-            cols,
-            bits,
-            group,
-            act_group,
-            bias,
-            bcq,
-            k_tile,
-            half_scales,
-            split,
-        };
+        let spec = LutSpec { rows, cols, bits, group, act_group, bias, bcq, k_tile, half_scales, split };
         spec.validate()?;
         // The packed stream is a sequence of (K tile, row block) segments of
         // whole groups; they are independent, so they are written in parallel.
         let r = spec.block_rows();
         let gbytes = spec.group_bytes();
-        let segments: Vec<(usize, usize, usize)> = spec
-            .tiles()
-            .into_iter()
-            .flat_map(|(ga, gb)| (0..rows / r).map(move |rb| (ga, gb, rb)))
-            .collect();
+        let segments: Vec<(usize, usize, usize)> = spec.tiles().into_iter().flat_map(|(ga, gb)| (0..rows / r).map(move |rb| (ga, gb, rb))).collect();
         let mut out = vec![0u8; spec.weight_bytes()];
         let mut dsts: Vec<&mut [u8]> = Vec::with_capacity(segments.len());
         let mut rest = out.as_mut_slice();
@@ -390,27 +325,15 @@ impl LutWeights {
             dsts.push(dst);
             rest = tail;
         }
-        let lanes: Vec<[(usize, usize); 16]> = (0..spec.pair_vectors())
-            .map(|v| std::array::from_fn(|lane| spec.lane(v, lane)))
-            .collect();
-        let cx = Packer {
-            spec: &spec,
-            codes: &codes,
-            scales: &scales,
-            lanes: &lanes,
-        };
-        dsts.into_par_iter()
-            .zip(segments.par_iter())
-            .for_each(|(dst, &(ga, gb, rb))| {
-                for (g, dst) in (ga..gb).zip(dst.chunks_exact_mut(gbytes)) {
-                    cx.group(rb, g, dst);
-                }
-            });
+        let lanes: Vec<[(usize, usize); 16]> = (0..spec.pair_vectors()).map(|v| std::array::from_fn(|lane| spec.lane(v, lane))).collect();
+        let cx = Packer { spec: &spec, codes: &codes, scales: &scales, lanes: &lanes };
+        dsts.into_par_iter().zip(segments.par_iter()).for_each(|(dst, &(ga, gb, rb))| {
+            for (g, dst) in (ga..gb).zip(dst.chunks_exact_mut(gbytes)) {
+                cx.group(rb, g, dst);
+            }
+        });
         debug_assert_eq!(out.len(), spec.weight_bytes());
-        Ok(LutWeights {
-            spec,
-            bytes: PackedBytes::Packed(out),
-        })
+        Ok(LutWeights { spec, bytes: PackedBytes::Packed(out) })
     }
 
     /// Weights packed earlier (by [`LutWeights::pack_tiled`], then stored):
@@ -418,18 +341,9 @@ impl LutWeights {
     pub fn from_packed(spec: LutSpec, bytes: WeightBytes) -> Result<LutWeights, JitError> {
         spec.validate()?;
         if bytes.len() != spec.weight_bytes() {
-            return Err(JitError::Length(format!(
-                "a packed {}×{} LUT stream needs {} bytes, got {}",
-                spec.rows,
-                spec.cols,
-                spec.weight_bytes(),
-                bytes.len()
-            )));
+            return Err(JitError::Length(format!("a packed {}×{} LUT stream needs {} bytes, got {}", spec.rows, spec.cols, spec.weight_bytes(), bytes.len())));
         }
-        Ok(LutWeights {
-            spec,
-            bytes: PackedBytes::Stored(bytes),
-        })
+        Ok(LutWeights { spec, bytes: PackedBytes::Stored(bytes) })
     }
 
     /// The kernel parameters these weights need.
@@ -519,24 +433,15 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
     let zc = p.max_code() as f32 / 2.0;
     let mut codes = vec![0u8; n];
     let mut scales = vec![[0f32; 4]; n / g];
-    bytes
-        .par_chunks_exact(bb)
-        .zip(codes.par_chunks_exact_mut(g))
-        .zip(scales.par_iter_mut())
-        .with_min_len(256)
-        .for_each(|((blk, dst), sc)| {
-            let (d, z) = p.scale_zero(blk);
-            *sc = [d, zc - z, 0.0, 0.0];
-            let c = p.codes(blk);
-            for (i, q) in dst.iter_mut().enumerate() {
-                *q = flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8;
-            }
-        });
-    let bias = if p.zero {
-        LutBias::PerRow
-    } else {
-        LutBias::None
-    };
+    bytes.par_chunks_exact(bb).zip(codes.par_chunks_exact_mut(g)).zip(scales.par_iter_mut()).with_min_len(256).for_each(|((blk, dst), sc)| {
+        let (d, z) = p.scale_zero(blk);
+        *sc = [d, zc - z, 0.0, 0.0];
+        let c = p.codes(blk);
+        for (i, q) in dst.iter_mut().enumerate() {
+            *q = flexc_ir::quant::lowbit::get_code(c, i, p.bits.into()) as u8;
+        }
+    });
+    let bias = if p.zero { LutBias::PerRow } else { LutBias::None };
     Ok((p.bits, g, bias, codes, scales))
 }
 
@@ -544,39 +449,13 @@ fn gq_codes(p: GqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError> {
 /// exact: the largest divisor of `cols` (and of `k_tile` when that is
 /// smaller, so the K tiles are exactly `k_tile`) that is a multiple of
 /// `act_group` and at most 1024 (so K tiles exist), else the whole row.
-fn ternary_codes(
-    p: TernaryParams,
-    bytes: &[u8],
-    n: usize,
-    cols: usize,
-    act_group: usize,
-    k_tile: usize,
-) -> Result<Unpacked, JitError> {
+fn ternary_codes(p: TernaryParams, bytes: &[u8], n: usize, cols: usize, act_group: usize, k_tile: usize) -> Result<Unpacked, JitError> {
     let (t, s) = p.trits(bytes, n).map_err(JitError::InvalidParams)?;
-    let fits =
-        |g: usize| g > 0 && cols.is_multiple_of(g) && (k_tile >= cols || k_tile.is_multiple_of(g));
-    let split = (1..=1024 / act_group.max(1))
-        .rev()
-        .map(|i| i * act_group)
-        .find(|&g| fits(g))
-        .unwrap_or(cols);
-    let g = if p.group == 0 {
-        split
-    } else {
-        p.group as usize
-    };
-    let scales = if p.group == 0 {
-        vec![[s[0], 0.0, 0.0, 0.0]; n / g]
-    } else {
-        s.into_iter().map(|d| [d, 0.0, 0.0, 0.0]).collect()
-    };
-    Ok((
-        2,
-        g,
-        LutBias::Const(0.5),
-        t.into_iter().map(|v| (v + 1) as u8).collect(),
-        scales,
-    ))
+    let fits = |g: usize| g > 0 && cols.is_multiple_of(g) && (k_tile >= cols || k_tile.is_multiple_of(g));
+    let split = (1..=1024 / act_group.max(1)).rev().map(|i| i * act_group).find(|&g| fits(g)).unwrap_or(cols);
+    let g = if p.group == 0 { split } else { p.group as usize };
+    let scales = if p.group == 0 { vec![[s[0], 0.0, 0.0, 0.0]; n / g] } else { s.into_iter().map(|d| [d, 0.0, 0.0, 0.0]).collect() };
+    Ok((2, g, LutBias::Const(0.5), t.into_iter().map(|v| (v + 1) as u8).collect(), scales))
 }
 
 /// BCQ: the code's bit i is plane i's sign bit (1 = +1), so the ±1
@@ -589,12 +468,7 @@ fn bcq_codes(p: BcqParams, bytes: &[u8], n: usize) -> Result<Unpacked, JitError>
         let mut a = [0f32; 4];
         for (i, ai) in p.alphas(blk).into_iter().enumerate() {
             a[i] = ai;
-            for (j, c) in p
-                .plane(blk, i)
-                .iter()
-                .flat_map(|&byte| (0..8).map(move |b| byte >> b & 1))
-                .zip(dst.iter_mut())
-            {
+            for (j, c) in p.plane(blk, i).iter().flat_map(|&byte| (0..8).map(move |b| byte >> b & 1)).zip(dst.iter_mut()) {
                 *c |= j << i;
             }
         }
@@ -623,16 +497,9 @@ impl LutActivation {
     /// Builds the tables of `x` for a kernel (`x.len() == spec.cols`).
     pub fn build(spec: &LutSpec, x: &[f32]) -> Result<LutActivation, JitError> {
         if x.len() != spec.cols {
-            return Err(JitError::Length(format!(
-                "x has {} values, the kernel takes {}",
-                x.len(),
-                spec.cols
-            )));
+            return Err(JitError::Length(format!("x has {} values, the kernel takes {}", x.len(), spec.cols)));
         }
-        let mut a = LutActivation {
-            act_group: spec.act_group,
-            ..Default::default()
-        };
+        let mut a = LutActivation { act_group: spec.act_group, ..Default::default() };
         a.fill(x)?;
         Ok(a)
     }
@@ -646,25 +513,14 @@ impl LutActivation {
     /// reusing the allocations (a decode step allocates nothing).
     pub fn fill(&mut self, x: &[f32]) -> Result<(), JitError> {
         let ag = self.act_group;
-        if ag == 0
-            || !ag.is_multiple_of(8)
-            || ag > 64
-            || x.is_empty()
-            || !x.len().is_multiple_of(ag)
-        {
-            return Err(JitError::Length(format!(
-                "{} activations are not whole groups of act_group {ag} (a multiple of 8, at most 64)",
-                x.len()
-            )));
+        if ag == 0 || !ag.is_multiple_of(8) || ag > 64 || x.is_empty() || !x.len().is_multiple_of(ag) {
+            return Err(JitError::Length(format!("{} activations are not whole groups of act_group {ag} (a multiple of 8, at most 64)", x.len())));
         }
         self.tables.resize(x.len() * 4, 0);
         self.lambdas.clear();
         self.sums.clear();
         for (a, xa) in x.chunks_exact(ag).enumerate() {
-            let amax = xa
-                .chunks_exact(4)
-                .map(|q| q.iter().map(|v| v.abs()).sum::<f32>())
-                .fold(0f32, f32::max);
+            let amax = xa.chunks_exact(4).map(|q| q.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, f32::max);
             let lambda = amax / 127.0;
             let inv = if lambda > 0.0 { 1.0 / lambda } else { 0.0 };
             self.lambdas.push(lambda / 2.0);
@@ -675,16 +531,7 @@ impl LutActivation {
                 // sign of x_i, summed left to right), then the mirror
                 // T[15 − g] = −T[g].
                 let (x0, x1, x2, x3) = (q[0], q[1], q[2], q[3]);
-                let odd = [
-                    x0 - x1 - x2 - x3,
-                    x0 + x1 - x2 - x3,
-                    x0 - x1 + x2 - x3,
-                    x0 + x1 + x2 - x3,
-                    x0 - x1 - x2 + x3,
-                    x0 + x1 - x2 + x3,
-                    x0 - x1 + x2 + x3,
-                    x0 + x1 + x2 + x3,
-                ];
+                let odd = [x0 - x1 - x2 - x3, x0 + x1 - x2 - x3, x0 - x1 + x2 - x3, x0 + x1 + x2 - x3, x0 - x1 - x2 + x3, x0 + x1 - x2 + x3, x0 - x1 + x2 + x3, x0 + x1 + x2 + x3];
                 for (h, v) in odd.into_iter().enumerate() {
                     let e = round_even(v * inv).clamp(-127.0, 127.0) as i8;
                     t[2 * h + 1] = e;
@@ -699,9 +546,7 @@ impl LutActivation {
     /// kernel's order.
     fn group_sum(&self, g: usize, group: usize) -> f32 {
         let per = group / self.act_group;
-        self.sums[g * per..(g + 1) * per]
-            .iter()
-            .fold(0.0, |s, &v| s + v)
+        self.sums[g * per..(g + 1) * per].iter().fold(0.0, |s, &v| s + v)
     }
 
     /// The kernel's result computed in scalar Rust with the same int8 tables
@@ -712,67 +557,60 @@ impl LutActivation {
         let mut y = vec![0f32; s.rows];
         let mut tile_base = 0;
         for (ga, gb) in s.tiles() {
-            let tb = (gb - ga) * s.group_bytes();
-            for rb in 0..s.rows / r {
-                let blk = &w.bytes()[tile_base + rb * tb..][..tb];
-                let mut off = 0;
-                for g in ga..gb {
-                    // Accumulators per row, or per lane for BCQ.
-                    let nacc = if s.bcq { 16 } else { r };
-                    let mut gacc = vec![0f32; nacc];
-                    for a in 0..s.group / s.act_group {
-                        let mut acc = vec![0i32; nacc];
-                        for pair in 0..s.act_group / 8 {
-                            let j = (g * s.group + a * s.act_group) / 4 + 2 * pair;
-                            for (v, lane) in (0..nv).flat_map(|v| (0..16).map(move |l| (v, l))) {
-                                let byte = blk[off + (pair * nv + v) * 16 + lane];
-                                let lo = self.tables[j * 16 + (byte & 15) as usize] as i32;
-                                let hi = self.tables[(j + 1) * 16 + (byte >> 4) as usize] as i32;
-                                let (row, plane) = s.lane(v, lane);
-                                let (slot, mult) = match () {
-                                    _ if s.bcq => (lane, 1),
-                                    _ if plane < s.bits as usize => (row, 1i32 << plane),
-                                    _ => (row, 0),
-                                };
-                                acc[slot] += (lo + hi) * mult;
-                            }
-                        }
-                        off += s.act_group / 8 * nv * 16;
-                        let lam = self.lambdas[(g * s.group + a * s.act_group) / s.act_group];
-                        for (ga, &ac) in gacc.iter_mut().zip(&acc) {
-                            *ga += lam * ac as f32;
+          let tb = (gb - ga) * s.group_bytes();
+          for rb in 0..s.rows / r {
+            let blk = &w.bytes()[tile_base + rb * tb..][..tb];
+            let mut off = 0;
+            for g in ga..gb {
+                // Accumulators per row, or per lane for BCQ.
+                let nacc = if s.bcq { 16 } else { r };
+                let mut gacc = vec![0f32; nacc];
+                for a in 0..s.group / s.act_group {
+                    let mut acc = vec![0i32; nacc];
+                    for pair in 0..s.act_group / 8 {
+                        let j = (g * s.group + a * s.act_group) / 4 + 2 * pair;
+                        for (v, lane) in (0..nv).flat_map(|v| (0..16).map(move |l| (v, l))) {
+                            let byte = blk[off + (pair * nv + v) * 16 + lane];
+                            let lo = self.tables[j * 16 + (byte & 15) as usize] as i32;
+                            let hi = self.tables[(j + 1) * 16 + (byte >> 4) as usize] as i32;
+                            let (row, plane) = s.lane(v, lane);
+                            let (slot, mult) = match () {
+                                _ if s.bcq => (lane, 1),
+                                _ if plane < s.bits as usize => (row, 1i32 << plane),
+                                _ => (row, 0),
+                            };
+                            acc[slot] += (lo + hi) * mult;
                         }
                     }
-                    let f =
-                        |o: usize| f32::from_le_bytes(blk[o..o + 4].try_into().expect("4 bytes"));
-                    let sw = s.scale_width();
-                    let sc = |o: usize| {
-                        if s.half_scales {
-                            half::f16::from_le_bytes([blk[o], blk[o + 1]]).to_f32()
-                        } else {
-                            f(o)
-                        }
-                    };
-                    if s.bcq {
-                        // 2α per lane, even lanes first (see the packing).
-                        for (k, lane) in (0..16).step_by(2).chain((1..16).step_by(2)).enumerate() {
-                            y[rb * r + lane / p] += f(off + 4 * k) * gacc[lane];
-                        }
-                        off += s.scale_bytes();
-                        continue;
+                    off += s.act_group / 8 * nv * 16;
+                    let lam = self.lambdas[(g * s.group + a * s.act_group) / s.act_group];
+                    for (ga, &ac) in gacc.iter_mut().zip(&acc) {
+                        *ga += lam * ac as f32;
                     }
-                    for (i, ga) in gacc.iter().enumerate() {
-                        let c = match s.bias {
-                            LutBias::None => 0.0,
-                            LutBias::Const(c) => c,
-                            LutBias::PerRow => sc(off + sw * (r + i)),
-                        };
-                        y[rb * r + i] += sc(off + sw * i) * (ga + c * self.group_sum(g, s.group));
+                }
+                let f = |o: usize| f32::from_le_bytes(blk[o..o + 4].try_into().expect("4 bytes"));
+                let sw = s.scale_width();
+                let sc = |o: usize| if s.half_scales { half::f16::from_le_bytes([blk[o], blk[o + 1]]).to_f32() } else { f(o) };
+                if s.bcq {
+                    // 2α per lane, even lanes first (see the packing).
+                    for (k, lane) in (0..16).step_by(2).chain((1..16).step_by(2)).enumerate() {
+                        y[rb * r + lane / p] += f(off + 4 * k) * gacc[lane];
                     }
                     off += s.scale_bytes();
+                    continue;
                 }
+                for (i, ga) in gacc.iter().enumerate() {
+                    let c = match s.bias {
+                        LutBias::None => 0.0,
+                        LutBias::Const(c) => c,
+                        LutBias::PerRow => sc(off + sw * (r + i)),
+                    };
+                    y[rb * r + i] += sc(off + sw * i) * (ga + c * self.group_sum(g, s.group));
+                }
+                off += s.scale_bytes();
             }
-            tile_base += s.rows / r * tb;
+          }
+          tile_base += s.rows / r * tb;
         }
         y
     }
@@ -800,9 +638,7 @@ impl LutKernel {
     pub fn new(session: &JitSession, spec: LutSpec) -> Result<LutKernel, JitError> {
         spec.validate()?;
         let caps = session.caps();
-        let f = session.compile("lut_gemv", LUT_PARAMS, |b, args| {
-            build_lut(b, args, &spec, caps)
-        })?;
+        let f = session.compile("lut_gemv", LUT_PARAMS, |b, args| build_lut(b, args, &spec, caps))?;
         Ok(LutKernel { spec, f })
     }
 
@@ -817,34 +653,20 @@ impl LutKernel {
     }
 
     /// `y = W·x`: builds the tables, then runs on `threads` workers.
-    pub fn run(
-        &self,
-        w: &LutWeights,
-        x: &[f32],
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run(&self, w: &LutWeights, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
         let act = LutActivation::build(&self.spec, x)?;
         self.run_prepared(w, &act, y, threads)
     }
 
     /// `y = W·x` with tables already built.
-    pub fn run_prepared(
-        &self,
-        w: &LutWeights,
-        act: &LutActivation,
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run_prepared(&self, w: &LutWeights, act: &LutActivation, y: &mut [f32], threads: usize) -> Result<(), JitError> {
         let acts = std::slice::from_ref(act);
         self.check(w, acts, y.len())?;
         let nblocks = self.blocks();
         let yp = SendPtr(y.as_mut_ptr());
         // SAFETY: `check` passed; [b0, b1) ⊆ [0, nblocks) and workers get
         // disjoint ranges, so the y rows written never overlap.
-        super::split_ranges(nblocks, threads, |b0, b1| unsafe {
-            self.run_blocks(w, acts, { yp }.0, b0, b1)
-        });
+        super::split_ranges(nblocks, threads, |b0, b1| unsafe { self.run_blocks(w, acts, { yp }.0, b0, b1) });
         Ok(())
     }
 
@@ -856,41 +678,19 @@ impl LutKernel {
 
     /// Checks `w`, the activation rows `acts` and an output of `y_len`
     /// floats (`acts.len() × rows`) against the spec, and that the code can run.
-    pub fn check(
-        &self,
-        w: &LutWeights,
-        acts: &[LutActivation],
-        y_len: usize,
-    ) -> Result<(), JitError> {
+    pub fn check(&self, w: &LutWeights, acts: &[LutActivation], y_len: usize) -> Result<(), JitError> {
         let s = self.spec;
         if w.spec != s {
-            return Err(JitError::InvalidParams(format!(
-                "weights packed for {:?}, kernel is {s:?}",
-                w.spec
-            )));
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
         }
         if let Some(a) = acts.iter().find(|a| a.act_group != s.act_group) {
-            return Err(JitError::InvalidParams(format!(
-                "tables of act_group {}, the kernel was packed for {}",
-                a.act_group, s.act_group
-            )));
+            return Err(JitError::InvalidParams(format!("tables of act_group {}, the kernel was packed for {}", a.act_group, s.act_group)));
         }
         let na = s.cols / s.act_group;
-        let mut lens = vec![
-            (y_len, acts.len() * s.rows),
-            (w.bytes().len(), s.weight_bytes()),
-        ];
-        lens.extend(acts.iter().flat_map(|a| {
-            [
-                (a.tables.len(), s.cols * 4),
-                (a.lambdas.len(), na),
-                (a.sums.len(), na),
-            ]
-        }));
+        let mut lens = vec![(y_len, acts.len() * s.rows), (w.bytes().len(), s.weight_bytes())];
+        lens.extend(acts.iter().flat_map(|a| [(a.tables.len(), s.cols * 4), (a.lambdas.len(), na), (a.sums.len(), na)]));
         if let Some((got, want)) = lens.iter().find(|(g, w)| g != w) {
-            return Err(JitError::Length(format!(
-                "a LUT kernel buffer has {got} elements, expected {want}"
-            )));
+            return Err(JitError::Length(format!("a LUT kernel buffer has {got} elements, expected {want}")));
         }
         self.f.executable()
     }
@@ -904,22 +704,13 @@ impl LutKernel {
     /// [`LutKernel::check`] passed for `w`, `acts` and `acts.len() · rows`
     /// floats at `y`; `b0 ≤ b1 ≤ blocks()`; nothing else accesses the rows
     /// of `y` in the range concurrently.
-    pub unsafe fn run_blocks(
-        &self,
-        w: &LutWeights,
-        acts: &[LutActivation],
-        y: *mut f32,
-        b0: usize,
-        b1: usize,
-    ) {
+    pub unsafe fn run_blocks(&self, w: &LutWeights, acts: &[LutActivation], y: *mut f32, b0: usize, b1: usize) {
         let s = self.spec;
         let (r, nblocks) = (s.block_rows(), self.blocks());
         let f: LutFn = unsafe { std::mem::transmute(self.f.ptr()) };
         for i in 0..acts.len() {
             // SAFETY: rows b0·r..b1·r of activation row i are inside y (caller).
-            unsafe {
-                std::slice::from_raw_parts_mut(y.add(i * s.rows + b0 * r), (b1 - b0) * r).fill(0.0)
-            };
+            unsafe { std::slice::from_raw_parts_mut(y.add(i * s.rows + b0 * r), (b1 - b0) * r).fill(0.0) };
         }
         let mut wbase = 0;
         for (ga, gb) in s.tiles() {
@@ -929,16 +720,7 @@ impl LutKernel {
                 // kernel was compiled for; tile offsets stay inside them (tiles
                 // partition the groups); the kernel writes rows of [b0, b1) only.
                 unsafe {
-                    f(
-                        w.bytes().as_ptr().add(wbase),
-                        a.tables.as_ptr().add(k0 * 4),
-                        a.lambdas.as_ptr().add(k0 / s.act_group),
-                        a.sums.as_ptr().add(k0 / s.act_group),
-                        y.add(i * s.rows),
-                        b0 as u64,
-                        b1 as u64,
-                        ng as u64,
-                    )
+                    f(w.bytes().as_ptr().add(wbase), a.tables.as_ptr().add(k0 * 4), a.lambdas.as_ptr().add(k0 / s.act_group), a.sums.as_ptr().add(k0 / s.act_group), y.add(i * s.rows), b0 as u64, b1 as u64, ng as u64)
                 };
             }
             wbase += nblocks * ng * s.group_bytes();
@@ -954,10 +736,7 @@ fn load_scales(cg: &mut Cg<'_, '_>, s: &LutSpec, wp: Value, first: usize) -> Val
     if !s.half_scales {
         return cg.ld(F32X4, wp, (4 * first) as i32);
     }
-    let flags = MemFlagsData::new()
-        .with_notrap()
-        .with_readonly()
-        .with_can_move();
+    let flags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
     let h = cg.b.ins().uload16x4(flags, wp, (2 * first) as i32);
     let mag_mask = cg.b.ins().iconst(cranelift_codegen::ir::types::I32, 0x7fff);
     let mag_mask = cg.b.ins().splat(I32X4, mag_mask);
@@ -975,28 +754,14 @@ fn load_scales(cg: &mut Cg<'_, '_>, s: &LutSpec, wp: Value, first: usize) -> Val
 }
 
 /// Emits the kernel body (see the module docs for the layout).
-fn build_lut(
-    b: &mut FunctionBuilder<'_>,
-    args: &[Value],
-    s: &LutSpec,
-    caps: super::jit::IsaCaps,
-) -> Result<(), JitError> {
+fn build_lut(b: &mut FunctionBuilder<'_>, args: &[Value], s: &LutSpec, caps: super::jit::IsaCaps) -> Result<(), JitError> {
     s.validate()?;
     if args.len() != LUT_PARAMS {
-        return Err(JitError::InvalidParams(format!(
-            "LUT ABI has {LUT_PARAMS} parameters, got {}",
-            args.len()
-        )));
+        return Err(JitError::InvalidParams(format!("LUT ABI has {LUT_PARAMS} parameters, got {}", args.len())));
     }
-    let (w, tables, lambdas, sums, y, b0, b1, ngroups) = (
-        args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7],
-    );
+    let (w, tables, lambdas, sums, y, b0, b1, ngroups) = (args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
     let f0 = args[0]; // placeholder for Cg's unused f16 table
-    let mut cg = Cg {
-        b,
-        caps,
-        f16_table: f0,
-    };
+    let mut cg = Cg { b, caps, f16_table: f0 };
     let (r, p, nv) = (s.block_rows(), s.planes(), s.pair_vectors());
     let nvec = r / 4; // f32x4 vectors per row block
     let pairs = s.act_group / 8;
@@ -1022,11 +787,7 @@ fn build_lut(
     } else {
         let mut mult = [0u8; 16];
         for (l, m) in mult.iter_mut().enumerate() {
-            *m = if l % p < s.bits as usize {
-                1 << (l % p)
-            } else {
-                0
-            };
+            *m = if l % p < s.bits as usize { 1 << (l % p) } else { 0 };
         }
         vec![cg.vconst(mult)]
     };
@@ -1041,10 +802,7 @@ fn build_lut(
     let zero32 = cg.vconst_ty(I32X4, [0; 16]);
     let zerof = cg.vconst_ty(F32X4, [0; 16]);
     // Nothing here is 16-byte aligned (Vec<f32>/Vec<i8>): never claim alignment.
-    let flags = MemFlagsData::new()
-        .with_notrap()
-        .with_readonly()
-        .with_can_move();
+    let flags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
 
     // Row-block loop.
     let (blocks, rb) = cg.counted_loop(b0, b1);
@@ -1075,11 +833,7 @@ fn build_lut(
     let (alp, aafter) = (cg.b.create_block(), cg.b.create_block());
     cg.b.ins().jump(alp, &[]);
     cg.b.switch_to_block(alp);
-    let (wp, tp, lp) = (
-        cg.b.use_var(wp_var),
-        cg.b.use_var(tp_var),
-        cg.b.use_var(lp_var),
-    );
+    let (wp, tp, lp) = (cg.b.use_var(wp_var), cg.b.use_var(tp_var), cg.b.use_var(lp_var));
     let mut accs = vec![zero16; if s.split { 2 } else { mults.len() }];
     let mut dots = [zero32; 4];
     // Byte interleaves of two lookup vectors (`punpcklbw`, `punpckhbw`).
@@ -1175,9 +929,7 @@ fn build_lut(
         vec![cg.b.ins().iadd_pairwise(l, h)]
     } else {
         // One i16 lane per row (BCQ: per even or odd lane), in order.
-        accs.iter()
-            .flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)])
-            .collect()
+        accs.iter().flat_map(|&a| [cg.b.ins().swiden_low(a), cg.b.ins().swiden_high(a)]).collect()
     };
     for (v, i) in gacc.iter().zip(ints) {
         let f = cg.b.ins().fcvt_from_sint(F32X4, i);
@@ -1264,15 +1016,9 @@ fn build_lut(
         vals = vec![cg.b.ins().fadd(ev, od)];
     }
     for (i, v) in vals.into_iter().enumerate() {
-        let prev = cg.b.ins().load(
-            F32X4,
-            MemFlagsData::new().with_notrap(),
-            yp,
-            (16 * i) as i32,
-        );
+        let prev = cg.b.ins().load(F32X4, MemFlagsData::new().with_notrap(), yp, (16 * i) as i32);
         let v = cg.b.ins().fadd(prev, v);
-        cg.b.ins()
-            .store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
+        cg.b.ins().store(MemFlagsData::new().with_notrap(), v, yp, (16 * i) as i32);
     }
     blocks.close(&mut cg, rb);
     cg.b.ins().return_(&[]);
@@ -1285,29 +1031,15 @@ mod tests {
 
     #[test]
     fn tables_are_the_rounded_signed_sums() {
-        let x: Vec<f32> = (0..64)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0)
-            .collect();
-        let mut a = LutActivation {
-            act_group: 32,
-            ..Default::default()
-        };
+        let x: Vec<f32> = (0..64).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let mut a = LutActivation { act_group: 32, ..Default::default() };
         a.fill(&x).unwrap();
         for (g, q) in x.chunks_exact(4).enumerate() {
             let lambda = 2.0 * a.lambdas[g / 8];
             for idx in 0..16 {
-                let v: f32 = (0..4)
-                    .map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] })
-                    .sum();
-                let want = if idx % 2 == 1 {
-                    (v / lambda).round_ties_even()
-                } else {
-                    -(-v / lambda).round_ties_even()
-                };
-                assert!(
-                    (a.tables[g * 16 + idx] as f32 - want.clamp(-127.0, 127.0)).abs() <= 1.0,
-                    "group {g} entry {idx}"
-                );
+                let v: f32 = (0..4).map(|i| if idx >> i & 1 == 1 { q[i] } else { -q[i] }).sum();
+                let want = if idx % 2 == 1 { (v / lambda).round_ties_even() } else { -(-v / lambda).round_ties_even() };
+                assert!((a.tables[g * 16 + idx] as f32 - want.clamp(-127.0, 127.0)).abs() <= 1.0, "group {g} entry {idx}");
             }
         }
         for v in [0.5f32, 1.5, 2.5, -0.5, -1.5, 126.5, -127.49, 3.7] {

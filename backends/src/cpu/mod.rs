@@ -24,17 +24,17 @@
 
 pub mod act;
 mod codegen;
+mod rowgroup;
+mod rowgroup_k;
 pub mod cost;
 pub mod cost_bench;
 pub mod format;
 pub mod gemv;
 pub mod jit;
+pub mod runtime;
 pub mod kernel_bench;
 pub mod lut;
 pub mod prepack;
-mod rowgroup;
-mod rowgroup_k;
-pub mod runtime;
 pub mod shiftadd;
 pub mod shiftadd_shared;
 pub mod sparse;
@@ -42,10 +42,10 @@ pub mod wide;
 
 pub use act::ActivationQ8;
 pub use codegen::{KernelSpec, MAX_TILE};
+pub use rowgroup::ROW_GROUP;
 pub use format::{ActKind, WeightFormat};
 pub use gemv::GemvKernel;
 pub use jit::{CompiledFn, IsaCaps, IsaSpec, JitError, JitSession};
-pub use rowgroup::ROW_GROUP;
 pub use wide::{WideFn, WideTier};
 
 /// A raw pointer moved into pool workers, which write disjoint parts of the

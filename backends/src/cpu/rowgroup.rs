@@ -26,7 +26,7 @@ use cranelift_codegen::ir::{ConstantData, InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::act::{Q8_0_RECORD, q8_0_off};
-use super::codegen::{Cg, Consts, KernelSpec, block_loop, decode_q32};
+use super::codegen::{block_loop, Cg, Consts, KernelSpec, decode_q32};
 
 /// Weight rows per pass of the row-group kernels.
 pub const ROW_GROUP: usize = 4;
@@ -89,13 +89,7 @@ pub(super) fn transpose4(cg: &mut Cg<'_, '_>, rows: [Value; 4]) -> [Value; 4] {
 
 /// Rows `wrow .. wrow + ROW_GROUP` (each `row_bytes` apart) against `tile`
 /// Q8_0 activation rows: one f32x4 per tile row, lane `r` = row `r`'s dot.
-pub(super) fn rows4_q32(
-    cg: &mut Cg<'_, '_>,
-    spec: &KernelSpec,
-    k: &Consts,
-    wrow: Value,
-    x: Value,
-) -> Vec<Value> {
+pub(super) fn rows4_q32(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Value) -> Vec<Value> {
     let fmt = spec.format;
     let tile = spec.tile;
     let bb = fmt.block_bytes();
@@ -104,18 +98,11 @@ pub(super) fn rows4_q32(
     let xstride = (nblk * Q8_0_RECORD) as i32;
     let acc: Vec<Variable> = (0..tile).map(|_| cg.var(F32X4, k.zero_f32)).collect();
     block_loop(cg, wrow, x, nblk * bb, bb, Q8_0_RECORD, |cg, wp, xp| {
-        let blks: Vec<_> = (0..ROW_GROUP)
-            .map(|r| decode_q32(cg, k, fmt, wp, (r * row_bytes) as i32))
-            .collect();
+        let blks: Vec<_> = (0..ROW_GROUP).map(|r| decode_q32(cg, k, fmt, wp, (r * row_bytes) as i32)).collect();
         let (offset, signed) = (blks[0].offset, blks[0].signed);
-        debug_assert!(
-            !signed,
-            "signed codes are not grouped (KernelSpec::grouped)"
-        );
+        debug_assert!(!signed, "signed codes are not grouped (KernelSpec::grouped)");
         let dw = pack4(cg, [0, 1, 2, 3].map(|r| blks[r].d));
-        let mins = blks[0]
-            .m
-            .map(|_| pack4(cg, [0, 1, 2, 3].map(|r| blks[r].m.unwrap())));
+        let mins = blks[0].m.map(|_| pack4(cg, [0, 1, 2, 3].map(|r| blks[r].m.unwrap())));
         let g_lo = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].lo));
         let g_hi = transpose4(cg, [0, 1, 2, 3].map(|r| blks[r].hi));
         let groups: Vec<Value> = g_lo.into_iter().chain(g_hi).collect();

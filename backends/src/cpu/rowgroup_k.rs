@@ -49,9 +49,9 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::act::{Q8_K_RECORD, q8_k_off};
-use super::codegen::block_loop;
 use super::codegen::{Cg, Consts, KernelSpec};
 use super::format::WeightFormat;
+use super::codegen::block_loop;
 use super::rowgroup::{bcast32_mask, pack4, shuffle, transpose4};
 
 /// The four rows' super-block header, in the layout the integer pass takes.
@@ -91,28 +91,14 @@ struct Geometry {
 fn geometry(fmt: WeightFormat) -> Geometry {
     match fmt {
         // Step j: the 32 code bytes of sub-blocks 2j (low nibbles), 2j + 1 (high).
-        WeightFormat::Q4_K => Geometry {
-            fmt,
-            sub: 32,
-            steps: 4,
-            subs: 2,
-            wstep: 32,
-            xstep: 64,
-            corr_sums: q8_k_off::SUMS32,
-            i16_chain: 8,
-        },
+        WeightFormat::Q4_K => {
+            Geometry { fmt, sub: 32, steps: 4, subs: 2, wstep: 32, xstep: 64, corr_sums: q8_k_off::SUMS32, i16_chain: 8 }
+        }
         // Step l: sub-blocks 8n + 2p + l (n < 2, p < 4): the 16 bytes at l·16
         // of each ql/qh run.
-        WeightFormat::Q6_K => Geometry {
-            fmt,
-            sub: 16,
-            steps: 2,
-            subs: 8,
-            wstep: 16,
-            xstep: 16,
-            corr_sums: q8_k_off::BSUMS,
-            i16_chain: 2,
-        },
+        WeightFormat::Q6_K => {
+            Geometry { fmt, sub: 16, steps: 2, subs: 8, wstep: 16, xstep: 16, corr_sums: q8_k_off::BSUMS, i16_chain: 2 }
+        }
         _ => unreachable!("rows4_qk called for {fmt:?}"),
     }
 }
@@ -125,10 +111,7 @@ impl Geometry {
             WeightFormat::Q4_K => (scale_of(cg, src[0], i, false), 32 * i as i32),
             _ => {
                 let (n, p) = (i / 4, i % 4);
-                (
-                    scale_of(cg, src[2 * n + p / 2], 2 * (p % 2), true),
-                    (128 * n + 32 * p) as i32,
-                )
+                (scale_of(cg, src[2 * n + p / 2], 2 * (p % 2), true), (128 * n + 32 * p) as i32)
             }
         }
     }
@@ -141,15 +124,7 @@ impl Geometry {
     /// and splits the nibbles after; Q6_K decodes each row first, since
     /// sharing its packed bytes over four sub-blocks made the register
     /// allocator spill more than it saved in shuffles.
-    fn sub_groups(
-        &self,
-        cg: &mut Cg<'_, '_>,
-        k: &Consts,
-        wp: Value,
-        rb: i32,
-        i: usize,
-        half: usize,
-    ) -> [Value; 4] {
+    fn sub_groups(&self, cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32, i: usize, half: usize) -> [Value; 4] {
         let row = |cg: &mut Cg<'_, '_>, r: i32, off: usize| cg.ld(I8X16, wp, r * rb + off as i32);
         match self.fmt {
             WeightFormat::Q4_K => {
@@ -189,8 +164,7 @@ impl Geometry {
 
 /// `pshufb` of `v` with, in 32-bit lane `r`, bytes `4r + sel[i]` (`None`: zero).
 fn lane_bytes(cg: &mut Cg<'_, '_>, v: Value, sel: [Option<usize>; 4]) -> Value {
-    let mask: [u8; 16] =
-        std::array::from_fn(|i| sel[i % 4].map_or(0x80, |b| (4 * (i / 4) + b) as u8));
+    let mask: [u8; 16] = std::array::from_fn(|i| sel[i % 4].map_or(0x80, |b| (4 * (i / 4) + b) as u8));
     let m = cg.vconst(mask);
     cg.b.ins().x86_pshufb(v, m)
 }
@@ -251,23 +225,14 @@ fn header_q4_k(cg: &mut Cg<'_, '_>, k: &Consts, wp: Value, rb: i32) -> Header {
     let corr = (0..4)
         .map(|p| {
             let j = 2 * (p % 2);
-            let b = lane_bytes(
-                cg,
-                [mn_lo, mn_hi][p / 2],
-                [Some(j), None, Some(j + 1), None],
-            );
+            let b = lane_bytes(cg, [mn_lo, mn_hi][p / 2], [Some(j), None, Some(j + 1), None]);
             cg.cast(I16X8, b)
         })
         .collect();
     let d = f16x4(cg, wp, rb, 0);
     let dmin = f16x4(cg, wp, rb, 2);
     let dmin_neg = cg.b.ins().fneg(dmin);
-    Header {
-        scale_src: vec![sc_lo, sc_hi],
-        corr,
-        d,
-        dcorr: Some(dmin_neg),
-    }
+    Header { scale_src: vec![sc_lo, sc_hi], corr, d, dcorr: Some(dmin_neg) }
 }
 
 /// Codes `q` (unsigned nibbles, low or `high`) of 16 packed Q4_K bytes.
@@ -291,23 +256,14 @@ fn header_q6_k(cg: &mut Cg<'_, '_>, wp: Value, rb: i32) -> Header {
         })
         .collect();
     let d = f16x4(cg, wp, rb, 208);
-    Header {
-        scale_src: t.to_vec(),
-        corr,
-        d,
-        dcorr: None,
-    }
+    Header { scale_src: t.to_vec(), corr, d, dcorr: None }
 }
 
 /// Codes `q` (0..64) of Q6_K element run `p`, decoded bytewise as in
 /// `block_q6_k`: element `128n + 32p + l` is nibble `p / 2` of
 /// `ql[64n + 32(p % 2) + l]` with bits `2p` of `qh[32n + l]` above it.
 fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, ql: Value, h: Value, p: usize) -> Value {
-    let nib = if p >= 2 {
-        cg.shr_bytes_unmasked(ql, 4)
-    } else {
-        ql
-    };
+    let nib = if p >= 2 { cg.shr_bytes_unmasked(ql, 4) } else { ql };
     let nib = cg.b.ins().band(nib, k.m0f);
     let h = match p {
         0 => cg.shl_bytes_unmasked(h, 4),
@@ -322,15 +278,7 @@ fn codes_q6_k(cg: &mut Cg<'_, '_>, k: &Consts, ql: Value, h: Value, p: usize) ->
 
 /// `Σ_q group_q · x_q` of one sub-block for the four rows (lane `r`), times
 /// the rows' sub-block scales, with `x` the `sub` activation bytes at `xo`.
-fn scaled_sub_dot(
-    cg: &mut Cg<'_, '_>,
-    k: &Consts,
-    groups: &[Value],
-    scale: Value,
-    chain: usize,
-    xp: Value,
-    xo: i32,
-) -> Value {
+fn scaled_sub_dot(cg: &mut Cg<'_, '_>, k: &Consts, groups: &[Value], scale: Value, chain: usize, xp: Value, xo: i32) -> Value {
     let xg = |cg: &mut Cg<'_, '_>, q: usize| {
         let xv = cg.lda(I8X16, xp, xo + 16 * (q / 4) as i32);
         shuffle(cg, xv, xv, bcast32_mask(q % 4))
@@ -360,13 +308,7 @@ fn scaled_sub_dot(
 /// Rows `wrow .. wrow + 4` (each `row_bytes` apart) of a Q4_K or
 /// Q6_K weight against `tile` Q8_K activation rows: one f32x4 per tile row,
 /// lane `r` = row `r`'s dot.
-pub(super) fn rows4_qk(
-    cg: &mut Cg<'_, '_>,
-    spec: &KernelSpec,
-    k: &Consts,
-    wrow: Value,
-    x: Value,
-) -> Vec<Value> {
+pub(super) fn rows4_qk(cg: &mut Cg<'_, '_>, spec: &KernelSpec, k: &Consts, wrow: Value, x: Value) -> Vec<Value> {
     let fmt = spec.format;
     let tile = spec.tile;
     let geo = geometry(fmt);
@@ -384,35 +326,27 @@ pub(super) fn rows4_qk(
         // over the steps of the super-block.
         let sumi: Vec<Variable> = (0..tile).map(|_| cg.var(I32X4, k.zero_i32)).collect();
         let src: Vec<Variable> = head.scale_src.iter().map(|&v| cg.var(I8X16, v)).collect();
-        block_loop(
-            cg,
-            wp,
-            xp,
-            geo.steps * geo.wstep,
-            geo.wstep,
-            geo.xstep,
-            |cg, ws, xs| {
-                let cur: Vec<Value> = src.iter().map(|&v| cg.b.use_var(v)).collect();
-                for i in 0..geo.subs {
-                    let (scale, xsub) = geo.sub_scale(cg, &cur, i);
-                    let mut groups = Vec::with_capacity(geo.sub / 4);
-                    for half in 0..geo.sub / 16 {
-                        groups.extend(geo.sub_groups(cg, k, ws, rb, i, half));
-                    }
-                    for (t, &acc_t) in sumi.iter().enumerate() {
-                        let xo = t as i32 * xstride + xsub;
-                        let p = scaled_sub_dot(cg, k, &groups, scale, geo.i16_chain, xs, xo);
-                        let a = cg.b.use_var(acc_t);
-                        let a = cg.b.ins().iadd(a, p);
-                        cg.b.def_var(acc_t, a);
-                    }
+        block_loop(cg, wp, xp, geo.steps * geo.wstep, geo.wstep, geo.xstep, |cg, ws, xs| {
+            let cur: Vec<Value> = src.iter().map(|&v| cg.b.use_var(v)).collect();
+            for i in 0..geo.subs {
+                let (scale, xsub) = geo.sub_scale(cg, &cur, i);
+                let mut groups = Vec::with_capacity(geo.sub / 4);
+                for half in 0..geo.sub / 16 {
+                    groups.extend(geo.sub_groups(cg, k, ws, rb, i, half));
                 }
-                let next = geo.rotate(cg, &cur);
-                for (&v, n) in src.iter().zip(next) {
-                    cg.b.def_var(v, n);
+                for (t, &acc_t) in sumi.iter().enumerate() {
+                    let xo = t as i32 * xstride + xsub;
+                    let p = scaled_sub_dot(cg, k, &groups, scale, geo.i16_chain, xs, xo);
+                    let a = cg.b.use_var(acc_t);
+                    let a = cg.b.ins().iadd(a, p);
+                    cg.b.def_var(acc_t, a);
                 }
-            },
-        );
+            }
+            let next = geo.rotate(cg, &cur);
+            for (&v, n) in src.iter().zip(next) {
+                cg.b.def_var(v, n);
+            }
+        });
         for (t, &a) in acc.iter().enumerate() {
             let xo = t as i32 * xstride;
             // Σ_s w_s·sum_s of the activation's sub-block sums, pairs at a time.
@@ -429,11 +363,7 @@ pub(super) fn rows4_qk(
             let dx = cg.b.ins().splat(F32X4, dx);
             let sumi = cg.b.use_var(sumi[t]);
             let mut v = cg.b.use_var(a);
-            let sumi = if head.dcorr.is_some() {
-                sumi
-            } else {
-                cg.b.ins().isub(sumi, corr)
-            };
+            let sumi = if head.dcorr.is_some() { sumi } else { cg.b.ins().isub(sumi, corr) };
             let sf = cg.b.ins().fcvt_from_sint(F32X4, sumi);
             let sc = cg.b.ins().fmul(head.d, dx);
             v = cg.fma(sc, sf, v);

@@ -49,13 +49,13 @@ use super::SendPtr;
 use std::sync::Arc;
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32X4, I8, I32, I32X4, I64};
+use cranelift_codegen::ir::types::{F32X4, I32, I32X4, I64, I8};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 use flexc_ir::quant::{BcqParams, BcqScales};
 use std::sync::Mutex;
 
-use super::shiftadd_shared::{ScaledTables, pack_shared, scale_blocks};
+use super::shiftadd_shared::{pack_shared, scale_blocks, ScaledTables};
 
 use super::codegen::Cg;
 use super::jit::{CompiledFn, JitError, JitSession};
@@ -96,13 +96,7 @@ pub struct BcqTables {
 
 impl Clone for BcqTables {
     fn clone(&self) -> BcqTables {
-        BcqTables {
-            tables: self.tables.clone(),
-            lambda: self.lambda,
-            group: self.group,
-            x: self.x.clone(),
-            scaled: Mutex::new(None),
-        }
+        BcqTables { tables: self.tables.clone(), lambda: self.lambda, group: self.group, x: self.x.clone(), scaled: Mutex::new(None) }
     }
 }
 
@@ -130,22 +124,13 @@ impl BcqTables {
 
     /// Rebuilds the tables for `x` in place (reusing the allocation).
     pub fn fill(&mut self, x: &[f32], group: usize) -> Result<(), JitError> {
-        if group == 0 || !group.is_multiple_of(8) || x.is_empty() || !x.len().is_multiple_of(group)
-        {
-            return Err(JitError::Length(format!(
-                "x has {} values, not whole groups of {group} (a multiple of 8)",
-                x.len()
-            )));
+        if group == 0 || !group.is_multiple_of(8) || x.is_empty() || !x.len().is_multiple_of(group) {
+            return Err(JitError::Length(format!("x has {} values, not whole groups of {group} (a multiple of 8)", x.len())));
         }
         // NaN-propagating max of the groups' L1 norms.
-        let l1 = x
-            .chunks_exact(group)
-            .map(|g| g.iter().map(|v| v.abs()).sum::<f32>())
-            .fold(0f32, |m, v| if v > m || v.is_nan() { v } else { m });
+        let l1 = x.chunks_exact(group).map(|g| g.iter().map(|v| v.abs()).sum::<f32>()).fold(0f32, |m, v| if v > m || v.is_nan() { v } else { m });
         if !l1.is_finite() {
-            return Err(JitError::Length(
-                "the activation row has non-finite values".into(),
-            ));
+            return Err(JitError::Length("the activation row has non-finite values".into()));
         }
         // Σ|x̂| ≤ 2^30 + group/2 per group (rounding), far below 2^31.
         let lambda = l1 / (1u32 << 30) as f32;
@@ -223,11 +208,7 @@ impl ShiftAddSpec {
     /// Bytes of one group slice of one row block: scale words, then planes.
     fn slice_bytes(&self) -> usize {
         let b = self.bits as usize;
-        let words = if self.scales == BcqScales::Row {
-            16 * b
-        } else {
-            0
-        };
+        let words = if self.scales == BcqScales::Row { 16 * b } else { 0 };
         words + b * BLOCK_ROWS * self.cpg() / 8
     }
 
@@ -247,18 +228,10 @@ impl ShiftAddSpec {
     /// divides a group longer than it.
     pub fn seg_cols_for(group: usize, cols: usize, k_tile: usize) -> usize {
         if group >= k_tile {
-            (1..=k_tile / 8)
-                .rev()
-                .map(|i| 8 * i)
-                .find(|s| group.is_multiple_of(*s))
-                .unwrap_or(8)
+            (1..=k_tile / 8).rev().map(|i| 8 * i).find(|s| group.is_multiple_of(*s)).unwrap_or(8)
         } else {
             let n = cols / group;
-            (1..=(k_tile / group).max(1))
-                .rev()
-                .find(|d| n.is_multiple_of(*d))
-                .unwrap_or(1)
-                * group
+            (1..=(k_tile / group).max(1)).rev().find(|d| n.is_multiple_of(*d)).unwrap_or(1) * group
         }
     }
 
@@ -267,51 +240,20 @@ impl ShiftAddSpec {
         let bad = |m: String| Err(JitError::InvalidParams(m));
         let (g, s) = (self.group, self.seg_cols);
         if !(1..=4).contains(&self.bits) || self.terms > MAX_TERMS {
-            return bad(format!(
-                "bits = {} must be in 1..=4 and terms = {} at most {MAX_TERMS}",
-                self.bits, self.terms
-            ));
+            return bad(format!("bits = {} must be in 1..=4 and terms = {} at most {MAX_TERMS}", self.bits, self.terms));
         }
-        if g == 0
-            || !g.is_multiple_of(8)
-            || self.cols == 0
-            || !self.cols.is_multiple_of(g)
-            || self.rows == 0
-        {
-            return bad(format!(
-                "#bcq group {g} {}×{}: cols must be whole groups of a multiple of 8",
-                self.rows, self.cols
-            ));
+        if g == 0 || !g.is_multiple_of(8) || self.cols == 0 || !self.cols.is_multiple_of(g) || self.rows == 0 {
+            return bad(format!("#bcq group {g} {}×{}: cols must be whole groups of a multiple of 8", self.rows, self.cols));
         }
-        if s == 0
-            || !s.is_multiple_of(8)
-            || !self.cols.is_multiple_of(s)
-            || !(s.is_multiple_of(g) || g.is_multiple_of(s))
-            || s > MAX_K_TILE
-        {
-            return bad(format!(
-                "segment of {s} columns must be whole groups of {g} or divide one, at most {MAX_K_TILE}"
-            ));
+        if s == 0 || !s.is_multiple_of(8) || !self.cols.is_multiple_of(s) || !(s.is_multiple_of(g) || g.is_multiple_of(s)) || s > MAX_K_TILE {
+            return bad(format!("segment of {s} columns must be whole groups of {g} or divide one, at most {MAX_K_TILE}"));
         }
         let shared = self.scales != BcqScales::Row;
-        if shared
-            && (g != s
-                || self.terms != 0
-                || (self.scales == BcqScales::Lat && !self.rows.is_multiple_of(8 * BLOCK_ROWS)))
-        {
-            return bad(format!(
-                "shared-scale ({}) {}×{}: one group per segment, no terms, and lat rows a multiple of {}",
-                self.scales.name(),
-                self.rows,
-                self.cols,
-                8 * BLOCK_ROWS
-            ));
+        if shared && (g != s || self.terms != 0 || (self.scales == BcqScales::Lat && !self.rows.is_multiple_of(8 * BLOCK_ROWS))) {
+            return bad(format!("shared-scale ({}) {}×{}: one group per segment, no terms, and lat rows a multiple of {}", self.scales.name(), self.rows, self.cols, 8 * BLOCK_ROWS));
         }
         if self.weight_bytes() > isize::MAX as usize / 2 || self.seg_block_bytes() > 1 << 20 {
-            return bad(format!(
-                "{}×{} is too large for one kernel",
-                self.rows, self.cols
-            ));
+            return bad(format!("{}×{} is too large for one kernel", self.rows, self.cols));
         }
         Ok(())
     }
@@ -327,14 +269,7 @@ fn pot_terms(a: f32, n: u8) -> Option<Vec<i32>> {
     let bits = a.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
     let mant = bits & 0x7f_ffff;
-    let mut t: Vec<i32> = std::iter::once(e)
-        .chain(
-            (0..23)
-                .rev()
-                .filter(|b| mant >> b & 1 == 1)
-                .map(|b| e - (23 - b)),
-        )
-        .collect();
+    let mut t: Vec<i32> = std::iter::once(e).chain((0..23).rev().filter(|b| mant >> b & 1 == 1).map(|b| e - (23 - b))).collect();
     if t.len() > n as usize {
         return None;
     }
@@ -362,43 +297,26 @@ static NEXT_WEIGHTS_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 
 impl ShiftAddWeights {
     pub(super) fn new(spec: ShiftAddSpec, bytes: Vec<u8>, alphas: Vec<f32>) -> ShiftAddWeights {
-        ShiftAddWeights {
-            spec,
-            bytes,
-            alphas,
-            id: NEXT_WEIGHTS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-        }
+        ShiftAddWeights { spec, bytes, alphas, id: NEXT_WEIGHTS_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed) }
     }
 
     /// Packs a `#bcq` weight `[rows, cols]` stored as `bytes`, with K
     /// segments of at most `k_tile` columns ([`DEFAULT_K_TILE`], or
     /// `kern.tile`'s `k`; clamped to 8..=[`MAX_K_TILE`]). APoT `α`s (`pot`) of at most [`MAX_TERMS`] terms
     /// become exponent words, any others f32 multipliers.
-    pub fn pack(
-        p: BcqParams,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-        k_tile: usize,
-    ) -> Result<ShiftAddWeights, JitError> {
+    pub fn pack(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, k_tile: usize) -> Result<ShiftAddWeights, JitError> {
         if p.scales() != BcqScales::Row {
             return pack_shared(p, bytes, rows, cols, k_tile);
         }
         let (g, bb, b) = (p.row_block_elems(), p.block_bytes(), p.bits as usize);
         if g == 0 || !g.is_multiple_of(8) || cols == 0 || !cols.is_multiple_of(g) {
-            return Err(JitError::InvalidParams(format!(
-                "#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8",
-                p.bits
-            )));
+            return Err(JitError::InvalidParams(format!("#bcq<bits = {}, group = {g}> {rows}×{cols}: cols must be whole groups of a multiple of 8", p.bits)));
         }
         let k_tile = k_tile.clamp(8, MAX_K_TILE);
         let ngroups = cols / g;
         let want = rows.checked_mul(ngroups).and_then(|n| n.checked_mul(bb));
         if want != Some(bytes.len()) {
-            return Err(JitError::Length(format!(
-                "#bcq {rows}×{cols}: {} weight bytes, want {want:?}",
-                bytes.len()
-            )));
+            return Err(JitError::Length(format!("#bcq {rows}×{cols}: {} weight bytes, want {want:?}", bytes.len())));
         }
         let blk = |r: usize, gi: usize| &bytes[(r * ngroups + gi) * bb..][..bb];
         // The fewest terms that cover every α, or multiplies.
@@ -417,15 +335,7 @@ impl ShiftAddWeights {
             }
         }
         let seg_cols = ShiftAddSpec::seg_cols_for(g, cols, k_tile);
-        let spec = ShiftAddSpec {
-            rows,
-            cols,
-            bits: p.bits,
-            group: g,
-            terms,
-            seg_cols,
-            scales: BcqScales::Row,
-        };
+        let spec = ShiftAddSpec { rows, cols, bits: p.bits, group: g, terms, seg_cols, scales: BcqScales::Row };
         spec.validate()?;
         let cpg = spec.cpg();
         let mut out = Vec::with_capacity(spec.weight_bytes());
@@ -441,11 +351,7 @@ impl ShiftAddWeights {
                             let word = if terms == 0 {
                                 a.to_bits()
                             } else {
-                                pot_terms(a, terms).map_or(0, |t| {
-                                    t.iter().enumerate().fold(0u32, |w, (k, &e)| {
-                                        w | ((e + EXP_BIAS) as u32) << (8 * k)
-                                    })
-                                })
+                                pot_terms(a, terms).map_or(0, |t| t.iter().enumerate().fold(0u32, |w, (k, &e)| w | ((e + EXP_BIAS) as u32) << (8 * k)))
                             };
                             out.extend_from_slice(&word.to_le_bytes());
                         }
@@ -453,9 +359,7 @@ impl ShiftAddWeights {
                     for i in 0..b {
                         for lane in 0..BLOCK_ROWS {
                             match row(lane) {
-                                Some(r) => out.extend_from_slice(
-                                    &p.plane(blk(r, gi), i)[in_g / 8..(in_g + cpg) / 8],
-                                ),
+                                Some(r) => out.extend_from_slice(&p.plane(blk(r, gi), i)[in_g / 8..(in_g + cpg) / 8]),
                                 None => out.resize(out.len() + cpg / 8, 0),
                             }
                         }
@@ -494,20 +398,12 @@ impl ShiftAddKernel {
     pub fn new(session: &JitSession, spec: ShiftAddSpec) -> Result<ShiftAddKernel, JitError> {
         spec.validate()?;
         let caps = session.caps();
-        let f = session.compile("shiftadd_gemv", SA_PARAMS, |b, args| {
-            build_shiftadd(b, args, &spec, caps)
-        })?;
+        let f = session.compile("shiftadd_gemv", SA_PARAMS, |b, args| build_shiftadd(b, args, &spec, caps))?;
         Ok(ShiftAddKernel { spec, f })
     }
 
     /// Packs and compiles in one go (benchmarks and tests).
-    pub fn for_weight(
-        session: &JitSession,
-        p: BcqParams,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-    ) -> Result<(Arc<ShiftAddKernel>, ShiftAddWeights), JitError> {
+    pub fn for_weight(session: &JitSession, p: BcqParams, bytes: &[u8], rows: usize, cols: usize) -> Result<(Arc<ShiftAddKernel>, ShiftAddWeights), JitError> {
         let w = ShiftAddWeights::pack(p, bytes, rows, cols, DEFAULT_K_TILE)?;
         Ok((Arc::new(ShiftAddKernel::new(session, w.spec())?), w))
     }
@@ -523,51 +419,26 @@ impl ShiftAddKernel {
     }
 
     /// `y = W·x`: builds the tables, then runs on `threads` workers.
-    pub fn run(
-        &self,
-        w: &ShiftAddWeights,
-        x: &[f32],
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run(&self, w: &ShiftAddWeights, x: &[f32], y: &mut [f32], threads: usize) -> Result<(), JitError> {
         let t = BcqTables::build(x, self.spec.group)?;
         let ts = std::slice::from_ref(&t);
         self.check(w, ts, y.len())?;
         let yp = SendPtr(y.as_mut_ptr());
         // SAFETY: `check` passed; workers get disjoint block ranges.
-        super::split_ranges(self.spec.blocks(), threads, |b0, b1| unsafe {
-            self.run_blocks(w, ts, { yp }.0, b0, b1)
-        });
+        super::split_ranges(self.spec.blocks(), threads, |b0, b1| unsafe { self.run_blocks(w, ts, { yp }.0, b0, b1) });
         Ok(())
     }
 
     /// Checks `w`, the tables of every activation row and an output of
     /// `y_len` floats (`tables.len() × rows`), and that the code can run.
-    pub fn check(
-        &self,
-        w: &ShiftAddWeights,
-        tables: &[BcqTables],
-        y_len: usize,
-    ) -> Result<(), JitError> {
+    pub fn check(&self, w: &ShiftAddWeights, tables: &[BcqTables], y_len: usize) -> Result<(), JitError> {
         let s = self.spec;
         if w.spec != s {
-            return Err(JitError::InvalidParams(format!(
-                "weights packed for {:?}, kernel is {s:?}",
-                w.spec
-            )));
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, kernel is {s:?}", w.spec)));
         }
-        let bad_t = tables
-            .iter()
-            .any(|t| t.tables.len() != s.cols * 32 || t.group != s.group || t.x.len() != s.cols);
+        let bad_t = tables.iter().any(|t| t.tables.len() != s.cols * 32 || t.group != s.group || t.x.len() != s.cols);
         if bad_t || w.bytes.len() != s.weight_bytes() || y_len != tables.len() * s.rows {
-            return Err(JitError::Length(format!(
-                "shift-add {}×{}: {} weight bytes (want {}), {} activation rows, {y_len} outputs",
-                s.rows,
-                s.cols,
-                w.bytes.len(),
-                s.weight_bytes(),
-                tables.len()
-            )));
+            return Err(JitError::Length(format!("shift-add {}×{}: {} weight bytes (want {}), {} activation rows, {y_len} outputs", s.rows, s.cols, w.bytes.len(), s.weight_bytes(), tables.len())));
         }
         self.f.executable()
     }
@@ -580,31 +451,16 @@ impl ShiftAddKernel {
     /// [`ShiftAddKernel::check`] passed for `w`, `tables` and
     /// `tables.len() · rows` floats at `y`; `b0 ≤ b1 ≤ blocks()`; nothing
     /// else accesses the rows of `y` in the range concurrently.
-    pub unsafe fn run_blocks(
-        &self,
-        w: &ShiftAddWeights,
-        tables: &[BcqTables],
-        y: *mut f32,
-        b0: usize,
-        b1: usize,
-    ) {
+    pub unsafe fn run_blocks(&self, w: &ShiftAddWeights, tables: &[BcqTables], y: *mut f32, b0: usize, b1: usize) {
         let s = self.spec;
         let f: SaFn = unsafe { std::mem::transmute(self.f.ptr()) };
         let full = b1.min(s.rows / BLOCK_ROWS);
         let seg_w = s.blocks() * s.seg_block_bytes();
         // Row layout: `cols/8` tables; shared: per scale block, per segment, `bits` planes of them.
         let shared = s.scales != BcqScales::Row;
-        let seg_t = if shared {
-            ScaledTables::segment_entries(&s)
-        } else {
-            s.seg_cols * 32
-        };
+        let seg_t = if shared { ScaledTables::segment_entries(&s) } else { s.seg_cols * 32 };
         // Kernel row blocks per scale block (lat: rows are a multiple of 32).
-        let per_sb = if shared {
-            s.blocks() / scale_blocks(s.scales)
-        } else {
-            usize::MAX
-        };
+        let per_sb = if shared { s.blocks() / scale_blocks(s.scales) } else { usize::MAX };
         for (i, t) in tables.iter().enumerate() {
             // SAFETY (all below): buffer lengths were checked against the
             // spec the kernel was compiled for; segment offsets stay inside
@@ -612,9 +468,7 @@ impl ShiftAddKernel {
             let yi = unsafe { y.add(i * s.rows) };
             let mut scratch = [0f32; BLOCK_ROWS];
             let sc = if shared { Some(t.scaled_for(w)) } else { None };
-            let (tab, lambda) = sc.as_ref().map_or((t.tables.as_ptr(), t.lambda), |sc| {
-                (sc.tables.as_ptr(), sc.lambda)
-            });
+            let (tab, lambda) = sc.as_ref().map_or((t.tables.as_ptr(), t.lambda), |sc| (sc.tables.as_ptr(), sc.lambda));
             let run = |yb: *mut f32, c0: usize, c1: usize| {
                 let mut lo = c0;
                 while lo < c1 {
@@ -623,26 +477,13 @@ impl ShiftAddKernel {
                     let hi = c1.min(sb.saturating_add(1).saturating_mul(per_sb));
                     for seg in 0..s.segments() {
                         let tp = unsafe { tab.add((sb * s.segments() + seg) * seg_t) };
-                        unsafe {
-                            f(
-                                w.bytes.as_ptr().add(seg * seg_w),
-                                tp,
-                                yb,
-                                lo as u64,
-                                hi as u64,
-                            )
-                        };
+                        unsafe { f(w.bytes.as_ptr().add(seg * seg_w), tp, yb, lo as u64, hi as u64) };
                     }
                     lo = hi;
                 }
             };
             if b0 < full {
-                let rows = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        yi.add(b0 * BLOCK_ROWS),
-                        (full - b0) * BLOCK_ROWS,
-                    )
-                };
+                let rows = unsafe { std::slice::from_raw_parts_mut(yi.add(b0 * BLOCK_ROWS), (full - b0) * BLOCK_ROWS) };
                 rows.fill(0.0);
                 run(yi, b0, full);
                 rows.iter_mut().for_each(|v| *v *= lambda);
@@ -660,36 +501,21 @@ impl ShiftAddKernel {
 }
 
 /// Emits the kernel body (see the module docs for the layout).
-fn build_shiftadd(
-    b: &mut FunctionBuilder<'_>,
-    args: &[Value],
-    s: &ShiftAddSpec,
-    caps: super::jit::IsaCaps,
-) -> Result<(), JitError> {
+fn build_shiftadd(b: &mut FunctionBuilder<'_>, args: &[Value], s: &ShiftAddSpec, caps: super::jit::IsaCaps) -> Result<(), JitError> {
     s.validate()?;
     if args.len() != SA_PARAMS {
-        return Err(JitError::InvalidParams(format!(
-            "shift-add ABI has {SA_PARAMS} parameters, got {}",
-            args.len()
-        )));
+        return Err(JitError::InvalidParams(format!("shift-add ABI has {SA_PARAMS} parameters, got {}", args.len())));
     }
     let (w, tables, y, b0, b1) = (args[0], args[1], args[2], args[3], args[4]);
     // No f16 scales here: Cg's f16 table argument is a placeholder.
-    let mut cg = Cg {
-        b,
-        caps,
-        f16_table: args[0],
-    };
+    let mut cg = Cg { b, caps, f16_table: args[0] };
     let (bits, cpg) = (s.bits as usize, s.cpg());
     let nch = cpg / 8;
     let zero_i = cg.vconst_ty(I32X4, [0; 16]);
     let m_ff = cg.vconst_ty(I32X4, u32x4_bytes([0xff; 4]));
     let unbias = cg.vconst_ty(I32X4, u32x4_bytes([(-(EXP_BIAS << 23)) as u32; 4]));
     // Tables and weights are read-only for the call; y is read and written.
-    let tflags = MemFlagsData::new()
-        .with_notrap()
-        .with_readonly()
-        .with_can_move();
+    let tflags = MemFlagsData::new().with_notrap().with_readonly().with_can_move();
     let yflags = MemFlagsData::new().with_notrap();
 
     let (blocks, rb) = cg.counted_loop(b0, b1);
@@ -716,19 +542,11 @@ fn build_shiftadd(
                 for (lane, a) in acc.iter_mut().enumerate() {
                     let at = (plane(lane) + c) as i32;
                     // 8 sign bytes as one i64 (bytes of BYTE_LOADS are loaded alone).
-                    let word = if n == 8 {
-                        Some(cg.ld(I64, wp, at))
-                    } else {
-                        None
-                    };
+                    let word = if n == 8 { Some(cg.ld(I64, wp, at)) } else { None };
                     for j in 0..n {
                         let idx = match word {
                             Some(v) if BYTE_LOADS >> j & 1 == 0 => {
-                                let sh = if j == 0 {
-                                    v
-                                } else {
-                                    cg.b.ins().ushr_imm_u(v, 8 * j as i64)
-                                };
+                                let sh = if j == 0 { v } else { cg.b.ins().ushr_imm_u(v, 8 * j as i64) };
                                 let lo = cg.b.ins().ireduce(I8, sh);
                                 cg.b.ins().uextend(I64, lo)
                             }
@@ -737,11 +555,7 @@ fn build_shiftadd(
                         let sc = cg.b.ins().ishl_imm_u(idx, 2);
                         let addr = cg.b.ins().iadd(tables, sc);
                         // Shared scales: plane i has tables of its own.
-                        let chunk = if shared {
-                            i * nch + c + j
-                        } else {
-                            sl * nch + c + j
-                        };
+                        let chunk = if shared { i * nch + c + j } else { sl * nch + c + j };
                         let v = cg.b.ins().load(I32, tflags, addr, (chunk * 1024) as i32);
                         *a = if c + j + 1 == nch {
                             // The last add of a chain has two results, which
@@ -776,16 +590,8 @@ fn build_shiftadd(
             let base = cg.b.ins().iadd(fb, unbias);
             let mut sum: Option<Value> = None;
             for t in 0..s.terms as usize {
-                let e = if t == 0 {
-                    word
-                } else {
-                    cg.b.ins().ushr_imm_u(word, 8 * t as i64)
-                };
-                let e = if t + 1 == MAX_TERMS as usize {
-                    e
-                } else {
-                    cg.b.ins().band(e, m_ff)
-                };
+                let e = if t == 0 { word } else { cg.b.ins().ushr_imm_u(word, 8 * t as i64) };
+                let e = if t + 1 == MAX_TERMS as usize { e } else { cg.b.ins().band(e, m_ff) };
                 let d = cg.b.ins().ishl_imm_u(e, 23);
                 let v = cg.b.ins().iadd(base, d);
                 let v = cg.cast(F32X4, v);
@@ -829,13 +635,8 @@ mod tests {
         let x: Vec<f32> = (0..16).map(|i| i as f32 * 0.5 - 3.0).collect();
         let t = BcqTables::build(&x, 16).unwrap();
         for byte in 0..256usize {
-            let want: f32 = (0..8)
-                .map(|j| if byte >> j & 1 == 1 { x[j] } else { -x[j] })
-                .sum();
-            assert!(
-                (t.tables[byte] as f32 * t.lambda - want).abs() <= 8.0 * t.lambda,
-                "entry {byte}"
-            );
+            let want: f32 = (0..8).map(|j| if byte >> j & 1 == 1 { x[j] } else { -x[j] }).sum();
+            assert!((t.tables[byte] as f32 * t.lambda - want).abs() <= 8.0 * t.lambda, "entry {byte}");
         }
         assert!(BcqTables::build(&x, 12).is_err());
         assert!(BcqTables::build(&[f32::NAN; 8], 8).is_err());

@@ -27,7 +27,7 @@
 use flexc_ir::quant::{BcqParams, BcqScales};
 
 use super::jit::JitError;
-use super::shiftadd::{BLOCK_ROWS, MAX_K_TILE, ShiftAddSpec, ShiftAddWeights, build_table};
+use super::shiftadd::{build_table, ShiftAddSpec, ShiftAddWeights, BLOCK_ROWS, MAX_K_TILE};
 
 /// Scale blocks along the rows of a layout.
 pub fn scale_blocks(scales: BcqScales) -> usize {
@@ -35,33 +35,13 @@ pub fn scale_blocks(scales: BcqScales) -> usize {
 }
 
 /// Packs a shared-scale `#bcq` weight `[rows, cols]` (module docs).
-pub(super) fn pack_shared(
-    p: BcqParams,
-    bytes: &[u8],
-    rows: usize,
-    cols: usize,
-    k_tile: usize,
-) -> Result<ShiftAddWeights, JitError> {
-    let want = p
-        .shared_bytes(rows as u64, cols as u64)
-        .map_err(JitError::InvalidParams)?;
+pub(super) fn pack_shared(p: BcqParams, bytes: &[u8], rows: usize, cols: usize, k_tile: usize) -> Result<ShiftAddWeights, JitError> {
+    let want = p.shared_bytes(rows as u64, cols as u64).map_err(JitError::InvalidParams)?;
     if want != bytes.len() as u64 {
-        return Err(JitError::Length(format!(
-            "#bcq scales = {} {rows}×{cols}: {} weight bytes, want {want}",
-            p.scales().name(),
-            bytes.len()
-        )));
+        return Err(JitError::Length(format!("#bcq scales = {} {rows}×{cols}: {} weight bytes, want {want}", p.scales().name(), bytes.len())));
     }
     let seg_cols = ShiftAddSpec::seg_cols_for(8, cols, k_tile.clamp(8, MAX_K_TILE));
-    let spec = ShiftAddSpec {
-        rows,
-        cols,
-        bits: p.bits,
-        group: seg_cols,
-        terms: 0,
-        seg_cols,
-        scales: p.scales(),
-    };
+    let spec = ShiftAddSpec { rows, cols, bits: p.bits, group: seg_cols, terms: 0, seg_cols, scales: p.scales() };
     spec.validate()?;
     let (b, nch) = (p.bits as usize, seg_cols / 8);
     let mut out = Vec::with_capacity(spec.weight_bytes());
@@ -71,22 +51,14 @@ pub(super) fn pack_shared(
                 for lane in 0..BLOCK_ROWS {
                     let r = rb * BLOCK_ROWS + lane;
                     for j in seg * nch..(seg + 1) * nch {
-                        out.push(if r < rows {
-                            p.shared_sign_byte(bytes, cols, r, j, i)
-                        } else {
-                            0
-                        });
+                        out.push(if r < rows { p.shared_sign_byte(bytes, cols, r, j, i) } else { 0 });
                     }
                 }
             }
         }
     }
     debug_assert_eq!(out.len(), spec.weight_bytes());
-    Ok(ShiftAddWeights::new(
-        spec,
-        out,
-        p.shared_alphas(bytes, rows, cols),
-    ))
+    Ok(ShiftAddWeights::new(spec, out, p.shared_alphas(bytes, rows, cols)))
 }
 
 /// The `α`-scaled tables of one activation row for one weight.
@@ -107,19 +79,12 @@ impl ScaledTables {
         let (q, cols, nb) = (spec.bits as usize, spec.cols, scale_blocks(spec.scales));
         let p = BcqParams::shared(spec.bits, false, 1, spec.scales);
         // Rows of scale block `lb` start at `lb · rows/8` (lat) or 0 (acc).
-        let alpha = |lb: usize, i: usize, c: usize| {
-            alphas[p.shared_set(spec.rows, cols, lb * (spec.rows / nb), c) * q + i]
-        };
+        let alpha = |lb: usize, i: usize, c: usize| alphas[p.shared_set(spec.rows, cols, lb * (spec.rows / nb), c) * q + i];
         let mut l1 = 0f32;
         for lb in 0..nb {
             for i in 0..q {
                 for seg in x.chunks_exact(spec.seg_cols).enumerate() {
-                    let s: f32 = seg
-                        .1
-                        .iter()
-                        .enumerate()
-                        .map(|(c, v)| (alpha(lb, i, seg.0 * spec.seg_cols + c) * v).abs())
-                        .sum();
+                    let s: f32 = seg.1.iter().enumerate().map(|(c, v)| (alpha(lb, i, seg.0 * spec.seg_cols + c) * v).abs()).sum();
                     l1 = l1.max(s);
                 }
             }
@@ -133,15 +98,10 @@ impl ScaledTables {
             let (chunk, i, rest) = (n % nch, n / nch % q, n / nch / q);
             let (lb, seg) = (rest / spec.segments(), rest % spec.segments());
             let c0 = seg * spec.seg_cols + 8 * chunk;
-            let xq: [i32; 8] =
-                std::array::from_fn(|j| (alpha(lb, i, c0 + j) * x[c0 + j] * inv).round() as i32);
+            let xq: [i32; 8] = std::array::from_fn(|j| (alpha(lb, i, c0 + j) * x[c0 + j] * inv).round() as i32);
             build_table(xq, t);
         }
-        ScaledTables {
-            key,
-            tables,
-            lambda,
-        }
+        ScaledTables { key, tables, lambda }
     }
 
     /// i32 entries of one (scale block, segment).

@@ -117,7 +117,7 @@
 
 use super::SendPtr;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{F32, F32X4, I8X16, I16X8, I64};
+use cranelift_codegen::ir::types::{F32, F32X4, I16X8, I64, I8X16};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use std::time::Duration;
@@ -125,7 +125,7 @@ use std::time::Duration;
 use super::codegen::{Cg, MAX_TILE};
 use super::jit::{CompiledFn, IsaCaps, JitError, JitSession};
 use super::runtime::Pool;
-use flexc_ir::quant::{Nm, nm};
+use flexc_ir::quant::{nm, Nm};
 
 /// Output rows per row block (f32 lanes of one accumulator).
 pub const BLOCK_ROWS: usize = 4;
@@ -190,23 +190,15 @@ impl SparseLayout {
     }
     /// Metadata bytes of a chunk of `units` units (padded to 16).
     pub fn meta_bytes(&self, units: usize) -> usize {
-        (units * 4 * self.index_bits as usize)
-            .div_ceil(8)
-            .div_ceil(16)
-            * 16
+        (units * 4 * self.index_bits as usize).div_ceil(8).div_ceil(16) * 16
     }
     /// Bytes of a chunk of `units` units.
     pub fn chunk_bytes(&self, units: usize) -> usize {
-        if units == 0 {
-            0
-        } else {
-            self.meta_bytes(units) + 16 * units
-        }
+        if units == 0 { 0 } else { self.meta_bytes(units) + 16 * units }
     }
     /// Bytes of one row block (a multiple of 16).
     pub fn block_bytes(&self) -> usize {
-        self.chunks() * self.chunk_bytes(self.chunk_units())
-            + self.chunk_bytes(self.units() - self.chunks() * self.chunk_units())
+        self.chunks() * self.chunk_bytes(self.chunk_units()) + self.chunk_bytes(self.units() - self.chunks() * self.chunk_units())
     }
     /// Floats per (padded) activation row the kernel reads.
     pub fn x_stride(&self) -> usize {
@@ -217,11 +209,7 @@ impl SparseLayout {
     fn place(&self, u: usize) -> (usize, usize, usize) {
         let cu = self.chunk_units();
         let c = (u / cu).min(self.chunks());
-        let units = if c < self.chunks() {
-            cu
-        } else {
-            self.units() - c * cu
-        };
+        let units = if c < self.chunks() { cu } else { self.units() - c * cu };
         (c * self.chunk_bytes(cu), self.meta_bytes(units), u - c * cu)
     }
 }
@@ -232,20 +220,11 @@ impl SparseSpec {
         let bad = |m: String| Err(JitError::InvalidParams(m));
         let m = self.nm.m();
         if self.rows == 0 || self.cols == 0 || !self.cols.is_multiple_of(m) {
-            return bad(format!(
-                "shape {}×{}: need positive sizes and cols a multiple of m = {m}",
-                self.rows, self.cols
-            ));
+            return bad(format!("shape {}×{}: need positive sizes and cols a multiple of m = {m}", self.rows, self.cols));
         }
         // Immediates are i32: y offsets t·rows·4 and x offsets t·stride·4.
-        if self.rows > 1 << 24
-            || self.cols > 1 << 24
-            || self.rows.saturating_mul(self.cols) > 1 << 34
-        {
-            return bad(format!(
-                "shape {}×{} is too large for one kernel",
-                self.rows, self.cols
-            ));
+        if self.rows > 1 << 24 || self.cols > 1 << 24 || self.rows.saturating_mul(self.cols) > 1 << 34 {
+            return bad(format!("shape {}×{} is too large for one kernel", self.rows, self.cols));
         }
         Ok(())
     }
@@ -299,24 +278,11 @@ impl SparseWeights {
     /// Packs an `#nm<n = n, m = m>` weight `[rows, cols]` in the codec's bytes
     /// (`flexc_ir::quant::nm`). Fails on bad parameters, a wrong byte count,
     /// or indices that are not strictly increasing below `m`.
-    pub fn pack(
-        pattern: Nm,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-    ) -> Result<SparseWeights, JitError> {
-        let spec = SparseSpec {
-            nm: pattern,
-            rows,
-            cols,
-        };
+    pub fn pack(pattern: Nm, bytes: &[u8], rows: usize, cols: usize) -> Result<SparseWeights, JitError> {
+        let spec = SparseSpec { nm: pattern, rows, cols };
         let l = spec.layout()?;
         if bytes.len() != spec.codec_bytes() {
-            return Err(JitError::Length(format!(
-                "#nm {pattern} {rows}×{cols} needs {} bytes, got {}",
-                spec.codec_bytes(),
-                bytes.len()
-            )));
+            return Err(JitError::Length(format!("#nm {pattern} {rows}×{cols} needs {} bytes, got {}", spec.codec_bytes(), bytes.len())));
         }
         let (nu, mu) = (pattern.n(), pattern.m());
         let bb = nm::block_bytes(pattern);
@@ -332,13 +298,7 @@ impl SparseWeights {
                 let (kg, sub) = (cg / per_kernel_group, cg % per_kernel_group);
                 let mut prev: Option<usize> = None;
                 for k in 0..nu {
-                    let idx = (0..cb)
-                        .map(|bit| {
-                            usize::from(
-                                blk[4 * nu + (k * cb + bit) / 8] >> ((k * cb + bit) % 8) & 1,
-                            ) << bit
-                        })
-                        .sum::<usize>();
+                    let idx = (0..cb).map(|bit| usize::from(blk[4 * nu + (k * cb + bit) / 8] >> ((k * cb + bit) % 8) & 1) << bit).sum::<usize>();
                     if idx >= mu || prev.is_some_and(|p| idx <= p) {
                         return Err(JitError::InvalidParams(format!(
                             "#nm {pattern}: row {r}, group {cg}: index {idx} after {prev:?} (need strictly increasing, below {mu})"
@@ -357,15 +317,8 @@ impl SparseWeights {
                 }
             }
         }
-        let data = out
-            .chunks_exact(16)
-            .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
-            .collect();
-        Ok(SparseWeights {
-            spec,
-            layout: l,
-            data,
-        })
+        let data = out.chunks_exact(16).map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default())).collect();
+        Ok(SparseWeights { spec, layout: l, data })
     }
 
     /// The weight's parameters.
@@ -399,13 +352,10 @@ impl SparseWeights {
                 let (chunk, meta, i) = l.place(unit);
                 let base = rb * l.block_bytes() + chunk;
                 let bitpos = 8 * base + (4 * i + lane) * b;
-                let idx = (0..b)
-                    .map(|j| usize::from(bytes[(bitpos + j) / 8] >> ((bitpos + j) % 8) & 1) << j)
-                    .sum::<usize>();
+                let idx = (0..b).map(|j| usize::from(bytes[(bitpos + j) / 8] >> ((bitpos + j) % 8) & 1) << j).sum::<usize>();
                 let v = base + meta + 16 * i + 4 * lane;
                 let col = unit / l.slots * l.group_cols + idx;
-                out[r * s.cols + col] +=
-                    f32::from_le_bytes([bytes[v], bytes[v + 1], bytes[v + 2], bytes[v + 3]]);
+                out[r * s.cols + col] += f32::from_le_bytes([bytes[v], bytes[v + 1], bytes[v + 2], bytes[v + 3]]);
             }
         }
         out
@@ -422,11 +372,7 @@ impl SparseWeights {
 fn mask_tables(l: &SparseLayout) -> Vec<u128> {
     let b = l.index_bits as usize;
     let byte = |c: usize, j: usize| -> u8 {
-        if l.x_group == 8 {
-            (4 * (c % 4) + j) as u8 | if c >= 4 { 0x80 } else { 0 }
-        } else {
-            (4 * c + j) as u8
-        }
+        if l.x_group == 8 { (4 * (c % 4) + j) as u8 | if c >= 4 { 0x80 } else { 0 } } else { (4 * c + j) as u8 }
     };
     let entry = |lanes: &[(usize, usize)]| -> u128 {
         let mut e = [0u8; 16];
@@ -439,9 +385,7 @@ fn mask_tables(l: &SparseLayout) -> Vec<u128> {
     };
     let mask = (1usize << b) - 1;
     if b == 2 {
-        (0..256usize)
-            .map(|f| entry(&(0..4).map(|r| (r, f >> (2 * r) & 3)).collect::<Vec<_>>()))
-            .collect()
+        (0..256usize).map(|f| entry(&(0..4).map(|r| (r, f >> (2 * r) & 3)).collect::<Vec<_>>())).collect()
     } else {
         let half = 1usize << (2 * b);
         let a = (0..half).map(|f| entry(&[(0, f & mask), (1, f >> b & mask)]));
@@ -475,53 +419,22 @@ impl SparseKernel {
     /// than 4 rows run the row kernels (`x86_pshufb` gathers, compiled for
     /// `1..=min(tile, 3)` rows); with `tile ≥ 4` every 4 rows run the
     /// transposed GEMM (module docs), and larger tiles add nothing.
-    pub fn with_tile(
-        session: &JitSession,
-        spec: SparseSpec,
-        tile: usize,
-    ) -> Result<SparseKernel, JitError> {
+    pub fn with_tile(session: &JitSession, spec: SparseSpec, tile: usize) -> Result<SparseKernel, JitError> {
         if tile == 0 || tile > MAX_TILE {
-            return Err(JitError::InvalidParams(format!(
-                "tile = {tile} must be in 1..={MAX_TILE}"
-            )));
+            return Err(JitError::InvalidParams(format!("tile = {tile} must be in 1..={MAX_TILE}")));
         }
         let layout = spec.layout()?;
         let caps = session.caps();
         let sse41 = session.isa_flags().split(' ').any(|f| f == "has_sse41");
         let compile = |t: usize, transposed: bool| {
             let kind = if transposed { "gemm" } else { "t" };
-            let name = format!(
-                "sparse_{}of{}_{}x{}_{kind}{t}",
-                spec.nm.n(),
-                spec.nm.m(),
-                spec.rows,
-                spec.cols
-            );
-            let g = Gen {
-                l: layout,
-                rows: spec.rows,
-                tile: t,
-                sse41,
-                transposed,
-            };
+            let name = format!("sparse_{}of{}_{}x{}_{kind}{t}", spec.nm.n(), spec.nm.m(), spec.rows, spec.cols);
+            let g = Gen { l: layout, rows: spec.rows, tile: t, sse41, transposed };
             session.compile(&name, SPARSE_PARAMS, |b, args| g.build(b, args, caps))
         };
-        let fns = (1..=tile.min(3))
-            .map(|t| compile(t, false))
-            .collect::<Result<Vec<_>, _>>()?;
-        let gemm = if tile >= 4 {
-            Some(compile(4, true)?)
-        } else {
-            None
-        };
-        Ok(SparseKernel {
-            spec,
-            layout,
-            tile,
-            fns,
-            gemm,
-            tables: mask_tables(&layout),
-        })
+        let fns = (1..=tile.min(3)).map(|t| compile(t, false)).collect::<Result<Vec<_>, _>>()?;
+        let gemm = if tile >= 4 { Some(compile(4, true)?) } else { None };
+        Ok(SparseKernel { spec, layout, tile, fns, gemm, tables: mask_tables(&layout) })
     }
 
     /// The weight parameters this kernel takes.
@@ -539,31 +452,16 @@ impl SparseKernel {
     /// The compiled function for `t` activation rows (VCode, machine code):
     /// the row kernels for 1–3, the transposed GEMM for 4.
     pub fn compiled(&self, t: usize) -> Option<&CompiledFn> {
-        if t == 4 {
-            self.gemm.as_ref()
-        } else {
-            t.checked_sub(1).and_then(|i| self.fns.get(i))
-        }
+        if t == 4 { self.gemm.as_ref() } else { t.checked_sub(1).and_then(|i| self.fns.get(i)) }
     }
     /// Total JIT compile time of the compiled variants.
     pub fn compile_time(&self) -> Duration {
-        self.fns
-            .iter()
-            .chain(&self.gemm)
-            .map(|f| f.compile_time())
-            .sum()
+        self.fns.iter().chain(&self.gemm).map(|f| f.compile_time()).sum()
     }
 
     /// `y[i·rows + r] = Σ_k W[r, k]·x[i·cols + k]` for the `rows_x` activation
     /// rows of `x`, on `threads` workers (rayon's pool).
-    pub fn run(
-        &self,
-        w: &SparseWeights,
-        x: &[f32],
-        rows_x: usize,
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run(&self, w: &SparseWeights, x: &[f32], rows_x: usize, y: &mut [f32], threads: usize) -> Result<(), JitError> {
         self.dispatch(w, x, rows_x, y, threads, |chunks, job| {
             if chunks == 1 {
                 job(0);
@@ -581,22 +479,11 @@ impl SparseKernel {
 
     /// As [`SparseKernel::run`], with the row blocks split over the runtime's
     /// worker pool (`threads` at most the pool's size; 2 chunks per thread).
-    pub fn run_pool(
-        &self,
-        pool: &Pool,
-        w: &SparseWeights,
-        x: &[f32],
-        rows_x: usize,
-        y: &mut [f32],
-        threads: usize,
-    ) -> Result<(), JitError> {
+    pub fn run_pool(&self, pool: &Pool, w: &SparseWeights, x: &[f32], rows_x: usize, y: &mut [f32], threads: usize) -> Result<(), JitError> {
         let threads = threads.clamp(1, pool.threads());
         let chunks = if threads == 1 { 1 } else { 2 * threads };
         self.dispatch(w, x, rows_x, y, chunks, |chunks, job| {
-            pool.run(chunks, job).map_err(|message| JitError::Panic {
-                name: self.fns[0].name().to_string(),
-                message,
-            })
+            pool.run(chunks, job).map_err(|message| JitError::Panic { name: self.fns[0].name().to_string(), message })
         })
     }
 
@@ -611,26 +498,14 @@ impl SparseKernel {
     ) -> Result<(), JitError> {
         let (s, l) = (self.spec, self.layout);
         if w.spec != s {
-            return Err(JitError::InvalidParams(format!(
-                "weights packed for {:?}, the kernel is {s:?}",
-                w.spec
-            )));
+            return Err(JitError::InvalidParams(format!("weights packed for {:?}, the kernel is {s:?}", w.spec)));
         }
-        let lens = [
-            ("x", x.len(), rows_x.checked_mul(s.cols)),
-            ("y", y.len(), rows_x.checked_mul(s.rows)),
-        ];
+        let lens = [("x", x.len(), rows_x.checked_mul(s.cols)), ("y", y.len(), rows_x.checked_mul(s.rows))];
         if let Some((what, got, want)) = lens.iter().find(|(_, g, w)| Some(*g) != *w) {
-            return Err(JitError::Length(format!(
-                "{what} has {got} values, {rows_x} rows need {want:?}"
-            )));
+            return Err(JitError::Length(format!("{what} has {got} values, {rows_x} rows need {want:?}")));
         }
         if w.streamed_bytes() != l.row_blocks * l.block_bytes() {
-            return Err(JitError::Length(format!(
-                "packed weights have {} bytes, expected {}",
-                w.streamed_bytes(),
-                l.row_blocks * l.block_bytes()
-            )));
+            return Err(JitError::Length(format!("packed weights have {} bytes, expected {}", w.streamed_bytes(), l.row_blocks * l.block_bytes())));
         }
         self.fns[0].executable()?;
         if rows_x == 0 {
@@ -638,22 +513,14 @@ impl SparseKernel {
         }
         // Rows [0, g4) run the transposed GEMM, 4 at a time, on x transposed
         // per tile: xt[tile][g·Xk + c][t] (zeros at padded columns).
-        let g4 = if self.gemm.is_some() {
-            rows_x / 4 * 4
-        } else {
-            0
-        };
+        let g4 = if self.gemm.is_some() { rows_x / 4 * 4 } else { 0 };
         let (m, xs) = (s.nm.m(), l.x_stride());
         let mut xt = vec![0f32; g4 * xs];
-        for (tile_x, dst) in x[..g4 * s.cols]
-            .chunks_exact(4 * s.cols)
-            .zip(xt.chunks_exact_mut(4 * xs))
-        {
+        for (tile_x, dst) in x[..g4 * s.cols].chunks_exact(4 * s.cols).zip(xt.chunks_exact_mut(4 * xs)) {
             for g in 0..l.groups {
                 for c in 0..l.group_cols {
                     for t in 0..4 {
-                        dst[(g * l.x_group + c) * 4 + t] =
-                            tile_x[t * s.cols + g * l.group_cols + c];
+                        dst[(g * l.x_group + c) * 4 + t] = tile_x[t * s.cols + g * l.group_cols + c];
                     }
                 }
             }
@@ -701,20 +568,14 @@ impl SparseKernel {
             if let Some(gemm) = &self.gemm {
                 for i in (0..g4).step_by(4) {
                     // SAFETY: i + 4 ≤ g4 ≤ rows_x: inside xt and y.
-                    call(gemm, unsafe { xtp.0.add(i * xs) }, unsafe {
-                        yp.0.add(i * rows)
-                    });
+                    call(gemm, unsafe { xtp.0.add(i * xs) }, unsafe { yp.0.add(i * rows) });
                 }
             }
             let mut i = g4;
             while i < rows_x {
                 let t = self.fns.len().min(rows_x - i);
                 // SAFETY: i + t ≤ rows_x: inside the padded x and y.
-                call(
-                    &self.fns[t - 1],
-                    unsafe { xp.0.add((i - g4) * xs) },
-                    unsafe { yp.0.add(i * rows) },
-                );
+                call(&self.fns[t - 1], unsafe { xp.0.add((i - g4) * xs) }, unsafe { yp.0.add(i * rows) });
                 i += t;
             }
         };
@@ -743,35 +604,19 @@ struct Emit {
 }
 
 impl Gen {
-    fn build(
-        &self,
-        b: &mut FunctionBuilder<'_>,
-        args: &[Value],
-        caps: IsaCaps,
-    ) -> Result<(), JitError> {
+    fn build(&self, b: &mut FunctionBuilder<'_>, args: &[Value], caps: IsaCaps) -> Result<(), JitError> {
         if args.len() != SPARSE_PARAMS {
-            return Err(JitError::InvalidParams(format!(
-                "sparse ABI has {SPARSE_PARAMS} parameters, got {}",
-                args.len()
-            )));
+            return Err(JitError::InvalidParams(format!("sparse ABI has {SPARSE_PARAMS} parameters, got {}", args.len())));
         }
         let l = self.l;
         let (data, x, y, rb0, rb1, tables) = (args[0], args[1], args[2], args[3], args[4], args[5]);
-        let mut cg = Cg {
-            b,
-            caps,
-            f16_table: tables,
-        };
+        let mut cg = Cg { b, caps, f16_table: tables };
         let zero = cg.vconst_ty(F32X4, [0; 16]);
         let zero8 = cg.vconst([0; 16]);
         let m80 = cg.splat8(0x80);
         // Row kernels: [t][a], `a` taking contiguous runs of units. The
         // transposed GEMM: [row lane][unit parity], each a vector over t.
-        let (nsets, nacc) = if self.transposed {
-            (BLOCK_ROWS, 2)
-        } else {
-            (self.tile, BLOCK_ROWS.div_ceil(self.tile))
-        };
+        let (nsets, nacc) = if self.transposed { (BLOCK_ROWS, 2) } else { (self.tile, BLOCK_ROWS.div_ceil(self.tile)) };
         let xcol = if self.transposed { 16 } else { 4 }; // bytes per x column
         let cu = l.chunk_units();
         let chunk_bytes = l.chunk_bytes(cu);
@@ -780,15 +625,8 @@ impl Gen {
         let (blocks, rb) = cg.counted_loop(rb0, rb1);
         let off = cg.b.ins().imul_imm_s(rb, l.block_bytes() as i64);
         let p0 = cg.b.ins().iadd(data, off);
-        let accs: Vec<Vec<Variable>> = (0..nsets)
-            .map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect())
-            .collect();
-        let mut e = Emit {
-            tables,
-            zero8,
-            m80,
-            accs,
-        };
+        let accs: Vec<Vec<Variable>> = (0..nsets).map(|_| (0..nacc).map(|_| cg.var(F32X4, zero)).collect()).collect();
+        let mut e = Emit { tables, zero8, m80, accs };
         let p_var = cg.var(I64, p0);
         let xp_var = cg.var(I64, x);
         if l.chunks() > 0 {
@@ -797,11 +635,7 @@ impl Gen {
             // into `vfmadd`/`vpshufb` (a value passed to both targets of a
             // bottom `brif` makes its whole operand tree multi-use).
             let pend = cg.b.ins().iadd_imm_s(p0, (l.chunks() * chunk_bytes) as i64);
-            let (lhead, lbody, after) = (
-                cg.b.create_block(),
-                cg.b.create_block(),
-                cg.b.create_block(),
-            );
+            let (lhead, lbody, after) = (cg.b.create_block(), cg.b.create_block(), cg.b.create_block());
             cg.b.ins().jump(lhead, &[]);
             cg.b.switch_to_block(lhead);
             let p = cg.b.use_var(p_var);
@@ -811,9 +645,7 @@ impl Gen {
             let (p, xp) = (cg.b.use_var(p_var), cg.b.use_var(xp_var));
             self.chunk(&mut cg, &mut e, p, xp, l.unroll);
             let p2 = cg.b.ins().iadd_imm_s(p, chunk_bytes as i64);
-            let xp2 =
-                cg.b.ins()
-                    .iadd_imm_s(xp, (l.unroll * l.x_group * xcol) as i64);
+            let xp2 = cg.b.ins().iadd_imm_s(xp, (l.unroll * l.x_group * xcol) as i64);
             cg.b.def_var(p_var, p2);
             cg.b.def_var(xp_var, xp2);
             cg.b.ins().jump(lhead, &[]);
@@ -844,11 +676,7 @@ impl Gen {
             let s8: Vec<Value> = sums.iter().map(|&v| cg.cast(I8X16, v)).collect();
             let sh = |cg: &mut Cg<'_, '_>, a: Value, b: Value, f: &dyn Fn(usize) -> usize| {
                 let lanes: [u8; 16] = std::array::from_fn(|i| (4 * f(i / 4) + i % 4) as u8);
-                let imm =
-                    cg.b.func
-                        .dfg
-                        .immediates
-                        .push(ConstantData::from(&lanes[..]));
+                let imm = cg.b.func.dfg.immediates.push(ConstantData::from(&lanes[..]));
                 cg.b.ins().shuffle(a, b, imm)
             };
             // unpack lo/hi of dwords, then move 64-bit halves.
@@ -858,12 +686,7 @@ impl Gen {
             let u3 = sh(&mut cg, s8[2], s8[3], &|i| [2, 6, 3, 7][i]);
             let lo = |i: usize| [0, 1, 4, 5][i];
             let hi = |i: usize| [2, 3, 6, 7][i];
-            let t = [
-                sh(&mut cg, u0, u2, &lo),
-                sh(&mut cg, u0, u2, &hi),
-                sh(&mut cg, u1, u3, &lo),
-                sh(&mut cg, u1, u3, &hi),
-            ];
+            let t = [sh(&mut cg, u0, u2, &lo), sh(&mut cg, u0, u2, &hi), sh(&mut cg, u1, u3, &lo), sh(&mut cg, u1, u3, &hi)];
             sums = t.iter().map(|&v| cg.cast(F32X4, v)).collect();
         }
         let store = MemFlagsData::new().with_notrap();
@@ -876,9 +699,7 @@ impl Gen {
             cg.b.ins().jump(next, &[]);
         } else {
             let (full, part) = (cg.b.create_block(), cg.b.create_block());
-            let last =
-                cg.b.ins()
-                    .icmp_imm_u(IntCC::Equal, rb, (l.row_blocks - 1) as i64);
+            let last = cg.b.ins().icmp_imm_u(IntCC::Equal, rb, (l.row_blocks - 1) as i64);
             cg.b.ins().brif(last, part, &[], full, &[]);
             cg.b.switch_to_block(full);
             for (t, &s) in sums.iter().enumerate() {
@@ -889,8 +710,7 @@ impl Gen {
             for (t, &s) in sums.iter().enumerate() {
                 for lane in 0..tail {
                     let v = cg.b.ins().extractlane(s, lane as u8);
-                    cg.b.ins()
-                        .store(store, v, yb, ((t * self.rows + lane) * 4) as i32);
+                    cg.b.ins().store(store, v, yb, ((t * self.rows + lane) * 4) as i32);
                 }
             }
             cg.b.ins().jump(next, &[]);
@@ -961,17 +781,7 @@ impl Gen {
         let mut meta = MetaReader::default();
         for g in 0..ng {
             let xr: Vec<Vec<Value>> = (0..self.tile)
-                .map(|t| {
-                    (0..l.x_group / 4)
-                        .map(|q| {
-                            cg.ld(
-                                I8X16,
-                                xp,
-                                t as i32 * xstride + ((g * l.x_group + 4 * q) * 4) as i32,
-                            )
-                        })
-                        .collect()
-                })
+                .map(|t| (0..l.x_group / 4).map(|q| cg.ld(I8X16, xp, t as i32 * xstride + ((g * l.x_group + 4 * q) * 4) as i32)).collect())
                 .collect();
             for s in 0..l.slots {
                 let unit = g * l.slots + s;
@@ -983,36 +793,17 @@ impl Gen {
                     let s = cg.b.ins().ishl_imm_u(w16, n);
                     cg.cast(I8X16, s)
                 };
-                let c4 = if l.x_group >= 12 {
-                    sel_bits(cg, 3)
-                } else {
-                    mask
-                };
-                let c5 = if l.x_group >= 12 {
-                    sel_bits(cg, 2)
-                } else {
-                    mask
-                };
+                let c4 = if l.x_group >= 12 { sel_bits(cg, 3) } else { mask };
+                let c5 = if l.x_group >= 12 { sel_bits(cg, 2) } else { mask };
                 // Xk = 8: the high vector's mask is the low one with bit 7 flipped.
-                let flip = if l.x_group == 8 {
-                    cg.b.ins().bxor(mask, e.m80)
-                } else {
-                    mask
-                };
+                let flip = if l.x_group == 8 { cg.b.ins().bxor(mask, e.m80) } else { mask };
                 let vals = cg.ld(F32X4, p, (vbase + unit * 16) as i32);
                 // Contiguous runs of units per accumulator: Cranelift elaborates
                 // an accumulator's whole chain before the next one, so this keeps
                 // only the current group's x vectors live.
                 let acc_i = unit * nacc / units;
                 for (t, xt) in xr.iter().enumerate() {
-                    let px: Vec<Value> = xt
-                        .iter()
-                        .enumerate()
-                        .map(|(q, &xv)| {
-                            cg.b.ins()
-                                .x86_pshufb(xv, if q == 1 && xt.len() == 2 { flip } else { mask })
-                        })
-                        .collect();
+                    let px: Vec<Value> = xt.iter().enumerate().map(|(q, &xv)| cg.b.ins().x86_pshufb(xv, if q == 1 && xt.len() == 2 { flip } else { mask })).collect();
                     let sel = match px.len() {
                         1 => px[0],
                         2 => cg.b.ins().bor(px[0], px[1]),
@@ -1042,14 +833,7 @@ impl Gen {
     }
 
     /// Per byte: `if_true` where the sign bit of `c` is set, else `if_false`.
-    fn blend(
-        &self,
-        cg: &mut Cg<'_, '_>,
-        e: &Emit,
-        c: Value,
-        if_true: Value,
-        if_false: Value,
-    ) -> Value {
+    fn blend(&self, cg: &mut Cg<'_, '_>, e: &Emit, c: Value, if_true: Value, if_false: Value) -> Value {
         if self.sse41 {
             cg.b.ins().blendv(c, if_true, if_false)
         } else {
@@ -1105,10 +889,6 @@ impl MetaReader {
 /// rotate (`rorx` with BMI2: non-destructive, no copy) and one and.
 fn field(cg: &mut Cg<'_, '_>, w: Value, sh: i64, mask: i64) -> Value {
     let r = sh.rem_euclid(64);
-    let v = if r == 0 {
-        w
-    } else {
-        cg.b.ins().rotr_imm_u(w, r)
-    };
+    let v = if r == 0 { w } else { cg.b.ins().rotr_imm_u(w, r) };
     cg.b.ins().band_imm_u(v, mask)
 }

@@ -31,10 +31,10 @@
 //! aligned assumption is off by up to M/N.
 
 use super::arch::{Arch, Nm};
-use super::layer::{NmLayer, fit_pattern, reprune_target};
-use super::mapping::{Mapping, SlotKey, slot_keys};
+use super::layer::{fit_pattern, reprune_target, NmLayer};
+use super::mapping::{slot_keys, Mapping, SlotKey};
 use super::sim::Stats;
-use super::timing::{self, MacShape, cy};
+use super::timing::{self, cy, MacShape};
 use flexc_passes::target::Tile;
 
 /// Where the slot counts come from.
@@ -71,19 +71,13 @@ pub enum Slots<'a> {
 fn pair_odds(from: Nm, to: Nm) -> Vec<Vec<[f64; 3]>> {
     let lcm = from.m() / gcd(from.m(), to.m()) * to.m();
     let (q, tg) = (lcm / from.m(), lcm / to.m());
-    let masks: Vec<u32> = (0u32..1 << from.m())
-        .filter(|b| b.count_ones() as usize == from.n())
-        .collect();
+    let masks: Vec<u32> = (0u32..1 << from.m()).filter(|b| b.count_ones() as usize == from.n()).collect();
     let mut odds = vec![vec![[0.0f64; 3]; to.m() / 2]; tg];
     let total = (masks.len() as f64).powi(q as i32);
     // Every combination of q source masks, as one `lcm`-bit word.
     let mut combo = vec![0usize; q];
     loop {
-        let word: u64 = combo
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| (masks[c] as u64) << (i * from.m()))
-            .sum();
+        let word: u64 = combo.iter().enumerate().map(|(i, &c)| (masks[c] as u64) << (i * from.m())).sum();
         for (g, og) in odds.iter_mut().enumerate() {
             let bits = (word >> (g * to.m())) & ((1u64 << to.m()) - 1);
             let mut pad = to.n().saturating_sub(bits.count_ones() as usize);
@@ -98,9 +92,7 @@ fn pair_odds(from: Nm, to: Nm) -> Vec<Vec<[f64; 3]>> {
                 o[(keep >> (2 * p) & 3).count_ones() as usize] += 1.0 / total;
             }
         }
-        let Some(i) = (0..q).find(|&i| combo[i] + 1 < masks.len()) else {
-            break;
-        };
+        let Some(i) = (0..q).find(|&i| combo[i] + 1 < masks.len()) else { break };
         combo[i] += 1;
         combo[..i].iter_mut().for_each(|c| *c = 0);
     }
@@ -160,14 +152,7 @@ pub fn fit_nominal(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
     let fits = |p: &Nm| inp.is_multiple_of(p.m()) && holds_any(nm, *p);
     match reprune_target(arch, nm, inp) {
-        Some(to) => Some(
-            cands
-                .iter()
-                .copied()
-                .filter(|p| !p.is_dense())
-                .find(fits)
-                .unwrap_or(to),
-        ),
+        Some(to) => Some(cands.iter().copied().filter(|p| !p.is_dense()).find(fits).unwrap_or(to)),
         None => cands.into_iter().find(fits),
     }
 }
@@ -182,18 +167,13 @@ fn mask_odds(nm: Nm) -> (f64, f64) {
         if bits.count_ones() as usize != nm.n() {
             continue;
         }
-        let v: Vec<u8> = (0..nm.m() / 2)
-            .map(|p| (bits >> (2 * p) & 3).count_ones() as u8)
-            .collect();
+        let v: Vec<u8> = (0..nm.m() / 2).map(|p| (bits >> (2 * p) & 3).count_ones() as u8).collect();
         pairs += v.iter().filter(|&&c| c > 0).count();
         total += 1;
         *hist.entry(v).or_default() += 1;
     }
     let t = total.max(1) as f64;
-    (
-        pairs as f64 / t,
-        hist.values().map(|&c| (c as f64 / t).powi(2)).sum(),
-    )
+    (pairs as f64 / t, hist.values().map(|&c| (c as f64 / t).powi(2)).sum())
 }
 
 /// One pass as the analytical model sees it.
@@ -212,13 +192,7 @@ type RowSig = Vec<Option<(u32, u8)>>;
 type PassSig = (usize, usize, Vec<usize>);
 
 /// The exact pass of real slots: the lowering's grid, selects and reads.
-fn exact_pass(
-    arch: &Arch,
-    nm: Nm,
-    agg: usize,
-    keys: &[&[SlotKey]],
-    rowstate: &mut [Option<RowSig>],
-) -> PassView {
+fn exact_pass(arch: &Arch, nm: Nm, agg: usize, keys: &[&[SlotKey]], rowstate: &mut [Option<RowSig>]) -> PassView {
     let (p, r) = (arch.array.sub_macros, arch.array.rows);
     let wired = arch.wired_for(nm);
     let mut grid: Vec<Option<SlotKey>> = vec![None; p * r];
@@ -235,11 +209,7 @@ fn exact_pass(
             .map(|g| {
                 g.map(|k| {
                     let base = k.group * nm.m() as u32;
-                    if wired {
-                        (base + 2 * k.pair as u32 + k.elem as u32, 0)
-                    } else {
-                        (base, k.pair)
-                    }
+                    if wired { (base + 2 * k.pair as u32 + k.elem as u32, 0) } else { (base, k.pair) }
                 })
             })
             .collect();
@@ -254,21 +224,11 @@ fn exact_pass(
     }
     offs.sort_unstable();
     offs.dedup();
-    PassView {
-        here: keys.iter().map(|k| k.len()).collect(),
-        rows: rows as f64,
-        bytes: offs.len(),
-    }
+    PassView { here: keys.iter().map(|k| k.len()).collect(), rows: rows as f64, bytes: offs.len() }
 }
 
 /// The counted stream of one layer: cycles by kind, events, MACs.
-pub fn estimate(
-    arch: &Arch,
-    name: &str,
-    slots: Slots<'_>,
-    tokens: usize,
-    tile: Option<Tile>,
-) -> Result<Stats, String> {
+pub fn estimate(arch: &Arch, name: &str, slots: Slots<'_>, tokens: usize, tile: Option<Tile>) -> Result<Stats, String> {
     if tokens == 0 {
         return Err(format!("layer {name}: no tokens"));
     }
@@ -278,12 +238,7 @@ pub fn estimate(
             ((f.out, f.inp, f.nm), Some(f))
         }
         Slots::Aligned { out, inp, nm } | Slots::PerRow { out, inp, nm } => {
-            let eff = fit_nominal(arch, nm, inp).ok_or_else(|| {
-                format!(
-                    "layer {name}: no supported pattern of {} holds {nm} with in = {inp}",
-                    arch.name
-                )
-            })?;
+            let eff = fit_nominal(arch, nm, inp).ok_or_else(|| format!("layer {name}: no supported pattern of {} holds {nm} with in = {inp}", arch.name))?;
             ((out, inp, eff), None)
         }
     };
@@ -293,34 +248,15 @@ pub fn estimate(
         _ => None,
     };
     let map = Mapping::new(arch, nm, out, inp, tile).map_err(|e| format!("layer {name}: {e}"))?;
-    let tc = map
-        .token_chunk(arch, inp, tokens)
-        .map_err(|e| format!("layer {name}: {e}"))?;
+    let tc = map.token_chunk(arch, inp, tokens).map_err(|e| format!("layer {name}: {e}"))?;
     let bundles = map.bundles(arch, out);
     let ktiles = map.ktiles(inp);
     let (r, agg, pp) = (arch.array.rows, map.agg, map.per_pass);
     let (wired, bypass) = (arch.wired_for(nm), arch.bypasses(nm));
-    let (pairs_per_group, same_mask) = if nm.is_dense() {
-        ((nm.m() / 2) as f64, 1.0)
-    } else {
-        mask_odds(nm)
-    };
+    let (pairs_per_group, same_mask) = if nm.is_dense() { ((nm.m() / 2) as f64, 1.0) } else { mask_odds(nm) };
     // keys[bundle][k tile][set], for a real layer.
-    let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> = fitted.as_ref().map(|f| {
-        bundles
-            .iter()
-            .map(|cols| {
-                ktiles
-                    .iter()
-                    .map(|g| {
-                        cols.iter()
-                            .map(|c| slot_keys(f, c.clone(), g.clone()))
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect()
-    });
+    let keys: Option<Vec<Vec<Vec<Vec<SlotKey>>>>> =
+        fitted.as_ref().map(|f| bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|c| slot_keys(f, c.clone(), g.clone())).collect()).collect()).collect());
     // Nominal slots of a column tile over a k tile, and per group: (slots, distinct pairs, P(same slots)).
     let per_group = |width: usize| match &per_row {
         Some(odds) => per_row_slots(odds, width),
@@ -332,11 +268,7 @@ pub fn estimate(
     };
     let mut rowstate: Vec<Option<RowSig>> = vec![None; r];
     let (mut prev_rows, mut prev_sig): (Option<usize>, Option<PassSig>) = (None, None);
-    let mut s = Stats {
-        name: name.to_string(),
-        dense_macs: (tokens * out * inp) as u64,
-        ..Stats::default()
-    };
+    let mut s = Stats { name: name.to_string(), dense_macs: (tokens * out * inp) as u64, ..Stats::default() };
     s.cycles[cy::SELECT] += timing::cfg(arch);
     let mut dsels = 0.0f64;
     // Resident: passes are not separated by a draining `ldw`, so they overlap
@@ -353,45 +285,26 @@ pub fn estimate(
                 for j in 0..passes {
                     let view = match &keys {
                         Some(k) => {
-                            let sl: Vec<&[SlotKey]> = k[b][kt]
-                                .iter()
-                                .map(|v| &v[(j * pp).min(v.len())..((j + 1) * pp).min(v.len())])
-                                .collect();
+                            let sl: Vec<&[SlotKey]> = k[b][kt].iter().map(|v| &v[(j * pp).min(v.len())..((j + 1) * pp).min(v.len())]).collect();
                             exact_pass(arch, nm, agg, &sl, &mut rowstate)
                         }
                         None => {
                             // Widest column tile of the bundle stands for its sets (equal but for the last tile).
-                            let (spg, pairs_per_group, same_mask) =
-                                per_group(cols.iter().map(|c| c.len()).max().unwrap_or(0));
-                            let here: Vec<usize> = total
-                                .iter()
-                                .map(|t| t.saturating_sub(j * pp).min(pp))
-                                .collect();
+                            let (spg, pairs_per_group, same_mask) = per_group(cols.iter().map(|c| c.len()).max().unwrap_or(0));
+                            let here: Vec<usize> = total.iter().map(|t| t.saturating_sub(j * pp).min(pp)).collect();
                             let rows_now = here.iter().copied().max().unwrap_or(0).div_ceil(agg);
                             let sig = (kt, j, here.clone());
                             let rows = match prev_rows {
                                 None => r as f64,
-                                Some(p) if prev_sig.as_ref() == Some(&sig) => {
-                                    rows_now as f64
-                                        * (1.0
-                                            - same_mask.powi(
-                                                here.iter().filter(|&&h| h > 0).count() as i32,
-                                            ))
-                                        + p.saturating_sub(rows_now) as f64
-                                }
+                                Some(p) if prev_sig.as_ref() == Some(&sig) => rows_now as f64 * (1.0 - same_mask.powi(here.iter().filter(|&&h| h > 0).count() as i32)) + p.saturating_sub(rows_now) as f64,
                                 Some(p) => rows_now.max(p) as f64,
                             };
                             let bytes = if wired {
-                                here.iter()
-                                    .copied()
-                                    .max()
-                                    .map_or(0, |m| if m > 0 { m + 1 } else { 0 })
+                                here.iter().copied().max().map_or(0, |m| if m > 0 { m + 1 } else { 0 })
                             } else {
                                 let groups = |h: usize| h as f64 / spg.max(1e-9);
-                                let pairs: f64 =
-                                    here.iter().map(|&h| groups(h) * pairs_per_group).sum();
-                                let covered =
-                                    here.iter().map(|&h| groups(h).ceil()).fold(0.0, f64::max);
+                                let pairs: f64 = here.iter().map(|&h| groups(h) * pairs_per_group).sum();
+                                let covered = here.iter().map(|&h| groups(h).ceil()).fold(0.0, f64::max);
                                 2 * pairs.min(covered * (nm.m() / 2) as f64).round() as usize
                             };
                             prev_rows = Some(rows_now);
@@ -403,12 +316,7 @@ pub fn estimate(
                         for i in 0..agg {
                             let used = (se + agg - 1 - i) / agg;
                             if used > 0 {
-                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(
-                                    arch,
-                                    &mut s,
-                                    (used * cols[e].len()) as u64,
-                                    bypass,
-                                );
+                                s.cycles[cy::WEIGHT_LOAD] += timing::ldw(arch, &mut s, (used * cols[e].len()) as u64, bypass);
                             }
                         }
                     }
@@ -448,9 +356,6 @@ pub fn estimate(
     let per = timing::dsel(arch, &mut one, bypass);
     let n = dsels.round() as u64;
     s.cycles[cy::SELECT] += per * n;
-    s.events
-        .iter_mut()
-        .zip(one.events)
-        .for_each(|(a, b)| *a += b * n);
+    s.events.iter_mut().zip(one.events).for_each(|(a, b)| *a += b * n);
     Ok(s)
 }

@@ -47,9 +47,7 @@ pub use flexc_ir::quant::Nm;
 pub fn parse_pattern(s: &str) -> Result<Nm, String> {
     let nm = Nm::parse(s)?;
     if !nm.m().is_multiple_of(2) {
-        return Err(format!(
-            "`{s}`: M must be even (activations travel in pairs)"
-        ));
+        return Err(format!("`{s}`: M must be even (activations travel in pairs)"));
     }
     Ok(nm)
 }
@@ -173,10 +171,7 @@ impl Regime {
 
     /// Parses `resident` or `streamed`.
     pub fn parse(s: &str) -> Result<Regime, String> {
-        Regime::ALL
-            .into_iter()
-            .find(|r| r.label() == s)
-            .ok_or_else(|| format!("unknown regime `{s}` (use resident or streamed)"))
+        Regime::ALL.into_iter().find(|r| r.label() == s).ok_or_else(|| format!("unknown regime `{s}` (use resident or streamed)"))
     }
 }
 
@@ -261,31 +256,16 @@ fn parse_toml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<
         let at = e.span().map(|r| {
             let before = &text[..r.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
-                .chars()
-                .count()
-                + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
             format!("line {line}, column {col}: ")
         });
-        let message = format!(
-            "{}{}",
-            at.unwrap_or_default(),
-            e.message().trim_end().replace('\n', "; ")
-        );
-        ConfigError {
-            file: file.to_string(),
-            key: None,
-            message,
-        }
+        let message = format!("{}{}", at.unwrap_or_default(), e.message().trim_end().replace('\n', "; "));
+        ConfigError { file: file.to_string(), key: None, message }
     })
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.display().to_string(),
-        key: None,
-        message: format!("cannot read: {e}"),
-    })
+    std::fs::read_to_string(path).map_err(|e| ConfigError { file: path.display().to_string(), key: None, message: format!("cannot read: {e}") })
 }
 
 impl Arch {
@@ -304,17 +284,12 @@ impl Arch {
     /// The embedded default (`backends/flexcim/arch.toml`).
     pub fn default_flexcim() -> Arch {
         // The embedded file is checked by a test; failing here is a build bug.
-        Arch::from_toml("<default arch.toml>", DEFAULT_ARCH)
-            .expect("the embedded arch.toml is valid")
+        Arch::from_toml("<default arch.toml>", DEFAULT_ARCH).expect("the embedded arch.toml is valid")
     }
 
     /// Checks every value and fills `patterns`.
     pub fn validate(&mut self, file: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| ConfigError {
-            file: file.to_string(),
-            key: Some(key.to_string()),
-            message,
-        };
+        let bad = |key: &str, message: String| ConfigError { file: file.to_string(), key: Some(key.to_string()), message };
         let positive: [(&str, usize); 13] = [
             ("macro.sub_macros", self.array.sub_macros),
             ("macro.rows", self.array.rows),
@@ -323,45 +298,23 @@ impl Arch {
             ("pipeline.psum_fifo_depth", self.pipeline.psum_fifo_depth),
             ("sparsity.aggregation", self.sparsity.aggregation),
             ("buffers.activation_bytes", self.buffers.activation_bytes),
-            (
-                "buffers.activation_read_bytes_per_cycle",
-                self.buffers.activation_read_bytes_per_cycle,
-            ),
+            ("buffers.activation_read_bytes_per_cycle", self.buffers.activation_read_bytes_per_cycle),
             ("buffers.output_words", self.buffers.output_words),
-            (
-                "buffers.output_words_per_cycle",
-                self.buffers.output_words_per_cycle,
-            ),
-            (
-                "buffers.weight_load_bits_per_cycle",
-                self.buffers.weight_load_bits_per_cycle,
-            ),
-            (
-                "buffers.offchip_bytes_per_cycle",
-                self.buffers.offchip_bytes_per_cycle,
-            ),
-            (
-                "buffers.select_bits_per_cycle",
-                self.buffers.select_bits_per_cycle,
-            ),
+            ("buffers.output_words_per_cycle", self.buffers.output_words_per_cycle),
+            ("buffers.weight_load_bits_per_cycle", self.buffers.weight_load_bits_per_cycle),
+            ("buffers.offchip_bytes_per_cycle", self.buffers.offchip_bytes_per_cycle),
+            ("buffers.select_bits_per_cycle", self.buffers.select_bits_per_cycle),
         ];
         for (k, v) in positive {
             if v == 0 {
                 return Err(bad(k, "must be at least 1".into()));
             }
         }
-        let limits: [(&str, usize, usize); 4] = [
-            ("macro.sub_macros", self.array.sub_macros, 64),
-            ("macro.rows", self.array.rows, 4096),
-            ("macro.columns", self.array.columns, 4096),
-            ("distribution.fan_in", self.distribution.fan_in, 64),
-        ];
+        let limits: [(&str, usize, usize); 4] =
+            [("macro.sub_macros", self.array.sub_macros, 64), ("macro.rows", self.array.rows, 4096), ("macro.columns", self.array.columns, 4096), ("distribution.fan_in", self.distribution.fan_in, 64)];
         for (k, v, max) in limits {
             if v > max {
-                return Err(bad(
-                    k,
-                    format!("{v} is larger than the simulator supports ({max})"),
-                ));
+                return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
             }
         }
         // The simulator allocates the array, the activation buffer and the
@@ -369,103 +322,40 @@ impl Arch {
         // not a multi-GiB allocation (the defaults are far below these).
         let cells = self.array.sub_macros * self.array.rows * self.array.columns;
         if cells > 1 << 24 {
-            return Err(bad(
-                "macro",
-                format!(
-                    "{cells} cells (sub_macros x rows x columns) is larger than the simulator supports ({})",
-                    1 << 24
-                ),
-            ));
+            return Err(bad("macro", format!("{cells} cells (sub_macros x rows x columns) is larger than the simulator supports ({})", 1 << 24)));
         }
-        let sizes: [(&str, usize, usize); 2] = [
-            (
-                "buffers.activation_bytes",
-                self.buffers.activation_bytes,
-                1 << 30,
-            ),
-            ("buffers.output_words", self.buffers.output_words, 1 << 28),
-        ];
+        let sizes: [(&str, usize, usize); 2] = [("buffers.activation_bytes", self.buffers.activation_bytes, 1 << 30), ("buffers.output_words", self.buffers.output_words, 1 << 28)];
         for (k, v, max) in sizes {
             if v > max {
-                return Err(bad(
-                    k,
-                    format!("{v} is larger than the simulator supports ({max})"),
-                ));
+                return Err(bad(k, format!("{v} is larger than the simulator supports ({max})")));
             }
         }
         if self.array.weight_bits != 8 {
-            return Err(bad(
-                "macro.weight_bits",
-                format!(
-                    "only 8-bit weights are modelled, got {}",
-                    self.array.weight_bits
-                ),
-            ));
+            return Err(bad("macro.weight_bits", format!("only 8-bit weights are modelled, got {}", self.array.weight_bits)));
         }
         if self.array.activation_bits != 8 {
-            return Err(bad(
-                "macro.activation_bits",
-                format!(
-                    "only 8-bit activations are modelled, got {}",
-                    self.array.activation_bits
-                ),
-            ));
+            return Err(bad("macro.activation_bits", format!("only 8-bit activations are modelled, got {}", self.array.activation_bits)));
         }
         if self.array.meta_bits > 1 {
-            return Err(bad(
-                "macro.meta_bits",
-                format!(
-                    "a cell holds 0 or 1 metadata bits, got {}",
-                    self.array.meta_bits
-                ),
-            ));
+            return Err(bad("macro.meta_bits", format!("a cell holds 0 or 1 metadata bits, got {}", self.array.meta_bits)));
         }
         if (1usize << self.pipeline.adder_tree_stages.min(31)) < self.array.rows {
-            return Err(bad(
-                "pipeline.adder_tree_stages",
-                format!(
-                    "{} binary levels cannot reduce {} rows",
-                    self.pipeline.adder_tree_stages, self.array.rows
-                ),
-            ));
+            return Err(bad("pipeline.adder_tree_stages", format!("{} binary levels cannot reduce {} rows", self.pipeline.adder_tree_stages, self.array.rows)));
         }
-        if !self
-            .array
-            .sub_macros
-            .is_multiple_of(self.sparsity.aggregation)
-        {
-            return Err(bad(
-                "sparsity.aggregation",
-                format!(
-                    "{} does not divide macro.sub_macros = {}",
-                    self.sparsity.aggregation, self.array.sub_macros
-                ),
-            ));
+        if !self.array.sub_macros.is_multiple_of(self.sparsity.aggregation) {
+            return Err(bad("sparsity.aggregation", format!("{} does not divide macro.sub_macros = {}", self.sparsity.aggregation, self.array.sub_macros)));
         }
         if !(self.clock.mhz.is_finite() && self.clock.mhz > 0.0) {
-            return Err(bad(
-                "clock.mhz",
-                format!("must be a positive number, got {}", self.clock.mhz),
-            ));
+            return Err(bad("clock.mhz", format!("must be a positive number, got {}", self.clock.mhz)));
         }
         let mut patterns = Vec::new();
         for s in &self.sparsity.supported {
             let nm = parse_pattern(s).map_err(|m| bad("sparsity.supported", m))?;
             if self.array.meta_bits == 0 && !nm.is_dense() {
-                return Err(bad(
-                    "sparsity.supported",
-                    format!("{nm} needs the in-cell metadata bit (macro.meta_bits = 0)"),
-                ));
+                return Err(bad("sparsity.supported", format!("{nm} needs the in-cell metadata bit (macro.meta_bits = 0)")));
             }
             if nm.m() > 2 * self.distribution.fan_in {
-                return Err(bad(
-                    "sparsity.supported",
-                    format!(
-                        "{nm}: M = {} exceeds 2 x distribution.fan_in = {}",
-                        nm.m(),
-                        2 * self.distribution.fan_in
-                    ),
-                ));
+                return Err(bad("sparsity.supported", format!("{nm}: M = {} exceeds 2 x distribution.fan_in = {}", nm.m(), 2 * self.distribution.fan_in)));
             }
             patterns.push(nm);
         }
@@ -547,11 +437,7 @@ impl Arch {
     pub fn baseline(&self, name: &str) -> Result<Arch, String> {
         let mut a = self.clone();
         a.name = format!("{} ({name})", self.name);
-        let dense: Vec<String> = ["2:2", "4:4", "8:8"]
-            .iter()
-            .filter(|p| parse_pattern(p).is_ok_and(|nm| nm.m() <= 2 * self.distribution.fan_in))
-            .map(|s| s.to_string())
-            .collect();
+        let dense: Vec<String> = ["2:2", "4:4", "8:8"].iter().filter(|p| parse_pattern(p).is_ok_and(|nm| nm.m() <= 2 * self.distribution.fan_in)).map(|s| s.to_string()).collect();
         a.sparsity.reprune = false;
         if name == "dense" {
             a.distribution.stages = 0;
@@ -559,9 +445,7 @@ impl Arch {
             a.sparsity.supported = dense;
         } else if name == "vegeta" {
             a.sparsity.supported = dense;
-            a.sparsity
-                .supported
-                .extend(["1:4", "2:4"].map(String::from));
+            a.sparsity.supported.extend(["1:4", "2:4"].map(String::from));
         } else if let Some(p) = name.strip_prefix("fixed-") {
             let (p, reprune) = match p.strip_suffix("-reprune") {
                 Some(q) => (q, true),
@@ -572,9 +456,7 @@ impl Arch {
             a.sparsity.supported.push(nm.to_string());
             a.sparsity.reprune = reprune;
         } else {
-            return Err(format!(
-                "unknown baseline `{name}` (use dense, fixed-N:M, fixed-N:M-reprune or vegeta, e.g. fixed-2:4)"
-            ));
+            return Err(format!("unknown baseline `{name}` (use dense, fixed-N:M, fixed-N:M-reprune or vegeta, e.g. fixed-2:4)"));
         }
         a.validate("<baseline>").map_err(|e| e.to_string())?;
         Ok(a)
@@ -588,11 +470,7 @@ impl EnergyTable {
         let t = e.energy_pj;
         for (k, v) in t.entries() {
             if !(v.is_finite() && v >= 0.0) {
-                return Err(ConfigError {
-                    file: file.to_string(),
-                    key: Some(format!("energy_pj.{k}")),
-                    message: format!("must be a finite number >= 0, got {v}"),
-                });
+                return Err(ConfigError { file: file.to_string(), key: Some(format!("energy_pj.{k}")), message: format!("must be a finite number >= 0, got {v}") });
             }
         }
         Ok(t)
@@ -605,8 +483,7 @@ impl EnergyTable {
 
     /// The embedded default (`backends/flexcim/energy.toml`).
     pub fn default_table() -> EnergyTable {
-        EnergyTable::from_toml("<default energy.toml>", DEFAULT_ENERGY)
-            .expect("the embedded energy.toml is valid")
+        EnergyTable::from_toml("<default energy.toml>", DEFAULT_ENERGY).expect("the embedded energy.toml is valid")
     }
 
     /// Every (key, pJ) pair in table order.

@@ -18,7 +18,7 @@
 //! whose N:M groups fill a set's sub-macros × rows, plus smaller variants
 //! for the cost model to compare.
 
-use super::analytic::{Slots, estimate, fit_nominal};
+use super::analytic::{estimate, fit_nominal, Slots};
 use super::arch::{Arch, EnergyTable, Nm};
 use super::layer::NmLayer;
 use super::mapping::{check_tile, macro_tile};
@@ -46,23 +46,14 @@ pub struct FlexcimCostModel {
 
 impl Default for FlexcimCostModel {
     fn default() -> Self {
-        FlexcimCostModel::new(
-            Arch::default_flexcim(),
-            EnergyTable::default_table(),
-            "built-in arch.toml and energy.toml",
-        )
+        FlexcimCostModel::new(Arch::default_flexcim(), EnergyTable::default_table(), "built-in arch.toml and energy.toml")
     }
 }
 
 impl FlexcimCostModel {
     /// A model of `arch` with `energy`; `source` names where they came from.
     pub fn new(arch: Arch, energy: EnergyTable, source: &str) -> Self {
-        FlexcimCostModel {
-            arch,
-            energy,
-            source: source.to_string(),
-            masks: Masks::Aligned,
-        }
+        FlexcimCostModel { arch, energy, source: source.to_string(), masks: Masks::Aligned }
     }
 
     /// The same model assuming `masks` for `#nm` weights.
@@ -120,10 +111,7 @@ impl CostModel for FlexcimCostModel {
             Masks::Aligned => "#nm masks assumed aligned across column tiles",
             Masks::PerRow => "#nm masks assumed per-row",
         };
-        format!(
-            "analytical model of {} ({}; {masks})",
-            self.arch.name, self.source
-        )
+        format!("analytical model of {} ({}; {masks})", self.arch.name, self.source)
     }
 
     fn gemm(&self, p: Primitive, q: &GemmQuery<'_>, tile: Option<Tile>) -> Option<f64> {
@@ -135,28 +123,13 @@ impl CostModel for FlexcimCostModel {
     }
 
     fn tiles(&self, p: Primitive, q: &GemmQuery<'_>) -> Vec<Tile> {
-        let Some(nm) = self
-            .pattern(p, q)
-            .and_then(|nm| fit_nominal(&self.arch, nm, q.k as usize))
-        else {
-            return Vec::new();
-        };
+        let Some(nm) = self.pattern(p, q).and_then(|nm| fit_nominal(&self.arch, nm, q.k as usize)) else { return Vec::new() };
         let full = macro_tile(&self.arch, nm);
         let c = self.arch.array.columns as u64;
-        let clamp = |t: Tile| Tile {
-            m: t.m.min(q.n.max(1)),
-            k: t.k.min(q.k.max(1)),
-        };
+        let clamp = |t: Tile| Tile { m: t.m.min(q.n.max(1)), k: t.k.min(q.k.max(1)) };
         let mut out: Vec<Tile> = Vec::new();
         let half_k = full.k / 2 / nm.m() as u64 * nm.m() as u64;
-        for t in [
-            full,
-            Tile { m: c, k: full.k },
-            Tile {
-                m: full.m,
-                k: half_k,
-            },
-        ] {
+        for t in [full, Tile { m: c, k: full.k }, Tile { m: full.m, k: half_k }] {
             let t = clamp(t);
             if t.m > 0 && t.k > 0 && check_tile(&self.arch, nm, t).is_ok() && !out.contains(&t) {
                 out.push(t);

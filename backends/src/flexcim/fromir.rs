@@ -22,9 +22,9 @@
 //! results are checked against the reference interpreter running
 //! `i8 × i8 → i32` `tensor.matmul` on the same operands.
 
-use super::Workload;
 use super::arch::Nm;
 use super::layer::{DenseLayout, NmLayer, NmSource, Rng};
+use super::Workload;
 use crate::reference::{Data, Interpreter, Tensor};
 use flexc_ir::dfg::ValueDef;
 use flexc_ir::ops::Opcode;
@@ -92,30 +92,19 @@ pub fn elems(t: &TensorType, tokens: usize) -> u64 {
 }
 
 fn concrete(t: &TensorType, tokens: usize) -> Vec<usize> {
-    t.shape
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => *n as usize,
-            Dim::Sym(_) => tokens,
-        })
-        .collect()
+    t.shape.iter().map(|d| match d {
+        Dim::Fixed(n) => *n as usize,
+        Dim::Sym(_) => tokens,
+    }).collect()
 }
 
-fn weight_only(
-    f: &flexc_ir::Func,
-    v: Value,
-    memo: &mut std::collections::HashMap<Value, bool>,
-) -> bool {
+fn weight_only(f: &flexc_ir::Func, v: Value, memo: &mut std::collections::HashMap<Value, bool>) -> bool {
     if let Some(&b) = memo.get(&v) {
         return b;
     }
     let b = match f.dfg.values[v].def {
         ValueDef::Param(_) => false,
-        ValueDef::Result(op) => f.dfg.ops[op]
-            .args
-            .clone()
-            .into_iter()
-            .all(|a| weight_only(f, a, memo)),
+        ValueDef::Result(op) => f.dfg.ops[op].args.clone().into_iter().all(|a| weight_only(f, a, memo)),
     };
     memo.insert(v, b);
     b
@@ -125,27 +114,17 @@ fn weight_only(
 pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String> {
     let id = match func {
         Some(n) => module.func(n).ok_or_else(|| format!("no function @{n}"))?,
-        None => module
-            .funcs
-            .keys()
-            .next()
-            .ok_or("the module has no function")?,
+        None => module.funcs.keys().next().ok_or("the module has no function")?,
     };
     let f = &module.funcs[id];
-    let mut out = IrGemms {
-        func: Some(id),
-        ..IrGemms::default()
-    };
+    let mut out = IrGemms { func: Some(id), ..IrGemms::default() };
     let mut memo = std::collections::HashMap::new();
     for &op in &f.layout {
         let data = &f.dfg.ops[op];
         let code = data.attrs.opcode();
         let gemm_form = match &data.attrs {
             OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::LutPrecompute(_) => {
-                return Err(format!(
-                    "{} is unsupported on flexcim: the macro has no table-lookup or shift-add datapath (select-gemm{{target=flexcim}} chooses kern.sparse_gemm or kern.dense_gemm)",
-                    code.mnemonic()
-                ));
+                return Err(format!("{} is unsupported on flexcim: the macro has no table-lookup or shift-add datapath (select-gemm{{target=flexcim}} chooses kern.sparse_gemm or kern.dense_gemm)", code.mnemonic()));
             }
             OpAttrs::Matmul(m) => m.transpose_b,
             OpAttrs::Mpgemm(m) => m.transpose_b,
@@ -154,20 +133,14 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
             _ => false,
         };
         let w = data.args.get(1).copied();
-        let is_gemm = gemm_form
-            && data.args.len() == 2
-            && w.is_some_and(|w| f.dfg.ty(w).rank() == 2 && weight_only(f, w, &mut memo));
+        let is_gemm = gemm_form && data.args.len() == 2 && w.is_some_and(|w| f.dfg.ty(w).rank() == 2 && weight_only(f, w, &mut memo));
         let Some(w) = w.filter(|_| is_gemm) else {
             if matches!(code, Opcode::SparseGemm | Opcode::DenseGemm) {
-                return Err(format!(
-                    "{}: the weight operand must be computed from weights alone to be stored in the macro",
-                    code.mnemonic()
-                ));
+                return Err(format!("{}: the weight operand must be computed from weights alone to be stored in the macro", code.mnemonic()));
             }
             // Ops on weights alone (dequantize, cast, tile) are done offline, not host work.
             if !weight_only(f, data.result, &mut memo) {
-                out.host
-                    .push((code.mnemonic().to_string(), f.dfg.ty(data.result).clone()));
+                out.host.push((code.mnemonic().to_string(), f.dfg.ty(data.result).clone()));
             }
             continue;
         };
@@ -177,21 +150,14 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
             match &f.dfg.ops[d].attrs {
                 OpAttrs::Dequantize(_) | OpAttrs::Cast(_) => root = f.dfg.ops[d].args[0],
                 OpAttrs::Tile(t) => {
-                    tile = tile.or(Some(Tile {
-                        m: t.m.max(1) as u64,
-                        k: t.k.max(1) as u64,
-                    }));
+                    tile = tile.or(Some(Tile { m: t.m.max(1) as u64, k: t.k.max(1) as u64 }));
                     root = f.dfg.ops[d].args[0];
                 }
                 _ => break,
             }
         }
         let rty = f.dfg.ty(root);
-        let shape = f
-            .dfg
-            .ty(w)
-            .fixed_shape()
-            .ok_or_else(|| format!("{}: the weight needs a fixed shape", code.mnemonic()))?;
+        let shape = f.dfg.ty(w).fixed_shape().ok_or_else(|| format!("{}: the weight needs a fixed shape", code.mnemonic()))?;
         let nm = match rty.encoding {
             Some(Encoding::Nm(nm)) => Some(nm),
             _ => None,
@@ -206,21 +172,8 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
             OpAttrs::Weight(wt) => Some(wt.name.0.clone()),
             _ => None,
         });
-        let name = weight
-            .clone()
-            .or_else(|| f.dfg.values[data.result].name.clone())
-            .unwrap_or_else(|| format!("gemm{}", out.gemms.len()));
-        out.gemms.push(Gemm {
-            name,
-            op: code.mnemonic(),
-            x: data.args[0],
-            root,
-            weight,
-            mode,
-            tile,
-            out: shape[0] as usize,
-            inp: shape[1] as usize,
-        });
+        let name = weight.clone().or_else(|| f.dfg.values[data.result].name.clone()).unwrap_or_else(|| format!("gemm{}", out.gemms.len()));
+        out.gemms.push(Gemm { name, op: code.mnemonic(), x: data.args[0], root, weight, mode, tile, out: shape[0] as usize, inp: shape[1] as usize });
     }
     Ok(out)
 }
@@ -232,39 +185,15 @@ fn random_input(t: &TensorType, tokens: usize, rng: &mut Rng) -> Result<Tensor, 
         return Err(format!("input of encoded type {t} cannot be generated"));
     }
     if t.elem.is_float() {
-        return Ok(Tensor::float(
-            t.elem,
-            &shape,
-            (0..n)
-                .map(|_| (rng.below(2001) as f32 - 1000.0) / 1000.0)
-                .collect(),
-        ));
+        return Ok(Tensor::float(t.elem, &shape, (0..n).map(|_| (rng.below(2001) as f32 - 1000.0) / 1000.0).collect()));
     }
     // Integers: positions and ids kept small so gathers and ropes stay in range.
-    Tensor::int(
-        t.elem,
-        &shape,
-        (0..n)
-            .map(|_| {
-                if shape.is_empty() {
-                    0
-                } else {
-                    rng.below(2) as i64
-                }
-            })
-            .collect(),
-    )
+    Tensor::int(t.elem, &shape, (0..n).map(|_| if shape.is_empty() { 0 } else { rng.below(2) as i64 }).collect())
 }
 
 /// Runs `func` once on seeded random inputs (symbolic dimensions = `tokens`)
 /// and returns `values` as the reference interpreter computes them.
-pub fn evaluate_values(
-    module: &Module,
-    id: FuncId,
-    values: &[Value],
-    tokens: usize,
-    seed: u64,
-) -> Result<Vec<Tensor>, String> {
+pub fn evaluate_values(module: &Module, id: FuncId, values: &[Value], tokens: usize, seed: u64) -> Result<Vec<Tensor>, String> {
     if values.is_empty() {
         return Ok(Vec::new());
     }
@@ -274,14 +203,8 @@ pub fn evaluate_values(
     g.returns = values.to_vec();
     g.results = values.iter().map(|&v| g.dfg.ty(v).clone()).collect();
     let mut rng = Rng(seed | 1);
-    let inputs = f
-        .params
-        .iter()
-        .map(|&p| random_input(f.dfg.ty(p), tokens, &mut rng))
-        .collect::<Result<Vec<_>, _>>()?;
-    Interpreter::new(&m2)
-        .run_id(id, inputs)
-        .map_err(|e| e.to_string())
+    let inputs = f.params.iter().map(|&p| random_input(f.dfg.ty(p), tokens, &mut rng)).collect::<Result<Vec<_>, _>>()?;
+    Interpreter::new(&m2).run_id(id, inputs).map_err(|e| e.to_string())
 }
 
 /// Symmetric int8 quantization of a row: scale = max|v| / 127.
@@ -290,9 +213,7 @@ pub fn quantize_row(v: &[f64]) -> Vec<i8> {
     if max == 0.0 {
         return vec![0; v.len()];
     }
-    v.iter()
-        .map(|&x| (x * 127.0 / max).round().clamp(-127.0, 127.0) as i8)
-        .collect()
+    v.iter().map(|&x| (x * 127.0 / max).round().clamp(-127.0, 127.0) as i8).collect()
 }
 
 /// Kept in-group positions per group of an `#nm` weight.
@@ -317,12 +238,7 @@ fn values_of(t: &Tensor) -> Result<(Vec<f64>, Option<Mask>), String> {
 /// Int8 activations of a tensor (per-tensor scale; integers must fit int8).
 pub fn activations_i8(t: &Tensor) -> Result<Vec<i8>, String> {
     if let Some(ints) = t.as_int() {
-        return ints
-            .iter()
-            .map(|&v| {
-                i8::try_from(v).map_err(|_| format!("integer activation {v} does not fit int8"))
-            })
-            .collect();
+        return ints.iter().map(|&v| i8::try_from(v).map_err(|_| format!("integer activation {v} does not fit int8"))).collect();
     }
     Ok(quantize_row(&values_of(t)?.0))
 }
@@ -330,14 +246,7 @@ pub fn activations_i8(t: &Tensor) -> Result<Vec<i8>, String> {
 /// The int8 layer of one GEMM from its weight tensor.
 pub fn layer_of(g: &Gemm, w: &Tensor, plain: &dyn NmSource) -> Result<NmLayer, String> {
     let (out, inp) = (g.out, g.inp);
-    let int = w.as_int().map(|v| {
-        v.iter()
-            .map(|&x| {
-                i8::try_from(x)
-                    .map_err(|_| format!("{}: integer weight {x} does not fit int8", g.name))
-            })
-            .collect::<Result<Vec<i8>, _>>()
-    });
+    let int = w.as_int().map(|v| v.iter().map(|&x| i8::try_from(x).map_err(|_| format!("{}: integer weight {x} does not fit int8", g.name))).collect::<Result<Vec<i8>, _>>());
     let (wq, mask) = match int {
         Some(v) => (v?, None),
         None => {
@@ -346,9 +255,7 @@ pub fn layer_of(g: &Gemm, w: &Tensor, plain: &dyn NmSource) -> Result<NmLayer, S
         }
     };
     match (g.mode, mask) {
-        (Mode::Sparse(nm), Some(mask)) => {
-            NmLayer::from_positions(&g.name, out, inp, nm, &wq, &mask)
-        }
+        (Mode::Sparse(nm), Some(mask)) => NmLayer::from_positions(&g.name, out, inp, nm, &wq, &mask),
         (Mode::Sparse(nm), None) => Err(format!("{}: a {nm} weight without its mask", g.name)),
         (Mode::Dense, _) => DenseLayout.layout(&g.name, out, inp, &wq),
         (Mode::Plain, _) => plain.layout(&g.name, out, inp, &wq),
@@ -365,76 +272,34 @@ pub fn weight_tensor(module: &Module, g: &Gemm) -> Option<Result<Tensor, String>
     Some((|| {
         let bytes = module.weights.bytes(id).map_err(|e| e.to_string())?;
         Ok(match wd.ty.encoding {
-            Some(enc) => Tensor {
-                elem: wd.ty.elem,
-                shape: shape.to_vec(),
-                data: Data::Encoded(enc, std::sync::Arc::from(&bytes[..])),
-            },
-            None if wd.ty.elem.is_float() => {
-                Tensor::f32(&shape, flexc_passes::sparsity::weight_f32(module, name)?)
-            }
-            None => {
-                return Err(format!(
-                    "@{name}: integer table weights go through the interpreter"
-                ));
-            }
+            Some(enc) => Tensor { elem: wd.ty.elem, shape: shape.to_vec(), data: Data::Encoded(enc, std::sync::Arc::from(&bytes[..])) },
+            None if wd.ty.elem.is_float() => Tensor::f32(&shape, flexc_passes::sparsity::weight_f32(module, name)?),
+            None => return Err(format!("@{name}: integer table weights go through the interpreter")),
         })
     })())
 }
 
 /// Extracts the macro layers of `func` (the first function when `None`),
 /// with activations and the reference interpreter's int32 results.
-pub fn from_ir(
-    module: &Module,
-    func: Option<&str>,
-    tokens: usize,
-    source: &dyn NmSource,
-    seed: u64,
-) -> Result<IrWork, String> {
+pub fn from_ir(module: &Module, func: Option<&str>, tokens: usize, source: &dyn NmSource, seed: u64) -> Result<IrWork, String> {
     let found = find_gemms(module, func)?;
-    let mut out = IrWork {
-        work: Vec::new(),
-        host: found
-            .host
-            .iter()
-            .map(|(op, t)| (op.clone(), elems(t, tokens)))
-            .collect(),
-    };
+    let mut out = IrWork { work: Vec::new(), host: found.host.iter().map(|(op, t)| (op.clone(), elems(t, tokens))).collect() };
     let Some(id) = found.func else { return Ok(out) };
-    let table: Vec<Option<Tensor>> = found
-        .gemms
-        .iter()
-        .map(|g| weight_tensor(module, g).and_then(Result::ok))
-        .collect();
+    let table: Vec<Option<Tensor>> = found.gemms.iter().map(|g| weight_tensor(module, g).and_then(Result::ok)).collect();
     let mut want: Vec<Value> = found.gemms.iter().map(|g| g.x).collect();
-    want.extend(
-        found
-            .gemms
-            .iter()
-            .zip(&table)
-            .filter(|(_, t)| t.is_none())
-            .map(|(g, _)| g.root),
-    );
+    want.extend(found.gemms.iter().zip(&table).filter(|(_, t)| t.is_none()).map(|(g, _)| g.root));
     let mut vals = evaluate_values(module, id, &want, tokens, seed)?.into_iter();
     let xs: Vec<Tensor> = vals.by_ref().take(found.gemms.len()).collect();
     for ((g, x), t) in found.gemms.iter().zip(&xs).zip(table) {
         let w = match t {
             Some(t) => t,
-            None => vals
-                .next()
-                .ok_or("the interpreter returned too few values")?,
+            None => vals.next().ok_or("the interpreter returned too few values")?,
         };
         let layer = layer_of(g, &w, source)?;
         let xq = activations_i8(x)?;
         let t = xq.len() / g.inp.max(1);
         let oracle = interpreter_matmul(&layer, &xq, t)?;
-        out.work.push(Workload {
-            layer,
-            x: xq,
-            tokens: t,
-            oracle: Some(oracle),
-            tile: g.tile,
-        });
+        out.work.push(Workload { layer, x: xq, tokens: t, oracle: Some(oracle), tile: g.tile });
     }
     Ok(out)
 }
@@ -442,25 +307,11 @@ pub fn from_ir(
 /// The reference interpreter's `i8 × i8 → i32` matmul of a layer's operands.
 pub fn interpreter_matmul(layer: &NmLayer, x: &[i8], tokens: usize) -> Result<Vec<i32>, String> {
     let (o, k) = (layer.out, layer.inp);
-    let text = format!(
-        "func @mm(%x: i8[{tokens}, {k}], %w: i8[{o}, {k}]) -> i32[{tokens}, {o}] {{\n  %y = tensor.matmul %x, %w {{transpose_b}} : i32[{tokens}, {o}]\n  return %y\n}}\n"
-    );
+    let text = format!("func @mm(%x: i8[{tokens}, {k}], %w: i8[{o}, {k}]) -> i32[{tokens}, {o}] {{\n  %y = tensor.matmul %x, %w {{transpose_b}} : i32[{tokens}, {o}]\n  return %y\n}}\n");
     let m = flexc_ir::text::parse_module(&text).map_err(|d| d.message.clone())?;
-    let xt = Tensor::int(
-        ElemType::I8,
-        &[tokens, k],
-        x.iter().map(|&v| v as i64).collect(),
-    )?;
-    let wt = Tensor::int(
-        ElemType::I8,
-        &[o, k],
-        layer.dense().iter().map(|&v| v as i64).collect(),
-    )?;
-    let r = Interpreter::new(&m)
-        .run("mm", vec![xt, wt])
-        .map_err(|e| e.to_string())?;
-    let ints = r[0]
-        .as_int()
-        .ok_or("the interpreter returned no integers")?;
+    let xt = Tensor::int(ElemType::I8, &[tokens, k], x.iter().map(|&v| v as i64).collect())?;
+    let wt = Tensor::int(ElemType::I8, &[o, k], layer.dense().iter().map(|&v| v as i64).collect())?;
+    let r = Interpreter::new(&m).run("mm", vec![xt, wt]).map_err(|e| e.to_string())?;
+    let ints = r[0].as_int().ok_or("the interpreter returned no integers")?;
     Ok(ints.iter().map(|&v| v as i32).collect())
 }

@@ -46,9 +46,7 @@ pub struct DenseLayout;
 
 impl NmSource for DenseLayout {
     fn layout(&self, name: &str, out: usize, inp: usize, w: &[i8]) -> Result<NmLayer, String> {
-        let nm = NmLayer::dense_pattern(inp).ok_or_else(|| {
-            format!("layer {name}: in = {inp} is odd; the macro streams activations in pairs")
-        })?;
+        let nm = NmLayer::dense_pattern(inp).ok_or_else(|| format!("layer {name}: in = {inp} is odd; the macro streams activations in pairs"))?;
         NmLayer::prune(name, out, inp, w, nm)
     }
 }
@@ -58,56 +56,25 @@ impl NmLayer {
     /// the largest of 8, 4, 2 dividing it (the lowering converts it to a
     /// dense pattern the architecture supports).
     pub fn dense_pattern(inp: usize) -> Option<Nm> {
-        [8u8, 4, 2]
-            .into_iter()
-            .find(|&m| inp.is_multiple_of(m as usize))
-            .map(|m| Nm::of(m, m))
+        [8u8, 4, 2].into_iter().find(|&m| inp.is_multiple_of(m as usize)).map(|m| Nm::of(m, m))
     }
 
     /// The layout of an `out × in` int8 matrix `w` keeping exactly the given
     /// in-group positions (`positions[row · groups + g]`, N increasing each):
     /// an `#nm` weight's stored mask, kept even where a value quantized to 0.
-    pub fn from_positions(
-        name: &str,
-        out: usize,
-        inp: usize,
-        nm: Nm,
-        w: &[i8],
-        positions: &[Vec<usize>],
-    ) -> Result<NmLayer, String> {
-        if w.len() != out * inp
-            || !inp.is_multiple_of(nm.m())
-            || positions.len() != out * (inp / nm.m())
-        {
-            return Err(format!(
-                "layer {name}: {} weights and {} groups for {out}×{inp} in {nm}",
-                w.len(),
-                positions.len()
-            ));
+    pub fn from_positions(name: &str, out: usize, inp: usize, nm: Nm, w: &[i8], positions: &[Vec<usize>]) -> Result<NmLayer, String> {
+        if w.len() != out * inp || !inp.is_multiple_of(nm.m()) || positions.len() != out * (inp / nm.m()) {
+            return Err(format!("layer {name}: {} weights and {} groups for {out}×{inp} in {nm}", w.len(), positions.len()));
         }
-        let (mut values, mut idx) = (
-            Vec::with_capacity(out * inp / nm.m() * nm.n()),
-            Vec::with_capacity(out * inp / nm.m() * nm.n()),
-        );
+        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m() * nm.n()), Vec::with_capacity(out * inp / nm.m() * nm.n()));
         for (g, pos) in positions.iter().enumerate() {
             if pos.len() != nm.n() {
-                return Err(format!(
-                    "layer {name}: group {g} keeps {} positions, {nm} keeps {}",
-                    pos.len(),
-                    nm.n()
-                ));
+                return Err(format!("layer {name}: group {g} keeps {} positions, {nm} keeps {}", pos.len(), nm.n()));
             }
             values.extend(pos.iter().map(|&i| w[g * nm.m() + i.min(nm.m() - 1)]));
             idx.extend(pos.iter().map(|&i| i as u8));
         }
-        let l = NmLayer {
-            name: name.to_string(),
-            out,
-            inp,
-            nm,
-            values,
-            idx,
-        };
+        let l = NmLayer { name: name.to_string(), out, inp, nm, values, idx };
         l.validate()?;
         Ok(l)
     }
@@ -121,30 +88,15 @@ impl NmLayer {
     pub fn validate(&self) -> Result<(), String> {
         let (n, m) = (self.nm.n(), self.nm.m());
         if self.out == 0 || self.inp == 0 || !self.inp.is_multiple_of(m) {
-            return Err(format!(
-                "layer {}: in = {} must be a positive multiple of M = {m} (out = {})",
-                self.name, self.inp, self.out
-            ));
+            return Err(format!("layer {}: in = {} must be a positive multiple of M = {m} (out = {})", self.name, self.inp, self.out));
         }
         let len = self.out * self.groups() * n;
         if self.values.len() != len || self.idx.len() != len {
-            return Err(format!(
-                "layer {}: {} values and {} indices, {n}:{m} of {}×{} needs {len}",
-                self.name,
-                self.values.len(),
-                self.idx.len(),
-                self.out,
-                self.inp
-            ));
+            return Err(format!("layer {}: {} values and {} indices, {n}:{m} of {}×{} needs {len}", self.name, self.values.len(), self.idx.len(), self.out, self.inp));
         }
         for (gi, g) in self.idx.chunks(n).enumerate() {
             if g.iter().any(|&i| i as usize >= m) || g.windows(2).any(|p| p[0] >= p[1]) {
-                return Err(format!(
-                    "layer {}: row {} group {}: positions {g:?} must increase and be below {m}",
-                    self.name,
-                    gi / self.groups(),
-                    gi % self.groups()
-                ));
+                return Err(format!("layer {}: row {} group {}: positions {g:?} must increase and be below {m}", self.name, gi / self.groups(), gi % self.groups()));
             }
         }
         Ok(())
@@ -153,28 +105,14 @@ impl NmLayer {
     /// Magnitude N:M pruning of a dense `out × in` int8 matrix.
     pub fn prune(name: &str, out: usize, inp: usize, w: &[i8], nm: Nm) -> Result<NmLayer, String> {
         if w.len() != out * inp || !inp.is_multiple_of(nm.m()) {
-            return Err(format!(
-                "layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}",
-                w.len(),
-                nm.m()
-            ));
+            return Err(format!("layer {name}: {} weights for {out}×{inp}, in must be a multiple of {}", w.len(), nm.m()));
         }
         if nm.is_dense() {
             // Every position kept: the weights as they are.
             let idx = (0..out * inp).map(|i| (i % nm.m()) as u8).collect();
-            return Ok(NmLayer {
-                name: name.to_string(),
-                out,
-                inp,
-                nm,
-                values: w.to_vec(),
-                idx,
-            });
+            return Ok(NmLayer { name: name.to_string(), out, inp, nm, values: w.to_vec(), idx });
         }
-        let (mut values, mut idx) = (
-            Vec::with_capacity(out * inp / nm.m() * nm.n()),
-            Vec::with_capacity(out * inp / nm.m() * nm.n()),
-        );
+        let (mut values, mut idx) = (Vec::with_capacity(out * inp / nm.m() * nm.n()), Vec::with_capacity(out * inp / nm.m() * nm.n()));
         for g in w.chunks(nm.m()) {
             let mut order: Vec<usize> = (0..nm.m()).collect();
             order.sort_by_key(|&i| (std::cmp::Reverse((g[i] as i32).abs()), i));
@@ -183,27 +121,13 @@ impl NmLayer {
             values.extend(keep.iter().map(|&i| g[i]));
             idx.extend(keep.iter().map(|&i| i as u8));
         }
-        Ok(NmLayer {
-            name: name.to_string(),
-            out,
-            inp,
-            nm,
-            values,
-            idx,
-        })
+        Ok(NmLayer { name: name.to_string(), out, inp, nm, values, idx })
     }
 
     /// N:M pruning with one mask per tile of `tile` output rows (the
     /// macro's column tile, so every slot is shared: N per group): in each
     /// group the N positions of largest Σ|w| over the tile's rows.
-    pub fn prune_aligned(
-        name: &str,
-        out: usize,
-        inp: usize,
-        w: &[i8],
-        nm: Nm,
-        tile: usize,
-    ) -> Result<NmLayer, String> {
+    pub fn prune_aligned(name: &str, out: usize, inp: usize, w: &[i8], nm: Nm, tile: usize) -> Result<NmLayer, String> {
         if w.len() != out * inp || !inp.is_multiple_of(nm.m()) || nm.is_dense() {
             return NmLayer::prune(name, out, inp, w, nm);
         }
@@ -212,11 +136,7 @@ impl NmLayer {
         for t0 in (0..out).step_by(tile.max(1)) {
             let rows = t0..(t0 + tile.max(1)).min(out);
             for g in 0..g_n {
-                let score = |i: usize| {
-                    rows.clone()
-                        .map(|o| (w[o * inp + g * m + i] as i32).abs())
-                        .sum::<i32>()
-                };
+                let score = |i: usize| rows.clone().map(|o| (w[o * inp + g * m + i] as i32).abs()).sum::<i32>();
                 let mut order: Vec<usize> = (0..m).collect();
                 order.sort_by_key(|&i| (std::cmp::Reverse(score(i)), i));
                 let mut keep = order[..n].to_vec();
@@ -229,14 +149,7 @@ impl NmLayer {
                 }
             }
         }
-        Ok(NmLayer {
-            name: name.to_string(),
-            out,
-            inp,
-            nm,
-            values,
-            idx,
-        })
+        Ok(NmLayer { name: name.to_string(), out, inp, nm, values, idx })
     }
 
     /// The dense `out × in` matrix (pruned entries 0).
@@ -260,20 +173,14 @@ impl NmLayer {
         let n = self.nm.n();
         let mut kept = vec![false; self.out * self.inp];
         for (gi, ix) in self.idx.chunks(n).enumerate() {
-            ix.iter()
-                .for_each(|&i| kept[gi * self.nm.m() + i as usize] = true);
+            ix.iter().for_each(|&i| kept[gi * self.nm.m() + i as usize] = true);
         }
         let dense = self.dense();
         let len = self.out * self.inp / to.m() * to.n();
         let (mut values, mut idx) = (Vec::with_capacity(len), Vec::with_capacity(len));
         for (k, w) in kept.chunks(to.m()).zip(dense.chunks(to.m())) {
             // Kept positions as bits (M <= 64), padded with the lowest free ones.
-            let mut bits: u64 = k
-                .iter()
-                .enumerate()
-                .filter(|x| *x.1)
-                .map(|(i, _)| 1u64 << i)
-                .sum();
+            let mut bits: u64 = k.iter().enumerate().filter(|x| *x.1).map(|(i, _)| 1u64 << i).sum();
             let count = bits.count_ones() as usize;
             if count > to.n() {
                 return None;
@@ -286,14 +193,7 @@ impl NmLayer {
                 idx.push(i as u8);
             }
         }
-        Some(NmLayer {
-            name: self.name.clone(),
-            out: self.out,
-            inp: self.inp,
-            nm: to,
-            values,
-            idx,
-        })
+        Some(NmLayer { name: self.name.clone(), out: self.out, inp: self.inp, nm: to, values, idx })
     }
 
     /// Kept weights (MACs per input vector).
@@ -313,31 +213,15 @@ pub fn fit_pattern(arch: &Arch, layer: &NmLayer) -> Result<NmLayer, String> {
     let mut cands = arch.patterns.clone();
     cands.sort_by(|a, b| a.density().total_cmp(&b.density()).then(b.m().cmp(&a.m())));
     if let Some(to) = reprune_target(arch, layer.nm, layer.inp) {
-        if let Some(l) = cands
-            .iter()
-            .filter(|p| !p.is_dense())
-            .find_map(|&p| layer.as_pattern(p))
-        {
+        if let Some(l) = cands.iter().filter(|p| !p.is_dense()).find_map(|&p| layer.as_pattern(p)) {
             return Ok(l);
         }
-        return NmLayer::prune_aligned(
-            &layer.name,
-            layer.out,
-            layer.inp,
-            &layer.dense(),
-            to,
-            arch.array.columns,
-        );
+        return NmLayer::prune_aligned(&layer.name, layer.out, layer.inp, &layer.dense(), to, arch.array.columns);
     }
     cands
         .into_iter()
         .find_map(|p| layer.as_pattern(p))
-        .ok_or_else(|| {
-            format!(
-                "layer {}: no supported pattern of {} holds its {} mask (in = {})",
-                layer.name, arch.name, layer.nm, layer.inp
-            )
-        })
+        .ok_or_else(|| format!("layer {}: no supported pattern of {} holds its {} mask (in = {})", layer.name, arch.name, layer.nm, layer.inp))
 }
 
 /// Under `sparsity.reprune`, the pattern a sparse `nm` layer of `inp` inputs
@@ -348,12 +232,7 @@ pub fn reprune_target(arch: &Arch, nm: Nm, inp: usize) -> Option<Nm> {
     if !arch.sparsity.reprune || nm.is_dense() {
         return None;
     }
-    let mut c: Vec<Nm> = arch
-        .patterns
-        .iter()
-        .copied()
-        .filter(|p| !p.is_dense() && p.density() <= nm.density() && inp.is_multiple_of(p.m()))
-        .collect();
+    let mut c: Vec<Nm> = arch.patterns.iter().copied().filter(|p| !p.is_dense() && p.density() <= nm.density() && inp.is_multiple_of(p.m())).collect();
     c.sort_by(|a, b| b.density().total_cmp(&a.density()).then(b.m().cmp(&a.m())));
     c.first().copied()
 }
@@ -366,15 +245,8 @@ pub fn reference_matmul(layer: &NmLayer, x: &[i8], tokens: usize) -> Result<Vec<
     for t in 0..tokens {
         let xr = &x[t * layer.inp..(t + 1) * layer.inp];
         for o in 0..layer.out {
-            let s: i64 = w[o * layer.inp..(o + 1) * layer.inp]
-                .iter()
-                .zip(xr)
-                .map(|(&a, &b)| a as i64 * b as i64)
-                .sum();
-            y.push(
-                i32::try_from(s)
-                    .map_err(|_| format!("layer {}: sum {s} overflows int32", layer.name))?,
-            );
+            let s: i64 = w[o * layer.inp..(o + 1) * layer.inp].iter().zip(xr).map(|(&a, &b)| a as i64 * b as i64).sum();
+            y.push(i32::try_from(s).map_err(|_| format!("layer {}: sum {s} overflows int32", layer.name))?);
         }
     }
     Ok(y)
@@ -405,15 +277,7 @@ impl Rng {
 /// A synthetic N:M layer. `aligned`: every tile of `tile` output rows keeps
 /// the same pairs per group (the mask the macro runs without padding slots),
 /// else each row's positions are drawn independently.
-pub fn synthetic_layer(
-    name: &str,
-    out: usize,
-    inp: usize,
-    nm: Nm,
-    aligned: bool,
-    tile: usize,
-    rng: &mut Rng,
-) -> NmLayer {
+pub fn synthetic_layer(name: &str, out: usize, inp: usize, nm: Nm, aligned: bool, tile: usize, rng: &mut Rng) -> NmLayer {
     let groups = inp / nm.m();
     let (mut values, mut idx) = (Vec::new(), Vec::new());
     let mut tile_choice: Vec<Vec<usize>> = Vec::new();
@@ -422,25 +286,14 @@ pub fn synthetic_layer(
             tile_choice = (0..groups).map(|_| pick(nm, rng)).collect();
         }
         for choice in tile_choice.iter().take(groups) {
-            let pos = if aligned {
-                choice.clone()
-            } else {
-                pick(nm, rng)
-            };
+            let pos = if aligned { choice.clone() } else { pick(nm, rng) };
             for &i in &pos {
                 values.push(rng.i8());
                 idx.push(i as u8);
             }
         }
     }
-    NmLayer {
-        name: name.to_string(),
-        out,
-        inp,
-        nm,
-        values,
-        idx,
-    }
+    NmLayer { name: name.to_string(), out, inp, nm, values, idx }
 }
 
 fn pick(nm: Nm, rng: &mut Rng) -> Vec<usize> {

@@ -28,11 +28,8 @@
 
 use super::arch::Arch;
 use super::isa::{Instr, Program};
-pub use super::layer::{
-    DenseLayout, MagnitudePrune, NmLayer, NmSource, Rng, fit_pattern, reference_matmul,
-    synthetic_layer,
-};
 use super::mapping::Mapping;
+pub use super::layer::{fit_pattern, reference_matmul, synthetic_layer, DenseLayout, MagnitudePrune, NmLayer, NmSource, Rng};
 pub use super::mapping::aggregation_for;
 use flexc_passes::target::Tile;
 use std::ops::Range;
@@ -69,12 +66,7 @@ fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Tile
     let (n, m) = (layer.nm.n(), layer.nm.m());
     let (g_n, pairs, width) = (layer.groups(), m / 2, cols.len());
     let cap = groups.len() * n * width;
-    let mut out = TileSlots {
-        slots: Vec::with_capacity(groups.len() * n),
-        w: Vec::with_capacity(cap),
-        meta: Vec::with_capacity(cap),
-        width,
-    };
+    let mut out = TileSlots { slots: Vec::with_capacity(groups.len() * n), w: Vec::with_capacity(cap), meta: Vec::with_capacity(cap), width };
     // Per column and pair: up to two kept (value, meta), in index order.
     let mut kept = vec![[(0i8, 0u8); 2]; width * pairs];
     let mut count = vec![0u8; width * pairs];
@@ -93,24 +85,11 @@ fn tile_slots(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> Tile
             let need = (0..width).map(|c| count[c * pairs + p]).max().unwrap_or(0);
             for k in 0..need {
                 // Column c's k-th kept weight of pair p, or a zero pad.
-                let cell = |c: usize| {
-                    if count[c * pairs + p] > k {
-                        kept[c * pairs + p][k as usize]
-                    } else {
-                        (0, 0)
-                    }
-                };
+                let cell = |c: usize| if count[c * pairs + p] > k { kept[c * pairs + p][k as usize] } else { (0, 0) };
                 out.w.extend((0..width).map(|c| cell(c).0));
                 out.meta.extend((0..width).map(|c| cell(c).1));
-                let elem = (0..width)
-                    .find(|&c| count[c * pairs + p] > k)
-                    .map_or(0, |c| cell(c).1);
-                out.slots.push(Slot {
-                    group: g,
-                    pair: p,
-                    elem,
-                    at: out.slots.len(),
-                });
+                let elem = (0..width).find(|&c| count[c * pairs + p] > k).map_or(0, |c| cell(c).1);
+                out.slots.push(Slot { group: g, pair: p, elem, at: out.slots.len() });
             }
         }
     }
@@ -134,146 +113,58 @@ pub struct Plan {
 
 /// Appends the stream for one layer on activations `x [tokens × in]`, with
 /// the default tiling.
-pub fn lower_layer(
-    arch: &Arch,
-    layer: &NmLayer,
-    x: &[i8],
-    tokens: usize,
-    prog: &mut Program,
-) -> Result<Plan, String> {
+pub fn lower_layer(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, prog: &mut Program) -> Result<Plan, String> {
     lower_layer_tiled(arch, layer, x, tokens, None, prog)
 }
 
 /// Appends the stream for one layer with weight tile `tile` (`kern.tile`),
 /// which must fit the macro for the pattern the layer runs as.
-pub fn lower_layer_tiled(
-    arch: &Arch,
-    layer: &NmLayer,
-    x: &[i8],
-    tokens: usize,
-    tile: Option<Tile>,
-    prog: &mut Program,
-) -> Result<Plan, String> {
+pub fn lower_layer_tiled(arch: &Arch, layer: &NmLayer, x: &[i8], tokens: usize, tile: Option<Tile>, prog: &mut Program) -> Result<Plan, String> {
     layer.validate()?;
     if x.len() != tokens * layer.inp || tokens == 0 {
-        return Err(format!(
-            "layer {}: {} activations for {tokens} tokens × {}",
-            layer.name,
-            x.len(),
-            layer.inp
-        ));
+        return Err(format!("layer {}: {} activations for {tokens} tokens × {}", layer.name, x.len(), layer.inp));
     }
     let layer = &fit_pattern(arch, layer)?;
-    let map = Mapping::new(arch, layer.nm, layer.out, layer.inp, tile)
-        .map_err(|e| format!("layer {}: {e}", layer.name))?;
+    let map = Mapping::new(arch, layer.nm, layer.out, layer.inp, tile).map_err(|e| format!("layer {}: {e}", layer.name))?;
     let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
     let (agg, per_pass) = (map.agg, map.per_pass);
-    let tc = map
-        .token_chunk(arch, layer.inp, tokens)
-        .map_err(|e| format!("layer {}: {e}", layer.name))?;
-    let u32of = |v: usize, what: &str| {
-        u32::try_from(v).map_err(|_| {
-            format!(
-                "layer {}: {what} = {v} does not fit the ISA's 32 bits",
-                layer.name
-            )
-        })
-    };
-    prog.instrs.push(Instr::Layer {
-        name: layer.name.clone(),
-        tokens: u32of(tokens, "tokens")?,
-        out: u32of(layer.out, "out")?,
-        inp: u32of(layer.inp, "in")?,
-    });
-    prog.instrs.push(Instr::Cfg {
-        n: layer.nm.n() as u8,
-        m: layer.nm.m() as u8,
-        agg: agg as u8,
-        bypass: arch.bypasses(layer.nm),
-    });
+    let tc = map.token_chunk(arch, layer.inp, tokens).map_err(|e| format!("layer {}: {e}", layer.name))?;
+    let u32of = |v: usize, what: &str| u32::try_from(v).map_err(|_| format!("layer {}: {what} = {v} does not fit the ISA's 32 bits", layer.name));
+    prog.instrs.push(Instr::Layer { name: layer.name.clone(), tokens: u32of(tokens, "tokens")?, out: u32of(layer.out, "out")?, inp: u32of(layer.inp, "in")? });
+    prog.instrs.push(Instr::Cfg { n: layer.nm.n() as u8, m: layer.nm.m() as u8, agg: agg as u8, bypass: arch.bypasses(layer.nm) });
     let bundles = map.bundles(arch, layer.out);
     let ktiles = map.ktiles(layer.inp);
     // slots[bundle][k tile][set]
-    let slots: Vec<Vec<Vec<TileSlots>>> = bundles
-        .iter()
-        .map(|cols| {
-            ktiles
-                .iter()
-                .map(|g| {
-                    cols.iter()
-                        .map(|t| tile_slots(layer, t.clone(), g.clone()))
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
+    let slots: Vec<Vec<Vec<TileSlots>>> = bundles.iter().map(|cols| ktiles.iter().map(|g| cols.iter().map(|t| tile_slots(layer, t.clone(), g.clone())).collect()).collect()).collect();
     let col_tiles: usize = bundles.iter().map(Vec::len).sum();
-    let mut plan = Plan {
-        agg,
-        tile: Some(Tile {
-            m: map.m as u64,
-            k: map.k as u64,
-        }),
-        ..Plan::default()
-    };
-    plan.slots = slots
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|t| t.slots.len())
-        .sum();
+    let mut plan = Plan { agg, tile: Some(Tile { m: map.m as u64, k: map.k as u64 }), ..Plan::default() };
+    plan.slots = slots.iter().flatten().flatten().map(|t| t.slots.len()).sum();
     plan.ideal_slots = col_tiles * layer.groups() * layer.nm.n();
     let mut rowstate: Vec<Option<Instr>> = vec![None; r];
     for t0 in (0..tokens).step_by(tc) {
         let n_t = tc.min(tokens - t0);
-        prog.instrs.push(Instr::Ldx {
-            addr: 0,
-            data: x[t0 * layer.inp..(t0 + n_t) * layer.inp].to_vec(),
-        });
+        prog.instrs.push(Instr::Ldx { addr: 0, data: x[t0 * layer.inp..(t0 + n_t) * layer.inp].to_vec() });
         for (b, cols) in bundles.iter().enumerate() {
             let mut first = true;
             for per_set in &slots[b] {
-                let passes = per_set
-                    .iter()
-                    .map(|s| s.slots.len().div_ceil(per_pass))
-                    .max()
-                    .unwrap_or(0);
+                let passes = per_set.iter().map(|s| s.slots.len().div_ceil(per_pass)).max().unwrap_or(0);
                 for pass in 0..passes {
                     plan.passes += 1;
                     // Position q of set e: row q / agg, sub-macro e·agg + q % agg.
-                    let mut grid: Vec<Option<(&Slot, &TileSlots)>> =
-                        (0..p * r).map(|_| None).collect();
+                    let mut grid: Vec<Option<(&Slot, &TileSlots)>> = (0..p * r).map(|_| None).collect();
                     for (e, ts) in per_set.iter().enumerate() {
-                        for (q, s) in ts
-                            .slots
-                            .iter()
-                            .skip(pass * per_pass)
-                            .take(per_pass)
-                            .enumerate()
-                        {
+                        for (q, s) in ts.slots.iter().skip(pass * per_pass).take(per_pass).enumerate() {
                             grid[(q / agg) * p + e * agg + q % agg] = Some((s, ts));
                         }
                     }
                     emit_pass(arch, layer, &grid, &mut rowstate, prog)?;
-                    prog.instrs.push(Instr::Mac {
-                        x: 0,
-                        xstride: layer.inp as u32,
-                        y: 0,
-                        count: n_t as u32,
-                        acc: !first,
-                    });
+                    prog.instrs.push(Instr::Mac { x: 0, xstride: layer.inp as u32, y: 0, count: n_t as u32, acc: !first });
                     first = false;
                 }
             }
             for (e, t) in cols.iter().enumerate() {
                 let dst = u32of(t0 * layer.out + t.start, "output offset")?;
-                prog.instrs.push(Instr::St {
-                    y: (e * c) as u32,
-                    count: n_t as u32,
-                    cols: t.len() as u16,
-                    dst,
-                    dstride: layer.out as u32,
-                });
+                prog.instrs.push(Instr::St { y: (e * c) as u32, count: n_t as u32, cols: t.len() as u16, dst, dstride: layer.out as u32 });
             }
         }
     }
@@ -282,41 +173,24 @@ pub fn lower_layer_tiled(
 }
 
 /// The `ldw`s and changed `dsel`s of one pass over `grid` (row-major, P per row).
-fn emit_pass(
-    arch: &Arch,
-    layer: &NmLayer,
-    grid: &[Option<(&Slot, &TileSlots)>],
-    rowstate: &mut [Option<Instr>],
-    prog: &mut Program,
-) -> Result<(), String> {
+fn emit_pass(arch: &Arch, layer: &NmLayer, grid: &[Option<(&Slot, &TileSlots)>], rowstate: &mut [Option<Instr>], prog: &mut Program) -> Result<(), String> {
     let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
     // A dense DCiM (no metadata bit) or the dense bypass: each row is wired
     // to one activation (the bus points at the element, the pair select is 0,
     // the metadata bits are 0).
     let wired = arch.wired_for(layer.nm);
     for s in 0..p {
-        let used = (0..r)
-            .rev()
-            .find(|&row| grid[row * p + s].is_some())
-            .map_or(0, |row| row + 1);
+        let used = (0..r).rev().find(|&row| grid[row * p + s].is_some()).map_or(0, |row| row + 1);
         if used == 0 {
             continue;
         }
-        let width = (0..used)
-            .find_map(|row| grid[row * p + s].map(|g| g.1.width))
-            .unwrap_or(c);
-        let (mut w, mut meta) = (
-            Vec::with_capacity(used * width),
-            Vec::with_capacity(used * width),
-        );
+        let width = (0..used).find_map(|row| grid[row * p + s].map(|g| g.1.width)).unwrap_or(c);
+        let (mut w, mut meta) = (Vec::with_capacity(used * width), Vec::with_capacity(used * width));
         for row in 0..used {
             match grid[row * p + s] {
                 Some((sl, ts)) if wired => {
                     if ts.meta(sl).iter().any(|&b| b != sl.elem) {
-                        return Err(format!(
-                            "layer {}: {} wires each row to one activation, but a slot's columns use different elements of a pair",
-                            layer.name, arch.name
-                        ));
+                        return Err(format!("layer {}: {} wires each row to one activation, but a slot's columns use different elements of a pair", layer.name, arch.name));
                     }
                     w.extend_from_slice(ts.w(sl));
                     meta.extend(std::iter::repeat_n(0, width));
@@ -331,46 +205,14 @@ fn emit_pass(
                 }
             }
         }
-        prog.instrs.push(Instr::Ldw {
-            sm: s as u8,
-            row: 0,
-            col: 0,
-            rows: used as u16,
-            cols: width as u16,
-            w,
-            meta,
-        });
+        prog.instrs.push(Instr::Ldw { sm: s as u8, row: 0, col: 0, rows: used as u16, cols: width as u16, w, meta });
     }
     for (row, state) in rowstate.iter_mut().enumerate() {
         let cells = &grid[row * p..(row + 1) * p];
-        let bus = cells
-            .iter()
-            .map(|g| {
-                g.map(|(sl, _)| {
-                    (sl.group * layer.nm.m()
-                        + if wired {
-                            2 * sl.pair + sl.elem as usize
-                        } else {
-                            0
-                        }) as u32
-                })
-            })
-            .collect();
-        let s1 = cells
-            .iter()
-            .map(|g| g.map_or(0, |(sl, _)| if wired { 0 } else { sl.pair as u8 }))
-            .collect();
-        let s2 = cells
-            .iter()
-            .enumerate()
-            .map(|(s, g)| g.map(|_| s as u8))
-            .collect();
-        let d = Instr::Dsel {
-            row: row as u16,
-            bus,
-            s1,
-            s2,
-        };
+        let bus = cells.iter().map(|g| g.map(|(sl, _)| (sl.group * layer.nm.m() + if wired { 2 * sl.pair + sl.elem as usize } else { 0 }) as u32)).collect();
+        let s1 = cells.iter().map(|g| g.map_or(0, |(sl, _)| if wired { 0 } else { sl.pair as u8 })).collect();
+        let s2 = cells.iter().enumerate().map(|(s, g)| g.map(|_| s as u8)).collect();
+        let d = Instr::Dsel { row: row as u16, bus, s1, s2 };
         if state.as_ref() != Some(&d) {
             prog.instrs.push(d.clone());
             *state = Some(d);

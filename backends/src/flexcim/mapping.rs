@@ -22,10 +22,7 @@ use std::ops::Range;
 /// min(N, the arch's aggregation).
 pub fn aggregation_for(arch: &Arch, nm: Nm) -> usize {
     let p = arch.array.sub_macros;
-    (1..=nm.n().min(arch.sparsity.aggregation))
-        .rev()
-        .find(|d| p.is_multiple_of(*d))
-        .unwrap_or(1)
+    (1..=nm.n().min(arch.sparsity.aggregation)).rev().find(|d| p.is_multiple_of(*d)).unwrap_or(1)
 }
 
 /// The tile that fills the macro once for an aligned `nm` mask: every merger
@@ -34,10 +31,7 @@ pub fn macro_tile(arch: &Arch, nm: Nm) -> Tile {
     let agg = aggregation_for(arch, nm);
     let sets = arch.array.sub_macros / agg;
     let groups = (agg * arch.array.rows / nm.n()).max(1);
-    Tile {
-        m: (sets * arch.array.columns) as u64,
-        k: (groups * nm.m()) as u64,
-    }
+    Tile { m: (sets * arch.array.columns) as u64, k: (groups * nm.m()) as u64 }
 }
 
 /// Checks that `tile` fits the macro for pattern `nm` (see the module doc),
@@ -47,33 +41,19 @@ pub fn check_tile(arch: &Arch, nm: Nm, tile: Tile) -> Result<(), String> {
     let agg = aggregation_for(arch, nm) as u64;
     let sets = arch.array.sub_macros as u64 / agg;
     let (n, m) = (nm.n() as u64, nm.m() as u64);
-    let what = format!(
-        "kern.tile {{m = {}, k = {}}} does not fit the {} macro for {nm}",
-        tile.m, tile.k, arch.name
-    );
+    let what = format!("kern.tile {{m = {}, k = {}}} does not fit the {} macro for {nm}", tile.m, tile.k, arch.name);
     if tile.m == 0 || tile.k == 0 {
         return Err(format!("{what}: tile sizes must be positive"));
     }
     if !tile.k.is_multiple_of(m) {
-        return Err(format!(
-            "{what}: k must be a multiple of M = {m} (a group cannot straddle two tiles)"
-        ));
+        return Err(format!("{what}: k must be a multiple of M = {m} (a group cannot straddle two tiles)"));
     }
     if tile.m.div_ceil(c) > sets {
-        return Err(format!(
-            "{what}: m needs {} column tiles of {c}, but {nm} leaves {sets} merger set(s) of {agg} sub-macros (m <= {})",
-            tile.m.div_ceil(c),
-            sets * c
-        ));
+        return Err(format!("{what}: m needs {} column tiles of {c}, but {nm} leaves {sets} merger set(s) of {agg} sub-macros (m <= {})", tile.m.div_ceil(c), sets * c));
     }
     let cells = tile.k / m * n;
     if cells > agg * r {
-        return Err(format!(
-            "{what}: k needs {cells} cells per column ({} groups x {n} kept), a merger set holds {agg} sub-macros x {r} rows = {} (k <= {})",
-            tile.k / m,
-            agg * r,
-            agg * r / n * m
-        ));
+        return Err(format!("{what}: k needs {cells} cells per column ({} groups x {n} kept), a merger set holds {agg} sub-macros x {r} rows = {} (k <= {})", tile.k / m, agg * r, agg * r / n * m));
     }
     Ok(())
 }
@@ -100,36 +80,19 @@ pub struct Mapping {
 impl Mapping {
     /// The mapping of an `out × inp` layer in `nm` (the pattern as run), with
     /// `tile` (clamped to the layer) or the default.
-    pub fn new(
-        arch: &Arch,
-        nm: Nm,
-        out: usize,
-        inp: usize,
-        tile: Option<Tile>,
-    ) -> Result<Mapping, String> {
+    pub fn new(arch: &Arch, nm: Nm, out: usize, inp: usize, tile: Option<Tile>) -> Result<Mapping, String> {
         let agg = aggregation_for(arch, nm);
         let sets = arch.array.sub_macros / agg;
         let per_pass = agg * arch.array.rows;
         let (m, k) = match tile {
             Some(t) => {
-                let eff = Tile {
-                    m: t.m.min(out as u64),
-                    k: t.k.min(inp as u64),
-                };
+                let eff = Tile { m: t.m.min(out as u64), k: t.k.min(inp as u64) };
                 check_tile(arch, nm, eff)?;
                 (eff.m as usize, eff.k as usize)
             }
             None => (sets * arch.array.columns, inp),
         };
-        Ok(Mapping {
-            nm,
-            agg,
-            sets,
-            per_pass,
-            m,
-            k,
-            explicit: tile.is_some(),
-        })
+        Ok(Mapping { nm, agg, sets, per_pass, m, k, explicit: tile.is_some() })
     }
 
     /// Output tiles of `m` rows, each as its column tiles (one per merger set).
@@ -154,13 +117,9 @@ impl Mapping {
     /// and the accumulator hold.
     pub fn token_chunk(&self, arch: &Arch, inp: usize, tokens: usize) -> Result<usize, String> {
         let words = self.sets * arch.array.columns;
-        let tc = tokens
-            .min(arch.buffers.activation_bytes / inp.max(1))
-            .min(arch.buffers.output_words / words);
+        let tc = tokens.min(arch.buffers.activation_bytes / inp.max(1)).min(arch.buffers.output_words / words);
         if tc == 0 {
-            return Err(format!(
-                "one input vector ({inp} bytes) or one result ({words} words) does not fit the buffers"
-            ));
+            return Err(format!("one input vector ({inp} bytes) or one result ({words} words) does not fit the buffers"));
         }
         Ok(tc)
     }
@@ -204,11 +163,7 @@ pub fn slot_keys(layer: &NmLayer, cols: Range<usize>, groups: Range<usize>) -> V
             }
         }
         for (p, nd) in need.iter().enumerate() {
-            out.extend(nd.1[..nd.0 as usize].iter().map(|&e| SlotKey {
-                group: g as u32,
-                pair: p as u8,
-                elem: e,
-            }));
+            out.extend(nd.1[..nd.0 as usize].iter().map(|&e| SlotKey { group: g as u32, pair: p as u8, elem: e }));
         }
     }
     out

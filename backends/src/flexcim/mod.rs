@@ -34,9 +34,9 @@ pub mod timing;
 use arch::{Arch, EnergyTable};
 use flexc_passes::target::Tile;
 use isa::{Instr, Program};
-use layer::{NmLayer, fit_pattern, reference_matmul};
-use lower::{Plan, lower_layer_tiled};
-use sim::{SimResult, simulate};
+use layer::{fit_pattern, reference_matmul, NmLayer};
+use lower::{lower_layer_tiled, Plan};
+use sim::{simulate, SimResult};
 
 /// One layer to run: weights, activations `tokens × in`, and optionally a
 /// second oracle's int32 results (the reference interpreter's).
@@ -115,23 +115,14 @@ fn tile_for(arch: &Arch, w: &Workload, strict: bool) -> Result<Option<Tile>, Str
         return Ok(Some(t));
     }
     let nm = fit_pattern(arch, &w.layer)?.nm;
-    let eff = Tile {
-        m: t.m.min(w.layer.out as u64),
-        k: t.k.min(w.layer.inp as u64),
-    };
+    let eff = Tile { m: t.m.min(w.layer.out as u64), k: t.k.min(w.layer.inp as u64) };
     Ok(mapping::check_tile(arch, nm, eff).is_ok().then_some(t))
 }
 
 /// Lowers every workload for `arch` (host work appended as `host`) and
 /// simulates. `strict`: every `kern.tile` must fit (FlexCiM itself); else
 /// tiles that do not fit a baseline's pattern fall back to its default.
-pub fn run_arch_tiled(
-    arch: &Arch,
-    name: &str,
-    work: &[Workload],
-    host: &[(String, u64)],
-    strict: bool,
-) -> Result<ArchRun, String> {
+pub fn run_arch_tiled(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)], strict: bool) -> Result<ArchRun, String> {
     let (program, plans) = lower_program(arch, work, host, strict, &mut |_| {})?;
     run_program(arch, name, program, plans)
 }
@@ -139,91 +130,41 @@ pub fn run_arch_tiled(
 /// One stream for every workload on `arch`, host work appended as `host`
 /// instructions (`strict` as in [`run_arch_tiled`]); `progress(done)` after
 /// each layer.
-pub fn lower_program(
-    arch: &Arch,
-    work: &[Workload],
-    host: &[(String, u64)],
-    strict: bool,
-    progress: &mut dyn FnMut(usize),
-) -> Result<(Program, Vec<Plan>), String> {
+pub fn lower_program(arch: &Arch, work: &[Workload], host: &[(String, u64)], strict: bool, progress: &mut dyn FnMut(usize)) -> Result<(Program, Vec<Plan>), String> {
     let mut program = Program::default();
     let mut plans = Vec::new();
     for (i, w) in work.iter().enumerate() {
         let tile = tile_for(arch, w, strict)?;
-        plans.push(lower_layer_tiled(
-            arch,
-            &w.layer,
-            &w.x,
-            w.tokens,
-            tile,
-            &mut program,
-        )?);
+        plans.push(lower_layer_tiled(arch, &w.layer, &w.x, w.tokens, tile, &mut program)?);
         progress(i + 1);
     }
-    program
-        .instrs
-        .extend(host.iter().map(|(op, elems)| Instr::Host {
-            op: op.clone(),
-            elems: *elems,
-        }));
+    program.instrs.extend(host.iter().map(|(op, elems)| Instr::Host { op: op.clone(), elems: *elems }));
     Ok((program, plans))
 }
 
 /// [`run_arch_tiled`], strict: every `kern.tile` must fit `arch`.
-pub fn run_arch(
-    arch: &Arch,
-    name: &str,
-    work: &[Workload],
-    host: &[(String, u64)],
-) -> Result<ArchRun, String> {
+pub fn run_arch(arch: &Arch, name: &str, work: &[Workload], host: &[(String, u64)]) -> Result<ArchRun, String> {
     run_arch_tiled(arch, name, work, host, true)
 }
 
 /// Simulates a ready stream.
-pub fn run_program(
-    arch: &Arch,
-    name: &str,
-    program: Program,
-    plans: Vec<Plan>,
-) -> Result<ArchRun, String> {
+pub fn run_program(arch: &Arch, name: &str, program: Program, plans: Vec<Plan>) -> Result<ArchRun, String> {
     let t = std::time::Instant::now();
     let result = simulate(arch, &program).map_err(|e| e.to_string())?;
-    Ok(ArchRun {
-        name: name.to_string(),
-        program,
-        plans,
-        result,
-        sim_seconds: t.elapsed().as_secs_f64(),
-    })
+    Ok(ArchRun { name: name.to_string(), program, plans, result, sim_seconds: t.elapsed().as_secs_f64() })
 }
 
 /// Checks a run's results against the integer matmul (`want`, one per
 /// workload) and each workload's own oracle (`oracles`: false when the arch
 /// re-prunes, so its layers are not the workloads').
 fn check_run(run: &ArchRun, work: &[Workload], want: &[Vec<i32>], oracles: bool) -> Check {
-    let outs: Vec<&Vec<i32>> = run
-        .result
-        .outputs
-        .iter()
-        .zip(&run.result.layers)
-        .filter(|(_, l)| l.dense_macs > 0)
-        .map(|(o, _)| o)
-        .collect();
+    let outs: Vec<&Vec<i32>> = run.result.outputs.iter().zip(&run.result.layers).filter(|(_, l)| l.dense_macs > 0).map(|(o, _)| o).collect();
     for ((w, got), want) in work.iter().zip(outs).zip(want) {
         let other = if oracles { w.oracle.as_ref() } else { None };
-        for (oracle, what) in [
-            (Some(want), "the integer matmul"),
-            (other, "the reference interpreter"),
-        ] {
+        for (oracle, what) in [(Some(want), "the integer matmul"), (other, "the reference interpreter")] {
             let Some(o) = oracle else { continue };
             if let Some(i) = (0..o.len()).find(|&i| got.get(i) != o.get(i)) {
-                return Check::Failed(format!(
-                    "{}: layer {} result {i}: simulator {:?}, {what} {}",
-                    run.name,
-                    w.layer.name,
-                    got.get(i),
-                    o[i]
-                ));
+                return Check::Failed(format!("{}: layer {} result {i}: simulator {:?}, {what} {}", run.name, w.layer.name, got.get(i), o[i]));
             }
         }
     }
@@ -232,18 +173,9 @@ fn check_run(run: &ArchRun, work: &[Workload], want: &[Vec<i32>], oracles: bool)
 
 /// Runs FlexCiM and the named baselines ([`Arch::baseline`]) on the same
 /// layers and checks every result.
-pub fn evaluate(
-    arch: &Arch,
-    energy: &EnergyTable,
-    work: &[Workload],
-    host: &[(String, u64)],
-    baselines: &[String],
-) -> Result<Evaluation, String> {
+pub fn evaluate(arch: &Arch, energy: &EnergyTable, work: &[Workload], host: &[(String, u64)], baselines: &[String]) -> Result<Evaluation, String> {
     let flexcim = run_arch(arch, &format!("{} (FlexCiM-like)", arch.name), work, host)?;
-    let want = work
-        .iter()
-        .map(|w| reference_matmul(&w.layer, &w.x, w.tokens))
-        .collect::<Result<Vec<_>, _>>()?;
+    let want = work.iter().map(|w| reference_matmul(&w.layer, &w.x, w.tokens)).collect::<Result<Vec<_>, _>>()?;
     let mut check = check_run(&flexcim, work, &want, true);
     let mut runs = Vec::new();
     for b in baselines {
@@ -252,13 +184,7 @@ pub fn evaluate(
         if check == Check::Passed {
             // A re-pruning baseline computes its own layers: check it against their matmul.
             check = if barch.sparsity.reprune {
-                let own = work
-                    .iter()
-                    .map(|w| {
-                        fit_pattern(&barch, &w.layer)
-                            .and_then(|l| reference_matmul(&l, &w.x, w.tokens))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                let own = work.iter().map(|w| fit_pattern(&barch, &w.layer).and_then(|l| reference_matmul(&l, &w.x, w.tokens))).collect::<Result<Vec<_>, _>>()?;
                 check_run(&r, work, &own, false)
             } else {
                 check_run(&r, work, &want, true)
@@ -266,11 +192,5 @@ pub fn evaluate(
         }
         runs.push(r);
     }
-    Ok(Evaluation {
-        flexcim,
-        baselines: runs,
-        check,
-        energy: energy.clone(),
-        mhz: arch.clock.mhz,
-    })
+    Ok(Evaluation { flexcim, baselines: runs, check, energy: energy.clone(), mhz: arch.clock.mhz })
 }

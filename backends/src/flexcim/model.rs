@@ -16,16 +16,13 @@
 //! LM head, the output projection) run like block linears, dense unless the
 //! pipeline pruned them; the embedding lookup is host work (a gather).
 
-use super::analytic::{Slots, estimate};
+use super::analytic::{estimate, Slots};
 use super::arch::{Arch, EnergyTable, Regime};
-use super::fromir::{
-    Gemm, IrWork, activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of,
-    weight_tensor,
-};
-use super::layer::{DenseLayout, NmLayer, fit_pattern};
-use super::mapping::{Mapping, slot_keys};
+use super::fromir::{activations_i8, elems, evaluate_values, find_gemms, interpreter_matmul, layer_of, weight_tensor, Gemm, IrWork};
+use super::layer::{fit_pattern, DenseLayout, NmLayer};
+use super::mapping::{slot_keys, Mapping};
 use super::sim::Stats;
-use super::{Check, Workload, evaluate};
+use super::{evaluate, Check, Workload};
 use flexc_ir::Module;
 
 /// Which engine a phase ran on.
@@ -72,38 +69,19 @@ pub struct ModelLayers {
 
 /// Reads every linear of `func` (the first when `None`) from the weight
 /// table: the block linears and the LM head; `progress(done, total)` per GEMM.
-pub fn model_layers(
-    module: &Module,
-    func: Option<&str>,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<ModelLayers, String> {
+pub fn model_layers(module: &Module, func: Option<&str>, progress: &mut dyn FnMut(usize, usize)) -> Result<ModelLayers, String> {
     let found = find_gemms(module, func)?;
-    let mut out = ModelLayers {
-        host: found.host,
-        ..ModelLayers::default()
-    };
+    let mut out = ModelLayers { host: found.host, ..ModelLayers::default() };
     let total = found.gemms.len();
     for (i, g) in found.gemms.into_iter().enumerate() {
-        let block = g
-            .weight
-            .as_deref()
-            .and_then(flexc_passes::sparsity::block_of);
+        let block = g.weight.as_deref().and_then(flexc_passes::sparsity::block_of);
         match weight_tensor(module, &g) {
             Some(w) => {
                 let layer = layer_of(&g, &w?, &DenseLayout)?;
-                out.layers.push(ModelLayer {
-                    gemm: g,
-                    layer,
-                    block,
-                });
+                out.layers.push(ModelLayer { gemm: g, layer, block });
             }
             None if block.is_none() => out.skipped.push((g.name.clone(), g.out, g.inp)),
-            None => {
-                return Err(format!(
-                    "{}: the weight is not a weight-table entry",
-                    g.name
-                ));
-            }
+            None => return Err(format!("{}: the weight is not a weight-table entry", g.name)),
         }
         progress(i + 1, total);
     }
@@ -113,11 +91,7 @@ pub fn model_layers(
 /// Slots the lowering allocates for a layer on `arch` with weight tile
 /// `tile` (`None`: the default), and the slots an aligned mask would need
 /// (their ratio is what per-row masks cost); [`super::lower::Plan`] has the same.
-pub fn slot_use(
-    arch: &Arch,
-    layer: &NmLayer,
-    tile: Option<flexc_passes::target::Tile>,
-) -> Result<(usize, usize), String> {
+pub fn slot_use(arch: &Arch, layer: &NmLayer, tile: Option<flexc_passes::target::Tile>) -> Result<(usize, usize), String> {
     let f = fit_pattern(arch, layer)?;
     let map = Mapping::new(arch, f.nm, f.out, f.inp, tile)?;
     let (mut got, mut ideal) = (0, 0);
@@ -172,60 +146,24 @@ pub struct PhaseResult {
 
 /// The GEMM inputs of every layer as int8, from the reference interpreter
 /// running `func` on `rows` seeded random tokens.
-pub fn activations(
-    module: &Module,
-    func: Option<&str>,
-    layers: &[ModelLayer],
-    rows: usize,
-    seed: u64,
-) -> Result<Vec<Vec<i8>>, String> {
+pub fn activations(module: &Module, func: Option<&str>, layers: &[ModelLayer], rows: usize, seed: u64) -> Result<Vec<Vec<i8>>, String> {
     let id = match func {
         Some(n) => module.func(n).ok_or_else(|| format!("no function @{n}"))?,
-        None => module
-            .funcs
-            .keys()
-            .next()
-            .ok_or("the module has no function")?,
+        None => module.funcs.keys().next().ok_or("the module has no function")?,
     };
     let xs: Vec<flexc_ir::Value> = layers.iter().map(|l| l.gemm.x).collect();
-    evaluate_values(module, id, &xs, rows, seed)?
-        .iter()
-        .map(activations_i8)
-        .collect()
+    evaluate_values(module, id, &xs, rows, seed)?.iter().map(activations_i8).collect()
 }
 
 /// One stream's workloads: every layer with its `rows` activation rows
 /// (from [`activations`]) and its tile, plus the function's host work for
 /// `rows` rows, as [`super::lower_program`] takes them.
-pub fn stream_work(
-    layers: &ModelLayers,
-    acts: Vec<Vec<i8>>,
-    rows: usize,
-) -> Result<IrWork, String> {
+pub fn stream_work(layers: &ModelLayers, acts: Vec<Vec<i8>>, rows: usize) -> Result<IrWork, String> {
     if acts.len() != layers.layers.len() {
-        return Err(format!(
-            "{} activation sets for {} layers",
-            acts.len(),
-            layers.layers.len()
-        ));
+        return Err(format!("{} activation sets for {} layers", acts.len(), layers.layers.len()));
     }
-    let work = layers
-        .layers
-        .iter()
-        .zip(acts)
-        .map(|(ml, x)| Workload {
-            layer: ml.layer.clone(),
-            x,
-            tokens: rows,
-            oracle: None,
-            tile: ml.gemm.tile,
-        })
-        .collect();
-    let host = layers
-        .host
-        .iter()
-        .map(|(op, t)| (op.clone(), elems(t, rows)))
-        .collect();
+    let work = layers.layers.iter().zip(acts).map(|(ml, x)| Workload { layer: ml.layer.clone(), x, tokens: rows, oracle: None, tile: ml.gemm.tile }).collect();
+    let host = layers.host.iter().map(|(op, t)| (op.clone(), elems(t, rows))).collect();
     Ok(IrWork { work, host })
 }
 
@@ -242,123 +180,39 @@ pub struct Machines<'a> {
 
 /// Runs one phase on FlexCiM then each baseline; `acts` are needed for
 /// [`Engine::Cycle`]. `progress(done)` is called after each layer.
-pub fn run_phase(
-    on: Machines<'_>,
-    layers: &[ModelLayer],
-    name: &str,
-    rows: usize,
-    engine: Engine,
-    acts: Option<&[Vec<i8>]>,
-    progress: &mut dyn FnMut(usize),
-) -> Result<PhaseResult, String> {
-    let Machines {
-        arch,
-        energy,
-        baselines,
-    } = on;
+pub fn run_phase(on: Machines<'_>, layers: &[ModelLayer], name: &str, rows: usize, engine: Engine, acts: Option<&[Vec<i8>]>, progress: &mut dyn FnMut(usize)) -> Result<PhaseResult, String> {
+    let Machines { arch, energy, baselines } = on;
     let t = std::time::Instant::now();
-    let barchs = baselines
-        .iter()
-        .map(|b| arch.baseline(b))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut out = PhaseResult {
-        name: name.to_string(),
-        rows,
-        engine,
-        regime: arch.memory.regime,
-        layers: Vec::new(),
-        totals: Vec::new(),
-        check: if engine == Engine::Cycle {
-            Check::Passed
-        } else {
-            Check::Skipped
-        },
-        seconds: 0.0,
-    };
+    let barchs = baselines.iter().map(|b| arch.baseline(b)).collect::<Result<Vec<_>, _>>()?;
+    let mut out = PhaseResult { name: name.to_string(), rows, engine, regime: arch.memory.regime, layers: Vec::new(), totals: Vec::new(), check: if engine == Engine::Cycle { Check::Passed } else { Check::Skipped }, seconds: 0.0 };
     for (i, ml) in layers.iter().enumerate() {
         let l = &ml.layer;
         // Counts per machine, and FlexCiM's slots (allocated, aligned-mask need).
         let (stats, slots): (Vec<Stats>, (usize, usize)) = match engine {
-            Engine::Analytical => (
-                std::iter::once(arch)
-                    .chain(&barchs)
-                    .map(|a| estimate(a, &l.name, Slots::Layer(l), rows, ml.gemm.tile))
-                    .collect::<Result<_, _>>()?,
-                slot_use(arch, l, ml.gemm.tile)?,
-            ),
+            Engine::Analytical => (std::iter::once(arch).chain(&barchs).map(|a| estimate(a, &l.name, Slots::Layer(l), rows, ml.gemm.tile)).collect::<Result<_, _>>()?, slot_use(arch, l, ml.gemm.tile)?),
             Engine::Cycle => {
-                let x = acts
-                    .and_then(|a| a.get(i))
-                    .ok_or_else(|| {
-                        format!(
-                            "layer {}: no activations for the cycle-level engine",
-                            l.name
-                        )
-                    })?
-                    .clone();
+                let x = acts.and_then(|a| a.get(i)).ok_or_else(|| format!("layer {}: no activations for the cycle-level engine", l.name))?.clone();
                 if x.len() != rows * l.inp {
-                    return Err(format!(
-                        "layer {}: {} activations for {rows} rows × {}",
-                        l.name,
-                        x.len(),
-                        l.inp
-                    ));
+                    return Err(format!("layer {}: {} activations for {rows} rows × {}", l.name, x.len(), l.inp));
                 }
                 // The interpreter as a second oracle where it is quick (decode-sized phases).
-                let oracle = if rows <= 8 {
-                    Some(interpreter_matmul(l, &x, rows)?)
-                } else {
-                    None
-                };
-                let w = Workload {
-                    layer: l.clone(),
-                    x,
-                    tokens: rows,
-                    oracle,
-                    tile: ml.gemm.tile,
-                };
+                let oracle = if rows <= 8 { Some(interpreter_matmul(l, &x, rows)?) } else { None };
+                let w = Workload { layer: l.clone(), x, tokens: rows, oracle, tile: ml.gemm.tile };
                 let ev = evaluate(arch, energy, std::slice::from_ref(&w), &[], baselines)?;
                 if out.check == Check::Passed && ev.check != Check::Passed {
                     out.check = ev.check.clone();
                 }
-                let first = |r: &super::ArchRun| {
-                    r.result
-                        .layers
-                        .iter()
-                        .find(|s| s.dense_macs > 0)
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let plan = ev
-                    .flexcim
-                    .plans
-                    .first()
-                    .ok_or_else(|| format!("layer {}: no plan", l.name))?;
-                (
-                    std::iter::once(&ev.flexcim)
-                        .chain(&ev.baselines)
-                        .map(first)
-                        .collect(),
-                    (plan.slots, plan.ideal_slots),
-                )
+                let first = |r: &super::ArchRun| r.result.layers.iter().find(|s| s.dense_macs > 0).cloned().unwrap_or_default();
+                let plan = ev.flexcim.plans.first().ok_or_else(|| format!("layer {}: no plan", l.name))?;
+                (std::iter::once(&ev.flexcim).chain(&ev.baselines).map(first).collect(), (plan.slots, plan.ideal_slots))
             }
         };
-        out.layers.push(LayerResult {
-            name: l.name.clone(),
-            block: ml.block,
-            nm: l.nm.to_string(),
-            shape: (l.out, l.inp),
-            slots,
-            stats,
-        });
+        out.layers.push(LayerResult { name: l.name.clone(), block: ml.block, nm: l.nm.to_string(), shape: (l.out, l.inp), slots, stats });
         progress(i + 1);
     }
     out.totals = (0..=barchs.len())
         .map(|a| {
-            let mut s = Stats {
-                name: "total".into(),
-                ..Stats::default()
-            };
+            let mut s = Stats { name: "total".into(), ..Stats::default() };
             out.layers.iter().for_each(|l| s.add(&l.stats[a]));
             s
         })
@@ -369,12 +223,7 @@ pub fn run_phase(
 
 /// Cell MACs the cycle-level engine would simulate for a phase (FlexCiM and
 /// baselines), from the analytical model: what the engine choice weighs.
-pub fn cycle_work(
-    arch: &Arch,
-    baselines: &[String],
-    layers: &[ModelLayer],
-    rows: usize,
-) -> Result<u64, String> {
+pub fn cycle_work(arch: &Arch, baselines: &[String], layers: &[ModelLayer], rows: usize) -> Result<u64, String> {
     let mut archs = vec![arch.clone()];
     for b in baselines {
         archs.push(arch.baseline(b)?);
@@ -382,14 +231,7 @@ pub fn cycle_work(
     let mut macs = 0;
     for a in &archs {
         for ml in layers {
-            macs += estimate(
-                a,
-                &ml.layer.name,
-                Slots::Layer(&ml.layer),
-                rows,
-                ml.gemm.tile,
-            )?
-            .macs;
+            macs += estimate(a, &ml.layer.name, Slots::Layer(&ml.layer), rows, ml.gemm.tile)?.macs;
         }
     }
     Ok(macs)
@@ -397,38 +239,17 @@ pub fn cycle_work(
 
 /// A phase as an [`super::Evaluation`] (no streams), for the JSON and HTML
 /// reports: FlexCiM as `flexcim`, then one run per baseline name.
-pub fn phase_evaluation(
-    phase: &PhaseResult,
-    flexcim_name: &str,
-    baselines: &[String],
-    energy: &EnergyTable,
-    mhz: f64,
-) -> super::Evaluation {
+pub fn phase_evaluation(phase: &PhaseResult, flexcim_name: &str, baselines: &[String], energy: &EnergyTable, mhz: f64) -> super::Evaluation {
     let run = |a: usize, name: &str| super::ArchRun {
         name: name.to_string(),
         program: super::isa::Program::default(),
         plans: Vec::new(),
-        result: super::sim::SimResult {
-            layers: phase
-                .layers
-                .iter()
-                .map(|l| Stats {
-                    name: l.name.clone(),
-                    ..l.stats[a].clone()
-                })
-                .collect(),
-            outputs: Vec::new(),
-            total: phase.totals[a].clone(),
-        },
+        result: super::sim::SimResult { layers: phase.layers.iter().map(|l| Stats { name: l.name.clone(), ..l.stats[a].clone() }).collect(), outputs: Vec::new(), total: phase.totals[a].clone() },
         sim_seconds: phase.seconds,
     };
     super::Evaluation {
         flexcim: run(0, flexcim_name),
-        baselines: baselines
-            .iter()
-            .enumerate()
-            .map(|(i, b)| run(i + 1, b))
-            .collect(),
+        baselines: baselines.iter().enumerate().map(|(i, b)| run(i + 1, b)).collect(),
         check: phase.check.clone(),
         energy: energy.clone(),
         mhz,

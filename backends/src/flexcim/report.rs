@@ -9,21 +9,16 @@
 //! energy table is an assumption set (energy.toml), not the paper's.
 
 use super::arch::{EnergyTable, Regime};
-use super::sim::{CYCLE_KINDS, Stats};
+use super::sim::{Stats, CYCLE_KINDS};
 use super::timing::{cy, ev};
 use super::{ArchRun, Check, Evaluation};
 pub use crate::chart::esc;
 use crate::chart::{self, Series};
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 use std::fmt::Write as _;
 
 /// Where cycles and energy go, in [`breakdown`] order.
-pub const PARTS: [&str; 4] = [
-    "weight load",
-    "select",
-    "compute",
-    "off-chip (activations, results)",
-];
+pub const PARTS: [&str; 4] = ["weight load", "select", "compute", "off-chip (activations, results)"];
 
 /// Cycles and pJ by [`PARTS`]: weight load (`ldw`: array writes and the
 /// weights' off-macro bytes), select (`dsel`, `cfg`, mux hops), compute
@@ -31,19 +26,11 @@ pub const PARTS: [&str; 4] = [
 /// (activations in, results out).
 pub fn breakdown(s: &Stats, e: &EnergyTable) -> ([f64; 4], [f64; 4]) {
     let c = &s.cycles;
-    let cycles = [
-        c[cy::WEIGHT_LOAD],
-        c[cy::SELECT],
-        c[cy::COMPUTE] + c[cy::STALL] + c[cy::DRAIN],
-        c[cy::ACT_LOAD] + c[cy::WRITEBACK],
-    ]
-    .map(|v| v as f64);
+    let cycles = [c[cy::WEIGHT_LOAD], c[cy::SELECT], c[cy::COMPUTE] + c[cy::STALL] + c[cy::DRAIN], c[cy::ACT_LOAD] + c[cy::WRITEBACK]].map(|v| v as f64);
     let n = |i: usize| s.events[i] as f64;
-    let weight =
-        e.weight_write * n(ev::WEIGHT_WRITE) + e.offchip_byte * s.weight_offchip_bytes as f64;
+    let weight = e.weight_write * n(ev::WEIGHT_WRITE) + e.offchip_byte * s.weight_offchip_bytes as f64;
     let select = e.select_write * n(ev::SELECT_WRITE) + e.mux_hop * n(ev::MUX_HOP);
-    let offchip = e.offchip_byte * (n(ev::OFFCHIP) - s.weight_offchip_bytes as f64)
-        + e.act_buffer_write * n(ev::ACT_WRITE);
+    let offchip = e.offchip_byte * (n(ev::OFFCHIP) - s.weight_offchip_bytes as f64) + e.act_buffer_write * n(ev::ACT_WRITE);
     let compute = s.energy_pj(e) - weight - select - offchip;
     (cycles, [weight, select, compute, offchip])
 }
@@ -70,13 +57,7 @@ pub struct Headline<'a> {
 
 impl Headline<'_> {
     fn what(&self) -> String {
-        format!(
-            "{} weights, {} ({} row{})",
-            self.regime.label(),
-            self.phase,
-            self.rows,
-            if self.rows == 1 { "" } else { "s" }
-        )
+        format!("{} weights, {} ({} row{})", self.regime.label(), self.phase, self.rows, if self.rows == 1 { "" } else { "s" })
     }
 }
 
@@ -103,25 +84,12 @@ pub fn headline_json(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> Value {
 
 /// The headline as text lines.
 pub fn headline_text(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
-    let mut s = String::from(
-        "headline (ratios are baseline / FlexCiM, \"x faster than\" and \"x less energy than\": above 1 FlexCiM is better):\n",
-    );
+    let mut s = String::from("headline (ratios are baseline / FlexCiM, \"x faster than\" and \"x less energy than\": above 1 FlexCiM is better):\n");
     for r in h {
         let f = r.flexcim;
-        let _ = write!(
-            s,
-            "  {:<38} FlexCiM {:>10.3} us {:>10.4} uJ",
-            r.what(),
-            f.total_cycles() as f64 / mhz,
-            f.energy_pj(e) / 1e6
-        );
+        let _ = write!(s, "  {:<38} FlexCiM {:>10.3} us {:>10.4} uJ", r.what(), f.total_cycles() as f64 / mhz, f.energy_pj(e) / 1e6);
         for (n, b) in &r.baselines {
-            let _ = write!(
-                s,
-                " | {:.3}x faster, {:.3}x less energy than {n}",
-                times(b.total_cycles() as f64, f.total_cycles() as f64),
-                times(b.energy_pj(e), f.energy_pj(e))
-            );
+            let _ = write!(s, " | {:.3}x faster, {:.3}x less energy than {n}", times(b.total_cycles() as f64, f.total_cycles() as f64), times(b.energy_pj(e), f.energy_pj(e)));
         }
         s.push('\n');
     }
@@ -130,41 +98,18 @@ pub fn headline_text(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
 
 /// The headline table (HTML).
 pub fn headline_html(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
-    let names: Vec<&str> = h
-        .first()
-        .map(|r| r.baselines.iter().map(|b| b.0).collect())
-        .unwrap_or_default();
-    let mut s = String::from(
-        "<p>Ratios are baseline ÷ FlexCiM: above 1 FlexCiM is better (× faster than, × less energy than), below 1 worse.</p><table><tr><th>regime, phase</th><th>FlexCiM latency (µs)</th><th>FlexCiM energy (µJ)</th>",
-    );
+    let names: Vec<&str> = h.first().map(|r| r.baselines.iter().map(|b| b.0).collect()).unwrap_or_default();
+    let mut s = String::from("<p>Ratios are baseline ÷ FlexCiM: above 1 FlexCiM is better (× faster than, × less energy than), below 1 worse.</p><table><tr><th>regime, phase</th><th>FlexCiM latency (µs)</th><th>FlexCiM energy (µJ)</th>");
     for n in &names {
-        let _ = write!(
-            s,
-            "<th>× faster than {0}</th><th>× less energy than {0}</th>",
-            esc(n)
-        );
+        let _ = write!(s, "<th>× faster than {0}</th><th>× less energy than {0}</th>", esc(n));
     }
     s += "</tr>";
     for r in h {
         let f = r.flexcim;
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td>{:.3}</td><td>{:.4}</td>",
-            esc(&r.what()),
-            f.total_cycles() as f64 / mhz,
-            f.energy_pj(e) / 1e6
-        );
+        let _ = write!(s, "<tr><td>{}</td><td>{:.3}</td><td>{:.4}</td>", esc(&r.what()), f.total_cycles() as f64 / mhz, f.energy_pj(e) / 1e6);
         for (_, b) in &r.baselines {
-            let (sp, en) = (
-                times(b.total_cycles() as f64, f.total_cycles() as f64),
-                times(b.energy_pj(e), f.energy_pj(e)),
-            );
-            let cell = |v: f64| {
-                format!(
-                    "<td style=\"background:{}\">{v:.3}×</td>",
-                    if v >= 1.0 { "#e3f4e3" } else { "#f8e0e0" }
-                )
-            };
+            let (sp, en) = (times(b.total_cycles() as f64, f.total_cycles() as f64), times(b.energy_pj(e), f.energy_pj(e)));
+            let cell = |v: f64| format!("<td style=\"background:{}\">{v:.3}×</td>", if v >= 1.0 { "#e3f4e3" } else { "#f8e0e0" });
             s += &cell(sp);
             s += &cell(en);
         }
@@ -180,22 +125,9 @@ pub fn pareto_html(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> String {
     for r in h {
         let series: Vec<Series> = std::iter::once(("FlexCiM", r.flexcim))
             .chain(r.baselines.iter().copied())
-            .map(|(n, st)| Series {
-                name: n.to_string(),
-                points: vec![(
-                    st.total_cycles() as f64 / mhz,
-                    st.energy_pj(e) / 1e6,
-                    n.to_string(),
-                )],
-                line: false,
-            })
+            .map(|(n, st)| Series { name: n.to_string(), points: vec![(st.total_cycles() as f64 / mhz, st.energy_pj(e) / 1e6, n.to_string())], line: false })
             .collect();
-        s += &chart::xy(
-            &format!("{}: latency vs energy (lower left is better)", r.what()),
-            "latency (µs)",
-            "energy (µJ)",
-            &series,
-        );
+        s += &chart::xy(&format!("{}: latency vs energy (lower left is better)", r.what()), "latency (µs)", "energy (µJ)", &series);
     }
     s + "</div>"
 }
@@ -209,9 +141,7 @@ pub fn breakdown_html(h: &[Headline<'_>], e: &EnergyTable) -> String {
     for (phase, rows) in phases {
         let (mut labels, mut cyc, mut nrg) = (Vec::new(), Vec::new(), Vec::new());
         for r in h.iter().filter(|r| r.phase == phase && r.rows == rows) {
-            for (n, st) in
-                std::iter::once(("FlexCiM", r.flexcim)).chain(r.baselines.iter().copied())
-            {
+            for (n, st) in std::iter::once(("FlexCiM", r.flexcim)).chain(r.baselines.iter().copied()) {
                 let (c, en) = breakdown(st, e);
                 labels.push(format!("{}: {n}", r.regime.label()));
                 cyc.push(c.to_vec());
@@ -219,20 +149,8 @@ pub fn breakdown_html(h: &[Headline<'_>], e: &EnergyTable) -> String {
             }
         }
         let what = format!("{phase} ({rows} row{})", if rows == 1 { "" } else { "s" });
-        s += &chart::stacked_bars(
-            &format!("{what}: cycles by part"),
-            &labels,
-            &PARTS,
-            &cyc,
-            "cycles",
-        );
-        s += &chart::stacked_bars(
-            &format!("{what}: energy by part"),
-            &labels,
-            &PARTS,
-            &nrg,
-            "energy (µJ)",
-        );
+        s += &chart::stacked_bars(&format!("{what}: cycles by part"), &labels, &PARTS, &cyc, "cycles");
+        s += &chart::stacked_bars(&format!("{what}: energy by part"), &labels, &PARTS, &nrg, "energy (µJ)");
     }
     s
 }
@@ -240,21 +158,12 @@ pub fn breakdown_html(h: &[Headline<'_>], e: &EnergyTable) -> String {
 /// The breakdown as JSON (`{"cycles": {part: n}, "energy_pj": {part: pJ}}`).
 pub fn breakdown_json(s: &Stats, e: &EnergyTable) -> Value {
     let (c, en) = breakdown(s, e);
-    let map = |v: [f64; 4]| {
-        PARTS
-            .iter()
-            .zip(v)
-            .map(|(k, v)| (k.to_string(), json!(v)))
-            .collect::<serde_json::Map<_, _>>()
-    };
+    let map = |v: [f64; 4]| PARTS.iter().zip(v).map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>();
     json!({"cycles": map(c), "energy_pj": map(en)})
 }
 
 fn layers(run: &ArchRun) -> impl Iterator<Item = &Stats> {
-    run.result
-        .layers
-        .iter()
-        .filter(|l| l.dense_macs > 0 || l.host_elems > 0)
+    run.result.layers.iter().filter(|l| l.dense_macs > 0 || l.host_elems > 0)
 }
 
 /// One evaluation (one regime) as JSON: totals, the functional check,
@@ -308,67 +217,28 @@ pub fn html_section(ev: &Evaluation) -> String {
     let e = &ev.energy;
     let runs: Vec<&ArchRun> = std::iter::once(&ev.flexcim).chain(&ev.baselines).collect();
     let fl: Vec<&Stats> = layers(&ev.flexcim).collect();
-    let labels: Vec<String> = fl
-        .iter()
-        .map(|l| l.name.clone())
-        .chain(std::iter::once("total".to_string()))
-        .collect();
+    let labels: Vec<String> = fl.iter().map(|l| l.name.clone()).chain(std::iter::once("total".to_string())).collect();
     let per = |f: &dyn Fn(&Stats) -> f64| -> Vec<(String, Vec<f64>)> {
-        runs.iter()
-            .map(|r| {
-                (
-                    r.name.clone(),
-                    layers(r)
-                        .map(f)
-                        .chain(std::iter::once(f(&r.result.total)))
-                        .collect(),
-                )
-            })
-            .collect()
+        runs.iter().map(|r| (r.name.clone(), layers(r).map(f).chain(std::iter::once(f(&r.result.total))).collect())).collect()
     };
     let us = |l: &Stats| l.total_cycles() as f64 / ev.mhz;
-    let mut s = String::from(
-        "<table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>FlexCiM × faster than this</th><th>FlexCiM × less energy than this</th></tr>",
-    );
+    let mut s = String::from("<table><tr><th>layer</th><th>arch</th><th>cycles</th><th>latency (µs)</th><th>energy (pJ)</th><th>cell MACs</th><th>utilisation</th><th>FlexCiM × faster than this</th><th>FlexCiM × less energy than this</th></tr>");
     for r in &runs {
-        for (l, f) in layers(r).chain(std::iter::once(&r.result.total)).zip(
-            fl.iter()
-                .copied()
-                .chain(std::iter::once(&ev.flexcim.result.total)),
-        ) {
-            let _ = write!(
-                s,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.4e}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                esc(&l.name),
-                esc(&r.name),
-                l.total_cycles(),
-                us(l),
-                l.energy_pj(e),
-                l.macs,
-                l.utilisation(),
-                times(l.total_cycles() as f64, f.total_cycles() as f64),
-                times(l.energy_pj(e), f.energy_pj(e))
-            );
+        for (l, f) in layers(r).chain(std::iter::once(&r.result.total)).zip(fl.iter().copied().chain(std::iter::once(&ev.flexcim.result.total))) {
+            let _ = write!(s, "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{:.4e}</td><td>{}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
+                esc(&l.name), esc(&r.name), l.total_cycles(), us(l), l.energy_pj(e), l.macs, l.utilisation(),
+                times(l.total_cycles() as f64, f.total_cycles() as f64), times(l.energy_pj(e), f.energy_pj(e)));
         }
     }
     s += "</table>";
     s += &chart::horizontal_bars("Latency per layer (µs)", &labels, &per(&us), "µs");
-    s += &chart::horizontal_bars(
-        "Energy per layer (pJ)",
-        &labels,
-        &per(&|l: &Stats| l.energy_pj(e)),
-        "pJ",
-    );
+    s += &chart::horizontal_bars("Energy per layer (pJ)", &labels, &per(&|l: &Stats| l.energy_pj(e)), "pJ");
     s
 }
 
 /// A self-contained page: a heading, an introduction (HTML) and sections.
 pub fn html_page(title: &str, intro: &str, sections: &[(String, String)]) -> String {
-    let mut s = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>flexc sim: {}</title>{STYLE}</head><body><h1>{}</h1>{intro}",
-        esc(title),
-        esc(title)
-    );
+    let mut s = format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>flexc sim: {}</title>{STYLE}</head><body><h1>{}</h1>{intro}", esc(title), esc(title));
     for (h, body) in sections {
         let _ = write!(s, "<h2>{}</h2>{body}", esc(h));
     }
@@ -378,60 +248,27 @@ pub fn html_page(title: &str, intro: &str, sections: &[(String, String)]) -> Str
 /// The sections every report opens with: headline, Pareto plot, breakdown.
 pub fn summary_sections(h: &[Headline<'_>], e: &EnergyTable, mhz: f64) -> Vec<(String, String)> {
     vec![
-        (
-            "Headline: FlexCiM against each baseline".to_string(),
-            headline_html(h, e, mhz),
-        ),
-        (
-            "Pareto plot: latency and energy".to_string(),
-            pareto_html(h, e, mhz),
-        ),
-        (
-            "Breakdown: weight load, select, compute, off-chip".to_string(),
-            breakdown_html(h, e),
-        ),
+        ("Headline: FlexCiM against each baseline".to_string(), headline_html(h, e, mhz)),
+        ("Pareto plot: latency and energy".to_string(), pareto_html(h, e, mhz)),
+        ("Breakdown: weight load, select, compute, off-chip".to_string(), breakdown_html(h, e)),
     ]
 }
 
 /// The headline rows of evaluations of a `.fir` file or stream (phase `run`).
 pub fn headlines(evs: &[(Regime, Evaluation)], rows: usize) -> Vec<Headline<'_>> {
     evs.iter()
-        .map(|(r, ev)| Headline {
-            regime: *r,
-            phase: "run".into(),
-            rows,
-            flexcim: &ev.flexcim.result.total,
-            baselines: ev
-                .baselines
-                .iter()
-                .map(|b| (b.name.as_str(), &b.result.total))
-                .collect(),
-        })
+        .map(|(r, ev)| Headline { regime: *r, phase: "run".into(), rows, flexcim: &ev.flexcim.result.total, baselines: ev.baselines.iter().map(|b| (b.name.as_str(), &b.result.total)).collect() })
         .collect()
 }
 
 /// The HTML report of a `.fir` file or stream, one evaluation per regime:
 /// headline, Pareto plot, breakdown, then the per-layer detail of each regime.
 pub fn html(title: &str, evs: &[(Regime, Evaluation)], rows: usize) -> String {
-    let Some((_, first)) = evs.first() else {
-        return html_page(title, "<p>No run.</p>", &[]);
-    };
-    let intro = format!(
-        "<p>Architecture: {}. Functional check: <b>{}</b>{}. Energy: parametric table (energy.toml), not the paper's; figures are model outputs, not silicon.</p>",
-        esc(&first.flexcim.name),
-        first.check.label(),
-        match &first.check {
-            Check::Failed(m) => format!(" ({})", esc(m)),
-            _ => String::new(),
-        }
-    );
+    let Some((_, first)) = evs.first() else { return html_page(title, "<p>No run.</p>", &[]) };
+    let intro = format!("<p>Architecture: {}. Functional check: <b>{}</b>{}. Energy: parametric table (energy.toml), not the paper's; figures are model outputs, not silicon.</p>",
+        esc(&first.flexcim.name), first.check.label(), match &first.check { Check::Failed(m) => format!(" ({})", esc(m)), _ => String::new() });
     let h = headlines(evs, rows);
     let mut sections = summary_sections(&h, &first.energy, first.mhz);
-    sections.extend(evs.iter().map(|(r, ev)| {
-        (
-            format!("Per layer, {} weights", r.label()),
-            html_section(ev),
-        )
-    }));
+    sections.extend(evs.iter().map(|(r, ev)| (format!("Per layer, {} weights", r.label()), html_section(ev))));
     html_page(title, &intro, &sections)
 }

@@ -21,7 +21,7 @@
 
 use super::arch::{Arch, EnergyTable};
 use super::isa::{Instr, Program};
-use super::timing::{self, MacShape, cy};
+use super::timing::{self, cy, MacShape};
 
 /// The most int32 result words all layers of one stream may hold (1 GiB).
 pub const MAX_OUTPUT_WORDS: usize = 1 << 28;
@@ -30,15 +30,7 @@ pub const MAX_OUTPUT_WORDS: usize = 1 << 28;
 pub const EVENTS: usize = 13;
 
 /// Cycle categories.
-pub const CYCLE_KINDS: [&str; 7] = [
-    "compute",
-    "stall",
-    "pipeline_drain",
-    "weight_load",
-    "act_load",
-    "writeback",
-    "select",
-];
+pub const CYCLE_KINDS: [&str; 7] = ["compute", "stall", "pipeline_drain", "weight_load", "act_load", "writeback", "select"];
 
 /// Counts for one layer (or a whole run).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -71,11 +63,7 @@ impl Stats {
 
     /// Energy per event kind in pJ.
     pub fn energy_by_event(&self, e: &EnergyTable) -> Vec<(&'static str, f64)> {
-        e.entries()
-            .iter()
-            .zip(self.events)
-            .map(|(&(k, pj), n)| (k, pj * n as f64))
-            .collect()
+        e.entries().iter().zip(self.events).map(|(&(k, pj), n)| (k, pj * n as f64)).collect()
     }
 
     /// Total energy in pJ.
@@ -85,11 +73,7 @@ impl Stats {
 
     /// Enabled cells per array cell per compute cycle.
     pub fn utilisation(&self) -> f64 {
-        if self.cell_cycles == 0 {
-            0.0
-        } else {
-            self.macs as f64 / self.cell_cycles as f64
-        }
+        if self.cell_cycles == 0 { 0.0 } else { self.macs as f64 / self.cell_cycles as f64 }
     }
 
     // Saturating: a stream file can claim any counts (`host elems=2^64-1`
@@ -100,18 +84,10 @@ impl Stats {
         self.macs = self.macs.saturating_add(o.macs);
         self.host_elems = self.host_elems.saturating_add(o.host_elems);
         self.cell_cycles = self.cell_cycles.saturating_add(o.cell_cycles);
-        self.weight_offchip_bytes = self
-            .weight_offchip_bytes
-            .saturating_add(o.weight_offchip_bytes);
+        self.weight_offchip_bytes = self.weight_offchip_bytes.saturating_add(o.weight_offchip_bytes);
         self.preloaded_cells = self.preloaded_cells.saturating_add(o.preloaded_cells);
-        self.cycles
-            .iter_mut()
-            .zip(o.cycles)
-            .for_each(|(a, b)| *a = a.saturating_add(b));
-        self.events
-            .iter_mut()
-            .zip(o.events)
-            .for_each(|(a, b)| *a = a.saturating_add(b));
+        self.cycles.iter_mut().zip(o.cycles).for_each(|(a, b)| *a = a.saturating_add(b));
+        self.events.iter_mut().zip(o.events).for_each(|(a, b)| *a = a.saturating_add(b));
     }
 }
 
@@ -166,10 +142,7 @@ struct Machine<'a> {
 impl<'a> Machine<'a> {
     fn stats(&mut self) -> &mut Stats {
         if self.res.layers.is_empty() {
-            self.res.layers.push(Stats {
-                name: "(before any layer)".into(),
-                ..Stats::default()
-            });
+            self.res.layers.push(Stats { name: "(before any layer)".into(), ..Stats::default() });
             self.res.outputs.push(Vec::new());
         }
         let i = self.res.layers.len() - 1;
@@ -198,12 +171,7 @@ impl<'a> Machine<'a> {
         let a = self.arch;
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
         match ins {
-            Instr::Layer {
-                name,
-                tokens,
-                out,
-                inp,
-            } => {
+            Instr::Layer { name, tokens, out, inp } => {
                 self.drain();
                 // Every layer's results are kept, so the budget is over the
                 // whole stream: a file cannot make the simulator allocate more
@@ -213,96 +181,46 @@ impl<'a> Machine<'a> {
                     .checked_mul(*out as usize)
                     .filter(|&n| n <= MAX_OUTPUT_WORDS - held)
                     .ok_or_else(|| format!("the stream's layer outputs exceed {MAX_OUTPUT_WORDS} int32 words (1 GiB), the simulator's limit"))?;
-                self.res.layers.push(Stats {
-                    name: name.clone(),
-                    dense_macs: *tokens as u64 * *out as u64 * *inp as u64,
-                    ..Stats::default()
-                });
+                self.res.layers.push(Stats { name: name.clone(), dense_macs: *tokens as u64 * *out as u64 * *inp as u64, ..Stats::default() });
                 self.res.outputs.push(vec![0; n]);
                 self.cur = Some((*tokens as usize, *out as usize, *inp as usize));
             }
             Instr::Cfg { n, m, agg, bypass } => {
                 let (n, m, agg, bypass) = (*n as usize, *m as usize, *agg as usize, *bypass);
                 if n == 0 || n > m || m % 2 != 0 || m > 2 * a.distribution.fan_in {
-                    return Err(format!(
-                        "{n}:{m} is not a pattern this macro can configure (M even, <= {})",
-                        2 * a.distribution.fan_in
-                    ));
+                    return Err(format!("{n}:{m} is not a pattern this macro can configure (M even, <= {})", 2 * a.distribution.fan_in));
                 }
                 if agg == 0 || p % agg != 0 || agg > a.sparsity.aggregation {
-                    return Err(format!(
-                        "agg = {agg} must divide {p} sub-macros and be <= {}",
-                        a.sparsity.aggregation
-                    ));
+                    return Err(format!("agg = {agg} must divide {p} sub-macros and be <= {}", a.sparsity.aggregation));
                 }
                 if bypass && !(n == m && a.distribution.dense_bypass && !a.hard_wired()) {
-                    return Err(format!(
-                        "bypass with {n}:{m}: the dense bypass takes a dense (M:M) pattern on a macro with distribution.dense_bypass = true"
-                    ));
+                    return Err(format!("bypass with {n}:{m}: the dense bypass takes a dense (M:M) pattern on a macro with distribution.dense_bypass = true"));
                 }
                 self.drain();
                 let t = timing::cfg(a);
                 self.busy(cy::SELECT, t);
                 self.cfg = Some((n, m, agg, bypass));
             }
-            Instr::Ldw {
-                sm,
-                row,
-                col,
-                rows,
-                cols,
-                w,
-                meta,
-            } => {
-                let (sm, row, col, rows, cols) = (
-                    *sm as usize,
-                    *row as usize,
-                    *col as usize,
-                    *rows as usize,
-                    *cols as usize,
-                );
+            Instr::Ldw { sm, row, col, rows, cols, w, meta } => {
+                let (sm, row, col, rows, cols) = (*sm as usize, *row as usize, *col as usize, *rows as usize, *cols as usize);
                 if sm >= p || row + rows > r || col + cols > c {
-                    return Err(format!(
-                        "region sub-macro {sm}, rows {row}..{}, cols {col}..{} is outside {p} × {r} × {c}",
-                        row + rows,
-                        col + cols
-                    ));
+                    return Err(format!("region sub-macro {sm}, rows {row}..{}, cols {col}..{} is outside {p} × {r} × {c}", row + rows, col + cols));
                 }
                 if w.len() != rows * cols || meta.len() != rows * cols {
-                    return Err(format!(
-                        "{} weights and {} metadata bits for {rows} × {cols} cells",
-                        w.len(),
-                        meta.len()
-                    ));
+                    return Err(format!("{} weights and {} metadata bits for {rows} × {cols} cells", w.len(), meta.len()));
                 }
                 if a.array.meta_bits == 0 && meta.iter().any(|&b| b != 0) {
-                    return Err(
-                        "metadata bit set, but this macro's cells have none (macro.meta_bits = 0)"
-                            .into(),
-                    );
+                    return Err("metadata bit set, but this macro's cells have none (macro.meta_bits = 0)".into());
                 }
                 let bypass = self.bypass();
                 if bypass && meta.iter().any(|&b| b != 0) {
-                    return Err(
-                        "metadata bit set in the dense bypass (the metadata column is not written)"
-                            .into(),
-                    );
+                    return Err("metadata bit set in the dense bypass (the metadata column is not written)".into());
                 }
                 for i in 0..rows {
                     let at = (sm * r + row + i) * c + col;
-                    let cells = w[i * cols..(i + 1) * cols]
-                        .iter()
-                        .zip(&meta[i * cols..(i + 1) * cols]);
-                    for ((d0, d1), (&v, &bit)) in self.w0[at..at + cols]
-                        .iter_mut()
-                        .zip(&mut self.w1[at..at + cols])
-                        .zip(cells)
-                    {
-                        (*d0, *d1) = if bit != 0 {
-                            (0, v as i32)
-                        } else {
-                            (v as i32, 0)
-                        };
+                    let cells = w[i * cols..(i + 1) * cols].iter().zip(&meta[i * cols..(i + 1) * cols]);
+                    for ((d0, d1), (&v, &bit)) in self.w0[at..at + cols].iter_mut().zip(&mut self.w1[at..at + cols]).zip(cells) {
+                        (*d0, *d1) = if bit != 0 { (0, v as i32) } else { (v as i32, 0) };
                     }
                 }
                 // Resident: the tile is already in its own macro, no wait.
@@ -315,96 +233,39 @@ impl<'a> Machine<'a> {
             Instr::Dsel { row, bus, s1, s2 } => {
                 let row = *row as usize;
                 if row >= r || bus.len() != p {
-                    return Err(format!(
-                        "row {row} with {} bus groups; the macro has {r} rows and {p} sub-macros",
-                        bus.len()
-                    ));
+                    return Err(format!("row {row} with {} bus groups; the macro has {r} rows and {p} sub-macros", bus.len()));
                 }
                 if let Some(&v) = s1.iter().find(|&&v| v as usize >= a.distribution.fan_in) {
-                    return Err(format!(
-                        "stage-1 select {v} >= mux fan-in {}",
-                        a.distribution.fan_in
-                    ));
+                    return Err(format!("stage-1 select {v} >= mux fan-in {}", a.distribution.fan_in));
                 }
-                if let Some(v) = s2
-                    .iter()
-                    .flatten()
-                    .find(|&&v| v as usize >= p || bus[v as usize].is_none())
-                {
-                    return Err(format!(
-                        "stage-2 select {v} names an idle or missing bus group"
-                    ));
+                if let Some(v) = s2.iter().flatten().find(|&&v| v as usize >= p || bus[v as usize].is_none()) {
+                    return Err(format!("stage-2 select {v} names an idle or missing bus group"));
                 }
-                if a.distribution.stages == 0
-                    && s2
-                        .iter()
-                        .enumerate()
-                        .any(|(s, v)| v.is_some_and(|v| v as usize != s))
-                {
+                if a.distribution.stages == 0 && s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s)) {
                     return Err("this macro has no distribution muxes: stage-2 selects must be the identity".into());
                 }
                 let bypass = self.bypass();
-                if bypass
-                    && (s1.iter().any(|&v| v != 0)
-                        || s2
-                            .iter()
-                            .enumerate()
-                            .any(|(s, v)| v.is_some_and(|v| v as usize != s)))
-                {
+                if bypass && (s1.iter().any(|&v| v != 0) || s2.iter().enumerate().any(|(s, v)| v.is_some_and(|v| v as usize != s))) {
                     return Err("in the dense bypass a row is wired to its bus offset: s1 must be 0 and s2 the identity".into());
                 }
-                self.sel[row] = RowSel {
-                    bus: bus.clone(),
-                    s1: s1.clone(),
-                    s2: s2.clone(),
-                };
+                self.sel[row] = RowSel { bus: bus.clone(), s1: s1.clone(), s2: s2.clone() };
                 let t = timing::dsel(a, self.stats(), bypass);
                 self.busy(cy::SELECT, t);
             }
             Instr::Ldx { addr, data } => {
                 let at = *addr as usize;
                 if at + data.len() > self.act.len() {
-                    return Err(format!(
-                        "bytes {at}..{} outside the {}-byte activation buffer",
-                        at + data.len(),
-                        self.act.len()
-                    ));
+                    return Err(format!("bytes {at}..{} outside the {}-byte activation buffer", at + data.len(), self.act.len()));
                 }
                 self.drain();
                 self.act[at..at + data.len()].copy_from_slice(data);
                 let t = timing::ldx(a, self.stats(), data.len() as u64);
                 self.busy(cy::ACT_LOAD, t);
             }
-            Instr::Mac {
-                x,
-                xstride,
-                y,
-                count,
-                acc,
-            } => self.mac(
-                *x as usize,
-                *xstride as usize,
-                *y as usize,
-                *count as usize,
-                *acc,
-            )?,
-            Instr::St {
-                y,
-                count,
-                cols,
-                dst,
-                dstride,
-            } => {
-                let (tokens, out, _) = self
-                    .cur
-                    .ok_or("no layer started (st needs a `layer` before it)")?;
-                let (y, count, cols, dst, dstride) = (
-                    *y as usize,
-                    *count as usize,
-                    *cols as usize,
-                    *dst as usize,
-                    *dstride as usize,
-                );
+            Instr::Mac { x, xstride, y, count, acc } => self.mac(*x as usize, *xstride as usize, *y as usize, *count as usize, *acc)?,
+            Instr::St { y, count, cols, dst, dstride } => {
+                let (tokens, out, _) = self.cur.ok_or("no layer started (st needs a `layer` before it)")?;
+                let (y, count, cols, dst, dstride) = (*y as usize, *count as usize, *cols as usize, *dst as usize, *dstride as usize);
                 let stride = self.cfg.map_or(c, |(_, _, agg, _)| p / agg * c);
                 if count > 0 && y + (count - 1) * stride + cols > self.acc.len() {
                     return Err(format!("accumulator words beyond {}", self.acc.len()));
@@ -417,8 +278,7 @@ impl<'a> Machine<'a> {
                 for t in 0..count {
                     for k in 0..cols {
                         let v = self.acc[y + t * stride + k];
-                        self.res.outputs[li][dst + t * dstride + k] =
-                            i32::try_from(v).map_err(|_| format!("result {v} overflows int32"))?;
+                        self.res.outputs[li][dst + t * dstride + k] = i32::try_from(v).map_err(|_| format!("result {v} overflows int32"))?;
                     }
                 }
                 let t = timing::st(a, self.stats(), (count * cols) as u64);
@@ -433,14 +293,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn mac(
-        &mut self,
-        x: usize,
-        xstride: usize,
-        y: usize,
-        count: usize,
-        accumulate: bool,
-    ) -> Result<(), String> {
+    fn mac(&mut self, x: usize, xstride: usize, y: usize, count: usize, accumulate: bool) -> Result<(), String> {
         let a = self.arch;
         let (p, r, c) = (a.array.sub_macros, a.array.rows, a.array.columns);
         let (_, m, agg, bypass) = self.cfg.ok_or("no cfg before mac")?;
@@ -455,10 +308,7 @@ impl<'a> Machine<'a> {
                 let b = b as usize;
                 let pair = sel.s1[b] as usize;
                 if 2 * pair >= m {
-                    return Err(format!(
-                        "row {row}: sub-macro {s} selects pair {pair}, but M = {m} has {} pairs",
-                        m / 2
-                    ));
+                    return Err(format!("row {row}: sub-macro {s} selects pair {pair}, but M = {m} has {} pairs", m / 2));
                 }
                 let off = sel.bus[b].unwrap_or(0) as usize + 2 * pair;
                 rel.push((s / agg, off, (s * r + row) * c));
@@ -467,18 +317,11 @@ impl<'a> Machine<'a> {
         }
         let max_off = rel.iter().map(|x| x.1 + 1).max().unwrap_or(0);
         if count > 0 && !rel.is_empty() && x + (count - 1) * xstride + max_off >= self.act.len() {
-            return Err(format!(
-                "vectors read activation bytes beyond the {}-byte buffer",
-                self.act.len()
-            ));
+            return Err(format!("vectors read activation bytes beyond the {}-byte buffer", self.act.len()));
         }
         let words = sets * c;
         if count > 0 && y + count * words > self.acc.len() {
-            return Err(format!(
-                "results {y}..{} beyond the {}-word accumulator",
-                y + count * words,
-                self.acc.len()
-            ));
+            return Err(format!("results {y}..{} beyond the {}-word accumulator", y + count * words, self.acc.len()));
         }
         // Functional execution.
         let mut psum = vec![0i32; words];
@@ -488,11 +331,7 @@ impl<'a> Machine<'a> {
             for &(e, off, at) in &rel {
                 let (a0, a1) = (self.act[base + off] as i32, self.act[base + off + 1] as i32);
                 let ps = &mut psum[e * c..(e + 1) * c];
-                for ((v, &w0), &w1) in ps
-                    .iter_mut()
-                    .zip(&self.w0[at..at + c])
-                    .zip(&self.w1[at..at + c])
-                {
+                for ((v, &w0), &w1) in ps.iter_mut().zip(&self.w0[at..at + c]).zip(&self.w1[at..at + c]) {
                     *v += w0 * a0 + w1 * a1;
                 }
             }
@@ -508,20 +347,8 @@ impl<'a> Machine<'a> {
         offs.sort_unstable();
         offs.dedup();
         let n_sub = sub_active.iter().filter(|&&x| x).count() as u64;
-        let n_sets = (0..sets)
-            .filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x))
-            .count() as u64;
-        let shape = MacShape {
-            count: count as u64,
-            positions: rel.len() as u64,
-            bytes: offs.len() as u64,
-            active_subs: n_sub,
-            active_sets: n_sets,
-            agg: agg as u64,
-            sets: sets as u64,
-            accumulate,
-            bypass,
-        };
+        let n_sets = (0..sets).filter(|e| sub_active[e * agg..(e + 1) * agg].iter().any(|&x| x)).count() as u64;
+        let shape = MacShape { count: count as u64, positions: rel.len() as u64, bytes: offs.len() as u64, active_subs: n_sub, active_sets: n_sets, agg: agg as u64, sets: sets as u64, accumulate, bypass };
         let start = self.now;
         let t = timing::mac(a, self.stats(), &shape);
         self.busy(cy::COMPUTE, t.ideal);
@@ -534,11 +361,7 @@ impl<'a> Machine<'a> {
 /// Runs a stream on an architecture.
 pub fn simulate(arch: &Arch, prog: &Program) -> Result<SimResult, SimError> {
     let (p, r, c) = (arch.array.sub_macros, arch.array.rows, arch.array.columns);
-    let idle = RowSel {
-        bus: vec![None; p],
-        s1: vec![0; p],
-        s2: vec![None; p],
-    };
+    let idle = RowSel { bus: vec![None; p], s1: vec![0; p], s2: vec![None; p] };
     let mut mach = Machine {
         arch,
         w0: vec![0; p * r * c],
@@ -553,18 +376,11 @@ pub fn simulate(arch: &Arch, prog: &Program) -> Result<SimResult, SimError> {
         cur: None,
     };
     for (index, ins) in prog.instrs.iter().enumerate() {
-        mach.exec(ins).map_err(|message| SimError {
-            index,
-            mnemonic: ins.mnemonic(),
-            message,
-        })?;
+        mach.exec(ins).map_err(|message| SimError { index, mnemonic: ins.mnemonic(), message })?;
     }
     mach.drain();
     let mut res = mach.res;
-    let mut total = Stats {
-        name: "total".into(),
-        ..Stats::default()
-    };
+    let mut total = Stats { name: "total".into(), ..Stats::default() };
     res.layers.iter().for_each(|l| total.add(l));
     res.total = total;
     Ok(res)

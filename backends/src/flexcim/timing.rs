@@ -88,10 +88,7 @@ pub fn ldw(a: &Arch, s: &mut Stats, cells: u64, bypass: bool) -> u64 {
     s.weight_offchip_bytes += ceil_div(bits, 8);
     s.events[ev::WEIGHT_WRITE] += cells;
     s.events[ev::OFFCHIP] += ceil_div(bits, 8);
-    ceil_div(bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(
-        ceil_div(bits, 8),
-        a.buffers.offchip_bytes_per_cycle as u64,
-    ))
+    ceil_div(bits, a.buffers.weight_load_bits_per_cycle as u64).max(ceil_div(ceil_div(bits, 8), a.buffers.offchip_bytes_per_cycle as u64))
 }
 
 /// `dsel` of one row: the row's select bits (none in the dense bypass) plus
@@ -101,11 +98,7 @@ pub fn dsel(a: &Arch, s: &mut Stats, bypass: bool) -> u64 {
     if a.resident() {
         return 0;
     }
-    let sel = if bypass {
-        0
-    } else {
-        a.select_bits_per_row() as u64
-    };
+    let sel = if bypass { 0 } else { a.select_bits_per_row() as u64 };
     let bits = sel + 32 * a.array.sub_macros as u64;
     s.events[ev::SELECT_WRITE] += bits;
     ceil_div(bits, a.buffers.select_bits_per_cycle as u64)
@@ -162,24 +155,12 @@ pub struct MacTiming {
 /// The timing of a `mac` (initiation intervals, the psum FIFO, the pipeline
 /// depths), adding its events, MACs and array capacity to `s`.
 pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
-    let (p, r, c) = (
-        a.array.sub_macros as u64,
-        a.array.rows as u64,
-        a.array.columns as u64,
-    );
+    let (p, r, c) = (a.array.sub_macros as u64, a.array.rows as u64, a.array.columns as u64);
     let words = m.sets * c;
     let ii_in = ceil_div(m.bytes, a.buffers.activation_read_bytes_per_cycle as u64).max(1);
     let ii_out = ceil_div(words, a.buffers.output_words_per_cycle as u64).max(1);
-    let mux_stages = if m.bypass {
-        0
-    } else {
-        a.distribution.stages as u64
-    };
-    let (front, back, depth) = (
-        a.front_latency() - a.distribution.stages as u64 + mux_stages,
-        a.back_latency(),
-        a.pipeline.psum_fifo_depth,
-    );
+    let mux_stages = if m.bypass { 0 } else { a.distribution.stages as u64 };
+    let (front, back, depth) = (a.front_latency() - a.distribution.stages as u64 + mux_stages, a.back_latency(), a.pipeline.psum_fifo_depth);
     // Vector t enters at enter(t) and is merged at merged(t); only the last
     // `depth` merge times matter (the FIFO), kept in a ring.
     let count = m.count as usize;
@@ -196,11 +177,7 @@ pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
         ring[t % len] = mg;
     }
     let issue = if count == 0 { 0 } else { enter + ii_in };
-    let finish = if count == 0 {
-        0
-    } else {
-        merged + ii_out + back
-    };
+    let finish = if count == 0 { 0 } else { merged + ii_out + back };
     let ideal = m.count * ii_in;
     let (cells, cnt) = (m.positions * c, m.count);
     s.macs += cells * cnt;
@@ -215,9 +192,5 @@ pub fn mac(a: &Arch, s: &mut Stats, m: &MacShape) -> MacTiming {
     e[ev::FIFO_READ] += m.active_subs * c * cnt;
     e[ev::ACT_READ] += m.bytes * cnt;
     e[ev::OUT_ACCESS] += words * cnt * if m.accumulate { 2 } else { 1 };
-    MacTiming {
-        ideal,
-        issue,
-        finish,
-    }
+    MacTiming { ideal, issue, finish }
 }

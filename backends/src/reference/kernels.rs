@@ -4,7 +4,7 @@
 //! done in f32 like the value types say. Nothing here is fast on purpose:
 //! this is the oracle the JIT and the FlexCiM simulator are checked against.
 
-use super::tensor::{Data, Tensor, round_to};
+use super::tensor::{round_to, Data, Tensor};
 use flexc_ir::attrs;
 use flexc_ir::ops::{GeluApprox, ReduceKind, RopeMode};
 use flexc_ir::shape::{broadcast_indices, strides};
@@ -13,16 +13,11 @@ use flexc_ir::types::ElemType;
 type KResult = Result<Tensor, String>;
 
 fn floats(t: &Tensor) -> Result<&[f32], String> {
-    t.as_f32()
-        .ok_or_else(|| format!("expected a plain float tensor, got {}", t.elem))
+    t.as_f32().ok_or_else(|| format!("expected a plain float tensor, got {}", t.elem))
 }
 
 fn norm_axis(axis: i64, rank: usize) -> usize {
-    if axis < 0 {
-        (axis + rank as i64) as usize
-    } else {
-        axis as usize
-    }
+    if axis < 0 { (axis + rank as i64) as usize } else { axis as usize }
 }
 
 fn scalar(t: &Tensor) -> Result<i64, String> {
@@ -37,16 +32,8 @@ pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, St
     let n = a.len().max(b.len());
     (0..n)
         .map(|i| {
-            let da = if i + a.len() >= n {
-                a[i + a.len() - n]
-            } else {
-                1
-            };
-            let db = if i + b.len() >= n {
-                b[i + b.len() - n]
-            } else {
-                1
-            };
+            let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+            let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
             if da == db || db == 1 {
                 Ok(da)
             } else if da == 1 {
@@ -213,9 +200,7 @@ pub fn unary(op: Unary, a: &Tensor) -> KResult {
                         let c = (2.0f32 / std::f32::consts::PI).sqrt();
                         0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
                     }
-                    Unary::Gelu(GeluApprox::Erf) => {
-                        (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32
-                    }
+                    Unary::Gelu(GeluApprox::Erf) => (0.5 * x as f64 * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2))) as f32,
                     Unary::Sqrt => x.sqrt(),
                     Unary::Reciprocal => 1.0 / x,
                     Unary::Erf => erf(x as f64) as f32,
@@ -232,11 +217,7 @@ pub fn unary(op: Unary, a: &Tensor) -> KResult {
 
 /// Splits a shape around an axis: (outer count, axis size, inner count).
 fn around(shape: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        shape[..axis].iter().product(),
-        shape[axis],
-        shape[axis + 1..].iter().product(),
-    )
+    (shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product())
 }
 
 pub fn softmax(a: &Tensor, at: &attrs::Softmax) -> KResult {
@@ -315,12 +296,7 @@ pub fn rope(a: &Tensor, pos: &Tensor, at: &attrs::Rope) -> KResult {
 /// For every output element of a (batched) matrix product, the flat indices
 /// of the lhs and rhs elements it sums over, in order: the one statement of
 /// the product's geometry, shared by the float and integer forms.
-fn matmul_terms(
-    a: &[usize],
-    b: &[usize],
-    transpose_b: bool,
-    mut element: impl FnMut(&mut dyn Iterator<Item = (usize, usize)>) -> Result<(), String>,
-) -> Result<Vec<usize>, String> {
+fn matmul_terms(a: &[usize], b: &[usize], transpose_b: bool, mut element: impl FnMut(&mut dyn Iterator<Item = (usize, usize)>) -> Result<(), String>) -> Result<Vec<usize>, String> {
     let r = a.len();
     let (m, k) = (a[r - 2], a[r - 1]);
     let br = b.len();
@@ -331,16 +307,7 @@ fn matmul_terms(
         let (xo, wo) = (bi * m * k, if b_batched { bi * k * n } else { 0 });
         for i in 0..m {
             for j in 0..n {
-                let mut terms = (0..k).map(|kk| {
-                    (
-                        xo + i * k + kk,
-                        if transpose_b {
-                            wo + j * k + kk
-                        } else {
-                            wo + kk * n + j
-                        },
-                    )
-                });
+                let mut terms = (0..k).map(|kk| (xo + i * k + kk, if transpose_b { wo + j * k + kk } else { wo + kk * n + j }));
                 element(&mut terms)?;
             }
         }
@@ -357,16 +324,12 @@ pub fn matmul(a: &Tensor, b: &Tensor, transpose_b: bool) -> KResult {
         let shape = matmul_terms(&a.shape, &b.shape, transpose_b, |terms| {
             let mut acc = 0i64;
             for (i, j) in terms {
-                acc = x[i]
-                    .checked_mul(w[j])
-                    .and_then(|p| acc.checked_add(p))
-                    .ok_or("integer matmul overflows i64")?;
+                acc = x[i].checked_mul(w[j]).and_then(|p| acc.checked_add(p)).ok_or("integer matmul overflows i64")?;
             }
             out.push(acc);
             Ok(())
         })?;
-        return Tensor::int(ElemType::I32, &shape, out)
-            .map_err(|e| format!("integer matmul result: {e}"));
+        return Tensor::int(ElemType::I32, &shape, out).map_err(|e| format!("integer matmul result: {e}"));
     }
     let (x, w) = (floats(a)?, floats(b)?);
     let mut out = Vec::new();
@@ -384,12 +347,7 @@ pub fn transpose(a: &Tensor, perm: &[i64]) -> KResult {
     let mut idx = vec![0usize; shape.len()];
     let mut src = Vec::with_capacity(total);
     for _ in 0..total {
-        src.push(
-            idx.iter()
-                .zip(perm)
-                .map(|(&i, &p)| i * in_strides[p as usize])
-                .sum::<usize>(),
-        );
+        src.push(idx.iter().zip(perm).map(|(&i, &p)| i * in_strides[p as usize]).sum::<usize>());
         for d in (0..shape.len()).rev() {
             idx[d] += 1;
             if idx[d] < shape[d] {
@@ -408,11 +366,7 @@ fn gather_flat(a: &Tensor, src: &[usize], shape: Vec<usize>) -> Tensor {
         Data::Int(v) => Data::Int(src.iter().map(|&i| v[i]).collect()),
         Data::Encoded(..) => unreachable!("rules reject encoded operands of layout ops"),
     };
-    Tensor {
-        elem: a.elem,
-        shape,
-        data,
-    }
+    Tensor { elem: a.elem, shape, data }
 }
 
 pub fn concat(parts: &[&Tensor], axis: i64) -> KResult {
@@ -429,40 +383,21 @@ pub fn concat(parts: &[&Tensor], axis: i64) -> KResult {
         }
     }
     let data = match &first.data {
-        Data::F32(_) => Data::F32(
-            src.iter()
-                .map(|&(p, i)| parts[p].as_f32().map_or(0.0, |v| v[i]))
-                .collect(),
-        ),
-        Data::Int(_) => Data::Int(
-            src.iter()
-                .map(|&(p, i)| parts[p].as_int().map_or(0, |v| v[i]))
-                .collect(),
-        ),
+        Data::F32(_) => Data::F32(src.iter().map(|&(p, i)| parts[p].as_f32().map_or(0.0, |v| v[i])).collect()),
+        Data::Int(_) => Data::Int(src.iter().map(|&(p, i)| parts[p].as_int().map_or(0, |v| v[i])).collect()),
         Data::Encoded(..) => return Err("operand is encoded".into()),
     };
-    Ok(Tensor {
-        elem: first.elem,
-        shape,
-        data,
-    })
+    Ok(Tensor { elem: first.elem, shape, data })
 }
 
 pub fn slice(a: &Tensor, at: &attrs::Slice) -> KResult {
     let axis = norm_axis(at.axis, a.shape.len());
     let (start, end) = (at.start as usize, at.end as usize);
     if end > a.shape[axis] {
-        return Err(format!(
-            "slice end {end} is past dimension size {}",
-            a.shape[axis]
-        ));
+        return Err(format!("slice end {end} is past dimension size {}", a.shape[axis]));
     }
     let (outer, n, inner) = around(&a.shape, axis);
-    let src: Vec<usize> = (0..outer)
-        .flat_map(|o| {
-            (start..end).flat_map(move |k| (0..inner).map(move |i| (o * n + k) * inner + i))
-        })
-        .collect();
+    let src: Vec<usize> = (0..outer).flat_map(|o| (start..end).flat_map(move |k| (0..inner).map(move |i| (o * n + k) * inner + i))).collect();
     let mut shape = a.shape.clone();
     shape[axis] = end - start;
     Ok(gather_flat(a, &src, shape))
@@ -490,10 +425,7 @@ pub fn reduce(a: &Tensor, at: &attrs::Reduce) -> KResult {
                     ReduceKind::Max => it.max().unwrap_or(i64::MIN as i128),
                     _ => it.sum::<i128>(),
                 };
-                out.push(
-                    i64::try_from(r)
-                        .map_err(|_| format!("integer overflow: {r} does not fit {}", a.elem))?,
-                );
+                out.push(i64::try_from(r).map_err(|_| format!("integer overflow: {r} does not fit {}", a.elem))?);
             }
         }
         return Tensor::int(a.elem, &shape, out).map_err(|e| format!("integer overflow: {e}"));
@@ -510,11 +442,7 @@ pub fn reduce(a: &Tensor, at: &attrs::Reduce) -> KResult {
             });
         }
     }
-    Ok(Tensor::float(
-        a.elem,
-        &shape,
-        out.into_iter().map(|v| v as f32).collect(),
-    ))
+    Ok(Tensor::float(a.elem, &shape, out.into_iter().map(|v| v as f32).collect()))
 }
 
 pub fn cast(a: &Tensor, to: ElemType) -> KResult {
@@ -523,27 +451,13 @@ pub fn cast(a: &Tensor, to: ElemType) -> KResult {
         Data::F32(v) => {
             let (lo, hi) = to.int_range().ok_or("bad cast target")?;
             // `as` truncates toward zero and saturates; NaN becomes 0.
-            Tensor::int(
-                to,
-                &a.shape,
-                v.iter().map(|&x| (x as i64).clamp(lo, hi)).collect(),
-            )
+            Tensor::int(to, &a.shape, v.iter().map(|&x| (x as i64).clamp(lo, hi)).collect())
         }
         // Round once, to the target type: rounding to f32 first double-rounds
         // to bf16 above 2^24 (2^25 + 2^17 + 1 would become 2^25, not 2^25 + 2^18).
         Data::Int(v) if to.is_float() => {
-            let round = |x: i64| {
-                if to == ElemType::F32 {
-                    x as f32
-                } else {
-                    flexc_ir::weights::f64_to_f32_round_odd(x as f64)
-                }
-            };
-            Ok(Tensor::float(
-                to,
-                &a.shape,
-                v.iter().map(|&x| round(x)).collect(),
-            ))
+            let round = |x: i64| if to == ElemType::F32 { x as f32 } else { flexc_ir::weights::f64_to_f32_round_odd(x as f64) };
+            Ok(Tensor::float(to, &a.shape, v.iter().map(|&x| round(x)).collect()))
         }
         Data::Int(v) => {
             let (lo, hi) = to.int_range().ok_or("bad cast target")?;
@@ -553,13 +467,7 @@ pub fn cast(a: &Tensor, to: ElemType) -> KResult {
     }
 }
 
-pub fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    pos: &Tensor,
-    at: &attrs::Attention,
-) -> KResult {
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, pos: &Tensor, at: &attrs::Attention) -> KResult {
     let (qd, kd, vd) = (floats(q)?, floats(k)?, floats(v)?);
     let pos = scalar(pos)?;
     if pos < 0 {
@@ -582,26 +490,16 @@ pub fn attention(
             let scores: Vec<f64> = visible
                 .iter()
                 .map(|&j| {
-                    let dot: f64 = (0..d)
-                        .map(|c| qd[(i * hq + h) * d + c] as f64 * kd[(j * hk + kh) * d + c] as f64)
-                        .sum();
+                    let dot: f64 = (0..d).map(|c| qd[(i * hq + h) * d + c] as f64 * kd[(j * hk + kh) * d + c] as f64).sum();
                     let x = dot * at.scale;
-                    if at.softcap > 0.0 {
-                        at.softcap * (x / at.softcap).tanh()
-                    } else {
-                        x
-                    }
+                    if at.softcap > 0.0 { at.softcap * (x / at.softcap).tanh() } else { x }
                 })
                 .collect();
             let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let weights: Vec<f64> = scores.iter().map(|&x| (x - max).exp()).collect();
             let sum: f64 = weights.iter().sum();
             for c in 0..dv {
-                let acc: f64 = visible
-                    .iter()
-                    .zip(&weights)
-                    .map(|(&j, &w)| w * vd[(j * hk + kh) * dv + c] as f64)
-                    .sum();
+                let acc: f64 = visible.iter().zip(&weights).map(|(&j, &w)| w * vd[(j * hk + kh) * dv + c] as f64).sum();
                 // No visible key gives 0; NaN anywhere (a score, a value) stays NaN.
                 out[(i * hq + h) * dv + c] = if sum == 0.0 { 0.0 } else { (acc / sum) as f32 };
             }
@@ -614,9 +512,7 @@ pub fn cache_write(cache: &Tensor, x: &Tensor, pos: &Tensor) -> KResult {
     let pos = scalar(pos)?;
     let (cap, n) = (cache.shape[0], x.shape[0]);
     if pos < 0 || pos as usize + n > cap {
-        return Err(format!(
-            "cache write of {n} rows at position {pos} overflows the capacity {cap}"
-        ));
+        return Err(format!("cache write of {n} rows at position {pos} overflows the capacity {cap}"));
     }
     let row: usize = cache.shape[1..].iter().product();
     let at = pos as usize * row;
@@ -627,9 +523,7 @@ pub fn cache_write(cache: &Tensor, x: &Tensor, pos: &Tensor) -> KResult {
         _ => return Err("cache and rows must be plain tensors of one kind".into()),
     }
     if let Data::F32(c) = &mut out.data {
-        c[at..at + n * row]
-            .iter_mut()
-            .for_each(|v| *v = round_to(cache.elem, *v));
+        c[at..at + n * row].iter_mut().for_each(|v| *v = round_to(cache.elem, *v));
     }
     Ok(out)
 }
@@ -644,12 +538,7 @@ pub fn lut_tables(a: &Tensor) -> KResult {
     }
     let mut out = Vec::with_capacity(x.len() * 4);
     for g in x.chunks_exact(4) {
-        out.extend((0..16).map(|idx| {
-            g.iter()
-                .enumerate()
-                .map(|(i, &v)| if idx >> i & 1 == 1 { v } else { -v })
-                .sum::<f32>()
-        }));
+        out.extend((0..16).map(|idx| g.iter().enumerate().map(|(i, &v)| if idx >> i & 1 == 1 { v } else { -v }).sum::<f32>()));
     }
     let mut shape = a.shape[..a.shape.len() - 1].to_vec();
     shape.extend([k / 4, 16]);
@@ -664,10 +553,7 @@ pub fn lut_activations(t: &Tensor) -> KResult {
     if r < 2 || t.shape[r - 1] != 16 {
         return Err(format!("tables must be [..., k/4, 16], got {:?}", t.shape));
     }
-    let x = v
-        .chunks_exact(16)
-        .flat_map(|g| (0..4).map(move |i| (g[1 << i] - g[0]) / 2.0))
-        .collect();
+    let x = v.chunks_exact(16).flat_map(|g| (0..4).map(move |i| (g[1 << i] - g[0]) / 2.0)).collect();
     let mut shape = t.shape[..r - 2].to_vec();
     shape.push(t.shape[r - 2] * 4);
     Ok(Tensor::f32(&shape, x))

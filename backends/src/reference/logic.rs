@@ -17,10 +17,7 @@ fn bools(shape: &[usize], v: Vec<i64>) -> KResult {
 /// `a pred b` elementwise (numpy broadcasting), as `i1`.
 pub fn compare(pred: CmpPred, a: &Tensor, b: &Tensor) -> KResult {
     let shape = broadcast_shape(&a.shape, &b.shape)?;
-    let (ia, ib) = (
-        broadcast_indices(&a.shape, &shape),
-        broadcast_indices(&b.shape, &shape),
-    );
+    let (ia, ib) = (broadcast_indices(&a.shape, &shape), broadcast_indices(&b.shape, &shape));
     let test = |o: Option<std::cmp::Ordering>| -> i64 {
         use std::cmp::Ordering::*;
         let r = match pred {
@@ -34,16 +31,8 @@ pub fn compare(pred: CmpPred, a: &Tensor, b: &Tensor) -> KResult {
         r as i64
     };
     let out = match (&a.data, &b.data) {
-        (Data::F32(x), Data::F32(y)) => ia
-            .iter()
-            .zip(&ib)
-            .map(|(&i, &j)| test(x[i].partial_cmp(&y[j])))
-            .collect(),
-        (Data::Int(x), Data::Int(y)) => ia
-            .iter()
-            .zip(&ib)
-            .map(|(&i, &j)| test(Some(x[i].cmp(&y[j]))))
-            .collect(),
+        (Data::F32(x), Data::F32(y)) => ia.iter().zip(&ib).map(|(&i, &j)| test(x[i].partial_cmp(&y[j]))).collect(),
+        (Data::Int(x), Data::Int(y)) => ia.iter().zip(&ib).map(|(&i, &j)| test(Some(x[i].cmp(&y[j])))).collect(),
         _ => return Err("operands must both be plain floats or both integers".into()),
     };
     bools(&shape, out)
@@ -60,14 +49,9 @@ pub enum Logic {
 
 /// `a op b` over `i1` tensors (numpy broadcasting).
 pub fn logic(op: Logic, a: &Tensor, b: &Tensor) -> KResult {
-    let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else {
-        return Err("operands must be i1".into());
-    };
+    let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else { return Err("operands must be i1".into()) };
     let shape = broadcast_shape(&a.shape, &b.shape)?;
-    let (ia, ib) = (
-        broadcast_indices(&a.shape, &shape),
-        broadcast_indices(&b.shape, &shape),
-    );
+    let (ia, ib) = (broadcast_indices(&a.shape, &shape), broadcast_indices(&b.shape, &shape));
     let out = ia
         .iter()
         .zip(&ib)
@@ -96,21 +80,14 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> KResult {
     let c = cond.as_int().ok_or("cond must be i1")?;
     let shape = broadcast_shape(&cond.shape, &broadcast_shape(&a.shape, &b.shape)?)?;
     let ic = broadcast_indices(&cond.shape, &shape);
-    let (ia, ib) = (
-        broadcast_indices(&a.shape, &shape),
-        broadcast_indices(&b.shape, &shape),
-    );
+    let (ia, ib) = (broadcast_indices(&a.shape, &shape), broadcast_indices(&b.shape, &shape));
     match (&a.data, &b.data) {
         (Data::F32(x), Data::F32(y)) => {
-            let out = (0..ic.len())
-                .map(|k| if c[ic[k]] != 0 { x[ia[k]] } else { y[ib[k]] })
-                .collect();
+            let out = (0..ic.len()).map(|k| if c[ic[k]] != 0 { x[ia[k]] } else { y[ib[k]] }).collect();
             Ok(Tensor::float(a.elem, &shape, out))
         }
         (Data::Int(x), Data::Int(y)) => {
-            let out = (0..ic.len())
-                .map(|k| if c[ic[k]] != 0 { x[ia[k]] } else { y[ib[k]] })
-                .collect();
+            let out = (0..ic.len()).map(|k| if c[ic[k]] != 0 { x[ia[k]] } else { y[ib[k]] }).collect();
             Tensor::int(a.elem, &shape, out)
         }
         _ => Err("a and b must both be plain floats or both integers".into()),
@@ -137,16 +114,8 @@ pub fn expand(a: &Tensor, shape: &[usize]) -> KResult {
     }
     let idx = broadcast_indices(&a.shape, shape);
     Ok(match &a.data {
-        Data::F32(x) => Tensor {
-            elem: a.elem,
-            shape: shape.to_vec(),
-            data: Data::F32(idx.iter().map(|&i| x[i]).collect()),
-        },
-        Data::Int(x) => Tensor {
-            elem: a.elem,
-            shape: shape.to_vec(),
-            data: Data::Int(idx.iter().map(|&i| x[i]).collect()),
-        },
+        Data::F32(x) => Tensor { elem: a.elem, shape: shape.to_vec(), data: Data::F32(idx.iter().map(|&i| x[i]).collect()) },
+        Data::Int(x) => Tensor { elem: a.elem, shape: shape.to_vec(), data: Data::Int(idx.iter().map(|&i| x[i]).collect()) },
         Data::Encoded(..) => return Err("operand is encoded".into()),
     })
 }

@@ -50,12 +50,7 @@ pub type Observer<'m> = dyn FnMut(&flexc_ir::Func, flexc_ir::Op, &[Arc<Tensor>])
 impl<'m> Interpreter<'m> {
     /// An interpreter over a verified module.
     pub fn new(module: &'m Module) -> Interpreter<'m> {
-        Interpreter {
-            module,
-            weights: HashMap::new(),
-            weight_only: HashMap::new(),
-            observer: None,
-        }
+        Interpreter { module, weights: HashMap::new(), weight_only: HashMap::new(), observer: None }
     }
 
     /// Installs (or removes) the operand observer.
@@ -68,15 +63,7 @@ impl<'m> Interpreter<'m> {
         let id = self.module.func(func).ok_or_else(|| ExecError {
             func: func.to_string(),
             op: None,
-            message: format!(
-                "no such function (the module has: {})",
-                self.module
-                    .funcs
-                    .values()
-                    .map(|f| format!("@{}", f.name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            message: format!("no such function (the module has: {})", self.module.funcs.values().map(|f| format!("@{}", f.name)).collect::<Vec<_>>().join(", ")),
         })?;
         self.run_id(id, inputs)
     }
@@ -84,22 +71,14 @@ impl<'m> Interpreter<'m> {
     /// Runs a function by id on the given inputs.
     pub fn run_id(&mut self, id: FuncId, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ExecError> {
         let f = &self.module.funcs[id];
-        let fail = |op: Option<String>, message: String| ExecError {
-            func: f.name.clone(),
-            op,
-            message,
-        };
+        let fail = |op: Option<String>, message: String| ExecError { func: f.name.clone(), op, message };
         if inputs.len() != f.params.len() {
-            return Err(fail(
-                None,
-                format!("expected {} inputs, got {}", f.params.len(), inputs.len()),
-            ));
+            return Err(fail(None, format!("expected {} inputs, got {}", f.params.len(), inputs.len())));
         }
         let mut syms: HashMap<Arc<str>, usize> = HashMap::new();
         let mut env: HashMap<Value, Arc<Tensor>> = HashMap::new();
         for (i, (t, &p)) in inputs.into_iter().zip(&f.params).enumerate() {
-            check_type(&t, f.dfg.ty(p), &mut syms)
-                .map_err(|m| fail(None, format!("input {i}: {m}")))?;
+            check_type(&t, f.dfg.ty(p), &mut syms).map_err(|m| fail(None, format!("input {i}: {m}")))?;
             env.insert(p, Arc::new(t));
         }
         // The last layout position reading each value, so memory is freed early.
@@ -117,12 +96,7 @@ impl<'m> Interpreter<'m> {
             let data = &f.dfg.ops[op];
             // A result whose type has a symbolic dimension depends on the
             // call's bindings (`tensor.iota : i64[seq]`), so it is never cached.
-            let weight_only = data.args.iter().all(|a| input_free.contains(a))
-                && f.dfg
-                    .ty(data.result)
-                    .shape
-                    .iter()
-                    .all(|d| matches!(d, Dim::Fixed(_)));
+            let weight_only = data.args.iter().all(|a| input_free.contains(a)) && f.dfg.ty(data.result).shape.iter().all(|d| matches!(d, Dim::Fixed(_)));
             if weight_only {
                 input_free.insert(data.result);
                 if let Some(t) = self.weight_only.get(&(id, data.result)) {
@@ -131,10 +105,7 @@ impl<'m> Interpreter<'m> {
                 }
             }
             let describe = || {
-                let name = f.dfg.values[data.result]
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| data.result.to_string().trim_start_matches('%').to_string());
+                let name = f.dfg.values[data.result].name.clone().unwrap_or_else(|| data.result.to_string().trim_start_matches('%').to_string());
                 format!("%{name} = {}", data.attrs.opcode().mnemonic())
             };
             let args: Vec<Arc<Tensor>> = data.args.iter().map(|a| env[a].clone()).collect();
@@ -144,36 +115,24 @@ impl<'m> Interpreter<'m> {
                 }
             }
             let declared = f.dfg.ty(data.result);
-            let out = self
-                .exec(&data.attrs, &args, declared, &syms)
-                .map_err(|m| fail(Some(describe()), m))?;
-            check_type(&out, declared, &mut syms)
-                .map_err(|m| fail(Some(describe()), format!("result: {m}")))?;
+            let out = self.exec(&data.attrs, &args, declared, &syms).map_err(|m| fail(Some(describe()), m))?;
+            check_type(&out, declared, &mut syms).map_err(|m| fail(Some(describe()), format!("result: {m}")))?;
             let out = Arc::new(out);
             if weight_only {
                 self.weight_only.insert((id, data.result), out.clone());
             }
             env.insert(data.result, out);
             for a in &data.args {
-                if last_use.get(a) == Some(&i)
-                    && !matches!(f.dfg.values[*a].def, ValueDef::Param(_))
-                {
+                if last_use.get(a) == Some(&i) && !matches!(f.dfg.values[*a].def, ValueDef::Param(_)) {
                     env.remove(a);
                 }
             }
         }
-        Ok(f.returns
-            .iter()
-            .map(|r| Arc::unwrap_or_clone(env[r].clone()))
-            .collect())
+        Ok(f.returns.iter().map(|r| Arc::unwrap_or_clone(env[r].clone())).collect())
     }
 
     fn weight(&mut self, name: &str, ty: &TensorType) -> Result<Arc<Tensor>, String> {
-        let id = self
-            .module
-            .weights
-            .lookup(name)
-            .ok_or_else(|| format!("unknown weight @{name}"))?;
+        let id = self.module.weights.lookup(name).ok_or_else(|| format!("unknown weight @{name}"))?;
         if let Some(t) = self.weights.get(&id) {
             return Ok(t.clone());
         }
@@ -184,18 +143,10 @@ impl<'m> Interpreter<'m> {
         Ok(t)
     }
 
-    fn exec(
-        &mut self,
-        attrs: &OpAttrs,
-        args: &[Arc<Tensor>],
-        declared: &TensorType,
-        syms: &HashMap<Arc<str>, usize>,
-    ) -> Result<Tensor, String> {
+    fn exec(&mut self, attrs: &OpAttrs, args: &[Arc<Tensor>], declared: &TensorType, syms: &HashMap<Arc<str>, usize>) -> Result<Tensor, String> {
         let a = |i: usize| args[i].as_ref();
         Ok(match attrs {
-            OpAttrs::Weight(w) => {
-                return self.weight(&w.name.0, declared).map(Arc::unwrap_or_clone);
-            }
+            OpAttrs::Weight(w) => return self.weight(&w.name.0, declared).map(Arc::unwrap_or_clone),
             OpAttrs::Constant(c) => {
                 let shape = concrete(declared, syms)?;
                 let bytes = flexc_ir::weights::dense_bytes(&c.value, declared.elem);
@@ -229,11 +180,7 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Where(_) => logic::select(a(0), a(1), a(2))?,
             OpAttrs::Iota(io) => {
                 let shape = concrete(declared, syms)?;
-                let axis = if io.axis < 0 {
-                    io.axis + shape.len() as i64
-                } else {
-                    io.axis
-                } as usize;
+                let axis = if io.axis < 0 { io.axis + shape.len() as i64 } else { io.axis } as usize;
                 logic::iota(declared.elem, &shape, axis)?
             }
             OpAttrs::Expand(_) => logic::expand(a(0), &concrete(declared, syms)?)?,
@@ -244,15 +191,10 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Gather(_) => gather(a(0), a(1))?,
             OpAttrs::Reshape(_) => {
                 let shape = concrete_reshape(declared, a(0).numel(), syms)?;
-                Tensor {
-                    shape,
-                    ..a(0).clone()
-                }
+                Tensor { shape, ..a(0).clone() }
             }
             OpAttrs::Transpose(t) => kernels::transpose(a(0), &t.perm)?,
-            OpAttrs::Concat(c) => {
-                kernels::concat(&args.iter().map(|t| t.as_ref()).collect::<Vec<_>>(), c.axis)?
-            }
+            OpAttrs::Concat(c) => kernels::concat(&args.iter().map(|t| t.as_ref()).collect::<Vec<_>>(), c.axis)?,
             OpAttrs::Slice(s) => kernels::slice(a(0), s)?,
             OpAttrs::Reduce(r) => kernels::reduce(a(0), r)?,
             OpAttrs::Cast(_) => kernels::cast(a(0), declared.elem)?,
@@ -262,12 +204,8 @@ impl<'m> Interpreter<'m> {
             OpAttrs::Dequantize(_) => dequantize(a(0))?,
             OpAttrs::Mpgemm(m) => kernels::matmul(a(0), &dequantize(a(1))?, m.transpose_b)?,
             OpAttrs::LutPrecompute(_) => kernels::lut_tables(a(0))?,
-            OpAttrs::LutGemm(_) => {
-                kernels::matmul(&kernels::lut_activations(a(0))?, &dequantize(a(1))?, true)?
-            }
-            OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) => {
-                kernels::matmul(a(0), &dequantize(a(1))?, true)?
-            }
+            OpAttrs::LutGemm(_) => kernels::matmul(&kernels::lut_activations(a(0))?, &dequantize(a(1))?, true)?,
+            OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) => kernels::matmul(a(0), &dequantize(a(1))?, true)?,
             OpAttrs::DenseGemm(_) => match a(1).data {
                 Data::Encoded(..) => kernels::matmul(a(0), &dequantize(a(1))?, true)?,
                 _ => kernels::matmul(a(0), a(1), true)?,
@@ -278,11 +216,7 @@ impl<'m> Interpreter<'m> {
 }
 
 /// Checks a tensor against a declared type, binding symbolic dimensions.
-fn check_type(
-    t: &Tensor,
-    ty: &TensorType,
-    syms: &mut HashMap<Arc<str>, usize>,
-) -> Result<(), String> {
+fn check_type(t: &Tensor, ty: &TensorType, syms: &mut HashMap<Arc<str>, usize>) -> Result<(), String> {
     let enc = match &t.data {
         Data::Encoded(e, _) => Some(*e),
         _ => None,
@@ -292,13 +226,9 @@ fn check_type(
     }
     for (&n, d) in t.shape.iter().zip(&ty.shape) {
         match d {
-            Dim::Fixed(k) if *k as usize != n => {
-                return Err(format!("expected {ty}, got shape {:?}", t.shape));
-            }
+            Dim::Fixed(k) if *k as usize != n => return Err(format!("expected {ty}, got shape {:?}", t.shape)),
             Dim::Sym(s) => match syms.get(s) {
-                Some(&bound) if bound != n => {
-                    return Err(format!("symbol {s} is {bound} but this dimension is {n}"));
-                }
+                Some(&bound) if bound != n => return Err(format!("symbol {s} is {bound} but this dimension is {n}")),
                 Some(_) => {}
                 None => {
                     syms.insert(s.clone(), n);
@@ -315,45 +245,22 @@ fn concrete(ty: &TensorType, syms: &HashMap<Arc<str>, usize>) -> Result<Vec<usiz
         .iter()
         .map(|d| match d {
             Dim::Fixed(n) => Ok(*n as usize),
-            Dim::Sym(s) => syms
-                .get(s)
-                .copied()
-                .ok_or_else(|| format!("symbol {s} is not bound")),
+            Dim::Sym(s) => syms.get(s).copied().ok_or_else(|| format!("symbol {s} is not bound")),
         })
         .collect()
 }
 
 /// A reshape's concrete shape; at most one unbound symbol takes what is left.
-fn concrete_reshape(
-    ty: &TensorType,
-    numel: usize,
-    syms: &HashMap<Arc<str>, usize>,
-) -> Result<Vec<usize>, String> {
-    let known: usize = ty
-        .shape
-        .iter()
-        .filter_map(|d| match d {
-            Dim::Fixed(n) => Some(*n as usize),
-            Dim::Sym(s) => syms.get(s).copied(),
-        })
-        .product();
-    let unbound = ty
-        .shape
-        .iter()
-        .filter(|d| matches!(d, Dim::Sym(s) if !syms.contains_key(s)))
-        .count();
-    let shape: Vec<usize> = ty
-        .shape
-        .iter()
-        .map(|d| match d {
-            Dim::Fixed(n) => *n as usize,
-            Dim::Sym(s) => {
-                syms.get(s)
-                    .copied()
-                    .unwrap_or(if known == 0 { 0 } else { numel / known })
-            }
-        })
-        .collect();
+fn concrete_reshape(ty: &TensorType, numel: usize, syms: &HashMap<Arc<str>, usize>) -> Result<Vec<usize>, String> {
+    let known: usize = ty.shape.iter().filter_map(|d| match d {
+        Dim::Fixed(n) => Some(*n as usize),
+        Dim::Sym(s) => syms.get(s).copied(),
+    }).product();
+    let unbound = ty.shape.iter().filter(|d| matches!(d, Dim::Sym(s) if !syms.contains_key(s))).count();
+    let shape: Vec<usize> = ty.shape.iter().map(|d| match d {
+        Dim::Fixed(n) => *n as usize,
+        Dim::Sym(s) => syms.get(s).copied().unwrap_or(if known == 0 { 0 } else { numel / known }),
+    }).collect();
     if unbound > 1 || shape.iter().product::<usize>() != numel {
         return Err(format!("cannot reshape {numel} elements to {ty}"));
     }
@@ -363,11 +270,7 @@ fn concrete_reshape(
 /// Decodes plain little-endian storage (or wraps encoded bytes).
 fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor, String> {
     if let Some(enc) = ty.encoding {
-        return Ok(Tensor {
-            elem: ty.elem,
-            shape: shape.to_vec(),
-            data: Data::Encoded(enc, Arc::from(bytes)),
-        });
+        return Ok(Tensor { elem: ty.elem, shape: shape.to_vec(), data: Data::Encoded(enc, Arc::from(bytes)) });
     }
     let n: usize = shape.iter().product();
     let w = ty.elem.storage_bytes();
@@ -376,26 +279,9 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
     }
     let word = |i: usize| &bytes[i * w..(i + 1) * w];
     Ok(match ty.elem {
-        ElemType::F32 => Tensor::f32(
-            shape,
-            (0..n)
-                .map(|i| f32::from_le_bytes(word(i).try_into().unwrap_or_default()))
-                .collect(),
-        ),
-        ElemType::F16 => Tensor::float(
-            ty.elem,
-            shape,
-            (0..n)
-                .map(|i| half::f16::from_le_bytes([word(i)[0], word(i)[1]]).to_f32())
-                .collect(),
-        ),
-        ElemType::BF16 => Tensor::float(
-            ty.elem,
-            shape,
-            (0..n)
-                .map(|i| half::bf16::from_le_bytes([word(i)[0], word(i)[1]]).to_f32())
-                .collect(),
-        ),
+        ElemType::F32 => Tensor::f32(shape, (0..n).map(|i| f32::from_le_bytes(word(i).try_into().unwrap_or_default())).collect()),
+        ElemType::F16 => Tensor::float(ty.elem, shape, (0..n).map(|i| half::f16::from_le_bytes([word(i)[0], word(i)[1]]).to_f32()).collect()),
+        ElemType::BF16 => Tensor::float(ty.elem, shape, (0..n).map(|i| half::bf16::from_le_bytes([word(i)[0], word(i)[1]]).to_f32()).collect()),
         e => {
             let vals = (0..n)
                 .map(|i| {
@@ -406,11 +292,7 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
                     // Sign-extend signed types from their storage width.
                     let bits = 8 * w as u32;
                     let signed = e.int_range().is_some_and(|(lo, _)| lo < 0);
-                    if signed && bits < 64 {
-                        (raw << (64 - bits)) >> (64 - bits)
-                    } else {
-                        raw
-                    }
+                    if signed && bits < 64 { (raw << (64 - bits)) >> (64 - bits) } else { raw }
                 })
                 .collect();
             Tensor::int(e, shape, vals)?
@@ -418,10 +300,9 @@ fn from_storage(ty: &TensorType, shape: &[usize], bytes: &[u8]) -> Result<Tensor
     })
 }
 
+
 fn dequantize(t: &Tensor) -> Result<Tensor, String> {
-    let Data::Encoded(enc, bytes) = &t.data else {
-        return Err("operand is not encoded".into());
-    };
+    let Data::Encoded(enc, bytes) = &t.data else { return Err("operand is not encoded".into()) };
     let mut out = vec![0f32; t.numel()];
     enc.decode(&t.shape, bytes, &mut out)?;
     Ok(Tensor::float(t.elem, &t.shape, out))
@@ -430,22 +311,13 @@ fn dequantize(t: &Tensor) -> Result<Tensor, String> {
 fn quantize(t: &Tensor, enc: Encoding) -> Result<Tensor, String> {
     let x = t.as_f32().ok_or("operand must be a plain float tensor")?;
     let bytes = enc.encode(&t.shape, x)?;
-    Ok(Tensor {
-        elem: t.elem,
-        shape: t.shape.clone(),
-        data: Data::Encoded(enc, bytes.into()),
-    })
+    Ok(Tensor { elem: t.elem, shape: t.shape.clone(), data: Data::Encoded(enc, bytes.into()) })
 }
 
 fn gather(table: &Tensor, ids_t: &Tensor) -> Result<Tensor, String> {
     let ids = ids_t.as_int().ok_or("ids must be integers")?;
     let (vocab, d) = (table.shape[0], table.shape[1]);
-    let row = |id: i64| {
-        usize::try_from(id)
-            .ok()
-            .filter(|&i| i < vocab)
-            .ok_or_else(|| format!("id {id} is outside the table (0..{vocab})"))
-    };
+    let row = |id: i64| usize::try_from(id).ok().filter(|&i| i < vocab).ok_or_else(|| format!("id {id} is outside the table (0..{vocab})"));
     let mut shape = ids_t.shape.clone();
     shape.push(d);
     // The type rule accepts a table of any plain element type: integer rows

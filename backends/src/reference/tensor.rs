@@ -43,11 +43,7 @@ impl Tensor {
     /// An f32 tensor.
     pub fn f32(shape: &[usize], data: Vec<f32>) -> Tensor {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len());
-        Tensor {
-            elem: ElemType::F32,
-            shape: shape.to_vec(),
-            data: Data::F32(data),
-        }
+        Tensor { elem: ElemType::F32, shape: shape.to_vec(), data: Data::F32(data) }
     }
 
     /// A float tensor of any float type (values are rounded to it).
@@ -55,35 +51,21 @@ impl Tensor {
         if elem != ElemType::F32 {
             data.iter_mut().for_each(|x| *x = round_to(elem, *x));
         }
-        Tensor {
-            elem,
-            shape: shape.to_vec(),
-            data: Data::F32(data),
-        }
+        Tensor { elem, shape: shape.to_vec(), data: Data::F32(data) }
     }
 
     /// An integer tensor; fails if a value does not fit the type.
     pub fn int(elem: ElemType, shape: &[usize], data: Vec<i64>) -> Result<Tensor, String> {
-        let (lo, hi) = elem
-            .int_range()
-            .ok_or_else(|| format!("{elem} is not an integer type"))?;
+        let (lo, hi) = elem.int_range().ok_or_else(|| format!("{elem} is not an integer type"))?;
         if let Some(v) = data.iter().find(|&&v| v < lo || v > hi) {
             return Err(format!("value {v} does not fit {elem}"));
         }
-        Ok(Tensor {
-            elem,
-            shape: shape.to_vec(),
-            data: Data::Int(data),
-        })
+        Ok(Tensor { elem, shape: shape.to_vec(), data: Data::Int(data) })
     }
 
     /// A scalar `i32[]`.
     pub fn scalar_i32(v: i32) -> Tensor {
-        Tensor {
-            elem: ElemType::I32,
-            shape: vec![],
-            data: Data::Int(vec![v as i64]),
-        }
+        Tensor { elem: ElemType::I32, shape: vec![], data: Data::Int(vec![v as i64]) }
     }
 
     /// The element count.

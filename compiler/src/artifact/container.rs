@@ -61,12 +61,7 @@ pub fn build(parts: &[(&str, u64, &[u8])]) -> Vec<u8> {
     let mut at = table_end as u64;
     for (tag, align, bytes) in parts {
         at = at.div_ceil(*align) * align;
-        sections.push(Section {
-            tag: tag.to_string(),
-            offset: at,
-            len: bytes.len() as u64,
-            crc: crc32fast::hash(bytes),
-        });
+        sections.push(Section { tag: tag.to_string(), offset: at, len: bytes.len() as u64, crc: crc32fast::hash(bytes) });
         at += bytes.len() as u64;
     }
     let mut out = Vec::with_capacity(at as usize);
@@ -112,119 +107,61 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Container, ArtifactError> {
         return Err(err("not a .flexc file (bad magic)".into()));
     }
     if bytes.len() < HEADER {
-        return Err(err(format!(
-            "truncated: the header needs {HEADER} bytes, the file has {}",
-            bytes.len()
-        )));
+        return Err(err(format!("truncated: the header needs {HEADER} bytes, the file has {}", bytes.len())));
     }
     let version = le_u32(bytes, 8);
     if version > FORMAT_VERSION {
-        return Err(err(format!(
-            "format version {version} is newer than this flexc reads ({FORMAT_VERSION}); recompile the model with this flexc or upgrade flexc"
-        )));
+        return Err(err(format!("format version {version} is newer than this flexc reads ({FORMAT_VERSION}); recompile the model with this flexc or upgrade flexc")));
     }
     if version == 0 {
         return Err(err("format version 0 is not a valid version".into()));
     }
     if le_u32(bytes, 28) != 0 {
-        return Err(err(
-            "header: reserved field is not zero (the file is corrupt)".into(),
-        ));
+        return Err(err("header: reserved field is not zero (the file is corrupt)".into()));
     }
     let count = le_u32(bytes, 12);
     if count == 0 || count > MAX_SECTIONS {
-        return Err(err(format!(
-            "header: {count} sections (expected 1..={MAX_SECTIONS})"
-        )));
+        return Err(err(format!("header: {count} sections (expected 1..={MAX_SECTIONS})")));
     }
     let file_len = le_u64(bytes, 16);
     if file_len != bytes.len() as u64 {
-        let how = if file_len > bytes.len() as u64 {
-            "truncated"
-        } else {
-            "trailing bytes"
-        };
-        return Err(err(format!(
-            "{how}: the header records {file_len} bytes, the file has {}",
-            bytes.len()
-        )));
+        let how = if file_len > bytes.len() as u64 { "truncated" } else { "trailing bytes" };
+        return Err(err(format!("{how}: the header records {file_len} bytes, the file has {}", bytes.len())));
     }
     let table_end = HEADER + ENTRY * count as usize;
     if table_end > bytes.len() {
-        return Err(err(format!(
-            "truncated: the section table needs {table_end} bytes, the file has {}",
-            bytes.len()
-        )));
+        return Err(err(format!("truncated: the section table needs {table_end} bytes, the file has {}", bytes.len())));
     }
     let table = &bytes[HEADER..table_end];
     if crc32fast::hash(table) != le_u32(bytes, 24) {
-        return Err(err(
-            "header: section table checksum mismatch (the file is corrupt)".into(),
-        ));
+        return Err(err("header: section table checksum mismatch (the file is corrupt)".into()));
     }
     let mut sections: Vec<Section> = Vec::with_capacity(count as usize);
     for e in table.chunks_exact(ENTRY) {
         let raw = &e[..8];
         let end = raw.iter().position(|&c| c == 0).unwrap_or(8);
-        let tag = std::str::from_utf8(&raw[..end]).ok().filter(|t| {
-            !t.is_empty()
-                && t.bytes().all(|c| c.is_ascii_graphic())
-                && raw[end..].iter().all(|&c| c == 0)
-        });
-        let tag = tag
-            .ok_or_else(|| {
-                err(format!(
-                    "section table: entry {} has a malformed tag",
-                    sections.len()
-                ))
-            })?
-            .to_string();
+        let tag = std::str::from_utf8(&raw[..end]).ok().filter(|t| !t.is_empty() && t.bytes().all(|c| c.is_ascii_graphic()) && raw[end..].iter().all(|&c| c == 0));
+        let tag = tag.ok_or_else(|| err(format!("section table: entry {} has a malformed tag", sections.len())))?.to_string();
         let (offset, len, crc) = (le_u64(e, 8), le_u64(e, 16), le_u32(e, 24));
         if sections.iter().any(|s| s.tag == tag) {
-            return Err(ArtifactError::new(
-                file,
-                Some(&tag),
-                "the section appears twice".into(),
-            ));
+            return Err(ArtifactError::new(file, Some(&tag), "the section appears twice".into()));
         }
         if offset < table_end as u64 || offset.checked_add(len).is_none_or(|end| end > file_len) {
-            return Err(ArtifactError::new(
-                file,
-                Some(&tag),
-                format!("bytes {offset}..+{len} lie outside the file's {file_len} bytes"),
-            ));
+            return Err(ArtifactError::new(file, Some(&tag), format!("bytes {offset}..+{len} lie outside the file's {file_len} bytes")));
         }
-        sections.push(Section {
-            tag,
-            offset,
-            len,
-            crc,
-        });
+        sections.push(Section { tag, offset, len, crc });
     }
     Ok(Container { version, sections })
 }
 
 impl Container {
     /// The bytes of section `tag`, checksum verified.
-    pub fn section<'b>(
-        &self,
-        file: &str,
-        bytes: &'b [u8],
-        tag: &str,
-    ) -> Result<(&Section, &'b [u8]), ArtifactError> {
-        let s = self
-            .sections
-            .iter()
-            .find(|s| s.tag == tag)
-            .ok_or_else(|| ArtifactError::new(file, Some(tag), "missing".into()))?;
+    pub fn section<'b>(&self, file: &str, bytes: &'b [u8], tag: &str) -> Result<(&Section, &'b [u8]), ArtifactError> {
+        let s = self.sections.iter().find(|s| s.tag == tag).ok_or_else(|| ArtifactError::new(file, Some(tag), "missing".into()))?;
         // `parse` checked the range against the file.
         let data = &bytes[s.offset as usize..(s.offset + s.len) as usize];
         if crc32fast::hash(data) != s.crc {
-            return Err(ArtifactError::new(
-                file,
-                Some(tag),
-                "checksum mismatch (the file is corrupt)".into(),
-            ));
+            return Err(ArtifactError::new(file, Some(tag), "checksum mismatch (the file is corrupt)".into()));
         }
         Ok((s, data))
     }
@@ -249,21 +186,12 @@ mod tests {
         for i in 0..b.len() {
             let mut d = b.clone();
             d[i] ^= 0x40;
-            let ok = parse("t", &d).and_then(|c| {
-                c.section("t", &d, "a")
-                    .and(c.section("t", &d, "weights"))
-                    .map(|_| ())
-            });
+            let ok = parse("t", &d).and_then(|c| c.section("t", &d, "a").and(c.section("t", &d, "weights")).map(|_| ()));
             let padding = (96 + 5..4096).contains(&i);
             assert!(ok.is_err() || padding, "flip at {i} went unnoticed");
         }
         let mut v = b.clone();
         v[8] = 2;
-        assert!(
-            parse("t", &v)
-                .unwrap_err()
-                .to_string()
-                .contains("version 2 is newer")
-        );
+        assert!(parse("t", &v).unwrap_err().to_string().contains("version 2 is newer"));
     }
 }

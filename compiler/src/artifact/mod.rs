@@ -27,7 +27,7 @@ pub mod read;
 pub mod write;
 
 pub use provenance::{FileRecord, Provenance};
-pub use read::{Artifact, is_artifact, open, open_meta};
+pub use read::{is_artifact, open, open_meta, Artifact};
 
 /// The section of packed-stream records.
 pub const PACK_INDEX: &str = "lutidx";
@@ -58,10 +58,6 @@ pub struct ArtifactError {
 impl ArtifactError {
     /// An error in `file` (and `section`, if given).
     pub fn new(file: &str, section: Option<&str>, message: String) -> ArtifactError {
-        ArtifactError {
-            file: file.to_string(),
-            section: section.map(str::to_string),
-            message,
-        }
+        ArtifactError { file: file.to_string(), section: section.map(str::to_string), message }
     }
 }

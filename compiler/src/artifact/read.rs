@@ -3,18 +3,18 @@
 //! weight at its bytes inside the map. No pass runs; what remains for a
 //! backend is code generation.
 
-use super::container::{Container, MAGIC, Section, parse};
-use super::{ArtifactError, PACK_DATA, PACK_INDEX, Provenance, WEIGHT_ALIGN, WEIGHTS_REF};
-use crate::frontend::gguf::GgufFile;
+use super::container::{parse, Container, Section, MAGIC};
+use super::{ArtifactError, Provenance, PACK_DATA, PACK_INDEX, WEIGHTS_REF, WEIGHT_ALIGN};
 use flexc_backends::cpu::prepack::{PackRecord, Prepacked};
-use flexc_ir::Module;
+use flexc_ir::weights::WeightBytes;
+use std::sync::Arc;
+use crate::frontend::gguf::GgufFile;
 use flexc_ir::text::parse_module;
 use flexc_ir::verify::verify_module;
-use flexc_ir::weights::WeightBytes;
 use flexc_ir::weights::{WeightData, WeightSource, WeightTable};
+use flexc_ir::Module;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// A loaded artifact.
 pub struct Artifact {
@@ -42,11 +42,7 @@ pub fn is_artifact(path: &Path) -> bool {
         return false;
     }
     let mut head = Vec::with_capacity(MAGIC.len());
-    path.extension().is_some_and(|e| e == "flexc")
-        || (std::fs::File::open(path)
-            .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head))
-            .is_ok()
-            && head == MAGIC)
+    path.extension().is_some_and(|e| e == "flexc") || (std::fs::File::open(path).and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut head)).is_ok() && head == MAGIC)
 }
 
 fn map(path: &Path) -> Result<(String, PathBuf, Arc<memmap2::Mmap>), ArtifactError> {
@@ -63,8 +59,7 @@ fn map(path: &Path) -> Result<(String, PathBuf, Arc<memmap2::Mmap>), ArtifactErr
 
 fn meta_of(name: &str, c: &Container, bytes: &[u8]) -> Result<GgufFile, ArtifactError> {
     let (_, meta) = c.section(name, bytes, "meta")?;
-    GgufFile::from_bytes_named(&format!("{name}: section meta"), meta.to_vec())
-        .map_err(|e| ArtifactError::new(name, Some("meta"), e.to_string()))
+    GgufFile::from_bytes_named(&format!("{name}: section meta"), meta.to_vec()).map_err(|e| ArtifactError::new(name, Some("meta"), e.to_string()))
 }
 
 /// Reads only an artifact's metadata (tokenizer included), checking the
@@ -91,22 +86,16 @@ pub fn load(name: &str, path: PathBuf, bytes: &[u8]) -> Result<Artifact, Artifac
 }
 
 /// The packed LUT streams of sections `lutidx` (JSON records) and `lutpack`
-/// (their bytes), when both are present: ranges of `map` if given (the map
+/// (their bytes), when either is present: ranges of `map` if given (the map
 /// `bytes` is), else copies.
-fn prepacked(
-    name: &str,
-    c: &Container,
-    bytes: &[u8],
-    map: Option<&Arc<memmap2::Mmap>>,
-) -> Result<Option<Prepacked>, ArtifactError> {
+fn prepacked(name: &str, c: &Container, bytes: &[u8], map: Option<&Arc<memmap2::Mmap>>) -> Result<Option<Prepacked>, ArtifactError> {
     let has = |tag: &str| c.sections.iter().any(|s| s.tag == tag);
     if !has(PACK_INDEX) && !has(PACK_DATA) {
         return Ok(None);
     }
     let (_, idx) = c.section(name, bytes, PACK_INDEX)?;
     let (data, _) = c.section(name, bytes, PACK_DATA)?;
-    let records: Vec<PackRecord> = serde_json::from_slice(idx)
-        .map_err(|e| ArtifactError::new(name, Some(PACK_INDEX), e.to_string()))?;
+    let records: Vec<PackRecord> = serde_json::from_slice(idx).map_err(|e| ArtifactError::new(name, Some(PACK_INDEX), e.to_string()))?;
     let range = |offset: u64, len: u64| -> Option<std::ops::Range<usize>> {
         let end = offset.checked_add(len).filter(|&e| e <= data.len)?;
         Some(usize::try_from(data.offset + offset).ok()?..usize::try_from(data.offset + end).ok()?)
@@ -118,28 +107,19 @@ fn prepacked(
             None => WeightBytes::Owned(bytes.get(r)?.into()),
         })
     };
-    Prepacked::from_records(&records, stream)
-        .map(Some)
-        .map_err(|e| ArtifactError::new(name, Some(PACK_INDEX), e))
+    Prepacked::from_records(&records, stream).map(Some).map_err(|e| ArtifactError::new(name, Some(PACK_INDEX), e))
 }
 
-fn load_with(
-    name: &str,
-    path: PathBuf,
-    bytes: &[u8],
-    map: Option<&Arc<memmap2::Mmap>>,
-) -> Result<Artifact, ArtifactError> {
+fn load_with(name: &str, path: PathBuf, bytes: &[u8], map: Option<&Arc<memmap2::Mmap>>) -> Result<Artifact, ArtifactError> {
     let name = name.to_string();
     let c = parse(&name, bytes)?;
     let sec = |tag: &str| c.section(&name, bytes, tag);
     let err = |tag: &str, message: String| ArtifactError::new(&name, Some(tag), message);
     let meta = meta_of(&name, &c, bytes)?;
     let (_, prov) = sec("prov")?;
-    let provenance: Provenance =
-        serde_json::from_slice(prov).map_err(|e| err("prov", e.to_string()))?;
+    let provenance: Provenance = serde_json::from_slice(prov).map_err(|e| err("prov", e.to_string()))?;
     let (_, ir) = sec("ir")?;
-    let ir = std::str::from_utf8(ir)
-        .map_err(|e| err("ir", format!("byte {}: not UTF-8", e.valid_up_to())))?;
+    let ir = std::str::from_utf8(ir).map_err(|e| err("ir", format!("byte {}: not UTF-8", e.valid_up_to())))?;
     let (ws, _) = sec("weights")?;
     let (w_off, w_len) = (ws.offset, ws.len);
 
@@ -147,76 +127,27 @@ fn load_with(
         let (line, col) = d.line_col(ir);
         err("ir", format!("{line}:{col}: {}", d.message))
     })?;
-    verify_module(&module).map_err(|es| {
-        err(
-            "ir",
-            es.first().map(ToString::to_string).unwrap_or_default(),
-        )
-    })?;
+    verify_module(&module).map_err(|es| err("ir", es.first().map(ToString::to_string).unwrap_or_default()))?;
     let mut table = WeightTable::default();
     for (_, w) in module.weights.iter() {
         let source = match &w.source {
-            WeightSource::File {
-                path: p,
-                offset,
-                len,
-            } => {
+            WeightSource::File { path: p, offset, len } => {
                 if p.as_os_str() != WEIGHTS_REF {
-                    return Err(err(
-                        "ir",
-                        format!(
-                            "weight @{} refers to {} outside the artifact",
-                            w.name,
-                            p.display()
-                        ),
-                    ));
+                    return Err(err("ir", format!("weight @{} refers to {} outside the artifact", w.name, p.display())));
                 }
-                if offset.checked_add(*len).is_none_or(|end| end > w_len)
-                    || offset % WEIGHT_ALIGN != 0
-                {
-                    return Err(err(
-                        "ir",
-                        format!(
-                            "weight @{}: bytes {offset}..+{len} are not an aligned range of the {w_len}-byte weights section",
-                            w.name
-                        ),
-                    ));
+                if offset.checked_add(*len).is_none_or(|end| end > w_len) || offset % WEIGHT_ALIGN != 0 {
+                    return Err(err("ir", format!("weight @{}: bytes {offset}..+{len} are not an aligned range of the {w_len}-byte weights section", w.name)));
                 }
                 if w.ty.storage_bytes() != Some(*len) {
-                    return Err(err(
-                        "ir",
-                        format!(
-                            "weight @{}: {} needs {:?} bytes, the artifact holds {len}",
-                            w.name,
-                            w.ty,
-                            w.ty.storage_bytes()
-                        ),
-                    ));
+                    return Err(err("ir", format!("weight @{}: {} needs {:?} bytes, the artifact holds {len}", w.name, w.ty, w.ty.storage_bytes())));
                 }
-                WeightSource::File {
-                    path: path.clone(),
-                    offset: w_off + offset,
-                    len: *len,
-                }
+                WeightSource::File { path: path.clone(), offset: w_off + offset, len: *len }
             }
             other => other.clone(),
         };
-        table
-            .insert(WeightData {
-                source,
-                ..w.clone()
-            })
-            .map_err(|e| err("ir", e))?;
+        table.insert(WeightData { source, ..w.clone() }).map_err(|e| err("ir", e))?;
     }
     module.weights = table;
     let prepacked = prepacked(&name, &c, bytes, map)?;
-    Ok(Artifact {
-        path,
-        version: c.version,
-        sections: c.sections,
-        provenance,
-        meta,
-        module,
-        prepacked,
-    })
+    Ok(Artifact { path, version: c.version, sections: c.sections, provenance, meta, module, prepacked })
 }

@@ -46,14 +46,7 @@ pub struct Settings {
 
 /// The defaults: small enough to take about a minute for SmolLM2-135M on
 /// two cores (two with Hessians).
-pub const DEFAULT: Settings = Settings {
-    text: "sense-and-sensibility",
-    samples: 32,
-    seqlen: 512,
-    seed: 42,
-    hessian: false,
-    probes: false,
-};
+pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false, probes: false };
 
 /// What calibration data a pipeline needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,27 +68,15 @@ pub enum Need {
 /// with `method=rtn`, statistics for its importance-weighted scales; with
 /// `bpw=` (mixed precision) also loss probes.
 pub fn need(pipeline: &str) -> Need {
-    let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| {
-        s.options.iter().any(|(a, b)| a == k && b == v)
-    };
-    let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else {
-        return Need::Nothing;
-    };
+    let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
+    let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else { return Need::Nothing };
     specs
         .iter()
         .map(|s| match s.name.as_str() {
             "prune-nm" if has(s, "update", "sparsegpt") => Need::Hessians,
             "prune-nm" if !has(s, "score", "magnitude") => Need::Stats,
-            "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => {
-                Need::Stats
-            }
-            "quantize"
-                if s.options
-                    .iter()
-                    .any(|(k, v)| k == "bpw" && v.parse::<f64>().is_ok_and(|b| b != 0.0)) =>
-            {
-                Need::Probes
-            }
+            "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => Need::Stats,
+            "quantize" if s.options.iter().any(|(k, v)| k == "bpw" && v.parse::<f64>().is_ok_and(|b| b != 0.0)) => Need::Probes,
             "quantize" if has(s, "method", "rtn") => Need::Stats,
             "quantize" => Need::Hessians,
             _ => Need::Nothing,
@@ -130,32 +111,19 @@ impl std::fmt::Display for Fingerprint {
 pub fn fingerprint(root: Option<&Path>, file: &Path) -> std::io::Result<Fingerprint> {
     let canon = std::fs::canonicalize(file)?;
     let meta = std::fs::metadata(&canon)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     #[cfg(unix)]
     let ino = std::os::unix::fs::MetadataExt::ino(&meta);
     #[cfg(not(unix))]
     let ino = 0u64;
-    let memo = root.map(|r| {
-        r.join("fingerprints").join(format!(
-            "{:016x}",
-            key_hash(&format!("{}|{}|{mtime}|{ino}", canon.display(), meta.len()))
-        ))
-    });
+    let memo = root.map(|r| r.join("fingerprints").join(format!("{:016x}", key_hash(&format!("{}|{}|{mtime}|{ino}", canon.display(), meta.len())))));
     if let Some(sha) = memo.as_ref().and_then(|m| std::fs::read_to_string(m).ok()) {
         let sha = sha.trim();
         if sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Ok(Fingerprint {
-                len: meta.len(),
-                sha256: sha.to_string(),
-            });
+            return Ok(Fingerprint { len: meta.len(), sha256: sha.to_string() });
         }
     }
-    let (len, sha256) = crate::fetch::hash_file(&canon, &indicatif::ProgressBar::hidden())
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (len, sha256) = crate::fetch::hash_file(&canon, &indicatif::ProgressBar::hidden()).map_err(|e| std::io::Error::other(e.to_string()))?;
     if let Some(m) = &memo {
         // Best effort: a read-only cache only costs the hash next time.
         let _ = m.parent().map(std::fs::create_dir_all);
@@ -168,25 +136,14 @@ pub fn fingerprint(root: Option<&Path>, file: &Path) -> std::io::Result<Fingerpr
 /// its Hessian sidecar's (if any) fingerprints.
 pub fn file_id(root: Option<&Path>, stats: &Path) -> std::io::Result<String> {
     let side = super::file::sidecar_path(stats);
-    let side = if side.is_file() {
-        fingerprint(root, &side)?.to_string()
-    } else {
-        String::new()
-    };
+    let side = if side.is_file() { fingerprint(root, &side)?.to_string() } else { String::new() };
     Ok(format!("file|{}|{side}", fingerprint(root, stats)?))
 }
 
 /// The cache key of `model`'s default statistics with settings `s` (a
 /// content key: see the module docs).
 pub fn key(model: &Fingerprint, s: &Settings) -> String {
-    format!(
-        "content|{model}|{}|{}|{}|{}{}|head",
-        s.text,
-        s.samples,
-        s.seqlen,
-        s.seed,
-        hessian_suffix(s)
-    )
+    format!("content|{model}|{}|{}|{}|{}{}|head", s.text, s.samples, s.seqlen, s.seed, hessian_suffix(s))
 }
 
 fn hessian_suffix(s: &Settings) -> &'static str {
@@ -198,10 +155,7 @@ fn hessian_suffix(s: &Settings) -> &'static str {
 }
 
 fn stem(model: &Path) -> String {
-    model
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The name ending every cache file of key `key` with settings `s`.
@@ -212,9 +166,7 @@ fn suffix(key: &str, s: &Settings) -> String {
 /// The cache file `model`'s default statistics are written to under `root`.
 pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf> {
     let k = key(&fingerprint(Some(root), model)?, s);
-    Ok(root
-        .join("stats")
-        .join(format!("{}-{}", stem(model), suffix(&k, s))))
+    Ok(root.join("stats").join(format!("{}-{}", stem(model), suffix(&k, s))))
 }
 
 /// Where flexc before content keys kept `model`'s default statistics: keyed
@@ -222,28 +174,9 @@ pub fn path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf>
 pub fn legacy_path(root: &Path, model: &Path, s: &Settings) -> std::io::Result<PathBuf> {
     let canon = std::fs::canonicalize(model)?;
     let meta = std::fs::metadata(&canon)?;
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    let key = format!(
-        "{}|{}|{mtime}|{}|{}|{}|{}{}|head",
-        canon.display(),
-        meta.len(),
-        s.text,
-        s.samples,
-        s.seqlen,
-        s.seed,
-        hessian_suffix(s)
-    );
-    Ok(root.join("stats").join(format!(
-        "{}-{}x{}-{:016x}.json",
-        stem(&canon),
-        s.samples,
-        s.seqlen,
-        key_hash(&key)
-    )))
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let key = format!("{}|{}|{mtime}|{}|{}|{}|{}{}|head", canon.display(), meta.len(), s.text, s.samples, s.seqlen, s.seed, hessian_suffix(s));
+    Ok(root.join("stats").join(format!("{}-{}x{}-{:016x}.json", stem(&canon), s.samples, s.seqlen, key_hash(&key))))
 }
 
 /// `exact` if it exists, else any file of `dir` whose name ends in
@@ -256,11 +189,7 @@ pub(crate) fn find_named(dir: &Path, exact: &Path, suffix: &str) -> Option<PathB
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| !n.starts_with('.') && n.ends_with(&tail))
-        })
+        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.starts_with('.') && n.ends_with(&tail)))
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
@@ -290,22 +219,11 @@ fn adopt(old: &Path, new: &Path) -> std::io::Result<()> {
     }
     let new_side = super::file::sidecar_path(new);
     link_or_copy(&old_side, &new_side)?;
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let text = std::fs::read_to_string(old)?;
-    let (from, to) = (
-        format!("\"hessian_file\":\"{}\"", name(&old_side)),
-        format!("\"hessian_file\":\"{}\"", name(&new_side)),
-    );
+    let (from, to) = (format!("\"hessian_file\":\"{}\"", name(&old_side)), format!("\"hessian_file\":\"{}\"", name(&new_side)));
     if !text.contains(&from) {
-        return Err(std::io::Error::other(format!(
-            "{}: does not name its sidecar {}",
-            old.display(),
-            name(&old_side)
-        )));
+        return Err(std::io::Error::other(format!("{}: does not name its sidecar {}", old.display(), name(&old_side))));
     }
     crate::output::write_atomic(new, text.replacen(&from, &to, 1).as_bytes())
 }
@@ -325,11 +243,7 @@ pub fn find(root: &Path, model: &Path, s: &Settings) -> std::io::Result<Option<P
     if !old.is_file() {
         return Ok(None);
     }
-    Ok(Some(if adopt(&old, &exact).is_ok() {
-        exact
-    } else {
-        old
-    }))
+    Ok(Some(if adopt(&old, &exact).is_ok() { exact } else { old }))
 }
 
 /// The default statistics a command runs with.
@@ -379,11 +293,7 @@ pub fn get_or_compute(
     let io = |e: std::io::Error| format!("{}: {e}", model.display());
     let k = key(&fingerprint(Some(root), model).map_err(io)?, s);
     let legacy = legacy_path(root, model, s).ok().filter(|p| p.is_file());
-    let found = |file: PathBuf| Cached {
-        stats: Held::File(file),
-        key: k.clone(),
-        legacy: legacy.clone(),
-    };
+    let found = |file: PathBuf| Cached { stats: Held::File(file), key: k.clone(), legacy: legacy.clone() };
     if let Some(p) = find(root, model, s).map_err(io)? {
         return Ok(found(p));
     }
@@ -391,23 +301,17 @@ pub fn get_or_compute(
     let mut warned = false;
     let mut cannot = |e: &dyn std::fmt::Display, warn: &mut dyn FnMut(&str)| {
         if !std::mem::replace(&mut warned, true) {
-            warn(&format!(
-                "warning: cannot cache the default statistics in {} ({e}); computing them in memory for this run only",
-                dir.display()
-            ));
+            warn(&format!("warning: cannot cache the default statistics in {} ({e}); computing them in memory for this run only", dir.display()));
         }
     };
     let lock = match std::fs::create_dir_all(&dir) {
-        Ok(()) => {
-            match crate::fetch::PullLock::wait(root, &format!("stats-{:016x}", key_hash(&k)), wait)
-            {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    cannot(&e, warn);
-                    None
-                }
+        Ok(()) => match crate::fetch::PullLock::wait(root, &format!("stats-{:016x}", key_hash(&k)), wait) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                cannot(&e, warn);
+                None
             }
-        }
+        },
         Err(e) => {
             cannot(&e, warn);
             None
@@ -425,11 +329,7 @@ pub fn get_or_compute(
         Ok(()) => Ok(found(file)),
         Err(e) => {
             cannot(&e, warn);
-            Ok(Cached {
-                stats: Held::Memory(stats),
-                key: k,
-                legacy,
-            })
+            Ok(Cached { stats: Held::Memory(stats), key: k, legacy })
         }
     }
 }
@@ -437,9 +337,7 @@ pub fn get_or_compute(
 /// FNV-1a of a cache key's text: stable across runs and Rust versions
 /// (the cache file names of statistics and probe tables).
 pub fn key_hash(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 #[cfg(test)]
@@ -450,28 +348,17 @@ mod tests {
     fn which_pipelines_need_stats() {
         assert!(needs_stats("flow-nm{sparsity=0.5},prune-nm"));
         assert!(needs_stats("canonicalize,prune-nm{pattern=2:4}"));
-        assert!(!needs_stats(
-            "flow-nm{score=magnitude},prune-nm{score=magnitude}"
-        ));
+        assert!(!needs_stats("flow-nm{score=magnitude},prune-nm{score=magnitude}"));
         assert!(needs_stats("flow-nm{score=magnitude},prune-nm"));
         assert!(!needs_stats("flow-nm{method=uniform,pattern=2:4}"));
         assert!(!needs_stats("cpu"));
         assert!(!needs_stats("none"));
         assert_eq!(need("quantize{bits=3}"), Need::Hessians);
-        assert_eq!(
-            need("quantize{bits=3,method=rtn},select-gemm{target=cpu}"),
-            Need::Stats
-        );
+        assert_eq!(need("quantize{bits=3,method=rtn},select-gemm{target=cpu}"), Need::Stats);
         assert_eq!(need("prune-nm,quantize{bpw=3.0}"), Need::Probes);
         assert_eq!(need("quantize{bpw=0}"), Need::Hessians);
-        assert_eq!(
-            need("prune-nm{pattern=4:8,update=sparsegpt}"),
-            Need::Hessians
-        );
-        assert_eq!(
-            need("prune-nm{pattern=4:8,score=magnitude,update=sparsegpt}"),
-            Need::Hessians
-        );
+        assert_eq!(need("prune-nm{pattern=4:8,update=sparsegpt}"), Need::Hessians);
+        assert_eq!(need("prune-nm{pattern=4:8,score=magnitude,update=sparsegpt}"), Need::Hessians);
     }
 
     #[test]
@@ -483,85 +370,32 @@ mod tests {
         let a = path(&dir, &f, &DEFAULT).unwrap();
         assert_eq!(a, path(&dir, &f, &DEFAULT).unwrap());
         assert!(a.starts_with(dir.join("stats")));
-        assert_ne!(
-            a,
-            path(
-                &dir,
-                &f,
-                &Settings {
-                    samples: 3,
-                    ..DEFAULT
-                }
-            )
-            .unwrap()
-        );
-        let h = path(
-            &dir,
-            &f,
-            &Settings {
-                hessian: true,
-                ..DEFAULT
-            },
-        )
-        .unwrap();
+        assert_ne!(a, path(&dir, &f, &Settings { samples: 3, ..DEFAULT }).unwrap());
+        let h = path(&dir, &f, &Settings { hessian: true, ..DEFAULT }).unwrap();
         assert_ne!(a, h);
-        assert_ne!(
-            h,
-            path(
-                &dir,
-                &f,
-                &Settings {
-                    hessian: true,
-                    probes: true,
-                    ..DEFAULT
-                }
-            )
-            .unwrap()
-        );
+        assert_ne!(h, path(&dir, &f, &Settings { hessian: true, probes: true, ..DEFAULT }).unwrap());
         std::fs::write(&f, b"abcd").unwrap();
         assert_ne!(a, path(&dir, &f, &DEFAULT).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("flexc-stats-cache-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("flexc-stats-cache-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
 
     fn stats(source: &str) -> Calibration {
-        let mut c = Calibration {
-            source: source.into(),
-            ..Default::default()
-        };
+        let mut c = Calibration { source: source.into(), ..Default::default() };
         let h = Some(vec![1.0, 0.5, 0.5, 2.0]);
-        c.layers.insert(
-            "blk.0.attn_q.weight".into(),
-            flexc_ir::calib::ChannelStats {
-                nsamples: 2,
-                scaler_row: vec![1.0, 2.0],
-                hessian: h,
-            },
-        );
+        c.layers.insert("blk.0.attn_q.weight".into(), flexc_ir::calib::ChannelStats { nsamples: 2, scaler_row: vec![1.0, 2.0], hessian: h });
         c
     }
 
     /// `get_or_compute` with a counting `compute` and no waiting expected.
     fn get(root: &Path, model: &Path, s: &Settings, computed: &mut usize) -> Cached {
-        get_or_compute(
-            root,
-            model,
-            s,
-            &mut || {
-                *computed += 1;
-                Ok(stats("computed"))
-            },
-            &mut |_| {},
-            &mut |w| panic!("unexpected warning: {w}"),
-        )
-        .unwrap()
+        get_or_compute(root, model, s, &mut || { *computed += 1; Ok(stats("computed")) }, &mut |_| {}, &mut |w| panic!("unexpected warning: {w}")).unwrap()
     }
 
     #[test]
@@ -569,10 +403,7 @@ mod tests {
         let dir = scratch("moved");
         let (root, model) = (dir.join("cache"), dir.join("m.gguf"));
         std::fs::write(&model, b"model bytes").unwrap();
-        let s = Settings {
-            hessian: true,
-            ..DEFAULT
-        };
+        let s = Settings { hessian: true, ..DEFAULT };
         let mut n = 0;
         let first = get(&root, &model, &s, &mut n).file().unwrap().to_path_buf();
         assert_eq!(n, 1);
@@ -581,17 +412,11 @@ mod tests {
         let moved = dir.join("elsewhere").join("renamed.gguf");
         std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
         std::fs::rename(&model, &moved).unwrap();
-        assert_eq!(
-            get(&root, &moved, &s, &mut n).file().unwrap().to_path_buf(),
-            first
-        );
+        assert_eq!(get(&root, &moved, &s, &mut n).file().unwrap().to_path_buf(), first);
         // The cache folder moved too.
         let root2 = dir.join("cache2");
         std::fs::rename(&root, &root2).unwrap();
-        let again = get(&root2, &moved, &s, &mut n)
-            .file()
-            .unwrap()
-            .to_path_buf();
+        let again = get(&root2, &moved, &s, &mut n).file().unwrap().to_path_buf();
         assert_eq!(n, 1, "a moved model or cache must not recompute");
         assert_eq!(crate::calib::load(&again).unwrap(), stats("computed"));
         // Other content is another key.
@@ -606,23 +431,10 @@ mod tests {
         let dir = scratch("legacy");
         let (root, model) = (dir.join("cache"), dir.join("m.gguf"));
         std::fs::write(&model, b"model bytes").unwrap();
-        for s in [
-            DEFAULT,
-            Settings {
-                hessian: true,
-                ..DEFAULT
-            },
-        ] {
+        for s in [DEFAULT, Settings { hessian: true, ..DEFAULT }] {
             let old = legacy_path(&root, &model, &s).unwrap();
             std::fs::create_dir_all(old.parent().unwrap()).unwrap();
-            let c = if s.hessian {
-                stats("old")
-            } else {
-                Calibration {
-                    source: "old".into(),
-                    ..Default::default()
-                }
-            };
+            let c = if s.hessian { stats("old") } else { Calibration { source: "old".into(), ..Default::default() } };
             crate::calib::save(&old, &c).unwrap();
             let mut n = 0;
             let got = get(&root, &model, &s, &mut n);
@@ -636,14 +448,8 @@ mod tests {
             assert!(old.is_file());
             if s.hessian {
                 use std::os::unix::fs::MetadataExt;
-                let (a, b) = (
-                    super::super::file::sidecar_path(&old),
-                    super::super::file::sidecar_path(&new),
-                );
-                assert_eq!(
-                    std::fs::metadata(&a).unwrap().ino(),
-                    std::fs::metadata(&b).unwrap().ino()
-                );
+                let (a, b) = (super::super::file::sidecar_path(&old), super::super::file::sidecar_path(&new));
+                assert_eq!(std::fs::metadata(&a).unwrap().ino(), std::fs::metadata(&b).unwrap().ino());
                 // Without the old sidecar the adopted file still loads.
                 std::fs::remove_file(&a).unwrap();
                 assert_eq!(crate::calib::load(&new).unwrap(), c);
@@ -678,11 +484,7 @@ mod tests {
         assert_eq!(got.stats, Held::Memory(stats("mem")));
         let log = log.into_inner();
         assert_eq!(log.len(), 2, "{log:?}");
-        assert!(
-            log[0].starts_with("warning: cannot cache the default statistics in")
-                && log[0].contains("in memory"),
-            "{log:?}"
-        );
+        assert!(log[0].starts_with("warning: cannot cache the default statistics in") && log[0].contains("in memory"), "{log:?}");
         assert_eq!(log[1], "compute", "the warning comes before the work");
         std::fs::remove_dir_all(&dir).unwrap();
     }

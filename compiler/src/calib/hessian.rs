@@ -32,9 +32,7 @@ const TOKEN_BLOCK: usize = 64;
 /// absent, exactly as [`ChannelStats::add_sequence_hessian`] does; call it
 /// before [`ChannelStats::add_sequence`] for the same sequence.
 pub fn add_xtx(s: &mut ChannelStats, xtx: &[f32], channels: usize) {
-    let h = s
-        .hessian
-        .get_or_insert_with(|| vec![0.0; channels * channels]);
+    let h = s.hessian.get_or_insert_with(|| vec![0.0; channels * channels]);
     let n = s.nsamples as f32 + 1.0;
     let shrink = s.nsamples as f32 / n;
     for (hv, &v) in h.iter_mut().zip(xtx) {
@@ -141,10 +139,7 @@ fn edge_tile(block: &[f32], c: usize, i0: usize, mr: usize, j0: usize, nr: usize
     for row in block.chunks_exact(c) {
         for ii in 0..mr {
             let av = row[i0 + ii];
-            for (o, &bv) in out[ii * c + j0..ii * c + j0 + nr]
-                .iter_mut()
-                .zip(&row[j0..j0 + nr])
-            {
+            for (o, &bv) in out[ii * c + j0..ii * c + j0 + nr].iter_mut().zip(&row[j0..j0 + nr]) {
                 *o += av * bv;
             }
         }
@@ -158,24 +153,12 @@ mod tests {
 
     fn random(len: usize, seed: u64) -> Vec<f32> {
         let mut r = XorShift(seed);
-        (0..len)
-            .map(|_| r.below(2001) as f32 / 1000.0 - 1.0)
-            .collect()
+        (0..len).map(|_| r.below(2001) as f32 / 1000.0 - 1.0).collect()
     }
 
     #[test]
     fn running_hessian_matches_the_reference_on_random_shapes() {
-        for (k, (tokens, channels, threads)) in [
-            (1, 1, 1),
-            (3, 5, 2),
-            (70, 17, 2),
-            (130, 37, 1),
-            (65, 64, 2),
-            (200, 100, 3),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for (k, (tokens, channels, threads)) in [(1, 1, 1), (3, 5, 2), (70, 17, 2), (130, 37, 1), (65, 64, 2), (200, 100, 3)].into_iter().enumerate() {
             let mut fast = ChannelStats::default();
             let mut reference = ChannelStats::default();
             for seq in 0..3 {
@@ -189,10 +172,7 @@ mod tests {
             assert_eq!(f.len(), channels * channels);
             let scale = r.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (i, (a, b)) in f.iter().zip(&r).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * scale.max(1e-6) + 1e-5 * b.abs(),
-                    "{tokens}×{channels} entry {i}: {a} vs {b}"
-                );
+                assert!((a - b).abs() <= 1e-5 * scale.max(1e-6) + 1e-5 * b.abs(), "{tokens}×{channels} entry {i}: {a} vs {b}");
             }
             for i in 0..channels {
                 for j in 0..channels {

@@ -49,16 +49,12 @@ pub struct Cut {
 /// op that reads one of the block's weights (its input norm).
 pub(crate) fn block_input(f: &Func, k: usize) -> Result<Value, String> {
     let is_block_weight = |v: Value| {
-        f.dfg.def_op(v).is_some_and(
-            |d| matches!(&f.dfg.ops[d].attrs, OpAttrs::Weight(w) if block_of(&w.name.0) == Some(k)),
-        )
+        f.dfg.def_op(v).is_some_and(|d| matches!(&f.dfg.ops[d].attrs, OpAttrs::Weight(w) if block_of(&w.name.0) == Some(k)))
     };
     f.layout
         .iter()
         .map(|&op| &f.dfg.ops[op])
-        .find(|d| {
-            !matches!(d.attrs, OpAttrs::Weight(_)) && d.args.iter().any(|&a| is_block_weight(a))
-        })
+        .find(|d| !matches!(d.attrs, OpAttrs::Weight(_)) && d.args.iter().any(|&a| is_block_weight(a)))
         .and_then(|d| d.args.first().copied())
         .filter(|&v| !is_block_weight(v))
         .ok_or_else(|| format!("cannot find the residual stream entering block {k}"))
@@ -67,59 +63,31 @@ pub(crate) fn block_input(f: &Func, k: usize) -> Result<Value, String> {
 /// A copy of `m` whose `@forward` returns the inputs of the linears `ops`
 /// (matmul op → weight name), one result per [`Group`] (after the residual
 /// of `cut.then`, when set), dead code removed.
-pub fn instrument(
-    m: &Module,
-    ops: &HashMap<Op, String>,
-    cut: Cut,
-) -> Result<(Module, Vec<Group>), String> {
+pub fn instrument(m: &Module, ops: &HashMap<Op, String>, cut: Cut) -> Result<(Module, Vec<Group>), String> {
     let mut out = m.clone();
-    let id = out
-        .func("forward")
-        .ok_or("the module has no @forward function")?;
+    let id = out.func("forward").ok_or("the module has no @forward function")?;
     let f = &mut out.funcs[id];
     let mut order: Vec<Value> = Vec::new();
     let mut groups: HashMap<Value, Group> = HashMap::new();
     for &op in &f.layout {
         let Some(name) = ops.get(&op) else { continue };
         let x = f.dfg.ops[op].args[0];
-        let channels = f
-            .dfg
-            .ty(x)
-            .shape
-            .last()
-            .and_then(|d| d.fixed())
-            .ok_or_else(|| format!("the input of @{name} has no fixed channel dimension"))?
-            as usize;
+        let channels = f.dfg.ty(x).shape.last().and_then(|d| d.fixed()).ok_or_else(|| format!("the input of @{name} has no fixed channel dimension"))? as usize;
         groups
             .entry(x)
             .or_insert_with(|| {
                 order.push(x);
-                Group {
-                    weights: Vec::new(),
-                    channels,
-                }
+                Group { weights: Vec::new(), channels }
             })
             .weights
             .push(name.clone());
     }
     let next = cut.then.map(|j| block_input(f, j)).transpose()?;
-    let own: Vec<Value> = if cut.logits {
-        f.returns.clone()
-    } else {
-        Vec::new()
-    };
-    let mut returns: Vec<Value> = own
-        .into_iter()
-        .chain(next)
-        .chain(order.iter().copied())
-        .collect();
+    let own: Vec<Value> = if cut.logits { f.returns.clone() } else { Vec::new() };
+    let mut returns: Vec<Value> = own.into_iter().chain(next).chain(order.iter().copied()).collect();
     if let Some(k) = cut.from {
         let h = block_input(f, k)?;
-        let p = f.dfg.make_param(
-            f.params.len() as u32,
-            f.dfg.ty(h).clone(),
-            Some("residual".into()),
-        );
+        let p = f.dfg.make_param(f.params.len() as u32, f.dfg.ty(h).clone(), Some("residual".into()));
         f.params.push(p);
         let layout = f.layout.clone();
         f.dfg.replace_uses_in(&layout, h, p);
@@ -135,20 +103,13 @@ pub fn instrument(
     let used: HashSet<String> = out
         .funcs
         .iter()
-        .flat_map(|(_, f)| {
-            f.layout
-                .iter()
-                .filter_map(|&op| match &f.dfg.ops[op].attrs {
-                    OpAttrs::Weight(w) => Some(w.name.0.clone()),
-                    _ => None,
-                })
-        })
+        .flat_map(|(_, f)| f.layout.iter().filter_map(|&op| match &f.dfg.ops[op].attrs {
+            OpAttrs::Weight(w) => Some(w.name.0.clone()),
+            _ => None,
+        }))
         .collect();
     out.weights.retain(|w| used.contains(&w.name));
-    let groups = order
-        .iter()
-        .map(|v| groups.remove(v).expect("every ordered value has a group"))
-        .collect();
+    let groups = order.iter().map(|v| groups.remove(v).expect("every ordered value has a group")).collect();
     Ok((out, groups))
 }
 
@@ -165,30 +126,12 @@ pub struct Runner {
 impl Runner {
     /// Compiles `@forward` of an instrumented module for `threads` threads.
     pub fn new(m: &Module, threads: usize) -> Result<Runner, String> {
-        let opts = RuntimeOptions {
-            threads: threads.max(1),
-            ..RuntimeOptions::default()
-        };
+        let opts = RuntimeOptions { threads: threads.max(1), ..RuntimeOptions::default() };
         let rt = CpuRuntime::compile(m, "forward", opts).map_err(|e| e.to_string())?;
         let kinds: Vec<ParamKind> = rt.params().to_vec();
         // Cache parameters a truncated forward no longer writes are plain inputs: zeros.
-        let zeros = kinds
-            .iter()
-            .map(|p| {
-                if let ParamKind::F32 { seq: false, row } = p {
-                    vec![0.0; *row]
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-        Ok(Runner {
-            rt,
-            kinds,
-            zeros,
-            ids: Vec::new(),
-            threads: threads.max(1),
-        })
+        let zeros = kinds.iter().map(|p| if let ParamKind::F32 { seq: false, row } = p { vec![0.0; *row] } else { Vec::new() }).collect();
+        Ok(Runner { rt, kinds, zeros, ids: Vec::new(), threads: threads.max(1) })
     }
 
     /// Runs one window from position 0 with empty caches; `residual` feeds
@@ -199,16 +142,10 @@ impl Runner {
 
     /// [`Runner::run`], with the logits (of a [`Cut::logits`] function)
     /// computed for the last `tail` rows only (`None`: every row).
-    pub fn run_tail(
-        &mut self,
-        window: &[u32],
-        residual: Option<&[f32]>,
-        tail: Option<usize>,
-    ) -> Result<(), String> {
+    pub fn run_tail(&mut self, window: &[u32], residual: Option<&[f32]>, tail: Option<usize>) -> Result<(), String> {
         self.ids.clear();
         for &t in window {
-            self.ids
-                .push(i32::try_from(t).map_err(|_| format!("token id {t} does not fit i32"))?);
+            self.ids.push(i32::try_from(t).map_err(|_| format!("token id {t} does not fit i32"))?);
         }
         let mut inputs: Vec<Input<'_>> = Vec::with_capacity(self.kinds.len());
         for (p, z) in self.kinds.iter().zip(&self.zeros) {
@@ -216,9 +153,7 @@ impl Runner {
                 ParamKind::Tokens => inputs.push(Input::I32(&self.ids)),
                 ParamKind::Scalar => inputs.push(Input::Scalar(0)),
                 ParamKind::F32 { seq: false, .. } => inputs.push(Input::F32(z)),
-                ParamKind::F32 { seq: true, .. } => inputs.push(Input::F32(
-                    residual.ok_or("this function needs a residual input")?,
-                )),
+                ParamKind::F32 { seq: true, .. } => inputs.push(Input::F32(residual.ok_or("this function needs a residual input")?)),
                 ParamKind::State { .. } => {}
             }
         }
@@ -228,37 +163,19 @@ impl Runner {
 
     /// Result `i` of the last run.
     pub fn output(&self, i: usize) -> Result<&[f32], String> {
-        self.rt
-            .output(i)
-            .ok_or_else(|| format!("the instrumented function has no result {i}"))
+        self.rt.output(i).ok_or_else(|| format!("the instrumented function has no result {i}"))
     }
 
     /// Adds result `first + g` of the last run (`tokens` rows) to `stats[g]`
     /// for every group, and with `hessian` its `XᵀX` to the Hessian.
-    pub fn accumulate(
-        &self,
-        first: usize,
-        groups: &[Group],
-        tokens: usize,
-        hessian: bool,
-        stats: &mut [ChannelStats],
-    ) -> Result<(), String> {
+    pub fn accumulate(&self, first: usize, groups: &[Group], tokens: usize, hessian: bool, stats: &mut [ChannelStats]) -> Result<(), String> {
         for (g, (group, s)) in groups.iter().zip(stats).enumerate() {
             let x = self.output(first + g)?;
             if x.len() != tokens * group.channels {
-                return Err(format!(
-                    "the input of @{} has {} values, expected {tokens} tokens × {} channels",
-                    group.weights[0],
-                    x.len(),
-                    group.channels
-                ));
+                return Err(format!("the input of @{} has {} values, expected {tokens} tokens × {} channels", group.weights[0], x.len(), group.channels));
             }
             if hessian {
-                super::hessian::add_xtx(
-                    s,
-                    &super::hessian::xtx(x, group.channels, self.threads),
-                    group.channels,
-                );
+                super::hessian::add_xtx(s, &super::hessian::xtx(x, group.channels, self.threads), group.channels);
             }
             s.add_sequence(x, group.channels);
         }
@@ -280,14 +197,7 @@ pub fn by_weight(groups: Vec<Group>, stats: Vec<ChannelStats>) -> BTreeMap<Strin
 /// Runs the instrumented `@forward` on every window with `threads` threads
 /// and returns the statistics (with `hessian`, also the Hessians) of the
 /// linears `ops` by weight name.
-pub fn calibrate(
-    m: &Module,
-    ops: &HashMap<Op, String>,
-    windows: &[Vec<u32>],
-    threads: usize,
-    hessian: bool,
-    progress: &mut dyn FnMut(usize),
-) -> Result<BTreeMap<String, ChannelStats>, String> {
+pub fn calibrate(m: &Module, ops: &HashMap<Op, String>, windows: &[Vec<u32>], threads: usize, hessian: bool, progress: &mut dyn FnMut(usize)) -> Result<BTreeMap<String, ChannelStats>, String> {
     let (inst, groups) = instrument(m, ops, Cut::default())?;
     let mut runner = Runner::new(&inst, threads)?;
     let mut stats = vec![ChannelStats::default(); groups.len()];

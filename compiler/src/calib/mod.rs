@@ -52,12 +52,7 @@ pub struct CalibOptions {
 
 impl Default for CalibOptions {
     fn default() -> Self {
-        Self {
-            engine: Backend::Cpu,
-            threads: flexc_backends::cpu::runtime::default_threads(),
-            blocks: None,
-            hessian: false,
-        }
+        Self { engine: Backend::Cpu, threads: flexc_backends::cpu::runtime::default_threads(), blocks: None, hessian: false }
     }
 }
 
@@ -76,15 +71,11 @@ pub fn block_linear_ops(m: &Module, blocks: Option<&[usize]>) -> HashMap<Op, Str
 /// matmul reads): matmul op → weight name.
 pub fn linear_ops(m: &Module) -> HashMap<Op, String> {
     let mut out = HashMap::new();
-    let Some(id) = m.func("forward") else {
-        return out;
-    };
+    let Some(id) = m.func("forward") else { return out };
     let f = &m.funcs[id];
     for &op in &f.layout {
         let data = &f.dfg.ops[op];
-        let OpAttrs::Matmul(mm) = &data.attrs else {
-            continue;
-        };
+        let OpAttrs::Matmul(mm) = &data.attrs else { continue };
         if !mm.transpose_b {
             continue;
         }
@@ -107,10 +98,7 @@ pub fn linear_ops(m: &Module) -> HashMap<Op, String> {
 
 /// Whether a weight read by a matmul outside the blocks is the LM head.
 fn is_head(name: &str) -> bool {
-    name == "output.weight"
-        || name.contains("lm_head")
-        || name.contains("token_embd")
-        || name.contains("embed_tokens")
+    name == "output.weight" || name.contains("lm_head") || name.contains("token_embd") || name.contains("embed_tokens")
 }
 
 /// Deterministic window starts: the reference's `randint(0, len − seqlen − 1)`
@@ -125,11 +113,7 @@ pub fn window_starts(len: usize, seqlen: usize, samples: usize, seed: u64) -> Ve
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^= z >> 31;
-            if span == 0 {
-                0
-            } else {
-                (z % span as u64) as usize
-            }
+            if span == 0 { 0 } else { (z % span as u64) as usize }
         })
         .collect()
 }
@@ -137,20 +121,12 @@ pub fn window_starts(len: usize, seqlen: usize, samples: usize, seed: u64) -> Ve
 /// Runs `@forward` on every window (position 0, empty caches) and returns
 /// the statistics of the block linears `opts` asks for. `progress(done)` is
 /// called after each window.
-pub fn calibrate(
-    m: &Module,
-    windows: &[Vec<u32>],
-    source: String,
-    opts: &CalibOptions,
-    progress: &mut dyn FnMut(usize),
-) -> Result<Calibration, String> {
+pub fn calibrate(m: &Module, windows: &[Vec<u32>], source: String, opts: &CalibOptions, progress: &mut dyn FnMut(usize)) -> Result<Calibration, String> {
     let ops = block_linear_ops(m, opts.blocks.as_deref());
     if ops.is_empty() {
         return Err("the module has no block linears to calibrate (weights named blk.N.*)".into());
     }
-    let id = m
-        .func("forward")
-        .ok_or("the module has no @forward function")?;
+    let id = m.func("forward").ok_or("the module has no @forward function")?;
     let f = &m.funcs[id];
     // Every cache parameter must hold a whole window.
     for &p in f.params.iter().skip(2) {
@@ -158,20 +134,14 @@ pub fn calibrate(
         if let (Some(cap), Some(w)) = (cap, windows.iter().map(Vec::len).max())
             && (cap as usize) < w
         {
-            return Err(format!(
-                "a window of {w} tokens does not fit the KV cache of {cap}"
-            ));
+            return Err(format!("a window of {w} tokens does not fit the KV cache of {cap}"));
         }
     }
     let layers = match opts.engine {
         Backend::Cpu => jit::calibrate(m, &ops, windows, opts.threads, opts.hessian, progress)?,
         Backend::Reference => reference::calibrate(m, ops, windows, opts.hessian, progress)?,
     };
-    Ok(Calibration {
-        source,
-        layers,
-        ..Default::default()
-    })
+    Ok(Calibration { source, layers, ..Default::default() })
 }
 
 #[cfg(test)]

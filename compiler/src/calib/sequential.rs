@@ -16,11 +16,11 @@
 //! `--stats FILE --pipeline PIPELINE` on the dense model reproduces the
 //! sequentially pruned model exactly.
 
-use super::jit::{Cut, Runner, by_weight, instrument};
-use super::{Backend, CalibOptions, block_linear_ops, calibrate};
-use flexc_ir::Module;
+use super::jit::{by_weight, instrument, Cut, Runner};
+use super::{block_linear_ops, calibrate, Backend, CalibOptions};
 use flexc_ir::calib::{Calibration, ChannelStats};
-use flexc_passes::pipeline::{PassSpec, parse_pipeline};
+use flexc_ir::Module;
+use flexc_passes::pipeline::{parse_pipeline, PassSpec};
 use flexc_passes::sparsity::linears;
 use flexc_passes::{ManagerOptions, PassManager};
 use std::collections::{BTreeSet, HashMap};
@@ -30,13 +30,9 @@ use std::sync::Arc;
 /// `prune-nm` (run per block).
 pub fn split_pipeline(pipeline: &str) -> Result<(Vec<PassSpec>, PassSpec), String> {
     let mut specs = parse_pipeline(pipeline).map_err(|e| format!("--sequential: {e}"))?;
-    let prune = specs.pop().filter(|s| s.name == "prune-nm").ok_or(
-        "--sequential: the pipeline must end with prune-nm (e.g. 'flow-nm{sparsity=0.5},prune-nm')",
-    )?;
+    let prune = specs.pop().filter(|s| s.name == "prune-nm").ok_or("--sequential: the pipeline must end with prune-nm (e.g. 'flow-nm{sparsity=0.5},prune-nm')")?;
     if prune.options.iter().any(|(k, _)| k == "block") {
-        return Err(
-            "--sequential: prune-nm must not set block= (the driver prunes block by block)".into(),
-        );
+        return Err("--sequential: prune-nm must not set block= (the driver prunes block by block)".into());
     }
     if specs.iter().any(|s| s.name == "prune-nm") {
         return Err("--sequential: prune-nm may appear only once, at the end".into());
@@ -48,31 +44,15 @@ fn run_passes(m: &mut Module, specs: &[PassSpec]) -> Result<(), String> {
     if specs.is_empty() {
         return Ok(());
     }
-    let text = specs
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut pm = PassManager::from_text(
-        &text,
-        ManagerOptions {
-            verify_each: true,
-            ..Default::default()
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    let text = specs.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    let mut pm = PassManager::from_text(&text, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| e.to_string())?;
     pm.run(m, &mut |_, _| {}).map_err(|e| e.to_string())?;
     Ok(())
 }
 
 /// The block indices of the module's block linears, in order.
 pub fn blocks(m: &Module) -> Vec<usize> {
-    linears(m)
-        .iter()
-        .filter_map(|l| l.block)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    linears(m).iter().filter_map(|l| l.block).collect::<BTreeSet<_>>().into_iter().collect()
 }
 
 /// Prunes `m` sequentially with `pipeline` (see the module header) and
@@ -96,26 +76,14 @@ pub fn prune_sequential(
     let mut work = m.clone();
     work.calibration = Some(Arc::new(dense.clone()));
     run_passes(&mut work, &plan_passes)?;
-    let mut stats = Calibration {
-        source: format!("{} sequential={pipeline}", dense.source),
-        layers: dense.layers.clone(),
-        ..Default::default()
-    };
+    let mut stats = Calibration { source: format!("{} sequential={pipeline}", dense.source), layers: dense.layers.clone(), ..Default::default() };
     let bs = blocks(&work);
     let threads = opts.threads;
     let cpu = opts.engine == Backend::Cpu;
     // Residual stream entering the current block, per window (cpu engine).
     let mut hs: Vec<Vec<f32>> = Vec::new();
     if cpu && !bs.is_empty() {
-        let (inst, _) = instrument(
-            &work,
-            &HashMap::new(),
-            Cut {
-                from: None,
-                then: Some(bs[0]),
-                ..Cut::default()
-            },
-        )?;
+        let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: None, then: Some(bs[0]), ..Cut::default() })?;
         let mut r = Runner::new(&inst, threads)?;
         for w in windows {
             r.run(w, None)?;
@@ -132,14 +100,7 @@ pub fn prune_sequential(
             }
         } else if cpu {
             let ops = block_linear_ops(&work, Some(&[k]));
-            let (inst, groups) = instrument(
-                &work,
-                &ops,
-                Cut {
-                    from: Some(k),
-                    ..Cut::default()
-                },
-            )?;
+            let (inst, groups) = instrument(&work, &ops, Cut { from: Some(k), ..Cut::default() })?;
             let mut r = Runner::new(&inst, threads)?;
             let mut st = vec![ChannelStats::default(); groups.len()];
             for (w, h) in windows.iter().zip(&hs) {
@@ -148,28 +109,15 @@ pub fn prune_sequential(
             }
             stats.sequential.extend(by_weight(groups, st));
         } else {
-            let o = CalibOptions {
-                blocks: Some(vec![k]),
-                ..opts.clone()
-            };
-            stats
-                .sequential
-                .extend(calibrate(&work, windows, String::new(), &o, &mut |_| {})?.layers);
+            let o = CalibOptions { blocks: Some(vec![k]), ..opts.clone() };
+            stats.sequential.extend(calibrate(&work, windows, String::new(), &o, &mut |_| {})?.layers);
         }
         work.calibration = Some(Arc::new(stats.clone()));
         let mut p = prune.clone();
         p.options.push(("block".into(), k.to_string()));
         run_passes(&mut work, &[p])?;
         if let (true, Some(&next)) = (cpu, bs.get(i + 1)) {
-            let (inst, _) = instrument(
-                &work,
-                &HashMap::new(),
-                Cut {
-                    from: Some(k),
-                    then: Some(next),
-                    ..Cut::default()
-                },
-            )?;
+            let (inst, _) = instrument(&work, &HashMap::new(), Cut { from: Some(k), then: Some(next), ..Cut::default() })?;
             let mut r = Runner::new(&inst, threads)?;
             for (w, h) in windows.iter().zip(hs.iter_mut()) {
                 r.run(w, Some(h))?;

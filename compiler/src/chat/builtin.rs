@@ -23,9 +23,5 @@ pub const BUILTIN: &[(&str, &str)] = &[("chatml", CHATML), ("gemma", GEMMA)];
 
 /// The names, comma-separated.
 pub fn names() -> String {
-    BUILTIN
-        .iter()
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(", ")
+    BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }

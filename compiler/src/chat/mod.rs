@@ -28,10 +28,7 @@ pub struct Message {
 impl Message {
     /// A message with `role` and `content`.
     pub fn new(role: &str, content: &str) -> Message {
-        Message {
-            role: role.to_string(),
-            content: content.to_string(),
-        }
+        Message { role: role.to_string(), content: content.to_string() }
     }
 }
 
@@ -54,31 +51,15 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
-            Err(Error::new(ErrorKind::InvalidOperation, msg))
-        });
-        env.add_template_owned("chat", source.to_string())
-            .map_err(|e| describe(origin, &e))?;
-        let text = |id: Option<u32>| {
-            id.and_then(|i| tok.token_text(i))
-                .unwrap_or_default()
-                .to_string()
-        };
-        Ok(ChatTemplate {
-            env,
-            origin: origin.to_string(),
-            bos: text(tok.bos()),
-            eos: text(tok.eos()),
-        })
+        env.add_function("raise_exception", |msg: String| -> Result<String, Error> { Err(Error::new(ErrorKind::InvalidOperation, msg)) });
+        env.add_template_owned("chat", source.to_string()).map_err(|e| describe(origin, &e))?;
+        let text = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or_default().to_string();
+        Ok(ChatTemplate { env, origin: origin.to_string(), bos: text(tok.bos()), eos: text(tok.eos()) })
     }
 
     /// The template for a model: `spec` (a built-in name or a template file)
     /// when given, else the one in the model file.
-    pub fn for_model(
-        model: &Path,
-        spec: Option<&str>,
-        tok: &Tokenizer,
-    ) -> Result<ChatTemplate, String> {
+    pub fn for_model(model: &Path, spec: Option<&str>, tok: &Tokenizer) -> Result<ChatTemplate, String> {
         if let Some(spec) = spec {
             if let Some((name, src)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
                 return ChatTemplate::new(src, &format!("built-in chat template '{name}'"), tok);
@@ -101,15 +82,8 @@ impl ChatTemplate {
 
     /// Renders `messages`, ending with the assistant's turn opener when
     /// `add_generation_prompt`.
-    pub fn render(
-        &self,
-        messages: &[Message],
-        add_generation_prompt: bool,
-    ) -> Result<String, String> {
-        let t = self
-            .env
-            .get_template("chat")
-            .map_err(|e| describe(&self.origin, &e))?;
+    pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, String> {
+        let t = self.env.get_template("chat").map_err(|e| describe(&self.origin, &e))?;
         t.render(minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
@@ -122,9 +96,7 @@ impl ChatTemplate {
 
 fn describe(origin: &str, e: &Error) -> String {
     let place = e.line().map(|l| format!(":{l}")).unwrap_or_default();
-    let what = e
-        .detail()
-        .map(str::to_string)
-        .unwrap_or_else(|| e.kind().to_string());
+    let what = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
     format!("{origin}{place}: chat template error: {what}")
 }
+

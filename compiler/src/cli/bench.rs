@@ -5,15 +5,13 @@
 use super::error::{CliError, CliResult};
 use super::models::Format;
 use super::run::prepare;
-use crate::generate::LanguageModel;
 use crate::generate::cpu::CpuModel;
+use crate::generate::LanguageModel;
 use clap::{Args, Subcommand};
-use flexc_backends::cpu::JitSession;
 use flexc_backends::cpu::cost_bench::{self, CostBenchOptions};
-use flexc_backends::cpu::kernel_bench::{
-    self, BenchPrimitive, BenchShape, KernelBenchOptions, LLAMA7B_SHAPES, REAL_SHAPES, load_average,
-};
+use flexc_backends::cpu::kernel_bench::{self, load_average, BenchPrimitive, BenchShape, KernelBenchOptions, LLAMA7B_SHAPES, REAL_SHAPES};
 use flexc_backends::cpu::runtime::default_threads;
+use flexc_backends::cpu::JitSession;
 use std::time::Instant;
 
 /// Arguments of `flexc bench`.
@@ -33,9 +31,7 @@ enum BenchWhat {
 
 /// Arguments of `flexc bench model`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc bench model smollm2-135m --threads 2\n  flexc bench model gemma3-270m --format json\n  flexc bench model smollm2-135m --pipeline 'quantize{bpw=4.0},cpu' --ppl-file pride-and-prejudice\n\nLike llama-bench: the prefill runs --prompt-tokens tokens in one call, the\ndecode runs --gen-tokens single-token calls from an empty cache."
-)]
+#[command(after_help = "Examples:\n  flexc bench model smollm2-135m --threads 2\n  flexc bench model gemma3-270m --format json\n  flexc bench model smollm2-135m --pipeline 'quantize{bpw=4.0},cpu' --ppl-file pride-and-prejudice\n\nLike llama-bench: the prefill runs --prompt-tokens tokens in one call, the\ndecode runs --gen-tokens single-token calls from an empty cache.")]
 struct ModelArgs {
     /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     model: Option<String>,
@@ -166,30 +162,12 @@ fn read_ppl_text(name: &str) -> CliResult<String> {
 }
 
 /// Perplexity of the compiled model on `text` (llama-perplexity's method, as `flexc perplexity`).
-fn bench_perplexity(
-    p: &super::run::Prepared,
-    m: &mut CpuModel,
-    text: &str,
-    ctx: usize,
-    chunks: usize,
-) -> CliResult<crate::eval::PplResult> {
-    let bos = if p.tok.add_bos_by_default() {
-        p.tok.bos()
-    } else {
-        None
-    };
+fn bench_perplexity(p: &super::run::Prepared, m: &mut CpuModel, text: &str, ctx: usize, chunks: usize) -> CliResult<crate::eval::PplResult> {
+    let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(text, bos.is_some());
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "perplexity {bar:30} {pos}/{len} chunks  ppl {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let cfg = crate::eval::PplConfig {
-        ctx,
-        max_chunks: chunks,
-    };
+    bar.set_style(indicatif::ProgressStyle::with_template("perplexity {bar:30} {pos}/{len} chunks  ppl {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    let cfg = crate::eval::PplConfig { ctx, max_chunks: chunks };
     let r = crate::eval::perplexity(m, &tokens, bos, &cfg, &mut |done, total, sums| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
@@ -203,37 +181,21 @@ fn bench_perplexity(
 fn model(a: ModelArgs) -> CliResult {
     let threads = threads_arg(a.threads)?;
     if a.prompt_tokens == 0 || a.gen_tokens == 0 || a.repeats == 0 {
-        return Err(CliError::usage(
-            "error: --prompt-tokens, --gen-tokens and --repeats must be at least 1",
-        ));
+        return Err(CliError::usage("error: --prompt-tokens, --gen-tokens and --repeats must be at least 1"));
     }
     if a.prompt_tokens.max(a.gen_tokens) > MAX_BENCH_TOKENS {
-        return Err(CliError::usage(format!(
-            "error: --prompt-tokens and --gen-tokens may be at most {MAX_BENCH_TOKENS} (a longer run measures attention, not the model, and takes hours)"
-        )));
+        return Err(CliError::usage(format!("error: --prompt-tokens and --gen-tokens may be at most {MAX_BENCH_TOKENS} (a longer run measures attention, not the model, and takes hours)")));
     }
     let ppl_text = a.ppl_file.as_deref().map(read_ppl_text).transpose()?;
-    let ctx = a
-        .prompt_tokens
-        .max(a.gen_tokens)
-        .max(if ppl_text.is_some() { a.ppl_ctx } else { 0 });
-    let p = prepare(
-        a.model.as_deref(),
-        ctx,
-        a.pipeline.as_deref(),
-        a.stats.as_deref(),
-    )?;
+    let ctx = a.prompt_tokens.max(a.gen_tokens).max(if ppl_text.is_some() { a.ppl_ctx } else { 0 });
+    let p = prepare(a.model.as_deref(), ctx, a.pipeline.as_deref(), a.stats.as_deref())?;
     let t0 = Instant::now();
-    let mut m = p
-        .cpu_model(threads)
-        .map_err(|e| CliError::input(format!("error: {e}")))?;
+    let mut m = p.cpu_model(threads).map_err(|e| CliError::input(format!("error: {e}")))?;
     let compile = t0.elapsed().as_secs_f64();
     let vocab = m.vocab() as u64;
     let err = |e: crate::generate::ModelError| CliError::input(format!("error: {e}"));
     // Deterministic pseudo-random tokens, like llama-bench's random prompt.
-    let tokens: Vec<u32> = (0..a.prompt_tokens as u64)
-        .map(|i| ((i * 2_654_435_761 + 12_345) % vocab.max(1)) as u32)
-        .collect();
+    let tokens: Vec<u32> = (0..a.prompt_tokens as u64).map(|i| ((i * 2_654_435_761 + 12_345) % vocab.max(1)) as u32).collect();
     // Warm-up (page in the weights, size the buffers).
     m.forward(&tokens, 0, 1).map_err(err)?;
     if a.profile {
@@ -243,10 +205,7 @@ fn model(a: ModelArgs) -> CliResult {
     let mut tg = Vec::new();
     // Progress on a terminal (indicatif draws nothing when stderr is not one).
     let bar = indicatif::ProgressBar::new((a.repeats * (a.prompt_tokens + a.gen_tokens)) as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg:>24} {bar:30} {pos}/{len} tokens  eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    bar.set_style(indicatif::ProgressStyle::with_template("{msg:>24} {bar:30} {pos}/{len} tokens  eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
     for r in 0..a.repeats {
         bar.set_message(format!("repeat {}/{}: prefill", r + 1, a.repeats));
         let t = Instant::now();
@@ -256,24 +215,16 @@ fn model(a: ModelArgs) -> CliResult {
         bar.set_message(format!("repeat {}/{}: decode", r + 1, a.repeats));
         let t = Instant::now();
         for i in 0..a.gen_tokens {
-            m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, 1)
-                .map_err(err)?;
+            m.forward(&tokens[i % tokens.len()..i % tokens.len() + 1], i, 1).map_err(err)?;
             bar.inc(1);
         }
         tg.push(a.gen_tokens as f64 / t.elapsed().as_secs_f64());
     }
     bar.finish_and_clear();
     let (pp, tg) = (median(pp), median(tg));
-    let name = p
-        .path
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = p.path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     // The GEMM kernel tier this process's sessions get (FLEXC_WIDE caps it).
-    let kernels = JitSession::host()
-        .ok()
-        .and_then(|s| s.caps().wide)
-        .map_or("cranelift-128", |w| w.name());
+    let kernels = JitSession::host().ok().and_then(|s| s.caps().wide).map_or("cranelift-128", |w| w.name());
     let bpw = p.bits_per_weight(&m);
     let ppl = match &ppl_text {
         Some(text) => Some(bench_perplexity(&p, &mut m, text, a.ppl_ctx, a.ppl_chunks)?),
@@ -295,16 +246,11 @@ fn model(a: ModelArgs) -> CliResult {
         Format::Text => {
             let pipeline = a.pipeline.as_deref().unwrap_or("none");
             let bpw = bpw.map_or(String::new(), |b| format!(" | {b:.3} bits per weight"));
-            println!(
-                "model {name} | backend cpu | threads {threads} | kernels {kernels} | pipeline {pipeline} | compile {compile:.3} s{bpw}"
-            );
+            println!("model {name} | backend cpu | threads {threads} | kernels {kernels} | pipeline {pipeline} | compile {compile:.3} s{bpw}");
             println!("pp{:<5} {pp:>9.1} tok/s", a.prompt_tokens);
             println!("tg{:<5} {tg:>9.1} tok/s", a.gen_tokens);
             if let Some(r) = &ppl {
-                println!(
-                    "perplexity {:.4} ± {:.4} ({} chunks of {})",
-                    r.ppl, r.stderr, r.chunks, r.ctx
-                );
+                println!("perplexity {:.4} ± {:.4} ({} chunks of {})", r.ppl, r.stderr, r.chunks, r.ctx);
             }
         }
     }
@@ -312,11 +258,7 @@ fn model(a: ModelArgs) -> CliResult {
         let prof = m.runtime_mut().profile().to_vec();
         let total: f64 = prof.iter().map(|p| p.1.as_secs_f64()).sum();
         for (n, d) in prof {
-            eprintln!(
-                "{n:<18} {:>8.3} s  {:>5.1}%",
-                d.as_secs_f64(),
-                100.0 * d.as_secs_f64() / total.max(1e-12)
-            );
+            eprintln!("{n:<18} {:>8.3} s  {:>5.1}%", d.as_secs_f64(), 100.0 * d.as_secs_f64() / total.max(1e-12));
         }
     }
     Ok(())
@@ -327,45 +269,21 @@ const MAX_BENCH_WEIGHTS: usize = 1 << 30;
 
 /// The shapes of `--shapes`: a comma list of `real`, `llama7b`, `all` and `MxK`.
 fn bench_shapes(spec: &str) -> CliResult<Vec<BenchShape>> {
-    let named = |list: &[(&str, usize, usize)]| {
-        list.iter()
-            .map(|&(l, m, k)| BenchShape::new(l, m, k))
-            .collect::<Vec<_>>()
-    };
+    let named = |list: &[(&str, usize, usize)]| list.iter().map(|&(l, m, k)| BenchShape::new(l, m, k)).collect::<Vec<_>>();
     let mut out = Vec::new();
     for s in spec.split(',').map(str::trim) {
         match s {
             "real" => out.extend(named(&REAL_SHAPES)),
             "llama7b" => out.extend(named(&LLAMA7B_SHAPES)),
-            "all" => out.extend(
-                named(&REAL_SHAPES)
-                    .into_iter()
-                    .chain(named(&LLAMA7B_SHAPES)),
-            ),
-            _ => match s
-                .split_once('x')
-                .and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?)))
-            {
+            "all" => out.extend(named(&REAL_SHAPES).into_iter().chain(named(&LLAMA7B_SHAPES))),
+            _ => match s.split_once('x').and_then(|(m, k)| Some((m.parse::<usize>().ok()?, k.parse::<usize>().ok()?))) {
                 // Each primitive holds the f32 weights plus its packed copy:
                 // bound the matrix so a typo is an error, not an OOM abort.
-                Some((m, k))
-                    if m > 0
-                        && k > 0
-                        && m.checked_mul(k).is_some_and(|n| n <= MAX_BENCH_WEIGHTS) =>
-                {
-                    out.push(BenchShape::new(s, m, k))
-                }
+                Some((m, k)) if m > 0 && k > 0 && m.checked_mul(k).is_some_and(|n| n <= MAX_BENCH_WEIGHTS) => out.push(BenchShape::new(s, m, k)),
                 Some((m, k)) if m > 0 && k > 0 => {
-                    return Err(CliError::usage(format!(
-                        "error: --shapes: `{s}` has {} weights, more than bench kernels measures ({MAX_BENCH_WEIGHTS}, a 4 GiB f32 matrix)",
-                        (m as u128) * (k as u128)
-                    )));
+                    return Err(CliError::usage(format!("error: --shapes: `{s}` has {} weights, more than bench kernels measures ({MAX_BENCH_WEIGHTS}, a 4 GiB f32 matrix)", (m as u128) * (k as u128))));
                 }
-                _ => {
-                    return Err(CliError::usage(format!(
-                        "error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"
-                    )));
-                }
+                _ => return Err(CliError::usage(format!("error: --shapes: `{s}` is not real, llama7b, all or MxK (positive M and K)"))),
             },
         }
     }
@@ -393,9 +311,7 @@ fn kernels(a: KernelArgs) -> CliResult {
     if let Some(b) = a.bandwidth
         && !(b.is_finite() && b > 0.0)
     {
-        return Err(CliError::usage(
-            "error: --bandwidth must be a positive number of GB/s",
-        ));
+        return Err(CliError::usage("error: --bandwidth must be a positive number of GB/s"));
     }
     let opts = KernelBenchOptions {
         shapes: bench_shapes(&a.shapes)?,
@@ -408,8 +324,7 @@ fn kernels(a: KernelArgs) -> CliResult {
     let ierr = |e: String| CliError::internal(format!("error: {e}"));
     let session = JitSession::host().map_err(|e| ierr(e.to_string()))?;
     eprintln!("load average before: {}", load_average());
-    let report = kernel_bench::run(&session, &opts, &mut |line| eprintln!("{line}"))
-        .map_err(|e| ierr(e.to_string()))?;
+    let report = kernel_bench::run(&session, &opts, &mut |line| eprintln!("{line}")).map_err(|e| ierr(e.to_string()))?;
     eprintln!("load average after: {}", load_average());
     match a.format {
         Format::Json => println!("{}", kernel_bench::rows_json(&report.rows)),
@@ -421,19 +336,9 @@ fn kernels(a: KernelArgs) -> CliResult {
 /// `flexc bench kernels --write-costs FILE`: measures the CPU cost table and
 /// writes it atomically.
 fn write_costs(path: &std::path::Path, threads: usize) -> CliResult {
-    let opts = CostBenchOptions {
-        threads,
-        ..Default::default()
-    };
-    let table = cost_bench::measure(&opts, &mut |line| eprintln!("{line}"))
-        .map_err(|e| CliError::internal(format!("error: measuring the cost table: {e}")))?;
-    crate::output::write_atomic(path, table.to_json().as_bytes())
-        .map_err(|e| CliError::input(format!("error: {e}")))?;
-    eprintln!(
-        "wrote {} ({} kernels, {} tiles)",
-        path.display(),
-        table.kernels.len(),
-        table.tiles.len()
-    );
+    let opts = CostBenchOptions { threads, ..Default::default() };
+    let table = cost_bench::measure(&opts, &mut |line| eprintln!("{line}")).map_err(|e| CliError::internal(format!("error: measuring the cost table: {e}")))?;
+    crate::output::write_atomic(path, table.to_json().as_bytes()).map_err(|e| CliError::input(format!("error: {e}")))?;
+    eprintln!("wrote {} ({} kernels, {} tiles)", path.display(), table.kernels.len(), table.tiles.len());
     Ok(())
 }

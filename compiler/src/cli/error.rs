@@ -32,26 +32,17 @@ pub struct CliError {
 impl CliError {
     /// An input error.
     pub fn input(message: impl Into<String>) -> CliError {
-        CliError {
-            class: ErrorClass::Input,
-            message: message.into(),
-        }
+        CliError { class: ErrorClass::Input, message: message.into() }
     }
 
     /// A usage error.
     pub fn usage(message: impl Into<String>) -> CliError {
-        CliError {
-            class: ErrorClass::Usage,
-            message: message.into(),
-        }
+        CliError { class: ErrorClass::Usage, message: message.into() }
     }
 
     /// An internal error.
     pub fn internal(message: impl Into<String>) -> CliError {
-        CliError {
-            class: ErrorClass::Internal,
-            message: message.into(),
-        }
+        CliError { class: ErrorClass::Internal, message: message.into() }
     }
 
     /// The process exit code.

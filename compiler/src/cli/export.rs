@@ -6,17 +6,15 @@
 use super::error::{CliError, CliResult};
 use super::run::prepare;
 use crate::artifact;
-use crate::frontend::gguf::GgufFile;
 use crate::frontend::gguf::export::export;
+use crate::frontend::gguf::GgufFile;
 use crate::output::write_atomic;
 use clap::Args;
 use std::path::PathBuf;
 
 /// Arguments of `flexc export`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc export smollm2-135m --pipeline 'quantize{scheme=q4_0}' -o smollm2-q4_0.gguf\n  flexc export smollm2-q4_0.flexc -o smollm2-q4_0.gguf\n\nEvery weight must be a ggml block format (q4_0, q4_1, q5_0, q5_1, q8_0, K-quants, ...) or f32/f16/bf16;\nthe source model's metadata and tokenizer are carried over."
-)]
+#[command(after_help = "Examples:\n  flexc export smollm2-135m --pipeline 'quantize{scheme=q4_0}' -o smollm2-q4_0.gguf\n  flexc export smollm2-q4_0.flexc -o smollm2-q4_0.gguf\n\nEvery weight must be a ggml block format (q4_0, q4_1, q5_0, q5_1, q8_0, K-quants, ...) or f32/f16/bf16;\nthe source model's metadata and tokenizer are carried over.")]
 pub struct ExportArgs {
     /// A GGUF model (file or known name) or a compiled `.flexc`.
     pub model: String,
@@ -41,26 +39,12 @@ pub fn run(args: ExportArgs) -> CliResult {
     };
     let p = prepare(Some(&args.model), 2048, pipeline, args.stats.as_deref())?;
     let meta = if is_artifact {
-        artifact::open_meta(&p.path)
-            .map_err(|e| CliError::input(e.to_string()))?
-            .metadata
+        artifact::open_meta(&p.path).map_err(|e| CliError::input(e.to_string()))?.metadata
     } else {
-        GgufFile::open(&p.path)
-            .map_err(|e| {
-                CliError::input(format!(
-                    "{e} (export takes a GGUF model: its metadata and tokenizer go into the output)"
-                ))
-            })?
-            .metadata
+        GgufFile::open(&p.path).map_err(|e| CliError::input(format!("{e} (export takes a GGUF model: its metadata and tokenizer go into the output)")))?.metadata
     };
-    let bytes = export(&p.module, &meta)
-        .map_err(|e| CliError::input(format!("{}: error: {e}", p.path.display())))?;
+    let bytes = export(&p.module, &meta).map_err(|e| CliError::input(format!("{}: error: {e}", p.path.display())))?;
     write_atomic(&args.output, &bytes)?;
-    eprintln!(
-        "{}: {} tensors, {:.1} MB",
-        args.output.display(),
-        p.module.weights.len(),
-        bytes.len() as f64 / 1e6
-    );
+    eprintln!("{}: {} tensors, {:.1} MB", args.output.display(), p.module.weights.len(), bytes.len() as f64 / 1e6);
     Ok(())
 }

@@ -2,13 +2,13 @@
 //! how to sample (every value range-checked before the model loads).
 
 use super::error::{CliError, CliResult};
-use super::run::{Backend, Prepared, instantiate, prepare};
+use super::run::{instantiate, prepare, Backend, Prepared};
 use crate::chat::ChatTemplate;
-use crate::generate::Session;
-use crate::generate::batch::{BatchModel, OneSlot};
 use crate::generate::sampler::SamplerConfig;
-use clap::Args;
+use crate::generate::batch::{BatchModel, OneSlot};
+use crate::generate::Session;
 use flexc_backends::cpu::runtime::default_threads;
+use clap::Args;
 use std::path::PathBuf;
 
 /// The model and the engine that runs it.
@@ -45,12 +45,7 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Resolves, imports and transforms the model.
     pub fn prepare(&self) -> CliResult<Prepared> {
-        prepare(
-            self.model.as_deref(),
-            self.ctx,
-            self.pipeline.as_deref(),
-            self.stats_file.as_deref(),
-        )
+        prepare(self.model.as_deref(), self.ctx, self.pipeline.as_deref(), self.stats_file.as_deref())
     }
 
     /// A session (empty KV cache) over the prepared model.
@@ -60,19 +55,13 @@ impl ModelArgs {
 
     /// A model with `slots` KV caches decoded in batches (the cpu backend;
     /// the reference interpreter runs one sequence at a time).
-    pub fn batch_model<'p>(
-        &self,
-        p: &'p Prepared,
-        slots: usize,
-    ) -> CliResult<Box<dyn BatchModel + 'p>> {
+    pub fn batch_model<'p>(&self, p: &'p Prepared, slots: usize) -> CliResult<Box<dyn BatchModel + 'p>> {
         Ok(match self.backend {
             Backend::Cpu => {
                 if self.threads == Some(0) {
                     return Err(CliError::usage("error: --threads must be at least 1"));
                 }
-                let m = p
-                    .cpu_model(self.threads.unwrap_or_else(default_threads))
-                    .map_err(|e| CliError::input(format!("error: {e}")))?;
+                let m = p.cpu_model(self.threads.unwrap_or_else(default_threads)).map_err(|e| CliError::input(format!("error: {e}")))?;
                 Box::new(m.with_slots(slots))
             }
             Backend::Reference => Box::new(OneSlot(instantiate(p, self.backend, self.threads)?)),
@@ -81,8 +70,7 @@ impl ModelArgs {
 
     /// The chat template for the prepared model.
     pub fn template(&self, p: &Prepared) -> CliResult<ChatTemplate> {
-        ChatTemplate::for_model(&p.path, self.chat_template.as_deref(), &p.tok)
-            .map_err(|e| CliError::input(format!("error: {e}")))
+        ChatTemplate::for_model(&p.path, self.chat_template.as_deref(), &p.tok).map_err(|e| CliError::input(format!("error: {e}")))
     }
 }
 
@@ -90,12 +78,7 @@ impl ModelArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Tokens to generate at most; -1: until an end-of-generation token or the context ends.
-    #[arg(
-        short = 'n',
-        long,
-        default_value_t = 128,
-        allow_negative_numbers = true
-    )]
+    #[arg(short = 'n', long, default_value_t = 128, allow_negative_numbers = true)]
     pub tokens: i64,
     /// Sampling temperature in [0, 100]; 0 is greedy and deterministic.
     #[arg(long = "temp", default_value_t = 0.0)]
@@ -143,8 +126,7 @@ impl SamplingArgs {
             frequency_penalty: self.frequency_penalty,
             seed: self.seed,
         };
-        cfg.validate()
-            .map_err(|e| CliError::usage(format!("error: bad sampling option: {e}")))?;
+        cfg.validate().map_err(|e| CliError::usage(format!("error: bad sampling option: {e}")))?;
         Ok(cfg)
     }
 
@@ -153,9 +135,7 @@ impl SamplingArgs {
         match self.tokens {
             -1 => Ok(None),
             n if n >= 0 => Ok(Some(n as usize)),
-            n => Err(CliError::usage(format!(
-                "error: -n must be -1 (no limit) or a token count, got {n}"
-            ))),
+            n => Err(CliError::usage(format!("error: -n must be -1 (no limit) or a token count, got {n}"))),
         }
     }
 }

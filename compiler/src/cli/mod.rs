@@ -1,10 +1,10 @@
 //! The `flexc` command line: one module per verb, a shared error type.
 
 pub mod artifact;
+pub mod embed;
 pub mod bench;
 pub mod calibrate;
 pub mod chat;
-pub mod embed;
 pub mod error;
 pub mod exec;
 pub mod export;
@@ -24,12 +24,7 @@ use error::{CliError, CliResult};
 
 /// flexc: a compiler for low-bit and N:M-sparse LLM inference.
 #[derive(Parser, Debug)]
-#[command(
-    name = "flexc",
-    version,
-    about,
-    long_about = "flexc compiles model graphs (GGUF, safetensors + config.json, or .fir text) through a tensor IR\nand lowering passes to a Cranelift JIT for CPUs or to instruction streams for a\nFlexCiM compute-in-memory macro."
-)]
+#[command(name = "flexc", version, about, long_about = "flexc compiles model graphs (GGUF, safetensors + config.json, or .fir text) through a tensor IR\nand lowering passes to a Cranelift JIT for CPUs or to instruction streams for a\nFlexCiM compute-in-memory macro.")]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -111,18 +106,12 @@ pub fn main() -> i32 {
     };
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|p| {
-        let what = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_default();
+        let what = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_default();
         if what.contains("Broken pipe") {
             // The reader of our stdout went away (`flexc ... | head`): not an error.
             return Ok(());
         }
-        Err(CliError::internal(format!(
-            "internal error: {what} (this is a bug in flexc)"
-        )))
+        Err(CliError::internal(format!("internal error: {what} (this is a bug in flexc)")))
     });
     match result {
         Ok(()) => 0,

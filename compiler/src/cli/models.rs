@@ -4,7 +4,7 @@ use super::error::{CliError, CliResult};
 use crate::fetch::{self, ArtifactKind, PullOptions};
 use crate::frontend::gguf::GgufFile;
 use crate::frontend::safetensors::SafetensorsFile;
-use crate::frontend::{Checkpoint, model_file};
+use crate::frontend::{model_file, Checkpoint};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -13,9 +13,7 @@ pub const DEFAULT_MODEL: &str = "smollm2-135m";
 
 /// Arguments of `flexc pull`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc pull smollm2-135m\n  flexc pull gemma3-270m pride-and-prejudice --verify\n\nFiles go to $FLEXC_CACHE_DIR, else $XDG_CACHE_HOME/flexc, else ~/.cache/flexc.\nSee `flexc models` for the names."
-)]
+#[command(after_help = "Examples:\n  flexc pull smollm2-135m\n  flexc pull gemma3-270m pride-and-prejudice --verify\n\nFiles go to $FLEXC_CACHE_DIR, else $XDG_CACHE_HOME/flexc, else ~/.cache/flexc.\nSee `flexc models` for the names.")]
 pub struct PullArgs {
     /// Known model or text names.
     #[arg(required = true)]
@@ -43,9 +41,7 @@ pub enum Format {
 
 /// Arguments of `flexc inspect`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc inspect smollm2-135m\n  flexc inspect model.gguf --format json | jq '.tensors | length'"
-)]
+#[command(after_help = "Examples:\n  flexc inspect smollm2-135m\n  flexc inspect model.gguf --format json | jq '.tensors | length'")]
 pub struct InspectArgs {
     /// A model file, compiled `.flexc`, or a known model name (pulled if needed).
     pub model: String,
@@ -69,37 +65,21 @@ pub fn resolve_text(arg: &str) -> CliResult<PathBuf> {
         return Ok(PathBuf::from(arg));
     }
     match fetch::find(arg) {
-        Some(a) if a.kind == ArtifactKind::Text => {
-            fetch::pull(a, &PullOptions::default()).map_err(fetch_error)
-        }
+        Some(a) if a.kind == ArtifactKind::Text => fetch::pull(a, &PullOptions::default()).map_err(fetch_error),
         _ => {
-            let texts: Vec<&str> = fetch::known()
-                .iter()
-                .filter(|a| a.kind == ArtifactKind::Text)
-                .map(|a| a.name)
-                .collect();
-            Err(CliError::input(format!(
-                "error: {arg}: no such file, and not a known text (known: {})",
-                texts.join(", ")
-            )))
+            let texts: Vec<&str> = fetch::known().iter().filter(|a| a.kind == ArtifactKind::Text).map(|a| a.name).collect();
+            Err(CliError::input(format!("error: {arg}: no such file, and not a known text (known: {})", texts.join(", "))))
         }
     }
 }
 
 /// Runs `flexc pull`.
 pub fn pull(args: PullArgs) -> CliResult {
-    let opts = PullOptions {
-        verify: args.verify,
-        progress: !args.quiet,
-        quiet: args.quiet,
-    };
+    let opts = PullOptions { verify: args.verify, progress: !args.quiet, quiet: args.quiet };
     for name in &args.names {
         let a = fetch::find(name).ok_or_else(|| {
             let names: Vec<&str> = fetch::known().iter().map(|a| a.name).collect();
-            CliError::usage(format!(
-                "error: unknown name '{name}' (known: {})",
-                names.join(", ")
-            ))
+            CliError::usage(format!("error: unknown name '{name}' (known: {})", names.join(", ")))
         })?;
         let path = fetch::pull(a, &opts).map_err(fetch_error)?;
         println!("{}", path.display());
@@ -109,27 +89,11 @@ pub fn pull(args: PullArgs) -> CliResult {
 
 /// Runs `flexc models`.
 pub fn models(_: ModelsArgs) -> CliResult {
-    println!(
-        "{:<22} {:<6} {:>10}  {:<7} description",
-        "name", "kind", "size", "cached"
-    );
+    println!("{:<22} {:<6} {:>10}  {:<7} description", "name", "kind", "size", "cached");
     for a in fetch::known() {
-        let kind = if a.kind == ArtifactKind::Model {
-            "model"
-        } else {
-            "text"
-        };
-        let cached = if fetch::cached_path(a).is_some() {
-            "yes"
-        } else {
-            "no"
-        };
-        println!(
-            "{:<22} {kind:<6} {:>8.1} MB  {cached:<7} {}",
-            a.name,
-            a.size_bytes as f64 / 1e6,
-            a.description
-        );
+        let kind = if a.kind == ArtifactKind::Model { "model" } else { "text" };
+        let cached = if fetch::cached_path(a).is_some() { "yes" } else { "no" };
+        println!("{:<22} {kind:<6} {:>8.1} MB  {cached:<7} {}", a.name, a.size_bytes as f64 / 1e6, a.description);
     }
     Ok(())
 }
@@ -151,59 +115,27 @@ pub fn inspect(args: InspectArgs) -> CliResult {
 
 fn inspect_onnx(o: &crate::frontend::onnx::OnnxFile, format: Format) -> CliResult {
     let m = &o.model;
-    let g = m
-        .graph
-        .as_ref()
-        .ok_or_else(|| CliError::input(format!("{}: the model has no graph", o.path.display())))?;
-    let opsets: Vec<(String, i64)> = m
-        .opset_import
-        .iter()
-        .map(|x| (x.domain.clone().unwrap_or_default(), x.version.unwrap_or(0)))
-        .collect();
+    let g = m.graph.as_ref().ok_or_else(|| CliError::input(format!("{}: the model has no graph", o.path.display())))?;
+    let opsets: Vec<(String, i64)> = m.opset_import.iter().map(|x| (x.domain.clone().unwrap_or_default(), x.version.unwrap_or(0))).collect();
     let mut ops: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for n in &g.node {
         let d = n.domain.clone().unwrap_or_default();
-        *ops.entry(if d.is_empty() {
-            n.op_type.clone().unwrap_or_default()
-        } else {
-            format!("{d}.{}", n.op_type.clone().unwrap_or_default())
-        })
-        .or_default() += 1;
+        *ops.entry(if d.is_empty() { n.op_type.clone().unwrap_or_default() } else { format!("{d}.{}", n.op_type.clone().unwrap_or_default()) }).or_default() += 1;
     }
-    let names = |v: &[crate::frontend::onnx::proto::ValueInfoProto]| {
-        v.iter()
-            .map(|x| x.name.clone().unwrap_or_default())
-            .collect::<Vec<_>>()
-    };
-    let producer = format!(
-        "{} {}",
-        m.producer_name.clone().unwrap_or_default(),
-        m.producer_version.clone().unwrap_or_default()
-    );
+    let names = |v: &[crate::frontend::onnx::proto::ValueInfoProto]| v.iter().map(|x| x.name.clone().unwrap_or_default()).collect::<Vec<_>>();
+    let producer = format!("{} {}", m.producer_name.clone().unwrap_or_default(), m.producer_version.clone().unwrap_or_default());
     match format {
         Format::Json => println!(
             "{}",
             serde_json::json!({ "file": o.path.display().to_string(), "format": "onnx", "ir_version": m.ir_version, "producer": producer.trim(), "opsets": opsets, "inputs": names(&g.input), "outputs": names(&g.output), "initializers": g.initializer.len(), "nodes": g.node.len(), "ops": ops })
         ),
         Format::Text => {
-            println!(
-                "{}: onnx, IR version {}, producer {}",
-                o.path.display(),
-                m.ir_version.unwrap_or(0),
-                producer.trim()
-            );
-            let os: Vec<String> = opsets
-                .iter()
-                .map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d }))
-                .collect();
+            println!("{}: onnx, IR version {}, producer {}", o.path.display(), m.ir_version.unwrap_or(0), producer.trim());
+            let os: Vec<String> = opsets.iter().map(|(d, v)| format!("{}:{v}", if d.is_empty() { "ai.onnx" } else { d })).collect();
             println!("  opsets: {}", os.join(", "));
             println!("  inputs: {}", names(&g.input).join(", "));
             println!("  outputs: {}", names(&g.output).join(", "));
-            println!(
-                "  {} initializers, {} nodes",
-                g.initializer.len(),
-                g.node.len()
-            );
+            println!("  {} initializers, {} nodes", g.initializer.len(), g.node.len());
             for (op, n) in &ops {
                 println!("  {op:<40} {n}");
             }
@@ -213,29 +145,15 @@ fn inspect_onnx(o: &crate::frontend::onnx::OnnxFile, format: Format) -> CliResul
 }
 
 fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: Format) -> CliResult {
-    let config = std::fs::read_to_string(crate::frontend::hf::config_path(path))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let config = std::fs::read_to_string(crate::frontend::hf::config_path(path)).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     match format {
         Format::Json => {
-            let meta: serde_json::Map<String, serde_json::Value> = st
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                .collect();
+            let meta: serde_json::Map<String, serde_json::Value> = st.metadata.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
             let tensors: Vec<_> = st.tensors.iter().map(|t| serde_json::json!({ "name": t.name, "type": t.dtype.name(), "shape": t.shape, "bytes": t.n_bytes, "offset": t.offset })).collect();
-            println!(
-                "{}",
-                serde_json::json!({ "file": path.display().to_string(), "format": "safetensors", "header_bytes": st.data_offset - 8, "metadata": meta, "config": config, "tensors": tensors })
-            );
+            println!("{}", serde_json::json!({ "file": path.display().to_string(), "format": "safetensors", "header_bytes": st.data_offset - 8, "metadata": meta, "config": config, "tensors": tensors }));
         }
         Format::Text => {
-            println!(
-                "{}: safetensors, header {} bytes, {} tensors",
-                path.display(),
-                st.data_offset - 8,
-                st.tensors.len()
-            );
+            println!("{}: safetensors, header {} bytes, {} tensors", path.display(), st.data_offset - 8, st.tensors.len());
             for (k, v) in &st.metadata {
                 println!("  {k:<44} {v:?}");
             }
@@ -245,20 +163,11 @@ fn inspect_safetensors(st: &SafetensorsFile, path: &std::path::Path, format: For
                     println!("  {k:<44} {v}");
                 }
             }
-            println!(
-                "\n  {:<52} {:<6} {:<16} {:>12}",
-                "tensor", "type", "shape", "bytes"
-            );
+            println!("\n  {:<52} {:<6} {:<16} {:>12}", "tensor", "type", "shape", "bytes");
             let mut counts: Vec<(&str, usize)> = Vec::new();
             for t in &st.tensors {
                 let shape: Vec<String> = t.shape.iter().map(ToString::to_string).collect();
-                println!(
-                    "  {:<52} {:<6} {:<16} {:>12}",
-                    t.name,
-                    t.dtype.name(),
-                    format!("[{}]", shape.join(", ")),
-                    t.n_bytes
-                );
+                println!("  {:<52} {:<6} {:<16} {:>12}", t.name, t.dtype.name(), format!("[{}]", shape.join(", ")), t.n_bytes);
                 match counts.iter_mut().find(|(n, _)| *n == t.dtype.name()) {
                     Some(c) => c.1 += 1,
                     None => counts.push((t.dtype.name(), 1)),
@@ -277,9 +186,7 @@ fn meta_json(g: &GgufFile) -> serde_json::Map<String, serde_json::Value> {
         .iter()
         .map(|(k, v)| {
             let shown = match v.as_array() {
-                Some(a) if a.len() > 16 => {
-                    serde_json::json!({ "array_len": a.len(), "type": v.type_description() })
-                }
+                Some(a) if a.len() > 16 => serde_json::json!({ "array_len": a.len(), "type": v.type_description() }),
                 _ => serde_json::Value::String(v.to_string()),
             };
             (k.clone(), shown)
@@ -300,59 +207,22 @@ fn print_meta_text(g: &GgufFile) {
 
 fn inspect_artifact(a: &crate::artifact::Artifact, format: Format) -> CliResult {
     let sections: Vec<_> = a.sections.iter().map(|s| serde_json::json!({ "tag": s.tag, "offset": s.offset, "bytes": s.len, "crc32": format!("{:08x}", s.crc) })).collect();
-    let weights: Vec<(String, String, u64)> = a
-        .module
-        .weights
-        .iter()
-        .map(|(_, w)| {
-            (
-                w.name.clone(),
-                w.ty.to_string(),
-                w.ty.storage_bytes().unwrap_or(0),
-            )
-        })
-        .collect();
+    let weights: Vec<(String, String, u64)> = a.module.weights.iter().map(|(_, w)| (w.name.clone(), w.ty.to_string(), w.ty.storage_bytes().unwrap_or(0))).collect();
     match format {
         Format::Json => {
-            let tensors: Vec<_> = weights
-                .iter()
-                .map(|(n, t, b)| serde_json::json!({ "name": n, "type": t, "bytes": b }))
-                .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "file": a.path.display().to_string(), "format": "flexc", "version": a.version, "sections": sections, "provenance": a.provenance, "metadata": meta_json(&a.meta), "tensors": tensors })
-            );
+            let tensors: Vec<_> = weights.iter().map(|(n, t, b)| serde_json::json!({ "name": n, "type": t, "bytes": b })).collect();
+            println!("{}", serde_json::json!({ "file": a.path.display().to_string(), "format": "flexc", "version": a.version, "sections": sections, "provenance": a.provenance, "metadata": meta_json(&a.meta), "tensors": tensors }));
         }
         Format::Text => {
             let p = &a.provenance;
-            println!(
-                "{}: flexc artifact v{} for {}, {} weights",
-                a.path.display(),
-                a.version,
-                p.target,
-                weights.len()
-            );
+            println!("{}: flexc artifact v{} for {}, {} weights", a.path.display(), a.version, p.target, weights.len());
             for s in &a.sections {
-                println!(
-                    "  section {:<8} at {:>10}  {:>12} bytes  crc32 {:08x}",
-                    s.tag, s.offset, s.len, s.crc
-                );
+                println!("  section {:<8} at {:>10}  {:>12} bytes  crc32 {:08x}", s.tag, s.offset, s.len, s.crc);
             }
-            println!(
-                "\n  compiled by flexc {} from {} ({} bytes, sha256 {})",
-                p.flexc_version, p.source.path, p.source.bytes, p.source.sha256
-            );
+            println!("\n  compiled by flexc {} from {} ({} bytes, sha256 {})", p.flexc_version, p.source.path, p.source.bytes, p.source.sha256);
             println!("  pipeline    {}", p.pipeline);
             if let Some(c) = &p.calibration {
-                println!(
-                    "  calibration {} (sha256 {}){}",
-                    c.path,
-                    c.sha256,
-                    p.calibration_source
-                        .as_deref()
-                        .map(|s| format!(": {s}"))
-                        .unwrap_or_default()
-                );
+                println!("  calibration {} (sha256 {}){}", c.path, c.sha256, p.calibration_source.as_deref().map(|s| format!(": {s}")).unwrap_or_default());
             }
             println!("  cost table  {}\n  ctx         {}", p.cost_table, p.ctx);
             for r in &p.remarks {
@@ -378,39 +248,17 @@ fn inspect_gguf(g: &GgufFile, path: &std::path::Path, format: Format) -> CliResu
                 .iter()
                 .map(|t| serde_json::json!({ "name": t.name, "type": t.ggml_type.name(), "shape": t.dims.iter().rev().collect::<Vec<_>>(), "bytes": t.n_bytes, "offset": t.offset }))
                 .collect();
-            println!(
-                "{}",
-                serde_json::json!({ "file": path.display().to_string(), "version": g.version, "metadata": meta, "tensors": tensors })
-            );
+            println!("{}", serde_json::json!({ "file": path.display().to_string(), "version": g.version, "metadata": meta, "tensors": tensors }));
         }
         Format::Text => {
-            println!(
-                "{}: GGUF v{}, {} metadata keys, {} tensors",
-                path.display(),
-                g.version,
-                g.metadata.len(),
-                g.tensors.len()
-            );
+            println!("{}: GGUF v{}, {} metadata keys, {} tensors", path.display(), g.version, g.metadata.len(), g.tensors.len());
             print_meta_text(g);
-            println!(
-                "\n  {:<36} {:<6} {:<16} {:>12}",
-                "tensor", "type", "shape", "bytes"
-            );
+            println!("\n  {:<36} {:<6} {:<16} {:>12}", "tensor", "type", "shape", "bytes");
             for t in &g.tensors {
                 let shape: Vec<String> = t.dims.iter().rev().map(ToString::to_string).collect();
-                println!(
-                    "  {:<36} {:<6} {:<16} {:>12}",
-                    t.name,
-                    t.ggml_type.name(),
-                    format!("[{}]", shape.join(", ")),
-                    t.n_bytes
-                );
+                println!("  {:<36} {:<6} {:<16} {:>12}", t.name, t.ggml_type.name(), format!("[{}]", shape.join(", ")), t.n_bytes);
             }
-            let counts: Vec<String> = g
-                .type_counts()
-                .iter()
-                .map(|(t, n)| format!("{} {n}", t.name()))
-                .collect();
+            let counts: Vec<String> = g.type_counts().iter().map(|(t, n)| format!("{} {n}", t.name())).collect();
             println!("\n  types: {}", counts.join(", "));
         }
     }

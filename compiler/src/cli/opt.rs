@@ -6,16 +6,12 @@ use super::source::{load_module, read_source};
 use crate::output::write_atomic;
 use clap::Args;
 use flexc_ir::text::print_module;
-use flexc_passes::{
-    Explain, ManagerOptions, PassManager, PipelineError, PrintAfter, presets, registry,
-};
+use flexc_passes::{presets, registry, Explain, ManagerOptions, PassManager, PipelineError, PrintAfter};
 use std::path::PathBuf;
 
 /// Arguments of `flexc opt`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc opt model.fir --passes 'canonicalize,cse,dce' -o out.fir\n  flexc opt model.fir --pipeline cleanup --print-ir-after=all\n  cat model.fir | flexc opt - --passes dce\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{target=cpu},tile-gemm' --explain -o out.fir\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{rows=512}' --explain --format json -o out.fir > plan.json\n  flexc opt --list-passes"
-)]
+#[command(after_help = "Examples:\n  flexc opt model.fir --passes 'canonicalize,cse,dce' -o out.fir\n  flexc opt model.fir --pipeline cleanup --print-ir-after=all\n  cat model.fir | flexc opt - --passes dce\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{target=cpu},tile-gemm' --explain -o out.fir\n  flexc opt model.fir --passes 'fuse-dequant,select-gemm{rows=512}' --explain --format json -o out.fir > plan.json\n  flexc opt --list-passes")]
 pub struct OptArgs {
     /// The `.fir` file to read (`-` for stdin).
     #[arg(required_unless_present = "list_passes")]
@@ -71,31 +67,21 @@ pub fn list_passes() -> String {
     for p in registry() {
         s += &format!("  {:<16} {}\n", p.name, p.summary);
         for o in p.options {
-            s += &format!(
-                "      {}={:<10} {} (default: {})\n",
-                o.name,
-                format!("<{:?}>", o.kind).to_lowercase(),
-                o.help,
-                o.default
-            );
+            s += &format!("      {}={:<10} {} (default: {})\n", o.name, format!("<{:?}>", o.kind).to_lowercase(), o.help, o.default);
         }
     }
     s += "\nPresets (--pipeline NAME):\n";
     for p in presets() {
-        s += &format!(
-            "  {:<16} {}\n  {:<16} = {}\n",
-            p.name, p.summary, "", p.pipeline
-        );
+        s += &format!("  {:<16} {}\n  {:<16} = {}\n", p.name, p.summary, "", p.pipeline);
     }
     s
 }
 
 pub(super) fn pipeline_error(e: PipelineError) -> CliError {
     match e {
-        PipelineError::Syntax(_)
-        | PipelineError::UnknownPass { .. }
-        | PipelineError::Options(_)
-        | PipelineError::StopAfter(_) => CliError::usage(format!("error: {e}")),
+        PipelineError::Syntax(_) | PipelineError::UnknownPass { .. } | PipelineError::Options(_) | PipelineError::StopAfter(_) => {
+            CliError::usage(format!("error: {e}"))
+        }
         PipelineError::PassFailed { .. } => CliError::input(format!("error: {e}")),
         PipelineError::Verify { .. } => CliError::internal(format!("internal error: {e}")),
     }
@@ -107,37 +93,25 @@ pub fn run(args: OptArgs) -> CliResult {
         print!("{}", list_passes());
         return Ok(());
     }
-    let input = args
-        .input
-        .ok_or_else(|| CliError::usage("error: an input file is required"))?;
+    let input = args.input.ok_or_else(|| CliError::usage("error: an input file is required"))?;
     let text = args.passes.or(args.pipeline).unwrap_or_default();
     let opts = ManagerOptions {
         verify_each: args.verify_each || cfg!(debug_assertions),
-        print_ir_after: args
-            .print_ir_after
-            .as_deref()
-            .map(PrintAfter::parse)
-            .unwrap_or_default(),
+        print_ir_after: args.print_ir_after.as_deref().map(PrintAfter::parse).unwrap_or_default(),
         stop_after: args.stop_after,
         time_passes: args.time_passes,
     };
     let mut pm = PassManager::from_text(&text, opts).map_err(pipeline_error)?;
-    for model in flexc_backends::cost::cost_models_with(args.cost_table.as_deref())
-        .map_err(|e| CliError::input(format!("error: {e}")))?
-    {
+    for model in flexc_backends::cost::cost_models_with(args.cost_table.as_deref()).map_err(|e| CliError::input(format!("error: {e}")))? {
         pm = pm.with_cost_model(model);
     }
     let src = read_source(&input)?;
     let mut module = load_module(&src)?;
     if let Some(s) = &args.stats {
-        module.calibration = Some(std::sync::Arc::new(
-            crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?,
-        ));
+        module.calibration = Some(std::sync::Arc::new(crate::calib::load(s).map_err(|e| CliError::input(format!("error: {e}")))?));
     }
     let report = pm
-        .run(&mut module, &mut |pass, m| {
-            eprint!("// -----// IR after {pass} //----- //\n{}", print_module(m))
-        })
+        .run(&mut module, &mut |pass, m| eprint!("// -----// IR after {pass} //----- //\n{}", print_module(m)))
         .map_err(pipeline_error)?;
     if args.time_passes {
         eprint!("{}", report.timing_table());
@@ -163,21 +137,14 @@ pub fn run(args: OptArgs) -> CliResult {
 /// Prints `--explain` (see its help for where each format goes).
 pub(super) fn print_explain(explain: Option<&Explain>, format: Format, stdout: bool) -> CliResult {
     let Some(e) = explain else {
-        eprintln!(
-            "note: --explain: the pipeline has neither select-gemm nor tile-gemm, nothing to explain"
-        );
+        eprintln!("note: --explain: the pipeline has neither select-gemm nor tile-gemm, nothing to explain");
         return Ok(());
     };
     match format {
         Format::Text => eprint!("{}", e.text()),
         Format::Json => {
-            let json = serde_json::to_string_pretty(e)
-                .map_err(|err| CliError::internal(format!("internal error: --explain: {err}")))?;
-            if stdout {
-                println!("{json}")
-            } else {
-                eprintln!("{json}")
-            }
+            let json = serde_json::to_string_pretty(e).map_err(|err| CliError::internal(format!("internal error: --explain: {err}")))?;
+            if stdout { println!("{json}") } else { eprintln!("{json}") }
         }
     }
     Ok(())

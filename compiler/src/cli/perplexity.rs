@@ -1,18 +1,16 @@
 //! `flexc perplexity`: llama-perplexity's measurement over a text file.
 
 use super::error::{CliError, CliResult};
-use super::models::{Format, resolve_text};
-use super::run::{Backend, instantiate, interrupt_flag, prepare};
-use crate::eval::{PplConfig, perplexity};
+use super::models::{resolve_text, Format};
+use super::run::{instantiate, interrupt_flag, prepare, Backend};
+use crate::eval::{perplexity, PplConfig};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::sync::atomic::Ordering;
 
 /// Arguments of `flexc perplexity`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc perplexity smollm2-135m -f pride-and-prejudice --chunks 40\n  flexc perplexity gemma3-270m -f book.txt --ctx 512 --format json\n\nThe method is llama-perplexity's: consecutive chunks of --ctx tokens, BOS\nfirst, the second half of each chunk scored."
-)]
+#[command(after_help = "Examples:\n  flexc perplexity smollm2-135m -f pride-and-prejudice --chunks 40\n  flexc perplexity gemma3-270m -f book.txt --ctx 512 --format json\n\nThe method is llama-perplexity's: consecutive chunks of --ctx tokens, BOS\nfirst, the second half of each chunk scored.")]
 pub struct PerplexityArgs {
     /// A model file, compiled `.flexc`, or known name (default: smollm2-135m).
     pub model: Option<String>,
@@ -74,62 +72,30 @@ struct Report<'a> {
 pub fn run(args: PerplexityArgs) -> CliResult {
     let text_path = resolve_text(&args.file)?;
     let text = super::source::read_text_file(&text_path)?;
-    let p = prepare(
-        args.model.as_deref(),
-        args.ctx,
-        args.pipeline.as_deref(),
-        args.stats.as_deref(),
-    )?;
-    let bos = if p.tok.add_bos_by_default() {
-        p.tok.bos()
-    } else {
-        None
-    };
+    let p = prepare(args.model.as_deref(), args.ctx, args.pipeline.as_deref(), args.stats.as_deref())?;
+    let bos = if p.tok.add_bos_by_default() { p.tok.bos() } else { None };
     let tokens = p.tok.encode(&text, bos.is_some());
     let mut model = instantiate(&p, args.backend, args.threads)?;
     let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} chunks  ppl {msg}  eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} chunks  ppl {msg}  eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let stop = interrupt_flag();
-    let cfg = PplConfig {
-        ctx: args.ctx,
-        max_chunks: args.chunks,
-    };
-    let result = perplexity(
-        model.as_mut(),
-        &tokens,
-        bos,
-        &cfg,
-        &mut |done, total, sums| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-            bar.set_message(format!("{:.4} ± {:.4}", sums.ppl(), sums.stderr()));
-            if stop.load(Ordering::SeqCst) {
-                bar.abandon_with_message("interrupted");
-                std::process::exit(130);
-            }
-        },
-    )
+    let cfg = PplConfig { ctx: args.ctx, max_chunks: args.chunks };
+    let result = perplexity(model.as_mut(), &tokens, bos, &cfg, &mut |done, total, sums| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("{:.4} ± {:.4}", sums.ppl(), sums.stderr()));
+        if stop.load(Ordering::SeqCst) {
+            bar.abandon_with_message("interrupted");
+            std::process::exit(130);
+        }
+    })
     .map_err(|e| CliError::input(format!("error: {e}")))?;
     bar.finish_and_clear();
-    let size = ModelSize {
-        parameters: p.params,
-        weight_bytes_per_token: model.weight_bytes_per_token(),
-        bits_per_weight: p.bits_per_weight(model.as_ref()),
-    };
+    let size = ModelSize { parameters: p.params, weight_bytes_per_token: model.weight_bytes_per_token(), bits_per_weight: p.bits_per_weight(model.as_ref()) };
     match args.format {
         Format::Json => {
-            let report = Report {
-                result: &result,
-                size,
-                remarks: &p.remarks,
-            };
-            println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| CliError::internal(e.to_string()))?
-            )
+            let report = Report { result: &result, size, remarks: &p.remarks };
+            println!("{}", serde_json::to_string(&report).map_err(|e| CliError::internal(e.to_string()))?)
         }
         Format::Text => {
             println!(
@@ -137,11 +103,7 @@ pub fn run(args: PerplexityArgs) -> CliResult {
                 result.ppl, result.stderr, result.tokens_scored, result.chunks, result.ctx
             );
             if let Some(bpw) = size.bits_per_weight {
-                println!(
-                    "{bpw:.3} bits per weight ({} weight bytes read per token, {} parameters)",
-                    size.weight_bytes_per_token.unwrap_or(0),
-                    size.parameters
-                );
+                println!("{bpw:.3} bits per weight ({} weight bytes read per token, {} parameters)", size.weight_bytes_per_token.unwrap_or(0), size.parameters);
             }
         }
     }

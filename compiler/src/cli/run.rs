@@ -1,26 +1,26 @@
 //! `flexc run` (generate text) and `flexc tokenize` (show token ids).
 
 use super::error::{CliError, CliResult};
-use super::gen_args::{ModelArgs, SamplingArgs};
 use super::import::import_model;
-use super::models::{DEFAULT_MODEL, resolve};
+use super::models::{resolve, DEFAULT_MODEL};
 use crate::artifact;
-use crate::chat::Message;
 use crate::frontend::decoder::ImportOptions;
 use crate::frontend::gguf::GgufFile;
 use crate::generate::cpu::CpuModel;
 use crate::generate::reference::ReferenceModel;
-use crate::generate::sampler::Sampler;
-use crate::generate::{Decoding, GenStats, LanguageModel, prompt_ids};
-use crate::tokenizer::Tokenizer;
-use clap::{Args, ValueEnum};
 use flexc_backends::cpu::prepack::Prepacked;
 use flexc_backends::cpu::runtime::default_threads;
+use super::gen_args::{ModelArgs, SamplingArgs};
+use crate::chat::Message;
+use crate::generate::sampler::Sampler;
+use crate::generate::{prompt_ids, Decoding, GenStats, LanguageModel};
+use crate::tokenizer::Tokenizer;
+use clap::{Args, ValueEnum};
 use flexc_passes::{ManagerOptions, PassManager};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Which engine runs the model.
@@ -34,9 +34,7 @@ pub enum Backend {
 
 /// Arguments of `flexc run`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc run -p \"The history of the printing press\"\n  flexc run --chat -p \"What is the capital of France?\"\n  flexc run gemma3-270m -p \"Once upon a time\" -n 64 --temp 0.8 --seed 1 --stats\n  flexc run model.gguf -f prompt.txt --backend reference\n\nThe continuation goes to stdout; stats and progress go to stderr.\nCtrl-C stops generation cleanly."
-)]
+#[command(after_help = "Examples:\n  flexc run -p \"The history of the printing press\"\n  flexc run --chat -p \"What is the capital of France?\"\n  flexc run gemma3-270m -p \"Once upon a time\" -n 64 --temp 0.8 --seed 1 --stats\n  flexc run model.gguf -f prompt.txt --backend reference\n\nThe continuation goes to stdout; stats and progress go to stderr.\nCtrl-C stops generation cleanly.")]
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArgs,
@@ -61,9 +59,7 @@ pub struct RunArgs {
 
 /// Arguments of `flexc tokenize`.
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Examples:\n  flexc tokenize smollm2-135m -p \"Hello world\"\n  flexc tokenize gemma3-270m -f book.txt --count"
-)]
+#[command(after_help = "Examples:\n  flexc tokenize smollm2-135m -p \"Hello world\"\n  flexc tokenize gemma3-270m -f book.txt --count")]
 pub struct TokenizeArgs {
     /// A model file, compiled `.flexc`, or known name.
     pub model: String,
@@ -85,9 +81,7 @@ fn read_text(prompt: Option<String>, file: Option<&Path>) -> CliResult<String> {
     match (prompt, file) {
         (Some(p), _) => Ok(p),
         (None, Some(f)) => super::source::read_text_file(f),
-        (None, None) => Err(CliError::usage(
-            "error: give the text with -p TEXT or -f FILE",
-        )),
+        (None, None) => Err(CliError::usage("error: give the text with -p TEXT or -f FILE")),
     }
 }
 
@@ -110,13 +104,7 @@ pub fn tokenize(args: TokenizeArgs) -> CliResult {
     if args.count {
         println!("{}", ids.len());
     } else {
-        println!(
-            "{}",
-            ids.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        println!("{}", ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(","));
     }
     Ok(())
 }
@@ -158,44 +146,19 @@ pub const DEFAULT_PIPELINE: &str = "cpu";
 /// Loads a compiled `.flexc` for `run`, `perplexity` and `bench`: no import
 /// and no pass (a pipeline or statistics are a usage error: they were fixed
 /// at compile time).
-fn prepare_artifact(
-    path: PathBuf,
-    pipeline: Option<&str>,
-    stats: Option<&Path>,
-) -> CliResult<Prepared> {
+fn prepare_artifact(path: PathBuf, pipeline: Option<&str>, stats: Option<&Path>) -> CliResult<Prepared> {
     if pipeline.is_some() || stats.is_some() {
-        let flag = if pipeline.is_some() {
-            "--pipeline"
-        } else {
-            "--stats"
-        };
-        return Err(CliError::usage(format!(
-            "error: {}: a compiled .flexc keeps the pipeline it was compiled with; {flag} applies only to model files",
-            path.display()
-        )));
+        let flag = if pipeline.is_some() { "--pipeline" } else { "--stats" };
+        return Err(CliError::usage(format!("error: {}: a compiled .flexc keeps the pipeline it was compiled with; {flag} applies only to model files", path.display())));
     }
     let t0 = Instant::now();
     let a = artifact::open(&path).map_err(|e| CliError::input(e.to_string()))?;
-    let tok = Tokenizer::from_gguf(&a.meta)
-        .map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
+    let tok = Tokenizer::from_gguf(&a.meta).map_err(|e| CliError::input(format!("{}: section meta: {e}", path.display())))?;
     let pipeline = a.provenance.pipeline.clone();
     let params = a.provenance.parameters;
     let remarks = a.provenance.remarks.clone();
     let prepacked = a.prepacked.map(Arc::new);
-    Ok(Prepared {
-        path,
-        tok,
-        module: a.module,
-        load: t0.elapsed(),
-        passes: std::time::Duration::ZERO,
-        stats: None,
-        cost_table: None,
-        pipeline,
-        provenance: Some(a.provenance),
-        params,
-        remarks,
-        prepacked,
-    })
+    Ok(Prepared { path, tok, module: a.module, load: t0.elapsed(), passes: std::time::Duration::ZERO, stats: None, cost_table: None, pipeline, provenance: Some(a.provenance), params, remarks, prepacked })
 }
 
 impl Prepared {
@@ -214,12 +177,7 @@ impl Prepared {
 }
 
 /// Resolves, imports and transforms a model for `run`, `perplexity` and `bench`.
-pub fn prepare(
-    model: Option<&str>,
-    ctx: usize,
-    pipeline: Option<&str>,
-    stats: Option<&Path>,
-) -> CliResult<Prepared> {
+pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>) -> CliResult<Prepared> {
     if ctx == 0 {
         return Err(CliError::usage("error: --ctx must be at least 1"));
     }
@@ -232,84 +190,40 @@ pub fn prepare(
     let pipeline = Some(pipeline_text.as_str()).filter(|p| *p != "none");
     // The pipeline is checked before any (default) statistics are computed.
     let pm = pipeline
-        .map(|p| {
-            PassManager::from_text(
-                p,
-                ManagerOptions {
-                    verify_each: true,
-                    ..Default::default()
-                },
-            )
-            .map_err(|e| CliError::usage(format!("error: {e}")))
-        })
+        .map(|p| PassManager::from_text(p, ManagerOptions { verify_each: true, ..Default::default() }).map_err(|e| CliError::usage(format!("error: {e}"))))
         .transpose()?;
     let stats = super::calibrate::stats_or_default(model, pipeline, stats)?;
     let tok = load_tokenizer(&path)?;
-    let mut module = import_model(
-        &path,
-        &ImportOptions {
-            ctx,
-            ..Default::default()
-        },
-    )?;
+    let mut module = import_model(&path, &ImportOptions { ctx, ..Default::default() })?;
     module.calibration = stats.as_ref().map(|s| s.calibration.clone());
     if let Some(p) = pipeline {
         super::calibrate::attach_sensitivity(&mut module, &path, p, stats.as_ref())?;
     }
     let stats = stats.and_then(|s| s.file);
     let load = t0.elapsed();
-    let params = module
-        .weights
-        .iter()
-        .filter_map(|(_, w)| w.ty.numel())
-        .sum();
+    let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
     let t1 = Instant::now();
     let mut cost_table = None;
     let mut remarks = Vec::new();
     if let Some(pm) = pm {
-        let (pm, table) = crate::pipeline::with_cost_models(pm)
-            .map_err(|e| CliError::input(format!("error: {e}")))?;
+        let (pm, table) = crate::pipeline::with_cost_models(pm).map_err(|e| CliError::input(format!("error: {e}")))?;
         cost_table = table;
         let (bar, progress) = crate::pipeline::progress_bar();
         let ran = pm.with_progress(progress).run(&mut module, &mut |_, _| {});
         bar.finish_and_clear();
-        remarks = ran
-            .map_err(|e| CliError::input(format!("error: {e}")))?
-            .remarks;
+        remarks = ran.map_err(|e| CliError::input(format!("error: {e}")))?.remarks;
     }
-    Ok(Prepared {
-        path,
-        tok,
-        module,
-        load,
-        passes: t1.elapsed(),
-        stats,
-        cost_table,
-        pipeline: pipeline_text,
-        provenance: None,
-        params,
-        remarks,
-        prepacked: None,
-    })
+    Ok(Prepared { path, tok, module, load, passes: t1.elapsed(), stats, cost_table, pipeline: pipeline_text, provenance: None, params, remarks, prepacked: None })
 }
 
 /// Builds the chosen backend's model over a prepared module.
-pub fn instantiate(
-    p: &Prepared,
-    backend: Backend,
-    threads: Option<usize>,
-) -> CliResult<Box<dyn LanguageModel + '_>> {
+pub fn instantiate(p: &Prepared, backend: Backend, threads: Option<usize>) -> CliResult<Box<dyn LanguageModel + '_>> {
     if threads == Some(0) {
         return Err(CliError::usage("error: --threads must be at least 1"));
     }
-    let err = |e: crate::generate::ModelError| {
-        CliError::input(format!("{}: error: {e}", p.path.display()))
-    };
+    let err = |e: crate::generate::ModelError| CliError::input(format!("{}: error: {e}", p.path.display()));
     Ok(match backend {
-        Backend::Cpu => Box::new(
-            p.cpu_model(threads.unwrap_or_else(default_threads))
-                .map_err(err)?,
-        ),
+        Backend::Cpu => Box::new(p.cpu_model(threads.unwrap_or_else(default_threads)).map_err(err)?),
         Backend::Reference => Box::new(ReferenceModel::new(&p.module).map_err(err)?),
     })
 }
@@ -326,16 +240,8 @@ pub fn run(args: RunArgs) -> CliResult {
     let limit = args.sampling.limit()?;
     let p = args.model.prepare()?;
     let prompt = if args.chat {
-        let messages: Vec<Message> = args
-            .system
-            .iter()
-            .map(|s| Message::new("system", s))
-            .chain([Message::new("user", &text)])
-            .collect();
-        args.model
-            .template(&p)?
-            .render(&messages, true)
-            .map_err(|e| CliError::input(format!("error: {e}")))?
+        let messages: Vec<Message> = args.system.iter().map(|s| Message::new("system", s)).chain([Message::new("user", &text)]).collect();
+        args.model.template(&p)?.render(&messages, true).map_err(|e| CliError::input(format!("error: {e}")))?
     } else {
         text
     };
@@ -347,21 +253,13 @@ pub fn run(args: RunArgs) -> CliResult {
     let mut stdout = std::io::stdout().lock();
     let mut write_err = None;
     let stats = session
-        .generate(
-            &p.tok,
-            &prompt_ids(&p.tok, &prompt),
-            &mut dec,
-            &mut |piece| {
-                if write_err.is_none()
-                    && let Err(e) = stdout
-                        .write_all(piece.as_bytes())
-                        .and_then(|_| stdout.flush())
-                {
-                    write_err = Some(e);
-                }
-            },
-            &|| stop.load(Ordering::SeqCst),
-        )
+        .generate(&p.tok, &prompt_ids(&p.tok, &prompt), &mut dec, &mut |piece| {
+            if write_err.is_none()
+                && let Err(e) = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush())
+            {
+                write_err = Some(e);
+            }
+        }, &|| stop.load(Ordering::SeqCst))
         .map_err(|e| CliError::input(format!("error: {e}")))?;
     let _ = writeln!(stdout).and_then(|_| stdout.flush());
     if args.stats {
@@ -375,12 +273,6 @@ pub fn print_stats(stats: &GenStats, load: Duration, compile: Duration) {
     let ps = stats.prefill.as_secs_f64();
     let ds = stats.decode.as_secs_f64();
     let decode_tokens = stats.generated.saturating_sub(1);
-    eprintln!(
-        "load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
-        load.as_secs_f64(),
-        compile.as_secs_f64(),
-        stats.prefilled,
-        stats.prefilled as f64 / ps.max(1e-9),
-        decode_tokens as f64 / ds.max(1e-9)
-    );
+    eprintln!("load {:.3} s | compile {:.3} s | prefill {} tok in {ps:.3} s ({:.1} tok/s) | decode {decode_tokens} tok in {ds:.3} s ({:.1} tok/s)",
+        load.as_secs_f64(), compile.as_secs_f64(), stats.prefilled, stats.prefilled as f64 / ps.max(1e-9), decode_tokens as f64 / ds.max(1e-9));
 }

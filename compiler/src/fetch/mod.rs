@@ -37,7 +37,7 @@ use std::time::Instant;
 pub use catalog::{Artifact, ArtifactKind, FileSpec, Source, Wheel, find, known};
 pub use error::FetchError;
 pub use registry::{Registry, SystemRegistry};
-pub use store::{PullLock, hash_file};
+pub use store::{hash_file, PullLock};
 
 use store::{PartialDir, PartialFile, ScratchDir};
 

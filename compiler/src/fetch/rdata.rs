@@ -366,7 +366,7 @@ pub fn write_strsxp(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
 
 /// One `.rdb` record: the 4-byte big-endian length, then the zlib stream.
 pub fn write_record(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    use flate2::{Compression, write::ZlibEncoder};
+    use flate2::{write::ZlibEncoder, Compression};
     use std::io::Write;
     let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
     z.write_all(data)?;

@@ -350,11 +350,7 @@ impl PullLock {
     /// a second process should not repeat but read once it is done, such as
     /// the cached default statistics); `on_wait(holder pid)` is called once,
     /// before waiting.
-    pub fn wait(
-        root: &Path,
-        name: &str,
-        on_wait: &mut dyn FnMut(Option<&str>),
-    ) -> Result<Self, FetchError> {
+    pub fn wait(root: &Path, name: &str, on_wait: &mut dyn FnMut(Option<&str>)) -> Result<Self, FetchError> {
         let (mut file, path) = Self::open(root, name)?;
         match file.try_lock() {
             Ok(()) => {}
@@ -498,28 +494,17 @@ mod tests {
         let r = root.clone();
         let waiter = std::thread::spawn(move || {
             let mut waited = None;
-            let lock = PullLock::wait(&r, "stats", &mut |pid| {
-                waited = Some(pid.map(str::to_owned))
-            })
-            .unwrap();
+            let lock = PullLock::wait(&r, "stats", &mut |pid| waited = Some(pid.map(str::to_owned))).unwrap();
             tx.send(()).unwrap();
             drop(lock);
             waited
         });
         // The waiter cannot get it while we hold it.
-        assert!(
-            rx.recv_timeout(std::time::Duration::from_millis(300))
-                .is_err()
-        );
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err());
         drop(held);
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the waiter gets the lock once it is released");
+        rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the waiter gets the lock once it is released");
         let waited = waiter.join().unwrap();
-        assert_eq!(
-            waited,
-            Some(Some(std::process::id().to_string())),
-            "on_wait names the holder"
-        );
+        assert_eq!(waited, Some(Some(std::process::id().to_string())), "on_wait names the holder");
         fs::remove_dir_all(&root).unwrap();
     }
 }

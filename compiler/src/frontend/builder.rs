@@ -112,12 +112,7 @@ pub struct Builder<'a> {
 impl<'a> Builder<'a> {
     /// A builder of `f` reading weights of `src`, stored in the file `path`.
     pub fn new(src: &'a dyn TensorSource, path: &'a Path, f: Func) -> Builder<'a> {
-        Builder {
-            src,
-            path,
-            m: Module::default(),
-            f,
-        }
+        Builder { src, path, m: Module::default(), f }
     }
 
     /// Finishes the current function into the module and starts `f`.
@@ -134,10 +129,7 @@ impl<'a> Builder<'a> {
 
     /// An import error about this file.
     pub fn err(&self, message: String) -> ImportError {
-        ImportError::Tensor {
-            file: self.src.file_name().to_string(),
-            message,
-        }
+        ImportError::Tensor { file: self.src.file_name().to_string(), message }
     }
 
     /// True if the checkpoint has tensor `name`.
@@ -153,56 +145,21 @@ impl<'a> Builder<'a> {
             .ok_or_else(|| self.err(format!("missing tensor '{}'", self.src.stored_name(name))))?
             .map_err(|m| self.err(m))?;
         if info.shape != shape.iter().map(|&d| d as u64).collect::<Vec<_>>() {
-            return Err(self.err(format!(
-                "tensor '{}' has shape {:?} (outer first), expected {shape:?}",
-                info.name, info.shape
-            )));
+            return Err(self.err(format!("tensor '{}' has shape {:?} (outer first), expected {shape:?}", info.name, info.shape)));
         }
-        let ty = TensorType {
-            shape: info.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
-            elem: info.elem,
-            encoding: info.encoding,
-        };
+        let ty = TensorType { shape: info.shape.iter().map(|&d| Dim::Fixed(d)).collect(), elem: info.elem, encoding: info.encoding };
         if self.m.weights.lookup(&info.name).is_none() {
-            let source = WeightSource::File {
-                path: self.path.to_path_buf(),
-                offset: info.offset,
-                len: info.len,
-            };
-            self.m
-                .weights
-                .insert(WeightData {
-                    name: info.name.clone(),
-                    ty: ty.clone(),
-                    source,
-                    span: Span::default(),
-                })
-                .map_err(|e| self.err(e))?;
+            let source = WeightSource::File { path: self.path.to_path_buf(), offset: info.offset, len: info.len };
+            self.m.weights.insert(WeightData { name: info.name.clone(), ty: ty.clone(), source, span: Span::default() }).map_err(|e| self.err(e))?;
         }
-        self.op(
-            attrs::Weight {
-                name: Symbol(info.name),
-            },
-            &[],
-            Some(ty),
-        )
+        self.op(attrs::Weight { name: Symbol(info.name) }, &[], Some(ty))
     }
 
     /// Appends one op.
-    pub fn op(
-        &mut self,
-        a: impl Into<flexc_ir::OpAttrs>,
-        args: &[Value],
-        ty: Option<TensorType>,
-    ) -> Result<Value, ImportError> {
+    pub fn op(&mut self, a: impl Into<flexc_ir::OpAttrs>, args: &[Value], ty: Option<TensorType>) -> Result<Value, ImportError> {
         let a = a.into();
         let what = a.opcode().mnemonic();
-        self.f
-            .append_typed(a, args, ty)
-            .map_err(|e| ImportError::Tensor {
-                file: self.src.file_name().to_string(),
-                message: format!("building {what}: {e}"),
-            })
+        self.f.append_typed(a, args, ty).map_err(|e| ImportError::Tensor { file: self.src.file_name().to_string(), message: format!("building {what}: {e}") })
     }
 
     /// A weight used as a float tensor: decoded if it is stored encoded.
@@ -216,26 +173,12 @@ impl<'a> Builder<'a> {
         match (ty.encoding, ty.elem) {
             (Some(_), _) => self.op(attrs::Dequantize {}, &[w], None),
             (None, ElemType::F32) => Ok(w),
-            (None, _) => self.op(
-                attrs::Cast {},
-                &[w],
-                Some(TensorType {
-                    elem: ElemType::F32,
-                    ..ty.decoded()
-                }),
-            ),
+            (None, _) => self.op(attrs::Cast {}, &[w], Some(TensorType { elem: ElemType::F32, ..ty.decoded() })),
         }
     }
 
     /// `x · Wᵀ (+ b)` for a linear weight `[out, in]`.
-    pub fn linear(
-        &mut self,
-        x: Value,
-        name: &str,
-        out: usize,
-        inp: usize,
-        bias: Option<&str>,
-    ) -> Result<Value, ImportError> {
+    pub fn linear(&mut self, x: Value, name: &str, out: usize, inp: usize, bias: Option<&str>) -> Result<Value, ImportError> {
         let w = self.plain(name, &[out, inp])?;
         let y = self.op(attrs::Matmul { transpose_b: true }, &[x, w], None)?;
         match bias {
@@ -248,25 +191,13 @@ impl<'a> Builder<'a> {
     }
 
     /// RMS normalisation with weight `name`.
-    pub fn rmsnorm(
-        &mut self,
-        x: Value,
-        name: &str,
-        dim: usize,
-        eps: f64,
-    ) -> Result<Value, ImportError> {
+    pub fn rmsnorm(&mut self, x: Value, name: &str, dim: usize, eps: f64) -> Result<Value, ImportError> {
         let w = self.plain(name, &[dim])?;
         self.op(attrs::Rmsnorm { eps }, &[x, w], None)
     }
 
     /// Layer normalisation with weight `{prefix}.weight` and bias `{prefix}.bias`.
-    pub fn layernorm(
-        &mut self,
-        x: Value,
-        prefix: &str,
-        dim: usize,
-        eps: f64,
-    ) -> Result<Value, ImportError> {
+    pub fn layernorm(&mut self, x: Value, prefix: &str, dim: usize, eps: f64) -> Result<Value, ImportError> {
         let w = self.plain(&format!("{prefix}.weight"), &[dim])?;
         let b = self.plain(&format!("{prefix}.bias"), &[dim])?;
         self.op(attrs::Layernorm { eps }, &[x, w, b], None)
@@ -274,30 +205,13 @@ impl<'a> Builder<'a> {
 
     /// The same f32 elements in another shape.
     pub fn reshape(&mut self, x: Value, shape: &[Dim]) -> Result<Value, ImportError> {
-        self.op(
-            attrs::Reshape {},
-            &[x],
-            Some(TensorType {
-                shape: shape.to_vec(),
-                elem: ElemType::F32,
-                encoding: None,
-            }),
-        )
+        self.op(attrs::Reshape {}, &[x], Some(TensorType { shape: shape.to_vec(), elem: ElemType::F32, encoding: None }))
     }
 
     /// An f32 constant of shape `shape` (every element `v`).
     pub fn splat(&mut self, v: f32, shape: &[usize]) -> Result<Value, ImportError> {
         let n = shape.iter().product();
-        self.op(
-            attrs::Constant {
-                value: Dense::Float(vec![v as f64; n]),
-            },
-            &[],
-            Some(TensorType::new(
-                ElemType::F32,
-                &shape.iter().map(|&d| d as u64).collect::<Vec<_>>(),
-            )),
-        )
+        self.op(attrs::Constant { value: Dense::Float(vec![v as f64; n]) }, &[], Some(TensorType::new(ElemType::F32, &shape.iter().map(|&d| d as u64).collect::<Vec<_>>())))
     }
 
     /// An f32 scalar constant.
@@ -307,12 +221,6 @@ impl<'a> Builder<'a> {
 
     /// An i32 scalar constant.
     pub fn scalar_i32(&mut self, v: i32) -> Result<Value, ImportError> {
-        self.op(
-            attrs::Constant {
-                value: Dense::Int(vec![v as i64]),
-            },
-            &[],
-            Some(TensorType::new(ElemType::I32, &[])),
-        )
+        self.op(attrs::Constant { value: Dense::Int(vec![v as i64]) }, &[], Some(TensorType::new(ElemType::I32, &[])))
     }
 }

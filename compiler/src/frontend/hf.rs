@@ -7,12 +7,12 @@
 //! interleaved RoPE; the imported graphs therefore differ only in the RoPE
 //! mode, and both compute the same logits.
 
-use super::bert::{BertParams, build_bert};
+use super::bert::{build_bert, BertParams};
 use super::builder::{ImportError, TensorDesc, TensorSource};
-use super::decoder::{ARCHS, ArchSpec, HParams, ImportOptions, build_decoder};
+use super::decoder::{build_decoder, ArchSpec, HParams, ImportOptions, ARCHS};
 use super::safetensors::SafetensorsFile;
-use flexc_ir::Module;
 use flexc_ir::ops::RopeMode;
+use flexc_ir::Module;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -55,23 +55,14 @@ impl Config {
     /// Reads and parses a `config.json`.
     pub fn read(path: &Path) -> Result<Config, ImportError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ImportError::Config {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
-        let c: HfConfig = serde_json::from_str(&text).map_err(|e| ImportError::Config {
-            file: file.clone(),
-            message: format!("invalid JSON: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ImportError::Config { file: file.clone(), message: e.to_string() })?;
+        let c: HfConfig = serde_json::from_str(&text).map_err(|e| ImportError::Config { file: file.clone(), message: format!("invalid JSON: {e}") })?;
         Ok(Config { file, c })
     }
 
     /// An error about this file.
     pub fn err(&self, message: String) -> ImportError {
-        ImportError::Config {
-            file: self.file.clone(),
-            message,
-        }
+        ImportError::Config { file: self.file.clone(), message }
     }
 
     /// A key the architecture cannot do without.
@@ -92,16 +83,8 @@ impl Config {
         if let Some(t) = &self.c.model_type {
             return Ok(t.clone());
         }
-        let arch = self
-            .c
-            .architectures
-            .as_ref()
-            .and_then(|a| a.first())
-            .ok_or_else(|| self.err("neither 'model_type' nor 'architectures' is set".into()))?;
-        Ok(arch
-            .trim_end_matches("ForCausalLM")
-            .trim_end_matches("Model")
-            .to_lowercase())
+        let arch = self.c.architectures.as_ref().and_then(|a| a.first()).ok_or_else(|| self.err("neither 'model_type' nor 'architectures' is set".into()))?;
+        Ok(arch.trim_end_matches("ForCausalLM").trim_end_matches("Model").to_lowercase())
     }
 }
 
@@ -114,32 +97,17 @@ pub fn config_path(model: &Path) -> PathBuf {
 pub const HF_ARCHS: &[&str] = &["bert", "llama"];
 
 /// Imports `model.safetensors` with the `config.json` next to it.
-pub fn import_safetensors(
-    st: &SafetensorsFile,
-    path: &Path,
-    opts: &ImportOptions,
-) -> Result<Module, ImportError> {
+pub fn import_safetensors(st: &SafetensorsFile, path: &Path, opts: &ImportOptions) -> Result<Module, ImportError> {
     let cfg = Config::read(&config_path(path))?;
     let ty = cfg.model_type()?;
-    let name = cfg
-        .c
-        .name_or_path
-        .as_deref()
-        .and_then(|p| p.rsplit('/').next())
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&ty)
-        .to_string();
+    let name = cfg.c.name_or_path.as_deref().and_then(|p| p.rsplit('/').next()).filter(|s| !s.is_empty()).unwrap_or(&ty).to_string();
     match ty.as_str() {
         "bert" => build_bert(st, path, &BertParams::from_config(&cfg)?, &name),
         "llama" => {
             let (arch, hp) = llama_params(&cfg)?;
             build_decoder(&HfLlama(st), path, &arch, &hp, &name, opts)
         }
-        other => Err(ImportError::Arch {
-            file: cfg.file.clone(),
-            arch: other.to_string(),
-            supported: HF_ARCHS.join(", "),
-        }),
+        other => Err(ImportError::Arch { file: cfg.file.clone(), arch: other.to_string(), supported: HF_ARCHS.join(", ") }),
     }
 }
 
@@ -149,26 +117,18 @@ fn llama_params(cfg: &Config) -> Result<(ArchSpec, HParams), ImportError> {
         return Err(cfg.err("'rope_scaling' is set; flexc imports only unscaled RoPE".into()));
     }
     if let Some(act) = c.hidden_act.as_deref().filter(|a| *a != "silu") {
-        return Err(cfg.err(format!(
-            "hidden_act '{act}' is not supported for llama (only silu)"
-        )));
+        return Err(cfg.err(format!("hidden_act '{act}' is not supported for llama (only silu)")));
     }
     let heads = cfg.size(c.num_attention_heads, "num_attention_heads")?;
     let embd = cfg.size(c.hidden_size, "hidden_size")?;
     let head_dim = match c.head_dim {
         Some(d) => d,
         None if embd % heads == 0 => embd / heads,
-        None => {
-            return Err(cfg.err(format!(
-                "hidden_size {embd} is not a multiple of num_attention_heads {heads}"
-            )));
-        }
+        None => return Err(cfg.err(format!("hidden_size {embd} is not a multiple of num_attention_heads {heads}"))),
     };
     let kv_heads = c.num_key_value_heads.unwrap_or(heads);
     if kv_heads == 0 || heads % kv_heads != 0 {
-        return Err(cfg.err(format!(
-            "num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}"
-        )));
+        return Err(cfg.err(format!("num_attention_heads {heads} is not a multiple of num_key_value_heads {kv_heads}")));
     }
     let hp = HParams {
         layers: cfg.size(c.num_hidden_layers, "num_hidden_layers")?,
@@ -185,18 +145,8 @@ fn llama_params(cfg: &Config) -> Result<(ArchSpec, HParams), ImportError> {
         vocab: cfg.size(c.vocab_size, "vocab_size")?,
         train_ctx: c.max_position_embeddings.unwrap_or(0),
     };
-    let base = ARCHS
-        .iter()
-        .find(|a| a.name == "llama")
-        .cloned()
-        .ok_or_else(|| cfg.err("llama architecture table missing".into()))?;
-    Ok((
-        ArchSpec {
-            rope: RopeMode::Neox,
-            ..base
-        },
-        hp,
-    ))
+    let base = ARCHS.iter().find(|a| a.name == "llama").cloned().ok_or_else(|| cfg.err("llama architecture table missing".into()))?;
+    Ok((ArchSpec { rope: RopeMode::Neox, ..base }, hp))
 }
 
 /// A HF llama checkpoint seen under the GGUF tensor names the decoder builder uses.
@@ -227,12 +177,7 @@ pub fn hf_llama_name(gguf: &str) -> String {
         _ => {}
     }
     let layer = gguf.strip_prefix("blk.").and_then(|r| r.split_once('.'));
-    match layer.and_then(|(l, rest)| {
-        LLAMA_LAYER_NAMES
-            .iter()
-            .find(|(g, _)| *g == rest)
-            .map(|(_, hf)| (l, hf))
-    }) {
+    match layer.and_then(|(l, rest)| LLAMA_LAYER_NAMES.iter().find(|(g, _)| *g == rest).map(|(_, hf)| (l, hf))) {
         Some((l, hf)) => format!("model.layers.{l}.{hf}"),
         None => gguf.to_string(),
     }

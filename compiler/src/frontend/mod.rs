@@ -16,8 +16,8 @@ pub mod safetensors;
 use builder::ImportError;
 use decoder::ImportOptions;
 use flexc_ir::Module;
-use gguf::{GGUF_MAGIC, GgufFile};
-use safetensors::{SafetensorsFile, looks_like_safetensors};
+use gguf::{GgufFile, GGUF_MAGIC};
+use safetensors::{looks_like_safetensors, SafetensorsFile};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -42,10 +42,7 @@ pub fn model_file(path: &Path) -> Result<PathBuf, ImportError> {
     if st.is_file() {
         return Ok(st);
     }
-    let open = |message: String| ImportError::Open {
-        file: path.display().to_string(),
-        message,
-    };
+    let open = |message: String| ImportError::Open { file: path.display().to_string(), message };
     let ggufs: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| open(e.to_string()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -53,27 +50,17 @@ pub fn model_file(path: &Path) -> Result<PathBuf, ImportError> {
         .collect();
     match ggufs.as_slice() {
         [one] => Ok(one.clone()),
-        [] => Err(open(
-            "folder holds neither model.safetensors nor a .gguf file".into(),
-        )),
-        _ => Err(open(format!(
-            "folder holds {} .gguf files; name one",
-            ggufs.len()
-        ))),
+        [] => Err(open("folder holds neither model.safetensors nor a .gguf file".into())),
+        _ => Err(open(format!("folder holds {} .gguf files; name one", ggufs.len()))),
     }
 }
 
 impl Checkpoint {
     /// Opens a model file, choosing the reader by magic bytes (then extension).
     pub fn open(path: &Path) -> Result<Checkpoint, ImportError> {
-        let open = |message: String| ImportError::Open {
-            file: path.display().to_string(),
-            message,
-        };
+        let open = |message: String| ImportError::Open { file: path.display().to_string(), message };
         let mut head = Vec::with_capacity(9);
-        std::fs::File::open(path)
-            .and_then(|f| f.take(9).read_to_end(&mut head))
-            .map_err(|e| open(e.to_string()))?;
+        std::fs::File::open(path).and_then(|f| f.take(9).read_to_end(&mut head)).map_err(|e| open(e.to_string()))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         if head.starts_with(&GGUF_MAGIC) || (ext == "gguf" && head.len() < 4) {
             Ok(Checkpoint::Gguf(GgufFile::open(path)?))
@@ -93,10 +80,7 @@ impl Checkpoint {
         match self {
             Checkpoint::Gguf(g) => decoder::import_gguf(g, path, opts),
             Checkpoint::Safetensors(st) => hf::import_safetensors(st, path, opts),
-            Checkpoint::Onnx(o) => o.import(&onnx::OnnxOptions {
-                batch: opts.batch,
-                ..Default::default()
-            }),
+            Checkpoint::Onnx(o) => o.import(&onnx::OnnxOptions { batch: opts.batch, ..Default::default() }),
         }
     }
 }

@@ -14,8 +14,8 @@
 //! and the cause.
 
 use super::builder::{TensorDesc, TensorSource};
-use super::gguf::Storage;
 use flexc_ir::types::ElemType;
+use super::gguf::Storage;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use std::collections::HashMap;
 use std::fmt;
@@ -72,11 +72,7 @@ impl Dtype {
 
     /// The header spelling.
     pub fn name(self) -> &'static str {
-        Dtype::ALL
-            .iter()
-            .find(|(d, _)| *d == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("?")
+        Dtype::ALL.iter().find(|(d, _)| *d == self).map(|(_, n)| *n).unwrap_or("?")
     }
 
     /// Bytes per element.
@@ -168,10 +164,7 @@ pub struct SafetensorsFile {
 
 impl fmt::Debug for SafetensorsFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SafetensorsFile")
-            .field("file", &self.file_name)
-            .field("tensors", &self.tensors.len())
-            .finish()
+        f.debug_struct("SafetensorsFile").field("file", &self.file_name).field("tensors", &self.tensors.len()).finish()
     }
 }
 
@@ -201,28 +194,20 @@ impl<'de> serde::Deserialize<'de> for Entries {
 /// True if the bytes start like a safetensors file: a plausible header
 /// length followed by `{`.
 pub fn looks_like_safetensors(head: &[u8]) -> bool {
-    head.len() >= 9
-        && u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8])) <= MAX_HEADER_LEN
-        && head[8] == b'{'
+    head.len() >= 9 && u64::from_le_bytes(head[..8].try_into().unwrap_or([0; 8])) <= MAX_HEADER_LEN && head[8] == b'{'
 }
 
 impl SafetensorsFile {
     /// Opens and parses a file (memory-mapped).
     pub fn open(path: &Path) -> Result<SafetensorsFile, SafetensorsError> {
         let file_name = path.display().to_string();
-        let io = |source| SafetensorsError::Io {
-            file: file_name.clone(),
-            source,
-        };
+        let io = |source| SafetensorsError::Io { file: file_name.clone(), source };
         let storage = Storage::open(path).map_err(io)?;
         SafetensorsFile::parse(file_name, storage)
     }
 
     /// Parses bytes held in memory; `name` is used in error messages.
-    pub fn from_bytes_named(
-        name: &str,
-        bytes: Vec<u8>,
-    ) -> Result<SafetensorsFile, SafetensorsError> {
+    pub fn from_bytes_named(name: &str, bytes: Vec<u8>) -> Result<SafetensorsFile, SafetensorsError> {
         SafetensorsFile::parse(name.to_string(), Storage::Owned(bytes))
     }
 
@@ -249,71 +234,30 @@ impl SafetensorsFile {
     fn parse(file_name: String, storage: Storage) -> Result<SafetensorsFile, SafetensorsError> {
         let buf = storage.bytes();
         let file_len = buf.len() as u64;
-        let at = |offset: u64, message: String| SafetensorsError::Format {
-            file: file_name.clone(),
-            offset,
-            message,
-        };
+        let at = |offset: u64, message: String| SafetensorsError::Format { file: file_name.clone(), offset, message };
         if file_len < 8 {
-            return Err(at(
-                0,
-                format!(
-                    "truncated file: the header length needs 8 bytes but the file has {file_len}"
-                ),
-            ));
+            return Err(at(0, format!("truncated file: the header length needs 8 bytes but the file has {file_len}")));
         }
-        let n = u64::from_le_bytes(
-            buf[..8]
-                .try_into()
-                .map_err(|_| at(0, "unreadable header length".into()))?,
-        );
+        let n = u64::from_le_bytes(buf[..8].try_into().map_err(|_| at(0, "unreadable header length".into()))?);
         if n > MAX_HEADER_LEN {
-            return Err(at(
-                0,
-                format!("header length {n} exceeds the limit of {MAX_HEADER_LEN} bytes"),
-            ));
+            return Err(at(0, format!("header length {n} exceeds the limit of {MAX_HEADER_LEN} bytes")));
         }
         if n > file_len - 8 {
-            return Err(at(
-                0,
-                format!(
-                    "truncated file: the header needs {n} bytes but only {} remain",
-                    file_len - 8
-                ),
-            ));
+            return Err(at(0, format!("truncated file: the header needs {n} bytes but only {} remain", file_len - 8)));
         }
         let header = &buf[8..8 + n as usize];
-        let text = std::str::from_utf8(header).map_err(|e| {
-            at(
-                8 + e.valid_up_to() as u64,
-                "header is not valid UTF-8".into(),
-            )
-        })?;
+        let text = std::str::from_utf8(header).map_err(|e| at(8 + e.valid_up_to() as u64, "header is not valid UTF-8".into()))?;
         if !text.starts_with('{') {
-            return Err(at(
-                8,
-                "header is not a JSON object (it must start with '{')".into(),
-            ));
+            return Err(at(8, "header is not a JSON object (it must start with '{')".into()));
         }
         let entries: Entries = serde_json::from_str(text).map_err(|e| {
             // serde_json reports line/column; turn it into a file offset.
-            let line_start: usize = text
-                .split_inclusive('\n')
-                .take(e.line().saturating_sub(1))
-                .map(str::len)
-                .sum();
-            at(
-                8 + (line_start + e.column().saturating_sub(1)) as u64,
-                format!("header JSON: {e}"),
-            )
+            let line_start: usize = text.split_inclusive('\n').take(e.line().saturating_sub(1)).map(str::len).sum();
+            at(8 + (line_start + e.column().saturating_sub(1)) as u64, format!("header JSON: {e}"))
         })?;
         let data_offset = 8 + n;
         let data_len = file_len - data_offset;
-        let bad = |tensor: &str, message: String| SafetensorsError::Tensor {
-            file: file_name.clone(),
-            tensor: tensor.to_string(),
-            message,
-        };
+        let bad = |tensor: &str, message: String| SafetensorsError::Tensor { file: file_name.clone(), tensor: tensor.to_string(), message };
 
         let mut metadata = Vec::new();
         let mut seen_meta = false;
@@ -325,16 +269,9 @@ impl SafetensorsFile {
                     return Err(at(8, "duplicate '__metadata__' entry".into()));
                 }
                 seen_meta = true;
-                let obj = v
-                    .as_object()
-                    .ok_or_else(|| at(8, "'__metadata__' must be an object of strings".into()))?;
+                let obj = v.as_object().ok_or_else(|| at(8, "'__metadata__' must be an object of strings".into()))?;
                 for (k, v) in obj {
-                    let s = v.as_str().ok_or_else(|| {
-                        at(
-                            8,
-                            format!("'__metadata__' value of '{k}' must be a string, got {v}"),
-                        )
-                    })?;
+                    let s = v.as_str().ok_or_else(|| at(8, format!("'__metadata__' value of '{k}' must be a string, got {v}")))?;
                     metadata.push((k.clone(), s.to_string()));
                 }
                 continue;
@@ -354,145 +291,58 @@ impl SafetensorsFile {
         for &i in &order {
             let t = &tensors[i];
             if t.offset < end {
-                return Err(bad(
-                    &t.name,
-                    format!(
-                        "data at file bytes {}..{} overlaps the previous tensor (which ends at {end})",
-                        t.offset,
-                        t.offset + t.n_bytes
-                    ),
-                ));
+                return Err(bad(&t.name, format!("data at file bytes {}..{} overlaps the previous tensor (which ends at {end})", t.offset, t.offset + t.n_bytes)));
             }
             if t.offset > end {
-                return Err(bad(
-                    &t.name,
-                    format!(
-                        "data starts at file byte {} but the previous tensor ends at {end}: the data section has a hole",
-                        t.offset
-                    ),
-                ));
+                return Err(bad(&t.name, format!("data starts at file byte {} but the previous tensor ends at {end}: the data section has a hole", t.offset)));
             }
             end = t.offset + t.n_bytes;
         }
         if end != file_len {
-            return Err(at(
-                end,
-                format!(
-                    "{} bytes after the last tensor's data (the file is {file_len} bytes)",
-                    file_len - end
-                ),
-            ));
+            return Err(at(end, format!("{} bytes after the last tensor's data (the file is {file_len} bytes)", file_len - end)));
         }
         // Keep data order for display.
         let tensors: Vec<StTensor> = order.into_iter().map(|i| tensors[i].clone()).collect();
-        let index = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
-        Ok(SafetensorsFile {
-            file_name,
-            storage,
-            data_offset,
-            metadata,
-            tensors,
-            index,
-        })
+        let index = tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Ok(SafetensorsFile { file_name, storage, data_offset, metadata, tensors, index })
     }
 }
 
 /// Checks one `{dtype, shape, data_offsets}` entry.
-fn tensor_entry(
-    name: &str,
-    v: &serde_json::Value,
-    data_offset: u64,
-    data_len: u64,
-) -> Result<StTensor, String> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| format!("entry must be an object, got {v}"))?;
+fn tensor_entry(name: &str, v: &serde_json::Value, data_offset: u64, data_len: u64) -> Result<StTensor, String> {
+    let obj = v.as_object().ok_or_else(|| format!("entry must be an object, got {v}"))?;
     for k in obj.keys() {
         if !matches!(k.as_str(), "dtype" | "shape" | "data_offsets") {
-            return Err(format!(
-                "unknown key '{k}' (expected dtype, shape, data_offsets)"
-            ));
+            return Err(format!("unknown key '{k}' (expected dtype, shape, data_offsets)"));
         }
     }
-    let dtype_s = obj
-        .get("dtype")
-        .ok_or("missing 'dtype'")?
-        .as_str()
-        .ok_or("'dtype' must be a string")?;
+    let dtype_s = obj.get("dtype").ok_or("missing 'dtype'")?.as_str().ok_or("'dtype' must be a string")?;
     let dtype = Dtype::from_name(dtype_s).ok_or_else(|| format!("unknown dtype '{dtype_s}'"))?;
-    let shape_v = obj
-        .get("shape")
-        .ok_or("missing 'shape'")?
-        .as_array()
-        .ok_or("'shape' must be an array")?;
+    let shape_v = obj.get("shape").ok_or("missing 'shape'")?.as_array().ok_or("'shape' must be an array")?;
     if shape_v.len() > MAX_DIMS {
-        return Err(format!(
-            "{} dimensions exceed the limit of {MAX_DIMS}",
-            shape_v.len()
-        ));
+        return Err(format!("{} dimensions exceed the limit of {MAX_DIMS}", shape_v.len()));
     }
-    let shape: Vec<u64> = shape_v
-        .iter()
-        .map(|d| {
-            d.as_u64()
-                .ok_or_else(|| format!("shape entry {d} is not a non-negative integer"))
-        })
-        .collect::<Result<_, _>>()?;
-    let offs = obj
-        .get("data_offsets")
-        .ok_or("missing 'data_offsets'")?
-        .as_array()
-        .ok_or("'data_offsets' must be an array")?;
+    let shape: Vec<u64> = shape_v.iter().map(|d| d.as_u64().ok_or_else(|| format!("shape entry {d} is not a non-negative integer"))).collect::<Result<_, _>>()?;
+    let offs = obj.get("data_offsets").ok_or("missing 'data_offsets'")?.as_array().ok_or("'data_offsets' must be an array")?;
     let [b, e] = offs.as_slice() else {
-        return Err(format!(
-            "'data_offsets' must be [begin, end], got {} values",
-            offs.len()
-        ));
+        return Err(format!("'data_offsets' must be [begin, end], got {} values", offs.len()));
     };
     let (begin, end) = match (b.as_u64(), e.as_u64()) {
         (Some(b), Some(e)) => (b, e),
-        _ => {
-            return Err(format!(
-                "'data_offsets' [{b}, {e}] must be non-negative integers"
-            ));
-        }
+        _ => return Err(format!("'data_offsets' [{b}, {e}] must be non-negative integers")),
     };
     if begin > end {
-        return Err(format!(
-            "data_offsets [{begin}, {end}] end before they begin"
-        ));
+        return Err(format!("data_offsets [{begin}, {end}] end before they begin"));
     }
     if end > data_len {
-        return Err(format!(
-            "data_offsets [{begin}, {end}] end past the data section ({data_len} bytes, file byte {})",
-            data_offset + data_len
-        ));
+        return Err(format!("data_offsets [{begin}, {end}] end past the data section ({data_len} bytes, file byte {})", data_offset + data_len));
     }
-    let numel = shape
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("shape {shape:?} overflows the element count"))?;
-    let want = numel
-        .checked_mul(dtype.size())
-        .ok_or_else(|| format!("shape {shape:?} overflows the byte count"))?;
+    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} overflows the element count"))?;
+    let want = numel.checked_mul(dtype.size()).ok_or_else(|| format!("shape {shape:?} overflows the byte count"))?;
     if want != end - begin {
-        return Err(format!(
-            "{} {shape:?} needs {want} bytes but data_offsets [{begin}, {end}] hold {}",
-            dtype.name(),
-            end - begin
-        ));
+        return Err(format!("{} {shape:?} needs {want} bytes but data_offsets [{begin}, {end}] hold {}", dtype.name(), end - begin));
     }
-    Ok(StTensor {
-        name: name.to_string(),
-        dtype,
-        shape,
-        offset: data_offset + begin,
-        n_bytes: end - begin,
-    })
+    Ok(StTensor { name: name.to_string(), dtype, shape, offset: data_offset + begin, n_bytes: end - begin })
 }
 
 impl TensorSource for SafetensorsFile {
@@ -503,34 +353,18 @@ impl TensorSource for SafetensorsFile {
     fn describe(&self, name: &str) -> Option<Result<TensorDesc, String>> {
         let t = self.tensor(name)?;
         Some(match t.dtype.elem() {
-            Some(elem) => Ok(TensorDesc {
-                name: name.to_string(),
-                shape: t.shape.clone(),
-                elem,
-                encoding: None,
-                offset: t.offset,
-                len: t.n_bytes,
-            }),
-            None => Err(format!(
-                "tensor '{name}' has dtype {} which flexc does not import",
-                t.dtype.name()
-            )),
+            Some(elem) => Ok(TensorDesc { name: name.to_string(), shape: t.shape.clone(), elem, encoding: None, offset: t.offset, len: t.n_bytes }),
+            None => Err(format!("tensor '{name}' has dtype {} which flexc does not import", t.dtype.name())),
         })
     }
 }
 
 /// Writes a safetensors file in memory (for tests and fixtures): tensors in
 /// the given order, `(name, dtype, shape, bytes)`.
-pub fn write_safetensors(
-    metadata: &[(&str, &str)],
-    tensors: &[(&str, Dtype, &[u64], &[u8])],
-) -> Vec<u8> {
+pub fn write_safetensors(metadata: &[(&str, &str)], tensors: &[(&str, Dtype, &[u64], &[u8])]) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
-        let m: serde_json::Map<String, serde_json::Value> = metadata
-            .iter()
-            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-            .collect();
+        let m: serde_json::Map<String, serde_json::Value> = metadata.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect();
         header.insert("__metadata__".into(), serde_json::Value::Object(m));
     }
     let mut off = 0u64;

@@ -3,7 +3,7 @@
 //! sequence in a single step (the CPU runtime reads every weight once per
 //! step for all of them). Any [`LanguageModel`] is a one-slot batch model.
 
-use super::{LanguageModel, ModelError, check_context};
+use super::{check_context, LanguageModel, ModelError};
 
 /// A model with per-slot KV caches and a batched decode step.
 pub trait BatchModel {
@@ -46,15 +46,12 @@ impl BatchModel for OneSlot<'_> {
     fn decode(&mut self, rows: &[(usize, u32, usize)]) -> Result<Vec<f32>, ModelError> {
         match rows {
             [(0, t, p)] => self.0.forward(&[*t], *p, 1),
-            _ => Err(ModelError(
-                "a one-slot model decodes one row of slot 0".into(),
-            )),
+            _ => Err(ModelError("a one-slot model decodes one row of slot 0".into())),
         }
     }
 }
 
 /// Checks a batched step against the context.
 pub fn check_rows(rows: &[(usize, u32, usize)], ctx: usize) -> Result<(), ModelError> {
-    rows.iter()
-        .try_for_each(|&(_, _, p)| check_context(1, p, ctx))
+    rows.iter().try_for_each(|&(_, _, p)| check_context(1, p, ctx))
 }

@@ -1,13 +1,13 @@
 //! A language model run by the CPU JIT runtime: the imported `@forward`
 //! compiled once, its KV caches owned by the runtime and updated in place.
 
-use super::batch::{BatchModel, check_rows};
+use super::batch::{check_rows, BatchModel};
 use super::{LanguageModel, ModelError};
 use flexc_backends::cpu::prepack::Prepacked;
 use flexc_backends::cpu::runtime::{CpuRuntime, Input, ParamKind, RuntimeOptions};
-use flexc_ir::Module;
-use flexc_ir::types::Dim;
 use std::sync::Arc;
+use flexc_ir::types::Dim;
+use flexc_ir::Module;
 use std::time::Duration;
 
 /// The JIT-backed model.
@@ -26,51 +26,17 @@ impl CpuModel {
 
     /// [`CpuModel::new`] reading the LUT streams of `prepacked` (a `.flexc`
     /// artifact's) instead of packing those weights again.
-    pub fn with_prepacked(
-        m: &Module,
-        threads: usize,
-        prepacked: Option<Arc<Prepacked>>,
-    ) -> Result<CpuModel, ModelError> {
-        let f = m
-            .func("forward")
-            .map(|id| &m.funcs[id])
-            .ok_or_else(|| ModelError("the module has no @forward function".into()))?;
-        let vocab = f
-            .results
-            .first()
-            .and_then(|t| t.shape.get(1))
-            .and_then(Dim::fixed)
-            .ok_or_else(|| ModelError("@forward must return logits [seq, vocab]".into()))?
-            as usize;
-        let opts = RuntimeOptions {
-            threads: threads.max(1),
-            prepacked,
-            ..RuntimeOptions::default()
-        };
+    pub fn with_prepacked(m: &Module, threads: usize, prepacked: Option<Arc<Prepacked>>) -> Result<CpuModel, ModelError> {
+        let f = m.func("forward").map(|id| &m.funcs[id]).ok_or_else(|| ModelError("the module has no @forward function".into()))?;
+        let vocab = f.results.first().and_then(|t| t.shape.get(1)).and_then(Dim::fixed).ok_or_else(|| ModelError("@forward must return logits [seq, vocab]".into()))? as usize;
+        let opts = RuntimeOptions { threads: threads.max(1), prepacked, ..RuntimeOptions::default() };
         let rt = CpuRuntime::compile(m, "forward", opts).map_err(|e| ModelError(e.to_string()))?;
         let params = rt.params();
-        if !matches!(params.first(), Some(ParamKind::Tokens))
-            || !matches!(params.get(1), Some(ParamKind::Scalar))
-            || params[2..]
-                .iter()
-                .any(|p| !matches!(p, ParamKind::State { .. }))
-        {
-            return Err(ModelError(
-                "@forward must take (tokens: i32[seq], pos: i32[], caches...)".into(),
-            ));
+        if !matches!(params.first(), Some(ParamKind::Tokens)) || !matches!(params.get(1), Some(ParamKind::Scalar)) || params[2..].iter().any(|p| !matches!(p, ParamKind::State { .. })) {
+            return Err(ModelError("@forward must take (tokens: i32[seq], pos: i32[], caches...)".into()));
         }
-        let ctx = f
-            .params
-            .get(2)
-            .and_then(|&p| f.dfg.ty(p).shape.first())
-            .and_then(Dim::fixed)
-            .map_or(usize::MAX, |c| c as usize);
-        Ok(CpuModel {
-            rt,
-            vocab,
-            ctx,
-            ids: Vec::new(),
-        })
+        let ctx = f.params.get(2).and_then(|&p| f.dfg.ty(p).shape.first()).and_then(Dim::fixed).map_or(usize::MAX, |c| c as usize);
+        Ok(CpuModel { rt, vocab, ctx, ids: Vec::new() })
     }
 
     /// Time to verify, plan and JIT-compile the model.
@@ -89,10 +55,7 @@ impl CpuModel {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         for &t in tokens {
-            ids.push(
-                i32::try_from(t)
-                    .map_err(|_| ModelError(format!("token id {t} does not fit i32")))?,
-            );
+            ids.push(i32::try_from(t).map_err(|_| ModelError(format!("token id {t} does not fit i32")))?);
         }
         Ok(ids)
     }
@@ -120,15 +83,10 @@ impl LanguageModel for CpuModel {
         super::check_context(tokens.len(), pos, self.ctx)?;
         let ids = self.ids(tokens)?;
         let rows = rows.clamp(1, tokens.len().max(1));
-        let r = self
-            .rt
-            .run_tail(&[Input::I32(&ids), Input::Scalar(pos as i64)], Some(rows));
+        let r = self.rt.run_tail(&[Input::I32(&ids), Input::Scalar(pos as i64)], Some(rows));
         self.ids = ids;
         r.map_err(|e| ModelError(e.to_string()))?;
-        let logits = self
-            .rt
-            .output(0)
-            .ok_or_else(|| ModelError("no logits".into()))?;
+        let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
         // Outputs without a tail computation hold every row: keep the last ones.
         Ok(logits[logits.len().saturating_sub(rows * self.vocab)..].to_vec())
     }
@@ -150,17 +108,10 @@ impl BatchModel for CpuModel {
     fn prefill(&mut self, slot: usize, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ModelError> {
         super::check_context(tokens.len(), pos, self.ctx)?;
         let ids = self.ids(tokens)?;
-        let r = self.rt.run_slot(
-            slot,
-            &[Input::I32(&ids), Input::Scalar(pos as i64)],
-            Some(1),
-        );
+        let r = self.rt.run_slot(slot, &[Input::I32(&ids), Input::Scalar(pos as i64)], Some(1));
         self.ids = ids;
         r.map_err(|e| ModelError(e.to_string()))?;
-        let logits = self
-            .rt
-            .output(0)
-            .ok_or_else(|| ModelError("no logits".into()))?;
+        let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
         Ok(logits[logits.len().saturating_sub(self.vocab)..].to_vec())
     }
 
@@ -171,10 +122,7 @@ impl BatchModel for CpuModel {
     fn decode(&mut self, rows: &[(usize, u32, usize)]) -> Result<Vec<f32>, ModelError> {
         check_rows(rows, self.ctx)?;
         if rows.iter().any(|r| r.0 >= BatchModel::slots(self)) {
-            return Err(ModelError(format!(
-                "slot out of range ({} slots)",
-                BatchModel::slots(self)
-            )));
+            return Err(ModelError(format!("slot out of range ({} slots)", BatchModel::slots(self))));
         }
         let padded;
         let rows = if rows.len() == 1 && self.rt.slots() > 1 {
@@ -190,19 +138,12 @@ impl BatchModel for CpuModel {
         let r = self.rt.run_batch(&ids, &pos, &slots);
         self.ids = ids;
         r.map_err(|e| ModelError(e.to_string()))?;
-        let logits = self
-            .rt
-            .output(0)
-            .ok_or_else(|| ModelError("no logits".into()))?;
+        let logits = self.rt.output(0).ok_or_else(|| ModelError("no logits".into()))?;
         let n = rows.len() * self.vocab;
         if logits.len() < n {
             return Err(ModelError("batched logits are short".into()));
         }
-        let real = if rows.len() == 2 && rows[1].0 == self.rt.slots() - 1 {
-            1
-        } else {
-            rows.len()
-        };
+        let real = if rows.len() == 2 && rows[1].0 == self.rt.slots() - 1 { 1 } else { rows.len() };
         Ok(logits[logits.len() - n..][..real * self.vocab].to_vec())
     }
 }

@@ -40,9 +40,7 @@ pub trait LanguageModel {
 /// Checks that `n` tokens at `pos` fit a KV cache of `ctx` tokens.
 pub fn check_context(n: usize, pos: usize, ctx: usize) -> Result<(), ModelError> {
     if pos.checked_add(n).is_none_or(|end| end > ctx) {
-        return Err(ModelError(format!(
-            "context full: {n} tokens at position {pos} exceed the KV cache of {ctx}"
-        )));
+        return Err(ModelError(format!("context full: {n} tokens at position {pos} exceed the KV cache of {ctx}")));
     }
     Ok(())
 }
@@ -122,13 +120,7 @@ impl Decoding {
     /// A fresh sequence: at most `limit` tokens (`None`: until EOG or the
     /// context ends), cut at the first of `stop`.
     pub fn new(sampler: Sampler, stop: Vec<String>, limit: Option<usize>) -> Decoding {
-        Decoding {
-            sampler,
-            text: TextStream::new(stop),
-            limit,
-            tokens: Vec::new(),
-            finish: None,
-        }
+        Decoding { sampler, text: TextStream::new(stop), limit, tokens: Vec::new(), finish: None }
     }
 
     /// Lets the penalties see the prompt.
@@ -139,13 +131,7 @@ impl Decoding {
     /// Samples the next token from `logits`, appends its text to `out`, and
     /// returns the token to feed next, or `None` when the sequence has ended
     /// (`room`: whether the KV cache can take one more token).
-    pub fn step(
-        &mut self,
-        tok: &Tokenizer,
-        logits: &[f32],
-        room: bool,
-        out: &mut String,
-    ) -> Option<u32> {
+    pub fn step(&mut self, tok: &Tokenizer, logits: &[f32], room: bool, out: &mut String) -> Option<u32> {
         if self.finish.is_some() {
             return None;
         }
@@ -191,10 +177,7 @@ pub struct Session<'m> {
 impl<'m> Session<'m> {
     /// A session over an empty cache.
     pub fn new(model: Box<dyn LanguageModel + 'm>) -> Session<'m> {
-        Session {
-            model,
-            fed: Vec::new(),
-        }
+        Session { model, fed: Vec::new() }
     }
 
     /// The tokens in the cache.
@@ -208,9 +191,7 @@ impl<'m> Session<'m> {
     /// end are stale but unread: attention stops at the query's position.
     pub fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
         if ids.is_empty() {
-            return Err(ModelError(
-                "the prompt is empty and the model adds no BOS token".into(),
-            ));
+            return Err(ModelError("the prompt is empty and the model adds no BOS token".into()));
         }
         check_context(ids.len(), 0, self.model.context())?;
         let same = common_prefix(&self.fed, ids).min(ids.len() - 1);
@@ -238,18 +219,8 @@ impl<'m> Session<'m> {
     /// Generates after prompt `ids` (reusing the cached prefix), calling
     /// `emit` with text as soon as it is complete UTF-8 and clear of stop
     /// strings, until `dec` finishes or `cancel()` says so.
-    pub fn generate(
-        &mut self,
-        tok: &Tokenizer,
-        ids: &[u32],
-        dec: &mut Decoding,
-        emit: &mut dyn FnMut(&str),
-        cancel: &dyn Fn() -> bool,
-    ) -> Result<GenStats, ModelError> {
-        let mut stats = GenStats {
-            prompt_tokens: ids.len(),
-            ..Default::default()
-        };
+    pub fn generate(&mut self, tok: &Tokenizer, ids: &[u32], dec: &mut Decoding, emit: &mut dyn FnMut(&str), cancel: &dyn Fn() -> bool) -> Result<GenStats, ModelError> {
+        let mut stats = GenStats { prompt_tokens: ids.len(), ..Default::default() };
         let t0 = Instant::now();
         let before = common_prefix(&self.fed, ids).min(ids.len().saturating_sub(1));
         let mut logits = self.prefill(ids)?;

@@ -30,17 +30,7 @@ pub struct SamplerConfig {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig {
-            temperature: 0.0,
-            top_k: 40,
-            top_p: 0.95,
-            min_p: 0.0,
-            repeat_penalty: 1.0,
-            repeat_last_n: 64,
-            presence_penalty: 0.0,
-            frequency_penalty: 0.0,
-            seed: 42,
-        }
+        SamplerConfig { temperature: 0.0, top_k: 40, top_p: 0.95, min_p: 0.0, repeat_penalty: 1.0, repeat_last_n: 64, presence_penalty: 0.0, frequency_penalty: 0.0, seed: 42 }
     }
 }
 
@@ -54,9 +44,7 @@ impl SamplerConfig {
                 Ok(())
             } else {
                 let open = if lo_open { "(" } else { "[" };
-                Err(format!(
-                    "{name} must be a number in {open}{lo}, {hi}], got {v}"
-                ))
+                Err(format!("{name} must be a number in {open}{lo}, {hi}], got {v}"))
             }
         };
         check("temperature", self.temperature, 0.0, 100.0, false)?;
@@ -64,21 +52,12 @@ impl SamplerConfig {
         check("min_p", self.min_p, 0.0, 1.0, false)?;
         check("repeat_penalty", self.repeat_penalty, 0.0, 100.0, true)?;
         check("presence_penalty", self.presence_penalty, -2.0, 2.0, false)?;
-        check(
-            "frequency_penalty",
-            self.frequency_penalty,
-            -2.0,
-            2.0,
-            false,
-        )?;
+        check("frequency_penalty", self.frequency_penalty, -2.0, 2.0, false)?;
         Ok(())
     }
 
     fn penalizes(&self) -> bool {
-        self.repeat_last_n > 0
-            && (self.repeat_penalty != 1.0
-                || self.presence_penalty != 0.0
-                || self.frequency_penalty != 0.0)
+        self.repeat_last_n > 0 && (self.repeat_penalty != 1.0 || self.presence_penalty != 0.0 || self.frequency_penalty != 0.0)
     }
 }
 
@@ -95,13 +74,7 @@ impl Sampler {
     /// A sampler seeded from the config (which the caller has validated).
     pub fn new(cfg: SamplerConfig) -> Sampler {
         let state = cfg.seed ^ 0x9e37_79b9_7f4a_7c15;
-        Sampler {
-            cfg,
-            state,
-            recent: VecDeque::new(),
-            counts: HashMap::new(),
-            scratch: Vec::new(),
-        }
+        Sampler { cfg, state, recent: VecDeque::new(), counts: HashMap::new(), scratch: Vec::new() }
     }
 
     /// Records a token of the context (prompt or generated) for the penalties.
@@ -140,15 +113,9 @@ impl Sampler {
             l.clear();
             l.extend_from_slice(logits);
             for (&t, &c) in &self.counts {
-                let Some(x) = l.get_mut(t as usize) else {
-                    continue;
-                };
+                let Some(x) = l.get_mut(t as usize) else { continue };
                 // llama.cpp's llama_sampler_penalties_apply, in its order.
-                *x = if *x <= 0.0 {
-                    *x * self.cfg.repeat_penalty
-                } else {
-                    *x / self.cfg.repeat_penalty
-                };
+                *x = if *x <= 0.0 { *x * self.cfg.repeat_penalty } else { *x / self.cfg.repeat_penalty };
                 *x -= c as f32 * self.cfg.frequency_penalty + self.cfg.presence_penalty;
             }
             self.scratch = l;
@@ -165,10 +132,7 @@ impl Sampler {
             idx.truncate(self.cfg.top_k);
         }
         let max = logits[idx[0] as usize];
-        let mut probs: Vec<f64> = idx
-            .iter()
-            .map(|&i| (((logits[i as usize] - max) / self.cfg.temperature) as f64).exp())
-            .collect();
+        let mut probs: Vec<f64> = idx.iter().map(|&i| (((logits[i as usize] - max) / self.cfg.temperature) as f64).exp()).collect();
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|p| *p /= sum);
         let mut keep = probs.len();
@@ -182,9 +146,7 @@ impl Sampler {
         }
         // min-p: probabilities are sorted, the first is the largest.
         let floor = probs[0] * self.cfg.min_p as f64;
-        keep = keep
-            .min(probs.iter().take_while(|&&p| p >= floor).count())
-            .max(1);
+        keep = keep.min(probs.iter().take_while(|&&p| p >= floor).count()).max(1);
         let total: f64 = probs[..keep].iter().sum();
         let mut r = self.next_f64() * total;
         for (i, p) in probs[..keep].iter().enumerate() {
@@ -216,24 +178,11 @@ mod tests {
     fn greedy_and_seeded_sampling() {
         let logits = [0.1, 3.0, 2.9, -1.0];
         assert_eq!(Sampler::new(SamplerConfig::default()).sample(&logits), 1);
-        let cfg = SamplerConfig {
-            temperature: 1.0,
-            top_k: 2,
-            top_p: 1.0,
-            seed: 7,
-            ..SamplerConfig::default()
-        };
-        let a: Vec<u32> = (0..50)
-            .scan(Sampler::new(cfg.clone()), |s, _| Some(s.sample(&logits)))
-            .collect();
-        let b: Vec<u32> = (0..50)
-            .scan(Sampler::new(cfg), |s, _| Some(s.sample(&logits)))
-            .collect();
+        let cfg = SamplerConfig { temperature: 1.0, top_k: 2, top_p: 1.0, seed: 7, ..SamplerConfig::default() };
+        let a: Vec<u32> = (0..50).scan(Sampler::new(cfg.clone()), |s, _| Some(s.sample(&logits))).collect();
+        let b: Vec<u32> = (0..50).scan(Sampler::new(cfg), |s, _| Some(s.sample(&logits))).collect();
         assert_eq!(a, b, "same seed, same tokens");
-        assert!(
-            a.iter().all(|&t| t == 1 || t == 2),
-            "top-k 2 keeps only the two best"
-        );
+        assert!(a.iter().all(|&t| t == 1 || t == 2), "top-k 2 keeps only the two best");
         assert!(a.contains(&1) && a.contains(&2));
     }
 
@@ -241,34 +190,20 @@ mod tests {
     fn penalties_follow_llama_cpp() {
         let logits = [1.2, 3.0, 2.0, -1.0];
         // repeat penalty 2 on token 1: 3/2 = 1.5 < 2.0, so greedy picks 2.
-        let mut s = Sampler::new(SamplerConfig {
-            repeat_penalty: 2.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::default() });
         s.accept(1);
         assert_eq!(s.sample(&logits), 2);
         // Frequency 0.6 twice on token 1: 3 - 1.2 = 1.8 < 2.0.
-        let mut s = Sampler::new(SamplerConfig {
-            frequency_penalty: 0.6,
-            presence_penalty: 0.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(SamplerConfig { frequency_penalty: 0.6, presence_penalty: 0.0, ..SamplerConfig::default() });
         s.accept(1);
         s.accept(1);
         assert_eq!(s.sample(&logits), 2);
-        let mut s = Sampler::new(SamplerConfig {
-            presence_penalty: 2.0,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(SamplerConfig { presence_penalty: 2.0, ..SamplerConfig::default() });
         s.accept(1);
         s.accept(2);
         assert_eq!(s.sample(&logits), 0, "1.0 and 0.0 fall below token 0's 1.2");
         // The window forgets: with last_n = 1 only the newest token is penalised.
-        let mut s = Sampler::new(SamplerConfig {
-            presence_penalty: 2.0,
-            repeat_last_n: 1,
-            ..SamplerConfig::default()
-        });
+        let mut s = Sampler::new(SamplerConfig { presence_penalty: 2.0, repeat_last_n: 1, ..SamplerConfig::default() });
         s.accept(1);
         s.accept(0);
         assert_eq!(s.sample(&logits), 1);
@@ -278,13 +213,7 @@ mod tests {
     fn min_p_drops_unlikely_tokens() {
         // exp(0) vs exp(-5): the second has p ratio 0.0067 < 0.1, never sampled.
         let logits = [0.0, -5.0, -5.0];
-        let cfg = SamplerConfig {
-            temperature: 1.0,
-            top_k: 0,
-            top_p: 1.0,
-            min_p: 0.1,
-            ..SamplerConfig::default()
-        };
+        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.1, ..SamplerConfig::default() };
         let mut s = Sampler::new(cfg);
         assert!((0..200).all(|_| s.sample(&logits) == 0));
     }
@@ -294,55 +223,13 @@ mod tests {
         let ok = SamplerConfig::default();
         assert!(ok.validate().is_ok());
         for (bad, what) in [
-            (
-                SamplerConfig {
-                    temperature: f32::NAN,
-                    ..ok.clone()
-                },
-                "temperature",
-            ),
-            (
-                SamplerConfig {
-                    temperature: -0.1,
-                    ..ok.clone()
-                },
-                "temperature",
-            ),
-            (
-                SamplerConfig {
-                    top_p: 2.0,
-                    ..ok.clone()
-                },
-                "top_p",
-            ),
-            (
-                SamplerConfig {
-                    min_p: -1.0,
-                    ..ok.clone()
-                },
-                "min_p",
-            ),
-            (
-                SamplerConfig {
-                    repeat_penalty: 0.0,
-                    ..ok.clone()
-                },
-                "repeat_penalty",
-            ),
-            (
-                SamplerConfig {
-                    presence_penalty: 3.0,
-                    ..ok.clone()
-                },
-                "presence_penalty",
-            ),
-            (
-                SamplerConfig {
-                    frequency_penalty: f32::INFINITY,
-                    ..ok.clone()
-                },
-                "frequency_penalty",
-            ),
+            (SamplerConfig { temperature: f32::NAN, ..ok.clone() }, "temperature"),
+            (SamplerConfig { temperature: -0.1, ..ok.clone() }, "temperature"),
+            (SamplerConfig { top_p: 2.0, ..ok.clone() }, "top_p"),
+            (SamplerConfig { min_p: -1.0, ..ok.clone() }, "min_p"),
+            (SamplerConfig { repeat_penalty: 0.0, ..ok.clone() }, "repeat_penalty"),
+            (SamplerConfig { presence_penalty: 3.0, ..ok.clone() }, "presence_penalty"),
+            (SamplerConfig { frequency_penalty: f32::INFINITY, ..ok.clone() }, "frequency_penalty"),
         ] {
             let e = bad.validate().unwrap_err();
             assert!(e.starts_with(what), "{e}");

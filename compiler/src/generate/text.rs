@@ -12,11 +12,7 @@ pub struct TextStream {
 impl TextStream {
     /// A stream cut at the first occurrence of any of `stop` (empty strings are ignored).
     pub fn new(stop: Vec<String>) -> TextStream {
-        TextStream {
-            stop: stop.into_iter().filter(|s| !s.is_empty()).collect(),
-            bytes: Vec::new(),
-            held: String::new(),
-        }
+        TextStream { stop: stop.into_iter().filter(|s| !s.is_empty()).collect(), bytes: Vec::new(), held: String::new() }
     }
 
     /// Adds a token's bytes and appends the text now safe to show to `out`.
@@ -28,15 +24,9 @@ impl TextStream {
             Err(e) if e.error_len().is_some() => self.bytes.len(), // invalid, not incomplete: show it replaced
             Err(e) => e.valid_up_to(),
         };
-        self.held
-            .push_str(&String::from_utf8_lossy(&self.bytes[..valid]));
+        self.held.push_str(&String::from_utf8_lossy(&self.bytes[..valid]));
         self.bytes.drain(..valid);
-        if let Some(at) = self
-            .stop
-            .iter()
-            .filter_map(|s| self.held.find(s.as_str()))
-            .min()
-        {
+        if let Some(at) = self.stop.iter().filter_map(|s| self.held.find(s.as_str())).min() {
             out.push_str(&self.held[..at]);
             self.held.clear();
             self.bytes.clear();
@@ -99,15 +89,9 @@ mod tests {
         assert!(stopped);
         // A false start is released once it cannot match.
         let (shown, stopped, rest) = run(&["END"], &[b"EN", b"D?", b"x"]);
-        assert_eq!(
-            (shown.concat(), stopped, rest),
-            (String::new(), true, String::new())
-        );
+        assert_eq!((shown.concat(), stopped, rest), (String::new(), true, String::new()));
         let (shown, stopped, rest) = run(&["END"], &[b"EN", b"x"]);
-        assert_eq!(
-            (shown, stopped, rest),
-            (vec![String::new(), "ENx".to_string()], false, String::new())
-        );
+        assert_eq!((shown, stopped, rest), (vec![String::new(), "ENx".to_string()], false, String::new()));
         // Held text comes out at the end when no stop string completes.
         let (shown, _, rest) = run(&["END"], &[b"a E"]);
         assert_eq!((shown.concat(), rest), ("a ".to_string(), "E".to_string()));

@@ -6,7 +6,7 @@
 use crate::chat::Message;
 use crate::generate::sampler::SamplerConfig;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{json, Value};
 
 /// An error as OpenAI reports it.
 #[derive(Debug, Clone)]
@@ -26,35 +26,17 @@ pub struct ApiError {
 impl ApiError {
     /// A 400 for a bad field.
     pub fn invalid(param: Option<&'static str>, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: 400,
-            kind: "invalid_request_error",
-            message: message.into(),
-            param,
-            code: None,
-        }
+        ApiError { status: 400, kind: "invalid_request_error", message: message.into(), param, code: None }
     }
 
     /// A 503: every slot and queue place is taken, or the server is stopping.
     pub fn busy(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: 503,
-            kind: "server_error",
-            message: message.into(),
-            param: None,
-            code: Some("server_busy"),
-        }
+        ApiError { status: 503, kind: "server_error", message: message.into(), param: None, code: Some("server_busy") }
     }
 
     /// A 500.
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: 500,
-            kind: "server_error",
-            message: message.into(),
-            param: None,
-            code: None,
-        }
+        ApiError { status: 500, kind: "server_error", message: message.into(), param: None, code: None }
     }
 
     /// The JSON body.
@@ -165,39 +147,22 @@ pub struct GenParams {
 
 impl Common {
     /// Validates the fields over the server's defaults.
-    pub fn params(
-        &self,
-        defaults: &SamplerConfig,
-        default_limit: Option<usize>,
-    ) -> Result<GenParams, ApiError> {
+    pub fn params(&self, defaults: &SamplerConfig, default_limit: Option<usize>) -> Result<GenParams, ApiError> {
         if let Some(n) = self.n
             && n != 1
         {
-            return Err(ApiError::invalid(
-                Some("n"),
-                format!("n must be 1 (one choice per request), got {n}"),
-            ));
+            return Err(ApiError::invalid(Some("n"), format!("n must be 1 (one choice per request), got {n}")));
         }
         let limit = match self.max_completion_tokens.or(self.max_tokens) {
             None => default_limit,
             Some(-1) => None,
             Some(n) if n >= 0 => Some(n as usize),
-            Some(n) => {
-                return Err(ApiError::invalid(
-                    Some("max_tokens"),
-                    format!("max_tokens must be a non-negative integer or -1, got {n}"),
-                ));
-            }
+            Some(n) => return Err(ApiError::invalid(Some("max_tokens"), format!("max_tokens must be a non-negative integer or -1, got {n}"))),
         };
         let top_k = match self.top_k {
             None => defaults.top_k,
             Some(k) if k >= 0 => k as usize,
-            Some(k) => {
-                return Err(ApiError::invalid(
-                    Some("top_k"),
-                    format!("top_k must be a non-negative integer, got {k}"),
-                ));
-            }
+            Some(k) => return Err(ApiError::invalid(Some("top_k"), format!("top_k must be a non-negative integer, got {k}"))),
         };
         let seed = match self.seed {
             None => defaults.seed,
@@ -215,42 +180,17 @@ impl Common {
             seed,
         };
         sampler.validate().map_err(|e| {
-            let param = [
-                "temperature",
-                "top_p",
-                "min_p",
-                "repeat_penalty",
-                "presence_penalty",
-                "frequency_penalty",
-            ]
-            .into_iter()
-            .find(|p| e.starts_with(p));
+            let param = ["temperature", "top_p", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"].into_iter().find(|p| e.starts_with(p));
             ApiError::invalid(param, e)
         })?;
         let stop = match &self.stop {
             None => Vec::new(),
             Some(Stop::One(s)) => vec![s.clone()],
             Some(Stop::Many(v)) if v.len() <= 4 => v.clone(),
-            Some(Stop::Many(v)) => {
-                return Err(ApiError::invalid(
-                    Some("stop"),
-                    format!("stop takes at most 4 strings, got {}", v.len()),
-                ));
-            }
+            Some(Stop::Many(v)) => return Err(ApiError::invalid(Some("stop"), format!("stop takes at most 4 strings, got {}", v.len()))),
         };
-        let include_usage = self
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        Ok(GenParams {
-            sampler,
-            limit,
-            stop,
-            stream: self.stream,
-            include_usage,
-        })
+        let include_usage = self.stream_options.as_ref().and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
+        Ok(GenParams { sampler, limit, stop, stream: self.stream, include_usage })
     }
 }
 
@@ -258,59 +198,28 @@ impl ChatRequest {
     /// The messages as text, or an error naming the bad one.
     pub fn messages(&self) -> Result<Vec<Message>, ApiError> {
         if self.messages.is_empty() {
-            return Err(ApiError::invalid(
-                Some("messages"),
-                "messages must hold at least one message",
-            ));
+            return Err(ApiError::invalid(Some("messages"), "messages must hold at least one message"));
         }
         self.messages
             .iter()
             .enumerate()
             .map(|(i, m)| {
-                if !matches!(
-                    m.role.as_str(),
-                    "system" | "developer" | "user" | "assistant"
-                ) {
-                    return Err(ApiError::invalid(
-                        Some("messages"),
-                        format!(
-                            "messages[{i}].role must be system, user or assistant, got '{}'",
-                            m.role
-                        ),
-                    ));
+                if !matches!(m.role.as_str(), "system" | "developer" | "user" | "assistant") {
+                    return Err(ApiError::invalid(Some("messages"), format!("messages[{i}].role must be system, user or assistant, got '{}'", m.role)));
                 }
-                let role = if m.role == "developer" {
-                    "system"
-                } else {
-                    m.role.as_str()
-                };
+                let role = if m.role == "developer" { "system" } else { m.role.as_str() };
                 let content = match &m.content {
                     None | Some(Value::Null) => String::new(),
                     Some(Value::String(s)) => s.clone(),
                     Some(Value::Array(parts)) => parts
                         .iter()
-                        .map(|p| {
-                            match (
-                                p.get("type").and_then(Value::as_str),
-                                p.get("text").and_then(Value::as_str),
-                            ) {
-                                (Some("text"), Some(t)) => Ok(t),
-                                _ => Err(ApiError::invalid(
-                                    Some("messages"),
-                                    format!("messages[{i}].content: only text parts are supported"),
-                                )),
-                            }
+                        .map(|p| match (p.get("type").and_then(Value::as_str), p.get("text").and_then(Value::as_str)) {
+                            (Some("text"), Some(t)) => Ok(t),
+                            _ => Err(ApiError::invalid(Some("messages"), format!("messages[{i}].content: only text parts are supported"))),
                         })
                         .collect::<Result<Vec<_>, _>>()?
                         .concat(),
-                    Some(_) => {
-                        return Err(ApiError::invalid(
-                            Some("messages"),
-                            format!(
-                                "messages[{i}].content must be a string or a list of text parts"
-                            ),
-                        ));
-                    }
+                    Some(_) => return Err(ApiError::invalid(Some("messages"), format!("messages[{i}].content must be a string or a list of text parts"))),
                 };
                 Ok(Message::new(role, &content))
             })
@@ -324,13 +233,7 @@ impl CompletionRequest {
         match &self.prompt {
             Prompt::One(s) => Ok(s),
             Prompt::Many(v) if v.len() == 1 => Ok(&v[0]),
-            Prompt::Many(v) => Err(ApiError::invalid(
-                Some("prompt"),
-                format!(
-                    "prompt must be one string (batches are not supported), got {} strings",
-                    v.len()
-                ),
-            )),
+            Prompt::Many(v) => Err(ApiError::invalid(Some("prompt"), format!("prompt must be one string (batches are not supported), got {} strings", v.len()))),
         }
     }
 }
@@ -385,12 +288,8 @@ impl Envelope {
     /// The whole (non-streamed) response.
     pub fn response(&self, text: &str, finish: &str, usage: Usage) -> Value {
         let choice = match self.endpoint {
-            Endpoint::Chat => {
-                json!({ "index": 0, "message": { "role": "assistant", "content": text }, "logprobs": null, "finish_reason": finish })
-            }
-            Endpoint::Completion => {
-                json!({ "index": 0, "text": text, "logprobs": null, "finish_reason": finish })
-            }
+            Endpoint::Chat => json!({ "index": 0, "message": { "role": "assistant", "content": text }, "logprobs": null, "finish_reason": finish }),
+            Endpoint::Completion => json!({ "index": 0, "text": text, "logprobs": null, "finish_reason": finish }),
         };
         json!({ "id": self.id, "object": self.object(false), "created": self.created, "model": self.model, "choices": [choice], "usage": usage.json() })
     }
@@ -409,9 +308,7 @@ impl Envelope {
                 }
                 json!({ "index": 0, "delta": delta, "logprobs": null, "finish_reason": finish })
             }
-            Endpoint::Completion => {
-                json!({ "index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish })
-            }
+            Endpoint::Completion => json!({ "index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish }),
         };
         json!({ "id": self.id, "object": self.object(true), "created": self.created, "model": self.model, "choices": [choice] })
     }

@@ -9,8 +9,8 @@ pub mod http;
 pub mod worker;
 
 use crate::chat::ChatTemplate;
-use crate::generate::batch::BatchModel;
 use crate::generate::sampler::SamplerConfig;
+use crate::generate::batch::BatchModel;
 use crate::tokenizer::Tokenizer;
 use http::AppState;
 use std::net::SocketAddr;
@@ -33,8 +33,7 @@ pub struct ServeConfig {
 
 /// Builds the model on the model thread (it is compiled there and never
 /// leaves it) and hands it, with its tokenizer, to the given body.
-pub type Opener =
-    Box<dyn FnOnce(&mut dyn FnMut(&mut dyn BatchModel, &Tokenizer)) -> Result<(), String> + Send>;
+pub type Opener = Box<dyn FnOnce(&mut dyn FnMut(&mut dyn BatchModel, &Tokenizer)) -> Result<(), String> + Send>;
 
 /// Serves until SIGINT/SIGTERM. `open` runs on the model thread; `tok` and
 /// `template` are the HTTP side's copies. `ready` is called with the bound
@@ -76,21 +75,12 @@ pub fn serve(
         admitted: Arc::new(tokio::sync::Semaphore::new(cfg.queue)),
         counter: AtomicU64::new(0),
     });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
     let result = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(cfg.addr)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+        let listener = tokio::net::TcpListener::bind(cfg.addr).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
         let bound = listener.local_addr().map_err(|e| e.to_string())?;
         ready(bound);
-        axum::serve(listener, http::router(state.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| format!("server error: {e}"))
+        axum::serve(listener, http::router(state.clone())).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| format!("server error: {e}"))
     });
     // Close the queue; the model thread finishes what it has and exits.
     if let Ok(mut q) = state.jobs.lock() {
@@ -105,14 +95,13 @@ async fn shutdown_signal() {
     let int = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = int.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = int.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = int => {}
             _ = term.recv() => {}

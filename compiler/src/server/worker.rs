@@ -9,7 +9,7 @@
 use super::api::{GenParams, Usage};
 use crate::generate::batch::BatchModel;
 use crate::generate::sampler::Sampler;
-use crate::generate::{Decoding, Finish, common_prefix};
+use crate::generate::{common_prefix, Decoding, Finish};
 use crate::tokenizer::Tokenizer;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use tokio::sync::mpsc::UnboundedSender;
@@ -60,13 +60,7 @@ fn advance(a: &mut Active, tok: &Tokenizer, logits: &[f32], room: bool) -> bool 
             true
         }
         (_, finish) => {
-            let _ = a.events.send(Event::Done(
-                finish.unwrap_or(Finish::Length),
-                Usage {
-                    prompt: a.prompt,
-                    completion: a.dec.tokens.len(),
-                },
-            ));
+            let _ = a.events.send(Event::Done(finish.unwrap_or(Finish::Length), Usage { prompt: a.prompt, completion: a.dec.tokens.len() }));
             false
         }
     }
@@ -83,11 +77,7 @@ pub fn serve_jobs(model: &mut dyn BatchModel, tok: &Tokenizer, jobs: &Receiver<J
         // Admit queued requests into free slots (wait for one when idle).
         while open && active.iter().any(Option::is_none) {
             let idle = active.iter().all(Option::is_none);
-            let job = match if idle {
-                jobs.recv().map_err(|_| TryRecvError::Disconnected)
-            } else {
-                jobs.try_recv()
-            } {
+            let job = match if idle { jobs.recv().map_err(|_| TryRecvError::Disconnected) } else { jobs.try_recv() } {
                 Ok(j) => j,
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -98,10 +88,7 @@ pub fn serve_jobs(model: &mut dyn BatchModel, tok: &Tokenizer, jobs: &Receiver<J
             if job.events.is_closed() {
                 continue;
             }
-            let slot = (0..n)
-                .filter(|&s| active[s].is_none())
-                .max_by_key(|&s| common_prefix(&fed[s], &job.ids))
-                .unwrap_or(0);
+            let slot = (0..n).filter(|&s| active[s].is_none()).max_by_key(|&s| common_prefix(&fed[s], &job.ids)).unwrap_or(0);
             let ids = &job.ids;
             let same = common_prefix(&fed[slot], ids).min(ids.len().saturating_sub(1));
             fed[slot].truncate(same);
@@ -117,21 +104,12 @@ pub fn serve_jobs(model: &mut dyn BatchModel, tok: &Tokenizer, jobs: &Receiver<J
             let p = job.params;
             let mut dec = Decoding::new(Sampler::new(p.sampler), p.stop, p.limit);
             dec.accept_prompt(ids);
-            let mut a = Active {
-                events: job.events,
-                dec,
-                prompt: ids.len(),
-                next: 0,
-            };
+            let mut a = Active { events: job.events, dec, prompt: ids.len(), next: 0 };
             if advance(&mut a, tok, &logits, fed[slot].len() < ctx) {
                 active[slot] = Some(a);
             }
         }
-        let rows: Vec<(usize, u32, usize)> = active
-            .iter()
-            .enumerate()
-            .filter_map(|(s, a)| a.as_ref().map(|a| (s, a.next, fed[s].len())))
-            .collect();
+        let rows: Vec<(usize, u32, usize)> = active.iter().enumerate().filter_map(|(s, a)| a.as_ref().map(|a| (s, a.next, fed[s].len()))).collect();
         if rows.is_empty() {
             if open {
                 continue;
@@ -144,9 +122,7 @@ pub fn serve_jobs(model: &mut dyn BatchModel, tok: &Tokenizer, jobs: &Receiver<J
                 let v = model.vocab();
                 for (r, &(s, t, _)) in rows.iter().enumerate() {
                     fed[s].push(t);
-                    let keep = active[s].as_mut().is_some_and(|a| {
-                        advance(a, tok, &logits[r * v..(r + 1) * v], fed[s].len() < ctx)
-                    });
+                    let keep = active[s].as_mut().is_some_and(|a| advance(a, tok, &logits[r * v..(r + 1) * v], fed[s].len() < ctx));
                     if !keep {
                         active[s] = None;
                     }

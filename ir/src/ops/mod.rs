@@ -14,7 +14,7 @@ pub use rules::lut_encoding;
 pub(crate) mod table;
 
 pub use attr::{AttrLit, AttrValue, CmpPred, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
-pub use defs::{OpAttrs, Opcode, attrs};
+pub use defs::{attrs, OpAttrs, Opcode};
 pub use table::Arity;
 
 use crate::types::TensorType;

@@ -4,9 +4,9 @@
 //! a one-line message saying what is wrong. Rules are pure: the verifier and
 //! the builder call the same ones. Symbolic dimensions compare by name.
 
-use super::RuleCx;
 use super::attr::Dense;
 use super::attrs;
+use super::RuleCx;
 use crate::quant::Primitive;
 use crate::types::{Dim, ElemType, Encoding, TensorType};
 
@@ -25,9 +25,7 @@ fn norm_axis(axis: i64, rank: usize) -> Result<usize, String> {
 fn plain<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
     match &t.encoding {
         None => Ok(t),
-        Some(e) => Err(format!(
-            "{what} is encoded ({e}); decode it with quant.dequantize first"
-        )),
+        Some(e) => Err(format!("{what} is encoded ({e}); decode it with quant.dequantize first")),
     }
 }
 
@@ -41,8 +39,7 @@ fn float<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
 }
 
 fn need_declared<'a, A>(cx: &RuleCx<'a, A>, op: &str) -> Result<&'a TensorType, String> {
-    cx.declared
-        .ok_or_else(|| format!("'{op}' needs its result type written out"))
+    cx.declared.ok_or_else(|| format!("'{op}' needs its result type written out"))
 }
 
 fn same_elem(a: &TensorType, b: &TensorType) -> Result<(), String> {
@@ -83,26 +80,16 @@ pub(super) fn constant(cx: &RuleCx<'_, attrs::Constant>) -> Rule {
 /// Checks that inline data fits a type: the right kind of values and the
 /// right count (storage bytes for encoded types).
 pub fn check_dense(value: &Dense, ty: &TensorType) -> Result<(), String> {
-    let numel = ty
-        .numel()
-        .ok_or_else(|| format!("inline data needs a fixed shape, got {ty}"))?;
+    let numel = ty.numel().ok_or_else(|| format!("inline data needs a fixed shape, got {ty}"))?;
     let (kind_ok, expected, kind) = match (&ty.encoding, value) {
         (Some(_), Dense::Bytes(_)) => (true, ty.storage_bytes().unwrap_or(u64::MAX), "bytes"),
-        (Some(e), _) => {
-            return Err(format!(
-                "encoded type ({e}) needs raw bytes: dense<\"0x...\">"
-            ));
-        }
+        (Some(e), _) => return Err(format!("encoded type ({e}) needs raw bytes: dense<\"0x...\">")),
         (None, Dense::Float(_)) => (ty.elem.is_float(), numel, "values"),
         (None, Dense::Int(_)) => (!ty.elem.is_float(), numel, "values"),
         (None, Dense::Bytes(_)) => (false, numel, "values"),
     };
     if !kind_ok {
-        let want = if ty.elem.is_float() {
-            "float values like 1.0"
-        } else {
-            "integer values"
-        };
+        let want = if ty.elem.is_float() { "float values like 1.0" } else { "integer values" };
         return Err(format!("data for {ty} must be {want}"));
     }
     if value.len() as u64 != expected {
@@ -122,34 +109,21 @@ fn matmul_shape(lhs: &TensorType, rhs: &TensorType, transpose_b: bool) -> Rule {
         return Err(format!("lhs must have rank >= 2, got {lhs}"));
     }
     if rhs.rank() != 2 && rhs.rank() != lhs.rank() {
-        return Err(format!(
-            "rhs must have rank 2 or the rank of lhs ({}), got {rhs}",
-            lhs.rank()
-        ));
+        return Err(format!("rhs must have rank 2 or the rank of lhs ({}), got {rhs}", lhs.rank()));
     }
     let lr = lhs.rank();
     let rr = rhs.rank();
-    let (rk, rn) = if transpose_b {
-        (&rhs.shape[rr - 1], &rhs.shape[rr - 2])
-    } else {
-        (&rhs.shape[rr - 2], &rhs.shape[rr - 1])
-    };
+    let (rk, rn) = if transpose_b { (&rhs.shape[rr - 1], &rhs.shape[rr - 2]) } else { (&rhs.shape[rr - 2], &rhs.shape[rr - 1]) };
     let k = &lhs.shape[lr - 1];
     if k != rk {
-        return Err(format!(
-            "contraction sizes differ: lhs has {k}, rhs has {rk} (transpose_b = {transpose_b})"
-        ));
+        return Err(format!("contraction sizes differ: lhs has {k}, rhs has {rk} (transpose_b = {transpose_b})"));
     }
     if rr == lr && lhs.shape[..lr - 2] != rhs.shape[..rr - 2] {
         return Err(format!("batch dimensions differ: {lhs} vs {rhs}"));
     }
     let mut shape = lhs.shape[..lr - 1].to_vec();
     shape.push(rn.clone());
-    Ok(TensorType {
-        shape,
-        elem: lhs.elem,
-        encoding: None,
-    })
+    Ok(TensorType { shape, elem: lhs.elem, encoding: None })
 }
 
 pub(super) fn matmul(cx: &RuleCx<'_, attrs::Matmul>) -> Rule {
@@ -160,14 +134,8 @@ pub(super) fn matmul(cx: &RuleCx<'_, attrs::Matmul>) -> Rule {
         same_elem(l, r)?;
         let t = matmul_shape(l, r, cx.attrs.transpose_b)?;
         return match cx.declared {
-            Some(d) if d.elem == ElemType::I32 => Ok(TensorType {
-                elem: ElemType::I32,
-                ..t
-            }),
-            _ => Err(format!(
-                "an integer matmul ({} operands) accumulates into i32: declare the result as i32[...]",
-                l.elem
-            )),
+            Some(d) if d.elem == ElemType::I32 => Ok(TensorType { elem: ElemType::I32, ..t }),
+            _ => Err(format!("an integer matmul ({} operands) accumulates into i32: declare the result as i32[...]", l.elem)),
         };
     }
     let lhs = float(cx.args[0], "lhs")?;
@@ -190,19 +158,12 @@ pub(super) fn broadcast_float<A>(cx: &RuleCx<'_, A>) -> Rule {
 }
 
 pub(super) fn compare(cx: &RuleCx<'_, attrs::Compare>) -> Rule {
-    Ok(TensorType {
-        elem: ElemType::I1,
-        ..broadcast(cx)?
-    })
+    Ok(TensorType { elem: ElemType::I1, ..broadcast(cx)? })
 }
 
 fn boolean<'a>(t: &'a TensorType, what: &str) -> Result<&'a TensorType, String> {
     plain(t, what)?;
-    if t.elem == ElemType::I1 {
-        Ok(t)
-    } else {
-        Err(format!("{what} must be i1 (boolean), got {t}"))
-    }
+    if t.elem == ElemType::I1 { Ok(t) } else { Err(format!("{what} must be i1 (boolean), got {t}")) }
 }
 
 pub(super) fn logical<A>(cx: &RuleCx<'_, A>) -> Rule {
@@ -216,10 +177,7 @@ pub(super) fn logical_not(cx: &RuleCx<'_, attrs::Not>) -> Rule {
 }
 
 pub(super) fn isnan(cx: &RuleCx<'_, attrs::Isnan>) -> Rule {
-    Ok(TensorType {
-        elem: ElemType::I1,
-        ..float(cx.args[0], "operand")?.clone()
-    })
+    Ok(TensorType { elem: ElemType::I1, ..float(cx.args[0], "operand")?.clone() })
 }
 
 pub(super) fn select(cx: &RuleCx<'_, attrs::Where>) -> Rule {
@@ -271,10 +229,7 @@ fn norm_weight(x: &TensorType, w: &TensorType, what: &str) -> Result<(), String>
     match (x.shape.last(), w.shape.as_slice()) {
         (Some(d), [wd]) if d == wd => Ok(()),
         (None, _) => Err("operand must have rank >= 1".into()),
-        _ => Err(format!(
-            "{what} must be [{}], got {w}",
-            x.shape.last().map(ToString::to_string).unwrap_or_default()
-        )),
+        _ => Err(format!("{what} must be [{}], got {w}", x.shape.last().map(ToString::to_string).unwrap_or_default())),
     }
 }
 
@@ -308,9 +263,7 @@ pub(super) fn rope(cx: &RuleCx<'_, attrs::Rope>) -> Rule {
     let hd = x.shape[2].fixed().ok_or("head_dim must be a fixed size")?;
     let dims = cx.attrs.dims;
     if dims < 0 || dims as u64 > hd || dims % 2 != 0 || (dims == 0 && hd % 2 != 0) {
-        return Err(format!(
-            "rope dims must be even and within head_dim {hd}, got {dims}"
-        ));
+        return Err(format!("rope dims must be even and within head_dim {hd}, got {dims}"));
     }
     if !(cx.attrs.base.is_finite() && cx.attrs.base > 0.0) {
         return Err(format!("rope base must be > 0, got {:?}", cx.attrs.base));
@@ -323,20 +276,14 @@ pub(super) fn gather(cx: &RuleCx<'_, attrs::Gather>) -> Rule {
     let ids = plain(cx.args[1], "ids")?;
     rank_is(table, 2, "table")?;
     if table.encoding.is_some_and(|e| !e.row_local()) {
-        return Err(format!(
-            "table {table} shares its scales across rows: it cannot be gathered row by row"
-        ));
+        return Err(format!("table {table} shares its scales across rows: it cannot be gathered row by row"));
     }
     if !matches!(ids.elem, ElemType::I32 | ElemType::I64) {
         return Err(format!("ids must be i32 or i64, got {ids}"));
     }
     let mut shape = ids.shape.clone();
     shape.push(table.shape[1].clone());
-    Ok(TensorType {
-        shape,
-        elem: table.elem,
-        encoding: None,
-    })
+    Ok(TensorType { shape, elem: table.elem, encoding: None })
 }
 
 /// Checks that two shapes hold the same number of elements; symbolic
@@ -373,21 +320,12 @@ pub(super) fn transpose(cx: &RuleCx<'_, attrs::Transpose>) -> Rule {
     let perm = &cx.attrs.perm;
     let mut seen = vec![false; x.rank()];
     if perm.len() != x.rank() {
-        return Err(format!(
-            "perm must have {} entries, got {}",
-            x.rank(),
-            perm.len()
-        ));
+        return Err(format!("perm must have {} entries, got {}", x.rank(), perm.len()));
     }
     for &p in perm {
         match usize::try_from(p).ok().filter(|&p| p < x.rank()) {
             Some(p) if !seen[p] => seen[p] = true,
-            _ => {
-                return Err(format!(
-                    "perm {perm:?} is not a permutation of 0..{}",
-                    x.rank()
-                ));
-            }
+            _ => return Err(format!("perm {perm:?} is not a permutation of 0..{}", x.rank())),
         }
     }
     Ok(x.with_shape(perm.iter().map(|&p| x.shape[p as usize].clone()).collect()))
@@ -401,20 +339,14 @@ pub(super) fn concat(cx: &RuleCx<'_, attrs::Concat>) -> Rule {
         plain(t, "operand")?;
         same_elem(first, t)?;
         if t.rank() != first.rank() {
-            return Err(format!(
-                "operand {i} has rank {}, expected {}",
-                t.rank(),
-                first.rank()
-            ));
+            return Err(format!("operand {i} has rank {}, expected {}", t.rank(), first.rank()));
         }
         for (d, (a, b)) in first.shape.iter().zip(&t.shape).enumerate() {
             if d != axis && a != b {
                 return Err(format!("operand {i} differs in dimension {d}: {b} vs {a}"));
             }
         }
-        total += t.shape[axis]
-            .fixed()
-            .ok_or("concat needs a fixed size along its axis")?;
+        total += t.shape[axis].fixed().ok_or("concat needs a fixed size along its axis")?;
     }
     let mut shape = first.shape.clone();
     shape[axis] = Dim::Fixed(total);
@@ -427,10 +359,7 @@ pub(super) fn slice(cx: &RuleCx<'_, attrs::Slice>) -> Rule {
     let (start, end) = (cx.attrs.start, cx.attrs.end);
     let bound = x.shape[axis].fixed().map_or(i64::MAX, |n| n as i64);
     if start < 0 || end < start || end > bound {
-        return Err(format!(
-            "slice [{start}, {end}) is out of range for dimension {}",
-            x.shape[axis]
-        ));
+        return Err(format!("slice [{start}, {end}) is out of range for dimension {}", x.shape[axis]));
     }
     let mut shape = x.shape.clone();
     shape[axis] = Dim::Fixed((end - start) as u64);
@@ -460,11 +389,7 @@ pub(super) fn cast(cx: &RuleCx<'_, attrs::Cast>) -> Rule {
 }
 
 pub(super) fn attention(cx: &RuleCx<'_, attrs::Attention>) -> Rule {
-    let (q, k, v) = (
-        float(cx.args[0], "q")?,
-        float(cx.args[1], "k")?,
-        float(cx.args[2], "v")?,
-    );
+    let (q, k, v) = (float(cx.args[0], "q")?, float(cx.args[1], "k")?, float(cx.args[2], "v")?);
     rank_is(q, 3, "q [seq, heads, head_dim]")?;
     rank_is(k, 3, "k [kv_len, kv_heads, head_dim]")?;
     rank_is(v, 3, "v [kv_len, kv_heads, v_dim]")?;
@@ -472,44 +397,27 @@ pub(super) fn attention(cx: &RuleCx<'_, attrs::Attention>) -> Rule {
     same_elem(q, k)?;
     same_elem(q, v)?;
     if q.shape[2] != k.shape[2] {
-        return Err(format!(
-            "q and k head sizes differ: {} vs {}",
-            q.shape[2], k.shape[2]
-        ));
+        return Err(format!("q and k head sizes differ: {} vs {}", q.shape[2], k.shape[2]));
     }
     if k.shape[0] != v.shape[0] || k.shape[1] != v.shape[1] {
-        return Err(format!(
-            "k and v must agree in kv_len and kv_heads: {k} vs {v}"
-        ));
+        return Err(format!("k and v must agree in kv_len and kv_heads: {k} vs {v}"));
     }
     if let (Some(hq), Some(hk)) = (q.shape[1].fixed(), k.shape[1].fixed()) {
         if hk == 0 || hq % hk != 0 {
-            return Err(format!(
-                "query heads ({hq}) must be a multiple of key heads ({hk})"
-            ));
+            return Err(format!("query heads ({hq}) must be a multiple of key heads ({hk})"));
         }
     }
     let a = cx.attrs;
     if a.window < 0 {
-        return Err(format!(
-            "attention window must be >= 0 (0 for none), got {}",
-            a.window
-        ));
+        return Err(format!("attention window must be >= 0 (0 for none), got {}", a.window));
     }
     if !(a.softcap.is_finite() && a.softcap >= 0.0) {
-        return Err(format!(
-            "attention softcap must be finite and >= 0 (0 for none), got {:?}",
-            a.softcap
-        ));
+        return Err(format!("attention softcap must be finite and >= 0 (0 for none), got {:?}", a.softcap));
     }
     if !a.scale.is_finite() {
         return Err(format!("attention scale must be finite, got {:?}", a.scale));
     }
-    Ok(q.with_shape(vec![
-        q.shape[0].clone(),
-        q.shape[1].clone(),
-        v.shape[2].clone(),
-    ]))
+    Ok(q.with_shape(vec![q.shape[0].clone(), q.shape[1].clone(), v.shape[2].clone()]))
 }
 
 pub(super) fn cache_write(cx: &RuleCx<'_, attrs::CacheWrite>) -> Rule {
@@ -518,9 +426,7 @@ pub(super) fn cache_write(cx: &RuleCx<'_, attrs::CacheWrite>) -> Rule {
     scalar_pos(cx.args[2])?;
     same_elem(cache, x)?;
     if cache.rank() == 0 || cache.rank() != x.rank() || cache.shape[1..] != x.shape[1..] {
-        return Err(format!(
-            "x must be [n, ...] with the cache's trailing dimensions: {x} into {cache}"
-        ));
+        return Err(format!("x must be [n, ...] with the cache's trailing dimensions: {x} into {cache}"));
     }
     Ok(cache.clone())
 }
@@ -528,15 +434,8 @@ pub(super) fn cache_write(cx: &RuleCx<'_, attrs::CacheWrite>) -> Rule {
 pub(super) fn quantize(cx: &RuleCx<'_, attrs::Quantize>) -> Rule {
     let x = float(cx.args[0], "operand")?;
     let enc = cx.attrs.encoding;
-    x.shape
-        .last()
-        .and_then(Dim::fixed)
-        .ok_or("the last dimension must be fixed to quantize")?;
-    let ty = TensorType {
-        shape: x.shape.clone(),
-        elem: x.elem,
-        encoding: Some(enc),
-    };
+    x.shape.last().and_then(Dim::fixed).ok_or("the last dimension must be fixed to quantize")?;
+    let ty = TensorType { shape: x.shape.clone(), elem: x.elem, encoding: Some(enc) };
     encoded_shape(&ty)?;
     Ok(ty)
 }
@@ -550,9 +449,7 @@ fn encoded_shape(t: &TensorType) -> Result<(), String> {
         return enc.verify(&shape);
     }
     if !enc.row_local() {
-        return Err(format!(
-            "{t}: {enc} is not stored row by row and needs a fixed shape"
-        ));
+        return Err(format!("{t}: {enc} is not stored row by row and needs a fixed shape"));
     }
     match t.shape.last().and_then(Dim::fixed) {
         Some(last) => enc.verify(&[last]),
@@ -573,15 +470,11 @@ pub(super) fn mpgemm(cx: &RuleCx<'_, attrs::Mpgemm>) -> Rule {
     let x = float(cx.args[0], "x")?;
     let w = cx.args[1];
     if w.encoding.is_none() {
-        return Err(format!(
-            "w must be encoded (use tensor.matmul for plain weights), got {w}"
-        ));
+        return Err(format!("w must be encoded (use tensor.matmul for plain weights), got {w}"));
     }
     rank_is(w, 2, "w")?;
     if !cx.attrs.transpose_b {
-        return Err(
-            "block encodings run along the contraction axis: w must be [n, k] (transpose_b)".into(),
-        );
+        return Err("block encodings run along the contraction axis: w must be [n, k] (transpose_b)".into());
     }
     same_elem(x, w)?;
     matmul_shape(x, w, true)
@@ -591,12 +484,7 @@ pub(super) fn mpgemm(cx: &RuleCx<'_, attrs::Mpgemm>) -> Rule {
 
 /// `w` of a kern GEMM: rank 2 `[n, k]`, the element type of `x`, and an
 /// encoding that admits primitive `p` (`what` names the family in the error).
-fn kern_weight<'a>(
-    x: &TensorType,
-    w: &'a TensorType,
-    what: &str,
-    p: Primitive,
-) -> Result<&'a TensorType, String> {
+fn kern_weight<'a>(x: &TensorType, w: &'a TensorType, what: &str, p: Primitive) -> Result<&'a TensorType, String> {
     rank_is(w, 2, "w")?;
     same_elem(x, w)?;
     match &w.encoding {
@@ -615,50 +503,25 @@ pub(super) fn lut_precompute(cx: &RuleCx<'_, attrs::LutPrecompute>) -> Rule {
     let x = float(cx.args[0], "x")?;
     let g = cx.attrs.act_group;
     if g < 8 || g > 64 || g % 8 != 0 {
-        return Err(format!(
-            "act_group must be a multiple of 8 in 8..=64, got {g}"
-        ));
+        return Err(format!("act_group must be a multiple of 8 in 8..=64, got {g}"));
     }
-    let k = x
-        .shape
-        .last()
-        .and_then(Dim::fixed)
-        .ok_or("the last dimension of x must be fixed")?;
+    let k = x.shape.last().and_then(Dim::fixed).ok_or("the last dimension of x must be fixed")?;
     if k % 4 != 0 {
-        return Err(format!(
-            "the last dimension of x must be a multiple of 4, got {k}"
-        ));
+        return Err(format!("the last dimension of x must be a multiple of 4, got {k}"));
     }
     let mut shape = x.shape[..x.rank() - 1].to_vec();
     shape.extend([Dim::Fixed(k / 4), Dim::Fixed(16)]);
-    Ok(TensorType {
-        shape,
-        elem: ElemType::F32,
-        encoding: None,
-    })
+    Ok(TensorType { shape, elem: ElemType::F32, encoding: None })
 }
 
 pub(super) fn lut_gemm(cx: &RuleCx<'_, attrs::LutGemm>) -> Rule {
     let t = float(cx.args[0], "tables")?;
     if t.rank() < 3 || t.shape[t.rank() - 1] != Dim::Fixed(16) {
-        return Err(format!(
-            "tables must be [..., k/4, 16] from kern.lut_precompute, got {t}"
-        ));
+        return Err(format!("tables must be [..., k/4, 16] from kern.lut_precompute, got {t}"));
     }
-    let groups = t.shape[t.rank() - 2]
-        .fixed()
-        .ok_or("tables need a fixed group count")?;
-    let x = TensorType {
-        shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(),
-        elem: t.elem,
-        encoding: None,
-    };
-    let w = kern_weight(
-        &x,
-        cx.args[1],
-        "#gq (1-4 bits), #ternary or #bcq with per-row scales",
-        Primitive::Lut,
-    )?;
+    let groups = t.shape[t.rank() - 2].fixed().ok_or("tables need a fixed group count")?;
+    let x = TensorType { shape: [&t.shape[..t.rank() - 2], &[Dim::Fixed(groups * 4)]].concat(), elem: t.elem, encoding: None };
+    let w = kern_weight(&x, cx.args[1], "#gq (1-4 bits), #ternary or #bcq with per-row scales", Primitive::Lut)?;
     matmul_shape(&x, w, true)
 }
 
@@ -692,10 +555,7 @@ pub(super) fn tile(cx: &RuleCx<'_, attrs::Tile>) -> Rule {
     if let Some(e) = &w.encoding
         && k as u64 % e.block_elems() != 0
     {
-        return Err(format!(
-            "k = {k} must cover whole {e} blocks of {}",
-            e.block_elems()
-        ));
+        return Err(format!("k = {k} must cover whole {e} blocks of {}", e.block_elems()));
     }
     Ok(w.clone())
 }

@@ -227,19 +227,11 @@ impl Entries {
             Some(i) => {
                 let (_, lit) = self.entries.remove(i);
                 T::from_lit(&lit).ok_or_else(|| {
-                    format!(
-                        "attribute '{key}' of '{}' must be {}, got {lit}",
-                        self.opcode.mnemonic(),
-                        T::EXPECTED
-                    )
+                    format!("attribute '{key}' of '{}' must be {}, got {lit}", self.opcode.mnemonic(), T::EXPECTED)
                 })
             }
             None => default.ok_or_else(|| {
-                format!(
-                    "'{}' needs attribute '{key}' ({})",
-                    self.opcode.mnemonic(),
-                    T::EXPECTED
-                )
+                format!("'{}' needs attribute '{key}' ({})", self.opcode.mnemonic(), T::EXPECTED)
             }),
         }
     }
@@ -250,16 +242,9 @@ impl Entries {
             Some((k, _)) => {
                 let valid = self.opcode.attr_names();
                 Err(if valid.is_empty() {
-                    format!(
-                        "'{}' takes no attributes, got '{k}'",
-                        self.opcode.mnemonic()
-                    )
+                    format!("'{}' takes no attributes, got '{k}'", self.opcode.mnemonic())
                 } else {
-                    format!(
-                        "unknown attribute '{k}' for '{}' (valid: {})",
-                        self.opcode.mnemonic(),
-                        valid.join(", ")
-                    )
+                    format!("unknown attribute '{k}' for '{}' (valid: {})", self.opcode.mnemonic(), valid.join(", "))
                 })
             }
         }

@@ -18,9 +18,9 @@
 //! sums `Σ ±α_i` (exhaustive, which is what LUT-GEMM's binary search finds).
 //! The best (α, B) seen is kept, so refinement never increases the error.
 
-use super::encoding::{Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
-use super::lowbit::{BcqParams, BcqScales, check_groups, check_len};
+use super::encoding::{Params, ParseScheme, Primitive, Scheme};
+use super::lowbit::{check_groups, check_len, BcqParams, BcqScales};
 use crate::ops::AttrLit;
 
 /// Alternating refinement rounds of [`BcqParams::encode`] (LUT-GEMM's default).
@@ -49,9 +49,7 @@ impl BcqParams {
 
     /// The `α`s of one block.
     pub fn alphas(&self, block: &[u8]) -> Vec<f32> {
-        (0..self.bits as usize)
-            .map(|i| f16_at(block, 2 * i))
-            .collect()
+        (0..self.bits as usize).map(|i| f16_at(block, 2 * i)).collect()
     }
 
     /// Plane `i` of one block.
@@ -65,10 +63,7 @@ impl BcqParams {
     /// [`crate::quant::Encoding::decode`]).
     pub fn decode(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
         let Some(g) = self.group() else {
-            return Err(format!(
-                "#bcq scales = {} shares α across rows: decoding needs the weight's [rows, cols]",
-                self.scales().name()
-            ));
+            return Err(format!("#bcq scales = {} shares α across rows: decoding needs the weight's [rows, cols]", self.scales().name()));
         };
         let (g, bb) = (g as usize, self.block_bytes());
         let n = check_groups("#bcq", out.len(), g)?;
@@ -78,11 +73,7 @@ impl BcqParams {
             for (i, a) in self.alphas(blk).into_iter().enumerate() {
                 let plane = self.plane(blk, i);
                 for (j, o) in dst.iter_mut().enumerate() {
-                    *o += if plane[j / 8] >> (j % 8) & 1 == 1 {
-                        a
-                    } else {
-                        -a
-                    };
+                    *o += if plane[j / 8] >> (j % 8) & 1 == 1 { a } else { -a };
                 }
             }
         }
@@ -98,10 +89,7 @@ impl BcqParams {
     /// shared-scale layouts need the shape ([`BcqParams::encode_shared`]).
     pub fn encode_rounds(&self, values: &[f32], rounds: usize) -> Result<Vec<u8>, String> {
         let Some(g) = self.group() else {
-            return Err(format!(
-                "#bcq scales = {} shares α across rows: encoding needs the weight's [rows, cols]",
-                self.scales().name()
-            ));
+            return Err(format!("#bcq scales = {} shares α across rows: encoding needs the weight's [rows, cols]", self.scales().name()));
         };
         let (g, bb) = (g as usize, self.block_bytes());
         let n = check_groups("#bcq", values.len(), g)?;
@@ -154,9 +142,7 @@ impl BcqParams {
         let mut best = (sq_err(w, &alpha, &signs), alpha, signs);
         let mut signs = best.2.clone();
         for _ in 0..rounds {
-            let Some(ls) = least_squares_alpha(w, &signs, q) else {
-                break;
-            };
+            let Some(ls) = least_squares_alpha(w, &signs, q) else { break };
             let alpha = self.storable(&ls);
             signs = assign(w, &alpha);
             let e = sq_err(w, &alpha, &signs);
@@ -171,16 +157,7 @@ impl BcqParams {
     fn storable(&self, alpha: &[f64]) -> Vec<f32> {
         let mut a: Vec<f64> = alpha.iter().map(|v| v.abs()).collect();
         a.sort_by(|x, y| y.total_cmp(x));
-        a.iter()
-            .map(|&v| {
-                half::f16::from_f64(if self.pot {
-                    apot_round(v, self.apot)
-                } else {
-                    v
-                })
-                .to_f32()
-            })
-            .collect()
+        a.iter().map(|&v| half::f16::from_f64(if self.pot { apot_round(v, self.apot) } else { v }).to_f32()).collect()
     }
 }
 
@@ -196,44 +173,24 @@ pub fn apot_round(v: f64, terms: u8) -> f64 {
         }
         let lo = 2f64.powi(r.log2().floor() as i32);
         let last = t + 1 == terms;
-        sum += if last && 2.0 * lo - r < r - lo {
-            2.0 * lo
-        } else {
-            lo
-        };
+        sum += if last && 2.0 * lo - r < r - lo { 2.0 * lo } else { lo };
     }
     sum
 }
 
 /// `Σ_i ±α_i` for the sign mask `s` (bit i set ⇔ `+α_i`).
 pub fn value(alpha: &[f32], s: u8) -> f64 {
-    alpha
-        .iter()
-        .enumerate()
-        .map(|(i, &a)| {
-            if s >> i & 1 == 1 {
-                a as f64
-            } else {
-                -(a as f64)
-            }
-        })
-        .sum()
+    alpha.iter().enumerate().map(|(i, &a)| if s >> i & 1 == 1 { a as f64 } else { -(a as f64) }).sum()
 }
 
 /// The 2^q sign masks of `alpha` with their values `Σ ±α_i`.
 pub fn combos(alpha: &[f32]) -> Vec<(u8, f64)> {
-    (0..1u16 << alpha.len())
-        .map(|s| (s as u8, value(alpha, s as u8)))
-        .collect()
+    (0..1u16 << alpha.len()).map(|s| (s as u8, value(alpha, s as u8))).collect()
 }
 
 /// The combination (of [`combos`]) nearest to `v`.
 pub fn nearest(combos: &[(u8, f64)], v: f64) -> (u8, f64) {
-    combos
-        .iter()
-        .copied()
-        .min_by(|a, b| (a.1 - v).abs().total_cmp(&(b.1 - v).abs()))
-        .unwrap_or((0, 0.0))
+    combos.iter().copied().min_by(|a, b| (a.1 - v).abs().total_cmp(&(b.1 - v).abs())).unwrap_or((0, 0.0))
 }
 
 /// Each element's nearest sign combination.
@@ -244,18 +201,12 @@ fn assign(w: &[f32], alpha: &[f32]) -> Vec<u8> {
 
 /// Σ (w − ŵ)².
 pub(crate) fn sq_err(w: &[f32], alpha: &[f32], signs: &[u8]) -> f64 {
-    w.iter()
-        .zip(signs)
-        .map(|(&v, &s)| (v as f64 - value(alpha, s)).powi(2))
-        .sum()
+    w.iter().zip(signs).map(|(&v, &s)| (v as f64 - value(alpha, s)).powi(2)).sum()
 }
 
 /// Solves `BᵀB·α = Bᵀw` by Gaussian elimination with partial pivoting;
 /// `None` when `BᵀB` is singular (a plane equal to ± another).
-#[allow(
-    clippy::needless_range_loop,
-    reason = "row/column indices of a q×q matrix read clearer than iterators"
-)]
+#[allow(clippy::needless_range_loop, reason = "row/column indices of a q×q matrix read clearer than iterators")]
 fn least_squares_alpha(w: &[f32], signs: &[u8], q: usize) -> Option<Vec<f64>> {
     let sgn = |s: u8, i: usize| if s >> i & 1 == 1 { 1.0 } else { -1.0 };
     let mut m = vec![vec![0f64; q + 1]; q];
@@ -301,20 +252,13 @@ impl ParseScheme for BcqParams {
                 Some(AttrLit::Ident(s)) if s == "row" => BcqScales::Row,
                 Some(AttrLit::Ident(s)) if s == "acc" => BcqScales::Acc,
                 Some(AttrLit::Ident(s)) if s == "lat" => BcqScales::Lat,
-                Some(other) => {
-                    return Err(format!(
-                        "#bcq: 'scales' must be row, acc or lat, got {other}"
-                    ));
-                }
+                Some(other) => return Err(format!("#bcq: 'scales' must be row, acc or lat, got {other}")),
             };
             if scales == BcqScales::Row {
                 return Ok(BcqParams::row(bits, p.group(false)?, pot, apot));
             }
             if p.get("group").is_some() {
-                return Err(format!(
-                    "#bcq: scales = {} shares α across rows and takes no 'group'",
-                    scales.name()
-                ));
+                return Err(format!("#bcq: scales = {} shares α across rows and takes no 'group'", scales.name()));
             }
             Ok(BcqParams::shared(bits, pot, apot, scales))
         })
@@ -356,17 +300,10 @@ impl Scheme for BcqParams {
     fn verify(&self, shape: &[u64]) -> Result<(), String> {
         match (self.group(), shape) {
             (Some(g), [.., last]) if last.is_multiple_of(g as u64) => Ok(()),
-            (Some(g), [.., last]) => Err(format!(
-                "{} needs the last dimension to be a multiple of {g}, got {last}",
-                self.spelling()
-            )),
+            (Some(g), [.., last]) => Err(format!("{} needs the last dimension to be a multiple of {g}, got {last}", self.spelling())),
             (Some(_), []) => Err(format!("{} needs at least one dimension", self.spelling())),
             (None, &[rows, cols]) => self.shared_bytes(rows, cols).map(|_| ()),
-            (None, _) => Err(format!(
-                "{} shares α across rows: it needs a [rows, cols] tensor, got {} dimensions",
-                self.spelling(),
-                shape.len()
-            )),
+            (None, _) => Err(format!("{} shares α across rows: it needs a [rows, cols] tensor, got {} dimensions", self.spelling(), shape.len())),
         }
     }
 
@@ -375,13 +312,8 @@ impl Scheme for BcqParams {
         match shape {
             &[rows, cols] if self.group().is_none() => self.shared_bytes(rows, cols),
             _ => {
-                let numel = shape
-                    .iter()
-                    .try_fold(1u64, |a, &d| a.checked_mul(d))
-                    .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
-                (numel / Scheme::block_elems(self))
-                    .checked_mul(Scheme::block_bytes(self))
-                    .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
+                let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
+                (numel / Scheme::block_elems(self)).checked_mul(Scheme::block_bytes(self)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
             }
         }
     }
@@ -401,11 +333,7 @@ impl Scheme for BcqParams {
     }
 
     fn primitives(&self) -> &'static [Primitive] {
-        if self.group().is_some() {
-            &[Primitive::Lut, Primitive::ShiftAdd]
-        } else {
-            &[Primitive::ShiftAdd]
-        }
+        if self.group().is_some() { &[Primitive::Lut, Primitive::ShiftAdd] } else { &[Primitive::ShiftAdd] }
     }
 
     fn cost_key(&self) -> String {
@@ -429,20 +357,14 @@ mod tests {
             s ^= s << 17;
             ((s >> 11) as f64 + 0.5) / (1u64 << 53) as f64
         };
-        (0..n)
-            .map(|_| ((-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos()) as f32 * 0.02)
-            .collect()
+        (0..n).map(|_| ((-2.0 * u().ln()).sqrt() * (std::f64::consts::TAU * u()).cos()) as f32 * 0.02).collect()
     }
 
     fn rel_err(p: &BcqParams, x: &[f32], rounds: usize) -> f64 {
         let bytes = p.encode_rounds(x, rounds).unwrap();
         let mut y = vec![0f32; x.len()];
         p.decode(&bytes, &mut y).unwrap();
-        let num: f64 = x
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-            .sum();
+        let num: f64 = x.iter().zip(&y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
         let den: f64 = x.iter().map(|a| (*a as f64).powi(2)).sum();
         (num / den).sqrt()
     }
@@ -463,9 +385,7 @@ mod tests {
     fn representable_values_round_trip_exactly() {
         let p = BcqParams::row(2, 16, false, 3);
         let (a0, a1) = (0.5f32, 0.125f32);
-        let x: Vec<f32> = (0..16)
-            .map(|j| if j % 2 == 0 { a0 } else { -a0 } + if j % 3 == 0 { a1 } else { -a1 })
-            .collect();
+        let x: Vec<f32> = (0..16).map(|j| if j % 2 == 0 { a0 } else { -a0 } + if j % 3 == 0 { a1 } else { -a1 }).collect();
         let bytes = p.encode(&x).unwrap();
         let mut y = vec![0f32; 16];
         p.decode(&bytes, &mut y).unwrap();
@@ -485,10 +405,7 @@ mod tests {
                     let m = half::f16::from_f32(a).to_bits() & 0x3ff;
                     // f16 mantissa: the implicit 1 plus at most apot − 1 more set bits
                     // (a carry can only merge terms).
-                    assert!(
-                        a == 0.0 || (m.count_ones() as u8) < apot,
-                        "apot {apot}: {a}"
-                    );
+                    assert!(a == 0.0 || (m.count_ones() as u8) < apot, "apot {apot}: {a}");
                 }
             }
         }

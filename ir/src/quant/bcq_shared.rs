@@ -31,21 +31,11 @@ impl BcqParams {
     pub fn shared_bytes(&self, rows: u64, cols: u64) -> Result<u64, String> {
         let lat = self.scales() == BcqScales::Lat;
         if rows == 0 || cols == 0 || !cols.is_multiple_of(8) || (lat && !rows.is_multiple_of(8)) {
-            let need = if lat {
-                "rows and columns multiples of 8"
-            } else {
-                "columns a multiple of 8"
-            };
-            return Err(format!(
-                "#bcq scales = {} needs a [rows, cols] weight with {need}, got [{rows}, {cols}]",
-                self.scales().name()
-            ));
+            let need = if lat { "rows and columns multiples of 8" } else { "columns a multiple of 8" };
+            return Err(format!("#bcq scales = {} needs a [rows, cols] weight with {need}, got [{rows}, {cols}]", self.scales().name()));
         }
         let q = self.bits as u64;
-        rows.checked_mul(cols)
-            .and_then(|n| n.checked_mul(q))
-            .map(|b| b / 8 + 2 * cols * q)
-            .ok_or_else(|| format!("#bcq [{rows}, {cols}] is too large"))
+        rows.checked_mul(cols).and_then(|n| n.checked_mul(q)).map(|b| b / 8 + 2 * cols * q).ok_or_else(|| format!("#bcq [{rows}, {cols}] is too large"))
     }
 
     /// The `α` set of element `(r, c)` of a `[rows, cols]` weight.
@@ -61,9 +51,7 @@ impl BcqParams {
         match self.scales() {
             BcqScales::Lat => {
                 let (rb, cb, h) = (s / (cols / 8), s % (cols / 8), rows / 8);
-                (rb * h..(rb + 1) * h)
-                    .flat_map(|r| (8 * cb..8 * cb + 8).map(move |c| (r, c)))
-                    .collect()
+                (rb * h..(rb + 1) * h).flat_map(|r| (8 * cb..8 * cb + 8).map(move |c| (r, c))).collect()
             }
             _ => (0..rows).map(|r| (r, s)).collect(),
         }
@@ -77,9 +65,7 @@ impl BcqParams {
     /// The `α`s of every set (`cols · bits`, set-major) of `bytes`.
     pub fn shared_alphas(&self, bytes: &[u8], rows: usize, cols: usize) -> Vec<f32> {
         let at = self.alpha_at(rows, cols);
-        (0..cols * self.bits as usize)
-            .map(|j| f16_at(bytes, at + 2 * j))
-            .collect()
+        (0..cols * self.bits as usize).map(|j| f16_at(bytes, at + 2 * j)).collect()
     }
 
     /// The sign byte of plane `i`, row `r`, 8-column chunk `j`.
@@ -109,20 +95,10 @@ impl BcqParams {
 
     /// Quantizes `values` (`[rows, cols]`) set by set with `rounds`
     /// refinement rounds: storage bytes.
-    pub fn encode_shared(
-        &self,
-        values: &[f32],
-        rows: usize,
-        cols: usize,
-        rounds: usize,
-    ) -> Result<Vec<u8>, String> {
+    pub fn encode_shared(&self, values: &[f32], rows: usize, cols: usize, rounds: usize) -> Result<Vec<u8>, String> {
         self.shared_bytes(rows as u64, cols as u64)?;
         if values.len() != rows * cols {
-            return Err(format!(
-                "#bcq [{rows}, {cols}] takes {} values, got {}",
-                rows * cols,
-                values.len()
-            ));
+            return Err(format!("#bcq [{rows}, {cols}] takes {} values, got {}", rows * cols, values.len()));
         }
         let mut alpha = vec![0f32; cols * self.bits as usize];
         let mut signs = vec![0u8; rows * cols];
@@ -139,40 +115,18 @@ impl BcqParams {
     }
 
     /// Decodes a `[rows, cols]` weight into `out` (`rows·cols` values).
-    pub fn decode_shared(
-        &self,
-        bytes: &[u8],
-        rows: usize,
-        cols: usize,
-        out: &mut [f32],
-    ) -> Result<(), String> {
+    pub fn decode_shared(&self, bytes: &[u8], rows: usize, cols: usize, out: &mut [f32]) -> Result<(), String> {
         let q = self.bits as usize;
         let name = self.scales().name();
         let want = self.shared_bytes(rows as u64, cols as u64)?;
-        if self.group().is_some()
-            || rows.checked_mul(cols) != Some(out.len())
-            || want != bytes.len() as u64
-        {
-            return Err(format!(
-                "#bcq scales = {name}: a [{rows}, {cols}] weight takes {want} bytes and {} values, got {} and {}",
-                rows * cols,
-                bytes.len(),
-                out.len()
-            ));
+        if self.group().is_some() || rows.checked_mul(cols) != Some(out.len()) || want != bytes.len() as u64 {
+            return Err(format!("#bcq scales = {name}: a [{rows}, {cols}] weight takes {want} bytes and {} values, got {} and {}", rows * cols, bytes.len(), out.len()));
         }
         let alpha = self.shared_alphas(bytes, rows, cols);
         for (e, o) in out.iter_mut().enumerate() {
             let (r, c) = (e / cols, e % cols);
             let a = &alpha[self.shared_set(rows, cols, r, c) * q..][..q];
-            *o = (0..q)
-                .map(|i| {
-                    if self.shared_sign_byte(bytes, cols, r, c / 8, i) >> (c % 8) & 1 == 1 {
-                        a[i]
-                    } else {
-                        -a[i]
-                    }
-                })
-                .sum();
+            *o = (0..q).map(|i| if self.shared_sign_byte(bytes, cols, r, c / 8, i) >> (c % 8) & 1 == 1 { a[i] } else { -a[i] }).sum();
         }
         Ok(())
     }
@@ -197,18 +151,8 @@ mod tests {
 
     fn rel_err(p: BcqParams, w: &[f32], rows: usize, cols: usize, rounds: usize) -> f64 {
         let mut y = vec![0f32; w.len()];
-        p.decode_shared(
-            &p.encode_shared(w, rows, cols, rounds).unwrap(),
-            rows,
-            cols,
-            &mut y,
-        )
-        .unwrap();
-        let num: f64 = w
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
-            .sum();
+        p.decode_shared(&p.encode_shared(w, rows, cols, rounds).unwrap(), rows, cols, &mut y).unwrap();
+        let num: f64 = w.iter().zip(&y).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
         (num / w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>()).sqrt()
     }
 
@@ -220,25 +164,16 @@ mod tests {
             for bits in 1..=4u8 {
                 let p = BcqParams::shared(bits, true, 3, scales);
                 let bytes = p.encode_shared(&w, rows, cols, 5).unwrap();
-                assert_eq!(
-                    bytes.len() as u64,
-                    p.shared_bytes(rows as u64, cols as u64).unwrap()
-                );
+                assert_eq!(bytes.len() as u64, p.shared_bytes(rows as u64, cols as u64).unwrap());
                 let mut y = vec![0f32; w.len()];
                 p.decode_shared(&bytes, rows, cols, &mut y).unwrap();
                 let alpha = p.shared_alphas(&bytes, rows, cols);
                 for (e, &v) in y.iter().enumerate() {
                     let (r, c) = (e / cols, e % cols);
                     let s = p.shared_set(rows, cols, r, c);
-                    let mask = (0..bits as usize).fold(0u8, |m, i| {
-                        m | (p.shared_sign_byte(&bytes, cols, r, c / 8, i) >> (c % 8) & 1) << i
-                    });
+                    let mask = (0..bits as usize).fold(0u8, |m, i| m | (p.shared_sign_byte(&bytes, cols, r, c / 8, i) >> (c % 8) & 1) << i);
                     // Exactly Σ ±α in f64 (f16 α, at most 4 terms: exact in f32 too).
-                    assert_eq!(
-                        v as f64,
-                        value(&alpha[s * bits as usize..][..bits as usize], mask),
-                        "{scales:?} bits {bits} ({r}, {c})"
-                    );
+                    assert_eq!(v as f64, value(&alpha[s * bits as usize..][..bits as usize], mask), "{scales:?} bits {bits} ({r}, {c})");
                 }
             }
         }
@@ -261,11 +196,7 @@ mod tests {
             }
             assert!(seen.iter().all(|&n| n == 1));
         }
-        assert!(
-            lat.shared_bytes(12, 24).is_err()
-                && acc.shared_bytes(12, 24).is_ok()
-                && acc.shared_bytes(12, 20).is_err()
-        );
+        assert!(lat.shared_bytes(12, 24).is_err() && acc.shared_bytes(12, 24).is_ok() && acc.shared_bytes(12, 20).is_err());
     }
 
     #[test]
@@ -275,10 +206,7 @@ mod tests {
         for scales in [BcqScales::Acc, BcqScales::Lat] {
             for bits in 2..=4u8 {
                 let p = BcqParams::shared(bits, true, 3, scales);
-                let (g, r) = (
-                    rel_err(p, &w, rows, cols, 0),
-                    rel_err(p, &w, rows, cols, 15),
-                );
+                let (g, r) = (rel_err(p, &w, rows, cols, 0), rel_err(p, &w, rows, cols, 15));
                 assert!(r < g, "{scales:?} bits {bits}: refined {r} vs greedy {g}");
             }
         }
@@ -289,46 +217,18 @@ mod tests {
         use crate::ops::AttrLit;
         use crate::types::Encoding;
         for name in ["acc", "lat"] {
-            let given = [
-                ("bits".to_string(), AttrLit::Int(3)),
-                ("pot".to_string(), AttrLit::Bool(true)),
-                ("scales".to_string(), AttrLit::Ident(name.into())),
-            ];
+            let given = [("bits".to_string(), AttrLit::Int(3)), ("pot".to_string(), AttrLit::Bool(true)), ("scales".to_string(), AttrLit::Ident(name.into()))];
             let e = Encoding::parse("bcq", &given).unwrap();
-            assert_eq!(
-                e.to_string(),
-                format!("#bcq<bits = 3, pot = true, apot = 3, scales = {name}>")
-            );
-            let params: Vec<(String, AttrLit)> = e
-                .params()
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
+            assert_eq!(e.to_string(), format!("#bcq<bits = 3, pot = true, apot = 3, scales = {name}>"));
+            let params: Vec<(String, AttrLit)> = e.params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Encoding::parse("bcq", &params).unwrap(), e);
             assert_eq!(e.block_elems(), 8);
             assert!(e.storage(&[64]).is_err());
             assert_eq!(e.storage(&[8, 8]).unwrap(), 8 * 8 * 3 / 8 + 2 * 8 * 3);
         }
-        let row = Encoding::parse(
-            "bcq",
-            &[
-                ("bits".to_string(), AttrLit::Int(2)),
-                ("group".to_string(), AttrLit::Int(64)),
-                ("scales".to_string(), AttrLit::Ident("row".into())),
-            ],
-        )
-        .unwrap();
+        let row = Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("group".to_string(), AttrLit::Int(64)), ("scales".to_string(), AttrLit::Ident("row".into()))]).unwrap();
         assert_eq!(row.to_string(), "#bcq<bits = 2, group = 64, pot = false>");
-        assert!(
-            Encoding::parse(
-                "bcq",
-                &[
-                    ("bits".to_string(), AttrLit::Int(2)),
-                    ("scales".to_string(), AttrLit::Ident("diag".into()))
-                ]
-            )
-            .is_err()
-        );
+        assert!(Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("scales".to_string(), AttrLit::Ident("diag".into()))]).is_err());
     }
 
     #[test]

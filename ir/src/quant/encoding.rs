@@ -38,12 +38,7 @@ pub enum Primitive {
 
 impl Primitive {
     /// Every primitive, in listing order.
-    pub const ALL: [Primitive; 4] = [
-        Primitive::Lut,
-        Primitive::ShiftAdd,
-        Primitive::Sparse,
-        Primitive::Dense,
-    ];
+    pub const ALL: [Primitive; 4] = [Primitive::Lut, Primitive::ShiftAdd, Primitive::Sparse, Primitive::Dense];
 
     /// The name used in options, reports and cost tables.
     pub fn name(self) -> &'static str {
@@ -90,15 +85,9 @@ pub trait Scheme {
 
     /// Checks that a tensor of `shape` can be stored in this encoding.
     fn verify(&self, shape: &[u64]) -> Result<(), String> {
-        let Some(&last) = shape.last() else {
-            return Err(format!("{} needs at least one dimension", self.spelling()));
-        };
+        let Some(&last) = shape.last() else { return Err(format!("{} needs at least one dimension", self.spelling())) };
         if !last.is_multiple_of(self.block_elems()) {
-            return Err(format!(
-                "{} needs the last dimension to be a multiple of {}, got {last}",
-                self.spelling(),
-                self.block_elems()
-            ));
+            return Err(format!("{} needs the last dimension to be a multiple of {}, got {last}", self.spelling(), self.block_elems()));
         }
         Ok(())
     }
@@ -106,13 +95,8 @@ pub trait Scheme {
     /// Storage bytes of a tensor of `shape` (verified first).
     fn storage(&self, shape: &[u64]) -> Result<u64, String> {
         self.verify(shape)?;
-        let numel = shape
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
-        (numel / self.block_elems())
-            .checked_mul(self.block_bytes())
-            .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
+        let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
+        (numel / self.block_elems()).checked_mul(self.block_bytes()).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))
     }
 
     /// Decodes the storage of a tensor of `shape` into `out` (its numel
@@ -306,10 +290,7 @@ impl Encoding {
     pub fn decode(&self, shape: &[usize], bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
         let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if numel != Some(out.len()) {
-            return Err(format!(
-                "{self}: a {shape:?} tensor does not have {} elements",
-                out.len()
-            ));
+            return Err(format!("{self}: a {shape:?} tensor does not have {} elements", out.len()));
         }
         self.verify(&shape.iter().map(|&d| d as u64).collect::<Vec<_>>())?;
         self.scheme().decode(shape, bytes, out)
@@ -319,10 +300,7 @@ impl Encoding {
     pub fn encode(&self, shape: &[usize], values: &[f32]) -> Result<Vec<u8>, String> {
         let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if numel != Some(values.len()) {
-            return Err(format!(
-                "{self}: a {shape:?} tensor does not have {} elements",
-                values.len()
-            ));
+            return Err(format!("{self}: a {shape:?} tensor does not have {} elements", values.len()));
         }
         self.verify(&shape.iter().map(|&d| d as u64).collect::<Vec<_>>())?;
         self.scheme().encode(shape, values)
@@ -386,11 +364,7 @@ impl Params<'_> {
     pub(crate) fn check_keys(&self, allowed: &[&str]) -> Result<(), String> {
         for (k, _) in self.given {
             if !allowed.contains(&k.as_str()) {
-                return Err(format!(
-                    "encoding #{} has no parameter '{k}' (valid: {})",
-                    self.name,
-                    allowed.join(", ")
-                ));
+                return Err(format!("encoding #{} has no parameter '{k}' (valid: {})", self.name, allowed.join(", ")));
             }
         }
         Ok(())
@@ -402,28 +376,15 @@ impl Params<'_> {
     }
 
     /// An integer in `range` (inclusive), or `default` when absent.
-    pub(crate) fn int(
-        &self,
-        key: &str,
-        default: Option<i64>,
-        range: (i64, i64),
-    ) -> Result<i64, String> {
+    pub(crate) fn int(&self, key: &str, default: Option<i64>, range: (i64, i64)) -> Result<i64, String> {
         let v = match (self.get(key), default) {
             (Some(AttrLit::Int(v)), _) => *v,
-            (Some(other), _) => {
-                return Err(format!(
-                    "#{}: '{key}' must be an integer, got {other}",
-                    self.name
-                ));
-            }
+            (Some(other), _) => return Err(format!("#{}: '{key}' must be an integer, got {other}", self.name)),
             (None, Some(d)) => d,
             (None, None) => return Err(format!("#{} needs '{key}'", self.name)),
         };
         if v < range.0 || v > range.1 {
-            return Err(format!(
-                "#{}: '{key}' must be in {}..={}, got {v}",
-                self.name, range.0, range.1
-            ));
+            return Err(format!("#{}: '{key}' must be in {}..={}, got {v}", self.name, range.0, range.1));
         }
         Ok(v)
     }
@@ -433,10 +394,7 @@ impl Params<'_> {
         match self.get(key) {
             None => Ok(default),
             Some(AttrLit::Bool(b)) => Ok(*b),
-            Some(other) => Err(format!(
-                "#{}: '{key}' must be true or false, got {other}",
-                self.name
-            )),
+            Some(other) => Err(format!("#{}: '{key}' must be true or false, got {other}", self.name)),
         }
     }
 
@@ -445,10 +403,7 @@ impl Params<'_> {
         let g = self.int("group", None, (0, 1 << 20))?;
         if (g == 0 && !allow_zero) || g % 8 != 0 {
             let zero = if allow_zero { "0 or " } else { "" };
-            return Err(format!(
-                "#{}: 'group' must be {zero}a positive multiple of 8, got {g}",
-                self.name
-            ));
+            return Err(format!("#{}: 'group' must be {zero}a positive multiple of 8, got {g}", self.name));
         }
         Ok(g as u32)
     }

@@ -20,11 +20,9 @@
 //! the *stored* f16 `d`, so a group whose values are `(q − z)·d` for an
 //! f16-exact `d` (attaining an extreme level) round-trips exactly.
 
-use super::encoding::{
-    AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme,
-};
+use super::lowbit::{check_groups, check_len, get_code, put_code, round, GqParams};
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
-use super::lowbit::{GqParams, check_groups, check_len, get_code, put_code, round};
 use crate::ops::AttrLit;
 
 impl GqParams {
@@ -46,11 +44,7 @@ impl GqParams {
     /// Reads one block's scale `d` and zero point `z` (half-integer when symmetric).
     pub fn scale_zero(&self, block: &[u8]) -> (f32, f32) {
         let d = f16_at(block, 0);
-        let z = if self.zero {
-            block[2] as f32
-        } else {
-            self.max_code() as f32 / 2.0
-        };
+        let z = if self.zero { block[2] as f32 } else { self.max_code() as f32 / 2.0 };
         (d, z)
     }
 
@@ -85,11 +79,7 @@ impl GqParams {
                 let lo = src.iter().fold(0f32, |m, &v| m.min(v));
                 let hi = src.iter().fold(0f32, |m, &v| m.max(v));
                 let d = put_f16(blk, 0, (hi - lo) / maxq);
-                let z = if d > 0.0 {
-                    round(-lo / d).clamp(0.0, maxq)
-                } else {
-                    0.0
-                };
+                let z = if d > 0.0 { round(-lo / d).clamp(0.0, maxq) } else { 0.0 };
                 blk[2] = z as u8;
                 (d, z)
             } else {
@@ -113,11 +103,7 @@ impl ParseScheme for GqParams {
         (name == "gq").then(|| {
             let p = Params { name, given };
             p.check_keys(&["bits", "group", "zero"])?;
-            Ok(GqParams {
-                bits: p.int("bits", None, (1, 4))? as u8,
-                group: p.group(false)?,
-                zero: p.boolean("zero", false)?,
-            })
+            Ok(GqParams { bits: p.int("bits", None, (1, 4))? as u8, group: p.group(false)?, zero: p.boolean("zero", false)? })
         })
     }
 }
@@ -128,11 +114,7 @@ impl Scheme for GqParams {
     }
 
     fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        vec![
-            ("bits", AttrLit::Int(self.bits.into())),
-            ("group", AttrLit::Int(self.group.into())),
-            ("zero", AttrLit::Bool(self.zero)),
-        ]
+        vec![("bits", AttrLit::Int(self.bits.into())), ("group", AttrLit::Int(self.group.into())), ("zero", AttrLit::Bool(self.zero))]
     }
 
     fn block_elems(&self) -> u64 {
@@ -171,16 +153,8 @@ impl Scheme for GqParams {
 impl AffineScheme for GqParams {
     fn grid(&self) -> AffineGrid {
         let qmax = self.max_code();
-        let offset = if self.zero {
-            GridOffset::IntZero
-        } else {
-            GridOffset::Fixed(qmax as f32 / 2.0)
-        };
-        AffineGrid {
-            group: self.group as usize,
-            qmax,
-            offset,
-        }
+        let offset = if self.zero { GridOffset::IntZero } else { GridOffset::Fixed(qmax as f32 / 2.0) };
+        AffineGrid { group: self.group as usize, qmax, offset }
     }
 
     fn pack(&self, fit: &AffineFit, codes: &[u32], out: &mut [u8]) {
@@ -216,25 +190,15 @@ mod tests {
         let x: Vec<f32> = (0..64 * 16).map(|_| r()).collect();
         for bits in 1..=4u8 {
             for zero in [false, true] {
-                let p = GqParams {
-                    bits,
-                    group: 64,
-                    zero,
-                };
+                let p = GqParams { bits, group: 64, zero };
                 let bytes = p.encode(&x).unwrap();
                 assert_eq!(bytes.len(), 16 * p.block_bytes());
                 let mut y = vec![0f32; x.len()];
                 p.decode(&bytes, &mut y).unwrap();
-                for (gx, (gy, blk)) in x
-                    .chunks(64)
-                    .zip(y.chunks(64).zip(bytes.chunks(p.block_bytes())))
-                {
+                for (gx, (gy, blk)) in x.chunks(64).zip(y.chunks(64).zip(bytes.chunks(p.block_bytes()))) {
                     let (d, _) = p.scale_zero(blk);
                     for (a, b) in gx.iter().zip(gy) {
-                        assert!(
-                            (a - b).abs() <= d * 0.51 + 1e-6,
-                            "bits {bits} zero {zero}: {a} vs {b}, d {d}"
-                        );
+                        assert!((a - b).abs() <= d * 0.51 + 1e-6, "bits {bits} zero {zero}: {a} vs {b}, d {d}");
                     }
                 }
             }
@@ -245,22 +209,12 @@ mod tests {
     fn representable_values_round_trip_exactly() {
         for bits in 1..=4u8 {
             for zero in [false, true] {
-                let p = GqParams {
-                    bits,
-                    group: 32,
-                    zero,
-                };
+                let p = GqParams { bits, group: 32, zero };
                 let maxq = p.max_code();
                 let d = 0.375f32;
-                let z = if zero {
-                    (maxq / 3) as f32
-                } else {
-                    maxq as f32 / 2.0
-                };
+                let z = if zero { (maxq / 3) as f32 } else { maxq as f32 / 2.0 };
                 // Every level appears, including both extremes.
-                let x: Vec<f32> = (0..32)
-                    .map(|i| ((i as u32 % (maxq + 1)) as f32 - z) * d)
-                    .collect();
+                let x: Vec<f32> = (0..32).map(|i| ((i as u32 % (maxq + 1)) as f32 - z) * d).collect();
                 let bytes = p.encode(&x).unwrap();
                 let mut y = vec![0f32; 32];
                 p.decode(&bytes, &mut y).unwrap();
@@ -271,11 +225,7 @@ mod tests {
 
     #[test]
     fn malformed_input_is_an_error() {
-        let p = GqParams {
-            bits: 3,
-            group: 32,
-            zero: false,
-        };
+        let p = GqParams { bits: 3, group: 32, zero: false };
         assert!(p.encode(&[0.0; 31]).is_err());
         assert!(p.decode(&[0; 13], &mut [0.0; 32]).is_err());
     }

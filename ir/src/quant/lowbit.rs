@@ -85,28 +85,14 @@ impl BcqScales {
 impl BcqParams {
     /// The per-row layout with groups of `group` elements.
     pub fn row(bits: u8, group: u32, pot: bool, apot: u8) -> BcqParams {
-        BcqParams {
-            bits,
-            layout: BcqLayout::Row { group },
-            pot,
-            apot,
-        }
+        BcqParams { bits, layout: BcqLayout::Row { group }, pot, apot }
     }
 
     /// A shared-scale layout's parameters (`scales` is `Acc` or `Lat`; `Row`
     /// needs a group: use [`BcqParams::row`]).
     pub fn shared(bits: u8, pot: bool, apot: u8, scales: BcqScales) -> BcqParams {
-        let layout = if scales == BcqScales::Acc {
-            BcqLayout::Acc
-        } else {
-            BcqLayout::Lat
-        };
-        BcqParams {
-            bits,
-            layout,
-            pot,
-            apot,
-        }
+        let layout = if scales == BcqScales::Acc { BcqLayout::Acc } else { BcqLayout::Lat };
+        BcqParams { bits, layout, pot, apot }
     }
 
     /// The scale layout's kind.
@@ -167,9 +153,7 @@ pub(crate) fn check_len(enc: &str, n: usize, want: usize, got: usize) -> Result<
 /// Checks that `n` is a whole number of groups.
 pub(crate) fn check_groups(enc: &str, n: usize, group: usize) -> Result<usize, String> {
     if group == 0 || !n.is_multiple_of(group) {
-        return Err(format!(
-            "{enc}: {n} elements is not a multiple of the group size {group}"
-        ));
+        return Err(format!("{enc}: {n} elements is not a multiple of the group size {group}"));
     }
     Ok(n / group)
 }

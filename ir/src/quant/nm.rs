@@ -51,10 +51,7 @@ impl Nm {
         if !(1..=MAX_M as i64).contains(&m) || !(1..=m).contains(&n) {
             return Err(format!("N:M pattern {n}:{m}: need 1 <= N <= M <= {MAX_M}"));
         }
-        Ok(Nm {
-            n: n as u8,
-            m: m as u8,
-        })
+        Ok(Nm { n: n as u8, m: m as u8 })
     }
 
     /// A pattern known valid at compile time (`Nm::of(2, 4)`); a constant
@@ -66,10 +63,7 @@ impl Nm {
 
     /// Parses `N:M` (N kept of M).
     pub fn parse(s: &str) -> Result<Nm, String> {
-        let (n, m) = s
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| format!("expected N:M (N kept of M), got '{s}'"))?;
+        let (n, m) = s.trim().split_once(':').ok_or_else(|| format!("expected N:M (N kept of M), got '{s}'"))?;
         let n: i64 = n.trim().parse().map_err(|_| format!("bad N in '{s}'"))?;
         let m: i64 = m.trim().parse().map_err(|_| format!("bad M in '{s}'"))?;
         Nm::new(n, m).map_err(|e| format!("'{s}': {e}"))
@@ -117,12 +111,8 @@ impl ParseScheme for Nm {
         (name == "nm").then(|| {
             let p = Params { name, given };
             p.check_keys(&["n", "m"])?;
-            let (n, m) = (
-                p.int("n", None, (i64::MIN, i64::MAX))?,
-                p.int("m", None, (i64::MIN, i64::MAX))?,
-            );
-            Nm::new(n, m)
-                .map_err(|_| format!("encoding #nm<n = {n}, m = {m}>: need 1 <= n <= m <= {MAX_M}"))
+            let (n, m) = (p.int("n", None, (i64::MIN, i64::MAX))?, p.int("m", None, (i64::MIN, i64::MAX))?);
+            Nm::new(n, m).map_err(|_| format!("encoding #nm<n = {n}, m = {m}>: need 1 <= n <= m <= {MAX_M}"))
         })
     }
 }
@@ -133,10 +123,7 @@ impl Scheme for Nm {
     }
 
     fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        vec![
-            ("n", AttrLit::Int(self.n.into())),
-            ("m", AttrLit::Int(self.m.into())),
-        ]
+        vec![("n", AttrLit::Int(self.n.into())), ("m", AttrLit::Int(self.m.into()))]
     }
 
     fn block_elems(&self) -> u64 {
@@ -201,25 +188,14 @@ pub fn decode(nm: Nm, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
     let (n, m) = (nm.n, nm.m);
     let (me, bb) = (nm.m(), block_bytes(nm));
     if !out.len().is_multiple_of(me) || bytes.len() != out.len() / me * bb {
-        return Err(format!(
-            "#nm<n = {n}, m = {m}>: {} values need {} bytes, got {}",
-            out.len(),
-            out.len() / me * bb,
-            bytes.len()
-        ));
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values need {} bytes, got {}", out.len(), out.len() / me * bb, bytes.len()));
     }
-    for (g, (block, dst)) in bytes
-        .chunks_exact(bb)
-        .zip(out.chunks_exact_mut(me))
-        .enumerate()
-    {
+    for (g, (block, dst)) in bytes.chunks_exact(bb).zip(out.chunks_exact_mut(me)).enumerate() {
         dst.fill(0.0);
         let idx = read_indices(nm, block);
         for (k, &i) in idx.iter().enumerate() {
             if i >= me || (k > 0 && i <= idx[k - 1]) {
-                return Err(format!(
-                    "#nm<n = {n}, m = {m}>: group {g} has indices {idx:?} (need strictly increasing, below {m})"
-                ));
+                return Err(format!("#nm<n = {n}, m = {m}>: group {g} has indices {idx:?} (need strictly increasing, below {m})"));
             }
             dst[i] = f32::from_le_bytes(block[4 * k..4 * k + 4].try_into().unwrap_or_default());
         }
@@ -232,15 +208,9 @@ pub fn kept_positions(nm: Nm, bytes: &[u8]) -> Result<Vec<Vec<usize>>, String> {
     let (n, m) = (nm.n, nm.m);
     let bb = block_bytes(nm);
     if !bytes.len().is_multiple_of(bb) {
-        return Err(format!(
-            "#nm<n = {n}, m = {m}>: {} bytes is not a whole number of {bb}-byte groups",
-            bytes.len()
-        ));
+        return Err(format!("#nm<n = {n}, m = {m}>: {} bytes is not a whole number of {bb}-byte groups", bytes.len()));
     }
-    Ok(bytes
-        .chunks_exact(bb)
-        .map(|b| read_indices(nm, b))
-        .collect())
+    Ok(bytes.chunks_exact(bb).map(|b| read_indices(nm, b)).collect())
 }
 
 /// Encodes values keeping exactly the positions `keep` marks: every group of
@@ -249,25 +219,14 @@ pub fn encode_masked(nm: Nm, values: &[f32], keep: &[bool]) -> Result<Vec<u8>, S
     let (n, m) = (nm.n, nm.m);
     let me = nm.m();
     if !values.len().is_multiple_of(me) || keep.len() != values.len() {
-        return Err(format!(
-            "#nm<n = {n}, m = {m}>: {} values (mask {}) are not whole groups of {m}",
-            values.len(),
-            keep.len()
-        ));
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values (mask {}) are not whole groups of {m}", values.len(), keep.len()));
     }
     let b = index_bits(me);
     let mut out = Vec::with_capacity(values.len() / me * block_bytes(nm));
-    for (g, (vals, mask)) in values
-        .chunks_exact(me)
-        .zip(keep.chunks_exact(me))
-        .enumerate()
-    {
+    for (g, (vals, mask)) in values.chunks_exact(me).zip(keep.chunks_exact(me)).enumerate() {
         let idx: Vec<usize> = (0..me).filter(|&i| mask[i]).collect();
         if idx.len() != n as usize {
-            return Err(format!(
-                "#nm<n = {n}, m = {m}>: group {g} keeps {} values, not {n}",
-                idx.len()
-            ));
+            return Err(format!("#nm<n = {n}, m = {m}>: group {g} keeps {} values, not {n}", idx.len()));
         }
         for &i in &idx {
             out.extend_from_slice(&vals[i].to_le_bytes());
@@ -293,10 +252,7 @@ pub fn encode(nm: Nm, values: &[f32]) -> Result<Vec<u8>, String> {
     let (n, m) = (nm.n, nm.m);
     let me = nm.m();
     if !values.len().is_multiple_of(me) {
-        return Err(format!(
-            "#nm<n = {n}, m = {m}>: {} values are not whole groups of {m}",
-            values.len()
-        ));
+        return Err(format!("#nm<n = {n}, m = {m}>: {} values are not whole groups of {m}", values.len()));
     }
     let mut keep = vec![false; values.len()];
     for (vals, mask) in values.chunks_exact(me).zip(keep.chunks_exact_mut(me)) {
@@ -327,10 +283,7 @@ mod tests {
 
     #[test]
     fn geometry() {
-        assert_eq!(
-            (index_bits(4), index_bits(8), index_bits(2), index_bits(16)),
-            (2, 3, 1, 4)
-        );
+        assert_eq!((index_bits(4), index_bits(8), index_bits(2), index_bits(16)), (2, 3, 1, 4));
         assert_eq!(block_bytes(Nm::of(2, 4)), 9);
         assert_eq!(block_bytes(Nm::of(4, 8)), 18);
         assert_eq!(block_bytes(Nm::DENSE), 35);
@@ -344,9 +297,7 @@ mod tests {
     fn round_trip_and_exact_kept_count() {
         let mut seed = 7u64;
         let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         for (n, m) in [(1u8, 2u8), (2, 4), (4, 4), (2, 8), (4, 8), (8, 8), (3, 16)] {
@@ -355,18 +306,11 @@ mod tests {
             assert_eq!(bytes.len(), 12 * block_bytes(Nm::of(n, m)));
             let mut out = vec![1.0; vals.len()];
             crate::quant::decode(Encoding::Nm(Nm::of(n, m)), &bytes, &mut out).unwrap();
-            for (g, (src, dst)) in vals
-                .chunks(m as usize)
-                .zip(out.chunks(m as usize))
-                .enumerate()
-            {
+            for (g, (src, dst)) in vals.chunks(m as usize).zip(out.chunks(m as usize)).enumerate() {
                 let kept: Vec<usize> = (0..m as usize).filter(|&i| dst[i] != 0.0).collect();
                 assert_eq!(kept.len(), n as usize, "group {g} of {n}:{m}");
                 // The kept ones are the n largest magnitudes, stored exactly.
-                let min_kept = kept
-                    .iter()
-                    .map(|&i| src[i].abs())
-                    .fold(f32::INFINITY, f32::min);
+                let min_kept = kept.iter().map(|&i| src[i].abs()).fold(f32::INFINITY, f32::min);
                 for i in 0..m as usize {
                     if kept.contains(&i) {
                         assert_eq!(dst[i], src[i]);
@@ -376,16 +320,8 @@ mod tests {
                 }
             }
             // Re-encoding the decoded values gives the same bytes (lossless when pruned).
-            assert_eq!(
-                crate::quant::encode(Encoding::Nm(Nm::of(n, m)), &out).unwrap(),
-                bytes
-            );
-            assert!(
-                kept_positions(Nm::of(n, m), &bytes)
-                    .unwrap()
-                    .iter()
-                    .all(|k| k.len() == n as usize)
-            );
+            assert_eq!(crate::quant::encode(Encoding::Nm(Nm::of(n, m)), &out).unwrap(), bytes);
+            assert!(kept_positions(Nm::of(n, m), &bytes).unwrap().iter().all(|k| k.len() == n as usize));
         }
     }
 
@@ -401,27 +337,11 @@ mod tests {
         let mut bad = bytes.clone();
         bad[8] = 0b0000; // indices 0, 0: not increasing
         assert!(decode(nm, &bad, &mut [0.0; 4]).is_err());
-        for (n, m) in [
-            (0, 4),
-            (5, 4),
-            (1, 17),
-            (1, 4294967296),
-            (4294967298, 4294967300),
-            (-1, 4),
-        ] {
+        for (n, m) in [(0, 4), (5, 4), (1, 17), (1, 4294967296), (4294967298, 4294967300), (-1, 4)] {
             assert!(Nm::new(n, m).is_err(), "{n}:{m}");
         }
         assert_eq!(Nm::parse("2:4").unwrap(), Nm::TWO_FOUR);
         assert!(Nm::parse("4294967298:4294967300").is_err());
-        assert!(
-            Encoding::parse(
-                "nm",
-                &[
-                    ("n".into(), crate::ops::AttrLit::Int(5)),
-                    ("m".into(), crate::ops::AttrLit::Int(4))
-                ]
-            )
-            .is_err()
-        );
+        assert!(Encoding::parse("nm", &[("n".into(), crate::ops::AttrLit::Int(5)), ("m".into(), crate::ops::AttrLit::Int(4))]).is_err());
     }
 }

@@ -40,32 +40,17 @@ impl PlanTarget {
 impl SparsityPlan {
     /// Reads and checks the attribute value.
     pub fn from_attr(v: &AttrLit) -> Result<SparsityPlan, String> {
-        let shape =
-            || format!("{PLAN_KEY} must be a list of [@weight, N, M] or [@weight, fraction]");
-        let AttrLit::List(items) = v else {
-            return Err(shape());
-        };
+        let shape = || format!("{PLAN_KEY} must be a list of [@weight, N, M] or [@weight, fraction]");
+        let AttrLit::List(items) = v else { return Err(shape()) };
         let entry = |e: &AttrLit| -> Result<(String, PlanTarget), String> {
-            let AttrLit::List(e) = e else {
-                return Err(shape());
-            };
+            let AttrLit::List(e) = e else { return Err(shape()) };
             match e.as_slice() {
-                [AttrLit::Symbol(w), AttrLit::Int(n), AttrLit::Int(m)] => Ok((
-                    w.clone(),
-                    PlanTarget::Nm(Nm::new(*n, *m).map_err(|e| format!("{PLAN_KEY} @{w}: {e}"))?),
-                )),
-                [AttrLit::Symbol(w), AttrLit::Float(s)] => Ok((
-                    w.clone(),
-                    PlanTarget::unstructured(*s).map_err(|e| format!("{PLAN_KEY} @{w}: {e}"))?,
-                )),
+                [AttrLit::Symbol(w), AttrLit::Int(n), AttrLit::Int(m)] => Ok((w.clone(), PlanTarget::Nm(Nm::new(*n, *m).map_err(|e| format!("{PLAN_KEY} @{w}: {e}"))?))),
+                [AttrLit::Symbol(w), AttrLit::Float(s)] => Ok((w.clone(), PlanTarget::unstructured(*s).map_err(|e| format!("{PLAN_KEY} @{w}: {e}"))?)),
                 _ => Err(shape()),
             }
         };
-        items
-            .iter()
-            .map(entry)
-            .collect::<Result<_, _>>()
-            .map(SparsityPlan)
+        items.iter().map(entry).collect::<Result<_, _>>().map(SparsityPlan)
     }
 
     /// The attribute value.
@@ -73,9 +58,7 @@ impl SparsityPlan {
         let entry = |(w, t): &(String, PlanTarget)| {
             let mut e = vec![AttrLit::Symbol(w.clone())];
             match t {
-                PlanTarget::Nm(nm) => {
-                    e.extend([AttrLit::Int(nm.n() as i64), AttrLit::Int(nm.m() as i64)])
-                }
+                PlanTarget::Nm(nm) => e.extend([AttrLit::Int(nm.n() as i64), AttrLit::Int(nm.m() as i64)]),
                 PlanTarget::Unstructured(s) => e.push(AttrLit::Float(*s)),
             }
             AttrLit::List(e)
@@ -97,9 +80,7 @@ mod tests {
     use super::*;
 
     fn entry(w: &str, rest: Vec<AttrLit>) -> AttrLit {
-        AttrLit::List(vec![AttrLit::List(
-            [vec![AttrLit::Symbol(w.into())], rest].concat(),
-        )])
+        AttrLit::List(vec![AttrLit::List([vec![AttrLit::Symbol(w.into())], rest].concat())])
     }
 
     #[test]
@@ -108,14 +89,9 @@ mod tests {
         assert!(SparsityPlan::from_attr(&entry("w", vec![AttrLit::Float(1.5)])).is_err());
         assert!(SparsityPlan::from_attr(&entry("w", vec![AttrLit::Float(f64::NAN)])).is_err());
         assert!(SparsityPlan::from_attr(&entry("w", vec![int(1), int(4294967296)])).is_err());
-        assert!(
-            SparsityPlan::from_attr(&entry("w", vec![int(4294967298), int(4294967300)])).is_err()
-        );
+        assert!(SparsityPlan::from_attr(&entry("w", vec![int(4294967298), int(4294967300)])).is_err());
         assert!(SparsityPlan::from_attr(&entry("w", vec![int(3)])).is_err());
-        for v in [
-            entry("w", vec![int(2), int(4)]),
-            entry("w", vec![AttrLit::Float(0.5)]),
-        ] {
+        for v in [entry("w", vec![int(2), int(4)]), entry("w", vec![AttrLit::Float(0.5)])] {
             assert_eq!(SparsityPlan::from_attr(&v).unwrap().to_attr(), v);
         }
     }

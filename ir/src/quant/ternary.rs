@@ -13,30 +13,20 @@
 //! values are all `±γ` (no zeros) round-trips exactly; with zeros present the
 //! absmean is smaller than the magnitude, which is BitNet's definition.
 
-use super::encoding::{
-    AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme,
-};
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
-use super::lowbit::{TernaryParams, check_groups, check_len, get_code, put_code, round};
 use crate::ops::AttrLit;
+use super::lowbit::{check_groups, check_len, get_code, put_code, round, TernaryParams};
 
 impl TernaryParams {
     /// Elements per storage block (4 codes per byte when per-tensor).
     pub fn block_elems(&self) -> usize {
-        if self.group == 0 {
-            4
-        } else {
-            self.group as usize
-        }
+        if self.group == 0 { 4 } else { self.group as usize }
     }
 
     /// Bytes per storage block.
     pub fn block_bytes(&self) -> usize {
-        if self.group == 0 {
-            1
-        } else {
-            2 + self.group as usize / 4
-        }
+        if self.group == 0 { 1 } else { 2 + self.group as usize / 4 }
     }
 
     /// Bytes after the blocks (the per-tensor f32 scale).
@@ -48,20 +38,12 @@ impl TernaryParams {
     fn groups<'a>(&self, bytes: &'a [u8], n: usize) -> Result<Vec<(f32, &'a [u8])>, String> {
         let be = self.block_elems();
         let nb = check_groups("#ternary", n, be)?;
-        check_len(
-            "#ternary",
-            n,
-            nb * self.block_bytes() + self.trailer_bytes(),
-            bytes.len(),
-        )?;
+        check_len("#ternary", n, nb * self.block_bytes() + self.trailer_bytes(), bytes.len())?;
         Ok(if self.group == 0 {
             let g = f32::from_le_bytes(bytes[nb..nb + 4].try_into().expect("4 bytes"));
             vec![(g, &bytes[..nb])]
         } else {
-            bytes
-                .chunks_exact(self.block_bytes())
-                .map(|b| (f16_at(b, 0), &b[2..]))
-                .collect()
+            bytes.chunks_exact(self.block_bytes()).map(|b| (f16_at(b, 0), &b[2..])).collect()
         })
     }
 
@@ -71,11 +53,7 @@ impl TernaryParams {
         let mut scales = Vec::new();
         for (g, codes) in self.groups(bytes, n)? {
             scales.push(g);
-            let len = if self.group == 0 {
-                n
-            } else {
-                self.group as usize
-            };
+            let len = if self.group == 0 { n } else { self.group as usize };
             for i in 0..len {
                 let c = get_code(codes, i, 2);
                 if c == 3 {
@@ -90,11 +68,7 @@ impl TernaryParams {
     /// Decodes `out.len()` values.
     pub fn decode(&self, bytes: &[u8], out: &mut [f32]) -> Result<(), String> {
         let (t, scales) = self.trits(bytes, out.len())?;
-        let len = if self.group == 0 {
-            out.len().max(1)
-        } else {
-            self.group as usize
-        };
+        let len = if self.group == 0 { out.len().max(1) } else { self.group as usize };
         for (i, (o, &t)) in out.iter_mut().zip(&t).enumerate() {
             *o = t as f32 * scales[i / len];
         }
@@ -106,16 +80,10 @@ impl TernaryParams {
         let n = values.len();
         let nb = check_groups("#ternary", n, self.block_elems())?;
         let mut out = vec![0u8; nb * self.block_bytes() + self.trailer_bytes()];
-        let absmean = |v: &[f32]| {
-            (v.iter().map(|x| x.abs() as f64).sum::<f64>() / v.len().max(1) as f64) as f32
-        };
+        let absmean = |v: &[f32]| (v.iter().map(|x| x.abs() as f64).sum::<f64>() / v.len().max(1) as f64) as f32;
         let pack = |src: &[f32], g: f32, codes: &mut [u8]| {
             for (i, &v) in src.iter().enumerate() {
-                let t = if g > 0.0 {
-                    round(v / g).clamp(-1.0, 1.0)
-                } else {
-                    0.0
-                };
+                let t = if g > 0.0 { round(v / g).clamp(-1.0, 1.0) } else { 0.0 };
                 put_code(codes, i, 2, (t + 1.0) as u32);
             }
         };
@@ -139,9 +107,7 @@ impl ParseScheme for TernaryParams {
         (name == "ternary").then(|| {
             let p = Params { name, given };
             p.check_keys(&["group"])?;
-            Ok(TernaryParams {
-                group: p.group(true)?,
-            })
+            Ok(TernaryParams { group: p.group(true)? })
         })
     }
 }
@@ -170,10 +136,7 @@ impl Scheme for TernaryParams {
 
     fn storage(&self, shape: &[u64]) -> Result<u64, String> {
         self.verify(shape)?;
-        let numel = shape
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
+        let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", self.spelling()))?;
         (numel / Scheme::block_elems(self))
             .checked_mul(Scheme::block_bytes(self))
             .and_then(|b| b.checked_add(self.trailer_bytes() as u64))
@@ -208,11 +171,7 @@ impl Scheme for TernaryParams {
 
 impl AffineScheme for TernaryParams {
     fn grid(&self) -> AffineGrid {
-        AffineGrid {
-            group: self.group as usize,
-            qmax: 2,
-            offset: GridOffset::Fixed(1.0),
-        }
+        AffineGrid { group: self.group as usize, qmax: 2, offset: GridOffset::Fixed(1.0) }
     }
 
     fn pack(&self, fit: &AffineFit, codes: &[u32], out: &mut [u8]) {
@@ -232,9 +191,7 @@ mod tests {
     fn all_nonzero_ternary_round_trips_exactly() {
         for group in [0u32, 32] {
             let p = TernaryParams { group };
-            let x: Vec<f32> = (0..64)
-                .map(|i| if (i * 7) % 3 == 0 { 0.75 } else { -0.75 })
-                .collect();
+            let x: Vec<f32> = (0..64).map(|i| if (i * 7) % 3 == 0 { 0.75 } else { -0.75 }).collect();
             let bytes = p.encode(&x).unwrap();
             // Per tensor: 16 code bytes + f32 γ; per group: 2 × (f16 γ + 8 code bytes). Both 20.
             assert_eq!(bytes.len(), 20);
@@ -253,10 +210,7 @@ mod tests {
         let (t, s) = p.trits(&bytes, 8).unwrap();
         let g = half::f16::from_f32(x.iter().map(|v| v.abs()).sum::<f32>() / 8.0).to_f32();
         assert_eq!(s, vec![g]);
-        let want: Vec<i8> = x
-            .iter()
-            .map(|v| (v / g).round().clamp(-1.0, 1.0) as i8)
-            .collect();
+        let want: Vec<i8> = x.iter().map(|v| (v / g).round().clamp(-1.0, 1.0) as i8).collect();
         assert_eq!(t, want);
     }
 

@@ -49,10 +49,7 @@ pub const MAX_NESTING: usize = 64;
 impl<'s> Parser<'s> {
     fn new(src: &'s str) -> PResult<Parser<'s>> {
         if src.len() > u32::MAX as usize {
-            return Err(Diagnostic::new(
-                Span::default(),
-                "input is larger than 4 GiB",
-            ));
+            return Err(Diagnostic::new(Span::default(), "input is larger than 4 GiB"));
         }
         let mut toks = Vec::new();
         let mut lex = Tok::lexer(src);
@@ -63,21 +60,12 @@ impl<'s> Parser<'s> {
                 Ok(t) => toks.push((t, span)),
                 Err(()) => {
                     let text: String = src[r.start..].chars().take(1).collect();
-                    let msg = if text == "\"" {
-                        "unterminated string".to_string()
-                    } else {
-                        format!("unexpected character {text:?}")
-                    };
+                    let msg = if text == "\"" { "unterminated string".to_string() } else { format!("unexpected character {text:?}") };
                     return Err(Diagnostic::new(span, msg));
                 }
             }
         }
-        Ok(Parser {
-            src,
-            toks,
-            pos: 0,
-            depth: 0,
-        })
+        Ok(Parser { src, toks, pos: 0, depth: 0 })
     }
 
     fn peek(&self) -> Option<Tok> {
@@ -85,9 +73,7 @@ impl<'s> Parser<'s> {
     }
 
     fn peek_text(&self) -> &'s str {
-        self.toks
-            .get(self.pos)
-            .map_or("", |(_, s)| &self.src[s.start as usize..s.end as usize])
+        self.toks.get(self.pos).map_or("", |(_, s)| &self.src[s.start as usize..s.end as usize])
     }
 
     fn span(&self) -> Span {
@@ -95,13 +81,7 @@ impl<'s> Parser<'s> {
             Some((_, s)) => *s,
             // At the end of input, point just past the last token (on its
             // line) rather than at a trailing newline or comment.
-            None => self
-                .toks
-                .last()
-                .map_or(Span::new(self.src.len(), self.src.len()), |(_, s)| Span {
-                    start: s.end,
-                    end: s.end,
-                }),
+            None => self.toks.last().map_or(Span::new(self.src.len(), self.src.len()), |(_, s)| Span { start: s.end, end: s.end }),
         }
     }
 
@@ -133,19 +113,11 @@ impl<'s> Parser<'s> {
     }
 
     fn expect(&mut self, t: Tok) -> PResult<(&'s str, Span)> {
-        if self.peek() == Some(t) {
-            Ok(self.bump())
-        } else {
-            self.unexpected(t.describe())
-        }
+        if self.peek() == Some(t) { Ok(self.bump()) } else { self.unexpected(t.describe()) }
     }
 
     fn expect_keyword(&mut self, kw: &str) -> PResult<Span> {
-        if self.peek() == Some(Tok::Ident) && self.peek_text() == kw {
-            Ok(self.bump().1)
-        } else {
-            self.unexpected(&format!("'{kw}'"))
-        }
+        if self.peek() == Some(Tok::Ident) && self.peek_text() == kw { Ok(self.bump().1) } else { self.unexpected(&format!("'{kw}'")) }
     }
 
     fn at_keyword(&self, kw: &str) -> bool {
@@ -160,11 +132,7 @@ impl<'s> Parser<'s> {
     }
 
     /// `a, b, c` until `close`, with `item` parsing each.
-    fn list<T>(
-        &mut self,
-        close: Tok,
-        mut item: impl FnMut(&mut Self) -> PResult<T>,
-    ) -> PResult<Vec<T>> {
+    fn list<T>(&mut self, close: Tok, mut item: impl FnMut(&mut Self) -> PResult<T>) -> PResult<Vec<T>> {
         let mut out = Vec::new();
         if self.eat(close) {
             return Ok(out);
@@ -189,8 +157,7 @@ impl<'s> Parser<'s> {
             }
             if self.eat(Tok::LBrace) {
                 for (k, kspan, v) in self.attr_entries()? {
-                    crate::quant::plan::check_module_attr(&k, &v)
-                        .map_err(|e| Diagnostic::new(kspan, e))?;
+                    crate::quant::plan::check_module_attr(&k, &v).map_err(|e| Diagnostic::new(kspan, e))?;
                     m.meta.push((k, v));
                 }
             }
@@ -201,10 +168,7 @@ impl<'s> Parser<'s> {
             } else if t == Tok::Ident && self.peek_text() == "func" {
                 let f = self.func()?;
                 if m.func(&f.name).is_some() {
-                    return Err(Diagnostic::new(
-                        f.span,
-                        format!("function @{} is defined twice", f.name),
-                    ));
+                    return Err(Diagnostic::new(f.span, format!("function @{} is defined twice", f.name)));
                 }
                 m.funcs.push(f);
             } else {
@@ -229,28 +193,14 @@ impl<'s> Parser<'s> {
             self.expect(Tok::Comma)?;
             let len = self.uint()?;
             self.expect(Tok::Gt)?;
-            WeightSource::File {
-                path: path.into(),
-                offset,
-                len,
-            }
+            WeightSource::File { path: path.into(), offset, len }
         } else if self.at_keyword("dense") {
             WeightSource::Inline(self.dense()?)
         } else {
             return self.unexpected("'dense<...>' or 'file<\"path\", offset, len>'");
         };
-        let span = Span {
-            start: start.start,
-            end: self.toks[self.pos - 1].1.end,
-        };
-        m.weights
-            .insert(WeightData {
-                name: name[1..].to_string(),
-                ty,
-                source,
-                span,
-            })
-            .map_err(|e| Diagnostic::new(nspan, e))?;
+        let span = Span { start: start.start, end: self.toks[self.pos - 1].1.end };
+        m.weights.insert(WeightData { name: name[1..].to_string(), ty, source, span }).map_err(|e| Diagnostic::new(nspan, e))?;
         Ok(())
     }
 
@@ -264,33 +214,19 @@ impl<'s> Parser<'s> {
             Ok((v[1..].to_string(), vspan, p.ty()?))
         })?;
         let results = if self.eat(Tok::Arrow) {
-            if self.eat(Tok::LParen) {
-                self.list(Tok::RParen, |p| p.ty())?
-            } else {
-                vec![self.ty()?]
-            }
+            if self.eat(Tok::LParen) { self.list(Tok::RParen, |p| p.ty())? } else { vec![self.ty()?] }
         } else {
             Vec::new()
         };
-        let named: Vec<_> = params
-            .iter()
-            .map(|(n, _, t)| (Some(n.clone()), t.clone()))
-            .collect();
+        let named: Vec<_> = params.iter().map(|(n, _, t)| (Some(n.clone()), t.clone())).collect();
         let mut f = Func::new(&name[1..], &named, results);
         let mut scope: HashMap<String, ()> = HashMap::new();
         for (n, span, _) in &params {
             if scope.insert(n.clone(), ()).is_some() {
-                return Err(Diagnostic::new(
-                    *span,
-                    format!("parameter %{n} is declared twice"),
-                ));
+                return Err(Diagnostic::new(*span, format!("parameter %{n} is declared twice")));
             }
         }
-        let mut names: HashMap<String, crate::entity::Value> = params
-            .iter()
-            .map(|(n, _, _)| n.clone())
-            .zip(f.params.iter().copied())
-            .collect();
+        let mut names: HashMap<String, crate::entity::Value> = params.iter().map(|(n, _, _)| n.clone()).zip(f.params.iter().copied()).collect();
         self.expect(Tok::LBrace)?;
         loop {
             match self.peek() {
@@ -308,71 +244,34 @@ impl<'s> Parser<'s> {
                     }
                     let close = self.span();
                     if !self.eat(Tok::RBrace) {
-                        return if self.peek().is_none() {
-                            Err(Diagnostic::new(
-                                close,
-                                format!("function @{} is not closed: expected '}}'", f.name),
-                            ))
-                        } else {
-                            self.unexpected("'}' after return")
-                        };
+                        return if self.peek().is_none() { Err(Diagnostic::new(close, format!("function @{} is not closed: expected '}}'", f.name))) } else { self.unexpected("'}' after return") };
                     }
-                    f.span = Span {
-                        start: start.start,
-                        end: close.end,
-                    };
-                    f.return_span = Span {
-                        start: ret_span.start,
-                        end: self.toks[self.pos - 2].1.end,
-                    };
+                    f.span = Span { start: start.start, end: close.end };
+                    f.return_span = Span { start: ret_span.start, end: self.toks[self.pos - 2].1.end };
                     return Ok(f);
                 }
-                Some(Tok::RBrace) => {
-                    return self.err(format!("function @{} has no 'return'", f.name));
-                }
-                None => {
-                    return self.err(format!(
-                        "function @{} is not closed: expected an op or 'return'",
-                        f.name
-                    ));
-                }
+                Some(Tok::RBrace) => return self.err(format!("function @{} has no 'return'", f.name)),
+                None => return self.err(format!("function @{} is not closed: expected an op or 'return'", f.name)),
                 Some(_) => return self.unexpected("an op ('%name = dialect.op ...') or 'return'"),
             }
         }
     }
 
-    fn use_value(
-        &mut self,
-        names: &HashMap<String, crate::entity::Value>,
-    ) -> PResult<crate::entity::Value> {
+    fn use_value(&mut self, names: &HashMap<String, crate::entity::Value>) -> PResult<crate::entity::Value> {
         let (v, span) = self.expect(Tok::Value)?;
         names.get(&v[1..]).copied().ok_or_else(|| {
             // Say so when the value is defined later in the same function.
             let later = self.toks[self.pos..]
                 .iter()
-                .take_while(|(t, s)| {
-                    !(*t == Tok::Ident && &self.src[s.start as usize..s.end as usize] == "func")
-                })
+                .take_while(|(t, s)| !(*t == Tok::Ident && &self.src[s.start as usize..s.end as usize] == "func"))
                 .zip(self.toks[self.pos..].iter().skip(1))
-                .any(|((t, s), (next, _))| {
-                    *t == Tok::Value
-                        && &self.src[s.start as usize..s.end as usize] == v
-                        && *next == Tok::Eq
-                });
-            let msg = if later {
-                format!("value {v} is used before it is defined")
-            } else {
-                format!("undefined value {v}")
-            };
+                .any(|((t, s), (next, _))| *t == Tok::Value && &self.src[s.start as usize..s.end as usize] == v && *next == Tok::Eq);
+            let msg = if later { format!("value {v} is used before it is defined") } else { format!("undefined value {v}") };
             Diagnostic::new(span, msg)
         })
     }
 
-    fn op(
-        &mut self,
-        f: &mut Func,
-        names: &mut HashMap<String, crate::entity::Value>,
-    ) -> PResult<()> {
+    fn op(&mut self, f: &mut Func, names: &mut HashMap<String, crate::entity::Value>) -> PResult<()> {
         let (res, res_span) = self.bump();
         self.expect(Tok::Eq)?;
         if self.peek() != Some(Tok::Ident) {
@@ -380,11 +279,7 @@ impl<'s> Parser<'s> {
         }
         let (mnemonic, mspan) = self.bump();
         let opcode = Opcode::from_mnemonic(mnemonic).ok_or_else(|| {
-            let hint = if mnemonic.contains('.') {
-                String::new()
-            } else {
-                " (op names are dialect-qualified, like tensor.add)".into()
-            };
+            let hint = if mnemonic.contains('.') { String::new() } else { " (op names are dialect-qualified, like tensor.add)".into() };
             Diagnostic::new(mspan, format!("unknown op '{mnemonic}'{hint}"))
         })?;
         let mut entries = Vec::new();
@@ -402,47 +297,29 @@ impl<'s> Parser<'s> {
             }
         }
         if !opcode.arity().accepts(args.len()) {
-            return Err(Diagnostic::new(
-                mspan,
-                format!(
-                    "'{mnemonic}' takes {} {}, got {}",
-                    opcode.arity(),
-                    opcode.operand_names(),
-                    args.len()
-                ),
-            ));
+            return Err(Diagnostic::new(mspan, format!("'{mnemonic}' takes {} {}, got {}", opcode.arity(), opcode.operand_names(), args.len())));
         }
         let attr_span = self.span();
         if self.eat(Tok::LBrace) {
             for (k, kspan, v) in self.attr_entries()? {
                 if entries.iter().any(|(k2, _)| *k2 == k) {
-                    return Err(Diagnostic::new(
-                        kspan,
-                        format!("attribute '{k}' is given twice"),
-                    ));
+                    return Err(Diagnostic::new(kspan, format!("attribute '{k}' is given twice")));
                 }
                 entries.push((k, v));
             }
         }
-        let attrs =
-            OpAttrs::from_entries(opcode, entries).map_err(|m| Diagnostic::new(attr_span, m))?;
+        let attrs = OpAttrs::from_entries(opcode, entries).map_err(|m| Diagnostic::new(attr_span, m))?;
         if !self.eat(Tok::Colon) {
             return self.unexpected("':' and the result type");
         }
         let ty = self.ty()?;
         let name = res[1..].to_string();
         if names.contains_key(&name) {
-            return Err(Diagnostic::new(
-                res_span,
-                format!("value {res} is defined twice"),
-            ));
+            return Err(Diagnostic::new(res_span, format!("value {res} is defined twice")));
         }
         let (op, v) = f.dfg.make_op(attrs, &args, ty, Some(name.clone()));
         f.layout.push(op);
-        f.srclocs[op] = Span {
-            start: res_span.start,
-            end: self.toks[self.pos - 1].1.end,
-        };
+        f.srclocs[op] = Span { start: res_span.start, end: self.toks[self.pos - 1].1.end };
         names.insert(name, v);
         Ok(())
     }
@@ -451,11 +328,7 @@ impl<'s> Parser<'s> {
     fn attr_entries(&mut self) -> PResult<Vec<(String, Span, AttrLit)>> {
         self.list(Tok::RBrace, |p| {
             let (k, kspan) = p.expect(Tok::Ident)?;
-            let v = if p.eat(Tok::Eq) {
-                p.lit()?
-            } else {
-                AttrLit::Bool(true)
-            };
+            let v = if p.eat(Tok::Eq) { p.lit()? } else { AttrLit::Bool(true) };
             Ok((k.to_string(), kspan, v))
         })
     }
@@ -470,9 +343,7 @@ impl<'s> Parser<'s> {
             Some(Tok::Hash) => AttrLit::Encoding(self.encoding()?),
             Some(Tok::LBracket) => {
                 if self.depth >= MAX_NESTING {
-                    return self.err(format!(
-                        "attribute lists nest deeper than {MAX_NESTING} levels"
-                    ));
+                    return self.err(format!("attribute lists nest deeper than {MAX_NESTING} levels"));
                 }
                 self.bump();
                 self.depth += 1;
@@ -486,12 +357,7 @@ impl<'s> Parser<'s> {
                 "dense" => AttrLit::Dense(self.dense()?),
                 _ => AttrLit::Ident(self.bump().0.to_string()),
             },
-            _ => {
-                return Err(Diagnostic::new(
-                    span,
-                    format!("expected an attribute value, found '{}'", self.peek_text()),
-                ));
-            }
+            _ => return Err(Diagnostic::new(span, format!("expected an attribute value, found '{}'", self.peek_text()))),
         })
     }
 
@@ -501,47 +367,23 @@ impl<'s> Parser<'s> {
         let d = if self.peek() == Some(Tok::Str) {
             let span = self.span();
             let s = self.string()?;
-            let hex = s
-                .strip_prefix("0x")
-                .ok_or_else(|| Diagnostic::new(span, "raw bytes are written as \"0x...\""))?;
+            let hex = s.strip_prefix("0x").ok_or_else(|| Diagnostic::new(span, "raw bytes are written as \"0x...\""))?;
             if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(Diagnostic::new(
-                    span,
-                    "raw bytes must be an even number of hex digits",
-                ));
+                return Err(Diagnostic::new(span, "raw bytes must be an even number of hex digits"));
             }
-            Dense::Bytes(
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
-                    .collect(),
-            )
+            Dense::Bytes((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0)).collect())
         } else {
             self.expect(Tok::LBracket)?;
             let lits = self.list(Tok::RBracket, |p| match p.peek() {
                 Some(Tok::Int) => Ok(AttrLit::Int(p.int()?)),
                 Some(Tok::Float) => Ok(AttrLit::Float(p.float()?)),
-                Some(Tok::Ident) if matches!(p.peek_text(), "inf" | "nan") => {
-                    Ok(AttrLit::Float(p.float()?))
-                }
+                Some(Tok::Ident) if matches!(p.peek_text(), "inf" | "nan") => Ok(AttrLit::Float(p.float()?)),
                 _ => p.unexpected("a number"),
             })?;
             if lits.iter().all(|l| matches!(l, AttrLit::Int(_))) && !lits.is_empty() {
-                Dense::Int(
-                    lits.iter()
-                        .map(|l| if let AttrLit::Int(i) = l { *i } else { 0 })
-                        .collect(),
-                )
+                Dense::Int(lits.iter().map(|l| if let AttrLit::Int(i) = l { *i } else { 0 }).collect())
             } else {
-                Dense::Float(
-                    lits.iter()
-                        .map(|l| match l {
-                            AttrLit::Int(i) => *i as f64,
-                            AttrLit::Float(x) => *x,
-                            _ => 0.0,
-                        })
-                        .collect(),
-                )
+                Dense::Float(lits.iter().map(|l| match l { AttrLit::Int(i) => *i as f64, AttrLit::Float(x) => *x, _ => 0.0 }).collect())
             }
         };
         self.expect(Tok::Gt)?;
@@ -550,18 +392,12 @@ impl<'s> Parser<'s> {
 
     fn int(&mut self) -> PResult<i64> {
         let (t, span) = self.expect(Tok::Int)?;
-        t.parse()
-            .map_err(|_| Diagnostic::new(span, format!("integer {t} does not fit in 64 bits")))
+        t.parse().map_err(|_| Diagnostic::new(span, format!("integer {t} does not fit in 64 bits")))
     }
 
     fn uint(&mut self) -> PResult<u64> {
         let (t, span) = self.expect(Tok::Int)?;
-        t.parse().map_err(|_| {
-            Diagnostic::new(
-                span,
-                format!("expected a non-negative integer that fits in 64 bits, got {t}"),
-            )
-        })
+        t.parse().map_err(|_| Diagnostic::new(span, format!("expected a non-negative integer that fits in 64 bits, got {t}")))
     }
 
     fn float(&mut self) -> PResult<f64> {
@@ -570,9 +406,7 @@ impl<'s> Parser<'s> {
             "inf" => Ok(f64::INFINITY),
             "-inf" => Ok(f64::NEG_INFINITY),
             "nan" => Ok(f64::NAN),
-            _ => t
-                .parse()
-                .map_err(|_| Diagnostic::new(span, format!("bad float {t}"))),
+            _ => t.parse().map_err(|_| Diagnostic::new(span, format!("bad float {t}"))),
         }
     }
 
@@ -599,9 +433,7 @@ impl<'s> Parser<'s> {
                 Some('u') => {
                     let rest: String = chars.clone().collect();
                     let close = rest.find('}').filter(|_| rest.starts_with('{'));
-                    let c = close
-                        .and_then(|i| u32::from_str_radix(&rest[1..i], 16).ok())
-                        .and_then(char::from_u32);
+                    let c = close.and_then(|i| u32::from_str_radix(&rest[1..i], 16).ok()).and_then(char::from_u32);
                     match (c, close) {
                         (Some(c), Some(i)) => {
                             out.push(c);
@@ -612,15 +444,7 @@ impl<'s> Parser<'s> {
                         _ => return Err(Diagnostic::new(span, "bad \\u{...} escape in string")),
                     }
                 }
-                other => {
-                    return Err(Diagnostic::new(
-                        span,
-                        format!(
-                            "unknown escape \\{} in string",
-                            other.map(String::from).unwrap_or_default()
-                        ),
-                    ));
-                }
+                other => return Err(Diagnostic::new(span, format!("unknown escape \\{} in string", other.map(String::from).unwrap_or_default()))),
             }
         }
         Ok(out)
@@ -631,26 +455,14 @@ impl<'s> Parser<'s> {
         let params = if self.eat(Tok::Lt) {
             self.list(Tok::Gt, |p| {
                 let (k, _) = p.expect(Tok::Ident)?;
-                let v = if p.eat(Tok::Eq) {
-                    p.lit()?
-                } else {
-                    AttrLit::Bool(true)
-                };
+                let v = if p.eat(Tok::Eq) { p.lit()? } else { AttrLit::Bool(true) };
                 Ok((k.to_string(), v))
             })?
         } else {
             Vec::new()
         };
         let end = self.toks[self.pos - 1].1.end;
-        Encoding::parse(&t[1..], &params).map_err(|m| {
-            Diagnostic::new(
-                Span {
-                    start: span.start,
-                    end,
-                },
-                m,
-            )
-        })
+        Encoding::parse(&t[1..], &params).map_err(|m| Diagnostic::new(Span { start: span.start, end }, m))
     }
 
     fn ty(&mut self) -> PResult<TensorType> {
@@ -658,27 +470,15 @@ impl<'s> Parser<'s> {
             return self.unexpected("a type like f32[2, 3]");
         }
         let (e, span) = self.bump();
-        let elem = ElemType::from_name(e)
-            .ok_or_else(|| Diagnostic::new(span, format!("unknown element type '{e}'")))?;
+        let elem = ElemType::from_name(e).ok_or_else(|| Diagnostic::new(span, format!("unknown element type '{e}'")))?;
         self.expect(Tok::LBracket)?;
         let shape = self.list(Tok::RBracket, |p| match p.peek() {
-            Some(Tok::Int) if p.peek_text().starts_with('-') => p.err(format!(
-                "a dimension must be a non-negative size or a symbol, got {}",
-                p.peek_text()
-            )),
+            Some(Tok::Int) if p.peek_text().starts_with('-') => p.err(format!("a dimension must be a non-negative size or a symbol, got {}", p.peek_text())),
             Some(Tok::Int) => Ok(Dim::Fixed(p.uint()?)),
             Some(Tok::Ident) => Ok(Dim::Sym(Arc::from(p.bump().0))),
             _ => p.unexpected("a dimension (a size or a symbol)"),
         })?;
-        let encoding = if self.peek() == Some(Tok::Hash) {
-            Some(self.encoding()?)
-        } else {
-            None
-        };
-        Ok(TensorType {
-            shape,
-            elem,
-            encoding,
-        })
+        let encoding = if self.peek() == Some(Tok::Hash) { Some(self.encoding()?) } else { None };
+        Ok(TensorType { shape, elem, encoding })
     }
 }

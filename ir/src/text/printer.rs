@@ -58,11 +58,7 @@ fn write_module(out: &mut String, m: &Module) -> fmt::Result {
         }
         if !m.meta.is_empty() {
             out.push(' ');
-            let entries: Vec<(&str, AttrLit)> = m
-                .meta
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.clone()))
-                .collect();
+            let entries: Vec<(&str, AttrLit)> = m.meta.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
             write_attr_dict(out, &entries)?;
         }
         out.push('\n');
@@ -73,14 +69,10 @@ fn write_module(out: &mut String, m: &Module) -> fmt::Result {
             write!(out, "weight @{} : {} = ", w.name, w.ty)?;
             match &w.source {
                 WeightSource::Inline(d) => write!(out, "{d}")?,
-                WeightSource::File { path, offset, len } => write!(
-                    out,
-                    "file<{}, {offset}, {len}>",
-                    AttrLit::Str(path.display().to_string())
-                )?,
-                WeightSource::Derived(b) => {
-                    write!(out, "{}", crate::ops::Dense::Bytes(b.to_vec()))?
+                WeightSource::File { path, offset, len } => {
+                    write!(out, "file<{}, {offset}, {len}>", AttrLit::Str(path.display().to_string()))?
                 }
+                WeightSource::Derived(b) => write!(out, "{}", crate::ops::Dense::Bytes(b.to_vec()))?,
             }
             out.push('\n');
         }
@@ -144,17 +136,9 @@ fn write_func(out: &mut String, f: &Func) -> fmt::Result {
     out.push_str(" {\n");
     for &op in &f.layout {
         let data = &f.dfg.ops[op];
-        write!(
-            out,
-            "  %{} = {}",
-            names[data.result],
-            data.attrs.opcode().mnemonic()
-        )?;
+        write!(out, "  %{} = {}", names[data.result], data.attrs.opcode().mnemonic())?;
         let mut entries = data.attrs.entries();
-        if let Some(i) = entries
-            .iter()
-            .position(|(k, v)| *k == "name" && matches!(v, AttrLit::Symbol(_)))
-        {
+        if let Some(i) = entries.iter().position(|(k, v)| *k == "name" && matches!(v, AttrLit::Symbol(_))) {
             let (_, sym) = entries.remove(i);
             write!(out, " {sym}")?;
         }

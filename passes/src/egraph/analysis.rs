@@ -30,11 +30,7 @@ pub struct Meta {
 impl Meta {
     /// A tensor class.
     pub fn tensor(ty: TensorType, weight_only: bool) -> Meta {
-        Meta {
-            ty: Some(ty),
-            attr: None,
-            weight_only,
-        }
+        Meta { ty: Some(ty), attr: None, weight_only }
     }
 
     /// The tensor type (attribute classes have none).
@@ -51,39 +47,18 @@ pub struct GemmAnalysis {
 }
 
 /// The meta of a node given its children's, or why the node is ill-typed.
-pub fn infer<'a>(
-    node: &Gemm,
-    leaves: &HashMap<Symbol, Meta>,
-    child: impl Fn(Id) -> &'a Meta,
-) -> Result<Meta, String> {
+pub fn infer<'a>(node: &Gemm, leaves: &HashMap<Symbol, Meta>, child: impl Fn(Id) -> &'a Meta) -> Result<Meta, String> {
     match node {
-        Gemm::Num(n) => Ok(Meta {
-            ty: None,
-            attr: Some(*n),
-            weight_only: true,
-        }),
-        Gemm::Leaf(s) => leaves
-            .get(s)
-            .cloned()
-            .ok_or_else(|| format!("unknown leaf {s}")),
+        Gemm::Num(n) => Ok(Meta { ty: None, attr: Some(*n), weight_only: true }),
+        Gemm::Leaf(s) => leaves.get(s).cloned().ok_or_else(|| format!("unknown leaf {s}")),
         _ => {
             let attr = |id: Id| child(id).attr.unwrap_or(-1);
             let (op, args) = node.to_op(attr).expect("an op node");
-            if node
-                .children()
-                .iter()
-                .any(|&c| !args.contains(&c) && child(c).attr.is_none())
-            {
+            if node.children().iter().any(|&c| !args.contains(&c) && child(c).attr.is_none()) {
                 return Err(format!("an attribute slot of {node} holds a tensor"));
             }
             let metas: Vec<&Meta> = args.iter().map(|&a| child(a)).collect();
-            let tys = metas
-                .iter()
-                .map(|m| {
-                    m.ty()
-                        .ok_or_else(|| format!("an operand of {node} is an attribute"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let tys = metas.iter().map(|m| m.ty().ok_or_else(|| format!("an operand of {node} is an attribute"))).collect::<Result<Vec<_>, _>>()?;
             let ty = op.infer(&tys, None)?;
             Ok(Meta::tensor(ty, metas.iter().all(|m| m.weight_only)))
         }
@@ -94,15 +69,11 @@ impl Analysis<Gemm> for GemmAnalysis {
     type Data = Meta;
 
     fn make(egraph: &mut EGraph<Gemm, Self>, enode: &Gemm, _id: Id) -> Meta {
-        infer(enode, &egraph.analysis.leaves, |c| &egraph[c].data)
-            .unwrap_or_else(|e| panic!("select-gemm built an ill-typed node {enode}: {e}"))
+        infer(enode, &egraph.analysis.leaves, |c| &egraph[c].data).unwrap_or_else(|e| panic!("select-gemm built an ill-typed node {enode}: {e}"))
     }
 
     fn merge(&mut self, to: &mut Meta, from: Meta) -> DidMerge {
-        assert_eq!(
-            *to, from,
-            "select-gemm merged classes of different types: a rule is unsound"
-        );
+        assert_eq!(*to, from, "select-gemm merged classes of different types: a rule is unsound");
         DidMerge(false, false)
     }
 }
@@ -119,25 +90,14 @@ mod tests {
     #[test]
     fn types_come_from_the_op_table() {
         let mut g: EGraph<Gemm, GemmAnalysis> = EGraph::new(GemmAnalysis::default());
-        g.analysis
-            .leaves
-            .insert("x".into(), Meta::tensor(ty("f32[seq, 64]"), false));
-        g.analysis.leaves.insert(
-            "w".into(),
-            Meta::tensor(
-                ty("f32[8, 64] #gq<bits = 2, group = 32, zero = false>"),
-                true,
-            ),
-        );
+        g.analysis.leaves.insert("x".into(), Meta::tensor(ty("f32[seq, 64]"), false));
+        g.analysis.leaves.insert("w".into(), Meta::tensor(ty("f32[8, 64] #gq<bits = 2, group = 32, zero = false>"), true));
         let y = g.add_expr(&"(lut-gemm (lut-precompute x 32) w)".parse().unwrap());
         assert_eq!(g[y].data, Meta::tensor(ty("f32[seq, 8]"), false));
         let d = g.add_expr(&"(dequant w)".parse().unwrap());
         assert_eq!(g[d].data, Meta::tensor(ty("f32[8, 64]"), true));
         let bad: egg::RecExpr<Gemm> = "(sparse-gemm x w)".parse().unwrap();
-        let err = infer(&bad[Id::from(2)], &g.analysis.leaves, |c| {
-            &g[g.lookup(bad[c].clone()).unwrap()].data
-        })
-        .unwrap_err();
+        let err = infer(&bad[Id::from(2)], &g.analysis.leaves, |c| &g[g.lookup(bad[c].clone()).unwrap()].data).unwrap_err();
         assert!(err.contains("#nm"), "{err}");
     }
 }

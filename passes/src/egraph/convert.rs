@@ -62,8 +62,7 @@ pub fn region(m: &Module) -> Region {
                 .map(|&a| {
                     *node_of.entry(a).or_insert_with(|| {
                         let sym = Symbol::from(format!("{fid}:{a}"));
-                        r.leaves
-                            .insert(sym, Meta::tensor(f.dfg.ty(a).clone(), wo.contains(&a)));
+                        r.leaves.insert(sym, Meta::tensor(f.dfg.ty(a).clone(), wo.contains(&a)));
                         let id = r.expr.add(Gemm::Leaf(sym));
                         r.values.push((fid, a, id));
                         id
@@ -71,9 +70,7 @@ pub fn region(m: &Module) -> Region {
                 })
                 .collect();
             let expr = &mut r.expr;
-            let node = Gemm::from_op(&d.attrs, &args, |n| {
-                *nums.entry(n).or_insert_with(|| expr.add(Gemm::Num(n)))
-            });
+            let node = Gemm::from_op(&d.attrs, &args, |n| *nums.entry(n).or_insert_with(|| expr.add(Gemm::Num(n))));
             if let Some(node) = node {
                 let id = r.expr.add(node);
                 node_of.insert(d.result, id);
@@ -102,9 +99,7 @@ pub fn region(m: &Module) -> Region {
 /// Loads a region into a fresh e-graph; returns it and the class of every
 /// node of `region.expr`.
 pub fn load(region: &Region) -> (EGraph<Gemm, GemmAnalysis>, Vec<Id>) {
-    let mut g = EGraph::new(GemmAnalysis {
-        leaves: region.leaves.clone(),
-    });
+    let mut g = EGraph::new(GemmAnalysis { leaves: region.leaves.clone() });
     let mut ids: Vec<Id> = Vec::with_capacity(region.expr.as_ref().len());
     for node in region.expr.as_ref() {
         let id = g.add(node.clone().map_children(|c| ids[usize::from(c)]));

@@ -19,13 +19,7 @@ use egg::{EGraph, Id, Language};
 /// activation rows per symbolic dimension, or `None` when the node is no
 /// kernel, or the target cannot run it, or (LUT) its tables are not the ones
 /// the rules build.
-pub fn gemm_cost(
-    g: &EGraph<Gemm, GemmAnalysis>,
-    class: Id,
-    node: &Gemm,
-    model: &dyn CostModel,
-    rows: u64,
-) -> Option<(Primitive, f64)> {
+pub fn gemm_cost(g: &EGraph<Gemm, GemmAnalysis>, class: Id, node: &Gemm, model: &dyn CostModel, rows: u64) -> Option<(Primitive, f64)> {
     let p = node.primitive()?;
     if p == Primitive::Lut && tables_x(g, node.children()[0]).is_none() {
         return None;
@@ -33,10 +27,7 @@ pub fn gemm_cost(
     let y = g[class].data.ty()?;
     let w = g[node.weight()?].data.ty()?;
     let q = GemmQuery::new(&y.shape[..y.rank().saturating_sub(1)], w, rows);
-    model
-        .gemm(p, &q, None)
-        .filter(|c| c.is_finite())
-        .map(|c| (p, c))
+    model.gemm(p, &q, None).filter(|c| c.is_finite()).map(|c| (p, c))
 }
 
 /// The activation class whose tables class `t` is, if `t` holds
@@ -49,16 +40,9 @@ pub fn tables_x(g: &EGraph<Gemm, GemmAnalysis>, t: Id) -> Option<Id> {
 }
 
 /// The cost of building tables class `t` once.
-pub fn tables_cost(
-    g: &EGraph<Gemm, GemmAnalysis>,
-    t: Id,
-    model: &dyn CostModel,
-    rows: u64,
-) -> Option<f64> {
+pub fn tables_cost(g: &EGraph<Gemm, GemmAnalysis>, t: Id, model: &dyn CostModel, rows: u64) -> Option<f64> {
     let x = g[tables_x(g, t)?].data.ty()?;
     let (lead, k) = x.shape.split_last().map(|(k, lead)| (lead, k))?;
     let q_rows = lead.iter().map(|d| d.fixed().unwrap_or(rows)).product();
-    model
-        .lut_precompute(q_rows, k.fixed()?)
-        .filter(|c| c.is_finite())
+    model.lut_precompute(q_rows, k.fixed()?).filter(|c| c.is_finite())
 }

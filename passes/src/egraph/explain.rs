@@ -115,71 +115,27 @@ impl Explain {
             let cands: Vec<String> = g
                 .candidates
                 .iter()
-                .map(|c| {
-                    format!(
-                        "{}{} {}",
-                        if c.primitive == g.chosen { "*" } else { "" },
-                        c.primitive,
-                        num(c.cost)
-                    )
-                })
+                .map(|c| format!("{}{} {}", if c.primitive == g.chosen { "*" } else { "" }, c.primitive, num(c.cost)))
                 .collect();
-            let _ = writeln!(
-                s,
-                "  {:<width$}  -> {:<9} [{}]",
-                g.op,
-                g.chosen,
-                cands.join(", ")
-            );
+            let _ = writeln!(s, "  {:<width$}  -> {:<9} [{}]", g.op, g.chosen, cands.join(", "));
         }
         for t in &self.tables {
             let verdict = if t.users > 0 {
-                format!(
-                    "built, read by {} ({} with vs {} without)",
-                    t.users,
-                    num(t.with_tables),
-                    num(t.without_tables)
-                )
+                format!("built, read by {} ({} with vs {} without)", t.users, num(t.with_tables), num(t.without_tables))
             } else {
-                format!(
-                    "not built ({} with vs {} without)",
-                    num(t.with_tables),
-                    num(t.without_tables)
-                )
+                format!("not built ({} with vs {} without)", num(t.with_tables), num(t.without_tables))
             };
-            let _ = writeln!(
-                s,
-                "  tables of {}: cost {}, {} GEMM(s) could share them: {verdict}",
-                t.activation,
-                num(t.cost),
-                t.sharers
-            );
+            let _ = writeln!(s, "  tables of {}: cost {}, {} GEMM(s) could share them: {verdict}", t.activation, num(t.cost), t.sharers);
         }
         if let Some(r) = &self.runner {
-            let _ = writeln!(
-                s,
-                "runner: {}; {} iteration(s), {} e-nodes, {} e-classes",
-                r.stop_reason, r.iterations, r.nodes, r.classes
-            );
+            let _ = writeln!(s, "runner: {}; {} iteration(s), {} e-nodes, {} e-classes", r.stop_reason, r.iterations, r.nodes, r.classes);
         }
         if !self.tiles.is_empty() {
             s += "tile-gemm:\n";
         }
         for t in &self.tiles {
-            let cands: Vec<String> = t
-                .candidates
-                .iter()
-                .map(|c| format!("{}x{} {}", c.m, c.k, num(c.cost)))
-                .collect();
-            let _ = writeln!(
-                s,
-                "  {} ({}): {}x{} [{}]",
-                t.op,
-                t.primitive,
-                t.chosen.m,
-                t.chosen.k,
-                cands.join(", ")
-            );
+            let cands: Vec<String> = t.candidates.iter().map(|c| format!("{}x{} {}", c.m, c.k, num(c.cost))).collect();
+            let _ = writeln!(s, "  {} ({}): {}x{} [{}]", t.op, t.primitive, t.chosen.m, t.chosen.k, cands.join(", "));
         }
         s
     }
@@ -187,11 +143,7 @@ impl Explain {
 
 /// A cost with one decimal, `inf` when unbounded.
 fn num(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.1}")
-    } else {
-        "inf".into()
-    }
+    if x.is_finite() { format!("{x:.1}") } else { "inf".into() }
 }
 
 #[cfg(test)]
@@ -203,24 +155,10 @@ mod tests {
         let e = Explain {
             gemms: vec![GemmExplain {
                 op: "%q".into(),
-                candidates: vec![
-                    Candidate {
-                        primitive: "lut".into(),
-                        cost: 12.5,
-                    },
-                    Candidate {
-                        primitive: "dense".into(),
-                        cost: 30.0,
-                    },
-                ],
+                candidates: vec![Candidate { primitive: "lut".into(), cost: 12.5 }, Candidate { primitive: "dense".into(), cost: 30.0 }],
                 chosen: "lut".into(),
             }],
-            runner: Some(RunnerExplain {
-                stop_reason: "saturated".into(),
-                iterations: 3,
-                nodes: 20,
-                classes: 9,
-            }),
+            runner: Some(RunnerExplain { stop_reason: "saturated".into(), iterations: 3, nodes: 20, classes: 9 }),
             header: "not in json".into(),
             ..Explain::default()
         };
@@ -230,13 +168,7 @@ mod tests {
             r#"{"gemms":[{"op":"%q","candidates":[{"primitive":"lut","cost":12.5},{"primitive":"dense","cost":30.0}],"chosen":"lut"}],"runner":{"stop_reason":"saturated","iterations":3,"nodes":20,"classes":9}}"#
         );
         let text = e.text();
-        assert!(
-            text.contains("%q  -> lut       [*lut 12.5, dense 30.0]"),
-            "{text}"
-        );
-        assert!(
-            text.contains("runner: saturated; 3 iteration(s), 20 e-nodes, 9 e-classes"),
-            "{text}"
-        );
+        assert!(text.contains("%q  -> lut       [*lut 12.5, dense 30.0]"), "{text}");
+        assert!(text.contains("runner: saturated; 3 iteration(s), 20 e-nodes, 9 e-classes"), "{text}");
     }
 }

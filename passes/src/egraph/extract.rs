@@ -54,13 +54,10 @@ struct Priced {
 impl Priced {
     /// The cheapest non-LUT primitive (first in listing order on ties).
     fn best_other(&self) -> Option<(Primitive, f64)> {
-        self.best
-            .iter()
-            .filter(|(p, _)| **p != Primitive::Lut)
-            .fold(None, |acc, (p, (c, _))| match acc {
-                Some((_, best)) if best <= *c => acc,
-                _ => Some((*p, *c)),
-            })
+        self.best.iter().filter(|(p, _)| **p != Primitive::Lut).fold(None, |acc, (p, (c, _))| match acc {
+            Some((_, best)) if best <= *c => acc,
+            _ => Some((*p, *c)),
+        })
     }
 }
 
@@ -83,16 +80,9 @@ pub fn extract(
         if g[class].data.weight_only {
             continue;
         }
-        let mut p = Priced {
-            class,
-            label: name.clone(),
-            best: BTreeMap::new(),
-            tables: None,
-        };
+        let mut p = Priced { class, label: name.clone(), best: BTreeMap::new(), tables: None };
         for node in &g[class].nodes {
-            let Some((prim, cost)) = gemm_cost(g, class, node, model, rows) else {
-                continue;
-            };
+            let Some((prim, cost)) = gemm_cost(g, class, node, model, rows) else { continue };
             if p.best.get(&prim).is_none_or(|(c, _)| cost < *c) {
                 p.best.insert(prim, (cost, node.clone()));
             }
@@ -103,9 +93,7 @@ pub fn extract(
     // The tables each LUT candidate reads, their cost, and who shares them.
     let mut groups: BTreeMap<Id, (f64, Vec<usize>)> = BTreeMap::new();
     for (i, p) in priced.iter_mut().enumerate() {
-        let Some((_, node)) = p.best.get(&Primitive::Lut) else {
-            continue;
-        };
+        let Some((_, node)) = p.best.get(&Primitive::Lut) else { continue };
         let t = g.find(node.children()[0]);
         match tables_cost(g, t, model, rows) {
             Some(cost) => {
@@ -119,15 +107,10 @@ pub fn extract(
     }
 
     // Choose: `only` forces, otherwise the exact per-activation rule.
-    let mut chosen: Vec<Option<Primitive>> = priced
-        .iter()
-        .map(|p| p.best_other().map(|(q, _)| q))
-        .collect();
+    let mut chosen: Vec<Option<Primitive>> = priced.iter().map(|p| p.best_other().map(|(q, _)| q)).collect();
     for (i, p) in priced.iter().enumerate() {
         if let Some(f) = only {
-            let pick = [f, Primitive::Dense]
-                .into_iter()
-                .find(|q| p.best.contains_key(q));
+            let pick = [f, Primitive::Dense].into_iter().find(|q| p.best.contains_key(q));
             chosen[i] = pick.or(chosen[i]).or(p.best.keys().next().copied());
         }
     }
@@ -143,17 +126,8 @@ pub fn extract(
                 }
             }
         }
-        let users = members
-            .iter()
-            .filter(|&&i| chosen[i] == Some(Primitive::Lut))
-            .count();
-        let x = g[t].nodes.iter().find_map(|n| {
-            if let Gemm::LutPrecompute([x, _]) = n {
-                Some(*x)
-            } else {
-                None
-            }
-        });
+        let users = members.iter().filter(|&&i| chosen[i] == Some(Primitive::Lut)).count();
+        let x = g[t].nodes.iter().find_map(|n| if let Gemm::LutPrecompute([x, _]) = n { Some(*x) } else { None });
         plan.tables.push(TablesExplain {
             activation: x.map(label).unwrap_or_default(),
             cost: *cost,
@@ -169,28 +143,13 @@ pub fn extract(
             (Primitive::Lut, Some(t)) => groups[&t].0 / groups[&t].1.len() as f64,
             _ => 0.0,
         };
-        let candidates = p
-            .best
-            .iter()
-            .map(|(q, (c, _))| Candidate {
-                primitive: q.name().into(),
-                cost: c + share(*q),
-            })
-            .collect();
-        let node = chosen[i]
-            .map(|q| p.best[&q].1.clone())
-            .or_else(|| original.get(&p.class).cloned());
-        let kept = node
-            .as_ref()
-            .and_then(|n| n.to_op(|_| 0))
-            .map(|(op, _)| op.opcode().mnemonic().to_string());
+        let candidates = p.best.iter().map(|(q, (c, _))| Candidate { primitive: q.name().into(), cost: c + share(*q) }).collect();
+        let node = chosen[i].map(|q| p.best[&q].1.clone()).or_else(|| original.get(&p.class).cloned());
+        let kept = node.as_ref().and_then(|n| n.to_op(|_| 0)).map(|(op, _)| op.opcode().mnemonic().to_string());
         plan.gemms.push(GemmExplain {
             op: p.label.clone(),
             candidates,
-            chosen: chosen[i]
-                .map(|q| q.name().to_string())
-                .or(kept)
-                .unwrap_or_default(),
+            chosen: chosen[i].map(|q| q.name().to_string()).or(kept).unwrap_or_default(),
         });
         if let Some(n) = node {
             plan.choice.insert(p.class, n);

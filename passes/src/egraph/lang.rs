@@ -8,8 +8,8 @@
 //! Tensat; each variant's comment names its child slots.
 
 use crate::target::Primitive;
-use egg::{Id, Symbol, define_language};
-use flexc_ir::{OpAttrs, attrs};
+use egg::{define_language, Id, Symbol};
+use flexc_ir::{attrs, OpAttrs};
 
 define_language! {
     /// A node of the GEMM-selection e-graph.
@@ -59,11 +59,7 @@ impl Gemm {
     pub fn weight(&self) -> Option<Id> {
         match self {
             Gemm::Matmul([_, w, _]) => Some(*w),
-            Gemm::Mpgemm([_, w])
-            | Gemm::LutGemm([_, w])
-            | Gemm::ShiftaddGemm([_, w])
-            | Gemm::SparseGemm([_, w])
-            | Gemm::DenseGemm([_, w]) => Some(*w),
+            Gemm::Mpgemm([_, w]) | Gemm::LutGemm([_, w]) | Gemm::ShiftaddGemm([_, w]) | Gemm::SparseGemm([_, w]) | Gemm::DenseGemm([_, w]) => Some(*w),
             _ => None,
         }
     }
@@ -72,18 +68,10 @@ impl Gemm {
     /// children are read through `attr`); `None` for leaves.
     pub fn to_op(&self, attr: impl Fn(Id) -> i64) -> Option<(OpAttrs, Vec<Id>)> {
         Some(match *self {
-            Gemm::Matmul([x, w, t]) => (
-                attrs::Matmul {
-                    transpose_b: attr(t) != 0,
-                }
-                .into(),
-                vec![x, w],
-            ),
+            Gemm::Matmul([x, w, t]) => (attrs::Matmul { transpose_b: attr(t) != 0 }.into(), vec![x, w]),
             Gemm::Dequant(w) => (attrs::Dequantize {}.into(), vec![w]),
             Gemm::Mpgemm([x, w]) => (attrs::Mpgemm { transpose_b: true }.into(), vec![x, w]),
-            Gemm::LutPrecompute([x, g]) => {
-                (attrs::LutPrecompute { act_group: attr(g) }.into(), vec![x])
-            }
+            Gemm::LutPrecompute([x, g]) => (attrs::LutPrecompute { act_group: attr(g) }.into(), vec![x]),
             Gemm::LutGemm([t, w]) => (attrs::LutGemm {}.into(), vec![t, w]),
             Gemm::ShiftaddGemm([x, w]) => (attrs::ShiftaddGemm {}.into(), vec![x, w]),
             Gemm::SparseGemm([x, w]) => (attrs::SparseGemm {}.into(), vec![x, w]),
@@ -121,25 +109,12 @@ mod tests {
         let w = e.add(Gemm::Leaf("w".into()));
         let g = e.add(Gemm::Num(32));
         let attr = |id: Id| if id == g { 32 } else { 1 };
-        for node in [
-            Gemm::Dequant(w),
-            Gemm::Mpgemm([x, w]),
-            Gemm::LutPrecompute([x, g]),
-            Gemm::LutGemm([x, w]),
-            Gemm::DenseGemm([x, w]),
-        ] {
+        for node in [Gemm::Dequant(w), Gemm::Mpgemm([x, w]), Gemm::LutPrecompute([x, g]), Gemm::LutGemm([x, w]), Gemm::DenseGemm([x, w])] {
             let (op, args) = node.to_op(attr).expect("an op");
-            let back = Gemm::from_op(&op, &args, |n| if n == 32 { g } else { unreachable!() })
-                .expect("a node");
+            let back = Gemm::from_op(&op, &args, |n| if n == 32 { g } else { unreachable!() }).expect("a node");
             assert_eq!(back, node);
         }
         assert!(Gemm::Leaf("x".into()).to_op(attr).is_none());
-        assert_eq!(
-            "(lut-gemm (lut-precompute x 32) w)"
-                .parse::<RecExpr<Gemm>>()
-                .unwrap()
-                .to_string(),
-            "(lut-gemm (lut-precompute x 32) w)"
-        );
+        assert_eq!("(lut-gemm (lut-precompute x 32) w)".parse::<RecExpr<Gemm>>().unwrap().to_string(), "(lut-gemm (lut-precompute x 32) w)");
     }
 }

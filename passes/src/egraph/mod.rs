@@ -57,42 +57,12 @@ pub(crate) const INFO: PassInfo = PassInfo {
     name: "select-gemm",
     summary: "choose each GEMM's primitive (lut, shiftadd, sparse, dense) by equality saturation and the target's cost model",
     options: &[
-        OptDecl {
-            name: "target",
-            kind: OptKind::Str,
-            default: "cpu",
-            help: "whose cost model decides: cpu | flexcim",
-        },
-        OptDecl {
-            name: "rows",
-            kind: OptKind::Int,
-            default: "1",
-            help: "activation rows a symbolic dim (seq) counts as when costing: 1 = decode, 512 = prefill chunk",
-        },
-        OptDecl {
-            name: "only",
-            kind: OptKind::Str,
-            default: "",
-            help: "force lut | shiftadd | sparse | dense where it applies, dense elsewhere",
-        },
-        OptDecl {
-            name: "iters",
-            kind: OptKind::Int,
-            default: "16",
-            help: "runner iteration limit",
-        },
-        OptDecl {
-            name: "nodes",
-            kind: OptKind::Int,
-            default: "100000",
-            help: "runner e-node limit",
-        },
-        OptDecl {
-            name: "time-ms",
-            kind: OptKind::Int,
-            default: "1000",
-            help: "runner time limit (ms)",
-        },
+        OptDecl { name: "target", kind: OptKind::Str, default: "cpu", help: "whose cost model decides: cpu | flexcim" },
+        OptDecl { name: "rows", kind: OptKind::Int, default: "1", help: "activation rows a symbolic dim (seq) counts as when costing: 1 = decode, 512 = prefill chunk" },
+        OptDecl { name: "only", kind: OptKind::Str, default: "", help: "force lut | shiftadd | sparse | dense where it applies, dense elsewhere" },
+        OptDecl { name: "iters", kind: OptKind::Int, default: "16", help: "runner iteration limit" },
+        OptDecl { name: "nodes", kind: OptKind::Int, default: "100000", help: "runner e-node limit" },
+        OptDecl { name: "time-ms", kind: OptKind::Int, default: "1000", help: "runner time limit (ms)" },
     ],
     make: |o| Ok(Box::new(SelectGemm::from_options(o)?)),
 };
@@ -111,11 +81,7 @@ pub struct SelectGemm {
 pub(crate) fn target_option(o: &Options) -> Result<String, String> {
     let t = o.str("target");
     if !TARGETS.contains(&t) {
-        return Err(format!(
-            "{}: unknown target '{t}' (targets: {})",
-            o.pass(),
-            TARGETS.join(", ")
-        ));
+        return Err(format!("{}: unknown target '{t}' (targets: {})", o.pass(), TARGETS.join(", ")));
     }
     Ok(t.to_string())
 }
@@ -133,11 +99,7 @@ impl SelectGemm {
     fn from_options(o: &Options) -> Result<SelectGemm, String> {
         let only = match o.str("only") {
             "" => None,
-            s => Some(Primitive::from_name(s).ok_or_else(|| {
-                format!(
-                    "select-gemm: unknown primitive '{s}' for only= (lut, shiftadd, sparse, dense)"
-                )
-            })?),
+            s => Some(Primitive::from_name(s).ok_or_else(|| format!("select-gemm: unknown primitive '{s}' for only= (lut, shiftadd, sparse, dense)"))?),
         };
         Ok(SelectGemm {
             target: target_option(o)?,
@@ -151,35 +113,18 @@ impl SelectGemm {
 }
 
 /// The driver-provided cost model of `target`, or an error naming what was provided.
-pub(crate) fn cost_model(
-    cx: &PassCx,
-    target: &str,
-) -> Result<std::sync::Arc<dyn crate::target::CostModel>, String> {
+pub(crate) fn cost_model(cx: &PassCx, target: &str) -> Result<std::sync::Arc<dyn crate::target::CostModel>, String> {
     cx.cost_model(target).ok_or_else(|| {
         let have: Vec<&str> = cx.cost_models.iter().map(|m| m.target()).collect();
-        format!(
-            "no cost model for target '{target}' (the driver provided: {})",
-            if have.is_empty() {
-                "none".into()
-            } else {
-                have.join(", ")
-            }
-        )
+        format!("no cost model for target '{target}' (the driver provided: {})", if have.is_empty() { "none".into() } else { have.join(", ") })
     })
 }
 
 /// A value's name for explanations (`%q`, or `@f %q` when several functions have GEMMs).
 fn value_label(m: &Module, fid: FuncId, v: Value, qualify: bool) -> String {
     let f = &m.funcs[fid];
-    let name = f.dfg.values[v]
-        .name
-        .as_ref()
-        .map_or_else(|| v.to_string(), |n| format!("%{n}"));
-    if qualify {
-        format!("@{} {name}", f.name)
-    } else {
-        name
-    }
+    let name = f.dfg.values[v].name.as_ref().map_or_else(|| v.to_string(), |n| format!("%{n}"));
+    if qualify { format!("@{} {name}", f.name) } else { name }
 }
 
 fn stop_reason(r: &Option<StopReason>) -> String {
@@ -212,70 +157,32 @@ impl Pass for SelectGemm {
         let g = &runner.egraph;
 
         // Classes in program order: labels, the GEMMs, the original nodes.
-        let qualify = region
-            .values
-            .iter()
-            .map(|&(f, _, _)| f)
-            .collect::<HashSet<_>>()
-            .len()
-            > 1;
+        let qualify = region.values.iter().map(|&(f, _, _)| f).collect::<HashSet<_>>().len() > 1;
         let mut label: HashMap<Id, String> = HashMap::new();
         let mut products: Vec<(Id, String)> = Vec::new();
         let mut original: HashMap<Id, Gemm> = HashMap::new();
         for &(fid, v, i) in &region.values {
             let c = g.find(ids[usize::from(i)]);
             let node = &region.expr[i];
-            label
-                .entry(c)
-                .or_insert_with(|| value_label(m, fid, v, qualify));
+            label.entry(c).or_insert_with(|| value_label(m, fid, v, qualify));
             if node.is_product() && !products.iter().any(|(p, _)| *p == c) {
                 products.push((c, label[&c].clone()));
             }
             if !matches!(node, Gemm::Leaf(_)) {
-                original
-                    .entry(c)
-                    .or_insert_with(|| node.clone().map_children(|k| g.find(ids[usize::from(k)])));
+                original.entry(c).or_insert_with(|| node.clone().map_children(|k| g.find(ids[usize::from(k)])));
             }
         }
-        let name = |c: Id| {
-            label
-                .get(&g.find(c))
-                .cloned()
-                .unwrap_or_else(|| format!("class {c}"))
-        };
-        let plan = extract::extract(
-            g,
-            &products,
-            &original,
-            model.as_ref(),
-            self.rows,
-            self.only,
-            &name,
-        );
+        let name = |c: Id| label.get(&g.find(c)).cloned().unwrap_or_else(|| format!("class {c}"));
+        let plan = extract::extract(g, &products, &original, model.as_ref(), self.rows, self.only, &name);
 
-        let mut values = rebuild::by_func(
-            region
-                .values
-                .iter()
-                .map(|&(f, v, i)| (f, v, g.find(ids[usize::from(i)]))),
-        );
+        let mut values = rebuild::by_func(region.values.iter().map(|&(f, v, i)| (f, v, g.find(ids[usize::from(i)]))));
         let mut changed = false;
         for (fid, f) in m.funcs.iter_mut() {
-            let roots: Vec<Value> = region
-                .roots
-                .iter()
-                .filter(|(r, _)| *r == fid)
-                .map(|&(_, v)| v)
-                .collect();
+            let roots: Vec<Value> = region.roots.iter().filter(|(r, _)| *r == fid).map(|&(_, v)| v).collect();
             if roots.is_empty() {
                 continue;
             }
-            let rb = rebuild::Rebuild {
-                egraph: g,
-                choice: &plan.choice,
-                values: values.remove(&fid).unwrap_or_default(),
-                roots,
-            };
+            let rb = rebuild::Rebuild { egraph: g, choice: &plan.choice, values: values.remove(&fid).unwrap_or_default(), roots };
             changed |= rb.run(f)?;
         }
 
@@ -286,9 +193,7 @@ impl Pass for SelectGemm {
             model.source(),
             model.unit(),
             self.rows,
-            self.only
-                .map(|p| format!(", only = {p}"))
-                .unwrap_or_default()
+            self.only.map(|p| format!(", only = {p}")).unwrap_or_default()
         );
         explain.gemms = plan.gemms;
         explain.tables = plan.tables;

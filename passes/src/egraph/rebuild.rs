@@ -38,12 +38,7 @@ impl Rebuild<'_> {
             memo: HashMap::new(),
             by_class: HashMap::new(),
             class_of: self.values.iter().copied().collect(),
-            position: f
-                .layout
-                .iter()
-                .enumerate()
-                .map(|(i, &op)| (op, i))
-                .collect(),
+            position: f.layout.iter().enumerate().map(|(i, &op)| (op, i)).collect(),
             limit: 0,
             at: 0,
             inserted: 0,
@@ -55,15 +50,8 @@ impl Rebuild<'_> {
         for &root in &self.roots {
             let op = f.dfg.def_op(root).ok_or("a root is not an op result")?;
             st.limit = st.position[&op];
-            st.at = f
-                .layout
-                .iter()
-                .position(|&o| o == op)
-                .ok_or("a root left the layout")?;
-            let class = *st
-                .class_of
-                .get(&root)
-                .ok_or_else(|| format!("{root} is not in the region"))?;
+            st.at = f.layout.iter().position(|&o| o == op).ok_or("a root left the layout")?;
+            let class = *st.class_of.get(&root).ok_or_else(|| format!("{root} is not in the region"))?;
             let new = self.build(f, &mut st, self.egraph.find(class))?;
             if new != root {
                 replace_value(f, root, new);
@@ -71,8 +59,7 @@ impl Rebuild<'_> {
             }
         }
         remove_dead_ops(f);
-        let live: std::collections::HashSet<Value> =
-            f.layout.iter().map(|&o| f.dfg.ops[o].result).collect();
+        let live: std::collections::HashSet<Value> = f.layout.iter().map(|&o| f.dfg.ops[o].result).collect();
         for (old, new) in &replaced {
             if !live.contains(old) && f.dfg.values[*new].name.is_none() {
                 f.dfg.values[*new].name = f.dfg.values[*old].name.clone();
@@ -88,10 +75,7 @@ impl Rebuild<'_> {
         let g = self.egraph;
         let node = self.choice.get(&c).unwrap_or(&g[c].nodes[0]);
         let v = if let Gemm::Leaf(_) = node {
-            st.by_class
-                .get(&c)
-                .and_then(|vs| vs.first().copied())
-                .ok_or_else(|| format!("leaf class {c} has no value"))?
+            st.by_class.get(&c).and_then(|vs| vs.first().copied()).ok_or_else(|| format!("leaf class {c} has no value"))?
         } else {
             let attr = |id: Id| g[id].data.attr.unwrap_or(0);
             let (attrs, operands) = node.to_op(attr).ok_or("a leaf with no value")?;
@@ -99,20 +83,12 @@ impl Rebuild<'_> {
             for a in operands {
                 args.push(self.build(f, st, g.find(a))?);
             }
-            let reuse = st
-                .by_class
-                .get(&c)
-                .into_iter()
-                .flatten()
-                .copied()
-                .find(|&v| {
-                    f.dfg.def_op(v).is_some_and(|op| {
-                        let d = &f.dfg.ops[op];
-                        st.position.get(&op).is_some_and(|&p| p <= st.limit)
-                            && d.attrs == attrs
-                            && d.args.as_slice() == args.as_slice()
-                    })
-                });
+            let reuse = st.by_class.get(&c).into_iter().flatten().copied().find(|&v| {
+                f.dfg.def_op(v).is_some_and(|op| {
+                    let d = &f.dfg.ops[op];
+                    st.position.get(&op).is_some_and(|&p| p <= st.limit) && d.attrs == attrs && d.args.as_slice() == args.as_slice()
+                })
+            });
             match reuse {
                 Some(v) => v,
                 None => {
@@ -149,9 +125,7 @@ struct State {
 
 /// Groups the region's values by function: `(func, value, class)` triples
 /// in layout order.
-pub fn by_func(
-    values: impl IntoIterator<Item = (FuncId, Value, Id)>,
-) -> HashMap<FuncId, Vec<(Value, Id)>> {
+pub fn by_func(values: impl IntoIterator<Item = (FuncId, Value, Id)>) -> HashMap<FuncId, Vec<(Value, Id)>> {
     let mut out: HashMap<FuncId, Vec<(Value, Id)>> = HashMap::new();
     for (f, v, c) in values {
         out.entry(f).or_default().push((v, c));

@@ -13,7 +13,7 @@
 //! `(lut-precompute ?x 32)` is hash-consed, every GEMM reading the same
 //! activation (q/k/v, gate/up) points at one tables class.
 
-use super::analysis::{GemmAnalysis, Meta, infer};
+use super::analysis::{infer, GemmAnalysis, Meta};
 use super::lang::Gemm;
 use egg::{ConditionalApplier, EGraph, ENodeOrVar, Id, Pattern, PatternAst, Rewrite, Subst, Var};
 use flexc_ir::quant::Primitive;
@@ -82,24 +82,9 @@ pub fn rules() -> Vec<Rewrite<Gemm, GemmAnalysis>> {
         .map(|&(name, lhs, rhs, pre)| {
             let lhs: Pattern<Gemm> = lhs.parse().expect("rule lhs");
             let rhs: Pattern<Gemm> = rhs.parse().expect("rule rhs");
-            debug_assert!(
-                lhs.vars().contains(&var("?w"))
-                    && rhs.vars().iter().all(|v| lhs.vars().contains(v)),
-                "{name}"
-            );
-            let condition = WellTyped {
-                pre,
-                rhs: rhs.ast.clone(),
-            };
-            Rewrite::new(
-                name,
-                lhs,
-                ConditionalApplier {
-                    condition,
-                    applier: rhs,
-                },
-            )
-            .expect("a valid rule")
+            debug_assert!(lhs.vars().contains(&var("?w")) && rhs.vars().iter().all(|v| lhs.vars().contains(v)), "{name}");
+            let condition = WellTyped { pre, rhs: rhs.ast.clone() };
+            Rewrite::new(name, lhs, ConditionalApplier { condition, applier: rhs }).expect("a valid rule")
         })
         .collect()
 }
@@ -116,9 +101,7 @@ pub struct WellTyped {
 
 impl egg::Condition<Gemm, GemmAnalysis> for WellTyped {
     fn check(&self, egraph: &mut EGraph<Gemm, GemmAnalysis>, _eclass: Id, subst: &Subst) -> bool {
-        let Some(w) = subst.get(var("?w")) else {
-            return false;
-        };
+        let Some(w) = subst.get(var("?w")) else { return false };
         if !self.pre.holds(&egraph[*w].data) {
             return false;
         }
@@ -127,12 +110,10 @@ impl egg::Condition<Gemm, GemmAnalysis> for WellTyped {
         for node in self.rhs.as_ref() {
             let meta = match node {
                 ENodeOrVar::Var(v) => egraph[subst[*v]].data.clone(),
-                ENodeOrVar::ENode(n) => {
-                    match infer(n, &egraph.analysis.leaves, |c| &metas[usize::from(c)]) {
-                        Ok(m) => m,
-                        Err(_) => return false,
-                    }
-                }
+                ENodeOrVar::ENode(n) => match infer(n, &egraph.analysis.leaves, |c| &metas[usize::from(c)]) {
+                    Ok(m) => m,
+                    Err(_) => return false,
+                },
             };
             metas.push(meta);
         }
@@ -147,17 +128,12 @@ impl egg::Condition<Gemm, GemmAnalysis> for WellTyped {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flexc_ir::{OpAttrs, Opcode, attrs};
+    use flexc_ir::{attrs, OpAttrs, Opcode};
 
     #[test]
     fn tables_are_built_with_the_ops_default_act_group() {
         let default = OpAttrs::from_entries(Opcode::LutPrecompute, Vec::new()).unwrap();
-        assert_eq!(
-            default,
-            OpAttrs::LutPrecompute(attrs::LutPrecompute {
-                act_group: ACT_GROUP
-            })
-        );
+        assert_eq!(default, OpAttrs::LutPrecompute(attrs::LutPrecompute { act_group: ACT_GROUP }));
         let (_, _, rhs, _) = RULES.iter().find(|r| r.0 == "mpgemm-is-lut").unwrap();
         assert!(rhs.contains(&format!("(lut-precompute ?x {ACT_GROUP})")));
         assert_eq!(rules().len(), RULES.len());

@@ -15,12 +15,12 @@
 //! report fallbacks, and carries the decoded values when they were computed.
 
 use super::formats::QuantFormat;
-use super::gptq::{GptqOptions, GptqPlan, gptq, gptq_planned, rtn};
-use super::optq::{InverseHessian, optq_bcq};
+use super::gptq::{gptq, gptq_planned, rtn, GptqOptions, GptqPlan};
+use super::optq::{optq_bcq, InverseHessian};
 use super::optq_shared::quantize_shared;
-use flexc_ir::Encoding;
-use flexc_ir::quant::BcqScales;
 use flexc_ir::quant::bcq::REFINE_ROUNDS;
+use flexc_ir::quant::BcqScales;
+use flexc_ir::Encoding;
 
 /// The quantizer to use when the data allows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,14 +80,7 @@ pub struct Encoded {
 }
 
 /// Encodes the `[n, k]` weight `w` as `enc` (module docs).
-pub fn encode_weight(
-    enc: Encoding,
-    w: &[f32],
-    (n, k): (usize, usize),
-    data: LayerData<'_>,
-    method: Method,
-    opts: GptqOptions,
-) -> Result<Encoded, String> {
+pub fn encode_weight(enc: Encoding, w: &[f32], (n, k): (usize, usize), data: LayerData<'_>, method: Method, opts: GptqOptions) -> Result<Encoded, String> {
     let hessian = data.hessian.filter(|_| method == Method::Gptq);
     if let Some(f) = QuantFormat::of(enc) {
         let diag: Option<Vec<f32>> = data.hessian.map(|h| (0..k).map(|j| h[j * k + j]).collect());
@@ -100,19 +93,11 @@ pub fn encode_weight(
             (None, Some(imp)) => (rtn(&f, w, n, k, Some(imp))?, Quantizer::RtnImportance),
             (None, None) => (rtn(&f, w, n, k, None)?, Quantizer::Rtn),
         };
-        return Ok(Encoded {
-            bytes: q.bytes,
-            values: Some(q.values),
-            how,
-        });
+        return Ok(Encoded { bytes: q.bytes, values: Some(q.values), how });
     }
     if let Encoding::Bcq(p) = enc {
         let ih = hessian.map(|h| InverseHessian::new(h, k)).transpose()?;
-        let how = if ih.is_some() {
-            Quantizer::Gptq
-        } else {
-            Quantizer::Reference
-        };
+        let how = if ih.is_some() { Quantizer::Gptq } else { Quantizer::Reference };
         let bytes = if p.scales() != BcqScales::Row {
             quantize_shared(p, w, n, k, ih.as_ref(), REFINE_ROUNDS)?
         } else if let Some(ih) = &ih {
@@ -120,15 +105,7 @@ pub fn encode_weight(
         } else {
             enc.encode(&[n, k], w)?
         };
-        return Ok(Encoded {
-            bytes,
-            values: None,
-            how,
-        });
+        return Ok(Encoded { bytes, values: None, how });
     }
-    Ok(Encoded {
-        bytes: enc.encode(&[n, k], w)?,
-        values: None,
-        how: Quantizer::Reference,
-    })
+    Ok(Encoded { bytes: enc.encode(&[n, k], w)?, values: None, how: Quantizer::Reference })
 }

@@ -16,8 +16,8 @@
 //! per-tensor `#ternary`, the K-quants) have their own quantizers or none.
 
 use super::grid::{Affine, Levels, Offset};
-use flexc_ir::Encoding;
 use flexc_ir::quant::AffineFit;
+use flexc_ir::Encoding;
 
 /// An encoding the affine quantizers can write (module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,14 +35,7 @@ impl QuantFormat {
     /// [`flexc_ir::quant::AffineScheme`]), or `None` when it is not one.
     pub fn of(enc: Encoding) -> Option<QuantFormat> {
         let g = enc.scheme().affine()?.grid();
-        Some(QuantFormat {
-            enc,
-            group: g.group,
-            levels: Levels {
-                qmax: g.qmax,
-                offset: g.offset,
-            },
-        })
+        Some(QuantFormat { enc, group: g.group, levels: Levels { qmax: g.qmax, offset: g.offset } })
     }
 
     /// Bytes of one group's block.
@@ -78,15 +71,7 @@ impl QuantFormat {
         debug_assert_eq!(codes.len(), self.group);
         // `of` only builds formats of affine schemes.
         if let Some(a) = self.enc.scheme().affine() {
-            a.pack(
-                &AffineFit {
-                    d: p.d,
-                    c: p.c,
-                    m: p.m,
-                },
-                codes,
-                &mut out[..self.block_bytes()],
-            );
+            a.pack(&AffineFit { d: p.d, c: p.c, m: p.m }, codes, &mut out[..self.block_bytes()]);
         }
     }
 }
@@ -94,31 +79,15 @@ impl QuantFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flexc_ir::quant::{GgmlType, GqParams, TernaryParams, decode};
+    use flexc_ir::quant::{decode, GgmlType, GqParams, TernaryParams};
 
     #[test]
     fn packed_blocks_decode_to_the_fitted_values() {
         let encs = [
-            Encoding::Gq(GqParams {
-                bits: 3,
-                group: 64,
-                zero: true,
-            }),
-            Encoding::Gq(GqParams {
-                bits: 2,
-                group: 32,
-                zero: false,
-            }),
-            Encoding::Gq(GqParams {
-                bits: 4,
-                group: 128,
-                zero: true,
-            }),
-            Encoding::Gq(GqParams {
-                bits: 1,
-                group: 64,
-                zero: false,
-            }),
+            Encoding::Gq(GqParams { bits: 3, group: 64, zero: true }),
+            Encoding::Gq(GqParams { bits: 2, group: 32, zero: false }),
+            Encoding::Gq(GqParams { bits: 4, group: 128, zero: true }),
+            Encoding::Gq(GqParams { bits: 1, group: 64, zero: false }),
             Encoding::Ternary(TernaryParams { group: 64 }),
             Encoding::Ggml(GgmlType::Q4_0),
             Encoding::Ggml(GgmlType::Q4_1),
@@ -128,9 +97,7 @@ mod tests {
         ];
         for enc in encs {
             let f = QuantFormat::of(enc).unwrap();
-            let x: Vec<f32> = (0..f.group)
-                .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.013 + 0.002)
-                .collect();
+            let x: Vec<f32> = (0..f.group).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.013 + 0.002).collect();
             let p = f.levels.fit(&x, &vec![1.0; f.group]);
             let codes: Vec<u32> = x.iter().map(|&v| p.nearest(v).0).collect();
             let mut block = vec![0u8; f.block_bytes()];
@@ -147,11 +114,6 @@ mod tests {
     fn non_affine_encodings_have_no_format() {
         assert!(QuantFormat::of(Encoding::Ggml(GgmlType::Q4_K)).is_none());
         assert!(QuantFormat::of(Encoding::Ternary(TernaryParams { group: 0 })).is_none());
-        assert_eq!(
-            QuantFormat::of(Encoding::Ggml(GgmlType::Q4_0))
-                .unwrap()
-                .bits_per_weight(),
-            4.5
-        );
+        assert_eq!(QuantFormat::of(Encoding::Ggml(GgmlType::Q4_0)).unwrap().bits_per_weight(), 4.5);
     }
 }

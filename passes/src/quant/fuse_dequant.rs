@@ -13,7 +13,7 @@
 use crate::manager::{Changed, Pass, PassCx};
 use crate::registry::PassInfo;
 use crate::rewrite::remove_dead_ops;
-use flexc_ir::{Module, OpAttrs, attrs};
+use flexc_ir::{attrs, Module, OpAttrs};
 
 pub(crate) const INFO: PassInfo = PassInfo {
     name: "fuse-dequant",
@@ -41,9 +41,7 @@ impl Pass for FuseDequant {
                 };
                 let (x, old) = (*x, d.result);
                 let w = match f.dfg.def_op(*rhs).map(|o| &f.dfg.ops[o]) {
-                    Some(deq) if mm.transpose_b && matches!(deq.attrs, OpAttrs::Dequantize(_)) => {
-                        deq.args[0]
-                    }
+                    Some(deq) if mm.transpose_b && matches!(deq.attrs, OpAttrs::Dequantize(_)) => deq.args[0],
                     _ => {
                         i += 1;
                         continue;
@@ -56,12 +54,7 @@ impl Pass for FuseDequant {
                 }
                 let declared = Some(f.dfg.ty(old).clone());
                 // The op table re-checks the types; a mismatch leaves the matmul alone.
-                let Ok(new) = f.insert_at(
-                    i,
-                    OpAttrs::Mpgemm(attrs::Mpgemm { transpose_b: true }),
-                    &[x, w],
-                    declared,
-                ) else {
+                let Ok(new) = f.insert_at(i, OpAttrs::Mpgemm(attrs::Mpgemm { transpose_b: true }), &[x, w], declared) else {
                     i += 1;
                     continue;
                 };

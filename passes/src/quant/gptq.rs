@@ -63,10 +63,7 @@ fn check(f: &QuantFormat, w: &[f32], n: usize, k: usize) -> Result<usize, String
         return Err(format!("{} values for a {n}×{k} weight", w.len()));
     }
     if f.group == 0 || !k.is_multiple_of(f.group) {
-        return Err(format!(
-            "rows of {k} are not whole groups of {} ({})",
-            f.group, f.enc
-        ));
+        return Err(format!("rows of {k} are not whole groups of {} ({})", f.group, f.enc));
     }
     Ok(k / f.group)
 }
@@ -75,15 +72,8 @@ fn check(f: &QuantFormat, w: &[f32], n: usize, k: usize) -> Result<usize, String
 fn pack_row(f: &QuantFormat, fits: &[Affine], codes: &[u32], bytes: &mut [u8], values: &mut [f32]) {
     let (g, bb) = (f.group, f.block_bytes());
     for (gi, p) in fits.iter().enumerate() {
-        f.pack(
-            p,
-            &codes[gi * g..(gi + 1) * g],
-            &mut bytes[gi * bb..(gi + 1) * bb],
-        );
-        for (v, &q) in values[gi * g..(gi + 1) * g]
-            .iter_mut()
-            .zip(&codes[gi * g..(gi + 1) * g])
-        {
+        f.pack(p, &codes[gi * g..(gi + 1) * g], &mut bytes[gi * bb..(gi + 1) * bb]);
+        for (v, &q) in values[gi * g..(gi + 1) * g].iter_mut().zip(&codes[gi * g..(gi + 1) * g]) {
             *v = p.value(q);
         }
     }
@@ -91,13 +81,7 @@ fn pack_row(f: &QuantFormat, fits: &[Affine], codes: &[u32], bytes: &mut [u8], v
 
 /// Importance-weighted RTN (module docs); `imp` has one entry per column
 /// (all ones when `None`).
-pub fn rtn(
-    f: &QuantFormat,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    imp: Option<&[f32]>,
-) -> Result<Quantized, String> {
+pub fn rtn(f: &QuantFormat, w: &[f32], n: usize, k: usize, imp: Option<&[f32]>) -> Result<Quantized, String> {
     let ng = check(f, w, n, k)?;
     let ones = vec![1f32; k];
     let imp = imp.unwrap_or(&ones);
@@ -112,30 +96,13 @@ pub fn rtn(
         .zip(values.par_chunks_mut(k))
         .zip(w.par_chunks(k))
         .map(|((b, v), row)| {
-            let fits: Vec<Affine> = (0..ng)
-                .map(|gi| {
-                    f.levels
-                        .fit(&row[gi * g..(gi + 1) * g], &imp[gi * g..(gi + 1) * g])
-                })
-                .collect();
-            let codes: Vec<u32> = row
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| fits[j / g].nearest(x).0)
-                .collect();
+            let fits: Vec<Affine> = (0..ng).map(|gi| f.levels.fit(&row[gi * g..(gi + 1) * g], &imp[gi * g..(gi + 1) * g])).collect();
+            let codes: Vec<u32> = row.iter().enumerate().map(|(j, &x)| fits[j / g].nearest(x).0).collect();
             pack_row(f, &fits, &codes, b, v);
-            row.iter()
-                .zip(v.iter())
-                .zip(imp)
-                .map(|((&x, &q), &a)| a as f64 * ((x - q) as f64).powi(2))
-                .sum::<f64>()
+            row.iter().zip(v.iter()).zip(imp).map(|((&x, &q), &a)| a as f64 * ((x - q) as f64).powi(2)).sum::<f64>()
         })
         .sum();
-    Ok(Quantized {
-        bytes,
-        values,
-        loss,
-    })
+    Ok(Quantized { bytes, values, loss })
 }
 
 /// The Hessian side of a GPTQ run: the quantization order, `U` in that
@@ -168,80 +135,36 @@ impl GptqPlan {
         let ih = InverseHessian::permuted(h, k, perm.as_deref())?;
         let u: Vec<f32> = ih.u.iter().map(|&v| v as f32).collect();
         let order: Vec<usize> = perm.unwrap_or_else(|| (0..k).collect());
-        Ok(GptqPlan {
-            k,
-            u,
-            order,
-            diag,
-            dead: ih.dead,
-            static_groups: opts.static_groups || opts.act_order,
-        })
+        Ok(GptqPlan { k, u, order, diag, dead: ih.dead, static_groups: opts.static_groups || opts.act_order })
     }
 }
 
 /// GPTQ with error feedback through the calibration Hessian `h` (`k × k`),
 /// module docs.
-pub fn gptq(
-    f: &QuantFormat,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    h: &[f32],
-    opts: GptqOptions,
-) -> Result<Quantized, String> {
+pub fn gptq(f: &QuantFormat, w: &[f32], n: usize, k: usize, h: &[f32], opts: GptqOptions) -> Result<Quantized, String> {
     gptq_planned(f, w, n, k, &GptqPlan::new(h, k, opts)?)
 }
 
 /// [`gptq`] with the Hessian already factored ([`GptqPlan`]).
-pub fn gptq_planned(
-    f: &QuantFormat,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    plan: &GptqPlan,
-) -> Result<Quantized, String> {
+pub fn gptq_planned(f: &QuantFormat, w: &[f32], n: usize, k: usize, plan: &GptqPlan) -> Result<Quantized, String> {
     gptq_on_grids(f, w, n, k, plan, None)
 }
 
 /// [`gptq_planned`], with every `(row, group)` grid given (`n × groups`,
 /// static) instead of fitted: the error-feedback loop alone, for tests
 /// against an independent implementation.
-fn gptq_on_grids(
-    f: &QuantFormat,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    plan: &GptqPlan,
-    grids: Option<&[Affine]>,
-) -> Result<Quantized, String> {
+fn gptq_on_grids(f: &QuantFormat, w: &[f32], n: usize, k: usize, plan: &GptqPlan, grids: Option<&[Affine]>) -> Result<Quantized, String> {
     let ng = check(f, w, n, k)?;
     if grids.is_some_and(|g| g.len() != n * ng) {
-        return Err(format!(
-            "{} grids for {n} rows of {ng} groups",
-            grids.map_or(0, <[Affine]>::len)
-        ));
+        return Err(format!("{} grids for {n} rows of {ng} groups", grids.map_or(0, <[Affine]>::len)));
     }
     if plan.k != k {
-        return Err(format!(
-            "a Hessian for {} columns and a weight of {k}",
-            plan.k
-        ));
+        return Err(format!("a Hessian for {} columns and a weight of {k}", plan.k));
     }
     let (g, bb) = (f.group, f.block_bytes());
     let mut bytes = vec![0u8; n * ng * bb];
     let mut values = vec![0f32; n * k];
-    let cx = Loop {
-        f,
-        k,
-        g,
-        ng,
-        u: &plan.u,
-        order: &plan.order,
-        diag: &plan.diag,
-        dead: &plan.dead,
-        static_groups: plan.static_groups,
-        grids,
-    };
+    let cx = Loop { f, k, g, ng, u: &plan.u, order: &plan.order, diag: &plan.diag, dead: &plan.dead, static_groups: plan.static_groups, grids };
     let loss: f64 = bytes
         .par_chunks_mut(TILE * ng * bb)
         .zip(values.par_chunks_mut(TILE * k))
@@ -249,11 +172,7 @@ fn gptq_on_grids(
         .enumerate()
         .map(|(i, ((b, v), rows))| cx.tile(i * TILE, rows, b, v))
         .sum();
-    Ok(Quantized {
-        bytes,
-        values,
-        loss,
-    })
+    Ok(Quantized { bytes, values, loss })
 }
 
 /// The shared inputs of one GPTQ run.
@@ -285,11 +204,7 @@ impl Loop<'_> {
         let mut fits: Vec<Option<Affine>> = vec![None; t * ng];
         for r in 0..t {
             let src = &rows[r * k..(r + 1) * k];
-            let clean: Vec<f32> = src
-                .iter()
-                .zip(self.dead)
-                .map(|(&x, &d)| if d { 0.0 } else { x })
-                .collect();
+            let clean: Vec<f32> = src.iter().zip(self.dead).map(|(&x, &d)| if d { 0.0 } else { x }).collect();
             for (c, &o) in self.order.iter().enumerate() {
                 work[r * k + c] = clean[o];
             }
@@ -299,10 +214,7 @@ impl Loop<'_> {
                 }
             } else if self.static_groups {
                 for gi in 0..ng {
-                    fits[r * ng + gi] = Some(levels.fit(
-                        &clean[gi * g..(gi + 1) * g],
-                        &self.diag[gi * g..(gi + 1) * g],
-                    ));
+                    fits[r * ng + gi] = Some(levels.fit(&clean[gi * g..(gi + 1) * g], &self.diag[gi * g..(gi + 1) * g]));
                 }
             }
         }
@@ -336,17 +248,8 @@ impl Loop<'_> {
         }
         let bb = self.f.block_bytes();
         for r in 0..t {
-            let row_fits: Vec<Affine> = fits[r * ng..(r + 1) * ng]
-                .iter()
-                .map(|p| p.expect("every group is fitted"))
-                .collect();
-            pack_row(
-                self.f,
-                &row_fits,
-                &codes[r * k..(r + 1) * k],
-                &mut bytes[r * ng * bb..(r + 1) * ng * bb],
-                &mut values[r * k..(r + 1) * k],
-            );
+            let row_fits: Vec<Affine> = fits[r * ng..(r + 1) * ng].iter().map(|p| p.expect("every group is fitted")).collect();
+            pack_row(self.f, &row_fits, &codes[r * k..(r + 1) * k], &mut bytes[r * ng * bb..(r + 1) * ng * bb], &mut values[r * k..(r + 1) * k]);
         }
         loss
     }
@@ -383,10 +286,7 @@ fn axpy_generic(y: &mut [f32], a: f32, x: &[f32]) {
 /// `H` streamed once for the whole tile; only the quadratic form is read,
 /// so `H` need not be symmetric) then `Σ δ·y`, in f64.
 pub fn output_error(w: &[f32], q: &[f32], k: usize, h: &[f32]) -> f64 {
-    w.par_chunks(k * TILE)
-        .zip(q.par_chunks(k * TILE))
-        .map(|(wt, qt)| quadratic_tile(wt, qt, k, h))
-        .sum()
+    w.par_chunks(k * TILE).zip(q.par_chunks(k * TILE)).map(|(wt, qt)| quadratic_tile(wt, qt, k, h)).sum()
 }
 
 fn quadratic_tile(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
@@ -406,11 +306,7 @@ unsafe fn quadratic_tile_avx2(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f6
 
 #[inline(always)]
 fn quadratic_tile_generic(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
-    let d: Vec<f64> = wt
-        .iter()
-        .zip(qt)
-        .map(|(&a, &b)| a as f64 - b as f64)
-        .collect();
+    let d: Vec<f64> = wt.iter().zip(qt).map(|(&a, &b)| a as f64 - b as f64).collect();
     let mut y = vec![0f64; d.len()];
     for (j, hr) in h.chunks_exact(k).enumerate() {
         for (dr, yr) in d.chunks_exact(k).zip(y.chunks_exact_mut(k)) {
@@ -428,17 +324,12 @@ fn quadratic_tile_generic(wt: &[f32], qt: &[f32], k: usize, h: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::optq::test_support::{Rng, activations};
+    use crate::quant::optq::test_support::{activations, Rng};
+    use flexc_ir::quant::{decode, GqParams};
     use flexc_ir::Encoding;
-    use flexc_ir::quant::{GqParams, decode};
 
     fn format(bits: u8, group: u32) -> QuantFormat {
-        QuantFormat::of(Encoding::Gq(GqParams {
-            bits,
-            group,
-            zero: true,
-        }))
-        .unwrap()
+        QuantFormat::of(Encoding::Gq(GqParams { bits, group, zero: true })).unwrap()
     }
 
     #[test]
@@ -454,21 +345,8 @@ mod tests {
             let weighted = rtn(&f, &w, n, k, Some(&diag)).unwrap();
             let e0 = output_error(&w, &plain.values, k, &h);
             let e1 = output_error(&w, &weighted.values, k, &h);
-            assert!(
-                e1 <= e0 * 1.02,
-                "{bits}-bit: weighted RTN {e1} vs plain {e0}"
-            );
-            for opts in [
-                GptqOptions::default(),
-                GptqOptions {
-                    act_order: true,
-                    static_groups: true,
-                },
-                GptqOptions {
-                    act_order: false,
-                    static_groups: true,
-                },
-            ] {
+            assert!(e1 <= e0 * 1.02, "{bits}-bit: weighted RTN {e1} vs plain {e0}");
+            for opts in [GptqOptions::default(), GptqOptions { act_order: true, static_groups: true }, GptqOptions { act_order: false, static_groups: true }] {
                 let q = gptq(&f, &w, n, k, &h, opts).unwrap();
                 let e2 = output_error(&w, &q.values, k, &h);
                 assert!(e2 < 0.8 * e1, "{bits}-bit {opts:?}: GPTQ {e2} vs RTN {e1}");
@@ -476,11 +354,7 @@ mod tests {
                 decode(f.enc, &q.bytes, &mut dec).unwrap();
                 assert_eq!(dec, q.values);
                 // The loop's own loss tracks the (damped) output error.
-                assert!(
-                    (q.loss - e2).abs() < 0.2 * e2,
-                    "loss {} vs error {e2}",
-                    q.loss
-                );
+                assert!((q.loss - e2).abs() < 0.2 * e2, "loss {} vs error {e2}", q.loss);
             }
         }
     }
@@ -506,22 +380,11 @@ mod tests {
     fn matches_numpy_gptq() {
         // passes/tools/gptq_reference.py: an independent float64 GPTQ on the
         // same f32 W and H with min-max grids given per (row, group).
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/gptq_numpy.json"
-        ))
-        .unwrap();
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gptq_numpy.json")).unwrap();
         let j: serde_json::Value = serde_json::from_str(&text).unwrap();
         let num = |key: &str| j[key].as_u64().unwrap() as usize;
         let (n, k, group, bits) = (num("n"), num("k"), num("group"), num("bits") as u8);
-        let floats = |key: &str| {
-            j[key]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect::<Vec<f32>>()
-        };
+        let floats = |key: &str| j[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>();
         let (w, h) = (floats("w"), floats("h"));
         let f = format(bits, group as u32);
         let grids: Vec<Affine> = j["grids"]
@@ -529,57 +392,19 @@ mod tests {
             .unwrap()
             .iter()
             .flat_map(|row| row.as_array().unwrap().iter())
-            .map(|g| Affine {
-                d: g[0].as_f64().unwrap() as f32,
-                c: g[1].as_f64().unwrap() as f32,
-                m: 0.0,
-                float_min: false,
-                qmax: (1 << bits) - 1,
-            })
+            .map(|g| Affine { d: g[0].as_f64().unwrap() as f32, c: g[1].as_f64().unwrap() as f32, m: 0.0, float_min: false, qmax: (1 << bits) - 1 })
             .collect();
-        let q = gptq_on_grids(
-            &f,
-            &w,
-            n,
-            k,
-            &GptqPlan::new(&h, k, GptqOptions::default()).unwrap(),
-            Some(&grids),
-        )
-        .unwrap();
-        let want: Vec<u32> = j["codes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        let got: Vec<u32> = (0..n * k)
-            .map(|i| {
-                grids[(i / k) * (k / group) + (i % k) / group]
-                    .nearest(q.values[i])
-                    .0
-            })
-            .collect();
+        let q = gptq_on_grids(&f, &w, n, k, &GptqPlan::new(&h, k, GptqOptions::default()).unwrap(), Some(&grids)).unwrap();
+        let want: Vec<u32> = j["codes"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let got: Vec<u32> = (0..n * k).map(|i| grids[(i / k) * (k / group) + (i % k) / group].nearest(q.values[i]).0).collect();
         let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
         // f32 against float64: a code at a rounding boundary may flip, and
         // its error feeds the rest of the row; almost all must agree.
-        assert!(
-            same * 100 >= 97 * n * k,
-            "{same} of {} codes agree with numpy",
-            n * k
-        );
+        assert!(same * 100 >= 97 * n * k, "{same} of {} codes agree with numpy", n * k);
         let err = output_error(&w, &q.values, k, &h);
-        let (want_err, rtn_err) = (
-            j["output_error"].as_f64().unwrap(),
-            j["rtn_output_error"].as_f64().unwrap(),
-        );
-        assert!(
-            (err - want_err).abs() <= 0.02 * want_err,
-            "output error {err} vs numpy {want_err}"
-        );
-        assert!(
-            err < rtn_err,
-            "GPTQ {err} must beat RTN {rtn_err} on the same grids"
-        );
+        let (want_err, rtn_err) = (j["output_error"].as_f64().unwrap(), j["rtn_output_error"].as_f64().unwrap());
+        assert!((err - want_err).abs() <= 0.02 * want_err, "output error {err} vs numpy {want_err}");
+        assert!(err < rtn_err, "GPTQ {err} must beat RTN {rtn_err} on the same grids");
     }
 
     #[test]
@@ -587,24 +412,16 @@ mod tests {
         let mut rng = Rng(11);
         let (n, k) = (13, 24);
         let w: Vec<f32> = (0..n * k).map(|_| rng.f() as f32).collect();
-        let q: Vec<f32> = (0..n * k)
-            .map(|i| if i % 5 == 0 { w[i] } else { rng.f() as f32 })
-            .collect();
+        let q: Vec<f32> = (0..n * k).map(|i| if i % 5 == 0 { w[i] } else { rng.f() as f32 }).collect();
         let h: Vec<f32> = (0..k * k).map(|_| rng.f() as f32).collect();
         let brute: f64 = (0..n)
             .map(|r| {
                 let d = |i: usize| w[r * k + i] as f64 - q[r * k + i] as f64;
-                (0..k)
-                    .flat_map(|i| (0..k).map(move |j| (i, j)))
-                    .map(|(i, j)| d(i) * h[i * k + j] as f64 * d(j))
-                    .sum::<f64>()
+                (0..k).flat_map(|i| (0..k).map(move |j| (i, j))).map(|(i, j)| d(i) * h[i * k + j] as f64 * d(j)).sum::<f64>()
             })
             .sum();
         let got = output_error(&w, &q, k, &h);
-        assert!(
-            (got - brute).abs() <= 1e-9 * (1.0 + brute.abs()),
-            "{got} vs {brute}"
-        );
+        assert!((got - brute).abs() <= 1e-9 * (1.0 + brute.abs()), "{got} vs {brute}");
     }
 
     #[test]

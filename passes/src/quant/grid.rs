@@ -68,11 +68,7 @@ impl Affine {
     /// The decoded value of code `q`, computed as the format's decoder does.
     #[inline]
     pub fn value(&self, q: u32) -> f32 {
-        if self.float_min {
-            q as f32 * self.d + self.m
-        } else {
-            (q as f32 - self.c) * self.d
-        }
+        if self.float_min { q as f32 * self.d + self.m } else { (q as f32 - self.c) * self.d }
     }
 
     /// The code whose value is nearest to `x` (round half to even, clamped),
@@ -95,8 +91,7 @@ impl Affine {
     /// scale's rounding, or with a reciprocal): the neighbours are checked.
     #[inline(always)]
     fn nearest_around(&self, x: f32, t: f32) -> (u32, f32) {
-        let q =
-            round_even(t.clamp(-1.0, self.qmax as f32 + 1.0)).clamp(0.0, self.qmax as f32) as u32;
+        let q = round_even(t.clamp(-1.0, self.qmax as f32 + 1.0)).clamp(0.0, self.qmax as f32) as u32;
         let mut best = (q, self.value(q));
         for nb in [q.wrapping_sub(1), q + 1] {
             if nb <= self.qmax {
@@ -159,11 +154,7 @@ impl Affine {
         let qmax = self.qmax as f32;
         for (e, &x) in e.iter_mut().zip(x) {
             let q = round_even((x * inv + add).clamp(-1.0, qmax + 1.0)).clamp(0.0, qmax);
-            let (d0, dm, dp) = (
-                x - value(q),
-                x - value((q - 1.0).max(0.0)),
-                x - value((q + 1.0).min(qmax)),
-            );
+            let (d0, dm, dp) = (x - value(q), x - value((q - 1.0).max(0.0)), x - value((q + 1.0).min(qmax)));
             let mut best = d0;
             if dm.abs() < best.abs() {
                 best = dm;
@@ -235,9 +226,7 @@ impl Levels {
             &ones
         };
         let mut direct: Vec<(f64, Affine)> = Vec::with_capacity(64);
-        let (lo, hi) = x
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = x.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         for s in STRETCH {
             for anchor in [Anchor::Low, Anchor::High, Anchor::Mid((lo + hi) / 2.0)] {
                 if let Some(p) = self.direct(lo, hi, 1.0 + s as f32 / 16.0, anchor) {
@@ -267,10 +256,7 @@ impl Levels {
                 // A free offset also has a phase: where the levels fall
                 // between the important values.
                 for f in [-0.375f32, -0.25, -0.125, 0.125, 0.25, 0.375] {
-                    let q = Affine {
-                        m: to_f16(p.m + f * p.d),
-                        ..p
-                    };
+                    let q = Affine { m: to_f16(p.m + f * p.d), ..p };
                     refits.push(q);
                     self.refits(x, a, &q, &mut refits);
                 }
@@ -298,13 +284,7 @@ impl Levels {
             Offset::Fixed(c) => c,
             _ => 0.0,
         };
-        Affine {
-            d: 0.0,
-            c,
-            m: 0.0,
-            float_min: self.offset == Offset::FloatMin,
-            qmax: self.qmax,
-        }
+        Affine { d: 0.0, c, m: 0.0, float_min: self.offset == Offset::FloatMin, qmax: self.qmax }
     }
 
     /// The stored parameters that map the range `[lo, hi]` onto the code
@@ -314,19 +294,9 @@ impl Levels {
         let p = match self.offset {
             Offset::Fixed(c) => {
                 // The high (or low) extreme lands on the stretched extreme level.
-                let (v, level) = if anchor == Anchor::High {
-                    (hi, qmax - c)
-                } else {
-                    (lo, -c)
-                };
+                let (v, level) = if anchor == Anchor::High { (hi, qmax - c) } else { (lo, -c) };
                 let d = to_f16(v / (level * stretch));
-                Affine {
-                    d,
-                    c,
-                    m: 0.0,
-                    float_min: false,
-                    qmax: self.qmax,
-                }
+                Affine { d, c, m: 0.0, float_min: false, qmax: self.qmax }
             }
             Offset::IntZero => {
                 let (lo, hi) = (lo.min(0.0), hi.max(0.0));
@@ -336,13 +306,7 @@ impl Levels {
                     Anchor::High => qmax - (hi / d).round_ties_even(),
                     Anchor::Mid(mid) => (qmax / 2.0 - mid / d).round_ties_even(),
                 };
-                Affine {
-                    d,
-                    c: z.clamp(0.0, qmax),
-                    m: 0.0,
-                    float_min: false,
-                    qmax: self.qmax,
-                }
+                Affine { d, c: z.clamp(0.0, qmax), m: 0.0, float_min: false, qmax: self.qmax }
             }
             Offset::FloatMin => {
                 let d = to_f16((hi - lo) / (qmax * stretch));
@@ -351,13 +315,7 @@ impl Levels {
                     Anchor::High => hi - qmax * d,
                     Anchor::Mid(mid) => mid - qmax / 2.0 * d,
                 };
-                Affine {
-                    d,
-                    c: 0.0,
-                    m: to_f16(m),
-                    float_min: true,
-                    qmax: self.qmax,
-                }
+                Affine { d, c: 0.0, m: to_f16(m), float_min: true, qmax: self.qmax }
             }
         };
         (p.d > 0.0 && p.d.is_finite() && p.m.is_finite()).then_some(p)
@@ -377,9 +335,7 @@ impl Levels {
                 num += w as f64 * l * v as f64;
                 den += w as f64 * l * l;
             }
-            (den > 0.0 && num > 0.0)
-                .then(|| to_f16((num / den) as f32))
-                .filter(|d| *d > 0.0 && d.is_finite())
+            (den > 0.0 && num > 0.0).then(|| to_f16((num / den) as f32)).filter(|d| *d > 0.0 && d.is_finite())
         };
         match self.offset {
             Offset::Fixed(c) => out.extend(scale_for(c as f64).map(|d| Affine { d, ..*p })),
@@ -406,25 +362,13 @@ impl Levels {
                 if self.offset == Offset::FloatMin {
                     let (d, m) = (to_f16(d as f32), to_f16(m as f32));
                     if d > 0.0 && d.is_finite() && m.is_finite() {
-                        out.push(Affine {
-                            d,
-                            c: 0.0,
-                            m,
-                            float_min: true,
-                            qmax: self.qmax,
-                        });
+                        out.push(Affine { d, c: 0.0, m, float_min: true, qmax: self.qmax });
                     }
                 } else {
                     let zc = (-m / d).clamp(0.0, qmax);
                     for z in [zc.floor(), zc.ceil().min(qmax)] {
                         if let Some(d) = scale_for(z) {
-                            out.push(Affine {
-                                d,
-                                c: z as f32,
-                                m: 0.0,
-                                float_min: false,
-                                qmax: self.qmax,
-                            });
+                            out.push(Affine { d, c: z as f32, m: 0.0, float_min: false, qmax: self.qmax });
                         }
                     }
                 }
@@ -438,9 +382,7 @@ mod tests {
     use super::*;
 
     fn lcg(seed: &mut u64) -> f32 {
-        *seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
@@ -457,18 +399,10 @@ mod tests {
             let offsets: Vec<(f32, f32)> = match l.offset {
                 Offset::Fixed(c) => vec![(c, 0.0)],
                 Offset::IntZero => (0..=l.qmax).map(|z| (z as f32, 0.0)).collect(),
-                Offset::FloatMin => (-40..=40)
-                    .map(|k| (0.0, to_f16(-amax * k as f32 / 40.0)))
-                    .collect(),
+                Offset::FloatMin => (-40..=40).map(|k| (0.0, to_f16(-amax * k as f32 / 40.0))).collect(),
             };
             for (c, m) in offsets {
-                let p = Affine {
-                    d,
-                    c,
-                    m,
-                    float_min: l.offset == Offset::FloatMin,
-                    qmax: l.qmax,
-                };
+                let p = Affine { d, c, m, float_min: l.offset == Offset::FloatMin, qmax: l.qmax };
                 best = best.min(p.error(x, a));
             }
         }
@@ -492,41 +426,17 @@ mod tests {
     fn error_by_reciprocal_equals_the_sum_over_nearest_levels() {
         let mut seed = 11;
         for l in [
-            Levels {
-                qmax: 7,
-                offset: Offset::IntZero,
-            },
-            Levels {
-                qmax: 15,
-                offset: Offset::Fixed(8.0),
-            },
-            Levels {
-                qmax: 31,
-                offset: Offset::FloatMin,
-            },
-            Levels {
-                qmax: 3,
-                offset: Offset::IntZero,
-            },
+            Levels { qmax: 7, offset: Offset::IntZero },
+            Levels { qmax: 15, offset: Offset::Fixed(8.0) },
+            Levels { qmax: 31, offset: Offset::FloatMin },
+            Levels { qmax: 3, offset: Offset::IntZero },
         ] {
             for _ in 0..200 {
                 // Grid-aligned values (ties included) and random ones.
-                let x: Vec<f32> = (0..64)
-                    .map(|i| {
-                        if i % 3 == 0 {
-                            (lcg(&mut seed) * 8.0).round() * 0.125
-                        } else {
-                            lcg(&mut seed)
-                        }
-                    })
-                    .collect();
+                let x: Vec<f32> = (0..64).map(|i| if i % 3 == 0 { (lcg(&mut seed) * 8.0).round() * 0.125 } else { lcg(&mut seed) }).collect();
                 let a: Vec<f32> = (0..64).map(|_| lcg(&mut seed).abs()).collect();
                 let p = l.fit(&x, &a);
-                let slow: f64 = x
-                    .iter()
-                    .zip(&a)
-                    .map(|(&x, &a)| a as f64 * ((x - p.nearest(x).1) as f64).powi(2))
-                    .sum();
+                let slow: f64 = x.iter().zip(&a).map(|(&x, &a)| a as f64 * ((x - p.nearest(x).1) as f64).powi(2)).sum();
                 assert_eq!(p.error(&x, &a), slow);
             }
         }
@@ -535,30 +445,12 @@ mod tests {
     #[test]
     fn weighted_fit_is_close_to_brute_force_optimum() {
         let formats = [
-            Levels {
-                qmax: 15,
-                offset: Offset::Fixed(8.0),
-            },
-            Levels {
-                qmax: 7,
-                offset: Offset::Fixed(3.5),
-            },
-            Levels {
-                qmax: 2,
-                offset: Offset::Fixed(1.0),
-            },
-            Levels {
-                qmax: 7,
-                offset: Offset::IntZero,
-            },
-            Levels {
-                qmax: 3,
-                offset: Offset::IntZero,
-            },
-            Levels {
-                qmax: 15,
-                offset: Offset::FloatMin,
-            },
+            Levels { qmax: 15, offset: Offset::Fixed(8.0) },
+            Levels { qmax: 7, offset: Offset::Fixed(3.5) },
+            Levels { qmax: 2, offset: Offset::Fixed(1.0) },
+            Levels { qmax: 7, offset: Offset::IntZero },
+            Levels { qmax: 3, offset: Offset::IntZero },
+            Levels { qmax: 15, offset: Offset::FloatMin },
         ];
         let mut seed = 7u64;
         let (mut worse, mut total) = (0f64, 0f64);
@@ -570,79 +462,42 @@ mod tests {
                 let a: Vec<f32> = (0..32).map(|_| (3.0 * lcg(&mut seed)).exp()).collect();
                 let fit = l.fit(&x, &a).error(&x, &a);
                 let opt = brute(l, &x, &a);
-                assert!(
-                    fit <= opt * 1.15 + 1e-12,
-                    "{l:?}: fit {fit} vs brute-force {opt}"
-                );
+                assert!(fit <= opt * 1.15 + 1e-12, "{l:?}: fit {fit} vs brute-force {opt}");
                 worse += fit;
                 total += opt;
             }
         }
         // On average within a few percent of the (grid) optimum.
-        assert!(
-            worse <= total * 1.04,
-            "fit error {worse} vs brute-force {total}"
-        );
+        assert!(worse <= total * 1.04, "fit error {worse} vs brute-force {total}");
     }
 
     #[test]
     fn fit_beats_min_max_rtn_on_weighted_error() {
-        let l = Levels {
-            qmax: 7,
-            offset: Offset::IntZero,
-        };
+        let l = Levels { qmax: 7, offset: Offset::IntZero };
         let mut seed = 11u64;
         for _ in 0..50 {
             let x: Vec<f32> = (0..64).map(|_| lcg(&mut seed)).collect();
             let a: Vec<f32> = (0..64).map(|_| (lcg(&mut seed) + 1.0).powi(4)).collect();
-            let (lo, hi) = x
-                .iter()
-                .fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
+            let (lo, hi) = x.iter().fold((0f32, 0f32), |(l, h), &v| (l.min(v), h.max(v)));
             let d = to_f16((hi - lo) / 7.0);
-            let rtn = Affine {
-                d,
-                c: (-lo / d).round_ties_even().clamp(0.0, 7.0),
-                m: 0.0,
-                float_min: false,
-                qmax: 7,
-            };
+            let rtn = Affine { d, c: (-lo / d).round_ties_even().clamp(0.0, 7.0), m: 0.0, float_min: false, qmax: 7 };
             assert!(l.fit(&x, &a).error(&x, &a) <= rtn.error(&x, &a) * 1.0001);
         }
     }
 
     #[test]
     fn exact_grids_round_trip_and_zero_groups_stay_zero() {
-        let p = Affine {
-            d: 0.25,
-            c: 3.0,
-            m: 0.0,
-            float_min: false,
-            qmax: 7,
-        };
+        let p = Affine { d: 0.25, c: 3.0, m: 0.0, float_min: false, qmax: 7 };
         let x: Vec<f32> = (0..8).map(|q| p.value(q)).collect();
-        let fit = Levels {
-            qmax: 7,
-            offset: Offset::IntZero,
-        }
-        .fit(&x, &[1.0; 8]);
+        let fit = Levels { qmax: 7, offset: Offset::IntZero }.fit(&x, &[1.0; 8]);
         assert_eq!(fit.error(&x, &[1.0; 8]), 0.0);
-        let z = Levels {
-            qmax: 15,
-            offset: Offset::Fixed(8.0),
-        }
-        .fit(&[0.0; 32], &[1.0; 32]);
+        let z = Levels { qmax: 15, offset: Offset::Fixed(8.0) }.fit(&[0.0; 32], &[1.0; 32]);
         assert_eq!(z.nearest(0.3).1, 0.0);
     }
 
     #[test]
     fn nearest_returns_the_nearest_level() {
-        let p = Affine {
-            d: to_f16(0.1),
-            c: 0.0,
-            m: to_f16(-0.35),
-            float_min: true,
-            qmax: 15,
-        };
+        let p = Affine { d: to_f16(0.1), c: 0.0, m: to_f16(-0.35), float_min: true, qmax: 15 };
         for i in -100..200 {
             let x = i as f32 * 0.0137;
             let (q, v) = p.nearest(x);

@@ -125,10 +125,7 @@ impl InverseHessian {
         }
         if let Some(p) = perm {
             let mut seen = vec![false; k];
-            if p.len() != k
-                || p.iter()
-                    .any(|&i| i >= k || std::mem::replace(&mut seen[i], true))
-            {
+            if p.len() != k || p.iter().any(|&i| i >= k || std::mem::replace(&mut seen[i], true)) {
                 return Err(format!("the channel order is not a permutation of 0..{k}"));
             }
         }
@@ -153,8 +150,7 @@ impl InverseHessian {
         for j in 0..k {
             a[j * k + j] += damp;
         }
-        let x =
-            factor_and_invert(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
+        let x = factor_and_invert(&mut a, k).ok_or("the damped Hessian is not positive definite")?;
         // U = P_rev · L⁻¹ · P_rev (upper).
         let mut u = vec![0f64; k * k];
         for i in 0..k {
@@ -180,18 +176,13 @@ mod tests {
         let mut s = seed;
         let mut x = vec![0f64; tokens * k];
         for v in &mut x {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             *v = (s >> 33) as f64 / (1u64 << 31) as f64 - 1.0;
         }
         let mut h = vec![0f32; k * k];
         for i in 0..k {
             for j in 0..k {
-                h[i * k + j] = (2.0 / tokens as f64
-                    * (0..tokens)
-                        .map(|t| x[t * k + i] * x[t * k + j])
-                        .sum::<f64>()) as f32;
+                h[i * k + j] = (2.0 / tokens as f64 * (0..tokens).map(|t| x[t * k + i] * x[t * k + j]).sum::<f64>()) as f32;
             }
         }
         h

@@ -15,9 +15,9 @@
 //! (noise: a harmless block can measure ≤ 0) is raised to it, so no layer is
 //! treated as free.
 
-use flexc_ir::Encoding;
 use flexc_ir::calib::LossProbe;
 use flexc_ir::quant::GqParams;
+use flexc_ir::Encoding;
 use std::collections::HashMap;
 
 /// Bits of the probe format (`#gq` with a zero point, RTN).
@@ -29,14 +29,8 @@ pub const PROBE_GROUPS: [u32; 4] = [64, 32, 16, 8];
 /// The probe format of a weight with `k` input channels (none when no
 /// probe group divides `k`).
 pub fn probe_encoding(k: usize) -> Option<Encoding> {
-    let group = PROBE_GROUPS
-        .into_iter()
-        .find(|&g| k.is_multiple_of(g as usize))?;
-    Some(Encoding::Gq(GqParams {
-        bits: PROBE_BITS,
-        group,
-        zero: true,
-    }))
+    let group = PROBE_GROUPS.into_iter().find(|&g| k.is_multiple_of(g as usize))?;
+    Some(Encoding::Gq(GqParams { bits: PROBE_BITS, group, zero: true }))
 }
 
 /// The `quantize` passes of a probe of `weights` (name and input width;
@@ -70,10 +64,7 @@ const FLOOR_OF_MEDIAN: f64 = 0.5;
 /// format (`probe_error`). Errors name a weight that no probe covers (or a
 /// probe weight without its error): the caller falls back to plain relative
 /// errors and says so.
-pub fn loss_factors(
-    probes: &[LossProbe],
-    probe_error: &HashMap<&str, f64>,
-) -> Result<HashMap<String, f64>, String> {
+pub fn loss_factors(probes: &[LossProbe], probe_error: &HashMap<&str, f64>) -> Result<HashMap<String, f64>, String> {
     if probes.is_empty() {
         return Err("the calibration has no loss probes (`flexc calibrate --sensitivity`)".into());
     }
@@ -82,11 +73,7 @@ pub fn loss_factors(
     let floor = (deltas[deltas.len() / 2] * FLOOR_OF_MEDIAN).max(1e-6);
     let mut out = HashMap::new();
     for p in probes {
-        let errs: Vec<f64> = p
-            .weights
-            .iter()
-            .filter_map(|w| probe_error.get(w.as_str()).copied())
-            .collect();
+        let errs: Vec<f64> = p.weights.iter().filter_map(|w| probe_error.get(w.as_str()).copied()).collect();
         if errs.len() != p.weights.len() {
             continue;
         }
@@ -105,22 +92,13 @@ mod tests {
     use super::*;
 
     fn probe(ws: &[&str], d: f64) -> LossProbe {
-        LossProbe {
-            weights: ws.iter().map(|s| s.to_string()).collect(),
-            delta_nll: d,
-        }
+        LossProbe { weights: ws.iter().map(|s| s.to_string()).collect(), delta_nll: d }
     }
 
     #[test]
     fn factors_spread_each_probes_loss_over_its_errors() {
-        let probes = [
-            probe(&["a", "b"], 0.3),
-            probe(&["h"], 0.1),
-            probe(&["c"], -0.01),
-        ];
-        let errs: HashMap<&str, f64> = [("a", 0.1), ("b", 0.2), ("h", 0.05), ("c", 0.5)]
-            .into_iter()
-            .collect();
+        let probes = [probe(&["a", "b"], 0.3), probe(&["h"], 0.1), probe(&["c"], -0.01)];
+        let errs: HashMap<&str, f64> = [("a", 0.1), ("b", 0.2), ("h", 0.05), ("c", 0.5)].into_iter().collect();
         let f = loss_factors(&probes, &errs).unwrap();
         assert!((f["a"] - 1.0).abs() < 1e-12 && (f["b"] - 1.0).abs() < 1e-12);
         assert!((f["h"] - 2.0).abs() < 1e-12);
@@ -133,40 +111,19 @@ mod tests {
     #[test]
     fn uncovered_weights_and_missing_probes_are_errors() {
         let errs: HashMap<&str, f64> = [("a", 0.1), ("z", 0.2)].into_iter().collect();
-        assert!(
-            loss_factors(&[probe(&["a"], 0.1)], &errs)
-                .unwrap_err()
-                .contains("@z")
-        );
-        assert!(
-            loss_factors(&[], &errs)
-                .unwrap_err()
-                .contains("no loss probes")
-        );
+        assert!(loss_factors(&[probe(&["a"], 0.1)], &errs).unwrap_err().contains("@z"));
+        assert!(loss_factors(&[], &errs).unwrap_err().contains("no loss probes"));
     }
 
     #[test]
     fn the_probe_pass_parses_as_a_pipeline() {
-        let text = probe_pass(
-            &[
-                ("blk.0.attn_q.weight".into(), 576),
-                ("blk.0.ffn_down.weight".into(), 1536),
-                ("blk.0.x".into(), 24),
-                ("blk.0.y".into(), 7),
-            ],
-            false,
-        );
-        assert_eq!(
-            text,
-            "quantize{method=rtn,bits=3,group=64,zero=true,lm-head=false,layers=blk.0.attn_q.weight,blk.0.ffn_down.weight},quantize{method=rtn,bits=3,group=8,zero=true,lm-head=false,layers=blk.0.x}"
-        );
+        let text = probe_pass(&[("blk.0.attn_q.weight".into(), 576), ("blk.0.ffn_down.weight".into(), 1536), ("blk.0.x".into(), 24), ("blk.0.y".into(), 7)], false);
+        assert_eq!(text, "quantize{method=rtn,bits=3,group=64,zero=true,lm-head=false,layers=blk.0.attn_q.weight,blk.0.ffn_down.weight},quantize{method=rtn,bits=3,group=8,zero=true,lm-head=false,layers=blk.0.x}");
         let specs = crate::pipeline::parse_pipeline(&text).unwrap();
         assert_eq!(specs.len(), 2);
         for spec in &specs {
             let info = crate::registry::lookup(&spec.name).unwrap();
-            assert!(
-                (info.make)(&crate::options::Options::check(spec, info.options).unwrap()).is_ok()
-            );
+            assert!((info.make)(&crate::options::Options::check(spec, info.options).unwrap()).is_ok());
         }
         assert_eq!(probe_encoding(7), None);
     }

@@ -33,14 +33,9 @@ pub fn allocate(layers: &[Vec<Choice>], budget: u64) -> Result<Vec<usize>, Strin
     if let Some(i) = layers.iter().position(|c| c.is_empty()) {
         return Err(format!("layer {i} has no candidate format"));
     }
-    let smallest: u64 = layers
-        .iter()
-        .map(|c| c.iter().map(|x| x.bytes).min().unwrap_or(0))
-        .sum();
+    let smallest: u64 = layers.iter().map(|c| c.iter().map(|x| x.bytes).min().unwrap_or(0)).sum();
     if smallest > budget {
-        return Err(format!(
-            "the smallest candidates take {smallest} bytes, over the budget of {budget}"
-        ));
+        return Err(format!("the smallest candidates take {smallest} bytes, over the budget of {budget}"));
     }
     let units = (UNITS_PER_LAYER * layers.len()).clamp(MIN_UNITS, MAX_UNITS);
     let unit = budget.div_ceil(units as u64).max(1);
@@ -65,16 +60,9 @@ pub fn allocate(layers: &[Vec<Choice>], budget: u64) -> Result<Vec<usize>, Strin
         best = next;
         from.push(pick);
     }
-    let (mut u, _) = best
-        .iter()
-        .enumerate()
-        .fold((usize::MAX, f64::INFINITY), |acc, (u, &e)| {
-            if e < acc.1 { (u, e) } else { acc }
-        });
+    let (mut u, _) = best.iter().enumerate().fold((usize::MAX, f64::INFINITY), |acc, (u, &e)| if e < acc.1 { (u, e) } else { acc });
     if u == usize::MAX {
-        return Err(format!(
-            "no combination of candidates fits {budget} bytes once rounded to units of {unit}"
-        ));
+        return Err(format!("no combination of candidates fits {budget} bytes once rounded to units of {unit}"));
     }
     let mut out = vec![0usize; layers.len()];
     for i in (0..layers.len()).rev() {
@@ -117,22 +105,13 @@ mod tests {
     fn matches_exhaustive_search_on_small_instances() {
         let mut s = 1u64;
         let mut rnd = |m: u64| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (s >> 33) % m
         };
         for _ in 0..200 {
             let nl = 1 + rnd(5) as usize;
             let layers: Vec<Vec<Choice>> = (0..nl)
-                .map(|_| {
-                    (0..1 + rnd(4))
-                        .map(|_| Choice {
-                            bytes: 1 + rnd(100),
-                            error: rnd(1000) as f64 / 7.0,
-                        })
-                        .collect()
-                })
+                .map(|_| (0..1 + rnd(4)).map(|_| Choice { bytes: 1 + rnd(100), error: rnd(1000) as f64 / 7.0 }).collect())
                 .collect();
             let budget = rnd(300);
             let want = exhaustive(&layers, budget);
@@ -153,18 +132,7 @@ mod tests {
     fn large_budgets_stay_within_budget_and_near_optimal() {
         // Two candidates per layer, many layers: the greedy exchange bound.
         let layers: Vec<Vec<Choice>> = (0..50)
-            .map(|i| {
-                vec![
-                    Choice {
-                        bytes: 1_000_000,
-                        error: 10.0 + i as f64,
-                    },
-                    Choice {
-                        bytes: 2_000_000,
-                        error: 1.0,
-                    },
-                ]
-            })
+            .map(|i| vec![Choice { bytes: 1_000_000, error: 10.0 + i as f64 }, Choice { bytes: 2_000_000, error: 1.0 }])
             .collect();
         let budget = 75_000_000;
         let pick = allocate(&layers, budget).unwrap();

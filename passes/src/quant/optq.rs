@@ -24,8 +24,8 @@
 //! unbiased std). [`allocate_bits`] sorts layers by score and gives each
 //! the bits of its cumulative weight position among the ratio bins.
 
-use flexc_ir::quant::BcqParams;
 use flexc_ir::quant::bcq::{combos, nearest};
+use flexc_ir::quant::BcqParams;
 
 /// Columns per lazy-update block (GPTQ's and ShiftAddLLM's `--blocksize`).
 pub const BLOCK: usize = 128;
@@ -34,26 +34,12 @@ pub use super::hessian::InverseHessian;
 
 /// Quantizes `w` (`[n, k]` row-major) to `#bcq` bytes with error feedback
 /// through `hinv` (module docs).
-pub fn optq_bcq(
-    p: BcqParams,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    hinv: &InverseHessian,
-    rounds: usize,
-) -> Result<Vec<u8>, String> {
+pub fn optq_bcq(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: &InverseHessian, rounds: usize) -> Result<Vec<u8>, String> {
     let Some(g) = p.group().map(|g| g as usize) else {
-        return Err(format!(
-            "optq: #bcq scales = {} shares α across rows (use the shared-scale quantizer)",
-            p.scales().name()
-        ));
+        return Err(format!("optq: #bcq scales = {} shares α across rows (use the shared-scale quantizer)", p.scales().name()));
     };
     if g == 0 || !k.is_multiple_of(g) || w.len() != n * k || hinv.k != k {
-        return Err(format!(
-            "optq: a {n}×{k} weight ({} values) with groups of {g} and a {}-channel Hessian",
-            w.len(),
-            hinv.k
-        ));
+        return Err(format!("optq: a {n}×{k} weight ({} values) with groups of {g} and a {}-channel Hessian", w.len(), hinv.k));
     }
     let ng = k / g;
     let mut wd: Vec<f64> = w.iter().map(|&v| v as f64).collect();
@@ -75,10 +61,7 @@ pub fn optq_bcq(
             let (gi, j) = (c / g, c % g);
             if j == 0 {
                 for r in 0..n {
-                    let vals: Vec<f32> = wd[r * k + c..r * k + c + g]
-                        .iter()
-                        .map(|&v| v as f32)
-                        .collect();
+                    let vals: Vec<f32> = wd[r * k + c..r * k + c + g].iter().map(|&v| v as f32).collect();
                     alpha[r] = p.quantize_group(&vals, rounds).0;
                     combo[r] = combos(&alpha[r]);
                 }
@@ -96,11 +79,7 @@ pub fn optq_bcq(
             }
             if j + 1 == g {
                 for r in 0..n {
-                    p.pack_group(
-                        &alpha[r],
-                        &signs[r * g..(r + 1) * g],
-                        &mut out[(r * ng + gi) * bb..][..bb],
-                    );
+                    p.pack_group(&alpha[r], &signs[r * g..(r + 1) * g], &mut out[(r * ng + gi) * bb..][..bb]);
                 }
             }
         }
@@ -112,13 +91,7 @@ pub fn optq_bcq(
 /// GPTQ's lazy batch update: the quantisation errors `err` (`n` rows of
 /// [`BLOCK`], already divided by `[H⁻¹]_cc`) of columns `cols` are fed
 /// forward into the columns after the block, `w[r, j] −= Σ_b e[r, b]·H⁻¹[b, j]`.
-pub(super) fn propagate_block_error(
-    wd: &mut [f64],
-    err: &[f64],
-    hinv: &InverseHessian,
-    (n, k): (usize, usize),
-    cols: std::ops::Range<usize>,
-) {
+pub(super) fn propagate_block_error(wd: &mut [f64], err: &[f64], hinv: &InverseHessian, (n, k): (usize, usize), cols: std::ops::Range<usize>) {
     let (i1, i2) = (cols.start, cols.end);
     if i2 >= k {
         return;
@@ -138,14 +111,7 @@ pub(super) fn propagate_block_error(
 
 /// ShiftAddLLM's layer score `‖|W| / diag(U)‖_F · std(W / diag(U))²`.
 pub fn sensitivity(w: &[f32], k: usize, hinv: &InverseHessian) -> f64 {
-    let scaled: Vec<f64> = w
-        .chunks_exact(k)
-        .flat_map(|row| {
-            row.iter()
-                .enumerate()
-                .map(|(j, &v)| v as f64 / hinv.at(j, j))
-        })
-        .collect();
+    let scaled: Vec<f64> = w.chunks_exact(k).flat_map(|row| row.iter().enumerate().map(|(j, &v)| v as f64 / hinv.at(j, j))).collect();
     let n = scaled.len() as f64;
     let norm = scaled.iter().map(|v| v * v).sum::<f64>().sqrt();
     let mean = scaled.iter().sum::<f64>() / n;
@@ -161,25 +127,17 @@ pub fn allocate_bits(layers: &[(f64, usize)], ratios: &[f64]) -> Vec<u8> {
     let total: usize = layers.iter().map(|l| l.1).sum();
     let mut order: Vec<usize> = (0..layers.len()).collect();
     order.sort_by(|&a, &b| layers[a].0.total_cmp(&layers[b].0));
-    let cum: Vec<f64> = ratios
-        .iter()
-        .scan(0.0, |s, r| {
-            *s += r;
-            Some(*s * total as f64)
-        })
-        .collect();
+    let cum: Vec<f64> = ratios.iter().scan(0.0, |s, r| {
+        *s += r;
+        Some(*s * total as f64)
+    }).collect();
     let mut bits = vec![0u8; layers.len()];
     let mut pos = 0usize;
     for i in order {
         pos += layers[i].1;
         let last = (pos - 1) as f64;
         // 1e-9: the cumulative sums of decimal ratios are not exact.
-        bits[i] = cum
-            .iter()
-            .filter(|&&c| c <= last + 1e-9 * total as f64)
-            .count()
-            .min(ratios.len() - 1) as u8
-            + 1;
+        bits[i] = cum.iter().filter(|&&c| c <= last + 1e-9 * total as f64).count().min(ratios.len() - 1) as u8 + 1;
     }
     bits
 }
@@ -219,11 +177,7 @@ pub(crate) mod test_support {
         let mut e = 0f64;
         for xr in x.chunks_exact(k) {
             for (wr, qr) in w.chunks_exact(k).zip(wq.chunks_exact(k)) {
-                let d: f64 = xr
-                    .iter()
-                    .zip(wr.iter().zip(qr))
-                    .map(|(&a, (&b, &c))| a as f64 * (b as f64 - c as f64))
-                    .sum();
+                let d: f64 = xr.iter().zip(wr.iter().zip(qr)).map(|(&a, (&b, &c))| a as f64 * (b as f64 - c as f64)).sum();
                 e += d * d;
             }
         }
@@ -233,10 +187,10 @@ pub(crate) mod test_support {
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{Rng, activations, out_err};
+    use super::test_support::{activations, out_err, Rng};
     use super::*;
-    use flexc_ir::Encoding;
     use flexc_ir::quant::{decode, encode};
+    use flexc_ir::Encoding;
 
     #[test]
     fn error_feedback_lowers_the_output_error() {
@@ -248,24 +202,11 @@ mod tests {
         for (bits, group) in [(2u8, 64u32), (3, 128), (2, 8)] {
             let p = BcqParams::row(bits, group, true, 3);
             let mut plain = vec![0f32; n * k];
-            decode(
-                Encoding::Bcq(p),
-                &encode(Encoding::Bcq(p), &w).unwrap(),
-                &mut plain,
-            )
-            .unwrap();
+            decode(Encoding::Bcq(p), &encode(Encoding::Bcq(p), &w).unwrap(), &mut plain).unwrap();
             let mut fb = vec![0f32; n * k];
-            decode(
-                Encoding::Bcq(p),
-                &optq_bcq(p, &w, n, k, &ih, 15).unwrap(),
-                &mut fb,
-            )
-            .unwrap();
+            decode(Encoding::Bcq(p), &optq_bcq(p, &w, n, k, &ih, 15).unwrap(), &mut fb).unwrap();
             let (e0, e1) = (out_err(&x, &w, &plain, k), out_err(&x, &w, &fb, k));
-            assert!(
-                e1 < 0.9 * e0,
-                "bits {bits} group {group}: feedback {e1} vs plain {e0}"
-            );
+            assert!(e1 < 0.9 * e0, "bits {bits} group {group}: feedback {e1} vs plain {e0}");
         }
     }
 
@@ -279,16 +220,9 @@ mod tests {
         let ih = InverseHessian::new(&h, k).unwrap();
         assert!(ih.dead[0] && !ih.dead[1]);
         let p = BcqParams::row(1, 8, true, 2);
-        let w: Vec<f32> = (0..2 * k)
-            .map(|i| if i % k == 0 { 5.0 } else { 0.5 })
-            .collect();
+        let w: Vec<f32> = (0..2 * k).map(|i| if i % k == 0 { 5.0 } else { 0.5 }).collect();
         let mut q = vec![0f32; 2 * k];
-        decode(
-            Encoding::Bcq(p),
-            &optq_bcq(p, &w, 2, k, &ih, 5).unwrap(),
-            &mut q,
-        )
-        .unwrap();
+        decode(Encoding::Bcq(p), &optq_bcq(p, &w, 2, k, &ih, 5).unwrap(), &mut q).unwrap();
         assert!(q[0].abs() < 1.0, "dead channel weight {}", q[0]);
         assert!(optq_bcq(p, &w, 2, 12, &ih, 5).is_err());
     }
@@ -300,20 +234,13 @@ mod tests {
         let b = allocate_bits(&layers, &[0.0, 0.8, 0.2]);
         assert_eq!(b, vec![3, 3, 2, 2, 2, 2, 2, 2, 2, 2]);
         // A layer 4× larger counts 4×: it alone is 4/7 of the weights.
-        let b = allocate_bits(
-            &[(1.0, 100), (2.0, 100), (3.0, 400), (0.5, 100)],
-            &[0.0, 0.5, 0.5],
-        );
+        let b = allocate_bits(&[(1.0, 100), (2.0, 100), (3.0, 400), (0.5, 100)], &[0.0, 0.5, 0.5]);
         assert_eq!(b, vec![2, 2, 3, 2]);
     }
 
     #[test]
     fn sensitivity_is_norm_times_variance() {
-        let ih = InverseHessian {
-            k: 2,
-            u: vec![0.5, 0.0, 0.0, 2.0],
-            dead: vec![false; 2],
-        };
+        let ih = InverseHessian { k: 2, u: vec![0.5, 0.0, 0.0, 2.0], dead: vec![false; 2] };
         // W / diag = [2, 1, -2, -1]: norm √10, mean 0, unbiased var 10/3.
         let s = sensitivity(&[1.0, 2.0, -1.0, -2.0], 2, &ih);
         assert!((s - 10f64.sqrt() * 10.0 / 3.0).abs() < 1e-12);

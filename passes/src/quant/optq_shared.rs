@@ -18,33 +18,20 @@
 //! `optq_bcq`. Without a Hessian ([`quantize_shared`] with `None`), every
 //! set is fitted once to the original weights (`BcqParams::encode_shared`).
 
-use super::optq::{BLOCK, InverseHessian, propagate_block_error};
+use super::optq::{propagate_block_error, InverseHessian, BLOCK};
 use flexc_ir::quant::bcq::{combos, nearest};
 use flexc_ir::quant::{BcqParams, BcqScales};
 
 /// Quantizes `w` (`[n, k]` row-major) to shared-scale `#bcq` bytes, with
 /// error feedback through `hinv` when given.
-pub fn quantize_shared(
-    p: BcqParams,
-    w: &[f32],
-    n: usize,
-    k: usize,
-    hinv: Option<&InverseHessian>,
-    rounds: usize,
-) -> Result<Vec<u8>, String> {
+pub fn quantize_shared(p: BcqParams, w: &[f32], n: usize, k: usize, hinv: Option<&InverseHessian>, rounds: usize) -> Result<Vec<u8>, String> {
     if p.scales() == BcqScales::Row {
         return Err("optq: quantize_shared takes the acc or lat layout".into());
     }
     p.shared_bytes(n as u64, k as u64)?;
-    let Some(hinv) = hinv else {
-        return p.encode_shared(w, n, k, rounds);
-    };
+    let Some(hinv) = hinv else { return p.encode_shared(w, n, k, rounds) };
     if w.len() != n * k || hinv.k != k {
-        return Err(format!(
-            "optq: a {n}×{k} weight ({} values) with a {}-channel Hessian",
-            w.len(),
-            hinv.k
-        ));
+        return Err(format!("optq: a {n}×{k} weight ({} values) with a {}-channel Hessian", w.len(), hinv.k));
     }
     let q = p.bits as usize;
     let mut wd: Vec<f64> = w.iter().map(|&v| v as f64).collect();
@@ -58,11 +45,7 @@ pub fn quantize_shared(
     // The sign combinations of every set fitted so far.
     let mut combo: Vec<Vec<(u8, f64)>> = vec![Vec::new(); k];
     let fit = |s: usize, wd: &[f64], alpha: &mut [f32], combo: &mut [Vec<(u8, f64)>]| {
-        let vals: Vec<f32> = p
-            .shared_members(n, k, s)
-            .iter()
-            .map(|&(r, c)| wd[r * k + c] as f32)
-            .collect();
+        let vals: Vec<f32> = p.shared_members(n, k, s).iter().map(|&(r, c)| wd[r * k + c] as f32).collect();
         let a = p.quantize_group(&vals, rounds).0;
         combo[s] = combos(&a);
         alpha[s * q..(s + 1) * q].copy_from_slice(&a);
@@ -75,12 +58,7 @@ pub fn quantize_shared(
                 BcqScales::Acc => fit(c, &wd, &mut alpha, &mut combo),
                 _ if c % 8 == 0 => {
                     for rb in 0..8 {
-                        fit(
-                            p.shared_set(n, k, rb * (n / 8), c),
-                            &wd,
-                            &mut alpha,
-                            &mut combo,
-                        );
+                        fit(p.shared_set(n, k, rb * (n / 8), c), &wd, &mut alpha, &mut combo);
                     }
                 }
                 _ => {}
@@ -104,7 +82,7 @@ pub fn quantize_shared(
 
 #[cfg(test)]
 mod tests {
-    use super::super::optq::test_support::{Rng, activations, out_err};
+    use super::super::optq::test_support::{activations, out_err, Rng};
     use super::*;
     use flexc_ir::Encoding;
 
@@ -119,26 +97,11 @@ mod tests {
             for bits in [2u8, 3] {
                 let p = BcqParams::shared(bits, true, 3, scales);
                 let mut plain = vec![0f32; n * k];
-                Encoding::Bcq(p)
-                    .decode(
-                        &[n, k],
-                        &quantize_shared(p, &w, n, k, None, 15).unwrap(),
-                        &mut plain,
-                    )
-                    .unwrap();
+                Encoding::Bcq(p).decode(&[n, k], &quantize_shared(p, &w, n, k, None, 15).unwrap(), &mut plain).unwrap();
                 let mut fb = vec![0f32; n * k];
-                Encoding::Bcq(p)
-                    .decode(
-                        &[n, k],
-                        &quantize_shared(p, &w, n, k, Some(&ih), 15).unwrap(),
-                        &mut fb,
-                    )
-                    .unwrap();
+                Encoding::Bcq(p).decode(&[n, k], &quantize_shared(p, &w, n, k, Some(&ih), 15).unwrap(), &mut fb).unwrap();
                 let (e0, e1) = (out_err(&x, &w, &plain, k), out_err(&x, &w, &fb, k));
-                assert!(
-                    e1 < 0.9 * e0,
-                    "{scales:?} bits {bits}: feedback {e1} vs plain {e0}"
-                );
+                assert!(e1 < 0.9 * e0, "{scales:?} bits {bits}: feedback {e1} vs plain {e0}");
             }
         }
     }
@@ -154,10 +117,7 @@ mod tests {
         let bytes = quantize_shared(p, &w, n, k, Some(&ih), 5).unwrap();
         for a in p.shared_alphas(&bytes, n, k) {
             // f16-exact, so the f32 mantissa holds the same set bits.
-            assert!(
-                a == 0.0 || (a.to_bits() & 0x7f_ffff).count_ones() < 2,
-                "{a} is not a sum of 2 powers of two"
-            );
+            assert!(a == 0.0 || (a.to_bits() & 0x7f_ffff).count_ones() < 2, "{a} is not a sum of 2 powers of two");
         }
         assert!(quantize_shared(p, &w[..n * k - 8], n, k, Some(&ih), 5).is_err());
         assert!(quantize_shared(p, &w[..12 * k], 12, k, Some(&ih), 5).is_err());

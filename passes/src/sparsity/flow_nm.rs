@@ -29,7 +29,7 @@
 //! use `hyper-m=5`), `owl-nm` (OWL's N-only variant: M of `pattern` fixed,
 //! N moved by the rounded outlier ratio; the README uses `lamda=2 hyper-m=6`).
 
-use super::measured::{ProbeSettings, allocate_units, measured_table, realisations, unit_costs};
+use super::measured::{allocate_units, measured_table, realisations, unit_costs, ProbeSettings};
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
 use crate::options::{OptDecl, OptKind, Options};
@@ -43,84 +43,19 @@ pub(crate) const INFO: PassInfo = PassInfo {
     name: "flow-nm",
     summary: "choose N:M (N kept of M) per block: FLOW's outlier-aware selection or a baseline; attaches nm_plan",
     options: &[
-        OptDecl {
-            name: "method",
-            kind: OptKind::Str,
-            default: "flow",
-            help: "flow (measured sensitivity, exact knapsack) | flow-reference (FLOW's ILP) | uniform | owl | owl-nm",
-        },
-        OptDecl {
-            name: "sparsity",
-            kind: OptKind::Float,
-            default: "0.5",
-            help: "target average sparsity over the blocks",
-        },
-        OptDecl {
-            name: "hyper-m",
-            kind: OptKind::Float,
-            default: "0.5",
-            help: "outlier threshold, a multiple of the block's mean score (FLOW solver 0.5; OWL 5, OWL N:M 6)",
-        },
-        OptDecl {
-            name: "lamda",
-            kind: OptKind::Float,
-            default: "0.08",
-            help: "OWL's λ (owl: sparsity spread ±λ; owl-nm: the README uses 2)",
-        },
-        OptDecl {
-            name: "candidates",
-            kind: OptKind::Str,
-            default: "",
-            help: "candidate patterns, N kept of M (flow: default {1..8}:8,{1..4}:4,1:2, each ratio realised with its largest M; flow-reference: 2:4,4:4,2:8,4:8,8:8)",
-        },
-        OptDecl {
-            name: "pattern",
-            kind: OptKind::Str,
-            default: "2:4",
-            help: "uniform's pattern; owl-nm's base pattern (M fixed)",
-        },
-        OptDecl {
-            name: "mode",
-            kind: OptKind::Str,
-            default: "nearest",
-            help: "nearest (the minimum-cost choice at the closest reachable average) | reference (the reference solver's equality, bug-compatible in its infeasible case)",
-        },
-        OptDecl {
-            name: "dense-ends",
-            kind: OptKind::Bool,
-            default: "true",
-            help: "force the first and last block to 8:8 (dense), as the reference does",
-        },
-        OptDecl {
-            name: "granularity",
-            kind: OptKind::Str,
-            default: "block",
-            help: "block (one pattern per decoder block, the reference) | layer (one per linear)",
-        },
-        OptDecl {
-            name: "score",
-            kind: OptKind::Str,
-            default: "wanda",
-            help: "wanda (needs --stats) | magnitude: the metric outliers are found in",
-        },
-        OptDecl {
-            name: "probes",
-            kind: OptKind::Str,
-            default: "1:8,2:8,3:8,4:8,6:8",
-            help: "flow: the patterns each block's ΔNLL is measured at (the driver measures; costs between probes interpolated)",
-        },
-        OptDecl {
-            name: "probe-samples",
-            kind: OptKind::Int,
-            default: "4",
-            help: "flow: calibration windows the probes are measured on",
-        },
-        OptDecl {
-            name: "probe-seqlen",
-            kind: OptKind::Int,
-            default: "160",
-            help: "flow: tokens per probe window (the last three quarters scored)",
-        },
+        OptDecl { name: "method", kind: OptKind::Str, default: "flow", help: "flow (measured sensitivity, exact knapsack) | flow-reference (FLOW's ILP) | uniform | owl | owl-nm" },
+        OptDecl { name: "sparsity", kind: OptKind::Float, default: "0.5", help: "target average sparsity over the blocks" },
+        OptDecl { name: "hyper-m", kind: OptKind::Float, default: "0.5", help: "outlier threshold, a multiple of the block's mean score (FLOW solver 0.5; OWL 5, OWL N:M 6)" },
+        OptDecl { name: "lamda", kind: OptKind::Float, default: "0.08", help: "OWL's λ (owl: sparsity spread ±λ; owl-nm: the README uses 2)" },
+        OptDecl { name: "candidates", kind: OptKind::Str, default: "", help: "candidate patterns, N kept of M (flow: default {1..8}:8,{1..4}:4,1:2, each ratio realised with its largest M; flow-reference: 2:4,4:4,2:8,4:8,8:8)" },
+        OptDecl { name: "pattern", kind: OptKind::Str, default: "2:4", help: "uniform's pattern; owl-nm's base pattern (M fixed)" },
+        OptDecl { name: "mode", kind: OptKind::Str, default: "nearest", help: "nearest (the minimum-cost choice at the closest reachable average) | reference (the reference solver's equality, bug-compatible in its infeasible case)" },
+        OptDecl { name: "dense-ends", kind: OptKind::Bool, default: "true", help: "force the first and last block to 8:8 (dense), as the reference does" },
+        OptDecl { name: "granularity", kind: OptKind::Str, default: "block", help: "block (one pattern per decoder block, the reference) | layer (one per linear)" },
+        OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude: the metric outliers are found in" },
+        OptDecl { name: "probes", kind: OptKind::Str, default: "1:8,2:8,3:8,4:8,6:8", help: "flow: the patterns each block's ΔNLL is measured at (the driver measures; costs between probes interpolated)" },
+        OptDecl { name: "probe-samples", kind: OptKind::Int, default: "4", help: "flow: calibration windows the probes are measured on" },
+        OptDecl { name: "probe-seqlen", kind: OptKind::Int, default: "160", help: "flow: tokens per probe window (the last three quarters scored)" },
     ],
     make: |o| Ok(Box::new(FlowNm::from_options(o)?)),
 };
@@ -174,60 +109,23 @@ impl FlowNm {
             "uniform" => Method::Uniform,
             "owl" => Method::Owl,
             "owl-nm" => Method::OwlNm,
-            s => {
-                return Err(format!(
-                    "flow-nm: method must be flow, flow-reference, uniform, owl or owl-nm, got '{s}'"
-                ));
-            }
+            s => return Err(format!("flow-nm: method must be flow, flow-reference, uniform, owl or owl-nm, got '{s}'")),
         };
         let unused: &[&str] = match method {
             // `mode` only steers flow-reference's solver; pipelines written
             // before method=flow became the measured allocation pass it, so
             // it stays accepted there.
             Method::Flow => &["pattern", "lamda"],
-            Method::FlowReference => &[
-                "pattern",
-                "lamda",
-                "probes",
-                "probe-samples",
-                "probe-seqlen",
-            ],
-            Method::Uniform => &[
-                "sparsity",
-                "candidates",
-                "mode",
-                "hyper-m",
-                "lamda",
-                "score",
-                "probes",
-                "probe-samples",
-                "probe-seqlen",
-            ],
-            Method::Owl => &[
-                "candidates",
-                "mode",
-                "pattern",
-                "probes",
-                "probe-samples",
-                "probe-seqlen",
-            ],
-            Method::OwlNm => &[
-                "sparsity",
-                "candidates",
-                "mode",
-                "probes",
-                "probe-samples",
-                "probe-seqlen",
-            ],
+            Method::FlowReference => &["pattern", "lamda", "probes", "probe-samples", "probe-seqlen"],
+            Method::Uniform => &["sparsity", "candidates", "mode", "hyper-m", "lamda", "score", "probes", "probe-samples", "probe-seqlen"],
+            Method::Owl => &["candidates", "mode", "pattern", "probes", "probe-samples", "probe-seqlen"],
+            Method::OwlNm => &["sparsity", "candidates", "mode", "probes", "probe-samples", "probe-seqlen"],
         };
         if method == Method::Flow {
             // Checked here so that a bad value fails before any measurement.
             let spec = crate::pipeline::PassSpec {
                 name: "flow-nm".into(),
-                options: ["probes", "probe-samples", "probe-seqlen"]
-                    .iter()
-                    .map(|k| (k.to_string(), o.str(k).to_string()))
-                    .collect(),
+                options: ["probes", "probe-samples", "probe-seqlen"].iter().map(|k| (k.to_string(), o.str(k).to_string())).collect(),
             };
             ProbeSettings::from_spec(&spec)?;
             if o.str("granularity") == "layer" {
@@ -237,17 +135,13 @@ impl FlowNm {
         o.reject_unused(unused, &format!("method={}", o.str("method")))?;
         let sparsity = o.float("sparsity");
         if !(0.0..1.0).contains(&sparsity) {
-            return Err(format!(
-                "flow-nm: sparsity must be in [0, 1), got {sparsity}"
-            ));
+            return Err(format!("flow-nm: sparsity must be in [0, 1), got {sparsity}"));
         }
         // hyper-m scales the block's mean score into the outlier threshold;
         // lamda spreads sparsity (owl) or N (owl-nm) around the target.
         let (hyper_m, lamda) = (o.float("hyper-m"), o.float("lamda"));
         if !(hyper_m > 0.0 && hyper_m <= 1e6) {
-            return Err(format!(
-                "flow-nm: hyper-m must be in (0, 1e6], got {hyper_m}"
-            ));
+            return Err(format!("flow-nm: hyper-m must be in (0, 1e6], got {hyper_m}"));
         }
         if !(0.0..=64.0).contains(&lamda) {
             return Err(format!("flow-nm: lamda must be in [0, 64], got {lamda}"));
@@ -317,14 +211,9 @@ pub struct Selection {
 impl FlowNm {
     /// Runs the selection without touching the module.
     pub fn select(&self, m: &Module) -> Result<Selection, String> {
-        let lins: Vec<Linear> = linears(m)
-            .into_iter()
-            .filter(|l| l.block.is_some())
-            .collect();
+        let lins: Vec<Linear> = linears(m).into_iter().filter(|l| l.block.is_some()).collect();
         if lins.is_empty() {
-            return Err(
-                "flow-nm: no linear layers inside decoder blocks (weights named blk.N.*)".into(),
-            );
+            return Err("flow-nm: no linear layers inside decoder blocks (weights named blk.N.*)".into());
         }
         let last_block = lins.iter().filter_map(|l| l.block).max().unwrap_or(0);
         // Units: indices into lins.
@@ -336,17 +225,10 @@ impl FlowNm {
             blocks.sort_unstable();
             blocks.dedup();
             for b in blocks {
-                units.push(
-                    (0..lins.len())
-                        .filter(|&i| lins[i].block == Some(b))
-                        .collect(),
-                );
+                units.push((0..lins.len()).filter(|&i| lins[i].block == Some(b)).collect());
             }
         }
-        let unit_block: Vec<usize> = units
-            .iter()
-            .map(|u| lins[u[0]].block.unwrap_or(0))
-            .collect();
+        let unit_block: Vec<usize> = units.iter().map(|u| lins[u[0]].block.unwrap_or(0)).collect();
         let needs_metrics = self.method != Method::Uniform;
         let (mut r, mut li) = (vec![0.0; units.len()], vec![0.0; units.len()]);
         if needs_metrics {
@@ -359,8 +241,7 @@ impl FlowNm {
                 li[k] = locality(&outlier_positions(&a, self.hyper_m, 10_000));
             }
         }
-        let is_end =
-            |k: usize| self.dense_ends && (unit_block[k] == 0 || unit_block[k] == last_block);
+        let is_end = |k: usize| self.dense_ends && (unit_block[k] == 0 || unit_block[k] == last_block);
         let t0 = Instant::now();
         let mut status = None;
         let targets: Vec<Target> = match self.method {
@@ -372,59 +253,32 @@ impl FlowNm {
                 }
                 let table = measured_table(m)?.ok_or("flow-nm: method=flow needs each block's measured cost (the nm_sensitivity metadata), which the flexc commands measure with the pipeline's prune-nm when they run it (perplexity, run, compile, sim, sparsity-report); a bare pass pipeline must use method=flow-reference, uniform, owl or owl-nm")?;
                 let costs = unit_costs(&table, &unit_block, &all)?;
-                let sizes: Vec<u64> = units
-                    .iter()
-                    .map(|u| u.iter().map(|&i| (lins[i].out * lins[i].inp) as u64).sum())
-                    .collect();
+                let sizes: Vec<u64> = units.iter().map(|u| u.iter().map(|&i| (lins[i].out * lins[i].inp) as u64).sum()).collect();
                 // Dense only where held fixed, unless a candidate.
-                let fixed: Vec<Option<Nm>> = (0..units.len())
-                    .map(|k| is_end(k).then_some(Nm::DENSE))
-                    .collect();
+                let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
                 let costs: Vec<Vec<f64>> = costs
                     .into_iter()
                     .enumerate()
-                    .map(|(k, row)| {
-                        row.into_iter()
-                            .enumerate()
-                            .map(|(j, c)| {
-                                if j >= cands.len() && fixed[k].is_none() {
-                                    f64::INFINITY
-                                } else {
-                                    c
-                                }
-                            })
-                            .collect()
-                    })
+                    .map(|(k, row)| row.into_iter().enumerate().map(|(j, c)| if j >= cands.len() && fixed[k].is_none() { f64::INFINITY } else { c }).collect())
                     .collect();
-                let pick = allocate_units(&costs, &sizes, &all, self.sparsity, &fixed)
-                    .map_err(|e| format!("flow-nm: {e}"))?;
+                let pick = allocate_units(&costs, &sizes, &all, self.sparsity, &fixed).map_err(|e| format!("flow-nm: {e}"))?;
                 status = Some(Status::Measured);
                 pick.into_iter().map(|j| Target::Nm(all[j])).collect()
             }
             Method::FlowReference => {
                 let (o, d) = (normalise(&r), normalise(&li));
                 let chosen = if self.nearest {
-                    let fixed: Vec<Option<Nm>> = (0..units.len())
-                        .map(|k| is_end(k).then_some(Nm::DENSE))
-                        .collect();
+                    let fixed: Vec<Option<Nm>> = (0..units.len()).map(|k| is_end(k).then_some(Nm::DENSE)).collect();
                     status = Some(Status::Nearest);
-                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed)
-                        .map_err(|e| format!("flow-nm: {e}"))?
+                    select_nearest(&o, &d, self.sparsity, &self.candidates, &fixed).map_err(|e| format!("flow-nm: {e}"))?
                 } else {
-                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates)
-                        .map_err(|e| format!("flow-nm: {e}"))?;
+                    let (c, s) = select_exact(&o, &d, self.sparsity, &self.candidates).map_err(|e| format!("flow-nm: {e}"))?;
                     status = Some(s);
                     c
                 };
-                chosen
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, c)| Target::Nm(if is_end(k) { Nm::DENSE } else { c }))
-                    .collect()
+                chosen.into_iter().enumerate().map(|(k, c)| Target::Nm(if is_end(k) { Nm::DENSE } else { c })).collect()
             }
-            Method::Uniform => (0..units.len())
-                .map(|k| Target::Nm(if is_end(k) { Nm::DENSE } else { self.pattern }))
-                .collect(),
+            Method::Uniform => (0..units.len()).map(|k| Target::Nm(if is_end(k) { Nm::DENSE } else { self.pattern })).collect(),
             Method::Owl => owl_unstructured(&r, self.sparsity, self.lamda)
                 .into_iter()
                 .enumerate()
@@ -467,14 +321,7 @@ impl FlowNm {
             })
             .collect::<Vec<_>>();
         let achieved = records.iter().map(|u| u.sparsity).sum::<f64>() / records.len() as f64;
-        Ok(Selection {
-            plan,
-            units: records,
-            status,
-            achieved,
-            param_sparsity: pruned / total.max(1.0),
-            solve_time,
-        })
+        Ok(Selection { plan, units: records, status, achieved, param_sparsity: pruned / total.max(1.0), solve_time })
     }
 
     fn mode_name(&self) -> &'static str {
@@ -495,13 +342,7 @@ impl Pass for FlowNm {
             .iter()
             .map(|u| {
                 let (n, mm) = u.nm.map_or((0, 0), |c| (c.n() as i64, c.m() as i64));
-                let mut e = vec![
-                    AttrLit::Int(u.unit as i64),
-                    AttrLit::Float(u.outlier_ratio),
-                    AttrLit::Float(u.locality),
-                    AttrLit::Int(n),
-                    AttrLit::Int(mm),
-                ];
+                let mut e = vec![AttrLit::Int(u.unit as i64), AttrLit::Float(u.outlier_ratio), AttrLit::Float(u.locality), AttrLit::Int(n), AttrLit::Int(mm)];
                 if u.nm.is_none() {
                     e.push(AttrLit::Float(u.sparsity));
                 }
@@ -530,10 +371,7 @@ impl Pass for FlowNm {
             sel.achieved,
             sel.param_sparsity
         );
-        cx.remarks.push(format!(
-            "flow-nm: {summary} (solver {:.3} ms)",
-            sel.solve_time.as_secs_f64() * 1e3
-        ));
+        cx.remarks.push(format!("flow-nm: {summary} (solver {:.3} ms)", sel.solve_time.as_secs_f64() * 1e3));
         set_meta(m, SUMMARY_KEY, AttrLit::Str(summary));
         Ok(Changed::Yes)
     }

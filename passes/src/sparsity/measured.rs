@@ -47,9 +47,9 @@
 //! `flow_reference_objective_has_tied_optima`).
 
 use super::Nm;
-use crate::quant::mixed::{Choice, allocate};
-use flexc_ir::Module;
 use flexc_ir::ops::AttrLit;
+use crate::quant::mixed::{allocate, Choice};
+use flexc_ir::Module;
 
 /// One candidate per distinct ratio N/M: the one with the largest M, in
 /// ascending sparsity.
@@ -62,11 +62,7 @@ pub fn realisations(cands: &[Nm]) -> Vec<Nm> {
             None => out.push(c),
         }
     }
-    out.sort_by(|a, b| {
-        a.sparsity()
-            .total_cmp(&b.sparsity())
-            .then(b.m().cmp(&a.m()))
-    });
+    out.sort_by(|a, b| a.sparsity().total_cmp(&b.sparsity()).then(b.m().cmp(&a.m())));
     out
 }
 
@@ -99,60 +95,31 @@ pub const DEFAULT_PROBES: &str = "1:8,2:8,3:8,4:8,6:8";
 impl ProbeSettings {
     /// From a `flow-nm{…}` pipeline entry (defaults where not given).
     pub fn from_spec(spec: &crate::pipeline::PassSpec) -> Result<ProbeSettings, String> {
-        let get = |k: &str| {
-            spec.options
-                .iter()
-                .find(|(a, _)| a == k)
-                .map(|(_, v)| v.as_str())
-        };
+        let get = |k: &str| spec.options.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
         let num = |k: &str, d: usize| -> Result<usize, String> {
-            get(k).map_or(Ok(d), |v| {
-                v.parse::<usize>()
-                    .ok()
-                    .filter(|&x| x > 0)
-                    .ok_or_else(|| format!("flow-nm: {k} must be a positive integer, got '{v}'"))
-            })
+            get(k).map_or(Ok(d), |v| v.parse::<usize>().ok().filter(|&x| x > 0).ok_or_else(|| format!("flow-nm: {k} must be a positive integer, got '{v}'")))
         };
-        let probes = Nm::parse_list(get("probes").unwrap_or(DEFAULT_PROBES))
-            .map_err(|e| format!("flow-nm: probes: {e}"))?;
+        let probes = Nm::parse_list(get("probes").unwrap_or(DEFAULT_PROBES)).map_err(|e| format!("flow-nm: probes: {e}"))?;
         if probes.is_empty() || probes.iter().any(|p| *p == Nm::DENSE || p.n() == p.m()) {
-            return Err(
-                "flow-nm: probes must be sparse patterns (dense costs nothing and is not probed)"
-                    .into(),
-            );
+            return Err("flow-nm: probes must be sparse patterns (dense costs nothing and is not probed)".into());
         }
         let seqlen = num("probe-seqlen", 160)?;
         if seqlen < 8 {
-            return Err(format!(
-                "flow-nm: probe-seqlen must be at least 8, got {seqlen}"
-            ));
+            return Err(format!("flow-nm: probe-seqlen must be at least 8, got {seqlen}"));
         }
-        Ok(ProbeSettings {
-            probes,
-            samples: num("probe-samples", 4)?,
-            seqlen,
-            seed: 42,
-        })
+        Ok(ProbeSettings { probes, samples: num("probe-samples", 4)?, seqlen, seed: 42 })
     }
 }
 
 /// The measured table of the module, per block: `(kept fraction, cost)`
 /// points sorted by kept fraction, with the dense point `(1, 0)`.
-pub fn measured_table(
-    m: &Module,
-) -> Result<Option<std::collections::BTreeMap<usize, Vec<(f64, f64)>>>, String> {
-    let Some(v) = m.meta(SENSITIVITY_KEY) else {
-        return Ok(None);
-    };
+pub fn measured_table(m: &Module) -> Result<Option<std::collections::BTreeMap<usize, Vec<(f64, f64)>>>, String> {
+    let Some(v) = m.meta(SENSITIVITY_KEY) else { return Ok(None) };
     let bad = || format!("{SENSITIVITY_KEY}: expected [[block, N, M, cost], ...]");
-    let AttrLit::List(rows) = v else {
-        return Err(bad());
-    };
+    let AttrLit::List(rows) = v else { return Err(bad()) };
     let mut out: std::collections::BTreeMap<usize, Vec<(f64, f64)>> = Default::default();
     for r in rows {
-        let AttrLit::List(e) = r else {
-            return Err(bad());
-        };
+        let AttrLit::List(e) = r else { return Err(bad()) };
         let int = |i: usize| match e.get(i) {
             Some(AttrLit::Int(x)) if *x >= 0 => Ok(*x),
             _ => Err(bad()),
@@ -204,21 +171,12 @@ pub fn interpolate(points: &[(f64, f64)], f: f64) -> f64 {
 
 /// Each unit's (block's) cost per candidate, interpolated from the measured
 /// table (module docs); an error if a block was not measured.
-pub fn unit_costs(
-    table: &std::collections::BTreeMap<usize, Vec<(f64, f64)>>,
-    unit_block: &[usize],
-    cands: &[Nm],
-) -> Result<Vec<Vec<f64>>, String> {
+pub fn unit_costs(table: &std::collections::BTreeMap<usize, Vec<(f64, f64)>>, unit_block: &[usize], cands: &[Nm]) -> Result<Vec<Vec<f64>>, String> {
     unit_block
         .iter()
         .map(|b| {
-            let pts = table
-                .get(b)
-                .ok_or_else(|| format!("block {b} has no measured cost in {SENSITIVITY_KEY}"))?;
-            Ok(cands
-                .iter()
-                .map(|c| interpolate(pts, 1.0 - c.sparsity()))
-                .collect())
+            let pts = table.get(b).ok_or_else(|| format!("block {b} has no measured cost in {SENSITIVITY_KEY}"))?;
+            Ok(cands.iter().map(|c| interpolate(pts, 1.0 - c.sparsity())).collect())
         })
         .collect()
 }
@@ -226,13 +184,7 @@ pub fn unit_costs(
 /// The exact allocation: per unit, the index into `cands` minimising the
 /// summed cost with `Σ size·(1 − sparsity) ≤ (1 − target)·Σ size`; units
 /// with `fixed[i]` get that pattern (it must be in `cands`).
-pub fn allocate_units(
-    costs: &[Vec<f64>],
-    sizes: &[u64],
-    cands: &[Nm],
-    target: f64,
-    fixed: &[Option<Nm>],
-) -> Result<Vec<usize>, String> {
+pub fn allocate_units(costs: &[Vec<f64>], sizes: &[u64], cands: &[Nm], target: f64, fixed: &[Option<Nm>]) -> Result<Vec<usize>, String> {
     let total: u64 = sizes.iter().sum();
     let budget = ((1.0 - target) * total as f64).floor() as u64;
     let layers: Vec<Vec<(usize, Choice)>> = costs
@@ -245,39 +197,15 @@ pub fn allocate_units(
                 .enumerate()
                 .filter(|(_, c)| fixed.get(i).copied().flatten().is_none_or(|f| f == **c))
                 .filter(|(_, c)| (size * c.n() as u64).is_multiple_of(c.m() as u64))
-                .map(|(j, c)| {
-                    (
-                        j,
-                        Choice {
-                            bytes: size * c.n() as u64 / c.m() as u64,
-                            error: row[j],
-                        },
-                    )
-                })
+                .map(|(j, c)| (j, Choice { bytes: size * c.n() as u64 / c.m() as u64, error: row[j] }))
                 .collect()
         })
         .collect();
     // In units of the greatest common divisor of the sizes, so that the
     // knapsack's rounding to budget units is exact for block-sized units.
-    let g = layers
-        .iter()
-        .flatten()
-        .map(|p| p.1.bytes)
-        .fold(0u64, gcd)
-        .max(1);
-    let choices: Vec<Vec<Choice>> = layers
-        .iter()
-        .map(|l| {
-            l.iter()
-                .map(|p| Choice {
-                    bytes: p.1.bytes / g,
-                    ..p.1
-                })
-                .collect()
-        })
-        .collect();
-    let pick = allocate(&choices, budget / g)
-        .map_err(|e| format!("no allocation reaches sparsity {target}: {e}"))?;
+    let g = layers.iter().flatten().map(|p| p.1.bytes).fold(0u64, gcd).max(1);
+    let choices: Vec<Vec<Choice>> = layers.iter().map(|l| l.iter().map(|p| Choice { bytes: p.1.bytes / g, ..p.1 }).collect()).collect();
+    let pick = allocate(&choices, budget / g).map_err(|e| format!("no allocation reaches sparsity {target}: {e}"))?;
     Ok(pick.iter().zip(&layers).map(|(&j, l)| l[j].0).collect())
 }
 
@@ -287,7 +215,7 @@ fn gcd(a: u64, b: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{FLOW_CANDIDATES, Status, cost, select_exact};
+    use super::super::{cost, select_exact, Status, FLOW_CANDIDATES};
     use super::*;
 
     fn nm(n: u8, m: u8) -> Nm {
@@ -299,22 +227,14 @@ mod tests {
         let all = Nm::parse_list("1:8,2:8,3:8,4:8,5:8,6:8,7:8,8:8,1:4,2:4,3:4,4:4,1:2").unwrap();
         let r = realisations(&all);
         assert_eq!(r, (1..=8).rev().map(|n| nm(n, 8)).collect::<Vec<_>>());
-        assert_eq!(
-            realisations(&[nm(2, 4), nm(1, 2), nm(3, 4)]),
-            vec![nm(3, 4), nm(2, 4)]
-        );
+        assert_eq!(realisations(&[nm(2, 4), nm(1, 2), nm(3, 4)]), vec![nm(3, 4), nm(2, 4)]);
     }
 
     #[test]
     fn allocation_is_exact_and_reaches_the_target() {
         // Exhaustive check over 4 units × 4 candidates.
         let cands = [nm(8, 8), nm(6, 8), nm(4, 8), nm(2, 8)];
-        let costs: Vec<Vec<f64>> = vec![
-            vec![0.0, 0.1, 0.5, 2.0],
-            vec![0.0, 0.05, 0.2, 0.6],
-            vec![0.0, 0.3, 1.0, 3.0],
-            vec![0.0, 0.01, 0.02, 0.3],
-        ];
+        let costs: Vec<Vec<f64>> = vec![vec![0.0, 0.1, 0.5, 2.0], vec![0.0, 0.05, 0.2, 0.6], vec![0.0, 0.3, 1.0, 3.0], vec![0.0, 0.01, 0.02, 0.3]];
         let sizes = [800u64, 800, 800, 800];
         for target in [0.25, 0.5, 0.6, 0.7] {
             let pick = allocate_units(&costs, &sizes, &cands, target, &[None; 4]).unwrap();
@@ -329,20 +249,10 @@ mod tests {
                     best = best.min(idx.iter().enumerate().map(|(i, &j)| costs[i][j]).sum());
                 }
             }
-            assert!(
-                (got - best).abs() < 1e-12,
-                "target {target}: {got} vs {best}"
-            );
+            assert!((got - best).abs() < 1e-12, "target {target}: {got} vs {best}");
         }
         // Fixed units hold their pattern.
-        let pick = allocate_units(
-            &costs,
-            &sizes,
-            &cands,
-            0.5,
-            &[Some(nm(8, 8)), None, None, None],
-        )
-        .unwrap();
+        let pick = allocate_units(&costs, &sizes, &cands, 0.5, &[Some(nm(8, 8)), None, None, None]).unwrap();
         assert_eq!(pick[0], 0);
         assert!(allocate_units(&costs, &sizes, &cands, 0.9, &[None; 4]).is_err());
     }
@@ -355,41 +265,25 @@ mod tests {
         let cands: Vec<Nm> = (1..=8).rev().map(|n| nm(n, 8)).collect();
         let mut seed = 9u64;
         let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) as f64 / (1u64 << 31) as f64
         };
         for trial in 0..40 {
             let units = 2 + trial % 3;
-            let sizes: Vec<u64> = (0..units)
-                .map(|_| 8 * (1 + (rnd() * 6.0) as u64) * 8)
-                .collect();
+            let sizes: Vec<u64> = (0..units).map(|_| 8 * (1 + (rnd() * 6.0) as u64) * 8).collect();
             // Costs increasing with sparsity, random slopes.
             let costs: Vec<Vec<f64>> = (0..units)
                 .map(|_| {
                     let a = rnd() * 3.0;
                     let b = rnd() * 2.0;
-                    cands
-                        .iter()
-                        .map(|c| a * c.sparsity() + b * c.sparsity().powi(3))
-                        .collect()
+                    cands.iter().map(|c| a * c.sparsity() + b * c.sparsity().powi(3)).collect()
                 })
                 .collect();
             let total: u64 = sizes.iter().sum();
             for target in [0.5, 0.6, 0.7] {
-                let pick =
-                    allocate_units(&costs, &sizes, &cands, target, &vec![None; units]).unwrap();
-                let kept = |idx: &[usize]| {
-                    idx.iter()
-                        .zip(&sizes)
-                        .map(|(&j, &s)| s as f64 * (1.0 - cands[j].sparsity()))
-                        .sum::<f64>()
-                };
-                assert!(
-                    kept(&pick) <= (1.0 - target) * total as f64 + 1e-9,
-                    "trial {trial} target {target}: over budget"
-                );
+                let pick = allocate_units(&costs, &sizes, &cands, target, &vec![None; units]).unwrap();
+                let kept = |idx: &[usize]| idx.iter().zip(&sizes).map(|(&j, &s)| s as f64 * (1.0 - cands[j].sparsity())).sum::<f64>();
+                assert!(kept(&pick) <= (1.0 - target) * total as f64 + 1e-9, "trial {trial} target {target}: over budget");
                 let got: f64 = pick.iter().enumerate().map(|(i, &j)| costs[i][j]).sum();
                 let k = cands.len();
                 let mut best = f64::INFINITY;
@@ -399,10 +293,7 @@ mod tests {
                         best = best.min(idx.iter().enumerate().map(|(i, &j)| costs[i][j]).sum());
                     }
                 }
-                assert!(
-                    (got - best).abs() < 1e-9,
-                    "trial {trial} target {target}: DP {got} vs exhaustive {best}"
-                );
+                assert!((got - best).abs() < 1e-9, "trial {trial} target {target}: DP {got} vs exhaustive {best}");
             }
         }
     }
@@ -410,13 +301,7 @@ mod tests {
     #[test]
     fn interpolation_is_monotone_exact_at_probes_and_extrapolates() {
         // Probes at kept 1/8 (3.0), 2/8 (1.0), 4/8 (0.4), 6/8 (-0.01: noise), dense 0.
-        let pts = vec![
-            (0.125, 3.0),
-            (0.25, 1.0),
-            (0.5, 0.4),
-            (0.75, -0.01),
-            (1.0, 0.0),
-        ];
+        let pts = vec![(0.125, 3.0), (0.25, 1.0), (0.5, 0.4), (0.75, -0.01), (1.0, 0.0)];
         assert_eq!(interpolate(&pts, 0.25), 1.0);
         assert_eq!(interpolate(&pts, 0.75), 0.0, "negative ΔNLL counts as 0");
         assert!((interpolate(&pts, 0.375) - 0.7).abs() < 1e-12);
@@ -433,28 +318,13 @@ mod tests {
     #[test]
     fn the_measured_table_reads_from_metadata() {
         let mut m = Module::default();
-        let row = |b: i64, n: i64, c: f64| {
-            AttrLit::List(vec![
-                AttrLit::Int(b),
-                AttrLit::Int(n),
-                AttrLit::Int(8),
-                AttrLit::Float(c),
-            ])
-        };
-        super::super::set_meta(
-            &mut m,
-            SENSITIVITY_KEY,
-            AttrLit::List(vec![row(0, 4, 0.2), row(0, 2, 1.0), row(3, 4, 0.1)]),
-        );
+        let row = |b: i64, n: i64, c: f64| AttrLit::List(vec![AttrLit::Int(b), AttrLit::Int(n), AttrLit::Int(8), AttrLit::Float(c)]);
+        super::super::set_meta(&mut m, SENSITIVITY_KEY, AttrLit::List(vec![row(0, 4, 0.2), row(0, 2, 1.0), row(3, 4, 0.1)]));
         let t = measured_table(&m).unwrap().unwrap();
         assert_eq!(t[&0], vec![(0.25, 1.0), (0.5, 0.2), (1.0, 0.0)]);
         let c = unit_costs(&t, &[0, 3], &[nm(4, 8), nm(8, 8), nm(2, 4)]).unwrap();
         assert_eq!(c[0], vec![0.2, 0.0, 0.2]);
-        assert!(
-            unit_costs(&t, &[1], &[nm(4, 8)])
-                .unwrap_err()
-                .contains("block 1")
-        );
+        assert!(unit_costs(&t, &[1], &[nm(4, 8)]).unwrap_err().contains("block 1"));
         super::super::set_meta(&mut m, SENSITIVITY_KEY, AttrLit::Int(3));
         assert!(measured_table(&m).is_err());
     }
@@ -469,19 +339,12 @@ mod tests {
         let d = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
         let (pick, st) = select_exact(&o, &d, 0.5, &FLOW_CANDIDATES).expect("a small table");
         assert_eq!(st, Status::Optimal);
-        let value = |v: &[Nm]| {
-            v.iter()
-                .enumerate()
-                .map(|(i, &c)| cost(c, o[i], d[i]))
-                .sum::<f64>()
-        };
+        let value = |v: &[Nm]| v.iter().enumerate().map(|(i, &c)| cost(c, o[i], d[i])).sum::<f64>();
         let best = value(&pick);
         let mut ties = 0;
         let k = FLOW_CANDIDATES.len();
         for code in 0..k.pow(6) {
-            let v: Vec<Nm> = (0..6)
-                .map(|i| FLOW_CANDIDATES[code / k.pow(i) % k])
-                .collect();
+            let v: Vec<Nm> = (0..6).map(|i| FLOW_CANDIDATES[code / k.pow(i) % k]).collect();
             let avg = v.iter().map(|c| c.sparsity()).sum::<f64>() / 6.0;
             if (avg - 0.5).abs() < 1e-9 {
                 let c = value(&v);

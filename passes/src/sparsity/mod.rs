@@ -49,17 +49,13 @@ pub fn linears(m: &Module) -> Vec<Linear> {
     for (_, f) in m.funcs.iter() {
         for &op in &f.layout {
             let data = &f.dfg.ops[op];
-            let OpAttrs::Matmul(mm) = &data.attrs else {
-                continue;
-            };
+            let OpAttrs::Matmul(mm) = &data.attrs else { continue };
             if !mm.transpose_b {
                 continue;
             }
             let mut v: Value = data.args[1];
             let name = loop {
-                let Some(def) = f.dfg.def_op(v) else {
-                    break None;
-                };
+                let Some(def) = f.dfg.def_op(v) else { break None };
                 match &f.dfg.ops[def].attrs {
                     OpAttrs::Dequantize(_) | OpAttrs::Cast(_) => v = f.dfg.ops[def].args[0],
                     OpAttrs::Weight(w) => break Some(w.name.0.clone()),
@@ -67,21 +63,12 @@ pub fn linears(m: &Module) -> Vec<Linear> {
                 }
             };
             let Some(name) = name else { continue };
-            let Some(id) = m.weights.lookup(&name) else {
-                continue;
-            };
-            let Some(shape) = m.weights.get(id).ty.fixed_shape() else {
-                continue;
-            };
+            let Some(id) = m.weights.lookup(&name) else { continue };
+            let Some(shape) = m.weights.get(id).ty.fixed_shape() else { continue };
             if shape.len() != 2 || out.iter().any(|l| l.weight == name) {
                 continue;
             }
-            out.push(Linear {
-                block: block_of(&name),
-                weight: name,
-                out: shape[0] as usize,
-                inp: shape[1] as usize,
-            });
+            out.push(Linear { block: block_of(&name), weight: name, out: shape[0] as usize, inp: shape[1] as usize });
         }
     }
     out
@@ -89,38 +76,20 @@ pub fn linears(m: &Module) -> Vec<Linear> {
 
 /// A weight's values as f32 (decoded through the codec if encoded).
 pub fn weight_f32(m: &Module, name: &str) -> Result<Vec<f32>, String> {
-    let id = m
-        .weights
-        .lookup(name)
-        .ok_or_else(|| format!("unknown weight @{name}"))?;
+    let id = m.weights.lookup(name).ok_or_else(|| format!("unknown weight @{name}"))?;
     let w = m.weights.get(id);
     let bytes = m.weights.bytes(id).map_err(|e| e.to_string())?;
-    let n =
-        w.ty.numel()
-            .ok_or_else(|| format!("@{name} has no fixed size"))? as usize;
+    let n = w.ty.numel().ok_or_else(|| format!("@{name} has no fixed size"))? as usize;
     if let Some(enc) = w.ty.encoding {
         let mut out = vec![0f32; n];
         flexc_ir::quant::decode(enc, &bytes, &mut out)?;
         return Ok(out);
     }
     Ok(match w.ty.elem {
-        ElemType::F32 => bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        ElemType::F16 => bytes
-            .chunks_exact(2)
-            .map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]), false))
-            .collect(),
-        ElemType::BF16 => bytes
-            .chunks_exact(2)
-            .map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]), true))
-            .collect(),
-        e => {
-            return Err(format!(
-                "@{name}: cannot prune a weight of element type {e}"
-            ));
-        }
+        ElemType::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        ElemType::F16 => bytes.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]), false)).collect(),
+        ElemType::BF16 => bytes.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]), true)).collect(),
+        e => return Err(format!("@{name}: cannot prune a weight of element type {e}")),
     })
 }
 
@@ -128,11 +97,7 @@ fn half_to_f32(h: u16, bf16: bool) -> f32 {
     if bf16 {
         return f32::from_bits((h as u32) << 16);
     }
-    let (sign, exp, frac) = (
-        (h as u32 & 0x8000) << 16,
-        (h >> 10) & 0x1f,
-        h as u32 & 0x3ff,
-    );
+    let (sign, exp, frac) = ((h as u32 & 0x8000) << 16, (h >> 10) & 0x1f, h as u32 & 0x3ff);
     let bits = match exp {
         0 if frac == 0 => sign,
         0 => {
@@ -189,24 +154,12 @@ pub fn scores(m: &Module, lin: &Linear, score: Score, which: StatsOf) -> Result<
                 StatsOf::Dense => stats.get(&lin.weight),
                 StatsOf::Pruning => stats.get_for_pruning(&lin.weight),
             };
-            let s = s.ok_or_else(|| {
-                format!(
-                    "the calibration statistics have no entry for @{}",
-                    lin.weight
-                )
-            })?;
+            let s = s.ok_or_else(|| format!("the calibration statistics have no entry for @{}", lin.weight))?;
             if s.scaler_row.len() != lin.inp {
-                return Err(format!(
-                    "statistics of @{} have {} channels, the weight has {}",
-                    lin.weight,
-                    s.scaler_row.len(),
-                    lin.inp
-                ));
+                return Err(format!("statistics of @{} have {} channels, the weight has {}", lin.weight, s.scaler_row.len(), lin.inp));
             }
             let sq: Vec<f32> = s.scaler_row.iter().map(|v| v.sqrt()).collect();
-            w.chunks_exact(lin.inp)
-                .flat_map(|row| row.iter().zip(&sq).map(|(x, s)| x.abs() * s))
-                .collect()
+            w.chunks_exact(lin.inp).flat_map(|row| row.iter().zip(&sq).map(|(x, s)| x.abs() * s)).collect()
         }
     })
 }
@@ -229,12 +182,7 @@ pub fn outlier_positions(a: &[f32], hyper_m: f64, limit: usize) -> Vec<u64> {
     }
     let mean = a.iter().map(|&x| x as f64).sum::<f64>() / a.len() as f64;
     let thr = hyper_m * mean;
-    a.iter()
-        .enumerate()
-        .filter(|(_, x)| **x as f64 > thr)
-        .map(|(i, _)| i as u64)
-        .take(limit)
-        .collect()
+    a.iter().enumerate().filter(|(_, x)| **x as f64 > thr).map(|(i, _)| i as u64).take(limit).collect()
 }
 
 /// FLOW's outlier locality: `1 / mean_{p<q} |P_p − P_q|` over positions
@@ -245,11 +193,7 @@ pub fn locality(sorted: &[u64]) -> f64 {
     if k < 2 {
         return 0.0;
     }
-    let sum: f64 = sorted
-        .iter()
-        .enumerate()
-        .map(|(t, &p)| p as f64 * (2.0 * (t as f64 + 1.0) - k as f64 - 1.0))
-        .sum();
+    let sum: f64 = sorted.iter().enumerate().map(|(t, &p)| p as f64 * (2.0 * (t as f64 + 1.0) - k as f64 - 1.0)).sum();
     let pairs = (k * (k - 1) / 2) as f64;
     1.0 / (sum / pairs)
 }
@@ -270,13 +214,7 @@ pub use flexc_ir::quant::Nm;
 
 /// FLOW's candidates in the order the reference's loops create them
 /// (`for n in [4, 2, 8]: for m in [8, 4]: if n <= m`).
-pub const FLOW_CANDIDATES: [Nm; 5] = [
-    Nm::of(4, 8),
-    Nm::of(4, 4),
-    Nm::of(2, 8),
-    Nm::of(2, 4),
-    Nm::of(8, 8),
-];
+pub const FLOW_CANDIDATES: [Nm; 5] = [Nm::of(4, 8), Nm::of(4, 4), Nm::of(2, 8), Nm::of(2, 4), Nm::of(8, 8)];
 
 /// FLOW's per-block cost: `1·|N − 8·O| + 4·|M − 8·(1 − D)|` (8 = the largest
 /// N and M of the reference's candidate set).
@@ -301,16 +239,8 @@ pub enum Status {
 /// Sparsity in quarter steps, when every candidate's sparsity is a multiple
 /// of 1/`steps` (the DP's unit).
 fn steps_of(cands: &[Nm]) -> (u32, Vec<u32>) {
-    let lcm = cands
-        .iter()
-        .fold(1u32, |a, c| a / gcd(a, c.m() as u32) * c.m() as u32);
-    (
-        lcm,
-        cands
-            .iter()
-            .map(|c| (c.m() - c.n()) as u32 * (lcm / c.m() as u32))
-            .collect(),
-    )
+    let lcm = cands.iter().fold(1u32, |a, c| a / gcd(a, c.m() as u32) * c.m() as u32);
+    (lcm, cands.iter().map(|c| (c.m() - c.n()) as u32 * (lcm / c.m() as u32)).collect())
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
@@ -358,9 +288,7 @@ fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Result<DpTabl
     if steps.len() >= u8::MAX as usize {
         return Err(format!("{} candidate patterns; at most 254", steps.len()));
     }
-    let max = (steps.iter().copied().max().unwrap_or(0) as usize)
-        .checked_mul(costs.len())
-        .ok_or("the sparsity table overflows")?;
+    let max = (steps.iter().copied().max().unwrap_or(0) as usize).checked_mul(costs.len()).ok_or("the sparsity table overflows")?;
     let cells = (max + 1).saturating_mul(costs.len().max(1));
     if cells > MAX_DP_CELLS {
         return Err(format!(
@@ -392,11 +320,7 @@ fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Result<DpTabl
         best = next;
         back.push(bp);
     }
-    Ok(DpTable {
-        best,
-        back,
-        steps: steps.to_vec(),
-    })
+    Ok(DpTable { best, back, steps: steps.to_vec() })
 }
 
 /// FLOW's `exact` selection, reproducing `ilp_solver` + PuLP/CBC:
@@ -408,16 +332,9 @@ fn dp(costs: &[Vec<f64>], steps: &[u32], allowed: &[Vec<bool>]) -> Result<DpTabl
 /// integral but one, which is split between two neighbouring hull points; the
 /// reference reads only `varValue == 1`, so that block gets nothing and the
 /// list is padded with 4:8 **at the end** (shifting later blocks up by one).
-pub fn select_exact(
-    o: &[f64],
-    d: &[f64],
-    target: f64,
-    cands: &[Nm],
-) -> Result<(Vec<Nm>, Status), String> {
+pub fn select_exact(o: &[f64], d: &[f64], target: f64, cands: &[Nm]) -> Result<(Vec<Nm>, Status), String> {
     let l = o.len();
-    let costs: Vec<Vec<f64>> = (0..l)
-        .map(|i| cands.iter().map(|&c| cost(c, o[i], d[i])).collect())
-        .collect();
+    let costs: Vec<Vec<f64>> = (0..l).map(|i| cands.iter().map(|&c| cost(c, o[i], d[i])).collect()).collect();
     let (unit, steps) = steps_of(cands);
     let want = target * unit as f64 * l as f64;
     if (want - want.round()).abs() < 1e-6 && want.round() >= 0.0 {
@@ -436,11 +353,7 @@ pub fn select_exact(
             out.push(cands[*c]);
         }
     }
-    let pad = cands
-        .iter()
-        .copied()
-        .find(|c| *c == Nm::of(4, 8))
-        .unwrap_or(Nm::of(4, 8));
+    let pad = cands.iter().copied().find(|c| *c == Nm::of(4, 8)).unwrap_or(Nm::of(4, 8));
     while out.len() < l {
         out.push(pad);
     }
@@ -483,14 +396,7 @@ fn lp_fractional_block(costs: &[Vec<f64>], cands: &[Nm], target_sum: f64) -> Vec
         .collect();
     // Start every block at its cheapest hull point, then walk segments in
     // order of slope towards the target sum.
-    let mut pos: Vec<usize> = hulls
-        .iter()
-        .map(|h| {
-            (0..h.len())
-                .min_by(|&a, &b| h[a].1.total_cmp(&h[b].1))
-                .unwrap_or(0)
-        })
-        .collect();
+    let mut pos: Vec<usize> = hulls.iter().map(|h| (0..h.len()).min_by(|&a, &b| h[a].1.total_cmp(&h[b].1)).unwrap_or(0)).collect();
     let mut sum: f64 = hulls.iter().zip(&pos).map(|(h, &p)| h[p].0).sum();
     let up = sum < target_sum;
     let mut segs: Vec<(f64, usize, usize)> = Vec::new(); // (slope, block, to-index)
@@ -515,9 +421,7 @@ fn lp_fractional_block(costs: &[Vec<f64>], cands: &[Nm], target_sum: f64) -> Vec
     };
     segs.sort_by(|a, b| {
         let (sa, sb) = ((a.0 * 1e9).round(), (b.0 * 1e9).round());
-        sa.total_cmp(&sb)
-            .then(seg_len(b).total_cmp(&seg_len(a)))
-            .then(b.1.cmp(&a.1))
+        sa.total_cmp(&sb).then(seg_len(b).total_cmp(&seg_len(a))).then(b.1.cmp(&a.1))
     });
     let mut split: Option<usize> = None;
     let mut last_moved: Option<usize> = None;
@@ -545,26 +449,14 @@ fn lp_fractional_block(costs: &[Vec<f64>], cands: &[Nm], target_sum: f64) -> Vec
     hulls
         .iter()
         .enumerate()
-        .map(|(i, h)| {
-            if Some(i) == split {
-                None
-            } else {
-                Some(h[pos[i]].2)
-            }
-        })
+        .map(|(i, h)| if Some(i) == split { None } else { Some(h[pos[i]].2) })
         .collect()
 }
 
 /// `nearest`: the reachable average closest to `target` (ties: the lower),
 /// at minimum cost, solved exactly by DP. Blocks with `fixed[i]` set (the
 /// dense ends) are held to that pattern, so the average is the real one.
-pub fn select_nearest(
-    o: &[f64],
-    d: &[f64],
-    target: f64,
-    cands: &[Nm],
-    fixed: &[Option<Nm>],
-) -> Result<Vec<Nm>, String> {
+pub fn select_nearest(o: &[f64], d: &[f64], target: f64, cands: &[Nm], fixed: &[Option<Nm>]) -> Result<Vec<Nm>, String> {
     let l = o.len();
     let mut all: Vec<Nm> = cands.to_vec();
     for f in fixed.iter().flatten() {
@@ -572,19 +464,12 @@ pub fn select_nearest(
             all.push(*f);
         }
     }
-    let costs: Vec<Vec<f64>> = (0..l)
-        .map(|i| all.iter().map(|&c| cost(c, o[i], d[i])).collect())
-        .collect();
+    let costs: Vec<Vec<f64>> = (0..l).map(|i| all.iter().map(|&c| cost(c, o[i], d[i])).collect()).collect();
     let allowed: Vec<Vec<bool>> = (0..l)
-        .map(|i| {
-            all.iter()
-                .enumerate()
-                .map(|(k, c)| match fixed.get(i).copied().flatten() {
-                    Some(f) => *c == f,
-                    None => k < cands.len(),
-                })
-                .collect()
-        })
+        .map(|i| all.iter().enumerate().map(|(k, c)| match fixed.get(i).copied().flatten() {
+            Some(f) => *c == f,
+            None => k < cands.len(),
+        }).collect())
         .collect();
     let (unit, steps) = steps_of(&all);
     let want = target * unit as f64 * l as f64;
@@ -594,15 +479,9 @@ pub fn select_nearest(
         .iter()
         .enumerate()
         .filter_map(|(t, v)| v.map(|c| (t, c)))
-        .min_by(|a, b| {
-            ((a.0 as f64 - want).abs(), a.1)
-                .partial_cmp(&((b.0 as f64 - want).abs(), b.1))
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
+        .min_by(|a, b| ((a.0 as f64 - want).abs(), a.1).partial_cmp(&((b.0 as f64 - want).abs(), b.1)).unwrap_or(std::cmp::Ordering::Equal))
         .ok_or("no candidate assignment exists")?;
-    let choice = table
-        .choice(best.0)
-        .ok_or("no candidate assignment exists")?;
+    let choice = table.choice(best.0).ok_or("no candidate assignment exists")?;
     Ok(choice.iter().map(|&c| all[c]).collect())
 }
 
@@ -612,10 +491,7 @@ pub fn select_nearest(
 pub fn owl_unstructured(lod: &[f64], target: f64, lamda: f64) -> Vec<f64> {
     let ratio: Vec<f64> = normalise(lod).iter().map(|r| r * 2.0 * lamda).collect();
     let mean = ratio.iter().sum::<f64>() / ratio.len().max(1) as f64;
-    ratio
-        .iter()
-        .map(|r| (1.0 - (r - mean + (1.0 - target))).max(0.01))
-        .collect()
+    ratio.iter().map(|r| (1.0 - (r - mean + (1.0 - target))).max(0.01)).collect()
 }
 
 /// OWL's N:M variant (`prune_wanda_outlier_structure`): M fixed, the number
@@ -656,11 +532,7 @@ pub const SUMMARY_KEY: &str = "nm_select";
 
 /// Writes the plan into the module metadata (replacing an earlier one).
 pub fn set_plan(m: &mut Module, plan: &Plan) {
-    set_meta(
-        m,
-        PLAN_KEY,
-        flexc_ir::quant::plan::SparsityPlan(plan.clone()).to_attr(),
-    );
+    set_meta(m, PLAN_KEY, flexc_ir::quant::plan::SparsityPlan(plan.clone()).to_attr());
 }
 
 /// Sets a metadata entry, replacing an earlier one.
@@ -674,9 +546,7 @@ pub fn set_meta(m: &mut Module, key: &str, v: AttrLit) {
 /// Reads the plan from the module metadata, if any (checked: see
 /// `flexc_ir::quant::plan`).
 pub fn plan(m: &Module) -> Result<Option<Plan>, String> {
-    let Some(v) = m.meta(PLAN_KEY) else {
-        return Ok(None);
-    };
+    let Some(v) = m.meta(PLAN_KEY) else { return Ok(None) };
     flexc_ir::quant::plan::SparsityPlan::from_attr(v).map(|p| Some(p.0))
 }
 
@@ -725,10 +595,7 @@ mod tests {
                 1.0 / (s / (k * (k - 1) / 2) as f64)
             };
             let fast = locality(&p);
-            assert!(
-                (fast - brute).abs() <= 1e-12 * brute.abs().max(1e-300),
-                "k={k}: {fast} vs {brute}"
-            );
+            assert!((fast - brute).abs() <= 1e-12 * brute.abs().max(1e-300), "k={k}: {fast} vs {brute}");
         }
     }
 
@@ -748,10 +615,7 @@ mod tests {
         let mean = s.iter().sum::<f64>() / s.len() as f64;
         assert!((mean - 0.6).abs() < 1e-12);
         // The spread is 2λ wide (normalised LOD × 2λ, mean-centred).
-        let (lo, hi) = (
-            s.iter().copied().fold(1.0, f64::min),
-            s.iter().copied().fold(0.0, f64::max),
-        );
+        let (lo, hi) = (s.iter().copied().fold(1.0, f64::min), s.iter().copied().fold(0.0, f64::max));
         assert!((hi - lo - 0.16).abs() < 1e-12);
         // More outliers, lower sparsity.
         assert!(s[4] < s[2]);
@@ -767,20 +631,12 @@ mod tests {
         for target in [0.3, 0.5, 0.53, 0.6, 0.7] {
             let ch = select_nearest(&o, &d, target, &FLOW_CANDIDATES, &[None; 10]).unwrap();
             let avg = ch.iter().map(|c| c.sparsity()).sum::<f64>() / 10.0;
-            assert!(
-                (avg - target).abs() <= 0.25 / 10.0 / 2.0 + 1e-12,
-                "target {target}: {avg}"
-            );
+            assert!((avg - target).abs() <= 0.25 / 10.0 / 2.0 + 1e-12, "target {target}: {avg}");
             let (ex, st) = select_exact(&o, &d, target, &FLOW_CANDIDATES).unwrap();
             if st == Status::Optimal {
                 let ex_avg = ex.iter().map(|c| c.sparsity()).sum::<f64>() / 10.0;
                 assert!((ex_avg - target).abs() < 1e-9);
-                let cost_of = |v: &[Nm]| {
-                    v.iter()
-                        .enumerate()
-                        .map(|(i, &c)| cost(c, o[i], d[i]))
-                        .sum::<f64>()
-                };
+                let cost_of = |v: &[Nm]| v.iter().enumerate().map(|(i, &c)| cost(c, o[i], d[i])).sum::<f64>();
                 assert!((cost_of(&ex) - cost_of(&ch)).abs() < 1e-9);
             }
         }

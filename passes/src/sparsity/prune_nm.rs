@@ -23,7 +23,7 @@
 //! each block sees inputs from the already-pruned earlier blocks, as the
 //! reference does.
 
-use super::align::{Align, aligned_mask};
+use super::align::{aligned_mask, Align};
 use super::sparsegpt::sparsegpt;
 use super::*;
 use crate::manager::{Changed, Pass, PassCx};
@@ -33,43 +33,18 @@ use crate::rewrite::{remove_dead_ops, replace_value};
 use flexc_ir::quant::Primitive;
 use flexc_ir::types::{Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
-use flexc_ir::{Span, attrs};
+use flexc_ir::{attrs, Span};
 use std::sync::Arc;
 
 pub(crate) const INFO: PassInfo = PassInfo {
     name: "prune-nm",
     summary: "prune linears to their N:M pattern (N kept of M) by Wanda or magnitude score; store as #nm",
     options: &[
-        OptDecl {
-            name: "score",
-            kind: OptKind::Str,
-            default: "wanda",
-            help: "wanda (needs --stats) | magnitude",
-        },
-        OptDecl {
-            name: "pattern",
-            kind: OptKind::Str,
-            default: "",
-            help: "one N:M for every block linear instead of the attached nm_plan",
-        },
-        OptDecl {
-            name: "block",
-            kind: OptKind::Int,
-            default: "-1",
-            help: "prune only this block (sequential calibration); -1: all",
-        },
-        OptDecl {
-            name: "update",
-            kind: OptKind::Str,
-            default: "none",
-            help: "none (masking only, Wanda/FLOW) | sparsegpt (OBS reconstruction through the calibration Hessians; masks by OBS saliency)",
-        },
-        OptDecl {
-            name: "align",
-            kind: OptKind::Str,
-            default: "none",
-            help: "none | rows:R (one N:M pattern per R output rows) | pairs:R (one kept count per pair per R rows); R = macro columns (FlexCiM: 32)",
-        },
+        OptDecl { name: "score", kind: OptKind::Str, default: "wanda", help: "wanda (needs --stats) | magnitude" },
+        OptDecl { name: "pattern", kind: OptKind::Str, default: "", help: "one N:M for every block linear instead of the attached nm_plan" },
+        OptDecl { name: "block", kind: OptKind::Int, default: "-1", help: "prune only this block (sequential calibration); -1: all" },
+        OptDecl { name: "update", kind: OptKind::Str, default: "none", help: "none (masking only, Wanda/FLOW) | sparsegpt (OBS reconstruction through the calibration Hessians; masks by OBS saliency)" },
+        OptDecl { name: "align", kind: OptKind::Str, default: "none", help: "none | rows:R (one N:M pattern per R output rows) | pairs:R (one kept count per pair per R rows); R = macro columns (FlexCiM: 32)" },
     ],
     make: |o| {
         let pattern = match o.str("pattern") {
@@ -79,26 +54,14 @@ pub(crate) const INFO: PassInfo = PassInfo {
         let align = Align::parse(o.str("align")).map_err(|e| format!("prune-nm: {e}"))?;
         let block = o.int("block");
         if block < -1 {
-            return Err(format!(
-                "prune-nm: block must be a block index (0, 1, ...) or -1 for all, got {block}"
-            ));
+            return Err(format!("prune-nm: block must be a block index (0, 1, ...) or -1 for all, got {block}"));
         }
         let sparsegpt = match o.str("update") {
             "none" => false,
             "sparsegpt" => true,
-            s => {
-                return Err(format!(
-                    "prune-nm: update must be none or sparsegpt, got '{s}'"
-                ));
-            }
+            s => return Err(format!("prune-nm: update must be none or sparsegpt, got '{s}'")),
         };
-        Ok(Box::new(PruneNm {
-            score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?,
-            pattern,
-            block: usize::try_from(o.int("block")).ok(),
-            align,
-            sparsegpt,
-        }))
+        Ok(Box::new(PruneNm { score: Score::parse(o.str("score")).map_err(|e| format!("prune-nm: {e}"))?, pattern, block: usize::try_from(o.int("block")).ok(), align, sparsegpt }))
     },
 };
 
@@ -121,10 +84,7 @@ pub struct PruneNm {
 pub fn nm_mask(scores: &[f32], inp: usize, nm: Nm) -> Vec<bool> {
     let mut keep = vec![false; scores.len()];
     for (row_s, row_k) in scores.chunks_exact(inp).zip(keep.chunks_exact_mut(inp)) {
-        for (gs, gk) in row_s
-            .chunks_exact(nm.m() as usize)
-            .zip(row_k.chunks_exact_mut(nm.m() as usize))
-        {
+        for (gs, gk) in row_s.chunks_exact(nm.m() as usize).zip(row_k.chunks_exact_mut(nm.m() as usize)) {
             for i in flexc_ir::quant::nm::top_n(gs.iter().copied(), nm.n() as usize) {
                 gk[i] = true;
             }
@@ -151,19 +111,9 @@ pub fn unstructured_mask(scores: &[f32], inp: usize, fraction: f64) -> Vec<bool>
 /// Replaces weight `name` by new bytes of type `ty` and fixes every
 /// `tensor.weight` of it: encoded results feed one `quant.dequantize`; plain
 /// ones replace the dequantize that read the old encoding.
-pub fn retype_weight(
-    m: &mut Module,
-    name: &str,
-    ty: TensorType,
-    bytes: Vec<u8>,
-) -> Result<(), String> {
+pub fn retype_weight(m: &mut Module, name: &str, ty: TensorType, bytes: Vec<u8>) -> Result<(), String> {
     m.weights.retain(|w| w.name != name);
-    m.weights.insert(WeightData {
-        name: name.to_string(),
-        ty: ty.clone(),
-        source: WeightSource::Derived(Arc::from(bytes)),
-        span: Span::default(),
-    })?;
+    m.weights.insert(WeightData { name: name.to_string(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span: Span::default() })?;
     for (_, f) in m.funcs.iter_mut() {
         let mut i = 0;
         while i < f.layout.len() {
@@ -175,25 +125,11 @@ pub fn retype_weight(
             }
             let v = f.dfg.ops[op].result;
             f.dfg.values[v].ty = ty.clone();
-            let users: Vec<(usize, flexc_ir::Op)> = f
-                .layout
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| f.dfg.ops[**o].args.contains(&v))
-                .map(|(k, o)| (k, *o))
-                .collect();
+            let users: Vec<(usize, flexc_ir::Op)> = f.layout.iter().enumerate().filter(|(_, o)| f.dfg.ops[**o].args.contains(&v)).map(|(k, o)| (k, *o)).collect();
             if ty.encoding.is_some() {
-                if users
-                    .iter()
-                    .any(|(_, o)| !matches!(f.dfg.ops[*o].attrs, OpAttrs::Dequantize(_)))
-                {
+                if users.iter().any(|(_, o)| !matches!(f.dfg.ops[*o].attrs, OpAttrs::Dequantize(_))) {
                     let d = f.insert_at(i + 1, attrs::Dequantize {}.into(), &[v], None)?;
-                    let others: Vec<flexc_ir::Op> = f
-                        .layout
-                        .iter()
-                        .copied()
-                        .filter(|&o| f.dfg.ops[o].result != d)
-                        .collect();
+                    let others: Vec<flexc_ir::Op> = f.layout.iter().copied().filter(|&o| f.dfg.ops[o].result != d).collect();
                     f.dfg.replace_uses_in(&others, v, d);
                     for r in &mut f.returns {
                         if *r == v {
@@ -234,27 +170,15 @@ impl Pass for PruneNm {
     fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String> {
         let lins = linears(m);
         let plan: Plan = match (self.pattern, plan(m)?) {
-            (Some(p), _) => lins
-                .iter()
-                .filter(|l| l.block.is_some())
-                .map(|l| (l.weight.clone(), Target::Nm(p)))
-                .collect(),
+            (Some(p), _) => lins.iter().filter(|l| l.block.is_some()).map(|l| (l.weight.clone(), Target::Nm(p))).collect(),
             (None, Some(p)) => p,
-            (None, None) => {
-                return Err(
-                    "prune-nm: no nm_plan attached (run flow-nm first) and no pattern= given"
-                        .into(),
-                );
-            }
+            (None, None) => return Err("prune-nm: no nm_plan attached (run flow-nm first) and no pattern= given".into()),
         };
         if let Some(b) = self.block
             && !lins.iter().any(|l| l.block == Some(b))
         {
             let last = lins.iter().filter_map(|l| l.block).max();
-            return Err(format!(
-                "prune-nm: block={b}, but the module's blocks are {}",
-                last.map_or("none".to_string(), |l| format!("0..={l}"))
-            ));
+            return Err(format!("prune-nm: block={b}, but the module's blocks are {}", last.map_or("none".to_string(), |l| format!("0..={l}"))));
         }
         let mut changed = false;
         let (mut pruned, mut total) = (0usize, 0usize);
@@ -264,23 +188,13 @@ impl Pass for PruneNm {
         let mut sgpt_loss = 0f64;
         for (name, target) in &plan {
             let Some(lin) = lins.iter().find(|l| &l.weight == name) else {
-                return Err(format!(
-                    "prune-nm: the plan names @{name}, which is not a linear weight of this module"
-                ));
+                return Err(format!("prune-nm: the plan names @{name}, which is not a linear weight of this module"));
             };
             if self.block.is_some() && lin.block != self.block {
                 continue;
             }
-            let id = m
-                .weights
-                .lookup(name)
-                .ok_or_else(|| format!("unknown weight @{name}"))?;
-            if m.weights
-                .get(id)
-                .ty
-                .encoding
-                .is_some_and(|e| e.admits(Primitive::Sparse))
-            {
+            let id = m.weights.lookup(name).ok_or_else(|| format!("unknown weight @{name}"))?;
+            if m.weights.get(id).ty.encoding.is_some_and(|e| e.admits(Primitive::Sparse)) {
                 continue; // already pruned (idempotent)
             }
             let n_el = lin.out * lin.inp;
@@ -290,17 +204,12 @@ impl Pass for PruneNm {
                 Target::Unstructured(s) if *s <= 0.0 => continue,
                 Target::Nm(nm) => {
                     if lin.inp % nm.m() != 0 {
-                        return Err(format!(
-                            "prune-nm: @{name} has {} input channels, not a multiple of M = {}",
-                            lin.inp,
-                            nm.m()
-                        ));
+                        return Err(format!("prune-nm: @{name} has {} input channels, not a multiple of M = {}", lin.inp, nm.m()));
                     }
                     let w = weight_f32(m, name)?;
                     let (values, keep) = if self.sparsegpt {
                         let h = hessian(m, name)?;
-                        let p = sparsegpt(&w, lin.out, lin.inp, h, *nm, self.align)
-                            .map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                        let p = sparsegpt(&w, lin.out, lin.inp, h, *nm, self.align).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
                         sgpt_loss += p.loss;
                         (p.values, p.keep)
                     } else {
@@ -308,15 +217,8 @@ impl Pass for PruneNm {
                         let keep = match self.align {
                             Align::None => nm_mask(&s, lin.inp, *nm),
                             a => {
-                                let keep = aligned_mask(&s, lin.inp, *nm, a)
-                                    .map_err(|e| format!("prune-nm: @{name}: {e}"))?;
-                                let sum = |k: &[bool]| {
-                                    s.iter()
-                                        .zip(k)
-                                        .filter(|p| *p.1)
-                                        .map(|p| *p.0 as f64)
-                                        .sum::<f64>()
-                                };
+                                let keep = aligned_mask(&s, lin.inp, *nm, a).map_err(|e| format!("prune-nm: @{name}: {e}"))?;
+                                let sum = |k: &[bool]| s.iter().zip(k).filter(|p| *p.1).map(|p| *p.0 as f64).sum::<f64>();
                                 kept_aligned += sum(&keep);
                                 kept_per_row += sum(&nm_mask(&s, lin.inp, *nm));
                                 keep
@@ -326,22 +228,10 @@ impl Pass for PruneNm {
                     };
                     let enc = Encoding::Nm(*nm);
                     let bytes = flexc_ir::quant::nm::encode_masked(*nm, &values, &keep)?;
-                    (
-                        TensorType {
-                            encoding: Some(enc),
-                            ..TensorType::new(
-                                flexc_ir::ElemType::F32,
-                                &[lin.out as u64, lin.inp as u64],
-                            )
-                        },
-                        bytes,
-                        keep.iter().filter(|&&k| k).count(),
-                    )
+                    (TensorType { encoding: Some(enc), ..TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]) }, bytes, keep.iter().filter(|&&k| k).count())
                 }
                 Target::Unstructured(_) if self.sparsegpt => {
-                    return Err(format!(
-                        "prune-nm: update=sparsegpt prunes N:M entries only; the plan gives @{name} an unstructured fraction (OWL)"
-                    ));
+                    return Err(format!("prune-nm: update=sparsegpt prunes N:M entries only; the plan gives @{name} an unstructured fraction (OWL)"));
                 }
                 Target::Unstructured(frac) => {
                     let s = scores(m, lin, self.score, StatsOf::Pruning)?;
@@ -353,11 +243,7 @@ impl Pass for PruneNm {
                         }
                     }
                     let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-                    (
-                        TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]),
-                        bytes,
-                        keep.iter().filter(|&&k| k).count(),
-                    )
+                    (TensorType::new(flexc_ir::ElemType::F32, &[lin.out as u64, lin.inp as u64]), bytes, keep.iter().filter(|&&k| k).count())
                 }
             };
             pruned += n_el - kept;
@@ -369,28 +255,9 @@ impl Pass for PruneNm {
             Align::Rows(r) => format!(", one pattern per {r} rows"),
             Align::Pairs(r) => format!(", one pair count per {r} rows"),
         };
-        let aligned = if self.sparsegpt {
-            format!("{aligned}, SparseGPT reconstruction (summed loss {sgpt_loss:.4e})")
-        } else {
-            aligned
-        };
-        let aligned = if kept_per_row > 0.0 {
-            format!(
-                "{aligned} (keeping {:.2}% of the per-row masks' {} score)",
-                100.0 * kept_aligned / kept_per_row,
-                if self.score == Score::Wanda {
-                    "Wanda"
-                } else {
-                    "magnitude"
-                }
-            )
-        } else {
-            aligned
-        };
-        cx.remarks.push(format!(
-            "prune-nm: pruned {pruned} of {total} weights ({:.2}%){aligned}",
-            100.0 * pruned as f64 / total.max(1) as f64
-        ));
+        let aligned = if self.sparsegpt { format!("{aligned}, SparseGPT reconstruction (summed loss {sgpt_loss:.4e})") } else { aligned };
+        let aligned = if kept_per_row > 0.0 { format!("{aligned} (keeping {:.2}% of the per-row masks' {} score)", 100.0 * kept_aligned / kept_per_row, if self.score == Score::Wanda { "Wanda" } else { "magnitude" }) } else { aligned };
+        cx.remarks.push(format!("prune-nm: pruned {pruned} of {total} weights ({:.2}%){aligned}", 100.0 * pruned as f64 / total.max(1) as f64));
         Ok(Changed::from(changed))
     }
 }

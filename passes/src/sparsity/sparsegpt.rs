@@ -20,9 +20,9 @@
 //!
 //! Rows (bands) are independent given `H`, so they run in parallel.
 
-use super::Nm;
-use super::align::{Align, aligned_mask};
+use super::align::{aligned_mask, Align};
 use super::prune_nm::nm_mask;
+use super::Nm;
 use crate::quant::gptq::axpy_neg;
 use crate::quant::hessian::InverseHessian;
 use rayon::prelude::*;
@@ -44,14 +44,7 @@ pub struct Pruned {
 
 /// Prunes `w` (`[n, k]`) to `nm` with OBS reconstruction through the
 /// calibration Hessian `h` (`k × k`), masks aligned as `align` says.
-pub fn sparsegpt(
-    w: &[f32],
-    n: usize,
-    k: usize,
-    h: &[f32],
-    nm: Nm,
-    align: Align,
-) -> Result<Pruned, String> {
+pub fn sparsegpt(w: &[f32], n: usize, k: usize, h: &[f32], nm: Nm, align: Align) -> Result<Pruned, String> {
     let m = nm.m() as usize;
     if w.len() != n * k {
         return Err(format!("{} values for a {n}×{k} weight", w.len()));
@@ -70,13 +63,7 @@ pub fn sparsegpt(
     };
     let mut values = vec![0f32; n * k];
     let mut keep = vec![false; n * k];
-    let cx = Loop {
-        k,
-        nm,
-        align,
-        u: &u,
-        dead: &ih.dead,
-    };
+    let cx = Loop { k, nm, align, u: &u, dead: &ih.dead };
     let loss = values
         .par_chunks_mut(band * k)
         .zip(keep.par_chunks_mut(band * k))
@@ -101,11 +88,7 @@ impl Loop<'_> {
     fn band(&self, rows: &[f32], values: &mut [f32], keep: &mut [bool]) -> Result<f64, String> {
         let (k, m) = (self.k, self.nm.m() as usize);
         let t = rows.len() / k;
-        let mut work: Vec<f32> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, &x)| if self.dead[i % k] { 0.0 } else { x })
-            .collect();
+        let mut work: Vec<f32> = rows.iter().enumerate().map(|(i, &x)| if self.dead[i % k] { 0.0 } else { x }).collect();
         let mut loss = 0f64;
         let mut scores = vec![0f32; t * m];
         for g in (0..k).step_by(m) {
@@ -149,7 +132,7 @@ mod tests {
     use super::*;
     use crate::quant::gptq::output_error;
     use crate::quant::hessian::DAMP;
-    use crate::quant::optq::test_support::{Rng, activations};
+    use crate::quant::optq::test_support::{activations, Rng};
 
     /// SparseGPT's `fasterprune` transcribed in f64 with a Gauss–Jordan
     /// inverse and a textbook upper Cholesky (independent of
@@ -160,13 +143,9 @@ mod tests {
         (0..k).for_each(|j| hd[j * k + j] += damp);
         // Gauss–Jordan inverse.
         let mut a = hd.clone();
-        let mut inv: Vec<f64> = (0..k * k)
-            .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
-            .collect();
+        let mut inv: Vec<f64> = (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect();
         for c in 0..k {
-            let p = (c..k)
-                .max_by(|&x, &y| a[x * k + c].abs().total_cmp(&a[y * k + c].abs()))
-                .unwrap();
+            let p = (c..k).max_by(|&x, &y| a[x * k + c].abs().total_cmp(&a[y * k + c].abs())).unwrap();
             for j in 0..k {
                 a.swap(c * k + j, p * k + j);
                 inv.swap(c * k + j, p * k + j);
@@ -202,14 +181,8 @@ mod tests {
                 if i % m == 0 {
                     // The M − N smallest of w²/U_jj² are pruned (topk(largest=False)).
                     let mut idx: Vec<usize> = (i..i + m).collect();
-                    idx.sort_by(|&a, &b| {
-                        (row[a].powi(2) / u[a * k + a].powi(2))
-                            .total_cmp(&(row[b].powi(2) / u[b * k + b].powi(2)))
-                            .then(b.cmp(&a))
-                    });
-                    idx[..m - nm.n() as usize]
-                        .iter()
-                        .for_each(|&j| mask[j] = true);
+                    idx.sort_by(|&a, &b| (row[a].powi(2) / u[a * k + a].powi(2)).total_cmp(&(row[b].powi(2) / u[b * k + b].powi(2))).then(b.cmp(&a)));
+                    idx[..m - nm.n() as usize].iter().for_each(|&j| mask[j] = true);
                 }
                 let q = if mask[i] { 0.0 } else { row[i] };
                 let err = (row[i] - q) / u[i * k + i];
@@ -229,24 +202,14 @@ mod tests {
     #[test]
     fn matches_the_transcribed_reference() {
         let mut rng = Rng(3);
-        for (nm, k) in [
-            (Nm::of(2, 4), 32),
-            (Nm::of(4, 8), 48),
-            (Nm::of(1, 2), 16),
-            (Nm::of(3, 8), 64),
-        ] {
+        for (nm, k) in [(Nm::of(2, 4), 32), (Nm::of(4, 8), 48), (Nm::of(1, 2), 16), (Nm::of(3, 8), 64)] {
             let n = 11;
             let (_, h) = activations(&mut rng, 3 * k, k);
             let w = weights(&mut rng, n, k);
             let got = sparsegpt(&w, n, k, &h, nm, Align::None).unwrap();
             let want = reference(&w, n, k, &h, nm);
             for (i, (&a, &b)) in got.values.iter().zip(&want).enumerate() {
-                assert!(
-                    (a as f64 - b).abs() < 1e-4 * 0.05 + 1e-3 * b.abs(),
-                    "{nm} k={k} [{}, {}]: {a} vs {b}",
-                    i / k,
-                    i % k
-                );
+                assert!((a as f64 - b).abs() < 1e-4 * 0.05 + 1e-3 * b.abs(), "{nm} k={k} [{}, {}]: {a} vs {b}", i / k, i % k);
                 assert_eq!(got.keep[i], b != 0.0 || a != 0.0, "{nm} mask at {i}");
             }
         }
@@ -258,28 +221,10 @@ mod tests {
         let (n, k) = (32, 128);
         let (_, h) = activations(&mut rng, 256, k);
         let w = weights(&mut rng, n, k);
-        let masked = |keep: &[bool]| -> Vec<f32> {
-            w.iter()
-                .zip(keep)
-                .map(|(&x, &kp)| if kp { x } else { 0.0 })
-                .collect()
-        };
-        let wanda: Vec<f32> = w
-            .chunks_exact(k)
-            .flat_map(|r| {
-                r.iter()
-                    .enumerate()
-                    .map(|(j, x)| x.abs() * (h[j * k + j]).sqrt())
-            })
-            .collect();
+        let masked = |keep: &[bool]| -> Vec<f32> { w.iter().zip(keep).map(|(&x, &kp)| if kp { x } else { 0.0 }).collect() };
+        let wanda: Vec<f32> = w.chunks_exact(k).flat_map(|r| r.iter().enumerate().map(|(j, x)| x.abs() * (h[j * k + j]).sqrt())).collect();
         let magnitude: Vec<f32> = w.iter().map(|x| x.abs()).collect();
-        for nm in [
-            Nm::of(2, 4),
-            Nm::of(4, 8),
-            Nm::of(2, 8),
-            Nm::of(6, 8),
-            Nm::of(1, 4),
-        ] {
+        for nm in [Nm::of(2, 4), Nm::of(4, 8), Nm::of(2, 8), Nm::of(6, 8), Nm::of(1, 4)] {
             for align in [Align::None, Align::Pairs(8), Align::Rows(8)] {
                 let p = sparsegpt(&w, n, k, &h, nm, align).unwrap();
                 let e = output_error(&w, &p.values, k, &h);
@@ -289,23 +234,13 @@ mod tests {
                 };
                 let ew = output_error(&w, &masked(&mask_of(&wanda)), k, &h);
                 let em = output_error(&w, &masked(&mask_of(&magnitude)), k, &h);
-                assert!(
-                    e < 0.8 * ew && e < 0.8 * em,
-                    "{nm} {align:?}: sparsegpt {e} wanda {ew} magnitude {em}"
-                );
+                assert!(e < 0.8 * ew && e < 0.8 * em, "{nm} {align:?}: sparsegpt {e} wanda {ew} magnitude {em}");
                 // The loop's own estimate tracks the (damped) error.
-                assert!(
-                    (p.loss - e).abs() < 0.25 * e,
-                    "{nm} {align:?}: loss {} vs {e}",
-                    p.loss
-                );
+                assert!((p.loss - e).abs() < 0.25 * e, "{nm} {align:?}: loss {} vs {e}", p.loss);
                 // Exactly N of every M kept, zeros where pruned, and aligned
                 // bands share what the hardware shares.
                 for (row, kr) in p.values.chunks_exact(k).zip(p.keep.chunks_exact(k)) {
-                    for (gv, gk) in row
-                        .chunks_exact(nm.m() as usize)
-                        .zip(kr.chunks_exact(nm.m() as usize))
-                    {
+                    for (gv, gk) in row.chunks_exact(nm.m() as usize).zip(kr.chunks_exact(nm.m() as usize)) {
                         assert_eq!(gk.iter().filter(|&&x| x).count(), nm.n() as usize);
                         assert!(gv.iter().zip(gk).all(|(&v, &kp)| kp || v == 0.0));
                     }
@@ -316,11 +251,7 @@ mod tests {
                         for row in band.chunks_exact(k) {
                             for c in (0..k).step_by(2) {
                                 let cnt = |x: &[bool]| x[c] as u8 + x[c + 1] as u8;
-                                assert_eq!(
-                                    cnt(row),
-                                    cnt(lead),
-                                    "{nm} {align:?}: pair counts differ in a band"
-                                );
+                                assert_eq!(cnt(row), cnt(lead), "{nm} {align:?}: pair counts differ in a band");
                                 if matches!(align, Align::Rows(_)) {
                                     assert_eq!((row[c], row[c + 1]), (lead[c], lead[c + 1]));
                                 }

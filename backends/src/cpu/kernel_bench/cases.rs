@@ -12,20 +12,20 @@
 
 use std::sync::Arc;
 
+use flexc_ir::quant::{encode, BcqParams, GqParams, Nm, TernaryParams};
 use flexc_ir::Encoding;
-use flexc_ir::quant::{BcqParams, GqParams, Nm, TernaryParams, encode};
 
-use super::{BenchPrimitive, BenchShape, KernelBenchOptions, split_blocks};
-use crate::cpu::SendPtr;
+use super::{split_blocks, BenchPrimitive, BenchShape, KernelBenchOptions};
 use crate::cpu::act::ActivationQ8;
 use crate::cpu::codegen::MAX_TILE;
 use crate::cpu::format::WeightFormat;
 use crate::cpu::gemv::GemvKernel;
 use crate::cpu::jit::{JitError, JitSession};
 use crate::cpu::lut::{LutActivation, LutKernel, LutWeights};
-use crate::cpu::runtime::{GemvArg, Pool, pooled_gemv};
+use crate::cpu::runtime::{pooled_gemv, GemvArg, Pool};
 use crate::cpu::shiftadd::{BcqTables, ShiftAddKernel, ShiftAddWeights};
 use crate::cpu::sparse::{SparseKernel, SparseWeights};
+use crate::cpu::SendPtr;
 use crate::xorshift::XorShift as Xs;
 
 /// One timed primitive × scheme on one shape.
@@ -42,26 +42,10 @@ pub(super) struct Case {
 
 enum Kind {
     /// Dequant int-dot (`q` holds the reused Q8 activations) or dense f32 (`q` = None).
-    Gemv {
-        kernel: GemvKernel,
-        w: Vec<Vec<u8>>,
-        q: Option<ActivationQ8>,
-    },
-    Lut {
-        kernel: LutKernel,
-        w: Vec<LutWeights>,
-        acts: Vec<LutActivation>,
-    },
-    ShiftAdd {
-        kernel: Arc<ShiftAddKernel>,
-        w: Vec<ShiftAddWeights>,
-        tables: Vec<BcqTables>,
-    },
-    Sparse {
-        kernel: SparseKernel,
-        w: Vec<SparseWeights>,
-        batch: usize,
-    },
+    Gemv { kernel: GemvKernel, w: Vec<Vec<u8>>, q: Option<ActivationQ8> },
+    Lut { kernel: LutKernel, w: Vec<LutWeights>, acts: Vec<LutActivation> },
+    ShiftAdd { kernel: Arc<ShiftAddKernel>, w: Vec<ShiftAddWeights>, tables: Vec<BcqTables> },
+    Sparse { kernel: SparseKernel, w: Vec<SparseWeights>, batch: usize },
 }
 
 fn rotate<T: Clone>(w: &mut Vec<T>, n: usize) {
@@ -83,13 +67,7 @@ impl Case {
 
     /// One call on weight copy `copy % copies`: activation preprocessing,
     /// then the kernel over `threads` threads of `pool`.
-    pub fn run(
-        &mut self,
-        pool: &Pool,
-        threads: usize,
-        copy: usize,
-        y: &mut [f32],
-    ) -> Result<(), JitError> {
+    pub fn run(&mut self, pool: &Pool, threads: usize, copy: usize, y: &mut [f32]) -> Result<(), JitError> {
         let x = &self.x;
         let yp = SendPtr(y.as_mut_ptr());
         match &mut self.kind {
@@ -97,14 +75,12 @@ impl Case {
                 let w = &w[copy % w.len()];
                 let arg = match q {
                     Some(q) => {
-                        q.quantize_into(x, x.len() / kernel.cols(), kernel.cols())
-                            .map_err(JitError::InvalidParams)?;
+                        q.quantize_into(x, x.len() / kernel.cols(), kernel.cols()).map_err(JitError::InvalidParams)?;
                         GemvArg::Q(q)
                     }
                     None => GemvArg::F32(x),
                 };
-                pooled_gemv(pool, kernel, w, arg, y, threads)
-                    .map_err(|e| JitError::InvalidParams(e.to_string()))
+                pooled_gemv(pool, kernel, w, arg, y, threads).map_err(|e| JitError::InvalidParams(e.to_string()))
             }
             Kind::Lut { kernel, w, acts } => {
                 for (a, xr) in acts.iter_mut().zip(x.chunks_exact(kernel.spec().cols)) {
@@ -113,9 +89,7 @@ impl Case {
                 let (w, acts) = (&w[copy % w.len()], &*acts);
                 kernel.check(w, acts, y.len())?;
                 // SAFETY: `check` passed for `y`; split_blocks hands out disjoint block ranges.
-                split_blocks(pool, threads, kernel.blocks(), &|b0, b1| unsafe {
-                    kernel.run_blocks(w, acts, { yp }.0, b0, b1)
-                })
+                split_blocks(pool, threads, kernel.blocks(), &|b0, b1| unsafe { kernel.run_blocks(w, acts, { yp }.0, b0, b1) })
             }
             Kind::ShiftAdd { kernel, w, tables } => {
                 let s = kernel.spec();
@@ -125,13 +99,9 @@ impl Case {
                 let (w, tables) = (&w[copy % w.len()], &*tables);
                 kernel.check(w, tables, y.len())?;
                 // SAFETY: as above.
-                split_blocks(pool, threads, s.blocks(), &|b0, b1| unsafe {
-                    kernel.run_blocks(w, tables, { yp }.0, b0, b1)
-                })
+                split_blocks(pool, threads, s.blocks(), &|b0, b1| unsafe { kernel.run_blocks(w, tables, { yp }.0, b0, b1) })
             }
-            Kind::Sparse { kernel, w, batch } => {
-                kernel.run_pool(pool, &w[copy % w.len()], x, *batch, y, threads)
-            }
+            Kind::Sparse { kernel, w, batch } => kernel.run_pool(pool, &w[copy % w.len()], x, *batch, y, threads),
         }
     }
 }
@@ -143,27 +113,18 @@ pub(super) fn baseline_for(primitive: BenchPrimitive, bits: f64, k: usize) -> Op
     let want = match primitive {
         BenchPrimitive::Dequant => return None,
         BenchPrimitive::Sparse | BenchPrimitive::Dense => WeightFormat::Q8_0,
-        BenchPrimitive::Lut | BenchPrimitive::ShiftAdd if bits.fract() != 0.0 || bits <= 1.0 => {
-            WeightFormat::TQ2_0
-        }
+        BenchPrimitive::Lut | BenchPrimitive::ShiftAdd if bits.fract() != 0.0 || bits <= 1.0 => WeightFormat::TQ2_0,
         BenchPrimitive::Lut | BenchPrimitive::ShiftAdd if bits <= 3.0 => WeightFormat::Q2_K,
         BenchPrimitive::Lut | BenchPrimitive::ShiftAdd => WeightFormat::Q4_0,
     };
-    let f = if k.is_multiple_of(want.block_elems()) {
-        want
-    } else {
-        WeightFormat::Q4_0
-    };
+    let f = if k.is_multiple_of(want.block_elems()) { want } else { WeightFormat::Q4_0 };
     k.is_multiple_of(f.block_elems()).then_some(f)
 }
 
 /// The scale group of the `#gq` / `#bcq` schemes: T-MAC's 128, or the
 /// largest of 64 and 32 that divides `k` when 128 does not (SmolLM2's 576).
 fn group_for(k: usize) -> u32 {
-    [128u32, 64, 32]
-        .into_iter()
-        .find(|g| k.is_multiple_of(*g as usize))
-        .unwrap_or(128)
+    [128u32, 64, 32].into_iter().find(|g| k.is_multiple_of(*g as usize)).unwrap_or(128)
 }
 
 /// Random storage bytes of one `len`-element row of a LUT encoding with
@@ -206,11 +167,7 @@ fn ggml_row(fmt: WeightFormat, k: usize, rng: &mut Xs) -> Vec<u8> {
         WeightFormat::Q2_K => &[80, 82],
         WeightFormat::TQ2_0 => &[64],
         WeightFormat::F32 => {
-            return rng
-                .vec(k, 1.0)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
+            return rng.vec(k, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect();
         }
     };
     for blk in w.chunks_exact_mut(fmt.block_bytes()) {
@@ -230,22 +187,8 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn case(
-        &self,
-        primitive: BenchPrimitive,
-        scheme: String,
-        nominal_bits: f64,
-        bytes: usize,
-        kind: Kind,
-    ) -> Case {
-        Case {
-            primitive,
-            scheme,
-            nominal_bits,
-            bytes,
-            x: self.x.clone(),
-            kind,
-        }
+    fn case(&self, primitive: BenchPrimitive, scheme: String, nominal_bits: f64, bytes: usize, kind: Kind) -> Case {
+        Case { primitive, scheme, nominal_bits, bytes, x: self.x.clone(), kind }
     }
 
     fn gemv(&mut self, fmt: WeightFormat) -> Result<Case, JitError> {
@@ -254,10 +197,7 @@ impl Builder<'_> {
         let w = ggml_row(fmt, k, &mut self.rng).repeat(m);
         let q = match fmt {
             WeightFormat::F32 => None,
-            f => Some(
-                ActivationQ8::quantize(f.activation(), &self.x, self.batch, k)
-                    .map_err(JitError::InvalidParams)?,
-            ),
+            f => Some(ActivationQ8::quantize(f.activation(), &self.x, self.batch, k).map_err(JitError::InvalidParams)?),
         };
         let (p, bits) = match fmt {
             WeightFormat::F32 => (BenchPrimitive::Dense, 32.0),
@@ -266,57 +206,20 @@ impl Builder<'_> {
             WeightFormat::Q4_0 => (BenchPrimitive::Dequant, 4.0),
             _ => (BenchPrimitive::Dequant, 8.0),
         };
-        Ok(self.case(
-            p,
-            fmt.name().to_string(),
-            bits,
-            w.len(),
-            Kind::Gemv {
-                kernel,
-                w: vec![w],
-                q,
-            },
-        ))
+        Ok(self.case(p, fmt.name().to_string(), bits, w.len(), Kind::Gemv { kernel, w: vec![w], q }))
     }
 
     fn lut(&mut self, enc: Encoding, act_group: usize) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
         let (scheme, bits, raw) = match enc {
-            Encoding::Ternary(_) => (
-                "ternary".to_string(),
-                3f64.log2(),
-                ternary_bytes(m * k, &mut self.rng),
-            ),
-            Encoding::Gq(p) => (
-                format!("gq{}", p.bits),
-                p.bits.into(),
-                lowbit_row(enc, k, &mut self.rng).repeat(m),
-            ),
-            other => {
-                return Err(JitError::InvalidParams(format!(
-                    "no LUT benchmark for {other}"
-                )));
-            }
+            Encoding::Ternary(_) => ("ternary".to_string(), 3f64.log2(), ternary_bytes(m * k, &mut self.rng)),
+            Encoding::Gq(p) => (format!("gq{}", p.bits), p.bits.into(), lowbit_row(enc, k, &mut self.rng).repeat(m)),
+            other => return Err(JitError::InvalidParams(format!("no LUT benchmark for {other}"))),
         };
         let packed = LutWeights::pack(enc, &raw, m, k, act_group)?;
         let kernel = LutKernel::new(self.session, packed.spec())?;
-        let acts = (0..self.batch)
-            .map(|_| LutActivation {
-                act_group,
-                ..Default::default()
-            })
-            .collect();
-        Ok(self.case(
-            BenchPrimitive::Lut,
-            scheme,
-            bits,
-            packed.bytes().len(),
-            Kind::Lut {
-                kernel,
-                w: vec![packed],
-                acts,
-            },
-        ))
+        let acts = (0..self.batch).map(|_| LutActivation { act_group, ..Default::default() }).collect();
+        Ok(self.case(BenchPrimitive::Lut, scheme, bits, packed.bytes().len(), Kind::Lut { kernel, w: vec![packed], acts }))
     }
 
     fn shiftadd(&mut self, bits: u8) -> Result<Case, JitError> {
@@ -325,63 +228,29 @@ impl Builder<'_> {
         let raw = lowbit_row(Encoding::Bcq(p), k, &mut self.rng).repeat(m);
         let (kernel, packed) = ShiftAddKernel::for_weight(self.session, p, &raw, m, k)?;
         let tables = (0..self.batch).map(|_| BcqTables::default()).collect();
-        Ok(self.case(
-            BenchPrimitive::ShiftAdd,
-            format!("bcq{bits}-apot"),
-            bits.into(),
-            packed.bytes().len(),
-            Kind::ShiftAdd {
-                kernel,
-                w: vec![packed],
-                tables,
-            },
-        ))
+        Ok(self.case(BenchPrimitive::ShiftAdd, format!("bcq{bits}-apot"), bits.into(), packed.bytes().len(), Kind::ShiftAdd { kernel, w: vec![packed], tables }))
     }
 
     fn sparse(&mut self, n: u8, mm: u8) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
         let row = self.rng.vec(k, 1.0);
         let pattern = Nm::new(n.into(), mm.into()).map_err(JitError::InvalidParams)?;
-        let codec = encode(Encoding::Nm(pattern), &row)
-            .map_err(JitError::InvalidParams)?
-            .repeat(m);
+        let codec = encode(Encoding::Nm(pattern), &row).map_err(JitError::InvalidParams)?.repeat(m);
         let packed = SparseWeights::pack(pattern, &codec, m, k)?;
-        let kernel =
-            SparseKernel::with_tile(self.session, packed.spec(), self.batch.min(MAX_TILE))?;
+        let kernel = SparseKernel::with_tile(self.session, packed.spec(), self.batch.min(MAX_TILE))?;
         let bytes = packed.streamed_bytes();
         // `bits` of a sparse row is its effective bits per dense weight (set by the caller from `bytes`).
-        Ok(self.case(
-            BenchPrimitive::Sparse,
-            format!("nm{n}:{mm}"),
-            0.0,
-            bytes,
-            Kind::Sparse {
-                kernel,
-                w: vec![packed],
-                batch: self.batch,
-            },
-        ))
+        Ok(self.case(BenchPrimitive::Sparse, format!("nm{n}:{mm}"), 0.0, bytes, Kind::Sparse { kernel, w: vec![packed], batch: self.batch }))
     }
 }
 
 /// Every case `o` asks for on `shape`; a scheme the shape does not fit (its
 /// kernel rejects the shape) is skipped with a note to `progress`.
-pub(super) fn build(
-    session: &JitSession,
-    shape: &BenchShape,
-    o: &KernelBenchOptions,
-    progress: &mut dyn FnMut(&str),
-) -> Result<Vec<Case>, JitError> {
+pub(super) fn build(session: &JitSession, shape: &BenchShape, o: &KernelBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<Case>, JitError> {
     let (m, k) = (shape.m, shape.k);
     let mut rng = Xs(0x9e37_79b9_7f4a_7c15 ^ ((m as u64) << 32 | k as u64));
     let x = rng.vec(o.batch * k, 1.0);
-    let mut b = Builder {
-        session,
-        shape,
-        batch: o.batch,
-        x,
-        rng,
-    };
+    let mut b = Builder { session, shape, batch: o.batch, x, rng };
     let want = |p: BenchPrimitive| o.primitives.contains(&p);
     let mut out = Vec::new();
     let mut add = |what: String, r: Result<Case, JitError>, out: &mut Vec<Case>| match r {
@@ -390,18 +259,10 @@ pub(super) fn build(
     };
     if want(BenchPrimitive::Lut) {
         for bits in 1..=4u8 {
-            let enc = Encoding::Gq(GqParams {
-                bits,
-                group: group_for(k),
-                zero: false,
-            });
+            let enc = Encoding::Gq(GqParams { bits, group: group_for(k), zero: false });
             add(format!("lut gq{bits}"), b.lut(enc, o.act_group), &mut out);
         }
-        add(
-            "lut ternary".into(),
-            b.lut(Encoding::Ternary(TernaryParams { group: 0 }), o.act_group),
-            &mut out,
-        );
+        add("lut ternary".into(), b.lut(Encoding::Ternary(TernaryParams { group: 0 }), o.act_group), &mut out);
     }
     if want(BenchPrimitive::ShiftAdd) {
         for bits in 1..=4u8 {
@@ -417,15 +278,7 @@ pub(super) fn build(
         add("dense f32".into(), b.gemv(WeightFormat::F32), &mut out);
     }
     let mut fmts: Vec<WeightFormat> = if want(BenchPrimitive::Dequant) {
-        [
-            WeightFormat::Q4_0,
-            WeightFormat::Q2_K,
-            WeightFormat::TQ2_0,
-            WeightFormat::Q8_0,
-        ]
-        .into_iter()
-        .filter(|f| k.is_multiple_of(f.block_elems()))
-        .collect()
+        [WeightFormat::Q4_0, WeightFormat::Q2_K, WeightFormat::TQ2_0, WeightFormat::Q8_0].into_iter().filter(|f| k.is_multiple_of(f.block_elems())).collect()
     } else {
         Vec::new()
     };

@@ -30,41 +30,18 @@ fn ratio(v: Option<f64>) -> String {
 pub fn text_table(rep: &KernelBenchReport) -> String {
     let mut s = String::new();
     for r in &rep.rooflines {
-        let how = if r.measured {
-            "measured: fastest summing read of 32 MiB from DRAM, at the start and the end"
-        } else {
-            "given"
-        };
-        let _ = writeln!(
-            s,
-            "roofline {} thread(s): {:.1} GB/s ({how})",
-            r.threads, r.gb_s
-        );
+        let how = if r.measured { "measured: fastest summing read of 32 MiB from DRAM, at the start and the end" } else { "given" };
+        let _ = writeln!(s, "roofline {} thread(s): {:.1} GB/s ({how})", r.threads, r.gb_s);
     }
     let mut shape: Option<(&str, usize, usize)> = None;
     for r in &rep.rows {
         if shape != Some((&r.shape, r.m, r.k)) {
             shape = Some((&r.shape, r.m, r.k));
-            let _ = writeln!(
-                s,
-                "\n{} (m {} x k {}, batch {})",
-                r.shape, r.m, r.k, r.batch
-            );
+            let _ = writeln!(s, "\n{} (m {} x k {}, batch {})", r.shape, r.m, r.k, r.batch);
             let _ = writeln!(
                 s,
                 "{:>3} {:<9} {:<10} {:>5} {:>6} {:>10} {:>7} {:>5} {:>8} {:<6} {:>8} {:>6}",
-                "thr",
-                "primitive",
-                "scheme",
-                "bits",
-                "bpw",
-                "us",
-                "GB/s",
-                "roof",
-                "vs deq",
-                "(base)",
-                "vs f32",
-                "t/t1"
+                "thr", "primitive", "scheme", "bits", "bpw", "us", "GB/s", "roof", "vs deq", "(base)", "vs f32", "t/t1"
             );
         }
         let _ = writeln!(
@@ -81,9 +58,7 @@ pub fn text_table(rep: &KernelBenchReport) -> String {
             ratio(r.speedup_vs_dequant),
             r.baseline.as_deref().unwrap_or(""),
             ratio(r.speedup_vs_dense),
-            r.t_over_t1
-                .map(|v| format!("{v:.2}"))
-                .unwrap_or_else(|| "-".into()),
+            r.t_over_t1.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
         );
     }
     s

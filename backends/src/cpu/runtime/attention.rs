@@ -56,16 +56,8 @@ impl AttnShape {
     /// The key range `[lo, hi)` query position `p` attends to, with `valid`
     /// keys written.
     fn keys(&self, p: usize, valid: usize) -> (usize, usize) {
-        let hi = if self.bidirectional {
-            valid
-        } else {
-            valid.min(p + 1)
-        };
-        let lo = if self.window > 0 {
-            (p as i64 - self.window + 1).max(0) as usize
-        } else {
-            0
-        };
+        let hi = if self.bidirectional { valid } else { valid.min(p + 1) };
+        let lo = if self.window > 0 { (p as i64 - self.window + 1).max(0) as usize } else { 0 };
         (lo, hi)
     }
 
@@ -129,18 +121,8 @@ impl Tiles {
         }
         let positions = positions.min(seq.max(1));
         let blocks = seq.div_ceil(positions);
-        let splits = if blocks * a.hk >= 2 * threads {
-            1
-        } else {
-            group.min((2 * threads).div_ceil(blocks * a.hk))
-        };
-        Tiles {
-            group,
-            positions,
-            blocks,
-            splits,
-            hk: a.hk,
-        }
+        let splits = if blocks * a.hk >= 2 * threads { 1 } else { group.min((2 * threads).div_ceil(blocks * a.hk)) };
+        Tiles { group, positions, blocks, splits, hk: a.hk }
     }
 
     /// Number of tiles.
@@ -161,13 +143,8 @@ impl Tiles {
         let kh = index / self.splits % self.hk;
         let block = index / self.splits / self.hk;
         let base = kh * self.group;
-        let heads =
-            base + self.group * split / self.splits..base + self.group * (split + 1) / self.splits;
-        (
-            block * self.positions..(block + 1) * self.positions,
-            kh,
-            heads,
-        )
+        let heads = base + self.group * split / self.splits..base + self.group * (split + 1) / self.splits;
+        (block * self.positions..(block + 1) * self.positions, kh, heads)
     }
 }
 
@@ -189,8 +166,7 @@ impl AttnPath<'_> {
     pub fn avx2_for(a: &AttnShape) -> bool {
         #[cfg(target_arch = "x86_64")]
         if a.d.is_multiple_of(8) && a.dv.is_multiple_of(8) {
-            return std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma");
+            return std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma");
         }
         let _ = a;
         false
@@ -222,26 +198,10 @@ struct TileRows {
 }
 
 impl TileRows {
-    fn new(
-        c: &AttnCall<'_>,
-        positions: std::ops::Range<usize>,
-        heads: std::ops::Range<usize>,
-    ) -> TileRows {
+    fn new(c: &AttnCall<'_>, positions: std::ops::Range<usize>, heads: std::ops::Range<usize>) -> TileRows {
         let (nh, a) = (heads.len(), *c.a);
-        let mut t = TileRows {
-            a,
-            pos: c.pos,
-            p0: positions.start,
-            h0: heads.start,
-            nh,
-            rows: positions.len() * nh,
-            valid: a.t.min(c.pos + c.seq),
-            lo: 0,
-            hi: 0,
-        };
-        (t.lo, t.hi) = (0..t.rows)
-            .map(|r| t.range(r))
-            .fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
+        let mut t = TileRows { a, pos: c.pos, p0: positions.start, h0: heads.start, nh, rows: positions.len() * nh, valid: a.t.min(c.pos + c.seq), lo: 0, hi: 0 };
+        (t.lo, t.hi) = (0..t.rows).map(|r| t.range(r)).fold((usize::MAX, 0), |(l, h), (rl, rh)| (l.min(rl), h.max(rh)));
         t
     }
 
@@ -263,13 +223,7 @@ impl TileRows {
 /// # Safety
 /// `c.out` must point to `seq·hq·dv` writable floats of which only this
 /// tile's rows are written (callers hand each tile to one thread).
-pub unsafe fn attention_tile(
-    c: &AttnCall<'_>,
-    tiles: &Tiles,
-    index: usize,
-    path: AttnPath<'_>,
-    scratch: &mut [f32],
-) {
+pub unsafe fn attention_tile(c: &AttnCall<'_>, tiles: &Tiles, index: usize, path: AttnPath<'_>, scratch: &mut [f32]) {
     let (positions, kh, heads) = tiles.tile(index);
     let positions = positions.start..positions.end.min(c.seq);
     let tr = TileRows::new(c, positions.clone(), heads.clone());
@@ -298,15 +252,7 @@ pub unsafe fn attention_tile(
 /// # Safety
 /// `c.out` must point to `seq·hq·dv` writable floats; row `item` is written.
 unsafe fn attention_row(c: &AttnCall<'_>, item: usize, scores: &mut [f32]) {
-    let AttnCall {
-        q,
-        k,
-        v,
-        out,
-        pos,
-        seq,
-        a,
-    } = *c;
+    let AttnCall { q, k, v, out, pos, seq, a } = *c;
     let (i, h) = (item / a.hq, item % a.hq);
     let kh = h / (a.hq / a.hk).max(1);
     let qrow = &q[item * a.d..(item + 1) * a.d];
@@ -349,9 +295,7 @@ mod avx2 {
     /// See [`super::attention_tile`]; `d` and `dv` are multiples of 8.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile(c: &AttnCall<'_>, tr: &TileRows, kh: usize, scratch: &mut [f32]) {
-        let AttnCall {
-            q, k, v, out, a, ..
-        } = *c;
+        let AttnCall { q, k, v, out, a, .. } = *c;
         let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
         let item = |r: usize| tr.item(r);
         let range = |r: usize| tr.range(r);
@@ -369,8 +313,7 @@ mod avx2 {
         let vrow = |j: usize| (j * a.hk + kh) * a.dv;
         // 1. S = Q·Kᵀ, R rows × 2 keys per block (missing rows repeat the last).
         for r0 in (0..rows).step_by(R) {
-            let qr: [*const f32; R] =
-                std::array::from_fn(|i| unsafe { qp.add(item((r0 + i).min(rows - 1)) * a.d) });
+            let qr: [*const f32; R] = std::array::from_fn(|i| unsafe { qp.add(item((r0 + i).min(rows - 1)) * a.d) });
             let mut j = lo;
             while j < hi {
                 let j1 = (j + 1).min(hi - 1);
@@ -414,34 +357,10 @@ mod avx2 {
             let mut cc = 0;
             while cc < a.dv {
                 if a.dv - cc >= 16 {
-                    unsafe {
-                        pv_block::<2>(
-                            scores,
-                            pr,
-                            n,
-                            vp,
-                            lo,
-                            cc,
-                            &vrow,
-                            |i| out.add(item(r0 + i) * a.dv + cc),
-                            rows - r0,
-                        )
-                    };
+                    unsafe { pv_block::<2>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
                     cc += 16;
                 } else {
-                    unsafe {
-                        pv_block::<1>(
-                            scores,
-                            pr,
-                            n,
-                            vp,
-                            lo,
-                            cc,
-                            &vrow,
-                            |i| out.add(item(r0 + i) * a.dv + cc),
-                            rows - r0,
-                        )
-                    };
+                    unsafe { pv_block::<1>(scores, pr, n, vp, lo, cc, &vrow, |i| out.add(item(r0 + i) * a.dv + cc), rows - r0) };
                     cc += 8;
                 }
             }
@@ -494,16 +413,8 @@ mod avx2 {
 ///
 /// # Safety
 /// As [`attention_tile`]; `scratch` holds `4·t + dv` floats.
-unsafe fn jit_tile(
-    c: &AttnCall<'_>,
-    kern: &AttnKernels,
-    tr: &TileRows,
-    kh: usize,
-    scratch: &mut [f32],
-) {
-    let AttnCall {
-        q, k, v, out, a, ..
-    } = *c;
+unsafe fn jit_tile(c: &AttnCall<'_>, kern: &AttnKernels, tr: &TileRows, kh: usize, scratch: &mut [f32]) {
+    let AttnCall { q, k, v, out, a, .. } = *c;
     let (rows, lo, hi) = (tr.rows, tr.lo, tr.hi);
     let item = |r: usize| tr.item(r);
     let range = |r: usize| tr.range(r);
@@ -513,13 +424,7 @@ unsafe fn jit_tile(
         // Rows past the tile repeat its last row; their output goes to `spare`.
         let row = |i: usize| (r0 + i).min(rows - 1);
         // SAFETY: the caller guarantees the tile's rows are ours to write.
-        let outs: [*mut f32; ROWS] = std::array::from_fn(|i| {
-            if r0 + i < rows {
-                unsafe { out.add(item(r0 + i) * a.dv) }
-            } else {
-                spare.as_mut_ptr()
-            }
-        });
+        let outs: [*mut f32; ROWS] = std::array::from_fn(|i| if r0 + i < rows { unsafe { out.add(item(r0 + i) * a.dv) } } else { spare.as_mut_ptr() });
         if n == 0 {
             for &o in outs.iter().take(rows - r0) {
                 // SAFETY: as above.
@@ -535,10 +440,7 @@ unsafe fn jit_tile(
             ranges[i] = (start - lo) as i32;
             ranges[ROWS + i] = (rh.clamp(start, hi) - lo) as i32;
         }
-        let (kp, vp) = (
-            k[(lo * a.hk + kh) * a.d..].as_ptr(),
-            v[(lo * a.hk + kh) * a.dv..].as_ptr(),
-        );
+        let (kp, vp) = (k[(lo * a.hk + kh) * a.d..].as_ptr(), v[(lo * a.hk + kh) * a.dv..].as_ptr());
         // SAFETY: keys lo..hi lie in the cache (hi ≤ t, sizes checked by the
         // caller), st holds 4·t ≥ 4·n floats, spare dv floats.
         unsafe {
@@ -555,15 +457,7 @@ mod tests {
     use crate::xorshift::XorShift;
 
     /// Plain f64 attention of query row `item` (the oracle).
-    fn naive(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        pos: usize,
-        seq: usize,
-        a: &AttnShape,
-        item: usize,
-    ) -> Vec<f64> {
+    fn naive(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, item: usize) -> Vec<f64> {
         let (i, h) = (item / a.hq, item % a.hq);
         let kh = h / (a.hq / a.hk);
         let (lo, hi) = a.keys(pos + i, a.t.min(pos + seq));
@@ -573,15 +467,9 @@ mod tests {
         }
         let s: Vec<f64> = (lo..hi)
             .map(|j| {
-                let d: f64 = (0..a.d)
-                    .map(|c| q[item * a.d + c] as f64 * k[(j * a.hk + kh) * a.d + c] as f64)
-                    .sum();
+                let d: f64 = (0..a.d).map(|c| q[item * a.d + c] as f64 * k[(j * a.hk + kh) * a.d + c] as f64).sum();
                 let x = d * a.scale as f64;
-                if a.softcap > 0.0 {
-                    a.softcap as f64 * (x / a.softcap as f64).tanh()
-                } else {
-                    x
-                }
+                if a.softcap > 0.0 { a.softcap as f64 * (x / a.softcap as f64).tanh() } else { x }
             })
             .collect();
         let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -597,28 +485,11 @@ mod tests {
 
     /// Runs every tile of a `threads`-thread tiling (in reverse order, as a
     /// thread split may).
-    fn run(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        pos: usize,
-        seq: usize,
-        a: &AttnShape,
-        threads: usize,
-        path: AttnPath<'_>,
-    ) -> Vec<f32> {
+    fn run(q: &[f32], k: &[f32], v: &[f32], pos: usize, seq: usize, a: &AttnShape, threads: usize, path: AttnPath<'_>) -> Vec<f32> {
         let mut out = vec![f32::NAN; seq * a.hq * a.dv];
         let tiles = Tiles::new(a, seq, threads);
         let mut scratch = vec![0f32; tiles.scratch_len(a)];
-        let c = AttnCall {
-            q,
-            k,
-            v,
-            out: out.as_mut_ptr(),
-            pos,
-            seq,
-            a,
-        };
+        let c = AttnCall { q, k, v, out: out.as_mut_ptr(), pos, seq, a };
         for t in (0..tiles.count()).rev() {
             // SAFETY: out holds seq·hq·dv floats; tiles are disjoint.
             unsafe { attention_tile(&c, &tiles, t, path, &mut scratch) };
@@ -628,26 +499,8 @@ mod tests {
 
     #[test]
     fn tiles_cover_every_row_once() {
-        for (hq, hk, seq, threads) in [
-            (4, 1, 512, 2),
-            (4, 1, 1, 2),
-            (9, 3, 1, 2),
-            (9, 3, 7, 2),
-            (8, 8, 3, 1),
-            (7, 1, 5, 2),
-            (6, 2, 1, 8),
-        ] {
-            let a = AttnShape {
-                hq,
-                hk,
-                d: 8,
-                dv: 8,
-                t: seq,
-                scale: 1.0,
-                window: 0,
-                softcap: 0.0,
-                bidirectional: false,
-            };
+        for (hq, hk, seq, threads) in [(4, 1, 512, 2), (4, 1, 1, 2), (9, 3, 1, 2), (9, 3, 7, 2), (8, 8, 3, 1), (7, 1, 5, 2), (6, 2, 1, 8)] {
+            let a = AttnShape { hq, hk, d: 8, dv: 8, t: seq, scale: 1.0, window: 0, softcap: 0.0, bidirectional: false };
             let tiles = Tiles::new(&a, seq, threads);
             let mut seen = vec![0; seq * hq];
             for t in 0..tiles.count() {
@@ -659,10 +512,7 @@ mod tests {
                     }
                 }
             }
-            assert!(
-                seen.iter().all(|&s| s == 1),
-                "{hq}/{hk} seq {seq}: {tiles:?}"
-            );
+            assert!(seen.iter().all(|&s| s == 1), "{hq}/{hk} seq {seq}: {tiles:?}");
         }
     }
 
@@ -684,39 +534,20 @@ mod tests {
             let seq = 1 + rng.below(20);
             let pos = if rng.below(2) == 0 { 0 } else { rng.below(10) };
             let t = pos + seq + rng.below(4);
-            let window = if rng.below(3) == 0 {
-                1 + rng.below(6) as i64
-            } else {
-                0
-            };
+            let window = if rng.below(3) == 0 { 1 + rng.below(6) as i64 } else { 0 };
             let softcap = if rng.below(3) == 0 { 5.0 } else { 0.0 };
-            let a = AttnShape {
-                hq,
-                hk,
-                d,
-                dv,
-                t,
-                scale: 1.0 / (d as f32).sqrt(),
-                window,
-                softcap,
-                bidirectional: rng.below(5) == 0,
-            };
+            let a = AttnShape { hq, hk, d, dv, t, scale: 1.0 / (d as f32).sqrt(), window, softcap, bidirectional: rng.below(5) == 0 };
             let q = rng.vec(seq * hq * d, 1.0);
             let k = rng.vec(t * hk * d, 1.0);
             let v = rng.vec(t * hk * dv, 1.0);
-            let kernels =
-                AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
+            let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
             let paths = every_path(&kernels, &a);
             let outs: Vec<(&str, Vec<f32>)> = paths
                 .iter()
                 .map(|&(name, path)| {
                     let one = run(&q, &k, &v, pos, seq, &a, 1, path);
                     let split = run(&q, &k, &v, pos, seq, &a, 2 + rng.below(7), path);
-                    assert_eq!(
-                        one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                        split.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                        "trial {trial} {name}: {a:?}"
-                    );
+                    assert_eq!(one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), split.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), "trial {trial} {name}: {a:?}");
                     (name, one)
                 })
                 .collect();
@@ -725,11 +556,7 @@ mod tests {
                 for c in 0..dv {
                     for (path, out) in &outs {
                         let got = out[item * dv + c] as f64;
-                        assert!(
-                            (got - want[c]).abs() <= 1e-4 * (1.0 + want[c].abs()),
-                            "trial {trial} {path} item {item}[{c}]: {got} vs {}; {a:?}",
-                            want[c]
-                        );
+                        assert!((got - want[c]).abs() <= 1e-4 * (1.0 + want[c].abs()), "trial {trial} {path} item {item}[{c}]: {got} vs {}; {a:?}", want[c]);
                     }
                 }
             }
@@ -737,10 +564,7 @@ mod tests {
     }
 
     /// The attention paths the host runs for `a`: rows, the JIT kernels when built, AVX2 when it applies.
-    fn every_path<'k>(
-        kernels: &'k Option<AttnKernels>,
-        a: &AttnShape,
-    ) -> Vec<(&'static str, AttnPath<'k>)> {
+    fn every_path<'k>(kernels: &'k Option<AttnKernels>, a: &AttnShape) -> Vec<(&'static str, AttnPath<'k>)> {
         let mut paths = vec![("rows", AttnPath::Rows)];
         if let Some(k) = kernels {
             paths.push(("jit", AttnPath::Jit(k)));
@@ -759,43 +583,23 @@ mod tests {
         // stay finite.
         let session = crate::cpu::JitSession::host().unwrap();
         let (hq, hk, d, dv, seq) = (4, 1, 8, 8, 3);
-        let a = AttnShape {
-            hq,
-            hk,
-            d,
-            dv,
-            t: seq,
-            scale: 0.5,
-            window: 0,
-            softcap: 0.0,
-            bidirectional: false,
-        };
+        let a = AttnShape { hq, hk, d, dv, t: seq, scale: 0.5, window: 0, softcap: 0.0, bidirectional: false };
         let kernels = AttnKernels::supports(&a).then(|| AttnKernels::new(&session, &a).unwrap());
         let paths = every_path(&kernels, &a);
         let mut rng = XorShift(7);
-        let (q, k, v) = (
-            rng.vec(seq * hq * d, 1.0),
-            rng.vec(seq * hk * d, 1.0),
-            rng.vec(seq * hk * dv, 1.0),
-        );
+        let (q, k, v) = (rng.vec(seq * hq * d, 1.0), rng.vec(seq * hk * d, 1.0), rng.vec(seq * hk * dv, 1.0));
         for (name, path) in paths {
             // A NaN key at position 1: positions 1 and 2 see it, position 0 does not.
             let mut kn = k.clone();
             kn[hk * d + 3] = f32::NAN;
             let out = run(&q, &kn, &v, 0, seq, &a, 1, path);
-            assert!(
-                out[..hq * dv].iter().all(|x| x.is_finite()),
-                "{name}: position 0 cannot see the NaN key"
-            );
+            assert!(out[..hq * dv].iter().all(|x| x.is_finite()), "{name}: position 0 cannot see the NaN key");
             assert!(out[hq * dv..].iter().all(|x| x.is_nan()), "{name}: {out:?}");
             // A NaN value at position 0 reaches every row.
             let mut vn = v.clone();
             vn[2] = f32::NAN;
             let out = run(&q, &k, &vn, 0, seq, &a, 1, path);
-            assert!(
-                (0..seq * hq).all(|item| out[item * dv + 2].is_nan()),
-                "{name}: {out:?}"
-            );
+            assert!((0..seq * hq).all(|item| out[item * dv + 2].is_nan()), "{name}: {out:?}");
         }
     }
 }

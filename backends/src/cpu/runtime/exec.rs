@@ -8,11 +8,11 @@
 
 use std::time::Instant;
 
+use super::{attention, ops};
 use super::plan::{BufRef, GemvInput, ParamKind, Step, UnOp};
 use super::{CpuRuntime, Input, RuntimeError};
-use super::{attention, ops};
 
-use super::{SendPtr, invalid};
+use super::{invalid, SendPtr};
 
 /// Elementwise steps (activation quantisation, gated activations) with at
 /// least this many elements are split over the pool's threads.
@@ -53,17 +53,10 @@ impl CpuRuntime {
     /// [`CpuRuntime::run`], with outputs that allow it (the logits) computed
     /// for the last `tail` rows only (`None`: every row; `tail` is clamped to
     /// `1..=seq`).
-    pub fn run_tail(
-        &mut self,
-        inputs: &[Input<'_>],
-        tail: Option<usize>,
-    ) -> Result<(), RuntimeError> {
+    pub fn run_tail(&mut self, inputs: &[Input<'_>], tail: Option<usize>) -> Result<(), RuntimeError> {
         let n_inputs = self.plan.param_input.iter().flatten().count();
         if inputs.len() != n_inputs {
-            return Err(invalid(format!(
-                "expected {n_inputs} inputs, got {}",
-                inputs.len()
-            )));
+            return Err(invalid(format!("expected {n_inputs} inputs, got {}", inputs.len())));
         }
         // Bind seq and check every input.
         let mut seq: Option<usize> = None;
@@ -77,17 +70,11 @@ impl CpuRuntime {
             }
         };
         for (p, kind) in self.plan.params.iter().enumerate() {
-            let Some(i) = self.plan.param_input[p] else {
-                continue;
-            };
+            let Some(i) = self.plan.param_input[p] else { continue };
             match (kind, inputs[i]) {
                 (ParamKind::Tokens, Input::I32(ids)) => bind(ids.len())?,
                 (ParamKind::Scalar, Input::Scalar(_)) => {}
-                (ParamKind::F32 { seq: true, row }, Input::F32(x))
-                    if *row > 0 && x.len() % row == 0 =>
-                {
-                    bind(x.len() / row)?
-                }
+                (ParamKind::F32 { seq: true, row }, Input::F32(x)) if *row > 0 && x.len() % row == 0 => bind(x.len() / row)?,
                 (ParamKind::F32 { seq: false, row }, Input::F32(x)) if x.len() == *row => {}
                 (k, got) => return Err(invalid(format!("input {i}: expected {k:?}, got {got:?}"))),
             }
@@ -104,18 +91,10 @@ impl CpuRuntime {
         self.seq = seq;
         self.tail = tail.map(|t| t.clamp(1, seq));
         if seq > self.rows_cap {
-            for (i, (b, &(is_seq, row))) in
-                self.bufs.iter_mut().zip(&self.plan.buf_shapes).enumerate()
-            {
+            for (i, (b, &(is_seq, row))) in self.bufs.iter_mut().zip(&self.plan.buf_shapes).enumerate() {
                 // Last-row-capable outputs (the logits) grow on demand in
                 // their GEMV step: generation never needs seq × vocab floats.
-                if is_seq
-                    && !self
-                        .plan
-                        .outputs
-                        .iter()
-                        .any(|o| o.last_only_ok && o.buf.buf == i)
-                {
+                if is_seq && !self.plan.outputs.iter().any(|o| o.last_only_ok && o.buf.buf == i) {
                     b.resize(seq * row, 0.0);
                 }
             }
@@ -123,14 +102,10 @@ impl CpuRuntime {
         }
         // Copy f32 inputs.
         for (p, kind) in self.plan.params.iter().enumerate() {
-            let Some(i) = self.plan.param_input[p] else {
-                continue;
-            };
+            let Some(i) = self.plan.param_input[p] else { continue };
             if let (ParamKind::F32 { .. }, Input::F32(x)) = (kind, inputs[i]) {
                 // The parameter's buffer is the p-th pinned one planned for it.
-                let b = self
-                    .param_buf(p)
-                    .ok_or_else(|| invalid("internal: parameter buffer"))?;
+                let b = self.param_buf(p).ok_or_else(|| invalid("internal: parameter buffer"))?;
                 self.bufs[b][..x.len()].copy_from_slice(x);
             }
         }
@@ -147,14 +122,7 @@ impl CpuRuntime {
                         self.rope_sin[t].extend_from_slice(&s);
                     }
                 }
-                None => ops::rope_table(
-                    base,
-                    dims,
-                    pos,
-                    seq,
-                    &mut self.rope_cos[t],
-                    &mut self.rope_sin[t],
-                ),
+                None => ops::rope_table(base, dims, pos, seq, &mut self.rope_cos[t], &mut self.rope_sin[t]),
             }
         }
         let steps = std::mem::take(&mut self.plan.steps);
@@ -184,18 +152,8 @@ impl CpuRuntime {
     fn step(&mut self, s: &Step, inputs: &[Input<'_>], pos: usize) -> Result<(), RuntimeError> {
         let seq = self.seq;
         match s {
-            Step::Gather {
-                table,
-                enc,
-                elem,
-                vocab,
-                d,
-                ids,
-                out,
-            } => {
-                let Input::I32(ids) = inputs[*ids] else {
-                    return Err(invalid("gather ids"));
-                };
+            Step::Gather { table, enc, elem, vocab, d, ids, out } => {
+                let Input::I32(ids) = inputs[*ids] else { return Err(invalid("gather ids")) };
                 let bytes: &[u8] = &self.plan.weights[*table];
                 let rb = match enc {
                     Some(e) => e.storage(&[*d as u64]).map_err(invalid)? as usize,
@@ -203,14 +161,7 @@ impl CpuRuntime {
                 };
                 let o = &mut self.bufs[out.buf];
                 for (i, &id) in ids.iter().enumerate() {
-                    let id = usize::try_from(id)
-                        .ok()
-                        .filter(|&x| x < *vocab)
-                        .ok_or_else(|| {
-                            invalid(format!(
-                                "token id {id} is outside the vocabulary (0..{vocab})"
-                            ))
-                        })?;
+                    let id = usize::try_from(id).ok().filter(|&x| x < *vocab).ok_or_else(|| invalid(format!("token id {id} is outside the vocabulary (0..{vocab})")))?;
                     let src = &bytes[id * rb..(id + 1) * rb];
                     let dst = &mut o[i * d..(i + 1) * d];
                     match enc {
@@ -219,36 +170,18 @@ impl CpuRuntime {
                     }
                 }
             }
-            Step::Quant {
-                src,
-                q,
-                cols,
-                last_only_ok,
-            } => {
+            Step::Quant { src, q, cols, last_only_ok } => {
                 let n = self.len(*src);
                 let (x, rows) = if let Some(t) = self.tail.filter(|_| *last_only_ok && src.seq) {
                     (&self.bufs[src.buf][n - t * src.row..n], t * src.row / cols)
                 } else {
                     (&self.bufs[src.buf][..n], n / cols)
                 };
-                let chunks = if x.len() >= PAR_MIN_ELEMS {
-                    self.pool.threads()
-                } else {
-                    1
-                };
+                let chunks = if x.len() >= PAR_MIN_ELEMS { self.pool.threads() } else { 1 };
                 let pool = &self.pool;
-                self.qacts[*q]
-                    .quantize_into_chunks(x, rows, *cols, chunks, &|n, job| pool.run(n, job))
-                    .map_err(invalid)?;
+                self.qacts[*q].quantize_into_chunks(x, rows, *cols, chunks, &|n, job| pool.run(n, job)).map_err(invalid)?;
             }
-            Step::Gemv {
-                kernel,
-                w,
-                x,
-                out,
-                last_only_ok,
-                m,
-            } => {
+            Step::Gemv { kernel, w, x, out, last_only_ok, m } => {
                 let wb: &[u8] = &self.plan.weights[*w];
                 if wb.len() != kernel.weight_bytes() {
                     return Err(invalid("weight size does not match its kernel"));
@@ -275,48 +208,15 @@ impl CpuRuntime {
                 if y.len() < need || batch == 0 {
                     return Err(invalid("internal: GEMV output buffer too small"));
                 }
-                let threads = if wb.len() * batch >= self.opts.par_min_bytes {
-                    self.pool.threads()
-                } else {
-                    1
-                };
+                let threads = if wb.len() * batch >= self.opts.par_min_bytes { self.pool.threads() } else { 1 };
                 // SAFETY: lengths checked above.
-                unsafe {
-                    gemv_split(
-                        &self.pool,
-                        kernel,
-                        wb.as_ptr(),
-                        xp,
-                        stride,
-                        batch,
-                        y.as_mut_ptr(),
-                        (threads, *m),
-                    )
-                }?;
+                unsafe { gemv_split(&self.pool, kernel, wb.as_ptr(), xp, stride, batch, y.as_mut_ptr(), (threads, *m)) }?;
             }
             Step::LutPrecompute { x, slot, cols } => self.lut_precompute(*x, *slot, *cols)?,
-            Step::LutGemm {
-                kernel,
-                w,
-                slot,
-                out,
-                m_blocks,
-            } => self.lut_gemm(kernel, *w, *slot, *out, *m_blocks)?,
-            Step::ShiftAdd {
-                kernel,
-                w,
-                x,
-                out,
-                m_blocks,
-            } => self.shiftadd(kernel, *w, *x, *out, *m_blocks)?,
+            Step::LutGemm { kernel, w, slot, out, m_blocks } => self.lut_gemm(kernel, *w, *slot, *out, *m_blocks)?,
+            Step::ShiftAdd { kernel, w, x, out, m_blocks } => self.shiftadd(kernel, *w, *x, *out, *m_blocks)?,
             Step::Sparse { kernel, w, x, out } => self.sparse(kernel, *w, *x, *out)?,
-            Step::Rmsnorm {
-                kernel,
-                x,
-                w,
-                out,
-                d,
-            } => {
+            Step::Rmsnorm { kernel, x, w, out, d } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 let r = kernel.run(&self.bufs[x.buf][..n], &self.bufs[w.buf][..*d], &mut o[..n]);
@@ -326,43 +226,23 @@ impl CpuRuntime {
             Step::Binary { kernel, a, b, out } => {
                 let (na, nb, no) = (self.len(*a), self.len(*b), self.len(*out));
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                let r = kernel.run(
-                    &self.bufs[a.buf][..na],
-                    &self.bufs[b.buf][..nb],
-                    &mut o[..no],
-                );
+                let r = kernel.run(&self.bufs[a.buf][..na], &self.bufs[b.buf][..nb], &mut o[..no]);
                 self.put(*out, o);
                 r?;
             }
-            Step::Glu {
-                kernel,
-                gate,
-                up,
-                out,
-            } => {
+            Step::Glu { kernel, gate, up, out } => {
                 let n = self.len(*out);
                 let width = kernel.width();
-                if self.bufs[up.buf].len() < n
-                    || self.bufs[gate.buf].len() < n
-                    || !n.is_multiple_of(width)
-                {
+                if self.bufs[up.buf].len() < n || self.bufs[gate.buf].len() < n || !n.is_multiple_of(width) {
                     return Err(invalid("gated activation operand sizes"));
                 }
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
                 // In place when gate and out are one buffer: each element is
                 // read before it is written at the same offset.
-                let g = SendPtr(if gate.buf == out.buf {
-                    o.as_ptr()
-                } else {
-                    self.bufs[gate.buf].as_ptr()
-                });
+                let g = SendPtr(if gate.buf == out.buf { o.as_ptr() } else { self.bufs[gate.buf].as_ptr() });
                 let (u, op) = (SendPtr(self.bufs[up.buf].as_ptr()), SendPtr(o.as_mut_ptr()));
                 let rows = n / width;
-                let chunks = if n >= PAR_MIN_ELEMS {
-                    self.pool.threads().min(rows)
-                } else {
-                    1
-                };
+                let chunks = if n >= PAR_MIN_ELEMS { self.pool.threads().min(rows) } else { 1 };
                 let r = self.pool.run(chunks, &|c| {
                     let (g, u, op) = (&g, &u, &op);
                     let at = rows * c / chunks * width;
@@ -384,13 +264,7 @@ impl CpuRuntime {
                     UnOp::Relu => |v| v.max(0.0),
                     UnOp::Silu => ops::silu,
                     UnOp::GeluTanh => ops::gelu_tanh,
-                    UnOp::GeluErf => |v| {
-                        (0.5 * v as f64
-                            * (1.0
-                                + crate::reference::kernels::erf(
-                                    v as f64 / std::f64::consts::SQRT_2,
-                                ))) as f32
-                    },
+                    UnOp::GeluErf => |v| (0.5 * v as f64 * (1.0 + crate::reference::kernels::erf(v as f64 / std::f64::consts::SQRT_2))) as f32,
                 };
                 for (o, &v) in o[..n].iter_mut().zip(xs) {
                     *o = f(v);
@@ -404,41 +278,20 @@ impl CpuRuntime {
                 self.put(*out, o);
                 r?;
             }
-            Step::Rope {
-                kernel,
-                x,
-                out,
-                table,
-            } => {
+            Step::Rope { kernel, x, out, table } => {
                 let n = self.len(*x);
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                let r = kernel.run(
-                    &self.bufs[x.buf][..n],
-                    &self.rope_cos[*table],
-                    &self.rope_sin[*table],
-                    &mut o[..n],
-                );
+                let r = kernel.run(&self.bufs[x.buf][..n], &self.rope_cos[*table], &self.rope_sin[*table], &mut o[..n]);
                 self.put(*out, o);
                 r?;
             }
-            Step::CacheWrite { cache, x, cap } if self.batch.is_some() => {
-                self.batch_cache_write(*cache, *x, *cap)?
-            }
-            Step::Attention {
-                q,
-                k,
-                v,
-                out,
-                shape,
-                kernels,
-            } if self.batch.is_some() && !k.seq => {
+            Step::CacheWrite { cache, x, cap } if self.batch.is_some() => self.batch_cache_write(*cache, *x, *cap)?,
+            Step::Attention { q, k, v, out, shape, kernels } if self.batch.is_some() && !k.seq => {
                 self.batch_attention(*q, *k, *v, *out, shape, kernels.as_deref())?
             }
             Step::CacheWrite { cache, x, cap } => {
                 if pos + seq > *cap {
-                    return Err(invalid(format!(
-                        "cache write of {seq} rows at position {pos} overflows the capacity {cap}"
-                    )));
+                    return Err(invalid(format!("cache write of {seq} rows at position {pos} overflows the capacity {cap}")));
                 }
                 let row = cache.row / cap;
                 let n = self.len(*x);
@@ -446,14 +299,7 @@ impl CpuRuntime {
                 c[pos * row..pos * row + n].copy_from_slice(&self.bufs[x.buf][..n]);
                 self.put(*cache, c);
             }
-            Step::Attention {
-                q,
-                k,
-                v,
-                out,
-                shape,
-                kernels,
-            } => {
+            Step::Attention { q, k, v, out, shape, kernels } => {
                 let mut a = *shape;
                 if k.seq {
                     a.t = seq;
@@ -463,28 +309,11 @@ impl CpuRuntime {
                 }
                 let items = seq * a.hq;
                 let (nq, nk, nv) = (self.len(*q), self.len(*k), self.len(*v));
-                if nq < items * a.d
-                    || nk < a.t * a.hk * a.d
-                    || nv < a.t * a.hk * a.dv
-                    || self.len(*out) < items * a.dv
-                {
+                if nq < items * a.d || nk < a.t * a.hk * a.d || nv < a.t * a.hk * a.dv || self.len(*out) < items * a.dv {
                     return Err(invalid("attention operand sizes"));
                 }
                 let mut o = std::mem::take(&mut self.bufs[out.buf]);
-                let res = attend(
-                    &self.pool,
-                    &mut self.scratch,
-                    &a,
-                    kernels.as_deref(),
-                    (
-                        &self.bufs[q.buf][..nq],
-                        &self.bufs[k.buf][..nk],
-                        &self.bufs[v.buf][..nv],
-                    ),
-                    &mut o,
-                    pos,
-                    seq,
-                );
+                let res = attend(&self.pool, &mut self.scratch, &a, kernels.as_deref(), (&self.bufs[q.buf][..nq], &self.bufs[k.buf][..nk], &self.bufs[v.buf][..nv]), &mut o, pos, seq);
                 self.put(*out, o);
                 res.map_err(invalid)?;
             }
@@ -500,16 +329,7 @@ impl CpuRuntime {
 /// Attention of `seq` query rows starting at position `pos` over keys and
 /// values `kv.1`, `kv.2` (queries `kv.0`), into `o`, split into tiles over the pool.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn attend(
-    pool: &super::pool::Pool,
-    scratch: &mut [Vec<f32>],
-    a: &attention::AttnShape,
-    kernels: Option<&super::jitattn::AttnKernels>,
-    kv: (&[f32], &[f32], &[f32]),
-    o: &mut [f32],
-    pos: usize,
-    seq: usize,
-) -> Result<(), String> {
+pub(super) fn attend(pool: &super::pool::Pool, scratch: &mut [Vec<f32>], a: &attention::AttnShape, kernels: Option<&super::jitattn::AttnKernels>, kv: (&[f32], &[f32], &[f32]), o: &mut [f32], pos: usize, seq: usize) -> Result<(), String> {
     let (qs, ks, vs) = kv;
     let a = *a;
     let items = seq * a.hq;
@@ -522,22 +342,10 @@ pub(super) fn attend(
     let path = attention::AttnPath::choose(&a, kernels);
     let op = SendPtr(o.as_mut_ptr());
     let sp = SendPtr(scratch.as_mut_ptr());
-    let par = if items * a.t * a.d >= 1 << 14 {
-        scratch.len().min(tiles.count())
-    } else {
-        1
-    };
+    let par = if items * a.t * a.d >= 1 << 14 { scratch.len().min(tiles.count()) } else { 1 };
     let work = move |chunk: usize| {
         let (op, sp) = (op, sp);
-        let call = attention::AttnCall {
-            q: qs,
-            k: ks,
-            v: vs,
-            out: op.0,
-            pos,
-            seq,
-            a: &a,
-        };
+        let call = attention::AttnCall { q: qs, k: ks, v: vs, out: op.0, pos, seq, a: &a };
         // SAFETY: each chunk uses its own scratch vector (index
         // chunk < scratch.len()) and computes the disjoint tiles
         // chunk, chunk + par, ... (interleaved: causal tiles grow
@@ -565,42 +373,17 @@ pub(super) fn attend(
 /// `w` holds `kernel.weight_bytes()` bytes, `x` `batch` rows in the kernel's
 /// activation layout, `y` `batch · kernel.rows()` writable floats.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemv_split(
-    pool: &super::Pool,
-    kernel: &crate::cpu::GemvKernel,
-    w: *const u8,
-    x: *const u8,
-    stride: usize,
-    batch: usize,
-    y: *mut f32,
-    (threads, m): (usize, usize),
-) -> Result<(), RuntimeError> {
+pub(crate) unsafe fn gemv_split(pool: &super::Pool, kernel: &crate::cpu::GemvKernel, w: *const u8, x: *const u8, stride: usize, batch: usize, y: *mut f32, (threads, m): (usize, usize)) -> Result<(), RuntimeError> {
     let rows = kernel.rows();
     let threads = threads.clamp(1, pool.threads().min(rows));
     let (wp, xp, yp) = (SendPtr(w), SendPtr(x), SendPtr(y));
-    let chunks = if m > 0 {
-        rows.div_ceil(m)
-    } else if threads == 1 {
-        1
-    } else {
-        (threads * 2).min(rows)
-    };
+    let chunks = if m > 0 { rows.div_ceil(m) } else if threads == 1 { 1 } else { (threads * 2).min(rows) };
     let work = move |ci: usize| {
         let (w, x, y) = (wp, xp, yp);
         // Default split: chunk bounds on whole row groups (the last takes the rest).
         let g = kernel.row_group();
-        let at = |c: usize| {
-            if c == chunks {
-                rows
-            } else {
-                rows / g * c / chunks * g
-            }
-        };
-        let (rb, re) = if m > 0 {
-            (ci * m, ((ci + 1) * m).min(rows))
-        } else {
-            (at(ci), at(ci + 1))
-        };
+        let at = |c: usize| if c == chunks { rows } else { rows / g * c / chunks * g };
+        let (rb, re) = if m > 0 { (ci * m, ((ci + 1) * m).min(rows)) } else { (at(ci), at(ci + 1)) };
         // SAFETY: the caller's contract; row ranges are disjoint across chunks.
         unsafe { kernel.run_batch_rows(w.0, x.0, stride, batch, y.0, rb, re) };
     };

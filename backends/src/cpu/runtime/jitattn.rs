@@ -65,65 +65,31 @@ impl AttnKernels {
     /// Whether the kernels cover `a` (head sizes multiples of 4, strides
     /// that fit an immediate).
     pub(crate) fn supports(a: &AttnShape) -> bool {
-        let fits = |x: usize| {
-            x.checked_mul(a.hk.max(1) * 64)
-                .is_some_and(|b| b <= i32::MAX as usize)
-        };
-        a.d > 0
-            && a.dv > 0
-            && a.d.is_multiple_of(4)
-            && a.dv.is_multiple_of(4)
-            && fits(a.d)
-            && fits(a.dv)
+        let fits = |x: usize| x.checked_mul(a.hk.max(1) * 64).is_some_and(|b| b <= i32::MAX as usize);
+        a.d > 0 && a.dv > 0 && a.d.is_multiple_of(4) && a.dv.is_multiple_of(4) && fits(a.d) && fits(a.dv)
     }
 
     /// Compiles the three kernels for `a` (see [`AttnKernels::supports`]).
     pub(crate) fn new(session: &JitSession, a: &AttnShape) -> Result<Self, JitError> {
         if !Self::supports(a) {
-            return Err(JitError::InvalidParams(format!(
-                "attention kernels: head sizes {}/{} must be multiples of 4",
-                a.d, a.dv
-            )));
+            return Err(JitError::InvalidParams(format!("attention kernels: head sizes {}/{} must be multiples of 4", a.d, a.dv)));
         }
         if !(a.scale.is_finite() && a.softcap.is_finite() && a.softcap >= 0.0) {
-            return Err(JitError::InvalidParams(format!(
-                "attention kernels: scale {} and soft-cap {} must be finite",
-                a.scale, a.softcap
-            )));
+            return Err(JitError::InvalidParams(format!("attention kernels: scale {} and soft-cap {} must be finite", a.scale, a.softcap)));
         }
         let fused = session.caps().fma;
         let tag = format!("{}x{}_{}_{}", a.d, a.dv, a.hk, a.softcap > 0.0);
-        let scores = compile(
-            session,
-            &format!("attn_scores_{tag}"),
-            |b, [q4, k, n, st]| emit_scores(b, fused, a, q4, k, n, st),
-        )?;
-        let softmax = compile(
-            session,
-            &format!("attn_softmax_{tag}"),
-            |b, [st, n, ranges, _unused]| emit_softmax(b, a, st, n, ranges),
-        )?;
-        let pv = compile(session, &format!("attn_pv_{tag}"), |b, [st, v, n, o4]| {
-            emit_pv(b, fused, a, st, v, n, o4)
-        })?;
-        Ok(Self {
-            scores,
-            softmax,
-            pv,
-        })
+        let scores = compile(session, &format!("attn_scores_{tag}"), |b, [q4, k, n, st]| emit_scores(b, fused, a, q4, k, n, st))?;
+        let softmax = compile(session, &format!("attn_softmax_{tag}"), |b, [st, n, ranges, _unused]| emit_softmax(b, a, st, n, ranges))?;
+        let pv = compile(session, &format!("attn_pv_{tag}"), |b, [st, v, n, o4]| emit_pv(b, fused, a, st, v, n, o4))?;
+        Ok(Self { scores, softmax, pv })
     }
 
     /// `st[j] = [q[r] · k_j]_r` for keys `j < n`, key `j` at `k + j·hk·d`.
     ///
     /// # Safety
     /// `q[r]` hold `d` floats, `k` `n` key rows of the cache, `st` `4·n` floats.
-    pub(crate) unsafe fn scores(
-        &self,
-        q: [*const f32; ROWS],
-        k: *const f32,
-        n: usize,
-        st: *mut f32,
-    ) {
+    pub(crate) unsafe fn scores(&self, q: [*const f32; ROWS], k: *const f32, n: usize, st: *mut f32) {
         // SAFETY: the signature the kernel was compiled with; the caller's contract.
         let f: Fn4 = unsafe { std::mem::transmute(self.scores.ptr()) };
         unsafe { f(q.as_ptr() as u64, k as u64, n as u64, st as u64) };
@@ -168,13 +134,7 @@ fn zero_vars(b: &mut FunctionBuilder<'_>, n: usize) -> Vec<Variable> {
 
 /// The dots of the four query rows with `keys.len()` key rows, reduced: one
 /// f32x4 per key.
-fn dots(
-    b: &mut FunctionBuilder<'_>,
-    fused: bool,
-    d: usize,
-    q: [Value; ROWS],
-    keys: &[Value],
-) -> Vec<Value> {
+fn dots(b: &mut FunctionBuilder<'_>, fused: bool, d: usize, q: [Value; ROWS], keys: &[Value]) -> Vec<Value> {
     let acc = zero_vars(b, ROWS * keys.len());
     let chunks = b.ins().iconst(I64, (d / 4) as i64);
     counted(b, chunks, |b, c| {
@@ -205,15 +165,7 @@ fn dots(
         .collect()
 }
 
-fn emit_scores(
-    b: &mut FunctionBuilder<'_>,
-    fused: bool,
-    a: &AttnShape,
-    q4: Value,
-    k: Value,
-    n: Value,
-    st: Value,
-) {
+fn emit_scores(b: &mut FunctionBuilder<'_>, fused: bool, a: &AttnShape, q4: Value, k: Value, n: Value, st: Value) {
     let q = row_ptrs(b, q4);
     let kstride = (a.hk * a.d * 4) as i64;
     let pairs = b.ins().ushr_imm_u(n, 1);
@@ -255,12 +207,7 @@ fn in_range(b: &mut FunctionBuilder<'_>, j: Value, lo: Value, hi: Value) -> Valu
 }
 
 /// Runs `body(b, j, pointer to st[j])` for `j < n`.
-fn each_key(
-    b: &mut FunctionBuilder<'_>,
-    st: Value,
-    n: Value,
-    mut body: impl FnMut(&mut FunctionBuilder<'_>, Value, Value),
-) {
+fn each_key(b: &mut FunctionBuilder<'_>, st: Value, n: Value, mut body: impl FnMut(&mut FunctionBuilder<'_>, Value, Value)) {
     counted(b, n, |b, j| {
         let o = b.ins().ishl_imm_u(j, 4);
         let p = b.ins().iadd(st, o);
@@ -326,15 +273,7 @@ fn emit_softmax(b: &mut FunctionBuilder<'_>, a: &AttnShape, st: Value, n: Value,
     });
 }
 
-fn emit_pv(
-    b: &mut FunctionBuilder<'_>,
-    fused: bool,
-    a: &AttnShape,
-    st: Value,
-    v: Value,
-    n: Value,
-    o4: Value,
-) {
+fn emit_pv(b: &mut FunctionBuilder<'_>, fused: bool, a: &AttnShape, st: Value, v: Value, n: Value, o4: Value) {
     let out = row_ptrs(b, o4);
     let vstride = (a.hk * a.dv * 4) as i64;
     // Column groups of 8 (two vectors), then one of 4 when dv % 8 == 4.
@@ -352,9 +291,7 @@ fn emit_pv(
         counted(b, n, |b, _| {
             let (s, vr) = (b.use_var(sp), b.use_var(vp));
             let p = b.ins().load(F32X4, flags(), s, 0);
-            let x: Vec<Value> = (0..width)
-                .map(|w| b.ins().load(F32X4, flags(), vr, (16 * w) as i32))
-                .collect();
+            let x: Vec<Value> = (0..width).map(|w| b.ins().load(F32X4, flags(), vr, (16 * w) as i32)).collect();
             for r in 0..ROWS {
                 let l = r as u8;
                 let pr = shuffle4(b, p, p, [l, l, l, l]);

@@ -46,13 +46,11 @@
 //!   produces them from finite weights.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::I8X16;
 use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64};
-use cranelift_codegen::ir::{
-    ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value,
-};
-use cranelift_frontend::FunctionBuilder;
+use cranelift_codegen::ir::types::I8X16;
+use cranelift_codegen::ir::{ConstantData, Endianness, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, Type, Value};
 use flexc_ir::ops::RopeMode;
+use cranelift_frontend::FunctionBuilder;
 
 use super::super::jit::{CompiledFn, JitError, JitSession};
 use super::plan::{BinOp, UnOp};
@@ -68,19 +66,13 @@ fn flags() -> MemFlagsData {
 
 fn check_width(what: &str, d: usize) -> Result<(), JitError> {
     if d == 0 || d > MAX_WIDTH {
-        return Err(JitError::InvalidParams(format!(
-            "{what}: row width {d} must be in 1..={MAX_WIDTH}"
-        )));
+        return Err(JitError::InvalidParams(format!("{what}: row width {d} must be in 1..={MAX_WIDTH}")));
     }
     Ok(())
 }
 
 /// Emits `for i in 0..n { body(i) }` with `n` an `i64` value (zero trips allowed).
-pub(super) fn counted(
-    b: &mut FunctionBuilder<'_>,
-    n: Value,
-    body: impl FnOnce(&mut FunctionBuilder<'_>, Value),
-) {
+pub(super) fn counted(b: &mut FunctionBuilder<'_>, n: Value, body: impl FnOnce(&mut FunctionBuilder<'_>, Value)) {
     let i = b.declare_var(I64);
     let zero = b.ins().iconst(I64, 0);
     b.def_var(i, zero);
@@ -103,11 +95,7 @@ pub(super) fn counted(
 /// `for j in 0..d` over one row in f32x4 steps then scalar steps: `body`
 /// gets the lane type and the byte offset from the row start (a value for
 /// the vector loop, folded immediates for the tail).
-fn row_lanes(
-    b: &mut FunctionBuilder<'_>,
-    d: usize,
-    mut body: impl FnMut(&mut FunctionBuilder<'_>, Type, Value),
-) {
+fn row_lanes(b: &mut FunctionBuilder<'_>, d: usize, mut body: impl FnMut(&mut FunctionBuilder<'_>, Type, Value)) {
     if d / 4 > 0 {
         let n = b.ins().iconst(I64, (d / 4) as i64);
         counted(b, n, |b, i| {
@@ -138,13 +126,7 @@ fn at(b: &mut FunctionBuilder<'_>, base: Value, off: Value) -> Value {
     b.ins().iadd(base, off)
 }
 
-pub(super) fn fma(
-    b: &mut FunctionBuilder<'_>,
-    fused: bool,
-    x: Value,
-    y: Value,
-    acc: Value,
-) -> Value {
+pub(super) fn fma(b: &mut FunctionBuilder<'_>, fused: bool, x: Value, y: Value, acc: Value) -> Value {
     if fused {
         b.ins().fma(x, y, acc)
     } else {
@@ -155,15 +137,9 @@ pub(super) fn fma(
 
 /// Compiles `body(b, params)` (`N` i64 parameters, no result) and returns
 /// the finalized function.
-pub(super) fn compile<const N: usize>(
-    session: &JitSession,
-    name: &str,
-    body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; N]),
-) -> Result<CompiledFn, JitError> {
+pub(super) fn compile<const N: usize>(session: &JitSession, name: &str, body: impl FnOnce(&mut FunctionBuilder<'_>, [Value; N])) -> Result<CompiledFn, JitError> {
     let f = session.compile(name, N, |b, args| {
-        let args: [Value; N] = args
-            .try_into()
-            .map_err(|_| JitError::InvalidParams(format!("{name}: expected {N} parameters")))?;
+        let args: [Value; N] = args.try_into().map_err(|_| JitError::InvalidParams(format!("{name}: expected {N} parameters")))?;
         body(b, args);
         b.ins().return_(&[]);
         Ok(())
@@ -183,9 +159,7 @@ impl RmsnormKernel {
     pub(crate) fn new(session: &JitSession, d: usize, eps: f32) -> Result<Self, JitError> {
         check_width("rmsnorm", d)?;
         if !eps.is_finite() || eps < 0.0 {
-            return Err(JitError::InvalidParams(format!(
-                "rmsnorm eps {eps} must be finite and non-negative"
-            )));
+            return Err(JitError::InvalidParams(format!("rmsnorm eps {eps} must be finite and non-negative")));
         }
         let fused = session.caps().fma;
         let f = compile(session, &format!("rmsnorm_{d}"), |b, [x, w, out, rows]| {
@@ -217,9 +191,7 @@ impl RmsnormKernel {
                     });
                 }
                 for (k, &acc) in accs.iter().enumerate().take(d % 16 / 4) {
-                    let v = b
-                        .ins()
-                        .load(F32X4, flags(), xp, (4 * (d / 16 * 16 + 4 * k)) as i32);
+                    let v = b.ins().load(F32X4, flags(), xp, (4 * (d / 16 * 16 + 4 * k)) as i32);
                     let a = b.use_var(acc);
                     let s = fma(b, fused, v, v, a);
                     b.def_var(acc, s);
@@ -263,24 +235,12 @@ impl RmsnormKernel {
     pub(crate) fn run(&self, x: &[f32], w: &[f32], out: &mut [f32]) -> Result<(), JitError> {
         let d = self.d;
         if !x.len().is_multiple_of(d) || out.len() != x.len() || w.len() != d {
-            return Err(JitError::Length(format!(
-                "rmsnorm over rows of {d}: x {}, w {}, out {}",
-                x.len(),
-                w.len(),
-                out.len()
-            )));
+            return Err(JitError::Length(format!("rmsnorm over rows of {d}: x {}, w {}, out {}", x.len(), w.len(), out.len())));
         }
         // SAFETY: the kernel reads x.len() and d floats and writes out.len()
         // = x.len() floats (checked above), with unaligned accesses only.
         let f: KernelFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        unsafe {
-            f(
-                x.as_ptr(),
-                w.as_ptr(),
-                out.as_mut_ptr(),
-                (x.len() / d) as u64,
-            )
-        };
+        unsafe { f(x.as_ptr(), w.as_ptr(), out.as_mut_ptr(), (x.len() / d) as u64) };
         Ok(())
     }
 }
@@ -305,12 +265,7 @@ pub(crate) struct BinaryKernel {
 
 impl BinaryKernel {
     /// Compiles `op` over rows of `width` floats with the given broadcast.
-    pub(crate) fn new(
-        session: &JitSession,
-        op: BinOp,
-        width: usize,
-        bcast: Bcast,
-    ) -> Result<Self, JitError> {
+    pub(crate) fn new(session: &JitSession, op: BinOp, width: usize, bcast: Bcast) -> Result<Self, JitError> {
         check_width("elementwise", width)?;
         let name = format!("{op:?}_{width}_{bcast:?}").to_lowercase();
         let f = compile(session, &name, |b, [a, bp, out, rows]| {
@@ -360,10 +315,7 @@ impl BinaryKernel {
 /// Two f32x4 → f32x4 by 4-byte lane indices (0–3 from `a`, 4–7 from `c`).
 pub(super) fn shuffle4(b: &mut FunctionBuilder<'_>, a: Value, c: Value, lanes: [u8; 4]) -> Value {
     let le = MemFlagsData::new().with_endianness(Endianness::Little);
-    let mask: Vec<u8> = lanes
-        .iter()
-        .flat_map(|&l| (0..4).map(move |k| 4 * l + k))
-        .collect();
+    let mask: Vec<u8> = lanes.iter().flat_map(|&l| (0..4).map(move |k| 4 * l + k)).collect();
     let imm = b.func.dfg.immediates.push(ConstantData::from(&mask[..]));
     let (ab, cb) = (b.ins().bitcast(I8X16, le, a), b.ins().bitcast(I8X16, le, c));
     let r = b.ins().shuffle(ab, cb, imm);
@@ -389,128 +341,84 @@ type RopeFn = unsafe extern "C" fn(*const f32, *const f32, *const f32, *mut f32,
 
 impl RopeKernel {
     /// Compiles rope over `heads` heads of `d`, rotating the first `dims` of each.
-    pub(crate) fn new(
-        session: &JitSession,
-        heads: usize,
-        d: usize,
-        dims: usize,
-        mode: RopeMode,
-    ) -> Result<Self, JitError> {
+    pub(crate) fn new(session: &JitSession, heads: usize, d: usize, dims: usize, mode: RopeMode) -> Result<Self, JitError> {
         check_width("rope", heads.saturating_mul(d))?;
         if dims == 0 || !dims.is_multiple_of(2) || dims > d {
-            return Err(JitError::InvalidParams(format!(
-                "rope dims {dims} must be even and in 1..={d}"
-            )));
+            return Err(JitError::InvalidParams(format!("rope dims {dims} must be even and in 1..={d}")));
         }
         let half = dims / 2;
-        let f = compile(
-            session,
-            &format!("rope_{heads}x{d}_{dims}_{mode:?}").to_lowercase(),
-            |b, [x, cos, sin, out, seq]| {
-                counted(b, seq, |b, i| {
-                    let tb = b.ins().imul_imm_s(i, (half * 4) as i64);
-                    let (cp, sp) = (at(b, cos, tb), at(b, sin, tb));
-                    let rb = b.ins().imul_imm_s(i, (heads * d * 4) as i64);
-                    let (xr, or) = (at(b, x, rb), at(b, out, rb));
-                    let nh = b.ins().iconst(I64, heads as i64);
-                    counted(b, nh, |b, h| {
-                        let hb = b.ins().imul_imm_s(h, (d * 4) as i64);
-                        let (xp, op) = (at(b, xr, hb), at(b, or, hb));
-                        match mode {
-                            RopeMode::Neox => row_lanes(b, half, |b, ty, off| {
-                                let (pc, ps, px, po) = (
-                                    at(b, cp, off),
-                                    at(b, sp, off),
-                                    at(b, xp, off),
-                                    at(b, op, off),
-                                );
-                                let x0 = b.ins().load(ty, flags(), px, 0);
-                                let x1 = b.ins().load(ty, flags(), px, (half * 4) as i32);
-                                let c = b.ins().load(ty, flags(), pc, 0);
-                                let s = b.ins().load(ty, flags(), ps, 0);
-                                let (o0, o1) = rotate(b, x0, x1, c, s);
+        let f = compile(session, &format!("rope_{heads}x{d}_{dims}_{mode:?}").to_lowercase(), |b, [x, cos, sin, out, seq]| {
+            counted(b, seq, |b, i| {
+                let tb = b.ins().imul_imm_s(i, (half * 4) as i64);
+                let (cp, sp) = (at(b, cos, tb), at(b, sin, tb));
+                let rb = b.ins().imul_imm_s(i, (heads * d * 4) as i64);
+                let (xr, or) = (at(b, x, rb), at(b, out, rb));
+                let nh = b.ins().iconst(I64, heads as i64);
+                counted(b, nh, |b, h| {
+                    let hb = b.ins().imul_imm_s(h, (d * 4) as i64);
+                    let (xp, op) = (at(b, xr, hb), at(b, or, hb));
+                    match mode {
+                        RopeMode::Neox => row_lanes(b, half, |b, ty, off| {
+                            let (pc, ps, px, po) = (at(b, cp, off), at(b, sp, off), at(b, xp, off), at(b, op, off));
+                            let x0 = b.ins().load(ty, flags(), px, 0);
+                            let x1 = b.ins().load(ty, flags(), px, (half * 4) as i32);
+                            let c = b.ins().load(ty, flags(), pc, 0);
+                            let s = b.ins().load(ty, flags(), ps, 0);
+                            let (o0, o1) = rotate(b, x0, x1, c, s);
+                            b.ins().store(flags(), o0, po, 0);
+                            b.ins().store(flags(), o1, po, (half * 4) as i32);
+                        }),
+                        RopeMode::Norm => row_lanes(b, half, |b, ty, off| {
+                            // `off` indexes the table; the pairs are at 2·off.
+                            let (pc, ps) = (at(b, cp, off), at(b, sp, off));
+                            let off2 = b.ins().ishl_imm_u(off, 1);
+                            let (px, po) = (at(b, xp, off2), at(b, op, off2));
+                            let c = b.ins().load(ty, flags(), pc, 0);
+                            let s = b.ins().load(ty, flags(), ps, 0);
+                            // Scalar pairs are 4 bytes apart, vector halves 16.
+                            let step = if ty == F32 { 4 } else { 16 };
+                            let (lo, hi) = (b.ins().load(ty, flags(), px, 0), b.ins().load(ty, flags(), px, step));
+                            if ty == F32 {
+                                let (o0, o1) = rotate(b, lo, hi, c, s);
                                 b.ins().store(flags(), o0, po, 0);
-                                b.ins().store(flags(), o1, po, (half * 4) as i32);
-                            }),
-                            RopeMode::Norm => row_lanes(b, half, |b, ty, off| {
-                                // `off` indexes the table; the pairs are at 2·off.
-                                let (pc, ps) = (at(b, cp, off), at(b, sp, off));
-                                let off2 = b.ins().ishl_imm_u(off, 1);
-                                let (px, po) = (at(b, xp, off2), at(b, op, off2));
-                                let c = b.ins().load(ty, flags(), pc, 0);
-                                let s = b.ins().load(ty, flags(), ps, 0);
-                                // Scalar pairs are 4 bytes apart, vector halves 16.
-                                let step = if ty == F32 { 4 } else { 16 };
-                                let (lo, hi) = (
-                                    b.ins().load(ty, flags(), px, 0),
-                                    b.ins().load(ty, flags(), px, step),
-                                );
-                                if ty == F32 {
-                                    let (o0, o1) = rotate(b, lo, hi, c, s);
-                                    b.ins().store(flags(), o0, po, 0);
-                                    b.ins().store(flags(), o1, po, 4);
-                                } else {
-                                    let x0 = shuffle4(b, lo, hi, [0, 2, 4, 6]);
-                                    let x1 = shuffle4(b, lo, hi, [1, 3, 5, 7]);
-                                    let (o0, o1) = rotate(b, x0, x1, c, s);
-                                    let r0 = shuffle4(b, o0, o1, [0, 4, 1, 5]);
-                                    let r1 = shuffle4(b, o0, o1, [2, 6, 3, 7]);
-                                    b.ins().store(flags(), r0, po, 0);
-                                    b.ins().store(flags(), r1, po, 16);
-                                }
-                            }),
-                        }
-                        // Unrotated dims are copied.
-                        if dims < d {
-                            row_lanes(b, d - dims, |b, ty, off| {
-                                let (px, po) = (at(b, xp, off), at(b, op, off));
-                                let v = b.ins().load(ty, flags(), px, (dims * 4) as i32);
-                                b.ins().store(flags(), v, po, (dims * 4) as i32);
-                            });
-                        }
-                    });
+                                b.ins().store(flags(), o1, po, 4);
+                            } else {
+                                let x0 = shuffle4(b, lo, hi, [0, 2, 4, 6]);
+                                let x1 = shuffle4(b, lo, hi, [1, 3, 5, 7]);
+                                let (o0, o1) = rotate(b, x0, x1, c, s);
+                                let r0 = shuffle4(b, o0, o1, [0, 4, 1, 5]);
+                                let r1 = shuffle4(b, o0, o1, [2, 6, 3, 7]);
+                                b.ins().store(flags(), r0, po, 0);
+                                b.ins().store(flags(), r1, po, 16);
+                            }
+                        }),
+                    }
+                    // Unrotated dims are copied.
+                    if dims < d {
+                        row_lanes(b, d - dims, |b, ty, off| {
+                            let (px, po) = (at(b, xp, off), at(b, op, off));
+                            let v = b.ins().load(ty, flags(), px, (dims * 4) as i32);
+                            b.ins().store(flags(), v, po, (dims * 4) as i32);
+                        });
+                    }
                 });
-            },
-        )?;
+            });
+        })?;
         Ok(Self { f, heads, d, dims })
     }
 
     /// Rotates the `x.len() / (heads·d)` rows of `x` into `out` with the
     /// tables of `ops::rope_table` (at least `rows · dims/2` entries each).
-    pub(crate) fn run(
-        &self,
-        x: &[f32],
-        cos: &[f32],
-        sin: &[f32],
-        out: &mut [f32],
-    ) -> Result<(), JitError> {
+    pub(crate) fn run(&self, x: &[f32], cos: &[f32], sin: &[f32], out: &mut [f32]) -> Result<(), JitError> {
         let row = self.heads * self.d;
         let rows = x.len() / row;
         let need = rows * (self.dims / 2);
-        if !x.len().is_multiple_of(row)
-            || out.len() != x.len()
-            || cos.len() < need
-            || sin.len() < need
-        {
-            return Err(JitError::Length(format!(
-                "rope over rows of {row}: x {}, out {}, tables {}/{} (need {need})",
-                x.len(),
-                out.len(),
-                cos.len(),
-                sin.len()
-            )));
+        if !x.len().is_multiple_of(row) || out.len() != x.len() || cos.len() < need || sin.len() < need {
+            return Err(JitError::Length(format!("rope over rows of {row}: x {}, out {}, tables {}/{} (need {need})", x.len(), out.len(), cos.len(), sin.len())));
         }
         // SAFETY: lengths checked above; unaligned accesses only.
         let f: RopeFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        unsafe {
-            f(
-                x.as_ptr(),
-                cos.as_ptr(),
-                sin.as_ptr(),
-                out.as_mut_ptr(),
-                rows as u64,
-            )
-        };
+        unsafe { f(x.as_ptr(), cos.as_ptr(), sin.as_ptr(), out.as_mut_ptr(), rows as u64) };
         Ok(())
     }
 }
@@ -588,11 +496,7 @@ fn act4(b: &mut FunctionBuilder<'_>, op: UnOp, x: Value) -> Value {
         }
         _ => {
             // 0.5·x·(1 + tanh(c·(x + 0.044715·x³))), tanh(y) = 1 − 2/(e^{2y} + 1).
-            let (k, c, half) = (
-                fsplat(b, 0.044715),
-                fsplat(b, (2.0f32 / std::f32::consts::PI).sqrt()),
-                fsplat(b, 0.5),
-            );
+            let (k, c, half) = (fsplat(b, 0.044715), fsplat(b, (2.0f32 / std::f32::consts::PI).sqrt()), fsplat(b, 0.5));
             let kx = b.ins().fmul(k, x);
             let kxx = b.ins().fmul(kx, x);
             let cube = b.ins().fmul(kxx, x);
@@ -616,108 +520,80 @@ impl SoftmaxKernel {
     /// Compiles the softmax of rows of `width` floats.
     pub(crate) fn new(session: &JitSession, width: usize) -> Result<Self, JitError> {
         check_width("softmax", width)?;
-        let f = compile(
-            session,
-            &format!("softmax_{width}"),
-            |b, [x, _unused, out, rows]| {
-                counted(b, rows, |b, r| {
-                    let rb = b.ins().imul_imm_s(r, (width * 4) as i64);
-                    let (xp, op) = (at(b, x, rb), at(b, out, rb));
-                    let (xp, op) = (pin(b, xp), pin(b, op));
-                    // Per-lane maxima, then the row's (tail lanes splatted).
-                    let max = b.declare_var(F32X4);
-                    let neg_inf = fsplat(b, f32::NEG_INFINITY);
-                    b.def_var(max, neg_inf);
-                    row_lanes(b, width, |b, ty, off| {
-                        let p = at(b, xp, off);
-                        let v = b.ins().load(ty, flags(), p, 0);
-                        let v = if ty == F32 {
-                            b.ins().splat(F32X4, v)
-                        } else {
-                            v
-                        };
-                        let m = b.use_var(max);
-                        let m = b.ins().fmax(m, v);
-                        b.def_var(max, m);
-                    });
+        let f = compile(session, &format!("softmax_{width}"), |b, [x, _unused, out, rows]| {
+            counted(b, rows, |b, r| {
+                let rb = b.ins().imul_imm_s(r, (width * 4) as i64);
+                let (xp, op) = (at(b, x, rb), at(b, out, rb));
+                let (xp, op) = (pin(b, xp), pin(b, op));
+                // Per-lane maxima, then the row's (tail lanes splatted).
+                let max = b.declare_var(F32X4);
+                let neg_inf = fsplat(b, f32::NEG_INFINITY);
+                b.def_var(max, neg_inf);
+                row_lanes(b, width, |b, ty, off| {
+                    let p = at(b, xp, off);
+                    let v = b.ins().load(ty, flags(), p, 0);
+                    let v = if ty == F32 { b.ins().splat(F32X4, v) } else { v };
                     let m = b.use_var(max);
-                    let [l0, l1, l2, l3] = [0u8, 1, 2, 3].map(|l| b.ins().extractlane(m, l));
-                    let (m01, m23) = (b.ins().fmax(l0, l1), b.ins().fmax(l2, l3));
-                    let m = b.ins().fmax(m01, m23);
-                    let m = b.ins().splat(F32X4, m);
-                    let m = pin(b, m);
-                    // e^(x − max) into out, and the per-lane sums.
-                    let sum = b.declare_var(F32X4);
-                    let zero = fsplat(b, 0.0);
-                    b.def_var(sum, zero);
-                    row_lanes(b, width, |b, ty, off| {
-                        let (p, o) = (at(b, xp, off), at(b, op, off));
-                        let v = b.ins().load(ty, flags(), p, 0);
-                        let v = if ty == F32 {
-                            b.ins().splat(F32X4, v)
-                        } else {
-                            v
-                        };
-                        let d = b.ins().fsub(v, m);
-                        let e = exp4(b, d);
-                        let (e, add) = if ty == F32 {
-                            let s = b.ins().extractlane(e, 0);
-                            let z = b.ins().f32const(0.0);
-                            let lane = b.ins().splat(F32X4, z);
-                            (s, b.ins().insertlane(lane, s, 0))
-                        } else {
-                            (e, e)
-                        };
-                        b.ins().store(flags(), e, o, 0);
-                        let acc = b.use_var(sum);
-                        let acc = b.ins().fadd(acc, add);
-                        b.def_var(sum, acc);
-                    });
-                    let sv = b.use_var(sum);
-                    let [l0, l1, l2, l3] = [0u8, 1, 2, 3].map(|l| b.ins().extractlane(sv, l));
-                    let (s01, s23) = (b.ins().fadd(l0, l1), b.ins().fadd(l2, l3));
-                    let total = b.ins().fadd(s01, s23);
-                    let one = b.ins().f32const(1.0);
-                    let inv = b.ins().fdiv(one, total);
-                    let inv = b.ins().splat(F32X4, inv);
-                    let inv = pin(b, inv);
-                    row_lanes(b, width, |b, ty, off| {
-                        let o = at(b, op, off);
-                        let v = b.ins().load(ty, flags(), o, 0);
-                        let k = if ty == F32 {
-                            b.ins().extractlane(inv, 0)
-                        } else {
-                            inv
-                        };
-                        let v = b.ins().fmul(v, k);
-                        b.ins().store(flags(), v, o, 0);
-                    });
+                    let m = b.ins().fmax(m, v);
+                    b.def_var(max, m);
                 });
-            },
-        )?;
+                let m = b.use_var(max);
+                let [l0, l1, l2, l3] = [0u8, 1, 2, 3].map(|l| b.ins().extractlane(m, l));
+                let (m01, m23) = (b.ins().fmax(l0, l1), b.ins().fmax(l2, l3));
+                let m = b.ins().fmax(m01, m23);
+                let m = b.ins().splat(F32X4, m);
+                let m = pin(b, m);
+                // e^(x − max) into out, and the per-lane sums.
+                let sum = b.declare_var(F32X4);
+                let zero = fsplat(b, 0.0);
+                b.def_var(sum, zero);
+                row_lanes(b, width, |b, ty, off| {
+                    let (p, o) = (at(b, xp, off), at(b, op, off));
+                    let v = b.ins().load(ty, flags(), p, 0);
+                    let v = if ty == F32 { b.ins().splat(F32X4, v) } else { v };
+                    let d = b.ins().fsub(v, m);
+                    let e = exp4(b, d);
+                    let (e, add) = if ty == F32 {
+                        let s = b.ins().extractlane(e, 0);
+                        let z = b.ins().f32const(0.0);
+                        let lane = b.ins().splat(F32X4, z);
+                        (s, b.ins().insertlane(lane, s, 0))
+                    } else {
+                        (e, e)
+                    };
+                    b.ins().store(flags(), e, o, 0);
+                    let acc = b.use_var(sum);
+                    let acc = b.ins().fadd(acc, add);
+                    b.def_var(sum, acc);
+                });
+                let sv = b.use_var(sum);
+                let [l0, l1, l2, l3] = [0u8, 1, 2, 3].map(|l| b.ins().extractlane(sv, l));
+                let (s01, s23) = (b.ins().fadd(l0, l1), b.ins().fadd(l2, l3));
+                let total = b.ins().fadd(s01, s23);
+                let one = b.ins().f32const(1.0);
+                let inv = b.ins().fdiv(one, total);
+                let inv = b.ins().splat(F32X4, inv);
+                let inv = pin(b, inv);
+                row_lanes(b, width, |b, ty, off| {
+                    let o = at(b, op, off);
+                    let v = b.ins().load(ty, flags(), o, 0);
+                    let k = if ty == F32 { b.ins().extractlane(inv, 0) } else { inv };
+                    let v = b.ins().fmul(v, k);
+                    b.ins().store(flags(), v, o, 0);
+                });
+            });
+        })?;
         Ok(Self { f, width })
     }
 
     /// `out` = the softmax of each row of `x` (lengths equal, a multiple of the width).
     pub(crate) fn run(&self, x: &[f32], out: &mut [f32]) -> Result<(), JitError> {
         if x.len() != out.len() || !x.len().is_multiple_of(self.width) {
-            return Err(JitError::Length(format!(
-                "softmax over rows of {}: x {}, out {}",
-                self.width,
-                x.len(),
-                out.len()
-            )));
+            return Err(JitError::Length(format!("softmax over rows of {}: x {}, out {}", self.width, x.len(), out.len())));
         }
         // SAFETY: lengths checked above; the kernel reads and writes whole rows.
         let f: KernelFn = unsafe { std::mem::transmute(self.f.ptr()) };
-        unsafe {
-            f(
-                x.as_ptr(),
-                x.as_ptr(),
-                out.as_mut_ptr(),
-                (x.len() / self.width) as u64,
-            )
-        };
+        unsafe { f(x.as_ptr(), x.as_ptr(), out.as_mut_ptr(), (x.len() / self.width) as u64) };
         Ok(())
     }
 }
@@ -733,38 +609,24 @@ impl GluKernel {
     pub(crate) fn new(session: &JitSession, act: UnOp, width: usize) -> Result<Self, JitError> {
         check_width("gated activation", width)?;
         if !matches!(act, UnOp::Silu | UnOp::GeluTanh) {
-            return Err(JitError::InvalidParams(format!(
-                "gated activation {act:?}: only silu and gelu(tanh) are fused"
-            )));
+            return Err(JitError::InvalidParams(format!("gated activation {act:?}: only silu and gelu(tanh) are fused")));
         }
-        let f = compile(
-            session,
-            &format!("glu_{act:?}_{width}").to_lowercase(),
-            |b, [g, u, out, rows]| {
-                counted(b, rows, |b, r| {
-                    let rb = b.ins().imul_imm_s(r, (width * 4) as i64);
-                    let (gp, up, op) = (at(b, g, rb), at(b, u, rb), at(b, out, rb));
-                    row_lanes(b, width, |b, ty, off| {
-                        let (pg, pu, po) = (at(b, gp, off), at(b, up, off), at(b, op, off));
-                        let gv = b.ins().load(ty, flags(), pg, 0);
-                        let uv = b.ins().load(ty, flags(), pu, 0);
-                        let gv = if ty == F32 {
-                            b.ins().splat(F32X4, gv)
-                        } else {
-                            gv
-                        };
-                        let a = act4(b, act, gv);
-                        let a = if ty == F32 {
-                            b.ins().extractlane(a, 0)
-                        } else {
-                            a
-                        };
-                        let o = b.ins().fmul(a, uv);
-                        b.ins().store(flags(), o, po, 0);
-                    });
+        let f = compile(session, &format!("glu_{act:?}_{width}").to_lowercase(), |b, [g, u, out, rows]| {
+            counted(b, rows, |b, r| {
+                let rb = b.ins().imul_imm_s(r, (width * 4) as i64);
+                let (gp, up, op) = (at(b, g, rb), at(b, u, rb), at(b, out, rb));
+                row_lanes(b, width, |b, ty, off| {
+                    let (pg, pu, po) = (at(b, gp, off), at(b, up, off), at(b, op, off));
+                    let gv = b.ins().load(ty, flags(), pg, 0);
+                    let uv = b.ins().load(ty, flags(), pu, 0);
+                    let gv = if ty == F32 { b.ins().splat(F32X4, gv) } else { gv };
+                    let a = act4(b, act, gv);
+                    let a = if ty == F32 { b.ins().extractlane(a, 0) } else { a };
+                    let o = b.ins().fmul(a, uv);
+                    b.ins().store(flags(), o, po, 0);
                 });
-            },
-        )?;
+            });
+        })?;
         Ok(Self { f, width })
     }
 
@@ -789,15 +651,8 @@ impl GluKernel {
     /// `out = act(gate) · up` (lengths checked).
     #[cfg(test)]
     fn run(&self, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<(), JitError> {
-        if gate.len() != out.len() || up.len() != out.len() || !out.len().is_multiple_of(self.width)
-        {
-            return Err(JitError::Length(format!(
-                "gated activation over rows of {}: gate {}, up {}, out {}",
-                self.width,
-                gate.len(),
-                up.len(),
-                out.len()
-            )));
+        if gate.len() != out.len() || up.len() != out.len() || !out.len().is_multiple_of(self.width) {
+            return Err(JitError::Length(format!("gated activation over rows of {}: gate {}, up {}, out {}", self.width, gate.len(), up.len(), out.len())));
         }
         // SAFETY: lengths checked above.
         unsafe { self.call(gate.as_ptr(), up.as_ptr(), out.as_mut_ptr(), out.len()) };
@@ -813,9 +668,7 @@ mod tests {
     fn rand_vec(seed: &mut u64, n: usize) -> Vec<f32> {
         (0..n)
             .map(|_| {
-                *seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
             })
             .collect()
@@ -843,12 +696,7 @@ mod tests {
                 let (mut got, mut want) = (vec![0.0; rows * d], vec![0.0; rows * d]);
                 k.run(&x, &w, &mut got).unwrap();
                 super::super::ops::rmsnorm(&x, &w, &mut want, d, 1e-5);
-                let worst = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, &r)| ulps(g, r))
-                    .max()
-                    .unwrap();
+                let worst = got.iter().zip(&want).map(|(&g, &r)| ulps(g, r)).max().unwrap();
                 assert!(worst <= 4, "d={d} rows={rows}: {worst} ulp");
             }
         }
@@ -886,29 +734,14 @@ mod tests {
     #[test]
     fn bad_parameters_and_lengths_are_errors() {
         let s = JitSession::host().unwrap();
-        assert!(matches!(
-            RmsnormKernel::new(&s, 0, 1e-5),
-            Err(JitError::InvalidParams(_))
-        ));
-        assert!(matches!(
-            RmsnormKernel::new(&s, 8, f32::NAN),
-            Err(JitError::InvalidParams(_))
-        ));
-        assert!(matches!(
-            BinaryKernel::new(&s, BinOp::Add, MAX_WIDTH + 1, Bcast::None),
-            Err(JitError::InvalidParams(_))
-        ));
+        assert!(matches!(RmsnormKernel::new(&s, 0, 1e-5), Err(JitError::InvalidParams(_))));
+        assert!(matches!(RmsnormKernel::new(&s, 8, f32::NAN), Err(JitError::InvalidParams(_))));
+        assert!(matches!(BinaryKernel::new(&s, BinOp::Add, MAX_WIDTH + 1, Bcast::None), Err(JitError::InvalidParams(_))));
         let k = BinaryKernel::new(&s, BinOp::Add, 4, Bcast::B).unwrap();
         let mut o = vec![0.0; 8];
-        assert!(matches!(
-            k.run(&[0.0; 8], &[0.0; 8], &mut o),
-            Err(JitError::Length(_))
-        ));
+        assert!(matches!(k.run(&[0.0; 8], &[0.0; 8], &mut o), Err(JitError::Length(_))));
         let r = RmsnormKernel::new(&s, 4, 1e-5).unwrap();
-        assert!(matches!(
-            r.run(&[0.0; 6], &[0.0; 4], &mut [0.0; 6]),
-            Err(JitError::Length(_))
-        ));
+        assert!(matches!(r.run(&[0.0; 6], &[0.0; 4], &mut [0.0; 6]), Err(JitError::Length(_))));
     }
 
     #[test]
@@ -917,10 +750,7 @@ mod tests {
         let mut seed = 5;
         for w in WIDTHS {
             let k = SoftmaxKernel::new(&s, w).unwrap();
-            let x: Vec<f32> = rand_vec(&mut seed, 3 * w)
-                .iter()
-                .map(|v| v * 20.0)
-                .collect();
+            let x: Vec<f32> = rand_vec(&mut seed, 3 * w).iter().map(|v| v * 20.0).collect();
             let mut got = vec![0.0; 3 * w];
             k.run(&x, &mut got).unwrap();
             for (row, out) in x.chunks_exact(w).zip(got.chunks_exact(w)) {
@@ -928,29 +758,18 @@ mod tests {
                 let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
                 for (&v, &o) in row.iter().zip(out) {
                     let want = (v as f64 - m).exp() / z;
-                    assert!(
-                        (o as f64 - want).abs() <= 1e-6 * want + 1e-12,
-                        "w={w}: {o} vs {want}"
-                    );
+                    assert!((o as f64 - want).abs() <= 1e-6 * want + 1e-12, "w={w}: {o} vs {want}");
                 }
             }
         }
-        assert!(matches!(
-            SoftmaxKernel::new(&s, 4)
-                .unwrap()
-                .run(&[0.0; 6], &mut [0.0; 6]),
-            Err(JitError::Length(_))
-        ));
+        assert!(matches!(SoftmaxKernel::new(&s, 4).unwrap().run(&[0.0; 6], &mut [0.0; 6]), Err(JitError::Length(_))));
     }
 
     #[test]
     fn glu_is_bit_identical_to_the_rust_activations() {
         let s = JitSession::host().unwrap();
         let mut seed = 11;
-        for (act, f) in [
-            (UnOp::Silu, super::super::ops::silu as fn(f32) -> f32),
-            (UnOp::GeluTanh, super::super::ops::gelu_tanh),
-        ] {
+        for (act, f) in [(UnOp::Silu, super::super::ops::silu as fn(f32) -> f32), (UnOp::GeluTanh, super::super::ops::gelu_tanh)] {
             for w in WIDTHS {
                 let k = GluKernel::new(&s, act, w).unwrap();
                 let n = 3 * w;
@@ -965,20 +784,12 @@ mod tests {
                 unsafe { k.call(p, u.as_ptr(), p, n) };
                 for i in 0..n {
                     let want = f(g[i]) * u[i];
-                    assert_eq!(
-                        got[i].to_bits(),
-                        want.to_bits(),
-                        "{act:?} w={w} gate {}",
-                        g[i]
-                    );
+                    assert_eq!(got[i].to_bits(), want.to_bits(), "{act:?} w={w} gate {}", g[i]);
                     assert_eq!(inplace[i].to_bits(), want.to_bits());
                 }
             }
         }
-        assert!(matches!(
-            GluKernel::new(&s, UnOp::Exp, 8),
-            Err(JitError::InvalidParams(_))
-        ));
+        assert!(matches!(GluKernel::new(&s, UnOp::Exp, 8), Err(JitError::InvalidParams(_))));
     }
 
     #[test]
@@ -995,31 +806,14 @@ mod tests {
             });
         })
         .unwrap();
-        let xs: Vec<f32> = (0..40_000)
-            .map(|i| -87.0 + 175.0 * i as f32 / 40_000.0)
-            .collect();
+        let xs: Vec<f32> = (0..40_000).map(|i| -87.0 + 175.0 * i as f32 / 40_000.0).collect();
         let mut ys = vec![0.0f32; xs.len()];
         let k: KernelFn = unsafe { std::mem::transmute(f.ptr()) };
         // SAFETY: xs and ys hold rows·4 floats.
-        unsafe {
-            k(
-                xs.as_ptr(),
-                xs.as_ptr(),
-                ys.as_mut_ptr(),
-                (xs.len() / 4) as u64,
-            )
-        };
-        let worst = xs
-            .iter()
-            .zip(&ys)
-            .map(|(&x, &y)| ((y as f64 - (x as f64).exp()) / (x as f64).exp()).abs())
-            .fold(0.0, f64::max);
+        unsafe { k(xs.as_ptr(), xs.as_ptr(), ys.as_mut_ptr(), (xs.len() / 4) as u64) };
+        let worst = xs.iter().zip(&ys).map(|(&x, &y)| ((y as f64 - (x as f64).exp()) / (x as f64).exp()).abs()).fold(0.0, f64::max);
         assert!(worst < 2.5e-7, "max relative error {worst:e}");
-        assert!(
-            xs.iter()
-                .zip(&ys)
-                .all(|(&x, &y)| y.to_bits() == super::super::ops::exp(x).to_bits())
-        );
+        assert!(xs.iter().zip(&ys).all(|(&x, &y)| y.to_bits() == super::super::ops::exp(x).to_bits()));
     }
 
     #[test]
@@ -1037,23 +831,12 @@ mod tests {
                     let (mut got, mut want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
                     k.run(&x, &cos, &sin, &mut got).unwrap();
                     ops::rope(&x, &mut want, seq, heads, d, dims, mode, &cos, &sin);
-                    assert!(
-                        got.iter()
-                            .zip(&want)
-                            .all(|(g, w)| g.to_bits() == w.to_bits()),
-                        "{mode:?} {heads}x{d} dims {dims} seq {seq}"
-                    );
+                    assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()), "{mode:?} {heads}x{d} dims {dims} seq {seq}");
                 }
             }
         }
-        assert!(matches!(
-            RopeKernel::new(&s, 2, 8, 5, RopeMode::Neox),
-            Err(JitError::InvalidParams(_))
-        ));
+        assert!(matches!(RopeKernel::new(&s, 2, 8, 5, RopeMode::Neox), Err(JitError::InvalidParams(_))));
         let k = RopeKernel::new(&s, 1, 8, 8, RopeMode::Norm).unwrap();
-        assert!(matches!(
-            k.run(&[0.0; 16], &[0.0; 4], &[0.0; 8], &mut [0.0; 16]),
-            Err(JitError::Length(_))
-        ));
+        assert!(matches!(k.run(&[0.0; 16], &[0.0; 4], &[0.0; 8], &mut [0.0; 16]), Err(JitError::Length(_))));
     }
 }

@@ -81,21 +81,13 @@ pub struct RuntimeOptions {
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
-        Self {
-            threads: default_threads(),
-            tile: super::MAX_TILE,
-            par_min_bytes: 48 * 1024,
-            prepacked: None,
-        }
+        Self { threads: default_threads(), tile: super::MAX_TILE, par_min_bytes: 48 * 1024, prepacked: None }
     }
 }
 
 /// Available cores, at most 2 (the project machines have 2).
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, 2)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 2)
 }
 
 /// One call's input.
@@ -111,57 +103,20 @@ pub enum Input<'a> {
 
 /// One GEMV/GEMM call on the pool, for benchmarks: `y = x · Wᵀ` with the
 /// weight rows split over `threads` threads (as the runtime does it).
-pub fn pooled_gemv(
-    pool: &Pool,
-    kernel: &GemvKernel,
-    w: &[u8],
-    x: GemvArg<'_>,
-    y: &mut [f32],
-    threads: usize,
-) -> Result<(), RuntimeError> {
+pub fn pooled_gemv(pool: &Pool, kernel: &GemvKernel, w: &[u8], x: GemvArg<'_>, y: &mut [f32], threads: usize) -> Result<(), RuntimeError> {
     if w.len() != kernel.weight_bytes() {
-        return Err(RuntimeError::Invalid(format!(
-            "weights have {} bytes, the kernel needs {}",
-            w.len(),
-            kernel.weight_bytes()
-        )));
+        return Err(RuntimeError::Invalid(format!("weights have {} bytes, the kernel needs {}", w.len(), kernel.weight_bytes())));
     }
     let (xp, stride, batch) = match x {
-        GemvArg::Q(a) if a.kind() == kernel.format().activation() && a.cols() == kernel.cols() => {
-            (a.bytes().as_ptr(), a.row_stride(), a.rows())
-        }
-        GemvArg::F32(v)
-            if kernel.format().activation() == super::ActKind::F32
-                && v.len() % kernel.cols() == 0 =>
-        {
-            (
-                v.as_ptr().cast(),
-                kernel.cols() * 4,
-                v.len() / kernel.cols(),
-            )
-        }
-        _ => {
-            return Err(RuntimeError::Invalid(
-                "activation does not match the kernel".into(),
-            ));
-        }
+        GemvArg::Q(a) if a.kind() == kernel.format().activation() && a.cols() == kernel.cols() => (a.bytes().as_ptr(), a.row_stride(), a.rows()),
+        GemvArg::F32(v) if kernel.format().activation() == super::ActKind::F32 && v.len() % kernel.cols() == 0 => (v.as_ptr().cast(), kernel.cols() * 4, v.len() / kernel.cols()),
+        _ => return Err(RuntimeError::Invalid("activation does not match the kernel".into())),
     };
     if y.len() != batch * kernel.rows() || batch == 0 {
         return Err(RuntimeError::Invalid("output length".into()));
     }
     // SAFETY: every length was checked above.
-    unsafe {
-        exec::gemv_split(
-            pool,
-            kernel,
-            w.as_ptr(),
-            xp,
-            stride,
-            batch,
-            y.as_mut_ptr(),
-            (threads, 0),
-        )
-    }
+    unsafe { exec::gemv_split(pool, kernel, w.as_ptr(), xp, stride, batch, y.as_mut_ptr(), (threads, 0)) }
 }
 
 /// An activation operand of [`pooled_gemv`].
@@ -204,53 +159,28 @@ pub struct CpuRuntime {
 
 impl std::fmt::Debug for CpuRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CpuRuntime")
-            .field("steps", &self.plan.steps.len())
-            .field("buffers", &self.bufs.len())
-            .finish()
+        f.debug_struct("CpuRuntime").field("steps", &self.plan.steps.len()).field("buffers", &self.bufs.len()).finish()
     }
 }
 
 impl CpuRuntime {
     /// Verifies `module` and compiles `func` into a runtime.
-    pub fn compile(
-        module: &Module,
-        func: &str,
-        opts: RuntimeOptions,
-    ) -> Result<Self, RuntimeError> {
+    pub fn compile(module: &Module, func: &str, opts: RuntimeOptions) -> Result<Self, RuntimeError> {
         let t0 = Instant::now();
         flexc_ir::verify::verify_module(module).map_err(|errs| {
-            RuntimeError::Invalid(format!(
-                "the module does not verify: {}",
-                errs.iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
+            RuntimeError::Invalid(format!("the module does not verify: {}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))
         })?;
         if opts.tile == 0 || opts.tile > super::MAX_TILE {
-            return Err(RuntimeError::Invalid(format!(
-                "tile {} must be in 1..={}",
-                opts.tile,
-                super::MAX_TILE
-            )));
+            return Err(RuntimeError::Invalid(format!("tile {} must be in 1..={}", opts.tile, super::MAX_TILE)));
         }
         let session = JitSession::host()?;
         session.executable()?;
         let plan = plan::build(module, func, &session, &opts)?;
-        let mut bufs: Vec<Vec<f32>> = plan
-            .buf_shapes
-            .iter()
-            .map(|&(seq, row)| if seq { Vec::new() } else { vec![0.0; row] })
-            .collect();
+        let mut bufs: Vec<Vec<f32>> = plan.buf_shapes.iter().map(|&(seq, row)| if seq { Vec::new() } else { vec![0.0; row] }).collect();
         for (b, vals) in &plan.consts {
             bufs[*b].clone_from(vals);
         }
-        let qacts = plan
-            .qact_kinds
-            .iter()
-            .map(|&k| ActivationQ8::empty(k))
-            .collect();
+        let qacts = plan.qact_kinds.iter().map(|&k| ActivationQ8::empty(k)).collect();
         let luts = vec![Vec::new(); plan.lut_slots.len()];
         let pool = Pool::new(opts.threads.max(1)).map_err(RuntimeError::Invalid)?;
         let n_tables = plan.rope_tables.len();

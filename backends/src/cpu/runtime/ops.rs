@@ -30,9 +30,7 @@ pub fn exp(x: f32) -> f32 {
     let n = t - MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+        + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let ni = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
     let scale = f32::from_bits(((ni + 127).max(0) as u32) << 23);
     p * scale
@@ -104,14 +102,7 @@ pub fn rmsnorm(x: &[f32], w: &[f32], out: &mut [f32], d: usize, eps: f32) {
 }
 
 /// cos/sin of `(pos + i)·base^(−2j/dims)` for `i < seq`, `j < dims/2`, row-major.
-pub fn rope_table(
-    base: f64,
-    dims: usize,
-    pos: usize,
-    seq: usize,
-    cos: &mut Vec<f32>,
-    sin: &mut Vec<f32>,
-) {
+pub fn rope_table(base: f64, dims: usize, pos: usize, seq: usize, cos: &mut Vec<f32>, sin: &mut Vec<f32>) {
     let half = dims / 2;
     cos.clear();
     sin.clear();
@@ -130,25 +121,12 @@ pub fn rope_table(
 /// the oracle of the JIT kernel (`jitops::RopeKernel`) in tests.
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub fn rope(
-    x: &[f32],
-    out: &mut [f32],
-    seq: usize,
-    heads: usize,
-    d: usize,
-    dims: usize,
-    mode: flexc_ir::ops::RopeMode,
-    cos: &[f32],
-    sin: &[f32],
-) {
+pub fn rope(x: &[f32], out: &mut [f32], seq: usize, heads: usize, d: usize, dims: usize, mode: flexc_ir::ops::RopeMode, cos: &[f32], sin: &[f32]) {
     use flexc_ir::ops::RopeMode;
     let half = dims / 2;
     out[..x.len()].copy_from_slice(x);
     for i in 0..seq {
-        let (c, s) = (
-            &cos[i * half..(i + 1) * half],
-            &sin[i * half..(i + 1) * half],
-        );
+        let (c, s) = (&cos[i * half..(i + 1) * half], &sin[i * half..(i + 1) * half]);
         for h in 0..heads {
             let base = (i * heads + h) * d;
             let row = &x[base..base + d];
@@ -186,11 +164,7 @@ pub fn softmax_in_place(x: &mut [f32]) {
             lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
         }
     }
-    let max = chunks
-        .remainder()
-        .iter()
-        .chain(&lanes)
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    let max = chunks.remainder().iter().chain(&lanes).fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
     let mut sums = [0f32; L];
     let mut chunks = x.chunks_exact_mut(L);
     for c in &mut chunks {
@@ -204,9 +178,7 @@ pub fn softmax_in_place(x: &mut [f32]) {
         *v = exp(*v - max);
         sum += *v;
     }
-    let sum = sum
-        + ((sums[0] + sums[4]) + (sums[1] + sums[5]))
-        + ((sums[2] + sums[6]) + (sums[3] + sums[7]));
+    let sum = sum + ((sums[0] + sums[4]) + (sums[1] + sums[5])) + ((sums[2] + sums[6]) + (sums[3] + sums[7]));
     // Zero only for an all-masked row; a NaN score makes the row NaN.
     let inv = if sum == 0.0 { 0.0 } else { 1.0 / sum };
     x.iter_mut().for_each(|v| *v *= inv);

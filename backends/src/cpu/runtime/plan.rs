@@ -29,9 +29,9 @@ use super::super::jit::JitSession;
 use super::super::lut::{LutKernel, LutWeights};
 use super::super::shiftadd::{ShiftAddKernel, ShiftAddWeights};
 use super::super::sparse::{SparseKernel, SparseWeights};
+use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel, SoftmaxKernel};
 use super::attention::{AttnPath, AttnShape};
 use super::jitattn::AttnKernels;
-use super::jitops::{Bcast, BinaryKernel, GluKernel, RmsnormKernel, RopeKernel, SoftmaxKernel};
 use super::{RuntimeError, RuntimeOptions};
 
 /// Elementwise binary ops.
@@ -66,114 +66,33 @@ pub(crate) struct BufRef {
 
 /// One executable step.
 pub(crate) enum Step {
-    Gather {
-        table: usize,
-        enc: Option<Encoding>,
-        elem: ElemType,
-        vocab: usize,
-        d: usize,
-        ids: usize,
-        out: BufRef,
-    },
-    Quant {
-        src: BufRef,
-        q: usize,
-        cols: usize,
-        last_only_ok: bool,
-    },
+    Gather { table: usize, enc: Option<Encoding>, elem: ElemType, vocab: usize, d: usize, ids: usize, out: BufRef },
+    Quant { src: BufRef, q: usize, cols: usize, last_only_ok: bool },
     /// `m`: weight rows per parallel work item (`kern.tile`), 0 for the default split.
-    Gemv {
-        kernel: Arc<GemvKernel>,
-        w: usize,
-        x: GemvInput,
-        out: BufRef,
-        last_only_ok: bool,
-        m: usize,
-    },
+    Gemv { kernel: Arc<GemvKernel>, w: usize, x: GemvInput, out: BufRef, last_only_ok: bool, m: usize },
     /// `kern.lut_precompute`: the LUT tables of every row of `x` (rows of
     /// `cols`) into `lut_slots[slot]`, read by the LUT GEMMs after it.
-    LutPrecompute {
-        x: BufRef,
-        slot: usize,
-        cols: usize,
-    },
+    LutPrecompute { x: BufRef, slot: usize, cols: usize },
     /// `kern.lut_gemm`: the T-MAC kernel over `lut_weights[w]` for every
     /// table row of `slot`; `m_blocks`: row blocks per work item (0: default split).
-    LutGemm {
-        kernel: Arc<LutKernel>,
-        w: usize,
-        slot: usize,
-        out: BufRef,
-        m_blocks: usize,
-    },
+    LutGemm { kernel: Arc<LutKernel>, w: usize, slot: usize, out: BufRef, m_blocks: usize },
     /// `kern.shiftadd_gemm`: the μ = 8 shift-add kernel over
     /// `sa_weights[w]` (packed from the `#bcq` bytes at compile time);
     /// `m_blocks`: row blocks per work item (0: default split).
-    ShiftAdd {
-        kernel: Arc<ShiftAddKernel>,
-        w: usize,
-        x: BufRef,
-        out: BufRef,
-        m_blocks: usize,
-    },
+    ShiftAdd { kernel: Arc<ShiftAddKernel>, w: usize, x: BufRef, out: BufRef, m_blocks: usize },
     /// `kern.sparse_gemm`: the N:M kernel over `sparse_weights[w]` (packed
     /// from the compressed `#nm` bytes at compile time).
-    Sparse {
-        kernel: Arc<SparseKernel>,
-        w: usize,
-        x: BufRef,
-        out: BufRef,
-    },
-    Rmsnorm {
-        kernel: Arc<RmsnormKernel>,
-        x: BufRef,
-        w: BufRef,
-        out: BufRef,
-        d: usize,
-    },
-    Binary {
-        kernel: Arc<BinaryKernel>,
-        a: BufRef,
-        b: BufRef,
-        out: BufRef,
-    },
+    Sparse { kernel: Arc<SparseKernel>, w: usize, x: BufRef, out: BufRef },
+    Rmsnorm { kernel: Arc<RmsnormKernel>, x: BufRef, w: BufRef, out: BufRef, d: usize },
+    Binary { kernel: Arc<BinaryKernel>, a: BufRef, b: BufRef, out: BufRef },
     /// `act(gate) · up` fused (a silu/gelu whose only use is this product);
     /// `out` may be `gate`'s buffer (in place).
-    Glu {
-        kernel: Arc<GluKernel>,
-        gate: BufRef,
-        up: BufRef,
-        out: BufRef,
-    },
-    Unary {
-        op: UnOp,
-        x: BufRef,
-        out: BufRef,
-    },
-    Softmax {
-        kernel: Arc<SoftmaxKernel>,
-        x: BufRef,
-        out: BufRef,
-    },
-    Rope {
-        kernel: Arc<RopeKernel>,
-        x: BufRef,
-        out: BufRef,
-        table: usize,
-    },
-    CacheWrite {
-        cache: BufRef,
-        x: BufRef,
-        cap: usize,
-    },
-    Attention {
-        q: BufRef,
-        k: BufRef,
-        v: BufRef,
-        out: BufRef,
-        shape: AttnShape,
-        kernels: Option<Arc<AttnKernels>>,
-    },
+    Glu { kernel: Arc<GluKernel>, gate: BufRef, up: BufRef, out: BufRef },
+    Unary { op: UnOp, x: BufRef, out: BufRef },
+    Softmax { kernel: Arc<SoftmaxKernel>, x: BufRef, out: BufRef },
+    Rope { kernel: Arc<RopeKernel>, x: BufRef, out: BufRef, table: usize },
+    CacheWrite { cache: BufRef, x: BufRef, cap: usize },
+    Attention { q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: AttnShape, kernels: Option<Arc<AttnKernels>> },
 }
 
 /// The activation a GEMV reads.
@@ -273,10 +192,7 @@ enum VK {
     /// A dequantize fused into its matmul users.
     Fused(usize),
     /// LUT tables of `kern.lut_precompute` in `lut_slots[slot]`, over rows of `cols`.
-    Tables {
-        slot: usize,
-        cols: usize,
-    },
+    Tables { slot: usize, cols: usize },
 }
 
 struct Builder<'m> {
@@ -320,10 +236,7 @@ struct Builder<'m> {
 }
 
 fn unsupported(op: &str, why: impl Into<String>) -> RuntimeError {
-    RuntimeError::Unsupported {
-        op: op.to_string(),
-        why: why.into(),
-    }
+    RuntimeError::Unsupported { op: op.to_string(), why: why.into() }
 }
 
 /// (seq, row) of a type: leading `seq` symbol or all fixed.
@@ -332,28 +245,16 @@ fn layout(ty: &flexc_ir::TensorType, op: &str) -> Result<(bool, usize), RuntimeE
     let mut row = 1usize;
     for (i, d) in ty.shape.iter().enumerate() {
         match d {
-            Dim::Fixed(n) => {
-                row = row
-                    .checked_mul(*n as usize)
-                    .ok_or_else(|| unsupported(op, "tensor too large"))?
-            }
+            Dim::Fixed(n) => row = row.checked_mul(*n as usize).ok_or_else(|| unsupported(op, "tensor too large"))?,
             Dim::Sym(_) if i == 0 => seq = true,
-            Dim::Sym(s) => {
-                return Err(unsupported(
-                    op,
-                    format!("symbolic dimension {s} other than the leading one in {ty}"),
-                ));
-            }
+            Dim::Sym(s) => return Err(unsupported(op, format!("symbolic dimension {s} other than the leading one in {ty}"))),
         }
     }
     Ok((seq, row))
 }
 
 fn fixed_dims(ty: &flexc_ir::TensorType) -> Vec<usize> {
-    ty.shape
-        .iter()
-        .map(|d| d.fixed().unwrap_or(0) as usize)
-        .collect()
+    ty.shape.iter().map(|d| d.fixed().unwrap_or(0) as usize).collect()
 }
 
 impl<'m> Builder<'m> {
@@ -364,11 +265,7 @@ impl<'m> Builder<'m> {
         self.plan.buf_shapes.push((seq, row));
         self.refcount.push(0);
         self.pinned.push(false);
-        BufRef {
-            buf: self.plan.buf_shapes.len() - 1,
-            seq,
-            row,
-        }
+        BufRef { buf: self.plan.buf_shapes.len() - 1, seq, row }
     }
 
     fn pinned_buf(&mut self, seq: bool, row: usize) -> BufRef {
@@ -380,14 +277,7 @@ impl<'m> Builder<'m> {
     fn name(&self, v: Value) -> String {
         match self.f.dfg.values[v].def {
             ValueDef::Param(i) => format!("parameter {i}"),
-            ValueDef::Result(op) => format!(
-                "%{} = {}",
-                self.f.dfg.values[v]
-                    .name
-                    .clone()
-                    .unwrap_or_else(|| v.to_string().trim_start_matches('%').to_string()),
-                self.f.dfg.ops[op].attrs.opcode().mnemonic()
-            ),
+            ValueDef::Result(op) => format!("%{} = {}", self.f.dfg.values[v].name.clone().unwrap_or_else(|| v.to_string().trim_start_matches('%').to_string()), self.f.dfg.ops[op].attrs.opcode().mnemonic()),
         }
     }
 
@@ -395,11 +285,7 @@ impl<'m> Builder<'m> {
         if let Some(&i) = self.weight_idx.get(&id) {
             return Ok(i);
         }
-        let b = self
-            .m
-            .weights
-            .bytes(id)
-            .map_err(|e| RuntimeError::Invalid(e.to_string()))?;
+        let b = self.m.weights.bytes(id).map_err(|e| RuntimeError::Invalid(e.to_string()))?;
         self.plan.weights.push(b);
         let i = self.plan.weights.len() - 1;
         self.weight_idx.insert(id, i);
@@ -416,43 +302,21 @@ impl<'m> Builder<'m> {
                 }
                 let ty = self.f.dfg.ty(v);
                 let src_ty = match self.vk.get(&v) {
-                    Some(VK::Fused(_)) => self
-                        .f
-                        .dfg
-                        .ty(self.f.dfg.ops[self
-                            .f
-                            .dfg
-                            .def_op(v)
-                            .ok_or_else(|| unsupported(op, "fused value without op"))?]
-                        .args[0])
-                        .clone(),
+                    Some(VK::Fused(_)) => self.f.dfg.ty(self.f.dfg.ops[self.f.dfg.def_op(v).ok_or_else(|| unsupported(op, "fused value without op"))?].args[0]).clone(),
                     _ => ty.clone(),
                 };
                 let (seq, row) = layout(ty, op)?;
                 if seq {
                     return Err(unsupported(op, "weight with a symbolic shape"));
                 }
-                let vals = decode_all(&self.plan.weights[w], &src_ty, row)
-                    .map_err(|e| unsupported(op, e))?;
+                let vals = decode_all(&self.plan.weights[w], &src_ty, row).map_err(|e| unsupported(op, e))?;
                 let b = self.pinned_buf(false, row);
                 self.plan.consts.push((b.buf, vals));
                 self.const_of.insert(v, b);
                 Ok(b)
             }
-            Some(VK::Tables { .. }) => Err(unsupported(
-                op,
-                format!(
-                    "{} holds LUT tables, which only kern.lut_gemm reads on the CPU",
-                    self.name(v)
-                ),
-            )),
-            _ => Err(unsupported(
-                op,
-                format!(
-                    "operand {} is not an f32 tensor the CPU runtime can hold",
-                    self.name(v)
-                ),
-            )),
+            Some(VK::Tables { .. }) => Err(unsupported(op, format!("{} holds LUT tables, which only kern.lut_gemm reads on the CPU", self.name(v)))),
+            _ => Err(unsupported(op, format!("operand {} is not an f32 tensor the CPU runtime can hold", self.name(v)))),
         }
     }
 
@@ -490,11 +354,7 @@ impl<'m> Builder<'m> {
                 }
                 ElemType::F32 => {
                     let (seq, row) = layout(ty, &what)?;
-                    let is_cache = self.uses.get(&p).is_some_and(|us| {
-                        us.iter().all(|&(i, j)| {
-                            j == 0 && matches!(f.dfg.ops[f.layout[i]].attrs, OpAttrs::CacheWrite(_))
-                        }) && !us.is_empty()
-                    });
+                    let is_cache = self.uses.get(&p).is_some_and(|us| us.iter().all(|&(i, j)| j == 0 && matches!(f.dfg.ops[f.layout[i]].attrs, OpAttrs::CacheWrite(_))) && !us.is_empty());
                     let b = self.pinned_buf(seq, row);
                     self.vk.insert(p, VK::Buf(b));
                     if is_cache && !seq {
@@ -503,12 +363,7 @@ impl<'m> Builder<'m> {
                         ParamKind::F32 { seq, row }
                     }
                 }
-                e => {
-                    return Err(unsupported(
-                        &what,
-                        format!("parameter type {e}{:?}", fixed_dims(ty)),
-                    ));
-                }
+                e => return Err(unsupported(&what, format!("parameter type {e}{:?}", fixed_dims(ty)))),
             };
             self.plan.param_bufs.push(match self.vk.get(&p) {
                 Some(VK::Buf(b)) => Some(b.buf),
@@ -560,15 +415,8 @@ impl<'m> Builder<'m> {
         }
         for &r in &f.returns {
             let b = self.buf(r, "return")?;
-            let last_only_ok =
-                Some(r) == self.logits_value
-                    && self.plan.steps.iter().any(
-                        |s| matches!(s, Step::Gemv { out, last_only_ok: true, .. } if *out == b),
-                    );
-            self.plan.outputs.push(OutRef {
-                buf: b,
-                last_only_ok,
-            });
+            let last_only_ok = Some(r) == self.logits_value && self.plan.steps.iter().any(|s| matches!(s, Step::Gemv { out, last_only_ok: true, .. } if *out == b));
+            self.plan.outputs.push(OutRef { buf: b, last_only_ok });
         }
         self.plan.kernels = self.kernels.len();
         Ok(())
@@ -585,43 +433,21 @@ impl<'m> Builder<'m> {
         Ok(b)
     }
 
-    fn gemv_kernel(
-        &mut self,
-        fmt: WeightFormat,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Arc<GemvKernel>, RuntimeError> {
+    fn gemv_kernel(&mut self, fmt: WeightFormat, rows: usize, cols: usize) -> Result<Arc<GemvKernel>, RuntimeError> {
         if let Some(k) = self.kernels.get(&(fmt, rows, cols)) {
             return Ok(k.clone());
         }
-        let k = Arc::new(GemvKernel::with_tile(
-            self.session,
-            fmt,
-            rows,
-            cols,
-            self.opts.tile,
-        )?);
+        let k = Arc::new(GemvKernel::with_tile(self.session, fmt, rows, cols, self.opts.tile)?);
         self.kernels.insert((fmt, rows, cols), k.clone());
         Ok(k)
     }
 
-    fn op(
-        &mut self,
-        _i: usize,
-        attrs: &OpAttrs,
-        args: &[Value],
-        r: Value,
-        op: &str,
-    ) -> Result<(), RuntimeError> {
+    fn op(&mut self, _i: usize, attrs: &OpAttrs, args: &[Value], r: Value, op: &str) -> Result<(), RuntimeError> {
         let f = self.f;
         let ty = f.dfg.ty(r).clone();
         match attrs {
             OpAttrs::Weight(w) => {
-                let id = self
-                    .m
-                    .weights
-                    .lookup(&w.name.0)
-                    .ok_or_else(|| unsupported(op, format!("unknown weight @{}", w.name.0)))?;
+                let id = self.m.weights.lookup(&w.name.0).ok_or_else(|| unsupported(op, format!("unknown weight @{}", w.name.0)))?;
                 let i = self.weight_bytes(id)?;
                 self.vk.insert(r, VK::Weight(i));
             }
@@ -631,10 +457,7 @@ impl<'m> Builder<'m> {
                     return Err(unsupported(op, format!("constant of type {ty}")));
                 }
                 let bytes = flexc_ir::weights::dense_bytes(&c.value, ElemType::F32);
-                let vals: Vec<f32> = bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect();
+                let vals: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
                 if vals.len() != row {
                     return Err(unsupported(op, "constant size mismatch"));
                 }
@@ -647,12 +470,9 @@ impl<'m> Builder<'m> {
                     return Err(unsupported(op, "dequantize of a computed value"));
                 };
                 let all_matmul_rhs = self.uses.get(&r).is_some_and(|us| {
-                    us.iter().all(|&(i, j)| {
-                        j == 1
-                            && match &f.dfg.ops[f.layout[i]].attrs {
-                                OpAttrs::Matmul(m) => m.transpose_b,
-                                _ => false,
-                            }
+                    us.iter().all(|&(i, j)| j == 1 && match &f.dfg.ops[f.layout[i]].attrs {
+                        OpAttrs::Matmul(m) => m.transpose_b,
+                        _ => false,
                     })
                 });
                 self.vk.insert(r, VK::Fused(w));
@@ -670,8 +490,7 @@ impl<'m> Builder<'m> {
                         self.vk.insert(r, VK::Weight(w));
                         let src = f.dfg.ty(args[0]).clone();
                         let (_, row) = layout(&src, op)?;
-                        let vals = decode_all(&self.plan.weights[w], &src, row)
-                            .map_err(|e| unsupported(op, e))?;
+                        let vals = decode_all(&self.plan.weights[w], &src, row).map_err(|e| unsupported(op, e))?;
                         let b = self.pinned_buf(false, row);
                         self.plan.consts.push((b.buf, vals));
                         self.const_of.insert(r, b);
@@ -689,12 +508,9 @@ impl<'m> Builder<'m> {
                 };
                 self.matmul(args[0], args[1], m.transpose_b, r, op)?;
             }
-            OpAttrs::Tile(_)
-            | OpAttrs::LutPrecompute(_)
-            | OpAttrs::LutGemm(_)
-            | OpAttrs::ShiftaddGemm(_)
-            | OpAttrs::SparseGemm(_)
-            | OpAttrs::DenseGemm(_) => self.kern_op(attrs, args, r, op)?,
+            OpAttrs::Tile(_) | OpAttrs::LutPrecompute(_) | OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) | OpAttrs::DenseGemm(_) => {
+                self.kern_op(attrs, args, r, op)?
+            }
             OpAttrs::Gather(_) => {
                 let Some(VK::Weight(w)) = self.vk.get(&args[0]).cloned() else {
                     return Err(unsupported(op, "gather from a computed table"));
@@ -704,42 +520,19 @@ impl<'m> Builder<'m> {
                 };
                 let tt = f.dfg.ty(args[0]);
                 let dims = fixed_dims(tt);
-                if dims.len() != 2
-                    || !matches!(tt.elem, ElemType::F32 | ElemType::F16 | ElemType::BF16)
-                {
+                if dims.len() != 2 || !matches!(tt.elem, ElemType::F32 | ElemType::F16 | ElemType::BF16) {
                     return Err(unsupported(op, format!("gather table {tt}")));
                 }
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Gather {
-                    table: w,
-                    enc: tt.encoding,
-                    elem: tt.elem,
-                    vocab: dims[0],
-                    d: dims[1],
-                    ids,
-                    out,
-                });
+                self.plan.steps.push(Step::Gather { table: w, enc: tt.encoding, elem: tt.elem, vocab: dims[0], d: dims[1], ids, out });
             }
             OpAttrs::Reshape(_) => {
                 let x = self.buf(args[0], op)?;
                 let (seq, row) = layout(&ty, op)?;
                 if seq != x.seq || row != x.row {
-                    return Err(unsupported(
-                        op,
-                        format!(
-                            "reshape that moves the seq dimension ({} to {ty})",
-                            f.dfg.ty(args[0])
-                        ),
-                    ));
+                    return Err(unsupported(op, format!("reshape that moves the seq dimension ({} to {ty})", f.dfg.ty(args[0]))));
                 }
-                self.vk.insert(
-                    r,
-                    VK::Buf(BufRef {
-                        buf: x.buf,
-                        seq,
-                        row,
-                    }),
-                );
+                self.vk.insert(r, VK::Buf(BufRef { buf: x.buf, seq, row }));
             }
             OpAttrs::Rmsnorm(n) => {
                 let x = self.buf(args[0], op)?;
@@ -758,13 +551,7 @@ impl<'m> Builder<'m> {
                     }
                 };
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Rmsnorm {
-                    kernel,
-                    x,
-                    w,
-                    out,
-                    d,
-                });
+                self.plan.steps.push(Step::Rmsnorm { kernel, x, w, out, d });
             }
             OpAttrs::Add(_) | OpAttrs::Sub(_) | OpAttrs::Mul(_) | OpAttrs::Div(_) => {
                 let bop = match attrs {
@@ -781,40 +568,21 @@ impl<'m> Builder<'m> {
                 let (ta, tb) = (f.dfg.ty(args[0]), f.dfg.ty(args[1]));
                 // Only broadcasting of a trailing-suffix (or scalar) operand.
                 let suffix = |small: &flexc_ir::TensorType, big: &flexc_ir::TensorType| {
-                    let s: Vec<&Dim> = small
-                        .shape
-                        .iter()
-                        .skip_while(|d| d.fixed() == Some(1))
-                        .collect();
-                    s.len() <= big.rank()
-                        && s.iter()
-                            .zip(&big.shape[big.rank() - s.len()..])
-                            .all(|(a, b)| *a == b)
-                        && !s.iter().any(|d| d.fixed().is_none())
+                    let s: Vec<&Dim> = small.shape.iter().skip_while(|d| d.fixed() == Some(1)).collect();
+                    s.len() <= big.rank() && s.iter().zip(&big.shape[big.rank() - s.len()..]).all(|(a, b)| *a == b) && !s.iter().any(|d| d.fixed().is_none())
                 };
-                let ok = (ta.shape == ty.shape && (tb.shape == ty.shape || suffix(tb, &ty)))
-                    || (tb.shape == ty.shape && suffix(ta, &ty));
+                let ok = (ta.shape == ty.shape && (tb.shape == ty.shape || suffix(tb, &ty))) || (tb.shape == ty.shape && suffix(ta, &ty));
                 if !ok {
                     return Err(unsupported(op, format!("broadcast of {ta} and {tb}")));
                 }
                 let out = self.result_buf(r, op)?;
                 let full = |x: BufRef| x.seq == out.seq && x.row == out.row;
-                let row_of = |x: BufRef| {
-                    (!x.seq && x.row > 0 && out.row.is_multiple_of(x.row)).then_some(x.row)
-                };
+                let row_of = |x: BufRef| (!x.seq && x.row > 0 && out.row.is_multiple_of(x.row)).then_some(x.row);
                 let (width, bcast) = match (full(a), full(b)) {
                     (true, true) => (out.row, Bcast::None),
-                    (true, false) => (
-                        row_of(b).ok_or_else(|| unsupported(op, format!("broadcast of {tb}")))?,
-                        Bcast::B,
-                    ),
-                    (false, true) => (
-                        row_of(a).ok_or_else(|| unsupported(op, format!("broadcast of {ta}")))?,
-                        Bcast::A,
-                    ),
-                    (false, false) => {
-                        return Err(unsupported(op, format!("broadcast of {ta} and {tb}")));
-                    }
+                    (true, false) => (row_of(b).ok_or_else(|| unsupported(op, format!("broadcast of {tb}")))?, Bcast::B),
+                    (false, true) => (row_of(a).ok_or_else(|| unsupported(op, format!("broadcast of {ta}")))?, Bcast::A),
+                    (false, false) => return Err(unsupported(op, format!("broadcast of {ta} and {tb}"))),
                 };
                 if bop == BinOp::Mul && bcast == Bcast::None && self.fuse_glu(args, a, b, out)? {
                     return Ok(());
@@ -830,12 +598,7 @@ impl<'m> Builder<'m> {
                 };
                 self.plan.steps.push(Step::Binary { kernel, a, b, out });
             }
-            OpAttrs::Neg(_)
-            | OpAttrs::Exp(_)
-            | OpAttrs::Tanh(_)
-            | OpAttrs::Relu(_)
-            | OpAttrs::Silu(_)
-            | OpAttrs::Gelu(_) => {
+            OpAttrs::Neg(_) | OpAttrs::Exp(_) | OpAttrs::Tanh(_) | OpAttrs::Relu(_) | OpAttrs::Silu(_) | OpAttrs::Gelu(_) => {
                 let uop = match attrs {
                     OpAttrs::Neg(_) => UnOp::Neg,
                     OpAttrs::Exp(_) => UnOp::Exp,
@@ -903,12 +666,7 @@ impl<'m> Builder<'m> {
                     }
                 };
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Rope {
-                    kernel,
-                    x,
-                    out,
-                    table,
-                });
+                self.plan.steps.push(Step::Rope { kernel, x, out, table });
             }
             OpAttrs::CacheWrite(_) => {
                 let cache = self.buf(args[0], op)?;
@@ -917,23 +675,10 @@ impl<'m> Builder<'m> {
                 let is_state = matches!(f.dfg.values[args[0]].def, ValueDef::Param(_));
                 let only_use = self.uses.get(&args[0]).is_some_and(|u| u.len() == 1);
                 let dims = fixed_dims(f.dfg.ty(args[0]));
-                if !is_state
-                    || !only_use
-                    || cache.seq
-                    || dims.is_empty()
-                    || !x.seq
-                    || x.row * dims[0] != cache.row
-                {
-                    return Err(unsupported(
-                        op,
-                        "cache_write needs a cache parameter [cap, ...] used only here and rows [seq, ...]",
-                    ));
+                if !is_state || !only_use || cache.seq || dims.is_empty() || !x.seq || x.row * dims[0] != cache.row {
+                    return Err(unsupported(op, "cache_write needs a cache parameter [cap, ...] used only here and rows [seq, ...]"));
                 }
-                self.plan.steps.push(Step::CacheWrite {
-                    cache,
-                    x,
-                    cap: dims[0],
-                });
+                self.plan.steps.push(Step::CacheWrite { cache, x, cap: dims[0] });
                 self.vk.insert(r, VK::Buf(cache));
             }
             OpAttrs::Attention(at) => {
@@ -941,33 +686,16 @@ impl<'m> Builder<'m> {
                 let k = self.buf(args[1], op)?;
                 let v = self.buf(args[2], op)?;
                 self.pos_operand(args[3], op)?;
-                let (qd, kd, vd) = (
-                    fixed_dims(f.dfg.ty(args[0])),
-                    fixed_dims(f.dfg.ty(args[1])),
-                    fixed_dims(f.dfg.ty(args[2])),
-                );
+                let (qd, kd, vd) = (fixed_dims(f.dfg.ty(args[0])), fixed_dims(f.dfg.ty(args[1])), fixed_dims(f.dfg.ty(args[2])));
                 if qd.len() != 3 || kd.len() != 3 || vd.len() != 3 || !q.seq || k.seq != v.seq {
-                    return Err(unsupported(
-                        op,
-                        "attention needs q: [seq, hq, d] and k/v: [t, hk, d]",
-                    ));
+                    return Err(unsupported(op, "attention needs q: [seq, hq, d] and k/v: [t, hk, d]"));
                 }
                 let (hq, d, hk, dv) = (qd[1], qd[2], kd[1], vd[2]);
                 if hk == 0 || hq % hk != 0 || kd[2] != d || vd[1] != hk {
                     return Err(unsupported(op, "attention head counts"));
                 }
                 let t = if k.seq { 0 } else { kd[0] };
-                let shape = AttnShape {
-                    hq,
-                    hk,
-                    d,
-                    dv,
-                    t,
-                    scale: at.scale as f32,
-                    window: at.window,
-                    softcap: at.softcap as f32,
-                    bidirectional: at.bidirectional,
-                };
+                let shape = AttnShape { hq, hk, d, dv, t, scale: at.scale as f32, window: at.window, softcap: at.softcap as f32, bidirectional: at.bidirectional };
                 let out = self.result_buf(r, op)?;
                 // The JIT tier, for hosts without the AVX2 one (see
                 // `attention`); the kernels depend on the shape but not on
@@ -982,24 +710,9 @@ impl<'m> Builder<'m> {
                     }
                     None => None,
                 };
-                self.plan.steps.push(Step::Attention {
-                    q,
-                    k,
-                    v,
-                    out,
-                    shape,
-                    kernels,
-                });
+                self.plan.steps.push(Step::Attention { q, k, v, out, shape, kernels });
             }
-            other => {
-                return Err(unsupported(
-                    op,
-                    format!(
-                        "`{}` is not implemented by the CPU runtime",
-                        other.opcode().mnemonic()
-                    ),
-                ));
-            }
+            other => return Err(unsupported(op, format!("`{}` is not implemented by the CPU runtime", other.opcode().mnemonic()))),
         }
         Ok(())
     }
@@ -1008,19 +721,8 @@ impl<'m> Builder<'m> {
     /// [`Step::Glu`] when the previous step is that silu/gelu(tanh) and this
     /// product is its only use: the activation step is dropped and the gate
     /// read directly. Returns whether it fused.
-    fn fuse_glu(
-        &mut self,
-        args: &[Value],
-        a: BufRef,
-        b: BufRef,
-        out: BufRef,
-    ) -> Result<bool, RuntimeError> {
-        let Some(&Step::Unary {
-            op: act @ (UnOp::Silu | UnOp::GeluTanh),
-            x: gate,
-            out: act_out,
-        }) = self.plan.steps.last()
-        else {
+    fn fuse_glu(&mut self, args: &[Value], a: BufRef, b: BufRef, out: BufRef) -> Result<bool, RuntimeError> {
+        let Some(&Step::Unary { op: act @ (UnOp::Silu | UnOp::GeluTanh), x: gate, out: act_out }) = self.plan.steps.last() else {
             return Ok(false);
         };
         let single_use = |v: Value| self.uses.get(&v).is_some_and(|u| u.len() == 1);
@@ -1043,33 +745,18 @@ impl<'m> Builder<'m> {
             }
         };
         self.plan.steps.pop();
-        self.plan.steps.push(Step::Glu {
-            kernel,
-            gate,
-            up,
-            out,
-        });
+        self.plan.steps.push(Step::Glu { kernel, gate, up, out });
         Ok(true)
     }
 
     fn pos_operand(&self, v: Value, op: &str) -> Result<(), RuntimeError> {
         match self.vk.get(&v) {
             Some(VK::Scalar(i)) if Some(*i) == self.plan.pos_input => Ok(()),
-            _ => Err(unsupported(
-                op,
-                "the position must be the function's first i32[] parameter",
-            )),
+            _ => Err(unsupported(op, "the position must be the function's first i32[] parameter")),
         }
     }
 
-    fn matmul(
-        &mut self,
-        lhs: Value,
-        rhs: Value,
-        transpose_b: bool,
-        r: Value,
-        op: &str,
-    ) -> Result<(), RuntimeError> {
+    fn matmul(&mut self, lhs: Value, rhs: Value, transpose_b: bool, r: Value, op: &str) -> Result<(), RuntimeError> {
         let f = self.f;
         let w = match self.vk.get(&rhs) {
             Some(VK::Fused(w)) | Some(VK::Weight(w)) => *w,
@@ -1079,26 +766,16 @@ impl<'m> Builder<'m> {
             return Err(unsupported(op, "matmul without transpose_b"));
         }
         let src = match self.vk.get(&rhs) {
-            Some(VK::Fused(_)) => f
-                .dfg
-                .ty(f.dfg.ops[f.dfg.def_op(rhs).ok_or_else(|| unsupported(op, "no op"))?].args[0])
-                .clone(),
+            Some(VK::Fused(_)) => f.dfg.ty(f.dfg.ops[f.dfg.def_op(rhs).ok_or_else(|| unsupported(op, "no op"))?].args[0]).clone(),
             _ => f.dfg.ty(rhs).clone(),
         };
         let dims = fixed_dims(&src);
         if dims.len() != 2 {
-            return Err(unsupported(
-                op,
-                format!("right operand {src} must be rank 2"),
-            ));
+            return Err(unsupported(op, format!("right operand {src} must be rank 2")));
         }
         let (n, k) = (dims[0], dims[1]);
         let (fmt, w) = match (src.encoding, src.elem) {
-            (Some(Encoding::Ggml(t)), _) => (
-                WeightFormat::from_ggml(t)
-                    .ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?,
-                w,
-            ),
+            (Some(Encoding::Ggml(t)), _) => (WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?, w),
             (Some(enc), _) if enc.admits(Primitive::Lut) => {
                 // The T-MAC kernel, with tables of its own.
                 let x = self.buf(lhs, op)?;
@@ -1123,26 +800,11 @@ impl<'m> Builder<'m> {
 
     /// A JIT GEMV/GEMM of `lhs` against `weights[w]` in `fmt` (`[n, k]`),
     /// with `m` weight rows per work item (0: the default split).
-    fn gemv(
-        &mut self,
-        lhs: Value,
-        (w, fmt): (usize, WeightFormat),
-        (n, k): (usize, usize),
-        r: Value,
-        op: &str,
-        m: usize,
-    ) -> Result<(), RuntimeError> {
+    fn gemv(&mut self, lhs: Value, (w, fmt): (usize, WeightFormat), (n, k): (usize, usize), r: Value, op: &str, m: usize) -> Result<(), RuntimeError> {
         let f = self.f;
         let x = self.buf(lhs, op)?;
         if k == 0 || x.row % k != 0 || fmt.check_cols(k).is_err() {
-            return Err(unsupported(
-                op,
-                format!(
-                    "{} × {} [{n}, {k}]: inner size {k}",
-                    f.dfg.ty(lhs),
-                    fmt.name()
-                ),
-            ));
+            return Err(unsupported(op, format!("{} × {} [{n}, {k}]: inner size {k}", f.dfg.ty(lhs), fmt.name())));
         }
         let kernel = self.gemv_kernel(fmt, n, k)?;
         let last_only_ok = Some(r) == self.logits_value && x.row == k && x.seq;
@@ -1161,14 +823,8 @@ impl<'m> Builder<'m> {
                             }
                         };
                         self.qcur.insert(key, (q, lhs));
-                        let only_logits =
-                            self.uses.get(&lhs).is_some_and(|u| u.len() == 1) && last_only_ok;
-                        self.plan.steps.push(Step::Quant {
-                            src: x,
-                            q,
-                            cols: k,
-                            last_only_ok: only_logits,
-                        });
+                        let only_logits = self.uses.get(&lhs).is_some_and(|u| u.len() == 1) && last_only_ok;
+                        self.plan.steps.push(Step::Quant { src: x, q, cols: k, last_only_ok: only_logits });
                         q
                     }
                 };
@@ -1182,49 +838,25 @@ impl<'m> Builder<'m> {
             self.plan.buf_shapes.push((seq, row));
             self.refcount.push(0);
             self.pinned.push(true);
-            let b = BufRef {
-                buf: self.plan.buf_shapes.len() - 1,
-                seq,
-                row,
-            };
+            let b = BufRef { buf: self.plan.buf_shapes.len() - 1, seq, row };
             self.vk.insert(r, VK::Buf(b));
             b
         } else {
             self.result_buf(r, op)?
         };
-        self.plan.steps.push(Step::Gemv {
-            kernel,
-            w,
-            x: input,
-            out,
-            last_only_ok,
-            m,
-        });
+        self.plan.steps.push(Step::Gemv { kernel, w, x: input, out, last_only_ok, m });
         Ok(())
     }
 
     /// The index of `weights[w]` (of type `ty`) decoded to f32, decoding
     /// it once at compile time.
-    fn decoded_f32(
-        &mut self,
-        w: usize,
-        ty: &flexc_ir::TensorType,
-        op: &str,
-    ) -> Result<usize, RuntimeError> {
+    fn decoded_f32(&mut self, w: usize, ty: &flexc_ir::TensorType, op: &str) -> Result<usize, RuntimeError> {
         if let Some(&d) = self.decoded.get(&w) {
             return Ok(d);
         }
-        let n = ty
-            .numel()
-            .ok_or_else(|| unsupported(op, format!("weight {ty} without a fixed size")))?
-            as usize;
+        let n = ty.numel().ok_or_else(|| unsupported(op, format!("weight {ty} without a fixed size")))? as usize;
         let vals = decode_all(&self.plan.weights[w], ty, n).map_err(|e| unsupported(op, e))?;
-        self.plan.weights.push(WeightBytes::Owned(
-            vals.iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>()
-                .into(),
-        ));
+        self.plan.weights.push(WeightBytes::Owned(vals.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>().into()));
         let d = self.plan.weights.len() - 1;
         self.decoded.insert(w, d);
         Ok(d)
@@ -1250,11 +882,7 @@ fn decode_all(bytes: &[u8], ty: &flexc_ir::TensorType, n: usize) -> Result<Vec<f
 pub(crate) fn decode_plain(bytes: &[u8], elem: ElemType, out: &mut [f32]) -> Result<(), String> {
     let w = elem.storage_bytes();
     if bytes.len() != out.len() * w {
-        return Err(format!(
-            "{} bytes for {} {elem} values",
-            bytes.len(),
-            out.len()
-        ));
+        return Err(format!("{} bytes for {} {elem} values", bytes.len(), out.len()));
     }
     for (o, b) in out.iter_mut().zip(bytes.chunks_exact(w)) {
         *o = match elem {
@@ -1267,15 +895,8 @@ pub(crate) fn decode_plain(bytes: &[u8], elem: ElemType, out: &mut [f32]) -> Res
 }
 
 /// Builds the plan of `func` (the module must already be verified).
-pub(crate) fn build(
-    m: &Module,
-    func: &str,
-    session: &JitSession,
-    opts: &RuntimeOptions,
-) -> Result<Plan, RuntimeError> {
-    let id = m
-        .func(func)
-        .ok_or_else(|| RuntimeError::Invalid(format!("no function @{func}")))?;
+pub(crate) fn build(m: &Module, func: &str, session: &JitSession, opts: &RuntimeOptions) -> Result<Plan, RuntimeError> {
+    let id = m.func(func).ok_or_else(|| RuntimeError::Invalid(format!("no function @{func}")))?;
     let f = &m.funcs[id];
     let mut b = Builder {
         m,

@@ -86,21 +86,17 @@ impl Pool {
     /// pool's threads (the caller included) in any order.
     pub fn run(&self, chunks: usize, job: &(dyn Fn(usize) + Sync)) -> Result<(), String> {
         if self.workers.is_empty() || chunks <= 1 {
-            return catch_unwind(AssertUnwindSafe(|| (0..chunks).for_each(job)))
-                .map_err(|_| "a kernel panicked".to_string());
+            return catch_unwind(AssertUnwindSafe(|| (0..chunks).for_each(job))).map_err(|_| "a kernel panicked".to_string());
         }
         // SAFETY: erase the lifetime; workers use the pointer only for chunks
         // they claimed in this generation, and we wait for all of them below.
-        let ptr: Job = unsafe {
-            std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(job)
-        };
+        let ptr: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), &'static (dyn Fn(usize) + Sync)>(job) };
         let sh = &self.shared;
         let generation = sh.generation.load(Ordering::Relaxed).wrapping_add(1);
         *sh.job.lock().unwrap_or_else(|p| p.into_inner()) = Some(SendJob(ptr));
         sh.done.store(0, Ordering::Relaxed);
         sh.chunks.store(chunks, Ordering::Relaxed);
-        sh.next
-            .store(((generation as u64) & 0xffff_ffff) << 32, Ordering::Release);
+        sh.next.store(((generation as u64) & 0xffff_ffff) << 32, Ordering::Release);
         sh.generation.store(generation, Ordering::Release);
         for (t, _) in &self.workers {
             t.unpark();
@@ -133,11 +129,7 @@ fn claim_loop(sh: &Shared, generation: usize, job: Job) -> bool {
         if cur & !0xffff_ffff != tag || (cur & 0xffff_ffff) >= chunks {
             return ok;
         }
-        if sh
-            .next
-            .compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        if sh.next.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire).is_err() {
             continue;
         }
         let c = (cur & 0xffff_ffff) as usize;

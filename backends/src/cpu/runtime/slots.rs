@@ -9,7 +9,7 @@
 
 use super::exec::attend;
 use super::plan::{BufRef, ParamKind};
-use super::{CpuRuntime, Input, RuntimeError, invalid};
+use super::{invalid, CpuRuntime, Input, RuntimeError};
 
 /// The rows of a batched call: row `r` is at position `pos[r]` of slot `slots[r]`.
 pub(super) struct Batch {
@@ -19,27 +19,14 @@ pub(super) struct Batch {
 
 impl CpuRuntime {
     fn state_bufs(&self) -> Vec<usize> {
-        self.plan
-            .params
-            .iter()
-            .filter_map(|p| {
-                if let ParamKind::State { buf } = p {
-                    Some(*buf)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        self.plan.params.iter().filter_map(|p| if let ParamKind::State { buf } = p { Some(*buf) } else { None }).collect()
     }
 
     /// Makes slots `0..n` exist (zeroed when new).
     pub fn ensure_slots(&mut self, n: usize) {
         let bufs = self.state_bufs();
         while self.slot_states.len() + 1 < n {
-            let fresh = bufs
-                .iter()
-                .map(|&b| vec![0.0; self.bufs[b].len()])
-                .collect();
+            let fresh = bufs.iter().map(|&b| vec![0.0; self.bufs[b].len()]).collect();
             self.slot_states.push(fresh);
         }
     }
@@ -60,17 +47,9 @@ impl CpuRuntime {
     }
 
     /// [`CpuRuntime::run_tail`] against slot `slot`'s state.
-    pub fn run_slot(
-        &mut self,
-        slot: usize,
-        inputs: &[Input<'_>],
-        tail: Option<usize>,
-    ) -> Result<(), RuntimeError> {
+    pub fn run_slot(&mut self, slot: usize, inputs: &[Input<'_>], tail: Option<usize>) -> Result<(), RuntimeError> {
         if slot >= self.slots() {
-            return Err(invalid(format!(
-                "slot {slot} does not exist ({} slots)",
-                self.slots()
-            )));
+            return Err(invalid(format!("slot {slot} does not exist ({} slots)", self.slots())));
         }
         self.swap_slot(slot);
         let r = self.run_tail(inputs, tail);
@@ -81,38 +60,22 @@ impl CpuRuntime {
     /// One decode step of several sequences: token `tokens[r]` at position
     /// `pos[r]` of slot `slots[r]` (distinct slots). The logits of every row
     /// are [`output`](CpuRuntime::output) 0 afterwards, row after row.
-    pub fn run_batch(
-        &mut self,
-        tokens: &[i32],
-        pos: &[usize],
-        slots: &[usize],
-    ) -> Result<(), RuntimeError> {
+    pub fn run_batch(&mut self, tokens: &[i32], pos: &[usize], slots: &[usize]) -> Result<(), RuntimeError> {
         if tokens.is_empty() || tokens.len() != pos.len() || tokens.len() != slots.len() {
             return Err(invalid("a batch needs one position and slot per token"));
         }
         if let Some(&s) = slots.iter().find(|&&s| s >= self.slots()) {
-            return Err(invalid(format!(
-                "slot {s} does not exist ({} slots)",
-                self.slots()
-            )));
+            return Err(invalid(format!("slot {s} does not exist ({} slots)", self.slots())));
         }
         let mut seen = slots.to_vec();
         seen.sort_unstable();
         if seen.windows(2).any(|w| w[0] == w[1]) {
             return Err(invalid("a batch holds each slot at most once"));
         }
-        if self.plan.params.len() < 2
-            || !matches!(self.plan.params[0], ParamKind::Tokens)
-            || !matches!(self.plan.params[1], ParamKind::Scalar)
-        {
-            return Err(invalid(
-                "batched decoding needs a function of (tokens, pos, caches...)",
-            ));
+        if self.plan.params.len() < 2 || !matches!(self.plan.params[0], ParamKind::Tokens) || !matches!(self.plan.params[1], ParamKind::Scalar) {
+            return Err(invalid("batched decoding needs a function of (tokens, pos, caches...)"));
         }
-        self.batch = Some(Batch {
-            pos: pos.to_vec(),
-            slots: slots.to_vec(),
-        });
+        self.batch = Some(Batch { pos: pos.to_vec(), slots: slots.to_vec() });
         let r = self.run_tail(&[Input::I32(tokens), Input::Scalar(0)], None);
         self.batch = None;
         r
@@ -120,32 +83,17 @@ impl CpuRuntime {
 
     /// The state index of a cache buffer.
     fn state_index(&self, buf: usize) -> Result<usize, RuntimeError> {
-        self.state_bufs()
-            .iter()
-            .position(|&b| b == buf)
-            .ok_or_else(|| invalid("batched decoding: a cache operand is not a state parameter"))
+        self.state_bufs().iter().position(|&b| b == buf).ok_or_else(|| invalid("batched decoding: a cache operand is not a state parameter"))
     }
 
     /// Slot `slot`'s copy of state buffer `buf` (`i` = its state index).
     fn slot_buf(&mut self, slot: usize, buf: usize, i: usize) -> &mut Vec<f32> {
-        if slot == 0 {
-            &mut self.bufs[buf]
-        } else {
-            &mut self.slot_states[slot - 1][i]
-        }
+        if slot == 0 { &mut self.bufs[buf] } else { &mut self.slot_states[slot - 1][i] }
     }
 
     /// `cache_write` of row `r` of `x` into its slot's cache at its position.
-    pub(super) fn batch_cache_write(
-        &mut self,
-        cache: BufRef,
-        x: BufRef,
-        cap: usize,
-    ) -> Result<(), RuntimeError> {
-        let b = self
-            .batch
-            .take()
-            .ok_or_else(|| invalid("internal: no batch"))?;
+    pub(super) fn batch_cache_write(&mut self, cache: BufRef, x: BufRef, cap: usize) -> Result<(), RuntimeError> {
+        let b = self.batch.take().ok_or_else(|| invalid("internal: no batch"))?;
         let r = (|| {
             let si = self.state_index(cache.buf)?;
             let row = cache.row / cap;
@@ -153,12 +101,9 @@ impl CpuRuntime {
             for (r, (&p, &s)) in b.pos.iter().zip(&b.slots).enumerate() {
                 if p >= cap {
                     self.bufs[x.buf] = xs;
-                    return Err(invalid(format!(
-                        "cache write at position {p} overflows the capacity {cap}"
-                    )));
+                    return Err(invalid(format!("cache write at position {p} overflows the capacity {cap}")));
                 }
-                self.slot_buf(s, cache.buf, si)[p * row..(p + 1) * row]
-                    .copy_from_slice(&xs[r * row..(r + 1) * row]);
+                self.slot_buf(s, cache.buf, si)[p * row..(p + 1) * row].copy_from_slice(&xs[r * row..(r + 1) * row]);
             }
             self.bufs[x.buf] = xs;
             Ok(())
@@ -168,19 +113,8 @@ impl CpuRuntime {
     }
 
     /// Attention of each row over its own slot's caches up to its position.
-    pub(super) fn batch_attention(
-        &mut self,
-        q: BufRef,
-        k: BufRef,
-        v: BufRef,
-        out: BufRef,
-        shape: &super::attention::AttnShape,
-        kernels: Option<&super::jitattn::AttnKernels>,
-    ) -> Result<(), RuntimeError> {
-        let b = self
-            .batch
-            .take()
-            .ok_or_else(|| invalid("internal: no batch"))?;
+    pub(super) fn batch_attention(&mut self, q: BufRef, k: BufRef, v: BufRef, out: BufRef, shape: &super::attention::AttnShape, kernels: Option<&super::jitattn::AttnKernels>) -> Result<(), RuntimeError> {
+        let b = self.batch.take().ok_or_else(|| invalid("internal: no batch"))?;
         let r = (|| {
             let (ki, vi) = (self.state_index(k.buf)?, self.state_index(v.buf)?);
             let a = *shape;
@@ -191,22 +125,9 @@ impl CpuRuntime {
             let mut o = std::mem::take(&mut self.bufs[out.buf]);
             let mut res = Ok(());
             for (r, (&p, &s)) in b.pos.iter().zip(&b.slots).enumerate() {
-                let (ks, vs): (&[f32], &[f32]) = if s == 0 {
-                    (&self.bufs[k.buf], &self.bufs[v.buf])
-                } else {
-                    (&self.slot_states[s - 1][ki], &self.slot_states[s - 1][vi])
-                };
+                let (ks, vs): (&[f32], &[f32]) = if s == 0 { (&self.bufs[k.buf], &self.bufs[v.buf]) } else { (&self.slot_states[s - 1][ki], &self.slot_states[s - 1][vi]) };
                 let qs = &self.bufs[q.buf][r * qrow..(r + 1) * qrow];
-                res = attend(
-                    &self.pool,
-                    &mut self.scratch,
-                    &a,
-                    kernels,
-                    (qs, ks, vs),
-                    &mut o[r * orow..(r + 1) * orow],
-                    p,
-                    1,
-                );
+                res = attend(&self.pool, &mut self.scratch, &a, kernels, (qs, ks, vs), &mut o[r * orow..(r + 1) * orow], p, 1);
                 if res.is_err() {
                     break;
                 }

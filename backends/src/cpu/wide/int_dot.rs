@@ -42,8 +42,8 @@
 
 use iced_x86::code_asm::*;
 
-use super::{WideFn, WideTier, asm_err};
-use crate::cpu::act::{Q8_0_RECORD, q8_0_off};
+use super::{asm_err, WideFn, WideTier};
+use crate::cpu::act::{q8_0_off, Q8_0_RECORD};
 use crate::cpu::codegen::KernelSpec;
 use crate::cpu::format::WeightFormat;
 use crate::cpu::jit::JitError;
@@ -52,9 +52,8 @@ use crate::cpu::jit::JitError;
 pub(crate) const WIDE_ROWS: usize = 8;
 
 const Y: [AsmRegisterYmm; 32] = [
-    ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14,
-    ymm15, ymm16, ymm17, ymm18, ymm19, ymm20, ymm21, ymm22, ymm23, ymm24, ymm25, ymm26, ymm27,
-    ymm28, ymm29, ymm30, ymm31,
+    ymm0, ymm1, ymm2, ymm3, ymm4, ymm5, ymm6, ymm7, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15, ymm16, ymm17,
+    ymm18, ymm19, ymm20, ymm21, ymm22, ymm23, ymm24, ymm25, ymm26, ymm27, ymm28, ymm29, ymm30, ymm31,
 ];
 
 /// Whether the wide generator has an int-dot kernel for `format` at `tier`:
@@ -99,47 +98,19 @@ struct BlockLayout {
 /// Generates the kernel for `spec` (a validated spec with `tile ≥ 1`): rows
 /// `row_begin..row_end` (multiples of [`WIDE_ROWS`]) of `tile` activation rows.
 pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn, JitError> {
-    let nib = |d, m, qh, qs, offset| BlockLayout {
-        d,
-        m,
-        qh,
-        qs,
-        offset,
-        bytes: false,
-    };
+    let nib = |d, m, qh, qs, offset| BlockLayout { d, m, qh, qs, offset, bytes: false };
     let lay = match spec.format {
         f if !wide_int_dot_supported(f, tier) => {
-            return Err(JitError::InvalidParams(format!(
-                "no wide int-dot kernel for {f:?} at {}",
-                tier.name()
-            )));
+            return Err(JitError::InvalidParams(format!("no wide int-dot kernel for {f:?} at {}", tier.name())));
         }
         WeightFormat::Q4_0 => nib(0, None, None, 2, -8.0),
         WeightFormat::Q4_1 => nib(0, Some(2), None, 4, 0.0),
         WeightFormat::Q5_0 => nib(0, None, Some(2), 6, -16.0),
         WeightFormat::Q5_1 => nib(0, Some(2), Some(4), 8, 0.0),
-        WeightFormat::Q8_0 => BlockLayout {
-            d: 0,
-            m: None,
-            qh: None,
-            qs: 2,
-            offset: -128.0,
-            bytes: true,
-        },
-        f => {
-            return Err(JitError::InvalidParams(format!(
-                "no wide int-dot kernel for {f:?}"
-            )));
-        }
+        WeightFormat::Q8_0 => BlockLayout { d: 0, m: None, qh: None, qs: 2, offset: -128.0, bytes: true },
+        f => return Err(JitError::InvalidParams(format!("no wide int-dot kernel for {f:?}"))),
     };
-    let name = format!(
-        "wide_{}_{}x{}_t{}_{}",
-        spec.format.name(),
-        spec.rows,
-        spec.cols,
-        spec.tile,
-        tier.name()
-    );
+    let name = format!("wide_{}_{}x{}_t{}_{}", spec.format.name(), spec.rows, spec.cols, spec.tile, tier.name());
     let row_bytes = spec.format.row_bytes(spec.cols);
     let nblk = spec.cols / 32;
     let xs = nblk * Q8_0_RECORD;
@@ -147,9 +118,7 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
     // activation rows, a tile of y rows.
     let lim = i32::MAX as usize / 2;
     if row_bytes * WIDE_ROWS > lim || xs * spec.tile > lim || spec.rows * spec.tile * 4 > lim {
-        return Err(JitError::InvalidParams(format!(
-            "{name}: shape too large for the wide kernel"
-        )));
+        return Err(JitError::InvalidParams(format!("{name}: shape too large for the wide kernel")));
     }
     let (rb, xs) = (row_bytes as i32, xs as i32);
     let evex = tier == WideTier::Avx512Vnni;
@@ -166,18 +135,12 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
     // ymm8–15 = the fifth-bit selectors of groups 0..8 (Q5): byte j of each
     // qword picks bit 32·(j/4) + 4g + j%4, i.e. element 4g + j%4 of the row
     // whose qh is dword j/4 of that qword.
-    let splat =
-        |a: &mut CodeAssembler, v: AsmRegisterYmm, bits: u32| -> Result<(), iced_x86::IcedError> {
-            a.mov(r9d, bits)?;
-            a.vmovd(xmm_of(v), r9d)?;
-            a.vpbroadcastd(v, xmm_of(v))
-        };
-    splat(
-        &mut a,
-        ymm0,
-        if lay.bytes { 0x8080_8080 } else { 0x0f0f_0f0f },
-    )
-    .map_err(&e)?;
+    let splat = |a: &mut CodeAssembler, v: AsmRegisterYmm, bits: u32| -> Result<(), iced_x86::IcedError> {
+        a.mov(r9d, bits)?;
+        a.vmovd(xmm_of(v), r9d)?;
+        a.vpbroadcastd(v, xmm_of(v))
+    };
+    splat(&mut a, ymm0, if lay.bytes { 0x8080_8080 } else { 0x0f0f_0f0f }).map_err(&e)?;
     if !evex {
         splat(&mut a, ymm1, 0x0001_0001).map_err(&e)?;
     }
@@ -187,8 +150,7 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
             let sel = (0..8u64).fold(0u64, |q, j| q | ((32 * (j / 4) + 4 * g + j % 4) << (8 * j)));
             a.mov(r9, sel).map_err(&e)?;
             a.vmovq(xmm_of(Y[8 + g as usize]), r9).map_err(&e)?;
-            a.vpbroadcastq(Y[8 + g as usize], xmm_of(Y[8 + g as usize]))
-                .map_err(&e)?;
+            a.vpbroadcastq(Y[8 + g as usize], xmm_of(Y[8 + g as usize])).map_err(&e)?;
         }
     }
     a.cmp(rcx, r8).map_err(&e)?;
@@ -207,11 +169,7 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
         a.set_label(&mut blk_loop).map_err(&e)?;
 
         // 1. the 8 rows' codes, transposed so that dword lane r is row r.
-        let groups = if lay.bytes {
-            transpose_bytes(&mut a, rb, lay.qs).map_err(&e)?
-        } else {
-            transpose_nibbles(&mut a, rb, &lay).map_err(&e)?
-        };
+        let groups = if lay.bytes { transpose_bytes(&mut a, rb, lay.qs).map_err(&e)? } else { transpose_nibbles(&mut a, rb, &lay).map_err(&e)? };
         let (g_reg, tmp) = (ymm4, ymm7);
 
         // 2. group dots, lane r = row r.
@@ -263,20 +221,16 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
             let xb = t as i32 * xs;
             if evex {
                 a.evex().vcvtdq2ps(dot(t), dot(t)).map_err(&e)?;
-                a.vmulps(ymm4, ymm2, dword_bcst(r10 + (xb + q8_0_off::D)))
-                    .map_err(&e)?;
+                a.vmulps(ymm4, ymm2, dword_bcst(r10 + (xb + q8_0_off::D))).map_err(&e)?;
                 a.evex().vfmadd231ps(acc(t), ymm4, dot(t)).map_err(&e)?;
-                a.vfmadd231ps(acc(t), ymm3, dword_bcst(r10 + (xb + q8_0_off::S)))
-                    .map_err(&e)?;
+                a.vfmadd231ps(acc(t), ymm3, dword_bcst(r10 + (xb + q8_0_off::S))).map_err(&e)?;
             } else {
                 a.vpmaddwd(dot(t), dot(t), ymm1).map_err(&e)?;
                 a.vcvtdq2ps(dot(t), dot(t)).map_err(&e)?;
-                a.vbroadcastss(ymm4, dword_ptr(r10 + (xb + q8_0_off::D)))
-                    .map_err(&e)?;
+                a.vbroadcastss(ymm4, dword_ptr(r10 + (xb + q8_0_off::D))).map_err(&e)?;
                 a.vmulps(ymm4, ymm4, ymm2).map_err(&e)?;
                 a.vfmadd231ps(acc(t), ymm4, dot(t)).map_err(&e)?;
-                a.vbroadcastss(ymm4, dword_ptr(r10 + (xb + q8_0_off::S)))
-                    .map_err(&e)?;
+                a.vbroadcastss(ymm4, dword_ptr(r10 + (xb + q8_0_off::S))).map_err(&e)?;
                 a.vfmadd231ps(acc(t), ymm3, ymm4).map_err(&e)?;
             }
         }
@@ -306,29 +260,18 @@ pub(crate) fn build_int_dot(spec: &KernelSpec, tier: WideTier) -> Result<WideFn,
 
 /// `v = 0` (`vpxord` where `v` may be ymm16–31).
 fn zero(a: &mut CodeAssembler, evex: bool, v: AsmRegisterYmm) -> Result<(), iced_x86::IcedError> {
-    if evex {
-        a.vpxord(v, v, v)
-    } else {
-        a.vpxor(v, v, v)
-    }
+    if evex { a.vpxord(v, v, v) } else { a.vpxor(v, v, v) }
 }
 
 /// The xmm half of a ymm register below 16.
 fn xmm_of(y: AsmRegisterYmm) -> AsmRegisterXmm {
-    const X: [AsmRegisterXmm; 16] = [
-        xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13,
-        xmm14, xmm15,
-    ];
+    const X: [AsmRegisterXmm; 16] =
+        [xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15];
     X[Y.iter().position(|&r| r == y).expect("low ymm register")]
 }
 
 /// `v` = the f16 at `[rax + r·rb + off]` of rows r = 0..8, widened to f32.
-fn load_f16x8(
-    a: &mut CodeAssembler,
-    v: AsmRegisterYmm,
-    rb: i32,
-    off: i32,
-) -> Result<(), iced_x86::IcedError> {
+fn load_f16x8(a: &mut CodeAssembler, v: AsmRegisterYmm, rb: i32, off: i32) -> Result<(), iced_x86::IcedError> {
     let x = xmm_of(v);
     a.movzx(r9d, word_ptr(rax + off))?;
     a.vmovd(x, r9d)?;
@@ -350,25 +293,13 @@ enum Groups {
 /// Loads the 16 packed bytes of rows 0..8 at `[rax + r·rb + qs]` as
 /// `[row r | row r+4]` halves and transposes 32-bit groups inside each half:
 /// `P_g` = ymm5, 6, 3, 2. With fifth bits, ymm7 = the 8 rows' `qh`.
-fn transpose_nibbles(
-    a: &mut CodeAssembler,
-    rb: i32,
-    lay: &BlockLayout,
-) -> Result<Groups, iced_x86::IcedError> {
+fn transpose_nibbles(a: &mut CodeAssembler, rb: i32, lay: &BlockLayout) -> Result<Groups, iced_x86::IcedError> {
     for (r, reg) in [(0, ymm2), (1, ymm3), (2, ymm4), (3, ymm5)] {
         a.vmovdqu(xmm_of(reg), xmmword_ptr(rax + (r * rb + lay.qs)))?;
         a.vinserti128(reg, reg, xmmword_ptr(rax + ((r + 4) * rb + lay.qs)), 1)?;
     }
-    unpack(
-        a,
-        false,
-        &[(ymm6, ymm2, ymm2, ymm3), (ymm3, ymm4, ymm4, ymm5)],
-    )?;
-    unpack(
-        a,
-        true,
-        &[(ymm5, ymm6, ymm6, ymm3), (ymm3, ymm2, ymm2, ymm4)],
-    )?;
+    unpack(a, false, &[(ymm6, ymm2, ymm2, ymm3), (ymm3, ymm4, ymm4, ymm5)])?;
+    unpack(a, true, &[(ymm5, ymm6, ymm6, ymm3), (ymm3, ymm2, ymm2, ymm4)])?;
     if let Some(qh) = lay.qh {
         for (half, x) in [(0, xmm7), (4, xmm4)] {
             a.vmovd(x, dword_ptr(rax + (half * rb + qh)))?;
@@ -390,33 +321,12 @@ fn transpose_bytes(a: &mut CodeAssembler, rb: i32, qs: i32) -> Result<Groups, ic
         a.vmovdqu(Y[2 + r], ymmword_ptr(rax + (r as i32 * rb + qs)))?;
     }
     // t0..t7 = ymm10, 2, 11, 4, 12, 6, 13, 8
-    unpack(
-        a,
-        false,
-        &[
-            (ymm10, ymm2, ymm2, ymm3),
-            (ymm11, ymm4, ymm4, ymm5),
-            (ymm12, ymm6, ymm6, ymm7),
-            (ymm13, ymm8, ymm8, ymm9),
-        ],
-    )?;
+    unpack(a, false, &[(ymm10, ymm2, ymm2, ymm3), (ymm11, ymm4, ymm4, ymm5), (ymm12, ymm6, ymm6, ymm7), (ymm13, ymm8, ymm8, ymm9)])?;
     // u0..u7 = ymm3, 5, 7, 9, 10, 11, 2, 4
-    unpack(
-        a,
-        true,
-        &[
-            (ymm3, ymm5, ymm10, ymm11),
-            (ymm7, ymm9, ymm2, ymm4),
-            (ymm10, ymm11, ymm12, ymm13),
-            (ymm2, ymm4, ymm6, ymm8),
-        ],
-    )?;
+    unpack(a, true, &[(ymm3, ymm5, ymm10, ymm11), (ymm7, ymm9, ymm2, ymm4), (ymm10, ymm11, ymm12, ymm13), (ymm2, ymm4, ymm6, ymm8)])?;
     // G_g = [u_g.lo | u_{g+4}.lo], G_{g+4} = [u_g.hi | u_{g+4}.hi]
     let out = [ymm12, ymm6, ymm14, ymm3, ymm13, ymm8, ymm15, ymm5];
-    for (g, (u, v)) in [(ymm3, ymm10), (ymm5, ymm11), (ymm7, ymm2), (ymm9, ymm4)]
-        .into_iter()
-        .enumerate()
-    {
+    for (g, (u, v)) in [(ymm3, ymm10), (ymm5, ymm11), (ymm7, ymm2), (ymm9, ymm4)].into_iter().enumerate() {
         a.vshufi32x4(out[g], u, v, 0)?;
         a.vshufi32x4(out[g + 4], u, v, 3)?;
     }
@@ -429,16 +339,7 @@ fn transpose_bytes(a: &mut CodeAssembler, rb: i32, qs: i32) -> Result<Groups, ic
 /// Per `(lo, hi, x, y)`: `lo = unpack-low(x, y)`, then `hi = unpack-high(x, y)`
 /// of 32-bit (`vpunpck{l,h}dq`) or 64-bit (`vpunpck{l,h}qdq`) elements inside
 /// each 128-bit half; `lo` must not be `x` or `y` (`hi` may).
-fn unpack(
-    a: &mut CodeAssembler,
-    qword: bool,
-    pairs: &[(
-        AsmRegisterYmm,
-        AsmRegisterYmm,
-        AsmRegisterYmm,
-        AsmRegisterYmm,
-    )],
-) -> Result<(), iced_x86::IcedError> {
+fn unpack(a: &mut CodeAssembler, qword: bool, pairs: &[(AsmRegisterYmm, AsmRegisterYmm, AsmRegisterYmm, AsmRegisterYmm)]) -> Result<(), iced_x86::IcedError> {
     for &(lo, hi, x, y) in pairs {
         debug_assert!(lo != x && lo != y);
         if qword {

@@ -25,7 +25,7 @@
 
 mod int_dot;
 
-pub(crate) use int_dot::{WIDE_ROWS, build_int_dot, wide_int_dot_supported};
+pub(crate) use int_dot::{build_int_dot, wide_int_dot_supported, WIDE_ROWS};
 
 use super::jit::JitError;
 use iced_x86::code_asm::CodeAssembler;
@@ -79,9 +79,7 @@ impl WideTier {
             None | Some("") | Some("avx512") => Ok(Some(WideTier::Avx512Vnni)),
             Some("avx2") => Ok(Some(WideTier::Avx2)),
             Some("off") | Some("cranelift") => Ok(None),
-            Some(v) => Err(JitError::Isa(format!(
-                "FLEXC_WIDE={v}: expected off, avx2 or avx512"
-            ))),
+            Some(v) => Err(JitError::Isa(format!("FLEXC_WIDE={v}: expected off, avx2 or avx512"))),
         }
     }
 
@@ -103,10 +101,7 @@ pub struct WideFn {
 
 impl std::fmt::Debug for WideFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WideFn")
-            .field("name", &self.name)
-            .field("code_bytes", &self.len)
-            .finish()
+        f.debug_struct("WideFn").field("name", &self.name).field("code_bytes", &self.len).finish()
     }
 }
 
@@ -114,20 +109,11 @@ impl WideFn {
     /// Assembles `a` (position-independent: relative branches only) and maps
     /// the bytes executable.
     pub(crate) fn assemble(name: String, mut a: CodeAssembler) -> Result<Self, JitError> {
-        let code = a
-            .assemble(0)
-            .map_err(|e| JitError::Codegen(format!("{name}: iced-x86: {e}")))?;
-        let mut m = memmap2::MmapMut::map_anon(code.len().max(1))
-            .map_err(|e| JitError::Codegen(format!("{name}: mmap: {e}")))?;
+        let code = a.assemble(0).map_err(|e| JitError::Codegen(format!("{name}: iced-x86: {e}")))?;
+        let mut m = memmap2::MmapMut::map_anon(code.len().max(1)).map_err(|e| JitError::Codegen(format!("{name}: mmap: {e}")))?;
         m[..code.len()].copy_from_slice(&code);
-        let map = m
-            .make_exec()
-            .map_err(|e| JitError::Codegen(format!("{name}: mprotect: {e}")))?;
-        Ok(Self {
-            map,
-            len: code.len(),
-            name,
-        })
+        let map = m.make_exec().map_err(|e| JitError::Codegen(format!("{name}: mprotect: {e}")))?;
+        Ok(Self { map, len: code.len(), name })
     }
     /// Entry address.
     pub fn ptr(&self) -> *const u8 {

@@ -13,13 +13,11 @@
 use super::super::error::{CliError, CliResult};
 use super::super::import::import_model;
 use super::super::models::resolve;
-use super::SimArgs;
 use super::out::{self, ModelRun};
+use super::SimArgs;
 use crate::frontend::decoder::ImportOptions;
 use flexc_backends::flexcim::arch::{Arch, EnergyTable};
-use flexc_backends::flexcim::model::{
-    Engine, Machines, ModelLayers, PhaseResult, activations, cycle_work, model_layers, run_phase,
-};
+use flexc_backends::flexcim::model::{activations, cycle_work, model_layers, run_phase, Engine, Machines, ModelLayers, PhaseResult};
 use flexc_ir::Module;
 use flexc_passes::{ManagerOptions, PassManager};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -31,8 +29,7 @@ use std::time::Instant;
 /// measured sensitivity over the ratios the macro runs natively (2:8, 4:8,
 /// dense), with tile-aligned masks (one kept count per pair per 32 rows, the
 /// macro's column tile), so an N:M layer takes N slots per group.
-pub const DEFAULT_PIPELINE: &str =
-    "flow-nm{sparsity=0.5,candidates=2:8,4:8,8:8},prune-nm{align=pairs:32}";
+pub const DEFAULT_PIPELINE: &str = "flow-nm{sparsity=0.5,candidates=2:8,4:8,8:8},prune-nm{align=pairs:32}";
 
 fn input_err(e: impl std::fmt::Display) -> CliError {
     CliError::input(format!("error: {e}"))
@@ -59,12 +56,7 @@ pub const MAX_ROWS: usize = 1 << 15;
 
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template(&format!(
-            "{{msg:>28}} {{bar:30}} {{pos}}/{{len}} {what}  eta {{eta}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(ProgressStyle::with_template(&format!("{{msg:>28}} {{bar:30}} {{pos}}/{{len}} {what}  eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
     bar
 }
 
@@ -72,14 +64,7 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
 /// runs `pipeline` (default: [`DEFAULT_PIPELINE`]; Wanda scores from `stats`,
 /// else from the cached default statistics when the pipeline needs them), and
 /// reads every linear of `func`.
-pub fn prepare(
-    input: &str,
-    ctx: usize,
-    pipeline: Option<&str>,
-    stats: Option<&Path>,
-    func: Option<&str>,
-    bar: &ProgressBar,
-) -> CliResult<Prepared> {
+pub fn prepare(input: &str, ctx: usize, pipeline: Option<&str>, stats: Option<&Path>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
     let path = resolve(input)?;
     if crate::artifact::is_artifact(&path) {
         // A compiled .flexc: its module as compiled, no pass.
@@ -88,17 +73,10 @@ pub fn prepare(
     }
     let pipeline = pipeline.unwrap_or(DEFAULT_PIPELINE).to_string();
     // Checked before any (default) statistics are computed.
-    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default())
-        .map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
+    let mut pm = PassManager::from_text(&pipeline, ManagerOptions::default()).map_err(|e| CliError::usage(format!("error: --pipeline: {e}")))?;
     let stats = super::super::calibrate::stats_or_default(Some(input), Some(&pipeline), stats)?;
     bar.set_message("importing");
-    let mut module = import_model(
-        &path,
-        &ImportOptions {
-            ctx: ctx.max(1),
-            ..Default::default()
-        },
-    )?;
+    let mut module = import_model(&path, &ImportOptions { ctx: ctx.max(1), ..Default::default() })?;
     module.calibration = stats.as_ref().map(|s| s.calibration.clone());
     bar.set_message("measuring block costs");
     super::super::calibrate::attach_sensitivity(&mut module, &path, &pipeline, stats.as_ref())?;
@@ -107,14 +85,7 @@ pub fn prepare(
     read_layers(path, module, pipeline, report.remarks, func, bar)
 }
 
-fn read_layers(
-    path: PathBuf,
-    module: Module,
-    pipeline: String,
-    remarks: Vec<String>,
-    func: Option<&str>,
-    bar: &ProgressBar,
-) -> CliResult<Prepared> {
+fn read_layers(path: PathBuf, module: Module, pipeline: String, remarks: Vec<String>, func: Option<&str>, bar: &ProgressBar) -> CliResult<Prepared> {
     bar.set_message("reading the linears");
     let layers = model_layers(&module, func, &mut |d, n| {
         bar.set_length(n as u64);
@@ -122,18 +93,9 @@ fn read_layers(
     })
     .map_err(input_err)?;
     if layers.layers.is_empty() {
-        return Err(CliError::input(format!(
-            "error: {}: no linear layer with a weight-table weight to run",
-            path.display()
-        )));
+        return Err(CliError::input(format!("error: {}: no linear layer with a weight-table weight to run", path.display())));
     }
-    Ok(Prepared {
-        path,
-        module,
-        pipeline,
-        remarks,
-        layers,
-    })
+    Ok(Prepared { path, module, pipeline, remarks, layers })
 }
 
 /// Chooses a phase's engine: `--engine` unless `auto`; for `auto`, cycle
@@ -141,74 +103,30 @@ fn read_layers(
 fn choose(args: &SimArgs, work: u64, rate: f64, interp: f64) -> CliResult<(Engine, String)> {
     let projected = work as f64 / rate.max(1.0) + interp;
     match args.engine.as_str() {
-        "cycle" => Ok((
-            Engine::Cycle,
-            format!("--engine cycle (projected {projected:.1} s)"),
-        )),
+        "cycle" => Ok((Engine::Cycle, format!("--engine cycle (projected {projected:.1} s)"))),
         "analytical" => Ok((Engine::Analytical, "--engine analytical".into())),
-        "auto" if projected <= args.budget => Ok((
-            Engine::Cycle,
-            format!("projected {projected:.1} s <= budget {} s", args.budget),
-        )),
-        "auto" => Ok((
-            Engine::Analytical,
-            format!(
-                "cycle-level projected {projected:.1} s > budget {} s ({:.2e} cell MACs at {:.1} M/s)",
-                args.budget,
-                work as f64,
-                rate / 1e6
-            ),
-        )),
-        e => Err(CliError::usage(format!(
-            "error: --engine {e}: use auto, cycle or analytical"
-        ))),
+        "auto" if projected <= args.budget => Ok((Engine::Cycle, format!("projected {projected:.1} s <= budget {} s", args.budget))),
+        "auto" => Ok((Engine::Analytical, format!("cycle-level projected {projected:.1} s > budget {} s ({:.2e} cell MACs at {:.1} M/s)", args.budget, work as f64, rate / 1e6))),
+        e => Err(CliError::usage(format!("error: --engine {e}: use auto, cycle or analytical"))),
     }
 }
 
 /// Runs `flexc sim` on a model.
-pub fn sim_model(
-    args: &SimArgs,
-    arch: &Arch,
-    energy: &EnergyTable,
-    baselines: &[String],
-) -> CliResult {
+pub fn sim_model(args: &SimArgs, arch: &Arch, energy: &EnergyTable, baselines: &[String]) -> CliResult {
     if !(args.budget >= 0.0) {
-        return Err(CliError::usage(
-            "error: --budget must be a number of seconds >= 0",
-        ));
+        return Err(CliError::usage("error: --budget must be a number of seconds >= 0"));
     }
     if !["auto", "cycle", "analytical"].contains(&args.engine.as_str()) {
-        return Err(CliError::usage(format!(
-            "error: --engine {}: use auto, cycle or analytical",
-            args.engine
-        )));
+        return Err(CliError::usage(format!("error: --engine {}: use auto, cycle or analytical", args.engine)));
     }
     if args.rows > MAX_ROWS {
-        return Err(CliError::usage(format!(
-            "error: --rows {}: at most {MAX_ROWS} prefill rows (each is interpreted to make the activations)",
-            args.rows
-        )));
+        return Err(CliError::usage(format!("error: --rows {}: at most {MAX_ROWS} prefill rows (each is interpreted to make the activations)", args.rows)));
     }
     let regimes = super::regimes(args)?;
     let t0 = Instant::now();
     let func = args.opts.func.as_deref();
     let bar = progress_bar(0, "layers");
-    let Prepared {
-        path,
-        module,
-        pipeline,
-        remarks,
-        layers: ModelLayers {
-            layers, skipped, ..
-        },
-    } = prepare(
-        &args.input,
-        args.rows,
-        args.pipeline.as_deref(),
-        args.stats.as_deref(),
-        func,
-        &bar,
-    )?;
+    let Prepared { path, module, pipeline, remarks, layers: ModelLayers { layers, skipped, .. } } = prepare(&args.input, args.rows, args.pipeline.as_deref(), args.stats.as_deref(), func, &bar)?;
     let compile_s = t0.elapsed().as_secs_f64();
     let mut phases_wanted = vec![("decode", 1usize)];
     if args.rows > 0 {
@@ -217,15 +135,8 @@ pub fn sim_model(
     bar.set_length((layers.len() * phases_wanted.len() * regimes.len()) as u64);
     bar.set_position(0);
     // The cycle engine's rate, measured on the first block's layers (decode, all archs).
-    let on = Machines {
-        arch,
-        energy,
-        baselines,
-    };
-    let n_probe = layers
-        .iter()
-        .take_while(|l| l.block == layers[0].block)
-        .count();
+    let on = Machines { arch, energy, baselines };
+    let n_probe = layers.iter().take_while(|l| l.block == layers[0].block).count();
     let (mut acts1, mut interp1, mut rate) = (None, 0.0f64, 0.0f64);
     if args.engine != "analytical" {
         bar.set_message("interpreting 1 token");
@@ -233,30 +144,15 @@ pub fn sim_model(
         acts1 = Some(activations(&module, func, &layers, 1, args.opts.seed).map_err(input_err)?);
         interp1 = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let probe = run_phase(
-            on,
-            &layers[..n_probe],
-            "probe",
-            1,
-            Engine::Cycle,
-            acts1.as_deref(),
-            &mut |_| {},
-        )
-        .map_err(input_err)?;
-        rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64
-            / t.elapsed().as_secs_f64().max(1e-6);
+        let probe = run_phase(on, &layers[..n_probe], "probe", 1, Engine::Cycle, acts1.as_deref(), &mut |_| {}).map_err(input_err)?;
+        rate = probe.totals.iter().map(|s| s.macs).sum::<u64>() as f64 / t.elapsed().as_secs_f64().max(1e-6);
     }
     let mut phases: Vec<(PhaseResult, String)> = Vec::new();
     let mut done = 0u64;
     for &(name, rows) in &phases_wanted {
         // Every regime simulates the phase again (the same stream, other timing).
-        let work =
-            cycle_work(arch, baselines, &layers, rows).map_err(input_err)? * regimes.len() as u64;
-        let interp = if rows == 1 {
-            0.0
-        } else {
-            interp1 * rows as f64
-        };
+        let work = cycle_work(arch, baselines, &layers, rows).map_err(input_err)? * regimes.len() as u64;
+        let interp = if rows == 1 { 0.0 } else { interp1 * rows as f64 };
         let (engine, why) = choose(args, work, rate, interp)?;
         let acts = match engine {
             Engine::Cycle if rows == 1 => acts1.take(),
@@ -269,15 +165,8 @@ pub fn sim_model(
         for &r in &regimes {
             bar.set_message(format!("{name}, {} ({})", r.label(), engine.label()));
             let a = arch.with_regime(r);
-            let on = Machines {
-                arch: &a,
-                energy,
-                baselines,
-            };
-            let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| {
-                bar.set_position(done + d as u64)
-            })
-            .map_err(input_err)?;
+            let on = Machines { arch: &a, energy, baselines };
+            let ph = run_phase(on, &layers, name, rows, engine, acts.as_deref(), &mut |d| bar.set_position(done + d as u64)).map_err(input_err)?;
             done += layers.len() as u64;
             phases.push((ph, why.clone()));
         }
@@ -285,16 +174,6 @@ pub fn sim_model(
     bar.finish_and_clear();
     // Report order: by regime (resident first), then phase.
     phases.sort_by_key(|p| regimes.iter().position(|&r| r == p.0.regime));
-    let run = ModelRun {
-        model: path.display().to_string(),
-        pipeline,
-        remarks,
-        skipped,
-        phases,
-        arch,
-        energy,
-        baselines,
-        compile_s,
-    };
+    let run = ModelRun { model: path.display().to_string(), pipeline, remarks, skipped, phases, arch, energy, baselines, compile_s };
     out::emit(args, &run)
 }

@@ -10,20 +10,16 @@
 //! refused with the tensor's name and encoding.
 
 use super::{GgmlType, GgufWriter, MetaValue};
-use flexc_ir::Module;
 use flexc_ir::types::{ElemType, TensorType};
 use flexc_ir::weights::WeightSource;
+use flexc_ir::Module;
 
 /// The GGUF tensor name of a module weight.
 pub fn gguf_name(weight: &str) -> String {
     for suffix in [".weight", ".bias"] {
         if let Some(i) = weight.find(&format!("{suffix}.")) {
             let rest = &weight[i + suffix.len() + 1..];
-            return if rest.starts_with("head.") {
-                format!("output{suffix}")
-            } else {
-                weight[..i + suffix.len()].to_string()
-            };
+            return if rest.starts_with("head.") { format!("output{suffix}") } else { weight[..i + suffix.len()].to_string() };
         }
     }
     weight.to_string()
@@ -61,17 +57,12 @@ pub fn export(module: &Module, meta: &[(String, MetaValue)]) -> Result<Vec<u8>, 
         let name = gguf_name(&wd.name);
         let t = ggml_type(&wd.ty).ok_or_else(|| format!("weight @{}: {} has no ggml type (export writes ggml block formats and f32/f16/bf16 only; quantize with scheme=q4_0, q4_1, q5_0, q5_1 or q8_0)", wd.name, wd.ty))?;
         if let Some(other) = seen.insert(name.clone(), wd.name.clone()) {
-            return Err(format!(
-                "weights @{other} and @{} both map to GGUF tensor {name}",
-                wd.name
-            ));
+            return Err(format!("weights @{other} and @{} both map to GGUF tensor {name}", wd.name));
         }
         let dims: Option<Vec<u64>> = wd.ty.shape.iter().rev().map(|d| d.fixed()).collect();
-        let dims =
-            dims.ok_or_else(|| format!("weight @{}: {} has a symbolic dimension", wd.name, wd.ty))?;
+        let dims = dims.ok_or_else(|| format!("weight @{}: {} has a symbolic dimension", wd.name, wd.ty))?;
         let bytes = module.weights.bytes(id).map_err(|e| e.to_string())?;
-        w.add_tensor(&name, &dims, t, bytes.to_vec())
-            .map_err(|e| e.to_string())?;
+        w.add_tensor(&name, &dims, t, bytes.to_vec()).map_err(|e| e.to_string())?;
     }
     w.to_bytes().map_err(|e| e.to_string())
 }

@@ -344,9 +344,7 @@ pub enum GgufErrorKind {
         end: u64,
         file_len: u64,
     },
-    #[error(
-        "tensor '{name}' data at {start} overlaps tensor '{other}' (which ends at {other_end})"
-    )]
+    #[error("tensor '{name}' data at {start} overlaps tensor '{other}' (which ends at {other_end})")]
     TensorsOverlap {
         name: String,
         other: String,

@@ -439,9 +439,7 @@ pub(super) fn parse(file: &str, buf: &[u8]) -> Result<Parsed, GgufError> {
     // Two tensors may not share bytes (llama.cpp rejects such files too):
     // a write through one would change the other, and an importer that
     // dequantizes both would silently read aliased weights.
-    let mut order: Vec<usize> = (0..tensors.len())
-        .filter(|&i| tensors[i].n_bytes > 0)
-        .collect();
+    let mut order: Vec<usize> = (0..tensors.len()).filter(|&i| tensors[i].n_bytes > 0).collect();
     order.sort_by_key(|&i| tensors[i].offset);
     for w in order.windows(2) {
         let (a, b) = (&tensors[w[0]], &tensors[w[1]]);

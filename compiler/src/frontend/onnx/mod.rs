@@ -31,7 +31,7 @@ pub mod proto {
 
 use super::builder::ImportError;
 use bytes::Bytes;
-use cx::{Cx, Val, dim_name};
+use cx::{dim_name, Cx, Val};
 use flexc_ir::ops::AttrLit;
 use flexc_ir::types::{Dim, TensorType};
 use flexc_ir::{Func, Module};
@@ -62,10 +62,7 @@ pub struct OnnxOptions {
 
 impl Default for OnnxOptions {
     fn default() -> Self {
-        OnnxOptions {
-            batch: 1,
-            bind: Vec::new(),
-        }
+        OnnxOptions { batch: 1, bind: Vec::new() }
     }
 }
 
@@ -88,10 +85,7 @@ pub fn looks_like_onnx(head: &[u8]) -> bool {
 impl OnnxFile {
     /// Maps and decodes a `.onnx` file.
     pub fn open(path: &Path) -> Result<OnnxFile, ImportError> {
-        let err = |message: String| ImportError::Open {
-            file: path.display().to_string(),
-            message,
-        };
+        let err = |message: String| ImportError::Open { file: path.display().to_string(), message };
         let f = std::fs::File::open(path).map_err(|e| err(e.to_string()))?;
         // SAFETY: mapped read-only; the file must not change while in use
         // (the same contract as every weight file flexc maps).
@@ -102,53 +96,30 @@ impl OnnxFile {
     /// Decodes a model held in memory; `path` names it in errors and is
     /// where external data is looked for.
     pub fn from_bytes(path: &Path, bytes: Bytes) -> Result<OnnxFile, ImportError> {
-        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| ImportError::Onnx {
-            file: path.display().to_string(),
-            message: format!("not a valid ONNX model (protobuf): {e}"),
-        })?;
-        Ok(OnnxFile {
-            path: path.to_path_buf(),
-            bytes,
-            model,
-        })
+        let model = proto::ModelProto::decode(bytes.clone()).map_err(|e| ImportError::Onnx { file: path.display().to_string(), message: format!("not a valid ONNX model (protobuf): {e}") })?;
+        Ok(OnnxFile { path: path.to_path_buf(), bytes, model })
     }
 
     fn err(&self, message: String) -> ImportError {
-        ImportError::Onnx {
-            file: self.path.display().to_string(),
-            message,
-        }
+        ImportError::Onnx { file: self.path.display().to_string(), message }
     }
 
     /// The opset of a domain (`""` is the default one).
     pub fn opset(&self, domain: &str) -> Option<i64> {
-        self.model
-            .opset_import
-            .iter()
-            .find(|o| {
-                let d = o.domain.as_deref().unwrap_or("");
-                d == domain || (domain.is_empty() && d == "ai.onnx")
-            })
-            .and_then(|o| o.version)
+        self.model.opset_import.iter().find(|o| {
+            let d = o.domain.as_deref().unwrap_or("");
+            d == domain || (domain.is_empty() && d == "ai.onnx")
+        }).and_then(|o| o.version)
     }
 
     /// Imports the graph into a module with one function, `@forward`.
     pub fn import(&self, opts: &OnnxOptions) -> Result<Module, ImportError> {
-        let g = self
-            .model
-            .graph
-            .as_ref()
-            .ok_or_else(|| self.err("the model has no graph".into()))?;
-        let opset = self
-            .opset("")
-            .ok_or_else(|| self.err("the model imports no default-domain opset".into()))?;
+        let g = self.model.graph.as_ref().ok_or_else(|| self.err("the model has no graph".into()))?;
+        let opset = self.opset("").ok_or_else(|| self.err("the model imports no default-domain opset".into()))?;
         if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
             return Err(self.err(format!("default-domain opset {opset} is not supported (flexc imports opsets {MIN_OPSET} to {MAX_OPSET})")));
         }
-        let fx = FileCx {
-            file: &self.bytes,
-            path: &self.path,
-        };
+        let fx = FileCx { file: &self.bytes, path: &self.path };
         // Initializers: small ones fold, large ones become weights.
         let mut inits: HashMap<String, Val> = HashMap::new();
         for (i, t) in g.initializer.iter().enumerate() {
@@ -156,8 +127,7 @@ impl OnnxFile {
             if name.is_empty() {
                 return Err(self.err(format!("initializer {i} has no name")));
             }
-            let v = tensor::load(&name, t, &fx)
-                .map_err(|e| self.err(format!("initializer '{name}': {e}")))?;
+            let v = tensor::load(&name, t, &fx).map_err(|e| self.err(format!("initializer '{name}': {e}")))?;
             let v = match v {
                 Ok(c) => Val::C(Arc::new(c)),
                 Err(w) => Val::W(Arc::new(w)),
@@ -172,15 +142,9 @@ impl OnnxFile {
         // Parameters: graph inputs that are not initializers.
         let mut params = Vec::new();
         let mut pnames = Vec::new();
-        for vi in g
-            .input
-            .iter()
-            .filter(|vi| !inits.contains_key(vi.name.as_deref().unwrap_or("")))
-        {
+        for vi in g.input.iter().filter(|vi| !inits.contains_key(vi.name.as_deref().unwrap_or(""))) {
             let name = vi.name.clone().unwrap_or_default();
-            let ty = self
-                .value_type(vi, opts, true)
-                .map_err(|e| self.err(format!("graph input '{name}': {e}")))?;
+            let ty = self.value_type(vi, opts, true).map_err(|e| self.err(format!("graph input '{name}': {e}")))?;
             params.push((Some(cx::symbol_name(&name).replace('-', "_")), ty));
             pnames.push(name);
         }
@@ -202,50 +166,14 @@ impl OnnxFile {
             let v = match domain {
                 "" => opset,
                 "com.microsoft" => self.opset("com.microsoft").unwrap_or(1),
-                d => {
-                    return Err(self.err(format!(
-                        "node '{}' ({op}): domain '{d}' is not supported",
-                        n.name.as_deref().unwrap_or("")
-                    )));
-                }
+                d => return Err(self.err(format!("node '{}' ({op}): domain '{d}' is not supported", n.name.as_deref().unwrap_or("")))),
             };
-            let where_ = || {
-                format!(
-                    "node '{}' ({}{op}, opset {v})",
-                    n.name.as_deref().unwrap_or(""),
-                    if domain.is_empty() {
-                        String::new()
-                    } else {
-                        format!("{domain}.")
-                    }
-                )
-            };
-            let ins: Vec<Option<Val>> = n
-                .input
-                .iter()
-                .map(|s| {
-                    if s.is_empty() {
-                        None
-                    } else {
-                        cx.vals.get(s).cloned()
-                    }
-                })
-                .collect();
-            let nd = Node {
-                n,
-                ins,
-                opset: v,
-                fx: &fx,
-            };
-            let outs = ops::translate(&mut cx, domain, &nd)
-                .map_err(|e| self.err(format!("{}: {e}", where_())))?;
+            let where_ = || format!("node '{}' ({}{op}, opset {v})", n.name.as_deref().unwrap_or(""), if domain.is_empty() { String::new() } else { format!("{domain}.") });
+            let ins: Vec<Option<Val>> = n.input.iter().map(|s| if s.is_empty() { None } else { cx.vals.get(s).cloned() }).collect();
+            let nd = Node { n, ins, opset: v, fx: &fx };
+            let outs = ops::translate(&mut cx, domain, &nd).map_err(|e| self.err(format!("{}: {e}", where_())))?;
             if outs.len() < nd.outputs() {
-                return Err(self.err(format!(
-                    "{}: produces {} outputs, the node names {}",
-                    where_(),
-                    outs.len(),
-                    nd.outputs()
-                )));
+                return Err(self.err(format!("{}: produces {} outputs, the node names {}", where_(), outs.len(), nd.outputs())));
             }
             for (name, v) in n.output.iter().zip(outs) {
                 if !name.is_empty() {
@@ -260,20 +188,12 @@ impl OnnxFile {
         let mut results = Vec::new();
         for vo in &g.output {
             let name = vo.name.clone().unwrap_or_default();
-            let v = cx
-                .vals
-                .get(&name)
-                .cloned()
-                .ok_or_else(|| self.err(format!("graph output '{name}' is never computed")))?;
-            let x = cx
-                .ir(&v)
-                .map_err(|e| self.err(format!("graph output '{name}': {e}")))?;
+            let v = cx.vals.get(&name).cloned().ok_or_else(|| self.err(format!("graph output '{name}' is never computed")))?;
+            let x = cx.ir(&v).map_err(|e| self.err(format!("graph output '{name}': {e}")))?;
             let got = cx.f.dfg.ty(x).clone();
             if let Ok(want) = self.value_type(vo, opts, false) {
                 if !compatible(&want, &got) {
-                    return Err(self.err(format!(
-                        "graph output '{name}' is declared {want} but computes to {got}"
-                    )));
+                    return Err(self.err(format!("graph output '{name}' is declared {want} but computes to {got}")));
                 }
             }
             results.push(x);
@@ -282,43 +202,20 @@ impl OnnxFile {
         cx.f.returns = results;
         let mut m = cx.m;
         m.funcs.push(cx.f);
-        let stem = self
-            .path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("onnx");
+        let stem = self.path.file_stem().and_then(|s| s.to_str()).unwrap_or("onnx");
         m.name = Some(super::decoder::module_name(stem));
         m.meta = vec![
             ("arch".into(), AttrLit::Str("onnx".into())),
-            (
-                "source".into(),
-                AttrLit::Str(self.path.display().to_string()),
-            ),
+            ("source".into(), AttrLit::Str(self.path.display().to_string())),
             ("opset".into(), AttrLit::Int(opset)),
-            (
-                "producer".into(),
-                AttrLit::Str(
-                    format!(
-                        "{} {}",
-                        self.model.producer_name.as_deref().unwrap_or(""),
-                        self.model.producer_version.as_deref().unwrap_or("")
-                    )
-                    .trim()
-                    .to_string(),
-                ),
-            ),
+            ("producer".into(), AttrLit::Str(format!("{} {}", self.model.producer_name.as_deref().unwrap_or(""), self.model.producer_version.as_deref().unwrap_or("")).trim().to_string())),
             ("inputs".into(), AttrLit::Str(pnames.join(","))),
         ];
         Ok(m)
     }
 
     /// The IR type of a graph input or output (`dim_param` → named dims).
-    fn value_type(
-        &self,
-        vi: &proto::ValueInfoProto,
-        opts: &OnnxOptions,
-        bind_batch: bool,
-    ) -> Result<TensorType, String> {
+    fn value_type(&self, vi: &proto::ValueInfoProto, opts: &OnnxOptions, bind_batch: bool) -> Result<TensorType, String> {
         use proto::type_proto::Value as TV;
         let tt = match vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
             Some(TV::TensorType(t)) => t,
@@ -326,20 +223,13 @@ impl OnnxFile {
             None => return Err("no type".into()),
         };
         let elem = tensor::elem_of(tt.elem_type.unwrap_or(0))?;
-        let dims = tt
-            .shape
-            .as_ref()
-            .ok_or("no shape (flexc needs the rank of every input)")?;
+        let dims = tt.shape.as_ref().ok_or("no shape (flexc needs the rank of every input)")?;
         let rank = dims.dim.len();
         let mut shape = Vec::with_capacity(rank);
         for (i, d) in dims.dim.iter().enumerate() {
             use proto::tensor_shape_proto::dimension::Value as DV;
             let sym = |s: String| {
-                if bind_batch && i == 0 && rank >= 2 && opts.batch > 0 {
-                    Dim::Fixed(opts.batch)
-                } else {
-                    Dim::Sym(Arc::from(dim_name(&s)))
-                }
+                if bind_batch && i == 0 && rank >= 2 && opts.batch > 0 { Dim::Fixed(opts.batch) } else { Dim::Sym(Arc::from(dim_name(&s))) }
             };
             shape.push(match &d.value {
                 Some(DV::DimValue(v)) if *v >= 0 && *v <= 1 << 40 => Dim::Fixed(*v as u64),
@@ -348,27 +238,16 @@ impl OnnxFile {
                 _ => sym(format!("{}_d{i}", vi.name.as_deref().unwrap_or("x"))),
             });
         }
-        Ok(TensorType {
-            shape,
-            elem,
-            encoding: None,
-        })
+        Ok(TensorType { shape, elem, encoding: None })
     }
 
     /// Node indices in an order where every input is computed first.
-    fn order(
-        &self,
-        g: &proto::GraphProto,
-        defined: &HashSet<String>,
-    ) -> Result<Vec<usize>, ImportError> {
+    fn order(&self, g: &proto::GraphProto, defined: &HashSet<String>) -> Result<Vec<usize>, ImportError> {
         let mut producer: HashMap<&str, usize> = HashMap::new();
         for (i, n) in g.node.iter().enumerate() {
             for o in n.output.iter().filter(|o| !o.is_empty()) {
                 if defined.contains(o) || producer.insert(o, i).is_some() {
-                    return Err(self.err(format!(
-                        "value '{o}' is defined twice (node '{}')",
-                        n.name.as_deref().unwrap_or("")
-                    )));
+                    return Err(self.err(format!("value '{o}' is defined twice (node '{}')", n.name.as_deref().unwrap_or(""))));
                 }
             }
         }
@@ -392,20 +271,8 @@ impl OnnxFile {
                         continue;
                     }
                     match producer.get(inp.as_str()) {
-                        None => {
-                            return Err(self.err(format!(
-                                "node '{}' ({}): input '{inp}' is never defined",
-                                n.name.as_deref().unwrap_or(""),
-                                n.op_type.as_deref().unwrap_or("?")
-                            )));
-                        }
-                        Some(&p) if state[p] == 1 => {
-                            return Err(self.err(format!(
-                                "the graph has a cycle through node '{}' ({})",
-                                n.name.as_deref().unwrap_or(""),
-                                n.op_type.as_deref().unwrap_or("?")
-                            )));
-                        }
+                        None => return Err(self.err(format!("node '{}' ({}): input '{inp}' is never defined", n.name.as_deref().unwrap_or(""), n.op_type.as_deref().unwrap_or("?")))),
+                        Some(&p) if state[p] == 1 => return Err(self.err(format!("the graph has a cycle through node '{}' ({})", n.name.as_deref().unwrap_or(""), n.op_type.as_deref().unwrap_or("?")))),
                         Some(&p) if state[p] == 0 => stack.push((p, 0)),
                         _ => {}
                     }
@@ -422,11 +289,5 @@ impl OnnxFile {
 
 /// A declared output type matches a computed one (symbols may differ in name).
 fn compatible(want: &TensorType, got: &TensorType) -> bool {
-    want.elem == got.elem
-        && want.rank() == got.rank()
-        && want.shape.iter().zip(&got.shape).all(|(a, b)| {
-            matches!((a, b), (Dim::Fixed(x), Dim::Fixed(y)) if x == y)
-                || matches!(a, Dim::Sym(_))
-                || matches!(b, Dim::Sym(_))
-        })
+    want.elem == got.elem && want.rank() == got.rank() && want.shape.iter().zip(&got.shape).all(|(a, b)| matches!((a, b), (Dim::Fixed(x), Dim::Fixed(y)) if x == y) || matches!(a, Dim::Sym(_)) || matches!(b, Dim::Sym(_)))
 }

@@ -20,10 +20,7 @@ pub struct Node<'a> {
 
 impl Node<'_> {
     fn attr(&self, name: &str) -> Option<&proto::AttributeProto> {
-        self.n
-            .attribute
-            .iter()
-            .find(|a| a.name.as_deref() == Some(name))
+        self.n.attribute.iter().find(|a| a.name.as_deref() == Some(name))
     }
 
     /// True if the attribute is present.
@@ -38,9 +35,7 @@ impl Node<'_> {
 
     /// A float attribute.
     pub fn float(&self, name: &str, default: f64) -> f64 {
-        self.attr(name)
-            .and_then(|a| a.f)
-            .map_or(default, |f| f as f64)
+        self.attr(name).and_then(|a| a.f).map_or(default, |f| f as f64)
     }
 
     /// An integer-list attribute.
@@ -50,28 +45,19 @@ impl Node<'_> {
 
     /// A string attribute.
     pub fn string(&self, name: &str) -> Option<String> {
-        self.attr(name)
-            .and_then(|a| a.s.as_ref())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
+        self.attr(name).and_then(|a| a.s.as_ref()).map(|s| String::from_utf8_lossy(s).into_owned())
     }
 
     /// A tensor attribute, decoded.
     pub fn tensor(&self, name: &str) -> Result<Option<Const>, String> {
-        let Some(t) = self.attr(name).and_then(|a| a.t.as_ref()) else {
-            return Ok(None);
-        };
-        let (elem, shape, loc) =
-            tensor::read(t, self.fx).map_err(|e| format!("attribute '{name}': {e}"))?;
+        let Some(t) = self.attr(name).and_then(|a| a.t.as_ref()) else { return Ok(None) };
+        let (elem, shape, loc) = tensor::read(t, self.fx).map_err(|e| format!("attribute '{name}': {e}"))?;
         Ok(Some(tensor::decode(elem, shape, &loc.bytes)))
     }
 
     /// Operand `i`, required.
     pub fn input(&self, i: usize) -> Result<Val, String> {
-        self.ins
-            .get(i)
-            .cloned()
-            .flatten()
-            .ok_or_else(|| format!("input {i} is required"))
+        self.ins.get(i).cloned().flatten().ok_or_else(|| format!("input {i} is required"))
     }
 
     /// Operand `i`, optional.

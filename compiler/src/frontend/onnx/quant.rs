@@ -14,27 +14,19 @@ use super::cx::{Cx, Val};
 use super::node::Node;
 use super::shape;
 use super::tensor::{CData, Const, SymInt};
-use flexc_ir::Span;
 use flexc_ir::attrs;
 use flexc_ir::ops::ReduceKind;
 use flexc_ir::quant::lowbit::GqParams;
 use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
+use flexc_ir::Span;
 use std::sync::Arc;
 
 type R<T> = Result<T, String>;
 
 fn scalar(elem: ElemType, v: f64) -> Val {
-    let data = if elem.is_float() {
-        CData::F(vec![v])
-    } else {
-        CData::I(vec![SymInt::N(v as i64)])
-    };
-    Val::C(Arc::new(Const {
-        elem,
-        shape: vec![],
-        data,
-    }))
+    let data = if elem.is_float() { CData::F(vec![v]) } else { CData::I(vec![SymInt::N(v as i64)]) };
+    Val::C(Arc::new(Const { elem, shape: vec![], data }))
 }
 
 fn to_f32(cx: &mut Cx, v: &Val) -> R<Val> {
@@ -42,14 +34,7 @@ fn to_f32(cx: &mut Cx, v: &Val) -> R<Val> {
     if ty.elem == ElemType::F32 {
         return Ok(v.clone());
     }
-    cx.emit(
-        attrs::Cast {},
-        std::slice::from_ref(v),
-        Some(TensorType {
-            elem: ElemType::F32,
-            ..ty
-        }),
-    )
+    cx.emit(attrs::Cast {}, std::slice::from_ref(v), Some(TensorType { elem: ElemType::F32, ..ty }))
 }
 
 /// Reshapes a per-axis (or blocked) scale / zero point so it broadcasts
@@ -80,15 +65,7 @@ fn along(cx: &mut Cx, s: &Val, rank: usize, axis: i64, block: i64, xshape: &[Dim
         let v = shape::reshape(cx, &e, flat.clone())?;
         if flat[ax] != xshape[ax] {
             let end = xshape[ax].fixed().ok_or("a symbolic blocked axis")? as i64;
-            return cx.emit(
-                attrs::Slice {
-                    axis: ax as i64,
-                    start: 0,
-                    end,
-                },
-                &[v],
-                None,
-            );
+            return cx.emit(attrs::Slice { axis: ax as i64, start: 0, end }, &[v], None);
         }
         return Ok(v);
     }
@@ -120,14 +97,7 @@ pub fn dequantize_linear(cx: &mut Cx, nd: &Node) -> R<Val> {
         return Ok(y);
     }
     let ty = cx.ty(&y);
-    cx.emit(
-        attrs::Cast {},
-        &[y],
-        Some(TensorType {
-            elem: out_elem,
-            ..ty
-        }),
-    )
+    cx.emit(attrs::Cast {}, &[y], Some(TensorType { elem: out_elem, ..ty }))
 }
 
 /// `round(x / scale) + zero_point`, saturated to `elem` (the cast saturates).
@@ -155,19 +125,9 @@ pub fn quantize_linear(cx: &mut Cx, nd: &Node) -> R<Val> {
             let e = cx.ty(&zp).elem;
             (Some(along(cx, &zp, xt.rank(), axis, block, &xt.shape)?), e)
         }
-        None => (
-            None,
-            if nd.has("output_dtype") {
-                super::tensor::elem_of(nd.int("output_dtype", 2) as i32)?
-            } else {
-                ElemType::U8
-            },
-        ),
+        None => (None, if nd.has("output_dtype") { super::tensor::elem_of(nd.int("output_dtype", 2) as i32)? } else { ElemType::U8 }),
     };
-    if !matches!(
-        elem,
-        ElemType::U8 | ElemType::I8 | ElemType::I16 | ElemType::U4 | ElemType::I4
-    ) {
+    if !matches!(elem, ElemType::U8 | ElemType::I8 | ElemType::I16 | ElemType::U4 | ElemType::I4) {
         return Err(format!("quantizing to {elem} is not supported"));
     }
     if nd.int("saturate", 1) == 0 {
@@ -182,21 +142,9 @@ pub fn dynamic_quantize_linear(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
     let x = to_f32(cx, &nd.input(0)?)?;
     let rank = cx.ty(&x).rank();
     let all = |cx: &mut Cx, v: Val, neg: bool| -> R<Val> {
-        let mut v = if neg {
-            cx.emit(attrs::Neg {}, &[v], None)?
-        } else {
-            v
-        };
+        let mut v = if neg { cx.emit(attrs::Neg {}, &[v], None)? } else { v };
         for a in (0..rank).rev() {
-            v = cx.emit(
-                attrs::Reduce {
-                    kind: ReduceKind::Max,
-                    axis: a as i64,
-                    keepdim: false,
-                },
-                &[v],
-                None,
-            )?;
+            v = cx.emit(attrs::Reduce { kind: ReduceKind::Max, axis: a as i64, keepdim: false }, &[v], None)?;
         }
         Ok(v)
     };
@@ -211,14 +159,7 @@ pub fn dynamic_quantize_linear(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
     let zf = cx.emit(attrs::Div {}, &[neg_lo, scale.clone()], None)?;
     let zf = cx.emit(attrs::Round {}, &[zf], None)?;
     let zt = cx.ty(&zf);
-    let zp = cx.emit(
-        attrs::Cast {},
-        &[zf.clone()],
-        Some(TensorType {
-            elem: ElemType::U8,
-            ..zt
-        }),
-    )?;
+    let zp = cx.emit(attrs::Cast {}, &[zf.clone()], Some(TensorType { elem: ElemType::U8, ..zt }))?;
     let y = quantize_to(cx, x, scale.clone(), Some(zf), ElemType::U8)?;
     Ok(vec![y, scale, zp])
 }
@@ -227,14 +168,7 @@ pub fn dynamic_quantize_linear(cx: &mut Cx, nd: &Node) -> R<Vec<Val>> {
 pub fn matmul_integer(cx: &mut Cx, nd: &Node) -> R<Val> {
     let widen = |cx: &mut Cx, v: Val, zp: Option<Val>, b_side: bool| -> R<Val> {
         let ty = cx.ty(&v);
-        let w = cx.emit(
-            attrs::Cast {},
-            &[v],
-            Some(TensorType {
-                elem: ElemType::I32,
-                ..ty.clone()
-            }),
-        )?;
+        let w = cx.emit(attrs::Cast {}, &[v], Some(TensorType { elem: ElemType::I32, ..ty.clone() }))?;
         let Some(zp) = zp else { return Ok(w) };
         let zt = cx.ty(&zp);
         // A's zero point is per row (axis −2 … a scalar or [M]); B's per column.
@@ -247,14 +181,7 @@ pub fn matmul_integer(cx: &mut Cx, nd: &Node) -> R<Val> {
             shape::reshape(cx, &zp, vec![])?
         };
         let zt = cx.ty(&z);
-        let z = cx.emit(
-            attrs::Cast {},
-            &[z],
-            Some(TensorType {
-                elem: ElemType::I32,
-                ..zt
-            }),
-        )?;
+        let z = cx.emit(attrs::Cast {}, &[z], Some(TensorType { elem: ElemType::I32, ..zt }))?;
         cx.emit(attrs::Sub {}, &[w, z], None)
     };
     let a = widen(cx, nd.input(0)?, nd.opt(2), false)?;
@@ -264,16 +191,9 @@ pub fn matmul_integer(cx: &mut Cx, nd: &Node) -> R<Val> {
 
 /// `com.microsoft.MatMulNBits`: `A · dequantize(B)ᵀ (+ bias)`.
 pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
-    let (k, n, bits, block) = (
-        nd.int("K", 0),
-        nd.int("N", 0),
-        nd.int("bits", 4),
-        nd.int("block_size", 0),
-    );
+    let (k, n, bits, block) = (nd.int("K", 0), nd.int("N", 0), nd.int("bits", 4), nd.int("block_size", 0));
     if k <= 0 || n <= 0 || block < 16 || block & (block - 1) != 0 || !(2..=8).contains(&bits) {
-        return Err(format!(
-            "K = {k}, N = {n}, bits = {bits}, block_size = {block} are not valid"
-        ));
+        return Err(format!("K = {k}, N = {n}, bits = {bits}, block_size = {block} are not valid"));
     }
     if nd.opt(4).is_some() {
         return Err("g_idx (act-order) is not supported".into());
@@ -283,17 +203,8 @@ pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
     let blob = block * bits / 8;
     let b = nd.input(1)?;
     let bt = cx.ty(&b);
-    if bt.elem != ElemType::U8
-        || bt.shape
-            != [
-                Dim::Fixed(n as u64),
-                Dim::Fixed(blocks as u64),
-                Dim::Fixed(blob as u64),
-            ]
-    {
-        return Err(format!(
-            "B of type {bt}, expected u8[{n}, {blocks}, {blob}]"
-        ));
+    if bt.elem != ElemType::U8 || bt.shape != [Dim::Fixed(n as u64), Dim::Fixed(blocks as u64), Dim::Fixed(blob as u64)] {
+        return Err(format!("B of type {bt}, expected u8[{n}, {blocks}, {blob}]"));
     }
     let codes = packed_bytes(&b)?;
     let scales = values(&nd.input(2)?, "scales")?;
@@ -307,37 +218,19 @@ pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
             let raw = packed_bytes(&z)?;
             let per_row = ((blocks * bits + 7) / 8) as usize;
             if raw.len() != n as usize * per_row {
-                return Err(format!(
-                    "{} packed zero-point bytes, expected {}",
-                    raw.len(),
-                    n as usize * per_row
-                ));
+                return Err(format!("{} packed zero-point bytes, expected {}", raw.len(), n as usize * per_row));
             }
-            (0..(n * blocks) as usize)
-                .map(|i| {
-                    get_bits(
-                        &raw[(i / blocks as usize) * per_row..],
-                        (i % blocks as usize) * bits as usize,
-                        bits as usize,
-                    ) as f64
-                })
-                .collect()
+            (0..(n * blocks) as usize).map(|i| get_bits(&raw[(i / blocks as usize) * per_row..], (i % blocks as usize) * bits as usize, bits as usize) as f64).collect()
         }
         Some(z) => values(&z, "zero_points")?,
     };
     let elem = cx.ty(&a).elem;
     let f16_exact = scales.iter().all(|&s| half::f16::from_f64(s).to_f64() == s);
-    let int_zp = zps
-        .iter()
-        .all(|&z| z.fract() == 0.0 && (0.0..(1u32 << bits) as f64).contains(&z));
+    let int_zp = zps.iter().all(|&z| z.fract() == 0.0 && (0.0..(1u32 << bits) as f64).contains(&z));
     let gq = bits <= 4 && k % block == 0 && block % 8 == 0 && f16_exact && int_zp;
     let name = super::cx::symbol_name(nd.n.input.get(1).map(String::as_str).unwrap_or("B"));
     let wv = if gq {
-        let p = GqParams {
-            bits: bits as u8,
-            group: block as u32,
-            zero: true,
-        };
+        let p = GqParams { bits: bits as u8, group: block as u32, zero: true };
         let mut bytes = Vec::with_capacity((n * blocks) as usize * p.block_bytes());
         for i in 0..(n * blocks) as usize {
             bytes.extend_from_slice(&half::f16::from_f64(scales[i]).to_le_bytes());
@@ -355,11 +248,7 @@ pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
                 bytes.extend_from_slice(&c);
             }
         }
-        let ty = TensorType {
-            shape: vec![Dim::Fixed(n as u64), Dim::Fixed(k as u64)],
-            elem: ElemType::F32,
-            encoding: Some(Encoding::Gq(p)),
-        };
+        let ty = TensorType { shape: vec![Dim::Fixed(n as u64), Dim::Fixed(k as u64)], elem: ElemType::F32, encoding: Some(Encoding::Gq(p)) };
         let w = weight(cx, &name, ty, bytes)?;
         cx.op(attrs::Dequantize {}, &[w], None)?
     } else {
@@ -369,25 +258,14 @@ pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
             for col in 0..k as usize {
                 let (blk, j) = (col / block as usize, col % block as usize);
                 let i = row * blocks as usize + blk;
-                let q = get_bits(
-                    &codes[i * blob as usize..],
-                    j * bits as usize,
-                    bits as usize,
-                ) as f64;
+                let q = get_bits(&codes[i * blob as usize..], j * bits as usize, bits as usize) as f64;
                 w[row * k as usize + col] = ((q - zps[i]) * scales[i]) as f32;
             }
         }
         let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-        weight(
-            cx,
-            &name,
-            TensorType::new(ElemType::F32, &[n as u64, k as u64]),
-            bytes,
-        )?
+        weight(cx, &name, TensorType::new(ElemType::F32, &[n as u64, k as u64]), bytes)?
     };
-    let wv = if elem == ElemType::F32 {
-        wv
-    } else {
+    let wv = if elem == ElemType::F32 { wv } else {
         let t = cx.f.dfg.ty(wv).clone();
         cx.op(attrs::Cast {}, &[wv], Some(TensorType { elem, ..t }))?
     };
@@ -400,9 +278,7 @@ pub fn matmul_nbits(cx: &mut Cx, nd: &Node) -> R<Val> {
 }
 
 fn get_bits(b: &[u8], at: usize, bits: usize) -> u32 {
-    (0..bits)
-        .map(|i| (((b[(at + i) / 8] >> ((at + i) % 8)) & 1) as u32) << i)
-        .sum()
+    (0..bits).map(|i| (((b[(at + i) / 8] >> ((at + i) % 8)) & 1) as u32) << i).sum()
 }
 
 fn set_bits(b: &mut [u8], at: usize, v: u32) {
@@ -418,17 +294,8 @@ fn set_bits(b: &mut [u8], at: usize, v: u32) {
 
 fn packed_bytes(v: &Val) -> R<Vec<u8>> {
     match v {
-        Val::C(c) => c
-            .known_ints()
-            .map(|x| x.iter().map(|&b| b as u8).collect())
-            .ok_or_else(|| "symbolic bytes".to_string()),
-        Val::W(w) => super::tensor::init_values(w).map(|c| {
-            c.known_ints()
-                .unwrap_or_default()
-                .iter()
-                .map(|&b| b as u8)
-                .collect()
-        }),
+        Val::C(c) => c.known_ints().map(|x| x.iter().map(|&b| b as u8).collect()).ok_or_else(|| "symbolic bytes".to_string()),
+        Val::W(w) => super::tensor::init_values(w).map(|c| c.known_ints().unwrap_or_default().iter().map(|&b| b as u8).collect()),
         Val::Ir(_) => Err("MatMulNBits weights must be initializers".into()),
     }
 }
@@ -449,17 +316,6 @@ fn weight(cx: &mut Cx, name: &str, ty: TensorType, bytes: Vec<u8>) -> R<flexc_ir
         sym = format!("{name}.{i}");
         i += 1;
     }
-    cx.m.weights.insert(WeightData {
-        name: sym.clone(),
-        ty: ty.clone(),
-        source: WeightSource::Derived(Arc::from(bytes)),
-        span: Span::default(),
-    })?;
-    cx.op(
-        attrs::Weight {
-            name: flexc_ir::ops::Symbol(sym),
-        },
-        &[],
-        Some(ty),
-    )
+    cx.m.weights.insert(WeightData { name: sym.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(bytes)), span: Span::default() })?;
+    cx.op(attrs::Weight { name: flexc_ir::ops::Symbol(sym) }, &[], Some(ty))
 }

@@ -16,11 +16,7 @@ type R<T> = Result<T, String>;
 
 fn norm(axis: i64, rank: usize) -> R<usize> {
     let a = if axis < 0 { axis + rank as i64 } else { axis };
-    if (0..rank as i64).contains(&a) {
-        Ok(a as usize)
-    } else {
-        Err(format!("axis {axis} is out of range for rank {rank}"))
-    }
+    if (0..rank as i64).contains(&a) { Ok(a as usize) } else { Err(format!("axis {axis} is out of range for rank {rank}")) }
 }
 
 fn strides(shape: &[usize]) -> Vec<usize> {
@@ -37,11 +33,7 @@ fn pick(c: &Const, shape: Vec<usize>, src: impl Iterator<Item = usize>) -> Const
         CData::F(v) => CData::F(src.map(|i| v[i]).collect()),
         CData::I(v) => CData::I(src.map(|i| v[i].clone()).collect()),
     };
-    Const {
-        elem: c.elem,
-        shape,
-        data,
-    }
+    Const { elem: c.elem, shape, data }
 }
 
 /// The integers of a 1-D (or scalar) constant operand (symbols allowed).
@@ -51,42 +43,27 @@ pub fn sym_ints(cx: &Cx, v: &Val, what: &str) -> R<Vec<SymInt>> {
             CData::I(x) => Ok(x.clone()),
             CData::F(_) => Err(format!("{what} must be integers")),
         },
-        None => Err(format!(
-            "{what} must be known when the model is imported (a constant or computed from shapes), not computed from the inputs"
-        )),
+        None => Err(format!("{what} must be known when the model is imported (a constant or computed from shapes), not computed from the inputs")),
     }
 }
 
 /// The integers of a constant operand, every one known.
 pub fn ints(cx: &Cx, v: &Val, what: &str) -> R<Vec<i64>> {
-    sym_ints(cx, v, what)?
-        .iter()
-        .map(|x| {
-            x.n()
-                .ok_or_else(|| format!("{what} depends on the symbolic dimension '{x}'"))
-        })
-        .collect()
+    sym_ints(cx, v, what)?.iter().map(|x| x.n().ok_or_else(|| format!("{what} depends on the symbolic dimension '{x}'"))).collect()
 }
 
 /// `v` with a new shape (same elements).
 pub fn reshape(cx: &mut Cx, v: &Val, shape: Vec<Dim>) -> R<Val> {
     if let Some(c) = cx.known(v) {
         if let Some(s) = shape.iter().map(Dim::fixed).collect::<Option<Vec<_>>>() {
-            return Ok(Val::C(Arc::new(Const {
-                shape: s.iter().map(|&d| d as usize).collect(),
-                ..(*c).clone()
-            })));
+            return Ok(Val::C(Arc::new(Const { shape: s.iter().map(|&d| d as usize).collect(), ..(*c).clone() })));
         }
     }
     let ty = cx.ty(v);
     if ty.shape == shape {
         return Ok(v.clone());
     }
-    cx.emit(
-        attrs::Reshape {},
-        std::slice::from_ref(v),
-        Some(TensorType { shape, ..ty }),
-    )
+    cx.emit(attrs::Reshape {}, std::slice::from_ref(v), Some(TensorType { shape, ..ty }))
 }
 
 /// Resolves an ONNX Reshape target (0 copies, −1 infers) against `input`.
@@ -95,12 +72,7 @@ pub fn resolve_shape(input: &[Dim], target: &[SymInt], allowzero: bool) -> R<Vec
     let mut infer = None;
     for (i, t) in target.iter().enumerate() {
         match t {
-            SymInt::N(0) if !allowzero => out.push(Some(
-                input
-                    .get(i)
-                    .cloned()
-                    .ok_or("a 0 in the shape has no input dimension to copy")?,
-            )),
+            SymInt::N(0) if !allowzero => out.push(Some(input.get(i).cloned().ok_or("a 0 in the shape has no input dimension to copy")?)),
             SymInt::N(-1) if infer.is_none() => {
                 infer = Some(i);
                 out.push(None);
@@ -128,26 +100,17 @@ pub fn resolve_shape(input: &[Dim], target: &[SymInt], allowzero: bool) -> R<Vec
                     Some(p) => {
                         syms.remove(p);
                     }
-                    None => {
-                        return Err(format!(
-                            "cannot infer the -1 of the shape: '{s}' does not divide the input's size"
-                        ));
-                    }
+                    None => return Err(format!("cannot infer the -1 of the shape: '{s}' does not divide the input's size")),
                 },
             }
         }
         if den == 0 || num % den != 0 {
-            return Err(format!(
-                "cannot infer the -1 of the shape: {num} elements do not divide by {den}"
-            ));
+            return Err(format!("cannot infer the -1 of the shape: {num} elements do not divide by {den}"));
         }
         out[k] = Some(match (syms.as_slice(), num / den) {
             ([], q) => Dim::Fixed(q as u64),
             ([s], 1) => Dim::Sym(s.clone()),
-            _ => return Err(
-                "cannot infer the -1 of the shape: it would be a product of symbolic dimensions"
-                    .into(),
-            ),
+            _ => return Err("cannot infer the -1 of the shape: it would be a product of symbolic dimensions".into()),
         });
     }
     Ok(out.into_iter().flatten().collect())
@@ -162,24 +125,11 @@ pub fn transpose(cx: &mut Cx, v: &Val, perm: &[usize]) -> R<Val> {
         let shape: Vec<usize> = perm.iter().map(|&p| c.shape[p]).collect();
         let (st, n) = (strides(&c.shape), c.numel());
         let ost = strides(&shape);
-        let src: Vec<usize> = (0..n)
-            .map(|k| {
-                perm.iter()
-                    .enumerate()
-                    .map(|(i, &p)| (k / ost[i]) % shape[i].max(1) * st[p])
-                    .sum()
-            })
-            .collect();
+        let src: Vec<usize> = (0..n).map(|k| perm.iter().enumerate().map(|(i, &p)| (k / ost[i]) % shape[i].max(1) * st[p]).sum()).collect();
         let src = src.into_iter();
         return Ok(Val::C(Arc::new(pick(&c, shape, src))));
     }
-    cx.emit(
-        attrs::Transpose {
-            perm: perm.iter().map(|&p| p as i64).collect(),
-        },
-        std::slice::from_ref(v),
-        None,
-    )
+    cx.emit(attrs::Transpose { perm: perm.iter().map(|&p| p as i64).collect() }, std::slice::from_ref(v), None)
 }
 
 /// `Concat` along an axis.
@@ -199,27 +149,15 @@ pub fn concat(cx: &mut Cx, vs: &[Val], axis: i64) -> R<Val> {
             for c in &cs {
                 let inner: usize = c.shape[ax..].iter().product();
                 match (&mut data, &c.data) {
-                    (CData::F(d), CData::F(s)) => {
-                        d.extend_from_slice(&s[o * inner..(o + 1) * inner])
-                    }
-                    (CData::I(d), CData::I(s)) => {
-                        d.extend_from_slice(&s[o * inner..(o + 1) * inner])
-                    }
+                    (CData::F(d), CData::F(s)) => d.extend_from_slice(&s[o * inner..(o + 1) * inner]),
+                    (CData::I(d), CData::I(s)) => d.extend_from_slice(&s[o * inner..(o + 1) * inner]),
                     _ => return Err("concatenated tensors have different element types".into()),
                 }
             }
         }
-        return Ok(Val::C(Arc::new(Const {
-            elem: cs[0].elem,
-            shape,
-            data,
-        })));
+        return Ok(Val::C(Arc::new(Const { elem: cs[0].elem, shape, data })));
     }
-    let vs: Vec<Val> = vs
-        .iter()
-        .filter(|v| cx.ty(v).shape.get(ax) != Some(&Dim::Fixed(0)))
-        .cloned()
-        .collect();
+    let vs: Vec<Val> = vs.iter().filter(|v| cx.ty(v).shape.get(ax) != Some(&Dim::Fixed(0))).cloned().collect();
     if vs.len() == 1 {
         return Ok(vs[0].clone());
     }
@@ -229,11 +167,7 @@ pub fn concat(cx: &mut Cx, vs: &[Val], axis: i64) -> R<Val> {
 /// Clamps an ONNX slice bound to `[0, n]` (or `[-1, n-1]` for negative steps).
 fn clamp(x: i64, n: i64, step: i64) -> i64 {
     let x = if x < 0 { x + n } else { x };
-    if step > 0 {
-        x.clamp(0, n)
-    } else {
-        x.clamp(-1, n - 1)
-    }
+    if step > 0 { x.clamp(0, n) } else { x.clamp(-1, n - 1) }
 }
 
 /// `Slice` (opset ≥ 10 inputs: data, starts, ends, axes, steps).
@@ -264,53 +198,28 @@ pub fn slice(cx: &mut Cx, nd: &Node) -> R<Val> {
         let dim = cx.ty(&v).shape[ax].clone();
         // Symbolic bounds: the whole axis, or a symbolic prefix of a constant.
         let (start, end) = match (&starts[i], &ends[i], &dim) {
-            (SymInt::N(s), SymInt::N(e), Dim::Fixed(n)) => {
-                (clamp(*s, *n as i64, step), clamp(*e, *n as i64, step))
-            }
-            (SymInt::N(s), SymInt::N(e), Dim::Sym(_))
-                if step == 1 && (*s == 0 || *s <= -(1 << 62)) && *e >= (1 << 62) =>
-            {
-                continue;
-            }
+            (SymInt::N(s), SymInt::N(e), Dim::Fixed(n)) => (clamp(*s, *n as i64, step), clamp(*e, *n as i64, step)),
+            (SymInt::N(s), SymInt::N(e), Dim::Sym(_)) if step == 1 && (*s == 0 || *s <= -(1 << 62)) && *e >= (1 << 62) => continue,
             (SymInt::N(0), SymInt::S(e), Dim::Sym(d)) if step == 1 && e == d => continue,
             (SymInt::N(0), SymInt::S(e), Dim::Fixed(_)) if step == 1 => {
                 v = iota_prefix(cx, &v, ax, e)?;
                 continue;
             }
-            _ => {
-                return Err(format!(
-                    "slice bounds {}..{} (step {step}) of a dimension of size {dim} are not supported",
-                    starts[i], ends[i]
-                ));
-            }
+            _ => return Err(format!("slice bounds {}..{} (step {step}) of a dimension of size {dim} are not supported", starts[i], ends[i])),
         };
         let n = dim.fixed().unwrap_or(0) as i64;
         if let Some(c) = cx.known(&v) {
-            let idx: Vec<i64> = if step > 0 {
-                (start..end).step_by(step as usize).collect()
-            } else {
-                (end + 1..=start).rev().step_by((-step) as usize).collect()
-            };
+            let idx: Vec<i64> = if step > 0 { (start..end).step_by(step as usize).collect() } else { (end + 1..=start).rev().step_by((-step) as usize).collect() };
             v = Val::C(Arc::new(take_axis(&c, ax, &idx)));
             continue;
         }
         if step != 1 {
-            return Err(format!(
-                "a slice with step {step} of a run-time value is not supported"
-            ));
+            return Err(format!("a slice with step {step} of a run-time value is not supported"));
         }
         if start == 0 && end == n {
             continue;
         }
-        v = cx.emit(
-            attrs::Slice {
-                axis: ax as i64,
-                start,
-                end: end.max(start),
-            },
-            &[v],
-            None,
-        )?;
+        v = cx.emit(attrs::Slice { axis: ax as i64, start, end: end.max(start) }, &[v], None)?;
     }
     Ok(v)
 }
@@ -322,43 +231,23 @@ fn take_axis(c: &Const, ax: usize, idx: &[i64]) -> Const {
     let n = c.shape[ax];
     let mut shape = c.shape.clone();
     shape[ax] = idx.len();
-    let src = (0..outer).flat_map(move |o| {
-        idx.iter()
-            .flat_map(move |&i| (0..inner).map(move |k| (o * n + i as usize) * inner + k))
-    });
+    let src = (0..outer).flat_map(move |o| idx.iter().flat_map(move |&i| (0..inner).map(move |k| (o * n + i as usize) * inner + k)));
     pick(c, shape, src.collect::<Vec<_>>().into_iter())
 }
 
 /// `c[.., 0..sym, ..]` of a constant that counts 0, 1, 2, … along `ax`
 /// (position ids): a `tensor.iota` with the symbolic length.
 fn iota_prefix(cx: &mut Cx, v: &Val, ax: usize, sym: &Arc<str>) -> R<Val> {
-    let c = cx
-        .known(v)
-        .ok_or_else(|| format!("slicing to the symbolic length '{sym}' needs a constant"))?;
-    let vals = c
-        .known_ints()
-        .ok_or("a symbolic-length slice of symbolic values")?;
+    let c = cx.known(v).ok_or_else(|| format!("slicing to the symbolic length '{sym}' needs a constant"))?;
+    let vals = c.known_ints().ok_or("a symbolic-length slice of symbolic values")?;
     let (n, st) = (c.shape[ax], strides(&c.shape));
-    let counts = vals
-        .iter()
-        .enumerate()
-        .all(|(k, &x)| x == ((k / st[ax]) % n) as i64);
+    let counts = vals.iter().enumerate().all(|(k, &x)| x == ((k / st[ax]) % n) as i64);
     if !counts {
-        return Err(format!(
-            "slicing to the symbolic length '{sym}' is supported only for a constant counting 0, 1, 2, … along the axis"
-        ));
+        return Err(format!("slicing to the symbolic length '{sym}' is supported only for a constant counting 0, 1, 2, … along the axis"));
     }
     let mut shape: Vec<Dim> = c.shape.iter().map(|&d| Dim::Fixed(d as u64)).collect();
     shape[ax] = Dim::Sym(sym.clone());
-    let x = cx.op(
-        attrs::Iota { axis: ax as i64 },
-        &[],
-        Some(TensorType {
-            shape,
-            elem: c.elem,
-            encoding: None,
-        }),
-    )?;
+    let x = cx.op(attrs::Iota { axis: ax as i64 }, &[], Some(TensorType { shape, elem: c.elem, encoding: None }))?;
     Ok(Val::Ir(x))
 }
 
@@ -371,9 +260,7 @@ pub fn gather(cx: &mut Cx, data: &Val, idx: &Val, axis: i64) -> R<Val> {
         let ids = i.known_ints().ok_or("gather indices are symbolic")?;
         let ids: Vec<i64> = ids.iter().map(|&k| if k < 0 { k + n } else { k }).collect();
         if let Some(bad) = ids.iter().find(|&&k| k < 0 || k >= n) {
-            return Err(format!(
-                "gather index {bad} is out of range for a dimension of size {n}"
-            ));
+            return Err(format!("gather index {bad} is out of range for a dimension of size {n}"));
         }
         let t = take_axis(&c, ax, &ids);
         let mut shape = c.shape[..ax].to_vec();
@@ -387,22 +274,12 @@ pub fn gather(cx: &mut Cx, data: &Val, idx: &Val, axis: i64) -> R<Val> {
     let idx = match (cx.known(idx), n.fixed()) {
         (Some(c), Some(nn)) => {
             let v = c.known_ints().ok_or("gather indices are symbolic")?;
-            Val::C(Arc::new(Const::ints(
-                it.elem,
-                c.shape.clone(),
-                v.iter()
-                    .map(|&k| if k < 0 { k + nn as i64 } else { k })
-                    .collect(),
-            )))
+            Val::C(Arc::new(Const::ints(it.elem, c.shape.clone(), v.iter().map(|&k| if k < 0 { k + nn as i64 } else { k }).collect())))
         }
         (None, Some(nn)) => {
             let zero = Val::C(Arc::new(Const::ints(it.elem, vec![], vec![0])));
             let nv = Val::C(Arc::new(Const::ints(it.elem, vec![], vec![nn as i64])));
-            let neg = cx.emit(
-                attrs::Compare { pred: CmpPred::Lt },
-                &[idx.clone(), zero],
-                None,
-            )?;
+            let neg = cx.emit(attrs::Compare { pred: CmpPred::Lt }, &[idx.clone(), zero], None)?;
             let wrapped = cx.emit(attrs::Add {}, &[idx.clone(), nv], None)?;
             cx.emit(attrs::Where {}, &[neg, wrapped, idx.clone()], None)?
         }
@@ -435,12 +312,7 @@ pub fn product(dims: &[Dim]) -> R<Dim> {
         match d {
             Dim::Fixed(k) => n = n.checked_mul(*k).ok_or("dimension product overflows")?,
             Dim::Sym(s) if sym.is_none() => sym = Some(s.clone()),
-            Dim::Sym(s) => {
-                return Err(format!(
-                    "the product of symbolic dimensions '{}' and '{s}' is not a dimension flexc can name",
-                    sym.unwrap_or_default()
-                ));
-            }
+            Dim::Sym(s) => return Err(format!("the product of symbolic dimensions '{}' and '{s}' is not a dimension flexc can name", sym.unwrap_or_default())),
         }
     }
     match sym {
@@ -458,16 +330,9 @@ pub fn gather_nd(cx: &mut Cx, nd: &Node) -> R<Val> {
     }
     let (data, idx) = (nd.input(0)?, nd.input(1)?);
     let (dt, it) = (cx.ty(&data), cx.ty(&idx));
-    let q = it
-        .shape
-        .last()
-        .and_then(Dim::fixed)
-        .ok_or("the last dimension of the indices must be fixed")? as usize;
+    let q = it.shape.last().and_then(Dim::fixed).ok_or("the last dimension of the indices must be fixed")? as usize;
     if q == 0 || q > dt.rank() {
-        return Err(format!(
-            "index rows of length {q} for data of rank {}",
-            dt.rank()
-        ));
+        return Err(format!("index rows of length {q} for data of rank {}", dt.rank()));
     }
     // Flat row = Σ idx[..., j] · stride_j over the addressed axes.
     let lead = &dt.shape[..q];
@@ -477,30 +342,12 @@ pub fn gather_nd(cx: &mut Cx, nd: &Node) -> R<Val> {
             continue;
         }
         let stride = product(&lead[j + 1..])?;
-        let Dim::Fixed(stride) = stride else {
-            return Err(format!("a row stride of {stride} is symbolic"));
-        };
+        let Dim::Fixed(stride) = stride else { return Err(format!("a row stride of {stride} is symbolic")) };
         let mut col_shape = it.shape.clone();
         *col_shape.last_mut().expect("rank >= 1") = Dim::Fixed(1);
-        let col = if q == 1 {
-            idx.clone()
-        } else {
-            cx.emit(
-                attrs::Slice {
-                    axis: -1,
-                    start: j as i64,
-                    end: j as i64 + 1,
-                },
-                &[idx.clone()],
-                None,
-            )?
-        };
+        let col = if q == 1 { idx.clone() } else { cx.emit(attrs::Slice { axis: -1, start: j as i64, end: j as i64 + 1 }, &[idx.clone()], None)? };
         let s = Val::C(Arc::new(Const::ints(it.elem, vec![], vec![stride as i64])));
-        let term = if stride == 1 {
-            col
-        } else {
-            cx.emit(attrs::Mul {}, &[col, s], None)?
-        };
+        let term = if stride == 1 { col } else { cx.emit(attrs::Mul {}, &[col, s], None)? };
         flat = Some(match flat {
             None => term,
             Some(f) => cx.emit(attrs::Add {}, &[f, term], None)?,
@@ -511,15 +358,7 @@ pub fn gather_nd(cx: &mut Cx, nd: &Node) -> R<Val> {
         Some(f) => reshape(cx, &f, rows_shape.clone())?,
         None => {
             let zeros = Val::C(Arc::new(Const::ints(it.elem, vec![], vec![0])));
-            cx.emit(
-                attrs::Expand {},
-                &[zeros],
-                Some(TensorType {
-                    shape: rows_shape.clone(),
-                    elem: it.elem,
-                    encoding: None,
-                }),
-            )?
+            cx.emit(attrs::Expand {}, &[zeros], Some(TensorType { shape: rows_shape.clone(), elem: it.elem, encoding: None }))?
         }
     };
     let rest: Vec<Dim> = dt.shape[q..].to_vec();
@@ -533,10 +372,7 @@ pub fn gather_nd(cx: &mut Cx, nd: &Node) -> R<Val> {
 /// `Expand` to a shape (numpy broadcasting, both directions).
 pub fn expand(cx: &mut Cx, v: &Val, target: &[SymInt]) -> R<Val> {
     let ty = cx.ty(v);
-    let target: Vec<Dim> = target
-        .iter()
-        .map(|s| s.dim().ok_or_else(|| format!("shape entry {s} is invalid")))
-        .collect::<R<_>>()?;
+    let target: Vec<Dim> = target.iter().map(|s| s.dim().ok_or_else(|| format!("shape entry {s} is invalid"))).collect::<R<_>>()?;
     let shape = flexc_ir::shape::broadcast_shapes(&ty.shape, &target)?;
     if shape == ty.shape {
         return Ok(v.clone());
@@ -548,11 +384,7 @@ pub fn expand(cx: &mut Cx, v: &Val, target: &[SymInt]) -> R<Val> {
             return Ok(Val::C(Arc::new(pick(&c, s, idx.into_iter()))));
         }
     }
-    cx.emit(
-        attrs::Expand {},
-        std::slice::from_ref(v),
-        Some(TensorType { shape, ..ty }),
-    )
+    cx.emit(attrs::Expand {}, std::slice::from_ref(v), Some(TensorType { shape, ..ty }))
 }
 
 /// `Shape` with optional `start`/`end` (opset 15).
@@ -562,21 +394,13 @@ pub fn shape_of(cx: &Cx, nd: &Node) -> R<Val> {
     let clampr = |x: i64| (if x < 0 { x + r } else { x }).clamp(0, r) as usize;
     let (s, e) = (clampr(nd.int("start", 0)), clampr(nd.int("end", r)));
     let dims: Vec<SymInt> = ty.shape[s..e.max(s)].iter().map(SymInt::of_dim).collect();
-    Ok(Val::C(Arc::new(Const {
-        elem: ElemType::I64,
-        shape: vec![dims.len()],
-        data: CData::I(dims),
-    })))
+    Ok(Val::C(Arc::new(Const { elem: ElemType::I64, shape: vec![dims.len()], data: CData::I(dims) })))
 }
 
 /// `Size`: the element count (a symbol when exactly one dimension is symbolic).
 pub fn size_of(cx: &Cx, v: &Val) -> R<Val> {
     let d = product(&cx.ty(v).shape)?;
-    Ok(Val::C(Arc::new(Const {
-        elem: ElemType::I64,
-        shape: vec![],
-        data: CData::I(vec![SymInt::of_dim(&d)]),
-    })))
+    Ok(Val::C(Arc::new(Const { elem: ElemType::I64, shape: vec![], data: CData::I(vec![SymInt::of_dim(&d)]) })))
 }
 
 /// `Range(start, limit, delta)`: folded when all are numbers, else
@@ -597,40 +421,14 @@ pub fn range(cx: &mut Cx, nd: &Node) -> R<Val> {
         if n > super::tensor::FOLD_LIMIT {
             return Err(format!("Range of {n} elements is too large to fold"));
         }
-        let data = if elem.is_float() {
-            CData::F((0..n).map(|i| a + c * i as f64).collect())
-        } else {
-            CData::I(
-                (0..n)
-                    .map(|i| SymInt::N(a as i64 + c as i64 * i as i64))
-                    .collect(),
-            )
-        };
-        return Ok(Val::C(Arc::new(Const {
-            elem,
-            shape: vec![n],
-            data,
-        })));
+        let data = if elem.is_float() { CData::F((0..n).map(|i| a + c * i as f64).collect()) } else { CData::I((0..n).map(|i| SymInt::N(a as i64 + c as i64 * i as i64)).collect()) };
+        return Ok(Val::C(Arc::new(Const { elem, shape: vec![n], data })));
     }
     // 0..sym with step 1 (the positions of a sequence).
-    match (
-        cs.known_ints().as_deref(),
-        &cl.data,
-        cd.known_ints().as_deref(),
-    ) {
+    match (cs.known_ints().as_deref(), &cl.data, cd.known_ints().as_deref()) {
         (Some([0]), CData::I(l), Some([1])) if matches!(l.as_slice(), [SymInt::S(_)]) => {
-            let SymInt::S(sym) = &l[0] else {
-                unreachable!("matched above")
-            };
-            let x = cx.op(
-                attrs::Iota { axis: 0 },
-                &[],
-                Some(TensorType {
-                    shape: vec![Dim::Sym(sym.clone())],
-                    elem,
-                    encoding: None,
-                }),
-            )?;
+            let SymInt::S(sym) = &l[0] else { unreachable!("matched above") };
+            let x = cx.op(attrs::Iota { axis: 0 }, &[], Some(TensorType { shape: vec![Dim::Sym(sym.clone())], elem, encoding: None }))?;
             Ok(Val::Ir(x))
         }
         _ => Err("Range over a symbolic length is supported from 0 with step 1".into()),
@@ -640,17 +438,10 @@ pub fn range(cx: &mut Cx, nd: &Node) -> R<Val> {
 /// `ConstantOfShape`.
 pub fn constant_of_shape(cx: &mut Cx, nd: &Node) -> R<Val> {
     let shape = sym_ints(cx, &nd.input(0)?, "shape")?;
-    let value = nd.tensor("value")?.unwrap_or(Const {
-        elem: ElemType::F32,
-        shape: vec![1],
-        data: CData::F(vec![0.0]),
-    });
+    let value = nd.tensor("value")?.unwrap_or(Const { elem: ElemType::F32, shape: vec![1], data: CData::F(vec![0.0]) });
     if value.numel() != 1 {
         return Err("value must hold one element".into());
     }
-    let scalar = Val::C(Arc::new(Const {
-        shape: vec![],
-        ..value
-    }));
+    let scalar = Val::C(Arc::new(Const { shape: vec![], ..value }));
     expand(cx, &scalar, &shape)
 }

@@ -155,9 +155,7 @@ pub fn dequantize_to_vec(
 /// exactly the packed size. Bit-exact with ggml's `quantize_row_*_ref` for
 /// finite inputs.
 pub fn quantize(ty: GgmlType, input: &[f32], out: &mut [u8]) -> Result<(), QuantError> {
-    let f = ty
-        .quant_fn()
-        .ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    let f = ty.quant_fn().ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
     check_lengths(ty, input.len(), out.len())?;
     for (src, dst) in input
         .chunks_exact(ty.block_size())
@@ -170,8 +168,7 @@ pub fn quantize(ty: GgmlType, input: &[f32], out: &mut [u8]) -> Result<(), Quant
 
 /// [`quantize`] into a new byte vector.
 pub fn quantize_to_vec(ty: GgmlType, input: &[f32]) -> Result<Vec<u8>, QuantError> {
-    ty.quant_fn()
-        .ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
+    ty.quant_fn().ok_or(QuantError::Unsupported { ty, op: "quantize" })?;
     let n = ty.row_bytes(input.len() as u64)?;
     let n = usize::try_from(n).map_err(|_| QuantError::Overflow {
         ty,

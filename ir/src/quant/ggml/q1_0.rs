@@ -21,11 +21,7 @@ pub const BYTES: usize = 2 + QK / 8;
 pub(super) fn dequant(src: &[u8], dst: &mut [f32]) {
     let d = f16_at(src, 0);
     for (j, y) in dst.iter_mut().enumerate() {
-        *y = if (src[2 + j / 8] >> (j % 8)) & 1 == 1 {
-            d
-        } else {
-            -d
-        };
+        *y = if (src[2 + j / 8] >> (j % 8)) & 1 == 1 { d } else { -d };
     }
 }
 
@@ -44,32 +40,19 @@ pub(super) fn quantize(x: &[f32], y: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::ggml::{GgmlType, dequantize, quantize_to_vec};
+    use crate::quant::ggml::{dequantize, quantize_to_vec, GgmlType};
 
     #[test]
     fn geometry_and_hand_computed_block() {
-        assert_eq!(
-            (
-                GgmlType::Q1_0.block_size(),
-                GgmlType::Q1_0.type_size(),
-                GgmlType::Q1_0.id()
-            ),
-            (QK, BYTES, 41)
-        );
+        assert_eq!((GgmlType::Q1_0.block_size(), GgmlType::Q1_0.type_size(), GgmlType::Q1_0.id()), (QK, BYTES, 41));
         // d = 0.25 (f16 0x3400); bits 0b0101_0101: even elements +d, odd −d.
         let mut b = vec![0x00, 0x34];
         b.extend([0x55u8; 16]);
         let mut out = [0f32; QK];
         dequantize(GgmlType::Q1_0, &b, &mut out).unwrap();
-        assert!(
-            out.iter()
-                .enumerate()
-                .all(|(j, &v)| v == if j % 2 == 0 { 0.25 } else { -0.25 })
-        );
+        assert!(out.iter().enumerate().all(|(j, &v)| v == if j % 2 == 0 { 0.25 } else { -0.25 }));
         // The reference quantizer: mean |x| = 0.25, signs alternate from +.
-        let x: Vec<f32> = (0..QK)
-            .map(|j| if j % 2 == 0 { 0.5 } else { -0.0 })
-            .collect();
+        let x: Vec<f32> = (0..QK).map(|j| if j % 2 == 0 { 0.5 } else { -0.0 }).collect();
         let q = quantize_to_vec(GgmlType::Q1_0, &x).unwrap();
         // -0.0 >= 0.0 holds in C and Rust: its bit is set too.
         assert_eq!(&q[..2], &[0x00, 0x34]);

@@ -30,9 +30,7 @@ pub(super) fn dequant(src: &[u8], dst: &mut [f32]) {
 
 /// `quantize_row_q2_0_ref` for one block.
 pub(super) fn quantize(x: &[f32], y: &mut [u8]) {
-    let d = x
-        .iter()
-        .fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+    let d = x.iter().fold(0f32, |m, v| if v.abs() > m { v.abs() } else { m });
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
     put_f16(y, 0, d);
     y[2..BYTES].fill(0);
@@ -45,18 +43,11 @@ pub(super) fn quantize(x: &[f32], y: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::ggml::{GgmlType, dequantize, quantize_to_vec};
+    use crate::quant::ggml::{dequantize, quantize_to_vec, GgmlType};
 
     #[test]
     fn geometry_and_hand_computed_block() {
-        assert_eq!(
-            (
-                GgmlType::Q2_0.block_size(),
-                GgmlType::Q2_0.type_size(),
-                GgmlType::Q2_0.id()
-            ),
-            (QK, BYTES, 42)
-        );
+        assert_eq!((GgmlType::Q2_0.block_size(), GgmlType::Q2_0.type_size(), GgmlType::Q2_0.id()), (QK, BYTES, 42));
         assert_eq!(GgmlType::from_name("q2_0"), Some(GgmlType::Q2_0));
         // d = 0.5 (f16 0x3800); codes 0, 1, 2, 3 repeating: byte 0b11_10_01_00 = 0xe4.
         let mut b = vec![0x00, 0x38];

@@ -5,11 +5,9 @@
 //! legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are affine group grids
 //! ([`AffineScheme`]) the data-aware quantizers can fit.
 
-use super::{GgmlType, put_f16};
+use super::{put_f16, GgmlType};
 use crate::ops::AttrLit;
-use crate::quant::encoding::{
-    AffineFit, AffineGrid, AffineScheme, GridOffset, ParseScheme, Primitive, Scheme,
-};
+use crate::quant::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParseScheme, Primitive, Scheme};
 
 impl ParseScheme for GgmlType {
     fn parse(name: &str, params: &[(String, AttrLit)]) -> Option<Result<GgmlType, String>> {
@@ -55,11 +53,7 @@ impl Scheme for GgmlType {
     }
 
     fn affine(&self) -> Option<&dyn AffineScheme> {
-        matches!(
-            self,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0
-        )
-        .then_some(self as &dyn AffineScheme)
+        matches!(self, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0).then_some(self as &dyn AffineScheme)
     }
 }
 
@@ -72,11 +66,7 @@ impl AffineScheme for GgmlType {
             GgmlType::Q5_1 => (31, GridOffset::FloatMin),
             _ => (254, GridOffset::Fixed(127.0)),
         };
-        AffineGrid {
-            group: 32,
-            qmax,
-            offset,
-        }
+        AffineGrid { group: 32, qmax, offset }
     }
 
     /// `block_q4_0`/`q4_1`/`q5_0`/`q5_1`/`q8_0` of `ggml-common.h`.
@@ -89,10 +79,7 @@ impl AffineScheme for GgmlType {
             }
         };
         let high_bits = |qh: &mut [u8]| {
-            let h = codes
-                .iter()
-                .enumerate()
-                .fold(0u32, |h, (j, &q)| h | ((q >> 4) & 1) << j);
+            let h = codes.iter().enumerate().fold(0u32, |h, (j, &q)| h | ((q >> 4) & 1) << j);
             qh.copy_from_slice(&h.to_le_bytes());
         };
         match self {

@@ -10,7 +10,7 @@
 //! the id, the name, the block geometry and the block codecs, so a new ggml
 //! type is its codec file plus one row.
 
-use super::{QuantError, dequant, quantize};
+use super::{dequant, quantize, QuantError};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).
 pub const QK_K: usize = 256;
@@ -130,10 +130,7 @@ impl GgmlType {
 
     /// Inverse of [`GgmlType::name`]; case-insensitive ("Q4_K" works too).
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
+        Self::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     /// Whether the type is a block-quantized format (block size > 1).

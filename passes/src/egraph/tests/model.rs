@@ -10,9 +10,9 @@
 
 use crate::target::{CostModel, GemmQuery, Primitive, Tile};
 use crate::{ManagerOptions, PassManager, RunReport};
-use flexc_ir::Module;
 use flexc_ir::text::{parse_module, print_module};
 use flexc_ir::verify::verify_module;
+use flexc_ir::Module;
 use std::sync::Arc;
 
 /// The test model.
@@ -58,11 +58,7 @@ impl CostModel for TestModel {
 
     fn gemm(&self, p: Primitive, q: &GemmQuery<'_>, tile: Option<Tile>) -> Option<f64> {
         let enc = q.weight.encoding.map_or("plain", |e| e.name());
-        let per = self
-            .table
-            .iter()
-            .find(|(tp, te, _)| *tp == p && *te == enc)?
-            .2;
+        let per = self.table.iter().find(|(tp, te, _)| *tp == p && *te == enc)?.2;
         let scale = tile.map_or(1.0, |t| 1.0 + 8.0 / t.m as f64 + 8.0 / t.k as f64);
         Some(per * (q.rows * q.n * q.k) as f64 * scale)
     }
@@ -80,21 +76,11 @@ impl CostModel for TestModel {
 }
 
 /// Parses `src`, runs `pipeline` with `model`, verifies; returns the module and report.
-pub fn run_with(
-    src: &str,
-    pipeline: &str,
-    model: TestModel,
-) -> Result<(Module, RunReport), String> {
+pub fn run_with(src: &str, pipeline: &str, model: TestModel) -> Result<(Module, RunReport), String> {
     let mut m = parse_module(src).map_err(|e| format!("{e:?}"))?;
-    let mut pm = PassManager::from_text(
-        pipeline,
-        ManagerOptions {
-            verify_each: true,
-            ..ManagerOptions::default()
-        },
-    )
-    .map_err(|e| e.to_string())?
-    .with_cost_model(Arc::new(model));
+    let mut pm = PassManager::from_text(pipeline, ManagerOptions { verify_each: true, ..ManagerOptions::default() })
+        .map_err(|e| e.to_string())?
+        .with_cost_model(Arc::new(model));
     let report = pm.run(&mut m, &mut |_, _| {}).map_err(|e| e.to_string())?;
     verify_module(&m).map_err(|e| format!("{e:?}"))?;
     Ok((m, report))
@@ -114,10 +100,7 @@ pub fn count(ir: &str, mnemonic: &str) -> usize {
 /// A weight declaration `weight @name : ty = file<...>` of the right size.
 pub fn weight(name: &str, ty: &str) -> String {
     let t = flexc_ir::text::parse_type(ty).expect("a weight type");
-    format!(
-        "weight @{name} : {ty} = file<\"/nonexistent/weights.bin\", 0, {}>\n",
-        t.storage_bytes().expect("a fixed shape")
-    )
+    format!("weight @{name} : {ty} = file<\"/nonexistent/weights.bin\", 0, {}>\n", t.storage_bytes().expect("a fixed shape"))
 }
 
 /// The lines of a linear layer `%out = x · dequantize(@name)ᵀ` (plain weights

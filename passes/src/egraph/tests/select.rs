@@ -1,7 +1,7 @@
 //! `select-gemm` end to end: extraction per the test model, shared tables,
 //! `only=`, the explanation, and errors.
 
-use super::model::{TestModel, count, linear, run, run_with, weight};
+use super::model::{count, linear, run, run_with, weight, TestModel};
 use crate::target::Primitive;
 
 const GQ2: &str = "f32[64, 64] #gq<bits = 2, group = 32, zero = false>";
@@ -22,14 +22,8 @@ fn qkv(ty: &str) -> String {
 fn mixed() -> String {
     let kinds = [("a", GQ2), ("b", NM), ("c", BCQ), ("d", Q40), ("e", PLAIN)];
     let mut s: String = kinds.iter().map(|(n, t)| weight(n, t)).collect();
-    let params: Vec<String> = kinds
-        .iter()
-        .map(|(n, _)| format!("%x{n}: f32[seq, 64]"))
-        .collect();
-    s += &format!(
-        "\nfunc @f({}) -> (f32[seq, 64], f32[seq, 64], f32[seq, 64], f32[seq, 64], f32[seq, 64]) {{\n",
-        params.join(", ")
-    );
+    let params: Vec<String> = kinds.iter().map(|(n, _)| format!("%x{n}: f32[seq, 64]")).collect();
+    s += &format!("\nfunc @f({}) -> (f32[seq, 64], f32[seq, 64], f32[seq, 64], f32[seq, 64], f32[seq, 64]) {{\n", params.join(", "));
     for (n, t) in kinds {
         s += &linear(&format!("y{n}"), &format!("x{n}"), n, t);
     }
@@ -46,34 +40,14 @@ fn each_gemm_gets_its_cheapest_primitive() {
     assert!(ir.contains("%yc = kern.shiftadd_gemm %xc, %c"), "{ir}");
     assert!(ir.contains("%yd = kern.dense_gemm %xd, %d"), "{ir}");
     assert!(ir.contains("%ye = kern.dense_gemm %xe, %e"), "{ir}");
-    assert_eq!(
-        count(&ir, "tensor.matmul") + count(&ir, "quant.dequantize") + count(&ir, "quant.mpgemm"),
-        0,
-        "{ir}"
-    );
+    assert_eq!(count(&ir, "tensor.matmul") + count(&ir, "quant.dequantize") + count(&ir, "quant.mpgemm"), 0, "{ir}");
     let e = report.explain.expect("an explanation");
-    let chosen: Vec<(&str, &str)> = e
-        .gemms
-        .iter()
-        .map(|g| (g.op.as_str(), g.chosen.as_str()))
-        .collect();
-    assert_eq!(
-        chosen,
-        [
-            ("%ya", "lut"),
-            ("%yb", "sparse"),
-            ("%yc", "shiftadd"),
-            ("%yd", "dense"),
-            ("%ye", "dense")
-        ]
-    );
+    let chosen: Vec<(&str, &str)> = e.gemms.iter().map(|g| (g.op.as_str(), g.chosen.as_str())).collect();
+    assert_eq!(chosen, [("%ya", "lut"), ("%yb", "sparse"), ("%yc", "shiftadd"), ("%yd", "dense"), ("%ye", "dense")]);
     // %yc's candidates: lut = 1.5·4096 + tables 2·64 (one sharer), shiftadd 1.2·4096, dense 4·4096.
     let c = &e.gemms[2].candidates;
     let cost = |p: &str| c.iter().find(|k| k.primitive == p).map(|k| k.cost);
-    assert_eq!(
-        (cost("lut"), cost("shiftadd"), cost("dense"), cost("sparse")),
-        (Some(6272.0), Some(4915.2), Some(16384.0), None)
-    );
+    assert_eq!((cost("lut"), cost("shiftadd"), cost("dense"), cost("sparse")), (Some(6272.0), Some(4915.2), Some(16384.0), None));
 }
 
 #[test]
@@ -81,21 +55,10 @@ fn tables_are_built_once_for_qkv() {
     let (ir, report) = run(&qkv(GQ2), "select-gemm");
     assert_eq!(count(&ir, "kern.lut_precompute"), 1, "{ir}");
     assert_eq!(count(&ir, "kern.lut_gemm"), 3, "{ir}");
-    let t = ir
-        .lines()
-        .find(|l| l.contains("kern.lut_precompute"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap();
-    assert_eq!(
-        ir.matches(&format!("kern.lut_gemm {t}, ")).count(),
-        3,
-        "{ir}"
-    );
+    let t = ir.lines().find(|l| l.contains("kern.lut_precompute")).and_then(|l| l.split_whitespace().next()).unwrap();
+    assert_eq!(ir.matches(&format!("kern.lut_gemm {t}, ")).count(), 3, "{ir}");
     let e = report.explain.unwrap();
-    assert_eq!(
-        (e.tables.len(), e.tables[0].sharers, e.tables[0].users),
-        (1, 3, 3)
-    );
+    assert_eq!((e.tables.len(), e.tables[0].sharers, e.tables[0].users), (1, 3, 3));
     // Each lut candidate carries a third of the tables: 4096 + 128 / 3.
     assert!((e.gemms[0].candidates[0].cost - (4096.0 + 128.0 / 3.0)).abs() < 1e-9);
 }
@@ -104,39 +67,19 @@ fn tables_are_built_once_for_qkv() {
 fn shared_tables_decide_for_the_group() {
     // Tables cost 300 per element (19200): one GEMM alone stays dense
     // (4096 + 19200 > 16384), three sharing them go LUT (3·4096 + 19200 < 3·16384).
-    let dear = || TestModel {
-        tables: 300.0,
-        ..TestModel::default()
-    };
+    let dear = || TestModel { tables: 300.0, ..TestModel::default() };
     let mut one = weight("q", GQ2);
     one += "\nfunc @f(%x: f32[seq, 64]) -> f32[seq, 64] {\n";
     one += &linear("yq", "x", "q", GQ2);
     one += "  return %yq\n}\n";
     let (m, _) = run_with(&one, "select-gemm", dear()).unwrap();
     let ir = flexc_ir::text::print_module(&m);
-    assert_eq!(
-        (
-            count(&ir, "kern.dense_gemm"),
-            count(&ir, "kern.lut_precompute")
-        ),
-        (1, 0),
-        "{ir}"
-    );
+    assert_eq!((count(&ir, "kern.dense_gemm"), count(&ir, "kern.lut_precompute")), (1, 0), "{ir}");
     let (m, r) = run_with(&qkv(GQ2), "select-gemm", dear()).unwrap();
     let ir = flexc_ir::text::print_module(&m);
-    assert_eq!(
-        (
-            count(&ir, "kern.lut_gemm"),
-            count(&ir, "kern.lut_precompute")
-        ),
-        (3, 1),
-        "{ir}"
-    );
+    assert_eq!((count(&ir, "kern.lut_gemm"), count(&ir, "kern.lut_precompute")), (3, 1), "{ir}");
     let t = &r.explain.unwrap().tables[0];
-    assert_eq!(
-        (t.with_tables, t.without_tables),
-        (3.0 * 4096.0 + 19200.0, 3.0 * 16384.0)
-    );
+    assert_eq!((t.with_tables, t.without_tables), (3.0 * 4096.0 + 19200.0, 3.0 * 16384.0));
 }
 
 #[test]
@@ -149,19 +92,9 @@ fn only_forces_one_primitive_where_it_applies() {
         ("shiftadd", ["dense", "dense", "shiftadd", "dense", "dense"]),
     ] {
         let (ir, report) = run(&mixed(), &format!("select-gemm{{only={only}}}"));
-        let got: Vec<String> = report
-            .explain
-            .unwrap()
-            .gemms
-            .iter()
-            .map(|g| g.chosen.clone())
-            .collect();
+        let got: Vec<String> = report.explain.unwrap().gemms.iter().map(|g| g.chosen.clone()).collect();
         assert_eq!(got, want, "only={only}");
-        assert_eq!(
-            count(&ir, "kern.lut_precompute"),
-            want.iter().filter(|p| **p == "lut").count(),
-            "{ir}"
-        );
+        assert_eq!(count(&ir, "kern.lut_precompute"), want.iter().filter(|p| **p == "lut").count(), "{ir}");
     }
     assert_eq!(Primitive::from_name("lut"), Some(Primitive::Lut));
     let err = run_with(&mixed(), "select-gemm{only=magic}", TestModel::default()).unwrap_err();
@@ -192,10 +125,7 @@ fn activation_products_and_weight_only_products_stay() {
     assert_eq!(count(&ir, "tensor.matmul"), 2, "{ir}");
     let e = report.explain.unwrap();
     assert_eq!(e.gemms.len(), 1, "only the activation product is reported");
-    assert_eq!(
-        (e.gemms[0].chosen.as_str(), e.gemms[0].candidates.len()),
-        ("tensor.matmul", 0)
-    );
+    assert_eq!((e.gemms[0].chosen.as_str(), e.gemms[0].candidates.len()), ("tensor.matmul", 0));
     assert_eq!(report.passes[0].changed, crate::Changed::No);
 }
 
@@ -207,48 +137,24 @@ fn explain_reports_the_runner() {
     assert_eq!(r.stop_reason, "saturated");
     assert!(r.iterations >= 2 && r.nodes > r.classes, "{r:?}");
     let text = e.text();
-    assert!(
-        text.starts_with("select-gemm: target cpu (test table, costs in units), rows = 1\n"),
-        "{text}"
-    );
-    assert!(
-        text.contains("tables of %x: cost 128.0, 3 GEMM(s) could share them: built, read by 3"),
-        "{text}"
-    );
+    assert!(text.starts_with("select-gemm: target cpu (test table, costs in units), rows = 1\n"), "{text}");
+    assert!(text.contains("tables of %x: cost 128.0, 3 GEMM(s) could share them: built, read by 3"), "{text}");
     let (_, report) = run(&qkv(GQ2), "select-gemm{iters=1}");
-    assert_eq!(
-        report.explain.unwrap().runner.unwrap().stop_reason,
-        "iteration limit 1"
-    );
+    assert_eq!(report.explain.unwrap().runner.unwrap().stop_reason, "iteration limit 1");
 }
 
 #[test]
 fn rows_scale_the_costs() {
     let (_, r1) = run(&qkv(GQ2), "select-gemm");
     let (_, r8) = run(&qkv(GQ2), "select-gemm{rows=8}");
-    let dense = |r: &crate::RunReport| {
-        r.explain.as_ref().unwrap().gemms[0]
-            .candidates
-            .iter()
-            .find(|c| c.primitive == "dense")
-            .unwrap()
-            .cost
-    };
+    let dense = |r: &crate::RunReport| r.explain.as_ref().unwrap().gemms[0].candidates.iter().find(|c| c.primitive == "dense").unwrap().cost;
     assert_eq!(dense(&r8), 8.0 * dense(&r1));
 }
 
 #[test]
 fn a_target_without_a_cost_model_is_an_error() {
-    let err = run_with(
-        &qkv(GQ2),
-        "select-gemm{target=flexcim}",
-        TestModel::default(),
-    )
-    .unwrap_err();
-    assert!(
-        err.contains("no cost model for target 'flexcim' (the driver provided: cpu)"),
-        "{err}"
-    );
+    let err = run_with(&qkv(GQ2), "select-gemm{target=flexcim}", TestModel::default()).unwrap_err();
+    assert!(err.contains("no cost model for target 'flexcim' (the driver provided: cpu)"), "{err}");
     let err = run_with(&qkv(GQ2), "select-gemm{target=gpu}", TestModel::default()).unwrap_err();
     assert!(err.contains("unknown target 'gpu'"), "{err}");
 }
@@ -256,10 +162,7 @@ fn a_target_without_a_cost_model_is_an_error() {
 #[test]
 fn explain_text_snapshot() {
     let (ir, report) = run(&qkv(GQ2), "select-gemm,tile-gemm");
-    assert!(
-        ir.contains("%yv = kern.lut_gemm %0, %3 : f32[seq, 64]"),
-        "{ir}"
-    );
+    assert!(ir.contains("%yv = kern.lut_gemm %0, %3 : f32[seq, 64]"), "{ir}");
     let want = "\
 select-gemm: target cpu (test table, costs in units), rows = 1
   %yq  -> lut       [*lut 4138.7, dense 16384.0]
@@ -290,17 +193,7 @@ fn chained_and_shared_values_rebuild_in_program_order() {
     src += "  return %y1, %y2, %s, %y3\n}\n";
     let (ir, _) = run(&src, "select-gemm");
     assert_eq!(count(&ir, "kern.lut_gemm"), 3, "{ir}");
-    assert_eq!(
-        count(&ir, "kern.lut_precompute"),
-        2,
-        "tables of %x (shared by y1, y3) and of %y1\n{ir}"
-    );
-    assert!(
-        ir.contains("%d3 = quant.dequantize %w3"),
-        "the add still reads the decoded weight\n{ir}"
-    );
-    assert!(
-        ir.contains("%y2 = kern.lut_gemm") && ir.contains("kern.lut_precompute %y1"),
-        "{ir}"
-    );
+    assert_eq!(count(&ir, "kern.lut_precompute"), 2, "tables of %x (shared by y1, y3) and of %y1\n{ir}");
+    assert!(ir.contains("%d3 = quant.dequantize %w3"), "the add still reads the decoded weight\n{ir}");
+    assert!(ir.contains("%y2 = kern.lut_gemm") && ir.contains("kern.lut_precompute %y1"), "{ir}");
 }

@@ -25,14 +25,12 @@ use std::sync::Arc;
 use flexc_ir::quant::BcqParams;
 use flexc_ir::{Encoding, OpAttrs, TensorType, Value};
 
-use super::{BufRef, Builder, Step, VK, fixed_dims, unsupported};
+use super::{fixed_dims, unsupported, BufRef, Builder, Step, VK};
 use crate::cpu::format::dense_format;
-use crate::cpu::lut::{DEFAULT_K_TILE, LutKernel, LutWeights};
+use crate::cpu::lut::{LutKernel, LutWeights, DEFAULT_K_TILE};
 use crate::cpu::prepack::LutKey;
 use crate::cpu::runtime::RuntimeError;
-use crate::cpu::shiftadd::{
-    BLOCK_ROWS, DEFAULT_K_TILE as DEFAULT_SA_K_TILE, ShiftAddKernel, ShiftAddWeights,
-};
+use crate::cpu::shiftadd::{ShiftAddKernel, ShiftAddWeights, BLOCK_ROWS, DEFAULT_K_TILE as DEFAULT_SA_K_TILE};
 use crate::cpu::sparse::{SparseKernel, SparseWeights};
 
 /// A kern GEMM's weight operand: `weights[w]` of type `ty` (`[n, k]`) and
@@ -47,20 +45,11 @@ struct KernWeight {
 
 impl Builder<'_> {
     /// Plans one `kern.` op.
-    pub(super) fn kern_op(
-        &mut self,
-        attrs: &OpAttrs,
-        args: &[Value],
-        r: Value,
-        op: &str,
-    ) -> Result<(), RuntimeError> {
+    pub(super) fn kern_op(&mut self, attrs: &OpAttrs, args: &[Value], r: Value, op: &str) -> Result<(), RuntimeError> {
         match attrs {
             OpAttrs::Tile(t) => {
                 let (Ok(m), Ok(k)) = (usize::try_from(t.m), usize::try_from(t.k)) else {
-                    return Err(unsupported(
-                        op,
-                        format!("tile sizes m = {}, k = {}", t.m, t.k),
-                    ));
+                    return Err(unsupported(op, format!("tile sizes m = {}, k = {}", t.m, t.k)));
                 };
                 match self.vk.get(&args[0]).cloned() {
                     Some(vk @ VK::Weight(_)) => {
@@ -81,31 +70,19 @@ impl Builder<'_> {
             }
             OpAttrs::LutGemm(_) => {
                 let Some(VK::Tables { slot, cols }) = self.vk.get(&args[0]).cloned() else {
-                    return Err(unsupported(
-                        op,
-                        "the tables must be a kern.lut_precompute result",
-                    ));
+                    return Err(unsupported(op, "the tables must be a kern.lut_precompute result"));
                 };
                 let kw = self.kern_weight(args[1], op)?;
-                let enc = kw
-                    .ty
-                    .encoding
-                    .ok_or_else(|| unsupported(op, format!("plain {} weights", kw.ty)))?;
+                let enc = kw.ty.encoding.ok_or_else(|| unsupported(op, format!("plain {} weights", kw.ty)))?;
                 if kw.k != cols {
-                    return Err(unsupported(
-                        op,
-                        format!("tables over {cols} columns for a weight of {}", kw.k),
-                    ));
+                    return Err(unsupported(op, format!("tables over {cols} columns for a weight of {}", kw.k)));
                 }
                 self.lut_gemm_step(op, enc, kw.w, (kw.n, kw.k), slot, r, kw.tile)?;
             }
             OpAttrs::ShiftaddGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
                 let Some(Encoding::Bcq(p)) = kw.ty.encoding else {
-                    return Err(unsupported(
-                        op,
-                        format!("shift-add needs #bcq weights, got {}", kw.ty),
-                    ));
+                    return Err(unsupported(op, format!("shift-add needs #bcq weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
                 self.shiftadd_step(op, p, kw.w, (kw.n, kw.k), x, r, kw.tile)?;
@@ -113,127 +90,61 @@ impl Builder<'_> {
             OpAttrs::SparseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
                 let Some(Encoding::Nm(nm)) = kw.ty.encoding else {
-                    return Err(unsupported(
-                        op,
-                        format!("sparse GEMM needs #nm weights, got {}", kw.ty),
-                    ));
+                    return Err(unsupported(op, format!("sparse GEMM needs #nm weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
                 if !x.row.is_multiple_of(kw.k) {
-                    return Err(unsupported(
-                        op,
-                        format!(
-                            "activation rows of {} for a weight of {} columns",
-                            x.row, kw.k
-                        ),
-                    ));
+                    return Err(unsupported(op, format!("activation rows of {} for a weight of {} columns", x.row, kw.k)));
                 }
-                let packed = SparseWeights::pack(nm, &self.plan.weights[kw.w], kw.n, kw.k)
-                    .map_err(|e| unsupported(op, e.to_string()))?;
-                let kernel = Arc::new(
-                    SparseKernel::new(self.session, packed.spec())
-                        .map_err(|e| unsupported(op, e.to_string()))?,
-                );
+                let packed = SparseWeights::pack(nm, &self.plan.weights[kw.w], kw.n, kw.k).map_err(|e| unsupported(op, e.to_string()))?;
+                let kernel = Arc::new(SparseKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
                 self.plan.sparse_weights.push(packed);
                 let out = self.result_buf(r, op)?;
-                self.plan.steps.push(Step::Sparse {
-                    kernel,
-                    w: self.plan.sparse_weights.len() - 1,
-                    x,
-                    out,
-                });
+                self.plan.steps.push(Step::Sparse { kernel, w: self.plan.sparse_weights.len() - 1, x, out });
             }
             OpAttrs::DenseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
-                let (fmt, decoded) = dense_format(&kw.ty)
-                    .ok_or_else(|| unsupported(op, format!("{} weights", kw.ty)))?;
-                let w = if decoded {
-                    self.decoded_f32(kw.w, &kw.ty, op)?
-                } else {
-                    kw.w
-                };
+                let (fmt, decoded) = dense_format(&kw.ty).ok_or_else(|| unsupported(op, format!("{} weights", kw.ty)))?;
+                let w = if decoded { self.decoded_f32(kw.w, &kw.ty, op)? } else { kw.w };
                 let m = kw.tile.map_or(0, |t| t.0);
                 self.gemv(args[0], (w, fmt), (kw.n, kw.k), r, op, m)?;
             }
-            other => {
-                return Err(unsupported(
-                    op,
-                    format!("`{}` is not a kern op", other.opcode().mnemonic()),
-                ));
-            }
+            other => return Err(unsupported(op, format!("`{}` is not a kern op", other.opcode().mnemonic()))),
         }
         Ok(())
     }
 
     /// Plans the LUT tables of `x` (rows of `k`) with `act_group` into a new slot.
-    pub(super) fn lut_precompute_step(
-        &mut self,
-        x: BufRef,
-        k: usize,
-        act_group: usize,
-        op: &str,
-    ) -> Result<usize, RuntimeError> {
+    pub(super) fn lut_precompute_step(&mut self, x: BufRef, k: usize, act_group: usize, op: &str) -> Result<usize, RuntimeError> {
         if k == 0 || !x.row.is_multiple_of(k) {
-            return Err(unsupported(
-                op,
-                format!("activation rows of {} are not whole rows of {k}", x.row),
-            ));
+            return Err(unsupported(op, format!("activation rows of {} are not whole rows of {k}", x.row)));
         }
-        if act_group == 0
-            || !act_group.is_multiple_of(8)
-            || act_group > 64
-            || !k.is_multiple_of(act_group)
-        {
-            return Err(unsupported(
-                op,
-                format!(
-                    "{k} columns are not whole activation groups of {act_group} (a multiple of 8, at most 64)"
-                ),
-            ));
+        if act_group == 0 || !act_group.is_multiple_of(8) || act_group > 64 || !k.is_multiple_of(act_group) {
+            return Err(unsupported(op, format!("{k} columns are not whole activation groups of {act_group} (a multiple of 8, at most 64)")));
         }
         self.plan.lut_slots.push(act_group);
         let slot = self.plan.lut_slots.len() - 1;
-        self.plan
-            .steps
-            .push(Step::LutPrecompute { x, slot, cols: k });
+        self.plan.steps.push(Step::LutPrecompute { x, slot, cols: k });
         Ok(slot)
     }
 
     /// Plans a LUT GEMM of the tables in `slot` against `weights[w]`
     /// (`enc`, `[n, k]`), packed once per (weight, activation group, K tile).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn lut_gemm_step(
-        &mut self,
-        op: &str,
-        enc: Encoding,
-        w: usize,
-        (n, k): (usize, usize),
-        slot: usize,
-        r: Value,
-        tile: Option<(usize, usize)>,
-    ) -> Result<(), RuntimeError> {
+    pub(super) fn lut_gemm_step(&mut self, op: &str, enc: Encoding, w: usize, (n, k): (usize, usize), slot: usize, r: Value, tile: Option<(usize, usize)>) -> Result<(), RuntimeError> {
         let act_group = self.plan.lut_slots[slot];
         let k_tile = tile.map_or(DEFAULT_K_TILE, |t| t.1);
         let li = match self.lut_packed.get(&(w, act_group, k_tile)) {
             Some(&i) => i,
             None => {
-                let key = self.weight_name(w).map(|weight| LutKey {
-                    weight,
-                    act_group,
-                    k_tile,
-                });
+                let key = self.weight_name(w).map(|weight| LutKey { weight, act_group, k_tile });
                 let stored = match (&self.opts.prepacked, &key) {
-                    (Some(pre), Some(key)) => pre
-                        .lut_for(key, &enc, n, k)
-                        .map_err(RuntimeError::Invalid)?,
+                    (Some(pre), Some(key)) => pre.lut_for(key, &enc, n, k).map_err(RuntimeError::Invalid)?,
                     _ => None,
                 };
                 let packed = match stored {
                     Some(p) => p,
-                    None => {
-                        LutWeights::pack_tiled(enc, &self.plan.weights[w], n, k, act_group, k_tile)
-                            .map_err(|e| unsupported(op, e.to_string()))?
-                    }
+                    None => LutWeights::pack_tiled(enc, &self.plan.weights[w], n, k, act_group, k_tile).map_err(|e| unsupported(op, e.to_string()))?,
                 };
                 self.plan.lut_weights.push(packed);
                 self.plan.lut_keys.push(key);
@@ -253,22 +164,13 @@ impl Builder<'_> {
         };
         let m_blocks = tile.map_or(0, |t| t.0.div_ceil(spec.block_rows()));
         let out = self.result_buf(r, op)?;
-        self.plan.steps.push(Step::LutGemm {
-            kernel,
-            w: li,
-            slot,
-            out,
-            m_blocks,
-        });
+        self.plan.steps.push(Step::LutGemm { kernel, w: li, slot, out, m_blocks });
         Ok(())
     }
 
     /// The symbol of `weights[w]` when it is a module weight (not a constant).
     fn weight_name(&self, w: usize) -> Option<String> {
-        self.weight_idx
-            .iter()
-            .find(|&(_, &i)| i == w)
-            .map(|(&id, _)| self.m.weights.get(id).name.clone())
+        self.weight_idx.iter().find(|&(_, &i)| i == w).map(|(&id, _)| self.m.weights.get(id).name.clone())
     }
 
     /// The weight operand of a kern GEMM: a weight (possibly through
@@ -284,34 +186,17 @@ impl Builder<'_> {
             Some(VK::Buf(b)) => {
                 let vals = self.const_values(b).ok_or_else(|| unsupported(op, "the weight of a kern GEMM must be a weight or a constant, not a computed value"))?;
                 let bytes: Vec<u8> = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
-                self.plan
-                    .weights
-                    .push(flexc_ir::weights::WeightBytes::Owned(bytes.into()));
+                self.plan.weights.push(flexc_ir::weights::WeightBytes::Owned(bytes.into()));
                 self.plan.weights.len() - 1
             }
-            _ => {
-                return Err(unsupported(
-                    op,
-                    "the weight of a kern GEMM must be a weight or a constant",
-                ));
-            }
+            _ => return Err(unsupported(op, "the weight of a kern GEMM must be a weight or a constant")),
         };
         let ty = match self.vk.get(&v) {
             // A constant's buffer holds f32 values whatever it was decoded from.
-            Some(VK::Buf(_)) => TensorType {
-                encoding: None,
-                elem: flexc_ir::types::ElemType::F32,
-                ..ty
-            },
+            Some(VK::Buf(_)) => TensorType { encoding: None, elem: flexc_ir::types::ElemType::F32, ..ty },
             _ => ty,
         };
-        Ok(KernWeight {
-            w,
-            ty,
-            n: dims[0],
-            k: dims[1],
-            tile: self.tile_of.get(&v).copied(),
-        })
+        Ok(KernWeight { w, ty, n: dims[0], k: dims[1], tile: self.tile_of.get(&v).copied() })
     }
 
     /// The values of a constant buffer (fixed size, set at compile time).
@@ -319,20 +204,12 @@ impl Builder<'_> {
         if b.seq {
             return None;
         }
-        self.plan
-            .consts
-            .iter()
-            .find(|(c, _)| *c == b.buf)
-            .map(|(_, v)| v.as_slice())
+        self.plan.consts.iter().find(|(c, _)| *c == b.buf).map(|(_, v)| v.as_slice())
     }
 
     fn last_dim(&self, v: Value, op: &str) -> Result<usize, RuntimeError> {
         let ty = self.f.dfg.ty(v);
-        ty.shape
-            .last()
-            .and_then(|d| d.fixed())
-            .map(|d| d as usize)
-            .ok_or_else(|| unsupported(op, format!("{ty} needs a fixed last dimension")))
+        ty.shape.last().and_then(|d| d.fixed()).map(|d| d as usize).ok_or_else(|| unsupported(op, format!("{ty} needs a fixed last dimension")))
     }
 }
 
@@ -340,39 +217,17 @@ impl Builder<'_> {
     /// A shift-add GEMM step of `x` against the `#bcq` weight `weights[w]`
     /// (`[n, k]`), packed now with the tile's K width (or the default).
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn shiftadd_step(
-        &mut self,
-        op: &str,
-        p: BcqParams,
-        w: usize,
-        (n, k): (usize, usize),
-        x: BufRef,
-        r: Value,
-        tile: Option<(usize, usize)>,
-    ) -> Result<(), RuntimeError> {
+    pub(super) fn shiftadd_step(&mut self, op: &str, p: BcqParams, w: usize, (n, k): (usize, usize), x: BufRef, r: Value, tile: Option<(usize, usize)>) -> Result<(), RuntimeError> {
         if !x.row.is_multiple_of(k) {
-            return Err(unsupported(
-                op,
-                format!("activation rows of {} for a weight of {k} columns", x.row),
-            ));
+            return Err(unsupported(op, format!("activation rows of {} for a weight of {k} columns", x.row)));
         }
         let k_tile = tile.map_or(DEFAULT_SA_K_TILE, |t| t.1);
-        let packed = ShiftAddWeights::pack(p, &self.plan.weights[w], n, k, k_tile)
-            .map_err(|e| unsupported(op, e.to_string()))?;
-        let kernel = Arc::new(
-            ShiftAddKernel::new(self.session, packed.spec())
-                .map_err(|e| unsupported(op, e.to_string()))?,
-        );
+        let packed = ShiftAddWeights::pack(p, &self.plan.weights[w], n, k, k_tile).map_err(|e| unsupported(op, e.to_string()))?;
+        let kernel = Arc::new(ShiftAddKernel::new(self.session, packed.spec()).map_err(|e| unsupported(op, e.to_string()))?);
         self.plan.sa_weights.push(packed);
         let out = self.result_buf(r, op)?;
         let m_blocks = tile.map_or(0, |t| t.0.div_ceil(BLOCK_ROWS));
-        self.plan.steps.push(Step::ShiftAdd {
-            kernel,
-            w: self.plan.sa_weights.len() - 1,
-            x,
-            out,
-            m_blocks,
-        });
+        self.plan.steps.push(Step::ShiftAdd { kernel, w: self.plan.sa_weights.len() - 1, x, out, m_blocks });
         Ok(())
     }
 }
