@@ -2,8 +2,7 @@
 //! attributes, operands and result type compute the same value (every op is
 //! pure), so the later one is replaced by the earlier.
 
-use crate::manager::{Changed, Pass, PassCx};
-use crate::registry::PassInfo;
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::{remove_dead_ops, replace_value};
 use flexc_ir::{Module, Op, Opcode, Value};
 use smallvec::SmallVec;
