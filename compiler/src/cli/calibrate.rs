@@ -5,7 +5,8 @@
 use super::error::{CliError, CliResult};
 use super::import::import_model;
 use super::models::{resolve, resolve_text, DEFAULT_MODEL};
-use super::run::{load_tokenizer, Backend};
+use super::run::load_tokenizer;
+use crate::generate::Backend;
 use crate::calib::sequential::{blocks, prune_sequential, split_pipeline};
 use crate::calib::{cache, calibrate, save, sensitivity, window_starts, CalibOptions};
 use crate::frontend::decoder::ImportOptions;
