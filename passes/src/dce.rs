@@ -1,5 +1,5 @@
-//! `dce`: dead-code elimination. Drops ops whose results are never used and
-//! weights that no function references any more.
+//! `dce`: dead-code elimination. Drops pure ops whose results are never used
+//! and weights that no function references any more.
 
 use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::remove_dead_ops;
