@@ -108,7 +108,7 @@ macro_rules! define_ops {
                 match self { $(Opcode::$name => &[$(stringify!($field)),*]),* }
             }
 
-            /// The traits the op declares (see [`OpTrait`]($crate::ops::OpTrait)).
+            /// The traits the op declares (see [`OpTrait`](crate::ops::OpTrait)).
             pub fn traits(self) -> &'static [$crate::ops::OpTrait] {
                 match self { $(Opcode::$name => &[$($crate::ops::OpTrait::$trait),*]),* }
             }
