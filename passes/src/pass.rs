@@ -31,7 +31,10 @@ impl Changed {
 /// e.g. `quantize` once per weight it encodes. The driver shows it (a
 /// progress bar); without one, reports go nowhere.
 #[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(&str, usize, usize) + Send + Sync>>);
+pub struct Progress(Option<Arc<ProgressFn>>);
+
+/// The callback behind a [`Progress`]: `(what, done, total)`.
+type ProgressFn = dyn Fn(&str, usize, usize) + Send + Sync;
 
 impl Progress {
     /// Reports to `f`.
