@@ -4,7 +4,8 @@
 //! reproduced from its statistics file by the ordinary pipeline.
 
 use flexc::calib::sequential::prune_sequential;
-use flexc::calib::{calibrate, from_json, to_json, Backend, CalibOptions};
+use flexc::calib::{calibrate, from_json, to_json, CalibOptions};
+use flexc::generate::Backend;
 use flexc::cli::import::import_model;
 use flexc::frontend::decoder::ImportOptions;
 use flexc_ir::calib::Calibration;

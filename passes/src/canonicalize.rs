@@ -13,8 +13,7 @@
 //!   result fits the type, and never a division by zero). f16/bf16 are not
 //!   folded.
 
-use crate::manager::{Changed, Pass, PassCx};
-use crate::registry::PassInfo;
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::{remove_dead_ops, Renames};
 use flexc_ir::attrs;
 use flexc_ir::ops::Dense;

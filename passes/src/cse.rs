@@ -1,9 +1,9 @@
-//! `cse`: common-subexpression elimination. Two ops with the same opcode,
-//! attributes, operands and result type compute the same value (every op is
-//! pure), so the later one is replaced by the earlier.
+//! `cse`: common-subexpression elimination. Two pure ops
+//! ([`Opcode::is_pure`]) with the same opcode, attributes, operands and
+//! result type compute the same value, so the later one is replaced by the
+//! earlier.
 
-use crate::manager::{Changed, Pass, PassCx};
-use crate::registry::PassInfo;
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::{remove_dead_ops, replace_value};
 use flexc_ir::{Module, Op, Opcode, Value};
 use smallvec::SmallVec;
@@ -30,6 +30,9 @@ impl Pass for Cse {
             for i in 0..f.layout.len() {
                 let op = f.layout[i];
                 let data = &f.dfg.ops[op];
+                if !data.attrs.opcode().is_pure() {
+                    continue;
+                }
                 let key = (data.attrs.opcode(), data.args.clone());
                 let bucket = seen.entry(key).or_default();
                 let twin = bucket.iter().copied().find(|&o| {

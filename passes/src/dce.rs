@@ -1,8 +1,7 @@
-//! `dce`: dead-code elimination. Drops ops whose results are never used and
-//! weights that no function references any more.
+//! `dce`: dead-code elimination. Drops pure ops whose results are never used
+//! and weights that no function references any more.
 
-use crate::manager::{Changed, Pass, PassCx};
-use crate::registry::PassInfo;
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::remove_dead_ops;
 use flexc_ir::{Module, OpAttrs};
 use std::collections::HashSet;

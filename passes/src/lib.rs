@@ -1,6 +1,7 @@
 //! flexc's passes: the `Pass` trait, the pass manager, pipeline text and every transform.
 //!
-//! * [`manager`]: the trait, the manager and its instrumentation.
+//! * [`pass`]: the `Pass` trait, its context and its registry entry ([`PassInfo`]).
+//! * [`manager`]: the pass manager and its instrumentation.
 //! * [`pipeline`]: pipeline text (`a,b{k=v},c`); [`options`]: typed options.
 //! * [`registry`]: every pass by name, and the named presets.
 //! * Transforms: [`canonicalize`], [`cse`], [`dce`]; [`sparsity`]: `flow-nm`, `prune-nm`.
@@ -15,6 +16,7 @@ pub mod dce;
 pub mod egraph;
 pub mod manager;
 pub mod options;
+pub mod pass;
 pub mod pipeline;
 pub mod quant;
 pub mod registry;
@@ -24,5 +26,6 @@ pub mod target;
 pub mod tile_gemm;
 
 pub use egraph::explain::Explain;
-pub use manager::{Changed, ManagerOptions, Pass, PassCx, PassManager, PipelineError, PrintAfter, Progress, RunReport};
-pub use registry::{lookup, presets, registry, PassInfo};
+pub use manager::{ManagerOptions, PassManager, PipelineError, PrintAfter, RunReport};
+pub use pass::{Changed, Pass, PassCx, PassInfo, Progress};
+pub use registry::{lookup, presets, registry};

@@ -1,83 +1,20 @@
-//! The `Pass` trait and the pass manager.
+//! The pass manager (the `Pass` trait itself is in [`crate::pass`]).
 //!
 //! The manager runs a pipeline over a module and offers the instrumentation
 //! every compiler user expects, shared by the CLI and the tests:
 //! verify after each pass, print the IR after some or all passes, stop after a
 //! named pass, and time each pass.
 
+use crate::egraph::explain::Explain;
 use crate::options::Options;
+use crate::pass::{Changed, Pass, PassCx, PassInfo, Progress};
 use crate::pipeline::{PassSpec, PipelineSyntaxError};
-use crate::registry::{lookup, registry, PassInfo};
+use crate::registry::{lookup, parse_with_presets, registry};
+use crate::target::CostModel;
 use flexc_ir::verify::{verify_module, VerifyError};
 use flexc_ir::Module;
-use crate::egraph::explain::Explain;
-use crate::target::CostModel;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Whether a pass changed the module.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Changed {
-    /// It did.
-    Yes,
-    /// It left the module as it was.
-    No,
-}
-
-impl Changed {
-    /// `Yes` if `b`.
-    pub fn from(b: bool) -> Changed {
-        if b { Changed::Yes } else { Changed::No }
-    }
-}
-
-/// Where long passes report how far they are: `(what, done, total)` calls,
-/// e.g. `quantize` once per weight it encodes. The driver shows it (a
-/// progress bar); without one, reports go nowhere.
-#[derive(Clone, Default)]
-pub struct Progress(Option<Arc<dyn Fn(&str, usize, usize) + Send + Sync>>);
-
-impl Progress {
-    /// Reports to `f`.
-    pub fn new(f: impl Fn(&str, usize, usize) + Send + Sync + 'static) -> Progress {
-        Progress(Some(Arc::new(f)))
-    }
-
-    /// Says that `done` of `total` steps of `what` are finished.
-    pub fn step(&self, what: &str, done: usize, total: usize) {
-        if let Some(f) = &self.0 {
-            f(what, done, total);
-        }
-    }
-}
-
-/// What a pass may consult besides the module.
-#[derive(Default)]
-pub struct PassCx {
-    /// Where to report progress of long work.
-    pub progress: Progress,
-    /// Remarks passes make for the user (printed with `--time-passes` and in reports).
-    pub remarks: Vec<String>,
-    /// Target cost models the driver provided (see [`crate::target`]).
-    pub cost_models: Vec<Arc<dyn CostModel>>,
-    /// What `select-gemm` and `tile-gemm` decided and why (`--explain`).
-    pub explain: Option<Explain>,
-}
-
-impl PassCx {
-    /// The cost model of `target`, if the driver provided one.
-    pub fn cost_model(&self, target: &str) -> Option<Arc<dyn CostModel>> {
-        self.cost_models.iter().find(|m| m.target() == target).cloned()
-    }
-}
-
-/// A transformation of a module.
-pub trait Pass {
-    /// The kebab-case name.
-    fn name(&self) -> &'static str;
-    /// Runs over the module.
-    fn run(&mut self, m: &mut Module, cx: &mut PassCx) -> Result<Changed, String>;
-}
 
 /// Which passes print the IR after them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -206,7 +143,7 @@ impl PassManager {
     /// name and option before anything runs.
     pub fn from_text(text: &str, opts: ManagerOptions) -> Result<PassManager, PipelineError> {
         let mut passes = Vec::new();
-        for spec in crate::registry::parse_with_presets(text)? {
+        for spec in parse_with_presets(text)? {
             let info: &PassInfo = lookup(&spec.name).ok_or_else(|| PipelineError::UnknownPass {
                 name: spec.name.clone(),
                 known: registry().iter().map(|p| p.name).collect::<Vec<_>>().join(", "),

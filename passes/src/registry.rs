@@ -1,23 +1,11 @@
 //! The pass registry and named pipeline presets.
 //!
-//! Every pass is listed once here with its kebab-case name, a one-line
-//! summary, its typed options and a constructor; `flexc opt --list-passes`
-//! prints this table.
+//! Every pass is listed once here by its [`PassInfo`] (kebab-case name,
+//! one-line summary, typed options and constructor, declared in the pass's
+//! own file); `flexc opt --list-passes` prints this table.
 
-use crate::manager::Pass;
-use crate::options::{OptDecl, Options};
-
-/// A registered pass.
-pub struct PassInfo {
-    /// The kebab-case name used in pipeline text.
-    pub name: &'static str,
-    /// One line saying what it does.
-    pub summary: &'static str,
-    /// Its options.
-    pub options: &'static [OptDecl],
-    /// Builds an instance from checked options.
-    pub make: fn(&Options) -> Result<Box<dyn Pass>, String>,
-}
+use crate::pass::PassInfo;
+use crate::pipeline::{parse_pipeline, PassSpec, PipelineSyntaxError};
 
 static REGISTRY: &[PassInfo] = &[
     crate::canonicalize::INFO,
@@ -64,12 +52,12 @@ pub fn presets() -> &'static [Preset] {
 
 /// Parses a pipeline in which a preset name may stand for its passes
 /// (`quantize{bpw=4},cpu`); the whole text may also be a preset name.
-pub fn parse_with_presets(text: &str) -> Result<Vec<crate::pipeline::PassSpec>, crate::pipeline::PipelineSyntaxError> {
+pub fn parse_with_presets(text: &str) -> Result<Vec<PassSpec>, PipelineSyntaxError> {
     let text = expand_preset(text).unwrap_or(text);
     let mut out = Vec::new();
-    for spec in crate::pipeline::parse_pipeline(text)? {
+    for spec in parse_pipeline(text)? {
         match expand_preset(&spec.name).filter(|_| spec.options.is_empty() && lookup(&spec.name).is_none()) {
-            Some(p) => out.extend(crate::pipeline::parse_pipeline(p)?),
+            Some(p) => out.extend(parse_pipeline(p)?),
             None => out.push(spec),
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! Passes never edit operand lists or the layout by hand; they call
 //! [`replace_value`] (every use of the old value now reads the new one) and
-//! [`remove_dead_ops`] (ops whose results nobody reads leave the layout).
+//! [`remove_dead_ops`] (pure ops whose results nobody reads leave the layout).
 //! A pass that rewrites many ops in one walk records its replacements in
 //! [`Renames`] instead, which applies them in one linear sweep (calling
 //! [`replace_value`] per rewrite scans the whole function each time:
@@ -61,14 +61,15 @@ pub fn replace_value(f: &mut Func, old: Value, new: Value) {
     f.replace_all_uses(old, new);
 }
 
-/// Removes ops whose results are not used, transitively. Returns how many.
+/// Removes pure ops ([`flexc_ir::Opcode::is_pure`]) whose results are not
+/// used, transitively. Returns how many.
 pub fn remove_dead_ops(f: &mut Func) -> usize {
     let mut uses = f.use_counts();
     let mut live = vec![true; f.layout.len()];
     // Walking backwards frees operands before their definitions are visited.
     for i in (0..f.layout.len()).rev() {
         let data = &f.dfg.ops[f.layout[i]];
-        if uses[data.result] == 0 {
+        if uses[data.result] == 0 && data.attrs.opcode().is_pure() {
             live[i] = false;
             for &a in &data.args {
                 uses[a] -= 1;

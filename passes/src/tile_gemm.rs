@@ -20,9 +20,8 @@
 use crate::egraph::convert::weight_only;
 use crate::egraph::explain::{Explain, TileCandidate, TileExplain};
 use crate::egraph::{cost_model, positive, target_option};
-use crate::manager::{Changed, Pass, PassCx};
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::options::{OptDecl, OptKind};
-use crate::registry::PassInfo;
 use crate::rewrite::{remove_dead_ops, replace_value};
 use crate::target::{CostModel, GemmQuery, Primitive, Tile};
 use flexc_ir::{attrs, Func, Module, OpAttrs, Value};

@@ -40,7 +40,7 @@ pub fn skip(why: &str) {
 }
 
 /// flexc's cache folder: `$FLEXC_CACHE_DIR`, `$XDG_CACHE_HOME/flexc` or
-/// `~/.cache/flexc`, as `flexc::fetch::cache_dir` (a test checks they agree).
+/// `~/.cache/flexc`, as `flexc_fetch::cache_dir` (a test checks they agree).
 pub fn cache_root() -> Option<PathBuf> {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     non_empty("FLEXC_CACHE_DIR").or_else(|| non_empty("XDG_CACHE_HOME").map(|p| p.join("flexc"))).or_else(|| non_empty("HOME").map(|p| p.join(".cache").join("flexc")))

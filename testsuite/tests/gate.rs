@@ -39,5 +39,5 @@ fn a_missing_model_fails_in_ci_and_says_skipped_elsewhere() {
 
 #[test]
 fn the_gate_and_flexc_agree_on_the_cache_folder() {
-    assert_eq!(flexc_testsuite::gate::cache_root(), flexc::fetch::cache_dir().ok());
+    assert_eq!(flexc_testsuite::gate::cache_root(), flexc_fetch::cache_dir().ok());
 }

@@ -122,18 +122,15 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
     for &op in &f.layout {
         let data = &f.dfg.ops[op];
         let code = data.attrs.opcode();
-        let gemm_form = match &data.attrs {
-            OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::LutPrecompute(_) => {
+        match code {
+            Opcode::LutGemm | Opcode::ShiftaddGemm | Opcode::LutPrecompute => {
                 return Err(format!("{} is unsupported on flexcim: the macro has no table-lookup or shift-add datapath (select-gemm{{target=flexcim}} chooses kern.sparse_gemm or kern.dense_gemm)", code.mnemonic()));
             }
-            OpAttrs::Matmul(m) => m.transpose_b,
-            OpAttrs::Mpgemm(m) => m.transpose_b,
-            OpAttrs::SparseGemm(_) | OpAttrs::DenseGemm(_) => true,
-            OpAttrs::Weight(_) | OpAttrs::Constant(_) => continue,
-            _ => false,
-        };
+            Opcode::Weight | Opcode::Constant => continue,
+            _ => {}
+        }
         let w = data.args.get(1).copied();
-        let is_gemm = gemm_form && data.args.len() == 2 && w.is_some_and(|w| f.dfg.ty(w).rank() == 2 && weight_only(f, w, &mut memo));
+        let is_gemm = data.attrs.is_linear() && data.args.len() == 2 && w.is_some_and(|w| f.dfg.ty(w).rank() == 2 && weight_only(f, w, &mut memo));
         let Some(w) = w.filter(|_| is_gemm) else {
             if matches!(code, Opcode::SparseGemm | Opcode::DenseGemm) {
                 return Err(format!("{}: the weight operand must be computed from weights alone to be stored in the macro", code.mnemonic()));

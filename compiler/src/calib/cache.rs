@@ -123,7 +123,7 @@ pub fn fingerprint(root: Option<&Path>, file: &Path) -> std::io::Result<Fingerpr
             return Ok(Fingerprint { len: meta.len(), sha256: sha.to_string() });
         }
     }
-    let (len, sha256) = crate::fetch::hash_file(&canon, &indicatif::ProgressBar::hidden()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (len, sha256) = flexc_fetch::hash_file(&canon, &indicatif::ProgressBar::hidden()).map_err(|e| std::io::Error::other(e.to_string()))?;
     if let Some(m) = &memo {
         // Best effort: a read-only cache only costs the hash next time.
         let _ = m.parent().map(std::fs::create_dir_all);
@@ -305,7 +305,7 @@ pub fn get_or_compute(
         }
     };
     let lock = match std::fs::create_dir_all(&dir) {
-        Ok(()) => match crate::fetch::PullLock::wait(root, &format!("stats-{:016x}", key_hash(&k)), wait) {
+        Ok(()) => match flexc_fetch::PullLock::wait(root, &format!("stats-{:016x}", key_hash(&k)), wait) {
             Ok(l) => Some(l),
             Err(e) => {
                 cannot(&e, warn);

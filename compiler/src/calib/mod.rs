@@ -34,7 +34,7 @@ use flexc_ir::calib::Calibration;
 use flexc_ir::{Module, Op, OpAttrs};
 use std::collections::HashMap;
 
-pub use crate::cli::run::Backend;
+use crate::generate::Backend;
 
 /// What to record and how.
 #[derive(Clone, Debug)]

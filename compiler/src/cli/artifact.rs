@@ -19,7 +19,7 @@ use std::time::Instant;
 pub const DEFAULT_CTX: usize = 2048;
 
 fn record(path: &Path) -> CliResult<FileRecord> {
-    let (bytes, sha256) = crate::fetch::hash_file(path, &ProgressBar::hidden()).map_err(|e| CliError::input(format!("error: {e}")))?;
+    let (bytes, sha256) = flexc_fetch::hash_file(path, &ProgressBar::hidden()).map_err(|e| CliError::input(format!("error: {e}")))?;
     Ok(FileRecord { path: path.display().to_string(), bytes, sha256 })
 }
 

@@ -5,7 +5,8 @@
 use super::error::{CliError, CliResult};
 use super::import::import_model;
 use super::models::{resolve, resolve_text, DEFAULT_MODEL};
-use super::run::{load_tokenizer, Backend};
+use super::run::load_tokenizer;
+use crate::generate::Backend;
 use crate::calib::sequential::{blocks, prune_sequential, split_pipeline};
 use crate::calib::{cache, calibrate, save, sensitivity, window_starts, CalibOptions};
 use crate::frontend::decoder::ImportOptions;
@@ -115,7 +116,7 @@ pub fn attach_sensitivity(module: &mut flexc_ir::Module, model: &Path, pipeline:
     if crate::calib::nm_sensitivity::wants(pipeline).map_err(err)?.is_none() {
         return Ok(());
     }
-    let root = crate::fetch::cache_dir().ok();
+    let root = flexc_fetch::cache_dir().ok();
     let (id, legacy) = match stats {
         None => (String::new(), None),
         Some(Stats { file: Some(f), origin: Origin::Given, .. }) => (cache::file_id(root.as_deref(), f).map_err(|e| err(format!("{}: {e}", f.display())))?, Some(f.as_path())),
@@ -245,7 +246,7 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
     }
     let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
     let s = cache::Settings { hessian: need >= cache::Need::Hessians, probes: need == cache::Need::Probes, ..cache::DEFAULT };
-    let root = crate::fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
+    let root = flexc_fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
     let target = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("error: {}: {e}", model.display())))?;
     let mut compute = || -> Result<Calibration, String> {
         let plain = |e: CliError| e.message.trim_start_matches("error: ").to_string();

@@ -2,7 +2,8 @@
 //! how to sample (every value range-checked before the model loads).
 
 use super::error::{CliError, CliResult};
-use super::run::{instantiate, prepare, Backend, Prepared};
+use super::run::{instantiate, prepare, Prepared};
+use crate::generate::Backend;
 use crate::chat::ChatTemplate;
 use crate::generate::sampler::SamplerConfig;
 use crate::generate::batch::{BatchModel, OneSlot};

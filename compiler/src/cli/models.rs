@@ -1,7 +1,7 @@
 //! `flexc pull`, `flexc models`, `flexc inspect`: getting and looking at models.
 
 use super::error::{CliError, CliResult};
-use crate::fetch::{self, ArtifactKind, PullOptions};
+use flexc_fetch::{self as fetch, ArtifactKind, PullOptions};
 use crate::frontend::gguf::GgufFile;
 use crate::frontend::safetensors::SafetensorsFile;
 use crate::frontend::{model_file, Checkpoint};

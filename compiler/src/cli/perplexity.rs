@@ -2,7 +2,8 @@
 
 use super::error::{CliError, CliResult};
 use super::models::{resolve_text, Format};
-use super::run::{instantiate, interrupt_flag, prepare, Backend};
+use super::run::{instantiate, interrupt_flag, prepare};
+use crate::generate::Backend;
 use crate::eval::{perplexity, PplConfig};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};

@@ -13,24 +13,15 @@ use flexc_backends::cpu::runtime::default_threads;
 use super::gen_args::{ModelArgs, SamplingArgs};
 use crate::chat::Message;
 use crate::generate::sampler::Sampler;
-use crate::generate::{prompt_ids, Decoding, GenStats, LanguageModel};
+use crate::generate::{prompt_ids, Backend, Decoding, GenStats, LanguageModel};
 use crate::tokenizer::Tokenizer;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use flexc_passes::{ManagerOptions, PassManager};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Which engine runs the model.
-#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Backend {
-    /// The Cranelift JIT runtime (the default).
-    Cpu,
-    /// The reference interpreter: scalar and slow, the correctness oracle.
-    Reference,
-}
 
 /// Arguments of `flexc run`.
 #[derive(Args, Debug)]

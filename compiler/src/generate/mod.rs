@@ -11,9 +11,19 @@ pub mod sampler;
 pub mod text;
 
 use crate::tokenizer::Tokenizer;
+use clap::ValueEnum;
 use sampler::Sampler;
 use std::time::{Duration, Instant};
 use text::TextStream;
+
+/// Which engine runs the model.
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    /// The Cranelift JIT runtime (the default).
+    Cpu,
+    /// The reference interpreter: scalar and slow, the correctness oracle.
+    Reference,
+}
 
 /// A failure inside a model run.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@
 //! the literals into a typed struct per op through [`AttrValue`], so passes
 //! only ever see typed fields (`attrs.eps: f64`), never a string map.
 
+use crate::quant::ParamValue;
 use crate::types::Encoding;
 use std::fmt;
 
@@ -126,6 +127,18 @@ impl fmt::Display for AttrLit {
             }
             AttrLit::Encoding(e) => write!(f, "{e}"),
             AttrLit::Dense(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+impl AttrLit {
+    /// The literal as the value of an encoding parameter (`#name<key = value>`).
+    pub fn to_param(&self) -> ParamValue {
+        match self {
+            AttrLit::Int(i) => ParamValue::Int(*i),
+            AttrLit::Bool(b) => ParamValue::Bool(*b),
+            AttrLit::Ident(s) => ParamValue::Ident(s.clone()),
+            other => ParamValue::Other(other.to_string()),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! * [`table`] is the macro that expands the declarations.
 //! * [`attr`] holds attribute literal and value types.
 //! * [`rules`] holds the result-type rules the verifier and builder apply.
+//! * [`traits`] holds the op traits (`pure`, `elementwise`, `GEMM-like`) the
+//!   table declares and passes query.
 
 pub mod attr;
 mod defs;
@@ -12,10 +14,12 @@ mod rules;
 pub use rules::check_dense as rules_check_dense;
 pub use rules::lut_encoding;
 pub(crate) mod table;
+pub mod traits;
 
 pub use attr::{AttrLit, AttrValue, CmpPred, Dense, GeluApprox, ReduceKind, RopeMode, Symbol};
 pub use defs::{attrs, OpAttrs, Opcode};
 pub use table::Arity;
+pub use traits::OpTrait;
 
 use crate::types::TensorType;
 

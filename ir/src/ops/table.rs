@@ -1,8 +1,9 @@
 //! The macro that turns the op table (`defs.rs`) into code.
 //!
 //! Each op is declared once: its Rust name, its `dialect.mnemonic`, its
-//! operands, its typed attributes (with defaults), its result-type rule and a
-//! doc line. From that one declaration come [`Opcode`](super::Opcode), the
+//! operands, its traits, its typed attributes (with defaults), its
+//! result-type rule and a doc line. From that one declaration come
+//! [`Opcode`](super::Opcode) (with its [`traits`](super::Opcode::traits)), the
 //! typed attribute structs in [`attrs`](super::attrs), the attribute parser
 //! and printer, arity checks, and type inference, so the builder, the text
 //! format and the verifier cannot disagree about an op.
@@ -57,7 +58,7 @@ macro_rules! field_default {
 macro_rules! define_ops {
     ($(
         $(#[doc = $doc:literal])+
-        $name:ident = $mnemonic:literal $operands:tt {
+        $name:ident = $mnemonic:literal $operands:tt [$($trait:ident),*] {
             $( $(#[doc = $fdoc:literal])* $field:ident : $fty:ty $(= $default:expr)? ),* $(,)?
         } => $rule:path;
     )*) => {
@@ -105,6 +106,11 @@ macro_rules! define_ops {
             /// The attribute names the op accepts.
             pub fn attr_names(self) -> &'static [&'static str] {
                 match self { $(Opcode::$name => &[$(stringify!($field)),*]),* }
+            }
+
+            /// The traits the op declares (see [`OpTrait`](crate::ops::OpTrait)).
+            pub fn traits(self) -> &'static [$crate::ops::OpTrait] {
+                match self { $(Opcode::$name => &[$($crate::ops::OpTrait::$trait),*]),* }
             }
         }
 

@@ -19,9 +19,8 @@
 //! The best (α, B) seen is kept, so refinement never increases the error.
 
 use super::ggml::{f16_at, put_f16};
-use super::encoding::{Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::lowbit::{check_groups, check_len, BcqParams, BcqScales};
-use crate::ops::AttrLit;
 
 /// Alternating refinement rounds of [`BcqParams::encode`] (LUT-GEMM's default).
 pub const REFINE_ROUNDS: usize = 15;
@@ -237,7 +236,7 @@ fn least_squares_alpha(w: &[f32], signs: &[u8], q: usize) -> Option<Vec<f64>> {
 }
 
 impl ParseScheme for BcqParams {
-    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<BcqParams, String>> {
+    fn parse(name: &str, given: &[(String, ParamValue)]) -> Option<Result<BcqParams, String>> {
         (name == "bcq").then(|| {
             let p = Params { name, given };
             p.check_keys(&["bits", "group", "pot", "apot", "scales"])?;
@@ -249,9 +248,9 @@ impl ParseScheme for BcqParams {
             let bits = p.int("bits", None, (1, 4))? as u8;
             let scales = match p.get("scales") {
                 None => BcqScales::Row,
-                Some(AttrLit::Ident(s)) if s == "row" => BcqScales::Row,
-                Some(AttrLit::Ident(s)) if s == "acc" => BcqScales::Acc,
-                Some(AttrLit::Ident(s)) if s == "lat" => BcqScales::Lat,
+                Some(ParamValue::Ident(s)) if s == "row" => BcqScales::Row,
+                Some(ParamValue::Ident(s)) if s == "acc" => BcqScales::Acc,
+                Some(ParamValue::Ident(s)) if s == "lat" => BcqScales::Lat,
                 Some(other) => return Err(format!("#bcq: 'scales' must be row, acc or lat, got {other}")),
             };
             if scales == BcqScales::Row {
@@ -270,17 +269,17 @@ impl Scheme for BcqParams {
         "bcq"
     }
 
-    fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        let mut v = vec![("bits", AttrLit::Int(self.bits.into()))];
+    fn params(&self) -> Vec<(&'static str, ParamValue)> {
+        let mut v = vec![("bits", ParamValue::Int(self.bits.into()))];
         if let Some(g) = self.group() {
-            v.push(("group", AttrLit::Int(g.into())));
+            v.push(("group", ParamValue::Int(g.into())));
         }
-        v.push(("pot", AttrLit::Bool(self.pot)));
+        v.push(("pot", ParamValue::Bool(self.pot)));
         if self.pot {
-            v.push(("apot", AttrLit::Int(self.apot.into())));
+            v.push(("apot", ParamValue::Int(self.apot.into())));
         }
         if self.group().is_none() {
-            v.push(("scales", AttrLit::Ident(self.scales().name().to_string())));
+            v.push(("scales", ParamValue::Ident(self.scales().name().to_string())));
         }
         v
     }

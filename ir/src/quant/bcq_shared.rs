@@ -214,21 +214,21 @@ mod tests {
 
     #[test]
     fn text_spelling_round_trips() {
-        use crate::ops::AttrLit;
+        use crate::quant::encoding::ParamValue;
         use crate::types::Encoding;
         for name in ["acc", "lat"] {
-            let given = [("bits".to_string(), AttrLit::Int(3)), ("pot".to_string(), AttrLit::Bool(true)), ("scales".to_string(), AttrLit::Ident(name.into()))];
+            let given = [("bits".to_string(), ParamValue::Int(3)), ("pot".to_string(), ParamValue::Bool(true)), ("scales".to_string(), ParamValue::Ident(name.into()))];
             let e = Encoding::parse("bcq", &given).unwrap();
             assert_eq!(e.to_string(), format!("#bcq<bits = 3, pot = true, apot = 3, scales = {name}>"));
-            let params: Vec<(String, AttrLit)> = e.params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let params: Vec<(String, ParamValue)> = e.params().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             assert_eq!(Encoding::parse("bcq", &params).unwrap(), e);
             assert_eq!(e.block_elems(), 8);
             assert!(e.storage(&[64]).is_err());
             assert_eq!(e.storage(&[8, 8]).unwrap(), 8 * 8 * 3 / 8 + 2 * 8 * 3);
         }
-        let row = Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("group".to_string(), AttrLit::Int(64)), ("scales".to_string(), AttrLit::Ident("row".into()))]).unwrap();
+        let row = Encoding::parse("bcq", &[("bits".to_string(), ParamValue::Int(2)), ("group".to_string(), ParamValue::Int(64)), ("scales".to_string(), ParamValue::Ident("row".into()))]).unwrap();
         assert_eq!(row.to_string(), "#bcq<bits = 2, group = 64, pot = false>");
-        assert!(Encoding::parse("bcq", &[("bits".to_string(), AttrLit::Int(2)), ("scales".to_string(), AttrLit::Ident("diag".into()))]).is_err());
+        assert!(Encoding::parse("bcq", &[("bits".to_string(), ParamValue::Int(2)), ("scales".to_string(), ParamValue::Ident("diag".into()))]).is_err());
     }
 
     #[test]

@@ -19,8 +19,34 @@
 //! can be decoded as a rank-1 shape ([`crate::quant::decode`]); the others
 //! (`#bcq` with shared scales) need the whole `[rows, cols]` matrix.
 
-use crate::ops::AttrLit;
 use std::fmt;
+
+/// The value of one encoding parameter (`bits = 2`, `pot = true`,
+/// `scales = acc`). Encodings own their parameter values: the op table's
+/// attribute literals ([`crate::ops::AttrLit`]) contain encodings, so the
+/// registry cannot be built on them without a cycle.
+#[derive(Clone, PartialEq, Debug)]
+pub enum ParamValue {
+    /// An integer.
+    Int(i64),
+    /// `true` / `false` (a bare key is `true`).
+    Bool(bool),
+    /// A bare identifier (`acc`).
+    Ident(String),
+    /// Any other literal, as written (no encoding accepts one; kept so that
+    /// the error can quote it).
+    Other(String),
+}
+
+impl fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Ident(s) | ParamValue::Other(s) => f.write_str(s),
+        }
+    }
+}
 
 /// The GEMM primitives a weight may run on (the `kern.*_gemm` ops).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -69,7 +95,7 @@ pub trait Scheme {
     fn name(&self) -> &'static str;
 
     /// The parameters printed in `<...>` (empty: printed as `#name`).
-    fn params(&self) -> Vec<(&'static str, AttrLit)>;
+    fn params(&self) -> Vec<(&'static str, ParamValue)>;
 
     /// Elements per storage block along the last axis.
     fn block_elems(&self) -> u64;
@@ -198,7 +224,7 @@ pub trait AffineScheme {
 /// How an encoding's parameter type is parsed from text (`#name<...>`).
 pub trait ParseScheme: Sized {
     /// `None` when `name` is not this encoding's; otherwise the checked parameters.
-    fn parse(name: &str, params: &[(String, AttrLit)]) -> Option<Result<Self, String>>;
+    fn parse(name: &str, params: &[(String, ParamValue)]) -> Option<Result<Self, String>>;
 }
 
 /// Declares [`Encoding`] from the registry table: one line per encoding.
@@ -220,7 +246,7 @@ macro_rules! encodings {
             }
 
             /// Parses `#name` or `#name<key = value, ...>` (the part after `#`).
-            pub fn parse(name: &str, params: &[(String, AttrLit)]) -> Result<Encoding, String> {
+            pub fn parse(name: &str, params: &[(String, ParamValue)]) -> Result<Encoding, String> {
                 $(if let Some(r) = <$params as ParseScheme>::parse(name, params) {
                     return r.map(Encoding::$variant);
                 })*
@@ -257,7 +283,7 @@ impl Encoding {
     }
 
     /// The parameters printed in `<...>` (none for the ggml formats).
-    pub fn params(&self) -> Vec<(&'static str, AttrLit)> {
+    pub fn params(&self) -> Vec<(&'static str, ParamValue)> {
         self.scheme().params()
     }
 
@@ -356,7 +382,7 @@ impl fmt::Display for Encoding {
 /// schemes' [`ParseScheme`] implementations).
 pub(crate) struct Params<'a> {
     pub(crate) name: &'a str,
-    pub(crate) given: &'a [(String, AttrLit)],
+    pub(crate) given: &'a [(String, ParamValue)],
 }
 
 impl Params<'_> {
@@ -371,14 +397,14 @@ impl Params<'_> {
     }
 
     /// The value of `key`, if given.
-    pub(crate) fn get(&self, key: &str) -> Option<&AttrLit> {
+    pub(crate) fn get(&self, key: &str) -> Option<&ParamValue> {
         self.given.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// An integer in `range` (inclusive), or `default` when absent.
     pub(crate) fn int(&self, key: &str, default: Option<i64>, range: (i64, i64)) -> Result<i64, String> {
         let v = match (self.get(key), default) {
-            (Some(AttrLit::Int(v)), _) => *v,
+            (Some(ParamValue::Int(v)), _) => *v,
             (Some(other), _) => return Err(format!("#{}: '{key}' must be an integer, got {other}", self.name)),
             (None, Some(d)) => d,
             (None, None) => return Err(format!("#{} needs '{key}'", self.name)),
@@ -393,7 +419,7 @@ impl Params<'_> {
     pub(crate) fn boolean(&self, key: &str, default: bool) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(AttrLit::Bool(b)) => Ok(*b),
+            Some(ParamValue::Bool(b)) => Ok(*b),
             Some(other) => Err(format!("#{}: '{key}' must be true or false, got {other}", self.name)),
         }
     }

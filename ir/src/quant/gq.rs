@@ -21,9 +21,8 @@
 //! f16-exact `d` (attaining an extreme level) round-trips exactly.
 
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, GqParams};
-use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
-use crate::ops::AttrLit;
 
 impl GqParams {
     /// Bytes of one group's block.
@@ -99,7 +98,7 @@ impl GqParams {
 }
 
 impl ParseScheme for GqParams {
-    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<GqParams, String>> {
+    fn parse(name: &str, given: &[(String, ParamValue)]) -> Option<Result<GqParams, String>> {
         (name == "gq").then(|| {
             let p = Params { name, given };
             p.check_keys(&["bits", "group", "zero"])?;
@@ -113,8 +112,8 @@ impl Scheme for GqParams {
         "gq"
     }
 
-    fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        vec![("bits", AttrLit::Int(self.bits.into())), ("group", AttrLit::Int(self.group.into())), ("zero", AttrLit::Bool(self.zero))]
+    fn params(&self) -> Vec<(&'static str, ParamValue)> {
+        vec![("bits", ParamValue::Int(self.bits.into())), ("group", ParamValue::Int(self.group.into())), ("zero", ParamValue::Bool(self.zero))]
     }
 
     fn block_elems(&self) -> u64 {

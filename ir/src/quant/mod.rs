@@ -15,7 +15,7 @@ pub mod nm;
 pub mod plan;
 pub mod ternary;
 
-pub use encoding::{AffineFit, AffineGrid, AffineScheme, Encoding, GridOffset, Primitive, Scheme};
+pub use encoding::{AffineFit, AffineGrid, AffineScheme, Encoding, GridOffset, ParamValue, Primitive, Scheme};
 pub use ggml::{GgmlType, QuantError};
 pub use lowbit::{BcqLayout, BcqParams, BcqScales, GqParams, TernaryParams};
 pub use nm::Nm;

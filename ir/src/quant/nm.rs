@@ -25,8 +25,7 @@
 //! the sparsity passes' candidates and plans, FlexCiM's layers): it is valid
 //! by construction (`1 <= n <= m <=` [`MAX_M`]), checked once in [`Nm::new`].
 
-use super::encoding::{Params, ParseScheme, Primitive, Scheme};
-use crate::ops::AttrLit;
+use super::encoding::{ParamValue, Params, ParseScheme, Primitive, Scheme};
 use std::fmt;
 
 /// The largest group size the codec accepts.
@@ -107,7 +106,7 @@ impl fmt::Display for Nm {
 }
 
 impl ParseScheme for Nm {
-    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<Nm, String>> {
+    fn parse(name: &str, given: &[(String, ParamValue)]) -> Option<Result<Nm, String>> {
         (name == "nm").then(|| {
             let p = Params { name, given };
             p.check_keys(&["n", "m"])?;
@@ -122,8 +121,8 @@ impl Scheme for Nm {
         "nm"
     }
 
-    fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        vec![("n", AttrLit::Int(self.n.into())), ("m", AttrLit::Int(self.m.into()))]
+    fn params(&self) -> Vec<(&'static str, ParamValue)> {
+        vec![("n", ParamValue::Int(self.n.into())), ("m", ParamValue::Int(self.m.into()))]
     }
 
     fn block_elems(&self) -> u64 {
@@ -342,6 +341,6 @@ mod tests {
         }
         assert_eq!(Nm::parse("2:4").unwrap(), Nm::TWO_FOUR);
         assert!(Nm::parse("4294967298:4294967300").is_err());
-        assert!(Encoding::parse("nm", &[("n".into(), crate::ops::AttrLit::Int(5)), ("m".into(), crate::ops::AttrLit::Int(4))]).is_err());
+        assert!(Encoding::parse("nm", &[("n".into(), ParamValue::Int(5)), ("m".into(), ParamValue::Int(4))]).is_err());
     }
 }

@@ -13,9 +13,8 @@
 //! values are all `±γ` (no zeros) round-trips exactly; with zeros present the
 //! absmean is smaller than the magnitude, which is BitNet's definition.
 
-use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
-use crate::ops::AttrLit;
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, TernaryParams};
 
 impl TernaryParams {
@@ -103,7 +102,7 @@ impl TernaryParams {
 }
 
 impl ParseScheme for TernaryParams {
-    fn parse(name: &str, given: &[(String, AttrLit)]) -> Option<Result<TernaryParams, String>> {
+    fn parse(name: &str, given: &[(String, ParamValue)]) -> Option<Result<TernaryParams, String>> {
         (name == "ternary").then(|| {
             let p = Params { name, given };
             p.check_keys(&["group"])?;
@@ -117,8 +116,8 @@ impl Scheme for TernaryParams {
         "ternary"
     }
 
-    fn params(&self) -> Vec<(&'static str, AttrLit)> {
-        vec![("group", AttrLit::Int(self.group.into()))]
+    fn params(&self) -> Vec<(&'static str, ParamValue)> {
+        vec![("group", ParamValue::Int(self.group.into()))]
     }
 
     fn block_elems(&self) -> u64 {

@@ -11,6 +11,7 @@ use crate::diag::Diagnostic;
 use crate::func::{Func, Span};
 use crate::module::Module;
 use crate::ops::{AttrLit, Dense, OpAttrs, Opcode};
+use crate::quant::ParamValue;
 use crate::types::{Dim, ElemType, Encoding, TensorType};
 use crate::weights::{WeightData, WeightSource};
 use logos::Logos;
@@ -455,7 +456,7 @@ impl<'s> Parser<'s> {
         let params = if self.eat(Tok::Lt) {
             self.list(Tok::Gt, |p| {
                 let (k, _) = p.expect(Tok::Ident)?;
-                let v = if p.eat(Tok::Eq) { p.lit()? } else { AttrLit::Bool(true) };
+                let v = if p.eat(Tok::Eq) { p.lit()?.to_param() } else { ParamValue::Bool(true) };
                 Ok((k.to_string(), v))
             })?
         } else {

@@ -38,9 +38,8 @@ pub mod rules;
 #[cfg(test)]
 mod tests;
 
-use crate::manager::{Changed, Pass, PassCx};
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::options::{OptDecl, OptKind, Options};
-use crate::registry::PassInfo;
 use crate::target::Primitive;
 use analysis::GemmAnalysis;
 use egg::{Id, Language, Runner, SimpleScheduler, StopReason};

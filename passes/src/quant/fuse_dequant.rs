@@ -10,8 +10,7 @@
 //! interpreter the rewrite is bit-exact). A `quant.dequantize` with other
 //! users stays for them.
 
-use crate::manager::{Changed, Pass, PassCx};
-use crate::registry::PassInfo;
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::rewrite::remove_dead_ops;
 use flexc_ir::{attrs, Module, OpAttrs};
 

@@ -58,12 +58,11 @@ use super::glob_match;
 use super::loss;
 use super::mixed::{allocate, Choice};
 use super::optq::{allocate_bits, sensitivity, InverseHessian};
-use crate::manager::{Changed, Pass, PassCx};
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::options::{OptDecl, OptKind, Options};
-use crate::registry::PassInfo;
-use flexc_ir::ops::{AttrLit, Symbol};
+use flexc_ir::ops::Symbol;
 use flexc_ir::calib::Calibration;
-use flexc_ir::quant::{decode, ggml, BcqParams, BcqScales};
+use flexc_ir::quant::{decode, ggml, BcqParams, BcqScales, ParamValue};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, ElemType, Encoding, Module, OpAttrs, TensorType, WeightId};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -119,9 +118,9 @@ fn parse_candidate(s: &str) -> Result<Encoding, String> {
             None => (rest, true),
         };
         let (bits, group) = rest.split_once('g').ok_or_else(bad)?;
-        let p = [("bits", bits), ("group", group)].map(|(k, v)| v.parse::<i64>().map(|v| (k.to_string(), AttrLit::Int(v))));
-        let mut params: Vec<(String, AttrLit)> = p.into_iter().collect::<Result<_, _>>().map_err(|_| bad())?;
-        params.push(("zero".into(), AttrLit::Bool(zero)));
+        let p = [("bits", bits), ("group", group)].map(|(k, v)| v.parse::<i64>().map(|v| (k.to_string(), ParamValue::Int(v))));
+        let mut params: Vec<(String, ParamValue)> = p.into_iter().collect::<Result<_, _>>().map_err(|_| bad())?;
+        params.push(("zero".into(), ParamValue::Bool(zero)));
         return Encoding::parse("gq", &params).map_err(|e| format!("quantize: candidate '{s}': {e}"));
     }
     ggml_scheme(s).ok_or_else(bad)
@@ -136,26 +135,26 @@ fn ggml_scheme(s: &str) -> Option<Encoding> {
 
 impl Quantize {
     fn from_options(o: &Options) -> Result<Quantize, String> {
-        let int = |k: &str| AttrLit::Int(o.int(k));
+        let int = |k: &str| ParamValue::Int(o.int(k));
         let scheme = o.str("scheme");
         let enc = if let Some(enc) = ggml_scheme(scheme).filter(|_| scheme.starts_with('q')) {
             enc
         } else {
-            let (name, mut params): (&str, Vec<(&str, AttrLit)>) = match scheme {
-                "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", AttrLit::Bool(o.bool("zero")))]),
+            let (name, mut params): (&str, Vec<(&str, ParamValue)>) = match scheme {
+                "rtn" => ("gq", vec![("bits", int("bits")), ("group", int("group")), ("zero", ParamValue::Bool(o.bool("zero")))]),
                 "ternary" => ("ternary", vec![("group", int("group"))]),
                 "bcq" => ("bcq", vec![("bits", int("bits"))]),
-                "shiftadd" => ("bcq", vec![("bits", int("bits")), ("pot", AttrLit::Bool(true)), ("apot", int("apot"))]),
+                "shiftadd" => ("bcq", vec![("bits", int("bits")), ("pot", ParamValue::Bool(true)), ("apot", int("apot"))]),
                 s => return Err(format!("quantize: unknown scheme '{s}' (valid: rtn, ternary, bcq, shiftadd, q4_0, q4_1, q5_0, q5_1, q8_0)")),
             };
             match (name, o.str("mode")) {
                 ("bcq", "row") => params.push(("group", int("group"))),
-                ("bcq", m @ ("acc" | "lat")) => params.push(("scales", AttrLit::Ident(m.to_string()))),
+                ("bcq", m @ ("acc" | "lat")) => params.push(("scales", ParamValue::Ident(m.to_string()))),
                 ("bcq", m) => return Err(format!("quantize: unknown mode '{m}' (valid: row, acc, lat)")),
                 (_, "row") => {}
                 (_, m) => return Err(format!("quantize: mode={m} applies to scheme=shiftadd or bcq")),
             }
-            let params: Vec<(String, AttrLit)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let params: Vec<(String, ParamValue)> = params.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
             Encoding::parse(name, &params).map_err(|e| format!("quantize: {e}"))?
         };
         let layers: Vec<String> = o.str("layers").split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();

@@ -31,9 +31,8 @@
 
 use super::measured::{allocate_units, measured_table, realisations, unit_costs, ProbeSettings};
 use super::*;
-use crate::manager::{Changed, Pass, PassCx};
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::options::{OptDecl, OptKind, Options};
-use crate::registry::PassInfo;
 use std::time::Instant;
 
 /// `method=flow`'s default candidates: every N:M the kernels and the macro run.

@@ -26,9 +26,8 @@
 use super::align::{aligned_mask, Align};
 use super::sparsegpt::sparsegpt;
 use super::*;
-use crate::manager::{Changed, Pass, PassCx};
+use crate::pass::{Changed, Pass, PassCx, PassInfo};
 use crate::options::{OptDecl, OptKind};
-use crate::registry::PassInfo;
 use crate::rewrite::{remove_dead_ops, replace_value};
 use flexc_ir::quant::Primitive;
 use flexc_ir::types::{Encoding, TensorType};

@@ -508,9 +508,7 @@ impl<'m> Builder<'m> {
                 };
                 self.matmul(args[0], args[1], m.transpose_b, r, op)?;
             }
-            OpAttrs::Tile(_) | OpAttrs::LutPrecompute(_) | OpAttrs::LutGemm(_) | OpAttrs::ShiftaddGemm(_) | OpAttrs::SparseGemm(_) | OpAttrs::DenseGemm(_) => {
-                self.kern_op(attrs, args, r, op)?
-            }
+            a if a.opcode().dialect() == "kern" => self.kern_op(attrs, args, r, op)?,
             OpAttrs::Gather(_) => {
                 let Some(VK::Weight(w)) = self.vk.get(&args[0]).cloned() else {
                     return Err(unsupported(op, "gather from a computed table"));

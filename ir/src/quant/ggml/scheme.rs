@@ -6,11 +6,10 @@
 //! ([`AffineScheme`]) the data-aware quantizers can fit.
 
 use super::{put_f16, GgmlType};
-use crate::ops::AttrLit;
-use crate::quant::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParseScheme, Primitive, Scheme};
+use crate::quant::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, ParseScheme, Primitive, Scheme};
 
 impl ParseScheme for GgmlType {
-    fn parse(name: &str, params: &[(String, AttrLit)]) -> Option<Result<GgmlType, String>> {
+    fn parse(name: &str, params: &[(String, ParamValue)]) -> Option<Result<GgmlType, String>> {
         let t = GgmlType::from_name(name).filter(|&t| crate::quant::is_ggml_encoding(t))?;
         Some(match params.first() {
             None => Ok(t),
@@ -24,7 +23,7 @@ impl Scheme for GgmlType {
         GgmlType::name(*self)
     }
 
-    fn params(&self) -> Vec<(&'static str, AttrLit)> {
+    fn params(&self) -> Vec<(&'static str, ParamValue)> {
         Vec::new()
     }
 

@@ -1,4 +1,4 @@
-//! Tests of `flexc::fetch`: the whole pull pipeline (download → unpack →
+//! Tests of `flexc_fetch`: the whole pull pipeline (download → unpack →
 //! verify → rename) run against a fake registry that serves wheels and Debian
 //! trees built here, in a temporary cache root passed explicitly (never the
 //! user's cache, never a process-global variable). One `#[ignore]`d test
@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use flexc::fetch::{
-    self, Artifact, ArtifactKind, Cache, FetchError, FileSpec, PullOptions, Registry, Source, Wheel,
+use flexc_fetch::{
+    self as fetch, Artifact, ArtifactKind, Cache, FetchError, FileSpec, PullOptions, Registry, Source, Wheel,
 };
 use sha2::{Digest, Sha256};
 
@@ -537,7 +537,7 @@ fn wheel_tree_with_a_bad_file_keeps_the_old_folder() {
 /// One `.rdb` record: length + zlib(XDR v3 STRSXP); `None` is NA, bytes
 /// with `utf8` false are Latin-1.
 fn rdb_record(elems: &[Option<(bool, &[u8])>]) -> Vec<u8> {
-    flexc::fetch::rdata::write_record(&flexc::fetch::rdata::write_strsxp(elems)).expect("in-memory zlib")
+    flexc_fetch::rdata::write_record(&flexc_fetch::rdata::write_strsxp(elems)).expect("in-memory zlib")
 }
 
 const RDB: &str = "usr/lib/R/site-library/fakebooks/data/Rdata.rdb";

