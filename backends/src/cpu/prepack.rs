@@ -16,7 +16,6 @@
 //! this existed) are packed at load as before.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use flexc_ir::weights::WeightBytes;
 use flexc_ir::{Encoding, Module};
@@ -176,9 +175,6 @@ pub fn pack_module(
     }
     Ok((records, blob))
 }
-
-/// Shares a store between runtimes.
-pub type SharedPrepacked = Arc<Prepacked>;
 
 #[cfg(test)]
 mod tests {
