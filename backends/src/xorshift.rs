@@ -32,7 +32,16 @@ impl XorShift {
 
     /// `n` random bytes.
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n.div_ceil(8)).flat_map(|_| self.bits().to_le_bytes()).take(n).collect()
+        let mut b = vec![0; n];
+        self.fill(&mut b);
+        b
+    }
+
+    /// Fills `buf` with random bytes (the same stream as [`XorShift::bytes`]).
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            chunk.copy_from_slice(&self.bits().to_le_bytes()[..chunk.len()]);
+        }
     }
 
     /// One element of `xs` (non-empty).

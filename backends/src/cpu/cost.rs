@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use flexc_ir::quant::BcqScales;
-use flexc_ir::{Encoding, TensorType};
+use flexc_ir::TensorType;
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
 use serde::{Deserialize, Serialize};
 
@@ -182,13 +182,12 @@ fn scheme(p: Primitive, ty: &TensorType, n: u64) -> Option<(String, f64, ActKind
             let group_ok = !e.row_local() || e.block_elems().is_multiple_of(8);
             (n.is_multiple_of(block_rows) && group_ok).then_some((e.cost_key(), 1.0, ActKind::F32))
         }
-        Primitive::ShiftAdd => match enc.filter(|e| e.admits(p))? {
-            // Shared-scale lat weights need rows in whole 4-row blocks per scale block.
-            e @ Encoding::Bcq(b) if b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32)) => {
-                Some((e.cost_key(), 1.0, ActKind::F32))
-            }
-            _ => None,
-        },
+        Primitive::ShiftAdd => {
+            let e = enc.filter(|e| e.admits(p))?;
+            let b = e.binary_coded()?;
+            // Groups of whole sign bytes; shared-scale lat weights need rows in whole 4-row blocks per scale block.
+            (b.row_block_elems().is_multiple_of(8) && (b.scales() != BcqScales::Lat || n.is_multiple_of(32))).then(|| (e.cost_key(), 1.0, ActKind::F32))
+        }
         Primitive::Sparse => enc.filter(|e| e.admits(p)).map(|e| (e.cost_key(), e.density(), ActKind::F32)),
         Primitive::Dense => {
             let (fmt, decoded) = dense_format(ty)?;
@@ -287,8 +286,7 @@ impl CostModel for CpuCostModel {
         let per = self.table.lerp(e.gemv_ns, e.gemm_ns, q.rows);
         let quant = match act {
             ActKind::F32 => 0.0,
-            ActKind::Q8_0 => *self.table.act_quant_ns_per_value.get("q8_0")?,
-            ActKind::Q8_K => *self.table.act_quant_ns_per_value.get("q8_k")?,
+            kind => *self.table.act_quant_ns_per_value.get(kind.name())?,
         };
         Some(e.overhead_ns + (q.n * q.k) as f64 * fraction * per * factor + (q.rows.max(1) * q.k) as f64 * quant)
     }

@@ -19,13 +19,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use flexc_ir::ops::Symbol;
-use flexc_ir::quant::{encode, BcqParams, GgmlType, GqParams, Nm, TernaryParams};
+use flexc_ir::quant::{BcqParams, GgmlType, GqParams, Nm, TernaryParams};
 use flexc_ir::types::{Dim, ElemType};
 use flexc_ir::weights::{WeightData, WeightSource};
 use flexc_ir::{attrs, Encoding, Func, Module, Span, TensorType, Value};
 use flexc_passes::target::Primitive;
 
 use super::cost::{CostTable, KernelCost, LinearCost, TileCost, TABLE_VERSION};
+use super::format::{ActKind, WeightFormat};
+use crate::xorshift::XorShift;
 use super::runtime::{CpuRuntime, Input, RuntimeOptions};
 
 /// What to measure.
@@ -51,52 +53,38 @@ impl Default for CostBenchOptions {
     }
 }
 
-/// The schemes measured per primitive: (primitive, table scheme, weight type encoding/element).
+/// The schemes measured per primitive: (primitive, table scheme, weight
+/// type encoding/element); an encoding's table scheme is its cost key.
 fn schemes() -> Vec<(Primitive, String, Option<Encoding>)> {
-    let mut v: Vec<(Primitive, String, Option<Encoding>)> = vec![(Primitive::Dense, "f32".into(), None)];
+    let mut encs: Vec<(Primitive, Encoding)> = Vec::new();
     for t in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q2_K, GgmlType::TQ2_0] {
-        v.push((Primitive::Dense, t.name().to_lowercase(), Some(Encoding::Ggml(t))));
+        encs.push((Primitive::Dense, t.into()));
     }
     for bits in 1..=4u8 {
-        v.push((Primitive::Lut, format!("gq{bits}"), Some(Encoding::Gq(GqParams { bits, group: 128, zero: false }))));
+        encs.push((Primitive::Lut, GqParams { bits, group: 128, zero: false }.into()));
     }
-    v.push((Primitive::Lut, "ternary".into(), Some(Encoding::Ternary(TernaryParams { group: 0 }))));
+    encs.push((Primitive::Lut, TernaryParams { group: 0 }.into()));
     // N:M sparse, priced per stored value: one pattern stands for all (the
     // kernel streams ~4.25–4.5 bytes per kept weight whatever N:M is).
-    v.push((Primitive::Sparse, "nm".into(), Some(Encoding::Nm(Nm::of(2, 4)))));
+    encs.push((Primitive::Sparse, Nm::of(2, 4).into()));
     for p in [Primitive::Lut, Primitive::ShiftAdd] {
         for bits in 1..=4u8 {
-            v.push((p, format!("bcq{bits}"), Some(Encoding::Bcq(BcqParams::row(bits, 128, true, 3)))));
+            encs.push((p, BcqParams::row(bits, 128, true, 3).into()));
         }
     }
+    let mut v: Vec<(Primitive, String, Option<Encoding>)> = vec![(Primitive::Dense, "f32".into(), None)];
+    v.extend(encs.into_iter().map(|(p, e)| (p, e.cost_key(), Some(e))));
     v
 }
 
-/// Storage bytes of an `[n, k]` weight: one random row, encoded, repeated
-/// (the kernels' speed does not depend on the values). K-quants without an
-/// encoder get random codes with a fixed f16 scale.
+/// Storage bytes of an `[n, k]` weight: one random row (the encoding's
+/// [`Encoding::random_storage`]: random codes, sane scales), repeated (the
+/// kernels' speed does not depend on the values).
 fn weight_bytes(enc: Option<Encoding>, n: usize, k: usize, seed: u64) -> Result<Vec<u8>, String> {
-    let mut s = seed | 1;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    let row: Vec<f32> = (0..k).map(|_| ((next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1).collect();
+    let mut rng = XorShift(seed | 1);
     let row_bytes = match enc {
-        None => row.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        Some(Encoding::Ggml(t @ (GgmlType::Q4_K | GgmlType::Q6_K))) => {
-            let (bb, d_at) = if t == GgmlType::Q4_K { (144, [0usize, 2].as_slice()) } else { (210, [208usize].as_slice()) };
-            let mut b: Vec<u8> = (0..k / 256 * bb).map(|_| next() as u8).collect();
-            for blk in b.chunks_exact_mut(bb) {
-                for &o in d_at {
-                    blk[o..o + 2].copy_from_slice(&half::f16::from_f32(0.01).to_le_bytes());
-                }
-            }
-            b
-        }
-        Some(e) => encode(e, &row)?,
+        None => rng.vec(k, 0.05).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Some(e) => e.random_storage(&[k as u64], &mut |b| rng.fill(b))?,
     };
     // A per-tensor trailer (`#ternary<group = 0>`'s scale) comes once, at the end.
     let blocks = enc.map_or(row_bytes.len(), |e| (k as u64 / e.block_elems() * e.block_bytes()) as usize);
@@ -225,8 +213,9 @@ pub fn measure(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<C
             pre = Some(LinearCost { overhead_ns: tiny[0].get("lut tables").copied().unwrap_or(0.0), ns_per_value: per_value });
         }
         if let Some(q) = prof[1].get("quantize-act") {
-            let act = if k.is_multiple_of(256) && matches!(enc, Some(Encoding::Ggml(t)) if t.block_size() == 256) { "q8_k" } else { "q8_0" };
-            quant.entry(act.to_string()).or_insert(q / (rr * k) as f64);
+            // Only the int-dot formats quantize activations: Q8_K for 256-wide blocks.
+            let act = enc.and_then(WeightFormat::of).map_or(ActKind::Q8_0, |f| f.activation());
+            quant.entry(act.name().to_string()).or_insert(q / (rr * k) as f64);
         }
         kernels.push(KernelCost { primitive: p.name().into(), scheme: name, overhead_ns, gemv_ns, gemm_ns });
     }
@@ -280,8 +269,8 @@ fn round_table(t: &mut CostTable) {
 fn measure_tiles(o: &CostBenchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vec<TileCost>, String> {
     let (n, k) = o.shape;
     let rr = o.gemm_rows.max(2);
-    let lut = (Primitive::Lut, Some(Encoding::Gq(GqParams { bits: 2, group: 128, zero: false })), (n, 2 * k));
-    let dense = (Primitive::Dense, Some(Encoding::Ggml(GgmlType::Q4_0)), (n, k));
+    let lut = (Primitive::Lut, Some(GqParams { bits: 2, group: 128, zero: false }.into()), (n, 2 * k));
+    let dense = (Primitive::Dense, Some(GgmlType::Q4_0.into()), (n, k));
     let mut out = Vec::new();
     for (p, enc, shape, grid) in [
         (lut.0, lut.1, lut.2, [64u64, 256].iter().flat_map(|&m| [1024u64, 2048, 4096].map(|kt| (m, Some(kt)))).collect::<Vec<_>>()),

@@ -48,6 +48,16 @@ pub enum ActKind {
 }
 
 impl ActKind {
+    /// The name of the activation quantization (`f32`, `q8_0`, `q8_k`: the
+    /// cost table's keys).
+    pub fn name(self) -> &'static str {
+        match self {
+            ActKind::F32 => "f32",
+            ActKind::Q8_0 => "q8_0",
+            ActKind::Q8_K => "q8_k",
+        }
+    }
+
     /// Elements per activation block (1 for f32).
     pub fn block_elems(self) -> usize {
         match self {
@@ -147,6 +157,12 @@ impl WeightFormat {
         Self::ALL.into_iter().find(|f| f.ggml_type() == ty)
     }
 
+    /// The format whose blocks are the storage of `enc`, when the kernel
+    /// reads that encoding as it is stored (the ggml block formats above).
+    pub fn of(enc: flexc_ir::Encoding) -> Option<Self> {
+        Self::ALL.into_iter().find(|&f| f != WeightFormat::F32 && flexc_ir::Encoding::from(f.ggml_type()) == enc)
+    }
+
     /// ggml's type name (`q4_1`, `f32`, ...).
     pub fn name(self) -> &'static str {
         match self {
@@ -175,8 +191,7 @@ impl WeightFormat {
 pub fn dense_format(ty: &flexc_ir::TensorType) -> Option<(WeightFormat, bool)> {
     use flexc_ir::types::ElemType;
     match (ty.encoding, ty.elem) {
-        (Some(flexc_ir::Encoding::Ggml(t)), _) => Some(WeightFormat::from_ggml(t).map_or((WeightFormat::F32, true), |f| (f, false))),
-        (Some(_), _) => Some((WeightFormat::F32, true)),
+        (Some(e), _) => Some(WeightFormat::of(e).map_or((WeightFormat::F32, true), |f| (f, false))),
         (None, ElemType::F32) => Some((WeightFormat::F32, false)),
         (None, ElemType::F16 | ElemType::BF16) => Some((WeightFormat::F32, true)),
         (None, _) => None,

@@ -23,7 +23,6 @@ use super::arch::{Arch, EnergyTable, Nm};
 use super::layer::NmLayer;
 use super::mapping::{check_tile, macro_tile};
 use super::sim::Stats;
-use flexc_ir::types::Encoding;
 use flexc_passes::target::{CostModel, GemmQuery, Primitive, Tile};
 
 /// What the cost model assumes about `#nm` masks across output rows.
@@ -70,10 +69,7 @@ impl FlexcimCostModel {
     fn pattern(&self, p: Primitive, q: &GemmQuery<'_>) -> Option<Nm> {
         match p {
             Primitive::Lut | Primitive::ShiftAdd => None,
-            Primitive::Sparse => match q.weight.encoding {
-                Some(Encoding::Nm(nm)) => Some(nm),
-                _ => None,
-            },
+            Primitive::Sparse => q.weight.encoding.and_then(|e| e.nm()),
             Primitive::Dense => NmLayer::dense_pattern(q.k as usize),
         }
     }

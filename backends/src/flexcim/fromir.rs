@@ -28,7 +28,7 @@ use super::Workload;
 use crate::reference::{Data, Interpreter, Tensor};
 use flexc_ir::dfg::ValueDef;
 use flexc_ir::ops::Opcode;
-use flexc_ir::types::{Dim, ElemType, Encoding, TensorType};
+use flexc_ir::types::{Dim, ElemType, TensorType};
 use flexc_ir::{FuncId, Module, OpAttrs, Value};
 use flexc_passes::target::Tile;
 
@@ -155,10 +155,7 @@ pub fn find_gemms(module: &Module, func: Option<&str>) -> Result<IrGemms, String
         }
         let rty = f.dfg.ty(root);
         let shape = f.dfg.ty(w).fixed_shape().ok_or_else(|| format!("{}: the weight needs a fixed shape", code.mnemonic()))?;
-        let nm = match rty.encoding {
-            Some(Encoding::Nm(nm)) => Some(nm),
-            _ => None,
-        };
+        let nm = rty.encoding.and_then(|e| e.nm());
         let mode = match (code, nm, &rty.encoding) {
             (Opcode::DenseGemm, _, _) => Mode::Dense,
             (_, Some(nm), _) => Mode::Sparse(nm),
@@ -222,10 +219,7 @@ fn values_of(t: &Tensor) -> Result<(Vec<f64>, Option<Mask>), String> {
         Data::Encoded(enc, bytes) => {
             let mut out = vec![0f32; t.numel()];
             enc.decode(&t.shape, bytes, &mut out)?;
-            let mask = match enc {
-                Encoding::Nm(nm) => Some(flexc_ir::quant::nm::kept_positions(*nm, bytes)?),
-                _ => None,
-            };
+            let mask = enc.kept_positions(bytes).transpose()?;
             Ok((out.into_iter().map(f64::from).collect(), mask))
         }
         _ => Ok((t.to_f64().ok_or("operand has no values")?, None)),

@@ -19,7 +19,7 @@
 //! The best (α, B) seen is kept, so refinement never increases the error.
 
 use super::ggml::{f16_at, put_f16};
-use super::encoding::{ParamValue, Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{random_bytes, ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::lowbit::{check_groups, check_len, BcqParams, BcqScales};
 
 /// Alternating refinement rounds of [`BcqParams::encode`] (LUT-GEMM's default).
@@ -342,7 +342,52 @@ impl Scheme for BcqParams {
     fn lut_planes(&self) -> Option<u8> {
         Some(self.bits)
     }
+
+    fn binary_coded(&self) -> Option<BcqParams> {
+        Some(*self)
+    }
+
+    fn code_bits(&self) -> f64 {
+        self.bits.into()
+    }
+
+    /// `bcq<bits>`, or `shiftadd<bits>` with power-of-two scales (`pot`),
+    /// then `.acc` / `.lat` for the shared-scale layouts.
+    fn tag(&self) -> String {
+        let family = if self.pot { "shiftadd" } else { "bcq" };
+        match self.group() {
+            Some(_) => format!("{family}{}", self.bits),
+            None => format!("{family}{}.{}", self.bits, self.scales().name()),
+        }
+    }
+
+    /// Random signs, every `α` [`RANDOM_ALPHA`].
+    fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        let mut b = random_bytes(self, shape, fill)?;
+        let q = self.bits as usize;
+        match (self.group(), shape) {
+            (None, &[_, cols]) => {
+                // The α table trails the sign bytes (`quant::bcq_shared`).
+                let at = b.len() - 2 * q * cols as usize;
+                for j in 0..q * cols as usize {
+                    put_f16(&mut b, at + 2 * j, RANDOM_ALPHA);
+                }
+            }
+            _ => {
+                for blk in b.chunks_exact_mut(BcqParams::block_bytes(self)) {
+                    for i in 0..q {
+                        put_f16(blk, 2 * i, RANDOM_ALPHA);
+                    }
+                }
+            }
+        }
+        Ok(b)
+    }
 }
+
+/// The `α` of [`Scheme::random_storage`]: `2^-8 + 2^-9 + 2^-10`, about
+/// 0.007 and an APoT sum of 3 terms (what ShiftAddLLM's `apot = 3` stores).
+pub const RANDOM_ALPHA: f32 = 0.006_835_937_5;
 
 #[cfg(test)]
 mod tests {

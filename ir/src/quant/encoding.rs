@@ -19,6 +19,7 @@
 //! can be decoded as a rank-1 shape ([`crate::quant::decode`]); the others
 //! (`#bcq` with shared scales) need the whole `[rows, cols]` matrix.
 
+use crate::quant::{BcqParams, Nm};
 use std::fmt;
 
 /// The value of one encoding parameter (`bits = 2`, `pot = true`,
@@ -151,10 +152,58 @@ pub trait Scheme {
         None
     }
 
+    /// Bit planes the CPU LUT kernel streams per weight of a `[rows, _]`
+    /// matrix, padding included (`backends/src/cpu/lut.rs`): by default the
+    /// [`Scheme::lut_planes`] padded to 2 or 4 (every plane of `#bcq` has its
+    /// own `α`; ternary is 2); `#gq` overrides it.
+    fn lut_stream_planes(&self, _rows: u64) -> Option<u8> {
+        self.lut_planes().map(padded_planes)
+    }
+
     /// The affine group grid of this encoding, when it is one (what the
     /// data-aware quantizers fit: `passes::quant::grid`).
     fn affine(&self) -> Option<&dyn AffineScheme> {
         None
+    }
+
+    /// The binary-coding parameters when this encoding stores `Σ α_i·b_i`
+    /// sign planes (what LUT-GEMM's and ShiftAddLLM's quantizers fit:
+    /// `passes::quant::optq`, `optq_shared`).
+    fn binary_coded(&self) -> Option<BcqParams> {
+        None
+    }
+
+    /// The N:M pattern of the stored weights, when the encoding keeps only
+    /// `n` of every `m` (what sparse accelerators such as FlexCiM run).
+    fn nm(&self) -> Option<Nm> {
+        None
+    }
+
+    /// The kept in-group positions of every N:M group of `bytes` (exactly
+    /// `n` each), when the encoding is sparse ([`Scheme::nm`]).
+    fn kept_positions(&self, _bytes: &[u8]) -> Option<Result<Vec<Vec<usize>>, String>> {
+        None
+    }
+
+    /// Nominal bits per weight (a benchmark's bits axis): the code width
+    /// where the encoding has one (`#gq` b, `#bcq` planes, ternary log2 3);
+    /// by default the storage bits per weight.
+    fn code_bits(&self) -> f64 {
+        self.block_bytes() as f64 * 8.0 / self.block_elems() as f64
+    }
+
+    /// A short tag for names derived from an encoded weight (`quantize`
+    /// writes `@w.<tag>`): by default the name.
+    fn tag(&self) -> String {
+        self.name().to_string()
+    }
+
+    /// Storage of a tensor of `shape` with random codes and sane scales
+    /// (benchmarks: kernel speed does not depend on the values, but NaN or
+    /// huge scales would be unrealistic); `fill` randomises a byte slice.
+    /// By default: [`encode_random`].
+    fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        encode_random(self, shape, fill)
     }
 
     /// The spelling `#name<...>` (for messages).
@@ -173,6 +222,36 @@ pub trait Scheme {
         }
         s
     }
+}
+
+/// The LUT planes of `planes`-bit codes padded to the kernel's 2 or 4.
+pub(crate) fn padded_planes(planes: u8) -> u8 {
+    if planes <= 2 { 2 } else { 4 }
+}
+
+/// `storage(shape)` bytes, allocated fallibly and randomised by `fill`
+/// (the start of every [`Scheme::random_storage`]).
+pub(crate) fn random_bytes<S: Scheme + ?Sized>(s: &S, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+    let len = usize::try_from(s.storage(shape)?).map_err(|_| format!("{}: {shape:?} does not fit in memory", s.spelling()))?;
+    let mut b = Vec::new();
+    b.try_reserve_exact(len).map_err(|_| format!("{}: cannot allocate {len} bytes for {shape:?}", s.spelling()))?;
+    b.resize(len, 0);
+    fill(&mut b);
+    Ok(b)
+}
+
+/// The default [`Scheme::random_storage`]: values uniform in `[−0.05, 0.05)`
+/// (from `fill`'s bytes) encoded by the scheme's reference quantizer.
+pub fn encode_random<S: Scheme + ?Sized>(s: &S, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+    s.verify(shape)?;
+    let dims: Vec<usize> = shape.iter().map(|&d| usize::try_from(d)).collect::<Result<_, _>>().map_err(|_| format!("{}: {shape:?} does not fit in memory", s.spelling()))?;
+    let bytes = dims.iter().try_fold(4usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("{}: {shape:?} is too large", s.spelling()))?;
+    let mut raw = Vec::new();
+    raw.try_reserve_exact(bytes).map_err(|_| format!("{}: cannot allocate the values of {shape:?}", s.spelling()))?;
+    raw.resize(bytes, 0);
+    fill(&mut raw);
+    let values: Vec<f32> = raw.chunks_exact(4).map(|b| ((u32::from_le_bytes([b[0], b[1], b[2], b[3]]) >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.1).collect();
+    s.encode(&dims, &values)
 }
 
 /// Where an affine group's zero level comes from.
@@ -353,17 +432,39 @@ impl Encoding {
     }
 
     /// Bit planes the CPU LUT kernel streams per weight of a `[rows, _]`
-    /// matrix, padding included (`backends/src/cpu/lut.rs`): `#gq` codes as
-    /// they are (1 and 3 bits need rows in whole 16-row blocks, otherwise
-    /// they are padded to 2 and 4 planes); `#bcq` (every plane has its own
-    /// `α`) padded to 2 or 4; ternary 2.
+    /// matrix, padding included ([`Scheme::lut_stream_planes`]).
     pub fn lut_stream_planes(&self, rows: u64) -> Option<u8> {
-        let planes = self.lut_planes()?;
-        Some(match planes {
-            1 | 3 if matches!(self, Encoding::Gq(_)) && rows.is_multiple_of(16) => planes,
-            0..=2 => 2,
-            _ => 4,
-        })
+        self.scheme().lut_stream_planes(rows)
+    }
+
+    /// The binary-coding parameters of a `Σ α_i·b_i` encoding ([`Scheme::binary_coded`]).
+    pub fn binary_coded(&self) -> Option<BcqParams> {
+        self.scheme().binary_coded()
+    }
+
+    /// The N:M pattern of a sparse encoding ([`Scheme::nm`]).
+    pub fn nm(&self) -> Option<Nm> {
+        self.scheme().nm()
+    }
+
+    /// The kept positions of every N:M group of `bytes` ([`Scheme::kept_positions`]).
+    pub fn kept_positions(&self, bytes: &[u8]) -> Option<Result<Vec<Vec<usize>>, String>> {
+        self.scheme().kept_positions(bytes)
+    }
+
+    /// Nominal bits per weight ([`Scheme::code_bits`]).
+    pub fn code_bits(&self) -> f64 {
+        self.scheme().code_bits()
+    }
+
+    /// The tag of names derived from a weight in this encoding ([`Scheme::tag`]).
+    pub fn tag(&self) -> String {
+        self.scheme().tag()
+    }
+
+    /// Random storage of a tensor of `shape` ([`Scheme::random_storage`]).
+    pub fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        self.scheme().random_storage(shape, fill)
     }
 
     /// Storage bits per logical weight of a `[rows, cols]` matrix.
@@ -434,3 +535,6 @@ impl Params<'_> {
         Ok(g as u32)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,7 +21,7 @@
 //! f16-exact `d` (attaining an extreme level) round-trips exactly.
 
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, GqParams};
-use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{padded_planes, random_bytes, AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
 
 impl GqParams {
@@ -144,8 +144,35 @@ impl Scheme for GqParams {
         Some(self.bits)
     }
 
+    /// Codes as they are: 1 and 3 bits need rows in whole 16-row blocks,
+    /// otherwise they are padded to 2 and 4 planes.
+    fn lut_stream_planes(&self, rows: u64) -> Option<u8> {
+        Some(if matches!(self.bits, 1 | 3) && rows.is_multiple_of(16) { self.bits } else { padded_planes(self.bits) })
+    }
+
     fn affine(&self) -> Option<&dyn AffineScheme> {
         Some(self)
+    }
+
+    fn code_bits(&self) -> f64 {
+        self.bits.into()
+    }
+
+    /// `gq<bits>g<group>`, with an `s` for symmetric groups (`gq3g64s`).
+    fn tag(&self) -> String {
+        format!("gq{}g{}{}", self.bits, self.group, if self.zero { "" } else { "s" })
+    }
+
+    /// Random codes (and zero points), every scale 0.01.
+    fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        let mut b = random_bytes(self, shape, fill)?;
+        for blk in b.chunks_exact_mut(GqParams::block_bytes(self)) {
+            put_f16(blk, 0, 0.01);
+            if self.zero {
+                blk[2] &= self.max_code() as u8;
+            }
+        }
+        Ok(b)
     }
 }
 

@@ -152,6 +152,14 @@ impl Scheme for Nm {
     fn density(&self) -> f64 {
         Nm::density(*self)
     }
+
+    fn nm(&self) -> Option<Nm> {
+        Some(*self)
+    }
+
+    fn kept_positions(&self, bytes: &[u8]) -> Option<Result<Vec<Vec<usize>>, String>> {
+        Some(kept_positions(*self, bytes))
+    }
 }
 
 /// Bits per stored index for group size `m` (1..=MAX_M).

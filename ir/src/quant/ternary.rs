@@ -13,7 +13,7 @@
 //! values are all `±γ` (no zeros) round-trips exactly; with zeros present the
 //! absmean is smaller than the magnitude, which is BitNet's definition.
 
-use super::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
+use super::encoding::{random_bytes, AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, Params, ParseScheme, Primitive, Scheme};
 use super::ggml::{f16_at, put_f16};
 use super::lowbit::{check_groups, check_len, get_code, put_code, round, TernaryParams};
 
@@ -160,6 +160,28 @@ impl Scheme for TernaryParams {
 
     fn lut_planes(&self) -> Option<u8> {
         Some(2)
+    }
+
+    fn code_bits(&self) -> f64 {
+        3f64.log2()
+    }
+
+    /// Random codes in {0, 1, 2} (no code 3), every scale 0.01.
+    fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        let mut b = random_bytes(self, shape, fill)?;
+        // Clear a 2-bit field's high bit when its low bit is set: no code 3.
+        let valid = |codes: &mut [u8]| codes.iter_mut().for_each(|v| *v &= 0b0101_0101 | (!*v & 0b0101_0101) << 1);
+        if self.group == 0 {
+            let nb = b.len() - self.trailer_bytes();
+            valid(&mut b[..nb]);
+            b[nb..].copy_from_slice(&0.01f32.to_le_bytes());
+        } else {
+            for blk in b.chunks_exact_mut(TernaryParams::block_bytes(self)) {
+                put_f16(blk, 0, 0.01);
+                valid(&mut blk[2..]);
+            }
+        }
+        Ok(b)
     }
 
     /// Per-group ternary is the grid `{−1, 0, 1}·γ`; per-tensor is not a group grid.

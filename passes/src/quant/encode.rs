@@ -95,7 +95,7 @@ pub fn encode_weight(enc: Encoding, w: &[f32], (n, k): (usize, usize), data: Lay
         };
         return Ok(Encoded { bytes: q.bytes, values: Some(q.values), how });
     }
-    if let Encoding::Bcq(p) = enc {
+    if let Some(p) = enc.binary_coded() {
         let ih = hessian.map(|h| InverseHessian::new(h, k)).transpose()?;
         let how = if ih.is_some() { Quantizer::Gptq } else { Quantizer::Reference };
         let bytes = if p.scales() != BcqScales::Row {

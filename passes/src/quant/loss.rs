@@ -26,10 +26,16 @@ pub const PROBE_BITS: u8 = 3;
 /// weight's input width.
 pub const PROBE_GROUPS: [u32; 4] = [64, 32, 16, 8];
 
+/// The probe group of a weight with `k` input channels: the first of
+/// [`PROBE_GROUPS`] that divides `k`.
+fn probe_group(k: usize) -> Option<u32> {
+    PROBE_GROUPS.into_iter().find(|&g| k.is_multiple_of(g as usize))
+}
+
 /// The probe format of a weight with `k` input channels (none when no
 /// probe group divides `k`).
 pub fn probe_encoding(k: usize) -> Option<Encoding> {
-    let group = PROBE_GROUPS.into_iter().find(|&g| k.is_multiple_of(g as usize))?;
+    let group = probe_group(k)?;
     Some(Encoding::Gq(GqParams { bits: PROBE_BITS, group, zero: true }))
 }
 
@@ -40,8 +46,8 @@ pub fn probe_encoding(k: usize) -> Option<Encoding> {
 pub fn probe_pass(weights: &[(String, usize)], head: bool) -> String {
     let mut by_group: std::collections::BTreeMap<u32, Vec<&str>> = Default::default();
     for (w, k) in weights {
-        if let Some(Encoding::Gq(p)) = probe_encoding(*k) {
-            by_group.entry(p.group).or_default().push(w);
+        if let Some(g) = probe_group(*k) {
+            by_group.entry(g).or_default().push(w);
         }
     }
     by_group

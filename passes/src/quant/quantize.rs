@@ -96,7 +96,6 @@ const DEFAULT_CANDIDATES: &str = "gq2g64,gq3g64,gq3g128,gq4g64,gq4g128,q5_0,q8_0
 
 struct Quantize {
     enc: Encoding,
-    scheme: String,
     layers: Vec<String>,
     lm_head: bool,
     embeddings: bool,
@@ -173,7 +172,7 @@ impl Quantize {
         if !mix_bits.is_empty() && (mix_bits.len() > 4 || (mix_bits.iter().sum::<f64>() - 1.0).abs() > 1e-6) {
             return Err(format!("quantize: mix-bits '{mix}' must be at most 4 shares (1..4 bits) summing to 1"));
         }
-        if !mix_bits.is_empty() && !matches!(enc, Encoding::Bcq(_)) {
+        if !mix_bits.is_empty() && enc.binary_coded().is_none() {
             return Err("quantize: mix-bits applies to scheme=shiftadd or bcq".into());
         }
         let method = match o.str("method") {
@@ -203,18 +202,7 @@ impl Quantize {
             Some((bpw, cands))
         };
         let gptq = GptqOptions { act_order: o.bool("act-order"), static_groups: false };
-        Ok(Quantize { enc, scheme: scheme.to_string(), layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings"), method, gptq, require_hessian, mix_bits, bpw })
-    }
-
-    /// The entry-name suffix of a weight encoded as `enc`.
-    fn tag(&self, enc: Encoding) -> String {
-        match enc {
-            Encoding::Ternary(_) => "ternary".to_string(),
-            Encoding::Gq(p) => format!("gq{}g{}{}", p.bits, p.group, if p.zero { "" } else { "s" }),
-            Encoding::Bcq(p) if p.scales() != BcqScales::Row => format!("{}{}.{}", self.scheme, p.bits, p.scales().name()),
-            Encoding::Bcq(p) => format!("{}{}", self.scheme, p.bits),
-            e => e.name().to_string(),
-        }
+        Ok(Quantize { enc, layers, lm_head: o.bool("lm-head"), embeddings: o.bool("embeddings"), method, gptq, require_hessian, mix_bits, bpw })
     }
 
     /// Whether the weight `name` is selected: `embedding` (read by a gather
@@ -286,7 +274,8 @@ impl Pass for Quantize {
         let reads = readers(m);
         let mut picked: Vec<Picked> = Vec::new();
         let names: Vec<String> = m.weights.iter().map(|(_, w)| w.name.clone()).collect();
-        let shared = matches!(self.enc, Encoding::Bcq(p) if p.scales() != BcqScales::Row);
+        // Shared-scale #bcq tables cannot be gathered row by row: leave them.
+        let shared = self.enc.binary_coded().is_some_and(|p| p.scales() != BcqScales::Row);
         for name in names {
             let id = m.weights.lookup(&name).ok_or("weight table changed underneath")?;
             let w = m.weights.get(id);
@@ -376,7 +365,7 @@ impl Quantize {
     /// Per-weight encodings without a budget: `self.enc`, or ShiftAddLLM's
     /// sensitivity-ranked bits (`mix-bits`).
     fn uniform_encodings(&self, picked: &[Picked], cal: Option<&Calibration>, cx: &mut PassCx) -> Result<Vec<Encoding>, String> {
-        let Encoding::Bcq(p) = self.enc else { return Ok(vec![self.enc; picked.len()]) };
+        let Some(p) = self.enc.binary_coded() else { return Ok(vec![self.enc; picked.len()]) };
         if self.mix_bits.is_empty() {
             return Ok(vec![self.enc; picked.len()]);
         }
@@ -390,7 +379,7 @@ impl Quantize {
         for ((w, b), (score, _)) in picked.iter().zip(&bits).zip(&scored) {
             cx.remarks.push(format!("quantize: mix-bits: @{} {b} bits (score {score:.4e})", w.name));
         }
-        Ok(bits.into_iter().map(|b| Encoding::Bcq(BcqParams { bits: b, ..p })).collect())
+        Ok(bits.into_iter().map(|b| Encoding::from(BcqParams { bits: b, ..p })).collect())
     }
 
     /// Mixed precision under `bpw` (module docs): every candidate of every
@@ -503,7 +492,7 @@ impl Quantize {
             let id = m.weights.lookup(&p.name).ok_or("weight table changed underneath")?;
             let w = m.weights.get(id);
             let (ty, span) = (TensorType { shape: w.ty.shape.clone(), elem: w.ty.elem, encoding: Some(enc) }, w.span);
-            let new_name = format!("{}.{}{}", p.name, if p.untie { "head." } else { "" }, self.tag(enc));
+            let new_name = format!("{}.{}{}", p.name, if p.untie { "head." } else { "" }, enc.tag());
             m.weights.insert(WeightData { name: new_name.clone(), ty: ty.clone(), source: WeightSource::Derived(Arc::from(e.bytes)), span })?;
             done.insert(p.name.clone(), (new_name, ty, p.untie));
         }

@@ -127,55 +127,24 @@ fn group_for(k: usize) -> u32 {
     [128u32, 64, 32].into_iter().find(|g| k.is_multiple_of(*g as usize)).unwrap_or(128)
 }
 
-/// Random storage bytes of one `len`-element row of a LUT encoding with
-/// every block's f16 scales set to 0.01 (BCQ: `2^-8 + 2^-9 + 2^-10`, an APoT
-/// `α` of 3 terms, per plane).
-fn lowbit_row(enc: Encoding, len: usize, rng: &mut Xs) -> Vec<u8> {
-    let mut b = rng.bytes(enc.storage(&[len as u64]).unwrap_or(0) as usize);
-    let (scales, v) = match enc {
-        Encoding::Bcq(p) => (p.bits as usize, 0.006_835_937_5),
-        _ => (1, 0.01),
-    };
-    let d = half::f16::from_f32(v).to_le_bytes();
-    for blk in b.chunks_exact_mut(enc.block_bytes() as usize) {
-        for i in 0..scales {
-            blk[2 * i..2 * i + 2].copy_from_slice(&d);
-        }
-    }
-    b
+/// Random storage of an `[m, k]` weight in `enc` (the encoding's
+/// [`Encoding::random_storage`]: random codes, sane scales): one row
+/// repeated `m` times when rows are stored on their own.
+fn random_weight(enc: Encoding, (m, k): (usize, usize), rng: &mut Xs) -> Result<Vec<u8>, JitError> {
+    let mut fill = |b: &mut [u8]| rng.fill(b);
+    Ok(if enc.row_local() {
+        enc.random_storage(&[k as u64], &mut fill).map_err(JitError::InvalidParams)?.repeat(m)
+    } else {
+        enc.random_storage(&[m as u64, k as u64], &mut fill).map_err(JitError::InvalidParams)?
+    })
 }
 
-/// Random per-tensor ternary storage (codes in {0, 1, 2}, scale 0.01).
-fn ternary_bytes(n: usize, rng: &mut Xs) -> Vec<u8> {
-    let mut b = rng.bytes(n / 4 + 4);
-    for v in &mut b[..n / 4] {
-        // Clear a 2-bit field's high bit when its low bit is set: no code 3.
-        *v &= 0b0101_0101 | (!*v & 0b0101_0101) << 1;
+/// One random row of `fmt` (ggml blocks with sane scales, or f32 in [−1, 1)).
+fn ggml_row(fmt: WeightFormat, k: usize, rng: &mut Xs) -> Result<Vec<u8>, JitError> {
+    if fmt == WeightFormat::F32 {
+        return Ok(rng.vec(k, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect());
     }
-    b[n / 4..].copy_from_slice(&0.01f32.to_le_bytes());
-    b
-}
-
-/// One random ggml row with its blocks' f16 scales set to 0.01.
-fn ggml_row(fmt: WeightFormat, k: usize, rng: &mut Xs) -> Vec<u8> {
-    let mut w = rng.bytes(fmt.row_bytes(k));
-    let d = half::f16::from_f32(0.01).to_le_bytes();
-    let at: &[usize] = match fmt {
-        WeightFormat::Q8_0 | WeightFormat::Q4_0 | WeightFormat::Q5_0 => &[0],
-        WeightFormat::Q4_1 | WeightFormat::Q5_1 | WeightFormat::Q4_K => &[0, 2],
-        WeightFormat::Q6_K => &[208],
-        WeightFormat::Q2_K => &[80, 82],
-        WeightFormat::TQ2_0 => &[64],
-        WeightFormat::F32 => {
-            return rng.vec(k, 1.0).iter().flat_map(|v| v.to_le_bytes()).collect();
-        }
-    };
-    for blk in w.chunks_exact_mut(fmt.block_bytes()) {
-        for &o in at {
-            blk[o..o + 2].copy_from_slice(&d);
-        }
-    }
-    w
+    random_weight(Encoding::from(fmt.ggml_type()), (1, k), rng)
 }
 
 struct Builder<'a> {
@@ -194,7 +163,7 @@ impl Builder<'_> {
     fn gemv(&mut self, fmt: WeightFormat) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
         let kernel = GemvKernel::with_tile(self.session, fmt, m, k, self.batch.min(MAX_TILE))?;
-        let w = ggml_row(fmt, k, &mut self.rng).repeat(m);
+        let w = ggml_row(fmt, k, &mut self.rng)?.repeat(m);
         let q = match fmt {
             WeightFormat::F32 => None,
             f => Some(ActivationQ8::quantize(f.activation(), &self.x, self.batch, k).map_err(JitError::InvalidParams)?),
@@ -211,11 +180,9 @@ impl Builder<'_> {
 
     fn lut(&mut self, enc: Encoding, act_group: usize) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
-        let (scheme, bits, raw) = match enc {
-            Encoding::Ternary(_) => ("ternary".to_string(), 3f64.log2(), ternary_bytes(m * k, &mut self.rng)),
-            Encoding::Gq(p) => (format!("gq{}", p.bits), p.bits.into(), lowbit_row(enc, k, &mut self.rng).repeat(m)),
-            other => return Err(JitError::InvalidParams(format!("no LUT benchmark for {other}"))),
-        };
+        // Named by the cost-table key (`gq2`, `ternary`), at the codes' nominal bits.
+        let (scheme, bits) = (enc.cost_key(), enc.code_bits());
+        let raw = random_weight(enc, (m, k), &mut self.rng)?;
         let packed = LutWeights::pack(enc, &raw, m, k, act_group)?;
         let kernel = LutKernel::new(self.session, packed.spec())?;
         let acts = (0..self.batch).map(|_| LutActivation { act_group, ..Default::default() }).collect();
@@ -225,7 +192,7 @@ impl Builder<'_> {
     fn shiftadd(&mut self, bits: u8) -> Result<Case, JitError> {
         let (m, k) = (self.shape.m, self.shape.k);
         let p = BcqParams::row(bits, group_for(k), true, 3);
-        let raw = lowbit_row(Encoding::Bcq(p), k, &mut self.rng).repeat(m);
+        let raw = random_weight(p.into(), (m, k), &mut self.rng)?;
         let (kernel, packed) = ShiftAddKernel::for_weight(self.session, p, &raw, m, k)?;
         let tables = (0..self.batch).map(|_| BcqTables::default()).collect();
         Ok(self.case(BenchPrimitive::ShiftAdd, format!("bcq{bits}-apot"), bits.into(), packed.bytes().len(), Kind::ShiftAdd { kernel, w: vec![packed], tables }))

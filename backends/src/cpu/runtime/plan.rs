@@ -773,7 +773,7 @@ impl<'m> Builder<'m> {
         }
         let (n, k) = (dims[0], dims[1]);
         let (fmt, w) = match (src.encoding, src.elem) {
-            (Some(Encoding::Ggml(t)), _) => (WeightFormat::from_ggml(t).ok_or_else(|| unsupported(op, format!("weights in {}", t.name())))?, w),
+            (Some(enc), _) if enc.admits(Primitive::Dense) => (WeightFormat::of(enc).ok_or_else(|| unsupported(op, format!("weights in {}", enc.name())))?, w),
             (Some(enc), _) if enc.admits(Primitive::Lut) => {
                 // The T-MAC kernel, with tables of its own.
                 let x = self.buf(lhs, op)?;
@@ -781,7 +781,7 @@ impl<'m> Builder<'m> {
                 return self.lut_gemm_step(op, enc, w, (n, k), slot, r, None);
             }
             // Shared-scale #bcq (ShiftAddLLM's acc/lat): only the shift-add kernel reads it.
-            (Some(Encoding::Bcq(p)), _) => {
+            (Some(enc), _) if let Some(p) = enc.binary_coded() => {
                 let x = self.buf(lhs, op)?;
                 return self.shiftadd_step(op, p, w, (n, k), x, r, None);
             }

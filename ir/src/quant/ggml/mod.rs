@@ -22,7 +22,7 @@ mod quantize;
 mod scheme;
 mod types;
 
-pub use types::{GgmlType, QK_K};
+pub use types::{GgmlType, ScaleField, QK_K};
 
 /// Errors of the ggml codecs. Malformed input is reported, never panics.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

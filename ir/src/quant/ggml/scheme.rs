@@ -5,8 +5,8 @@
 //! legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) are affine group grids
 //! ([`AffineScheme`]) the data-aware quantizers can fit.
 
-use super::{put_f16, GgmlType};
-use crate::quant::encoding::{AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, ParseScheme, Primitive, Scheme};
+use super::{put_f16, GgmlType, ScaleField};
+use crate::quant::encoding::{random_bytes, AffineFit, AffineGrid, AffineScheme, GridOffset, ParamValue, ParseScheme, Primitive, Scheme};
 
 impl ParseScheme for GgmlType {
     fn parse(name: &str, params: &[(String, ParamValue)]) -> Option<Result<GgmlType, String>> {
@@ -53,6 +53,23 @@ impl Scheme for GgmlType {
 
     fn affine(&self) -> Option<&dyn AffineScheme> {
         matches!(self, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0).then_some(self as &dyn AffineScheme)
+    }
+
+    /// Random blocks with every float scale field ([`GgmlType::scale_fields`])
+    /// 0.01 (the K-quants have no encoder to fall back on).
+    fn random_storage(&self, shape: &[u64], fill: &mut dyn FnMut(&mut [u8])) -> Result<Vec<u8>, String> {
+        let mut b = random_bytes(self, shape, fill)?;
+        for blk in b.chunks_exact_mut(self.type_size()) {
+            for &f in self.scale_fields() {
+                match f {
+                    ScaleField::F16(at) => {
+                        put_f16(blk, at, 0.01);
+                    }
+                    ScaleField::F32(at) => blk[at..at + 4].copy_from_slice(&0.01f32.to_le_bytes()),
+                }
+            }
+        }
+        Ok(b)
     }
 }
 

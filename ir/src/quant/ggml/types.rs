@@ -7,9 +7,11 @@
 //! only the codec refuses what it does not support.
 //!
 //! The types are one table ([`ggml_types!`]'s invocation below): a row gives
-//! the id, the name, the block geometry and the block codecs, so a new ggml
+//! the id, the name, the block geometry, the block codecs and the block's
+//! float scale fields, so a new ggml
 //! type is its codec file plus one row.
 
+use super::blocks::off;
 use super::{dequant, quantize, QuantError};
 
 /// Elements per super-block of the K-quants (ggml's `QK_K`).
@@ -22,7 +24,7 @@ pub(super) type QuantFn = fn(&[f32], &mut [u8]);
 
 /// Declares [`GgmlType`] and its per-type facts from one table.
 macro_rules! ggml_types {
-    ($($v:ident = $id:literal, $name:literal, $block:expr, $bytes:expr, $deq:expr, $q:expr;)*) => {
+    ($($v:ident = $id:literal, $name:literal, $block:expr, $bytes:expr, $deq:expr, $q:expr, $scales:expr;)*) => {
         /// ggml's `enum ggml_type`. The discriminant is the id stored in GGUF files.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[repr(u32)]
@@ -70,50 +72,71 @@ macro_rules! ggml_types {
                     $(GgmlType::$v => $q,)*
                 }
             }
+
+            /// The float scale fields of one block (`d`, `dmin`, `m`), listed
+            /// for the types flexc decodes: what random test and benchmark
+            /// blocks set to a sane value.
+            pub fn scale_fields(self) -> &'static [ScaleField] {
+                match self {
+                    $(GgmlType::$v => $scales,)*
+                }
+            }
         }
     };
 }
 
+/// A float scale field of a block: its byte offset and width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleField {
+    /// An fp16 at this offset.
+    F16(usize),
+    /// An f32 at this offset.
+    F32(usize),
+}
+
 /// Shorthand for [`QK_K`] in the table.
 const K: usize = QK_K;
+/// Shorthands for the scale columns of the table.
+const NONE: &[ScaleField] = &[];
+const D0: &[ScaleField] = &[ScaleField::F16(0)];
 
 #[rustfmt::skip]
 ggml_types! {
-    // variant = id, name,    elements per block, bytes per block,          decoder,                     encoder
-    F32     = 0,  "f32",     1,   4,                                       Some(dequant::f32_block),    Some(quantize::f32_block);
-    F16     = 1,  "f16",     1,   2,                                       Some(dequant::f16_block),    Some(quantize::f16_block);
-    Q4_0    = 2,  "q4_0",    32,  2 + 16,                                  Some(dequant::q4_0),         Some(quantize::q4_0);
-    Q4_1    = 3,  "q4_1",    32,  2 + 2 + 16,                              Some(dequant::q4_1),         Some(quantize::q4_1);
-    Q5_0    = 6,  "q5_0",    32,  2 + 4 + 16,                              Some(dequant::q5_0),         Some(quantize::q5_0);
-    Q5_1    = 7,  "q5_1",    32,  2 + 2 + 4 + 16,                          Some(dequant::q5_1),         Some(quantize::q5_1);
-    Q8_0    = 8,  "q8_0",    32,  2 + 32,                                  Some(dequant::q8_0),         Some(quantize::q8_0);
-    Q8_1    = 9,  "q8_1",    32,  2 + 2 + 32,                              None,                        None;
-    Q2_K    = 10, "q2_k",    K,   2 + 2 + K / 16 + K / 4,                  Some(dequant::q2_k),         Some(quantize::q2_k);
-    Q3_K    = 11, "q3_k",    K,   2 + K / 4 + K / 8 + 12,                  Some(dequant::q3_k),         None;
-    Q4_K    = 12, "q4_k",    K,   2 + 2 + K / 2 + 12,                      Some(dequant::q4_k),         None;
-    Q5_K    = 13, "q5_k",    K,   2 + 2 + K / 2 + K / 8 + 12,              Some(dequant::q5_k),         None;
-    Q6_K    = 14, "q6_k",    K,   2 + K / 2 + K / 4 + K / 16,              Some(dequant::q6_k),         None;
-    Q8_K    = 15, "q8_k",    K,   4 + K + K / 8,                           Some(dequant::q8_k),         Some(quantize::q8_k);
-    IQ2_XXS = 16, "iq2_xxs", K,   2 + K / 4,                               None,                        None;
-    IQ2_XS  = 17, "iq2_xs",  K,   2 + K / 4 + K / 32,                      None,                        None;
-    IQ3_XXS = 18, "iq3_xxs", K,   2 + K / 4 + K / 8,                       None,                        None;
-    IQ1_S   = 19, "iq1_s",   K,   2 + K / 8 + K / 16,                      None,                        None;
-    IQ4_NL  = 20, "iq4_nl",  32,  2 + 16,                                  None,                        None;
-    IQ3_S   = 21, "iq3_s",   K,   2 + K / 4 + K / 8 + K / 32 + 4,          None,                        None;
-    IQ2_S   = 22, "iq2_s",   K,   2 + K / 4 + K / 16,                      None,                        None;
-    IQ4_XS  = 23, "iq4_xs",  K,   2 + 2 + K / 2 + K / 64,                  None,                        None;
-    I8      = 24, "i8",      1,   1,                                       None,                        None;
-    I16     = 25, "i16",     1,   2,                                       None,                        None;
-    I32     = 26, "i32",     1,   4,                                       None,                        None;
-    I64     = 27, "i64",     1,   8,                                       None,                        None;
-    F64     = 28, "f64",     1,   8,                                       None,                        None;
-    IQ1_M   = 29, "iq1_m",   K,   K / 8 + K / 16 + K / 32,                 None,                        None;
-    BF16    = 30, "bf16",    1,   2,                                       Some(dequant::bf16_block),   Some(quantize::bf16_block);
-    TQ1_0   = 34, "tq1_0",   K,   2 + 4 * 13,                              Some(dequant::tq1_0),        Some(quantize::tq1_0);
-    TQ2_0   = 35, "tq2_0",   K,   2 + 64,                                  Some(dequant::tq2_0),        Some(quantize::tq2_0);
-    MXFP4   = 39, "mxfp4",   32,  1 + 16,                                  None,                        None;
-    Q1_0    = 41, "q1_0",    super::q1_0::QK, super::q1_0::BYTES,          Some(super::q1_0::dequant),  Some(super::q1_0::quantize);
-    Q2_0    = 42, "q2_0",    super::q2_0::QK, super::q2_0::BYTES,          Some(super::q2_0::dequant),  Some(super::q2_0::quantize);
+    // variant = id, name,    elements per block, bytes per block,          decoder,                     encoder,                        scale fields
+    F32     = 0,  "f32",     1,   4,                                       Some(dequant::f32_block),    Some(quantize::f32_block),      NONE;
+    F16     = 1,  "f16",     1,   2,                                       Some(dequant::f16_block),    Some(quantize::f16_block),      NONE;
+    Q4_0    = 2,  "q4_0",    32,  2 + 16,                                  Some(dequant::q4_0),         Some(quantize::q4_0),           D0;
+    Q4_1    = 3,  "q4_1",    32,  2 + 2 + 16,                              Some(dequant::q4_1),         Some(quantize::q4_1),           &[ScaleField::F16(0), ScaleField::F16(off::Q4_1_M)];
+    Q5_0    = 6,  "q5_0",    32,  2 + 4 + 16,                              Some(dequant::q5_0),         Some(quantize::q5_0),           D0;
+    Q5_1    = 7,  "q5_1",    32,  2 + 2 + 4 + 16,                          Some(dequant::q5_1),         Some(quantize::q5_1),           &[ScaleField::F16(0), ScaleField::F16(off::Q5_1_M)];
+    Q8_0    = 8,  "q8_0",    32,  2 + 32,                                  Some(dequant::q8_0),         Some(quantize::q8_0),           D0;
+    Q8_1    = 9,  "q8_1",    32,  2 + 2 + 32,                              None,                        None,                           NONE;
+    Q2_K    = 10, "q2_k",    K,   2 + 2 + K / 16 + K / 4,                  Some(dequant::q2_k),         Some(quantize::q2_k),           &[ScaleField::F16(off::Q2K_D), ScaleField::F16(off::Q2K_DMIN)];
+    Q3_K    = 11, "q3_k",    K,   2 + K / 4 + K / 8 + 12,                  Some(dequant::q3_k),         None,                           &[ScaleField::F16(off::Q3K_D)];
+    Q4_K    = 12, "q4_k",    K,   2 + 2 + K / 2 + 12,                      Some(dequant::q4_k),         None,                           &[ScaleField::F16(off::Q4K_D), ScaleField::F16(off::Q4K_DMIN)];
+    Q5_K    = 13, "q5_k",    K,   2 + 2 + K / 2 + K / 8 + 12,              Some(dequant::q5_k),         None,                           &[ScaleField::F16(off::Q5K_D), ScaleField::F16(off::Q5K_DMIN)];
+    Q6_K    = 14, "q6_k",    K,   2 + K / 2 + K / 4 + K / 16,              Some(dequant::q6_k),         None,                           &[ScaleField::F16(off::Q6K_D)];
+    Q8_K    = 15, "q8_k",    K,   4 + K + K / 8,                           Some(dequant::q8_k),         Some(quantize::q8_k),           &[ScaleField::F32(0)];
+    IQ2_XXS = 16, "iq2_xxs", K,   2 + K / 4,                               None,                        None,                           NONE;
+    IQ2_XS  = 17, "iq2_xs",  K,   2 + K / 4 + K / 32,                      None,                        None,                           NONE;
+    IQ3_XXS = 18, "iq3_xxs", K,   2 + K / 4 + K / 8,                       None,                        None,                           NONE;
+    IQ1_S   = 19, "iq1_s",   K,   2 + K / 8 + K / 16,                      None,                        None,                           NONE;
+    IQ4_NL  = 20, "iq4_nl",  32,  2 + 16,                                  None,                        None,                           NONE;
+    IQ3_S   = 21, "iq3_s",   K,   2 + K / 4 + K / 8 + K / 32 + 4,          None,                        None,                           NONE;
+    IQ2_S   = 22, "iq2_s",   K,   2 + K / 4 + K / 16,                      None,                        None,                           NONE;
+    IQ4_XS  = 23, "iq4_xs",  K,   2 + 2 + K / 2 + K / 64,                  None,                        None,                           NONE;
+    I8      = 24, "i8",      1,   1,                                       None,                        None,                           NONE;
+    I16     = 25, "i16",     1,   2,                                       None,                        None,                           NONE;
+    I32     = 26, "i32",     1,   4,                                       None,                        None,                           NONE;
+    I64     = 27, "i64",     1,   8,                                       None,                        None,                           NONE;
+    F64     = 28, "f64",     1,   8,                                       None,                        None,                           NONE;
+    IQ1_M   = 29, "iq1_m",   K,   K / 8 + K / 16 + K / 32,                 None,                        None,                           NONE;
+    BF16    = 30, "bf16",    1,   2,                                       Some(dequant::bf16_block),   Some(quantize::bf16_block),     NONE;
+    TQ1_0   = 34, "tq1_0",   K,   2 + 4 * 13,                              Some(dequant::tq1_0),        Some(quantize::tq1_0),          &[ScaleField::F16(off::TQ1_D)];
+    TQ2_0   = 35, "tq2_0",   K,   2 + 64,                                  Some(dequant::tq2_0),        Some(quantize::tq2_0),          &[ScaleField::F16(off::TQ2_D)];
+    MXFP4   = 39, "mxfp4",   32,  1 + 16,                                  None,                        None,                           NONE;
+    Q1_0    = 41, "q1_0",    super::q1_0::QK, super::q1_0::BYTES,          Some(super::q1_0::dequant),  Some(super::q1_0::quantize),    D0;
+    Q2_0    = 42, "q2_0",    super::q2_0::QK, super::q2_0::BYTES,          Some(super::q2_0::dequant),  Some(super::q2_0::quantize),    D0;
 }
 
 impl GgmlType {

@@ -81,7 +81,7 @@ impl Builder<'_> {
             }
             OpAttrs::ShiftaddGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
-                let Some(Encoding::Bcq(p)) = kw.ty.encoding else {
+                let Some(p) = kw.ty.encoding.and_then(|e| e.binary_coded()) else {
                     return Err(unsupported(op, format!("shift-add needs #bcq weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
@@ -89,7 +89,7 @@ impl Builder<'_> {
             }
             OpAttrs::SparseGemm(_) => {
                 let kw = self.kern_weight(args[1], op)?;
-                let Some(Encoding::Nm(nm)) = kw.ty.encoding else {
+                let Some(nm) = kw.ty.encoding.and_then(|e| e.nm()) else {
                     return Err(unsupported(op, format!("sparse GEMM needs #nm weights, got {}", kw.ty)));
                 };
                 let x = self.buf(args[0], op)?;
