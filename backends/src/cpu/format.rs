@@ -197,3 +197,27 @@ pub fn dense_format(ty: &flexc_ir::TensorType) -> Option<(WeightFormat, bool)> {
         (None, _) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flexc_ir::quant::GqParams;
+    use flexc_ir::types::{Dim, ElemType};
+    use flexc_ir::{Encoding, TensorType};
+
+    #[test]
+    fn encodings_run_on_their_own_blocks_or_decoded() {
+        for f in WeightFormat::ALL.into_iter().filter(|&f| f != WeightFormat::F32) {
+            assert_eq!(WeightFormat::of(Encoding::from(f.ggml_type())), Some(f));
+        }
+        let gq: Encoding = GqParams { bits: 2, group: 64, zero: true }.into();
+        assert_eq!(WeightFormat::of(gq), None);
+        let ty = |encoding: Option<Encoding>, elem| TensorType { shape: vec![Dim::Fixed(8), Dim::Fixed(256)], elem, encoding };
+        assert_eq!(dense_format(&ty(Some(GgmlType::Q4_K.into()), ElemType::F32)), Some((WeightFormat::Q4_K, false)));
+        // A ggml format without an int-dot kernel, and flexc's own encodings, are decoded.
+        assert_eq!(dense_format(&ty(Some(GgmlType::Q3_K.into()), ElemType::F32)), Some((WeightFormat::F32, true)));
+        assert_eq!(dense_format(&ty(Some(gq), ElemType::F32)), Some((WeightFormat::F32, true)));
+        assert_eq!(dense_format(&ty(None, ElemType::F32)), Some((WeightFormat::F32, false)));
+        assert_eq!(ActKind::Q8_K.name(), "q8_k");
+    }
+}

@@ -7,9 +7,15 @@
 //! parameter type that lives in the encoding's own file and implements
 //! [`Scheme`]: parse/print of `#name<key = value, ...>`, verification against
 //! a shape, `storage(shape)`, `decode`/`encode` given the shape, the GEMM
-//! [`Primitive`]s it admits, its cost-table key and its size. Everything else
-//! (the type verifier, the interpreter, the quantizer, the cost models, the
-//! packers' dispatch) asks the scheme, never matches on the variant, so a new
+//! [`Primitive`]s it admits, its cost-table key and its size, and what the
+//! consumers need to know of it: the quantizer family that fits it
+//! ([`Scheme::affine`], [`Scheme::binary_coded`]), its N:M pattern
+//! ([`Scheme::nm`]), the LUT kernel's streamed planes, the tag of derived
+//! weight names, its nominal bits and random storage for benchmarks.
+//! Everything else (the type verifier, the interpreter, the quantizer, the
+//! cost models, the benchmarks, the packers' dispatch) asks the scheme and
+//! never matches on the variant (only a kernel's own file takes apart the
+//! encoding it reads: `backends/src/cpu/lut.rs`, `prepack.rs`), so a new
 //! encoding is its own file plus one line in [`encodings!`]'s invocation
 //! (a new ggml block type is one file plus one row of `ggml::types`' table).
 //!

@@ -4,9 +4,10 @@
 //! dequant baseline each scheme is compared with (module docs of
 //! [`super`]).
 //!
-//! Weights are random codes with sane scales (f16 0.01; throughput does not
-//! depend on the values, NaN scales would be unrealistic). Except ternary
-//! (one per-tensor scale), one random row is encoded and repeated `m` times:
+//! Weights are random codes with sane scales (each encoding's
+//! `random_storage`: f16 0.01; throughput does not depend on the values, NaN
+//! scales would be unrealistic). Except ternary (one per-tensor scale), one
+//! random row is made and repeated `m` times:
 //! identical rows stream exactly like distinct ones and build in no time on
 //! the 262144-row heads.
 
