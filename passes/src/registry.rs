@@ -13,6 +13,7 @@ static REGISTRY: &[PassInfo] = &[
     crate::dce::INFO,
     crate::sparsity::flow_nm::INFO,
     crate::sparsity::prune_nm::INFO,
+    crate::quant::rotate::INFO,
     crate::quant::quantize::INFO,
     crate::quant::fuse_dequant::INFO,
     crate::egraph::INFO,

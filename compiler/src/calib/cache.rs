@@ -25,6 +25,7 @@
 //!   are left in place.
 
 use flexc_ir::calib::Calibration;
+use flexc_passes::quant::rotate::Rotate;
 use std::path::{Path, PathBuf};
 
 /// Calibration settings of the cached default statistics.
@@ -42,11 +43,13 @@ pub struct Settings {
     pub hessian: bool,
     /// Also loss probes (`super::sensitivity`; implies Hessians).
     pub probes: bool,
+    /// Recorded on the model after this `rotate` of the pipeline ([`rotation`]).
+    pub rotate: Option<Rotate>,
 }
 
 /// The defaults: small enough to take about a minute for SmolLM2-135M on
 /// two cores (two with Hessians).
-pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false, probes: false };
+pub const DEFAULT: Settings = Settings { text: "sense-and-sensibility", samples: 32, seqlen: 512, seed: 42, hessian: false, probes: false, rotate: None };
 
 /// What calibration data a pipeline needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,21 +71,38 @@ pub enum Need {
 /// with `method=rtn`, statistics for its importance-weighted scales; with
 /// `bpw=` (mixed precision) also loss probes.
 pub fn need(pipeline: &str) -> Need {
-    let has = |s: &flexc_passes::pipeline::PassSpec, k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
     let Ok(specs) = flexc_passes::registry::parse_with_presets(pipeline) else { return Need::Nothing };
-    specs
-        .iter()
-        .map(|s| match s.name.as_str() {
-            "prune-nm" if has(s, "update", "sparsegpt") => Need::Hessians,
-            "prune-nm" if !has(s, "score", "magnitude") => Need::Stats,
-            "flow-nm" if !has(s, "score", "magnitude") && !has(s, "method", "uniform") => Need::Stats,
-            "quantize" if s.options.iter().any(|(k, v)| k == "bpw" && v.parse::<f64>().is_ok_and(|b| b != 0.0)) => Need::Probes,
-            "quantize" if has(s, "method", "rtn") => Need::Stats,
-            "quantize" => Need::Hessians,
-            _ => Need::Nothing,
-        })
-        .max()
-        .unwrap_or(Need::Nothing)
+    specs.iter().map(spec_need).max().unwrap_or(Need::Nothing)
+}
+
+/// What one pipeline entry needs ([`need`]).
+fn spec_need(s: &flexc_passes::pipeline::PassSpec) -> Need {
+    let has = |k: &str, v: &str| s.options.iter().any(|(a, b)| a == k && b == v);
+    match s.name.as_str() {
+        "prune-nm" if has("update", "sparsegpt") => Need::Hessians,
+        "prune-nm" if !has("score", "magnitude") => Need::Stats,
+        "flow-nm" if !has("score", "magnitude") && !has("method", "uniform") => Need::Stats,
+        "quantize" if s.options.iter().any(|(k, v)| k == "bpw" && v.parse::<f64>().is_ok_and(|b| b != 0.0)) => Need::Probes,
+        "quantize" if has("method", "rtn") => Need::Stats,
+        "quantize" => Need::Hessians,
+        _ => Need::Nothing,
+    }
+}
+
+/// The `rotate` a pipeline applies before its first pass that reads
+/// calibration data: the default statistics are then recorded on the rotated
+/// model, as that pass will see it.
+pub fn rotation(pipeline: &str) -> Option<Rotate> {
+    let specs = flexc_passes::registry::parse_with_presets(pipeline).ok()?;
+    let mut found = None;
+    for s in &specs {
+        if s.name == "rotate" {
+            found = Rotate::from_spec(s).ok();
+        } else if spec_need(s) != Need::Nothing {
+            return found;
+        }
+    }
+    None
 }
 
 /// Whether a pipeline needs any calibration data ([`need`]).
@@ -143,7 +163,8 @@ pub fn file_id(root: Option<&Path>, stats: &Path) -> std::io::Result<String> {
 /// The cache key of `model`'s default statistics with settings `s` (a
 /// content key: see the module docs).
 pub fn key(model: &Fingerprint, s: &Settings) -> String {
-    format!("content|{model}|{}|{}|{}|{}{}|head", s.text, s.samples, s.seqlen, s.seed, hessian_suffix(s))
+    let rotated = s.rotate.map_or(String::new(), |r| format!("|{}", r.calibration_tag()));
+    format!("content|{model}|{}|{}|{}|{}{}|head{rotated}", s.text, s.samples, s.seqlen, s.seed, hessian_suffix(s))
 }
 
 fn hessian_suffix(s: &Settings) -> &'static str {

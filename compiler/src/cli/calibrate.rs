@@ -245,14 +245,19 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
         return Ok(None);
     }
     let model = resolve(model.unwrap_or(DEFAULT_MODEL))?;
-    let s = cache::Settings { hessian: need >= cache::Need::Hessians, probes: need == cache::Need::Probes, ..cache::DEFAULT };
+    let rotate = pipeline.and_then(cache::rotation);
+    let s = cache::Settings { hessian: need >= cache::Need::Hessians, probes: need == cache::Need::Probes, rotate, ..cache::DEFAULT };
     let root = flexc_fetch::cache_dir().map_err(|e| CliError::input(format!("error: {e}")))?;
     let target = cache::path(&root, &model, &s).map_err(|e| CliError::input(format!("error: {}: {e}", model.display())))?;
     let mut compute = || -> Result<Calibration, String> {
         let plain = |e: CliError| e.message.trim_start_matches("error: ").to_string();
         let text = resolve_text(s.text).map_err(plain)?;
         let wins = windows(&model, &text.to_string_lossy(), s.samples, s.seqlen, s.seed).map_err(plain)?;
-        let module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() }).map_err(plain)?;
+        let mut module = import_model(&model, &ImportOptions { ctx: s.seqlen, ..Default::default() }).map_err(plain)?;
+        // Statistics for a rotated pipeline are recorded on the rotated model.
+        if let Some(mut r) = s.rotate {
+            flexc_passes::Pass::run(&mut r, &mut module, &mut flexc_passes::PassCx::default())?;
+        }
         // Loss probes on top of cached Hessians: only the probes are new.
         let with_hessians = cache::find(&root, &model, &cache::Settings { probes: false, ..s }).map_err(|e| format!("{}: {e}", model.display()))?;
         if s.probes
@@ -265,7 +270,8 @@ pub fn stats_or_default(model: Option<&str>, pipeline: Option<&str>, given: Opti
         }
         let what = if s.probes { "statistics, Hessians and loss probes" } else if s.hessian { "statistics and Hessians" } else { "statistics" };
         eprintln!("computing default calibration {what} ({} windows of {} tokens of {}; pass --stats FILE to use your own); cached in {}", s.samples, s.seqlen, s.text, target.display());
-        let source = format!("model={} text={} samples={} seqlen={} seed={} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
+        let rotated = s.rotate.map_or(String::new(), |r| format!(" {}", r.calibration_tag()));
+        let source = format!("model={} text={} samples={} seqlen={} seed={}{rotated} (default statistics)", model.display(), s.text, s.samples, s.seqlen, s.seed);
         let b = bar(wins.len(), "calibrating");
         let mut stats = calibrate(&module, &wins, source, &CalibOptions { hessian: s.hessian, ..CalibOptions::default() }, &mut |d| b.set_position(d as u64))?;
         b.finish_and_clear();

@@ -1,4 +1,5 @@
-//! Quantization passes: `quantize` (re-encode matching weights in a low-bit
+//! Quantization passes: `rotate` (turn the residual stream so weights
+//! quantize with less error), `quantize` (re-encode matching weights in a low-bit
 //! scheme) and `fuse-dequant` (`quant.dequantize` feeding a linear layer
 //! becomes one `quant.mpgemm`).
 
@@ -13,6 +14,7 @@ pub mod mixed;
 pub mod optq;
 pub mod optq_shared;
 pub mod quantize;
+pub mod rotate;
 
 /// Glob match with `*` (any run, dots included) and `?` (one character).
 pub fn glob_match(pattern: &str, name: &str) -> bool {

@@ -542,20 +542,20 @@ fn relative_base(w: &[f32], q: &[f32], k: usize, d: LayerData<'_>) -> f64 {
     }
 }
 
-/// The model's parameter count and the bytes of the weights read per decoded
+/// The model's parameter count ([`super::rotate::parameter_count`]: a
+/// rotated model's untied head copy is not counted) and the bytes of the weights read per decoded
 /// token that are not being quantized (`picked` are; a tied head that is
 /// untied stays as a gather-only table, which a token reads one row of).
 fn read_per_token(m: &Module, picked: &HashSet<&str>, untied: &HashSet<&str>) -> (u64, u64) {
     let reads = readers(m);
-    let (mut params, mut fixed) = (0u64, 0u64);
+    let mut fixed = 0u64;
     for (_, w) in m.weights.iter() {
-        params += w.ty.numel().unwrap_or(0);
         let per_token = reads.other.contains(&w.name) && !untied.contains(w.name.as_str());
         if per_token && !picked.contains(w.name.as_str()) {
             fixed += w.ty.storage_bytes().unwrap_or(0);
         }
     }
-    (params, fixed)
+    (super::rotate::parameter_count(m), fixed)
 }
 
 #[cfg(test)]
