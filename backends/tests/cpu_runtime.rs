@@ -77,11 +77,6 @@ const LAYERS: usize = 2;
 
 /// A two-layer decoder shaped like the imported models.
 fn tiny_decoder() -> Module {
-    tiny_decoder_with_table(Encoding::Ggml(GgmlType::Q8_0))
-}
-
-/// The same decoder with its embedding table stored in `table`.
-fn tiny_decoder_with_table(table: Encoding) -> Module {
     let seq = Dim::Sym(Arc::from("seq"));
     let kv = TensorType::new(ElemType::F32, &[CTX as u64, KV as u64, HD as u64]);
     let mut params = vec![
@@ -98,9 +93,9 @@ fn tiny_decoder_with_table(table: Encoding) -> Module {
     let (tokens, pos) = (f.params[0], f.params[1]);
     let caches = f.params[2..].to_vec();
     let mut g = G { m: Module::default(), f, rng: Rng(7) };
-    let emb_ty = TensorType { shape: vec![Dim::Fixed(VOCAB as u64), Dim::Fixed(EMBD as u64)], elem: ElemType::F32, encoding: Some(table) };
+    let emb_ty = TensorType { shape: vec![Dim::Fixed(VOCAB as u64), Dim::Fixed(EMBD as u64)], elem: ElemType::F32, encoding: Some(Encoding::Ggml(GgmlType::Q8_0)) };
     let vals = g.rng.vec(VOCAB * EMBD, 1.0);
-    let bytes = table.encode(&[VOCAB, EMBD], &vals).expect("encode");
+    let bytes = flexc_ir::quant::encode(Encoding::Ggml(GgmlType::Q8_0), &vals).expect("encode");
     g.m.weights.insert(WeightData { name: "emb".into(), ty: emb_ty.clone(), source: WeightSource::Derived(bytes.into()), span: Span::default() }).expect("insert");
     let emb = g.op(attrs::Weight { name: Symbol("emb".into()) }, &[], Some(emb_ty));
     let mut x = g.op(attrs::Gather {}, &[emb, tokens], None);
@@ -153,19 +148,7 @@ fn compare(name: &str, got: &[f32], want: &[f32], rel: f32) -> f32 {
 
 #[test]
 fn tiny_decoder_prefill_then_decode_matches_reference() {
-    check_tiny_decoder(tiny_decoder());
-}
-
-/// A table whose scale is shared by all rows (`#ternary<group = 0>`, issue
-/// 19 B5c) cannot be decoded row by row; the gather reads it all the same.
-#[test]
-fn a_table_with_a_per_tensor_scale_is_gathered_correctly() {
-    let table = lowbit("#ternary<group = 0>");
-    assert!(!table.row_local());
-    check_tiny_decoder(tiny_decoder_with_table(table));
-}
-
-fn check_tiny_decoder(m: Module) {
+    let m = tiny_decoder();
     let mut rt = CpuRuntime::compile(&m, "forward", RuntimeOptions { threads: 2, tile: 4, par_min_bytes: 0, ..RuntimeOptions::default() }).expect("compiles");
     rt.enable_profile();
     let mut interp = Interpreter::new(&m);

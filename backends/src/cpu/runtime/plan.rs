@@ -522,14 +522,7 @@ impl<'m> Builder<'m> {
                     return Err(unsupported(op, format!("gather table {tt}")));
                 }
                 let out = self.result_buf(r, op)?;
-                // A table whose encoding is not row-local (a per-tensor scale,
-                // shared BCQ scales) cannot be decoded one row at a time: the
-                // gather reads an f32 copy decoded once here.
-                let (table, enc, elem) = match tt.encoding {
-                    Some(e) if !e.row_local() => (self.decoded_f32(w, tt, "tensor.gather")?, None, ElemType::F32),
-                    e => (w, e, tt.elem),
-                };
-                self.plan.steps.push(Step::Gather { table, enc, elem, vocab: dims[0], d: dims[1], ids, out });
+                self.plan.steps.push(Step::Gather { table: w, enc: tt.encoding, elem: tt.elem, vocab: dims[0], d: dims[1], ids, out });
             }
             OpAttrs::Reshape(_) => {
                 let x = self.buf(args[0], op)?;
