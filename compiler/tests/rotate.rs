@@ -11,7 +11,6 @@ use flexc::generate::reference::ReferenceModel;
 use flexc::generate::LanguageModel;
 use flexc_ir::ops::AttrLit;
 use flexc_ir::{attrs, Module, OpAttrs};
-use flexc_passes::quant::rotate::parameter_count;
 use flexc_passes::{ManagerOptions, PassManager};
 use flexc_testsuite::synth;
 
@@ -68,7 +67,7 @@ fn rotation_leaves_the_logits_unchanged() {
         assert_close(&want_cpu, &logits(&mut CpuModel::new(&m, 1).unwrap()), &format!("{pipeline}, cpu"));
         // The tied head got its own copy; the parameter count is the tied model's.
         assert!(m.weights.lookup("output.weight").is_some(), "{pipeline}: no untied head");
-        assert_eq!(parameter_count(&m), parameter_count(&plain), "{pipeline}");
+        assert_eq!(m.parameter_count(), plain.parameter_count(), "{pipeline}");
         assert!(matches!(m.meta("rotated"), Some(AttrLit::Str(_))), "{pipeline}");
     }
 }

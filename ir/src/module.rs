@@ -11,6 +11,10 @@ use crate::weights::WeightTable;
 use cranelift_entity::PrimaryMap;
 use std::sync::Arc;
 
+/// The module fact that keeps the parameter count of the model as imported
+/// ([`Module::parameter_count`]).
+pub const PARAMETERS_META: &str = "parameters";
+
 /// A compilation unit.
 #[derive(Clone, Debug, Default)]
 pub struct Module {
@@ -36,5 +40,17 @@ impl Module {
     /// A metadata value.
     pub fn meta(&self, key: &str) -> Option<&AttrLit> {
         self.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The model's parameter count: the [`PARAMETERS_META`] fact when a pass
+    /// that copied weights recorded the count from before (a rotated model's
+    /// untied head is not a new parameter), else the sum over the weights.
+    pub fn parameter_count(&self) -> u64 {
+        if let Some(AttrLit::Int(n)) = self.meta(PARAMETERS_META)
+            && *n > 0
+        {
+            return *n as u64;
+        }
+        self.weights.iter().map(|(_, w)| w.ty.numel().unwrap_or(0)).sum()
     }
 }

@@ -192,7 +192,7 @@ pub fn prepare(model: Option<&str>, ctx: usize, pipeline: Option<&str>, stats: O
     }
     let stats = stats.and_then(|s| s.file);
     let load = t0.elapsed();
-    let params = module.weights.iter().filter_map(|(_, w)| w.ty.numel()).sum();
+    let params = module.parameter_count();
     let t1 = Instant::now();
     let mut cost_table = None;
     let mut remarks = Vec::new();

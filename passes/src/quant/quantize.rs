@@ -542,7 +542,7 @@ fn relative_base(w: &[f32], q: &[f32], k: usize, d: LayerData<'_>) -> f64 {
     }
 }
 
-/// The model's parameter count ([`super::rotate::parameter_count`]: a
+/// The model's parameter count ([`Module::parameter_count`]: a
 /// rotated model's untied head copy is not counted) and the bytes of the weights read per decoded
 /// token that are not being quantized (`picked` are; a tied head that is
 /// untied stays as a gather-only table, which a token reads one row of).
@@ -555,7 +555,7 @@ fn read_per_token(m: &Module, picked: &HashSet<&str>, untied: &HashSet<&str>) ->
             fixed += w.ty.storage_bytes().unwrap_or(0);
         }
     }
-    (super::rotate::parameter_count(m), fixed)
+    (m.parameter_count(), fixed)
 }
 
 #[cfg(test)]

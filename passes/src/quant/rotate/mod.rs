@@ -38,6 +38,7 @@ use crate::sparsity::weight_f32;
 use flexc_ir::ops::{AttrLit, Symbol};
 use flexc_ir::types::{ElemType, Encoding, TensorType};
 use flexc_ir::weights::{WeightData, WeightSource};
+use flexc_ir::module::PARAMETERS_META;
 use flexc_ir::{attrs, Module, OpAttrs};
 use orthogonal::{Kind, Orthogonal};
 use rayon::prelude::*;
@@ -60,8 +61,6 @@ const HEAD_NAMES: [&str; 2] = ["output.weight", "lm_head.weight"];
 
 /// The module fact naming the rotation applied.
 pub const ROTATED_KEY: &str = "rotated";
-/// The module fact keeping the parameter count of the model as imported.
-pub const PARAMETERS_KEY: &str = "parameters";
 
 /// The pass.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
@@ -117,19 +116,8 @@ impl Rotate {
 
     /// `"<kind>:<seed>"`, the value of the module's `rotated` fact.
     pub fn tag(&self) -> String {
-        format!("{}:{}", match self.kind { Kind::Hadamard => "hadamard", Kind::Random => "random" }, self.seed)
+        format!("{}:{}", self.kind.name(), self.seed)
     }
-}
-
-/// The model's parameter count: the `parameters` fact when a pass that
-/// duplicated weights recorded it, else the sum over the weight table.
-pub fn parameter_count(m: &Module) -> u64 {
-    if let Some(AttrLit::Int(n)) = m.meta(PARAMETERS_KEY)
-        && *n > 0
-    {
-        return *n as u64;
-    }
-    m.weights.iter().map(|(_, w)| w.ty.numel().unwrap_or(0)).sum()
 }
 
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -222,14 +210,14 @@ impl Pass for Rotate {
             return Err(format!(
                 "rotate: the attached calibration statistics ({}) were not recorded on the model rotated by rotate{{kind={},seed={}}}; record them after the rotation (the default statistics are), or put quantize before rotate",
                 c.source,
-                self.tag().split(':').next().unwrap_or(""),
+                self.kind.name(),
                 self.seed
             ));
         }
         let s = stream::find(m)?;
         let linear_enc = self.store.encoding()?;
-        let parameters = parameter_count(m);
-        let q = Orthogonal::new(s.width, self.kind, self.seed);
+        let parameters = m.parameter_count();
+        let q = Orthogonal::new(s.width, self.kind, self.seed).map_err(|e| format!("rotate: width {}: {e}", s.width))?;
         let norm_values: Vec<(String, Vec<f32>)> = s.norms.iter().map(|g| Ok((g.clone(), weight_f32(m, g)?))).collect::<Result<_, String>>()?;
         let norm = |name: &str| norm_values.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice());
         let total = s.readers.len() + s.writers.len() + 1;
@@ -280,8 +268,8 @@ impl Pass for Rotate {
         for f in m.funcs.values_mut() {
             crate::rewrite::remove_dead_ops(f);
         }
-        m.meta.retain(|(k, _)| k != PARAMETERS_KEY);
-        m.meta.push((PARAMETERS_KEY.into(), AttrLit::Int(parameters as i64)));
+        m.meta.retain(|(k, _)| k != PARAMETERS_META);
+        m.meta.push((PARAMETERS_META.into(), AttrLit::Int(parameters as i64)));
         m.meta.push((ROTATED_KEY.into(), AttrLit::Str(self.tag())));
         cx.remarks.push(format!(
             "rotate: residual stream of width {} turned by a {} matrix (seed {}): {} norms folded into {} readers, {} writers, embedding @{}",

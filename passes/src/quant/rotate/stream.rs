@@ -128,9 +128,12 @@ pub fn find(m: &Module) -> Result<Stream, String> {
                 }
                 OpAttrs::Add(_) => {
                     let other = if d.args[0] == r { d.args[1] } else { d.args[0] };
-                    let def = f.dfg.def_op(other).filter(|_| other != r);
-                    let w = def.and_then(|o| linear(o, f.dfg.ops[o].args[0])).ok_or_else(|| format!("rotate: {} adds to the residual stream a value that is not a linear layer's output", here(u)))?;
-                    let def = def.unwrap_or(u);
+                    let (def, w) = f
+                        .dfg
+                        .def_op(other)
+                        .filter(|_| other != r)
+                        .and_then(|o| linear(o, f.dfg.ops[o].args[0]).map(|w| (o, w)))
+                        .ok_or_else(|| format!("rotate: {} adds to the residual stream a value that is not a linear layer's output", here(u)))?;
                     if users_of(other).len() != 1 || f.returns.contains(&other) {
                         return Err(format!("rotate: the output of {} is used besides the residual add", here(def)));
                     }
